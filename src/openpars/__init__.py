@@ -1,0 +1,3 @@
+"""openpars: real-time arrest reporting with governed, audited data sharing."""
+
+__version__ = "0.1.0"

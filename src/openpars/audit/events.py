@@ -1,0 +1,56 @@
+"""Audit event kinds and the event every access hands to the one audit path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class AuditKind(StrEnum):
+    """What happened; every access, write, refusal and administrative act has a kind."""
+
+    READ = "read"
+    SEARCH = "search"
+    WRITE = "write"
+    REFUSED = "refused"
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    TOKEN = "token"  # noqa: S105 - an event kind, not a secret
+    ACCOUNT = "account"
+    AGREEMENT = "agreement"
+    PROPOSAL = "proposal"
+    VOTE = "vote"
+    EXPORT = "export"
+    FEED = "feed"
+    AUDIT_READ = "audit_read"
+    CONFIG = "config"
+    KEY = "key"
+
+
+class Outcome(StrEnum):
+    """How the access ended."""
+
+    OK = "ok"
+    REFUSED = "refused"
+
+
+@dataclass(slots=True)
+class AuditEvent:
+    """One audited act: who, what, where from, the parameters and what was returned."""
+
+    kind: AuditKind
+    action: str
+    outcome: Outcome = Outcome.OK
+    user_id: int | None = None
+    username: str | None = None
+    agency_id: int | None = None
+    source_ip: str | None = None
+    # Query parameters, purpose, case reference, on-behalf-of, the decision and its clauses.
+    params: dict[str, Any] = field(default_factory=dict)
+    # Ids of what the caller received (persons, arrests) or what was written.
+    person_ids: list[int] = field(default_factory=list)
+    arrest_ids: list[int] = field(default_factory=list)
+    agreement_id: int | None = None
+    agreement_version: int | None = None
+    error_code: str | None = None

@@ -1,0 +1,44 @@
+"""One typed settings object; nothing else in openpars reads the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_database_url() -> str:
+    """A SQLite file in the working directory, the embedded default."""
+    return f"sqlite:///{Path.cwd() / 'openpars.db'}"
+
+
+class Settings(BaseSettings):
+    """Every tunable of an openpars site, read from ``OPENPARS_*`` variables or passed in."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENPARS_", extra="ignore")
+
+    database_url: str = Field(default_factory=default_database_url)
+    site_name: str = "openpars"
+    # Requests larger than this are refused before parsing (bytes).
+    max_request_bytes: int = 1_000_000
+    # Default and maximum page sizes for every paginated listing.
+    page_size_default: int = 50
+    page_size_max: int = 500
+    # Lifetime of newly issued API tokens, in days.
+    token_lifetime_days: int = 90
+    # Echo SQL to the log (debugging only).
+    sql_echo: bool = False
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_url(cls, value: str) -> str:
+        """Accept ``postgresql://`` and route it to psycopg 3."""
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the configured database is embedded SQLite."""
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Agencies, users, roles, API tokens and the authenticated principal."""

@@ -1,0 +1,122 @@
+"""REST endpoints for agencies, users and API tokens."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Query
+
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.service import append
+from openpars.identity import repository as repo
+from openpars.identity import service
+from openpars.identity.models import User
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+from openpars.identity.schemas import (
+    AgencyCreate,
+    AgencyRead,
+    TokenCreate,
+    TokenIssued,
+    TokenRead,
+    UserCreate,
+    UserRead,
+)
+from openpars.web.context import Ctx
+
+router = APIRouter(tags=["accounts"])
+
+
+def user_read(user: User) -> UserRead:
+    """Shape a user for output."""
+    return UserRead(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        agency_id=user.agency_id,
+        roles=sorted(user.roles),
+        is_active=user.is_active,
+    )
+
+
+def account_event(principal: Principal, action: str, **params: object) -> AuditEvent:
+    """The audit event of an account or token change."""
+    return AuditEvent(
+        kind=AuditKind.ACCOUNT,
+        action=action,
+        user_id=principal.user_id,
+        username=principal.username,
+        agency_id=principal.agency_id,
+        source_ip=principal.source_ip,
+        params=dict(params),
+    )
+
+
+@router.post("/agencies", response_model=AgencyRead, status_code=201)
+def create_agency(body: AgencyCreate, ctx: Ctx) -> AgencyRead:
+    """Register an agency or sub-unit (admin)."""
+    with ctx.unit() as (session, principal):
+        agency = service.create_agency(session, actor=principal, data=body)
+        append(session, account_event(principal, "agency.create", agency_id=agency.id))
+        result = AgencyRead.model_validate(agency)
+    return result
+
+
+@router.get("/agencies", response_model=list[AgencyRead])
+def list_agencies(
+    ctx: Ctx, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=500)
+) -> list[AgencyRead]:
+    """All agencies, paginated."""
+    with ctx.unit() as (session, principal):
+        principal.require(Permission.RECORD_READ)
+        rows = [
+            AgencyRead.model_validate(a)
+            for a in repo.list_agencies(session, offset=offset, limit=limit)
+        ]
+        append(session, account_event(principal, "agency.list", offset=offset, limit=limit))
+    return rows
+
+
+@router.post("/users", response_model=UserRead, status_code=201)
+def create_user(body: UserCreate, ctx: Ctx) -> UserRead:
+    """Create a user account (admin)."""
+    with ctx.unit() as (session, principal):
+        user = service.create_user(session, actor=principal, data=body)
+        append(session, account_event(principal, "user.create", user_id=user.id, roles=body.roles))
+        result = user_read(user)
+    return result
+
+
+@router.get("/users/me", response_model=UserRead)
+def whoami(ctx: Ctx) -> UserRead:
+    """The account behind the presented token."""
+    with ctx.unit() as (session, principal):
+        assert principal.user_id is not None
+        user = repo.get_user(session, principal.user_id)
+        assert user is not None
+        append(session, account_event(principal, "user.me"))
+        result = user_read(user)
+    return result
+
+
+@router.post("/users/{user_id}/tokens", response_model=TokenIssued, status_code=201)
+def issue_token(user_id: int, body: TokenCreate, ctx: Ctx) -> TokenIssued:
+    """Issue an API token; the secret is in this response only."""
+    with ctx.unit() as (session, principal):
+        days = body.lifetime_days or ctx.settings.token_lifetime_days
+        token, secret = service.issue_token(
+            session, actor=principal, user_id=user_id, name=body.name, lifetime=timedelta(days=days)
+        )
+        append(session, account_event(principal, "token.issue", token_id=token.id, user=user_id))
+        result = TokenIssued(**TokenRead.model_validate(token).model_dump(), token=secret)
+    return result
+
+
+@router.delete("/tokens/{token_id}", response_model=TokenRead)
+def revoke_token(token_id: int, ctx: Ctx) -> TokenRead:
+    """Revoke a token at once."""
+    with ctx.unit() as (session, principal):
+        token = service.revoke_token(session, actor=principal, token_id=token_id)
+        append(session, account_event(principal, "token.revoke", token_id=token_id))
+        result = TokenRead.model_validate(token)
+    return result

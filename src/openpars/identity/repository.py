@@ -1,0 +1,67 @@
+"""All SQL of the identity feature."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openpars.identity.models import Agency, ApiToken, User
+
+
+def get_agency(session: Session, agency_id: int) -> Agency | None:
+    """One agency by id."""
+    return session.get(Agency, agency_id)
+
+
+def get_agency_by_name(session: Session, name: str) -> Agency | None:
+    """One agency by its unique name."""
+    return session.scalars(select(Agency).where(Agency.name == name)).one_or_none()
+
+
+def get_agency_by_ori(session: Session, ori: str) -> Agency | None:
+    """One agency by its ORI."""
+    return session.scalars(select(Agency).where(Agency.ori == ori)).one_or_none()
+
+
+def list_agencies(session: Session, *, offset: int, limit: int) -> Sequence[Agency]:
+    """Agencies ordered by id."""
+    return session.scalars(select(Agency).order_by(Agency.id).offset(offset).limit(limit)).all()
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    """One user by id."""
+    return session.get(User, user_id)
+
+
+def get_user_by_username(session: Session, username: str) -> User | None:
+    """One user by username."""
+    return session.scalars(select(User).where(User.username == username)).one_or_none()
+
+
+def list_users(
+    session: Session, *, agency_id: int | None, offset: int, limit: int
+) -> Sequence[User]:
+    """Users ordered by id, optionally of one agency."""
+    query = select(User).order_by(User.id)
+    if agency_id is not None:
+        query = query.where(User.agency_id == agency_id)
+    return session.scalars(query.offset(offset).limit(limit)).all()
+
+
+def get_token_by_hash(session: Session, token_hash: str) -> ApiToken | None:
+    """The token whose secret hashes to ``token_hash``."""
+    return session.scalars(select(ApiToken).where(ApiToken.token_hash == token_hash)).one_or_none()
+
+
+def get_token(session: Session, token_id: int) -> ApiToken | None:
+    """One token by id."""
+    return session.get(ApiToken, token_id)
+
+
+def list_tokens(session: Session, *, user_id: int) -> Sequence[ApiToken]:
+    """A user's tokens, newest first."""
+    return session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+    ).all()

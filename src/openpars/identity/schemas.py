@@ -1,0 +1,85 @@
+"""Pydantic shapes for agencies, users and tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from openpars.identity.roles import AgencyKind, Role
+
+ORI_PATTERN = r"^[A-Z]{2}[A-Z0-9]{7}$"
+
+
+class AgencyCreate(BaseModel):
+    """A new agency or sub-unit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=2, max_length=200)
+    kind: AgencyKind
+    ori: str | None = Field(default=None, pattern=ORI_PATTERN, description="9-character ORI")
+    parent_id: int | None = None
+
+
+class AgencyRead(BaseModel):
+    """An agency as returned by the API."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    kind: AgencyKind
+    ori: str | None
+    parent_id: int | None
+
+
+class UserCreate(BaseModel):
+    """A new user account."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=2, max_length=100, pattern=r"^[a-z0-9._-]+$")
+    display_name: str = Field(min_length=1, max_length=200)
+    agency_id: int
+    roles: list[Role] = Field(min_length=1)
+
+
+class UserRead(BaseModel):
+    """A user account as returned by the API."""
+
+    id: int
+    username: str
+    display_name: str
+    agency_id: int
+    roles: list[Role]
+    is_active: bool
+
+
+class TokenCreate(BaseModel):
+    """A request for a new API token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="api", min_length=1, max_length=100)
+    lifetime_days: int | None = Field(default=None, ge=1, le=366)
+
+
+class TokenRead(BaseModel):
+    """A token's metadata (never its secret)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenIssued(TokenRead):
+    """A freshly issued token: the secret is shown this once."""
+
+    token: str

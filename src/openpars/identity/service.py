@@ -1,0 +1,160 @@
+"""Rules for agencies, users and tokens. Services flush, never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from openpars.db import utcnow
+from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from openpars.identity import repository as repo
+from openpars.identity.models import Agency, ApiToken, User, UserRole
+from openpars.identity.principal import Principal
+from openpars.identity.roles import EXTERNAL_ROLES, AgencyKind, Permission, Role
+from openpars.identity.schemas import AgencyCreate, UserCreate
+
+TOKEN_PREFIX = "opt_"  # noqa: S105 - a public marker, not a secret
+
+
+def hash_token(secret: str) -> str:
+    """SHA-256 of a token secret; tokens carry 256 bits of entropy, so no slow hash is needed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_agency(session: Session, *, actor: Principal, data: AgencyCreate) -> Agency:
+    """Register an agency or a sub-unit of one."""
+    actor.require(Permission.AGENCY_MANAGE)
+    if repo.get_agency_by_name(session, data.name) is not None:
+        raise Conflict(f"an agency named '{data.name}' already exists", field="name")
+    if data.ori is not None and repo.get_agency_by_ori(session, data.ori) is not None:
+        raise Conflict(f"ORI {data.ori} is already registered", field="ori")
+    if data.parent_id is not None:
+        parent = repo.get_agency(session, data.parent_id)
+        if parent is None:
+            raise InvalidInput(f"parent agency {data.parent_id} does not exist", field="parent_id")
+        if parent.kind is not data.kind:
+            raise InvalidInput(
+                "a sub-unit must be of the same kind as its parent agency", field="kind"
+            )
+    agency = Agency(name=data.name, kind=data.kind, ori=data.ori, parent_id=data.parent_id)
+    session.add(agency)
+    session.flush()
+    return agency
+
+
+def create_user(session: Session, *, actor: Principal, data: UserCreate) -> User:
+    """Create a user in an agency with the given roles."""
+    actor.require(Permission.USER_MANAGE)
+    if repo.get_user_by_username(session, data.username) is not None:
+        raise Conflict(f"username '{data.username}' is taken", field="username")
+    agency = repo.get_agency(session, data.agency_id)
+    if agency is None:
+        raise InvalidInput(f"agency {data.agency_id} does not exist", field="agency_id")
+    roles = set(data.roles)
+    if agency.kind is AgencyKind.EXTERNAL and not roles <= EXTERNAL_ROLES:
+        raise InvalidInput(
+            "users of an external agency may only hold the role 'external_query'", field="roles"
+        )
+    user = User(username=data.username, display_name=data.display_name, agency_id=agency.id)
+    user.role_grants = [UserRole(role=role) for role in sorted(roles)]
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_user_active(session: Session, *, actor: Principal, user_id: int, active: bool) -> User:
+    """Enable or disable an account; disabling also stops its tokens from working."""
+    actor.require(Permission.USER_MANAGE)
+    user = repo.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist", field="user_id")
+    user.is_active = active
+    user.disabled_at = None if active else utcnow()
+    session.flush()
+    return user
+
+
+def issue_token(
+    session: Session,
+    *,
+    actor: Principal,
+    user_id: int,
+    name: str,
+    lifetime: timedelta,
+    now: datetime | None = None,
+) -> tuple[ApiToken, str]:
+    """Issue a token for a user; returns the row and the secret, which is never stored."""
+    if actor.user_id != user_id:
+        actor.require(Permission.USER_MANAGE)
+    user = repo.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist", field="user_id")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    issued_at = now or utcnow()
+    token = ApiToken(
+        user_id=user.id,
+        name=name,
+        prefix=secret[: len(TOKEN_PREFIX) + 6],
+        token_hash=hash_token(secret),
+        created_at=issued_at,
+        expires_at=issued_at + lifetime,
+    )
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+def revoke_token(session: Session, *, actor: Principal, token_id: int) -> ApiToken:
+    """Revoke a token at once; later requests with it are refused."""
+    token = repo.get_token(session, token_id)
+    if token is None or (actor.user_id != token.user_id and not actor.can(Permission.USER_MANAGE)):
+        raise NotFound(f"token {token_id} does not exist", field="token_id")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()
+    return token
+
+
+def authenticate_token(session: Session, secret: str, *, now: datetime | None = None) -> Principal:
+    """Resolve a bearer token to the principal it stands for, or raise NotAuthenticated."""
+    token = repo.get_token_by_hash(session, hash_token(secret))
+    moment = now or utcnow()
+    if token is None:
+        raise NotAuthenticated("the API token is not recognised", code="token_invalid")
+    if token.revoked_at is not None:
+        raise NotAuthenticated("the API token was revoked", code="token_revoked")
+    if token.expires_at <= moment:
+        raise NotAuthenticated(
+            f"the API token expired at {token.expires_at.isoformat()}", code="token_expired"
+        )
+    user = token.user
+    if not user.is_active:
+        raise NotAuthenticated(f"the account {user.username} is disabled", code="account_disabled")
+    token.last_used_at = moment
+    return principal_for(session, user)
+
+
+def principal_for(session: Session, user: User) -> Principal:
+    """Build the principal of a user, with the chain of its agency's parents."""
+    path: list[int] = []
+    agency: Agency | None = user.agency
+    while agency is not None:
+        path.append(agency.id)
+        agency = repo.get_agency(session, agency.parent_id) if agency.parent_id else None
+    top_kind = user.agency.kind
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        agency_id=user.agency_id,
+        agency_kind=top_kind,
+        roles=user.roles,
+        agency_path=tuple(path),
+    )
+
+
+def role_names(roles: frozenset[Role]) -> list[str]:
+    """Roles as sorted strings, for display."""
+    return sorted(role.value for role in roles)

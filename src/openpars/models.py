@@ -1,0 +1,17 @@
+"""Imports every feature's tables so the metadata is complete (Alembic, create_all)."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = (
+    "openpars.identity.models",
+    "openpars.records.models",
+    "openpars.audit.models",
+)
+
+
+def load_all_models() -> None:
+    """Import each feature's models module once."""
+    for module in MODEL_MODULES:
+        importlib.import_module(module)

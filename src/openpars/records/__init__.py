@@ -1,0 +1,1 @@
+"""Persons, arrests, involvements, charges and the arrest workflow."""
