@@ -107,6 +107,8 @@ class Arrest(Base):
     # The booking system's report id: the idempotency key of intake, unique per source agency.
     source_agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     report_id: Mapped[str | None] = mapped_column(String(100))
+    # SHA-256 of the canonical intake payload: tells a harmless resend from a clashing reuse.
+    intake_digest: Mapped[str | None] = mapped_column(String(64))
     entered_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     sealed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     expunged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

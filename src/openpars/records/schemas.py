@@ -361,6 +361,17 @@ class CandidateRead(BaseModel):
     reason: str
 
 
+class PersonLink(BaseModel):
+    """How one involvement's person was resolved at intake."""
+
+    index: int = Field(description="position of the involvement in the request")
+    person_id: int
+    matched_on: Literal["new", "person_id", "sid", "fbi_number"] = Field(
+        description="'new' created a person; 'sid'/'fbi_number' linked an existing one by an "
+        "exact identifier match; 'person_id' is the link intake chose"
+    )
+
+
 class ArrestCreated(BaseModel):
     """The result of intake: the arrest and the ids of everything created or linked."""
 
@@ -370,6 +381,28 @@ class ArrestCreated(BaseModel):
     person_ids: list[int]
     involvement_ids: list[int]
     charge_ids: list[int]
+    links: list[PersonLink] = Field(
+        default_factory=list,
+        description="how each involvement's person was resolved (empty on a replay)",
+    )
+
+
+class ArrestWritten(BaseModel):
+    """The result of a workflow step, amendment or sealing of an arrest."""
+
+    arrest_id: int
+    state: ArrestState
+    version: int
+    sealed: bool
+    expunged: bool
+    docket_number: str | None = None
+
+
+class PersonWritten(BaseModel):
+    """The result of an amendment or correction of a person."""
+
+    person_id: int
+    version: int
 
 
 class VersionRead(_Output):
