@@ -29,6 +29,17 @@ class Settings(BaseSettings):
     token_lifetime_days: int = 90
     # Echo SQL to the log (debugging only).
     sql_echo: bool = False
+    # Audit log: publish a checkpoint at most this often while entries arrive, and at least
+    # this often otherwise (seconds).
+    checkpoint_min_interval_s: float = 1.0
+    checkpoint_max_interval_s: float = 60.0
+    # Distinct witness cosignatures that make a checkpoint final.
+    witness_quorum: int = 2
+    # The log's Ed25519 signing key (a C2SP signer key file); generated on first run when
+    # unset, next to the SQLite database or in the working directory.
+    log_key_path: Path | None = None
+    # The checkpoint origin line and key name; defaults to "<site_name>/audit".
+    log_origin: str | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, LargeBinary, String, event
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -67,9 +78,98 @@ class AuditSubject(Base):
     arrest_id: Mapped[int | None] = mapped_column()
 
 
+class AuditPending(Base):
+    """Entries appended but not yet given a leaf index: the integrator's work queue.
+
+    A database trigger fills it on every insert into audit_entries, so an entry whose
+    transaction commits late (after a higher id was integrated, possible on PostgreSQL) is
+    still found; the integrator deletes rows once their leaves are written.
+    """
+
+    __tablename__ = "audit_pending"
+
+    entry_id: Mapped[int] = mapped_column(
+        _ID, ForeignKey("audit_entries.id"), primary_key=True, autoincrement=False
+    )
+
+
+class AuditLeaf(Base):
+    """An entry's position in the Merkle tree; leaf indexes are contiguous from 0."""
+
+    __tablename__ = "audit_leaves"
+
+    leaf_index: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    entry_id: Mapped[int] = mapped_column(_ID, ForeignKey("audit_entries.id"), unique=True)
+    # SHA-256(0x00 || commitment); also the level-0 node of the tree.
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditNode(Base):
+    """The hash of a complete subtree above the leaves, covering [index*2**level, ...)."""
+
+    __tablename__ = "audit_nodes"
+
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    index: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AuditCheckpoint(Base):
+    """A signed C2SP checkpoint of the tree at one size; one per size, never changed."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    size: Mapped[int] = mapped_column(BigInteger, unique=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # The signed note exactly as published (log signature only; cosignatures are separate).
+    note: Mapped[str] = mapped_column(Text)
+    # The verifier key that signed it, so old checkpoints stay checkable after a key change.
+    log_vkey: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditWitness(Base):
+    """A registered witness key; removal sets removed_at (changes are audited as CONFIG)."""
+
+    __tablename__ = "audit_witnesses"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    vkey: Mapped[str] = mapped_column(String(300), unique=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditCosignature(Base):
+    """A verified witness cosignature of a checkpoint; immutable."""
+
+    __tablename__ = "audit_cosignatures"
+    __table_args__ = (UniqueConstraint("checkpoint_id", "witness_id"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    checkpoint_id: Mapped[int] = mapped_column(_ID, ForeignKey("audit_checkpoints.id"), index=True)
+    witness_id: Mapped[int] = mapped_column(_ID, ForeignKey("audit_witnesses.id"))
+    # The cosignature/v1 timestamp the witness signed, in POSIX seconds.
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    # The signature line as it is appended to the checkpoint note.
+    line: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 # The database itself refuses to change or remove an audit entry (CJIS AU-9), whatever the
 # application does. Contents may be deleted (crypto-shredding) but never updated.
-_IMMUTABLE_TABLES = {"audit_entries": ("UPDATE", "DELETE"), "audit_subjects": ("UPDATE", "DELETE")}
+_IMMUTABLE_TABLES = {
+    table: ("UPDATE", "DELETE")
+    for table in (
+        "audit_entries",
+        "audit_subjects",
+        "audit_leaves",
+        "audit_nodes",
+        "audit_checkpoints",
+        "audit_cosignatures",
+    )
+}
 _NO_UPDATE_TABLES = {"audit_entry_contents": ("UPDATE",)}
 
 
@@ -97,7 +197,25 @@ def immutability_ddl(dialect: str) -> list[str]:
                 f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE {' OR '.join(ops)} "
                 f"ON {table} FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()"
             )
-    return statements
+    return statements + _pending_queue_ddl(dialect)
+
+
+def _pending_queue_ddl(dialect: str) -> list[str]:
+    """Queue every new entry for the integrator, in the appending transaction itself."""
+    if dialect == "sqlite":
+        return [
+            "CREATE TRIGGER IF NOT EXISTS audit_entries_enqueue AFTER INSERT ON audit_entries "
+            "BEGIN INSERT INTO audit_pending (entry_id) VALUES (NEW.id); END"
+        ]
+    # A statement-level trigger with a transition table costs one INSERT per batch.
+    return [
+        "CREATE OR REPLACE FUNCTION openpars_enqueue_audit_entries() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit_pending (entry_id) "
+        "SELECT id FROM new_entries; RETURN NULL; END $$",
+        "CREATE OR REPLACE TRIGGER audit_entries_enqueue AFTER INSERT ON audit_entries "
+        "REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT "
+        "EXECUTE FUNCTION openpars_enqueue_audit_entries()",
+    ]
 
 
 def _install_triggers(_target: object, connection: Connection, **_: object) -> None:
