@@ -2,9 +2,273 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, tuple_
 from sqlalchemy.orm import Session
+
+from openpars.audit.models import (
+    AuditCheckpoint,
+    AuditCosignature,
+    AuditEntry,
+    AuditEntryContent,
+    AuditLeaf,
+    AuditNode,
+    AuditPending,
+    AuditSubject,
+    AuditWitness,
+)
+
+# pg_advisory_xact_lock key of the integrator and publisher: "opaudit" in ASCII.
+LOG_LOCK_KEY = 0x6F7061756469
+# Row values per IN list; SQLite allows 32766 bound parameters, PostgreSQL 65535.
+_CHUNK = 5000
 
 
 def notify_appended(session: Session) -> None:
     """Mark the session as having appended entries, for the checkpoint publisher."""
     session.info["audit_appended"] = session.info.get("audit_appended", 0) + 1
+
+
+def lock_log(session: Session) -> None:
+    """Serialise integrators and publishers across processes until the transaction ends."""
+    # SQLite needs nothing: every transaction begins IMMEDIATE and so holds the write lock.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_KEY)))
+
+
+# --- the tree ---------------------------------------------------------------------------
+
+
+def tree_size(session: Session) -> int:
+    """The number of integrated leaves (leaf indexes are contiguous from 0)."""
+    top = session.scalar(select(func.max(AuditLeaf.leaf_index)))
+    return 0 if top is None else int(top) + 1
+
+
+def has_pending(session: Session) -> bool:
+    """Whether any appended entry is still waiting for a leaf index."""
+    return session.scalar(select(AuditPending.entry_id).limit(1)) is not None
+
+
+def pending_entries(session: Session, *, limit: int) -> list[tuple[int, bytes]]:
+    """(entry id, commitment) of queued entries in id order, at most `limit`."""
+    rows = session.execute(
+        select(AuditPending.entry_id, AuditEntry.commitment)
+        .join(AuditEntry, AuditEntry.id == AuditPending.entry_id)
+        .order_by(AuditPending.entry_id)
+        .limit(limit)
+    )
+    return [(int(entry_id), bytes(commitment)) for entry_id, commitment in rows]
+
+
+def insert_leaves(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert leaves: dicts of leaf_index, entry_id, leaf_hash."""
+    if rows:
+        session.execute(insert(AuditLeaf), rows)
+
+
+def insert_nodes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert complete-subtree hashes above level 0: dicts of level, index, hash."""
+    if rows:
+        session.execute(insert(AuditNode), rows)
+
+
+def dequeue(session: Session, entry_ids: Sequence[int]) -> None:
+    """Remove integrated entries from the queue."""
+    for start in range(0, len(entry_ids), _CHUNK):
+        chunk = entry_ids[start : start + _CHUNK]
+        session.execute(delete(AuditPending).where(AuditPending.entry_id.in_(chunk)))
+
+
+def node_hashes(
+    session: Session, coordinates: Iterable[tuple[int, int]]
+) -> dict[tuple[int, int], bytes]:
+    """Stored hashes of complete subtrees by (level, index); level 0 comes from the leaves."""
+    wanted = set(coordinates)
+    found: dict[tuple[int, int], bytes] = {}
+    leaves = [index for level, index in wanted if level == 0]
+    if leaves:
+        rows = session.execute(
+            select(AuditLeaf.leaf_index, AuditLeaf.leaf_hash).where(
+                AuditLeaf.leaf_index.in_(leaves)
+            )
+        )
+        found.update({(0, int(i)): bytes(h) for i, h in rows})
+    upper = [c for c in wanted if c[0] > 0]
+    if upper:
+        nodes = session.execute(
+            select(AuditNode.level, AuditNode.index, AuditNode.hash).where(
+                tuple_(AuditNode.level, AuditNode.index).in_(upper)
+            )
+        )
+        found.update({(int(lv), int(i)): bytes(h) for lv, i, h in nodes})
+    return found
+
+
+def leaf_of_entry(session: Session, entry_id: int) -> AuditLeaf | None:
+    """The leaf of an entry, if it has been integrated."""
+    return session.scalar(select(AuditLeaf).where(AuditLeaf.entry_id == entry_id))
+
+
+# --- checkpoints and witnesses -------------------------------------------------------------
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    """The checkpoint of the largest size."""
+    return session.scalar(select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1))
+
+
+def checkpoint_of_size(session: Session, size: int) -> AuditCheckpoint | None:
+    """The checkpoint of exactly this size."""
+    return session.scalar(select(AuditCheckpoint).where(AuditCheckpoint.size == size))
+
+
+def latest_checkpoint_at_most(session: Session, size: int) -> AuditCheckpoint | None:
+    """The largest checkpoint whose size is at most `size`."""
+    return session.scalar(
+        select(AuditCheckpoint)
+        .where(AuditCheckpoint.size <= size)
+        .order_by(AuditCheckpoint.size.desc())
+        .limit(1)
+    )
+
+
+def checkpoints_between(session: Session, first: int, last: int) -> list[AuditCheckpoint]:
+    """Checkpoints with first <= size <= last, smallest first."""
+    return list(
+        session.scalars(
+            select(AuditCheckpoint)
+            .where(AuditCheckpoint.size >= first, AuditCheckpoint.size <= last)
+            .order_by(AuditCheckpoint.size)
+        )
+    )
+
+
+def add(session: Session, row: object) -> None:
+    """Insert one ORM row and flush, so its id and constraints are checked now."""
+    session.add(row)
+    session.flush()
+
+
+def active_witnesses(session: Session) -> list[AuditWitness]:
+    """Registered witnesses that have not been removed, oldest first."""
+    return list(
+        session.scalars(
+            select(AuditWitness).where(AuditWitness.removed_at.is_(None)).order_by(AuditWitness.id)
+        )
+    )
+
+
+def all_witnesses(session: Session) -> list[AuditWitness]:
+    """Every witness ever registered, oldest first."""
+    return list(session.scalars(select(AuditWitness).order_by(AuditWitness.id)))
+
+
+def witness_by_name(session: Session, name: str) -> AuditWitness | None:
+    """A witness by key name, removed or not."""
+    return session.scalar(select(AuditWitness).where(AuditWitness.name == name))
+
+
+def witness_by_id(session: Session, witness_id: int) -> AuditWitness | None:
+    """A witness by id."""
+    return session.get(AuditWitness, witness_id)
+
+
+def cosignatures_of(session: Session, checkpoint_id: int) -> list[AuditCosignature]:
+    """The stored cosignatures of a checkpoint, in arrival order."""
+    return list(
+        session.scalars(
+            select(AuditCosignature)
+            .where(AuditCosignature.checkpoint_id == checkpoint_id)
+            .order_by(AuditCosignature.id)
+        )
+    )
+
+
+def cosignature_of(
+    session: Session, checkpoint_id: int, witness_id: int
+) -> AuditCosignature | None:
+    """A witness's cosignature of a checkpoint, if it gave one."""
+    return session.scalar(
+        select(AuditCosignature).where(
+            AuditCosignature.checkpoint_id == checkpoint_id,
+            AuditCosignature.witness_id == witness_id,
+        )
+    )
+
+
+# --- entries -------------------------------------------------------------------------------
+
+
+def get_entry(session: Session, entry_id: int) -> AuditEntry | None:
+    """An entry by id."""
+    return session.get(AuditEntry, entry_id)
+
+
+def content_of(session: Session, entry_id: int) -> AuditEntryContent | None:
+    """The salt and content of an entry, unless it was shredded."""
+    return session.get(AuditEntryContent, entry_id)
+
+
+def list_entries(
+    session: Session, *, after_id: int, limit: int
+) -> list[tuple[AuditEntry, AuditEntryContent | None, int | None]]:
+    """Entries with id > after_id in id order, with content (or None) and leaf index."""
+    rows = session.execute(
+        select(AuditEntry, AuditEntryContent, AuditLeaf.leaf_index)
+        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
+        .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
+        .where(AuditEntry.id > after_id)
+        .order_by(AuditEntry.id)
+        .limit(limit)
+    )
+    return [(e, c, None if i is None else int(i)) for e, c, i in rows.tuples()]
+
+
+def export_rows(
+    session: Session, *, start: int, end: int
+) -> list[tuple[int, bytes, bytes | None, bytes | None]]:
+    """(leaf index, commitment, salt, content) for leaves [start, end); salt None if shredded."""
+    rows = session.execute(
+        select(
+            AuditLeaf.leaf_index,
+            AuditEntry.commitment,
+            AuditEntryContent.salt,
+            AuditEntryContent.content,
+        )
+        .join(AuditEntry, AuditEntry.id == AuditLeaf.entry_id)
+        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditLeaf.entry_id)
+        .where(AuditLeaf.leaf_index >= start, AuditLeaf.leaf_index < end)
+        .order_by(AuditLeaf.leaf_index)
+    )
+    return [
+        (int(i), bytes(c), None if s is None else bytes(s), None if t is None else bytes(t))
+        for i, c, s, t in rows
+    ]
+
+
+def shred_contents(session: Session, *, arrest_id: int | None, person_id: int | None) -> list[int]:
+    """Delete the content of every entry touching the record; return those entry ids."""
+    subjects = select(AuditSubject.entry_id)
+    if arrest_id is not None:
+        subjects = subjects.where(AuditSubject.arrest_id == arrest_id)
+    else:
+        subjects = subjects.where(AuditSubject.person_id == person_id)
+    ids = sorted(
+        int(i)
+        for i in session.scalars(
+            select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id.in_(subjects))
+        )
+    )
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        session.execute(delete(AuditEntryContent).where(AuditEntryContent.entry_id.in_(chunk)))
+    return ids
+
+
+def last_entry_at(session: Session) -> datetime | None:
+    """When the newest entry was appended."""
+    return session.scalar(select(func.max(AuditEntry.at)))

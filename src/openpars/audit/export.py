@@ -1,0 +1,171 @@
+"""Reading the log out: the verifiable export, paged entries for auditors, and receipts.
+
+The export is the `openpars-audit-export/v1` line format of docs/audit-export.md, which the
+independent `openpars-verify export` command checks:
+
+    openpars-audit-export/v1 <first index> <origin>
+    frontier <hex> ...                       (only when the first index is not 0)
+    entry <index> <commitment hex> <salt hex> <content base64>
+    shredded <index> <commitment hex>        (an entry whose salt and content were shredded)
+    checkpoint <base64 of the cosigned note> (after the entry that makes the tree that size)
+    end <size>
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from openpars.audit import checkpoints, merkle
+from openpars.audit import repository as repo
+from openpars.audit.checkpoints import log_origin
+from openpars.audit.log import inclusion_proof, load_frontier
+from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.config import Settings
+from openpars.errors import Conflict, InvalidInput, NotFound
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+
+FORMAT = "openpars-audit-export/v1"
+EXPORT_CHUNK = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRange:
+    """The leaves an export covers: [start, end), where `end` is a checkpoint size."""
+
+    start: int
+    end: int
+
+
+def export_range(session: Session, *, start: int = 0, end: int | None = None) -> ExportRange:
+    """Resolve a requested range; `end` snaps down to the newest checkpoint at or below it."""
+    if start < 0:
+        raise InvalidInput(f"start must be 0 or more, not {start}", field="start")
+    limit = end if end is not None else repo.tree_size(session)
+    checkpoint = repo.latest_checkpoint_at_most(session, limit)
+    # Every entry in an export must be covered by a signed checkpoint, so the export ends at one.
+    if checkpoint is None or checkpoint.size < start:
+        raise InvalidInput(
+            f"no signed checkpoint between start {start} and end {limit}; wait for the "
+            "next checkpoint (at most a minute) or widen the range",
+            field="end",
+        )
+    return ExportRange(start, checkpoint.size)
+
+
+def export(
+    session: Session, *, settings: Settings, start: int = 0, end: int | None = None
+) -> Iterator[str]:
+    """Yield the export lines (each ending in a newline) for leaves [start, end)."""
+    span = export_range(session, start=start, end=end)
+    yield f"{FORMAT} {span.start} {log_origin(settings)}\n"
+    if span.start > 0:
+        frontier = load_frontier(session, span.start)
+        yield "frontier " + " ".join(h.hex() for h in frontier.hashes) + "\n"
+    notes_by_size = {
+        c.size: checkpoints.cosigned_note(session, c)
+        for c in repo.checkpoints_between(session, span.start, span.end)
+    }
+    if span.start in notes_by_size:
+        yield _checkpoint_line(notes_by_size[span.start])
+    for chunk_start in range(span.start, span.end, EXPORT_CHUNK):
+        chunk_end = min(chunk_start + EXPORT_CHUNK, span.end)
+        for index, commitment, salt, content in repo.export_rows(
+            session, start=chunk_start, end=chunk_end
+        ):
+            if salt is None or content is None:
+                yield f"shredded {index} {commitment.hex()}\n"
+            else:
+                encoded = base64.b64encode(content).decode("ascii")
+                yield f"entry {index} {commitment.hex()} {salt.hex()} {encoded}\n"
+            note = notes_by_size.get(index + 1)
+            if note is not None:
+                yield _checkpoint_line(note)
+    yield f"end {span.end}\n"
+
+
+def _checkpoint_line(note: str) -> str:
+    return "checkpoint " + base64.b64encode(note.encode("utf-8")).decode("ascii") + "\n"
+
+
+def entry_read(
+    entry: AuditEntry, content: AuditEntryContent | None, leaf_index: int | None
+) -> dict[str, Any]:
+    """An entry as auditors see it: its columns, leaf index, and content unless shredded."""
+    return {
+        "id": entry.id,
+        "at": entry.at,
+        "kind": entry.kind.value,
+        "action": entry.action,
+        "outcome": entry.outcome.value,
+        "user_id": entry.user_id,
+        "agency_id": entry.agency_id,
+        "commitment": entry.commitment.hex(),
+        "leaf_index": leaf_index,
+        "shredded": content is None,
+        "content": None if content is None else json.loads(content.content),
+    }
+
+
+def list_entries(
+    session: Session, *, actor: Principal, after_id: int = 0, limit: int = 50
+) -> list[dict[str, Any]]:
+    """A page of entries in id order after `after_id` (auditors)."""
+    actor.require(Permission.AUDIT_READ)
+    return [
+        entry_read(e, c, i)
+        for e, c, i in repo.list_entries(session, after_id=after_id, limit=limit)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Proof that an entry is in the log: entry, leaf index, inclusion proof, checkpoint."""
+
+    entry: dict[str, Any]
+    leaf_index: int
+    tree_size: int
+    leaf_hash: bytes
+    proof: list[bytes]
+    checkpoint: str
+
+
+def _may_see(principal: Principal, entry: AuditEntry) -> bool:
+    """Auditors see every entry; an agency sees the entries of its own users' accesses."""
+    if principal.can(Permission.AUDIT_READ):
+        return True
+    return principal.agency_id is not None and entry.agency_id == principal.agency_id
+
+
+def receipt(session: Session, *, principal: Principal, entry_id: int) -> Receipt:
+    """The receipt of one entry, proven against the newest checkpoint."""
+    entry = repo.get_entry(session, entry_id)
+    # Someone else's entry is reported exactly like a missing one.
+    if entry is None or not _may_see(principal, entry):
+        raise NotFound(f"no audit entry {entry_id} that you may see", field="entry_id")
+    leaf = repo.leaf_of_entry(session, entry_id)
+    latest = repo.latest_checkpoint(session)
+    if leaf is None or latest is None or latest.size <= leaf.leaf_index:
+        raise Conflict(
+            f"audit entry {entry_id} is not yet covered by a signed checkpoint; retry in a few "
+            "seconds",
+            code="not_yet_checkpointed",
+            field="entry_id",
+        )
+    proof = inclusion_proof(session, index=leaf.leaf_index, size=latest.size)
+    # Belt and braces: never hand out a receipt that would not verify.
+    merkle.verify_inclusion(leaf.leaf_hash, leaf.leaf_index, latest.size, proof, latest.root)
+    return Receipt(
+        entry=entry_read(entry, repo.content_of(session, entry_id), leaf.leaf_index),
+        leaf_index=leaf.leaf_index,
+        tree_size=latest.size,
+        leaf_hash=leaf.leaf_hash,
+        proof=proof,
+        checkpoint=checkpoints.cosigned_note(session, latest),
+    )
