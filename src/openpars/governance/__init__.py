@@ -1,0 +1,1 @@
+"""Stakeholder governance: the board, signed votes, quorum, and decisions applied on time."""
