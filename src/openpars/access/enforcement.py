@@ -1,0 +1,123 @@
+"""Decide, once per request, what a caller may read: the policy and the request checks."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from openpars.access import repository as repo
+from openpars.access.external import external_policy, purpose_rules, rate_limits
+from openpars.access.policy import ReadPolicy, internal_policy
+from openpars.access.rls import mark_external
+from openpars.access.schemas import ReadContext
+from openpars.errors import Forbidden, InvalidInput, TooManyRequests
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+
+WILDCARDS = re.compile(r"[*%_?]")
+RATE_WINDOW = timedelta(minutes=1)
+
+
+def policy_for(
+    session: Session, *, principal: Principal, context: ReadContext, at: datetime
+) -> ReadPolicy:
+    """The read policy of this caller at this instant, or a refusal saying why."""
+    if not principal.is_external:
+        principal.require(Permission.RECORD_READ)
+        return internal_policy(sealed_access=principal.can(Permission.SEALED_READ))
+    principal.require(Permission.EXTERNAL_QUERY)
+    mark_external(session)
+    policy = external_policy(session, principal=principal, at=at)
+    check_purpose(session, principal=principal, context=context, at=at)
+    check_rate(session, principal=principal, policy=policy, at=at)
+    return policy
+
+
+def check_purpose(
+    session: Session, *, principal: Principal, context: ReadContext, at: datetime
+) -> None:
+    """External reads state an allowed purpose, and a case reference where one is required."""
+    if not context.purpose:
+        raise InvalidInput(
+            "external queries must state a purpose (query parameter 'purpose')", field="purpose"
+        )
+    rules = purpose_rules(session, principal=principal, at=at)
+    rule = rules.get(context.purpose)
+    if rule is None:
+        allowed = ", ".join(sorted(rules)) or "none"
+        raise Forbidden(
+            f"purpose '{context.purpose}' is not allowed by your agreement; allowed: {allowed}",
+            code="purpose_not_allowed",
+            field="purpose",
+        )
+    if rule and not context.case_number:
+        raise InvalidInput(
+            f"purpose '{context.purpose}' requires a case reference (query parameter "
+            "'case_number')",
+            field="case_number",
+        )
+
+
+def check_rate(session: Session, *, principal: Principal, policy: ReadPolicy, at: datetime) -> None:
+    """Per-user and per-agency rate limits, counted from the audit log itself."""
+    per_user, per_agency = rate_limits(policy)
+    since = at - RATE_WINDOW
+    checks = (
+        (
+            "your account",
+            per_user,
+            repo.recent_reads(session, user_id=principal.user_id, agency_id=None, since=since),
+        ),
+        (
+            "your agency",
+            per_agency,
+            repo.recent_reads(session, user_id=None, agency_id=principal.agency_id, since=since),
+        ),
+    )
+    for who, limit, times in checks:
+        if limit is not None and len(times) >= limit:
+            oldest = times[len(times) - limit]
+            retry = max(0.01, (oldest + RATE_WINDOW - at).total_seconds())
+            raise TooManyRequests(
+                f"rate limit reached: {who} may make {limit} queries per minute under the "
+                f"agreement; retry in {retry:.1f} s",
+                retry_after=retry,
+            )
+
+
+def check_query_shape(
+    policy: ReadPolicy, *, name: str | None, identifiers: bool, limit: int
+) -> None:
+    """Refuse wildcards, name searches and result sizes the policy does not allow."""
+    if name is not None and WILDCARDS.search(name):
+        raise InvalidInput(
+            "wildcards (* % _ ?) are not allowed in a name; a name matches by prefix",
+            field="name",
+        )
+    if name is not None and len(name.strip()) < 2:
+        raise InvalidInput("a name search needs at least 2 characters", field="name")
+    if (
+        policy.external
+        and name is not None
+        and (policy.exact_identifiers_only or not policy.name_search)
+    ):
+        raise Forbidden(
+            "your agreement allows exact identifiers only (SID, FBI number, OTN, docket or "
+            "incident number); name search is not allowed",
+            code="query_shape_not_allowed",
+            field="name",
+        )
+    if policy.external and policy.exact_identifiers_only and not identifiers:
+        raise Forbidden(
+            "your agreement allows exact identifiers only (SID, FBI number, OTN, docket or "
+            "incident number)",
+            code="query_shape_not_allowed",
+        )
+    if policy.max_results is not None and limit > policy.max_results:
+        raise InvalidInput(
+            f"limit {limit} exceeds the agreement's maximum of {policy.max_results} results per "
+            "query",
+            field="limit",
+        )

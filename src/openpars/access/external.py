@@ -1,0 +1,143 @@
+"""Compile an agreement in force, and the site floor, into the read policy of an outside agency."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from openpars.access.policy import FieldProjection, Mask, ReadPolicy
+from openpars.agreements.floor import SiteFloor, get_floor
+from openpars.agreements.scope import FieldPolicy, Scope
+from openpars.agreements.service import Grant, grant_for
+from openpars.errors import Forbidden
+from openpars.identity.principal import Principal
+
+
+def _redact(value: Any) -> Any:
+    # Ranger MASK: letters become x/X, digits n; shape survives, content does not.
+    text = str(value)
+    return "".join(
+        "n" if ch.isdigit() else ("X" if ch.isupper() else "x") if ch.isalpha() else ch
+        for ch in text
+    )
+
+
+def _last4(value: Any) -> Any:
+    text = str(value)
+    return "x" * max(0, len(text) - 4) + text[-4:]
+
+
+def _hash(value: Any) -> Any:
+    return hashlib.sha256(str(value).encode()).hexdigest()
+
+
+def _year(value: Any) -> Any:
+    return str(value.year) if isinstance(value, date | datetime) else None
+
+
+MASKS: Mapping[FieldPolicy, Mask | None] = {
+    FieldPolicy.VISIBLE: None,
+    FieldPolicy.REDACT: _redact,
+    FieldPolicy.SHOW_LAST_4: _last4,
+    FieldPolicy.HASH: _hash,
+    FieldPolicy.YEAR_ONLY: _year,
+    FieldPolicy.NULLIFY: lambda _value: None,
+}
+
+
+def _projection(
+    fields: Mapping[str, FieldPolicy], floor_hidden: frozenset[str], clauses: list[str], kind: str
+) -> FieldProjection:
+    """Visible and masked fields; the floor removes what it forbids whatever the agreement says."""
+    allowed: set[str] = set()
+    masks: dict[str, Mask] = {}
+    for name, rule in sorted(fields.items()):
+        if rule is FieldPolicy.HIDDEN:
+            continue
+        if name in floor_hidden:
+            clauses.append(f"floor: {kind}.{name} removed")
+            continue
+        allowed.add(name)
+        mask = MASKS[rule]
+        if mask is not None:
+            masks[name] = mask
+            clauses.append(f"{kind}.{name}: {rule.value}")
+    return FieldProjection(allowed=frozenset(allowed), masks=masks)
+
+
+def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
+    """One agreement version plus the floor, as row filters and field projections."""
+    scope: Scope = grant.scope
+    clauses = [
+        f"agreement {grant.agreement_id} version {grant.version} ({grant.content_hash[:12]})"
+    ]
+    roles = frozenset(scope.roles) - frozenset(floor.forbidden_roles)
+    for removed in sorted(frozenset(scope.roles) & frozenset(floor.forbidden_roles)):
+        clauses.append(f"floor: role {removed.value} removed")
+    clauses.append("roles: " + ", ".join(sorted(r.value for r in roles)))
+    exclude_juveniles = scope.exclude_juveniles or floor.forbid_juveniles
+    if exclude_juveniles:
+        clauses.append("juvenile involvements excluded")
+    include_sealed = scope.include_sealed and not floor.forbid_sealed
+    clauses.append(
+        "sealed and expunged records excluded" if not include_sealed else "sealed included"
+    )
+    clauses.append("states: " + ", ".join(sorted(s.value for s in scope.arrest_states)))
+    clauses.append("grades: " + ", ".join(sorted(g.value for g in scope.grades)))
+    floor_fields = frozenset(floor.forbidden_person_fields)
+    return ReadPolicy(
+        external=True,
+        roles=roles,
+        include_sealed=include_sealed,
+        exclude_juveniles=exclude_juveniles,
+        arrest_states=frozenset(scope.arrest_states),
+        grades=frozenset(scope.grades),
+        person_fields=_projection(scope.person_fields, floor_fields, clauses, "person"),
+        arrest_fields=_projection(scope.arrest_fields, frozenset(), clauses, "arrest"),
+        exact_identifiers_only=scope.limits.exact_identifiers_only,
+        name_search=scope.limits.name_search,
+        max_results=scope.limits.max_results,
+        rate_per_user=scope.limits.rate_per_user_per_minute,
+        rate_per_agency=scope.limits.rate_per_agency_per_minute,
+        agreement_id=grant.agreement_id,
+        agreement_version=grant.version,
+        agreement_hash=grant.content_hash,
+        clauses=tuple(clauses),
+    )
+
+
+def _grant(session: Session, *, principal: Principal, at: datetime) -> Grant:
+    cache_key = ("grant", principal.user_id, at)
+    cached = session.info.get(cache_key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    grant = grant_for(session, principal=principal, at=at)
+    if grant is None:
+        raise Forbidden(
+            "no data-sharing agreement is in force for your account at this time; no data can "
+            "be returned",
+            code="no_agreement_in_force",
+        )
+    # Cached for this transaction only: no cache outlives a suspension or an expiry.
+    session.info[cache_key] = grant
+    return grant
+
+
+def external_policy(session: Session, *, principal: Principal, at: datetime) -> ReadPolicy:
+    """The policy of an external caller, or Forbidden when no agreement is in force."""
+    return compile_grant(_grant(session, principal=principal, at=at), get_floor(session))
+
+
+def purpose_rules(session: Session, *, principal: Principal, at: datetime) -> dict[str, bool]:
+    """Allowed purposes of the caller's agreement, each with whether a case reference is needed."""
+    scope = _grant(session, principal=principal, at=at).scope
+    return {rule.purpose: rule.case_reference_required for rule in scope.purposes}
+
+
+def rate_limits(policy: ReadPolicy) -> tuple[int | None, int | None]:
+    """Per-user and per-agency limits per minute of the policy's agreement."""
+    return policy.rate_per_user, policy.rate_per_agency

@@ -1,0 +1,75 @@
+"""Row filters of a ReadPolicy as SQL predicates, pushed into every query."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, exists, select, true
+
+from openpars.access.policy import ReadPolicy
+from openpars.records.models import Arrest, Charge, Involvement, Person
+
+
+def arrest_row_filter(policy: ReadPolicy) -> ColumnElement[bool]:
+    """Conditions on the arrest row itself (sealing, state, grades)."""
+    conditions: list[ColumnElement[bool]] = []
+    if not policy.include_sealed:
+        conditions.append(Arrest.sealed_at.is_(None))
+        conditions.append(Arrest.expunged_at.is_(None))
+    if policy.arrest_states is not None:
+        conditions.append(Arrest.state.in_(sorted(policy.arrest_states)))
+    if policy.grades is not None:
+        conditions.append(
+            exists(
+                select(Charge.id).where(
+                    Charge.arrest_id == Arrest.id, Charge.grade.in_(sorted(policy.grades))
+                )
+            )
+        )
+    return and_(true(), *conditions)
+
+
+def involvement_filter(policy: ReadPolicy) -> ColumnElement[bool]:
+    """Conditions on an involvement row (role, juvenile); the arrest is joined separately."""
+    conditions: list[ColumnElement[bool]] = []
+    if policy.roles is not None:
+        conditions.append(Involvement.role.in_(sorted(policy.roles)))
+    if policy.exclude_juveniles:
+        conditions.append(Involvement.juvenile.is_(False))
+    return and_(true(), *conditions)
+
+
+def visible_involvement(policy: ReadPolicy) -> ColumnElement[bool]:
+    """An involvement is visible when its own row and its arrest pass the policy."""
+    return and_(
+        involvement_filter(policy),
+        exists(
+            select(Arrest.id).where(Arrest.id == Involvement.arrest_id, arrest_row_filter(policy))
+        ),
+    )
+
+
+def person_visible(policy: ReadPolicy) -> ColumnElement[bool]:
+    """A person exists for the caller only through at least one visible involvement."""
+    return exists(
+        select(Involvement.id)
+        .join(Arrest, Arrest.id == Involvement.arrest_id)
+        .where(
+            Involvement.person_id == Person.id,
+            involvement_filter(policy),
+            arrest_row_filter(policy),
+        )
+    )
+
+
+def arrest_visible(policy: ReadPolicy) -> ColumnElement[bool]:
+    """An arrest exists for the caller if its row passes and it has a visible involvement."""
+    row = arrest_row_filter(policy)
+    if policy.roles is None and not policy.exclude_juveniles:
+        return row
+    return and_(
+        row,
+        exists(
+            select(Involvement.id).where(
+                Involvement.arrest_id == Arrest.id, involvement_filter(policy)
+            )
+        ),
+    )

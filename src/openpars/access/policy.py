@@ -1,0 +1,81 @@
+"""A read policy compiled once per request: who may see which rows and which fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from openpars.records.enums import ArrestState, Grade, InvolvementRole
+
+# A column transform, chosen once per request from the field policy; None means "as stored".
+Mask = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProjection:
+    """Which fields of a record a caller receives, and how each is masked."""
+
+    # None: every field, unmasked (internal readers).
+    allowed: frozenset[str] | None = None
+    masks: Mapping[str, Mask] = field(default_factory=dict)
+
+    def shows(self, name: str) -> bool:
+        """Whether the field is returned at all."""
+        return self.allowed is None or name in self.allowed
+
+    def apply(self, name: str, value: Any) -> Any:
+        """The value the caller receives for one visible field."""
+        mask = self.masks.get(name)
+        return mask(value) if mask is not None and value is not None else value
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPolicy:
+    """Row filters and field projections for one caller at one instant.
+
+    Row filters become SQL predicates (``access.filters``); projections are applied to the
+    selected columns only. Nothing here is evaluated per row by a policy engine.
+    """
+
+    external: bool
+    # None: every role (internal readers); otherwise only involvements in these roles exist.
+    roles: frozenset[InvolvementRole] | None = None
+    include_sealed: bool = False
+    exclude_juveniles: bool = False
+    arrest_states: frozenset[ArrestState] | None = None
+    grades: frozenset[Grade] | None = None
+    person_fields: FieldProjection = field(default_factory=FieldProjection)
+    arrest_fields: FieldProjection = field(default_factory=FieldProjection)
+    # Query-shape limits of external agreements.
+    exact_identifiers_only: bool = False
+    name_search: bool = True
+    max_results: int | None = None
+    rate_per_user: int | None = None
+    rate_per_agency: int | None = None
+    # The agreement behind the decision, for the audit entry and the explanation.
+    agreement_id: int | None = None
+    agreement_version: int | None = None
+    agreement_hash: str | None = None
+    clauses: tuple[str, ...] = ()
+
+    def explain(self) -> dict[str, Any]:
+        """Which agreement version and which clauses shaped this read."""
+        return {
+            "external": self.external,
+            "agreement_id": self.agreement_id,
+            "agreement_version": self.agreement_version,
+            "agreement_hash": self.agreement_hash,
+            "clauses": list(self.clauses),
+        }
+
+
+def internal_policy(*, sealed_access: bool) -> ReadPolicy:
+    """Internal readers see every role and field; sealed records only with sealed access."""
+    clauses = ["internal reader: all roles and fields"]
+    clauses.append(
+        "sealed and expunged records included (sealed_access)"
+        if sealed_access
+        else "sealed and expunged records excluded"
+    )
+    return ReadPolicy(external=False, include_sealed=sealed_access, clauses=tuple(clauses))

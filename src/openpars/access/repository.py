@@ -1,0 +1,131 @@
+"""All SQL of the read path. Every statement carries the policy's row filter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy.orm import Session
+
+from openpars.access.filters import arrest_visible, person_visible, visible_involvement
+from openpars.access.policy import ReadPolicy
+from openpars.access.schemas import ArrestQuery, PersonQuery
+from openpars.audit.models import AuditEntry
+from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
+from openpars.records.validation import name_key, prefix_upper_bound
+
+T = TypeVar("T")
+
+# Totals are exact up to this many rows, then reported as "at least".
+TOTAL_CAP = 1000
+
+
+def _name_condition(prefix: str) -> ColumnElement[bool]:
+    key = name_key(prefix)
+    upper = prefix_upper_bound(key)
+    alias_match = select(PersonAlias.person_id).where(
+        PersonAlias.name_key >= key, PersonAlias.name_key < upper
+    )
+    primary = (Person.name_key >= key) & (Person.name_key < upper)
+    return primary | Person.id.in_(alias_match)
+
+
+def person_search(policy: ReadPolicy, query: PersonQuery) -> Select[tuple[Person]]:
+    """Persons matching the criteria that the policy lets the caller see."""
+    stmt = select(Person).where(person_visible(policy))
+    if query.sid is not None:
+        stmt = stmt.where(Person.sid == query.sid)
+    if query.fbi_number is not None:
+        stmt = stmt.where(Person.fbi_number == query.fbi_number)
+    if query.birth_date is not None:
+        stmt = stmt.where(Person.birth_date == query.birth_date)
+    if query.name is not None:
+        stmt = stmt.where(_name_condition(query.name))
+    return stmt.order_by(Person.name_key, Person.id)
+
+
+def arrest_search(policy: ReadPolicy, query: ArrestQuery) -> Select[tuple[Arrest]]:
+    """Arrests matching the criteria that the policy lets the caller see."""
+    stmt = select(Arrest).where(arrest_visible(policy))
+    exact = {
+        Arrest.otn: query.otn,
+        Arrest.incident_number: query.incident_number,
+        Arrest.docket_number: query.docket_number,
+        Arrest.state: query.state,
+    }
+    for column, value in exact.items():
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if query.arrested_from is not None:
+        stmt = stmt.where(Arrest.arrested_at >= query.arrested_from)
+    if query.arrested_to is not None:
+        stmt = stmt.where(Arrest.arrested_at < query.arrested_to)
+    if query.statute is not None:
+        stmt = stmt.where(
+            Arrest.id.in_(select(Charge.arrest_id).where(Charge.statute == query.statute))
+        )
+    return stmt.order_by(Arrest.arrested_at.desc(), Arrest.id.desc())
+
+
+def page(session: Session, stmt: Select[tuple[T]], *, offset: int, limit: int) -> list[T]:
+    """One page of a filtered statement."""
+    return list(session.scalars(stmt.offset(offset).limit(limit)).unique().all())
+
+
+def capped_total(session: Session, stmt: Select[tuple[T]]) -> tuple[int, bool]:
+    """How many rows the filtered statement has, exact up to TOTAL_CAP."""
+    capped = stmt.order_by(None).limit(TOTAL_CAP + 1).subquery()
+    count = session.scalar(select(func.count()).select_from(capped)) or 0
+    return (TOTAL_CAP, False) if count > TOTAL_CAP else (count, True)
+
+
+def visible_person(session: Session, policy: ReadPolicy, person_id: int) -> Person | None:
+    """One person, or None if missing or invisible (the two are indistinguishable)."""
+    return session.scalars(
+        select(Person).where(Person.id == person_id, person_visible(policy))
+    ).one_or_none()
+
+
+def visible_involvements_of_person(
+    session: Session, policy: ReadPolicy, person_id: int
+) -> list[Involvement]:
+    """A person's involvements that the policy shows."""
+    stmt = (
+        select(Involvement)
+        .where(Involvement.person_id == person_id, visible_involvement(policy))
+        .order_by(Involvement.id)
+    )
+    return list(session.scalars(stmt).all())
+
+
+def visible_arrest(session: Session, policy: ReadPolicy, arrest_id: int) -> Arrest | None:
+    """One arrest, or None if missing or invisible."""
+    return session.scalars(
+        select(Arrest).where(Arrest.id == arrest_id, arrest_visible(policy))
+    ).one_or_none()
+
+
+def visible_involvements_of_arrest(
+    session: Session, policy: ReadPolicy, arrest_id: int
+) -> list[Involvement]:
+    """An arrest's involvements that the policy shows (the arrest itself already passed)."""
+    stmt = (
+        select(Involvement)
+        .where(Involvement.arrest_id == arrest_id, visible_involvement(policy))
+        .order_by(Involvement.id)
+    )
+    return list(session.scalars(stmt).all())
+
+
+def recent_reads(
+    session: Session, *, user_id: int | None, agency_id: int | None, since: datetime
+) -> Sequence[datetime]:
+    """Times of audited accesses by a user (or an agency) since an instant, oldest first."""
+    stmt = select(AuditEntry.at).where(AuditEntry.at >= since)
+    if user_id is not None:
+        stmt = stmt.where(AuditEntry.user_id == user_id)
+    else:
+        stmt = stmt.where(AuditEntry.agency_id == agency_id)
+    return session.scalars(stmt.order_by(AuditEntry.at)).all()

@@ -1,0 +1,102 @@
+"""Query and result shapes of the read endpoints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from openpars.records.enums import ArrestState
+from openpars.records.schemas import ArrestRead, ArrestSummary, PersonDetail, PersonRead
+
+
+@dataclass(frozen=True, slots=True)
+class ReadContext:
+    """What the caller declares about a read: why, for which case, for whom."""
+
+    purpose: str | None = None
+    case_number: str | None = None
+    on_behalf_of: str | None = None
+
+    def as_params(self) -> dict[str, Any]:
+        """The declaration as audit parameters."""
+        return {
+            "purpose": self.purpose,
+            "case_number": self.case_number,
+            "on_behalf_of": self.on_behalf_of,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PersonQuery:
+    """Person search criteria; at least one is required."""
+
+    name: str | None = None
+    birth_date: date | None = None
+    sid: str | None = None
+    fbi_number: str | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class ArrestQuery:
+    """Arrest search criteria; at least one is required."""
+
+    otn: str | None = None
+    incident_number: str | None = None
+    docket_number: str | None = None
+    arrested_from: datetime | None = None
+    arrested_to: datetime | None = None
+    statute: str | None = None
+    state: ArrestState | None = None
+    offset: int = 0
+    limit: int = 50
+
+
+class Decision(BaseModel):
+    """Why the caller saw what it saw: the agreement version and the clauses applied."""
+
+    external: bool
+    agreement_id: int | None = None
+    agreement_version: int | None = None
+    agreement_hash: str | None = None
+    clauses: list[str] = Field(default_factory=list)
+
+
+class PersonPage(BaseModel):
+    """A page of persons; totals count only what the caller may see."""
+
+    items: list[PersonRead]
+    total: int
+    total_is_exact: bool
+    offset: int
+    limit: int
+    decision: Decision
+
+
+class ArrestPage(BaseModel):
+    """A page of arrests; totals count only what the caller may see."""
+
+    items: list[ArrestSummary]
+    total: int
+    total_is_exact: bool
+    offset: int
+    limit: int
+    decision: Decision
+
+
+class PersonResult(BaseModel):
+    """One person with their visible involvements and the decision."""
+
+    person: PersonDetail
+    decision: Decision
+
+
+class ArrestResult(BaseModel):
+    """One arrest with everything visible in it and the decision."""
+
+    arrest: ArrestRead
+    decision: Decision

@@ -1,0 +1,225 @@
+"""The read services: search and fetch persons and arrests, each decided, filtered and audited.
+
+Every read of records (API, web, CLI, feed, export) calls one of these functions. Each one
+builds the caller's policy once, runs SQL that carries the policy's row filter (so totals and
+pagination count only visible rows), shapes the result through the field projection and
+appends one audit entry in the same transaction before anything is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from openpars.access import repository as repo
+from openpars.access import shaping
+from openpars.access.enforcement import check_query_shape, policy_for
+from openpars.access.policy import ReadPolicy
+from openpars.access.schemas import (
+    ArrestPage,
+    ArrestQuery,
+    ArrestResult,
+    Decision,
+    PersonPage,
+    PersonQuery,
+    PersonResult,
+    ReadContext,
+)
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.service import append
+from openpars.db import utcnow
+from openpars.errors import InvalidInput, NotFound
+from openpars.identity.principal import Principal
+
+
+def _audit(
+    session: Session,
+    *,
+    principal: Principal,
+    kind: AuditKind,
+    action: str,
+    policy: ReadPolicy,
+    context: ReadContext,
+    query: dict[str, Any],
+    person_ids: list[int],
+    arrest_ids: list[int],
+    at: datetime,
+) -> None:
+    append(
+        session,
+        AuditEvent(
+            kind=kind,
+            action=action,
+            user_id=principal.user_id,
+            username=principal.username,
+            agency_id=principal.agency_id,
+            source_ip=principal.source_ip,
+            params={"query": query, **context.as_params(), "decision": policy.explain()},
+            person_ids=person_ids,
+            arrest_ids=arrest_ids,
+            agreement_id=policy.agreement_id,
+            agreement_version=policy.agreement_version,
+        ),
+        at=at,
+    )
+
+
+def _query_params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:
+    return {k: v for k, v in asdict(query).items() if v is not None}
+
+
+def search_persons(
+    session: Session,
+    *,
+    principal: Principal,
+    query: PersonQuery,
+    context: ReadContext,
+    now: datetime | None = None,
+) -> PersonPage:
+    """Persons matching the criteria, as the caller's policy allows."""
+    at = now or utcnow()
+    if not any((query.name, query.birth_date, query.sid, query.fbi_number)):
+        raise InvalidInput("give at least one of name, birth_date, sid, fbi_number", field="query")
+    policy = policy_for(session, principal=principal, context=context, at=at)
+    identifiers = query.sid is not None or query.fbi_number is not None
+    check_query_shape(policy, name=query.name, identifiers=identifiers, limit=query.limit)
+    stmt = repo.person_search(policy, query)
+    rows = repo.page(session, stmt, offset=query.offset, limit=query.limit)
+    total, exact = repo.capped_total(session, stmt)
+    items = [shaping.person_read(p, policy) for p in rows]
+    _audit(
+        session,
+        principal=principal,
+        kind=AuditKind.SEARCH,
+        action="person.search",
+        policy=policy,
+        context=context,
+        query=_query_params(query),
+        person_ids=[p.id for p in rows],
+        arrest_ids=[],
+        at=at,
+    )
+    return PersonPage(
+        items=items,
+        total=total,
+        total_is_exact=exact,
+        offset=query.offset,
+        limit=query.limit,
+        decision=Decision(**policy.explain()),
+    )
+
+
+def search_arrests(
+    session: Session,
+    *,
+    principal: Principal,
+    query: ArrestQuery,
+    context: ReadContext,
+    now: datetime | None = None,
+) -> ArrestPage:
+    """Arrests matching the criteria, as the caller's policy allows."""
+    at = now or utcnow()
+    identifiers = any((query.otn, query.incident_number, query.docket_number))
+    if not identifiers and not any(
+        (query.arrested_from, query.arrested_to, query.statute, query.state)
+    ):
+        raise InvalidInput(
+            "give at least one of otn, incident_number, docket_number, arrested_from, "
+            "arrested_to, statute, state",
+            field="query",
+        )
+    policy = policy_for(session, principal=principal, context=context, at=at)
+    check_query_shape(policy, name=None, identifiers=identifiers, limit=query.limit)
+    stmt = repo.arrest_search(policy, query)
+    rows = repo.page(session, stmt, offset=query.offset, limit=query.limit)
+    total, exact = repo.capped_total(session, stmt)
+    _audit(
+        session,
+        principal=principal,
+        kind=AuditKind.SEARCH,
+        action="arrest.search",
+        policy=policy,
+        context=context,
+        query=_query_params(query),
+        person_ids=[],
+        arrest_ids=[a.id for a in rows],
+        at=at,
+    )
+    return ArrestPage(
+        items=[shaping.arrest_summary(a, policy) for a in rows],
+        total=total,
+        total_is_exact=exact,
+        offset=query.offset,
+        limit=query.limit,
+        decision=Decision(**policy.explain()),
+    )
+
+
+def get_person(
+    session: Session,
+    *,
+    principal: Principal,
+    person_id: int,
+    context: ReadContext,
+    now: datetime | None = None,
+) -> PersonResult:
+    """One person with their visible involvements; NotFound if missing or invisible alike."""
+    at = now or utcnow()
+    policy = policy_for(session, principal=principal, context=context, at=at)
+    person = repo.visible_person(session, policy, person_id)
+    if person is None:
+        # Missing and invisible are the same answer; the refusal handler audits the attempt.
+        raise NotFound(f"no person with id {person_id}", field="person_id")
+    involvements = repo.visible_involvements_of_person(session, policy, person_id)
+    _audit(
+        session,
+        principal=principal,
+        kind=AuditKind.READ,
+        action="person.get",
+        policy=policy,
+        context=context,
+        query={"person_id": person_id},
+        person_ids=[person.id],
+        arrest_ids=[i.arrest_id for i in involvements],
+        at=at,
+    )
+    return PersonResult(
+        person=shaping.person_detail(person, involvements, policy),
+        decision=Decision(**policy.explain()),
+    )
+
+
+def get_arrest(
+    session: Session,
+    *,
+    principal: Principal,
+    arrest_id: int,
+    context: ReadContext,
+    now: datetime | None = None,
+) -> ArrestResult:
+    """One arrest with everything visible in it; NotFound if missing or invisible alike."""
+    at = now or utcnow()
+    policy = policy_for(session, principal=principal, context=context, at=at)
+    arrest = repo.visible_arrest(session, policy, arrest_id)
+    if arrest is None:
+        raise NotFound(f"no arrest with id {arrest_id}", field="arrest_id")
+    involvements = repo.visible_involvements_of_arrest(session, policy, arrest_id)
+    _audit(
+        session,
+        principal=principal,
+        kind=AuditKind.READ,
+        action="arrest.get",
+        policy=policy,
+        context=context,
+        query={"arrest_id": arrest_id},
+        person_ids=[i.person_id for i in involvements],
+        arrest_ids=[arrest.id],
+        at=at,
+    )
+    return ArrestResult(
+        arrest=shaping.arrest_read(arrest, involvements, policy),
+        decision=Decision(**policy.explain()),
+    )

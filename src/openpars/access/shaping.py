@@ -1,0 +1,129 @@
+"""Turn selected rows into response shapes through the caller's field projection."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openpars.access.policy import FieldProjection, ReadPolicy
+from openpars.records.models import Arrest, Involvement, Person
+from openpars.records.schemas import (
+    AliasRead,
+    ArraignmentRead,
+    ArrestRead,
+    ArrestSummary,
+    BailRecommendationRead,
+    ChargeRead,
+    ChargingDecisionRead,
+    CustodyRead,
+    InvolvementRead,
+    PersonDetail,
+    PersonRead,
+)
+
+PERSON_SCALARS = (
+    "family_name",
+    "given_name",
+    "middle_name",
+    "birth_date",
+    "sex",
+    "race",
+    "address",
+    "phone",
+    "place_of_birth",
+    "citizenship",
+    "sid",
+    "fbi_number",
+    "version",
+)
+ARREST_SCALARS = (
+    "otn",
+    "incident_number",
+    "ori",
+    "arrested_at",
+    "arrest_type",
+    "state",
+    "docket_number",
+    "report_id",
+    "arresting_officer",
+    "location",
+    "narrative",
+    "version",
+)
+ARREST_SUMMARY_SCALARS = ARREST_SCALARS[:7]
+# Parts of an arrest an agreement can grant or withhold as a whole.
+ARREST_PARTS = ("charges", "charging_decisions", "bail_recommendations", "arraignment", "custody")
+
+
+def _project(obj: Any, names: tuple[str, ...], projection: FieldProjection) -> dict[str, Any]:
+    return {
+        name: projection.apply(name, getattr(obj, name)) for name in names if projection.shows(name)
+    }
+
+
+def person_read(person: Person, policy: ReadPolicy) -> PersonRead:
+    """A person with only the fields the policy shows, masked as it says."""
+    values = _project(person, PERSON_SCALARS, policy.person_fields)
+    if policy.person_fields.shows("aliases"):
+        values["aliases"] = [
+            AliasRead(family_name=a.family_name, given_name=a.given_name) for a in person.aliases
+        ]
+    return PersonRead(id=person.id, **values)
+
+
+def involvement_read(
+    involvement: Involvement, policy: ReadPolicy, *, with_person: bool
+) -> InvolvementRead:
+    """An involvement, optionally with its (projected) person."""
+    return InvolvementRead(
+        id=involvement.id,
+        arrest_id=involvement.arrest_id,
+        person_id=involvement.person_id,
+        role=involvement.role,
+        juvenile=involvement.juvenile,
+        person=person_read(involvement.person, policy) if with_person else None,
+    )
+
+
+def person_detail(
+    person: Person, involvements: list[Involvement], policy: ReadPolicy
+) -> PersonDetail:
+    """A person with their visible involvements."""
+    base = person_read(person, policy)
+    return PersonDetail(
+        **base.model_dump(exclude_unset=True),
+        involvements=[involvement_read(i, policy, with_person=False) for i in involvements],
+    )
+
+
+def arrest_summary(arrest: Arrest, policy: ReadPolicy) -> ArrestSummary:
+    """An arrest in a result list."""
+    values = _project(arrest, ARREST_SUMMARY_SCALARS, policy.arrest_fields)
+    return ArrestSummary(id=arrest.id, sealed=arrest.is_sealed, **values)
+
+
+def arrest_read(arrest: Arrest, involvements: list[Involvement], policy: ReadPolicy) -> ArrestRead:
+    """An arrest with its visible involvements and the parts the policy grants."""
+    fields = policy.arrest_fields
+    values = _project(arrest, ARREST_SCALARS, fields)
+    parts: dict[str, Any] = {}
+    if fields.shows("charges"):
+        parts["charges"] = [ChargeRead.model_validate(c) for c in arrest.charges]
+    if fields.shows("charging_decisions"):
+        parts["charging_decisions"] = [
+            ChargingDecisionRead.model_validate(d) for d in arrest.charging_decisions
+        ]
+    if fields.shows("bail_recommendations"):
+        parts["bail_recommendations"] = [
+            BailRecommendationRead.model_validate(b) for b in arrest.bail_recommendations
+        ]
+    if fields.shows("arraignment") and arrest.arraignment is not None:
+        parts["arraignment"] = ArraignmentRead.model_validate(arrest.arraignment)
+    if fields.shows("custody") and arrest.custody is not None:
+        parts["custody"] = CustodyRead.model_validate(arrest.custody)
+    return ArrestRead(
+        id=arrest.id,
+        sealed=arrest.is_sealed,
+        involvements=[involvement_read(i, policy, with_person=True) for i in involvements],
+        **values,
+        **parts,
+    )

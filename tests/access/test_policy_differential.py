@@ -1,0 +1,158 @@
+"""Differential property: SQL-filtered reads equal a straightforward per-record reference check.
+
+Random people, arrests and involvements, a random policy; every read path (person search and
+its total, person by id with involvements, arrest search and its total, arrest by id with
+involvements) must return exactly what a plain Python predicate over the same rows says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from openpars.access import repository as repo
+from openpars.access.policy import ReadPolicy
+from openpars.access.schemas import ArrestQuery, PersonQuery
+from openpars.identity.models import Agency
+from openpars.identity.roles import AgencyKind
+from openpars.records.enums import ArrestState, Grade, InvolvementRole
+from tests.access import data
+
+
+@dataclass(frozen=True)
+class Inv:
+    person: int
+    role: InvolvementRole
+    juvenile: bool
+
+
+@dataclass(frozen=True)
+class ArrestSpec:
+    state: ArrestState
+    grades: tuple[Grade, ...]
+    sealed: bool
+    involvements: tuple[Inv, ...]
+
+
+N_PEOPLE = 6
+roles = st.sampled_from(list(InvolvementRole))
+arrest_specs = st.builds(
+    ArrestSpec,
+    state=st.sampled_from(list(ArrestState)),
+    grades=st.lists(st.sampled_from(list(Grade)), min_size=1, max_size=3).map(tuple),
+    sealed=st.booleans(),
+    involvements=st.lists(
+        st.builds(Inv, person=st.integers(0, N_PEOPLE - 1), role=roles, juvenile=st.booleans()),
+        min_size=1,
+        max_size=4,
+        unique_by=lambda i: (i.person, i.role),
+    ).map(tuple),
+)
+policies = st.builds(
+    ReadPolicy,
+    external=st.booleans(),
+    roles=st.none() | st.frozensets(roles),
+    include_sealed=st.booleans(),
+    exclude_juveniles=st.booleans(),
+    arrest_states=st.none() | st.frozensets(st.sampled_from(list(ArrestState))),
+    grades=st.none() | st.frozensets(st.sampled_from(list(Grade))),
+)
+
+
+def inv_ok(policy: ReadPolicy, inv: Inv) -> bool:
+    return (policy.roles is None or inv.role in policy.roles) and not (
+        policy.exclude_juveniles and inv.juvenile
+    )
+
+
+def arrest_row_ok(policy: ReadPolicy, spec: ArrestSpec) -> bool:
+    return (
+        (policy.include_sealed or not spec.sealed)
+        and (policy.arrest_states is None or spec.state in policy.arrest_states)
+        and (policy.grades is None or any(g in policy.grades for g in spec.grades))
+    )
+
+
+def arrest_ok(policy: ReadPolicy, spec: ArrestSpec, invs: list[Inv]) -> bool:
+    return arrest_row_ok(policy, spec) and any(inv_ok(policy, i) for i in invs)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(specs=st.lists(arrest_specs, min_size=1, max_size=6), policy=policies)
+def test_sql_filter_equals_reference(
+    engine: Engine, specs: list[ArrestSpec], policy: ReadPolicy
+) -> None:
+    with engine.connect() as conn, conn.begin() as outer:
+        session = Session(bind=conn, join_transaction_mode="create_savepoint")
+        agency = Agency(name="Police", kind=AgencyKind.POLICE, ori="PAPEP0000")
+        session.add(agency)
+        session.flush()
+        people = [data.person(session, "Doe", f"P{i}") for i in range(N_PEOPLE)]
+        arrest_ids = []
+        for spec in specs:
+            juveniles = frozenset(people[i.person].id for i in spec.involvements if i.juvenile)
+            # The builder sets juvenile per person within this arrest.
+            row = data.arrest(
+                session,
+                agency_id=agency.id,
+                people=[(people[i.person], i.role) for i in spec.involvements],
+                state=spec.state,
+                grades=spec.grades,
+                sealed=spec.sealed,
+                juvenile=juveniles,
+            )
+            arrest_ids.append(row.id)
+        # Reference: involvements as stored (juvenile is per person within an arrest).
+        stored = [
+            (
+                aid,
+                spec,
+                Inv(
+                    i.person,
+                    i.role,
+                    any(j.person == i.person and j.juvenile for j in spec.involvements),
+                ),
+            )
+            for aid, spec in zip(arrest_ids, specs, strict=True)
+            for i in spec.involvements
+        ]
+        expected_people = sorted(
+            {
+                people[inv.person].id
+                for _, spec, inv in stored
+                if inv_ok(policy, inv) and arrest_row_ok(policy, spec)
+            }
+        )
+        found = repo.page(
+            session, repo.person_search(policy, PersonQuery(name="doe")), offset=0, limit=100
+        )
+        assert sorted(p.id for p in found) == expected_people
+        total, _ = repo.capped_total(session, repo.person_search(policy, PersonQuery(name="doe")))
+        assert total == len(expected_people)
+        for index, person in enumerate(people):
+            visible = repo.visible_person(session, policy, person.id)
+            assert (visible is not None) == (person.id in expected_people)
+            invs = repo.visible_involvements_of_person(session, policy, person.id)
+            assert sorted((i.arrest_id, i.role) for i in invs) == sorted(
+                (aid, inv.role)
+                for aid, spec, inv in stored
+                if inv.person == index and inv_ok(policy, inv) and arrest_row_ok(policy, spec)
+            )
+        invs_of = {aid: [inv for a, _, inv in stored if a == aid] for aid in arrest_ids}
+        expected_arrests = sorted(
+            a for a, s in zip(arrest_ids, specs, strict=True) if arrest_ok(policy, s, invs_of[a])
+        )
+        query = ArrestQuery(statute="18 § 2701")
+        found_arrests = repo.page(session, repo.arrest_search(policy, query), offset=0, limit=100)
+        assert sorted(a.id for a in found_arrests) == expected_arrests
+        for aid, spec in zip(arrest_ids, specs, strict=True):
+            visible_arrest = repo.visible_arrest(session, policy, aid)
+            assert (visible_arrest is not None) == arrest_ok(policy, spec, invs_of[aid])
+        session.close()
+        outer.rollback()
