@@ -8,9 +8,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from openpars import __version__
+from openpars.audit.api import router as audit_router
+from openpars.audit.log import publisher_lifespan
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.identity.api import router as identity_router
+from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers
 
 API_PREFIX = "/api/v1"
@@ -27,12 +30,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             "layer and a verifiable audit log. Authenticate with 'Authorization: Bearer <token>'."
         ),
         openapi_url="/openapi.json",
+        lifespan=publisher_lifespan,
     )
     app.state.settings = settings
     app.state.db = database or Database.from_settings(settings)
     install_error_handlers(app)
     _install_size_limit(app, settings.max_request_bytes)
     app.include_router(identity_router, prefix=API_PREFIX)
+    app.include_router(audit_router, prefix=API_PREFIX)
+    app.include_router(records_router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,221 @@
+"""REST endpoints of the records write side: intake, workflow, amendments, sealing, history."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from openpars.records import service
+from openpars.records.enums import VersionedEntity
+from openpars.records.models import Arrest
+from openpars.records.schemas import (
+    ArraignmentCreate,
+    ArrestAmend,
+    ArrestCreate,
+    ArrestCreated,
+    ArrestWritten,
+    BailRecommendationCreate,
+    CandidateRead,
+    ChargingDecisionCreate,
+    CustodyCreate,
+    PersonAmend,
+    PersonIn,
+    PersonWritten,
+    SealCreate,
+    VersionRead,
+)
+from openpars.web.context import Ctx
+
+router = APIRouter(tags=["records"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    403: {"description": "the account or its agency may not do this step"},
+    404: {"description": "no such record (or one the caller may not see)"},
+    409: {"description": "the step clashes with the record's current state"},
+    422: {"description": "the payload breaks a rule; error.field names the field"},
+}
+
+
+def written(arrest: Arrest) -> ArrestWritten:
+    """Shape the result of a write to an arrest."""
+    return ArrestWritten(
+        arrest_id=arrest.id,
+        state=arrest.state,
+        version=arrest.version,
+        sealed=arrest.sealed_at is not None,
+        expunged=arrest.expunged_at is not None,
+        docket_number=arrest.docket_number,
+    )
+
+
+@router.post(
+    "/arrests",
+    response_model=ArrestCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Submit an arrest with its persons, roles and recommended charges",
+    responses={
+        200: {"model": ArrestCreated, "description": "a resend: the arrest stored before"},
+        **_ERRORS,
+    },
+)
+def submit_arrest(body: ArrestCreate, ctx: Ctx, response: Response) -> ArrestCreated:
+    """Police intake. The report id is the idempotency key: a resend returns the same arrest.
+
+    A person whose SID or FBI number is known is linked automatically. When existing persons
+    only resemble one being entered, the answer is 409 `person_match_required` with the
+    candidates; resend with `person_id` or `create_new_person: true` for that involvement.
+    """
+    with ctx.unit() as (session, principal):
+        result = service.submit_arrest(session, actor=principal, data=body)
+    if result.replayed:
+        response.status_code = status.HTTP_200_OK
+    return result
+
+
+@router.post(
+    "/persons/match",
+    response_model=list[CandidateRead],
+    summary="List existing persons who may be the person being entered",
+    responses=_ERRORS,
+)
+def match_persons(body: PersonIn, ctx: Ctx, limit: int = 10) -> list[CandidateRead]:
+    """Candidates by name, aliases and birth date, best first, for intake to choose from."""
+    with ctx.unit() as (session, principal):
+        result = service.match_candidates(
+            session, actor=principal, person=body, limit=max(1, min(limit, 50))
+        )
+    return result
+
+
+@router.post(
+    "/arrests/{arrest_id}/charging-decision",
+    response_model=ArrestWritten,
+    status_code=status.HTTP_201_CREATED,
+    summary="Record the DA's charging decision (approved, declined, modified)",
+    responses=_ERRORS,
+)
+def decide_charges(arrest_id: int, body: ChargingDecisionCreate, ctx: Ctx) -> ArrestWritten:
+    """DA charging unit. A new decision on a charged arrest adds a new approved revision."""
+    with ctx.unit() as (session, principal):
+        result = written(
+            service.decide_charges(session, actor=principal, arrest_id=arrest_id, data=body)
+        )
+    return result
+
+
+@router.post(
+    "/arrests/{arrest_id}/bail-recommendation",
+    response_model=ArrestWritten,
+    status_code=status.HTTP_201_CREATED,
+    summary="Record pretrial services' bail recommendation",
+    responses=_ERRORS,
+)
+def recommend_bail(arrest_id: int, body: BailRecommendationCreate, ctx: Ctx) -> ArrestWritten:
+    """Pretrial services, on a charged arrest."""
+    with ctx.unit() as (session, principal):
+        result = written(
+            service.recommend_bail(session, actor=principal, arrest_id=arrest_id, data=body)
+        )
+    return result
+
+
+@router.post(
+    "/arrests/{arrest_id}/arraignment",
+    response_model=ArrestWritten,
+    status_code=status.HTTP_201_CREATED,
+    summary="Record the preliminary arraignment (bail, hearing date, docket number)",
+    responses=_ERRORS,
+)
+def arraign(arrest_id: int, body: ArraignmentCreate, ctx: Ctx) -> ArrestWritten:
+    """Arraignment court, on a charged arrest; the docket number must be unused."""
+    with ctx.unit() as (session, principal):
+        result = written(service.arraign(session, actor=principal, arrest_id=arrest_id, data=body))
+    return result
+
+
+@router.post(
+    "/arrests/{arrest_id}/custody",
+    response_model=ArrestWritten,
+    status_code=status.HTTP_201_CREATED,
+    summary="Record release or commitment after the arraignment",
+    responses=_ERRORS,
+)
+def record_custody(arrest_id: int, body: CustodyCreate, ctx: Ctx) -> ArrestWritten:
+    """Court, on an arraigned arrest; ends the workflow."""
+    with ctx.unit() as (session, principal):
+        result = written(
+            service.record_custody(session, actor=principal, arrest_id=arrest_id, data=body)
+        )
+    return result
+
+
+@router.patch(
+    "/arrests/{arrest_id}",
+    response_model=ArrestWritten,
+    summary="Amend or correct an arrest (with a reason); the earlier version is kept",
+    responses=_ERRORS,
+)
+def amend_arrest(arrest_id: int, body: ArrestAmend, ctx: Ctx) -> ArrestWritten:
+    """Only the fields given change; see the history for every earlier version."""
+    with ctx.unit() as (session, principal):
+        result = written(
+            service.amend_arrest(session, actor=principal, arrest_id=arrest_id, data=body)
+        )
+    return result
+
+
+@router.patch(
+    "/persons/{person_id}",
+    response_model=PersonWritten,
+    summary="Amend or correct a person (with a reason); the earlier version is kept",
+    responses=_ERRORS,
+)
+def amend_person(person_id: int, body: PersonAmend, ctx: Ctx) -> PersonWritten:
+    """Only the fields given change; juvenile flags follow a changed birth date."""
+    with ctx.unit() as (session, principal):
+        person = service.amend_person(session, actor=principal, person_id=person_id, data=body)
+        result = PersonWritten(person_id=person.id, version=person.version)
+    return result
+
+
+@router.post(
+    "/arrests/{arrest_id}/seal",
+    response_model=ArrestWritten,
+    summary="Seal, unseal or expunge an arrest by court order",
+    responses=_ERRORS,
+)
+def seal_arrest(arrest_id: int, body: SealCreate, ctx: Ctx) -> ArrestWritten:
+    """Court. A sealed or expunged arrest disappears from every ordinary view."""
+    with ctx.unit() as (session, principal):
+        result = written(
+            service.seal_arrest(session, actor=principal, arrest_id=arrest_id, data=body)
+        )
+    return result
+
+
+@router.get(
+    "/arrests/{arrest_id}/history",
+    response_model=list[VersionRead],
+    summary="Every version of an arrest: who changed it, when and why",
+    responses=_ERRORS,
+)
+def arrest_history(arrest_id: int, ctx: Ctx) -> list[VersionRead]:
+    """Internal readers only; each snapshot is the full arrest as of that version."""
+    return _history(ctx, VersionedEntity.ARREST, arrest_id)
+
+
+@router.get(
+    "/persons/{person_id}/history",
+    response_model=list[VersionRead],
+    summary="Every version of a person: who changed it, when and why",
+    responses=_ERRORS,
+)
+def person_history(person_id: int, ctx: Ctx) -> list[VersionRead]:
+    """Internal readers only; each snapshot is the full person as of that version."""
+    return _history(ctx, VersionedEntity.PERSON, person_id)
+
+
+def _history(ctx: Ctx, entity: VersionedEntity, entity_id: int) -> list[VersionRead]:
+    with ctx.unit() as (session, principal):
+        rows = service.history(session, actor=principal, entity=entity, entity_id=entity_id)
+        result = [VersionRead.model_validate(row) for row in rows]
+    return result
