@@ -8,6 +8,7 @@ MODEL_MODULES = (
     "openpars.identity.models",
     "openpars.records.models",
     "openpars.audit.models",
+    "openpars.agreements.models",
     # Not tables, but DDL on them: PostgreSQL row-level security policies.
     "openpars.access.rls",
 )

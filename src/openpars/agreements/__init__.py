@@ -1,0 +1,1 @@
+"""Data-sharing agreements as data: versioned documents, scope, site floor, lifecycle."""

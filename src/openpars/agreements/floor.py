@@ -1,0 +1,270 @@
+"""The site floor: what no external agreement may ever grant, whatever its parties sign.
+
+Configured by the data owners and stored as versioned site configuration; the shipped defaults
+apply until someone sets it. Checked when an agreement is proposed or decided, and compiled
+again at query time by the enforcement point, independently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+from sqlalchemy.orm import Session
+
+from openpars.agreements import repository as repo
+from openpars.agreements.models import SiteFloorVersion
+from openpars.agreements.schemas import FloorRead, invalid_input, sha256_hex
+from openpars.agreements.scope import ARREST_FIELDS, PERSON_FIELDS, FieldPolicy, Scope, clause_error
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.service import append
+from openpars.db import utcnow
+from openpars.errors import InvalidInput
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+from openpars.records.enums import InvolvementRole
+
+DEFAULT_FORBIDDEN_ROLES = frozenset(
+    {
+        InvolvementRole.VICTIM,
+        InvolvementRole.WITNESS,
+        InvolvementRole.COMPLAINANT,
+        InvolvementRole.AFFIANT,
+    }
+)
+DEFAULT_FORBIDDEN_PERSON_FIELDS = frozenset({"place_of_birth", "citizenship"})
+
+_ROLE_PLURALS = {
+    InvolvementRole.ARRESTEE: "arrestees",
+    InvolvementRole.VICTIM: "victims",
+    InvolvementRole.WITNESS: "witnesses",
+    InvolvementRole.COMPLAINANT: "complainants",
+    InvolvementRole.AFFIANT: "affiants",
+    InvolvementRole.OTHER: "persons in the role 'other'",
+}
+
+
+class SiteFloor(BaseModel):
+    """What no external agreement may grant on this site."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    forbidden_roles: frozenset[InvolvementRole] = DEFAULT_FORBIDDEN_ROLES
+    # These fields may only ever be hidden: not visible, not masked, not nullified.
+    forbidden_person_fields: frozenset[str] = DEFAULT_FORBIDDEN_PERSON_FIELDS
+    forbidden_arrest_fields: frozenset[str] = frozenset()
+    # Sealed and expunged records never leave the site; this cannot be switched off.
+    forbid_sealed: Literal[True] = True
+    forbid_juveniles: bool = True
+    allow_wildcards: bool = False
+    max_results: int = Field(default=500, ge=1, le=500)
+
+    @field_validator("forbidden_person_fields")
+    @classmethod
+    def _known_person_fields(cls, value: frozenset[str]) -> frozenset[str]:
+        _known(value, PERSON_FIELDS)
+        return value
+
+    @field_validator("forbidden_arrest_fields")
+    @classmethod
+    def _known_arrest_fields(cls, value: frozenset[str]) -> frozenset[str]:
+        _known(value, ARREST_FIELDS)
+        return value
+
+    @field_serializer("forbidden_roles", "forbidden_person_fields", "forbidden_arrest_fields")
+    def _sorted(self, value: frozenset[str]) -> list[str]:
+        return sorted(str(item) for item in value)
+
+
+def _known(names: frozenset[str], catalogue: Any) -> None:
+    for name in sorted(names):
+        if name not in catalogue:
+            raise clause_error(
+                "unknown_field", f"unknown field; allowed: {', '.join(sorted(catalogue))}", key=name
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class FloorViolation:
+    """One clause of a scope that crosses the floor, and why."""
+
+    field: str
+    message: str
+
+
+def _plural(roles: frozenset[InvolvementRole]) -> str:
+    names = [_ROLE_PLURALS[role] for role in sorted(roles)]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _field_violations(
+    fields: dict[str, FieldPolicy], forbidden: frozenset[str], kind: str
+) -> list[FloorViolation]:
+    return [
+        FloorViolation(
+            field=f"scope.{kind}_fields.{name}",
+            message=f"{name.replace('_', ' ')} may never be shared with an external agency, "
+            f"not even as '{policy.value}'; it must be hidden (site floor)",
+        )
+        for name, policy in sorted(fields.items())
+        if name in forbidden and policy is not FieldPolicy.HIDDEN
+    ]
+
+
+def floor_violations(scope: Scope, floor: SiteFloor) -> list[FloorViolation]:
+    """Every clause of the scope that crosses the floor, in clause order (empty: above it)."""
+    found: list[FloorViolation] = []
+    crossing = frozenset(scope.roles) & frozenset(floor.forbidden_roles)
+    if crossing:
+        found.append(
+            FloorViolation(
+                "scope.roles",
+                f"{_plural(crossing)} may never be shared with an external agency (site floor)",
+            )
+        )
+    found += _field_violations(scope.person_fields, floor.forbidden_person_fields, "person")
+    found += _field_violations(scope.arrest_fields, floor.forbidden_arrest_fields, "arrest")
+    if scope.include_sealed and floor.forbid_sealed:
+        found.append(
+            FloorViolation(
+                "scope.include_sealed",
+                "sealed and expunged records may never be shared with an external agency "
+                "(site floor)",
+            )
+        )
+    if not scope.exclude_juveniles and floor.forbid_juveniles:
+        found.append(
+            FloorViolation(
+                "scope.exclude_juveniles",
+                "juvenile records may not be shared with an external agency on this site; set "
+                "exclude_juveniles to true (site floor)",
+            )
+        )
+    if scope.limits.wildcards and not floor.allow_wildcards:
+        found.append(
+            FloorViolation(
+                "scope.limits.wildcards",
+                "wildcard queries are not allowed on this site (site floor)",
+            )
+        )
+    if scope.limits.max_results > floor.max_results:
+        found.append(
+            FloorViolation(
+                "scope.limits.max_results",
+                f"at most {floor.max_results} results per query are allowed on this site, not "
+                f"{scope.limits.max_results} (site floor)",
+            )
+        )
+    return found
+
+
+def check_scope(scope: Scope, floor: SiteFloor) -> None:
+    """Raise InvalidInput naming the first clause that crosses the floor (all in details)."""
+    found = floor_violations(scope, floor)
+    if found:
+        first = found[0]
+        raise InvalidInput(
+            f"{first.field}: {first.message}",
+            code="floor_crossed",
+            field=first.field,
+            details={"violations": [{"field": v.field, "message": v.message} for v in found]},
+        )
+
+
+def parse_floor(content: dict[str, Any]) -> SiteFloor:
+    """Validate a floor document, raising InvalidInput naming the clause."""
+    try:
+        return SiteFloor.model_validate(content)
+    except ValidationError as exc:
+        raise invalid_input(exc, prefix="floor") from exc
+
+
+def get_floor(session: Session) -> SiteFloor:
+    """The site floor in force: the newest stored version, or the shipped defaults."""
+    row = repo.latest_floor(session)
+    return SiteFloor() if row is None else SiteFloor.model_validate(row.content)
+
+
+def floor_read(session: Session) -> FloorRead:
+    """The floor in force with its provenance (not audited: callers audit their own act)."""
+    row = repo.latest_floor(session)
+    floor = SiteFloor() if row is None else SiteFloor.model_validate(row.content)
+    content = floor.model_dump(mode="json")
+    return FloorRead(
+        floor=content,
+        version=row.version if row else None,
+        content_hash=sha256_hex(content),
+        changed_by=row.changed_by if row else None,
+        changed_at=row.changed_at if row else None,
+        reason=row.reason if row else None,
+    )
+
+
+def _config_event(actor: Principal, action: str, params: dict[str, Any]) -> AuditEvent:
+    return AuditEvent(
+        kind=AuditKind.CONFIG,
+        action=action,
+        user_id=actor.user_id,
+        username=actor.username,
+        agency_id=actor.agency_id,
+        source_ip=actor.source_ip,
+        params=params,
+    )
+
+
+def show_floor(session: Session, *, actor: Principal) -> FloorRead:
+    """The floor in force, for an administrator or a stakeholder; audited."""
+    if not (actor.can(Permission.AGREEMENT_MANAGE) or actor.can(Permission.VOTE)):
+        actor.require(Permission.AGREEMENT_MANAGE)
+    result = floor_read(session)
+    append(session, _config_event(actor, "floor.show", {"version": result.version}))
+    return result
+
+
+def set_floor(
+    session: Session, *, actor: Principal, floor: SiteFloor, reason: str, at: datetime | None = None
+) -> SiteFloorVersion:
+    """Store a new version of the floor (administrators acting for the data owners); audited."""
+    actor.require(Permission.AGREEMENT_MANAGE)
+    if len(reason.strip()) < 3:
+        raise InvalidInput(
+            "reason: say why the floor changes (at least 3 characters)", field="reason"
+        )
+    latest = repo.latest_floor(session)
+    content = floor.model_dump(mode="json")
+    row = SiteFloorVersion(
+        version=(latest.version + 1) if latest else 1,
+        content=content,
+        content_hash=sha256_hex(content),
+        changed_by=actor.username,
+        changed_by_id=actor.user_id,
+        changed_at=at or utcnow(),
+        reason=reason.strip(),
+    )
+    session.add(row)
+    session.flush()
+    previous = latest.content if latest else SiteFloor().model_dump(mode="json")
+    append(
+        session,
+        _config_event(
+            actor,
+            "floor.set",
+            {
+                "version": row.version,
+                "content_hash": row.content_hash,
+                "floor": content,
+                "previous": previous,
+                "reason": row.reason,
+            },
+        ),
+    )
+    return row

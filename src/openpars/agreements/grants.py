@@ -1,0 +1,111 @@
+"""The grant the enforcement point asks for: which agreement version is in force for a caller."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from openpars.agreements import repository as repo
+from openpars.agreements.models import (
+    AgreementVersion,
+)
+from openpars.agreements.schemas import (
+    AgreementDocument,
+    sha256_hex,
+)
+from openpars.agreements.scope import Scope
+from openpars.identity.principal import Principal
+
+log = logging.getLogger("openpars.agreements")
+
+# ---- the grant the enforcement point asks for ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The agreement version in force for a caller: what the enforcement point compiles."""
+
+    agreement_id: int
+    version: int
+    content_hash: str
+    scope: Scope
+    effective_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Admission:
+    scope: Scope
+    unit_ids: frozenset[int]
+    user_ids: frozenset[int]
+    all_units: bool
+
+
+# Parsed versions by content hash. Versions are immutable, so an entry can never be stale;
+# whether a version is in force is decided by the query each time, never cached.
+_PARSED: dict[str, _Admission | None] = {}
+_PARSED_MAX = 512
+
+
+def _admission(version: AgreementVersion) -> _Admission | None:
+    cached = _PARSED.get(version.content_hash, False)
+    if cached is not False:
+        return cached  # type: ignore[return-value]
+    parsed: _Admission | None = None
+    if sha256_hex(version.content) != version.content_hash:
+        log.error(
+            "agreement %s version %s: content does not match its hash; no grant",
+            version.agreement_id,
+            version.version,
+        )
+    else:
+        doc = AgreementDocument.model_validate(version.content)
+        parsed = _Admission(
+            doc.scope,
+            frozenset(doc.grantee_unit_ids),
+            frozenset(doc.grantee_user_ids),
+            doc.all_units,
+        )
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[version.content_hash] = parsed
+    return parsed
+
+
+def grant_for(session: Session, *, principal: Principal, at: datetime) -> Grant | None:
+    """The agreement in force for an external caller at ``at``, or None: no data at all."""
+    if not principal.is_external or not principal.agency_path:
+        return None
+    found = repo.in_force_for(
+        session,
+        grantee_agency_id=principal.agency_path[-1],
+        unit_ids=principal.agency_path,
+        user_id=principal.user_id,
+        at=at,
+    )
+    if found is None:
+        return None
+    agreement, version = found
+    admission = _admission(version)
+    if admission is None:
+        return None
+    admitted = (
+        admission.all_units
+        or principal.agency_path[0] in admission.unit_ids
+        or (principal.user_id is not None and principal.user_id in admission.user_ids)
+    )
+    if not admitted:
+        return None
+    assert agreement.in_force_from is not None
+    assert agreement.in_force_until is not None
+    return Grant(
+        agreement_id=agreement.id,
+        version=version.version,
+        content_hash=version.content_hash,
+        scope=admission.scope,
+        effective_at=agreement.in_force_from,
+        expires_at=agreement.in_force_until,
+    )

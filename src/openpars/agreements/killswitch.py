@@ -1,0 +1,196 @@
+"""The kill switch: any stakeholder or administrator cuts off an agreement, a unit or an account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from openpars.agreements import repository as repo
+from openpars.agreements.models import (
+    Agreement,
+    EventKind,
+    Resumption,
+    Suspension,
+    SuspensionTarget,
+)
+from openpars.agreements.rules import audit, record_event, require_reader
+from openpars.agreements.schemas import SuspensionRead
+from openpars.agreements.service import get_agreement
+from openpars.db import utcnow
+from openpars.errors import Conflict, InvalidInput, NotFound
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+
+
+def _target_id(
+    session: Session, agreement: Agreement, target: SuspensionTarget, target_id: int | None
+) -> int:
+    """Check the target belongs to the agreement's grantee; return its id."""
+    if target is SuspensionTarget.AGREEMENT:
+        if target_id not in (None, agreement.id):
+            raise InvalidInput(
+                "target_id: leave it out (or give the agreement id) to suspend the whole agreement",
+                field="target_id",
+            )
+        return agreement.id
+    if target_id is None:
+        raise InvalidInput(f"target_id: name the {target.value} to suspend", field="target_id")
+    if target is SuspensionTarget.UNIT:
+        agency_id: int | None = target_id
+    else:
+        user = repo.get_user(session, target_id)
+        agency_id = user.agency_id if user else None
+    if agency_id is None or agreement.grantee_agency_id not in repo.agency_chain(
+        session, agency_id
+    ):
+        raise InvalidInput(
+            f"target_id: {target.value} {target_id} does not belong to the grantee agency "
+            f"{agreement.grantee_agency_id} of agreement {agreement.id}",
+            field="target_id",
+        )
+    return target_id
+
+
+def suspend(
+    session: Session,
+    *,
+    actor: Principal,
+    agreement_id: int,
+    target: SuspensionTarget,
+    target_id: int | None = None,
+    reason: str,
+    at: datetime | None = None,
+) -> Suspension:
+    """Kill switch: cut off an agreement, a sub-unit or an account from this instant; audited."""
+    actor.require(Permission.AGREEMENT_SUSPEND)
+    moment = at or utcnow()
+    agreement = get_agreement(session, agreement_id=agreement_id, for_update=True)
+    resolved = _target_id(session, agreement, target, target_id)
+    existing = repo.open_suspension(session, target=target, target_id=resolved)
+    if existing is not None:
+        raise Conflict(
+            f"{target.value} {resolved} is already suspended since "
+            f"{existing.suspended_at.isoformat()} (suspension {existing.id})",
+            field="target_id",
+        )
+    row = Suspension(
+        agreement_id=agreement.id,
+        target_kind=target,
+        target_id=resolved,
+        reason=reason,
+        suspended_by=actor.username,
+        suspended_by_id=actor.user_id,
+        suspended_at=moment,
+    )
+    session.add(row)
+    session.flush()
+    record_event(
+        session,
+        agreement,
+        kind=EventKind.KILL_SWITCH,
+        by=actor.username,
+        at=moment,
+        from_status=agreement.status,
+        reason=reason,
+        effective_at=moment,
+        details={"suspension_id": row.id, "target": target.value, "target_id": resolved},
+    )
+    audit(
+        session,
+        action="agreement.suspend",
+        actor=actor,
+        agreement_id=agreement.id,
+        params={
+            "suspension_id": row.id,
+            "target": target.value,
+            "target_id": resolved,
+            "reason": reason,
+        },
+    )
+    return row
+
+
+def resume(
+    session: Session,
+    *,
+    actor: Principal,
+    suspension_id: int,
+    reason: str,
+    at: datetime | None = None,
+) -> Resumption:
+    """Lift one kill-switch suspension from this instant (a separate act); audited."""
+    actor.require(Permission.AGREEMENT_SUSPEND)
+    moment = at or utcnow()
+    suspension = repo.get_suspension(session, suspension_id)
+    if suspension is None:
+        raise NotFound(f"suspension {suspension_id} does not exist", field="suspension_id")
+    done = repo.get_resumption(session, suspension.id)
+    if done is not None:
+        raise Conflict(
+            f"suspension {suspension.id} was already lifted at "
+            f"{done.resumed_at.isoformat()} by {done.resumed_by}",
+            field="suspension_id",
+        )
+    if moment < suspension.suspended_at:
+        raise InvalidInput("at: a resumption cannot precede its suspension", field="at")
+    row = Resumption(
+        suspension_id=suspension.id,
+        reason=reason,
+        resumed_by=actor.username,
+        resumed_by_id=actor.user_id,
+        resumed_at=moment,
+    )
+    session.add(row)
+    session.flush()
+    agreement = get_agreement(session, agreement_id=suspension.agreement_id)
+    record_event(
+        session,
+        agreement,
+        kind=EventKind.KILL_SWITCH_RESUMED,
+        by=actor.username,
+        at=moment,
+        from_status=agreement.status,
+        reason=reason,
+        effective_at=moment,
+        details={
+            "suspension_id": suspension.id,
+            "target": suspension.target_kind.value,
+            "target_id": suspension.target_id,
+        },
+    )
+    audit(
+        session,
+        action="agreement.resume",
+        actor=actor,
+        agreement_id=agreement.id,
+        params={"suspension_id": suspension.id, "reason": reason},
+    )
+    return row
+
+
+def suspension_read(suspension: Suspension, resumption: Resumption | None) -> SuspensionRead:
+    """Shape a kill-switch act for output."""
+    return SuspensionRead(
+        id=suspension.id,
+        agreement_id=suspension.agreement_id,
+        target=suspension.target_kind,
+        target_id=suspension.target_id,
+        reason=suspension.reason,
+        suspended_by=suspension.suspended_by,
+        suspended_at=suspension.suspended_at,
+        resumed_at=resumption.resumed_at if resumption else None,
+        resumed_by=resumption.resumed_by if resumption else None,
+        resume_reason=resumption.reason if resumption else None,
+    )
+
+
+def list_suspensions(
+    session: Session, *, actor: Principal, agreement_id: int
+) -> list[SuspensionRead]:
+    """Kill-switch acts recorded under an agreement, oldest first; audited."""
+    require_reader(actor)
+    agreement = get_agreement(session, agreement_id=agreement_id)
+    rows = [suspension_read(s, r) for s, r in repo.list_suspensions(session, agreement.id)]
+    audit(session, action="agreement.suspensions", actor=actor, agreement_id=agreement.id)
+    return rows

@@ -1,0 +1,187 @@
+"""Tables of data-sharing agreements: versions, status events, kill-switch acts, the site floor.
+
+Versions, events, suspensions, resumptions and floor versions are append-only: the ORM refuses
+to update or delete them, so the history an oversight board reads is the history that happened.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
+
+from openpars.db import Base, JSONDoc, UTCDateTime, str_enum, utcnow
+
+
+class AgreementStatus(StrEnum):
+    """Where an agreement stands; ``expired`` and ``scheduled`` are also derived from time."""
+
+    DRAFT = "draft"
+    PENDING_APPROVAL = "pending_approval"
+    # Adopted but not yet in force (before effective_at); only ever derived, never stored.
+    SCHEDULED = "scheduled"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    EXPIRED = "expired"
+    TERMINATED = "terminated"
+
+
+class LifecycleAction(StrEnum):
+    """What a governance decision does to an agreement."""
+
+    ADOPT = "adopt"
+    RENEW = "renew"
+    AMEND = "amend"
+    SUSPEND = "suspend"
+    RESUME = "resume"
+    TERMINATE = "terminate"
+
+
+class EventKind(StrEnum):
+    """One entry of an agreement's timeline."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    PROPOSED = "proposed"
+    ADOPTED = "adopted"
+    RENEWED = "renewed"
+    AMENDED = "amended"
+    SUSPENDED = "suspended"
+    RESUMED = "resumed"
+    TERMINATED = "terminated"
+    EXPIRED = "expired"
+    KILL_SWITCH = "kill_switch"
+    KILL_SWITCH_RESUMED = "kill_switch_resumed"
+
+
+class SuspensionTarget(StrEnum):
+    """What a kill-switch act cuts off."""
+
+    AGREEMENT = "agreement"
+    UNIT = "unit"
+    ACCOUNT = "account"
+
+
+class Agreement(Base):
+    """A data-sharing agreement; its content lives in immutable versions.
+
+    ``current_version`` is the latest version (what a proposal votes on); ``active_version``
+    is the one in force, changed only by a governance decision. ``in_force_from`` and
+    ``in_force_until`` copy the active window so the enforcement point needs one indexed query.
+    """
+
+    __tablename__ = "agreements"
+    __table_args__ = (Index("ix_agreements_grantee_status", "grantee_agency_id", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    grantee_agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    status: Mapped[AgreementStatus] = mapped_column(str_enum(AgreementStatus, 20))
+    current_version: Mapped[int] = mapped_column(Integer)
+    active_version: Mapped[int | None] = mapped_column(Integer)
+    in_force_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    in_force_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AgreementVersion(Base):
+    """One immutable version: the full canonical agreement document and its SHA-256."""
+
+    __tablename__ = "agreement_versions"
+    __table_args__ = (UniqueConstraint("agreement_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    # Copied from the content for the overlap check.
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class AgreementEvent(Base):
+    """A status change or act on an agreement, for its timeline."""
+
+    __tablename__ = "agreement_events"
+    __table_args__ = (Index("ix_agreement_events_agreement_at", "agreement_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[EventKind] = mapped_column(str_enum(EventKind, 30))
+    from_status: Mapped[AgreementStatus | None] = mapped_column(str_enum(AgreementStatus, 20))
+    to_status: Mapped[AgreementStatus | None] = mapped_column(str_enum(AgreementStatus, 20))
+    version: Mapped[int | None] = mapped_column(Integer)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    by: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONDoc, default=dict)
+
+
+class Suspension(Base):
+    """A kill-switch act: an agreement, a sub-unit or an account cut off from an instant."""
+
+    __tablename__ = "agreement_suspensions"
+    __table_args__ = (Index("ix_agreement_suspensions_target", "target_kind", "target_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
+    target_kind: Mapped[SuspensionTarget] = mapped_column(str_enum(SuspensionTarget, 20))
+    target_id: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    suspended_by: Mapped[str] = mapped_column(String(100))
+    suspended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    suspended_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Resumption(Base):
+    """The separate act that lifts one suspension from an instant."""
+
+    __tablename__ = "agreement_resumptions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    suspension_id: Mapped[int] = mapped_column(ForeignKey("agreement_suspensions.id"), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    resumed_by: Mapped[str] = mapped_column(String(100))
+    resumed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    resumed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SiteFloorVersion(Base):
+    """One version of the site floor, as set by the data owners; the newest is in force."""
+
+    __tablename__ = "site_floor_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    content: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    changed_by: Mapped[str] = mapped_column(String(100))
+    changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class ImmutableRowError(RuntimeError):
+    """Raised when code tries to change a row that is part of an agreement's history."""
+
+
+def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
+    raise ImmutableRowError(
+        f"{type(target).__tablename__} rows are append-only; write a new row instead"
+    )
+
+
+for _model in (AgreementVersion, AgreementEvent, Suspension, Resumption, SiteFloorVersion):
+    event.listen(_model, "before_update", _refuse_change)
+    event.listen(_model, "before_delete", _refuse_change)

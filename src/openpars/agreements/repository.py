@@ -1,0 +1,241 @@
+"""All SQL of the agreements feature."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from openpars.agreements.models import (
+    Agreement,
+    AgreementEvent,
+    AgreementStatus,
+    AgreementVersion,
+    Resumption,
+    SiteFloorVersion,
+    Suspension,
+    SuspensionTarget,
+)
+from openpars.identity.models import Agency, User
+
+
+def get_agreement(
+    session: Session, agreement_id: int, *, for_update: bool = False
+) -> Agreement | None:
+    """One agreement by id; ``for_update`` locks the row on PostgreSQL for a status change."""
+    return session.get(Agreement, agreement_id, with_for_update=for_update or None)
+
+
+def get_agreement_by_name(session: Session, name: str) -> Agreement | None:
+    """One agreement by its unique name."""
+    return session.scalars(select(Agreement).where(Agreement.name == name)).one_or_none()
+
+
+def get_version(session: Session, agreement_id: int, version: int) -> AgreementVersion | None:
+    """One version of an agreement."""
+    return session.scalars(
+        select(AgreementVersion).where(
+            AgreementVersion.agreement_id == agreement_id, AgreementVersion.version == version
+        )
+    ).one_or_none()
+
+
+def list_versions(session: Session, agreement_id: int) -> Sequence[AgreementVersion]:
+    """Every version of an agreement, oldest first."""
+    return session.scalars(
+        select(AgreementVersion)
+        .where(AgreementVersion.agreement_id == agreement_id)
+        .order_by(AgreementVersion.version)
+    ).all()
+
+
+def list_agreements(
+    session: Session,
+    *,
+    offset: int,
+    limit: int,
+    status: AgreementStatus | None = None,
+    grantee_agency_id: int | None = None,
+) -> tuple[Sequence[Agreement], int]:
+    """A page of agreements ordered by id, and the total matching."""
+    query = select(Agreement)
+    if status is not None:
+        query = query.where(Agreement.status == status)
+    if grantee_agency_id is not None:
+        query = query.where(Agreement.grantee_agency_id == grantee_agency_id)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    rows = session.scalars(query.order_by(Agreement.id).offset(offset).limit(limit)).all()
+    return rows, total
+
+
+def _suspension_in_force(
+    at: datetime, agreement_id: object, unit_ids: Sequence[int], user_id: int | None
+) -> object:
+    """EXISTS: a suspension of the agreement, a unit or the account, in force at ``at``."""
+    targets = [
+        and_(
+            Suspension.target_kind == SuspensionTarget.AGREEMENT,
+            Suspension.target_id == agreement_id,
+        )
+    ]
+    if unit_ids:
+        targets.append(
+            and_(
+                Suspension.target_kind == SuspensionTarget.UNIT, Suspension.target_id.in_(unit_ids)
+            )
+        )
+    if user_id is not None:
+        targets.append(
+            and_(
+                Suspension.target_kind == SuspensionTarget.ACCOUNT, Suspension.target_id == user_id
+            )
+        )
+    lifted = exists().where(Resumption.suspension_id == Suspension.id, Resumption.resumed_at <= at)
+    return exists().where(Suspension.suspended_at <= at, or_(*targets), ~lifted)
+
+
+def in_force_for(
+    session: Session,
+    *,
+    grantee_agency_id: int,
+    unit_ids: Sequence[int],
+    user_id: int | None,
+    at: datetime,
+) -> tuple[Agreement, AgreementVersion] | None:
+    """The grantee's active agreement in force at ``at`` with no suspension cutting it off."""
+    blocked = _suspension_in_force(at, Agreement.id, unit_ids, user_id)
+    row = session.execute(
+        select(Agreement, AgreementVersion)
+        .join(
+            AgreementVersion,
+            and_(
+                AgreementVersion.agreement_id == Agreement.id,
+                AgreementVersion.version == Agreement.active_version,
+            ),
+        )
+        .where(
+            Agreement.grantee_agency_id == grantee_agency_id,
+            Agreement.status == AgreementStatus.ACTIVE,
+            Agreement.in_force_from <= at,
+            Agreement.in_force_until > at,
+            ~blocked,  # type: ignore[operator]
+        )
+        .order_by(Agreement.id)
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def windows_of_grantee(
+    session: Session, *, grantee_agency_id: int, exclude_agreement_id: int | None
+) -> Sequence[tuple[Agreement, AgreementVersion]]:
+    """Current and active versions of the grantee's other non-terminated agreements."""
+    query = (
+        select(Agreement, AgreementVersion)
+        .join(AgreementVersion, AgreementVersion.agreement_id == Agreement.id)
+        .where(
+            Agreement.grantee_agency_id == grantee_agency_id,
+            Agreement.status != AgreementStatus.TERMINATED,
+            or_(
+                AgreementVersion.version == Agreement.current_version,
+                AgreementVersion.version == Agreement.active_version,
+            ),
+        )
+        .order_by(Agreement.id, AgreementVersion.version)
+    )
+    if exclude_agreement_id is not None:
+        query = query.where(Agreement.id != exclude_agreement_id)
+    return [(a, v) for a, v in session.execute(query).all()]
+
+
+def list_events(session: Session, agreement_id: int) -> Sequence[AgreementEvent]:
+    """An agreement's timeline, oldest first."""
+    return session.scalars(
+        select(AgreementEvent)
+        .where(AgreementEvent.agreement_id == agreement_id)
+        .order_by(AgreementEvent.at, AgreementEvent.id)
+    ).all()
+
+
+def list_suspensions(
+    session: Session, agreement_id: int
+) -> Sequence[tuple[Suspension, Resumption | None]]:
+    """Kill-switch acts recorded under an agreement, each with its resumption if any."""
+    rows = session.execute(
+        select(Suspension, Resumption)
+        .outerjoin(Resumption, Resumption.suspension_id == Suspension.id)
+        .where(Suspension.agreement_id == agreement_id)
+        .order_by(Suspension.suspended_at, Suspension.id)
+    ).all()
+    return [(s, r) for s, r in rows]
+
+
+def get_suspension(session: Session, suspension_id: int) -> Suspension | None:
+    """One suspension by id."""
+    return session.get(Suspension, suspension_id)
+
+
+def get_resumption(session: Session, suspension_id: int) -> Resumption | None:
+    """The resumption of a suspension, if it was lifted."""
+    return session.scalars(
+        select(Resumption).where(Resumption.suspension_id == suspension_id)
+    ).one_or_none()
+
+
+def open_suspension(
+    session: Session, *, target: SuspensionTarget, target_id: int
+) -> Suspension | None:
+    """A suspension of this target that has not been lifted."""
+    lifted = exists().where(Resumption.suspension_id == Suspension.id)
+    return session.scalars(
+        select(Suspension)
+        .where(Suspension.target_kind == target, Suspension.target_id == target_id, ~lifted)
+        .order_by(Suspension.id)
+        .limit(1)
+    ).first()
+
+
+def agreement_suspended_at(session: Session, *, agreement_id: int, at: datetime) -> bool:
+    """Whether a kill-switch suspension of the whole agreement is in force at ``at``."""
+    return bool(session.scalar(select(_suspension_in_force(at, agreement_id, (), None))))  # type: ignore[call-overload]
+
+
+def due_to_expire(session: Session, *, at: datetime) -> Sequence[Agreement]:
+    """Active or suspended agreements whose in-force window has ended by ``at``."""
+    return session.scalars(
+        select(Agreement)
+        .where(
+            Agreement.status.in_((AgreementStatus.ACTIVE, AgreementStatus.SUSPENDED)),
+            Agreement.in_force_until <= at,
+        )
+        .order_by(Agreement.id)
+    ).all()
+
+
+def latest_floor(session: Session) -> SiteFloorVersion | None:
+    """The newest stored site floor, or None when the shipped defaults apply."""
+    return session.scalars(
+        select(SiteFloorVersion).order_by(SiteFloorVersion.version.desc()).limit(1)
+    ).first()
+
+
+def get_agency(session: Session, agency_id: int) -> Agency | None:
+    """One agency by id."""
+    return session.get(Agency, agency_id)
+
+
+def get_user(session: Session, user_id: int) -> User | None:
+    """One user by id."""
+    return session.get(User, user_id)
+
+
+def agency_chain(session: Session, agency_id: int) -> list[int]:
+    """The agency and its ancestors, from itself up to the top-level agency."""
+    chain: list[int] = []
+    current = session.get(Agency, agency_id)
+    while current is not None and current.id not in chain:
+        chain.append(current.id)
+        current = session.get(Agency, current.parent_id) if current.parent_id else None
+    return chain
