@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from openpars.access.policy import FieldProjection, Mask, ReadPolicy
 from openpars.agreements.floor import SiteFloor, get_floor
 from openpars.agreements.scope import FieldPolicy, Scope
-from openpars.agreements.service import Grant, grant_for
+from openpars.agreements.grants import Grant, grant_for
 from openpars.errors import Forbidden
 from openpars.identity.principal import Principal
 
@@ -97,7 +97,9 @@ def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
         arrest_states=frozenset(scope.arrest_states),
         grades=frozenset(scope.grades),
         person_fields=_projection(scope.person_fields, floor_fields, clauses, "person"),
-        arrest_fields=_projection(scope.arrest_fields, frozenset(), clauses, "arrest"),
+        arrest_fields=_projection(
+            scope.arrest_fields, frozenset(floor.forbidden_arrest_fields), clauses, "arrest"
+        ),
         exact_identifiers_only=scope.limits.exact_identifiers_only,
         name_search=scope.limits.name_search,
         max_results=scope.limits.max_results,

@@ -8,10 +8,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from openpars import __version__
+from openpars.agreements.api import router as agreements_router
 from openpars.audit.api import router as audit_router
 from openpars.audit.log import publisher_lifespan
 from openpars.config import Settings
 from openpars.db import Database
+from openpars.access.api import router as access_router
 from openpars.identity.api import router as identity_router
 from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers
@@ -37,6 +39,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     _install_size_limit(app, settings.max_request_bytes)
     app.include_router(identity_router, prefix=API_PREFIX)
+    app.include_router(agreements_router, prefix=API_PREFIX)
+    app.include_router(access_router, prefix=API_PREFIX)
     app.include_router(audit_router, prefix=API_PREFIX)
     app.include_router(records_router, prefix=API_PREFIX)
 
