@@ -78,6 +78,7 @@ class Cosigned:
 
     cosignature: AuditCosignature
     checkpoint: AuditCheckpoint
+    witness: str
     cosigners: int
     final: bool
 
@@ -122,4 +123,4 @@ def submit_cosignature(session: Session, *, size: int, cosignature: str, quorum:
         )
         repo.add(session, stored)
     count = checkpoints.cosigner_count(session, checkpoint)
-    return Cosigned(stored, checkpoint, count, count >= quorum)
+    return Cosigned(stored, checkpoint, witness.name, count, count >= quorum)

@@ -1,0 +1,217 @@
+"""REST endpoints of the audit log: checkpoints, proofs, entries, export, receipts, witnesses.
+
+The checkpoint, the proofs and cosignature submission are public and leave no entry of their
+own: they carry only hashes and signatures, and auditing them would make the log feed itself
+(each witness cosignature would add an entry, so a new checkpoint, so a new cosignature ...)
+and never let it settle. Cosignatures are kept in their own immutable table instead. Reading
+entries, receipts, exports and witness administration are audited like any other access.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, StreamingResponse
+
+from openpars.audit import checkpoints, log, witness
+from openpars.audit import export as exporting
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.schemas import (
+    ConsistencyProofRead,
+    CosignatureCreate,
+    CosignatureRead,
+    EntryPage,
+    EntryRead,
+    InclusionProofRead,
+    ReceiptRead,
+    WitnessCreate,
+    WitnessRead,
+)
+from openpars.audit.service import append
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+from openpars.web.context import Ctx
+
+router = APIRouter(prefix="/audit", tags=["audit log"])
+
+NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode("ascii") for h in hashes]
+
+
+def audit_event(principal: Principal, kind: AuditKind, action: str, **params: Any) -> AuditEvent:
+    """The audit entry of an audit-log access."""
+    return AuditEvent(
+        kind=kind,
+        action=action,
+        user_id=principal.user_id,
+        username=principal.username,
+        agency_id=principal.agency_id,
+        source_ip=principal.source_ip,
+        params=params,
+    )
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse)
+def latest_checkpoint(ctx: Ctx) -> PlainTextResponse:
+    """The newest signed checkpoint with its witness cosignatures (C2SP signed note)."""
+    with ctx.anonymous_unit() as session:
+        note = checkpoints.cosigned_note(session, checkpoints.latest(session))
+    return PlainTextResponse(note, media_type=NOTE_MEDIA_TYPE)
+
+
+@router.get("/proof/inclusion", response_model=InclusionProofRead)
+def inclusion_proof(
+    ctx: Ctx, index: int = Query(ge=0), size: int = Query(ge=1)
+) -> InclusionProofRead:
+    """The inclusion proof of leaf `index` in the tree of `size`."""
+    with ctx.anonymous_unit() as session:
+        proof = log.inclusion_proof(session, index=index, size=size)
+    return InclusionProofRead(index=index, size=size, proof=_b64(proof))
+
+
+@router.get("/proof/consistency", response_model=ConsistencyProofRead)
+def consistency_proof(
+    ctx: Ctx, first: int = Query(ge=1), second: int = Query(ge=1)
+) -> ConsistencyProofRead:
+    """The consistency proof between tree sizes `first` and `second`."""
+    with ctx.anonymous_unit() as session:
+        proof = log.consistency_proof(session, first=first, second=second)
+    return ConsistencyProofRead(first=first, second=second, proof=_b64(proof))
+
+
+@router.get("/entries", response_model=EntryPage)
+def list_entries(
+    ctx: Ctx,
+    after_id: int = Query(0, ge=0, description="return entries with a larger id"),
+    limit: int | None = Query(None, ge=1),
+) -> EntryPage:
+    """A page of audit entries in id order (auditors); this read is itself audited."""
+    size = min(limit or ctx.settings.page_size_default, ctx.settings.page_size_max)
+    with ctx.unit() as (session, principal):
+        rows = exporting.list_entries(session, actor=principal, after_id=after_id, limit=size)
+        page = EntryPage(
+            entries=[EntryRead.model_validate(r) for r in rows],
+            next_after_id=rows[-1]["id"] if len(rows) == size else None,
+        )
+        ids = [r["id"] for r in rows]
+        append(
+            session,
+            audit_event(
+                principal, AuditKind.AUDIT_READ, "audit.entries.list", after_id=after_id,
+                limit=size, returned=len(ids), first_id=ids[0] if ids else None,
+                last_id=ids[-1] if ids else None,
+            ),
+        )  # fmt: skip
+    return page
+
+
+@router.get("/export", response_class=StreamingResponse)
+def export(
+    ctx: Ctx, start: int = Query(0, ge=0), end: int | None = Query(None, ge=0)
+) -> StreamingResponse:
+    """The log from `start` to the newest checkpoint at or below `end`, for openpars-verify."""
+    with ctx.unit() as (session, principal):
+        principal.require(Permission.AUDIT_READ)
+        span = exporting.export_range(session, start=start, end=end)
+        append(
+            session,
+            audit_event(
+                principal, AuditKind.EXPORT, "audit.export", start=span.start, end=span.end
+            ),
+        )
+    # The EXPORT entry is committed above, before the first line leaves the server.
+    db, settings = ctx.db, ctx.settings
+
+    def lines() -> Iterator[str]:
+        with db.session() as reader:
+            yield from exporting.export(reader, settings=settings, start=span.start, end=span.end)
+
+    filename = f"openpars-audit-{span.start}-{span.end}.txt"
+    return StreamingResponse(
+        lines(),
+        media_type=NOTE_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/receipts/{entry_id}", response_model=ReceiptRead)
+def receipt(entry_id: int, ctx: Ctx) -> ReceiptRead:
+    """Entry, leaf index, inclusion proof and checkpoint, for an agency's own accesses."""
+    with ctx.unit() as (session, principal):
+        found = exporting.receipt(session, principal=principal, entry_id=entry_id)
+        append(
+            session,
+            audit_event(principal, AuditKind.AUDIT_READ, "audit.receipt", entry_id=entry_id),
+        )
+        result = ReceiptRead(
+            entry=EntryRead.model_validate(found.entry),
+            leaf_index=found.leaf_index,
+            tree_size=found.tree_size,
+            leaf_hash=found.leaf_hash.hex(),
+            proof=_b64(found.proof),
+            checkpoint=found.checkpoint,
+        )
+    return result
+
+
+@router.post("/checkpoints/{size}/cosignatures", response_model=CosignatureRead, status_code=201)
+def submit_cosignature(size: int, body: CosignatureCreate, ctx: Ctx) -> CosignatureRead:
+    """A registered witness cosigns the checkpoint of `size` (its signature is its credential)."""
+    quorum = ctx.settings.witness_quorum
+    with ctx.anonymous_unit() as session:
+        done = witness.submit_cosignature(
+            session, size=size, cosignature=body.cosignature, quorum=quorum
+        )
+        result = CosignatureRead(
+            size=size,
+            witness=done.witness,
+            timestamp=done.cosignature.timestamp,
+            cosigners=done.cosigners,
+            quorum=quorum,
+            final=done.final,
+        )
+    return result
+
+
+@router.get("/witnesses", response_model=list[WitnessRead])
+def list_witnesses(ctx: Ctx) -> list[WitnessRead]:
+    """Registered witnesses (administrators and auditors)."""
+    with ctx.unit() as (session, principal):
+        rows = [
+            WitnessRead.model_validate(w) for w in witness.list_witnesses(session, actor=principal)
+        ]
+        append(session, audit_event(principal, AuditKind.AUDIT_READ, "audit.witnesses.list"))
+    return rows
+
+
+@router.post("/witnesses", response_model=WitnessRead, status_code=201)
+def add_witness(body: WitnessCreate, ctx: Ctx) -> WitnessRead:
+    """Register a stakeholder's witness key (administrators)."""
+    with ctx.unit() as (session, principal):
+        added = witness.add_witness(session, actor=principal, vkey=body.vkey)
+        append(
+            session,
+            audit_event(principal, AuditKind.CONFIG, "audit.witness.add", witness=added.name,
+                        vkey=added.vkey),
+        )  # fmt: skip
+        result = WitnessRead.model_validate(added)
+    return result
+
+
+@router.delete("/witnesses/{witness_id}", response_model=WitnessRead)
+def remove_witness(witness_id: int, ctx: Ctx) -> WitnessRead:
+    """Stop counting a witness's cosignatures (administrators)."""
+    with ctx.unit() as (session, principal):
+        removed = witness.remove_witness(session, actor=principal, witness_id=witness_id)
+        append(
+            session,
+            audit_event(principal, AuditKind.CONFIG, "audit.witness.remove", witness=removed.name),
+        )
+        result = WitnessRead.model_validate(removed)
+    return result

@@ -1,0 +1,195 @@
+"""``openpars audit ...``: integrate, publish checkpoints, proofs, export, entries, witnesses.
+
+The operator at the console acts as a system principal with the auditor's and the court's
+sealing permissions (whoever runs these commands already holds the database); every read of
+entries, every export, witness change and shredding is audited like the same act via the API.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from openpars.audit import checkpoints, log, witness
+from openpars.audit import export as exporting
+from openpars.audit.events import AuditKind
+from openpars.console import (
+    DbOption,
+    audit_console,
+    open_database,
+    out,
+    reports_errors,
+    settings_for,
+    unit,
+)
+from openpars.errors import InvalidInput
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Role
+
+app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+witness_app = typer.Typer(help="Witnesses whose cosignatures make checkpoints final.")
+app.add_typer(witness_app, name="witness")
+
+OPERATOR = Principal(
+    user_id=None,
+    username="system",
+    agency_id=None,
+    agency_kind=None,
+    roles=frozenset({Role.ADMIN, Role.AUDITOR, Role.COURT}),
+)
+
+
+@app.command("integrate")
+@reports_errors
+def integrate(db: DbOption = None) -> None:
+    """Give every appended entry its leaf index now (the server does this every second)."""
+    with open_database(settings_for(db)) as database:
+        count = log.integrate_all(database)
+    out.print(f"integrated {count} entries")
+
+
+@app.command("checkpoint")
+@reports_errors
+def checkpoint(db: DbOption = None) -> None:
+    """Integrate, sign a checkpoint if the tree grew, and print the newest checkpoint."""
+    settings = settings_for(db)
+    with open_database(settings) as database:
+        log.integrate_all(database)
+        with database.session() as session:
+            checkpoints.publish(session, settings=settings)
+            note = checkpoints.cosigned_note(session, checkpoints.latest(session))
+    sys.stdout.write(note)
+
+
+@app.command("proof")
+@reports_errors
+def proof(
+    index: Annotated[int | None, typer.Option(help="Leaf index (inclusion proof).")] = None,
+    size: Annotated[
+        int | None, typer.Option(help="Tree size (default: newest checkpoint).")
+    ] = None,
+    first: Annotated[int | None, typer.Option(help="Old size (consistency proof).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Print an inclusion (--index) or consistency (--first) proof, one base64 hash a line."""
+    with unit(settings_for(db)) as session:
+        tree = size if size is not None else checkpoints.latest(session).size
+        if (index is None) == (first is None):
+            raise InvalidInput("give exactly one of --index and --first", field="index")
+        if index is not None:
+            hashes = log.inclusion_proof(session, index=index, size=tree)
+        else:
+            assert first is not None
+            hashes = log.consistency_proof(session, first=first, second=tree)
+    for item in hashes:
+        sys.stdout.write(base64.b64encode(item).decode("ascii") + "\n")
+
+
+@app.command("export")
+@reports_errors
+def export(
+    start: Annotated[int, typer.Option(help="First leaf index.")] = 0,
+    end: Annotated[int | None, typer.Option(help="Stop at the newest checkpoint <= END.")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="File (default stdout).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write the log in the openpars-audit-export/v1 format for 'openpars-verify export'."""
+    settings = settings_for(db)
+    with open_database(settings) as database:
+        with database.session() as session:
+            span = exporting.export_range(session, start=start, end=end)
+            audit_console(
+                session, kind=AuditKind.EXPORT, action="audit.export", start=span.start,
+                end=span.end, actor=OPERATOR,
+            )  # fmt: skip
+        with database.session() as session:
+            lines = exporting.export(session, settings=settings, start=span.start, end=span.end)
+            if output is None:
+                sys.stdout.writelines(lines)
+            else:
+                with output.open("w", encoding="utf-8") as handle:
+                    handle.writelines(lines)
+    if output is not None:
+        out.print(f"exported entries [{span.start}, {span.end}) to {output}")
+
+
+@app.command("entries")
+@reports_errors
+def entries(
+    after_id: Annotated[int, typer.Option(help="Entries with a larger id.")] = 0,
+    limit: Annotated[int, typer.Option(help="How many.")] = 50,
+    db: DbOption = None,
+) -> None:
+    """Print entries as JSON lines (this read is itself audited)."""
+    with unit(settings_for(db)) as session:
+        rows = exporting.list_entries(session, actor=OPERATOR, after_id=after_id, limit=limit)
+        audit_console(
+            session, kind=AuditKind.AUDIT_READ, action="audit.entries.list", after_id=after_id,
+            limit=limit, returned=len(rows), actor=OPERATOR,
+        )  # fmt: skip
+    for row in rows:
+        sys.stdout.write(json.dumps(row, default=str, sort_keys=True) + "\n")
+
+
+@app.command("shred")
+@reports_errors
+def shred(
+    order: Annotated[str, typer.Option(help="The sealing or expungement order reference.")],
+    arrest_id: Annotated[int | None, typer.Option(help="The sealed arrest.")] = None,
+    person_id: Annotated[int | None, typer.Option(help="The expunged person.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Crypto-shred the content of every entry about a record; the log still verifies."""
+    with unit(settings_for(db)) as session:
+        ids = log.shred(
+            session, actor=OPERATOR, order_reference=order, arrest_id=arrest_id,
+            person_id=person_id,
+        )  # fmt: skip
+    out.print(f"shredded the content of {len(ids)} audit entries under order {order}")
+
+
+@witness_app.command("add")
+@reports_errors
+def witness_add(
+    vkey: Annotated[str, typer.Argument(help="The witness's cosignature/v1 verifier key.")],
+    db: DbOption = None,
+) -> None:
+    """Register a witness key."""
+    with unit(settings_for(db)) as session:
+        added = witness.add_witness(session, actor=OPERATOR, vkey=vkey)
+        audit_console(
+            session, kind=AuditKind.CONFIG, action="audit.witness.add", witness=added.name,
+            vkey=added.vkey, actor=OPERATOR,
+        )  # fmt: skip
+        out.print(f"registered witness {added.id}: {added.name}")
+
+
+@witness_app.command("list")
+@reports_errors
+def witness_list(db: DbOption = None) -> None:
+    """List registered witnesses."""
+    with unit(settings_for(db)) as session:
+        rows = witness.list_witnesses(session, actor=OPERATOR)
+        audit_console(session, kind=AuditKind.AUDIT_READ, action="audit.witnesses.list",
+                      actor=OPERATOR)  # fmt: skip
+        for w in rows:
+            state = "removed" if w.removed_at else "active"
+            out.print(f"{w.id}\t{state}\t{w.vkey}", markup=False)
+
+
+@witness_app.command("remove")
+@reports_errors
+def witness_remove(
+    witness_id: Annotated[int, typer.Argument(help="The witness id.")], db: DbOption = None
+) -> None:
+    """Stop counting a witness's cosignatures."""
+    with unit(settings_for(db)) as session:
+        removed = witness.remove_witness(session, actor=OPERATOR, witness_id=witness_id)
+        audit_console(session, kind=AuditKind.CONFIG, action="audit.witness.remove",
+                      witness=removed.name, actor=OPERATOR)  # fmt: skip
+        out.print(f"removed witness {removed.id}: {removed.name}")

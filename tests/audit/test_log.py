@@ -1,0 +1,328 @@
+"""The server side of the log: integration, proofs from the database, checkpoints, witnesses."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from openpars.audit import checkpoints, log, merkle, notes, witness
+from openpars.audit import repository as repo
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
+from openpars.audit.service import append
+from openpars.config import Settings
+from openpars.db import Database
+from openpars.errors import Forbidden, InvalidInput
+from openpars.identity.principal import SYSTEM, Principal
+from openpars.identity.roles import Role
+
+ORIGIN = "openpars.example/audit"
+COURT = Principal(
+    user_id=None, username="judge", agency_id=None, agency_kind=None, roles=frozenset({Role.COURT})
+)
+
+
+def log_settings(tmp_path: Path, url: str = "sqlite://") -> Settings:
+    """Settings with the log key in the test's own directory."""
+    return Settings(database_url=url, log_origin=ORIGIN, log_key_path=tmp_path / "log.key")
+
+
+def add_entries(db: Database, count: int, *, arrest_id: int | None = None) -> list[int]:
+    """Append `count` entries, each in its own transaction; return their ids."""
+    ids = []
+    for i in range(count):
+        with db.session() as session:
+            event = AuditEvent(
+                kind=AuditKind.READ,
+                action="arrest.read",
+                params={"i": i},
+                arrest_ids=[arrest_id] if arrest_id is not None else [],
+            )
+            ids.append(append(session, event).id)
+    return ids
+
+
+def leaf_hashes(session: Session) -> list[bytes]:
+    """Every integrated leaf hash, recomputed from the entries' commitments."""
+    rows = session.execute(
+        select(AuditEntry.commitment)
+        .join(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
+        .order_by(AuditLeaf.leaf_index)
+    )
+    return [merkle.leaf_hash(c) for (c,) in rows]
+
+
+def witness_keys(name: str) -> tuple[notes.Signer, str]:
+    """A witness signer and its vkey string."""
+    skey, vkey = notes.generate_keys(name, algorithm=notes.ALG_COSIGNATURE_V1)
+    return notes.parse_signer_key(skey), vkey
+
+
+def cosignature_line(note: str, signer: notes.Signer, timestamp: int = 1_700_000_000) -> str:
+    """The signature line a witness would submit."""
+    return notes.cosign(note, signer, timestamp).line()
+
+
+def test_integration_gives_contiguous_indexes_in_id_order(db: Database) -> None:
+    with db.session() as session:
+        start = repo.tree_size(session)
+    ids = add_entries(db, 23)
+    counts = []
+    while True:
+        with db.session() as session:
+            counts.append(log.integrate(session, limit=5))
+        if counts[-1] == 0:
+            break
+    assert counts == [5, 5, 5, 5, 3, 0]
+    with db.session() as session:
+        rows = session.execute(
+            select(AuditLeaf.leaf_index, AuditLeaf.entry_id).order_by(AuditLeaf.leaf_index)
+        ).all()
+        assert not repo.has_pending(session)
+    assert [i for i, _ in rows] == list(range(start + 23))
+    assert [e for _, e in rows][start:] == ids
+
+
+@pytest.mark.parametrize("batches", [[1] * 17, [17], [3, 5, 1, 8], [16, 1], [2, 2, 4, 8, 1]])
+def test_proofs_from_the_database_verify_and_match_a_from_scratch_root(
+    db: Database, batches: list[int]
+) -> None:
+    sizes = []
+    for batch in batches:
+        add_entries(db, batch)
+        with db.session() as session:
+            log.integrate(session)
+            sizes.append(repo.tree_size(session))
+    with db.session() as session:
+        hashes = leaf_hashes(session)
+        for size in range(1, sizes[-1] + 1):
+            root = log.root_at(session, size)
+            assert root == merkle.root_from_leaf_hashes(hashes[:size])
+            for index in range(size):
+                proof = log.inclusion_proof(session, index=index, size=size)
+                merkle.verify_inclusion(hashes[index], index, size, proof, root)
+            for first in range(1, size + 1):
+                old = merkle.root_from_leaf_hashes(hashes[:first])
+                proof = log.consistency_proof(session, first=first, second=size)
+                merkle.verify_consistency(first, size, proof, old, root)
+
+
+def test_proof_requests_beyond_the_log_are_refused(db: Database) -> None:
+    add_entries(db, 3)
+    with db.session() as session:
+        log.integrate(session)
+        size = repo.tree_size(session)
+        with pytest.raises(InvalidInput, match="larger than the log"):
+            log.inclusion_proof(session, index=0, size=size + 1)
+        with pytest.raises(InvalidInput, match="outside a tree"):
+            log.inclusion_proof(session, index=size, size=size)
+        with pytest.raises(InvalidInput, match="at least 1"):
+            log.consistency_proof(session, first=0, second=size)
+
+
+def test_checkpoint_is_signed_verifies_and_is_published_once_per_size(
+    db: Database, tmp_path: Path
+) -> None:
+    settings = log_settings(tmp_path)
+    add_entries(db, 5)
+    with db.session() as session:
+        log.integrate(session)
+        first = checkpoints.publish(session, settings=settings)
+        assert first is not None
+        again = checkpoints.publish(session, settings=settings)
+    assert again is None
+    key = checkpoints.load_or_create_key(settings)
+    assert stat.S_IMODE((tmp_path / "log.key").stat().st_mode) == 0o600
+    parsed = notes.verify_checkpoint(first.note, key.signer.verifier())
+    with db.session() as session:
+        assert parsed.size == first.size == repo.tree_size(session)
+        assert parsed.root_hash == first.root == merkle.root_from_leaf_hashes(leaf_hashes(session))
+        keys = session.scalars(select(AuditEntry.action).where(AuditEntry.kind == AuditKind.KEY))
+        # The generated key was announced in an entry the first checkpoint already covers.
+        assert list(keys) == ["audit.log_key.generated"]
+
+
+def test_a_new_log_key_is_audited_once_and_signs_the_next_checkpoint(
+    db: Database, tmp_path: Path
+) -> None:
+    settings = log_settings(tmp_path)
+    with db.session() as session:
+        old = checkpoints.publish(session, settings=settings)
+    assert old is not None
+    (tmp_path / "log.key").unlink()
+    new_key = checkpoints.load_or_create_key(settings)
+    for _ in range(2):
+        with db.session() as session:
+            checkpoints.publish(session, settings=settings, key=new_key)
+    with db.session() as session:
+        latest = checkpoints.latest(session)
+        changed = session.scalars(
+            select(AuditEntry.id).where(AuditEntry.action == "audit.log_key.changed")
+        ).all()
+    assert len(changed) == 1
+    assert latest.size > old.size and latest.log_vkey == new_key.vkey
+    notes.verify_checkpoint(latest.note, new_key.signer.verifier())
+
+
+def test_cosignature_quorum_makes_a_checkpoint_final(db: Database, tmp_path: Path) -> None:
+    settings = log_settings(tmp_path)
+    keys = [witness_keys(f"witness-{n}.example") for n in ("da", "court", "city")]
+    with db.session() as session:
+        for _, vkey in keys:
+            witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+        add_entries(db, 2)
+        log.integrate(session)
+        cp = checkpoints.publish(session, settings=settings)
+        assert cp is not None
+        first = witness.submit_cosignature(
+            session, size=cp.size, cosignature=cosignature_line(cp.note, keys[0][0]), quorum=2
+        )
+        assert (first.cosigners, first.final) == (1, False)
+        # The same witness twice is still one witness.
+        again = witness.submit_cosignature(
+            session, size=cp.size, cosignature=cosignature_line(cp.note, keys[0][0]), quorum=2
+        )
+        assert (again.cosigners, again.final) == (1, False)
+        second = witness.submit_cosignature(
+            session, size=cp.size, cosignature=cosignature_line(cp.note, keys[1][0]), quorum=2
+        )
+        assert (second.cosigners, second.final) == (2, True)
+        assert checkpoints.is_final(session, cp, quorum=2)
+        cosigned = checkpoints.cosigned_note(session, cp)
+    verifiers = [notes.parse_verifier_key(v) for _, v in keys]
+    log_key = checkpoints.load_or_create_key(settings).signer.verifier()
+    notes.verify_checkpoint(cosigned, log_key, witnesses=verifiers, quorum=2)
+    with pytest.raises(notes.NoteError, match="quorum is 3"):
+        notes.verify_checkpoint(cosigned, log_key, witnesses=verifiers, quorum=3)
+
+
+def test_bad_or_unknown_cosignatures_are_refused(db: Database, tmp_path: Path) -> None:
+    settings = log_settings(tmp_path)
+    signer, vkey = witness_keys("witness-da.example")
+    stranger, _ = witness_keys("stranger.example")
+    with db.session() as session:
+        registered = witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+        cp = checkpoints.publish(session, settings=settings)
+        assert cp is not None
+        # A signature over a different checkpoint body.
+        other = notes.Checkpoint(ORIGIN, cp.size + 1, bytes(32)).body() + "\n— x AAAAAAA=\n"
+        forged = cosignature_line(other, signer)
+        with pytest.raises(InvalidInput, match="does not verify"):
+            witness.submit_cosignature(session, size=cp.size, cosignature=forged, quorum=2)
+        with pytest.raises(Forbidden, match="not a registered witness"):
+            witness.submit_cosignature(
+                session, size=cp.size, cosignature=cosignature_line(cp.note, stranger), quorum=2
+            )
+        with pytest.raises(InvalidInput, match="malformed"):
+            witness.submit_cosignature(session, size=cp.size, cosignature="— nonsense", quorum=2)
+        good = cosignature_line(cp.note, signer)
+        witness.submit_cosignature(session, size=cp.size, cosignature=good, quorum=1)
+        assert checkpoints.cosigner_count(session, cp) == 1
+        # A removed witness no longer counts towards a quorum.
+        witness.remove_witness(session, actor=SYSTEM, witness_id=registered.id)
+        assert checkpoints.cosigner_count(session, cp) == 0
+        with pytest.raises(Forbidden):
+            witness.submit_cosignature(session, size=cp.size, cosignature=good, quorum=1)
+
+
+def test_witness_keys_must_be_cosignature_keys(db: Database) -> None:
+    _, note_vkey = notes.generate_keys("not-a-witness")
+    with db.session() as session, pytest.raises(InvalidInput, match="type 0x04"):
+        witness.add_witness(session, actor=SYSTEM, vkey=note_vkey)
+
+
+IMMUTABLE = [
+    "UPDATE audit_entries SET action = 'x'",
+    "DELETE FROM audit_entries",
+    "UPDATE audit_subjects SET arrest_id = 1",
+    "DELETE FROM audit_subjects",
+    "UPDATE audit_entry_contents SET content = content",
+    "UPDATE audit_leaves SET leaf_hash = leaf_hash",
+    "DELETE FROM audit_leaves",
+    "UPDATE audit_nodes SET hash = hash",
+    "DELETE FROM audit_nodes",
+    "UPDATE audit_checkpoints SET note = 'x'",
+    "DELETE FROM audit_checkpoints",
+    "UPDATE audit_cosignatures SET line = 'x'",
+    "DELETE FROM audit_cosignatures",
+]
+
+
+@pytest.mark.parametrize("statement", IMMUTABLE)
+def test_the_database_refuses_update_and_delete(
+    db: Database, tmp_path: Path, statement: str
+) -> None:
+    signer, vkey = witness_keys("witness-da.example")
+    add_entries(db, 4, arrest_id=3)
+    with db.session() as session:
+        witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+        log.integrate(session)
+        cp = checkpoints.publish(session, settings=log_settings(tmp_path))
+        assert cp is not None
+        witness.submit_cosignature(
+            session, size=cp.size, cosignature=cosignature_line(cp.note, signer), quorum=1
+        )
+    with db.session() as session:
+        savepoint = session.begin_nested()
+        with pytest.raises(DBAPIError, match="append-only"):
+            session.execute(text(statement))
+        savepoint.rollback()
+
+
+def test_shredding_deletes_contents_keeps_the_tree_and_is_audited(db: Database) -> None:
+    sealed = add_entries(db, 3, arrest_id=41)
+    kept = add_entries(db, 2, arrest_id=42)
+    with db.session() as session:
+        log.integrate(session)
+        before = log.root_at(session, repo.tree_size(session))
+        with pytest.raises(Forbidden):
+            log.shred(session, actor=SYSTEM, order_reference="CP-51-MD-1-2026", arrest_id=41)
+        with pytest.raises(InvalidInput, match="exactly one"):
+            log.shred(session, actor=COURT, order_reference="x", arrest_id=41, person_id=1)
+        shredded = log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", arrest_id=41)
+        assert shredded == sealed
+        remaining = set(session.scalars(select(AuditEntryContent.entry_id)))
+        assert not remaining & set(sealed) and set(kept) <= remaining
+        size = repo.tree_size(session)
+        assert log.root_at(session, size) == before
+        assert merkle.root_from_leaf_hashes(leaf_hashes(session)) == before
+        record = session.scalars(select(AuditEntry).where(AuditEntry.action == "audit.shred")).one()
+        assert record.user_id is None and record.kind is AuditKind.WRITE
+
+
+def test_publisher_step_respects_min_and_max_intervals(db: Database, tmp_path: Path) -> None:
+    settings = log_settings(tmp_path)
+    publisher = log.Publisher(db, settings, clock=lambda: 0.0)
+    assert publisher.step(100.0) is not None  # the first round always runs
+    assert publisher.step(100.5) is None  # nothing pending
+    add_entries(db, 2)
+    assert publisher.step(100.5) is None  # pending, but within the min interval
+    published = publisher.step(101.2)
+    assert published is not None
+    with db.session() as session:
+        assert published.size == repo.tree_size(session) and not repo.has_pending(session)
+    assert publisher.step(130.0) is None
+    assert not publisher.due(160.0)
+    assert publisher.due(161.5)  # the max interval forces a round even when idle
+
+
+def test_the_background_publisher_starts_and_stops(fresh_db: Database, tmp_path: Path) -> None:
+    settings = log_settings(tmp_path).model_copy(update={"checkpoint_min_interval_s": 0.01})
+    publisher = log.Publisher(fresh_db, settings)
+    publisher.start()
+    try:
+        for _ in range(500):  # the first round runs at once; wait at most ~5 s for it
+            with fresh_db.session() as session:
+                if repo.latest_checkpoint(session) is not None:
+                    break
+            publisher._stop.wait(0.01)
+    finally:
+        publisher.stop()
+    assert publisher._thread is None
+    with fresh_db.session() as session:
+        assert repo.latest_checkpoint(session) is not None
