@@ -176,11 +176,15 @@ def root_from_frontier(frontier: Frontier) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Appended:
-    """The result of appending one leaf: the new frontier, nodes to store, and the new root."""
+    """The result of appending leaves: the new frontier and the complete subtrees to store."""
 
     frontier: Frontier
     nodes: tuple[Node, ...]
-    root: bytes
+
+    @property
+    def root(self) -> bytes:
+        """Return the new root; computed on demand, as batch appends rarely need each one."""
+        return root_from_frontier(self.frontier)
 
 
 def append_leaf(frontier: Frontier, leaf: bytes) -> Appended:
@@ -197,8 +201,7 @@ def append_leaf(frontier: Frontier, leaf: bytes) -> Appended:
         position >>= 1
         nodes.append((level, position, current))
     hashes.append(current)
-    new = Frontier(index + 1, tuple(hashes))
-    return Appended(new, tuple(nodes), root_from_frontier(new))
+    return Appended(Frontier(index + 1, tuple(hashes)), tuple(nodes))
 
 
 def append_leaves(frontier: Frontier, leaves: Iterable[bytes]) -> Appended:
@@ -208,7 +211,7 @@ def append_leaves(frontier: Frontier, leaves: Iterable[bytes]) -> Appended:
         result = append_leaf(frontier, leaf)
         frontier = result.frontier
         nodes.extend(result.nodes)
-    return Appended(frontier, tuple(nodes), root_from_frontier(frontier))
+    return Appended(frontier, tuple(nodes))
 
 
 def _check_hash(value: bytes, what: str) -> None:
