@@ -1,0 +1,155 @@
+"""What every Typer command shares: the --db option, one unit of work, errors for the operator.
+
+Feature ``cli.py`` modules import this (not ``openpars.cli``, which imports them) so the root
+command can be assembled from the features without an import cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from sqlalchemy.orm import Session
+
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.service import append
+from openpars.config import Settings
+from openpars.db import Database
+from openpars.errors import DomainError
+from openpars.identity.principal import SYSTEM, Principal
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# Exit codes: 1 when openpars refused the work, 2 when the command line itself was wrong.
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL (overrides OPENPARS_DATABASE_URL), e.g. sqlite:///openpars.db.",
+        show_default=False,
+    ),
+]
+
+
+def settings_for(db: str | None) -> Settings:
+    """The site's settings, with ``--db`` taking precedence over the environment."""
+    return Settings(database_url=db) if db else Settings()
+
+
+def fail(message: str, *, field: str | None = None, code: int = EXIT_REFUSED) -> NoReturn:
+    """Print ``error: <message> (field: x)`` in red on stderr and exit."""
+    suffix = f" (field: {field})" if field else ""
+    err.print(f"error: {message}{suffix}", style="red", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def describe_validation(exc: ValidationError) -> tuple[str, str]:
+    """The first problem of a payload validation error as (field, message)."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first.get("loc", ())) or "input"
+    return field, str(first.get("msg", "invalid value"))
+
+
+def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn domain and validation errors raised by a command into a red line and an exit code."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except DomainError as exc:
+            fail(exc.message, field=exc.field)
+        except ValidationError as exc:
+            field, message = describe_validation(exc)
+            fail(message, field=field, code=EXIT_USAGE)
+
+    return wrapper
+
+
+@contextmanager
+def open_database(settings: Settings) -> Iterator[Database]:
+    """The site's database for the length of a command; the engine is disposed afterwards."""
+    database = Database.from_settings(settings)
+    try:
+        yield database
+    finally:
+        database.bind.engine.dispose()
+
+
+@contextmanager
+def unit(settings: Settings) -> Iterator[Session]:
+    """One command, one transaction: commits when the block ends, rolls back on any error."""
+    with open_database(settings) as database, database.session() as session:
+        yield session
+
+
+def audit_console(
+    session: Session,
+    *,
+    kind: AuditKind,
+    action: str,
+    actor: Principal = SYSTEM,
+    **params: Any,
+) -> None:
+    """Audit an act done at the console; the operator acts as ``system`` unless named."""
+    append(
+        session,
+        AuditEvent(
+            kind=kind,
+            action=action,
+            user_id=actor.user_id,
+            username=actor.username,
+            agency_id=actor.agency_id,
+            params={"via": "cli", **params},
+        ),
+    )
+
+
+def progress() -> Progress:
+    """A progress bar on stderr, so stdout stays clean for what the command reports."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def migrations_present() -> bool:
+    """Whether this installation ships Alembic revisions (a fresh checkout may not yet)."""
+    from openpars.migrate import MIGRATIONS_DIR
+
+    return any((MIGRATIONS_DIR / "versions").glob("*.py"))
+
+
+def run_server(settings: Settings, *, host: str, port: int) -> None:
+    """Serve the HTTP API for ``settings`` with uvicorn until interrupted."""
+    import uvicorn
+
+    from openpars.web.app import create_app
+
+    out.print(f"serving openpars on http://{host}:{port} (API docs at /docs); Ctrl-C stops it")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -1,0 +1,1 @@
+"""Synthetic demo data: a deterministic generator and the ``openpars demo`` command."""
