@@ -9,6 +9,7 @@ MODEL_MODULES = (
     "openpars.records.models",
     "openpars.audit.models",
     "openpars.agreements.models",
+    "openpars.governance.models",
     # Not tables, but DDL on them: PostgreSQL row-level security policies.
     "openpars.access.rls",
 )

@@ -1,0 +1,153 @@
+"""Governance tables: board configurations, stakeholder keys, proposals, votes, renewal notices.
+
+Board configurations and votes are append-only: a reconfiguration is a new row, a changed
+vote is a new row, so the history an auditor re-verifies is exactly what was decided on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openpars.db import Base, JSONDoc, UTCDateTime, str_enum
+from openpars.governance.quorum import Choice, ProposalAction
+
+
+class ProposalStatus(StrEnum):
+    """Where a proposal stands; only ``open`` accepts votes."""
+
+    OPEN = "open"
+    # Quorum reached; waiting for its effective instant.
+    APPROVED = "approved"
+    # Quorum reached and the decision was applied to the agreement.
+    APPLIED = "applied"
+    # Deadline passed with a blocking set of no votes.
+    REJECTED = "rejected"
+    # Deadline passed without quorum, or the approved decision could not be applied.
+    FAILED = "failed"
+    # The agreement changed (new version) while the proposal was open; votes are kept.
+    VOIDED = "voided"
+
+
+CLOSED_STATUSES = frozenset(
+    {
+        ProposalStatus.APPLIED,
+        ProposalStatus.REJECTED,
+        ProposalStatus.FAILED,
+        ProposalStatus.VOIDED,
+    }
+)
+
+
+class BoardConfig(Base):
+    """One version of the board: its stakeholders, the quorum and the solo actions."""
+
+    __tablename__ = "governance_board_configs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    # Agency ids of the stakeholders (n = len(members)).
+    members: Mapped[list[int]] = mapped_column(JSONDoc)
+    # k: the number of distinct stakeholders whose yes approves a proposal.
+    quorum: Mapped[int] = mapped_column(Integer)
+    # Actions any single stakeholder may take alone (ProposalAction values).
+    solo_actions: Mapped[list[str]] = mapped_column(JSONDoc)
+    reminder_lead_days: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(String(500))
+
+
+class StakeholderKey(Base):
+    """A registered Ed25519 public key of a stakeholder; the private key never reaches us."""
+
+    __tablename__ = "governance_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    # Base64 of the raw 32-byte key.
+    public_key: Mapped[str] = mapped_column(String(44))
+    # SHA-256 hex of the raw key.
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(100))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(100))
+    revoke_reason: Mapped[str | None] = mapped_column(String(500))
+
+
+class Proposal(Base):
+    """A request to the board to act on one exact agreement version, under the board of its day."""
+
+    __tablename__ = "governance_proposals"
+    __table_args__ = (Index("ix_governance_proposals_status_deadline", "status", "deadline"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
+    agreement_version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    action: Mapped[ProposalAction] = mapped_column(str_enum(ProposalAction, 20))
+    summary: Mapped[str] = mapped_column(Text)
+    new_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the action should take effect; None means as soon as the quorum is reached.
+    effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime())
+    board_config_id: Mapped[int] = mapped_column(ForeignKey("governance_board_configs.id"))
+    status: Mapped[ProposalStatus] = mapped_column(str_enum(ProposalStatus, 20))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    opened_by: Mapped[str] = mapped_column(String(100))
+    opened_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # When the quorum was reached (the deciding vote's signed instant) or the deadline passed.
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The instant the action takes (or took) effect: max(effective_at, decided_at).
+    effective_instant: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When it stopped being live: applied, rejected, failed or voided.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_reason: Mapped[str | None] = mapped_column(String(500))
+    # The tally when the proposal was decided: {"yes": [...], "no": [...], "abstain": [...]}.
+    final_tally: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+
+
+class Vote(Base):
+    """One cast or change of a stakeholder's vote, with the exact bytes it signed. Never updated."""
+
+    __tablename__ = "governance_votes"
+    __table_args__ = (
+        Index("ix_governance_votes_proposal_stakeholder", "proposal_id", "stakeholder_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("governance_proposals.id"))
+    stakeholder_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    voter_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    voter_username: Mapped[str] = mapped_column(String(100))
+    choice: Mapped[Choice] = mapped_column(str_enum(Choice, 10))
+    rationale: Mapped[str] = mapped_column(Text)
+    # The signed instant (from the vote) and when openpars received it.
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[int] = mapped_column(ForeignKey("governance_keys.id"))
+    signed: Mapped[bytes] = mapped_column(LargeBinary)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    # SHA-256 of the signed bytes: the same signed vote is accepted once (replay).
+    signed_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class RenewalNotice(Base):
+    """A notice to one stakeholder that an agreement expires soon, with the evidence link."""
+
+    __tablename__ = "governance_renewal_notices"
+    __table_args__ = (UniqueConstraint("agreement_id", "stakeholder_id", "expires_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
+    stakeholder_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    evidence_url: Mapped[str] = mapped_column(String(200))
