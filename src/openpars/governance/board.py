@@ -1,0 +1,325 @@
+"""The board of stakeholders: its versioned configuration, designated voters and public keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.service import append
+from openpars.db import utcnow
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
+from openpars.governance import repository as repo
+from openpars.governance import signing
+from openpars.governance.models import BoardConfig, StakeholderKey
+from openpars.governance.quorum import ProposalAction, QuorumRule
+from openpars.governance.schemas import (
+    BoardRead,
+    BoardUpdate,
+    KeyCreate,
+    KeyRead,
+    StakeholderRead,
+)
+from openpars.identity.principal import Principal
+from openpars.identity.roles import AgencyKind, Permission, Role
+
+DEFAULT_QUORUM = 2
+DEFAULT_SOLO = (ProposalAction.SUSPEND,)
+DEFAULT_LEAD_DAYS = 60
+
+# Who may read governance records: managers, stakeholders' voters, auditors.
+READ_PERMISSIONS = (
+    Permission.AGREEMENT_MANAGE,
+    Permission.AGREEMENT_SUSPEND,
+    Permission.VOTE,
+    Permission.AUDIT_READ,
+)
+
+
+def audit_act(
+    session: Session,
+    *,
+    kind: AuditKind,
+    action: str,
+    actor: Principal,
+    agreement_id: int | None = None,
+    **params: Any,
+) -> None:
+    """The one audit entry of a governance act or read."""
+    append(
+        session,
+        AuditEvent(
+            kind=kind,
+            action=action,
+            user_id=actor.user_id,
+            username=actor.username,
+            agency_id=actor.agency_id,
+            source_ip=actor.source_ip,
+            agreement_id=agreement_id,
+            params=params,
+        ),
+    )
+
+
+def require_reader(actor: Principal) -> None:
+    """Internal managers, voters and auditors may read governance records; no one else."""
+    if actor.is_external or not any(actor.can(p) for p in READ_PERMISSIONS):
+        raise Forbidden(
+            f"your account ({actor.username}) may not read governance records; it needs one of "
+            + ", ".join(p.value for p in READ_PERMISSIONS),
+            code="permission_denied",
+        )
+
+
+# ---- configuration -------------------------------------------------------------------------
+
+
+def current_board(session: Session, *, now: datetime | None = None) -> BoardConfig:
+    """The board in force; the first call writes the default (DA, courts, city; 2 of n)."""
+    board = repo.latest_board(session)
+    if board is not None:
+        return board
+    members = [a.id for a in repo.default_member_agencies(session)]
+    if not members:
+        raise Conflict(
+            "no board is configured and there are no DA, court or city agencies to form the "
+            "default one; register them or set the board with 'openpars board set'",
+            field="members",
+        )
+    board = BoardConfig(
+        version=1,
+        members=members,
+        quorum=min(DEFAULT_QUORUM, len(members)),
+        solo_actions=[a.value for a in DEFAULT_SOLO],
+        reminder_lead_days=DEFAULT_LEAD_DAYS,
+        created_at=now or utcnow(),
+        created_by="default",
+        note="default board: the DA, the courts and the city",
+    )
+    session.add(board)
+    session.flush()
+    return board
+
+
+def rule_of(board: BoardConfig) -> QuorumRule:
+    """The quorum rule a board configuration states."""
+    return QuorumRule(
+        required=board.quorum,
+        members=frozenset(board.members),
+        solo=frozenset(ProposalAction(a) for a in board.solo_actions),
+    )
+
+
+def board_read(session: Session, board: BoardConfig) -> BoardRead:
+    """A board configuration with each stakeholder's voters and unrevoked keys."""
+    agencies = repo.agencies_by_id(session, board.members)
+    members = []
+    for agency_id in board.members:
+        agency = agencies[agency_id]
+        keys = repo.list_keys(session, agency_id=agency_id)
+        members.append(
+            StakeholderRead(
+                agency_id=agency_id,
+                name=agency.name,
+                kind=agency.kind.value,
+                voters=[u.username for u in repo.voters_of(session, agency_id)],
+                key_fingerprints=[k.fingerprint for k in keys if k.revoked_at is None],
+            )
+        )
+    return BoardRead(
+        version=board.version,
+        quorum=board.quorum,
+        size=len(board.members),
+        members=members,
+        solo_actions=[ProposalAction(a) for a in board.solo_actions],
+        reminder_lead_days=board.reminder_lead_days,
+        created_at=board.created_at,
+        created_by=board.created_by,
+        note=board.note,
+    )
+
+
+def show_board(session: Session, *, actor: Principal) -> BoardRead:
+    """The board in force, audited as a configuration read."""
+    require_reader(actor)
+    board = current_board(session)
+    audit_act(
+        session,
+        kind=AuditKind.CONFIG,
+        action="board.read",
+        actor=actor,
+        board_version=board.version,
+    )
+    return board_read(session, board)
+
+
+def reconfigure(
+    session: Session, *, actor: Principal, data: BoardUpdate, now: datetime | None = None
+) -> BoardConfig:
+    """Write a new board version; proposals already open keep the version they opened under."""
+    actor.require(Permission.AGREEMENT_MANAGE)
+    if len(set(data.members)) != len(data.members):
+        raise InvalidInput("members: an agency is listed twice", field="members")
+    agencies = repo.agencies_by_id(session, data.members)
+    for agency_id in data.members:
+        agency = agencies.get(agency_id)
+        if agency is None or agency.kind is AgencyKind.EXTERNAL or agency.parent_id is not None:
+            raise InvalidInput(
+                f"members: agency {agency_id} is not a top-level data owner of this site "
+                "(external agencies and sub-units cannot sit on the board)",
+                field="members",
+            )
+    if data.quorum > len(data.members):
+        raise InvalidInput(
+            f"quorum: {data.quorum} of {len(data.members)} stakeholders is impossible; "
+            f"it must be between 1 and {len(data.members)}",
+            field="quorum",
+        )
+    previous = current_board(session, now=now)
+    board = BoardConfig(
+        version=previous.version + 1,
+        members=list(data.members),
+        quorum=data.quorum,
+        solo_actions=sorted({a.value for a in data.solo_actions}),
+        reminder_lead_days=data.reminder_lead_days,
+        created_at=now or utcnow(),
+        created_by=actor.username,
+        note=data.note,
+    )
+    session.add(board)
+    session.flush()
+    audit_act(
+        session,
+        kind=AuditKind.CONFIG,
+        action="board.reconfigure",
+        actor=actor,
+        version=board.version,
+        previous_version=previous.version,
+        members=board.members,
+        quorum=board.quorum,
+        solo_actions=board.solo_actions,
+        reminder_lead_days=board.reminder_lead_days,
+    )
+    return board
+
+
+def stakeholder_of(actor: Principal, board: BoardConfig) -> int:
+    """The stakeholder a designated voter votes for, or Forbidden naming what is missing."""
+    if actor.user_id is None or Role.VOTER not in actor.roles:
+        raise Forbidden(
+            f"{actor.username} is not a designated voter: the account needs the role 'voter'",
+            code="not_designated_voter",
+            field="voter",
+        )
+    if actor.agency_id not in board.members:
+        raise Forbidden(
+            f"{actor.username} is a voter of agency {actor.agency_id}, which is not a "
+            f"stakeholder on board version {board.version} (members {board.members})",
+            code="not_designated_voter",
+            field="voter",
+        )
+    return actor.agency_id
+
+
+# ---- keys ----------------------------------------------------------------------------------
+
+
+def _require_key_manager(session: Session, actor: Principal, agency_id: int) -> None:
+    agency = repo.agencies_by_id(session, [agency_id]).get(agency_id)
+    if agency is None or agency.kind is AgencyKind.EXTERNAL:
+        raise InvalidInput(
+            f"agency_id: agency {agency_id} is not a data owner of this site", field="agency_id"
+        )
+    if actor.can(Permission.AGREEMENT_MANAGE):
+        return
+    if Role.VOTER in actor.roles and actor.agency_id == agency_id:
+        return
+    raise Forbidden(
+        f"{actor.username} may not manage the keys of agency {agency_id}: only its designated "
+        "voters or an administrator can",
+        code="permission_denied",
+        field="agency_id",
+    )
+
+
+def register_key(
+    session: Session, *, actor: Principal, data: KeyCreate, now: datetime | None = None
+) -> StakeholderKey:
+    """Register a stakeholder's Ed25519 public key (the private key stays with the stakeholder)."""
+    agency_id = data.agency_id if data.agency_id is not None else actor.agency_id
+    if agency_id is None:
+        raise InvalidInput("agency_id: say whose key this is", field="agency_id")
+    _require_key_manager(session, actor, agency_id)
+    raw = signing.parse_public_key(data.public_key)
+    fingerprint = signing.fingerprint(raw)
+    if repo.key_by_fingerprint(session, fingerprint) is not None:
+        raise Conflict(
+            f"public_key: key {fingerprint[:16]}... is already registered", field="public_key"
+        )
+    key = StakeholderKey(
+        agency_id=agency_id,
+        public_key=signing.encode_b64(raw),
+        fingerprint=fingerprint,
+        label=data.label,
+        created_at=now or utcnow(),
+        created_by=actor.username,
+    )
+    session.add(key)
+    session.flush()
+    audit_act(
+        session,
+        kind=AuditKind.KEY,
+        action="key.register",
+        actor=actor,
+        key_id=key.id,
+        stakeholder=agency_id,
+        fingerprint=fingerprint,
+        label=data.label,
+    )
+    return key
+
+
+def revoke_key(
+    session: Session, *, actor: Principal, key_id: int, reason: str, now: datetime | None = None
+) -> StakeholderKey:
+    """Revoke a key at once: later votes signed with it are refused; earlier ones stay valid."""
+    key = repo.get_key(session, key_id)
+    if key is None:
+        raise NotFound(f"key {key_id} does not exist", field="key_id")
+    _require_key_manager(session, actor, key.agency_id)
+    if key.revoked_at is not None:
+        raise Conflict(
+            f"key {key_id} was already revoked at {key.revoked_at.isoformat()}", field="key_id"
+        )
+    key.revoked_at = now or utcnow()
+    key.revoked_by = actor.username
+    key.revoke_reason = reason
+    session.flush()
+    audit_act(
+        session,
+        kind=AuditKind.KEY,
+        action="key.revoke",
+        actor=actor,
+        key_id=key.id,
+        stakeholder=key.agency_id,
+        fingerprint=key.fingerprint,
+        reason=reason,
+    )
+    return key
+
+
+def list_keys(session: Session, *, actor: Principal, agency_id: int | None = None) -> list[KeyRead]:
+    """Registered keys, revoked ones included, audited as a key read."""
+    require_reader(actor)
+    keys = [KeyRead.model_validate(k) for k in repo.list_keys(session, agency_id=agency_id)]
+    audit_act(
+        session,
+        kind=AuditKind.KEY,
+        action="key.list",
+        actor=actor,
+        of_agency=agency_id,
+        returned=len(keys),
+    )
+    return keys

@@ -1,0 +1,248 @@
+"""Deciding proposals and applying their outcome on time; ``tick`` is the periodic step.
+
+Nothing here depends on a background job for correctness: access to an agreement ends at its
+expiry by time alone (the grant is time-based). ``tick`` records what time has decided (a
+deadline passed, an effective instant reached, a renewal reminder due) and is safe to run as
+often as wanted: each step is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from openpars.agreements.lifecycle import apply_decision, expire_due
+from openpars.agreements.models import LifecycleAction
+from openpars.audit.events import AuditKind
+from openpars.errors import DomainError
+from openpars.governance import repository as repo
+from openpars.governance.board import audit_act, current_board, rule_of
+from openpars.governance.models import Proposal, ProposalStatus, RenewalNotice, Vote
+from openpars.governance.quorum import (
+    Approved,
+    Ballot,
+    Decision,
+    Failed,
+    QuorumRule,
+    Rejected,
+    Tally,
+    outcome,
+)
+from openpars.governance.schemas import GovernanceEvent
+from openpars.identity.principal import SYSTEM, Principal
+
+EVIDENCE_URL = "/api/v1/agreements/{agreement_id}/evidence"
+
+
+def rule_for(session: Session, proposal: Proposal) -> QuorumRule:
+    """The rule a proposal is decided by: its own board version's, for its action."""
+    board = repo.get_board(session, proposal.board_config_id)
+    assert board is not None, "a proposal always references its board version"
+    return rule_of(board).for_action(proposal.action)
+
+
+def ballots(votes: Sequence[Vote]) -> list[Ballot]:
+    """Stored votes as the quorum function reads them."""
+    return [Ballot(stakeholder=v.stakeholder_id, choice=v.choice, at=v.at) for v in votes]
+
+
+def decide(session: Session, proposal: Proposal, *, now: datetime) -> Decision:
+    """The quorum function over a proposal's recorded votes."""
+    votes = repo.votes_of(session, proposal.id)
+    return outcome(rule_for(session, proposal), ballots(votes), now, proposal.deadline)
+
+
+def tally_document(tally: Tally) -> dict[str, list[int]]:
+    """A tally as stored on a decided proposal."""
+    return {
+        "yes": sorted(tally.yes),
+        "no": sorted(tally.no),
+        "abstain": sorted(tally.abstain),
+    }
+
+
+def _event(kind: str, proposal: Proposal, at: datetime, detail: str) -> GovernanceEvent:
+    return GovernanceEvent(
+        kind=kind, at=at, agreement_id=proposal.agreement_id, proposal_id=proposal.id, detail=detail
+    )
+
+
+def void_if_stale(session: Session, proposal: Proposal, *, now: datetime) -> GovernanceEvent | None:
+    """Void a live proposal whose agreement has moved on to another version."""
+    agreement = repo.get_agreement(session, proposal.agreement_id)
+    current = repo.current_version(session, agreement) if agreement is not None else None
+    if current is not None and current.content_hash == proposal.content_hash:
+        return None
+    number = current.version if current is not None else "?"
+    proposal.status = ProposalStatus.VOIDED
+    proposal.closed_at = now
+    proposal.closed_reason = (
+        f"agreement {proposal.agreement_id} changed to version {number} while the proposal was "
+        f"{'approved' if proposal.decided_at else 'open'}; votes on version "
+        f"{proposal.agreement_version} are kept but no longer count"
+    )
+    return _event("proposal.voided", proposal, now, proposal.closed_reason)
+
+
+def _close(proposal: Proposal, decision: Decision) -> GovernanceEvent | None:
+    if isinstance(decision, Approved):
+        proposal.status = ProposalStatus.APPROVED
+        proposal.decided_at = decision.at
+        proposal.effective_instant = max(proposal.effective_at or decision.at, decision.at)
+        proposal.final_tally = tally_document(decision.tally)
+        detail = f"quorum reached; takes effect at {proposal.effective_instant.isoformat()}"
+        return _event("proposal.approved", proposal, decision.at, detail)
+    if isinstance(decision, Rejected | Failed):
+        rejected = isinstance(decision, Rejected)
+        proposal.status = ProposalStatus.REJECTED if rejected else ProposalStatus.FAILED
+        proposal.decided_at = decision.at
+        proposal.closed_at = decision.at
+        proposal.final_tally = tally_document(decision.tally)
+        reasons = "; ".join(decision.reasons) if isinstance(decision, Failed) else ""
+        proposal.closed_reason = (
+            "the deadline passed and enough stakeholders voted no to block it"
+            if rejected
+            else f"the deadline passed without a quorum ({reasons})"
+        )
+        kind = "proposal.rejected" if rejected else "proposal.failed"
+        return _event(kind, proposal, decision.at, proposal.closed_reason)
+    return None
+
+
+def _apply(session: Session, proposal: Proposal, *, now: datetime) -> GovernanceEvent:
+    instant = proposal.effective_instant
+    assert instant is not None
+    try:
+        # A refused decision must not leave half a change behind, so it runs in a savepoint.
+        with session.begin_nested():
+            apply_decision(
+                session,
+                agreement_id=proposal.agreement_id,
+                content_hash=proposal.content_hash,
+                action=LifecycleAction(proposal.action.value),
+                effective_at=instant,
+                decided_by=f"proposal {proposal.id}",
+                new_expires_at=proposal.new_expires_at,
+                audited=False,
+            )
+    except DomainError as exc:
+        proposal.status = ProposalStatus.FAILED
+        proposal.closed_at = now
+        proposal.closed_reason = f"approved, but could not be applied: {exc.message}"[:500]
+        return _event("proposal.failed", proposal, now, proposal.closed_reason)
+    proposal.status = ProposalStatus.APPLIED
+    proposal.applied_at = now
+    proposal.closed_at = now
+    detail = f"{proposal.action.value} applied, effective {instant.isoformat()}"
+    return _event("proposal.applied", proposal, now, detail)
+
+
+def evaluate(session: Session, proposal: Proposal, *, now: datetime) -> list[GovernanceEvent]:
+    """Bring one proposal up to date: void, decide, and apply once its instant is reached."""
+    if proposal.status not in (ProposalStatus.OPEN, ProposalStatus.APPROVED):
+        return []
+    voided = void_if_stale(session, proposal, now=now)
+    if voided is not None:
+        session.flush()
+        return [voided]
+    events: list[GovernanceEvent] = []
+    if proposal.status is ProposalStatus.OPEN:
+        closed = _close(proposal, decide(session, proposal, now=now))
+        if closed is not None:
+            events.append(closed)
+    if (
+        proposal.status is ProposalStatus.APPROVED
+        and proposal.effective_instant is not None
+        and proposal.effective_instant <= now
+    ):
+        applied = _apply(session, proposal, now=now)
+        events.append(applied)
+        if applied.kind == "proposal.applied":
+            events += void_stale(session, agreement_id=proposal.agreement_id, now=now)
+    session.flush()
+    return events
+
+
+def void_stale(session: Session, *, agreement_id: int, now: datetime) -> list[GovernanceEvent]:
+    """Void every open or approved proposal on an agreement whose version changed."""
+    events = []
+    for other in repo.live_proposals(session, agreement_id=agreement_id):
+        voided = void_if_stale(session, other, now=now)
+        if voided is not None:
+            events.append(voided)
+    session.flush()
+    return events
+
+
+def _remind(session: Session, *, now: datetime) -> list[GovernanceEvent]:
+    board = current_board(session, now=now)
+    lead = timedelta(days=board.reminder_lead_days)
+    events = []
+    for agreement in repo.expiring_between(session, start=now, end=now + lead):
+        expires_at = agreement.in_force_until
+        assert expires_at is not None
+        url = EVIDENCE_URL.format(agreement_id=agreement.id)
+        for stakeholder in board.members:
+            if repo.notice_exists(
+                session,
+                agreement_id=agreement.id,
+                stakeholder_id=stakeholder,
+                expires_at=expires_at,
+            ):
+                continue
+            session.add(
+                RenewalNotice(
+                    agreement_id=agreement.id,
+                    stakeholder_id=stakeholder,
+                    expires_at=expires_at,
+                    opened_at=now,
+                    evidence_url=url,
+                )
+            )
+            events.append(
+                GovernanceEvent(
+                    kind="renewal.notice",
+                    at=now,
+                    agreement_id=agreement.id,
+                    detail=f"stakeholder {stakeholder}: expires {expires_at.isoformat()}; "
+                    f"evidence at {url}",
+                )
+            )
+    session.flush()
+    return events
+
+
+def tick(session: Session, *, now: datetime, actor: Principal = SYSTEM) -> list[GovernanceEvent]:
+    """One governance step at ``now``: expiries, deadlines, effective instants, reminders.
+
+    Each event leaves one audit entry (kind PROPOSAL) naming its agreement, so an agreement's
+    audit trail shows every decision time made for it.
+    """
+    events = [
+        GovernanceEvent(
+            kind="agreement.expired",
+            at=now,
+            agreement_id=agreement_id,
+            detail="reached its expiry without an approved renewal",
+        )
+        for agreement_id in expire_due(session, at=now, by="governance tick")
+    ]
+    for proposal in repo.live_proposals(session):
+        events += evaluate(session, proposal, now=now)
+    events += _remind(session, now=now)
+    for event in events:
+        if event.kind == "agreement.expired":
+            continue  # expire_due audits the expiries it records
+        audit_act(
+            session,
+            kind=AuditKind.PROPOSAL,
+            action=f"tick.{event.kind}",
+            actor=actor,
+            agreement_id=event.agreement_id,
+            proposal_id=event.proposal_id,
+            detail=event.detail,
+            at=event.at.isoformat(),
+        )
+    return events

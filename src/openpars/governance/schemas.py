@@ -1,0 +1,212 @@
+"""Pydantic shapes of governance: the board, keys, proposals, signed votes, the timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from openpars.governance.models import ProposalStatus
+from openpars.governance.quorum import Choice, ProposalAction
+
+EXPORT_FORMAT = "openpars-vote-export/v1"
+RATIONALE_MAX = 4000
+
+
+class StakeholderRead(BaseModel):
+    """One stakeholder of the board: its agency, designated voters and usable keys."""
+
+    agency_id: int
+    name: str
+    kind: str
+    voters: list[str]
+    key_fingerprints: list[str]
+
+
+class BoardRead(BaseModel):
+    """The board configuration in force."""
+
+    version: int
+    quorum: int
+    size: int
+    members: list[StakeholderRead]
+    solo_actions: list[ProposalAction]
+    reminder_lead_days: int
+    created_at: datetime
+    created_by: str
+    note: str | None
+
+
+class BoardUpdate(BaseModel):
+    """A new board configuration; open proposals keep the configuration they opened under."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    members: list[int] = Field(min_length=1, max_length=50, description="Agency ids.")
+    quorum: int = Field(ge=1, description="k: distinct stakeholders whose yes approves.")
+    solo_actions: list[ProposalAction] = Field(default=[ProposalAction.SUSPEND])
+    reminder_lead_days: int = Field(default=60, ge=0, le=366)
+    note: str | None = Field(default=None, max_length=500)
+
+
+class KeyCreate(BaseModel):
+    """A stakeholder public key to register (PEM or base64 of the raw 32 bytes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_key: str = Field(min_length=40, max_length=1000)
+    label: str = Field(min_length=1, max_length=100)
+    agency_id: int | None = Field(default=None, description="Defaults to your own agency.")
+
+
+class KeyRevoke(BaseModel):
+    """Why a key is revoked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class KeyRead(BaseModel):
+    """A registered public key; revoked keys stay listed so old votes stay verifiable."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    agency_id: int
+    fingerprint: str
+    public_key: str
+    label: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class ProposalCreate(BaseModel):
+    """A request to the board about one agreement version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agreement_id: int
+    action: ProposalAction
+    summary: str = Field(min_length=1, max_length=RATIONALE_MAX)
+    deadline: AwareDatetime
+    content_hash: str | None = Field(
+        default=None, description="The version you reviewed; refused if it is no longer current."
+    )
+    effective_at: AwareDatetime | None = Field(
+        default=None, description="When the action takes effect; default: once approved."
+    )
+    new_expires_at: AwareDatetime | None = Field(default=None, description="Renewals only.")
+
+
+class TallyRead(BaseModel):
+    """Stakeholder agency ids by their standing vote, and yes votes still needed."""
+
+    yes: list[int]
+    no: list[int]
+    abstain: list[int]
+    needed: int
+
+
+class ProposalRead(BaseModel):
+    """A proposal, the rule it is decided by, the standing tally and what to sign."""
+
+    id: int
+    agreement_id: int
+    agreement_version: int
+    content_hash: str
+    action: ProposalAction
+    summary: str
+    deadline: datetime
+    effective_at: datetime | None
+    new_expires_at: datetime | None
+    status: ProposalStatus
+    opened_at: datetime
+    opened_by: str
+    decided_at: datetime | None
+    effective_instant: datetime | None
+    applied_at: datetime | None
+    closed_reason: str | None
+    board_version: int
+    board_members: list[int]
+    required_yes: int
+    tally: TallyRead
+
+
+class SignedVote(BaseModel):
+    """A vote as the stakeholder signed it offline (``openpars vote sign`` writes this)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["openpars-vote/v1"] = "openpars-vote/v1"
+    proposal_id: int
+    agreement_id: int
+    version_hash: str = Field(max_length=200)
+    choice: Choice
+    # The limit is checked by the service, so the CLI and the API refuse it the same way.
+    rationale: str = Field(max_length=100_000)
+    at: str = Field(max_length=64)
+    key_fingerprint: str = Field(max_length=200)
+    signature: str = Field(max_length=400)
+
+
+class VoteRead(BaseModel):
+    """One cast or change of a vote with the exact signed bytes and signature (base64)."""
+
+    id: int
+    proposal_id: int
+    stakeholder_id: int
+    voter: str
+    choice: Choice
+    rationale: str
+    at: datetime
+    recorded_at: datetime
+    key_fingerprint: str
+    signed: str
+    signature: str
+
+
+class VoteReceipt(BaseModel):
+    """What a vote submission returns: the recorded vote and where the proposal now stands."""
+
+    vote: VoteRead
+    proposal: ProposalRead
+
+
+class VoteExport(BaseModel):
+    """Everything needed to re-verify a proposal's voting history offline."""
+
+    format: Literal["openpars-vote-export/v1"] = "openpars-vote-export/v1"
+    proposal: ProposalRead
+    keys: list[KeyRead]
+    votes: list[VoteRead]
+
+
+class TimelineEntry(BaseModel):
+    """One moment in an agreement's governance history."""
+
+    at: datetime
+    kind: str
+    summary: str
+    version: int | None = None
+    content_hash: str | None = None
+    proposal_id: int | None = None
+    stakeholder_id: int | None = None
+    by: str | None = None
+    choice: Choice | None = None
+    rationale: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class GovernanceEvent(BaseModel):
+    """Something a governance step did (decided, applied, voided, reminded)."""
+
+    kind: str
+    at: datetime
+    agreement_id: int
+    proposal_id: int | None = None
+    detail: str = ""

@@ -1,0 +1,216 @@
+"""Proposals: opening one against an exact agreement version, reading them with their tally.
+
+Each call made on behalf of a caller leaves exactly one audit entry here, so the API and the
+CLI cannot forget it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from openpars.audit.events import AuditKind
+from openpars.db import utcnow
+from openpars.errors import Conflict, InvalidInput, NotFound
+from openpars.governance import repository as repo
+from openpars.governance.board import (
+    audit_act,
+    current_board,
+    require_reader,
+    stakeholder_of,
+)
+from openpars.governance.decisions import decide, rule_for
+from openpars.governance.models import (
+    Proposal,
+    ProposalStatus,
+)
+from openpars.governance.quorum import Pending, ProposalAction
+from openpars.governance.schemas import (
+    ProposalCreate,
+    ProposalRead,
+    TallyRead,
+)
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+
+
+def get_proposal(session: Session, proposal_id: int, *, for_update: bool = False) -> Proposal:
+    """One proposal or NotFound naming it."""
+    proposal = repo.get_proposal(session, proposal_id, for_update=for_update)
+    if proposal is None:
+        raise NotFound(f"proposal {proposal_id} does not exist", field="proposal_id")
+    return proposal
+
+
+def proposal_read(session: Session, proposal: Proposal, *, now: datetime) -> ProposalRead:
+    """A proposal with its rule and standing tally (the final tally once decided)."""
+    board = repo.get_board(session, proposal.board_config_id)
+    assert board is not None
+    rule = rule_for(session, proposal)
+    decision = decide(session, proposal, now=now)
+    tally = decision.tally
+    if proposal.final_tally is not None:
+        yes, no, abstain = (proposal.final_tally[k] for k in ("yes", "no", "abstain"))
+    else:
+        yes, no, abstain = sorted(tally.yes), sorted(tally.no), sorted(tally.abstain)
+    return ProposalRead(
+        id=proposal.id,
+        agreement_id=proposal.agreement_id,
+        agreement_version=proposal.agreement_version,
+        content_hash=proposal.content_hash,
+        action=proposal.action,
+        summary=proposal.summary,
+        deadline=proposal.deadline,
+        effective_at=proposal.effective_at,
+        new_expires_at=proposal.new_expires_at,
+        status=proposal.status,
+        opened_at=proposal.opened_at,
+        opened_by=proposal.opened_by,
+        decided_at=proposal.decided_at,
+        effective_instant=proposal.effective_instant,
+        applied_at=proposal.applied_at,
+        closed_reason=proposal.closed_reason,
+        board_version=board.version,
+        board_members=list(board.members),
+        required_yes=rule.required,
+        tally=TallyRead(
+            yes=yes,
+            no=no,
+            abstain=abstain,
+            needed=decision.needed
+            if isinstance(decision, Pending)
+            else max(0, rule.required - len(yes)),
+        ),
+    )
+
+
+def _check_timing(data: ProposalCreate, *, now: datetime) -> None:
+    if data.deadline <= now:
+        raise InvalidInput(
+            f"deadline: {data.deadline.isoformat()} is in the past; a voting deadline must be "
+            "later than now",
+            field="deadline",
+        )
+    if data.effective_at is not None and data.effective_at < now:
+        raise InvalidInput(
+            f"effective_at: {data.effective_at.isoformat()} is in the past; leave it out to "
+            "take effect as soon as the quorum is reached",
+            field="effective_at",
+        )
+    if data.action is ProposalAction.RENEW:
+        if data.new_expires_at is None:
+            raise InvalidInput(
+                "new_expires_at: a renewal needs the new expiry", field="new_expires_at"
+            )
+        if data.new_expires_at <= max(now, data.effective_at or now):
+            raise InvalidInput(
+                "new_expires_at: the new expiry must be later than now and the effective time",
+                field="new_expires_at",
+            )
+    elif data.new_expires_at is not None:
+        raise InvalidInput(
+            f"new_expires_at: only a renewal sets a new expiry, not '{data.action.value}'",
+            field="new_expires_at",
+        )
+
+
+def open_proposal(
+    session: Session, *, actor: Principal, data: ProposalCreate, now: datetime | None = None
+) -> Proposal:
+    """Open a proposal bound to the agreement's current version and the board in force."""
+    moment = now or utcnow()
+    board = current_board(session, now=moment)
+    if not actor.can(Permission.AGREEMENT_MANAGE):
+        stakeholder_of(actor, board)
+    agreement = repo.get_agreement(session, data.agreement_id)
+    if agreement is None:
+        raise NotFound(f"agreement {data.agreement_id} does not exist", field="agreement_id")
+    version = repo.current_version(session, agreement)
+    assert version is not None, "an agreement always has its current version"
+    if data.content_hash is not None and data.content_hash != version.content_hash:
+        raise Conflict(
+            f"content_hash: you reviewed {data.content_hash[:12]}..., but agreement "
+            f"{agreement.id} is now at version {version.version} ({version.content_hash[:12]}...); "
+            "review the current version and propose again",
+            field="content_hash",
+        )
+    _check_timing(data, now=moment)
+    proposal = Proposal(
+        agreement_id=agreement.id,
+        agreement_version=version.version,
+        content_hash=version.content_hash,
+        action=data.action,
+        summary=data.summary,
+        new_expires_at=data.new_expires_at,
+        effective_at=data.effective_at,
+        deadline=data.deadline,
+        board_config_id=board.id,
+        status=ProposalStatus.OPEN,
+        opened_at=moment,
+        opened_by=actor.username,
+        opened_by_user_id=actor.user_id,
+    )
+    session.add(proposal)
+    session.flush()
+    audit_act(
+        session,
+        kind=AuditKind.PROPOSAL,
+        action="proposal.open",
+        actor=actor,
+        agreement_id=agreement.id,
+        proposal_id=proposal.id,
+        proposal_action=data.action.value,
+        content_hash=version.content_hash,
+        version=version.version,
+        deadline=data.deadline.isoformat(),
+        board_version=board.version,
+    )
+    return proposal
+
+
+def show_proposal(
+    session: Session, *, actor: Principal, proposal_id: int, now: datetime | None = None
+) -> ProposalRead:
+    """One proposal, audited as a read."""
+    require_reader(actor)
+    proposal = get_proposal(session, proposal_id)
+    audit_act(
+        session,
+        kind=AuditKind.PROPOSAL,
+        action="proposal.read",
+        actor=actor,
+        agreement_id=proposal.agreement_id,
+        proposal_id=proposal.id,
+    )
+    return proposal_read(session, proposal, now=now or utcnow())
+
+
+def list_proposals(
+    session: Session,
+    *,
+    actor: Principal,
+    agreement_id: int | None = None,
+    status: ProposalStatus | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    now: datetime | None = None,
+) -> list[ProposalRead]:
+    """Proposals newest first, audited as one read."""
+    require_reader(actor)
+    rows = repo.list_proposals(
+        session, agreement_id=agreement_id, status=status, offset=offset, limit=limit
+    )
+    result = [proposal_read(session, p, now=now or utcnow()) for p in rows]
+    audit_act(
+        session,
+        kind=AuditKind.PROPOSAL,
+        action="proposal.list",
+        actor=actor,
+        agreement_id=agreement_id,
+        status=status.value if status else None,
+        offset=offset,
+        limit=limit,
+        returned=[p.id for p in result],
+    )
+    return result
