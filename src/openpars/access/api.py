@@ -56,7 +56,7 @@ def search_persons(
     sid: Annotated[str | None, Query(max_length=20)] = None,
     fbi_number: Annotated[str | None, Query(max_length=20)] = None,
     offset: Offset = 0,
-    limit: Limit = 50,
+    limit: Limit | None = None,
 ) -> PersonPage:
     """Search persons by name prefix, date of birth, SID or FBI number."""
     query = PersonQuery(
@@ -94,7 +94,7 @@ def search_arrests(
     statute: Annotated[str | None, Query(max_length=40, examples=["18 § 2701"])] = None,
     state: ArrestState | None = None,
     offset: Offset = 0,
-    limit: Limit = 50,
+    limit: Limit | None = None,
 ) -> ArrestPage:
     """Search arrests by OTN, incident or docket number, date range, statute or state."""
     query = ArrestQuery(

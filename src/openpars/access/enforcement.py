@@ -88,7 +88,7 @@ def check_rate(session: Session, *, principal: Principal, policy: ReadPolicy, at
 
 
 def check_query_shape(
-    policy: ReadPolicy, *, name: str | None, identifiers: bool, limit: int
+    policy: ReadPolicy, *, name: str | None, identifiers: bool, limit: int | None
 ) -> None:
     """Refuse wildcards, name searches and result sizes the policy does not allow."""
     if name is not None and WILDCARDS.search(name):
@@ -115,7 +115,7 @@ def check_query_shape(
             "incident number)",
             code="query_shape_not_allowed",
         )
-    if policy.max_results is not None and limit > policy.max_results:
+    if policy.max_results is not None and limit is not None and limit > policy.max_results:
         raise InvalidInput(
             f"limit {limit} exceeds the agreement's maximum of {policy.max_results} results per "
             "query",

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from openpars.access.policy import FieldProjection, Mask, ReadPolicy
 from openpars.agreements.floor import SiteFloor, get_floor
-from openpars.agreements.scope import FieldPolicy, Scope
 from openpars.agreements.grants import Grant, grant_for
+from openpars.agreements.scope import FieldPolicy, Scope
 from openpars.errors import Forbidden
 from openpars.identity.principal import Principal
 

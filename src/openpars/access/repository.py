@@ -32,7 +32,7 @@ def _name_condition(prefix: str) -> ColumnElement[bool]:
     return primary | Person.id.in_(alias_match)
 
 
-def person_search(policy: ReadPolicy, query: PersonQuery) -> Select[tuple[Person]]:
+def person_search(policy: ReadPolicy, query: PersonQuery) -> Select[Person]:
     """Persons matching the criteria that the policy lets the caller see."""
     stmt = select(Person).where(person_visible(policy))
     if query.sid is not None:
@@ -46,7 +46,7 @@ def person_search(policy: ReadPolicy, query: PersonQuery) -> Select[tuple[Person
     return stmt.order_by(Person.name_key, Person.id)
 
 
-def arrest_search(policy: ReadPolicy, query: ArrestQuery) -> Select[tuple[Arrest]]:
+def arrest_search(policy: ReadPolicy, query: ArrestQuery) -> Select[Arrest]:
     """Arrests matching the criteria that the policy lets the caller see."""
     stmt = select(Arrest).where(arrest_visible(policy))
     exact = {
@@ -69,12 +69,12 @@ def arrest_search(policy: ReadPolicy, query: ArrestQuery) -> Select[tuple[Arrest
     return stmt.order_by(Arrest.arrested_at.desc(), Arrest.id.desc())
 
 
-def page(session: Session, stmt: Select[tuple[T]], *, offset: int, limit: int) -> list[T]:
+def page(session: Session, stmt: Select[T], *, offset: int, limit: int) -> list[T]:
     """One page of a filtered statement."""
     return list(session.scalars(stmt.offset(offset).limit(limit)).unique().all())
 
 
-def capped_total(session: Session, stmt: Select[tuple[T]]) -> tuple[int, bool]:
+def capped_total(session: Session, stmt: Select[T]) -> tuple[int, bool]:
     """How many rows the filtered statement has, exact up to TOTAL_CAP."""
     capped = stmt.order_by(None).limit(TOTAL_CAP + 1).subquery()
     count = session.scalar(select(func.count()).select_from(capped)) or 0

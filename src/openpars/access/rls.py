@@ -33,7 +33,10 @@ def rls_ddl() -> list[str]:
             f"CREATE POLICY {table}_base ON {table} USING (true) WITH CHECK (true)",
         ]
     floor = {
-        "involvements": f"role NOT IN ({_ROLES}) AND juvenile = false",
+        "involvements": (
+            f"role NOT IN ({_ROLES}) AND juvenile = false AND "  # noqa: S608 - constants only
+            "EXISTS (SELECT 1 FROM arrests a WHERE a.id = involvements.arrest_id)"
+        ),
         "arrests": "sealed_at IS NULL AND expunged_at IS NULL",
         "persons": ("EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = persons.id)"),
         "person_aliases": (

@@ -38,7 +38,8 @@ class PersonQuery:
     sid: str | None = None
     fbi_number: str | None = None
     offset: int = 0
-    limit: int = 50
+    # None: the default page size, capped by the agreement's maximum.
+    limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,18 @@ class ArrestQuery:
     statute: str | None = None
     state: ArrestState | None = None
     offset: int = 0
-    limit: int = 50
+    # None: the default page size, capped by the agreement's maximum.
+    limit: int | None = None
+
+
+DEFAULT_LIMIT = 50
+
+
+def effective_limit(requested: int | None, maximum: int | None) -> int:
+    """The page size to use: as requested, or the default capped by the agreement."""
+    if requested is not None:
+        return requested
+    return min(DEFAULT_LIMIT, maximum) if maximum is not None else DEFAULT_LIMIT
 
 
 class Decision(BaseModel):

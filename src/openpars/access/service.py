@@ -27,6 +27,7 @@ from openpars.access.schemas import (
     PersonQuery,
     PersonResult,
     ReadContext,
+    effective_limit,
 )
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
@@ -87,7 +88,8 @@ def search_persons(
     identifiers = query.sid is not None or query.fbi_number is not None
     check_query_shape(policy, name=query.name, identifiers=identifiers, limit=query.limit)
     stmt = repo.person_search(policy, query)
-    rows = repo.page(session, stmt, offset=query.offset, limit=query.limit)
+    limit = effective_limit(query.limit, policy.max_results)
+    rows = repo.page(session, stmt, offset=query.offset, limit=limit)
     total, exact = repo.capped_total(session, stmt)
     items = [shaping.person_read(p, policy) for p in rows]
     _audit(
@@ -107,7 +109,7 @@ def search_persons(
         total=total,
         total_is_exact=exact,
         offset=query.offset,
-        limit=query.limit,
+        limit=limit,
         decision=Decision(**policy.explain()),
     )
 
@@ -134,7 +136,8 @@ def search_arrests(
     policy = policy_for(session, principal=principal, context=context, at=at)
     check_query_shape(policy, name=None, identifiers=identifiers, limit=query.limit)
     stmt = repo.arrest_search(policy, query)
-    rows = repo.page(session, stmt, offset=query.offset, limit=query.limit)
+    limit = effective_limit(query.limit, policy.max_results)
+    rows = repo.page(session, stmt, offset=query.offset, limit=limit)
     total, exact = repo.capped_total(session, stmt)
     _audit(
         session,
@@ -153,7 +156,7 @@ def search_arrests(
         total=total,
         total_is_exact=exact,
         offset=query.offset,
-        limit=query.limit,
+        limit=limit,
         decision=Decision(**policy.explain()),
     )
 
