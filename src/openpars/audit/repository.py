@@ -225,7 +225,7 @@ def list_entries(
         .order_by(AuditEntry.id)
         .limit(limit)
     )
-    return [(e, c, None if i is None else int(i)) for e, c, i in rows.tuples()]
+    return [(e, c, None if i is None else int(i)) for e, c, i in rows]
 
 
 def export_rows(
