@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from openpars.agreements.models import AgreementStatus
 from openpars.agreements.service import grant_for
-from openpars.governance.decisions import tick
 from openpars.governance.models import Proposal, ProposalStatus
 from openpars.governance.quorum import Choice, ProposalAction
 from openpars.governance.votes import submit_vote
@@ -30,8 +27,11 @@ def test_quorum_reached_early_adopts_at_once(gov: Gov) -> None:
     proposal = cast(gov, pid, "court", Choice.YES, 2)
     assert proposal.status is ProposalStatus.APPLIED
     assert proposal.decided_at == gov.at(minutes=2)
-    assert proposal.final_tally == {"yes": sorted([gov.agencies["da"], gov.agencies["court"]]),
-                                    "no": [], "abstain": []}
+    assert proposal.final_tally == {
+        "yes": sorted([gov.agencies["da"], gov.agencies["court"]]),
+        "no": [],
+        "abstain": [],
+    }
     with gov.session() as session:
         assert agreement(session, gov).status is AgreementStatus.ACTIVE
         ice = gov.world.principals["ice"]
