@@ -47,6 +47,13 @@ def add_entries(db: Database, count: int, *, arrest_id: int | None = None) -> li
     return ids
 
 
+def append_then_fail(db: Database) -> None:
+    """A request that appends its entry and then fails, so its transaction rolls back."""
+    with db.session() as session:
+        append(session, AuditEvent(kind=AuditKind.READ, action="rolled.back"))
+        raise RuntimeError("the request failed")
+
+
 def leaf_hashes(session: Session) -> list[bytes]:
     """Every integrated leaf hash, recomputed from the entries' commitments."""
     rows = session.execute(
@@ -73,9 +80,8 @@ def test_integration_gives_contiguous_indexes_in_id_order(db: Database) -> None:
         start = repo.tree_size(session)
     ids = add_entries(db, 20)
     # A request that fails after appending rolls its entry back (a gap in ids on PostgreSQL).
-    with pytest.raises(RuntimeError), db.session() as session:
-        append(session, AuditEvent(kind=AuditKind.READ, action="rolled.back"))
-        raise RuntimeError("the request failed")
+    with pytest.raises(RuntimeError):
+        append_then_fail(db)
     ids += add_entries(db, 3)
     counts = []
     while True:
