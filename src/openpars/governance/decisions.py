@@ -217,8 +217,8 @@ def _remind(session: Session, *, now: datetime) -> list[GovernanceEvent]:
 def tick(session: Session, *, now: datetime, actor: Principal = SYSTEM) -> list[GovernanceEvent]:
     """One governance step at ``now``: expiries, deadlines, effective instants, reminders.
 
-    Each event leaves one audit entry (kind PROPOSAL) naming its agreement, so an agreement's
-    audit trail shows every decision time made for it.
+    Like every job, it leaves exactly one audit entry (kind PROPOSAL) listing what it did;
+    the entry names the agreement when all events concern one.
     """
     events = [
         GovernanceEvent(
@@ -232,17 +232,14 @@ def tick(session: Session, *, now: datetime, actor: Principal = SYSTEM) -> list[
     for proposal in repo.live_proposals(session):
         events += evaluate(session, proposal, now=now)
     events += _remind(session, now=now)
-    for event in events:
-        if event.kind == "agreement.expired":
-            continue  # expire_due audits the expiries it records
-        audit_act(
-            session,
-            kind=AuditKind.PROPOSAL,
-            action=f"tick.{event.kind}",
-            actor=actor,
-            agreement_id=event.agreement_id,
-            proposal_id=event.proposal_id,
-            detail=event.detail,
-            at=event.at.isoformat(),
-        )
+    concerned = {e.agreement_id for e in events}
+    audit_act(
+        session,
+        kind=AuditKind.PROPOSAL,
+        action="governance.tick",
+        actor=actor,
+        agreement_id=concerned.pop() if len(concerned) == 1 else None,
+        now=now.isoformat(),
+        events=[e.model_dump(mode="json") for e in events],
+    )
     return events

@@ -13,6 +13,7 @@ from openpars.audit.api import router as audit_router
 from openpars.audit.log import publisher_lifespan
 from openpars.config import Settings
 from openpars.db import Database
+from openpars.governance.api import router as governance_router
 from openpars.access.api import router as access_router
 from openpars.identity.api import router as identity_router
 from openpars.records.api import router as records_router
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(access_router, prefix=API_PREFIX)
     app.include_router(audit_router, prefix=API_PREFIX)
     app.include_router(records_router, prefix=API_PREFIX)
+    app.include_router(governance_router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

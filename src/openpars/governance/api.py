@@ -1,0 +1,150 @@
+"""REST endpoints of governance: proposals, signed votes, the board, keys, the timeline."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from openpars.db import utcnow
+from openpars.errors import InvalidInput
+from openpars.governance import board, decisions, service, timeline, votes
+from openpars.governance.models import ProposalStatus
+from openpars.governance.schemas import (
+    BoardRead,
+    BoardUpdate,
+    GovernanceEvent,
+    KeyCreate,
+    KeyRead,
+    KeyRevoke,
+    ProposalCreate,
+    ProposalRead,
+    SignedVote,
+    TimelineEntry,
+    VoteExport,
+    VoteReceipt,
+)
+from openpars.identity.roles import Permission
+from openpars.web.context import Ctx
+
+router = APIRouter(tags=["governance"])
+
+
+@router.post("/proposals", response_model=ProposalRead, status_code=201)
+def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
+    """Open a proposal on the agreement's current version (designated voters, managers)."""
+    with ctx.unit() as (session, principal):
+        proposal = service.open_proposal(session, actor=principal, data=body)
+        result = service.proposal_read(session, proposal, now=utcnow())
+    return result
+
+
+@router.get("/proposals", response_model=list[ProposalRead])
+def list_proposals(
+    ctx: Ctx,
+    agreement_id: int | None = Query(None),
+    status: ProposalStatus | None = Query(None),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> list[ProposalRead]:
+    """Proposals, newest first."""
+    with ctx.unit() as (session, principal):
+        result = service.list_proposals(
+            session,
+            actor=principal,
+            agreement_id=agreement_id,
+            status=status,
+            offset=offset,
+            limit=limit,
+        )
+    return result
+
+
+@router.get("/proposals/{proposal_id}", response_model=ProposalRead)
+def show_proposal(proposal_id: int, ctx: Ctx) -> ProposalRead:
+    """One proposal with its rule and standing tally."""
+    with ctx.unit() as (session, principal):
+        result = service.show_proposal(session, actor=principal, proposal_id=proposal_id)
+    return result
+
+
+@router.post("/proposals/{proposal_id}/votes", response_model=VoteReceipt, status_code=201)
+def submit_vote(proposal_id: int, body: SignedVote, ctx: Ctx) -> VoteReceipt:
+    """Submit a vote signed offline (``openpars vote sign``); a later vote replaces yours."""
+    if body.proposal_id != proposal_id:
+        raise InvalidInput(
+            f"proposal_id: the vote is signed for proposal {body.proposal_id}, but was sent to "
+            f"proposal {proposal_id}",
+            field="proposal_id",
+        )
+    with ctx.unit() as (session, principal):
+        result = votes.submit_vote(session, actor=principal, data=body)
+    return result
+
+
+@router.get("/proposals/{proposal_id}/votes", response_model=VoteExport)
+def export_votes(proposal_id: int, ctx: Ctx) -> VoteExport:
+    """Every cast and change with its signed bytes, signature and key: re-verifiable offline."""
+    with ctx.unit() as (session, principal):
+        result = votes.export_votes(session, actor=principal, proposal_id=proposal_id)
+    return result
+
+
+@router.get("/agreements/{agreement_id}/governance-timeline", response_model=list[TimelineEntry])
+def governance_timeline(agreement_id: int, ctx: Ctx) -> list[TimelineEntry]:
+    """Versions, proposals, votes with rationales, outcomes and status changes, oldest first."""
+    with ctx.unit() as (session, principal):
+        result = timeline.governance_timeline(
+            session, actor=principal, agreement_id=agreement_id
+        )
+    return result
+
+
+@router.get("/board", response_model=BoardRead)
+def show_board(ctx: Ctx) -> BoardRead:
+    """The board in force: stakeholders, their voters and keys, the quorum."""
+    with ctx.unit() as (session, principal):
+        result = board.show_board(session, actor=principal)
+    return result
+
+
+@router.put("/board", response_model=BoardRead)
+def reconfigure_board(body: BoardUpdate, ctx: Ctx) -> BoardRead:
+    """Set a new board version (administrators); open proposals keep their board."""
+    with ctx.unit() as (session, principal):
+        config = board.reconfigure(session, actor=principal, data=body)
+        result = board.board_read(session, config)
+    return result
+
+
+@router.get("/keys", response_model=list[KeyRead])
+def list_keys(ctx: Ctx, agency_id: int | None = Query(None)) -> list[KeyRead]:
+    """Registered stakeholder public keys, revoked ones included."""
+    with ctx.unit() as (session, principal):
+        result = board.list_keys(session, actor=principal, agency_id=agency_id)
+    return result
+
+
+@router.post("/keys", response_model=KeyRead, status_code=201)
+def register_key(body: KeyCreate, ctx: Ctx) -> KeyRead:
+    """Register a stakeholder's Ed25519 public key (its voters or an administrator)."""
+    with ctx.unit() as (session, principal):
+        key = board.register_key(session, actor=principal, data=body)
+        result = KeyRead.model_validate(key)
+    return result
+
+
+@router.post("/keys/{key_id}/revoke", response_model=KeyRead)
+def revoke_key(key_id: int, body: KeyRevoke, ctx: Ctx) -> KeyRead:
+    """Revoke a key: votes signed with it from now on are refused."""
+    with ctx.unit() as (session, principal):
+        key = board.revoke_key(session, actor=principal, key_id=key_id, reason=body.reason)
+        result = KeyRead.model_validate(key)
+    return result
+
+
+@router.post("/governance/tick", response_model=list[GovernanceEvent])
+def run_tick(ctx: Ctx) -> list[GovernanceEvent]:
+    """Run one governance step now (deadlines, effective instants, reminders); managers only."""
+    with ctx.unit() as (session, principal):
+        principal.require(Permission.AGREEMENT_MANAGE)
+        result = decisions.tick(session, now=utcnow(), actor=principal)
+    return result
