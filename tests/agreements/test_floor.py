@@ -176,15 +176,14 @@ def test_check_scope_accepts_exactly_the_scopes_above_the_floor(
     scope: Scope, floor: SiteFloor
 ) -> None:
     expected = above_floor(scope, floor)
-    try:
+    if expected:
         check_scope(scope, floor)
-        accepted = True
-    except InvalidInput as error:
-        accepted = False
-        assert error.field is not None
-        assert error.field.startswith("scope.")
-        assert error.field == floor_violations(scope, floor)[0].field
-    assert accepted == expected
+        return
+    with pytest.raises(InvalidInput) as caught:
+        check_scope(scope, floor)
+    assert caught.value.field is not None
+    assert caught.value.field.startswith("scope.")
+    assert caught.value.field == floor_violations(scope, floor)[0].field
 
 
 # ---- storage ---------------------------------------------------------------------------------
