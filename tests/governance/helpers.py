@@ -91,6 +91,11 @@ class Gov:
     voters: dict[str, Principal] = field(default_factory=dict)
     agencies: dict[str, int] = field(default_factory=dict)
     keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, who: str) -> dict[str, str]:
+        """Headers authenticating as a stakeholder's voter."""
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -181,6 +186,13 @@ def register(session: Session, gov: Gov, who: str) -> None:
     gov.agencies[who] = gov.world.agencies[OWNERS[who]]
     gov.voters[who] = add_voter(session, gov.world, who)
     gov.keys[who] = Ed25519PrivateKey.generate()
+    _, gov.tokens[who] = identity.issue_token(
+        session,
+        actor=SYSTEM,
+        user_id=gov.voters[who].user_id or 0,
+        name="test",
+        lifetime=timedelta(days=1),
+    )
     board.register_key(
         session,
         actor=gov.voters[who],

@@ -1,0 +1,262 @@
+"""Governance through the real app: proposals, signed votes, board, keys, timeline, errors."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from fastapi.testclient import TestClient
+
+from openpars.db import utcnow
+from openpars.governance import signing
+from openpars.governance.quorum import Choice
+from tests.governance.helpers import Gov, rows
+
+
+def propose(client: TestClient, gov: Gov, who: str = "da", **body: Any) -> dict[str, Any]:
+    payload = {
+        "agreement_id": gov.agreement_id,
+        "action": "adopt",
+        "summary": "Adopt the ICE agreement, arrestees only",
+        "deadline": (utcnow() + timedelta(days=7)).isoformat(),
+        **body,
+    }
+    response = client.post("/api/v1/proposals", json=payload, headers=gov.auth(who))
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def signed(
+    gov: Gov, proposal: dict[str, Any], who: str, choice: str, rationale: str
+) -> dict[str, Any]:
+    """Sign as the CLI does offline: from the proposal's published fields only."""
+    statement = signing.VoteStatement(
+        proposal_id=proposal["id"],
+        agreement_id=proposal["agreement_id"],
+        version_hash=proposal["content_hash"],
+        choice=Choice(choice),
+        rationale_sha256=signing.rationale_digest(rationale),
+        at=utcnow(),
+    )
+    return signing.sign_vote(gov.keys[who], statement, rationale)
+
+
+def post_vote(client: TestClient, gov: Gov, who: str, vote: dict[str, Any]) -> Any:
+    return client.post(
+        f"/api/v1/proposals/{vote['proposal_id']}/votes", json=vote, headers=gov.auth(who)
+    )
+
+
+def verify_offline(export: dict[str, Any]) -> dict[str, str]:
+    """Re-verify an exported voting history with nothing but cryptography and the JSON.
+
+    Written independently of openpars's own code on purpose: this is what a stakeholder's
+    auditor would write. Returns each stakeholder's standing choice.
+    """
+    proposal = export["proposal"]
+    keys = {k["fingerprint"]: k for k in export["keys"]}
+    standing: dict[str, tuple[str, str]] = {}
+    for vote in export["votes"]:
+        key = keys[vote["key_fingerprint"]]
+        raw = base64.b64decode(key["public_key"])
+        assert hashlib.sha256(raw).hexdigest() == key["fingerprint"]
+        assert key["agency_id"] == vote["stakeholder_id"]
+        message = base64.b64decode(vote["signed"])
+        Ed25519PublicKey.from_public_bytes(raw).verify(base64.b64decode(vote["signature"]), message)
+        lines = message.decode("utf-8").split("\n")
+        assert lines[0] == "openpars-vote/v1" and lines[-1] == ""
+        fields = dict(line.split(" ", 1) for line in lines[1:-1])
+        assert fields["proposal"] == str(proposal["id"])
+        assert fields["agreement"] == str(proposal["agreement_id"])
+        assert fields["version-hash"] == proposal["content_hash"]
+        assert fields["choice"] == vote["choice"]
+        digest = hashlib.sha256(vote["rationale"].encode("utf-8")).hexdigest()
+        assert fields["rationale-sha256"] == digest
+        at = fields["at"]
+        previous = standing.get(str(vote["stakeholder_id"]))
+        assert previous is None or previous[1] < at  # changes are strictly later
+        standing[str(vote["stakeholder_id"])] = (vote["choice"], at)
+    return {k: v[0] for k, v in standing.items()}
+
+
+def test_adopt_by_signed_votes_and_reverify_offline(client: TestClient, gov: Gov) -> None:
+    board = client.get("/api/v1/board", headers=gov.auth("court")).json()
+    assert (board["quorum"], board["size"], board["solo_actions"]) == (2, 3, ["suspend"])
+    assert [m["voters"] for m in board["members"]] == [
+        ["da-voter"],
+        ["court-voter"],
+        ["city-voter"],
+    ]
+    proposal = propose(client, gov)
+    assert (proposal["status"], proposal["required_yes"], proposal["tally"]["needed"]) == (
+        "open",
+        2,
+        2,
+    )
+
+    first = post_vote(
+        client, gov, "da", signed(gov, proposal, "da", "no", "Not until we see the logs.")
+    )
+    assert first.status_code == 201, first.text
+    changed = signed(gov, proposal, "da", "yes", "Logs reviewed; arrestees only.")
+    assert post_vote(client, gov, "da", changed).json()["proposal"]["status"] == "open"
+    receipt = post_vote(client, gov, "city", signed(gov, proposal, "city", "yes", "Agreed."))
+    assert receipt.json()["proposal"]["status"] == "applied"
+
+    export = client.get(
+        f"/api/v1/proposals/{proposal['id']}/votes", headers=gov.auth("court")
+    ).json()
+    assert len(export["votes"]) == 3
+    standing = verify_offline(json.loads(json.dumps(export)))
+    assert standing == {str(gov.agencies["da"]): "yes", str(gov.agencies["city"]): "yes"}
+    # Any tampering with the exported history is caught by the same check.
+    tampered = json.loads(json.dumps(export))
+    tampered["votes"][0]["rationale"] = "Something else."
+    with pytest.raises(AssertionError):
+        verify_offline(tampered)
+    swapped = json.loads(json.dumps(export))
+    swapped["votes"][0]["signed"] = export["votes"][1]["signed"]
+    with pytest.raises(InvalidSignature):
+        verify_offline(swapped)
+
+    timeline = client.get(
+        f"/api/v1/agreements/{gov.agreement_id}/governance-timeline", headers=gov.auth("court")
+    ).json()
+    kinds = [e["kind"] for e in timeline]
+    assert {"vote.cast", "vote.changed", "proposal.applied", "agreement.adopted"} <= set(kinds)
+    assert any(e["rationale"] == "Not until we see the logs." for e in timeline)
+
+
+def test_bad_votes_over_http_record_nothing(client: TestClient, gov: Gov) -> None:
+    proposal = propose(client, gov)
+    good = signed(gov, proposal, "da", "yes", "fine")
+    cases = [
+        ({**good, "signature": "%%%"}, 422, "signature"),
+        ({**good, "signature": base64.b64encode(b"x" * 10).decode()}, 422, "signature"),
+        (signed(gov, proposal, "da", "yes", "r" * 4001), 422, "rationale"),
+        ({**good, "version_hash": "a" * 64}, 409, "version_hash"),
+        (signed(gov, proposal, "court", "yes", "court key, DA voter"), 403, "key_fingerprint"),
+    ]
+    with gov.session() as session:
+        before = rows(session)
+    for vote, status, field in cases:
+        response = post_vote(client, gov, "da", vote)
+        assert response.status_code == status, response.text
+        assert response.json()["error"]["field"] == field
+    missing = client.post(
+        "/api/v1/proposals/987654/votes",
+        json={**good, "proposal_id": 987654},
+        headers=gov.auth("da"),
+    )
+    assert (missing.status_code, missing.json()["error"]["field"]) == (404, "proposal_id")
+    mismatch = client.post(
+        f"/api/v1/proposals/{proposal['id'] + 1}/votes", json=good, headers=gov.auth("da")
+    )
+    assert (mismatch.status_code, mismatch.json()["error"]["field"]) == (422, "proposal_id")
+    not_voter = client.post(
+        f"/api/v1/proposals/{proposal['id']}/votes",
+        json=good,
+        headers=gov.world.auth("charging"),
+    )
+    assert (not_voter.status_code, not_voter.json()["error"]["code"]) == (
+        403,
+        "not_designated_voter",
+    )
+    with gov.session() as session:
+        assert rows(session) == before
+    assert post_vote(client, gov, "da", good).status_code == 201
+    replay = post_vote(client, gov, "da", good)
+    assert (replay.status_code, replay.json()["error"]["code"]) == (409, "replayed_vote")
+
+
+def test_bad_proposals_over_http(client: TestClient, gov: Gov) -> None:
+    past = (utcnow() - timedelta(minutes=1)).isoformat()
+    response = client.post(
+        "/api/v1/proposals",
+        json={
+            "agreement_id": gov.agreement_id,
+            "action": "adopt",
+            "summary": "x",
+            "deadline": past,
+        },
+        headers=gov.auth("da"),
+    )
+    assert (response.status_code, response.json()["error"]["field"]) == (422, "deadline")
+    response = client.post(
+        "/api/v1/proposals",
+        json={
+            "agreement_id": 55555,
+            "action": "adopt",
+            "summary": "x",
+            "deadline": (utcnow() + timedelta(days=1)).isoformat(),
+        },
+        headers=gov.auth("da"),
+    )
+    assert (response.status_code, response.json()["error"]["field"]) == (404, "agreement_id")
+    assert client.get("/api/v1/proposals/424242", headers=gov.auth("da")).status_code == 404
+    assert (
+        client.get(
+            "/api/v1/agreements/424242/governance-timeline", headers=gov.auth("da")
+        ).status_code
+        == 404
+    )
+
+
+def test_board_reconfiguration_is_for_administrators(client: TestClient, gov: Gov) -> None:
+    members = [gov.agencies[w] for w in ("da", "court", "city")]
+    body = {"members": members, "quorum": 3, "solo_actions": []}
+    assert client.put("/api/v1/board", json=body, headers=gov.auth("da")).status_code == 403
+    too_many = client.put(
+        "/api/v1/board", json={**body, "quorum": 4}, headers=gov.world.auth("admin")
+    )
+    assert (too_many.status_code, too_many.json()["error"]["field"]) == (422, "quorum")
+    ice = gov.world.agencies["Immigration and Customs Enforcement"]
+    outsider = client.put(
+        "/api/v1/board", json={**body, "members": [*members, ice]}, headers=gov.world.auth("admin")
+    )
+    assert (outsider.status_code, outsider.json()["error"]["field"]) == (422, "members")
+    response = client.put("/api/v1/board", json=body, headers=gov.world.auth("admin"))
+    assert response.status_code == 200, response.text
+    assert (response.json()["version"], response.json()["quorum"]) == (2, 3)
+
+
+def test_keys_register_list_revoke(client: TestClient, gov: Gov) -> None:
+    new = Ed25519PrivateKey.generate()
+    raw = base64.b64encode(signing.public_raw(new)).decode()
+    created = client.post(
+        "/api/v1/keys", json={"public_key": raw, "label": "spare"}, headers=gov.auth("court")
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()
+    assert key["agency_id"] == gov.agencies["court"]
+    again = client.post(
+        "/api/v1/keys", json={"public_key": raw, "label": "dup"}, headers=gov.auth("court")
+    )
+    assert again.status_code == 409
+    foreign = client.post(
+        "/api/v1/keys",
+        json={
+            "public_key": base64.b64encode(b"k" * 32).decode(),
+            "label": "x",
+            "agency_id": gov.agencies["da"],
+        },
+        headers=gov.auth("court"),
+    )
+    assert foreign.status_code == 403
+    listed = client.get("/api/v1/keys", headers=gov.auth("da")).json()
+    assert key["fingerprint"] in [k["fingerprint"] for k in listed]
+    revoked = client.post(
+        f"/api/v1/keys/{key['id']}/revoke", json={"reason": "rotated"}, headers=gov.auth("court")
+    )
+    assert revoked.json()["revoked_by"] == "court-voter"
+
+
+def test_external_agencies_cannot_read_governance(client: TestClient, gov: Gov) -> None:
+    response = client.get("/api/v1/proposals", headers=gov.world.auth("ice"))
+    assert response.status_code == 403
