@@ -18,12 +18,19 @@ from openpars.identity.principal import Principal
 
 
 def _redact(value: Any) -> Any:
-    # Ranger MASK: letters become x/X, digits n; shape survives, content does not.
-    text = str(value)
-    return "".join(
-        "n" if ch.isdigit() else ("X" if ch.isupper() else "x") if ch.isalpha() else ch
-        for ch in text
-    )
+    # Ranger MASK: letters become x/X, digits n; shape survives, content does not. Any other
+    # alphanumeric character (fractions, superscripts, other scripts) is masked too.
+    out = []
+    for ch in str(value):
+        if ch.isnumeric():
+            out.append("n")
+        elif ch.isupper():
+            out.append("X")
+        elif ch.isalnum():
+            out.append("x")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _last4(value: Any) -> Any:
