@@ -14,7 +14,7 @@ from openpars.audit import checkpoints, log, merkle, notes, witness
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
-from openpars.audit.service import append
+from openpars.audit.service import append, commitment_of
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import Forbidden, InvalidInput
@@ -337,3 +337,26 @@ def test_the_background_publisher_starts_and_stops(fresh_db: Database, tmp_path:
     assert publisher._thread is None
     with fresh_db.session() as session:
         assert repo.latest_checkpoint(session) is not None
+
+
+def test_append_many_writes_what_append_writes(db: Database) -> None:
+    events = [
+        AuditEvent(
+            kind=AuditKind.FEED, action="feed.deliver", person_ids=[i, i + 1], arrest_ids=[i]
+        )
+        for i in range(40)
+    ]
+    with db.session() as session:
+        ids = log.append_many(session, events)
+        assert ids == sorted(ids) and len(set(ids)) == 40
+        assert log.integrate(session) >= 40
+        for entry_id in (ids[0], ids[-1]):
+            entry = session.get(AuditEntry, entry_id)
+            content = session.get(AuditEntryContent, entry_id)
+            assert entry is not None and content is not None
+            assert (
+                merkle.leaf_hash(entry.commitment)
+                == repo.leaf_of_entry(session, entry_id).leaf_hash
+            )  # type: ignore[union-attr]
+            assert commitment_of(content.salt, content.content) == entry.commitment
+        assert log.shred(session, actor=COURT, order_reference="MC-1", person_id=40) == [ids[-1]]

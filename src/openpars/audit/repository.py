@@ -39,6 +39,26 @@ def lock_log(session: Session) -> None:
         session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_KEY)))
 
 
+def insert_entries(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert many entries in batched statements; return their ids in the order given."""
+    if not rows:
+        return []
+    statement = insert(AuditEntry).returning(AuditEntry.id, sort_by_parameter_order=True)
+    return [int(i) for i in session.scalars(statement, rows)]
+
+
+def insert_contents(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert entry contents: dicts of entry_id, salt, content."""
+    if rows:
+        session.execute(insert(AuditEntryContent), rows)
+
+
+def insert_subjects(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert entry subjects: dicts of entry_id, person_id, arrest_id."""
+    if rows:
+        session.execute(insert(AuditSubject), rows)
+
+
 # --- the tree ---------------------------------------------------------------------------
 
 
