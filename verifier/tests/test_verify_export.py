@@ -400,10 +400,19 @@ def test_entries_after_the_last_checkpoint(tmp_path: Path) -> None:
 def test_malformed_entry_fields(tmp_path: Path, good: Export) -> None:
     pos = entry_pos(good, 3)
     parts = good.lines[pos].split(" ")
-    good.lines[pos] = " ".join([parts[0], parts[1], parts[2][:-2], parts[3], parts[4]])
+    good.lines[pos] = " ".join([parts[0], parts[1], parts[2][:-1], parts[3], parts[4]])
     err = failure(tmp_path, good)
     assert err.index == 3
     assert "malformed entry" in str(err)
+    good.lines[pos] = " ".join([parts[0], parts[1], parts[2], parts[3][:-2], parts[4]])
+    assert "salt is not 64 hex digits" in str(failure(tmp_path, good))
+    good.lines[pos] = " ".join(["entri", *parts[1:]])
+    assert "unknown line type" in str(failure(tmp_path, good))
+    good.lines[pos] = " ".join(parts)
+    shredded = entry_pos(good, 5)
+    good.lines[shredded] = good.lines[shredded][:-2]
+    err = failure(tmp_path, good)
+    assert (err.index, "commitment is not 64 hex digits" in str(err)) == (5, True)
 
 
 def test_non_numeric_index(tmp_path: Path, good: Export) -> None:
