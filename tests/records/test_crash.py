@@ -1,0 +1,88 @@
+"""A crash in the middle of intake leaves no partial arrest (real commits, real failure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, event, text
+
+from openpars.config import Settings
+from openpars.db import Database
+from openpars.records import service
+from openpars.records.models import Charge
+from openpars.records.schemas import ArrestCreate
+from openpars.web.app import create_app
+from tests.factories import World, build_world
+from tests.records.factories import arrest_payload
+from tests.records.helpers import row_counts, submit
+
+
+class Boom(RuntimeError):
+    """The injected failure."""
+
+
+@pytest.fixture
+def exploding_charges() -> Iterator[dict[str, int]]:
+    """Make every Charge insert fail, after the persons and the arrest are flushed."""
+    seen: dict[str, int] = {}
+
+    def explode(_mapper: Any, connection: Connection, _target: Any) -> None:
+        # Prove the failure comes mid-way: rows of this transaction are already in the tables.
+        for table in ("persons", "arrests"):
+            seen[table] = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        raise Boom("disk on fire")
+
+    event.listen(Charge, "before_insert", explode)
+    try:
+        yield seen
+    finally:
+        event.remove(Charge, "before_insert", explode)
+
+
+def _world(fresh_db: Database) -> World:
+    with fresh_db.session() as session:
+        return build_world(session)
+
+
+def test_crash_mid_request_leaves_nothing(
+    fresh_db: Database, settings: Settings, exploding_charges: dict[str, int]
+) -> None:
+    world = _world(fresh_db)
+    app = create_app(settings, database=fresh_db)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = submit(client, world, arrest_payload())
+    assert response.status_code == 500
+    assert exploding_charges["persons"] == 3
+    assert exploding_charges["arrests"] == 1
+    counts = row_counts(fresh_db)
+    assert counts["persons"] == counts["arrests"] == counts["involvements"] == 0
+    assert counts["record_versions"] == counts["charges"] == 0
+
+
+def test_crash_in_service_rolls_back_the_unit(
+    fresh_db: Database, exploding_charges: dict[str, int]
+) -> None:
+    world = _world(fresh_db)
+    data = ArrestCreate.model_validate(arrest_payload())
+    with pytest.raises(Boom), fresh_db.session() as session:
+        service.submit_arrest(session, actor=world.principals["intake"], data=data)
+    assert exploding_charges["arrests"] == 1
+    counts = row_counts(fresh_db)
+    assert counts["persons"] == counts["arrests"] == counts["involvements"] == 0
+
+
+def test_without_the_failure_the_same_request_commits(
+    fresh_db: Database, settings: Settings
+) -> None:
+    # The control: the crash test would pass vacuously if nothing was ever written.
+    world = _world(fresh_db)
+    app = create_app(settings, database=fresh_db)
+    with TestClient(app) as client:
+        assert submit(client, world, arrest_payload()).status_code == 201
+    counts = row_counts(fresh_db)
+    assert counts["persons"] == 3
+    assert counts["arrests"] == 1
+    assert counts["charges"] == 3
