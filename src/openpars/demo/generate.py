@@ -203,13 +203,15 @@ def _arrestee(state: _State, day: date, repeat_rate: float) -> PlannedInvolvemen
     return PlannedInvolvement(InvolvementRole.ARRESTEE, key, person)
 
 
-def _others(state: _State, offence: Offence, day: date, arrestee: str) -> list[PlannedInvolvement]:
+def _others(
+    state: _State, offence: Offence, day: date, arrestee: str, repeat_rate: float
+) -> list[PlannedInvolvement]:
     rng = state.rng
     found: list[PlannedInvolvement] = []
     if not offence.victims:
         return found
     for _ in range(1 if rng.random() < 0.85 else 2):
-        if state.arrestees and rng.random() < 0.03:  # an earlier arrestee, a victim this time
+        if repeat_rate and state.arrestees and rng.random() < 0.03:  # an arrestee, now a victim
             key = rng.choice(state.arrestees)
             if key != arrestee and all(key != f.key for f in found):
                 found.append(PlannedInvolvement(InvolvementRole.VICTIM, key, None))
@@ -258,7 +260,7 @@ def _plan_one(state: _State, index: int, moment: datetime, repeat_rate: float) -
         (ArrestType.ON_VIEW, ArrestType.WARRANT, ArrestType.SUMMONS), weights=(64, 31, 5)
     )[0]
     arrestee = _arrestee(state, day, repeat_rate)
-    involvements = [arrestee, *_others(state, offence, day, arrestee.key)]
+    involvements = [arrestee, *_others(state, offence, day, arrestee.key, repeat_rate)]
     if arrest_type is ArrestType.WARRANT:
         involvements.append(_affiant(state, rng.choice(state.officers)))
     where = people.place(rng)
