@@ -1,0 +1,221 @@
+"""``openpars proposal|vote|keys|board ...``: stakeholder governance at the console.
+
+``app`` carries the four sub-apps (keys and votes live in ``cli_signing``). Acts are audited by
+the services, exactly as through the API; the operator acts as ``system`` unless ``--as
+USERNAME`` names an account.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from openpars.console import DbOption, out, reports_errors, settings_for, unit
+from openpars.db import utcnow
+from openpars.governance import board, decisions, service, signing, timeline, votes
+from openpars.governance.cli_signing import (
+    AsOption,
+    JsonOption,
+    actor_named,
+    keys_app,
+    print_model,
+    vote_app,
+)
+from openpars.governance.models import ProposalStatus
+from openpars.governance.quorum import ProposalAction
+from openpars.governance.schemas import BoardUpdate, ProposalCreate
+
+app = typer.Typer(help="Stakeholder governance: proposals, signed votes, keys, the board.")
+proposal_app = typer.Typer(help="Proposals to adopt, renew, amend, suspend, resume, terminate.")
+board_app = typer.Typer(help="The board of stakeholders and its quorum rule.")
+for _sub, _name in (
+    (proposal_app, "proposal"),
+    (vote_app, "vote"),
+    (keys_app, "keys"),
+    (board_app, "board"),
+):
+    _sub.info.no_args_is_help = True
+    app.add_typer(_sub, name=_name)
+
+# ---- proposals -----------------------------------------------------------------------------
+
+
+@proposal_app.command("open")
+@reports_errors
+def proposal_open(
+    agreement: Annotated[int, typer.Option("--agreement")],
+    action: Annotated[ProposalAction, typer.Option("--action")],
+    deadline: Annotated[str, typer.Option("--deadline", help="RFC 3339 voting deadline.")],
+    summary: Annotated[str, typer.Option("--summary", help="What and why.")],
+    effective_at: Annotated[str | None, typer.Option("--effective-at")] = None,
+    new_expires_at: Annotated[str | None, typer.Option("--new-expires-at")] = None,
+    content_hash: Annotated[str | None, typer.Option("--content-hash")] = None,
+    as_user: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Open a proposal on an agreement's current version."""
+    data = ProposalCreate(
+        agreement_id=agreement,
+        action=action,
+        summary=summary,
+        deadline=signing.parse_at(deadline, field="deadline"),
+        effective_at=signing.parse_at(effective_at, field="effective_at") if effective_at else None,
+        new_expires_at=(
+            signing.parse_at(new_expires_at, field="new_expires_at") if new_expires_at else None
+        ),
+        content_hash=content_hash,
+    )
+    with unit(settings_for(db)) as session:
+        proposal = service.open_proposal(session, actor=actor_named(session, as_user), data=data)
+        out.print(
+            f"opened proposal {proposal.id}: {action.value} agreement {agreement} version "
+            f"{proposal.agreement_version}; vote by {proposal.deadline.isoformat()}"
+        )
+        out.print(
+            f"sign with: openpars vote sign --key FILE --proposal {proposal.id} "
+            f"--agreement {agreement} --version-hash {proposal.content_hash} "
+            "--choice yes|no|abstain --rationale '...'"
+        )
+
+
+@proposal_app.command("list")
+@reports_errors
+def proposal_list(
+    agreement: Annotated[int | None, typer.Option("--agreement")] = None,
+    status: Annotated[ProposalStatus | None, typer.Option("--status")] = None,
+    as_user: AsOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Proposals, newest first."""
+    with unit(settings_for(db)) as session:
+        rows = service.list_proposals(
+            session, actor=actor_named(session, as_user), agreement_id=agreement, status=status
+        )
+    if as_json:
+        print_model(rows)
+        return
+    for p in rows:
+        out.print(
+            f"{p.id}  {p.action.value:<9} agreement {p.agreement_id} v{p.agreement_version}"
+            f"  {p.status.value:<8} {len(p.tally.yes)}/{p.required_yes} yes"
+            f"  deadline {p.deadline.isoformat()}"
+        )
+    out.print(f"{len(rows)} proposal(s)")
+
+
+@proposal_app.command("show")
+@reports_errors
+def proposal_show(
+    proposal_id: int, as_user: AsOption = None, db: DbOption = None, as_json: JsonOption = False
+) -> None:
+    """A proposal, its rule, tally, and every vote with its rationale."""
+    with unit(settings_for(db)) as session:
+        actor = actor_named(session, as_user)
+        export = votes.export_votes(session, actor=actor, proposal_id=proposal_id)
+    if as_json:
+        print_model(export)
+        return
+    p = export.proposal
+    out.print(
+        f"proposal {p.id}: {p.action.value} agreement {p.agreement_id} version "
+        f"{p.agreement_version} ({p.content_hash})",
+        markup=False,
+    )
+    out.print(f"  {p.summary}", markup=False)
+    out.print(
+        f"  status {p.status.value}; board v{p.board_version}: {p.required_yes} of "
+        f"{len(p.board_members)} {p.board_members}; deadline {p.deadline.isoformat()}"
+    )
+    out.print(f"  tally: yes {p.tally.yes}, no {p.tally.no}, abstain {p.tally.abstain}")
+    if p.closed_reason:
+        out.print(f"  {p.closed_reason}", markup=False)
+    for v in export.votes:
+        out.print(
+            f"  {v.at.isoformat()}  stakeholder {v.stakeholder_id} ({v.voter}) "
+            f"{v.choice.value}: {v.rationale}",
+            markup=False,
+        )
+
+
+@proposal_app.command("timeline")
+@reports_errors
+def proposal_timeline(
+    agreement: Annotated[int, typer.Option("--agreement")],
+    as_user: AsOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """An agreement's governance history, oldest first."""
+    with unit(settings_for(db)) as session:
+        entries = timeline.governance_timeline(
+            session, actor=actor_named(session, as_user), agreement_id=agreement
+        )
+    if as_json:
+        print_model(entries)
+        return
+    for e in entries:
+        out.print(f"{e.at.isoformat()}  {e.kind:<20} {e.summary}", markup=False)
+
+
+@proposal_app.command("tick")
+@reports_errors
+def proposal_tick(as_user: AsOption = None, db: DbOption = None) -> None:
+    """Run one governance step now: deadlines, effective instants, expiries, reminders."""
+    with unit(settings_for(db)) as session:
+        events = decisions.tick(session, now=utcnow(), actor=actor_named(session, as_user))
+    for e in events:
+        out.print(f"{e.kind}: agreement {e.agreement_id} {e.detail}", markup=False)
+    out.print(f"{len(events)} event(s)")
+
+
+# ---- board ---------------------------------------------------------------------------------
+
+
+@board_app.command("show")
+@reports_errors
+def board_show(as_user: AsOption = None, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """The board in force."""
+    with unit(settings_for(db)) as session:
+        shown = board.show_board(session, actor=actor_named(session, as_user))
+    if as_json:
+        print_model(shown)
+        return
+    out.print(
+        f"board v{shown.version}: {shown.quorum} of {shown.size}; solo: "
+        f"{', '.join(a.value for a in shown.solo_actions) or 'none'}; reminders "
+        f"{shown.reminder_lead_days} days before expiry"
+    )
+    for m in shown.members:
+        out.print(
+            f"  {m.agency_id} {m.name} ({m.kind}): voters {', '.join(m.voters) or 'none'};"
+            f" {len(m.key_fingerprints)} key(s)",
+            markup=False,
+        )
+
+
+@board_app.command("set")
+@reports_errors
+def board_set(
+    members: Annotated[list[int], typer.Option("--member", help="Stakeholder agency id.")],
+    quorum: Annotated[int, typer.Option("--quorum", help="k: yes votes needed.")],
+    solo: Annotated[list[ProposalAction] | None, typer.Option("--solo")] = None,
+    lead_days: Annotated[int, typer.Option("--lead-days")] = 60,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    as_user: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write a new board version; open proposals keep the board they opened under."""
+    data = BoardUpdate(
+        members=members,
+        quorum=quorum,
+        solo_actions=solo or [],
+        reminder_lead_days=lead_days,
+        note=note,
+    )
+    with unit(settings_for(db)) as session:
+        config = board.reconfigure(session, actor=actor_named(session, as_user), data=data)
+        out.print(
+            f"board v{config.version}: {config.quorum} of {len(config.members)} {config.members}"
+        )
