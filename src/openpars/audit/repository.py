@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import Table, delete, func, insert, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from openpars.audit.models import (
@@ -20,11 +20,19 @@ from openpars.audit.models import (
     AuditSubject,
     AuditWitness,
 )
+from openpars.db import Base
 
 # pg_advisory_xact_lock key of the integrator and publisher: "opaudit" in ASCII.
 LOG_LOCK_KEY = 0x6F7061756469
+# Bulk inserts go through the Core tables (one executemany) rather than the ORM's bulk path,
+# which falls back to a statement per row for some column sets.
 # Row values per IN list; SQLite allows 32766 bound parameters, PostgreSQL 65535.
 _CHUNK = 5000
+
+
+def _table(model: type[Base]) -> Table:
+    """The Core table of a model, for executemany inserts."""
+    return cast(Table, model.__table__)
 
 
 def notify_appended(session: Session) -> None:
@@ -39,24 +47,62 @@ def lock_log(session: Session) -> None:
         session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_KEY)))
 
 
-def insert_entries(session: Session, rows: Sequence[dict[str, Any]]) -> list[int]:
-    """Insert many entries in batched statements; return their ids in the order given."""
-    if not rows:
-        return []
-    statement = insert(AuditEntry).returning(AuditEntry.id, sort_by_parameter_order=True)
-    return [int(i) for i in session.scalars(statement, rows)]
+_INSERT_ENTRIES = (
+    "INSERT INTO audit_entries (id, at, kind, action, outcome, user_id, agency_id, agreement_id, "
+    "commitment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CONTENTS = "INSERT INTO audit_entry_contents (entry_id, salt, content) VALUES (?, ?, ?)"
+_INSERT_SUBJECTS = "INSERT INTO audit_subjects (entry_id, person_id, arrest_id) VALUES (?, ?, ?)"
 
 
-def insert_contents(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert entry contents: dicts of entry_id, salt, content."""
-    if rows:
-        session.execute(insert(AuditEntryContent), rows)
+def _driver_sql(session: Session, statement: str) -> str:
+    """A qmark statement in the driver's own parameter style (psycopg takes %s)."""
+    if session.get_bind().dialect.paramstyle == "qmark":
+        return statement
+    return statement.replace("?", "%s")
 
 
-def insert_subjects(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert entry subjects: dicts of entry_id, person_id, arrest_id."""
-    if rows:
-        session.execute(insert(AuditSubject), rows)
+def _driver_time(session: Session, moment: datetime) -> datetime | str:
+    """A UTC instant as UTCDateTime stores it: naive text on SQLite, timestamptz otherwise."""
+    if session.get_bind().dialect.name == "sqlite":
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment
+
+
+def reserve_entry_ids(session: Session, count: int) -> list[int]:
+    """Allocate `count` entry ids for a bulk append."""
+    if session.get_bind().dialect.name == "sqlite":
+        # The transaction began IMMEDIATE, so it holds the only write lock: max + 1 is ours.
+        top = session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0)))
+        return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
+    rows = session.execute(
+        text(
+            "SELECT nextval(pg_get_serial_sequence('audit_entries', 'id')) "
+            "FROM generate_series(1, :n)"
+        ),
+        {"n": count},
+    )
+    return [int(i) for (i,) in rows]
+
+
+def insert_entries_bulk(
+    session: Session,
+    entries: Sequence[tuple[Any, ...]],
+    contents: Sequence[tuple[int, bytes, bytes]],
+    subjects: Sequence[tuple[int, int | None, int | None]],
+) -> None:
+    """Insert entries, contents and subjects with one driver executemany each.
+
+    Entries are (id, at, kind, action, outcome, user_id, agency_id, agreement_id,
+    commitment) with enum values as strings. This skips per-row SQLAlchemy type processing,
+    which otherwise costs more than the inserts themselves in a group commit.
+    """
+    connection = session.connection()
+    rows = [(e[0], _driver_time(session, e[1]), *e[2:]) for e in entries]
+    connection.exec_driver_sql(_driver_sql(session, _INSERT_ENTRIES), rows)
+    connection.exec_driver_sql(_driver_sql(session, _INSERT_CONTENTS), list(contents))
+    if subjects:
+        connection.exec_driver_sql(_driver_sql(session, _INSERT_SUBJECTS), list(subjects))
 
 
 # --- the tree ---------------------------------------------------------------------------
@@ -87,13 +133,13 @@ def pending_entries(session: Session, *, limit: int) -> list[tuple[int, bytes]]:
 def insert_leaves(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert leaves: dicts of leaf_index, entry_id, leaf_hash."""
     if rows:
-        session.execute(insert(AuditLeaf), rows)
+        session.execute(insert(_table(AuditLeaf)), rows)
 
 
 def insert_nodes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert complete-subtree hashes above level 0: dicts of level, index, hash."""
     if rows:
-        session.execute(insert(AuditNode), rows)
+        session.execute(insert(_table(AuditNode)), rows)
 
 
 def dequeue(session: Session, entry_ids: Sequence[int]) -> None:

@@ -1,0 +1,195 @@
+"""Durable audit append throughput with group commit, side by side with a bare INSERT.
+
+One process, one core, one SQLite file in WAL mode with ``synchronous=FULL`` (every commit is
+fsynced, so a committed entry survives power loss). Each transaction carries BATCH entries, as
+a group commit does. Paths, interleaved round by round so machine noise hits them alike:
+
+* ``bare``: executemany of the very same pre-computed rows (entry, content, subjects) into
+  copies of the tables with the same indexes but no triggers or foreign keys, through the raw
+  DB-API cursor: the floor.
+* ``append_many``: `openpars.audit.log.append_many` on fresh events: canonical JSON, a random
+  salt, the SHA-256 commitment, batched INSERTs, and the trigger that queues each entry.
+* ``integrate``: the integrator giving those entries leaf indexes and storing subtree hashes.
+* ``append`` (context): the one-at-a-time ORM path every request uses, `service.append`.
+
+Both wall-clock and CPU rates are reported: on a shared machine wall time also measures the
+neighbours. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from openpars.audit import log
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.service import append, canonical_bytes, commitment_of, entry_document
+from openpars.db import Base, Database, make_engine, utcnow
+from openpars.models import load_all_models
+
+BATCH = 1000
+TARGET = 20_000
+
+BARE_DDL = [
+    "CREATE TABLE bare_entries (id INTEGER PRIMARY KEY, at DATETIME, kind VARCHAR(20), "
+    "action VARCHAR(100), outcome VARCHAR(10), user_id INTEGER, agency_id INTEGER, "
+    "agreement_id INTEGER, commitment BLOB)",
+    "CREATE TABLE bare_contents (entry_id INTEGER PRIMARY KEY, salt BLOB, content BLOB)",
+    "CREATE TABLE bare_subjects (id INTEGER PRIMARY KEY, entry_id INTEGER, person_id INTEGER, "
+    "arrest_id INTEGER)",
+    # The same secondary indexes as the audit tables, so the baseline differs only by the
+    # audit machinery (hashing, canonical JSON, foreign keys, the integrator queue trigger).
+    "CREATE INDEX bare_entries_user_at ON bare_entries (user_id, at)",
+    "CREATE INDEX bare_entries_agency_at ON bare_entries (agency_id, at)",
+    "CREATE INDEX bare_subjects_entry ON bare_subjects (entry_id)",
+    "CREATE INDEX bare_subjects_person ON bare_subjects (person_id)",
+    "CREATE INDEX bare_subjects_arrest ON bare_subjects (arrest_id)",
+]
+
+
+def events(count: int, offset: int) -> list[AuditEvent]:
+    """Realistic external-search entries: purpose, parameters, a few returned ids."""
+    return [
+        AuditEvent(
+            kind=AuditKind.SEARCH,
+            action="external.search",
+            user_id=None,
+            username="fbi.agent",
+            source_ip="10.20.30.40",
+            params={
+                "purpose": "fugitive apprehension",
+                "case_reference": f"FBI-PH-{offset + i}",
+                "query": {"last_name": "SMITH", "dob_year": 1990},
+                "decision": "permit",
+                "clauses": ["scope.arrestees_only", "purpose.listed"],
+            },
+            person_ids=[offset + i, offset + i + 1],
+            arrest_ids=[offset + i],
+        )
+        for i in range(count)
+    ]
+
+
+def bare_rows(batch: list[AuditEvent], first_id: int) -> tuple[list[tuple[Any, ...]], ...]:
+    """The rows append_many would write, computed up front for the bare INSERT."""
+    entries, contents, subjects = [], [], []
+    for n, item in enumerate(batch):
+        entry_id = first_id + n
+        moment = utcnow()
+        content = canonical_bytes(entry_document(item, at=moment))
+        salt = os.urandom(32)
+        entries.append(
+            (entry_id, moment.replace(tzinfo=None).isoformat(" "), item.kind.value, item.action,
+             item.outcome.value, None, None, None, commitment_of(salt, content))
+        )  # fmt: skip
+        contents.append((entry_id, salt, content))
+        subjects += [(entry_id, p, None) for p in item.person_ids]
+        subjects += [(entry_id, None, a) for a in item.arrest_ids]
+    return entries, contents, subjects
+
+
+def timed(work: Callable[..., object], *args: Any) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    work(*args)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def bare_insert(engine: Engine, rows: tuple[list[tuple[Any, ...]], ...]) -> None:
+    """The baseline: the same rows, one executemany per table, one durable commit."""
+    entries, contents, subjects = rows
+    with engine.begin() as conn:
+        cursor = conn.connection.cursor()
+        cursor.executemany("INSERT INTO bare_entries VALUES (?,?,?,?,?,?,?,?,?)", entries)
+        cursor.executemany("INSERT INTO bare_contents VALUES (?,?,?)", contents)
+        cursor.executemany(
+            "INSERT INTO bare_subjects (entry_id, person_id, arrest_id) VALUES (?,?,?)", subjects
+        )
+
+
+def group_commit(db: Database, batch: list[AuditEvent]) -> None:
+    """The audit path: a batch of entries in one durable transaction."""
+    with db.session() as session:
+        log.append_many(session, batch)
+
+
+def one_at_a_time(db: Database, batch: list[AuditEvent]) -> None:
+    """The request path: service.append per entry, the batch in one transaction."""
+    with db.session() as session:
+        for item in batch:
+            append(session, item)
+
+
+def run(total: int, orm_total: int) -> dict[str, Any]:
+    """Measure every path on one fresh database file; return the figures."""
+    load_all_models()
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
+        # After openpars's own pragmas: make every commit durable.
+        event.listen(engine, "connect", lambda c, _r: c.execute("PRAGMA synchronous=FULL"))
+        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            for ddl in BARE_DDL:
+                conn.exec_driver_sql(ddl)
+        db = Database(engine)
+        totals = {name: [0.0, 0.0] for name in ("bare", "append_many", "integrate", "append")}
+
+        def add(name: str, figures: tuple[float, float]) -> None:
+            totals[name][0] += figures[0]
+            totals[name][1] += figures[1]
+
+        for round_start in range(0, total, BATCH):
+            batch = events(BATCH, round_start)
+            rows = bare_rows(batch, round_start + 1)
+
+            add("bare", timed(bare_insert, engine, rows))
+            add("append_many", timed(group_commit, db, batch))
+            add("integrate", timed(log.integrate_all, db))
+
+        for round_start in range(0, orm_total, BATCH):
+            add("append", timed(one_at_a_time, db, events(BATCH, total + round_start)))
+        engine.dispose()
+
+    def rate(name: str, count: int) -> dict[str, float]:
+        wall, cpu = totals[name]
+        return {"per_s": round(count / wall), "per_cpu_s": round(count / cpu)}
+
+    figures = {
+        "entries": total,
+        "batch": BATCH,
+        "synchronous": "FULL",
+        "bare_insert": rate("bare", total),
+        "append_many": rate("append_many", total),
+        "integrate": rate("integrate", total),
+        "append_orm_one_at_a_time": rate("append", orm_total),
+    }
+    both = totals["append_many"][0] + totals["integrate"][0]
+    figures["append_plus_integrate_per_s"] = round(total / both)
+    figures["append_many_vs_bare_wall"] = round(totals["append_many"][0] / totals["bare"][0], 2)
+    figures["target_per_s"] = TARGET
+    figures["meets_target"] = figures["append_many"]["per_s"] >= TARGET
+    return figures
+
+
+def main() -> None:
+    """Parse arguments, run, print a summary and the JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller run, under a minute")
+    args = parser.parse_args()
+    total, orm_total = (20_000, 2_000) if args.quick else (200_000, 10_000)
+    figures = run(total, orm_total)
+    for key, value in figures.items():
+        print(f"{key:32} {value}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
