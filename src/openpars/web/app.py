@@ -8,13 +8,13 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from openpars import __version__
+from openpars.access.api import router as access_router
 from openpars.agreements.api import router as agreements_router
 from openpars.audit.api import router as audit_router
 from openpars.audit.log import publisher_lifespan
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.governance.api import router as governance_router
-from openpars.access.api import router as access_router
 from openpars.identity.api import router as identity_router
 from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers

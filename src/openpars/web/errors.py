@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -81,7 +82,24 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     return JSONResponse(status_code=422, content=body)
 
 
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """500 with a reference an operator can find in the log; no internals leak to the caller."""
+    reference = uuid.uuid4().hex[:12]
+    log.error(
+        "unexpected error %s on %s %s", reference, request.method, request.url.path, exc_info=exc
+    )
+    body = {
+        "error": {
+            "code": "internal_error",
+            "message": f"an unexpected error occurred and nothing was saved; reference {reference}",
+            "details": {"reference": reference},
+        }
+    }
+    return JSONResponse(status_code=500, content=body)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on the app."""
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
