@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +14,7 @@ from openpars.config import Settings
 from openpars.db import Database
 from openpars.records import service
 from openpars.records.models import Charge
-from openpars.records.schemas import ArrestCreate
+from openpars.records.schemas import ArrestCreate, ArrestCreated
 from openpars.web.app import create_app
 from tests.factories import World, build_world
 from tests.records.factories import arrest_payload
@@ -86,3 +87,34 @@ def test_without_the_failure_the_same_request_commits(
     assert counts["persons"] == 3
     assert counts["arrests"] == 1
     assert counts["charges"] == 3
+
+
+def test_concurrent_resends_make_one_arrest(fresh_db: Database) -> None:
+    """Two booking-system retries racing: one arrest, the other request replays it."""
+    world = _world(fresh_db)
+    data = ArrestCreate.model_validate(arrest_payload())
+    barrier = threading.Barrier(2)
+    results: list[ArrestCreated] = []
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            barrier.wait(timeout=10)
+            with fresh_db.session() as session:
+                results.append(
+                    service.submit_arrest(session, actor=world.principals["intake"], data=data)
+                )
+        except BaseException as exc:  # collected and re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(r.replayed for r in results) == [False, True]
+    assert results[0].arrest_id == results[1].arrest_id
+    counts = row_counts(fresh_db)
+    assert counts["arrests"] == 1
+    assert counts["persons"] == 3
