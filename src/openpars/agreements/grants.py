@@ -9,9 +9,6 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from openpars.agreements import repository as repo
-from openpars.agreements.models import (
-    AgreementVersion,
-)
 from openpars.agreements.schemas import (
     AgreementDocument,
     sha256_hex,
@@ -50,19 +47,20 @@ _PARSED: dict[str, _Admission | None] = {}
 _PARSED_MAX = 512
 
 
-def _admission(version: AgreementVersion) -> _Admission | None:
-    cached = _PARSED.get(version.content_hash, False)
+def _admission(session: Session, row: repo.InForce) -> _Admission | None:
+    cached = _PARSED.get(row.content_hash, False)
     if cached is not False:
         return cached  # type: ignore[return-value]
+    content = repo.version_content(session, row.agreement_id, row.version) or {}
     parsed: _Admission | None = None
-    if sha256_hex(version.content) != version.content_hash:
+    if sha256_hex(content) != row.content_hash:
         log.error(
             "agreement %s version %s: content does not match its hash; no grant",
-            version.agreement_id,
-            version.version,
+            row.agreement_id,
+            row.version,
         )
     else:
-        doc = AgreementDocument.model_validate(version.content)
+        doc = AgreementDocument.model_validate(content)
         parsed = _Admission(
             doc.scope,
             frozenset(doc.grantee_unit_ids),
@@ -71,7 +69,7 @@ def _admission(version: AgreementVersion) -> _Admission | None:
         )
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
-    _PARSED[version.content_hash] = parsed
+    _PARSED[row.content_hash] = parsed
     return parsed
 
 
@@ -79,17 +77,16 @@ def grant_for(session: Session, *, principal: Principal, at: datetime) -> Grant 
     """The agreement in force for an external caller at ``at``, or None: no data at all."""
     if not principal.is_external or not principal.agency_path:
         return None
-    found = repo.in_force_for(
+    row = repo.in_force_for(
         session,
         grantee_agency_id=principal.agency_path[-1],
         unit_ids=principal.agency_path,
         user_id=principal.user_id,
         at=at,
     )
-    if found is None:
+    if row is None:
         return None
-    agreement, version = found
-    admission = _admission(version)
+    admission = _admission(session, row)
     if admission is None:
         return None
     admitted = (
@@ -99,13 +96,11 @@ def grant_for(session: Session, *, principal: Principal, at: datetime) -> Grant 
     )
     if not admitted:
         return None
-    assert agreement.in_force_from is not None
-    assert agreement.in_force_until is not None
     return Grant(
-        agreement_id=agreement.id,
-        version=version.version,
-        content_hash=version.content_hash,
+        agreement_id=row.agreement_id,
+        version=row.version,
+        content_hash=row.content_hash,
         scope=admission.scope,
-        effective_at=agreement.in_force_from,
-        expires_at=agreement.in_force_until,
+        effective_at=row.in_force_from,
+        expires_at=row.in_force_until,
     )

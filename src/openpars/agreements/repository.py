@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Exists, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import (
@@ -18,6 +19,7 @@ from openpars.agreements.models import (
     Suspension,
     SuspensionTarget,
 )
+from openpars.db import UTCDateTime
 from openpars.identity.models import Agency, User
 
 
@@ -70,30 +72,59 @@ def list_agreements(
     return rows, total
 
 
-def _suspension_in_force(
-    at: datetime, agreement_id: object, unit_ids: Sequence[int], user_id: int | None
-) -> object:
+def _suspension_in_force(at: Any, agreement_id: Any, unit_ids: Any, user_id: Any) -> Exists:
     """EXISTS: a suspension of the agreement, a unit or the account, in force at ``at``."""
-    targets = [
+    targets = or_(
         and_(
             Suspension.target_kind == SuspensionTarget.AGREEMENT,
             Suspension.target_id == agreement_id,
-        )
-    ]
-    if unit_ids:
-        targets.append(
-            and_(
-                Suspension.target_kind == SuspensionTarget.UNIT, Suspension.target_id.in_(unit_ids)
-            )
-        )
-    if user_id is not None:
-        targets.append(
-            and_(
-                Suspension.target_kind == SuspensionTarget.ACCOUNT, Suspension.target_id == user_id
-            )
-        )
+        ),
+        and_(Suspension.target_kind == SuspensionTarget.UNIT, Suspension.target_id.in_(unit_ids)),
+        and_(Suspension.target_kind == SuspensionTarget.ACCOUNT, Suspension.target_id == user_id),
+    )
     lifted = exists().where(Resumption.suspension_id == Suspension.id, Resumption.resumed_at <= at)
-    return exists().where(Suspension.suspended_at <= at, or_(*targets), ~lifted)
+    return exists().where(Suspension.suspended_at <= at, targets, ~lifted)
+
+
+class InForce(NamedTuple):
+    """The in-force row the enforcement point needs, without loading the document."""
+
+    agreement_id: int
+    version: int
+    content_hash: str
+    in_force_from: datetime
+    in_force_until: datetime
+
+
+# Built once: the enforcement point runs this on every request, so only parameters change.
+_AT = bindparam("at", type_=UTCDateTime())
+_IN_FORCE = (
+    select(
+        Agreement.id,
+        AgreementVersion.version,
+        AgreementVersion.content_hash,
+        Agreement.in_force_from,
+        Agreement.in_force_until,
+    )
+    .join(
+        AgreementVersion,
+        and_(
+            AgreementVersion.agreement_id == Agreement.id,
+            AgreementVersion.version == Agreement.active_version,
+        ),
+    )
+    .where(
+        Agreement.grantee_agency_id == bindparam("grantee"),
+        Agreement.status == AgreementStatus.ACTIVE,
+        Agreement.in_force_from <= _AT,
+        Agreement.in_force_until > _AT,
+        ~_suspension_in_force(
+            _AT, Agreement.id, bindparam("units", expanding=True), bindparam("user_id")
+        ),
+    )
+    .order_by(Agreement.id)
+    .limit(1)
+)
 
 
 def in_force_for(
@@ -103,29 +134,31 @@ def in_force_for(
     unit_ids: Sequence[int],
     user_id: int | None,
     at: datetime,
-) -> tuple[Agreement, AgreementVersion] | None:
+) -> InForce | None:
     """The grantee's active agreement in force at ``at`` with no suspension cutting it off."""
-    blocked = _suspension_in_force(at, Agreement.id, unit_ids, user_id)
-    row = session.execute(
-        select(Agreement, AgreementVersion)
-        .join(
-            AgreementVersion,
-            and_(
-                AgreementVersion.agreement_id == Agreement.id,
-                AgreementVersion.version == Agreement.active_version,
-            ),
+    params = {"grantee": grantee_agency_id, "at": at, "units": list(unit_ids), "user_id": user_id}
+    row = session.execute(_IN_FORCE, params).first()
+    if row is None:
+        return None
+    # The WHERE clause compares both bounds, so neither can be NULL in a returned row.
+    agreement_id, version, content_hash, start, end = row
+    assert start is not None
+    assert end is not None
+    return InForce(agreement_id, version, content_hash, start, end)
+
+
+def version_content(session: Session, agreement_id: int, version: int) -> dict[str, Any] | None:
+    """The stored document of one version (only when the grant cache has not parsed it yet)."""
+    return session.scalar(
+        select(AgreementVersion.content).where(
+            AgreementVersion.agreement_id == agreement_id, AgreementVersion.version == version
         )
-        .where(
-            Agreement.grantee_agency_id == grantee_agency_id,
-            Agreement.status == AgreementStatus.ACTIVE,
-            Agreement.in_force_from <= at,
-            Agreement.in_force_until > at,
-            ~blocked,  # type: ignore[operator]
-        )
-        .order_by(Agreement.id)
-        .limit(1)
-    ).first()
-    return (row[0], row[1]) if row is not None else None
+    )
+
+
+def lock_grantee(session: Session, agency_id: int) -> None:
+    """Serialise agreement changes of one grantee (PostgreSQL row lock; SQLite has one writer)."""
+    session.execute(select(Agency.id).where(Agency.id == agency_id).with_for_update())
 
 
 def windows_of_grantee(
@@ -199,7 +232,7 @@ def open_suspension(
 
 def agreement_suspended_at(session: Session, *, agreement_id: int, at: datetime) -> bool:
     """Whether a kill-switch suspension of the whole agreement is in force at ``at``."""
-    return bool(session.scalar(select(_suspension_in_force(at, agreement_id, (), None))))  # type: ignore[call-overload]
+    return bool(session.scalar(select(_suspension_in_force(at, agreement_id, [], None))))
 
 
 def due_to_expire(session: Session, *, at: datetime) -> Sequence[Agreement]:

@@ -157,6 +157,8 @@ def check_overlap(
     expires_at: datetime,
 ) -> None:
     """At most one agreement per grantee may be in force at any instant."""
+    # Two concurrent changes for one grantee could each miss the other's window otherwise.
+    repo.lock_grantee(session, grantee_agency_id)
     for other, version in repo.windows_of_grantee(
         session, grantee_agency_id=grantee_agency_id, exclude_agreement_id=agreement_id
     ):
