@@ -160,8 +160,14 @@ def _resolve_persons(session: Session, actor: Principal, data: ArrestCreate) -> 
         item = _Resolved(index=index, role=involvement.role)
         resolved.append(item)
         if involvement.person_id is not None:
+            # Linking does not change the person, so no row lock: intakes of one person in
+            # several arrests at once need not wait for each other.
             item.existing = person_for_write(
-                session, actor, involvement.person_id, field=f"involvements[{index}].person_id"
+                session,
+                actor,
+                involvement.person_id,
+                field=f"involvements[{index}].person_id",
+                lock=False,
             )
             item.matched_on = "person_id"
             continue

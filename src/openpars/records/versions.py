@@ -97,10 +97,15 @@ def arrest_not_found(arrest_id: int) -> NotFound:
 
 
 def person_for_write(
-    session: Session, actor: Principal, person_id: int, *, field: str = "person_id"
+    session: Session,
+    actor: Principal,
+    person_id: int,
+    *,
+    field: str = "person_id",
+    lock: bool = True,
 ) -> Person:
-    """Load and lock a person; one known only from sealed arrests is missing to most callers."""
-    person = repo.get_person(session, person_id, for_update=True)
+    """Load (and lock) a person; one known only from sealed arrests is missing to most callers."""
+    person = repo.get_person(session, person_id, for_update=lock)
     if person is None or not person_visible(session, actor, person.id):
         raise NotFound(f"person {person_id} does not exist", code="person_not_found", field=field)
     return person
