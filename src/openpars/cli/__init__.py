@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from openpars import __version__
+from openpars.access.cli import search_app, show_app
 from openpars.audit.cli import app as audit_app
 from openpars.cli import db, serve
 from openpars.demo.cli import demo
@@ -23,6 +24,8 @@ app.add_typer(agency_app, name="agency")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+app.add_typer(search_app, name="search")
+app.add_typer(show_app, name="show")
 app.command("serve")(serve.serve)
 app.command("import")(import_arrests)
 app.command("demo")(demo)

@@ -1,0 +1,172 @@
+"""`openpars search ...` and `openpars show ...`: reads at the console, as a named user.
+
+Console reads go through the same enforcement point and leave the same audit entries as the API;
+the operator names the account they act as, so an external agency's scope applies at the
+console exactly as it does over HTTP.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from openpars.access import service
+from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
+from openpars.console import DbOption, fail, out, reports_errors, settings_for, unit
+from openpars.identity import repository as identity_repo
+from openpars.identity.principal import Principal
+from openpars.identity.service import principal_for
+from openpars.records.enums import ArrestState
+
+search_app = typer.Typer(help="Search persons and arrests (enforced and audited).")
+show_app = typer.Typer(help="Show one person or arrest (enforced and audited).")
+
+AsUser = Annotated[str, typer.Option("--as", help="Username whose access applies.")]
+Purpose = Annotated[str | None, typer.Option(help="Why you are asking (external accounts).")]
+CaseNumber = Annotated[str | None, typer.Option(help="Case reference, where needed.")]
+OnBehalf = Annotated[str | None, typer.Option(help="Who you are asking for, if not yourself.")]
+AsJSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _principal(session: Session, username: str) -> Principal:
+    user = identity_repo.get_user_by_username(session, username)
+    if user is None or not user.is_active:
+        fail(f"no active user named '{username}'", field="--as")
+    return principal_for(session, user)
+
+
+@search_app.command("persons")
+@reports_errors
+def search_persons(
+    as_user: AsUser,
+    name: Annotated[str | None, typer.Option(help="Name prefix.")] = None,
+    birth_date: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    sid: str | None = None,
+    fbi_number: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+    purpose: Purpose = None,
+    case_number: CaseNumber = None,
+    on_behalf_of: OnBehalf = None,
+    as_json: AsJSON = False,
+    db: DbOption = None,
+) -> None:
+    """Search persons by name prefix, date of birth, SID or FBI number."""
+    query = PersonQuery(
+        name=name,
+        birth_date=birth_date.date() if birth_date else None,
+        sid=sid,
+        fbi_number=fbi_number,
+        offset=offset,
+        limit=limit,
+    )
+    context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
+    with unit(settings_for(db)) as session:
+        principal = _principal(session, as_user)
+        page = service.search_persons(session, principal=principal, query=query, context=context)
+    if as_json:
+        out.print_json(page.model_dump_json())
+        return
+    table = Table(title=f"{page.total}{'' if page.total_is_exact else '+'} persons")
+    for column in ("id", "family name", "given name", "birth date", "SID"):
+        table.add_column(column)
+    for p in page.items:
+        table.add_row(
+            str(p.id), p.family_name or "", p.given_name or "", str(p.birth_date or ""), p.sid or ""
+        )
+    out.print(table)
+
+
+@search_app.command("arrests")
+@reports_errors
+def search_arrests(
+    as_user: AsUser,
+    otn: str | None = None,
+    incident_number: str | None = None,
+    docket_number: str | None = None,
+    statute: str | None = None,
+    state: ArrestState | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+    purpose: Purpose = None,
+    case_number: CaseNumber = None,
+    on_behalf_of: OnBehalf = None,
+    as_json: AsJSON = False,
+    db: DbOption = None,
+) -> None:
+    """Search arrests by OTN, incident or docket number, statute or state."""
+    query = ArrestQuery(
+        otn=otn,
+        incident_number=incident_number,
+        docket_number=docket_number,
+        statute=statute,
+        state=state,
+        offset=offset,
+        limit=limit,
+    )
+    context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
+    with unit(settings_for(db)) as session:
+        principal = _principal(session, as_user)
+        page = service.search_arrests(session, principal=principal, query=query, context=context)
+    if as_json:
+        out.print_json(page.model_dump_json())
+        return
+    table = Table(title=f"{page.total}{'' if page.total_is_exact else '+'} arrests")
+    for column in ("id", "OTN", "arrested at", "state", "docket"):
+        table.add_column(column)
+    for a in page.items:
+        table.add_row(
+            str(a.id),
+            a.otn or "",
+            a.arrested_at.isoformat() if a.arrested_at else "",
+            a.state.value if a.state else "",
+            a.docket_number or "",
+        )
+    out.print(table)
+
+
+@show_app.command("person")
+@reports_errors
+def show_person(
+    person_id: int,
+    as_user: AsUser,
+    purpose: Purpose = None,
+    case_number: CaseNumber = None,
+    on_behalf_of: OnBehalf = None,
+    db: DbOption = None,
+) -> None:
+    """One person with every involvement the account may see, as JSON."""
+    context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
+    with unit(settings_for(db)) as session:
+        principal = _principal(session, as_user)
+        result = service.get_person(
+            session, principal=principal, person_id=person_id, context=context
+        )
+    out.print_json(result.model_dump_json())
+
+
+@show_app.command("arrest")
+@reports_errors
+def show_arrest(
+    arrest_id: int,
+    as_user: AsUser,
+    purpose: Purpose = None,
+    case_number: CaseNumber = None,
+    on_behalf_of: OnBehalf = None,
+    db: DbOption = None,
+) -> None:
+    """One arrest with everything in it the account may see, as JSON."""
+    context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
+    with unit(settings_for(db)) as session:
+        principal = _principal(session, as_user)
+        result = service.get_arrest(
+            session, principal=principal, arrest_id=arrest_id, context=context
+        )
+    out.print_json(result.model_dump_json())
+
+
+__all__ = ["search_app", "show_app"]
