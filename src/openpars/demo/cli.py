@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy import inspect
 
 from openpars.config import Settings
 from openpars.console import (
@@ -42,16 +43,21 @@ from openpars.models import load_all_models
 
 
 def ensure_schema(url: str) -> None:
-    """Bring the schema up: the migrations when this build ships them, else from the models."""
-    if migrations_present():
-        from openpars.migrate import upgrade
+    """Bring the schema up: the migrations when this build ships them, else from the models.
 
-        upgrade(url)
-        return
+    A database whose tables were created from the models (tests, or before migrations existed)
+    has no Alembic version table; it is left as it is rather than migrated over itself.
+    """
     load_all_models()
     engine = make_engine(url)
     try:
-        Base.metadata.create_all(engine)
+        tables = set(inspect(engine).get_table_names())
+        if migrations_present() and (not tables or "alembic_version" in tables):
+            from openpars.migrate import upgrade
+
+            upgrade(url)
+        elif not tables:
+            Base.metadata.create_all(engine)
     finally:
         engine.dispose()
 
