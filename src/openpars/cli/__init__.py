@@ -6,9 +6,11 @@ import typer
 
 from openpars import __version__
 from openpars.access.cli import search_app, show_app
+from openpars.agreements.cli import agreement_app, floor_app
 from openpars.audit.cli import app as audit_app
 from openpars.cli import db, serve
 from openpars.demo.cli import demo
+from openpars.governance.cli import board_app, keys_app, proposal_app, vote_app
 from openpars.identity.cli import agency_app, token_app, user_app
 from openpars.records.cli import import_arrests
 
@@ -19,13 +21,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(db.app, name="db")
-app.add_typer(agency_app, name="agency")
-app.add_typer(user_app, name="user")
-app.add_typer(token_app, name="token")
-app.add_typer(audit_app, name="audit")
-app.add_typer(search_app, name="search")
-app.add_typer(show_app, name="show")
+# Each feature owns its commands; the root only names them.
+for group, name in (
+    (db.app, "db"),
+    (agency_app, "agency"),
+    (user_app, "user"),
+    (token_app, "token"),
+    (search_app, "search"),
+    (show_app, "show"),
+    (agreement_app, "agreement"),
+    (floor_app, "floor"),
+    (proposal_app, "proposal"),
+    (vote_app, "vote"),
+    (keys_app, "keys"),
+    (board_app, "board"),
+    (audit_app, "audit"),
+):
+    app.add_typer(group, name=name)
 app.command("serve")(serve.serve)
 app.command("import")(import_arrests)
 app.command("demo")(demo)
