@@ -10,7 +10,8 @@ from openpars.agreements.cli import agreement_app, floor_app
 from openpars.audit.cli import app as audit_app
 from openpars.cli import db, serve
 from openpars.demo.cli import demo
-from openpars.governance.cli import board_app, keys_app, proposal_app, vote_app
+from openpars.governance.cli import board_app, proposal_app
+from openpars.governance.cli_signing import keys_app, vote_app
 from openpars.identity.cli import agency_app, token_app, user_app
 from openpars.records.cli import import_arrests
 
