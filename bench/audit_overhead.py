@@ -1,17 +1,17 @@
 """Overhead of auditing a query: the same query audited and unaudited, side by side (issue 5).
 
 Data: bench/search_data (N synthetic persons with arrests, involvements, charges). Every
-variant is one transaction per query, committed, on the same random existing values, the
-variants interleaved in a rotating order (bench/search.py's `measure`). Figures are wall and
-CPU p50/p99 in ms and each variant's ratio to ``unaudited``.
+variant is one transaction per query, committed, on the same random existing SIDs, the
+variants interleaved in a rotating order. Figures are wall and CPU p50/p99 in ms and each
+variant's ratio to ``bare``, the same query unaudited.
 
-* ``external_unaudited`` / ``external_audited``: an external agency's SID lookup under a
-  compiled agreement policy (row filter, field projection and masks, as bench/search.py
-  builds it), then, for the audited one, the entry `openpars.access.service` appends for it
-  (query, purpose, decision, returned ids) through `service.append`, in the same transaction;
-  ``audited_driver`` appends the same entry through `log.append_many`'s driver-level path.
-* ``internal_service``: the real `openpars.access.service.search_persons` for a reader,
-  which always audits, against ``internal_unaudited``, the same steps without the append.
+* ``external``: an external agency's SID lookup under a policy compiled from a real
+  agreement scope (row filter, field projection, masks). ``audited`` appends the entry
+  `openpars.access.service` would (query, purpose, decision, returned ids) through
+  `service.append` in the same transaction; ``audited_driver`` appends it through
+  `log.append_many`'s driver-level path instead.
+* ``internal_service``: the real `openpars.access.service.search_persons` for a reader
+  (which always audits) as ``audited``, against the same steps without the append.
 
 The last line printed is one JSON object.
 
@@ -21,17 +21,22 @@ The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import random
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search import PAGE, database, external_compiler, measure
 from search_data.load import Loaded, load
 
 from openpars.access import repository as repo
@@ -42,10 +47,95 @@ from openpars.access.schemas import PersonQuery, ReadContext
 from openpars.audit import log
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
-from openpars.db import Base, Database, make_engine, utcnow
+from openpars.db import Base, Database, make_engine, make_unpooled_engine, utcnow
 from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Role
 from openpars.models import load_all_models
+from openpars.records.enums import ArrestState, Grade, InvolvementRole
+
+PAGE = 50
+PG_URL = os.environ.get(
+    "OPENPARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+EXTERNAL_FIELDS = ("family_name", "given_name", "middle_name", "birth_date", "sex", "race")
+
+
+@contextlib.contextmanager
+def database(backend: str, tmp: Path) -> Iterator[str]:
+    """An empty database of the backend (a temp file, or our own PostgreSQL database)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp / f'overhead-{uuid.uuid4().hex[:8]}.db'}"
+        return
+    name = f"openpars_bench_{uuid.uuid4().hex[:12]}"
+    admin = make_unpooled_engine(PG_URL)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def external_policy() -> ReadPolicy:
+    """An external agency's policy compiled from a real agreement scope and the site floor."""
+    from openpars.access.external import compile_grant
+    from openpars.agreements.floor import SiteFloor
+    from openpars.agreements.grants import Grant
+    from openpars.agreements.scope import FieldPolicy, PurposeRule, QueryLimits, Scope
+
+    fields = {name: FieldPolicy.VISIBLE for name in EXTERNAL_FIELDS}
+    fields |= {"birth_date": FieldPolicy.YEAR_ONLY, "fbi_number": FieldPolicy.SHOW_LAST_4}
+    scope = Scope(
+        roles=frozenset({InvolvementRole.ARRESTEE}),
+        person_fields=fields,
+        arrest_states=frozenset({ArrestState.CHARGED, ArrestState.RELEASED}),
+        grades=frozenset({Grade.F1, Grade.F2, Grade.F3, Grade.M1, Grade.M2}),
+        exclude_juveniles=True,
+        purposes=(PurposeRule(purpose="criminal-investigation"),),
+        limits=QueryLimits(exact_identifiers_only=False, name_search=True, max_results=PAGE),
+    )
+    now = datetime.now(UTC)
+    grant = Grant(1, 1, "0" * 64, scope, now, now + timedelta(days=365))
+    return compile_grant(grant, SiteFloor())
+
+
+def _pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def measure(variants: dict[str, Callable[[str], None]], values: list[str]) -> dict[str, Any]:
+    """Every variant on every value in rotating order; wall and CPU p50/p99 and ratios to bare.
+
+    CPU is this thread's time: roughly what the wall time would be on an idle machine.
+    """
+    names = list(variants)
+    for value in values[:20]:  # warm-up: plans, prepared statements, caches
+        for name in names:
+            variants[name](value)
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
+    for i, value in enumerate(values):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
+            start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
+            variants[name](value)
+            cpu[name].append((time.thread_time_ns() - start_cpu) / 1e6)
+            wall[name].append((time.perf_counter_ns() - start) / 1e6)
+    result: dict[str, Any] = {"n": len(values)}
+    for name in names:
+        result[name] = {
+            "p50_ms": round(_pct(wall[name], 0.5), 3),
+            "p99_ms": round(_pct(wall[name], 0.99), 3),
+            "cpu_p50_ms": round(_pct(cpu[name], 0.5), 3),
+            "cpu_p99_ms": round(_pct(cpu[name], 0.99), 3),
+        }
+    for name in names[1:]:
+        for key in ("p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms"):
+            base = result[names[0]][key]
+            result[name][f"ratio_{key[:-3]}"] = round(result[name][key] / base, 2) if base else None
+    return result
 
 
 def external_lookup(
@@ -112,7 +202,7 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
             db = Database(engine)
             rng = random.Random(11)
             sids = [data.random_sid(rng) for _ in range(queries)]
-            external, how = external_compiler()
+            external = external_policy
             reader = Principal(
                 user_id=data.user_id,
                 username="bench-reader",
@@ -120,7 +210,7 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
                 agency_kind=AgencyKind.POLICE,
                 roles=frozenset({Role.READER}),
             )
-            result: dict[str, Any] = {"policy": how}
+            result: dict[str, Any] = {}
             result["external"] = measure(
                 {
                     "bare": lambda v: external_lookup(db, external, v, audit=None),
