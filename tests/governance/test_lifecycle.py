@@ -253,3 +253,32 @@ def test_the_governance_timeline(gov: Gov) -> None:
     rationale = next(e for e in entries if e.kind == "vote.changed")
     assert (rationale.choice, rationale.rationale) == (Choice.YES, "reviewed the evidence")
     assert [e.at for e in entries] == sorted(e.at for e in entries)
+
+
+def test_an_approved_decision_that_cannot_apply_fails_with_the_reason(gov: Gov) -> None:
+    first = gov.propose(ProposalAction.ADOPT)
+    second = gov.propose(ProposalAction.ADOPT)
+    vote(gov, first, "da", Choice.YES, gov.at(minutes=1))
+    vote(gov, first, "court", Choice.YES, gov.at(minutes=2))
+    vote(gov, second, "da", Choice.YES, gov.at(minutes=3))
+    failed = vote(gov, second, "city", Choice.YES, gov.at(minutes=4))
+    assert failed.status is ProposalStatus.FAILED
+    assert failed.closed_reason is not None
+    assert "could not be applied: cannot adopt" in failed.closed_reason
+    assert status(gov) is AgreementStatus.ACTIVE
+    with gov.session() as session:
+        kinds = [
+            (e.kind, e.proposal_id)
+            for e in governance_timeline(
+                session, actor=gov.voters["da"], agreement_id=gov.agreement_id
+            )
+            if e.proposal_id == second
+        ]
+        assert tick(session, now=gov.at(minutes=5)) == []
+    assert [k for k, _ in kinds] == [
+        "proposal.opened",
+        "vote.cast",
+        "vote.cast",
+        "proposal.approved",
+        "proposal.failed",
+    ]

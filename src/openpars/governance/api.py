@@ -92,9 +92,7 @@ def export_votes(proposal_id: int, ctx: Ctx) -> VoteExport:
 def governance_timeline(agreement_id: int, ctx: Ctx) -> list[TimelineEntry]:
     """Versions, proposals, votes with rationales, outcomes and status changes, oldest first."""
     with ctx.unit() as (session, principal):
-        result = timeline.governance_timeline(
-            session, actor=principal, agreement_id=agreement_id
-        )
+        result = timeline.governance_timeline(session, actor=principal, agreement_id=agreement_id)
     return result
 
 

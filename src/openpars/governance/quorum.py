@@ -114,14 +114,6 @@ class Failed:
 Decision = Pending | Approved | Rejected | Failed
 
 
-def standing(rule: QuorumRule, ballots: Iterable[Ballot], *, until: datetime) -> Tally:
-    """Each member's latest ballot cast at or before ``until``; later casts replace earlier."""
-    latest: dict[int, Ballot] = {}
-    for ballot in _chronological(rule, ballots, until=until):
-        latest[ballot.stakeholder] = ballot
-    return _tally(latest)
-
-
 def outcome(
     rule: QuorumRule, votes: Iterable[Ballot], now: datetime, deadline: datetime
 ) -> Decision:

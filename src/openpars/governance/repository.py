@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import (
@@ -50,8 +50,6 @@ def default_member_agencies(session: Session) -> Sequence[Agency]:
 
 def agencies_by_id(session: Session, ids: Sequence[int]) -> dict[int, Agency]:
     """Agencies keyed by id (missing ids are absent)."""
-    if not ids:
-        return {}
     rows = session.scalars(select(Agency).where(Agency.id.in_(ids))).all()
     return {a.id: a for a in rows}
 
@@ -64,11 +62,6 @@ def voters_of(session: Session, agency_id: int) -> Sequence[User]:
         .where(User.agency_id == agency_id, User.is_active, UserRole.role == Role.VOTER)
         .order_by(User.username)
     ).all()
-
-
-def get_user(session: Session, user_id: int) -> User | None:
-    """One user by id."""
-    return session.get(User, user_id)
 
 
 # ---- keys ----------------------------------------------------------------------------------
@@ -96,8 +89,6 @@ def list_keys(session: Session, *, agency_id: int | None = None) -> Sequence[Sta
 
 def keys_by_ids(session: Session, ids: Sequence[int]) -> dict[int, StakeholderKey]:
     """Keys keyed by id."""
-    if not ids:
-        return {}
     rows = session.scalars(select(StakeholderKey).where(StakeholderKey.id.in_(ids))).all()
     return {k.id: k for k in rows}
 
@@ -177,11 +168,6 @@ def vote_by_signed_hash(session: Session, signed_sha256: str) -> Vote | None:
     return session.scalars(select(Vote).where(Vote.signed_sha256 == signed_sha256)).one_or_none()
 
 
-def count(session: Session, model: type[object]) -> int:
-    """Rows in a governance table (for operators' summaries and tests)."""
-    return session.scalar(select(func.count()).select_from(model)) or 0
-
-
 # ---- agreements, as governance reads them --------------------------------------------------
 
 
@@ -253,13 +239,3 @@ def notices_of(session: Session, agreement_id: int) -> Sequence[RenewalNotice]:
         .where(RenewalNotice.agreement_id == agreement_id)
         .order_by(RenewalNotice.id)
     ).all()
-
-
-def list_notices(
-    session: Session, *, stakeholder_id: int | None, offset: int, limit: int
-) -> Sequence[RenewalNotice]:
-    """Renewal notices newest first, optionally for one stakeholder."""
-    query = select(RenewalNotice).order_by(RenewalNotice.id.desc())
-    if stakeholder_id is not None:
-        query = query.where(RenewalNotice.stakeholder_id == stakeholder_id)
-    return session.scalars(query.offset(offset).limit(limit)).all()

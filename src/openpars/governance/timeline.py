@@ -51,6 +51,16 @@ def _status_entries(session: Session, agreement_id: int) -> list[TimelineEntry]:
     return entries
 
 
+# At equal instants: what happened first in the story comes first (a vote before the decision
+# it triggered, the decision before its application); the sort is stable within a rank.
+_ORDER = {
+    "version": 0,
+    "proposal.opened": 1,
+    "vote.cast": 2,
+    "vote.changed": 2,
+    "proposal.approved": 3,
+    "proposal.rejected": 3,
+}
 _DEADLINE_OUTCOMES = (ProposalStatus.REJECTED, ProposalStatus.FAILED)
 
 
@@ -150,8 +160,7 @@ def governance_timeline(
         )
         for n in repo.notices_of(session, agreement_id)
     ]
-    # A stable sort keeps, at equal instants, versions before proposals before votes.
-    entries.sort(key=lambda e: e.at)
+    entries.sort(key=lambda e: (e.at, _ORDER.get(e.kind, 5)))
     audit_act(
         session,
         kind=AuditKind.PROPOSAL,
