@@ -260,3 +260,37 @@ def test_keys_register_list_revoke(client: TestClient, gov: Gov) -> None:
 def test_external_agencies_cannot_read_governance(client: TestClient, gov: Gov) -> None:
     response = client.get("/api/v1/proposals", headers=gov.world.auth("ice"))
     assert response.status_code == 403
+
+
+def test_listing_showing_and_ticking(client: TestClient, gov: Gov) -> None:
+    opened = propose(client, gov, who="da")
+    # Agreement managers may open proposals too, without being voters.
+    by_admin = client.post(
+        "/api/v1/proposals",
+        json={
+            "agreement_id": gov.agreement_id,
+            "action": "renew",
+            "summary": "renew",
+            "deadline": (utcnow() + timedelta(days=3)).isoformat(),
+            "new_expires_at": (utcnow() - timedelta(days=1)).isoformat(),
+        },
+        headers=gov.world.auth("admin"),
+    )
+    assert (by_admin.status_code, by_admin.json()["error"]["field"]) == (422, "new_expires_at")
+    listed = client.get(
+        "/api/v1/proposals",
+        params={"status": "open", "agreement_id": gov.agreement_id},
+        headers=gov.auth("city"),
+    ).json()
+    assert [p["id"] for p in listed] == [opened["id"]]
+    assert (
+        client.get(
+            "/api/v1/proposals", params={"status": "applied"}, headers=gov.auth("city")
+        ).json()
+        == []
+    )
+    shown = client.get(f"/api/v1/proposals/{opened['id']}", headers=gov.auth("city")).json()
+    assert shown["board_members"] == [gov.agencies[w] for w in ("da", "court", "city")]
+    assert client.post("/api/v1/governance/tick", headers=gov.auth("da")).status_code == 403
+    ticked = client.post("/api/v1/governance/tick", headers=gov.world.auth("admin"))
+    assert (ticked.status_code, ticked.json()) == (200, [])

@@ -284,3 +284,29 @@ def test_bad_proposals_record_nothing(gov: Gov) -> None:
             ),
             now=gov.at(minutes=1),
         )
+
+
+def test_malformed_fields_of_a_signed_vote(gov: Gov) -> None:
+    pid = gov.propose()
+    good = gov.ballot(pid, "da", Choice.YES, gov.at(minutes=1))
+    blank = gov.ballot(pid, "da", Choice.YES, gov.at(minutes=1), rationale="   ")
+    assert refused(gov, gov.voters["da"], blank, 1).field == "rationale"
+    upper = good.model_copy(update={"version_hash": good.version_hash.upper()})
+    assert refused(gov, gov.voters["da"], upper, 1).field == "version_hash"
+    other = good.model_copy(update={"agreement_id": good.agreement_id + 1})
+    error = refused(gov, gov.voters["da"], other, 1)
+    assert (error.code, error.field) == ("version_mismatch", "agreement_id")
+    no_zone = good.model_copy(update={"at": "2026-08-01T12:00:00"})
+    assert refused(gov, gov.voters["da"], no_zone, 1).field == "at"
+
+
+def test_evaluating_a_closed_proposal_does_nothing(gov: Gov) -> None:
+    from openpars.governance.decisions import evaluate
+
+    pid = gov.propose(deadline=gov.at(minutes=30))
+    with gov.session() as session:
+        tick(session, now=gov.at(hours=1))
+        proposal = session.get(Proposal, pid)
+        assert proposal is not None
+        assert proposal.status is ProposalStatus.FAILED
+        assert evaluate(session, proposal, now=gov.at(hours=2)) == []
