@@ -27,6 +27,17 @@ CHECKPOINTS = [16, 32, 40]
 SHREDDED = {5, 33}
 
 
+MODE = {"jobs": 1}
+
+
+@pytest.fixture(autouse=True, params=["whole-file", "tiny-chunks", "two-workers"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every case whole, in 97-byte chunks (lines straddle chunks), and in parallel."""
+    if request.param != "whole-file":
+        monkeypatch.setattr(export, "CHUNK", 97)
+    MODE["jobs"] = 2 if request.param == "two-workers" else 1
+
+
 @pytest.fixture
 def good() -> Export:
     return build_export(COUNT, CHECKPOINTS, shredded=SHREDDED)
@@ -48,6 +59,7 @@ def run(
         witnesses=[note.parse_public_key(w.vkey) for w in ex.witnesses],
         quorum=quorum,
         trusted=trusted,
+        jobs=MODE["jobs"],
     )
 
 
@@ -245,7 +257,7 @@ def test_truncated_mid_line(tmp_path: Path, good: Export) -> None:
     cut = text.index("entry 30 ") + 20
     path.write_text(text[:cut])
     with pytest.raises(export.ExportFailure) as info:
-        export.verify_export(path, note.parse_public_key(good.log.vkey))
+        export.verify_export(path, note.parse_public_key(good.log.vkey), jobs=MODE["jobs"])
     assert info.value.index == 30
     assert "no newline" in str(info.value)
 
@@ -421,12 +433,22 @@ def test_non_numeric_index(tmp_path: Path, good: Export) -> None:
     assert failure(tmp_path, good).index == 3
 
 
-def test_large_export_spans_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A tiny block size makes lines straddle block boundaries, the case big files hit.
-    monkeypatch.setattr(export, "BLOCK", 97)
+def test_larger_export(tmp_path: Path) -> None:
     ex = build_export(300, [100, 256, 300], shredded={99, 200})
     leaves = [e.leaf for e in ex.entries]
     summary = run(tmp_path, ex, trusted={150: mth(leaves[:150]), 300: mth(leaves)})
     assert (summary.size, summary.trusted_checked) == (300, 2)
     del ex.lines[entry_pos(ex, 255)]
     assert failure(tmp_path, ex).index == 255
+
+
+def test_first_divergence_wins_whatever_the_workers(tmp_path: Path, good: Export) -> None:
+    # A later bad entry must not be reported before an earlier bad checkpoint, even when a
+    # worker scans the later chunk first.
+    pos = entry_pos(good, 30)
+    parts = good.lines[pos].split(" ")
+    parts[3] = flip_hex(parts[3], 5)
+    good.lines[pos] = " ".join(parts)
+    forged = checkpoint_note(16, sha(b"lie"), good.log, good.witnesses)
+    good.lines[checkpoint_pos(good, 0)] = "checkpoint " + b64(forged.encode())
+    assert failure(tmp_path, good).index == 0

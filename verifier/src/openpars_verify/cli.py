@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import binascii
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -120,8 +121,11 @@ def _export(args: argparse.Namespace) -> str:
             raise export.ExportFailure(
                 cp.size, f"fork: trusted checkpoints of size {cp.size} differ"
             )
+    jobs = args.jobs if args.jobs is not None else min(4, os.cpu_count() or 1)
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     summary = export.verify_export(
-        Path(args.file), log_key, witnesses=witnesses, quorum=quorum, trusted=trusted
+        Path(args.file), log_key, witnesses=witnesses, quorum=quorum, trusted=trusted, jobs=jobs
     )
     root = binascii.b2a_base64(summary.root, newline=False).decode()
     return (
@@ -204,6 +208,9 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NOTE_FILE",
         help="a checkpoint obtained elsewhere that the export must contain (catches rollback)",
+    )
+    p.add_argument(
+        "--jobs", type=int, help="worker processes for the per-entry checks (default: CPUs, max 4)"
     )
     p.set_defaults(run=_export)
 

@@ -1,24 +1,35 @@
 """Streaming verification of an `openpars-audit-export/v1` file (see docs/audit-export.md).
 
-Memory stays O(log n): the verifier keeps the right frontier of the Merkle tree (one hash per
-set bit of the tree size), the last checkpoint seen, and the sizes of any trusted checkpoints
-given on the command line. The file is read in large blocks and split on newlines in C; the
-per-entry work is three SHA-256 calls on average (commitment, leaf, one amortised merge).
+The work is split in two. `scan.scan_chunk` does the per-entry checks on one byte range of the
+file (index sequence, commitment, leaf hash) and can run in several worker processes at once.
+This module replays the chunks strictly in file order: it appends their leaf hashes to the
+Merkle frontier and checks checkpoints, the end line and trusted checkpoints as it goes, so
+the first divergence reported is the first in the file, whatever the number of workers.
+
+Memory stays O(log n) in the tree size: the frontier (one hash per set bit of the size), the
+last checkpoint, the trusted checkpoint sizes, and a few chunks in flight.
 """
 
 from __future__ import annotations
 
 import binascii
+import contextlib
 import hashlib
+import os
+from collections import deque
+from collections.abc import Generator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from openpars_verify import note as notes
 from openpars_verify import tlog
+from openpars_verify.scan import Chunk, scan_chunk
 
 FORMAT = b"openpars-audit-export/v1"
-BLOCK = 1 << 22
+# Big enough that per-chunk overheads vanish, small enough that a few in flight stay cheap.
+CHUNK = 1 << 22
 
 
 class ExportFailure(Exception):
@@ -67,19 +78,6 @@ def _hash32(value: bytes, index: int, what: str) -> bytes:
     if len(raw) != 32:
         raise ExportFailure(index, f"{what} is not 64 hex digits")
     return raw
-
-
-def _check_index(field_value: bytes, expected: int) -> None:
-    try:
-        found = int(field_value)
-    except ValueError:
-        raise ExportFailure(expected, f"entry index {field_value[:20]!r} is not a number") from None
-    if found != expected:
-        raise ExportFailure(
-            expected,
-            f"expected entry {expected}, found entry {found}: an entry is missing, "
-            "reordered or inserted",
-        )
 
 
 class _Verifier:
@@ -169,12 +167,13 @@ class _Verifier:
                 )
             self.trusted_checked += 1
 
-    def other(self, parts: list[bytes], lineno: int) -> None:
-        """Handle every line that is not an entry; these are rare."""
+    def other(self, line: bytes, lineno: int) -> None:
+        """Handle a line that is not an entry; these are rare."""
+        parts = line.split(b" ")
         tag = parts[0]
         if tag == b"checkpoint" and len(parts) == 2:
             self.checkpoint(parts[1])
-        elif tag == b"end" and len(parts) == 2 and self.end_line == 0:
+        elif tag == b"end" and len(parts) == 2:
             if not parts[1].isdigit() or int(parts[1]) != self.size:
                 raise ExportFailure(
                     self.size, f"end line says {parts[1][:20]!r}, export has {self.size} entries"
@@ -208,98 +207,101 @@ class _Verifier:
         """Return the next trusted checkpoint size above `after`, or -1."""
         return min((s for s in self.trust.trusted if s > after), default=-1)
 
-    def run(self, path: Path) -> Summary:
+    def run(self, path: Path, jobs: int) -> Summary:
         """Verify the whole file; raise ExportFailure at the first divergence."""
         with path.open("rb") as f:
             lineno = self.head(f)
-            if self.size in self.trust.trusted:
-                self.check_trusted()
-            rest = b""
-            while block := f.read(BLOCK):
-                lines = (rest + block).split(b"\n")
-                rest = lines.pop()
-                self.block(lines, lineno)
-                lineno += len(lines)
-        if rest and self.end_line:
-            raise ExportFailure(self.size, f"line {lineno}: content after the end line")
-        if rest:
-            raise ExportFailure(self.size, "export is truncated: its last line has no newline")
+            body = f.tell()
+            size = os.fstat(f.fileno()).st_size
+        if self.size in self.trust.trusted:
+            self.check_trusted()
+        bounds = [(s, min(s + CHUNK, size)) for s in range(body, size, CHUNK)]
+        # closing(): stop the workers at once when a failure ends the replay early.
+        with contextlib.closing(_scan_all(str(path), bounds, body, jobs)) as chunks:
+            for chunk in chunks:
+                self.replay(chunk, lineno)
+                lineno += chunk.lines
         return self.finish()
 
-    def block(self, lines: list[bytes], lineno: int) -> None:
-        """Verify a block of whole lines; the hot path, so it is written for speed.
+    def replay(self, chunk: Chunk, lineno: int) -> None:
+        """Apply one scanned chunk: its leaves, its other lines, then its error, in order."""
+        if chunk.first_index is not None and chunk.first_index != self.size:
+            raise ExportFailure(
+                self.size,
+                f"expected entry {self.size}, found entry {chunk.first_index}: an entry is "
+                "missing, reordered or inserted",
+            )
+        done = 0
+        for before, offset, line in chunk.others:
+            self.append(chunk.leaves, done, before, lineno + offset)
+            done = before
+            if self.end_line:
+                raise ExportFailure(
+                    self.size, f"line {lineno + offset}: content after the end line"
+                )
+            self.other(line, lineno + offset)
+        self.shredded += chunk.shredded
+        if chunk.error is not None:
+            before, offset, reason = chunk.error
+            self.append(chunk.leaves, done, before, lineno + offset)
+            raise ExportFailure(self.size, f"line {lineno + offset}: {reason}")
+        self.append(chunk.leaves, done, len(chunk.leaves) // 32, lineno + chunk.lines)
+        if chunk.partial is not None:
+            before, offset = chunk.partial
+            if self.end_line:
+                raise ExportFailure(
+                    self.size, f"line {lineno + offset}: content after the end line"
+                )
+            raise ExportFailure(self.size, "export is truncated: its last line has no newline")
 
-        Lines with five fields are entries and take the fast path; anything else (shredded
-        entries, checkpoints, the end line, garbage) falls out of the tuple unpacking into the
-        slower branch. Line numbers are only worked out when something fails.
-        """
+    def append(self, leaves: bytes, lo: int, hi: int, lineno: int) -> None:
+        """Append leaf hashes lo..hi-1 of a chunk to the frontier, checking trusted sizes."""
+        if lo == hi:
+            return
+        if self.end_line:
+            raise ExportFailure(self.size, f"line {lineno}: content after the end line")
         sha256 = hashlib.sha256
-        unhex = binascii.unhexlify
-        b64 = binascii.a2b_base64
         frontier = self.frontier
         push, pop = frontier.append, frontier.pop
         n = self.size
-        if self.end_line and lines:
-            raise ExportFailure(n, f"line {lineno}: content after the end line")
         stop = self.next_stop(n)
-        shredded = 0
-        line = b""
-        try:
-            for line in lines:
-                try:
-                    tag, index, hexed, salt_hex, content = line.split(b" ")
-                except ValueError:
-                    parts = line.split(b" ")
-                    if len(parts) != 3 or parts[0] != b"shredded":
-                        self.size = n
-                        self.other(parts, lineno + _position(lines, line))
-                        if self.end_line and line is not lines[-1]:
-                            where = lineno + _position(lines, line) + 1
-                            raise ExportFailure(
-                                n, f"line {where}: content after the end line"
-                            ) from None
-                        continue
-                    if int(parts[1]) != n:
-                        _check_index(parts[1], n)
-                    commitment = unhex(parts[2])
-                    if len(commitment) != 32:
-                        raise ValueError("commitment is not 64 hex digits") from None
-                    shredded += 1
-                else:
-                    if tag != b"entry":
-                        raise ValueError("unknown line type") from None
-                    if int(index) != n:
-                        _check_index(index, n)
-                    commitment = unhex(hexed)
-                    salt = unhex(salt_hex)
-                    if len(salt) != 32:
-                        raise ValueError("salt is not 64 hex digits")
-                    # A match also proves the commitment is 32 bytes: it equals a digest.
-                    if sha256(salt + b64(content, strict_mode=True)).digest() != commitment:
-                        raise ExportFailure(n, "commitment does not match SHA-256(salt || content)")
-                # Append the leaf; each trailing one bit of n is a subtree now complete.
-                leaf = sha256(b"\x00" + commitment).digest()
-                m = n
-                while m & 1:
-                    leaf = sha256(b"\x01" + pop() + leaf).digest()
-                    m >>= 1
-                push(leaf)
-                n += 1
-                if n == stop:
-                    self.size = n
-                    self.check_trusted()
-                    stop = self.next_stop(n)
-        except ValueError as exc:
-            where = lineno + _position(lines, line)
-            raise ExportFailure(n, f"line {where}: malformed entry: {exc}") from None
-        finally:
-            self.shredded += shredded
+        for k in range(32 * lo, 32 * hi, 32):
+            leaf = leaves[k : k + 32]
+            # Each trailing one bit of n is a complete subtree that now has its right sibling.
+            m = n
+            while m & 1:
+                leaf = sha256(b"\x01" + pop() + leaf).digest()
+                m >>= 1
+            push(leaf)
+            n += 1
+            if n == stop:
+                self.size = n
+                self.check_trusted()
+                stop = self.next_stop(n)
         self.size = n
 
 
-def _position(lines: list[bytes], line: bytes) -> int:
-    """Return the offset of this very line object in its block (for error messages)."""
-    return next(i for i, candidate in enumerate(lines) if candidate is line)
+def _scan_all(
+    path: str, bounds: list[tuple[int, int]], body: int, jobs: int
+) -> Generator[Chunk, None, None]:
+    """Yield scanned chunks in file order, using up to `jobs` worker processes."""
+    if jobs <= 1 or len(bounds) <= 1:
+        for start, end in bounds:
+            yield scan_chunk(path, start, end, start == body)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending: deque[Future[Chunk]] = deque()
+        todo = iter(bounds)
+        try:
+            # A bounded window keeps memory flat however far the workers run ahead.
+            for start, end in todo:
+                pending.append(pool.submit(scan_chunk, path, start, end, start == body))
+                if len(pending) >= 2 * jobs:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def verify_export(
@@ -309,7 +311,8 @@ def verify_export(
     witnesses: list[notes.PublicKey] | None = None,
     quorum: int = 0,
     trusted: dict[int, bytes] | None = None,
+    jobs: int = 1,
 ) -> Summary:
     """Verify an export file; raise ExportFailure naming the first index that diverges."""
     trust = _Trust(log_key, witnesses or [], quorum, dict(trusted or {}))
-    return _Verifier(trust).run(path)
+    return _Verifier(trust).run(path, jobs)
