@@ -7,7 +7,8 @@ import json
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from openpars.agreements import lifecycle, service
 from openpars.agreements.models import AgreementStatus, AgreementVersion, ImmutableRowError
@@ -237,3 +238,17 @@ def test_only_managers_create_and_only_readers_read(db: Database, world: World) 
             service.show_agreement(
                 session, actor=world.principals["ice"], agreement_id=agreement.id
             )
+
+
+def test_the_database_refuses_to_rewrite_history(db: Database, world: World) -> None:
+    with db.session() as session:
+        agreement = create(session, world)
+        agreement_id = agreement.id
+    for statement in (
+        "UPDATE agreement_versions SET reason = 'rewritten' WHERE agreement_id = :a",
+        "DELETE FROM agreement_versions WHERE agreement_id = :a",
+        "UPDATE agreement_events SET by = 'someone else' WHERE agreement_id = :a",
+    ):
+        with pytest.raises(DBAPIError) as caught, db.session() as session:
+            session.execute(text(statement), {"a": agreement_id})
+        assert "append-only" in str(caught.value)

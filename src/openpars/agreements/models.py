@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from openpars.db import Base, JSONDoc, UTCDateTime, str_enum, utcnow
@@ -185,3 +186,43 @@ def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
 for _model in (AgreementVersion, AgreementEvent, Suspension, Resumption, SiteFloorVersion):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
+
+
+# The database refuses the same, so no code path (not even raw SQL) rewrites the history.
+APPEND_ONLY_TABLES = (
+    "agreement_versions",
+    "agreement_events",
+    "agreement_suspensions",
+    "agreement_resumptions",
+    "site_floor_versions",
+)
+
+
+def immutability_ddl(dialect: str) -> list[str]:
+    """Triggers that make the agreement history tables append-only on the given dialect."""
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END"
+            for table in APPEND_ONLY_TABLES
+            for op in ("UPDATE", "DELETE")
+        ]
+    statements = [
+        "CREATE OR REPLACE FUNCTION openpars_refuse_agreement_history_change() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = "
+        "TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$"
+    ]
+    statements += [
+        f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()"
+        for table in APPEND_ONLY_TABLES
+    ]
+    return statements
+
+
+def _install_triggers(_target: object, connection: Connection, **_: object) -> None:
+    for statement in immutability_ddl(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(Base.metadata, "after_create", _install_triggers)
