@@ -310,3 +310,40 @@ def test_evaluating_a_closed_proposal_does_nothing(gov: Gov) -> None:
         assert proposal is not None
         assert proposal.status is ProposalStatus.FAILED
         assert evaluate(session, proposal, now=gov.at(hours=2)) == []
+
+
+def test_a_scope_below_the_floor_is_refused_when_proposed(gov: Gov) -> None:
+    from openpars.identity.principal import SYSTEM
+    from tests.governance.helpers import scope
+
+    with gov.session() as session:
+        draft = agreements.create_agreement(
+            session,
+            actor=SYSTEM,
+            data=document(
+                gov.world,
+                start=gov.t0,
+                end=gov.t0 + timedelta(days=30),
+                name="FBI agreement with victims",
+                grantee_agency_id=gov.world.agencies["Federal Bureau of Investigation"],
+                scope={**scope(), "roles": ["arrestee", "victim"]},
+            ),
+        )
+        before = rows(session)
+    with pytest.raises(DomainError) as caught, gov.session() as session:
+        open_proposal(
+            session,
+            actor=gov.voters["da"],
+            data=ProposalCreate(
+                agreement_id=draft.id,
+                action=ProposalAction.ADOPT,
+                summary="adopt",
+                deadline=gov.at(days=7),
+            ),
+            now=gov.at(minutes=1),
+        )
+    assert caught.value.field is not None
+    assert caught.value.field.startswith("scope.roles")
+    assert "site floor" in caught.value.message
+    with gov.session() as session:
+        assert rows(session) == before

@@ -86,11 +86,13 @@ def void_if_stale(session: Session, proposal: Proposal, *, now: datetime) -> Gov
     return _event("proposal.voided", proposal, now, proposal.closed_reason)
 
 
-def _close(proposal: Proposal, decision: Decision) -> GovernanceEvent | None:
+def _close(proposal: Proposal, decision: Decision, *, now: datetime) -> GovernanceEvent | None:
     if isinstance(decision, Approved):
         proposal.status = ProposalStatus.APPROVED
         proposal.decided_at = decision.at
-        proposal.effective_instant = max(proposal.effective_at or decision.at, decision.at)
+        # Never earlier than openpars learned of the quorum: a signer's clock (or a backdated
+        # signature) must not make a decision take effect retroactively.
+        proposal.effective_instant = max(proposal.effective_at or now, now)
         proposal.final_tally = tally_document(decision.tally)
         detail = f"quorum reached; takes effect at {proposal.effective_instant.isoformat()}"
         return _event("proposal.approved", proposal, decision.at, detail)
@@ -149,7 +151,7 @@ def evaluate(session: Session, proposal: Proposal, *, now: datetime) -> list[Gov
         return [voided]
     events: list[GovernanceEvent] = []
     if proposal.status is ProposalStatus.OPEN:
-        closed = _close(proposal, decide(session, proposal, now=now))
+        closed = _close(proposal, decide(session, proposal, now=now), now=now)
         if closed is not None:
             events.append(closed)
     if (

@@ -10,6 +10,8 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from openpars.agreements.rules import check_floor
+from openpars.agreements.service import document_of
 from openpars.audit.events import AuditKind
 from openpars.db import utcnow
 from openpars.errors import Conflict, InvalidInput, NotFound
@@ -85,6 +87,10 @@ def proposal_read(session: Session, proposal: Proposal, *, now: datetime) -> Pro
     )
 
 
+# Actions that put an agreement version in force, and so must respect the site floor.
+_PUTS_IN_FORCE = frozenset({ProposalAction.ADOPT, ProposalAction.AMEND, ProposalAction.RENEW})
+
+
 def _check_timing(data: ProposalCreate, *, now: datetime) -> None:
     if data.deadline <= now:
         raise InvalidInput(
@@ -136,6 +142,10 @@ def open_proposal(
             field="content_hash",
         )
     _check_timing(data, now=moment)
+    if data.action in _PUTS_IN_FORCE:
+        # A scope below the site floor is refused when proposed, naming the clause, not after
+        # the stakeholders have voted on it.
+        check_floor(session, document_of(version))
     proposal = Proposal(
         agreement_id=agreement.id,
         agreement_version=version.version,
