@@ -294,3 +294,24 @@ def test_listing_showing_and_ticking(client: TestClient, gov: Gov) -> None:
     assert client.post("/api/v1/governance/tick", headers=gov.auth("da")).status_code == 403
     ticked = client.post("/api/v1/governance/tick", headers=gov.world.auth("admin"))
     assert (ticked.status_code, ticked.json()) == (200, [])
+
+
+def test_renewal_notices_over_http(client: TestClient, gov: Gov) -> None:
+    from openpars.governance.decisions import tick
+
+    proposal = propose(client, gov)
+    for who in ("da", "court"):
+        assert (
+            post_vote(client, gov, who, signed(gov, proposal, who, "yes", "ok")).status_code == 201
+        )
+    with gov.session() as session:
+        tick(session, now=utcnow() + timedelta(days=330))
+    mine = client.get(
+        "/api/v1/renewal-notices",
+        params={"stakeholder_id": gov.agencies["court"]},
+        headers=gov.auth("court"),
+    ).json()
+    assert [(n["agreement_id"], n["evidence_url"]) for n in mine] == [
+        (gov.agreement_id, f"/api/v1/agreements/{gov.agreement_id}/evidence")
+    ]
+    assert len(client.get("/api/v1/renewal-notices", headers=gov.auth("court")).json()) == 3

@@ -17,6 +17,7 @@ from openpars.governance.schemas import (
     KeyRevoke,
     ProposalCreate,
     ProposalRead,
+    RenewalNoticeRead,
     SignedVote,
     TimelineEntry,
     VoteExport,
@@ -93,6 +94,21 @@ def governance_timeline(agreement_id: int, ctx: Ctx) -> list[TimelineEntry]:
     """Versions, proposals, votes with rationales, outcomes and status changes, oldest first."""
     with ctx.unit() as (session, principal):
         result = timeline.governance_timeline(session, actor=principal, agreement_id=agreement_id)
+    return result
+
+
+@router.get("/renewal-notices", response_model=list[RenewalNoticeRead])
+def list_notices(
+    ctx: Ctx,
+    stakeholder_id: int | None = Query(None, description="Agency id of one stakeholder."),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> list[RenewalNoticeRead]:
+    """Renewal reminders, newest first, each with the link to the agreement's evidence."""
+    with ctx.unit() as (session, principal):
+        result = timeline.list_notices(
+            session, actor=principal, stakeholder_id=stakeholder_id, offset=offset, limit=limit
+        )
     return result
 
 

@@ -239,3 +239,13 @@ def notices_of(session: Session, agreement_id: int) -> Sequence[RenewalNotice]:
         .where(RenewalNotice.agreement_id == agreement_id)
         .order_by(RenewalNotice.id)
     ).all()
+
+
+def list_notices(
+    session: Session, *, stakeholder_id: int | None, offset: int, limit: int
+) -> Sequence[RenewalNotice]:
+    """Renewal notices newest first, optionally for one stakeholder."""
+    query = select(RenewalNotice).order_by(RenewalNotice.id.desc())
+    if stakeholder_id is not None:
+        query = query.where(RenewalNotice.stakeholder_id == stakeholder_id)
+    return session.scalars(query.offset(offset).limit(limit)).all()

@@ -202,6 +202,19 @@ class TimelineEntry(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class RenewalNoticeRead(BaseModel):
+    """A reminder to one stakeholder that an agreement expires soon."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    agreement_id: int
+    stakeholder_id: int
+    expires_at: datetime
+    opened_at: datetime
+    evidence_url: str
+
+
 class GovernanceEvent(BaseModel):
     """Something a governance step did (decided, applied, voided, reminded)."""
 

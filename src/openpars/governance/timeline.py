@@ -9,7 +9,7 @@ from openpars.errors import NotFound
 from openpars.governance import repository as repo
 from openpars.governance.board import audit_act, require_reader
 from openpars.governance.models import Proposal, ProposalStatus
-from openpars.governance.schemas import TimelineEntry
+from openpars.governance.schemas import RenewalNoticeRead, TimelineEntry
 from openpars.identity.principal import Principal
 
 
@@ -170,3 +170,26 @@ def governance_timeline(
         returned=len(entries),
     )
     return entries
+
+
+def list_notices(
+    session: Session,
+    *,
+    actor: Principal,
+    stakeholder_id: int | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[RenewalNoticeRead]:
+    """Renewal notices newest first, optionally for one stakeholder, audited as one read."""
+    require_reader(actor)
+    rows = repo.list_notices(session, stakeholder_id=stakeholder_id, offset=offset, limit=limit)
+    result = [RenewalNoticeRead.model_validate(n) for n in rows]
+    audit_act(
+        session,
+        kind=AuditKind.PROPOSAL,
+        action="renewal_notice.list",
+        actor=actor,
+        stakeholder=stakeholder_id,
+        returned=[n.id for n in result],
+    )
+    return result
