@@ -156,6 +156,8 @@ def test_renew_writes_a_version_with_the_new_expiry(db: Database, world: World) 
         with pytest.raises(InvalidInput):
             decide(session, agreement, A.RENEW, new_expires_at=old.expires_at - US)
         new_expiry = old.expires_at + timedelta(days=365)
+        with pytest.raises(InvalidInput):
+            decide(session, agreement, A.RENEW, new_expires_at=new_expiry.replace(tzinfo=None))
         decide(session, agreement, A.RENEW, new_expires_at=new_expiry)
         renewed = service.current_version(session, agreement=agreement)
         assert renewed.version == 2

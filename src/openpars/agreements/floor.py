@@ -222,8 +222,14 @@ def _config_event(actor: Principal, action: str, params: dict[str, Any]) -> Audi
 
 
 def show_floor(session: Session, *, actor: Principal) -> FloorRead:
-    """The floor in force, for an administrator or a stakeholder; audited."""
-    if not (actor.can(Permission.AGREEMENT_MANAGE) or actor.can(Permission.VOTE)):
+    """The floor in force, for administrators, stakeholders and auditors; audited."""
+    readers = (
+        Permission.AGREEMENT_MANAGE,
+        Permission.AGREEMENT_SUSPEND,
+        Permission.VOTE,
+        Permission.AUDIT_READ,
+    )
+    if not any(actor.can(p) for p in readers):
         actor.require(Permission.AGREEMENT_MANAGE)
     result = floor_read(session)
     append(session, _config_event(actor, "floor.show", {"version": result.version}))

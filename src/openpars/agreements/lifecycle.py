@@ -276,9 +276,10 @@ def _renewed(
     document: AgreementDocument, effective_at: datetime, new_expires_at: datetime | None
 ) -> AgreementDocument:
     """The current document with its new expiry, after checking the expiry makes sense."""
-    if new_expires_at is None:
+    if new_expires_at is None or new_expires_at.tzinfo is None:
         raise InvalidInput(
-            "new_expires_at: a renewal needs the new expiry instant", field="new_expires_at"
+            "new_expires_at: a renewal needs the new expiry instant, with its time zone",
+            field="new_expires_at",
         )
     if new_expires_at <= document.expires_at:
         raise InvalidInput(

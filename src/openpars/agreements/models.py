@@ -11,10 +11,17 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
-from openpars.db import Base, JSONDoc, UTCDateTime, str_enum, utcnow
+from openpars.db import (
+    Base,
+    JSONDoc,
+    UTCDateTime,
+    append_only_ddl,
+    register_schema_ddl,
+    str_enum,
+    utcnow,
+)
 
 
 class AgreementStatus(StrEnum):
@@ -200,29 +207,8 @@ APPEND_ONLY_TABLES = (
 
 def immutability_ddl(dialect: str) -> list[str]:
     """Triggers that make the agreement history tables append-only on the given dialect."""
-    if dialect == "sqlite":
-        return [
-            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END"
-            for table in APPEND_ONLY_TABLES
-            for op in ("UPDATE", "DELETE")
-        ]
-    statements = [
-        "CREATE OR REPLACE FUNCTION openpars_refuse_agreement_history_change() RETURNS trigger "
-        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = "
-        "TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$"
-    ]
-    statements += [
-        f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-        "FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()"
-        for table in APPEND_ONLY_TABLES
-    ]
-    return statements
+    tables = {table: ("UPDATE", "DELETE") for table in APPEND_ONLY_TABLES}
+    return append_only_ddl(dialect, tables, function="openpars_refuse_agreement_history_change")
 
 
-def _install_triggers(_target: object, connection: Connection, **_: object) -> None:
-    for statement in immutability_ddl(connection.dialect.name):
-        connection.exec_driver_sql(statement)
-
-
-event.listen(Base.metadata, "after_create", _install_triggers)
+register_schema_ddl(immutability_ddl)
