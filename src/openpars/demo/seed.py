@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
-from openpars.demo.generate import Plan, PlannedArrest
+from openpars.demo.plan import Plan, PlannedArrest
 from openpars.errors import Conflict
 from openpars.identity import repository as identity_repo
 from openpars.identity import service as identity
