@@ -1,0 +1,1 @@
+"""Synthetic persons, arrests, involvements and charges for the search benchmark."""
