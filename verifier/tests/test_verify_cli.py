@@ -119,6 +119,7 @@ def test_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == 1
     assert err.startswith("openpars-verify: FAIL: index 10: rollback")
     assert verify([*base, "--jobs", "0"], capsys)[0] == 2
+    assert verify(["export", str(tmp_path / "nope"), "--log-key", ex.log.vkey], capsys)[0] == 2
 
 
 def test_export_trusted_fork(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

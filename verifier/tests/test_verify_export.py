@@ -386,6 +386,8 @@ def test_partial_export_needs_frontier(tmp_path: Path) -> None:
     ("edit", "index", "words"),
     [
         (lambda ls: ls.append("checkpoint AAAA"), 40, "after the end"),
+        (lambda ls: ls.append("garbage"), 40, "after the end"),
+        (lambda ls: ls.append("entry 40 a b c"), 40, "after the end"),
         (lambda ls: ls.__setitem__(-1, "end 39"), 40, "end line"),
         (lambda ls: ls.insert(-1, "garbage"), 40, "malformed line"),
         (lambda ls: ls.__setitem__(0, "openpars-audit-export/v2 0 x"), None, "header"),

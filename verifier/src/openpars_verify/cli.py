@@ -124,9 +124,12 @@ def _export(args: argparse.Namespace) -> str:
     jobs = args.jobs if args.jobs is not None else min(4, os.cpu_count() or 1)
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    summary = export.verify_export(
-        Path(args.file), log_key, witnesses=witnesses, quorum=quorum, trusted=trusted, jobs=jobs
-    )
+    try:
+        summary = export.verify_export(
+            Path(args.file), log_key, witnesses=witnesses, quorum=quorum, trusted=trusted, jobs=jobs
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     root = binascii.b2a_base64(summary.root, newline=False).decode()
     return (
         f"OK export {summary.origin}: entries [{summary.first_index}, {summary.size}), "

@@ -225,15 +225,9 @@ class _Verifier:
 
     def replay(self, chunk: Chunk, lineno: int) -> None:
         """Apply one scanned chunk: its leaves, its other lines, then its error, in order."""
-        if chunk.first_index is not None and chunk.first_index != self.size:
-            raise ExportFailure(
-                self.size,
-                f"expected entry {self.size}, found entry {chunk.first_index}: an entry is "
-                "missing, reordered or inserted",
-            )
         done = 0
         for before, offset, line in chunk.others:
-            self.append(chunk.leaves, done, before, lineno + offset)
+            self.append(chunk, done, before, lineno + offset)
             done = before
             if self.end_line:
                 raise ExportFailure(
@@ -243,9 +237,15 @@ class _Verifier:
         self.shredded += chunk.shredded
         if chunk.error is not None:
             before, offset, reason = chunk.error
-            self.append(chunk.leaves, done, before, lineno + offset)
+            self.append(chunk, done, before, lineno + offset)
+            if self.end_line:
+                raise ExportFailure(
+                    self.size, f"line {lineno + offset}: content after the end line"
+                )
+            if before == 0:
+                self.check_first(chunk)
             raise ExportFailure(self.size, f"line {lineno + offset}: {reason}")
-        self.append(chunk.leaves, done, len(chunk.leaves) // 32, lineno + chunk.lines)
+        self.append(chunk, done, len(chunk.leaves) // 32, lineno + chunk.lines)
         if chunk.partial is not None:
             before, offset = chunk.partial
             if self.end_line:
@@ -254,12 +254,24 @@ class _Verifier:
                 )
             raise ExportFailure(self.size, "export is truncated: its last line has no newline")
 
-    def append(self, leaves: bytes, lo: int, hi: int, lineno: int) -> None:
-        """Append leaf hashes lo..hi-1 of a chunk to the frontier, checking trusted sizes."""
+    def check_first(self, chunk: Chunk) -> None:
+        """Check that a chunk's first entry continues the log (workers only see their chunk)."""
+        if chunk.first_index is not None and chunk.first_index != self.size:
+            raise ExportFailure(
+                self.size,
+                f"expected entry {self.size}, found entry {chunk.first_index}: an entry is "
+                "missing, reordered or inserted",
+            )
+
+    def append(self, chunk: Chunk, lo: int, hi: int, lineno: int) -> None:
+        """Append a chunk's leaf hashes lo..hi-1 to the frontier, checking trusted sizes."""
         if lo == hi:
             return
         if self.end_line:
             raise ExportFailure(self.size, f"line {lineno}: content after the end line")
+        if lo == 0:
+            self.check_first(chunk)
+        leaves = chunk.leaves
         sha256 = hashlib.sha256
         frontier = self.frontier
         push, pop = frontier.append, frontier.pop
