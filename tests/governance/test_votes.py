@@ -6,6 +6,7 @@ import base64
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from openpars.agreements import service as agreements
 from openpars.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
@@ -347,3 +348,20 @@ def test_a_scope_below_the_floor_is_refused_when_proposed(gov: Gov) -> None:
     assert "site floor" in caught.value.message
     with gov.session() as session:
         assert rows(session) == before
+
+
+def test_votes_are_append_only(gov: Gov) -> None:
+    from openpars.governance.models import AppendOnlyError, Vote
+
+    pid = gov.propose()
+    submit(gov, gov.voters["da"], gov.ballot(pid, "da", Choice.NO, gov.at(minutes=1)), 1)
+    with gov.session() as session:
+        vote = session.scalars(select(Vote)).one()
+        vote.choice = Choice.YES
+        with pytest.raises(AppendOnlyError):
+            session.flush()
+        session.rollback()
+        session.delete(session.scalars(select(Vote)).one())
+        with pytest.raises(AppendOnlyError):
+            session.flush()
+        session.rollback()

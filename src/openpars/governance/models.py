@@ -10,8 +10,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from openpars.db import Base, JSONDoc, UTCDateTime, str_enum
 from openpars.governance.quorum import Choice, ProposalAction
@@ -151,3 +160,18 @@ class RenewalNotice(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     evidence_url: Mapped[str] = mapped_column(String(200))
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised when code tries to change a vote or a board version after it was written."""
+
+
+def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
+    raise AppendOnlyError(
+        f"{type(target).__tablename__} rows are append-only; write a new row instead"
+    )
+
+
+for _model in (Vote, BoardConfig):
+    event.listen(_model, "before_update", _refuse_change)
+    event.listen(_model, "before_delete", _refuse_change)
