@@ -37,6 +37,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def actor_named(session: Session, username: str | None) -> Principal:
+    """The principal named by --as, or the console's system account."""
     if username is None:
         return SYSTEM
     user = identity_repo.get_user_by_username(session, username)
@@ -46,6 +47,7 @@ def actor_named(session: Session, username: str | None) -> Principal:
 
 
 def print_model(model: BaseModel | list[Any]) -> None:
+    """Print a schema (or a list of them) as JSON."""
     if isinstance(model, list):
         out.print_json(json.dumps([m.model_dump(mode="json") for m in model]))
     else:
@@ -53,6 +55,7 @@ def print_model(model: BaseModel | list[Any]) -> None:
 
 
 def read_json(path: Path, field: str) -> dict[str, Any]:
+    """A JSON object from a file, or InvalidInput naming ``field``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
