@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from openpars.db import Database, make_engine
 from openpars.demo.generate import plan_arrests
 from openpars.records.models import Arrest
+from tests.cli.conftest import audit_count
 from tests.cli.test_accounts import run, setup_site
 
 
@@ -60,12 +61,14 @@ def test_import_refuses_a_domain_rule_with_the_field(
     future["arrested_at"] = "2999-01-01T00:00:00+00:00"
     path = tmp_path / "future.jsonl"
     path.write_text(json.dumps(future) + "\n", encoding="utf-8")
+    before = audit_count(db_url)
     code, out, err = run(runner, db_url, "import", str(path))  # the only intake user
     assert code == 1
     assert "line 1: error: arrested_at 2999-01-01" in err
     assert "(field: arrested_at)" in err
     assert "created 0, replayed 0, failed 1" in out
     assert arrest_count(db_url) == 0
+    assert audit_count(db_url) == before + 1  # the refusal, as the API would record it
 
 
 def test_import_all_good_exits_zero(runner: CliRunner, db_url: str, tmp_path: Path) -> None:

@@ -15,6 +15,8 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from openpars.audit.events import AuditEvent, AuditKind, Outcome
+from openpars.audit.service import append
 from openpars.console import (
     EXIT_REFUSED,
     DbOption,
@@ -87,6 +89,26 @@ def _problem(exc: Exception) -> tuple[str, str | None]:
     return exc.message, exc.field
 
 
+def record_refusal(
+    database: Database, actor: Principal, exc: DomainError, *, path: Path, line: int
+) -> None:
+    """Audit a refused line in a transaction of its own, as the API audits a refused request."""
+    with database.session() as session:
+        append(
+            session,
+            AuditEvent(
+                kind=AuditKind.REFUSED,
+                action="arrest.create",
+                outcome=Outcome.REFUSED,
+                user_id=actor.user_id,
+                username=actor.username,
+                agency_id=actor.agency_id,
+                params={"via": "cli", "file": path.name, "line": line, "status": exc.status},
+                error_code=exc.code,
+            ),
+        )
+
+
 def import_file(database: Database, actor: Principal, path: Path) -> ImportSummary:
     """Import every non-blank line of ``path``, reporting each failure and carrying on."""
     summary = ImportSummary()
@@ -101,6 +123,8 @@ def import_file(database: Database, actor: Principal, path: Path) -> ImportSumma
                 replayed = import_line(database, actor, line)
             except (ValidationError, DomainError) as exc:
                 message, field_name = _problem(exc)
+                if isinstance(exc, DomainError):
+                    record_refusal(database, actor, exc, path=path, line=number)
                 summary.failed += 1
                 summary.problems.append((number, message, field_name))
                 suffix = f" (field: {field_name})" if field_name else ""
