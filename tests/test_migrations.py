@@ -45,3 +45,28 @@ def test_migrated_audit_tables_refuse_update_and_delete(empty_url: str) -> None:
             assert conn.execute(text("SELECT action FROM audit_entries")).scalar_one() == "a"
     finally:
         engine.dispose()
+
+
+def _triggers_and_policies(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                rows = conn.execute(text("SELECT name FROM sqlite_master WHERE type='trigger'"))
+                return {r[0] for r in rows}
+            triggers = conn.execute(
+                text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")
+            ).scalars()
+            policies = conn.execute(text("SELECT policyname FROM pg_policies")).scalars()
+            return set(triggers) | {f"policy:{p}" for p in policies}
+    finally:
+        engine.dispose()
+
+
+def test_migration_installs_the_same_triggers_and_policies_as_the_models(
+    empty_url: str, database_url: str
+) -> None:
+    upgrade(empty_url)
+    migrated = _triggers_and_policies(empty_url)
+    assert migrated, "the migration installed no triggers at all"
+    assert migrated == _triggers_and_policies(database_url)

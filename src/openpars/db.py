@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -60,6 +60,55 @@ class UTCDateTime(TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+
+# Schema DDL that SQLAlchemy's metadata cannot express (triggers, row-level security): each
+# feature registers a function of the dialect name; create_all runs them all, and the migration
+# generator freezes their output into the initial revision.
+SchemaDDL = Callable[[str], list[str]]
+_SCHEMA_DDL: list[SchemaDDL] = []
+
+
+def register_schema_ddl(statements: SchemaDDL) -> SchemaDDL:
+    """Register DDL to run after the tables are created."""
+    _SCHEMA_DDL.append(statements)
+    return statements
+
+
+def schema_ddl(dialect: str) -> list[str]:
+    """Every registered statement for a dialect, in registration order."""
+    return [statement for producer in _SCHEMA_DDL for statement in producer(dialect)]
+
+
+def append_only_ddl(
+    dialect: str, tables: Mapping[str, tuple[str, ...]], *, function: str
+) -> list[str]:
+    """Triggers by which the database itself refuses the given operations on the given tables."""
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} refused'); END"
+            for table, ops in tables.items()
+            for op in ops
+        ]
+    statements = [
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN RAISE EXCEPTION USING MESSAGE = "
+        "TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$"
+    ]
+    statements += [
+        f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE {' OR '.join(ops)} ON {table} "
+        f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+        for table, ops in tables.items()
+    ]
+    return statements
+
+
+def _run_schema_ddl(_target: object, connection: Connection, **_: object) -> None:
+    for statement in schema_ddl(connection.dialect.name):
+        connection.exec_driver_sql(statement)
+
+
+event.listen(Base.metadata, "after_create", _run_schema_ddl)
 
 # JSON documents: JSONB on PostgreSQL, JSON text on SQLite.
 JSONDoc = JSON().with_variant(JSONB(), "postgresql")

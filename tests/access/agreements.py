@@ -35,6 +35,8 @@ def default_scope(**overrides: Any) -> dict[str, Any]:
             "arrested_at": "visible",
             "state": "visible",
             "docket_number": "visible",
+            "charges": "visible",
+            "arraignment": "nullify",
         },
         "arrest_states": ["entered", "charged", "arraigned", "released", "committed"],
         "grades": ["F1", "F2", "F3", "M1", "M2", "M3"],

@@ -83,6 +83,9 @@ def test_only_arrestee_involvements_and_fields_in_scope(
     arrest = client.get(f"/api/v1/arrests/{ids['a1']}", params=PURPOSE, headers=ice).json()
     assert [i["role"] for i in arrest["arrest"]["involvements"]] == ["arrestee"]
     assert arrest["arrest"]["narrative"] is None
+    assert arrest["arrest"]["charges"][0]["statute"] == "18 § 2701"
+    assert arrest["arrest"]["arraignment"] is None
+    assert arrest["arrest"]["bail_recommendations"] == []
     assert arrest["decision"]["agreement_id"] == ids["agreement"]
 
 

@@ -45,7 +45,11 @@ def test_unknown_person_field_names_the_clause() -> None:
 def test_id_and_nested_arrest_fields_cannot_be_named() -> None:
     assert "id" not in PERSON_FIELDS
     assert "id" not in ARREST_FIELDS
-    assert "charges" not in ARREST_FIELDS  # lists are not scalar columns
+    # Arrest parts are granted whole: visible or hidden, never masked.
+    assert ARREST_FIELDS["charges"].allowed_policies() == [FieldPolicy.VISIBLE, FieldPolicy.HIDDEN]
+    assert refusal(scope_dict(arrest_fields={"charges": "redact"})).field.startswith(
+        "scope.arrest_fields"
+    )
     assert refusal(scope_dict(person_fields={"id": "visible"})).field == "scope.person_fields.id"
     error = refusal(scope_dict(arrest_fields={"involvements": "visible"}))
     assert error.field == "scope.arrest_fields.involvements"

@@ -9,11 +9,10 @@ or roles with BYPASSRLS, so production connects as an ordinary role (see docs/ar
 
 from __future__ import annotations
 
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from openpars.db import Base
+from openpars.db import register_schema_ddl
 
 EXTERNAL_FLAG = "openpars.external"
 FLOOR_ROLES = ("victim", "witness", "complainant", "affiant")
@@ -59,10 +58,4 @@ def mark_external(session: Session) -> None:
         session.execute(text(f"SELECT set_config('{EXTERNAL_FLAG}', 'on', true)"))
 
 
-def _install_rls(_target: object, connection: Connection, **_: object) -> None:
-    if connection.dialect.name == "postgresql":
-        for statement in rls_ddl():
-            connection.exec_driver_sql(statement)
-
-
-event.listen(Base.metadata, "after_create", _install_rls)
+register_schema_ddl(lambda dialect: rls_ddl() if dialect == "postgresql" else [])

@@ -116,10 +116,13 @@ def arrest_read(arrest: Arrest, involvements: list[Involvement], policy: ReadPol
         parts["bail_recommendations"] = [
             BailRecommendationRead.model_validate(b) for b in arrest.bail_recommendations
         ]
+    # Optional parts may also be nullified by the agreement.
     if fields.shows("arraignment") and arrest.arraignment is not None:
-        parts["arraignment"] = ArraignmentRead.model_validate(arrest.arraignment)
+        parts["arraignment"] = fields.apply(
+            "arraignment", ArraignmentRead.model_validate(arrest.arraignment)
+        )
     if fields.shows("custody") and arrest.custody is not None:
-        parts["custody"] = CustodyRead.model_validate(arrest.custody)
+        parts["custody"] = fields.apply("custody", CustodyRead.model_validate(arrest.custody))
     return ArrestRead(
         id=arrest.id,
         sealed=arrest.is_sealed,

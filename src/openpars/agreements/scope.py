@@ -130,7 +130,15 @@ def _catalogue(model: type[BaseModel], *, scalar_only: bool) -> Mapping[str, Fie
 
 # The fields an agreement may name; anything else is refused, anything unlisted is hidden.
 PERSON_FIELDS: Mapping[str, FieldSpec] = _catalogue(PersonRead, scalar_only=False)
-ARREST_FIELDS: Mapping[str, FieldSpec] = _catalogue(ArrestRead, scalar_only=True)
+# Arrest parts (charges, decisions, bail, arraignment, custody) are granted whole; involvements
+# are never a field: the scope's roles decide which exist.
+ARREST_FIELDS: Mapping[str, FieldSpec] = types.MappingProxyType(
+    {
+        name: spec
+        for name, spec in _catalogue(ArrestRead, scalar_only=False).items()
+        if name != "involvements"
+    }
+)
 
 
 def clause_error(rule: str, message: str, *, key: str | None = None) -> PydanticCustomError:

@@ -14,13 +14,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    event,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openpars.audit.events import AuditKind, Outcome
-from openpars.db import Base, UTCDateTime, str_enum
+from openpars.db import Base, UTCDateTime, append_only_ddl, register_schema_ddl, str_enum
 
 # SQLite has BIGINT primary keys only as INTEGER, which is what makes them rowid aliases.
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -175,29 +173,10 @@ _NO_UPDATE_TABLES = {"audit_entry_contents": ("UPDATE",)}
 
 def immutability_ddl(dialect: str) -> list[str]:
     """Statements that make the audit tables append-only on the given dialect."""
-    statements: list[str] = []
     tables = {**_IMMUTABLE_TABLES, **_NO_UPDATE_TABLES}
-    if dialect == "sqlite":
-        for table, ops in tables.items():
-            for op in ops:
-                statements.append(
-                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'audit log is append-only: {op} on {table} "
-                    f"refused'); END"
-                )
-    else:
-        statements.append(
-            "CREATE OR REPLACE FUNCTION openpars_refuse_audit_change() RETURNS trigger "
-            "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = "
-            "'audit log is append-only: ' || TG_OP || ' on ' || TG_TABLE_NAME || ' refused'; "
-            "END $$"
-        )
-        for table, ops in tables.items():
-            statements.append(
-                f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE {' OR '.join(ops)} "
-                f"ON {table} FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()"
-            )
-    return statements + _pending_queue_ddl(dialect)
+    return append_only_ddl(dialect, tables, function="openpars_refuse_audit_change") + (
+        _pending_queue_ddl(dialect)
+    )
 
 
 def _pending_queue_ddl(dialect: str) -> list[str]:
@@ -218,9 +197,4 @@ def _pending_queue_ddl(dialect: str) -> list[str]:
     ]
 
 
-def _install_triggers(_target: object, connection: Connection, **_: object) -> None:
-    for statement in immutability_ddl(connection.dialect.name):
-        connection.exec_driver_sql(statement)
-
-
-event.listen(Base.metadata, "after_create", _install_triggers)
+register_schema_ddl(immutability_ddl)

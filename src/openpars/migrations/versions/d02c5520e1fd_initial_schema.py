@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8d00a3388855
+Revision ID: d02c5520e1fd
 Revises:
-Create Date: 2026-11-28 11:00:34.148663
+Create Date: 2026-11-28 11:19:11.185447
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = "8d00a3388855"
+revision: str = "d02c5520e1fd"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -23,23 +23,33 @@ depends_on: str | Sequence[str] | None = None
 
 # Append-only audit triggers and row-level security, frozen at this revision.
 SQLITE_DDL: tuple[str, ...] = (
-    "CREATE TRIGGER IF NOT EXISTS audit_entries_no_update BEFORE UPDATE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on audit_entries refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_entries_no_delete BEFORE DELETE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE on audit_entries refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_subjects_no_update BEFORE UPDATE ON audit_subjects BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on audit_subjects refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_subjects_no_delete BEFORE DELETE ON audit_subjects BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE on audit_subjects refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_leaves_no_update BEFORE UPDATE ON audit_leaves BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on audit_leaves refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_leaves_no_delete BEFORE DELETE ON audit_leaves BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE on audit_leaves refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_nodes_no_update BEFORE UPDATE ON audit_nodes BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on audit_nodes refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_nodes_no_delete BEFORE DELETE ON audit_nodes BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE on audit_nodes refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on audit_checkpoints refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE on audit_checkpoints refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_update BEFORE UPDATE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on audit_cosignatures refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_delete BEFORE DELETE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit log is append-only: DELETE on audit_cosignatures refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_entry_contents_no_update BEFORE UPDATE ON audit_entry_contents BEGIN SELECT RAISE(ABORT, 'audit log is append-only: UPDATE on audit_entry_contents refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_entries_no_update BEFORE UPDATE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_entries_no_delete BEFORE DELETE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_subjects_no_update BEFORE UPDATE ON audit_subjects BEGIN SELECT RAISE(ABORT, 'audit_subjects is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_subjects_no_delete BEFORE DELETE ON audit_subjects BEGIN SELECT RAISE(ABORT, 'audit_subjects is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_leaves_no_update BEFORE UPDATE ON audit_leaves BEGIN SELECT RAISE(ABORT, 'audit_leaves is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_leaves_no_delete BEFORE DELETE ON audit_leaves BEGIN SELECT RAISE(ABORT, 'audit_leaves is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_nodes_no_update BEFORE UPDATE ON audit_nodes BEGIN SELECT RAISE(ABORT, 'audit_nodes is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_nodes_no_delete BEFORE DELETE ON audit_nodes BEGIN SELECT RAISE(ABORT, 'audit_nodes is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_update BEFORE UPDATE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit_cosignatures is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_delete BEFORE DELETE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit_cosignatures is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_entry_contents_no_update BEFORE UPDATE ON audit_entry_contents BEGIN SELECT RAISE(ABORT, 'audit_entry_contents is append-only: UPDATE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS audit_entries_enqueue AFTER INSERT ON audit_entries BEGIN INSERT INTO audit_pending (entry_id) VALUES (NEW.id); END",
+    "CREATE TRIGGER IF NOT EXISTS agreement_versions_no_update BEFORE UPDATE ON agreement_versions BEGIN SELECT RAISE(ABORT, 'agreement_versions is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS agreement_versions_no_delete BEFORE DELETE ON agreement_versions BEGIN SELECT RAISE(ABORT, 'agreement_versions is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS agreement_events_no_update BEFORE UPDATE ON agreement_events BEGIN SELECT RAISE(ABORT, 'agreement_events is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS agreement_events_no_delete BEFORE DELETE ON agreement_events BEGIN SELECT RAISE(ABORT, 'agreement_events is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS agreement_suspensions_no_update BEFORE UPDATE ON agreement_suspensions BEGIN SELECT RAISE(ABORT, 'agreement_suspensions is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS agreement_suspensions_no_delete BEFORE DELETE ON agreement_suspensions BEGIN SELECT RAISE(ABORT, 'agreement_suspensions is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS agreement_resumptions_no_update BEFORE UPDATE ON agreement_resumptions BEGIN SELECT RAISE(ABORT, 'agreement_resumptions is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS agreement_resumptions_no_delete BEFORE DELETE ON agreement_resumptions BEGIN SELECT RAISE(ABORT, 'agreement_resumptions is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS site_floor_versions_no_update BEFORE UPDATE ON site_floor_versions BEGIN SELECT RAISE(ABORT, 'site_floor_versions is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS site_floor_versions_no_delete BEFORE DELETE ON site_floor_versions BEGIN SELECT RAISE(ABORT, 'site_floor_versions is append-only: DELETE refused'); END",
 )
 POSTGRESQL_DDL: tuple[str, ...] = (
-    "CREATE OR REPLACE FUNCTION openpars_refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = 'audit log is append-only: ' || TG_OP || ' on ' || TG_TABLE_NAME || ' refused'; END $$",
+    "CREATE OR REPLACE FUNCTION openpars_refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$",
     "CREATE OR REPLACE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()",
     "CREATE OR REPLACE TRIGGER audit_subjects_append_only BEFORE UPDATE OR DELETE ON audit_subjects FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()",
     "CREATE OR REPLACE TRIGGER audit_leaves_append_only BEFORE UPDATE OR DELETE ON audit_leaves FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()",
@@ -49,6 +59,12 @@ POSTGRESQL_DDL: tuple[str, ...] = (
     "CREATE OR REPLACE TRIGGER audit_entry_contents_append_only BEFORE UPDATE ON audit_entry_contents FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()",
     "CREATE OR REPLACE FUNCTION openpars_enqueue_audit_entries() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit_pending (entry_id) SELECT id FROM new_entries; RETURN NULL; END $$",
     "CREATE OR REPLACE TRIGGER audit_entries_enqueue AFTER INSERT ON audit_entries REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION openpars_enqueue_audit_entries()",
+    "CREATE OR REPLACE FUNCTION openpars_refuse_agreement_history_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$",
+    "CREATE OR REPLACE TRIGGER agreement_versions_append_only BEFORE UPDATE OR DELETE ON agreement_versions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()",
+    "CREATE OR REPLACE TRIGGER agreement_events_append_only BEFORE UPDATE OR DELETE ON agreement_events FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()",
+    "CREATE OR REPLACE TRIGGER agreement_suspensions_append_only BEFORE UPDATE OR DELETE ON agreement_suspensions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()",
+    "CREATE OR REPLACE TRIGGER agreement_resumptions_append_only BEFORE UPDATE OR DELETE ON agreement_resumptions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()",
+    "CREATE OR REPLACE TRIGGER site_floor_versions_append_only BEFORE UPDATE OR DELETE ON site_floor_versions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()",
     "ALTER TABLE persons ENABLE ROW LEVEL SECURITY",
     "ALTER TABLE persons FORCE ROW LEVEL SECURITY",
     "DROP POLICY IF EXISTS persons_base ON persons",
