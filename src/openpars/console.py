@@ -22,6 +22,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind
@@ -82,6 +83,14 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
         except ValidationError as exc:
             field, message = describe_validation(exc)
             fail(message, field=field, code=EXIT_USAGE)
+        except (OperationalError, ProgrammingError) as exc:
+            # A wrong URL, a server that is down, a schema that was never created: say so
+            # plainly instead of a traceback.
+            fail(
+                f"the database could not be used ({str(exc.orig).strip()}); check --db or "
+                "OPENPARS_DATABASE_URL, and run 'openpars db upgrade' on a new database",
+                field="db",
+            )
 
     return wrapper
 

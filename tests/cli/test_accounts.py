@@ -127,3 +127,12 @@ def test_db_option_overrides_the_environment(
     result = runner.invoke(app, ["agency", "list"])
     assert result.exit_code == 0
     assert "PAPEP0000" in result.stdout
+
+
+def test_an_unusable_database_is_one_clear_line(runner: CliRunner, empty_url: str) -> None:
+    code, out, err = run(runner, empty_url, "agency", "list")  # no schema yet
+    assert code == 1
+    assert err.startswith("error: the database could not be used (")
+    assert "openpars db upgrade" in err
+    assert err.rstrip().endswith("(field: db)")
+    assert "Traceback" not in err + out
