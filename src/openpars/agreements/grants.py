@@ -77,6 +77,7 @@ def grant_for(session: Session, *, principal: Principal, at: datetime) -> Grant 
     """The agreement in force for an external caller at ``at``, or None: no data at all."""
     if not principal.is_external or not principal.agency_path:
         return None
+    repo.share_lock_agreements_of(session, principal.agency_path[-1])
     row = repo.in_force_for(
         session,
         grantee_agency_id=principal.agency_path[-1],

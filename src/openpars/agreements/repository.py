@@ -127,6 +127,21 @@ _IN_FORCE = (
 )
 
 
+def share_lock_agreements_of(session: Session, grantee_agency_id: int) -> None:
+    """Hold a share lock on the grantee's agreements until the transaction ends (PostgreSQL).
+
+    A kill switch or any decision takes the row FOR UPDATE, so it waits for reads in flight,
+    and a read that arrives while one is under way waits for it; the next statement then runs
+    on a fresh snapshot (READ COMMITTED) and sees the change. SQLite's single writer already
+    serialises the two.
+    """
+    session.execute(
+        select(Agreement.id)
+        .where(Agreement.grantee_agency_id == grantee_agency_id)
+        .with_for_update(read=True)
+    )
+
+
 def in_force_for(
     session: Session,
     *,

@@ -1,0 +1,64 @@
+"""A kill switch and reads in flight: every read finishes wholly before or wholly after it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from openpars.access import service
+from openpars.access.schemas import PersonQuery, ReadContext
+from openpars.agreements import killswitch
+from openpars.agreements.models import SuspensionTarget
+from openpars.db import Database
+from openpars.errors import Forbidden
+from openpars.identity.principal import SYSTEM
+from openpars.records.enums import InvolvementRole
+from tests.access import data
+from tests.access.agreements import activate
+from tests.factories import build_world
+
+CONTEXT = ReadContext(purpose="warrant-service")
+
+
+def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
+    fresh_db: Database,
+) -> None:
+    with fresh_db.session() as s:
+        world = build_world(s)
+        agreement = activate(s, world)
+        p = data.person(s, "Quinn", "Ada", sid="SID-5001")
+        data.arrest(
+            s,
+            agency_id=world.agencies["Philadelphia Police Department"],
+            people=[(p, InvolvementRole.ARRESTEE)],
+        )
+        agreement_id = agreement.id
+    ice = world.principals["ice"]
+    query = PersonQuery(sid="SID-5001")
+    suspended = threading.Event()
+
+    def suspend() -> None:
+        with fresh_db.session() as s:
+            killswitch.suspend(
+                s,
+                actor=SYSTEM,
+                agreement_id=agreement_id,
+                target=SuspensionTarget.AGREEMENT,
+                reason="misuse reported",
+            )
+        suspended.set()
+
+    with fresh_db.session() as s:
+        in_flight = service.search_persons(s, principal=ice, query=query, context=CONTEXT)
+        worker = threading.Thread(target=suspend)
+        worker.start()
+        time.sleep(0.5)
+        # The kill switch cannot land in the middle of a read that already holds its grant.
+        assert not suspended.is_set()
+        assert in_flight.total == 1
+    worker.join(timeout=30)
+    assert suspended.is_set()
+    with fresh_db.session() as s, pytest.raises(Forbidden, match="no data-sharing agreement"):
+        service.search_persons(s, principal=ice, query=query, context=CONTEXT)
