@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event
 
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.records import service
-from openpars.records.models import Charge
 from openpars.records.schemas import ArrestCreate, ArrestCreated
 from openpars.web.app import create_app
 from tests.factories import World, build_world
@@ -26,21 +25,27 @@ class Boom(RuntimeError):
 
 
 @pytest.fixture
-def exploding_charges() -> Iterator[dict[str, int]]:
-    """Make every Charge insert fail, after the persons and the arrest are flushed."""
-    seen: dict[str, int] = {}
+def exploding_charges(fresh_db: Database) -> Iterator[dict[str, int]]:
+    """Make every INSERT into charges fail, after the persons and the arrest are written.
 
-    def explode(_mapper: Any, connection: Connection, _target: Any) -> None:
+    The listener sits on the engine, below the ORM, so it fires however intake writes rows.
+    """
+    seen: dict[str, int] = {}
+    engine = fresh_db.bind
+
+    def explode(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip().upper().startswith("INSERT INTO CHARGES"):
+            return
         # Prove the failure comes mid-way: rows of this transaction are already in the tables.
-        for table in ("persons", "arrests"):
-            seen[table] = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+        for table in ("persons", "arrests", "involvements"):
+            seen[table] = conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one()
         raise Boom("disk on fire")
 
-    event.listen(Charge, "before_insert", explode)
+    event.listen(engine, "before_cursor_execute", explode)
     try:
         yield seen
     finally:
-        event.remove(Charge, "before_insert", explode)
+        event.remove(engine, "before_cursor_execute", explode)
 
 
 def _world(fresh_db: Database) -> World:
@@ -56,8 +61,7 @@ def test_crash_mid_request_leaves_nothing(
     with TestClient(app, raise_server_exceptions=False) as client:
         response = submit(client, world, arrest_payload())
     assert response.status_code == 500
-    assert exploding_charges["persons"] == 3
-    assert exploding_charges["arrests"] == 1
+    assert exploding_charges == {"persons": 3, "arrests": 1, "involvements": 3}
     counts = row_counts(fresh_db)
     assert counts["persons"] == counts["arrests"] == counts["involvements"] == 0
     assert counts["record_versions"] == counts["charges"] == 0

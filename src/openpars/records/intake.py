@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -17,7 +18,7 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission
 from openpars.records import repository as repo
 from openpars.records.enums import ArrestState, ChangeKind, ChargeStage, InvolvementRole
-from openpars.records.matching import find_candidates
+from openpars.records.matching import find_candidates_many
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.schemas import (
     ArrestCreate,
@@ -79,7 +80,7 @@ def submit_arrest(
         raise Conflict(f"OTN {data.otn} is already on another arrest", field="otn")
     resolved = _resolve_persons(session, actor, data)
     try:
-        with session.begin_nested():
+        with repo.write_guard(session):
             result = _write(session, actor, data, resolved, digest, moment)
     except IntegrityError as exc:
         # Two resends racing on PostgreSQL: the loser sees the winner's row and replays it.
@@ -154,7 +155,14 @@ def _check_dates(data: ArrestCreate, now: datetime) -> None:
 
 def _resolve_persons(session: Session, actor: Principal, data: ArrestCreate) -> list[_Resolved]:
     """Decide for each involvement: link, new person, or ask intake to choose. Writes nothing."""
+    described = [i.person for i in data.involvements if i.person is not None]
+    known = repo.persons_by_identifiers(
+        session,
+        sids=[p.sid for p in described if p.sid],
+        fbi_numbers=[p.fbi_number for p in described if p.fbi_number],
+    )
     resolved: list[_Resolved] = []
+    to_match: list[tuple[_Resolved, PersonIn]] = []
     by_identifier: dict[tuple[str, str], int] = {}
     for index, involvement in enumerate(data.involvements):
         item = _Resolved(index=index, role=involvement.role)
@@ -174,31 +182,32 @@ def _resolve_persons(session: Session, actor: Principal, data: ArrestCreate) -> 
         person = involvement.person
         assert person is not None  # the schema requires exactly one of person_id and person
         item.new = person
-        _link_by_identifier(session, item, person)
+        _link_by_identifier(item, person, known)
         if item.existing is not None:
             continue
-        for key in (("sid", person.sid), ("fbi_number", person.fbi_number)):
-            if key[1] is not None and (key[0], key[1]) in by_identifier:
-                item.shared_with = by_identifier[(key[0], key[1])]
+        identifiers = [(k, v) for k, v in (("sid", person.sid), ("fbi", person.fbi_number)) if v]
+        for identifier in identifiers:
+            if identifier in by_identifier:
+                item.shared_with = by_identifier[identifier]
         if item.shared_with is None:
-            for kind, value in (("sid", person.sid), ("fbi_number", person.fbi_number)):
-                if value is not None:
-                    by_identifier[(kind, value)] = index
+            by_identifier.update((identifier, index) for identifier in identifiers)
             if not involvement.create_new_person:
-                item.candidates = [
-                    c
-                    for c in find_candidates(session, person, limit=10)
-                    if person_visible(session, actor, c.person_id)
-                ]
+                to_match.append((item, person))
+    if to_match:
+        found = find_candidates_many(session, [person for _, person in to_match], limit=10)
+        for (item, _), candidates in zip(to_match, found, strict=True):
+            item.candidates = [c for c in candidates if person_visible(session, actor, c.person_id)]
     _refuse_ambiguous(resolved)
     _refuse_duplicate_roles(resolved)
     return resolved
 
 
-def _link_by_identifier(session: Session, item: _Resolved, person: PersonIn) -> None:
+def _link_by_identifier(item: _Resolved, person: PersonIn, known: Sequence[Person]) -> None:
     """An exact SID or FBI number match is the same person: link it."""
-    by_sid = repo.person_by_sid(session, person.sid) if person.sid else None
-    by_fbi = repo.person_by_fbi(session, person.fbi_number) if person.fbi_number else None
+    by_sid = next((p for p in known if person.sid and p.sid == person.sid), None)
+    by_fbi = next(
+        (p for p in known if person.fbi_number and p.fbi_number == person.fbi_number), None
+    )
     if by_sid is not None and by_fbi is not None and by_sid.id != by_fbi.id:
         raise Conflict(
             f"SID {person.sid} belongs to person {by_sid.id} but FBI number "
@@ -266,7 +275,6 @@ def _write(
         if item.existing is None and item.shared_with is None:
             assert item.new is not None
             created[item.index] = _new_person(item.new, moment)
-    repo.add(session, created.values())
     persons = [
         item.existing or created[item.shared_with if item.shared_with is not None else item.index]
         for item in resolved
@@ -311,10 +319,18 @@ def _write(
         )
         for sequence, charge in enumerate(data.charges, start=1)
     ]
-    repo.add(session, [arrest])
-    for person in created.values():
-        new_version(session, person, actor=actor, change=ChangeKind.CREATE, reason=None, at=moment)
-    new_version(session, arrest, actor=actor, change=ChangeKind.CREATE, reason=None, at=moment)
+    # A new arrest has no decisions yet; the snapshot reads these instead of loading them.
+    arrest.charging_decisions = []
+    arrest.bail_recommendations = []
+    arrest.arraignment = None
+    arrest.custody = None
+    _insert_all(session, list(created.values()), arrest)
+    records: list[Arrest | Person] = [*created.values(), arrest]
+    versions = [
+        new_version(session, record, actor=actor, change=ChangeKind.CREATE, reason=None, at=moment)
+        for record in records
+    ]
+    repo.add(session, versions)
     return ArrestCreated(
         arrest_id=arrest.id,
         state=arrest.state,
@@ -327,6 +343,25 @@ def _write(
             for item, person in zip(resolved, persons, strict=True)
         ],
     )
+
+
+def _insert_all(session: Session, persons: list[Person], arrest: Arrest) -> None:
+    """Insert the new persons, their aliases, the arrest, involvements and charges, parents
+    first, filling in the foreign keys as the ids become known."""
+    repo.insert_new(session, persons)
+    aliases = [alias for person in persons for alias in person.aliases]
+    for person in persons:
+        for alias in person.aliases:
+            alias.person_id = person.id
+    repo.insert_new(session, aliases)
+    repo.insert_new(session, [arrest])
+    for involvement in arrest.involvements:
+        involvement.arrest_id = arrest.id
+        involvement.person_id = involvement.person.id
+    for charge in arrest.charges:
+        charge.arrest_id = arrest.id
+    repo.insert_new(session, arrest.involvements)
+    repo.insert_new(session, arrest.charges)
 
 
 def _new_person(data: PersonIn, moment: datetime) -> Person:

@@ -6,6 +6,8 @@ birth date missing on one side; or the same birth date and a family name that st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditKind
@@ -17,26 +19,38 @@ from openpars.records.schemas import CandidateRead, PersonIn
 from openpars.records.validation import name_key
 from openpars.records.versions import audit_write, person_visible
 
-CANDIDATE_SCAN = 500  # rows examined per matching rule; bounds the cost of very common names
+# Rows examined per person being matched; bounds the cost of very common names.
+CANDIDATE_SCAN = 500
 
 
 def find_candidates(session: Session, person: PersonIn, *, limit: int) -> list[CandidateRead]:
     """Existing persons who may be this one, best first (no permission check, no audit)."""
-    short = name_key(person.family_name, person.given_name)
-    family = name_key(person.family_name)
-    keys = [short] + [name_key(a.family_name, a.given_name) for a in person.aliases]
-    pool: dict[int, Person] = {}
-    for key in dict.fromkeys(keys):
-        for found in repo.persons_by_name_key(session, key, limit=CANDIDATE_SCAN):
-            pool[found.id] = found
-        for found in repo.persons_by_alias_key(session, key, limit=CANDIDATE_SCAN):
-            pool[found.id] = found
-    if person.birth_date is not None:
-        for found in repo.persons_born_on(session, person.birth_date, limit=CANDIDATE_SCAN):
-            pool[found.id] = found
-    scored = [c for p in pool.values() if (c := _score(p, person, set(keys), family)) is not None]
-    scored.sort(key=lambda c: (-c.score, c.person_id))
-    return scored[:limit]
+    return find_candidates_many(session, [person], limit=limit)[0]
+
+
+def find_candidates_many(
+    session: Session, persons: Sequence[PersonIn], *, limit: int
+) -> list[list[CandidateRead]]:
+    """Candidates for each of several persons, from one query over all their names and dates."""
+    wanted = [(person, _keys(person), name_key(person.family_name)) for person in persons]
+    pool = repo.persons_resembling(
+        session,
+        name_keys=[key for _, keys, _ in wanted for key in keys],
+        birth_dates=[p.birth_date for p in persons if p.birth_date is not None],
+        limit=CANDIDATE_SCAN * max(1, len(persons)),
+    )
+    results: list[list[CandidateRead]] = []
+    for person, keys, family in wanted:
+        scored = [c for p in pool if (c := _score(p, person, keys, family)) is not None]
+        scored.sort(key=lambda c: (-c.score, c.person_id))
+        results.append(scored[:limit])
+    return results
+
+
+def _keys(person: PersonIn) -> set[str]:
+    """The name keys a person is known by: family and given name, and each alias."""
+    keys = {name_key(person.family_name, person.given_name)}
+    return keys | {name_key(a.family_name, a.given_name) for a in person.aliases}
 
 
 def _score(existing: Person, person: PersonIn, keys: set[str], family: str) -> CandidateRead | None:

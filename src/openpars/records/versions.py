@@ -241,16 +241,35 @@ def new_version(
     reason: str | None,
     at: datetime,
 ) -> RecordVersion:
-    """Write the version row of a record's current state; bumps the version unless it is new."""
+    """Write the version row of a record's current state; bumps the version unless it is new.
+
+    A CREATE version is returned unsaved: intake inserts new records outside the unit of work
+    and adds all their version rows at once.
+    """
+    if change is ChangeKind.CREATE:
+        return _version_row(record, actor=actor, change=change, reason=reason, at=at)
     session.flush()  # ids and collections must be current before the snapshot is taken
-    if change is not ChangeKind.CREATE:
-        record.version += 1
-        record.updated_at = at
+    record.version += 1
+    record.updated_at = at
+    row = _version_row(record, actor=actor, change=change, reason=reason, at=at)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _version_row(
+    record: Arrest | Person,
+    *,
+    actor: Principal,
+    change: ChangeKind,
+    reason: str | None,
+    at: datetime,
+) -> RecordVersion:
     if isinstance(record, Arrest):
         entity, snapshot = VersionedEntity.ARREST, arrest_snapshot(record)
     else:
         entity, snapshot = VersionedEntity.PERSON, person_snapshot(record)
-    row = RecordVersion(
+    return RecordVersion(
         entity=entity,
         entity_id=record.id,
         version=record.version,
@@ -260,9 +279,6 @@ def new_version(
         changed_at=at,
         changed_by_id=actor.user_id,
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
 def audit_write(
