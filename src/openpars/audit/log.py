@@ -132,8 +132,8 @@ def integrate_batch(session: Session, *, limit: int = INTEGRATE_BATCH) -> Integr
     frontier = load_frontier(session, size)
     if not pending:
         return Integrated(0, size, merkle.root_from_frontier(frontier))
-    leaves: list[dict[str, Any]] = []
-    nodes: list[dict[str, Any]] = []
+    leaves: list[tuple[int, int, bytes]] = []
+    nodes: list[tuple[int, int, bytes]] = []
     hashes = list(frontier.hashes)
     leaf_hash, node_hash = merkle.leaf_hash, merkle.node_hash
     # The same merge as merkle.append_leaf, inlined: append_leaf also folds the whole root
@@ -141,13 +141,13 @@ def integrate_batch(session: Session, *, limit: int = INTEGRATE_BATCH) -> Integr
     for offset, (entry_id, commitment) in enumerate(pending):
         index = size + offset
         current = leaf_hash(commitment)
-        leaves.append({"leaf_index": index, "entry_id": entry_id, "leaf_hash": current})
+        leaves.append((index, entry_id, current))
         level, position = 0, index
         while position & 1:
             current = node_hash(hashes.pop(), current)
             level += 1
             position >>= 1
-            nodes.append({"level": level, "index": position, "hash": current})
+            nodes.append((level, position, current))
         hashes.append(current)
     repo.insert_leaves(session, leaves)
     repo.insert_nodes(session, nodes)
