@@ -10,7 +10,6 @@ entries, receipts, exports and witness administration are audited like any other
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -128,13 +127,9 @@ def export(
     # The EXPORT entry is committed above, before the first line leaves the server.
     db, settings = ctx.db, ctx.settings
 
-    def lines() -> Iterator[str]:
-        with db.session() as reader:
-            yield from exporting.export(reader, settings=settings, start=span.start, end=span.end)
-
     filename = f"openpars-audit-{span.start}-{span.end}.txt"
     return StreamingResponse(
-        lines(),
+        exporting.export_from(db, settings=settings, span=span),
         media_type=NOTE_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

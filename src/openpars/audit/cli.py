@@ -107,13 +107,12 @@ def export(
                 session, kind=AuditKind.EXPORT, action="audit.export", start=span.start,
                 end=span.end, actor=OPERATOR,
             )  # fmt: skip
-        with database.session() as session:
-            lines = exporting.export(session, settings=settings, start=span.start, end=span.end)
-            if output is None:
-                sys.stdout.writelines(lines)
-            else:
-                with output.open("w", encoding="utf-8") as handle:
-                    handle.writelines(lines)
+        lines = exporting.export_from(database, settings=settings, span=span)
+        if output is None:
+            sys.stdout.writelines(lines)
+        else:
+            with output.open("w", encoding="utf-8") as handle:
+                handle.writelines(lines)
     if output is not None:
         out.print(f"exported entries [{span.start}, {span.end}) to {output}")
 

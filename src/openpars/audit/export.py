@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from openpars.audit.checkpoints import log_origin
 from openpars.audit.log import inclusion_proof, load_frontier
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.config import Settings
+from openpars.db import Database
 from openpars.errors import Conflict, InvalidInput, NotFound
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
@@ -64,21 +66,40 @@ def export(
 ) -> Iterator[str]:
     """Yield the export lines (each ending in a newline) for leaves [start, end)."""
     span = export_range(session, start=start, end=end)
-    yield f"{FORMAT} {span.start} {log_origin(settings)}\n"
-    if span.start > 0:
-        frontier = load_frontier(session, span.start)
-        yield "frontier " + " ".join(h.hex() for h in frontier.hashes) + "\n"
-    notes_by_size = {
-        c.size: checkpoints.cosigned_note(session, c)
-        for c in repo.checkpoints_between(session, span.start, span.end)
-    }
+    return _lines(lambda: nullcontext(session), settings, span)
+
+
+def export_from(db: Database, *, settings: Settings, span: ExportRange) -> Iterator[str]:
+    """The same lines, reading each chunk in its own short transaction.
+
+    On SQLite every transaction holds the write lock, and every request appends an entry,
+    so a long export must not keep one transaction open while the client reads slowly.
+    """
+    return _lines(db.session, settings, span)
+
+
+def _lines(
+    open_session: Callable[[], AbstractContextManager[Session]],
+    settings: Settings,
+    span: ExportRange,
+) -> Iterator[str]:
+    with open_session() as session:
+        head = [f"{FORMAT} {span.start} {log_origin(settings)}\n"]
+        if span.start > 0:
+            frontier = load_frontier(session, span.start)
+            head.append("frontier " + " ".join(h.hex() for h in frontier.hashes) + "\n")
+        notes_by_size = {
+            c.size: checkpoints.cosigned_note(session, c)
+            for c in repo.checkpoints_between(session, span.start, span.end)
+        }
     if span.start in notes_by_size:
-        yield _checkpoint_line(notes_by_size[span.start])
+        head.append(_checkpoint_line(notes_by_size[span.start]))
+    yield from head
     for chunk_start in range(span.start, span.end, EXPORT_CHUNK):
         chunk_end = min(chunk_start + EXPORT_CHUNK, span.end)
-        for index, commitment, salt, content in repo.export_rows(
-            session, start=chunk_start, end=chunk_end
-        ):
+        with open_session() as session:
+            rows = repo.export_rows(session, start=chunk_start, end=chunk_end)
+        for index, commitment, salt, content in rows:
             if salt is None or content is None:
                 yield f"shredded {index} {commitment.hex()}\n"
             else:
