@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     sql_echo: bool = False
     # Audit log: publish a checkpoint at most this often while entries arrive, and at least
     # this often otherwise (seconds).
+    # Seconds between governance steps (deadlines, effective instants, renewal notices).
+    governance_tick_interval_s: float = Field(default=60.0, gt=0)
     checkpoint_min_interval_s: float = 1.0
     checkpoint_max_interval_s: float = 60.0
     # Distinct witness cosignatures that make a checkpoint final.

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
-from openpars.db import Base, JSONDoc, UTCDateTime, str_enum
+from openpars.db import Base, JSONDoc, UTCDateTime, append_only_ddl, register_schema_ddl, str_enum
 from openpars.governance.quorum import Choice, ProposalAction
 
 
@@ -175,3 +175,12 @@ def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
 for _model in (Vote, BoardConfig):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
+
+# The database refuses it too, whatever code runs.
+register_schema_ddl(
+    lambda dialect: append_only_ddl(
+        dialect,
+        {table: ("UPDATE", "DELETE") for table in (Vote.__tablename__, BoardConfig.__tablename__)},
+        function="openpars_refuse_governance_change",
+    )
+)

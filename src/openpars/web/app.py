@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
 
 from openpars import __version__
 from openpars.access.api import router as access_router
@@ -15,6 +17,7 @@ from openpars.audit.log import publisher_lifespan
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.governance.api import router as governance_router
+from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
 from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers
@@ -33,7 +36,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             "layer and a verifiable audit log. Authenticate with 'Authorization: Bearer <token>'."
         ),
         openapi_url="/openapi.json",
-        lifespan=publisher_lifespan,
+        lifespan=_background_jobs,
     )
     app.state.settings = settings
     app.state.db = database or Database.from_settings(settings)
@@ -52,6 +55,26 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         return {"status": "ok", "version": __version__}
 
     return app
+
+
+@asynccontextmanager
+async def _background_jobs(app: FastAPI) -> AsyncIterator[None]:
+    """The audit checkpoint publisher and the governance ticker run while the app serves."""
+    db: Database = app.state.db
+    # A Database bound to one connection (tests) cannot be shared with threads.
+    ticker = (
+        Ticker(db, interval=app.state.settings.governance_tick_interval_s)
+        if isinstance(db.bind, Engine)
+        else None
+    )
+    async with publisher_lifespan(app):
+        if ticker is not None:
+            ticker.start()
+        try:
+            yield
+        finally:
+            if ticker is not None:
+                ticker.stop()
 
 
 def _install_size_limit(app: FastAPI, limit: int) -> None:

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d02c5520e1fd
+Revision ID: dc14d246d33c
 Revises:
-Create Date: 2026-11-28 11:19:11.185447
+Create Date: 2026-11-28 11:38:16.290260
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = "d02c5520e1fd"
+revision: str = "dc14d246d33c"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -47,6 +47,10 @@ SQLITE_DDL: tuple[str, ...] = (
     "CREATE TRIGGER IF NOT EXISTS agreement_resumptions_no_delete BEFORE DELETE ON agreement_resumptions BEGIN SELECT RAISE(ABORT, 'agreement_resumptions is append-only: DELETE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS site_floor_versions_no_update BEFORE UPDATE ON site_floor_versions BEGIN SELECT RAISE(ABORT, 'site_floor_versions is append-only: UPDATE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS site_floor_versions_no_delete BEFORE DELETE ON site_floor_versions BEGIN SELECT RAISE(ABORT, 'site_floor_versions is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS governance_votes_no_update BEFORE UPDATE ON governance_votes BEGIN SELECT RAISE(ABORT, 'governance_votes is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS governance_votes_no_delete BEFORE DELETE ON governance_votes BEGIN SELECT RAISE(ABORT, 'governance_votes is append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS governance_board_configs_no_update BEFORE UPDATE ON governance_board_configs BEGIN SELECT RAISE(ABORT, 'governance_board_configs is append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS governance_board_configs_no_delete BEFORE DELETE ON governance_board_configs BEGIN SELECT RAISE(ABORT, 'governance_board_configs is append-only: DELETE refused'); END",
 )
 POSTGRESQL_DDL: tuple[str, ...] = (
     "CREATE OR REPLACE FUNCTION openpars_refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$",
@@ -65,6 +69,9 @@ POSTGRESQL_DDL: tuple[str, ...] = (
     "CREATE OR REPLACE TRIGGER agreement_suspensions_append_only BEFORE UPDATE OR DELETE ON agreement_suspensions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()",
     "CREATE OR REPLACE TRIGGER agreement_resumptions_append_only BEFORE UPDATE OR DELETE ON agreement_resumptions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()",
     "CREATE OR REPLACE TRIGGER site_floor_versions_append_only BEFORE UPDATE OR DELETE ON site_floor_versions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()",
+    "CREATE OR REPLACE FUNCTION openpars_refuse_governance_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$",
+    "CREATE OR REPLACE TRIGGER governance_votes_append_only BEFORE UPDATE OR DELETE ON governance_votes FOR EACH ROW EXECUTE FUNCTION openpars_refuse_governance_change()",
+    "CREATE OR REPLACE TRIGGER governance_board_configs_append_only BEFORE UPDATE OR DELETE ON governance_board_configs FOR EACH ROW EXECUTE FUNCTION openpars_refuse_governance_change()",
     "ALTER TABLE persons ENABLE ROW LEVEL SECURITY",
     "ALTER TABLE persons FORCE ROW LEVEL SECURITY",
     "DROP POLICY IF EXISTS persons_base ON persons",
