@@ -71,12 +71,13 @@ def submit_arrest(
         raise Forbidden("only an account of a police agency can enter arrests", code="no_agency")
     agency_id = actor.agency_id
     digest = intake_digest(data)
-    existing = repo.get_arrest_by_report(session, agency_id, data.report_id)
-    if existing is not None:
-        return _replay(session, actor, existing, data, digest)
+    prior = repo.arrests_by_report_or_otn(session, agency_id, data.report_id, data.otn)
+    for existing in prior:
+        if existing.source_agency_id == agency_id and existing.report_id == data.report_id:
+            return _replay(session, actor, existing, data, digest)
     moment = now or utcnow()
     _check_dates(data, moment)
-    if data.otn is not None and repo.arrest_id_by_otn(session, data.otn) is not None:
+    if prior:  # not this report, so another arrest holds the OTN
         raise Conflict(f"OTN {data.otn} is already on another arrest", field="otn")
     resolved = _resolve_persons(session, actor, data)
     try:
@@ -330,7 +331,7 @@ def _write(
         new_version(session, record, actor=actor, change=ChangeKind.CREATE, reason=None, at=moment)
         for record in records
     ]
-    repo.add(session, versions)
+    repo.insert_new(session, versions, set_ids=False)
     return ArrestCreated(
         arrest_id=arrest.id,
         state=arrest.state,

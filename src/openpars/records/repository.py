@@ -44,6 +44,16 @@ def get_arrest_by_report(session: Session, agency_id: int, report_id: str) -> Ar
     return session.scalars(stmt).one_or_none()
 
 
+def arrests_by_report_or_otn(
+    session: Session, agency_id: int, report_id: str, otn: str | None
+) -> Sequence[Arrest]:
+    """The arrest submitted under this report id and any holding this OTN, in one query."""
+    clause = (Arrest.source_agency_id == agency_id) & (Arrest.report_id == report_id)
+    if otn is not None:
+        clause = clause | (Arrest.otn == otn)
+    return session.scalars(select(Arrest).where(clause)).all()
+
+
 def arrest_id_by_otn(session: Session, otn: str) -> int | None:
     """The id of the arrest holding an OTN."""
     return session.scalar(select(Arrest.id).where(Arrest.otn == otn))
@@ -137,7 +147,7 @@ def latest_revision(session: Session, arrest_id: int, stage: ChargeStage) -> int
     return session.scalar(stmt) or 0
 
 
-def insert_new(session: Session, objects: Sequence[Base]) -> None:
+def insert_new(session: Session, objects: Sequence[Base], *, set_ids: bool = True) -> None:
     """Insert new rows of one table, given as ORM objects kept out of the session, and set ids.
 
     Intake writes a dozen rows per arrest; a Core INSERT with the rows as parameters costs a
@@ -149,6 +159,9 @@ def insert_new(session: Session, objects: Sequence[Base]) -> None:
     table = cast(Table, type(objects[0]).__table__)
     columns = [c for c in table.columns if c.key != "id"]
     rows = [{c.key: getattr(obj, c.key) for c in columns} for obj in objects]
+    if not set_ids:
+        session.execute(insert(table), rows)  # one executemany, nothing to read back
+        return
     stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
     ids = session.execute(stmt, rows).scalars().all()
     for obj, new_id in zip(objects, ids, strict=True):
