@@ -168,12 +168,6 @@ def insert_new(session: Session, objects: Sequence[Base], *, set_ids: bool = Tru
         obj.id = new_id  # type: ignore[attr-defined]
 
 
-def add(session: Session, rows: Iterable[object]) -> None:
-    """Stage new rows and flush them, so their ids are known."""
-    session.add_all(list(rows))
-    session.flush()
-
-
 def versions(session: Session, entity: VersionedEntity, entity_id: int) -> Sequence[RecordVersion]:
     """Every version of a record, oldest first."""
     stmt = (
