@@ -138,7 +138,11 @@ def demo(
     host: Annotated[str, typer.Option(help="Interface to serve on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8000,
 ) -> None:
-    """Create a demo site with synthetic arrests, write its credentials, and serve it."""
+    """Create a demo site with synthetic arrests, write its credentials, and serve it.
+
+    Same seed, same data. Run again on a database that holds the demo, it generates nothing and
+    issues every account a fresh token; a database holding anything else is refused.
+    """
     settings = settings_for(db)
     base_url = f"http://{host}:{port}"
     err.print(f"demo database: {settings.database_url}")
