@@ -76,15 +76,19 @@ def test_seal_unseal_expunge(client: TestClient, world: World, db: Database) -> 
     again = _seal(client, world, arrest_id, "seal", "clerk")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "already_sealed"
+    mark = last_audit_id(db)
     unsealed = _seal(client, world, arrest_id, "unseal", "clerk")
     assert unsealed.json()["sealed"] is False
+    assert audit_since(db, mark) == [("write", "arrest.unseal", "ok")]
     assert step(client, world, arrest_id, "charging-decision", charging(), "charging").is_success
     not_sealed = _seal(client, world, arrest_id, "unseal", "clerk")
     assert not_sealed.status_code == 409
     assert not_sealed.json()["error"]["code"] == "not_sealed"
 
+    mark = last_audit_id(db)
     expunged = _seal(client, world, arrest_id, "expunge", "court")
     assert expunged.json()["expunged"] is True
+    assert audit_since(db, mark) == [("write", "arrest.expunge", "ok")]
     hidden = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("court"))
     assert hidden.status_code == 404
     refused = _seal(client, world, arrest_id, "unseal", "clerk")
