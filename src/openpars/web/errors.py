@@ -64,7 +64,10 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     assert isinstance(exc, RequestValidationError)
     problems = [
         {
-            "field": _field_of(tuple(err.get("loc", ()))),
+            # A JSON syntax error is located by character offset; the field is the body.
+            "field": "body"
+            if err.get("type") == "json_invalid"
+            else _field_of(tuple(err.get("loc", ()))),
             "rule": err.get("type"),
             "message": err.get("msg"),
         }
