@@ -2,9 +2,11 @@
 
 Requests append entries in their own transactions (the sequencer side); a trigger queues each
 new entry in audit_pending. The integrator gives queued entries contiguous leaf indexes in id
-order and stores every completed subtree hash, so any proof costs O(log n) indexed reads. Only
-one integrator runs at a time: PostgreSQL takes an advisory transaction lock, SQLite's single
-writer (BEGIN IMMEDIATE) already serialises.
+order (on PostgreSQL an entry whose transaction commits after a higher id was integrated gets
+the next free index then: nothing is skipped, nothing waits) and stores every completed
+subtree hash, so any proof costs O(log n) indexed reads. Only one integrator runs at a time:
+PostgreSQL takes an advisory transaction lock, SQLite's single writer (BEGIN IMMEDIATE)
+already serialises.
 """
 
 from __future__ import annotations
@@ -279,6 +281,7 @@ class Publisher:
 
     def step(self, now: float | None = None) -> AuditCheckpoint | None:
         """One round: if due, integrate everything queued and publish a checkpoint."""
+        # checkpoints imports this module (proofs, integration), so import it late.
         from openpars.audit.checkpoints import load_or_create_key, publish
 
         moment = self.clock() if now is None else now
