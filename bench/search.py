@@ -25,11 +25,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func, select, text, union_all
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.exc import OperationalError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from search_data import shapes
 from search_data.load import Loaded, load
 
 from openpars.access import repository as repo
@@ -42,7 +43,7 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Role
 from openpars.models import load_all_models
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
-from openpars.records.models import Person, PersonAlias
+from openpars.records.models import Person
 from openpars.records.validation import name_key, prefix_upper_bound
 
 PG_URL = os.environ.get(
@@ -163,44 +164,28 @@ def _bare(engine: Engine, kind: str, columns: str, value: str) -> None:
         conn.commit()
 
 
-def _no_policy_stmt(query: PersonQuery) -> Any:
-    """repo.person_search without the policy predicate: isolates what the policy costs."""
-    stmt = select(Person)
-    if query.sid is not None:
-        stmt = stmt.where(Person.sid == query.sid)
-    if query.name is not None:
-        stmt = stmt.where(repo._name_condition(query.name))
-    return stmt.order_by(Person.name_key, Person.id)
-
-
-def _union_stmt(policy: ReadPolicy, query: PersonQuery) -> Any:
-    """The proposed name condition: an IN over a UNION ALL of two index ranges (see docs)."""
-    key = name_key(query.name or "")
-    upper = prefix_upper_bound(key)
-    matches = union_all(
-        select(Person.id).where(Person.name_key >= key, Person.name_key < upper),
-        select(PersonAlias.person_id).where(
-            PersonAlias.name_key >= key, PersonAlias.name_key < upper
-        ),
-    )
-    stmt = select(Person).where(person_visible(policy), Person.id.in_(matches))
-    return stmt.order_by(Person.name_key, Person.id)
-
-
 def _orm(
-    db: Database, policy: Compile | None, shape: bool, kind: str, value: str, union: bool = False
+    db: Database, policy: Compile | None, project: bool, kind: str, value: str, how: str = "shipped"
 ) -> None:
-    """The repository path: page + capped total (+ field shaping), one session per call."""
+    """The repository path: page + capped total (+ field shaping), one session per call.
+
+    ``how`` picks the name shape: the shipped ``repo.person_search``, or proposal ``union`` or
+    ``split`` (bench/search_data/shapes.py), all under the same policy.
+    """
     query = _query(kind, value)
     with db.session() as session:
         if policy is None:
-            pol, stmt = _hand_policy(), _no_policy_stmt(query)
+            pol, stmt = _hand_policy(), shapes.no_policy_stmt(query)
         else:
             pol = policy()
-            stmt = _union_stmt(pol, query) if union else repo.person_search(pol, query)
-        rows = repo.page(session, stmt, offset=0, limit=PAGE)
-        repo.capped_total(session, stmt)
-        if shape:
+            stmt = shapes.union_stmt(pol, query) if how == "union" else None
+            stmt = repo.person_search(pol, query) if how == "shipped" else stmt
+        if stmt is None:
+            rows, _total = shapes.split_search(session, pol, query, offset=0, limit=PAGE)
+        else:
+            rows = repo.page(session, stmt, offset=0, limit=PAGE)
+            repo.capped_total(session, stmt)
+        if project:
             [shaping.person_read(p, pol) for p in rows]
 
 
@@ -301,14 +286,15 @@ def plans(engine: Engine, policy: ReadPolicy, value: str) -> dict[str, str]:
     pg = engine.dialect.name == "postgresql"
     query = PersonQuery(name=value)
     internal = internal_policy(sealed_access=False)
-    shapes = {
+    stmts = {
         "internal": repo.person_search(internal, query),
         "external": repo.person_search(policy, query),
-        "internal_proposed_union": _union_stmt(internal, query),
-        "external_proposed_union": _union_stmt(policy, query),
+        "internal_proposed_union": shapes.union_stmt(internal, query),
+        "external_proposed_union": shapes.union_stmt(policy, query),
+        "external_proposed_split_primary": shapes.split_primary_stmt(policy, query),
     }
     out: dict[str, str] = {}
-    for label, stmt in shapes.items():
+    for label, stmt in stmts.items():
         count = select(func.count()).select_from(stmt.order_by(None).limit(1001).subquery())
         for part, sql_stmt in (("page", stmt.limit(PAGE)), ("count", count)):
             sql = str(
@@ -393,34 +379,26 @@ def _measure_all(
     _progress("sid done: " + json.dumps({"internal": issue2["sid"], "external": issue3["sid"]}))
     for kind, values in name_values.items():
         # The ORM path without policy is left out for names: it shares the plan of the
-        # enforced one (see the plans). Both shapes run under a time budget because the
-        # enforced plans grow with the number of matches at 1M (see docs/benchmarks.md).
-        current = measure(
-            {
-                "internal": partial(_orm, db, internal, False, "name"),
-                "bare_internal": partial(_bare, engine, "name", ALL_COLUMNS),
-                "external": partial(_orm, db, external, True, "name"),
-                "bare_external": partial(_bare, engine, "name", EXTERNAL_COLUMNS),
-            },
-            values,
-            budget_s=budget_s,
-        )
-        proposed = measure(
-            {
-                "internal": partial(_orm, db, internal, False, "name", union=True),
-                "bare_internal": partial(_bare, engine, "name", ALL_COLUMNS),
-                "external": partial(_orm, db, external, True, "name", union=True),
-                "bare_external": partial(_bare, engine, "name", EXTERNAL_COLUMNS),
-            },
-            values,
-            budget_s=budget_s,
-        )
-        for section, label in ((issue2, "internal"), (issue3, "external")):
-            section[kind] = _pair(current[label], current[f"bare_{label}"], current["n"])
-            section[f"{kind}_proposed_union"] = _pair(
-                proposed[label], proposed[f"bare_{label}"], proposed["n"]
+        # enforced one (see the plans). Every shape runs under a time budget because the
+        # shipped plans grow with the number of matches at 1M (see docs/benchmarks.md).
+        figures: dict[str, Any] = {}
+        for how in ("shipped", "union", "split"):
+            figures[how] = measure(
+                {
+                    "internal": partial(_orm, db, internal, False, "name", how=how),
+                    "bare_internal": partial(_bare, engine, "name", ALL_COLUMNS),
+                    "external": partial(_orm, db, external, True, "name", how=how),
+                    "bare_external": partial(_bare, engine, "name", EXTERNAL_COLUMNS),
+                },
+                values,
+                budget_s=budget_s,
             )
-        _progress(f"{kind} done: " + json.dumps({"shipped": current, "proposed": proposed}))
+            suffix = "" if how == "shipped" else f"_proposed_{how}"
+            for section, label in ((issue2, "internal"), (issue3, "external")):
+                section[kind + suffix] = _pair(
+                    figures[how][label], figures[how][f"bare_{label}"], figures[how]["n"]
+                )
+        _progress(f"{kind} done: " + json.dumps(figures))
     issue3["policy_compile"] = time_compile(external, 2000)
     issue2["service_sid"] = _measure_service(db, engine, data, sid_values)
     _progress("service done")
@@ -494,13 +472,13 @@ def main() -> None:
     args = parser.parse_args()
     load_all_models()
     persons = 50_000 if args.quick else 1_000_000
-    sids, names, budget_s = (60, 30, 5.0) if args.quick else (500, 300, 240.0)
+    sids, names, budget_s = (60, 30, 4.0) if args.quick else (500, 300, 150.0)
     if args.queries:
         sids = names = args.queries
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     figures: dict[str, Any] = {
         "persons": persons,
-        "queries": {"sid": sids, "name": names, "budget_s_shipped_name_shape": budget_s},
+        "queries": {"sid": sids, "name": names, "budget_s_per_name_figure": budget_s},
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
     }
