@@ -12,7 +12,6 @@ already serialises.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -23,14 +22,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from openpars.audit import merkle
+from openpars.audit import merkle, service
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.models import AuditCheckpoint
-from openpars.audit.service import append, canonical_bytes, commitment_of, entry_document
+from openpars.audit.service import append
 from openpars.config import Settings
-from openpars.db import Database, utcnow
-from openpars.errors import AuditUnavailable, InvalidInput
+from openpars.db import Database
+from openpars.errors import InvalidInput
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 
@@ -175,38 +174,8 @@ def integrate_all(db: Database, *, batch: int = INTEGRATE_BATCH) -> int:
 
 
 def append_many(session: Session, events: Sequence[AuditEvent]) -> list[int]:
-    """Append many entries with one executemany per table (group commit); return their ids.
-
-    The same entries as `service.append` makes one at a time, for jobs that log in bulk (feed
-    deliveries, imports) and for the group-commit benchmark.
-    """
-    try:
-        ids = repo.reserve_entry_ids(session, len(events))
-        entries: list[tuple[Any, ...]] = []
-        contents: list[tuple[int, bytes, bytes]] = []
-        subjects: list[tuple[int, int | None, int | None]] = []
-        # One system call for every salt of the batch.
-        randomness = os.urandom(32 * len(events))
-        for n, (entry_id, event) in enumerate(zip(ids, events, strict=True)):
-            moment = utcnow()
-            content = canonical_bytes(entry_document(event, at=moment))
-            salt = randomness[32 * n : 32 * n + 32]
-            entries.append(
-                (entry_id, moment, event.kind.value, event.action, event.outcome.value,
-                 event.user_id, event.agency_id, event.agreement_id,
-                 commitment_of(salt, content))
-            )  # fmt: skip
-            contents.append((entry_id, salt, content))
-            subjects += [(entry_id, p, None) for p in sorted(set(event.person_ids))]
-            subjects += [(entry_id, None, a) for a in sorted(set(event.arrest_ids))]
-        repo.insert_entries_bulk(session, entries, contents, subjects)
-    except Exception as exc:
-        raise AuditUnavailable(
-            "the accesses could not be written to the audit log, so nothing is returned; "
-            "check the database and try again"
-        ) from exc
-    repo.notify_appended(session)
-    return ids
+    """Append many entries at once (group commit); return their ids. See `service.append_many`."""
+    return [written.id for written in service.append_many(session, events)]
 
 
 def shred(
