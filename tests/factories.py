@@ -59,20 +59,27 @@ def build_world(session: Session) -> World:
         )
         world.agencies[name] = agency.id
     for username, agency_name, roles in USERS:
-        user = identity.create_user(
-            session,
-            actor=SYSTEM,
-            data=UserCreate(
-                username=username,
-                display_name=username.title(),
-                agency_id=world.agencies[agency_name],
-                roles=roles,
-            ),
-        )
-        world.users[username] = user.id
-        world.principals[username] = identity.principal_for(session, user)
-        _, secret = identity.issue_token(
-            session, actor=SYSTEM, user_id=user.id, name="test", lifetime=timedelta(days=1)
-        )
-        world.tokens[username] = secret
+        add_user(session, world, username, agency_name, roles)
     return world
+
+
+def add_user(
+    session: Session, world: World, username: str, agency_name: str, roles: list[Role]
+) -> None:
+    """Create a user of a named agency with a one-day token and record it in the world."""
+    user = identity.create_user(
+        session,
+        actor=SYSTEM,
+        data=UserCreate(
+            username=username,
+            display_name=username.title(),
+            agency_id=world.agencies[agency_name],
+            roles=roles,
+        ),
+    )
+    world.users[username] = user.id
+    world.principals[username] = identity.principal_for(session, user)
+    _, secret = identity.issue_token(
+        session, actor=SYSTEM, user_id=user.id, name="test", lifetime=timedelta(days=1)
+    )
+    world.tokens[username] = secret

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
-from sqlalchemy.orm import Session
 
 from openpars.audit.models import AuditEntry
 from openpars.db import Database
-from openpars.identity import service as identity
-from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import Role
-from openpars.identity.schemas import UserCreate
+from tests import factories
 from tests.factories import World
 
 API = "/api/v1"
@@ -48,28 +45,7 @@ def audit_since(db: Database, after_id: int) -> list[tuple[str, str, str]]:
 def add_user(db: Database, world: World, username: str, agency: str, roles: list[Role]) -> None:
     """Create one more user with a token and register it in the world."""
     with db.session() as session:
-        _add_user(session, world, username, agency, roles)
-
-
-def _add_user(
-    session: Session, world: World, username: str, agency: str, roles: list[Role]
-) -> None:
-    user = identity.create_user(
-        session,
-        actor=SYSTEM,
-        data=UserCreate(
-            username=username,
-            display_name=username.title(),
-            agency_id=world.agencies[agency],
-            roles=roles,
-        ),
-    )
-    world.users[username] = user.id
-    world.principals[username] = identity.principal_for(session, user)
-    _, secret = identity.issue_token(
-        session, actor=SYSTEM, user_id=user.id, name="test", lifetime=timedelta(days=1)
-    )
-    world.tokens[username] = secret
+        factories.add_user(session, world, username, agency, roles)
 
 
 def charging(outcome: str = "approved", **extra: Any) -> dict[str, Any]:
