@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import date
-from typing import Any, cast
+from datetime import date, datetime
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import ColumnElement, Table, func, insert, or_, select
+from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from openpars.db import Base
-from openpars.records.enums import ChargeStage, VersionedEntity
+from openpars.records.enums import ArrestState, ChangeKind, ChargeStage, VersionedEntity
 from openpars.records.models import (
     Arrest,
     Charge,
@@ -20,6 +20,8 @@ from openpars.records.models import (
     PersonAlias,
     RecordVersion,
 )
+from openpars.records.schemas import ArrestCreate, PersonIn
+from openpars.records.validation import name_key
 
 
 def get_arrest(session: Session, arrest_id: int, *, for_update: bool = False) -> Arrest | None:
@@ -54,6 +56,30 @@ def arrests_by_report_or_otn(
     return session.scalars(select(Arrest).where(clause)).all()
 
 
+def arrest_keys(
+    session: Session, agency_id: int, report_ids: Iterable[str], otns: Iterable[str]
+) -> list[tuple[int, int, str | None, str | None]]:
+    """(id, source agency, report id, OTN) of arrests under any of an agency's report ids or
+    holding any of the OTNs: one light query, no ORM objects (intake usually finds none)."""
+    params = {"agency": agency_id, "reports": sorted(set(report_ids)), "otns": sorted(set(otns))}
+    rows = session.connection().execute(_ARREST_KEYS, params)
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+# Intake's lookups, built once: building a statement costs more than SQLite running it.
+_ARREST_KEYS = select(Arrest.id, Arrest.source_agency_id, Arrest.report_id, Arrest.otn).where(
+    (
+        (Arrest.source_agency_id == bindparam("agency"))
+        & Arrest.report_id.in_(bindparam("reports", expanding=True))
+    )
+    | Arrest.otn.in_(bindparam("otns", expanding=True))
+)
+_IDENTIFIED = select(Person.id, Person.sid, Person.fbi_number, Person.birth_date).where(
+    Person.sid.in_(bindparam("sids", expanding=True))
+    | Person.fbi_number.in_(bindparam("fbis", expanding=True))
+)
+
+
 def arrest_id_by_otn(session: Session, otn: str) -> int | None:
     """The id of the arrest holding an OTN."""
     return session.scalar(select(Arrest.id).where(Arrest.otn == otn))
@@ -68,15 +94,43 @@ def persons_by_identifiers(
     session: Session, *, sids: Iterable[str], fbi_numbers: Iterable[str]
 ) -> Sequence[Person]:
     """Persons holding any of the given SIDs or FBI numbers, in one query."""
+    clause = _identifier_clause(sids, fbi_numbers)
+    if clause is None:
+        return []
+    return session.scalars(select(Person).where(clause)).all()
+
+
+def identified_persons(
+    session: Session, *, sids: Iterable[str], fbi_numbers: Iterable[str]
+) -> list[KnownPerson]:
+    """(id, SID, FBI number, birth date) of persons holding any of the identifiers: one light
+    query, no ORM objects."""
+    sid_list, fbi_list = sorted(set(sids)), sorted(set(fbi_numbers))
+    if not sid_list and not fbi_list:
+        return []
+    rows = session.connection().execute(_IDENTIFIED, {"sids": sid_list, "fbis": fbi_list})
+    return [KnownPerson(*row) for row in rows]
+
+
+class KnownPerson(NamedTuple):
+    """The columns intake needs of a person matched by identifier."""
+
+    id: int
+    sid: str | None
+    fbi_number: str | None
+    birth_date: date | None
+
+
+def _identifier_clause(
+    sids: Iterable[str], fbi_numbers: Iterable[str]
+) -> ColumnElement[bool] | None:
     sid_list, fbi_list = sorted(set(sids)), sorted(set(fbi_numbers))
     clauses: list[ColumnElement[bool]] = []
     if sid_list:
         clauses.append(Person.sid.in_(sid_list))
     if fbi_list:
         clauses.append(Person.fbi_number.in_(fbi_list))
-    if not clauses:
-        return []
-    return session.scalars(select(Person).where(or_(*clauses))).all()
+    return or_(*clauses) if clauses else None
 
 
 def persons_resembling(
@@ -147,25 +201,55 @@ def latest_revision(session: Session, arrest_id: int, stage: ChargeStage) -> int
     return session.scalar(stmt) or 0
 
 
-def insert_new(session: Session, objects: Sequence[Base], *, set_ids: bool = True) -> None:
-    """Insert new rows of one table, given as ORM objects kept out of the session, and set ids.
+def insert_rows(
+    session: Session, model: type[Base], rows: list[dict[str, Any]], *, returning: bool = True
+) -> list[int]:
+    """Insert rows of one table with one statement (executemany); return their new ids in order.
 
-    Intake writes a dozen rows per arrest; a Core INSERT with the rows as parameters costs a
-    fraction of the unit of work's bookkeeping for the same rows. Every column must be set on
-    the objects (no defaults apply); the objects stay transient, so later reads load them.
+    Intake writes a dozen rows per arrest: a Core INSERT on the session's connection, built
+    once per table, costs a fraction of the unit of work's bookkeeping for the same rows. Every
+    row must carry the same keys; the ORM never sees these rows, so later reads load them.
     """
-    if not objects:
-        return
-    table = cast(Table, type(objects[0]).__table__)
-    columns = [c for c in table.columns if c.key != "id"]
-    rows = [{c.key: getattr(obj, c.key) for c in columns} for obj in objects]
-    if not set_ids:
-        session.execute(insert(table), rows)  # one executemany, nothing to read back
-        return
-    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    ids = session.execute(stmt, rows).scalars().all()
-    for obj, new_id in zip(objects, ids, strict=True):
-        obj.id = new_id  # type: ignore[attr-defined]
+    if not rows:
+        return []
+    table = cast(Table, model.__table__)
+    connection = session.connection()
+    if not returning:
+        connection.execute(_plain_insert(table), rows)
+        return []
+    if connection.dialect.name == "sqlite":
+        # SQLite cannot return ids in parameter order from one multi-row INSERT, so SQLAlchemy
+        # would send one INSERT per row. The transaction began IMMEDIATE and holds the only
+        # write lock, so the ids after the current maximum are ours: assign them.
+        top = int(connection.execute(_max_id(table)).scalar_one() or 0)
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        connection.execute(_plain_insert(table), [{"id": i, **r} for i, r in zip(ids, rows)])  # noqa: B905
+        return ids
+    return [int(i) for i in connection.execute(_returning_insert(table), rows).scalars()]
+
+
+_INSERTS: dict[tuple[str, Any], Any] = {}
+
+
+def _plain_insert(table: Table) -> Any:
+    key = (table.name, False)
+    if key not in _INSERTS:
+        _INSERTS[key] = insert(table)
+    return _INSERTS[key]
+
+
+def _max_id(table: Table) -> Any:
+    key = (table.name, "max")
+    if key not in _INSERTS:
+        _INSERTS[key] = select(func.max(table.c.id))
+    return _INSERTS[key]
+
+
+def _returning_insert(table: Table) -> Any:
+    key = (table.name, True)
+    if key not in _INSERTS:
+        _INSERTS[key] = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    return _INSERTS[key]
 
 
 def versions(session: Session, entity: VersionedEntity, entity_id: int) -> Sequence[RecordVersion]:
@@ -191,3 +275,69 @@ def other_person_with(
         return None
     stmt = select(Person).where(Person.id != person_id, or_(*clauses)).limit(1)
     return session.scalars(stmt).first()
+
+
+def version_row(
+    entity: VersionedEntity, doc: dict[str, Any], user_id: int | None, moment: datetime
+) -> dict[str, Any]:
+    """Version 1 of a new record, as a row for insert_rows."""
+    return {
+        "entity": entity,
+        "entity_id": doc["id"],
+        "version": 1,
+        "change": ChangeKind.CREATE,
+        "reason": None,
+        "snapshot": doc,
+        "changed_at": moment,
+        "changed_by_id": user_id,
+    }
+
+
+def arrest_row(
+    data: ArrestCreate, digest: str, agency_id: int | None, user_id: int | None, moment: datetime
+) -> dict[str, Any]:
+    """A new arrest's row, as a row for insert_rows."""
+    return {
+        "otn": data.otn,
+        "incident_number": data.incident_number,
+        "ori": data.ori,
+        "arresting_officer": data.arresting_officer,
+        "arrested_at": data.arrested_at,
+        "location": data.location,
+        "arrest_type": data.arrest_type,
+        "narrative": data.narrative,
+        "state": ArrestState.ENTERED,
+        "docket_number": None,
+        "source_agency_id": agency_id,
+        "report_id": data.report_id,
+        "intake_digest": digest,
+        "entered_by_id": user_id,
+        "sealed_at": None,
+        "expunged_at": None,
+        "seal_order": None,
+        "version": 1,
+        "created_at": moment,
+        "updated_at": moment,
+    }
+
+
+def person_row(data: PersonIn, moment: datetime) -> dict[str, Any]:
+    """A person row from the booking description, with its search key."""
+    return {
+        "family_name": data.family_name,
+        "given_name": data.given_name,
+        "middle_name": data.middle_name,
+        "name_key": name_key(data.family_name, data.given_name, data.middle_name),
+        "birth_date": data.birth_date,
+        "sex": data.sex,
+        "race": data.race,
+        "address": data.address,
+        "phone": data.phone,
+        "place_of_birth": data.place_of_birth,
+        "citizenship": data.citizenship,
+        "sid": data.sid,
+        "fbi_number": data.fbi_number,
+        "version": 1,
+        "created_at": moment,
+        "updated_at": moment,
+    }

@@ -16,12 +16,13 @@ from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
-from openpars.errors import Forbidden, NotFound
+from openpars.errors import Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission
 from openpars.records import repository as repo
 from openpars.records.enums import ChangeKind, VersionedEntity
 from openpars.records.models import Arrest, Person, RecordVersion
+from openpars.records.schemas import ArrestCreate
 
 # Arrest dates and birth dates are compared on the Philadelphia calendar: a 23:30 arrest is on
 # that local day even though it is already the next day in UTC.
@@ -63,6 +64,24 @@ def rederive_juvenile(arrest: Arrest) -> bool:
             involvement.juvenile = flag
             changed = True
     return changed
+
+
+def check_arrest_dates(data: ArrestCreate, now: datetime) -> None:
+    """Refuse an arrest in the future and a person born after the arrest."""
+    if data.arrested_at > now + CLOCK_SKEW:
+        raise InvalidInput(
+            f"arrested_at {data.arrested_at.isoformat()} is in the future (server time "
+            f"{now.isoformat(timespec='seconds')}); check the booking terminal's clock",
+            field="arrested_at",
+        )
+    arrest_day = local_date(data.arrested_at)
+    for index, involvement in enumerate(data.involvements):
+        person = involvement.person
+        if person is not None and person.birth_date is not None and person.birth_date > arrest_day:
+            raise InvalidInput(
+                f"birth_date {person.birth_date} is after the arrest date {arrest_day}",
+                field=f"involvements[{index}].person.birth_date",
+            )
 
 
 # ---- guards ---------------------------------------------------------------------------------
@@ -131,69 +150,112 @@ def _plain(value: Any) -> Any:
     return value
 
 
+PERSON_FIELDS = (
+    "id",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "name_key",
+    "birth_date",
+    "sex",
+    "race",
+    "address",
+    "phone",
+    "place_of_birth",
+    "citizenship",
+    "sid",
+    "fbi_number",
+    "version",
+)
+
+
 def person_snapshot(person: Person) -> dict[str, Any]:
     """The full person record as a JSON document."""
-    fields = [
-        "id",
-        "family_name",
-        "given_name",
-        "middle_name",
-        "name_key",
-        "birth_date",
-        "sex",
-        "race",
-        "address",
-        "phone",
-        "place_of_birth",
-        "citizenship",
-        "sid",
-        "fbi_number",
-        "version",
-    ]
-    doc = {name: _plain(getattr(person, name)) for name in fields}
-    doc["aliases"] = [
-        {"family_name": a.family_name, "given_name": a.given_name} for a in person.aliases
-    ]
+    values = {name: getattr(person, name) for name in PERSON_FIELDS}
+    return person_document(values, [(a.family_name, a.given_name) for a in person.aliases])
+
+
+def person_document(values: dict[str, Any], aliases: list[tuple[str, str]]) -> dict[str, Any]:
+    """A person snapshot from its column values and its aliases (family, given)."""
+    doc = {name: _plain(values[name]) for name in PERSON_FIELDS}
+    doc["aliases"] = [{"family_name": f, "given_name": g} for f, g in aliases]
+    return doc
+
+
+ARREST_FIELDS = (
+    "id",
+    "version",
+    "state",
+    "otn",
+    "incident_number",
+    "ori",
+    "arresting_officer",
+    "arrested_at",
+    "location",
+    "arrest_type",
+    "narrative",
+    "docket_number",
+    "report_id",
+    "source_agency_id",
+    "sealed_at",
+    "expunged_at",
+    "seal_order",
+)
+
+
+def involvement_document(involvement_id: int, person_id: int, role: str, juvenile: bool) -> Any:
+    """One involvement as an arrest snapshot lists it."""
+    return {"id": involvement_id, "person_id": person_id, "role": role, "juvenile": juvenile}
+
+
+def charge_document(
+    stage: str,
+    revision: int,
+    sequence: int,
+    statute: str,
+    description: str,
+    grade: str,
+    counts: int,
+) -> Any:
+    """One charge as an arrest snapshot lists it."""
+    return {
+        "stage": stage,
+        "revision": revision,
+        "sequence": sequence,
+        "statute": statute,
+        "description": description,
+        "grade": grade,
+        "counts": counts,
+    }
+
+
+def new_arrest_document(
+    values: dict[str, Any], involvements: list[Any], charges: list[Any]
+) -> dict[str, Any]:
+    """Version 1 of an arrest from its column values, involvements (by id) and charges (by
+    stage, revision, sequence): what arrest_snapshot gives for it, without loading anything."""
+    doc = {name: _plain(values.get(name)) for name in ARREST_FIELDS}
+    doc["involvements"] = involvements
+    doc["charges"] = charges
+    doc["charging_decisions"] = []
+    doc["bail_recommendations"] = []
+    doc["arraignment"] = None
+    doc["custody"] = None
     return doc
 
 
 def arrest_snapshot(arrest: Arrest) -> dict[str, Any]:
     """The full arrest record, with everything in it, as a JSON document."""
-    fields = [
-        "id",
-        "version",
-        "state",
-        "otn",
-        "incident_number",
-        "ori",
-        "arresting_officer",
-        "arrested_at",
-        "location",
-        "arrest_type",
-        "narrative",
-        "docket_number",
-        "report_id",
-        "source_agency_id",
-        "sealed_at",
-        "expunged_at",
-        "seal_order",
-    ]
-    doc = {name: _plain(getattr(arrest, name)) for name in fields}
+    doc = {name: _plain(getattr(arrest, name)) for name in ARREST_FIELDS}
     doc["involvements"] = [
-        {"id": i.id, "person_id": i.person_id, "role": i.role.value, "juvenile": i.juvenile}
+        involvement_document(i.id, i.person_id, i.role.value, i.juvenile)
         for i in sorted(arrest.involvements, key=lambda i: i.id)
     ]
     charges = sorted(arrest.charges, key=lambda c: (c.stage.value, c.revision, c.sequence))
     doc["charges"] = [
-        {
-            "stage": c.stage.value,
-            "revision": c.revision,
-            "sequence": c.sequence,
-            "statute": c.statute,
-            "description": c.description,
-            "grade": c.grade.value,
-            "counts": c.counts,
-        }
+        charge_document(
+            c.stage.value, c.revision, c.sequence, c.statute, c.description, c.grade.value, c.counts
+        )
         for c in charges
     ]
     doc["charging_decisions"] = [
@@ -292,17 +354,30 @@ def audit_write(
     **params: Any,
 ) -> None:
     """Append the one audit entry of this write (or read) in the caller's transaction."""
-    append(
-        session,
-        AuditEvent(
-            kind=kind,
-            action=action,
-            user_id=actor.user_id,
-            username=actor.username,
-            agency_id=actor.agency_id,
-            source_ip=actor.source_ip,
-            params={k: _plain(v) for k, v in params.items()},
-            person_ids=list(person_ids or []),
-            arrest_ids=list(arrest_ids or []),
-        ),
+    event = write_event(
+        actor, action, arrest_ids=arrest_ids, person_ids=person_ids, kind=kind, **params
+    )
+    append(session, event)
+
+
+def write_event(
+    actor: Principal,
+    action: str,
+    *,
+    arrest_ids: list[int] | None = None,
+    person_ids: list[int] | None = None,
+    kind: AuditKind = AuditKind.WRITE,
+    **params: Any,
+) -> AuditEvent:
+    """The audit event of a write by ``actor`` (audit_write appends it; batches append many)."""
+    return AuditEvent(
+        kind=kind,
+        action=action,
+        user_id=actor.user_id,
+        username=actor.username,
+        agency_id=actor.agency_id,
+        source_ip=actor.source_ip,
+        params={k: _plain(v) for k, v in params.items()},
+        person_ids=list(person_ids or []),
+        arrest_ids=list(arrest_ids or []),
     )
