@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
 
-from openpars.records import service
+from fastapi import APIRouter, Body, Response, status
+
+from openpars.records import batch, service
+from openpars.records.batch import MAX_BATCH, BatchItemResult, BatchRefusal
 from openpars.records.enums import VersionedEntity
 from openpars.records.models import Arrest
 from openpars.records.schemas import (
@@ -68,6 +71,28 @@ def submit_arrest(body: ArrestCreate, ctx: Ctx, response: Response) -> ArrestCre
         result = service.submit_arrest(session, actor=principal, data=body)
     if result.replayed:
         response.status_code = status.HTTP_200_OK
+    return result
+
+
+@router.post(
+    "/arrests/batch",
+    response_model=list[ArrestCreated | BatchRefusal],
+    summary="Submit up to 500 arrests at once; one result per arrest, in order",
+    responses=_ERRORS,
+)
+def submit_arrest_batch(
+    body: Annotated[list[ArrestCreate], Body(min_length=1, max_length=MAX_BATCH)], ctx: Ctx
+) -> list[BatchItemResult]:
+    """Police intake in bulk, with exactly the rules of `POST /arrests` for each arrest.
+
+    The answer is 200 with one result per arrest: what `POST /arrests` returns for it, or a
+    refusal (`refused: true`, with the status, code, field and message a single submission
+    would have got). A refused arrest writes nothing; the others are written. A payload that
+    breaks the schema is refused whole (422, the field names the item). The request-size
+    limit applies, so very long narratives need smaller batches.
+    """
+    with ctx.unit() as (session, principal):
+        result = batch.submit_arrests(session, actor=principal, items=body)
     return result
 
 

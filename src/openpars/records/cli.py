@@ -1,8 +1,9 @@
 """``openpars import``: submit arrests from a JSON-lines file through the intake service.
 
-Each line is one ``ArrestCreate`` payload, exactly what ``POST /api/v1/arrests`` accepts, and is
-submitted in its own transaction: a bad line is reported with its number and field and the
-import goes on, so one typo does not hold back a night's bookings.
+Each line is one ``ArrestCreate`` payload, exactly what ``POST /api/v1/arrests`` accepts. Lines
+are submitted in batches (``--batch``, one transaction each) through ``records.batch``, which
+keeps every rule of single intake: a bad line is reported with its number and field and the
+others are written, so one typo does not hold back a night's bookings.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from openpars.audit.events import AuditEvent, AuditKind, Outcome
-from openpars.audit.service import append
 from openpars.console import (
     EXIT_REFUSED,
     DbOption,
@@ -29,15 +28,16 @@ from openpars.console import (
     settings_for,
 )
 from openpars.db import Database
-from openpars.errors import DomainError, InvalidInput, NotFound
+from openpars.errors import InvalidInput, NotFound
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
 from openpars.identity.service import principal_for
+from openpars.records.batch import MAX_BATCH, BatchItemResult, BatchRefusal, submit_arrests
 from openpars.records.schemas import ArrestCreate
-from openpars.records.service import submit_arrest
 
 USER_SCAN_LIMIT = 10_000
+DEFAULT_BATCH = 200
 
 
 @dataclass
@@ -72,59 +72,54 @@ def resolve_actor(session: Session, username: str | None) -> Principal:
     return principal_for(session, user)
 
 
-def import_line(database: Database, actor: Principal, line: str) -> bool:
-    """Submit one payload in its own transaction; True if it was a replay of an earlier one."""
-    data = ArrestCreate.model_validate_json(line)
-    with database.session() as session:
-        result = submit_arrest(session, actor=actor, data=data)
-    return result.replayed
-
-
 def _problem(exc: Exception) -> tuple[str, str | None]:
-    """The message and field of a refused line."""
-    if isinstance(exc, ValidationError):
-        field_name, message = describe_validation(exc)
-        return message, field_name
-    assert isinstance(exc, DomainError)
-    return exc.message, exc.field
+    """The message and field of a line that does not parse as an ArrestCreate."""
+    assert isinstance(exc, ValidationError)
+    field_name, message = describe_validation(exc)
+    return message, field_name
 
 
-def record_refusal(
-    database: Database, actor: Principal, exc: DomainError, *, path: Path, line: int
-) -> None:
-    """Audit a refused line in a transaction of its own, as the API audits a refused request."""
+def submit_chunk(
+    database: Database, actor: Principal, chunk: list[tuple[int, ArrestCreate]], *, path: Path
+) -> list[tuple[int, BatchItemResult]]:
+    """Submit parsed lines as one batch in one transaction; each line's result by number.
+
+    Refused lines are audited in the batch's transaction, one REFUSED entry each, with the
+    file and line number, as the API records a refused request.
+    """
     with database.session() as session:
-        append(
+        results = submit_arrests(
             session,
-            AuditEvent(
-                kind=AuditKind.REFUSED,
-                action="arrest.create",
-                outcome=Outcome.REFUSED,
-                user_id=actor.user_id,
-                username=actor.username,
-                agency_id=actor.agency_id,
-                params={"via": "cli", "file": path.name, "line": line, "status": exc.status},
-                error_code=exc.code,
-            ),
+            actor=actor,
+            items=[data for _, data in chunk],
+            params={"via": "cli", "file": path.name},
+            item_params=[{"line": number} for number, _ in chunk],
         )
+    return [(number, result) for (number, _), result in zip(chunk, results, strict=True)]
 
 
-def import_file(database: Database, actor: Principal, path: Path) -> ImportSummary:
-    """Import every non-blank line of ``path``, reporting each failure and carrying on."""
+def import_file(
+    database: Database, actor: Principal, path: Path, *, batch: int = DEFAULT_BATCH
+) -> ImportSummary:
+    """Import every non-blank line of ``path`` in batches, reporting each failure and going on."""
     summary = ImportSummary()
     lines = path.read_text(encoding="utf-8").splitlines()
     with progress() as bar:
         task = bar.add_task(f"importing {path.name}", total=len(lines))
-        for number, line in enumerate(lines, start=1):
-            bar.advance(task)
-            if not line.strip():
-                continue
-            try:
-                replayed = import_line(database, actor, line)
-            except (ValidationError, DomainError) as exc:
-                message, field_name = _problem(exc)
-                if isinstance(exc, DomainError):
-                    record_refusal(database, actor, exc, path=path, line=number)
+        chunk: list[tuple[int, ArrestCreate]] = []
+        unparsed: list[tuple[int, str, str | None]] = []
+
+        def flush() -> None:
+            problems = list(unparsed)
+            if chunk:
+                for number, result in submit_chunk(database, actor, chunk, path=path):
+                    if isinstance(result, BatchRefusal):
+                        problems.append((number, result.message, result.field))
+                    else:
+                        summary.replayed += result.replayed
+                        summary.created += not result.replayed
+                        summary.arrest_ids.append(result.arrest_id)
+            for number, message, field_name in sorted(problems, key=lambda p: p[0]):
                 summary.failed += 1
                 summary.problems.append((number, message, field_name))
                 suffix = f" (field: {field_name})" if field_name else ""
@@ -134,9 +129,21 @@ def import_file(database: Database, actor: Principal, path: Path) -> ImportSumma
                     markup=False,
                     soft_wrap=True,
                 )
+            bar.advance(task, len(chunk) + len(unparsed))
+            chunk.clear()
+            unparsed.clear()
+
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                bar.advance(task)
                 continue
-            summary.replayed += replayed
-            summary.created += not replayed
+            try:
+                chunk.append((number, ArrestCreate.model_validate_json(line)))
+            except ValidationError as exc:
+                unparsed.append((number, *_problem(exc)))
+            if len(chunk) >= batch:
+                flush()
+        flush()
     return summary
 
 
@@ -151,13 +158,22 @@ def import_arrests(
             "--as", help="Intake account to enter the arrests as (default: the only one)."
         ),
     ] = None,
+    batch: Annotated[
+        int,
+        typer.Option(
+            "--batch",
+            min=1,
+            max=MAX_BATCH,
+            help="Arrests per transaction; a refused line never holds back the others.",
+        ),
+    ] = DEFAULT_BATCH,
     db: DbOption = None,
 ) -> None:
-    """Import arrests from a JSON-lines file, one transaction per line."""
+    """Import arrests from a JSON-lines file, in batches of one transaction each."""
     with open_database(settings_for(db)) as database:
         with database.session() as session:
             actor = resolve_actor(session, as_user)
-        summary = import_file(database, actor, file)
+        summary = import_file(database, actor, file, batch=batch)
     out.print(f"created {summary.created}, replayed {summary.replayed}, failed {summary.failed}")
     if summary.failed:
         fail(
