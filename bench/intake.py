@@ -1,10 +1,12 @@
 """Benchmark arrest intake: the service layer vs a plain bulk insert, and the HTTP API.
 
-Three runs on fresh SQLite files in one temp directory, with the same synthetic arrests (the
+Runs on fresh SQLite files in one temp directory, with the same synthetic arrests (the
 demo generator, every person described inline):
 
 1. service: ``records.service.submit_arrest`` with each arrest in its own transaction, as the
-   API does (validation, identifier matching, versions, the audit entry, commit).
+   API does (validation, identifier matching, versions, the audit entry, commit); and batch:
+   ``records.batch.submit_arrests`` with 200 arrests per transaction (the same rules, the SQL
+   shared across the batch), as ``openpars import`` and ``POST /arrests/batch`` do.
 2. plain: the same domain rows (persons, aliases, arrests, involvements, charges) written with
    SQLAlchemy Core ``executemany`` in one transaction: the floor no rule-keeping path can beat.
    Also reported: the same Core inserts with one transaction per arrest, which separates the
@@ -37,12 +39,16 @@ from openpars.demo.generate import plan_arrests
 from openpars.demo.seed import create_accounts, issue_tokens, workflow_principals
 from openpars.identity import repository as identity_repo
 from openpars.models import load_all_models
+from openpars.records.batch import submit_arrests
 from openpars.records.intake import intake_digest
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
-from openpars.records.schemas import ArrestCreate
+from openpars.records.schemas import ArrestCreate, ArrestCreated
 from openpars.records.service import submit_arrest
 from openpars.records.validation import name_key
 from openpars.records.versions import is_juvenile
+
+# Arrests per batch on the batch path, as `openpars import` sends them by default.
+BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,21 @@ def run_service(engine: Engine, items: list[ArrestCreate]) -> Rate:
     for data in items:
         with database.session() as session:
             submit_arrest(session, actor=actor, data=data)
+    return Rate(len(items), time.perf_counter() - started, time.process_time() - cpu)
+
+
+def run_batch(engine: Engine, items: list[ArrestCreate], size: int = BATCH) -> Rate:
+    """Arrests per second through submit_arrests, batches of ``size`` committed one by one."""
+    database = Database(engine)
+    with database.session() as session:
+        actor = workflow_principals(session)["booking"]
+    started, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(items), size):
+        with database.session() as session:
+            results = submit_arrests(session, actor=actor, items=items[start : start + size])
+        refused = [r for r in results if not isinstance(r, ArrestCreated)]
+        if refused:
+            raise SystemExit(f"the batch path refused an arrest: {refused[0]}")
     return Rate(len(items), time.perf_counter() - started, time.process_time() - cpu)
 
 
@@ -225,23 +246,30 @@ def main() -> None:
         directory = Path(tmp)
         _, service_engine = fresh_database(directory, "service")
         service = run_service(service_engine, items)
+        _, batch_engine = fresh_database(directory, "batch")
+        batched = run_batch(batch_engine, items)
         _, plain_engine = fresh_database(directory, "plain")
         plain = run_plain(plain_engine, items)
         _, per_arrest_engine = fresh_database(directory, "plain_tx")
         plain_tx = run_plain_per_arrest(per_arrest_engine, items)
         api_url, api_engine = fresh_database(directory, "api")
         latencies = run_api(api_url, api_engine, items[: max(1, count // 2)])
-        for engine in (service_engine, plain_engine, per_arrest_engine, api_engine):
+        for engine in (service_engine, batch_engine, plain_engine, per_arrest_engine, api_engine):
             engine.dispose()
     figures = {
         "arrests": count,
         "service_per_s": round(service.per_s, 1),
         "plain_per_s": round(plain.per_s, 1),
         "service_vs_plain": round(service.per_s / plain.per_s, 4),
+        "batch_per_s": round(batched.per_s, 1),
+        "batch_size": BATCH,
+        "batch_service_vs_plain": round(batched.per_s / plain.per_s, 4),
         "target_service_vs_plain": round(1 / 3, 4),
         "plain_tx_per_s": round(plain_tx.per_s, 1),
         "service_vs_plain_tx": round(service.per_s / plain_tx.per_s, 4),
         "service_cpu_ms": round(service.cpu_ms, 2),
+        "batch_cpu_ms": round(batched.cpu_ms, 3),
+        "batch_vs_plain_cpu": round(plain.cpu_ms / batched.cpu_ms, 4),
         "plain_cpu_ms": round(plain.cpu_ms, 3),
         "plain_tx_cpu_ms": round(plain_tx.cpu_ms, 3),
         "api_requests": len(latencies),
@@ -256,13 +284,18 @@ def main() -> None:
         "(one transaction per arrest)"
     )
     print(
+        f"batch service : {batched.per_s:9.1f} arrests/s, {batched.cpu_ms:7.3f} CPU ms each "
+        f"(submit_arrests, {BATCH} per transaction)"
+    )
+    print(
         f"plain insert  : {plain.per_s:9.1f} arrests/s, {plain.cpu_ms:7.3f} CPU ms each "
         "(Core executemany, one transaction)"
     )
     print(f"plain, 1 tx   : {plain_tx.per_s:9.1f} arrests/s, {plain_tx.cpu_ms:7.3f} CPU ms each")
     print(
-        f"ratio         : {figures['service_vs_plain']:9.4f} (target >= 0.3333); "
-        f"vs 1 tx per arrest {figures['service_vs_plain_tx']:.4f}"
+        f"ratio         : batch {figures['batch_service_vs_plain']:.4f}, single "
+        f"{figures['service_vs_plain']:.4f} (target >= 0.3333); single vs 1 tx per arrest "
+        f"{figures['service_vs_plain_tx']:.4f}"
     )
     print(
         f"HTTP API      : p50 {figures['api_p50_ms']} ms, p99 {figures['api_p99_ms']} ms "
