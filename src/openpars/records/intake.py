@@ -344,7 +344,16 @@ def write_arrests(
                 new_aliases.append([(a.family_name, a.given_name) for a in item.new.aliases])
             plan_refs.append(owners[owner])
         refs.append(plan_refs)
-    new_ids = repo.insert_rows(session, Person, new_rows)
+    reserved = repo.reserve_ids(
+        session,
+        {
+            Person: len(new_rows),
+            Arrest: len(plans),
+            Involvement: sum(len(p.resolved) for p in plans),
+            Charge: sum(len(p.data.charges) for p in plans),
+        },
+    )
+    new_ids = repo.insert_rows(session, Person, new_rows, ids=reserved.get(Person))
     alias_rows = [
         {"person_id": pid, "family_name": f, "given_name": g, "name_key": name_key(f, g)}
         for pid, aliases in zip(new_ids, new_aliases, strict=True)
@@ -354,7 +363,7 @@ def write_arrests(
     arrest_rows = [
         repo.arrest_row(p.data, p.digest, actor.agency_id, actor.user_id, moment) for p in plans
     ]
-    arrest_ids = repo.insert_rows(session, Arrest, arrest_rows)
+    arrest_ids = repo.insert_rows(session, Arrest, arrest_rows, ids=reserved.get(Arrest))
     person_ids = [
         [item.person_id if ref < 0 else new_ids[ref] for item, ref in zip(p.resolved, r)]  # noqa: B905
         for p, r in zip(plans, refs, strict=True)
@@ -371,7 +380,9 @@ def write_arrests(
         for plan, arrest_id, pids, plan_refs in zip(plans, arrest_ids, person_ids, refs)  # noqa: B905
         for item, pid, ref in zip(plan.resolved, pids, plan_refs)  # noqa: B905
     ]
-    involvement_ids = iter(repo.insert_rows(session, Involvement, involvement_rows))
+    involvement_ids = iter(
+        repo.insert_rows(session, Involvement, involvement_rows, ids=reserved.get(Involvement))
+    )
     charge_rows = [
         {
             "arrest_id": arrest_id,
@@ -388,7 +399,7 @@ def write_arrests(
         for plan, arrest_id in zip(plans, arrest_ids, strict=True)
         for sequence, charge in enumerate(plan.data.charges, start=1)
     ]
-    charge_ids = iter(repo.insert_rows(session, Charge, charge_rows))
+    charge_ids = iter(repo.insert_rows(session, Charge, charge_rows, ids=reserved.get(Charge)))
     results: list[ArrestCreated] = []
     versions: list[dict[str, Any]] = []
     done: set[int] = set()

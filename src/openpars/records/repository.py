@@ -202,13 +202,19 @@ def latest_revision(session: Session, arrest_id: int, stage: ChargeStage) -> int
 
 
 def insert_rows(
-    session: Session, model: type[Base], rows: list[dict[str, Any]], *, returning: bool = True
+    session: Session,
+    model: type[Base],
+    rows: list[dict[str, Any]],
+    *,
+    returning: bool = True,
+    ids: list[int] | None = None,
 ) -> list[int]:
     """Insert rows of one table with one statement (executemany); return their new ids in order.
 
     Intake writes a dozen rows per arrest: a Core INSERT on the session's connection, built
     once per table, costs a fraction of the unit of work's bookkeeping for the same rows. Every
     row must carry the same keys; the ORM never sees these rows, so later reads load them.
+    ``ids`` (from reserve_ids) are used instead of asking the database for new ones.
     """
     if not rows:
         return []
@@ -217,15 +223,33 @@ def insert_rows(
     if not returning:
         connection.execute(_plain_insert(table), rows)
         return []
-    if connection.dialect.name == "sqlite":
-        # SQLite cannot return ids in parameter order from one multi-row INSERT, so SQLAlchemy
-        # would send one INSERT per row. The transaction began IMMEDIATE and holds the only
-        # write lock, so the ids after the current maximum are ours: assign them.
-        top = int(connection.execute(_max_id(table)).scalar_one() or 0)
-        ids = list(range(top + 1, top + 1 + len(rows)))
+    if ids is None and connection.dialect.name == "sqlite":
+        ids = reserve_ids(session, {model: len(rows)})[model]
+    if ids is not None:
         connection.execute(_plain_insert(table), [{"id": i, **r} for i, r in zip(ids, rows)])  # noqa: B905
         return ids
     return [int(i) for i in connection.execute(_returning_insert(table), rows).scalars()]
+
+
+def reserve_ids(session: Session, counts: dict[type[Base], int]) -> dict[type[Base], list[int]]:
+    """New ids for rows of several tables, from one query, on SQLite; nothing elsewhere.
+
+    SQLite cannot return ids in parameter order from one multi-row INSERT, so SQLAlchemy would
+    send one INSERT per row. The transaction began IMMEDIATE and holds the only write lock, so
+    the ids after each table's current maximum are ours to assign.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return {}
+    models = list(counts)
+    key = ("max", tuple(m.__tablename__ for m in models))
+    if key not in _INSERTS:
+        tables = [cast(Table, m.__table__) for m in models]
+        _INSERTS[key] = select(*(select(func.max(t.c.id)).scalar_subquery() for t in tables))
+    tops = session.connection().execute(_INSERTS[key]).one()
+    return {
+        model: list(range(int(top or 0) + 1, int(top or 0) + 1 + counts[model]))
+        for model, top in zip(models, tops, strict=True)
+    }
 
 
 _INSERTS: dict[tuple[str, Any], Any] = {}
@@ -235,13 +259,6 @@ def _plain_insert(table: Table) -> Any:
     key = (table.name, False)
     if key not in _INSERTS:
         _INSERTS[key] = insert(table)
-    return _INSERTS[key]
-
-
-def _max_id(table: Table) -> Any:
-    key = (table.name, "max")
-    if key not in _INSERTS:
-        _INSERTS[key] = select(func.max(table.c.id))
     return _INSERTS[key]
 
 
