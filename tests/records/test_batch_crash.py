@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,3 +88,36 @@ def test_a_clashing_wave_is_redone_one_arrest_at_a_time(fresh_db: Database) -> N
     assert after["arrests"] == counts["arrests"] + 3
     assert after["persons"] == counts["persons"] + 9  # the rolled-back wave left none behind
     assert after["record_versions"] == counts["record_versions"] + 12
+
+
+def test_two_racing_resends_of_a_batch_make_one_set_of_arrests(fresh_db: Database) -> None:
+    """Two retries of one batch at once: one writes it, the other replays every arrest (on
+    PostgreSQL through the clashing wave's per-arrest redo; on SQLite by waiting its turn)."""
+    with fresh_db.session() as session:
+        world: World = build_world(session)
+    items = [ArrestCreate.model_validate(arrest_payload()) for _ in range(3)]
+    barrier = threading.Barrier(2)
+    answers: list[list[Any]] = []
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            barrier.wait(timeout=10)
+            with fresh_db.session() as session:
+                answers.append(
+                    submit_arrests(session, actor=world.principals["intake"], items=items)
+                )
+        except BaseException as exc:  # collected and re-raised in the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    replayed = sorted([r.replayed for r in answer] for answer in answers)
+    assert replayed == [[False] * 3, [True] * 3]
+    assert [r.arrest_id for r in answers[0]] == [r.arrest_id for r in answers[1]]
+    counts = row_counts(fresh_db)
+    assert counts["arrests"] == 3 and counts["persons"] == 9
