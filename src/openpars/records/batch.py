@@ -119,6 +119,7 @@ class _Batch:
         self.identifiers: set[tuple[str, str]] = set()
         self.names: set[str] = set()
         self.birth_dates: set[date] = set()
+        self.unindexed: list[PersonIn] = []
         self.prior: list[tuple[int, int, str | None, str | None]] = []
         self.known: list[repo.KnownPerson] = []
 
@@ -259,12 +260,22 @@ class _Batch:
                 continue
             if _identifiers(person) & self.identifiers:
                 return True
-            if not involvement.create_new_person and (
-                _names(person) & self.names
-                or (person.birth_date is not None and person.birth_date in self.birth_dates)
-            ):
+            if not involvement.create_new_person and self._resembles_new(person):
                 return True
         return False
+
+    def _resembles_new(self, person: PersonIn) -> bool:
+        """Whether a person being matched shares a name or birth date with a new one."""
+        # Name keys cost more than the rest of the bookkeeping, and only a person being
+        # matched needs them, so new persons are indexed on the first such person.
+        for new in self.unindexed:
+            self.names |= _names(new)
+            if new.birth_date is not None:
+                self.birth_dates.add(new.birth_date)
+        self.unindexed.clear()
+        if person.birth_date is not None and person.birth_date in self.birth_dates:
+            return True
+        return bool(_names(person) & self.names)
 
     def _remember(self, plan: Plan) -> None:
         self.reports.add(plan.data.report_id)
@@ -273,9 +284,7 @@ class _Batch:
         for item in plan.resolved:
             if item.person_id is None and item.new is not None:
                 self.identifiers |= _identifiers(item.new)
-                self.names |= _names(item.new)
-                if item.new.birth_date is not None:
-                    self.birth_dates.add(item.new.birth_date)
+                self.unindexed.append(item.new)
 
 
 def _described(data: ArrestCreate) -> list[PersonIn]:

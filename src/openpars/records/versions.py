@@ -177,7 +177,8 @@ def person_snapshot(person: Person) -> dict[str, Any]:
 
 def person_document(values: dict[str, Any], aliases: list[tuple[str, str]]) -> dict[str, Any]:
     """A person snapshot from its column values and its aliases (family, given)."""
-    doc = {name: _plain(values[name]) for name in PERSON_FIELDS}
+    doc = {name: values[name] for name in PERSON_FIELDS}
+    doc["birth_date"] = _plain(doc["birth_date"])  # the one column that is not JSON as it is
     doc["aliases"] = [{"family_name": f, "given_name": g} for f, g in aliases]
     return doc
 
@@ -234,7 +235,9 @@ def new_arrest_document(
 ) -> dict[str, Any]:
     """Version 1 of an arrest from its column values, involvements (by id) and charges (by
     stage, revision, sequence): what arrest_snapshot gives for it, without loading anything."""
-    doc = {name: _plain(values.get(name)) for name in ARREST_FIELDS}
+    doc = {name: values.get(name) for name in ARREST_FIELDS}
+    for name in ("arrested_at", "sealed_at", "expunged_at"):  # the columns not JSON as they are
+        doc[name] = _plain(doc[name])
     doc["involvements"] = involvements
     doc["charges"] = charges
     doc["charging_decisions"] = []
