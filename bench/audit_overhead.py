@@ -144,9 +144,8 @@ def external_lookup(
     """An external SID lookup; `audit` says how its entry is appended before the commit."""
     with db.session() as session:
         pol = policy()
-        stmt = repo.person_search(pol, PersonQuery(sid=sid))
-        rows = repo.page(session, stmt, offset=0, limit=PAGE)
-        repo.capped_total(session, stmt)
+        branches = repo.person_branches(pol, PersonQuery(sid=sid))
+        rows, _total, _exact = repo.search_page(session, branches, offset=0, limit=PAGE)
         items = [shaping.person_read(p, pol) for p in rows]
         if audit is not None:
             event = AuditEvent(
@@ -176,9 +175,8 @@ def internal_unaudited(db: Database, principal: Principal, sid: str) -> None:
     with db.session() as session:
         at = utcnow()
         policy = policy_for(session, principal=principal, context=ReadContext(), at=at)
-        stmt = repo.person_search(policy, PersonQuery(sid=sid))
-        rows = repo.page(session, stmt, offset=0, limit=PAGE)
-        repo.capped_total(session, stmt)
+        branches = repo.person_branches(policy, PersonQuery(sid=sid))
+        rows, _total, _exact = repo.search_page(session, branches, offset=0, limit=PAGE)
         [shaping.person_read(p, policy) for p in rows]
 
 

@@ -169,8 +169,9 @@ def _orm(
 ) -> None:
     """The repository path: page + capped total (+ field shaping), one session per call.
 
-    ``how`` picks the name shape: the shipped ``repo.person_search``, or proposal ``union`` or
-    ``split`` (bench/search_data/shapes.py), all under the same policy.
+    ``how`` picks the name shape: the shipped ``repo.person_branches`` + ``repo.search_page``
+    (two index-ordered branches, proposal B adopted), or ``union`` or ``split``
+    (bench/search_data/shapes.py), all under the same policy.
     """
     query = _query(kind, value)
     with db.session() as session:
@@ -179,8 +180,10 @@ def _orm(
         else:
             pol = policy()
             stmt = shapes.union_stmt(pol, query) if how == "union" else None
-            stmt = repo.person_search(pol, query) if how == "shipped" else stmt
-        if stmt is None:
+        if how == "shipped" and policy is not None:
+            branches = repo.person_branches(pol, query)
+            rows, _total, _exact = repo.search_page(session, branches, offset=0, limit=PAGE)
+        elif stmt is None:
             rows, _total = shapes.split_search(session, pol, query, offset=0, limit=PAGE)
         else:
             rows = repo.page(session, stmt, offset=0, limit=PAGE)
@@ -269,7 +272,7 @@ def time_compile(compile_policy: Compile, n: int) -> dict[str, float]:
         policy = compile_policy()
         mid = time.perf_counter_ns()
         person_visible(policy)
-        repo.person_search(policy, PersonQuery(sid=f"{i:09d}"))
+        repo.person_branches(policy, PersonQuery(sid=f"{i:09d}"))
         end = time.perf_counter_ns()
         compiles.append((mid - start) / 1e6)
         builds.append((end - start) / 1e6)
@@ -286,8 +289,10 @@ def plans(engine: Engine, policy: ReadPolicy, value: str, *, analyze: bool) -> d
     query = PersonQuery(name=value)
     internal = internal_policy(sealed_access=False)
     stmts = {
-        "internal": repo.person_search(internal, query),
-        "external": repo.person_search(policy, query),
+        "internal_own_name": repo.person_branches(internal, query)[0],
+        "internal_alias_only": repo.person_branches(internal, query)[1],
+        "external_own_name": repo.person_branches(policy, query)[0],
+        "external_alias_only": repo.person_branches(policy, query)[1],
         "internal_proposed_union": shapes.union_stmt(internal, query),
         "external_proposed_union": shapes.union_stmt(policy, query),
         "external_proposed_split_primary": shapes.split_primary_stmt(policy, query),

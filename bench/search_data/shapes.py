@@ -1,10 +1,11 @@
 """Query shapes the search benchmark compares with the shipped ``access.repository`` one.
 
-The shipped name condition is ``name_key in range OR id IN (alias matches)``. Neither engine can
-walk the name index in order under that OR, so every match is gathered, filtered and sorted
-before LIMIT 50 (SQLite), or the whole index is walked from its start (PostgreSQL). These are
-the two alternatives measured next to it; both keep the same policy predicate.
-"""
+Until 2026-11-28 the shipped name condition was ``name_key in range OR id IN (alias matches)``;
+neither engine could walk the name index in order under that OR, so every match was gathered,
+filtered and sorted before LIMIT 50 (SQLite), or the whole index was walked (PostgreSQL).
+Proposal B below (two index-ordered branches) is now what ``access.repository`` ships as
+``person_branches`` + ``search_page``; the one-statement UNION ALL shape (A) stays for
+comparison."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from openpars.records.validation import name_key, prefix_upper_bound
 
 
 def no_policy_stmt(query: PersonQuery) -> Any:
-    """repo.person_search without the policy predicate: isolates what the policy costs."""
+    """The bare search with no policy predicate (own name or alias in one statement)."""
     stmt = select(Person)
     if query.sid is not None:
         stmt = stmt.where(Person.sid == query.sid)
     if query.name is not None:
-        stmt = stmt.where(repo._name_condition(query.name))
+        aliases = select(PersonAlias.person_id).where(_range(PersonAlias.name_key, query.name))
+        stmt = stmt.where(_range(Person.name_key, query.name) | Person.id.in_(aliases))
     return stmt.order_by(Person.name_key, Person.id)
 
 

@@ -126,3 +126,54 @@ def test_search_needs_a_criterion_and_no_wildcards(client: TestClient, world: Wo
     assert empty.status_code == 422 and empty.json()["error"]["field"] == "query"
     wild = client.get("/api/v1/persons", params={"name": "sm*"}, headers=world.auth("reader"))
     assert wild.status_code == 422 and wild.json()["error"]["field"] == "name"
+
+
+def test_alias_matches_merge_in_name_order_across_pages(
+    client: TestClient, db: Database, world: World
+) -> None:
+    from openpars.records.models import PersonAlias
+    from openpars.records.validation import name_key
+
+    with db.session() as s:
+        agency = world.agencies[POLICE]
+        own = data.person(s, "Rossi", "Bruno")
+        aliased = data.person(s, "Abbott", "Carla")
+        s.add(
+            PersonAlias(
+                person_id=aliased.id,
+                family_name="Rossini",
+                given_name="Carla",
+                name_key=name_key("Rossini", "Carla"),
+            )
+        )
+        later = data.person(s, "Zeller", "Dora")
+        s.add(
+            PersonAlias(
+                person_id=later.id,
+                family_name="Rossa",
+                given_name="Dora",
+                name_key=name_key("Rossa", "Dora"),
+            )
+        )
+        data.arrest(
+            s,
+            agency_id=agency,
+            people=[
+                (own, InvolvementRole.ARRESTEE),
+                (aliased, InvolvementRole.WITNESS),
+                (later, InvolvementRole.VICTIM),
+            ],
+        )
+        ids = [aliased.id, own.id, later.id]
+    reader = world.auth("reader")
+    full = client.get("/api/v1/persons", params={"name": "ross"}, headers=reader).json()
+    # Ordered by each person's own name: Abbott, Rossi, Zeller.
+    assert [p["id"] for p in full["items"]] == ids
+    assert full["total"] == 3 and full["total_is_exact"]
+    pages = [
+        client.get(
+            "/api/v1/persons", params={"name": "ross", "limit": 1, "offset": n}, headers=reader
+        ).json()["items"][0]["id"]
+        for n in range(3)
+    ]
+    assert pages == ids

@@ -129,12 +129,10 @@ def test_sql_filter_equals_reference(
                 if inv_ok(policy, inv) and arrest_row_ok(policy, spec)
             }
         )
-        found = repo.page(
-            session, repo.person_search(policy, PersonQuery(name="doe")), offset=0, limit=100
-        )
+        branches = repo.person_branches(policy, PersonQuery(name="doe"))
+        found, total, exact = repo.search_page(session, branches, offset=0, limit=100)
         assert sorted(p.id for p in found) == expected_people
-        total, _ = repo.capped_total(session, repo.person_search(policy, PersonQuery(name="doe")))
-        assert total == len(expected_people)
+        assert total == len(expected_people) and exact
         for index, person in enumerate(people):
             visible = repo.visible_person(session, policy, person.id)
             assert (visible is not None) == (person.id in expected_people)

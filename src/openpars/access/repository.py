@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from openpars.access.filters import arrest_visible, person_visible, visible_involvement
@@ -19,21 +19,21 @@ from openpars.records.validation import name_key, prefix_upper_bound
 T = TypeVar("T")
 
 # Totals are exact up to this many rows, then reported as "at least".
-TOTAL_CAP = 1000
+TOTAL_CAP = 200
 
 
-def _name_condition(prefix: str) -> ColumnElement[bool]:
+def _name_range(column: Any, prefix: str) -> ColumnElement[bool]:
     key = name_key(prefix)
-    upper = prefix_upper_bound(key)
-    alias_match = select(PersonAlias.person_id).where(
-        PersonAlias.name_key >= key, PersonAlias.name_key < upper
-    )
-    primary = (Person.name_key >= key) & (Person.name_key < upper)
-    return primary | Person.id.in_(alias_match)
+    return and_(column >= key, column < prefix_upper_bound(key))
 
 
-def person_search(policy: ReadPolicy, query: PersonQuery) -> Select[Person]:
-    """Persons matching the criteria that the policy lets the caller see."""
+def person_branches(policy: ReadPolicy, query: PersonQuery) -> list[Select[Person]]:
+    """The statements of a person search, each in name-index order.
+
+    A name search is two branches: persons whose own name matches, and persons matching only
+    by an alias. Kept apart, each branch walks its name index in order and stops after a page
+    of visible rows; an OR of the two would make both engines gather and sort every match.
+    """
     stmt = select(Person).where(person_visible(policy))
     if query.sid is not None:
         stmt = stmt.where(Person.sid == query.sid)
@@ -41,9 +41,35 @@ def person_search(policy: ReadPolicy, query: PersonQuery) -> Select[Person]:
         stmt = stmt.where(Person.fbi_number == query.fbi_number)
     if query.birth_date is not None:
         stmt = stmt.where(Person.birth_date == query.birth_date)
-    if query.name is not None:
-        stmt = stmt.where(_name_condition(query.name))
-    return stmt.order_by(Person.name_key, Person.id)
+    order = (Person.name_key, Person.id)
+    if query.name is None:
+        return [stmt.order_by(*order)]
+    own = _name_range(Person.name_key, query.name)
+    aliases = select(PersonAlias.person_id).where(_name_range(PersonAlias.name_key, query.name))
+    return [
+        stmt.where(own).order_by(*order),
+        stmt.where(Person.id.in_(aliases), ~own).order_by(*order),
+    ]
+
+
+def search_page(
+    session: Session, branches: list[Select[Person]], *, offset: int, limit: int
+) -> tuple[list[Person], int, bool]:
+    """One page merged from the branches in name order, and the capped total."""
+    rows: list[Person] = []
+    total = 0
+    for branch in branches:
+        rows += page(
+            session,
+            branch,
+            offset=0 if len(branches) > 1 else offset,
+            limit=offset + limit if len(branches) > 1 else limit,
+        )
+        total += capped_count(session, branch)
+    if len(branches) > 1:
+        rows.sort(key=lambda p: (p.name_key, p.id))
+        rows = rows[offset : offset + limit]
+    return rows, min(total, TOTAL_CAP), total <= TOTAL_CAP
 
 
 def arrest_search(policy: ReadPolicy, query: ArrestQuery) -> Select[Arrest]:
@@ -74,10 +100,15 @@ def page(session: Session, stmt: Select[T], *, offset: int, limit: int) -> list[
     return list(session.scalars(stmt.offset(offset).limit(limit)).unique().all())
 
 
+def capped_count(session: Session, stmt: Select[T]) -> int:
+    """How many rows the filtered statement has, counting no further than TOTAL_CAP + 1."""
+    capped = stmt.order_by(None).limit(TOTAL_CAP + 1).subquery()
+    return session.scalar(select(func.count()).select_from(capped)) or 0
+
+
 def capped_total(session: Session, stmt: Select[T]) -> tuple[int, bool]:
     """How many rows the filtered statement has, exact up to TOTAL_CAP."""
-    capped = stmt.order_by(None).limit(TOTAL_CAP + 1).subquery()
-    count = session.scalar(select(func.count()).select_from(capped)) or 0
+    count = capped_count(session, stmt)
     return (TOTAL_CAP, False) if count > TOTAL_CAP else (count, True)
 
 

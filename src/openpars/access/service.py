@@ -87,10 +87,10 @@ def search_persons(
     policy = policy_for(session, principal=principal, context=context, at=at)
     identifiers = query.sid is not None or query.fbi_number is not None
     check_query_shape(policy, name=query.name, identifiers=identifiers, limit=query.limit)
-    stmt = repo.person_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
-    rows = repo.page(session, stmt, offset=query.offset, limit=limit)
-    total, exact = repo.capped_total(session, stmt)
+    rows, total, exact = repo.search_page(
+        session, repo.person_branches(policy, query), offset=query.offset, limit=limit
+    )
     items = [shaping.person_read(p, policy) for p in rows]
     _audit(
         session,
