@@ -187,7 +187,7 @@ def _orm(
             rows, _total = shapes.split_search(session, pol, query, offset=0, limit=PAGE)
         else:
             rows = repo.page(session, stmt, offset=0, limit=PAGE)
-            repo.capped_total(session, stmt)
+            repo.capped_count(session, stmt)
         if project:
             [shaping.person_read(p, pol) for p in rows]
 

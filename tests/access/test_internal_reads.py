@@ -177,3 +177,23 @@ def test_alias_matches_merge_in_name_order_across_pages(
         for n in range(3)
     ]
     assert pages == ids
+
+
+def test_totals_hold_on_short_pages_and_past_the_end(
+    client: TestClient, db: Database, world: World
+) -> None:
+    seed(db, world)
+    reader = world.auth("reader")
+    for params, items, total in (
+        ({"name": "smith"}, 2, 2),
+        ({"name": "smith", "limit": 1}, 1, 2),
+        ({"name": "smith", "limit": 1, "offset": 1}, 1, 2),
+        ({"name": "smith", "offset": 5}, 0, 2),
+        ({"sid": "SID-1001", "offset": 3}, 0, 1),
+    ):
+        body = client.get("/api/v1/persons", params=params, headers=reader).json()
+        assert (len(body["items"]), body["total"]) == (items, total), params
+    past = client.get(
+        "/api/v1/arrests", params={"statute": "18 § 2701", "offset": 9}, headers=reader
+    ).json()
+    assert (past["items"], past["total"]) == ([], 2)

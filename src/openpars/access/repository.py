@@ -56,20 +56,32 @@ def search_page(
     session: Session, branches: list[Select[Person]], *, offset: int, limit: int
 ) -> tuple[list[Person], int, bool]:
     """One page merged from the branches in name order, and the capped total."""
-    rows: list[Person] = []
+    if len(branches) == 1:
+        rows, total = page_with_count(session, branches[0], offset=offset, limit=limit)
+        return rows, min(total, TOTAL_CAP), total <= TOTAL_CAP
+    merged: list[Person] = []
     total = 0
     for branch in branches:
-        rows += page(
-            session,
-            branch,
-            offset=0 if len(branches) > 1 else offset,
-            limit=offset + limit if len(branches) > 1 else limit,
-        )
-        total += capped_count(session, branch)
-    if len(branches) > 1:
-        rows.sort(key=lambda p: (p.name_key, p.id))
-        rows = rows[offset : offset + limit]
-    return rows, min(total, TOTAL_CAP), total <= TOTAL_CAP
+        # Each branch supplies the first offset + limit rows; the merge picks the page.
+        rows, count = page_with_count(session, branch, offset=0, limit=offset + limit)
+        merged += rows
+        total += count
+    merged.sort(key=lambda p: (p.name_key, p.id))
+    return merged[offset : offset + limit], min(total, TOTAL_CAP), total <= TOTAL_CAP
+
+
+def page_with_count(
+    session: Session, stmt: Select[T], *, offset: int, limit: int
+) -> tuple[list[T], int]:
+    """A page and the statement's row count (capped at TOTAL_CAP + 1).
+
+    A short page that starts at the beginning, or that is not empty, already tells the count,
+    so the common exact-identifier lookup runs one statement instead of two.
+    """
+    rows = page(session, stmt, offset=offset, limit=limit)
+    if len(rows) < limit and (offset == 0 or rows):
+        return rows, offset + len(rows)
+    return rows, capped_count(session, stmt)
 
 
 def arrest_search(policy: ReadPolicy, query: ArrestQuery) -> Select[Arrest]:
@@ -104,12 +116,6 @@ def capped_count(session: Session, stmt: Select[T]) -> int:
     """How many rows the filtered statement has, counting no further than TOTAL_CAP + 1."""
     capped = stmt.order_by(None).limit(TOTAL_CAP + 1).subquery()
     return session.scalar(select(func.count()).select_from(capped)) or 0
-
-
-def capped_total(session: Session, stmt: Select[T]) -> tuple[int, bool]:
-    """How many rows the filtered statement has, exact up to TOTAL_CAP."""
-    count = capped_count(session, stmt)
-    return (TOTAL_CAP, False) if count > TOTAL_CAP else (count, True)
 
 
 def visible_person(session: Session, policy: ReadPolicy, person_id: int) -> Person | None:

@@ -137,8 +137,8 @@ def search_arrests(
     check_query_shape(policy, name=None, identifiers=identifiers, limit=query.limit)
     stmt = repo.arrest_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
-    rows = repo.page(session, stmt, offset=query.offset, limit=limit)
-    total, exact = repo.capped_total(session, stmt)
+    rows, count = repo.page_with_count(session, stmt, offset=query.offset, limit=limit)
+    total, exact = min(count, repo.TOTAL_CAP), count <= repo.TOTAL_CAP
     _audit(
         session,
         principal=principal,
