@@ -30,8 +30,13 @@ from openpars.console import (
     settings_for,
 )
 from openpars.db import Base, make_engine
+from openpars.demo.agreements import seed_agreements
 from openpars.demo.generate import plan_arrests
 from openpars.demo.seed import (
+    CITY,
+    COURT,
+    DA,
+    FBI,
     Credential,
     SeedSummary,
     create_accounts,
@@ -78,6 +83,7 @@ def build_demo(
             )
         if state == "empty":
             create_accounts(session)
+            seed_agreements(session, grantee=FBI, owners=(DA, COURT, CITY))
             plan = plan_arrests(arrests, seed)
             with progress() as bar:
                 task = bar.add_task("entering arrests", total=len(plan.arrests))
