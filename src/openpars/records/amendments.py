@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from openpars.access import repository as access_repo
 from openpars.audit.events import AuditKind
 from openpars.db import utcnow
 from openpars.errors import Conflict, InvalidInput, NotFound
@@ -23,6 +24,7 @@ from openpars.records.versions import (
     arrest_for_write,
     arrest_not_found,
     audit_write,
+    internal_read_policy,
     local_date,
     new_version,
     person_for_write,
@@ -242,8 +244,8 @@ def history(
         raise missing  # external agencies do not learn that a record exists at all
     actor.require(Permission.RECORD_READ)
     if entity is VersionedEntity.ARREST:
-        arrest = repo.get_arrest(session, entity_id)
-        if arrest is None or (arrest.is_sealed and not actor.can(Permission.SEALED_READ)):
+        policy = internal_read_policy(actor)
+        if access_repo.visible_arrest(session, policy, entity_id) is None:
             raise missing
     else:
         person = repo.get_person(session, entity_id)

@@ -172,27 +172,6 @@ def involvements_of_person(session: Session, person_id: int) -> Sequence[Involve
     return session.scalars(stmt).all()
 
 
-def person_has_unsealed_involvement(session: Session, person_id: int) -> bool:
-    """Whether a person appears in at least one arrest that is neither sealed nor expunged."""
-    stmt = (
-        select(Involvement.id)
-        .join(Arrest, Arrest.id == Involvement.arrest_id)
-        .where(
-            Involvement.person_id == person_id,
-            Arrest.sealed_at.is_(None),
-            Arrest.expunged_at.is_(None),
-        )
-        .limit(1)
-    )
-    return session.scalar(stmt) is not None
-
-
-def person_has_involvement(session: Session, person_id: int) -> bool:
-    """Whether a person appears in any arrest at all."""
-    stmt = select(Involvement.id).where(Involvement.person_id == person_id).limit(1)
-    return session.scalar(stmt) is not None
-
-
 def latest_revision(session: Session, arrest_id: int, stage: ChargeStage) -> int:
     """The highest charge revision of a stage on an arrest, 0 if there is none."""
     stmt = select(func.max(Charge.revision)).where(

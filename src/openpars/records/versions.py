@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from openpars.access import repository as access_repo
+from openpars.access.policy import ReadPolicy, internal_policy
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.errors import Forbidden, InvalidInput, NotFound
@@ -130,13 +132,14 @@ def person_for_write(
     return person
 
 
+def internal_read_policy(actor: Principal) -> ReadPolicy:
+    """The access layer's policy for an internal actor (sealed records only with sealed access)."""
+    return internal_policy(sealed_access=actor.can(Permission.SEALED_READ))
+
+
 def person_visible(session: Session, actor: Principal, person_id: int) -> bool:
-    """A person is hidden when every arrest they appear in is sealed and the actor lacks access."""
-    if actor.can(Permission.SEALED_READ):
-        return True
-    return repo.person_has_unsealed_involvement(session, person_id) or not (
-        repo.person_has_involvement(session, person_id)
-    )
+    """Whether the actor may see the person, by the enforcement point's own rule and SQL."""
+    return access_repo.visible_person(session, internal_read_policy(actor), person_id) is not None
 
 
 # ---- snapshots and versions -----------------------------------------------------------------
