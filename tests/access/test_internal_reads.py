@@ -184,16 +184,32 @@ def test_totals_hold_on_short_pages_and_past_the_end(
 ) -> None:
     seed(db, world)
     reader = world.auth("reader")
-    for params, items, total in (
-        ({"name": "smith"}, 2, 2),
-        ({"name": "smith", "limit": 1}, 1, 2),
-        ({"name": "smith", "limit": 1, "offset": 1}, 1, 2),
-        ({"name": "smith", "offset": 5}, 0, 2),
-        ({"sid": "SID-1001", "offset": 3}, 0, 1),
+    # (params, items, total, total_is_exact, has_more): a full page without count=true says
+    # "at least" (one more than it shows); the last page, a count, or a page past the end is exact.
+    for params, items, total, exact, more in (
+        ({"name": "smith"}, 2, 2, True, False),
+        ({"name": "smith", "limit": 1}, 1, 2, False, True),
+        ({"name": "smith", "limit": 1, "count": "true"}, 1, 2, True, True),
+        ({"name": "smith", "limit": 2}, 2, 2, True, False),
+        ({"name": "smith", "limit": 1, "offset": 1}, 1, 2, True, False),
+        ({"name": "smith", "offset": 5}, 0, 2, True, False),
+        ({"sid": "SID-1001", "offset": 3}, 0, 1, True, False),
     ):
         body = client.get("/api/v1/persons", params=params, headers=reader).json()
-        assert (len(body["items"]), body["total"]) == (items, total), params
+        got = (len(body["items"]), body["total"], body["total_is_exact"], body["has_more"])
+        assert got == (items, total, exact, more), params
     past = client.get(
         "/api/v1/arrests", params={"statute": "18 § 2701", "offset": 9}, headers=reader
     ).json()
     assert (past["items"], past["total"]) == ([], 2)
+    first = client.get(
+        "/api/v1/arrests", params={"statute": "18 § 2701", "limit": 1}, headers=reader
+    ).json()
+    assert (len(first["items"]), first["total"], first["has_more"]) == (1, 2, True)
+    assert not first["total_is_exact"]
+    counted = client.get(
+        "/api/v1/arrests",
+        params={"statute": "18 § 2701", "limit": 1, "count": "true"},
+        headers=reader,
+    ).json()
+    assert (counted["total"], counted["total_is_exact"]) == (2, True)

@@ -20,6 +20,8 @@ from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.identity.models import Agency
 from openpars.identity.roles import AgencyKind
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
+from openpars.records.models import PersonAlias
+from openpars.records.validation import name_key
 from tests.access import data
 
 
@@ -93,7 +95,17 @@ def test_sql_filter_equals_reference(
         agency = Agency(name="Police", kind=AgencyKind.POLICE, ori="PAPEP0000")
         session.add(agency)
         session.flush()
-        people = [data.person(session, "Doe", f"P{i}") for i in range(N_PEOPLE)]
+        # The last person is found by an alias only, so both name branches are exercised.
+        people = [data.person(session, "Doe", f"P{i}") for i in range(N_PEOPLE - 1)]
+        people.append(data.person(session, "Roe", "Alias"))
+        session.add(
+            PersonAlias(
+                person_id=people[-1].id,
+                family_name="Doe",
+                given_name="Alias",
+                name_key=name_key("Doe", "Alias"),
+            )
+        )
         arrest_ids = []
         for spec in specs:
             juveniles = frozenset(people[i.person].id for i in spec.involvements if i.juvenile)
@@ -129,10 +141,19 @@ def test_sql_filter_equals_reference(
                 if inv_ok(policy, inv) and arrest_row_ok(policy, spec)
             }
         )
-        branches = repo.person_branches(policy, PersonQuery(name="doe"))
-        found, total, exact = repo.search_page(session, branches, offset=0, limit=100)
-        assert sorted(p.id for p in found) == expected_people
-        assert total == len(expected_people) and exact
+        found = repo.search_persons(session, policy, PersonQuery(name="doe", count=True), limit=100)
+        assert sorted(r["id"] for r in found.rows) == expected_people
+        assert found.total == len(expected_people) and found.total_is_exact
+        assert not found.has_more
+        # Small pages, merged from both name branches, walk the same persons once each.
+        walked: list[int] = []
+        for offset in range(0, len(expected_people) + 2, 2):
+            page = repo.search_persons(
+                session, policy, PersonQuery(name="doe", offset=offset), limit=2
+            )
+            walked += [r["id"] for r in page.rows]
+            assert page.has_more == (offset + 2 < len(expected_people))
+        assert sorted(walked) == expected_people and len(walked) == len(set(walked))
         for index, person in enumerate(people):
             visible = repo.visible_person(session, policy, person.id)
             assert (visible is not None) == (person.id in expected_people)
@@ -147,8 +168,12 @@ def test_sql_filter_equals_reference(
             a for a, s in zip(arrest_ids, specs, strict=True) if arrest_ok(policy, s, invs_of[a])
         )
         query = ArrestQuery(statute="18 § 2701")
-        found_arrests = repo.page(session, repo.arrest_search(policy, query), offset=0, limit=100)
-        assert sorted(a.id for a in found_arrests) == expected_arrests
+        found_arrests = repo.search_arrests(session, policy, query, limit=100)
+        assert sorted(r["id"] for r in found_arrests.rows) == expected_arrests
+        counted = repo.search_arrests(
+            session, policy, ArrestQuery(statute="18 § 2701", count=True), limit=1
+        )
+        assert counted.total == len(expected_arrests) and counted.total_is_exact
         for aid, spec in zip(arrest_ids, specs, strict=True):
             visible_arrest = repo.visible_arrest(session, policy, aid)
             assert (visible_arrest is not None) == arrest_ok(policy, spec, invs_of[aid])

@@ -43,6 +43,13 @@ def read_context(
 Context = Annotated[ReadContext, Depends(read_context)]
 Offset = Annotated[int, Query(ge=0, le=100_000)]
 Limit = Annotated[int, Query(ge=1, le=500)]
+Count = Annotated[
+    bool,
+    Query(
+        description="count the visible rows (up to 200) even when this page does not tell the "
+        "total; without it a full page reports 'at least' and has_more"
+    ),
+]
 
 
 @router.get("/persons", response_model=PersonPage, summary="Search persons")
@@ -57,6 +64,7 @@ def search_persons(
     fbi_number: Annotated[str | None, Query(max_length=20)] = None,
     offset: Offset = 0,
     limit: Limit | None = None,
+    count: Count = False,
 ) -> PersonPage:
     """Search persons by name prefix, date of birth, SID or FBI number."""
     query = PersonQuery(
@@ -66,6 +74,7 @@ def search_persons(
         fbi_number=fbi_number,
         offset=offset,
         limit=limit,
+        count=count,
     )
     with ctx.unit() as (session, principal):
         result = service.search_persons(session, principal=principal, query=query, context=context)
@@ -95,6 +104,7 @@ def search_arrests(
     state: ArrestState | None = None,
     offset: Offset = 0,
     limit: Limit | None = None,
+    count: Count = False,
 ) -> ArrestPage:
     """Search arrests by OTN, incident or docket number, date range, statute or state."""
     query = ArrestQuery(
@@ -107,6 +117,7 @@ def search_arrests(
         state=state,
         offset=offset,
         limit=limit,
+        count=count,
     )
     with ctx.unit() as (session, principal):
         result = service.search_arrests(session, principal=principal, query=query, context=context)

@@ -30,6 +30,9 @@ Purpose = Annotated[str | None, typer.Option(help="Why you are asking (external 
 CaseNumber = Annotated[str | None, typer.Option(help="Case reference, where needed.")]
 OnBehalf = Annotated[str | None, typer.Option(help="Who you are asking for, if not yourself.")]
 AsJSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Count = Annotated[
+    bool, typer.Option("--count", help="Count the visible rows (up to 200) for the total.")
+]
 
 
 def _principal(session: Session, username: str) -> Principal:
@@ -49,6 +52,7 @@ def search_persons(
     fbi_number: str | None = None,
     offset: int = 0,
     limit: int | None = None,
+    count: Count = False,
     purpose: Purpose = None,
     case_number: CaseNumber = None,
     on_behalf_of: OnBehalf = None,
@@ -63,6 +67,7 @@ def search_persons(
         fbi_number=fbi_number,
         offset=offset,
         limit=limit,
+        count=count,
     )
     context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
     with unit(settings_for(db)) as session:
@@ -92,6 +97,7 @@ def search_arrests(
     state: ArrestState | None = None,
     offset: int = 0,
     limit: int | None = None,
+    count: Count = False,
     purpose: Purpose = None,
     case_number: CaseNumber = None,
     on_behalf_of: OnBehalf = None,
@@ -107,6 +113,7 @@ def search_arrests(
         state=state,
         offset=offset,
         limit=limit,
+        count=count,
     )
     context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
     with unit(settings_for(db)) as session:

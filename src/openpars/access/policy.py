@@ -59,6 +59,16 @@ class ReadPolicy:
     agreement_hash: str | None = None
     clauses: tuple[str, ...] = ()
 
+    def row_key(self) -> tuple[Any, ...]:
+        """Everything the row filter depends on: statements are prepared per distinct key."""
+        return (
+            self.roles,
+            self.include_sealed,
+            self.exclude_juveniles,
+            self.arrest_states,
+            self.grades,
+        )
+
     def explain(self) -> dict[str, Any]:
         """Which agreement version and which clauses shaped this read."""
         return {

@@ -2,120 +2,262 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from openpars.access.filters import arrest_visible, person_visible, visible_involvement
 from openpars.access.policy import ReadPolicy
+from openpars.access.prepared import Prepared, param, prepared
 from openpars.access.schemas import ArrestQuery, PersonQuery
+from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
 from openpars.audit.models import AuditEntry
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.validation import name_key, prefix_upper_bound
 
-T = TypeVar("T")
-
 # Totals are exact up to this many rows, then reported as "at least".
 TOTAL_CAP = 200
+# A page's aliases are fetched with an IN list padded to one of these sizes, so a handful of
+# prepared statements serve every page size.
+_ALIAS_BUCKETS = (1, 4, 16, 64, 256, 512)
 
 
-def _name_range(column: Any, prefix: str) -> ColumnElement[bool]:
-    key = name_key(prefix)
-    return and_(column >= key, column < prefix_upper_bound(key))
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One page of rows and what is known of the total."""
+
+    rows: list[dict[str, Any]]
+    # Visible rows in all, exact up to TOTAL_CAP; otherwise a lower bound ("at least").
+    total: int
+    total_is_exact: bool
+    # Whether visible rows follow this page.
+    has_more: bool
 
 
-def person_branches(policy: ReadPolicy, query: PersonQuery) -> list[Select[Person]]:
-    """The statements of a person search, each in name-index order.
+def _name_range(column: ColumnElement[str]) -> ColumnElement[bool]:
+    return and_(column >= param("name_key", column), column < param("name_upper", column))
+
+
+def _page(stmt: Select[Any], *columns: ColumnElement[Any]) -> Select[Any]:
+    return stmt.order_by(*columns).limit(_LIMIT).offset(_OFFSET)
+
+
+_LIMIT = BindParameter("limit", None, type_=Integer(), required=False)
+_OFFSET = BindParameter("offset", None, type_=Integer(), required=False)
+_PERSONS = Person.__table__
+_ARRESTS = Arrest.__table__
+
+
+def person_columns(policy: ReadPolicy) -> tuple[str, ...]:
+    """The person columns a search selects: only those the projection shows leave the database."""
+    shown = tuple(c for c in PERSON_SCALARS if policy.person_fields.shows(c))
+    return ("id", "name_key", *shown)
+
+
+def _person_branch(
+    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], branch: str, count: bool
+) -> Select[Any]:
+    """One statement of a person search; `shape` says which criteria the query has."""
+    sid, fbi, birth, _name = shape
+    t = _PERSONS.c
+    stmt = select(*(t[c] for c in columns)).where(person_visible(policy))
+    if sid:
+        stmt = stmt.where(t.sid == param("sid", t.sid))
+    if fbi:
+        stmt = stmt.where(t.fbi_number == param("fbi_number", t.fbi_number))
+    if birth:
+        stmt = stmt.where(t.birth_date == param("birth_date", t.birth_date))
+    if branch == "own":
+        stmt = stmt.where(_name_range(t.name_key))
+    elif branch == "alias":
+        alias_key = PersonAlias.__table__.c.name_key
+        aliases = select(PersonAlias.person_id).where(_name_range(alias_key))
+        stmt = stmt.where(t.id.in_(aliases), ~_name_range(t.name_key))
+    if count:
+        capped = stmt.limit(TOTAL_CAP + 1).subquery()
+        return select(func.count()).select_from(capped)
+    return _page(stmt, t.name_key, t.id)
+
+
+def _person_values(query: PersonQuery) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "sid": query.sid,
+        "fbi_number": query.fbi_number,
+        "birth_date": query.birth_date,
+    }
+    if query.name is not None:
+        key = name_key(query.name)
+        values |= {"name_key": key, "name_upper": prefix_upper_bound(key)}
+    return values
+
+
+def search_persons(
+    session: Session, policy: ReadPolicy, query: PersonQuery, *, limit: int
+) -> Found:
+    """A page of visible persons (columns as the projection allows) and the total.
 
     A name search is two branches: persons whose own name matches, and persons matching only
     by an alias. Kept apart, each branch walks its name index in order and stops after a page
     of visible rows; an OR of the two would make both engines gather and sort every match.
     """
-    stmt = select(Person).where(person_visible(policy))
-    if query.sid is not None:
-        stmt = stmt.where(Person.sid == query.sid)
-    if query.fbi_number is not None:
-        stmt = stmt.where(Person.fbi_number == query.fbi_number)
-    if query.birth_date is not None:
-        stmt = stmt.where(Person.birth_date == query.birth_date)
-    order = (Person.name_key, Person.id)
-    if query.name is None:
-        return [stmt.order_by(*order)]
-    own = _name_range(Person.name_key, query.name)
-    aliases = select(PersonAlias.person_id).where(_name_range(PersonAlias.name_key, query.name))
-    return [
-        stmt.where(own).order_by(*order),
-        stmt.where(Person.id.in_(aliases), ~own).order_by(*order),
-    ]
+    shape = (
+        query.sid is not None,
+        query.fbi_number is not None,
+        query.birth_date is not None,
+        query.name is not None,
+    )
+    columns = person_columns(policy)
+    branches = ("own", "alias") if query.name is not None else ("all",)
+    values = _person_values(query)
+    key = (policy.row_key(), shape, columns)
 
-
-def search_page(
-    session: Session, branches: list[Select[Person]], *, offset: int, limit: int
-) -> tuple[list[Person], int, bool]:
-    """One page merged from the branches in name order, and the capped total."""
-    if len(branches) == 1:
-        rows, total = page_with_count(session, branches[0], offset=offset, limit=limit)
-        return rows, min(total, TOTAL_CAP), total <= TOTAL_CAP
-    merged: list[Person] = []
-    total = 0
-    for branch in branches:
-        # Each branch supplies the first offset + limit rows; the merge picks the page.
-        rows, count = page_with_count(session, branch, offset=0, limit=offset + limit)
-        merged += rows
-        total += count
-    merged.sort(key=lambda p: (p.name_key, p.id))
-    return merged[offset : offset + limit], min(total, TOTAL_CAP), total <= TOTAL_CAP
-
-
-def page_with_count(
-    session: Session, stmt: Select[T], *, offset: int, limit: int
-) -> tuple[list[T], int]:
-    """A page and the statement's row count (capped at TOTAL_CAP + 1).
-
-    A short page that starts at the beginning, or that is not empty, already tells the count,
-    so the common exact-identifier lookup runs one statement instead of two.
-    """
-    rows = page(session, stmt, offset=offset, limit=limit)
-    if len(rows) < limit and (offset == 0 or rows):
-        return rows, offset + len(rows)
-    return rows, capped_count(session, stmt)
-
-
-def arrest_search(policy: ReadPolicy, query: ArrestQuery) -> Select[Arrest]:
-    """Arrests matching the criteria that the policy lets the caller see."""
-    stmt = select(Arrest).where(arrest_visible(policy))
-    exact = {
-        Arrest.otn: query.otn,
-        Arrest.incident_number: query.incident_number,
-        Arrest.docket_number: query.docket_number,
-        Arrest.state: query.state,
-    }
-    for column, value in exact.items():
-        if value is not None:
-            stmt = stmt.where(column == value)
-    if query.arrested_from is not None:
-        stmt = stmt.where(Arrest.arrested_at >= query.arrested_from)
-    if query.arrested_to is not None:
-        stmt = stmt.where(Arrest.arrested_at < query.arrested_to)
-    if query.statute is not None:
-        stmt = stmt.where(
-            Arrest.id.in_(select(Charge.arrest_id).where(Charge.statute == query.statute))
+    def statement(branch: str, count: bool) -> Prepared:
+        return prepared(
+            session,
+            ("person", key, branch, count),
+            lambda: _person_branch(policy, shape, columns, branch, count),
         )
-    return stmt.order_by(Arrest.arrested_at.desc(), Arrest.id.desc())
+
+    if len(branches) == 1:
+        window = {"offset": query.offset, "limit": limit + 1}
+    else:
+        # Each branch supplies the first offset + limit + 1 rows; the merge picks the page.
+        window = {"offset": 0, "limit": query.offset + limit + 1}
+    merged: list[dict[str, Any]] = []
+    for branch in branches:
+        merged += statement(branch, False).rows(session, values | window)
+    if len(branches) > 1:
+        merged.sort(key=lambda r: (r["name_key"], r["id"]))
+        merged = merged[query.offset :]
+
+    def count() -> int:
+        return sum(int(statement(b, True).scalar(session, values)) for b in branches)
+
+    return _found(merged, offset=query.offset, limit=limit, wants_count=query.count, count=count)
 
 
-def page(session: Session, stmt: Select[T], *, offset: int, limit: int) -> list[T]:
-    """One page of a filtered statement."""
-    return list(session.scalars(stmt.offset(offset).limit(limit)).unique().all())
+def _found(
+    rows: list[dict[str, Any]],
+    *,
+    offset: int,
+    limit: int,
+    wants_count: bool,
+    count: Callable[[], int],
+) -> Found:
+    """Cut the page (fetched one row long) and settle the total, counting only if needed.
+
+    A page that is not full, and either starts at the beginning or is not empty, tells the
+    total by itself; so does a full page, as a lower bound, unless the caller asked for the
+    count. An empty page past the end is counted so the caller learns where the end is.
+    """
+    more = len(rows) > limit
+    page = rows[:limit]
+    if not more and (offset == 0 or page) and not wants_count:
+        return Found(page, offset + len(page), True, False)
+    if more and not wants_count:
+        return Found(page, offset + limit + 1, False, True)
+    total = count()
+    return Found(page, min(total, TOTAL_CAP), total <= TOTAL_CAP, more)
 
 
-def capped_count(session: Session, stmt: Select[T]) -> int:
-    """How many rows the filtered statement has, counting no further than TOTAL_CAP + 1."""
-    capped = stmt.order_by(None).limit(TOTAL_CAP + 1).subquery()
-    return session.scalar(select(func.count()).select_from(capped)) or 0
+def aliases_of(session: Session, person_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The aliases of a page of persons (already decided visible), by person id."""
+    found: dict[int, list[dict[str, Any]]] = {pid: [] for pid in person_ids}
+    for start in range(0, len(person_ids), _ALIAS_BUCKETS[-1]):
+        chunk = person_ids[start : start + _ALIAS_BUCKETS[-1]]
+        size = next(b for b in _ALIAS_BUCKETS if b >= len(chunk))
+        padded = chunk + [chunk[-1]] * (size - len(chunk))
+        stmt = prepared(session, ("aliases", size), partial(_aliases_stmt, size))
+        values = {f"id_{n}": pid for n, pid in enumerate(padded)}
+        for row in stmt.rows(session, values):
+            found[row["person_id"]].append(row)
+    return found
+
+
+def _aliases_stmt(size: int) -> Select[Any]:
+    t = PersonAlias.__table__.c
+    ids = [param(f"id_{n}", t.person_id) for n in range(size)]
+    return (
+        select(t.person_id, t.family_name, t.given_name)
+        .where(t.person_id.in_(ids))
+        .order_by(t.person_id, t.id)
+    )
+
+
+def _arrest_stmt(
+    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], count: bool
+) -> Select[Any]:
+    """One statement of an arrest search; `shape` says which criteria the query has."""
+    t = _ARRESTS.c
+    stmt = select(*(t[c] for c in columns)).where(arrest_visible(policy))
+    for present, name in zip(shape, ARREST_CRITERIA, strict=True):
+        if not present:
+            continue
+        if name == "arrested_from":
+            stmt = stmt.where(t.arrested_at >= param(name, t.arrested_at))
+        elif name == "arrested_to":
+            stmt = stmt.where(t.arrested_at < param(name, t.arrested_at))
+        elif name == "statute":
+            statute = Charge.__table__.c.statute
+            stmt = stmt.where(
+                t.id.in_(select(Charge.arrest_id).where(statute == param(name, statute)))
+            )
+        else:
+            stmt = stmt.where(t[name] == param(name, t[name]))
+    if count:
+        return select(func.count()).select_from(stmt.limit(TOTAL_CAP + 1).subquery())
+    return _page(stmt, t.arrested_at.desc(), t.id.desc())
+
+
+# The arrest criteria in the order of ArrestQuery; each is a column of its own but the dates
+# (a range on arrested_at) and the statute (any charge with it).
+ARREST_CRITERIA = (
+    "otn",
+    "incident_number",
+    "docket_number",
+    "arrested_from",
+    "arrested_to",
+    "statute",
+    "state",
+)
+
+
+def arrest_columns(policy: ReadPolicy) -> tuple[str, ...]:
+    """The arrest columns a search selects: the shown summary fields and the sealing marks."""
+    shown = tuple(c for c in ARREST_SUMMARY_SCALARS if policy.arrest_fields.shows(c))
+    return ("id", "sealed_at", "expunged_at", *shown)
+
+
+def search_arrests(
+    session: Session, policy: ReadPolicy, query: ArrestQuery, *, limit: int
+) -> Found:
+    """A page of visible arrests, newest first, and the total."""
+    values = {name: getattr(query, name) for name in ARREST_CRITERIA}
+    shape = tuple(v is not None for v in values.values())
+    columns = arrest_columns(policy)
+    key = (policy.row_key(), shape, columns)
+
+    def statement(count: bool) -> Prepared:
+        return prepared(
+            session,
+            ("arrest", key, count),
+            lambda: _arrest_stmt(policy, shape, columns, count),
+        )
+
+    window = {"offset": query.offset, "limit": limit + 1}
+    rows = statement(False).rows(session, values | window)
+    return _found(
+        rows,
+        offset=query.offset,
+        limit=limit,
+        wants_count=query.count,
+        count=lambda: int(statement(True).scalar(session, values)),
+    )
 
 
 def visible_person(session: Session, policy: ReadPolicy, person_id: int) -> Person | None:

@@ -40,6 +40,8 @@ class PersonQuery:
     offset: int = 0
     # None: the default page size, capped by the agreement's maximum.
     limit: int | None = None
+    # Count the visible rows (up to a cap) even when the page does not tell the total.
+    count: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,8 @@ class ArrestQuery:
     offset: int = 0
     # None: the default page size, capped by the agreement's maximum.
     limit: int | None = None
+    # Count the visible rows (up to a cap) even when the page does not tell the total.
+    count: bool = False
 
 
 DEFAULT_LIMIT = 50
@@ -78,12 +82,19 @@ class Decision(BaseModel):
     clauses: list[str] = Field(default_factory=list)
 
 
+TOTAL_DOC = (
+    "visible rows in all when total_is_exact; otherwise at least this many. Exact when the "
+    "last page is reached, or with count=true up to 200"
+)
+
+
 class PersonPage(BaseModel):
     """A page of persons; totals count only what the caller may see."""
 
     items: list[PersonRead]
-    total: int
+    total: int = Field(description=TOTAL_DOC)
     total_is_exact: bool
+    has_more: bool = Field(description="whether visible rows follow this page")
     offset: int
     limit: int
     decision: Decision
@@ -93,8 +104,9 @@ class ArrestPage(BaseModel):
     """A page of arrests; totals count only what the caller may see."""
 
     items: list[ArrestSummary]
-    total: int
+    total: int = Field(description=TOTAL_DOC)
     total_is_exact: bool
+    has_more: bool = Field(description="whether visible rows follow this page")
     offset: int
     limit: int
     decision: Decision

@@ -88,10 +88,10 @@ def search_persons(
     identifiers = query.sid is not None or query.fbi_number is not None
     check_query_shape(policy, name=query.name, identifiers=identifiers, limit=query.limit)
     limit = effective_limit(query.limit, policy.max_results)
-    rows, total, exact = repo.search_page(
-        session, repo.person_branches(policy, query), offset=query.offset, limit=limit
-    )
-    items = [shaping.person_read(p, policy) for p in rows]
+    found = repo.search_persons(session, policy, query, limit=limit)
+    ids = [row["id"] for row in found.rows]
+    aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else {}
+    items = [shaping.person_row_read(r, aliases.get(r["id"]), policy) for r in found.rows]
     _audit(
         session,
         principal=principal,
@@ -100,14 +100,15 @@ def search_persons(
         policy=policy,
         context=context,
         query=_query_params(query),
-        person_ids=[p.id for p in rows],
+        person_ids=ids,
         arrest_ids=[],
         at=at,
     )
     return PersonPage(
         items=items,
-        total=total,
-        total_is_exact=exact,
+        total=found.total,
+        total_is_exact=found.total_is_exact,
+        has_more=found.has_more,
         offset=query.offset,
         limit=limit,
         decision=Decision(**policy.explain()),
@@ -135,10 +136,8 @@ def search_arrests(
         )
     policy = policy_for(session, principal=principal, context=context, at=at)
     check_query_shape(policy, name=None, identifiers=identifiers, limit=query.limit)
-    stmt = repo.arrest_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
-    rows, count = repo.page_with_count(session, stmt, offset=query.offset, limit=limit)
-    total, exact = min(count, repo.TOTAL_CAP), count <= repo.TOTAL_CAP
+    found = repo.search_arrests(session, policy, query, limit=limit)
     _audit(
         session,
         principal=principal,
@@ -148,13 +147,14 @@ def search_arrests(
         context=context,
         query=_query_params(query),
         person_ids=[],
-        arrest_ids=[a.id for a in rows],
+        arrest_ids=[row["id"] for row in found.rows],
         at=at,
     )
     return ArrestPage(
-        items=[shaping.arrest_summary(a, policy) for a in rows],
-        total=total,
-        total_is_exact=exact,
+        items=[shaping.arrest_row_summary(r, policy) for r in found.rows],
+        total=found.total,
+        total_is_exact=found.total_is_exact,
+        has_more=found.has_more,
         offset=query.offset,
         limit=limit,
         decision=Decision(**policy.explain()),

@@ -70,6 +70,31 @@ def person_read(person: Person, policy: ReadPolicy) -> PersonRead:
     return PersonRead(id=person.id, **values)
 
 
+def person_row_read(
+    row: dict[str, Any], aliases: list[dict[str, Any]] | None, policy: ReadPolicy
+) -> PersonRead:
+    """A search row (only the shown columns were selected) masked as the policy says.
+
+    The values come typed from the database, so the model is built without re-validating.
+    """
+    fields = policy.person_fields
+    values = {name: fields.apply(name, row[name]) for name in PERSON_SCALARS if name in row}
+    if aliases is not None:
+        values["aliases"] = [
+            AliasRead.model_construct(family_name=a["family_name"], given_name=a["given_name"])
+            for a in aliases
+        ]
+    return PersonRead.model_construct(id=row["id"], **values)
+
+
+def arrest_row_summary(row: dict[str, Any], policy: ReadPolicy) -> ArrestSummary:
+    """A search row of an arrest, masked as the policy says."""
+    fields = policy.arrest_fields
+    values = {n: fields.apply(n, row[n]) for n in ARREST_SUMMARY_SCALARS if n in row}
+    sealed = row["sealed_at"] is not None or row["expunged_at"] is not None
+    return ArrestSummary.model_construct(id=row["id"], sealed=sealed, **values)
+
+
 def involvement_read(
     involvement: Involvement, policy: ReadPolicy, *, with_person: bool
 ) -> InvolvementRead:
@@ -93,12 +118,6 @@ def person_detail(
         **base.model_dump(exclude_unset=True),
         involvements=[involvement_read(i, policy, with_person=False) for i in involvements],
     )
-
-
-def arrest_summary(arrest: Arrest, policy: ReadPolicy) -> ArrestSummary:
-    """An arrest in a result list."""
-    values = _project(arrest, ARREST_SUMMARY_SCALARS, policy.arrest_fields)
-    return ArrestSummary(id=arrest.id, sealed=arrest.is_sealed, **values)
 
 
 def arrest_read(arrest: Arrest, involvements: list[Involvement], policy: ReadPolicy) -> ArrestRead:

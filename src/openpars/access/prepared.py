@@ -1,0 +1,137 @@
+"""Read statements compiled once per policy and dialect, then run at the driver level.
+
+A search request used to rebuild its SQLAlchemy statement from the policy, generate its cache
+key, expand the policy's IN lists and load ORM objects: several times the cost of the SQL
+itself. Here a statement is built from the same predicates (``access.filters``), compiled once
+for a dialect with the policy's values fixed, and kept; a request only binds its own values
+(an identifier, a name range, a page) and reads plain rows. The policy is part of the cache key,
+so two policies never share a statement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import BindParameter, ColumnElement, Dialect, Select
+from sqlalchemy.orm import Session
+
+Processor = Callable[[Any], Any]
+
+# Distinct statements kept per process: (policy row filter x query shape x projection) stays
+# small in practice (a few agreements, a handful of query shapes); the bound keeps a leak finite.
+CACHE_SIZE = 512
+
+
+def param(name: str, column: ColumnElement[Any]) -> BindParameter[Any]:
+    """A per-request value bound to a prepared statement, typed like the column it meets."""
+    return BindParameter(name, None, type_=column.type, required=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One compiled statement: its SQL, constant policy values and per-column converters."""
+
+    sql: str
+    # Parameter names in placeholder order for positional drivers (SQLite); None for named.
+    order: tuple[str, ...] | None
+    constants: Mapping[str, Any]
+    binders: Mapping[str, Processor]
+    columns: tuple[str, ...]
+    readers: tuple[Processor | None, ...]
+
+    def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run with this request's values; rows as dicts keyed by column name."""
+        params = dict(self.constants)
+        for name, value in values.items():
+            binder = self.binders.get(name)
+            params[name] = binder(value) if binder is not None and value is not None else value
+        bound: Any = params if self.order is None else tuple(params[n] for n in self.order)
+        raw = session.connection().exec_driver_sql(self.sql, bound).fetchall()
+        columns, readers = self.columns, self.readers
+        if not any(readers):
+            return [dict(zip(columns, row, strict=True)) for row in raw]
+        return [
+            {
+                name: (read(value) if read is not None and value is not None else value)
+                for name, read, value in zip(columns, readers, row, strict=True)
+            }
+            for row in raw
+        ]
+
+    def scalar(self, session: Session, values: Mapping[str, Any]) -> Any:
+        """Run with this request's values and return the first column of the first row."""
+        rows = self.rows(session, values)
+        return next(iter(rows[0].values())) if rows else None
+
+
+def _plain(value: Any) -> Any:
+    # Policy constants are enums; drivers take their stored string values.
+    return value.value if isinstance(value, Enum) else value
+
+
+def compile_statement(stmt: Select[Any], dialect: Dialect) -> Prepared:
+    """Compile a statement once: the policy's IN lists expanded, request values left open."""
+    compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    binders: dict[str, Processor] = {}
+    constants: dict[str, Any] = {}
+    for name, value in compiled.params.items():
+        bind = compiled.binds.get(name)
+        if bind is not None and not bind.required and bind.value is None:
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                binders[name] = processor
+        else:
+            constants[name] = _plain(value)
+    readers = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
+        for column in stmt.selected_columns
+    )
+    positional = compiled.positiontup
+    return Prepared(
+        sql=compiled.string,
+        order=tuple(positional) if positional is not None else None,
+        constants=constants,
+        binders=binders,
+        columns=tuple(str(c.key) for c in stmt.selected_columns),
+        readers=readers,
+    )
+
+
+Builder = Callable[[], Select[Any]]
+
+
+@lru_cache(maxsize=CACHE_SIZE)
+def _cached(key: Hashable, dialect: Dialect, build: Builder) -> Prepared:
+    return compile_statement(build(), dialect)
+
+
+def prepared(session: Session, key: Hashable, build: Builder) -> Prepared:
+    """The compiled statement for `key` on the session's dialect, built on first use.
+
+    `key` must capture everything `build` depends on (policy row filter, query shape, columns).
+    """
+    dialect = session.get_bind().dialect
+    return _cached((dialect.name, key), dialect, _Keyed(key, build))
+
+
+class _Keyed:
+    """A builder that hashes and compares by its key only, so lru_cache keys on the key."""
+
+    __slots__ = ("build", "key")
+
+    def __init__(self, key: Hashable, build: Builder) -> None:
+        self.key = key
+        self.build = build
+
+    def __call__(self) -> Select[Any]:
+        return self.build()
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Keyed) and other.key == self.key
