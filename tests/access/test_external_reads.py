@@ -14,10 +14,11 @@ from openpars.agreements.models import SuspensionTarget
 from openpars.db import Database, utcnow
 from openpars.errors import Forbidden, NotFound
 from openpars.identity.principal import SYSTEM
+from openpars.identity.roles import Role
 from openpars.records.enums import InvolvementRole
 from tests.access import data
 from tests.access.agreements import EXPIRES, activate
-from tests.factories import World
+from tests.factories import World, add_user
 
 POLICE = "Philadelphia Police Department"
 PURPOSE = {"purpose": "warrant-service"}
@@ -272,6 +273,36 @@ def test_rate_limit_returns_429_with_retry(db: Database, world: World, client: T
         "/api/v1/persons", params={"name": "alvarez", **PURPOSE}, headers=world.auth("ice")
     )
     assert name.status_code in (403, 429)
+
+
+def test_agency_rate_limit_counts_every_account(
+    db: Database, world: World, client: TestClient
+) -> None:
+    with db.session() as s:
+        from tests.access.agreements import default_scope
+
+        scope = default_scope(
+            limits={
+                "exact_identifiers_only": True,
+                "max_results": 10,
+                "rate_per_user_per_minute": 2,
+                "rate_per_agency_per_minute": 2,
+            }
+        )
+        activate(s, world, scope=scope)
+        add_user(
+            s, world, "ice.second", "Immigration and Customs Enforcement", [Role.EXTERNAL_QUERY]
+        )
+    params = {"sid": "SID-0", **PURPOSE}
+    # Two accounts of one agency, one query each, then either of them: the agency is full.
+    responses = [
+        client.get("/api/v1/persons", params=params, headers=world.auth(user))
+        for user in ("ice", "ice.second", "ice.second")
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert "your agency may make 2 queries per minute" in responses[-1].json()["error"]["message"]
+    retry = float(responses[-1].headers["Retry-After"])
+    assert 0 < retry <= 60
 
 
 def test_missing_person_error_for_external_never_says_blocked(db: Database, world: World) -> None:

@@ -65,20 +65,16 @@ def check_rate(session: Session, *, principal: Principal, policy: ReadPolicy, at
     per_user, per_agency = rate_limits(policy)
     since = at - RATE_WINDOW
     checks = (
-        (
-            "your account",
-            per_user,
-            repo.recent_reads(session, user_id=principal.user_id, agency_id=None, since=since),
-        ),
-        (
-            "your agency",
-            per_agency,
-            repo.recent_reads(session, user_id=None, agency_id=principal.agency_id, since=since),
-        ),
+        ("your account", per_user, {"user_id": principal.user_id, "agency_id": None}),
+        ("your agency", per_agency, {"user_id": None, "agency_id": principal.agency_id}),
     )
-    for who, limit, times in checks:
-        if limit is not None and len(times) >= limit:
-            oldest = times[len(times) - limit]
+    for who, limit, caller in checks:
+        if limit is None:
+            continue
+        # The limit-th most recent access in the window: if there is one, the window is full,
+        # and it leaves the window (freeing a place) at its time plus the window.
+        oldest = repo.nth_recent_read(session, **caller, since=since, n=limit)
+        if oldest is not None:
             retry = max(0.01, (oldest + RATE_WINDOW - at).total_seconds())
             raise TooManyRequests(
                 f"rate limit reached: {who} may make {limit} queries per minute under the "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -298,13 +298,14 @@ def visible_involvements_of_arrest(
     return list(session.scalars(stmt).all())
 
 
-def recent_reads(
-    session: Session, *, user_id: int | None, agency_id: int | None, since: datetime
-) -> Sequence[datetime]:
-    """Times of audited accesses by a user (or an agency) since an instant, oldest first."""
+def nth_recent_read(
+    session: Session, *, user_id: int | None, agency_id: int | None, since: datetime, n: int
+) -> datetime | None:
+    """The time of the n-th most recent audited access by a user (or an agency) since an
+    instant, or None if there were fewer than n; one walk down the (caller, at) index."""
     stmt = select(AuditEntry.at).where(AuditEntry.at >= since)
     if user_id is not None:
         stmt = stmt.where(AuditEntry.user_id == user_id)
     else:
         stmt = stmt.where(AuditEntry.agency_id == agency_id)
-    return session.scalars(stmt.order_by(AuditEntry.at)).all()
+    return session.scalar(stmt.order_by(AuditEntry.at.desc()).offset(n - 1).limit(1))

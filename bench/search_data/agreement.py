@@ -1,0 +1,77 @@
+"""An external agency, its reader and an adopted agreement, for the service-level figures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from openpars.agreements import lifecycle
+from openpars.agreements import service as agreements
+from openpars.agreements.models import LifecycleAction
+from openpars.agreements.schemas import AgreementDocument
+from openpars.identity.models import Agency, User, UserRole
+from openpars.identity.principal import SYSTEM, Principal
+from openpars.identity.roles import AgencyKind, Role
+
+PURPOSE = "criminal-investigation"
+
+
+def external_reader(engine: Engine, scope: dict[str, object]) -> Principal:
+    """Create (once) a federal agency with one reader and an agreement in force for `scope`."""
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        existing = session.query(User).filter_by(username="bench-federal").one_or_none()
+        if existing is None:
+            parties = [
+                Agency(name=name, kind=kind)
+                for name, kind in (
+                    ("Bench DA", AgencyKind.DA),
+                    ("Bench Courts", AgencyKind.COURT),
+                    ("Bench City", AgencyKind.CITY),
+                )
+            ]
+            federal = Agency(name="Bench Federal Partner", kind=AgencyKind.EXTERNAL)
+            session.add_all([*parties, federal])
+            session.flush()
+            existing = User(
+                username="bench-federal", display_name="Bench Federal", agency_id=federal.id
+            )
+            session.add(existing)
+            session.flush()
+            session.add(UserRole(user_id=existing.id, role=Role.EXTERNAL_QUERY))
+            document = AgreementDocument.model_validate(
+                {
+                    "name": "Bench federal data-use agreement",
+                    "grantee_agency_id": federal.id,
+                    "all_units": True,
+                    "legal_basis": "benchmark",
+                    "parties": [p.id for p in parties],
+                    "scope": scope,
+                    "effective_at": (now - timedelta(days=1)).isoformat(),
+                    "expires_at": (now + timedelta(days=365)).isoformat(),
+                }
+            )
+            agreement = agreements.create_agreement(session, actor=SYSTEM, data=document, now=now)
+            lifecycle.propose(session, actor=SYSTEM, agreement_id=agreement.id, now=now)
+            version = agreements.current_version(session, agreement=agreement)
+            lifecycle.apply_decision(
+                session,
+                agreement_id=agreement.id,
+                content_hash=version.content_hash,
+                action=LifecycleAction.ADOPT,
+                effective_at=now,
+                decided_by="benchmark",
+            )
+            session.commit()
+        agency_id = existing.agency_id
+        user_id = existing.id
+    return Principal(
+        user_id=user_id,
+        username="bench-federal",
+        agency_id=agency_id,
+        agency_kind=AgencyKind.EXTERNAL,
+        roles=frozenset({Role.EXTERNAL_QUERY}),
+        agency_path=(agency_id,),
+    )
