@@ -4,13 +4,26 @@ Every figure is p50/p99 over the same random existing values, the variants inter
 rotating order so drift and cache warming fall on all of them alike. The last line of output is
 one JSON object with every figure.
 
-    .venv/bin/python bench/search.py [--quick] [--backend sqlite|postgresql|both]
+    .venv/bin/python bench/search.py [--quick] [--backend sqlite|postgresql|both] [--data-dir D]
+
+What runs (docs/benchmarks.md explains each figure):
+
+- enforced: the policy compiled per query (internal, or an external agreement's real Scope
+  through `compile_grant`), then `access.service.person_page`: exactly what the search service
+  runs between deciding the policy and writing the audit entry (prepared statements with the
+  policy's row filter, the aliases of the page if shown, the field projection and masks).
+- bare: the same search as plain SQL text with no policy: the same branches (own name, alias
+  only), the same page of 50 plus one, the same alias fetch, the same columns, no row filter.
+- service: the whole `access.service.search_persons` call, audit entry and commit included;
+  for the external caller also the agreement lookup (with its share lock), the purpose and the
+  rate limits counted from the audit log.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -18,32 +31,33 @@ import random
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_data import shapes
-from search_data.load import Loaded, load
+from search_data.agreement import PURPOSE, external_reader
+from search_data.load import Loaded, load, reloaded
 
 from openpars.access import repository as repo
-from openpars.access import shaping
-from openpars.access.filters import person_visible
-from openpars.access.policy import FieldProjection, ReadPolicy, internal_policy
+from openpars.access import service
+from openpars.access.external import compile_grant
+from openpars.access.policy import ReadPolicy, internal_policy
 from openpars.access.schemas import PersonQuery, ReadContext
+from openpars.agreements.floor import SiteFloor
+from openpars.agreements.grants import Grant
+from openpars.agreements.scope import Scope
 from openpars.db import Base, Database, make_engine, make_unpooled_engine
 from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Role
 from openpars.models import load_all_models
-from openpars.records.enums import ArrestState, Grade, InvolvementRole
-from openpars.records.models import Person
 from openpars.records.validation import name_key, prefix_upper_bound
 
 PG_URL = os.environ.get(
@@ -51,30 +65,100 @@ PG_URL = os.environ.get(
 )
 PAGE = 50
 STATEMENT_TIMEOUT_MS = 30_000
-EXTERNAL_FIELDS = ("family_name", "given_name", "middle_name", "birth_date", "sex", "race")
-EXTERNAL_COLUMNS = "id, " + ", ".join((*EXTERNAL_FIELDS, "sid", "fbi_number"))
-ALL_COLUMNS = ", ".join(c.name for c in Person.__table__.columns)
+SEED = 20261128
+# An arrestees-only scope like the one the FBI holds in the demo: adults, unsealed, four states,
+# five grades, seven person fields of which the birth date is year-only and the FBI number last-4.
+SCOPE: dict[str, Any] = {
+    "roles": ["arrestee"],
+    "person_fields": {
+        "family_name": "visible",
+        "given_name": "visible",
+        "middle_name": "visible",
+        "aliases": "visible",
+        "birth_date": "year_only",
+        "sex": "visible",
+        "race": "visible",
+        "sid": "visible",
+        "fbi_number": "show_last_4",
+    },
+    "arrest_fields": {"otn": "visible", "arrested_at": "visible", "state": "visible"},
+    "arrest_states": ["charged", "arraigned", "released", "committed"],
+    "grades": ["F1", "F2", "F3", "M1", "M2"],
+    "exclude_juveniles": True,
+    "include_sealed": False,
+    "purposes": [{"purpose": PURPOSE}],
+    "limits": {
+        "exact_identifiers_only": False,
+        "name_search": True,
+        "max_results": PAGE,
+        # High enough that the benchmark's own pace never trips them; they are still checked.
+        "rate_per_user_per_minute": 10_000,
+        "rate_per_agency_per_minute": 100_000,
+    },
+}
 
 
 # --- the database ----------------------------------------------------------------------------
 
 
+def _fingerprint(engine: Engine, persons: int) -> str:
+    """What a kept database must match to be reused: the schema DDL, the size, the seed."""
+    ddl = [str(CreateTable(t).compile(engine)) for t in Base.metadata.sorted_tables]
+    ddl += [
+        str(CreateIndex(i).compile(engine)) for t in Base.metadata.sorted_tables for i in t.indexes
+    ]
+    return hashlib.sha256(f"{persons}/{SEED}/{''.join(sorted(ddl))}".encode()).hexdigest()[:16]
+
+
 @contextlib.contextmanager
-def database(backend: str, tmp: Path) -> Iterator[str]:
-    """An empty database of the backend (a temp file, or our own PostgreSQL database)."""
+def database(backend: str, persons: int, keep: Path | None) -> Iterator[tuple[str, bool]]:
+    """A database URL for the backend and whether it is kept after the run.
+
+    With `keep`, the SQLite file (in that directory) or the PostgreSQL database is named after
+    the size and stays for the next run; otherwise it is a throwaway.
+    """
+    tag = f"{persons}"
     if backend == "sqlite":
-        yield f"sqlite:///{tmp / f'search-{uuid.uuid4().hex[:8]}.db'}"
+        with tempfile.TemporaryDirectory(prefix="openpars-bench-") as tmp:
+            folder = keep or Path(tmp)
+            yield f"sqlite:///{folder / f'search-{tag}.db'}", keep is not None
         return
-    name = f"openpars_bench_{uuid.uuid4().hex[:12]}"
+    name = f"openpars_bench_search_{tag}" + ("" if keep else f"_{os.getpid()}")
     admin = make_unpooled_engine(PG_URL)
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if exists.first() is None:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
     try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}", keep is not None
     finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep is None:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.dispose()
+
+
+def prepare_data(url: str, persons: int) -> tuple[Loaded, float | None]:
+    """Reuse a kept database whose fingerprint matches; otherwise (re)create and load it."""
+    engine = make_engine(url)
+    fingerprint = _fingerprint(engine, persons)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_meta (fingerprint TEXT)")
+        kept = conn.exec_driver_sql("SELECT fingerprint FROM bench_meta").scalar()
+    if kept == fingerprint:
+        data = reloaded(engine, persons=persons, seed=SEED)
+        engine.dispose()
+        return data, None
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    started = time.perf_counter()
+    data = load(engine, persons=persons, seed=SEED)
+    seconds = round(time.perf_counter() - started, 1)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM bench_meta")
+        conn.execute(text("INSERT INTO bench_meta VALUES (:f)"), {"f": fingerprint})
+    engine.dispose()
+    return data, seconds
 
 
 # --- policies --------------------------------------------------------------------------------
@@ -82,122 +166,83 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
 Compile = Callable[[], ReadPolicy]
 
 
-def external_compiler() -> tuple[Compile, str]:
-    """Compile a real agreement scope if the agreements package imports, else build the policy."""
-    try:
-        from openpars.access.external import compile_grant
-        from openpars.agreements.floor import SiteFloor
-        from openpars.agreements.grants import Grant
-        from openpars.agreements.scope import FieldPolicy, PurposeRule, QueryLimits, Scope
-    except Exception as exc:
-        note = f"compile_grant unavailable ({type(exc).__name__}: {exc}); ReadPolicy built by hand"
-        return _hand_policy, note
-    fields = {name: FieldPolicy.VISIBLE for name in EXTERNAL_FIELDS}
-    fields |= {
-        "aliases": FieldPolicy.VISIBLE,
-        "birth_date": FieldPolicy.YEAR_ONLY,
-        "sid": FieldPolicy.VISIBLE,
-        "fbi_number": FieldPolicy.SHOW_LAST_4,
-    }
-    scope = Scope(
-        roles=frozenset({InvolvementRole.ARRESTEE}),
-        person_fields=fields,
-        arrest_states=_STATES,
-        grades=_GRADES,
-        exclude_juveniles=True,
-        purposes=(PurposeRule(purpose="criminal-investigation"),),
-        limits=QueryLimits(exact_identifiers_only=False, name_search=True, max_results=PAGE),
-    )
+def external_compiler() -> Compile:
+    """Compile the benchmark's agreement scope, as each external request does."""
     now = datetime.now(UTC)
-    grant = Grant(1, 1, "0" * 64, scope, now, now + timedelta(days=365))
+    grant = Grant(1, 1, "0" * 64, Scope.model_validate(SCOPE), now, now + timedelta(days=365))
     floor = SiteFloor()
-    return (lambda: compile_grant(grant, floor)), "compile_grant over a real Scope + SiteFloor"
+    return lambda: compile_grant(grant, floor)
 
 
-_STATES = frozenset(
-    {ArrestState.CHARGED, ArrestState.ARRAIGNED, ArrestState.RELEASED, ArrestState.COMMITTED}
-)
-_GRADES = frozenset({Grade.F1, Grade.F2, Grade.F3, Grade.M1, Grade.M2})
-
-
-def _hand_policy() -> ReadPolicy:
-    year = lambda v: str(v.year)  # noqa: E731
-    last4 = lambda v: "x" * max(0, len(str(v)) - 4) + str(v)[-4:]  # noqa: E731
-    return ReadPolicy(
-        external=True,
-        roles=frozenset({InvolvementRole.ARRESTEE}),
-        exclude_juveniles=True,
-        include_sealed=False,
-        arrest_states=_STATES,
-        grades=_GRADES,
-        person_fields=FieldProjection(
-            allowed=frozenset({*EXTERNAL_FIELDS, "aliases", "sid", "fbi_number"}),
-            masks={"birth_date": year, "fbi_number": last4},
-        ),
-        max_results=PAGE,
-    )
+def internal_compiler() -> Compile:
+    """The policy of an internal reader without sealed access."""
+    return lambda: internal_policy(sealed_access=False)
 
 
 # --- the variants ----------------------------------------------------------------------------
 
 
-def _query(kind: str, value: str) -> PersonQuery:
-    return PersonQuery(sid=value) if kind == "sid" else PersonQuery(name=value)
-
-
-def _bare(engine: Engine, kind: str, columns: str, value: str) -> None:
-    """The same lookup as plain SQL with no policy: one page plus the capped count."""
+def _query(kind: str, value: str, count: bool = False) -> PersonQuery:
     if kind == "sid":
-        where, params = "sid = :sid", {"sid": value}
+        return PersonQuery(sid=value, count=count)
+    return PersonQuery(name=value, count=count)
+
+
+def enforced(db: Database, compile_policy: Compile, kind: str, value: str, count: bool) -> None:
+    """Compile the policy, then run the page exactly as the search service does."""
+    with db.session() as session:
+        policy = compile_policy()
+        service.person_page(session, policy=policy, query=_query(kind, value, count))
+
+
+def bare(
+    engine: Engine, columns: tuple[str, ...], aliases: bool, kind: str, value: str, count: bool
+) -> None:
+    """The same search as plain SQL, no policy: same branches, page, columns, aliases, count."""
+    listed = ", ".join(columns)
+    if kind == "sid":
+        branches = ["sid = :sid"]
+        params: dict[str, Any] = {"sid": value}
     else:
         key = name_key(value)
-        where, params = "name_key >= :k AND name_key < :u", {"k": key, "u": prefix_upper_bound(key)}
+        own = "name_key >= :k AND name_key < :u"
+        alias = (
+            "id IN (SELECT person_id FROM person_aliases WHERE name_key >= :k AND name_key < :u)"
+            f" AND NOT ({own})"
+        )
+        branches = [own, alias]
+        params = {"k": key, "u": prefix_upper_bound(key)}
     with engine.connect() as conn:
-        conn.execute(
-            text(f"SELECT {columns} FROM persons WHERE {where} ORDER BY name_key, id LIMIT {PAGE}"),
-            params,
-        ).all()
-        conn.execute(
-            text(f"SELECT count(*) FROM (SELECT id FROM persons WHERE {where} LIMIT 1001) AS c"),
-            params,
-        ).scalar()
+        rows: list[Any] = []
+        for where in branches:
+            sql = (
+                f"SELECT {listed} FROM persons WHERE {where} ORDER BY name_key, id LIMIT {PAGE + 1}"
+            )
+            rows += conn.execute(text(sql), params).all()
+        rows.sort(key=lambda r: (r[1], r[0]))
+        page = rows[:PAGE]
+        if count and len(rows) > PAGE:
+            for where in branches:
+                capped = f"SELECT id FROM persons WHERE {where} LIMIT {repo.TOTAL_CAP + 1}"
+                conn.execute(text(f"SELECT count(*) FROM ({capped}) AS c"), params).scalar()
+        if aliases and page:
+            ids = ", ".join(str(r[0]) for r in page)
+            conn.execute(
+                text(
+                    "SELECT person_id, family_name, given_name FROM person_aliases "
+                    f"WHERE person_id IN ({ids}) ORDER BY person_id, id"
+                )
+            ).all()
         conn.commit()
 
 
-def _orm(
-    db: Database, policy: Compile | None, project: bool, kind: str, value: str, how: str = "shipped"
+def full_service(
+    db: Database, principal: Principal, context: ReadContext, kind: str, value: str
 ) -> None:
-    """The repository path: page + capped total (+ field shaping), one session per call.
-
-    ``how`` picks the name shape: the shipped ``repo.person_branches`` + ``repo.search_page``
-    (two index-ordered branches, proposal B adopted), or ``union`` or ``split``
-    (bench/search_data/shapes.py), all under the same policy.
-    """
-    query = _query(kind, value)
-    with db.session() as session:
-        if policy is None:
-            pol, stmt = _hand_policy(), shapes.no_policy_stmt(query)
-        else:
-            pol = policy()
-            stmt = shapes.union_stmt(pol, query) if how == "union" else None
-        if how == "shipped" and policy is not None:
-            branches = repo.person_branches(pol, query)
-            rows, _total, _exact = repo.search_page(session, branches, offset=0, limit=PAGE)
-        elif stmt is None:
-            rows, _total = shapes.split_search(session, pol, query, offset=0, limit=PAGE)
-        else:
-            rows = repo.page(session, stmt, offset=0, limit=PAGE)
-            repo.capped_count(session, stmt)
-        if project:
-            [shaping.person_read(p, pol) for p in rows]
-
-
-def _service(db: Database, principal: Principal, value: str) -> None:
-    from openpars.access import service
-
+    """The whole search service call: policy, checks, page, audit entry, commit."""
     with db.session() as session:
         service.search_persons(
-            session, principal=principal, query=PersonQuery(sid=value), context=ReadContext()
+            session, principal=principal, query=_query(kind, value), context=context
         )
 
 
@@ -224,13 +269,13 @@ def measure(
     """Run every variant on every value, rotating the order; wall and CPU p50/p99 in ms.
 
     CPU is this thread's time (all of SQLite's work, only the client's share on PostgreSQL):
-    it is what the wall time would be on an idle machine, where the wall time is inflated
-    by whatever else the machine runs. With a budget, the run stops after budget_s seconds
-    (n says how many values ran); a statement cancelled by PostgreSQL's statement_timeout
-    counts at the time it took and is reported under "timeouts".
+    what the wall time would be on an idle machine, where the wall time is inflated by whatever
+    else the machine runs. With a budget the run stops after budget_s seconds (n says how many
+    values ran); a statement cancelled by PostgreSQL's statement_timeout counts at the time it
+    took and is reported under "timeouts".
     """
     names = list(variants)
-    for value in values[:3]:  # Warm-up: plans, prepared statements, caches.
+    for value in values[:5]:  # Warm-up: prepared statements, plans, caches.
         for name in names:
             _timed(variants[name], value)
     wall: dict[str, list[float]] = {name: [] for name in names}
@@ -250,6 +295,7 @@ def measure(
         if timeouts[name]:
             result[name]["timeouts"] = timeouts[name]
     result["n"] = len(wall[names[0]])
+    _add_ratios(result)
     return result
 
 
@@ -263,88 +309,76 @@ def _timed(variant: Callable[[str], None], value: str) -> tuple[float, float, bo
     return (time.perf_counter_ns() - start) / 1e6, (time.thread_time_ns() - start_cpu) / 1e6, ok
 
 
+def _add_ratios(result: dict[str, Any]) -> None:
+    """Each variant's figures divided by the bare SQL's."""
+    base = result.get("bare")
+    if base is None:
+        return
+    for name, figures in result.items():
+        if name not in ("bare", "n") and isinstance(figures, dict):
+            for key in ("p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms"):
+                ratio = figures[key] / base[key] if base[key] else math.inf
+                figures[f"ratio_{key[:-3]}"] = round(ratio, 2)
+
+
 def time_compile(compile_policy: Compile, n: int) -> dict[str, float]:
-    """Per-request policy work: compile, then the filter and statement built from it."""
-    compiles: list[float] = []
-    builds: list[float] = []
-    for i in range(n):
+    """Policy compile per request (compile_grant over a real Scope and the site floor)."""
+    samples: list[float] = []
+    for _ in range(n):
         start = time.perf_counter_ns()
-        policy = compile_policy()
-        mid = time.perf_counter_ns()
-        person_visible(policy)
-        repo.person_branches(policy, PersonQuery(sid=f"{i:09d}"))
-        end = time.perf_counter_ns()
-        compiles.append((mid - start) / 1e6)
-        builds.append((end - start) / 1e6)
+        compile_policy()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
     return {
-        "compile_p50_ms": round(_pct(compiles, 0.5), 4),
-        "compile_p99_ms": round(_pct(compiles, 0.99), 4),
-        "compile_and_build_stmt_p50_ms": round(_pct(builds, 0.5), 4),
-        "compile_and_build_stmt_p99_ms": round(_pct(builds, 0.99), 4),
+        "compile_p50_ms": round(_pct(samples, 0.5), 4),
+        "compile_p99_ms": round(_pct(samples, 0.99), 4),
     }
 
 
-def plans(engine: Engine, policy: ReadPolicy, value: str, *, analyze: bool) -> dict[str, str]:
-    """Plans of the enforced name-prefix page and capped count, shipped and proposed shapes."""
-    query = PersonQuery(name=value)
-    internal = internal_policy(sealed_access=False)
-    stmts = {
-        "internal_own_name": repo.person_branches(internal, query)[0],
-        "internal_alias_only": repo.person_branches(internal, query)[1],
-        "external_own_name": repo.person_branches(policy, query)[0],
-        "external_alias_only": repo.person_branches(policy, query)[1],
-        "internal_proposed_union": shapes.union_stmt(internal, query),
-        "external_proposed_union": shapes.union_stmt(policy, query),
-        "external_proposed_split_primary": shapes.split_primary_stmt(policy, query),
-    }
+def plans(db: Database, policy: ReadPolicy, value: str) -> dict[str, str]:
+    """Query plans of the prepared statements of an external name-prefix search."""
+    key = name_key(value)
+    values = {"name_key": key, "name_upper": prefix_upper_bound(key)}
+    query = PersonQuery(name=value, count=True)
     out: dict[str, str] = {}
-    for label, stmt in stmts.items():
-        count = select(func.count()).select_from(stmt.order_by(None).limit(1001).subquery())
-        for part, sql_stmt in (("page", stmt.limit(PAGE)), ("count", count)):
-            sql = str(
-                sql_stmt.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True})
-            )
-            out[f"{label} {part}"] = _explain(engine, sql, analyze=analyze)
+    with db.session() as session:
+        # Run once so every statement of the search (page and count) is prepared.
+        repo.search_persons(session, policy, query, limit=1)
+        shape = (False, False, False, True)
+        columns = repo.person_columns(policy)
+        for branch in ("own", "alias"):
+            for count in (False, True):
+                stmt = repo.prepared_person_statement(
+                    session, policy, shape, columns, branch, count
+                )
+                params = dict(stmt.constants) | values | {"limit": PAGE + 1, "offset": 0}
+                bound: Any = params if stmt.order is None else tuple(params[n] for n in stmt.order)
+                prefix = (
+                    "EXPLAIN QUERY PLAN "
+                    if db.dialect == "sqlite"
+                    else "EXPLAIN (ANALYZE, BUFFERS) "
+                )
+                rows = session.connection().exec_driver_sql(prefix + stmt.sql, bound).all()
+                label = f"{branch} {'count' if count else 'page'}"
+                out[label] = "\n".join(" | ".join(map(str, r)) for r in rows)
+        session.rollback()
     return out
-
-
-def _explain(engine: Engine, sql: str, *, analyze: bool) -> str:
-    # EXPLAIN ANALYZE on PostgreSQL runs the statement; SQLite only has EXPLAIN QUERY PLAN.
-    if engine.dialect.name == "sqlite":
-        prefix = "EXPLAIN QUERY PLAN "
-    else:
-        prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
-    try:
-        with engine.connect() as conn:
-            lines = [" | ".join(map(str, row)) for row in conn.exec_driver_sql(prefix + sql)]
-            conn.rollback()
-    except OperationalError:
-        with engine.connect() as conn:
-            lines = [f"(EXPLAIN ANALYZE exceeded {STATEMENT_TIMEOUT_MS} ms; estimated plan)"]
-            lines += [" | ".join(map(str, row)) for row in conn.exec_driver_sql("EXPLAIN " + sql)]
-            conn.rollback()
-    return "\n".join(lines)
 
 
 # --- one backend -----------------------------------------------------------------------------
 
 
 def run_backend(
-    backend: str, persons: int, sids: int, names: int, budget_s: float, tmp: Path
+    backend: str, persons: int, sids: int, names: int, budget_s: float, keep: Path | None
 ) -> dict[str, Any]:
-    """Load the data, then measure every figure of both issues on one backend."""
-    with database(backend, tmp) as url:
-        loader = make_engine(url)
-        Base.metadata.create_all(loader)
-        started = time.perf_counter()
-        data: Loaded = load(loader, persons=persons, seed=20261128)
-        load_s = round(time.perf_counter() - started, 1)
-        loader.dispose()
-        _progress(f"[{backend}] loaded {data.counts} in {load_s} s")
-        load_before = [round(x, 2) for x in os.getloadavg()]
+    """Load (or reuse) the data, then measure every figure of both issues on one backend."""
+    with database(backend, persons, keep) as (url, _kept):
+        data, load_s = prepare_data(url, persons)
+        how = f"loaded in {load_s} s" if load_s is not None else "reused"
+        _progress(f"[{backend}] data ready ({how})")
         engine = make_engine(url)
         if backend == "postgresql":
             event.listen(engine, "connect", _statement_timeout)
+        load_before = [round(x, 2) for x in os.getloadavg()]
         try:
             figures = _measure_all(engine, data, sids, names, budget_s)
         finally:
@@ -362,80 +396,80 @@ def _measure_all(
 ) -> dict[str, Any]:
     db = Database(engine)
     rng = random.Random(7)
-    sid_values = [data.random_sid(rng) for _ in range(sids)]
-    name_values = {
+    values = {
+        "sid": [data.random_sid(rng) for _ in range(sids)],
         "name_prefix": [data.random_family_prefix(rng) for _ in range(names)],
         "name_given_prefix": [data.random_family_given_prefix(rng) for _ in range(names)],
     }
-    internal = lambda: internal_policy(sealed_access=False)  # noqa: E731
-    external, how = external_compiler()
-    issue2: dict[str, Any] = {}
-    issue3: dict[str, Any] = {"policy": how}
-    for section, policy, columns, shape in (
-        (issue2, internal, ALL_COLUMNS, False),
-        (issue3, external, EXTERNAL_COLUMNS, True),
+    sections: dict[str, dict[str, Any]] = {}
+    for section, compile_policy in (
+        ("issue2_internal", internal_compiler()),
+        ("issue3_external", external_compiler()),
     ):
-        section["sid"] = measure(
-            {
-                "enforced": partial(_orm, db, policy, shape, "sid"),
-                "orm_no_policy": partial(_orm, db, None, shape, "sid"),
-                "bare": partial(_bare, engine, "sid", columns),
-            },
-            sid_values,
-        )
-        _add_ratios(section["sid"])
-    _progress("sid done: " + json.dumps({"internal": issue2["sid"], "external": issue3["sid"]}))
-    for kind, values in name_values.items():
-        # The ORM path without policy is left out for names: it shares the plan of the
-        # enforced one (see the plans). Every shape runs under a time budget because the
-        # shipped plans grow with the number of matches at 1M (see docs/benchmarks.md).
+        policy = compile_policy()
+        columns = repo.person_columns(policy)
+        aliases = policy.person_fields.shows("aliases")
         figures: dict[str, Any] = {}
-        for how in ("shipped", "union", "split"):
-            figures[how] = measure(
+        for kind, kind_values in values.items():
+            counts = (False, True) if kind == "name_prefix" else (False,)
+            for count in counts:
+                label = kind + ("_count" if count else "")
+                figures[label] = measure(
+                    {
+                        "enforced": partial(enforced, db, compile_policy, kind, count=count),
+                        "bare": partial(bare, engine, columns, aliases, kind, count=count),
+                    },
+                    kind_values,
+                    budget_s=budget_s,
+                )
+                _progress(f"{section} {label}: {json.dumps(figures[label])}")
+        sections[section] = figures
+    sections["issue3_external"]["policy_compile"] = time_compile(external_compiler(), 2000)
+    _measure_services(db, engine, data, values, sections, budget_s)
+    plan_value = values["name_prefix"][0]
+    return sections | {
+        "plans": plans(db, external_compiler()(), plan_value),
+        "plan_for": plan_value,
+    }
+
+
+def _measure_services(
+    db: Database,
+    engine: Engine,
+    data: Loaded,
+    values: dict[str, list[str]],
+    sections: dict[str, dict[str, Any]],
+    budget_s: float,
+) -> None:
+    """The whole service call, internal and external, against the bare search."""
+    internal = Principal(
+        user_id=data.user_id,
+        username="bench-reader",
+        agency_id=data.agency_id,
+        agency_kind=AgencyKind.POLICE,
+        roles=frozenset({Role.READER}),
+        agency_path=(data.agency_id,),
+    )
+    external = external_reader(engine, SCOPE)
+    callers = (
+        ("issue2_internal", internal, ReadContext(), internal_compiler()),
+        ("issue3_external", external, ReadContext(purpose=PURPOSE), external_compiler()),
+    )
+    for section, principal, context, compile_policy in callers:
+        policy = compile_policy()
+        columns = repo.person_columns(policy)
+        aliases = policy.person_fields.shows("aliases")
+        for kind in ("sid", "name_prefix"):
+            label = f"service_{kind}"
+            sections[section][label] = measure(
                 {
-                    "internal": partial(_orm, db, internal, False, "name", how=how),
-                    "bare_internal": partial(_bare, engine, "name", ALL_COLUMNS),
-                    "external": partial(_orm, db, external, True, "name", how=how),
-                    "bare_external": partial(_bare, engine, "name", EXTERNAL_COLUMNS),
+                    "service": partial(full_service, db, principal, context, kind),
+                    "bare": partial(bare, engine, columns, aliases, kind, count=False),
                 },
-                values,
+                values[kind],
                 budget_s=budget_s,
             )
-            suffix = "" if how == "shipped" else f"_proposed_{how}"
-            for section, label in ((issue2, "internal"), (issue3, "external")):
-                section[kind + suffix] = _pair(
-                    figures[how][label], figures[how][f"bare_{label}"], figures[how]["n"]
-                )
-        _progress(f"{kind} done: " + json.dumps(figures))
-    issue3["policy_compile"] = time_compile(external, min(2000, 10 * sids))
-    issue2["service_sid"] = _measure_service(db, engine, data, sid_values)
-    _progress("service done")
-    plan_value = name_values["name_prefix"][0]
-    return {
-        "issue2_internal": issue2,
-        "issue3_external": issue3,
-        # A quick run skips ANALYZE: the shipped count alone takes seconds on PostgreSQL.
-        "plans": plans(engine, external(), plan_value, analyze=sids >= 100) | {"value": plan_value},
-    }
-
-
-def _add_ratios(result: dict[str, Any]) -> None:
-    """Each variant's figures divided by the bare SQL's."""
-    bare = result["bare"]
-    for name, figures in result.items():
-        if name not in ("bare", "n") and isinstance(figures, dict):
-            for key in ("p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms"):
-                ratio = figures[key] / bare[key] if bare[key] else math.inf
-                figures[f"ratio_{key[:-3]}"] = round(ratio, 2)
-
-
-def _pair(enforced: dict[str, float], bare: dict[str, float], n: int) -> dict[str, Any]:
-    """An enforced figure next to its bare SQL, with the ratios."""
-    ratios = {
-        f"ratio_{key[:-3]}": round(enforced[key] / bare[key], 2) if bare[key] else math.inf
-        for key in ("p50_ms", "p99_ms", "cpu_p50_ms", "cpu_p99_ms")
-    }
-    return {"enforced": enforced | ratios, "bare": bare, "n": n}
+            _progress(f"{section} {label}: {json.dumps(sections[section][label])}")
 
 
 def _statement_timeout(dbapi_connection: Any, _record: Any) -> None:
@@ -449,56 +483,41 @@ def _progress(message: str) -> None:
     print(f"  {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
-def _measure_service(db: Database, engine: Engine, data: Loaded, sids: list[str]) -> Any:
-    try:
-        import openpars.access.service  # noqa: F401
-    except Exception as exc:
-        return {"skipped": f"openpars.access.service does not import: {exc}"}
-    principal = Principal(
-        user_id=data.user_id,
-        username="bench-reader",
-        agency_id=data.agency_id,
-        agency_kind=AgencyKind.POLICE,
-        roles=frozenset({Role.READER}),
-    )
-    result = measure(
-        {
-            "service": partial(_service, db, principal),
-            "bare": partial(_bare, engine, "sid", ALL_COLUMNS),
-        },
-        sids,
-    )
-    _add_ratios(result)
-    return result
-
-
 def main() -> None:
     """Parse the arguments, run the backends, print the figures."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50,000 persons, few queries")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--queries", type=int, default=None, help="queries per figure")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="keep the loaded data (SQLite file here, PostgreSQL database by size) and reuse it",
+    )
     args = parser.parse_args()
     load_all_models()
     persons = 50_000 if args.quick else 1_000_000
-    sids, names, budget_s = (30, 20, 1.5) if args.quick else (500, 300, 150.0)
+    sids, names, budget_s = (40, 30, 2.0) if args.quick else (500, 300, 120.0)
     if args.queries:
         sids = names = args.queries
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     figures: dict[str, Any] = {
         "persons": persons,
-        "queries": {"sid": sids, "name": names, "budget_s_per_name_figure": budget_s},
+        "queries": {"sid": sids, "name": names, "budget_s_per_figure": budget_s},
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
     }
-    with tempfile.TemporaryDirectory(prefix="openpars-bench-") as tmp:
-        for backend in backends:
-            figures[backend] = run_backend(backend, persons, sids, names, budget_s, Path(tmp))
+    if args.data_dir is not None:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+    for backend in backends:
+        figures[backend] = run_backend(backend, persons, sids, names, budget_s, args.data_dir)
     for backend in backends:
         plan = figures[backend].pop("plans")
-        value = plan.pop("value")
+        value = figures[backend].pop("plan_for")
         for label, text_plan in plan.items():
-            print(f"--- {backend} plan, {label} for name prefix {value!r} ---\n{text_plan}")
+            print(f"--- {backend} plan, external {label} for name prefix {value!r} ---")
+            print(text_plan)
     print(json.dumps(figures, sort_keys=True))
 
 

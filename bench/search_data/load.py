@@ -305,6 +305,22 @@ def _analyze(engine: Engine, tables: Sequence[str]) -> None:
     admin.dispose()
 
 
+def reloaded(engine: Engine, *, persons: int, seed: int) -> Loaded:
+    """What `load` returned for data already in the database (same size and seed)."""
+    with Session(engine) as session:
+        user = session.query(User).filter_by(username="bench-reader").one()
+        agency_id, user_id = user.agency_id, user.id
+        tables = ("persons", "person_aliases", "arrests", "involvements", "charges")
+        counts = {
+            name: int(session.execute(text(f"SELECT count(*) FROM {name}")).scalar_one())
+            for name in tables
+        }
+    gen = _Generator(persons, seed, agency_id)
+    for _ in gen.persons():  # Replays the seeded names the queries are drawn from.
+        pass
+    return Loaded(persons, agency_id, user_id, gen.family, gen.given, counts)
+
+
 def load(engine: Engine, *, persons: int, seed: int) -> Loaded:
     """Fill the schema with N persons and their arrests; ANALYZE; return what was loaded."""
     if engine.dialect.name == "sqlite":

@@ -84,6 +84,19 @@ def _person_branch(
     return _page(stmt, t.name_key, t.id)
 
 
+def prepared_person_statement(
+    session: Session,
+    policy: ReadPolicy,
+    shape: tuple[bool, ...],
+    columns: tuple[str, ...],
+    branch: str,
+    count: bool,
+) -> Prepared:
+    """One branch of a person search (page or capped count), prepared once per policy."""
+    key = ("person", policy.row_key(), shape, columns, branch, count)
+    return prepared(session, key, lambda: _person_branch(policy, shape, columns, branch, count))
+
+
 def _person_values(query: PersonQuery) -> dict[str, Any]:
     values: dict[str, Any] = {
         "sid": query.sid,
@@ -114,14 +127,9 @@ def search_persons(
     columns = person_columns(policy)
     branches = ("own", "alias") if query.name is not None else ("all",)
     values = _person_values(query)
-    key = (policy.row_key(), shape, columns)
 
     def statement(branch: str, count: bool) -> Prepared:
-        return prepared(
-            session,
-            ("person", key, branch, count),
-            lambda: _person_branch(policy, shape, columns, branch, count),
-        )
+        return prepared_person_statement(session, policy, shape, columns, branch, count)
 
     if len(branches) == 1:
         window = {"offset": query.offset, "limit": limit + 1}

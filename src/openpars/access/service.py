@@ -87,11 +87,7 @@ def search_persons(
     policy = policy_for(session, principal=principal, context=context, at=at)
     identifiers = query.sid is not None or query.fbi_number is not None
     check_query_shape(policy, name=query.name, identifiers=identifiers, limit=query.limit)
-    limit = effective_limit(query.limit, policy.max_results)
-    found = repo.search_persons(session, policy, query, limit=limit)
-    ids = [row["id"] for row in found.rows]
-    aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else {}
-    items = [shaping.person_row_read(r, aliases.get(r["id"]), policy) for r in found.rows]
+    page = person_page(session, policy=policy, query=query)
     _audit(
         session,
         principal=principal,
@@ -100,12 +96,21 @@ def search_persons(
         policy=policy,
         context=context,
         query=_query_params(query),
-        person_ids=ids,
+        person_ids=[p.id for p in page.items],
         arrest_ids=[],
         at=at,
     )
+    return page
+
+
+def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> PersonPage:
+    """The page a person search returns under a policy already decided (no audit here)."""
+    limit = effective_limit(query.limit, policy.max_results)
+    found = repo.search_persons(session, policy, query, limit=limit)
+    ids = [row["id"] for row in found.rows]
+    aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else {}
     return PersonPage(
-        items=items,
+        items=[shaping.person_row_read(r, aliases.get(r["id"]), policy) for r in found.rows],
         total=found.total,
         total_is_exact=found.total_is_exact,
         has_more=found.has_more,
