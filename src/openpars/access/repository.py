@@ -311,9 +311,18 @@ def nth_recent_read(
 ) -> datetime | None:
     """The time of the n-th most recent audited access by a user (or an agency) since an
     instant, or None if there were fewer than n; one walk down the (caller, at) index."""
-    stmt = select(AuditEntry.at).where(AuditEntry.at >= since)
-    if user_id is not None:
-        stmt = stmt.where(AuditEntry.user_id == user_id)
-    else:
-        stmt = stmt.where(AuditEntry.agency_id == agency_id)
-    return session.scalar(stmt.order_by(AuditEntry.at.desc()).offset(n - 1).limit(1))
+    by = "user_id" if user_id is not None else "agency_id"
+    stmt = prepared(session, ("nth_recent_read", by), partial(_nth_recent_stmt, by))
+    caller = user_id if user_id is not None else agency_id
+    return stmt.scalar(session, {"caller": caller, "since": since, "skip": n - 1})  # type: ignore[no-any-return]
+
+
+def _nth_recent_stmt(by: str) -> Select[Any]:
+    t = AuditEntry.__table__.c
+    return (
+        select(t.at)
+        .where(t[by] == param("caller", t[by]), t.at >= param("since", t.at))
+        .order_by(t.at.desc())
+        .offset(BindParameter("skip", None, type_=Integer(), required=False))
+        .limit(1)
+    )

@@ -110,7 +110,7 @@ def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> 
     ids = [row["id"] for row in found.rows]
     aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else {}
     return PersonPage(
-        items=[shaping.person_row_read(r, aliases.get(r["id"]), policy) for r in found.rows],
+        items=[shaping.person_row(r, aliases.get(r["id"]), policy) for r in found.rows],
         total=found.total,
         total_is_exact=found.total_is_exact,
         has_more=found.has_more,
@@ -156,7 +156,7 @@ def search_arrests(
         at=at,
     )
     return ArrestPage(
-        items=[shaping.arrest_row_summary(r, policy) for r in found.rows],
+        items=[shaping.arrest_row(r, policy) for r in found.rows],
         total=found.total,
         total_is_exact=found.total_is_exact,
         has_more=found.has_more,

@@ -10,7 +10,6 @@ from openpars.records.schemas import (
     AliasRead,
     ArraignmentRead,
     ArrestRead,
-    ArrestSummary,
     BailRecommendationRead,
     ChargeRead,
     ChargingDecisionRead,
@@ -70,29 +69,31 @@ def person_read(person: Person, policy: ReadPolicy) -> PersonRead:
     return PersonRead(id=person.id, **values)
 
 
-def person_row_read(
+def person_row(
     row: dict[str, Any], aliases: list[dict[str, Any]] | None, policy: ReadPolicy
-) -> PersonRead:
-    """A search row (only the shown columns were selected) masked as the policy says.
+) -> dict[str, Any]:
+    """A search row (only the shown columns were selected), masked as the policy says.
 
-    The values come typed from the database, so the model is built without re-validating.
+    Plain values: the page model validates a whole page of them in one call, which costs a
+    fraction of building one model per row.
     """
     fields = policy.person_fields
     values = {name: fields.apply(name, row[name]) for name in PERSON_SCALARS if name in row}
     if aliases is not None:
         values["aliases"] = [
-            AliasRead.model_construct(family_name=a["family_name"], given_name=a["given_name"])
-            for a in aliases
+            {"family_name": a["family_name"], "given_name": a["given_name"]} for a in aliases
         ]
-    return PersonRead.model_construct(id=row["id"], **values)
+    values["id"] = row["id"]
+    return values
 
 
-def arrest_row_summary(row: dict[str, Any], policy: ReadPolicy) -> ArrestSummary:
-    """A search row of an arrest, masked as the policy says."""
+def arrest_row(row: dict[str, Any], policy: ReadPolicy) -> dict[str, Any]:
+    """A search row of an arrest, masked as the policy says (plain values, as person_row)."""
     fields = policy.arrest_fields
     values = {n: fields.apply(n, row[n]) for n in ARREST_SUMMARY_SCALARS if n in row}
-    sealed = row["sealed_at"] is not None or row["expunged_at"] is not None
-    return ArrestSummary.model_construct(id=row["id"], sealed=sealed, **values)
+    values["sealed"] = row["sealed_at"] is not None or row["expunged_at"] is not None
+    values["id"] = row["id"]
+    return values
 
 
 def involvement_read(

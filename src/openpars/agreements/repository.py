@@ -135,6 +135,8 @@ def share_lock_agreements_of(session: Session, grantee_agency_id: int) -> None:
     on a fresh snapshot (READ COMMITTED) and sees the change. SQLite's single writer already
     serialises the two.
     """
+    if session.get_bind().dialect.name == "sqlite":
+        return
     session.execute(
         select(Agreement.id)
         .where(Agreement.grantee_agency_id == grantee_agency_id)

@@ -144,7 +144,9 @@ class Involvement(Base):
     __tablename__ = "involvements"
     __table_args__ = (
         UniqueConstraint("arrest_id", "person_id", "role"),
-        Index("ix_involvements_person_role", "person_id", "role"),
+        # Covers the visibility probe of every enforced read (person, role, juvenile, arrest),
+        # so the probe never reads the table row.
+        Index("ix_involvements_person_visibility", "person_id", "role", "juvenile", "arrest_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -163,10 +165,14 @@ class Charge(Base):
     """One charge line; police-recommended and DA-approved sets are separate versions."""
 
     __tablename__ = "charges"
-    __table_args__ = (UniqueConstraint("arrest_id", "stage", "revision", "sequence"),)
+    __table_args__ = (
+        UniqueConstraint("arrest_id", "stage", "revision", "sequence"),
+        # Covers the grade condition of agreement scopes (any charge of the arrest in a grade).
+        Index("ix_charges_arrest_grade", "arrest_id", "grade"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    arrest_id: Mapped[int] = mapped_column(ForeignKey("arrests.id"), index=True)
+    arrest_id: Mapped[int] = mapped_column(ForeignKey("arrests.id"))
     stage: Mapped[ChargeStage] = mapped_column(str_enum(ChargeStage))
     # Each new set of charges at a stage is a new revision; earlier revisions stay.
     revision: Mapped[int] = mapped_column(default=1)

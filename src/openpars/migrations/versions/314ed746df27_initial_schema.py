@@ -1,0 +1,677 @@
+"""initial schema
+
+Revision ID: 314ed746df27
+Revises: 
+Create Date: 2026-11-28 13:39:06.754420
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import openpars.db
+from sqlalchemy.dialects import postgresql
+
+revision: str = '314ed746df27'
+down_revision: str | None = None
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+# Append-only audit triggers and row-level security, frozen at this revision.
+SQLITE_DDL: tuple[str, ...] = ("CREATE TRIGGER IF NOT EXISTS audit_entries_no_update BEFORE UPDATE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_entries_no_delete BEFORE DELETE ON audit_entries BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_subjects_no_update BEFORE UPDATE ON audit_subjects BEGIN SELECT RAISE(ABORT, 'audit_subjects is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_subjects_no_delete BEFORE DELETE ON audit_subjects BEGIN SELECT RAISE(ABORT, 'audit_subjects is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_leaves_no_update BEFORE UPDATE ON audit_leaves BEGIN SELECT RAISE(ABORT, 'audit_leaves is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_leaves_no_delete BEFORE DELETE ON audit_leaves BEGIN SELECT RAISE(ABORT, 'audit_leaves is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_nodes_no_update BEFORE UPDATE ON audit_nodes BEGIN SELECT RAISE(ABORT, 'audit_nodes is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_nodes_no_delete BEFORE DELETE ON audit_nodes BEGIN SELECT RAISE(ABORT, 'audit_nodes is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints BEGIN SELECT RAISE(ABORT, 'audit_checkpoints is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_update BEFORE UPDATE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit_cosignatures is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_delete BEFORE DELETE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit_cosignatures is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS audit_entry_contents_no_update BEFORE UPDATE ON audit_entry_contents BEGIN SELECT RAISE(ABORT, 'audit_entry_contents is append-only: UPDATE refused'); END", 'CREATE TRIGGER IF NOT EXISTS audit_entries_enqueue AFTER INSERT ON audit_entries BEGIN INSERT INTO audit_pending (entry_id) VALUES (NEW.id); END', "CREATE TRIGGER IF NOT EXISTS agreement_versions_no_update BEFORE UPDATE ON agreement_versions BEGIN SELECT RAISE(ABORT, 'agreement_versions is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS agreement_versions_no_delete BEFORE DELETE ON agreement_versions BEGIN SELECT RAISE(ABORT, 'agreement_versions is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS agreement_events_no_update BEFORE UPDATE ON agreement_events BEGIN SELECT RAISE(ABORT, 'agreement_events is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS agreement_events_no_delete BEFORE DELETE ON agreement_events BEGIN SELECT RAISE(ABORT, 'agreement_events is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS agreement_suspensions_no_update BEFORE UPDATE ON agreement_suspensions BEGIN SELECT RAISE(ABORT, 'agreement_suspensions is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS agreement_suspensions_no_delete BEFORE DELETE ON agreement_suspensions BEGIN SELECT RAISE(ABORT, 'agreement_suspensions is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS agreement_resumptions_no_update BEFORE UPDATE ON agreement_resumptions BEGIN SELECT RAISE(ABORT, 'agreement_resumptions is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS agreement_resumptions_no_delete BEFORE DELETE ON agreement_resumptions BEGIN SELECT RAISE(ABORT, 'agreement_resumptions is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS site_floor_versions_no_update BEFORE UPDATE ON site_floor_versions BEGIN SELECT RAISE(ABORT, 'site_floor_versions is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS site_floor_versions_no_delete BEFORE DELETE ON site_floor_versions BEGIN SELECT RAISE(ABORT, 'site_floor_versions is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS governance_votes_no_update BEFORE UPDATE ON governance_votes BEGIN SELECT RAISE(ABORT, 'governance_votes is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS governance_votes_no_delete BEFORE DELETE ON governance_votes BEGIN SELECT RAISE(ABORT, 'governance_votes is append-only: DELETE refused'); END", "CREATE TRIGGER IF NOT EXISTS governance_board_configs_no_update BEFORE UPDATE ON governance_board_configs BEGIN SELECT RAISE(ABORT, 'governance_board_configs is append-only: UPDATE refused'); END", "CREATE TRIGGER IF NOT EXISTS governance_board_configs_no_delete BEFORE DELETE ON governance_board_configs BEGIN SELECT RAISE(ABORT, 'governance_board_configs is append-only: DELETE refused'); END")
+POSTGRESQL_DDL: tuple[str, ...] = ("CREATE OR REPLACE FUNCTION openpars_refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$", 'CREATE OR REPLACE TRIGGER audit_entries_append_only BEFORE UPDATE OR DELETE ON audit_entries FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()', 'CREATE OR REPLACE TRIGGER audit_subjects_append_only BEFORE UPDATE OR DELETE ON audit_subjects FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()', 'CREATE OR REPLACE TRIGGER audit_leaves_append_only BEFORE UPDATE OR DELETE ON audit_leaves FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()', 'CREATE OR REPLACE TRIGGER audit_nodes_append_only BEFORE UPDATE OR DELETE ON audit_nodes FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()', 'CREATE OR REPLACE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()', 'CREATE OR REPLACE TRIGGER audit_cosignatures_append_only BEFORE UPDATE OR DELETE ON audit_cosignatures FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()', 'CREATE OR REPLACE TRIGGER audit_entry_contents_append_only BEFORE UPDATE ON audit_entry_contents FOR EACH ROW EXECUTE FUNCTION openpars_refuse_audit_change()', 'CREATE OR REPLACE FUNCTION openpars_enqueue_audit_entries() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO audit_pending (entry_id) SELECT id FROM new_entries; RETURN NULL; END $$', 'CREATE OR REPLACE TRIGGER audit_entries_enqueue AFTER INSERT ON audit_entries REFERENCING NEW TABLE AS new_entries FOR EACH STATEMENT EXECUTE FUNCTION openpars_enqueue_audit_entries()', "CREATE OR REPLACE FUNCTION openpars_refuse_agreement_history_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$", 'CREATE OR REPLACE TRIGGER agreement_versions_append_only BEFORE UPDATE OR DELETE ON agreement_versions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()', 'CREATE OR REPLACE TRIGGER agreement_events_append_only BEFORE UPDATE OR DELETE ON agreement_events FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()', 'CREATE OR REPLACE TRIGGER agreement_suspensions_append_only BEFORE UPDATE OR DELETE ON agreement_suspensions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()', 'CREATE OR REPLACE TRIGGER agreement_resumptions_append_only BEFORE UPDATE OR DELETE ON agreement_resumptions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()', 'CREATE OR REPLACE TRIGGER site_floor_versions_append_only BEFORE UPDATE OR DELETE ON site_floor_versions FOR EACH ROW EXECUTE FUNCTION openpars_refuse_agreement_history_change()', "CREATE OR REPLACE FUNCTION openpars_refuse_governance_change() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' refused'; END $$", 'CREATE OR REPLACE TRIGGER governance_votes_append_only BEFORE UPDATE OR DELETE ON governance_votes FOR EACH ROW EXECUTE FUNCTION openpars_refuse_governance_change()', 'CREATE OR REPLACE TRIGGER governance_board_configs_append_only BEFORE UPDATE OR DELETE ON governance_board_configs FOR EACH ROW EXECUTE FUNCTION openpars_refuse_governance_change()', 'ALTER TABLE persons ENABLE ROW LEVEL SECURITY', 'ALTER TABLE persons FORCE ROW LEVEL SECURITY', 'DROP POLICY IF EXISTS persons_base ON persons', 'CREATE POLICY persons_base ON persons USING (true) WITH CHECK (true)', 'ALTER TABLE involvements ENABLE ROW LEVEL SECURITY', 'ALTER TABLE involvements FORCE ROW LEVEL SECURITY', 'DROP POLICY IF EXISTS involvements_base ON involvements', 'CREATE POLICY involvements_base ON involvements USING (true) WITH CHECK (true)', 'ALTER TABLE arrests ENABLE ROW LEVEL SECURITY', 'ALTER TABLE arrests FORCE ROW LEVEL SECURITY', 'DROP POLICY IF EXISTS arrests_base ON arrests', 'CREATE POLICY arrests_base ON arrests USING (true) WITH CHECK (true)', 'ALTER TABLE person_aliases ENABLE ROW LEVEL SECURITY', 'ALTER TABLE person_aliases FORCE ROW LEVEL SECURITY', 'DROP POLICY IF EXISTS person_aliases_base ON person_aliases', 'CREATE POLICY person_aliases_base ON person_aliases USING (true) WITH CHECK (true)', 'ALTER TABLE charges ENABLE ROW LEVEL SECURITY', 'ALTER TABLE charges FORCE ROW LEVEL SECURITY', 'DROP POLICY IF EXISTS charges_base ON charges', 'CREATE POLICY charges_base ON charges USING (true) WITH CHECK (true)', 'DROP POLICY IF EXISTS involvements_floor ON involvements', "CREATE POLICY involvements_floor ON involvements AS RESTRICTIVE FOR SELECT USING (NOT coalesce(current_setting('openpars.external', true), '') = 'on' OR (role NOT IN ('victim', 'witness', 'complainant', 'affiant') AND juvenile = false AND EXISTS (SELECT 1 FROM arrests a WHERE a.id = involvements.arrest_id)))", 'DROP POLICY IF EXISTS arrests_floor ON arrests', "CREATE POLICY arrests_floor ON arrests AS RESTRICTIVE FOR SELECT USING (NOT coalesce(current_setting('openpars.external', true), '') = 'on' OR (sealed_at IS NULL AND expunged_at IS NULL))", 'DROP POLICY IF EXISTS persons_floor ON persons', "CREATE POLICY persons_floor ON persons AS RESTRICTIVE FOR SELECT USING (NOT coalesce(current_setting('openpars.external', true), '') = 'on' OR (EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = persons.id)))", 'DROP POLICY IF EXISTS person_aliases_floor ON person_aliases', "CREATE POLICY person_aliases_floor ON person_aliases AS RESTRICTIVE FOR SELECT USING (NOT coalesce(current_setting('openpars.external', true), '') = 'on' OR (EXISTS (SELECT 1 FROM persons p WHERE p.id = person_aliases.person_id)))", 'DROP POLICY IF EXISTS charges_floor ON charges', "CREATE POLICY charges_floor ON charges AS RESTRICTIVE FOR SELECT USING (NOT coalesce(current_setting('openpars.external', true), '') = 'on' OR (EXISTS (SELECT 1 FROM arrests a WHERE a.id = charges.arrest_id)))")
+
+
+def upgrade() -> None:
+    op.create_table('agencies',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('ori', sa.String(length=9), nullable=True),
+    sa.Column('kind', sa.Enum('police', 'da', 'court', 'pretrial', 'city', 'defender', 'external', name='agencykind', native_enum=False, length=20), nullable=False),
+    sa.Column('parent_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['parent_id'], ['agencies.id'], name=op.f('fk_agencies_parent_id_agencies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agencies')),
+    sa.UniqueConstraint('name', name=op.f('uq_agencies_name')),
+    sa.UniqueConstraint('ori', name=op.f('uq_agencies_ori'))
+    )
+    with op.batch_alter_table('agencies', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agencies_parent_id'), ['parent_id'], unique=False)
+
+    op.create_table('audit_checkpoints',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.Column('root', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('log_vkey', sa.String(length=200), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_checkpoints')),
+    sa.UniqueConstraint('size', name=op.f('uq_audit_checkpoints_size'))
+    )
+    op.create_table('audit_nodes',
+    sa.Column('level', sa.SmallInteger(), autoincrement=False, nullable=False),
+    sa.Column('index', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('hash', sa.LargeBinary(length=32), nullable=False),
+    sa.PrimaryKeyConstraint('level', 'index', name=op.f('pk_audit_nodes'))
+    )
+    op.create_table('audit_witnesses',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('vkey', sa.String(length=300), nullable=False),
+    sa.Column('added_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('removed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_witnesses')),
+    sa.UniqueConstraint('name', name=op.f('uq_audit_witnesses_name')),
+    sa.UniqueConstraint('vkey', name=op.f('uq_audit_witnesses_vkey'))
+    )
+    op.create_table('governance_board_configs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('members', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('quorum', sa.Integer(), nullable=False),
+    sa.Column('solo_actions', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('reminder_lead_days', sa.Integer(), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('note', sa.String(length=500), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_governance_board_configs')),
+    sa.UniqueConstraint('version', name=op.f('uq_governance_board_configs_version'))
+    )
+    op.create_table('persons',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('family_name', sa.String(length=100), nullable=False),
+    sa.Column('given_name', sa.String(length=100), nullable=False),
+    sa.Column('middle_name', sa.String(length=100), nullable=True),
+    sa.Column('name_key', sa.String(length=310).with_variant(sa.String(length=310, collation='C'), 'postgresql'), nullable=False),
+    sa.Column('birth_date', sa.Date(), nullable=True),
+    sa.Column('sex', sa.Enum('M', 'F', 'U', name='sex', native_enum=False), nullable=True),
+    sa.Column('race', sa.Enum('W', 'B', 'I', 'A', 'P', 'U', name='race', native_enum=False), nullable=True),
+    sa.Column('address', sa.String(length=300), nullable=True),
+    sa.Column('phone', sa.String(length=30), nullable=True),
+    sa.Column('place_of_birth', sa.String(length=100), nullable=True),
+    sa.Column('citizenship', sa.String(length=100), nullable=True),
+    sa.Column('sid', sa.String(length=20), nullable=True),
+    sa.Column('fbi_number', sa.String(length=20), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_persons')),
+    sa.UniqueConstraint('fbi_number', name=op.f('uq_persons_fbi_number')),
+    sa.UniqueConstraint('sid', name=op.f('uq_persons_sid'))
+    )
+    with op.batch_alter_table('persons', schema=None) as batch_op:
+        batch_op.create_index('ix_persons_birth_date', ['birth_date'], unique=False)
+        batch_op.create_index('ix_persons_name_key', ['name_key'], unique=False)
+
+    op.create_table('agreements',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('grantee_agency_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.Enum('draft', 'pending_approval', 'scheduled', 'active', 'suspended', 'expired', 'terminated', name='agreementstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('current_version', sa.Integer(), nullable=False),
+    sa.Column('active_version', sa.Integer(), nullable=True),
+    sa.Column('in_force_from', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('in_force_until', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['grantee_agency_id'], ['agencies.id'], name=op.f('fk_agreements_grantee_agency_id_agencies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreements')),
+    sa.UniqueConstraint('name', name=op.f('uq_agreements_name'))
+    )
+    with op.batch_alter_table('agreements', schema=None) as batch_op:
+        batch_op.create_index('ix_agreements_grantee_status', ['grantee_agency_id', 'status'], unique=False)
+
+    op.create_table('audit_cosignatures',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('checkpoint_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('witness_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('timestamp', sa.BigInteger(), nullable=False),
+    sa.Column('line', sa.Text(), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['checkpoint_id'], ['audit_checkpoints.id'], name=op.f('fk_audit_cosignatures_checkpoint_id_audit_checkpoints')),
+    sa.ForeignKeyConstraint(['witness_id'], ['audit_witnesses.id'], name=op.f('fk_audit_cosignatures_witness_id_audit_witnesses')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_cosignatures')),
+    sa.UniqueConstraint('checkpoint_id', 'witness_id', name=op.f('uq_audit_cosignatures_checkpoint_id_witness_id'))
+    )
+    with op.batch_alter_table('audit_cosignatures', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_cosignatures_checkpoint_id'), ['checkpoint_id'], unique=False)
+
+    op.create_table('governance_keys',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agency_id', sa.Integer(), nullable=False),
+    sa.Column('public_key', sa.String(length=44), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.Column('label', sa.String(length=100), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('revoked_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_by', sa.String(length=100), nullable=True),
+    sa.Column('revoke_reason', sa.String(length=500), nullable=True),
+    sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_governance_keys_agency_id_agencies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_governance_keys')),
+    sa.UniqueConstraint('fingerprint', name=op.f('uq_governance_keys_fingerprint'))
+    )
+    with op.batch_alter_table('governance_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_governance_keys_agency_id'), ['agency_id'], unique=False)
+
+    op.create_table('person_aliases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('family_name', sa.String(length=100), nullable=False),
+    sa.Column('given_name', sa.String(length=100), nullable=False),
+    sa.Column('name_key', sa.String(length=310).with_variant(sa.String(length=310, collation='C'), 'postgresql'), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_person_aliases_person_id_persons')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_person_aliases'))
+    )
+    with op.batch_alter_table('person_aliases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_person_aliases_name_key'), ['name_key'], unique=False)
+        batch_op.create_index(batch_op.f('ix_person_aliases_person_id'), ['person_id'], unique=False)
+
+    op.create_table('users',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('username', sa.String(length=100), nullable=False),
+    sa.Column('display_name', sa.String(length=200), nullable=False),
+    sa.Column('agency_id', sa.Integer(), nullable=False),
+    sa.Column('is_active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('disabled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_users_agency_id_agencies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
+    sa.UniqueConstraint('username', name=op.f('uq_users_username'))
+    )
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_users_agency_id'), ['agency_id'], unique=False)
+
+    op.create_table('agreement_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agreement_id', sa.Integer(), nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('kind', sa.Enum('created', 'updated', 'proposed', 'adopted', 'renewed', 'amended', 'suspended', 'resumed', 'terminated', 'expired', 'kill_switch', 'kill_switch_resumed', name='eventkind', native_enum=False, length=30), nullable=False),
+    sa.Column('from_status', sa.Enum('draft', 'pending_approval', 'scheduled', 'active', 'suspended', 'expired', 'terminated', name='agreementstatus', native_enum=False, length=20), nullable=True),
+    sa.Column('to_status', sa.Enum('draft', 'pending_approval', 'scheduled', 'active', 'suspended', 'expired', 'terminated', name='agreementstatus', native_enum=False, length=20), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=True),
+    sa.Column('content_hash', sa.String(length=64), nullable=True),
+    sa.Column('effective_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('by', sa.String(length=100), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_events_agreement_id_agreements')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_events'))
+    )
+    with op.batch_alter_table('agreement_events', schema=None) as batch_op:
+        batch_op.create_index('ix_agreement_events_agreement_at', ['agreement_id', 'at'], unique=False)
+
+    op.create_table('agreement_suspensions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agreement_id', sa.Integer(), nullable=False),
+    sa.Column('target_kind', sa.Enum('agreement', 'unit', 'account', name='suspensiontarget', native_enum=False, length=20), nullable=False),
+    sa.Column('target_id', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('suspended_by', sa.String(length=100), nullable=False),
+    sa.Column('suspended_by_id', sa.Integer(), nullable=True),
+    sa.Column('suspended_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_suspensions_agreement_id_agreements')),
+    sa.ForeignKeyConstraint(['suspended_by_id'], ['users.id'], name=op.f('fk_agreement_suspensions_suspended_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_suspensions'))
+    )
+    with op.batch_alter_table('agreement_suspensions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agreement_suspensions_agreement_id'), ['agreement_id'], unique=False)
+        batch_op.create_index('ix_agreement_suspensions_target', ['target_kind', 'target_id'], unique=False)
+
+    op.create_table('agreement_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agreement_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('content', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('effective_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_versions_agreement_id_agreements')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_agreement_versions_created_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_versions')),
+    sa.UniqueConstraint('agreement_id', 'version', name=op.f('uq_agreement_versions_agreement_id_version'))
+    )
+    with op.batch_alter_table('agreement_versions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agreement_versions_content_hash'), ['content_hash'], unique=False)
+
+    op.create_table('api_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('prefix', sa.String(length=16), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
+    )
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_tokens_user_id'), ['user_id'], unique=False)
+
+    op.create_table('arrests',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('otn', sa.String(length=20), nullable=True),
+    sa.Column('incident_number', sa.String(length=30), nullable=True),
+    sa.Column('ori', sa.String(length=9), nullable=False),
+    sa.Column('arresting_officer', sa.String(length=100), nullable=False),
+    sa.Column('arrested_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('location', sa.String(length=300), nullable=True),
+    sa.Column('arrest_type', sa.Enum('on_view', 'warrant', 'summons', name='arresttype', native_enum=False, length=20), nullable=False),
+    sa.Column('narrative', sa.Text(), nullable=True),
+    sa.Column('state', sa.Enum('entered', 'charged', 'declined', 'arraigned', 'released', 'committed', name='arreststate', native_enum=False, length=20), nullable=False),
+    sa.Column('docket_number', sa.String(length=30), nullable=True),
+    sa.Column('source_agency_id', sa.Integer(), nullable=False),
+    sa.Column('report_id', sa.String(length=100), nullable=True),
+    sa.Column('intake_digest', sa.String(length=64), nullable=True),
+    sa.Column('entered_by_id', sa.Integer(), nullable=True),
+    sa.Column('sealed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expunged_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('seal_order', sa.String(length=100), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['entered_by_id'], ['users.id'], name=op.f('fk_arrests_entered_by_id_users')),
+    sa.ForeignKeyConstraint(['source_agency_id'], ['agencies.id'], name=op.f('fk_arrests_source_agency_id_agencies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_arrests')),
+    sa.UniqueConstraint('docket_number', name=op.f('uq_arrests_docket_number')),
+    sa.UniqueConstraint('otn', name=op.f('uq_arrests_otn')),
+    sa.UniqueConstraint('source_agency_id', 'report_id', name=op.f('uq_arrests_source_agency_id_report_id'))
+    )
+    with op.batch_alter_table('arrests', schema=None) as batch_op:
+        batch_op.create_index('ix_arrests_arrested_at', ['arrested_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_arrests_incident_number'), ['incident_number'], unique=False)
+        batch_op.create_index(batch_op.f('ix_arrests_source_agency_id'), ['source_agency_id'], unique=False)
+        batch_op.create_index('ix_arrests_state', ['state'], unique=False)
+
+    op.create_table('audit_entries',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('kind', sa.Enum('read', 'search', 'write', 'refused', 'login', 'login_failed', 'token', 'account', 'agreement', 'proposal', 'vote', 'export', 'feed', 'audit_read', 'config', 'key', name='auditkind', native_enum=False, length=20), nullable=False),
+    sa.Column('action', sa.String(length=100), nullable=False),
+    sa.Column('outcome', sa.Enum('ok', 'refused', name='outcome', native_enum=False, length=10), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('agency_id', sa.Integer(), nullable=True),
+    sa.Column('agreement_id', sa.Integer(), nullable=True),
+    sa.Column('commitment', sa.LargeBinary(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_audit_entries_agency_id_agencies')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_audit_entries_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries'))
+    )
+    with op.batch_alter_table('audit_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_entries_agency_at', ['agency_id', 'at'], unique=False)
+        batch_op.create_index('ix_audit_entries_user_at', ['user_id', 'at'], unique=False)
+
+    op.create_table('governance_proposals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agreement_id', sa.Integer(), nullable=False),
+    sa.Column('agreement_version', sa.Integer(), nullable=False),
+    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('action', sa.Enum('adopt', 'renew', 'amend', 'suspend', 'resume', 'terminate', name='proposalaction', native_enum=False, length=20), nullable=False),
+    sa.Column('summary', sa.Text(), nullable=False),
+    sa.Column('new_expires_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('effective_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('deadline', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('board_config_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.Enum('open', 'approved', 'applied', 'rejected', 'failed', 'voided', name='proposalstatus', native_enum=False, length=20), nullable=False),
+    sa.Column('opened_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('opened_by', sa.String(length=100), nullable=False),
+    sa.Column('opened_by_user_id', sa.Integer(), nullable=True),
+    sa.Column('decided_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('effective_instant', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('applied_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_reason', sa.String(length=500), nullable=True),
+    sa.Column('final_tally', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_governance_proposals_agreement_id_agreements')),
+    sa.ForeignKeyConstraint(['board_config_id'], ['governance_board_configs.id'], name=op.f('fk_governance_proposals_board_config_id_governance_board_configs')),
+    sa.ForeignKeyConstraint(['opened_by_user_id'], ['users.id'], name=op.f('fk_governance_proposals_opened_by_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_governance_proposals'))
+    )
+    with op.batch_alter_table('governance_proposals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_governance_proposals_agreement_id'), ['agreement_id'], unique=False)
+        batch_op.create_index('ix_governance_proposals_status_deadline', ['status', 'deadline'], unique=False)
+
+    op.create_table('governance_renewal_notices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agreement_id', sa.Integer(), nullable=False),
+    sa.Column('stakeholder_id', sa.Integer(), nullable=False),
+    sa.Column('expires_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('opened_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('evidence_url', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_governance_renewal_notices_agreement_id_agreements')),
+    sa.ForeignKeyConstraint(['stakeholder_id'], ['agencies.id'], name=op.f('fk_governance_renewal_notices_stakeholder_id_agencies')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_governance_renewal_notices')),
+    sa.UniqueConstraint('agreement_id', 'stakeholder_id', 'expires_at', name=op.f('uq_governance_renewal_notices_agreement_id_stakeholder_id_expires_at'))
+    )
+    with op.batch_alter_table('governance_renewal_notices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_governance_renewal_notices_agreement_id'), ['agreement_id'], unique=False)
+
+    op.create_table('record_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('entity', sa.Enum('person', 'arrest', name='versionedentity', native_enum=False, length=20), nullable=False),
+    sa.Column('entity_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('change', sa.Enum('create', 'amend', 'correct', 'charging', 'bail_recommendation', 'arraignment', 'custody', 'seal', 'unseal', 'expunge', 'link', name='changekind', native_enum=False, length=30), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('snapshot', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('changed_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('changed_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['changed_by_id'], ['users.id'], name=op.f('fk_record_versions_changed_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_record_versions')),
+    sa.UniqueConstraint('entity', 'entity_id', 'version', name=op.f('uq_record_versions_entity_entity_id_version'))
+    )
+    op.create_table('site_floor_versions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('content', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('content_hash', sa.String(length=64), nullable=False),
+    sa.Column('changed_by', sa.String(length=100), nullable=False),
+    sa.Column('changed_by_id', sa.Integer(), nullable=True),
+    sa.Column('changed_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['changed_by_id'], ['users.id'], name=op.f('fk_site_floor_versions_changed_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_site_floor_versions')),
+    sa.UniqueConstraint('version', name=op.f('uq_site_floor_versions_version'))
+    )
+    op.create_table('user_roles',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.Enum('intake', 'charging', 'pretrial', 'court', 'reader', 'admin', 'sealed_access', 'voter', 'auditor', 'external_query', name='role', native_enum=False, length=30), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_roles_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_user_roles')),
+    sa.UniqueConstraint('user_id', 'role', name=op.f('uq_user_roles_user_id_role'))
+    )
+    with op.batch_alter_table('user_roles', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_user_roles_user_id'), ['user_id'], unique=False)
+
+    op.create_table('agreement_resumptions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('suspension_id', sa.Integer(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('resumed_by', sa.String(length=100), nullable=False),
+    sa.Column('resumed_by_id', sa.Integer(), nullable=True),
+    sa.Column('resumed_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['resumed_by_id'], ['users.id'], name=op.f('fk_agreement_resumptions_resumed_by_id_users')),
+    sa.ForeignKeyConstraint(['suspension_id'], ['agreement_suspensions.id'], name=op.f('fk_agreement_resumptions_suspension_id_agreement_suspensions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_resumptions')),
+    sa.UniqueConstraint('suspension_id', name=op.f('uq_agreement_resumptions_suspension_id'))
+    )
+    op.create_table('arraignments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('arrest_id', sa.Integer(), nullable=False),
+    sa.Column('arraigned_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('magistrate', sa.String(length=100), nullable=False),
+    sa.Column('bail_type', sa.Enum('ror', 'unsecured', 'nonmonetary', 'monetary', 'denied', name='bailtype', native_enum=False, length=20), nullable=False),
+    sa.Column('bail_amount', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('conditions', sa.Text(), nullable=True),
+    sa.Column('preliminary_hearing_date', sa.Date(), nullable=True),
+    sa.Column('docket_number', sa.String(length=30), nullable=False),
+    sa.Column('recorded_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['arrest_id'], ['arrests.id'], name=op.f('fk_arraignments_arrest_id_arrests')),
+    sa.ForeignKeyConstraint(['recorded_by_id'], ['users.id'], name=op.f('fk_arraignments_recorded_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_arraignments')),
+    sa.UniqueConstraint('arrest_id', name=op.f('uq_arraignments_arrest_id'))
+    )
+    op.create_table('audit_entry_contents',
+    sa.Column('entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('salt', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.ForeignKeyConstraint(['entry_id'], ['audit_entries.id'], name=op.f('fk_audit_entry_contents_entry_id_audit_entries')),
+    sa.PrimaryKeyConstraint('entry_id', name=op.f('pk_audit_entry_contents'))
+    )
+    op.create_table('audit_leaves',
+    sa.Column('leaf_index', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.Column('entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('leaf_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.ForeignKeyConstraint(['entry_id'], ['audit_entries.id'], name=op.f('fk_audit_leaves_entry_id_audit_entries')),
+    sa.PrimaryKeyConstraint('leaf_index', name=op.f('pk_audit_leaves')),
+    sa.UniqueConstraint('entry_id', name=op.f('uq_audit_leaves_entry_id'))
+    )
+    op.create_table('audit_pending',
+    sa.Column('entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
+    sa.ForeignKeyConstraint(['entry_id'], ['audit_entries.id'], name=op.f('fk_audit_pending_entry_id_audit_entries')),
+    sa.PrimaryKeyConstraint('entry_id', name=op.f('pk_audit_pending'))
+    )
+    op.create_table('audit_subjects',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=True),
+    sa.Column('arrest_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['entry_id'], ['audit_entries.id'], name=op.f('fk_audit_subjects_entry_id_audit_entries')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_subjects'))
+    )
+    with op.batch_alter_table('audit_subjects', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_subjects_arrest', ['arrest_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_audit_subjects_entry_id'), ['entry_id'], unique=False)
+        batch_op.create_index('ix_audit_subjects_person', ['person_id'], unique=False)
+
+    op.create_table('bail_recommendations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('arrest_id', sa.Integer(), nullable=False),
+    sa.Column('bail_type', sa.Enum('ror', 'unsecured', 'nonmonetary', 'monetary', 'denied', name='bailtype', native_enum=False, length=20), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=12, scale=2), nullable=True),
+    sa.Column('conditions', sa.Text(), nullable=True),
+    sa.Column('recommended_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recommended_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['arrest_id'], ['arrests.id'], name=op.f('fk_bail_recommendations_arrest_id_arrests')),
+    sa.ForeignKeyConstraint(['recommended_by_id'], ['users.id'], name=op.f('fk_bail_recommendations_recommended_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bail_recommendations'))
+    )
+    with op.batch_alter_table('bail_recommendations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bail_recommendations_arrest_id'), ['arrest_id'], unique=False)
+
+    op.create_table('charges',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('arrest_id', sa.Integer(), nullable=False),
+    sa.Column('stage', sa.Enum('recommended', 'approved', name='chargestage', native_enum=False, length=20), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('sequence', sa.Integer(), nullable=False),
+    sa.Column('statute', sa.String(length=40), nullable=False),
+    sa.Column('description', sa.String(length=200), nullable=False),
+    sa.Column('grade', sa.Enum('F1', 'F2', 'F3', 'M1', 'M2', 'M3', 'S', name='grade', native_enum=False), nullable=False),
+    sa.Column('counts', sa.Integer(), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['arrest_id'], ['arrests.id'], name=op.f('fk_charges_arrest_id_arrests')),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_charges_created_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_charges')),
+    sa.UniqueConstraint('arrest_id', 'stage', 'revision', 'sequence', name=op.f('uq_charges_arrest_id_stage_revision_sequence'))
+    )
+    with op.batch_alter_table('charges', schema=None) as batch_op:
+        batch_op.create_index('ix_charges_arrest_grade', ['arrest_id', 'grade'], unique=False)
+        batch_op.create_index(batch_op.f('ix_charges_statute'), ['statute'], unique=False)
+
+    op.create_table('charging_decisions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('arrest_id', sa.Integer(), nullable=False),
+    sa.Column('outcome', sa.Enum('approved', 'declined', 'modified', name='chargingoutcome', native_enum=False, length=20), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('decided_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('decided_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['arrest_id'], ['arrests.id'], name=op.f('fk_charging_decisions_arrest_id_arrests')),
+    sa.ForeignKeyConstraint(['decided_by_id'], ['users.id'], name=op.f('fk_charging_decisions_decided_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_charging_decisions'))
+    )
+    with op.batch_alter_table('charging_decisions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_charging_decisions_arrest_id'), ['arrest_id'], unique=False)
+
+    op.create_table('custody_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('arrest_id', sa.Integer(), nullable=False),
+    sa.Column('outcome', sa.Enum('released', 'committed', name='custodyoutcome', native_enum=False, length=20), nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('facility', sa.String(length=200), nullable=True),
+    sa.Column('recorded_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['arrest_id'], ['arrests.id'], name=op.f('fk_custody_events_arrest_id_arrests')),
+    sa.ForeignKeyConstraint(['recorded_by_id'], ['users.id'], name=op.f('fk_custody_events_recorded_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_custody_events')),
+    sa.UniqueConstraint('arrest_id', name=op.f('uq_custody_events_arrest_id'))
+    )
+    op.create_table('governance_votes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('stakeholder_id', sa.Integer(), nullable=False),
+    sa.Column('voter_user_id', sa.Integer(), nullable=False),
+    sa.Column('voter_username', sa.String(length=100), nullable=False),
+    sa.Column('choice', sa.Enum('yes', 'no', 'abstain', name='choice', native_enum=False, length=10), nullable=False),
+    sa.Column('rationale', sa.Text(), nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('key_id', sa.Integer(), nullable=False),
+    sa.Column('signed', sa.LargeBinary(), nullable=False),
+    sa.Column('signature', sa.LargeBinary(length=64), nullable=False),
+    sa.Column('signed_sha256', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['key_id'], ['governance_keys.id'], name=op.f('fk_governance_votes_key_id_governance_keys')),
+    sa.ForeignKeyConstraint(['proposal_id'], ['governance_proposals.id'], name=op.f('fk_governance_votes_proposal_id_governance_proposals')),
+    sa.ForeignKeyConstraint(['stakeholder_id'], ['agencies.id'], name=op.f('fk_governance_votes_stakeholder_id_agencies')),
+    sa.ForeignKeyConstraint(['voter_user_id'], ['users.id'], name=op.f('fk_governance_votes_voter_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_governance_votes')),
+    sa.UniqueConstraint('signed_sha256', name=op.f('uq_governance_votes_signed_sha256'))
+    )
+    with op.batch_alter_table('governance_votes', schema=None) as batch_op:
+        batch_op.create_index('ix_governance_votes_proposal_stakeholder', ['proposal_id', 'stakeholder_id'], unique=False)
+
+    op.create_table('involvements',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('arrest_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.Enum('arrestee', 'victim', 'witness', 'complainant', 'affiant', 'other', name='involvementrole', native_enum=False, length=20), nullable=False),
+    sa.Column('juvenile', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['arrest_id'], ['arrests.id'], name=op.f('fk_involvements_arrest_id_arrests')),
+    sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_involvements_person_id_persons')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_involvements')),
+    sa.UniqueConstraint('arrest_id', 'person_id', 'role', name=op.f('uq_involvements_arrest_id_person_id_role'))
+    )
+    with op.batch_alter_table('involvements', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_involvements_arrest_id'), ['arrest_id'], unique=False)
+        batch_op.create_index('ix_involvements_person_visibility', ['person_id', 'role', 'juvenile', 'arrest_id'], unique=False)
+
+
+    ddl = SQLITE_DDL if op.get_bind().dialect.name == 'sqlite' else POSTGRESQL_DDL
+    for statement in ddl:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('involvements', schema=None) as batch_op:
+        batch_op.drop_index('ix_involvements_person_visibility')
+        batch_op.drop_index(batch_op.f('ix_involvements_arrest_id'))
+
+    op.drop_table('involvements')
+    with op.batch_alter_table('governance_votes', schema=None) as batch_op:
+        batch_op.drop_index('ix_governance_votes_proposal_stakeholder')
+
+    op.drop_table('governance_votes')
+    op.drop_table('custody_events')
+    with op.batch_alter_table('charging_decisions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_charging_decisions_arrest_id'))
+
+    op.drop_table('charging_decisions')
+    with op.batch_alter_table('charges', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_charges_statute'))
+        batch_op.drop_index('ix_charges_arrest_grade')
+
+    op.drop_table('charges')
+    with op.batch_alter_table('bail_recommendations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bail_recommendations_arrest_id'))
+
+    op.drop_table('bail_recommendations')
+    with op.batch_alter_table('audit_subjects', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_subjects_person')
+        batch_op.drop_index(batch_op.f('ix_audit_subjects_entry_id'))
+        batch_op.drop_index('ix_audit_subjects_arrest')
+
+    op.drop_table('audit_subjects')
+    op.drop_table('audit_pending')
+    op.drop_table('audit_leaves')
+    op.drop_table('audit_entry_contents')
+    op.drop_table('arraignments')
+    op.drop_table('agreement_resumptions')
+    with op.batch_alter_table('user_roles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_user_roles_user_id'))
+
+    op.drop_table('user_roles')
+    op.drop_table('site_floor_versions')
+    op.drop_table('record_versions')
+    with op.batch_alter_table('governance_renewal_notices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_governance_renewal_notices_agreement_id'))
+
+    op.drop_table('governance_renewal_notices')
+    with op.batch_alter_table('governance_proposals', schema=None) as batch_op:
+        batch_op.drop_index('ix_governance_proposals_status_deadline')
+        batch_op.drop_index(batch_op.f('ix_governance_proposals_agreement_id'))
+
+    op.drop_table('governance_proposals')
+    with op.batch_alter_table('audit_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_entries_user_at')
+        batch_op.drop_index('ix_audit_entries_agency_at')
+
+    op.drop_table('audit_entries')
+    with op.batch_alter_table('arrests', schema=None) as batch_op:
+        batch_op.drop_index('ix_arrests_state')
+        batch_op.drop_index(batch_op.f('ix_arrests_source_agency_id'))
+        batch_op.drop_index(batch_op.f('ix_arrests_incident_number'))
+        batch_op.drop_index('ix_arrests_arrested_at')
+
+    op.drop_table('arrests')
+    with op.batch_alter_table('api_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
+
+    op.drop_table('api_tokens')
+    with op.batch_alter_table('agreement_versions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agreement_versions_content_hash'))
+
+    op.drop_table('agreement_versions')
+    with op.batch_alter_table('agreement_suspensions', schema=None) as batch_op:
+        batch_op.drop_index('ix_agreement_suspensions_target')
+        batch_op.drop_index(batch_op.f('ix_agreement_suspensions_agreement_id'))
+
+    op.drop_table('agreement_suspensions')
+    with op.batch_alter_table('agreement_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_agreement_events_agreement_at')
+
+    op.drop_table('agreement_events')
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_users_agency_id'))
+
+    op.drop_table('users')
+    with op.batch_alter_table('person_aliases', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_person_aliases_person_id'))
+        batch_op.drop_index(batch_op.f('ix_person_aliases_name_key'))
+
+    op.drop_table('person_aliases')
+    with op.batch_alter_table('governance_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_governance_keys_agency_id'))
+
+    op.drop_table('governance_keys')
+    with op.batch_alter_table('audit_cosignatures', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_audit_cosignatures_checkpoint_id'))
+
+    op.drop_table('audit_cosignatures')
+    with op.batch_alter_table('agreements', schema=None) as batch_op:
+        batch_op.drop_index('ix_agreements_grantee_status')
+
+    op.drop_table('agreements')
+    with op.batch_alter_table('persons', schema=None) as batch_op:
+        batch_op.drop_index('ix_persons_name_key')
+        batch_op.drop_index('ix_persons_birth_date')
+
+    op.drop_table('persons')
+    op.drop_table('governance_board_configs')
+    op.drop_table('audit_witnesses')
+    op.drop_table('audit_nodes')
+    op.drop_table('audit_checkpoints')
+    with op.batch_alter_table('agencies', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agencies_parent_id'))
+
+    op.drop_table('agencies')
