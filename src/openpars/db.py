@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Enum, MetaData, event
@@ -130,7 +131,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+# Memory-mapped reads of the SQLite file unless Settings.sqlite_mmap_mb says otherwise.
+DEFAULT_SQLITE_MMAP_MB = 1024
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any, *, mmap_mb: int) -> None:
     # Let SQLAlchemy's begin event own transactions so BEGIN IMMEDIATE and SAVEPOINT work.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
@@ -141,6 +146,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     # 64 MiB of page cache instead of SQLite's 2 MiB default: searches and capped counts touch
     # many index pages (bench/search.py halved the count time with it).
     cursor.execute("PRAGMA cache_size=-65536")
+    cursor.execute(f"PRAGMA mmap_size={int(mmap_mb) * 1024 * 1024}")
     cursor.close()
 
 
@@ -150,13 +156,15 @@ def _sqlite_on_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(
+    url: str, *, echo: bool = False, sqlite_mmap_mb: int = DEFAULT_SQLITE_MMAP_MB
+) -> Engine:
     """Create an engine for SQLite (embedded) or PostgreSQL (psycopg 3)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
         )
-        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "connect", partial(_sqlite_on_connect, mmap_mb=sqlite_mmap_mb))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -180,7 +188,13 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         """Build the database handle for a site's configuration."""
-        return cls(make_engine(settings.database_url, echo=settings.sql_echo))
+        return cls(
+            make_engine(
+                settings.database_url,
+                echo=settings.sql_echo,
+                sqlite_mmap_mb=settings.sqlite_mmap_mb,
+            )
+        )
 
     @property
     def dialect(self) -> str:
