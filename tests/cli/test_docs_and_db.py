@@ -11,6 +11,7 @@ from sqlalchemy import text
 from typer.testing import CliRunner
 
 from openpars.cli import app
+from openpars.config import Settings
 from openpars.console import migrations_present
 from openpars.db import make_engine
 
@@ -33,6 +34,12 @@ def test_every_command_is_documented() -> None:
                     "user create", "user list", "user disable", "user enable", "token issue",
                     "token list", "token revoke", "import", "demo"):  # fmt: skip
         assert f"## `openpars {command}`" in reference
+
+
+def test_every_setting_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name in Settings.model_fields:
+        assert f"`OPENPARS_{name.upper()}`" in readme, name
 
 
 def test_db_check_passes_on_the_models_and_fails_on_drift(runner: CliRunner, db_url: str) -> None:
