@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from openpars.audit.models import (
@@ -40,14 +40,6 @@ def lock_log(session: Session) -> None:
         session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_KEY)))
 
 
-_INSERT_ENTRIES = (
-    "INSERT INTO audit_entries (id, at, kind, action, outcome, user_id, agency_id, agreement_id, "
-    "commitment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_CONTENTS = "INSERT INTO audit_entry_contents (entry_id, salt, content) VALUES (?, ?, ?)"
-_INSERT_SUBJECTS = "INSERT INTO audit_subjects (entry_id, person_id, arrest_id) VALUES (?, ?, ?)"
-
-
 def _driver_sql(session: Session, statement: str) -> str:
     """A qmark statement in the driver's own parameter style (psycopg takes %s)."""
     if session.get_bind().dialect.paramstyle == "qmark":
@@ -55,47 +47,105 @@ def _driver_sql(session: Session, statement: str) -> str:
     return statement.replace("?", "%s")
 
 
-def _driver_time(session: Session, moment: datetime) -> datetime | str:
-    """A UTC instant as UTCDateTime stores it: naive text on SQLite, timestamptz otherwise."""
-    if session.get_bind().dialect.name == "sqlite":
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return moment
+class EntryRow(NamedTuple):
+    """One entry's rows before it has an id.
 
-
-def reserve_entry_ids(session: Session, count: int) -> list[int]:
-    """Allocate `count` entry ids for a bulk append."""
-    if session.get_bind().dialect.name == "sqlite":
-        # The transaction began IMMEDIATE, so it holds the only write lock: max + 1 is ours.
-        top = session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0)))
-        return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
-    rows = session.execute(
-        text(
-            "SELECT nextval(pg_get_serial_sequence('audit_entries', 'id')) "
-            "FROM generate_series(1, :n)"
-        ),
-        {"n": count},
-    )
-    return [int(i) for (i,) in rows]
-
-
-def insert_entries_bulk(
-    session: Session,
-    entries: Sequence[tuple[Any, ...]],
-    contents: Sequence[tuple[int, bytes, bytes]],
-    subjects: Sequence[tuple[int, int | None, int | None]],
-) -> None:
-    """Insert entries, contents and subjects with one driver executemany each.
-
-    Entries are (id, at, kind, action, outcome, user_id, agency_id, agreement_id,
-    commitment) with enum values as strings. This skips per-row SQLAlchemy type processing,
-    which otherwise costs more than the inserts themselves in a group commit.
+    entry is (at, kind, action, outcome, user_id, agency_id, agreement_id, commitment), with
+    enum values as strings and `at` as the driver stores a UTCDateTime (naive UTC text on
+    SQLite, an aware datetime on PostgreSQL); persons and arrests are the subject ids.
     """
-    connection = session.connection()
-    rows = [(e[0], _driver_time(session, e[1]), *e[2:]) for e in entries]
-    connection.exec_driver_sql(_driver_sql(session, _INSERT_ENTRIES), rows)
-    connection.exec_driver_sql(_driver_sql(session, _INSERT_CONTENTS), list(contents))
+
+    entry: tuple[Any, ...]
+    salt: bytes
+    content: bytes
+    persons: list[int]
+    arrests: list[int]
+
+
+_SQLITE_INSERT_ENTRY = (
+    "INSERT INTO audit_entries (at, kind, action, outcome, user_id, agency_id, agreement_id, "
+    "commitment) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_INSERT_ENTRIES = (
+    "INSERT INTO audit_entries (id, at, kind, action, outcome, user_id, agency_id, "
+    "agreement_id, commitment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_INSERT_CONTENT = (
+    "INSERT INTO audit_entry_contents (entry_id, salt, content) VALUES (?, ?, ?)"
+)
+_SQLITE_INSERT_SUBJECT = (
+    "INSERT INTO audit_subjects (entry_id, person_id, arrest_id) VALUES (?, ?, ?)"
+)
+# One round trip for the single append on PostgreSQL: the entry, its content and its subjects
+# in one statement (foreign keys and the queue trigger are checked at its end), returning the
+# new id. psycopg prepares it on the server after a few uses per connection.
+_PG_INSERT_ENTRY = (
+    "WITH e AS (INSERT INTO audit_entries (at, kind, action, outcome, user_id, agency_id, "
+    "agreement_id, commitment) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id), "
+    "c AS (INSERT INTO audit_entry_contents (entry_id, salt, content) "
+    "SELECT id, %s, %s FROM e), "
+    "s AS (INSERT INTO audit_subjects (entry_id, person_id, arrest_id) "
+    "SELECT e.id, s.person_id, s.arrest_id FROM e "
+    "CROSS JOIN unnest(%s::bigint[], %s::bigint[]) AS s (person_id, arrest_id)) "
+    "SELECT id FROM e"
+)
+_PG_RESERVE_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('audit_entries', 'id')) FROM generate_series(1, %s)"
+)
+_PG_INSERT_ENTRIES = _SQLITE_INSERT_ENTRIES.replace("?", "%s")
+_PG_INSERT_CONTENT = _SQLITE_INSERT_CONTENT.replace("?", "%s")
+_PG_INSERT_SUBJECT = _SQLITE_INSERT_SUBJECT.replace("?", "%s")
+
+
+def _subject_rows(entry_id: int, row: EntryRow) -> list[tuple[int, int | None, int | None]]:
+    return [(entry_id, p, None) for p in row.persons] + [(entry_id, None, a) for a in row.arrests]
+
+
+def insert_entry(connection: Connection, row: EntryRow) -> int:
+    """Insert one entry with its content and subjects; return its id.
+
+    The request path: the DB-API cursor directly, because SQLAlchemy's per-statement work
+    would cost more than the inserts. On SQLite the id is the new rowid (the transaction began
+    IMMEDIATE, so it holds the only write lock); on PostgreSQL it comes from the sequence.
+    """
+    cursor = connection.connection.cursor()
+    if connection.dialect.name == "sqlite":
+        cursor.execute(_SQLITE_INSERT_ENTRY, row.entry)
+        entry_id = int(cursor.lastrowid)
+        cursor.execute(_SQLITE_INSERT_CONTENT, (entry_id, row.salt, row.content))
+        if row.persons or row.arrests:
+            cursor.executemany(_SQLITE_INSERT_SUBJECT, _subject_rows(entry_id, row))
+        return entry_id
+    persons: list[int | None] = [*row.persons, *([None] * len(row.arrests))]
+    arrests: list[int | None] = [*([None] * len(row.persons)), *row.arrests]
+    cursor.execute(_PG_INSERT_ENTRY, (*row.entry, row.salt, row.content, persons, arrests))
+    return int(cursor.fetchone()[0])  # type: ignore[index]
+
+
+def insert_entries_bulk(connection: Connection, rows: Sequence[EntryRow]) -> list[int]:
+    """Insert many entries with one executemany per table (group commit); return their ids."""
+    cursor = connection.connection.cursor()
+    if connection.dialect.name == "sqlite":
+        # The transaction holds SQLite's only write lock, so max + 1 onwards is ours.
+        cursor.execute("SELECT max(id) FROM audit_entries")
+        top = int(cursor.fetchone()[0] or 0)  # type: ignore[index]
+        ids = list(range(top + 1, top + 1 + len(rows)))
+        statements = (_SQLITE_INSERT_ENTRIES, _SQLITE_INSERT_CONTENT, _SQLITE_INSERT_SUBJECT)
+    else:
+        cursor.execute(_PG_RESERVE_IDS, (len(rows),))
+        ids = [int(i) for (i,) in cursor.fetchall()]
+        statements = (_PG_INSERT_ENTRIES, _PG_INSERT_CONTENT, _PG_INSERT_SUBJECT)
+    subjects: list[tuple[int, int | None, int | None]] = []
+    for entry_id, row in zip(ids, rows, strict=True):
+        if row.persons or row.arrests:
+            subjects += _subject_rows(entry_id, row)
+    cursor.executemany(statements[0], [(i, *row.entry) for i, row in zip(ids, rows, strict=True)])
+    cursor.executemany(
+        statements[1], [(i, r.salt, r.content) for i, r in zip(ids, rows, strict=True)]
+    )
     if subjects:
-        connection.exec_driver_sql(_driver_sql(session, _INSERT_SUBJECTS), list(subjects))
+        cursor.executemany(statements[2], subjects)
+    return ids
 
 
 # --- the tree ---------------------------------------------------------------------------

@@ -7,7 +7,8 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,17 +18,30 @@ from openpars.audit.events import AuditEvent
 from openpars.db import utcnow
 from openpars.errors import AuditUnavailable
 
+# The canonical form is json.dumps(document, sort_keys=True, separators=(",", ":"),
+# ensure_ascii=False, default=str). json.dumps builds a new encoder for every call, which costs
+# as much as the encoding, so the C encoder with those same settings is built once. Without
+# the circular-reference check an impossible self-containing document fails with
+# RecursionError instead of ValueError; the bytes of every other document are the same.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_c_encode = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, str, encode_basestring, None, ":", ",", True, False, True)
+)
+_sha256 = hashlib.sha256
+
 
 def canonical_bytes(document: dict[str, Any]) -> bytes:
     """Canonical JSON: sorted keys, no spaces, UTF-8; the bytes the commitment is over."""
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode("utf-8")
+    if _c_encode is None:  # pragma: no cover - CPython always has the C encoder
+        return _ENCODER.encode(document).encode("utf-8")
+    return "".join(_c_encode(document, 0)).encode("utf-8")
 
 
 def commitment_of(salt: bytes, content: bytes) -> bytes:
     """SHA-256(salt || content), the leaf data of the entry in the Merkle tree."""
-    return hashlib.sha256(salt + content).digest()
+    return _sha256(salt + content).digest()
 
 
 def entry_document(event: AuditEvent, *, at: datetime) -> dict[str, Any]:
@@ -59,6 +73,42 @@ class Appended:
     commitment: bytes
 
 
+def _rows(
+    events: Sequence[AuditEvent], at: datetime | None, sqlite: bool
+) -> tuple[list[repo.EntryRow], list[datetime]]:
+    """The rows of each event (commitment over fresh salt) and each entry's instant."""
+    randomness = os.urandom(32 * len(events))
+    rows: list[repo.EntryRow] = []
+    moments: list[datetime] = []
+    for n, event in enumerate(events):
+        moment = at or utcnow()
+        document = entry_document(event, at=moment)
+        if sqlite:
+            iso: str = document["at"]
+            # UTCDateTime stores naive UTC text on SQLite; the ISO form already holds it.
+            stored: datetime | str = (
+                f"{iso[:10]} {iso[11:26]}"
+                if iso.endswith("+00:00")
+                else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            )
+        else:
+            stored = moment
+        content = canonical_bytes(document)
+        salt = randomness[32 * n : 32 * n + 32]
+        rows.append(
+            repo.EntryRow(
+                (stored, event.kind.value, event.action, event.outcome.value, event.user_id,
+                 event.agency_id, event.agreement_id, _sha256(salt + content).digest()),
+                salt,
+                content,
+                document["person_ids"],
+                document["arrest_ids"],
+            )
+        )  # fmt: skip
+        moments.append(moment)
+    return rows, moments
+
+
 def append_many(
     session: Session, events: Sequence[AuditEvent], *, at: datetime | None = None
 ) -> list[Appended]:
@@ -67,34 +117,25 @@ def append_many(
     If this fails, the access fails: the caller gets AuditUnavailable and nothing is returned.
     Rows go in at the driver level because per-row ORM work costs more than the inserts.
     """
+    if not events:
+        return []
     try:
-        ids = repo.reserve_entry_ids(session, len(events))
-        randomness = os.urandom(32 * len(events))
-        entries: list[tuple[Any, ...]] = []
-        contents: list[tuple[int, bytes, bytes]] = []
-        subjects: list[tuple[int, int | None, int | None]] = []
-        written: list[Appended] = []
-        for n, (entry_id, event) in enumerate(zip(ids, events, strict=True)):
-            moment = at or utcnow()
-            content = canonical_bytes(entry_document(event, at=moment))
-            salt = randomness[32 * n : 32 * n + 32]
-            commitment = commitment_of(salt, content)
-            entries.append(
-                (entry_id, moment, event.kind.value, event.action, event.outcome.value,
-                 event.user_id, event.agency_id, event.agreement_id, commitment)
-            )  # fmt: skip
-            contents.append((entry_id, salt, content))
-            subjects += [(entry_id, p, None) for p in sorted(set(event.person_ids))]
-            subjects += [(entry_id, None, a) for a in sorted(set(event.arrest_ids))]
-            written.append(Appended(id=entry_id, at=moment, commitment=commitment))
-        repo.insert_entries_bulk(session, entries, contents, subjects)
+        connection = session.connection()
+        rows, moments = _rows(events, at, connection.dialect.name == "sqlite")
+        if len(rows) == 1:
+            ids = [repo.insert_entry(connection, rows[0])]
+        else:
+            ids = repo.insert_entries_bulk(connection, rows)
     except Exception as exc:
         raise AuditUnavailable(
             "the access could not be written to the audit log, so nothing is returned; "
             "check the database and try again"
         ) from exc
     repo.notify_appended(session)
-    return written
+    return [
+        Appended(id=entry_id, at=moment, commitment=row.entry[-1])
+        for entry_id, moment, row in zip(ids, moments, rows, strict=True)
+    ]
 
 
 def append(session: Session, event: AuditEvent, *, at: datetime | None = None) -> Appended:
