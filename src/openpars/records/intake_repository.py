@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table
 
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias, RecordVersion
 
@@ -89,11 +88,10 @@ Row = tuple[Any, ...]
 
 
 class Binder:
-    """Values as the column types bind them on the session's dialect."""
+    """Values as the column types bind them on the connection's dialect."""
 
-    def __init__(self, session: Session) -> None:
-        self.dialect = session.get_bind().dialect
-        self.sqlite = self.dialect.name == "sqlite"
+    def __init__(self, connection: Connection) -> None:
+        self.sqlite = connection.dialect.name == "sqlite"
 
     def instant(self, moment: datetime) -> datetime | str:
         """A UTCDateTime value: naive UTC text on SQLite (SQLAlchemy's format), aware elsewhere."""
@@ -118,7 +116,7 @@ class Binder:
 _encode = json.JSONEncoder(check_circular=False).encode
 
 
-def reserve_ids(session: Session, counts: dict[type[Any], int]) -> dict[type[Any], list[int]]:
+def reserve_ids(connection: Connection, counts: dict[type[Any], int]) -> dict[type[Any], list[int]]:
     """New ids for rows of several tables, with one query, in the order they are to be used.
 
     On SQLite the transaction began IMMEDIATE and holds the only write lock, so the ids after
@@ -129,7 +127,6 @@ def reserve_ids(session: Session, counts: dict[type[Any], int]) -> dict[type[Any
     if not models:
         return {m: [] for m in counts}
     tables = [cast(Table, m.__table__).name for m in models]
-    connection = session.connection()
     if connection.dialect.name == "sqlite":
         query = ", ".join(f"(SELECT max(id) FROM {t})" for t in tables)  # noqa: S608 - our names
         tops = connection.exec_driver_sql(f"SELECT {query}").one()
@@ -148,41 +145,41 @@ def reserve_ids(session: Session, counts: dict[type[Any], int]) -> dict[type[Any
     return {m: reserved.get(m, []) for m in counts}
 
 
-def insert_persons(session: Session, rows: Sequence[Row]) -> None:
+def insert_persons(connection: Connection, rows: Sequence[Row]) -> None:
     """Insert persons: tuples in PERSON_COLUMNS order."""
-    _insert(session, Person, PERSON_COLUMNS, rows)
+    _insert(connection, Person, PERSON_COLUMNS, rows)
 
 
-def insert_aliases(session: Session, rows: Sequence[Row]) -> None:
+def insert_aliases(connection: Connection, rows: Sequence[Row]) -> None:
     """Insert person aliases: tuples in ALIAS_COLUMNS order (ids from the database)."""
-    _insert(session, PersonAlias, ALIAS_COLUMNS, rows)
+    _insert(connection, PersonAlias, ALIAS_COLUMNS, rows)
 
 
-def insert_arrests(session: Session, rows: Sequence[Row]) -> None:
+def insert_arrests(connection: Connection, rows: Sequence[Row]) -> None:
     """Insert arrests: tuples in ARREST_COLUMNS order."""
-    _insert(session, Arrest, ARREST_COLUMNS, rows)
+    _insert(connection, Arrest, ARREST_COLUMNS, rows)
 
 
-def insert_involvements(session: Session, rows: Sequence[Row]) -> None:
+def insert_involvements(connection: Connection, rows: Sequence[Row]) -> None:
     """Insert involvements: tuples in INVOLVEMENT_COLUMNS order."""
-    _insert(session, Involvement, INVOLVEMENT_COLUMNS, rows)
+    _insert(connection, Involvement, INVOLVEMENT_COLUMNS, rows)
 
 
-def insert_charges(session: Session, rows: Sequence[Row]) -> None:
+def insert_charges(connection: Connection, rows: Sequence[Row]) -> None:
     """Insert charges: tuples in CHARGE_COLUMNS order."""
-    _insert(session, Charge, CHARGE_COLUMNS, rows)
+    _insert(connection, Charge, CHARGE_COLUMNS, rows)
 
 
-def insert_versions(session: Session, rows: Sequence[Row]) -> None:
+def insert_versions(connection: Connection, rows: Sequence[Row]) -> None:
     """Insert version rows: tuples in VERSION_COLUMNS order, the snapshot as JSON text."""
-    _insert(session, RecordVersion, VERSION_COLUMNS, rows, jsonb=("snapshot",))
+    _insert(connection, RecordVersion, VERSION_COLUMNS, rows, jsonb=("snapshot",))
 
 
 _STATEMENTS: dict[tuple[str, str], str] = {}
 
 
 def _insert(
-    session: Session,
+    connection: Connection,
     model: type[Any],
     columns: tuple[str, ...],
     rows: Sequence[Row],
@@ -191,7 +188,6 @@ def _insert(
 ) -> None:
     if not rows:
         return
-    connection = session.connection()
     dialect = connection.dialect
     table = cast(Table, model.__table__)
     key = (dialect.name, table.name)

@@ -44,8 +44,10 @@ def write_arrests(
     """Insert the new persons, the arrests, involvements and charges of planned arrests and
     version 1 of each record, with one statement per table for all of them, parents first."""
     new, refs = _new_persons(plans)
+    # One connection for all the statements: asking the session for it costs each time.
+    connection = session.connection()
     ids = sql.reserve_ids(
-        session,
+        connection,
         {
             Person: len(new),
             Arrest: len(plans),
@@ -53,7 +55,7 @@ def write_arrests(
             Charge: sum(len(p.data.charges) for p in plans),
         },
     )
-    rows = _Rows(sql.Binder(session), actor, moment)
+    rows = _Rows(sql.Binder(connection), actor, moment)
     new_ids = ids[Person]
     involvement_ids, charge_ids = iter(ids[Involvement]), iter(ids[Charge])
     written: set[int] = set()
@@ -72,12 +74,12 @@ def write_arrests(
         ]
         results.append(rows.arrest(plan, arrest_id, persons, involvement_ids, charge_ids))
     # Parents first: the foreign keys are checked row by row.
-    sql.insert_persons(session, rows.persons)
-    sql.insert_aliases(session, rows.aliases)
-    sql.insert_arrests(session, rows.arrests)
-    sql.insert_involvements(session, rows.involvements)
-    sql.insert_charges(session, rows.charges)
-    sql.insert_versions(session, rows.versions)
+    sql.insert_persons(connection, rows.persons)
+    sql.insert_aliases(connection, rows.aliases)
+    sql.insert_arrests(connection, rows.arrests)
+    sql.insert_involvements(connection, rows.involvements)
+    sql.insert_charges(connection, rows.charges)
+    sql.insert_versions(connection, rows.versions)
     return results
 
 
