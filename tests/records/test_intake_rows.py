@@ -138,3 +138,36 @@ def test_reserved_ids_leave_later_inserts_free(db: Database, world: World) -> No
         assert min(later.person_ids) > person.id
         top = session.scalar(select(func.max(Person.id)))
         assert top == max(later.person_ids)
+
+
+def test_intake_digest_keeps_its_canonical_form() -> None:
+    # Stored digests tell a resend from a reused report id, so the canonical form may never
+    # change: this is the digest the first release stored for this payload (json.dumps with
+    # sorted keys and no spaces, ASCII escapes, of the model's JSON dump).
+    payload = {
+        "report_id": "PPD-2025-0000001",
+        "otn": "N0000001-1",
+        "incident_number": "202501000001",
+        "ori": "PAPEP0000",
+        "arresting_officer": "P/O Rivera #4001",
+        "arrested_at": "2025-03-14T02:40:00-04:00",
+        "location": "1200 N Broad St, Philadelphia, PA",
+        "arrest_type": "on_view",
+        "narrative": "Stopped with the complainant's purse.",
+        "involvements": [
+            {
+                "role": "arrestee",
+                "person": {
+                    "family_name": "Núñez",
+                    "given_name": "José",
+                    "birth_date": "1990-02-01",
+                    "sid": "123-45-67-8",
+                    "aliases": [{"family_name": "Nunez", "given_name": "Pepe"}],
+                },
+            },
+            {"role": "victim", "person_id": 7},
+        ],
+        "charges": [{"statute": "18 § 2701", "description": "Simple assault", "grade": "M2"}],
+    }
+    digest = intake_digest(ArrestCreate.model_validate(payload))
+    assert digest == "3fc3eb8baf751ebebe34923d35bb529f46437a377852af63146fba4c409e5433"
