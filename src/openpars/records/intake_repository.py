@@ -141,7 +141,8 @@ def reserve_ids(connection: Connection, counts: dict[type[Any], int]) -> dict[ty
             for m, t in zip(models, tables, strict=True)
         )
         arrays = connection.exec_driver_sql(f"SELECT {query}").one()
-        reserved = {m: [int(i) for i in a] for m, a in zip(models, arrays, strict=True)}
+        # Sorted, so ids ascend in the order rows are given, as the relationships order them.
+        reserved = {m: sorted(int(i) for i in a) for m, a in zip(models, arrays, strict=True)}
     return {m: reserved.get(m, []) for m in counts}
 
 
