@@ -1,9 +1,11 @@
 """The server side of the Merkle log: integration, proofs from the database, the publisher.
 
-Requests append entries in their own transactions (the sequencer side); a trigger queues each
-new entry in audit_pending. The integrator gives queued entries contiguous leaf indexes in id
-order (on PostgreSQL an entry whose transaction commits after a higher id was integrated gets
-the next free index then: nothing is skipped, nothing waits) and stores every completed
+Requests append entries in their own transactions (the sequencer side); on PostgreSQL a trigger
+queues each new entry in audit_pending, on SQLite the entries above the last integrated one are
+the queue (its single writer commits in id order). The integrator gives queued entries
+contiguous leaf indexes in id order (on PostgreSQL an entry whose transaction commits after a
+higher id was integrated gets the next free index then: nothing is skipped, nothing waits) and
+stores every completed
 subtree hash, so any proof costs O(log n) indexed reads. Only one integrator runs at a time:
 PostgreSQL takes an advisory transaction lock, SQLite's single writer (BEGIN IMMEDIATE)
 already serialises.

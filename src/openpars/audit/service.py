@@ -46,8 +46,12 @@ def commitment_of(salt: bytes, content: bytes) -> bytes:
 
 def entry_document(event: AuditEvent, *, at: datetime) -> dict[str, Any]:
     """The full content of an entry as it is committed to."""
+    return _document(event, at.isoformat(timespec="microseconds"))
+
+
+def _document(event: AuditEvent, at_iso: str) -> dict[str, Any]:
     return {
-        "at": at.isoformat(timespec="microseconds"),
+        "at": at_iso,
         "kind": event.kind.value,
         "action": event.action,
         "outcome": event.outcome.value,
@@ -73,26 +77,23 @@ class Appended:
     commitment: bytes
 
 
-def _rows(
-    events: Sequence[AuditEvent], at: datetime | None, sqlite: bool
-) -> tuple[list[repo.EntryRow], list[datetime]]:
-    """The rows of each event (commitment over fresh salt) and each entry's instant."""
+def _stored_time(moment: datetime, iso: str, sqlite: bool) -> datetime | str:
+    """The instant as the driver stores a UTCDateTime: naive UTC text on SQLite."""
+    if not sqlite:
+        return moment
+    if iso.endswith("+00:00"):  # the ISO form already holds the text
+        return f"{iso[:10]} {iso[11:26]}"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _rows(events: Sequence[AuditEvent], moment: datetime, sqlite: bool) -> list[repo.EntryRow]:
+    """The rows of each event: canonical content, a fresh salt, the commitment over both."""
+    iso = moment.isoformat(timespec="microseconds")
+    stored = _stored_time(moment, iso, sqlite)
     randomness = os.urandom(32 * len(events))
     rows: list[repo.EntryRow] = []
-    moments: list[datetime] = []
     for n, event in enumerate(events):
-        moment = at or utcnow()
-        document = entry_document(event, at=moment)
-        if sqlite:
-            iso: str = document["at"]
-            # UTCDateTime stores naive UTC text on SQLite; the ISO form already holds it.
-            stored: datetime | str = (
-                f"{iso[:10]} {iso[11:26]}"
-                if iso.endswith("+00:00")
-                else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-            )
-        else:
-            stored = moment
+        document = _document(event, iso)
         content = canonical_bytes(document)
         salt = randomness[32 * n : 32 * n + 32]
         rows.append(
@@ -105,8 +106,7 @@ def _rows(
                 document["arrest_ids"],
             )
         )  # fmt: skip
-        moments.append(moment)
-    return rows, moments
+    return rows
 
 
 def append_many(
@@ -115,13 +115,15 @@ def append_many(
     """Append entries in the caller's transaction, one executemany per table (group commit).
 
     If this fails, the access fails: the caller gets AuditUnavailable and nothing is returned.
-    Rows go in at the driver level because per-row ORM work costs more than the inserts.
+    Rows go in at the driver level because per-row ORM work costs more than the inserts. The
+    entries of one call are appended at one instant (`at`, by default now), in one transaction.
     """
     if not events:
         return []
+    moment = at or utcnow()
     try:
         connection = session.connection()
-        rows, moments = _rows(events, at, connection.dialect.name == "sqlite")
+        rows = _rows(events, moment, connection.dialect.name == "sqlite")
         if len(rows) == 1:
             ids = [repo.insert_entry(connection, rows[0])]
         else:
@@ -134,7 +136,7 @@ def append_many(
     repo.notify_appended(session)
     return [
         Appended(id=entry_id, at=moment, commitment=row.entry[-1])
-        for entry_id, moment, row in zip(ids, moments, rows, strict=True)
+        for entry_id, row in zip(ids, rows, strict=True)
     ]
 
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: dc14d246d33c
+Revision ID: 5e5b3f79e4c3
 Revises:
-Create Date: 2026-11-28 11:38:16.290260
+Create Date: 2026-11-28 13:35:54.721726
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = "dc14d246d33c"
+revision: str = "5e5b3f79e4c3"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -36,7 +36,6 @@ SQLITE_DDL: tuple[str, ...] = (
     "CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_update BEFORE UPDATE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit_cosignatures is append-only: UPDATE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS audit_cosignatures_no_delete BEFORE DELETE ON audit_cosignatures BEGIN SELECT RAISE(ABORT, 'audit_cosignatures is append-only: DELETE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS audit_entry_contents_no_update BEFORE UPDATE ON audit_entry_contents BEGIN SELECT RAISE(ABORT, 'audit_entry_contents is append-only: UPDATE refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_entries_enqueue AFTER INSERT ON audit_entries BEGIN INSERT INTO audit_pending (entry_id) VALUES (NEW.id); END",
     "CREATE TRIGGER IF NOT EXISTS agreement_versions_no_update BEFORE UPDATE ON agreement_versions BEGIN SELECT RAISE(ABORT, 'agreement_versions is append-only: UPDATE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS agreement_versions_no_delete BEFORE DELETE ON agreement_versions BEGIN SELECT RAISE(ABORT, 'agreement_versions is append-only: DELETE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS agreement_events_no_update BEFORE UPDATE ON agreement_events BEGIN SELECT RAISE(ABORT, 'agreement_events is append-only: UPDATE refused'); END",
@@ -1011,9 +1010,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_subjects")),
     )
     with op.batch_alter_table("audit_subjects", schema=None) as batch_op:
-        batch_op.create_index("ix_audit_subjects_arrest", ["arrest_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_subjects_entry_id"), ["entry_id"], unique=False)
-        batch_op.create_index("ix_audit_subjects_person", ["person_id"], unique=False)
+        batch_op.create_index(
+            "ix_audit_subjects_arrest",
+            ["arrest_id"],
+            unique=False,
+            sqlite_where=sa.text("arrest_id IS NOT NULL"),
+            postgresql_where=sa.text("arrest_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "ix_audit_subjects_person",
+            ["person_id"],
+            unique=False,
+            sqlite_where=sa.text("person_id IS NOT NULL"),
+            postgresql_where=sa.text("person_id IS NOT NULL"),
+        )
 
     op.create_table(
         "bail_recommendations",
@@ -1258,9 +1268,16 @@ def downgrade() -> None:
 
     op.drop_table("bail_recommendations")
     with op.batch_alter_table("audit_subjects", schema=None) as batch_op:
-        batch_op.drop_index("ix_audit_subjects_person")
-        batch_op.drop_index(batch_op.f("ix_audit_subjects_entry_id"))
-        batch_op.drop_index("ix_audit_subjects_arrest")
+        batch_op.drop_index(
+            "ix_audit_subjects_person",
+            sqlite_where=sa.text("person_id IS NOT NULL"),
+            postgresql_where=sa.text("person_id IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_audit_subjects_arrest",
+            sqlite_where=sa.text("arrest_id IS NOT NULL"),
+            postgresql_where=sa.text("arrest_id IS NOT NULL"),
+        )
 
     op.drop_table("audit_subjects")
     op.drop_table("audit_pending")
