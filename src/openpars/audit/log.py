@@ -177,7 +177,7 @@ def integrate_all(db: Database, *, batch: int = INTEGRATE_BATCH) -> int:
 
 def append_many(session: Session, events: Sequence[AuditEvent]) -> list[int]:
     """Append many entries at once (group commit); return their ids. See `service.append_many`."""
-    return [written.id for written in service.append_many(session, events)]
+    return service.append_many_ids(session, events)
 
 
 def shred(

@@ -46,15 +46,16 @@ def commitment_of(salt: bytes, content: bytes) -> bytes:
 
 def entry_document(event: AuditEvent, *, at: datetime) -> dict[str, Any]:
     """The full content of an entry as it is committed to."""
-    return _document(event, at.isoformat(timespec="microseconds"))
+    iso = at.isoformat(timespec="microseconds")
+    return _document(event, iso, event.kind.value, event.outcome.value)
 
 
-def _document(event: AuditEvent, at_iso: str) -> dict[str, Any]:
+def _document(event: AuditEvent, at_iso: str, kind: str, outcome: str) -> dict[str, Any]:
     return {
         "at": at_iso,
-        "kind": event.kind.value,
+        "kind": kind,
         "action": event.action,
-        "outcome": event.outcome.value,
+        "outcome": outcome,
         "user_id": event.user_id,
         "username": event.username,
         "agency_id": event.agency_id,
@@ -93,13 +94,15 @@ def _rows(events: Sequence[AuditEvent], moment: datetime, sqlite: bool) -> list[
     randomness = os.urandom(32 * len(events))
     rows: list[repo.EntryRow] = []
     for n, event in enumerate(events):
-        document = _document(event, iso)
+        # An enum's .value is a descriptor call; every entry needs both twice.
+        kind, outcome = event.kind.value, event.outcome.value
+        document = _document(event, iso, kind, outcome)
         content = canonical_bytes(document)
         salt = randomness[32 * n : 32 * n + 32]
         rows.append(
             repo.EntryRow(
-                (stored, event.kind.value, event.action, event.outcome.value, event.user_id,
-                 event.agency_id, event.agreement_id, _sha256(salt + content).digest()),
+                (stored, kind, event.action, outcome, event.user_id, event.agency_id,
+                 event.agreement_id, _sha256(salt + content).digest()),
                 salt,
                 content,
                 document["person_ids"],
@@ -109,18 +112,10 @@ def _rows(events: Sequence[AuditEvent], moment: datetime, sqlite: bool) -> list[
     return rows
 
 
-def append_many(
-    session: Session, events: Sequence[AuditEvent], *, at: datetime | None = None
-) -> list[Appended]:
-    """Append entries in the caller's transaction, one executemany per table (group commit).
-
-    If this fails, the access fails: the caller gets AuditUnavailable and nothing is returned.
-    Rows go in at the driver level because per-row ORM work costs more than the inserts. The
-    entries of one call are appended at one instant (`at`, by default now), in one transaction.
-    """
-    if not events:
-        return []
-    moment = at or utcnow()
+def _write(
+    session: Session, events: Sequence[AuditEvent], moment: datetime
+) -> tuple[list[int], list[repo.EntryRow]]:
+    """Insert the entries' rows; any failure becomes AuditUnavailable."""
     try:
         connection = session.connection()
         rows = _rows(events, moment, connection.dialect.name == "sqlite")
@@ -134,10 +129,35 @@ def append_many(
             "check the database and try again"
         ) from exc
     repo.notify_appended(session)
+    return ids, rows
+
+
+def append_many(
+    session: Session, events: Sequence[AuditEvent], *, at: datetime | None = None
+) -> list[Appended]:
+    """Append entries in the caller's transaction, a few statements per table (group commit).
+
+    If this fails, the access fails: the caller gets AuditUnavailable and nothing is returned.
+    Rows go in at the driver level because per-row ORM work costs more than the inserts. The
+    entries of one call are appended at one instant (`at`, by default now), in one transaction.
+    """
+    if not events:
+        return []
+    moment = at or utcnow()
+    ids, rows = _write(session, events, moment)
     return [
         Appended(id=entry_id, at=moment, commitment=row.entry[-1])
         for entry_id, row in zip(ids, rows, strict=True)
     ]
+
+
+def append_many_ids(
+    session: Session, events: Sequence[AuditEvent], *, at: datetime | None = None
+) -> list[int]:
+    """`append_many` returning only the new ids: a large group commit needs no more."""
+    if not events:
+        return []
+    return _write(session, events, at or utcnow())[0]
 
 
 def append(session: Session, event: AuditEvent, *, at: datetime | None = None) -> Appended:
