@@ -150,9 +150,19 @@ def measure(variants: dict[str, Callable[[str], None]], values: list[str]) -> di
 
 
 def external_lookup(
-    db: Database, policy: Callable[[], ReadPolicy], sid: str, *, audit: bool, flush: bool = True
+    db: Database,
+    policy: Callable[[], ReadPolicy],
+    sid: str,
+    *,
+    audit: bool,
+    flush: bool = True,
+    actor: tuple[int | None, int | None] = (None, None),
 ) -> None:
-    """An external SID lookup; if `audit`, its entry is appended before the commit."""
+    """An external SID lookup; if `audit`, its entry is appended before the commit.
+
+    `actor` is the (user id, agency id) the entry names: real rows, so the entry pays for its
+    foreign-key checks and index keys as a real agent's would.
+    """
     with db.session() as session:
         if not flush:
             session.execute(text("SET LOCAL synchronous_commit = off"))
@@ -166,9 +176,9 @@ def external_lookup(
                 AuditEvent(
                     kind=AuditKind.SEARCH,
                     action="person.search",
-                    user_id=None,
+                    user_id=actor[0],
                     username="ice.agent",
-                    agency_id=None,
+                    agency_id=actor[1],
                     source_ip="10.1.2.3",
                     params={
                         "query": {"sid": sid},
@@ -225,17 +235,18 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
                 roles=frozenset({Role.READER}),
             )
             result: dict[str, Any] = {}
+            actor = (data.user_id, data.agency_id)
             external: dict[str, Callable[[str], None]] = {
                 "bare": lambda v: external_lookup(db, policy, v, audit=False),
-                "audited": lambda v: external_lookup(db, policy, v, audit=True),
+                "audited": lambda v: external_lookup(db, policy, v, audit=True, actor=actor),
             }
             if backend == "sqlite":
                 external["audited_synchronous_full"] = lambda v: external_lookup(
-                    durable_db, policy, v, audit=True
+                    durable_db, policy, v, audit=True, actor=actor
                 )
             else:
                 external["audited_without_wal_flush"] = lambda v: external_lookup(
-                    db, policy, v, audit=True, flush=False
+                    db, policy, v, audit=True, flush=False, actor=actor
                 )
             result["external"] = measure(external, sids)
             result["internal_service"] = measure(
