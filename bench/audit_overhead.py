@@ -7,11 +7,22 @@ variant's ratio to ``bare``, the same query unaudited.
 
 * ``external``: an external agency's SID lookup under a policy compiled from a real
   agreement scope (row filter, field projection, masks). ``audited`` appends the entry
-  `openpars.access.service` would (query, purpose, decision, returned ids) through
-  `service.append` in the same transaction; ``audited_driver`` appends it through
-  `log.append_many`'s driver-level path instead.
+  `openpars.access.service` would (query, purpose, decision, returned ids) with
+  `audit.service.append` in the same transaction, before the rows are handed back.
 * ``internal_service``: the real `openpars.access.service.search_persons` for a reader
   (which always audits) as ``audited``, against the same steps without the append.
+
+Durability is each database's as openpars configures it: SQLite in WAL mode with
+``synchronous=NORMAL`` (a commit survives a crash of the process, not a power loss) and
+PostgreSQL with ``synchronous_commit=on`` (each commit that wrote waits for its WAL to be
+flushed to disk). An unaudited read writes nothing, so its commit has nothing to make durable.
+To show what that costs, ``external`` also has, as decomposition only (not a way to run):
+
+* SQLite ``audited_synchronous_full``: the audited variant on a connection with
+  ``synchronous=FULL`` (the WAL fsynced at every commit: survives power loss);
+* PostgreSQL ``audited_without_wal_flush``: the audited variant with ``SET LOCAL
+  synchronous_commit = off`` (the commit does not wait for the WAL flush: NOT durable). The
+  difference to ``audited`` is the flush wait alone.
 
 The last line printed is one JSON object.
 
@@ -38,13 +49,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from search_data.load import Loaded, load
+from sqlalchemy import event, text
 
 from openpars.access import repository as repo
 from openpars.access import service, shaping
 from openpars.access.enforcement import policy_for
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import PersonQuery, ReadContext
-from openpars.audit import log
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.db import Base, Database, make_engine, make_unpooled_engine, utcnow
@@ -139,34 +150,45 @@ def measure(variants: dict[str, Callable[[str], None]], values: list[str]) -> di
 
 
 def external_lookup(
-    db: Database, policy: Callable[[], ReadPolicy], sid: str, audit: str | None
+    db: Database,
+    policy: Callable[[], ReadPolicy],
+    sid: str,
+    *,
+    audit: bool,
+    flush: bool = True,
+    actor: tuple[int | None, int | None] = (None, None),
 ) -> None:
-    """An external SID lookup; `audit` says how its entry is appended before the commit."""
+    """An external SID lookup; if `audit`, its entry is appended before the commit.
+
+    `actor` is the (user id, agency id) the entry names: real rows, so the entry pays for its
+    foreign-key checks and index keys as a real agent's would.
+    """
     with db.session() as session:
+        if not flush:
+            session.execute(text("SET LOCAL synchronous_commit = off"))
         pol = policy()
         branches = repo.person_branches(pol, PersonQuery(sid=sid))
         rows, _total, _exact = repo.search_page(session, branches, offset=0, limit=PAGE)
         items = [shaping.person_read(p, pol) for p in rows]
-        if audit is not None:
-            event = AuditEvent(
-                kind=AuditKind.SEARCH,
-                action="person.search",
-                user_id=None,
-                username="ice.agent",
-                agency_id=None,
-                source_ip="10.1.2.3",
-                params={
-                    "query": {"sid": sid},
-                    "purpose": "criminal-investigation",
-                    "case_reference": "BENCH-1",
-                    "decision": pol.explain(),
-                },
-                person_ids=[p.id for p in rows],
+        if audit:
+            append(
+                session,
+                AuditEvent(
+                    kind=AuditKind.SEARCH,
+                    action="person.search",
+                    user_id=actor[0],
+                    username="ice.agent",
+                    agency_id=actor[1],
+                    source_ip="10.1.2.3",
+                    params={
+                        "query": {"sid": sid},
+                        "purpose": "criminal-investigation",
+                        "case_reference": "BENCH-1",
+                        "decision": pol.explain(),
+                    },
+                    person_ids=[p.id for p in rows],
+                ),
             )
-            if audit == "orm":
-                append(session, event)
-            else:
-                log.append_many(session, [event])
         del items
 
 
@@ -196,11 +218,15 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
         data: Loaded = load(loader, persons=persons, seed=20261128)
         loader.dispose()
         engine = make_engine(url)
+        # The same database with every commit fsynced (SQLite only; see the docstring).
+        durable = make_engine(url)
+        if backend == "sqlite":
+            event.listen(durable, "connect", lambda c, _r: c.execute("PRAGMA synchronous=FULL"))
         try:
-            db = Database(engine)
+            db, durable_db = Database(engine), Database(durable)
             rng = random.Random(11)
             sids = [data.random_sid(rng) for _ in range(queries)]
-            external = external_policy
+            policy = external_policy
             reader = Principal(
                 user_id=data.user_id,
                 username="bench-reader",
@@ -209,14 +235,20 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
                 roles=frozenset({Role.READER}),
             )
             result: dict[str, Any] = {}
-            result["external"] = measure(
-                {
-                    "bare": lambda v: external_lookup(db, external, v, audit=None),
-                    "audited": lambda v: external_lookup(db, external, v, audit="orm"),
-                    "audited_driver": lambda v: external_lookup(db, external, v, audit="driver"),
-                },
-                sids,
-            )
+            actor = (data.user_id, data.agency_id)
+            external: dict[str, Callable[[str], None]] = {
+                "bare": lambda v: external_lookup(db, policy, v, audit=False),
+                "audited": lambda v: external_lookup(db, policy, v, audit=True, actor=actor),
+            }
+            if backend == "sqlite":
+                external["audited_synchronous_full"] = lambda v: external_lookup(
+                    durable_db, policy, v, audit=True, actor=actor
+                )
+            else:
+                external["audited_without_wal_flush"] = lambda v: external_lookup(
+                    db, policy, v, audit=True, flush=False, actor=actor
+                )
+            result["external"] = measure(external, sids)
             result["internal_service"] = measure(
                 {
                     "bare": lambda v: internal_unaudited(db, reader, v),
@@ -227,6 +259,7 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
             return result
         finally:
             engine.dispose()
+            durable.dispose()
 
 
 def main() -> None:
@@ -251,7 +284,9 @@ def main() -> None:
         for backend in backends:
             figures[backend] = run_backend(backend, persons, queries, Path(tmp))
             for name in ("external", "internal_service"):
-                print(f"{backend} {name}: {figures[backend][name]['audited']}", file=sys.stderr)
+                for variant, result in figures[backend][name].items():
+                    if variant != "n":
+                        print(f"{backend} {name} {variant}: {result}", file=sys.stderr)
     print(json.dumps(figures, sort_keys=True))
 
 

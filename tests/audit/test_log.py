@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import stat
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from openpars.audit import checkpoints, log, merkle, notes, witness
+from openpars.audit import checkpoints, log, merkle, notes, service, witness
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
@@ -360,3 +362,58 @@ def test_append_many_writes_what_append_writes(db: Database) -> None:
             )  # type: ignore[union-attr]
             assert commitment_of(content.salt, content.content) == entry.commitment
         assert log.shred(session, actor=COURT, order_reference="MC-1", person_id=40) == [ids[-1]]
+
+
+def test_entries_with_more_subjects_than_one_insert_statement_takes(db: Database) -> None:
+    """Subjects go in as multi-row INSERTs of bounded size; none is lost at the boundaries."""
+    persons, arrests = list(range(1, 1202)), list(range(1, 400))
+    with db.session() as session:
+        export = append(
+            session,
+            AuditEvent(kind=AuditKind.EXPORT, action="export", person_ids=[*persons, 5, 5]),
+        )
+        ids = log.append_many(
+            session,
+            [
+                AuditEvent(kind=AuditKind.FEED, action="feed", person_ids=[p, p + 2000])
+                for p in range(7000, 7700)
+            ]
+            + [AuditEvent(kind=AuditKind.READ, action="arrests", arrest_ids=arrests)],
+        )
+
+        def subjects(first: int, last: int) -> list[tuple[int, int | None, int | None]]:
+            rows = session.execute(
+                text(
+                    "SELECT entry_id, person_id, arrest_id FROM audit_subjects "
+                    "WHERE entry_id BETWEEN :first AND :last ORDER BY id"
+                ),
+                {"first": first, "last": last},
+            )
+            return [(int(e), p, a) for e, p, a in rows]
+
+        assert subjects(export.id, export.id) == [(export.id, p, None) for p in persons]
+        feed = subjects(ids[0], ids[-2])
+        assert len(feed) == 1400 and {e for e, _, _ in feed} == set(ids[:-1])
+        assert subjects(ids[-1], ids[-1]) == [(ids[-1], None, a) for a in arrests]
+        assert log.integrate(session) >= 702
+        assert log.shred(session, actor=COURT, order_reference="MC-2", person_id=1200) == [
+            export.id
+        ]
+        assert log.shred(session, actor=COURT, order_reference="MC-3", arrest_id=399) == [ids[-1]]
+
+
+def test_an_instant_in_another_zone_is_stored_in_utc_and_committed_as_given(
+    db: Database,
+) -> None:
+    at = datetime(2026, 11, 28, 8, 0, 0, 5, tzinfo=timezone(timedelta(hours=-5)))
+    with db.session() as session:
+        written = service.append_many(
+            session, [AuditEvent(kind=AuditKind.READ, action="r")] * 2, at=at
+        )
+        assert [w.at for w in written] == [at, at]
+        for w in written:
+            entry, content = session.get(AuditEntry, w.id), session.get(AuditEntryContent, w.id)
+            assert entry is not None and content is not None
+            assert entry.at == at and entry.at.utcoffset() == timedelta(0)
+            assert json.loads(content.content)["at"] == "2026-11-28T08:00:00.000005-05:00"
+        assert service.append_many(session, []) == []

@@ -1,9 +1,11 @@
 """The server side of the Merkle log: integration, proofs from the database, the publisher.
 
-Requests append entries in their own transactions (the sequencer side); a trigger queues each
-new entry in audit_pending. The integrator gives queued entries contiguous leaf indexes in id
-order (on PostgreSQL an entry whose transaction commits after a higher id was integrated gets
-the next free index then: nothing is skipped, nothing waits) and stores every completed
+Requests append entries in their own transactions (the sequencer side); on PostgreSQL a trigger
+queues each new entry in audit_pending, on SQLite the entries above the last integrated one are
+the queue (its single writer commits in id order). The integrator gives queued entries
+contiguous leaf indexes in id order (on PostgreSQL an entry whose transaction commits after a
+higher id was integrated gets the next free index then: nothing is skipped, nothing waits) and
+stores every completed
 subtree hash, so any proof costs O(log n) indexed reads. Only one integrator runs at a time:
 PostgreSQL takes an advisory transaction lock, SQLite's single writer (BEGIN IMMEDIATE)
 already serialises.
@@ -175,7 +177,7 @@ def integrate_all(db: Database, *, batch: int = INTEGRATE_BATCH) -> int:
 
 def append_many(session: Session, events: Sequence[AuditEvent]) -> list[int]:
     """Append many entries at once (group commit); return their ids. See `service.append_many`."""
-    return [written.id for written in service.append_many(session, events)]
+    return service.append_many_ids(session, events)
 
 
 def shred(

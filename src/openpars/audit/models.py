@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -61,27 +62,49 @@ class AuditEntryContent(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+_PERSON_SET = text("person_id IS NOT NULL")
+_ARREST_SET = text("arrest_id IS NOT NULL")
+
+
 class AuditSubject(Base):
-    """Which persons and arrests an entry touched, for oversight queries and shredding."""
+    """Which persons and arrests an entry touched, for oversight queries and shredding.
+
+    Every access writes these rows, so they carry only the indexes a lookup uses: each row
+    names a person or an arrest, and partial indexes skip the other, NULL, column. Nothing
+    looks subjects up by entry (an entry's subjects are in its content), and entries are never
+    deleted, so entry_id needs no index of its own.
+    """
 
     __tablename__ = "audit_subjects"
     __table_args__ = (
-        Index("ix_audit_subjects_person", "person_id"),
-        Index("ix_audit_subjects_arrest", "arrest_id"),
+        Index(
+            "ix_audit_subjects_person",
+            "person_id",
+            sqlite_where=_PERSON_SET,
+            postgresql_where=_PERSON_SET,
+        ),
+        Index(
+            "ix_audit_subjects_arrest",
+            "arrest_id",
+            sqlite_where=_ARREST_SET,
+            postgresql_where=_ARREST_SET,
+        ),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
-    entry_id: Mapped[int] = mapped_column(_ID, ForeignKey("audit_entries.id"), index=True)
+    entry_id: Mapped[int] = mapped_column(_ID, ForeignKey("audit_entries.id"))
     person_id: Mapped[int | None] = mapped_column()
     arrest_id: Mapped[int | None] = mapped_column()
 
 
 class AuditPending(Base):
-    """Entries appended but not yet given a leaf index: the integrator's work queue.
+    """Entries appended but not yet given a leaf index: the integrator's work queue (PostgreSQL).
 
-    A database trigger fills it on every insert into audit_entries, so an entry whose
-    transaction commits late (after a higher id was integrated, possible on PostgreSQL) is
-    still found; the integrator deletes rows once their leaves are written.
+    On PostgreSQL a database trigger fills it on every insert into audit_entries, so an entry
+    whose transaction commits late (after a higher id was integrated) is still found; the
+    integrator deletes rows once their leaves are written. SQLite needs no queue and leaves it
+    empty: its single writer commits entries in id order, so the integrator takes the entries
+    above the last integrated one (see repository.pending_entries).
     """
 
     __tablename__ = "audit_pending"
@@ -182,10 +205,7 @@ def immutability_ddl(dialect: str) -> list[str]:
 def _pending_queue_ddl(dialect: str) -> list[str]:
     """Queue every new entry for the integrator, in the appending transaction itself."""
     if dialect == "sqlite":
-        return [
-            "CREATE TRIGGER IF NOT EXISTS audit_entries_enqueue AFTER INSERT ON audit_entries "
-            "BEGIN INSERT INTO audit_pending (entry_id) VALUES (NEW.id); END"
-        ]
+        return []  # entries commit in id order on SQLite; see AuditPending
     # A statement-level trigger with a transition table costs one INSERT per batch.
     return [
         "CREATE OR REPLACE FUNCTION openpars_enqueue_audit_entries() RETURNS trigger "

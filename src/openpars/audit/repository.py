@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.orm import Session
 
 from openpars.audit.models import (
@@ -40,14 +41,6 @@ def lock_log(session: Session) -> None:
         session.execute(select(func.pg_advisory_xact_lock(LOG_LOCK_KEY)))
 
 
-_INSERT_ENTRIES = (
-    "INSERT INTO audit_entries (id, at, kind, action, outcome, user_id, agency_id, agreement_id, "
-    "commitment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_CONTENTS = "INSERT INTO audit_entry_contents (entry_id, salt, content) VALUES (?, ?, ?)"
-_INSERT_SUBJECTS = "INSERT INTO audit_subjects (entry_id, person_id, arrest_id) VALUES (?, ?, ?)"
-
-
 def _driver_sql(session: Session, statement: str) -> str:
     """A qmark statement in the driver's own parameter style (psycopg takes %s)."""
     if session.get_bind().dialect.paramstyle == "qmark":
@@ -55,47 +48,133 @@ def _driver_sql(session: Session, statement: str) -> str:
     return statement.replace("?", "%s")
 
 
-def _driver_time(session: Session, moment: datetime) -> datetime | str:
-    """A UTC instant as UTCDateTime stores it: naive text on SQLite, timestamptz otherwise."""
-    if session.get_bind().dialect.name == "sqlite":
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return moment
+class EntryRow(NamedTuple):
+    """One entry's rows before it has an id.
 
-
-def reserve_entry_ids(session: Session, count: int) -> list[int]:
-    """Allocate `count` entry ids for a bulk append."""
-    if session.get_bind().dialect.name == "sqlite":
-        # The transaction began IMMEDIATE, so it holds the only write lock: max + 1 is ours.
-        top = session.scalar(select(func.coalesce(func.max(AuditEntry.id), 0)))
-        return list(range(int(top or 0) + 1, int(top or 0) + 1 + count))
-    rows = session.execute(
-        text(
-            "SELECT nextval(pg_get_serial_sequence('audit_entries', 'id')) "
-            "FROM generate_series(1, :n)"
-        ),
-        {"n": count},
-    )
-    return [int(i) for (i,) in rows]
-
-
-def insert_entries_bulk(
-    session: Session,
-    entries: Sequence[tuple[Any, ...]],
-    contents: Sequence[tuple[int, bytes, bytes]],
-    subjects: Sequence[tuple[int, int | None, int | None]],
-) -> None:
-    """Insert entries, contents and subjects with one driver executemany each.
-
-    Entries are (id, at, kind, action, outcome, user_id, agency_id, agreement_id,
-    commitment) with enum values as strings. This skips per-row SQLAlchemy type processing,
-    which otherwise costs more than the inserts themselves in a group commit.
+    entry is (at, kind, action, outcome, user_id, agency_id, agreement_id, commitment), with
+    enum values as strings and `at` as the driver stores a UTCDateTime (naive UTC text on
+    SQLite, an aware datetime on PostgreSQL); persons and arrests are the subject ids.
     """
-    connection = session.connection()
-    rows = [(e[0], _driver_time(session, e[1]), *e[2:]) for e in entries]
-    connection.exec_driver_sql(_driver_sql(session, _INSERT_ENTRIES), rows)
-    connection.exec_driver_sql(_driver_sql(session, _INSERT_CONTENTS), list(contents))
+
+    entry: tuple[Any, ...]
+    salt: bytes
+    content: bytes
+    persons: list[int]
+    arrests: list[int]
+
+
+_ENTRY_COLUMNS = "at, kind, action, outcome, user_id, agency_id, agreement_id, commitment"
+_ENTRIES = f"audit_entries (id, {_ENTRY_COLUMNS})"
+_NEW_ENTRY = f"audit_entries ({_ENTRY_COLUMNS})"
+_CONTENTS = "audit_entry_contents (entry_id, salt, content)"
+_SUBJECTS = "audit_subjects (entry_id, person_id, arrest_id)"
+# One round trip for the single append on PostgreSQL: the entry, its content and its subjects
+# in one statement (foreign keys and the queue trigger are checked at its end), returning the
+# new id. psycopg prepares it on the server after a few uses per connection.
+_PG_INSERT_ENTRY = (
+    f"WITH e AS (INSERT INTO audit_entries ({_ENTRY_COLUMNS}) "  # noqa: S608 - constants
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id), "
+    f"c AS (INSERT INTO {_CONTENTS} SELECT id, %s, %s FROM e), "
+    f"s AS (INSERT INTO {_SUBJECTS} SELECT e.id, s.person_id, s.arrest_id FROM e "
+    "CROSS JOIN unnest(%s::bigint[], %s::bigint[]) AS s (person_id, arrest_id)) "
+    "SELECT id FROM e"
+)
+_PG_RESERVE_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('audit_entries', 'id')) FROM generate_series(1, %s)"
+)
+# Rows per multi-row INSERT on SQLite: 500 rows of at most 9 values stay far below its limit
+# of 32766 bound parameters, and few statement shapes recur (500 rows, and a remainder).
+_SQLITE_ROWS_PER_INSERT = 500
+
+
+@lru_cache(maxsize=256)
+def _values_insert(target: str, width: int, rows: int, mark: str) -> str:
+    """INSERT INTO target VALUES (...), (...) with `rows` rows of `width` placeholders."""
+    row = "(" + ", ".join([mark] * width) + ")"
+    return f"INSERT INTO {target} VALUES " + ", ".join([row] * rows)  # noqa: S608 - constants
+
+
+def _sqlite_insert(cursor: Any, target: str, width: int, values: list[Any]) -> None:
+    """Insert rows given as one flat list of values, in multi-row INSERTs.
+
+    SQLite opens the table's and its indexes' cursors once per statement, so this costs less
+    than an executemany, which runs the statement (and opens them) once per row.
+    """
+    step = _SQLITE_ROWS_PER_INSERT * width
+    for start in range(0, len(values), step):
+        chunk = values[start : start + step]
+        cursor.execute(_values_insert(target, width, len(chunk) // width, "?"), chunk)
+
+
+def _subject_values(entry_id: int, row: EntryRow) -> list[int | None]:
+    values: list[int | None] = []
+    for person in row.persons:
+        values += (entry_id, person, None)
+    for arrest in row.arrests:
+        values += (entry_id, None, arrest)
+    return values
+
+
+def insert_entry(connection: Connection, row: EntryRow) -> int:
+    """Insert one entry with its content and subjects; return its id.
+
+    The request path: the DB-API cursor directly, because SQLAlchemy's per-statement work
+    would cost more than the inserts. On SQLite the id is the new rowid (the transaction began
+    IMMEDIATE, so it holds the only write lock); on PostgreSQL it comes from the sequence.
+    """
+    cursor = connection.connection.cursor()
+    if connection.dialect.name == "sqlite":
+        cursor.execute(_values_insert(_NEW_ENTRY, 8, 1, "?"), row.entry)
+        entry_id = int(cursor.lastrowid)
+        cursor.execute(_values_insert(_CONTENTS, 3, 1, "?"), (entry_id, row.salt, row.content))
+        if row.persons or row.arrests:
+            _sqlite_insert(cursor, _SUBJECTS, 3, _subject_values(entry_id, row))
+        return entry_id
+    persons: list[int | None] = [*row.persons, *([None] * len(row.arrests))]
+    arrests: list[int | None] = [*([None] * len(row.persons)), *row.arrests]
+    cursor.execute(_PG_INSERT_ENTRY, (*row.entry, row.salt, row.content, persons, arrests))
+    return int(cursor.fetchone()[0])  # type: ignore[index]
+
+
+def _insert_entries_postgresql(cursor: Any, rows: Sequence[EntryRow]) -> list[int]:
+    """The group commit on PostgreSQL: ids from the sequence, one executemany per table."""
+    cursor.execute(_PG_RESERVE_IDS, (len(rows),))
+    ids = [int(i) for (i,) in cursor.fetchall()]
+    pairs = list(zip(ids, rows, strict=True))
+    # psycopg pipelines an executemany: one round trip per table, not per row.
+    cursor.executemany(_values_insert(_ENTRIES, 9, 1, "%s"), [(i, *r.entry) for i, r in pairs])
+    cursor.executemany(
+        _values_insert(_CONTENTS, 3, 1, "%s"), [(i, r.salt, r.content) for i, r in pairs]
+    )
+    subjects: list[tuple[int, int | None, int | None]]
+    subjects = [(i, p, None) for i, r in pairs for p in r.persons]
+    subjects += [(i, None, a) for i, r in pairs for a in r.arrests]
     if subjects:
-        connection.exec_driver_sql(_driver_sql(session, _INSERT_SUBJECTS), list(subjects))
+        cursor.executemany(_values_insert(_SUBJECTS, 3, 1, "%s"), subjects)
+    return ids
+
+
+def insert_entries_bulk(connection: Connection, rows: Sequence[EntryRow]) -> list[int]:
+    """Insert many entries, a few statements per table (group commit); return their ids."""
+    cursor = connection.connection.cursor()
+    if connection.dialect.name != "sqlite":
+        return _insert_entries_postgresql(cursor, rows)
+    # The transaction holds SQLite's only write lock, so max + 1 onwards is ours.
+    cursor.execute("SELECT max(id) FROM audit_entries")
+    top = int(cursor.fetchone()[0] or 0)  # type: ignore[index]
+    ids = list(range(top + 1, top + 1 + len(rows)))
+    entries: list[Any] = []
+    contents: list[Any] = []
+    subjects: list[Any] = []
+    for entry_id, row in zip(ids, rows, strict=True):
+        entries += (entry_id, *row.entry)
+        contents += (entry_id, row.salt, row.content)
+        if row.persons or row.arrests:
+            subjects += _subject_values(entry_id, row)
+    _sqlite_insert(cursor, _ENTRIES, 9, entries)
+    _sqlite_insert(cursor, _CONTENTS, 3, contents)
+    _sqlite_insert(cursor, _SUBJECTS, 3, subjects)
+    return ids
 
 
 # --- the tree ---------------------------------------------------------------------------
@@ -107,18 +186,47 @@ def tree_size(session: Session) -> int:
     return 0 if top is None else int(top) + 1
 
 
+# On SQLite the entries not yet integrated are those above the last integrated one: its single
+# writer hands out ids and commits in the same order, so no entry can commit below a leaf.
+_SQLITE_LAST_INTEGRATED = (
+    "coalesce((SELECT entry_id FROM audit_leaves ORDER BY leaf_index DESC LIMIT 1), 0)"
+)
+
+
+def _queued_by_trigger(session: Session) -> bool:
+    """Whether the audit_pending queue is in use (PostgreSQL; see AuditPending)."""
+    return session.get_bind().dialect.name != "sqlite"
+
+
 def has_pending(session: Session) -> bool:
     """Whether any appended entry is still waiting for a leaf index."""
-    return session.scalar(select(AuditPending.entry_id).limit(1)) is not None
+    if _queued_by_trigger(session):
+        return session.scalar(select(AuditPending.entry_id).limit(1)) is not None
+    return (
+        session.connection()
+        .exec_driver_sql(
+            "SELECT 1 FROM audit_entries "  # noqa: S608 - a constant
+            f"WHERE id > {_SQLITE_LAST_INTEGRATED} LIMIT 1"
+        )
+        .first()
+        is not None
+    )
 
 
 def pending_entries(session: Session, *, limit: int) -> list[tuple[int, bytes]]:
-    """(entry id, commitment) of queued entries in id order, at most `limit`."""
-    rows = session.connection().exec_driver_sql(
-        "SELECT p.entry_id, e.commitment FROM audit_pending p "  # noqa: S608 - an integer only
-        "JOIN audit_entries e ON e.id = p.entry_id "
-        f"ORDER BY p.entry_id LIMIT {int(limit)}"
-    )
+    """(entry id, commitment) of entries waiting for a leaf, in id order, at most `limit`."""
+    if _queued_by_trigger(session):
+        statement = (
+            "SELECT p.entry_id, e.commitment FROM audit_pending p "  # noqa: S608 - an integer
+            "JOIN audit_entries e ON e.id = p.entry_id "
+            f"ORDER BY p.entry_id LIMIT {int(limit)}"
+        )
+    else:
+        statement = (
+            "SELECT id, commitment FROM audit_entries "  # noqa: S608 - an integer
+            f"WHERE id > {_SQLITE_LAST_INTEGRATED} ORDER BY id LIMIT {int(limit)}"
+        )
+    rows = session.connection().exec_driver_sql(statement)
     return [(int(entry_id), bytes(commitment)) for entry_id, commitment in rows]
 
 
@@ -138,6 +246,8 @@ def insert_nodes(session: Session, rows: Sequence[tuple[int, int, bytes]]) -> No
 
 def dequeue(session: Session, entry_ids: Sequence[int]) -> None:
     """Remove integrated entries from the queue (by id: a range could catch a late commit)."""
+    if not _queued_by_trigger(session):
+        return
     for start in range(0, len(entry_ids), _CHUNK):
         chunk = _int_list(entry_ids[start : start + _CHUNK])
         session.connection().exec_driver_sql(

@@ -7,7 +7,8 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -17,26 +18,44 @@ from openpars.audit.events import AuditEvent
 from openpars.db import utcnow
 from openpars.errors import AuditUnavailable
 
+# The canonical form is json.dumps(document, sort_keys=True, separators=(",", ":"),
+# ensure_ascii=False, default=str). json.dumps builds a new encoder for every call, which costs
+# as much as the encoding, so the C encoder with those same settings is built once. Without
+# the circular-reference check an impossible self-containing document fails with
+# RecursionError instead of ValueError; the bytes of every other document are the same.
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+_c_encode = (
+    None
+    if c_make_encoder is None
+    else c_make_encoder(None, str, encode_basestring, None, ":", ",", True, False, True)
+)
+_sha256 = hashlib.sha256
+
 
 def canonical_bytes(document: dict[str, Any]) -> bytes:
     """Canonical JSON: sorted keys, no spaces, UTF-8; the bytes the commitment is over."""
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-    ).encode("utf-8")
+    if _c_encode is None:  # pragma: no cover - CPython always has the C encoder
+        return _ENCODER.encode(document).encode("utf-8")
+    return "".join(_c_encode(document, 0)).encode("utf-8")
 
 
 def commitment_of(salt: bytes, content: bytes) -> bytes:
     """SHA-256(salt || content), the leaf data of the entry in the Merkle tree."""
-    return hashlib.sha256(salt + content).digest()
+    return _sha256(salt + content).digest()
 
 
 def entry_document(event: AuditEvent, *, at: datetime) -> dict[str, Any]:
     """The full content of an entry as it is committed to."""
+    iso = at.isoformat(timespec="microseconds")
+    return _document(event, iso, event.kind.value, event.outcome.value)
+
+
+def _document(event: AuditEvent, at_iso: str, kind: str, outcome: str) -> dict[str, Any]:
     return {
-        "at": at.isoformat(timespec="microseconds"),
-        "kind": event.kind.value,
+        "at": at_iso,
+        "kind": kind,
         "action": event.action,
-        "outcome": event.outcome.value,
+        "outcome": outcome,
         "user_id": event.user_id,
         "username": event.username,
         "agency_id": event.agency_id,
@@ -59,42 +78,86 @@ class Appended:
     commitment: bytes
 
 
-def append_many(
-    session: Session, events: Sequence[AuditEvent], *, at: datetime | None = None
-) -> list[Appended]:
-    """Append entries in the caller's transaction, one executemany per table (group commit).
+def _stored_time(moment: datetime, iso: str, sqlite: bool) -> datetime | str:
+    """The instant as the driver stores a UTCDateTime: naive UTC text on SQLite."""
+    if not sqlite:
+        return moment
+    if iso.endswith("+00:00"):  # the ISO form already holds the text
+        return f"{iso[:10]} {iso[11:26]}"
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
-    If this fails, the access fails: the caller gets AuditUnavailable and nothing is returned.
-    Rows go in at the driver level because per-row ORM work costs more than the inserts.
-    """
+
+def _rows(events: Sequence[AuditEvent], moment: datetime, sqlite: bool) -> list[repo.EntryRow]:
+    """The rows of each event: canonical content, a fresh salt, the commitment over both."""
+    iso = moment.isoformat(timespec="microseconds")
+    stored = _stored_time(moment, iso, sqlite)
+    randomness = os.urandom(32 * len(events))
+    rows: list[repo.EntryRow] = []
+    for n, event in enumerate(events):
+        # An enum's .value is a descriptor call; every entry needs both twice.
+        kind, outcome = event.kind.value, event.outcome.value
+        document = _document(event, iso, kind, outcome)
+        content = canonical_bytes(document)
+        salt = randomness[32 * n : 32 * n + 32]
+        rows.append(
+            repo.EntryRow(
+                (stored, kind, event.action, outcome, event.user_id, event.agency_id,
+                 event.agreement_id, _sha256(salt + content).digest()),
+                salt,
+                content,
+                document["person_ids"],
+                document["arrest_ids"],
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _write(
+    session: Session, events: Sequence[AuditEvent], moment: datetime
+) -> tuple[list[int], list[repo.EntryRow]]:
+    """Insert the entries' rows; any failure becomes AuditUnavailable."""
     try:
-        ids = repo.reserve_entry_ids(session, len(events))
-        randomness = os.urandom(32 * len(events))
-        entries: list[tuple[Any, ...]] = []
-        contents: list[tuple[int, bytes, bytes]] = []
-        subjects: list[tuple[int, int | None, int | None]] = []
-        written: list[Appended] = []
-        for n, (entry_id, event) in enumerate(zip(ids, events, strict=True)):
-            moment = at or utcnow()
-            content = canonical_bytes(entry_document(event, at=moment))
-            salt = randomness[32 * n : 32 * n + 32]
-            commitment = commitment_of(salt, content)
-            entries.append(
-                (entry_id, moment, event.kind.value, event.action, event.outcome.value,
-                 event.user_id, event.agency_id, event.agreement_id, commitment)
-            )  # fmt: skip
-            contents.append((entry_id, salt, content))
-            subjects += [(entry_id, p, None) for p in sorted(set(event.person_ids))]
-            subjects += [(entry_id, None, a) for a in sorted(set(event.arrest_ids))]
-            written.append(Appended(id=entry_id, at=moment, commitment=commitment))
-        repo.insert_entries_bulk(session, entries, contents, subjects)
+        connection = session.connection()
+        rows = _rows(events, moment, connection.dialect.name == "sqlite")
+        if len(rows) == 1:
+            ids = [repo.insert_entry(connection, rows[0])]
+        else:
+            ids = repo.insert_entries_bulk(connection, rows)
     except Exception as exc:
         raise AuditUnavailable(
             "the access could not be written to the audit log, so nothing is returned; "
             "check the database and try again"
         ) from exc
     repo.notify_appended(session)
-    return written
+    return ids, rows
+
+
+def append_many(
+    session: Session, events: Sequence[AuditEvent], *, at: datetime | None = None
+) -> list[Appended]:
+    """Append entries in the caller's transaction, a few statements per table (group commit).
+
+    If this fails, the access fails: the caller gets AuditUnavailable and nothing is returned.
+    Rows go in at the driver level because per-row ORM work costs more than the inserts. The
+    entries of one call are appended at one instant (`at`, by default now), in one transaction.
+    """
+    if not events:
+        return []
+    moment = at or utcnow()
+    ids, rows = _write(session, events, moment)
+    return [
+        Appended(id=entry_id, at=moment, commitment=row.entry[-1])
+        for entry_id, row in zip(ids, rows, strict=True)
+    ]
+
+
+def append_many_ids(
+    session: Session, events: Sequence[AuditEvent], *, at: datetime | None = None
+) -> list[int]:
+    """`append_many` returning only the new ids: a large group commit needs no more."""
+    if not events:
+        return []
+    return _write(session, events, at or utcnow())[0]
 
 
 def append(session: Session, event: AuditEvent, *, at: datetime | None = None) -> Appended:

@@ -31,15 +31,9 @@ from openpars.db import utcnow
 from openpars.errors import Conflict, DomainError, InvalidInput
 from openpars.identity.principal import Principal
 from openpars.records import repository as repo
-from openpars.records.intake import (
-    Plan,
-    created_event,
-    intake_agency,
-    intake_digest,
-    plan_arrest,
-    replay,
-    write_arrests,
-)
+from openpars.records.intake import created_event, intake_agency, intake_digest, replay
+from openpars.records.intake_plan import Plan, plan_arrest
+from openpars.records.intake_write import write_arrests
 from openpars.records.schemas import ArrestCreate, ArrestCreated, PersonIn
 from openpars.records.validation import name_key
 
