@@ -51,8 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_data.load import Loaded, load
 from sqlalchemy import event, text
 
-from openpars.access import repository as repo
-from openpars.access import service, shaping
+from openpars.access import service
 from openpars.access.enforcement import policy_for
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import PersonQuery, ReadContext
@@ -167,9 +166,7 @@ def external_lookup(
         if not flush:
             session.execute(text("SET LOCAL synchronous_commit = off"))
         pol = policy()
-        branches = repo.person_branches(pol, PersonQuery(sid=sid))
-        rows, _total, _exact = repo.search_page(session, branches, offset=0, limit=PAGE)
-        items = [shaping.person_read(p, pol) for p in rows]
+        page = service.person_page(session, policy=pol, query=PersonQuery(sid=sid, limit=PAGE))
         if audit:
             append(
                 session,
@@ -186,10 +183,9 @@ def external_lookup(
                         "case_reference": "BENCH-1",
                         "decision": pol.explain(),
                     },
-                    person_ids=[p.id for p in rows],
+                    person_ids=[p.id for p in page.items],
                 ),
             )
-        del items
 
 
 def internal_unaudited(db: Database, principal: Principal, sid: str) -> None:
@@ -197,9 +193,7 @@ def internal_unaudited(db: Database, principal: Principal, sid: str) -> None:
     with db.session() as session:
         at = utcnow()
         policy = policy_for(session, principal=principal, context=ReadContext(), at=at)
-        branches = repo.person_branches(policy, PersonQuery(sid=sid))
-        rows, _total, _exact = repo.search_page(session, branches, offset=0, limit=PAGE)
-        [shaping.person_read(p, policy) for p in rows]
+        service.person_page(session, policy=policy, query=PersonQuery(sid=sid, limit=PAGE))
 
 
 def internal_service(db: Database, principal: Principal, sid: str) -> None:
