@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import date, datetime
-from typing import Any, NamedTuple, cast
+from datetime import date
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, insert, or_, select
+from sqlalchemy import ColumnElement, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from openpars.db import Base
-from openpars.records.enums import ArrestState, ChangeKind, ChargeStage, VersionedEntity
+from openpars.records.enums import ChargeStage, VersionedEntity
 from openpars.records.models import (
     Arrest,
     Charge,
@@ -20,8 +19,6 @@ from openpars.records.models import (
     PersonAlias,
     RecordVersion,
 )
-from openpars.records.schemas import ArrestCreate, PersonIn
-from openpars.records.validation import name_key
 
 
 def get_arrest(session: Session, arrest_id: int, *, for_update: bool = False) -> Arrest | None:
@@ -180,74 +177,6 @@ def latest_revision(session: Session, arrest_id: int, stage: ChargeStage) -> int
     return session.scalar(stmt) or 0
 
 
-def insert_rows(
-    session: Session,
-    model: type[Base],
-    rows: list[dict[str, Any]],
-    *,
-    returning: bool = True,
-    ids: list[int] | None = None,
-) -> list[int]:
-    """Insert rows of one table with one statement (executemany); return their new ids in order.
-
-    Intake writes a dozen rows per arrest: a Core INSERT on the session's connection, built
-    once per table, costs a fraction of the unit of work's bookkeeping for the same rows. Every
-    row must carry the same keys; the ORM never sees these rows, so later reads load them.
-    ``ids`` (from reserve_ids) are used instead of asking the database for new ones.
-    """
-    if not rows:
-        return []
-    table = cast(Table, model.__table__)
-    connection = session.connection()
-    if not returning:
-        connection.execute(_plain_insert(table), rows)
-        return []
-    if ids is None and connection.dialect.name == "sqlite":
-        ids = reserve_ids(session, {model: len(rows)})[model]
-    if ids is not None:
-        connection.execute(_plain_insert(table), [{"id": i, **r} for i, r in zip(ids, rows)])  # noqa: B905
-        return ids
-    return [int(i) for i in connection.execute(_returning_insert(table), rows).scalars()]
-
-
-def reserve_ids(session: Session, counts: dict[type[Base], int]) -> dict[type[Base], list[int]]:
-    """New ids for rows of several tables, from one query, on SQLite; nothing elsewhere.
-
-    SQLite cannot return ids in parameter order from one multi-row INSERT, so SQLAlchemy would
-    send one INSERT per row. The transaction began IMMEDIATE and holds the only write lock, so
-    the ids after each table's current maximum are ours to assign.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return {}
-    models = list(counts)
-    key = ("max", tuple(m.__tablename__ for m in models))
-    if key not in _INSERTS:
-        tables = [cast(Table, m.__table__) for m in models]
-        _INSERTS[key] = select(*(select(func.max(t.c.id)).scalar_subquery() for t in tables))
-    tops = session.connection().execute(_INSERTS[key]).one()
-    return {
-        model: list(range(int(top or 0) + 1, int(top or 0) + 1 + counts[model]))
-        for model, top in zip(models, tops, strict=True)
-    }
-
-
-_INSERTS: dict[tuple[str, Any], Any] = {}
-
-
-def _plain_insert(table: Table) -> Any:
-    key = (table.name, False)
-    if key not in _INSERTS:
-        _INSERTS[key] = insert(table)
-    return _INSERTS[key]
-
-
-def _returning_insert(table: Table) -> Any:
-    key = (table.name, True)
-    if key not in _INSERTS:
-        _INSERTS[key] = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return _INSERTS[key]
-
-
 def versions(session: Session, entity: VersionedEntity, entity_id: int) -> Sequence[RecordVersion]:
     """Every version of a record, oldest first."""
     stmt = (
@@ -271,69 +200,3 @@ def other_person_with(
         return None
     stmt = select(Person).where(Person.id != person_id, or_(*clauses)).limit(1)
     return session.scalars(stmt).first()
-
-
-def version_row(
-    entity: VersionedEntity, doc: dict[str, Any], user_id: int | None, moment: datetime
-) -> dict[str, Any]:
-    """Version 1 of a new record, as a row for insert_rows."""
-    return {
-        "entity": entity,
-        "entity_id": doc["id"],
-        "version": 1,
-        "change": ChangeKind.CREATE,
-        "reason": None,
-        "snapshot": doc,
-        "changed_at": moment,
-        "changed_by_id": user_id,
-    }
-
-
-def arrest_row(
-    data: ArrestCreate, digest: str, agency_id: int | None, user_id: int | None, moment: datetime
-) -> dict[str, Any]:
-    """A new arrest's row, as a row for insert_rows."""
-    return {
-        "otn": data.otn,
-        "incident_number": data.incident_number,
-        "ori": data.ori,
-        "arresting_officer": data.arresting_officer,
-        "arrested_at": data.arrested_at,
-        "location": data.location,
-        "arrest_type": data.arrest_type,
-        "narrative": data.narrative,
-        "state": ArrestState.ENTERED,
-        "docket_number": None,
-        "source_agency_id": agency_id,
-        "report_id": data.report_id,
-        "intake_digest": digest,
-        "entered_by_id": user_id,
-        "sealed_at": None,
-        "expunged_at": None,
-        "seal_order": None,
-        "version": 1,
-        "created_at": moment,
-        "updated_at": moment,
-    }
-
-
-def person_row(data: PersonIn, moment: datetime) -> dict[str, Any]:
-    """A person row from the booking description, with its search key."""
-    return {
-        "family_name": data.family_name,
-        "given_name": data.given_name,
-        "middle_name": data.middle_name,
-        "name_key": name_key(data.family_name, data.given_name, data.middle_name),
-        "birth_date": data.birth_date,
-        "sex": data.sex,
-        "race": data.race,
-        "address": data.address,
-        "phone": data.phone,
-        "place_of_birth": data.place_of_birth,
-        "citizenship": data.citizenship,
-        "sid": data.sid,
-        "fbi_number": data.fbi_number,
-        "version": 1,
-        "created_at": moment,
-        "updated_at": moment,
-    }
