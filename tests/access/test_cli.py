@@ -7,6 +7,7 @@ import json
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
+from openpars.audit.events import Outcome
 from openpars.audit.models import AuditEntry
 from openpars.cli import app
 from openpars.db import Database
@@ -72,3 +73,11 @@ def test_search_and_show_as_internal_and_external_users(fresh_db: Database) -> N
             .where(AuditEntry.action.in_(["person.search", "arrest.get"]))
         )
     assert reads == 3
+    with fresh_db.session() as s:
+        refused = s.execute(
+            select(AuditEntry.action, AuditEntry.user_id).where(
+                AuditEntry.outcome == Outcome.REFUSED
+            )
+        ).all()
+    # The refused console read is in the log like an API refusal, under the account named.
+    assert refused == [("person.get", world.users["ice"])]

@@ -7,8 +7,11 @@ console exactly as it does over HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,7 +19,11 @@ from sqlalchemy.orm import Session
 
 from openpars.access import service
 from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
+from openpars.audit.events import AuditEvent, AuditKind, Outcome
+from openpars.audit.service import append
+from openpars.config import Settings
 from openpars.console import DbOption, fail, out, reports_errors, settings_for, unit
+from openpars.errors import DomainError
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.service import principal_for
@@ -40,6 +47,41 @@ def _principal(session: Session, username: str) -> Principal:
     if user is None or not user.is_active:
         fail(f"no active user named '{username}'", field="--as")
     return principal_for(session, user)
+
+
+@contextmanager
+def read_unit(
+    settings: Settings, *, username: str, action: str, params: dict[str, Any]
+) -> Iterator[tuple[Session, Principal]]:
+    """One read as a named user; a refusal is audited in a transaction of its own.
+
+    The read's own transaction rolls back on a refusal, so, as the API's error handler does,
+    the refused attempt is written separately before the error reaches the operator.
+    """
+    try:
+        with unit(settings) as session:
+            yield session, _principal(session, username)
+    except DomainError as exc:
+        with unit(settings) as session:
+            user = identity_repo.get_user_by_username(session, username)
+            append(
+                session,
+                AuditEvent(
+                    kind=AuditKind.REFUSED,
+                    action=action,
+                    outcome=Outcome.REFUSED,
+                    user_id=user.id if user else None,
+                    username=username,
+                    agency_id=user.agency_id if user else None,
+                    params={"via": "cli", "query": params, "status": exc.status},
+                    error_code=exc.code,
+                ),
+            )
+        raise
+
+
+def _params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:
+    return {k: str(v) for k, v in asdict(query).items() if v is not None}
 
 
 @search_app.command("persons")
@@ -70,8 +112,9 @@ def search_persons(
         count=count,
     )
     context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
-    with unit(settings_for(db)) as session:
-        principal = _principal(session, as_user)
+    with read_unit(
+        settings_for(db), username=as_user, action="person.search", params=_params(query)
+    ) as (session, principal):
         page = service.search_persons(session, principal=principal, query=query, context=context)
     if as_json:
         out.print_json(page.model_dump_json())
@@ -116,8 +159,9 @@ def search_arrests(
         count=count,
     )
     context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
-    with unit(settings_for(db)) as session:
-        principal = _principal(session, as_user)
+    with read_unit(
+        settings_for(db), username=as_user, action="arrest.search", params=_params(query)
+    ) as (session, principal):
         page = service.search_arrests(session, principal=principal, query=query, context=context)
     if as_json:
         out.print_json(page.model_dump_json())
@@ -148,8 +192,9 @@ def show_person(
 ) -> None:
     """One person with every involvement the account may see, as JSON."""
     context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
-    with unit(settings_for(db)) as session:
-        principal = _principal(session, as_user)
+    with read_unit(
+        settings_for(db), username=as_user, action="person.get", params={"person_id": person_id}
+    ) as (session, principal):
         result = service.get_person(
             session, principal=principal, person_id=person_id, context=context
         )
@@ -168,8 +213,9 @@ def show_arrest(
 ) -> None:
     """One arrest with everything in it the account may see, as JSON."""
     context = ReadContext(purpose=purpose, case_number=case_number, on_behalf_of=on_behalf_of)
-    with unit(settings_for(db)) as session:
-        principal = _principal(session, as_user)
+    with read_unit(
+        settings_for(db), username=as_user, action="arrest.get", params={"arrest_id": arrest_id}
+    ) as (session, principal):
         result = service.get_arrest(
             session, principal=principal, arrest_id=arrest_id, context=context
         )
