@@ -12,8 +12,9 @@ What runs (docs/benchmarks.md explains each figure):
   through `compile_grant`), then `access.service.person_page`: exactly what the search service
   runs between deciding the policy and writing the audit entry (prepared statements with the
   policy's row filter, the aliases of the page if shown, the field projection and masks).
-- bare: the same search as plain SQL text with no policy: the same branches (own name, alias
-  only), the same page of 50 plus one, the same alias fetch, the same columns, no row filter.
+- bare: the same search as plain SQL text with no policy: the same sections (own name, then
+  alias only when the page reaches it), the same page of 50 plus one, the same alias fetch, the
+  same columns, no row filter.
 - service: the whole `access.service.search_persons` call, audit entry and commit included;
   for the external caller also the agreement lookup (with its share lock), the purpose and the
   rate limits counted from the audit log.
@@ -215,11 +216,13 @@ def bare(
     with engine.connect() as conn:
         rows: list[Any] = []
         for where in branches:
-            sql = (
-                f"SELECT {listed} FROM persons WHERE {where} ORDER BY name_key, id LIMIT {PAGE + 1}"
-            )
-            rows += conn.execute(text(sql), params).all()
-        rows.sort(key=lambda r: (r[1], r[0]))
+            # Own-name matches first; the alias section only if the page reaches it.
+            order = f"ORDER BY name_key, id LIMIT {PAGE + 1 - len(rows)}"
+            rows += conn.execute(
+                text(f"SELECT {listed} FROM persons WHERE {where} {order}"), params
+            ).all()
+            if len(rows) > PAGE:
+                break
         page = rows[:PAGE]
         if count and len(rows) > PAGE:
             for where in branches:
@@ -346,10 +349,8 @@ def plans(db: Database, policy: ReadPolicy, value: str) -> dict[str, str]:
         shape = (False, False, False, True)
         columns = repo.person_columns(policy)
         for branch in ("own", "alias"):
-            for count in (False, True):
-                stmt = repo.prepared_person_statement(
-                    session, policy, shape, columns, branch, count
-                )
+            for mode in (repo.PAGE, repo.CAPPED):
+                stmt = repo.prepared_person_statement(session, policy, shape, columns, branch, mode)
                 params = dict(stmt.constants) | values | {"limit": PAGE + 1, "offset": 0}
                 bound: Any = params if stmt.order is None else tuple(params[n] for n in stmt.order)
                 prefix = (
@@ -358,7 +359,7 @@ def plans(db: Database, policy: ReadPolicy, value: str) -> dict[str, str]:
                     else "EXPLAIN (ANALYZE, BUFFERS) "
                 )
                 rows = session.connection().exec_driver_sql(prefix + stmt.sql, bound).all()
-                label = f"{branch} {'count' if count else 'page'}"
+                label = f"{branch} {mode}"
                 out[label] = "\n".join(" | ".join(map(str, r)) for r in rows)
         session.rollback()
     return out

@@ -164,10 +164,10 @@ def test_alias_matches_merge_in_name_order_across_pages(
                 (later, InvolvementRole.VICTIM),
             ],
         )
-        ids = [aliased.id, own.id, later.id]
+        ids = [own.id, aliased.id, later.id]
     reader = world.auth("reader")
     full = client.get("/api/v1/persons", params={"name": "ross"}, headers=reader).json()
-    # Ordered by each person's own name: Abbott, Rossi, Zeller.
+    # Own-name matches first (Rossi), then alias-only matches by their own names (Abbott, Zeller).
     assert [p["id"] for p in full["items"]] == ids
     assert full["total"] == 3 and full["total_is_exact"]
     pages = [

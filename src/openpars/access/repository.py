@@ -59,8 +59,13 @@ def person_columns(policy: ReadPolicy) -> tuple[str, ...]:
     return ("id", "name_key", *shown)
 
 
+# What a person-search statement returns: a page of rows, a count capped at TOTAL_CAP + 1, or
+# an exact count (only to find where the alias section starts on a page beyond the cap).
+PAGE, CAPPED, EXACT = "page", "capped", "exact"
+
+
 def _person_branch(
-    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], branch: str, count: bool
+    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], branch: str, mode: str
 ) -> Select[Any]:
     """One statement of a person search; `shape` says which criteria the query has."""
     sid, fbi, birth, _name = shape
@@ -78,9 +83,10 @@ def _person_branch(
         alias_key = PersonAlias.__table__.c.name_key
         aliases = select(PersonAlias.person_id).where(_name_range(alias_key))
         stmt = stmt.where(t.id.in_(aliases), ~_name_range(t.name_key))
-    if count:
-        capped = stmt.limit(TOTAL_CAP + 1).subquery()
-        return select(func.count()).select_from(capped)
+    if mode == CAPPED:
+        stmt = stmt.limit(TOTAL_CAP + 1)
+    if mode != PAGE:
+        return select(func.count()).select_from(stmt.subquery())
     return _page(stmt, t.name_key, t.id)
 
 
@@ -90,11 +96,11 @@ def prepared_person_statement(
     shape: tuple[bool, ...],
     columns: tuple[str, ...],
     branch: str,
-    count: bool,
+    mode: str,
 ) -> Prepared:
-    """One branch of a person search (page or capped count), prepared once per policy."""
-    key = ("person", policy.row_key(), shape, columns, branch, count)
-    return prepared(session, key, lambda: _person_branch(policy, shape, columns, branch, count))
+    """One branch of a person search (a page or a count), prepared once per policy."""
+    key = ("person", policy.row_key(), shape, columns, branch, mode)
+    return prepared(session, key, lambda: _person_branch(policy, shape, columns, branch, mode))
 
 
 def _person_values(query: PersonQuery) -> dict[str, Any]:
@@ -114,9 +120,11 @@ def search_persons(
 ) -> Found:
     """A page of visible persons (columns as the projection allows) and the total.
 
-    A name search is two branches: persons whose own name matches, and persons matching only
-    by an alias. Kept apart, each branch walks its name index in order and stops after a page
-    of visible rows; an OR of the two would make both engines gather and sort every match.
+    A name search lists persons whose own name matches first, then persons matching only by
+    an alias, each section in name order. Each section is one statement that walks its name
+    index in order and stops after a page of visible rows, and the alias section is read only
+    when the page reaches it: an OR of the two made both engines gather, filter and sort every
+    match, and a merge of the two in name order made every page read every alias match.
     """
     shape = (
         query.sid is not None,
@@ -125,28 +133,34 @@ def search_persons(
         query.name is not None,
     )
     columns = person_columns(policy)
-    branches = ("own", "alias") if query.name is not None else ("all",)
     values = _person_values(query)
+    offset, want = query.offset, limit + 1
 
-    def statement(branch: str, count: bool) -> Prepared:
-        return prepared_person_statement(session, policy, shape, columns, branch, count)
+    def statement(branch: str, mode: str) -> Prepared:
+        return prepared_person_statement(session, policy, shape, columns, branch, mode)
 
-    if len(branches) == 1:
-        window = {"offset": query.offset, "limit": limit + 1}
-    else:
-        # Each branch supplies the first offset + limit + 1 rows; the merge picks the page.
-        window = {"offset": 0, "limit": query.offset + limit + 1}
-    merged: list[dict[str, Any]] = []
-    for branch in branches:
-        merged += statement(branch, False).rows(session, values | window)
-    if len(branches) > 1:
-        merged.sort(key=lambda r: (r["name_key"], r["id"]))
-        merged = merged[query.offset :]
+    def page_of(branch: str, start: int, size: int) -> list[dict[str, Any]]:
+        return statement(branch, PAGE).rows(session, values | {"offset": start, "limit": size})
+
+    def count_of(branch: str, mode: str) -> int:
+        return int(statement(branch, mode).scalar(session, values))
+
+    if query.name is None:
+        rows = page_of("all", offset, want)
+        return _found(
+            rows, offset=offset, limit=limit, wants_count=query.count,
+            count=lambda: count_of("all", CAPPED),
+        )  # fmt: skip
+    rows = page_of("own", offset, want)
+    if len(rows) < want:
+        # The own-name section ends on or before this page: the alias section follows it.
+        own_total = offset + len(rows) if rows or offset == 0 else count_of("own", EXACT)
+        rows += page_of("alias", max(0, offset - own_total), want - len(rows))
 
     def count() -> int:
-        return sum(int(statement(b, True).scalar(session, values)) for b in branches)
+        return count_of("own", CAPPED) + count_of("alias", CAPPED)
 
-    return _found(merged, offset=query.offset, limit=limit, wants_count=query.count, count=count)
+    return _found(rows, offset=offset, limit=limit, wants_count=query.count, count=count)
 
 
 def _found(
