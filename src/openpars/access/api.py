@@ -66,7 +66,11 @@ def search_persons(
     limit: Limit | None = None,
     count: Count = False,
 ) -> PersonPage:
-    """Search persons by name prefix, date of birth, SID or FBI number."""
+    """Search persons by name prefix, date of birth, SID or FBI number.
+
+    A name search lists persons whose own name matches first, then persons who match only by
+    an alias, each in name order.
+    """
     query = PersonQuery(
         name=name,
         birth_date=birth_date,
