@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: f60133933c68
+Revision ID: 6ec4d34126d3
 Revises: 
-Create Date: 2026-11-28 13:55:30.338750
+Create Date: 2026-11-28 14:13:08.460182
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'f60133933c68'
+revision: str = '6ec4d34126d3'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -104,7 +104,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('persons', schema=None) as batch_op:
         batch_op.create_index('ix_persons_birth_date', ['birth_date'], unique=False)
-        batch_op.create_index('ix_persons_name_key', ['name_key'], unique=False)
+        batch_op.create_index('ix_persons_name_key', ['name_key', 'id'], unique=False)
 
     op.create_table('agreements',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -288,7 +288,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('source_agency_id', 'report_id', name=op.f('uq_arrests_source_agency_id_report_id'))
     )
     with op.batch_alter_table('arrests', schema=None) as batch_op:
-        batch_op.create_index('ix_arrests_arrested_at', ['arrested_at'], unique=False)
+        batch_op.create_index('ix_arrests_arrested_at', ['arrested_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_arrests_incident_number'), ['incident_number'], unique=False)
         batch_op.create_index(batch_op.f('ix_arrests_source_agency_id'), ['source_agency_id'], unique=False)
         batch_op.create_index('ix_arrests_state', ['state'], unique=False)
