@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -117,6 +118,13 @@ def test_arrest_table_lists_the_arrest(site: Site) -> None:
             "MC-51-CR-0007101-2025",
         ]
     ]
+    as_json = json.loads(
+        _run(site, "search", "arrests", "--as", "reader", "--otn", site.otn, "--json")
+    )
+    assert [(a["id"], a["docket_number"]) for a in as_json["items"]] == [
+        (site.arrest, "MC-51-CR-0007101-2025")
+    ]
+    assert as_json["total"] == 1
     title, rows = _table(_run(site, "search", "arrests", "--as", "reader", "--state", "released"))
     assert (title, rows) == ("0 arrests", [])
 
@@ -130,6 +138,19 @@ def test_external_arrest_table_is_the_granted_row(site: Site) -> None:
     refused = runner.invoke(app, [*args, "--as", "ice", "--db", site.url], env={"COLUMNS": "120"})
     assert refused.exit_code == 1
     assert "must state a purpose" in refused.stderr and "(field: purpose)" in refused.stderr
+
+
+def test_show_person_prints_the_visible_involvements(site: Site) -> None:
+    internal = json.loads(_run(site, "show", "person", str(site.ada), "--as", "reader"))
+    assert internal["person"]["sid"] == "SID-7101"
+    assert [i["arrest_id"] for i in internal["person"]["involvements"]] == [site.arrest]
+    external = json.loads(
+        _run(site, "show", "person", str(site.ada), "--as", "ice", "--purpose", "warrant-service")
+    )
+    # The agreement shows the year of birth only, and says which agreement decided it.
+    assert external["person"]["birth_date"] == "1990"
+    assert external["decision"]["external"] is True
+    assert external["decision"]["agreement_id"] is not None
 
 
 @pytest.mark.parametrize("username", ["nobody", "disabled"])
