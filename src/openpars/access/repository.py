@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from openpars.access.filters import arrest_visible, person_visible, visible_involvement
 from openpars.access.policy import ReadPolicy
-from openpars.access.prepared import Prepared, param, prepared
 from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
 from openpars.audit.models import AuditEntry
+from openpars.prepared import Prepared, param, prepared
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.validation import name_key, prefix_upper_bound
 

@@ -188,10 +188,26 @@ def parse_floor(content: dict[str, Any]) -> SiteFloor:
         raise invalid_input(exc, prefix="floor") from exc
 
 
+# Parsed floors by content hash. Floor versions are append-only in the database, so a hash
+# always names the same content; every read still asks which version is the newest.
+_PARSED_FLOORS: dict[str, SiteFloor] = {}
+
+
 def get_floor(session: Session) -> SiteFloor:
     """The site floor in force: the newest stored version, or the shipped defaults."""
-    row = repo.latest_floor(session)
-    return SiteFloor() if row is None else SiteFloor.model_validate(row.content)
+    newest = repo.latest_floor_hash(session)
+    if newest is None:
+        return SiteFloor()
+    parsed = _PARSED_FLOORS.get(newest)
+    if parsed is None:
+        row = repo.latest_floor(session)
+        if row is None:  # removed in between: impossible for an append-only table
+            return SiteFloor()
+        parsed = SiteFloor.model_validate(row.content)
+        if len(_PARSED_FLOORS) >= 64:
+            _PARSED_FLOORS.clear()
+        _PARSED_FLOORS[row.content_hash] = parsed
+    return parsed
 
 
 def floor_read(session: Session) -> FloorRead:

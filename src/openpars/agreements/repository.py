@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import Exists, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Exists, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import (
@@ -19,8 +20,8 @@ from openpars.agreements.models import (
     Suspension,
     SuspensionTarget,
 )
-from openpars.db import UTCDateTime
 from openpars.identity.models import Agency, User
+from openpars.prepared import AnySelect, param, prepared
 
 
 def get_agreement(
@@ -96,35 +97,37 @@ class InForce(NamedTuple):
     in_force_until: datetime
 
 
-# Built once: the enforcement point runs this on every request, so only parameters change.
-_AT = bindparam("at", type_=UTCDateTime())
-_IN_FORCE = (
-    select(
-        Agreement.id,
-        AgreementVersion.version,
-        AgreementVersion.content_hash,
-        Agreement.in_force_from,
-        Agreement.in_force_until,
+def _in_force_stmt(units: int) -> AnySelect:
+    """The in-force lookup for a caller whose unit path has `units` entries."""
+    at = param("at", Agreement.in_force_from)
+    unit_ids = [param(f"unit_{n}", Suspension.target_id) for n in range(units)]
+    return (
+        select(
+            Agreement.id,
+            AgreementVersion.version,
+            AgreementVersion.content_hash,
+            Agreement.in_force_from,
+            Agreement.in_force_until,
+        )
+        .join(
+            AgreementVersion,
+            and_(
+                AgreementVersion.agreement_id == Agreement.id,
+                AgreementVersion.version == Agreement.active_version,
+            ),
+        )
+        .where(
+            Agreement.grantee_agency_id == param("grantee", Agreement.grantee_agency_id),
+            Agreement.status == AgreementStatus.ACTIVE,
+            Agreement.in_force_from <= at,
+            Agreement.in_force_until > at,
+            ~_suspension_in_force(
+                at, Agreement.id, unit_ids, param("user_id", Suspension.target_id)
+            ),
+        )
+        .order_by(Agreement.id)
+        .limit(1)
     )
-    .join(
-        AgreementVersion,
-        and_(
-            AgreementVersion.agreement_id == Agreement.id,
-            AgreementVersion.version == Agreement.active_version,
-        ),
-    )
-    .where(
-        Agreement.grantee_agency_id == bindparam("grantee"),
-        Agreement.status == AgreementStatus.ACTIVE,
-        Agreement.in_force_from <= _AT,
-        Agreement.in_force_until > _AT,
-        ~_suspension_in_force(
-            _AT, Agreement.id, bindparam("units", expanding=True), bindparam("user_id")
-        ),
-    )
-    .order_by(Agreement.id)
-    .limit(1)
-)
 
 
 def share_lock_agreements_of(session: Session, grantee_agency_id: int) -> None:
@@ -153,10 +156,16 @@ def in_force_for(
     at: datetime,
 ) -> InForce | None:
     """The grantee's active agreement in force at ``at`` with no suspension cutting it off."""
-    params = {"grantee": grantee_agency_id, "at": at, "units": list(unit_ids), "user_id": user_id}
-    row = session.execute(_IN_FORCE, params).first()
-    if row is None:
+    # Run on every external request: prepared once per length of the unit path.
+    stmt = prepared(
+        session, ("in_force_for", len(unit_ids)), partial(_in_force_stmt, len(unit_ids))
+    )
+    values = {"grantee": grantee_agency_id, "at": at, "user_id": user_id}
+    values |= {f"unit_{n}": unit for n, unit in enumerate(unit_ids)}
+    rows = stmt.rows(session, values)
+    if not rows:
         return None
+    row = tuple(rows[0].values())
     # The WHERE clause compares both bounds, so neither can be NULL in a returned row.
     agreement_id, version, content_hash, start, end = row
     assert start is not None
@@ -262,6 +271,16 @@ def due_to_expire(session: Session, *, at: datetime) -> Sequence[Agreement]:
         )
         .order_by(Agreement.id)
     ).all()
+
+
+def latest_floor_hash(session: Session) -> str | None:
+    """The content hash of the newest stored site floor (read on every external request)."""
+    stmt = prepared(session, ("latest_floor_hash",), _latest_floor_hash_stmt)
+    return stmt.scalar(session, {})  # type: ignore[no-any-return]
+
+
+def _latest_floor_hash_stmt() -> AnySelect:
+    return select(SiteFloorVersion.content_hash).order_by(SiteFloorVersion.version.desc()).limit(1)
 
 
 def latest_floor(session: Session) -> SiteFloorVersion | None:

@@ -1,11 +1,12 @@
-"""Read statements compiled once per policy and dialect, then run at the driver level.
+"""Hot read statements compiled once per key and dialect, then run at the driver level.
 
 A search request used to rebuild its SQLAlchemy statement from the policy, generate its cache
 key, expand the policy's IN lists and load ORM objects: several times the cost of the SQL
-itself. Here a statement is built from the same predicates (``access.filters``), compiled once
-for a dialect with the policy's values fixed, and kept; a request only binds its own values
-(an identifier, a name range, a page) and reads plain rows. The policy is part of the cache key,
-so two policies never share a statement.
+itself. Here a statement is built once (for searches, from the same predicates as every read,
+``access.filters``), compiled once for a dialect with its constant values fixed, and kept; a
+request only binds its own values (an identifier, a name range, a page, an instant) and reads
+plain rows. Whatever the statement depends on is part of its key (for searches, the policy's
+row filter), so two policies never share a statement.
 """
 
 from __future__ import annotations
@@ -14,19 +15,27 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, ColumnElement, Dialect, Select
+from sqlalchemy import BindParameter, Dialect, Select
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any]
+# A SELECT of any columns.
+AnySelect = Select[*tuple[Any, ...]]
 
 # Distinct statements kept per process: (policy row filter x query shape x projection) stays
 # small in practice (a few agreements, a handful of query shapes); the bound keeps a leak finite.
 CACHE_SIZE = 512
 
 
-def param(name: str, column: ColumnElement[Any]) -> BindParameter[Any]:
+class _Typed(Protocol):
+    @property
+    def type(self) -> TypeEngine[Any]: ...
+
+
+def param(name: str, column: _Typed) -> BindParameter[Any]:
     """A per-request value bound to a prepared statement, typed like the column it meets."""
     return BindParameter(name, None, type_=column.type, required=False)
 
@@ -73,7 +82,7 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def compile_statement(stmt: Select[Any], dialect: Dialect) -> Prepared:
+def compile_statement(stmt: AnySelect, dialect: Dialect) -> Prepared:
     """Compile a statement once: the policy's IN lists expanded, request values left open."""
     compiled = stmt.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
     binders: dict[str, Processor] = {}
@@ -101,7 +110,7 @@ def compile_statement(stmt: Select[Any], dialect: Dialect) -> Prepared:
     )
 
 
-Builder = Callable[[], Select[Any]]
+Builder = Callable[[], AnySelect]
 
 
 @lru_cache(maxsize=CACHE_SIZE)
@@ -127,7 +136,7 @@ class _Keyed:
         self.key = key
         self.build = build
 
-    def __call__(self) -> Select[Any]:
+    def __call__(self) -> AnySelect:
         return self.build()
 
     def __hash__(self) -> int:
