@@ -77,22 +77,28 @@ def person_row(
     Plain values: the page model validates a whole page of them in one call, which costs a
     fraction of building one model per row.
     """
-    fields = policy.person_fields
-    values = {name: fields.apply(name, row[name]) for name in PERSON_SCALARS if name in row}
+    values = {name: value for name, value in row.items() if name != "name_key"}
+    _mask(values, policy.person_fields)
     if aliases is not None:
         values["aliases"] = [
             {"family_name": a["family_name"], "given_name": a["given_name"]} for a in aliases
         ]
-    values["id"] = row["id"]
     return values
+
+
+def _mask(values: dict[str, Any], fields: FieldProjection) -> None:
+    # Only the masked fields are touched; the rest were selected as shown.
+    for name, mask in fields.masks.items():
+        value = values.get(name)
+        if value is not None:
+            values[name] = mask(value)
 
 
 def arrest_row(row: dict[str, Any], policy: ReadPolicy) -> dict[str, Any]:
     """A search row of an arrest, masked as the policy says (plain values, as person_row)."""
-    fields = policy.arrest_fields
-    values = {n: fields.apply(n, row[n]) for n in ARREST_SUMMARY_SCALARS if n in row}
+    values = {n: v for n, v in row.items() if n not in ("sealed_at", "expunged_at")}
+    _mask(values, policy.arrest_fields)
     values["sealed"] = row["sealed_at"] is not None or row["expunged_at"] is not None
-    values["id"] = row["id"]
     return values
 
 
