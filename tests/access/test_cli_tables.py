@@ -19,6 +19,7 @@ from tests.factories import build_world
 
 runner = CliRunner()
 POLICE = "Philadelphia Police Department"
+OTN = "N7101001-1"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ def site(fresh_db: Database) -> Site:
             s,
             agency_id=world.agencies[POLICE],
             people=[(ada, InvolvementRole.ARRESTEE), (ben, InvolvementRole.VICTIM)],
+            otn=OTN,
         )
         arrest.docket_number = "MC-51-CR-0007101-2025"
         s.flush()
@@ -52,7 +54,7 @@ def site(fresh_db: Database) -> Site:
             ada=ada.id,
             ben=ben.id,
             arrest=arrest.id,
-            otn=arrest.otn,
+            otn=OTN,
         )
     return site
 

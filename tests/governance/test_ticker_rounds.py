@@ -36,6 +36,10 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 15) -> None:
         time.sleep(0.02)
 
 
+def _records(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == LOGGER and r.levelno == level]
+
+
 def test_a_failed_round_is_logged_and_the_next_one_does_the_work(
     empty_db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -43,8 +47,8 @@ def test_a_failed_round_is_logged_and_the_next_one_does_the_work(
     ticker = Ticker(empty_db, interval=0.05)
     ticker.start()
     try:
-        _wait_for(lambda: any(r.levelno == logging.ERROR for r in caplog.records))
-        failed = next(r for r in caplog.records if r.levelno == logging.ERROR)
+        _wait_for(lambda: bool(_records(caplog, logging.ERROR)))
+        failed = _records(caplog, logging.ERROR)[0]
         assert failed.getMessage() == "governance tick failed; retrying in 0 s"
         assert failed.exc_info is not None
         # The site comes up; a proposal's deadline has already passed.
@@ -54,10 +58,10 @@ def test_a_failed_round_is_logged_and_the_next_one_does_the_work(
             world = build_world(session)
         gov = build_gov(empty_db, world)
         gov.propose(now=gov.at(days=-2), deadline=gov.at(days=-1))
-        _wait_for(lambda: any(r.levelno == logging.INFO for r in caplog.records))
+        _wait_for(lambda: bool(_records(caplog, logging.INFO)))
     finally:
         ticker.stop()
-    done = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    done = [r.getMessage() for r in _records(caplog, logging.INFO)]
     assert done[0] == "governance tick: proposal.failed"
     assert ticker._thread is not None and not ticker._thread.is_alive()
 
