@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from openpars.cli import app
@@ -159,11 +159,11 @@ def test_show_person_prints_the_visible_involvements(site: Site) -> None:
 def test_unknown_or_inactive_account_is_refused(
     fresh_db: Database, site: Site, username: str
 ) -> None:
-    from openpars.cli import app
-
-    with fresh_db.session() as s:
-        reader = s.query(User).filter_by(username="reader").one()
-        reader.username, reader.is_active = "disabled", False
+    if username == "disabled":
+        # A real account, switched off: refused exactly like a name nobody has.
+        with fresh_db.session() as s:
+            reader = s.scalars(select(User).where(User.username == "reader")).one()
+            reader.username, reader.is_active = "disabled", False
     for command in (
         ["search", "persons", "--name", "okafor"],
         ["show", "arrest", str(site.arrest)],
