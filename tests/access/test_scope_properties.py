@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from openpars.access.enforcement import check_query_shape
 from openpars.access.external import compile_grant
 from openpars.access.shaping import PERSON_SCALARS, person_read
 from openpars.agreements.floor import SiteFloor
 from openpars.agreements.grants import Grant
 from openpars.agreements.scope import PERSON_FIELDS, FieldPolicy, PurposeRule, Scope
+from openpars.errors import InvalidInput
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
 from openpars.records.models import Person
 
@@ -77,6 +80,7 @@ def test_compiled_policy_never_crosses_the_floor(scope: Scope, person: Person) -
     assert not policy.roles & FLOOR.forbidden_roles
     assert not policy.include_sealed
     assert policy.exclude_juveniles == (scope.exclude_juveniles or FLOOR.forbid_juveniles)
+    assert policy.max_results == min(scope.limits.max_results, FLOOR.max_results)
     shaped = person_read(person, policy).model_dump(exclude_unset=True)
     granted = {n for n, p in scope.person_fields.items() if p is not FieldPolicy.HIDDEN}
     for name in PERSON_SCALARS:
@@ -106,3 +110,23 @@ def assert_masked(rule: FieldPolicy, original: object, masked: object) -> None:
         assert masked == "x" * max(0, len(text) - 4) + text[-4:]
     else:
         raise AssertionError(f"unexpected rule {rule}")
+
+
+def test_a_lowered_floor_cap_binds_an_agreement_already_in_force() -> None:
+    scope = Scope.model_validate(
+        {
+            "roles": ["arrestee"],
+            "person_fields": {"family_name": "visible"},
+            "arrest_states": ["charged"],
+            "grades": ["F1"],
+            "purposes": [{"purpose": "warrant-service"}],
+            "limits": {"max_results": 25},
+        }
+    )
+    grant = Grant(1, 1, "ab" * 32, scope, T0, T0.replace(year=2026))
+    policy = compile_grant(grant, SiteFloor(max_results=5))
+    assert policy.max_results == 5
+    assert "floor: at most 5 results per query" in policy.clauses
+    with pytest.raises(InvalidInput) as refused:
+        check_query_shape(policy, name=None, identifiers=True, limit=20)
+    assert refused.value.field == "limit"

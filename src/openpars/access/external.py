@@ -96,6 +96,10 @@ def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
     clauses.append("states: " + ", ".join(sorted(s.value for s in scope.arrest_states)))
     clauses.append("grades: " + ", ".join(sorted(g.value for g in scope.grades)))
     floor_fields = frozenset(floor.forbidden_person_fields)
+    # The floor's cap binds agreements adopted before it was lowered, too.
+    max_results = min(scope.limits.max_results, floor.max_results)
+    if max_results < scope.limits.max_results:
+        clauses.append(f"floor: at most {max_results} results per query")
     return ReadPolicy(
         external=True,
         roles=roles,
@@ -109,7 +113,7 @@ def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
         ),
         exact_identifiers_only=scope.limits.exact_identifiers_only,
         name_search=scope.limits.name_search,
-        max_results=scope.limits.max_results,
+        max_results=max_results,
         rate_per_user=scope.limits.rate_per_user_per_minute,
         rate_per_agency=scope.limits.rate_per_agency_per_minute,
         agreement_id=grant.agreement_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,13 +70,20 @@ def load_or_create_key(settings: Settings) -> LogKey:
         return LogKey(signer, generated=False)
     skey, _ = notes.generate_keys(origin)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # O_EXCL: if two processes start at once, one creates the key and the other reads it.
+    # Written whole to a private temporary file, then linked into place: the key file appears
+    # complete or not at all. If two processes start at once, the link of one fails and it
+    # reads the other's key (a reader never sees a file that is created but not yet written).
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return load_or_create_key(settings)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(skey + "\n")
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(skey + "\n")
+        os.chmod(temporary, 0o600)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return load_or_create_key(settings)
+    finally:
+        os.unlink(temporary)
     return LogKey(notes.parse_signer_key(skey), generated=True)
 
 
