@@ -7,12 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from openpars.agreements import lifecycle
-from openpars.agreements import service as agreements
-from openpars.agreements.models import LifecycleAction
 from openpars.agreements.schemas import AgreementDocument
+from openpars.demo.agreements import adopt_without_vote
 from openpars.identity.models import Agency, User, UserRole
-from openpars.identity.principal import SYSTEM, Principal
+from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Role
 
 PURPOSE = "criminal-investigation"
@@ -53,17 +51,7 @@ def external_reader(engine: Engine, scope: dict[str, object]) -> Principal:
                     "expires_at": (now + timedelta(days=365)).isoformat(),
                 }
             )
-            agreement = agreements.create_agreement(session, actor=SYSTEM, data=document, now=now)
-            lifecycle.propose(session, actor=SYSTEM, agreement_id=agreement.id, now=now)
-            version = agreements.current_version(session, agreement=agreement)
-            lifecycle.apply_decision(
-                session,
-                agreement_id=agreement.id,
-                content_hash=version.content_hash,
-                action=LifecycleAction.ADOPT,
-                effective_at=now,
-                decided_by="benchmark",
-            )
+            adopt_without_vote(session, document, at=now, decided_by="benchmark")
             session.commit()
         agency_id = existing.agency_id
         user_id = existing.id

@@ -77,15 +77,31 @@ def seed_agreements(session: Session, *, grantee: str, owners: tuple[str, ...]) 
             "expires_at": EXPIRES.isoformat(),
         }
     )
-    agreement = agreements.create_agreement(session, actor=SYSTEM, data=document, now=EFFECTIVE)
-    lifecycle.propose(session, actor=SYSTEM, agreement_id=agreement.id, now=EFFECTIVE)
+    return adopt_without_vote(
+        session,
+        document,
+        at=EFFECTIVE,
+        decided_by="demo: adopted by the District Attorney and the courts (2 of 3)",
+    )
+
+
+def adopt_without_vote(
+    session: Session, document: AgreementDocument, *, at: datetime, decided_by: str
+) -> int:
+    """Create, propose and adopt an agreement through the call a quorum's decision makes.
+
+    For synthetic sites only (the demo, benchmarks): on a real site only governance applies
+    decisions, after the board's quorum has voted. Returns the agreement's id.
+    """
+    agreement = agreements.create_agreement(session, actor=SYSTEM, data=document, now=at)
+    lifecycle.propose(session, actor=SYSTEM, agreement_id=agreement.id, now=at)
     version = agreements.current_version(session, agreement=agreement)
     lifecycle.apply_decision(
         session,
         agreement_id=agreement.id,
         content_hash=version.content_hash,
         action=LifecycleAction.ADOPT,
-        effective_at=EFFECTIVE,
-        decided_by="demo: adopted by the District Attorney and the courts (2 of 3)",
+        effective_at=at,
+        decided_by=decided_by,
     )
     return agreement.id
