@@ -1,9 +1,9 @@
 """Durable audit append throughput with group commit, side by side with a bare INSERT.
 
 One process, one core, one SQLite file in WAL mode with ``synchronous=FULL``: every commit
-fsyncs the WAL before it returns, so a committed entry survives power loss (WAL with
-``synchronous=NORMAL``, openpars's default, survives a process crash but may lose the last
-commits on power loss). Each transaction carries BATCH entries, as a group commit does. Paths,
+fsyncs the WAL before it returns, so a committed entry survives power loss (openpars's default;
+``OPENPARS_SQLITE_SYNCHRONOUS=NORMAL`` survives a process crash but may lose the last commits
+on power loss). Each transaction carries BATCH entries, as a group commit does. Paths,
 interleaved round by round so machine noise hits them alike:
 
 * ``bare``: the very same pre-computed rows (entry, content, subjects) inserted the way the

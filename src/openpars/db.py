@@ -135,14 +135,16 @@ def utcnow() -> datetime:
 DEFAULT_SQLITE_MMAP_MB = 1024
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any, *, mmap_mb: int) -> None:
+def _sqlite_on_connect(
+    dbapi_connection: Any, _record: Any, *, mmap_mb: int, synchronous: str
+) -> None:
     # Let SQLAlchemy's begin event own transactions so BEGIN IMMEDIATE and SAVEPOINT work.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
     # 64 MiB of page cache instead of SQLite's 2 MiB default: searches and capped counts touch
     # many index pages (bench/search.py halved the count time with it).
     cursor.execute("PRAGMA cache_size=-65536")
@@ -157,14 +159,21 @@ def _sqlite_on_begin(conn: Connection) -> None:
 
 
 def make_engine(
-    url: str, *, echo: bool = False, sqlite_mmap_mb: int = DEFAULT_SQLITE_MMAP_MB
+    url: str,
+    *,
+    echo: bool = False,
+    sqlite_mmap_mb: int = DEFAULT_SQLITE_MMAP_MB,
+    sqlite_synchronous: str = "FULL",
 ) -> Engine:
     """Create an engine for SQLite (embedded) or PostgreSQL (psycopg 3)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
         )
-        event.listen(engine, "connect", partial(_sqlite_on_connect, mmap_mb=sqlite_mmap_mb))
+        on_connect = partial(
+            _sqlite_on_connect, mmap_mb=sqlite_mmap_mb, synchronous=sqlite_synchronous
+        )
+        event.listen(engine, "connect", on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -193,6 +202,7 @@ class Database:
                 settings.database_url,
                 echo=settings.sql_echo,
                 sqlite_mmap_mb=settings.sqlite_mmap_mb,
+                sqlite_synchronous=settings.sqlite_synchronous,
             )
         )
 
