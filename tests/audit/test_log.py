@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -339,6 +339,13 @@ def test_the_background_publisher_starts_and_stops(fresh_db: Database, tmp_path:
     assert publisher._thread is None
     with fresh_db.session() as session:
         assert repo.latest_checkpoint(session) is not None
+
+
+def test_an_empty_group_commit_writes_nothing(db: Database) -> None:
+    with db.session() as session:
+        before = session.scalar(select(func.count()).select_from(AuditEntry))
+        assert log.append_many(session, []) == []
+        assert session.scalar(select(func.count()).select_from(AuditEntry)) == before
 
 
 def test_append_many_writes_what_append_writes(db: Database) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -449,8 +448,3 @@ def shred_contents(session: Session, *, arrest_id: int | None, person_id: int | 
         chunk = ids[start : start + _CHUNK]
         session.execute(delete(AuditEntryContent).where(AuditEntryContent.entry_id.in_(chunk)))
     return ids
-
-
-def last_entry_at(session: Session) -> datetime | None:
-    """When the newest entry was appended."""
-    return session.scalar(select(func.max(AuditEntry.at)))
