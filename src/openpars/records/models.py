@@ -268,11 +268,12 @@ def _name_statistics_ddl(dialect: str) -> list[str]:
     # thousands of names per bucket and guesses a prefix range from its endpoints: at 1M
     # persons it put 'sha' at 18 rows (4,127 match), chose to fetch and sort every match (30 ms)
     # instead of walking ix_persons_name_key in order and stopping after a page (0.7 ms).
-    # A finer histogram fixes the estimate; ANALYZE then samples more rows (18 s at 1M).
+    # A histogram of 1,000 buckets fixes the estimate (every prefix of the benchmark then walks
+    # the index) while planning stays under 1 ms; 10,000 buckets made planning cost 5 ms.
     if dialect != "postgresql":
         return []
     return [
-        "ALTER TABLE persons ALTER COLUMN name_key SET STATISTICS 10000",
+        "ALTER TABLE persons ALTER COLUMN name_key SET STATISTICS 1000",
         "ALTER TABLE person_aliases ALTER COLUMN name_key SET STATISTICS 1000",
     ]
 
