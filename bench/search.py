@@ -282,8 +282,9 @@ def measure(
     Every variant first runs once on every value (a warm-up, not counted). CPU is this thread's
     time (all of SQLite's work, only the client's share on PostgreSQL): what the wall time would
     be on an idle machine, where the wall time is inflated by whatever else the machine runs.
-    With a budget the run stops after budget_s seconds (n says how many values ran); a statement cancelled by PostgreSQL's statement_timeout counts at the time it
-    took and is reported under "timeouts".
+    With a budget the run stops after budget_s seconds (n says how many values ran); a
+    statement cancelled by PostgreSQL's statement_timeout counts at the time it took and is
+    reported under "timeouts".
     """
     names = list(variants)
     # Warm-up: every variant on every value once, so prepared statements, plans and the pages
