@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from enum import Enum
-from functools import lru_cache
 from typing import Any, Protocol
 
 from sqlalchemy import BindParameter, Dialect, Select
@@ -113,9 +112,7 @@ def compile_statement(stmt: AnySelect, dialect: Dialect) -> Prepared:
 Builder = Callable[[], AnySelect]
 
 
-@lru_cache(maxsize=CACHE_SIZE)
-def _cached(key: Hashable, dialect: Dialect, build: Builder) -> Prepared:
-    return compile_statement(build(), dialect)
+_CACHE: dict[tuple[Dialect, Hashable], Prepared] = {}
 
 
 def prepared(session: Session, key: Hashable, build: Builder) -> Prepared:
@@ -124,23 +121,9 @@ def prepared(session: Session, key: Hashable, build: Builder) -> Prepared:
     `key` must capture everything `build` depends on (policy row filter, query shape, columns).
     """
     dialect = session.get_bind().dialect
-    return _cached((dialect.name, key), dialect, _Keyed(key, build))
-
-
-class _Keyed:
-    """A builder that hashes and compares by its key only, so lru_cache keys on the key."""
-
-    __slots__ = ("build", "key")
-
-    def __init__(self, key: Hashable, build: Builder) -> None:
-        self.key = key
-        self.build = build
-
-    def __call__(self) -> AnySelect:
-        return self.build()
-
-    def __hash__(self) -> int:
-        return hash(self.key)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Keyed) and other.key == self.key
+    found = _CACHE.get((dialect, key))
+    if found is None:
+        if len(_CACHE) >= CACHE_SIZE:
+            _CACHE.clear()
+        found = _CACHE[(dialect, key)] = compile_statement(build(), dialect)
+    return found

@@ -19,21 +19,8 @@ from openpars.records.schemas import (
     PersonRead,
 )
 
-PERSON_SCALARS = (
-    "family_name",
-    "given_name",
-    "middle_name",
-    "birth_date",
-    "sex",
-    "race",
-    "address",
-    "phone",
-    "place_of_birth",
-    "citizenship",
-    "sid",
-    "fbi_number",
-    "version",
-)
+# Every field of a person a reader can be shown, as the response model declares them.
+PERSON_SCALARS = tuple(name for name in PersonRead.model_fields if name not in ("id", "aliases"))
 ARREST_SCALARS = (
     "otn",
     "incident_number",

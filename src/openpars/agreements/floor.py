@@ -201,8 +201,7 @@ def get_floor(session: Session) -> SiteFloor:
     parsed = _PARSED_FLOORS.get(newest)
     if parsed is None:
         row = repo.latest_floor(session)
-        if row is None:  # removed in between: impossible for an append-only table
-            return SiteFloor()
+        assert row is not None, "site floor versions are append-only"
         parsed = SiteFloor.model_validate(row.content)
         if len(_PARSED_FLOORS) >= 64:
             _PARSED_FLOORS.clear()

@@ -18,27 +18,10 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table
 
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias, RecordVersion
+from openpars.records.versions import PERSON_FIELDS
 
 # Columns each insert names, in tuple order; the others take their database default (NULL).
-PERSON_COLUMNS = (
-    "id",
-    "family_name",
-    "given_name",
-    "middle_name",
-    "name_key",
-    "birth_date",
-    "sex",
-    "race",
-    "address",
-    "phone",
-    "place_of_birth",
-    "citizenship",
-    "sid",
-    "fbi_number",
-    "version",
-    "created_at",
-    "updated_at",
-)
+PERSON_COLUMNS = (*PERSON_FIELDS, "created_at", "updated_at")
 ALIAS_COLUMNS = ("person_id", "family_name", "given_name", "name_key")
 ARREST_COLUMNS = (
     "id",

@@ -123,12 +123,6 @@ class _Rows:
         key = name_key(data.family_name, data.given_name, data.middle_name)
         sex = None if data.sex is None else str(data.sex)
         race = None if data.race is None else str(data.race)
-        b, when = self.binder, self.when
-        self.persons.append(
-            (person_id, data.family_name, data.given_name, data.middle_name, key,
-             b.day(data.birth_date), sex, race, data.address, data.phone, data.place_of_birth,
-             data.citizenship, data.sid, data.fbi_number, 1, when, when)
-        )  # fmt: skip
         aliases = [(a.family_name, a.given_name) for a in data.aliases]
         self.aliases += [(person_id, f, g, name_key(f, g)) for f, g in aliases]
         values = {
@@ -148,6 +142,13 @@ class _Rows:
             "fbi_number": data.fbi_number,
             "version": 1,
         }
+        # The row in PERSON_COLUMNS order: the snapshot's fields as bound, and the timestamps.
+        bound = values | {
+            "birth_date": self.binder.day(data.birth_date),
+            "created_at": self.when,
+            "updated_at": self.when,
+        }
+        self.persons.append(tuple(bound[name] for name in sql.PERSON_COLUMNS))
         self._version(PERSON, person_document(values, aliases))
 
     def arrest(
