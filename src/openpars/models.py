@@ -10,8 +10,11 @@ MODEL_MODULES = (
     "openpars.audit.models",
     "openpars.agreements.models",
     "openpars.governance.models",
+    "openpars.access.models",
     # Not tables, but DDL on them: PostgreSQL row-level security policies.
     "openpars.access.rls",
+    # Not tables: the session hooks that keep visibility sets current before a commit.
+    "openpars.access.visibility",
 )
 
 

@@ -7,11 +7,15 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.access.policy import FieldProjection, Mask, ReadPolicy
+from openpars.access.visibility import ensure_set
 from openpars.agreements.floor import SiteFloor, get_floor
 from openpars.agreements.grants import Grant, grant_for
+from openpars.agreements.models import Agreement, AgreementStatus, AgreementVersion
+from openpars.agreements.schemas import AgreementDocument
 from openpars.agreements.scope import FieldPolicy, Scope
 from openpars.errors import Forbidden
 from openpars.identity.principal import Principal
@@ -154,3 +158,36 @@ def purpose_rules(session: Session, *, principal: Principal, at: datetime) -> di
 def rate_limits(policy: ReadPolicy) -> tuple[int | None, int | None]:
     """Per-user and per-agency limits per minute of the policy's agreement."""
     return policy.rate_per_user, policy.rate_per_agency
+
+
+def ensure_sets_in_force(session: Session) -> list[int]:
+    """Build the visibility set of every agreement version put in force (and not ended), under
+    the current floor, where it is missing; the ids of every such set.
+
+    Called when a decision puts a version in force, and by the governance tick (which also
+    covers a changed floor: until its set is built, a scope is searched with probes).
+    """
+    floor = get_floor(session)
+    versions = session.execute(
+        select(AgreementVersion)
+        .join(
+            Agreement,
+            (Agreement.id == AgreementVersion.agreement_id)
+            & (Agreement.active_version == AgreementVersion.version),
+        )
+        .where(Agreement.status.in_((AgreementStatus.ACTIVE, AgreementStatus.SUSPENDED)))
+        .order_by(Agreement.id)
+    ).scalars()
+    ids: list[int] = []
+    for version in versions:
+        document = AgreementDocument.model_validate(version.content)
+        grant = Grant(
+            version.agreement_id,
+            version.version,
+            version.content_hash,
+            document.scope,
+            document.effective_at,
+            document.expires_at,
+        )
+        ids.append(ensure_set(session, compile_grant(grant, floor)))
+    return ids

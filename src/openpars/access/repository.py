@@ -12,9 +12,11 @@ from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, func
 from sqlalchemy.orm import Session
 
 from openpars.access.filters import arrest_visible, person_visible, visible_involvement
+from openpars.access.models import VisiblePerson
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
+from openpars.access.visibility import set_for, visible_in_set
 from openpars.audit.models import AuditEntry
 from openpars.prepared import Prepared, param, prepared
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
@@ -65,19 +67,37 @@ PAGE, CAPPED, EXACT = "page", "capped", "exact"
 
 
 def _person_branch(
-    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], branch: str, mode: str
+    policy: ReadPolicy,
+    shape: tuple[bool, ...],
+    columns: tuple[str, ...],
+    branch: str,
+    mode: str,
+    in_set: bool,
 ) -> Select[Any]:
-    """One statement of a person search; `shape` says which criteria the query has."""
+    """One statement of a person search; `shape` says which criteria the query has.
+
+    With `in_set`, visibility is membership of the policy's visibility set (bound as
+    ``vis_set``, see ``access.models``): the own-name branch then walks the set's name index,
+    so it reads only persons it may return; without, each candidate is proved visible.
+    """
     sid, fbi, birth, _name = shape
     t = _PERSONS.c
-    stmt = select(*(t[c] for c in columns)).where(person_visible(policy))
+    order: tuple[ColumnElement[Any], ...] = (t.name_key, t.id)
+    stmt = select(*(t[c] for c in columns))
+    if in_set and branch == "own":
+        v = VisiblePerson.__table__.c
+        stmt = stmt.select_from(VisiblePerson.__table__.join(_PERSONS, t.id == v.person_id))
+        stmt = stmt.where(v.set_id == param("vis_set", v.set_id), _name_range(v.name_key))
+        order = (v.name_key, v.person_id)
+    else:
+        stmt = stmt.where(visible_in_set(t.id) if in_set else person_visible(policy))
     if sid:
         stmt = stmt.where(t.sid == param("sid", t.sid))
     if fbi:
         stmt = stmt.where(t.fbi_number == param("fbi_number", t.fbi_number))
     if birth:
         stmt = stmt.where(t.birth_date == param("birth_date", t.birth_date))
-    if branch == "own":
+    if branch == "own" and not in_set:
         stmt = stmt.where(_name_range(t.name_key))
     elif branch == "alias":
         alias_key = PersonAlias.__table__.c.name_key
@@ -87,7 +107,7 @@ def _person_branch(
         stmt = stmt.limit(TOTAL_CAP + 1)
     if mode != PAGE:
         return select(func.count()).select_from(stmt.subquery())
-    return _page(stmt, t.name_key, t.id)
+    return _page(stmt, *order)
 
 
 def prepared_person_statement(
@@ -97,10 +117,15 @@ def prepared_person_statement(
     columns: tuple[str, ...],
     branch: str,
     mode: str,
+    in_set: bool = False,
 ) -> Prepared:
     """One branch of a person search (a page or a count), prepared once per policy."""
-    key = ("person", policy.row_key(), shape, columns, branch, mode)
-    return prepared(session, key, lambda: _person_branch(policy, shape, columns, branch, mode))
+    # With a set, the statement depends on no part of the policy but the set bound to it.
+    filter_key = "set" if in_set else policy.row_key()
+    key = ("person", filter_key, shape, columns, branch, mode)
+    return prepared(
+        session, key, lambda: _person_branch(policy, shape, columns, branch, mode, in_set)
+    )
 
 
 def _person_values(query: PersonQuery) -> dict[str, Any]:
@@ -134,10 +159,15 @@ def search_persons(
     )
     columns = person_columns(policy)
     values = _person_values(query)
+    set_id = set_for(session, policy)
+    if set_id is not None:
+        values["vis_set"] = set_id
     offset, want = query.offset, limit + 1
 
     def statement(branch: str, mode: str) -> Prepared:
-        return prepared_person_statement(session, policy, shape, columns, branch, mode)
+        return prepared_person_statement(
+            session, policy, shape, columns, branch, mode, set_id is not None
+        )
 
     def page_of(branch: str, start: int, size: int) -> list[dict[str, Any]]:
         return statement(branch, PAGE).rows(session, values | {"offset": start, "limit": size})

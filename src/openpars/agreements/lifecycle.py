@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from openpars.access.external import ensure_sets_in_force
 from openpars.agreements import repository as repo
 from openpars.agreements.models import (
     Agreement,
@@ -45,6 +46,7 @@ _ALLOWED_FROM: dict[LifecycleAction, frozenset[AgreementStatus]] = {
         {S.DRAFT, S.PENDING_APPROVAL, S.ACTIVE, S.SUSPENDED, S.EXPIRED}
     ),
 }
+_PUTS_IN_FORCE = frozenset({LifecycleAction.ADOPT, LifecycleAction.RENEW, LifecycleAction.AMEND})
 _EVENT_OF = {
     LifecycleAction.ADOPT: EventKind.ADOPTED,
     LifecycleAction.RENEW: EventKind.RENEWED,
@@ -177,6 +179,10 @@ def apply_decision(
     before = agreement.status
     version = _apply(session, agreement, current, action, effective_at, decided_by, new_expires_at)
     agreement.updated_at = utcnow()
+    if action in _PUTS_IN_FORCE:
+        # The version's visibility set, so its searches walk only persons it may see.
+        session.flush()
+        ensure_sets_in_force(session)
     record_event(
         session,
         agreement,

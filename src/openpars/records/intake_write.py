@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from openpars.access.visibility import mark_written
 from openpars.identity.principal import Principal
 from openpars.records import intake_repository as sql
 from openpars.records.enums import ArrestState, ChangeKind, ChargeStage, VersionedEntity
@@ -80,6 +81,8 @@ def write_arrests(
     sql.insert_involvements(connection, rows.involvements)
     sql.insert_charges(connection, rows.charges)
     sql.insert_versions(connection, rows.versions)
+    # The triggers marked every person of these arrests; recompute them before the commit.
+    mark_written(session)
     return results
 
 

@@ -1,0 +1,224 @@
+"""Visibility sets: for each distinct external row filter, the persons it lets a caller see.
+
+A name search under an agreement used to prove every candidate visible (an involvement in the
+scope's roles, its arrest in the scope's states and grades, unsealed) until a page of them
+passed: under an arrestees-only scope about three probes per person returned. A visibility set
+holds, per row filter, the visible persons keyed by name, so the search walks only persons it
+may return, as the bare search walks every person.
+
+The set is derived data, and it can only ever hide too much, never show too much:
+
+* Triggers in the database itself (not application code) remove a person from every set, in
+  the same transaction, on any change that could make the person less visible (an involvement
+  changed or deleted, an arrest's state or sealing changed, a charge changed or deleted, the
+  name changed), and mark the person pending. New involvements and charges, which can only
+  add visibility, mark the person pending.
+* Pending persons are recomputed with the same predicate every read uses
+  (``access.filters.person_visible``) before the writing transaction commits
+  (``access.visibility``), and by the governance tick if a writer ever did not.
+* A set is keyed by the whole row filter; a filter without a set is searched with the probes,
+  so a changed scope or floor never reads a set built for another.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openpars.db import Base, JSONDoc, UTCDateTime, register_schema_ddl, utcnow
+from openpars.records.models import NameKey
+
+
+class VisibilitySet(Base):
+    """One external row filter whose visible persons are kept in ``visible_persons``."""
+
+    __tablename__ = "visibility_sets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The row filter as canonical JSON: roles, states, grades, juveniles, sealed.
+    row_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class VisiblePerson(Base):
+    """A person visible under a set's row filter, with the name key searches walk."""
+
+    __tablename__ = "visible_persons"
+    __table_args__ = (
+        # The order of a name search under the set: walk the range, stop after a page.
+        Index("ix_visible_persons_name", "set_id", "name_key", "person_id"),
+    )
+
+    # (person, set): a trigger removes a person from every set with one range delete.
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("persons.id", ondelete="CASCADE"), primary_key=True
+    )
+    set_id: Mapped[int] = mapped_column(
+        ForeignKey("visibility_sets.id", ondelete="CASCADE"), primary_key=True
+    )
+    name_key: Mapped[str] = mapped_column(NameKey)
+
+
+class VisibilityPending(Base):
+    """A person whose visibility must be recomputed (written by the triggers)."""
+
+    __tablename__ = "visibility_pending"
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+# What the triggers do for a set of person ids: remove them from every set (only when the
+# change can reduce visibility) and mark them pending.
+def _sqlite_body(persons: str, *, remove: bool) -> str:
+    # `persons` is a constant subquery of this module, never input.
+    mark = "INSERT OR IGNORE INTO visibility_pending (person_id) SELECT person_id FROM ({});"
+    body = mark.format(persons)
+    if remove:
+        body = f"DELETE FROM visible_persons WHERE person_id IN ({persons}); " + body  # noqa: S608
+    return body
+
+
+def _sqlite_ddl() -> list[str]:
+    of_arrest = "SELECT person_id FROM involvements WHERE arrest_id = {row}.arrest_id"
+    triggers = {
+        "visibility_involvement_insert": (
+            "AFTER INSERT ON involvements",
+            _sqlite_body("SELECT NEW.person_id AS person_id", remove=False),
+        ),
+        "visibility_involvement_update": (
+            "AFTER UPDATE ON involvements",
+            _sqlite_body(
+                "SELECT OLD.person_id AS person_id UNION SELECT NEW.person_id", remove=True
+            ),
+        ),
+        "visibility_involvement_delete": (
+            "AFTER DELETE ON involvements",
+            _sqlite_body("SELECT OLD.person_id AS person_id", remove=True),
+        ),
+        "visibility_arrest_update": (
+            "AFTER UPDATE OF state, sealed_at, expunged_at ON arrests FOR EACH ROW "
+            "WHEN OLD.state IS NOT NEW.state OR OLD.sealed_at IS NOT NEW.sealed_at "
+            "OR OLD.expunged_at IS NOT NEW.expunged_at",
+            _sqlite_body(
+                "SELECT person_id FROM involvements WHERE arrest_id = NEW.id", remove=True
+            ),
+        ),
+        "visibility_charge_insert": (
+            "AFTER INSERT ON charges",
+            _sqlite_body(of_arrest.format(row="NEW"), remove=False),
+        ),
+        "visibility_charge_update": (
+            "AFTER UPDATE ON charges",
+            _sqlite_body(
+                f"{of_arrest.format(row='OLD')} UNION {of_arrest.format(row='NEW')}", remove=True
+            ),
+        ),
+        "visibility_charge_delete": (
+            "AFTER DELETE ON charges",
+            _sqlite_body(of_arrest.format(row="OLD"), remove=True),
+        ),
+        "visibility_person_rename": (
+            "AFTER UPDATE OF name_key ON persons FOR EACH ROW "
+            "WHEN OLD.name_key IS NOT NEW.name_key",
+            _sqlite_body("SELECT NEW.id AS person_id", remove=True),
+        ),
+    }
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {name} {when}"
+        + ("" if "FOR EACH ROW" in when else " FOR EACH ROW")
+        + f" BEGIN {body} END"
+        for name, (when, body) in triggers.items()
+    ]
+
+
+# PostgreSQL: statement-level triggers over transition tables, so a batch intake runs each
+# once per statement. A writer locks the persons it touches (and, for involvements and
+# charges, shares a lock on their arrests) before removing and marking them, so that two
+# transactions changing one person's visibility are serialized and the later one recomputes
+# it from the earlier one's committed state; recomputing from a stale snapshot could
+# otherwise put back a person another transaction had just hidden.
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION openpars_visibility_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  ids integer[];
+  remove boolean := TG_OP <> 'INSERT';
+BEGIN
+  IF TG_TABLE_NAME = 'involvements' THEN
+    IF TG_OP = 'INSERT' THEN
+      PERFORM 1 FROM arrests WHERE id IN (SELECT arrest_id FROM new_rows) ORDER BY id FOR SHARE;
+      SELECT array_agg(DISTINCT person_id) INTO ids FROM new_rows;
+    ELSIF TG_OP = 'UPDATE' THEN
+      SELECT array_agg(DISTINCT p) INTO ids FROM (
+        SELECT person_id AS p FROM old_rows UNION SELECT person_id FROM new_rows) AS c;
+    ELSE
+      SELECT array_agg(DISTINCT person_id) INTO ids FROM old_rows;
+    END IF;
+  ELSIF TG_TABLE_NAME = 'charges' THEN
+    IF TG_OP = 'INSERT' THEN
+      PERFORM 1 FROM arrests WHERE id IN (SELECT arrest_id FROM new_rows) ORDER BY id FOR SHARE;
+      SELECT array_agg(DISTINCT i.person_id) INTO ids FROM involvements i
+        WHERE i.arrest_id IN (SELECT arrest_id FROM new_rows);
+    ELSIF TG_OP = 'UPDATE' THEN
+      PERFORM 1 FROM arrests WHERE id IN (SELECT arrest_id FROM new_rows) ORDER BY id FOR SHARE;
+      SELECT array_agg(DISTINCT i.person_id) INTO ids FROM involvements i
+        WHERE i.arrest_id IN (SELECT arrest_id FROM old_rows UNION SELECT arrest_id FROM new_rows);
+    ELSE
+      SELECT array_agg(DISTINCT i.person_id) INTO ids FROM involvements i
+        WHERE i.arrest_id IN (SELECT arrest_id FROM old_rows);
+    END IF;
+  ELSIF TG_TABLE_NAME = 'arrests' THEN
+    SELECT array_agg(DISTINCT i.person_id) INTO ids FROM involvements i
+      JOIN new_rows n ON n.id = i.arrest_id JOIN old_rows o ON o.id = n.id
+      WHERE o.state IS DISTINCT FROM n.state OR o.sealed_at IS DISTINCT FROM n.sealed_at
+         OR o.expunged_at IS DISTINCT FROM n.expunged_at;
+  ELSE
+    SELECT array_agg(n.id) INTO ids FROM new_rows n JOIN old_rows o ON o.id = n.id
+      WHERE o.name_key IS DISTINCT FROM n.name_key;
+  END IF;
+  IF ids IS NULL THEN
+    RETURN NULL;
+  END IF;
+  PERFORM 1 FROM persons WHERE id = ANY(ids) ORDER BY id FOR UPDATE;
+  IF remove THEN
+    DELETE FROM visible_persons WHERE person_id = ANY(ids);
+  END IF;
+  INSERT INTO visibility_pending (person_id) SELECT unnest(ids) ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$
+"""
+
+
+def _pg_ddl() -> list[str]:
+    statements = [" ".join(_PG_FUNCTION.split())]
+    events = {
+        "involvements": ("INSERT", "UPDATE", "DELETE"),
+        "charges": ("INSERT", "UPDATE", "DELETE"),
+        "arrests": ("UPDATE",),
+        "persons": ("UPDATE",),
+    }
+    for table, ops in events.items():
+        for op in ops:
+            tables = {
+                "INSERT": "NEW TABLE AS new_rows",
+                "UPDATE": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
+                "DELETE": "OLD TABLE AS old_rows",
+            }[op]
+            statements.append(
+                f"CREATE OR REPLACE TRIGGER visibility_{table}_{op.lower()} AFTER {op} ON "
+                f"{table} REFERENCING {tables} FOR EACH STATEMENT "
+                "EXECUTE FUNCTION openpars_visibility_changed()"
+            )
+    statements.append("ALTER TABLE visible_persons ALTER COLUMN name_key SET STATISTICS 1000")
+    return statements
+
+
+def visibility_ddl(dialect: str) -> list[str]:
+    """The triggers that keep visibility sets from ever showing more than the filter allows."""
+    return _pg_ddl() if dialect == "postgresql" else _sqlite_ddl()
+
+
+register_schema_ddl(visibility_ddl)
