@@ -51,7 +51,8 @@ from openpars.access import repository as repo
 from openpars.access import service
 from openpars.access.external import compile_grant
 from openpars.access.policy import ReadPolicy, internal_policy
-from openpars.access.schemas import PersonQuery, ReadContext
+from openpars.access.schemas import Decision, PersonPage, PersonQuery, ReadContext
+from openpars.access.visibility import row_key
 from openpars.agreements.floor import SiteFloor
 from openpars.agreements.grants import Grant
 from openpars.agreements.scope import Scope
@@ -205,46 +206,67 @@ def enforced(db: Database, compile_policy: Compile, kind: str, value: str, count
 
 
 def bare(
-    engine: Engine, columns: tuple[str, ...], aliases: bool, kind: str, value: str, count: bool
+    db: Database, columns: tuple[str, ...], aliases: bool, kind: str, value: str, count: bool
 ) -> None:
-    """The same search as plain SQL, no policy: same branches, page, columns, aliases, count."""
+    """The same search as plain SQL, no policy: same branches, page, columns, aliases, count,
+    in the same unit of work (a session, committed) and at the driver level as the enforced
+    statements, handed back as the same page model (the response every search builds)."""
     listed = ", ".join(columns)
+    pg = db.dialect == "postgresql"
+
+    def mark(name: str) -> str:
+        return f"%({name})s" if pg else f":{name}"
+
     if kind == "sid":
-        branches = ["sid = :sid"]
+        branches = [f"sid = {mark('sid')}"]
         params: dict[str, Any] = {"sid": value}
     else:
         key = name_key(value)
-        own = "name_key >= :k AND name_key < :u"
-        alias = (
-            "id IN (SELECT person_id FROM person_aliases WHERE name_key >= :k AND name_key < :u)"
-            f" AND NOT ({own})"
-        )
+        own = f"name_key >= {mark('k')} AND name_key < {mark('u')}"
+        alias = f"id IN (SELECT person_id FROM person_aliases WHERE {own}) AND NOT ({own})"
         branches = [own, alias]
         params = {"k": key, "u": prefix_upper_bound(key)}
-    with engine.connect() as conn:
+    with db.session() as session:
+        conn = session.connection()
         rows: list[Any] = []
         for where in branches:
             # Own-name matches first; the alias section only if the page reaches it.
             order = f"ORDER BY name_key, id LIMIT {PAGE + 1 - len(rows)}"
-            rows += conn.execute(
-                text(f"SELECT {listed} FROM persons WHERE {where} {order}"), params
-            ).all()
+            rows += conn.exec_driver_sql(
+                f"SELECT {listed} FROM persons WHERE {where} {order}", params
+            ).fetchall()
             if len(rows) > PAGE:
                 break
         page = rows[:PAGE]
+        total = len(page)
         if count and len(rows) > PAGE:
+            total = 0
             for where in branches:
                 capped = f"SELECT id FROM persons WHERE {where} LIMIT {repo.TOTAL_CAP + 1}"
-                conn.execute(text(f"SELECT count(*) FROM ({capped}) AS c"), params).scalar()
+                total += conn.exec_driver_sql(
+                    f"SELECT count(*) FROM ({capped}) AS c", params
+                ).scalar_one()
+        found: dict[int, list[dict[str, Any]]] = {}
         if aliases and page:
             ids = ", ".join(str(r[0]) for r in page)
-            conn.execute(
-                text(
-                    "SELECT person_id, family_name, given_name FROM person_aliases "
-                    f"WHERE person_id IN ({ids}) ORDER BY person_id, id"
-                )
-            ).all()
-        conn.commit()
+            for pid, family, given in conn.exec_driver_sql(
+                "SELECT person_id, family_name, given_name FROM person_aliases "
+                f"WHERE person_id IN ({ids}) ORDER BY person_id, id"
+            ):
+                found.setdefault(pid, []).append({"family_name": family, "given_name": given})
+    shown = columns[1:]
+    PersonPage(
+        items=[
+            {"id": r[0], **dict(zip(shown, r[1:], strict=True)), "aliases": found.get(r[0], [])}
+            for r in page
+        ],
+        total=total,
+        total_is_exact=len(rows) <= PAGE,
+        has_more=len(rows) > PAGE,
+        offset=0,
+        limit=PAGE,
+        decision=Decision(external=False),
+    )
 
 
 def full_service(
@@ -362,8 +384,11 @@ def plans(db: Database, policy: ReadPolicy, value: str) -> dict[str, str]:
         columns = repo.person_columns(policy)
         for branch in ("own", "alias"):
             for mode in (repo.PAGE, repo.CAPPED):
-                stmt = repo.prepared_person_statement(session, policy, shape, columns, branch, mode)
+                stmt = repo.prepared_person_statement(
+                    session, policy, shape, columns, branch, mode, in_set=True
+                )
                 params = dict(stmt.constants) | values | {"limit": PAGE + 1, "offset": 0}
+                params["vis_key"] = row_key(policy)
                 bound: Any = params if stmt.order is None else tuple(params[n] for n in stmt.order)
                 prefix = (
                     "EXPLAIN QUERY PLAN "
@@ -408,6 +433,13 @@ def _measure_all(
     engine: Engine, data: Loaded, sids: int, names: int, budget_s: float
 ) -> dict[str, Any]:
     db = Database(engine)
+    # The agreement's adoption builds its visibility set (kept with the data when reused).
+    started = time.perf_counter()
+    external = external_reader(engine, SCOPE)
+    adoption_s = round(time.perf_counter() - started, 2)
+    with db.session() as session:
+        visible = session.scalar(text("SELECT count(*) FROM visible_persons"))
+    _progress(f"agreement adopted in {adoption_s} s ({visible} persons in its visibility set)")
     rng = random.Random(7)
     values = {
         "sid": [data.random_sid(rng) for _ in range(sids)],
@@ -430,7 +462,7 @@ def _measure_all(
                 figures[label] = measure(
                     {
                         "enforced": partial(enforced, db, compile_policy, kind, count=count),
-                        "bare": partial(bare, engine, columns, aliases, kind, count=count),
+                        "bare": partial(bare, db, columns, aliases, kind, count=count),
                     },
                     kind_values,
                     budget_s=budget_s,
@@ -438,7 +470,8 @@ def _measure_all(
                 _progress(f"{section} {label}: {json.dumps(figures[label])}")
         sections[section] = figures
     sections["issue3_external"]["policy_compile"] = time_compile(external_compiler(), 2000)
-    _measure_services(db, engine, data, values, sections, budget_s)
+    sections["issue3_external"]["adoption"] = {"seconds": adoption_s, "visible_persons": visible}
+    _measure_services(db, external, data, values, sections, budget_s)
     plan_value = values["name_prefix"][0]
     return sections | {
         "plans": plans(db, external_compiler()(), plan_value),
@@ -448,7 +481,7 @@ def _measure_all(
 
 def _measure_services(
     db: Database,
-    engine: Engine,
+    external: Principal,
     data: Loaded,
     values: dict[str, list[str]],
     sections: dict[str, dict[str, Any]],
@@ -463,7 +496,6 @@ def _measure_services(
         roles=frozenset({Role.READER}),
         agency_path=(data.agency_id,),
     )
-    external = external_reader(engine, SCOPE)
     callers = (
         ("issue2_internal", internal, ReadContext(), internal_compiler()),
         ("issue3_external", external, ReadContext(purpose=PURPOSE), external_compiler()),
@@ -477,7 +509,7 @@ def _measure_services(
             sections[section][label] = measure(
                 {
                     "service": partial(full_service, db, principal, context, kind),
-                    "bare": partial(bare, engine, columns, aliases, kind, count=False),
+                    "bare": partial(bare, db, columns, aliases, kind, count=False),
                 },
                 values[kind],
                 budget_s=budget_s,

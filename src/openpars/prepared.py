@@ -17,6 +17,7 @@ from enum import Enum
 from typing import Any, Protocol
 
 from sqlalchemy import BindParameter, Dialect, Select
+from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -49,7 +50,8 @@ class Prepared:
     constants: Mapping[str, Any]
     binders: Mapping[str, Processor]
     columns: tuple[str, ...]
-    readers: tuple[Processor | None, ...]
+    # (index, converter) of the result columns that need one.
+    converted: tuple[tuple[int, Processor], ...]
 
     def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run with this request's values; rows as dicts keyed by column name."""
@@ -59,16 +61,17 @@ class Prepared:
             params[name] = binder(value) if binder is not None and value is not None else value
         bound: Any = params if self.order is None else tuple(params[n] for n in self.order)
         raw = session.connection().exec_driver_sql(self.sql, bound).fetchall()
-        columns, readers = self.columns, self.readers
-        if not any(readers):
+        columns, converted = self.columns, self.converted
+        if not converted:
             return [dict(zip(columns, row, strict=True)) for row in raw]
-        return [
-            {
-                name: (read(value) if read is not None and value is not None else value)
-                for name, read, value in zip(columns, readers, row, strict=True)
-            }
-            for row in raw
-        ]
+        out = []
+        for row in raw:
+            cells = list(row)
+            for i, read in converted:
+                if cells[i] is not None:
+                    cells[i] = read(cells[i])
+            out.append(dict(zip(columns, cells, strict=True)))
+        return out
 
     def scalar(self, session: Session, values: Mapping[str, Any]) -> Any:
         """Run with this request's values and return the first column of the first row."""
@@ -94,10 +97,7 @@ def compile_statement(stmt: AnySelect, dialect: Dialect) -> Prepared:
                 binders[name] = processor
         else:
             constants[name] = _plain(value)
-    readers = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, None)
-        for column in stmt.selected_columns
-    )
+    readers = tuple(_reader(column.type, dialect) for column in stmt.selected_columns)
     positional = compiled.positiontup
     return Prepared(
         sql=compiled.string,
@@ -105,8 +105,16 @@ def compile_statement(stmt: AnySelect, dialect: Dialect) -> Prepared:
         constants=constants,
         binders=binders,
         columns=tuple(str(c.key) for c in stmt.selected_columns),
-        readers=readers,
+        converted=tuple((i, read) for i, read in enumerate(readers) if read is not None),
     )
+
+
+def _reader(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    # Enumerated columns stay as their stored strings: the enums are StrEnums, so the values
+    # compare equal and the response models validate them, without a lookup per value here.
+    if isinstance(kind, SAEnum):
+        return None
+    return kind.dialect_impl(dialect).result_processor(dialect, None)
 
 
 Builder = Callable[[], AnySelect]

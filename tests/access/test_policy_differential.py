@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from openpars.access import repository as repo
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
+from openpars.access.visibility import ensure_set
 from openpars.identity.models import Agency
 from openpars.identity.roles import AgencyKind
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
@@ -86,15 +87,23 @@ def arrest_ok(policy: ReadPolicy, spec: ArrestSpec, invs: list[Inv]) -> bool:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(specs=st.lists(arrest_specs, min_size=1, max_size=6), policy=policies)
+@given(
+    specs=st.lists(arrest_specs, min_size=1, max_size=6),
+    policy=policies,
+    visibility_set=st.sampled_from(["none", "before", "after"]),
+)
 def test_sql_filter_equals_reference(
-    engine: Engine, specs: list[ArrestSpec], policy: ReadPolicy
+    engine: Engine, specs: list[ArrestSpec], policy: ReadPolicy, visibility_set: str
 ) -> None:
+    """`visibility_set`: for an external policy, whether its set is built before the data is
+    written (kept by the triggers), after it, or not at all (searched with probes)."""
     with engine.connect() as conn, conn.begin() as outer:
         session = Session(bind=conn, join_transaction_mode="create_savepoint")
         agency = Agency(name="Police", kind=AgencyKind.POLICE, ori="PAPEP0000")
         session.add(agency)
         session.flush()
+        if policy.external and visibility_set == "before":
+            ensure_set(session, policy)
         # The last person is found by an alias only, so both name branches are exercised.
         people = [data.person(session, "Doe", f"P{i}") for i in range(N_PEOPLE - 1)]
         people.append(data.person(session, "Roe", "Alias"))
@@ -120,6 +129,8 @@ def test_sql_filter_equals_reference(
                 juvenile=juveniles,
             )
             arrest_ids.append(row.id)
+        if policy.external and visibility_set == "after":
+            ensure_set(session, policy)
         # Reference: involvements as stored (juvenile is per person within an arrest).
         stored = [
             (

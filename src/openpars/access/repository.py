@@ -16,7 +16,7 @@ from openpars.access.models import VisiblePerson
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
-from openpars.access.visibility import set_for, visible_in_set
+from openpars.access.visibility import set_exists, set_id_of_key, set_key, visible_in_set
 from openpars.audit.models import AuditEntry
 from openpars.prepared import Prepared, param, prepared
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
@@ -58,7 +58,7 @@ _ARRESTS = Arrest.__table__
 def person_columns(policy: ReadPolicy) -> tuple[str, ...]:
     """The person columns a search selects: only those the projection shows leave the database."""
     shown = tuple(c for c in PERSON_SCALARS if policy.person_fields.shows(c))
-    return ("id", "name_key", *shown)
+    return ("id", *shown)
 
 
 # What a person-search statement returns: a page of rows, a count capped at TOTAL_CAP + 1, or
@@ -76,9 +76,10 @@ def _person_branch(
 ) -> Select[Any]:
     """One statement of a person search; `shape` says which criteria the query has.
 
-    With `in_set`, visibility is membership of the policy's visibility set (bound as
-    ``vis_set``, see ``access.models``): the own-name branch then walks the set's name index,
-    so it reads only persons it may return; without, each candidate is proved visible.
+    With `in_set`, visibility is membership of the visibility set of the policy's row key
+    (bound as ``vis_key``, see ``access.models``): the own-name branch then walks the set's
+    name index, so it reads only persons it may return; without, each candidate is proved
+    visible.
     """
     sid, fbi, birth, _name = shape
     t = _PERSONS.c
@@ -87,7 +88,7 @@ def _person_branch(
     if in_set and branch == "own":
         v = VisiblePerson.__table__.c
         stmt = stmt.select_from(VisiblePerson.__table__.join(_PERSONS, t.id == v.person_id))
-        stmt = stmt.where(v.set_id == param("vis_set", v.set_id), _name_range(v.name_key))
+        stmt = stmt.where(v.set_id == set_id_of_key(), _name_range(v.name_key))
         order = (v.name_key, v.person_id)
     else:
         stmt = stmt.where(visible_in_set(t.id) if in_set else person_visible(policy))
@@ -120,7 +121,7 @@ def prepared_person_statement(
     in_set: bool = False,
 ) -> Prepared:
     """One branch of a person search (a page or a count), prepared once per policy."""
-    # With a set, the statement depends on no part of the policy but the set bound to it.
+    # With a set, the statement depends on no part of the policy but the row key bound to it.
     filter_key = "set" if in_set else policy.row_key()
     key = ("person", filter_key, shape, columns, branch, mode)
     return prepared(
@@ -159,15 +160,33 @@ def search_persons(
     )
     columns = person_columns(policy)
     values = _person_values(query)
-    set_id = set_for(session, policy)
-    if set_id is not None:
-        values["vis_set"] = set_id
+    key = set_key(session, policy)
+    if key is not None:
+        found = _search_persons(
+            session, policy, query, limit, shape, columns, values | {"vis_key": key}
+        )
+        # Nothing found: there may be no set for this filter yet (built by the tick); then
+        # the search runs again with probes.
+        if found.rows or found.total or set_exists(session, key):
+            return found
+    return _search_persons(session, policy, query, limit, shape, columns, values, in_set=False)
+
+
+def _search_persons(
+    session: Session,
+    policy: ReadPolicy,
+    query: PersonQuery,
+    limit: int,
+    shape: tuple[bool, ...],
+    columns: tuple[str, ...],
+    values: dict[str, Any],
+    *,
+    in_set: bool = True,
+) -> Found:
     offset, want = query.offset, limit + 1
 
     def statement(branch: str, mode: str) -> Prepared:
-        return prepared_person_statement(
-            session, policy, shape, columns, branch, mode, set_id is not None
-        )
+        return prepared_person_statement(session, policy, shape, columns, branch, mode, in_set)
 
     def page_of(branch: str, start: int, size: int) -> list[dict[str, Any]]:
         return statement(branch, PAGE).rows(session, values | {"offset": start, "limit": size})
@@ -218,7 +237,8 @@ def _found(
 
 
 def aliases_of(session: Session, person_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    """The aliases of a page of persons (already decided visible), by person id."""
+    """The aliases of a page of persons (already decided visible), by person id, each as the
+    response shows it (family and given name)."""
     found: dict[int, list[dict[str, Any]]] = {pid: [] for pid in person_ids}
     for start in range(0, len(person_ids), _ALIAS_BUCKETS[-1]):
         chunk = person_ids[start : start + _ALIAS_BUCKETS[-1]]
@@ -227,7 +247,7 @@ def aliases_of(session: Session, person_ids: list[int]) -> dict[int, list[dict[s
         stmt = prepared(session, ("aliases", size), partial(_aliases_stmt, size))
         values = {f"id_{n}": pid for n, pid in enumerate(padded)}
         for row in stmt.rows(session, values):
-            found[row["person_id"]].append(row)
+            found[row.pop("person_id")].append(row)
     return found
 
 

@@ -108,9 +108,9 @@ def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> 
     limit = effective_limit(query.limit, policy.max_results)
     found = repo.search_persons(session, policy, query, limit=limit)
     ids = [row["id"] for row in found.rows]
-    aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else {}
+    aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else None
     return PersonPage(
-        items=[shaping.person_row(r, aliases.get(r["id"]), policy) for r in found.rows],
+        items=shaping.person_rows(found.rows, aliases, policy),
         total=found.total,
         total_is_exact=found.total_is_exact,
         has_more=found.has_more,

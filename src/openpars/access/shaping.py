@@ -56,21 +56,24 @@ def person_read(person: Person, policy: ReadPolicy) -> PersonRead:
     return PersonRead(id=person.id, **values)
 
 
-def person_row(
-    row: dict[str, Any], aliases: list[dict[str, Any]] | None, policy: ReadPolicy
-) -> dict[str, Any]:
-    """A search row (only the shown columns were selected), masked as the policy says.
+def person_rows(
+    rows: list[dict[str, Any]], aliases: dict[int, list[dict[str, Any]]] | None, policy: ReadPolicy
+) -> list[dict[str, Any]]:
+    """Search rows (only the shown columns were selected), masked as the policy says, with
+    their aliases if shown; the rows are changed in place and returned.
 
     Plain values: the page model validates a whole page of them in one call, which costs a
     fraction of building one model per row.
     """
-    values = {name: value for name, value in row.items() if name != "name_key"}
-    _mask(values, policy.person_fields)
-    if aliases is not None:
-        values["aliases"] = [
-            {"family_name": a["family_name"], "given_name": a["given_name"]} for a in aliases
-        ]
-    return values
+    masks = tuple(policy.person_fields.masks.items())
+    for row in rows:
+        for name, mask in masks:
+            value = row.get(name)
+            if value is not None:
+                row[name] = mask(value)
+        if aliases is not None:
+            row["aliases"] = aliases.get(row["id"], [])
+    return rows
 
 
 def _mask(values: dict[str, Any], fields: FieldProjection) -> None:

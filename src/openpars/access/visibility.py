@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, event, exists, func, literal, select, text
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 # session.info key: this transaction wrote records, so pending persons may wait for it.
 _WROTE = "openpars.visibility.wrote"
-# session.info key: set ids already looked up in this transaction, by row key.
-_SETS = "openpars.visibility.sets"
 _RECORD_TYPES = (Person, Involvement, Arrest, Charge)
 _PENDING = cast(Table, VisibilityPending.__table__)
 _VISIBLE = cast(Table, VisiblePerson.__table__)
@@ -72,38 +71,55 @@ def policy_of(spec: dict[str, Any]) -> ReadPolicy:
     )
 
 
-def set_for(session: Session, policy: ReadPolicy) -> int | None:
-    """The id of the set kept for this policy's row filter, or None (search with probes).
+def set_key(session: Session, policy: ReadPolicy) -> str | None:
+    """The row key to search this policy's set by, or None (not external: probes).
 
-    Looked up once per transaction. Persons this transaction changed are recomputed first.
+    The statements find the set by this key themselves, so a result always comes from the
+    set of this very filter; a search that finds nothing asks ``set_exists`` whether the set
+    was there at all. Persons this transaction changed are recomputed first.
     """
     if not policy.external:
         return None
-    key = row_key(policy)
-    known: dict[str, int | None] = session.info.setdefault(_SETS, {})
-    if key in known:
-        return known[key]
     if session.info.get(_WROTE):
         refresh(session)
+    return _row_key(policy.row_key())
+
+
+@lru_cache(maxsize=256)
+def _row_key(filter_key: tuple[Any, ...]) -> str:
+    roles, include_sealed, exclude_juveniles, states, grades = filter_key
+    return row_key(
+        ReadPolicy(
+            external=True,
+            roles=roles,
+            include_sealed=include_sealed,
+            exclude_juveniles=exclude_juveniles,
+            arrest_states=states,
+            grades=grades,
+        )
+    )
+
+
+def set_exists(session: Session, key: str) -> bool:
+    """Whether a set is kept for this row key (sets are never removed while in use)."""
     stmt = prepared(session, ("visibility_set",), _set_stmt)
-    found = stmt.scalar(session, {"row_key": key})
-    known[key] = found
-    return found  # type: ignore[no-any-return]
+    return stmt.scalar(session, {"vis_key": key}) is not None
 
 
 def _set_stmt() -> Any:
-    t = VisibilitySet.__table__.c
-    return select(t.id).where(t.row_key == param("row_key", t.row_key))
+    t = _SETS_T.c
+    return select(t.id).where(t.row_key == param("vis_key", t.row_key))
+
+
+def set_id_of_key() -> ColumnElement[int]:
+    """The id of the set whose row key is bound as ``vis_key`` (NULL if there is none)."""
+    return _set_stmt().scalar_subquery()  # type: ignore[no-any-return]
 
 
 def visible_in_set(person_id: ColumnElement[int]) -> ColumnElement[bool]:
-    """The person is in the set bound as ``vis_set`` (the search's visibility predicate)."""
-    v = VisiblePerson.__table__.c
-    return exists(select(v.person_id).where(v.person_id == person_id, v.set_id == _set_param()))
-
-
-def _set_param() -> Any:
-    return param("vis_set", VisiblePerson.__table__.c.set_id)
+    """The person is in the set of the row key bound as ``vis_key``."""
+    v = _VISIBLE.c
+    return exists(select(v.person_id).where(v.person_id == person_id, v.set_id == set_id_of_key()))
 
 
 def ensure_set(session: Session, policy: ReadPolicy) -> int:
@@ -129,7 +145,6 @@ def ensure_set(session: Session, policy: ReadPolicy) -> int:
             select(literal(set_id), Person.id, Person.name_key).where(person_visible(policy)),
         )
     )
-    session.info.pop(_SETS, None)
     count = session.scalar(select(func.count()).where(VisiblePerson.set_id == set_id))
     log.info("visibility set %s built for %s: %s persons", set_id, key, count)
     return int(set_id)
@@ -188,8 +203,6 @@ def _refresh_before_commit(session: Session) -> None:
         refresh(session)
 
 
-@event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
-    session.info.pop(_SETS, None)
     session.info.pop(_WROTE, None)
