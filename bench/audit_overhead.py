@@ -18,6 +18,10 @@ loss) and PostgreSQL with ``synchronous_commit=on`` (each commit that wrote wait
 to be flushed to disk). An unaudited read writes nothing, so its commit has nothing to make
 durable. To show what that costs, ``external`` also has, as decomposition:
 
+* ``unaudited_plus_one_row_write``: the unaudited query plus the smallest durable write, one
+  one-integer row inserted through the driver cursor into a scratch table without indexes
+  (``bench_scratch``, created by this bench), committed: the floor under ANY durable
+  per-read record, whatever its content and format;
 * SQLite ``audited_synchronous_normal``: the audited variant with
   ``OPENPARS_SQLITE_SYNCHRONOUS=NORMAL`` (survives a crash of openpars, may lose the last
   commits on a power loss);
@@ -25,6 +29,13 @@ durable. To show what that costs, ``external`` also has, as decomposition:
   ``synchronous_commit=off`` (the commit does not wait for the WAL flush: NOT durable). The
   difference to ``audited`` is the flush wait alone; the difference to ``bare`` is the append
   statement's round trip and its work in the server.
+
+``fsync`` is the raw flush latency of the disk under the SQLite file: wall and CPU p50/p99 of
+rewriting one 4 KiB block of a file in the same directory and ``os.fsync`` (no size change,
+as when a WAL reuses its file), 300 rounds; ``postgresql_same_device`` says whether
+PostgreSQL's data directory is on that device (None if it is not visible from here). Each
+backend's ``budget`` sets the 1.1x target's allowance (0.1 x the unaudited p50) beside that
+fsync and the measured extra cost of the one-row write and of the audited variant.
 
 The last line printed is one JSON object.
 
@@ -69,6 +80,10 @@ PG_URL = os.environ.get(
     "OPENPARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 EXTERNAL_FIELDS = ("family_name", "given_name", "middle_name", "birth_date", "sex", "race")
+# The smallest durable write: one integer into a table without indexes (SQLite: a rowid table).
+SCRATCH_DDL = "CREATE TABLE bench_scratch (v INTEGER)"
+SCRATCH_INSERT = "INSERT INTO bench_scratch VALUES (1)"
+FSYNC_ROUNDS = 300
 
 
 @contextlib.contextmanager
@@ -117,6 +132,63 @@ def _pct(samples: list[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
+def fsync_latency(directory: Path, rounds: int = FSYNC_ROUNDS) -> dict[str, Any]:
+    """Wall and CPU p50/p99 in ms of rewriting one 4 KiB block of a file and fsyncing it."""
+    path = directory / f"fsync-probe-{uuid.uuid4().hex[:8]}"
+    block = os.urandom(4096)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    wall: list[float] = []
+    cpu: list[float] = []
+    try:
+        os.write(fd, block)
+        os.fsync(fd)
+        for _ in range(rounds + 20):  # the first 20 are warm-up
+            start, start_cpu = time.perf_counter_ns(), time.thread_time_ns()
+            os.pwrite(fd, block, 0)
+            os.fsync(fd)
+            cpu.append((time.thread_time_ns() - start_cpu) / 1e6)
+            wall.append((time.perf_counter_ns() - start) / 1e6)
+    finally:
+        os.close(fd)
+        path.unlink()
+    wall, cpu = wall[20:], cpu[20:]
+    return {
+        "rounds": rounds,
+        "p50_ms": round(_pct(wall, 0.5), 3),
+        "p99_ms": round(_pct(wall, 0.99), 3),
+        "cpu_p50_ms": round(_pct(cpu, 0.5), 3),
+        "cpu_p99_ms": round(_pct(cpu, 0.99), 3),
+    }
+
+
+def postgresql_same_device(url: str, directory: Path) -> bool | None:
+    """Whether PostgreSQL's data directory is on the device of `directory` (None: not visible)."""
+    engine = make_unpooled_engine(url)
+    try:
+        with engine.connect() as conn:
+            data_directory = str(conn.exec_driver_sql("SHOW data_directory").scalar())
+        return os.stat(data_directory).st_dev == os.stat(directory).st_dev
+    except Exception:  # not allowed to read the setting, or a remote server
+        return None
+    finally:
+        engine.dispose()
+
+
+def budget(external: dict[str, Any], fsync: dict[str, Any]) -> dict[str, Any]:
+    """The 1.1x allowance at p50 beside one fsync and the measured extra costs, in ms."""
+    bare = external["bare"]["p50_ms"]
+    allowed = round(0.1 * bare, 3)
+    return {
+        "allowed_extra_p50_ms": allowed,
+        "fsync_p50_ms": fsync["p50_ms"],
+        "fsync_p50_over_allowed": round(fsync["p50_ms"] / allowed, 2) if allowed else None,
+        "one_row_write_extra_p50_ms": round(
+            external["unaudited_plus_one_row_write"]["p50_ms"] - bare, 3
+        ),
+        "audited_extra_p50_ms": round(external["audited"]["p50_ms"] - bare, 3),
+    }
+
+
 def measure(variants: dict[str, Callable[[str], None]], values: list[str]) -> dict[str, Any]:
     """Every variant on every value in rotating order; wall and CPU p50/p99 and ratios to bare.
 
@@ -156,15 +228,19 @@ def external_lookup(
     *,
     audit: bool,
     actor: tuple[int | None, int | None] = (None, None),
+    scratch_write: bool = False,
 ) -> None:
     """An external SID lookup; if `audit`, its entry is appended before the commit.
 
     `actor` is the (user id, agency id) the entry names: real rows, so the entry pays for its
-    foreign-key checks and index keys as a real agent's would.
+    foreign-key checks and index keys as a real agent's would. `scratch_write` instead inserts
+    one row into the scratch table (the smallest durable write) before the commit.
     """
     with db.session() as session:
         pol = policy()
         page = service.person_page(session, policy=pol, query=PersonQuery(sid=sid, limit=PAGE))
+        if scratch_write:
+            session.connection().connection.cursor().execute(SCRATCH_INSERT)
         if audit:
             append(
                 session,
@@ -208,6 +284,8 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
         loader = make_engine(url)
         Base.metadata.create_all(loader)
         data: Loaded = load(loader, persons=persons, seed=20261128)
+        with loader.begin() as conn:
+            conn.exec_driver_sql(SCRATCH_DDL)
         loader.dispose()
         engine = make_engine(url)
         # The same database on connections of another durability (see the docstring): set
@@ -236,6 +314,9 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
             external: dict[str, Callable[[str], None]] = {
                 "bare": lambda v: external_lookup(db, policy, v, audit=False),
                 "audited": lambda v: external_lookup(db, policy, v, audit=True, actor=actor),
+                "unaudited_plus_one_row_write": lambda v: external_lookup(
+                    db, policy, v, audit=False, scratch_write=True
+                ),
             }
             other_name = (
                 "audited_synchronous_normal" if backend == "sqlite" else "audited_without_wal_flush"
@@ -276,12 +357,19 @@ def main() -> None:
     backends = ("sqlite", "postgresql") if chosen == "both" else (chosen,)
     figures: dict[str, Any] = {"persons": persons, "queries": queries, "target_ratio_p50": 1.1}
     with tempfile.TemporaryDirectory(prefix="openpars-bench-") as tmp:
+        fsync = fsync_latency(Path(tmp))
+        figures["fsync"] = {"directory": tmp, **fsync}
+        if "postgresql" in backends:
+            figures["fsync"]["postgresql_same_device"] = postgresql_same_device(PG_URL, Path(tmp))
+        print(f"fsync (4 KiB rewrite + os.fsync): {figures['fsync']}", file=sys.stderr)
         for backend in backends:
             figures[backend] = run_backend(backend, persons, queries, Path(tmp))
+            figures[backend]["budget"] = budget(figures[backend]["external"], fsync)
             for name in ("external", "internal_service"):
                 for variant, result in figures[backend][name].items():
                     if variant != "n":
                         print(f"{backend} {name} {variant}: {result}", file=sys.stderr)
+            print(f"{backend} budget: {figures[backend]['budget']}", file=sys.stderr)
     print(json.dumps(figures, sort_keys=True))
 
 

@@ -93,6 +93,11 @@ def _values_insert(target: str, width: int, rows: int, mark: str) -> str:
     return f"INSERT INTO {target} VALUES " + ", ".join([row] * rows)  # noqa: S608 - constants
 
 
+# The single append's statements on SQLite, built once.
+_SQLITE_INSERT_ENTRY = _values_insert(_NEW_ENTRY, 8, 1, "?")
+_SQLITE_INSERT_CONTENT = _values_insert(_CONTENTS, 3, 1, "?")
+
+
 def _sqlite_insert(cursor: Any, target: str, width: int, values: list[Any]) -> None:
     """Insert rows given as one flat list of values, in multi-row INSERTs.
 
@@ -123,9 +128,9 @@ def insert_entry(connection: Connection, row: EntryRow) -> int:
     """
     cursor = connection.connection.cursor()
     if connection.dialect.name == "sqlite":
-        cursor.execute(_values_insert(_NEW_ENTRY, 8, 1, "?"), row.entry)
+        cursor.execute(_SQLITE_INSERT_ENTRY, row.entry)
         entry_id = int(cursor.lastrowid)
-        cursor.execute(_values_insert(_CONTENTS, 3, 1, "?"), (entry_id, row.salt, row.content))
+        cursor.execute(_SQLITE_INSERT_CONTENT, (entry_id, row.salt, row.content))
         if row.persons or row.arrests:
             _sqlite_insert(cursor, _SUBJECTS, 3, _subject_values(entry_id, row))
         return entry_id
