@@ -8,8 +8,10 @@ a search through the set returns what the probes return.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, select, text, update
@@ -21,7 +23,7 @@ from openpars.access.filters import person_visible
 from openpars.access.models import VisibilityPending, VisibilitySet, VisiblePerson
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import PersonQuery
-from openpars.access.visibility import ensure_set, refresh, row_key, set_exists
+from openpars.access.visibility import ensure_set, mark_written, refresh, row_key, set_exists
 from openpars.agreements.floor import SiteFloor
 from openpars.agreements.grants import Grant
 from openpars.agreements.scope import Scope
@@ -35,6 +37,7 @@ from openpars.records.validation import name_key
 from tests.access import data
 from tests.access.agreements import activate, default_scope
 from tests.access.test_policy_differential import ArrestSpec, arrest_specs
+from tests.conftest import BACKEND
 from tests.factories import World
 
 N_PEOPLE = 6
@@ -113,7 +116,7 @@ def _mutate(session: Session, what: str, a: int, b: int) -> None:
             Charge(
                 arrest_id=arrest.id,
                 stage=ChargeStage.APPROVED,
-                sequence=1000 + len(charges),
+                sequence=1000 + max((c.sequence for c in charges), default=0),
                 statute="18 § 3502",
                 description="Burglary",
                 grade=list(Grade)[b % len(Grade)],
@@ -286,3 +289,57 @@ def test_the_tick_recomputes_what_a_writer_left_pending(db: Database, world: Wor
         assert person.id in members(session, policy)
         assert ensure_sets_in_force(session) == []
         session.execute(delete(VisibilitySet).where(VisibilitySet.row_key == row_key(policy)))
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="concurrent writers need PostgreSQL")
+def test_concurrent_writers_to_one_person_never_leave_a_stale_entry(fresh_db: Database) -> None:
+    """One transaction seals the only arrest that shows a person while another renames the
+    person. Recomputed from a snapshot without the seal, the rename would put the person
+    back; the triggers' person locks make it wait and recompute after the seal commits."""
+    policy = ReadPolicy(
+        external=True,
+        roles=frozenset({InvolvementRole.ARRESTEE}),
+        arrest_states=frozenset(ArrestState),
+        grades=frozenset(Grade),
+    )
+    with fresh_db.session() as session:
+        agency = Agency(name="Police", kind=AgencyKind.POLICE, ori="PAPEP0000")
+        session.add(agency)
+        session.flush()
+        ensure_set(session, policy)
+        person = data.person(session, "Race", "Rita")
+        person_id = person.id
+        arrest_id = data.arrest(
+            session, agency_id=agency.id, people=[(person, InvolvementRole.ARRESTEE)]
+        ).id
+    with fresh_db.session() as session:
+        assert person_id in members(session, policy)
+    renamed = threading.Event()
+    errors: list[BaseException] = []
+
+    def rename() -> None:
+        try:
+            with fresh_db.session() as other:
+                other.execute(
+                    update(Person)
+                    .where(Person.id == person_id)
+                    .values(family_name="Raced", name_key=name_key("Raced", "Rita"))
+                )
+                mark_written(other)
+            renamed.set()
+        except BaseException as exc:
+            errors.append(exc)
+
+    with fresh_db.session() as session:
+        session.execute(
+            update(Arrest).where(Arrest.id == arrest_id).values(sealed_at=datetime.now(UTC))
+        )
+        worker = threading.Thread(target=rename)
+        worker.start()
+        # The rename waits for this transaction's lock on the person.
+        assert not renamed.wait(0.5)
+    worker.join(10)
+    assert not errors and renamed.is_set()
+    with fresh_db.session() as session:
+        assert person_id not in members(session, policy)
+        assert members(session, policy) == probed(session, policy)

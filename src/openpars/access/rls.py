@@ -24,7 +24,14 @@ _ROLES = ", ".join(f"'{r}'" for r in FLOOR_ROLES)
 def rls_ddl() -> list[str]:
     """Statements enabling forced RLS with a permissive base and restrictive floor policies."""
     statements: list[str] = []
-    for table in ("persons", "involvements", "arrests", "person_aliases", "charges"):
+    for table in (
+        "persons",
+        "involvements",
+        "arrests",
+        "person_aliases",
+        "charges",
+        "visible_persons",
+    ):
         statements += [
             f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
             f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
@@ -38,6 +45,10 @@ def rls_ddl() -> list[str]:
         ),
         "arrests": "sealed_at IS NULL AND expunged_at IS NULL",
         "persons": ("EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = persons.id)"),
+        # A visibility set's copy of a person (access.models) is held to the same floor.
+        "visible_persons": (
+            "EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = visible_persons.person_id)"
+        ),
         "person_aliases": (
             "EXISTS (SELECT 1 FROM persons p WHERE p.id = person_aliases.person_id)"
         ),
