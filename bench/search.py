@@ -385,9 +385,9 @@ def plans(db: Database, policy: ReadPolicy, value: str) -> dict[str, str]:
         for branch in ("own", "alias"):
             for mode in (repo.PAGE, repo.CAPPED):
                 stmt = repo.prepared_person_statement(
-                    session, policy, shape, columns, branch, mode, in_set=True
+                    session, policy, shape, columns, branch, mode, True, (PAGE + 1, False)
                 )
-                params = dict(stmt.constants) | values | {"limit": PAGE + 1, "offset": 0}
+                params = dict(stmt.constants) | values
                 params["vis_key"] = row_key(policy)
                 bound: Any = params if stmt.order is None else tuple(params[n] for n in stmt.order)
                 prefix = (

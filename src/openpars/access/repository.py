@@ -6,9 +6,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BindParameter, ColumnElement, Integer, Select, and_, func, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    and_,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from openpars.access.filters import arrest_visible, person_visible, visible_involvement
@@ -46,13 +56,21 @@ def _name_range(column: ColumnElement[str]) -> ColumnElement[bool]:
     return and_(column >= param("name_key", column), column < param("name_upper", column))
 
 
-def _page(stmt: Select[Any], *columns: ColumnElement[Any]) -> Select[Any]:
-    return stmt.order_by(*columns).limit(_LIMIT).offset(_OFFSET)
+# A page's size and whether it skips rows. The size is written into the statement and the
+# offset is left out of a first page: PostgreSQL plans a LIMIT or OFFSET parameter as one tenth
+# of the rows, so a prepared search never got its cheap generic plan and was planned again on
+# every execution (a third of the cost of a name search).
+Window = tuple[int, bool]
 
 
-_LIMIT = BindParameter("limit", None, type_=Integer(), required=False)
+def _page(stmt: Select[Any], window: Window, *columns: ColumnElement[Any]) -> Select[Any]:
+    rows, skips = window
+    stmt = stmt.order_by(*columns).limit(literal_column(str(int(rows))))
+    return stmt.offset(_OFFSET) if skips else stmt
+
+
 _OFFSET = BindParameter("offset", None, type_=Integer(), required=False)
-_PERSONS = Person.__table__
+_PERSONS = cast(Table, Person.__table__)
 _VISIBLE = VisiblePerson.__table__
 _ARRESTS = Arrest.__table__
 
@@ -75,47 +93,49 @@ def _person_branch(
     branch: str,
     mode: str,
     in_set: bool,
+    window: Window,
 ) -> Select[Any]:
     """One statement of a person search; `shape` says which criteria the query has.
 
     With `in_set`, visibility is membership of the visibility set of the policy's row key
-    (bound as ``vis_key``, see ``access.models``): the own-name branch then reads the set alone
-    (its name index, and the copy of the person's columns its rows carry), so it walks only
-    persons it may return; the other branches test membership. Without, each candidate is
-    proved visible.
+    (bound as ``vis_key``, see ``access.models``): the name branches then read the set alone
+    (its name index or its key, and the copy of the person's columns its rows carry), so they
+    walk only persons they may return; a search without a name tests membership. Without,
+    each candidate is proved visible.
     """
     sid, fbi, birth, _name = shape
-    t = _PERSONS.c
-    order: tuple[ColumnElement[Any], ...] = (t.name_key, t.id)
     # A count needs no column but the id: the index alone may answer it.
     counting = mode != PAGE
-    stmt = select(t.id) if counting else select(*(t[c] for c in columns))
-    if in_set and branch == "own":
+    if in_set and branch != "all":
         # The set alone: its rows carry the person's columns.
         t = _VISIBLE.c
-        id_column = t.person_id.label("id")
-        stmt = select(id_column) if counting else select(id_column, *(t[c] for c in columns[1:]))
-        stmt = stmt.where(t.set_id == set_id_of_key(), _name_range(t.name_key))
-        order = (t.name_key, t.person_id)
+        person_id = t.person_id
+        stmt = select(person_id.label("id"), *(() if counting else (t[c] for c in columns[1:])))
+        stmt = stmt.where(t.set_id == set_id_of_key())
+        order = (t.name_key, person_id)
     else:
-        stmt = stmt.where(visible_in_set(t.id) if in_set else person_visible(policy))
+        t = _PERSONS.c
+        person_id = t.id
+        stmt = select(person_id) if counting else select(*(t[c] for c in columns))
+        stmt = stmt.where(visible_in_set(person_id) if in_set else person_visible(policy))
+        order = (t.name_key, person_id)
     if sid:
         stmt = stmt.where(t.sid == param("sid", t.sid))
     if fbi:
         stmt = stmt.where(t.fbi_number == param("fbi_number", t.fbi_number))
     if birth:
         stmt = stmt.where(t.birth_date == param("birth_date", t.birth_date))
-    if branch == "own" and not in_set:
+    if branch == "own":
         stmt = stmt.where(_name_range(t.name_key))
     elif branch == "alias":
         alias_key = PersonAlias.__table__.c.name_key
         aliases = select(PersonAlias.person_id).where(_name_range(alias_key))
-        stmt = stmt.where(t.id.in_(aliases), ~_name_range(t.name_key))
+        stmt = stmt.where(person_id.in_(aliases), ~_name_range(t.name_key))
     if mode == CAPPED:
         stmt = stmt.limit(TOTAL_CAP + 1)
     if mode != PAGE:
         return select(func.count()).select_from(stmt.subquery())
-    return _page(stmt, *order)
+    return _page(stmt, window, *order)
 
 
 def prepared_person_statement(
@@ -126,13 +146,17 @@ def prepared_person_statement(
     branch: str,
     mode: str,
     in_set: bool = False,
+    window: Window = (0, False),
 ) -> Prepared:
-    """One branch of a person search (a page or a count), prepared once per policy."""
+    """One branch of a person search (a page, with its window, or a count), prepared once
+    per policy."""
     # With a set, the statement depends on no part of the policy but the row key bound to it.
     filter_key = "set" if in_set else policy.row_key()
-    key = ("person", filter_key, shape, columns, branch, mode)
+    key = ("person", filter_key, shape, columns, branch, mode, window if mode == PAGE else None)
     return prepared(
-        session, key, lambda: _person_branch(policy, shape, columns, branch, mode, in_set)
+        session,
+        key,
+        lambda: _person_branch(policy, shape, columns, branch, mode, in_set, window),
     )
 
 
@@ -192,26 +216,30 @@ def _search_persons(
 ) -> Found:
     offset, want = query.offset, limit + 1
 
-    def statement(branch: str, mode: str) -> Prepared:
-        return prepared_person_statement(session, policy, shape, columns, branch, mode, in_set)
+    def statement(branch: str, mode: str, window: Window = (0, False)) -> Prepared:
+        return prepared_person_statement(
+            session, policy, shape, columns, branch, mode, in_set, window
+        )
 
-    def page_of(branch: str, start: int, size: int) -> list[dict[str, Any]]:
-        return statement(branch, PAGE).rows(session, values | {"offset": start, "limit": size})
+    def page_of(branch: str, start: int) -> list[dict[str, Any]]:
+        page = statement(branch, PAGE, (want, start > 0))
+        return page.rows(session, values | {"offset": start})
 
     def count_of(branch: str, mode: str) -> int:
         return int(statement(branch, mode).scalar(session, values))
 
     if query.name is None:
-        rows = page_of("all", offset, want)
+        rows = page_of("all", offset)
         return _found(
             rows, offset=offset, limit=limit, wants_count=query.count,
             count=lambda: count_of("all", CAPPED),
         )  # fmt: skip
-    rows = page_of("own", offset, want)
+    rows = page_of("own", offset)
     if len(rows) < want:
         # The own-name section ends on or before this page: the alias section follows it.
         own_total = offset + len(rows) if rows or offset == 0 else count_of("own", EXACT)
-        rows += page_of("alias", max(0, offset - own_total), want - len(rows))
+        # Always a page long (one statement per page size); only what is missing is kept.
+        rows += page_of("alias", max(0, offset - own_total))[: want - len(rows)]
 
     def count() -> int:
         return count_of("own", CAPPED) + count_of("alias", CAPPED)
@@ -269,7 +297,11 @@ def _aliases_stmt(size: int) -> Select[Any]:
 
 
 def _arrest_stmt(
-    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], count: bool
+    policy: ReadPolicy,
+    shape: tuple[bool, ...],
+    columns: tuple[str, ...],
+    count: bool,
+    window: Window = (0, False),
 ) -> Select[Any]:
     """One statement of an arrest search; `shape` says which criteria the query has."""
     t = _ARRESTS.c
@@ -290,7 +322,7 @@ def _arrest_stmt(
             stmt = stmt.where(t[name] == param(name, t[name]))
     if count:
         return select(func.count()).select_from(stmt.limit(TOTAL_CAP + 1).subquery())
-    return _page(stmt, t.arrested_at.desc(), t.id.desc())
+    return _page(stmt, window, t.arrested_at.desc(), t.id.desc())
 
 
 # The arrest criteria in the order of ArrestQuery; each is a column of its own but the dates
@@ -321,15 +353,15 @@ def search_arrests(
     columns = arrest_columns(policy)
     key = (policy.row_key(), shape, columns)
 
-    def statement(count: bool) -> Prepared:
+    def statement(count: bool, window: Window = (0, False)) -> Prepared:
         return prepared(
             session,
-            ("arrest", key, count),
-            lambda: _arrest_stmt(policy, shape, columns, count),
+            ("arrest", key, count, window),
+            lambda: _arrest_stmt(policy, shape, columns, count, window),
         )
 
-    window = {"offset": query.offset, "limit": limit + 1}
-    rows = statement(False).rows(session, values | window)
+    page = statement(False, (limit + 1, query.offset > 0))
+    rows = page.rows(session, values | {"offset": query.offset})
     return _found(
         rows,
         offset=query.offset,
