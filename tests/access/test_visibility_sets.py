@@ -41,6 +41,13 @@ from tests.conftest import BACKEND
 from tests.factories import World
 
 N_PEOPLE = 6
+# An external filter that shows every arrestee (any state, any grade).
+ARRESTEES = ReadPolicy(
+    external=True,
+    roles=frozenset({InvolvementRole.ARRESTEE}),
+    arrest_states=frozenset(ArrestState),
+    grades=frozenset(Grade),
+)
 external_policies = st.builds(
     ReadPolicy,
     external=st.just(True),
@@ -198,12 +205,7 @@ def test_a_set_never_shows_more_than_the_probes_and_matches_them_once_refreshed(
 
 
 def test_a_search_without_a_set_is_answered_with_probes(db: Database, world: World) -> None:
-    policy = ReadPolicy(
-        external=True,
-        roles=frozenset({InvolvementRole.ARRESTEE}),
-        arrest_states=frozenset(ArrestState),
-        grades=frozenset(Grade),
-    )
+    policy = ARRESTEES
     with db.session() as session:
         person = data.person(session, "Quist", "Ann")
         data.arrest(
@@ -261,12 +263,7 @@ def test_adopting_an_agreement_builds_its_set_and_intake_keeps_it(
 
 
 def test_the_tick_recomputes_what_a_writer_left_pending(db: Database, world: World) -> None:
-    policy = ReadPolicy(
-        external=True,
-        roles=frozenset({InvolvementRole.ARRESTEE}),
-        arrest_states=frozenset(ArrestState),
-        grades=frozenset(Grade),
-    )
+    policy = ARRESTEES
     with db.session() as session:
         ensure_set(session, policy)
         person = data.person(session, "Late", "Lou")
@@ -296,12 +293,7 @@ def test_concurrent_writers_to_one_person_never_leave_a_stale_entry(fresh_db: Da
     """One transaction seals the only arrest that shows a person while another renames the
     person. Recomputed from a snapshot without the seal, the rename would put the person
     back; the triggers' person locks make it wait and recompute after the seal commits."""
-    policy = ReadPolicy(
-        external=True,
-        roles=frozenset({InvolvementRole.ARRESTEE}),
-        arrest_states=frozenset(ArrestState),
-        grades=frozenset(Grade),
-    )
+    policy = ARRESTEES
     with fresh_db.session() as session:
         agency = Agency(name="Police", kind=AgencyKind.POLICE, ori="PAPEP0000")
         session.add(agency)
