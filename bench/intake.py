@@ -6,7 +6,9 @@ demo generator, every person described inline):
 1. service: ``records.service.submit_arrest`` with each arrest in its own transaction, as the
    API does (validation, identifier matching, versions, the audit entry, commit); and batch:
    ``records.batch.submit_arrests`` with 200 arrests per transaction (the same rules, the SQL
-   shared across the batch), as ``openpars import`` and ``POST /arrests/batch`` do.
+   shared across the batch), as ``openpars import`` and ``POST /arrests/batch`` do. Every
+   database keeps one visibility set (an arrestees-only agreement's), which each write path
+   maintains.
 2. plain: the same domain rows (persons, aliases, arrests, involvements, charges) written with
    SQLAlchemy Core ``executemany`` in one transaction: the issue's baseline. Also reported:
    the same rows through the driver's own ``executemany`` (values converted as the column
@@ -40,6 +42,8 @@ from typing import Any
 from sqlalchemy import Connection, Date, Engine, Table, insert
 from sqlalchemy import Enum as SAEnum
 
+from openpars.access.policy import ReadPolicy
+from openpars.access.visibility import ensure_set
 from openpars.config import Settings
 from openpars.db import Base, Database, UTCDateTime, make_engine, utcnow
 from openpars.demo.generate import plan_arrests
@@ -47,6 +51,7 @@ from openpars.demo.seed import create_accounts, issue_tokens, workflow_principal
 from openpars.identity import repository as identity_repo
 from openpars.models import load_all_models
 from openpars.records.batch import submit_arrests
+from openpars.records.enums import ArrestState, Grade, InvolvementRole
 from openpars.records.intake import intake_digest
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.schemas import ArrestCreate, ArrestCreated
@@ -77,6 +82,19 @@ class Rate:
         return self.cpu * 1000 / self.count
 
 
+# The row filter of an arrestees-only agreement (adults, unsealed, charged and later, felonies
+# and the higher misdemeanours), as the FBI holds in the demo.
+SET_FILTER = ReadPolicy(
+    external=True,
+    roles=frozenset({InvolvementRole.ARRESTEE}),
+    exclude_juveniles=True,
+    arrest_states=frozenset(
+        {ArrestState.CHARGED, ArrestState.ARRAIGNED, ArrestState.RELEASED, ArrestState.COMMITTED}
+    ),
+    grades=frozenset({Grade.F1, Grade.F2, Grade.F3, Grade.M1, Grade.M2}),
+)
+
+
 def fresh_database(directory: Path, name: str) -> tuple[str, Engine]:
     """A new SQLite file with the schema and the demo's agencies and users."""
     url = f"sqlite:///{directory / name}.db"
@@ -85,6 +103,9 @@ def fresh_database(directory: Path, name: str) -> tuple[str, Engine]:
     Base.metadata.create_all(engine)
     with Database(engine).session() as session:
         create_accounts(session)
+        # A site with one external agreement in force keeps its visibility set: every write
+        # path below maintains it (the triggers fire on the plain inserts too).
+        ensure_set(session, SET_FILTER)
     return url, engine
 
 
