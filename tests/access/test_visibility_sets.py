@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, select, text, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from openpars.access import repository as repo
-from openpars.access.external import compile_grant, ensure_sets_in_force
+from openpars.access.external import compile_grant
 from openpars.access.filters import person_visible
 from openpars.access.models import VisibilityPending, VisibilitySet, VisiblePerson
 from openpars.access.policy import ReadPolicy
@@ -35,7 +35,7 @@ from openpars.records.enums import ArrestState, ChargeStage, Grade, InvolvementR
 from openpars.records.models import Arrest, Charge, Involvement, Person
 from openpars.records.validation import name_key
 from tests.access import data
-from tests.access.agreements import activate, default_scope
+from tests.access.agreements import EXPIRES, activate, default_scope
 from tests.access.test_policy_differential import ArrestSpec, arrest_specs
 from tests.conftest import BACKEND
 from tests.factories import World
@@ -220,18 +220,23 @@ def test_a_search_without_a_set_is_answered_with_probes(db: Database, world: Wor
         assert nothing.rows == [] and nothing.total == 0
 
 
+def agreement_policy(session: Session, world: World) -> ReadPolicy:
+    """Adopt the standard test agreement; the policy its version compiles to."""
+    agreement = activate(session, world)
+    version = session.scalar(
+        text("SELECT content_hash FROM agreement_versions WHERE agreement_id = :a"),
+        {"a": agreement.id},
+    )
+    now = datetime.now(UTC)
+    grant = Grant(agreement.id, 1, version, Scope.model_validate(default_scope()), now, now)
+    return compile_grant(grant, SiteFloor())
+
+
 def test_adopting_an_agreement_builds_its_set_and_intake_keeps_it(
     db: Database, world: World
 ) -> None:
     with db.session() as session:
-        agreement = activate(session, world)
-        version = session.scalar(
-            text("SELECT content_hash FROM agreement_versions WHERE agreement_id = :a"),
-            {"a": agreement.id},
-        )
-        now = datetime.now(UTC)
-        grant = Grant(agreement.id, 1, version, Scope.model_validate(default_scope()), now, now)
-        policy = compile_grant(grant, SiteFloor())
+        policy = agreement_policy(session, world)
         assert set_exists(session, row_key(policy))
         person = data.person(session, "Intaken", "Ida")
         data.arrest(
@@ -262,15 +267,20 @@ def test_adopting_an_agreement_builds_its_set_and_intake_keeps_it(
         assert person.id not in members(session, policy)
 
 
-def test_the_tick_recomputes_what_a_writer_left_pending(db: Database, world: World) -> None:
-    policy = ARRESTEES
+def test_the_tick_recomputes_what_a_writer_left_and_drops_sets_no_one_uses(
+    db: Database, world: World
+) -> None:
     with db.session() as session:
-        ensure_set(session, policy)
+        policy = agreement_policy(session, world)
+        # A set no version in force uses (built by hand here).
+        ensure_set(session, ARRESTEES)
         person = data.person(session, "Late", "Lou")
         arrest_id = data.arrest(
             session,
             agency_id=world.agencies["Philadelphia Police Department"],
             people=[(person, InvolvementRole.WITNESS)],
+            state=ArrestState.CHARGED,
+            grades=(Grade.F1,),
         ).id
     with db.session() as session:
         assert person.id not in members(session, policy)
@@ -284,8 +294,12 @@ def test_the_tick_recomputes_what_a_writer_left_pending(db: Database, world: Wor
         tick(session, now=datetime.now(UTC))
     with db.session() as session:
         assert person.id in members(session, policy)
-        assert ensure_sets_in_force(session) == []
-        session.execute(delete(VisibilitySet).where(VisibilitySet.row_key == row_key(policy)))
+        assert set_exists(session, row_key(policy))
+        assert not set_exists(session, row_key(ARRESTEES))
+        # Once the agreement has expired, its set goes too; searches would use probes.
+        tick(session, now=EXPIRES + timedelta(days=1))
+        assert not set_exists(session, row_key(policy))
+        assert session.scalar(select(VisiblePerson.person_id)) is None
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="concurrent writers need PostgreSQL")

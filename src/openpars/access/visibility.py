@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from functools import lru_cache
 from typing import Any, cast
 
@@ -152,6 +153,22 @@ def ensure_set(session: Session, policy: ReadPolicy) -> int:
     count = session.scalar(select(func.count()).where(_VISIBLE.c.set_id == set_id))
     log.info("visibility set %s built for %s: %s persons", set_id, key, count)
     return int(set_id)
+
+
+def drop_sets_except(session: Session, keep: Collection[int]) -> list[int]:
+    """Remove every set not in ``keep`` (the sets of the versions in force); their ids.
+
+    A search whose set goes away finds nothing in it and falls back to the probes; a set is
+    built again when a decision puts a version with its filter back in force.
+    """
+    kept = set(keep)
+    unused = [i for i in session.scalars(select(_SETS_T.c.id)) if i not in kept]
+    if unused:
+        _lock_writers(session)
+        session.execute(_VISIBLE.delete().where(_VISIBLE.c.set_id.in_(unused)))
+        session.execute(_SETS_T.delete().where(_SETS_T.c.id.in_(unused)))
+        log.info("visibility sets %s removed: no version in force uses them", unused)
+    return unused
 
 
 def _lock_writers(session: Session) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from openpars.access.external import ensure_sets_in_force
-from openpars.access.visibility import refresh
+from openpars.access.visibility import drop_sets_except, refresh
 from openpars.agreements.lifecycle import apply_decision, expire_due
 from openpars.agreements.models import LifecycleAction
 from openpars.audit.events import AuditKind
@@ -236,9 +236,10 @@ def tick(session: Session, *, now: datetime, actor: Principal = SYSTEM) -> list[
     for proposal in repo.live_proposals(session):
         events += evaluate(session, proposal, now=now)
     events += _remind(session, now=now)
-    # Visibility sets: persons a writer left pending, scopes (or a floor) without a set.
+    # Visibility sets: persons a writer left pending, scopes (or a floor) without a set, sets
+    # no version in force uses any more (ended agreements, a changed floor).
     refresh(session)
-    ensure_sets_in_force(session)
+    drop_sets_except(session, keep=ensure_sets_in_force(session))
     concerned = {e.agreement_id for e in events}
     audit_act(
         session,
