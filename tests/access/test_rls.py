@@ -9,7 +9,9 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
+from openpars.access.policy import ReadPolicy
 from openpars.access.rls import mark_external
+from openpars.access.visibility import ensure_set
 from openpars.db import Database, make_engine
 from openpars.identity.models import Agency
 from openpars.identity.roles import AgencyKind
@@ -57,6 +59,8 @@ def test_rls_hides_floor_roles_and_sealed_from_raw_sql(
         data.arrest(
             s, agency_id=agency.id, people=[(sealed, InvolvementRole.ARRESTEE)], sealed=True
         )
+        # A visibility set as a bug could leave it: every person, victims and sealed included.
+        ensure_set(s, ReadPolicy(external=True, include_sealed=True))
     with Session(app_role_engine) as s, s.begin():
         # Internal transaction: everything.
         assert s.execute(text("SELECT count(*) FROM persons")).scalar_one() == 3
@@ -69,3 +73,6 @@ def test_rls_hides_floor_roles_and_sealed_from_raw_sql(
         names = s.execute(text("SELECT given_name FROM persons ORDER BY given_name")).scalars()
         assert list(names) == ["Arrestee"]
         assert s.execute(text("SELECT count(*) FROM arrests")).scalar_one() == 1
+        # A set's copy of a person is held to the same floor.
+        copies = s.execute(text("SELECT given_name FROM visible_persons")).scalars().all()
+        assert copies == ["Arrestee"]
