@@ -265,6 +265,11 @@ def test_adopting_an_agreement_builds_its_set_and_intake_keeps_it(
             .values(sealed_at=datetime.now(UTC) - timedelta(seconds=1))
         )
         assert person.id not in members(session, policy)
+    with db.session() as session:
+        # An UPDATE statement through the session is noticed like an ORM change: recomputed
+        # before its commit, nothing left pending.
+        assert session.scalar(select(VisibilityPending.person_id)) is None
+        assert members(session, policy) == probed(session, policy)
 
 
 def test_the_tick_recomputes_what_a_writer_left_and_drops_sets_no_one_uses(

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, event, exists, func, literal, select, text
-from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from openpars.access.filters import person_visible
 from openpars.access.models import (
@@ -107,7 +107,8 @@ def _row_key(filter_key: tuple[Any, ...]) -> str:
 
 
 def set_exists(session: Session, key: str) -> bool:
-    """Whether a set is kept for this row key (sets are never removed while in use)."""
+    """Whether a set is kept for this row key (a set is removed only once no version in force
+    uses it)."""
     stmt = prepared(session, ("visibility_set",), _set_stmt)
     return stmt.scalar(session, {"vis_key": key}) is not None
 
@@ -221,6 +222,16 @@ def _note_record_writes(session: Session, _flush: UOWTransaction, _instances: ob
         if isinstance(obj, _RECORD_TYPES):
             session.info[_WROTE] = True
             return
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_record_statements(state: ORMExecuteState) -> None:
+    # An INSERT, UPDATE or DELETE statement run through the session on a record table.
+    if state.is_select or not (state.is_insert or state.is_update or state.is_delete):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and issubclass(mapper.class_, _RECORD_TYPES):
+        state.session.info[_WROTE] = True
 
 
 @event.listens_for(Session, "before_commit")
