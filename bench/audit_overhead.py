@@ -71,7 +71,6 @@ from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.db import Base, Database, make_engine, make_unpooled_engine, utcnow
 from openpars.identity.principal import Principal
-from openpars.identity.roles import AgencyKind, Role
 from openpars.models import load_all_models
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
 
@@ -302,13 +301,7 @@ def run_backend(backend: str, persons: int, queries: int, tmp: Path) -> dict[str
             rng = random.Random(11)
             sids = [data.random_sid(rng) for _ in range(queries)]
             policy = external_policy
-            reader = Principal(
-                user_id=data.user_id,
-                username="bench-reader",
-                agency_id=data.agency_id,
-                agency_kind=AgencyKind.POLICE,
-                roles=frozenset({Role.READER}),
-            )
+            reader = data.reader()
             result: dict[str, Any] = {}
             actor = (data.user_id, data.agency_id)
             external: dict[str, Callable[[str], None]] = {

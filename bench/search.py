@@ -58,7 +58,6 @@ from openpars.agreements.grants import Grant
 from openpars.agreements.scope import Scope
 from openpars.db import Base, Database, make_engine, make_unpooled_engine
 from openpars.identity.principal import Principal
-from openpars.identity.roles import AgencyKind, Role
 from openpars.models import load_all_models
 from openpars.records.validation import name_key, prefix_upper_bound
 
@@ -493,14 +492,7 @@ def _measure_services(
     budget_s: float,
 ) -> None:
     """The whole service call, internal and external, against the bare search."""
-    internal = Principal(
-        user_id=data.user_id,
-        username="bench-reader",
-        agency_id=data.agency_id,
-        agency_kind=AgencyKind.POLICE,
-        roles=frozenset({Role.READER}),
-        agency_path=(data.agency_id,),
-    )
+    internal = data.reader()
     callers = (
         ("issue2_internal", internal, ReadContext(), internal_compiler()),
         ("issue3_external", external, ReadContext(purpose=PURPOSE), external_compiler()),

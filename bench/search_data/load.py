@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from openpars.db import UTCDateTime, make_unpooled_engine
 from openpars.identity.models import Agency, User, UserRole
+from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Role
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.validation import name_key
@@ -67,6 +68,17 @@ class Loaded:
     family: array[int] = field(repr=False)
     given: array[int] = field(repr=False)
     counts: dict[str, int] = field(default_factory=dict)
+
+    def reader(self) -> Principal:
+        """The loaded police reader (an internal caller)."""
+        return Principal(
+            user_id=self.user_id,
+            username="bench-reader",
+            agency_id=self.agency_id,
+            agency_kind=AgencyKind.POLICE,
+            roles=frozenset({Role.READER}),
+            agency_path=(self.agency_id,),
+        )
 
     def _person(self, rng: random.Random) -> int:
         return rng.randint(1, self.persons)

@@ -112,13 +112,11 @@ def _person_branch(
         person_id = t.person_id
         stmt = select(person_id.label("id"), *(() if counting else (t[c] for c in columns[1:])))
         stmt = stmt.where(t.set_id == set_id_of_key())
-        order = (t.name_key, person_id)
     else:
         t = _PERSONS.c
         person_id = t.id
         stmt = select(person_id) if counting else select(*(t[c] for c in columns))
         stmt = stmt.where(visible_in_set(person_id) if in_set else person_visible(policy))
-        order = (t.name_key, person_id)
     if sid:
         stmt = stmt.where(t.sid == param("sid", t.sid))
     if fbi:
@@ -135,7 +133,7 @@ def _person_branch(
         stmt = stmt.limit(TOTAL_CAP + 1)
     if mode != PAGE:
         return select(func.count()).select_from(stmt.subquery())
-    return _page(stmt, window, *order)
+    return _page(stmt, window, t.name_key, person_id)
 
 
 def prepared_person_statement(
@@ -193,9 +191,8 @@ def search_persons(
     values = _person_values(query)
     key = set_key(session, policy)
     if key is not None:
-        found = _search_persons(
-            session, policy, query, limit, shape, columns, values | {"vis_key": key}
-        )
+        keyed = values | {"vis_key": key}
+        found = _search_persons(session, policy, query, limit, shape, columns, keyed, in_set=True)
         # Nothing found: there may be no set for this filter yet (built by the tick); then
         # the search runs again with probes.
         if found.rows or found.total or set_exists(session, key):
@@ -212,7 +209,7 @@ def _search_persons(
     columns: tuple[str, ...],
     values: dict[str, Any],
     *,
-    in_set: bool = True,
+    in_set: bool,
 ) -> Found:
     offset, want = query.offset, limit + 1
 

@@ -65,12 +65,8 @@ def person_rows(
     Plain values: the page model validates a whole page of them in one call, which costs a
     fraction of building one model per row.
     """
-    masks = tuple(policy.person_fields.masks.items())
     for row in rows:
-        for name, mask in masks:
-            value = row.get(name)
-            if value is not None:
-                row[name] = mask(value)
+        _mask(row, policy.person_fields)
         if aliases is not None:
             row["aliases"] = aliases.get(row["id"], [])
     return rows
@@ -85,7 +81,7 @@ def _mask(values: dict[str, Any], fields: FieldProjection) -> None:
 
 
 def arrest_row(row: dict[str, Any], policy: ReadPolicy) -> dict[str, Any]:
-    """A search row of an arrest, masked as the policy says (plain values, as person_row)."""
+    """A search row of an arrest, masked as the policy says (plain values, as person_rows)."""
     values = {n: v for n, v in row.items() if n not in ("sealed_at", "expunged_at")}
     _mask(values, policy.arrest_fields)
     values["sealed"] = row["sealed_at"] is not None or row["expunged_at"] is not None

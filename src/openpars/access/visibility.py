@@ -43,22 +43,32 @@ _CHUNK = 500
 
 def spec_of(policy: ReadPolicy) -> dict[str, Any]:
     """The row filter of a policy as plain data (what a set is keyed by and rebuilt from)."""
+    return _spec(policy.row_key())
+
+
+def _spec(filter_key: tuple[Any, ...]) -> dict[str, Any]:
+    roles, include_sealed, exclude_juveniles, states, grades = filter_key
 
     def values(items: frozenset[Any] | None) -> list[str] | None:
         return None if items is None else sorted(item.value for item in items)
 
     return {
-        "roles": values(policy.roles),
-        "include_sealed": policy.include_sealed,
-        "exclude_juveniles": policy.exclude_juveniles,
-        "arrest_states": values(policy.arrest_states),
-        "grades": values(policy.grades),
+        "roles": values(roles),
+        "include_sealed": include_sealed,
+        "exclude_juveniles": exclude_juveniles,
+        "arrest_states": values(states),
+        "grades": values(grades),
     }
 
 
 def row_key(policy: ReadPolicy) -> str:
     """The canonical text of a policy's row filter."""
-    return json.dumps(spec_of(policy), sort_keys=True, separators=(",", ":"))
+    return _row_key(policy.row_key())
+
+
+@lru_cache(maxsize=256)
+def _row_key(filter_key: tuple[Any, ...]) -> str:
+    return json.dumps(_spec(filter_key), sort_keys=True, separators=(",", ":"))
 
 
 def policy_of(spec: dict[str, Any]) -> ReadPolicy:
@@ -88,29 +98,18 @@ def set_key(session: Session, policy: ReadPolicy) -> str | None:
         return None
     if session.info.get(_WROTE):
         refresh(session)
-    return _row_key(policy.row_key())
-
-
-@lru_cache(maxsize=256)
-def _row_key(filter_key: tuple[Any, ...]) -> str:
-    roles, include_sealed, exclude_juveniles, states, grades = filter_key
-    return row_key(
-        ReadPolicy(
-            external=True,
-            roles=roles,
-            include_sealed=include_sealed,
-            exclude_juveniles=exclude_juveniles,
-            arrest_states=states,
-            grades=grades,
-        )
-    )
+    return row_key(policy)
 
 
 def set_exists(session: Session, key: str) -> bool:
     """Whether a set is kept for this row key (a set is removed only once no version in force
     uses it)."""
-    stmt = prepared(session, ("visibility_set",), _set_stmt)
-    return stmt.scalar(session, {"vis_key": key}) is not None
+    return _set_id(session, key) is not None
+
+
+def _set_id(session: Session, key: str) -> int | None:
+    found = prepared(session, ("visibility_set",), _set_stmt).scalar(session, {"vis_key": key})
+    return None if found is None else int(found)
 
 
 def _set_stmt() -> Any:
@@ -137,9 +136,9 @@ def ensure_set(session: Session, policy: ReadPolicy) -> int:
     change made during the build could otherwise leave it stale.
     """
     key = row_key(policy)
-    existing = session.scalar(select(VisibilitySet.id).where(VisibilitySet.row_key == key))
+    existing = _set_id(session, key)
     if existing is not None:
-        return int(existing)
+        return existing
     _lock_writers(session)
     refresh(session)
     set_id = session.scalar(
