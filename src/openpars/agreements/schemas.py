@@ -26,6 +26,7 @@ from openpars.agreements.models import (
 )
 from openpars.agreements.scope import Scope, clause_error
 from openpars.errors import InvalidInput
+from openpars.text import Document, Line, Prose
 
 
 def canonical_json(document: dict[str, Any]) -> bytes:
@@ -62,7 +63,7 @@ class Fee(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     amount: Decimal = Field(ge=0, le=100_000_000, decimal_places=2)
-    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    currency: Line = Field(default="USD", pattern=r"^[A-Z]{3}$")
     period: Literal["one_time", "monthly", "yearly"] = "yearly"
 
     @field_serializer("amount")
@@ -88,15 +89,15 @@ class AgreementDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    name: str = Field(min_length=3, max_length=200)
+    name: Line = Field(min_length=3, max_length=200)
     grantee_agency_id: int
     # Sub-units (agency ids) admitted; empty admits the whole agency only with all_units.
     grantee_unit_ids: tuple[int, ...] = Field(default=(), max_length=200)
     grantee_user_ids: tuple[int, ...] = Field(default=(), max_length=1000)
     all_units: bool = False
-    legal_basis: str = Field(min_length=3, max_length=2000)
+    legal_basis: Prose = Field(min_length=3, max_length=2000)
     fee: Fee | None = None
-    terms: str = Field(default="", max_length=50_000)
+    terms: Prose = Field(default="", max_length=50_000)
     # Agency ids of the data owners party to the agreement.
     parties: tuple[int, ...] = Field(min_length=1, max_length=20)
     scope: Scope
@@ -166,7 +167,7 @@ class AgreementCreate(AgreementDocument):
 class AgreementUpdate(AgreementDocument):
     """A complete new version of an agreement, with the reason for the change."""
 
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: Prose = Field(min_length=3, max_length=2000)
 
     def document(self) -> AgreementDocument:
         """The document without the reason."""
@@ -178,7 +179,7 @@ class ActInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: Prose = Field(min_length=3, max_length=2000)
 
 
 class SuspensionCreate(BaseModel):
@@ -189,7 +190,7 @@ class SuspensionCreate(BaseModel):
     target: SuspensionTarget
     # The unit (agency id) or account (user id); omitted for the whole agreement.
     target_id: int | None = None
-    reason: str = Field(min_length=3, max_length=2000)
+    reason: Prose = Field(min_length=3, max_length=2000)
 
 
 class VersionRead(BaseModel):
@@ -259,8 +260,8 @@ class FloorUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    floor: dict[str, Any]
-    reason: str = Field(min_length=3, max_length=2000)
+    floor: Document
+    reason: Prose = Field(min_length=3, max_length=2000)
 
 
 class FloorRead(BaseModel):

@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
 from openpars.records.schemas import ArrestRead, PersonRead
+from openpars.text import Line
 
 PURPOSE_PATTERN = r"^[a-z][a-z0-9-]{2,40}$"
 
@@ -168,7 +169,7 @@ class _Frozen(BaseModel):
 class PurposeRule(_Frozen):
     """A purpose the grantee may query for, and whether it must cite a case reference."""
 
-    purpose: str = Field(examples=["criminal-investigation"])
+    purpose: Line = Field(examples=["criminal-investigation"])
     case_reference_required: bool = False
 
     @field_validator("purpose", mode="before")

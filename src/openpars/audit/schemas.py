@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from openpars.audit.events import AuditKind, Outcome
+from openpars.text import Line, Prose
 
 
 class InclusionProofRead(BaseModel):
@@ -65,7 +66,7 @@ class WitnessCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    vkey: str = Field(min_length=10, max_length=300, description="name+keyid+base64(0x04||key)")
+    vkey: Line = Field(min_length=10, max_length=300, description="name+keyid+base64(0x04||key)")
 
 
 class WitnessRead(BaseModel):
@@ -85,7 +86,7 @@ class CosignatureCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cosignature: str = Field(min_length=10, max_length=20_000)
+    cosignature: Prose = Field(min_length=10, max_length=20_000)
 
 
 class CosignatureRead(BaseModel):

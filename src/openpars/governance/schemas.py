@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import Choice, ProposalAction
+from openpars.text import Line, Prose
 
 EXPORT_FORMAT = "openpars-vote-export/v1"
 RATIONALE_MAX = 4000
@@ -47,7 +48,7 @@ class BoardUpdate(BaseModel):
     quorum: int = Field(ge=1, description="k: distinct stakeholders whose yes approves.")
     solo_actions: list[ProposalAction] = Field(default=[ProposalAction.SUSPEND])
     reminder_lead_days: int = Field(default=60, ge=0, le=366)
-    note: str | None = Field(default=None, max_length=500)
+    note: Prose | None = Field(default=None, max_length=500)
 
 
 class KeyCreate(BaseModel):
@@ -55,8 +56,8 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    public_key: str = Field(min_length=40, max_length=1000)
-    label: str = Field(min_length=1, max_length=100)
+    public_key: Prose = Field(min_length=40, max_length=1000)
+    label: Line = Field(min_length=1, max_length=100)
     agency_id: int | None = Field(default=None, description="Defaults to your own agency.")
 
 
@@ -65,7 +66,7 @@ class KeyRevoke(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Prose = Field(min_length=1, max_length=500)
 
 
 class KeyRead(BaseModel):
@@ -92,9 +93,9 @@ class ProposalCreate(BaseModel):
 
     agreement_id: int
     action: ProposalAction
-    summary: str = Field(min_length=1, max_length=RATIONALE_MAX)
+    summary: Prose = Field(min_length=1, max_length=RATIONALE_MAX)
     deadline: AwareDatetime
-    content_hash: str | None = Field(
+    content_hash: Line | None = Field(
         default=None, description="The version you reviewed; refused if it is no longer current."
     )
     effective_at: AwareDatetime | None = Field(
@@ -145,13 +146,13 @@ class SignedVote(BaseModel):
     format: Literal["openpars-vote/v1"] = "openpars-vote/v1"
     proposal_id: int
     agreement_id: int
-    version_hash: str = Field(max_length=200)
+    version_hash: Line = Field(max_length=200)
     choice: Choice
     # The limit is checked by the service, so the CLI and the API refuse it the same way.
-    rationale: str = Field(max_length=100_000)
-    at: str = Field(max_length=64)
-    key_fingerprint: str = Field(max_length=200)
-    signature: str = Field(max_length=400)
+    rationale: Prose = Field(max_length=100_000)
+    at: Line = Field(max_length=64)
+    key_fingerprint: Line = Field(max_length=200)
+    signature: Line = Field(max_length=400)
 
 
 class VoteRead(BaseModel):

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from openpars.identity.roles import AgencyKind, Role
+from openpars.text import Line
 
 ORI_PATTERN = r"^[A-Z]{2}[A-Z0-9]{7}$"
 
@@ -16,9 +17,9 @@ class AgencyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=2, max_length=200)
+    name: Line = Field(min_length=2, max_length=200)
     kind: AgencyKind
-    ori: str | None = Field(default=None, pattern=ORI_PATTERN, description="9-character ORI")
+    ori: Line | None = Field(default=None, pattern=ORI_PATTERN, description="9-character ORI")
     parent_id: int | None = None
 
 
@@ -39,8 +40,8 @@ class UserCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=2, max_length=100, pattern=r"^[a-z0-9._-]+$")
-    display_name: str = Field(min_length=1, max_length=200)
+    username: Line = Field(min_length=2, max_length=100, pattern=r"^[a-z0-9._-]+$")
+    display_name: Line = Field(min_length=1, max_length=200)
     agency_id: int
     roles: list[Role] = Field(min_length=1)
 
@@ -61,7 +62,7 @@ class TokenCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(default="api", min_length=1, max_length=100)
+    name: Line = Field(default="api", min_length=1, max_length=100)
     lifetime_days: int | None = Field(default=None, ge=1, le=366)
 
 

@@ -29,11 +29,12 @@ from openpars.records.validation import (
     SID_PATTERN,
     STATUTE_PATTERN,
 )
+from openpars.text import Line, Prose
 
 T = TypeVar("T")
 
-Name = Annotated[str, Field(min_length=1, max_length=100)]
-Reason = Annotated[str, Field(min_length=3, max_length=2000)]
+Name = Annotated[Line, Field(min_length=1, max_length=100)]
+Reason = Annotated[Prose, Field(min_length=3, max_length=2000)]
 
 
 class _Input(BaseModel):
@@ -54,17 +55,17 @@ class PersonIn(_Input):
 
     family_name: Name
     given_name: Name
-    middle_name: str | None = Field(default=None, max_length=100)
+    middle_name: Line | None = Field(default=None, max_length=100)
     aliases: list[AliasIn] = Field(default_factory=list, max_length=20)
     birth_date: date | None = None
     sex: Sex | None = None
     race: Race | None = None
-    address: str | None = Field(default=None, max_length=300)
-    phone: str | None = Field(default=None, max_length=30, pattern=r"^[0-9+() .-]{3,30}$")
-    place_of_birth: str | None = Field(default=None, max_length=100)
-    citizenship: str | None = Field(default=None, max_length=100)
-    sid: str | None = Field(default=None, pattern=SID_PATTERN)
-    fbi_number: str | None = Field(default=None, pattern=FBI_PATTERN)
+    address: Line | None = Field(default=None, max_length=300)
+    phone: Line | None = Field(default=None, max_length=30, pattern=r"^[0-9+() .-]{3,30}$")
+    place_of_birth: Line | None = Field(default=None, max_length=100)
+    citizenship: Line | None = Field(default=None, max_length=100)
+    sid: Line | None = Field(default=None, pattern=SID_PATTERN)
+    fbi_number: Line | None = Field(default=None, pattern=FBI_PATTERN)
 
 
 class InvolvementIn(_Input):
@@ -86,8 +87,8 @@ class InvolvementIn(_Input):
 class ChargeIn(_Input):
     """One charge line with its Pennsylvania statute citation and grade."""
 
-    statute: str = Field(pattern=STATUTE_PATTERN, examples=["18 § 2701"])
-    description: str = Field(min_length=2, max_length=200)
+    statute: Line = Field(pattern=STATUTE_PATTERN, examples=["18 § 2701"])
+    description: Line = Field(min_length=2, max_length=200)
     grade: Grade
     counts: int = Field(default=1, ge=1, le=999)
 
@@ -95,17 +96,17 @@ class ChargeIn(_Input):
 class ArrestCreate(_Input):
     """An arrest as submitted by police intake, with everyone involved and the charges."""
 
-    report_id: str = Field(
+    report_id: Line = Field(
         min_length=1, max_length=100, description="booking system report id (idempotency key)"
     )
-    otn: str | None = Field(default=None, pattern=OTN_PATTERN)
-    incident_number: str | None = Field(default=None, max_length=30, pattern=r"^[0-9A-Z-]{3,30}$")
-    ori: str = Field(pattern=ORI_PATTERN, description="arresting agency ORI")
-    arresting_officer: str = Field(min_length=1, max_length=100)
+    otn: Line | None = Field(default=None, pattern=OTN_PATTERN)
+    incident_number: Line | None = Field(default=None, max_length=30, pattern=r"^[0-9A-Z-]{3,30}$")
+    ori: Line = Field(pattern=ORI_PATTERN, description="arresting agency ORI")
+    arresting_officer: Line = Field(min_length=1, max_length=100)
     arrested_at: AwareDatetime
-    location: str | None = Field(default=None, max_length=300)
+    location: Line | None = Field(default=None, max_length=300)
     arrest_type: ArrestType
-    narrative: str | None = Field(default=None, max_length=20000)
+    narrative: Prose | None = Field(default=None, max_length=20000)
     involvements: list[InvolvementIn] = Field(min_length=1, max_length=100)
     charges: list[ChargeIn] = Field(min_length=1, max_length=100)
 
@@ -120,7 +121,7 @@ class ChargingDecisionCreate(_Input):
     """The DA's decision; 'modified' carries the approved charges, 'approved' may omit them."""
 
     outcome: ChargingOutcome
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Prose | None = Field(default=None, max_length=2000)
     charges: list[ChargeIn] | None = Field(default=None, max_length=100)
 
     @model_validator(mode="after")
@@ -139,7 +140,7 @@ class BailRecommendationCreate(_Input):
 
     bail_type: BailType
     amount: Decimal | None = Field(default=None, ge=0, le=100_000_000, decimal_places=2)
-    conditions: str | None = Field(default=None, max_length=2000)
+    conditions: Prose | None = Field(default=None, max_length=2000)
 
     @model_validator(mode="after")
     def _amount_matches_type(self) -> BailRecommendationCreate:
@@ -151,12 +152,12 @@ class ArraignmentCreate(_Input):
     """The preliminary arraignment as the court records it."""
 
     arraigned_at: AwareDatetime
-    magistrate: str = Field(min_length=1, max_length=100)
+    magistrate: Line = Field(min_length=1, max_length=100)
     bail_type: BailType
     bail_amount: Decimal | None = Field(default=None, ge=0, le=100_000_000, decimal_places=2)
-    conditions: str | None = Field(default=None, max_length=2000)
+    conditions: Prose | None = Field(default=None, max_length=2000)
     preliminary_hearing_date: date | None = None
-    docket_number: str = Field(pattern=DOCKET_PATTERN, examples=["MC-51-CR-0007226-2023"])
+    docket_number: Line = Field(pattern=DOCKET_PATTERN, examples=["MC-51-CR-0007226-2023"])
 
     @model_validator(mode="after")
     def _amount_matches_type(self) -> ArraignmentCreate:
@@ -169,7 +170,7 @@ class CustodyCreate(_Input):
 
     outcome: CustodyOutcome
     at: AwareDatetime
-    facility: str | None = Field(default=None, max_length=200)
+    facility: Line | None = Field(default=None, max_length=200)
 
 
 class ArrestAmend(_Input):
@@ -177,13 +178,13 @@ class ArrestAmend(_Input):
 
     change: Literal["amend", "correct"] = "amend"
     reason: Reason
-    otn: str | None = Field(default=None, pattern=OTN_PATTERN)
-    incident_number: str | None = Field(default=None, max_length=30, pattern=r"^[0-9A-Z-]{3,30}$")
-    arresting_officer: str | None = Field(default=None, min_length=1, max_length=100)
+    otn: Line | None = Field(default=None, pattern=OTN_PATTERN)
+    incident_number: Line | None = Field(default=None, max_length=30, pattern=r"^[0-9A-Z-]{3,30}$")
+    arresting_officer: Line | None = Field(default=None, min_length=1, max_length=100)
     arrested_at: AwareDatetime | None = None
-    location: str | None = Field(default=None, max_length=300)
+    location: Line | None = Field(default=None, max_length=300)
     arrest_type: ArrestType | None = None
-    narrative: str | None = Field(default=None, max_length=20000)
+    narrative: Prose | None = Field(default=None, max_length=20000)
 
 
 class PersonAmend(_Input):
@@ -193,23 +194,23 @@ class PersonAmend(_Input):
     reason: Reason
     family_name: Name | None = None
     given_name: Name | None = None
-    middle_name: str | None = Field(default=None, max_length=100)
+    middle_name: Line | None = Field(default=None, max_length=100)
     birth_date: date | None = None
     sex: Sex | None = None
     race: Race | None = None
-    address: str | None = Field(default=None, max_length=300)
-    phone: str | None = Field(default=None, max_length=30, pattern=r"^[0-9+() .-]{3,30}$")
-    place_of_birth: str | None = Field(default=None, max_length=100)
-    citizenship: str | None = Field(default=None, max_length=100)
-    sid: str | None = Field(default=None, pattern=SID_PATTERN)
-    fbi_number: str | None = Field(default=None, pattern=FBI_PATTERN)
+    address: Line | None = Field(default=None, max_length=300)
+    phone: Line | None = Field(default=None, max_length=30, pattern=r"^[0-9+() .-]{3,30}$")
+    place_of_birth: Line | None = Field(default=None, max_length=100)
+    citizenship: Line | None = Field(default=None, max_length=100)
+    sid: Line | None = Field(default=None, pattern=SID_PATTERN)
+    fbi_number: Line | None = Field(default=None, pattern=FBI_PATTERN)
 
 
 class SealCreate(_Input):
     """A court order sealing or expunging an arrest record."""
 
     action: Literal["seal", "unseal", "expunge"]
-    order_reference: str = Field(min_length=3, max_length=100)
+    order_reference: Line = Field(min_length=3, max_length=100)
     reason: Reason
 
 
