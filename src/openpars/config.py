@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,9 @@ class Settings(BaseSettings):
     # Default and maximum page sizes for every paginated listing.
     page_size_default: int = 50
     page_size_max: int = 500
+    # Intake refuses an arrest time before this day (site-local) as a typo; a site entering
+    # older records sets an earlier one.
+    earliest_arrest_date: date = date(1950, 1, 1)
     # Lifetime of newly issued API tokens, in days.
     token_lifetime_days: int = 90
     # Echo SQL to the log (debugging only).

@@ -89,3 +89,23 @@ def test_import_needs_an_intake_account(runner: CliRunner, db_url: str, tmp_path
     code, _, err = run(runner, db_url, "import", str(path))
     assert code == 1
     assert "0 active intake accounts exist" in err
+
+
+def test_import_goes_on_past_a_year_one_line(
+    runner: CliRunner, db_url: str, tmp_path: Path
+) -> None:
+    # Year 1 overflowed the time-zone conversion: a 500 that took the whole file down with it.
+    setup_site(runner, db_url)
+    good = payload_lines(3)
+    bad = json.loads(good[1])
+    bad["arrested_at"] = "0001-01-01T00:00:00Z"
+    path = tmp_path / "night.jsonl"
+    path.write_text("\n".join([good[0], json.dumps(bad), good[2]]) + "\n", encoding="utf-8")
+
+    code, out, err = run(runner, db_url, "import", str(path), "--as", "booking")
+
+    assert code == 1
+    assert "line 2: error: arrested_at 0001-01-01" in err
+    assert "(field: arrested_at)" in err
+    assert "created 2, replayed 0, failed 1" in out
+    assert arrest_count(db_url) == 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,10 +20,11 @@ from openpars.records.models import Arrest, Person, RecordVersion
 from openpars.records.schemas import ArrestAmend, PersonAmend, SealCreate
 from openpars.records.validation import name_key
 from openpars.records.versions import (
-    CLOCK_SKEW,
+    EARLIEST_ARREST,
     arrest_for_write,
     arrest_not_found,
     audit_write,
+    check_arrest_time,
     internal_read_policy,
     local_date,
     new_version,
@@ -63,6 +64,7 @@ def amend_arrest(
     arrest_id: int,
     data: ArrestAmend,
     now: datetime | None = None,
+    earliest: date = EARLIEST_ARREST,
 ) -> Arrest:
     """Amend or correct an arrest's own fields; the earlier version stays in the history."""
     actor.require(Permission.ARREST_AMEND)
@@ -73,7 +75,7 @@ def amend_arrest(
     if otn is not None and repo.arrest_id_by_otn(session, otn) not in (None, arrest.id):
         raise Conflict(f"OTN {otn} is already on another arrest", field="otn")
     if "arrested_at" in changes:
-        _check_arrest_time(arrest, changes["arrested_at"], moment)
+        _check_arrest_time(arrest, changes["arrested_at"], moment, earliest)
     for name, value in changes.items():
         setattr(arrest, name, value)
     rederive_juvenile(arrest)
@@ -91,12 +93,12 @@ def amend_arrest(
     return arrest
 
 
-def _check_arrest_time(arrest: Arrest, arrested_at: datetime, now: datetime) -> None:
-    """A new arrest time must not be in the future, before a birth or after the arraignment."""
-    if arrested_at > now + CLOCK_SKEW:
-        raise InvalidInput(
-            f"arrested_at {arrested_at.isoformat()} is in the future", field="arrested_at"
-        )
+def _check_arrest_time(
+    arrest: Arrest, arrested_at: datetime, now: datetime, earliest: date
+) -> None:
+    """A new arrest time must be in the sane window, not before a birth nor after the
+    arraignment."""
+    check_arrest_time(arrested_at, now, earliest=earliest)
     day = local_date(arrested_at)
     for involvement in arrest.involvements:
         born = involvement.person.birth_date

@@ -68,7 +68,9 @@ def submit_arrest(body: ArrestCreate, ctx: Ctx, response: Response) -> ArrestCre
     candidates; resend with `person_id` or `create_new_person: true` for that involvement.
     """
     with ctx.unit() as (session, principal):
-        result = service.submit_arrest(session, actor=principal, data=body)
+        result = service.submit_arrest(
+            session, actor=principal, data=body, earliest=ctx.settings.earliest_arrest_date
+        )
     if result.replayed:
         response.status_code = status.HTTP_200_OK
     return result
@@ -92,7 +94,9 @@ def submit_arrest_batch(
     limit applies, so very long narratives need smaller batches.
     """
     with ctx.unit() as (session, principal):
-        result = batch.submit_arrests(session, actor=principal, items=body)
+        result = batch.submit_arrests(
+            session, actor=principal, items=body, earliest=ctx.settings.earliest_arrest_date
+        )
     return result
 
 
@@ -183,7 +187,13 @@ def amend_arrest(arrest_id: int, body: ArrestAmend, ctx: Ctx) -> ArrestWritten:
     """Only the fields given change; see the history for every earlier version."""
     with ctx.unit() as (session, principal):
         result = written(
-            service.amend_arrest(session, actor=principal, arrest_id=arrest_id, data=body)
+            service.amend_arrest(
+                session,
+                actor=principal,
+                arrest_id=arrest_id,
+                data=body,
+                earliest=ctx.settings.earliest_arrest_date,
+            )
         )
     return result
 

@@ -17,12 +17,13 @@ per savepoint, so only the clashing arrest turns into a replay or a refusal.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
@@ -36,8 +37,10 @@ from openpars.records.intake_plan import Plan, plan_arrest
 from openpars.records.intake_write import write_arrests
 from openpars.records.schemas import ArrestCreate, ArrestCreated, PersonIn
 from openpars.records.validation import name_key
+from openpars.records.versions import EARLIEST_ARREST
 
 MAX_BATCH = 500
+log = logging.getLogger("openpars.records")
 
 
 class BatchRefusal(BaseModel):
@@ -63,6 +66,7 @@ def submit_arrests(
     now: datetime | None = None,
     params: dict[str, Any] | None = None,
     item_params: Sequence[dict[str, Any]] | None = None,
+    earliest: date = EARLIEST_ARREST,
 ) -> list[BatchItemResult]:
     """Enter many arrests in the caller's transaction; one result per item, in order.
 
@@ -71,7 +75,7 @@ def submit_arrests(
     ``item_params[i]`` (e.g. its line number) to the entry of item i.
     """
     _Batch.check_size(items)
-    run = _Batch(session, actor, intake_agency(actor), now or utcnow(), params or {})
+    run = _Batch(session, actor, intake_agency(actor), now or utcnow(), params or {}, earliest)
     run.prefetch(items)
     for index, data in enumerate(items):
         run.submit(index, data)
@@ -100,9 +104,11 @@ class _Batch:
         agency_id: int,
         moment: datetime,
         params: dict[str, Any],
+        earliest: date,
     ) -> None:
         self.session, self.actor, self.agency_id = session, actor, agency_id
         self.moment, self.params = moment, params
+        self.earliest = earliest
         self.results: dict[int, BatchItemResult] = {}
         self.events: dict[int, AuditEvent] = {}
         self.pending: list[tuple[int, Plan]] = []
@@ -160,9 +166,18 @@ class _Batch:
                 self.moment,
                 otn_taken=taken,
                 known=None if fresh else self.known,
+                earliest=self.earliest,
             )
         except DomainError as exc:
             self._refuse(index, exc)
+            return
+        except SQLAlchemyError:
+            raise  # the transaction itself failed: nothing more can be answered in it
+        except Exception:  # one arrest's failure must not hold back the others
+            # The rules only read, so nothing of this arrest is left to undo: it is refused
+            # (and logged as the bug it is) while the others of the batch go on.
+            log.exception("batch intake: arrest %d of the batch failed unexpectedly", index)
+            self._refuse(index, _unexpected())
             return
         self.pending.append((index, plan))
         self._remember(plan)
@@ -294,6 +309,18 @@ def _names(person: PersonIn) -> set[str]:
     """The name keys matching compares (family and given name, and each alias)."""
     keys = {name_key(person.family_name, person.given_name)}
     return keys | {name_key(a.family_name, a.given_name) for a in person.aliases}
+
+
+class _Unexpected(DomainError):
+    status = 500
+    code = "internal_error"
+
+
+def _unexpected() -> DomainError:
+    return _Unexpected(
+        "this arrest could not be checked because of an internal error (logged for the "
+        "operator); nothing of it was written, the other arrests were not held back"
+    )
 
 
 def _concurrent_write() -> Conflict:

@@ -9,6 +9,7 @@ others are written, so one typo does not hold back a night's bookings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +36,7 @@ from openpars.identity.roles import Role
 from openpars.identity.service import principal_for
 from openpars.records.batch import MAX_BATCH, BatchItemResult, BatchRefusal, submit_arrests
 from openpars.records.schemas import ArrestCreate
+from openpars.records.versions import EARLIEST_ARREST
 
 USER_SCAN_LIMIT = 10_000
 DEFAULT_BATCH = 200
@@ -80,7 +82,12 @@ def _problem(exc: Exception) -> tuple[str, str | None]:
 
 
 def submit_chunk(
-    database: Database, actor: Principal, chunk: list[tuple[int, ArrestCreate]], *, path: Path
+    database: Database,
+    actor: Principal,
+    chunk: list[tuple[int, ArrestCreate]],
+    *,
+    path: Path,
+    earliest: date = EARLIEST_ARREST,
 ) -> list[tuple[int, BatchItemResult]]:
     """Submit parsed lines as one batch in one transaction; each line's result by number.
 
@@ -94,12 +101,18 @@ def submit_chunk(
             items=[data for _, data in chunk],
             params={"via": "cli", "file": path.name},
             item_params=[{"line": number} for number, _ in chunk],
+            earliest=earliest,
         )
     return [(number, result) for (number, _), result in zip(chunk, results, strict=True)]
 
 
 def import_file(
-    database: Database, actor: Principal, path: Path, *, batch: int = DEFAULT_BATCH
+    database: Database,
+    actor: Principal,
+    path: Path,
+    *,
+    batch: int = DEFAULT_BATCH,
+    earliest: date = EARLIEST_ARREST,
 ) -> ImportSummary:
     """Import every non-blank line of ``path`` in batches, reporting each failure and going on."""
     summary = ImportSummary()
@@ -112,7 +125,8 @@ def import_file(
         def flush() -> None:
             problems = list(unparsed)
             if chunk:
-                for number, result in submit_chunk(database, actor, chunk, path=path):
+                results = submit_chunk(database, actor, chunk, path=path, earliest=earliest)
+                for number, result in results:
                     if isinstance(result, BatchRefusal):
                         problems.append((number, result.message, result.field))
                     else:
@@ -170,10 +184,13 @@ def import_arrests(
     db: DbOption = None,
 ) -> None:
     """Import arrests from a JSON-lines file, in batches of one transaction each."""
-    with open_database(settings_for(db)) as database:
+    settings = settings_for(db)
+    with open_database(settings) as database:
         with database.session() as session:
             actor = resolve_actor(session, as_user)
-        summary = import_file(database, actor, file, batch=batch)
+        summary = import_file(
+            database, actor, file, batch=batch, earliest=settings.earliest_arrest_date
+        )
     out.print(f"created {summary.created}, replayed {summary.replayed}, failed {summary.failed}")
     if summary.failed:
         fail(

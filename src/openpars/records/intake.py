@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,7 +25,7 @@ from openpars.records.enums import ChargeStage
 from openpars.records.intake_plan import plan_arrest
 from openpars.records.intake_write import write_arrests
 from openpars.records.schemas import ArrestCreate, ArrestCreated
-from openpars.records.versions import require_owner, write_event
+from openpars.records.versions import EARLIEST_ARREST, require_owner, write_event
 
 # The canonical form digests are stored in: json.dumps(..., sort_keys=True, separators=(",",
 # ":")) byte for byte. Built once, because json.dumps builds a new encoder on every call when
@@ -47,9 +47,17 @@ def intake_agency(actor: Principal) -> int:
 
 
 def submit_arrest(
-    session: Session, *, actor: Principal, data: ArrestCreate, now: datetime | None = None
+    session: Session,
+    *,
+    actor: Principal,
+    data: ArrestCreate,
+    now: datetime | None = None,
+    earliest: date = EARLIEST_ARREST,
 ) -> ArrestCreated:
-    """Enter an arrest with its persons, roles and recommended charges, idempotently."""
+    """Enter an arrest with its persons, roles and recommended charges, idempotently.
+
+    ``earliest`` is the site's earliest accepted arrest day (Settings.earliest_arrest_date).
+    """
     agency_id = intake_agency(actor)
     digest = intake_digest(data)
     prior = repo.arrest_keys(session, agency_id, [data.report_id], [data.otn] if data.otn else [])
@@ -57,7 +65,9 @@ def submit_arrest(
     if own:
         return _appended(session, replay(session, actor, own[0][0], data, digest))
     moment = now or utcnow()
-    plan = plan_arrest(session, actor, data, digest, moment, otn_taken=bool(prior))
+    plan = plan_arrest(
+        session, actor, data, digest, moment, otn_taken=bool(prior), earliest=earliest
+    )
     try:
         with repo.write_guard(session):
             result = write_arrests(session, actor, [plan], moment)[0]

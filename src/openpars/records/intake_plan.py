@@ -20,7 +20,12 @@ from openpars.records import repository as repo
 from openpars.records.enums import InvolvementRole
 from openpars.records.matching import find_candidates_many
 from openpars.records.schemas import ArrestCreate, CandidateRead, PersonIn
-from openpars.records.versions import check_arrest_dates, person_for_write, person_visible
+from openpars.records.versions import (
+    EARLIEST_ARREST,
+    check_arrest_dates,
+    person_for_write,
+    person_visible,
+)
 
 MatchedOn = Literal["new", "person_id", "sid", "fbi_number"]
 # Candidate lists for the persons being matched, in order (find_candidates_many's shape).
@@ -61,13 +66,14 @@ def plan_arrest(
     otn_taken: bool,
     known: Sequence[repo.KnownPerson] | None = None,
     finder: CandidateFinder | None = None,
+    earliest: date = EARLIEST_ARREST,
 ) -> Plan:
     """Check a new (not resent) arrest and resolve its persons; raise if it is refused.
 
     ``known`` (persons holding the payload's SIDs and FBI numbers) and ``finder`` let a batch
     pass what it looked up for all its arrests at once; by default they are queried here.
     """
-    check_arrest_dates(data, moment)
+    check_arrest_dates(data, moment, earliest=earliest)
     if otn_taken:  # not this report, so another arrest holds the OTN
         raise Conflict(f"OTN {data.otn} is already on another arrest", field="otn")
     return Plan(data, digest, _resolve_persons(session, actor, data, known, finder))

@@ -7,7 +7,7 @@ the change between two versions is the difference of their snapshots.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +31,9 @@ from openpars.records.schemas import ArrestCreate
 SITE_TZ = ZoneInfo("America/New_York")
 # Booking terminals' clocks drift; an arrest time this far ahead of ours is still accepted.
 CLOCK_SKEW = timedelta(minutes=5)
+# No arrest entered today happened before this day (site-local), unless the site configures an
+# earlier one (Settings.earliest_arrest_date): a 1900 or year-1 arrest time is a typo.
+EARLIEST_ARREST = date(1950, 1, 1)
 ADULT_AGE = 18
 
 AGENCY_TITLES: dict[AgencyKind, str] = {
@@ -68,14 +71,30 @@ def rederive_juvenile(arrest: Arrest) -> bool:
     return changed
 
 
-def check_arrest_dates(data: ArrestCreate, now: datetime) -> None:
-    """Refuse an arrest in the future and a person born after the arrest."""
-    if data.arrested_at > now + CLOCK_SKEW:
+def check_arrest_time(
+    arrested_at: datetime, now: datetime, *, earliest: date = EARLIEST_ARREST
+) -> None:
+    """Refuse an arrest time in the future (beyond the clock skew) or before the earliest day."""
+    if arrested_at > now + CLOCK_SKEW:
         raise InvalidInput(
-            f"arrested_at {data.arrested_at.isoformat()} is in the future (server time "
+            f"arrested_at {arrested_at.isoformat()} is in the future (server time "
             f"{now.isoformat(timespec='seconds')}); check the booking terminal's clock",
             field="arrested_at",
         )
+    # Compared as instants (no time-zone conversion of the value, which overflows near year 1).
+    if arrested_at < datetime.combine(earliest, time(), SITE_TZ):
+        raise InvalidInput(
+            f"arrested_at {arrested_at.isoformat()} is before {earliest.isoformat()}, the "
+            "earliest arrest date this site accepts; check the year",
+            field="arrested_at",
+        )
+
+
+def check_arrest_dates(
+    data: ArrestCreate, now: datetime, *, earliest: date = EARLIEST_ARREST
+) -> None:
+    """Refuse an arrest outside the sane window and a person born after the arrest."""
+    check_arrest_time(data.arrested_at, now, earliest=earliest)
     arrest_day = local_date(data.arrested_at)
     for index, involvement in enumerate(data.involvements):
         person = involvement.person
