@@ -127,7 +127,7 @@ def test_same_report_id_from_another_agency_is_a_new_arrest(
         )
         world.agencies["SEPTA Transit Police"] = agency.id
     add_user(db, world, "transit", "SEPTA Transit Police", [Role.INTAKE])
-    other = arrest_payload(report_id=payload["report_id"])
+    other = arrest_payload(report_id=payload["report_id"], ori="PA0511000")
     for involvement in other["involvements"]:
         involvement["create_new_person"] = True
     response = submit(client, world, other, user="transit")

@@ -25,6 +25,15 @@ def get_agency_by_ori(session: Session, ori: str) -> Agency | None:
     return session.scalars(select(Agency).where(Agency.ori == ori)).one_or_none()
 
 
+def unit_oris(session: Session, agency_id: int) -> frozenset[str]:
+    """The ORIs of an agency and of every sub-unit below it, however deep, in one query."""
+    # UNION (not UNION ALL) ends the recursion even if parent links were ever to form a cycle.
+    units = select(Agency.id).where(Agency.id == agency_id).cte("units", recursive=True)
+    units = units.union(select(Agency.id).where(Agency.parent_id == units.c.id))
+    stmt = select(Agency.ori).where(Agency.id.in_(select(units.c.id)), Agency.ori.is_not(None))
+    return frozenset(ori for ori in session.scalars(stmt) if ori is not None)
+
+
 def list_agencies(session: Session, *, offset: int, limit: int) -> Sequence[Agency]:
     """Agencies ordered by id."""
     return session.scalars(select(Agency).order_by(Agency.id).offset(offset).limit(limit)).all()

@@ -32,7 +32,13 @@ from openpars.db import utcnow
 from openpars.errors import Conflict, DomainError, InvalidInput
 from openpars.identity.principal import Principal
 from openpars.records import repository as repo
-from openpars.records.intake import created_event, intake_agency, intake_digest, replay
+from openpars.records.intake import (
+    created_event,
+    filing_oris,
+    intake_agency,
+    intake_digest,
+    replay,
+)
 from openpars.records.intake_plan import Plan, plan_arrest
 from openpars.records.intake_write import write_arrests
 from openpars.records.schemas import ArrestCreate, ArrestCreated, PersonIn
@@ -109,6 +115,7 @@ class _Batch:
         self.session, self.actor, self.agency_id = session, actor, agency_id
         self.moment, self.params = moment, params
         self.earliest = earliest
+        self.oris = filing_oris(session, agency_id)
         self.results: dict[int, BatchItemResult] = {}
         self.events: dict[int, AuditEvent] = {}
         self.pending: list[tuple[int, Plan]] = []
@@ -167,6 +174,7 @@ class _Batch:
                 otn_taken=taken,
                 known=None if fresh else self.known,
                 earliest=self.earliest,
+                oris=self.oris,
             )
         except DomainError as exc:
             self._refuse(index, exc)

@@ -18,6 +18,7 @@ from openpars.audit.events import AuditEvent
 from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden
+from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission
 from openpars.records import repository as repo
@@ -46,6 +47,11 @@ def intake_agency(actor: Principal) -> int:
     return actor.agency_id
 
 
+def filing_oris(session: Session, agency_id: int) -> frozenset[str]:
+    """The ORIs an agency files arrests under: its own and its sub-units' (``parent_id``)."""
+    return identity_repo.unit_oris(session, agency_id)
+
+
 def submit_arrest(
     session: Session,
     *,
@@ -65,8 +71,9 @@ def submit_arrest(
     if own:
         return _appended(session, replay(session, actor, own[0][0], data, digest))
     moment = now or utcnow()
+    oris = filing_oris(session, agency_id)
     plan = plan_arrest(
-        session, actor, data, digest, moment, otn_taken=bool(prior), earliest=earliest
+        session, actor, data, digest, moment, otn_taken=bool(prior), earliest=earliest, oris=oris
     )
     try:
         with repo.write_guard(session):

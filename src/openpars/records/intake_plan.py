@@ -7,7 +7,7 @@ Nothing here writes, so a refused arrest has nothing to undo.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -67,16 +67,32 @@ def plan_arrest(
     known: Sequence[repo.KnownPerson] | None = None,
     finder: CandidateFinder | None = None,
     earliest: date = EARLIEST_ARREST,
+    oris: Collection[str],
 ) -> Plan:
     """Check a new (not resent) arrest and resolve its persons; raise if it is refused.
 
+    ``oris`` are the arresting ORIs the actor may file under (``intake.filing_oris``);
     ``known`` (persons holding the payload's SIDs and FBI numbers) and ``finder`` let a batch
     pass what it looked up for all its arrests at once; by default they are queried here.
     """
+    check_ori(data.ori, oris)
     check_arrest_dates(data, moment, earliest=earliest)
     if otn_taken:  # not this report, so another arrest holds the OTN
         raise Conflict(f"OTN {data.otn} is already on another arrest", field="otn")
     return Plan(data, digest, _resolve_persons(session, actor, data, known, finder))
+
+
+def check_ori(ori: str, oris: Collection[str]) -> None:
+    """The arresting ORI must be the filing agency's own or one of its sub-units'."""
+    if ori in oris:
+        return
+    mine = ", ".join(sorted(oris)) or "none registered; an administrator must register it"
+    raise InvalidInput(
+        f"ori {ori} is not the ORI of your agency or of one of its sub-units (yours: {mine}); "
+        "an arrest is filed under the ORI of the unit that made it",
+        code="ori_not_yours",
+        field="ori",
+    )
 
 
 def _resolve_persons(
