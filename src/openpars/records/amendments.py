@@ -16,6 +16,7 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission
 from openpars.records import repository as repo
 from openpars.records.enums import ChangeKind, VersionedEntity
+from openpars.records.identifiers import arrest_holding, lock_identifiers, person_holding
 from openpars.records.models import Arrest, Person, RecordVersion
 from openpars.records.schemas import ArrestAmend, PersonAmend, SealCreate
 from openpars.records.validation import name_key
@@ -69,10 +70,13 @@ def amend_arrest(
     """Amend or correct an arrest's own fields; the earlier version stays in the history."""
     actor.require(Permission.ARREST_AMEND)
     moment = now or utcnow()
+    if data.otn is not None:
+        lock_identifiers(session)  # before the arrest's row lock, as every such write does
     arrest = arrest_for_write(session, actor, arrest_id)
     changes = _changes(data, arrest, ARREST_REQUIRED)
     otn = changes.get("otn")
-    if otn is not None and repo.arrest_id_by_otn(session, otn) not in (None, arrest.id):
+    # Only an arrest the actor sees can hold the OTN: a sealed one is absent (identifiers).
+    if otn is not None and arrest_holding(session, actor, otn=otn, other_than=arrest.id):
         raise Conflict(f"OTN {otn} is already on another arrest", field="otn")
     if "arrested_at" in changes:
         _check_arrest_time(arrest, changes["arrested_at"], moment, earliest)
@@ -122,9 +126,11 @@ def amend_person(
     """Amend or correct a person; arrests whose juvenile flags change get a version too."""
     actor.require(Permission.ARREST_AMEND)
     moment = now or utcnow()
+    if data.sid is not None or data.fbi_number is not None:
+        lock_identifiers(session)  # before the person's row lock, as every such write does
     person = person_for_write(session, actor, person_id)
     changes = _changes(data, person, PERSON_REQUIRED)
-    _check_identifiers(session, person, changes)
+    _check_identifiers(session, actor, person, changes)
     involvements = repo.involvements_of_person(session, person.id)
     born = changes.get("birth_date")
     if born is not None:
@@ -161,10 +167,12 @@ def amend_person(
     return person
 
 
-def _check_identifiers(session: Session, person: Person, changes: dict[str, Any]) -> None:
-    """A SID or FBI number belongs to one person only."""
-    other = repo.other_person_with(
-        session, person.id, sid=changes.get("sid"), fbi_number=changes.get("fbi_number")
+def _check_identifiers(
+    session: Session, actor: Principal, person: Person, changes: dict[str, Any]
+) -> None:
+    """A SID or FBI number belongs to one person only, among the persons the actor sees."""
+    other = person_holding(
+        session, actor, person.id, sid=changes.get("sid"), fbi_number=changes.get("fbi_number")
     )
     if other is not None:
         field = "sid" if changes.get("sid") and other.sid == changes["sid"] else "fbi_number"

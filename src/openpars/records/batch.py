@@ -32,6 +32,7 @@ from openpars.db import utcnow
 from openpars.errors import Conflict, DomainError, InvalidInput
 from openpars.identity.principal import Principal
 from openpars.records import repository as repo
+from openpars.records.identifiers import lock_identifiers, visible_arrest_ids
 from openpars.records.intake import (
     created_event,
     filing_oris,
@@ -39,7 +40,7 @@ from openpars.records.intake import (
     intake_digest,
     replay,
 )
-from openpars.records.intake_plan import Plan, plan_arrest
+from openpars.records.intake_plan import Plan, plan_arrest, visible_known
 from openpars.records.intake_write import write_arrests
 from openpars.records.schemas import ArrestCreate, ArrestCreated, PersonIn
 from openpars.records.validation import name_key
@@ -129,9 +130,12 @@ class _Batch:
         self.unindexed: list[PersonIn] = []
         self.prior: list[tuple[int, int, str | None, str | None]] = []
         self.known: list[repo.KnownPerson] = []
+        self.seen_arrests: set[int] = set()
 
     def prefetch(self, items: Sequence[ArrestCreate]) -> None:
-        """One query for every report id and OTN, one for every SID and FBI number."""
+        """One query for every report id and OTN, one for every SID and FBI number, and one
+        each for which of the records found the actor may see."""
+        lock_identifiers(self.session)
         self.prior = repo.arrest_keys(
             self.session,
             self.agency_id,
@@ -139,11 +143,16 @@ class _Batch:
             [d.otn for d in items if d.otn],
         )
         described = [p for d in items for p in _described(d)]
-        self.known = repo.identified_persons(
+        self.known = visible_known(
             self.session,
-            sids=[p.sid for p in described if p.sid],
-            fbi_numbers=[p.fbi_number for p in described if p.fbi_number],
+            self.actor,
+            repo.identified_persons(
+                self.session,
+                sids=[p.sid for p in described if p.sid],
+                fbi_numbers=[p.fbi_number for p in described if p.fbi_number],
+            ),
         )
+        self.seen_arrests = visible_arrest_ids(self.session, self.actor, (a[0] for a in self.prior))
 
     def submit(self, index: int, data: ArrestCreate) -> None:
         """Answer one arrest: replay, refusal, or a plan waiting to be written."""
@@ -164,7 +173,11 @@ class _Batch:
                 )
                 self.events[index] = self._with_params(event)
                 return
-            taken = bool(prior)  # not this report, so another arrest holds the OTN
+            # Not this report, so these arrests hold the OTN; one the actor may not see is absent.
+            if fresh:
+                taken = bool(visible_arrest_ids(self.session, self.actor, [a[0] for a in prior]))
+            else:
+                taken = any(a[0] in self.seen_arrests for a in prior)
             plan = plan_arrest(
                 self.session,
                 self.actor,

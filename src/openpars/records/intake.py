@@ -23,6 +23,7 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission
 from openpars.records import repository as repo
 from openpars.records.enums import ChargeStage
+from openpars.records.identifiers import lock_identifiers, visible_arrest_ids
 from openpars.records.intake_plan import plan_arrest
 from openpars.records.intake_write import write_arrests
 from openpars.records.schemas import ArrestCreate, ArrestCreated
@@ -66,14 +67,17 @@ def submit_arrest(
     """
     agency_id = intake_agency(actor)
     digest = intake_digest(data)
+    lock_identifiers(session)
     prior = repo.arrest_keys(session, agency_id, [data.report_id], [data.otn] if data.otn else [])
     own = [a for a in prior if a[1] == agency_id and a[2] == data.report_id]
     if own:
         return _appended(session, replay(session, actor, own[0][0], data, digest))
     moment = now or utcnow()
     oris = filing_oris(session, agency_id)
+    # Not this report, so these arrests hold the OTN; one the actor may not see is absent.
+    taken = bool(visible_arrest_ids(session, actor, [a[0] for a in prior]))
     plan = plan_arrest(
-        session, actor, data, digest, moment, otn_taken=bool(prior), earliest=earliest, oris=oris
+        session, actor, data, digest, moment, otn_taken=taken, earliest=earliest, oris=oris
     )
     try:
         with repo.write_guard(session):

@@ -18,6 +18,7 @@ from openpars.errors import Conflict, InvalidInput
 from openpars.identity.principal import Principal
 from openpars.records import repository as repo
 from openpars.records.enums import InvolvementRole
+from openpars.records.identifiers import visible_person_ids
 from openpars.records.matching import find_candidates_many
 from openpars.records.schemas import ArrestCreate, CandidateRead, PersonIn
 from openpars.records.versions import (
@@ -72,8 +73,9 @@ def plan_arrest(
     """Check a new (not resent) arrest and resolve its persons; raise if it is refused.
 
     ``oris`` are the arresting ORIs the actor may file under (``intake.filing_oris``);
-    ``known`` (persons holding the payload's SIDs and FBI numbers) and ``finder`` let a batch
-    pass what it looked up for all its arrests at once; by default they are queried here.
+    ``known`` (persons the actor may see holding the payload's SIDs and FBI numbers) and
+    ``finder`` let a batch pass what it looked up for all its arrests at once; by default
+    they are queried here.
     """
     check_ori(data.ori, oris)
     check_arrest_dates(data, moment, earliest=earliest)
@@ -105,10 +107,14 @@ def _resolve_persons(
     """Decide for each involvement: link, new person, or ask intake to choose. Writes nothing."""
     if known is None:
         described = [i.person for i in data.involvements if i.person is not None]
-        known = repo.identified_persons(
+        known = visible_known(
             session,
-            sids=[p.sid for p in described if p.sid],
-            fbi_numbers=[p.fbi_number for p in described if p.fbi_number],
+            actor,
+            repo.identified_persons(
+                session,
+                sids=[p.sid for p in described if p.sid],
+                fbi_numbers=[p.fbi_number for p in described if p.fbi_number],
+            ),
         )
     resolved: list[Resolved] = []
     to_match: list[tuple[Resolved, PersonIn]] = []
@@ -159,6 +165,18 @@ def _resolve_persons(
     _refuse_ambiguous(resolved)
     _refuse_duplicate_roles(resolved)
     return resolved
+
+
+def visible_known(
+    session: Session, actor: Principal, known: Sequence[repo.KnownPerson]
+) -> list[repo.KnownPerson]:
+    """The persons holding a payload's identifiers that the actor may see, lowest id first.
+
+    A person known only from sealed arrests is left out, so their SID or FBI number is
+    treated exactly as an unknown one: a new person is created (records.identifiers).
+    """
+    visible = visible_person_ids(session, actor, (p.id for p in known))
+    return sorted((p for p in known if p.id in visible), key=lambda p: p.id)
 
 
 def _link_by_identifier(

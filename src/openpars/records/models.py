@@ -63,8 +63,12 @@ class Person(Base):
     phone: Mapped[str | None] = mapped_column(String(30))
     place_of_birth: Mapped[str | None] = mapped_column(String(100))
     citizenship: Mapped[str | None] = mapped_column(String(100))
-    sid: Mapped[str | None] = mapped_column(String(20), unique=True)
-    fbi_number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    # Not unique in the database: a person known only from sealed or expunged arrests must be
+    # as absent to a writer without sealed access as a person who never existed, so intake
+    # gives such a writer a new person with the same SID (records.identifiers). Among the
+    # records a writer sees, intake and amendments keep each identifier on one record.
+    sid: Mapped[str | None] = mapped_column(String(20), index=True)
+    fbi_number: Mapped[str | None] = mapped_column(String(20), index=True)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -98,7 +102,9 @@ class Arrest(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    otn: Mapped[str | None] = mapped_column(String(20), unique=True)
+    # Not unique in the database, for the same reason as Person.sid: a sealed arrest's OTN or
+    # docket number must not answer differently from one never used.
+    otn: Mapped[str | None] = mapped_column(String(20), index=True)
     incident_number: Mapped[str | None] = mapped_column(String(30), index=True)
     ori: Mapped[str] = mapped_column(String(9))
     arresting_officer: Mapped[str] = mapped_column(String(100))
@@ -107,7 +113,7 @@ class Arrest(Base):
     arrest_type: Mapped[ArrestType] = mapped_column(str_enum(ArrestType))
     narrative: Mapped[str | None] = mapped_column(Text)
     state: Mapped[ArrestState] = mapped_column(str_enum(ArrestState), default=ArrestState.ENTERED)
-    docket_number: Mapped[str | None] = mapped_column(String(30), unique=True)
+    docket_number: Mapped[str | None] = mapped_column(String(30), index=True)
     # The booking system's report id: the idempotency key of intake, unique per source agency.
     source_agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     report_id: Mapped[str | None] = mapped_column(String(100))

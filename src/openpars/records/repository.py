@@ -77,16 +77,6 @@ _IDENTIFIED = select(Person.id, Person.sid, Person.fbi_number, Person.birth_date
 )
 
 
-def arrest_id_by_otn(session: Session, otn: str) -> int | None:
-    """The id of the arrest holding an OTN."""
-    return session.scalar(select(Arrest.id).where(Arrest.otn == otn))
-
-
-def arrest_id_by_docket(session: Session, docket_number: str) -> int | None:
-    """The id of the arrest holding a Municipal Court docket number."""
-    return session.scalar(select(Arrest.id).where(Arrest.docket_number == docket_number))
-
-
 def persons_by_identifiers(
     session: Session, *, sids: Iterable[str], fbi_numbers: Iterable[str]
 ) -> Sequence[Person]:
@@ -185,18 +175,3 @@ def versions(session: Session, entity: VersionedEntity, entity_id: int) -> Seque
         .order_by(RecordVersion.version)
     )
     return session.scalars(stmt).all()
-
-
-def other_person_with(
-    session: Session, person_id: int, *, sid: str | None, fbi_number: str | None
-) -> Person | None:
-    """Another person already holding this SID or FBI number."""
-    clauses = []
-    if sid is not None:
-        clauses.append(Person.sid == sid)
-    if fbi_number is not None:
-        clauses.append(Person.fbi_number == fbi_number)
-    if not clauses:
-        return None
-    stmt = select(Person).where(Person.id != person_id, or_(*clauses)).limit(1)
-    return session.scalars(stmt).first()

@@ -23,6 +23,7 @@ from openpars.records.enums import (
     ChargingOutcome,
     CustodyOutcome,
 )
+from openpars.records.identifiers import arrest_holding, lock_identifiers
 from openpars.records.models import (
     Arraignment,
     Arrest,
@@ -208,6 +209,7 @@ def arraign(
     """Record the preliminary arraignment: bail, hearing date and the Municipal Court docket."""
     require_owner(actor, Permission.ARRAIGN, AgencyKind.COURT, "a preliminary arraignment")
     moment = now or utcnow()
+    lock_identifiers(session)  # the docket number; before the arrest's row lock
     arrest = arrest_for_write(session, actor, arrest_id)
     if arrest.state is not ArrestState.CHARGED:
         raise out_of_order(arrest, "an arraignment")
@@ -224,7 +226,8 @@ def arraign(
             f"preliminary_hearing_date {hearing} is before the arraignment",
             field="preliminary_hearing_date",
         )
-    if repo.arrest_id_by_docket(session, data.docket_number) is not None:
+    # Only an arrest the actor sees can hold the docket number: a sealed one is absent.
+    if arrest_holding(session, actor, docket_number=data.docket_number) is not None:
         raise Conflict(
             f"docket number {data.docket_number} is already used by another arrest",
             code="docket_taken",

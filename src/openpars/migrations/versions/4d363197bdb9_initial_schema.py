@@ -98,13 +98,13 @@ def upgrade() -> None:
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_persons')),
-    sa.UniqueConstraint('fbi_number', name=op.f('uq_persons_fbi_number')),
-    sa.UniqueConstraint('sid', name=op.f('uq_persons_sid'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_persons'))
     )
     with op.batch_alter_table('persons', schema=None) as batch_op:
         batch_op.create_index('ix_persons_birth_date', ['birth_date'], unique=False)
+        batch_op.create_index(batch_op.f('ix_persons_fbi_number'), ['fbi_number'], unique=False)
         batch_op.create_index('ix_persons_name_key', ['name_key', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_persons_sid'), ['sid'], unique=False)
 
     op.create_table('visibility_pending',
     sa.Column('person_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -319,13 +319,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['entered_by_id'], ['users.id'], name=op.f('fk_arrests_entered_by_id_users')),
     sa.ForeignKeyConstraint(['source_agency_id'], ['agencies.id'], name=op.f('fk_arrests_source_agency_id_agencies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_arrests')),
-    sa.UniqueConstraint('docket_number', name=op.f('uq_arrests_docket_number')),
-    sa.UniqueConstraint('otn', name=op.f('uq_arrests_otn')),
     sa.UniqueConstraint('source_agency_id', 'report_id', name=op.f('uq_arrests_source_agency_id_report_id'))
     )
     with op.batch_alter_table('arrests', schema=None) as batch_op:
         batch_op.create_index('ix_arrests_arrested_at', ['arrested_at', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_arrests_docket_number'), ['docket_number'], unique=False)
         batch_op.create_index(batch_op.f('ix_arrests_incident_number'), ['incident_number'], unique=False)
+        batch_op.create_index(batch_op.f('ix_arrests_otn'), ['otn'], unique=False)
         batch_op.create_index(batch_op.f('ix_arrests_source_agency_id'), ['source_agency_id'], unique=False)
         batch_op.create_index('ix_arrests_state', ['state'], unique=False)
 
@@ -654,7 +654,9 @@ def downgrade() -> None:
     with op.batch_alter_table('arrests', schema=None) as batch_op:
         batch_op.drop_index('ix_arrests_state')
         batch_op.drop_index(batch_op.f('ix_arrests_source_agency_id'))
+        batch_op.drop_index(batch_op.f('ix_arrests_otn'))
         batch_op.drop_index(batch_op.f('ix_arrests_incident_number'))
+        batch_op.drop_index(batch_op.f('ix_arrests_docket_number'))
         batch_op.drop_index('ix_arrests_arrested_at')
 
     op.drop_table('arrests')
@@ -703,7 +705,9 @@ def downgrade() -> None:
     op.drop_table('visibility_sets')
     op.drop_table('visibility_pending')
     with op.batch_alter_table('persons', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_persons_sid'))
         batch_op.drop_index('ix_persons_name_key')
+        batch_op.drop_index(batch_op.f('ix_persons_fbi_number'))
         batch_op.drop_index('ix_persons_birth_date')
 
     op.drop_table('persons')
