@@ -149,6 +149,31 @@ def test_a_sealed_otn_answers_as_an_unused_one(client: TestClient, world: World)
     assert clash.status_code == 409 and clash.json()["error"]["field"] == "otn"
 
 
+def test_a_sealed_report_id_answers_as_an_unused_one(client: TestClient, world: World) -> None:
+    # Before: a resend replayed the sealed arrest (200, its ids) and a changed report was
+    # refused as report_id_reused: the booking officer learned that it had been sealed.
+    seal = {"action": "seal", **ORDER}
+    sealed = []
+    for _ in range(2):
+        payload = arrest_payload()
+        created = submit(client, world, payload).json()
+        assert step(client, world, created["arrest_id"], "seal", seal, "court").status_code == 200
+        sealed.append((payload, created["arrest_id"]))
+    (resent, first_id), (changed, _) = sealed
+    hidden = submit(client, world, resent)
+    unknown = submit(client, world, arrest_payload())
+    assert hidden.status_code == 201, hidden.text
+    _same(hidden, unknown)
+    assert hidden.json()["arrest_id"] != first_id
+    # The new arrest now owns the report id: a resend replays it, as for any report.
+    again = submit(client, world, resent)
+    assert again.status_code == 200 and again.json()["arrest_id"] == hidden.json()["arrest_id"]
+    hidden = submit(client, world, arrest_payload(report_id=changed["report_id"]))
+    unknown = submit(client, world, arrest_payload(report_id="PPD-NEVER-USED"))
+    assert hidden.status_code == 201, hidden.text
+    _same(hidden, unknown)
+
+
 def test_a_batch_answers_sealed_identifiers_as_unknown_ones(
     client: TestClient, world: World
 ) -> None:

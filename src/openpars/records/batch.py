@@ -164,8 +164,13 @@ class _Batch:
             if fresh:
                 otns = [data.otn] if data.otn else []
                 prior = repo.arrest_keys(self.session, self.agency_id, [data.report_id], otns)
+                seen = visible_arrest_ids(self.session, self.actor, [a[0] for a in prior])
             else:
                 prior = [a for a in self.prior if self._concerns(a, data)]
+                seen = self.seen_arrests
+            # An arrest the actor may not see (sealed) is absent: never replayed under its
+            # report id, never holding its OTN (records.identifiers).
+            prior = [a for a in prior if a[0] in seen]
             own = [a for a in prior if a[1] == self.agency_id and a[2] == data.report_id]
             if own:
                 self.results[index], event = replay(
@@ -173,11 +178,7 @@ class _Batch:
                 )
                 self.events[index] = self._with_params(event)
                 return
-            # Not this report, so these arrests hold the OTN; one the actor may not see is absent.
-            if fresh:
-                taken = bool(visible_arrest_ids(self.session, self.actor, [a[0] for a in prior]))
-            else:
-                taken = any(a[0] in self.seen_arrests for a in prior)
+            taken = bool(prior)  # not this report, so another arrest holds the OTN
             plan = plan_arrest(
                 self.session,
                 self.actor,
@@ -229,7 +230,7 @@ class _Batch:
                 result = write_arrests(self.session, self.actor, [plan], self.moment)[0]
         except IntegrityError:
             winner = repo.get_arrest_by_report(self.session, self.agency_id, plan.data.report_id)
-            if winner is None:
+            if winner is None or not visible_arrest_ids(self.session, self.actor, [winner.id]):
                 self._refuse(index, _concurrent_write())
                 return
             try:

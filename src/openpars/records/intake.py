@@ -69,13 +69,16 @@ def submit_arrest(
     digest = intake_digest(data)
     lock_identifiers(session)
     prior = repo.arrest_keys(session, agency_id, [data.report_id], [data.otn] if data.otn else [])
+    # An arrest the actor may not see (sealed) is absent: never replayed under its report id,
+    # never holding its OTN (records.identifiers).
+    seen = visible_arrest_ids(session, actor, [a[0] for a in prior])
+    prior = [a for a in prior if a[0] in seen]
     own = [a for a in prior if a[1] == agency_id and a[2] == data.report_id]
     if own:
         return _appended(session, replay(session, actor, own[0][0], data, digest))
     moment = now or utcnow()
     oris = filing_oris(session, agency_id)
-    # Not this report, so these arrests hold the OTN; one the actor may not see is absent.
-    taken = bool(visible_arrest_ids(session, actor, [a[0] for a in prior]))
+    taken = bool(prior)  # not this report, so another arrest holds the OTN
     plan = plan_arrest(
         session, actor, data, digest, moment, otn_taken=taken, earliest=earliest, oris=oris
     )
@@ -85,7 +88,7 @@ def submit_arrest(
     except IntegrityError as exc:
         # Two resends racing on PostgreSQL: the loser sees the winner's row and replays it.
         winner = repo.get_arrest_by_report(session, agency_id, data.report_id)
-        if winner is None:
+        if winner is None or not visible_arrest_ids(session, actor, [winner.id]):
             raise Conflict(
                 "another request wrote a clashing OTN, SID or FBI number at the same moment; "
                 "look the record up and resend",

@@ -95,7 +95,9 @@ class Arrest(Base):
 
     __tablename__ = "arrests"
     __table_args__ = (
-        UniqueConstraint("source_agency_id", "report_id"),
+        # Not unique in the database: a sealed arrest's report id must answer as an unused one
+        # (records.identifiers); intake keeps it one visible arrest's under the identifier lock.
+        Index("ix_arrests_source_agency_id_report_id", "source_agency_id", "report_id"),
         # (arrested_at, id) is the order of arrest searches, newest first; see ix_persons_name_key.
         Index("ix_arrests_arrested_at", "arrested_at", "id"),
         Index("ix_arrests_state", "state"),
@@ -114,7 +116,8 @@ class Arrest(Base):
     narrative: Mapped[str | None] = mapped_column(Text)
     state: Mapped[ArrestState] = mapped_column(str_enum(ArrestState), default=ArrestState.ENTERED)
     docket_number: Mapped[str | None] = mapped_column(String(30), index=True)
-    # The booking system's report id: the idempotency key of intake, unique per source agency.
+    # The booking system's report id: the idempotency key of intake, one visible arrest's per
+    # source agency.
     source_agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
     report_id: Mapped[str | None] = mapped_column(String(100))
     # SHA-256 of the canonical intake payload: tells a harmless resend from a clashing reuse.

@@ -38,9 +38,15 @@ def get_person(session: Session, person_id: int, *, for_update: bool = False) ->
 
 
 def get_arrest_by_report(session: Session, agency_id: int, report_id: str) -> Arrest | None:
-    """The arrest an agency submitted under a booking report id, if any."""
-    stmt = select(Arrest).where(Arrest.source_agency_id == agency_id, Arrest.report_id == report_id)
-    return session.scalars(stmt).one_or_none()
+    """The newest arrest an agency submitted under a booking report id, if any (a sealed one
+    may share it with the one entered after it: records.identifiers)."""
+    stmt = (
+        select(Arrest)
+        .where(Arrest.source_agency_id == agency_id, Arrest.report_id == report_id)
+        .order_by(Arrest.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
 
 
 def arrests_by_report_or_otn(

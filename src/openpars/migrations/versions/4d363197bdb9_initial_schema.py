@@ -318,8 +318,7 @@ def upgrade() -> None:
     sa.Column('updated_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['entered_by_id'], ['users.id'], name=op.f('fk_arrests_entered_by_id_users')),
     sa.ForeignKeyConstraint(['source_agency_id'], ['agencies.id'], name=op.f('fk_arrests_source_agency_id_agencies')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_arrests')),
-    sa.UniqueConstraint('source_agency_id', 'report_id', name=op.f('uq_arrests_source_agency_id_report_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_arrests'))
     )
     with op.batch_alter_table('arrests', schema=None) as batch_op:
         batch_op.create_index('ix_arrests_arrested_at', ['arrested_at', 'id'], unique=False)
@@ -327,6 +326,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_arrests_incident_number'), ['incident_number'], unique=False)
         batch_op.create_index(batch_op.f('ix_arrests_otn'), ['otn'], unique=False)
         batch_op.create_index(batch_op.f('ix_arrests_source_agency_id'), ['source_agency_id'], unique=False)
+        batch_op.create_index('ix_arrests_source_agency_id_report_id', ['source_agency_id', 'report_id'], unique=False)
         batch_op.create_index('ix_arrests_state', ['state'], unique=False)
 
     op.create_table('audit_entries',
@@ -653,6 +653,7 @@ def downgrade() -> None:
     op.drop_table('audit_entries')
     with op.batch_alter_table('arrests', schema=None) as batch_op:
         batch_op.drop_index('ix_arrests_state')
+        batch_op.drop_index('ix_arrests_source_agency_id_report_id')
         batch_op.drop_index(batch_op.f('ix_arrests_source_agency_id'))
         batch_op.drop_index(batch_op.f('ix_arrests_otn'))
         batch_op.drop_index(batch_op.f('ix_arrests_incident_number'))
