@@ -63,7 +63,9 @@ def written(arrest: Arrest) -> ArrestWritten:
 def submit_arrest(body: ArrestCreate, ctx: Ctx, response: Response) -> ArrestCreated:
     """Police intake. The report id is the idempotency key: a resend returns the same arrest.
 
-    A person whose SID or FBI number is known is linked automatically. When existing persons
+    A person you can see whose SID or FBI number matches is linked automatically (a sealed
+    record counts as unknown: a new person is created). The ORI must be your agency's or one
+    of its sub-units'. When existing persons
     only resemble one being entered, the answer is 409 `person_match_required` with the
     candidates; resend with `person_id` or `create_new_person: true` for that involvement.
     """
