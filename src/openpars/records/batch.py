@@ -347,7 +347,6 @@ def _unexpected() -> DomainError:
 
 def _concurrent_write() -> Conflict:
     return Conflict(
-        "another request wrote a clashing OTN, SID or FBI number at the same moment; "
-        "look the record up and resend",
+        "another request wrote a clashing record at the same moment; look the record up and resend",
         code="concurrent_write",
     )

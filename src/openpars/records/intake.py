@@ -90,7 +90,7 @@ def submit_arrest(
         winner = repo.get_arrest_by_report(session, agency_id, data.report_id)
         if winner is None or not visible_arrest_ids(session, actor, [winner.id]):
             raise Conflict(
-                "another request wrote a clashing OTN, SID or FBI number at the same moment; "
+                "another request wrote a clashing record at the same moment; "
                 "look the record up and resend",
                 code="concurrent_write",
             ) from exc
