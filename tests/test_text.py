@@ -193,3 +193,22 @@ def test_api_keeps_line_breaks_in_a_narrative(client: TestClient, world: World) 
     payload = arrest_payload(narrative="Stopped at 02:40.\n\tComplainant identified him.")
     response = client.post(f"{API}/arrests", json=payload, headers=world.auth("intake"))
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/agencies", {"name": "Fake\u202eDPP", "kind": "police"}, "name"),
+        (
+            "/users",
+            {"username": "x1", "display_name": "Ad\x00min", "agency_id": 1, "roles": ["reader"]},
+            "display_name",
+        ),
+    ],
+)
+def test_other_features_refuse_them_too(
+    client: TestClient, world: World, path: str, body: dict[str, Any], field: str
+) -> None:
+    response = client.post(f"{API}{path}", json=body, headers=world.auth("admin"))
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"].endswith(field)
