@@ -240,3 +240,33 @@ def test_a_sealed_docket_number_answers_as_an_unused_one(client: TestClient, wor
     refused = step(client, world, arrest_id, "arraignment", arraignment(docket=docket), "clerk")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "docket_taken"
+
+
+def test_unsealing_waits_until_no_identifier_would_show_twice(
+    client: TestClient, world: World
+) -> None:
+    sealed = _sealed(client, world)
+    payload = arrest_payload(otn=sealed["otn"])
+    payload["involvements"][0]["person"] = person_payload(offset=11, sid=sealed["sid"])
+    reused = submit(client, world, payload).json()
+    unseal = {"action": "unseal", **ORDER}
+    refused = step(client, world, sealed["arrest_id"], "seal", unseal, "clerk")
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "identifier_clash"
+    assert error["details"]["clashes"] == [
+        f"OTN {sealed['otn']} is also on arrest {reused['arrest_id']}",
+        f"SID {sealed['sid']} of person {sealed['person_id']} is also on person "
+        f"{reused['person_ids'][0]}",
+    ]
+    # Corrected by amendments, the numbers are one record's again and the unseal goes through.
+    fixes = [
+        (f"persons/{reused['person_ids'][0]}", {"reason": "wrong SID typed", "sid": None}),
+        (f"arrests/{reused['arrest_id']}", {"reason": "wrong OTN typed", "otn": UNUSED_OTN}),
+    ]
+    for path, body in fixes:
+        fixed = client.patch(f"{API}/{path}", json=body, headers=world.auth("intake"))
+        assert fixed.status_code == 200, fixed.text
+    done = step(client, world, sealed["arrest_id"], "seal", unseal, "clerk")
+    assert done.status_code == 200, done.text
+    assert done.json()["sealed"] is False

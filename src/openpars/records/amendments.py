@@ -16,7 +16,12 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission
 from openpars.records import repository as repo
 from openpars.records.enums import ChangeKind, VersionedEntity
-from openpars.records.identifiers import arrest_holding, lock_identifiers, person_holding
+from openpars.records.identifiers import (
+    arrest_holding,
+    lock_identifiers,
+    person_holding,
+    unseal_clashes,
+)
 from openpars.records.models import Arrest, Person, RecordVersion
 from openpars.records.schemas import ArrestAmend, PersonAmend, SealCreate
 from openpars.records.validation import name_key
@@ -202,6 +207,8 @@ def seal_arrest(
     """Seal, unseal or expunge an arrest by court order; sealed records leave ordinary views."""
     require_owner(actor, Permission.RECORD_SEAL, AgencyKind.COURT, "sealing or expunging a record")
     moment = now or utcnow()
+    if data.action == "unseal":
+        lock_identifiers(session)  # no intake gives out its numbers while they are checked
     arrest = arrest_for_write(session, actor, arrest_id)
     if arrest.expunged_at is not None:
         raise Conflict(
@@ -221,6 +228,18 @@ def seal_arrest(
     elif data.action == "unseal":
         if arrest.sealed_at is None:
             raise Conflict(f"arrest {arrest.id} is not sealed", code="not_sealed", field="action")
+        clashes = unseal_clashes(session, arrest)
+        if clashes:
+            # The actor holds sealed access, so naming both records tells them nothing new.
+            raise Conflict(
+                f"unsealing arrest {arrest.id} would show an identifier on two records: "
+                + "; ".join(clashes)
+                + ". While it was sealed these numbers were given to new records; correct one "
+                "of each pair (an amendment), then unseal",
+                code="identifier_clash",
+                field="action",
+                details={"clashes": clashes},
+            )
         arrest.sealed_at = None
     else:
         arrest.expunged_at = moment

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from openpars.access.filters import arrest_visible, person_visible
+from openpars.access.policy import ReadPolicy, internal_policy
 from openpars.identity.principal import Principal
 from openpars.records.models import Arrest, Person
 from openpars.records.versions import internal_read_policy
@@ -37,22 +38,27 @@ def lock_identifiers(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": IDENTIFIER_LOCK})
 
 
-def visible_person_ids(session: Session, actor: Principal, ids: Iterable[int]) -> set[int]:
-    """Which of these persons the actor may see, by the enforcement point's rule, in one query."""
+def visible_person_ids(
+    session: Session, actor: Principal | None, ids: Iterable[int], policy: ReadPolicy | None = None
+) -> set[int]:
+    """Which of these persons the actor (or the policy) may see, by the enforcement point's
+    rule, in one query."""
     wanted = sorted(set(ids))
     if not wanted:
         return set()
-    policy = internal_read_policy(actor)
+    policy = policy or internal_read_policy(_given(actor))
     stmt = select(Person.id).where(Person.id.in_(wanted), person_visible(policy))
     return set(session.scalars(stmt))
 
 
-def visible_arrest_ids(session: Session, actor: Principal, ids: Iterable[int]) -> set[int]:
-    """Which of these arrests the actor may see, in one query."""
+def visible_arrest_ids(
+    session: Session, actor: Principal | None, ids: Iterable[int], policy: ReadPolicy | None = None
+) -> set[int]:
+    """Which of these arrests the actor (or the policy) may see, in one query."""
     wanted = sorted(set(ids))
     if not wanted:
         return set()
-    policy = internal_read_policy(actor)
+    policy = policy or internal_read_policy(_given(actor))
     stmt = select(Arrest.id).where(Arrest.id.in_(wanted), arrest_visible(policy))
     return set(session.scalars(stmt))
 
@@ -100,3 +106,48 @@ def person_holding(
     }
     visible = visible_person_ids(session, actor, found)
     return found[min(visible)] if visible else None
+
+
+def _given(actor: Principal | None) -> Principal:
+    assert actor is not None, "an actor or a policy is needed"
+    return actor
+
+
+def unseal_clashes(session: Session, arrest: Arrest) -> list[str]:
+    """What unsealing the arrest would make visible twice to writers without sealed access.
+
+    While it was sealed, its OTN, docket number, report id and its persons' SIDs and FBI
+    numbers could be given to new records; unsealing first needs one of each corrected, so
+    ordinary writers never see one identifier on two records.
+    """
+    ordinary = internal_policy(sealed_access=False)
+    clashes: list[str] = []
+    checks = [
+        ("OTN", Arrest.otn == arrest.otn, arrest.otn),
+        ("docket number", Arrest.docket_number == arrest.docket_number, arrest.docket_number),
+        (
+            "report id",
+            (Arrest.source_agency_id == arrest.source_agency_id)
+            & (Arrest.report_id == arrest.report_id),
+            arrest.report_id,
+        ),
+    ]
+    for what, clause, value in checks:
+        if value is None:
+            continue
+        others = session.scalars(select(Arrest.id).where(clause, Arrest.id != arrest.id))
+        for other in sorted(visible_arrest_ids(session, None, others, ordinary)):
+            clashes.append(f"{what} {value} is also on arrest {other}")
+    for person in dict.fromkeys(i.person for i in arrest.involvements):
+        for what, column, value in (
+            ("SID", Person.sid, person.sid),
+            ("FBI number", Person.fbi_number, person.fbi_number),
+        ):
+            if value is None:
+                continue
+            others = session.scalars(
+                select(Person.id).where(column == value, Person.id != person.id)
+            )
+            for other in sorted(visible_person_ids(session, None, others, ordinary)):
+                clashes.append(f"{what} {value} of person {person.id} is also on person {other}")
+    return clashes
