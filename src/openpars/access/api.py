@@ -18,8 +18,9 @@ from openpars.access.schemas import (
     PersonResult,
     ReadContext,
 )
+from openpars.identity.roles import Permission
 from openpars.records.enums import ArrestState
-from openpars.web.context import Ctx
+from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["search"])
 
@@ -52,7 +53,12 @@ Count = Annotated[
 ]
 
 
-@router.get("/persons", response_model=PersonPage, summary="Search persons")
+@router.get(
+    "/persons",
+    response_model=PersonPage,
+    summary="Search persons",
+    dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
+)
 def search_persons(
     ctx: Ctx,
     context: Context,
@@ -85,7 +91,12 @@ def search_persons(
     return result
 
 
-@router.get("/persons/{person_id}", response_model=PersonResult, summary="Get a person")
+@router.get(
+    "/persons/{person_id}",
+    response_model=PersonResult,
+    summary="Get a person",
+    dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
+)
 def get_person(person_id: int, ctx: Ctx, context: Context) -> PersonResult:
     """One person with every involvement you may see."""
     with ctx.unit() as (session, principal):
@@ -95,7 +106,12 @@ def get_person(person_id: int, ctx: Ctx, context: Context) -> PersonResult:
     return result
 
 
-@router.get("/arrests", response_model=ArrestPage, summary="Search arrests")
+@router.get(
+    "/arrests",
+    response_model=ArrestPage,
+    summary="Search arrests",
+    dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
+)
 def search_arrests(
     ctx: Ctx,
     context: Context,
@@ -128,7 +144,12 @@ def search_arrests(
     return result
 
 
-@router.get("/arrests/{arrest_id}", response_model=ArrestResult, summary="Get an arrest")
+@router.get(
+    "/arrests/{arrest_id}",
+    response_model=ArrestResult,
+    summary="Get an arrest",
+    dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
+)
 def get_arrest(arrest_id: int, ctx: Ctx, context: Context) -> ArrestResult:
     """One arrest with everything in it you may see."""
     with ctx.unit() as (session, principal):

@@ -12,6 +12,7 @@ from openpars.agreements import floor as floors
 from openpars.agreements import killswitch, lifecycle, service
 from openpars.agreements import repository as repo
 from openpars.agreements.models import AgreementStatus
+from openpars.agreements.rules import READ_PERMISSIONS as READERS
 from openpars.agreements.schemas import (
     ActInput,
     AgreementCreate,
@@ -27,12 +28,17 @@ from openpars.db import utcnow
 from openpars.errors import NotFound
 from openpars.identity.roles import Permission
 from openpars.records.schemas import Page
-from openpars.web.context import Ctx
+from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["agreements"])
 
 
-@router.post("/agreements", response_model=AgreementRead, status_code=201)
+@router.post(
+    "/agreements",
+    response_model=AgreementRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
 def create_agreement(body: AgreementCreate, ctx: Ctx) -> AgreementRead:
     """Create an agreement as a draft (version 1)."""
     with ctx.unit() as (session, principal):
@@ -41,7 +47,7 @@ def create_agreement(body: AgreementCreate, ctx: Ctx) -> AgreementRead:
     return result
 
 
-@router.get("/agreements", response_model=Page[AgreementRead])
+@router.get("/agreements", response_model=Page[AgreementRead], dependencies=[needs(*READERS)])
 def list_agreements(
     ctx: Ctx,
     offset: int = Query(0, ge=0),
@@ -62,7 +68,9 @@ def list_agreements(
     return page
 
 
-@router.get("/agreements/{agreement_id}", response_model=AgreementRead)
+@router.get(
+    "/agreements/{agreement_id}", response_model=AgreementRead, dependencies=[needs(*READERS)]
+)
 def get_agreement(agreement_id: int, ctx: Ctx) -> AgreementRead:
     """One agreement with every version."""
     with ctx.unit() as (session, principal):
@@ -70,7 +78,11 @@ def get_agreement(agreement_id: int, ctx: Ctx) -> AgreementRead:
     return result
 
 
-@router.put("/agreements/{agreement_id}", response_model=AgreementRead)
+@router.put(
+    "/agreements/{agreement_id}",
+    response_model=AgreementRead,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
 def update_agreement(agreement_id: int, body: AgreementUpdate, ctx: Ctx) -> AgreementRead:
     """Write a new version (old versions are kept; votes on them become void)."""
     with ctx.unit() as (session, principal):
@@ -85,7 +97,11 @@ def update_agreement(agreement_id: int, body: AgreementUpdate, ctx: Ctx) -> Agre
     return result
 
 
-@router.post("/agreements/{agreement_id}/propose", response_model=AgreementRead)
+@router.post(
+    "/agreements/{agreement_id}/propose",
+    response_model=AgreementRead,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
 def propose(agreement_id: int, ctx: Ctx, body: ActInput | None = None) -> AgreementRead:
     """Check a draft against the floor and submit it for the stakeholders' vote."""
     with ctx.unit() as (session, principal):
@@ -99,7 +115,11 @@ def propose(agreement_id: int, ctx: Ctx, body: ActInput | None = None) -> Agreem
     return result
 
 
-@router.get("/agreements/{agreement_id}/timeline", response_model=list[EventRead])
+@router.get(
+    "/agreements/{agreement_id}/timeline",
+    response_model=list[EventRead],
+    dependencies=[needs(*READERS)],
+)
 def timeline(agreement_id: int, ctx: Ctx) -> list[EventRead]:
     """Every version, status change and kill-switch act, oldest first."""
     with ctx.unit() as (session, principal):
@@ -107,7 +127,11 @@ def timeline(agreement_id: int, ctx: Ctx) -> list[EventRead]:
     return events
 
 
-@router.get("/agreements/{agreement_id}/suspensions", response_model=list[SuspensionRead])
+@router.get(
+    "/agreements/{agreement_id}/suspensions",
+    response_model=list[SuspensionRead],
+    dependencies=[needs(*READERS)],
+)
 def list_suspensions(agreement_id: int, ctx: Ctx) -> list[SuspensionRead]:
     """Kill-switch acts under an agreement and their resumptions."""
     with ctx.unit() as (session, principal):
@@ -116,7 +140,10 @@ def list_suspensions(agreement_id: int, ctx: Ctx) -> list[SuspensionRead]:
 
 
 @router.post(
-    "/agreements/{agreement_id}/suspensions", response_model=SuspensionRead, status_code=201
+    "/agreements/{agreement_id}/suspensions",
+    response_model=SuspensionRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGREEMENT_SUSPEND)],
 )
 def suspend(agreement_id: int, body: SuspensionCreate, ctx: Ctx) -> SuspensionRead:
     """Kill switch: cut off the agreement, one sub-unit or one account, from now."""
@@ -136,6 +163,7 @@ def suspend(agreement_id: int, body: SuspensionCreate, ctx: Ctx) -> SuspensionRe
 @router.post(
     "/agreements/{agreement_id}/suspensions/{suspension_id}/resume",
     response_model=SuspensionRead,
+    dependencies=[needs(Permission.AGREEMENT_SUSPEND)],
 )
 def resume(agreement_id: int, suspension_id: int, body: ActInput, ctx: Ctx) -> SuspensionRead:
     """Lift one kill-switch suspension, from now (a separate act, with its reason)."""
@@ -153,7 +181,7 @@ def resume(agreement_id: int, suspension_id: int, body: ActInput, ctx: Ctx) -> S
     return result
 
 
-@router.get("/site/floor", response_model=FloorRead, tags=["site"])
+@router.get("/site/floor", response_model=FloorRead, tags=["site"], dependencies=[needs(*READERS)])
 def get_floor(ctx: Ctx) -> FloorRead:
     """The site floor in force: what no external agreement may grant."""
     with ctx.unit() as (session, principal):
@@ -161,7 +189,12 @@ def get_floor(ctx: Ctx) -> FloorRead:
     return result
 
 
-@router.put("/site/floor", response_model=FloorRead, tags=["site"])
+@router.put(
+    "/site/floor",
+    response_model=FloorRead,
+    tags=["site"],
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
 def put_floor(body: FloorUpdate, ctx: Ctx) -> FloorRead:
     """Set a new version of the site floor (administrators, for the data owners)."""
     with ctx.unit() as (session, principal):

@@ -32,7 +32,7 @@ from openpars.audit.schemas import (
 from openpars.audit.service import append
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
-from openpars.web.context import Ctx
+from openpars.web.context import Ctx, needs, public
 
 router = APIRouter(prefix="/audit", tags=["audit log"])
 
@@ -56,7 +56,7 @@ def audit_event(principal: Principal, kind: AuditKind, action: str, **params: An
     )
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get("/checkpoint", response_class=PlainTextResponse, dependencies=[public()])
 def latest_checkpoint(ctx: Ctx) -> PlainTextResponse:
     """The newest signed checkpoint with its witness cosignatures (C2SP signed note)."""
     with ctx.anonymous_unit() as session:
@@ -64,7 +64,7 @@ def latest_checkpoint(ctx: Ctx) -> PlainTextResponse:
     return PlainTextResponse(note, media_type=NOTE_MEDIA_TYPE)
 
 
-@router.get("/proof/inclusion", response_model=InclusionProofRead)
+@router.get("/proof/inclusion", response_model=InclusionProofRead, dependencies=[public()])
 def inclusion_proof(
     ctx: Ctx, index: int = Query(ge=0), size: int = Query(ge=1)
 ) -> InclusionProofRead:
@@ -74,7 +74,7 @@ def inclusion_proof(
     return InclusionProofRead(index=index, size=size, proof=_b64(proof))
 
 
-@router.get("/proof/consistency", response_model=ConsistencyProofRead)
+@router.get("/proof/consistency", response_model=ConsistencyProofRead, dependencies=[public()])
 def consistency_proof(
     ctx: Ctx, first: int = Query(ge=1), second: int = Query(ge=1)
 ) -> ConsistencyProofRead:
@@ -84,7 +84,7 @@ def consistency_proof(
     return ConsistencyProofRead(first=first, second=second, proof=_b64(proof))
 
 
-@router.get("/entries", response_model=EntryPage)
+@router.get("/entries", response_model=EntryPage, dependencies=[needs(Permission.AUDIT_READ)])
 def list_entries(
     ctx: Ctx,
     after_id: int = Query(0, ge=0, description="return entries with a larger id"),
@@ -110,7 +110,9 @@ def list_entries(
     return page
 
 
-@router.get("/export", response_class=StreamingResponse)
+@router.get(
+    "/export", response_class=StreamingResponse, dependencies=[needs(Permission.AUDIT_READ)]
+)
 def export(
     ctx: Ctx, start: int = Query(0, ge=0), end: int | None = Query(None, ge=0)
 ) -> StreamingResponse:
@@ -135,7 +137,7 @@ def export(
     )
 
 
-@router.get("/receipts/{entry_id}", response_model=ReceiptRead)
+@router.get("/receipts/{entry_id}", response_model=ReceiptRead, dependencies=[needs()])
 def receipt(entry_id: int, ctx: Ctx) -> ReceiptRead:
     """Entry, leaf index, inclusion proof and checkpoint, for an agency's own accesses."""
     with ctx.unit() as (session, principal):
@@ -155,7 +157,12 @@ def receipt(entry_id: int, ctx: Ctx) -> ReceiptRead:
     return result
 
 
-@router.post("/checkpoints/{size}/cosignatures", response_model=CosignatureRead, status_code=201)
+@router.post(
+    "/checkpoints/{size}/cosignatures",
+    response_model=CosignatureRead,
+    status_code=201,
+    dependencies=[public()],
+)
 def submit_cosignature(size: int, body: CosignatureCreate, ctx: Ctx) -> CosignatureRead:
     """A registered witness cosigns the checkpoint of `size` (its signature is its credential)."""
     quorum = ctx.settings.witness_quorum
@@ -174,7 +181,11 @@ def submit_cosignature(size: int, body: CosignatureCreate, ctx: Ctx) -> Cosignat
     return result
 
 
-@router.get("/witnesses", response_model=list[WitnessRead])
+@router.get(
+    "/witnesses",
+    response_model=list[WitnessRead],
+    dependencies=[needs(Permission.AGENCY_MANAGE, Permission.AUDIT_READ)],
+)
 def list_witnesses(ctx: Ctx) -> list[WitnessRead]:
     """Registered witnesses (administrators and auditors)."""
     with ctx.unit() as (session, principal):
@@ -185,7 +196,12 @@ def list_witnesses(ctx: Ctx) -> list[WitnessRead]:
     return rows
 
 
-@router.post("/witnesses", response_model=WitnessRead, status_code=201)
+@router.post(
+    "/witnesses",
+    response_model=WitnessRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGENCY_MANAGE)],
+)
 def add_witness(body: WitnessCreate, ctx: Ctx) -> WitnessRead:
     """Register a stakeholder's witness key (administrators)."""
     with ctx.unit() as (session, principal):
@@ -199,7 +215,11 @@ def add_witness(body: WitnessCreate, ctx: Ctx) -> WitnessRead:
     return result
 
 
-@router.delete("/witnesses/{witness_id}", response_model=WitnessRead)
+@router.delete(
+    "/witnesses/{witness_id}",
+    response_model=WitnessRead,
+    dependencies=[needs(Permission.AGENCY_MANAGE)],
+)
 def remove_witness(witness_id: int, ctx: Ctx) -> WitnessRead:
     """Stop counting a witness's cosignatures (administrators)."""
     with ctx.unit() as (session, principal):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from openpars import __version__
@@ -21,6 +20,7 @@ from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
 from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers
+from openpars.web.limits import BodyLimit
 
 API_PREFIX = "/api/v1"
 
@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.db = database or Database.from_settings(settings)
     install_error_handlers(app)
-    _install_size_limit(app, settings.max_request_bytes)
+    # Outermost but for Starlette's own error middleware: no route reads past the limit.
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     app.include_router(identity_router, prefix=API_PREFIX)
     app.include_router(agreements_router, prefix=API_PREFIX)
     app.include_router(access_router, prefix=API_PREFIX)
@@ -75,25 +76,3 @@ async def _background_jobs(app: FastAPI) -> AsyncIterator[None]:
         finally:
             if ticker is not None:
                 ticker.stop()
-
-
-def _install_size_limit(app: FastAPI, limit: int) -> None:
-    """Refuse oversized payloads before they are read into memory."""
-
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return JSONResponse(
-                status_code=413,
-                content={
-                    "error": {
-                        "code": "payload_too_large",
-                        "message": f"the request body is {declared} bytes; the limit is {limit}",
-                        "field": "body",
-                    }
-                },
-            )
-        return await call_next(request)
