@@ -19,6 +19,7 @@ from openpars.access.schemas import (
     ReadContext,
 )
 from openpars.identity.roles import Permission
+from openpars.ranges import RowId
 from openpars.records.enums import ArrestState
 from openpars.web.context import Ctx, needs
 
@@ -97,7 +98,7 @@ def search_persons(
     summary="Get a person",
     dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
 )
-def get_person(person_id: int, ctx: Ctx, context: Context) -> PersonResult:
+def get_person(person_id: RowId, ctx: Ctx, context: Context) -> PersonResult:
     """One person with every involvement you may see."""
     with ctx.unit() as (session, principal):
         result = service.get_person(
@@ -150,7 +151,7 @@ def search_arrests(
     summary="Get an arrest",
     dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
 )
-def get_arrest(arrest_id: int, ctx: Ctx, context: Context) -> ArrestResult:
+def get_arrest(arrest_id: RowId, ctx: Ctx, context: Context) -> ArrestResult:
     """One arrest with everything in it you may see."""
     with ctx.unit() as (session, principal):
         result = service.get_arrest(

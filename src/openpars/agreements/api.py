@@ -27,6 +27,7 @@ from openpars.agreements.schemas import (
 from openpars.db import utcnow
 from openpars.errors import NotFound
 from openpars.identity.roles import Permission
+from openpars.ranges import Offset, RowId
 from openpars.records.schemas import Page
 from openpars.web.context import Ctx, needs
 
@@ -50,10 +51,10 @@ def create_agreement(body: AgreementCreate, ctx: Ctx) -> AgreementRead:
 @router.get("/agreements", response_model=Page[AgreementRead], dependencies=[needs(*READERS)])
 def list_agreements(
     ctx: Ctx,
-    offset: int = Query(0, ge=0),
+    offset: Offset = Query(0),
     limit: int = Query(50, ge=1, le=500),
     status: AgreementStatus | None = Query(None, description="stored status"),
-    grantee_agency_id: int | None = Query(None),
+    grantee_agency_id: RowId | None = Query(None),
 ) -> Page[AgreementRead]:
     """Agreements, paginated, optionally by stored status or grantee."""
     with ctx.unit() as (session, principal):
@@ -71,7 +72,7 @@ def list_agreements(
 @router.get(
     "/agreements/{agreement_id}", response_model=AgreementRead, dependencies=[needs(*READERS)]
 )
-def get_agreement(agreement_id: int, ctx: Ctx) -> AgreementRead:
+def get_agreement(agreement_id: RowId, ctx: Ctx) -> AgreementRead:
     """One agreement with every version."""
     with ctx.unit() as (session, principal):
         result = service.show_agreement(session, actor=principal, agreement_id=agreement_id)
@@ -83,7 +84,7 @@ def get_agreement(agreement_id: int, ctx: Ctx) -> AgreementRead:
     response_model=AgreementRead,
     dependencies=[needs(Permission.AGREEMENT_MANAGE)],
 )
-def update_agreement(agreement_id: int, body: AgreementUpdate, ctx: Ctx) -> AgreementRead:
+def update_agreement(agreement_id: RowId, body: AgreementUpdate, ctx: Ctx) -> AgreementRead:
     """Write a new version (old versions are kept; votes on them become void)."""
     with ctx.unit() as (session, principal):
         agreement = service.update_agreement(
@@ -102,7 +103,7 @@ def update_agreement(agreement_id: int, body: AgreementUpdate, ctx: Ctx) -> Agre
     response_model=AgreementRead,
     dependencies=[needs(Permission.AGREEMENT_MANAGE)],
 )
-def propose(agreement_id: int, ctx: Ctx, body: ActInput | None = None) -> AgreementRead:
+def propose(agreement_id: RowId, ctx: Ctx, body: ActInput | None = None) -> AgreementRead:
     """Check a draft against the floor and submit it for the stakeholders' vote."""
     with ctx.unit() as (session, principal):
         agreement = lifecycle.propose(
@@ -120,7 +121,7 @@ def propose(agreement_id: int, ctx: Ctx, body: ActInput | None = None) -> Agreem
     response_model=list[EventRead],
     dependencies=[needs(*READERS)],
 )
-def timeline(agreement_id: int, ctx: Ctx) -> list[EventRead]:
+def timeline(agreement_id: RowId, ctx: Ctx) -> list[EventRead]:
     """Every version, status change and kill-switch act, oldest first."""
     with ctx.unit() as (session, principal):
         events = service.timeline(session, actor=principal, agreement_id=agreement_id)
@@ -132,7 +133,7 @@ def timeline(agreement_id: int, ctx: Ctx) -> list[EventRead]:
     response_model=list[SuspensionRead],
     dependencies=[needs(*READERS)],
 )
-def list_suspensions(agreement_id: int, ctx: Ctx) -> list[SuspensionRead]:
+def list_suspensions(agreement_id: RowId, ctx: Ctx) -> list[SuspensionRead]:
     """Kill-switch acts under an agreement and their resumptions."""
     with ctx.unit() as (session, principal):
         rows = killswitch.list_suspensions(session, actor=principal, agreement_id=agreement_id)
@@ -145,7 +146,7 @@ def list_suspensions(agreement_id: int, ctx: Ctx) -> list[SuspensionRead]:
     status_code=201,
     dependencies=[needs(Permission.AGREEMENT_SUSPEND)],
 )
-def suspend(agreement_id: int, body: SuspensionCreate, ctx: Ctx) -> SuspensionRead:
+def suspend(agreement_id: RowId, body: SuspensionCreate, ctx: Ctx) -> SuspensionRead:
     """Kill switch: cut off the agreement, one sub-unit or one account, from now."""
     with ctx.unit() as (session, principal):
         row = killswitch.suspend(
@@ -165,7 +166,7 @@ def suspend(agreement_id: int, body: SuspensionCreate, ctx: Ctx) -> SuspensionRe
     response_model=SuspensionRead,
     dependencies=[needs(Permission.AGREEMENT_SUSPEND)],
 )
-def resume(agreement_id: int, suspension_id: int, body: ActInput, ctx: Ctx) -> SuspensionRead:
+def resume(agreement_id: RowId, suspension_id: RowId, body: ActInput, ctx: Ctx) -> SuspensionRead:
     """Lift one kill-switch suspension, from now (a separate act, with its reason)."""
     with ctx.unit() as (session, principal):
         suspension = repo.get_suspension(session, suspension_id)

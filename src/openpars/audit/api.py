@@ -32,6 +32,7 @@ from openpars.audit.schemas import (
 from openpars.audit.service import append
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
+from openpars.ranges import AuditNumber, AuditSize, RowId
 from openpars.web.context import Ctx, needs, public
 
 router = APIRouter(prefix="/audit", tags=["audit log"])
@@ -66,7 +67,7 @@ def latest_checkpoint(ctx: Ctx) -> PlainTextResponse:
 
 @router.get("/proof/inclusion", response_model=InclusionProofRead, dependencies=[public()])
 def inclusion_proof(
-    ctx: Ctx, index: int = Query(ge=0), size: int = Query(ge=1)
+    ctx: Ctx, index: AuditNumber = Query(), size: AuditSize = Query()
 ) -> InclusionProofRead:
     """The inclusion proof of leaf `index` in the tree of `size`."""
     with ctx.anonymous_unit() as session:
@@ -76,7 +77,7 @@ def inclusion_proof(
 
 @router.get("/proof/consistency", response_model=ConsistencyProofRead, dependencies=[public()])
 def consistency_proof(
-    ctx: Ctx, first: int = Query(ge=1), second: int = Query(ge=1)
+    ctx: Ctx, first: AuditSize = Query(), second: AuditSize = Query()
 ) -> ConsistencyProofRead:
     """The consistency proof between tree sizes `first` and `second`."""
     with ctx.anonymous_unit() as session:
@@ -87,7 +88,7 @@ def consistency_proof(
 @router.get("/entries", response_model=EntryPage, dependencies=[needs(Permission.AUDIT_READ)])
 def list_entries(
     ctx: Ctx,
-    after_id: int = Query(0, ge=0, description="return entries with a larger id"),
+    after_id: AuditNumber = Query(0, description="return entries with a larger id"),
     limit: int | None = Query(None, ge=1),
 ) -> EntryPage:
     """A page of audit entries in id order (auditors); this read is itself audited."""
@@ -114,7 +115,7 @@ def list_entries(
     "/export", response_class=StreamingResponse, dependencies=[needs(Permission.AUDIT_READ)]
 )
 def export(
-    ctx: Ctx, start: int = Query(0, ge=0), end: int | None = Query(None, ge=0)
+    ctx: Ctx, start: AuditNumber = Query(0), end: AuditNumber | None = Query(None)
 ) -> StreamingResponse:
     """The log from `start` to the newest checkpoint at or below `end`, for openpars-verify."""
     with ctx.unit() as (session, principal):
@@ -138,7 +139,7 @@ def export(
 
 
 @router.get("/receipts/{entry_id}", response_model=ReceiptRead, dependencies=[needs()])
-def receipt(entry_id: int, ctx: Ctx) -> ReceiptRead:
+def receipt(entry_id: AuditSize, ctx: Ctx) -> ReceiptRead:
     """Entry, leaf index, inclusion proof and checkpoint, for an agency's own accesses."""
     with ctx.unit() as (session, principal):
         found = exporting.receipt(session, principal=principal, entry_id=entry_id)
@@ -163,7 +164,7 @@ def receipt(entry_id: int, ctx: Ctx) -> ReceiptRead:
     status_code=201,
     dependencies=[public()],
 )
-def submit_cosignature(size: int, body: CosignatureCreate, ctx: Ctx) -> CosignatureRead:
+def submit_cosignature(size: AuditSize, body: CosignatureCreate, ctx: Ctx) -> CosignatureRead:
     """A registered witness cosigns the checkpoint of `size` (its signature is its credential)."""
     quorum = ctx.settings.witness_quorum
     with ctx.anonymous_unit() as session:
@@ -220,7 +221,7 @@ def add_witness(body: WitnessCreate, ctx: Ctx) -> WitnessRead:
     response_model=WitnessRead,
     dependencies=[needs(Permission.AGENCY_MANAGE)],
 )
-def remove_witness(witness_id: int, ctx: Ctx) -> WitnessRead:
+def remove_witness(witness_id: RowId, ctx: Ctx) -> WitnessRead:
     """Stop counting a witness's cosignatures (administrators)."""
     with ctx.unit() as (session, principal):
         removed = witness.remove_witness(session, actor=principal, witness_id=witness_id)

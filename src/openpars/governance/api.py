@@ -25,6 +25,7 @@ from openpars.governance.schemas import (
     VoteReceipt,
 )
 from openpars.identity.roles import Permission
+from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["governance"])
@@ -47,9 +48,9 @@ def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
 @router.get("/proposals", response_model=list[ProposalRead], dependencies=[needs(*READERS)])
 def list_proposals(
     ctx: Ctx,
-    agreement_id: int | None = Query(None),
+    agreement_id: RowId | None = Query(None),
     status: ProposalStatus | None = Query(None),
-    offset: int = Query(0, ge=0),
+    offset: Offset = Query(0),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[ProposalRead]:
     """Proposals, newest first."""
@@ -66,7 +67,7 @@ def list_proposals(
 
 
 @router.get("/proposals/{proposal_id}", response_model=ProposalRead, dependencies=[needs(*READERS)])
-def show_proposal(proposal_id: int, ctx: Ctx) -> ProposalRead:
+def show_proposal(proposal_id: RowId, ctx: Ctx) -> ProposalRead:
     """One proposal with its rule and standing tally."""
     with ctx.unit() as (session, principal):
         result = service.show_proposal(session, actor=principal, proposal_id=proposal_id)
@@ -79,7 +80,7 @@ def show_proposal(proposal_id: int, ctx: Ctx) -> ProposalRead:
     status_code=201,
     dependencies=[needs(Permission.VOTE)],
 )
-def submit_vote(proposal_id: int, body: SignedVote, ctx: Ctx) -> VoteReceipt:
+def submit_vote(proposal_id: RowId, body: SignedVote, ctx: Ctx) -> VoteReceipt:
     """Submit a vote signed offline (``openpars vote sign``); a later vote replaces yours."""
     if body.proposal_id != proposal_id:
         raise InvalidInput(
@@ -95,7 +96,7 @@ def submit_vote(proposal_id: int, body: SignedVote, ctx: Ctx) -> VoteReceipt:
 @router.get(
     "/proposals/{proposal_id}/votes", response_model=VoteExport, dependencies=[needs(*READERS)]
 )
-def export_votes(proposal_id: int, ctx: Ctx) -> VoteExport:
+def export_votes(proposal_id: RowId, ctx: Ctx) -> VoteExport:
     """Every cast and change with its signed bytes, signature and key: re-verifiable offline."""
     with ctx.unit() as (session, principal):
         result = votes.export_votes(session, actor=principal, proposal_id=proposal_id)
@@ -107,7 +108,7 @@ def export_votes(proposal_id: int, ctx: Ctx) -> VoteExport:
     response_model=list[TimelineEntry],
     dependencies=[needs(*READERS)],
 )
-def governance_timeline(agreement_id: int, ctx: Ctx) -> list[TimelineEntry]:
+def governance_timeline(agreement_id: RowId, ctx: Ctx) -> list[TimelineEntry]:
     """Versions, proposals, votes with rationales, outcomes and status changes, oldest first."""
     with ctx.unit() as (session, principal):
         result = timeline.governance_timeline(session, actor=principal, agreement_id=agreement_id)
@@ -119,8 +120,8 @@ def governance_timeline(agreement_id: int, ctx: Ctx) -> list[TimelineEntry]:
 )
 def list_notices(
     ctx: Ctx,
-    stakeholder_id: int | None = Query(None, description="Agency id of one stakeholder."),
-    offset: int = Query(0, ge=0),
+    stakeholder_id: RowId | None = Query(None, description="Agency id of one stakeholder."),
+    offset: Offset = Query(0),
     limit: int = Query(50, ge=1, le=500),
 ) -> list[RenewalNoticeRead]:
     """Renewal reminders, newest first, each with the link to the agreement's evidence."""
@@ -149,7 +150,7 @@ def reconfigure_board(body: BoardUpdate, ctx: Ctx) -> BoardRead:
 
 
 @router.get("/keys", response_model=list[KeyRead], dependencies=[needs(*READERS)])
-def list_keys(ctx: Ctx, agency_id: int | None = Query(None)) -> list[KeyRead]:
+def list_keys(ctx: Ctx, agency_id: RowId | None = Query(None)) -> list[KeyRead]:
     """Registered stakeholder public keys, revoked ones included."""
     with ctx.unit() as (session, principal):
         result = board.list_keys(session, actor=principal, agency_id=agency_id)
@@ -175,7 +176,7 @@ def register_key(body: KeyCreate, ctx: Ctx) -> KeyRead:
     response_model=KeyRead,
     dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
 )
-def revoke_key(key_id: int, body: KeyRevoke, ctx: Ctx) -> KeyRead:
+def revoke_key(key_id: RowId, body: KeyRevoke, ctx: Ctx) -> KeyRead:
     """Revoke a key: votes signed with it from now on are refused."""
     with ctx.unit() as (session, principal):
         key = board.revoke_key(session, actor=principal, key_id=key_id, reason=body.reason)

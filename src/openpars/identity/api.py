@@ -22,6 +22,7 @@ from openpars.identity.schemas import (
     UserCreate,
     UserRead,
 )
+from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["accounts"])
@@ -71,7 +72,7 @@ def create_agency(body: AgencyCreate, ctx: Ctx) -> AgencyRead:
     "/agencies", response_model=list[AgencyRead], dependencies=[needs(Permission.RECORD_READ)]
 )
 def list_agencies(
-    ctx: Ctx, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=500)
+    ctx: Ctx, offset: Offset = Query(0), limit: int = Query(100, ge=1, le=500)
 ) -> list[AgencyRead]:
     """All agencies, paginated."""
     with ctx.unit() as (session, principal):
@@ -111,7 +112,7 @@ def whoami(ctx: Ctx) -> UserRead:
 @router.post(
     "/users/{user_id}/tokens", response_model=TokenIssued, status_code=201, dependencies=[needs()]
 )
-def issue_token(user_id: int, body: TokenCreate, ctx: Ctx) -> TokenIssued:
+def issue_token(user_id: RowId, body: TokenCreate, ctx: Ctx) -> TokenIssued:
     """Issue an API token; the secret is in this response only."""
     with ctx.unit() as (session, principal):
         days = body.lifetime_days or ctx.settings.token_lifetime_days
@@ -124,7 +125,7 @@ def issue_token(user_id: int, body: TokenCreate, ctx: Ctx) -> TokenIssued:
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenRead, dependencies=[needs()])
-def revoke_token(token_id: int, ctx: Ctx) -> TokenRead:
+def revoke_token(token_id: RowId, ctx: Ctx) -> TokenRead:
     """Revoke a token at once."""
     with ctx.unit() as (session, principal):
         token = service.revoke_token(session, actor=principal, token_id=token_id)

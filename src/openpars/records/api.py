@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response, status
 
 from openpars.identity.roles import Permission
+from openpars.ranges import RowId
 from openpars.records import batch, service
 from openpars.records.batch import MAX_BATCH, BatchItemResult, BatchRefusal
 from openpars.records.enums import VersionedEntity
@@ -123,7 +124,7 @@ def match_persons(body: PersonIn, ctx: Ctx, limit: int = 10) -> list[CandidateRe
     responses=_ERRORS,
     dependencies=[needs(Permission.CHARGE_DECIDE)],
 )
-def decide_charges(arrest_id: int, body: ChargingDecisionCreate, ctx: Ctx) -> ArrestWritten:
+def decide_charges(arrest_id: RowId, body: ChargingDecisionCreate, ctx: Ctx) -> ArrestWritten:
     """DA charging unit. A new decision on a charged arrest adds a new approved revision."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -140,7 +141,7 @@ def decide_charges(arrest_id: int, body: ChargingDecisionCreate, ctx: Ctx) -> Ar
     responses=_ERRORS,
     dependencies=[needs(Permission.BAIL_RECOMMEND)],
 )
-def recommend_bail(arrest_id: int, body: BailRecommendationCreate, ctx: Ctx) -> ArrestWritten:
+def recommend_bail(arrest_id: RowId, body: BailRecommendationCreate, ctx: Ctx) -> ArrestWritten:
     """Pretrial services, on a charged arrest."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -157,7 +158,7 @@ def recommend_bail(arrest_id: int, body: BailRecommendationCreate, ctx: Ctx) -> 
     responses=_ERRORS,
     dependencies=[needs(Permission.ARRAIGN)],
 )
-def arraign(arrest_id: int, body: ArraignmentCreate, ctx: Ctx) -> ArrestWritten:
+def arraign(arrest_id: RowId, body: ArraignmentCreate, ctx: Ctx) -> ArrestWritten:
     """Arraignment court, on a charged arrest; the docket number must be unused."""
     with ctx.unit() as (session, principal):
         result = written(service.arraign(session, actor=principal, arrest_id=arrest_id, data=body))
@@ -172,7 +173,7 @@ def arraign(arrest_id: int, body: ArraignmentCreate, ctx: Ctx) -> ArrestWritten:
     responses=_ERRORS,
     dependencies=[needs(Permission.RELEASE)],
 )
-def record_custody(arrest_id: int, body: CustodyCreate, ctx: Ctx) -> ArrestWritten:
+def record_custody(arrest_id: RowId, body: CustodyCreate, ctx: Ctx) -> ArrestWritten:
     """Court, on an arraigned arrest; ends the workflow."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -188,7 +189,7 @@ def record_custody(arrest_id: int, body: CustodyCreate, ctx: Ctx) -> ArrestWritt
     responses=_ERRORS,
     dependencies=[needs(Permission.ARREST_AMEND)],
 )
-def amend_arrest(arrest_id: int, body: ArrestAmend, ctx: Ctx) -> ArrestWritten:
+def amend_arrest(arrest_id: RowId, body: ArrestAmend, ctx: Ctx) -> ArrestWritten:
     """Only the fields given change; see the history for every earlier version."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -204,7 +205,7 @@ def amend_arrest(arrest_id: int, body: ArrestAmend, ctx: Ctx) -> ArrestWritten:
     responses=_ERRORS,
     dependencies=[needs(Permission.ARREST_AMEND)],
 )
-def amend_person(person_id: int, body: PersonAmend, ctx: Ctx) -> PersonWritten:
+def amend_person(person_id: RowId, body: PersonAmend, ctx: Ctx) -> PersonWritten:
     """Only the fields given change; juvenile flags follow a changed birth date."""
     with ctx.unit() as (session, principal):
         person = service.amend_person(session, actor=principal, person_id=person_id, data=body)
@@ -219,7 +220,7 @@ def amend_person(person_id: int, body: PersonAmend, ctx: Ctx) -> PersonWritten:
     responses=_ERRORS,
     dependencies=[needs(Permission.RECORD_SEAL)],
 )
-def seal_arrest(arrest_id: int, body: SealCreate, ctx: Ctx) -> ArrestWritten:
+def seal_arrest(arrest_id: RowId, body: SealCreate, ctx: Ctx) -> ArrestWritten:
     """Court. A sealed or expunged arrest disappears from every ordinary view."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -235,7 +236,7 @@ def seal_arrest(arrest_id: int, body: SealCreate, ctx: Ctx) -> ArrestWritten:
     responses=_ERRORS,
     dependencies=[needs(Permission.RECORD_READ)],
 )
-def arrest_history(arrest_id: int, ctx: Ctx) -> list[VersionRead]:
+def arrest_history(arrest_id: RowId, ctx: Ctx) -> list[VersionRead]:
     """Internal readers only; each snapshot is the full arrest as of that version."""
     return _history(ctx, VersionedEntity.ARREST, arrest_id)
 
@@ -247,7 +248,7 @@ def arrest_history(arrest_id: int, ctx: Ctx) -> list[VersionRead]:
     responses=_ERRORS,
     dependencies=[needs(Permission.RECORD_READ)],
 )
-def person_history(person_id: int, ctx: Ctx) -> list[VersionRead]:
+def person_history(person_id: RowId, ctx: Ctx) -> list[VersionRead]:
     """Internal readers only; each snapshot is the full person as of that version."""
     return _history(ctx, VersionedEntity.PERSON, person_id)
 
