@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
 from openpars import __version__
@@ -23,6 +23,15 @@ from openpars.web.errors import install_error_handlers
 from openpars.web.limits import BodyLimit
 
 API_PREFIX = "/api/v1"
+# Every feature's API, in the order the OpenAPI document lists them.
+ROUTERS: tuple[APIRouter, ...] = (
+    identity_router,
+    agreements_router,
+    access_router,
+    audit_router,
+    records_router,
+    governance_router,
+)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -43,12 +52,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     # Outermost but for Starlette's own error middleware: no route reads past the limit.
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
-    app.include_router(identity_router, prefix=API_PREFIX)
-    app.include_router(agreements_router, prefix=API_PREFIX)
-    app.include_router(access_router, prefix=API_PREFIX)
-    app.include_router(audit_router, prefix=API_PREFIX)
-    app.include_router(records_router, prefix=API_PREFIX)
-    app.include_router(governance_router, prefix=API_PREFIX)
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

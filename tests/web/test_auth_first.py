@@ -1,0 +1,146 @@
+"""Issue 10 item 15: the caller is checked before any body or parameter is.
+
+Tried as a stranger would: no token, a made-up token, and a valid token of the wrong role,
+each sending a garbage body and out-of-range parameters to every route of the API. The answer
+is always 401 or 403, never a 422 that describes the payload the route expects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from openpars.config import Settings
+from openpars.db import Database
+from openpars.web.app import ROUTERS, create_app
+from openpars.web.context import edge_of
+from tests.factories import World
+from tests.records.factories import arrest_payload
+from tests.records.helpers import API, row_counts
+
+# Every path parameter gets a value no column could hold, every query a nonsense value.
+HUGE = "99999999999999999999"
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every route of the API (not /docs, /openapi.json or /healthz)."""
+    return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)]
+
+
+def concrete(route: APIRoute) -> list[tuple[str, str]]:
+    """(method, url) pairs for a route, with absurd path values and query parameters."""
+    path = API + re.sub(r"\{[^}]+\}", HUGE, route.path) + "?offset=-5&limit=abc&name=%00"
+    return [(method, path) for method in sorted(route.methods)]
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database) -> FastAPI:
+    """The real app over the test's database."""
+    return create_app(settings, database=db)
+
+
+def test_every_api_route_declares_its_edge(app: FastAPI) -> None:
+    missing = [r.path for r in api_routes(app) if edge_of(r) is None]
+    assert missing == []
+    public = sorted(API + r.path for r in api_routes(app) if (e := edge_of(r)) and e.public)
+    # Only the log's public face answers without a caller: hashes and signatures.
+    assert public == [
+        f"{API}/audit/checkpoint",
+        f"{API}/audit/checkpoints/{{size}}/cosignatures",
+        f"{API}/audit/proof/consistency",
+        f"{API}/audit/proof/inclusion",
+    ]
+
+
+GARBAGE: list[tuple[str, dict[str, Any]]] = [
+    ("json", {"json": {"nonsense": [1, 2, 3], "person_id": 10**30}}),
+    ("broken json", {"content": b'{"a": ', "headers": {"content-type": "application/json"}}),
+    ("not utf-8", {"content": b'{"a": "\xff\xfe"}', "headers": {"content-type": "application/json"}}),
+    ("text", {"content": b"hello", "headers": {"content-type": "text/plain"}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "body"), GARBAGE, ids=[g[0] for g in GARBAGE])
+def test_no_token_is_401_on_every_route_whatever_the_input(
+    app: FastAPI, client: TestClient, db: Database, label: str, body: dict[str, Any]
+) -> None:
+    before = row_counts(db)
+    for route in api_routes(app):
+        if edge_of(route) is None or edge_of(route).public:  # type: ignore[union-attr]
+            continue
+        for method, url in concrete(route):
+            for headers in ({}, {"Authorization": "Bearer not-a-real-token"}):
+                kwargs = {**body, "headers": {**body.get("headers", {}), **headers}}
+                if method == "GET" or method == "DELETE":
+                    kwargs.pop("json", None)
+                    kwargs.pop("content", None)
+                response = client.request(method, url, **kwargs)
+                assert response.status_code == 401, (method, url, label, response.text)
+                error = response.json()["error"]
+                assert error["code"] in {"token_missing", "token_invalid"}
+                assert response.headers["www-authenticate"] == "Bearer"
+    assert row_counts(db) == before
+
+
+def test_wrong_role_is_403_before_the_body_is_read(
+    app: FastAPI, client: TestClient, world: World
+) -> None:
+    """The outside agency's valid token on every route its role does not open."""
+    refused = 0
+    for route in api_routes(app):
+        edge = edge_of(route)
+        assert edge is not None
+        if edge.public or not edge.any_of or "external:query" in edge.any_of:
+            continue
+        for method, url in concrete(route):
+            for label, body in GARBAGE:
+                kwargs = {**body, "headers": {**body.get("headers", {}), **world.auth("fbi")}}
+                response = client.request(method, url, **kwargs)
+                assert response.status_code == 403, (method, url, label, response.text)
+                assert response.json()["error"]["code"] == "permission_denied"
+                refused += 1
+    assert refused > 100
+
+
+def test_intake_body_from_a_reader_is_403_not_422(client: TestClient, world: World) -> None:
+    """The issue's case: a schema error would tell a reader what an arrest payload needs."""
+    bad = arrest_payload()
+    bad.pop("arresting_officer")
+    response = client.post(f"{API}/arrests", json=bad, headers=world.auth("reader"))
+    assert response.status_code == 403
+    assert response.json()["error"] == {
+        "code": "permission_denied",
+        "message": "your account (reader) lacks the permission this request needs (arrest:create)",
+        "field": None,
+        "details": {"permission": "arrest:create"},
+    }
+    # The right role, same payload: now the payload is what is wrong.
+    response = client.post(f"{API}/arrests", json=bad, headers=world.auth("intake"))
+    assert (response.status_code, response.json()["error"]["field"]) == (422, "arresting_officer")
+
+
+def test_one_transaction_per_request(client: TestClient, world: World, db: Database) -> None:
+    """Authenticating first does not cost a second transaction: the endpoint continues it."""
+    begun: list[Session] = []
+
+    def count(session: Session, *_: object) -> None:
+        begun.append(session)
+
+    event.listen(Session, "after_begin", count)
+    try:
+        ok = client.get(f"{API}/users/me", headers=world.auth("reader"))
+        assert ok.status_code == 200
+        assert len(begun) == 1
+        begun.clear()
+        written = client.post(f"{API}/arrests", json=arrest_payload(), headers=world.auth("intake"))
+        assert written.status_code == 201
+        assert len(begun) == 1
+    finally:
+        event.remove(Session, "after_begin", count)
