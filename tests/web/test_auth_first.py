@@ -59,12 +59,13 @@ def test_every_api_route_declares_its_edge(app: FastAPI) -> None:
     ]
 
 
+JSON = {"content-type": "application/json"}
 GARBAGE: list[tuple[str, dict[str, Any]]] = [
     ("json", {"json": {"nonsense": [1, 2, 3], "person_id": 10**30}}),
-    ("broken json", {"content": b'{"a": ', "headers": {"content-type": "application/json"}}),
-    ("not utf-8", {"content": b'{"a": "\xff\xfe"}', "headers": {"content-type": "application/json"}}),
+    ("broken json", {"content": b'{"a": ', "headers": JSON}),
+    ("not utf-8", {"content": b'{"a": "\xff\xfe"}', "headers": JSON}),
     ("text", {"content": b"hello", "headers": {"content-type": "text/plain"}}),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("label", "body"), GARBAGE, ids=[g[0] for g in GARBAGE])
