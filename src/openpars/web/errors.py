@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
@@ -135,6 +136,21 @@ async def _undecodable_body(request: Request) -> JSONResponse:
     )
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
 async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Routing and protocol errors (unknown path, wrong method) in the same envelope."""
     assert isinstance(exc, StarletteHTTPException)
@@ -146,7 +162,10 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
             None,
         )
     elif exc.status_code == 405:
-        allowed = headers.get("Allow", "")
+        # Starlette names the methods of the first route on the path only; the methods of a
+        # path can sit in two feature routers (GET /arrests reads, POST /arrests is intake).
+        allowed = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+        headers["Allow"] = allowed
         body = envelope(
             "method_not_allowed",
             f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
