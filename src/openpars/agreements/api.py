@@ -51,10 +51,10 @@ def create_agreement(body: AgreementCreate, ctx: Ctx) -> AgreementRead:
 @router.get("/agreements", response_model=Page[AgreementRead], dependencies=[needs(*READERS)])
 def list_agreements(
     ctx: Ctx,
-    offset: Offset = Query(0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
     status: AgreementStatus | None = Query(None, description="stored status"),
-    grantee_agency_id: RowId | None = Query(None),
+    grantee_agency_id: RowId | None = None,
 ) -> Page[AgreementRead]:
     """Agreements, paginated, optionally by stored status or grantee."""
     with ctx.unit() as (session, principal):

@@ -10,7 +10,7 @@ entries, receipts, exports and witness administration are audited like any other
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -66,9 +66,7 @@ def latest_checkpoint(ctx: Ctx) -> PlainTextResponse:
 
 
 @router.get("/proof/inclusion", response_model=InclusionProofRead, dependencies=[public()])
-def inclusion_proof(
-    ctx: Ctx, index: AuditNumber = Query(), size: AuditSize = Query()
-) -> InclusionProofRead:
+def inclusion_proof(ctx: Ctx, index: AuditNumber, size: AuditSize) -> InclusionProofRead:
     """The inclusion proof of leaf `index` in the tree of `size`."""
     with ctx.anonymous_unit() as session:
         proof = log.inclusion_proof(session, index=index, size=size)
@@ -76,9 +74,7 @@ def inclusion_proof(
 
 
 @router.get("/proof/consistency", response_model=ConsistencyProofRead, dependencies=[public()])
-def consistency_proof(
-    ctx: Ctx, first: AuditSize = Query(), second: AuditSize = Query()
-) -> ConsistencyProofRead:
+def consistency_proof(ctx: Ctx, first: AuditSize, second: AuditSize) -> ConsistencyProofRead:
     """The consistency proof between tree sizes `first` and `second`."""
     with ctx.anonymous_unit() as session:
         proof = log.consistency_proof(session, first=first, second=second)
@@ -88,7 +84,7 @@ def consistency_proof(
 @router.get("/entries", response_model=EntryPage, dependencies=[needs(Permission.AUDIT_READ)])
 def list_entries(
     ctx: Ctx,
-    after_id: AuditNumber = Query(0, description="return entries with a larger id"),
+    after_id: Annotated[AuditNumber, Query(description="return entries with a larger id")] = 0,
     limit: int | None = Query(None, ge=1),
 ) -> EntryPage:
     """A page of audit entries in id order (auditors); this read is itself audited."""
@@ -114,9 +110,7 @@ def list_entries(
 @router.get(
     "/export", response_class=StreamingResponse, dependencies=[needs(Permission.AUDIT_READ)]
 )
-def export(
-    ctx: Ctx, start: AuditNumber = Query(0), end: AuditNumber | None = Query(None)
-) -> StreamingResponse:
+def export(ctx: Ctx, start: AuditNumber = 0, end: AuditNumber | None = None) -> StreamingResponse:
     """The log from `start` to the newest checkpoint at or below `end`, for openpars-verify."""
     with ctx.unit() as (session, principal):
         principal.require(Permission.AUDIT_READ)

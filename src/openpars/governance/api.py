@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
 
 from openpars.db import utcnow
@@ -48,9 +50,9 @@ def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
 @router.get("/proposals", response_model=list[ProposalRead], dependencies=[needs(*READERS)])
 def list_proposals(
     ctx: Ctx,
-    agreement_id: RowId | None = Query(None),
+    agreement_id: RowId | None = None,
     status: ProposalStatus | None = Query(None),
-    offset: Offset = Query(0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
 ) -> list[ProposalRead]:
     """Proposals, newest first."""
@@ -120,8 +122,10 @@ def governance_timeline(agreement_id: RowId, ctx: Ctx) -> list[TimelineEntry]:
 )
 def list_notices(
     ctx: Ctx,
-    stakeholder_id: RowId | None = Query(None, description="Agency id of one stakeholder."),
-    offset: Offset = Query(0),
+    stakeholder_id: Annotated[
+        RowId | None, Query(description="Agency id of one stakeholder.")
+    ] = None,
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
 ) -> list[RenewalNoticeRead]:
     """Renewal reminders, newest first, each with the link to the agreement's evidence."""
@@ -150,7 +154,7 @@ def reconfigure_board(body: BoardUpdate, ctx: Ctx) -> BoardRead:
 
 
 @router.get("/keys", response_model=list[KeyRead], dependencies=[needs(*READERS)])
-def list_keys(ctx: Ctx, agency_id: RowId | None = Query(None)) -> list[KeyRead]:
+def list_keys(ctx: Ctx, agency_id: RowId | None = None) -> list[KeyRead]:
     """Registered stakeholder public keys, revoked ones included."""
     with ctx.unit() as (session, principal):
         result = board.list_keys(session, actor=principal, agency_id=agency_id)

@@ -72,7 +72,7 @@ def create_agency(body: AgencyCreate, ctx: Ctx) -> AgencyRead:
     "/agencies", response_model=list[AgencyRead], dependencies=[needs(Permission.RECORD_READ)]
 )
 def list_agencies(
-    ctx: Ctx, offset: Offset = Query(0), limit: int = Query(100, ge=1, le=500)
+    ctx: Ctx, offset: Offset = 0, limit: int = Query(100, ge=1, le=500)
 ) -> list[AgencyRead]:
     """All agencies, paginated."""
     with ctx.unit() as (session, principal):
