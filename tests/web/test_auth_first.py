@@ -8,20 +8,23 @@ is always 401 or 403, never a 422 that describes the payload the route expects.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, SessionTransaction
 
+from openpars.audit.events import Outcome
+from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.web.app import ROUTERS, create_app
 from openpars.web.context import edge_of
-from tests.factories import World
+from tests.factories import World, build_world
 from tests.records.factories import arrest_payload
 from tests.records.helpers import API, row_counts
 
@@ -74,7 +77,8 @@ def test_no_token_is_401_on_every_route_whatever_the_input(
 ) -> None:
     before = row_counts(db)
     for route in api_routes(app):
-        if edge_of(route) is None or edge_of(route).public:  # type: ignore[union-attr]
+        edge = edge_of(route)
+        if edge is None or edge.public:
             continue
         for method, url in concrete(route):
             for headers in ({}, {"Authorization": "Bearer not-a-real-token"}):
@@ -146,3 +150,31 @@ def test_one_transaction_per_request(client: TestClient, world: World, db: Datab
         assert len(begun) == 1
     finally:
         event.remove(Session, "after_begin", count)
+
+
+def test_refusals_are_audited_on_a_real_database(settings: Settings, fresh_db: Database) -> None:
+    """The edge's transaction is closed before the refusal is logged in a transaction of its own.
+
+    On a SQLite file every transaction holds the write lock, so a transaction left open would
+    make the refusal wait for it (30 s, then fail); here both answers come at once.
+    """
+    with fresh_db.session() as session:
+        world = build_world(session)
+    app = create_app(settings, database=fresh_db)
+    with TestClient(app) as client:
+        started = time.monotonic()
+        bad = client.post(f"{API}/arrests", json={}, headers=world.auth("reader"))
+        assert bad.status_code == 403
+        gone = client.get(f"{API}/arrests/987654", headers=world.auth("reader"))
+        assert gone.status_code == 404
+        assert time.monotonic() - started < 10
+    with fresh_db.session() as session:
+        refused = session.execute(
+            select(AuditEntry.action, AuditEntry.user_id).where(
+                AuditEntry.outcome == Outcome.REFUSED
+            )
+        ).all()
+    assert sorted(refused) == [
+        ("GET /api/v1/arrests/987654", world.users["reader"]),
+        ("POST /api/v1/arrests", world.users["reader"]),
+    ]
