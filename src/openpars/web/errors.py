@@ -18,6 +18,7 @@ from openpars.db import Database
 from openpars.errors import DomainError, NotAuthenticated, TooManyRequests
 from openpars.identity.principal import Principal
 from openpars.web.context import edge_of
+from openpars.web.limits import TOO_LARGE
 
 log = logging.getLogger("openpars.web")
 
@@ -171,6 +172,9 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
             f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
             None,
         )
+    elif exc.status_code == 400 and request.scope.get(TOO_LARGE):
+        # Replaced by the 413 on its way out (web/limits.py).
+        return JSONResponse(status_code=413, content=envelope("payload_too_large", "", "body"))
     elif exc.status_code == 400:
         # FastAPI's only 400: the body could not be read as text (bad UTF-8, a torn stream).
         return await _undecodable_body(request)

@@ -6,6 +6,9 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Set in the request scope once the limit is passed.
+TOO_LARGE = "openpars.body_too_large"
+
 
 def too_large_body(limit: int, received: str) -> bytes:
     """The 413 error envelope, as JSON bytes."""
@@ -52,6 +55,8 @@ class BodyLimit:
                 received += len(message.get("body", b""))
                 if received > self.limit:
                     exceeded = True
+                    # The error handlers see it and answer without touching the database.
+                    scope[TOO_LARGE] = True
                     # The application sees a client that went away: it stops reading here.
                     return {"type": "http.disconnect"}
             return message
