@@ -10,11 +10,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from typer.testing import CliRunner
 
+from openpars.cli import app
 from openpars.db import Database
 from openpars.identity.roles import Role
 from openpars.ranges import INT32_MAX
-from tests.factories import World
+from tests.factories import World, build_world
 from tests.records.factories import arrest_payload
 from tests.records.helpers import API, add_user
 
@@ -106,3 +109,22 @@ def test_person_id_past_the_column_in_an_arrest(client: TestClient, world: World
     response = client.post(f"{API}/arrests", json=payload, headers=world.auth("intake"))
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "involvements.0.person_id"
+
+
+def test_console_show_refuses_an_id_past_the_column(fresh_db: Database) -> None:
+    """At the console the same id was an OverflowError traceback."""
+    assert isinstance(fresh_db.bind, Engine)
+    url = fresh_db.bind.url.render_as_string(hide_password=False)
+    with fresh_db.session() as session:
+        build_world(session)
+    for noun in ("arrest", "person"):
+        result = CliRunner().invoke(
+            app, ["show", noun, "99999999999999999999", "--as", "reader", "--db", url]
+        )
+        assert result.exit_code == 2, result.output
+        assert "2147483647" in result.output
+        unknown = CliRunner().invoke(
+            app, ["show", noun, str(INT32_MAX), "--as", "reader", "--db", url]
+        )
+        assert unknown.exit_code == 1
+        assert f"no {noun} with id {INT32_MAX}" in unknown.stderr
