@@ -7,9 +7,11 @@ way the driver raised a 500). An id in range but unknown stays a 404.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 
 from annotated_types import Ge, Le
+from pydantic import AfterValidator, AwareDatetime
 
 # PostgreSQL INTEGER, the type of every primary and foreign key outside the audit log.
 INT32_MAX = 2_147_483_647
@@ -27,3 +29,15 @@ AuditNumber = Annotated[int, Ge(0), Le(INT64_MAX)]
 
 AuditSize = Annotated[int, Ge(1), Le(INT64_MAX)]
 """A tree size or an entry id that must name something (from 1)."""
+
+
+def _storable(value: datetime) -> datetime:
+    # The database keeps instants in UTC; 0001-01-01T00:00:00+14:00 has no UTC form in Python.
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the instant has no UTC equivalent (year 1 to 9999 in UTC)") from None
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
+"""A date and time with its zone, representable in UTC (search bounds)."""

@@ -128,3 +128,17 @@ def test_console_show_refuses_an_id_past_the_column(fresh_db: Database) -> None:
         )
         assert unknown.exit_code == 1
         assert f"no {noun} with id {INT32_MAX}" in unknown.stderr
+
+
+def test_search_instant_without_a_utc_form_is_422(client: TestClient, world: World) -> None:
+    """0001-01-01T00:00:00+14:00 is before year 1 in UTC: it was an OverflowError (500)."""
+    response = client.get(
+        f"{API}/arrests",
+        params={
+            "arrested_from": "0001-01-01T00:00:00+14:00",
+            "arrested_to": "2025-01-01T00:00:00Z",
+        },
+        headers=world.auth("reader"),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "arrested_from"

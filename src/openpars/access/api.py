@@ -6,7 +6,6 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from openpars.access import service
 from openpars.access.schemas import (
@@ -19,7 +18,7 @@ from openpars.access.schemas import (
     ReadContext,
 )
 from openpars.identity.roles import Permission
-from openpars.ranges import RowId
+from openpars.ranges import Instant, RowId
 from openpars.records.enums import ArrestState
 from openpars.web.context import Ctx, needs
 
@@ -119,8 +118,8 @@ def search_arrests(
     otn: Annotated[str | None, Query(max_length=20)] = None,
     incident_number: Annotated[str | None, Query(max_length=30)] = None,
     docket_number: Annotated[str | None, Query(max_length=30)] = None,
-    arrested_from: AwareDatetime | None = None,
-    arrested_to: AwareDatetime | None = None,
+    arrested_from: Instant | None = None,
+    arrested_to: Instant | None = None,
     statute: Annotated[str | None, Query(max_length=40, examples=["18 § 2701"])] = None,
     state: ArrestState | None = None,
     offset: Offset = 0,
