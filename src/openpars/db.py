@@ -211,6 +211,10 @@ class Database:
         """``sqlite`` or ``postgresql``."""
         return self.bind.dialect.name
 
+    def open_session(self) -> Session:
+        """A new session the caller closes (the web edge, which spans a dependency)."""
+        return self._factory()
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any exception."""

@@ -28,9 +28,8 @@ class DomainError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body the API returns for this error."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.field is not None:
-            body["field"] = self.field
+        # ``field`` is always present (null when the error is about no one field).
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
         if self.details:
             body["details"] = self.details
         return body

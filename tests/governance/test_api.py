@@ -164,9 +164,10 @@ def test_bad_votes_over_http_record_nothing(client: TestClient, gov: Gov) -> Non
         json=good,
         headers=gov.world.auth("charging"),
     )
+    # An account without the vote permission is refused at the edge, before its body is read.
     assert (not_voter.status_code, not_voter.json()["error"]["code"]) == (
         403,
-        "not_designated_voter",
+        "permission_denied",
     )
     with gov.session() as session:
         assert rows(session) == before

@@ -54,7 +54,7 @@ BAD_ARRESTS: list[tuple[str, Mutation, int, str]] = [
     ("arrest time without zone", _set("arrested_at", "2025-03-01T10:00:00"), 422, "arrested_at"),
     ("impossible date", _set("arrested_at", "2025-02-30T10:00:00Z"), 422, "arrested_at"),
     ("birth after arrest", _set("involvements.1.person.birth_date", "2026-01-01"), 422,
-     "involvements[1].person.birth_date"),
+     "involvements.1.person.birth_date"),
     ("statute format", _set("charges.0.statute", "2701"), 422, "charges.0.statute"),
     ("statute title only", _set("charges.1.statute", "18 §"), 422, "charges.1.statute"),
     ("grade outside list", _set("charges.0.grade", "F4"), 422, "charges.0.grade"),

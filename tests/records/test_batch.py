@@ -61,7 +61,7 @@ def test_mixed_batch_writes_the_good_and_nothing_of_the_refused(
     refusals = [_refused(results[i]) for i in (1, 2, 3)]
     assert [(r.index, r.code, r.field) for r in refusals] == [
         (1, "invalid_input", "arrested_at"),
-        (2, "person_match_required", "involvements[1].person"),
+        (2, "person_match_required", "involvements.1.person"),
         (3, "report_id_reused", "report_id"),
     ]
     assert refusals[0].status == 422 and "in the future" in refusals[0].message

@@ -193,7 +193,7 @@ def test_sid_and_fbi_of_different_persons_is_refused(
     response = submit(client, world, payload)
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "identifier_mismatch"
-    assert response.json()["error"]["field"] == "involvements[0].person.fbi_number"
+    assert response.json()["error"]["field"] == "involvements.0.person.fbi_number"
     assert row_counts(db) == counts
 
 
@@ -217,7 +217,7 @@ def test_candidates_then_explicit_choice(client: TestClient, world: World, db: D
     assert response.status_code == 409
     error = response.json()["error"]
     assert error["code"] == "person_match_required"
-    assert error["field"] == "involvements[1].person"
+    assert error["field"] == "involvements.1.person"
     [pending] = error["details"]["involvements"]
     assert pending["index"] == 1
     [candidate] = pending["candidates"]
@@ -349,7 +349,7 @@ def test_same_person_same_role_twice_is_refused(
     payload["involvements"][2] = {"role": "victim", "person_id": first["person_ids"][1]}
     response = submit(client, world, payload)
     assert response.status_code == 422
-    assert response.json()["error"]["field"] == "involvements[2]"
+    assert response.json()["error"]["field"] == "involvements.2"
 
 
 def test_unknown_person_id_is_refused(client: TestClient, world: World, db: Database) -> None:
@@ -358,7 +358,7 @@ def test_unknown_person_id_is_refused(client: TestClient, world: World, db: Data
     counts = row_counts(db)
     response = submit(client, world, payload)
     assert response.status_code == 404
-    assert response.json()["error"]["field"] == "involvements[1].person_id"
+    assert response.json()["error"]["field"] == "involvements.1.person_id"
     assert row_counts(db) == counts
 
 

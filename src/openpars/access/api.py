@@ -6,7 +6,6 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from openpars.access import service
 from openpars.access.schemas import (
@@ -18,8 +17,10 @@ from openpars.access.schemas import (
     PersonResult,
     ReadContext,
 )
+from openpars.identity.roles import Permission
+from openpars.ranges import Instant, RowId
 from openpars.records.enums import ArrestState
-from openpars.web.context import Ctx
+from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["search"])
 
@@ -52,7 +53,12 @@ Count = Annotated[
 ]
 
 
-@router.get("/persons", response_model=PersonPage, summary="Search persons")
+@router.get(
+    "/persons",
+    response_model=PersonPage,
+    summary="Search persons",
+    dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
+)
 def search_persons(
     ctx: Ctx,
     context: Context,
@@ -85,8 +91,13 @@ def search_persons(
     return result
 
 
-@router.get("/persons/{person_id}", response_model=PersonResult, summary="Get a person")
-def get_person(person_id: int, ctx: Ctx, context: Context) -> PersonResult:
+@router.get(
+    "/persons/{person_id}",
+    response_model=PersonResult,
+    summary="Get a person",
+    dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
+)
+def get_person(person_id: RowId, ctx: Ctx, context: Context) -> PersonResult:
     """One person with every involvement you may see."""
     with ctx.unit() as (session, principal):
         result = service.get_person(
@@ -95,15 +106,20 @@ def get_person(person_id: int, ctx: Ctx, context: Context) -> PersonResult:
     return result
 
 
-@router.get("/arrests", response_model=ArrestPage, summary="Search arrests")
+@router.get(
+    "/arrests",
+    response_model=ArrestPage,
+    summary="Search arrests",
+    dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
+)
 def search_arrests(
     ctx: Ctx,
     context: Context,
     otn: Annotated[str | None, Query(max_length=20)] = None,
     incident_number: Annotated[str | None, Query(max_length=30)] = None,
     docket_number: Annotated[str | None, Query(max_length=30)] = None,
-    arrested_from: AwareDatetime | None = None,
-    arrested_to: AwareDatetime | None = None,
+    arrested_from: Instant | None = None,
+    arrested_to: Instant | None = None,
     statute: Annotated[str | None, Query(max_length=40, examples=["18 § 2701"])] = None,
     state: ArrestState | None = None,
     offset: Offset = 0,
@@ -128,8 +144,13 @@ def search_arrests(
     return result
 
 
-@router.get("/arrests/{arrest_id}", response_model=ArrestResult, summary="Get an arrest")
-def get_arrest(arrest_id: int, ctx: Ctx, context: Context) -> ArrestResult:
+@router.get(
+    "/arrests/{arrest_id}",
+    response_model=ArrestResult,
+    summary="Get an arrest",
+    dependencies=[needs(Permission.RECORD_READ, Permission.EXTERNAL_QUERY)],
+)
+def get_arrest(arrest_id: RowId, ctx: Ctx, context: Context) -> ArrestResult:
     """One arrest with everything in it you may see."""
     with ctx.unit() as (session, principal):
         result = service.get_arrest(

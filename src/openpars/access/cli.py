@@ -27,6 +27,7 @@ from openpars.errors import DomainError
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.service import principal_for
+from openpars.ranges import INT32_MAX
 from openpars.records.enums import ArrestState
 
 search_app = typer.Typer(help="Search persons and arrests (enforced and audited).")
@@ -183,7 +184,7 @@ def search_arrests(
 @show_app.command("person")
 @reports_errors
 def show_person(
-    person_id: int,
+    person_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
     as_user: AsUser,
     purpose: Purpose = None,
     case_number: CaseNumber = None,
@@ -204,7 +205,7 @@ def show_person(
 @show_app.command("arrest")
 @reports_errors
 def show_arrest(
-    arrest_id: int,
+    arrest_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
     as_user: AsUser,
     purpose: Purpose = None,
     case_number: CaseNumber = None,

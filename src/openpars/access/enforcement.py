@@ -15,6 +15,7 @@ from openpars.access.schemas import ReadContext
 from openpars.errors import Forbidden, InvalidInput, TooManyRequests
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
+from openpars.records.validation import name_key
 
 WILDCARDS = re.compile(r"[*%_?]")
 RATE_WINDOW = timedelta(minutes=1)
@@ -91,6 +92,15 @@ def check_query_shape(
         raise InvalidInput(
             "wildcards (* % _ ?) are not allowed in a name; a name matches by prefix",
             field="name",
+        )
+    if name is not None and not name_key(name):
+        # Punctuation, emoji, zero-width and combining marks all normalise away: such a
+        # "name" matches nothing and must not reach the prefix range (item 10 of issue 10).
+        raise InvalidInput(
+            f"name {name!r} has no letters or digits once punctuation, symbols and accents are "
+            "removed; search by at least 2 letters of the name",
+            field="name",
+            details={"rule": "name_has_no_letters"},
         )
     if name is not None and len(name.strip()) < 2:
         raise InvalidInput("a name search needs at least 2 characters", field="name")

@@ -12,6 +12,7 @@ from openpars.agreements import floor as floors
 from openpars.agreements import killswitch, lifecycle, service
 from openpars.agreements import repository as repo
 from openpars.agreements.models import AgreementStatus
+from openpars.agreements.rules import READ_PERMISSIONS as READERS
 from openpars.agreements.schemas import (
     ActInput,
     AgreementCreate,
@@ -26,13 +27,19 @@ from openpars.agreements.schemas import (
 from openpars.db import utcnow
 from openpars.errors import NotFound
 from openpars.identity.roles import Permission
+from openpars.ranges import Offset, RowId
 from openpars.records.schemas import Page
-from openpars.web.context import Ctx
+from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["agreements"])
 
 
-@router.post("/agreements", response_model=AgreementRead, status_code=201)
+@router.post(
+    "/agreements",
+    response_model=AgreementRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
 def create_agreement(body: AgreementCreate, ctx: Ctx) -> AgreementRead:
     """Create an agreement as a draft (version 1)."""
     with ctx.unit() as (session, principal):
@@ -41,13 +48,13 @@ def create_agreement(body: AgreementCreate, ctx: Ctx) -> AgreementRead:
     return result
 
 
-@router.get("/agreements", response_model=Page[AgreementRead])
+@router.get("/agreements", response_model=Page[AgreementRead], dependencies=[needs(*READERS)])
 def list_agreements(
     ctx: Ctx,
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
     status: AgreementStatus | None = Query(None, description="stored status"),
-    grantee_agency_id: int | None = Query(None),
+    grantee_agency_id: RowId | None = None,
 ) -> Page[AgreementRead]:
     """Agreements, paginated, optionally by stored status or grantee."""
     with ctx.unit() as (session, principal):
@@ -62,16 +69,22 @@ def list_agreements(
     return page
 
 
-@router.get("/agreements/{agreement_id}", response_model=AgreementRead)
-def get_agreement(agreement_id: int, ctx: Ctx) -> AgreementRead:
+@router.get(
+    "/agreements/{agreement_id}", response_model=AgreementRead, dependencies=[needs(*READERS)]
+)
+def get_agreement(agreement_id: RowId, ctx: Ctx) -> AgreementRead:
     """One agreement with every version."""
     with ctx.unit() as (session, principal):
         result = service.show_agreement(session, actor=principal, agreement_id=agreement_id)
     return result
 
 
-@router.put("/agreements/{agreement_id}", response_model=AgreementRead)
-def update_agreement(agreement_id: int, body: AgreementUpdate, ctx: Ctx) -> AgreementRead:
+@router.put(
+    "/agreements/{agreement_id}",
+    response_model=AgreementRead,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
+def update_agreement(agreement_id: RowId, body: AgreementUpdate, ctx: Ctx) -> AgreementRead:
     """Write a new version (old versions are kept; votes on them become void)."""
     with ctx.unit() as (session, principal):
         agreement = service.update_agreement(
@@ -85,8 +98,12 @@ def update_agreement(agreement_id: int, body: AgreementUpdate, ctx: Ctx) -> Agre
     return result
 
 
-@router.post("/agreements/{agreement_id}/propose", response_model=AgreementRead)
-def propose(agreement_id: int, ctx: Ctx, body: ActInput | None = None) -> AgreementRead:
+@router.post(
+    "/agreements/{agreement_id}/propose",
+    response_model=AgreementRead,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
+def propose(agreement_id: RowId, ctx: Ctx, body: ActInput | None = None) -> AgreementRead:
     """Check a draft against the floor and submit it for the stakeholders' vote."""
     with ctx.unit() as (session, principal):
         agreement = lifecycle.propose(
@@ -99,16 +116,24 @@ def propose(agreement_id: int, ctx: Ctx, body: ActInput | None = None) -> Agreem
     return result
 
 
-@router.get("/agreements/{agreement_id}/timeline", response_model=list[EventRead])
-def timeline(agreement_id: int, ctx: Ctx) -> list[EventRead]:
+@router.get(
+    "/agreements/{agreement_id}/timeline",
+    response_model=list[EventRead],
+    dependencies=[needs(*READERS)],
+)
+def timeline(agreement_id: RowId, ctx: Ctx) -> list[EventRead]:
     """Every version, status change and kill-switch act, oldest first."""
     with ctx.unit() as (session, principal):
         events = service.timeline(session, actor=principal, agreement_id=agreement_id)
     return events
 
 
-@router.get("/agreements/{agreement_id}/suspensions", response_model=list[SuspensionRead])
-def list_suspensions(agreement_id: int, ctx: Ctx) -> list[SuspensionRead]:
+@router.get(
+    "/agreements/{agreement_id}/suspensions",
+    response_model=list[SuspensionRead],
+    dependencies=[needs(*READERS)],
+)
+def list_suspensions(agreement_id: RowId, ctx: Ctx) -> list[SuspensionRead]:
     """Kill-switch acts under an agreement and their resumptions."""
     with ctx.unit() as (session, principal):
         rows = killswitch.list_suspensions(session, actor=principal, agreement_id=agreement_id)
@@ -116,9 +141,12 @@ def list_suspensions(agreement_id: int, ctx: Ctx) -> list[SuspensionRead]:
 
 
 @router.post(
-    "/agreements/{agreement_id}/suspensions", response_model=SuspensionRead, status_code=201
+    "/agreements/{agreement_id}/suspensions",
+    response_model=SuspensionRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGREEMENT_SUSPEND)],
 )
-def suspend(agreement_id: int, body: SuspensionCreate, ctx: Ctx) -> SuspensionRead:
+def suspend(agreement_id: RowId, body: SuspensionCreate, ctx: Ctx) -> SuspensionRead:
     """Kill switch: cut off the agreement, one sub-unit or one account, from now."""
     with ctx.unit() as (session, principal):
         row = killswitch.suspend(
@@ -136,8 +164,9 @@ def suspend(agreement_id: int, body: SuspensionCreate, ctx: Ctx) -> SuspensionRe
 @router.post(
     "/agreements/{agreement_id}/suspensions/{suspension_id}/resume",
     response_model=SuspensionRead,
+    dependencies=[needs(Permission.AGREEMENT_SUSPEND)],
 )
-def resume(agreement_id: int, suspension_id: int, body: ActInput, ctx: Ctx) -> SuspensionRead:
+def resume(agreement_id: RowId, suspension_id: RowId, body: ActInput, ctx: Ctx) -> SuspensionRead:
     """Lift one kill-switch suspension, from now (a separate act, with its reason)."""
     with ctx.unit() as (session, principal):
         suspension = repo.get_suspension(session, suspension_id)
@@ -153,7 +182,7 @@ def resume(agreement_id: int, suspension_id: int, body: ActInput, ctx: Ctx) -> S
     return result
 
 
-@router.get("/site/floor", response_model=FloorRead, tags=["site"])
+@router.get("/site/floor", response_model=FloorRead, tags=["site"], dependencies=[needs(*READERS)])
 def get_floor(ctx: Ctx) -> FloorRead:
     """The site floor in force: what no external agreement may grant."""
     with ctx.unit() as (session, principal):
@@ -161,7 +190,12 @@ def get_floor(ctx: Ctx) -> FloorRead:
     return result
 
 
-@router.put("/site/floor", response_model=FloorRead, tags=["site"])
+@router.put(
+    "/site/floor",
+    response_model=FloorRead,
+    tags=["site"],
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
 def put_floor(body: FloorUpdate, ctx: Ctx) -> FloorRead:
     """Set a new version of the site floor (administrators, for the data owners)."""
     with ctx.unit() as (session, principal):

@@ -26,6 +26,7 @@ from openpars.identity import repository as identity_repo
 from openpars.identity.principal import SYSTEM, Principal
 from openpars.identity.roles import Permission
 from openpars.identity.service import principal_for
+from openpars.ranges import INT32_MAX
 
 app = typer.Typer(help="Data-sharing agreements and the site floor.", no_args_is_help=True)
 agreement_app = typer.Typer(help="Data-sharing agreements: drafts, versions, kill switch.")
@@ -85,7 +86,7 @@ def create(path: FileArgument, as_user: AsOption = None, db: DbOption = None) ->
 @agreement_app.command("update")
 @reports_errors
 def update(
-    agreement_id: int,
+    agreement_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
     path: FileArgument,
     reason: ReasonOption,
     as_user: AsOption = None,
@@ -111,7 +112,10 @@ def update(
 @agreement_app.command("show")
 @reports_errors
 def show(
-    agreement_id: int, as_json: JsonOption = False, as_user: AsOption = None, db: DbOption = None
+    agreement_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
+    as_json: JsonOption = False,
+    as_user: AsOption = None,
+    db: DbOption = None,
 ) -> None:
     """Show an agreement, its status and every version."""
     with unit(settings_for(db)) as session:
@@ -168,7 +172,7 @@ def list_(
 @agreement_app.command("propose")
 @reports_errors
 def propose(
-    agreement_id: int,
+    agreement_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
     reason: ReasonOption = "proposed for approval",
     as_user: AsOption = None,
     db: DbOption = None,
@@ -188,7 +192,7 @@ def propose(
 @agreement_app.command("suspend")
 @reports_errors
 def suspend(
-    agreement_id: int,
+    agreement_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
     reason: ReasonOption,
     target: Annotated[SuspensionTarget, typer.Option(help="What to cut off.")] = (
         SuspensionTarget.AGREEMENT
@@ -219,7 +223,10 @@ def suspend(
 @agreement_app.command("resume")
 @reports_errors
 def resume(
-    suspension_id: int, reason: ReasonOption, as_user: AsOption = None, db: DbOption = None
+    suspension_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
+    reason: ReasonOption,
+    as_user: AsOption = None,
+    db: DbOption = None,
 ) -> None:
     """Lift one kill-switch suspension, from now."""
     with unit(settings_for(db)) as session:
@@ -232,7 +239,10 @@ def resume(
 @agreement_app.command("timeline")
 @reports_errors
 def timeline(
-    agreement_id: int, as_json: JsonOption = False, as_user: AsOption = None, db: DbOption = None
+    agreement_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
+    as_json: JsonOption = False,
+    as_user: AsOption = None,
+    db: DbOption = None,
 ) -> None:
     """Every version, status change and kill-switch act of an agreement, oldest first."""
     with unit(settings_for(db)) as session:

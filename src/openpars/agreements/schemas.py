@@ -26,6 +26,7 @@ from openpars.agreements.models import (
 )
 from openpars.agreements.scope import Scope, clause_error
 from openpars.errors import InvalidInput
+from openpars.ranges import RowId
 from openpars.text import Document, Line, Prose
 
 
@@ -90,16 +91,16 @@ class AgreementDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
     name: Line = Field(min_length=3, max_length=200)
-    grantee_agency_id: int
+    grantee_agency_id: RowId
     # Sub-units (agency ids) admitted; empty admits the whole agency only with all_units.
-    grantee_unit_ids: tuple[int, ...] = Field(default=(), max_length=200)
-    grantee_user_ids: tuple[int, ...] = Field(default=(), max_length=1000)
+    grantee_unit_ids: tuple[RowId, ...] = Field(default=(), max_length=200)
+    grantee_user_ids: tuple[RowId, ...] = Field(default=(), max_length=1000)
     all_units: bool = False
     legal_basis: Prose = Field(min_length=3, max_length=2000)
     fee: Fee | None = None
     terms: Prose = Field(default="", max_length=50_000)
     # Agency ids of the data owners party to the agreement.
-    parties: tuple[int, ...] = Field(min_length=1, max_length=20)
+    parties: tuple[RowId, ...] = Field(min_length=1, max_length=20)
     scope: Scope
     effective_at: AwareDatetime
     expires_at: AwareDatetime
@@ -189,7 +190,7 @@ class SuspensionCreate(BaseModel):
 
     target: SuspensionTarget
     # The unit (agency id) or account (user id); omitted for the whole agreement.
-    target_id: int | None = None
+    target_id: RowId | None = None
     reason: Prose = Field(min_length=3, max_length=2000)
 
 

@@ -158,7 +158,11 @@ def update_agreement(
         )
     current = current_version(session, agreement=agreement)
     if data.content_hash() == current.content_hash:
-        raise Conflict("nothing changed: the content equals the current version", field="body")
+        raise Conflict(
+            "nothing changed: the content equals the current version",
+            code="no_change",
+            field="body",
+        )
     other = repo.get_agreement_by_name(session, data.name)
     if other is not None and other.id != agreement.id:
         raise Conflict(f"name: an agreement named '{data.name}' already exists", field="name")

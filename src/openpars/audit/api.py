@@ -10,7 +10,7 @@ entries, receipts, exports and witness administration are audited like any other
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
@@ -32,7 +32,8 @@ from openpars.audit.schemas import (
 from openpars.audit.service import append
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
-from openpars.web.context import Ctx
+from openpars.ranges import AuditNumber, AuditSize, RowId
+from openpars.web.context import Ctx, needs, public
 
 router = APIRouter(prefix="/audit", tags=["audit log"])
 
@@ -56,7 +57,7 @@ def audit_event(principal: Principal, kind: AuditKind, action: str, **params: An
     )
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get("/checkpoint", response_class=PlainTextResponse, dependencies=[public()])
 def latest_checkpoint(ctx: Ctx) -> PlainTextResponse:
     """The newest signed checkpoint with its witness cosignatures (C2SP signed note)."""
     with ctx.anonymous_unit() as session:
@@ -64,30 +65,26 @@ def latest_checkpoint(ctx: Ctx) -> PlainTextResponse:
     return PlainTextResponse(note, media_type=NOTE_MEDIA_TYPE)
 
 
-@router.get("/proof/inclusion", response_model=InclusionProofRead)
-def inclusion_proof(
-    ctx: Ctx, index: int = Query(ge=0), size: int = Query(ge=1)
-) -> InclusionProofRead:
+@router.get("/proof/inclusion", response_model=InclusionProofRead, dependencies=[public()])
+def inclusion_proof(ctx: Ctx, index: AuditNumber, size: AuditSize) -> InclusionProofRead:
     """The inclusion proof of leaf `index` in the tree of `size`."""
     with ctx.anonymous_unit() as session:
         proof = log.inclusion_proof(session, index=index, size=size)
     return InclusionProofRead(index=index, size=size, proof=_b64(proof))
 
 
-@router.get("/proof/consistency", response_model=ConsistencyProofRead)
-def consistency_proof(
-    ctx: Ctx, first: int = Query(ge=1), second: int = Query(ge=1)
-) -> ConsistencyProofRead:
+@router.get("/proof/consistency", response_model=ConsistencyProofRead, dependencies=[public()])
+def consistency_proof(ctx: Ctx, first: AuditSize, second: AuditSize) -> ConsistencyProofRead:
     """The consistency proof between tree sizes `first` and `second`."""
     with ctx.anonymous_unit() as session:
         proof = log.consistency_proof(session, first=first, second=second)
     return ConsistencyProofRead(first=first, second=second, proof=_b64(proof))
 
 
-@router.get("/entries", response_model=EntryPage)
+@router.get("/entries", response_model=EntryPage, dependencies=[needs(Permission.AUDIT_READ)])
 def list_entries(
     ctx: Ctx,
-    after_id: int = Query(0, ge=0, description="return entries with a larger id"),
+    after_id: Annotated[AuditNumber, Query(description="return entries with a larger id")] = 0,
     limit: int | None = Query(None, ge=1),
 ) -> EntryPage:
     """A page of audit entries in id order (auditors); this read is itself audited."""
@@ -110,10 +107,10 @@ def list_entries(
     return page
 
 
-@router.get("/export", response_class=StreamingResponse)
-def export(
-    ctx: Ctx, start: int = Query(0, ge=0), end: int | None = Query(None, ge=0)
-) -> StreamingResponse:
+@router.get(
+    "/export", response_class=StreamingResponse, dependencies=[needs(Permission.AUDIT_READ)]
+)
+def export(ctx: Ctx, start: AuditNumber = 0, end: AuditNumber | None = None) -> StreamingResponse:
     """The log from `start` to the newest checkpoint at or below `end`, for openpars-verify."""
     with ctx.unit() as (session, principal):
         principal.require(Permission.AUDIT_READ)
@@ -135,8 +132,8 @@ def export(
     )
 
 
-@router.get("/receipts/{entry_id}", response_model=ReceiptRead)
-def receipt(entry_id: int, ctx: Ctx) -> ReceiptRead:
+@router.get("/receipts/{entry_id}", response_model=ReceiptRead, dependencies=[needs()])
+def receipt(entry_id: AuditSize, ctx: Ctx) -> ReceiptRead:
     """Entry, leaf index, inclusion proof and checkpoint, for an agency's own accesses."""
     with ctx.unit() as (session, principal):
         found = exporting.receipt(session, principal=principal, entry_id=entry_id)
@@ -155,8 +152,13 @@ def receipt(entry_id: int, ctx: Ctx) -> ReceiptRead:
     return result
 
 
-@router.post("/checkpoints/{size}/cosignatures", response_model=CosignatureRead, status_code=201)
-def submit_cosignature(size: int, body: CosignatureCreate, ctx: Ctx) -> CosignatureRead:
+@router.post(
+    "/checkpoints/{size}/cosignatures",
+    response_model=CosignatureRead,
+    status_code=201,
+    dependencies=[public()],
+)
+def submit_cosignature(size: AuditSize, body: CosignatureCreate, ctx: Ctx) -> CosignatureRead:
     """A registered witness cosigns the checkpoint of `size` (its signature is its credential)."""
     quorum = ctx.settings.witness_quorum
     with ctx.anonymous_unit() as session:
@@ -174,7 +176,11 @@ def submit_cosignature(size: int, body: CosignatureCreate, ctx: Ctx) -> Cosignat
     return result
 
 
-@router.get("/witnesses", response_model=list[WitnessRead])
+@router.get(
+    "/witnesses",
+    response_model=list[WitnessRead],
+    dependencies=[needs(Permission.AGENCY_MANAGE, Permission.AUDIT_READ)],
+)
 def list_witnesses(ctx: Ctx) -> list[WitnessRead]:
     """Registered witnesses (administrators and auditors)."""
     with ctx.unit() as (session, principal):
@@ -185,7 +191,12 @@ def list_witnesses(ctx: Ctx) -> list[WitnessRead]:
     return rows
 
 
-@router.post("/witnesses", response_model=WitnessRead, status_code=201)
+@router.post(
+    "/witnesses",
+    response_model=WitnessRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGENCY_MANAGE)],
+)
 def add_witness(body: WitnessCreate, ctx: Ctx) -> WitnessRead:
     """Register a stakeholder's witness key (administrators)."""
     with ctx.unit() as (session, principal):
@@ -199,8 +210,12 @@ def add_witness(body: WitnessCreate, ctx: Ctx) -> WitnessRead:
     return result
 
 
-@router.delete("/witnesses/{witness_id}", response_model=WitnessRead)
-def remove_witness(witness_id: int, ctx: Ctx) -> WitnessRead:
+@router.delete(
+    "/witnesses/{witness_id}",
+    response_model=WitnessRead,
+    dependencies=[needs(Permission.AGENCY_MANAGE)],
+)
+def remove_witness(witness_id: RowId, ctx: Ctx) -> WitnessRead:
     """Stop counting a witness's cosignatures (administrators)."""
     with ctx.unit() as (session, principal):
         removed = witness.remove_witness(session, actor=principal, witness_id=witness_id)

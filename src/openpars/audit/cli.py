@@ -30,6 +30,7 @@ from openpars.console import (
 from openpars.errors import InvalidInput
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
+from openpars.ranges import INT32_MAX, INT64_MAX
 
 app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 witness_app = typer.Typer(help="Witnesses whose cosignatures make checkpoints final.")
@@ -69,11 +70,16 @@ def checkpoint(db: DbOption = None) -> None:
 @app.command("proof")
 @reports_errors
 def proof(
-    index: Annotated[int | None, typer.Option(help="Leaf index (inclusion proof).")] = None,
-    size: Annotated[
-        int | None, typer.Option(help="Tree size (default: newest checkpoint).")
+    index: Annotated[
+        int | None, typer.Option(help="Leaf index (inclusion proof).", min=0, max=INT64_MAX)
     ] = None,
-    first: Annotated[int | None, typer.Option(help="Old size (consistency proof).")] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(help="Tree size (default: newest checkpoint).", min=1, max=INT64_MAX),
+    ] = None,
+    first: Annotated[
+        int | None, typer.Option(help="Old size (consistency proof).", min=0, max=INT64_MAX)
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Print an inclusion (--index) or consistency (--first) proof, one base64 hash a line."""
@@ -93,8 +99,10 @@ def proof(
 @app.command("export")
 @reports_errors
 def export(
-    start: Annotated[int, typer.Option(help="First leaf index.")] = 0,
-    end: Annotated[int | None, typer.Option(help="Stop at the newest checkpoint <= END.")] = None,
+    start: Annotated[int, typer.Option(help="First leaf index.", min=0, max=INT64_MAX)] = 0,
+    end: Annotated[
+        int | None, typer.Option(help="Stop at the newest checkpoint <= END.", min=0, max=INT64_MAX)
+    ] = None,
     output: Annotated[Path | None, typer.Option("--out", help="File (default stdout).")] = None,
     db: DbOption = None,
 ) -> None:
@@ -120,7 +128,9 @@ def export(
 @app.command("entries")
 @reports_errors
 def entries(
-    after_id: Annotated[int, typer.Option(help="Entries with a larger id.")] = 0,
+    after_id: Annotated[
+        int, typer.Option(help="Entries with a larger id.", min=0, max=INT64_MAX)
+    ] = 0,
     limit: Annotated[int, typer.Option(help="How many.")] = 50,
     db: DbOption = None,
 ) -> None:
@@ -139,8 +149,12 @@ def entries(
 @reports_errors
 def shred(
     order: Annotated[str, typer.Option(help="The sealing or expungement order reference.")],
-    arrest_id: Annotated[int | None, typer.Option(help="The sealed arrest.")] = None,
-    person_id: Annotated[int | None, typer.Option(help="The expunged person.")] = None,
+    arrest_id: Annotated[
+        int | None, typer.Option(help="The sealed arrest.", min=1, max=INT32_MAX)
+    ] = None,
+    person_id: Annotated[
+        int | None, typer.Option(help="The expunged person.", min=1, max=INT32_MAX)
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Crypto-shred the content of every entry about a record; the log still verifies."""
@@ -184,7 +198,8 @@ def witness_list(db: DbOption = None) -> None:
 @witness_app.command("remove")
 @reports_errors
 def witness_remove(
-    witness_id: Annotated[int, typer.Argument(help="The witness id.")], db: DbOption = None
+    witness_id: Annotated[int, typer.Argument(help="The witness id.", min=1, max=INT32_MAX)],
+    db: DbOption = None,
 ) -> None:
     """Stop counting a witness's cosignatures."""
     with unit(settings_for(db)) as session:

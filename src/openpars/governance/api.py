@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
 
 from openpars.db import utcnow
 from openpars.errors import InvalidInput
 from openpars.governance import board, decisions, service, timeline, votes
+from openpars.governance.board import READ_PERMISSIONS as READERS
 from openpars.governance.models import ProposalStatus
 from openpars.governance.schemas import (
     BoardRead,
@@ -24,12 +27,18 @@ from openpars.governance.schemas import (
     VoteReceipt,
 )
 from openpars.identity.roles import Permission
-from openpars.web.context import Ctx
+from openpars.ranges import Offset, RowId
+from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["governance"])
 
 
-@router.post("/proposals", response_model=ProposalRead, status_code=201)
+@router.post(
+    "/proposals",
+    response_model=ProposalRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
+)
 def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
     """Open a proposal on the agreement's current version (designated voters, managers)."""
     with ctx.unit() as (session, principal):
@@ -38,12 +47,12 @@ def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
     return result
 
 
-@router.get("/proposals", response_model=list[ProposalRead])
+@router.get("/proposals", response_model=list[ProposalRead], dependencies=[needs(*READERS)])
 def list_proposals(
     ctx: Ctx,
-    agreement_id: int | None = Query(None),
+    agreement_id: RowId | None = None,
     status: ProposalStatus | None = Query(None),
-    offset: int = Query(0, ge=0),
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
 ) -> list[ProposalRead]:
     """Proposals, newest first."""
@@ -59,16 +68,21 @@ def list_proposals(
     return result
 
 
-@router.get("/proposals/{proposal_id}", response_model=ProposalRead)
-def show_proposal(proposal_id: int, ctx: Ctx) -> ProposalRead:
+@router.get("/proposals/{proposal_id}", response_model=ProposalRead, dependencies=[needs(*READERS)])
+def show_proposal(proposal_id: RowId, ctx: Ctx) -> ProposalRead:
     """One proposal with its rule and standing tally."""
     with ctx.unit() as (session, principal):
         result = service.show_proposal(session, actor=principal, proposal_id=proposal_id)
     return result
 
 
-@router.post("/proposals/{proposal_id}/votes", response_model=VoteReceipt, status_code=201)
-def submit_vote(proposal_id: int, body: SignedVote, ctx: Ctx) -> VoteReceipt:
+@router.post(
+    "/proposals/{proposal_id}/votes",
+    response_model=VoteReceipt,
+    status_code=201,
+    dependencies=[needs(Permission.VOTE)],
+)
+def submit_vote(proposal_id: RowId, body: SignedVote, ctx: Ctx) -> VoteReceipt:
     """Submit a vote signed offline (``openpars vote sign``); a later vote replaces yours."""
     if body.proposal_id != proposal_id:
         raise InvalidInput(
@@ -81,27 +95,37 @@ def submit_vote(proposal_id: int, body: SignedVote, ctx: Ctx) -> VoteReceipt:
     return result
 
 
-@router.get("/proposals/{proposal_id}/votes", response_model=VoteExport)
-def export_votes(proposal_id: int, ctx: Ctx) -> VoteExport:
+@router.get(
+    "/proposals/{proposal_id}/votes", response_model=VoteExport, dependencies=[needs(*READERS)]
+)
+def export_votes(proposal_id: RowId, ctx: Ctx) -> VoteExport:
     """Every cast and change with its signed bytes, signature and key: re-verifiable offline."""
     with ctx.unit() as (session, principal):
         result = votes.export_votes(session, actor=principal, proposal_id=proposal_id)
     return result
 
 
-@router.get("/agreements/{agreement_id}/governance-timeline", response_model=list[TimelineEntry])
-def governance_timeline(agreement_id: int, ctx: Ctx) -> list[TimelineEntry]:
+@router.get(
+    "/agreements/{agreement_id}/governance-timeline",
+    response_model=list[TimelineEntry],
+    dependencies=[needs(*READERS)],
+)
+def governance_timeline(agreement_id: RowId, ctx: Ctx) -> list[TimelineEntry]:
     """Versions, proposals, votes with rationales, outcomes and status changes, oldest first."""
     with ctx.unit() as (session, principal):
         result = timeline.governance_timeline(session, actor=principal, agreement_id=agreement_id)
     return result
 
 
-@router.get("/renewal-notices", response_model=list[RenewalNoticeRead])
+@router.get(
+    "/renewal-notices", response_model=list[RenewalNoticeRead], dependencies=[needs(*READERS)]
+)
 def list_notices(
     ctx: Ctx,
-    stakeholder_id: int | None = Query(None, description="Agency id of one stakeholder."),
-    offset: int = Query(0, ge=0),
+    stakeholder_id: Annotated[
+        RowId | None, Query(description="Agency id of one stakeholder.")
+    ] = None,
+    offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
 ) -> list[RenewalNoticeRead]:
     """Renewal reminders, newest first, each with the link to the agreement's evidence."""
@@ -112,7 +136,7 @@ def list_notices(
     return result
 
 
-@router.get("/board", response_model=BoardRead)
+@router.get("/board", response_model=BoardRead, dependencies=[needs(*READERS)])
 def show_board(ctx: Ctx) -> BoardRead:
     """The board in force: stakeholders, their voters and keys, the quorum."""
     with ctx.unit() as (session, principal):
@@ -120,7 +144,7 @@ def show_board(ctx: Ctx) -> BoardRead:
     return result
 
 
-@router.put("/board", response_model=BoardRead)
+@router.put("/board", response_model=BoardRead, dependencies=[needs(Permission.AGREEMENT_MANAGE)])
 def reconfigure_board(body: BoardUpdate, ctx: Ctx) -> BoardRead:
     """Set a new board version (administrators); open proposals keep their board."""
     with ctx.unit() as (session, principal):
@@ -129,15 +153,20 @@ def reconfigure_board(body: BoardUpdate, ctx: Ctx) -> BoardRead:
     return result
 
 
-@router.get("/keys", response_model=list[KeyRead])
-def list_keys(ctx: Ctx, agency_id: int | None = Query(None)) -> list[KeyRead]:
+@router.get("/keys", response_model=list[KeyRead], dependencies=[needs(*READERS)])
+def list_keys(ctx: Ctx, agency_id: RowId | None = None) -> list[KeyRead]:
     """Registered stakeholder public keys, revoked ones included."""
     with ctx.unit() as (session, principal):
         result = board.list_keys(session, actor=principal, agency_id=agency_id)
     return result
 
 
-@router.post("/keys", response_model=KeyRead, status_code=201)
+@router.post(
+    "/keys",
+    response_model=KeyRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
+)
 def register_key(body: KeyCreate, ctx: Ctx) -> KeyRead:
     """Register a stakeholder's Ed25519 public key (its voters or an administrator)."""
     with ctx.unit() as (session, principal):
@@ -146,8 +175,12 @@ def register_key(body: KeyCreate, ctx: Ctx) -> KeyRead:
     return result
 
 
-@router.post("/keys/{key_id}/revoke", response_model=KeyRead)
-def revoke_key(key_id: int, body: KeyRevoke, ctx: Ctx) -> KeyRead:
+@router.post(
+    "/keys/{key_id}/revoke",
+    response_model=KeyRead,
+    dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
+)
+def revoke_key(key_id: RowId, body: KeyRevoke, ctx: Ctx) -> KeyRead:
     """Revoke a key: votes signed with it from now on are refused."""
     with ctx.unit() as (session, principal):
         key = board.revoke_key(session, actor=principal, key_id=key_id, reason=body.reason)
@@ -155,7 +188,11 @@ def revoke_key(key_id: int, body: KeyRevoke, ctx: Ctx) -> KeyRead:
     return result
 
 
-@router.post("/governance/tick", response_model=list[GovernanceEvent])
+@router.post(
+    "/governance/tick",
+    response_model=list[GovernanceEvent],
+    dependencies=[needs(Permission.AGREEMENT_MANAGE)],
+)
 def run_tick(ctx: Ctx) -> list[GovernanceEvent]:
     """Run one governance step now (deadlines, effective instants, reminders); managers only."""
     with ctx.unit() as (session, principal):

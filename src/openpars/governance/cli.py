@@ -25,6 +25,7 @@ from openpars.governance.cli_signing import (
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import ProposalAction
 from openpars.governance.schemas import BoardUpdate, ProposalCreate
+from openpars.ranges import INT32_MAX
 
 app = typer.Typer(help="Stakeholder governance: proposals, signed votes, keys, the board.")
 proposal_app = typer.Typer(help="Proposals to adopt, renew, amend, suspend, resume, terminate.")
@@ -44,7 +45,7 @@ for _sub, _name in (
 @proposal_app.command("open")
 @reports_errors
 def proposal_open(
-    agreement: Annotated[int, typer.Option("--agreement")],
+    agreement: Annotated[int, typer.Option("--agreement", min=1, max=INT32_MAX)],
     action: Annotated[ProposalAction, typer.Option("--action")],
     deadline: Annotated[str, typer.Option("--deadline", help="RFC 3339 voting deadline.")],
     summary: Annotated[str, typer.Option("--summary", help="What and why.")],
@@ -82,7 +83,7 @@ def proposal_open(
 @proposal_app.command("list")
 @reports_errors
 def proposal_list(
-    agreement: Annotated[int | None, typer.Option("--agreement")] = None,
+    agreement: Annotated[int | None, typer.Option("--agreement", min=1, max=INT32_MAX)] = None,
     status: Annotated[ProposalStatus | None, typer.Option("--status")] = None,
     as_user: AsOption = None,
     db: DbOption = None,
@@ -108,7 +109,10 @@ def proposal_list(
 @proposal_app.command("show")
 @reports_errors
 def proposal_show(
-    proposal_id: int, as_user: AsOption = None, db: DbOption = None, as_json: JsonOption = False
+    proposal_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
+    as_user: AsOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
 ) -> None:
     """A proposal, its rule, tally, and every vote with its rationale."""
     with unit(settings_for(db)) as session:
@@ -142,7 +146,7 @@ def proposal_show(
 @proposal_app.command("timeline")
 @reports_errors
 def proposal_timeline(
-    agreement: Annotated[int, typer.Option("--agreement")],
+    agreement: Annotated[int, typer.Option("--agreement", min=1, max=INT32_MAX)],
     as_user: AsOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -199,7 +203,7 @@ def board_show(as_user: AsOption = None, db: DbOption = None, as_json: JsonOptio
 @reports_errors
 def board_set(
     members: Annotated[list[int], typer.Option("--member", help="Stakeholder agency id.")],
-    quorum: Annotated[int, typer.Option("--quorum", help="k: yes votes needed.")],
+    quorum: Annotated[int, typer.Option("--quorum", help="k: yes votes needed.", min=1, max=50)],
     solo: Annotated[list[ProposalAction] | None, typer.Option("--solo")] = None,
     lead_days: Annotated[int, typer.Option("--lead-days")] = 60,
     note: Annotated[str | None, typer.Option("--note")] = None,

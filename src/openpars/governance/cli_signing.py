@@ -26,6 +26,7 @@ from openpars.governance.verify import verify_export
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import SYSTEM, Principal
 from openpars.identity.service import principal_for
+from openpars.ranges import INT32_MAX
 
 vote_app = typer.Typer(help="Sign votes offline, submit them, export and re-verify them.")
 keys_app = typer.Typer(help="Stakeholder Ed25519 keys: generate locally, register, revoke.")
@@ -95,7 +96,9 @@ def keys_generate(
 def keys_register(
     public_file: Annotated[Path, typer.Argument(help="Public key file (PEM or base64).")],
     label: Annotated[str, typer.Option("--label", help="A name for the key.")],
-    agency: Annotated[int | None, typer.Option("--agency", help="Stakeholder agency id.")] = None,
+    agency: Annotated[
+        int | None, typer.Option("--agency", help="Stakeholder agency id.", min=1, max=INT32_MAX)
+    ] = None,
     as_user: AsOption = None,
     db: DbOption = None,
 ) -> None:
@@ -111,7 +114,7 @@ def keys_register(
 @keys_app.command("list")
 @reports_errors
 def keys_list(
-    agency: Annotated[int | None, typer.Option("--agency")] = None,
+    agency: Annotated[int | None, typer.Option("--agency", min=1, max=INT32_MAX)] = None,
     as_user: AsOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -130,7 +133,7 @@ def keys_list(
 @keys_app.command("revoke")
 @reports_errors
 def keys_revoke(
-    key_id: int,
+    key_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
     reason: Annotated[str, typer.Option("--reason", help="Why; kept with the key.")],
     as_user: AsOption = None,
     db: DbOption = None,
@@ -150,14 +153,14 @@ def keys_revoke(
 @reports_errors
 def vote_sign(
     key: Annotated[Path, typer.Option("--key", help="Your private key file.")],
-    proposal: Annotated[int, typer.Option("--proposal", help="Proposal id.")],
+    proposal: Annotated[int, typer.Option("--proposal", help="Proposal id.", min=1, max=INT32_MAX)],
     choice: Annotated[Choice, typer.Option("--choice")],
     rationale: Annotated[str, typer.Option("--rationale", help="Why you vote this way.")],
     at: Annotated[
         str | None, typer.Option("--at", help="Signing time, RFC 3339 (default: now).")
     ] = None,
     agreement: Annotated[
-        int | None, typer.Option("--agreement", help="For offline signing.")
+        int | None, typer.Option("--agreement", help="For offline signing.", min=1, max=INT32_MAX)
     ] = None,
     version_hash: Annotated[
         str | None, typer.Option("--version-hash", help="For offline signing.")
@@ -207,7 +210,7 @@ def vote_submit(
 @vote_app.command("export")
 @reports_errors
 def vote_export(
-    proposal: Annotated[int, typer.Option("--proposal")],
+    proposal: Annotated[int, typer.Option("--proposal", min=1, max=INT32_MAX)],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the export JSON.")],
     as_user: AsOption = None,
     db: DbOption = None,

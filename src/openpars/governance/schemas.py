@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import Choice, ProposalAction
+from openpars.ranges import RowId
 from openpars.text import Line, Prose
 
 EXPORT_FORMAT = "openpars-vote-export/v1"
@@ -44,8 +45,8 @@ class BoardUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    members: list[int] = Field(min_length=1, max_length=50, description="Agency ids.")
-    quorum: int = Field(ge=1, description="k: distinct stakeholders whose yes approves.")
+    members: list[RowId] = Field(min_length=1, max_length=50, description="Agency ids.")
+    quorum: int = Field(ge=1, le=50, description="k: distinct stakeholders whose yes approves.")
     solo_actions: list[ProposalAction] = Field(default=[ProposalAction.SUSPEND])
     reminder_lead_days: int = Field(default=60, ge=0, le=366)
     note: Prose | None = Field(default=None, max_length=500)
@@ -58,7 +59,7 @@ class KeyCreate(BaseModel):
 
     public_key: Prose = Field(min_length=40, max_length=1000)
     label: Line = Field(min_length=1, max_length=100)
-    agency_id: int | None = Field(default=None, description="Defaults to your own agency.")
+    agency_id: RowId | None = Field(default=None, description="Defaults to your own agency.")
 
 
 class KeyRevoke(BaseModel):
@@ -91,7 +92,7 @@ class ProposalCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agreement_id: int
+    agreement_id: RowId
     action: ProposalAction
     summary: Prose = Field(min_length=1, max_length=RATIONALE_MAX)
     deadline: AwareDatetime
@@ -144,8 +145,8 @@ class SignedVote(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format: Literal["openpars-vote/v1"] = "openpars-vote/v1"
-    proposal_id: int
-    agreement_id: int
+    proposal_id: RowId
+    agreement_id: RowId
     version_hash: Line = Field(max_length=200)
     choice: Choice
     # The limit is checked by the service, so the CLI and the API refuse it the same way.

@@ -22,7 +22,8 @@ from openpars.identity.schemas import (
     UserCreate,
     UserRead,
 )
-from openpars.web.context import Ctx
+from openpars.ranges import Offset, RowId
+from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["accounts"])
 
@@ -52,7 +53,12 @@ def account_event(principal: Principal, action: str, **params: object) -> AuditE
     )
 
 
-@router.post("/agencies", response_model=AgencyRead, status_code=201)
+@router.post(
+    "/agencies",
+    response_model=AgencyRead,
+    status_code=201,
+    dependencies=[needs(Permission.AGENCY_MANAGE)],
+)
 def create_agency(body: AgencyCreate, ctx: Ctx) -> AgencyRead:
     """Register an agency or sub-unit (admin)."""
     with ctx.unit() as (session, principal):
@@ -62,9 +68,11 @@ def create_agency(body: AgencyCreate, ctx: Ctx) -> AgencyRead:
     return result
 
 
-@router.get("/agencies", response_model=list[AgencyRead])
+@router.get(
+    "/agencies", response_model=list[AgencyRead], dependencies=[needs(Permission.RECORD_READ)]
+)
 def list_agencies(
-    ctx: Ctx, offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=500)
+    ctx: Ctx, offset: Offset = 0, limit: int = Query(100, ge=1, le=500)
 ) -> list[AgencyRead]:
     """All agencies, paginated."""
     with ctx.unit() as (session, principal):
@@ -77,7 +85,9 @@ def list_agencies(
     return rows
 
 
-@router.post("/users", response_model=UserRead, status_code=201)
+@router.post(
+    "/users", response_model=UserRead, status_code=201, dependencies=[needs(Permission.USER_MANAGE)]
+)
 def create_user(body: UserCreate, ctx: Ctx) -> UserRead:
     """Create a user account (admin)."""
     with ctx.unit() as (session, principal):
@@ -87,7 +97,7 @@ def create_user(body: UserCreate, ctx: Ctx) -> UserRead:
     return result
 
 
-@router.get("/users/me", response_model=UserRead)
+@router.get("/users/me", response_model=UserRead, dependencies=[needs()])
 def whoami(ctx: Ctx) -> UserRead:
     """The account behind the presented token."""
     with ctx.unit() as (session, principal):
@@ -99,8 +109,10 @@ def whoami(ctx: Ctx) -> UserRead:
     return result
 
 
-@router.post("/users/{user_id}/tokens", response_model=TokenIssued, status_code=201)
-def issue_token(user_id: int, body: TokenCreate, ctx: Ctx) -> TokenIssued:
+@router.post(
+    "/users/{user_id}/tokens", response_model=TokenIssued, status_code=201, dependencies=[needs()]
+)
+def issue_token(user_id: RowId, body: TokenCreate, ctx: Ctx) -> TokenIssued:
     """Issue an API token; the secret is in this response only."""
     with ctx.unit() as (session, principal):
         days = body.lifetime_days or ctx.settings.token_lifetime_days
@@ -112,8 +124,8 @@ def issue_token(user_id: int, body: TokenCreate, ctx: Ctx) -> TokenIssued:
     return result
 
 
-@router.delete("/tokens/{token_id}", response_model=TokenRead)
-def revoke_token(token_id: int, ctx: Ctx) -> TokenRead:
+@router.delete("/tokens/{token_id}", response_model=TokenRead, dependencies=[needs()])
+def revoke_token(token_id: RowId, ctx: Ctx) -> TokenRead:
     """Revoke a token at once."""
     with ctx.unit() as (session, principal):
         token = service.revoke_token(session, actor=principal, token_id=token_id)

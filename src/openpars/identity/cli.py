@@ -30,6 +30,7 @@ from openpars.identity.models import Agency, User
 from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import AgencyKind, Role
 from openpars.identity.schemas import AgencyCreate, UserCreate
+from openpars.ranges import INT32_MAX
 
 agency_app = typer.Typer(help="Agencies: police, DA, court, city, defender, external.")
 user_app = typer.Typer(help="User accounts and their roles.")
@@ -215,7 +216,9 @@ def token_list(username: str, db: DbOption = None) -> None:
 
 @token_app.command("revoke")
 @reports_errors
-def token_revoke(token_id: int, db: DbOption = None) -> None:
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)], db: DbOption = None
+) -> None:
     """Revoke a token at once."""
     with unit(settings_for(db)) as session:
         service.revoke_token(session, actor=SYSTEM, token_id=token_id)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from openpars.identity.roles import AgencyKind, Role
+from openpars.ranges import RowId
 from openpars.text import Line
 
 ORI_PATTERN = r"^[A-Z]{2}[A-Z0-9]{7}$"
@@ -20,7 +21,7 @@ class AgencyCreate(BaseModel):
     name: Line = Field(min_length=2, max_length=200)
     kind: AgencyKind
     ori: Line | None = Field(default=None, pattern=ORI_PATTERN, description="9-character ORI")
-    parent_id: int | None = None
+    parent_id: RowId | None = None
 
 
 class AgencyRead(BaseModel):
@@ -42,7 +43,7 @@ class UserCreate(BaseModel):
 
     username: Line = Field(min_length=2, max_length=100, pattern=r"^[a-z0-9._-]+$")
     display_name: Line = Field(min_length=1, max_length=200)
-    agency_id: int
+    agency_id: RowId
     roles: list[Role] = Field(min_length=1)
 
 

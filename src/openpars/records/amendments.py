@@ -266,9 +266,7 @@ def history(
     if entity is VersionedEntity.ARREST:
         missing: NotFound = arrest_not_found(entity_id)
     else:
-        missing = NotFound(
-            f"person {entity_id} does not exist", code="person_not_found", field="person_id"
-        )
+        missing = NotFound(f"person {entity_id} does not exist", field="person_id")
     if actor.is_external:
         raise missing  # external agencies do not learn that a record exists at all
     actor.require(Permission.RECORD_READ)

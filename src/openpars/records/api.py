@@ -6,6 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Response, status
 
+from openpars.identity.roles import Permission
+from openpars.ranges import RowId
 from openpars.records import batch, service
 from openpars.records.batch import MAX_BATCH, BatchItemResult, BatchRefusal
 from openpars.records.enums import VersionedEntity
@@ -26,7 +28,7 @@ from openpars.records.schemas import (
     SealCreate,
     VersionRead,
 )
-from openpars.web.context import Ctx
+from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["records"])
 
@@ -59,6 +61,7 @@ def written(arrest: Arrest) -> ArrestWritten:
         200: {"model": ArrestCreated, "description": "a resend: the arrest stored before"},
         **_ERRORS,
     },
+    dependencies=[needs(Permission.ARREST_CREATE)],
 )
 def submit_arrest(body: ArrestCreate, ctx: Ctx, response: Response) -> ArrestCreated:
     """Police intake. The report id is the idempotency key: a resend returns the same arrest.
@@ -83,6 +86,7 @@ def submit_arrest(body: ArrestCreate, ctx: Ctx, response: Response) -> ArrestCre
     response_model=list[ArrestCreated | BatchRefusal],
     summary="Submit up to 500 arrests at once; one result per arrest, in order",
     responses=_ERRORS,
+    dependencies=[needs(Permission.ARREST_CREATE)],
 )
 def submit_arrest_batch(
     body: Annotated[list[ArrestCreate], Body(min_length=1, max_length=MAX_BATCH)], ctx: Ctx
@@ -107,6 +111,7 @@ def submit_arrest_batch(
     response_model=list[CandidateRead],
     summary="List existing persons who may be the person being entered",
     responses=_ERRORS,
+    dependencies=[needs(Permission.ARREST_CREATE)],
 )
 def match_persons(body: PersonIn, ctx: Ctx, limit: int = 10) -> list[CandidateRead]:
     """Candidates by name, aliases and birth date, best first, for intake to choose from."""
@@ -123,8 +128,9 @@ def match_persons(body: PersonIn, ctx: Ctx, limit: int = 10) -> list[CandidateRe
     status_code=status.HTTP_201_CREATED,
     summary="Record the DA's charging decision (approved, declined, modified)",
     responses=_ERRORS,
+    dependencies=[needs(Permission.CHARGE_DECIDE)],
 )
-def decide_charges(arrest_id: int, body: ChargingDecisionCreate, ctx: Ctx) -> ArrestWritten:
+def decide_charges(arrest_id: RowId, body: ChargingDecisionCreate, ctx: Ctx) -> ArrestWritten:
     """DA charging unit. A new decision on a charged arrest adds a new approved revision."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -139,8 +145,9 @@ def decide_charges(arrest_id: int, body: ChargingDecisionCreate, ctx: Ctx) -> Ar
     status_code=status.HTTP_201_CREATED,
     summary="Record pretrial services' bail recommendation",
     responses=_ERRORS,
+    dependencies=[needs(Permission.BAIL_RECOMMEND)],
 )
-def recommend_bail(arrest_id: int, body: BailRecommendationCreate, ctx: Ctx) -> ArrestWritten:
+def recommend_bail(arrest_id: RowId, body: BailRecommendationCreate, ctx: Ctx) -> ArrestWritten:
     """Pretrial services, on a charged arrest."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -155,8 +162,9 @@ def recommend_bail(arrest_id: int, body: BailRecommendationCreate, ctx: Ctx) -> 
     status_code=status.HTTP_201_CREATED,
     summary="Record the preliminary arraignment (bail, hearing date, docket number)",
     responses=_ERRORS,
+    dependencies=[needs(Permission.ARRAIGN)],
 )
-def arraign(arrest_id: int, body: ArraignmentCreate, ctx: Ctx) -> ArrestWritten:
+def arraign(arrest_id: RowId, body: ArraignmentCreate, ctx: Ctx) -> ArrestWritten:
     """Arraignment court, on a charged arrest; the docket number must be unused."""
     with ctx.unit() as (session, principal):
         result = written(service.arraign(session, actor=principal, arrest_id=arrest_id, data=body))
@@ -169,8 +177,9 @@ def arraign(arrest_id: int, body: ArraignmentCreate, ctx: Ctx) -> ArrestWritten:
     status_code=status.HTTP_201_CREATED,
     summary="Record release or commitment after the arraignment",
     responses=_ERRORS,
+    dependencies=[needs(Permission.RELEASE)],
 )
-def record_custody(arrest_id: int, body: CustodyCreate, ctx: Ctx) -> ArrestWritten:
+def record_custody(arrest_id: RowId, body: CustodyCreate, ctx: Ctx) -> ArrestWritten:
     """Court, on an arraigned arrest; ends the workflow."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -184,8 +193,9 @@ def record_custody(arrest_id: int, body: CustodyCreate, ctx: Ctx) -> ArrestWritt
     response_model=ArrestWritten,
     summary="Amend or correct an arrest (with a reason); the earlier version is kept",
     responses=_ERRORS,
+    dependencies=[needs(Permission.ARREST_AMEND)],
 )
-def amend_arrest(arrest_id: int, body: ArrestAmend, ctx: Ctx) -> ArrestWritten:
+def amend_arrest(arrest_id: RowId, body: ArrestAmend, ctx: Ctx) -> ArrestWritten:
     """Only the fields given change; see the history for every earlier version."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -205,8 +215,9 @@ def amend_arrest(arrest_id: int, body: ArrestAmend, ctx: Ctx) -> ArrestWritten:
     response_model=PersonWritten,
     summary="Amend or correct a person (with a reason); the earlier version is kept",
     responses=_ERRORS,
+    dependencies=[needs(Permission.ARREST_AMEND)],
 )
-def amend_person(person_id: int, body: PersonAmend, ctx: Ctx) -> PersonWritten:
+def amend_person(person_id: RowId, body: PersonAmend, ctx: Ctx) -> PersonWritten:
     """Only the fields given change; juvenile flags follow a changed birth date."""
     with ctx.unit() as (session, principal):
         person = service.amend_person(session, actor=principal, person_id=person_id, data=body)
@@ -219,8 +230,9 @@ def amend_person(person_id: int, body: PersonAmend, ctx: Ctx) -> PersonWritten:
     response_model=ArrestWritten,
     summary="Seal, unseal or expunge an arrest by court order",
     responses=_ERRORS,
+    dependencies=[needs(Permission.RECORD_SEAL)],
 )
-def seal_arrest(arrest_id: int, body: SealCreate, ctx: Ctx) -> ArrestWritten:
+def seal_arrest(arrest_id: RowId, body: SealCreate, ctx: Ctx) -> ArrestWritten:
     """Court. A sealed or expunged arrest disappears from every ordinary view."""
     with ctx.unit() as (session, principal):
         result = written(
@@ -234,8 +246,9 @@ def seal_arrest(arrest_id: int, body: SealCreate, ctx: Ctx) -> ArrestWritten:
     response_model=list[VersionRead],
     summary="Every version of an arrest: who changed it, when and why",
     responses=_ERRORS,
+    dependencies=[needs(Permission.RECORD_READ)],
 )
-def arrest_history(arrest_id: int, ctx: Ctx) -> list[VersionRead]:
+def arrest_history(arrest_id: RowId, ctx: Ctx) -> list[VersionRead]:
     """Internal readers only; each snapshot is the full arrest as of that version."""
     return _history(ctx, VersionedEntity.ARREST, arrest_id)
 
@@ -245,8 +258,9 @@ def arrest_history(arrest_id: int, ctx: Ctx) -> list[VersionRead]:
     response_model=list[VersionRead],
     summary="Every version of a person: who changed it, when and why",
     responses=_ERRORS,
+    dependencies=[needs(Permission.RECORD_READ)],
 )
-def person_history(person_id: int, ctx: Ctx) -> list[VersionRead]:
+def person_history(person_id: RowId, ctx: Ctx) -> list[VersionRead]:
     """Internal readers only; each snapshot is the full person as of that version."""
     return _history(ctx, VersionedEntity.PERSON, person_id)
 

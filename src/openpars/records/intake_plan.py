@@ -129,7 +129,7 @@ def _resolve_persons(
                 session,
                 actor,
                 involvement.person_id,
-                field=f"involvements[{index}].person_id",
+                field=f"involvements.{index}.person_id",
                 lock=False,
             )
             item.person_id, item.birth_date = person.id, person.birth_date
@@ -192,7 +192,7 @@ def _link_by_identifier(
             f"SID {person.sid} belongs to person {by_sid.id} but FBI number "
             f"{person.fbi_number} to person {by_fbi.id}; check both numbers",
             code="identifier_mismatch",
-            field=f"involvements[{item.index}].person.fbi_number",
+            field=f"involvements.{item.index}.person.fbi_number",
         )
     if by_sid is not None:
         item.person_id, item.birth_date, item.matched_on = by_sid.id, by_sid.birth_date, "sid"
@@ -208,11 +208,11 @@ def _refuse_ambiguous(resolved: list[Resolved]) -> None:
         return
     first = pending[0]
     raise Conflict(
-        f"involvements[{first.index}].person may already exist ({len(first.candidates)} "
+        f"involvements.{first.index}.person may already exist ({len(first.candidates)} "
         "candidate(s)); resend that involvement with 'person_id' set to the right person, or "
         "with 'create_new_person': true",
         code="person_match_required",
-        field=f"involvements[{first.index}].person",
+        field=f"involvements.{first.index}.person",
         details={
             "involvements": [
                 {
@@ -236,6 +236,6 @@ def _refuse_duplicate_roles(resolved: list[Resolved]) -> None:
         if (who, item.role) in seen:
             raise InvalidInput(
                 f"the same person appears twice with role '{item.role.value}'",
-                field=f"involvements[{item.index}]",
+                field=f"involvements.{item.index}",
             )
         seen.add((who, item.role))

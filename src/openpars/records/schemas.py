@@ -8,6 +8,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from openpars.ranges import RowId
 from openpars.records.enums import (
     ArrestState,
     ArrestType,
@@ -72,7 +73,7 @@ class InvolvementIn(_Input):
     """One person's role in the arrest: link an existing person, or describe a new one."""
 
     role: InvolvementRole
-    person_id: int | None = Field(default=None, description="link to an existing person")
+    person_id: RowId | None = Field(default=None, description="link to an existing person")
     person: PersonIn | None = None
     # Set when intake has seen the candidate list and still wants a new person.
     create_new_person: bool = False

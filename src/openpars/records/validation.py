@@ -36,6 +36,9 @@ def prefix_upper_bound(prefix: str) -> str:
     """The smallest string greater than every string starting with ``prefix``.
 
     Prefix search is then an index range scan ``key >= prefix AND key < bound`` on both
-    SQLite and PostgreSQL, independent of collation and of LIKE's case rules.
+    SQLite and PostgreSQL, independent of collation and of LIKE's case rules. An empty prefix
+    has no bound (every string starts with it); callers refuse it before they get here.
     """
+    if not prefix:
+        raise ValueError("an empty prefix has no upper bound; refuse the search before this")
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)

@@ -101,7 +101,7 @@ def check_arrest_dates(
         if person is not None and person.birth_date is not None and person.birth_date > arrest_day:
             raise InvalidInput(
                 f"birth_date {person.birth_date} is after the arrest date {arrest_day}",
-                field=f"involvements[{index}].person.birth_date",
+                field=f"involvements.{index}.person.birth_date",
             )
 
 
@@ -131,9 +131,7 @@ def arrest_for_write(session: Session, actor: Principal, arrest_id: int) -> Arre
 
 def arrest_not_found(arrest_id: int) -> NotFound:
     """The one message for an arrest that does not exist or may not be seen."""
-    return NotFound(
-        f"arrest {arrest_id} does not exist", code="arrest_not_found", field="arrest_id"
-    )
+    return NotFound(f"arrest {arrest_id} does not exist", field="arrest_id")
 
 
 def person_for_write(
@@ -147,7 +145,7 @@ def person_for_write(
     """Load (and lock) a person; one known only from sealed arrests is missing to most callers."""
     person = repo.get_person(session, person_id, for_update=lock)
     if person is None or not person_visible(session, actor, person.id):
-        raise NotFound(f"person {person_id} does not exist", code="person_not_found", field=field)
+        raise NotFound(f"person {person_id} does not exist", field=field)
     return person
 
 

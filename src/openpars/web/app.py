@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
 from openpars import __version__
@@ -21,8 +20,18 @@ from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
 from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers
+from openpars.web.limits import BodyLimit
 
 API_PREFIX = "/api/v1"
+# Every feature's API, in the order the OpenAPI document lists them.
+ROUTERS: tuple[APIRouter, ...] = (
+    identity_router,
+    agreements_router,
+    access_router,
+    audit_router,
+    records_router,
+    governance_router,
+)
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -41,13 +50,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.db = database or Database.from_settings(settings)
     install_error_handlers(app)
-    _install_size_limit(app, settings.max_request_bytes)
-    app.include_router(identity_router, prefix=API_PREFIX)
-    app.include_router(agreements_router, prefix=API_PREFIX)
-    app.include_router(access_router, prefix=API_PREFIX)
-    app.include_router(audit_router, prefix=API_PREFIX)
-    app.include_router(records_router, prefix=API_PREFIX)
-    app.include_router(governance_router, prefix=API_PREFIX)
+    # Outermost but for Starlette's own error middleware: no route reads past the limit.
+    app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    for router in ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:
@@ -75,25 +81,3 @@ async def _background_jobs(app: FastAPI) -> AsyncIterator[None]:
         finally:
             if ticker is not None:
                 ticker.stop()
-
-
-def _install_size_limit(app: FastAPI, limit: int) -> None:
-    """Refuse oversized payloads before they are read into memory."""
-
-    @app.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return JSONResponse(
-                status_code=413,
-                content={
-                    "error": {
-                        "code": "payload_too_large",
-                        "message": f"the request body is {declared} bytes; the limit is {limit}",
-                        "field": "body",
-                    }
-                },
-            )
-        return await call_next(request)

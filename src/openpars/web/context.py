@@ -1,23 +1,140 @@
-"""The per-request unit of work: authenticate, open one transaction, commit before replying."""
+"""The per-request unit of work: authenticate first, one transaction, commit before replying.
+
+Every API route declares its edge in its decorator (``dependencies=[needs(...)]`` or
+``[public()]``). The edge runs before FastAPI validates any parameter or body, so a caller
+without a valid token gets 401 and a caller without the route's permission gets 403, never a
+422 that would describe the payload to a stranger. The edge opens the request's one
+transaction and authenticates in it; the endpoint's ``ctx.unit()`` continues that same
+transaction and commits it when its block ends.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
 from openpars.config import Settings
 from openpars.db import Database
-from openpars.errors import NotAuthenticated
+from openpars.errors import Forbidden, NotAuthenticated
 from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
 from openpars.identity.service import authenticate_token
+from openpars.web.params import refuse_unsafe_parameters
+
+# Where the edge leaves the open transaction for ``RequestContext.unit``.
+_OPENED = "openpars_unit"
+
+
+def bearer_token(request: Request) -> str:
+    """The token from ``Authorization: Bearer ...``, or NotAuthenticated."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated(
+            "send an API token as 'Authorization: Bearer <token>'", code="token_missing"
+        )
+    return token.strip()
+
+
+def source_ip(request: Request) -> str | None:
+    """The client address, for the audit trail."""
+    return request.client.host if request.client else None
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """What a route demands before anything else is read: a caller, and one of some permissions.
+
+    ``any_of`` empty means any authenticated caller; ``public`` means no caller at all (the
+    audit log's checkpoint and proofs). Query and path parameters are then checked for control
+    and bidirectional-override characters.
+    """
+
+    any_of: frozenset[Permission] = frozenset()
+    public: bool = False
+
+    def __call__(self, request: Request) -> Iterator[None]:
+        """Open the request's transaction, authenticate and authorise in it, then hand it on."""
+        if self.public:
+            refuse_unsafe_parameters(request)
+            yield
+            return
+        db: Database = request.app.state.db
+        token = bearer_token(request)
+        session = db.open_session()
+        try:
+            principal = self.admit(session, request, token)
+            refuse_unsafe_parameters(request)
+            setattr(request.state, _OPENED, (session, principal))
+            yield
+            # A block the endpoint did not commit is not kept: the endpoint owns the commit.
+            session.rollback()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            if hasattr(request.state, _OPENED):
+                delattr(request.state, _OPENED)
+
+    def admit(self, session: Session, request: Request, token: str) -> Principal:
+        """The caller behind the token, if it holds one of the route's permissions."""
+        principal = authenticate_token(session, token).with_source(source_ip(request))
+        request.state.principal = principal
+        if self.any_of and not any(principal.can(p) for p in self.any_of):
+            wanted = sorted(p.value for p in self.any_of)
+            needed = wanted[0] if len(wanted) == 1 else "one of " + ", ".join(wanted)
+            raise Forbidden(
+                f"your account ({principal.username}) lacks the permission this request needs "
+                f"({needed})",
+                code="permission_denied",
+                details={"permission": wanted[0] if len(wanted) == 1 else wanted},
+            )
+        return principal
+
+    def check_alone(self, request: Request) -> None:
+        """Authenticate and authorise in a short transaction of its own (error paths only).
+
+        Used when the body could not even be decoded, which FastAPI finds before any
+        dependency runs: the caller is still checked first.
+        """
+        if self.public:
+            return
+        token = bearer_token(request)
+        db: Database = request.app.state.db
+        with db.session() as session:
+            self.admit(session, request, token)
+
+
+def needs(*permissions: Permission) -> Any:
+    """The edge of a route open to callers holding any of ``permissions`` (none: any caller)."""
+    return Depends(Edge(any_of=frozenset(permissions)))
+
+
+def public() -> Any:
+    """The edge of a route that needs no caller."""
+    return Depends(Edge(public=True))
+
+
+def edge_of(route: object) -> Edge | None:
+    """The edge a route declared, if any."""
+    if not isinstance(route, APIRoute):
+        return None
+    for dependency in route.dependencies:
+        if isinstance(dependency, DependsParam) and isinstance(dependency.dependency, Edge):
+            return dependency.dependency
+    return None
 
 
 class RequestContext:
-    """What an endpoint needs: settings, and a transaction with the authenticated caller.
+    """What an endpoint needs: settings, and the transaction the edge opened for it.
 
     The transaction commits when the ``with`` block ends, before the endpoint returns, so no
     data leaves the server unless its audit entry is durable.
@@ -31,22 +148,28 @@ class RequestContext:
     @property
     def source_ip(self) -> str | None:
         """The client address, for the audit trail."""
-        return self.request.client.host if self.request.client else None
-
-    def bearer_token(self) -> str:
-        """The token from ``Authorization: Bearer ...``, or NotAuthenticated."""
-        header = self.request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthenticated(
-                "send an API token as 'Authorization: Bearer <token>'", code="token_missing"
-            )
-        return token.strip()
+        return source_ip(self.request)
 
     @contextmanager
     def unit(self) -> Iterator[tuple[Session, Principal]]:
-        """One authenticated transaction; commits on success, rolls back on error."""
-        token = self.bearer_token()
+        """The authenticated transaction; commits on success, rolls back on error."""
+        opened: tuple[Session, Principal] | None = getattr(self.request.state, _OPENED, None)
+        if opened is None:
+            # A route without an edge still authenticates, only later than it should.
+            with self._late_unit() as late:
+                yield late
+            return
+        session, principal = opened
+        try:
+            yield session, principal
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    @contextmanager
+    def _late_unit(self) -> Iterator[tuple[Session, Principal]]:
+        token = bearer_token(self.request)
         with self.db.session() as session:
             principal = authenticate_token(session, token).with_source(self.source_ip)
             self.request.state.principal = principal

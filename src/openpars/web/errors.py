@@ -1,4 +1,4 @@
-"""One error handler for the API: domain errors and payload validation, each naming the field."""
+"""The API's error handlers: every error, whatever raised it, in one envelope naming the field."""
 
 from __future__ import annotations
 
@@ -9,19 +9,38 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
 from openpars.db import Database
 from openpars.errors import DomainError, NotAuthenticated, TooManyRequests
 from openpars.identity.principal import Principal
+from openpars.web.context import edge_of
+from openpars.web.limits import TOO_LARGE
 
 log = logging.getLogger("openpars.web")
 
 
-def _field_of(location: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in location if p not in ("body", "query", "path")]
+def field_path(location: tuple[Any, ...]) -> str:
+    """The one field-path style of every error: dotted, list items by index.
+
+    ``("body", "involvements", 0, "person", "family_name")`` is
+    ``involvements.0.person.family_name``; a query or path parameter is its name.
+    """
+    parts = [str(p) for p in location if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+def envelope(
+    code: str, message: str, field: str | None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The one error body: ``{"error": {"code", "message", "field"}}`` (and details if any)."""
+    error: dict[str, Any] = {"code": code, "message": message, "field": field}
+    if details:
+        error["details"] = details
+    return {"error": error}
 
 
 def _record_refusal(request: Request, exc: DomainError) -> None:
@@ -60,29 +79,108 @@ async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """422 for payload validation, listing each field and the rule it broke."""
+    """422 for payload validation, listing each field and the rule it broke.
+
+    A body that is not JSON at all is told so (415 when it was sent as another media type);
+    the caller is still checked first when FastAPI found that before the edge could run.
+    """
     assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return await _undecodable_body(request)
+    if isinstance(exc.body, bytes | bytearray) and exc.body:
+        return JSONResponse(
+            status_code=415,
+            content=envelope(
+                "unsupported_media_type",
+                "body: send the body as JSON with the header 'Content-Type: application/json'",
+                "body",
+            ),
+        )
     problems = [
         {
-            # A JSON syntax error is located by character offset; the field is the body.
-            "field": "body"
-            if err.get("type") == "json_invalid"
-            else _field_of(tuple(err.get("loc", ()))),
+            "field": field_path(tuple(err.get("loc", ()))),
             "rule": err.get("type"),
             "message": err.get("msg"),
         }
-        for err in exc.errors()
+        for err in errors
     ]
     first = problems[0] if problems else {"field": "body", "message": "invalid"}
-    body = {
-        "error": {
-            "code": "invalid_input",
-            "message": f"{first['field']}: {first['message']}",
-            "field": first["field"],
-            "details": {"problems": problems},
-        }
-    }
-    return JSONResponse(status_code=422, content=body)
+    return JSONResponse(
+        status_code=422,
+        content=envelope(
+            "invalid_input",
+            f"{first['field']}: {first['message']}",
+            str(first["field"]),
+            {"problems": problems},
+        ),
+    )
+
+
+async def _undecodable_body(request: Request) -> JSONResponse:
+    """A body that does not parse as JSON (or UTF-8): 422, after the caller is checked."""
+    edge = edge_of(request.scope.get("route"))
+    if edge is not None and getattr(request.state, "principal", None) is None:
+        try:
+            edge.check_alone(request)
+        except DomainError as refused:
+            return await domain_error_handler(request, refused)
+    problem = {"field": "body", "rule": "json_invalid", "message": "the body is not valid JSON"}
+    return JSONResponse(
+        status_code=422,
+        content=envelope(
+            "invalid_input",
+            "body: the body is not valid JSON (UTF-8); check quotes, commas and brackets",
+            "body",
+            {"problems": [problem]},
+        ),
+    )
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Routing and protocol errors (unknown path, wrong method) in the same envelope."""
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 404:
+        body = envelope(
+            "not_found",
+            f"no endpoint at {request.url.path}; the API is under /api/v1 (see /docs)",
+            None,
+        )
+    elif exc.status_code == 405:
+        # Starlette names the methods of the first route on the path only; the methods of a
+        # path can sit in two feature routers (GET /arrests reads, POST /arrests is intake).
+        allowed = ", ".join(allowed_methods(request)) or headers.get("Allow", "")
+        headers["Allow"] = allowed
+        body = envelope(
+            "method_not_allowed",
+            f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}",
+            None,
+        )
+    elif exc.status_code == 400 and request.scope.get(TOO_LARGE):
+        # Replaced by the 413 on its way out (web/limits.py).
+        return JSONResponse(status_code=413, content=envelope("payload_too_large", "", "body"))
+    elif exc.status_code == 400:
+        # FastAPI's only 400: the body could not be read as text (bad UTF-8, a torn stream).
+        return await _undecodable_body(request)
+    else:
+        body = envelope("http_error", str(exc.detail), None)
+    return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -91,13 +189,12 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResp
     log.error(
         "unexpected error %s on %s %s", reference, request.method, request.url.path, exc_info=exc
     )
-    body = {
-        "error": {
-            "code": "internal_error",
-            "message": f"an unexpected error occurred and nothing was saved; reference {reference}",
-            "details": {"reference": reference},
-        }
-    }
+    body = envelope(
+        "internal_error",
+        f"an unexpected error occurred and nothing was saved; reference {reference}",
+        None,
+        {"reference": reference},
+    )
     return JSONResponse(status_code=500, content=body)
 
 
@@ -105,4 +202,5 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on the app."""
     app.add_exception_handler(DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)

@@ -1,0 +1,1 @@
+"""Tests of the web edge: authentication first, one error envelope, input bounds."""
