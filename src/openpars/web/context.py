@@ -50,6 +50,13 @@ class RequestContext:
         with self.db.session() as session:
             principal = authenticate_token(session, token).with_source(self.source_ip)
             self.request.state.principal = principal
+            if not (principal.is_external and self.db.dialect == "postgresql"):
+                yield session, principal
+                return
+        # An external caller's work, its reads and its audit entry, runs in one transaction of
+        # its own, logged in as the external database role (ADR 0003); the authentication
+        # above has committed (it records the token's use).
+        with self.db.session(external=True) as session:
             yield session, principal
 
     @contextmanager
