@@ -129,7 +129,10 @@ def test_expiry_boundary_to_the_microsecond(db: Database, world: World) -> None:
         )
     assert before.total == 1
     for at in (EXPIRES, EXPIRES + timedelta(microseconds=1)):
-        with db.session(external=True) as s, pytest.raises(Forbidden, match="no data-sharing agreement"):
+        with (
+            db.session(external=True) as s,
+            pytest.raises(Forbidden, match="no data-sharing agreement"),
+        ):
             service.search_persons(s, principal=ice, query=query, context=CONTEXT, now=at)
 
 

@@ -102,12 +102,19 @@ def _as_external(*statements: str) -> str:
 
 
 def _role_ddl() -> list[str]:
-    """The role's name, its creation (race-safe, cluster-wide) and the checks on it."""
+    """The role's name, then its creation and the checks on it."""
     return [
         # Per database, so two openpars databases on one server (sites, staging, test runs)
         # never share a role or its grants. 54 + 9 characters fit PostgreSQL's 63.
         f"CREATE OR REPLACE FUNCTION {EXTERNAL_ROLE_FUNCTION}() RETURNS name LANGUAGE sql STABLE "
         "RETURN (left(current_database(), 54) || '_external')::name",
+        create_role(),
+    ]
+
+
+def create_role() -> str:
+    """Create the external role unless it exists; safe when two sessions run it at once."""
+    return (
         f"DO $do$ DECLARE r name := {EXTERNAL_ROLE_FUNCTION}(); BEGIN "  # noqa: S608 - constants
         "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN "
         "BEGIN EXECUTE 'CREATE ROLE ' || quote_ident(r) || ' LOGIN NOSUPERUSER NOCREATEDB "
@@ -123,8 +130,8 @@ def _role_ddl() -> list[str]:
         "IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r AND (rolsuper OR rolbypassrls)) "
         "THEN RAISE EXCEPTION USING MESSAGE = 'the database role ' || quote_ident(r) || ' is a "
         "superuser or bypasses row-level security, so the floor would not bind external reads; "
-        "run ALTER ROLE ' || quote_ident(r) || ' NOSUPERUSER NOBYPASSRLS'; END IF; END $do$",
-    ]
+        "run ALTER ROLE ' || quote_ident(r) || ' NOSUPERUSER NOBYPASSRLS'; END IF; END $do$"
+    )
 
 
 def _floor_functions() -> list[str]:
