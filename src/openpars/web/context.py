@@ -44,13 +44,18 @@ class RequestContext:
         return token.strip()
 
     @contextmanager
-    def unit(self) -> Iterator[tuple[Session, Principal]]:
-        """One authenticated transaction; commits on success, rolls back on error."""
+    def unit(self, *, external_role: bool = True) -> Iterator[tuple[Session, Principal]]:
+        """One authenticated transaction; commits on success, rolls back on error.
+
+        ``external_role=False`` keeps an external caller on the application's login, for an
+        endpoint that reads no records and needs tables the external role may not read (an
+        agency's own audit receipts).
+        """
         token = self.bearer_token()
         with self.db.session() as session:
             principal = authenticate_token(session, token).with_source(self.source_ip)
             self.request.state.principal = principal
-            if not (principal.is_external and self.db.dialect == "postgresql"):
+            if not (external_role and principal.is_external and self.db.dialect == "postgresql"):
                 yield session, principal
                 return
         # An external caller's work, its reads and its audit entry, runs in one transaction of
