@@ -10,24 +10,27 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from openpars.access.policy import ReadPolicy
 from openpars.access.rls import create_role
 from openpars.access.visibility import ensure_set
 from openpars.agreements.floor import DEFAULT_FORBIDDEN_ROLES, SiteFloor, set_floor
+from openpars.cli import app as cli_app
 from openpars.db import Database, make_engine
 from openpars.identity.models import Agency
 from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import AgencyKind
 from openpars.records.enums import InvolvementRole
 from tests.access import data
-from tests.conftest import BACKEND
+from tests.conftest import BACKEND, new_database_url
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "postgresql", reason="row-level security and database roles are PostgreSQL's"
@@ -264,9 +267,8 @@ def test_creating_the_role_twice_at_once_is_safe(fresh_db: Database) -> None:
         assert count.scalar_one() == 1
 
 
-def test_migrated_database_has_the_role_its_grants_and_policies(fresh_db: Database) -> None:
-    # fresh_db came from create_all; `openpars db upgrade` runs the same frozen DDL, which
-    # tests/test_migrations.py compares. Here: an unprivileged role is refused outright.
+def test_create_all_grants_the_role_reads_only_behind_policies(fresh_db: Database) -> None:
+    # create_all: on the record tables the role may only read, each behind its floor policy.
     role = _role_of(fresh_db)
     with fresh_db.session() as s:
         grants = s.execute(
@@ -281,3 +283,31 @@ def test_migrated_database_has_the_role_its_grants_and_policies(fresh_db: Databa
             text("SELECT count(*) FROM pg_policies WHERE :r = ANY(roles)"), {"r": role}
         ).scalar_one()
         assert policies == 10
+
+
+def test_openpars_db_upgrade_sets_up_the_role_and_its_policies(tmp_path: Path) -> None:
+    url, drop = new_database_url(tmp_path)
+    try:
+        result = CliRunner().invoke(cli_app, ["db", "upgrade", "--db", url])
+        assert result.exit_code == 0, result.output
+        migrated = Database(make_engine(url))
+        with migrated.session() as s:
+            s.add(Agency(name="Police", kind=AgencyKind.POLICE, ori="PAPEP0000"))
+            s.flush()
+            agency = s.execute(text("SELECT id FROM agencies")).scalar_one()
+            arrestee = data.person(s, "Doe", "Arrestee")
+            victim = data.person(s, "Doe", "Victim")
+            data.arrest(
+                s,
+                agency_id=agency,
+                people=[(arrestee, InvolvementRole.ARRESTEE), (victim, InvolvementRole.VICTIM)],
+            )
+        # The way openpars reads for an external caller: the second login, found by default.
+        with migrated.session(external=True) as s:
+            assert s.execute(text("SELECT current_user")).scalar_one() == _role_of(migrated)
+            assert _names(s) == ["Arrestee"]
+            with pytest.raises(DBAPIError, match="permission denied"):
+                s.execute(text("DELETE FROM persons"))
+        migrated.dispose()
+    finally:
+        drop()  # type: ignore[operator]
