@@ -18,8 +18,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
-from openpars.access import enforcement
+from openpars.access import enforcement, service
 from openpars.access.policy import ReadPolicy
+from openpars.access.schemas import PersonQuery, ReadContext
 from openpars.cli import app as cli_app
 from openpars.config import Settings
 from openpars.db import Database
@@ -140,3 +141,18 @@ def test_an_external_console_read_runs_as_the_external_login(
     assert len(json.loads(shown.stdout)["arrest"]["involvements"]) == 1
     role = _role(fresh_db)
     assert (role, role, "arrest.get") in _writers(fresh_db)
+
+
+def test_a_read_for_an_external_caller_on_the_application_login_fails_closed(
+    db: Database, world: World
+) -> None:
+    # A new path that forgot Database.session(external=True) would read as the application's
+    # login, which no floor policy binds: it is refused before any record is read.
+    query = PersonQuery(sid="SID-2001")
+    with (
+        db.session() as s,
+        pytest.raises(RuntimeError, match=r"Database.session\(external=True\)"),
+    ):
+        service.search_persons(
+            s, principal=world.principals["ice"], query=query, context=ReadContext(**PURPOSE)
+        )
