@@ -80,7 +80,7 @@ def search_persons(
         limit=limit,
         count=count,
     )
-    with ctx.unit() as (session, principal):
+    with ctx.unit(external_role=True) as (session, principal):
         result = service.search_persons(session, principal=principal, query=query, context=context)
     return result
 
@@ -88,7 +88,7 @@ def search_persons(
 @router.get("/persons/{person_id}", response_model=PersonResult, summary="Get a person")
 def get_person(person_id: int, ctx: Ctx, context: Context) -> PersonResult:
     """One person with every involvement you may see."""
-    with ctx.unit() as (session, principal):
+    with ctx.unit(external_role=True) as (session, principal):
         result = service.get_person(
             session, principal=principal, person_id=person_id, context=context
         )
@@ -123,7 +123,7 @@ def search_arrests(
         limit=limit,
         count=count,
     )
-    with ctx.unit() as (session, principal):
+    with ctx.unit(external_role=True) as (session, principal):
         result = service.search_arrests(session, principal=principal, query=query, context=context)
     return result
 
@@ -131,7 +131,7 @@ def search_arrests(
 @router.get("/arrests/{arrest_id}", response_model=ArrestResult, summary="Get an arrest")
 def get_arrest(arrest_id: int, ctx: Ctx, context: Context) -> ArrestResult:
     """One arrest with everything in it you may see."""
-    with ctx.unit() as (session, principal):
+    with ctx.unit(external_role=True) as (session, principal):
         result = service.get_arrest(
             session, principal=principal, arrest_id=arrest_id, context=context
         )

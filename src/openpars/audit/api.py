@@ -138,8 +138,7 @@ def export(
 @router.get("/receipts/{entry_id}", response_model=ReceiptRead)
 def receipt(entry_id: int, ctx: Ctx) -> ReceiptRead:
     """Entry, leaf index, inclusion proof and checkpoint, for an agency's own accesses."""
-    # Reads the log, never records: the external role may not read other agencies' entries.
-    with ctx.unit(external_role=False) as (session, principal):
+    with ctx.unit() as (session, principal):
         found = exporting.receipt(session, principal=principal, entry_id=entry_id)
         append(
             session,

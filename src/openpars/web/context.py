@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from openpars.config import Settings
@@ -44,12 +45,12 @@ class RequestContext:
         return token.strip()
 
     @contextmanager
-    def unit(self, *, external_role: bool = True) -> Iterator[tuple[Session, Principal]]:
+    def unit(self, *, external_role: bool = False) -> Iterator[tuple[Session, Principal]]:
         """One authenticated transaction; commits on success, rolls back on error.
 
-        ``external_role=False`` keeps an external caller on the application's login, for an
-        endpoint that reads no records and needs tables the external role may not read (an
-        agency's own audit receipts).
+        ``external_role``: the endpoint reads records, so an external caller's transaction runs
+        logged in as the external database role on PostgreSQL (ADR 0003). The enforcement point
+        refuses an external read in any other transaction, so forgetting it fails closed.
         """
         token = self.bearer_token()
         with self.db.session() as session:
@@ -58,6 +59,9 @@ class RequestContext:
             if not (external_role and principal.is_external and self.db.dialect == "postgresql"):
                 yield session, principal
                 return
+            # This transaction only records the token's use, which a crash may lose: no need
+            # to wait for a WAL flush of its own before the caller's work starts.
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         # An external caller's work, its reads and its audit entry, runs in one transaction of
         # its own, logged in as the external database role (ADR 0003); the authentication
         # above has committed (it records the token's use).
