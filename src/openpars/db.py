@@ -200,6 +200,8 @@ def _check_external_login(dbapi_connection: Any, _record: Any) -> None:
     )
     unbound, external, owner, user = cursor.fetchone()
     cursor.close()
+    # End the implicit transaction of the check, so the first unit of work starts its own.
+    dbapi_connection.rollback()
     if unbound or not external or owner:
         raise RuntimeError(
             f"the external database login '{user}' must be the role openpars_external_role() "
