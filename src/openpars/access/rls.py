@@ -87,15 +87,19 @@ def _floor_defaults() -> str:
     )
 
 
-# Stands for the external role's quoted name in statements run by _as_external. (No "%" in any
-# statement here: psycopg would read it as a placeholder.)
+# Stand for the external role's and the schema's quoted names in statements run by
+# _as_external. (No "%" in any statement here: psycopg would read it as a placeholder.)
 ROLE = "@external_role@"
 
 
+SCHEMA = "@schema@"
+
+
 def _as_external(*statements: str) -> str:
-    """A DO block running statements in which ROLE names the external role."""
+    """A DO block running statements in which ROLE names the external role, SCHEMA openpars'."""
     body = " ".join(
-        f"EXECUTE replace({_literal(statement)}, '{ROLE}', quote_ident(r));"
+        f"EXECUTE replace(replace({_literal(statement)}, '{ROLE}', quote_ident(r)), "
+        f"'{SCHEMA}', quote_ident(current_schema()));"
         for statement in statements
     )
     return f"DO $do$ DECLARE r name := {EXTERNAL_ROLE_FUNCTION}(); BEGIN {body} END $do$"
@@ -191,6 +195,8 @@ def _grants() -> list[str]:
     reads = ", ".join((*FLOOR_CONDITIONS, *EXTERNAL_READS))
     return [
         _as_external(
+            # Explicitly: a schema recreated by hand gives PUBLIC no USAGE (PostgreSQL 15).
+            f"GRANT USAGE ON SCHEMA {SCHEMA} TO {ROLE}",
             f"GRANT SELECT ON {reads} TO {ROLE}",
             f"GRANT SELECT ({', '.join(AUDIT_READ_COLUMNS)}) ON audit_entries TO {ROLE}",
             f"GRANT INSERT ON {', '.join(AUDIT_INSERTS)} TO {ROLE}",
