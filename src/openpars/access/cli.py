@@ -70,9 +70,12 @@ def read_unit(
         with open_database(settings) as database:
             with database.session() as session:
                 principal = _principal(session, username)
+                if not (principal.is_external and database.dialect == "postgresql"):
+                    yield session, principal
+                    return
             # An external account reads as the external database role (ADR 0003), in one
             # transaction with its audit entry.
-            with database.session(external=principal.is_external) as session:
+            with database.session(external=True) as session:
                 yield session, principal
     except DomainError as exc:
         with unit(settings) as session:
