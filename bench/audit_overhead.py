@@ -100,6 +100,8 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
     finally:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # The schema made this database's own external role (access/rls.py).
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}_external"')
         admin.dispose()
 
 

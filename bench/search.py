@@ -136,6 +136,8 @@ def database(backend: str, persons: int, keep: Path | None) -> Iterator[tuple[st
         if keep is None:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                # The schema made this database's own external role (access/rls.py).
+                conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}_external"')
         admin.dispose()
 
 
@@ -271,8 +273,12 @@ def bare(
 def full_service(
     db: Database, principal: Principal, context: ReadContext, kind: str, value: str
 ) -> None:
-    """The whole search service call: policy, checks, page, audit entry, commit."""
-    with db.session() as session:
+    """The whole search service call: policy, checks, page, audit entry, commit.
+
+    An external caller's call runs as the external database role on PostgreSQL (ADR 0004), as
+    the API runs it: a non-superuser, so row-level security binds it.
+    """
+    with db.session(external=principal.is_external) as session:
         service.search_persons(
             session, principal=principal, query=_query(kind, value), context=context
         )

@@ -43,6 +43,9 @@ def new_database_url(tmp_dir: Path) -> tuple[str, object]:
     def drop() -> None:
         with admin.connect() as conn:
             conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            # Roles are cluster-wide: the schema made this database's own external role
+            # (access/rls.py), which no other database uses and which holds nothing any more.
+            conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{name}_external"')
         admin.dispose()
 
     return url, drop

@@ -21,6 +21,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPENPARS_", extra="ignore")
 
     database_url: str = Field(default_factory=default_database_url)
+    # PostgreSQL only: the login external agencies' reads run as, the database's external role
+    # (ADR 0004). Unset: database_url with user <database>_external and no password (peer or
+    # certificate authentication, or a .pgpass entry, supplies it).
+    external_database_url: str | None = None
     site_name: str = "openpars"
     # Requests larger than this are refused before parsing (bytes).
     max_request_bytes: int = 1_000_000
@@ -56,10 +60,12 @@ class Settings(BaseSettings):
     # The checkpoint origin line and key name; defaults to "<site_name>/audit".
     log_origin: str | None = None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "external_database_url")
     @classmethod
-    def _normalise_url(cls, value: str) -> str:
+    def _normalise_url(cls, value: str | None) -> str | None:
         """Accept ``postgresql://`` and route it to psycopg 3."""
+        if value is None:
+            return None
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             return "postgresql+psycopg://" + value.split("://", 1)[1]
         return value

@@ -102,7 +102,7 @@ def open_database(settings: Settings) -> Iterator[Database]:
     try:
         yield database
     finally:
-        database.bind.engine.dispose()
+        database.dispose()
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData, event
+from sqlalchemy import JSON, URL, DateTime, Enum, MetaData, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine, create_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -184,15 +185,50 @@ def make_unpooled_engine(url: str) -> Engine:
     return create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
 
 
-class Database:
-    """Owns the engine and hands out sessions; the edge (request, command, job) commits."""
+# Set in Session.info on a transaction that runs as the external database role (ADR 0004).
+EXTERNAL_SESSION = "openpars.external_role"
 
-    def __init__(self, engine: Engine | Connection) -> None:
+
+def _check_external_login(dbapi_connection: Any, _record: Any) -> None:
+    """Refuse an external login that row-level security would not bind (ADR 0004)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(
+        "SELECT r.rolsuper OR r.rolbypassrls, "
+        "pg_has_role(current_user, openpars_external_role(), 'USAGE'), "
+        "pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = 'persons'::regclass),"
+        " 'MEMBER'), current_user FROM pg_roles r WHERE r.rolname = current_user"
+    )
+    unbound, external, owner, user = cursor.fetchone()
+    cursor.close()
+    # End the implicit transaction of the check, so the first unit of work starts its own.
+    dbapi_connection.rollback()
+    if unbound or not external or owner:
+        raise RuntimeError(
+            f"the external database login '{user}' must be the role openpars_external_role() "
+            "names (or a member of it), and neither a superuser, nor BYPASSRLS, nor the tables' "
+            "owner: row-level security would not bind it (OPENPARS_EXTERNAL_DATABASE_URL, "
+            "docs/deployment.md)"
+        )
+
+
+class Database:
+    """Owns the engine and hands out sessions; the edge (request, command, job) commits.
+
+    On PostgreSQL an external caller's transaction runs on a second engine logged in as the
+    external database role (``external_url``, by default the main URL with that role as the
+    user and no password: peer, certificate or a ``.pgpass`` entry supply it). A database bound
+    to a caller's connection (tests) switches that connection with ``SET LOCAL ROLE`` instead.
+    """
+
+    def __init__(self, engine: Engine | Connection, *, external_url: str | None = None) -> None:
         self.bind = engine
         # Joining a caller's transaction (tests) turns commits into savepoint releases.
         self._factory = sessionmaker(
             bind=engine, expire_on_commit=False, join_transaction_mode="create_savepoint"
         )
+        self._external_url = external_url
+        self._external_factory: sessionmaker[Session] | None = None
+        self._external_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -203,7 +239,8 @@ class Database:
                 echo=settings.sql_echo,
                 sqlite_mmap_mb=settings.sqlite_mmap_mb,
                 sqlite_synchronous=settings.sqlite_synchronous,
-            )
+            ),
+            external_url=settings.external_database_url,
         )
 
     @property
@@ -215,11 +252,45 @@ class Database:
         """A new session the caller closes (the web edge, which spans a dependency)."""
         return self._factory()
 
+    def dispose(self) -> None:
+        """Close every pooled connection, the external login's included."""
+        self.bind.engine.dispose()
+        if self._external_factory is not None:
+            external = self._external_factory.kw["bind"]
+            assert isinstance(external, Engine)
+            external.dispose()
+
+    def _external_sessions(self) -> sessionmaker[Session]:
+        """The external login's session factory, its engine built on first use."""
+        with self._external_lock:
+            if self._external_factory is None:
+                url: str | URL | None = self._external_url
+                if url is None:
+                    with self.bind.engine.connect() as conn:
+                        role = conn.exec_driver_sql("SELECT openpars_external_role()").scalar()
+                    url = self.bind.engine.url.set(username=str(role), password=None)
+                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+                event.listen(engine, "connect", _check_external_login)
+                self._external_factory = sessionmaker(bind=engine, expire_on_commit=False)
+            return self._external_factory
+
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One unit of work: commit on success, roll back on any exception."""
-        session = self._factory()
+    def session(self, *, external: bool = False) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception.
+
+        ``external``: an external caller's unit, run as the external database role on
+        PostgreSQL (on SQLite, which has no roles, an ordinary unit).
+        """
+        switch_role = external and self.dialect == "postgresql"
+        joined = isinstance(self.bind, Connection)
+        factory = self._external_sessions() if switch_role and not joined else self._factory
+        session = factory()
+        if external:
+            session.info[EXTERNAL_SESSION] = True
         try:
+            if switch_role and joined:
+                # Transaction-local, and undone by a rollback of this unit's savepoint.
+                session.execute(text("SELECT set_config('role', openpars_external_role(), true)"))
             yield session
             session.commit()
         except BaseException:
@@ -227,3 +298,7 @@ class Database:
             raise
         finally:
             session.close()
+            if switch_role and joined:
+                # SET LOCAL outlives the savepoint this unit released: end it with the unit.
+                assert isinstance(self.bind, Connection)
+                self.bind.exec_driver_sql("RESET ROLE")

@@ -123,13 +123,16 @@ def test_expiry_boundary_to_the_microsecond(db: Database, world: World) -> None:
     seed(db, world)
     ice = world.principals["ice"]
     query = PersonQuery(sid="SID-2001")
-    with db.session() as s:
+    with db.session(external=True) as s:
         before = service.search_persons(
             s, principal=ice, query=query, context=CONTEXT, now=EXPIRES - timedelta(microseconds=1)
         )
     assert before.total == 1
     for at in (EXPIRES, EXPIRES + timedelta(microseconds=1)):
-        with db.session() as s, pytest.raises(Forbidden, match="no data-sharing agreement"):
+        with (
+            db.session(external=True) as s,
+            pytest.raises(Forbidden, match="no data-sharing agreement"),
+        ):
             service.search_persons(s, principal=ice, query=query, context=CONTEXT, now=at)
 
 
@@ -206,12 +209,12 @@ def test_unnamed_sub_unit_is_not_admitted(db: Database, world: World) -> None:
         p = data.person(s, "Brown", "Bea", sid="SID-3001")
         data.arrest(s, agency_id=agency, people=[(p, InvolvementRole.ARRESTEE)])
     query = PersonQuery(sid="SID-3001")
-    with db.session() as s:
+    with db.session(external=True) as s:
         assert (
             service.search_persons(s, principal=users["ice.fo"], query=query, context=CONTEXT).total
             == 1
         )
-    with db.session() as s, pytest.raises(Forbidden):
+    with db.session(external=True) as s, pytest.raises(Forbidden):
         service.search_persons(s, principal=users["ice.ero"], query=query, context=CONTEXT)
 
 
@@ -307,7 +310,7 @@ def test_agency_rate_limit_counts_every_account(
 
 def test_missing_person_error_for_external_never_says_blocked(db: Database, world: World) -> None:
     ids = seed(db, world)
-    with db.session() as s, pytest.raises(NotFound) as caught:
+    with db.session(external=True) as s, pytest.raises(NotFound) as caught:
         service.get_person(
             s,
             principal=world.principals["ice"],

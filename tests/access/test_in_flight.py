@@ -50,7 +50,7 @@ def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
             )
         suspended.set()
 
-    with fresh_db.session() as s:
+    with fresh_db.session(external=True) as s:
         in_flight = service.search_persons(s, principal=ice, query=query, context=CONTEXT)
         worker = threading.Thread(target=suspend)
         worker.start()
@@ -60,5 +60,8 @@ def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
         assert in_flight.total == 1
     worker.join(timeout=30)
     assert suspended.is_set()
-    with fresh_db.session() as s, pytest.raises(Forbidden, match="no data-sharing agreement"):
+    with (
+        fresh_db.session(external=True) as s,
+        pytest.raises(Forbidden, match="no data-sharing agreement"),
+    ):
         service.search_persons(s, principal=ice, query=query, context=CONTEXT)

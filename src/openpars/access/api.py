@@ -86,7 +86,7 @@ def search_persons(
         limit=limit,
         count=count,
     )
-    with ctx.unit() as (session, principal):
+    with ctx.unit(external_role=True) as (session, principal):
         result = service.search_persons(session, principal=principal, query=query, context=context)
     return result
 
@@ -99,7 +99,7 @@ def search_persons(
 )
 def get_person(person_id: RowId, ctx: Ctx, context: Context) -> PersonResult:
     """One person with every involvement you may see."""
-    with ctx.unit() as (session, principal):
+    with ctx.unit(external_role=True) as (session, principal):
         result = service.get_person(
             session, principal=principal, person_id=person_id, context=context
         )
@@ -139,7 +139,7 @@ def search_arrests(
         limit=limit,
         count=count,
     )
-    with ctx.unit() as (session, principal):
+    with ctx.unit(external_role=True) as (session, principal):
         result = service.search_arrests(session, principal=principal, query=query, context=context)
     return result
 
@@ -152,7 +152,7 @@ def search_arrests(
 )
 def get_arrest(arrest_id: RowId, ctx: Ctx, context: Context) -> ArrestResult:
     """One arrest with everything in it you may see."""
-    with ctx.unit() as (session, principal):
+    with ctx.unit(external_role=True) as (session, principal):
         result = service.get_arrest(
             session, principal=principal, arrest_id=arrest_id, context=context
         )

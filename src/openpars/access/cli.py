@@ -22,7 +22,15 @@ from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
 from openpars.config import Settings
-from openpars.console import DbOption, fail, out, reports_errors, settings_for, unit
+from openpars.console import (
+    DbOption,
+    fail,
+    open_database,
+    out,
+    reports_errors,
+    settings_for,
+    unit,
+)
 from openpars.errors import DomainError
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
@@ -60,8 +68,16 @@ def read_unit(
     the refused attempt is written separately before the error reaches the operator.
     """
     try:
-        with unit(settings) as session:
-            yield session, _principal(session, username)
+        with open_database(settings) as database:
+            with database.session() as session:
+                principal = _principal(session, username)
+                if not (principal.is_external and database.dialect == "postgresql"):
+                    yield session, principal
+                    return
+            # An external account reads as the external database role (ADR 0004), in one
+            # transaction with its audit entry.
+            with database.session(external=True) as session:
+                yield session, principal
     except DomainError as exc:
         with unit(settings) as session:
             user = identity_repo.get_user_by_username(session, username)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from openpars.access import repository as repo
 from openpars.access.external import external_policy, purpose_rules, rate_limits
 from openpars.access.policy import ReadPolicy, internal_policy
-from openpars.access.rls import mark_external
+from openpars.access.rls import require_external_session
 from openpars.access.schemas import ReadContext
 from openpars.errors import Forbidden, InvalidInput, TooManyRequests
 from openpars.identity.principal import Principal
@@ -29,7 +29,7 @@ def policy_for(
         principal.require(Permission.RECORD_READ)
         return internal_policy(sealed_access=principal.can(Permission.SEALED_READ))
     principal.require(Permission.EXTERNAL_QUERY)
-    mark_external(session)
+    require_external_session(session)
     policy = external_policy(session, principal=principal, at=at)
     check_purpose(session, principal=principal, context=context, at=at)
     check_rate(session, principal=principal, policy=policy, at=at)

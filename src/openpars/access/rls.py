@@ -1,72 +1,227 @@
-"""PostgreSQL row-level security: a backstop that holds even if application code has a bug.
+"""PostgreSQL row-level security bound to the external login role (ADR 0004).
 
-The application marks each external caller's transaction with ``openpars.external = 'on'``
-(transaction-local). Restrictive policies then hide, whatever SQL runs, the roles the site floor
-forbids (victims, witnesses, complainants, affiants), sealed and expunged arrests, and persons
-who have no other involvement. Internal transactions are unaffected. RLS does not bind superusers
-or roles with BYPASSRLS, so production connects as an ordinary role (see docs/architecture.md).
+An external caller's transaction runs on a connection logged in as the database's external role,
+``<database>_external`` (``openpars_external_role()``), never as the application's own role. That
+role holds only what an external read needs (SELECT on the record tables, the agreement and floor
+tables; INSERT on the audit tables for its entry), and restrictive policies ``TO`` it hide, from
+any SQL it runs, what the site floor in force forbids: the floor's forbidden roles, juveniles
+unless the floor admits them (only a *known* adult, ``juvenile IS FALSE``), sealed and expunged
+arrests, and everything hanging off a hidden row. The policies read the floor from
+``site_floor_versions`` at each statement, so a floor change binds in the transaction that makes
+it, with no DDL. Nothing the application sets per transaction matters: the binding is the login.
+SQLite has no roles; none of this exists there.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import json
+
 from sqlalchemy.orm import Session
 
-from openpars.db import register_schema_ddl
+from openpars.agreements.floor import SiteFloor
+from openpars.db import EXTERNAL_SESSION, register_schema_ddl
 
-EXTERNAL_FLAG = "openpars.external"
-FLOOR_ROLES = ("victim", "witness", "complainant", "affiant")
+EXTERNAL_ROLE_FUNCTION = "openpars_external_role"
 
-_EXTERNAL = f"coalesce(current_setting('{EXTERNAL_FLAG}', true), '') = 'on'"
-_ROLES = ", ".join(f"'{r}'" for r in FLOOR_ROLES)
+# Record tables an external read touches (loading an arrest loads its parts), and the condition
+# each row must meet for the external role. Sub-selects in a condition are themselves filtered by
+# the referenced table's policies, so a row hanging off a hidden row is hidden too.
+_ARREST_PART = "EXISTS (SELECT 1 FROM arrests a WHERE a.id = {table}.arrest_id)"
+FLOOR_CONDITIONS: dict[str, str] = {
+    "arrests": "sealed_at IS NULL AND expunged_at IS NULL",
+    "involvements": (
+        # A sub-select is run once per statement (an init plan), not once per row; the cast
+        # makes ALL read it as one array rather than as a set of rows.
+        "role::text <> ALL (CAST((SELECT openpars_floor_forbidden_roles()) AS text[])) "
+        # Unknown age (NULL) is hidden like a juvenile: only a known adult passes.
+        "AND (juvenile IS FALSE OR (SELECT openpars_floor_admits_juveniles())) "
+        "AND EXISTS (SELECT 1 FROM arrests a WHERE a.id = involvements.arrest_id)"
+    ),
+    "persons": "EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = persons.id)",
+    "person_aliases": "EXISTS (SELECT 1 FROM persons p WHERE p.id = person_aliases.person_id)",
+    # A visibility set's copy of a person (access.models) is held to the same floor.
+    "visible_persons": (
+        "EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = visible_persons.person_id)"
+    ),
+    **{
+        table: _ARREST_PART.format(table=table)
+        for table in (
+            "charges",
+            "charging_decisions",
+            "bail_recommendations",
+            "arraignments",
+            "custody_events",
+        )
+    },
+}
+# Read, unfiltered, by an external transaction: which agreement is in force and what it says,
+# the floor, and the visibility sets' index.
+EXTERNAL_READS = (
+    "agreements",
+    "agreement_versions",
+    "agreement_suspensions",
+    "agreement_resumptions",
+    "site_floor_versions",
+    "visibility_sets",
+)
+# The audit entry of the read, written in the same transaction. Of the entries themselves the
+# role reads back only the new id and what the rate limits count (who, when).
+AUDIT_INSERTS = ("audit_entries", "audit_entry_contents", "audit_subjects", "audit_pending")
+AUDIT_READ_COLUMNS = ("id", "at", "user_id", "agency_id")
 
 
-def rls_ddl() -> list[str]:
-    """Statements enabling forced RLS with a permissive base and restrictive floor policies."""
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _floor_defaults() -> str:
+    """The shipped floor's clauses RLS reads, used while no floor version is stored."""
+    floor = SiteFloor()
+    # ", " and ": " separators: a colon followed by a word would read as a bind parameter when
+    # the migration runs this text through SQLAlchemy.
+    return json.dumps(
+        {
+            "forbidden_roles": sorted(str(role) for role in floor.forbidden_roles),
+            "forbid_juveniles": floor.forbid_juveniles,
+        }
+    )
+
+
+# Stand for the external role's and the schema's quoted names in statements run by
+# _as_external. (No "%" in any statement here: psycopg would read it as a placeholder.)
+ROLE = "@external_role@"
+
+
+SCHEMA = "@schema@"
+
+
+def _as_external(*statements: str) -> str:
+    """A DO block running statements in which ROLE names the external role, SCHEMA openpars'."""
+    body = " ".join(
+        f"EXECUTE replace(replace({_literal(statement)}, '{ROLE}', quote_ident(r)), "
+        f"'{SCHEMA}', quote_ident(current_schema()));"
+        for statement in statements
+    )
+    return f"DO $do$ DECLARE r name := {EXTERNAL_ROLE_FUNCTION}(); BEGIN {body} END $do$"
+
+
+def _role_ddl() -> list[str]:
+    """The role's name, then its creation and the checks on it."""
+    return [
+        # Per database, so two openpars databases on one server (sites, staging, test runs)
+        # never share a role or its grants. 54 + 9 characters fit PostgreSQL's 63.
+        f"CREATE OR REPLACE FUNCTION {EXTERNAL_ROLE_FUNCTION}() RETURNS name LANGUAGE sql STABLE "
+        "RETURN (left(current_database(), 54) || '_external')::name",
+        create_role(),
+    ]
+
+
+def create_role() -> str:
+    """Create the external role unless it exists; safe when two sessions run it at once."""
+    return (
+        f"DO $do$ DECLARE r name := {EXTERNAL_ROLE_FUNCTION}(); BEGIN "  # noqa: S608 - constants
+        "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN "
+        "BEGIN EXECUTE 'CREATE ROLE ' || quote_ident(r) || ' LOGIN NOSUPERUSER NOCREATEDB "
+        "NOCREATEROLE NOREPLICATION NOBYPASSRLS'; "
+        # Another migration of this database created it meanwhile: the same role, fine.
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; "
+        "WHEN insufficient_privilege THEN RAISE EXCEPTION USING MESSAGE = "
+        "'openpars reads for external agencies as the database role ' || quote_ident(r) || "
+        "', which does not exist, and ' || quote_ident(current_user) || ' may not create roles; "
+        "ask the DBA to run CREATE ROLE ' || quote_ident(r) || ' LOGIN, then run openpars db "
+        "upgrade again (docs/deployment.md)'; END; "
+        "END IF; "
+        "IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r AND (rolsuper OR rolbypassrls)) "
+        "THEN RAISE EXCEPTION USING MESSAGE = 'the database role ' || quote_ident(r) || ' is a "
+        "superuser or bypasses row-level security, so the floor would not bind external reads; "
+        "run ALTER ROLE ' || quote_ident(r) || ' NOSUPERUSER NOBYPASSRLS'; END IF; END $do$"
+    )
+
+
+def _floor_functions() -> list[str]:
+    """The floor in force as the policies read it: the newest stored version over the defaults.
+
+    SQL-standard bodies are bound when created, so no temporary table or search_path the
+    external role sets can stand in for ``site_floor_versions``.
+    """
+    return [
+        "CREATE OR REPLACE FUNCTION openpars_site_floor() RETURNS jsonb LANGUAGE sql STABLE "  # noqa: S608 - constants
+        f"RETURN {_literal(_floor_defaults())}::jsonb || coalesce((SELECT content FROM "
+        "site_floor_versions ORDER BY version DESC LIMIT 1), '{}'::jsonb)",
+        "CREATE OR REPLACE FUNCTION openpars_floor_forbidden_roles() RETURNS text[] "
+        "LANGUAGE sql STABLE "
+        "RETURN ARRAY(SELECT jsonb_array_elements_text("
+        "openpars_site_floor() -> 'forbidden_roles'))",
+        # Anything but an explicit false keeps juveniles hidden.
+        "CREATE OR REPLACE FUNCTION openpars_floor_admits_juveniles() RETURNS boolean "
+        "LANGUAGE sql STABLE "
+        "RETURN coalesce(openpars_site_floor() -> 'forbid_juveniles' = 'false'::jsonb, false)",
+        # FOR SHARE needs UPDATE privilege, which the external role must not have; this takes the
+        # read's share lock on the grantee's agreements (agreements.repository) as their owner.
+        # count(*) runs the locking sub-select to the end (a SQL function stops at a first row).
+        "CREATE OR REPLACE FUNCTION openpars_share_lock_agreements(grantee integer) "
+        "RETURNS bigint LANGUAGE sql SECURITY DEFINER BEGIN ATOMIC SELECT count(*) FROM "
+        "(SELECT 1 FROM agreements WHERE grantee_agency_id = grantee FOR SHARE) AS locked; END",
+        "REVOKE ALL ON FUNCTION openpars_share_lock_agreements(integer) FROM PUBLIC",
+    ]
+
+
+def _policies() -> list[str]:
     statements: list[str] = []
-    for table in (
-        "persons",
-        "involvements",
-        "arrests",
-        "person_aliases",
-        "charges",
-        "visible_persons",
-    ):
+    for table in FLOOR_CONDITIONS:
         statements += [
             f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
             f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
             f"DROP POLICY IF EXISTS {table}_base ON {table}",
+            # Every role may use every row (its privileges decide what it may do) ...
             f"CREATE POLICY {table}_base ON {table} USING (true) WITH CHECK (true)",
-        ]
-    floor = {
-        "involvements": (
-            f"role NOT IN ({_ROLES}) AND juvenile = false AND "  # noqa: S608 - constants only
-            "EXISTS (SELECT 1 FROM arrests a WHERE a.id = involvements.arrest_id)"
-        ),
-        "arrests": "sealed_at IS NULL AND expunged_at IS NULL",
-        "persons": ("EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = persons.id)"),
-        # A visibility set's copy of a person (access.models) is held to the same floor.
-        "visible_persons": (
-            "EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = visible_persons.person_id)"
-        ),
-        "person_aliases": (
-            "EXISTS (SELECT 1 FROM persons p WHERE p.id = person_aliases.person_id)"
-        ),
-        "charges": "EXISTS (SELECT 1 FROM arrests a WHERE a.id = charges.arrest_id)",
-    }
-    for table, condition in floor.items():
-        statements += [
             f"DROP POLICY IF EXISTS {table}_floor ON {table}",
-            f"CREATE POLICY {table}_floor ON {table} AS RESTRICTIVE FOR SELECT "
-            f"USING (NOT {_EXTERNAL} OR ({condition}))",
         ]
+    # ... except the external role, which sees only rows above the floor.
+    statements.append(
+        _as_external(
+            *(
+                f"CREATE POLICY {table}_floor ON {table} AS RESTRICTIVE FOR SELECT TO {ROLE} "
+                f"USING ({condition})"
+                for table, condition in FLOOR_CONDITIONS.items()
+            )
+        )
+    )
     return statements
 
 
-def mark_external(session: Session) -> None:
-    """Flag the current transaction as an external caller's (PostgreSQL only)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"SELECT set_config('{EXTERNAL_FLAG}', 'on', true)"))
+def _grants() -> list[str]:
+    """What the external role may do: read through the policies, append its audit entry."""
+    reads = ", ".join((*FLOOR_CONDITIONS, *EXTERNAL_READS))
+    return [
+        _as_external(
+            # Explicitly: a schema recreated by hand gives PUBLIC no USAGE (PostgreSQL 15).
+            f"GRANT USAGE ON SCHEMA {SCHEMA} TO {ROLE}",
+            f"GRANT SELECT ON {reads} TO {ROLE}",
+            f"GRANT SELECT ({', '.join(AUDIT_READ_COLUMNS)}) ON audit_entries TO {ROLE}",
+            f"GRANT INSERT ON {', '.join(AUDIT_INSERTS)} TO {ROLE}",
+            f"GRANT USAGE ON SEQUENCE audit_entries_id_seq, audit_subjects_id_seq TO {ROLE}",
+            f"GRANT EXECUTE ON FUNCTION openpars_share_lock_agreements(integer) TO {ROLE}",
+        )
+    ]
+
+
+def rls_ddl() -> list[str]:
+    """The external role, its grants, and forced RLS with restrictive floor policies."""
+    return [*_role_ddl(), *_floor_functions(), *_policies(), *_grants()]
+
+
+def require_external_session(session: Session) -> None:
+    """Refuse to read for an external caller outside a transaction bound to the external role.
+
+    A path that forgot to open its transaction with ``Database.session(external=True)`` would
+    run as the application's role, which no floor policy binds: fail closed instead.
+    """
+    if session.get_bind().dialect.name == "postgresql" and not session.info.get(EXTERNAL_SESSION):
+        raise RuntimeError(
+            "an external caller's read must run in a transaction opened with "
+            "Database.session(external=True), which logs in as the external database role"
+        )
 
 
 register_schema_ddl(lambda dialect: rls_ddl() if dialect == "postgresql" else [])

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import Exists, and_, exists, func, or_, select
+from sqlalchemy import Exists, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import (
@@ -140,10 +140,10 @@ def share_lock_agreements_of(session: Session, grantee_agency_id: int) -> None:
     """
     if session.get_bind().dialect.name == "sqlite":
         return
+    # Through a function that runs as the tables' owner: FOR SHARE needs UPDATE privilege, which
+    # the external database role an external read runs as must not have (access/rls.py).
     session.execute(
-        select(Agreement.id)
-        .where(Agreement.grantee_agency_id == grantee_agency_id)
-        .with_for_update(read=True)
+        select(func.openpars_share_lock_agreements(bindparam("grantee", grantee_agency_id)))
     )
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from openpars.config import Settings
@@ -151,15 +152,28 @@ class RequestContext:
         return source_ip(self.request)
 
     @contextmanager
-    def unit(self) -> Iterator[tuple[Session, Principal]]:
-        """The authenticated transaction; commits on success, rolls back on error."""
+    def unit(self, *, external_role: bool = False) -> Iterator[tuple[Session, Principal]]:
+        """The authenticated transaction; commits on success, rolls back on error.
+
+        ``external_role``: the endpoint reads records, so an external caller's work runs logged
+        in as the external database role on PostgreSQL (ADR 0004): the edge's transaction, which
+        only authenticated the caller and recorded the token's use, commits first, and the read
+        and its audit entry run together in one transaction of their own on the external login.
+        The enforcement point refuses an external read in any other transaction, so forgetting
+        it fails closed.
+        """
         opened: tuple[Session, Principal] | None = getattr(self.request.state, _OPENED, None)
         if opened is None:
             # A route without an edge still authenticates, only later than it should.
-            with self._late_unit() as late:
+            with self._late_unit(external_role=external_role) as late:
                 yield late
             return
         session, principal = opened
+        if self._switches(external_role, principal):
+            self._commit_login(session)
+            with self.db.session(external=True) as external:
+                yield external, principal
+            return
         try:
             yield session, principal
             session.commit()
@@ -167,13 +181,28 @@ class RequestContext:
             session.rollback()
             raise
 
+    def _switches(self, external_role: bool, principal: Principal) -> bool:
+        return external_role and principal.is_external and self.db.dialect == "postgresql"
+
+    @staticmethod
+    def _commit_login(session: Session) -> None:
+        # This transaction only records the token's use, which a crash may lose: no need to
+        # wait for a WAL flush of its own before the caller's work starts.
+        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        session.commit()
+
     @contextmanager
-    def _late_unit(self) -> Iterator[tuple[Session, Principal]]:
+    def _late_unit(self, *, external_role: bool) -> Iterator[tuple[Session, Principal]]:
         token = bearer_token(self.request)
         with self.db.session() as session:
             principal = authenticate_token(session, token).with_source(self.source_ip)
             self.request.state.principal = principal
-            yield session, principal
+            if not self._switches(external_role, principal):
+                yield session, principal
+                return
+            session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        with self.db.session(external=True) as external:
+            yield external, principal
 
     @contextmanager
     def anonymous_unit(self) -> Iterator[Session]:
