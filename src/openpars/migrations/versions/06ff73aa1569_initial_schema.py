@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 87c3bd17c2a3
+Revision ID: 06ff73aa1569
 Revises: 
-Create Date: 2026-12-05 15:49:33.517798
+Create Date: 2026-12-05 16:02:36.027449
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '87c3bd17c2a3'
+revision: str = '06ff73aa1569'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
