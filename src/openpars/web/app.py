@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
 from openpars import __version__
@@ -21,6 +22,7 @@ from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
 from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers
+from openpars.web.openapi import install_openapi
 
 API_PREFIX = "/api/v1"
 
@@ -28,7 +30,9 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the application for a site; tests pass a database bound to their transaction."""
     settings = settings or Settings()
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc with their assets from the fastapi-offline package
+    # (under /static-offline-docs), so the docs work without reaching a CDN.
+    app = FastAPIOffline(
         title="openpars",
         version=__version__,
         description=(
@@ -37,6 +41,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         ),
         openapi_url="/openapi.json",
         lifespan=_background_jobs,
+        # No validator badge: Swagger UI would send the document to validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.db = database or Database.from_settings(settings)
@@ -54,6 +60,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         """Liveness: the process is up."""
         return {"status": "ok", "version": __version__}
 
+    install_openapi(app)
     return app
 
 
