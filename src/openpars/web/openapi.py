@@ -95,7 +95,10 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
     components.setdefault("securitySchemes", {})[BEARER] = {
         "type": "http",
         "scheme": "bearer",
-        "description": "an API token: 'Authorization: Bearer <token>' (openpars accounts token)",
+        "description": (
+            "an openpars API token ('openpars token issue', or POST /api/v1/users/{id}/tokens), "
+            "sent as 'Authorization: Bearer <token>'"
+        ),
     }
     envelope = ErrorEnvelope.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas = components.setdefault("schemas", {})
@@ -112,7 +115,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
                 described = responses.get(status, {}).get("description")
                 # A route's own description is more precise; FastAPI's generic one is not.
                 if described in (None, "Validation Error"):
-                    described = ERROR_TEXT[status]
+                    described = ERROR_TEXT.get(status, "an error; error.code says which")
                 responses[status] = {"description": described, "content": error_content}
     # FastAPI's own validation schemas are no longer referenced: openpars answers 422 with the
     # envelope, never with FastAPI's {"detail": [...]}.
