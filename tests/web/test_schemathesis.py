@@ -39,7 +39,11 @@ from schemathesis.checks import (
 )
 
 from openpars.config import Settings
+from openpars.db import Database
 from openpars.demo.cli import build_demo
+from openpars.demo.seed import workflow_principals
+from openpars.records.amendments import seal_arrest
+from openpars.records.schemas import SealCreate
 from openpars.web.app import create_app
 from openpars.web.openapi import PUBLIC
 from tests.conftest import BACKEND, new_database_url
@@ -176,15 +180,33 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str | 
             # process ends (the client keeps every app's lifespan open); once an hour is enough.
             config = Settings(database_url=url, governance_tick_interval_s=3600)
             credentials, _ = build_demo(config, arrests=ARRESTS, seed=1)
+            _seal_one(config)
             tokens = {c.username: c.token for c in credentials}
             app = create_app(config)
-            cleanups.append(lambda app=app, drop=drop: (app.state.db.bind.dispose(), drop()))  # type: ignore[misc]
+            cleanups.append(app.state.db.bind.dispose)
+            cleanups.append(drop)
             built[role] = Site(app=app, token=tokens[role] if role else None)
         return built[role]
 
     yield site
     for cleanup in cleanups:
         cleanup()
+
+
+def _seal_one(config: Settings) -> None:
+    """Seal arrest 3 by court order: the demo seals none, and sealed records are half the story."""
+    database = Database.from_settings(config)
+    try:
+        with database.session() as session:
+            court = workflow_principals(session)["court"]
+            order = SealCreate(
+                action="seal",
+                order_reference="CP-51-MD-0000123-2025",
+                reason="petition granted",
+            )
+            seal_arrest(session, actor=court, arrest_id=3, data=order)
+    finally:
+        database.bind.dispose()
 
 
 def _operations() -> list[tuple[str, str]]:
