@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from openpars_verify import tlog
 
-# The vectors live outside the repository, beside it (../shared/testdata in the workspace).
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "rfc9162"
+# The vectors are the server tests' copy (tests/data/README.md says from where): data, not code,
+# so the verifier still shares no code with the server.
+VECTORS = Path(__file__).resolve().parents[2] / "tests" / "data" / "rfc9162"
 
 
 def vectors(kind: str) -> list[tuple[str, dict[str, Any]]]:

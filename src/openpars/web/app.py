@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
 
 from openpars import __version__
@@ -21,6 +22,7 @@ from openpars.identity.api import router as identity_router
 from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers
 from openpars.web.limits import BodyLimit
+from openpars.web.openapi import install_openapi
 
 API_PREFIX = "/api/v1"
 # Every feature's API, in the order the OpenAPI document lists them.
@@ -37,7 +39,9 @@ ROUTERS: tuple[APIRouter, ...] = (
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
     """Build the application for a site; tests pass a database bound to their transaction."""
     settings = settings or Settings()
-    app = FastAPI(
+    # FastAPIOffline serves /docs and /redoc with their assets from the fastapi-offline package
+    # (under /static-offline-docs), so the docs work without reaching a CDN.
+    app = FastAPIOffline(
         title="openpars",
         version=__version__,
         description=(
@@ -46,6 +50,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         ),
         openapi_url="/openapi.json",
         lifespan=_background_jobs,
+        # No validator badge: Swagger UI would send the document to validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.settings = settings
     app.state.db = database or Database.from_settings(settings)
@@ -60,6 +66,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         """Liveness: the process is up."""
         return {"status": "ok", "version": __version__}
 
+    install_openapi(app)
     return app
 
 

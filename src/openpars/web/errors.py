@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -21,6 +22,26 @@ from openpars.web.context import edge_of
 from openpars.web.limits import TOO_LARGE
 
 log = logging.getLogger("openpars.web")
+
+
+# The one error envelope, as the OpenAPI document declares it for every error status. The
+# handlers below build the same shape as plain dicts; tests/web/test_openapi.py checks that the
+# bodies the app really sends validate against this schema.
+class ErrorBody(BaseModel):
+    """What went wrong: a stable code, a sentence for a person, the field at fault."""
+
+    code: str = Field(description="stable, machine-readable code, e.g. not_found")
+    message: str = Field(description="what went wrong and which rule, for a person")
+    field: str | None = Field(default=None, description="the field at fault, when there is one")
+    details: dict[str, Any] | None = Field(
+        default=None, description="more about the error, e.g. every problem of a payload"
+    )
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error response: ``{"error": {...}}``."""
+
+    error: ErrorBody
 
 
 def field_path(location: tuple[Any, ...]) -> str:
