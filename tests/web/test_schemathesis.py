@@ -7,10 +7,6 @@ document and sends them with the role's token; a response fails the test when it
 a status the operation does not declare, or a body outside the declared schema. Without a token,
 every operation the document secures must answer 401.
 
-The findings other helpers are fixing on their branches (issue 10 items 10-13, 15 and 17) are
-excused in ``KNOWN`` (and item 15 in the test itself) by their exact signature, nothing broader;
-the integrator removes each marker once the branch that fixes it is merged. Anything else fails.
-
 Bounded by OPENPARS_SCHEMATHESIS_EXAMPLES (examples per operation and role; 8 by default on
 SQLite, about two minutes; 4 on PostgreSQL; 0 skips the run).
 """
@@ -19,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,8 +48,6 @@ from tests.conftest import BACKEND, new_database_url
 EXAMPLES = int(
     os.environ.get("OPENPARS_SCHEMATHESIS_EXAMPLES", "8" if BACKEND == "sqlite" else "4")
 )
-# OPENPARS_SCHEMATHESIS_KNOWN=0 excuses nothing, to list every finding (the integrator's check).
-EXCUSE_KNOWN = os.environ.get("OPENPARS_SCHEMATHESIS_KNOWN", "1") != "0"
 ARRESTS = 40
 
 # booking, charging, court, reader and clerk (sealed access) are the internal kinds; fbi is an
@@ -76,65 +69,6 @@ CHECKS = [
     content_type_conformance,
     response_schema_conformance,
 ]
-
-
-@dataclass(frozen=True)
-class Known:
-    """A finding another helper is fixing: its issue item and the exact signature it leaves."""
-
-    item: str
-    what: str
-    # (status, response body, server traceback) -> is this the finding?
-    matches: Callable[[int, str, str], bool]
-
-
-def _error(status: int, trace: str, *patterns: str) -> bool:
-    return status >= 500 and any(re.search(p, trace) for p in patterns)
-
-
-# Starlette's own answer to a body that is not JSON, outside the envelope and undeclared.
-STARLETTE_PARSE_ERROR = '{"detail":"There was an error parsing the body"}'
-
-
-KNOWN: tuple[Known, ...] = (
-    Known(
-        "10",
-        "a name of punctuation, emoji or combining marks: IndexError in prefix_upper_bound",
-        lambda s, b, t: _error(s, t, r"prefix_upper_bound", r"IndexError"),
-    ),
-    Known(
-        "11",
-        "an integer past the column's range reaches the database",
-        lambda s, b, t: _error(
-            s,
-            t,
-            r"Python int too large to convert to SQLite INTEGER",
-            r"OverflowError: int too big to convert",
-            r"NumericValueOutOfRange",
-            r"out of range for type (integer|bigint)",
-            r"cannot be converted to .*int",
-        ),
-    ),
-    Known(
-        "12",
-        "a date or time at the edge of the calendar overflows",
-        lambda s, b, t: _error(s, t, r"date value out of range", r"year .* is out of range"),
-    ),
-    Known(
-        "13",
-        "a NUL character in a string reaches PostgreSQL",
-        lambda s, b, t: _error(s, t, r"NUL \(0x00\)"),
-    ),
-    Known(
-        "17",
-        "an undecodable body answers 400 outside the envelope",
-        lambda s, b, t: s == 400 and b == STARLETTE_PARSE_ERROR,
-    ),
-)
-
-
-def _known(status: int, body: str, trace: str) -> bool:
-    return EXCUSE_KNOWN and any(known.matches(status, body, trace) for known in KNOWN)
 
 
 class TraceCatcher(logging.Handler):
@@ -261,16 +195,11 @@ def test_operation_conforms(
             response = case.call(headers=headers)
         except Exception as exc:
             # The in-process client re-raises what the app's 500 handler logged.
-            if _known(500, "", "".join(traceback.format_exception(exc))):
-                return
-            raise
+            raise AssertionError(
+                f"{method.upper()} {path} crashed:\n" + "".join(traceback.format_exception(exc))
+            ) from exc
         status = response.status_code
-        if _known(status, response.text, catcher.trace):
-            return
-        if EXCUSE_KNOWN and site.token is None and secured and status == 422:
-            # Item 15 (helper D): the request is validated before the caller, so a missing token
-            # with an invalid parameter or body answers 422 instead of 401.
-            return
+        assert status < 500, f"{method.upper()} {path} answered {status}:\n{catcher.trace}"
         case.validate_response(response, checks=CHECKS)
         if site.token is None and secured:
             assert status == 401, f"{method.upper()} {path} without a token answered {status}"
