@@ -132,7 +132,14 @@ def export(ctx: Ctx, start: AuditNumber = 0, end: AuditNumber | None = None) -> 
     )
 
 
-@router.get("/receipts/{entry_id}", response_model=ReceiptRead, dependencies=[needs()])
+@router.get(
+    "/receipts/{entry_id}",
+    response_model=ReceiptRead,
+    dependencies=[needs()],
+    responses={
+        409: {"description": "the entry is not yet covered by a signed checkpoint; retry soon"}
+    },
+)
 def receipt(entry_id: AuditSize, ctx: Ctx) -> ReceiptRead:
     """Entry, leaf index, inclusion proof and checkpoint, for an agency's own accesses."""
     with ctx.unit() as (session, principal):
