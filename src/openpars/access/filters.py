@@ -5,7 +5,22 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, exists, select, true
 
 from openpars.access.policy import ReadPolicy
+from openpars.records.charges import is_current_charge
 from openpars.records.models import Arrest, Charge, Involvement, Person
+
+
+def charge_shown(
+    policy: ReadPolicy, arrest: type[Arrest] | Arrest = Arrest
+) -> ColumnElement[bool]:
+    """A charge row the caller is shown (and may match by statute); ``arrest`` (the entity,
+    correlated, or an alias the caller joins) must be the charge's arrest.
+
+    Under a grades-limited scope only the current charges (``records.charges``) in those
+    grades; a superseded revision or a withdrawn charge is never shown, matched or counted.
+    """
+    if policy.grades is None:
+        return true()
+    return and_(Charge.grade.in_(sorted(policy.grades)), is_current_charge(Charge, arrest))
 
 
 def arrest_row_filter(policy: ReadPolicy) -> ColumnElement[bool]:
@@ -17,12 +32,9 @@ def arrest_row_filter(policy: ReadPolicy) -> ColumnElement[bool]:
     if policy.arrest_states is not None:
         conditions.append(Arrest.state.in_(sorted(policy.arrest_states)))
     if policy.grades is not None:
+        # Decided on the current charges only: a DA's downgrade or withdrawal narrows it.
         conditions.append(
-            exists(
-                select(Charge.id).where(
-                    Charge.arrest_id == Arrest.id, Charge.grade.in_(sorted(policy.grades))
-                )
-            )
+            exists(select(Charge.id).where(Charge.arrest_id == Arrest.id, charge_shown(policy)))
         )
     return and_(true(), *conditions)
 
@@ -33,6 +45,7 @@ def involvement_filter(policy: ReadPolicy) -> ColumnElement[bool]:
     if policy.roles is not None:
         conditions.append(Involvement.role.in_(sorted(policy.roles)))
     if policy.exclude_juveniles:
+        # Only known adults: an unknown age (NULL) counts as juvenile here.
         conditions.append(Involvement.juvenile.is_(False))
     return and_(true(), *conditions)
 

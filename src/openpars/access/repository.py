@@ -19,9 +19,14 @@ from sqlalchemy import (
     literal_column,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from openpars.access.filters import arrest_visible, person_visible, visible_involvement
+from openpars.access.filters import (
+    arrest_visible,
+    charge_shown,
+    person_visible,
+    visible_involvement,
+)
 from openpars.access.models import VisiblePerson
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
@@ -99,19 +104,19 @@ def _person_branch(
 
     With `in_set`, visibility is membership of the visibility set of the policy's row key
     (bound as ``vis_key``, see ``access.models``): the name branches then read the set alone
-    (its name index or its key, and the copy of the person's columns its rows carry), so they
-    walk only persons they may return; a search without a name tests membership. Without,
-    each candidate is proved visible.
+    (its name index, and the copy of the searchable columns its rows carry) and return ids
+    only, so they walk only persons they may return; the shown columns of the page are read
+    afterwards (``_shown_columns``). A search without a name tests membership. Without, each
+    candidate is proved visible.
     """
     sid, fbi, birth, _name = shape
     # A count needs no column but the id: the index alone may answer it.
     counting = mode != PAGE
     if in_set and branch != "all":
-        # The set alone: its rows carry the person's columns.
+        # The set alone: its rows carry the searchable columns; the page's ids come back.
         t = _VISIBLE.c
         person_id = t.person_id
-        stmt = select(person_id.label("id"), *(() if counting else (t[c] for c in columns[1:])))
-        stmt = stmt.where(t.set_id == set_id_of_key())
+        stmt = select(person_id.label("id")).where(t.set_id == set_id_of_key())
     else:
         t = _PERSONS.c
         person_id = t.id
@@ -148,8 +153,11 @@ def prepared_person_statement(
 ) -> Prepared:
     """One branch of a person search (a page, with its window, or a count), prepared once
     per policy."""
-    # With a set, the statement depends on no part of the policy but the row key bound to it.
+    # With a set, the statement depends on no part of the policy but the row key bound to it,
+    # and a name branch of it returns ids only (the shown columns are read afterwards).
     filter_key = "set" if in_set else policy.row_key()
+    if in_set and branch != "all":
+        columns = ("id",)
     key = ("person", filter_key, shape, columns, branch, mode, window if mode == PAGE else None)
     return prepared(
         session,
@@ -241,7 +249,36 @@ def _search_persons(
     def count() -> int:
         return count_of("own", CAPPED) + count_of("alias", CAPPED)
 
-    return _found(rows, offset=offset, limit=limit, wants_count=query.count, count=count)
+    found = _found(rows, offset=offset, limit=limit, wants_count=query.count, count=count)
+    if in_set and len(columns) > 1:
+        rows_of = _shown_columns(session, columns, [row["id"] for row in found.rows])
+        found.rows[:] = [rows_of[row["id"]] for row in found.rows]
+    return found
+
+
+def _shown_columns(
+    session: Session, columns: tuple[str, ...], person_ids: list[int]
+) -> dict[int, dict[str, Any]]:
+    """The shown columns of a page of persons (already decided visible), by id: read from
+    ``persons`` by primary key for the page only, never carried through the walk."""
+    found: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(person_ids), _ALIAS_BUCKETS[-1]):
+        chunk = person_ids[start : start + _ALIAS_BUCKETS[-1]]
+        size = next(b for b in _ALIAS_BUCKETS if b >= len(chunk))
+        padded = chunk + [chunk[-1]] * (size - len(chunk))
+        stmt = prepared(
+            session, ("person_columns", columns, size), partial(_columns_stmt, columns, size)
+        )
+        values = {f"id_{n}": pid for n, pid in enumerate(padded)}
+        for row in stmt.rows(session, values):
+            found[row["id"]] = row
+    return found
+
+
+def _columns_stmt(columns: tuple[str, ...], size: int) -> Select[Any]:
+    t = _PERSONS.c
+    ids = [param(f"id_{n}", t.id) for n in range(size)]
+    return select(*(t[c] for c in columns)).where(t.id.in_(ids))
 
 
 def _found(
@@ -311,15 +348,24 @@ def _arrest_stmt(
         elif name == "arrested_to":
             stmt = stmt.where(t.arrested_at < param(name, t.arrested_at))
         elif name == "statute":
-            statute = Charge.__table__.c.statute
-            stmt = stmt.where(
-                t.id.in_(select(Charge.arrest_id).where(statute == param(name, statute)))
-            )
+            stmt = stmt.where(t.id.in_(_statute_matches(policy)))
         else:
             stmt = stmt.where(t[name] == param(name, t[name]))
     if count:
         return select(func.count()).select_from(stmt.limit(TOTAL_CAP + 1).subquery())
     return _page(stmt, window, t.arrested_at.desc(), t.id.desc())
+
+
+def _statute_matches(policy: ReadPolicy) -> Select[Any]:
+    """The arrests with a charge of the bound statute that the caller is shown: under a
+    grades-limited scope only a current charge in those grades matches (``charge_shown``)."""
+    statute = Charge.__table__.c.statute
+    stmt = select(Charge.arrest_id).where(statute == param("statute", statute))
+    if policy.grades is None:
+        return stmt
+    # Its own alias of the arrest: the subquery stays uncorrelated (one pass over the matches).
+    own = aliased(Arrest)
+    return stmt.join(own, own.id == Charge.arrest_id).where(charge_shown(policy, own))
 
 
 # The arrest criteria in the order of ArrestQuery; each is a column of its own but the dates

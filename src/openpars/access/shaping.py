@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from openpars.access.policy import FieldProjection, ReadPolicy
-from openpars.records.models import Arrest, Involvement, Person
+from openpars.records.charges import current_charges
+from openpars.records.models import Arrest, Charge, Involvement, Person
 from openpars.records.schemas import (
     AliasRead,
     ArraignmentRead,
@@ -113,13 +114,23 @@ def person_detail(
     )
 
 
+def shown_charges(arrest: Arrest, policy: ReadPolicy) -> list[Charge]:
+    """The charges of an arrest the caller is shown: every version to a reader without a
+    grades limit; under one, only the current charges in its grades (as ``filters.charge_shown``
+    selects in SQL)."""
+    if policy.grades is None:
+        return list(arrest.charges)
+    current = current_charges(arrest.state, arrest.charges)
+    return [c for c in current if c.grade in policy.grades]
+
+
 def arrest_read(arrest: Arrest, involvements: list[Involvement], policy: ReadPolicy) -> ArrestRead:
     """An arrest with its visible involvements and the parts the policy grants."""
     fields = policy.arrest_fields
     values = _project(arrest, ARREST_SCALARS, fields)
     parts: dict[str, Any] = {}
     if fields.shows("charges"):
-        parts["charges"] = [ChargeRead.model_validate(c) for c in arrest.charges]
+        parts["charges"] = [ChargeRead.model_validate(c) for c in shown_charges(arrest, policy)]
     if fields.shows("charging_decisions"):
         parts["charging_decisions"] = [
             ChargingDecisionRead.model_validate(d) for d in arrest.charging_decisions
