@@ -94,9 +94,9 @@ arrest_specs = grade_lists.flatmap(
         statutes=st.lists(
             st.sampled_from([STATUTE, "18 § 3502"]), min_size=len(grades), max_size=len(grades)
         ).map(tuple),
-        approved=st.lists(
-            st.lists(lines, min_size=1, max_size=3).map(tuple), max_size=2
-        ).map(tuple),
+        approved=st.lists(st.lists(lines, min_size=1, max_size=3).map(tuple), max_size=2).map(
+            tuple
+        ),
     )
 )
 policies = st.builds(
@@ -190,6 +190,7 @@ def test_sql_filter_equals_reference(
             arrest_ids.append(row.id)
         if policy.external and visibility_set == "after":
             ensure_set(session, policy)
+
         # Reference: involvements as stored (juvenile is per person within an arrest, and an
         # unknown age wins, as in the builder).
         def stored_flag(spec: ArrestSpec, person: int) -> bool | None:

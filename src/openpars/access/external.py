@@ -77,7 +77,12 @@ def _projection(
         if mask is not None:
             masks[name] = mask
             clauses.append(f"{kind}.{name}: {rule.value}")
-    return FieldProjection(allowed=frozenset(allowed), masks=masks)
+    # Sub-fields of parts the floor withholds (free text inside a granted part).
+    withheld = frozenset(name for name in floor_hidden if "." in name)
+    for name in sorted(withheld):
+        if name.split(".")[0] in allowed:
+            clauses.append(f"floor: {kind}.{name} removed")
+    return FieldProjection(allowed=frozenset(allowed), masks=masks, withheld=withheld)
 
 
 def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:

@@ -9,9 +9,7 @@ from openpars.records.charges import is_current_charge
 from openpars.records.models import Arrest, Charge, Involvement, Person
 
 
-def charge_shown(
-    policy: ReadPolicy, arrest: type[Arrest] | Arrest = Arrest
-) -> ColumnElement[bool]:
+def charge_shown(policy: ReadPolicy, arrest: type[Arrest] = Arrest) -> ColumnElement[bool]:
     """A charge row the caller is shown (and may match by statute); ``arrest`` (the entity,
     correlated, or an alias the caller joins) must be the charge's arrest.
 

@@ -4,7 +4,8 @@ A name search under an agreement used to prove every candidate visible (an invol
 scope's roles, its arrest in the scope's states and grades, unsealed) until a page of them
 passed: under an arrestees-only scope about three probes per person returned. A visibility set
 holds, per row filter, the visible persons keyed by name with a copy of their searchable
-columns (identifiers and birth date, nothing else), so the search walks only persons it may return, as the bare search walks every person.
+columns (identifiers and birth date, nothing else), so the search walks only persons it may
+return, as the bare search walks every person.
 
 The set is derived data, and it can only ever hide too much, never show too much:
 

@@ -41,7 +41,7 @@ def current_charges(state: ArrestState, charges: Iterable[Charge]) -> list[Charg
 
 
 def is_current_charge(
-    charge: type[Charge] | Charge = Charge, arrest: type[Arrest] | Arrest = Arrest
+    charge: type[Charge] = Charge, arrest: type[Arrest] = Arrest
 ) -> ColumnElement[bool]:
     """SQL: the charge row (``charge``, the Charge entity or an alias) is current on its arrest
     (``arrest``, the entity or an alias, which the caller joins or correlates to the charge).
