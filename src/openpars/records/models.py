@@ -173,7 +173,8 @@ class Charge(Base):
     __tablename__ = "charges"
     __table_args__ = (
         UniqueConstraint("arrest_id", "stage", "revision", "sequence"),
-        # Covers the grade condition of agreement scopes (any charge of the arrest in a grade).
+        # Covers the grade condition of agreement scopes (a current charge of the arrest in a
+        # grade; the unique (arrest, stage, revision, sequence) index finds the latest revision).
         Index("ix_charges_arrest_grade", "arrest_id", "grade"),
     )
 
