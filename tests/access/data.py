@@ -50,10 +50,15 @@ def arrest(
     grades: tuple[Grade, ...] = (Grade.M2,),
     sealed: bool = False,
     juvenile: frozenset[int] = frozenset(),
+    unknown_age: frozenset[int] = frozenset(),
     arrested_at: datetime = datetime(2025, 3, 4, 22, 15, tzinfo=UTC),
     otn: str | None = None,
+    statutes: tuple[str, ...] | None = None,
+    approved: tuple[tuple[tuple[Grade, str], ...], ...] = (),
 ) -> Arrest:
-    """An arrest row with involvements and recommended charges."""
+    """An arrest row with involvements, recommended charges (``grades``, each with the statute
+    at the same place in ``statutes``, simple assault by default) and approved revisions, each
+    a tuple of (grade, statute) lines; ``unknown_age`` persons have no juvenile flag (NULL)."""
     n = next(_seq)
     row = Arrest(
         otn=otn or f"N{n:07d}-1",
@@ -71,20 +76,24 @@ def arrest(
     session.add(row)
     session.flush()
     for p, role in people:
-        session.add(
-            Involvement(arrest_id=row.id, person_id=p.id, role=role, juvenile=p.id in juvenile)
-        )
-    for i, grade in enumerate(grades, start=1):
-        session.add(
-            Charge(
-                arrest_id=row.id,
-                stage=ChargeStage.RECOMMENDED,
-                sequence=i,
-                statute="18 § 2701",
-                description="Simple assault",
-                grade=grade,
+        flag = None if p.id in unknown_age else p.id in juvenile
+        session.add(Involvement(arrest_id=row.id, person_id=p.id, role=role, juvenile=flag))
+    laws = statutes or ("18 § 2701",) * len(grades)
+    revisions = [(ChargeStage.RECOMMENDED, 1, tuple(zip(grades, laws, strict=True)))]
+    revisions += [(ChargeStage.APPROVED, n, lines) for n, lines in enumerate(approved, start=1)]
+    for stage, revision, lines in revisions:
+        for i, (grade, statute) in enumerate(lines, start=1):
+            session.add(
+                Charge(
+                    arrest_id=row.id,
+                    stage=stage,
+                    revision=revision,
+                    sequence=i,
+                    statute=statute,
+                    description="Simple assault",
+                    grade=grade,
+                )
             )
-        )
     session.flush()
     session.expire(row)
     return row

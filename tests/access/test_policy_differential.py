@@ -1,8 +1,12 @@
 """Differential property: SQL-filtered reads equal a straightforward per-record reference check.
 
-Random people, arrests and involvements, a random policy; every read path (person search and
-its total, person by id with involvements, arrest search and its total, arrest by id with
-involvements) must return exactly what a plain Python predicate over the same rows says.
+Random people, arrests (with recommended charges, approved revisions, declines) and
+involvements (of adults, juveniles and persons of unknown age), a random policy; every read
+path (person search and its total, person by id with involvements, arrest search by statute
+and its total, arrest by id with involvements and the charges it shows) must return exactly
+what a plain Python predicate over the same rows says. The reference spells out the rule of
+``records.charges`` on its own: visibility and statute matches are decided on the current
+charges (none when declined, else the latest approved revision, else the recommended ones).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy.orm import Session
 from openpars.access import repository as repo
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
+from openpars.access.shaping import shown_charges
 from openpars.access.visibility import ensure_set
 from openpars.identity.models import Agency
 from openpars.identity.roles import AgencyKind
@@ -30,7 +35,11 @@ from tests.access import data
 class Inv:
     person: int
     role: InvolvementRole
-    juvenile: bool
+    # None: the age is unknown (no birth date).
+    juvenile: bool | None
+
+
+Line = tuple[Grade, str]
 
 
 @dataclass(frozen=True)
@@ -39,21 +48,56 @@ class ArrestSpec:
     grades: tuple[Grade, ...]
     sealed: bool
     involvements: tuple[Inv, ...]
+    # The statute of each recommended charge, and the DA's approved revisions, oldest first.
+    statutes: tuple[str, ...] = ()
+    approved: tuple[tuple[Line, ...], ...] = ()
+
+    def lines(self) -> tuple[Line, ...]:
+        """The recommended charges as (grade, statute)."""
+        laws = self.statutes or ("18 § 2701",) * len(self.grades)
+        return tuple(zip(self.grades, laws, strict=True))
+
+    def current(self) -> tuple[Line, ...]:
+        """The reference rule: no charge when declined, else the latest approved revision,
+        else the recommended charges."""
+        if self.state is ArrestState.DECLINED:
+            return ()
+        return self.approved[-1] if self.approved else self.lines()
+
+    def every(self) -> tuple[Line, ...]:
+        """Every charge of every revision."""
+        return self.lines() + tuple(line for rev in self.approved for line in rev)
 
 
 N_PEOPLE = 6
+STATUTE = "18 § 2701"
 roles = st.sampled_from(list(InvolvementRole))
-arrest_specs = st.builds(
-    ArrestSpec,
-    state=st.sampled_from(list(ArrestState)),
-    grades=st.lists(st.sampled_from(list(Grade)), min_size=1, max_size=3).map(tuple),
-    sealed=st.booleans(),
-    involvements=st.lists(
-        st.builds(Inv, person=st.integers(0, N_PEOPLE - 1), role=roles, juvenile=st.booleans()),
-        min_size=1,
-        max_size=4,
-        unique_by=lambda i: (i.person, i.role),
-    ).map(tuple),
+grade_lists = st.lists(st.sampled_from(list(Grade)), min_size=1, max_size=3)
+lines = st.tuples(st.sampled_from(list(Grade)), st.sampled_from([STATUTE, "18 § 3502"]))
+arrest_specs = grade_lists.flatmap(
+    lambda grades: st.builds(
+        ArrestSpec,
+        state=st.sampled_from(list(ArrestState)),
+        grades=st.just(tuple(grades)),
+        sealed=st.booleans(),
+        involvements=st.lists(
+            st.builds(
+                Inv,
+                person=st.integers(0, N_PEOPLE - 1),
+                role=roles,
+                juvenile=st.sampled_from([True, False, None]),
+            ),
+            min_size=1,
+            max_size=4,
+            unique_by=lambda i: (i.person, i.role),
+        ).map(tuple),
+        statutes=st.lists(
+            st.sampled_from([STATUTE, "18 § 3502"]), min_size=len(grades), max_size=len(grades)
+        ).map(tuple),
+        approved=st.lists(st.lists(lines, min_size=1, max_size=3).map(tuple), max_size=2).map(
+            tuple
+        ),
+    )
 )
 policies = st.builds(
     ReadPolicy,
@@ -67,16 +111,25 @@ policies = st.builds(
 
 
 def inv_ok(policy: ReadPolicy, inv: Inv) -> bool:
+    # Excluding juveniles admits known adults only: an unknown age counts as juvenile.
     return (policy.roles is None or inv.role in policy.roles) and not (
-        policy.exclude_juveniles and inv.juvenile
+        policy.exclude_juveniles and inv.juvenile is not False
     )
+
+
+def shown_lines(policy: ReadPolicy, spec: ArrestSpec) -> list[Line]:
+    """The charges the caller is shown: all without a grades limit, else the current ones in
+    its grades."""
+    if policy.grades is None:
+        return list(spec.every())
+    return [line for line in spec.current() if line[0] in policy.grades]
 
 
 def arrest_row_ok(policy: ReadPolicy, spec: ArrestSpec) -> bool:
     return (
         (policy.include_sealed or not spec.sealed)
         and (policy.arrest_states is None or spec.state in policy.arrest_states)
-        and (policy.grades is None or any(g in policy.grades for g in spec.grades))
+        and (policy.grades is None or bool(shown_lines(policy, spec)))
     )
 
 
@@ -118,6 +171,9 @@ def test_sql_filter_equals_reference(
         arrest_ids = []
         for spec in specs:
             juveniles = frozenset(people[i.person].id for i in spec.involvements if i.juvenile)
+            unknown = frozenset(
+                people[i.person].id for i in spec.involvements if i.juvenile is None
+            )
             # The builder sets juvenile per person within this arrest.
             row = data.arrest(
                 session,
@@ -127,21 +183,22 @@ def test_sql_filter_equals_reference(
                 grades=spec.grades,
                 sealed=spec.sealed,
                 juvenile=juveniles,
+                unknown_age=unknown,
+                statutes=spec.statutes or None,
+                approved=spec.approved,
             )
             arrest_ids.append(row.id)
         if policy.external and visibility_set == "after":
             ensure_set(session, policy)
-        # Reference: involvements as stored (juvenile is per person within an arrest).
+
+        # Reference: involvements as stored (juvenile is per person within an arrest, and an
+        # unknown age wins, as in the builder).
+        def stored_flag(spec: ArrestSpec, person: int) -> bool | None:
+            flags = [j.juvenile for j in spec.involvements if j.person == person]
+            return None if None in flags else any(flags)
+
         stored = [
-            (
-                aid,
-                spec,
-                Inv(
-                    i.person,
-                    i.role,
-                    any(j.person == i.person and j.juvenile for j in spec.involvements),
-                ),
-            )
+            (aid, spec, Inv(i.person, i.role, stored_flag(spec, i.person)))
             for aid, spec in zip(arrest_ids, specs, strict=True)
             for i in spec.involvements
         ]
@@ -176,17 +233,24 @@ def test_sql_filter_equals_reference(
             )
         invs_of = {aid: [inv for a, _, inv in stored if a == aid] for aid in arrest_ids}
         expected_arrests = sorted(
-            a for a, s in zip(arrest_ids, specs, strict=True) if arrest_ok(policy, s, invs_of[a])
+            a
+            for a, s in zip(arrest_ids, specs, strict=True)
+            if arrest_ok(policy, s, invs_of[a])
+            and any(statute == STATUTE for _, statute in shown_lines(policy, s))
         )
-        query = ArrestQuery(statute="18 § 2701")
+        query = ArrestQuery(statute=STATUTE)
         found_arrests = repo.search_arrests(session, policy, query, limit=100)
         assert sorted(r["id"] for r in found_arrests.rows) == expected_arrests
         counted = repo.search_arrests(
-            session, policy, ArrestQuery(statute="18 § 2701", count=True), limit=1
+            session, policy, ArrestQuery(statute=STATUTE, count=True), limit=1
         )
         assert counted.total == len(expected_arrests) and counted.total_is_exact
         for aid, spec in zip(arrest_ids, specs, strict=True):
             visible_arrest = repo.visible_arrest(session, policy, aid)
             assert (visible_arrest is not None) == arrest_ok(policy, spec, invs_of[aid])
+            if visible_arrest is not None:
+                # The charges it shows: the same rule in Python as the SQL above.
+                shown = [(c.grade, c.statute) for c in shown_charges(visible_arrest, policy)]
+                assert sorted(shown) == sorted(shown_lines(policy, spec))
         session.close()
         outer.rollback()

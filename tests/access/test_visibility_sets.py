@@ -68,6 +68,8 @@ mutations = st.lists(
                 "state",
                 "regrade",
                 "add_charge",
+                "downgrade",
+                "decline",
                 "drop_charge",
                 "role",
                 "juvenile",
@@ -129,6 +131,22 @@ def _mutate(session: Session, what: str, a: int, b: int) -> None:
                 grade=list(Grade)[b % len(Grade)],
             )
         )
+    elif what == "downgrade":
+        # The DA's new approved revision supersedes whatever was current (an INSERT only).
+        latest = max((c.revision for c in charges if c.stage is ChargeStage.APPROVED), default=0)
+        session.add(
+            Charge(
+                arrest_id=arrest.id,
+                stage=ChargeStage.APPROVED,
+                revision=latest + 1,
+                sequence=1,
+                statute="18 § 2701",
+                description="Simple assault",
+                grade=list(Grade)[b % len(Grade)],
+            )
+        )
+    elif what == "decline":
+        arrest.state = ArrestState.DECLINED
     elif what == "rename":
         person = persons[a % len(persons)]
         person.family_name = f"Doe{b}"
@@ -141,7 +159,9 @@ def _mutate(session: Session, what: str, a: int, b: int) -> None:
         if what == "role" and (involvement.arrest_id, involvement.person_id, role) not in taken:
             involvement.role = role
         elif what == "juvenile":
-            involvement.juvenile = not involvement.juvenile
+            # Adult -> juvenile -> unknown -> adult: each step may narrow what is visible.
+            cycle: dict[bool | None, bool | None] = {False: True, True: None, None: False}
+            involvement.juvenile = cycle[involvement.juvenile]
         elif what == "move" and (involvement.arrest_id, person_id, involvement.role) not in taken:
             involvement.person_id = person_id
         elif what == "drop_involvement":
@@ -182,6 +202,11 @@ def test_a_set_never_shows_more_than_the_probes_and_matches_them_once_refreshed(
                 grades=spec.grades,
                 sealed=spec.sealed,
                 juvenile=frozenset(people[i.person].id for i in spec.involvements if i.juvenile),
+                unknown_age=frozenset(
+                    people[i.person].id for i in spec.involvements if i.juvenile is None
+                ),
+                statutes=spec.statutes or None,
+                approved=spec.approved,
             )
         if not built_first:
             ensure_set(session, policy)

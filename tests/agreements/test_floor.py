@@ -45,6 +45,14 @@ def crossing(**overrides: Any) -> InvalidInput:
 def test_defaults() -> None:
     assert DEFAULT.forbidden_roles == {"victim", "witness", "complainant", "affiant"}
     assert DEFAULT.forbidden_person_fields == {"place_of_birth", "citizenship"}
+    # Free text: outside every external scope unless the floor itself changes.
+    assert DEFAULT.forbidden_arrest_fields == {
+        "narrative",
+        "location",
+        "charging_decisions.reason",
+        "bail_recommendations.conditions",
+        "arraignment.conditions",
+    }
     assert DEFAULT.forbid_sealed is True
     assert DEFAULT.forbid_juveniles is True
     check_scope(Scope.model_validate(scope_dict()), DEFAULT)

@@ -39,5 +39,7 @@ def test_juvenile_means_under_18_on_the_local_arrest_date(born: date, on: date) 
         assert is_juvenile(born, arrested_at) == (_reference_age(born, on) < 18)
 
 
-def test_unknown_birth_date_is_not_juvenile() -> None:
-    assert is_juvenile(None, datetime(2025, 1, 1, tzinfo=UTC)) is False
+def test_unknown_birth_date_is_unknown_not_adult() -> None:
+    # Neither adult (external scopes would show it) nor juvenile (internal readers would be
+    # told an adult is a minor): unknown.
+    assert is_juvenile(None, datetime(2025, 1, 1, tzinfo=UTC)) is None

@@ -77,7 +77,12 @@ def _projection(
         if mask is not None:
             masks[name] = mask
             clauses.append(f"{kind}.{name}: {rule.value}")
-    return FieldProjection(allowed=frozenset(allowed), masks=masks)
+    # Sub-fields of parts the floor withholds (free text inside a granted part).
+    withheld = frozenset(name for name in floor_hidden if "." in name)
+    for name in sorted(withheld):
+        if name.split(".")[0] in allowed:
+            clauses.append(f"floor: {kind}.{name} removed")
+    return FieldProjection(allowed=frozenset(allowed), masks=masks, withheld=withheld)
 
 
 def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
@@ -92,13 +97,14 @@ def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
     clauses.append("roles: " + ", ".join(sorted(r.value for r in roles)))
     exclude_juveniles = scope.exclude_juveniles or floor.forbid_juveniles
     if exclude_juveniles:
-        clauses.append("juvenile involvements excluded")
+        clauses.append("juvenile involvements excluded (an unknown age counts as juvenile)")
     include_sealed = scope.include_sealed and not floor.forbid_sealed
     clauses.append(
         "sealed and expunged records excluded" if not include_sealed else "sealed included"
     )
     clauses.append("states: " + ", ".join(sorted(s.value for s in scope.arrest_states)))
-    clauses.append("grades: " + ", ".join(sorted(g.value for g in scope.grades)))
+    grades = ", ".join(sorted(g.value for g in scope.grades))
+    clauses.append(f"grades: {grades} (current charges only)")
     floor_fields = frozenset(floor.forbidden_person_fields)
     # The floor's cap binds agreements adopted before it was lowered, too.
     max_results = min(scope.limits.max_results, floor.max_results)

@@ -4,15 +4,17 @@ A name search under an agreement used to prove every candidate visible (an invol
 scope's roles, its arrest in the scope's states and grades, unsealed) until a page of them
 passed: under an arrestees-only scope about three probes per person returned. A visibility set
 holds, per row filter, the visible persons keyed by name with a copy of their searchable
-columns, so the search walks only persons it may return, as the bare search walks every person.
+columns (identifiers and birth date, nothing else), so the search walks only persons it may
+return, as the bare search walks every person.
 
 The set is derived data, and it can only ever hide too much, never show too much:
 
 * Triggers in the database itself (not application code) remove a person from every set, in
   the same transaction, on any change that could make the person less visible (an involvement
-  changed or deleted, an arrest's state or sealing changed, a charge changed or deleted, the
-  person changed), and mark the person pending. New involvements and charges, which can only
-  add visibility, mark the person pending.
+  changed or deleted, an arrest's state or sealing changed, a charge added, changed or deleted:
+  a new approved revision supersedes the current charges, see ``records.charges``; the person
+  changed), and mark the person pending. New involvements, which can only add visibility, mark
+  the person pending.
 * Pending persons are recomputed with the same predicate every read uses
   (``access.filters.person_visible``) before the writing transaction commits
   (``access.visibility``), and by the governance tick if a writer ever did not.
@@ -28,7 +30,6 @@ from typing import Any
 from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
-from openpars.access.shaping import PERSON_SCALARS
 from openpars.db import Base, JSONDoc, UTCDateTime, register_schema_ddl, utcnow
 from openpars.records.models import NameKey, Person
 
@@ -45,10 +46,12 @@ class VisibilitySet(Base):
     built_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-# The person columns a set row carries, so a search under a set reads the set alone: joined
-# back to `persons` by primary key, each row cost PostgreSQL a B-tree descent (four buffers
-# per row against the bare search's one) and the page 2.4x the bare search.
-COPIED_COLUMNS = PERSON_SCALARS
+# The person columns a set row carries: only what a search tests, so a name search with
+# identifier or birth criteria walks the set alone. Nothing else is copied (no citizenship,
+# place of birth, address or phone: derived data must not widen where those live); the
+# columns a page shows are read from `persons` for the page's ids only, after the walk
+# (access.repository.search_persons). A year of birth is derived from birth_date.
+COPIED_COLUMNS = ("sid", "fbi_number", "birth_date")
 
 
 def _copied(name: str) -> Column[Any]:
@@ -59,7 +62,7 @@ def _copied(name: str) -> Column[Any]:
 
 class VisiblePerson(Base):
     """A person visible under a set's row filter: the name key searches walk and a copy of
-    the person's searchable columns (kept by the same triggers as membership)."""
+    the person's searchable columns only (kept by the same triggers as membership)."""
 
     __table__ = Table(
         "visible_persons",
@@ -118,9 +121,11 @@ def _sqlite_ddl() -> list[str]:
                 "SELECT person_id FROM involvements WHERE arrest_id = NEW.id", remove=True
             ),
         ),
+        # A new charge can narrow too: a new approved revision supersedes the charges that
+        # were current (records.charges).
         "visibility_charge_insert": (
             "AFTER INSERT ON charges",
-            _sqlite_body(of_arrest.format(row="NEW"), remove=False),
+            _sqlite_body(of_arrest.format(row="NEW"), remove=True),
         ),
         "visibility_charge_update": (
             "AFTER UPDATE ON charges",
@@ -156,7 +161,7 @@ _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION openpars_visibility_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   ids integer[];
-  remove boolean := TG_OP <> 'INSERT';
+  remove boolean := TG_OP <> 'INSERT' OR TG_TABLE_NAME = 'charges';
 BEGIN
   IF TG_TABLE_NAME = 'involvements' THEN
     IF TG_OP = 'INSERT' THEN

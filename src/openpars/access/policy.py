@@ -19,10 +19,16 @@ class FieldProjection:
     # None: every field, unmasked (internal readers).
     allowed: frozenset[str] | None = None
     masks: Mapping[str, Mask] = field(default_factory=dict)
+    # Sub-fields of granted parts withheld anyway ("arraignment.conditions"): the floor's.
+    withheld: frozenset[str] = frozenset()
 
     def shows(self, name: str) -> bool:
         """Whether the field is returned at all."""
         return self.allowed is None or name in self.allowed
+
+    def withholds(self, part: str, name: str) -> bool:
+        """Whether a sub-field of a granted part is withheld (returned as null)."""
+        return f"{part}.{name}" in self.withheld
 
     def apply(self, name: str, value: Any) -> Any:
         """The value the caller receives for one visible field."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from openpars.access.policy import FieldProjection, ReadPolicy
-from openpars.records.models import Arrest, Involvement, Person
+from openpars.records.charges import current_charges
+from openpars.records.models import Arrest, Charge, Involvement, Person
 from openpars.records.schemas import (
     AliasRead,
     ArraignmentRead,
@@ -36,6 +39,7 @@ ARREST_SCALARS = (
     "version",
 )
 ARREST_SUMMARY_SCALARS = ARREST_SCALARS[:7]
+_PartT = TypeVar("_PartT", bound=BaseModel)
 # Parts of an arrest an agreement can grant or withhold as a whole.
 ARREST_PARTS = ("charges", "charging_decisions", "bail_recommendations", "arraignment", "custody")
 
@@ -113,25 +117,44 @@ def person_detail(
     )
 
 
+def _part(value: _PartT, part: str, fields: FieldProjection) -> _PartT:
+    """A granted part with the sub-fields the floor withholds (free text) set to null."""
+    withheld = {name: None for name in type(value).model_fields if fields.withholds(part, name)}
+    return value.model_copy(update=withheld) if withheld else value
+
+
+def shown_charges(arrest: Arrest, policy: ReadPolicy) -> list[Charge]:
+    """The charges of an arrest the caller is shown: every version to a reader without a
+    grades limit; under one, only the current charges in its grades (as ``filters.charge_shown``
+    selects in SQL)."""
+    if policy.grades is None:
+        return list(arrest.charges)
+    current = current_charges(arrest.state, arrest.charges)
+    return [c for c in current if c.grade in policy.grades]
+
+
 def arrest_read(arrest: Arrest, involvements: list[Involvement], policy: ReadPolicy) -> ArrestRead:
     """An arrest with its visible involvements and the parts the policy grants."""
     fields = policy.arrest_fields
     values = _project(arrest, ARREST_SCALARS, fields)
     parts: dict[str, Any] = {}
     if fields.shows("charges"):
-        parts["charges"] = [ChargeRead.model_validate(c) for c in arrest.charges]
+        parts["charges"] = [ChargeRead.model_validate(c) for c in shown_charges(arrest, policy)]
     if fields.shows("charging_decisions"):
         parts["charging_decisions"] = [
-            ChargingDecisionRead.model_validate(d) for d in arrest.charging_decisions
+            _part(ChargingDecisionRead.model_validate(d), "charging_decisions", fields)
+            for d in arrest.charging_decisions
         ]
     if fields.shows("bail_recommendations"):
         parts["bail_recommendations"] = [
-            BailRecommendationRead.model_validate(b) for b in arrest.bail_recommendations
+            _part(BailRecommendationRead.model_validate(b), "bail_recommendations", fields)
+            for b in arrest.bail_recommendations
         ]
     # Optional parts may also be nullified by the agreement.
     if fields.shows("arraignment") and arrest.arraignment is not None:
+        arraignment = ArraignmentRead.model_validate(arrest.arraignment)
         parts["arraignment"] = fields.apply(
-            "arraignment", ArraignmentRead.model_validate(arrest.arraignment)
+            "arraignment", _part(arraignment, "arraignment", fields)
         )
     if fields.shows("custody") and arrest.custody is not None:
         parts["custody"] = fields.apply("custody", CustodyRead.model_validate(arrest.custody))

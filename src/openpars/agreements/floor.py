@@ -7,6 +7,7 @@ again at query time by the enforcement point, independently.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -24,7 +25,14 @@ from sqlalchemy.orm import Session
 from openpars.agreements import repository as repo
 from openpars.agreements.models import SiteFloorVersion
 from openpars.agreements.schemas import FloorRead, invalid_input, sha256_hex
-from openpars.agreements.scope import ARREST_FIELDS, PERSON_FIELDS, FieldPolicy, Scope, clause_error
+from openpars.agreements.scope import (
+    ARREST_FIELDS,
+    FREE_TEXT_PART_FIELDS,
+    PERSON_FIELDS,
+    FieldPolicy,
+    Scope,
+    clause_error,
+)
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.db import utcnow
@@ -42,6 +50,13 @@ DEFAULT_FORBIDDEN_ROLES = frozenset(
     }
 )
 DEFAULT_FORBIDDEN_PERSON_FIELDS = frozenset({"place_of_birth", "citizenship"})
+# Free text is outside every external scope: the narrative and the location are written by
+# officers for internal readers and describe complainants, victims and their homes; so do a
+# DA's reasons and the conditions of bail inside the parts an agreement grants whole. Only a
+# new floor version can release one (docs/governance.md, "The site floor").
+DEFAULT_FORBIDDEN_ARREST_FIELDS = frozenset({"narrative", "location", *FREE_TEXT_PART_FIELDS})
+# What the floor may name among arrest fields: the grantable ones and the free text in parts.
+FLOOR_ARREST_FIELDS = frozenset(ARREST_FIELDS) | frozenset(FREE_TEXT_PART_FIELDS)
 
 _ROLE_PLURALS = {
     InvolvementRole.ARRESTEE: "arrestees",
@@ -61,7 +76,7 @@ class SiteFloor(BaseModel):
     forbidden_roles: frozenset[InvolvementRole] = DEFAULT_FORBIDDEN_ROLES
     # These fields may only ever be hidden: not visible, not masked, not nullified.
     forbidden_person_fields: frozenset[str] = DEFAULT_FORBIDDEN_PERSON_FIELDS
-    forbidden_arrest_fields: frozenset[str] = frozenset()
+    forbidden_arrest_fields: frozenset[str] = DEFAULT_FORBIDDEN_ARREST_FIELDS
     # Sealed and expunged records never leave the site; this cannot be switched off.
     forbid_sealed: Literal[True] = True
     forbid_juveniles: bool = True
@@ -77,7 +92,7 @@ class SiteFloor(BaseModel):
     @field_validator("forbidden_arrest_fields")
     @classmethod
     def _known_arrest_fields(cls, value: frozenset[str]) -> frozenset[str]:
-        _known(value, ARREST_FIELDS)
+        _known(value, FLOOR_ARREST_FIELDS)
         return value
 
     @field_serializer("forbidden_roles", "forbidden_person_fields", "forbidden_arrest_fields")
@@ -85,7 +100,7 @@ class SiteFloor(BaseModel):
         return sorted(str(item) for item in value)
 
 
-def _known(names: frozenset[str], catalogue: Any) -> None:
+def _known(names: frozenset[str], catalogue: Collection[str]) -> None:
     for name in sorted(names):
         if name not in catalogue:
             raise clause_error(

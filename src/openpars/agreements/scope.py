@@ -141,6 +141,15 @@ ARREST_FIELDS: Mapping[str, FieldSpec] = types.MappingProxyType(
     }
 )
 
+# Free text inside the arrest parts an agreement grants whole: a DA's reason for a decision and
+# the conditions of bail often name a complainant or a victim ("stay away from ..."). No
+# agreement can name these; only the site floor can (and by default it withholds them).
+FREE_TEXT_PART_FIELDS = (
+    "charging_decisions.reason",
+    "bail_recommendations.conditions",
+    "arraignment.conditions",
+)
+
 
 def clause_error(rule: str, message: str, *, key: str | None = None) -> PydanticCustomError:
     """A validation error whose message names the rule; ``key`` extends the clause path."""
@@ -248,7 +257,8 @@ class Scope(_Frozen):
     person_fields: dict[str, FieldPolicy] = Field(default_factory=dict)
     arrest_fields: dict[str, FieldPolicy] = Field(default_factory=dict)
     arrest_states: frozenset[ArrestState] = Field(min_length=1)
-    # An arrest is visible if any of its current charges has one of these grades.
+    # An arrest is visible if any of its current charges (records.charges) has one of these
+    # grades; only those charges are shown and matched by a statute search.
     grades: frozenset[Grade] = Field(min_length=1)
     exclude_juveniles: bool = True
     include_sealed: bool = False

@@ -167,8 +167,10 @@ class Involvement(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
     role: Mapped[InvolvementRole] = mapped_column(str_enum(InvolvementRole))
     # Derived from the person's birth date and the arrest date; kept current on amendment so
-    # scopes can exclude juveniles in SQL.
-    juvenile: Mapped[bool] = mapped_column(default=False)
+    # scopes can exclude juveniles in SQL. NULL: the age is unknown (no birth date). Internal
+    # readers are told exactly that; external readers see only known adults (IS FALSE), so an
+    # unknown age counts as juvenile for them.
+    juvenile: Mapped[bool | None] = mapped_column(default=None)
 
     arrest: Mapped[Arrest] = relationship(back_populates="involvements")
     person: Mapped[Person] = relationship(lazy="joined")
@@ -180,7 +182,8 @@ class Charge(Base):
     __tablename__ = "charges"
     __table_args__ = (
         UniqueConstraint("arrest_id", "stage", "revision", "sequence"),
-        # Covers the grade condition of agreement scopes (any charge of the arrest in a grade).
+        # Covers the grade condition of agreement scopes (a current charge of the arrest in a
+        # grade; the unique (arrest, stage, revision, sequence) index finds the latest revision).
         Index("ix_charges_arrest_grade", "arrest_id", "grade"),
     )
 

@@ -275,7 +275,9 @@ class InvolvementRead(_Output):
     arrest_id: int
     person_id: int
     role: InvolvementRole
-    juvenile: bool
+    juvenile: bool | None = Field(
+        description="under 18 on the arrest date; null when the birth date is unknown"
+    )
     person: PersonRead | None = None
 
 

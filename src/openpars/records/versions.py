@@ -55,9 +55,16 @@ def age_on(birth_date: date, on: date) -> int:
     return on.year - birth_date.year - int(before_birthday)
 
 
-def is_juvenile(birth_date: date | None, arrested_at: datetime) -> bool:
-    """Under 18 on the arrest date; unknown birth dates are not treated as juvenile."""
-    return birth_date is not None and age_on(birth_date, local_date(arrested_at)) < ADULT_AGE
+def is_juvenile(birth_date: date | None, arrested_at: datetime) -> bool | None:
+    """Under 18 on the arrest date; None when the birth date is unknown.
+
+    None is not "adult": external scopes admit only involvements known to be of an adult
+    (``juvenile IS FALSE``), so an unknown age counts as juvenile for them, while internal
+    readers are not told that an adult without a birth date on file is a juvenile.
+    """
+    if birth_date is None:
+        return None
+    return age_on(birth_date, local_date(arrested_at)) < ADULT_AGE
 
 
 def rederive_juvenile(arrest: Arrest) -> bool:
@@ -224,7 +231,9 @@ ARREST_FIELDS = (
 )
 
 
-def involvement_document(involvement_id: int, person_id: int, role: str, juvenile: bool) -> Any:
+def involvement_document(
+    involvement_id: int, person_id: int, role: str, juvenile: bool | None
+) -> Any:
     """One involvement as an arrest snapshot lists it."""
     return {"id": involvement_id, "person_id": person_id, "role": role, "juvenile": juvenile}
 
