@@ -156,7 +156,7 @@ class Gov:
             assert proposal is not None
             statement = signing.VoteStatement(
                 proposal_id=proposal_id,
-                agreement_id=proposal.agreement_id,
+                agreement_id=proposal.agreement_id or 0,
                 version_hash=version_hash or proposal.content_hash,
                 choice=choice,
                 rationale_sha256=signing.rationale_digest(rationale),

@@ -197,7 +197,7 @@ def get_floor(ctx: Ctx) -> FloorRead:
     dependencies=[needs(Permission.AGREEMENT_MANAGE)],
 )
 def put_floor(body: FloorUpdate, ctx: Ctx) -> FloorRead:
-    """Set a new version of the site floor (administrators, for the data owners)."""
+    """Tighten the site floor at once; a loosening is refused (it needs the board's quorum)."""
     with ctx.unit() as (session, principal):
         principal.require(Permission.AGREEMENT_MANAGE)
         floor = floors.parse_floor(body.floor)

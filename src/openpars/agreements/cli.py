@@ -52,7 +52,8 @@ def _actor(session: Session, username: str | None) -> Principal:
     return principal_for(session, user)
 
 
-def _load(path: str) -> dict[str, Any]:
+def load_document(path: str) -> dict[str, Any]:
+    """A JSON object from a file ('-': stdin), or InvalidInput naming the file."""
     text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
     try:
         data = json.loads(text)
@@ -73,7 +74,7 @@ def _print_json(data: Any) -> None:
 @reports_errors
 def create(path: FileArgument, as_user: AsOption = None, db: DbOption = None) -> None:
     """Create an agreement as a draft from a JSON document."""
-    document = parse_document(_load(path))
+    document = parse_document(load_document(path))
     with unit(settings_for(db)) as session:
         agreement = service.create_agreement(session, actor=_actor(session, as_user), data=document)
         version = service.current_version(session, agreement=agreement)
@@ -93,7 +94,7 @@ def update(
     db: DbOption = None,
 ) -> None:
     """Write a new version of an agreement from a complete JSON document."""
-    document = parse_document(_load(path))
+    document = parse_document(load_document(path))
     with unit(settings_for(db)) as session:
         agreement = service.update_agreement(
             session,
@@ -290,8 +291,8 @@ def floor_show(as_user: AsOption = None, db: DbOption = None) -> None:
 def floor_set(
     path: FileArgument, reason: ReasonOption, as_user: AsOption = None, db: DbOption = None
 ) -> None:
-    """Set a new version of the site floor from a JSON document."""
-    floor = floors.parse_floor(_load(path))
+    """Tighten the site floor from a JSON document; a loosening needs a floor proposal."""
+    floor = floors.parse_floor(load_document(path))
     with unit(settings_for(db)) as session:
         row = floors.set_floor(
             session, actor=_actor(session, as_user), floor=floor, reason=reason, at=utcnow()

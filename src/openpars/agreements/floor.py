@@ -36,7 +36,7 @@ from openpars.agreements.scope import (
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.db import utcnow
-from openpars.errors import InvalidInput
+from openpars.errors import Forbidden, InvalidInput
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.records.enums import InvolvementRole
@@ -266,29 +266,97 @@ def show_floor(session: Session, *, actor: Principal) -> FloorRead:
     return result
 
 
-def set_floor(
-    session: Session, *, actor: Principal, floor: SiteFloor, reason: str, at: datetime | None = None
-) -> SiteFloorVersion:
-    """Store a new version of the floor (administrators acting for the data owners); audited."""
-    actor.require(Permission.AGREEMENT_MANAGE)
-    if len(reason.strip()) < 3:
-        raise InvalidInput(
-            "reason: say why the floor changes (at least 3 characters)", field="reason"
+def loosenings(current: SiteFloor, proposed: SiteFloor) -> list[FloorViolation]:
+    """Each clause in which the proposed floor admits more than the one in force (empty: none).
+
+    The one comparison deciding whether a floor change needs the board's quorum; each clause
+    of SiteFloor is compared here, so a new clause must be added here too (tests check that).
+    """
+    found: list[FloorViolation] = []
+    for name in ("forbidden_roles", "forbidden_person_fields", "forbidden_arrest_fields"):
+        released = frozenset(getattr(current, name)) - frozenset(getattr(proposed, name))
+        if released:
+            listed = ", ".join(sorted(str(item) for item in released))
+            found.append(FloorViolation(f"floor.{name}", f"no longer forbids {listed}"))
+    if current.forbid_sealed and not proposed.forbid_sealed:
+        found.append(FloorViolation("floor.forbid_sealed", "would admit sealed records"))
+    if current.forbid_juveniles and not proposed.forbid_juveniles:
+        found.append(FloorViolation("floor.forbid_juveniles", "would admit juvenile records"))
+    if proposed.allow_wildcards and not current.allow_wildcards:
+        found.append(FloorViolation("floor.allow_wildcards", "would admit wildcard queries"))
+    if proposed.max_results > current.max_results:
+        found.append(
+            FloorViolation(
+                "floor.max_results",
+                f"raises max_results from {current.max_results} to {proposed.max_results}",
+            )
         )
+    return found
+
+
+def floor_hash(floor: SiteFloor) -> str:
+    """The content hash of a floor document, as stored and as a floor proposal names it."""
+    return sha256_hex(floor.model_dump(mode="json"))
+
+
+def store_floor(
+    session: Session,
+    *,
+    floor: SiteFloor,
+    changed_by: str,
+    changed_by_id: int | None,
+    reason: str,
+    at: datetime | None = None,
+) -> tuple[SiteFloorVersion, dict[str, Any]]:
+    """Append a floor version, unchecked and unaudited: callers decide and audit (with previous)."""
     latest = repo.latest_floor(session)
     content = floor.model_dump(mode="json")
     row = SiteFloorVersion(
         version=(latest.version + 1) if latest else 1,
         content=content,
         content_hash=sha256_hex(content),
-        changed_by=actor.username,
-        changed_by_id=actor.user_id,
+        changed_by=changed_by,
+        changed_by_id=changed_by_id,
         changed_at=at or utcnow(),
         reason=reason.strip(),
     )
     session.add(row)
     session.flush()
     previous = latest.content if latest else SiteFloor().model_dump(mode="json")
+    return row, previous
+
+
+def set_floor(
+    session: Session, *, actor: Principal, floor: SiteFloor, reason: str, at: datetime | None = None
+) -> SiteFloorVersion:
+    """Tighten the floor at once (one administrator); a loosening is refused: it needs a quorum."""
+    actor.require(Permission.AGREEMENT_MANAGE)
+    if len(reason.strip()) < 3:
+        raise InvalidInput(
+            "reason: say why the floor changes (at least 3 characters)", field="reason"
+        )
+    looser = loosenings(get_floor(session), floor)
+    if looser:
+        # Hiding more is always safe, so one account may do it; admitting more is the board's
+        # decision (docs/governance.md, "The site floor").
+        first = looser[0]
+        raise Forbidden(
+            f"{first.field}: the proposed floor {first.message}; one account may only tighten "
+            "the site floor, a loosening takes effect only by the board's quorum decision "
+            "(openpars proposal open --floor FILE, or POST /api/v1/proposals with "
+            "action 'floor')",
+            code="floor_needs_quorum",
+            field=first.field,
+            details={"loosenings": [{"field": v.field, "message": v.message} for v in looser]},
+        )
+    row, previous = store_floor(
+        session,
+        floor=floor,
+        changed_by=actor.username,
+        changed_by_id=actor.user_id,
+        reason=reason,
+        at=at,
+    )
     append(
         session,
         _config_event(
@@ -297,7 +365,7 @@ def set_floor(
             {
                 "version": row.version,
                 "content_hash": row.content_hash,
-                "floor": content,
+                "floor": row.content,
                 "previous": previous,
                 "reason": row.reason,
             },

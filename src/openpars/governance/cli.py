@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from openpars.agreements.cli import load_document
 from openpars.console import DbOption, out, reports_errors, settings_for, unit
 from openpars.db import utcnow
 from openpars.governance import board, decisions, service, signing, timeline, votes
@@ -28,7 +29,9 @@ from openpars.governance.schemas import BoardUpdate, ProposalCreate
 from openpars.ranges import INT32_MAX
 
 app = typer.Typer(help="Stakeholder governance: proposals, signed votes, keys, the board.")
-proposal_app = typer.Typer(help="Proposals to adopt, renew, amend, suspend, resume, terminate.")
+proposal_app = typer.Typer(
+    help="Proposals to adopt, renew, amend, suspend, resume, terminate, or change the floor."
+)
 board_app = typer.Typer(help="The board of stakeholders and its quorum rule.")
 for _sub, _name in (
     (proposal_app, "proposal"),
@@ -42,22 +45,39 @@ for _sub, _name in (
 # ---- proposals -----------------------------------------------------------------------------
 
 
+def _subject(agreement_id: int | None, version: int | None) -> str:
+    if agreement_id is None:
+        return "the site floor"
+    return f"agreement {agreement_id}" + (f" v{version}" if version is not None else "")
+
+
 @proposal_app.command("open")
 @reports_errors
 def proposal_open(
-    agreement: Annotated[int, typer.Option("--agreement", min=1, max=INT32_MAX)],
     action: Annotated[ProposalAction, typer.Option("--action")],
     deadline: Annotated[str, typer.Option("--deadline", help="RFC 3339 voting deadline.")],
     summary: Annotated[str, typer.Option("--summary", help="What and why.")],
+    agreement: Annotated[
+        int | None,
+        typer.Option("--agreement", min=1, max=INT32_MAX, help="Every action but 'floor'."),
+    ] = None,
+    floor: Annotated[
+        str | None,
+        typer.Option(
+            "--floor",
+            help="Action 'floor': JSON file of the whole proposed site floor ('-': stdin).",
+        ),
+    ] = None,
     effective_at: Annotated[str | None, typer.Option("--effective-at")] = None,
     new_expires_at: Annotated[str | None, typer.Option("--new-expires-at")] = None,
     content_hash: Annotated[str | None, typer.Option("--content-hash")] = None,
     as_user: AsOption = None,
     db: DbOption = None,
 ) -> None:
-    """Open a proposal on an agreement's current version."""
+    """Open a proposal on an agreement's current version, or on a new site floor."""
     data = ProposalCreate(
         agreement_id=agreement,
+        floor=load_document(floor) if floor is not None else None,
         action=action,
         summary=summary,
         deadline=signing.parse_at(deadline, field="deadline"),
@@ -70,12 +90,13 @@ def proposal_open(
     with unit(settings_for(db)) as session:
         proposal = service.open_proposal(session, actor=actor_named(session, as_user), data=data)
         out.print(
-            f"opened proposal {proposal.id}: {action.value} agreement {agreement} version "
-            f"{proposal.agreement_version}; vote by {proposal.deadline.isoformat()}"
+            f"opened proposal {proposal.id}: {action.value} "
+            f"{_subject(proposal.agreement_id, proposal.agreement_version)}; vote by "
+            f"{proposal.deadline.isoformat()}"
         )
         out.print(
             f"sign with: openpars vote sign --key FILE --proposal {proposal.id} "
-            f"--agreement {agreement} --version-hash {proposal.content_hash} "
+            f"--agreement {proposal.agreement_id or 0} --version-hash {proposal.content_hash} "
             "--choice yes|no|abstain --rationale '...'"
         )
 
@@ -99,7 +120,7 @@ def proposal_list(
         return
     for p in rows:
         out.print(
-            f"{p.id}  {p.action.value:<9} agreement {p.agreement_id} v{p.agreement_version}"
+            f"{p.id}  {p.action.value:<9} {_subject(p.agreement_id, p.agreement_version)}"
             f"  {p.status.value:<8} {len(p.tally.yes)}/{p.required_yes} yes"
             f"  deadline {p.deadline.isoformat()}"
         )
@@ -123,8 +144,8 @@ def proposal_show(
         return
     p = export.proposal
     out.print(
-        f"proposal {p.id}: {p.action.value} agreement {p.agreement_id} version "
-        f"{p.agreement_version} ({p.content_hash})",
+        f"proposal {p.id}: {p.action.value} {_subject(p.agreement_id, p.agreement_version)} "
+        f"({p.content_hash})",
         markup=False,
     )
     out.print(f"  {p.summary}", markup=False)
@@ -170,7 +191,7 @@ def proposal_tick(as_user: AsOption = None, db: DbOption = None) -> None:
     with unit(settings_for(db)) as session:
         events = decisions.tick(session, now=utcnow(), actor=actor_named(session, as_user))
     for e in events:
-        out.print(f"{e.kind}: agreement {e.agreement_id} {e.detail}", markup=False)
+        out.print(f"{e.kind}: {_subject(e.agreement_id, None)} {e.detail}", markup=False)
     out.print(f"{len(events)} event(s)")
 
 

@@ -176,7 +176,8 @@ def vote_sign(
             shown = service.show_proposal(
                 session, actor=actor_named(session, as_user), proposal_id=proposal
             )
-        agreement, version_hash = shown.agreement_id, shown.content_hash
+        # A site floor proposal is signed as agreement 0.
+        agreement, version_hash = shown.agreement_id or 0, shown.content_hash
     statement = signing.VoteStatement(
         proposal_id=proposal,
         agreement_id=agreement,

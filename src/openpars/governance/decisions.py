@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from openpars.access.external import ensure_sets_in_force
 from openpars.access.visibility import drop_sets_except, refresh
+from openpars.agreements import floor as floors
 from openpars.agreements.lifecycle import apply_decision, expire_due
 from openpars.agreements.models import LifecycleAction
 from openpars.audit.events import AuditKind
-from openpars.errors import DomainError
+from openpars.errors import Conflict, DomainError
 from openpars.governance import repository as repo
 from openpars.governance.board import audit_act, current_board, rule_of
 from openpars.governance.models import Proposal, ProposalStatus, RenewalNotice, Vote
@@ -71,21 +72,40 @@ def _event(kind: str, proposal: Proposal, at: datetime, detail: str) -> Governan
     )
 
 
+def _void(proposal: Proposal, *, now: datetime, reason: str) -> GovernanceEvent:
+    proposal.status = ProposalStatus.VOIDED
+    proposal.closed_at = now
+    proposal.closed_reason = reason
+    return _event("proposal.voided", proposal, now, reason)
+
+
 def void_if_stale(session: Session, proposal: Proposal, *, now: datetime) -> GovernanceEvent | None:
-    """Void a live proposal whose agreement has moved on to another version."""
+    """Void a live proposal whose agreement (or, for a floor proposal, floor) has moved on."""
+    state = "approved" if proposal.decided_at else "open"
+    if proposal.agreement_id is None:
+        # A floor proposal was reviewed against the floor in force when it opened; once another
+        # floor is in force its comparison (what it loosens) no longer holds.
+        in_force = floors.floor_hash(floors.get_floor(session))
+        if in_force == proposal.floor_base_hash:
+            return None
+        return _void(
+            proposal,
+            now=now,
+            reason=f"the site floor changed (now {in_force[:12]}...) while the proposal was "
+            f"{state}; votes on it are kept but no longer count",
+        )
     agreement = repo.get_agreement(session, proposal.agreement_id)
     current = repo.current_version(session, agreement) if agreement is not None else None
     if current is not None and current.content_hash == proposal.content_hash:
         return None
     number = current.version if current is not None else "?"
-    proposal.status = ProposalStatus.VOIDED
-    proposal.closed_at = now
-    proposal.closed_reason = (
-        f"agreement {proposal.agreement_id} changed to version {number} while the proposal was "
-        f"{'approved' if proposal.decided_at else 'open'}; votes on version "
-        f"{proposal.agreement_version} are kept but no longer count"
+    return _void(
+        proposal,
+        now=now,
+        reason=f"agreement {proposal.agreement_id} changed to version {number} while the "
+        f"proposal was {state}; votes on version {proposal.agreement_version} are kept but no "
+        "longer count",
     )
-    return _event("proposal.voided", proposal, now, proposal.closed_reason)
 
 
 def _close(proposal: Proposal, decision: Decision, *, now: datetime) -> GovernanceEvent | None:
@@ -115,22 +135,41 @@ def _close(proposal: Proposal, decision: Decision, *, now: datetime) -> Governan
     return None
 
 
+def _apply_floor(session: Session, proposal: Proposal, *, at: datetime) -> None:
+    """Put an approved floor proposal's floor in force (audited by the caller's entry)."""
+    assert proposal.floor_content is not None, "a floor proposal holds its floor"
+    floor = floors.parse_floor(proposal.floor_content)
+    if floors.floor_hash(floor) != proposal.content_hash:
+        raise Conflict("the stored floor does not match the hash the stakeholders signed")
+    floors.store_floor(
+        session,
+        floor=floor,
+        changed_by=f"proposal {proposal.id}",
+        changed_by_id=None,
+        reason=f"board decision, proposal {proposal.id}: {proposal.summary}"[:500],
+        at=at,
+    )
+
+
 def _apply(session: Session, proposal: Proposal, *, now: datetime) -> GovernanceEvent:
     instant = proposal.effective_instant
     assert instant is not None
     try:
         # A refused decision must not leave half a change behind, so it runs in a savepoint.
         with session.begin_nested():
-            apply_decision(
-                session,
-                agreement_id=proposal.agreement_id,
-                content_hash=proposal.content_hash,
-                action=LifecycleAction(proposal.action.value),
-                effective_at=instant,
-                decided_by=f"proposal {proposal.id}",
-                new_expires_at=proposal.new_expires_at,
-                audited=False,
-            )
+            if proposal.agreement_id is None:
+                _apply_floor(session, proposal, at=now)
+            else:
+                apply_decision(
+                    session,
+                    agreement_id=proposal.agreement_id,
+                    content_hash=proposal.content_hash,
+                    action=LifecycleAction(proposal.action.value),
+                    effective_at=instant,
+                    decided_by=f"proposal {proposal.id}",
+                    new_expires_at=proposal.new_expires_at,
+                    audited=False,
+                )
     except DomainError as exc:
         proposal.status = ProposalStatus.FAILED
         proposal.closed_at = now
@@ -140,6 +179,8 @@ def _apply(session: Session, proposal: Proposal, *, now: datetime) -> Governance
     proposal.applied_at = now
     proposal.closed_at = now
     detail = f"{proposal.action.value} applied, effective {instant.isoformat()}"
+    if proposal.agreement_id is None:
+        detail += f"; site floor {proposal.content_hash[:12]}... in force"
     return _event("proposal.applied", proposal, now, detail)
 
 
@@ -164,7 +205,11 @@ def evaluate(session: Session, proposal: Proposal, *, now: datetime) -> list[Gov
         applied = _apply(session, proposal, now=now)
         events.append(applied)
         if applied.kind == "proposal.applied":
-            events += void_stale(session, agreement_id=proposal.agreement_id, now=now)
+            if proposal.agreement_id is None:
+                # Every other live floor proposal was reviewed against the floor just replaced.
+                events += void_stale_floor(session, now=now)
+            else:
+                events += void_stale(session, agreement_id=proposal.agreement_id, now=now)
     session.flush()
     return events
 
@@ -173,6 +218,17 @@ def void_stale(session: Session, *, agreement_id: int, now: datetime) -> list[Go
     """Void every open or approved proposal on an agreement whose version changed."""
     events = []
     for other in repo.live_proposals(session, agreement_id=agreement_id):
+        voided = void_if_stale(session, other, now=now)
+        if voided is not None:
+            events.append(voided)
+    session.flush()
+    return events
+
+
+def void_stale_floor(session: Session, *, now: datetime) -> list[GovernanceEvent]:
+    """Void every open or approved floor proposal reviewed against a floor no longer in force."""
+    events = []
+    for other in repo.live_proposals(session, floor=True):
         voided = void_if_stale(session, other, now=now)
         if voided is not None:
             events.append(voided)

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -91,15 +92,27 @@ class StakeholderKey(Base):
 
 
 class Proposal(Base):
-    """A request to the board to act on one exact agreement version, under the board of its day."""
+    """A request to the board about one exact agreement version or site floor, under its board.
+
+    A floor proposal (action ``floor``) has no agreement: ``content_hash`` names the proposed
+    floor, ``floor_content`` holds it and ``floor_base_hash`` the floor in force when it opened.
+    """
 
     __tablename__ = "governance_proposals"
-    __table_args__ = (Index("ix_governance_proposals_status_deadline", "status", "deadline"),)
+    __table_args__ = (
+        Index("ix_governance_proposals_status_deadline", "status", "deadline"),
+        # A floor proposal has no agreement and every other proposal has one.
+        CheckConstraint(
+            "(action = 'floor') = (agreement_id IS NULL)", name="ck_governance_proposals_subject"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"), index=True)
-    agreement_version: Mapped[int] = mapped_column(Integer)
+    agreement_id: Mapped[int | None] = mapped_column(ForeignKey("agreements.id"), index=True)
+    agreement_version: Mapped[int | None] = mapped_column(Integer)
     content_hash: Mapped[str] = mapped_column(String(64))
+    floor_content: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    floor_base_hash: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[ProposalAction] = mapped_column(str_enum(ProposalAction, 20))
     summary: Mapped[str] = mapped_column(Text)
     new_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -21,7 +21,7 @@ class Choice(StrEnum):
 
 
 class ProposalAction(StrEnum):
-    """What a proposal asks the board to do to one agreement version."""
+    """What a proposal asks the board to do to one agreement version, or to the site floor."""
 
     ADOPT = "adopt"
     RENEW = "renew"
@@ -29,6 +29,13 @@ class ProposalAction(StrEnum):
     SUSPEND = "suspend"
     RESUME = "resume"
     TERMINATE = "terminate"
+    # Put a new site floor version in force (its subject is the floor, not an agreement).
+    FLOOR = "floor"
+
+
+# A floor change through the board may admit more than the floor in force; it always needs the
+# full quorum, whatever the board lists as solo actions.
+NEVER_SOLO = frozenset({ProposalAction.FLOOR})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +62,7 @@ class QuorumRule:
 
     def for_action(self, action: ProposalAction) -> QuorumRule:
         """The rule that decides a proposal of this action (a solo action needs one yes)."""
-        if action in self.solo:
+        if action in self.solo and action not in NEVER_SOLO:
             return QuorumRule(required=1, members=self.members)
         return QuorumRule(required=self.required, members=self.members)
 

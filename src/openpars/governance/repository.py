@@ -123,8 +123,13 @@ def list_proposals(
     return session.scalars(query.offset(offset).limit(limit)).all()
 
 
-def live_proposals(session: Session, *, agreement_id: int | None = None) -> Sequence[Proposal]:
-    """Open and approved-not-yet-applied proposals, oldest first, locked for the decision."""
+def live_proposals(
+    session: Session, *, agreement_id: int | None = None, floor: bool = False
+) -> Sequence[Proposal]:
+    """Open and approved-not-yet-applied proposals, oldest first, locked for the decision.
+
+    With ``floor``, only the site floor proposals (those without an agreement).
+    """
     query = (
         select(Proposal)
         .where(Proposal.status.in_((ProposalStatus.OPEN, ProposalStatus.APPROVED)))
@@ -133,6 +138,8 @@ def live_proposals(session: Session, *, agreement_id: int | None = None) -> Sequ
     )
     if agreement_id is not None:
         query = query.where(Proposal.agreement_id == agreement_id)
+    if floor:
+        query = query.where(Proposal.agreement_id.is_(None))
     return session.scalars(query).all()
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import Choice, ProposalAction
-from openpars.ranges import RowId
+from openpars.ranges import INT32_MAX, RowId
 from openpars.text import Line, Prose
 
 EXPORT_FORMAT = "openpars-vote-export/v1"
@@ -88,11 +89,14 @@ class KeyRead(BaseModel):
 
 
 class ProposalCreate(BaseModel):
-    """A request to the board about one agreement version."""
+    """A request to the board about one agreement version, or (action ``floor``) the site floor."""
 
     model_config = ConfigDict(extra="forbid")
 
-    agreement_id: RowId
+    agreement_id: RowId | None = Field(default=None, description="Every action but 'floor'.")
+    floor: dict[str, Any] | None = Field(
+        default=None, description="Action 'floor' only: the whole proposed site floor document."
+    )
     action: ProposalAction
     summary: Prose = Field(min_length=1, max_length=RATIONALE_MAX)
     deadline: AwareDatetime
@@ -118,9 +122,15 @@ class ProposalRead(BaseModel):
     """A proposal, the rule it is decided by, the standing tally and what to sign."""
 
     id: int
-    agreement_id: int
-    agreement_version: int
+    agreement_id: int | None
+    agreement_version: int | None
     content_hash: str
+    floor: dict[str, Any] | None = Field(
+        default=None, description="A floor proposal's proposed floor (its content_hash)."
+    )
+    floor_base_hash: str | None = Field(
+        default=None, description="The floor in force when it opened; if that changes it is void."
+    )
     action: ProposalAction
     summary: str
     deadline: datetime
@@ -146,7 +156,9 @@ class SignedVote(BaseModel):
 
     format: Literal["openpars-vote/v1"] = "openpars-vote/v1"
     proposal_id: RowId
-    agreement_id: RowId
+    agreement_id: Annotated[int, Ge(0), Le(INT32_MAX)] = Field(
+        description="The proposal's agreement; 0 for a site floor proposal."
+    )
     version_hash: Line = Field(max_length=200)
     choice: Choice
     # The limit is checked by the service, so the CLI and the API refuse it the same way.
@@ -222,6 +234,7 @@ class GovernanceEvent(BaseModel):
 
     kind: str
     at: datetime
-    agreement_id: int
+    # None for a site floor proposal.
+    agreement_id: int | None
     proposal_id: int | None = None
     detail: str = ""

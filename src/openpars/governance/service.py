@@ -7,9 +7,11 @@ CLI cannot forget it.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from openpars.agreements import floor as floors
 from openpars.agreements.rules import check_floor
 from openpars.agreements.service import document_of
 from openpars.audit.events import AuditKind
@@ -61,6 +63,8 @@ def proposal_read(session: Session, proposal: Proposal, *, now: datetime) -> Pro
         agreement_id=proposal.agreement_id,
         agreement_version=proposal.agreement_version,
         content_hash=proposal.content_hash,
+        floor=proposal.floor_content,
+        floor_base_hash=proposal.floor_base_hash,
         action=proposal.action,
         summary=proposal.summary,
         deadline=proposal.deadline,
@@ -121,14 +125,49 @@ def _check_timing(data: ProposalCreate, *, now: datetime) -> None:
         )
 
 
-def open_proposal(
-    session: Session, *, actor: Principal, data: ProposalCreate, now: datetime | None = None
-) -> Proposal:
-    """Open a proposal bound to the agreement's current version and the board in force."""
-    moment = now or utcnow()
-    board = current_board(session, now=moment)
-    if not actor.can(Permission.AGREEMENT_MANAGE):
-        stakeholder_of(actor, board)
+def _bind_floor(session: Session, data: ProposalCreate) -> tuple[str, dict[str, Any], str]:
+    """A floor proposal's subject: (proposed hash, proposed floor, hash of the floor in force)."""
+    if data.agreement_id is not None:
+        raise InvalidInput(
+            "agreement_id: a floor proposal is about the site floor, not an agreement; leave "
+            "agreement_id out",
+            field="agreement_id",
+        )
+    if data.floor is None:
+        raise InvalidInput(
+            "floor: a floor proposal needs the whole proposed site floor document", field="floor"
+        )
+    proposed = floors.parse_floor(data.floor)
+    proposed_hash = floors.floor_hash(proposed)
+    if data.content_hash is not None and data.content_hash != proposed_hash:
+        raise Conflict(
+            f"content_hash: you reviewed {data.content_hash[:12]}..., but the floor sent hashes "
+            f"to {proposed_hash[:12]}...; send the floor you reviewed",
+            field="content_hash",
+        )
+    current = floors.get_floor(session)
+    if proposed == current:
+        raise Conflict(
+            "floor: the proposed floor is the floor in force; there is nothing to decide",
+            code="floor_unchanged",
+            field="floor",
+        )
+    return proposed_hash, proposed.model_dump(mode="json"), floors.floor_hash(current)
+
+
+def _bind_agreement(session: Session, data: ProposalCreate) -> tuple[int, int, str]:
+    """An agreement proposal's subject: (agreement id, its current version, that version's hash)."""
+    if data.floor is not None:
+        raise InvalidInput(
+            f"floor: only a proposal with action 'floor' carries a floor, not "
+            f"'{data.action.value}'",
+            field="floor",
+        )
+    if data.agreement_id is None:
+        raise InvalidInput(
+            f"agreement_id: a '{data.action.value}' proposal names its agreement",
+            field="agreement_id",
+        )
     agreement = repo.get_agreement(session, data.agreement_id)
     if agreement is None:
         raise NotFound(f"agreement {data.agreement_id} does not exist", field="agreement_id")
@@ -141,15 +180,36 @@ def open_proposal(
             "review the current version and propose again",
             field="content_hash",
         )
-    _check_timing(data, now=moment)
     if data.action in _PUTS_IN_FORCE:
         # A scope below the site floor is refused when proposed, naming the clause, not after
         # the stakeholders have voted on it.
         check_floor(session, document_of(version))
+    return agreement.id, version.version, version.content_hash
+
+
+def open_proposal(
+    session: Session, *, actor: Principal, data: ProposalCreate, now: datetime | None = None
+) -> Proposal:
+    """Open a proposal bound to the exact agreement version or floor, and the board in force."""
+    moment = now or utcnow()
+    board = current_board(session, now=moment)
+    if not actor.can(Permission.AGREEMENT_MANAGE):
+        stakeholder_of(actor, board)
+    agreement_id: int | None = None
+    version: int | None = None
+    floor_content: dict[str, Any] | None = None
+    base_hash: str | None = None
+    if data.action is ProposalAction.FLOOR:
+        content_hash, floor_content, base_hash = _bind_floor(session, data)
+    else:
+        agreement_id, version, content_hash = _bind_agreement(session, data)
+    _check_timing(data, now=moment)
     proposal = Proposal(
-        agreement_id=agreement.id,
-        agreement_version=version.version,
-        content_hash=version.content_hash,
+        agreement_id=agreement_id,
+        agreement_version=version,
+        content_hash=content_hash,
+        floor_content=floor_content,
+        floor_base_hash=base_hash,
         action=data.action,
         summary=data.summary,
         new_expires_at=data.new_expires_at,
@@ -168,11 +228,13 @@ def open_proposal(
         kind=AuditKind.PROPOSAL,
         action="proposal.open",
         actor=actor,
-        agreement_id=agreement.id,
+        agreement_id=agreement_id,
         proposal_id=proposal.id,
         proposal_action=data.action.value,
-        content_hash=version.content_hash,
-        version=version.version,
+        content_hash=content_hash,
+        version=version,
+        floor=floor_content,
+        floor_base_hash=base_hash,
         deadline=data.deadline.isoformat(),
         board_version=board.version,
     )

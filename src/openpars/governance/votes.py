@@ -83,10 +83,13 @@ def _check_binding(proposal: Proposal, statement: signing.VoteStatement, *, now:
             code="voting_closed",
             field="proposal_id",
         )
-    if statement.agreement_id != proposal.agreement_id:
+    # The signed statement names agreement 0 for a site floor proposal (no agreement has id 0).
+    subject = proposal.agreement_id or 0
+    if statement.agreement_id != subject:
+        about = f"agreement {subject}" if subject else "the site floor (agreement 0)"
         raise Conflict(
             f"agreement_id: the vote is for agreement {statement.agreement_id}; proposal "
-            f"{proposal.id} is about agreement {proposal.agreement_id}",
+            f"{proposal.id} is about {about}",
             code="version_mismatch",
             field="agreement_id",
         )
