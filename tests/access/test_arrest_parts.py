@@ -8,12 +8,13 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from openpars.agreements.floor import SiteFloor, set_floor
+from openpars.agreements.floor import SiteFloor
 from openpars.db import Database
 from openpars.records.enums import BailType, CustodyOutcome, InvolvementRole
 from openpars.records.models import Arraignment, CustodyEvent
 from tests.access import data
 from tests.access.agreements import activate, default_scope
+from tests.agreements.helpers import decided_floor
 from tests.factories import World
 
 POLICE = "Philadelphia Police Department"
@@ -95,12 +96,7 @@ def test_juveniles_are_shown_only_when_floor_and_agreement_both_allow(
     client: TestClient, db: Database, world: World
 ) -> None:
     with db.session() as s:
-        set_floor(
-            s,
-            actor=world.principals["admin"],
-            floor=SiteFloor(forbid_juveniles=False),
-            reason="juvenile pilot approved by the court",
-        )
+        decided_floor(s, SiteFloor(forbid_juveniles=False), "juvenile pilot approved by the court")
         activate(s, world, scope=default_scope(exclude_juveniles=False))
         junior = data.person(s, "Alvarez", "Junior", sid="SID-4002")
         data.arrest(

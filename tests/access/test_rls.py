@@ -30,6 +30,7 @@ from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import AgencyKind
 from openpars.records.enums import InvolvementRole
 from tests.access import data
+from tests.agreements.helpers import decided_floor
 from tests.conftest import BACKEND, new_database_url
 
 pytestmark = pytest.mark.skipif(
@@ -163,8 +164,7 @@ def test_a_role_the_floor_newly_forbids_disappears_in_the_same_transaction(
         assert s.execute(text("SELECT count(*) FROM visible_persons")).scalar_one() == 1
     # A floor that admits juveniles lets the backstop show them; victims stay hidden.
     with fresh_db.session() as s:
-        floor = SiteFloor(forbid_juveniles=False)
-        set_floor(s, actor=SYSTEM, floor=floor, reason="juvenile records under court order")
+        decided_floor(s, SiteFloor(forbid_juveniles=False), "juvenile records under court order")
     with Session(external_engine) as s, s.begin():
         assert _names(s) == ["Arrestee", "Other", "Young"]
 

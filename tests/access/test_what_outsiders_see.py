@@ -18,7 +18,7 @@ from openpars.db import Database
 from openpars.identity.principal import SYSTEM
 from openpars.records.enums import ArrestState
 from tests.access.agreements import activate, default_scope
-from tests.agreements.helpers import FBI, ICE, document_dict, scope_dict
+from tests.agreements.helpers import FBI, ICE, decided_floor, document_dict, scope_dict
 from tests.factories import World
 from tests.records.factories import SIMPLE_ASSAULT, THEFT, arrest_payload
 from tests.records.helpers import API, bail, charging, step, submit
@@ -125,7 +125,7 @@ def test_free_text_is_withheld_whatever_an_agreement_adopted_under_a_looser_floo
     }
     with db.session() as session:
         loose = SiteFloor(forbidden_arrest_fields=frozenset())
-        floors.set_floor(session, actor=SYSTEM, floor=loose, reason="test: a looser floor")
+        decided_floor(session, loose, "test: a looser floor")
         activate(session, world, scope=default_scope(arrest_fields=granted))
     arrest_id, payload = _intake(client, world, charges=[dict(SIMPLE_ASSAULT)])
     assert step(client, world, arrest_id, "charging-decision", charging(), "charging").is_success

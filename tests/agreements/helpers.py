@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openpars.agreements import lifecycle, service
+from openpars.agreements.floor import SiteFloor, store_floor
 from openpars.agreements.models import Agreement, LifecycleAction
 from openpars.agreements.schemas import AgreementDocument
 from openpars.audit.models import AuditEntry
@@ -123,3 +124,14 @@ def activate(
 def audit_count(session: Session) -> int:
     """How many audit entries exist."""
     return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+
+
+def decided_floor(session: Session, floor: SiteFloor, reason: str) -> None:
+    """Put a floor in force as if the board had decided it (tests of what a floor admits).
+
+    Loosening needs the board's quorum (tests/governance/test_floor_proposals.py proves that
+    path); tests about what a looser floor then lets through take the decision as given.
+    """
+    store_floor(
+        session, floor=floor, changed_by="test: board decision", changed_by_id=None, reason=reason
+    )

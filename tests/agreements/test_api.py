@@ -145,7 +145,8 @@ def test_site_floor_endpoints(client: TestClient, world: World) -> None:
     shown = client.get("/api/v1/site/floor", headers=admin).json()
     assert shown["version"] is None
     assert "victim" in shown["floor"]["forbidden_roles"]
-    new_floor = {**shown["floor"], "forbid_juveniles": False}
+    # Hiding more is an administrator's to do alone; admitting more is the board's (issue 10).
+    new_floor = {**shown["floor"], "max_results": 100}
     response = client.put(
         "/api/v1/site/floor",
         json={"floor": new_floor, "reason": "owners' vote of May"},
@@ -153,6 +154,13 @@ def test_site_floor_endpoints(client: TestClient, world: World) -> None:
     )
     assert response.status_code == 200, response.text
     assert (response.json()["version"], response.json()["changed_by"]) == (1, "admin")
+    looser = client.put(
+        "/api/v1/site/floor",
+        json={"floor": {**new_floor, "forbid_juveniles": False}, "reason": "pilot"},
+        headers=admin,
+    )
+    assert looser.status_code == 403
+    assert looser.json()["error"]["code"] == "floor_needs_quorum"
     bad = client.put(
         "/api/v1/site/floor",
         json={"floor": {"forbidden_roles": ["bystander"]}, "reason": "x" * 4},

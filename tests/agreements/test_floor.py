@@ -202,9 +202,9 @@ def test_floor_is_stored_versioned_and_audited(db: Database, world: World) -> No
         assert get_floor(session) == SiteFloor()
         before = audit_count(session)
         admin = world.principals["admin"]
-        set_floor(session, actor=admin, floor=SiteFloor(forbid_juveniles=False), reason="pilot")
+        set_floor(session, actor=admin, floor=SiteFloor(max_results=100), reason="pilot")
         # Each read asks which version is newest, whatever was parsed before.
-        assert get_floor(session) == SiteFloor(forbid_juveniles=False)
+        assert get_floor(session) == SiteFloor(max_results=100)
         set_floor(session, actor=admin, floor=SiteFloor(max_results=50), reason="tighter cap")
         assert get_floor(session) == SiteFloor(max_results=50)
         rows = session.scalars(select(SiteFloorVersion).order_by(SiteFloorVersion.version)).all()

@@ -130,7 +130,9 @@ def test_one_admin_cannot_loosen_the_floor_through_the_api(
 ) -> None:
     admin = world.auth("admin")
     response = client.put(
-        "/api/v1/site/floor", json={"floor": LOOSE, "reason": "we need the narratives"}, headers=admin
+        "/api/v1/site/floor",
+        json={"floor": LOOSE, "reason": "we need the narratives"},
+        headers=admin,
     )
     assert response.status_code == 403, response.text
     error = response.json()["error"]
@@ -164,8 +166,7 @@ def test_one_admin_cannot_loosen_the_floor_at_the_console(
     path.write_text(json.dumps(LOOSE), encoding="utf-8")
     result = CliRunner().invoke(
         agreement_cli,
-        ["floor", "set", str(path), "--reason", "we need the narratives", "--as", "admin"]
-        + ["--db", url],
+        ["floor", "set", str(path), "--reason", "narratives", "--as", "admin", "--db", url],
     )
     assert result.exit_code != 0
     assert "floor_needs_quorum" in result.output or "quorum" in result.output
@@ -305,7 +306,9 @@ def test_a_floor_proposal_is_bound_to_one_subject(db: Database, world: World) ->
         open_proposal(
             session,
             actor=world.principals["ice"],
-            data=ProposalCreate(action=ProposalAction.FLOOR, floor=LOOSE, summary="x", deadline=deadline),
+            data=ProposalCreate(
+                action=ProposalAction.FLOOR, floor=LOOSE, summary="x", deadline=deadline
+            ),
         )
 
 
@@ -318,9 +321,11 @@ def test_the_whole_floor_decision_at_the_console(fresh_db: Database, tmp_path: P
     path.write_text(json.dumps(LOOSE), encoding="utf-8")
     opened = CliRunner().invoke(
         governance_cli,
-        ["proposal", "open", "--action", "floor", "--floor", str(path), "--summary", "free text"]
-        + ["--deadline", (utcnow() + timedelta(days=7)).isoformat(), "--as", "admin"]
-        + ["--db", url],
+        [
+            *("proposal", "open", "--action", "floor", "--floor", str(path)),
+            *("--summary", "free text", "--deadline", (utcnow() + timedelta(days=7)).isoformat()),
+            *("--as", "admin", "--db", url),
+        ],
     )
     assert opened.exit_code == 0, opened.output
     assert "the site floor" in opened.output and "--agreement 0" in opened.output

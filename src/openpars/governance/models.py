@@ -102,9 +102,7 @@ class Proposal(Base):
     __table_args__ = (
         Index("ix_governance_proposals_status_deadline", "status", "deadline"),
         # A floor proposal has no agreement and every other proposal has one.
-        CheckConstraint(
-            "(action = 'floor') = (agreement_id IS NULL)", name="ck_governance_proposals_subject"
-        ),
+        CheckConstraint("(action = 'floor') = (agreement_id IS NULL)", name="subject"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
