@@ -214,9 +214,14 @@ def test_cli(fresh_db: Database, tmp_path: Path) -> None:
     assert "lacks the permission" in refused.output
 
     floor_path = tmp_path / "floor.json"
-    floor_path.write_text(json.dumps({"forbid_juveniles": False}), encoding="utf-8")
+    floor_path.write_text(json.dumps({"max_results": 100}), encoding="utf-8")
     assert run(url, "floor", "set", str(floor_path), "--reason", "pilot").exit_code == 0
-    assert '"forbid_juveniles": false' in run(url, "floor", "show").output
+    assert '"max_results": 100' in run(url, "floor", "show").output
+    # Admitting juveniles is a loosening: the board's decision, not one account's.
+    floor_path.write_text(json.dumps({"max_results": 100, "forbid_juveniles": False}), "utf-8")
+    looser = run(url, "floor", "set", str(floor_path), "--reason", "pilot")
+    assert looser.exit_code == 1 and "floor.forbid_juveniles" in looser.output
+    assert '"forbid_juveniles": true' in run(url, "floor", "show").output
     floor_path.write_text(json.dumps({"forbid_sealed": False}), encoding="utf-8")
     bad = run(url, "floor", "set", str(floor_path), "--reason", "nope")
     assert bad.exit_code == 1

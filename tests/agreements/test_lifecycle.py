@@ -103,7 +103,9 @@ def test_adopt_rechecks_a_raised_floor(db: Database, world: World) -> None:
     with db.session() as session:
         agreement = create(session, world)
         lifecycle.propose(session, actor=world.principals["admin"], agreement_id=agreement.id)
-        raised = SiteFloor(forbidden_person_fields=frozenset({"place_of_birth", "family_name"}))
+        raised = SiteFloor(
+            forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "family_name"})
+        )
         set_floor(session, actor=world.principals["admin"], floor=raised, reason="tighten")
         with pytest.raises(InvalidInput) as caught:
             decide(session, agreement, A.ADOPT)

@@ -45,10 +45,10 @@ for _sub, _name in (
 # ---- proposals -----------------------------------------------------------------------------
 
 
-def _subject(agreement_id: int | None, version: int | None) -> str:
+def _subject(agreement_id: int | None, version: int | None, *, word: str = "v") -> str:
     if agreement_id is None:
         return "the site floor"
-    return f"agreement {agreement_id}" + (f" v{version}" if version is not None else "")
+    return f"agreement {agreement_id}" + (f" {word}{version}" if version is not None else "")
 
 
 @proposal_app.command("open")
@@ -144,7 +144,7 @@ def proposal_show(
         return
     p = export.proposal
     out.print(
-        f"proposal {p.id}: {p.action.value} {_subject(p.agreement_id, p.agreement_version)} "
+        f"proposal {p.id}: {p.action.value} {_subject(p.agreement_id, p.agreement_version, word='version ')} "
         f"({p.content_hash})",
         markup=False,
     )
