@@ -1,8 +1,10 @@
 """The site floor: what no external agreement may ever grant, whatever its parties sign.
 
 Configured by the data owners and stored as versioned site configuration; the shipped defaults
-apply until someone sets it. Checked when an agreement is proposed or decided, and compiled
-again at query time by the enforcement point, independently.
+apply until someone sets it. One administrator may tighten it at once; a loosening takes effect
+only by the board's quorum decision on a floor proposal (``loosenings`` decides which is which).
+Checked when an agreement is proposed or decided, and compiled again at query time by the
+enforcement point, independently.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ DEFAULT_FORBIDDEN_PERSON_FIELDS = frozenset({"place_of_birth", "citizenship"})
 # Free text is outside every external scope: the narrative and the location are written by
 # officers for internal readers and describe complainants, victims and their homes; so do a
 # DA's reasons and the conditions of bail inside the parts an agreement grants whole. Only a
-# new floor version can release one (docs/governance.md, "The site floor").
+# floor version the board decides by quorum can release one (docs/governance.md, "The site floor").
 DEFAULT_FORBIDDEN_ARREST_FIELDS = frozenset({"narrative", "location", *FREE_TEXT_PART_FIELDS})
 # What the floor may name among arrest fields: the grantable ones and the free text in parts.
 FLOOR_ARREST_FIELDS = frozenset(ARREST_FIELDS) | frozenset(FREE_TEXT_PART_FIELDS)

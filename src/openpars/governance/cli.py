@@ -144,8 +144,8 @@ def proposal_show(
         return
     p = export.proposal
     out.print(
-        f"proposal {p.id}: {p.action.value} {_subject(p.agreement_id, p.agreement_version, word='version ')} "
-        f"({p.content_hash})",
+        f"proposal {p.id}: {p.action.value} "
+        f"{_subject(p.agreement_id, p.agreement_version, word='version ')} ({p.content_hash})",
         markup=False,
     )
     out.print(f"  {p.summary}", markup=False)
