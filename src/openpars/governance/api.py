@@ -40,7 +40,7 @@ router = APIRouter(tags=["governance"])
     dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
 )
 def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
-    """Open a proposal on the agreement's current version (designated voters, managers)."""
+    """Open a proposal on an agreement's current version or a new site floor (voters, managers)."""
     with ctx.unit() as (session, principal):
         proposal = service.open_proposal(session, actor=principal, data=body)
         result = service.proposal_read(session, proposal, now=utcnow())
