@@ -116,10 +116,23 @@ def test_every_clause_of_the_floor_is_compared() -> None:
     assert [v.field for v in loosenings(SiteFloor(), unsealed)] == ["floor.forbid_sealed"]
 
 
-def test_floor_is_never_a_solo_action() -> None:
+def test_floor_is_never_a_solo_action(client: TestClient, world: World) -> None:
     rule = QuorumRule(required=2, members=frozenset({1, 2, 3}), solo=frozenset(ProposalAction))
     assert rule.for_action(ProposalAction.SUSPEND).required == 1
     assert rule.for_action(ProposalAction.FLOOR).required == 2
+    # An administrator cannot make it one through the board either.
+    owners = ["District Attorney's Office", "First Judicial District", "City of Philadelphia"]
+    response = client.put(
+        "/api/v1/board",
+        json={
+            "members": [world.agencies[name] for name in owners],
+            "quorum": 2,
+            "solo_actions": ["suspend", "floor"],
+        },
+        headers=world.auth("admin"),
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["field"] == "solo_actions"
 
 
 # ---- one account alone -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.governance import repository as repo
 from openpars.governance import signing
 from openpars.governance.models import BoardConfig, StakeholderKey
-from openpars.governance.quorum import ProposalAction, QuorumRule
+from openpars.governance.quorum import NEVER_SOLO, ProposalAction, QuorumRule
 from openpars.governance.schemas import (
     BoardRead,
     BoardUpdate,
@@ -171,6 +171,13 @@ def reconfigure(
                 "(external agencies and sub-units cannot sit on the board)",
                 field="members",
             )
+    never = sorted(a.value for a in set(data.solo_actions) & NEVER_SOLO)
+    if never:
+        raise InvalidInput(
+            f"solo_actions: '{never[0]}' always needs the board's quorum; a change to the site "
+            "floor is never one stakeholder's alone",
+            field="solo_actions",
+        )
     if data.quorum > len(data.members):
         raise InvalidInput(
             f"quorum: {data.quorum} of {len(data.members)} stakeholders is impossible; "

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import Choice, ProposalAction
 from openpars.ranges import INT32_MAX, RowId
-from openpars.text import Line, Prose
+from openpars.text import Document, Line, Prose
 
 EXPORT_FORMAT = "openpars-vote-export/v1"
 RATIONALE_MAX = 4000
@@ -94,7 +94,7 @@ class ProposalCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agreement_id: RowId | None = Field(default=None, description="Every action but 'floor'.")
-    floor: dict[str, Any] | None = Field(
+    floor: Document | None = Field(
         default=None, description="Action 'floor' only: the whole proposed site floor document."
     )
     action: ProposalAction
