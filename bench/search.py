@@ -178,7 +178,9 @@ Compile = Callable[[], ReadPolicy]
 def external_compiler() -> Compile:
     """Compile the benchmark's agreement scope, as each external request does."""
     now = datetime.now(UTC)
-    grant = Grant(1, 1, "0" * 64, Scope.model_validate(SCOPE), now, now + timedelta(days=365))
+    grant = Grant(
+        1, 1, "0" * 64, Scope.model_validate(SCOPE), now, now + timedelta(days=365), b"k" * 32
+    )
     floor = SiteFloor()
     return lambda: compile_grant(grant, floor)
 

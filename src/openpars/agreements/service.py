@@ -19,6 +19,7 @@ from openpars.agreements.models import (
     Agreement,
     AgreementStatus,
     AgreementVersion,
+    new_mask_key,
     EventKind,
 )
 from openpars.agreements.rules import (
@@ -70,6 +71,7 @@ def add_version(
         created_by_id=by_id,
         created_at=at,
         reason=reason,
+        mask_key=new_mask_key(),
     )
     session.add(version)
     agreement.current_version = version.version

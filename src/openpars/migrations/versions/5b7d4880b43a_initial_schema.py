@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4d363197bdb9
+Revision ID: 5b7d4880b43a
 Revises: 
-Create Date: 2026-11-28 16:12:10.053321
+Create Date: 2026-12-05 15:27:42.407227
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '4d363197bdb9'
+revision: str = '5b7d4880b43a'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -269,6 +269,7 @@ def upgrade() -> None:
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('mask_key', sa.LargeBinary(length=32), nullable=False),
     sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_versions_agreement_id_agreements')),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_agreement_versions_created_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_versions')),
