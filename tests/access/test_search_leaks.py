@@ -247,3 +247,17 @@ def test_a_blank_case_reference_does_not_satisfy_a_purpose_that_requires_one(
         headers=ice,
     )
     assert padded.status_code == 200, padded.text
+
+
+def test_nullified_aliases_come_back_null_in_searches_and_details(
+    client: TestClient, db: Database, world: World
+) -> None:
+    """Found by the indistinguishability property: a nullify rule on aliases returned them."""
+    fields = {**default_scope()["person_fields"], "aliases": "nullify"}
+    ids = _seed(db, world, person_fields=fields)
+    page = _get(client, world, "/api/v1/persons", sid=SID).json()
+    assert page["items"][0]["aliases"] is None
+    detail = _get(client, world, f"/api/v1/persons/{ids['person']}").json()
+    assert detail["person"]["aliases"] is None
+    # And a nullified alias answers no name search.
+    assert _get(client, world, "/api/v1/persons", name="schmidt").json()["items"] == []
