@@ -10,6 +10,8 @@ from pydantic import AwareDatetime
 
 from openpars.access import service
 from openpars.access.schemas import (
+    OFFSET_MAX,
+    PAGE_MAX,
     ArrestPage,
     ArrestQuery,
     ArrestResult,
@@ -18,7 +20,6 @@ from openpars.access.schemas import (
     PersonResult,
     ReadContext,
 )
-from openpars.access.schemas import OFFSET_MAX, PAGE_MAX
 from openpars.records.enums import ArrestState
 from openpars.web.context import Ctx
 

@@ -85,7 +85,6 @@ def effective_limit(requested: int | None, maximum: int | None) -> int:
     return min(DEFAULT_LIMIT, maximum) if maximum is not None else DEFAULT_LIMIT
 
 
-
 class Decision(BaseModel):
     """Why the caller saw what it saw: the agreement version and the clauses applied."""
 

@@ -19,8 +19,8 @@ from openpars.agreements.models import (
     Agreement,
     AgreementStatus,
     AgreementVersion,
-    new_mask_key,
     EventKind,
+    new_mask_key,
 )
 from openpars.agreements.rules import (
     audit,
