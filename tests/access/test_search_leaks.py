@@ -261,3 +261,29 @@ def test_nullified_aliases_come_back_null_in_searches_and_details(
     assert detail["person"]["aliases"] is None
     # And a nullified alias answers no name search.
     assert _get(client, world, "/api/v1/persons", name="schmidt").json()["items"] == []
+
+
+def test_birth_year_covers_exactly_its_year_and_refuses_impossible_years(
+    client: TestClient, db: Database, world: World
+) -> None:
+    with db.session() as s:
+        people = [
+            data.person(s, "Year", given, birth_date=born)
+            for given, born in (
+                ("First", date(1990, 1, 1)),
+                ("Last", date(1990, 12, 31)),
+                ("Before", date(1989, 12, 31)),
+                ("After", date(1991, 1, 1)),
+            )
+        ]
+        for person in people:
+            data.arrest(
+                s, agency_id=world.agencies[POLICE], people=[(person, InvolvementRole.ARRESTEE)]
+            )
+        wanted = [people[0].id, people[1].id]
+    reader = world.auth("reader")
+    found = client.get("/api/v1/persons", params={"birth_year": "1990"}, headers=reader)
+    assert sorted(p["id"] for p in found.json()["items"]) == wanted
+    for year in ("0", "9999", "99999999999999999999"):
+        refused = client.get("/api/v1/persons", params={"birth_year": year}, headers=reader)
+        assert _refusal(refused, 422)["field"] == "birth_year", year

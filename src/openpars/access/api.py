@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from openpars.access import service
+from openpars.access.criteria import BIRTH_YEAR_MAX
 from openpars.access.schemas import (
     OFFSET_MAX,
     PAGE_MAX,
@@ -82,7 +83,11 @@ def search_persons(
         Query(description="exact date of birth; refused where only the year is shown"),
     ] = None,
     birth_year: Annotated[
-        int | None, Query(description="year of birth (persons born in that year)")
+        int | None,
+        Query(
+            description="year of birth (persons born in that year)",
+            json_schema_extra={"minimum": 1, "maximum": BIRTH_YEAR_MAX},
+        ),
     ] = None,
     sid: Annotated[str | None, Query(max_length=20)] = None,
     fbi_number: Annotated[str | None, Query(max_length=20)] = None,
