@@ -381,7 +381,7 @@ def plans(db: Database, policy: ReadPolicy, value: str) -> dict[str, str]:
     with db.session() as session:
         # Run once so every statement of the search (page and count) is prepared.
         repo.search_persons(session, policy, query, limit=1)
-        shape = (False, False, False, True)
+        shape = (False, False, False, False, True)
         columns = repo.person_columns(policy)
         for branch in ("own", "alias"):
             for mode in (repo.PAGE, repo.CAPPED):
