@@ -16,6 +16,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from openpars.agreements.floor import SiteFloor, set_floor
 from openpars.agreements.models import AgreementVersion
 from openpars.db import Database
 from openpars.records.enums import InvolvementRole
@@ -287,3 +288,18 @@ def test_birth_year_covers_exactly_its_year_and_refuses_impossible_years(
     for year in ("0", "9999", "99999999999999999999"):
         refused = client.get("/api/v1/persons", params={"birth_year": year}, headers=reader)
         assert _refusal(refused, 422)["field"] == "birth_year", year
+
+
+def test_a_criterion_the_floor_removes_is_refused_naming_the_floor(
+    client: TestClient, db: Database, world: World
+) -> None:
+    """The floor tightened after the agreement was adopted binds its searches at once."""
+    _seed(db, world)
+    with db.session() as s:
+        floor = SiteFloor(
+            forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "sid"})
+        )
+        set_floor(s, actor=world.principals["admin"], floor=floor, reason="SIDs stay home")
+    error = _refusal(_get(client, world, "/api/v1/persons", sid=SID))
+    assert (error["code"], error["field"]) == ("criterion_not_allowed", "sid")
+    assert "the site floor removes person.sid" in error["message"]
