@@ -1,13 +1,18 @@
 """Property: what a grantee is not shown of a field changes nothing it can observe.
 
 Random agreements (roles, states, a rule for every searchable field: visible, hidden, redact,
-last four, hash, year only, nullify) and random persons and arrests. One field of one record
-gets a variant that differs only in the part the agreement hides (a hidden or nullified field
+last four, hash, year only, nullify) and random persons and arrests. Each searchable field in
+turn is surely not shown whole (up to two others with it); one person and one arrest get a
+variant that differs only in the parts the agreement hides (a hidden or nullified field
 anything, a redacted one its letters and digits but not their shape, a last-four one all but
 its last four characters, a year-only date its month and day). The same battery of requests
 (every search criterion with the values of both versions, counts, pages, each record by id)
 is then run through the real API against either version as the grantee: every status, body
-and error must be the same, up to the database ids.
+and error must be the same (the records carry the same ids in both).
+
+Checked against the code it guards: making aliases answer a name search where they are not
+shown, ordering by a name not shown whole, or admitting arrest criteria on hidden fields each
+makes this test fail.
 """
 
 from __future__ import annotations
@@ -45,13 +50,16 @@ PURPOSE = "warrant-service"
 PERSON_KEYS = ("family_name", "given_name", "middle_name", "aliases", "birth_date", "sid")
 PERSON_KEYS += ("fbi_number",)
 ARREST_KEYS = ("otn", "incident_number", "docket_number", "arrested_at", "state", "charges")
+# The fields varied: charges are not (which charges decide visibility has tests of its own).
+FOCUS = (*PERSON_KEYS, *ARREST_KEYS[:-1])
 FAMILIES = ("Doe", "Roe")
 GIVEN = ("Ann", "Amy")
 MIDDLE = (None, "Cy", "Zed")
 TIMES = tuple(datetime(2025, m, d, 12, tzinfo=UTC) for m, d in ((3, 4), (3, 9), (7, 1)))
 ARREST_ROLES = (InvolvementRole.ARRESTEE, InvolvementRole.OTHER)
 INCIDENTS = ("25-37-011744", "24-01-000001")
-ALIASES = st.none() | st.tuples(st.sampled_from(FAMILIES), st.sampled_from(GIVEN))
+ALIAS_VALUES = (None, *((f, g) for f in FAMILIES for g in GIVEN))
+ALIASES = st.sampled_from(ALIAS_VALUES)
 PERSON_ATTRS = {
     "family_name": "family",
     "given_name": "given",
@@ -116,25 +124,34 @@ def arrests(draw: st.DrawFn, persons: int) -> list[ArrestSpec]:
     return [
         ArrestSpec(
             person=n if n < persons else draw(st.integers(0, persons - 1)),
-            role=draw(st.sampled_from((InvolvementRole.ARRESTEE, *ARREST_ROLES))),
+            # Each person's own arrest is in every scope, so every person is visible.
+            role=InvolvementRole.ARRESTEE if n < persons else draw(st.sampled_from(ARREST_ROLES)),
             otn=_code("N", n, draw),
             incident=draw(st.sampled_from(INCIDENTS)),
             docket=_code("CP-51-CR-", n, draw),
             at=draw(st.sampled_from(TIMES)),
-            state=draw(st.sampled_from((ArrestState.CHARGED, *ArrestState))),
+            state=ArrestState.CHARGED if n < persons else draw(st.sampled_from(list(ArrestState))),
         )
         for n in range(count)
     ]
 
 
 @st.composite
-def scopes(draw: st.DrawFn) -> dict[str, Any]:
+def scopes(draw: st.DrawFn, first: str) -> dict[str, Any]:
+    # A few fields (the focus, `first` among them) are never shown whole; the others mostly
+    # are, so that criteria are admitted, orders apply and searches answer: where a leak shows.
+    focus = {first} | draw(st.sets(st.sampled_from(FOCUS), max_size=2))
+
     def rules(keys: tuple[str, ...], catalogue: Any) -> dict[str, str]:
-        # Half the fields shown whole, so that criteria are admitted and answer often.
-        drawn = {
-            k: draw(st.just(FieldPolicy.VISIBLE) | st.sampled_from(catalogue[k].allowed_policies()))
-            for k in keys
-        }
+        drawn = {}
+        for k in keys:
+            allowed = catalogue[k].allowed_policies()
+            if k in focus:
+                drawn[k] = draw(
+                    st.sampled_from([r for r in allowed if r is not FieldPolicy.VISIBLE])
+                )
+            else:
+                drawn[k] = draw(st.sampled_from([FieldPolicy.VISIBLE] * 50 + allowed))
         return {k: v.value for k, v in drawn.items() if v is not FieldPolicy.HIDDEN}
 
     return default_scope(
@@ -152,6 +169,11 @@ def scopes(draw: st.DrawFn) -> dict[str, Any]:
             "rate_per_agency_per_minute": 100_000,
         },
     )
+
+
+def _other(values: tuple[Any, ...], current: Any) -> st.SearchStrategy[Any]:
+    """Any of the values but the current one: a variant that differs."""
+    return st.sampled_from([v for v in values if v != current])
 
 
 def _reshape(value: str, rng: random.Random) -> str:
@@ -193,8 +215,8 @@ class Case:
 
 
 @st.composite
-def cases(draw: st.DrawFn) -> Case:
-    scope = draw(scopes())
+def cases(draw: st.DrawFn, first: str) -> Case:
+    scope = draw(scopes(first))
     persons = draw(people())
     arrest_list = draw(arrests(len(persons)))
     rng = draw(st.randoms(use_true_random=False))
@@ -206,7 +228,7 @@ def cases(draw: st.DrawFn) -> Case:
         return Case(scope, persons, arrest_list, persons, arrest_list, "nothing")
     # Which hidden fields differ: most often all of them (the strongest test), shrunk to the
     # one that tells the versions apart when a difference is found.
-    varied = [c for c in candidates if draw(st.integers(0, 3)) > 0] or [candidates[0]]
+    varied = [c for c in candidates if c[1] == first or draw(st.integers(0, 3)) > 0]
     vp, va = list(persons), list(arrest_list)
     pn = draw(st.integers(0, len(persons) - 1))
     an = draw(st.integers(0, len(arrest_list) - 1))
@@ -215,10 +237,10 @@ def cases(draw: st.DrawFn) -> Case:
             p = vp[pn]
             attr = PERSON_ATTRS[key]
             anything = {
-                "family": draw(st.sampled_from(FAMILIES)),
-                "given": draw(st.sampled_from(GIVEN)),
-                "middle": draw(st.sampled_from(MIDDLE)),
-                "alias": draw(ALIASES),
+                "family": draw(_other(FAMILIES, p.family)),
+                "given": draw(_other(GIVEN, p.given)),
+                "middle": draw(_other(MIDDLE, p.middle)),
+                "alias": draw(_other(ALIAS_VALUES, p.alias)),
                 "birth": draw(st.dates(date(1950, 1, 1), date(1990, 12, 31))),
                 "sid": _reshape(p.sid[:-4], rng) + p.sid[-4:],
                 "fbi": _reshape(p.fbi[:-4], rng) + p.fbi[-4:],
@@ -394,15 +416,23 @@ def fixed_mask_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(agreement_service, "new_mask_key", lambda: b"\x07" * 32)
 
 
+@pytest.mark.parametrize("first", FOCUS)
 @settings(
-    max_examples=20,
+    max_examples=3,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(case=cases())
+@given(data=st.data())
 def test_hidden_parts_change_nothing_the_grantee_observes(
-    client: TestClient, db: Database, world: World, fixed_mask_key: None, case: Case
+    client: TestClient,
+    db: Database,
+    world: World,
+    fixed_mask_key: None,
+    first: str,
+    data: st.DataObject,
 ) -> None:
+    """Each searchable field in turn is the one surely hidden (with up to two others)."""
+    case = data.draw(cases(first))
     original = _observe(client, db, world, case, variant=False)
     variant = _observe(client, db, world, case, variant=True)
     for seen, other in zip(original, variant, strict=True):
