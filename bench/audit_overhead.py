@@ -124,7 +124,7 @@ def external_policy() -> ReadPolicy:
         limits=QueryLimits(exact_identifiers_only=False, name_search=True, max_results=PAGE),
     )
     now = datetime.now(UTC)
-    grant = Grant(1, 1, "0" * 64, scope, now, now + timedelta(days=365))
+    grant = Grant(1, 1, "0" * 64, scope, now, now + timedelta(days=365), b"k" * 32)
     return compile_grant(grant, SiteFloor())
 
 

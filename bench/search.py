@@ -180,7 +180,9 @@ Compile = Callable[[], ReadPolicy]
 def external_compiler() -> Compile:
     """Compile the benchmark's agreement scope, as each external request does."""
     now = datetime.now(UTC)
-    grant = Grant(1, 1, "0" * 64, Scope.model_validate(SCOPE), now, now + timedelta(days=365))
+    grant = Grant(
+        1, 1, "0" * 64, Scope.model_validate(SCOPE), now, now + timedelta(days=365), b"k" * 32
+    )
     floor = SiteFloor()
     return lambda: compile_grant(grant, floor)
 
@@ -385,7 +387,7 @@ def plans(db: Database, policy: ReadPolicy, value: str) -> dict[str, str]:
     with db.session() as session:
         # Run once so every statement of the search (page and count) is prepared.
         repo.search_persons(session, policy, query, limit=1)
-        shape = (False, False, False, True)
+        shape = (False, False, False, False, True)
         columns = repo.person_columns(policy)
         for branch in ("own", "alias"):
             for mode in (repo.PAGE, repo.CAPPED):

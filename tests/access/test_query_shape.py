@@ -98,12 +98,10 @@ def test_name_search_is_refused_when_the_agreement_does_not_grant_it(
     refused = client.get("/api/v1/persons", params={"name": "alvarez", **PURPOSE}, headers=ice)
     error = _error(refused, 403)
     assert (error["code"], error["field"]) == ("query_shape_not_allowed", "name")
-    # Without exact-identifiers-only, a search by date of birth alone is allowed.
-    by_birth = client.get(
-        "/api/v1/persons", params={"birth_date": "1990-05-17", **PURPOSE}, headers=ice
-    )
-    assert by_birth.status_code == 200, by_birth.text
-    assert by_birth.json()["total"] == 1
+    # Without exact-identifiers-only, a SID alone is answered.
+    by_sid = client.get("/api/v1/persons", params={"sid": "SID-3001", **PURPOSE}, headers=ice)
+    assert by_sid.status_code == 200, by_sid.text
+    assert by_sid.json()["total"] == 1
 
 
 def test_exact_identifiers_only_refuses_searches_without_one(
@@ -112,7 +110,7 @@ def test_exact_identifiers_only_refuses_searches_without_one(
     ids = _seed(db, world)
     ice = world.auth("ice")
     for path, params in (
-        ("/api/v1/persons", {"birth_date": "1990-05-17"}),
+        ("/api/v1/persons", {"birth_year": "1990"}),
         ("/api/v1/arrests", {"statute": "18 § 2701"}),
         ("/api/v1/arrests", {"state": "arraigned"}),
     ):

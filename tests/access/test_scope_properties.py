@@ -72,6 +72,7 @@ def test_compiled_policy_never_crosses_the_floor(scope: Scope, person: Person) -
         scope=scope,
         effective_at=T0,
         expires_at=T0.replace(year=2026),
+        mask_key=b"k" * 32,
     )
     policy = compile_grant(grant, FLOOR)
     assert policy.external
@@ -123,7 +124,7 @@ def test_a_lowered_floor_cap_binds_an_agreement_already_in_force() -> None:
             "limits": {"max_results": 25},
         }
     )
-    grant = Grant(1, 1, "ab" * 32, scope, T0, T0.replace(year=2026))
+    grant = Grant(1, 1, "ab" * 32, scope, T0, T0.replace(year=2026), b"k" * 32)
     policy = compile_grant(grant, SiteFloor(max_results=5))
     assert policy.max_results == 5
     assert "floor: at most 5 results per query" in policy.clauses

@@ -253,7 +253,9 @@ def agreement_policy(session: Session, world: World) -> ReadPolicy:
         {"a": agreement.id},
     )
     now = datetime.now(UTC)
-    grant = Grant(agreement.id, 1, version, Scope.model_validate(default_scope()), now, now)
+    grant = Grant(
+        agreement.id, 1, version, Scope.model_validate(default_scope()), now, now, b"k" * 32
+    )
     return compile_grant(grant, SiteFloor())
 
 

@@ -8,7 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from openpars.access import service
+from openpars.access.criteria import BIRTH_YEAR_MAX
 from openpars.access.schemas import (
+    OFFSET_MAX,
+    PAGE_MAX,
     ArrestPage,
     ArrestQuery,
     ArrestResult,
@@ -42,8 +45,24 @@ def read_context(
 
 
 Context = Annotated[ReadContext, Depends(read_context)]
-Offset = Annotated[int, Query(ge=0, le=100_000)]
-Limit = Annotated[int, Query(ge=1, le=500)]
+# The bounds are declared for clients here but checked by the service (access.criteria), so
+# the console gets exactly the API's refusal; an outside agency's window is narrower still:
+# offset + limit at most its agreement's max_results.
+Offset = Annotated[
+    int,
+    Query(
+        description=f"rows to skip (0 to {OFFSET_MAX}); for an outside agency, offset + limit "
+        "may not exceed the agreement's max_results",
+        json_schema_extra={"minimum": 0, "maximum": OFFSET_MAX},
+    ),
+]
+Limit = Annotated[
+    int,
+    Query(
+        description=f"page size (1 to {PAGE_MAX}); at most the agreement's max_results",
+        json_schema_extra={"minimum": 1, "maximum": PAGE_MAX},
+    ),
+]
 Count = Annotated[
     bool,
     Query(
@@ -65,21 +84,36 @@ def search_persons(
     name: Annotated[
         str | None, Query(max_length=200, description="name prefix, case and accent insensitive")
     ] = None,
-    birth_date: date | None = None,
+    birth_date: Annotated[
+        date | None,
+        Query(description="exact date of birth; refused where only the year is shown"),
+    ] = None,
+    birth_year: Annotated[
+        int | None,
+        Query(
+            description="year of birth (persons born in that year)",
+            json_schema_extra={"minimum": 1, "maximum": BIRTH_YEAR_MAX},
+        ),
+    ] = None,
     sid: Annotated[str | None, Query(max_length=20)] = None,
     fbi_number: Annotated[str | None, Query(max_length=20)] = None,
     offset: Offset = 0,
     limit: Limit | None = None,
     count: Count = False,
 ) -> PersonPage:
-    """Search persons by name prefix, date of birth, SID or FBI number.
+    """Search persons by name prefix, date or year of birth, SID or FBI number.
 
     A name search lists persons whose own name matches first, then persons who match only by
-    an alias, each in name order.
+    an alias, each in name order. An outside agency may search only by fields its agreement
+    shows whole (403 `criterion_not_allowed` otherwise; `birth_year` where only the year of
+    birth is shown), aliases answer only where aliases are shown, results come in id order
+    where names are not shown whole, and a search must give a name of at least 2 letters, a
+    SID or an FBI number (403 `query_shape_not_allowed`).
     """
     query = PersonQuery(
         name=name,
         birth_date=birth_date,
+        birth_year=birth_year,
         sid=sid,
         fbi_number=fbi_number,
         offset=offset,
@@ -126,7 +160,13 @@ def search_arrests(
     limit: Limit | None = None,
     count: Count = False,
 ) -> ArrestPage:
-    """Search arrests by OTN, incident or docket number, date range, statute or state."""
+    """Search arrests by OTN, incident or docket number, date range, statute or state.
+
+    Newest first. An outside agency may search only by fields its agreement shows whole (403
+    `criterion_not_allowed` otherwise), gets results in id order where arrest times are not
+    shown whole, and must give an OTN, incident or docket number (403
+    `query_shape_not_allowed`): a date, state or statute alone is refused.
+    """
     query = ArrestQuery(
         otn=otn,
         incident_number=incident_number,

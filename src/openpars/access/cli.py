@@ -107,6 +107,7 @@ def search_persons(
     as_user: AsUser,
     name: Annotated[str | None, typer.Option(help="Name prefix.")] = None,
     birth_date: Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
+    birth_year: Annotated[int | None, typer.Option(help="Year of birth.")] = None,
     sid: str | None = None,
     fbi_number: str | None = None,
     offset: int = 0,
@@ -118,10 +119,14 @@ def search_persons(
     as_json: AsJSON = False,
     db: DbOption = None,
 ) -> None:
-    """Search persons by name prefix, date of birth, SID or FBI number."""
+    """Search persons by name prefix, date or year of birth, SID or FBI number.
+
+    The criteria, limit and offset are checked exactly as the API checks them.
+    """
     query = PersonQuery(
         name=name,
         birth_date=birth_date.date() if birth_date else None,
+        birth_year=birth_year,
         sid=sid,
         fbi_number=fbi_number,
         offset=offset,
@@ -164,7 +169,10 @@ def search_arrests(
     as_json: AsJSON = False,
     db: DbOption = None,
 ) -> None:
-    """Search arrests by OTN, incident or docket number, statute or state."""
+    """Search arrests by OTN, incident or docket number, statute or state.
+
+    The criteria, limit and offset are checked exactly as the API checks them.
+    """
     query = ArrestQuery(
         otn=otn,
         incident_number=incident_number,

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openpars.access.policy import FieldProjection, Mask, ReadPolicy
+from openpars.access.policy import FieldProjection, Mask, ReadPolicy, year_only
 from openpars.access.visibility import ensure_set
 from openpars.agreements.floor import SiteFloor, get_floor
 from openpars.agreements.grants import Grant, grant_for
@@ -42,30 +43,42 @@ def _last4(value: Any) -> Any:
     return "x" * max(0, len(text) - 4) + text[-4:]
 
 
-def _hash(value: Any) -> Any:
-    return hashlib.sha256(str(value).encode()).hexdigest()
+def keyed_hash(key: bytes) -> Mask:
+    """The HASH mask of one agreement version: HMAC-SHA256 under the version's secret.
+
+    Equal values still hash equal for the grantee, so records can be linked within the
+    version; but without the key nobody can hash candidate SIDs or dates to reverse one (a
+    plain SHA-256 of a nine-digit SID falls to enumeration in seconds).
+    """
+
+    def mask(value: Any) -> Any:
+        return hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()
+
+    return mask
 
 
-def _year(value: Any) -> Any:
-    return str(value.year) if isinstance(value, date | datetime) else None
-
-
-MASKS: Mapping[FieldPolicy, Mask | None] = {
-    FieldPolicy.VISIBLE: None,
-    FieldPolicy.REDACT: _redact,
-    FieldPolicy.SHOW_LAST_4: _last4,
-    FieldPolicy.HASH: _hash,
-    FieldPolicy.YEAR_ONLY: _year,
-    FieldPolicy.NULLIFY: lambda _value: None,
-}
+def _masks(key: bytes) -> Mapping[FieldPolicy, Mask | None]:
+    return {
+        FieldPolicy.VISIBLE: None,
+        FieldPolicy.REDACT: _redact,
+        FieldPolicy.SHOW_LAST_4: _last4,
+        FieldPolicy.HASH: keyed_hash(key),
+        FieldPolicy.YEAR_ONLY: year_only,
+        FieldPolicy.NULLIFY: lambda _value: None,
+    }
 
 
 def _projection(
-    fields: Mapping[str, FieldPolicy], floor_hidden: frozenset[str], clauses: list[str], kind: str
+    fields: Mapping[str, FieldPolicy],
+    floor_hidden: frozenset[str],
+    clauses: list[str],
+    kind: str,
+    masks_by_rule: Mapping[FieldPolicy, Mask | None],
 ) -> FieldProjection:
     """Visible and masked fields; the floor removes what it forbids whatever the agreement says."""
     allowed: set[str] = set()
     masks: dict[str, Mask] = {}
+    rules: dict[str, str] = {}
     for name, rule in sorted(fields.items()):
         if rule is FieldPolicy.HIDDEN:
             continue
@@ -73,16 +86,17 @@ def _projection(
             clauses.append(f"floor: {kind}.{name} removed")
             continue
         allowed.add(name)
-        mask = MASKS[rule]
+        mask = masks_by_rule[rule]
         if mask is not None:
             masks[name] = mask
+            rules[name] = rule.value
             clauses.append(f"{kind}.{name}: {rule.value}")
     # Sub-fields of parts the floor withholds (free text inside a granted part).
     withheld = frozenset(name for name in floor_hidden if "." in name)
     for name in sorted(withheld):
         if name.split(".")[0] in allowed:
             clauses.append(f"floor: {kind}.{name} removed")
-    return FieldProjection(allowed=frozenset(allowed), masks=masks, withheld=withheld)
+    return FieldProjection(allowed=frozenset(allowed), masks=masks, rules=rules, withheld=withheld)
 
 
 def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
@@ -108,6 +122,7 @@ def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
     floor_fields = frozenset(floor.forbidden_person_fields)
     # The floor's cap binds agreements adopted before it was lowered, too.
     max_results = min(scope.limits.max_results, floor.max_results)
+    masks = _masks(grant.mask_key)
     if max_results < scope.limits.max_results:
         clauses.append(f"floor: at most {max_results} results per query")
     return ReadPolicy(
@@ -117,9 +132,13 @@ def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
         exclude_juveniles=exclude_juveniles,
         arrest_states=frozenset(scope.arrest_states),
         grades=frozenset(scope.grades),
-        person_fields=_projection(scope.person_fields, floor_fields, clauses, "person"),
+        person_fields=_projection(scope.person_fields, floor_fields, clauses, "person", masks),
         arrest_fields=_projection(
-            scope.arrest_fields, frozenset(floor.forbidden_arrest_fields), clauses, "arrest"
+            scope.arrest_fields,
+            frozenset(floor.forbidden_arrest_fields),
+            clauses,
+            "arrest",
+            masks,
         ),
         exact_identifiers_only=scope.limits.exact_identifiers_only,
         name_search=scope.limits.name_search,
@@ -194,6 +213,7 @@ def ensure_sets_in_force(session: Session) -> list[int]:
             document.scope,
             document.effective_at,
             document.expires_at,
+            version.mask_key,
         )
         ids.append(ensure_set(session, compile_grant(grant, floor)))
     return ids

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
 
 # A column transform, chosen once per request from the field policy; None means "as stored".
 Mask = Callable[[Any], Any]
+
+
+def year_only(value: Any) -> Any:
+    """The YEAR_ONLY mask: a date or time shown as its year alone (\"1987\")."""
+    return str(value.year) if isinstance(value, date | datetime) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +27,8 @@ class FieldProjection:
     masks: Mapping[str, Mask] = field(default_factory=dict)
     # Sub-fields of granted parts withheld anyway ("arraignment.conditions"): the floor's.
     withheld: frozenset[str] = frozenset()
+    # The agreement's rule behind each mask ("hash", "year_only" ...), for refusals that name it.
+    rules: Mapping[str, str] = field(default_factory=dict)
 
     def shows(self, name: str) -> bool:
         """Whether the field is returned at all."""
@@ -29,6 +37,15 @@ class FieldProjection:
     def withholds(self, part: str, name: str) -> bool:
         """Whether a sub-field of a granted part is withheld (returned as null)."""
         return f"{part}.{name}" in self.withheld
+
+    def plain(self, name: str) -> bool:
+        """Whether the field is returned whole, unmasked: only such a field may be searched by
+        or sorted on, since a criterion or an order would disclose what the mask hides."""
+        return self.shows(name) and name not in self.masks
+
+    def shows_year(self, name: str) -> bool:
+        """Whether at least the year of a date field is returned (whole, or year only)."""
+        return self.shows(name) and self.masks.get(name, year_only) is year_only
 
     def apply(self, name: str, value: Any) -> Any:
         """The value the caller receives for one visible field."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from typing import Any, cast
 
@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
+from openpars.access.criteria import aliases_searched, arrests_by_time, names_plain
 from openpars.access.filters import (
     arrest_visible,
     charge_shown,
@@ -99,8 +100,12 @@ def _person_branch(
     mode: str,
     in_set: bool,
     window: Window,
+    by_name: bool = True,
 ) -> Select[Any]:
     """One statement of a person search; `shape` says which criteria the query has.
+
+    Pages are in name order only `by_name` (names shown whole), otherwise in id order: an
+    order on a hidden name would tell how it compares.
 
     With `in_set`, visibility is membership of the visibility set of the policy's row key
     (bound as ``vis_key``, see ``access.models``): the name branches then walk the set (its
@@ -109,7 +114,7 @@ def _person_branch(
     ``persons`` by key. A search without a name tests membership. Without, each candidate is
     proved visible.
     """
-    sid, fbi, birth, _name = shape
+    sid, fbi, birth, year, _name = shape
     # A count needs no column but the id: the index alone may answer it.
     counting = mode != PAGE
     if in_set and branch != "all":
@@ -128,6 +133,11 @@ def _person_branch(
         stmt = stmt.where(t.fbi_number == param("fbi_number", t.fbi_number))
     if birth:
         stmt = stmt.where(t.birth_date == param("birth_date", t.birth_date))
+    if year:
+        stmt = stmt.where(
+            t.birth_date >= param("born_from", t.birth_date),
+            t.birth_date < param("born_before", t.birth_date),
+        )
     if branch == "own":
         stmt = stmt.where(_name_range(t.name_key))
     elif branch == "alias":
@@ -148,7 +158,7 @@ def _person_branch(
         stmt = stmt.with_only_columns(*(p[c] for c in columns)).join_from(
             _VISIBLE, _PERSONS, p.id == person_id
         )
-    return _page(stmt, window, t.name_key, person_id)
+    return _page(stmt, window, *((t.name_key,) if by_name else ()), person_id)
 
 
 def prepared_person_statement(
@@ -163,13 +173,16 @@ def prepared_person_statement(
 ) -> Prepared:
     """One branch of a person search (a page, with its window, or a count), prepared once
     per policy."""
-    # With a set, the statement depends on no part of the policy but the row key bound to it.
+    # With a set, the statement depends on no part of the policy but the row key bound to it
+    # and the order its projection allows.
     filter_key = "set" if in_set else policy.row_key()
-    key = ("person", filter_key, shape, columns, branch, mode, window if mode == PAGE else None)
+    by_name = names_plain(policy)
+    page = (window, by_name) if mode == PAGE else None
+    key = ("person", filter_key, shape, columns, branch, mode, page)
     return prepared(
         session,
         key,
-        lambda: _person_branch(policy, shape, columns, branch, mode, in_set, window),
+        lambda: _person_branch(policy, shape, columns, branch, mode, in_set, window, by_name),
     )
 
 
@@ -179,6 +192,11 @@ def _person_values(query: PersonQuery) -> dict[str, Any]:
         "fbi_number": query.fbi_number,
         "birth_date": query.birth_date,
     }
+    if query.birth_year is not None:
+        values |= {
+            "born_from": date(query.birth_year, 1, 1),
+            "born_before": date(query.birth_year + 1, 1, 1),
+        }
     if query.name is not None:
         key = name_key(query.name)
         values |= {"name_key": key, "name_upper": prefix_upper_bound(key)}
@@ -191,7 +209,8 @@ def search_persons(
     """A page of visible persons (columns as the projection allows) and the total.
 
     A name search lists persons whose own name matches first, then persons matching only by
-    an alias, each section in name order. Each section is one statement that walks its name
+    an alias (where the projection shows aliases), each section in name order (in id order
+    where names are not shown whole). Each section is one statement that walks its name
     index in order and stops after a page of visible rows, and the alias section is read only
     when the page reaches it: an OR of the two made both engines gather, filter and sort every
     match, and a merge of the two in name order made every page read every alias match.
@@ -200,6 +219,7 @@ def search_persons(
         query.sid is not None,
         query.fbi_number is not None,
         query.birth_date is not None,
+        query.birth_year is not None,
         query.name is not None,
     )
     columns = person_columns(policy)
@@ -247,6 +267,12 @@ def _search_persons(
             count=lambda: count_of("all", CAPPED),
         )  # fmt: skip
     rows = page_of("own", offset)
+    if not aliases_searched(policy):
+        # Aliases the caller is not shown must not answer a name search.
+        return _found(
+            rows, offset=offset, limit=limit, wants_count=query.count,
+            count=lambda: count_of("own", CAPPED),
+        )  # fmt: skip
     if len(rows) < want:
         # The own-name section ends on or before this page: the alias section follows it.
         own_total = offset + len(rows) if rows or offset == 0 else count_of("own", EXACT)
@@ -314,8 +340,12 @@ def _arrest_stmt(
     columns: tuple[str, ...],
     count: bool,
     window: Window = (0, False),
+    by_time: bool = True,
 ) -> Select[Any]:
-    """One statement of an arrest search; `shape` says which criteria the query has."""
+    """One statement of an arrest search; `shape` says which criteria the query has.
+
+    Newest first only `by_time` (arrest times shown whole), otherwise by id, newest first.
+    """
     t = _ARRESTS.c
     stmt = select(*(t[c] for c in columns)).where(arrest_visible(policy))
     for present, name in zip(shape, ARREST_CRITERIA, strict=True):
@@ -331,7 +361,7 @@ def _arrest_stmt(
             stmt = stmt.where(t[name] == param(name, t[name]))
     if count:
         return select(func.count()).select_from(stmt.limit(TOTAL_CAP + 1).subquery())
-    return _page(stmt, window, t.arrested_at.desc(), t.id.desc())
+    return _page(stmt, window, *((t.arrested_at.desc(),) if by_time else ()), t.id.desc())
 
 
 def _statute_matches(policy: ReadPolicy) -> Select[Any]:
@@ -372,13 +402,14 @@ def search_arrests(
     values = {name: getattr(query, name) for name in ARREST_CRITERIA}
     shape = tuple(v is not None for v in values.values())
     columns = arrest_columns(policy)
-    key = (policy.row_key(), shape, columns)
+    by_time = arrests_by_time(policy)
+    key = (policy.row_key(), shape, columns, by_time)
 
     def statement(count: bool, window: Window = (0, False)) -> Prepared:
         return prepared(
             session,
             ("arrest", key, count, window),
-            lambda: _arrest_stmt(policy, shape, columns, count, window),
+            lambda: _arrest_stmt(policy, shape, columns, count, window, by_time),
         )
 
     page = statement(False, (limit + 1, query.offset > 0))

@@ -20,6 +20,14 @@ class ReadContext:
     case_number: str | None = None
     on_behalf_of: str | None = None
 
+    def __post_init__(self) -> None:
+        # Surrounding blanks are dropped and a blank declaration is no declaration: a case
+        # reference of " " must not satisfy a purpose that requires one.
+        for name in ("purpose", "case_number", "on_behalf_of"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, value.strip() or None)
+
     def as_params(self) -> dict[str, Any]:
         """The declaration as audit parameters."""
         return {
@@ -35,6 +43,8 @@ class PersonQuery:
 
     name: str | None = None
     birth_date: date | None = None
+    # Persons born in this year: the criterion of a caller shown the year of birth only.
+    birth_year: int | None = None
     sid: str | None = None
     fbi_number: str | None = None
     offset: int = 0
@@ -63,6 +73,9 @@ class ArrestQuery:
 
 
 DEFAULT_LIMIT = 50
+# The page window every reader may ask for (an outside agency's is narrower, see criteria).
+PAGE_MAX = 500
+OFFSET_MAX = 100_000
 
 
 def effective_limit(requested: int | None, maximum: int | None) -> int:

@@ -16,7 +16,13 @@ from sqlalchemy.orm import Session
 
 from openpars.access import repository as repo
 from openpars.access import shaping
-from openpars.access.enforcement import check_query_shape, policy_for
+from openpars.access.criteria import (
+    check_arrest_search,
+    check_birth_year,
+    check_page,
+    check_person_search,
+)
+from openpars.access.enforcement import policy_for
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import (
     ArrestPage,
@@ -82,11 +88,14 @@ def search_persons(
 ) -> PersonPage:
     """Persons matching the criteria, as the caller's policy allows."""
     at = now or utcnow()
-    if not any((query.name, query.birth_date, query.sid, query.fbi_number)):
-        raise InvalidInput("give at least one of name, birth_date, sid, fbi_number", field="query")
+    criteria = (query.name, query.birth_date, query.birth_year, query.sid, query.fbi_number)
+    if all(c is None for c in criteria):
+        raise InvalidInput(
+            "give at least one of name, birth_date, birth_year, sid, fbi_number", field="query"
+        )
+    check_page(offset=query.offset, limit=query.limit)
+    check_birth_year(query.birth_year)
     policy = policy_for(session, principal=principal, context=context, at=at)
-    identifiers = query.sid is not None or query.fbi_number is not None
-    check_query_shape(policy, name=query.name, identifiers=identifiers, limit=query.limit)
     page = person_page(session, policy=policy, query=query)
     _audit(
         session,
@@ -104,7 +113,9 @@ def search_persons(
 
 
 def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> PersonPage:
-    """The page a person search returns under a policy already decided (no audit here)."""
+    """The page a person search returns under a policy already decided (no audit here); the
+    criteria are checked against the policy first."""
+    check_person_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
     found = repo.search_persons(session, policy, query, limit=limit)
     ids = [row["id"] for row in found.rows]
@@ -139,8 +150,9 @@ def search_arrests(
             "arrested_to, statute, state",
             field="query",
         )
+    check_page(offset=query.offset, limit=query.limit)
     policy = policy_for(session, principal=principal, context=context, at=at)
-    check_query_shape(policy, name=None, identifiers=identifiers, limit=query.limit)
+    check_arrest_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
     found = repo.search_arrests(session, policy, query, limit=limit)
     _audit(

@@ -54,9 +54,11 @@ def person_read(person: Person, policy: ReadPolicy) -> PersonRead:
     """A person with only the fields the policy shows, masked as it says."""
     values = _project(person, PERSON_SCALARS, policy.person_fields)
     if policy.person_fields.shows("aliases"):
-        values["aliases"] = [
-            AliasRead(family_name=a.family_name, given_name=a.given_name) for a in person.aliases
-        ]
+        # Masked like any field: an agreement that nullifies aliases gets null, not the list.
+        values["aliases"] = policy.person_fields.apply(
+            "aliases",
+            [AliasRead(family_name=a.family_name, given_name=a.given_name) for a in person.aliases],
+        )
     return PersonRead(id=person.id, **values)
 
 
@@ -72,7 +74,7 @@ def person_rows(
     for row in rows:
         _mask(row, policy.person_fields)
         if aliases is not None:
-            row["aliases"] = aliases.get(row["id"], [])
+            row["aliases"] = policy.person_fields.apply("aliases", aliases.get(row["id"], []))
     return rows
 
 

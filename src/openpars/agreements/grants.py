@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -31,6 +31,8 @@ class Grant:
     scope: Scope
     effective_at: datetime
     expires_at: datetime
+    # The version's HASH-mask secret (see AgreementVersion.mask_key); never shown to anyone.
+    mask_key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +106,5 @@ def grant_for(session: Session, *, principal: Principal, at: datetime) -> Grant 
         scope=admission.scope,
         effective_at=row.in_force_from,
         expires_at=row.in_force_until,
+        mask_key=row.mask_key,
     )

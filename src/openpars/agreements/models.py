@@ -6,11 +6,21 @@ to update or delete them, so the history an oversight board reads is the history
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, Mapper, mapped_column
 
 from openpars.db import (
@@ -22,6 +32,11 @@ from openpars.db import (
     str_enum,
     utcnow,
 )
+
+
+def new_mask_key() -> bytes:
+    """A fresh secret for one agreement version's HASH mask."""
+    return secrets.token_bytes(32)
 
 
 class AgreementStatus(StrEnum):
@@ -114,6 +129,11 @@ class AgreementVersion(Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     reason: Mapped[str] = mapped_column(Text)
+    # The secret of this version's HASH mask (HMAC-SHA256 key, 32 random bytes made with the
+    # row): equal values hash equal for the grantee within the version, and nobody without the
+    # key can reverse a hash by hashing guesses. Not part of the content, its hash or any read
+    # model, so no API or signature ever carries it.
+    mask_key: Mapped[bytes] = mapped_column(LargeBinary(32), default=new_mask_key)
 
 
 class AgreementEvent(Base):

@@ -95,6 +95,7 @@ class InForce(NamedTuple):
     content_hash: str
     in_force_from: datetime
     in_force_until: datetime
+    mask_key: bytes
 
 
 def _in_force_stmt(units: int) -> AnySelect:
@@ -108,6 +109,7 @@ def _in_force_stmt(units: int) -> AnySelect:
             AgreementVersion.content_hash,
             Agreement.in_force_from,
             Agreement.in_force_until,
+            AgreementVersion.mask_key,
         )
         .join(
             AgreementVersion,
@@ -167,10 +169,11 @@ def in_force_for(
         return None
     row = tuple(rows[0].values())
     # The WHERE clause compares both bounds, so neither can be NULL in a returned row.
-    agreement_id, version, content_hash, start, end = row
+    agreement_id, version, content_hash, start, end, mask_key = row
     assert start is not None
     assert end is not None
-    return InForce(agreement_id, version, content_hash, start, end)
+    # bytes() also accepts the memoryview a driver may return for a binary column.
+    return InForce(agreement_id, version, content_hash, start, end, bytes(mask_key))
 
 
 def version_content(session: Session, agreement_id: int, version: int) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from openpars.agreements.models import (
     AgreementStatus,
     AgreementVersion,
     EventKind,
+    new_mask_key,
 )
 from openpars.agreements.rules import (
     audit,
@@ -70,6 +71,7 @@ def add_version(
         created_by_id=by_id,
         created_at=at,
         reason=reason,
+        mask_key=new_mask_key(),
     )
     session.add(version)
     agreement.current_version = version.version

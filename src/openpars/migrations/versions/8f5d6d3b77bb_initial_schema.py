@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 11dea3e73262
+Revision ID: 8f5d6d3b77bb
 Revises: 
-Create Date: 2026-12-05 16:13:32.257882
+Create Date: 2026-12-05 16:33:42.349682
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '11dea3e73262'
+revision: str = '8f5d6d3b77bb'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -259,6 +259,7 @@ def upgrade() -> None:
     sa.Column('created_by_id', sa.Integer(), nullable=True),
     sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('mask_key', sa.LargeBinary(length=32), nullable=False),
     sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_versions_agreement_id_agreements')),
     sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_agreement_versions_created_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_versions')),
