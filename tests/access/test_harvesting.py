@@ -6,6 +6,7 @@ max_results rows per query, offsets included; the console applies exactly the AP
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -143,3 +144,43 @@ def test_page_bounds_are_one_rule_for_the_api_and_the_console(
             console = runner.invoke(app, argv)
             assert console.exit_code == 1, (argv, console.output)
             assert console.stderr.strip() == f"error: {error['message']} (field: {field})", argv
+
+
+def test_arrest_time_bounds_are_searchable_at_the_console_as_over_the_api(
+    fresh_db: Database, settings: Settings
+) -> None:
+    """The API's arrested_from / arrested_to are console options too, under the same rules:
+    the same arrests for a reader, a date range alone refused to an outside agency, and an
+    instant without its zone refused naming the option's field."""
+    assert isinstance(fresh_db.bind, Engine)
+    url = fresh_db.bind.url.render_as_string(hide_password=False)
+    with fresh_db.session() as s:
+        world = build_world(s)
+    seeded = _seed(fresh_db, world)
+    window = {"arrested_from": "2000-01-01T00:00:00Z", "arrested_to": "2100-01-01T00:00:00Z"}
+
+    def console(user: str, params: dict[str, str]) -> Any:
+        argv = ["search", "arrests", "--as", user, "--db", url, "--json"]
+        for name, value in params.items():
+            argv += [f"--{name.replace('_', '-')}", value]
+        return runner.invoke(app, argv)
+
+    with TestClient(create_app(settings, database=fresh_db)) as client:
+        api = client.get("/api/v1/arrests", params=window, headers=world.auth("reader"))
+        assert api.status_code == 200, api.text
+        found = console("reader", window)
+        assert found.exit_code == 0, found.output
+        ids = [a["id"] for a in api.json()["items"]]
+        assert seeded["arrest"] in ids
+        assert '"id":' in found.stdout
+        assert ids == [a["id"] for a in json.loads(found.stdout)["items"]]
+        refused = client.get(
+            "/api/v1/arrests", params={**window, **PURPOSE}, headers=world.auth("ice")
+        )
+        error = _error(refused, 403)
+        outside = console("ice", {**window, **PURPOSE})
+        assert outside.exit_code == 1
+        assert outside.stderr.strip() == f"error: {error['message']} (field: query)"
+    naive = console("reader", {"arrested_from": "2000-01-01T00:00:00"})
+    assert naive.exit_code == 1
+    assert "(field: arrested_from)" in naive.stderr

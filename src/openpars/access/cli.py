@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from pydantic import TypeAdapter, ValidationError
 from rich.table import Table
 from sqlalchemy.orm import Session
 
@@ -31,11 +32,11 @@ from openpars.console import (
     settings_for,
     unit,
 )
-from openpars.errors import DomainError
+from openpars.errors import DomainError, InvalidInput
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.service import principal_for
-from openpars.ranges import INT32_MAX
+from openpars.ranges import INT32_MAX, Instant
 from openpars.records.enums import ArrestState
 
 search_app = typer.Typer(help="Search persons and arrests (enforced and audited).")
@@ -46,6 +47,28 @@ Purpose = Annotated[str | None, typer.Option(help="Why you are asking (external 
 CaseNumber = Annotated[str | None, typer.Option(help="Case reference, where needed.")]
 OnBehalf = Annotated[str | None, typer.Option(help="Who you are asking for, if not yourself.")]
 AsJSON = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+When = Annotated[
+    str | None,
+    typer.Option(help="An instant with its zone, ISO 8601 (2025-09-29T22:15:00Z)."),
+]
+_INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
+
+
+def _instant(value: str | None, field: str) -> datetime | None:
+    """A search bound as the API reads it: ISO 8601 with its zone, representable in UTC."""
+    if value is None:
+        return None
+    try:
+        return _INSTANT.validate_python(value)
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"]
+        raise InvalidInput(
+            f"{field} '{value}' is not an instant with its zone ({reason}); write it as "
+            "2025-09-29T22:15:00Z or 2025-09-29T18:15:00-04:00",
+            field=field,
+        ) from None
+
+
 Count = Annotated[
     bool, typer.Option("--count", help="Count the visible rows (up to 200) for the total.")
 ]
@@ -158,6 +181,8 @@ def search_arrests(
     otn: str | None = None,
     incident_number: str | None = None,
     docket_number: str | None = None,
+    arrested_from: When = None,
+    arrested_to: When = None,
     statute: str | None = None,
     state: ArrestState | None = None,
     offset: int = 0,
@@ -169,7 +194,7 @@ def search_arrests(
     as_json: AsJSON = False,
     db: DbOption = None,
 ) -> None:
-    """Search arrests by OTN, incident or docket number, statute or state.
+    """Search arrests by OTN, incident or docket number, arrest time, statute or state.
 
     The criteria, limit and offset are checked exactly as the API checks them.
     """
@@ -177,6 +202,8 @@ def search_arrests(
         otn=otn,
         incident_number=incident_number,
         docket_number=docket_number,
+        arrested_from=_instant(arrested_from, "arrested_from"),
+        arrested_to=_instant(arrested_to, "arrested_to"),
         statute=statute,
         state=state,
         offset=offset,
