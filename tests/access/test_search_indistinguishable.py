@@ -252,14 +252,22 @@ def cases(draw: st.DrawFn, first: str) -> Case:
             continue
         a = va[an]
         in_scope = a.state.value in scope["arrest_states"]
-        same_side = [s for s in ArrestState if (s.value in scope["arrest_states"]) == in_scope]
+        declined = a.state is ArrestState.DECLINED
+        # A declined arrest has no current charges (records/charges.py), so under a grades
+        # scope it is hidden whatever the agreement's states: the variant keeps that too.
+        same_side = [
+            s
+            for s in ArrestState
+            if (s.value in scope["arrest_states"]) == in_scope
+            and (s is ArrestState.DECLINED) == declined
+        ]
         attr, anything = {
             "otn": ("otn", _reshape(a.otn[:-4], rng) + a.otn[-4:]),
             "incident_number": ("incident", draw(st.sampled_from(INCIDENTS))),
             "docket_number": ("docket", _reshape(a.docket[:-4], rng) + a.docket[-4:]),
             "arrested_at": ("at", draw(st.sampled_from(TIMES))),
-            # The state decides visibility too (the agreement's states, a row filter): the
-            # variant stays on the same side of it.
+            # The state decides visibility too (the agreement's states, a row filter, and a
+            # decline withdrawing every charge): the variant stays on the same side of both.
             "state": ("state", draw(st.sampled_from(same_side))),
         }[key]  # fmt: skip
         value = _hidden_variant(arrest_rules.get(key), getattr(a, attr), rng, anything)
