@@ -83,10 +83,15 @@ def _check_binding(proposal: Proposal, statement: signing.VoteStatement, *, now:
             code="voting_closed",
             field="proposal_id",
         )
-    # The signed statement names agreement 0 for a site floor proposal (no agreement has id 0).
+    # The signed statement names agreement 0 for a floor or board proposal (no agreement has id
+    # 0); the version hash then names the proposed floor or board.
     subject = proposal.agreement_id or 0
     if statement.agreement_id != subject:
-        about = f"agreement {subject}" if subject else "the site floor (agreement 0)"
+        about = (
+            f"agreement {subject}"
+            if subject
+            else f"the site's {proposal.action.value} (agreement 0)"
+        )
         raise Conflict(
             f"agreement_id: the vote is for agreement {statement.agreement_id}; proposal "
             f"{proposal.id} is about {about}",
