@@ -296,6 +296,8 @@ def void_stale_now(
     """
     moment = now or utcnow()
     events = void_stale(session, agreement_id=agreement_id, now=moment)
+    if not events:
+        return events  # nothing was voided, so there is nothing to record
     audit_act(
         session,
         kind=AuditKind.PROPOSAL,
