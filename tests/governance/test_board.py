@@ -44,7 +44,6 @@ def test_a_single_owner_site_gets_a_one_of_one_board(db: Database) -> None:
 
 
 def test_bad_reconfigurations(gov: Gov) -> None:
-    admin = gov.world.principals["admin"]
     members = [gov.agencies[w] for w in ("da", "court", "city")]
     with gov.session() as session:
         with pytest.raises(InvalidInput, match="listed twice"):

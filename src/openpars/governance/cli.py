@@ -45,9 +45,15 @@ for _sub, _name in (
 # ---- proposals -----------------------------------------------------------------------------
 
 
-def _subject(agreement_id: int | None, version: int | None, *, word: str = "v") -> str:
+def _subject(
+    agreement_id: int | None,
+    version: int | None,
+    *,
+    word: str = "v",
+    action: ProposalAction | None = None,
+) -> str:
     if agreement_id is None:
-        return "the site floor"
+        return "the board" if action is ProposalAction.BOARD else "the site floor"
     return f"agreement {agreement_id}" + (f" {word}{version}" if version is not None else "")
 
 
@@ -120,7 +126,8 @@ def proposal_list(
         return
     for p in rows:
         out.print(
-            f"{p.id}  {p.action.value:<9} {_subject(p.agreement_id, p.agreement_version)}"
+            f"{p.id}  {p.action.value:<9} "
+            f"{_subject(p.agreement_id, p.agreement_version, action=p.action)}"
             f"  {p.status.value:<8} {len(p.tally.yes)}/{p.required_yes} yes"
             f"  deadline {p.deadline.isoformat()}"
         )
@@ -145,7 +152,8 @@ def proposal_show(
     p = export.proposal
     out.print(
         f"proposal {p.id}: {p.action.value} "
-        f"{_subject(p.agreement_id, p.agreement_version, word='version ')} ({p.content_hash})",
+        f"{_subject(p.agreement_id, p.agreement_version, word='version ', action=p.action)} "
+        f"({p.content_hash})",
         markup=False,
     )
     out.print(f"  {p.summary}", markup=False)

@@ -235,7 +235,7 @@ def _bind_agreement(session: Session, data: ProposalCreate) -> tuple[int, int, s
 def open_proposal(
     session: Session, *, actor: Principal, data: ProposalCreate, now: datetime | None = None
 ) -> Proposal:
-    """Open a proposal bound to the exact agreement version, floor or board, and the board in force."""
+    """Open a proposal bound to its exact subject (agreement version, floor, board) and board."""
     moment = now or utcnow()
     board = current_board(session, now=moment)
     if not actor.can(Permission.AGREEMENT_MANAGE):
