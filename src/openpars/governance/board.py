@@ -231,9 +231,24 @@ def bootstrap(
 
 
 def install_decided(
-    session: Session, document: dict[str, Any], *, proposal_id: int, summary: str, at: datetime
+    session: Session,
+    document: dict[str, Any],
+    *,
+    proposal_id: int,
+    board_id: int,
+    summary: str,
+    at: datetime,
 ) -> BoardConfig:
     """Put an approved board proposal's board in force (its audit entry names the proposal)."""
+    # Two board proposals approved at once must not both apply: the first to lock the board in
+    # force wins; the other then sees a newer board (a fresh read after the lock) and fails.
+    repo.latest_board(session, for_update=True)
+    if repo.latest_board_id(session) != board_id:
+        raise Conflict(
+            f"proposal {proposal_id} was decided under a board that is no longer in force",
+            code="board_changed",
+            field="board",
+        )
     return _install(
         session,
         document,

@@ -189,6 +189,7 @@ def _apply_board(session: Session, proposal: Proposal, *, at: datetime) -> None:
         session,
         proposal.floor_content,
         proposal_id=proposal.id,
+        board_id=proposal.board_config_id,
         summary=proposal.summary,
         at=at,
     )
