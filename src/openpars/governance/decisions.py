@@ -366,6 +366,8 @@ def tick(session: Session, *, now: datetime, actor: Principal = SYSTEM) -> list[
     Like every job, it leaves exactly one audit entry (kind PROPOSAL) listing what it did;
     the entry names the agreement when all events concern one.
     """
+    # The board in force first, then proposals: the lock order of a vote on a board proposal.
+    repo.latest_board(session, for_update=True)
     events = [
         GovernanceEvent(
             kind="agreement.expired",

@@ -112,6 +112,12 @@ def get_proposal(
     return session.scalars(query).one_or_none()
 
 
+def proposal_action(session: Session, proposal_id: int) -> str | None:
+    """A proposal's action, read without loading or locking the proposal."""
+    action = session.scalar(select(Proposal.action).where(Proposal.id == proposal_id))
+    return action.value if action is not None else None
+
+
 def list_proposals(
     session: Session,
     *,

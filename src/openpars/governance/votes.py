@@ -19,6 +19,7 @@ from openpars.governance import signing
 from openpars.governance.board import audit_act, require_reader, stakeholder_of
 from openpars.governance.decisions import evaluate, void_if_stale
 from openpars.governance.models import Proposal, ProposalStatus, StakeholderKey, Vote
+from openpars.governance.quorum import ProposalAction
 from openpars.governance.schemas import (
     RATIONALE_MAX,
     KeyRead,
@@ -185,6 +186,10 @@ def submit_vote(
     """Record a signed vote (a cast or a change) and decide the proposal if it now can."""
     moment = now or utcnow()
     statement, signature = _parse_vote(data)
+    if repo.proposal_action(session, data.proposal_id) == ProposalAction.BOARD.value:
+        # Locks in one order everywhere (the board in force, then proposals), so that two board
+        # decisions at once, or one and a tick, serialize instead of deadlocking.
+        repo.latest_board(session, for_update=True)
     proposal = get_proposal(session, data.proposal_id, for_update=True)
     board = repo.get_board(session, proposal.board_config_id)
     assert board is not None
