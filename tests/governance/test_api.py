@@ -209,22 +209,35 @@ def test_bad_proposals_over_http(client: TestClient, gov: Gov) -> None:
     )
 
 
-def test_board_reconfiguration_is_for_administrators(client: TestClient, gov: Gov) -> None:
+def test_board_changes_are_proposals_not_writes(client: TestClient, gov: Gov) -> None:
     members = [gov.agencies[w] for w in ("da", "court", "city")]
     body = {"members": members, "quorum": 3, "solo_actions": []}
-    assert client.put("/api/v1/board", json=body, headers=gov.auth("da")).status_code == 403
-    too_many = client.put(
-        "/api/v1/board", json={**body, "quorum": 4}, headers=gov.world.auth("admin")
+    # There is no write endpoint for the board any more: every change is an 'board' proposal.
+    for who in (gov.auth("da"), gov.world.auth("admin")):
+        assert client.put("/api/v1/board", json=body, headers=who).status_code == 405
+    proposal = {
+        "action": "board",
+        "summary": "all three",
+        "deadline": (utcnow() + timedelta(days=1)).isoformat(),
+    }
+    too_many = client.post(
+        "/api/v1/proposals",
+        json={**proposal, "board": {**body, "quorum": 4}},
+        headers=gov.world.auth("admin"),
     )
     assert (too_many.status_code, too_many.json()["error"]["field"]) == (422, "quorum")
     ice = gov.world.agencies["Immigration and Customs Enforcement"]
-    outsider = client.put(
-        "/api/v1/board", json={**body, "members": [*members, ice]}, headers=gov.world.auth("admin")
+    outsider = client.post(
+        "/api/v1/proposals",
+        json={**proposal, "board": {**body, "members": [*members, ice]}},
+        headers=gov.world.auth("admin"),
     )
     assert (outsider.status_code, outsider.json()["error"]["field"]) == (422, "members")
-    response = client.put("/api/v1/board", json=body, headers=gov.world.auth("admin"))
-    assert response.status_code == 200, response.text
-    assert (response.json()["version"], response.json()["quorum"]) == (2, 3)
+    response = client.post(
+        "/api/v1/proposals", json={**proposal, "board": body}, headers=gov.auth("da")
+    )
+    assert response.status_code == 201, response.text
+    assert client.get("/api/v1/board", headers=gov.auth("da")).json()["version"] == 1
 
 
 def test_keys_register_list_revoke(client: TestClient, gov: Gov) -> None:

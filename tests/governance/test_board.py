@@ -44,19 +44,16 @@ def test_a_single_owner_site_gets_a_one_of_one_board(db: Database) -> None:
 
 
 def test_bad_reconfigurations(gov: Gov) -> None:
-    admin = gov.world.principals["admin"]
     members = [gov.agencies[w] for w in ("da", "court", "city")]
     with gov.session() as session:
         with pytest.raises(InvalidInput, match="listed twice"):
-            board.reconfigure(
-                session, actor=admin, data=BoardUpdate(members=[*members, members[0]], quorum=2)
-            )
+            board.validated_document(session, BoardUpdate(members=[*members, members[0]], quorum=2))
         with pytest.raises(InvalidInput, match="not a top-level data owner"):
-            board.reconfigure(session, actor=admin, data=BoardUpdate(members=[999_999], quorum=1))
+            board.validated_document(session, BoardUpdate(members=[999_999], quorum=1))
         with pytest.raises(InvalidInput, match="4 of 3 stakeholders is impossible"):
-            board.reconfigure(session, actor=admin, data=BoardUpdate(members=members, quorum=4))
+            board.validated_document(session, BoardUpdate(members=members, quorum=4))
         with pytest.raises(Forbidden):
-            board.reconfigure(
+            board.bootstrap(
                 session, actor=gov.voters["da"], data=BoardUpdate(members=members, quorum=2)
             )
         shown = board.show_board(session, actor=gov.voters["court"])

@@ -153,12 +153,15 @@ def test_board_and_key_commands(fresh_db: Database, tmp_path: Path) -> None:
     shown = json.loads(run("board", "show", "--json", db=url).output)
     assert (shown["quorum"], shown["size"]) == (2, 3)
     members = [str(gov.agencies[w]) for w in ("da", "court", "city")]
+    deadline = (utcnow() + timedelta(days=7)).isoformat()
+    change = ["--deadline", deadline, "--summary", "3 of 3"]
     bad = run(
         "board",
-        "set",
+        "propose",
         *[a for m in members for a in ("--member", m)],
         "--quorum",
         "4",
+        *change,
         "--as",
         "admin",
         db=url,
@@ -167,18 +170,22 @@ def test_board_and_key_commands(fresh_db: Database, tmp_path: Path) -> None:
     assert "quorum" in text(bad)
     good = run(
         "board",
-        "set",
+        "propose",
         *[a for m in members for a in ("--member", m)],
         "--quorum",
         "3",
         "--solo",
         "suspend",
+        *change,
         "--as",
-        "admin",
+        "da-voter",
         db=url,
     )
     assert good.exit_code == 0, good.output
-    assert "board v2: 3 of 3" in text(good)
+    assert "opened proposal 1: board" in text(good)
+    # Opening it changes nothing: the board in force decides it by its quorum.
+    again = json.loads(run("board", "show", "--json", db=url).output)
+    assert (again["version"], again["quorum"]) == (1, 2)
     keys = json.loads(run("keys", "list", "--json", db=url).output)
     assert len(keys) == 3
     revoked = run(

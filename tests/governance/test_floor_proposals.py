@@ -120,14 +120,19 @@ def test_floor_is_never_a_solo_action(client: TestClient, world: World) -> None:
     rule = QuorumRule(required=2, members=frozenset({1, 2, 3}), solo=frozenset(ProposalAction))
     assert rule.for_action(ProposalAction.SUSPEND).required == 1
     assert rule.for_action(ProposalAction.FLOOR).required == 2
-    # An administrator cannot make it one through the board either.
+    # An administrator cannot make it one through a board proposal either.
     owners = ["District Attorney's Office", "First Judicial District", "City of Philadelphia"]
-    response = client.put(
-        "/api/v1/board",
+    response = client.post(
+        "/api/v1/proposals",
         json={
-            "members": [world.agencies[name] for name in owners],
-            "quorum": 2,
-            "solo_actions": ["suspend", "floor"],
+            "action": "board",
+            "summary": "floor alone",
+            "deadline": (utcnow() + timedelta(days=1)).isoformat(),
+            "board": {
+                "members": [world.agencies[name] for name in owners],
+                "quorum": 2,
+                "solo_actions": ["suspend", "floor"],
+            },
         },
         headers=world.auth("admin"),
     )

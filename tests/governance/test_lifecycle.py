@@ -12,13 +12,12 @@ from openpars.agreements.service import grant_for
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry
 from openpars.db import Database
-from openpars.errors import Forbidden
-from openpars.governance import board
+from openpars.errors import Conflict, Forbidden
 from openpars.governance.decisions import tick
 from openpars.governance.models import Proposal, ProposalStatus, RenewalNotice
 from openpars.governance.quorum import Choice, ProposalAction
-from openpars.governance.schemas import BoardUpdate
-from openpars.governance.service import show_proposal
+from openpars.governance.schemas import BoardUpdate, ProposalCreate
+from openpars.governance.service import open_proposal, show_proposal
 from openpars.governance.timeline import governance_timeline
 from openpars.governance.votes import submit_vote
 from tests.factories import World
@@ -161,33 +160,45 @@ def test_an_applied_renewal_voids_other_proposals_on_the_old_version(gov: Gov) -
         assert "version 2" in voided.closed_reason
 
 
-def test_a_reconfigured_board_does_not_change_open_proposals(gov: Gov) -> None:
+def test_a_board_change_voids_proposals_opened_under_the_old_board(gov: Gov) -> None:
     first = gov.propose(ProposalAction.ADOPT)
     with gov.session() as session:
         register(session, gov, "pretrial")
         register(session, gov, "defender")
-        board.reconfigure(
+        grown = open_proposal(
             session,
-            actor=gov.world.principals["admin"],
-            data=BoardUpdate(
-                members=[gov.agencies[w] for w in ("da", "court", "city", "pretrial", "defender")],
-                quorum=3,
-                solo_actions=[],
+            actor=gov.voters["court"],
+            data=ProposalCreate(
+                action=ProposalAction.BOARD,
+                board=BoardUpdate(
+                    members=[
+                        gov.agencies[w] for w in ("da", "court", "city", "pretrial", "defender")
+                    ],
+                    quorum=3,
+                    solo_actions=[],
+                ),
+                summary="five stakeholders, 3 of 5",
+                deadline=gov.at(days=14),
             ),
-        )
-    second = gov.propose(ProposalAction.TERMINATE, now=gov.at(minutes=1))
-    # The new members are not stakeholders of the proposal opened under the old board.
+            now=gov.at(seconds=10),
+        ).id
+    # The new members are not stakeholders of proposals opened under the old board.
     with pytest.raises(Forbidden, match="not a stakeholder on board version 1"):
         vote(gov, first, "pretrial", Choice.YES, gov.at(minutes=2))
     vote(gov, first, "da", Choice.YES, gov.at(minutes=3))
-    assert vote(gov, first, "court", Choice.YES, gov.at(minutes=4)).status is ProposalStatus.APPLIED
-    vote(gov, second, "da", Choice.YES, gov.at(minutes=5))
-    assert vote(gov, second, "court", Choice.YES, gov.at(minutes=6)).status is ProposalStatus.OPEN
+    vote(gov, grown, "da", Choice.YES, gov.at(minutes=3))
+    assert vote(gov, grown, "city", Choice.YES, gov.at(minutes=4)).status is ProposalStatus.APPLIED
+    # The adoption opened under board 1 is void: the DA's yes no longer counts.
+    with pytest.raises(Conflict, match="voided"):
+        vote(gov, first, "court", Choice.YES, gov.at(minutes=5))
+    second = gov.propose(ProposalAction.ADOPT, now=gov.at(minutes=6))
+    vote(gov, second, "da", Choice.YES, gov.at(minutes=7))
+    assert vote(gov, second, "court", Choice.YES, gov.at(minutes=8)).status is ProposalStatus.OPEN
     assert (
-        vote(gov, second, "pretrial", Choice.YES, gov.at(minutes=7)).status
+        vote(gov, second, "pretrial", Choice.YES, gov.at(minutes=9)).status
         is ProposalStatus.APPLIED
     )
-    assert status(gov) is AgreementStatus.TERMINATED
+    assert status(gov) is AgreementStatus.ACTIVE
     with gov.session() as session:
         shown = [
             show_proposal(session, actor=gov.voters["da"], proposal_id=p) for p in (first, second)
@@ -196,6 +207,7 @@ def test_a_reconfigured_board_does_not_change_open_proposals(gov: Gov) -> None:
         (1, 2, 3),
         (2, 3, 5),
     ]
+    assert shown[0].status is ProposalStatus.VOIDED
 
 
 def test_renewal_notices_open_once_within_the_lead_time(gov: Gov) -> None:

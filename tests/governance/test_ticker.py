@@ -22,6 +22,11 @@ def test_ticker_step_commits_one_audited_tick(fresh_db: Database) -> None:
     Ticker(fresh_db, interval=60).step()
     with fresh_db.session() as session:
         actions = session.scalars(select(AuditEntry.action)).all()[before:]
+    # The first use of a fresh site sets (and logs) its default board once.
+    assert actions == ["board.bootstrap", "governance.tick"]
+    Ticker(fresh_db, interval=60).step()
+    with fresh_db.session() as session:
+        actions = session.scalars(select(AuditEntry.action)).all()[before + 2 :]
     assert actions == ["governance.tick"]
 
 

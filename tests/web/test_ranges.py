@@ -89,8 +89,9 @@ BODIES: list[tuple[str, str, str, Any, str]] = [
     ("admin", "POST", "/proposals",
      {"agreement_id": 10**23, "action": "activate", "summary": "s",
       "deadline": "2030-01-01T00:00:00Z"}, "agreement_id"),
-    ("admin", "PUT", "/board",
-     {"members": [1, 2147483648], "quorum": 1, "reason": "more members"}, "members.1"),
+    ("admin", "POST", "/proposals",
+     {"action": "board", "summary": "s", "deadline": "2030-01-01T00:00:00Z",
+      "board": {"members": [1, 2147483648], "quorum": 1}}, "board.members.1"),
 ]  # fmt: skip
 
 

@@ -26,6 +26,7 @@ from openpars.agreements.schemas import (
 )
 from openpars.db import utcnow
 from openpars.errors import NotFound
+from openpars.governance.decisions import void_stale_now
 from openpars.identity.roles import Permission
 from openpars.ranges import Offset, RowId
 from openpars.records.schemas import Page
@@ -95,6 +96,10 @@ def update_agreement(agreement_id: RowId, body: AgreementUpdate, ctx: Ctx) -> Ag
             reason=body.reason,
         )
         result = service.view(session, agreement, at=utcnow(), versions=True)
+    # Proposals on the replaced version are voided in a transaction of their own, at once, so
+    # the record never shows them open on a version that is no longer current.
+    with ctx.unit() as (session, principal):
+        void_stale_now(session, agreement_id=agreement_id, actor=principal)
     return result
 
 

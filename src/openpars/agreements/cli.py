@@ -22,6 +22,7 @@ from openpars.agreements.schemas import parse_document
 from openpars.console import DbOption, out, reports_errors, settings_for, unit
 from openpars.db import utcnow
 from openpars.errors import InvalidInput, NotFound
+from openpars.governance.decisions import void_stale_now
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import SYSTEM, Principal
 from openpars.identity.roles import Permission
@@ -108,6 +109,11 @@ def update(
             f"agreement {agreement.id} is now at version {version.version} "
             f"(sha256 {version.content_hash})"
         )
+    # Proposals on the replaced version are voided at once, in a transaction of their own.
+    with unit(settings_for(db)) as session:
+        events = void_stale_now(session, agreement_id=agreement_id, actor=_actor(session, as_user))
+    for event in events:
+        out.print(f"proposal {event.proposal_id} voided: {event.detail}")
 
 
 @agreement_app.command("show")

@@ -13,7 +13,6 @@ from openpars.governance.board import READ_PERMISSIONS as READERS
 from openpars.governance.models import ProposalStatus
 from openpars.governance.schemas import (
     BoardRead,
-    BoardUpdate,
     GovernanceEvent,
     KeyCreate,
     KeyRead,
@@ -141,15 +140,6 @@ def show_board(ctx: Ctx) -> BoardRead:
     """The board in force: stakeholders, their voters and keys, the quorum."""
     with ctx.unit() as (session, principal):
         result = board.show_board(session, actor=principal)
-    return result
-
-
-@router.put("/board", response_model=BoardRead, dependencies=[needs(Permission.AGREEMENT_MANAGE)])
-def reconfigure_board(body: BoardUpdate, ctx: Ctx) -> BoardRead:
-    """Set a new board version (administrators); open proposals keep their board."""
-    with ctx.unit() as (session, principal):
-        config = board.reconfigure(session, actor=principal, data=body)
-        result = board.board_read(session, config)
     return result
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from openpars.agreements.schemas import sha256_hex
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.db import utcnow
@@ -22,7 +23,7 @@ from openpars.governance.schemas import (
     KeyRead,
     StakeholderRead,
 )
-from openpars.identity.principal import Principal
+from openpars.identity.principal import SYSTEM, Principal
 from openpars.identity.roles import AgencyKind, Permission, Role
 
 DEFAULT_QUORUM = 2
@@ -77,7 +78,7 @@ def require_reader(actor: Principal) -> None:
 
 
 def current_board(session: Session, *, now: datetime | None = None) -> BoardConfig:
-    """The board in force; the first call writes the default (DA, courts, city; 2 of n)."""
+    """The board in force; the first call sets the default (DA, courts, city; 2 of n), logged."""
     board = repo.latest_board(session)
     if board is not None:
         return board
@@ -85,22 +86,178 @@ def current_board(session: Session, *, now: datetime | None = None) -> BoardConf
     if not members:
         raise Conflict(
             "no board is configured and there are no DA, court or city agencies to form the "
-            "default one; register them or set the board with 'openpars board set'",
+            "default one; register them or set the first board with 'openpars board init'",
             field="members",
         )
-    board = BoardConfig(
-        version=1,
+    document = board_document(
         members=members,
         quorum=min(DEFAULT_QUORUM, len(members)),
         solo_actions=[a.value for a in DEFAULT_SOLO],
         reminder_lead_days=DEFAULT_LEAD_DAYS,
-        created_at=now or utcnow(),
+    )
+    return _install(
+        session,
+        document,
+        actor=SYSTEM,
         created_by="default",
         note="default board: the DA, the courts and the city",
+        action="board.bootstrap",
+        at=now or utcnow(),
+    )
+
+
+def board_document(
+    *, members: list[int], quorum: int, solo_actions: list[str], reminder_lead_days: int
+) -> dict[str, Any]:
+    """The part of a board that decides (what a board proposal's voters sign the hash of)."""
+    return {
+        "members": list(members),
+        "quorum": quorum,
+        "solo_actions": sorted(set(solo_actions)),
+        "reminder_lead_days": reminder_lead_days,
+    }
+
+
+def document_of(board: BoardConfig) -> dict[str, Any]:
+    """A stored board version's deciding document."""
+    return board_document(
+        members=list(board.members),
+        quorum=board.quorum,
+        solo_actions=list(board.solo_actions),
+        reminder_lead_days=board.reminder_lead_days,
+    )
+
+
+def board_hash(document: dict[str, Any]) -> str:
+    """The content hash of a board document, as a board proposal names it."""
+    return sha256_hex(document)
+
+
+def validated_document(session: Session, data: BoardUpdate) -> dict[str, Any]:
+    """A board update checked (members, solo actions, quorum), as its deciding document."""
+    if len(set(data.members)) != len(data.members):
+        raise InvalidInput("members: an agency is listed twice", field="members")
+    agencies = repo.agencies_by_id(session, data.members)
+    for agency_id in data.members:
+        agency = agencies.get(agency_id)
+        if agency is None or agency.kind is AgencyKind.EXTERNAL or agency.parent_id is not None:
+            raise InvalidInput(
+                f"members: agency {agency_id} is not a top-level data owner of this site "
+                "(external agencies and sub-units cannot sit on the board)",
+                field="members",
+            )
+    never = sorted(a.value for a in set(data.solo_actions) & NEVER_SOLO)
+    if never:
+        raise InvalidInput(
+            f"solo_actions: '{never[0]}' always needs the board's quorum; a change to the site "
+            "floor or to the board is never one stakeholder's alone",
+            field="solo_actions",
+        )
+    if data.quorum > len(data.members):
+        raise InvalidInput(
+            f"quorum: {data.quorum} of {len(data.members)} stakeholders is impossible; "
+            f"it must be between 1 and {len(data.members)}",
+            field="quorum",
+        )
+    return board_document(
+        members=list(data.members),
+        quorum=data.quorum,
+        solo_actions=[a.value for a in data.solo_actions],
+        reminder_lead_days=data.reminder_lead_days,
+    )
+
+
+def _install(
+    session: Session,
+    document: dict[str, Any],
+    *,
+    actor: Principal,
+    created_by: str,
+    note: str | None,
+    action: str,
+    at: datetime,
+) -> BoardConfig:
+    previous = repo.latest_board(session)
+    board = BoardConfig(
+        version=previous.version + 1 if previous is not None else 1,
+        members=list(document["members"]),
+        quorum=document["quorum"],
+        solo_actions=list(document["solo_actions"]),
+        reminder_lead_days=document["reminder_lead_days"],
+        created_at=at,
+        created_by=created_by,
+        note=note,
     )
     session.add(board)
     session.flush()
+    audit_act(
+        session,
+        kind=AuditKind.CONFIG,
+        action=action,
+        actor=actor,
+        version=board.version,
+        previous_version=previous.version if previous is not None else None,
+        created_by=created_by,
+        board_hash=board_hash(document),
+        **document,
+    )
     return board
+
+
+def bootstrap(
+    session: Session, *, actor: Principal, data: BoardUpdate, now: datetime | None = None
+) -> BoardConfig:
+    """Set the first board, once, recorded in the log; after that only the board changes it."""
+    actor.require(Permission.AGREEMENT_MANAGE)
+    existing = repo.latest_board(session)
+    if existing is not None:
+        raise Conflict(
+            f"board version {existing.version} is in force; only the board itself can change "
+            "it: open a proposal with action 'board' ('openpars board propose' or POST "
+            "/api/v1/proposals) and let its quorum decide",
+            code="board_in_force",
+            field="members",
+        )
+    document = validated_document(session, data)
+    return _install(
+        session,
+        document,
+        actor=actor,
+        created_by=actor.username,
+        note=data.note,
+        action="board.bootstrap",
+        at=now or utcnow(),
+    )
+
+
+def install_decided(
+    session: Session,
+    document: dict[str, Any],
+    *,
+    proposal_id: int,
+    board_id: int,
+    summary: str,
+    at: datetime,
+) -> BoardConfig:
+    """Put an approved board proposal's board in force (its audit entry names the proposal)."""
+    # Two board proposals approved at once must not both apply: the first to lock the board in
+    # force wins; the other then sees a newer board (a fresh read after the lock) and fails.
+    repo.latest_board(session, for_update=True)
+    if repo.latest_board_id(session) != board_id:
+        raise Conflict(
+            f"proposal {proposal_id} was decided under a board that is no longer in force",
+            code="board_changed",
+            field="board",
+        )
+    return _install(
+        session,
+        document,
+        actor=SYSTEM,
+        created_by=f"proposal {proposal_id}",
+        note=f"board decision, proposal {proposal_id}: {summary}"[:500],
+        action="board.change",
+        at=at,
+    )
 
 
 def rule_of(board: BoardConfig) -> QuorumRule:
@@ -153,63 +310,6 @@ def show_board(session: Session, *, actor: Principal) -> BoardRead:
         board_version=board.version,
     )
     return board_read(session, board)
-
-
-def reconfigure(
-    session: Session, *, actor: Principal, data: BoardUpdate, now: datetime | None = None
-) -> BoardConfig:
-    """Write a new board version; proposals already open keep the version they opened under."""
-    actor.require(Permission.AGREEMENT_MANAGE)
-    if len(set(data.members)) != len(data.members):
-        raise InvalidInput("members: an agency is listed twice", field="members")
-    agencies = repo.agencies_by_id(session, data.members)
-    for agency_id in data.members:
-        agency = agencies.get(agency_id)
-        if agency is None or agency.kind is AgencyKind.EXTERNAL or agency.parent_id is not None:
-            raise InvalidInput(
-                f"members: agency {agency_id} is not a top-level data owner of this site "
-                "(external agencies and sub-units cannot sit on the board)",
-                field="members",
-            )
-    never = sorted(a.value for a in set(data.solo_actions) & NEVER_SOLO)
-    if never:
-        raise InvalidInput(
-            f"solo_actions: '{never[0]}' always needs the board's quorum; a change to the site "
-            "floor is never one stakeholder's alone",
-            field="solo_actions",
-        )
-    if data.quorum > len(data.members):
-        raise InvalidInput(
-            f"quorum: {data.quorum} of {len(data.members)} stakeholders is impossible; "
-            f"it must be between 1 and {len(data.members)}",
-            field="quorum",
-        )
-    previous = current_board(session, now=now)
-    board = BoardConfig(
-        version=previous.version + 1,
-        members=list(data.members),
-        quorum=data.quorum,
-        solo_actions=sorted({a.value for a in data.solo_actions}),
-        reminder_lead_days=data.reminder_lead_days,
-        created_at=now or utcnow(),
-        created_by=actor.username,
-        note=data.note,
-    )
-    session.add(board)
-    session.flush()
-    audit_act(
-        session,
-        kind=AuditKind.CONFIG,
-        action="board.reconfigure",
-        actor=actor,
-        version=board.version,
-        previous_version=previous.version,
-        members=board.members,
-        quorum=board.quorum,
-        solo_actions=board.solo_actions,
-        reminder_lead_days=board.reminder_lead_days,
-    )
-    return board
 
 
 def stakeholder_of(actor: Principal, board: BoardConfig) -> int:

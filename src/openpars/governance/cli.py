@@ -45,9 +45,15 @@ for _sub, _name in (
 # ---- proposals -----------------------------------------------------------------------------
 
 
-def _subject(agreement_id: int | None, version: int | None, *, word: str = "v") -> str:
+def _subject(
+    agreement_id: int | None,
+    version: int | None,
+    *,
+    word: str = "v",
+    action: ProposalAction | None = None,
+) -> str:
     if agreement_id is None:
-        return "the site floor"
+        return "the board" if action is ProposalAction.BOARD else "the site floor"
     return f"agreement {agreement_id}" + (f" {word}{version}" if version is not None else "")
 
 
@@ -120,7 +126,8 @@ def proposal_list(
         return
     for p in rows:
         out.print(
-            f"{p.id}  {p.action.value:<9} {_subject(p.agreement_id, p.agreement_version)}"
+            f"{p.id}  {p.action.value:<9} "
+            f"{_subject(p.agreement_id, p.agreement_version, action=p.action)}"
             f"  {p.status.value:<8} {len(p.tally.yes)}/{p.required_yes} yes"
             f"  deadline {p.deadline.isoformat()}"
         )
@@ -145,7 +152,8 @@ def proposal_show(
     p = export.proposal
     out.print(
         f"proposal {p.id}: {p.action.value} "
-        f"{_subject(p.agreement_id, p.agreement_version, word='version ')} ({p.content_hash})",
+        f"{_subject(p.agreement_id, p.agreement_version, word='version ', action=p.action)} "
+        f"({p.content_hash})",
         markup=False,
     )
     out.print(f"  {p.summary}", markup=False)
@@ -220,9 +228,9 @@ def board_show(as_user: AsOption = None, db: DbOption = None, as_json: JsonOptio
         )
 
 
-@board_app.command("set")
+@board_app.command("init")
 @reports_errors
-def board_set(
+def board_init(
     members: Annotated[list[int], typer.Option("--member", help="Stakeholder agency id.")],
     quorum: Annotated[int, typer.Option("--quorum", help="k: yes votes needed.", min=1, max=50)],
     solo: Annotated[list[ProposalAction] | None, typer.Option("--solo")] = None,
@@ -231,7 +239,7 @@ def board_set(
     as_user: AsOption = None,
     db: DbOption = None,
 ) -> None:
-    """Write a new board version; open proposals keep the board they opened under."""
+    """Set the first board, once (refused once any board is in force)."""
     data = BoardUpdate(
         members=members,
         quorum=quorum,
@@ -240,7 +248,41 @@ def board_set(
         note=note,
     )
     with unit(settings_for(db)) as session:
-        config = board.reconfigure(session, actor=actor_named(session, as_user), data=data)
+        config = board.bootstrap(session, actor=actor_named(session, as_user), data=data)
         out.print(
             f"board v{config.version}: {config.quorum} of {len(config.members)} {config.members}"
+        )
+
+
+@board_app.command("propose")
+@reports_errors
+def board_propose(
+    members: Annotated[list[int], typer.Option("--member", help="Stakeholder agency id.")],
+    quorum: Annotated[int, typer.Option("--quorum", help="k: yes votes needed.", min=1, max=50)],
+    deadline: Annotated[str, typer.Option("--deadline", help="RFC 3339 voting deadline.")],
+    summary: Annotated[str, typer.Option("--summary", help="What and why.")],
+    solo: Annotated[list[ProposalAction] | None, typer.Option("--solo")] = None,
+    lead_days: Annotated[int, typer.Option("--lead-days")] = 60,
+    as_user: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Open a proposal to change the board; the board in force decides it by its quorum."""
+    data = ProposalCreate(
+        action=ProposalAction.BOARD,
+        board=BoardUpdate(
+            members=members, quorum=quorum, solo_actions=solo or [], reminder_lead_days=lead_days
+        ),
+        summary=summary,
+        deadline=signing.parse_at(deadline, field="deadline"),
+    )
+    with unit(settings_for(db)) as session:
+        proposal = service.open_proposal(session, actor=actor_named(session, as_user), data=data)
+        out.print(
+            f"opened proposal {proposal.id}: board {members}, quorum {quorum}; vote by "
+            f"{proposal.deadline.isoformat()}; nothing changes until the board's quorum approves"
+        )
+        out.print(
+            f"sign with: openpars vote sign --key FILE --proposal {proposal.id} "
+            f"--agreement 0 --version-hash {proposal.content_hash} "
+            "--choice yes|no|abstain --rationale '...'"
         )

@@ -19,15 +19,24 @@ from openpars.agreements import floor as floors
 from openpars.agreements.lifecycle import apply_decision, expire_due
 from openpars.agreements.models import LifecycleAction
 from openpars.audit.events import AuditKind
+from openpars.db import utcnow
 from openpars.errors import Conflict, DomainError
 from openpars.governance import repository as repo
-from openpars.governance.board import audit_act, current_board, rule_of
+from openpars.governance.board import (
+    audit_act,
+    board_hash,
+    current_board,
+    document_of,
+    install_decided,
+    rule_of,
+)
 from openpars.governance.models import Proposal, ProposalStatus, RenewalNotice, Vote
 from openpars.governance.quorum import (
     Approved,
     Ballot,
     Decision,
     Failed,
+    ProposalAction,
     QuorumRule,
     Rejected,
     Tally,
@@ -80,8 +89,28 @@ def _void(proposal: Proposal, *, now: datetime, reason: str) -> GovernanceEvent:
 
 
 def void_if_stale(session: Session, proposal: Proposal, *, now: datetime) -> GovernanceEvent | None:
-    """Void a live proposal whose agreement (or, for a floor proposal, floor) has moved on."""
+    """Void a live proposal whose subject (agreement version, floor, board) or board moved on."""
     state = "approved" if proposal.decided_at else "open"
+    board = current_board(session, now=now)
+    if proposal.board_config_id != board.id:
+        # The board that would decide it is no longer in force: a member it removed must not
+        # keep a say, and a quorum it changed must not keep counting the old way.
+        return _void(
+            proposal,
+            now=now,
+            reason=f"the board changed (now version {board.version}) while the proposal was "
+            f"{state}; votes on it are kept but no longer count",
+        )
+    if proposal.action is ProposalAction.BOARD:
+        in_force = board_hash(document_of(board))
+        if in_force == proposal.floor_base_hash:
+            return None
+        return _void(
+            proposal,
+            now=now,
+            reason=f"the board changed (now {in_force[:12]}...) while the proposal was {state}; "
+            "votes on it are kept but no longer count",
+        )
     if proposal.agreement_id is None:
         # A floor proposal was reviewed against the floor in force when it opened; once another
         # floor is in force its comparison (what it loosens) no longer holds.
@@ -151,13 +180,30 @@ def _apply_floor(session: Session, proposal: Proposal, *, at: datetime) -> None:
     )
 
 
+def _apply_board(session: Session, proposal: Proposal, *, at: datetime) -> None:
+    """Put an approved board proposal's board in force."""
+    assert proposal.floor_content is not None, "a board proposal holds its board"
+    if board_hash(proposal.floor_content) != proposal.content_hash:
+        raise Conflict("the stored board does not match the hash the stakeholders signed")
+    install_decided(
+        session,
+        proposal.floor_content,
+        proposal_id=proposal.id,
+        board_id=proposal.board_config_id,
+        summary=proposal.summary,
+        at=at,
+    )
+
+
 def _apply(session: Session, proposal: Proposal, *, now: datetime) -> GovernanceEvent:
     instant = proposal.effective_instant
     assert instant is not None
     try:
         # A refused decision must not leave half a change behind, so it runs in a savepoint.
         with session.begin_nested():
-            if proposal.agreement_id is None:
+            if proposal.action is ProposalAction.BOARD:
+                _apply_board(session, proposal, at=now)
+            elif proposal.agreement_id is None:
                 _apply_floor(session, proposal, at=now)
             else:
                 apply_decision(
@@ -179,7 +225,9 @@ def _apply(session: Session, proposal: Proposal, *, now: datetime) -> Governance
     proposal.applied_at = now
     proposal.closed_at = now
     detail = f"{proposal.action.value} applied, effective {instant.isoformat()}"
-    if proposal.agreement_id is None:
+    if proposal.action is ProposalAction.BOARD:
+        detail += f"; board {proposal.content_hash[:12]}... in force"
+    elif proposal.agreement_id is None:
         detail += f"; site floor {proposal.content_hash[:12]}... in force"
     return _event("proposal.applied", proposal, now, detail)
 
@@ -205,7 +253,10 @@ def evaluate(session: Session, proposal: Proposal, *, now: datetime) -> list[Gov
         applied = _apply(session, proposal, now=now)
         events.append(applied)
         if applied.kind == "proposal.applied":
-            if proposal.agreement_id is None:
+            if proposal.action is ProposalAction.BOARD:
+                # Every live proposal was opened under the board just replaced.
+                events += void_stale_all(session, now=now)
+            elif proposal.agreement_id is None:
                 # Every other live floor proposal was reviewed against the floor just replaced.
                 events += void_stale_floor(session, now=now)
             else:
@@ -222,6 +273,41 @@ def void_stale(session: Session, *, agreement_id: int, now: datetime) -> list[Go
         if voided is not None:
             events.append(voided)
     session.flush()
+    return events
+
+
+def void_stale_all(session: Session, *, now: datetime) -> list[GovernanceEvent]:
+    """Void every live proposal whose subject or board is no longer the one in force."""
+    events = []
+    for other in repo.live_proposals(session):
+        voided = void_if_stale(session, other, now=now)
+        if voided is not None:
+            events.append(voided)
+    session.flush()
+    return events
+
+
+def void_stale_now(
+    session: Session, *, agreement_id: int, actor: Principal, now: datetime | None = None
+) -> list[GovernanceEvent]:
+    """Void an agreement's stale proposals in a unit of their own, audited, right after a change.
+
+    Called in its own transaction once the agreement change has committed, so the record shows
+    the voided proposals at once rather than at the next vote or tick.
+    """
+    moment = now or utcnow()
+    events = void_stale(session, agreement_id=agreement_id, now=moment)
+    if not events:
+        return events  # nothing was voided, so there is nothing to record
+    audit_act(
+        session,
+        kind=AuditKind.PROPOSAL,
+        action="proposal.void_stale",
+        actor=actor,
+        agreement_id=agreement_id,
+        voided=[e.proposal_id for e in events],
+        events=[e.model_dump(mode="json") for e in events],
+    )
     return events
 
 
@@ -280,6 +366,8 @@ def tick(session: Session, *, now: datetime, actor: Principal = SYSTEM) -> list[
     Like every job, it leaves exactly one audit entry (kind PROPOSAL) listing what it did;
     the entry names the agreement when all events concern one.
     """
+    # The board in force first, then proposals: the lock order of a vote on a board proposal.
+    repo.latest_board(session, for_update=True)
     events = [
         GovernanceEvent(
             kind="agreement.expired",

@@ -21,7 +21,7 @@ class Choice(StrEnum):
 
 
 class ProposalAction(StrEnum):
-    """What a proposal asks the board to do to one agreement version, or to the site floor."""
+    """What a proposal asks the board to do to one agreement version, the site floor or itself."""
 
     ADOPT = "adopt"
     RENEW = "renew"
@@ -31,11 +31,17 @@ class ProposalAction(StrEnum):
     TERMINATE = "terminate"
     # Put a new site floor version in force (its subject is the floor, not an agreement).
     FLOOR = "floor"
+    # Put a new board (members, quorum, solo actions, reminder lead) in force.
+    BOARD = "board"
 
 
-# A floor change through the board may admit more than the floor in force; it always needs the
-# full quorum, whatever the board lists as solo actions.
-NEVER_SOLO = frozenset({ProposalAction.FLOOR})
+# Actions whose subject is not an agreement (the signed vote names agreement 0 for them).
+SITE_ACTIONS = frozenset({ProposalAction.FLOOR, ProposalAction.BOARD})
+
+
+# A floor change may admit more than the floor in force, and a board change decides who decides
+# everything else: both always need the full quorum, whatever the board lists as solo actions.
+NEVER_SOLO = frozenset({ProposalAction.FLOOR, ProposalAction.BOARD})
 
 
 @dataclass(frozen=True, slots=True)

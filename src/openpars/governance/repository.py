@@ -28,11 +28,17 @@ from openpars.identity.roles import AgencyKind, Role
 # ---- board ---------------------------------------------------------------------------------
 
 
-def latest_board(session: Session) -> BoardConfig | None:
+def latest_board(session: Session, *, for_update: bool = False) -> BoardConfig | None:
     """The newest board configuration, or None if none was ever written."""
-    return session.scalars(
-        select(BoardConfig).order_by(BoardConfig.version.desc()).limit(1)
-    ).first()
+    query = select(BoardConfig).order_by(BoardConfig.version.desc()).limit(1)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def latest_board_id(session: Session) -> int | None:
+    """The id of the newest board configuration, read afresh (not from the identity map)."""
+    return session.scalar(select(BoardConfig.id).order_by(BoardConfig.version.desc()).limit(1))
 
 
 def get_board(session: Session, board_id: int) -> BoardConfig | None:
@@ -104,6 +110,12 @@ def get_proposal(
     if for_update:
         query = query.with_for_update()
     return session.scalars(query).one_or_none()
+
+
+def proposal_action(session: Session, proposal_id: int) -> str | None:
+    """A proposal's action, read without loading or locking the proposal."""
+    action = session.scalar(select(Proposal.action).where(Proposal.id == proposal_id))
+    return action.value if action is not None else None
 
 
 def list_proposals(

@@ -42,7 +42,7 @@ class BoardRead(BaseModel):
 
 
 class BoardUpdate(BaseModel):
-    """A new board configuration; open proposals keep the configuration they opened under."""
+    """A board configuration: the first (bootstrap) or the one a board proposal puts in force."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -97,6 +97,9 @@ class ProposalCreate(BaseModel):
     floor: Document | None = Field(
         default=None, description="Action 'floor' only: the whole proposed site floor document."
     )
+    board: BoardUpdate | None = Field(
+        default=None, description="Action 'board' only: the whole proposed board."
+    )
     action: ProposalAction
     summary: Prose = Field(min_length=1, max_length=RATIONALE_MAX)
     deadline: AwareDatetime
@@ -128,8 +131,13 @@ class ProposalRead(BaseModel):
     floor: dict[str, Any] | None = Field(
         default=None, description="A floor proposal's proposed floor (its content_hash)."
     )
+    board: dict[str, Any] | None = Field(
+        default=None, description="A board proposal's proposed board (its content_hash)."
+    )
     floor_base_hash: str | None = Field(
-        default=None, description="The floor in force when it opened; if that changes it is void."
+        default=None,
+        description="The floor (or, for a board proposal, the board) in force when it opened; "
+        "if that changes it is void.",
     )
     action: ProposalAction
     summary: str

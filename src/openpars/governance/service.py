@@ -17,6 +17,7 @@ from openpars.agreements.service import document_of
 from openpars.audit.events import AuditKind
 from openpars.db import utcnow
 from openpars.errors import Conflict, InvalidInput, NotFound
+from openpars.governance import board as boards
 from openpars.governance import repository as repo
 from openpars.governance.board import (
     audit_act,
@@ -63,7 +64,8 @@ def proposal_read(session: Session, proposal: Proposal, *, now: datetime) -> Pro
         agreement_id=proposal.agreement_id,
         agreement_version=proposal.agreement_version,
         content_hash=proposal.content_hash,
-        floor=proposal.floor_content,
+        floor=proposal.floor_content if proposal.action is ProposalAction.FLOOR else None,
+        board=proposal.floor_content if proposal.action is ProposalAction.BOARD else None,
         floor_base_hash=proposal.floor_base_hash,
         action=proposal.action,
         summary=proposal.summary,
@@ -127,6 +129,11 @@ def _check_timing(data: ProposalCreate, *, now: datetime) -> None:
 
 def _bind_floor(session: Session, data: ProposalCreate) -> tuple[str, dict[str, Any], str]:
     """A floor proposal's subject: (proposed hash, proposed floor, hash of the floor in force)."""
+    if data.board is not None:
+        raise InvalidInput(
+            "board: only a proposal with action 'board' carries a board, not 'floor'",
+            field="board",
+        )
     if data.agreement_id is not None:
         raise InvalidInput(
             "agreement_id: a floor proposal is about the site floor, not an agreement; leave "
@@ -155,6 +162,38 @@ def _bind_floor(session: Session, data: ProposalCreate) -> tuple[str, dict[str, 
     return proposed_hash, proposed.model_dump(mode="json"), floors.floor_hash(current)
 
 
+def _bind_board(session: Session, data: ProposalCreate) -> tuple[str, dict[str, Any], str]:
+    """A board proposal's subject: (proposed hash, proposed board, hash of the board in force)."""
+    if data.agreement_id is not None or data.floor is not None:
+        raise InvalidInput(
+            "board: a board proposal is about the board, not an agreement or the floor; leave "
+            "agreement_id and floor out",
+            field="agreement_id" if data.agreement_id is not None else "floor",
+        )
+    if data.board is None:
+        raise InvalidInput(
+            "board: a board proposal needs the whole proposed board (members, quorum, "
+            "solo_actions, reminder_lead_days)",
+            field="board",
+        )
+    proposed = boards.validated_document(session, data.board)
+    proposed_hash = boards.board_hash(proposed)
+    if data.content_hash is not None and data.content_hash != proposed_hash:
+        raise Conflict(
+            f"content_hash: you reviewed {data.content_hash[:12]}..., but the board sent hashes "
+            f"to {proposed_hash[:12]}...; send the board you reviewed",
+            field="content_hash",
+        )
+    current = boards.board_hash(boards.document_of(current_board(session)))
+    if proposed_hash == current:
+        raise Conflict(
+            "board: the proposed board is the board in force; there is nothing to decide",
+            code="board_unchanged",
+            field="board",
+        )
+    return proposed_hash, proposed, current
+
+
 def _bind_agreement(session: Session, data: ProposalCreate) -> tuple[int, int, str]:
     """An agreement proposal's subject: (agreement id, its current version, that version's hash)."""
     if data.floor is not None:
@@ -162,6 +201,12 @@ def _bind_agreement(session: Session, data: ProposalCreate) -> tuple[int, int, s
             f"floor: only a proposal with action 'floor' carries a floor, not "
             f"'{data.action.value}'",
             field="floor",
+        )
+    if data.board is not None:
+        raise InvalidInput(
+            f"board: only a proposal with action 'board' carries a board, not "
+            f"'{data.action.value}'",
+            field="board",
         )
     if data.agreement_id is None:
         raise InvalidInput(
@@ -190,7 +235,7 @@ def _bind_agreement(session: Session, data: ProposalCreate) -> tuple[int, int, s
 def open_proposal(
     session: Session, *, actor: Principal, data: ProposalCreate, now: datetime | None = None
 ) -> Proposal:
-    """Open a proposal bound to the exact agreement version or floor, and the board in force."""
+    """Open a proposal bound to its exact subject (agreement version, floor, board) and board."""
     moment = now or utcnow()
     board = current_board(session, now=moment)
     if not actor.can(Permission.AGREEMENT_MANAGE):
@@ -201,6 +246,8 @@ def open_proposal(
     base_hash: str | None = None
     if data.action is ProposalAction.FLOOR:
         content_hash, floor_content, base_hash = _bind_floor(session, data)
+    elif data.action is ProposalAction.BOARD:
+        content_hash, floor_content, base_hash = _bind_board(session, data)
     else:
         agreement_id, version, content_hash = _bind_agreement(session, data)
     _check_timing(data, now=moment)
@@ -233,7 +280,8 @@ def open_proposal(
         proposal_action=data.action.value,
         content_hash=content_hash,
         version=version,
-        floor=floor_content,
+        floor=floor_content if data.action is ProposalAction.FLOOR else None,
+        board=floor_content if data.action is ProposalAction.BOARD else None,
         floor_base_hash=base_hash,
         deadline=data.deadline.isoformat(),
         board_version=board.version,

@@ -62,7 +62,7 @@ def _check_vote(vote: dict[str, Any], proposal: dict[str, Any], keys: dict[str, 
     statement = VoteStatement.decode(message)
     expected = VoteStatement(
         proposal_id=proposal["id"],
-        agreement_id=proposal["agreement_id"] or 0,  # 0: a site floor proposal
+        agreement_id=proposal["agreement_id"] or 0,  # 0: a site floor or board proposal
         version_hash=proposal["content_hash"],
         choice=Choice(vote["choice"]),
         rationale_sha256=hashlib.sha256(vote["rationale"].encode("utf-8")).hexdigest(),

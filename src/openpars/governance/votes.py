@@ -19,6 +19,7 @@ from openpars.governance import signing
 from openpars.governance.board import audit_act, require_reader, stakeholder_of
 from openpars.governance.decisions import evaluate, void_if_stale
 from openpars.governance.models import Proposal, ProposalStatus, StakeholderKey, Vote
+from openpars.governance.quorum import ProposalAction
 from openpars.governance.schemas import (
     RATIONALE_MAX,
     KeyRead,
@@ -83,10 +84,15 @@ def _check_binding(proposal: Proposal, statement: signing.VoteStatement, *, now:
             code="voting_closed",
             field="proposal_id",
         )
-    # The signed statement names agreement 0 for a site floor proposal (no agreement has id 0).
+    # The signed statement names agreement 0 for a floor or board proposal (no agreement has id
+    # 0); the version hash then names the proposed floor or board.
     subject = proposal.agreement_id or 0
     if statement.agreement_id != subject:
-        about = f"agreement {subject}" if subject else "the site floor (agreement 0)"
+        about = (
+            f"agreement {subject}"
+            if subject
+            else f"the site's {proposal.action.value} (agreement 0)"
+        )
         raise Conflict(
             f"agreement_id: the vote is for agreement {statement.agreement_id}; proposal "
             f"{proposal.id} is about {about}",
@@ -180,6 +186,10 @@ def submit_vote(
     """Record a signed vote (a cast or a change) and decide the proposal if it now can."""
     moment = now or utcnow()
     statement, signature = _parse_vote(data)
+    if repo.proposal_action(session, data.proposal_id) == ProposalAction.BOARD.value:
+        # Locks in one order everywhere (the board in force, then proposals), so that two board
+        # decisions at once, or one and a tick, serialize instead of deadlocking.
+        repo.latest_board(session, for_update=True)
     proposal = get_proposal(session, data.proposal_id, for_update=True)
     board = repo.get_board(session, proposal.board_config_id)
     assert board is not None
