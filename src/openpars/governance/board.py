@@ -175,7 +175,8 @@ def reconfigure(
     if never:
         raise InvalidInput(
             f"solo_actions: '{never[0]}' always needs the board's quorum; a change to the site "
-            "floor is never one stakeholder's alone",
+            "floor, or lifting a suspension another stakeholder imposed, is never one "
+            "stakeholder's alone",
             field="solo_actions",
         )
     if data.quorum > len(data.members):

@@ -33,9 +33,10 @@ class ProposalAction(StrEnum):
     FLOOR = "floor"
 
 
-# A floor change through the board may admit more than the floor in force; it always needs the
-# full quorum, whatever the board lists as solo actions.
-NEVER_SOLO = frozenset({ProposalAction.FLOOR})
+# A floor change through the board may admit more than the floor in force, and a resumption
+# lifts what any one stakeholder imposed: both always need the full quorum, whatever the board
+# lists as solo actions (one stakeholder may cut access off alone, never restore it alone).
+NEVER_SOLO = frozenset({ProposalAction.FLOOR, ProposalAction.RESUME})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 8f5d6d3b77bb
+Revision ID: 2912ae3d1e5c
 Revises: 
-Create Date: 2026-12-05 16:33:42.349682
+Create Date: 2026-12-05 16:58:11.658738
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '8f5d6d3b77bb'
+revision: str = '2912ae3d1e5c'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -238,8 +238,10 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('suspended_by', sa.String(length=100), nullable=False),
     sa.Column('suspended_by_id', sa.Integer(), nullable=True),
+    sa.Column('stakeholder_id', sa.Integer(), nullable=True),
     sa.Column('suspended_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_suspensions_agreement_id_agreements')),
+    sa.ForeignKeyConstraint(['stakeholder_id'], ['agencies.id'], name=op.f('fk_agreement_suspensions_stakeholder_id_agencies')),
     sa.ForeignKeyConstraint(['suspended_by_id'], ['users.id'], name=op.f('fk_agreement_suspensions_suspended_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_suspensions'))
     )
