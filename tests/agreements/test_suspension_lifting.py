@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from openpars.agreements.cli import app as cli_app
 from openpars.agreements.service import grant_for
 from openpars.audit import repository as audit_repo
 from openpars.audit.events import Outcome
 from openpars.audit.models import AuditEntry
-from openpars.agreements.cli import app as cli_app
 from openpars.db import Database, utcnow
 from openpars.identity.roles import Role
 from openpars.records.enums import InvolvementRole
@@ -73,6 +73,7 @@ def test_api_only_the_imposing_stakeholder_lifts_a_suspension(
     )
     assert cut.status_code == 201, cut.text
     sid = cut.json()["id"]
+    assert cut.json()["stakeholder_id"] == world.agencies[DA]
     assert client.get("/api/v1/persons", params=READ, headers=world.auth("ice")).status_code == 403
     resume = f"/api/v1/agreements/{agreement_id}/suspensions/{sid}/resume"
     body = {"reason": "the city says it is fine"}
@@ -129,7 +130,9 @@ def test_api_any_stakeholder_suspends_alone_even_over_another(
     # The DA lifts its own; the court's still cuts the account off, and the DA cannot lift it.
     base = f"/api/v1/agreements/{agreement_id}/suspensions"
     ok = client.post(
-        f"{base}/{da_cut.json()['id']}/resume", json={"reason": "done"}, headers=world.auth("da-voter")
+        f"{base}/{da_cut.json()['id']}/resume",
+        json={"reason": "done"},
+        headers=world.auth("da-voter"),
     )
     assert ok.status_code == 200
     assert client.get("/api/v1/persons", params=READ, headers=world.auth("ice")).status_code == 403
@@ -158,7 +161,9 @@ def test_cli_only_the_imposing_stakeholder_lifts_a_suspension(fresh_db: Database
             return grant_for(session, principal=world.principals["ice"], at=utcnow()) is not None
 
     assert ice_reads()
-    cut = run(url, "agreement", "suspend", str(agreement_id), "--reason", "misuse", "--as", "da-voter")
+    cut = run(
+        url, "agreement", "suspend", str(agreement_id), "--reason", "misuse", "--as", "da-voter"
+    )
     assert cut.exit_code == 0, cut.output
     sid = cut.output.split()[1].rstrip(":")
     assert not ice_reads()

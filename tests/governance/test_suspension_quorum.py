@@ -1,4 +1,4 @@
-"""Issue 11, attack 3: the board's quorum, and only it, lifts a suspension another stakeholder imposed."""
+"""Issue 11, attack 3: only the board's quorum lifts a suspension another stakeholder imposed."""
 
 from __future__ import annotations
 

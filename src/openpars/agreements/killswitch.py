@@ -21,9 +21,9 @@ from openpars.agreements.models import (
 )
 from openpars.agreements.rules import audit, record_event, require_reader
 from openpars.agreements.schemas import SuspensionRead
+from openpars.agreements.service import get_agreement
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
-from openpars.agreements.service import get_agreement
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
@@ -71,7 +71,7 @@ def board_members(session: Session) -> frozenset[int]:
 
 
 def stakeholder_of(session: Session, actor: Principal) -> int | None:
-    """The board member the account speaks for: its own agency or the nearest parent on the board."""
+    """The board member an account speaks for: its agency, or the nearest parent on the board."""
     members = board_members(session)
     return next((a for a in actor.agency_path if a in members), None)
 
@@ -231,7 +231,11 @@ def _lift(
 ) -> Resumption:
     """Write the resumption of one suspension and its history event (no audit entry)."""
     row = Resumption(
-        suspension_id=suspension.id, reason=reason, resumed_by=by, resumed_by_id=by_id, resumed_at=at
+        suspension_id=suspension.id,
+        reason=reason,
+        resumed_by=by,
+        resumed_by_id=by_id,
+        resumed_at=at,
     )
     session.add(row)
     session.flush()
@@ -283,6 +287,7 @@ def suspension_read(suspension: Suspension, resumption: Resumption | None) -> Su
         target_id=suspension.target_id,
         reason=suspension.reason,
         suspended_by=suspension.suspended_by,
+        stakeholder_id=suspension.stakeholder_id,
         suspended_at=suspension.suspended_at,
         resumed_at=resumption.resumed_at if resumption else None,
         resumed_by=resumption.resumed_by if resumption else None,
