@@ -107,6 +107,17 @@ def test_api_only_the_imposing_stakeholder_lifts_a_suspension(
     lifted = client.post(resume, json=body, headers=world.auth("da-voter-2"))
     assert lifted.status_code == 200, lifted.text
     assert lifted.json()["resumed_by"] == "da-voter-2"
+    with db.session() as session:
+        (entry_id,) = session.scalars(
+            select(AuditEntry.id).where(
+                AuditEntry.action == "agreement.resume",
+                AuditEntry.user_id == world.users["da-voter-2"],
+            )
+        ).all()
+        content = audit_repo.content_of(session, entry_id)
+        assert content is not None
+        params = json.loads(content.content)["params"]
+        assert (params["suspension_id"], params["stakeholder_id"]) == (sid, world.agencies[DA])
     assert client.get("/api/v1/persons", params=READ, headers=world.auth("ice")).status_code == 200
 
 

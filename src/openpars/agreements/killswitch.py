@@ -215,7 +215,11 @@ def resume(
         action="agreement.resume",
         actor=actor,
         agreement_id=agreement.id,
-        params={"suspension_id": suspension.id, "reason": reason},
+        params={
+            "suspension_id": suspension.id,
+            "stakeholder_id": suspension.stakeholder_id,
+            "reason": reason,
+        },
     )
     return row
 
