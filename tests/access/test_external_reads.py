@@ -156,7 +156,7 @@ def test_kill_switch_takes_effect_at_once(client: TestClient, db: Database, worl
     with db.session() as s:
         suspension = killswitch.suspend(
             s,
-            actor=SYSTEM,
+            actor=world.principals["admin"],
             agreement_id=ids["agreement"],
             target=SuspensionTarget.ACCOUNT,
             target_id=world.users["ice"],
@@ -165,7 +165,10 @@ def test_kill_switch_takes_effect_at_once(client: TestClient, db: Database, worl
     refused = client.get("/api/v1/persons", params=params, headers=world.auth("ice"))
     assert refused.status_code == 403
     with db.session() as s:
-        killswitch.resume(s, actor=SYSTEM, suspension_id=suspension.id, reason="reviewed")
+        # Lifted by the stakeholder that imposed it (the city, whose admin suspended).
+        killswitch.resume(
+            s, actor=world.principals["admin"], suspension_id=suspension.id, reason="reviewed"
+        )
     assert (
         client.get("/api/v1/persons", params=params, headers=world.auth("ice")).status_code == 200
     )

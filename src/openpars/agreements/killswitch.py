@@ -1,4 +1,9 @@
-"""The kill switch: any stakeholder or administrator cuts off an agreement, a unit or an account."""
+"""The kill switch: any stakeholder cuts off an agreement, a unit or an account, alone, at once.
+
+Lifting is not symmetric: a suspension is lifted only by an account of the stakeholder that
+imposed it, or by a quorum ``resume`` decision of the board (governance), never by one
+administrator or another stakeholder alone.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ from openpars.agreements.models import (
 from openpars.agreements.rules import audit, record_event, require_reader
 from openpars.agreements.schemas import SuspensionRead
 from openpars.agreements.service import get_agreement
+from openpars.audit.events import AuditEvent, AuditKind, Outcome
+from openpars.audit.service import append
 from openpars.db import utcnow
-from openpars.errors import Conflict, InvalidInput, NotFound
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 
@@ -52,6 +59,23 @@ def _target_id(
     return target_id
 
 
+def board_members(session: Session) -> frozenset[int]:
+    """The stakeholder agency ids of the board in force (the default board if none is set)."""
+    # Imported here: governance builds on agreements, not the other way round.
+    from openpars.governance import repository as governance_repo
+
+    board = governance_repo.latest_board(session)
+    if board is not None:
+        return frozenset(board.members)
+    return frozenset(a.id for a in governance_repo.default_member_agencies(session))
+
+
+def stakeholder_of(session: Session, actor: Principal) -> int | None:
+    """The board member an account speaks for: its agency, or the nearest parent on the board."""
+    members = board_members(session)
+    return next((a for a in actor.agency_path if a in members), None)
+
+
 def suspend(
     session: Session,
     *,
@@ -81,6 +105,7 @@ def suspend(
         reason=reason,
         suspended_by=actor.username,
         suspended_by_id=actor.user_id,
+        stakeholder_id=stakeholder_of(session, actor),
         suspended_at=moment,
     )
     session.add(row)
@@ -94,7 +119,12 @@ def suspend(
         from_status=agreement.status,
         reason=reason,
         effective_at=moment,
-        details={"suspension_id": row.id, "target": target.value, "target_id": resolved},
+        details={
+            "suspension_id": row.id,
+            "target": target.value,
+            "target_id": resolved,
+            "stakeholder_id": row.stakeholder_id,
+        },
     )
     audit(
         session,
@@ -105,10 +135,51 @@ def suspend(
             "suspension_id": row.id,
             "target": target.value,
             "target_id": resolved,
+            "stakeholder_id": row.stakeholder_id,
             "reason": reason,
         },
     )
     return row
+
+
+def require_imposer(session: Session, actor: Principal, suspension: Suspension) -> None:
+    """Only an account of the stakeholder that imposed a suspension may lift it alone."""
+    if suspension.stakeholder_id is not None and suspension.stakeholder_id in actor.agency_path:
+        return
+    imposer = (
+        f"stakeholder agency {suspension.stakeholder_id}"
+        if suspension.stakeholder_id is not None
+        else "no stakeholder (a site account)"
+    )
+    yours = stakeholder_of(session, actor)
+    speaks = f"stakeholder agency {yours}" if yours is not None else "no stakeholder"
+    raise Forbidden(
+        f"suspension {suspension.id} was imposed by {imposer} ({suspension.suspended_by}); "
+        f"only an account of that stakeholder, or a quorum 'resume' decision of the board, "
+        f"can lift it. Your account ({actor.username}) speaks for {speaks}",
+        code="not_imposing_stakeholder",
+        field="suspension_id",
+    )
+
+
+def record_refused_resume(
+    session: Session, *, actor: Principal, suspension_id: int, error: Forbidden
+) -> None:
+    """Audit a refused resumption from the console (the API's error handler does it for HTTP)."""
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.REFUSED,
+            action="agreement.resume",
+            outcome=Outcome.REFUSED,
+            user_id=actor.user_id,
+            username=actor.username,
+            agency_id=actor.agency_id,
+            source_ip=actor.source_ip,
+            params={"suspension_id": suspension_id, "via": "console"},
+            error_code=error.code,
+        ),
+    )
 
 
 def resume(
@@ -119,12 +190,13 @@ def resume(
     reason: str,
     at: datetime | None = None,
 ) -> Resumption:
-    """Lift one kill-switch suspension from this instant (a separate act); audited."""
+    """Lift one kill-switch suspension from this instant, as its own stakeholder; audited."""
     actor.require(Permission.AGREEMENT_SUSPEND)
     moment = at or utcnow()
     suspension = repo.get_suspension(session, suspension_id)
     if suspension is None:
         raise NotFound(f"suspension {suspension_id} does not exist", field="suspension_id")
+    require_imposer(session, actor, suspension)
     done = repo.get_resumption(session, suspension.id)
     if done is not None:
         raise Conflict(
@@ -134,12 +206,40 @@ def resume(
         )
     if moment < suspension.suspended_at:
         raise InvalidInput("at: a resumption cannot precede its suspension", field="at")
+    row = _lift(
+        session, suspension, by=actor.username, by_id=actor.user_id, reason=reason, at=moment
+    )
+    agreement = get_agreement(session, agreement_id=suspension.agreement_id)
+    audit(
+        session,
+        action="agreement.resume",
+        actor=actor,
+        agreement_id=agreement.id,
+        params={
+            "suspension_id": suspension.id,
+            "stakeholder_id": suspension.stakeholder_id,
+            "reason": reason,
+        },
+    )
+    return row
+
+
+def _lift(
+    session: Session,
+    suspension: Suspension,
+    *,
+    by: str,
+    by_id: int | None,
+    reason: str,
+    at: datetime,
+) -> Resumption:
+    """Write the resumption of one suspension and its history event (no audit entry)."""
     row = Resumption(
         suspension_id=suspension.id,
         reason=reason,
-        resumed_by=actor.username,
-        resumed_by_id=actor.user_id,
-        resumed_at=moment,
+        resumed_by=by,
+        resumed_by_id=by_id,
+        resumed_at=at,
     )
     session.add(row)
     session.flush()
@@ -148,25 +248,38 @@ def resume(
         session,
         agreement,
         kind=EventKind.KILL_SWITCH_RESUMED,
-        by=actor.username,
-        at=moment,
+        by=by,
+        at=at,
         from_status=agreement.status,
         reason=reason,
-        effective_at=moment,
+        effective_at=at,
         details={
             "suspension_id": suspension.id,
             "target": suspension.target_kind.value,
             "target_id": suspension.target_id,
         },
     )
-    audit(
-        session,
-        action="agreement.resume",
-        actor=actor,
-        agreement_id=agreement.id,
-        params={"suspension_id": suspension.id, "reason": reason},
-    )
     return row
+
+
+def lift_by_decision(
+    session: Session, *, agreement_id: int, decided_by: str, at: datetime
+) -> list[int]:
+    """A quorum 'resume' decision lifts every open kill-switch act under the agreement."""
+    lifted = []
+    for suspension in repo.open_suspensions(session, agreement_id):
+        # A decision effective before the suspension cannot undo it: that act came later.
+        moment = max(at, suspension.suspended_at)
+        _lift(
+            session,
+            suspension,
+            by=decided_by,
+            by_id=None,
+            reason=f"governance decision: resume ({decided_by})",
+            at=moment,
+        )
+        lifted.append(suspension.id)
+    return lifted
 
 
 def suspension_read(suspension: Suspension, resumption: Resumption | None) -> SuspensionRead:
@@ -178,6 +291,7 @@ def suspension_read(suspension: Suspension, resumption: Resumption | None) -> Su
         target_id=suspension.target_id,
         reason=suspension.reason,
         suspended_by=suspension.suspended_by,
+        stakeholder_id=suspension.stakeholder_id,
         suspended_at=suspension.suspended_at,
         resumed_at=resumption.resumed_at if resumption else None,
         resumed_by=resumption.resumed_by if resumption else None,

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from openpars.access.external import ensure_sets_in_force
+from openpars.agreements import killswitch
 from openpars.agreements import repository as repo
 from openpars.agreements.models import (
     Agreement,
@@ -169,7 +170,14 @@ def apply_decision(
             f"({current.content_hash[:12]}...); a decision on another version is void",
             field="content_hash",
         )
-    if agreement.status not in _ALLOWED_FROM[action]:
+    # A quorum 'resume' also lifts the kill switch, so it applies to an active agreement that
+    # a stakeholder has cut off (its status stays active; the suspension rows cut it off).
+    kill_switched = action is LifecycleAction.RESUME and bool(
+        repo.open_suspensions(session, agreement.id)
+    )
+    if agreement.status not in _ALLOWED_FROM[action] and not (
+        kill_switched and agreement.status is S.ACTIVE
+    ):
         raise Conflict(
             f"cannot {action.value} agreement {agreement.id} while it is {agreement.status.value}",
             field="action",
@@ -227,6 +235,9 @@ def _apply(
         return current
     if action is LifecycleAction.RESUME:
         agreement.status = S.ACTIVE
+        killswitch.lift_by_decision(
+            session, agreement_id=agreement.id, decided_by=decided_by, at=effective_at
+        )
         return current
     if action is LifecycleAction.TERMINATE:
         agreement.status = S.TERMINATED

@@ -169,6 +169,9 @@ class Suspension(Base):
     reason: Mapped[str] = mapped_column(Text)
     suspended_by: Mapped[str] = mapped_column(String(100))
     suspended_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The board member (stakeholder agency) the suspending account speaks for: only an account
+    # of that stakeholder, or a quorum decision, may lift it. None: no stakeholder imposed it.
+    stakeholder_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
     suspended_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

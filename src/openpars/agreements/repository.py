@@ -259,6 +259,16 @@ def open_suspension(
     ).first()
 
 
+def open_suspensions(session: Session, agreement_id: int) -> Sequence[Suspension]:
+    """Every kill-switch act under an agreement that has not been lifted, oldest first."""
+    lifted = exists().where(Resumption.suspension_id == Suspension.id)
+    return session.scalars(
+        select(Suspension)
+        .where(Suspension.agreement_id == agreement_id, ~lifted)
+        .order_by(Suspension.id)
+    ).all()
+
+
 def agreement_suspended_at(session: Session, *, agreement_id: int, at: datetime) -> bool:
     """Whether a kill-switch suspension of the whole agreement is in force at ``at``."""
     return bool(session.scalar(select(_suspension_in_force(at, agreement_id, [], None))))

@@ -250,6 +250,9 @@ class SuspensionRead(BaseModel):
     target_id: int
     reason: str
     suspended_by: str
+    # The stakeholder (board member agency) that imposed it: only its accounts, or a quorum
+    # 'resume' decision, may lift it. None: imposed by a site account, so only a quorum can.
+    stakeholder_id: int | None = None
     suspended_at: datetime
     resumed_at: datetime | None = None
     resumed_by: str | None = None

@@ -150,7 +150,8 @@ def validated_document(session: Session, data: BoardUpdate) -> dict[str, Any]:
     if never:
         raise InvalidInput(
             f"solo_actions: '{never[0]}' always needs the board's quorum; a change to the site "
-            "floor or to the board is never one stakeholder's alone",
+            "floor or to the board, or lifting a suspension another stakeholder imposed, is never "
+            "one stakeholder's alone",
             field="solo_actions",
         )
     if data.quorum > len(data.members):

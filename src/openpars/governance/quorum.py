@@ -39,9 +39,11 @@ class ProposalAction(StrEnum):
 SITE_ACTIONS = frozenset({ProposalAction.FLOOR, ProposalAction.BOARD})
 
 
-# A floor change may admit more than the floor in force, and a board change decides who decides
-# everything else: both always need the full quorum, whatever the board lists as solo actions.
-NEVER_SOLO = frozenset({ProposalAction.FLOOR, ProposalAction.BOARD})
+# A floor change may admit more than the floor in force, a board change decides who decides
+# everything else, and a resumption lifts what any one stakeholder imposed: all three always
+# need the full quorum, whatever the board lists as solo actions (one stakeholder may cut access
+# off alone, never restore it alone).
+NEVER_SOLO = frozenset({ProposalAction.FLOOR, ProposalAction.BOARD, ProposalAction.RESUME})
 
 
 @dataclass(frozen=True, slots=True)

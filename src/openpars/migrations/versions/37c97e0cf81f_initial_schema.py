@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: cfcb87cc8ab9
+Revision ID: 37c97e0cf81f
 Revises: 
-Create Date: 2026-12-05 16:58:29.700194
+Create Date: 2026-12-05 17:28:50.226670
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'cfcb87cc8ab9'
+revision: str = '37c97e0cf81f'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -238,8 +238,10 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('suspended_by', sa.String(length=100), nullable=False),
     sa.Column('suspended_by_id', sa.Integer(), nullable=True),
+    sa.Column('stakeholder_id', sa.Integer(), nullable=True),
     sa.Column('suspended_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_agreement_suspensions_agreement_id_agreements')),
+    sa.ForeignKeyConstraint(['stakeholder_id'], ['agencies.id'], name=op.f('fk_agreement_suspensions_stakeholder_id_agencies')),
     sa.ForeignKeyConstraint(['suspended_by_id'], ['users.id'], name=op.f('fk_agreement_suspensions_suspended_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agreement_suspensions'))
     )
