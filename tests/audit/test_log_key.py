@@ -7,6 +7,7 @@ key is published (API, console) so anyone can check a checkpoint.
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from openpars.config import Settings
 from openpars.db import Database
 from openpars.web.app import create_app
 from tests.audit.test_log import ORIGIN, add_entries
+from tests.audit.test_log_export import verify
 
 REFUSED_MISSING = "signing key file"
 REFUSED_OTHER = "is not the key that signed the log"
@@ -139,3 +141,40 @@ def test_the_key_endpoint_before_any_key_exists(tmp_path: Path, fresh_db: Databa
     response = TestClient(create_app(settings, database=fresh_db)).get("/api/v1/audit/key")
     assert response.status_code == 404
     assert response.json()["error"]["field"] == "log_key"
+
+
+def resign(export_text: str, skey: str) -> str:
+    """The export with every checkpoint signed again by another key (what a key thief does)."""
+    signer = notes.parse_signer_key(skey)
+    lines = []
+    for line in export_text.splitlines(keepends=True):
+        if line.startswith("checkpoint "):
+            body = notes.parse_note(base64.b64decode(line.split(" ")[1])).text
+            line = (
+                "checkpoint " + base64.b64encode(notes.sign_note(body, [signer]).encode()).decode()
+            )
+            line += "\n"
+        lines.append(line)
+    return "".join(lines)
+
+
+def test_a_real_export_unwitnessed_and_re_signed(fresh_db: Database, tmp_path: Path) -> None:
+    settings = site(fresh_db, tmp_path)
+    # The stakeholder pins the key the site published (here from the API, without a token).
+    with TestClient(create_app(settings, database=fresh_db)) as client:
+        published = client.get("/api/v1/audit/key").text.strip()
+    code, output = cli(settings, "audit", "export", "--out", str(tmp_path / "log.txt"))
+    assert code == 0, output
+    path = tmp_path / "log.txt"
+    plain = verify(path, "--log-key", published)
+    assert plain.returncode == 1
+    assert "NOT WITNESSED" in plain.stderr and "--allow-unwitnessed" in plain.stderr
+    assert verify(path, "--log-key", published, "--allow-unwitnessed").returncode == 0
+    # Re-signed under a key of the same name: refused against the published key.
+    forged_skey, forged_vkey = notes.generate_keys(ORIGIN)
+    forged = tmp_path / "forged.txt"
+    forged.write_text(resign(path.read_text(), forged_skey))
+    assert verify(forged, "--log-key", forged_vkey, "--allow-unwitnessed").returncode == 0
+    refused = verify(forged, "--log-key", published, "--allow-unwitnessed")
+    assert refused.returncode == 1
+    assert "no signature by the log key" in refused.stderr
