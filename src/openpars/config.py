@@ -54,8 +54,9 @@ class Settings(BaseSettings):
     checkpoint_max_interval_s: float = 60.0
     # Distinct witness cosignatures that make a checkpoint final.
     witness_quorum: int = 2
-    # The log's Ed25519 signing key (a C2SP signer key file); generated on first run when
-    # unset, next to the SQLite database or in the working directory.
+    # The log's Ed25519 signing key (a C2SP signer key file); when unset, next to the SQLite
+    # database or in the working directory. Generated only while the log has no checkpoint;
+    # after that a missing or different key stops the server (audit/checkpoints.py).
     log_key_path: Path | None = None
     # The checkpoint origin line and key name; defaults to "<site_name>/audit".
     log_origin: str | None = None

@@ -158,7 +158,12 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     """Serve the HTTP API for ``settings`` with uvicorn until interrupted."""
     import uvicorn
 
+    from openpars.audit.checkpoints import check_key
     from openpars.web.app import create_app
 
+    # The app's start-up checks the log key too; checking first gives the console a plain
+    # error line (LogKeyRefused says what to do) instead of uvicorn's traceback.
+    with open_database(settings) as database:
+        check_key(settings, database)
     out.print(f"serving openpars on http://{host}:{port} (API docs at /docs); Ctrl-C stops it")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -73,7 +73,7 @@ def test_checkpoint_is_public_plain_text_and_verifies(
     response = client.get(f"{API}/checkpoint")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    key = checkpoints.load_or_create_key(settings).signer.verifier()
+    key = checkpoints.check_key(settings, db).signer.verifier()
     checkpoint = notes.verify_checkpoint(response.text, key)
     with db.session() as session:
         assert checkpoint.size == repo.tree_size(session)
@@ -185,7 +185,7 @@ def test_receipts_for_own_agency_or_auditors_only(
     response = client.get(f"{API}/receipts/{entry.id}", headers=world.auth("fbi"))
     assert response.status_code == 200
     body = response.json()
-    key = checkpoints.load_or_create_key(settings).signer.verifier()
+    key = checkpoints.check_key(settings, db).signer.verifier()
     checkpoint = notes.verify_checkpoint(body["checkpoint"], key)
     proof = [base64.b64decode(p) for p in body["proof"]]
     leaf = merkle.leaf_hash(bytes.fromhex(body["entry"]["commitment"]))
@@ -225,7 +225,7 @@ def test_witness_administration_and_cosignature_quorum(
     }  # fmt: skip
     cosigned = client.get(f"{API}/checkpoint").text
     verifiers = [notes.parse_verifier_key(v) for _, v in keys]
-    key = checkpoints.load_or_create_key(settings).signer.verifier()
+    key = checkpoints.check_key(settings, db).signer.verifier()
     notes.verify_checkpoint(cosigned, key, witnesses=verifiers, quorum=2)
     missing = client.post(
         f"{API}/checkpoints/{size + 99}/cosignatures", json={"cosignature": "x" * 20}

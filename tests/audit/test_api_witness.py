@@ -58,7 +58,7 @@ def test_witnesses_follow_the_log_and_make_checkpoints_final(
             f"{API}/witnesses", json={"vkey": witness.vkey}, headers=world.auth("admin")
         )
         assert added.status_code == 201
-    log_vkey = checkpoints.load_or_create_key(settings).vkey
+    log_vkey = checkpoints.check_key(settings, db).vkey
     add_entries(db, 3)
     publish(db, settings)
     first = client.get(f"{API}/checkpoint").text

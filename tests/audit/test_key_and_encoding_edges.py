@@ -20,8 +20,8 @@ def test_an_in_memory_site_keeps_its_log_key_in_the_working_directory(
     settings = Settings(database_url=url, log_origin="openpars.example/audit")
     assert checkpoints.key_path(settings) == tmp_path / checkpoints.KEY_FILE
     # The key is created there, readable by its owner only, and found again on the next start.
-    first = checkpoints.load_or_create_key(settings)
-    again = checkpoints.load_or_create_key(settings)
+    first = checkpoints.key_file(settings, create=True)
+    again = checkpoints.key_file(settings, create=True)
     assert (first.generated, again.generated) == (True, False)
     assert first.vkey == again.vkey
     assert (tmp_path / checkpoints.KEY_FILE).stat().st_mode & 0o777 == 0o600

@@ -149,7 +149,7 @@ def test_checkpoint_is_signed_verifies_and_is_published_once_per_size(
         assert first is not None
         again = checkpoints.publish(session, settings=settings)
     assert again is None
-    key = checkpoints.load_or_create_key(settings)
+    key = checkpoints.check_key(settings, db)
     assert stat.S_IMODE((tmp_path / "log.key").stat().st_mode) == 0o600
     parsed = notes.verify_checkpoint(first.note, key.signer.verifier())
     with db.session() as session:
@@ -158,28 +158,6 @@ def test_checkpoint_is_signed_verifies_and_is_published_once_per_size(
         keys = session.scalars(select(AuditEntry.action).where(AuditEntry.kind == AuditKind.KEY))
         # The generated key was announced in an entry the first checkpoint already covers.
         assert list(keys) == ["audit.log_key.generated"]
-
-
-def test_a_new_log_key_is_audited_once_and_signs_the_next_checkpoint(
-    db: Database, tmp_path: Path
-) -> None:
-    settings = log_settings(tmp_path)
-    with db.session() as session:
-        old = checkpoints.publish(session, settings=settings)
-    assert old is not None
-    (tmp_path / "log.key").unlink()
-    new_key = checkpoints.load_or_create_key(settings)
-    for _ in range(2):
-        with db.session() as session:
-            checkpoints.publish(session, settings=settings, key=new_key)
-    with db.session() as session:
-        latest = checkpoints.latest(session)
-        changed = session.scalars(
-            select(AuditEntry.id).where(AuditEntry.action == "audit.log_key.changed")
-        ).all()
-    assert len(changed) == 1
-    assert latest.size > old.size and latest.log_vkey == new_key.vkey
-    notes.verify_checkpoint(latest.note, new_key.signer.verifier())
 
 
 def test_cosignature_quorum_makes_a_checkpoint_final(db: Database, tmp_path: Path) -> None:
@@ -208,7 +186,7 @@ def test_cosignature_quorum_makes_a_checkpoint_final(db: Database, tmp_path: Pat
         assert checkpoints.is_final(session, cp, quorum=2)
         cosigned = checkpoints.cosigned_note(session, cp)
     verifiers = [notes.parse_verifier_key(v) for _, v in keys]
-    log_key = checkpoints.load_or_create_key(settings).signer.verifier()
+    log_key = checkpoints.check_key(settings, db).signer.verifier()
     notes.verify_checkpoint(cosigned, log_key, witnesses=verifiers, quorum=2)
     with pytest.raises(notes.NoteError, match="quorum is 3"):
         notes.verify_checkpoint(cosigned, log_key, witnesses=verifiers, quorum=3)

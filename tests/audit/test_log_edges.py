@@ -72,10 +72,10 @@ def test_key_location_origin_and_a_mismatched_key(tmp_path: Path) -> None:
     server = Settings(database_url="postgresql://db.example/openpars")
     assert checkpoints.key_path(server) == Path.cwd() / checkpoints.KEY_FILE
     settings_a = log_settings(tmp_path)
-    checkpoints.load_or_create_key(settings_a)
+    checkpoints.key_file(settings_a, create=True)
     renamed = settings_a.model_copy(update={"log_origin": "other.example/audit"})
     with pytest.raises(notes.NoteError, match="OPENPARS_LOG_ORIGIN"):
-        checkpoints.load_or_create_key(renamed)
+        checkpoints.key_file(renamed, create=False)
 
 
 def test_refusals_of_the_witness_service(db: Database, tmp_path: Path) -> None:

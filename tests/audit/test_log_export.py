@@ -52,7 +52,7 @@ def site(fresh_db: Database, tmp_path: Path) -> tuple[Settings, list[str]]:
                 witness.submit_cosignature(
                     session, size=cp.size, cosignature=cosignature_line(cp.note, signer), quorum=2
                 )
-    vkey = checkpoints.load_or_create_key(settings).vkey
+    vkey = checkpoints.check_key(settings, fresh_db).vkey
     trust = ["--log-key", vkey, "--quorum", "2"]
     for _, witness_vkey in keys:
         trust += ["--witness-key", witness_vkey]

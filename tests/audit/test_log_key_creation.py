@@ -6,7 +6,7 @@ import stat
 import threading
 from pathlib import Path
 
-from openpars.audit.checkpoints import key_path, load_or_create_key
+from openpars.audit.checkpoints import key_file, key_path
 from openpars.config import Settings
 
 
@@ -19,7 +19,7 @@ def _start_at_once(settings: Settings, starts: int) -> tuple[list[str], list[Bas
     def first_start() -> None:
         barrier.wait()
         try:
-            keys.append(load_or_create_key(settings).vkey)
+            keys.append(key_file(settings, create=True).vkey)
         except BaseException as exc:  # collected for the caller's assertion
             errors.append(exc)
 

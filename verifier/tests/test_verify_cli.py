@@ -112,7 +112,9 @@ def test_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     latest = write(
         tmp_path, "latest", checkpoint_note(30, mth([e.leaf for e in ex.entries]), ex.log, [])
     )
-    assert verify([*base, "--quorum", "0", "--checkpoint", latest], capsys)[0] == 0
+    assert verify([*base, "--quorum", "0", "--checkpoint", latest], capsys)[0] == 1
+    allowed = [*base, "--quorum", "0", "--allow-unwitnessed", "--checkpoint", latest]
+    assert verify(allowed, capsys)[0] == 0
     ex.lines = [*ex.lines[:12], "end 10"]
     write(tmp_path, "audit.export", ex.text())
     code, _, err = verify([*base, "--quorum", "0", "--checkpoint", latest], capsys)
@@ -120,6 +122,50 @@ def test_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert err.startswith("openpars-verify: FAIL: index 10: rollback")
     assert verify([*base, "--jobs", "0"], capsys)[0] == 2
     assert verify(["export", str(tmp_path / "nope"), "--log-key", ex.log.vkey], capsys)[0] == 2
+
+
+def test_an_unwitnessed_log_is_said_plainly_and_fails_unless_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ex = build_export(20, [10, 20], witnesses=0)
+    path = write(tmp_path, "audit.export", ex.text())
+    code, out, err = verify(["export", path, "--log-key", ex.log.vkey], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("openpars-verify: FAIL: export")
+    assert "the log is NOT WITNESSED" in err
+    assert "--allow-unwitnessed" in err
+    assert err.count("\n") == 1
+    code, out, _ = verify(["export", path, "--log-key", ex.log.vkey, "--allow-unwitnessed"], capsys)
+    assert code == 0
+    assert out.startswith("OK export")
+    assert "NOT WITNESSED" in out
+    # The same for a single checkpoint, and --quorum 0 with witnesses named is no way around it.
+    note = write(tmp_path, "cp", checkpoint_note(3, mth(LEAVES[:3]), ex.log, []))
+    code, _, err = verify(["checkpoint", note, "--log-key", ex.log.vkey], capsys)
+    assert code == 1
+    assert "NOT WITNESSED" in err
+    w = witness_key("w1")
+    zero = ["checkpoint", note, "--log-key", ex.log.vkey, "--witness-key", w.vkey, "--quorum", "0"]
+    assert verify(zero, capsys)[0] == 1
+    assert verify([*zero, "--allow-unwitnessed"], capsys)[0] == 0
+
+
+def test_an_export_re_signed_with_a_new_key_fails_against_the_published_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    published = build_export(20, [10, 20], witnesses=1)
+    # Whoever holds the database writes the log again under a key of its own.
+    forged = build_export(20, [10, 20], witnesses=0)
+    path = write(tmp_path, "audit.export", forged.text())
+    trust = ["--log-key", published.log.vkey, "--allow-unwitnessed"]
+    code, _, err = verify(["export", path, *trust], capsys)
+    assert code == 1
+    assert "no signature by the log key" in err
+    # With its own key, the stakeholders' witness never cosigned it.
+    trust = ["--log-key", forged.log.vkey, "--witness-key", published.witnesses[0].vkey]
+    code, _, err = verify(["export", path, *trust], capsys)
+    assert code == 1
+    assert "no checkpoint in the export has 1 cosignatures" in err
 
 
 def test_export_trusted_fork(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

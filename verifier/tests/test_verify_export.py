@@ -320,24 +320,56 @@ def test_signed_only_by_unknown_key(tmp_path: Path, good: Export) -> None:
     assert failure(tmp_path, good).index == 16
 
 
-def test_witness_quorum(tmp_path: Path, good: Export) -> None:
-    pos = checkpoint_pos(good, 1)
-    lone = checkpoint_note(
-        32, mth([e.leaf for e in good.entries[:32]]), good.log, good.witnesses[:1]
-    )
-    good.lines[pos] = "checkpoint " + b64(lone.encode())
-    assert run(tmp_path, good, quorum=1).checkpoints == 3
+def cosign_only(ex: Export, nth: int, witnesses: list[Key]) -> None:
+    """Re-sign the nth checkpoint with the log key and just these witnesses."""
+    size = CHECKPOINTS[nth]
+    lone = checkpoint_note(size, mth([e.leaf for e in ex.entries[:size]]), ex.log, witnesses)
+    ex.lines[checkpoint_pos(ex, nth)] = "checkpoint " + b64(lone.encode())
+
+
+def test_only_the_newest_cosigned_checkpoint_needs_the_quorum(tmp_path: Path, good: Export) -> None:
+    cosign_only(good, 1, good.witnesses[:1])
+    assert run(tmp_path, good, quorum=2).witnessed == 40
+    # Witness lag: the newest checkpoint not cosigned yet, an older one is what was witnessed.
+    cosign_only(good, 2, [])
+    summary = run(tmp_path, good, quorum=2)
+    assert (summary.checkpoints, summary.witnessed) == (3, 16)
+    cosign_only(good, 0, good.witnesses[:1])
     err = failure(tmp_path, good, quorum=2)
-    assert err.index == 32
-    assert "quorum is 2" in str(err)
+    assert "no checkpoint in the export has 2 cosignatures" in str(err)
+    assert run(tmp_path, good, quorum=1).witnessed == 32
+
+
+def test_a_log_signed_before_its_witnesses_joined_still_verifies(
+    tmp_path: Path, good: Export
+) -> None:
+    cosign_only(good, 0, [])
+    cosign_only(good, 1, [])
+    summary = run(tmp_path, good, quorum=2)
+    assert (summary.checkpoints, summary.witnessed) == (3, 40)
+    # The old checkpoints are still bound to the entries the witnessed one covers.
+    good.lines[entry_pos(good, 3)] = good.entries[4].line().replace("entry 4", "entry 3", 1)
+    assert "root does not match" in str(failure(tmp_path, good))
 
 
 def test_unknown_witness_does_not_count(tmp_path: Path, good: Export) -> None:
-    pos = checkpoint_pos(good, 1)
-    root = mth([e.leaf for e in good.entries[:32]])
-    other = checkpoint_note(32, root, good.log, [good.witnesses[0], witness_key("w9.example")])
-    good.lines[pos] = "checkpoint " + b64(other.encode())
-    assert failure(tmp_path, good).index == 32
+    stranger = witness_key("w9.example")
+    for nth in range(len(CHECKPOINTS)):
+        cosign_only(good, nth, [good.witnesses[0], stranger])
+    assert "no checkpoint in the export has 2" in str(failure(tmp_path, good))
+
+
+def test_a_replaced_log_key(tmp_path: Path, good: Export) -> None:
+    # The operator who took the database re-signs the whole log with a key of its own (the
+    # same origin, so the same key name). Pinned to the published key, it fails at once.
+    resigned = build_export(COUNT, CHECKPOINTS, shredded=SHREDDED, witnesses=0)
+    resigned.witnesses = good.witnesses
+    err = failure(tmp_path, resigned, vkey=good.log.vkey)
+    assert err.index == 16
+    assert "no signature by the log key" in str(err)
+    # Trusting the export's own key instead, the pinned witnesses still never vouched for it.
+    err = failure(tmp_path, resigned, vkey=resigned.log.vkey)
+    assert "no checkpoint in the export has 2 cosignatures" in str(err)
 
 
 def test_origin_must_match(tmp_path: Path, good: Export) -> None:

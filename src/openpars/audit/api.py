@@ -1,10 +1,11 @@
 """REST endpoints of the audit log: checkpoints, proofs, entries, export, receipts, witnesses.
 
-The checkpoint, the proofs and cosignature submission are public and leave no entry of their
-own: they carry only hashes and signatures, and auditing them would make the log feed itself
-(each witness cosignature would add an entry, so a new checkpoint, so a new cosignature ...)
-and never let it settle. Cosignatures are kept in their own immutable table instead. Reading
-entries, receipts, exports and witness administration are audited like any other access.
+The log's public key, the checkpoint, the proofs and cosignature submission are public and leave
+no entry of their own: they carry only keys, hashes and signatures, and auditing them would make
+the log feed itself (each witness cosignature would add an entry, so a new checkpoint, so a new
+cosignature ...) and never let it settle. Cosignatures are kept in their own immutable table
+instead. Reading entries, receipts, exports and witness administration are audited like any
+other access.
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ def latest_checkpoint(ctx: Ctx) -> PlainTextResponse:
     with ctx.anonymous_unit() as session:
         note = checkpoints.cosigned_note(session, checkpoints.latest(session))
     return PlainTextResponse(note, media_type=NOTE_MEDIA_TYPE)
+
+
+@router.get("/key", response_class=PlainTextResponse, dependencies=[public()])
+def log_key(ctx: Ctx) -> PlainTextResponse:
+    """The log's public (verifier) key, one line, for 'openpars-verify --log-key'."""
+    with ctx.anonymous_unit() as session:
+        vkey = checkpoints.public_key(ctx.settings, session)
+    return PlainTextResponse(vkey + "\n", media_type=NOTE_MEDIA_TYPE)
 
 
 @router.get("/proof/inclusion", response_model=InclusionProofRead, dependencies=[public()])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,10 +18,12 @@ from openpars.audit.log import integrate, root_at
 from openpars.audit.models import AuditCheckpoint
 from openpars.audit.service import append
 from openpars.config import Settings
-from openpars.db import utcnow
-from openpars.errors import NotFound
+from openpars.db import Database, utcnow
+from openpars.errors import AuditUnavailable, NotFound
 
 KEY_FILE = "audit-log.key"
+
+log = logging.getLogger("openpars.audit.log")
 
 
 def log_origin(settings: Settings) -> str:
@@ -56,18 +59,33 @@ class LogKey:
         return notes.encode_verifier_key(self.signer.verifier())
 
 
-def load_or_create_key(settings: Settings) -> LogKey:
-    """Read the signing key file, or generate one (mode 0600) on first run."""
+class LogKeyRefused(AuditUnavailable):
+    """The log's signing key is missing or is not the key that signed the log."""
+
+    code = "log_key_refused"
+
+
+def _read_key(path: Path, origin: str) -> LogKey:
+    signer = notes.parse_signer_key(path.read_text(encoding="ascii"))
+    if signer.name != origin:
+        raise notes.NoteError(
+            f"the log key in {path} is named {signer.name!r} but log_origin is {origin!r}; "
+            "use the key made for this origin or set OPENPARS_LOG_ORIGIN to match"
+        )
+    return LogKey(signer, generated=False)
+
+
+def key_file(settings: Settings, *, create: bool) -> LogKey | None:
+    """Read the key file; if there is none, make one (mode 0600) when `create`, else None.
+
+    This does not look at the log: callers use load_or_create_key, which does.
+    """
     path = key_path(settings)
     origin = log_origin(settings)
     if path.exists():
-        signer = notes.parse_signer_key(path.read_text(encoding="ascii"))
-        if signer.name != origin:
-            raise notes.NoteError(
-                f"the log key in {path} is named {signer.name!r} but log_origin is {origin!r}; "
-                "use the key made for this origin or set OPENPARS_LOG_ORIGIN to match"
-            )
-        return LogKey(signer, generated=False)
+        return _read_key(path, origin)
+    if not create:
+        return None
     skey, _ = notes.generate_keys(origin)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Written whole to a private temporary file, then linked into place: the key file appears
@@ -81,31 +99,83 @@ def load_or_create_key(settings: Settings) -> LogKey:
         try:
             os.link(temporary, path)
         except FileExistsError:
-            return load_or_create_key(settings)
+            return _read_key(path, origin)
     finally:
         os.unlink(temporary)
-    return LogKey(notes.parse_signer_key(skey), generated=True)
+    key = LogKey(notes.parse_signer_key(skey), generated=True)
+    # Loud on purpose: on a site that already had a log this line means the key was lost.
+    log.warning(
+        "generated a NEW audit log signing key in %s for an empty log; publish its public key "
+        "to the stakeholders and keep a backup of the file: %s",
+        path,
+        key.vkey,
+    )
+    return key
 
 
-def _audit_key(session: Session, key: LogKey, previous: str | None) -> None:
-    """Record a new or changed log key as a KEY entry (CJIS: key changes are audited)."""
-    action = "audit.log_key.generated" if previous is None else "audit.log_key.changed"
-    params = {"vkey": key.vkey, "previous_vkey": previous}
-    append(session, AuditEvent(kind=AuditKind.KEY, action=action, username="system", params=params))
+def load_or_create_key(settings: Settings, session: Session) -> LogKey:
+    """The log's signing key, checked against the signed log; generated only for an empty log.
+
+    Refused (LogKeyRefused) when checkpoints exist and the key file is missing or is a
+    different key: a fresh key there would let whoever holds it re-sign a rewritten history.
+    """
+    path = key_path(settings)
+    signed = repo.latest_checkpoint(session)
+    key = key_file(settings, create=signed is None)
+    if key is None:
+        assert signed is not None
+        raise LogKeyRefused(
+            f"the audit log has signed checkpoints but its signing key file {path} is missing; "
+            "restore that file from backup (or point OPENPARS_LOG_KEY_PATH at it). openpars "
+            "will not make a new key for a log that has a history: the key must match the "
+            f"published one, {signed.log_vkey}",
+            field="log_key_path",
+        )
+    if signed is not None and key.vkey != signed.log_vkey:
+        raise LogKeyRefused(
+            f"the log key in {path} ({key.vkey}) is not the key that signed the log "
+            f"({signed.log_vkey}); restore the original key file. Replacing the key of a log "
+            "that has a history is refused: it would let the new key re-sign rewritten entries",
+            field="log_key_path",
+        )
+    return key
+
+
+def check_key(settings: Settings, db: Database) -> LogKey:
+    """Start-up check: the key that will sign, matched against the log (or made for a new one)."""
+    with db.session() as session:
+        return load_or_create_key(settings, session)
+
+
+def _audit_key(session: Session, key: LogKey) -> None:
+    """Record the generated log key as a KEY entry (CJIS: key changes are audited)."""
+    params = {"vkey": key.vkey, "previous_vkey": None}
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.KEY, action="audit.log_key.generated", username="system", params=params
+        ),
+    )
 
 
 def publish(
     session: Session, *, settings: Settings, key: LogKey | None = None
 ) -> AuditCheckpoint | None:
     """Sign a checkpoint of the integrated tree unless one of this size exists already."""
-    key = key or load_or_create_key(settings)
     repo.lock_log(session)
+    # Checked again under the log lock: the key in hand must be the key of the signed log.
+    checked = load_or_create_key(settings, session)
+    if key is not None and key.vkey != checked.vkey:
+        raise LogKeyRefused(
+            f"the log key changed on disk while the server ran ({key.vkey} -> {checked.vkey}); "
+            "restore the original key file and restart",
+            field="log_key_path",
+        )
+    key = key if key is not None else checked
     latest = repo.latest_checkpoint(session)
-    previous = latest.log_vkey if latest is not None else None
-    if key.vkey != previous and (key.generated or previous is not None):
-        # Integrated at once, so the first checkpoint under the new key already covers the
-        # entry that announces it.
-        _audit_key(session, key, previous)
+    if latest is None:
+        # The first checkpoint announces its key in an entry it already covers.
+        _audit_key(session, key)
         integrate(session)
     size = repo.tree_size(session)
     if latest is not None and latest.size == size:
@@ -121,6 +191,20 @@ def publish(
     )
     repo.add(session, checkpoint)
     return checkpoint
+
+
+def public_key(settings: Settings, session: Session) -> str:
+    """The log's published verifier key: from the signed log, else from the key file."""
+    signed = repo.latest_checkpoint(session)
+    if signed is not None:
+        return signed.log_vkey
+    key = key_file(settings, create=False)
+    if key is None:
+        raise NotFound(
+            "the log has no key yet; it is made when the server first starts on an empty log",
+            field="log_key",
+        )
+    return key.vkey
 
 
 def cosigned_note(session: Session, checkpoint: AuditCheckpoint) -> str:

@@ -1,4 +1,4 @@
-"""``openpars audit ...``: integrate, publish checkpoints, proofs, export, entries, witnesses.
+"""``openpars audit ...``: integrate, checkpoints, the log key, proofs, export, entries, witnesses.
 
 The operator at the console acts as a system principal with the auditor's and the court's
 sealing permissions (whoever runs these commands already holds the database); every read of
@@ -17,6 +17,7 @@ import typer
 
 from openpars.audit import checkpoints, log, witness
 from openpars.audit import export as exporting
+from openpars.audit import repository as repo
 from openpars.audit.events import AuditKind
 from openpars.console import (
     DbOption,
@@ -65,6 +66,20 @@ def checkpoint(db: DbOption = None) -> None:
             checkpoints.publish(session, settings=settings)
             note = checkpoints.cosigned_note(session, checkpoints.latest(session))
     sys.stdout.write(note)
+
+
+@app.command("key")
+@reports_errors
+def key(db: DbOption = None) -> None:
+    """Print the log's public key (give it to stakeholders for 'openpars-verify --log-key')."""
+    settings = settings_for(db)
+    with unit(settings) as session:
+        # The key file is checked against the signed log first: a replaced or lost key is
+        # refused here rather than printed as if it were the log's.
+        if repo.latest_checkpoint(session) is not None:
+            checkpoints.load_or_create_key(settings, session)
+        vkey = checkpoints.public_key(settings, session)
+    sys.stdout.write(vkey + "\n")
 
 
 @app.command("proof")

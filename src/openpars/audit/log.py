@@ -259,9 +259,9 @@ class Publisher:
         if not self.due(moment):
             return None
         integrate_all(self.db)
-        if self.key is None:
-            self.key = load_or_create_key(self.settings)
         with self.db.session() as session:
+            if self.key is None:
+                self.key = load_or_create_key(self.settings, session)
             checkpoint = publish(session, settings=self.settings, key=self.key)
         self.last_publish = moment
         return checkpoint
@@ -296,6 +296,11 @@ async def publisher_lifespan(app: Any) -> AsyncIterator[None]:
     # A Database bound to one connection (tests) cannot be shared with a thread.
     publisher = Publisher(db, app.state.settings) if isinstance(db.bind, Engine) else None
     if publisher is not None:
+        from openpars.audit.checkpoints import check_key
+
+        # Before serving: a log with a history and a missing or foreign key stops the start-up
+        # here (LogKeyRefused says what to do) instead of failing quietly in the thread.
+        publisher.key = check_key(app.state.settings, db)
         publisher.start()
     try:
         yield

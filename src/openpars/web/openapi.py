@@ -25,6 +25,7 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
     {
         ("get", "/healthz"),
         ("get", "/api/v1/audit/checkpoint"),
+        ("get", "/api/v1/audit/key"),
         ("get", "/api/v1/audit/proof/inclusion"),
         ("get", "/api/v1/audit/proof/consistency"),
         ("post", "/api/v1/audit/checkpoints/{size}/cosignatures"),
@@ -46,6 +47,7 @@ RATE_LIMITED: frozenset[tuple[str, str]] = frozenset(
 # that is not a registered witness is refused.
 PUBLIC_ERRORS: dict[tuple[str, str], frozenset[str]] = {
     ("get", "/api/v1/audit/checkpoint"): frozenset({"404"}),
+    ("get", "/api/v1/audit/key"): frozenset({"404"}),
     ("get", "/api/v1/audit/proof/inclusion"): frozenset({"404"}),
     ("get", "/api/v1/audit/proof/consistency"): frozenset({"404"}),
     ("post", "/api/v1/audit/checkpoints/{size}/cosignatures"): frozenset({"403", "404"}),

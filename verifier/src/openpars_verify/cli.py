@@ -23,7 +23,33 @@ class UsageError(Exception):
     """Bad input from the caller rather than a verification failure."""
 
 
-FAILURES = (export.ExportFailure, tlog.ProofFailure, notes.NoteFailure, witness.WitnessRefusal)
+class Unwitnessed(Exception):
+    """Everything verified, but only against the log's own key: no witness vouched for it."""
+
+
+FAILURES = (
+    export.ExportFailure,
+    tlog.ProofFailure,
+    notes.NoteFailure,
+    witness.WitnessRefusal,
+    Unwitnessed,
+)
+
+UNWITNESSED = (
+    "the log is NOT WITNESSED: no witness key was given (or --quorum 0), so this only shows "
+    "that the holder of the log key signed it, and whoever holds that key can rewrite and "
+    "re-sign the whole log. Name the stakeholders' witness keys with --witness-key, or pass "
+    "--allow-unwitnessed to accept a log no one else vouched for"
+)
+
+
+def _witnessed(args: argparse.Namespace, quorum: int, ok: str) -> str:
+    """The OK line, or Unwitnessed when no witness quorum was asked for and none allowed."""
+    if quorum > 0:
+        return ok
+    if not args.allow_unwitnessed:
+        raise Unwitnessed(f"{ok.removeprefix('OK ')}; but {UNWITNESSED}")
+    return f"{ok}; NOT WITNESSED (--allow-unwitnessed): only the log key vouches for it"
 
 
 def _read(path: str) -> bytes:
@@ -82,7 +108,8 @@ def _checkpoint(args: argparse.Namespace) -> str:
     log_key, witnesses, quorum = _trust(args)
     _, cp, count = notes.open_checkpoint(_read(args.note), log_key, witnesses, quorum)
     root = binascii.b2a_base64(cp.root, newline=False).decode()
-    return f"OK checkpoint {cp.origin} size {cp.size} root {root}; {count} witness cosignatures"
+    ok = f"OK checkpoint {cp.origin} size {cp.size} root {root}; {count} witness cosignatures"
+    return _witnessed(args, quorum, ok)
 
 
 def _inclusion(args: argparse.Namespace) -> str:
@@ -131,11 +158,16 @@ def _export(args: argparse.Namespace) -> str:
     except OSError as exc:
         raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
     root = binascii.b2a_base64(summary.root, newline=False).decode()
-    return (
+    ok = (
         f"OK export {summary.origin}: entries [{summary.first_index}, {summary.size}), "
         f"{summary.checkpoints} checkpoints, {summary.shredded} shredded, "
         f"{summary.trusted_checked} trusted checkpoints matched; root {root}"
     )
+    if quorum > 0:
+        ok += (
+            f"; witnessed by {quorum} of {len(witnesses)} witnesses up to size {summary.witnessed}"
+        )
+    return _witnessed(args, quorum, ok)
 
 
 def _witness(args: argparse.Namespace) -> str:
@@ -171,6 +203,11 @@ def _add_trust_options(p: argparse.ArgumentParser) -> None:
         "--witness-key", action="append", default=[], metavar="VKEY", help="a trusted witness"
     )
     p.add_argument("--quorum", type=int, help="distinct witnesses required (default 1 if any)")
+    p.add_argument(
+        "--allow-unwitnessed",
+        action="store_true",
+        help="accept a log no witness cosigned (exit 0); without it such a log exits 1",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -56,6 +56,8 @@ class Summary:
     checkpoints: int = 0
     shredded: int = 0
     trusted_checked: int = 0
+    # Size of the newest checkpoint with the witness quorum; -1 when none has (or quorum 0).
+    witnessed: int = -1
 
 
 @dataclass
@@ -96,6 +98,7 @@ class _Verifier:
         self.last_size = -1
         self.last_root = b""
         self.end_line = 0
+        self.witnessed = -1
 
     def head(self, f: BinaryIO) -> int:
         """Read the header and, for an export not starting at 0, the frontier line."""
@@ -132,8 +135,12 @@ class _Verifier:
         n = self.size
         try:
             raw = binascii.a2b_base64(encoded, strict_mode=True)
-            _, cp, _ = notes.open_checkpoint(
-                raw, self.trust.log_key, self.trust.witnesses, self.trust.quorum
+            # Every checkpoint must carry the log's signature; only the newest cosigned one
+            # needs the witness quorum. Checkpoints signed before the witnesses joined stay
+            # valid, and the replay below binds them all to the same entries, which is the
+            # consistency proof to the cosigned checkpoint.
+            _, cp, cosigners = notes.open_checkpoint(
+                raw, self.trust.log_key, self.trust.witnesses, 0
             )
         except (ValueError, notes.NoteFailure) as exc:
             raise ExportFailure(n, f"checkpoint at size {n}: {exc}") from None
@@ -157,6 +164,8 @@ class _Verifier:
             )
         self.last_size, self.last_root = cp.size, cp.root
         self.checkpoints += 1
+        if self.trust.quorum > 0 and cosigners >= self.trust.quorum:
+            self.witnessed = cp.size
 
     def check_trusted(self) -> None:
         want = self.trust.trusted.get(self.size)
@@ -197,10 +206,16 @@ class _Verifier:
                 self.size,
                 f"rollback: trusted checkpoint of size {min(missing)}, export ends at {self.size}",
             )
+        if self.trust.quorum > 0 and self.witnessed < 0:
+            raise ExportFailure(
+                None,
+                f"no checkpoint in the export has {self.trust.quorum} cosignatures of the "
+                "given witnesses: the witnesses never vouched for this log",
+            )
         root = tlog.root_of_frontier(self.frontier)
         return Summary(
             self.origin, self.first, self.size, root, self.checkpoints, self.shredded,
-            self.trusted_checked,
+            self.trusted_checked, self.witnessed,
         )  # fmt: skip
 
     def next_stop(self, after: int) -> int:
