@@ -89,6 +89,8 @@ class Gov:
     t0: datetime
     agreement_id: int
     voters: dict[str, Principal] = field(default_factory=dict)
+    admins: dict[str, Principal] = field(default_factory=dict)
+    admin_tokens: dict[str, str] = field(default_factory=dict)
     agencies: dict[str, int] = field(default_factory=dict)
     keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -96,6 +98,10 @@ class Gov:
     def auth(self, who: str) -> dict[str, str]:
         """Headers authenticating as a stakeholder's voter."""
         return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def admin_auth(self, who: str) -> dict[str, str]:
+        """Headers authenticating as a stakeholder's own administrator."""
+        return {"Authorization": f"Bearer {self.admin_tokens[who]}"}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -166,16 +172,17 @@ class Gov:
         return SignedVote.model_validate(document)
 
 
-def add_voter(session: Session, world: World, who: str) -> Principal:
-    """A user with the voter role in a stakeholder agency."""
+def add_voter(session: Session, world: World, who: str, *, role: Role = Role.VOTER) -> Principal:
+    """A user with the voter role (or another) in a stakeholder agency, bootstrapped at the console."""
+    suffix = "voter" if role is Role.VOTER else role.value.replace("_", "-")
     user = identity.create_user(
         session,
         actor=SYSTEM,
         data=UserCreate(
-            username=f"{who}-voter",
-            display_name=f"{who} voter",
+            username=f"{who}-{suffix}",
+            display_name=f"{who} {suffix}",
             agency_id=world.agencies[OWNERS[who]],
-            roles=[Role.VOTER],
+            roles=[role],
         ),
     )
     return identity.principal_for(session, user)
@@ -193,9 +200,18 @@ def register(session: Session, gov: Gov, who: str) -> None:
         name="test",
         lifetime=timedelta(days=1),
     )
+    # Keys are registered by the stakeholder's own administrator (separation of duties).
+    gov.admins[who] = add_voter(session, gov.world, who, role=Role.STAKEHOLDER_ADMIN)
+    _, gov.admin_tokens[who] = identity.issue_token(
+        session,
+        actor=SYSTEM,
+        user_id=gov.admins[who].user_id or 0,
+        name="test",
+        lifetime=timedelta(days=1),
+    )
     board.register_key(
         session,
-        actor=gov.voters[who],
+        actor=gov.admins[who],
         data=KeyCreate(
             public_key=signing.public_pem(gov.keys[who]).decode(), label=f"{who} board key"
         ),

@@ -127,7 +127,7 @@ def test_a_revoked_key_signs_no_more_votes(gov: Gov) -> None:
     with gov.session() as session:
         key = repository.key_by_fingerprint(session, vote.key_fingerprint)
         assert key is not None
-        board.revoke_key(session, actor=gov.voters["da"], key_id=key.id, reason="laptop lost")
+        board.revoke_key(session, actor=gov.admins["da"], key_id=key.id, reason="laptop lost")
     assert refused(gov, gov.voters["da"], vote, 1).code == "key_revoked"
 
 

@@ -165,10 +165,10 @@ def list_keys(ctx: Ctx, agency_id: RowId | None = None) -> list[KeyRead]:
     "/keys",
     response_model=KeyRead,
     status_code=201,
-    dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
+    dependencies=[needs(Permission.KEY_MANAGE)],
 )
 def register_key(body: KeyCreate, ctx: Ctx) -> KeyRead:
-    """Register a stakeholder's Ed25519 public key (its voters or an administrator)."""
+    """Register a stakeholder's Ed25519 public key (that stakeholder's own administrator)."""
     with ctx.unit() as (session, principal):
         key = board.register_key(session, actor=principal, data=body)
         result = KeyRead.model_validate(key)
@@ -178,7 +178,7 @@ def register_key(body: KeyCreate, ctx: Ctx) -> KeyRead:
 @router.post(
     "/keys/{key_id}/revoke",
     response_model=KeyRead,
-    dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
+    dependencies=[needs(Permission.KEY_MANAGE)],
 )
 def revoke_key(key_id: RowId, body: KeyRevoke, ctx: Ctx) -> KeyRead:
     """Revoke a key: votes signed with it from now on are refused."""

@@ -22,6 +22,7 @@ from openpars.governance.schemas import (
     KeyRead,
     StakeholderRead,
 )
+from openpars.identity import duties
 from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission, Role
 
@@ -239,16 +240,9 @@ def _require_key_manager(session: Session, actor: Principal, agency_id: int) -> 
         raise InvalidInput(
             f"agency_id: agency {agency_id} is not a data owner of this site", field="agency_id"
         )
-    if actor.can(Permission.AGREEMENT_MANAGE):
-        return
-    if Role.VOTER in actor.roles and actor.agency_id == agency_id:
-        return
-    raise Forbidden(
-        f"{actor.username} may not manage the keys of agency {agency_id}: only its designated "
-        "voters or an administrator can",
-        code="permission_denied",
-        field="agency_id",
-    )
+    # Separation of duties: a key is bound to one stakeholder and only its own administrator
+    # registers or revokes it; site administrators and voters never can.
+    duties.require_key_authority(session, actor, agency_id)
 
 
 def register_key(
