@@ -253,7 +253,9 @@ def test_keys_register_list_revoke(client: TestClient, gov: Gov) -> None:
     listed = client.get("/api/v1/keys", headers=gov.auth("da")).json()
     assert key["fingerprint"] in [k["fingerprint"] for k in listed]
     revoked = client.post(
-        f"/api/v1/keys/{key['id']}/revoke", json={"reason": "rotated"}, headers=gov.admin_auth("court")
+        f"/api/v1/keys/{key['id']}/revoke",
+        json={"reason": "rotated"},
+        headers=gov.admin_auth("court"),
     )
     assert revoked.json()["revoked_by"] == "court-stakeholder-admin"
 

@@ -53,6 +53,10 @@ USERS: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
     ("da-voter", "District Attorney (PARS owner)", DA, (Role.VOTER,)),
     ("court-voter", "Court Administrator (PARS owner)", COURT, (Role.VOTER,)),
     ("city-voter", "Managing Director (PARS owner)", CITY, (Role.VOTER,)),
+    # Each stakeholder's own administrator: its users and voting keys (separation of duties).
+    ("da-admin", "DA PARS administrator", DA, (Role.STAKEHOLDER_ADMIN,)),
+    ("court-admin", "Courts PARS administrator", COURT, (Role.STAKEHOLDER_ADMIN,)),
+    ("city-admin", "City PARS administrator", CITY, (Role.STAKEHOLDER_ADMIN,)),
     ("auditor", "City privacy officer", CITY, (Role.AUDITOR, Role.READER)),
     ("ice", "ICE analyst", IMMIGRATION, (Role.EXTERNAL_QUERY,)),
     ("fbi", "FBI task-force analyst", FBI, (Role.EXTERNAL_QUERY,)),
