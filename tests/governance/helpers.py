@@ -173,7 +173,7 @@ class Gov:
 
 
 def add_voter(session: Session, world: World, who: str, *, role: Role = Role.VOTER) -> Principal:
-    """A user with the voter role (or another) in a stakeholder agency, bootstrapped at the console."""
+    """A user with the voter role (or another) in a stakeholder agency, made at the console."""
     suffix = "voter" if role is Role.VOTER else role.value.replace("_", "-")
     user = identity.create_user(
         session,
