@@ -6,9 +6,11 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from openpars.audit.events import Outcome
@@ -16,7 +18,7 @@ from openpars.audit.models import AuditEntry
 from openpars.cli import app
 from openpars.db import Database
 from openpars.governance import signing
-from openpars.governance.models import StakeholderKey
+from openpars.governance.models import AppendOnlyError, KeyNotice, StakeholderKey
 from openpars.identity.models import User
 from tests.factories import build_world
 from tests.governance.helpers import Gov, build_gov
@@ -140,6 +142,19 @@ def test_a_stakeholder_admin_manages_only_its_own(client: TestClient, gov: Gov) 
     )
     assert police.status_code == 403
     assert error(police)["code"] == "other_stakeholder_account"
+    # Nor may it mint a site administrator inside its own agency.
+    root = client.post(
+        f"{API}/users",
+        json={
+            "username": "court-root",
+            "display_name": "root",
+            "agency_id": gov.agencies["court"],
+            "roles": ["admin"],
+        },
+        headers=court,
+    )
+    assert root.status_code == 403
+    assert error(root)["code"] == "site_role_by_site_admin"
     token = client.post(
         f"{API}/users/{gov.voters['da'].user_id}/tokens", json={"name": "x"}, headers=court
     )
@@ -161,7 +176,7 @@ def test_a_stakeholder_admin_manages_only_its_own(client: TestClient, gov: Gov) 
     assert revoke.status_code == 403
     assert error(revoke)["code"] == "key_by_own_stakeholder"
     assert counts(gov) == before
-    assert len(refusals(gov, "court-stakeholder-admin")) == 5
+    assert len(refusals(gov, "court-stakeholder-admin")) == 6
 
 
 def test_exclusive_roles_are_refused(client: TestClient, gov: Gov) -> None:
@@ -231,6 +246,32 @@ def test_each_stakeholder_admin_runs_its_own(client: TestClient, gov: Gov) -> No
             select(AuditEntry.action).where(AuditEntry.action.in_(["key.register", "key.revoke"]))
         ).all()
     assert actions.count("key.revoke") == 1
+    # Every other stakeholder is told of both acts; the DA itself is not.
+    new_key = key.json()["id"]
+    both = ["key.revoke", "key.register"]
+    for who, expected in (("court", both), ("city", both), ("da", [])):
+        listed = client.get(
+            f"{API}/key-notices",
+            params={"stakeholder_id": gov.agencies[who]},
+            headers=gov.auth(who),
+        )
+        assert listed.status_code == 200, listed.text
+        mine = [n for n in listed.json() if n["key_id"] == new_key]
+        assert [n["action"] for n in mine] == expected
+        assert all(n["opened_by"] == "da-stakeholder-admin" for n in mine)
+        assert all(n["key_stakeholder_id"] == gov.agencies["da"] for n in mine)
+    with gov.session() as session:
+        notice = session.scalars(select(KeyNotice)).first()
+        assert notice is not None
+        notice.action = "key.register"
+        notice.fingerprint = "0" * 64
+        with pytest.raises(AppendOnlyError):
+            session.flush()
+        session.rollback()
+        # The database refuses it too, whatever code runs (the row-level trigger).
+        with pytest.raises(DBAPIError, match="append-only"):
+            session.execute(update(KeyNotice).values(fingerprint="0" * 64))
+        session.rollback()
 
 
 def test_the_attack_at_the_console(fresh_db: Database, tmp_path: Path) -> None:

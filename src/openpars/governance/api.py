@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from openpars.db import utcnow
 from openpars.errors import InvalidInput
-from openpars.governance import board, decisions, service, timeline, votes
+from openpars.governance import board, decisions, key_notices, service, timeline, votes
 from openpars.governance.board import READ_PERMISSIONS as READERS
 from openpars.governance.models import ProposalStatus
 from openpars.governance.schemas import (
@@ -16,6 +16,7 @@ from openpars.governance.schemas import (
     BoardUpdate,
     GovernanceEvent,
     KeyCreate,
+    KeyNoticeRead,
     KeyRead,
     KeyRevoke,
     ProposalCreate,
@@ -131,6 +132,23 @@ def list_notices(
     """Renewal reminders, newest first, each with the link to the agreement's evidence."""
     with ctx.unit() as (session, principal):
         result = timeline.list_notices(
+            session, actor=principal, stakeholder_id=stakeholder_id, offset=offset, limit=limit
+        )
+    return result
+
+
+@router.get("/key-notices", response_model=list[KeyNoticeRead], dependencies=[needs(*READERS)])
+def list_key_notices(
+    ctx: Ctx,
+    stakeholder_id: Annotated[
+        RowId | None, Query(description="Agency id of the stakeholder told.")
+    ] = None,
+    offset: Offset = 0,
+    limit: int = Query(50, ge=1, le=500),
+) -> list[KeyNoticeRead]:
+    """Notices of other stakeholders' key registrations and revocations, newest first."""
+    with ctx.unit() as (session, principal):
+        result = key_notices.list_key_notices(
             session, actor=principal, stakeholder_id=stakeholder_id, offset=offset, limit=limit
         )
     return result

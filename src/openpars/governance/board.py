@@ -11,8 +11,8 @@ from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
+from openpars.governance import key_notices, signing
 from openpars.governance import repository as repo
-from openpars.governance import signing
 from openpars.governance.models import BoardConfig, StakeholderKey
 from openpars.governance.quorum import NEVER_SOLO, ProposalAction, QuorumRule
 from openpars.governance.schemas import (
@@ -36,6 +36,7 @@ READ_PERMISSIONS = (
     Permission.AGREEMENT_SUSPEND,
     Permission.VOTE,
     Permission.AUDIT_READ,
+    Permission.KEY_MANAGE,
 )
 
 
@@ -279,6 +280,7 @@ def register_key(
         fingerprint=fingerprint,
         label=data.label,
     )
+    key_notices.notify_others(session, key=key, action="key.register", actor=actor)
     return key
 
 
@@ -308,6 +310,7 @@ def revoke_key(
         fingerprint=key.fingerprint,
         reason=reason,
     )
+    key_notices.notify_others(session, key=key, action="key.revoke", actor=actor)
     return key
 
 

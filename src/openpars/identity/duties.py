@@ -81,6 +81,14 @@ def require_account_authority(
             code="voting_rights_by_own_stakeholder",
             field="roles",
         )
+    if Role.ADMIN in roles and Role.ADMIN not in actor.roles:
+        # A stakeholder's administrator must not mint a site administrator of its own.
+        raise Forbidden(
+            f"roles: only the site administrator or the console may grant 'admin'; "
+            f"{actor.username} may not",
+            code="site_role_by_site_admin",
+            field="roles",
+        )
     if owner in stakeholder_ids(session):
         if own != owner:
             raise Forbidden(
