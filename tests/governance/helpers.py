@@ -172,12 +172,14 @@ class Gov:
         return SignedVote.model_validate(document)
 
 
-def add_voter(session: Session, world: World, who: str, *, role: Role = Role.VOTER) -> Principal:
-    """A user with the voter role (or another) in a stakeholder agency, made at the console."""
+def add_voter(
+    session: Session, world: World, who: str, *, role: Role = Role.VOTER, by: Principal = SYSTEM
+) -> Principal:
+    """A user with the voter role (or another) in a stakeholder agency, made by ``by``."""
     suffix = "voter" if role is Role.VOTER else role.value.replace("_", "-")
     user = identity.create_user(
         session,
-        actor=SYSTEM,
+        actor=by,
         data=UserCreate(
             username=f"{who}-{suffix}",
             display_name=f"{who} {suffix}",
@@ -189,26 +191,21 @@ def add_voter(session: Session, world: World, who: str, *, role: Role = Role.VOT
 
 
 def register(session: Session, gov: Gov, who: str) -> None:
-    """Give a stakeholder a voter and a registered key."""
+    """Give a stakeholder its administrator (console bootstrap), a voter and a registered key."""
     gov.agencies[who] = gov.world.agencies[OWNERS[who]]
-    gov.voters[who] = add_voter(session, gov.world, who)
-    gov.keys[who] = Ed25519PrivateKey.generate()
-    _, gov.tokens[who] = identity.issue_token(
-        session,
-        actor=SYSTEM,
-        user_id=gov.voters[who].user_id or 0,
-        name="test",
-        lifetime=timedelta(days=1),
-    )
-    # Keys are registered by the stakeholder's own administrator (separation of duties).
+    # Separation of duties: the console bootstraps the stakeholder's own administrator, who
+    # then creates the voter and registers the key.
     gov.admins[who] = add_voter(session, gov.world, who, role=Role.STAKEHOLDER_ADMIN)
-    _, gov.admin_tokens[who] = identity.issue_token(
-        session,
-        actor=SYSTEM,
-        user_id=gov.admins[who].user_id or 0,
-        name="test",
-        lifetime=timedelta(days=1),
-    )
+    gov.voters[who] = add_voter(session, gov.world, who, by=gov.admins[who])
+    gov.keys[who] = Ed25519PrivateKey.generate()
+    for holder, tokens in ((gov.voters[who], gov.tokens), (gov.admins[who], gov.admin_tokens)):
+        _, tokens[who] = identity.issue_token(
+            session,
+            actor=SYSTEM,
+            user_id=holder.user_id or 0,
+            name="test",
+            lifetime=timedelta(days=1),
+        )
     board.register_key(
         session,
         actor=gov.admins[who],

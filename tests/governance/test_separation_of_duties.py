@@ -307,3 +307,37 @@ def test_the_attack_at_the_console(fresh_db: Database, tmp_path: Path) -> None:
     )
     assert both.exit_code == 1, both.output
     assert "exclude each other" in " ".join(both.output.split())
+
+
+def test_the_console_bootstraps_only_a_first_stakeholder_admin(
+    fresh_db: Database, tmp_path: Path
+) -> None:
+    with fresh_db.session() as session:
+        world = build_world(session)
+    gov = build_gov(fresh_db, world)
+    url = fresh_db.bind.engine.url.render_as_string(hide_password=False)
+    da = str(gov.agencies["da"])
+
+    def create(name: str, role: str) -> Any:
+        return runner.invoke(
+            app, ["user", "create", name, "--agency", da, "--role", role, "--db", url]
+        )
+
+    second = create("da-second", "stakeholder_admin")
+    assert second.exit_code == 1
+    assert "already has an active stakeholder administrator" in " ".join(second.output.split())
+    voter = create("da-extra", "voter")
+    assert voter.exit_code == 1
+    assert "does not grant votes" in " ".join(voter.output.split())
+    # Once the DA has none (its administrator left), the operator bootstraps a new one, on record.
+    gone = runner.invoke(app, ["user", "disable", "da-stakeholder-admin", "--db", url])
+    assert gone.exit_code == 0, gone.output
+    again = create("da-admin2", "stakeholder_admin")
+    assert again.exit_code == 0, again.output
+    with fresh_db.session() as session:
+        made = session.scalar(select(User.id).where(User.username == "da-admin2"))
+        entries = session.execute(
+            select(AuditEntry.action, AuditEntry.user_id).where(AuditEntry.action == "user.create")
+        ).all()
+    assert made is not None
+    assert ("user.create", None) in entries  # by the console's ``system``, not an account

@@ -9,11 +9,12 @@ voting rights, nor touches a stakeholder's accounts or keys. The operator's cons
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.errors import Forbidden, InvalidInput
 from openpars.identity import repository as repo
-from openpars.identity.models import Agency
+from openpars.identity.models import Agency, User, UserRole
 from openpars.identity.principal import Principal
 from openpars.identity.roles import VOTING_ROLES, Role, exclusive_pair
 
@@ -66,12 +67,23 @@ def refuse_exclusive(roles: frozenset[Role]) -> None:
 
 
 def require_account_authority(
-    session: Session, actor: Principal, agency: Agency, roles: frozenset[Role]
+    session: Session,
+    actor: Principal,
+    agency: Agency,
+    roles: frozenset[Role],
+    *,
+    granting: bool = False,
 ) -> None:
-    """Refuse unless ``actor`` may administer an account of ``agency`` holding ``roles``."""
-    if is_console(actor):
-        return
+    """Refuse unless ``actor`` may administer an account of ``agency`` holding ``roles``.
+
+    ``granting`` marks acts that give an account its roles (create, enable): the console may
+    only bootstrap those; its other acts (tokens, disabling) are the operator's and audited.
+    """
     owner = top_agency(session, agency).id
+    if is_console(actor):
+        if granting:
+            require_console_bootstrap(session, owner, roles)
+        return
     own = actor_stakeholder(actor)
     voting = sorted(r.value for r in roles & VOTING_ROLES)
     if voting and own != owner:
@@ -104,6 +116,41 @@ def require_account_authority(
             code="other_stakeholder_account",
             field="agency_id",
         )
+
+
+def active_stakeholder_admins(session: Session, owner: int) -> list[str]:
+    """Usernames of the active stakeholder administrators of top-level agency ``owner``."""
+    found = []
+    for user in session.scalars(
+        select(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .where(User.is_active, UserRole.role == Role.STAKEHOLDER_ADMIN)
+        .order_by(User.username)
+    ):
+        if top_agency(session, user.agency).id == owner:
+            found.append(user.username)
+    return found
+
+
+def require_console_bootstrap(session: Session, owner: int, roles: frozenset[Role]) -> None:
+    """The console grants no vote, and a stakeholder's administrator only while it has none."""
+    if Role.VOTER in roles:
+        raise Forbidden(
+            f"roles: the console does not grant votes; agency {owner}'s own stakeholder "
+            "administrator creates its voters",
+            code="voting_rights_by_own_stakeholder",
+            field="roles",
+        )
+    if Role.STAKEHOLDER_ADMIN in roles:
+        existing = active_stakeholder_admins(session, owner)
+        if existing:
+            raise Forbidden(
+                f"roles: agency {owner} already has an active stakeholder administrator "
+                f"({', '.join(existing)}); the console bootstraps only the first one, and "
+                "further ones are created by that administrator",
+                code="stakeholder_admin_exists",
+                field="roles",
+            )
 
 
 def require_key_authority(session: Session, actor: Principal, stakeholder: int) -> None:

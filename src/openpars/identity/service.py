@@ -60,7 +60,7 @@ def create_user(session: Session, *, actor: Principal, data: UserCreate) -> User
             "users of an external agency may only hold the role 'external_query'", field="roles"
         )
     duties.refuse_exclusive(frozenset(roles))
-    duties.require_account_authority(session, actor, agency, frozenset(roles))
+    duties.require_account_authority(session, actor, agency, frozenset(roles), granting=True)
     user = User(username=data.username, display_name=data.display_name, agency_id=agency.id)
     user.role_grants = [UserRole(role=role) for role in sorted(roles)]
     session.add(user)
@@ -74,7 +74,7 @@ def set_user_active(session: Session, *, actor: Principal, user_id: int, active:
     user = repo.get_user(session, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist", field="user_id")
-    duties.require_account_authority(session, actor, user.agency, user.roles)
+    duties.require_account_authority(session, actor, user.agency, user.roles, granting=active)
     user.is_active = active
     user.disabled_at = None if active else utcnow()
     session.flush()
