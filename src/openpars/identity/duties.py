@@ -109,7 +109,7 @@ def require_account_authority(
                 code="other_stakeholder_account",
                 field="agency_id",
             )
-    elif own is not None:
+    elif own is not None and own != owner:
         raise Forbidden(
             f"agency_id: a stakeholder administrator manages only its own stakeholder's "
             f"accounts (agency {own}), not agency {owner}'s",
