@@ -89,6 +89,8 @@ class Gov:
     t0: datetime
     agreement_id: int
     voters: dict[str, Principal] = field(default_factory=dict)
+    admins: dict[str, Principal] = field(default_factory=dict)
+    admin_tokens: dict[str, str] = field(default_factory=dict)
     agencies: dict[str, int] = field(default_factory=dict)
     keys: dict[str, Ed25519PrivateKey] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
@@ -96,6 +98,10 @@ class Gov:
     def auth(self, who: str) -> dict[str, str]:
         """Headers authenticating as a stakeholder's voter."""
         return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+    def admin_auth(self, who: str) -> dict[str, str]:
+        """Headers authenticating as a stakeholder's own administrator."""
+        return {"Authorization": f"Bearer {self.admin_tokens[who]}"}
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -166,36 +172,43 @@ class Gov:
         return SignedVote.model_validate(document)
 
 
-def add_voter(session: Session, world: World, who: str) -> Principal:
-    """A user with the voter role in a stakeholder agency."""
+def add_voter(
+    session: Session, world: World, who: str, *, role: Role = Role.VOTER, by: Principal = SYSTEM
+) -> Principal:
+    """A user with the voter role (or another) in a stakeholder agency, made by ``by``."""
+    suffix = "voter" if role is Role.VOTER else role.value.replace("_", "-")
     user = identity.create_user(
         session,
-        actor=SYSTEM,
+        actor=by,
         data=UserCreate(
-            username=f"{who}-voter",
-            display_name=f"{who} voter",
+            username=f"{who}-{suffix}",
+            display_name=f"{who} {suffix}",
             agency_id=world.agencies[OWNERS[who]],
-            roles=[Role.VOTER],
+            roles=[role],
         ),
     )
     return identity.principal_for(session, user)
 
 
 def register(session: Session, gov: Gov, who: str) -> None:
-    """Give a stakeholder a voter and a registered key."""
+    """Give a stakeholder its administrator (console bootstrap), a voter and a registered key."""
     gov.agencies[who] = gov.world.agencies[OWNERS[who]]
-    gov.voters[who] = add_voter(session, gov.world, who)
+    # Separation of duties: the console bootstraps the stakeholder's own administrator, who
+    # then creates the voter and registers the key.
+    gov.admins[who] = add_voter(session, gov.world, who, role=Role.STAKEHOLDER_ADMIN)
+    gov.voters[who] = add_voter(session, gov.world, who, by=gov.admins[who])
     gov.keys[who] = Ed25519PrivateKey.generate()
-    _, gov.tokens[who] = identity.issue_token(
-        session,
-        actor=SYSTEM,
-        user_id=gov.voters[who].user_id or 0,
-        name="test",
-        lifetime=timedelta(days=1),
-    )
+    for holder, tokens in ((gov.voters[who], gov.tokens), (gov.admins[who], gov.admin_tokens)):
+        _, tokens[who] = identity.issue_token(
+            session,
+            actor=SYSTEM,
+            user_id=holder.user_id or 0,
+            name="test",
+            lifetime=timedelta(days=1),
+        )
     board.register_key(
         session,
-        actor=gov.voters[who],
+        actor=gov.admins[who],
         data=KeyCreate(
             public_key=signing.public_pem(gov.keys[who]).decode(), label=f"{who} board key"
         ),

@@ -244,13 +244,13 @@ def test_keys_register_list_revoke(client: TestClient, gov: Gov) -> None:
     new = Ed25519PrivateKey.generate()
     raw = base64.b64encode(signing.public_raw(new)).decode()
     created = client.post(
-        "/api/v1/keys", json={"public_key": raw, "label": "spare"}, headers=gov.auth("court")
+        "/api/v1/keys", json={"public_key": raw, "label": "spare"}, headers=gov.admin_auth("court")
     )
     assert created.status_code == 201, created.text
     key = created.json()
     assert key["agency_id"] == gov.agencies["court"]
     again = client.post(
-        "/api/v1/keys", json={"public_key": raw, "label": "dup"}, headers=gov.auth("court")
+        "/api/v1/keys", json={"public_key": raw, "label": "dup"}, headers=gov.admin_auth("court")
     )
     assert again.status_code == 409
     foreign = client.post(
@@ -260,15 +260,17 @@ def test_keys_register_list_revoke(client: TestClient, gov: Gov) -> None:
             "label": "x",
             "agency_id": gov.agencies["da"],
         },
-        headers=gov.auth("court"),
+        headers=gov.admin_auth("court"),
     )
     assert foreign.status_code == 403
     listed = client.get("/api/v1/keys", headers=gov.auth("da")).json()
     assert key["fingerprint"] in [k["fingerprint"] for k in listed]
     revoked = client.post(
-        f"/api/v1/keys/{key['id']}/revoke", json={"reason": "rotated"}, headers=gov.auth("court")
+        f"/api/v1/keys/{key['id']}/revoke",
+        json={"reason": "rotated"},
+        headers=gov.admin_auth("court"),
     )
-    assert revoked.json()["revoked_by"] == "court-voter"
+    assert revoked.json()["revoked_by"] == "court-stakeholder-admin"
 
 
 def test_external_agencies_cannot_read_governance(client: TestClient, gov: Gov) -> None:

@@ -74,7 +74,7 @@ def test_key_rules(gov: Gov) -> None:
             board.register_key(
                 session, actor=admin, data=KeyCreate(public_key=raw_key(), label="x", agency_id=ice)
             )
-        with pytest.raises(Forbidden, match="only its designated voters"):
+        with pytest.raises(Forbidden, match="own stakeholder administrator"):
             board.register_key(
                 session,
                 actor=gov.voters["court"],
@@ -89,17 +89,23 @@ def test_key_rules(gov: Gov) -> None:
         )
         with pytest.raises(InvalidInput, match="must be an Ed25519 key"):
             board.register_key(
-                session, actor=gov.voters["da"], data=KeyCreate(public_key=ec.decode(), label="ec")
+                session, actor=gov.admins["da"], data=KeyCreate(public_key=ec.decode(), label="ec")
             )
-        # An administrator may register a key for any data owner.
+        # The site administrator may not register a key for any stakeholder; the city's own may.
+        with pytest.raises(Forbidden, match="own stakeholder administrator"):
+            board.register_key(
+                session,
+                actor=admin,
+                data=KeyCreate(public_key=raw_key(), label="x", agency_id=gov.agencies["city"]),
+            )
         key = board.register_key(
             session,
-            actor=admin,
+            actor=gov.admins["city"],
             data=KeyCreate(public_key=raw_key(), label="spare", agency_id=gov.agencies["city"]),
         )
         assert key.agency_id == gov.agencies["city"]
         with pytest.raises(NotFound):
-            board.revoke_key(session, actor=admin, key_id=999_999, reason="x")
+            board.revoke_key(session, actor=gov.admins["city"], key_id=999_999, reason="x")
         with pytest.raises(Forbidden):
             board.list_keys(session, actor=gov.world.principals["ice"])
 

@@ -41,7 +41,14 @@ def test_the_whole_flow_at_the_console(fresh_db: Database, tmp_path: Path) -> No
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert run("keys", "generate", "--out", str(key_file)).exit_code == 1
     registered = run(
-        "keys", "register", f"{key_file}.pub", "--label", "cli key", "--as", "da-voter", db=url
+        "keys",
+        "register",
+        f"{key_file}.pub",
+        "--label",
+        "cli key",
+        "--as",
+        "da-stakeholder-admin",
+        db=url,
     )
     assert registered.exit_code == 0, registered.output
 
@@ -189,7 +196,14 @@ def test_board_and_key_commands(fresh_db: Database, tmp_path: Path) -> None:
     keys = json.loads(run("keys", "list", "--json", db=url).output)
     assert len(keys) == 3
     revoked = run(
-        "keys", "revoke", str(keys[0]["id"]), "--reason", "rotated", "--as", "da-voter", db=url
+        "keys",
+        "revoke",
+        str(keys[0]["id"]),
+        "--reason",
+        "rotated",
+        "--as",
+        "da-stakeholder-admin",
+        db=url,
     )
     assert revoked.exit_code == 0, revoked.output
     assert run("keys", "revoke", str(keys[0]["id"]), "--reason", "again", db=url).exit_code == 1

@@ -102,7 +102,14 @@ def test_board_and_keys_read_as_text(site: tuple[Gov, str]) -> None:
     assert len(keys) == 1 and keys[0].endswith("court board key  active")
     key_id = keys[0].split()[0]
     revoked = run(
-        "keys", "revoke", key_id, "--reason", "lost laptop", "--as", "court-voter", db=url
+        "keys",
+        "revoke",
+        key_id,
+        "--reason",
+        "lost laptop",
+        "--as",
+        "court-stakeholder-admin",
+        db=url,
     )
     assert revoked.exit_code == 0, revoked.output
     (after,) = lines(run("keys", "list", "--agency", str(gov.agencies["court"]), db=url))

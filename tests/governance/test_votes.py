@@ -18,6 +18,7 @@ from openpars.governance.schemas import ProposalCreate, SignedVote
 from openpars.governance.service import open_proposal
 from openpars.governance.votes import submit_vote
 from openpars.identity.principal import Principal
+from openpars.identity.roles import Role
 from tests.governance.helpers import Gov, add_voter, document, rows
 
 
@@ -95,7 +96,9 @@ def test_a_user_who_is_not_a_designated_voter(gov: Gov) -> None:
     assert "role 'voter'" in error.message
     # A voter of an agency that is not on the board.
     with gov.session() as session:
-        outsider = add_voter(session, gov.world, "defender")
+        # Its own administrator, bootstrapped at the console, makes the voter.
+        its_admin = add_voter(session, gov.world, "defender", role=Role.STAKEHOLDER_ADMIN)
+        outsider = add_voter(session, gov.world, "defender", by=its_admin)
     error = refused(gov, outsider, vote, 1)
     assert error.code == "not_designated_voter"
     assert "not a stakeholder" in error.message
@@ -127,7 +130,7 @@ def test_a_revoked_key_signs_no_more_votes(gov: Gov) -> None:
     with gov.session() as session:
         key = repository.key_by_fingerprint(session, vote.key_fingerprint)
         assert key is not None
-        board.revoke_key(session, actor=gov.voters["da"], key_id=key.id, reason="laptop lost")
+        board.revoke_key(session, actor=gov.admins["da"], key_id=key.id, reason="laptop lost")
     assert refused(gov, gov.voters["da"], vote, 1).code == "key_revoked"
 
 

@@ -50,6 +50,11 @@ USERS: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
     ("reader", "Assistant defender", DEFENDER, (Role.READER,)),
     ("clerk", "Records clerk (sealed records)", COURT, (Role.COURT, Role.SEALED_ACCESS)),
     ("admin", "City IT administrator", CITY, (Role.ADMIN,)),
+    # Each stakeholder's own administrator (its users and voting keys), bootstrapped by the
+    # console before its voters, whom it creates (separation of duties).
+    ("da-admin", "DA PARS administrator", DA, (Role.STAKEHOLDER_ADMIN,)),
+    ("court-admin", "Courts PARS administrator", COURT, (Role.STAKEHOLDER_ADMIN,)),
+    ("city-admin", "City PARS administrator", CITY, (Role.STAKEHOLDER_ADMIN,)),
     ("da-voter", "District Attorney (PARS owner)", DA, (Role.VOTER,)),
     ("court-voter", "Court Administrator (PARS owner)", COURT, (Role.VOTER,)),
     ("city-voter", "Managing Director (PARS owner)", CITY, (Role.VOTER,)),
@@ -108,12 +113,30 @@ def create_accounts(session: Session) -> None:
         )
         _audit(session, AuditKind.ACCOUNT, "agency.create", agency=agency.id)
         ids[name] = agency.id
+    stakeholder_admins: dict[str, Principal] = {}
     for username, display, agency_name, roles in USERS:
         data = UserCreate(
             username=username, display_name=display, agency_id=ids[agency_name], roles=list(roles)
         )
-        user = identity.create_user(session, actor=SYSTEM, data=data)
-        _audit(session, AuditKind.ACCOUNT, "user.create", user=user.id)
+        # Voters are created by their own stakeholder's administrator, never by the console.
+        actor = stakeholder_admins[agency_name] if Role.VOTER in roles else SYSTEM
+        user = identity.create_user(session, actor=actor, data=data)
+        if Role.STAKEHOLDER_ADMIN in roles:
+            stakeholder_admins[agency_name] = identity.principal_for(session, user)
+        if actor is SYSTEM:
+            _audit(session, AuditKind.ACCOUNT, "user.create", user=user.id)
+        else:
+            append(
+                session,
+                AuditEvent(
+                    kind=AuditKind.ACCOUNT,
+                    action="user.create",
+                    user_id=actor.user_id,
+                    username=actor.username,
+                    agency_id=actor.agency_id,
+                    params={"via": "demo", "user": user.id},
+                ),
+            )
 
 
 def issue_tokens(session: Session, *, lifetime: timedelta) -> list[Credential]:

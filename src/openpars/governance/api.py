@@ -8,13 +8,14 @@ from fastapi import APIRouter, Query
 
 from openpars.db import utcnow
 from openpars.errors import InvalidInput
-from openpars.governance import board, decisions, service, timeline, votes
+from openpars.governance import board, decisions, key_notices, service, timeline, votes
 from openpars.governance.board import READ_PERMISSIONS as READERS
 from openpars.governance.models import ProposalStatus
 from openpars.governance.schemas import (
     BoardRead,
     GovernanceEvent,
     KeyCreate,
+    KeyNoticeRead,
     KeyRead,
     KeyRevoke,
     ProposalCreate,
@@ -135,6 +136,23 @@ def list_notices(
     return result
 
 
+@router.get("/key-notices", response_model=list[KeyNoticeRead], dependencies=[needs(*READERS)])
+def list_key_notices(
+    ctx: Ctx,
+    stakeholder_id: Annotated[
+        RowId | None, Query(description="Agency id of the stakeholder told.")
+    ] = None,
+    offset: Offset = 0,
+    limit: int = Query(50, ge=1, le=500),
+) -> list[KeyNoticeRead]:
+    """Notices of other stakeholders' key registrations and revocations, newest first."""
+    with ctx.unit() as (session, principal):
+        result = key_notices.list_key_notices(
+            session, actor=principal, stakeholder_id=stakeholder_id, offset=offset, limit=limit
+        )
+    return result
+
+
 @router.get("/board", response_model=BoardRead, dependencies=[needs(*READERS)])
 def show_board(ctx: Ctx) -> BoardRead:
     """The board in force: stakeholders, their voters and keys, the quorum."""
@@ -155,10 +173,10 @@ def list_keys(ctx: Ctx, agency_id: RowId | None = None) -> list[KeyRead]:
     "/keys",
     response_model=KeyRead,
     status_code=201,
-    dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
+    dependencies=[needs(Permission.KEY_MANAGE)],
 )
 def register_key(body: KeyCreate, ctx: Ctx) -> KeyRead:
-    """Register a stakeholder's Ed25519 public key (its voters or an administrator)."""
+    """Register a stakeholder's Ed25519 public key (that stakeholder's own administrator)."""
     with ctx.unit() as (session, principal):
         key = board.register_key(session, actor=principal, data=body)
         result = KeyRead.model_validate(key)
@@ -168,7 +186,7 @@ def register_key(body: KeyCreate, ctx: Ctx) -> KeyRead:
 @router.post(
     "/keys/{key_id}/revoke",
     response_model=KeyRead,
-    dependencies=[needs(Permission.AGREEMENT_MANAGE, Permission.VOTE)],
+    dependencies=[needs(Permission.KEY_MANAGE)],
 )
 def revoke_key(key_id: RowId, body: KeyRevoke, ctx: Ctx) -> KeyRead:
     """Revoke a key: votes signed with it from now on are refused."""

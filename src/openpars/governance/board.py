@@ -12,8 +12,8 @@ from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
+from openpars.governance import key_notices, signing
 from openpars.governance import repository as repo
-from openpars.governance import signing
 from openpars.governance.models import BoardConfig, StakeholderKey
 from openpars.governance.quorum import NEVER_SOLO, ProposalAction, QuorumRule
 from openpars.governance.schemas import (
@@ -23,6 +23,7 @@ from openpars.governance.schemas import (
     KeyRead,
     StakeholderRead,
 )
+from openpars.identity import duties
 from openpars.identity.principal import SYSTEM, Principal
 from openpars.identity.roles import AgencyKind, Permission, Role
 
@@ -36,6 +37,7 @@ READ_PERMISSIONS = (
     Permission.AGREEMENT_SUSPEND,
     Permission.VOTE,
     Permission.AUDIT_READ,
+    Permission.KEY_MANAGE,
 )
 
 
@@ -340,16 +342,9 @@ def _require_key_manager(session: Session, actor: Principal, agency_id: int) -> 
         raise InvalidInput(
             f"agency_id: agency {agency_id} is not a data owner of this site", field="agency_id"
         )
-    if actor.can(Permission.AGREEMENT_MANAGE):
-        return
-    if Role.VOTER in actor.roles and actor.agency_id == agency_id:
-        return
-    raise Forbidden(
-        f"{actor.username} may not manage the keys of agency {agency_id}: only its designated "
-        "voters or an administrator can",
-        code="permission_denied",
-        field="agency_id",
-    )
+    # Separation of duties: a key is bound to one stakeholder and only its own administrator
+    # registers or revokes it; site administrators and voters never can.
+    duties.require_key_authority(session, actor, agency_id)
 
 
 def register_key(
@@ -386,6 +381,7 @@ def register_key(
         fingerprint=fingerprint,
         label=data.label,
     )
+    key_notices.notify_others(session, key=key, action="key.register", actor=actor)
     return key
 
 
@@ -415,6 +411,7 @@ def revoke_key(
         fingerprint=key.fingerprint,
         reason=reason,
     )
+    key_notices.notify_others(session, key=key, action="key.revoke", actor=actor)
     return key
 
 

@@ -174,6 +174,22 @@ class RenewalNotice(Base):
     evidence_url: Mapped[str] = mapped_column(String(200))
 
 
+class KeyNotice(Base):
+    """A notice to one stakeholder that another stakeholder registered or revoked a voting key."""
+
+    __tablename__ = "governance_key_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The stakeholder told (every board member other than the key's own).
+    stakeholder_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), index=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("governance_keys.id"))
+    key_stakeholder_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    action: Mapped[str] = mapped_column(String(20))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    opened_by: Mapped[str] = mapped_column(String(100))
+
+
 class AppendOnlyError(RuntimeError):
     """Raised when code tries to change a vote or a board version after it was written."""
 
@@ -184,7 +200,7 @@ def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
     )
 
 
-for _model in (Vote, BoardConfig):
+for _model in (Vote, BoardConfig, KeyNotice):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
 
@@ -192,7 +208,10 @@ for _model in (Vote, BoardConfig):
 register_schema_ddl(
     lambda dialect: append_only_ddl(
         dialect,
-        {table: ("UPDATE", "DELETE") for table in (Vote.__tablename__, BoardConfig.__tablename__)},
+        {
+            table: ("UPDATE", "DELETE")
+            for table in (Vote.__tablename__, BoardConfig.__tablename__, KeyNotice.__tablename__)
+        },
         function="openpars_refuse_governance_change",
     )
 )

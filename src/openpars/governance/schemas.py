@@ -237,6 +237,21 @@ class RenewalNoticeRead(BaseModel):
     evidence_url: str
 
 
+class KeyNoticeRead(BaseModel):
+    """A notice to one stakeholder that another registered or revoked a voting key."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    stakeholder_id: int
+    key_id: int
+    key_stakeholder_id: int
+    action: str
+    fingerprint: str
+    opened_at: datetime
+    opened_by: str
+
+
 class GovernanceEvent(BaseModel):
     """Something a governance step did (decided, applied, voided, reminded)."""
 

@@ -26,6 +26,7 @@ class Role(StrEnum):
     COURT = "court"
     READER = "reader"
     ADMIN = "admin"
+    STAKEHOLDER_ADMIN = "stakeholder_admin"
     SEALED_ACCESS = "sealed_access"
     VOTER = "voter"
     AUDITOR = "auditor"
@@ -51,6 +52,7 @@ class Permission(StrEnum):
     AGREEMENT_SUSPEND = "agreement:suspend"
     VOTE = "vote"
     AUDIT_READ = "audit:read"
+    KEY_MANAGE = "key:manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -80,6 +82,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.RECORD_READ,
         }
     ),
+    # A stakeholder's own administrator: its users and its voting keys, nothing of anyone else's.
+    Role.STAKEHOLDER_ADMIN: frozenset({Permission.USER_MANAGE, Permission.KEY_MANAGE}),
     Role.SEALED_ACCESS: frozenset({Permission.SEALED_READ}),
     Role.VOTER: frozenset({Permission.VOTE, Permission.AGREEMENT_SUSPEND}),
     Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
@@ -88,6 +92,31 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 
 # Roles an external agency's user may hold: reading happens only under an agreement.
 EXTERNAL_ROLES: frozenset[Role] = frozenset({Role.EXTERNAL_QUERY})
+
+
+# Roles that carry voting rights: only the stakeholder's own administrator (or the operator's
+# console bootstrap) grants them, never the site administrator.
+VOTING_ROLES: frozenset[Role] = frozenset({Role.VOTER, Role.STAKEHOLDER_ADMIN})
+
+# Which roles exclude which (symmetric): no account may hold both roles of a pair. The site
+# administrator runs the site and must not also hold a vote, a stakeholder's administration or
+# the auditor's watch over itself; a stakeholder's administrator registers the keys its voters
+# sign with, so it does not sign itself; an external agency's user only reads under agreements.
+EXCLUSIVE_ROLES: dict[Role, frozenset[Role]] = {
+    Role.ADMIN: frozenset({Role.VOTER, Role.STAKEHOLDER_ADMIN, Role.AUDITOR}),
+    Role.STAKEHOLDER_ADMIN: frozenset({Role.ADMIN, Role.VOTER}),
+    Role.VOTER: frozenset({Role.ADMIN, Role.STAKEHOLDER_ADMIN}),
+    Role.AUDITOR: frozenset({Role.ADMIN}),
+    Role.EXTERNAL_QUERY: frozenset(set(Role) - {Role.EXTERNAL_QUERY}),
+}
+
+
+def exclusive_pair(roles: frozenset[Role]) -> tuple[Role, Role] | None:
+    """The first pair of mutually exclusive roles among ``roles`` (sorted), if any."""
+    for role in sorted(roles):
+        for other in sorted(EXCLUSIVE_ROLES.get(role, frozenset()) & roles):
+            return role, other
+    return None
 
 
 def permissions_for(roles: frozenset[Role]) -> frozenset[Permission]:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from openpars.db import utcnow
 from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from openpars.identity import duties
 from openpars.identity import repository as repo
 from openpars.identity.models import Agency, ApiToken, User, UserRole
 from openpars.identity.principal import Principal
@@ -46,7 +47,7 @@ def create_agency(session: Session, *, actor: Principal, data: AgencyCreate) -> 
 
 
 def create_user(session: Session, *, actor: Principal, data: UserCreate) -> User:
-    """Create a user in an agency with the given roles."""
+    """Create a user in an agency with the given roles (separation of duties: identity/duties)."""
     actor.require(Permission.USER_MANAGE)
     if repo.get_user_by_username(session, data.username) is not None:
         raise Conflict(f"username '{data.username}' is taken", field="username")
@@ -58,6 +59,8 @@ def create_user(session: Session, *, actor: Principal, data: UserCreate) -> User
         raise InvalidInput(
             "users of an external agency may only hold the role 'external_query'", field="roles"
         )
+    duties.refuse_exclusive(frozenset(roles))
+    duties.require_account_authority(session, actor, agency, frozenset(roles), granting=True)
     user = User(username=data.username, display_name=data.display_name, agency_id=agency.id)
     user.role_grants = [UserRole(role=role) for role in sorted(roles)]
     session.add(user)
@@ -71,6 +74,7 @@ def set_user_active(session: Session, *, actor: Principal, user_id: int, active:
     user = repo.get_user(session, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist", field="user_id")
+    duties.require_account_authority(session, actor, user.agency, user.roles, granting=active)
     user.is_active = active
     user.disabled_at = None if active else utcnow()
     session.flush()
@@ -92,6 +96,9 @@ def issue_token(
     user = repo.get_user(session, user_id)
     if user is None:
         raise NotFound(f"user {user_id} does not exist", field="user_id")
+    if actor.user_id != user_id:
+        # A token for someone else is that person's voice: only who administers them issues it.
+        duties.require_account_authority(session, actor, user.agency, user.roles)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     issued_at = now or utcnow()
     token = ApiToken(
@@ -112,6 +119,8 @@ def revoke_token(session: Session, *, actor: Principal, token_id: int) -> ApiTok
     token = repo.get_token(session, token_id)
     if token is None or (actor.user_id != token.user_id and not actor.can(Permission.USER_MANAGE)):
         raise NotFound(f"token {token_id} does not exist", field="token_id")
+    if actor.user_id != token.user_id:
+        duties.require_account_authority(session, actor, token.user.agency, token.user.roles)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.flush()
