@@ -152,7 +152,10 @@ def make_entries(
             "outcome": "ok",
             "params": {"order_reference": order, "commitments": named},
         }
-        raw[cover] = (raw[cover][0], json.dumps(doc, sort_keys=True, separators=(",", ":")).encode())
+        raw[cover] = (
+            raw[cover][0],
+            json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
+        )
     entries = []
     for i, (salt, content) in enumerate(raw):
         commitment = sha(salt + content)

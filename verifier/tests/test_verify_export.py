@@ -364,7 +364,8 @@ def test_size_one_tree(tmp_path: Path) -> None:
 def test_all_shredded_but_the_shredding_entry_still_verifies(tmp_path: Path) -> None:
     ex = build_export(20, [7, 20], shredded=set(range(19)))
     summary = run(tmp_path, ex)
-    assert summary.shredded == 19 and summary.orders == ("MC-1",)
+    assert summary.shredded == 19
+    assert summary.orders == ("MC-1",)
 
 
 # --- deleted content and shredding without an order (issue 11) ---------------------------
@@ -388,7 +389,8 @@ def test_shredding_without_an_order_fails(tmp_path: Path) -> None:
     for order in ("", "   "):
         ex = build_export(COUNT, CHECKPOINTS, shredded=SHREDDED, order=order)
         err = failure(tmp_path, ex)
-        assert err.index == 5 and "under a court order" in str(err)
+        assert err.index == 5
+        assert "under a court order" in str(err)
 
 
 def test_a_refused_or_quoted_shredding_covers_nothing() -> None:
@@ -396,7 +398,9 @@ def test_a_refused_or_quoted_shredding_covers_nothing() -> None:
     # a parameter (say a search for that text) must not cover anything.
     named = '"commitments":["' + "ab" * 32 + '"]'
     contents = [
-        '{"action":"audit.shred","outcome":"refused","params":{' + named + ',"order_reference":"MC-1"}}',
+        '{"action":"audit.shred","outcome":"refused","params":{'
+        + named
+        + ',"order_reference":"MC-1"}}',
         '{"action":"audit.shred","outcome":"ok","params":{' + named + ',"order_reference":" "}}',
         '{"action":"audit.shred","outcome":"ok","params":{' + named + "}}",
         '{"action":"read","params":{"q":"\\"action\\":\\"audit.shred\\"",' + named + "}}",
@@ -405,7 +409,9 @@ def test_a_refused_or_quoted_shredding_covers_nothing() -> None:
         covers: list[tuple[str, list[bytes]]] = []
         scan._shred_entry(content.encode(), covers)
         assert covers == [], content
-    good = '{"action":"audit.shred","outcome":"ok","params":{' + named + ',"order_reference":"MC-1"}}'
+    good = (
+        '{"action":"audit.shred","outcome":"ok","params":{' + named + ',"order_reference":"MC-1"}}'
+    )
     covers = []
     scan._shred_entry(good.encode(), covers)
     assert covers == [("MC-1", [bytes.fromhex("ab" * 32)])]
@@ -414,7 +420,8 @@ def test_a_refused_or_quoted_shredding_covers_nothing() -> None:
 def test_a_shredding_entry_covers_across_chunks(tmp_path: Path) -> None:
     ex = build_export(300, [100, 256, 300], shredded={3, 150, 250})
     summary = run(tmp_path, ex)
-    assert summary.shredded == 3 and summary.orders == ("MC-1",)
+    assert summary.shredded == 3
+    assert summary.orders == ("MC-1",)
 
 
 def test_partial_export_with_frontier(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from typing import Annotated
 import typer
 
 from openpars.audit import checkpoints, log, witness
-from openpars.audit import shred as shredding
 from openpars.audit import export as exporting
+from openpars.audit import shred as shredding
 from openpars.audit.events import AuditKind
 from openpars.console import (
     DbOption,
@@ -149,7 +149,9 @@ def entries(
 @app.command("shred")
 @reports_errors
 def shred(
-    order: Annotated[str, typer.Option(help="The order that sealed or expunged the record, as recorded on it.")],
+    order: Annotated[
+        str, typer.Option(help="The order that sealed or expunged the record, as recorded on it.")
+    ],
     arrest_id: Annotated[
         int | None, typer.Option(help="The sealed arrest.", min=1, max=INT32_MAX)
     ] = None,

@@ -26,17 +26,14 @@ from sqlalchemy.orm import Session
 
 from openpars.audit import merkle, service
 from openpars.audit import repository as repo
-from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.events import AuditEvent
 from openpars.audit.models import AuditCheckpoint
-from openpars.audit.service import append
 
 # Shredding lives in its own module; re-exported here, where callers have always found it.
 from openpars.audit.shred import shred as shred
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import InvalidInput
-from openpars.identity.principal import Principal
-from openpars.identity.roles import Permission
 
 if TYPE_CHECKING:
     from openpars.audit.checkpoints import LogKey

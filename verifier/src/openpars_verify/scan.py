@@ -145,7 +145,11 @@ def _shred_entry(data: bytes, covers: list[tuple[str, list[bytes]]]) -> None:
         doc = json.loads(data)
     except ValueError:
         return  # not JSON: the server never writes such content, and it names nothing
-    if not isinstance(doc, dict) or doc.get("action") != "audit.shred" or doc.get("outcome") != "ok":
+    if (
+        not isinstance(doc, dict)
+        or doc.get("action") != "audit.shred"
+        or doc.get("outcome") != "ok"
+    ):
         return  # the marker inside a parameter, or a refused attempt: it covers nothing
     params = doc.get("params")
     if not isinstance(params, dict):
