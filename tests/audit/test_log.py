@@ -310,6 +310,8 @@ def test_shredding_deletes_contents_keeps_the_tree_and_is_audited(db: Database) 
             log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", arrest_id=43)
         with pytest.raises(Conflict, match="neither sealed nor expunged"):
             log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", person_id=2)
+        with pytest.raises(NotFound, match="person 77 has no arrest"):
+            log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", person_id=77)
         assert len(set(session.scalars(select(AuditEntryContent.entry_id)))) >= 5
         shredded = log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", arrest_id=41)
         assert shredded == sealed
