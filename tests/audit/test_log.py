@@ -19,9 +19,10 @@ from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
 from openpars.audit.service import append, commitment_of
 from openpars.config import Settings
 from openpars.db import Database
-from openpars.errors import Forbidden, InvalidInput
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import SYSTEM, Principal
 from openpars.identity.roles import Role
+from tests.audit import records
 
 ORIGIN = "openpars.example/audit"
 COURT = Principal(
@@ -269,12 +270,27 @@ def test_shredding_deletes_contents_keeps_the_tree_and_is_audited(db: Database) 
     sealed = add_entries(db, 3, arrest_id=41)
     kept = add_entries(db, 2, arrest_id=42)
     with db.session() as session:
+        records.arrest(session, 41, order="CP-51-MD-1-2026", person_ids=[1])
+        records.arrest(session, 42, person_ids=[2])
         log.integrate(session)
         before = log.root_at(session, repo.tree_size(session))
         with pytest.raises(Forbidden):
             log.shred(session, actor=SYSTEM, order_reference="CP-51-MD-1-2026", arrest_id=41)
         with pytest.raises(InvalidInput, match="exactly one"):
             log.shred(session, actor=COURT, order_reference="x", arrest_id=41, person_id=1)
+        # The attacker's tries: no order on an ordinary record, another record's order, an
+        # order for a record that does not exist, a person whose record is not sealed.
+        with pytest.raises(Conflict, match="neither sealed nor expunged"):
+            log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", arrest_id=42)
+        with pytest.raises(Conflict, match="not 'MC-9'"):
+            log.shred(session, actor=COURT, order_reference="MC-9", arrest_id=41)
+        with pytest.raises(NotFound, match="arrest 43"):
+            log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", arrest_id=43)
+        with pytest.raises(Conflict, match="neither sealed nor expunged"):
+            log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", person_id=2)
+        with pytest.raises(NotFound, match="person 77 has no arrest"):
+            log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", person_id=77)
+        assert len(set(session.scalars(select(AuditEntryContent.entry_id)))) >= 5
         shredded = log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", arrest_id=41)
         assert shredded == sealed
         remaining = set(session.scalars(select(AuditEntryContent.entry_id)))
@@ -284,6 +300,20 @@ def test_shredding_deletes_contents_keeps_the_tree_and_is_audited(db: Database) 
         assert merkle.root_from_leaf_hashes(leaf_hashes(session)) == before
         record = session.scalars(select(AuditEntry).where(AuditEntry.action == "audit.shred")).one()
         assert record.user_id is None and record.kind is AuditKind.WRITE
+        params = json.loads(service_content(session, record.id))["params"]
+        assert params["order_reference"] == "CP-51-MD-1-2026" and params["entry_ids"] == sealed
+        commitments = {
+            e.id: e.commitment.hex()
+            for e in session.scalars(select(AuditEntry).where(AuditEntry.id.in_(sealed)))
+        }
+        assert params["commitments"] == [commitments[i] for i in sealed]
+
+
+def service_content(session: Session, entry_id: int) -> bytes:
+    """The committed content of an entry."""
+    content = session.get(AuditEntryContent, entry_id)
+    assert content is not None
+    return content.content
 
 
 def test_publisher_step_respects_min_and_max_intervals(db: Database, tmp_path: Path) -> None:
@@ -346,6 +376,7 @@ def test_append_many_writes_what_append_writes(db: Database) -> None:
                 == repo.leaf_of_entry(session, entry_id).leaf_hash
             )  # type: ignore[union-attr]
             assert commitment_of(content.salt, content.content) == entry.commitment
+        records.arrest(session, 9001, order="MC-1", person_ids=[40])
         assert log.shred(session, actor=COURT, order_reference="MC-1", person_id=40) == [ids[-1]]
 
 
@@ -381,6 +412,8 @@ def test_entries_with_more_subjects_than_one_insert_statement_takes(db: Database
         assert len(feed) == 1400 and {e for e, _, _ in feed} == set(ids[:-1])
         assert subjects(ids[-1], ids[-1]) == [(ids[-1], None, a) for a in arrests]
         assert log.integrate(session) >= 702
+        records.arrest(session, 9002, order="MC-2", expunged=True, person_ids=[1200])
+        records.arrest(session, 399, order="MC-3")
         assert log.shred(session, actor=COURT, order_reference="MC-2", person_id=1200) == [
             export.id
         ]

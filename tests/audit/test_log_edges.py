@@ -27,6 +27,7 @@ from openpars.errors import AuditUnavailable, Conflict, Forbidden, InvalidInput,
 from openpars.identity.principal import SYSTEM, Principal
 from openpars.identity.roles import Role
 from openpars.web.app import create_app
+from tests.audit import records
 from tests.audit.test_log import (
     ORIGIN,
     add_entries,
@@ -187,6 +188,8 @@ def test_cli_proofs_witnesses_and_shredding(
     monkeypatch.setenv("OPENPARS_LOG_KEY_PATH", str(tmp_path / "log.key"))
     monkeypatch.setenv("OPENPARS_LOG_ORIGIN", ORIGIN)
     add_entries(fresh_db, 6, arrest_id=5)
+    with fresh_db.session() as session:
+        records.arrest(session, 5, order="MC-7")
     runner = CliRunner()
     db_option = ["--db", url]
     assert runner.invoke(audit_cli, ["checkpoint", *db_option]).exit_code == 0

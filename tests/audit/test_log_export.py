@@ -16,6 +16,7 @@ from openpars.audit.cli import app as audit_cli
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.identity.principal import SYSTEM
+from tests.audit import records
 from tests.audit.test_log import COURT, ORIGIN, add_entries, cosignature_line, witness_keys
 
 
@@ -39,6 +40,8 @@ def site(fresh_db: Database, tmp_path: Path) -> tuple[Settings, list[str]]:
     with fresh_db.session() as session:
         for _, vkey in keys:
             witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+    with fresh_db.session() as session:
+        records.arrest(session, 77, order="MC-51-MD-9-2026")
     publisher = log.Publisher(fresh_db, settings)
     for round_number, (count, arrest) in enumerate([(5, 77), (9, 78), (6, 77), (1, None)]):
         add_entries(fresh_db, count, arrest_id=arrest)

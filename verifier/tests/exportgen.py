@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import random
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -127,13 +128,36 @@ class Entry:
         return f"entry {self.index} {self.commitment.hex()} {self.salt.hex()} {body}"
 
 
-def make_entries(count: int, *, shredded: Collection[int] = (), seed: int = 7) -> list[Entry]:
-    """Entries 0..count-1 with canonical JSON-ish content and random salts."""
+def make_entries(
+    count: int, *, shredded: Collection[int] = (), seed: int = 7, order: str | None = "MC-1"
+) -> list[Entry]:
+    """Entries 0..count-1 with canonical JSON-ish content and random salts.
+
+    When entries are shredded, the last entry that is not is the `audit.shred` entry naming
+    their commitments under `order` (None: no such entry, as when content is deleted directly).
+    """
     rng = random.Random(seed)
-    entries = []
+    kept = [i for i in range(count) if i not in shredded]
+    cover = kept[-1] if shredded and kept and order is not None else None
+    raw: list[tuple[bytes, bytes]] = []
     for i in range(count):
         salt = rng.randbytes(32)
         content = f'{{"action":"read","i":{i},"user":{rng.randrange(1000)}}}'.encode()
+        raw.append((salt, content))
+    if cover is not None:
+        named = [sha(raw[i][0] + raw[i][1]).hex() for i in sorted(shredded) if i < count]
+        doc = {
+            "action": "audit.shred",
+            "kind": "write",
+            "outcome": "ok",
+            "params": {"order_reference": order, "commitments": named},
+        }
+        raw[cover] = (
+            raw[cover][0],
+            json.dumps(doc, sort_keys=True, separators=(",", ":")).encode(),
+        )
+    entries = []
+    for i, (salt, content) in enumerate(raw):
         commitment = sha(salt + content)
         if i in shredded:
             entries.append(Entry(i, commitment, None, None))
@@ -167,11 +191,12 @@ def build_export(
     witnesses: int = 2,
     first: int = 0,
     log: Key | None = None,
+    order: str | None = "MC-1",
 ) -> Export:
     """Build a valid export of entries [first, count) with checkpoints at the given sizes."""
     log = log or log_key()
     cosigners = [witness_key(f"w{i}.example") for i in range(witnesses)]
-    entries = make_entries(count, shredded=shredded)
+    entries = make_entries(count, shredded=shredded, order=order)
     leaves = [e.leaf for e in entries]
     lines = [f"{HEADER} {first} {ORIGIN}"]
     if first:

@@ -20,7 +20,7 @@ from exportgen import (
     witness_key,
 )
 
-from openpars_verify import export, note
+from openpars_verify import export, note, scan
 
 COUNT = 40
 CHECKPOINTS = [16, 32, 40]
@@ -265,6 +265,7 @@ def test_truncated_mid_line(tmp_path: Path, good: Export) -> None:
 def test_truncated_at_a_checkpoint_needs_a_trusted_checkpoint(tmp_path: Path, good: Export) -> None:
     # Cutting back to an earlier checkpoint and rewriting the end line is self-consistent; only
     # a checkpoint known from elsewhere (say a witness) reveals the rollback.
+    good = build_export(COUNT, CHECKPOINTS)  # no shredding: its entry is past the cut
     latest_root = mth([e.leaf for e in good.entries])
     good.lines = [*good.lines[: checkpoint_pos(good, 1) + 1], "end 32"]
     assert run(tmp_path, good).size == 32
@@ -392,9 +393,67 @@ def test_size_one_tree(tmp_path: Path) -> None:
     assert summary.root == ex.entries[0].leaf
 
 
-def test_all_shredded_still_verifies(tmp_path: Path) -> None:
+def test_all_shredded_but_the_shredding_entry_still_verifies(tmp_path: Path) -> None:
+    ex = build_export(20, [7, 20], shredded=set(range(19)))
+    summary = run(tmp_path, ex)
+    assert summary.shredded == 19
+    assert summary.orders == ("MC-1",)
+
+
+# --- deleted content and shredding without an order (issue 11) ---------------------------
+
+
+def test_deleted_content_fails_naming_the_entry(tmp_path: Path, good: Export) -> None:
+    # Content deleted directly in the database exports as a shredded line no order names.
+    entry = good.entries[21]
+    good.lines[entry_pos(good, 21)] = f"shredded 21 {entry.commitment.hex()}"
+    err = failure(tmp_path, good)
+    assert err.index == 21
+    assert "entry 21 was shredded but no audit.shred entry" in str(err)
+
+
+def test_every_entry_shredded_has_no_shredding_entry(tmp_path: Path) -> None:
     ex = build_export(20, [7, 20], shredded=set(range(20)))
-    assert run(tmp_path, ex).shredded == 20
+    assert failure(tmp_path, ex).index == 0
+
+
+def test_shredding_without_an_order_fails(tmp_path: Path) -> None:
+    for order in ("", "   "):
+        ex = build_export(COUNT, CHECKPOINTS, shredded=SHREDDED, order=order)
+        err = failure(tmp_path, ex)
+        assert err.index == 5
+        assert "under a court order" in str(err)
+
+
+def test_a_refused_or_quoted_shredding_covers_nothing() -> None:
+    # A refused attempt, one without an order, and an entry that only mentions audit.shred in
+    # a parameter (say a search for that text) must not cover anything.
+    named = '"commitments":["' + "ab" * 32 + '"]'
+    contents = [
+        '{"action":"audit.shred","outcome":"refused","params":{'
+        + named
+        + ',"order_reference":"MC-1"}}',
+        '{"action":"audit.shred","outcome":"ok","params":{' + named + ',"order_reference":" "}}',
+        '{"action":"audit.shred","outcome":"ok","params":{' + named + "}}",
+        '{"action":"read","params":{"q":"\\"action\\":\\"audit.shred\\"",' + named + "}}",
+    ]
+    for content in contents:
+        covers: list[tuple[str, list[bytes]]] = []
+        scan._shred_entry(content.encode(), covers)
+        assert covers == [], content
+    good = (
+        '{"action":"audit.shred","outcome":"ok","params":{' + named + ',"order_reference":"MC-1"}}'
+    )
+    covers = []
+    scan._shred_entry(good.encode(), covers)
+    assert covers == [("MC-1", [bytes.fromhex("ab" * 32)])]
+
+
+def test_a_shredding_entry_covers_across_chunks(tmp_path: Path) -> None:
+    ex = build_export(300, [100, 256, 300], shredded={3, 150, 250})
+    summary = run(tmp_path, ex)
+    assert summary.shredded == 3
+    assert summary.orders == ("MC-1",)
 
 
 def test_partial_export_with_frontier(tmp_path: Path) -> None:

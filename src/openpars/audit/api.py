@@ -27,13 +27,16 @@ from openpars.audit.schemas import (
     EntryRead,
     InclusionProofRead,
     ReceiptRead,
+    ShredCreate,
+    ShredRead,
     WitnessCreate,
     WitnessRead,
 )
 from openpars.audit.service import append
 from openpars.identity.principal import Principal
-from openpars.identity.roles import Permission
+from openpars.identity.roles import AgencyKind, Permission
 from openpars.ranges import AuditNumber, AuditSize, RowId
+from openpars.records.versions import require_owner
 from openpars.web.context import Ctx, needs, public
 
 router = APIRouter(prefix="/audit", tags=["audit log"])
@@ -240,4 +243,27 @@ def remove_witness(witness_id: RowId, ctx: Ctx) -> WitnessRead:
             audit_event(principal, AuditKind.CONFIG, "audit.witness.remove", witness=removed.name),
         )
         result = WitnessRead.model_validate(removed)
+    return result
+
+
+@router.post(
+    "/shred",
+    response_model=ShredRead,
+    dependencies=[needs(Permission.RECORD_SEAL)],
+    summary="Shred the entries about a sealed or expunged record, under its court order",
+)
+def shred(body: ShredCreate, ctx: Ctx) -> ShredRead:
+    """Court, with sealed access. Refused unless the order is the one recorded on the record."""
+    with ctx.unit() as (session, principal):
+        require_owner(principal, Permission.RECORD_SEAL, AgencyKind.COURT, "shredding")
+        # Whether a record is sealed, and under which order, is itself sealed information.
+        principal.require(Permission.SEALED_READ)
+        ids = log.shred(
+            session, actor=principal, order_reference=body.order_reference,
+            arrest_id=body.arrest_id, person_id=body.person_id,
+        )  # fmt: skip
+        result = ShredRead(
+            order_reference=body.order_reference, arrest_id=body.arrest_id,
+            person_id=body.person_id, entry_ids=ids,
+        )  # fmt: skip
     return result

@@ -18,6 +18,7 @@ import typer
 from openpars.audit import checkpoints, log, witness
 from openpars.audit import export as exporting
 from openpars.audit import repository as repo
+from openpars.audit import shred as shredding
 from openpars.audit.events import AuditKind
 from openpars.console import (
     DbOption,
@@ -28,7 +29,7 @@ from openpars.console import (
     settings_for,
     unit,
 )
-from openpars.errors import InvalidInput
+from openpars.errors import DomainError, InvalidInput
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
 from openpars.ranges import INT32_MAX, INT64_MAX
@@ -163,7 +164,9 @@ def entries(
 @app.command("shred")
 @reports_errors
 def shred(
-    order: Annotated[str, typer.Option(help="The sealing or expungement order reference.")],
+    order: Annotated[
+        str, typer.Option(help="The order that sealed or expunged the record, as recorded on it.")
+    ],
     arrest_id: Annotated[
         int | None, typer.Option(help="The sealed arrest.", min=1, max=INT32_MAX)
     ] = None,
@@ -172,12 +175,22 @@ def shred(
     ] = None,
     db: DbOption = None,
 ) -> None:
-    """Crypto-shred the content of every entry about a record; the log still verifies."""
-    with unit(settings_for(db)) as session:
-        ids = log.shred(
-            session, actor=OPERATOR, order_reference=order, arrest_id=arrest_id,
-            person_id=person_id,
-        )  # fmt: skip
+    """Crypto-shred the entries about a record sealed or expunged by this court order."""
+    settings = settings_for(db)
+    try:
+        with unit(settings) as session:
+            ids = log.shred(
+                session, actor=OPERATOR, order_reference=order, arrest_id=arrest_id,
+                person_id=person_id,
+            )  # fmt: skip
+    except DomainError as exc:
+        # The attempt was rolled back; its refusal is evidence too, so it is kept apart.
+        with unit(settings) as session:
+            shredding.audit_refused(
+                session, exc, actor=OPERATOR, order_reference=order, arrest_id=arrest_id,
+                person_id=person_id, via="cli",
+            )  # fmt: skip
+        raise
     out.print(f"shredded the content of {len(ids)} audit entries under order {order}")
 
 

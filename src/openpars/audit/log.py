@@ -26,14 +26,14 @@ from sqlalchemy.orm import Session
 
 from openpars.audit import merkle, service
 from openpars.audit import repository as repo
-from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.events import AuditEvent
 from openpars.audit.models import AuditCheckpoint
-from openpars.audit.service import append
+
+# Shredding lives in its own module; re-exported here, where callers have always found it.
+from openpars.audit.shred import shred as shred
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import InvalidInput
-from openpars.identity.principal import Principal
-from openpars.identity.roles import Permission
 
 if TYPE_CHECKING:
     from openpars.audit.checkpoints import LogKey
@@ -178,45 +178,6 @@ def integrate_all(db: Database, *, batch: int = INTEGRATE_BATCH) -> int:
 def append_many(session: Session, events: Sequence[AuditEvent]) -> list[int]:
     """Append many entries at once (group commit); return their ids. See `service.append_many`."""
     return service.append_many_ids(session, events)
-
-
-def shred(
-    session: Session,
-    *,
-    actor: Principal,
-    order_reference: str,
-    arrest_id: int | None = None,
-    person_id: int | None = None,
-) -> list[int]:
-    """Crypto-shred the content of every entry touching a sealed or expunged record."""
-    actor.require(Permission.RECORD_SEAL)
-    if (arrest_id is None) == (person_id is None):
-        raise InvalidInput("give exactly one of arrest_id and person_id", field="arrest_id")
-    if not order_reference.strip():
-        raise InvalidInput(
-            "order_reference must name the sealing or expungement order", field="order_reference"
-        )
-    entry_ids = repo.shred_contents(session, arrest_id=arrest_id, person_id=person_id)
-    # The shredding itself is recorded, but not as a subject of the record, so that a later
-    # order for the same record cannot erase the evidence that this one was carried out.
-    append(
-        session,
-        AuditEvent(
-            kind=AuditKind.WRITE,
-            action="audit.shred",
-            user_id=actor.user_id,
-            username=actor.username,
-            agency_id=actor.agency_id,
-            source_ip=actor.source_ip,
-            params={
-                "order_reference": order_reference,
-                "arrest_id": arrest_id,
-                "person_id": person_id,
-                "entries_shredded": len(entry_ids),
-            },
-        ),
-    )
-    return entry_ids
 
 
 class Publisher:

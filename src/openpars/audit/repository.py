@@ -436,20 +436,25 @@ def export_rows(
     ]
 
 
-def shred_contents(session: Session, *, arrest_id: int | None, person_id: int | None) -> list[int]:
-    """Delete the content of every entry touching the record; return those entry ids."""
+def shred_contents(
+    session: Session, *, arrest_id: int | None, person_id: int | None
+) -> list[tuple[int, bytes]]:
+    """Delete the content of every entry touching the record; return (id, commitment) of each."""
     subjects = select(AuditSubject.entry_id)
     if arrest_id is not None:
         subjects = subjects.where(AuditSubject.arrest_id == arrest_id)
     else:
         subjects = subjects.where(AuditSubject.person_id == person_id)
-    ids = sorted(
-        int(i)
-        for i in session.scalars(
-            select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id.in_(subjects))
+    rows = sorted(
+        (int(i), bytes(c))
+        for i, c in session.execute(
+            select(AuditEntry.id, AuditEntry.commitment)
+            .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
+            .where(AuditEntry.id.in_(subjects))
         )
     )
+    ids = [i for i, _ in rows]
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         session.execute(delete(AuditEntryContent).where(AuditEntryContent.entry_id.in_(chunk)))
-    return ids
+    return rows

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from openpars.audit.events import AuditKind, Outcome
+from openpars.ranges import RowId
 from openpars.text import Line, Prose
 
 
@@ -98,3 +99,26 @@ class CosignatureRead(BaseModel):
     cosigners: int
     quorum: int
     final: bool
+
+
+class ShredCreate(BaseModel):
+    """A court order to carry out: shred the entries about one sealed or expunged record."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    # Not required by the schema: an attempt without an order is refused by the service, so
+    # that it is audited like every other refused shredding (schema errors are not).
+    order_reference: Line = Field(
+        default="", max_length=100, description="The order recorded on the sealed record"
+    )
+    arrest_id: RowId | None = None
+    person_id: RowId | None = None
+
+
+class ShredRead(BaseModel):
+    """What was shredded: the order and the id of every entry whose content is gone."""
+
+    order_reference: str
+    arrest_id: int | None
+    person_id: int | None
+    entry_ids: list[int]

@@ -162,6 +162,7 @@ def _export(args: argparse.Namespace) -> str:
         f"OK export {summary.origin}: entries [{summary.first_index}, {summary.size}), "
         f"{summary.checkpoints} checkpoints, {summary.shredded} shredded, "
         f"{summary.trusted_checked} trusted checkpoints matched; root {root}"
+        + (f"; shredded under orders {', '.join(summary.orders)}" if summary.orders else "")
     )
     if quorum > 0:
         ok += (

@@ -58,6 +58,8 @@ class Summary:
     trusted_checked: int = 0
     # Size of the newest checkpoint with the witness quorum; -1 when none has (or quorum 0).
     witnessed: int = -1
+    # The court orders named by the shredding entries that cover the shredded entries.
+    orders: tuple[str, ...] = ()
 
 
 @dataclass
@@ -92,6 +94,11 @@ class _Verifier:
         self.first = 0
         self.size = 0
         self.shredded = 0
+        # Shredded entries not yet named by a shredding entry: commitment -> index.
+        self.uncovered: dict[bytes, int] = {}
+        # Commitment -> order of every shredding entry seen so far (it may precede or follow).
+        self.covered: dict[bytes, str] = {}
+        self.orders: set[str] = set()
         self.checkpoints = 0
         self.trusted_checked = 0
         # The last checkpoint seen, to refuse rollbacks and forks even without --checkpoint.
@@ -212,11 +219,28 @@ class _Verifier:
                 f"no checkpoint in the export has {self.trust.quorum} cosignatures of the "
                 "given witnesses: the witnesses never vouched for this log",
             )
+        self.check_shredding()
         root = tlog.root_of_frontier(self.frontier)
         return Summary(
             self.origin, self.first, self.size, root, self.checkpoints, self.shredded,
-            self.trusted_checked, self.witnessed,
+            self.trusted_checked, self.witnessed, tuple(sorted(self.orders)),
         )  # fmt: skip
+
+    def check_shredding(self) -> None:
+        """Fail unless every shredded entry is named by a shredding entry under a court order."""
+        orders = set()
+        for commitment, index in self.uncovered.items():
+            order = self.covered.get(commitment)
+            if order is None:
+                raise ExportFailure(
+                    index,
+                    f"entry {index} was shredded but no audit.shred entry under a court order "
+                    "names it: its content was deleted outside the shredding procedure (or the "
+                    "export ends before the shredding entry; export through the newest "
+                    "checkpoint)",
+                )
+            orders.add(order)
+        self.orders = orders
 
     def next_stop(self, after: int) -> int:
         """Return the next trusted checkpoint size above `after`, or -1."""
@@ -250,6 +274,11 @@ class _Verifier:
                 )
             self.other(line, lineno + offset)
         self.shredded += chunk.shredded
+        for index, commitment in chunk.shreds:
+            self.uncovered[commitment] = index
+        for order, named in chunk.covers:
+            for commitment in named:
+                self.covered[commitment] = order
         if chunk.error is not None:
             before, offset, reason = chunk.error
             self.append(chunk, done, before, lineno + offset)

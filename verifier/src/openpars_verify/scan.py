@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
+import json
 from dataclasses import dataclass, field
 
 
@@ -26,6 +27,10 @@ class Chunk:
     # Number of lines that begin in the chunk (for line numbers in messages).
     lines: int = 0
     shredded: int = 0
+    # (index, commitment) of every shredded entry line, for the coverage check.
+    shreds: list[tuple[int, bytes]] = field(default_factory=list)
+    # (order reference, commitments it names) of every completed `audit.shred` entry.
+    covers: list[tuple[str, list[bytes]]] = field(default_factory=list)
     # Lines that are not entries: (entries before it in the chunk, line offset, the line).
     others: list[tuple[int, int, bytes]] = field(default_factory=list)
     # The first problem found, which ends the scan: (entries before it, line offset, reason).
@@ -82,6 +87,8 @@ def scan_chunk(path: str, start: int, end: int, at_line_start: bool) -> Chunk:
     base = -1  # index of the first entry; -1 never matches, so the first entry sets it
     k = 0  # entries so far
     shredded = 0
+    shreds = chunk.shreds
+    mark = _SHRED_MARK
     line = b""
     try:
         for line in lines:
@@ -99,6 +106,7 @@ def scan_chunk(path: str, start: int, end: int, at_line_start: bool) -> Chunk:
                 if len(commitment) != 32:
                     raise ValueError("commitment is not 64 hex digits") from None
                 shredded += 1
+                shreds.append((base + k, commitment))
             else:
                 if tag != b"entry":
                     raise ValueError("unknown line type")
@@ -109,8 +117,13 @@ def scan_chunk(path: str, start: int, end: int, at_line_start: bool) -> Chunk:
                 if len(salt) != 32:
                     raise ValueError("salt is not 64 hex digits")
                 # A match also proves the commitment is 32 bytes: it equals a digest.
-                if sha256(salt + b64(content, strict_mode=True)).digest() != commitment:
+                data = b64(content, strict_mode=True)
+                if sha256(salt + data).digest() != commitment:
                     raise _Mismatch("commitment does not match SHA-256(salt || content)")
+                # A prefix test first (canonical JSON sorts its keys, so "action" comes first):
+                # parsing every entry's JSON would double the cost.
+                if data.startswith(mark):
+                    _shred_entry(data, chunk.covers)
             out += sha256(b"\x00" + commitment).digest()
             k += 1
     except ValueError as exc:
@@ -123,6 +136,33 @@ def scan_chunk(path: str, start: int, end: int, at_line_start: bool) -> Chunk:
     chunk.first_index = base if base >= 0 else None
     chunk.shredded = shredded
     return chunk
+
+
+_SHRED_MARK = b'{"action":"audit.shred"'
+
+
+def _shred_entry(data: bytes, covers: list[tuple[str, list[bytes]]]) -> None:
+    """Record the order and commitments named by a completed shredding entry."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return  # not JSON: the server never writes such content, and it names nothing
+    if (
+        not isinstance(doc, dict)
+        or doc.get("action") != "audit.shred"
+        or doc.get("outcome") != "ok"
+    ):
+        return  # the marker inside a parameter, or a refused attempt: it covers nothing
+    params = doc.get("params")
+    if not isinstance(params, dict):
+        return
+    order, named = params.get("order_reference"), params.get("commitments")
+    if not isinstance(order, str) or not order.strip() or not isinstance(named, list):
+        return  # shredding without an order covers nothing
+    try:
+        covers.append((order, [bytes.fromhex(c) for c in named if isinstance(c, str)]))
+    except ValueError:
+        return
 
 
 def _check_index(field: bytes, base: int, k: int) -> int:

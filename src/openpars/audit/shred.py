@@ -1,0 +1,160 @@
+"""Crypto-shredding under a court order: only the entries about a sealed or expunged record.
+
+Shredding deletes an entry's salt and content and keeps its commitment, so the log still
+verifies. Because it erases evidence it is allowed only under the order recorded on the record
+itself (`Arrest.seal_order`, set when a court seals or expunges the arrest, records/amendments):
+
+- by arrest: the arrest is sealed or expunged and its order is the one given;
+- by person: every arrest of the person is sealed or expunged and one of them under that order
+  (an entry about a person also concerns the person's other arrests, which may not be erased
+  while any of them is an ordinary record).
+
+The `audit.shred` entry names the order, the record, and the id and commitment of every entry
+shredded. The independent verifier checks that each shredded line of an export is named by such
+an entry (docs/audit-export.md), so content deleted outside this procedure, even directly in
+the database, fails verification. A refused attempt is audited as REFUSED by the caller.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from openpars.audit import repository as repo
+from openpars.audit.events import AuditEvent, AuditKind, Outcome
+from openpars.audit.service import append
+from openpars.errors import Conflict, DomainError, InvalidInput, NotFound
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+from openpars.records.models import Arrest, Involvement
+
+ACTION = "audit.shred"
+
+
+def _covered_arrests(
+    session: Session, order: str, arrest_id: int | None, person_id: int | None
+) -> list[int]:
+    """The arrests the order covers for this request; raise when the order does not cover it."""
+    if arrest_id is not None:
+        arrest = session.get(Arrest, arrest_id)
+        if arrest is None:
+            raise NotFound(f"arrest {arrest_id} does not exist", field="arrest_id")
+        if not arrest.is_sealed:
+            raise Conflict(
+                f"arrest {arrest_id} is neither sealed nor expunged: its audit entries may be "
+                "shredded only after a court order seals or expunges it",
+                code="not_sealed",
+                field="arrest_id",
+            )
+        if arrest.seal_order != order:
+            raise Conflict(
+                f"arrest {arrest_id} was sealed or expunged under order {arrest.seal_order!r}, "
+                f"not {order!r}: give the order recorded on the arrest",
+                code="order_mismatch",
+                field="order_reference",
+            )
+        return [arrest_id]
+    arrests = list(
+        session.scalars(
+            select(Arrest)
+            .join(Involvement, Involvement.arrest_id == Arrest.id)
+            .where(Involvement.person_id == person_id)
+            .distinct()
+        )
+    )
+    if not arrests:
+        raise NotFound(f"person {person_id} has no arrest record", field="person_id")
+    open_ = sorted(a.id for a in arrests if not a.is_sealed)
+    if open_:
+        raise Conflict(
+            f"person {person_id} still has arrests that are neither sealed nor expunged "
+            f"({', '.join(map(str, open_))}): entries about the person may be shredded only "
+            "when every arrest of theirs is",
+            code="not_sealed",
+            field="person_id",
+        )
+    if not any(a.seal_order == order for a in arrests):
+        raise Conflict(
+            f"no arrest of person {person_id} was sealed or expunged under order {order!r}",
+            code="order_mismatch",
+            field="order_reference",
+        )
+    return sorted(a.id for a in arrests)
+
+
+def shred(
+    session: Session,
+    *,
+    actor: Principal,
+    order_reference: str,
+    arrest_id: int | None = None,
+    person_id: int | None = None,
+) -> list[int]:
+    """Crypto-shred the content of every entry about a record sealed or expunged by this order."""
+    actor.require(Permission.RECORD_SEAL)
+    if (arrest_id is None) == (person_id is None):
+        raise InvalidInput("give exactly one of arrest_id and person_id", field="arrest_id")
+    order = order_reference.strip()
+    if not order:
+        raise InvalidInput(
+            "order_reference must name the sealing or expungement order", field="order_reference"
+        )
+    arrests = _covered_arrests(session, order, arrest_id, person_id)
+    shredded = repo.shred_contents(session, arrest_id=arrest_id, person_id=person_id)
+    # The shredding itself is recorded, but not as a subject of the record, so that a later
+    # order for the same record cannot erase the evidence that this one was carried out. The
+    # commitments are what the verifier sees of a shredded entry, so they name it there.
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.WRITE,
+            action=ACTION,
+            user_id=actor.user_id,
+            username=actor.username,
+            agency_id=actor.agency_id,
+            source_ip=actor.source_ip,
+            params={
+                "order_reference": order,
+                "arrest_id": arrest_id,
+                "person_id": person_id,
+                "order_arrest_ids": arrests,
+                "entries_shredded": len(shredded),
+                "entry_ids": [i for i, _ in shredded],
+                "commitments": [c.hex() for _, c in shredded],
+            },
+        ),
+    )
+    return [i for i, _ in shredded]
+
+
+def audit_refused(
+    session: Session,
+    exc: DomainError,
+    *,
+    actor: Principal,
+    order_reference: str,
+    arrest_id: int | None,
+    person_id: int | None,
+    via: str,
+) -> None:
+    """Record a refused shredding (in a transaction of its own: the attempt was rolled back)."""
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.REFUSED,
+            action=ACTION,
+            outcome=Outcome.REFUSED,
+            user_id=actor.user_id,
+            username=actor.username,
+            agency_id=actor.agency_id,
+            source_ip=actor.source_ip,
+            params={
+                "via": via,
+                "order_reference": order_reference,
+                "arrest_id": arrest_id,
+                "person_id": person_id,
+                "status": exc.status,
+            },
+            error_code=exc.code,
+        ),
+    )
