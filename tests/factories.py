@@ -64,12 +64,19 @@ def build_world(session: Session) -> World:
 
 
 def add_user(
-    session: Session, world: World, username: str, agency_name: str, roles: list[Role]
+    session: Session,
+    world: World,
+    username: str,
+    agency_name: str,
+    roles: list[Role],
+    *,
+    by: str | None = None,
 ) -> None:
-    """Create a user of a named agency with a one-day token and record it in the world."""
+    """Create a user of a named agency with a one-day token and record it in the world; ``by``
+    names the world's account that creates it (the console's system account by default)."""
     user = identity.create_user(
         session,
-        actor=SYSTEM,
+        actor=world.principals[by] if by else SYSTEM,
         data=UserCreate(
             username=username,
             display_name=username.title(),

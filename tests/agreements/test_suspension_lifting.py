@@ -37,9 +37,13 @@ def seed(session: Session, world: World) -> int:
     agreement = activate(session, world)
     ana = data.person(session, "Alvarez", "Ana", sid="SID-3001")
     data.arrest(session, agency_id=world.agencies[POLICE], people=[(ana, InvolvementRole.ARRESTEE)])
-    add_user(session, world, "da-voter", DA, [Role.VOTER])
-    add_user(session, world, "da-voter-2", DA, [Role.VOTER])
-    add_user(session, world, "court-voter", COURT, [Role.VOTER])
+    # Separation of duties: the console bootstraps each stakeholder's administrator, who
+    # creates its voters.
+    add_user(session, world, "da-admin", DA, [Role.STAKEHOLDER_ADMIN])
+    add_user(session, world, "court-admin", COURT, [Role.STAKEHOLDER_ADMIN])
+    add_user(session, world, "da-voter", DA, [Role.VOTER], by="da-admin")
+    add_user(session, world, "da-voter-2", DA, [Role.VOTER], by="da-admin")
+    add_user(session, world, "court-voter", COURT, [Role.VOTER], by="court-admin")
     return agreement.id
 
 

@@ -22,7 +22,6 @@ from openpars.governance.schemas import BoardUpdate, KeyCreate, ProposalCreate
 from openpars.governance.service import open_proposal
 from openpars.governance.votes import submit_vote
 from openpars.identity import service as identity
-from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import Role
 from openpars.identity.schemas import UserCreate
 from tests.governance.helpers import Gov, register
@@ -40,9 +39,10 @@ def stakeholder(who: str) -> str:
 
 def _second_da_voter(gov: Gov) -> None:
     with gov.session() as session:
+        # Separation of duties: the DA's own administrator creates the voter and its key.
         user = identity.create_user(
             session,
-            actor=SYSTEM,
+            actor=gov.admins["da"],
             data=UserCreate(
                 username="da-voter-2",
                 display_name="second DA voter",
@@ -54,7 +54,7 @@ def _second_da_voter(gov: Gov) -> None:
         gov.keys["da2"] = Ed25519PrivateKey.generate()
         board.register_key(
             session,
-            actor=gov.voters["da2"],
+            actor=gov.admins["da"],
             data=KeyCreate(public_key=signing.public_pem(gov.keys["da2"]).decode(), label="da 2"),
         )
 
