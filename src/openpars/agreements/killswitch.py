@@ -22,7 +22,7 @@ from openpars.agreements.models import (
 from openpars.agreements.rules import audit, record_event, require_reader
 from openpars.agreements.schemas import SuspensionRead
 from openpars.agreements.service import get_agreement
-from openpars.audit.events import AuditEvent, AuditKind, Outcome
+from openpars.audit.events import AuditKind, Outcome, event_by
 from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -168,14 +168,11 @@ def record_refused_resume(
     """Audit a refused resumption from the console (the API's error handler does it for HTTP)."""
     append(
         session,
-        AuditEvent(
+        event_by(
+            actor,
             kind=AuditKind.REFUSED,
             action="agreement.resume",
             outcome=Outcome.REFUSED,
-            user_id=actor.user_id,
-            username=actor.username,
-            agency_id=actor.agency_id,
-            source_ip=actor.source_ip,
             params={"suspension_id": suspension_id, "via": "console"},
             error_code=error.code,
         ),

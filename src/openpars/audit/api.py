@@ -18,7 +18,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from openpars.audit import checkpoints, log, witness
 from openpars.audit import export as exporting
-from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.events import AuditEvent, AuditKind, event_by
 from openpars.audit.schemas import (
     ConsistencyProofRead,
     CosignatureCreate,
@@ -50,15 +50,7 @@ def _b64(hashes: list[bytes]) -> list[str]:
 
 def audit_event(principal: Principal, kind: AuditKind, action: str, **params: Any) -> AuditEvent:
     """The audit entry of an audit-log access."""
-    return AuditEvent(
-        kind=kind,
-        action=action,
-        user_id=principal.user_id,
-        username=principal.username,
-        agency_id=principal.agency_id,
-        source_ip=principal.source_ip,
-        params=params,
-    )
+    return event_by(principal, kind=kind, action=action, params=params)
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse, dependencies=[public()])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openpars.identity.principal import Principal
 
 
 class AuditKind(StrEnum):
@@ -54,3 +57,16 @@ class AuditEvent:
     agreement_id: int | None = None
     agreement_version: int | None = None
     error_code: str | None = None
+
+
+def event_by(actor: Principal, *, kind: AuditKind, action: str, **fields: Any) -> AuditEvent:
+    """An audit event of an act by ``actor``: who, their agency and address filled in."""
+    return AuditEvent(
+        kind=kind,
+        action=action,
+        user_id=actor.user_id,
+        username=actor.username,
+        agency_id=actor.agency_id,
+        source_ip=actor.source_ip,
+        **fields,
+    )

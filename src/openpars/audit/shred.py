@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.audit import repository as repo
-from openpars.audit.events import AuditEvent, AuditKind, Outcome
+from openpars.audit.events import AuditKind, Outcome, event_by
 from openpars.audit.service import append
 from openpars.errors import Conflict, DomainError, InvalidInput, NotFound
 from openpars.identity.principal import Principal
@@ -106,13 +106,10 @@ def shred(
     # commitments are what the verifier sees of a shredded entry, so they name it there.
     append(
         session,
-        AuditEvent(
+        event_by(
+            actor,
             kind=AuditKind.WRITE,
             action=ACTION,
-            user_id=actor.user_id,
-            username=actor.username,
-            agency_id=actor.agency_id,
-            source_ip=actor.source_ip,
             params={
                 "order_reference": order,
                 "arrest_id": arrest_id,
@@ -140,14 +137,11 @@ def audit_refused(
     """Record a refused shredding (in a transaction of its own: the attempt was rolled back)."""
     append(
         session,
-        AuditEvent(
+        event_by(
+            actor,
             kind=AuditKind.REFUSED,
             action=ACTION,
             outcome=Outcome.REFUSED,
-            user_id=actor.user_id,
-            username=actor.username,
-            agency_id=actor.agency_id,
-            source_ip=actor.source_ip,
             params={
                 "via": via,
                 "order_reference": order_reference,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.events import AuditKind, event_by
 from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.governance.models import KeyNotice, StakeholderKey
@@ -51,13 +51,10 @@ def list_key_notices(
     result = [KeyNoticeRead.model_validate(n) for n in rows]
     append(
         session,
-        AuditEvent(
+        event_by(
+            actor,
             kind=AuditKind.KEY,
             action="key_notice.list",
-            user_id=actor.user_id,
-            username=actor.username,
-            agency_id=actor.agency_id,
-            source_ip=actor.source_ip,
             params={"stakeholder": stakeholder_id, "returned": [n.id for n in result]},
         ),
     )
