@@ -90,3 +90,14 @@ def add_user(
         session, actor=SYSTEM, user_id=user.id, name="test", lifetime=timedelta(days=1)
     )
     world.tokens[username] = secret
+
+
+def city_voter(session: Session, world: World) -> str:
+    """The city's voter, made by the city's own stakeholder administrator (separation of
+    duties: the site administrator speaks for no stakeholder); its username."""
+    if "city-voter" not in world.users:
+        add_user(session, world, "city-admin", "City of Philadelphia", [Role.STAKEHOLDER_ADMIN])
+        add_user(
+            session, world, "city-voter", "City of Philadelphia", [Role.VOTER], by="city-admin"
+        )
+    return "city-voter"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from openpars.agreements.cli import app as cli_app
 from openpars.db import Database
 from tests.agreements.helpers import audit_count, document_dict, scope_dict
-from tests.factories import World, build_world
+from tests.factories import World, build_world, city_voter
 
 BASE = "/api/v1/agreements"
 
@@ -103,15 +103,19 @@ def test_permissions(client: TestClient, world: World) -> None:
 
 def test_kill_switch_endpoints(client: TestClient, db: Database, world: World) -> None:
     admin = world.auth("admin")
+    with db.session() as session:
+        # The city's own voter suspends and lifts: the site administrator speaks for no
+        # stakeholder (separation of duties).
+        voter = world.auth(city_voter(session, world))
     agreement_id = client.post(BASE, json=document_dict(world), headers=admin).json()["id"]
     cut = client.post(
         f"{BASE}/{agreement_id}/suspensions",
         json={"target": "account", "target_id": world.users["ice"], "reason": "burst of lookups"},
-        headers=admin,
+        headers=voter,
     )
     assert cut.status_code == 201, cut.text
     suspension = cut.json()
-    assert suspension["suspended_by"] == "admin"
+    assert suspension["suspended_by"] == "city-voter"
     assert suspension["resumed_at"] is None
     wrong = client.post(
         f"{BASE}/{agreement_id}/suspensions",
@@ -120,18 +124,18 @@ def test_kill_switch_endpoints(client: TestClient, db: Database, world: World) -
             "target_id": world.agencies["District Attorney's Office"],
             "reason": "not theirs",
         },
-        headers=admin,
+        headers=voter,
     )
     assert wrong.status_code == 422
     resumed = client.post(
         f"{BASE}/{agreement_id}/suspensions/{suspension['id']}/resume",
         json={"reason": "reviewed, legitimate"},
-        headers=admin,
+        headers=voter,
     )
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["resume_reason"] == "reviewed, legitimate"
     listed = client.get(f"{BASE}/{agreement_id}/suspensions", headers=admin).json()
-    assert listed[0]["resumed_by"] == "admin"
+    assert listed[0]["resumed_by"] == "city-voter"
     denied = client.post(
         f"{BASE}/{agreement_id}/suspensions",
         json={"target": "agreement", "reason": "mine"},
@@ -187,6 +191,7 @@ def run(url: str, *args: str) -> Any:
 def test_cli(fresh_db: Database, tmp_path: Path) -> None:
     with fresh_db.session() as session:
         world = build_world(session)
+        voter = city_voter(session, world)
     url = fresh_db.bind.engine.url.render_as_string(hide_password=False)
     path = tmp_path / "agreement.json"
     path.write_text(json.dumps(document_dict(world)), encoding="utf-8")
@@ -199,12 +204,10 @@ def test_cli(fresh_db: Database, tmp_path: Path) -> None:
     assert json.loads(shown.output)["status"] == "pending_approval"
     listed = run(url, "agreement", "list")
     assert "1 agreement(s)" in listed.output
-    cut = run(url, "agreement", "suspend", "1", "--reason", "audit finding", "--as", "admin")
+    cut = run(url, "agreement", "suspend", "1", "--reason", "audit finding", "--as", voter)
     assert cut.exit_code == 0, cut.output
-    # Lifted by the stakeholder that imposed it (the city's admin), not by the console's system.
-    assert (
-        run(url, "agreement", "resume", "1", "--reason", "cleared", "--as", "admin").exit_code == 0
-    )
+    # Lifted by the stakeholder that imposed it (the city's voter), not by the console's system.
+    assert run(url, "agreement", "resume", "1", "--reason", "cleared", "--as", voter).exit_code == 0
     timeline = json.loads(run(url, "agreement", "timeline", "1", "--json").output)
     assert [e["kind"] for e in timeline] == [
         "created",

@@ -14,7 +14,7 @@ from openpars.db import Database, utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput
 from openpars.identity.principal import Principal
 from tests.agreements.helpers import FBI, activate, add_unit, create, document
-from tests.factories import World
+from tests.factories import World, city_voter
 
 US = timedelta(microseconds=1)
 
@@ -159,7 +159,7 @@ def test_kill_switch_cuts_off_from_that_instant_and_resumes(
             SuspensionTarget.ACCOUNT: unit.user_id,
         }[target]
         cut = utcnow()
-        voter = world.principals["admin"]
+        voter = world.principals[city_voter(session, world)]
         row = killswitch.suspend(
             session,
             actor=voter,

@@ -24,7 +24,7 @@ from openpars.identity.roles import Role
 from openpars.records.enums import InvolvementRole
 from tests.access import data
 from tests.access.agreements import activate
-from tests.factories import World, add_user, build_world
+from tests.factories import World, add_user, build_world, city_voter
 
 DA = "District Attorney's Office"
 COURT = "First Judicial District"
@@ -210,3 +210,38 @@ def test_cli_only_the_imposing_stakeholder_lifts_a_suspension(fresh_db: Database
 def test_cli_resume_help_says_who_may_lift() -> None:
     shown = CliRunner().invoke(cli_app, ["agreement", "resume", "--help"])
     assert "stakeholder that imposed it" in " ".join(shown.output.split())
+
+
+def test_the_site_administrator_speaks_for_no_stakeholder(
+    client: TestClient, db: Database, world: World
+) -> None:
+    """The site admin sits in the city's agency, yet lifts none of the city's suspensions, and
+    what it suspends only a quorum lifts (the city's own voter cannot undo it alone either)."""
+    with db.session() as session:
+        agreement_id = seed(session, world)
+        voter = city_voter(session, world)
+    base = f"/api/v1/agreements/{agreement_id}/suspensions"
+    body = {"reason": "reviewed"}
+    by_city = client.post(
+        base, json={"target": "agreement", "reason": "misuse"}, headers=world.auth(voter)
+    )
+    assert by_city.status_code == 201, by_city.text
+    assert by_city.json()["stakeholder_id"] == world.agencies["City of Philadelphia"]
+    lifted = client.post(
+        f"{base}/{by_city.json()['id']}/resume", json=body, headers=world.auth("admin")
+    )
+    assert lifted.status_code == 403, lifted.text
+    assert lifted.json()["error"]["code"] == "not_imposing_stakeholder"
+    assert client.get("/api/v1/persons", params=READ, headers=world.auth("ice")).status_code == 403
+    by_admin = client.post(
+        base,
+        json={"target": "account", "target_id": world.users["ice"], "reason": "misuse"},
+        headers=world.auth("admin"),
+    )
+    assert by_admin.status_code == 201, by_admin.text
+    assert by_admin.json()["stakeholder_id"] is None
+    for who in ("admin", voter):
+        again = client.post(
+            f"{base}/{by_admin.json()['id']}/resume", json=body, headers=world.auth(who)
+        )
+        assert again.status_code == 403, (who, again.text)

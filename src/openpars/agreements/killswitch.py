@@ -27,7 +27,7 @@ from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
-from openpars.identity.roles import Permission
+from openpars.identity.roles import Permission, Role
 
 
 def _target_id(
@@ -71,7 +71,13 @@ def board_members(session: Session) -> frozenset[int]:
 
 
 def stakeholder_of(session: Session, actor: Principal) -> int | None:
-    """The board member an account speaks for: its agency, or the nearest parent on the board."""
+    """The board member an account speaks for: its agency, or the nearest parent on the board.
+
+    A site administrator speaks for no stakeholder, whatever agency it sits in (separation of
+    duties): what it suspends only a quorum lifts, and it lifts nothing alone.
+    """
+    if Role.ADMIN in actor.roles:
+        return None
     members = board_members(session)
     return next((a for a in actor.agency_path if a in members), None)
 
@@ -144,7 +150,9 @@ def suspend(
 
 def require_imposer(session: Session, actor: Principal, suspension: Suspension) -> None:
     """Only an account of the stakeholder that imposed a suspension may lift it alone."""
-    if suspension.stakeholder_id is not None and suspension.stakeholder_id in actor.agency_path:
+    if suspension.stakeholder_id is not None and suspension.stakeholder_id == stakeholder_of(
+        session, actor
+    ):
         return
     imposer = (
         f"stakeholder agency {suspension.stakeholder_id}"
