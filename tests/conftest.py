@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings
 from sqlalchemy import Engine
 
 from openpars.config import Settings
@@ -28,6 +29,14 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 load_all_models()
+
+# Property tests draw the same examples on every run, so a clean clone passes or fails alike
+# and a CI failure reproduces at once. HYPOTHESIS_PROFILE=explore searches new examples (run it
+# by hand when changing the policy, quorum or log code); a failure it finds prints the blob
+# that replays it with @reproduce_failure.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 def new_database_url(tmp_dir: Path) -> tuple[str, object]:
