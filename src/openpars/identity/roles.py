@@ -30,6 +30,8 @@ class Role(StrEnum):
     SEALED_ACCESS = "sealed_access"
     VOTER = "voter"
     AUDITOR = "auditor"
+    # Reviews how outside agencies use their access (issue 13): explanations, flags, cases.
+    OVERSIGHT = "oversight"
     EXTERNAL_QUERY = "external_query"
 
 
@@ -53,6 +55,8 @@ class Permission(StrEnum):
     VOTE = "vote"
     AUDIT_READ = "audit:read"
     KEY_MANAGE = "key:manage"
+    OVERSIGHT_READ = "oversight:read"
+    OVERSIGHT_REVIEW = "oversight:review"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -87,6 +91,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.SEALED_ACCESS: frozenset({Permission.SEALED_READ}),
     Role.VOTER: frozenset({Permission.VOTE, Permission.AGREEMENT_SUSPEND}),
     Role.AUDITOR: frozenset({Permission.AUDIT_READ}),
+    Role.OVERSIGHT: frozenset({Permission.OVERSIGHT_READ, Permission.OVERSIGHT_REVIEW}),
     Role.EXTERNAL_QUERY: frozenset({Permission.EXTERNAL_QUERY}),
 }
 
@@ -102,11 +107,14 @@ VOTING_ROLES: frozenset[Role] = frozenset({Role.VOTER, Role.STAKEHOLDER_ADMIN})
 # administrator runs the site and must not also hold a vote, a stakeholder's administration or
 # the auditor's watch over itself; a stakeholder's administrator registers the keys its voters
 # sign with, so it does not sign itself; an external agency's user only reads under agreements.
+# The oversight reviewer judges how accounts use their access, the site administrator's included,
+# so the two never meet in one account.
 EXCLUSIVE_ROLES: dict[Role, frozenset[Role]] = {
-    Role.ADMIN: frozenset({Role.VOTER, Role.STAKEHOLDER_ADMIN, Role.AUDITOR}),
+    Role.ADMIN: frozenset({Role.VOTER, Role.STAKEHOLDER_ADMIN, Role.AUDITOR, Role.OVERSIGHT}),
     Role.STAKEHOLDER_ADMIN: frozenset({Role.ADMIN, Role.VOTER}),
     Role.VOTER: frozenset({Role.ADMIN, Role.STAKEHOLDER_ADMIN}),
     Role.AUDITOR: frozenset({Role.ADMIN}),
+    Role.OVERSIGHT: frozenset({Role.ADMIN}),
     Role.EXTERNAL_QUERY: frozenset(set(Role) - {Role.EXTERNAL_QUERY}),
 }
 
