@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -137,7 +137,9 @@ def test_an_offset_time_is_encoded_in_utc() -> None:
         statement().encode().replace(b"stakeholder 12", b"stakeholder +12"),
         statement().encode().replace(KEY.encode(), KEY.upper().encode()),
         statement().encode().replace(b"\nstakeholder 12\n", b"\n"),
-        statement().encode().replace(b"action renew\neffective-at none", b"effective-at none\naction renew"),
+        statement()
+        .encode()
+        .replace(b"action renew\neffective-at none", b"effective-at none\naction renew"),
         statement().encode().replace(b"\n", b"\r\n"),
         statement().encode().replace(b"choice yes", b"choice maybe"),
         statement().encode() + b"extra\n",
