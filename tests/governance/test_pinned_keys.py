@@ -268,3 +268,60 @@ def test_the_swap_at_the_console(
     )
     assert trusted.exit_code == 0, trusted.output
     assert "self-consistent" in " ".join(trusted.output.split())
+
+
+def test_console_notes_v1_votes_and_signing_needs_its_terms(
+    export: Doc, published: dict[str, Doc], gov: Gov, tmp_path: Path
+) -> None:
+    document = copy.deepcopy(export)
+    vote, proposal = document["votes"][2], document["proposal"]
+    old = signing.VoteStatementV1(
+        proposal_id=proposal["id"],
+        agreement_id=proposal["agreement_id"],
+        version_hash=proposal["content_hash"],
+        choice=Choice(vote["choice"]),
+        rationale_sha256=signing.rationale_digest(vote["rationale"]),
+        at=signing.parse_at(vote["at"]),
+    )
+    vote["signed"] = signing.encode_b64(old.encode())
+    vote["signature"] = signing.encode_b64(gov.keys["court"].sign(old.encode()))
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    pins = []
+    for who, file in published.items():
+        pins += ["--stakeholder-keys", str(tmp_path / f"{who}.json")]
+        Path(pins[-1]).write_text(json.dumps(file), encoding="utf-8")
+    result = CliRunner().invoke(app, ["vote", "verify", "--export", str(path), *pins])
+    assert result.exit_code == 0, result.output
+    assert "NOTE vote" in result.stderr and "openpars-vote/v1" in result.stderr
+    # Offline signing: the proposal file must be the proposal named, and the stakeholder given.
+    key = tmp_path / "court.pem"
+    key.write_bytes(signing.generate_private_pem())
+    proposal_file = tmp_path / "proposal.json"
+    proposal_file.write_text(json.dumps(document), encoding="utf-8")
+    sign = ["vote", "sign", "--key", str(key), "--choice", "yes", "--rationale", "ok"]
+    wrong = CliRunner().invoke(
+        app, [*sign, "--proposal", str(proposal["id"] + 1), "--proposal-file", str(proposal_file)]
+    )
+    assert wrong.exit_code == 1
+    assert "(field: proposal-file)" in " ".join(wrong.stderr.split())
+    anonymous = CliRunner().invoke(
+        app, [*sign, "--proposal", str(proposal["id"]), "--proposal-file", str(proposal_file)]
+    )
+    assert anonymous.exit_code == 1
+    assert "--stakeholder AGENCY_ID (field: stakeholder)" in " ".join(anonymous.stderr.split())
+    signed = CliRunner().invoke(
+        app,
+        [
+            *sign,
+            *("--proposal", str(proposal["id"]), "--proposal-file", str(proposal_file)),
+            *("--stakeholder", str(gov.agencies["court"])),
+        ],
+    )
+    assert signed.exit_code == 0, signed.output
+    made = json.loads(signed.stdout)
+    assert (made["format"], made["action"], made["stakeholder_id"]) == (
+        "openpars-vote/v2",
+        proposal["action"],
+        gov.agencies["court"],
+    )
