@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from openpars_verify import cli as independent
 from typer.testing import CliRunner
 
 from openpars.errors import InvalidInput
@@ -325,3 +326,110 @@ def test_console_notes_v1_votes_and_signing_needs_its_terms(
         proposal["action"],
         gov.agencies["court"],
     )
+
+
+def test_the_independent_verifier_agrees(
+    export: Doc,
+    published: dict[str, Doc],
+    gov: Gov,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """openpars-verify (which never imports openpars) runs the same matrix on the same files."""
+    pins = []
+    for who, file in published.items():
+        pins += ["--stakeholder-keys", str(tmp_path / f"{who}.json")]
+        Path(pins[-1]).write_text(json.dumps(file), encoding="utf-8")
+    attacker = signing.load_private_pem(signing.generate_private_pem())
+
+    def run(document: Doc, keys: list[str]) -> tuple[int, str]:
+        path = tmp_path / "export.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        code = independent.main(["votes", "--export", str(path), *keys])
+        out, err = capsys.readouterr()
+        return code, out + err
+
+    assert run(export, pins) == (
+        0,
+        f"OK 3 vote(s) of proposal {export['proposal']['id']} verify with the pinned keys\n",
+    )
+
+    def action(d: Doc) -> None:
+        d["proposal"]["action"] = "terminate"
+
+    def swapped(d: Doc) -> None:
+        resign(d, gov, "da", attacker)
+
+    def missing(d: Doc) -> None:
+        d["keys"] = [k for k in d["keys"] if k["agency_id"] != gov.agencies["da"]]
+
+    def expiry(d: Doc) -> None:
+        d["proposal"]["new_expires_at"] = "2030-01-01T00:00:00Z"
+
+    def garbled(d: Doc) -> None:
+        del d["votes"][0]["signed"]
+
+    def stakeholder(d: Doc) -> None:
+        d["votes"][2]["stakeholder_id"] = gov.agencies["city"]
+
+    def bytes_swapped(d: Doc) -> None:
+        d["votes"][0]["signed"] = d["votes"][1]["signed"]
+
+    def reordered(d: Doc) -> None:
+        lines = signing.decode_b64(d["votes"][2]["signed"], field="signed").split(b"\n")
+        lines[1], lines[2] = lines[2], lines[1]
+        signed = b"\n".join(lines)
+        d["votes"][2]["signed"] = signing.encode_b64(signed)
+        d["votes"][2]["signature"] = signing.encode_b64(gov.keys["court"].sign(signed))
+
+    cases: dict[Callable[[Doc], None], str] = {
+        stakeholder: "pinned for stakeholder",
+        bytes_swapped: "the signature does not verify with the pinned key",
+        reordered: "are not in their fixed order",
+        action: "line 'action' says 'adopt', the export says 'terminate'",
+        swapped: "in the export is not that stakeholder's pinned key",
+        missing: "its key is not in the export",
+        expiry: "line 'new-expires-at' says 'none'",
+        garbled: "the export is malformed",
+    }
+    for change, message in cases.items():
+        document = copy.deepcopy(export)
+        change(document)
+        code, said = run(document, pins)
+        assert (code, said.count("\n")) == (1, 1), (change.__name__, said)
+        assert said.startswith("openpars-verify: FAIL: ") and message in said, said
+    # The DA's file left out: its votes' key is not pinned.
+    code, said = run(export, pins[2:])
+    assert code == 1 and "is not that stakeholder's pinned key" in said
+    # A file claiming the DA's key for the court.
+    forged = tmp_path / "forged.json"
+    forged.write_text(
+        json.dumps(published["da"] | {"stakeholder_id": gov.agencies["court"]}), encoding="utf-8"
+    )
+    code, said = run(export, ["--stakeholder-keys", str(forged), *pins[2:]])
+    assert code == 1 and "is not that stakeholder's pinned key" in said
+    revoked = tmp_path / "revoked.json"
+    document = copy.deepcopy(published["court"])
+    document["keys"][0]["revoked_at"] = "2000-01-01T00:00:00Z"
+    revoked.write_text(json.dumps(document), encoding="utf-8")
+    code, said = run(export, [*pins[:2], "--stakeholder-keys", str(revoked)])
+    assert code == 1 and "outside its key's validity" in said
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}", encoding="utf-8")
+    code, said = run(export, ["--stakeholder-keys", str(bad)])
+    assert code == 2 and "not an openpars-stakeholder-keys/v1 file" in said
+    # A stored v1 vote verifies on the lines it has, and is counted as such.
+    document = copy.deepcopy(export)
+    vote, proposal = document["votes"][2], document["proposal"]
+    old = signing.VoteStatementV1(
+        proposal_id=proposal["id"],
+        agreement_id=proposal["agreement_id"],
+        version_hash=proposal["content_hash"],
+        choice=Choice(vote["choice"]),
+        rationale_sha256=signing.rationale_digest(vote["rationale"]),
+        at=signing.parse_at(vote["at"]),
+    )
+    vote["signed"] = signing.encode_b64(old.encode())
+    vote["signature"] = signing.encode_b64(gov.keys["court"].sign(old.encode()))
+    code, said = run(document, pins)
+    assert code == 0 and "(1 in openpars-vote/v1, which binds no action or stakeholder)" in said
