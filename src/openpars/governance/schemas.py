@@ -168,7 +168,7 @@ class SignedVote(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    format: str = Field(default=VOTE_FORMAT, max_length=40)
+    format: Line = Field(default=VOTE_FORMAT, max_length=40)
     proposal_id: RowId
     agreement_id: Annotated[int, Ge(0), Le(INT32_MAX)] = Field(
         description="The proposal's agreement; 0 for a site floor or board proposal."
