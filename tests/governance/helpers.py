@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -154,21 +155,27 @@ class Gov:
         *,
         rationale: str = "reviewed the evidence",
         key: str | None = None,
-        version_hash: str | None = None,
+        **overrides: Any,
     ) -> SignedVote:
-        """A vote signed offline with a stakeholder's key (or another's, with ``key``)."""
+        """A vote signed offline with a stakeholder's key (or another's, with ``key``).
+
+        ``overrides`` replace lines of the statement (``version_hash``, ``action``,
+        ``effective_at``, ``stakeholder_id``, ...) as an attacker or a careless signer would.
+        """
+        private = self.keys[key or who]
         with self.session() as session:
             proposal = session.get(Proposal, proposal_id)
             assert proposal is not None
-            statement = signing.VoteStatement(
-                proposal_id=proposal_id,
-                agreement_id=proposal.agreement_id or 0,
-                version_hash=version_hash or proposal.content_hash,
+            statement = signing.statement_for(
+                proposal,
+                stakeholder_id=self.voters[who].agency_id or 0,
+                key_fingerprint=signing.fingerprint(signing.public_raw(private)),
                 choice=choice,
-                rationale_sha256=signing.rationale_digest(rationale),
+                rationale=rationale,
                 at=at,
             )
-        document = signing.sign_vote(self.keys[key or who], statement, rationale)
+        statement = dataclasses.replace(statement, **overrides)
+        document = signing.sign_vote(private, statement, rationale)
         return SignedVote.model_validate(document)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from openpars.db import utcnow
 from openpars.governance import signing
 from openpars.governance.quorum import Choice
+from openpars.governance.schemas import ProposalRead
 from tests.governance.helpers import Gov, rows
 
 
@@ -33,15 +34,21 @@ def propose(client: TestClient, gov: Gov, who: str = "da", **body: Any) -> dict[
 
 
 def signed(
-    gov: Gov, proposal: dict[str, Any], who: str, choice: str, rationale: str
+    gov: Gov,
+    proposal: dict[str, Any],
+    who: str,
+    choice: str,
+    rationale: str,
+    *,
+    stakeholder: str | None = None,
 ) -> dict[str, Any]:
     """Sign as the CLI does offline: from the proposal's published fields only."""
-    statement = signing.VoteStatement(
-        proposal_id=proposal["id"],
-        agreement_id=proposal["agreement_id"],
-        version_hash=proposal["content_hash"],
+    statement = signing.statement_for(
+        ProposalRead.model_validate(proposal),
+        stakeholder_id=gov.agencies[stakeholder or who],
+        key_fingerprint=signing.fingerprint(signing.public_raw(gov.keys[who])),
         choice=Choice(choice),
-        rationale_sha256=signing.rationale_digest(rationale),
+        rationale=rationale,
         at=utcnow(),
     )
     return signing.sign_vote(gov.keys[who], statement, rationale)
@@ -70,11 +77,20 @@ def verify_offline(export: dict[str, Any]) -> dict[str, str]:
         message = base64.b64decode(vote["signed"])
         Ed25519PublicKey.from_public_bytes(raw).verify(base64.b64decode(vote["signature"]), message)
         lines = message.decode("utf-8").split("\n")
-        assert lines[0] == "openpars-vote/v1" and lines[-1] == ""
+        assert lines[0] == "openpars-vote/v2" and lines[-1] == ""
         fields = dict(line.split(" ", 1) for line in lines[1:-1])
         assert fields["proposal"] == str(proposal["id"])
         assert fields["agreement"] == str(proposal["agreement_id"])
         assert fields["version-hash"] == proposal["content_hash"]
+        assert fields["action"] == proposal["action"]
+        for line in ("effective-at", "new-expires-at"):
+            when = proposal[line.replace("-", "_")]
+            assert fields[line] == ("none" if when is None else fields[line])
+            assert when is None or datetime.fromisoformat(when) == datetime.fromisoformat(
+                fields[line].replace("Z", "+00:00")
+            )
+        assert fields["stakeholder"] == str(vote["stakeholder_id"])
+        assert fields["key"] == vote["key_fingerprint"]
         assert fields["choice"] == vote["choice"]
         digest = hashlib.sha256(vote["rationale"].encode("utf-8")).hexdigest()
         assert fields["rationale-sha256"] == digest
@@ -141,7 +157,12 @@ def test_bad_votes_over_http_record_nothing(client: TestClient, gov: Gov) -> Non
         ({**good, "signature": base64.b64encode(b"x" * 10).decode()}, 422, "signature"),
         (signed(gov, proposal, "da", "yes", "r" * 4001), 422, "rationale"),
         ({**good, "version_hash": "a" * 64}, 409, "version_hash"),
-        (signed(gov, proposal, "court", "yes", "court key, DA voter"), 403, "key_fingerprint"),
+        (signed(gov, proposal, "court", "yes", "the court's vote"), 409, "stakeholder_id"),
+        (
+            signed(gov, proposal, "court", "yes", "court key, DA vote", stakeholder="da"),
+            403,
+            "key_fingerprint",
+        ),
     ]
     with gov.session() as session:
         before = rows(session)

@@ -93,7 +93,9 @@ def test_the_whole_flow_at_the_console(fresh_db: Database, tmp_path: Path) -> No
     assert submitted.exit_code == 0, submitted.output
     assert "the proposal is open (1 yes of 2)" in text(submitted)
 
-    # ... the court signs fully offline, from the agreement id and version hash alone.
+    # ... the court signs fully offline, from the proposal's JSON alone.
+    proposal_file = tmp_path / "proposal.json"
+    proposal_file.write_text(run("proposal", "show", "1", "--json", db=url).output)
     court_key = tmp_path / "court.pem"
     court_key.write_bytes(
         gov.keys["court"].private_bytes(
@@ -109,10 +111,10 @@ def test_the_whole_flow_at_the_console(fresh_db: Database, tmp_path: Path) -> No
         str(court_key),
         "--proposal",
         "1",
-        "--agreement",
-        str(gov.agreement_id),
-        "--version-hash",
-        gov.content_hash(),
+        "--proposal-file",
+        str(proposal_file),
+        "--stakeholder",
+        str(gov.agencies["court"]),
         "--choice",
         "yes",
         "--rationale",
@@ -136,13 +138,27 @@ def test_the_whole_flow_at_the_console(fresh_db: Database, tmp_path: Path) -> No
 
     export = tmp_path / "export.json"
     assert run("vote", "export", "--proposal", "1", "--out", str(export), db=url).exit_code == 0
-    verified = run("vote", "verify", "--export", str(export))
+    pins = []
+    for who in ("da", "court", "city"):
+        pins += ["--stakeholder-keys", str(tmp_path / f"{who}.keys.json")]
+        published = run(
+            "keys", "publish", "--agency", str(gov.agencies[who]), "--out", pins[-1], db=url
+        )
+        assert published.exit_code == 0, published.output
+    assert len(json.loads((tmp_path / "da.keys.json").read_text())["keys"]) == 2
+    verified = run("vote", "verify", "--export", str(export), *pins)
     assert verified.exit_code == 0, verified.output
-    assert "OK: every signature verifies" in text(verified)
+    assert "OK: every signature verifies with the pinned keys" in text(verified)
+    unpinned = run("vote", "verify", "--export", str(export))
+    assert unpinned.exit_code == 1
+    assert "--stakeholder-keys" in text(unpinned)
+    trusting = run("vote", "verify", "--export", str(export), "--trust-export-keys")
+    assert trusting.exit_code == 0, trusting.output
+    assert "self-consistent, not that the stakeholders signed it" in text(trusting)
     document = json.loads(export.read_text())
     document["votes"][0]["choice"] = "no"
     export.write_text(json.dumps(document))
-    tampered = run("vote", "verify", "--export", str(export))
+    tampered = run("vote", "verify", "--export", str(export), *pins)
     assert tampered.exit_code == 1
     assert "FAIL" in text(tampered)
 

@@ -120,7 +120,11 @@ def test_board_and_keys_read_as_text(site: tuple[Gov, str]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("command", "field"), [(("vote", "submit"), "file"), (("vote", "verify", "--export"), "export")]
+    ("command", "field"),
+    [
+        (("vote", "submit"), "file"),
+        (("vote", "verify", "--trust-export-keys", "--export"), "export"),
+    ],
 )
 def test_unreadable_json_files_are_refused_naming_the_option(
     tmp_path: Path, command: tuple[str, ...], field: str

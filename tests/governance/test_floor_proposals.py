@@ -346,7 +346,7 @@ def test_the_whole_floor_decision_at_the_console(fresh_db: Database, tmp_path: P
         ],
     )
     assert opened.exit_code == 0, opened.output
-    assert "the site floor" in opened.output and "--agreement 0" in opened.output
+    assert "the site floor" in opened.output and "openpars vote sign" in opened.output
     with fresh_db.session() as session:
         proposal_id = max(p.id for p in session.scalars(select(decisions.Proposal)))
     _vote(gov, proposal_id, "city")

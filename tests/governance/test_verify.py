@@ -81,7 +81,7 @@ def test_each_kind_of_tampering_is_reported(export: dict[str, Any]) -> None:
         bad_fingerprint: "fingerprint does not match",
         revoked_before: "after its key was revoked",
         swapped_bytes: "signature does not verify",
-        changed_rationale: "differs from the recorded vote",
+        changed_rationale: "differs from the exported proposal or vote on line 'rationale-sha256'",
         changed_status: "recorded as rejected, but its votes give approved",
         broken_signature: "malformed",
     }

@@ -8,8 +8,9 @@ from fastapi import APIRouter, Query
 
 from openpars.db import utcnow
 from openpars.errors import InvalidInput
-from openpars.governance import board, decisions, key_notices, service, timeline, votes
+from openpars.governance import board, decisions, key_notices, keyring, service, timeline, votes
 from openpars.governance.board import READ_PERMISSIONS as READERS
+from openpars.governance.keyring import StakeholderKeys
 from openpars.governance.models import ProposalStatus
 from openpars.governance.schemas import (
     BoardRead,
@@ -166,6 +167,18 @@ def list_keys(ctx: Ctx, agency_id: RowId | None = None) -> list[KeyRead]:
     """Registered stakeholder public keys, revoked ones included."""
     with ctx.unit() as (session, principal):
         result = board.list_keys(session, actor=principal, agency_id=agency_id)
+    return result
+
+
+@router.get(
+    "/stakeholders/{agency_id}/keys",
+    response_model=StakeholderKeys,
+    dependencies=[needs(*READERS)],
+)
+def publish_keys(agency_id: RowId, ctx: Ctx) -> StakeholderKeys:
+    """A stakeholder's keys in the pinnable format ``openpars-stakeholder-keys/v1``."""
+    with ctx.unit() as (session, principal):
+        result = keyring.publish_keys(session, actor=principal, agency_id=agency_id)
     return result
 
 

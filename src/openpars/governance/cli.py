@@ -102,8 +102,7 @@ def proposal_open(
         )
         out.print(
             f"sign with: openpars vote sign --key FILE --proposal {proposal.id} "
-            f"--agreement {proposal.agreement_id or 0} --version-hash {proposal.content_hash} "
-            "--choice yes|no|abstain --rationale '...'"
+            "--choice yes|no|abstain --rationale '...' --as YOUR_VOTER"
         )
 
 
@@ -283,6 +282,5 @@ def board_propose(
         )
         out.print(
             f"sign with: openpars vote sign --key FILE --proposal {proposal.id} "
-            f"--agreement 0 --version-hash {proposal.content_hash} "
-            "--choice yes|no|abstain --rationale '...'"
+            "--choice yes|no|abstain --rationale '...' --as YOUR_VOTER"
         )

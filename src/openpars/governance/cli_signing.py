@@ -1,7 +1,7 @@
 """``openpars keys ...`` and ``openpars vote ...``: what a stakeholder does with its own key.
 
 Private keys never reach openpars: ``keys generate`` writes one to a file on the stakeholder's
-machine, ``vote sign`` signs there (offline when given the agreement and version hash), and
+machine, ``vote sign`` signs there (offline when given the proposal's JSON), and
 only the signed vote is submitted. ``vote verify`` re-checks an export without any database.
 """
 
@@ -20,9 +20,10 @@ from openpars.console import DbOption, err, fail, out, reports_errors, settings_
 from openpars.db import utcnow
 from openpars.errors import InvalidInput, NotFound
 from openpars.governance import board, service, signing, votes
+from openpars.governance.keyring import publish_keys
 from openpars.governance.quorum import Choice
-from openpars.governance.schemas import KeyCreate, SignedVote
-from openpars.governance.verify import verify_export
+from openpars.governance.schemas import KeyCreate, ProposalRead, SignedVote
+from openpars.governance.verify import pinned_keys, verify_export
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import SYSTEM, Principal
 from openpars.identity.service import principal_for
@@ -130,6 +131,26 @@ def keys_list(
         out.print(f"{key.id}  agency {key.agency_id}  {key.fingerprint}  {key.label}  {state}")
 
 
+@keys_app.command("publish")
+@reports_errors
+def keys_publish(
+    agency: Annotated[
+        int, typer.Option("--agency", help="Stakeholder agency id.", min=1, max=INT32_MAX)
+    ],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the key file (JSON).")],
+    as_user: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """Write a stakeholder's published keys: the file verifiers pin ('vote verify')."""
+    with unit(settings_for(db)) as session:
+        published = publish_keys(session, actor=actor_named(session, as_user), agency_id=agency)
+    out_file.write_text(published.model_dump_json(indent=2), encoding="utf-8")
+    out.print(
+        f"wrote {len(published.keys)} key(s) of stakeholder {agency} ({published.name}) to "
+        f"{out_file}; hand it to verifiers by a channel of your own"
+    )
+
+
 @keys_app.command("revoke")
 @reports_errors
 def keys_revoke(
@@ -149,6 +170,17 @@ def keys_revoke(
 # ---- votes ---------------------------------------------------------------------------------
 
 
+def _proposal_terms(document: dict[str, Any], proposal: int) -> ProposalRead:
+    """The proposal a vote is signed for, from a proposal or export JSON file."""
+    shown = ProposalRead.model_validate(document.get("proposal", document))
+    if shown.id != proposal:
+        raise InvalidInput(
+            f"proposal-file: it holds proposal {shown.id}, not proposal {proposal}",
+            field="proposal-file",
+        )
+    return shown
+
+
 @vote_app.command("sign")
 @reports_errors
 def vote_sign(
@@ -159,31 +191,44 @@ def vote_sign(
     at: Annotated[
         str | None, typer.Option("--at", help="Signing time, RFC 3339 (default: now).")
     ] = None,
-    agreement: Annotated[
-        int | None, typer.Option("--agreement", help="For offline signing.", min=1, max=INT32_MAX)
+    proposal_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--proposal-file",
+            help="For offline signing: the proposal's JSON (GET /api/v1/proposals/ID, or "
+            "'openpars proposal show ID --json').",
+        ),
     ] = None,
-    version_hash: Annotated[
-        str | None, typer.Option("--version-hash", help="For offline signing.")
+    stakeholder: Annotated[
+        int | None,
+        typer.Option(
+            "--stakeholder",
+            help="The stakeholder (agency id) you vote for (default: the --as user's agency).",
+            min=1,
+            max=INT32_MAX,
+        ),
     ] = None,
     as_user: AsOption = None,
     db: DbOption = None,
 ) -> None:
-    """Sign a vote; print the signed JSON (offline with --agreement and --version-hash)."""
+    """Sign a vote (openpars-vote/v2); print the signed JSON (offline with --proposal-file)."""
     private = signing.load_private_pem(key.read_bytes())
-    if agreement is None or version_hash is None:
+    if proposal_file is not None:
+        shown = _proposal_terms(read_json(proposal_file, "proposal-file"), proposal)
+    else:
         # Not offline: read what to sign from the proposal itself (an audited read).
         with unit(settings_for(db)) as session:
-            shown = service.show_proposal(
-                session, actor=actor_named(session, as_user), proposal_id=proposal
-            )
-        # A site floor proposal is signed as agreement 0.
-        agreement, version_hash = shown.agreement_id or 0, shown.content_hash
-    statement = signing.VoteStatement(
-        proposal_id=proposal,
-        agreement_id=agreement,
-        version_hash=signing.check_hex64(version_hash, field="version_hash"),
+            actor = actor_named(session, as_user)
+            shown = service.show_proposal(session, actor=actor, proposal_id=proposal)
+            stakeholder = stakeholder or (actor.agency_id if as_user else None)
+    if stakeholder is None:
+        fail("say which stakeholder you vote for: --stakeholder AGENCY_ID", field="stakeholder")
+    statement = signing.statement_for(
+        shown,
+        stakeholder_id=stakeholder,
+        key_fingerprint=signing.fingerprint(signing.public_raw(private)),
         choice=choice,
-        rationale_sha256=signing.rationale_digest(rationale),
+        rationale=rationale,
         at=signing.parse_at(at) if at else utcnow(),
     )
     typer.echo(json.dumps(signing.sign_vote(private, statement, rationale), indent=2))
@@ -229,9 +274,35 @@ def vote_export(
 @reports_errors
 def vote_verify(
     export: Annotated[Path, typer.Option("--export", help="An export from 'vote export'.")],
+    stakeholder_keys: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--stakeholder-keys",
+            help="A stakeholder's published keys ('openpars keys publish'); once per stakeholder.",
+        ),
+    ] = None,
+    trust_export_keys: Annotated[
+        bool,
+        typer.Option(
+            "--trust-export-keys",
+            help="Without pinned keys, trust the keys inside the export (self-consistency only).",
+        ),
+    ] = False,
 ) -> None:
-    """Re-verify an exported voting history offline: signatures, statements, the outcome."""
-    result = verify_export(read_json(export, "export"))
+    """Re-verify an exported voting history offline against the stakeholders' pinned keys."""
+    pinned = None
+    if stakeholder_keys:
+        pinned = pinned_keys([read_json(path, "stakeholder-keys") for path in stakeholder_keys])
+    elif not trust_export_keys:
+        fail(
+            "give each stakeholder's published keys (--stakeholder-keys FILE, from 'openpars keys "
+            "publish'); the keys inside an export prove nothing on their own "
+            "(--trust-export-keys checks only that the export is self-consistent)",
+            field="stakeholder-keys",
+        )
+    result = verify_export(read_json(export, "export"), pinned)
+    for note in result.notes:
+        err.print(f"NOTE {note}", markup=False)
     for problem in result.problems:
         err.print(f"FAIL {problem}", style="red", markup=False)
     standing = ", ".join(f"{s}: {c.value}" for s, c in sorted(result.standing.items()))
@@ -240,5 +311,13 @@ def vote_verify(
         f"recount: {result.decision.lower()}"
     )
     if not result.ok:
-        fail(f"{len(result.problems)} problem(s) found", field="export")
-    out.print("OK: every signature verifies and the outcome matches the votes")
+        fail(
+            f"{len(result.problems)} problem(s) found; first: {result.problems[0]}", field="export"
+        )
+    if pinned is None:
+        out.print(
+            "OK, but against the export's own keys only: this shows the export is "
+            "self-consistent, not that the stakeholders signed it"
+        )
+        return
+    out.print("OK: every signature verifies with the pinned keys and the outcome matches the votes")

@@ -203,6 +203,8 @@ def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
 for _model in (Vote, BoardConfig, KeyNotice):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
+# A proposal only moves through its statuses (see proposal_guard_ddl); it is never deleted.
+event.listen(Proposal, "before_delete", _refuse_change)
 
 # The database refuses it too, whatever code runs.
 register_schema_ddl(
@@ -215,3 +217,66 @@ register_schema_ddl(
         function="openpars_refuse_governance_change",
     )
 )
+
+# What a vote binds, and everything else a proposal was opened with: never changed.
+PROPOSAL_FIXED_COLUMNS = (
+    "id",
+    "agreement_id",
+    "agreement_version",
+    "content_hash",
+    "floor_content",
+    "floor_base_hash",
+    "action",
+    "summary",
+    "new_expires_at",
+    "effective_at",
+    "deadline",
+    "board_config_id",
+    "opened_at",
+    "opened_by",
+    "opened_by_user_id",
+)
+# What an approval fixed: an approved proposal may still be applied, fail or be voided, but its
+# decision instant, effective instant and tally stay.
+PROPOSAL_DECIDED_COLUMNS = ("decided_at", "effective_instant", "final_tally")
+
+
+def _proposal_refusal(differs: str) -> str:
+    """The condition under which an UPDATE of a proposal is refused (NEW and OLD rows)."""
+    fixed = " OR ".join(f"NEW.{c} {differs} OLD.{c}" for c in PROPOSAL_FIXED_COLUMNS)
+    decided = " OR ".join(f"NEW.{c} {differs} OLD.{c}" for c in PROPOSAL_DECIDED_COLUMNS)
+    return (
+        f"({fixed}) OR OLD.status NOT IN ('open', 'approved') OR NEW.status = OLD.status "
+        f"OR NEW.status = 'open' OR (OLD.status = 'approved' AND ({decided}))"
+    )
+
+
+def proposal_guard_ddl(dialect: str) -> list[str]:
+    """Triggers: a proposal is never deleted, and only moves from open or approved onwards.
+
+    The columns a signed vote binds (and the rest of what the proposal was opened with) never
+    change; only the status and its bookkeeping columns do, once per transition.
+    """
+    table = Proposal.__tablename__
+    message = f"{table} is append-only: only a status transition from open or approved is allowed"
+    statements = append_only_ddl(
+        dialect, {table: ("DELETE",)}, function="openpars_refuse_proposal_delete"
+    )
+    if dialect == "sqlite":
+        return [
+            *statements,
+            f"CREATE TRIGGER IF NOT EXISTS {table}_guard_update BEFORE UPDATE ON {table} "
+            f"WHEN {_proposal_refusal('IS NOT')} "
+            f"BEGIN SELECT RAISE(ABORT, '{message}'); END",
+        ]
+    return [
+        *statements,
+        "CREATE OR REPLACE FUNCTION openpars_guard_proposal_update() RETURNS trigger "
+        f"LANGUAGE plpgsql AS $$ BEGIN IF {_proposal_refusal('IS DISTINCT FROM')} THEN "
+        f"RAISE EXCEPTION USING MESSAGE = '{message}'; END IF; RETURN NEW; END $$",
+        f"CREATE OR REPLACE TRIGGER {table}_guard_update BEFORE UPDATE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION openpars_guard_proposal_update()",
+    ]
+
+
+register_schema_ddl(proposal_guard_ddl)

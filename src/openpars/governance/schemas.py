@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import Choice, ProposalAction
+from openpars.governance.signing import VOTE_FORMAT, VOTE_FORMAT_V1
 from openpars.ranges import INT32_MAX, RowId
 from openpars.text import Document, Line, Prose
 
@@ -158,22 +159,44 @@ class ProposalRead(BaseModel):
 
 
 class SignedVote(BaseModel):
-    """A vote as the stakeholder signed it offline (``openpars vote sign`` writes this)."""
+    """A vote as the stakeholder signed it offline (``openpars vote sign`` writes this).
+
+    Every field but ``rationale`` and ``signature`` is a line of the signed ``openpars-vote/v2``
+    statement (see docs/governance.md); ``effective_at`` and ``new_expires_at`` are null where
+    the proposal has none (``none`` in the signed bytes).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    format: Literal["openpars-vote/v1"] = "openpars-vote/v1"
+    format: Line = Field(default=VOTE_FORMAT, max_length=40)
     proposal_id: RowId
     agreement_id: Annotated[int, Ge(0), Le(INT32_MAX)] = Field(
-        description="The proposal's agreement; 0 for a site floor proposal."
+        description="The proposal's agreement; 0 for a site floor or board proposal."
     )
     version_hash: Line = Field(max_length=200)
+    action: ProposalAction
+    effective_at: Line | None = Field(max_length=64)
+    new_expires_at: Line | None = Field(max_length=64)
+    stakeholder_id: RowId = Field(description="The stakeholder (agency id) the vote speaks for.")
+    key_fingerprint: Line = Field(max_length=200)
     choice: Choice
     # The limit is checked by the service, so the CLI and the API refuse it the same way.
     rationale: Prose = Field(max_length=100_000)
     at: Line = Field(max_length=64)
-    key_fingerprint: Line = Field(max_length=200)
     signature: Line = Field(max_length=400)
+
+    @field_validator("format")
+    @classmethod
+    def _current_format(cls, value: str) -> str:
+        if value == VOTE_FORMAT_V1:
+            raise ValueError(
+                f"{VOTE_FORMAT_V1} votes are no longer accepted: they do not bind the action, "
+                "its times, the stakeholder or the key; re-sign with the current "
+                f"'openpars vote sign', which writes {VOTE_FORMAT}"
+            )
+        if value != VOTE_FORMAT:
+            raise ValueError(f"'{value}' is not a vote format; sign with 'openpars vote sign'")
+        return value
 
 
 class VoteRead(BaseModel):

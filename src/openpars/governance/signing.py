@@ -12,16 +12,34 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from openpars.errors import InvalidInput
-from openpars.governance.quorum import Choice
+from openpars.governance.quorum import Choice, ProposalAction
 
-VOTE_FORMAT = "openpars-vote/v1"
+VOTE_FORMAT = "openpars-vote/v2"
+VOTE_FORMAT_V1 = "openpars-vote/v1"
+# The line names of each format, in their fixed order (after the format line).
+V2_KEYS = (
+    "proposal",
+    "agreement",
+    "version-hash",
+    "action",
+    "effective-at",
+    "new-expires-at",
+    "stakeholder",
+    "key",
+    "choice",
+    "rationale-sha256",
+    "at",
+)
+V1_KEYS = ("proposal", "agreement", "version-hash", "choice", "rationale-sha256", "at")
+# The one spelling of a time the proposal does not have (no effective time, no new expiry).
+NONE = "none"
 SIGNATURE_BYTES = 64
 PUBLIC_KEY_BYTES = 32
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -54,9 +72,129 @@ def rationale_digest(rationale: str) -> str:
     return hashlib.sha256(rationale.encode("utf-8")).hexdigest()
 
 
+class ProposalTerms(Protocol):
+    """What a vote binds of a proposal (a stored proposal or its API reading)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def agreement_id(self) -> int | None: ...
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def action(self) -> ProposalAction: ...
+    @property
+    def effective_at(self) -> datetime | None: ...
+    @property
+    def new_expires_at(self) -> datetime | None: ...
+
+
+def format_optional_at(moment: datetime | None) -> str:
+    """An instant, or ``none`` (the one spelling of "no such time")."""
+    return NONE if moment is None else format_at(moment)
+
+
+def parse_optional_at(text: str, *, field: str) -> datetime | None:
+    """The inverse of ``format_optional_at``."""
+    return None if text == NONE else parse_at(text, field=field)
+
+
+def _fields(data: bytes, form: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """The ``key value`` lines of a statement, in exactly the order of ``keys``."""
+    lines = data.decode("utf-8").split("\n")
+    if len(lines) != len(keys) + 2 or lines[0] != form or lines[-1] != "":
+        raise ValueError(f"not the {len(keys) + 1} lines of {form}")
+    pairs = [tuple(line.split(" ", 1)) for line in lines[1:-1]]
+    if [pair[0] for pair in pairs] != list(keys) or any(len(pair) != 2 for pair in pairs):
+        raise ValueError(f"the lines must be, in order: {', '.join(keys)}")
+    return {pair[0]: pair[1] for pair in pairs}
+
+
+def _refuse_malformed(exc: Exception) -> InvalidInput:
+    return InvalidInput(f"the signed vote bytes are malformed: {exc}", field="signed")
+
+
+def _canonical(statement: VoteStatement | VoteStatementV1, data: bytes) -> None:
+    if statement.encode() != data:
+        raise InvalidInput("the signed vote bytes are not in canonical form", field="signed")
+
+
 @dataclass(frozen=True, slots=True)
 class VoteStatement:
-    """What a stakeholder signs: proposal, agreement version, choice, rationale digest, time."""
+    """What a stakeholder signs (openpars-vote/v2): everything the vote decides, and who says it.
+
+    ``agreement_id`` is 0 for a site proposal (floor or board): no agreement has id 0.
+    """
+
+    proposal_id: int
+    agreement_id: int
+    version_hash: str
+    action: ProposalAction
+    effective_at: datetime | None
+    new_expires_at: datetime | None
+    stakeholder_id: int
+    key_fingerprint: str
+    choice: Choice
+    rationale_sha256: str
+    at: datetime
+
+    def lines(self) -> dict[str, str]:
+        """Each line's name and value, in the fixed order."""
+        values = (
+            str(self.proposal_id),
+            str(self.agreement_id),
+            self.version_hash,
+            self.action.value,
+            format_optional_at(self.effective_at),
+            format_optional_at(self.new_expires_at),
+            str(self.stakeholder_id),
+            self.key_fingerprint,
+            self.choice.value,
+            self.rationale_sha256,
+            format_at(self.at),
+        )
+        return dict(zip(V2_KEYS, values, strict=True))
+
+    def encode(self) -> bytes:
+        """The canonical bytes: UTF-8 lines, each ending in a single LF, fixed order."""
+        lines = [VOTE_FORMAT, *(f"{k} {v}" for k, v in self.lines().items())]
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    @classmethod
+    def decode(cls, data: bytes) -> VoteStatement:
+        """Parse canonical bytes; anything that would not re-encode to the same bytes is refused."""
+        try:
+            f = _fields(data, VOTE_FORMAT, V2_KEYS)
+            statement = cls(
+                proposal_id=int(f["proposal"]),
+                agreement_id=int(f["agreement"]),
+                version_hash=check_hex64(f["version-hash"], field="version-hash"),
+                action=ProposalAction(f["action"]),
+                effective_at=parse_optional_at(f["effective-at"], field="effective-at"),
+                new_expires_at=parse_optional_at(f["new-expires-at"], field="new-expires-at"),
+                stakeholder_id=int(f["stakeholder"]),
+                key_fingerprint=check_hex64(f["key"], field="key"),
+                choice=Choice(f["choice"]),
+                rationale_sha256=check_hex64(f["rationale-sha256"], field="rationale-sha256"),
+                at=parse_at(f["at"]),
+            )
+        except (ValueError, KeyError, InvalidInput) as exc:
+            raise _refuse_malformed(exc) from None
+        _canonical(statement, data)
+        return statement
+
+    def differences(self, other: VoteStatement) -> list[tuple[str, str, str]]:
+        """Each line on which two statements differ: (name, this value, the other value)."""
+        theirs = other.lines()
+        return [(k, v, theirs[k]) for k, v in self.lines().items() if v != theirs[k]]
+
+
+@dataclass(frozen=True, slots=True)
+class VoteStatementV1:
+    """The first statement (openpars-vote/v1): no longer accepted, still verifiable offline.
+
+    It does not bind the action, the effective time, the new expiry, the stakeholder or the key.
+    """
 
     proposal_id: int
     agreement_id: int
@@ -66,42 +204,67 @@ class VoteStatement:
     at: datetime
 
     def encode(self) -> bytes:
-        """The canonical bytes: UTF-8 lines, each ending in a single LF, fixed order."""
-        lines = [
-            VOTE_FORMAT,
-            f"proposal {self.proposal_id}",
-            f"agreement {self.agreement_id}",
-            f"version-hash {self.version_hash}",
-            f"choice {self.choice.value}",
-            f"rationale-sha256 {self.rationale_sha256}",
-            f"at {format_at(self.at)}",
-        ]
+        """The canonical v1 bytes."""
+        values = (
+            str(self.proposal_id),
+            str(self.agreement_id),
+            self.version_hash,
+            self.choice.value,
+            self.rationale_sha256,
+            format_at(self.at),
+        )
+        lines = [VOTE_FORMAT_V1, *(f"{k} {v}" for k, v in zip(V1_KEYS, values, strict=True))]
         return ("\n".join(lines) + "\n").encode("utf-8")
 
     @classmethod
-    def decode(cls, data: bytes) -> VoteStatement:
-        """Parse canonical bytes; anything that would not re-encode to the same bytes is refused."""
+    def decode(cls, data: bytes) -> VoteStatementV1:
+        """Parse canonical v1 bytes (refusing anything else)."""
         try:
-            text = data.decode("utf-8")
-            lines = text.split("\n")
-            if len(lines) != 8 or lines[0] != VOTE_FORMAT or lines[7] != "":
-                raise ValueError("not the seven lines of openpars-vote/v1")
-            fields = dict(line.split(" ", 1) for line in lines[1:7])
+            f = _fields(data, VOTE_FORMAT_V1, V1_KEYS)
             statement = cls(
-                proposal_id=int(fields["proposal"]),
-                agreement_id=int(fields["agreement"]),
-                version_hash=fields["version-hash"],
-                choice=Choice(fields["choice"]),
-                rationale_sha256=fields["rationale-sha256"],
-                at=parse_at(fields["at"]),
+                proposal_id=int(f["proposal"]),
+                agreement_id=int(f["agreement"]),
+                version_hash=f["version-hash"],
+                choice=Choice(f["choice"]),
+                rationale_sha256=f["rationale-sha256"],
+                at=parse_at(f["at"]),
             )
         except (ValueError, KeyError, InvalidInput) as exc:
-            raise InvalidInput(
-                f"the signed vote bytes are malformed: {exc}", field="signed"
-            ) from None
-        if statement.encode() != data:
-            raise InvalidInput("the signed vote bytes are not in canonical form", field="signed")
+            raise _refuse_malformed(exc) from None
+        _canonical(statement, data)
         return statement
+
+
+def decode_statement(data: bytes) -> VoteStatement | VoteStatementV1:
+    """Decode signed bytes by their first line (``openpars-vote/v2`` or ``/v1``)."""
+    if data.startswith(VOTE_FORMAT_V1.encode() + b"\n"):
+        return VoteStatementV1.decode(data)
+    return VoteStatement.decode(data)
+
+
+def statement_for(
+    proposal: ProposalTerms,
+    *,
+    stakeholder_id: int,
+    key_fingerprint: str,
+    choice: Choice,
+    rationale: str,
+    at: datetime,
+) -> VoteStatement:
+    """The v2 statement a stakeholder signs for a proposal (``agreement 0``: a site proposal)."""
+    return VoteStatement(
+        proposal_id=proposal.id,
+        agreement_id=proposal.agreement_id or 0,
+        version_hash=proposal.content_hash,
+        action=proposal.action,
+        effective_at=proposal.effective_at,
+        new_expires_at=proposal.new_expires_at,
+        stakeholder_id=stakeholder_id,
+        key_fingerprint=key_fingerprint,
+        choice=choice,
+        rationale_sha256=rationale_digest(rationale),
+        at=at,
+    )
 
 
 def check_hex64(value: str, *, field: str) -> str:
@@ -197,14 +360,26 @@ def sign_vote(
     """The signed-vote document a stakeholder submits: the statement's fields and a signature."""
     if rationale_digest(rationale) != statement.rationale_sha256:
         raise InvalidInput("the rationale does not match the signed digest", field="rationale")
+    if fingerprint(public_raw(private)) != statement.key_fingerprint:
+        raise InvalidInput(
+            "the statement names another key than the one signing it", field="key_fingerprint"
+        )
     return {
         "format": VOTE_FORMAT,
         "proposal_id": statement.proposal_id,
         "agreement_id": statement.agreement_id,
         "version_hash": statement.version_hash,
+        "action": statement.action.value,
+        "effective_at": None
+        if statement.effective_at is None
+        else format_at(statement.effective_at),
+        "new_expires_at": (
+            None if statement.new_expires_at is None else format_at(statement.new_expires_at)
+        ),
+        "stakeholder_id": statement.stakeholder_id,
+        "key_fingerprint": statement.key_fingerprint,
         "choice": statement.choice.value,
         "rationale": rationale,
         "at": format_at(statement.at),
-        "key_fingerprint": fingerprint(public_raw(private)),
         "signature": encode_b64(private.sign(statement.encode())),
     }

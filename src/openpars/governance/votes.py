@@ -68,11 +68,51 @@ def _parse_vote(data: SignedVote) -> tuple[signing.VoteStatement, bytes]:
         proposal_id=data.proposal_id,
         agreement_id=data.agreement_id,
         version_hash=signing.check_hex64(data.version_hash, field="version_hash"),
+        action=data.action,
+        effective_at=_optional_at(data.effective_at, field="effective_at"),
+        new_expires_at=_optional_at(data.new_expires_at, field="new_expires_at"),
+        stakeholder_id=data.stakeholder_id,
+        key_fingerprint=signing.check_hex64(data.key_fingerprint, field="key_fingerprint"),
         choice=data.choice,
         rationale_sha256=signing.rationale_digest(data.rationale),
         at=signing.parse_at(data.at),
     )
     return statement, signature
+
+
+def _optional_at(text: str | None, *, field: str) -> datetime | None:
+    return None if text is None else signing.parse_at(text, field=field)
+
+
+# The lines checked against the proposal and the voter, and the document field of each.
+_TERMS = {
+    "action": "action",
+    "effective-at": "effective_at",
+    "new-expires-at": "new_expires_at",
+    "stakeholder": "stakeholder_id",
+}
+
+
+def _check_terms(proposal: Proposal, statement: signing.VoteStatement, stakeholder: int) -> None:
+    """The action, its times and the stakeholder signed must be the proposal's and the voter's."""
+    expected = signing.statement_for(
+        proposal,
+        stakeholder_id=stakeholder,
+        key_fingerprint=statement.key_fingerprint,
+        choice=statement.choice,
+        rationale="",
+        at=statement.at,
+    )
+    for line, signed, actual in statement.differences(expected):
+        if line not in _TERMS:
+            continue  # the subject and version are checked by _check_binding
+        whose = "you vote for" if line == "stakeholder" else f"proposal {proposal.id} has"
+        raise Conflict(
+            f"{_TERMS[line]}: the vote was signed with '{line} {signed}', but {whose} "
+            f"'{line} {actual}'; sign what the proposal says with 'openpars vote sign'",
+            code="statement_mismatch",
+            field=_TERMS[line],
+        )
 
 
 def _check_binding(proposal: Proposal, statement: signing.VoteStatement, *, now: datetime) -> None:
@@ -199,6 +239,7 @@ def submit_vote(
     if proposal.status is ProposalStatus.OPEN:
         void_if_stale(session, proposal, now=moment)
     _check_binding(proposal, statement, now=moment)
+    _check_terms(proposal, statement, stakeholder)
     message = statement.encode()
     key = _check_key(session, data, stakeholder, message, signature)
     digest = hashlib.sha256(message).hexdigest()

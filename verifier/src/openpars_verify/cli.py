@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from openpars_verify import export, tlog, witness
+from openpars_verify import export, tlog, votes, witness
 from openpars_verify import note as notes
 
 
@@ -32,6 +32,7 @@ FAILURES = (
     tlog.ProofFailure,
     notes.NoteFailure,
     witness.WitnessRefusal,
+    votes.VoteFailure,
     Unwitnessed,
 )
 
@@ -171,6 +172,23 @@ def _export(args: argparse.Namespace) -> str:
     return _witnessed(args, quorum, ok)
 
 
+def _json(path: str) -> object:
+    try:
+        return json.loads(_read(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not JSON ({exc})") from None
+
+
+def _votes(args: argparse.Namespace) -> str:
+    pinned: dict[str, votes.Pinned] = {}
+    for path in args.stakeholder_keys:
+        try:
+            pinned |= votes.load_keyring(_json(path))
+        except ValueError as exc:
+            raise UsageError(f"{path}: {exc}") from None
+    return votes.verify_votes(_json(args.export), pinned)
+
+
 def _witness(args: argparse.Namespace) -> str:
     log_key = _public_key(args.log_key, notes.NOTE_KEY, "log")
     try:
@@ -263,6 +281,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, metavar="NOTE_FILE")
     p.add_argument("--proof", required=True, metavar="FILE")
     p.set_defaults(run=_witness)
+
+    p = sub.add_parser("votes", help="verify a vote export against pinned stakeholder keys")
+    p.add_argument("--export", required=True, metavar="FILE", help="from 'openpars vote export'")
+    p.add_argument(
+        "--stakeholder-keys",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="a stakeholder's published keys ('openpars keys publish'); once per stakeholder",
+    )
+    p.set_defaults(run=_votes)
 
     p = sub.add_parser("keygen", help="print a new signer key and verifier key")
     p.add_argument("name", metavar="NAME")
