@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -360,8 +360,6 @@ def _injected(t: _Traffic, users: dict[str, list[Principal]], cases: dict[str, l
     at = t.moment()
     for n, case in enumerate(sorted(filed, key=lambda c: c.sid)[:24]):
         context = ReadContext(purpose=INVESTIGATION, case_number=case.otn)
+        query = PersonQuery(sid=case.sid)
         t.misuse(users["sweep"][0], at + timedelta(minutes=n), "bulk_or_enumerating",
-                 call=reads.search_persons, query=PersonQuery(sid=case.sid), context=context)  # fmt: skip
-
-
-__all__ = ["Traffic", "build_traffic", "UTC"]
+                 call=reads.search_persons, query=query, context=context)  # fmt: skip

@@ -10,7 +10,6 @@ an explanation, its own included.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -259,12 +258,12 @@ def coverage(
     actor: Principal,
     period: Period,
     rules: Rules,
-    by: Sequence[Dimension] | Dimension | None = None,
+    by: Dimension | None = None,
     via: str = "api",
     today: date | None = None,
 ) -> CoverageReport:
     """The explained share of the selection in all and per ``by``; audited."""
-    dimension = by if isinstance(by, Dimension) or by is None else by[0]
+    dimension = by
     pairs = _prepare(session, actor, period, rules, today)
     dialect = session.get_bind().dialect.name
     total = _row(session.execute(sql.coverage(pairs, None, dialect)).mappings().one())
