@@ -209,6 +209,20 @@ def _state(db: Database) -> tuple[int, int | None, int]:
         )
 
 
+@pytest.mark.parametrize(
+    ("start", "end"), [("0001-01-01", "9999-12-31"), ("0001-01-01", "0001-01-01")]
+)
+def test_the_ends_of_the_calendar(
+    client: TestClient, world: World, scene: Scene, start: str, end: str
+) -> None:
+    params = {**scene.query(), "from": start, "to": end}
+    for path in ("explanations", "coverage"):
+        response = client.get(
+            f"/api/v1/oversight/{path}", params=params, headers=world.auth("overseer")
+        )
+        assert response.status_code == 200, response.text
+
+
 def test_every_request_is_audited_with_what_it_showed(
     client: TestClient, db: Database, world: World, scene: Scene
 ) -> None:

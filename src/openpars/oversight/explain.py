@@ -91,7 +91,12 @@ def select_period(session: Session, period: Period, *, today: date | None = None
         )
     return Selection(
         start=datetime.combine(period.start, time(), UTC),
-        end=datetime.combine(period.end + timedelta(days=1), time(), UTC),
+        # The day after the last; the calendar's last day ends at its last instant.
+        end=(
+            datetime.combine(period.end + timedelta(days=1), time(), UTC)
+            if period.end < date.max
+            else datetime.max.replace(tzinfo=UTC)
+        ),
         agreement_id=period.agreement_id,
         agency_id=period.agency_id,
     )

@@ -167,7 +167,9 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
     """The facts of the selection, from ``follow_up_window`` before its start (the anchors of
     follow-ups), without shredded entries."""
     f = AccessFact.__table__
-    since = selection.start - rules.follow_up_window
+    earliest = datetime.min.replace(tzinfo=selection.start.tzinfo)
+    # A period from the first day of the calendar has no window before it.
+    since = max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
     where = [f.c.at >= since, f.c.at < selection.end]
     if selection.agreement_id is not None:
         where.append(f.c.agreement_id == selection.agreement_id)
