@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     log_key_path: Path | None = None
     # The checkpoint origin line and key name; defaults to "<site_name>/audit".
     log_origin: str | None = None
+    # Oversight (docs/oversight.md): an access citing a case within this many hours after an
+    # explained access by the same user to the same case is explained as a follow-up.
+    oversight_follow_up_hours: int = Field(default=72, ge=0, le=24 * 366)
+    # An access returning at least this many persons is bulk, whatever it cites.
+    oversight_bulk_results: int = Field(default=10, ge=2)
+    # An access among at least this many external reads by the same user within plus or minus
+    # this many minutes is part of a sweep (enumerating).
+    oversight_sweep_queries: int = Field(default=20, ge=2)
+    oversight_sweep_minutes: int = Field(default=30, ge=1)
+    # Purposes that need no case: explained by an exact-identifier lookup of one charged person.
+    oversight_caseless_purposes: list[str] = Field(
+        default_factory=lambda: ["warrant-check", "warrant-service"]
+    )
 
     @field_validator("database_url", "external_database_url")
     @classmethod

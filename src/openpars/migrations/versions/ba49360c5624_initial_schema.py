@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: b25374f78168
+Revision ID: ba49360c5624
 Revises: 
-Create Date: 2026-12-05 18:13:57.025015
+Create Date: 2026-12-05 18:59:58.816030
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'b25374f78168'
+revision: str = 'ba49360c5624'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -79,6 +79,37 @@ def upgrade() -> None:
     sa.Column('note', sa.String(length=500), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_governance_board_configs')),
     sa.UniqueConstraint('version', name=op.f('uq_governance_board_configs_version'))
+    )
+    op.create_table('oversight_access_facts',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('entry_id', sa.BigInteger(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('agency_id', sa.Integer(), nullable=True),
+    sa.Column('agreement_id', sa.Integer(), nullable=True),
+    sa.Column('agreement_version', sa.Integer(), nullable=True),
+    sa.Column('purpose', sa.String(length=100), nullable=True),
+    sa.Column('case_reference', sa.String(length=200), nullable=True),
+    sa.Column('on_behalf_of', sa.String(length=200), nullable=True),
+    sa.Column('action', sa.String(length=100), nullable=False),
+    sa.Column('criteria', sa.String(length=300), nullable=True),
+    sa.Column('name_given', sa.Boolean(), nullable=False),
+    sa.Column('identifier_given', sa.Boolean(), nullable=False),
+    sa.Column('result_count', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_oversight_access_facts')),
+    sa.UniqueConstraint('entry_id', 'person_id', name=op.f('uq_oversight_access_facts_entry_id_person_id'))
+    )
+    with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
+        batch_op.create_index('ix_oversight_access_facts_agency_at', ['agency_id', 'at'], unique=False)
+        batch_op.create_index('ix_oversight_access_facts_agreement_at', ['agreement_id', 'at'], unique=False)
+        batch_op.create_index('ix_oversight_access_facts_person', ['person_id'], unique=False)
+        batch_op.create_index('ix_oversight_access_facts_user_at', ['user_id', 'at'], unique=False)
+
+    op.create_table('oversight_watermarks',
+    sa.Column('name', sa.String(length=50), nullable=False),
+    sa.Column('size', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_oversight_watermarks'))
     )
     op.create_table('persons',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -435,7 +466,7 @@ def upgrade() -> None:
     op.create_table('user_roles',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('role', sa.Enum('intake', 'charging', 'pretrial', 'court', 'reader', 'admin', 'stakeholder_admin', 'sealed_access', 'voter', 'auditor', 'external_query', name='role', native_enum=False, length=30), nullable=False),
+    sa.Column('role', sa.Enum('intake', 'charging', 'pretrial', 'court', 'reader', 'admin', 'stakeholder_admin', 'sealed_access', 'voter', 'auditor', 'oversight', 'external_query', name='role', native_enum=False, length=30), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_roles_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_roles')),
     sa.UniqueConstraint('user_id', 'role', name=op.f('uq_user_roles_user_id_role'))
@@ -729,6 +760,14 @@ def downgrade() -> None:
         batch_op.drop_index('ix_persons_birth_date')
 
     op.drop_table('persons')
+    op.drop_table('oversight_watermarks')
+    with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
+        batch_op.drop_index('ix_oversight_access_facts_user_at')
+        batch_op.drop_index('ix_oversight_access_facts_person')
+        batch_op.drop_index('ix_oversight_access_facts_agreement_at')
+        batch_op.drop_index('ix_oversight_access_facts_agency_at')
+
+    op.drop_table('oversight_access_facts')
     op.drop_table('governance_board_configs')
     op.drop_table('audit_witnesses')
     op.drop_table('audit_nodes')

@@ -1,0 +1,292 @@
+"""Explain every external access to a person, and how much of an agency's use is explained.
+
+The two services behind ``openpars oversight explain|coverage`` and the oversight API. Each
+checks the caller's permission and the selection (one agreement or one agency, a period of
+whole UTC days), brings the access facts up to the integrated log (``facts.refresh``), runs the
+set-based statement of ``explain_sql`` and appends one audit entry for the request, in the
+caller's transaction. Only holders of ``oversight:read`` get here: an outside agency never sees
+an explanation, its own included.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openpars.agreements.models import Agreement, AgreementVersion
+from openpars.audit.events import AuditKind, event_by
+from openpars.audit.service import append
+from openpars.config import Settings
+from openpars.errors import InvalidInput
+from openpars.identity.models import Agency
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+from openpars.oversight import explain_sql as sql
+from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule, Rules, Selection
+from openpars.oversight.facts import refresh
+
+__all__ = ["Dimension", "Reason", "Rule", "Rules", "Selection"]
+
+
+def rules_from(settings: Settings) -> Rules:
+    """The explanation thresholds configured for the site."""
+    return Rules(
+        follow_up_window=timedelta(hours=settings.oversight_follow_up_hours),
+        bulk_results=settings.oversight_bulk_results,
+        sweep_queries=settings.oversight_sweep_queries,
+        sweep_window=timedelta(minutes=settings.oversight_sweep_minutes),
+        caseless_purposes=frozenset(settings.oversight_caseless_purposes),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """What the caller asked for: one agreement or one agency, from and to (whole days)."""
+
+    start: date
+    end: date
+    agreement_id: int | None = None
+    agency_id: int | None = None
+
+
+def select_period(session: Session, period: Period, *, today: date | None = None) -> Selection:
+    """The selection of a request, or InvalidInput naming the argument at fault."""
+    if (period.agreement_id is None) == (period.agency_id is None):
+        raise InvalidInput(
+            "give exactly one of agreement and agency: whose accesses to explain",
+            field="agreement",
+        )
+    current = today or datetime.now(UTC).date()
+    if period.start > current:
+        raise InvalidInput(
+            f"from {period.start} is in the future (today is {current} UTC): no access can have "
+            "happened yet; give a period that has begun",
+            field="from",
+            code="period_in_future",
+        )
+    if period.end < period.start:
+        raise InvalidInput(
+            f"to {period.end} is before from {period.start}: the period is empty; give to on or "
+            "after from (both days are included)",
+            field="to",
+            code="empty_period",
+        )
+    if period.agreement_id is not None and session.get(Agreement, period.agreement_id) is None:
+        raise InvalidInput(
+            f"agreement {period.agreement_id} does not exist; list agreements with "
+            "'openpars agreement list'",
+            field="agreement",
+            code="unknown_agreement",
+        )
+    if period.agency_id is not None and session.get(Agency, period.agency_id) is None:
+        raise InvalidInput(
+            f"agency {period.agency_id} does not exist; list agencies with 'openpars agency list'",
+            field="agency",
+            code="unknown_agency",
+        )
+    return Selection(
+        start=datetime.combine(period.start, time(), UTC),
+        # The day after the last; the calendar's last day ends at its last instant.
+        end=(
+            datetime.combine(period.end + timedelta(days=1), time(), UTC)
+            if period.end < date.max
+            else datetime.max.replace(tzinfo=UTC)
+        ),
+        agreement_id=period.agreement_id,
+        agency_id=period.agency_id,
+    )
+
+
+def purpose_grants(session: Session, selection: Selection) -> list[PurposeGrant]:
+    """Every purpose of every version of the selected agreements (a few rows per version)."""
+    query = select(
+        AgreementVersion.agreement_id, AgreementVersion.version, AgreementVersion.content
+    )
+    if selection.agreement_id is not None:
+        query = query.where(AgreementVersion.agreement_id == selection.agreement_id)
+    grants: list[PurposeGrant] = []
+    for agreement_id, version, content in session.execute(query):
+        for rule in content.get("scope", {}).get("purposes", []):
+            grants.append(
+                PurposeGrant(
+                    agreement_id,
+                    version,
+                    rule["purpose"],
+                    bool(rule.get("case_reference_required", False)),
+                )
+            )
+    return grants
+
+
+class ExplanationRead(BaseModel):
+    """One (external access, person returned) pair and how it is explained."""
+
+    entry_id: int = Field(description="the audit entry of the access (provable in the log)")
+    person_id: int
+    at: datetime
+    user_id: int | None
+    agency_id: int | None
+    agreement_id: int | None
+    agreement_version: int | None
+    purpose: str | None
+    case_reference: str | None
+    on_behalf_of: str | None
+    action: str
+    criteria: str | None = Field(description="the query's criteria names, comma-separated")
+    name_given: bool
+    identifier_given: bool
+    result_count: int = Field(description="persons the access returned in all")
+    explained: bool
+    code: str = Field(description="the rule that explains it, or the one reason it is not")
+    never_charged: bool = Field(
+        description="the person had no DA-approved charge and no declined one at the time"
+    )
+
+
+class ExplanationPage(BaseModel):
+    """A page of explained pairs, oldest first."""
+
+    items: list[ExplanationRead]
+    total: int
+    offset: int
+    limit: int
+
+
+class CoverageRow(BaseModel):
+    """Pairs and the explained share for one value of the grouping (or in all)."""
+
+    key: str
+    pairs: int
+    explained: int
+    share: float | None = Field(description="explained / pairs; null when there are no pairs")
+    never_charged: int
+    reasons: dict[str, int]
+
+
+class CoverageReport(BaseModel):
+    """Coverage of a selection: in all and per agency, user, purpose or week."""
+
+    by: Dimension | None
+    start: date
+    end: date
+    agreement_id: int | None
+    agency_id: int | None
+    total: CoverageRow
+    rows: list[CoverageRow]
+
+
+def _audit(session: Session, actor: Principal, action: str, **params: Any) -> None:
+    persons: list[int] = params.pop("person_ids", [])
+    append(
+        session,
+        event_by(
+            actor, kind=AuditKind.AUDIT_READ, action=action, params=params, person_ids=persons
+        ),
+    )
+
+
+def _params(period: Period, via: str) -> dict[str, Any]:
+    return {
+        "via": via,
+        "agreement_id": period.agreement_id,
+        "agency_id": period.agency_id,
+        "from": period.start.isoformat(),
+        "to": period.end.isoformat(),
+    }
+
+
+def _prepare(
+    session: Session, actor: Principal, period: Period, rules: Rules, today: date | None
+) -> Any:
+    actor.require(Permission.OVERSIGHT_READ)
+    selection = select_period(session, period, today=today)
+    refresh(session)
+    dialect = session.get_bind().dialect.name
+    return sql.explanations(selection, rules, purpose_grants(session, selection), dialect)
+
+
+def explain(
+    session: Session,
+    *,
+    actor: Principal,
+    period: Period,
+    rules: Rules,
+    unexplained_only: bool = False,
+    offset: int = 0,
+    limit: int = 50,
+    via: str = "api",
+    today: date | None = None,
+) -> ExplanationPage:
+    """A page of the selection's pairs, each explained or given its one reason; audited."""
+    pairs = _prepare(session, actor, period, rules, today).subquery("pairs")
+    where = [pairs.c.code.not_in([r.value for r in Rule])] if unexplained_only else []
+    total = session.execute(select(func.count()).select_from(pairs).where(*where)).scalar_one()
+    rows = session.execute(
+        select(pairs)
+        .where(*where)
+        .order_by(pairs.c.at, pairs.c.entry_id, pairs.c.person_id)
+        .offset(offset)
+        .limit(limit)
+    ).mappings()
+    items = [
+        ExplanationRead.model_validate({**row, "explained": row["code"] in set(Rule)})
+        for row in rows
+    ]
+    _audit(
+        session, actor, "oversight.explanations", **_params(period, via),
+        unexplained_only=unexplained_only, offset=offset, limit=limit, returned=len(items),
+        total=total, person_ids=[i.person_id for i in items],
+    )  # fmt: skip
+    return ExplanationPage(items=items, total=total, offset=offset, limit=limit)
+
+
+def _row(values: Any) -> CoverageRow:
+    pairs, explained = int(values["pairs"]), int(values["explained"] or 0)
+    return CoverageRow(
+        key=str(values["key"]),
+        pairs=pairs,
+        explained=explained,
+        share=explained / pairs if pairs else None,
+        never_charged=int(values["never_charged"] or 0),
+        reasons={r.value: int(values[r.value] or 0) for r in Reason},
+    )
+
+
+def coverage(
+    session: Session,
+    *,
+    actor: Principal,
+    period: Period,
+    rules: Rules,
+    by: Dimension | None = None,
+    via: str = "api",
+    today: date | None = None,
+) -> CoverageReport:
+    """The explained share of the selection in all and per ``by``; audited."""
+    dimension = by
+    pairs = _prepare(session, actor, period, rules, today)
+    dialect = session.get_bind().dialect.name
+    total = _row(session.execute(sql.coverage(pairs, None, dialect)).mappings().one())
+    rows = (
+        [_row(r) for r in session.execute(sql.coverage(pairs, dimension, dialect)).mappings()]
+        if dimension is not None
+        else []
+    )
+    _audit(
+        session, actor, "oversight.coverage", **_params(period, via),
+        by=dimension.value if dimension else None, pairs=total.pairs,
+    )  # fmt: skip
+    return CoverageReport(
+        by=dimension,
+        start=period.start,
+        end=period.end,
+        agreement_id=period.agreement_id,
+        agency_id=period.agency_id,
+        total=total,
+        rows=rows,
+    )

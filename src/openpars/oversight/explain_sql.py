@@ -1,0 +1,338 @@
+"""The explanation of every (external access, person returned) pair, as one SQL statement.
+
+Everything here is set-based: the caller's selection (an agreement or an agency, a period)
+filters the access facts, and each flag below is a correlated EXISTS or scalar subquery the
+database answers from its indexes. No row is looked at in Python. The rules, their precedence
+and the reason codes are documented in docs/oversight.md; ``explain.py`` validates input and
+audits, this module only builds statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Interval,
+    Select,
+    String,
+    and_,
+    case,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.sql.selectable import CTE
+
+from openpars.audit.events import AuditKind
+from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.oversight.facts import AccessFact
+from openpars.records.enums import ChargeStage, ChargingOutcome, InvolvementRole
+from openpars.records.models import Arrest, Charge, ChargingDecision, Involvement
+
+
+class Reason(StrEnum):
+    """Why a pair is unexplained, in order of precedence (the first that holds is given)."""
+
+    PURPOSE_OUTSIDE_AGREEMENT = "purpose_outside_agreement"
+    BULK_OR_ENUMERATING = "bulk_or_enumerating"
+    NEVER_CHARGED = "never_charged"
+    CHARGES_DECLINED_OR_WITHDRAWN = "charges_declined_or_withdrawn"
+    NO_CASE_CITED = "no_case_cited"
+    CASE_NOT_FOUND = "case_not_found"
+    CASE_NOT_INVOLVING_PERSON = "case_not_involving_person"
+
+
+class Rule(StrEnum):
+    """Which rule explains a pair."""
+
+    CASE_ARRESTEE = "case_arrestee"
+    PURPOSE_RULE = "purpose_rule"
+    FOLLOW_UP = "follow_up"
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The thresholds of the explanation, from Settings (docs/oversight.md)."""
+
+    follow_up_window: timedelta = timedelta(hours=72)
+    bulk_results: int = 10
+    sweep_queries: int = 20
+    sweep_window: timedelta = timedelta(minutes=30)
+    # Purposes that need no case: explained by an exact-identifier lookup of one charged person.
+    caseless_purposes: frozenset[str] = frozenset({"warrant-check", "warrant-service"})
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which accesses: of one agreement or one agency, in [start, end)."""
+
+    start: datetime
+    end: datetime
+    agreement_id: int | None = None
+    agency_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeGrant:
+    """One purpose of one agreement version, and whether it needs a case reference."""
+
+    agreement_id: int
+    version: int
+    purpose: str
+    case_required: bool
+
+
+def _shift(moment: Any, delta: timedelta, dialect: str) -> ColumnElement[Any]:
+    """``moment + delta`` in SQL on either dialect (SQLite keeps instants as sortable text)."""
+    if dialect == "sqlite":
+        seconds = int(delta.total_seconds())
+        return func.strftime("%Y-%m-%d %H:%M:%f", moment, f"{seconds:+d} seconds")
+    return moment + literal(delta, Interval())  # type: ignore[no-any-return]
+
+
+def _filed(arrest_id: Any, at: Any) -> ColumnElement[bool]:
+    """The arrest had a DA-approved charge at ``at`` and was not declined by then."""
+    approved = exists(
+        select(Charge.id)
+        .where(
+            Charge.arrest_id == arrest_id,
+            Charge.stage == ChargeStage.APPROVED,
+            Charge.created_at <= at,
+        )
+        # The instant and the arrest come from the enclosing statements, levels up.
+        .correlate_except(Charge)
+    )
+    return and_(approved, not_(_declined(arrest_id, at)))
+
+
+def _declined(arrest_id: Any, at: Any) -> ColumnElement[bool]:
+    """The DA's latest decision on the arrest at ``at`` was to decline (or withdraw) it."""
+    latest = (
+        select(ChargingDecision.outcome)
+        .where(ChargingDecision.arrest_id == arrest_id, ChargingDecision.decided_at <= at)
+        .order_by(ChargingDecision.decided_at.desc(), ChargingDecision.id.desc())
+        .limit(1)
+        .correlate_except(ChargingDecision)
+        .scalar_subquery()
+    )
+    return func.coalesce(latest == ChargingOutcome.DECLINED, false())
+
+
+def _case_arrests(facts: Any) -> CTE:
+    """(reference, arrest id) for every case reference cited: OTN, incident or docket number."""
+    refs = (
+        select(facts.c.case_reference.label("ref"))
+        .distinct()
+        .where(facts.c.case_reference.is_not(None))
+        .cte("refs")
+    )
+    by = [Arrest.otn, Arrest.incident_number, Arrest.docket_number]
+    parts = [
+        select(refs.c.ref, Arrest.id.label("arrest_id")).join(
+            Arrest, or_(column_ == refs.c.ref, column_ == func.upper(refs.c.ref))
+        )
+        for column_ in by
+    ]
+    return union_all(*parts).cte("case_arrests")
+
+
+def _purpose_ok(f: Any, grants: Sequence[PurposeGrant]) -> ColumnElement[bool]:
+    """The stated purpose is one of the agreement version's, with a case where it needs one.
+
+    A few purposes per version: an OR of small conjunctions (SQLite has no named VALUES list).
+    """
+    terms = [
+        and_(
+            f.agreement_id == g.agreement_id,
+            f.agreement_version == g.version,
+            f.purpose == g.purpose,
+            *([f.case_reference.is_not(None)] if g.case_required else []),
+        )
+        for g in grants
+    ]
+    return or_(false(), *terms)
+
+
+def _facts(selection: Selection, rules: Rules) -> CTE:
+    """The facts of the selection, from ``follow_up_window`` before its start (the anchors of
+    follow-ups), without shredded entries."""
+    f = AccessFact.__table__
+    earliest = datetime.min.replace(tzinfo=selection.start.tzinfo)
+    # A period from the first day of the calendar has no window before it.
+    since = max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
+    where = [f.c.at >= since, f.c.at < selection.end]
+    if selection.agreement_id is not None:
+        where.append(f.c.agreement_id == selection.agreement_id)
+    if selection.agency_id is not None:
+        where.append(f.c.agency_id == selection.agency_id)
+    kept = exists(
+        select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
+    )
+    return select(f).where(*where, kept).cte("facts")
+
+
+def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: str) -> CTE:
+    """Each fact with the flags the rules and the reasons are made of."""
+    f = facts.c
+    cases = _case_arrests(facts)
+    purpose_ok = _purpose_ok(f, grants)
+    sweep = (
+        select(func.count())
+        .select_from(AuditEntry)
+        .where(
+            AuditEntry.user_id == f.user_id,
+            AuditEntry.at >= _shift(f.at, -rules.sweep_window, dialect),
+            AuditEntry.at <= _shift(f.at, rules.sweep_window, dialect),
+            AuditEntry.agreement_id.is_not(None),
+            AuditEntry.kind.in_((AuditKind.SEARCH, AuditKind.READ)),
+        )
+        .scalar_subquery()
+    )
+    bulk = or_(f.result_count >= rules.bulk_results, sweep >= rules.sweep_queries)
+
+    def in_case(test: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists(
+            select(literal(1))
+            .select_from(cases.join(Involvement, Involvement.arrest_id == cases.c.arrest_id))
+            .where(
+                cases.c.ref == f.case_reference,
+                Involvement.person_id == f.person_id,
+                Involvement.role == InvolvementRole.ARRESTEE,
+                test,
+            )
+            .correlate_except(cases, Involvement)
+        )
+
+    def as_arrestee(test: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists(
+            select(Involvement.id)
+            .where(
+                Involvement.person_id == f.person_id,
+                Involvement.role == InvolvementRole.ARRESTEE,
+                test,
+            )
+            .correlate_except(Involvement)
+        )
+
+    person_filed = as_arrestee(_filed(Involvement.arrest_id, f.at))
+    case_explained = in_case(_filed(cases.c.arrest_id, f.at))
+    purpose_rule = and_(
+        f.purpose.in_(sorted(rules.caseless_purposes)),
+        f.identifier_given,
+        not_(f.name_given),
+        f.result_count == 1,
+        person_filed,
+    )
+    return select(
+        facts,
+        purpose_ok.label("purpose_ok"),
+        bulk.label("bulk"),
+        exists(select(cases.c.ref).where(cases.c.ref == f.case_reference)).label("case_found"),
+        case_explained.label("case_explained"),
+        in_case(_declined(cases.c.arrest_id, f.at)).label("declined_in_case"),
+        person_filed.label("person_filed"),
+        as_arrestee(_declined(Involvement.arrest_id, f.at)).label("person_declined"),
+        purpose_rule.label("purpose_rule"),
+        and_(purpose_ok, not_(bulk), or_(case_explained, purpose_rule)).label("direct"),
+    ).cte("flags")
+
+
+def explanations(
+    selection: Selection, rules: Rules, grants: Sequence[PurposeGrant], dialect: str
+) -> Select[Any]:
+    """Every pair of the selection with its code: the rule that explains it, or one reason."""
+    flags = _flags(_facts(selection, rules), rules, grants, dialect)
+    p = flags.c
+    q = flags.alias("anchor")
+    follow_up = exists(
+        select(literal(1))
+        .select_from(q)
+        .where(
+            q.c.direct,
+            q.c.user_id == p.user_id,
+            q.c.case_reference == p.case_reference,
+            q.c.at < p.at,
+            q.c.at >= _shift(p.at, -rules.follow_up_window, dialect),
+        )
+    )
+    never_charged = and_(not_(p.person_filed), not_(p.person_declined))
+    code = case(
+        (not_(p.purpose_ok), Reason.PURPOSE_OUTSIDE_AGREEMENT.value),
+        (p.bulk, Reason.BULK_OR_ENUMERATING.value),
+        (p.case_explained, Rule.CASE_ARRESTEE.value),
+        (p.purpose_rule, Rule.PURPOSE_RULE.value),
+        (follow_up, Rule.FOLLOW_UP.value),
+        (never_charged, Reason.NEVER_CHARGED.value),
+        (or_(not_(p.person_filed), p.declined_in_case), Reason.CHARGES_DECLINED_OR_WITHDRAWN.value),
+        (p.case_reference.is_(None), Reason.NO_CASE_CITED.value),
+        (not_(p.case_found), Reason.CASE_NOT_FOUND.value),
+        else_=Reason.CASE_NOT_INVOLVING_PERSON.value,
+    )
+    return select(
+        p.entry_id,
+        p.person_id,
+        p.at,
+        p.user_id,
+        p.agency_id,
+        p.agreement_id,
+        p.agreement_version,
+        p.purpose,
+        p.case_reference,
+        p.on_behalf_of,
+        p.action,
+        p.criteria,
+        p.name_given,
+        p.identifier_given,
+        p.result_count,
+        code.label("code"),
+        never_charged.label("never_charged"),
+    ).where(p.at >= selection.start)
+
+
+class Dimension(StrEnum):
+    """What coverage is grouped by."""
+
+    AGENCY = "agency"
+    USER = "user"
+    PURPOSE = "purpose"
+    WEEK = "week"
+
+
+def _key(rows: Any, by: Dimension, dialect: str) -> ColumnElement[Any]:
+    if by is Dimension.WEEK:
+        if dialect == "sqlite":
+            return func.date(rows.c.at, "weekday 0", "-6 days")
+        utc = rows.c.at.op("AT TIME ZONE")(literal("UTC"))
+        return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD")
+    column_ = {
+        Dimension.AGENCY: rows.c.agency_id,
+        Dimension.USER: rows.c.user_id,
+        Dimension.PURPOSE: rows.c.purpose,
+    }[by]
+    return func.coalesce(func.cast(column_, String), "(none)")
+
+
+def coverage(pairs: Select[Any], by: Dimension | None, dialect: str) -> Select[Any]:
+    """Pairs, explained pairs and each reason's count, per value of ``by`` (or in all)."""
+    rows = pairs.subquery("explained_pairs")
+    explained = [r.value for r in Rule]
+    counts = [
+        func.count().label("pairs"),
+        func.sum(case((rows.c.code.in_(explained), 1), else_=0)).label("explained"),
+        func.sum(case((rows.c.never_charged, 1), else_=0)).label("never_charged"),
+        *(func.sum(case((rows.c.code == r.value, 1), else_=0)).label(r.value) for r in Reason),
+    ]
+    if by is None:
+        return select(literal("all").label("key"), *counts)
+    key = _key(rows, by, dialect).label("key")
+    return select(key, *counts).group_by(key).order_by(key)

@@ -1,0 +1,231 @@
+"""Access facts: one row per (external read in the audit log, person it returned).
+
+The facts are derived from the log, never written by the request path: ``refresh`` reads the
+entries integrated into the Merkle tree since its watermark (a leaf index) and inserts their
+facts with one set-based statement per batch. Leaves are contiguous and final, so an entry that
+commits late on PostgreSQL (a lower id after a higher one) is never skipped, and every fact
+names an entry an auditor can prove with an inclusion proof. Facts of crypto-shredded entries
+are dropped when the shredding entry is read, and every reader joins the contents table, so a
+shredded entry's facts are never shown even before that (docs/oversight.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CursorResult,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    select,
+    text,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from openpars.audit.events import AuditKind, Outcome
+from openpars.db import Base, UTCDateTime
+
+# SQLite has BIGINT primary keys only as INTEGER, which is what makes them rowid aliases.
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+WATERMARK = "access_facts"
+# Leaves read per INSERT ... SELECT: bounds one statement's memory, not a loop per entry.
+BATCH_LEAVES = 200_000
+# Query criteria that name one record exactly (an id given after an earlier result included).
+IDENTIFIER_CRITERIA = (
+    "sid",
+    "fbi_number",
+    "otn",
+    "incident_number",
+    "docket_number",
+    "person_id",
+    "arrest_id",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------
+
+
+class AccessFact(Base):
+    """One person returned by one external read, with the read's declared context and shape."""
+
+    __tablename__ = "oversight_access_facts"
+    __table_args__ = (
+        UniqueConstraint("entry_id", "person_id"),
+        Index("ix_oversight_access_facts_agreement_at", "agreement_id", "at"),
+        Index("ix_oversight_access_facts_agency_at", "agency_id", "at"),
+        Index("ix_oversight_access_facts_user_at", "user_id", "at"),
+        Index("ix_oversight_access_facts_person", "person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    person_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    agency_id: Mapped[int | None] = mapped_column(Integer)
+    agreement_id: Mapped[int | None] = mapped_column(Integer)
+    agreement_version: Mapped[int | None] = mapped_column(Integer)
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    case_reference: Mapped[str | None] = mapped_column(String(200))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(200))
+    # person.search, person.get, arrest.search, arrest.get
+    action: Mapped[str] = mapped_column(String(100))
+    # The query's criteria names, sorted and comma-separated ("name,offset" ...).
+    criteria: Mapped[str | None] = mapped_column(String(300))
+    name_given: Mapped[bool] = mapped_column(Boolean)
+    identifier_given: Mapped[bool] = mapped_column(Boolean)
+    # Persons the read returned in all (the same for every fact of the entry).
+    result_count: Mapped[int] = mapped_column(Integer)
+
+
+class FactsWatermark(Base):
+    """How many leaves of the log a derived table has read (the next leaf index to read)."""
+
+    __tablename__ = "oversight_watermarks"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-based derivation from the log
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Json:
+    """How one dialect reads the canonical JSON of an entry's content."""
+
+    doc: str  # the parsed document, from c.content
+    path: str  # a scalar at a path as text; {dots} and {commas} join the path
+    persons: str  # FROM-clause item: one row per person id
+    person_id: str  # the person id of that row
+    count: str  # number of person ids
+    criteria: str  # sorted, comma-separated keys of params.query
+
+    def get(self, *path: str) -> str:
+        """SQL text of the scalar at the path, as text."""
+        return self.path.format(dots=".".join(path), commas=",".join(path))
+
+
+_SQLITE = _Json(
+    doc="json(CAST(c.content AS TEXT))",
+    path="json_extract(n.doc, '$.{dots}')",
+    persons="json_each(n.doc, '$.person_ids') AS p",
+    person_id="CAST(p.value AS INTEGER)",
+    count="json_array_length(n.doc, '$.person_ids')",
+    criteria="(SELECT group_concat(k, ',') FROM (SELECT key AS k FROM "
+    "json_each(n.doc, '$.params.query') ORDER BY key))",
+)
+_POSTGRES = _Json(
+    doc="convert_from(c.content, 'UTF8')::jsonb",
+    path="(n.doc #>> '{{{commas}}}')",
+    persons="jsonb_array_elements_text(n.doc -> 'person_ids') AS p",
+    person_id="CAST(p AS INTEGER)",
+    count="jsonb_array_length(n.doc -> 'person_ids')",
+    criteria="(SELECT string_agg(k, ',' ORDER BY k) FROM "
+    "jsonb_object_keys(n.doc -> 'params' -> 'query') AS k)",
+)
+
+
+def _insert_sql(j: _Json) -> str:
+    identifier = " OR ".join(
+        f"{j.get('params', 'query', c)} IS NOT NULL" for c in IDENTIFIER_CRITERIA
+    )
+    return f"""
+        INSERT INTO oversight_access_facts (entry_id, person_id, at, user_id, agency_id,
+            agreement_id, agreement_version, purpose, case_reference, on_behalf_of, action,
+            criteria, name_given, identifier_given, result_count)
+        SELECT n.id, {j.person_id}, n.at, n.user_id, n.agency_id, n.agreement_id,
+            CAST({j.get("agreement_version")} AS INTEGER), {j.get("params", "purpose")},
+            {j.get("params", "case_number")}, {j.get("params", "on_behalf_of")}, n.action,
+            {j.criteria}, ({j.get("params", "query", "name")} IS NOT NULL), ({identifier}),
+            {j.count}
+        FROM (
+            SELECT e.id, e.at, e.user_id, e.agency_id, e.agreement_id, e.action, {j.doc} AS doc
+            FROM audit_leaves l
+            JOIN audit_entries e ON e.id = l.entry_id
+            JOIN audit_entry_contents c ON c.entry_id = e.id
+            WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
+              AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
+              AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
+        ) AS n, {j.persons}
+    """  # noqa: S608 - no caller input: fixed paths and enum values
+
+
+def _purge_sql(dialect: str) -> str:
+    """Drop the facts of entries a shredding entry in the new leaves names."""
+    if dialect == "sqlite":
+        ids = "SELECT CAST(x.value AS INTEGER) FROM s, json_each(s.doc, '$.params.entry_ids') AS x"
+        doc = "json(CAST(c.content AS TEXT))"
+    else:
+        ids = (
+            "SELECT CAST(x AS BIGINT) FROM s, "
+            "jsonb_array_elements_text(s.doc -> 'params' -> 'entry_ids') AS x"
+        )
+        doc = "convert_from(c.content, 'UTF8')::jsonb"
+    return f"""
+        WITH s AS (
+            SELECT {doc} AS doc FROM audit_leaves l
+            JOIN audit_entries e ON e.id = l.entry_id
+            JOIN audit_entry_contents c ON c.entry_id = e.id
+            WHERE l.leaf_index >= :lo AND l.leaf_index < :hi AND e.action = 'audit.shred'
+              AND e.outcome = '{Outcome.OK.value}'
+        )
+        DELETE FROM oversight_access_facts WHERE entry_id IN ({ids})
+    """  # noqa: S608 - no caller input
+
+
+def _claim_watermark(session: Session) -> int:
+    """The watermark, locked until the transaction ends (one refresh at a time)."""
+    session.execute(
+        text("INSERT INTO oversight_watermarks (name, size) VALUES (:n, 0) ON CONFLICT DO NOTHING"),
+        {"n": WATERMARK},
+    )
+    # FOR UPDATE on PostgreSQL; SQLite's single writer already holds the database.
+    size = session.execute(
+        select(FactsWatermark.size).where(FactsWatermark.name == WATERMARK).with_for_update()
+    ).scalar_one()
+    return int(size)
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    """What a refresh read and wrote."""
+
+    start: int
+    end: int
+    facts: int
+
+
+def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
+    """Derive the facts of every integrated leaf past the watermark; flushes, never commits."""
+    session.flush()
+    dialect = session.get_bind().dialect.name
+    j = _SQLITE if dialect == "sqlite" else _POSTGRES
+    start = _claim_watermark(session)
+    end = int(
+        session.execute(
+            text("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM audit_leaves")
+        ).scalar_one()
+    )
+    written = 0
+    insert, purge = text(_insert_sql(j)), text(_purge_sql(dialect))
+    for lo in range(start, end, batch):
+        bounds = {"lo": lo, "hi": min(end, lo + batch)}
+        result = cast(CursorResult[Any], session.execute(insert, bounds))
+        written += max(result.rowcount, 0)
+        session.execute(purge, bounds)
+    session.execute(
+        text("UPDATE oversight_watermarks SET size = :s WHERE name = :n"),
+        {"s": end, "n": WATERMARK},
+    )
+    return Refreshed(start=start, end=end, facts=written)

@@ -1,0 +1,1 @@
+"""Tests of oversight: facts, explanations, the synthetic-traffic harness (issue 13)."""

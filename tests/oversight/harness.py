@@ -1,0 +1,365 @@
+"""Synthetic traffic for oversight: real case data, real external queries, injected misuse.
+
+``build_traffic(db, world, seed=...)`` writes, through the real services, a small city's arrests
+(intake by the police, charging decisions by the DA, arraignments by the court) and then eight
+weeks of external queries through the real read services (``access.service``), each in its own
+transaction as a request would be:
+
+* legitimate work: an agency working its own cases by OTN or docket number (the arrest, then
+  the arrestee, a name search under the same case, which the follow-up rule explains), and
+  warrant checks by SID under the ``warrant-check`` purpose;
+* injected misuse, each pair with the reason it must get: no case cited; a case of someone else;
+  persons never charged (arrests awaiting the DA); persons whose charges were declined (found by
+  name through another arrest); foreign-born persons never charged, looked up by name thinly over
+  many users and weeks; and an enumeration sweep of SIDs.
+
+The seed decides every choice; the same seed gives the same traffic.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from openpars.access import service as reads
+from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
+from openpars.audit.models import AuditEntry, AuditSubject
+from openpars.db import Database, utcnow
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Role
+from openpars.records import workflow
+from openpars.records.intake import submit_arrest
+from openpars.records.schemas import ArraignmentCreate, ArrestCreate, ChargingDecisionCreate
+from tests.access.agreements import activate, default_scope
+from tests.factories import World, add_user
+from tests.records.factories import arrest_payload, person_payload
+
+ICE = "Immigration and Customs Enforcement"
+FBI = "Federal Bureau of Investigation"
+INVESTIGATION = "criminal-investigation"
+WARRANT = "warrant-check"
+FOREIGN = [("Santo Domingo, DO", "DO"), ("Ho Chi Minh City, VN", "VN"), ("Lagos, NG", "NG")]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One arrest and its arrestee, as the harness made them."""
+
+    arrest_id: int
+    otn: str
+    docket: str | None
+    person_id: int
+    sid: str
+    name: str
+    status: str  # filed | pending (never charged) | declined
+
+
+@dataclass
+class Traffic:
+    """What was generated: the period, the legitimate entries and each misuse pair's reason."""
+
+    start: datetime
+    end: datetime
+    agreements: dict[str, int]
+    legit: set[int] = field(default_factory=set)
+    misuse: dict[tuple[int, int], str] = field(default_factory=dict)
+    status: dict[int, str] = field(default_factory=dict)
+
+
+class _Builder:
+    def __init__(self, db: Database, world: World, seed: int) -> None:
+        self.db, self.world, self.rng = db, world, random.Random(seed)
+        self.seed = seed
+        # Records are written three months ago, traffic runs over the eight weeks after.
+        self.t0 = (utcnow() - timedelta(days=90)).replace(microsecond=0)
+        self.start = self.t0 + timedelta(days=2)
+        self.end = self.start + timedelta(weeks=8)
+        self.serial = seed * 10_000
+
+    # -- world ----------------------------------------------------------------------------
+
+    def users(self) -> dict[str, list[Principal]]:
+        with self.db.session() as session:
+            for agency, prefix, n in ((ICE, "ice", 10), (FBI, "fbi", 4)):
+                for i in range(n):
+                    add_user(session, self.world, f"{prefix}-{i}", agency, [Role.EXTERNAL_QUERY])
+            add_user(session, self.world, "ice-sweep", ICE, [Role.EXTERNAL_QUERY])
+        p = self.world.principals
+        return {
+            "ice": [p[f"ice-{i}"] for i in range(10)],
+            "fbi": [p[f"fbi-{i}"] for i in range(4)],
+            "sweep": [p["ice-sweep"]],
+        }
+
+    def agreements(self) -> dict[str, int]:
+        purposes = [{"purpose": INVESTIGATION}, {"purpose": WARRANT}]
+        ids = {}
+        with self.db.session() as session:
+            for agency in (ICE, FBI):
+                agreement = activate(
+                    session, self.world, grantee=agency, scope=default_scope(purposes=purposes)
+                )
+                ids[agency] = agreement.id
+        return ids
+
+    # -- case data through intake, charging and arraignment ---------------------------------
+
+    def _next(self) -> int:
+        self.serial += 1
+        return self.serial
+
+    def _intake(self, person: dict[str, Any] | None = None, person_id: int | None = None) -> Any:
+        n = self._next()
+        arrestee: dict[str, Any] = (
+            {"role": "arrestee", "person_id": person_id}
+            if person_id is not None
+            else {"role": "arrestee", "person": person}
+        )
+        payload = arrest_payload(
+            report_id=f"PPD-H-{n:08d}",
+            otn=f"H{n:08d}-{n % 10}",
+            incident_number=f"2026{n:08d}",
+            involvements=[arrestee, {"role": "witness", "person": person_payload(n, offset=2)}],
+        )
+        with self.db.session() as session:
+            created = submit_arrest(
+                session,
+                actor=self.world.principals["intake"],
+                data=ArrestCreate.model_validate(payload),
+                now=self.t0,
+            )
+        return created, payload
+
+    def _person(self, foreign: bool, name: tuple[str, str] | None = None) -> dict[str, Any]:
+        n = self._next()
+        place, citizenship = self.rng.choice(FOREIGN) if foreign else ("Philadelphia, PA", "US")
+        named = {"family_name": name[0], "given_name": name[1]} if name else {}
+        return person_payload(
+            n,
+            **named,
+            sid=f"{n % 1000:03d}-{n // 1000 % 1000:03d}-{n % 97:02d}",
+            fbi_number=f"{n:08d}H",
+            place_of_birth=place,
+            citizenship=citizenship,
+        )
+
+    def _decide(self, arrest_id: int, outcome: str, at: datetime) -> None:
+        body: dict[str, Any] = {"outcome": outcome}
+        if outcome == "declined":
+            body["reason"] = "insufficient evidence"
+        with self.db.session() as session:
+            workflow.decide_charges(
+                session,
+                actor=self.world.principals["charging"],
+                arrest_id=arrest_id,
+                data=ChargingDecisionCreate.model_validate(body),
+                now=at,
+            )
+
+    def _arraign(self, arrest_id: int, arrested_at: datetime, docket: str) -> None:
+        data = ArraignmentCreate.model_validate(
+            {
+                "arraigned_at": (arrested_at + timedelta(hours=6)).isoformat(),
+                "magistrate": "Arraignment Court Magistrate",
+                "bail_type": "ror",
+                "docket_number": docket,
+            }
+        )
+        with self.db.session() as session:
+            workflow.arraign(
+                session,
+                actor=self.world.principals["court"],
+                arrest_id=arrest_id,
+                data=data,
+                now=self.t0 + timedelta(hours=2),
+            )
+
+    def _case(self, foreign: bool, status: str, name: tuple[str, str] | None = None) -> Case:
+        person = self._person(foreign, name)
+        created, payload = self._intake(person)
+        arrest_id, person_id = created.arrest_id, created.person_ids[0]
+        docket = None
+        if status == "filed":
+            self._decide(arrest_id, "approved", self.t0 + timedelta(hours=1))
+            if self.rng.random() < 0.5:
+                docket = f"MC-51-CR-{self._next():07d}-2026"
+                arrested = datetime.fromisoformat(payload["arrested_at"])
+                self._arraign(arrest_id, arrested, docket)
+        elif status == "declined":
+            # Declined on one arrest, visible through a second one still awaiting the DA.
+            self._decide(arrest_id, "declined", self.t0 + timedelta(hours=1))
+            created, payload = self._intake(person_id=person_id)
+            arrest_id = created.arrest_id
+        name = f"{person['family_name']} {person['given_name']}"
+        return Case(arrest_id, payload["otn"], docket, person_id, person["sid"], name, status)
+
+    def cases(self) -> dict[str, list[Case]]:
+        made: dict[str, list[Case]] = {
+            "filed": [], "pending": [], "declined": [], "foreign": [], "namesakes": []
+        }  # fmt: skip
+        for _ in range(36):
+            made["filed"].append(self._case(self.rng.random() < 0.3, "filed"))
+        # Another charged person of the same name as some: a name search under one's case
+        # returns both, and the follow-up rule explains the second.
+        for case in self.rng.sample(made["filed"], 6):
+            family, given = case.name.split(" ", 1)
+            made["namesakes"].append(self._case(False, "filed", (family, given)))
+        for _ in range(8):
+            made["pending"].append(self._case(False, "pending"))
+        for _ in range(4):
+            made["declined"].append(self._case(False, "declined"))
+        for _ in range(12):
+            made["foreign"].append(self._case(True, "pending"))
+        return made
+
+
+def _last_entry(db: Database, user_id: int | None) -> tuple[int, list[int]]:
+    with db.session() as session:
+        entry = session.execute(
+            select(func.max(AuditEntry.id)).where(AuditEntry.user_id == user_id)
+        ).scalar_one()
+        persons = session.execute(
+            select(AuditSubject.person_id).where(
+                AuditSubject.entry_id == entry, AuditSubject.person_id.is_not(None)
+            )
+        ).scalars()
+        return int(entry), [int(p) for p in persons]
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    at: datetime
+    seq: int
+    who: Principal
+    call: Callable[..., Any]
+    kw: dict[str, Any]
+    legit: bool
+    reason: str | None  # misuse only: None means each person's reason follows their status
+
+
+class _Traffic:
+    """Plans the queries, then sends them in time order (rate limits count the log by time)."""
+
+    def __init__(self, builder: _Builder, out: Traffic) -> None:
+        self.b, self.out, self.rng = builder, out, builder.rng
+        self.plan: list[_Planned] = []
+
+    def add(
+        self, who: Principal, at: datetime, call: Callable[..., Any], *, legit: bool,
+        reason: str | None = None, **kw: Any,
+    ) -> None:  # fmt: skip
+        self.plan.append(_Planned(at, len(self.plan), who, call, kw, legit, reason))
+
+    def moment(self) -> datetime:
+        seconds = self.rng.randrange(int((self.b.end - self.b.start).total_seconds()) - 7200)
+        return self.b.start + timedelta(seconds=seconds)
+
+    def legit(self, who: Principal, case: Case) -> None:
+        """Working one's own case: the arrest, its arrestee, a name search, all under the case."""
+        at = self.moment()
+        ref = case.docket if case.docket and self.rng.random() < 0.5 else case.otn
+        context = ReadContext(purpose=INVESTIGATION, case_number=ref)
+        query = ArrestQuery(docket_number=ref) if ref == case.docket else ArrestQuery(otn=ref)
+        self.add(who, at, reads.search_arrests, legit=True, query=query, context=context)
+        steps: list[tuple[Callable[..., Any], dict[str, Any]]] = [
+            (reads.get_arrest, {"arrest_id": case.arrest_id}),
+            (reads.get_person, {"person_id": case.person_id}),
+            (reads.search_persons, {"query": PersonQuery(name=case.name)}),
+        ]
+        for n, (call, kw) in enumerate(steps, start=1):
+            self.add(who, at + timedelta(minutes=3 * n), call, legit=True, context=context, **kw)
+
+    def warrant(self, who: Principal, case: Case) -> None:
+        context = ReadContext(purpose=WARRANT)
+        self.add(who, self.moment(), reads.search_persons, legit=True,
+                 query=PersonQuery(sid=case.sid), context=context)  # fmt: skip
+
+    def misuse(self, who: Principal, at: datetime, reason: str | None, **kw: Any) -> None:
+        """One injected access; ``reason`` None: each person's reason follows their status."""
+        call = kw.pop("call")
+        self.add(who, at, call, legit=False, reason=reason, **kw)
+
+    def run(self) -> None:
+        for planned in sorted(self.plan, key=lambda p: (p.at, p.seq)):
+            with self.b.db.session(external=True) as session:
+                planned.call(session, principal=planned.who, now=planned.at, **planned.kw)
+            entry, persons = _last_entry(self.b.db, planned.who.user_id)
+            if planned.legit:
+                self.out.legit.add(entry)
+                continue
+            assert persons, "an injected access must return someone to be judged"
+            for person in persons:
+                self.out.misuse[(entry, person)] = (
+                    planned.reason
+                    or {
+                        "pending": "never_charged",
+                        "declined": "charges_declined_or_withdrawn",
+                        "filed": "no_case_cited",
+                    }[self.out.status[person]]
+                )
+
+
+def build_traffic(db: Database, world: World, *, seed: int) -> Traffic:
+    """Case data and eight weeks of legitimate and injected external queries."""
+    builder = _Builder(db, world, seed)
+    users = builder.users()
+    out = Traffic(builder.start, builder.end, builder.agreements())
+    cases = builder.cases()
+    for group, rows in cases.items():
+        for case in rows:
+            out.status[case.person_id] = {"foreign": "pending", "namesakes": "filed"}.get(
+                group, group
+            )
+    traffic = _Traffic(builder, out)
+    _legitimate(traffic, users, cases["filed"])
+    _injected(traffic, users, cases)
+    traffic.run()
+    return out
+
+
+def _legitimate(t: _Traffic, users: dict[str, list[Principal]], filed: list[Case]) -> None:
+    fbi_cases, ice_cases = filed[:18], filed[18:]
+    for agency, own in (("fbi", fbi_cases), ("ice", ice_cases)):
+        for case in own:
+            t.legit(t.rng.choice(users[agency]), case)
+        for case in t.rng.sample(own, 8):
+            t.warrant(t.rng.choice(users[agency]), case)
+
+
+def _injected(t: _Traffic, users: dict[str, list[Principal]], cases: dict[str, list[Case]]) -> None:
+    ice = users["ice"]
+    filed = cases["filed"]
+    fbi_cases = filed[:18]  # cases no ICE user works: citing one is citing someone else's case
+    investigate = ReadContext(purpose=INVESTIGATION)
+    for case in t.rng.sample(filed, 6):  # no case cited
+        t.misuse(t.rng.choice(ice), t.moment(), "no_case_cited", call=reads.search_persons,
+                 query=PersonQuery(sid=case.sid), context=investigate)  # fmt: skip
+    for case in t.rng.sample(fbi_cases, 6):  # a case of someone else
+        other = t.rng.choice([c for c in filed if c.person_id != case.person_id])
+        context = ReadContext(purpose=INVESTIGATION, case_number=case.otn)
+        t.misuse(t.rng.choice(ice), t.moment(), "case_not_involving_person",
+                 call=reads.get_person, person_id=other.person_id, context=context)  # fmt: skip
+    for case in cases["pending"]:  # never charged, even with their own arrest cited
+        context = ReadContext(purpose=INVESTIGATION, case_number=case.otn)
+        t.misuse(t.rng.choice(ice), t.moment(), "never_charged", call=reads.search_persons,
+                 query=PersonQuery(sid=case.sid), context=context)  # fmt: skip
+    for case in cases["declined"]:  # found by name through another arrest
+        t.misuse(t.rng.choice(ice), t.moment(), None, call=reads.search_persons,
+                 query=PersonQuery(name=case.name), context=investigate)  # fmt: skip
+    # Foreign-born, never charged: thinly, one user and one week each.
+    for week, case in enumerate(cases["foreign"]):
+        at = t.b.start + timedelta(weeks=week % 8, hours=t.rng.randrange(1, 160))
+        t.misuse(ice[week % len(ice)], at, None, call=reads.search_persons,
+                 query=PersonQuery(name=case.name), context=investigate)  # fmt: skip
+    # An enumeration sweep: 24 SIDs in 24 minutes, each citing the person's own arrest.
+    at = t.moment()
+    for n, case in enumerate(sorted(filed, key=lambda c: c.sid)[:24]):
+        context = ReadContext(purpose=INVESTIGATION, case_number=case.otn)
+        query = PersonQuery(sid=case.sid)
+        t.misuse(users["sweep"][0], at + timedelta(minutes=n), "bulk_or_enumerating",
+                 call=reads.search_persons, query=query, context=context)  # fmt: skip
