@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 6a8466af2da1
+Revision ID: 2efeff7f9887
 Revises: 
-Create Date: 2026-12-05 17:29:02.640250
+Create Date: 2026-12-05 18:17:51.150718
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '6a8466af2da1'
+revision: str = '2efeff7f9887'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -364,7 +364,7 @@ def upgrade() -> None:
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.Column('floor_content', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('floor_base_hash', sa.String(length=64), nullable=True),
-    sa.Column('action', sa.Enum('adopt', 'renew', 'amend', 'suspend', 'resume', 'terminate', 'floor', 'board', name='proposalaction', native_enum=False, length=20), nullable=False),
+    sa.Column('action', sa.Enum('adopt', 'renew', 'amend', 'suspend', 'resume', 'terminate', 'floor', 'board', 'witness', name='proposalaction', native_enum=False, length=20), nullable=False),
     sa.Column('summary', sa.Text(), nullable=False),
     sa.Column('new_expires_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('effective_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
@@ -380,7 +380,7 @@ def upgrade() -> None:
     sa.Column('closed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_reason', sa.String(length=500), nullable=True),
     sa.Column('final_tally', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
-    sa.CheckConstraint("(action IN ('floor', 'board')) = (agreement_id IS NULL)", name=op.f('ck_governance_proposals_subject')),
+    sa.CheckConstraint("(action IN ('floor', 'board', 'witness')) = (agreement_id IS NULL)", name=op.f('ck_governance_proposals_subject')),
     sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_governance_proposals_agreement_id_agreements')),
     sa.ForeignKeyConstraint(['board_config_id'], ['governance_board_configs.id'], name=op.f('fk_governance_proposals_board_config_id_governance_board_configs')),
     sa.ForeignKeyConstraint(['opened_by_user_id'], ['users.id'], name=op.f('fk_governance_proposals_opened_by_user_id_users')),
