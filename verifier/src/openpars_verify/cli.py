@@ -179,8 +179,6 @@ def _signer(path: str, name: str | None) -> notes.PrivateKey:
         raise UsageError(f"witness key file: {exc}") from None
     if name is not None and signer.name != name:
         raise UsageError(f"witness key is for {signer.name!r}, not {name!r}")
-    if signer.key_type != notes.COSIGNER_KEY:
-        raise UsageError("the witness key must be a cosigner key (keygen --cosigner)")
     return signer
 
 
@@ -216,10 +214,13 @@ def _witness_run(args: argparse.Namespace) -> int:
     """Run the witness loop; SIGTERM and SIGINT end it after the current round."""
     if args.interval <= 0 or args.max_backoff < args.interval:
         raise UsageError("--interval must be positive and --max-backoff at least --interval")
+    signer = _signer(args.witness_key_file, None)
+    if signer.key_type != notes.COSIGNER_KEY:
+        raise UsageError("the witness key must be a cosigner key (keygen --cosigner)")
     watcher = watch.Watch(
         server=args.server,
         log_key=_public_key(args.log_key, notes.NOTE_KEY, "log"),
-        signer=_signer(args.witness_key_file, None),
+        signer=signer,
         state_dir=Path(args.state_dir),
         interval=args.interval,
         max_backoff=args.max_backoff,
