@@ -165,11 +165,13 @@ def test_it_backs_off_while_the_server_is_down_and_recovers(
 def test_a_single_round_reports_a_problem_with_its_own_exit_status(
     served: Server, db: Database, settings: Settings, tmp_path: Path
 ) -> None:
+    log_vkey = checkpoints.check_key(settings, db).vkey
+    stranger = Stakeholder("stranger.example", tmp_path / "x", log_vkey)
+    # Nothing published yet: the server's own error code and message are in the one line.
+    assert watch.run(stranger.watch(served.url), once=True) == watch.TRY_AGAIN
+    assert "answered 404: not_found: no checkpoint has been published yet" in stranger.last()
     add_entries(db, 2)
     publish(db, settings)
-    stranger = Stakeholder(
-        "stranger.example", tmp_path / "x", checkpoints.check_key(settings, db).vkey
-    )
     # Not a registered witness: the server refuses its cosignature, the witness retries later.
     assert watch.run(stranger.watch(served.url), once=True) == watch.TRY_AGAIN
     assert "witness_unknown" in stranger.last()
