@@ -318,3 +318,20 @@ def test_a_change_voids_the_other_witness_proposals_and_a_tampered_one_fails(gov
     with gov.session() as session:
         events = decisions.tick(session, now=gov.at(minutes=2))
     assert not [e for e in events if e.kind == "proposal.voided"]
+
+
+def test_a_witness_change_is_never_one_stakeholders_alone(gov: Gov) -> None:
+    members = [gov.agencies[w] for w in ("da", "court", "city")]
+    solo = BoardUpdate(members=members, quorum=2, solo_actions=[ProposalAction.WITNESS])
+    with gov.session() as session, pytest.raises(InvalidInput, match="'witness' always needs"):
+        open_proposal(
+            session,
+            actor=gov.voters["da"],
+            data=ProposalCreate(
+                action=ProposalAction.BOARD,
+                board=solo,
+                summary="let any one stakeholder change the witnesses",
+                deadline=gov.at(days=7),
+            ),
+            now=gov.t0,
+        )
