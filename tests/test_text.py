@@ -121,7 +121,7 @@ def test_the_walk_finds_the_body_fields() -> None:
         ("AgreementCreate", "terms"),
         ("FloorUpdate", "floor"),
         ("SignedVote", "rationale"),
-        ("WitnessCreate", "vkey"),
+        ("WitnessProposalCreate", "add"),
     ]:
         assert expected in names
     assert len(names) > 60

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import json
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from openpars.audit import checkpoints, log, merkle, notes
+from openpars.audit import checkpoints, log, merkle, notes, witness
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.models import AuditEntry
@@ -200,16 +199,20 @@ def test_witness_administration_and_cosignature_quorum(
     client: TestClient, db: Database, world: World, settings: Settings
 ) -> None:
     keys = [witness_keys(f"witness-{n}.example") for n in ("da", "court", "city")]
-    refused = client.post(
-        f"{API}/witnesses", json={"vkey": keys[0][1]}, headers=world.auth("reader")
+    # No one registers a witness directly any more (a board decision does, see
+    # tests/governance/test_witness_proposals.py): the old endpoints are gone.
+    direct = client.post(f"{API}/witnesses", json={"vkey": keys[0][1]}, headers=world.auth("admin"))
+    assert direct.status_code == 405
+    assert client.delete(f"{API}/witnesses/1", headers=world.auth("admin")).status_code in (
+        404,
+        405,
     )
-    assert refused.status_code == 403
-    for _, vkey in keys:
-        created = client.post(f"{API}/witnesses", json={"vkey": vkey}, headers=world.auth("admin"))
-        assert created.status_code == 201
+    with db.session() as session:
+        for _, vkey in keys:
+            witness.install(session, vkey=vkey)
+    assert client.get(f"{API}/witnesses", headers=world.auth("reader")).status_code == 403
     listed = client.get(f"{API}/witnesses", headers=world.auth("admin")).json()
     assert [w["name"] for w in listed] == [f"witness-{n}.example" for n in ("da", "court", "city")]
-    assert entries_with_action(db, "audit.witness.add") == 3
     publish(db, settings)
     note = client.get(f"{API}/checkpoint").text
     size = notes.parse_checkpoint(notes.parse_note(note).text).size
@@ -231,6 +234,7 @@ def test_witness_administration_and_cosignature_quorum(
         f"{API}/checkpoints/{size + 99}/cosignatures", json={"cosignature": "x" * 20}
     )
     assert missing.status_code == 404
-    removed = client.delete(f"{API}/witnesses/{listed[0]['id']}", headers=world.auth("admin"))
-    assert removed.status_code == 200 and removed.json()["removed_at"] is not None
-    assert json.loads(json.dumps(removed.json()))["name"] == "witness-da.example"
+    with db.session() as session:
+        witness.retire(session, name="witness-da.example")
+    relisted = client.get(f"{API}/witnesses", headers=world.auth("admin")).json()
+    assert relisted[0]["name"] == "witness-da.example" and relisted[0]["removed_at"] is not None

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from openpars.audit import checkpoints, notes
+from openpars.audit import witness as registry
 from openpars.config import Settings
 from openpars.db import Database
 from tests.audit.test_api_log import API, publish
@@ -53,11 +54,9 @@ def test_witnesses_follow_the_log_and_make_checkpoints_final(
     client: TestClient, db: Database, world: World, settings: Settings, tmp_path: Path
 ) -> None:
     witnesses = [Witness(f"{who}.witness.example", tmp_path / who) for who in ("da", "court")]
-    for witness in witnesses:
-        added = client.post(
-            f"{API}/witnesses", json={"vkey": witness.vkey}, headers=world.auth("admin")
-        )
-        assert added.status_code == 201
+    with db.session() as session:
+        for witness in witnesses:
+            registry.install(session, vkey=witness.vkey)
     log_vkey = checkpoints.check_key(settings, db).vkey
     add_entries(db, 3)
     publish(db, settings)

@@ -166,7 +166,7 @@ def test_cosignature_quorum_makes_a_checkpoint_final(db: Database, tmp_path: Pat
     keys = [witness_keys(f"witness-{n}.example") for n in ("da", "court", "city")]
     with db.session() as session:
         for _, vkey in keys:
-            witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+            witness.install(session, vkey=vkey)
         add_entries(db, 2)
         log.integrate(session)
         cp = checkpoints.publish(session, settings=settings)
@@ -198,7 +198,7 @@ def test_bad_or_unknown_cosignatures_are_refused(db: Database, tmp_path: Path) -
     signer, vkey = witness_keys("witness-da.example")
     stranger, _ = witness_keys("stranger.example")
     with db.session() as session:
-        registered = witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+        registered = witness.install(session, vkey=vkey)
         cp = checkpoints.publish(session, settings=settings)
         assert cp is not None
         # A signature over a different checkpoint body.
@@ -216,7 +216,7 @@ def test_bad_or_unknown_cosignatures_are_refused(db: Database, tmp_path: Path) -
         witness.submit_cosignature(session, size=cp.size, cosignature=good, quorum=1)
         assert checkpoints.cosigner_count(session, cp) == 1
         # A removed witness no longer counts towards a quorum.
-        witness.remove_witness(session, actor=SYSTEM, witness_id=registered.id)
+        witness.retire(session, name=registered.name)
         assert checkpoints.cosigner_count(session, cp) == 0
         with pytest.raises(Forbidden):
             witness.submit_cosignature(session, size=cp.size, cosignature=good, quorum=1)
@@ -225,7 +225,7 @@ def test_bad_or_unknown_cosignatures_are_refused(db: Database, tmp_path: Path) -
 def test_witness_keys_must_be_cosignature_keys(db: Database) -> None:
     _, note_vkey = notes.generate_keys("not-a-witness")
     with db.session() as session, pytest.raises(InvalidInput, match="type 0x04"):
-        witness.add_witness(session, actor=SYSTEM, vkey=note_vkey)
+        witness.install(session, vkey=note_vkey)
 
 
 IMMUTABLE = [
@@ -252,7 +252,7 @@ def test_the_database_refuses_update_and_delete(
     signer, vkey = witness_keys("witness-da.example")
     add_entries(db, 4, arrest_id=3)
     with db.session() as session:
-        witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+        witness.install(session, vkey=vkey)
         log.integrate(session)
         cp = checkpoints.publish(session, settings=log_settings(tmp_path))
         assert cp is not None

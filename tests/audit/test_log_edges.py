@@ -24,7 +24,7 @@ from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import AuditUnavailable, Conflict, Forbidden, InvalidInput, NotFound
-from openpars.identity.principal import SYSTEM, Principal
+from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
 from openpars.web.app import create_app
 from tests.audit import records
@@ -84,12 +84,10 @@ def test_refusals_of_the_witness_service(db: Database, tmp_path: Path) -> None:
     impostor, _ = witness_keys("witness-da.example")  # same name, another key
     with db.session() as session:
         with pytest.raises(InvalidInput, match="not a C2SP verifier key"):
-            witness.add_witness(session, actor=SYSTEM, vkey="garbage+00000000+AAAA")
-        with pytest.raises(Forbidden):
-            witness.add_witness(session, actor=READER, vkey=vkey)
-        added = witness.add_witness(session, actor=SYSTEM, vkey=vkey)
-        with pytest.raises(Conflict, match="already registered"):
-            witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+            witness.install(session, vkey="garbage+00000000+AAAA")
+        added = witness.install(session, vkey=vkey)
+        with pytest.raises(Conflict, match="is or was registered"):
+            witness.install(session, vkey=vkey)
         with pytest.raises(Forbidden):
             witness.list_witnesses(session, actor=READER)
         cp = checkpoints.publish(session, settings=log_settings(tmp_path))
@@ -102,9 +100,12 @@ def test_refusals_of_the_witness_service(db: Database, tmp_path: Path) -> None:
         whole = notes.add_cosignature(cp.note, signer, 1_700_000_000)
         done = witness.submit_cosignature(session, size=cp.size, cosignature=whole, quorum=1)
         assert done.final and done.witness == "witness-da.example"
-        witness.remove_witness(session, actor=SYSTEM, witness_id=added.id)
+        witness.retire(session, name=added.name)
         with pytest.raises(NotFound):
-            witness.remove_witness(session, actor=SYSTEM, witness_id=added.id)
+            witness.retire(session, name=added.name)
+        # A witness that left comes back only under a new key name.
+        with pytest.raises(Conflict, match="is or was registered"):
+            witness.install(session, vkey=vkey)
 
 
 def test_export_ranges_and_an_empty_log(db: Database, tmp_path: Path) -> None:
@@ -206,20 +207,17 @@ def test_cli_proofs_witnesses_and_shredding(
     exported = runner.invoke(audit_cli, ["export", *db_option])
     assert exported.exit_code == 0 and exported.output.endswith(f"end {size}\n")
     _, vkey = witness_keys("witness-city.example")
-    assert runner.invoke(audit_cli, ["witness", "add", vkey, *db_option]).exit_code == 0
+    # The console operator cannot register a witness: the direct command is gone, and its
+    # proposal needs a stakeholder's designated voter (see tests/governance).
+    assert runner.invoke(audit_cli, ["witness", "add", vkey, *db_option]).exit_code == 2
+    with fresh_db.session() as session:
+        witness.install(session, vkey=vkey)
     listed = runner.invoke(audit_cli, ["witness", "list", *db_option])
     assert "active" in listed.output and "witness-city.example" in listed.output
-    assert runner.invoke(audit_cli, ["witness", "remove", "1", *db_option]).exit_code == 0
     shred = runner.invoke(audit_cli, ["shred", "--order", "MC-7", "--arrest-id", "5", *db_option])
     assert shred.exit_code == 0 and "6 audit entries" in shred.output
     with fresh_db.session() as session:
         actions = list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
-    assert actions[-5:] == [
-        "audit.export",
-        "audit.witness.add",
-        "audit.witnesses.list",
-        "audit.witness.remove",
-        "audit.shred",
-    ]
+    assert actions[-3:] == ["audit.export", "audit.witnesses.list", "audit.shred"]
     entries = runner.invoke(audit_cli, ["entries", "--limit", "3", *db_option])
     assert [json.loads(line)["id"] for line in entries.output.splitlines()] == [1, 2, 3]

@@ -15,7 +15,6 @@ from openpars.audit import repository as repo
 from openpars.audit.cli import app as audit_cli
 from openpars.config import Settings
 from openpars.db import Database
-from openpars.identity.principal import SYSTEM
 from tests.audit import records
 from tests.audit.test_log import COURT, ORIGIN, add_entries, cosignature_line, witness_keys
 
@@ -39,7 +38,7 @@ def site(fresh_db: Database, tmp_path: Path) -> tuple[Settings, list[str]]:
     keys = [witness_keys(f"witness-{n}.example") for n in ("da", "court")]
     with fresh_db.session() as session:
         for _, vkey in keys:
-            witness.add_witness(session, actor=SYSTEM, vkey=vkey)
+            witness.install(session, vkey=vkey)
     with fresh_db.session() as session:
         records.arrest(session, 77, order="MC-51-MD-9-2026")
     publisher = log.Publisher(fresh_db, settings)

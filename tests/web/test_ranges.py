@@ -36,7 +36,6 @@ PATHS: list[tuple[str, str, str, str]] = [
     ("admin", "GET", "/proposals/{}", "proposal_id"),
     ("admin", "GET", "/proposals/{}/votes", "proposal_id"),
     ("admin", "DELETE", "/tokens/{}", "token_id"),
-    ("admin", "DELETE", "/audit/witnesses/{}", "witness_id"),
     ("reader", "GET", "/agencies?offset={}", "offset"),
     ("admin", "GET", "/agreements?offset={}", "offset"),
     ("admin", "GET", "/agreements?grantee_agency_id={}", "grantee_agency_id"),

@@ -4,7 +4,7 @@ The log's public key, the checkpoint, the proofs and cosignature submission are 
 no entry of their own: they carry only keys, hashes and signatures, and auditing them would make
 the log feed itself (each witness cosignature would add an entry, so a new checkpoint, so a new
 cosignature ...) and never let it settle. Cosignatures are kept in their own immutable table
-instead. Reading entries, receipts, exports and witness administration are audited like any
+instead. Reading entries, receipts, exports and the witness list are audited like any
 other access.
 """
 
@@ -29,13 +29,15 @@ from openpars.audit.schemas import (
     ReceiptRead,
     ShredCreate,
     ShredRead,
-    WitnessCreate,
     WitnessRead,
 )
 from openpars.audit.service import append
+from openpars.db import utcnow
+from openpars.governance import service as proposals
+from openpars.governance.schemas import ProposalRead, WitnessProposalCreate
 from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission
-from openpars.ranges import AuditNumber, AuditSize, RowId
+from openpars.ranges import AuditNumber, AuditSize
 from openpars.records.versions import require_owner
 from openpars.web.context import Ctx, needs, public
 
@@ -190,7 +192,7 @@ def submit_cosignature(size: AuditSize, body: CosignatureCreate, ctx: Ctx) -> Co
 @router.get(
     "/witnesses",
     response_model=list[WitnessRead],
-    dependencies=[needs(Permission.AGENCY_MANAGE, Permission.AUDIT_READ)],
+    dependencies=[needs(*witness.READERS)],
 )
 def list_witnesses(ctx: Ctx) -> list[WitnessRead]:
     """Registered witnesses (administrators and auditors)."""
@@ -203,38 +205,21 @@ def list_witnesses(ctx: Ctx) -> list[WitnessRead]:
 
 
 @router.post(
-    "/witnesses",
-    response_model=WitnessRead,
+    "/witnesses/proposals",
+    response_model=ProposalRead,
     status_code=201,
-    dependencies=[needs(Permission.AGENCY_MANAGE)],
+    dependencies=[needs()],
+    responses={403: {"description": "not a designated voter of a stakeholder on the board"}},
 )
-def add_witness(body: WitnessCreate, ctx: Ctx) -> WitnessRead:
-    """Register a stakeholder's witness key (administrators)."""
-    with ctx.unit() as (session, principal):
-        added = witness.add_witness(session, actor=principal, vkey=body.vkey)
-        append(
-            session,
-            audit_event(principal, AuditKind.CONFIG, "audit.witness.add", witness=added.name,
-                        vkey=added.vkey),
-        )  # fmt: skip
-        result = WitnessRead.model_validate(added)
-    return result
+def propose_witness_change(body: WitnessProposalCreate, ctx: Ctx) -> ProposalRead:
+    """Propose adding or removing one witness; the board decides it by its quorum of signed votes.
 
-
-@router.delete(
-    "/witnesses/{witness_id}",
-    response_model=WitnessRead,
-    dependencies=[needs(Permission.AGENCY_MANAGE)],
-)
-def remove_witness(witness_id: RowId, ctx: Ctx) -> WitnessRead:
-    """Stop counting a witness's cosignatures (administrators)."""
+    Only a stakeholder's designated voter may propose; nobody changes the witnesses alone (the
+    site administrator least of all: the witnesses watch the log it runs).
+    """
     with ctx.unit() as (session, principal):
-        removed = witness.remove_witness(session, actor=principal, witness_id=witness_id)
-        append(
-            session,
-            audit_event(principal, AuditKind.CONFIG, "audit.witness.remove", witness=removed.name),
-        )
-        result = WitnessRead.model_validate(removed)
+        proposal = proposals.open_proposal(session, actor=principal, data=body.proposal())
+        result = proposals.proposal_read(session, proposal, now=utcnow())
     return result
 
 

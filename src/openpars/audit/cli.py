@@ -2,7 +2,7 @@
 
 The operator at the console acts as a system principal with the auditor's and the court's
 sealing permissions (whoever runs these commands already holds the database); every read of
-entries, every export, witness change and shredding is audited like the same act via the API.
+entries, every export, witness proposal and shredding is audited like the same act via the API.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ from openpars.console import (
     unit,
 )
 from openpars.errors import DomainError, InvalidInput
+from openpars.governance import service as proposals
+from openpars.governance import signing, witness_changes
+from openpars.governance.cli_signing import AsOption, actor_named
+from openpars.governance.schemas import WitnessChange, WitnessProposalCreate
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
 from openpars.ranges import INT32_MAX, INT64_MAX
@@ -194,20 +198,49 @@ def shred(
     out.print(f"shredded the content of {len(ids)} audit entries under order {order}")
 
 
-@witness_app.command("add")
+@witness_app.command("propose")
 @reports_errors
-def witness_add(
-    vkey: Annotated[str, typer.Argument(help="The witness's cosignature/v1 verifier key.")],
+def witness_propose(
+    deadline: Annotated[str, typer.Option("--deadline", help="RFC 3339 voting deadline.")],
+    summary: Annotated[str, typer.Option("--summary", help="Whose witness, and why.")],
+    add: Annotated[
+        str | None, typer.Option("--add", metavar="VKEY", help="A cosignature/v1 verifier key.")
+    ] = None,
+    remove: Annotated[
+        str | None, typer.Option("--remove", metavar="NAME", help="An active witness's name.")
+    ] = None,
+    as_user: AsOption = None,
     db: DbOption = None,
 ) -> None:
-    """Register a witness key."""
-    with unit(settings_for(db)) as session:
-        added = witness.add_witness(session, actor=OPERATOR, vkey=vkey)
-        audit_console(
-            session, kind=AuditKind.CONFIG, action="audit.witness.add", witness=added.name,
-            vkey=added.vkey, actor=OPERATOR,
-        )  # fmt: skip
-        out.print(f"registered witness {added.id}: {added.name}")
+    """Propose adding or removing one witness; the board decides by its quorum of signed votes."""
+    settings = settings_for(db)
+    change = WitnessChange(add=add, remove=remove)
+    data = WitnessProposalCreate(
+        add=add, remove=remove, summary=summary, deadline=signing.parse_at(deadline)
+    )
+    try:
+        with unit(settings) as session:
+            actor = actor_named(session, as_user)
+            proposal = proposals.open_proposal(session, actor=actor, data=data.proposal())
+            out.print(
+                f"opened proposal {proposal.id}: witness {proposal.floor_content}; vote by "
+                f"{proposal.deadline.isoformat()}; nothing changes until the board's quorum "
+                "approves",
+                markup=False,
+            )
+            out.print(
+                f"sign with: openpars vote sign --key FILE --proposal {proposal.id} --agreement 0 "
+                f"--version-hash {proposal.content_hash} --choice yes|no|abstain --rationale '...'"
+            )
+    except DomainError as exc:
+        # The attempt was rolled back; its refusal is evidence too, so it is kept apart.
+        with unit(settings) as session:
+            try:
+                actor = actor_named(session, as_user)
+            except DomainError:
+                actor = OPERATOR  # --as named no active account; the console operator tried
+            witness_changes.audit_refused(session, exc, actor=actor, change=change, via="cli")
+        raise
 
 
 @witness_app.command("list")
@@ -221,17 +254,3 @@ def witness_list(db: DbOption = None) -> None:
         for w in rows:
             state = "removed" if w.removed_at else "active"
             out.print(f"{w.id}\t{state}\t{w.vkey}", markup=False)
-
-
-@witness_app.command("remove")
-@reports_errors
-def witness_remove(
-    witness_id: Annotated[int, typer.Argument(help="The witness id.", min=1, max=INT32_MAX)],
-    db: DbOption = None,
-) -> None:
-    """Stop counting a witness's cosignatures."""
-    with unit(settings_for(db)) as session:
-        removed = witness.remove_witness(session, actor=OPERATOR, witness_id=witness_id)
-        audit_console(session, kind=AuditKind.CONFIG, action="audit.witness.remove",
-                      witness=removed.name, actor=OPERATOR)  # fmt: skip
-        out.print(f"removed witness {removed.id}: {removed.name}")

@@ -62,14 +62,6 @@ class ReceiptRead(BaseModel):
     checkpoint: str = Field(description="the signed checkpoint note with its cosignatures")
 
 
-class WitnessCreate(BaseModel):
-    """A witness to register, by its C2SP cosignature/v1 verifier key."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    vkey: Line = Field(min_length=10, max_length=300, description="name+keyid+base64(0x04||key)")
-
-
 class WitnessRead(BaseModel):
     """A registered witness."""
 

@@ -14,11 +14,12 @@ from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 
-# Registering stakeholders' witnesses is site administration, like registering agencies.
-MANAGE = Permission.AGENCY_MANAGE
+# Who may see the witness list; changing it is a board decision (governance/witness_changes.py).
+READERS = (Permission.AGENCY_MANAGE, Permission.AUDIT_READ)
 
 
-def _parse_witness_key(vkey: str) -> notes.Verifier:
+def parse_witness_key(vkey: str) -> notes.Verifier:
+    """A C2SP cosignature/v1 verifier key, or InvalidInput saying what is wrong with it."""
     try:
         verifier = notes.parse_verifier_key(vkey)
     except (notes.NoteError, ValueError) as exc:
@@ -31,32 +32,53 @@ def _parse_witness_key(vkey: str) -> notes.Verifier:
     return verifier
 
 
-def add_witness(session: Session, *, actor: Principal, vkey: str) -> AuditWitness:
-    """Register a witness by its verifier key; its name is the key's name."""
-    actor.require(MANAGE)
-    verifier = _parse_witness_key(vkey)
+def check_new(session: Session, vkey: str) -> notes.Verifier:
+    """A key that may join the witnesses: well-formed, and its name never used before."""
+    verifier = parse_witness_key(vkey)
     if repo.witness_by_name(session, verifier.name) is not None:
-        raise Conflict(f"a witness named '{verifier.name}' is already registered", field="vkey")
+        raise Conflict(
+            f"a witness named '{verifier.name}' is or was registered; a witness that left "
+            "comes back under a new key name",
+            code="witness_exists",
+            field="vkey",
+        )
+    return verifier
+
+
+def active_by_name(session: Session, name: str) -> AuditWitness:
+    """An active witness by its key name, or NotFound."""
+    witness = repo.witness_by_name(session, name)
+    if witness is None or witness.removed_at is not None:
+        raise NotFound(f"no active witness is named '{name}'", field="remove")
+    return witness
+
+
+def install(session: Session, *, vkey: str) -> AuditWitness:
+    """Register a witness; only a board decision or the one-time bootstrap calls this."""
+    verifier = check_new(session, vkey)
     witness = AuditWitness(name=verifier.name, vkey=vkey.strip(), added_at=utcnow())
     repo.add(session, witness)
     return witness
 
 
-def remove_witness(session: Session, *, actor: Principal, witness_id: int) -> AuditWitness:
-    """Stop counting a witness (its key was lost or its owner left); the row stays."""
-    actor.require(MANAGE)
-    witness = repo.witness_by_id(session, witness_id)
-    if witness is None or witness.removed_at is not None:
-        raise NotFound(f"no active witness has id {witness_id}", field="witness_id")
+def retire(session: Session, *, name: str) -> AuditWitness:
+    """Stop counting a witness (a board decision); the row and its cosignatures stay."""
+    witness = active_by_name(session, name)
     witness.removed_at = utcnow()
     session.flush()
     return witness
 
 
+def active_set(session: Session) -> list[dict[str, str]]:
+    """The witnesses in force as a document (what a witness proposal is reviewed against)."""
+    rows = sorted(repo.active_witnesses(session), key=lambda w: w.name)
+    return [{"name": w.name, "vkey": w.vkey} for w in rows]
+
+
 def list_witnesses(session: Session, *, actor: Principal) -> list[AuditWitness]:
     """Every registered witness, removed ones included (for administrators and auditors)."""
-    if not (actor.can(MANAGE) or actor.can(Permission.AUDIT_READ)):
-        actor.require(MANAGE)
+    if not any(actor.can(p) for p in READERS):
+        actor.require(READERS[0])
     return repo.all_witnesses(session)
 
 
@@ -90,8 +112,8 @@ def submit_cosignature(session: Session, *, size: int, cosignature: str, quorum:
     witness = repo.witness_by_name(session, signature.name)
     if witness is None or witness.removed_at is not None:
         raise Forbidden(
-            f"'{signature.name}' is not a registered witness; an administrator adds it with "
-            "'openpars audit witness add'",
+            f"'{signature.name}' is not a registered witness; the board adds one by a quorum "
+            "decision ('openpars audit witness propose --add VKEY')",
             code="witness_unknown",
             field="cosignature",
         )

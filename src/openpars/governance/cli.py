@@ -14,7 +14,15 @@ import typer
 from openpars.agreements.cli import load_document
 from openpars.console import DbOption, out, reports_errors, settings_for, unit
 from openpars.db import utcnow
-from openpars.governance import board, decisions, service, signing, timeline, votes
+from openpars.governance import (
+    board,
+    decisions,
+    service,
+    signing,
+    timeline,
+    votes,
+    witness_changes,
+)
 from openpars.governance.cli_signing import (
     AsOption,
     JsonOption,
@@ -53,7 +61,9 @@ def _subject(
     action: ProposalAction | None = None,
 ) -> str:
     if agreement_id is None:
-        return "the board" if action is ProposalAction.BOARD else "the site floor"
+        return {ProposalAction.BOARD: "the board", ProposalAction.WITNESS: "the witnesses"}.get(
+            action or ProposalAction.FLOOR, "the site floor"
+        )
     return f"agreement {agreement_id}" + (f" {word}{version}" if version is not None else "")
 
 
@@ -235,10 +245,18 @@ def board_init(
     solo: Annotated[list[ProposalAction] | None, typer.Option("--solo")] = None,
     lead_days: Annotated[int, typer.Option("--lead-days")] = 60,
     note: Annotated[str | None, typer.Option("--note")] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            metavar="VKEY",
+            help="A first audit-log witness (cosignature/v1 key); later only by a board decision.",
+        ),
+    ] = None,
     as_user: AsOption = None,
     db: DbOption = None,
 ) -> None:
-    """Set the first board, once (refused once any board is in force)."""
+    """Set the first board, and its first witnesses, once (refused once any board is in force)."""
     data = BoardUpdate(
         members=members,
         quorum=quorum,
@@ -247,9 +265,12 @@ def board_init(
         note=note,
     )
     with unit(settings_for(db)) as session:
-        config = board.bootstrap(session, actor=actor_named(session, as_user), data=data)
+        config = witness_changes.bootstrap(
+            session, actor=actor_named(session, as_user), data=data, vkeys=witness or []
+        )
         out.print(
             f"board v{config.version}: {config.quorum} of {len(config.members)} {config.members}"
+            + (f"; {len(witness)} witness(es)" if witness else "")
         )
 
 

@@ -22,6 +22,7 @@ from openpars.audit.events import AuditKind
 from openpars.db import utcnow
 from openpars.errors import Conflict, DomainError
 from openpars.governance import repository as repo
+from openpars.governance import witness_changes
 from openpars.governance.board import (
     audit_act,
     board_hash,
@@ -111,6 +112,9 @@ def void_if_stale(session: Session, proposal: Proposal, *, now: datetime) -> Gov
             reason=f"the board changed (now {in_force[:12]}...) while the proposal was {state}; "
             "votes on it are kept but no longer count",
         )
+    if proposal.action is ProposalAction.WITNESS:
+        stale = witness_changes.stale_reason(session, proposal, state=state)
+        return None if stale is None else _void(proposal, now=now, reason=stale)
     if proposal.agreement_id is None:
         # A floor proposal was reviewed against the floor in force when it opened; once another
         # floor is in force its comparison (what it loosens) no longer holds.
@@ -203,6 +207,8 @@ def _apply(session: Session, proposal: Proposal, *, now: datetime) -> Governance
         with session.begin_nested():
             if proposal.action is ProposalAction.BOARD:
                 _apply_board(session, proposal, at=now)
+            elif proposal.action is ProposalAction.WITNESS:
+                witness_changes.apply(session, proposal)
             elif proposal.agreement_id is None:
                 _apply_floor(session, proposal, at=now)
             else:
@@ -227,6 +233,8 @@ def _apply(session: Session, proposal: Proposal, *, now: datetime) -> Governance
     detail = f"{proposal.action.value} applied, effective {instant.isoformat()}"
     if proposal.action is ProposalAction.BOARD:
         detail += f"; board {proposal.content_hash[:12]}... in force"
+    elif proposal.action is ProposalAction.WITNESS:
+        detail += f"; witness change {proposal.content_hash[:12]}... made"
     elif proposal.agreement_id is None:
         detail += f"; site floor {proposal.content_hash[:12]}... in force"
     return _event("proposal.applied", proposal, now, detail)
@@ -257,7 +265,8 @@ def evaluate(session: Session, proposal: Proposal, *, now: datetime) -> list[Gov
                 # Every live proposal was opened under the board just replaced.
                 events += void_stale_all(session, now=now)
             elif proposal.agreement_id is None:
-                # Every other live floor proposal was reviewed against the floor just replaced.
+                # Every other live floor (or witness) proposal was reviewed against the floor
+                # (or witness set) just replaced; each checks its own subject.
                 events += void_stale_floor(session, now=now)
             else:
                 events += void_stale(session, agreement_id=proposal.agreement_id, now=now)

@@ -94,16 +94,19 @@ class StakeholderKey(Base):
 class Proposal(Base):
     """A request to the board about one exact agreement version or site floor, under its board.
 
-    A site proposal (action ``floor`` or ``board``) has no agreement: ``content_hash`` names the
-    proposed floor or board, ``floor_content`` holds that document and ``floor_base_hash`` the
-    hash of the floor or board in force when it opened (the columns keep their first use's name).
+    A site proposal (action ``floor``, ``board`` or ``witness``) has no agreement:
+    ``content_hash`` names the proposed floor, board or witness change, ``floor_content`` holds
+    that document and ``floor_base_hash`` the hash of the floor, board or witness set in force
+    when it opened (the columns keep their first use's name).
     """
 
     __tablename__ = "governance_proposals"
     __table_args__ = (
         Index("ix_governance_proposals_status_deadline", "status", "deadline"),
-        # A floor or board proposal has no agreement and every other proposal has one.
-        CheckConstraint("(action IN ('floor', 'board')) = (agreement_id IS NULL)", name="subject"),
+        # A floor, board or witness proposal has no agreement and every other proposal has one.
+        CheckConstraint(
+            "(action IN ('floor', 'board', 'witness')) = (agreement_id IS NULL)", name="subject"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -33,17 +33,21 @@ class ProposalAction(StrEnum):
     FLOOR = "floor"
     # Put a new board (members, quorum, solo actions, reminder lead) in force.
     BOARD = "board"
+    # Add or remove one audit-log witness (whose cosignatures make checkpoints final).
+    WITNESS = "witness"
 
 
 # Actions whose subject is not an agreement (the signed vote names agreement 0 for them).
-SITE_ACTIONS = frozenset({ProposalAction.FLOOR, ProposalAction.BOARD})
+SITE_ACTIONS = frozenset({ProposalAction.FLOOR, ProposalAction.BOARD, ProposalAction.WITNESS})
 
 
 # A floor change may admit more than the floor in force, a board change decides who decides
-# everything else, and a resumption lifts what any one stakeholder imposed: all three always
-# need the full quorum, whatever the board lists as solo actions (one stakeholder may cut access
-# off alone, never restore it alone).
-NEVER_SOLO = frozenset({ProposalAction.FLOOR, ProposalAction.BOARD, ProposalAction.RESUME})
+# everything else, a resumption lifts what any one stakeholder imposed, and the witnesses are who
+# vouches that the log was not rewritten: all four always need the full quorum, whatever the
+# board lists as solo actions (one stakeholder may cut access off alone, never restore it alone).
+NEVER_SOLO = frozenset(
+    {ProposalAction.FLOOR, ProposalAction.BOARD, ProposalAction.RESUME, ProposalAction.WITNESS}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,43 @@ class BoardUpdate(BaseModel):
     note: Prose | None = Field(default=None, max_length=500)
 
 
+class WitnessChange(BaseModel):
+    """One change to the audit-log witnesses: add a key, or remove a witness by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    add: Line | None = Field(
+        default=None, max_length=300, description="A C2SP cosignature/v1 verifier key to add."
+    )
+    remove: Line | None = Field(
+        default=None, max_length=200, description="The name of an active witness to remove."
+    )
+
+
+class WitnessProposalCreate(WitnessChange):
+    """A proposal to add or remove one witness (``POST /audit/witnesses/proposals``)."""
+
+    summary: Prose = Field(min_length=1, max_length=RATIONALE_MAX)
+    deadline: AwareDatetime
+    effective_at: AwareDatetime | None = Field(
+        default=None, description="When the change is made; default: once approved."
+    )
+    content_hash: Line | None = Field(
+        default=None, description="The change you reviewed; refused if it hashes otherwise."
+    )
+
+    def proposal(self) -> ProposalCreate:
+        """The general proposal this stands for."""
+        return ProposalCreate(
+            action=ProposalAction.WITNESS,
+            witness=WitnessChange(add=self.add, remove=self.remove),
+            summary=self.summary,
+            deadline=self.deadline,
+            effective_at=self.effective_at,
+            content_hash=self.content_hash,
+        )
+
+
 class KeyCreate(BaseModel):
     """A stakeholder public key to register (PEM or base64 of the raw 32 bytes)."""
 
@@ -101,6 +138,9 @@ class ProposalCreate(BaseModel):
     board: BoardUpdate | None = Field(
         default=None, description="Action 'board' only: the whole proposed board."
     )
+    witness: WitnessChange | None = Field(
+        default=None, description="Action 'witness' only: the one witness to add or remove."
+    )
     action: ProposalAction
     summary: Prose = Field(min_length=1, max_length=RATIONALE_MAX)
     deadline: AwareDatetime
@@ -135,10 +175,13 @@ class ProposalRead(BaseModel):
     board: dict[str, Any] | None = Field(
         default=None, description="A board proposal's proposed board (its content_hash)."
     )
+    witness: dict[str, Any] | None = Field(
+        default=None, description="A witness proposal's change (its content_hash)."
+    )
     floor_base_hash: str | None = Field(
         default=None,
-        description="The floor (or, for a board proposal, the board) in force when it opened; "
-        "if that changes it is void.",
+        description="The floor (or, for a board or witness proposal, the board or the witness "
+        "set) in force when it opened; if that changes it is void.",
     )
     action: ProposalAction
     summary: str

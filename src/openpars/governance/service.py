@@ -19,6 +19,7 @@ from openpars.db import utcnow
 from openpars.errors import Conflict, InvalidInput, NotFound
 from openpars.governance import board as boards
 from openpars.governance import repository as repo
+from openpars.governance import witness_changes
 from openpars.governance.board import (
     audit_act,
     current_board,
@@ -66,6 +67,7 @@ def proposal_read(session: Session, proposal: Proposal, *, now: datetime) -> Pro
         content_hash=proposal.content_hash,
         floor=proposal.floor_content if proposal.action is ProposalAction.FLOOR else None,
         board=proposal.floor_content if proposal.action is ProposalAction.BOARD else None,
+        witness=proposal.floor_content if proposal.action is ProposalAction.WITNESS else None,
         floor_base_hash=proposal.floor_base_hash,
         action=proposal.action,
         summary=proposal.summary,
@@ -238,8 +240,16 @@ def open_proposal(
     """Open a proposal bound to its exact subject (agreement version, floor, board) and board."""
     moment = now or utcnow()
     board = current_board(session, now=moment)
-    if not actor.can(Permission.AGREEMENT_MANAGE):
+    if not actor.can(Permission.AGREEMENT_MANAGE) or data.action is ProposalAction.WITNESS:
+        # The witnesses watch the operator, so the operator does not even propose them: only a
+        # stakeholder's designated voter may.
         stakeholder_of(actor, board)
+    if data.witness is not None and data.action is not ProposalAction.WITNESS:
+        raise InvalidInput(
+            f"witness: only a proposal with action 'witness' carries a witness change, not "
+            f"'{data.action.value}'",
+            field="witness",
+        )
     agreement_id: int | None = None
     version: int | None = None
     floor_content: dict[str, Any] | None = None
@@ -248,6 +258,8 @@ def open_proposal(
         content_hash, floor_content, base_hash = _bind_floor(session, data)
     elif data.action is ProposalAction.BOARD:
         content_hash, floor_content, base_hash = _bind_board(session, data)
+    elif data.action is ProposalAction.WITNESS:
+        content_hash, floor_content, base_hash = witness_changes.bind(session, data)
     else:
         agreement_id, version, content_hash = _bind_agreement(session, data)
     _check_timing(data, now=moment)
@@ -282,6 +294,7 @@ def open_proposal(
         version=version,
         floor=floor_content if data.action is ProposalAction.FLOOR else None,
         board=floor_content if data.action is ProposalAction.BOARD else None,
+        witness=floor_content if data.action is ProposalAction.WITNESS else None,
         floor_base_hash=base_hash,
         deadline=data.deadline.isoformat(),
         board_version=board.version,

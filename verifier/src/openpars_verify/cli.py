@@ -10,12 +10,13 @@ import argparse
 import binascii
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from openpars_verify import export, tlog, votes, witness
+from openpars_verify import export, tlog, votes, watch, witness
 from openpars_verify import note as notes
 
 
@@ -189,14 +190,28 @@ def _votes(args: argparse.Namespace) -> str:
     return votes.verify_votes(_json(args.export), pinned)
 
 
-def _witness(args: argparse.Namespace) -> str:
-    log_key = _public_key(args.log_key, notes.NOTE_KEY, "log")
+def _signer(path: str, name: str | None) -> notes.PrivateKey:
     try:
-        signer = notes.parse_private_key(_read(args.witness_key_file).decode("utf-8", "replace"))
+        signer = notes.parse_private_key(_read(path).decode("utf-8", "replace"))
     except notes.NoteFailure as exc:
         raise UsageError(f"witness key file: {exc}") from None
-    if signer.name != args.witness_name:
-        raise UsageError(f"witness key is for {signer.name!r}, not {args.witness_name!r}")
+    if name is not None and signer.name != name:
+        raise UsageError(f"witness key is for {signer.name!r}, not {name!r}")
+    return signer
+
+
+def _witness(args: argparse.Namespace) -> str:
+    missing = [
+        f"--{name.replace('_', '-')}"
+        for name in ("state", "log_key", "witness_name", "witness_key_file", "checkpoint", "proof")
+        if getattr(args, name) is None
+    ]
+    if missing:
+        raise UsageError(
+            f"witness needs {', '.join(missing)} (or 'witness run' to keep witnessing a server)"
+        )
+    log_key = _public_key(args.log_key, notes.NOTE_KEY, "log")
+    signer = _signer(args.witness_key_file, args.witness_name)
     line = witness.cosign(
         Path(args.state),
         log_key,
@@ -206,6 +221,36 @@ def _witness(args: argparse.Namespace) -> str:
         int(time.time()),
     )
     return line.rstrip("\n")
+
+
+def _log_line(message: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    print(f"{stamp} openpars-verify witness: {message}", file=sys.stderr, flush=True)
+
+
+def _witness_run(args: argparse.Namespace) -> int:
+    """Run the witness loop; SIGTERM and SIGINT end it after the current round."""
+    if args.interval <= 0 or args.max_backoff < args.interval:
+        raise UsageError("--interval must be positive and --max-backoff at least --interval")
+    signer = _signer(args.witness_key_file, None)
+    if signer.key_type != notes.COSIGNER_KEY:
+        raise UsageError("the witness key must be a cosigner key (keygen --cosigner)")
+    watcher = watch.Watch(
+        server=args.server,
+        log_key=_public_key(args.log_key, notes.NOTE_KEY, "log"),
+        signer=signer,
+        state_dir=Path(args.state_dir),
+        interval=args.interval,
+        max_backoff=args.max_backoff,
+        log=_log_line,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: watcher.stop.set())
+    _log_line(
+        f"witnessing {args.server} as {watcher.signer.name} every {args.interval:g}s "
+        f"(state in {args.state_dir})"
+    )
+    return watch.run(watcher, once=args.once)
 
 
 def _keygen(args: argparse.Namespace) -> str:
@@ -227,6 +272,25 @@ def _add_trust_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accept a log no witness cosigned (exit 0); without it such a log exits 1",
     )
+
+
+def _add_witness_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "run",
+        help="poll a server, cosign each checkpoint that extends the last one, submit it",
+        description="A long-running witness: every --interval seconds fetch the newest "
+        "checkpoint and the consistency proof from the last cosigned one, verify, cosign, "
+        "submit. Problems are retried with capped, jittered exponential back-off; a fork or "
+        "rollback is refused for good (exit 1).",
+    )
+    p.add_argument("--server", required=True, metavar="URL", help="the site, e.g. https://x")
+    p.add_argument("--log-key", required=True, metavar="VKEY", help="the log's pinned key")
+    p.add_argument("--witness-key-file", required=True, metavar="PRIV", help="this witness")
+    p.add_argument("--state-dir", required=True, metavar="DIR", help="kept across restarts")
+    p.add_argument("--interval", type=float, default=60.0, metavar="SECONDS")
+    p.add_argument("--max-backoff", type=float, default=900.0, metavar="SECONDS")
+    p.add_argument("--once", action="store_true", help="one round, then exit (cron, tests)")
+    p.set_defaults(run=_witness_run)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -273,14 +337,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=_export)
 
-    p = sub.add_parser("witness", help="cosign a checkpoint that extends the last one seen")
-    p.add_argument("--state", required=True, metavar="DIR")
-    p.add_argument("--log-key", required=True, metavar="VKEY")
-    p.add_argument("--witness-name", required=True, metavar="NAME")
-    p.add_argument("--witness-key-file", required=True, metavar="PRIV")
-    p.add_argument("--checkpoint", required=True, metavar="NOTE_FILE")
-    p.add_argument("--proof", required=True, metavar="FILE")
+    p = sub.add_parser(
+        "witness",
+        help="cosign a checkpoint that extends the last one seen ('witness run': keep doing it)",
+    )
+    p.add_argument("--state", metavar="DIR")
+    p.add_argument("--log-key", metavar="VKEY")
+    p.add_argument("--witness-name", metavar="NAME")
+    p.add_argument("--witness-key-file", metavar="PRIV")
+    p.add_argument("--checkpoint", metavar="NOTE_FILE")
+    p.add_argument("--proof", metavar="FILE")
     p.set_defaults(run=_witness)
+    _add_witness_run(p.add_subparsers(dest="witness_command"))
 
     p = sub.add_parser("votes", help="verify a vote export against pinned stakeholder keys")
     p.add_argument("--export", required=True, metavar="FILE", help="from 'openpars vote export'")
@@ -303,9 +371,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return the exit status."""
     args = _parser().parse_args(argv)
-    run: Callable[[argparse.Namespace], str] = args.run
+    run: Callable[[argparse.Namespace], str | int] = args.run
     try:
-        print(run(args))
+        result = run(args)
+        if isinstance(result, int):
+            return result
+        print(result)
     except FAILURES as exc:
         print(f"openpars-verify: FAIL: {exc}", file=sys.stderr)
         return 1

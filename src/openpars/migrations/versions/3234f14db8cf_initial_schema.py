@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: ba49360c5624
+Revision ID: 3234f14db8cf
 Revises: 
-Create Date: 2026-12-05 18:59:58.816030
+Create Date: 2026-12-05 19:03:12.990188
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'ba49360c5624'
+revision: str = '3234f14db8cf'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -395,7 +395,7 @@ def upgrade() -> None:
     sa.Column('content_hash', sa.String(length=64), nullable=False),
     sa.Column('floor_content', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('floor_base_hash', sa.String(length=64), nullable=True),
-    sa.Column('action', sa.Enum('adopt', 'renew', 'amend', 'suspend', 'resume', 'terminate', 'floor', 'board', name='proposalaction', native_enum=False, length=20), nullable=False),
+    sa.Column('action', sa.Enum('adopt', 'renew', 'amend', 'suspend', 'resume', 'terminate', 'floor', 'board', 'witness', name='proposalaction', native_enum=False, length=20), nullable=False),
     sa.Column('summary', sa.Text(), nullable=False),
     sa.Column('new_expires_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('effective_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
@@ -411,7 +411,7 @@ def upgrade() -> None:
     sa.Column('closed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_reason', sa.String(length=500), nullable=True),
     sa.Column('final_tally', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
-    sa.CheckConstraint("(action IN ('floor', 'board')) = (agreement_id IS NULL)", name=op.f('ck_governance_proposals_subject')),
+    sa.CheckConstraint("(action IN ('floor', 'board', 'witness')) = (agreement_id IS NULL)", name=op.f('ck_governance_proposals_subject')),
     sa.ForeignKeyConstraint(['agreement_id'], ['agreements.id'], name=op.f('fk_governance_proposals_agreement_id_agreements')),
     sa.ForeignKeyConstraint(['board_config_id'], ['governance_board_configs.id'], name=op.f('fk_governance_proposals_board_config_id_governance_board_configs')),
     sa.ForeignKeyConstraint(['opened_by_user_id'], ['users.id'], name=op.f('fk_governance_proposals_opened_by_user_id_users')),
