@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from openpars.audit import checkpoints
@@ -305,12 +306,26 @@ def test_a_change_voids_the_other_witness_proposals_and_a_tampered_one_fails(gov
     voided = decide(gov, second)
     assert voided.status is ProposalStatus.VOIDED
     assert "the witnesses changed" in (voided.closed_reason or "")
-    # A change whose stored content no longer matches what was signed is not applied.
+    # The database refuses to change what was proposed; an operator who drops its guard and
+    # rewrites the change still gets nothing applied: it no longer matches what was signed.
+    fresh = witness_proposal(gov, WitnessChange(add=defender))
+    tampered = {"op": "add", "name": "x", "vkey": "y"}
     with gov.session() as session:
-        fresh = witness_proposal(gov, WitnessChange(add=defender))
         stored = session.get(Proposal, fresh.id)
         assert stored is not None
-        stored.floor_content = {"op": "add", "name": "x", "vkey": "y"}
+        stored.floor_content = tampered
+        with pytest.raises(DBAPIError, match="append-only"):
+            session.flush()
+        session.rollback()
+    with gov.session() as session:
+        guard = "governance_proposals_guard_update"
+        if session.get_bind().dialect.name == "sqlite":
+            session.execute(text(f"DROP TRIGGER {guard}"))
+        else:
+            session.execute(text(f"ALTER TABLE governance_proposals DISABLE TRIGGER {guard}"))
+        stored = session.get(Proposal, fresh.id)
+        assert stored is not None
+        stored.floor_content = tampered
     assert decide(gov, fresh.id, "da", "court").status is ProposalStatus.FAILED
     assert "defender.witness.example" not in active_names(gov)
     # Every live witness proposal was voided the moment the first change was made.
