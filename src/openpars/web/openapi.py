@@ -54,6 +54,10 @@ PUBLIC_ERRORS: dict[tuple[str, str], frozenset[str]] = {
     ("post", "/api/v1/audit/checkpoints/{size}/cosignatures"): frozenset({"403", "404"}),
 }
 
+# Answers whose body is a document in a format of its own (an openpars-receipt/v1), kept
+# without the audit_entry field; the header still names the read's own entry.
+BARE_BODIES: frozenset[tuple[str, str]] = frozenset({("get", "/api/v1/audit/receipts/{entry_id}")})
+
 WRITES = frozenset({"post", "put", "patch", "delete"})
 
 ERROR_TEXT: dict[str, str] = {
@@ -120,7 +124,9 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
                 if described in (None, "Validation Error"):
                     described = ERROR_TEXT.get(status, "an error; error.code says which")
                 responses[status] = {"description": described, "content": error_content}
-            _document_audit_entry(responses, public=(method, path) in PUBLIC)
+            _document_audit_entry(
+                responses, public=(method, path) in PUBLIC, bare=(method, path) in BARE_BODIES
+            )
     # FastAPI's own validation schemas are no longer referenced: openpars answers 422 with the
     # envelope, never with FastAPI's {"detail": [...]}.
     for name in ("HTTPValidationError", "ValidationError"):
@@ -128,7 +134,7 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _document_audit_entry(responses: dict[str, Any], *, public: bool) -> None:
+def _document_audit_entry(responses: dict[str, Any], *, public: bool, bare: bool) -> None:
     """Declare the audit entry header, and the body field of JSON object answers.
 
     Refusals are audited on every operation; the answers of a public one are not (its
@@ -138,7 +144,7 @@ def _document_audit_entry(responses: dict[str, Any], *, public: bool) -> None:
         if public and str(status)[0] not in "45":
             continue
         response.setdefault("headers", {})[HEADER] = HEADER_DOC
-        if str(status)[0] != "2":
+        if str(status)[0] != "2" or bare:
             continue
         media = response.get("content", {}).get("application/json")
         schema = media.get("schema") if media else None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from openpars_verify import export, tlog, witness
+from openpars_verify import export, receipt, tlog, witness
 from openpars_verify import note as notes
 
 
@@ -32,6 +32,7 @@ FAILURES = (
     tlog.ProofFailure,
     notes.NoteFailure,
     witness.WitnessRefusal,
+    receipt.ReceiptFailure,
     Unwitnessed,
 )
 
@@ -171,6 +172,14 @@ def _export(args: argparse.Namespace) -> str:
     return _witnessed(args, quorum, ok)
 
 
+def _receipt(args: argparse.Namespace) -> str:
+    log_key, witnesses, quorum = _trust(args)
+    verified = receipt.verify_receipt(_read(args.file), log_key, witnesses, quorum)
+    # The witness verdict first: an unwitnessed receipt fails before anything is printed.
+    ok = _witnessed(args, quorum, receipt.ok_line(verified))
+    return f"{receipt.statement(verified)}\n{ok}"
+
+
 def _witness(args: argparse.Namespace) -> str:
     log_key = _public_key(args.log_key, notes.NOTE_KEY, "log")
     try:
@@ -254,6 +263,11 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, help="worker processes for the per-entry checks (default: CPUs, max 4)"
     )
     p.set_defaults(run=_export)
+
+    p = sub.add_parser("receipt", help="verify an audit entry's receipt (openpars-receipt/v1)")
+    p.add_argument("file", metavar="FILE")
+    _add_trust_options(p)
+    p.set_defaults(run=_receipt)
 
     p = sub.add_parser("witness", help="cosign a checkpoint that extends the last one seen")
     p.add_argument("--state", required=True, metavar="DIR")
