@@ -15,7 +15,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "openpars"
 
 
 def assert_envelope(body: object) -> dict[str, object]:
-    """The body is exactly ``{"error": {"code", "message", "field"[, "details", "audit_entry"]}}``."""
+    """The body is ``{"error": {"code", "message", "field"[, "details"][, "audit_entry"]}}``."""
     assert isinstance(body, dict) and set(body) == {"error"}
     error = body["error"]
     assert isinstance(error, dict)
