@@ -324,3 +324,30 @@ def test_openapi_documents_the_header_and_the_body_field(client: TestClient) -> 
     assert HEADER not in checkpoint["200"].get("headers", {})
     assert HEADER in checkpoint["404"]["headers"]
     assert "audit_entry" in spec["components"]["schemas"]["ErrorBody"]["properties"]
+
+
+def test_receipt_service_edges(db: Database, world: World, settings: Settings) -> None:
+    """Integrated but not yet signed: 409; no witness quorum asked: the newest checkpoint."""
+    from openpars.audit import receipts
+    from openpars.errors import Conflict
+
+    fbi = world.principals["fbi"]
+    with db.session() as session:
+        publish_first = append(
+            session, AuditEvent(kind=AuditKind.READ, action="a", user_id=fbi.user_id)
+        ).id
+    publish(db, settings)
+    with db.session() as session:
+        own = append(session, AuditEvent(kind=AuditKind.READ, action="b", user_id=fbi.user_id)).id
+    log.integrate_all(db)
+    with db.session() as session, pytest.raises(Conflict) as refused:
+        receipts.receipt(session, principal=fbi, entry_id=own, quorum=0, retry_after_s=2)
+    assert refused.value.details == {"retry_after_s": 2}
+    publish(db, settings)
+    with db.session() as session:
+        found = receipts.receipt(
+            session, principal=fbi, entry_id=publish_first, quorum=0, retry_after_s=2
+        )
+        newest = checkpoints.latest(session).size
+    assert found.tree_size == newest
+    assert found.document()["format"] == receipts.FORMAT

@@ -47,6 +47,7 @@ def test_a_rolled_back_savepoint_drops_only_its_own_entries(db: Database) -> Non
         released = session.begin_nested()
         inner = append(session, event(2)).id
         released.commit()
+        assert collected() == []  # released, but durable only when the transaction commits
         dropped = session.begin_nested()
         append(session, event(3))
         dropped.rollback()
@@ -60,5 +61,27 @@ def test_commits_outside_a_request_are_not_collected(db: Database) -> None:
     with db.session() as session:
         append(session, event(1))
     with db.session() as session:
-        session.rollback()  # nothing pending: nothing to drop
+        session.begin_nested().rollback()  # nothing pending: nothing to drop
     assert collected() == []
+
+
+def test_a_commit_without_entries_names_nothing(db: Database) -> None:
+    with collecting() as ids, db.session():
+        pass
+    assert ids == []
+
+
+def test_a_released_savepoint_rolled_back_with_its_transaction_names_nothing(
+    db: Database,
+) -> None:
+    with collecting() as ids, pytest.raises(RuntimeError):
+        _release_then_fail(db)
+    assert ids == []
+
+
+def _release_then_fail(db: Database) -> None:
+    with db.session() as session:
+        savepoint = session.begin_nested()
+        append(session, event(1))
+        savepoint.commit()
+        raise RuntimeError("the request failed after the savepoint was released")

@@ -49,6 +49,9 @@ def collected() -> list[int]:
 
 
 def _committed(session: Session) -> None:
+    # Releasing a savepoint fires this too; its entries are durable only with the outermost.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(_PENDING, None)
     ids = _collector.get()
     if pending and ids is not None:
