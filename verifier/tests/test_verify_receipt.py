@@ -11,11 +11,16 @@ from typing import Any
 
 import pytest
 from exportgen import Key, checkpoint_note, inclusion_path, log_key, mth, witness_key
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openpars_verify import cli
+from openpars_verify import note as notes
+from openpars_verify import receipt as receipt_module
 
 CONTENT = {"action": "persons.search", "kind": "search", "params": {"name": "alvarez"}}
 INDEX, SIZE = 5, 11
+LOG = log_key()
 
 
 def sha(data: bytes) -> bytes:
@@ -208,3 +213,42 @@ def test_not_json_and_wrong_types_fail(
     code, _, err = run(tmp_path, capsys, receipt, trust(log, witness))
     assert code == 1
     assert "not a JSON object" in err
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    size=st.integers(1, 40),
+    data=st.data(),
+    salt=st.binary(min_size=32, max_size=32),
+    flip=st.sampled_from(["content", "salt", "proof", "none"]),
+)
+def test_any_receipt_verifies_and_any_flipped_byte_fails(
+    size: int, data: st.DataObject, salt: bytes, flip: str
+) -> None:
+    """Every leaf of every small tree: the genuine receipt passes, one changed byte fails."""
+    log = LOG
+    index = data.draw(st.integers(0, size - 1))
+    content = json.dumps({"action": "a", "n": index}).encode()
+    commitment = sha(salt + content)
+    leaves = [sha(b"\x00" + sha(bytes([i]))) for i in range(size)]
+    leaves[index] = sha(b"\x00" + commitment)
+    proof = inclusion_path(index, leaves)
+    if flip == "content":
+        content = content.replace(b'"a"', b'"b"')
+    elif flip == "salt":
+        salt = bytes([salt[0] ^ 1]) + salt[1:]
+    elif flip == "proof" and proof:
+        proof[0] = bytes([proof[0][0] ^ 1]) + proof[0][1:]
+    receipt = {
+        "format": "openpars-receipt/v1", "entry_id": 1, "leaf_index": index, "tree_size": size,
+        "shredded": False, "content": b64(content), "salt": salt.hex(),
+        "commitment": commitment.hex(), "leaf_hash": leaves[index].hex(),
+        "proof": [b64(h) for h in proof], "checkpoint": checkpoint_note(size, mth(leaves), log, []),
+    }  # fmt: skip
+    raw = json.dumps(receipt).encode()
+    public = notes.parse_public_key(log.vkey)
+    if flip == "none" or (flip == "proof" and not proof):
+        assert receipt_module.verify_receipt(raw, public, [], 0).leaf_index == index
+    else:
+        with pytest.raises(receipt_module.ReceiptFailure):
+            receipt_module.verify_receipt(raw, public, [], 0)
