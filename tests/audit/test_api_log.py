@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from openpars.audit import checkpoints, log, merkle, notes, witness
+from openpars.audit import checkpoints, log, merkle, notes, service, witness
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.models import AuditEntry
@@ -163,7 +164,7 @@ def test_export_is_for_auditors_audited_and_verifiable_shape(
     assert entries_with_action(db, "audit.export") == 1
 
 
-def test_receipts_for_own_agency_or_auditors_only(
+def test_receipts_for_the_entrys_own_user_or_auditors_only(
     client: TestClient, db: Database, world: World, auditor: dict[str, str], settings: Settings
 ) -> None:
     fbi = world.principals["fbi"]
@@ -187,10 +188,12 @@ def test_receipts_for_own_agency_or_auditors_only(
     key = checkpoints.check_key(settings, db).signer.verifier()
     checkpoint = notes.verify_checkpoint(body["checkpoint"], key)
     proof = [base64.b64decode(p) for p in body["proof"]]
-    leaf = merkle.leaf_hash(bytes.fromhex(body["entry"]["commitment"]))
+    salt, content = bytes.fromhex(body["salt"]), base64.b64decode(body["content"])
+    assert service.commitment_of(salt, content).hex() == body["commitment"]
+    leaf = merkle.leaf_hash(bytes.fromhex(body["commitment"]))
     assert leaf.hex() == body["leaf_hash"]
     merkle.verify_inclusion(leaf, body["leaf_index"], checkpoint.size, proof, checkpoint.root_hash)
-    assert body["entry"]["content"]["params"] == {"purpose": "fugitive"}
+    assert json.loads(content)["params"] == {"purpose": "fugitive"}
     assert client.get(f"{API}/receipts/{entry.id}", headers=world.auth("ice")).status_code == 404
     assert client.get(f"{API}/receipts/{entry.id}", headers=auditor).status_code == 200
 

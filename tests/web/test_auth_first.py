@@ -121,7 +121,10 @@ def test_intake_body_from_a_reader_is_403_not_422(client: TestClient, world: Wor
     bad.pop("arresting_officer")
     response = client.post(f"{API}/arrests", json=bad, headers=world.auth("reader"))
     assert response.status_code == 403
-    assert response.json()["error"] == {
+    error = response.json()["error"]
+    # The refusal is audited, and its entry named in the envelope and the header.
+    assert str(error.pop("audit_entry")) == response.headers["OpenPARS-Audit-Entry"]
+    assert error == {
         "code": "permission_denied",
         "message": "your account (reader) lacks the permission this request needs (arrest:create)",
         "field": None,

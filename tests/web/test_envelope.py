@@ -15,11 +15,15 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "openpars"
 
 
 def assert_envelope(body: object) -> dict[str, object]:
-    """The body is exactly ``{"error": {"code", "message", "field"[, "details"]}}``."""
+    """The body is ``{"error": {"code", "message", "field"[, "details"][, "audit_entry"]}}``."""
     assert isinstance(body, dict) and set(body) == {"error"}
     error = body["error"]
     assert isinstance(error, dict)
-    assert {"code", "message", "field"} <= set(error) <= {"code", "message", "field", "details"}
+    assert {"code", "message", "field"} <= set(error) <= {
+        "code", "message", "field", "details", "audit_entry"
+    }  # fmt: skip
+    # A refusal names the audit entry that records it, in the envelope and the header.
+    assert "audit_entry" not in error or isinstance(error["audit_entry"], int)
     assert isinstance(error["code"], str) and re.fullmatch(r"[a-z_]+", error["code"])
     assert isinstance(error["message"], str) and error["message"]
     return error

@@ -120,7 +120,7 @@ def test_the_envelope_is_a_named_component(client: TestClient) -> None:
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     assert schemas["ErrorEnvelope"]["required"] == ["error"]
     body = schemas["ErrorBody"]
-    assert set(body["properties"]) == {"code", "message", "field", "details"}
+    assert set(body["properties"]) == {"code", "message", "field", "details", "audit_entry"}
     assert set(body["required"]) == {"code", "message"}
 
 

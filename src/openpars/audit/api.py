@@ -11,12 +11,13 @@ other access.
 from __future__ import annotations
 
 import base64
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from openpars.audit import checkpoints, log, witness
+from openpars.audit import checkpoints, log, receipts, witness
 from openpars.audit import export as exporting
 from openpars.audit.events import AuditEvent, AuditKind, event_by
 from openpars.audit.schemas import (
@@ -141,28 +142,31 @@ def export(ctx: Ctx, start: AuditNumber = 0, end: AuditNumber | None = None) -> 
 @router.get(
     "/receipts/{entry_id}",
     response_model=ReceiptRead,
+    # The body is exactly the receipt document the agency keeps; this read's own audit entry
+    # is named in the OpenPARS-Audit-Entry header only.
+    response_class=JSONResponse,
     dependencies=[needs()],
     responses={
-        409: {"description": "the entry is not yet covered by a signed checkpoint; retry soon"}
+        409: {
+            "description": "the entry is not yet covered by a signed checkpoint "
+            "(code not_yet_checkpointed); retry after details.retry_after_s seconds"
+        }
     },
 )
 def receipt(entry_id: AuditSize, ctx: Ctx) -> ReceiptRead:
-    """Entry, leaf index, inclusion proof and checkpoint, for an agency's own accesses."""
+    """The receipt of an entry that records your own access (auditors: any entry)."""
+    retry = max(1, math.ceil(ctx.settings.checkpoint_min_interval_s * 2))
     with ctx.unit() as (session, principal):
-        found = exporting.receipt(session, principal=principal, entry_id=entry_id)
+        found = receipts.receipt(
+            session, principal=principal, entry_id=entry_id,
+            quorum=ctx.settings.witness_quorum, retry_after_s=retry,
+        )  # fmt: skip
         append(
             session,
-            audit_event(principal, AuditKind.AUDIT_READ, "audit.receipt", entry_id=entry_id),
-        )
-        result = ReceiptRead(
-            entry=EntryRead.model_validate(found.entry),
-            leaf_index=found.leaf_index,
-            tree_size=found.tree_size,
-            leaf_hash=found.leaf_hash.hex(),
-            proof=_b64(found.proof),
-            checkpoint=found.checkpoint,
-        )
-    return result
+            audit_event(principal, AuditKind.AUDIT_READ, "audit.receipt", entry_id=entry_id,
+                        leaf_index=found.leaf_index, tree_size=found.tree_size),
+        )  # fmt: skip
+    return ReceiptRead.model_validate(found.document())
 
 
 @router.post(

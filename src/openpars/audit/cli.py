@@ -1,4 +1,4 @@
-"""``openpars audit ...``: integrate, checkpoints, the log key, proofs, export, entries, witnesses.
+"""``openpars audit``: integrate, checkpoints, key, proofs, export, entries, receipts, witnesses.
 
 The operator at the console acts as a system principal with the auditor's and the court's
 sealing permissions (whoever runs these commands already holds the database); every read of
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from openpars.audit import checkpoints, log, witness
+from openpars.audit import checkpoints, log, receipts, witness
 from openpars.audit import export as exporting
 from openpars.audit import repository as repo
 from openpars.audit import shred as shredding
@@ -163,6 +164,35 @@ def entries(
         )  # fmt: skip
     for row in rows:
         sys.stdout.write(json.dumps(row, default=str, sort_keys=True) + "\n")
+
+
+@app.command("receipt")
+@reports_errors
+def receipt(
+    entry_id: Annotated[int, typer.Argument(help="The audit entry id.", min=1, max=INT64_MAX)],
+    output: Annotated[Path | None, typer.Option("--out", help="File (default stdout).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Write an entry's openpars-receipt/v1 for 'openpars-verify receipt' (audited)."""
+    settings = settings_for(db)
+    with unit(settings) as session:
+        found = receipts.receipt(
+            session, principal=OPERATOR, entry_id=entry_id, quorum=settings.witness_quorum,
+            retry_after_s=max(1, math.ceil(settings.checkpoint_min_interval_s * 2)),
+        )  # fmt: skip
+        audit_console(
+            session, kind=AuditKind.AUDIT_READ, action="audit.receipt", entry_id=entry_id,
+            leaf_index=found.leaf_index, tree_size=found.tree_size, actor=OPERATOR,
+        )  # fmt: skip
+    text = json.dumps(found.document(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    out.print(
+        f"wrote the receipt of audit entry {entry_id} (leaf {found.leaf_index}, checkpoint "
+        f"size {found.tree_size}) to {output}; check it with 'openpars-verify receipt'"
+    )
 
 
 @app.command("shred")

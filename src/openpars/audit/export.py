@@ -1,4 +1,4 @@
-"""Reading the log out: the verifiable export, paged entries for auditors, and receipts.
+"""Reading the log out: the verifiable export and paged entries for auditors.
 
 The export is the `openpars-audit-export/v1` line format of docs/audit-export.md, which the
 independent `openpars-verify export` command checks:
@@ -22,14 +22,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from openpars.audit import checkpoints, merkle
+from openpars.audit import checkpoints
 from openpars.audit import repository as repo
 from openpars.audit.checkpoints import log_origin
-from openpars.audit.log import inclusion_proof, load_frontier
+from openpars.audit.log import load_frontier
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.config import Settings
 from openpars.db import Database
-from openpars.errors import Conflict, InvalidInput, NotFound
+from openpars.errors import InvalidInput
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 
@@ -143,50 +143,3 @@ def list_entries(
         entry_read(e, c, i)
         for e, c, i in repo.list_entries(session, after_id=after_id, limit=limit)
     ]
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """Proof that an entry is in the log: entry, leaf index, inclusion proof, checkpoint."""
-
-    entry: dict[str, Any]
-    leaf_index: int
-    tree_size: int
-    leaf_hash: bytes
-    proof: list[bytes]
-    checkpoint: str
-
-
-def _may_see(principal: Principal, entry: AuditEntry) -> bool:
-    """Auditors see every entry; an agency sees the entries of its own users' accesses."""
-    if principal.can(Permission.AUDIT_READ):
-        return True
-    return principal.agency_id is not None and entry.agency_id == principal.agency_id
-
-
-def receipt(session: Session, *, principal: Principal, entry_id: int) -> Receipt:
-    """The receipt of one entry, proven against the newest checkpoint."""
-    entry = repo.get_entry(session, entry_id)
-    # Someone else's entry is reported exactly like a missing one.
-    if entry is None or not _may_see(principal, entry):
-        raise NotFound(f"no audit entry {entry_id} that you may see", field="entry_id")
-    leaf = repo.leaf_of_entry(session, entry_id)
-    latest = repo.latest_checkpoint(session)
-    if leaf is None or latest is None or latest.size <= leaf.leaf_index:
-        raise Conflict(
-            f"audit entry {entry_id} is not yet covered by a signed checkpoint; retry in a few "
-            "seconds",
-            code="not_yet_checkpointed",
-            field="entry_id",
-        )
-    proof = inclusion_proof(session, index=leaf.leaf_index, size=latest.size)
-    # Belt and braces: never hand out a receipt that would not verify.
-    merkle.verify_inclusion(leaf.leaf_hash, leaf.leaf_index, latest.size, proof, latest.root)
-    return Receipt(
-        entry=entry_read(entry, repo.content_of(session, entry_id), leaf.leaf_index),
-        leaf_index=leaf.leaf_index,
-        tree_size=latest.size,
-        leaf_hash=leaf.leaf_hash,
-        proof=proof,
-        checkpoint=checkpoints.cosigned_note(session, latest),
-    )

@@ -333,6 +333,18 @@ def checkpoints_between(session: Session, first: int, last: int) -> list[AuditCh
     )
 
 
+def newest_checkpoints_from(session: Session, size: int, *, limit: int) -> list[AuditCheckpoint]:
+    """Up to `limit` checkpoints of at least `size`, newest first."""
+    return list(
+        session.scalars(
+            select(AuditCheckpoint)
+            .where(AuditCheckpoint.size >= size)
+            .order_by(AuditCheckpoint.size.desc())
+            .limit(limit)
+        )
+    )
+
+
 def add(session: Session, row: object) -> None:
     """Insert one ORM row and flush, so its id and constraints are checked now."""
     session.add(row)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,11 +52,16 @@ class EntryPage(BaseModel):
 
 
 class ReceiptRead(BaseModel):
-    """Proof that an entry is in the log, against the newest signed checkpoint."""
+    """An `openpars-receipt/v1` document: check it with 'openpars-verify receipt FILE'."""
 
-    entry: EntryRead
-    leaf_index: int
-    tree_size: int
+    format: Literal["openpars-receipt/v1"]
+    entry_id: int = Field(description="the id the OpenPARS-Audit-Entry header named")
+    leaf_index: int = Field(description="the entry's position in the log (RFC 9162 leaf index)")
+    tree_size: int = Field(description="the size of the checkpoint the proof leads to")
+    shredded: bool = Field(description="true once crypto-shredded: no content and no salt")
+    content: str | None = Field(description="the entry's canonical JSON content, base64")
+    salt: str | None = Field(description="the entry's 32-byte salt, hex")
+    commitment: str = Field(description="SHA-256(salt || content), hex; the Merkle leaf data")
     leaf_hash: str = Field(description="SHA-256(0x00 || commitment), hex")
     proof: list[str] = Field(description="inclusion proof, base64, leaf end first")
     checkpoint: str = Field(description="the signed checkpoint note with its cosignatures")

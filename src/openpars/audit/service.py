@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent
+from openpars.audit.recorded import note_appended
 from openpars.db import utcnow
 from openpars.errors import AuditUnavailable
 
@@ -130,6 +131,8 @@ def _write(
             "check the database and try again"
         ) from exc
     repo.notify_appended(session)
+    # The request's response names the entries once their transaction commits.
+    note_appended(session, ids)
     return ids, rows
 
 

@@ -21,6 +21,7 @@ from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
 from openpars.oversight.explain_api import router as oversight_explain_router
 from openpars.records.api import router as records_router
+from openpars.web.audit_entries import AuditedJSONResponse, AuditEntryHeader
 from openpars.web.errors import install_error_handlers
 from openpars.web.limits import BodyLimit
 from openpars.web.openapi import install_openapi
@@ -54,12 +55,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=_background_jobs,
         # No validator badge: Swagger UI would send the document to validator.swagger.io.
         swagger_ui_parameters={"validatorUrl": None},
+        # Every JSON object answer names the audit entry its request wrote (web/audit_entries).
+        default_response_class=AuditedJSONResponse,
     )
     app.state.settings = settings
     app.state.db = database or Database.from_settings(settings)
     install_error_handlers(app)
     # Outermost but for Starlette's own error middleware: no route reads past the limit.
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
+    # Outside the error handlers, so refusals (audited in their own transaction) are named too.
+    app.add_middleware(AuditEntryHeader)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
 

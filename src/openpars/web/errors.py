@@ -36,6 +36,10 @@ class ErrorBody(BaseModel):
     details: dict[str, Any] | None = Field(
         default=None, description="more about the error, e.g. every problem of a payload"
     )
+    audit_entry: int | None = Field(
+        default=None,
+        description="the audit entry that records this refusal (absent when none was written)",
+    )
 
 
 class ErrorEnvelope(BaseModel):
@@ -64,7 +68,7 @@ def envelope(
     return {"error": error}
 
 
-def _record_refusal(request: Request, exc: DomainError) -> None:
+def _record_refusal(request: Request, exc: DomainError) -> int | None:
     """Log every refused request in its own transaction: the request's own was rolled back."""
     db: Database = request.app.state.db
     principal: Principal | None = getattr(request.state, "principal", None)
@@ -82,21 +86,25 @@ def _record_refusal(request: Request, exc: DomainError) -> None:
     )
     try:
         with db.session() as session:
-            append(session, event)
+            return append(session, event).id
     except Exception:  # the refusal still goes out; losing its log entry is reported loudly
         log.exception("could not write the audit entry of a refused request (%s)", exc.code)
+        return None
 
 
 async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Render a DomainError as JSON with its status, after auditing the refusal."""
     assert isinstance(exc, DomainError)
-    _record_refusal(request, exc)
+    entry_id = _record_refusal(request, exc)
     headers = {}
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if isinstance(exc, NotAuthenticated):
         headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse(status_code=exc.status, content={"error": exc.to_dict()}, headers=headers)
+    error = exc.to_dict()
+    if entry_id is not None:
+        error["audit_entry"] = entry_id
+    return JSONResponse(status_code=exc.status, content={"error": error}, headers=headers)
 
 
 async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from openpars.web.audit_entries import FIELD_DOC, HEADER, HEADER_DOC
 from openpars.web.errors import ErrorEnvelope
 
 BEARER = "bearer"
@@ -52,6 +53,10 @@ PUBLIC_ERRORS: dict[tuple[str, str], frozenset[str]] = {
     ("get", "/api/v1/audit/proof/consistency"): frozenset({"404"}),
     ("post", "/api/v1/audit/checkpoints/{size}/cosignatures"): frozenset({"403", "404"}),
 }
+
+# Answers whose body is a document in a format of its own (an openpars-receipt/v1), kept
+# without the audit_entry field; the header still names the read's own entry.
+BARE_BODIES: frozenset[tuple[str, str]] = frozenset({("get", "/api/v1/audit/receipts/{entry_id}")})
 
 WRITES = frozenset({"post", "put", "patch", "delete"})
 
@@ -119,11 +124,33 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
                 if described in (None, "Validation Error"):
                     described = ERROR_TEXT.get(status, "an error; error.code says which")
                 responses[status] = {"description": described, "content": error_content}
+            _document_audit_entry(
+                responses, public=(method, path) in PUBLIC, bare=(method, path) in BARE_BODIES
+            )
     # FastAPI's own validation schemas are no longer referenced: openpars answers 422 with the
     # envelope, never with FastAPI's {"detail": [...]}.
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     return schema
+
+
+def _document_audit_entry(responses: dict[str, Any], *, public: bool, bare: bool) -> None:
+    """Declare the audit entry header, and the body field of JSON object answers.
+
+    Refusals are audited on every operation; the answers of a public one are not (its
+    checkpoints and proofs would otherwise feed the log they describe).
+    """
+    for status, response in responses.items():
+        if public and str(status)[0] not in "45":
+            continue
+        response.setdefault("headers", {})[HEADER] = HEADER_DOC
+        if str(status)[0] != "2" or bare:
+            continue
+        media = response.get("content", {}).get("application/json")
+        schema = media.get("schema") if media else None
+        # A bare list stays a list (the header names its entries); an object gains the field.
+        if schema and schema.get("type") != "array":
+            media["schema"] = {"allOf": [schema, FIELD_DOC]}
 
 
 def install_openapi(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from openpars_verify import export, tlog, votes, watch, witness
+from openpars_verify import export, receipt, tlog, votes, watch, witness
 from openpars_verify import note as notes
 
 
@@ -34,6 +34,7 @@ FAILURES = (
     notes.NoteFailure,
     witness.WitnessRefusal,
     votes.VoteFailure,
+    receipt.ReceiptFailure,
     Unwitnessed,
 )
 
@@ -171,6 +172,14 @@ def _export(args: argparse.Namespace) -> str:
             f"; witnessed by {quorum} of {len(witnesses)} witnesses up to size {summary.witnessed}"
         )
     return _witnessed(args, quorum, ok)
+
+
+def _receipt(args: argparse.Namespace) -> str:
+    log_key, witnesses, quorum = _trust(args)
+    verified = receipt.verify_receipt(_read(args.file), log_key, witnesses, quorum)
+    # The witness verdict first: an unwitnessed receipt fails before anything is printed.
+    ok = _witnessed(args, quorum, receipt.ok_line(verified))
+    return f"{receipt.statement(verified)}\n{ok}"
 
 
 def _json(path: str) -> object:
@@ -336,6 +345,11 @@ def _parser() -> argparse.ArgumentParser:
         "--jobs", type=int, help="worker processes for the per-entry checks (default: CPUs, max 4)"
     )
     p.set_defaults(run=_export)
+
+    p = sub.add_parser("receipt", help="verify an audit entry's receipt (openpars-receipt/v1)")
+    p.add_argument("file", metavar="FILE")
+    _add_trust_options(p)
+    p.set_defaults(run=_receipt)
 
     p = sub.add_parser(
         "witness",
