@@ -183,11 +183,10 @@ def test_attack_6_over_http(client: TestClient, gov: Gov) -> None:
     for vote, field in cases:
         response = post(client, gov, "court", vote.model_dump(mode="json"))
         assert response.status_code == 409, response.text
-        assert response.json()["error"] | {"message": ""} == {
-            "code": "statement_mismatch",
-            "field": field,
-            "message": "",
-        }
+        error = response.json()["error"]
+        assert (error["code"], error["field"]) == ("statement_mismatch", field)
+        # The refusal is audited, and the envelope names its entry like the header does.
+        assert str(error["audit_entry"]) == response.headers["OpenPARS-Audit-Entry"]
     old = post(client, gov, "court", v1_document(gov, terminate, "court"))
     assert old.status_code == 422, old.text
     error = old.json()["error"]
