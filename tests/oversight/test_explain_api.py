@@ -163,7 +163,8 @@ def test_no_one_else_sees_anything(
         error = body["error"]
         assert error["code"] == "permission_denied"
         # Nothing but the refusal and the id of its own audit entry.
-        assert set(error) <= {"code", "message", "field", "audit_entry"}
+        assert set(error) <= {"code", "message", "field", "details", "audit_entry"}
+        assert str(scene.case.person_id) not in str(error["details"])
         assert str(scene.case.person_id) not in error["message"]
     assert client.get("/api/v1/oversight/coverage", params=scene.query()).status_code == 401
 
