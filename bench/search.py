@@ -44,7 +44,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_data.agreement import PURPOSE, external_reader
+from search_data.agreement import PURPOSE, SCOPE, external_reader
 from search_data.load import Loaded, load, reloaded
 
 from openpars.access import repository as repo
@@ -67,38 +67,6 @@ PG_URL = os.environ.get(
 PAGE = 50
 STATEMENT_TIMEOUT_MS = 30_000
 SEED = 20261128
-# An arrestees-only scope like the one the FBI holds in the demo: adults, unsealed, four states,
-# five grades, seven person fields of which the birth date is year-only and the FBI number last-4.
-SCOPE: dict[str, Any] = {
-    "roles": ["arrestee"],
-    "person_fields": {
-        "family_name": "visible",
-        "given_name": "visible",
-        "middle_name": "visible",
-        "aliases": "visible",
-        "birth_date": "year_only",
-        "sex": "visible",
-        "race": "visible",
-        "sid": "visible",
-        "fbi_number": "show_last_4",
-    },
-    "arrest_fields": {"otn": "visible", "arrested_at": "visible", "state": "visible"},
-    "arrest_states": ["charged", "arraigned", "released", "committed"],
-    "grades": ["F1", "F2", "F3", "M1", "M2"],
-    "exclude_juveniles": True,
-    "include_sealed": False,
-    "purposes": [{"purpose": PURPOSE}],
-    "limits": {
-        "exact_identifiers_only": False,
-        "name_search": True,
-        "max_results": PAGE,
-        # High enough that the benchmark's own pace never trips them; they are still checked.
-        "rate_per_user_per_minute": 10_000,
-        "rate_per_agency_per_minute": 100_000,
-    },
-}
-
-
 # --- the database ----------------------------------------------------------------------------
 
 

@@ -274,6 +274,14 @@ class Database:
                 self._external_factory = sessionmaker(bind=engine, expire_on_commit=False)
             return self._external_factory
 
+    def external_engine(self) -> Engine:
+        """The engine external callers' units run on: the external login's on PostgreSQL."""
+        if self.dialect != "postgresql" or isinstance(self.bind, Connection):
+            return self.bind.engine
+        engine = self._external_sessions().kw["bind"]
+        assert isinstance(engine, Engine)
+        return engine
+
     @contextmanager
     def session(self, *, external: bool = False) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any exception.
