@@ -11,7 +11,8 @@ row filter), so two policies never share a statement.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -53,14 +54,27 @@ class Prepared:
     # (index, converter) of the result columns that need one.
     converted: tuple[tuple[int, Processor], ...]
 
-    def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Run with this request's values; rows as dicts keyed by column name."""
+    def _bound(self, values: Mapping[str, Any]) -> Any:
         params = dict(self.constants)
         for name, value in values.items():
             binder = self.binders.get(name)
             params[name] = binder(value) if binder is not None and value is not None else value
-        bound: Any = params if self.order is None else tuple(params[n] for n in self.order)
-        raw = session.connection().exec_driver_sql(self.sql, bound).fetchall()
+        return params if self.order is None else tuple(params[n] for n in self.order)
+
+    def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run with this request's values; rows as dicts keyed by column name."""
+        raw = session.connection().exec_driver_sql(self.sql, self._bound(values)).fetchall()
+        return self.read(raw)
+
+    def send(self, session: Session, values: Mapping[str, Any]) -> Pending:
+        """Run on the driver's own cursor and read the rows later: inside ``pipeline`` the
+        statement goes to PostgreSQL with the others and waits for none of them."""
+        cursor = session.connection().connection.cursor()
+        cursor.execute(self.sql, self._bound(values))
+        return Pending(self, cursor)
+
+    def read(self, raw: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name, each value converted as the column reads."""
         columns, converted = self.columns, self.converted
         if not converted:
             return [dict(zip(columns, row, strict=True)) for row in raw]
@@ -77,6 +91,35 @@ class Prepared:
         """Run with this request's values and return the first column of the first row."""
         rows = self.rows(session, values)
         return next(iter(rows[0].values())) if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A statement sent; its rows are read (waiting for the server, if need be) on demand."""
+
+    statement: Prepared
+    cursor: Any
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The statement's rows, as ``Prepared.rows`` returns them."""
+        return self.statement.read(self.cursor.fetchall())
+
+
+@contextmanager
+def pipeline(session: Session) -> Iterator[None]:
+    """Statements sent inside travel to PostgreSQL together, in one round trip with the first
+    read of a result (psycopg's pipeline mode); elsewhere this does nothing.
+
+    Only driver-level statements belong inside (``Prepared.send`` and the audit append):
+    SQLAlchemy reads a statement's result description as soon as it has run it, which a
+    pipeline does not have yet.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    with connection.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+        yield
 
 
 def _plain(value: Any) -> Any:

@@ -1,0 +1,95 @@
+"""The external request made lean (issue 12): batched reads that must decide exactly as before.
+
+The decision sends the rate-limit reads with the limits the agency's agreement had last time
+(a guess, to travel with the agreement lookup); the search's audit entry travels with the page's
+alias reads. Neither may loosen anything: a stale guess is read again with the real limits, and
+an entry that cannot be written returns nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from openpars.access import decision
+from openpars.db import Database
+from openpars.records.enums import InvolvementRole
+from tests.access import data
+from tests.access.agreements import activate, default_scope
+from tests.factories import World
+
+PURPOSE = {"purpose": "warrant-service"}
+POLICE = "Philadelphia Police Department"
+
+
+def _seed(db: Database, world: World, *, per_user: int = 30) -> None:
+    with db.session() as s:
+        limits = {
+            "exact_identifiers_only": False,
+            "name_search": True,
+            "max_results": 25,
+            "rate_per_user_per_minute": per_user,
+            "rate_per_agency_per_minute": 300,
+        }
+        activate(s, world, scope=default_scope(limits=limits))
+        ana = data.person(s, "Alvarez", "Ana", sid="SID-2001")
+        data.arrest(s, agency_id=world.agencies[POLICE], people=[(ana, InvolvementRole.ARRESTEE)])
+
+
+def test_a_stale_limit_guess_never_loosens_the_rate_limit(
+    db: Database, world: World, client: TestClient
+) -> None:
+    _seed(db, world, per_user=2)
+    ice = world.auth("ice")
+    agency = world.principals["ice"].agency_id
+    params = {"sid": "SID-2001", **PURPOSE}
+    for _ in range(2):
+        # An attacker's best case: every request is sent with the loosest limits there are.
+        decision.remember_limits(agency, (10_000, 100_000))
+        assert client.get("/api/v1/persons", params=params, headers=ice).status_code == 200
+    decision.remember_limits(agency, (10_000, 100_000))
+    refused = client.get("/api/v1/persons", params=params, headers=ice)
+    assert refused.status_code == 429, refused.text
+    assert "2 queries per minute" in refused.json()["error"]["message"]
+    # The real limits are what the next request is sent with.
+    assert decision.last_limits(agency) == (2, 300)
+
+
+def test_the_limit_guesses_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decision, "_LAST_LIMITS", {})
+    monkeypatch.setattr(decision, "_LAST_LIMITS_MAX", 2)
+    for agency in (1, 2, 3):
+        decision.remember_limits(agency, (agency, None))
+    assert decision.last_limits(3) == (3, None)
+    assert decision.last_limits(1) == (None, None)
+
+
+def test_an_external_search_whose_entry_cannot_be_written_returns_nothing(
+    db: Database, world: World, client: TestClient
+) -> None:
+    _seed(db, world)
+    ice = world.auth("ice")
+    found = client.get("/api/v1/persons", params={"name": "alvarez", **PURPOSE}, headers=ice)
+    assert found.status_code == 200 and found.json()["items"], found.text
+    # A real refusal by the database, not an application hook.
+    with db.session() as session:
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER test_refuse_search BEFORE INSERT ON audit_entries "
+                "WHEN NEW.action = 'person.search' "
+                "BEGIN SELECT RAISE(ABORT, 'disk full (simulated by a constraint)'); END"
+            )
+        else:
+            connection.execute(
+                text(
+                    "ALTER TABLE audit_entries ADD CONSTRAINT test_refuse_search "
+                    "CHECK (action <> 'person.search') NOT VALID"
+                )
+            )
+    for params in ({"name": "alvarez"}, {"sid": "SID-2001"}):
+        refused = client.get("/api/v1/persons", params={**params, **PURPOSE}, headers=ice)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "audit_unavailable"
+        assert "Ana" not in refused.text and "SID-2001" not in refused.text
