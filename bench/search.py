@@ -527,7 +527,41 @@ def _measure_services(
         }
         figures[f"service_{kind}"] = result
         _progress(f"issue12 service_{kind}: {json.dumps(result)}")
+    figures["api_request_cost"] = {
+        "external": _api_request_cost(db, external, {"sid": values["sid"][0], "purpose": PURPOSE}),
+        "internal": _api_request_cost(db, internal, {"sid": values["sid"][0]}),
+    }
     sections["issue12_whole_call"] = figures
+
+
+def _api_request_cost(db: Database, principal: Principal, params: dict[str, str]) -> Any:
+    """What one GET /api/v1/persons costs the database through the ASGI app (no network to
+    the app; every database round trip real): the edge's authentication transaction (on
+    PostgreSQL, an external caller's is on the main login and commits first) and the read."""
+    from fastapi.testclient import TestClient
+
+    from openpars.config import Settings
+    from openpars.identity.service import issue_token
+    from openpars.web.app import create_app
+
+    with db.session() as session:
+        _, secret = issue_token(
+            session,
+            actor=principal,
+            user_id=principal.user_id or 0,
+            name="bench",
+            lifetime=timedelta(hours=1),
+        )
+    client = TestClient(create_app(Settings(database_url=str(db.bind.engine.url)), database=db))
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    def request() -> None:
+        response = client.get("/api/v1/persons", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+
+    for _ in range(6):  # past psycopg's prepare threshold, as a live process is
+        request()
+    return count_costs((db.external_engine(), db.bind.engine), request)
 
 
 def _statement_timeout(dbapi_connection: Any, _record: Any) -> None:

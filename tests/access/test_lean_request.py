@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from openpars.access import decision
+from openpars.access import decision, enforcement
+from openpars.agreements.floor import SiteFloor, set_floor
 from openpars.db import Database
 from openpars.records.enums import InvolvementRole
 from tests.access import data
@@ -93,3 +94,34 @@ def test_an_external_search_whose_entry_cannot_be_written_returns_nothing(
         assert refused.status_code == 503, refused.text
         assert refused.json()["error"]["code"] == "audit_unavailable"
         assert "Ana" not in refused.text and "SID-2001" not in refused.text
+
+
+def test_a_policy_compiled_before_a_floor_change_is_never_served_after_it(
+    db: Database, world: World, client: TestClient
+) -> None:
+    _seed(db, world)
+    ice = world.auth("ice")
+    params = {"sid": "SID-2001", **PURPOSE}
+    before = client.get("/api/v1/persons", params=params, headers=ice)
+    assert before.status_code == 200 and before.json()["items"], before.text
+    with db.session() as s:
+        floor = SiteFloor(
+            forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "sid"})
+        )
+        set_floor(s, actor=world.principals["admin"], floor=floor, reason="SIDs stay home")
+    after = client.get("/api/v1/persons", params=params, headers=ice)
+    assert after.status_code == 403, after.text
+    assert "the site floor removes person.sid" in after.json()["error"]["message"]
+
+
+def test_the_compiled_policies_stay_bounded(
+    db: Database, world: World, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(db, world)
+    monkeypatch.setattr(enforcement, "_POLICIES", {})
+    monkeypatch.setattr(enforcement, "_POLICIES_MAX", 0)
+    params = {"sid": "SID-2001", **PURPOSE}
+    for _ in range(2):
+        found = client.get("/api/v1/persons", params=params, headers=world.auth("ice"))
+        assert found.status_code == 200 and found.json()["items"], found.text
+    assert len(enforcement._POLICIES) == 1

@@ -114,6 +114,7 @@ def test_a_buggy_application_policy_still_cannot_show_a_victim(
         return dataclasses.replace(real(grant, floor), roles=None)
 
     monkeypatch.setattr(enforcement, "compile_grant", buggy)
+    monkeypatch.setattr(enforcement, "_POLICIES", {})
     ice = world.auth("ice")
     victim = client.get(f"/api/v1/persons/{ids['vic']}", params=PURPOSE, headers=ice)
     assert victim.status_code == 404, victim.text

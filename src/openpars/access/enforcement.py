@@ -45,9 +45,27 @@ def policy_for(
     principal.require(Permission.EXTERNAL_QUERY)
     require_external_session(session)
     reads, grant = _decision(session, principal=principal, at=at)
-    policy = compile_grant(grant, floor_of_newest(session, reads.floor_hash))
+    policy = _compiled(session, grant, reads.floor_hash)
     check_purpose(session, principal=principal, context=context, at=at)
     check_rate(policy, reads, at=at)
+    return policy
+
+
+# Compiled policies by everything compile_grant reads: the version (its content hash names its
+# scope), its mask key and the floor's content hash. Whether the version is in force is read
+# on every request and never cached: a suspended or expired agreement has no grant to look up.
+_POLICIES: dict[tuple[int, int, str, bytes, str | None], ReadPolicy] = {}
+_POLICIES_MAX = 512
+
+
+def _compiled(session: Session, grant: Grant, floor_hash: str | None) -> ReadPolicy:
+    key = (grant.agreement_id, grant.version, grant.content_hash, grant.mask_key, floor_hash)
+    policy = _POLICIES.get(key)
+    if policy is None:
+        policy = compile_grant(grant, floor_of_newest(session, floor_hash))
+        if len(_POLICIES) >= _POLICIES_MAX:
+            _POLICIES.clear()
+        _POLICIES[key] = policy
     return policy
 
 

@@ -8,7 +8,7 @@ appends one audit entry in the same transaction before anything is returned.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -85,7 +85,13 @@ def _event(
 
 
 def _query_params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:
-    return {k: v for k, v in asdict(query).items() if v is not None}
+    # The criteria given, as dataclasses.asdict would list them (without its deep copies).
+    return {
+        name: value for name in _FIELDS[type(query)] if (value := getattr(query, name)) is not None
+    }
+
+
+_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (PersonQuery, ArrestQuery)}
 
 
 def search_persons(
