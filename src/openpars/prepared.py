@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, Dialect, Select
+from sqlalchemy import BindParameter, Connection, Dialect, Select
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -63,15 +64,21 @@ class Prepared:
 
     def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run with this request's values; rows as dicts keyed by column name."""
-        raw = session.connection().exec_driver_sql(self.sql, self._bound(values)).fetchall()
-        return self.read(raw)
+        return self.send(session, values).rows()
 
     def send(self, session: Session, values: Mapping[str, Any]) -> Pending:
         """Run on the driver's own cursor and read the rows later: inside ``pipeline`` the
-        statement goes to PostgreSQL with the others and waits for none of them."""
-        cursor = session.connection().connection.cursor()
-        cursor.execute(self.sql, self._bound(values))
-        return Pending(self, cursor)
+        statement goes to PostgreSQL with the others and waits for none of them.
+
+        The driver's cursor, not SQLAlchemy's execution: for a statement of a few tens of µs
+        its per-statement work cost several times the statement (bench/search.py). A driver
+        error still surfaces as SQLAlchemy's (``driver_errors``).
+        """
+        connection = session.connection()
+        with driver_errors(connection, self.sql):
+            cursor = connection.connection.cursor()
+            cursor.execute(self.sql, self._bound(values))
+        return Pending(self, cursor, connection)
 
     def read(self, raw: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name, each value converted as the column reads."""
@@ -99,10 +106,29 @@ class Pending:
 
     statement: Prepared
     cursor: Any
+    connection: Connection
 
     def rows(self) -> list[dict[str, Any]]:
         """The statement's rows, as ``Prepared.rows`` returns them."""
-        return self.statement.read(self.cursor.fetchall())
+        with driver_errors(self.connection, self.statement.sql):
+            raw = self.cursor.fetchall()
+        return self.statement.read(raw)
+
+
+@contextmanager
+def driver_errors(connection: Connection, statement: str) -> Iterator[None]:
+    """Raise a driver error as SQLAlchemy raises it (OperationalError, IntegrityError...), and
+    invalidate the connection if the error says it is gone, as SQLAlchemy's execution does."""
+    dialect = connection.dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as exc:
+        gone = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+        if gone:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone
+        ) from exc
 
 
 @contextmanager
@@ -118,7 +144,10 @@ def pipeline(session: Session) -> Iterator[None]:
     if connection.dialect.name != "postgresql":
         yield
         return
-    with connection.connection.driver_connection.pipeline():  # type: ignore[union-attr]
+    with (
+        driver_errors(connection, "(pipeline)"),
+        connection.connection.driver_connection.pipeline(),  # type: ignore[union-attr]
+    ):
         yield
 
 
