@@ -15,9 +15,16 @@ What runs (docs/benchmarks.md explains each figure):
 - bare: the same search as plain SQL text with no policy: the same sections (own name, then
   alias only when the page reaches it), the same page of 50 plus one, the same alias fetch, the
   same columns, no row filter.
-- service: the whole `access.service.search_persons` call, audit entry and commit included;
-  for the external caller also the agreement lookup (with its share lock), the purpose and the
-  rate limits counted from the audit log.
+- enforced_external_role (PostgreSQL, external figures): ``enforced`` logged in as the database's
+  external role, the non-superuser login production uses, so row-level security is evaluated.
+- issue12_whole_call (issue 12 target 3): the whole `access.service.search_persons` call,
+  audit entry and commit included, for the external caller (agreement lookup with its share
+  lock, purpose, rate limits counted from the log; as the external role on PostgreSQL) and the
+  internal one, interleaved with ``bare`` and ``floor`` (the bare search plus the smallest
+  durable write: one integer into an unindexed scratch table, committed); ratios
+  ``vs_floor_*`` and ``vs_internal_*``; ``cost_per_call``: statements and (PostgreSQL) round
+  trips of one call of each, measured at the driver (bench/roundtrips.py); ``api_request_cost``:
+  the same for one GET /api/v1/persons through the ASGI app (authentication included).
 """
 
 from __future__ import annotations
