@@ -164,9 +164,8 @@ def grant_in_force(
     cached = session.info.get(cache_key)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    if sent is None:
-        sent = send_grant_reads(session, principal, at)
-    grant = grant_of(session, principal=principal, sent=sent)
+    reads = sent if sent is not None else send_grant_reads(session, principal, at)
+    grant = grant_of(session, principal=principal, sent=reads)
     if grant is None:
         raise Forbidden(
             "no data-sharing agreement is in force for your account at this time; no data can "
