@@ -12,10 +12,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from openpars.access import decision, enforcement
+from openpars.access import decision, enforcement, service
+from openpars.access.enforcement import policy_for
+from openpars.access.schemas import PersonQuery, ReadContext
 from openpars.agreements.floor import SiteFloor, set_floor
-from openpars.db import Database
+from openpars.db import Database, utcnow
 from openpars.records.enums import InvolvementRole
+from openpars.records.models import PersonAlias
+from openpars.records.validation import name_key
 from tests.access import data
 from tests.access.agreements import activate, default_scope
 from tests.factories import World
@@ -33,8 +37,13 @@ def _seed(db: Database, world: World, *, per_user: int = 30) -> None:
             "rate_per_user_per_minute": per_user,
             "rate_per_agency_per_minute": 300,
         }
-        activate(s, world, scope=default_scope(limits=limits))
+        scope = default_scope(limits=limits)
+        scope["person_fields"] |= {"aliases": "visible"}
+        activate(s, world, scope=scope)
         ana = data.person(s, "Alvarez", "Ana", sid="SID-2001")
+        alias = PersonAlias(person_id=ana.id, family_name="Alvares", given_name="Anita")
+        alias.name_key = name_key("Alvares", "Anita")
+        s.add(alias)
         data.arrest(s, agency_id=world.agencies[POLICE], people=[(ana, InvolvementRole.ARRESTEE)])
 
 
@@ -125,3 +134,20 @@ def test_the_compiled_policies_stay_bounded(
         found = client.get("/api/v1/persons", params=params, headers=world.auth("ice"))
         assert found.status_code == 200 and found.json()["items"], found.text
     assert len(enforcement._POLICIES) == 1
+
+
+def test_the_page_without_its_audit_is_the_page_the_service_returns(
+    db: Database, world: World
+) -> None:
+    """`person_page` (what bench/search.py times as the enforced search) and the audited service
+    build the same page, aliases included, from the same policy."""
+    _seed(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    for query in (PersonQuery(name="alvarez"), PersonQuery(sid="SID-2001")):
+        with db.session(external=True) as s:
+            audited = service.search_persons(s, principal=ice, query=query, context=context)
+        with db.session(external=True) as s:
+            policy = policy_for(s, principal=ice, context=context, at=utcnow())
+            plain = service.person_page(s, policy=policy, query=query)
+        assert audited == plain
+        assert [a.family_name for a in audited.items[0].aliases or []] == ["Alvares"]
