@@ -15,9 +15,16 @@ What runs (docs/benchmarks.md explains each figure):
 - bare: the same search as plain SQL text with no policy: the same sections (own name, then
   alias only when the page reaches it), the same page of 50 plus one, the same alias fetch, the
   same columns, no row filter.
-- service: the whole `access.service.search_persons` call, audit entry and commit included;
-  for the external caller also the agreement lookup (with its share lock), the purpose and the
-  rate limits counted from the audit log.
+- enforced_external_role (PostgreSQL, external figures): ``enforced`` logged in as the database's
+  external role, the non-superuser login production uses, so row-level security is evaluated.
+- issue12_whole_call (issue 12 target 3): the whole `access.service.search_persons` call,
+  audit entry and commit included, for the external caller (agreement lookup with its share
+  lock, purpose, rate limits counted from the log; as the external role on PostgreSQL) and the
+  internal one, interleaved with ``bare`` and ``floor`` (the bare search plus the smallest
+  durable write: one integer into an unindexed scratch table, committed); ratios
+  ``vs_floor_*`` and ``vs_internal_*``; ``cost_per_call``: statements and (PostgreSQL) round
+  trips of one call of each, measured at the driver (bench/roundtrips.py); ``api_request_cost``:
+  the same for one GET /api/v1/persons through the ASGI app (authentication included).
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search_data.agreement import PURPOSE, external_reader
+from roundtrips import count as count_costs
+from search_data.agreement import PURPOSE, SCOPE, external_reader
 from search_data.load import Loaded, load, reloaded
 
 from openpars.access import repository as repo
@@ -66,39 +74,10 @@ PG_URL = os.environ.get(
 )
 PAGE = 50
 STATEMENT_TIMEOUT_MS = 30_000
+# The smallest durable write: one integer into a table without indexes.
+SCRATCH_DDL = "CREATE TABLE IF NOT EXISTS bench_scratch (v INTEGER)"
+SCRATCH_INSERT = "INSERT INTO bench_scratch VALUES (1)"
 SEED = 20261128
-# An arrestees-only scope like the one the FBI holds in the demo: adults, unsealed, four states,
-# five grades, seven person fields of which the birth date is year-only and the FBI number last-4.
-SCOPE: dict[str, Any] = {
-    "roles": ["arrestee"],
-    "person_fields": {
-        "family_name": "visible",
-        "given_name": "visible",
-        "middle_name": "visible",
-        "aliases": "visible",
-        "birth_date": "year_only",
-        "sex": "visible",
-        "race": "visible",
-        "sid": "visible",
-        "fbi_number": "show_last_4",
-    },
-    "arrest_fields": {"otn": "visible", "arrested_at": "visible", "state": "visible"},
-    "arrest_states": ["charged", "arraigned", "released", "committed"],
-    "grades": ["F1", "F2", "F3", "M1", "M2"],
-    "exclude_juveniles": True,
-    "include_sealed": False,
-    "purposes": [{"purpose": PURPOSE}],
-    "limits": {
-        "exact_identifiers_only": False,
-        "name_search": True,
-        "max_results": PAGE,
-        # High enough that the benchmark's own pace never trips them; they are still checked.
-        "rate_per_user_per_minute": 10_000,
-        "rate_per_agency_per_minute": 100_000,
-    },
-}
-
-
 # --- the database ----------------------------------------------------------------------------
 
 
@@ -147,6 +126,7 @@ def prepare_data(url: str, persons: int) -> tuple[Loaded, float | None]:
     fingerprint = _fingerprint(engine, persons)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_meta (fingerprint TEXT)")
+        conn.exec_driver_sql(SCRATCH_DDL)
         kept = conn.exec_driver_sql("SELECT fingerprint FROM bench_meta").scalar()
     if kept == fingerprint:
         data = reloaded(engine, persons=persons, seed=SEED)
@@ -162,6 +142,7 @@ def prepare_data(url: str, persons: int) -> tuple[Loaded, float | None]:
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_meta (fingerprint TEXT)")
+        conn.exec_driver_sql(SCRATCH_DDL)
     started = time.perf_counter()
     data = load(engine, persons=persons, seed=SEED)
     seconds = round(time.perf_counter() - started, 1)
@@ -201,19 +182,34 @@ def _query(kind: str, value: str, count: bool = False) -> PersonQuery:
     return PersonQuery(name=value, count=count)
 
 
-def enforced(db: Database, compile_policy: Compile, kind: str, value: str, count: bool) -> None:
-    """Compile the policy, then run the page exactly as the search service does."""
-    with db.session() as session:
+def enforced(
+    db: Database,
+    compile_policy: Compile,
+    kind: str,
+    value: str,
+    count: bool,
+    external_role: bool = False,
+) -> None:
+    """Compile the policy, then run the page exactly as the search service does;
+    ``external_role``: logged in as the external database role (PostgreSQL: RLS binds)."""
+    with db.session(external=external_role) as session:
         policy = compile_policy()
         service.person_page(session, policy=policy, query=_query(kind, value, count))
 
 
 def bare(
-    db: Database, columns: tuple[str, ...], aliases: bool, kind: str, value: str, count: bool
+    db: Database,
+    columns: tuple[str, ...],
+    aliases: bool,
+    kind: str,
+    value: str,
+    count: bool,
+    durable_write: bool = False,
 ) -> None:
     """The same search as plain SQL, no policy: same branches, page, columns, aliases, count,
     in the same unit of work (a session, committed) and at the driver level as the enforced
-    statements, handed back as the same page model (the response every search builds)."""
+    statements, handed back as the same page model (the response every search builds).
+    ``durable_write`` adds one integer row to an unindexed scratch table before the commit."""
     listed = ", ".join(columns)
     pg = db.dialect == "postgresql"
 
@@ -257,6 +253,9 @@ def bare(
                 f"WHERE person_id IN ({ids}) ORDER BY person_id, id"
             ):
                 found.setdefault(pid, []).append({"family_name": family, "given_name": given})
+        if durable_write:
+            # The smallest durable write (the floor of any audited read): one integer, committed.
+            conn.exec_driver_sql(SCRATCH_INSERT)
     shown = columns[1:]
     PersonPage(
         items=[
@@ -471,11 +470,17 @@ def _measure_all(
             counts = (False, True) if kind == "name_prefix" else (False,)
             for count in counts:
                 label = kind + ("_count" if count else "")
+                variants = {
+                    "enforced": partial(enforced, db, compile_policy, kind, count=count),
+                    "bare": partial(bare, db, columns, aliases, kind, count=count),
+                }
+                if section == "issue3_external" and engine.dialect.name == "postgresql":
+                    # As production runs it: the non-superuser external login, RLS evaluated.
+                    variants["enforced_external_role"] = partial(
+                        enforced, db, compile_policy, kind, count=count, external_role=True
+                    )
                 figures[label] = measure(
-                    {
-                        "enforced": partial(enforced, db, compile_policy, kind, count=count),
-                        "bare": partial(bare, db, columns, aliases, kind, count=count),
-                    },
+                    variants,
                     kind_values,
                     budget_s=budget_s,
                 )
@@ -499,27 +504,71 @@ def _measure_services(
     sections: dict[str, dict[str, Any]],
     budget_s: float,
 ) -> None:
-    """The whole service call, internal and external, against the bare search."""
+    """Issue 12 target 3: the whole service call, external and internal, interleaved, against
+    the bare search and the floor of any audited read (the bare search plus the smallest
+    durable write); and what each call costs the database (statements, round trips)."""
     internal = data.reader()
-    callers = (
-        ("issue2_internal", internal, ReadContext(), internal_compiler()),
-        ("issue3_external", external, ReadContext(purpose=PURPOSE), external_compiler()),
-    )
-    for section, principal, context, compile_policy in callers:
-        policy = compile_policy()
-        columns = repo.person_columns(policy)
-        aliases = policy.person_fields.shows("aliases")
-        for kind in ("sid", "name_prefix"):
-            label = f"service_{kind}"
-            sections[section][label] = measure(
-                {
-                    "service": partial(full_service, db, principal, context, kind),
-                    "bare": partial(bare, db, columns, aliases, kind, count=False),
-                },
-                values[kind],
-                budget_s=budget_s,
-            )
-            _progress(f"{section} {label}: {json.dumps(sections[section][label])}")
+    policy = external_compiler()()
+    columns = repo.person_columns(policy)
+    aliases = policy.person_fields.shows("aliases")
+    context = ReadContext(purpose=PURPOSE)
+    figures: dict[str, Any] = {}
+    engines = (db.external_engine(), db.bind.engine)
+    for kind in ("sid", "name_prefix"):
+        variants: dict[str, Callable[[str], None]] = {
+            "bare": partial(bare, db, columns, aliases, kind, count=False),
+            "floor": partial(bare, db, columns, aliases, kind, count=False, durable_write=True),
+            "service_internal": partial(full_service, db, internal, ReadContext(), kind),
+            "service_external": partial(full_service, db, external, context, kind),
+        }
+        result = measure(variants, values[kind], budget_s=budget_s)
+        service, floor = result["service_external"], result["floor"]
+        for key in ("p50_ms", "p99_ms", "cpu_p50_ms"):
+            service[f"vs_floor_{key[:-3]}"] = round(service[key] / floor[key], 2)
+            inner = result["service_internal"][key]
+            service[f"vs_internal_{key[:-3]}"] = round(service[key] / inner, 2)
+            result["service_internal"][f"vs_floor_{key[:-3]}"] = round(inner / floor[key], 2)
+        one = values[kind][0]
+        result["cost_per_call"] = {
+            name: count_costs(engines, partial(variants[name], one)) for name in variants
+        }
+        figures[f"service_{kind}"] = result
+        _progress(f"issue12 service_{kind}: {json.dumps(result)}")
+    figures["api_request_cost"] = {
+        "external": _api_request_cost(db, external, {"sid": values["sid"][0], "purpose": PURPOSE}),
+        "internal": _api_request_cost(db, internal, {"sid": values["sid"][0]}),
+    }
+    sections["issue12_whole_call"] = figures
+
+
+def _api_request_cost(db: Database, principal: Principal, params: dict[str, str]) -> Any:
+    """What one GET /api/v1/persons costs the database through the ASGI app (no network to
+    the app; every database round trip real): the edge's authentication transaction (on
+    PostgreSQL, an external caller's is on the main login and commits first) and the read."""
+    from fastapi.testclient import TestClient
+
+    from openpars.config import Settings
+    from openpars.identity.service import issue_token
+    from openpars.web.app import create_app
+
+    with db.session() as session:
+        _, secret = issue_token(
+            session,
+            actor=principal,
+            user_id=principal.user_id or 0,
+            name="bench",
+            lifetime=timedelta(hours=1),
+        )
+    client = TestClient(create_app(Settings(database_url=str(db.bind.engine.url)), database=db))
+    headers = {"Authorization": f"Bearer {secret}"}
+
+    def request() -> None:
+        response = client.get("/api/v1/persons", params=params, headers=headers)
+        assert response.status_code == 200, response.text
+
+    for _ in range(6):  # past psycopg's prepare threshold, as a live process is
+        request()
+    return count_costs((db.external_engine(), db.bind.engine), request)
 
 
 def _statement_timeout(dbapi_connection: Any, _record: Any) -> None:

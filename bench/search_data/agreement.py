@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -14,6 +15,36 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Role
 
 PURPOSE = "criminal-investigation"
+# An arrestees-only scope like the one the FBI holds in the demo: adults, unsealed, four states,
+# five grades, seven person fields of which the birth date is year-only and the FBI number last-4.
+SCOPE: dict[str, Any] = {
+    "roles": ["arrestee"],
+    "person_fields": {
+        "family_name": "visible",
+        "given_name": "visible",
+        "middle_name": "visible",
+        "aliases": "visible",
+        "birth_date": "year_only",
+        "sex": "visible",
+        "race": "visible",
+        "sid": "visible",
+        "fbi_number": "show_last_4",
+    },
+    "arrest_fields": {"otn": "visible", "arrested_at": "visible", "state": "visible"},
+    "arrest_states": ["charged", "arraigned", "released", "committed"],
+    "grades": ["F1", "F2", "F3", "M1", "M2"],
+    "exclude_juveniles": True,
+    "include_sealed": False,
+    "purposes": [{"purpose": PURPOSE}],
+    "limits": {
+        "exact_identifiers_only": False,
+        "name_search": True,
+        "max_results": 50,
+        # High enough that the benchmark's own pace never trips them; they are still checked.
+        "rate_per_user_per_minute": 10_000,
+        "rate_per_agency_per_minute": 100_000,
+    },
+}
 
 
 def external_reader(engine: Engine, scope: dict[str, object]) -> Principal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, URL, DateTime, Enum, MetaData, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Dialect, Engine, create_engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
@@ -177,7 +179,43 @@ def make_engine(
         event.listen(engine, "connect", on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return pooled_postgresql(url, echo=echo)
+
+
+# A pooled connection idle for longer than this is pinged before it is handed out.
+IDLE_PING_S = 5.0
+
+
+def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+    record.info["openpars_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Ping a connection that sat idle in the pool; a dead one is replaced (the pool retries).
+
+    A ping on every checkout (SQLAlchemy's ``pool_pre_ping``) costs every request a round trip.
+    A connection in steady use was just seen alive; one idle for a while (a restarted server, a
+    firewall that dropped it) is checked. If a busy connection dies all the same, its statement
+    fails, the request fails with nothing returned, and SQLAlchemy discards the pool's
+    connections on that disconnect error.
+    """
+    since = record.info.get("openpars_idle_since")
+    if since is not None and time.monotonic() - since < IDLE_PING_S:
+        return
+    try:
+        alive = dialect.do_ping(dbapi_connection)
+    except Exception as exc:
+        raise DisconnectionError("pooled connection found dead") from exc
+    if not alive:  # pragma: no cover - psycopg's ping raises rather than returning False
+        raise DisconnectionError("pooled connection found dead")
+
+
+def pooled_postgresql(url: str | URL, *, echo: bool = False) -> Engine:
+    """A pooled PostgreSQL engine whose connections are pinged only after sitting idle."""
+    engine = create_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", partial(_ping_if_idle, engine.dialect))
+    return engine
 
 
 def make_unpooled_engine(url: str) -> Engine:
@@ -269,10 +307,18 @@ class Database:
                     with self.bind.engine.connect() as conn:
                         role = conn.exec_driver_sql("SELECT openpars_external_role()").scalar()
                     url = self.bind.engine.url.set(username=str(role), password=None)
-                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+                engine = pooled_postgresql(url)
                 event.listen(engine, "connect", _check_external_login)
                 self._external_factory = sessionmaker(bind=engine, expire_on_commit=False)
             return self._external_factory
+
+    def external_engine(self) -> Engine:
+        """The engine external callers' units run on: the external login's on PostgreSQL."""
+        if self.dialect != "postgresql" or isinstance(self.bind, Connection):
+            return self.bind.engine
+        engine = self._external_sessions().kw["bind"]
+        assert isinstance(engine, Engine)
+        return engine
 
     @contextmanager
     def session(self, *, external: bool = False) -> Iterator[Session]:

@@ -11,13 +11,15 @@ row filter), so two policies never share a statement.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, Dialect, Select
+from sqlalchemy import BindParameter, Connection, Dialect, Select
 from sqlalchemy import Enum as SAEnum
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -53,14 +55,33 @@ class Prepared:
     # (index, converter) of the result columns that need one.
     converted: tuple[tuple[int, Processor], ...]
 
-    def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Run with this request's values; rows as dicts keyed by column name."""
+    def _bound(self, values: Mapping[str, Any]) -> Any:
         params = dict(self.constants)
         for name, value in values.items():
             binder = self.binders.get(name)
             params[name] = binder(value) if binder is not None and value is not None else value
-        bound: Any = params if self.order is None else tuple(params[n] for n in self.order)
-        raw = session.connection().exec_driver_sql(self.sql, bound).fetchall()
+        return params if self.order is None else tuple(params[n] for n in self.order)
+
+    def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Run with this request's values; rows as dicts keyed by column name."""
+        return self.send(session, values).rows()
+
+    def send(self, session: Session, values: Mapping[str, Any]) -> Pending:
+        """Run on the driver's own cursor and read the rows later: inside ``pipeline`` the
+        statement goes to PostgreSQL with the others and waits for none of them.
+
+        The driver's cursor, not SQLAlchemy's execution: for a statement of a few tens of µs
+        its per-statement work cost several times the statement (bench/search.py). A driver
+        error still surfaces as SQLAlchemy's (``driver_errors``).
+        """
+        connection = session.connection()
+        with driver_errors(connection, self.sql):
+            cursor = connection.connection.cursor()
+            cursor.execute(self.sql, self._bound(values))
+        return Pending(self, cursor, connection)
+
+    def read(self, raw: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name, each value converted as the column reads."""
         columns, converted = self.columns, self.converted
         if not converted:
             return [dict(zip(columns, row, strict=True)) for row in raw]
@@ -77,6 +98,57 @@ class Prepared:
         """Run with this request's values and return the first column of the first row."""
         rows = self.rows(session, values)
         return next(iter(rows[0].values())) if rows else None
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A statement sent; its rows are read (waiting for the server, if need be) on demand."""
+
+    statement: Prepared
+    cursor: Any
+    connection: Connection
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The statement's rows, as ``Prepared.rows`` returns them."""
+        with driver_errors(self.connection, self.statement.sql):
+            raw = self.cursor.fetchall()
+        return self.statement.read(raw)
+
+
+@contextmanager
+def driver_errors(connection: Connection, statement: str) -> Iterator[None]:
+    """Raise a driver error as SQLAlchemy raises it (OperationalError, IntegrityError...), and
+    invalidate the connection if the error says it is gone, as SQLAlchemy's execution does."""
+    dialect = connection.dialect
+    try:
+        yield
+    except dialect.loaded_dbapi.Error as exc:
+        gone = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
+        if gone:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone
+        ) from exc
+
+
+@contextmanager
+def pipeline(session: Session) -> Iterator[None]:
+    """Statements sent inside travel to PostgreSQL together, in one round trip with the first
+    read of a result (psycopg's pipeline mode); elsewhere this does nothing.
+
+    Only driver-level statements belong inside (``Prepared.send`` and the audit append):
+    SQLAlchemy reads a statement's result description as soon as it has run it, which a
+    pipeline does not have yet.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    with (
+        driver_errors(connection, "(pipeline)"),
+        connection.connection.driver_connection.pipeline(),  # type: ignore[union-attr]
+    ):
+        yield
 
 
 def _plain(value: Any) -> Any:

@@ -9,22 +9,21 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
-from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from openpars.access import enforcement, service
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import PersonQuery, ReadContext
+from openpars.agreements.floor import SiteFloor
+from openpars.agreements.grants import Grant
 from openpars.cli import app as cli_app
 from openpars.config import Settings
 from openpars.db import Database
-from openpars.identity.principal import Principal
 from openpars.records.enums import InvolvementRole
 from openpars.web.app import create_app
 from tests.access import data
@@ -108,13 +107,14 @@ def test_a_buggy_application_policy_still_cannot_show_a_victim(
     site: tuple[TestClient, World, dict[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client, world, ids = site
-    real = enforcement.external_policy
+    real = enforcement.compile_grant
 
-    def buggy(session: Session, *, principal: Principal, at: datetime) -> ReadPolicy:
+    def buggy(grant: Grant, floor: SiteFloor) -> ReadPolicy:
         # A bug that forgets the agreement's roles: every involvement, victims included.
-        return dataclasses.replace(real(session, principal=principal, at=at), roles=None)
+        return dataclasses.replace(real(grant, floor), roles=None)
 
-    monkeypatch.setattr(enforcement, "external_policy", buggy)
+    monkeypatch.setattr(enforcement, "compile_grant", buggy)
+    monkeypatch.setattr(enforcement, "_POLICIES", {})
     ice = world.auth("ice")
     victim = client.get(f"/api/v1/persons/{ids['vic']}", params=PURPOSE, headers=ice)
     assert victim.status_code == 404, victim.text

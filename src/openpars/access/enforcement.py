@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy.orm import Session
 
-from openpars.access import repository as repo
-from openpars.access.external import external_policy, purpose_rules, rate_limits
+from openpars.access.decision import (
+    DecisionReads,
+    last_limits,
+    remember_limits,
+    send_decision_reads,
+)
+from openpars.access.external import compile_grant, grant_in_force, purpose_rules, rate_limits
 from openpars.access.policy import ReadPolicy, internal_policy
 from openpars.access.rls import require_external_session
 from openpars.access.schemas import ReadContext
+from openpars.agreements.floor import floor_of_newest
+from openpars.agreements.grants import Grant, send_grant_reads
 from openpars.errors import Forbidden, InvalidInput, TooManyRequests
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
+from openpars.prepared import pipeline
 from openpars.records.validation import name_key
 
 WILDCARDS = re.compile(r"[*%_?]")
@@ -24,16 +33,66 @@ RATE_WINDOW = timedelta(minutes=1)
 def policy_for(
     session: Session, *, principal: Principal, context: ReadContext, at: datetime
 ) -> ReadPolicy:
-    """The read policy of this caller at this instant, or a refusal saying why."""
+    """The read policy of this caller at this instant, or a refusal saying why.
+
+    An external caller's decision is one round trip on PostgreSQL: the floor in force and the
+    rate-limit reads (``access.decision``), the share lock on the caller's agreements and the
+    agreement in force are sent together, then read.
+    """
     if not principal.is_external:
         principal.require(Permission.RECORD_READ)
         return internal_policy(sealed_access=principal.can(Permission.SEALED_READ))
     principal.require(Permission.EXTERNAL_QUERY)
     require_external_session(session)
-    policy = external_policy(session, principal=principal, at=at)
+    reads, grant = _decision(session, principal=principal, at=at)
+    policy = _compiled(session, grant, reads.floor_hash)
     check_purpose(session, principal=principal, context=context, at=at)
-    check_rate(session, principal=principal, policy=policy, at=at)
+    check_rate(policy, reads, at=at)
     return policy
+
+
+# Compiled policies by everything compile_grant reads: the version (its content hash names its
+# scope), its mask key and the floor's content hash. Whether the version is in force is read
+# on every request and never cached: a suspended or expired agreement has no grant to look up.
+_POLICIES: dict[tuple[int, int, str, bytes, str | None], ReadPolicy] = {}
+_POLICIES_MAX = 512
+
+
+def _compiled(session: Session, grant: Grant, floor_hash: str | None) -> ReadPolicy:
+    key = (grant.agreement_id, grant.version, grant.content_hash, grant.mask_key, floor_hash)
+    policy = _POLICIES.get(key)
+    if policy is None:
+        policy = compile_grant(grant, floor_of_newest(session, floor_hash))
+        if len(_POLICIES) >= _POLICIES_MAX:
+            _POLICIES.clear()
+        _POLICIES[key] = policy
+    return policy
+
+
+def _decision(
+    session: Session, *, principal: Principal, at: datetime
+) -> tuple[DecisionReads, Grant]:
+    """The decision reads and the grant in force, sent together; the rate reads again if
+    they were sent for limits other than the agreement's."""
+    read = partial(
+        send_decision_reads,
+        session,
+        user_id=principal.user_id,
+        agency_id=principal.agency_id,
+        since=at - RATE_WINDOW,
+    )
+    with pipeline(session):
+        sent = read(limits=last_limits(principal.agency_id))
+        sent_grant = send_grant_reads(session, principal, at)
+    grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
+    limits = (
+        grant.scope.limits.rate_per_user_per_minute,
+        grant.scope.limits.rate_per_agency_per_minute,
+    )
+    if limits != sent.limits:
+        remember_limits(principal.agency_id, limits)
+        sent = read(limits=limits)
+    return sent.result(), grant
 
 
 def check_purpose(
@@ -61,20 +120,19 @@ def check_purpose(
         )
 
 
-def check_rate(session: Session, *, principal: Principal, policy: ReadPolicy, at: datetime) -> None:
-    """Per-user and per-agency rate limits, counted from the audit log itself."""
+def check_rate(policy: ReadPolicy, reads: DecisionReads, *, at: datetime) -> None:
+    """Per-user and per-agency rate limits, counted from the audit log itself.
+
+    ``reads`` holds, for each limit, the limit-th most recent access in the window: if there
+    is one, the window is full, and it leaves the window (freeing a place) at its time plus
+    the window.
+    """
     per_user, per_agency = rate_limits(policy)
-    since = at - RATE_WINDOW
     checks = (
-        ("your account", per_user, {"user_id": principal.user_id, "agency_id": None}),
-        ("your agency", per_agency, {"user_id": None, "agency_id": principal.agency_id}),
+        ("your account", per_user, reads.user_nth),
+        ("your agency", per_agency, reads.agency_nth),
     )
-    for who, limit, caller in checks:
-        if limit is None:
-            continue
-        # The limit-th most recent access in the window: if there is one, the window is full,
-        # and it leaves the window (freeing a place) at its time plus the window.
-        oldest = repo.nth_recent_read(session, **caller, since=since, n=limit)
+    for who, limit, oldest in checks:
         if oldest is not None:
             retry = max(0.01, (oldest + RATE_WINDOW - at).total_seconds())
             raise TooManyRequests(

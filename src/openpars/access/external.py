@@ -14,12 +14,13 @@ from sqlalchemy.orm import Session
 from openpars.access.policy import FieldProjection, Mask, ReadPolicy, year_only
 from openpars.access.visibility import ensure_set
 from openpars.agreements.floor import SiteFloor, get_floor
-from openpars.agreements.grants import Grant, grant_for
+from openpars.agreements.grants import Grant, grant_of, send_grant_reads
 from openpars.agreements.models import Agreement, AgreementStatus, AgreementVersion
 from openpars.agreements.schemas import AgreementDocument
 from openpars.agreements.scope import FieldPolicy, Scope
 from openpars.errors import Forbidden
 from openpars.identity.principal import Principal
+from openpars.prepared import Pending
 
 
 def _redact(value: Any) -> Any:
@@ -152,12 +153,19 @@ def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
     )
 
 
-def _grant(session: Session, *, principal: Principal, at: datetime) -> Grant:
+def grant_in_force(
+    session: Session, *, principal: Principal, at: datetime, sent: Pending | None = None
+) -> Grant:
+    """The agreement version in force for an external caller, or Forbidden: no data at all.
+
+    ``sent``: its reads, already sent (``send_grant_reads``) by a caller batching them.
+    """
     cache_key = ("grant", principal.user_id, at)
     cached = session.info.get(cache_key)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    grant = grant_for(session, principal=principal, at=at)
+    reads = sent if sent is not None else send_grant_reads(session, principal, at)
+    grant = grant_of(session, principal=principal, sent=reads)
     if grant is None:
         raise Forbidden(
             "no data-sharing agreement is in force for your account at this time; no data can "
@@ -169,14 +177,9 @@ def _grant(session: Session, *, principal: Principal, at: datetime) -> Grant:
     return grant
 
 
-def external_policy(session: Session, *, principal: Principal, at: datetime) -> ReadPolicy:
-    """The policy of an external caller, or Forbidden when no agreement is in force."""
-    return compile_grant(_grant(session, principal=principal, at=at), get_floor(session))
-
-
 def purpose_rules(session: Session, *, principal: Principal, at: datetime) -> dict[str, bool]:
     """Allowed purposes of the caller's agreement, each with whether a case reference is needed."""
-    scope = _grant(session, principal=principal, at=at).scope
+    scope = grant_in_force(session, principal=principal, at=at).scope
     return {rule.purpose: rule.case_reference_required for rule in scope.purposes}
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from functools import partial
 from typing import Any, cast
 
@@ -33,7 +33,6 @@ from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
 from openpars.access.visibility import set_exists, set_id_of_key, set_key, visible_in_set
-from openpars.audit.models import AuditEntry
 from openpars.prepared import Prepared, param, prepared
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.validation import name_key, prefix_upper_bound
@@ -312,16 +311,29 @@ def _found(
 def aliases_of(session: Session, person_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """The aliases of a page of persons (already decided visible), by person id, each as the
     response shows it (family and given name)."""
-    found: dict[int, list[dict[str, Any]]] = {pid: [] for pid in person_ids}
+    return send_aliases(session, person_ids)()
+
+
+def send_aliases(
+    session: Session, person_ids: list[int]
+) -> Callable[[], dict[int, list[dict[str, Any]]]]:
+    """Send the alias reads of a page; the returned function reads them (``aliases_of``)."""
+    sent = []
     for start in range(0, len(person_ids), _ALIAS_BUCKETS[-1]):
         chunk = person_ids[start : start + _ALIAS_BUCKETS[-1]]
         size = next(b for b in _ALIAS_BUCKETS if b >= len(chunk))
         padded = chunk + [chunk[-1]] * (size - len(chunk))
         stmt = prepared(session, ("aliases", size), partial(_aliases_stmt, size))
-        values = {f"id_{n}": pid for n, pid in enumerate(padded)}
-        for row in stmt.rows(session, values):
-            found[row.pop("person_id")].append(row)
-    return found
+        sent.append(stmt.send(session, {f"id_{n}": pid for n, pid in enumerate(padded)}))
+
+    def read() -> dict[int, list[dict[str, Any]]]:
+        found: dict[int, list[dict[str, Any]]] = {pid: [] for pid in person_ids}
+        for pending in sent:
+            for row in pending.rows():
+                found[row.pop("person_id")].append(row)
+        return found
+
+    return read
 
 
 def _aliases_stmt(size: int) -> Select[Any]:
@@ -459,25 +471,3 @@ def visible_involvements_of_arrest(
         .order_by(Involvement.id)
     )
     return list(session.scalars(stmt).all())
-
-
-def nth_recent_read(
-    session: Session, *, user_id: int | None, agency_id: int | None, since: datetime, n: int
-) -> datetime | None:
-    """The time of the n-th most recent audited access by a user (or an agency) since an
-    instant, or None if there were fewer than n; one walk down the (caller, at) index."""
-    by = "user_id" if user_id is not None else "agency_id"
-    stmt = prepared(session, ("nth_recent_read", by), partial(_nth_recent_stmt, by))
-    caller = user_id if user_id is not None else agency_id
-    return stmt.scalar(session, {"caller": caller, "since": since, "skip": n - 1})  # type: ignore[no-any-return]
-
-
-def _nth_recent_stmt(by: str) -> Select[Any]:
-    t = AuditEntry.__table__.c
-    return (
-        select(t.at)
-        .where(t[by] == param("caller", t[by]), t.at >= param("since", t.at))
-        .order_by(t.at.desc())
-        .offset(BindParameter("skip", None, type_=Integer(), required=False))
-        .limit(1)
-    )

@@ -8,7 +8,7 @@ appends one audit entry in the same transaction before anything is returned.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ from openpars.access.schemas import (
     effective_limit,
 )
 from openpars.audit.events import AuditEvent, AuditKind
-from openpars.audit.service import append
+from openpars.audit.service import append, append_sending
 from openpars.db import utcnow
 from openpars.errors import InvalidInput, NotFound
 from openpars.identity.principal import Principal
@@ -55,27 +55,43 @@ def _audit(
     arrest_ids: list[int],
     at: datetime,
 ) -> None:
-    append(
-        session,
-        AuditEvent(
-            kind=kind,
-            action=action,
-            user_id=principal.user_id,
-            username=principal.username,
-            agency_id=principal.agency_id,
-            source_ip=principal.source_ip,
-            params={"query": query, **context.as_params(), "decision": policy.explain()},
-            person_ids=person_ids,
-            arrest_ids=arrest_ids,
-            agreement_id=policy.agreement_id,
-            agreement_version=policy.agreement_version,
-        ),
-        at=at,
+    event = _event(principal, kind, action, policy, context, query, person_ids, arrest_ids)
+    append(session, event, at=at)
+
+
+def _event(
+    principal: Principal,
+    kind: AuditKind,
+    action: str,
+    policy: ReadPolicy,
+    context: ReadContext,
+    query: dict[str, Any],
+    person_ids: list[int],
+    arrest_ids: list[int],
+) -> AuditEvent:
+    return AuditEvent(
+        kind=kind,
+        action=action,
+        user_id=principal.user_id,
+        username=principal.username,
+        agency_id=principal.agency_id,
+        source_ip=principal.source_ip,
+        params={"query": query, **context.as_params(), "decision": policy.explain()},
+        person_ids=person_ids,
+        arrest_ids=arrest_ids,
+        agreement_id=policy.agreement_id,
+        agreement_version=policy.agreement_version,
     )
 
 
 def _query_params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:
-    return {k: v for k, v in asdict(query).items() if v is not None}
+    # The criteria given, as dataclasses.asdict would list them (without its deep copies).
+    return {
+        name: value for name in _FIELDS[type(query)] if (value := getattr(query, name)) is not None
+    }
+
+
+_FIELDS = {kind: tuple(f.name for f in fields(kind)) for kind in (PersonQuery, ArrestQuery)}
 
 
 def search_persons(
@@ -96,20 +112,20 @@ def search_persons(
     check_page(offset=query.offset, limit=query.limit)
     check_birth_year(query.birth_year)
     policy = policy_for(session, principal=principal, context=context, at=at)
-    page = person_page(session, policy=policy, query=query)
-    _audit(
-        session,
-        principal=principal,
-        kind=AuditKind.SEARCH,
-        action="person.search",
-        policy=policy,
-        context=context,
-        query=_query_params(query),
-        person_ids=[p.id for p in page.items],
-        arrest_ids=[],
-        at=at,
+    check_person_search(policy, query)
+    limit = effective_limit(query.limit, policy.max_results)
+    found = repo.search_persons(session, policy, query, limit=limit)
+    ids = [row["id"] for row in found.rows]
+    # The audit entry and the page's aliases go to the database together (one round trip on
+    # PostgreSQL): the entry names the persons found, whatever their aliases.
+    event = _event(
+        principal, AuditKind.SEARCH, "person.search", policy, context, _query_params(query), ids, []
     )
-    return page
+    shown = policy.person_fields.shows("aliases")
+    _, aliases = append_sending(
+        session, event, lambda: repo.send_aliases(session, ids) if shown else None, at=at
+    )
+    return _person_page(found, None if aliases is None else aliases(), policy, query, limit)
 
 
 def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> PersonPage:
@@ -120,6 +136,16 @@ def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> 
     found = repo.search_persons(session, policy, query, limit=limit)
     ids = [row["id"] for row in found.rows]
     aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else None
+    return _person_page(found, aliases, policy, query, limit)
+
+
+def _person_page(
+    found: repo.Found,
+    aliases: dict[int, list[dict[str, Any]]] | None,
+    policy: ReadPolicy,
+    query: PersonQuery,
+    limit: int,
+) -> PersonPage:
     return PersonPage(
         items=shaping.person_rows(found.rows, aliases, policy),
         total=found.total,

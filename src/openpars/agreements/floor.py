@@ -212,7 +212,12 @@ _PARSED_FLOORS: dict[str, SiteFloor] = {}
 
 def get_floor(session: Session) -> SiteFloor:
     """The site floor in force: the newest stored version, or the shipped defaults."""
-    newest = repo.latest_floor_hash(session)
+    return floor_of_newest(session, repo.latest_floor_hash(session))
+
+
+def floor_of_newest(session: Session, newest: str | None) -> SiteFloor:
+    """The floor whose content hash the newest stored version has (read by the caller in this
+    transaction), parsed once per hash; None: the shipped defaults."""
     if newest is None:
         return SiteFloor()
     parsed = _PARSED_FLOORS.get(newest)

@@ -15,6 +15,7 @@ from openpars.agreements.schemas import (
 )
 from openpars.agreements.scope import Scope
 from openpars.identity.principal import Principal
+from openpars.prepared import Pending
 
 log = logging.getLogger("openpars.agreements")
 
@@ -77,16 +78,27 @@ def _admission(session: Session, row: repo.InForce) -> _Admission | None:
 
 def grant_for(session: Session, *, principal: Principal, at: datetime) -> Grant | None:
     """The agreement in force for an external caller at ``at``, or None: no data at all."""
+    return grant_of(session, principal=principal, sent=send_grant_reads(session, principal, at))
+
+
+def send_grant_reads(session: Session, principal: Principal, at: datetime) -> Pending | None:
+    """Send the share lock on the caller's agreements and the in-force lookup after it (None:
+    not an external caller, no agreement can apply). Inside a pipeline neither waits."""
     if not principal.is_external or not principal.agency_path:
         return None
     repo.share_lock_agreements_of(session, principal.agency_path[-1])
-    row = repo.in_force_for(
+    return repo.send_in_force(
         session,
         grantee_agency_id=principal.agency_path[-1],
         unit_ids=principal.agency_path,
         user_id=principal.user_id,
         at=at,
     )
+
+
+def grant_of(session: Session, *, principal: Principal, sent: Pending | None) -> Grant | None:
+    """The grant of sent in-force reads, if the version in force admits the caller."""
+    row = None if sent is None else repo.in_force_of(sent)
     if row is None:
         return None
     admission = _admission(session, row)

@@ -7,7 +7,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import Exists, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Exists, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import (
@@ -21,7 +21,7 @@ from openpars.agreements.models import (
     SuspensionTarget,
 )
 from openpars.identity.models import Agency, User
-from openpars.prepared import AnySelect, param, prepared
+from openpars.prepared import AnySelect, Pending, param, prepared
 
 
 def get_agreement(
@@ -138,33 +138,44 @@ def share_lock_agreements_of(session: Session, grantee_agency_id: int) -> None:
     A kill switch or any decision takes the row FOR UPDATE, so it waits for reads in flight,
     and a read that arrives while one is under way waits for it; the next statement then runs
     on a fresh snapshot (READ COMMITTED) and sees the change. SQLite's single writer already
-    serialises the two.
+    serialises the two. Sent at the driver level, its result never read: inside a pipeline it
+    travels with the in-force lookup that follows it.
     """
     if session.get_bind().dialect.name == "sqlite":
         return
     # Through a function that runs as the tables' owner: FOR SHARE needs UPDATE privilege, which
     # the external database role an external read runs as must not have (access/rls.py).
-    session.execute(
-        select(func.openpars_share_lock_agreements(bindparam("grantee", grantee_agency_id)))
+    prepared(session, ("share_lock",), _share_lock_stmt).send(
+        session, {"grantee": grantee_agency_id}
     )
 
 
-def in_force_for(
+def _share_lock_stmt() -> AnySelect:
+    grantee = param("grantee", Agreement.grantee_agency_id)
+    return select(func.openpars_share_lock_agreements(grantee).label("locked"))
+
+
+def send_in_force(
     session: Session,
     *,
     grantee_agency_id: int,
     unit_ids: Sequence[int],
     user_id: int | None,
     at: datetime,
-) -> InForce | None:
-    """The grantee's active agreement in force at ``at`` with no suspension cutting it off."""
+) -> Pending:
+    """Send the in-force lookup (read it with ``in_force_of``)."""
     # Run on every external request: prepared once per length of the unit path.
     stmt = prepared(
         session, ("in_force_for", len(unit_ids)), partial(_in_force_stmt, len(unit_ids))
     )
     values = {"grantee": grantee_agency_id, "at": at, "user_id": user_id}
     values |= {f"unit_{n}": unit for n, unit in enumerate(unit_ids)}
-    rows = stmt.rows(session, values)
+    return stmt.send(session, values)
+
+
+def in_force_of(pending: Pending) -> InForce | None:
+    """The row of a sent in-force lookup, if an agreement is in force."""
+    rows = pending.rows()
     if not rows:
         return None
     row = tuple(rows[0].values())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -134,10 +134,21 @@ def insert_entry(connection: Connection, row: EntryRow) -> int:
         if row.persons or row.arrests:
             _sqlite_insert(cursor, _SUBJECTS, 3, _subject_values(entry_id, row))
         return entry_id
+    return send_entry(connection, row)()
+
+
+def send_entry(connection: Connection, row: EntryRow) -> Callable[[], int]:
+    """``insert_entry`` whose id is read later: on PostgreSQL the statement is sent and its
+    result left on the wire, so inside a pipeline it travels with the statements around it.
+    SQLite runs it at once."""
+    if connection.dialect.name == "sqlite":
+        entry_id = insert_entry(connection, row)
+        return lambda: entry_id
+    cursor = connection.connection.cursor()
     persons: list[int | None] = [*row.persons, *([None] * len(row.arrests))]
     arrests: list[int | None] = [*([None] * len(row.persons)), *row.arrests]
     cursor.execute(_PG_INSERT_ENTRY, (*row.entry, row.salt, row.content, persons, arrests))
-    return int(cursor.fetchone()[0])  # type: ignore[index]
+    return lambda: int(cursor.fetchone()[0])  # type: ignore[index]
 
 
 def _insert_entries_postgresql(cursor: Any, rows: Sequence[EntryRow]) -> list[int]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -18,6 +18,7 @@ from openpars.audit.events import AuditEvent
 from openpars.audit.recorded import note_appended
 from openpars.db import utcnow
 from openpars.errors import AuditUnavailable
+from openpars.prepared import pipeline
 
 # The canonical form is json.dumps(document, sort_keys=True, separators=(",", ":"),
 # ensure_ascii=False, default=str). json.dumps builds a new encoder for every call, which costs
@@ -31,6 +32,7 @@ _c_encode = (
     else c_make_encoder(None, str, encode_basestring, None, ":", ",", True, False, True)
 )
 _sha256 = hashlib.sha256
+R = TypeVar("R")
 
 
 def canonical_bytes(document: dict[str, Any]) -> bytes:
@@ -173,3 +175,30 @@ def append(session: Session, event: AuditEvent, *, at: datetime | None = None) -
     moment = at or utcnow()
     ids, rows = _write(session, (event,), moment)
     return Appended(id=ids[0], at=moment, commitment=rows[0].entry[-1])
+
+
+def append_sending(
+    session: Session, event: AuditEvent, sends: Callable[[], R], *, at: datetime | None = None
+) -> tuple[Appended, R]:
+    """``append``, with the statements ``sends`` sends in the same round trip (a pipeline on
+    PostgreSQL): a read's last statements travel with its entry. ``sends`` returns what reads
+    its results; they are read after the entry is written. If anything here fails, the access
+    fails as with ``append``: AuditUnavailable, nothing returned.
+    """
+    moment = at or utcnow()
+    try:
+        with pipeline(session):
+            connection = session.connection()
+            iso = moment.isoformat(timespec="microseconds")
+            stored = _stored_time(moment, iso, connection.dialect.name == "sqlite")
+            row = _row(event, iso, stored, os.urandom(32))
+            read_id = repo.send_entry(connection, row)
+            sent = sends()
+        entry_id = read_id()
+    except Exception as exc:
+        raise AuditUnavailable(
+            "the access could not be written to the audit log, so nothing is returned; "
+            "check the database and try again"
+        ) from exc
+    repo.notify_appended(session)
+    return Appended(id=entry_id, at=moment, commitment=row.entry[-1]), sent

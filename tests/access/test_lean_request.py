@@ -1,0 +1,153 @@
+"""The external request made lean (issue 12): batched reads that must decide exactly as before.
+
+The decision sends the rate-limit reads with the limits the agency's agreement had last time
+(a guess, to travel with the agreement lookup); the search's audit entry travels with the page's
+alias reads. Neither may loosen anything: a stale guess is read again with the real limits, and
+an entry that cannot be written returns nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from openpars.access import decision, enforcement, service
+from openpars.access.enforcement import policy_for
+from openpars.access.schemas import PersonQuery, ReadContext
+from openpars.agreements.floor import SiteFloor, set_floor
+from openpars.db import Database, utcnow
+from openpars.records.enums import InvolvementRole
+from openpars.records.models import PersonAlias
+from openpars.records.validation import name_key
+from tests.access import data
+from tests.access.agreements import activate, default_scope
+from tests.factories import World
+
+PURPOSE = {"purpose": "warrant-service"}
+POLICE = "Philadelphia Police Department"
+
+
+def _seed(db: Database, world: World, *, per_user: int = 30) -> None:
+    with db.session() as s:
+        limits = {
+            "exact_identifiers_only": False,
+            "name_search": True,
+            "max_results": 25,
+            "rate_per_user_per_minute": per_user,
+            "rate_per_agency_per_minute": 300,
+        }
+        scope = default_scope(limits=limits)
+        scope["person_fields"] |= {"aliases": "visible"}
+        activate(s, world, scope=scope)
+        ana = data.person(s, "Alvarez", "Ana", sid="SID-2001")
+        alias = PersonAlias(person_id=ana.id, family_name="Alvares", given_name="Anita")
+        alias.name_key = name_key("Alvares", "Anita")
+        s.add(alias)
+        data.arrest(s, agency_id=world.agencies[POLICE], people=[(ana, InvolvementRole.ARRESTEE)])
+
+
+def test_a_stale_limit_guess_never_loosens_the_rate_limit(
+    db: Database, world: World, client: TestClient
+) -> None:
+    _seed(db, world, per_user=2)
+    ice = world.auth("ice")
+    agency = world.principals["ice"].agency_id
+    params = {"sid": "SID-2001", **PURPOSE}
+    for _ in range(2):
+        # An attacker's best case: every request is sent with the loosest limits there are.
+        decision.remember_limits(agency, (10_000, 100_000))
+        assert client.get("/api/v1/persons", params=params, headers=ice).status_code == 200
+    decision.remember_limits(agency, (10_000, 100_000))
+    refused = client.get("/api/v1/persons", params=params, headers=ice)
+    assert refused.status_code == 429, refused.text
+    assert "2 queries per minute" in refused.json()["error"]["message"]
+    # The real limits are what the next request is sent with.
+    assert decision.last_limits(agency) == (2, 300)
+
+
+def test_the_limit_guesses_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decision, "_LAST_LIMITS", {})
+    monkeypatch.setattr(decision, "_LAST_LIMITS_MAX", 2)
+    for agency in (1, 2, 3):
+        decision.remember_limits(agency, (agency, None))
+    assert decision.last_limits(3) == (3, None)
+    assert decision.last_limits(1) == (None, None)
+
+
+def test_an_external_search_whose_entry_cannot_be_written_returns_nothing(
+    db: Database, world: World, client: TestClient
+) -> None:
+    _seed(db, world)
+    ice = world.auth("ice")
+    found = client.get("/api/v1/persons", params={"name": "alvarez", **PURPOSE}, headers=ice)
+    assert found.status_code == 200 and found.json()["items"], found.text
+    # A real refusal by the database, not an application hook.
+    with db.session() as session:
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER test_refuse_search BEFORE INSERT ON audit_entries "
+                "WHEN NEW.action = 'person.search' "
+                "BEGIN SELECT RAISE(ABORT, 'disk full (simulated by a constraint)'); END"
+            )
+        else:
+            connection.execute(
+                text(
+                    "ALTER TABLE audit_entries ADD CONSTRAINT test_refuse_search "
+                    "CHECK (action <> 'person.search') NOT VALID"
+                )
+            )
+    for params in ({"name": "alvarez"}, {"sid": "SID-2001"}):
+        refused = client.get("/api/v1/persons", params={**params, **PURPOSE}, headers=ice)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "audit_unavailable"
+        assert "Ana" not in refused.text and "SID-2001" not in refused.text
+
+
+def test_a_policy_compiled_before_a_floor_change_is_never_served_after_it(
+    db: Database, world: World, client: TestClient
+) -> None:
+    _seed(db, world)
+    ice = world.auth("ice")
+    params = {"sid": "SID-2001", **PURPOSE}
+    before = client.get("/api/v1/persons", params=params, headers=ice)
+    assert before.status_code == 200 and before.json()["items"], before.text
+    with db.session() as s:
+        floor = SiteFloor(
+            forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "sid"})
+        )
+        set_floor(s, actor=world.principals["admin"], floor=floor, reason="SIDs stay home")
+    after = client.get("/api/v1/persons", params=params, headers=ice)
+    assert after.status_code == 403, after.text
+    assert "the site floor removes person.sid" in after.json()["error"]["message"]
+
+
+def test_the_compiled_policies_stay_bounded(
+    db: Database, world: World, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _seed(db, world)
+    monkeypatch.setattr(enforcement, "_POLICIES", {})
+    monkeypatch.setattr(enforcement, "_POLICIES_MAX", 0)
+    params = {"sid": "SID-2001", **PURPOSE}
+    for _ in range(2):
+        found = client.get("/api/v1/persons", params=params, headers=world.auth("ice"))
+        assert found.status_code == 200 and found.json()["items"], found.text
+    assert len(enforcement._POLICIES) == 1
+
+
+def test_the_page_without_its_audit_is_the_page_the_service_returns(
+    db: Database, world: World
+) -> None:
+    """`person_page` (what bench/search.py times as the enforced search) and the audited service
+    build the same page, aliases included, from the same policy."""
+    _seed(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    for query in (PersonQuery(name="alvarez"), PersonQuery(sid="SID-2001")):
+        with db.session(external=True) as s:
+            audited = service.search_persons(s, principal=ice, query=query, context=context)
+        with db.session(external=True) as s:
+            policy = policy_for(s, principal=ice, context=context, at=utcnow())
+            plain = service.person_page(s, policy=policy, query=query)
+        assert audited == plain
+        assert [a.family_name for a in audited.items[0].aliases or []] == ["Alvares"]
