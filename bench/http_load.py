@@ -188,7 +188,9 @@ def _search(client: httpx.Client, token: str, name: str) -> tuple[float, bool]:
     return elapsed, response.status_code == 200
 
 
-def concurrent(base: str, secrets: list[str], names: list[str], clients: int, seconds: float) -> Load:
+def concurrent(
+    base: str, secrets: list[str], names: list[str], clients: int, seconds: float
+) -> Load:
     """`clients` threads search for `seconds` (after a second's warm-up); every reply timed."""
     latencies: list[float] = []
     failures = [0]

@@ -37,7 +37,10 @@ async def _searches(app: Any, headers: dict[str, str], n: int) -> list[httpx.Res
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=60) as client:
         return await asyncio.gather(
-            *(client.get("/api/v1/persons", params={"name": "Sm"}, headers=headers) for _ in range(n))
+            *(
+                client.get("/api/v1/persons", params={"name": "Sm"}, headers=headers)
+                for _ in range(n)
+            )
         )
 
 
