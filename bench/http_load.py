@@ -40,14 +40,14 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from search import SCOPE, database, prepare_data
+from search import PG_URL, SCOPE, database, prepare_data
 from search_data.agreement import PURPOSE, external_reader
 from search_data.load import Loaded
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.config import Settings
-from openpars.db import make_engine
+from openpars.db import make_engine, make_unpooled_engine
 from openpars.identity.models import User, UserRole
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
@@ -258,7 +258,25 @@ def single(base: str, external: str, internal: str, names: list[str]) -> dict[st
 # --- a backend -------------------------------------------------------------------------------
 
 
-def run_backend(backend: str, persons: int, rounds: int, seconds: float, singles: int) -> Any:
+def commit_settings(url: str, commit_delay_us: int | None) -> dict[str, str]:
+    """PostgreSQL: set commit_delay on the bench's own database if asked; what is in force."""
+    if commit_delay_us is not None:
+        admin = make_unpooled_engine(PG_URL)
+        with admin.connect() as conn:
+            name = url.rsplit("/", 1)[1]
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" SET commit_delay = {commit_delay_us}')
+        admin.dispose()
+    engine = make_engine(url)
+    names = ("commit_delay", "commit_siblings", "synchronous_commit", "wal_sync_method")
+    with engine.connect() as conn:
+        settings = {n: str(conn.exec_driver_sql(f"SHOW {n}").scalar()) for n in names}
+    engine.dispose()
+    return settings
+
+
+def run_backend(
+    backend: str, persons: int, rounds: int, seconds: float, singles: int, delay: int | None
+) -> Any:
     """Load the data, then the concurrency rounds (audited and skipped alternate) and singles."""
     with database(backend, persons, None) as (url, _kept), tempfile.TemporaryDirectory() as tmp:
         data, _load_s = prepare_data(url, persons)
@@ -267,6 +285,8 @@ def run_backend(backend: str, persons: int, rounds: int, seconds: float, singles
         names = [data.random_family_prefix(rng) for _ in range(2000)]
         key = Path(tmp) / "log.key"
         result: dict[str, Any] = {"url": url.split("://")[0], "rounds": []}
+        if backend == "postgresql":
+            result["server"] = commit_settings(url, delay)
         for _ in range(rounds):
             measured: dict[str, Any] = {}
             for mode in ("audited", "skipped"):
@@ -310,6 +330,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2,000 persons, short runs")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument(
+        "--pg-commit-delay",
+        type=int,
+        default=None,
+        help="commit_delay (µs) for the bench's own PostgreSQL database (server default: 0)",
+    )
     parser.add_argument("--serve", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--key", type=Path, default=None, help=argparse.SUPPRESS)
@@ -332,7 +358,9 @@ def main() -> None:
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
     for backend in backends:
-        figures[backend] = run_backend(backend, persons, rounds, seconds, singles)
+        figures[backend] = run_backend(
+            backend, persons, rounds, seconds, singles, args.pg_commit_delay
+        )
     figures["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figures, sort_keys=True))
 
