@@ -346,7 +346,7 @@ def main() -> None:
         serve(args.serve, args.port, args.key, args.skip_audit)
         return
     persons, rounds, seconds, singles = (
-        (2_000, 1, 2.0, 200) if args.quick else (50_000, 3, 8.0, 1000)
+        (2_000, 1, 1.5, 100) if args.quick else (50_000, 3, 8.0, 1000)
     )
     rounds = args.rounds or rounds
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
