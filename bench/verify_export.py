@@ -1,15 +1,19 @@
-"""Benchmark the independent verifier on a large export, and server-side proof generation.
+"""Benchmark the independent verifier on a real log's export, and server-side proof generation.
 
-1. Generates (in a temp dir) an `openpars-audit-export/v1` file of N entries with a checkpoint
-   every 100,000 entries, signed by a throwaway log key and cosigned by a throwaway witness,
-   using the server's `openpars.audit.notes` (so the verifier is checked against the server).
-2. Times `python -m openpars_verify export` on it in a subprocess and reads its peak RSS with
+1. Fills a real log (a SQLite file in a temp dir, `synchronous=FULL`) through the real append
+   path (`audit.service.append_many`, 1,000 entries per transaction), integrates and signs a
+   checkpoint every `--every` entries as the publisher does (`checkpoints.publish`), and has a
+   registered witness (`openpars audit witness add`) cosign each through the path
+   `POST /audit/checkpoints/{size}/cosignatures` uses (`witness.submit_cosignature`).
+2. Writes the export with `openpars audit export --out` (a subprocess: the real command).
+3. Times `python -m openpars_verify export` on it in a subprocess and reads its peak RSS with
    getrusage(RUSAGE_CHILDREN) inside a tiny stdlib-only launcher process. (A child started by
    vfork inherits its parent's RSS high-water mark at exec; measuring from a small launcher keeps
    this bench's own memory out of the figure.)
-3. Builds an in-memory dict node store through `openpars.audit.merkle.append_leaf` and measures
-   inclusion and consistency proof generation latency at that size, side by side with the time
-   of one SHA-256 over 64 bytes.
+4. Proof generation, wall and CPU time side by side: from the database-backed node store (what
+   `GET /audit/proof/...` serves: `log.inclusion_proof` in a session), and from an in-memory dict
+   node store built through `openpars.audit.merkle.append_leaf` (the algorithm alone), beside
+   the time of one SHA-256 over 64 bytes.
 
 The last line printed is one JSON object with the figures.
 """
@@ -17,8 +21,6 @@ The last line printed is one JSON object with the figures.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import gc
 import hashlib
 import json
@@ -33,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 ORIGIN = "bench.openpars.example/audit"
-BATCH = 10_000
+BATCH = 1_000
 
 
 def _tree_rss_kib(pid: int) -> int:
@@ -78,68 +80,111 @@ def _launcher() -> None:
     print(json.dumps(report))
 
 
-def generate(path: Path, entries: int, every: int, content_bytes: int) -> tuple[str, str, bytes]:
-    """Write the export; return (log vkey, witness vkey, final root)."""
-    from openpars.audit import notes
+def _events(count: int, offset: int) -> list[Any]:
+    """Realistic external-search entries (no subjects: this log has no records to name)."""
+    from openpars.audit.events import AuditEvent, AuditKind
 
-    log_skey, log_vkey = notes.generate_keys(ORIGIN)
+    return [
+        AuditEvent(
+            kind=AuditKind.SEARCH,
+            action="external.search",
+            user_id=None,
+            username="fbi.agent",
+            source_ip="10.20.30.40",
+            params={
+                "purpose": "fugitive apprehension",
+                "case_reference": f"FBI-PH-{offset + i}",
+                "query": {"last_name": "SMITH", "dob_year": 1990},
+                "decision": "permit",
+            },
+        )
+        for i in range(count)
+    ]
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    """Run an `openpars` command against the bench's log; its standard output."""
+    command = [str(Path(sys.executable).with_name("openpars")), *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"openpars {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+def fill(folder: Path, entries: int, every: int) -> tuple[dict[str, str], str, int]:
+    """A real log of `entries` appended entries, checkpointed and cosigned every `every`.
+
+    Returns the environment of the `openpars` commands, the witness key, the signed size.
+    """
+    from openpars.audit import checkpoints, log, notes, service, witness
+    from openpars.config import Settings
+    from openpars.db import Base, Database, make_engine
+    from openpars.models import load_all_models
+
+    load_all_models()
+    url = f"sqlite:///{folder / 'log.db'}"
+    env = os.environ | {
+        "OPENPARS_DATABASE_URL": url,
+        "OPENPARS_LOG_KEY_PATH": str(folder / "log.key"),
+        "OPENPARS_LOG_ORIGIN": ORIGIN,
+    }
+    settings = Settings(database_url=url, log_key_path=folder / "log.key", log_origin=ORIGIN)
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    db = Database(engine)
     w_skey, w_vkey = notes.generate_keys("bench.witness", algorithm=notes.ALG_COSIGNATURE_V1)
-    log, witness = notes.parse_signer_key(log_skey), notes.parse_signer_key(w_skey)
-    sha256 = hashlib.sha256
-    frontier: list[bytes] = []
-    size = 0
-    next_checkpoint = min(every, entries)
-    # Same-length contents let one base64 call (and one hex call for the salts) cover a whole
-    # batch; each entry then takes slices.
-    width = (content_bytes + 2) // 3 * 4
-    with path.open("wb", buffering=1 << 22) as out:
-        out.write(f"openpars-audit-export/v1 0 {ORIGIN}\n".encode())
-        while size < entries:
-            count = min(BATCH, entries - size)
-            salts = os.urandom(32 * count)
-            salts_hex = salts.hex().encode()
-            contents = os.urandom(content_bytes * count)
-            encoded = binascii.b2a_base64(contents, newline=False)
-            lines = []
-            for i in range(count):
-                content = contents[content_bytes * i : content_bytes * (i + 1)]
-                commitment = sha256(salts[32 * i : 32 * i + 32] + content).digest()
-                body = (
-                    encoded[width * i : width * (i + 1)]
-                    if content_bytes % 3 == 0
-                    else base64.b64encode(content)
-                )
-                salt_hex = salts_hex[64 * i : 64 * i + 64]
-                lines.append(
-                    b"entry %d %s %s %s\n" % (size, commitment.hex().encode(), salt_hex, body)
-                )
-                leaf = sha256(b"\x00" + commitment).digest()
-                m = size
-                while m & 1:
-                    leaf = sha256(b"\x01" + frontier.pop() + leaf).digest()
-                    m >>= 1
-                frontier.append(leaf)
-                size += 1
-                if size == next_checkpoint:
-                    lines.append(_checkpoint_line(notes, log, witness, size, _root(frontier)))
-                    next_checkpoint = min(size + every, entries)
-            out.write(b"".join(lines))
-        out.write(b"end %d\n" % size)
-    return log_vkey, w_vkey, _root(frontier)
+    _cli(env, "audit", "witness", "add", w_vkey)
+    cosigner = notes.parse_signer_key(w_skey)
+    done = 0
+    while done < entries:
+        count = min(BATCH, entries - done)
+        with db.session() as session:
+            service.append_many(session, _events(count, done))
+        done += count
+        if done % every == 0 or done == entries:
+            log.integrate_all(db)
+            with db.session() as session:
+                published = checkpoints.publish(session, settings=settings)
+                assert published is not None
+                note = notes.add_cosignature(published.note, cosigner, int(time.time()))
+                witness.submit_cosignature(session, size=published.size, cosignature=note, quorum=1)
+                size = published.size
+    engine.dispose()
+    return env, w_vkey, size
 
 
-def _checkpoint_line(notes: Any, log: Any, witness: Any, size: int, root: bytes) -> bytes:
-    """Sign a checkpoint with the server's note code and cosign it as the witness."""
-    body = notes.Checkpoint(ORIGIN, size, root).body()
-    note = notes.add_cosignature(notes.sign_note(body, [log]), witness, int(time.time()))
-    return b"checkpoint " + base64.b64encode(note.encode()) + b"\n"
+def db_proof_latency(env: dict[str, str], size: int, samples: int) -> dict[str, float]:
+    """Inclusion and consistency proofs as the API serves them: `log` over the database."""
+    from openpars.audit import log
+    from openpars.db import Database, make_engine
+
+    db = Database(make_engine(env["OPENPARS_DATABASE_URL"]))
+    rng = random.Random(2)
+    cpu: dict[str, list[int]] = {"inclusion": [], "consistency": []}
+    wall: dict[str, list[int]] = {"inclusion": [], "consistency": []}
+    with db.session() as session:
+        for _ in range(samples):
+            index, old = rng.randrange(size), rng.randrange(1, size + 1)
+            started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
+            log.inclusion_proof(session, index=index, size=size)
+            cpu["inclusion"].append(time.thread_time_ns() - started_cpu)
+            wall["inclusion"].append(time.perf_counter_ns() - started)
+            started, started_cpu = time.perf_counter_ns(), time.thread_time_ns()
+            log.consistency_proof(session, first=old, second=size)
+            cpu["consistency"].append(time.thread_time_ns() - started_cpu)
+            wall["consistency"].append(time.perf_counter_ns() - started)
+    db.dispose()
+    return _percentiles(cpu, wall)
 
 
-def _root(frontier: list[bytes]) -> bytes:
-    root = frontier[-1]
-    for left in reversed(frontier[:-1]):
-        root = hashlib.sha256(b"\x01" + left + root).digest()
-    return root
+def _percentiles(cpu: dict[str, list[int]], wall: dict[str, list[int]]) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    for kind in cpu:
+        figures[f"{kind}_p50_ms"] = statistics.median(cpu[kind]) / 1e6
+        figures[f"{kind}_p99_ms"] = _p99(cpu[kind]) / 1e6
+        figures[f"{kind}_wall_p50_ms"] = statistics.median(wall[kind]) / 1e6
+        figures[f"{kind}_wall_p99_ms"] = _p99(wall[kind]) / 1e6
+    return figures
 
 
 def verify(path: Path, log_vkey: str, w_vkey: str) -> dict[str, Any]:
@@ -202,9 +247,7 @@ def proof_latency(path: Path, entries: int, samples: int) -> tuple[bytes, dict[s
         cpu["consistency"].append(time.thread_time_ns() - started_cpu)
         wall["consistency"].append(time.perf_counter_ns() - started)
         merkle.verify_inclusion(store.node(0, index), index, entries, proof, root)
-    figures = {f"{kind}_p99_ms": _p99(values) / 1e6 for kind, values in cpu.items()}
-    figures |= {f"{kind}_wall_p99_ms": _p99(values) / 1e6 for kind, values in wall.items()}
-    return root, figures
+    return root, _percentiles(cpu, wall)
 
 
 def _p99(values: list[int]) -> float:
@@ -221,66 +264,70 @@ def sha_baseline_ms() -> float:
 
 
 def main() -> None:
-    """Generate, verify, measure; print a JSON summary as the last line."""
+    """Fill, export, verify, measure; print a JSON summary as the last line."""
     if len(sys.argv) > 1 and sys.argv[1] == "--launch":
         _launcher()
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200,000 entries")
-    parser.add_argument("--entries", type=int, default=10_000_000)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 entries")
+    parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--every", type=int, default=100_000, help="checkpoint spacing")
-    parser.add_argument("--content-bytes", type=int, default=96)
     parser.add_argument("--samples", type=int, default=2_000, help="proofs to time")
     args = parser.parse_args()
-    entries = 200_000 if args.quick else args.entries
+    entries, every = (10_000, 2_500) if args.quick else (args.entries, args.every)
+    load_average = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="openpars-bench-") as tmp:
-        path = Path(tmp) / "audit.export"
+        folder = Path(tmp)
         started = time.perf_counter()
-        log_vkey, w_vkey, root = generate(path, entries, args.every, args.content_bytes)
-        generate_seconds = time.perf_counter() - started
+        env, w_vkey, size = fill(folder, entries, every)
+        fill_seconds = time.perf_counter() - started
+        path = folder / "audit.export"
+        started = time.perf_counter()
+        _cli(env, "audit", "export", "--out", str(path))
+        export_seconds = time.perf_counter() - started
+        log_vkey = _cli(env, "audit", "key").strip()
         size_mb = path.stat().st_size / 1e6
-        print(f"generated {entries:,} entries ({size_mb:,.0f} MB) in {generate_seconds:.1f} s")
+        print(f"filled a log of {size:,} entries in {fill_seconds:.1f} s; {size_mb:,.0f} MB")
         report = verify(path, log_vkey, w_vkey)
         print(f"verifier: {report['output']}")
         if report["returncode"] != 0:
-            raise SystemExit("the verifier rejected a valid export")
+            raise SystemExit("the verifier rejected the export of a real log")
         seconds, cpu = float(report["seconds"]), float(report["cpu_seconds"])
         rss_mb = int(report["peak_rss_kib"]) / 1024
         tree_mb = int(report["tree_peak_rss_kib"]) / 1024
-        per_entry = seconds / entries * 1e6
+        per_entry = seconds / size * 1e6
         print(
             f"verify: {seconds:.1f} s wall ({cpu:.1f} s CPU), {per_entry:.2f} us/entry, "
             f"peak RSS {rss_mb:.0f} MB per process, {tree_mb:.0f} MB summed over workers"
         )
-        store_root, latency = proof_latency(path, entries, args.samples)
-    if store_root != root:
-        raise SystemExit("the node store's root differs from the generator's")
+        from_db = db_proof_latency(env, size, args.samples)
+        _, in_memory = proof_latency(path, size, args.samples)
     sha_ms = sha_baseline_ms()
-    p99, c99 = latency["inclusion_p99_ms"], latency["consistency_p99_ms"]
-    print(
-        f"proof generation p99 (CPU): inclusion {p99:.4f} ms, consistency {c99:.4f} ms "
-        f"(wall {latency['inclusion_wall_p99_ms']:.4f} / {latency['consistency_wall_p99_ms']:.4f}"
-        f" ms); one SHA-256(64 B) = {sha_ms * 1e3:.3f} us; inclusion p99 = "
-        f"{p99 / sha_ms:.0f} x SHA-256"
-    )
-    figures = {
-        "entries": entries,
-        "export_mb": round(size_mb),
-        "generate_seconds": round(generate_seconds, 1),
-        "verify_seconds": round(seconds, 1),
-        "verify_cpu_seconds": round(cpu, 1),
+    for label, figures in (("database", from_db), ("in memory", in_memory)):
+        print(
+            f"proofs from {label}: inclusion p50/p99 {figures['inclusion_wall_p50_ms']:.3f}/"
+            f"{figures['inclusion_wall_p99_ms']:.3f} ms wall, "
+            f"{figures['inclusion_p50_ms']:.3f}/{figures['inclusion_p99_ms']:.3f} ms CPU"
+        )
+    result: dict[str, Any] = {
+        "entries": size,
+        "checkpoint_every": every,
+        "export_mb": round(size_mb, 1),
+        "fill_seconds": round(fill_seconds, 1),
+        "export_seconds": round(export_seconds, 1),
+        "verify_seconds": round(seconds, 2),
+        "verify_cpu_seconds": round(cpu, 2),
         "verify_us_per_entry": round(per_entry, 2),
         "verify_peak_rss_mb": round(rss_mb),
         "verify_tree_rss_mb": round(tree_mb),
-        "proof_p99_ms": round(p99, 4),
-        "consistency_proof_p99_ms": round(c99, 4),
-        "proof_wall_p99_ms": round(latency["inclusion_wall_p99_ms"], 4),
         "sha256_64b_us": round(sha_ms * 1e3, 3),
-        "proof_p99_over_sha256": round(p99 / sha_ms),
-        "load_average_1m": round(os.getloadavg()[0], 1),
+        "load_average_1m": round(load_average, 2),
+        "load_average_1m_end": round(os.getloadavg()[0], 2),
         "cpus": os.cpu_count(),
     }
-    print(json.dumps(figures))
+    result |= {f"db_{key}": round(value, 4) for key, value in from_db.items()}
+    result |= {f"memory_{key}": round(value, 4) for key, value in in_memory.items()}
+    print(json.dumps(result, sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from openpars.records.api import router as records_router
 from openpars.web.audit_entries import AuditedJSONResponse, AuditEntryHeader
 from openpars.web.errors import install_error_handlers
 from openpars.web.limits import BodyLimit
+from openpars.web.metrics import CountRequests, RequestCounts
+from openpars.web.metrics import router as metrics_router
 from openpars.web.openapi import install_openapi
 
 API_PREFIX = "/api/v1"
@@ -65,6 +67,10 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.add_middleware(BodyLimit, limit=settings.max_request_bytes)
     # Outside the error handlers, so refusals (audited in their own transaction) are named too.
     app.add_middleware(AuditEntryHeader)
+    # Outside even that: every answer is counted by route (GET /metrics), refusals included.
+    app.state.request_counts = RequestCounts()
+    app.add_middleware(CountRequests, counts=app.state.request_counts)
+    app.include_router(metrics_router)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
 

@@ -10,7 +10,7 @@ transaction and commits it when its block ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -20,6 +20,7 @@ from fastapi.params import Depends as DependsParam
 from fastapi.routing import APIRoute
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from openpars.config import Settings
 from openpars.db import Database
@@ -27,6 +28,7 @@ from openpars.errors import Forbidden, NotAuthenticated
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.identity.service import authenticate_token
+from openpars.web.gate import writer_gate
 from openpars.web.params import refuse_unsafe_parameters
 
 # Where the edge leaves the open transaction for ``RequestContext.unit``.
@@ -61,25 +63,43 @@ class Edge:
     any_of: frozenset[Permission] = frozenset()
     public: bool = False
 
-    def __call__(self, request: Request) -> Iterator[None]:
-        """Open the request's transaction, authenticate and authorise in it, then hand it on."""
+    async def __call__(self, request: Request) -> AsyncIterator[None]:
+        """Open the request's transaction, authenticate and authorise in it, then hand it on.
+
+        On SQLite the request first passes the process's writer gate (`web/gate.py`), held until
+        its transaction has ended: the write lock then never waits for a worker thread.
+        """
         if self.public:
             refuse_unsafe_parameters(request)
             yield
             return
+        async with writer_gate(request.app.state.db):
+            session = await run_in_threadpool(self._open, request)
+            try:
+                yield
+            finally:
+                # A block the endpoint did not commit is not kept: the endpoint owns the commit.
+                await run_in_threadpool(self._close, request, session)
+
+    def _open(self, request: Request) -> Session:
+        """The request's session, its caller authenticated and authorised in it."""
         db: Database = request.app.state.db
         token = bearer_token(request)
         session = db.open_session()
         try:
             principal = self.admit(session, request, token)
             refuse_unsafe_parameters(request)
-            setattr(request.state, _OPENED, (session, principal))
-            yield
-            # A block the endpoint did not commit is not kept: the endpoint owns the commit.
-            session.rollback()
         except BaseException:
             session.rollback()
+            session.close()
             raise
+        setattr(request.state, _OPENED, (session, principal))
+        return session
+
+    @staticmethod
+    def _close(request: Request, session: Session) -> None:
+        try:
+            session.rollback()
         finally:
             session.close()
             if hasattr(request.state, _OPENED):

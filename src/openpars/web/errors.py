@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -19,6 +20,7 @@ from openpars.db import Database
 from openpars.errors import DomainError, NotAuthenticated, TooManyRequests
 from openpars.identity.principal import Principal
 from openpars.web.context import edge_of
+from openpars.web.gate import writer_gate
 from openpars.web.limits import TOO_LARGE
 
 log = logging.getLogger("openpars.web")
@@ -95,7 +97,15 @@ def _record_refusal(request: Request, exc: DomainError) -> int | None:
 async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
     """Render a DomainError as JSON with its status, after auditing the refusal."""
     assert isinstance(exc, DomainError)
-    entry_id = _record_refusal(request, exc)
+    entry_id: int | None = None
+    edge = edge_of(request.scope.get("route"))
+    if edge is None or not edge.public:
+        # A refused look at the public log (checkpoint, proofs, key) is counted by route
+        # (GET /metrics), not audited: strangers could otherwise write to the log at will.
+        # Behind the writer gate and on a worker thread: the event loop never waits for
+        # SQLite's write lock, which the request holding the gate may need the loop to release.
+        async with writer_gate(request.app.state.db):
+            entry_id = await run_in_threadpool(_record_refusal, request, exc)
     headers = {}
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
@@ -151,7 +161,8 @@ async def _undecodable_body(request: Request) -> JSONResponse:
     edge = edge_of(request.scope.get("route"))
     if edge is not None and getattr(request.state, "principal", None) is None:
         try:
-            edge.check_alone(request)
+            async with writer_gate(request.app.state.db):
+                await run_in_threadpool(edge.check_alone, request)
         except DomainError as refused:
             return await domain_error_handler(request, refused)
     problem = {"field": "body", "rule": "json_invalid", "message": "the body is not valid JSON"}
