@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 3234f14db8cf
+Revision ID: ce4ce17fd2c1
 Revises: 
-Create Date: 2026-12-05 19:03:12.990188
+Create Date: 2026-12-05 19:10:30.546444
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '3234f14db8cf'
+revision: str = 'ce4ce17fd2c1'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
