@@ -201,4 +201,5 @@ def append_sending(
             "check the database and try again"
         ) from exc
     repo.notify_appended(session)
+    note_appended(session, [entry_id])
     return Appended(id=entry_id, at=moment, commitment=row.entry[-1]), sent
