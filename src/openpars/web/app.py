@@ -19,6 +19,7 @@ from openpars.db import Database
 from openpars.governance.api import router as governance_router
 from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
+from openpars.oversight.review_api import router as oversight_review_router
 from openpars.records.api import router as records_router
 from openpars.web.errors import install_error_handlers
 from openpars.web.limits import BodyLimit
@@ -33,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit_router,
     records_router,
     governance_router,
+    oversight_review_router,
 )
 
 
