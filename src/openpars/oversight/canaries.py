@@ -23,6 +23,7 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission, Role
 from openpars.oversight.models import CANARY_DETECTOR, Canary, Flag, FlagEntry
 from openpars.oversight.schemas import CanaryCreate, CanaryRead
+from openpars.records import repository as records_repo
 from openpars.records.enums import InvolvementRole
 from openpars.records.intake import submit_arrest
 from openpars.records.schemas import ArrestCreate
@@ -86,13 +87,18 @@ def plant_canary(session: Session, *, actor: Principal, data: CanaryCreate) -> C
     """Enter a canary arrest through intake and mark it; oversight reviewers only."""
     actor.require(Permission.OVERSIGHT_REVIEW)
     arrest = _checked_arrest(data)
-    created = submit_arrest(session, actor=_intake_actor(session, actor, arrest.ori), data=arrest)
-    if created.replayed:
+    intake = _intake_actor(session, actor, arrest.ori)
+    assert intake.agency_id is not None
+    # Checked on every arrest, hidden ones included: intake would treat a hidden (canary or
+    # sealed) arrest's report id and OTN as unused, and a canary must not repeat one.
+    otns = [arrest.otn] if arrest.otn else []
+    if records_repo.arrest_keys(session, intake.agency_id, [arrest.report_id], otns):
         raise Conflict(
-            f"report id {arrest.report_id} was already entered: a canary must be a new arrest; "
-            "choose another report_id",
+            "an arrest with this report id or OTN was already entered: a canary must be a new "
+            "arrest; choose another report_id and otn",
             field="arrest.report_id",
         )
+    created = submit_arrest(session, actor=intake, data=arrest)
     assert actor.user_id is not None  # OVERSIGHT_REVIEW is held by user accounts only
     canary = Canary(
         person_id=created.person_ids[0],

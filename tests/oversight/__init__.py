@@ -1,0 +1,1 @@
+"""Oversight: how outside agencies use their access (issue 13)."""
