@@ -211,8 +211,8 @@ def _postgresql_trip() -> list[str]:
         "audit_entries e JOIN oversight_flags f ON f.detector = "
         f"'{CANARY_DETECTOR}' AND f.dedupe_key = 'entry:' || e.id WHERE e.id = ANY(hits) "
         "ON CONFLICT DO NOTHING; RETURN NULL; END $$",
-        "DO $do$ BEGIN EXECUTE format('ALTER FUNCTION openpars_canary_trip() SET search_path "
-        "= %I, pg_temp', current_schema()); END $do$",
+        "DO $do$ BEGIN EXECUTE 'ALTER FUNCTION openpars_canary_trip() SET search_path = ' "
+        "|| quote_ident(current_schema()) || ', pg_temp'; END $do$",
         "REVOKE ALL ON FUNCTION openpars_canary_trip() FROM PUBLIC",
         "CREATE OR REPLACE TRIGGER audit_subjects_canary AFTER INSERT ON audit_subjects "
         "REFERENCING NEW TABLE AS new_subjects FOR EACH STATEMENT "
