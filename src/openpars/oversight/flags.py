@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import Outcome
@@ -89,21 +89,29 @@ def canary_detector(session: Session) -> list[FlagDraft]:
 DETECTORS: tuple[Detector, ...] = (canary_detector,)
 
 
+# Keys looked up per statement: far below every engine's limit on bound parameters.
+_KEYS_PER_LOOKUP = 500
+
+
+def _stored_keys(session: Session, drafts: Sequence[FlagDraft]) -> set[tuple[str, str]]:
+    """Which of the drafts' (detector, key) pairs are stored already."""
+    wanted = sorted({(d.detector, d.dedupe_key) for d in drafts})
+    known: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), _KEYS_PER_LOOKUP):
+        chunk = wanted[start : start + _KEYS_PER_LOOKUP]
+        stmt = select(Flag.detector, Flag.dedupe_key).where(
+            Flag.detector.in_(sorted({d for d, _k in chunk})),
+            Flag.dedupe_key.in_([k for _d, k in chunk]),
+        )
+        known |= {(d, k) for d, k in session.execute(stmt)}
+    return known
+
+
 def record_flags(session: Session, drafts: Sequence[FlagDraft]) -> list[int]:
     """Store the drafts not stored yet (by detector and key); the ids of the new flags."""
     if not drafts:
         return []
-    keys = {(d.detector, d.dedupe_key) for d in drafts}
-    detectors = sorted({d.detector for d in drafts})
-    known = {
-        (detector, key)
-        for detector, key in session.execute(
-            select(Flag.detector, Flag.dedupe_key).where(
-                Flag.detector.in_(detectors),
-                Flag.dedupe_key.in_(sorted(k for _d, k in keys)),
-            )
-        )
-    }
+    known = _stored_keys(session, drafts)
     created: list[int] = []
     for draft in drafts:
         if (draft.detector, draft.dedupe_key) in known:
@@ -136,7 +144,3 @@ def run_detectors(session: Session, detectors: Sequence[Detector] = DETECTORS) -
         created += record_flags(session, detector(session))
     return created
 
-
-def flag_count(session: Session) -> int:
-    """How many flags are stored (for reports and tests)."""
-    return int(session.scalar(select(func.count()).select_from(Flag)) or 0)
