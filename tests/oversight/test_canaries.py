@@ -234,3 +234,30 @@ def test_only_a_reviewer_plants_a_canary(client: TestClient, db: Database, world
     again = {"label": "x", "arrest": arrest(1, "Zbrozek", "Halina", sid="CAN-0001")}
     replay = client.post(f"{OVERSIGHT}/canaries", json=again, headers=world.auth("overseer"))
     assert replay.status_code == 409 and replay.json()["error"]["field"] == "arrest.report_id"
+
+
+@pytest.mark.parametrize(
+    ("step", "body", "who"),
+    [
+        ("charging-decision", {"outcome": "approved"}, "charging"),
+        (
+            "seal",
+            {"action": "seal", "reason": "court order", "order_reference": "CP-51-MD-1"},
+            "clerk",
+        ),
+    ],
+)
+def test_workflow_steps_on_a_canary_answer_like_an_unused_id(
+    client: TestClient, db: Database, world: World, step: str, body: dict[str, str], who: str
+) -> None:
+    site = build(client, db, world)
+    auth = world.auth(who)
+    hidden = client.post(f"/api/v1/arrests/{site.canary_arrest}/{step}", json=body, headers=auth)
+    unused = client.post(
+        f"/api/v1/arrests/{site.canary_arrest + 1000}/{step}", json=body, headers=auth
+    )
+    assert hidden.status_code == unused.status_code, hidden.text
+    assert hidden.json()["error"]["code"] == unused.json()["error"]["code"]
+    # The twin takes the same step: the refusal comes from the canary, not the request.
+    twin = client.post(f"/api/v1/arrests/{site.twin_arrest}/{step}", json=body, headers=auth)
+    assert twin.status_code in (200, 201), twin.text

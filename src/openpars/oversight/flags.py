@@ -143,4 +143,3 @@ def run_detectors(session: Session, detectors: Sequence[Detector] = DETECTORS) -
     for detector in detectors:
         created += record_flags(session, detector(session))
     return created
-
