@@ -46,7 +46,10 @@ def group_flags(session: Session, *, now: datetime | None = None) -> int:
     """Put every flag not yet in a case into the open case of its detector and subject (a new
     one if none is open); how many flags were grouped."""
     at = now or utcnow()
-    loose = session.scalars(select(Flag).where(Flag.case_id.is_(None)).order_by(Flag.id)).all()
+    # Locked (PostgreSQL): two reviewers reading the queue at once group each flag once.
+    loose = session.scalars(
+        select(Flag).where(Flag.case_id.is_(None)).order_by(Flag.id).with_for_update()
+    ).all()
     opened: dict[tuple[str, int | None, int | None], Case] = {}
     for flag in loose:
         key = (flag.detector, flag.subject_user_id, flag.subject_agency_id)
