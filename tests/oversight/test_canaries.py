@@ -261,3 +261,18 @@ def test_workflow_steps_on_a_canary_answer_like_an_unused_id(
     # The twin takes the same step: the refusal comes from the canary, not the request.
     twin = client.post(f"/api/v1/arrests/{site.twin_arrest}/{step}", json=body, headers=auth)
     assert twin.status_code in (200, 201), twin.text
+
+
+def test_a_canary_never_takes_over_a_real_person(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)
+    # The twin's SID: intake would link the arrest to the real twin by exact identifier.
+    body = {"label": "copy", "arrest": arrest(6, "Zbrozek", "Marek", sid=site.twin_sid)}
+    refused = client.post(f"{OVERSIGHT}/canaries", json=body, headers=world.auth("overseer"))
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["field"] == "arrest.involvements.0.person.sid"
+    twin = client.get(
+        "/api/v1/persons", params={"sid": site.twin_sid}, headers=world.auth("reader")
+    )
+    assert [p["id"] for p in twin.json()["items"]] == [site.twin_person]

@@ -99,6 +99,14 @@ def plant_canary(session: Session, *, actor: Principal, data: CanaryCreate) -> C
             field="arrest.report_id",
         )
     created = submit_arrest(session, actor=intake, data=arrest)
+    if any(link.matched_on != "new" for link in created.links):
+        # Intake linked the arrestee to an existing person by SID or FBI number: marking
+        # that person would hide a real record. The whole transaction rolls back.
+        raise Conflict(
+            "the arrestee's SID or FBI number belongs to an existing person, and a real person "
+            "must never become a canary; give identifiers no record holds",
+            field=f"{_PERSON}.sid",
+        )
     assert actor.user_id is not None  # OVERSIGHT_REVIEW is held by user accounts only
     canary = Canary(
         person_id=created.person_ids[0],
