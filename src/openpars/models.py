@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "openpars.governance.models",
     "openpars.access.models",
     "openpars.oversight.facts",
+    "openpars.oversight.models",
     # Not tables, but DDL on them: PostgreSQL row-level security policies.
     "openpars.access.rls",
     # Not tables: the session hooks that keep visibility sets current before a commit.

@@ -1,1 +1,1 @@
-"""Tests of oversight: facts, explanations, the synthetic-traffic harness (issue 13)."""
+"""Tests of oversight: explanations, the traffic harness, canaries and review (issue 13)."""

@@ -7,6 +7,7 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, and_, exists, select, true
 
 from openpars.access.policy import ReadPolicy
+from openpars.oversight.models import Canary
 from openpars.records.charges import is_current_charge
 from openpars.records.enums import Grade
 from openpars.records.models import Arrest, Charge, Involvement, Person
@@ -27,6 +28,8 @@ def charge_shown(policy: ReadPolicy, arrest: type[Arrest] = Arrest) -> ColumnEle
 def arrest_row_filter(policy: ReadPolicy) -> ColumnElement[bool]:
     """Conditions on the arrest row itself (sealing, state, grades)."""
     conditions: list[ColumnElement[bool]] = []
+    if not policy.external:
+        conditions.append(_NOT_CANARY_ARREST)
     if not policy.include_sealed:
         conditions.append(Arrest.sealed_at.is_(None))
         conditions.append(Arrest.expunged_at.is_(None))
@@ -45,6 +48,14 @@ def _has_charge_shown(grades: frozenset[Grade]) -> ColumnElement[bool]:
     # as dear). An expression is immutable and correlated anew in each statement using it.
     policy = ReadPolicy(external=True, grades=grades)
     return exists(select(Charge.id).where(Charge.arrest_id == Arrest.id, charge_shown(policy)))
+
+
+# Canary records (oversight.models) exist for no internal reader: a planted arrest and its
+# synthetic person are hidden here, in the row filter every internal read, write guard and
+# history carries, by one primary-key probe of the small canary table. Outside agencies see
+# them exactly like real records; their reads of one raise a flag (the audit append path).
+_NOT_CANARY_ARREST = ~exists(select(Canary.id).where(Canary.arrest_id == Arrest.id))
+_NOT_CANARY_PERSON = ~exists(select(Canary.id).where(Canary.person_id == Person.id))
 
 
 def involvement_filter(policy: ReadPolicy) -> ColumnElement[bool]:
@@ -69,8 +80,9 @@ def visible_involvement(policy: ReadPolicy) -> ColumnElement[bool]:
 
 
 def person_visible(policy: ReadPolicy) -> ColumnElement[bool]:
-    """A person exists for the caller only through at least one visible involvement."""
-    return exists(
+    """A person exists for the caller only through at least one visible involvement (and,
+    for an internal reader, is no canary)."""
+    visible = exists(
         select(Involvement.id)
         .join(Arrest, Arrest.id == Involvement.arrest_id)
         .where(
@@ -79,6 +91,7 @@ def person_visible(policy: ReadPolicy) -> ColumnElement[bool]:
             arrest_row_filter(policy),
         )
     )
+    return visible if policy.external else and_(_NOT_CANARY_PERSON, visible)
 
 
 def arrest_visible(policy: ReadPolicy) -> ColumnElement[bool]:

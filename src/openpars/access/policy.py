@@ -90,6 +90,8 @@ class ReadPolicy:
             self.exclude_juveniles,
             self.arrest_states,
             self.grades,
+            # Internal readers never see canary records (access.filters); outsiders do.
+            self.external,
         )
 
     def explain(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
 from openpars.access.visibility import set_exists, set_id_of_key, set_key, visible_in_set
+from openpars.oversight.models import Canary
 from openpars.prepared import Prepared, param, prepared
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.validation import name_key, prefix_upper_bound
@@ -459,6 +460,13 @@ def visible_arrest(session: Session, policy: ReadPolicy, arrest_id: int) -> Arre
     return session.scalars(
         select(Arrest).where(Arrest.id == arrest_id, arrest_visible(policy))
     ).one_or_none()
+
+
+def is_canary_arrest(session: Session, arrest_id: int) -> bool:
+    """Whether an arrest is a canary: workflow steps treat one as missing for every internal
+    writer, as the read filter does (``access.filters``)."""
+    stmt = select(Canary.id).where(Canary.arrest_id == arrest_id)
+    return session.scalars(stmt).first() is not None
 
 
 def visible_involvements_of_arrest(

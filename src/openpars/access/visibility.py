@@ -47,7 +47,7 @@ def spec_of(policy: ReadPolicy) -> dict[str, Any]:
 
 
 def _spec(filter_key: tuple[Any, ...]) -> dict[str, Any]:
-    roles, include_sealed, exclude_juveniles, states, grades = filter_key
+    roles, include_sealed, exclude_juveniles, states, grades = filter_key[:5]
 
     def values(items: frozenset[Any] | None) -> list[str] | None:
         return None if items is None else sorted(item.value for item in items)

@@ -29,6 +29,8 @@ class AuditKind(StrEnum):
     AUDIT_READ = "audit_read"
     CONFIG = "config"
     KEY = "key"
+    # Oversight reviewers' reads and acts (issue 13): canaries, flags, cases.
+    OVERSIGHT = "oversight"
 
 
 class Outcome(StrEnum):

@@ -129,9 +129,12 @@ def require_owner(actor: Principal, permission: Permission, owner: AgencyKind, s
 
 
 def arrest_for_write(session: Session, actor: Principal, arrest_id: int) -> Arrest:
-    """Load and lock an arrest; a sealed one is missing unless the actor may see sealed records."""
+    """Load and lock an arrest; a sealed one is missing unless the actor may see sealed records,
+    and a canary (oversight) is missing to everyone."""
     arrest = repo.get_arrest(session, arrest_id, for_update=True)
     if arrest is None or (arrest.is_sealed and not actor.can(Permission.SEALED_READ)):
+        raise arrest_not_found(arrest_id)
+    if access_repo.is_canary_arrest(session, arrest_id):
         raise arrest_not_found(arrest_id)
     return arrest
 

@@ -1,0 +1,167 @@
+"""Canary records: plant a synthetic person that no legitimate query should reach, list them.
+
+The canary is entered through police intake itself (``records.intake.submit_arrest``), so its
+identifiers, versions and fields are made exactly like a real arrest's, and an outside agency
+that reaches it sees nothing that tells it apart. Only the ``oversight_canaries`` row marks it:
+``access.filters`` hides it from every internal reader, and the canary trigger
+(``oversight.models``) raises a flag when an external read returns it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openpars.audit.events import AuditKind, event_by
+from openpars.audit.models import AuditSubject
+from openpars.audit.service import append
+from openpars.db import utcnow
+from openpars.errors import Conflict, InvalidInput
+from openpars.identity import repository as identity_repo
+from openpars.identity.models import Agency
+from openpars.identity.principal import Principal
+from openpars.identity.roles import AgencyKind, Permission, Role
+from openpars.oversight.models import CANARY_DETECTOR, Canary, Flag, FlagEntry
+from openpars.oversight.schemas import CanaryCreate, CanaryRead
+from openpars.records import repository as records_repo
+from openpars.records.enums import InvolvementRole
+from openpars.records.intake import submit_arrest
+from openpars.records.schemas import ArrestCreate
+from openpars.records.versions import is_juvenile
+
+_PERSON = "arrest.involvements.0.person"
+
+
+def _checked_arrest(data: CanaryCreate) -> ArrestCreate:
+    """The arrest to enter: one new, adult arrestee (the rule every scope can reach)."""
+    involvements = data.arrest.involvements
+    if len(involvements) != 1 or involvements[0].role is not InvolvementRole.ARRESTEE:
+        raise InvalidInput(
+            "a canary arrest has exactly one involvement, the arrestee; remove the others",
+            field="arrest.involvements",
+        )
+    person = involvements[0].person
+    if person is None:
+        raise InvalidInput(
+            "a canary is a new synthetic person: describe it under 'person', do not link an "
+            "existing person_id (a real person must never become a canary)",
+            field="arrest.involvements.0.person_id",
+        )
+    if person.birth_date is None or is_juvenile(person.birth_date, data.arrest.arrested_at):
+        raise InvalidInput(
+            "a canary must be a known adult at the arrest time (give a birth_date at least 18 "
+            "years before arrested_at): agreements that exclude juveniles would never reach it",
+            field=f"{_PERSON}.birth_date",
+        )
+    # Always a new person, even if intake would offer look-alike candidates.
+    new = involvements[0].model_copy(update={"create_new_person": True})
+    return data.arrest.model_copy(update={"involvements": [new]})
+
+
+def _intake_actor(session: Session, actor: Principal, ori: str) -> Principal:
+    """The reviewer, acting as police intake of the agency whose ORI the arrest carries."""
+    agency = identity_repo.get_agency_by_ori(session, ori)
+    chain: list[Agency] = []
+    unit = agency
+    while unit is not None:
+        chain.append(unit)
+        unit = identity_repo.get_agency(session, unit.parent_id) if unit.parent_id else None
+    if agency is None or chain[-1].kind is not AgencyKind.POLICE:
+        raise InvalidInput(
+            f"ORI {ori} is not a police agency's: a canary arrest is filed under the ORI of a "
+            "police agency (or one of its units) so it looks like every other arrest",
+            field="arrest.ori",
+        )
+    return Principal(
+        user_id=actor.user_id,
+        username=actor.username,
+        agency_id=agency.id,
+        agency_kind=AgencyKind.POLICE,
+        roles=frozenset({Role.INTAKE}),
+        agency_path=tuple(a.id for a in chain),
+        source_ip=actor.source_ip,
+    )
+
+
+def plant_canary(session: Session, *, actor: Principal, data: CanaryCreate) -> CanaryRead:
+    """Enter a canary arrest through intake and mark it; oversight reviewers only."""
+    actor.require(Permission.OVERSIGHT_REVIEW)
+    arrest = _checked_arrest(data)
+    intake = _intake_actor(session, actor, arrest.ori)
+    assert intake.agency_id is not None
+    # Checked on every arrest, hidden ones included: intake would treat a hidden (canary or
+    # sealed) arrest's report id and OTN as unused, and a canary must not repeat one.
+    otns = [arrest.otn] if arrest.otn else []
+    if records_repo.arrest_keys(session, intake.agency_id, [arrest.report_id], otns):
+        raise Conflict(
+            "an arrest with this report id or OTN was already entered: a canary must be a new "
+            "arrest; choose another report_id and otn",
+            field="arrest.report_id",
+        )
+    created = submit_arrest(session, actor=intake, data=arrest)
+    if any(link.matched_on != "new" for link in created.links):
+        # Intake linked the arrestee to an existing person by SID or FBI number: marking
+        # that person would hide a real record. The whole transaction rolls back.
+        raise Conflict(
+            "the arrestee's SID or FBI number belongs to an existing person, and a real person "
+            "must never become a canary; give identifiers no record holds",
+            field=f"{_PERSON}.sid",
+        )
+    assert actor.user_id is not None  # OVERSIGHT_REVIEW is held by user accounts only
+    canary = Canary(
+        person_id=created.person_ids[0],
+        arrest_id=created.arrest_id,
+        label=data.label,
+        planted_by_id=actor.user_id,
+        planted_at=utcnow(),
+    )
+    session.add(canary)
+    session.flush()
+    append(
+        session,
+        event_by(
+            actor,
+            kind=AuditKind.OVERSIGHT,
+            action="oversight.canary.plant",
+            params={"canary_id": canary.id, "label": data.label},
+            person_ids=[canary.person_id],
+            arrest_ids=[canary.arrest_id],
+        ),
+    )
+    return CanaryRead.model_validate(canary)
+
+
+def list_canaries(
+    session: Session, *, actor: Principal, offset: int, limit: int
+) -> tuple[list[CanaryRead], int]:
+    """Planted canaries with the flags each raised; oversight only, and audited."""
+    actor.require(Permission.OVERSIGHT_READ)
+    total = int(session.scalar(select(func.count()).select_from(Canary)) or 0)
+    rows = session.scalars(select(Canary).order_by(Canary.id).offset(offset).limit(limit)).all()
+    items = [
+        CanaryRead.model_validate(row).model_copy(update={"flags": _flags_of(session, row)})
+        for row in rows
+    ]
+    append(
+        session,
+        event_by(
+            actor,
+            kind=AuditKind.OVERSIGHT,
+            action="oversight.canary.list",
+            params={"offset": offset, "limit": limit},
+        ),
+    )
+    return items, total
+
+
+def _flags_of(session: Session, canary: Canary) -> int:
+    """Canary flags whose entries returned this canary's person or arrest."""
+    entries = select(AuditSubject.entry_id).where(
+        (AuditSubject.person_id == canary.person_id) | (AuditSubject.arrest_id == canary.arrest_id)
+    )
+    stmt = (
+        select(func.count(func.distinct(Flag.id)))
+        .join(FlagEntry, FlagEntry.flag_id == Flag.id)
+        .where(Flag.detector == CANARY_DETECTOR, FlagEntry.entry_id.in_(entries))
+    )
+    return int(session.scalar(stmt) or 0)

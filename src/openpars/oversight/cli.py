@@ -1,0 +1,13 @@
+"""`openpars oversight`: explanations and coverage, canary records, flags and the review queue."""
+
+from __future__ import annotations
+
+from openpars.oversight import explain_cli, review_cli
+
+app = explain_cli.app
+app.info.help = (
+    "Oversight (issue 13): explain every external access to a person, plant canary records, "
+    "and review the flags detectors raise."
+)
+for group in review_cli.app.registered_groups:
+    app.registered_groups.append(group)

@@ -1,0 +1,145 @@
+"""Flags and the detector interface: each detector is a function over the store returning flags.
+
+A detector reads the audit log and the records with set-based SQL and returns ``FlagDraft``s:
+its name, the rule in words, the threshold, the subject (user, agency, agreement), the audit
+entries that fired it, the instant it fired, and a ``dedupe_key`` naming the finding.
+``run_detectors`` stores the drafts; a finding already stored (same detector and key) is not
+stored again, so running the detectors twice, or after the canary trigger raised the same flag
+at the moment of access, changes nothing. Later detectors (volume bursts, enumeration, ...)
+plug in by being added to ``DETECTORS`` or passed to ``run_detectors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from openpars.audit.events import Outcome
+from openpars.audit.models import AuditEntry, AuditSubject
+from openpars.oversight.models import (
+    CANARY_DETECTOR,
+    CANARY_RULE,
+    CANARY_THRESHOLD,
+    Canary,
+    Flag,
+    FlagEntry,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FlagDraft:
+    """A finding as a detector returns it, before it is stored."""
+
+    detector: str
+    dedupe_key: str
+    rule: str
+    threshold: float | None
+    subject_user_id: int | None
+    subject_agency_id: int | None
+    subject_agreement_id: int | None
+    entry_ids: tuple[int, ...]
+    raised_at: datetime
+
+
+Detector = Callable[[Session], list[FlagDraft]]
+"""A detector: reads the store in the caller's transaction, returns its findings."""
+
+
+def canary_detector(session: Session) -> list[FlagDraft]:
+    """Every external read that returned a canary person or arrest, one flag per entry.
+
+    The trigger raises these at the moment of access; this set-based pass finds the same
+    ones (and any written while the trigger was absent), so it is the reference for both.
+    """
+    by_person = AuditSubject.person_id.in_(select(Canary.person_id))
+    by_arrest = AuditSubject.arrest_id.in_(select(Canary.arrest_id))
+    hits = select(AuditSubject.entry_id).where(or_(by_person, by_arrest)).distinct().subquery()
+    rows = session.execute(
+        select(
+            AuditEntry.id,
+            AuditEntry.user_id,
+            AuditEntry.agency_id,
+            AuditEntry.agreement_id,
+            AuditEntry.at,
+        )
+        .join(hits, hits.c.entry_id == AuditEntry.id)
+        .where(AuditEntry.agreement_id.is_not(None), AuditEntry.outcome == Outcome.OK)
+        .order_by(AuditEntry.id)
+    ).all()
+    return [
+        FlagDraft(
+            detector=CANARY_DETECTOR,
+            dedupe_key=f"entry:{entry_id}",
+            rule=CANARY_RULE,
+            threshold=CANARY_THRESHOLD,
+            subject_user_id=user_id,
+            subject_agency_id=agency_id,
+            subject_agreement_id=agreement_id,
+            entry_ids=(entry_id,),
+            raised_at=at,
+        )
+        for entry_id, user_id, agency_id, agreement_id, at in rows
+    ]
+
+
+DETECTORS: tuple[Detector, ...] = (canary_detector,)
+
+
+# Keys looked up per statement: far below every engine's limit on bound parameters.
+_KEYS_PER_LOOKUP = 500
+
+
+def _stored_keys(session: Session, drafts: Sequence[FlagDraft]) -> set[tuple[str, str]]:
+    """Which of the drafts' (detector, key) pairs are stored already."""
+    wanted = sorted({(d.detector, d.dedupe_key) for d in drafts})
+    known: set[tuple[str, str]] = set()
+    for start in range(0, len(wanted), _KEYS_PER_LOOKUP):
+        chunk = wanted[start : start + _KEYS_PER_LOOKUP]
+        stmt = select(Flag.detector, Flag.dedupe_key).where(
+            Flag.detector.in_(sorted({d for d, _k in chunk})),
+            Flag.dedupe_key.in_([k for _d, k in chunk]),
+        )
+        known |= {(d, k) for d, k in session.execute(stmt)}
+    return known
+
+
+def record_flags(session: Session, drafts: Sequence[FlagDraft]) -> list[int]:
+    """Store the drafts not stored yet (by detector and key); the ids of the new flags."""
+    if not drafts:
+        return []
+    known = _stored_keys(session, drafts)
+    created: list[int] = []
+    for draft in drafts:
+        if (draft.detector, draft.dedupe_key) in known:
+            continue
+        known.add((draft.detector, draft.dedupe_key))
+        flag = Flag(
+            detector=draft.detector,
+            dedupe_key=draft.dedupe_key,
+            rule=draft.rule,
+            threshold=draft.threshold,
+            subject_user_id=draft.subject_user_id,
+            subject_agency_id=draft.subject_agency_id,
+            subject_agreement_id=draft.subject_agreement_id,
+            raised_at=draft.raised_at,
+        )
+        session.add(flag)
+        session.flush()
+        session.add_all(
+            FlagEntry(flag_id=flag.id, entry_id=e) for e in sorted(set(draft.entry_ids))
+        )
+        created.append(flag.id)
+    session.flush()
+    return created
+
+
+def run_detectors(session: Session, detectors: Sequence[Detector] = DETECTORS) -> list[int]:
+    """Run the detectors over the store and store what they find; the ids of new flags."""
+    created: list[int] = []
+    for detector in detectors:
+        created += record_flags(session, detector(session))
+    return created

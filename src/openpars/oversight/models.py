@@ -1,0 +1,234 @@
+"""Oversight tables: canary records, detector flags, review cases and their history.
+
+A canary is a synthetic person with an arrest and charges, planted so that no legitimate query
+reaches it. Internal readers never see it (``access.filters`` hides it from every internal
+read); an outside agency sees it exactly like a real record, and the moment an external read
+returns it the audit append path raises a flag: a database trigger on ``audit_subjects``
+notices the canary among the subjects of the new entry, in the statement that writes them
+(one index probe per returned id on SQLite; one join of the statement's new rows on
+PostgreSQL, in a ``SECURITY DEFINER`` function, so the external login role never reads the
+canary table). Flags are grouped into review cases; a case's history is append-only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from openpars.db import Base, UTCDateTime, append_only_ddl, register_schema_ddl, str_enum
+
+# Audit entry ids are BIGINT (INTEGER, the rowid, on SQLite).
+_ENTRY_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+CANARY_DETECTOR = "canary"
+CANARY_RULE = (
+    "an external read returned a canary record: a synthetic person no legitimate query can "
+    "reach (any one access fires)"
+)
+CANARY_THRESHOLD = 1.0
+
+
+class CaseState(StrEnum):
+    """Where a review case stands."""
+
+    OPEN = "open"
+    ASSIGNED = "assigned"
+    CLOSED = "closed"
+
+
+class Finding(StrEnum):
+    """What a reviewer concluded when closing a case (CJIS audit review)."""
+
+    NO_ISSUE = "no_issue"
+    TRAINING = "training"
+    SANCTION = "sanction"
+    REFERRAL_TO_STAKEHOLDERS = "referral_to_stakeholders"
+
+
+class CaseAct(StrEnum):
+    """One step of a case's append-only history."""
+
+    OPENED = "opened"
+    FLAG_ADDED = "flag_added"
+    ASSIGNED = "assigned"
+    NOTED = "noted"
+    CLOSED = "closed"
+
+
+class Canary(Base):
+    """A planted synthetic person and its arrest; known only to the oversight role."""
+
+    __tablename__ = "oversight_canaries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), unique=True)
+    arrest_id: Mapped[int] = mapped_column(ForeignKey("arrests.id"), unique=True)
+    label: Mapped[str] = mapped_column(String(200))
+    planted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    planted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Flag(Base):
+    """One detector finding: the rule, its threshold, who it is about and when it fired.
+
+    ``dedupe_key`` makes raising idempotent: a detector names what it found (the canary
+    detector: ``entry:<id>``) and the same finding is stored once however often it runs.
+    """
+
+    __tablename__ = "oversight_flags"
+    __table_args__ = (
+        UniqueConstraint("detector", "dedupe_key"),
+        Index("ix_oversight_flags_case", "case_id"),
+        Index("ix_oversight_flags_agency_raised", "subject_agency_id", "raised_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    detector: Mapped[str] = mapped_column(String(50))
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    rule: Mapped[str] = mapped_column(Text)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    subject_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    subject_agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    subject_agreement_id: Mapped[int | None] = mapped_column(Integer)
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set once, when the review queue groups the flag into a case.
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("oversight_cases.id"))
+
+
+class FlagEntry(Base):
+    """An audit entry that fired a flag."""
+
+    __tablename__ = "oversight_flag_entries"
+
+    flag_id: Mapped[int] = mapped_column(ForeignKey("oversight_flags.id"), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        _ENTRY_ID, ForeignKey("audit_entries.id"), primary_key=True, index=True
+    )
+
+
+class Case(Base):
+    """Flags of one detector about one subject, under review; the current state of the case.
+
+    Every change is also a row of ``oversight_case_events`` (append-only): the case row is the
+    summary the queue lists, the events are the record.
+    """
+
+    __tablename__ = "oversight_cases"
+    __table_args__ = (
+        Index("ix_oversight_cases_subject", "detector", "subject_user_id", "subject_agency_id"),
+        Index("ix_oversight_cases_state", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    detector: Mapped[str] = mapped_column(String(50))
+    subject_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    subject_agency_id: Mapped[int | None] = mapped_column(ForeignKey("agencies.id"))
+    state: Mapped[CaseState] = mapped_column(str_enum(CaseState, 10))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    finding: Mapped[Finding | None] = mapped_column(str_enum(Finding, 30))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CaseEvent(Base):
+    """One act on a case: opened, a flag added, assigned, a note, closed with a finding."""
+
+    __tablename__ = "oversight_case_events"
+    __table_args__ = (Index("ix_oversight_case_events_case", "case_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("oversight_cases.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    act: Mapped[CaseAct] = mapped_column(str_enum(CaseAct, 20))
+    # None: the queue itself (grouping a flag into a case).
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    finding: Mapped[Finding | None] = mapped_column(str_enum(Finding, 30))
+    flag_id: Mapped[int | None] = mapped_column(ForeignKey("oversight_flags.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+def _sql(text: str) -> str:
+    return text.replace("'", "''")
+
+
+# The entries of an external read that returned something: made under an agreement, answered.
+_EXTERNAL_READ = "e.agreement_id IS NOT NULL AND e.outcome = 'ok'"
+_FLAG_COLUMNS = (
+    "detector, dedupe_key, rule, threshold, subject_user_id, subject_agency_id, "
+    "subject_agreement_id, raised_at"
+)
+_FLAG_VALUES = (
+    f"'{CANARY_DETECTOR}', 'entry:' || e.id, '{_sql(CANARY_RULE)}', {CANARY_THRESHOLD}, "
+    "e.user_id, e.agency_id, e.agreement_id, e.at"
+)
+
+
+def _sqlite_trip() -> list[str]:
+    # One index probe per subject row; the body runs only for a row naming a canary.
+    return [
+        "CREATE TRIGGER IF NOT EXISTS audit_subjects_canary AFTER INSERT ON audit_subjects "  # noqa: S608 - constants
+        "FOR EACH ROW WHEN (NEW.person_id IS NOT NULL AND EXISTS (SELECT 1 FROM "
+        "oversight_canaries WHERE person_id = NEW.person_id)) OR (NEW.arrest_id IS NOT NULL "
+        "AND EXISTS (SELECT 1 FROM oversight_canaries WHERE arrest_id = NEW.arrest_id)) "
+        f"BEGIN INSERT OR IGNORE INTO oversight_flags ({_FLAG_COLUMNS}) SELECT {_FLAG_VALUES} "
+        f"FROM audit_entries e WHERE e.id = NEW.entry_id AND {_EXTERNAL_READ}; "
+        "INSERT OR IGNORE INTO oversight_flag_entries (flag_id, entry_id) SELECT id, "
+        f"NEW.entry_id FROM oversight_flags WHERE detector = '{CANARY_DETECTOR}' AND "
+        "dedupe_key = 'entry:' || NEW.entry_id; END"
+    ]
+
+
+def _postgresql_trip() -> list[str]:
+    # Statement-level, over the statement's new rows: one call per append, not per row. It
+    # runs as the table owner (SECURITY DEFINER) with a fixed search path, so the external
+    # login role, whose appends fire it, needs no right on the canary or flag tables.
+    hits = (
+        "ARRAY(SELECT DISTINCT s.entry_id FROM new_subjects s WHERE EXISTS (SELECT 1 FROM "
+        "oversight_canaries c WHERE c.person_id = s.person_id) OR EXISTS (SELECT 1 FROM "
+        "oversight_canaries c WHERE c.arrest_id = s.arrest_id))"
+    )
+    return [
+        "CREATE OR REPLACE FUNCTION openpars_canary_trip() RETURNS trigger LANGUAGE plpgsql "  # noqa: S608 - constants
+        f"SECURITY DEFINER AS $$ DECLARE hits bigint[] := {hits}; BEGIN "
+        "IF cardinality(hits) = 0 THEN RETURN NULL; END IF; "
+        f"INSERT INTO oversight_flags ({_FLAG_COLUMNS}) SELECT {_FLAG_VALUES} "
+        f"FROM audit_entries e WHERE e.id = ANY(hits) AND {_EXTERNAL_READ} "
+        "ON CONFLICT (detector, dedupe_key) DO NOTHING; "
+        "INSERT INTO oversight_flag_entries (flag_id, entry_id) SELECT f.id, e.id FROM "
+        "audit_entries e JOIN oversight_flags f ON f.detector = "
+        f"'{CANARY_DETECTOR}' AND f.dedupe_key = 'entry:' || e.id WHERE e.id = ANY(hits) "
+        "ON CONFLICT DO NOTHING; RETURN NULL; END $$",
+        "DO $do$ BEGIN EXECUTE 'ALTER FUNCTION openpars_canary_trip() SET search_path = ' "
+        "|| quote_ident(current_schema()) || ', pg_temp'; END $do$",
+        "REVOKE ALL ON FUNCTION openpars_canary_trip() FROM PUBLIC",
+        "CREATE OR REPLACE TRIGGER audit_subjects_canary AFTER INSERT ON audit_subjects "
+        "REFERENCING NEW TABLE AS new_subjects FOR EACH STATEMENT "
+        "EXECUTE FUNCTION openpars_canary_trip()",
+    ]
+
+
+def oversight_ddl(dialect: str) -> list[str]:
+    """The canary trigger, and the append-only case history, on the given dialect."""
+    history = append_only_ddl(
+        dialect,
+        {"oversight_case_events": ("UPDATE", "DELETE"), "oversight_flag_entries": ("UPDATE",)},
+        function="openpars_refuse_oversight_change",
+    )
+    trip = _sqlite_trip() if dialect == "sqlite" else _postgresql_trip()
+    return [*trip, *history]
+
+
+register_schema_ddl(oversight_ddl)

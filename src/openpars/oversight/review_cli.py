@@ -1,0 +1,185 @@
+"""``openpars oversight canary|flags|cases|detectors ...``: the review queue at the console.
+
+Every command acts as the oversight reviewer named by ``--as`` (the console's system account
+holds no oversight role, and the site administrator may not: it is among those judged), through
+the same services as the API, and each leaves one audit entry. Output is JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session
+
+from openpars.console import DbOption, reports_errors, settings_for, unit
+from openpars.governance.cli_signing import actor_named, print_model, read_json
+from openpars.identity.principal import Principal
+from openpars.oversight import canaries, review
+from openpars.oversight.models import CaseState, Finding
+from openpars.oversight.schemas import CanaryCreate, DetectorRun, OversightPage
+from openpars.ranges import INT32_MAX
+
+app = typer.Typer(help="Oversight: canary records, detector flags and the review queue.")
+canary_app = typer.Typer(help="Canary records: synthetic persons no legitimate query reaches.")
+flags_app = typer.Typer(help="Detector flags.")
+cases_app = typer.Typer(help="Review cases: flags grouped by detector and subject.")
+detectors_app = typer.Typer(help="The detectors.")
+for _sub, _name in (
+    (canary_app, "canary"),
+    (flags_app, "flags"),
+    (cases_app, "cases"),
+    (detectors_app, "detectors"),
+):
+    _sub.info.no_args_is_help = True
+    app.add_typer(_sub, name=_name)
+
+ReviewerOption = Annotated[
+    str, typer.Option("--as", help="The oversight reviewer acting (an account with the role).")
+]
+OffsetOption = Annotated[int, typer.Option("--offset", min=0, max=INT32_MAX)]
+LimitOption = Annotated[int, typer.Option("--limit", min=1, max=500)]
+CaseArgument = Annotated[int, typer.Argument(min=1, max=INT32_MAX, help="The case id.")]
+
+
+def _reviewer(session: Session, username: str) -> Principal:
+    return actor_named(session, username)
+
+
+@canary_app.command("plant")
+@reports_errors
+def canary_plant(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSON file: {'label': ..., 'arrest': <an arrest as police intake enters it, "
+            "one new adult arrestee>}."
+        ),
+    ],
+    as_user: ReviewerOption,
+    db: DbOption = None,
+) -> None:
+    """Plant a canary record (entered through intake; hidden from every internal reader)."""
+    data = CanaryCreate.model_validate(read_json(file, "file"))
+    with unit(settings_for(db)) as session:
+        planted = canaries.plant_canary(session, actor=_reviewer(session, as_user), data=data)
+    print_model(planted)
+
+
+@canary_app.command("list")
+@reports_errors
+def canary_list(
+    as_user: ReviewerOption, offset: OffsetOption = 0, limit: LimitOption = 50, db: DbOption = None
+) -> None:
+    """The planted canaries and the flags each raised."""
+    with unit(settings_for(db)) as session:
+        actor = _reviewer(session, as_user)
+        items, total = canaries.list_canaries(session, actor=actor, offset=offset, limit=limit)
+    print_model(OversightPage(items=items, total=total, offset=offset, limit=limit))
+
+
+@flags_app.command("list")
+@reports_errors
+def flags_list(
+    as_user: ReviewerOption,
+    detector: Annotated[str | None, typer.Option("--detector", help="One detector.")] = None,
+    offset: OffsetOption = 0,
+    limit: LimitOption = 50,
+    db: DbOption = None,
+) -> None:
+    """Detector flags, newest first, with the audit entries that fired each."""
+    with unit(settings_for(db)) as session:
+        items, total = review.list_flags(
+            session,
+            actor=_reviewer(session, as_user),
+            detector=detector,
+            offset=offset,
+            limit=limit,
+        )
+    print_model(OversightPage(items=items, total=total, offset=offset, limit=limit))
+
+
+@detectors_app.command("run")
+@reports_errors
+def detectors_run(as_user: ReviewerOption, db: DbOption = None) -> None:
+    """Run every detector now (idempotent: a finding is flagged once)."""
+    with unit(settings_for(db)) as session:
+        created = review.run_detectors(session, actor=_reviewer(session, as_user))
+    print_model(DetectorRun(new_flags=created))
+
+
+@cases_app.command("list")
+@reports_errors
+def cases_list(
+    as_user: ReviewerOption,
+    state: Annotated[CaseState | None, typer.Option("--state")] = None,
+    offset: OffsetOption = 0,
+    limit: LimitOption = 50,
+    db: DbOption = None,
+) -> None:
+    """Review cases, newest first."""
+    with unit(settings_for(db)) as session:
+        items, total = review.list_cases(
+            session, actor=_reviewer(session, as_user), state=state, offset=offset, limit=limit
+        )
+    print_model(OversightPage(items=items, total=total, offset=offset, limit=limit))
+
+
+@cases_app.command("show")
+@reports_errors
+def cases_show(case_id: CaseArgument, as_user: ReviewerOption, db: DbOption = None) -> None:
+    """One case with its flags and append-only history."""
+    with unit(settings_for(db)) as session:
+        detail = review.show_case(session, actor=_reviewer(session, as_user), case_id=case_id)
+    print_model(detail)
+
+
+@cases_app.command("assign")
+@reports_errors
+def cases_assign(
+    case_id: CaseArgument,
+    to: Annotated[str, typer.Option("--to", help="The reviewer's username.")],
+    as_user: ReviewerOption,
+    db: DbOption = None,
+) -> None:
+    """Assign a case to an oversight reviewer (not the account it is about)."""
+    with unit(settings_for(db)) as session:
+        detail = review.assign_case(
+            session, actor=_reviewer(session, as_user), case_id=case_id, assignee=to
+        )
+    print_model(detail)
+
+
+@cases_app.command("note")
+@reports_errors
+def cases_note(
+    case_id: CaseArgument,
+    note: Annotated[str, typer.Option("--note", help="The note (never edited, only added).")],
+    as_user: ReviewerOption,
+    db: DbOption = None,
+) -> None:
+    """Add a note to a case."""
+    with unit(settings_for(db)) as session:
+        detail = review.note_case(
+            session, actor=_reviewer(session, as_user), case_id=case_id, note=note
+        )
+    print_model(detail)
+
+
+@cases_app.command("close")
+@reports_errors
+def cases_close(
+    case_id: CaseArgument,
+    finding: Annotated[Finding, typer.Option("--finding")],
+    as_user: ReviewerOption,
+    note: Annotated[str | None, typer.Option("--note", help="A last note.")] = None,
+    db: DbOption = None,
+) -> None:
+    """Close a case with a finding."""
+    with unit(settings_for(db)) as session:
+        detail = review.close_case(
+            session, actor=_reviewer(session, as_user), case_id=case_id, finding=finding,
+            note=note,
+        )  # fmt: skip
+    print_model(detail)

@@ -1,0 +1,278 @@
+"""Canary records as an outside agency, an internal reader and a reviewer would meet them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from openpars.audit.models import AuditEntry
+from openpars.db import Database
+from openpars.oversight.models import CANARY_DETECTOR, FlagEntry
+from tests.factories import World
+from tests.oversight.canary_site import OVERSIGHT, PURPOSE, arrest, build, flags
+
+
+def _shape(value: Any) -> Any:
+    """The structure of a JSON value: keys, list lengths, which values are null, and types."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    return type(value).__name__
+
+
+def test_an_external_search_that_reaches_a_canary_raises_a_flag_at_once(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)
+    assert flags(db) == []
+    found = client.get(
+        "/api/v1/persons", params={"sid": site.canary_sid, **PURPOSE}, headers=world.auth("ice")
+    )
+    assert found.status_code == 200, found.text
+    assert [p["id"] for p in found.json()["items"]] == [site.canary_person]
+    # The request's own transaction committed the flag with the entry: nothing ran since.
+    (flag,) = flags(db)
+    assert flag.detector == CANARY_DETECTOR
+    assert flag.subject_user_id == world.users["ice"]
+    assert flag.subject_agency_id == world.agencies["Immigration and Customs Enforcement"]
+    assert flag.subject_agreement_id == site.agreement_id
+    assert flag.threshold == 1.0 and "canary" in flag.rule
+    with db.session() as s:
+        entry = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).one()
+        fired = list(s.scalars(select(FlagEntry.entry_id).where(FlagEntry.flag_id == flag.id)))
+    assert entry.action == "person.search" and entry.user_id == world.users["ice"]
+    assert fired == [entry.id]
+    assert flag.raised_at == entry.at
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/arrests", lambda s: {"otn": "N9000001-1"}),
+        ("/api/v1/persons/{person}", lambda s: {}),
+        ("/api/v1/arrests/{arrest}", lambda s: {}),
+        ("/api/v1/persons", lambda s: {"name": "zbrozek"}),
+    ],
+)
+def test_every_external_read_of_a_canary_is_flagged(
+    client: TestClient, db: Database, world: World, path: str, params: Any
+) -> None:
+    site = build(client, db, world)
+    url = path.format(person=site.canary_person, arrest=site.canary_arrest)
+    answer = client.get(url, params={**params(site), **PURPOSE}, headers=world.auth("ice"))
+    assert answer.status_code == 200, answer.text
+    assert len(flags(db)) == 1
+
+
+def test_a_read_that_misses_the_canary_raises_nothing(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)
+    twin = client.get(
+        "/api/v1/persons", params={"sid": site.twin_sid, **PURPOSE}, headers=world.auth("ice")
+    )
+    assert twin.status_code == 200 and twin.json()["total"] == 1
+    assert flags(db) == []
+
+
+def test_the_external_answer_for_a_canary_is_shaped_like_a_real_one(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)
+    ice = world.auth("ice")
+    pairs = [
+        ("/api/v1/persons", {"sid": site.canary_sid}, {"sid": site.twin_sid}),
+        (f"/api/v1/persons/{site.canary_person}", {}, None),
+        (f"/api/v1/arrests/{site.canary_arrest}", {}, None),
+        ("/api/v1/arrests", {"otn": "N9000001-1"}, {"otn": "N9000002-2"}),
+    ]
+    twins = {
+        f"/api/v1/persons/{site.canary_person}": f"/api/v1/persons/{site.twin_person}",
+        f"/api/v1/arrests/{site.canary_arrest}": f"/api/v1/arrests/{site.twin_arrest}",
+    }
+    for path, canary_params, twin_params in pairs:
+        canary = client.get(path, params={**canary_params, **PURPOSE}, headers=ice)
+        twin_path = twins.get(path, path)
+        twin = client.get(twin_path, params={**(twin_params or {}), **PURPOSE}, headers=ice)
+        assert canary.status_code == twin.status_code == 200
+        assert _shape(canary.json()) == _shape(twin.json()), path
+        assert sorted(canary.headers) == sorted(twin.headers)
+        # Same agreement, same clauses: the decision says nothing about canaries.
+        assert canary.json()["decision"] == twin.json()["decision"]
+    # And the name search lists both alike, in name order.
+    both = client.get("/api/v1/persons", params={"name": "zbrozek", **PURPOSE}, headers=ice)
+    items = both.json()["items"]
+    assert [p["given_name"] for p in items] == ["Halina", "Marek"]
+    assert _shape(items[0]) == _shape(items[1])
+
+
+INTERNAL_PERSON_QUERIES = [
+    {"name": "zbrozek"},
+    {"name": "zbrozek halina"},
+    {"sid": "CAN-0001"},
+    {"fbi_number": "0000001CD1"},
+    {"birth_date": "1981-02-11"},
+    {"birth_year": 1981},
+]
+INTERNAL_ARREST_QUERIES = [
+    {"otn": "N9000001-1"},
+    {"incident_number": "202517000001"},
+    {"arrested_from": "2025-06-11T00:00:00Z", "arrested_to": "2025-06-12T00:00:00Z"},
+    {"statute": "18 § 3921(a)"},
+    {"state": "entered"},
+]
+
+
+@pytest.mark.parametrize("reader", ["reader", "charging", "clerk", "admin", "intake"])
+def test_internal_readers_cannot_find_a_canary_by_any_criterion(
+    client: TestClient, db: Database, world: World, reader: str
+) -> None:
+    site = build(client, db, world)
+    auth = world.auth(reader)
+    for query in INTERNAL_PERSON_QUERIES:
+        page = client.get("/api/v1/persons", params={**query, "count": True}, headers=auth)
+        assert page.status_code == 200, (query, page.text)
+        ids = [p["id"] for p in page.json()["items"]]
+        assert site.canary_person not in ids, query
+        assert page.json()["total"] == len(ids), query
+    for query in INTERNAL_ARREST_QUERIES:
+        page = client.get("/api/v1/arrests", params={**query, "count": True}, headers=auth)
+        assert page.status_code == 200, (query, page.text)
+        ids = [a["id"] for a in page.json()["items"]]
+        assert site.canary_arrest not in ids, query
+        assert page.json()["total"] == len(ids), query
+    # The twin, entered the same way, is found: the searches above could have found a canary.
+    twin = client.get("/api/v1/persons", params={"sid": site.twin_sid}, headers=auth)
+    assert [p["id"] for p in twin.json()["items"]] == [site.twin_person]
+    missing = [
+        f"/api/v1/persons/{site.canary_person}",
+        f"/api/v1/arrests/{site.canary_arrest}",
+        f"/api/v1/persons/{site.canary_person}/history",
+        f"/api/v1/arrests/{site.canary_arrest}/history",
+    ]
+    unused = [
+        f"/api/v1/persons/{site.canary_person + 1000}",
+        f"/api/v1/arrests/{site.canary_arrest + 1000}",
+        f"/api/v1/persons/{site.canary_person + 1000}/history",
+        f"/api/v1/arrests/{site.canary_arrest + 1000}/history",
+    ]
+    for hidden, absent in zip(missing, unused, strict=True):
+        a = client.get(hidden, headers=auth)
+        b = client.get(absent, headers=auth)
+        assert a.status_code == b.status_code == 404, (hidden, a.text)
+        assert a.json()["error"]["code"] == b.json()["error"]["code"]
+    # No internal read ever flags anything: canaries are hidden, not tripped.
+    assert flags(db) == []
+
+
+def test_intake_never_links_a_new_arrest_to_a_canary(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)
+    body = arrest(3, "Zbrozek", "Halina", sid=site.canary_sid)
+    made = client.post("/api/v1/arrests", json=body, headers=world.auth("intake"))
+    assert made.status_code == 201, made.text
+    assert made.json()["person_ids"] != [site.canary_person]
+
+
+def test_reviewers_see_canaries_and_no_one_else_does(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)
+    listed = client.get(f"{OVERSIGHT}/canaries", headers=world.auth("overseer"))
+    assert listed.status_code == 200, listed.text
+    (item,) = listed.json()["items"]
+    assert item["person_id"] == site.canary_person and item["flags"] == 0
+    client.get(f"/api/v1/persons/{site.canary_person}", params=PURPOSE, headers=world.auth("ice"))
+    again = client.get(f"{OVERSIGHT}/canaries", headers=world.auth("overseer"))
+    assert again.json()["items"][0]["flags"] == 1
+    for who in ("reader", "admin", "clerk", "ice", "fbi"):
+        refused = client.get(f"{OVERSIGHT}/canaries", headers=world.auth(who))
+        assert refused.status_code == 403, who
+        assert refused.json()["error"]["code"] == "permission_denied"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda b: b["arrest"]["involvements"].append(
+            {"role": "victim", "person": {"family_name": "Roe", "given_name": "Jan"}}
+        ), "arrest.involvements"),
+        (lambda b: b["arrest"]["involvements"][0].update(
+            {"person": None, "person_id": 1}
+        ), "arrest.involvements.0.person_id"),
+        (lambda b: b["arrest"]["involvements"][0]["person"].update(
+            {"birth_date": "2012-01-01"}
+        ), "arrest.involvements.0.person.birth_date"),
+        (lambda b: b["arrest"]["involvements"][0]["person"].pop("birth_date"),
+         "arrest.involvements.0.person.birth_date"),
+        (lambda b: b["arrest"].update({"ori": "DCICE0000"}), "arrest.ori"),
+        (lambda b: b.update({"label": ""}), "label"),
+    ],
+)  # fmt: skip
+def test_a_bad_canary_is_refused_naming_the_field(
+    client: TestClient, db: Database, world: World, change: Any, field: str
+) -> None:
+    build(client, db, world)
+    body = {"label": "second", "arrest": arrest(4, "Quist", "Orla", sid="CAN-0004")}
+    change(body)
+    refused = client.post(f"{OVERSIGHT}/canaries", json=body, headers=world.auth("overseer"))
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == field
+
+
+def test_only_a_reviewer_plants_a_canary(client: TestClient, db: Database, world: World) -> None:
+    build(client, db, world)
+    body = {"label": "x", "arrest": arrest(5, "Quist", "Orla", sid="CAN-0005")}
+    for who in ("intake", "admin", "ice"):
+        refused = client.post(f"{OVERSIGHT}/canaries", json=body, headers=world.auth(who))
+        assert refused.status_code == 403, who
+    again = {"label": "x", "arrest": arrest(1, "Zbrozek", "Halina", sid="CAN-0001")}
+    replay = client.post(f"{OVERSIGHT}/canaries", json=again, headers=world.auth("overseer"))
+    assert replay.status_code == 409 and replay.json()["error"]["field"] == "arrest.report_id"
+
+
+@pytest.mark.parametrize(
+    ("step", "body", "who"),
+    [
+        ("charging-decision", {"outcome": "approved"}, "charging"),
+        (
+            "seal",
+            {"action": "seal", "reason": "court order", "order_reference": "CP-51-MD-1"},
+            "clerk",
+        ),
+    ],
+)
+def test_workflow_steps_on_a_canary_answer_like_an_unused_id(
+    client: TestClient, db: Database, world: World, step: str, body: dict[str, str], who: str
+) -> None:
+    site = build(client, db, world)
+    auth = world.auth(who)
+    hidden = client.post(f"/api/v1/arrests/{site.canary_arrest}/{step}", json=body, headers=auth)
+    unused = client.post(
+        f"/api/v1/arrests/{site.canary_arrest + 1000}/{step}", json=body, headers=auth
+    )
+    assert hidden.status_code == unused.status_code, hidden.text
+    assert hidden.json()["error"]["code"] == unused.json()["error"]["code"]
+    # The twin takes the same step: the refusal comes from the canary, not the request.
+    twin = client.post(f"/api/v1/arrests/{site.twin_arrest}/{step}", json=body, headers=auth)
+    assert twin.status_code in (200, 201), twin.text
+
+
+def test_a_canary_never_takes_over_a_real_person(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)
+    # The twin's SID: intake would link the arrest to the real twin by exact identifier.
+    body = {"label": "copy", "arrest": arrest(6, "Zbrozek", "Marek", sid=site.twin_sid)}
+    refused = client.post(f"{OVERSIGHT}/canaries", json=body, headers=world.auth("overseer"))
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["field"] == "arrest.involvements.0.person.sid"
+    twin = client.get(
+        "/api/v1/persons", params={"sid": site.twin_sid}, headers=world.auth("reader")
+    )
+    assert [p["id"] for p in twin.json()["items"]] == [site.twin_person]
