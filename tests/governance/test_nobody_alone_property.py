@@ -518,7 +518,12 @@ class NobodyAlone(RuleBasedStateMachine):
         sid = sorted(self.suspensions)[index % len(self.suspensions)]
         imposer = self.suspensions[sid]
         if own and imposer is not None:
-            actor = {a: n for n, a in self.agency.items()}[imposer]
+            actor = self.name_of[imposer]
+        self.lift_as(actor, sid)
+
+    def lift_as(self, actor: str, sid: int) -> None:
+        """One attempt to lift a live suspension, checked against the model."""
+        imposer = self.suspensions[sid]
         at = self.tick()
         speaks = stakeholder(actor)
         allowed = (
@@ -537,6 +542,31 @@ class NobodyAlone(RuleBasedStateMachine):
         assert (done is not None) == allowed, f"{actor} lifting suspension {sid} of {imposer}"
         if allowed:
             self.count("suspension lifted")
+
+    def attacker_accounts(self) -> list[str]:
+        """The site administrator and every account of the attacker's stakeholders."""
+        mine = [v for v in VOTERS if stakeholder(v) in self.attacker]
+        return ["admin", *mine, *(f"{s}-admin" for s in sorted(self.attacker))]
+
+    @rule(move=st.sampled_from(("lift", "vote", "key", "board")), pick=st.integers(0, 9))
+    def the_attacker_tries(self, move: str, pick: int) -> None:
+        """The attacker's accounts go straight for what they must never do alone."""
+        accounts = self.attacker_accounts()
+        actor = accounts[pick % len(accounts)]
+        if move == "lift":
+            for sid in sorted(self.suspensions):
+                self.lift_as(actor, sid)
+        elif move == "vote":
+            self.voters_say_yes(index=0, voters=[a for a in accounts if a in VOTERS])
+            for signer in VOTERS:
+                self.vote(index=0, voter=actor, choice=Choice.YES, key=signer, own_key=False)
+        elif move == "key":
+            victims = [s for s in STAKEHOLDERS if s not in self.attacker]
+            self.register_a_key(actor, victims[pick % len(victims)], own=False)
+        else:
+            mine = sorted(self.attacker) or ["city"]
+            self.propose_a_board(set(mine), 1, {ProposalAction.ADOPT}, actor)
+            self.voters_say_yes(index=0, voters=[a for a in accounts if a in VOTERS])
 
     @rule(what=st.sampled_from(("wider", "narrower", "loose floor", "tight floor")))
     def the_site_admin_acts(self, what: str) -> None:
