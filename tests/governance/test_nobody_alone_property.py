@@ -554,8 +554,13 @@ class NobodyAlone(RuleBasedStateMachine):
         accounts = self.attacker_accounts()
         actor = accounts[pick % len(accounts)]
         if move == "lift":
+            # Another stakeholder pulls the kill switch; every attacker account tries to undo it.
+            others = [s for s in ("da", "court", "city") if s not in self.attacker]
+            self.suspend(others[pick % len(others)], whole=pick % 2 == 0)
             for sid in sorted(self.suspensions):
-                self.lift_as(actor, sid)
+                for account in accounts:
+                    if sid in self.suspensions:
+                        self.lift_as(account, sid)
         elif move == "vote":
             self.voters_say_yes(index=0, voters=[a for a in accounts if a in VOTERS])
             for signer in VOTERS:
