@@ -561,6 +561,10 @@ class NobodyAlone(RuleBasedStateMachine):
                 for account in accounts:
                     if sid in self.suspensions:
                         self.lift_as(account, sid)
+            # Then the stakeholder that pulled it lifts its own, as it alone may.
+            for sid, imposer in sorted(self.suspensions.items()):
+                if imposer is not None and self.name_of[imposer] not in self.attacker:
+                    self.lift_as(self.name_of[imposer], sid)
         elif move == "vote":
             self.voters_say_yes(index=0, voters=[a for a in accounts if a in VOTERS])
             for signer in VOTERS:
