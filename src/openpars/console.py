@@ -6,8 +6,10 @@ command can be assembled from the features without an import cycle.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import wraps
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
@@ -25,7 +27,7 @@ from rich.progress import (
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.events import AuditEvent, AuditKind, Outcome, event_by
 from openpars.audit.service import append
 from openpars.config import Settings
 from openpars.db import Database
@@ -38,6 +40,11 @@ R = TypeVar("R")
 # Exit codes: 1 when openpars refused the work, 2 when the command line itself was wrong.
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+
+log = logging.getLogger(__name__)
+
+# The settings of the database the running command opened: where its refusal is recorded.
+_opened: ContextVar[Settings | None] = ContextVar("openpars_console_database", default=None)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -76,9 +83,14 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = _opened.set(None)
         try:
             return func(*args, **kwargs)
         except DomainError as exc:
+            settings = _opened.get()
+            if settings is not None and not exc.audited:
+                command = f"{func.__module__.removeprefix('openpars.')}.{func.__name__}"
+                _record_refusal(settings, exc, command=command, as_user=kwargs.get("as_user"))
             fail(exc.message, field=exc.field)
         except ValidationError as exc:
             field, message = describe_validation(exc)
@@ -91,14 +103,49 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
                 "OPENPARS_DATABASE_URL, and run 'openpars db upgrade' on a new database",
                 field="db",
             )
+        finally:
+            _opened.reset(token)
 
     return wrapper
+
+
+def _record_refusal(settings: Settings, exc: DomainError, *, command: str, as_user: object) -> None:
+    """Audit a refused console command in a transaction of its own, as the API audits refusals.
+
+    The command's own transaction was rolled back. The entry names the ``--as`` account when it
+    exists (else the console's ``system``, with the name that was given) and the rule broken.
+    """
+    from openpars.identity import repository as identity_repo
+    from openpars.identity.service import principal_for
+
+    params: dict[str, Any] = {"via": "cli", "command": command, "field": exc.field}
+    try:
+        with unit(settings) as session:
+            actor = SYSTEM
+            if isinstance(as_user, str):
+                user = identity_repo.get_user_by_username(session, as_user)
+                if user is not None:
+                    actor = principal_for(session, user)
+                else:
+                    params["as"] = as_user
+            event = event_by(
+                actor,
+                kind=AuditKind.REFUSED,
+                action=f"cli {command}",
+                outcome=Outcome.REFUSED,
+                params=params,
+                error_code=exc.code,
+            )
+            append(session, event)
+    except Exception:  # the refusal is still reported; losing its entry is logged loudly
+        log.exception("could not write the audit entry of a refused console command")
 
 
 @contextmanager
 def open_database(settings: Settings) -> Iterator[Database]:
     """The site's database for the length of a command; the engine is disposed afterwards."""
     database = Database.from_settings(settings)
+    _opened.set(settings)
     try:
         yield database
     finally:

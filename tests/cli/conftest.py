@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from openpars.audit.models import AuditEntry
+from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.config import Settings
 from openpars.db import Base, Database, make_engine
 from openpars.web.app import create_app
@@ -55,5 +56,20 @@ def audit_count(url: str) -> int:
     try:
         with database.session() as session:
             return session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+    finally:
+        database.bind.engine.dispose()
+
+
+def last_entry(url: str) -> tuple[str, str, str | None, dict[str, object]]:
+    """The newest audit entry's (kind, action, error code, params), read from its content."""
+    database = Database(make_engine(url))
+    try:
+        with database.session() as session:
+            entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+            assert entry is not None
+            content = session.get(AuditEntryContent, entry.id)
+            assert content is not None
+            document = json.loads(content.content)
+            return entry.kind.value, entry.action, document.get("error_code"), document["params"]
     finally:
         database.bind.engine.dispose()

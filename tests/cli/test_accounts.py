@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from openpars.cli import app
-from tests.cli.conftest import audit_count
+from tests.cli.conftest import audit_count, last_entry
 
 
 def run(runner: CliRunner, url: str, *args: str) -> tuple[int, str, str]:
@@ -46,7 +46,11 @@ def test_duplicate_agency_is_refused_with_the_field(runner: CliRunner, db_url: s
     assert err.startswith("error: ORI PAPEP0000 is already registered")
     assert "(field: ori)" in err
     assert out == ""
-    assert audit_count(db_url) == before  # nothing was written, not even the audit entry
+    # Nothing was written but the refusal's own entry, as the API records refusals.
+    assert audit_count(db_url) == before + 1
+    kind, action, code, params = last_entry(db_url)
+    assert (kind, action, code) == ("refused", "cli identity.cli.agency_create", "conflict")
+    assert params == {"via": "cli", "command": "identity.cli.agency_create", "field": "ori"}
 
 
 def test_malformed_ori_is_a_usage_error(runner: CliRunner, db_url: str) -> None:

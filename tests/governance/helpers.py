@@ -168,7 +168,9 @@ class Gov:
             assert proposal is not None
             statement = signing.statement_for(
                 proposal,
-                stakeholder_id=self.voters[who].agency_id or 0,
+                # Someone who is no stakeholder's voter (an administrator with a stolen key)
+                # signs for the stakeholder whose key it holds.
+                stakeholder_id=(self.voters.get(who) or self.voters[key or who]).agency_id or 0,
                 key_fingerprint=signing.fingerprint(signing.public_raw(private)),
                 choice=choice,
                 rationale=rationale,

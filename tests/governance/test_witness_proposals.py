@@ -202,7 +202,7 @@ def test_the_console_cannot_change_witnesses_alone(fresh_db: Database) -> None:
     assert both.exit_code == 1 and "exactly one" in " ".join(both.output.split())
     opened = runner.invoke(audit_cli, ["witness", "propose", *change, "--as", "da-voter"])
     assert opened.exit_code == 0, opened.output
-    assert "opened proposal" in opened.output and "--agreement 0" in opened.output
+    assert "opened proposal" in opened.output and "--proposal 1" in opened.output
     listed = runner.invoke(governance_cli, ["proposal", "list", "--db", url, "--as", "da-voter"])
     assert "the witnesses" in listed.output
     assert active_names(gov) == []

@@ -117,6 +117,7 @@ def read_unit(
                     error_code=exc.code,
                 ),
             )
+        exc.audited = True
         raise
 
 

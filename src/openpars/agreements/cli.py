@@ -250,6 +250,7 @@ def resume(
             killswitch.record_refused_resume(
                 session, actor=actor, suspension_id=suspension_id, error=refused
             )
+        refused.audited = True
         raise
 
 

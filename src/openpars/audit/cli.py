@@ -224,6 +224,7 @@ def shred(
                 session, exc, actor=OPERATOR, order_reference=order, arrest_id=arrest_id,
                 person_id=person_id, via="cli",
             )  # fmt: skip
+        exc.audited = True
         raise
     out.print(f"shredded the content of {len(ids)} audit entries under order {order}")
 
@@ -259,8 +260,8 @@ def witness_propose(
                 markup=False,
             )
             out.print(
-                f"sign with: openpars vote sign --key FILE --proposal {proposal.id} --agreement 0 "
-                f"--version-hash {proposal.content_hash} --choice yes|no|abstain --rationale '...'"
+                f"each stakeholder's voter signs with: openpars vote sign --key FILE "
+                f"--proposal {proposal.id} --choice yes|no|abstain --rationale '...' --as VOTER"
             )
     except DomainError as exc:
         # The attempt was rolled back; its refusal is evidence too, so it is kept apart.
@@ -270,6 +271,7 @@ def witness_propose(
             except DomainError:
                 actor = OPERATOR  # --as named no active account; the console operator tried
             witness_changes.audit_refused(session, exc, actor=actor, change=change, via="cli")
+        exc.audited = True
         raise
 
 
