@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["warrant-check", "warrant-service"]
     )
 
+    # The public transparency report (docs/oversight.md): epsilon of one month's release (all
+    # cells together), and how many external reads of one account a month are counted.
+    transparency_epsilon: float = Field(default=1.0, gt=0, le=10)
+    transparency_contributions: int = Field(default=50, ge=1, le=100_000)
+
     @field_validator("database_url", "external_database_url")
     @classmethod
     def _normalise_url(cls, value: str | None) -> str | None:

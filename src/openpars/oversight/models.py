@@ -220,11 +220,41 @@ def _postgresql_trip() -> list[str]:
     ]
 
 
+class TransparencyRelease(Base):
+    """One month's published transparency report: the noisy counts exactly as released.
+
+    The release ledger: one row per month, written once with the noise drawn once, never
+    updated or deleted (the database refuses both), so a month is never re-released with fresh
+    noise and the privacy budget spent is the sum of the rows' epsilons.
+    """
+
+    __tablename__ = "oversight_transparency_releases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "YYYY-MM", UTC calendar month.
+    month: Mapped[str] = mapped_column(String(7), unique=True)
+    released_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    released_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The audit entry of the release (kind oversight, action oversight.transparency.release).
+    entry_id: Mapped[int] = mapped_column(_ENTRY_ID)
+    epsilon: Mapped[float] = mapped_column(Float)
+    contributions_bound: Mapped[int] = mapped_column(Integer)
+    scale: Mapped[float] = mapped_column(Float)
+    mechanism: Mapped[str] = mapped_column(String(200))
+    library: Mapped[str] = mapped_column(String(100))
+    # The published document (categories, cells, privacy statement) as canonical JSON.
+    document: Mapped[str] = mapped_column(Text)
+
+
 def oversight_ddl(dialect: str) -> list[str]:
     """The canary trigger, and the append-only case history, on the given dialect."""
     history = append_only_ddl(
         dialect,
-        {"oversight_case_events": ("UPDATE", "DELETE"), "oversight_flag_entries": ("UPDATE",)},
+        {
+            "oversight_case_events": ("UPDATE", "DELETE"),
+            "oversight_flag_entries": ("UPDATE",),
+            "oversight_transparency_releases": ("UPDATE", "DELETE"),
+        },
         function="openpars_refuse_oversight_change",
     )
     trip = _sqlite_trip() if dialect == "sqlite" else _postgresql_trip()

@@ -30,6 +30,9 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         ("get", "/api/v1/audit/proof/inclusion"),
         ("get", "/api/v1/audit/proof/consistency"),
         ("post", "/api/v1/audit/checkpoints/{size}/cosignatures"),
+        # The published transparency reports: noisy counts and their privacy budget only.
+        ("get", "/api/v1/transparency/releases"),
+        ("get", "/api/v1/transparency/releases/{month}"),
     }
 )
 
@@ -52,6 +55,8 @@ PUBLIC_ERRORS: dict[tuple[str, str], frozenset[str]] = {
     ("get", "/api/v1/audit/proof/inclusion"): frozenset({"404"}),
     ("get", "/api/v1/audit/proof/consistency"): frozenset({"404"}),
     ("post", "/api/v1/audit/checkpoints/{size}/cosignatures"): frozenset({"403", "404"}),
+    ("get", "/api/v1/transparency/releases"): frozenset(),
+    ("get", "/api/v1/transparency/releases/{month}"): frozenset({"404"}),
 }
 
 # Answers whose body is a document in a format of its own (an openpars-receipt/v1), kept
