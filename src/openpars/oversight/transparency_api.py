@@ -66,6 +66,7 @@ def get_release(ctx: Ctx, month: MonthPath) -> Release:
     "/oversight/transparency/releases",
     response_model=ReleaseOutcome,
     status_code=201,
+    responses={200: {"model": ReleaseOutcome, "description": "already released: as stored"}},
     dependencies=[needs(Permission.OVERSIGHT_REVIEW)],
 )
 def post_release(ctx: Ctx, body: ReleaseRequest, response: Response) -> ReleaseOutcome:
