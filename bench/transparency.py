@@ -1,9 +1,9 @@
 """The public transparency report over a month of external traffic, beside a plain scan.
 
 A fresh SQLite file (or, with ``--pg SERVER``, a scratch PostgreSQL database dropped after):
-two external agencies, ACCOUNTS accounts, and ENTRIES external audit entries in one past month (answered reads with a purpose,
-one in ten a refusal), plus as many internal entries the report must skip. Timed, interleaved
-round by round:
+two external agencies, ACCOUNTS accounts, and ENTRIES external audit entries in one past
+month (answered reads with a purpose, one in ten a refusal), plus as many internal entries the
+report must skip. Timed, interleaved round by round:
 
 * ``scan``: ``SELECT count(*)`` of the month's external entries joined to their contents (the
   floor: reading the same rows);
