@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import math
 import random
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -545,3 +548,38 @@ def test_report_transparency_at_the_console(
         url, "report", "transparency", "--month", label, "--release", "--as", "overseer"
     )
     assert code == 0 and json.loads(out) == released
+
+
+def test_two_releases_of_one_month_at_once_publish_it_once(
+    console_site: tuple[str, World, tr.Month], fresh_db: Database
+) -> None:
+    """Two reviewers release the same month at the same moment: one draws the noise, the
+    other waits and gets the stored release (PostgreSQL's advisory lock, SQLite's one writer)."""
+    _, world, month = console_site
+    with fresh_db.session() as s:
+        add_user(s, world, "overseer2", "City of Philadelphia", [Role.OVERSIGHT])
+    started = threading.Barrier(2)
+
+    def slow(scale: float) -> Callable[[list[int]], list[int]]:
+        add = tr.opendp_noise(scale)
+
+        def noisy(counts: list[int]) -> list[int]:
+            time.sleep(0.5)  # the other release is waiting meanwhile
+            return add(counts)
+
+        return noisy
+
+    def release(user: str) -> tr.ReleaseOutcome:
+        started.wait()
+        with fresh_db.session() as s:
+            return tr.release_month(
+                s, actor=world.principals[user], month=month.label, settings=Settings(),
+                noise=slow,
+            )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(release, ["overseer", "overseer2"]))
+    assert sorted(o.released_now for o in outcomes) == [False, True]
+    assert outcomes[0].release == outcomes[1].release
+    with fresh_db.session() as s:
+        assert s.scalar(select(func.count()).select_from(TransparencyRelease)) == 1
