@@ -301,7 +301,7 @@ class Privacy(BaseModel):
     noise_source: str = NOISE_SOURCE
     composition: str = COMPOSITION
     post_processing: str = POST_PROCESSING
-    releases_before: int = Field(description="months released before this one")
+    releases_before: int = Field(description="releases made before this one (any month)")
     epsilon_all_releases: float = Field(description="epsilon of every release so far, this one in")
 
 
