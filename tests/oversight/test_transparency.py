@@ -389,6 +389,16 @@ def test_budget_accumulates_over_months(db: Database, world: World, scene: Scene
     assert two.release.privacy.epsilon_all_releases == pytest.approx(1.25)
     assert page.epsilon_all_releases == pytest.approx(1.25)
     assert [i.month for i in page.items] == [scene.month.label, earlier]
+    # Asking again under other settings changes nothing: the stored release, no budget spent.
+    with db.session() as s:
+        again = tr.release_month(
+            s, actor=overseer, month=earlier,
+            settings=Settings(transparency_epsilon=5.0, transparency_contributions=1),
+        )  # fmt: skip
+        assert again.released_now is False and again.release == one.release
+        assert tr.ledger(s).epsilon_all_releases == pytest.approx(1.25)
+        second = tr.ledger(s, offset=1, limit=1)
+    assert second.total == 2 and [i.month for i in second.items] == [earlier]
 
 
 def test_the_mechanism_sees_the_clamped_counts_and_negatives_are_published_as_zero(
