@@ -462,16 +462,12 @@ def _created(
     """When each person and arrest any side returned was created (one statement per table)."""
     person_ids = {p for _, a, b in sides for p in a.person_ids | b.person_ids}
     arrest_ids = {x for _, a, b in sides for x in a.arrest_ids | b.arrest_ids}
-    persons = dict(
-        session.execute(
-            select(Person.id, Person.created_at).where(Person.id.in_(sorted(person_ids)))
-        ).tuples()
-    )
-    arrests = dict(
-        session.execute(
-            select(Arrest.id, Arrest.created_at).where(Arrest.id.in_(sorted(arrest_ids)))
-        ).tuples()
-    )
+    persons: dict[int, datetime] = {}
+    arrests: dict[int, datetime] = {}
+    for model, ids, out in ((Person, person_ids, persons), (Arrest, arrest_ids, arrests)):
+        if ids:
+            stmt = select(model.id, model.created_at).where(model.id.in_(sorted(ids)))
+            out.update({row[0]: row[1] for row in session.execute(stmt).all()})
     return persons, arrests
 
 
