@@ -324,6 +324,11 @@ def test_a_proposal_shows_its_replay_to_voters(
     assert body["proposal_id"] == proposal_id and body["proposed_version"] == 2
     assert body["totals"]["newly_refused"] == 2 and body["months"] == 2
     assert client.get(link, headers=world.auth("ice")).status_code == 403
+    # A voter replays the stored version only, never a document of their own making.
+    mine = {"agreement_id": site.agreement_id, "version": proposed(site), "months": 1}
+    assert client.post(WHAT_IF, json=mine, headers=gov.auth("da")).status_code == 403
+    with db.session() as s, pytest.raises(Forbidden):
+        of_document(s, site.agreement_id, proposed(site), actor=gov.voters["da"])
     # Pagination: one query per page, totals over all.
     page = client.get(link, params={"limit": 1, "offset": 1}, headers=gov.auth("da")).json()
     assert len(page["items"]) == 1 and page["items"][0]["entry_id"] == body["items"][1]["entry_id"]

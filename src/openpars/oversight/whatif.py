@@ -227,8 +227,20 @@ def of_document(
     session: Session, agreement_id: int, content: Mapping[str, Any], *, actor: Principal
 ) -> Proposed:
     """A version not yet stored: an agreement document (as ``agreements update`` takes); the
-    caller is checked first."""
+    caller is checked first.
+
+    The oversight role only: a voter replays the versions governance stored (a proposal's),
+    never a document of their own making, since varying grades, states or roles one call at a
+    time would tell them, through the counts, about the records behind the agency's queries.
+    """
     require_reader(actor)
+    if not actor.can(Permission.OVERSIGHT_READ):
+        raise Forbidden(
+            f"your account ({actor.username}) may replay only a proposal's version (GET "
+            "/api/v1/proposals/{id}/what-if); a version file needs oversight:read",
+            code="permission_denied",
+            details={"permission": Permission.OVERSIGHT_READ.value},
+        )
     agreement = session.get(Agreement, agreement_id)
     if agreement is None:
         raise NotFound(f"no agreement with id {agreement_id}", field="agreement_id")

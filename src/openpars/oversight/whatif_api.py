@@ -1,6 +1,7 @@
 """REST endpoints of the what-if replay: a proposal's, or a version given in the body.
 
-Open to the oversight role and stakeholder voters only; an outside agency's account gets 403
+A proposal's replay is open to the oversight role and stakeholder voters, a version given in
+the body to the oversight role only; an outside agency's account gets 403
 before any parameter is read. Each request leaves one audit entry (``oversight.what_if``); the
 replayed reads leave none.
 """
@@ -12,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from openpars.identity.roles import Permission
 from openpars.oversight.whatif import (
     MONTHS_MAX,
     MONTHS_MIN,
@@ -64,12 +66,16 @@ class WhatIfCreate(BaseModel):
     months: int = Field(6, ge=MONTHS_MIN, le=MONTHS_MAX)
 
 
-@router.post("/oversight/what-if", response_model=WhatIfReport, dependencies=[needs(*PERMISSIONS)])
+@router.post(
+    "/oversight/what-if",
+    response_model=WhatIfReport,
+    dependencies=[needs(Permission.OVERSIGHT_READ)],
+)
 def version_what_if(
     body: WhatIfCreate, ctx: Ctx, offset: Offset = 0, limit: Limit = None
 ) -> WhatIfReport:
     """The same replay for a version given in the body (nothing is stored but the audit
-    entry)."""
+    entry); the oversight role only."""
     size = min(limit or ctx.settings.page_size_default, ctx.settings.page_size_max)
     with ctx.unit() as (session, principal):
         proposed = of_document(session, body.agreement_id, body.version, actor=principal)
