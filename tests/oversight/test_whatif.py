@@ -175,6 +175,7 @@ def test_widening_shows_more_fields_and_persons(
 ) -> None:
     fields = {**default_scope()["person_fields"], "sex": "visible", "phone": "visible"}
     wide = proposed(site, person_fields=fields, grades=["F1", "F2", "F3", "M1", "M2", "M3", "S"])
+    wide["terms"] = "Arrestees only.\nRenewed yearly."  # a multi-line clause is accepted
     report = _run(client, world, site, wide)
     name_search = report["items"][0]
     assert name_search["change"] == "more"

@@ -224,7 +224,11 @@ def of_proposal(session: Session, proposal_id: int, *, actor: Principal) -> Prop
 
 
 def of_document(
-    session: Session, agreement_id: int, content: Mapping[str, Any], *, actor: Principal
+    session: Session,
+    agreement_id: int,
+    content: AgreementDocument | Mapping[str, Any],
+    *,
+    actor: Principal,
 ) -> Proposed:
     """A version not yet stored: an agreement document (as ``agreements update`` takes); the
     caller is checked first.
@@ -244,7 +248,7 @@ def of_document(
     agreement = session.get(Agreement, agreement_id)
     if agreement is None:
         raise NotFound(f"no agreement with id {agreement_id}", field="agreement_id")
-    document = parse_document(dict(content))
+    document = content if isinstance(content, AgreementDocument) else parse_document(dict(content))
     if document.grantee_agency_id != agreement.grantee_agency_id:
         raise InvalidInput(
             f"the version's grantee_agency_id {document.grantee_agency_id} is not agreement "

@@ -8,11 +8,12 @@ replayed reads leave none.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from openpars.agreements.schemas import AgreementDocument
 from openpars.identity.roles import Permission
 from openpars.oversight.whatif import (
     MONTHS_MAX,
@@ -60,7 +61,7 @@ class WhatIfCreate(BaseModel):
     """A version not stored yet, replayed against an agreement's queries."""
 
     agreement_id: RowId
-    version: dict[str, Any] = Field(
+    version: AgreementDocument = Field(
         description="the proposed agreement document, as agreements update takes it"
     )
     months: int = Field(6, ge=MONTHS_MIN, le=MONTHS_MAX)
