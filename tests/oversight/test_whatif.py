@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from openpars.access import service as reads
 from openpars.access.external import compile_grant
 from openpars.access.replay import recorded_read, replay
-from openpars.access.schemas import PersonQuery, ReadContext
+from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
 from openpars.agreements import service as agreements
 from openpars.agreements.floor import get_floor
 from openpars.agreements.grants import Grant
@@ -295,6 +295,15 @@ def test_bad_input(db: Database, client: TestClient, world: World, site: Site) -
     assert missing.status_code == 404 and missing.json()["error"]["field"] == "proposal_id"
     months = client.get("/api/v1/proposals/1/what-if?months=30", headers=overseer)
     assert months.status_code == 422 and "months" in months.text
+    # A window holding more reads than the site replays at once: refused, naming months.
+    before = _entries(db)
+    overseer_p = world.principals["overseer"]
+    with db.session() as s:
+        target = of_document(s, site.agreement_id, proposed(site), actor=overseer_p)
+        with pytest.raises(InvalidInput) as many:
+            what_if(s, actor=overseer_p, proposed=target, months=1, max_queries=2)
+    assert many.value.field == "months" and many.value.code == "too_many_queries"
+    assert _entries(db) == before
     # Another agency's document against this agreement's queries.
     other = proposed(site)
     other["grantee_agency_id"] = world.agencies["Federal Bureau of Investigation"]
@@ -387,3 +396,25 @@ def test_console_what_if(fresh_db: Database, tmp_path: Path, settings: Any) -> N
         ],
     )
     assert crossing.exit_code == 1 and "(field: scope.roles)" in crossing.output
+
+
+def test_arrest_search_replayed_with_its_fields(
+    db: Database, client: TestClient, world: World, site: Site
+) -> None:
+    with db.session(external=True) as s:
+        found = reads.search_arrests(
+            s, principal=world.principals["ice"], query=ArrestQuery(otn="N9000002-2"),
+            context=WARRANT,
+        )  # fmt: skip
+        assert found.total == 1
+    fields = {k: v for k, v in default_scope()["arrest_fields"].items() if k != "state"}
+    report = _run(client, world, site, proposed(site, arrest_fields=fields))
+    item = next(i for i in report["items"] if i["action"] == "arrest.search")
+    assert (item["current"]["arrests"], item["proposed"]["arrests"]) == (1, 1)
+    assert item["fields_fewer"] == ["arrest.state"] and item["change"] == "fewer"
+    # Without the OTN shown whole, the criterion itself is refused, as a live search would be.
+    fields = {**default_scope()["arrest_fields"], "otn": "redact"}
+    report = _run(client, world, site, proposed(site, arrest_fields=fields))
+    item = next(i for i in report["items"] if i["action"] == "arrest.search")
+    assert item["change"] == "newly_refused"
+    assert (item["proposed"]["code"], item["proposed"]["field"]) == ("criterion_not_allowed", "otn")

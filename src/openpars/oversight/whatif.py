@@ -292,12 +292,12 @@ def what_if(
     since = months_before(until, months)
     floor = get_floor(session)
     check_scope(proposed.document.scope, floor)
-    entries = _entries(session, proposed.agreement_id, since, until)
+    # One row past the bound says the window is too long, without reading it all.
+    entries = _entries(session, proposed.agreement_id, since, until, max_queries + 1)
     if len(entries) > max_queries:
         raise InvalidInput(
-            f"the last {months} months hold {len(entries)} external reads of agreement "
-            f"{proposed.agreement_id}, more than the {max_queries} a replay runs at once; ask "
-            "for fewer months",
+            f"the last {months} months hold more than {max_queries} external reads of agreement "
+            f"{proposed.agreement_id}, the most a replay runs at once; ask for fewer months",
             field="months",
             code="too_many_queries",
         )
@@ -362,7 +362,9 @@ class _Entry:
     content: dict[str, Any] | None  # None: crypto-shredded
 
 
-def _entries(session: Session, agreement_id: int, since: datetime, until: datetime) -> list[_Entry]:
+def _entries(
+    session: Session, agreement_id: int, since: datetime, until: datetime, limit: int
+) -> list[_Entry]:
     e, c = AuditEntry, AuditEntryContent
     rows = session.execute(
         select(e.id, e.at, e.user_id, e.agency_id, c.content)
@@ -375,6 +377,7 @@ def _entries(session: Session, agreement_id: int, since: datetime, until: dateti
             e.at <= until,
         )
         .order_by(e.at, e.id)
+        .limit(limit)
     ).all()
     return [
         _Entry(i, at, user, agency, None if content is None else json.loads(content))
