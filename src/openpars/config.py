@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     oversight_caseless_purposes: list[str] = Field(
         default_factory=lambda: ["warrant-check", "warrant-service"]
     )
+    # What-if replay (docs/oversight.md): at most this many external reads are replayed per
+    # request; a longer window is refused (field months) rather than answered in minutes.
+    oversight_whatif_max_queries: int = Field(default=20_000, ge=1, le=1_000_000)
 
     # The public transparency report (docs/oversight.md): epsilon of one month's release (all
     # cells together), and how many external reads of one account a month are counted.

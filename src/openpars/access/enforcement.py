@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -103,7 +104,17 @@ def check_purpose(
         raise InvalidInput(
             "external queries must state a purpose (query parameter 'purpose')", field="purpose"
         )
-    rules = purpose_rules(session, principal=principal, at=at)
+    check_purpose_rules(purpose_rules(session, principal=principal, at=at), context)
+
+
+def check_purpose_rules(rules: Mapping[str, bool], context: ReadContext) -> None:
+    """The purpose check against an agreement's purposes (slug -> case reference required):
+    the rule ``check_purpose`` applies to the version in force, and the what-if replay
+    (``access.replay``) to a proposed version."""
+    if not context.purpose:
+        raise InvalidInput(
+            "external queries must state a purpose (query parameter 'purpose')", field="purpose"
+        )
     rule = rules.get(context.purpose)
     if rule is None:
         allowed = ", ".join(sorted(rules)) or "none"

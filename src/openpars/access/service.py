@@ -104,13 +104,7 @@ def search_persons(
 ) -> PersonPage:
     """Persons matching the criteria, as the caller's policy allows."""
     at = now or utcnow()
-    criteria = (query.name, query.birth_date, query.birth_year, query.sid, query.fbi_number)
-    if all(c is None for c in criteria):
-        raise InvalidInput(
-            "give at least one of name, birth_date, birth_year, sid, fbi_number", field="query"
-        )
-    check_page(offset=query.offset, limit=query.limit)
-    check_birth_year(query.birth_year)
+    check_person_query(query)
     policy = policy_for(session, principal=principal, context=context, at=at)
     check_person_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
@@ -126,6 +120,31 @@ def search_persons(
         session, event, lambda: repo.send_aliases(session, ids) if shown else None, at=at
     )
     return _person_page(found, None if aliases is None else aliases(), policy, query, limit)
+
+
+def check_person_query(query: PersonQuery) -> None:
+    """What a person search must give whoever asks, before any policy is decided."""
+    criteria = (query.name, query.birth_date, query.birth_year, query.sid, query.fbi_number)
+    if all(c is None for c in criteria):
+        raise InvalidInput(
+            "give at least one of name, birth_date, birth_year, sid, fbi_number", field="query"
+        )
+    check_page(offset=query.offset, limit=query.limit)
+    check_birth_year(query.birth_year)
+
+
+def check_arrest_query(query: ArrestQuery) -> None:
+    """What an arrest search must give whoever asks, before any policy is decided."""
+    identifiers = any((query.otn, query.incident_number, query.docket_number))
+    if not identifiers and not any(
+        (query.arrested_from, query.arrested_to, query.statute, query.state)
+    ):
+        raise InvalidInput(
+            "give at least one of otn, incident_number, docket_number, arrested_from, "
+            "arrested_to, statute, state",
+            field="query",
+        )
+    check_page(offset=query.offset, limit=query.limit)
 
 
 def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> PersonPage:
@@ -167,16 +186,7 @@ def search_arrests(
 ) -> ArrestPage:
     """Arrests matching the criteria, as the caller's policy allows."""
     at = now or utcnow()
-    identifiers = any((query.otn, query.incident_number, query.docket_number))
-    if not identifiers and not any(
-        (query.arrested_from, query.arrested_to, query.statute, query.state)
-    ):
-        raise InvalidInput(
-            "give at least one of otn, incident_number, docket_number, arrested_from, "
-            "arrested_to, statute, state",
-            field="query",
-        )
-    check_page(offset=query.offset, limit=query.limit)
+    check_arrest_query(query)
     policy = policy_for(session, principal=principal, context=context, at=at)
     check_arrest_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
@@ -193,6 +203,22 @@ def search_arrests(
         arrest_ids=[row["id"] for row in found.rows],
         at=at,
     )
+    return _arrest_page(found, policy, query, limit)
+
+
+def arrest_page(session: Session, *, policy: ReadPolicy, query: ArrestQuery) -> ArrestPage:
+    """The page an arrest search returns under a policy already decided (no audit here); the
+    criteria are checked against the policy first."""
+    check_arrest_search(policy, query)
+    limit = effective_limit(query.limit, policy.max_results)
+    return _arrest_page(
+        repo.search_arrests(session, policy, query, limit=limit), policy, query, limit
+    )
+
+
+def _arrest_page(
+    found: repo.Found, policy: ReadPolicy, query: ArrestQuery, limit: int
+) -> ArrestPage:
     return ArrestPage(
         items=[shaping.arrest_row(r, policy) for r in found.rows],
         total=found.total,

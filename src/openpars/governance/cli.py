@@ -173,6 +173,12 @@ def proposal_show(
     out.print(f"  tally: yes {p.tally.yes}, no {p.tally.no}, abstain {p.tally.abstain}")
     if p.closed_reason:
         out.print(f"  {p.closed_reason}", markup=False)
+    if p.what_if is not None:
+        out.print(
+            f"  what-if replay: openpars oversight what-if --proposal {p.id} --months 6 "
+            f"(GET {p.what_if})",
+            markup=False,
+        )
     for v in export.votes:
         out.print(
             f"  {v.at.isoformat()}  stakeholder {v.stakeholder_id} ({v.voter}) "

@@ -199,6 +199,12 @@ class ProposalRead(BaseModel):
     board_members: list[int]
     required_yes: int
     tally: TallyRead
+    what_if: str | None = Field(
+        default=None,
+        description="An agreement proposal's what-if replay: the external queries of the last "
+        "months run again under the proposed version (oversight role and voters; "
+        "docs/oversight.md).",
+    )
 
 
 class SignedVote(BaseModel):

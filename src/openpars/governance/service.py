@@ -49,6 +49,11 @@ def get_proposal(session: Session, proposal_id: int, *, for_update: bool = False
     return proposal
 
 
+def what_if_path(proposal_id: int) -> str:
+    """Where a voter finds the what-if replay of an agreement proposal (oversight.whatif)."""
+    return f"/api/v1/proposals/{proposal_id}/what-if"
+
+
 def proposal_read(session: Session, proposal: Proposal, *, now: datetime) -> ProposalRead:
     """A proposal with its rule and standing tally (the final tally once decided)."""
     board = repo.get_board(session, proposal.board_config_id)
@@ -84,6 +89,7 @@ def proposal_read(session: Session, proposal: Proposal, *, now: datetime) -> Pro
         board_version=board.version,
         board_members=list(board.members),
         required_yes=rule.required,
+        what_if=None if proposal.agreement_id is None else what_if_path(proposal.id),
         tally=TallyRead(
             yes=yes,
             no=no,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from openpars.oversight import explain_cli, review_cli
+from openpars.oversight import explain_cli, review_cli, whatif_cli
 
 app = explain_cli.app
+# whatif_cli registers `what-if` on explain_cli.app when imported.
+__all__ = ["app", "whatif_cli"]
 app.info.help = (
     "Oversight (issue 13): explain every external access to a person, plant canary records, "
     "and review the flags detectors raise."

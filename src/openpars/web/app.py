@@ -22,6 +22,7 @@ from openpars.identity.api import router as identity_router
 from openpars.oversight.explain_api import router as oversight_explain_router
 from openpars.oversight.review_api import router as oversight_review_router
 from openpars.oversight.transparency_api import router as transparency_router
+from openpars.oversight.whatif_api import router as oversight_whatif_router
 from openpars.records.api import router as records_router
 from openpars.web.audit_entries import AuditedJSONResponse, AuditEntryHeader
 from openpars.web.errors import install_error_handlers
@@ -42,6 +43,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     oversight_explain_router,
     oversight_review_router,
     transparency_router,
+    oversight_whatif_router,
 )
 
 
