@@ -14,6 +14,7 @@ from openpars.governance.cli import board_app, proposal_app
 from openpars.governance.cli_signing import keys_app, vote_app
 from openpars.identity.cli import agency_app, token_app, user_app
 from openpars.oversight.cli import app as oversight_app
+from openpars.oversight.report_cli import app as report_app
 from openpars.records.cli import import_arrests
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ for group, name in (
     (board_app, "board"),
     (audit_app, "audit"),
     (oversight_app, "oversight"),
+    (report_app, "report"),
 ):
     app.add_typer(group, name=name)
 app.command("serve")(serve.serve)

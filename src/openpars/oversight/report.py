@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -42,7 +42,7 @@ from openpars.oversight.explain import Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
 from openpars.oversight.facts import refresh
 
-FORMAT = "openpars-oversight-report/v1"
+FORMAT: Literal["openpars-oversight-report/v1"] = "openpars-oversight-report/v1"
 API = "/api/v1"
 READERS = (Permission.OVERSIGHT_READ, Permission.VOTE)
 # Flags listed one by one in the document; the detectors table counts them all.
@@ -281,29 +281,49 @@ def build_report(
 
     def fig(key: str, label: str, value: int, entries: int, of: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
         return Figure(
-            key=key, label=label, value=value, entries=entries, entries_path=links.entries(key),
-            share=_share(value, of[1]) if of else None, of=of[0] if of else None,
-        )  # fmt: skip
+            key=key,
+            label=label,
+            value=value,
+            entries=entries,
+            entries_path=links.entries(key),
+            share=_share(value, of[1]) if of else None,
+            of=of[0] if of else None,
+        )
 
     queries = int(session.scalar(select(func.count()).select_from(q)) or 0)
     t = session.execute(sql.pair_totals(p)).mappings().one()
     pairs, persons = int(t["pairs"]), int(t["persons"])
     explained = int(t["explained"] or 0)
-    codes = {row.code: (int(row.pairs), int(row.entries)) for row in session.execute(sql.by_code(p))}
+    codes = {
+        row.code: (int(row.pairs), int(row.entries)) for row in session.execute(sql.by_code(p))
+    }
     figures = [
         fig("queries", "external queries answered", queries, queries),
         fig("pairs", "persons returned (access, person pairs)", pairs, int(t["entries"])),
         fig("persons_viewed", "distinct persons viewed", persons, int(t["entries"])),
-        fig("never_charged", "distinct persons viewed who were never charged",
-            int(t["never_persons"]), int(t["never_entries"]), ("persons_viewed", persons)),
-        fig("explained", "pairs explained", explained, int(t["explained_entries"]),
-            ("pairs", pairs)),
-        fig("unexplained", "pairs unexplained", pairs - explained,
-            int(t["unexplained_entries"]), ("pairs", pairs)),
-    ]  # fmt: skip
+        fig(
+            "never_charged",
+            "distinct persons viewed who were never charged",
+            int(t["never_persons"]),
+            int(t["never_entries"]),
+            ("persons_viewed", persons),
+        ),
+        fig(
+            "explained", "pairs explained", explained, int(t["explained_entries"]), ("pairs", pairs)
+        ),
+        fig(
+            "unexplained",
+            "pairs unexplained",
+            pairs - explained,
+            int(t["unexplained_entries"]),
+            ("pairs", pairs),
+        ),
+    ]
     for rule in Rule:
         n, e = codes.get(rule.value, (0, 0))
-        figures.append(fig(f"rule:{rule.value}", f"explained by {rule.value}", n, e, ("pairs", pairs)))
+        figures.append(
+            fig(f"rule:{rule.value}", f"explained by {rule.value}", n, e, ("pairs", pairs))
+        )
     for reason in Reason:
         n, e = codes.get(reason.value, (0, 0))
         figures.append(
@@ -318,7 +338,9 @@ def build_report(
     total_refused = sum(refused.values())
     figures.append(fig("refusals", "requests refused", total_refused, total_refused))
     for code, n in refused.items():
-        figures.append(fig(f"refusal:{code}", f"refused: {code}", n, n, ("refusals", total_refused)))
+        figures.append(
+            fig(f"refusal:{code}", f"refused: {code}", n, n, ("refusals", total_refused))
+        )
     detectors, flag_rows, flags_total, flag_entries = _flags(session, scope, links)
     figures.append(fig("flags", "detector flags raised", flags_total, flag_entries))
     checkpoint = session.scalar(
@@ -327,28 +349,37 @@ def build_report(
     grantee = session.get(Agency, agreement.grantee_agency_id)
     return OversightReport(
         agreement=AgreementSummary(
-            id=agreement.id, name=agreement.name, grantee_agency_id=agreement.grantee_agency_id,
+            id=agreement.id,
+            name=agreement.name,
+            grantee_agency_id=agreement.grantee_agency_id,
             grantee_agency=grantee.name if grantee else str(agreement.grantee_agency_id),
-            status=agreement.status.value, current_version=agreement.current_version,
-            in_force_from=agreement.in_force_from, in_force_until=agreement.in_force_until,
+            status=agreement.status.value,
+            current_version=agreement.current_version,
+            in_force_from=agreement.in_force_from,
+            in_force_until=agreement.in_force_until,
         ),
-        start=period.start, end=period.end, generated_at=now or utcnow(),
-        tree_size=scope.size, checkpoint_size=checkpoint,
+        start=period.start,
+        end=period.end,
+        generated_at=now or utcnow(),
+        tree_size=scope.size,
+        checkpoint_size=checkpoint,
         rules={
             "follow_up_hours": rules.follow_up_window.total_seconds() / 3600,
-            "bulk_results": rules.bulk_results, "sweep_queries": rules.sweep_queries,
+            "bulk_results": rules.bulk_results,
+            "sweep_queries": rules.sweep_queries,
             "sweep_minutes": rules.sweep_window.total_seconds() / 60,
             "caseless_purposes": sorted(rules.caseless_purposes),
         },
-        figures=figures, weekly=_weekly(session, scope, q, p, links), detectors=detectors,
-        flags=flag_rows, flags_total=flags_total,
+        figures=figures,
+        weekly=_weekly(session, scope, q, p, links),
+        detectors=detectors,
+        flags=flag_rows,
+        flags_total=flags_total,
         what_if=dict(what_if) if what_if is not None else None,
-    )  # fmt: skip
+    )
 
 
-def _weekly(
-    session: Session, scope: sql.Scope, q: Any, p: Any, links: _Links
-) -> list[WeekRow]:
+def _weekly(session: Session, scope: sql.Scope, q: Any, p: Any, links: _Links) -> list[WeekRow]:
     """Queries and pairs per week, agency and purpose (a few rows per week)."""
     rows: dict[tuple[str, str, str], dict[str, int]] = {}
     zero = {"queries": 0, "pairs": 0, "explained": 0, "never_charged": 0}
@@ -362,10 +393,16 @@ def _weekly(
         counts["never_charged"] = int(row["never_charged"] or 0)
     result = []
     for (week, agency, purpose), counts in sorted(rows.items()):
-        key = f"week:{week}:{agency}:{purpose}"
+        figure = f"week:{week}:{agency}:{purpose}"
         result.append(
-            WeekRow(week=week, agency=agency, purpose=purpose, figure=key,
-                    entries_path=links.entries(key), **counts)  # fmt: skip
+            WeekRow(
+                week=week,
+                agency=agency,
+                purpose=purpose,
+                figure=figure,
+                entries_path=links.entries(figure),
+                **counts,
+            )
         )
     return result
 
@@ -383,9 +420,14 @@ def _flags(
     ):
         row = per.setdefault(
             detector,
-            DetectorRow(detector=detector, flags=0, closed=0, findings={},
-                        figure=f"detector:{detector}",
-                        entries_path=links.entries(f"detector:{detector}")),  # fmt: skip
+            DetectorRow(
+                detector=detector,
+                flags=0,
+                closed=0,
+                findings={},
+                figure=f"detector:{detector}",
+                entries_path=links.entries(f"detector:{detector}"),
+            ),
         )
         row.flags += int(n)
         if state == "closed":
@@ -406,8 +448,9 @@ def _flags(
             **{k: v for k, v in m.items() if k not in ("case_state", "finding")},
             case_state=None if m["case_state"] is None else str(m["case_state"]),
             finding=None if m["finding"] is None else str(m["finding"]),
-            figure=f"flag:{m['id']}", entries_path=links.entries(f"flag:{m['id']}"),
-        )  # fmt: skip
+            figure=f"flag:{m['id']}",
+            entries_path=links.entries(f"flag:{m['id']}"),
+        )
         for m in session.execute(
             select(listed).order_by(listed.c.raised_at, listed.c.id).limit(MAX_FLAG_ROWS)
         ).mappings()
@@ -452,12 +495,14 @@ def _figure_ids(scope: sql.Scope, figure: str) -> Any:
         kind in ("rule", "reason") and rest in {*Rule, *Reason}
     ):
         p = sql.pairs(scope)
-        where = {
+        named: dict[str, list[Any]] = {
             "explained": [p.c.explained],
             "unexplained": [~p.c.explained],
             "never_charged": [p.c.never_charged],
-        }.get(figure, [p.c.code == rest] if kind in ("rule", "reason") else [])
-        return select(p.c.entry_id).where(*where)
+        }
+        by_code = [p.c.code == rest] if kind in ("rule", "reason") else []
+        conditions = named.get(figure, by_code)
+        return select(p.c.entry_id).where(*conditions)
     if figure == "refusals" or kind == "refusal":
         r = sql.refusals(scope)
         return select(r.c.entry_id).where(*([r.c.code == rest] if kind == "refusal" else []))
@@ -517,9 +562,14 @@ def entries_of(
             proof = f"{API}/audit/proof/inclusion?index={leaf}&size={checkpoint}"
         items.append(EntryRef(entry_id=entry_id, at=at, leaf_index=leaf, proof_path=proof))
     return EntryPage(
-        figure=figure, tree_size=scope.size, checkpoint_size=checkpoint, items=items,
-        total=total, offset=offset, limit=limit,
-    )  # fmt: skip
+        figure=figure,
+        tree_size=scope.size,
+        checkpoint_size=checkpoint,
+        items=items,
+        total=total,
+        offset=offset,
+        limit=limit,
+    )
 
 
 # -- the audited services -----------------------------------------------------------------------
@@ -545,13 +595,20 @@ def report(
     """The report of an agreement over a period; audited with its SHA-256."""
     require_reader(actor)
     agreement, period = check_period(session, agreement_id, start, end, today=today)
-    document = build_report(session, agreement=agreement, period=period, rules=rules,
-                            what_if=what_if)  # fmt: skip
+    document = build_report(
+        session, agreement=agreement, period=period, rules=rules, what_if=what_if
+    )
     _audit(
-        session, actor, "oversight.report", via=via, agreement_id=agreement_id,
-        **{"from": start.isoformat(), "to": end.isoformat()}, format=output.value,
-        tree_size=document.tree_size, sha256=sha256(document),
-    )  # fmt: skip
+        session,
+        actor,
+        "oversight.report",
+        via=via,
+        agreement_id=agreement_id,
+        **{"from": start.isoformat(), "to": end.isoformat()},
+        format=output.value,
+        tree_size=document.tree_size,
+        sha256=sha256(document),
+    )
     return document
 
 
@@ -573,13 +630,30 @@ def report_entries(
     """A page of the audit entries behind one figure; audited."""
     require_reader(actor)
     agreement, period = check_period(session, agreement_id, start, end, today=today)
-    page = entries_of(session, agreement=agreement, period=period, rules=rules, figure=figure,
-                      size=size, offset=offset, limit=limit)  # fmt: skip
+    page = entries_of(
+        session,
+        agreement=agreement,
+        period=period,
+        rules=rules,
+        figure=figure,
+        size=size,
+        offset=offset,
+        limit=limit,
+    )
     _audit(
-        session, actor, "oversight.report.entries", via=via, agreement_id=agreement_id,
-        **{"from": start.isoformat(), "to": end.isoformat()}, figure=figure, size=size,
-        offset=offset, limit=limit, returned=[i.entry_id for i in page.items], total=page.total,
-    )  # fmt: skip
+        session,
+        actor,
+        "oversight.report.entries",
+        via=via,
+        agreement_id=agreement_id,
+        **{"from": start.isoformat(), "to": end.isoformat()},
+        figure=figure,
+        size=size,
+        offset=offset,
+        limit=limit,
+        returned=[i.entry_id for i in page.items],
+        total=page.total,
+    )
     return page
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import Environment, select_autoescape
 from markupsafe import Markup
 
-from openpars.oversight.report import OversightReport
+from openpars.oversight.report import OversightReport, ReportFormat, canonical, sha256
 
 _ENV = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 
@@ -38,7 +38,8 @@ svg { max-width: 100%; height: auto; }
 {{ r.agreement.status }}), grantee {{ r.agreement.grantee_agency }}
 (agency {{ r.agreement.grantee_agency_id }}). Period {{ r.start }} to {{ r.end }} (UTC, both days
 included). Generated {{ r.generated_at.isoformat() }} from log leaves [0, {{ r.tree_size }});
-newest signed checkpoint: {{ r.checkpoint_size if r.checkpoint_size is not none else "none yet" }}.</p>
+newest signed checkpoint:
+{{ r.checkpoint_size if r.checkpoint_size is not none else "none yet" }}.</p>
 {% if sha %}<p>SHA-256 of this report's canonical JSON: <code>{{ sha }}</code></p>{% endif %}
 <p class="note">Every number links to the audit entries behind it
 (<code>GET {{ base }}/oversight/reports/entries</code>), each with the path of its inclusion
@@ -72,7 +73,8 @@ proof, so any figure can be proved from the log.</p>
 {% for d in r.detectors %}<tr><td>{{ d.detector }}</td>
 <td class="n"><a href="{{ d.entries_path }}">{{ d.flags }}</a></td>
 <td class="n">{{ d.closed }}</td>
-<td>{% for k, v in d.findings.items() %}{{ k }}: {{ v }}{% if not loop.last %}, {% endif %}{% else %}none yet{% endfor %}</td></tr>
+<td>{% for k, v in d.findings.items() %}{{ k }}: {{ v }}{% if not loop.last %}, {% endif %}
+{% else %}none yet{% endfor %}</td></tr>
 {% endfor %}</table>
 <table><tr><th>flag</th><th>detector</th><th>raised</th><th>user</th><th>rule</th>
 <th>threshold</th><th>case</th><th>finding</th><th>entries</th></tr>
@@ -92,7 +94,8 @@ proof, so any figure can be proved from the log.</p>
 <table><tr><th>week of</th><th>agency</th><th>purpose</th><th>queries</th><th>pairs</th>
 <th>explained</th><th>never charged</th></tr>
 {% for w in r.weekly %}<tr><td>{{ w.week }}</td><td>{{ w.agency }}</td><td>{{ w.purpose }}</td>
-<td class="n"><a href="{{ w.entries_path }}">{{ w.queries }}</a></td><td class="n">{{ w.pairs }}</td>
+<td class="n"><a href="{{ w.entries_path }}">{{ w.queries }}</a></td>
+<td class="n">{{ w.pairs }}</td>
 <td class="n">{{ w.explained }}</td><td class="n">{{ w.never_charged }}</td></tr>
 {% else %}<tr><td colspan="7">No external query in the period.</td></tr>{% endfor %}</table>
 
@@ -174,8 +177,16 @@ def _charts(report: OversightReport) -> dict[str, Markup]:
 
 def render_html(report: OversightReport, *, sha: str | None = None, base: str = "") -> str:
     """The report as one self-contained HTML page; links are ``base`` + API paths."""
-    headline_keys = ("queries", "persons_viewed", "never_charged", "pairs", "explained",
-                     "unexplained", "refusals", "flags")  # fmt: skip
+    headline_keys = (
+        "queries",
+        "persons_viewed",
+        "never_charged",
+        "pairs",
+        "explained",
+        "unexplained",
+        "refusals",
+        "flags",
+    )
     by_key = {f.key: f for f in report.figures}
     return _TEMPLATE.render(
         r=report,
@@ -201,3 +212,25 @@ def render_pdf(html: str) -> bytes:
     pdf = HTML(string=html).write_pdf()
     assert pdf is not None
     return bytes(pdf)
+
+
+MEDIA_TYPES = {
+    ReportFormat.HTML: "text/html; charset=utf-8",
+    ReportFormat.PDF: "application/pdf",
+    ReportFormat.JSON: "application/json",
+}
+
+
+def render(report: OversightReport, output: ReportFormat, *, content: bytes | None = None) -> bytes:
+    """The report in one format. JSON is the canonical bytes (``content`` when the caller holds
+    the stored bytes), so ``sha256sum`` of the file is the report's SHA-256."""
+    if output is ReportFormat.JSON:
+        return content if content is not None else canonical(report)
+    html = render_html(report, sha=sha256(report) if content is None else _hash(content))
+    return html.encode("utf-8") if output is ReportFormat.HTML else render_pdf(html)
+
+
+def _hash(content: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(content).hexdigest()

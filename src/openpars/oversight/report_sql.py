@@ -74,9 +74,7 @@ def content_path(dialect: str, *path: str) -> ColumnElement[Any]:
         )
     doc = cast(func.convert_from(AuditEntryContent.content, literal("UTF8")), JSONB)
     # A constant path (never caller input), typed text[] as the operator wants.
-    return doc.op("#>>", return_type=String)(
-        literal_column("'{" + ",".join(path) + "}'::text[]")
-    )
+    return doc.op("#>>", return_type=String)(literal_column("'{" + ",".join(path) + "}'::text[]"))
 
 
 def week_of(at: Any, dialect: str) -> ColumnElement[Any]:
@@ -157,7 +155,7 @@ def refusals(scope: Scope) -> Subquery:
     )
 
 
-def flags(scope: Scope) -> Select[Any]:
+def flags(scope: Scope) -> Select[*tuple[Any, ...]]:
     """The flags raised in the period about the agreement (named by the flag, or by one of the
     entries that fired it), whatever their detector, with their case's state and finding."""
     s = scope.selection
@@ -191,7 +189,7 @@ def flags(scope: Scope) -> Select[Any]:
     )
 
 
-def pair_totals(p: Subquery) -> Select[Any]:
+def pair_totals(p: Subquery) -> Select[*tuple[Any, ...]]:
     """Pairs, persons and entries in all, explained, and never charged (persons and entries)."""
     never_person = case((p.c.never_charged, p.c.person_id))
     never_entry = case((p.c.never_charged, p.c.entry_id))

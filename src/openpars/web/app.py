@@ -20,6 +20,7 @@ from openpars.governance.api import router as governance_router
 from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
 from openpars.oversight.explain_api import router as oversight_explain_router
+from openpars.oversight.report_api import router as oversight_report_router
 from openpars.oversight.review_api import router as oversight_review_router
 from openpars.records.api import router as records_router
 from openpars.web.audit_entries import AuditedJSONResponse, AuditEntryHeader
@@ -40,6 +41,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     governance_router,
     oversight_explain_router,
     oversight_review_router,
+    oversight_report_router,
 )
 
 
