@@ -290,13 +290,13 @@ def build_report(
             of=of[0] if of else None,
         )
 
-    queries = int(session.scalar(select(func.count()).select_from(q)) or 0)
+    # Two passes over the explained pairs (the costly statement) and one over the queries: the
+    # grouped counts give every per-code and per-week figure; the distinct counts the rest.
+    weekly, codes = _grouped(session, scope, q, p, links)
+    queries = sum(w.queries for w in weekly)
     t = session.execute(sql.pair_totals(p)).mappings().one()
     pairs, persons = int(t["pairs"]), int(t["persons"])
-    explained = int(t["explained"] or 0)
-    codes = {
-        row.code: (int(row.pairs), int(row.entries)) for row in session.execute(sql.by_code(p))
-    }
+    explained = sum(w.explained for w in weekly)
     figures = [
         fig("queries", "external queries answered", queries, queries),
         fig("pairs", "persons returned (access, person pairs)", pairs, int(t["entries"])),
@@ -371,7 +371,7 @@ def build_report(
             "caseless_purposes": sorted(rules.caseless_purposes),
         },
         figures=figures,
-        weekly=_weekly(session, scope, q, p, links),
+        weekly=weekly,
         detectors=detectors,
         flags=flag_rows,
         flags_total=flags_total,
@@ -379,18 +379,26 @@ def build_report(
     )
 
 
-def _weekly(session: Session, scope: sql.Scope, q: Any, p: Any, links: _Links) -> list[WeekRow]:
-    """Queries and pairs per week, agency and purpose (a few rows per week)."""
+def _grouped(
+    session: Session, scope: sql.Scope, q: Any, p: Any, links: _Links
+) -> tuple[list[WeekRow], dict[str, tuple[int, int]]]:
+    """Weekly rows (queries and pairs per week, agency and purpose), and (pairs, entries) per
+    explanation code. An entry's pairs share its week, agency and purpose, so distinct entries
+    per group add up to distinct entries per code."""
     rows: dict[tuple[str, str, str], dict[str, int]] = {}
     zero = {"queries": 0, "pairs": 0, "explained": 0, "never_charged": 0}
     for week, agency, purpose, n in session.execute(sql.weekly_queries(q, scope.dialect)):
         rows.setdefault((str(week), str(agency), str(purpose)), dict(zero))["queries"] = int(n)
-    for row in session.execute(sql.weekly_pairs(p, scope.dialect)).mappings():
+    codes: dict[str, tuple[int, int]] = {}
+    for row in session.execute(sql.pair_groups(p, scope.dialect)).mappings():
         key = (str(row["week"]), str(row["agency"]), str(row["purpose"]))
         counts = rows.setdefault(key, dict(zero))
-        counts["pairs"] = int(row["pairs"])
-        counts["explained"] = int(row["explained"] or 0)
-        counts["never_charged"] = int(row["never_charged"] or 0)
+        n, entries = int(row["pairs"]), int(row["entries"])
+        counts["pairs"] += n
+        counts["explained"] += int(row["explained"] or 0)
+        counts["never_charged"] += int(row["never_charged"] or 0)
+        before = codes.get(str(row["code"]), (0, 0))
+        codes[str(row["code"])] = (before[0] + n, before[1] + entries)
     result = []
     for (week, agency, purpose), counts in sorted(rows.items()):
         figure = f"week:{week}:{agency}:{purpose}"
@@ -404,7 +412,7 @@ def _weekly(session: Session, scope: sql.Scope, q: Any, p: Any, links: _Links) -
                 **counts,
             )
         )
-    return result
+    return result, codes
 
 
 def _flags(

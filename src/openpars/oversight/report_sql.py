@@ -197,26 +197,12 @@ def pair_totals(p: Subquery) -> Select[*tuple[Any, ...]]:
         func.count().label("pairs"),
         func.count(func.distinct(p.c.person_id)).label("persons"),
         func.count(func.distinct(p.c.entry_id)).label("entries"),
-        func.sum(case((p.c.explained, 1), else_=0)).label("explained"),
         func.count(func.distinct(case((p.c.explained, p.c.entry_id)))).label("explained_entries"),
         func.count(func.distinct(case((~p.c.explained, p.c.entry_id)))).label(
             "unexplained_entries"
         ),
         func.count(func.distinct(never_person)).label("never_persons"),
         func.count(func.distinct(never_entry)).label("never_entries"),
-    )
-
-
-def by_code(p: Subquery) -> Select[Any]:
-    """Pairs and entries per explanation code."""
-    return (
-        select(
-            p.c.code,
-            func.count().label("pairs"),
-            func.count(func.distinct(p.c.entry_id)).label("entries"),
-        )
-        .group_by(p.c.code)
-        .order_by(p.c.code)
     )
 
 
@@ -231,17 +217,20 @@ def weekly_queries(q: Subquery, dialect: str) -> Select[Any]:
     )
 
 
-def weekly_pairs(p: Subquery, dialect: str) -> Select[Any]:
-    """Pairs, explained pairs and never-charged pairs per ISO week, agency and purpose."""
+def pair_groups(p: Subquery, dialect: str) -> Select[*tuple[Any, ...]]:
+    """Pairs, distinct entries, explained and never-charged pairs per ISO week, agency, purpose
+    and explanation code."""
     week = week_of(p.c.at, dialect).label("week")
     return select(
         week,
         p.c.agency,
         p.c.purpose,
+        p.c.code,
         func.count().label("pairs"),
+        func.count(func.distinct(p.c.entry_id)).label("entries"),
         func.sum(case((p.c.explained, 1), else_=0)).label("explained"),
         func.sum(case((p.c.never_charged, 1), else_=0)).label("never_charged"),
-    ).group_by(week, p.c.agency, p.c.purpose)
+    ).group_by(week, p.c.agency, p.c.purpose, p.c.code)
 
 
 def week_filter(q: Subquery, monday: datetime, agency: str, purpose: str) -> list[Any]:
