@@ -33,7 +33,7 @@ from openpars.config import Settings
 from openpars.db import Database, utcnow
 from openpars.governance.models import ProposalReport
 from openpars.identity.roles import Role
-from openpars.oversight.explain import Dimension, Period, Rules, coverage
+from openpars.oversight.explain import Dimension, Period, Reason, Rules, coverage
 from openpars.oversight.facts import AccessFact, FactsWatermark
 from openpars.oversight.flags import FlagDraft, record_flags
 from openpars.oversight.models import Finding, Flag
@@ -468,3 +468,58 @@ def test_console_report_in_each_format(fresh_db: Database, tmp_path: Path) -> No
     bad = runner.invoke(app, [*args[:-6], "--from", "2026-03-02", "--to", "2026-03-01",
                               "--db", url])  # fmt: skip
     assert bad.exit_code == 1 and "(field: from)" in bad.output
+
+
+# -- at harness scale -----------------------------------------------------------------------------
+
+
+def test_the_report_of_the_harness_traffic_adds_up(db: Database, world: World) -> None:
+    """Eight weeks of legitimate and injected traffic: the report's figures are the ground
+    truth of what the harness did, and each misuse reason's drill-down holds its entries."""
+    from collections import Counter
+
+    from openpars.oversight.report import build_report, check_period, entries_of
+    from tests.oversight.harness import ICE, build_traffic
+
+    traffic = build_traffic(db, world, seed=5)
+    agreement_id = traffic.agreements[ICE]
+    with db.session() as s:
+        log.integrate(s)
+        made = set(
+            s.scalars(
+                select(AuditEntry.id).where(
+                    AuditEntry.agreement_id == agreement_id,
+                    AuditEntry.kind.in_(("search", "read")),
+                    AuditEntry.outcome == "ok",
+                )
+            )
+        )
+    with db.session() as s:
+        agreement, period = check_period(s, agreement_id, traffic.start.date(), utcnow().date())
+        report = build_report(s, agreement=agreement, period=period, rules=Rules())
+
+        def drill(figure: str) -> set[int]:
+            page = entries_of(
+                s, agreement=agreement, period=period, rules=Rules(), figure=figure,
+                size=report.tree_size, offset=0, limit=10_000,
+            )  # fmt: skip
+            assert page.total == len(page.items)
+            return {i.entry_id for i in page.items}
+
+        assert report.figure("queries").value == len(made) > 100
+        assert drill("queries") == made
+        assert sum(w.queries for w in report.weekly) == len(made)
+        assert len({w.week for w in report.weekly}) >= 8
+        ice_misuse = {pair: code for pair, code in traffic.misuse.items() if pair[0] in made}
+        for reason, n in Counter(ice_misuse.values()).items():
+            # Every injected pair of the reason is counted (legitimate pairs may add a few).
+            assert report.figure(f"reason:{reason}").value >= n, reason
+            assert {e for (e, _p), c in ice_misuse.items() if c == reason} <= drill(
+                f"reason:{reason}"
+            )
+        pairs = report.figure("pairs").value
+        assert (
+            sum(report.figure(f"reason:{r}").value for r in Reason)
+            + report.figure("explained").value
+            == pairs
+        )
