@@ -39,8 +39,10 @@ REPORT_RESPONSES = {
         "description": f"The report; the {SHA_HEADER} header is the SHA-256 of its canonical "
         "JSON (the json format's exact bytes).",
         "content": {"text/html": {}, "application/pdf": {}},
-    }
+    },
+    404: {"description": "the agreement does not exist (error.field: agreement)"},
 }
+UNKNOWN = {404: {"description": "the agreement does not exist (error.field: agreement)"}}
 
 
 @router.get(
@@ -73,7 +75,12 @@ def get_report(
     return Response(body, media_type=MEDIA_TYPES[output], headers={SHA_HEADER: sha256(document)})
 
 
-@router.get("/reports/entries", response_model=EntryPage, dependencies=[needs(*READERS)])
+@router.get(
+    "/reports/entries",
+    response_model=EntryPage,
+    responses=UNKNOWN,  # type: ignore[arg-type]
+    dependencies=[needs(*READERS)],
+)
 def get_report_entries(
     ctx: Ctx,
     agreement: AgreementQ,
