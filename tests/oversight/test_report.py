@@ -461,8 +461,11 @@ def test_console_report_in_each_format(fresh_db: Database, tmp_path: Path) -> No
     assert runner.invoke(app, [*args, "--format", "pdf", "--out", str(pdf)]).exit_code == 0
     text = " ".join(p.extract_text() for p in PdfReader(pdf).pages)
     assert "distinct persons viewed" in " ".join(text.split())
-    html = runner.invoke(app, [*args, "--format", "html"])
+    html = runner.invoke(
+        app, [*args, "--format", "html", "--link-host", "https://pars.example.org"]
+    )
     assert html.exit_code == 0 and "<svg" in html.stdout
+    assert 'href="https://pars.example.org/api/v1/oversight/reports/entries?' in html.stdout
     refused = runner.invoke(app, [*args, "--as", "ice"])
     assert refused.exit_code == 1 and "may not read oversight reports" in refused.output
     bad = runner.invoke(app, [*args[:-6], "--from", "2026-03-02", "--to", "2026-03-01",

@@ -22,6 +22,13 @@ from openpars.ranges import INT32_MAX
 
 app = typer.Typer(help="Reports for the stakeholders (issue 13).", no_args_is_help=True)
 
+HostOpt = Annotated[
+    str,
+    typer.Option(
+        "--link-host",
+        help="Site the HTML/PDF links point to, e.g. https://pars.example.org (default: paths).",
+    ),
+]
 OutOpt = Annotated[
     Path | None, typer.Option("--out", help="Write the report to this file (default: stdout).")
 ]
@@ -48,6 +55,7 @@ def oversight_report(
         ReportFormat, typer.Option("--format", help="html, pdf or json.")
     ] = ReportFormat.HTML,
     path: OutOpt = None,
+    host: HostOpt = "",
     username: AsOpt = None,
     db: DbOption = None,
 ) -> None:
@@ -65,6 +73,6 @@ def oversight_report(
             output=output,
             via="cli",
         )
-    write(render(document, output), path)
+    write(render(document, output, host=host), path)
     if path is not None:
         out.print(f"wrote {path} ({output.value}); report SHA-256 {sha256(document)}")

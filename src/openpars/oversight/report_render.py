@@ -42,14 +42,14 @@ newest signed checkpoint:
 {{ r.checkpoint_size if r.checkpoint_size is not none else "none yet" }}.</p>
 {% if sha %}<p>SHA-256 of this report's canonical JSON: <code>{{ sha }}</code></p>{% endif %}
 <p class="note">Every number links to the audit entries behind it
-(<code>GET {{ base }}/oversight/reports/entries</code>), each with the path of its inclusion
+(<code>GET {{ host }}/api/v1/oversight/reports/entries</code>), each with the path of its inclusion
 proof, so any figure can be proved from the log.</p>
 
 <h2>Headline figures</h2>
 <table><tr><th>figure</th><th>value</th><th>share</th><th>audit entries</th></tr>
 {% for f in headline %}<tr><td>{{ f.label }}</td><td class="n">{{ f.value }}</td>
 <td class="n">{{ pct(f.share) }}{% if f.of %} of {{ f.of }}{% endif %}</td>
-<td class="n"><a href="{{ f.entries_path }}">{{ f.entries }}</a></td></tr>
+<td class="n"><a href="{{ host }}{{ f.entries_path }}">{{ f.entries }}</a></td></tr>
 {% endfor %}</table>
 
 <h2>Unexplained share by reason</h2>
@@ -57,13 +57,13 @@ proof, so any figure can be proved from the log.</p>
 <table><tr><th>code</th><th>pairs</th><th>share of pairs</th><th>audit entries</th></tr>
 {% for f in codes %}<tr><td>{{ f.key }}</td><td class="n">{{ f.value }}</td>
 <td class="n">{{ pct(f.share) }}</td>
-<td class="n"><a href="{{ f.entries_path }}">{{ f.entries }}</a></td></tr>
+<td class="n"><a href="{{ host }}{{ f.entries_path }}">{{ f.entries }}</a></td></tr>
 {% endfor %}</table>
 
 <h2>Refusals by reason</h2>
 {% if refusals %}<table><tr><th>error code</th><th>refused</th><th>share</th></tr>
 {% for f in refusals %}<tr><td>{{ f.key.partition(":")[2] }}</td>
-<td class="n"><a href="{{ f.entries_path }}">{{ f.value }}</a></td>
+<td class="n"><a href="{{ host }}{{ f.entries_path }}">{{ f.value }}</a></td>
 <td class="n">{{ pct(f.share) }}</td></tr>
 {% endfor %}</table>{% else %}<p>No request by the grantee's accounts was refused.</p>{% endif %}
 
@@ -71,7 +71,7 @@ proof, so any figure can be proved from the log.</p>
 {% if r.detectors %}<table><tr><th>detector</th><th>flags</th><th>reviewed (closed)</th>
 <th>findings</th></tr>
 {% for d in r.detectors %}<tr><td>{{ d.detector }}</td>
-<td class="n"><a href="{{ d.entries_path }}">{{ d.flags }}</a></td>
+<td class="n"><a href="{{ host }}{{ d.entries_path }}">{{ d.flags }}</a></td>
 <td class="n">{{ d.closed }}</td>
 <td>{% for k, v in d.findings.items() %}{{ k }}: {{ v }}{% if not loop.last %}, {% endif %}
 {% else %}none yet{% endfor %}</td></tr>
@@ -82,7 +82,7 @@ proof, so any figure can be proved from the log.</p>
 <td>{{ f.raised_at.isoformat(timespec="seconds") }}</td><td>{{ f.subject_user_id or "" }}</td>
 <td>{{ f.rule }}</td><td class="n">{{ f.threshold if f.threshold is not none else "" }}</td>
 <td>{{ f.case_id or "" }} {{ f.case_state or "" }}</td><td>{{ f.finding or "" }}</td>
-<td class="n"><a href="{{ f.entries_path }}">{{ f.entries }}</a></td></tr>
+<td class="n"><a href="{{ host }}{{ f.entries_path }}">{{ f.entries }}</a></td></tr>
 {% endfor %}</table>
 {% if r.flags_total > r.flags|length %}<p class="note">{{ r.flags|length }} of
 {{ r.flags_total }} flags listed; the rest are in the drill-down of each detector.</p>{% endif %}
@@ -94,7 +94,7 @@ proof, so any figure can be proved from the log.</p>
 <table><tr><th>week of</th><th>agency</th><th>purpose</th><th>queries</th><th>pairs</th>
 <th>explained</th><th>never charged</th></tr>
 {% for w in r.weekly %}<tr><td>{{ w.week }}</td><td>{{ w.agency }}</td><td>{{ w.purpose }}</td>
-<td class="n"><a href="{{ w.entries_path }}">{{ w.queries }}</a></td>
+<td class="n"><a href="{{ host }}{{ w.entries_path }}">{{ w.queries }}</a></td>
 <td class="n">{{ w.pairs }}</td>
 <td class="n">{{ w.explained }}</td><td class="n">{{ w.never_charged }}</td></tr>
 {% else %}<tr><td colspan="7">No external query in the period.</td></tr>{% endfor %}</table>
@@ -121,17 +121,20 @@ def _pct(share: float | None) -> str:
 
 def _svg(figure: Any) -> Markup:
     """A matplotlib figure as inline SVG (text as text, no timestamps, stable ids)."""
+    _configure()
     buffer = io.StringIO()
-    with _rc():
-        figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
     return Markup(text[text.index("<svg") :])  # noqa: S704 - matplotlib's own SVG output
 
 
-def _rc() -> Any:
+def _configure() -> None:
+    """Process-wide, once, before any chart (rc_context would race between server threads):
+    SVG text stays text (searchable, extractable from the PDF) and ids are reproducible."""
     import matplotlib as mpl
 
-    return mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": "openpars-report"})
+    mpl.rcParams["svg.fonttype"] = "none"
+    mpl.rcParams["svg.hashsalt"] = "openpars-report"
 
 
 def _charts(report: OversightReport) -> dict[str, Markup]:
@@ -175,8 +178,9 @@ def _charts(report: OversightReport) -> dict[str, Markup]:
     return defaultdict(Markup, charts)
 
 
-def render_html(report: OversightReport, *, sha: str | None = None, base: str = "") -> str:
-    """The report as one self-contained HTML page; links are ``base`` + API paths."""
+def render_html(report: OversightReport, *, sha: str | None = None, host: str = "") -> str:
+    """The report as one self-contained HTML page; links are ``host`` (e.g.
+    ``https://pars.example.org``; empty: paths on the serving site) + API paths."""
     headline_keys = (
         "queries",
         "persons_viewed",
@@ -191,7 +195,7 @@ def render_html(report: OversightReport, *, sha: str | None = None, base: str = 
     return _TEMPLATE.render(
         r=report,
         sha=sha,
-        base=base + "/api/v1",
+        host=host.rstrip("/"),
         headline=[by_key[k] for k in headline_keys],
         codes=[f for f in report.figures if f.key.startswith(("rule:", "reason:"))],
         refusals=[f for f in report.figures if f.key.startswith("refusal:")],
@@ -221,12 +225,15 @@ MEDIA_TYPES = {
 }
 
 
-def render(report: OversightReport, output: ReportFormat, *, content: bytes | None = None) -> bytes:
+def render(
+    report: OversightReport, output: ReportFormat, *, content: bytes | None = None, host: str = ""
+) -> bytes:
     """The report in one format. JSON is the canonical bytes (``content`` when the caller holds
     the stored bytes), so ``sha256sum`` of the file is the report's SHA-256."""
     if output is ReportFormat.JSON:
         return content if content is not None else canonical(report)
-    html = render_html(report, sha=sha256(report) if content is None else _hash(content))
+    digest = sha256(report) if content is None else _hash(content)
+    html = render_html(report, sha=digest, host=host)
     return html.encode("utf-8") if output is ReportFormat.HTML else render_pdf(html)
 
 
