@@ -468,6 +468,21 @@ def test_console_report_in_each_format(fresh_db: Database, tmp_path: Path) -> No
     assert 'href="https://pars.example.org/api/v1/oversight/reports/entries?' in html.stdout
     refused = runner.invoke(app, [*args, "--as", "ice"])
     assert refused.exit_code == 1 and "may not read oversight reports" in refused.output
+    # A renewal opened at the console carries its report; 'proposal report' prints it.
+    opened = runner.invoke(app, [
+        "proposal", "open", "--agreement", str(scene.agreement), "--action", "renew",
+        "--summary", "renew ICE", "--deadline", (utcnow() + timedelta(days=5)).isoformat(),
+        "--new-expires-at", (utcnow() + timedelta(days=400)).isoformat(), "--db", url,
+    ])  # fmt: skip
+    assert opened.exit_code == 0, opened.output
+    assert "oversight report of" in opened.output
+    proposal_id = opened.output.split("opened proposal ")[1].split(":")[0]
+    attached = tmp_path / "p.json"
+    shown = runner.invoke(app, ["proposal", "report", proposal_id, "--format", "json",
+                                "--out", str(attached), "--db", url])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    digest = hashlib.sha256(attached.read_bytes()).hexdigest()
+    assert digest in shown.output and digest in " ".join(opened.output.split())
     bad = runner.invoke(app, [*args[:-6], "--from", "2026-03-02", "--to", "2026-03-01",
                               "--db", url])  # fmt: skip
     assert bad.exit_code == 1 and "(field: from)" in bad.output
