@@ -541,3 +541,34 @@ def test_the_report_of_the_harness_traffic_adds_up(db: Database, world: World) -
             + report.figure("explained").value
             == pairs
         )
+
+
+def test_a_sub_units_queries_and_refusals_count_for_the_agreement(
+    client: TestClient, db: Database, world: World, setup: Setup
+) -> None:
+    """An agreement covers the grantee's units: their accounts' reads and refusals are its."""
+    from openpars.identity import service as identity
+    from openpars.identity.models import AgencyKind
+    from openpars.identity.principal import SYSTEM
+    from openpars.identity.schemas import AgencyCreate
+
+    with db.session() as s:
+        data = AgencyCreate(
+            name="ICE field office", kind=AgencyKind.EXTERNAL, parent_id=setup.scene.ice_agency
+        )
+        unit = identity.create_agency(s, actor=SYSTEM, data=data)
+        world.agencies["ICE field office"] = unit.id
+        add_user(s, world, "ice-field", "ICE field office", [Role.EXTERNAL_QUERY])
+    case = setup.scene.case
+    worked = {"sid": case.sid, "purpose": INVESTIGATION, "case_number": case.otn}
+    ok = client.get("/api/v1/persons", headers=world.auth("ice-field"), params=worked)
+    assert ok.status_code == 200, ok.text
+    outside = {"sid": case.sid, "purpose": "immigration-enforcement"}
+    refused = client.get("/api/v1/persons", headers=world.auth("ice-field"), params=outside)
+    assert refused.status_code in (403, 422), refused.text
+    with db.session() as s:
+        log.integrate(s)
+    body = _json(client, world, setup)
+    figures = {f["key"]: f for f in body["figures"]}
+    assert figures["queries"]["value"] == 5 and figures["refusals"]["value"] == 2
+    assert str(unit.id) in {w["agency"] for w in body["weekly"]}

@@ -9,8 +9,9 @@ filter, so a figure and the entries it links to can never disagree:
   content in the database;
 * ``pairs``: every (external access, person returned) pair with its explanation code
   (``explain_sql.explanations``);
-* ``refusals``: refused requests by the grantee agency's accounts (a refused request names no
-  agreement: it was refused before one applied), with the error code from the content.
+* ``refusals``: refused requests by the accounts of the grantee agency and its units (a refused
+  request names no agreement: it was refused before one applied), with the error code from
+  the content.
 
 Each row set keeps only entries integrated into the log below ``size`` (a leaf index), so every
 number is provable with an inclusion proof and a report regenerated for the same size gives the
@@ -41,6 +42,7 @@ from sqlalchemy.sql.selectable import Subquery
 
 from openpars.audit.events import AuditKind, Outcome
 from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
+from openpars.identity.models import Agency
 from openpars.oversight import explain_sql
 from openpars.oversight.explain_sql import PurposeGrant, Rule, Rules, Selection
 from openpars.oversight.models import Case, Flag, FlagEntry
@@ -85,6 +87,19 @@ def week_of(at: Any, dialect: str) -> ColumnElement[Any]:
     return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD")
 
 
+def grantee_units(scope: Scope) -> Select[Any]:
+    """The grantee agency and every unit under it (an agreement covers its sub-units' users):
+    a recursive walk of the small agencies table. Filtering entries by these agencies lets the
+    database use the (agency, instant) index of the log rather than scan it."""
+    units = (
+        select(Agency.id.label("id"))
+        .where(Agency.id == scope.grantee_agency_id)
+        .cte("grantee_units", recursive=True)
+    )
+    units = units.union_all(select(Agency.id).where(Agency.parent_id == units.c.id))
+    return select(units.c.id)
+
+
 def _proven(scope: Scope) -> list[ColumnElement[bool]]:
     return [AuditLeaf.entry_id == AuditEntry.id, AuditLeaf.leaf_index < scope.size]
 
@@ -104,6 +119,7 @@ def queries(scope: Scope) -> Subquery:
         .join(AuditLeaf, and_(*_proven(scope)))
         .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
         .where(
+            AuditEntry.agency_id.in_(grantee_units(scope)),
             AuditEntry.agreement_id == scope.agreement_id,
             AuditEntry.kind.in_((AuditKind.SEARCH, AuditKind.READ)),
             AuditEntry.outcome == Outcome.OK,
@@ -146,7 +162,7 @@ def refusals(scope: Scope) -> Subquery:
         .join(AuditLeaf, and_(*_proven(scope)))
         .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
         .where(
-            AuditEntry.agency_id == scope.grantee_agency_id,
+            AuditEntry.agency_id.in_(grantee_units(scope)),
             AuditEntry.kind == AuditKind.REFUSED,
             AuditEntry.at >= s.start,
             AuditEntry.at < s.end,
