@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test test-sqlite test-postgresql coverage lint typecheck drift bench-quick clean
 
 $(STAMP): pyproject.toml verifier/pyproject.toml
+	@# WeasyPrint (the PDF renewal report) loads pango at run time; say so now, not in a test.
+	@ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' || { \
+	  echo "make install: the pango library is missing (WeasyPrint renders the oversight PDF report with it)." >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]" -e ./verifier

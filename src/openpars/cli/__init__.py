@@ -13,8 +13,9 @@ from openpars.demo.cli import demo
 from openpars.governance.cli import board_app, proposal_app
 from openpars.governance.cli_signing import keys_app, vote_app
 from openpars.identity.cli import agency_app, token_app, user_app
+from openpars.oversight import transparency_cli  # noqa: F401  (registers `report transparency`)
 from openpars.oversight.cli import app as oversight_app
-from openpars.oversight.transparency_cli import app as report_app
+from openpars.oversight.report_cli import app as report_app
 from openpars.records.cli import import_arrests
 
 app = typer.Typer(

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from openpars.db import utcnow
 from openpars.errors import InvalidInput
-from openpars.governance import board, decisions, key_notices, keyring, service, timeline, votes
+from openpars.governance import (
+    board,
+    decisions,
+    key_notices,
+    keyring,
+    reports,
+    service,
+    timeline,
+    votes,
+)
 from openpars.governance.board import READ_PERMISSIONS as READERS
 from openpars.governance.keyring import StakeholderKeys
 from openpars.governance.models import ProposalStatus
@@ -28,6 +37,12 @@ from openpars.governance.schemas import (
     VoteReceipt,
 )
 from openpars.identity.roles import Permission
+from openpars.oversight.explain import rules_from
+from openpars.oversight.report import READERS as REPORT_READERS
+from openpars.oversight.report import ReportFormat
+from openpars.oversight.report_api import REPORT_RESPONSES as REPORT_CONTENT
+from openpars.oversight.report_api import SHA_HEADER
+from openpars.oversight.report_render import MEDIA_TYPES, render
 from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx, needs
 
@@ -43,7 +58,9 @@ router = APIRouter(tags=["governance"])
 def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
     """Open a proposal on an agreement's current version or a new site floor (voters, managers)."""
     with ctx.unit() as (session, principal):
-        proposal = service.open_proposal(session, actor=principal, data=body)
+        proposal = service.open_proposal(
+            session, actor=principal, data=body, rules=rules_from(ctx.settings)
+        )
         result = service.proposal_read(session, proposal, now=utcnow())
     return result
 
@@ -75,6 +92,28 @@ def show_proposal(proposal_id: RowId, ctx: Ctx) -> ProposalRead:
     with ctx.unit() as (session, principal):
         result = service.show_proposal(session, actor=principal, proposal_id=proposal_id)
     return result
+
+
+@router.get(
+    "/proposals/{proposal_id}/report",
+    response_class=Response,
+    responses=REPORT_CONTENT,  # type: ignore[arg-type]
+    dependencies=[needs(*REPORT_READERS)],
+)
+def proposal_report(
+    proposal_id: RowId,
+    ctx: Ctx,
+    output: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.HTML,
+) -> Response:
+    """The oversight report attached to a renewal proposal when it opened, exactly as every
+    voter sees it; the SHA-256 header matches the proposal's ``report.sha256`` and its
+    ``proposal.open`` audit entry (oversight and stakeholder voters only)."""
+    with ctx.unit() as (session, principal):
+        document, content, digest = reports.show_report(
+            session, actor=principal, proposal_id=proposal_id, output=output
+        )
+    body = render(document, output, content=content)
+    return Response(body, media_type=MEDIA_TYPES[output], headers={SHA_HEADER: digest})
 
 
 @router.post(

@@ -7,6 +7,7 @@ USERNAME`` names an account.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ from openpars.db import utcnow
 from openpars.governance import (
     board,
     decisions,
+    reports,
     service,
     signing,
     timeline,
@@ -34,6 +36,11 @@ from openpars.governance.cli_signing import (
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import ProposalAction
 from openpars.governance.schemas import BoardUpdate, ProposalCreate
+from openpars.oversight.explain import rules_from
+from openpars.oversight.explain_cli import _actor as oversight_actor
+from openpars.oversight.report import ReportFormat
+from openpars.oversight.report_cli import write as write_report
+from openpars.oversight.report_render import render
 from openpars.ranges import INT32_MAX
 
 app = typer.Typer(help="Stakeholder governance: proposals, signed votes, keys, the board.")
@@ -103,13 +110,22 @@ def proposal_open(
         ),
         content_hash=content_hash,
     )
-    with unit(settings_for(db)) as session:
-        proposal = service.open_proposal(session, actor=actor_named(session, as_user), data=data)
+    settings = settings_for(db)
+    with unit(settings) as session:
+        proposal = service.open_proposal(
+            session, actor=actor_named(session, as_user), data=data, rules=rules_from(settings)
+        )
         out.print(
             f"opened proposal {proposal.id}: {action.value} "
             f"{_subject(proposal.agreement_id, proposal.agreement_version)}; vote by "
             f"{proposal.deadline.isoformat()}"
         )
+        attached = reports.report_ref(session, proposal.id)
+        if attached is not None:
+            out.print(
+                f"oversight report of {attached.start} to {attached.end} attached, SHA-256 "
+                f"{attached.sha256}; read it with: openpars proposal report {proposal.id}"
+            )
         out.print(
             f"sign with: openpars vote sign --key FILE --proposal {proposal.id} "
             "--choice yes|no|abstain --rationale '...' --as YOUR_VOTER"
@@ -179,12 +195,43 @@ def proposal_show(
             f"(GET {p.what_if})",
             markup=False,
         )
+    if p.report is not None:
+        out.print(
+            f"  oversight report {p.report.start} to {p.report.end}, SHA-256 {p.report.sha256}: "
+            f"openpars proposal report {p.id}"
+        )
     for v in export.votes:
         out.print(
             f"  {v.at.isoformat()}  stakeholder {v.stakeholder_id} ({v.voter}) "
             f"{v.choice.value}: {v.rationale}",
             markup=False,
         )
+
+
+@proposal_app.command("report")
+@reports_errors
+def proposal_report(
+    proposal_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)],
+    output: Annotated[
+        ReportFormat, typer.Option("--format", help="html, pdf or json.")
+    ] = ReportFormat.HTML,
+    path: Annotated[
+        Path | None, typer.Option("--out", help="Write the report to this file (default: stdout).")
+    ] = None,
+    as_user: AsOption = None,
+    db: DbOption = None,
+) -> None:
+    """The oversight report attached to a renewal proposal, exactly as voters see it
+    (voters and the oversight role)."""
+    with unit(settings_for(db)) as session:
+        # Without --as, the console's oversight principal (whoever runs this holds the database).
+        actor = oversight_actor(session, as_user)
+        document, content, digest = reports.show_report(
+            session, actor=actor, proposal_id=proposal_id, output=output
+        )
+    write_report(render(document, output, content=content), path)
+    if path is not None:
+        out.print(f"wrote {path} ({output.value}); report SHA-256 {digest}")
 
 
 @proposal_app.command("timeline")

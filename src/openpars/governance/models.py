@@ -6,12 +6,13 @@ vote is a new row, so the history an auditor re-verifies is exactly what was dec
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -203,7 +204,27 @@ def _refuse_change(_mapper: Mapper[Any], _connection: Any, target: Any) -> None:
     )
 
 
-for _model in (Vote, BoardConfig, KeyNotice):
+class ProposalReport(Base):
+    """The oversight renewal report attached to a renewal proposal when it opened.
+
+    ``content`` is the report's canonical JSON exactly as hashed (``sha256``): what every voter
+    is shown, however the log or the review queue move on afterwards. Never changed.
+    """
+
+    __tablename__ = "governance_proposal_reports"
+
+    proposal_id: Mapped[int] = mapped_column(
+        ForeignKey("governance_proposals.id"), primary_key=True, autoincrement=False
+    )
+    agreement_id: Mapped[int] = mapped_column(ForeignKey("agreements.id"))
+    period_start: Mapped[date] = mapped_column(Date)
+    period_end: Mapped[date] = mapped_column(Date)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+for _model in (Vote, BoardConfig, KeyNotice, ProposalReport):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
 # A proposal only moves through its statuses (see proposal_guard_ddl); it is never deleted.
@@ -215,7 +236,12 @@ register_schema_ddl(
         dialect,
         {
             table: ("UPDATE", "DELETE")
-            for table in (Vote.__tablename__, BoardConfig.__tablename__, KeyNotice.__tablename__)
+            for table in (
+                Vote.__tablename__,
+                BoardConfig.__tablename__,
+                KeyNotice.__tablename__,
+                ProposalReport.__tablename__,
+            )
         },
         function="openpars_refuse_governance_change",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Le
@@ -153,6 +153,18 @@ class ProposalCreate(BaseModel):
     new_expires_at: AwareDatetime | None = Field(default=None, description="Renewals only.")
 
 
+class ProposalReportRef(BaseModel):
+    """The oversight renewal report attached to a renewal proposal when it opened."""
+
+    sha256: str = Field(
+        description="SHA-256 of the report's canonical JSON, recorded when the proposal opened "
+        "(also in the proposal.open audit entry): compare it with what you read"
+    )
+    start: date = Field(description="first day of the period reported (the current term)")
+    end: date = Field(description="last day: the day the proposal opened (UTC)")
+    path: str = Field(description="GET this (?format=html|pdf|json) to read the report")
+
+
 class TallyRead(BaseModel):
     """Stakeholder agency ids by their standing vote, and yes votes still needed."""
 
@@ -204,6 +216,11 @@ class ProposalRead(BaseModel):
         description="An agreement proposal's what-if replay: the external queries of the last "
         "months run again under the proposed version (oversight role and voters; "
         "docs/oversight.md).",
+    )
+    report: ProposalReportRef | None = Field(
+        default=None,
+        description="renewals: the oversight report of the agreement's current term, as voters "
+        "see it (docs/oversight.md, Renewal report)",
     )
 
 

@@ -32,6 +32,7 @@ from openpars.governance.models import (
     ProposalStatus,
 )
 from openpars.governance.quorum import Pending, ProposalAction
+from openpars.governance.reports import attach_report, report_ref
 from openpars.governance.schemas import (
     ProposalCreate,
     ProposalRead,
@@ -39,6 +40,7 @@ from openpars.governance.schemas import (
 )
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
+from openpars.oversight.explain_sql import Rules
 
 
 def get_proposal(session: Session, proposal_id: int, *, for_update: bool = False) -> Proposal:
@@ -98,6 +100,7 @@ def proposal_read(session: Session, proposal: Proposal, *, now: datetime) -> Pro
             if isinstance(decision, Pending)
             else max(0, rule.required - len(yes)),
         ),
+        report=report_ref(session, proposal.id),
     )
 
 
@@ -241,9 +244,17 @@ def _bind_agreement(session: Session, data: ProposalCreate) -> tuple[int, int, s
 
 
 def open_proposal(
-    session: Session, *, actor: Principal, data: ProposalCreate, now: datetime | None = None
+    session: Session,
+    *,
+    actor: Principal,
+    data: ProposalCreate,
+    now: datetime | None = None,
+    rules: Rules | None = None,
 ) -> Proposal:
-    """Open a proposal bound to its exact subject (agreement version, floor, board) and board."""
+    """Open a proposal bound to its exact subject (agreement version, floor, board) and board.
+
+    A renewal gets the oversight report of the agreement's current term attached (computed with
+    ``rules``, the site's explanation thresholds), its SHA-256 in the audit entry."""
     moment = now or utcnow()
     board = current_board(session, now=moment)
     if not actor.can(Permission.AGREEMENT_MANAGE) or data.action is ProposalAction.WITNESS:
@@ -288,6 +299,13 @@ def open_proposal(
     )
     session.add(proposal)
     session.flush()
+    report_hash: str | None = None
+    if data.action is ProposalAction.RENEW:
+        agreement = repo.get_agreement(session, data.agreement_id or 0)
+        assert agreement is not None, "bound above"
+        report_hash = attach_report(
+            session, proposal, agreement, rules=rules or Rules(), now=moment
+        ).sha256
     audit_act(
         session,
         kind=AuditKind.PROPOSAL,
@@ -304,6 +322,7 @@ def open_proposal(
         floor_base_hash=base_hash,
         deadline=data.deadline.isoformat(),
         board_version=board.version,
+        **({"report_sha256": report_hash} if report_hash is not None else {}),
     )
     return proposal
 

@@ -20,7 +20,8 @@ from openpars.console import DbOption, fail, reports_errors, settings_for, unit
 from openpars.governance.cli_signing import actor_named
 from openpars.oversight import transparency as tr
 
-app = typer.Typer(help="Reports (issue 13): the public transparency report.", no_args_is_help=True)
+# One `openpars report` group: the renewal report and this one share it.
+from openpars.oversight.report_cli import app
 
 
 class ReportFormat(StrEnum):

@@ -20,6 +20,7 @@ from openpars.governance.api import router as governance_router
 from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
 from openpars.oversight.explain_api import router as oversight_explain_router
+from openpars.oversight.report_api import router as oversight_report_router
 from openpars.oversight.review_api import router as oversight_review_router
 from openpars.oversight.transparency_api import router as transparency_router
 from openpars.oversight.whatif_api import router as oversight_whatif_router
@@ -44,6 +45,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     oversight_review_router,
     transparency_router,
     oversight_whatif_router,
+    oversight_report_router,
 )
 
 

@@ -1,0 +1,689 @@
+"""The renewal report: what an outside agency did with one agreement over a period.
+
+For the stakeholders who vote on a renewal (docs/oversight.md, "Renewal report"): queries,
+distinct persons viewed, the share never charged, the unexplained share by reason, refusals by
+reason, detector flags with their review findings, and weekly trends by agency and purpose.
+Every figure names how many audit entries are behind it and the drill-down path that lists
+them (entry ids, leaf indexes and the path of each inclusion proof), so an auditor can prove any
+number from the log.
+
+``build_report`` computes the document with the set-based statements of ``report_sql``; it
+reads the log and the records but writes nothing except the access facts it brings up to date
+(``facts.refresh``). ``report`` and ``report_entries`` are the audited services behind the API
+and the console. Only the oversight role and stakeholder voters may read a report; an outside
+agency never does, not even about its own agreement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from enum import StrEnum
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from openpars.agreements.models import Agreement
+from openpars.audit.events import AuditKind, event_by
+from openpars.audit.models import AuditCheckpoint, AuditLeaf
+from openpars.audit.service import append, canonical_bytes
+from openpars.db import utcnow
+from openpars.errors import Forbidden, InvalidInput, NotFound
+from openpars.identity.models import Agency
+from openpars.identity.principal import Principal
+from openpars.identity.roles import Permission
+from openpars.oversight import report_sql as sql
+from openpars.oversight.explain import Period, purpose_grants, select_period
+from openpars.oversight.explain_sql import Reason, Rule, Rules
+from openpars.oversight.facts import refresh
+
+FORMAT: Literal["openpars-oversight-report/v1"] = "openpars-oversight-report/v1"
+API = "/api/v1"
+READERS = (Permission.OVERSIGHT_READ, Permission.VOTE)
+# Flags listed one by one in the document; the detectors table counts them all.
+MAX_FLAG_ROWS = 500
+
+
+class ReportFormat(StrEnum):
+    """How a report is delivered: the same document as HTML, PDF or canonical JSON."""
+
+    HTML = "html"
+    PDF = "pdf"
+    JSON = "json"
+
+
+class Figure(BaseModel):
+    """One number of the report and the audit entries behind it."""
+
+    key: str = Field(description="names the figure in the drill-down (`figure=`)")
+    label: str
+    value: int
+    share: float | None = Field(None, description="value / the figure named by `of`")
+    of: str | None = None
+    entries: int = Field(description="distinct audit entries behind the figure")
+    entries_path: str = Field(description="API path listing those entries with their proofs")
+
+
+class WeekRow(BaseModel):
+    """One ISO week (by its Monday, UTC), agency and stated purpose."""
+
+    week: str
+    agency: str
+    purpose: str
+    queries: int
+    pairs: int
+    explained: int
+    never_charged: int
+    figure: str
+    entries_path: str
+
+
+class FlagRow(BaseModel):
+    """One detector flag about the agreement and where its review stands."""
+
+    id: int
+    detector: str
+    rule: str
+    threshold: float | None
+    raised_at: datetime
+    subject_user_id: int | None
+    subject_agency_id: int | None
+    case_id: int | None
+    case_state: str | None
+    finding: str | None
+    entries: int
+    figure: str
+    entries_path: str
+
+
+class DetectorRow(BaseModel):
+    """Flags of one detector: how many, how many reviewed, and the findings."""
+
+    detector: str
+    flags: int
+    closed: int
+    findings: dict[str, int]
+    figure: str
+    entries_path: str
+
+
+class AgreementSummary(BaseModel):
+    """The agreement the report is about."""
+
+    id: int
+    name: str
+    grantee_agency_id: int
+    grantee_agency: str
+    status: str
+    current_version: int
+    in_force_from: datetime | None
+    in_force_until: datetime | None
+
+
+class OversightReport(BaseModel):
+    """The renewal report of one agreement over a period (both days included, UTC)."""
+
+    format: Literal["openpars-oversight-report/v1"] = FORMAT
+    agreement: AgreementSummary
+    start: date
+    end: date
+    generated_at: datetime
+    tree_size: int = Field(description="log leaves the figures are computed from: [0, tree_size)")
+    checkpoint_size: int | None = Field(description="the newest signed checkpoint's size")
+    rules: dict[str, Any] = Field(description="the explanation thresholds used")
+    figures: list[Figure]
+    weekly: list[WeekRow]
+    detectors: list[DetectorRow]
+    flags: list[FlagRow]
+    flags_total: int
+    what_if: dict[str, Any] | None = Field(
+        None, description="a what-if replay's result, when one was passed in (issue 13)"
+    )
+
+    def figure(self, key: str) -> Figure:
+        """The figure named ``key``."""
+        for found in self.figures:
+            if found.key == key:
+                return found
+        raise KeyError(key)
+
+
+def canonical(report: OversightReport) -> bytes:
+    """The report's canonical JSON bytes (sorted keys, no spaces): what its SHA-256 is over."""
+    return canonical_bytes(report.model_dump(mode="json"))
+
+
+def sha256(report: OversightReport) -> str:
+    """SHA-256 (hex) of the canonical JSON: what a voter compares with the proposal's."""
+    return hashlib.sha256(canonical(report)).hexdigest()
+
+
+# -- input --------------------------------------------------------------------------------------
+
+
+def check_period(
+    session: Session, agreement_id: int, start: date, end: date, *, today: date | None = None
+) -> tuple[Agreement, Period]:
+    """The agreement and period of a report request, or an error naming the argument."""
+    current = today or datetime.now(UTC).date()
+    if start > current:
+        raise InvalidInput(
+            f"from {start} is in the future (today is {current} UTC): nothing can have happened "
+            "yet; give a period that has begun",
+            field="from",
+            code="period_in_future",
+        )
+    if end > current:
+        raise InvalidInput(
+            f"to {end} is in the future (today is {current} UTC): a report covers days that "
+            f"have begun; give to {current} or earlier",
+            field="to",
+            code="period_in_future",
+        )
+    if start > end:
+        raise InvalidInput(
+            f"from {start} is after to {end}: the period is empty; give from on or before to "
+            "(both days are included)",
+            field="from",
+            code="from_after_to",
+        )
+    agreement = session.get(Agreement, agreement_id)
+    if agreement is None:
+        raise NotFound(
+            f"agreement {agreement_id} does not exist; list agreements with "
+            "'openpars agreement list'",
+            field="agreement",
+        )
+    created = agreement.created_at.astimezone(UTC).date()
+    if end < created:
+        raise InvalidInput(
+            f"agreement {agreement_id} was created on {created}; a period ending {end} holds "
+            "none of its days: give to on or after its creation",
+            field="to",
+            code="empty_period",
+        )
+    return agreement, Period(start=start, end=end, agreement_id=agreement_id)
+
+
+def require_reader(actor: Principal) -> None:
+    """Only the oversight role and stakeholder voters; never an outside agency's account."""
+    if actor.is_external or not any(actor.can(p) for p in READERS):
+        raise Forbidden(
+            f"your account ({actor.username}) may not read oversight reports; only the "
+            "oversight role and stakeholder voters may",
+            code="permission_denied",
+            details={"permission": [p.value for p in READERS]},
+        )
+
+
+# -- the document --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Links:
+    agreement_id: int
+    start: date
+    end: date
+    size: int
+
+    def entries(self, figure: str) -> str:
+        query = urlencode(
+            {
+                "agreement": self.agreement_id,
+                "from": self.start.isoformat(),
+                "to": self.end.isoformat(),
+                "size": self.size,
+                "figure": figure,
+            }
+        )
+        return f"{API}/oversight/reports/entries?{query}"
+
+
+def _scope(
+    session: Session, agreement: Agreement, period: Period, rules: Rules, size: int | None
+) -> sql.Scope:
+    selection = select_period(session, period)
+    integrated = int(session.scalar(select(func.count()).select_from(AuditLeaf)) or 0)
+    return sql.Scope(
+        selection=selection,
+        grantee_agency_id=agreement.grantee_agency_id,
+        size=integrated if size is None else min(size, integrated),
+        rules=rules,
+        grants=tuple(purpose_grants(session, selection)),
+        dialect=session.get_bind().dialect.name,
+    )
+
+
+def _share(value: int, whole: int) -> float | None:
+    return value / whole if whole else None
+
+
+def build_report(
+    session: Session,
+    *,
+    agreement: Agreement,
+    period: Period,
+    rules: Rules,
+    what_if: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> OversightReport:
+    """The report's document (not audited: callers audit). Brings the access facts up to the
+    integrated log first; every figure counts only entries integrated by then."""
+    refresh(session)
+    scope = _scope(session, agreement, period, rules, None)
+    links = _Links(agreement.id, period.start, period.end, scope.size)
+    q, p, r = sql.queries(scope), sql.pairs(scope), sql.refusals(scope)
+
+    def fig(key: str, label: str, value: int, entries: int, of: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
+        return Figure(
+            key=key,
+            label=label,
+            value=value,
+            entries=entries,
+            entries_path=links.entries(key),
+            share=_share(value, of[1]) if of else None,
+            of=of[0] if of else None,
+        )
+
+    # Two passes over the explained pairs (the costly statement) and one over the queries: the
+    # grouped counts give every per-code and per-week figure; the distinct counts the rest.
+    weekly, codes = _grouped(session, scope, q, p, links)
+    queries = sum(w.queries for w in weekly)
+    t = session.execute(sql.pair_totals(p)).mappings().one()
+    pairs, persons = int(t["pairs"]), int(t["persons"])
+    explained = sum(w.explained for w in weekly)
+    figures = [
+        fig("queries", "external queries answered", queries, queries),
+        fig("pairs", "persons returned (access, person pairs)", pairs, int(t["entries"])),
+        fig("persons_viewed", "distinct persons viewed", persons, int(t["entries"])),
+        fig(
+            "never_charged",
+            "distinct persons viewed who were never charged",
+            int(t["never_persons"]),
+            int(t["never_entries"]),
+            ("persons_viewed", persons),
+        ),
+        fig(
+            "explained", "pairs explained", explained, int(t["explained_entries"]), ("pairs", pairs)
+        ),
+        fig(
+            "unexplained",
+            "pairs unexplained",
+            pairs - explained,
+            int(t["unexplained_entries"]),
+            ("pairs", pairs),
+        ),
+    ]
+    for rule in Rule:
+        n, e = codes.get(rule.value, (0, 0))
+        figures.append(
+            fig(f"rule:{rule.value}", f"explained by {rule.value}", n, e, ("pairs", pairs))
+        )
+    for reason in Reason:
+        n, e = codes.get(reason.value, (0, 0))
+        figures.append(
+            fig(f"reason:{reason.value}", f"unexplained: {reason.value}", n, e, ("pairs", pairs))
+        )
+    refused = {
+        str(code): int(n)
+        for code, n in session.execute(
+            select(r.c.code, func.count()).group_by(r.c.code).order_by(r.c.code)
+        )
+    }
+    total_refused = sum(refused.values())
+    figures.append(fig("refusals", "requests refused", total_refused, total_refused))
+    for code, n in refused.items():
+        figures.append(
+            fig(f"refusal:{code}", f"refused: {code}", n, n, ("refusals", total_refused))
+        )
+    detectors, flag_rows, flags_total, flag_entries = _flags(session, scope, links)
+    figures.append(fig("flags", "detector flags raised", flags_total, flag_entries))
+    checkpoint = session.scalar(
+        select(func.max(AuditCheckpoint.size)).where(AuditCheckpoint.size <= scope.size)
+    )
+    grantee = session.get(Agency, agreement.grantee_agency_id)
+    return OversightReport(
+        agreement=AgreementSummary(
+            id=agreement.id,
+            name=agreement.name,
+            grantee_agency_id=agreement.grantee_agency_id,
+            grantee_agency=grantee.name if grantee else str(agreement.grantee_agency_id),
+            status=agreement.status.value,
+            current_version=agreement.current_version,
+            in_force_from=agreement.in_force_from,
+            in_force_until=agreement.in_force_until,
+        ),
+        start=period.start,
+        end=period.end,
+        generated_at=now or utcnow(),
+        tree_size=scope.size,
+        checkpoint_size=checkpoint,
+        rules={
+            "follow_up_hours": rules.follow_up_window.total_seconds() / 3600,
+            "bulk_results": rules.bulk_results,
+            "sweep_queries": rules.sweep_queries,
+            "sweep_minutes": rules.sweep_window.total_seconds() / 60,
+            "caseless_purposes": sorted(rules.caseless_purposes),
+        },
+        figures=figures,
+        weekly=weekly,
+        detectors=detectors,
+        flags=flag_rows,
+        flags_total=flags_total,
+        what_if=dict(what_if) if what_if is not None else None,
+    )
+
+
+def _grouped(
+    session: Session, scope: sql.Scope, q: Any, p: Any, links: _Links
+) -> tuple[list[WeekRow], dict[str, tuple[int, int]]]:
+    """Weekly rows (queries and pairs per week, agency and purpose), and (pairs, entries) per
+    explanation code. An entry's pairs share its week, agency and purpose, so distinct entries
+    per group add up to distinct entries per code."""
+    rows: dict[tuple[str, str, str], dict[str, int]] = {}
+    zero = {"queries": 0, "pairs": 0, "explained": 0, "never_charged": 0}
+    for week, agency, purpose, n in session.execute(sql.weekly_queries(q, scope.dialect)):
+        rows.setdefault((str(week), str(agency), str(purpose)), dict(zero))["queries"] = int(n)
+    codes: dict[str, tuple[int, int]] = {}
+    for row in session.execute(sql.pair_groups(p, scope.dialect)).mappings():
+        key = (str(row["week"]), str(row["agency"]), str(row["purpose"]))
+        counts = rows.setdefault(key, dict(zero))
+        n, entries = int(row["pairs"]), int(row["entries"])
+        counts["pairs"] += n
+        counts["explained"] += int(row["explained"] or 0)
+        counts["never_charged"] += int(row["never_charged"] or 0)
+        before = codes.get(str(row["code"]), (0, 0))
+        codes[str(row["code"])] = (before[0] + n, before[1] + entries)
+    result = []
+    for (week, agency, purpose), counts in sorted(rows.items()):
+        figure = f"week:{week}:{agency}:{purpose}"
+        result.append(
+            WeekRow(
+                week=week,
+                agency=agency,
+                purpose=purpose,
+                figure=figure,
+                entries_path=links.entries(figure),
+                **counts,
+            )
+        )
+    return result, codes
+
+
+def _flags(
+    session: Session, scope: sql.Scope, links: _Links
+) -> tuple[list[DetectorRow], list[FlagRow], int, int]:
+    """Per detector (read generically: any detector's flags appear) and the first flags."""
+    listed = sql.flags(scope).subquery("report_flags")
+    per: dict[str, DetectorRow] = {}
+    for detector, state, finding, n in session.execute(
+        select(listed.c.detector, listed.c.case_state, listed.c.finding, func.count())
+        .group_by(listed.c.detector, listed.c.case_state, listed.c.finding)
+        .order_by(listed.c.detector)
+    ):
+        row = per.setdefault(
+            detector,
+            DetectorRow(
+                detector=detector,
+                flags=0,
+                closed=0,
+                findings={},
+                figure=f"detector:{detector}",
+                entries_path=links.entries(f"detector:{detector}"),
+            ),
+        )
+        row.flags += int(n)
+        if state == "closed":
+            row.closed += int(n)
+        if finding is not None:
+            row.findings[str(finding)] = row.findings.get(str(finding), 0) + int(n)
+    total = sum(d.flags for d in per.values())
+    entries = int(
+        session.scalar(
+            select(func.count()).select_from(
+                sql.flag_entries(select(listed.c.id)).distinct().subquery()
+            )
+        )
+        or 0
+    )
+    rows = [
+        FlagRow(
+            **{k: v for k, v in m.items() if k not in ("case_state", "finding")},
+            case_state=None if m["case_state"] is None else str(m["case_state"]),
+            finding=None if m["finding"] is None else str(m["finding"]),
+            figure=f"flag:{m['id']}",
+            entries_path=links.entries(f"flag:{m['id']}"),
+        )
+        for m in session.execute(
+            select(listed).order_by(listed.c.raised_at, listed.c.id).limit(MAX_FLAG_ROWS)
+        ).mappings()
+    ]
+    return sorted(per.values(), key=lambda d: d.detector), rows, total, entries
+
+
+# -- drill-down ---------------------------------------------------------------------------------
+
+
+class EntryRef(BaseModel):
+    """One audit entry behind a figure, and where to get the proof that it is in the log."""
+
+    entry_id: int
+    at: datetime
+    leaf_index: int | None
+    proof_path: str | None = Field(
+        description="the inclusion proof against the newest checkpoint covering the leaf "
+        "(null while no signed checkpoint covers it yet)"
+    )
+
+
+class EntryPage(BaseModel):
+    """A page of the audit entries behind one figure, by entry id."""
+
+    figure: str
+    tree_size: int
+    checkpoint_size: int | None
+    items: list[EntryRef]
+    total: int
+    offset: int
+    limit: int
+
+
+def _figure_ids(scope: sql.Scope, figure: str) -> Any:
+    """The statement of the entry ids behind ``figure`` (the same row sets as the figures)."""
+    kind, _, rest = figure.partition(":")
+    if figure == "queries":
+        q = sql.queries(scope)
+        return select(q.c.entry_id)
+    if figure in ("pairs", "persons_viewed", "explained", "unexplained", "never_charged") or (
+        kind in ("rule", "reason") and rest in {*Rule, *Reason}
+    ):
+        p = sql.pairs(scope)
+        named: dict[str, list[Any]] = {
+            "explained": [p.c.explained],
+            "unexplained": [~p.c.explained],
+            "never_charged": [p.c.never_charged],
+        }
+        by_code = [p.c.code == rest] if kind in ("rule", "reason") else []
+        conditions = named.get(figure, by_code)
+        return select(p.c.entry_id).where(*conditions)
+    if figure == "refusals" or kind == "refusal":
+        r = sql.refusals(scope)
+        return select(r.c.entry_id).where(*([r.c.code == rest] if kind == "refusal" else []))
+    if figure == "flags" or kind in ("detector", "flag"):
+        f = sql.flags(scope).subquery("report_flags")
+        where: list[Any] = []
+        if kind == "detector":
+            where = [f.c.detector == rest]
+        elif kind == "flag":
+            if not rest.isdigit():
+                return None
+            where = [f.c.id == int(rest)]
+        return sql.flag_entries(select(f.c.id).where(*where))
+    if kind == "week":
+        monday, _, tail = rest.partition(":")
+        agency, _, purpose = tail.partition(":")
+        try:
+            start = datetime.combine(date.fromisoformat(monday), time(), UTC)
+        except ValueError:
+            return None
+        if not purpose or not (agency == sql.NONE or agency.isdigit()):
+            return None
+        q = sql.queries(scope)
+        return select(q.c.entry_id).where(*sql.week_filter(q, start, agency, purpose))
+    return None
+
+
+def entries_of(
+    session: Session,
+    *,
+    agreement: Agreement,
+    period: Period,
+    rules: Rules,
+    figure: str,
+    size: int | None,
+    offset: int,
+    limit: int,
+) -> EntryPage:
+    """A page of the entries behind one figure of the report (not audited: callers audit)."""
+    refresh(session)
+    scope = _scope(session, agreement, period, rules, size)
+    ids = _figure_ids(scope, figure)
+    if ids is None:
+        raise InvalidInput(
+            f"figure '{figure}' names no figure of a report: use the key a figure, weekly row or "
+            "flag carries (e.g. queries, persons_viewed, reason:never_charged, "
+            "refusal:permission_denied, detector:canary, flag:12, week:2026-08-31:4:warrant-check)",
+            field="figure",
+        )
+    count, page = sql.entries_page(ids, offset, limit)
+    total = int(session.scalar(count) or 0)
+    checkpoint = session.scalar(select(func.max(AuditCheckpoint.size)))
+    items = []
+    for entry_id, at, leaf in session.execute(page):
+        proof = None
+        if leaf is not None and checkpoint is not None and leaf < checkpoint:
+            proof = f"{API}/audit/proof/inclusion?index={leaf}&size={checkpoint}"
+        items.append(EntryRef(entry_id=entry_id, at=at, leaf_index=leaf, proof_path=proof))
+    return EntryPage(
+        figure=figure,
+        tree_size=scope.size,
+        checkpoint_size=checkpoint,
+        items=items,
+        total=total,
+        offset=offset,
+        limit=limit,
+    )
+
+
+# -- the audited services -----------------------------------------------------------------------
+
+
+def _audit(session: Session, actor: Principal, action: str, **params: Any) -> None:
+    append(session, event_by(actor, kind=AuditKind.AUDIT_READ, action=action, params=params))
+
+
+def report(
+    session: Session,
+    *,
+    actor: Principal,
+    agreement_id: int,
+    start: date,
+    end: date,
+    rules: Rules,
+    output: ReportFormat,
+    what_if: Mapping[str, Any] | None = None,
+    via: str = "api",
+    today: date | None = None,
+) -> OversightReport:
+    """The report of an agreement over a period; audited with its SHA-256."""
+    require_reader(actor)
+    agreement, period = check_period(session, agreement_id, start, end, today=today)
+    document = build_report(
+        session, agreement=agreement, period=period, rules=rules, what_if=what_if
+    )
+    _audit(
+        session,
+        actor,
+        "oversight.report",
+        via=via,
+        agreement_id=agreement_id,
+        **{"from": start.isoformat(), "to": end.isoformat()},
+        format=output.value,
+        tree_size=document.tree_size,
+        sha256=sha256(document),
+    )
+    return document
+
+
+def report_entries(
+    session: Session,
+    *,
+    actor: Principal,
+    agreement_id: int,
+    start: date,
+    end: date,
+    rules: Rules,
+    figure: str,
+    size: int | None = None,
+    offset: int = 0,
+    limit: int = 100,
+    via: str = "api",
+    today: date | None = None,
+) -> EntryPage:
+    """A page of the audit entries behind one figure; audited."""
+    require_reader(actor)
+    agreement, period = check_period(session, agreement_id, start, end, today=today)
+    page = entries_of(
+        session,
+        agreement=agreement,
+        period=period,
+        rules=rules,
+        figure=figure,
+        size=size,
+        offset=offset,
+        limit=limit,
+    )
+    _audit(
+        session,
+        actor,
+        "oversight.report.entries",
+        via=via,
+        agreement_id=agreement_id,
+        **{"from": start.isoformat(), "to": end.isoformat()},
+        figure=figure,
+        size=size,
+        offset=offset,
+        limit=limit,
+        returned=[i.entry_id for i in page.items],
+        total=page.total,
+    )
+    return page
+
+
+def term_period(agreement: Agreement, *, today: date) -> tuple[date, date]:
+    """The agreement's current term up to today: from the day it came into force (or was
+    created, if never in force) to today (UTC), both included."""
+    began = agreement.in_force_from or agreement.created_at
+    start = min(began.astimezone(UTC).date(), today)
+    return start, today
+
+
+__all__ = [
+    "FORMAT",
+    "EntryPage",
+    "Figure",
+    "OversightReport",
+    "ReportFormat",
+    "build_report",
+    "canonical",
+    "check_period",
+    "report",
+    "report_entries",
+    "sha256",
+    "term_period",
+]

@@ -1,0 +1,82 @@
+"""``openpars report oversight``: the renewal report of an agreement at the console.
+
+The operator acts as a named account holding ``oversight:read`` or ``vote`` (``--as``), or,
+without it, as the console's ``system`` principal in the oversight role. Every run is audited
+like the same request over the API. Without ``--out`` the report goes to standard output.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from openpars.console import DbOption, out, reports_errors, settings_for, unit
+from openpars.oversight.explain import rules_from
+from openpars.oversight.explain_cli import AsOpt, FromOpt, ToOpt, _actor, _day
+from openpars.oversight.report import ReportFormat, report, sha256
+from openpars.oversight.report_render import render
+from openpars.ranges import INT32_MAX
+
+app = typer.Typer(
+    help="Reports (issue 13): the oversight renewal report for the stakeholders and the "
+    "public transparency report.",
+    no_args_is_help=True,
+)
+
+HostOpt = Annotated[
+    str,
+    typer.Option(
+        "--link-host",
+        help="Site the HTML/PDF links point to, e.g. https://pars.example.org (default: paths).",
+    ),
+]
+OutOpt = Annotated[
+    Path | None, typer.Option("--out", help="Write the report to this file (default: stdout).")
+]
+
+
+def write(body: bytes, path: Path | None) -> None:
+    """The report's bytes to a file, or to standard output."""
+    if path is None:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return
+    path.write_bytes(body)
+
+
+@app.command("oversight")
+@reports_errors
+def oversight_report(
+    agreement: Annotated[
+        int, typer.Option("--agreement", help="Agreement id.", min=1, max=INT32_MAX)
+    ],
+    start: FromOpt,
+    end: ToOpt,
+    output: Annotated[
+        ReportFormat, typer.Option("--format", help="html, pdf or json.")
+    ] = ReportFormat.HTML,
+    path: OutOpt = None,
+    host: HostOpt = "",
+    username: AsOpt = None,
+    db: DbOption = None,
+) -> None:
+    """The renewal report of an agreement over a period: queries, persons viewed, the share
+    never charged, unexplained pairs by reason, refusals, flags and findings, weekly trends."""
+    settings = settings_for(db)
+    with unit(settings) as session:
+        document = report(
+            session,
+            actor=_actor(session, username),
+            agreement_id=agreement,
+            start=_day(start, "from"),
+            end=_day(end, "to"),
+            rules=rules_from(settings),
+            output=output,
+            via="cli",
+        )
+    write(render(document, output, host=host), path)
+    if path is not None:
+        out.print(f"wrote {path} ({output.value}); report SHA-256 {sha256(document)}")

@@ -1,0 +1,280 @@
+"""The set-based statements behind the renewal report (``report.py``).
+
+Every figure of the report is one aggregate over one of three row sets, and every drill-down
+("which audit entries are behind this number") is a DISTINCT over the same row set with the same
+filter, so a figure and the entries it links to can never disagree:
+
+* ``queries``: the agreement's answered external reads (audit entries of kind ``search`` or
+  ``read`` made under the agreement), with the stated purpose read from the entry's canonical
+  content in the database;
+* ``pairs``: every (external access, person returned) pair with its explanation code
+  (``explain_sql.explanations``);
+* ``refusals``: refused requests by the accounts of the grantee agency and its units (a refused
+  request names no agreement: it was refused before one applied), with the error code from
+  the content.
+
+Each row set keeps only entries integrated into the log below ``size`` (a leaf index), so every
+number is provable with an inclusion proof and a report regenerated for the same size gives the
+same figures. Nothing is looked at row by row in Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    Text,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.selectable import Subquery
+
+from openpars.audit.events import AuditKind, Outcome
+from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
+from openpars.identity.models import Agency
+from openpars.oversight import explain_sql
+from openpars.oversight.explain_sql import PurposeGrant, Rule, Rules, Selection
+from openpars.oversight.models import Case, Flag, FlagEntry
+
+NONE = "(none)"
+SHREDDED = "(shredded)"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One report's rows: the agreement, its grantee, the period [start, end), the log size."""
+
+    selection: Selection
+    grantee_agency_id: int
+    size: int
+    rules: Rules
+    grants: tuple[PurposeGrant, ...]
+    dialect: str
+
+    @property
+    def agreement_id(self) -> int:
+        assert self.selection.agreement_id is not None
+        return self.selection.agreement_id
+
+
+def content_path(dialect: str, *path: str) -> ColumnElement[Any]:
+    """The scalar at ``path`` in an entry's canonical content, as text (NULL once shredded)."""
+    if dialect == "sqlite":
+        return func.json_extract(
+            cast(AuditEntryContent.content, Text), "$." + ".".join(path), type_=String
+        )
+    doc = cast(func.convert_from(AuditEntryContent.content, literal("UTF8")), JSONB)
+    # A constant path (never caller input), typed text[] as the operator wants.
+    return doc.op("#>>", return_type=String)(literal_column("'{" + ",".join(path) + "}'::text[]"))
+
+
+def week_of(at: Any, dialect: str) -> ColumnElement[Any]:
+    """The Monday (UTC) of the ISO week of ``at``, as YYYY-MM-DD text."""
+    if dialect == "sqlite":
+        return func.date(at, "weekday 0", "-6 days")
+    utc = at.op("AT TIME ZONE")(literal("UTC"))
+    return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD")
+
+
+def grantee_units(scope: Scope) -> Select[Any]:
+    """The grantee agency and every unit under it (an agreement covers its sub-units' users):
+    a recursive walk of the small agencies table. Filtering entries by these agencies lets the
+    database use the (agency, instant) index of the log rather than scan it."""
+    units = (
+        select(Agency.id.label("id"))
+        .where(Agency.id == scope.grantee_agency_id)
+        .cte("grantee_units", recursive=True)
+    )
+    units = units.union_all(select(Agency.id).where(Agency.parent_id == units.c.id))
+    return select(units.c.id)
+
+
+def _proven(scope: Scope) -> list[ColumnElement[bool]]:
+    return [AuditLeaf.entry_id == AuditEntry.id, AuditLeaf.leaf_index < scope.size]
+
+
+def queries(scope: Scope) -> Subquery:
+    """The agreement's answered external reads in the period (one row per audit entry)."""
+    s = scope.selection
+    purpose = func.coalesce(content_path(scope.dialect, "params", "purpose"), NONE)
+    return (
+        select(
+            AuditEntry.id.label("entry_id"),
+            AuditEntry.at.label("at"),
+            AuditEntry.agency_id.label("agency_id"),
+            purpose.label("purpose"),
+        )
+        .select_from(AuditEntry)
+        .join(AuditLeaf, and_(*_proven(scope)))
+        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
+        .where(
+            AuditEntry.agency_id.in_(grantee_units(scope)),
+            AuditEntry.agreement_id == scope.agreement_id,
+            AuditEntry.kind.in_((AuditKind.SEARCH, AuditKind.READ)),
+            AuditEntry.outcome == Outcome.OK,
+            AuditEntry.at >= s.start,
+            AuditEntry.at < s.end,
+        )
+        .subquery("queries")
+    )
+
+
+def pairs(scope: Scope) -> Subquery:
+    """Every (access, person) pair of the period with its code, from proven entries only."""
+    explained = explain_sql.explanations(
+        scope.selection, scope.rules, scope.grants, scope.dialect
+    ).subquery("explained")
+    proven = select(AuditLeaf.entry_id).where(AuditLeaf.leaf_index < scope.size)
+    return (
+        select(
+            explained.c.entry_id,
+            explained.c.person_id,
+            explained.c.at,
+            func.coalesce(cast(explained.c.agency_id, String), NONE).label("agency"),
+            func.coalesce(explained.c.purpose, NONE).label("purpose"),
+            explained.c.code,
+            explained.c.code.in_([r.value for r in Rule]).label("explained"),
+            explained.c.never_charged,
+        )
+        .where(explained.c.entry_id.in_(proven))
+        .subquery("pairs")
+    )
+
+
+def refusals(scope: Scope) -> Subquery:
+    """Refused requests of the grantee agency's accounts in the period, with their error code."""
+    s = scope.selection
+    code = func.coalesce(content_path(scope.dialect, "error_code"), SHREDDED)
+    return (
+        select(AuditEntry.id.label("entry_id"), code.label("code"))
+        .select_from(AuditEntry)
+        .join(AuditLeaf, and_(*_proven(scope)))
+        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
+        .where(
+            AuditEntry.agency_id.in_(grantee_units(scope)),
+            AuditEntry.kind == AuditKind.REFUSED,
+            AuditEntry.at >= s.start,
+            AuditEntry.at < s.end,
+        )
+        .subquery("refusals")
+    )
+
+
+def flags(scope: Scope) -> Select[*tuple[Any, ...]]:
+    """The flags raised in the period about the agreement (named by the flag, or by one of the
+    entries that fired it), whatever their detector, with their case's state and finding."""
+    s = scope.selection
+    of_agreement = FlagEntry.flag_id.in_(
+        select(FlagEntry.flag_id)
+        .join(AuditEntry, AuditEntry.id == FlagEntry.entry_id)
+        .where(AuditEntry.agreement_id == scope.agreement_id)
+    )
+    about = (Flag.subject_agreement_id == scope.agreement_id) | Flag.id.in_(
+        select(FlagEntry.flag_id).where(of_agreement)
+    )
+    entries = (
+        select(func.count()).where(FlagEntry.flag_id == Flag.id).correlate(Flag).scalar_subquery()
+    )
+    return (
+        select(
+            Flag.id,
+            Flag.detector,
+            Flag.rule,
+            Flag.threshold,
+            Flag.raised_at,
+            Flag.subject_user_id,
+            Flag.subject_agency_id,
+            Flag.case_id,
+            Case.state.label("case_state"),
+            Case.finding,
+            entries.label("entries"),
+        )
+        .outerjoin(Case, Case.id == Flag.case_id)
+        .where(about, Flag.raised_at >= s.start, Flag.raised_at < s.end)
+    )
+
+
+def pair_totals(p: Subquery) -> Select[*tuple[Any, ...]]:
+    """Pairs, persons and entries in all, explained, and never charged (persons and entries)."""
+    never_person = case((p.c.never_charged, p.c.person_id))
+    never_entry = case((p.c.never_charged, p.c.entry_id))
+    return select(
+        func.count().label("pairs"),
+        func.count(func.distinct(p.c.person_id)).label("persons"),
+        func.count(func.distinct(p.c.entry_id)).label("entries"),
+        func.count(func.distinct(case((p.c.explained, p.c.entry_id)))).label("explained_entries"),
+        func.count(func.distinct(case((~p.c.explained, p.c.entry_id)))).label(
+            "unexplained_entries"
+        ),
+        func.count(func.distinct(never_person)).label("never_persons"),
+        func.count(func.distinct(never_entry)).label("never_entries"),
+    )
+
+
+def weekly_queries(q: Subquery, dialect: str) -> Select[Any]:
+    """Queries per ISO week, agency and purpose."""
+    week = week_of(q.c.at, dialect).label("week")
+    agency = func.coalesce(cast(q.c.agency_id, String), NONE).label("agency")
+    return (
+        select(week, agency, q.c.purpose, func.count().label("queries"))
+        .group_by(week, agency, q.c.purpose)
+        .order_by(week, agency, q.c.purpose)
+    )
+
+
+def pair_groups(p: Subquery, dialect: str) -> Select[*tuple[Any, ...]]:
+    """Pairs, distinct entries, explained and never-charged pairs per ISO week, agency, purpose
+    and explanation code."""
+    week = week_of(p.c.at, dialect).label("week")
+    return select(
+        week,
+        p.c.agency,
+        p.c.purpose,
+        p.c.code,
+        func.count().label("pairs"),
+        func.count(func.distinct(p.c.entry_id)).label("entries"),
+        func.sum(case((p.c.explained, 1), else_=0)).label("explained"),
+        func.sum(case((p.c.never_charged, 1), else_=0)).label("never_charged"),
+    ).group_by(week, p.c.agency, p.c.purpose, p.c.code)
+
+
+def week_filter(q: Subquery, monday: datetime, agency: str, purpose: str) -> list[Any]:
+    """The rows of ``queries`` in one week, agency and purpose (a weekly row's drill-down)."""
+    agency_is = q.c.agency_id.is_(None) if agency == NONE else q.c.agency_id == int(agency)
+    return [
+        q.c.at >= monday,
+        q.c.at < monday + timedelta(days=7),
+        agency_is,
+        q.c.purpose == purpose,
+    ]
+
+
+def flag_entries(flag_ids: Select[Any]) -> Select[Any]:
+    """The audit entries that fired the given flags."""
+    return select(FlagEntry.entry_id.label("entry_id")).where(FlagEntry.flag_id.in_(flag_ids))
+
+
+def entries_page(ids: Select[Any], offset: int, limit: int) -> tuple[Select[Any], Select[Any]]:
+    """(count, page) of the distinct entry ids of a figure, with their leaf index and instant."""
+    distinct = ids.distinct().subquery("figure_entries")
+    total = select(func.count()).select_from(distinct)
+    page = (
+        select(distinct.c.entry_id, AuditEntry.at, AuditLeaf.leaf_index)
+        .join(AuditEntry, AuditEntry.id == distinct.c.entry_id)
+        .outerjoin(AuditLeaf, AuditLeaf.entry_id == distinct.c.entry_id)
+        .order_by(distinct.c.entry_id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return total, page
