@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 
 # The settings of the database the running command opened: where its refusal is recorded.
 _opened: ContextVar[Settings | None] = ContextVar("openpars_console_database", default=None)
+# What a refusal of the running command is recorded as (``refusal_names``): an action and its
+# parameters; None leaves the default, ``cli <module>.<command>``.
+_named: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar(
+    "openpars_console_refusal", default=None
+)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -83,12 +88,12 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        token = _opened.set(None)
+        token, named = _opened.set(None), _named.set(None)
         try:
             return func(*args, **kwargs)
         except DomainError as exc:
             settings = _opened.get()
-            if settings is not None and not exc.audited:
+            if settings is not None:
                 command = f"{func.__module__.removeprefix('openpars.')}.{func.__name__}"
                 _record_refusal(settings, exc, command=command, as_user=kwargs.get("as_user"))
             fail(exc.message, field=exc.field)
@@ -105,8 +110,20 @@ def reports_errors(func: Callable[P, R]) -> Callable[P, R]:
             )
         finally:
             _opened.reset(token)
+            _named.reset(named)
 
     return wrapper
+
+
+def refusal_names(action: str, **params: Any) -> None:
+    """Name the act a refusal of the running command is audited as, with its parameters.
+
+    ``reports_errors`` writes the one entry of every refused command; by default its action is
+    ``cli <module>.<command>``. A command whose act has a name of its own in the log (the one
+    the service writes when it succeeds, such as ``audit.shred``) names it here, before the
+    work, so the refusal is found under the same action as the act.
+    """
+    _named.set((action, params))
 
 
 def _record_refusal(settings: Settings, exc: DomainError, *, command: str, as_user: object) -> None:
@@ -118,7 +135,14 @@ def _record_refusal(settings: Settings, exc: DomainError, *, command: str, as_us
     from openpars.identity import repository as identity_repo
     from openpars.identity.service import principal_for
 
-    params: dict[str, Any] = {"via": "cli", "command": command, "field": exc.field}
+    action, named = _named.get() or (f"cli {command}", {})
+    params: dict[str, Any] = {
+        "via": "cli",
+        "command": command,
+        "field": exc.field,
+        "status": exc.status,
+        **named,
+    }
     try:
         with unit(settings) as session:
             actor = SYSTEM
@@ -131,7 +155,7 @@ def _record_refusal(settings: Settings, exc: DomainError, *, command: str, as_us
             event = event_by(
                 actor,
                 kind=AuditKind.REFUSED,
-                action=f"cli {command}",
+                action=action,
                 outcome=Outcome.REFUSED,
                 params=params,
                 error_code=exc.code,

@@ -10,8 +10,6 @@ class DomainError(Exception):
 
     status: int = 400
     code: str = "bad_request"
-    # Set once the refusal has its own audit entry, so no edge records it a second time.
-    audited: bool = False
 
     def __init__(
         self,

@@ -50,7 +50,7 @@ def test_create_get_update_propose_timeline(client: TestClient, db: Database, wo
     assert listed["total"] == 1
     assert listed["items"][0]["id"] == agreement_id
 
-    timeline = client.get(f"{BASE}/{agreement_id}/timeline", headers=admin).json()
+    timeline = client.get(f"{BASE}/{agreement_id}/timeline", headers=admin).json()["items"]
     assert [e["kind"] for e in timeline] == ["created", "updated", "proposed"]
     assert entries(db) == before + 6
 
@@ -134,7 +134,7 @@ def test_kill_switch_endpoints(client: TestClient, db: Database, world: World) -
     )
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["resume_reason"] == "reviewed, legitimate"
-    listed = client.get(f"{BASE}/{agreement_id}/suspensions", headers=admin).json()
+    listed = client.get(f"{BASE}/{agreement_id}/suspensions", headers=admin).json()["items"]
     assert listed[0]["resumed_by"] == "city-voter"
     denied = client.post(
         f"{BASE}/{agreement_id}/suspensions",

@@ -97,7 +97,7 @@ def test_api_only_the_imposing_stakeholder_lifts_a_suspension(
     assert client.post(resume, json=body, headers=world.auth("ice")).status_code == 403
     listed = client.get(
         f"/api/v1/agreements/{agreement_id}/suspensions", headers=world.auth("admin")
-    ).json()
+    ).json()["items"]
     assert listed[0]["resumed_at"] is None
     with db.session() as session:
         for attacker in ("admin", "court-voter", "ice"):

@@ -214,7 +214,7 @@ def test_witness_administration_and_cosignature_quorum(
         for _, vkey in keys:
             witness.install(session, vkey=vkey)
     assert client.get(f"{API}/witnesses", headers=world.auth("reader")).status_code == 403
-    listed = client.get(f"{API}/witnesses", headers=world.auth("admin")).json()
+    listed = client.get(f"{API}/witnesses", headers=world.auth("admin")).json()["items"]
     assert [w["name"] for w in listed] == [f"witness-{n}.example" for n in ("da", "court", "city")]
     publish(db, settings)
     note = client.get(f"{API}/checkpoint").text
@@ -239,5 +239,5 @@ def test_witness_administration_and_cosignature_quorum(
     assert missing.status_code == 404
     with db.session() as session:
         witness.retire(session, name="witness-da.example")
-    relisted = client.get(f"{API}/witnesses", headers=world.auth("admin")).json()
+    relisted = client.get(f"{API}/witnesses", headers=world.auth("admin")).json()["items"]
     assert relisted[0]["name"] == "witness-da.example" and relisted[0]["removed_at"] is not None

@@ -50,7 +50,12 @@ def test_duplicate_agency_is_refused_with_the_field(runner: CliRunner, db_url: s
     assert audit_count(db_url) == before + 1
     kind, action, code, params = last_entry(db_url)
     assert (kind, action, code) == ("refused", "cli identity.cli.agency_create", "conflict")
-    assert params == {"via": "cli", "command": "identity.cli.agency_create", "field": "ori"}
+    assert params == {
+        "via": "cli",
+        "command": "identity.cli.agency_create",
+        "field": "ori",
+        "status": 409,
+    }
 
 
 def test_malformed_ori_is_a_usage_error(runner: CliRunner, db_url: str) -> None:

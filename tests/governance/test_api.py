@@ -143,7 +143,7 @@ def test_adopt_by_signed_votes_and_reverify_offline(client: TestClient, gov: Gov
 
     timeline = client.get(
         f"/api/v1/agreements/{gov.agreement_id}/governance-timeline", headers=gov.auth("court")
-    ).json()
+    ).json()["items"]
     kinds = [e["kind"] for e in timeline]
     assert {"vote.cast", "vote.changed", "proposal.applied", "agreement.adopted"} <= set(kinds)
     assert any(e["rationale"] == "Not until we see the logs." for e in timeline)
@@ -284,7 +284,7 @@ def test_keys_register_list_revoke(client: TestClient, gov: Gov) -> None:
         headers=gov.admin_auth("court"),
     )
     assert foreign.status_code == 403
-    listed = client.get("/api/v1/keys", headers=gov.auth("da")).json()
+    listed = client.get("/api/v1/keys", headers=gov.auth("da")).json()["items"]
     assert key["fingerprint"] in [k["fingerprint"] for k in listed]
     revoked = client.post(
         f"/api/v1/keys/{key['id']}/revoke",
@@ -318,19 +318,17 @@ def test_listing_showing_and_ticking(client: TestClient, gov: Gov) -> None:
         "/api/v1/proposals",
         params={"status": "open", "agreement_id": gov.agreement_id},
         headers=gov.auth("city"),
-    ).json()
+    ).json()["items"]
     assert [p["id"] for p in listed] == [opened["id"]]
-    assert (
-        client.get(
-            "/api/v1/proposals", params={"status": "applied"}, headers=gov.auth("city")
-        ).json()
-        == []
-    )
+    applied = client.get(
+        "/api/v1/proposals", params={"status": "applied"}, headers=gov.auth("city")
+    ).json()
+    assert applied["items"] == [] and applied["total"] == 0
     shown = client.get(f"/api/v1/proposals/{opened['id']}", headers=gov.auth("city")).json()
     assert shown["board_members"] == [gov.agencies[w] for w in ("da", "court", "city")]
     assert client.post("/api/v1/governance/tick", headers=gov.auth("da")).status_code == 403
     ticked = client.post("/api/v1/governance/tick", headers=gov.world.auth("admin"))
-    assert (ticked.status_code, ticked.json()) == (200, [])
+    assert (ticked.status_code, ticked.json()["items"]) == (200, [])
 
 
 def test_renewal_notices_over_http(client: TestClient, gov: Gov) -> None:
@@ -347,8 +345,9 @@ def test_renewal_notices_over_http(client: TestClient, gov: Gov) -> None:
         "/api/v1/renewal-notices",
         params={"stakeholder_id": gov.agencies["court"]},
         headers=gov.auth("court"),
-    ).json()
+    ).json()["items"]
     assert [(n["agreement_id"], n["evidence_url"]) for n in mine] == [
         (gov.agreement_id, f"/api/v1/agreements/{gov.agreement_id}/evidence")
     ]
-    assert len(client.get("/api/v1/renewal-notices", headers=gov.auth("court")).json()) == 3
+    everything = client.get("/api/v1/renewal-notices", headers=gov.auth("court")).json()
+    assert len(everything["items"]) == everything["total"] == 3

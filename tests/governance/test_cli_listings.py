@@ -61,11 +61,14 @@ def test_a_proposal_past_its_deadline_is_listed_failed_with_its_reason(
     assert as_json["proposal"]["closed_reason"].startswith("the deadline passed without a quorum")
     assert as_json["votes"] == []
 
-    listed = json.loads(run("proposal", "list", "--agreement", agreement, "--json", db=url).stdout)
+    listed = json.loads(run("proposal", "list", "--agreement", agreement, "--json", db=url).stdout)[
+        "items"
+    ]
     assert [(p["id"], p["status"], p["required_yes"]) for p in listed] == [
         (proposal_id, "failed", 2)
     ]
-    assert json.loads(run("proposal", "list", "--status", "open", "--json", db=url).stdout) == []
+    opened = json.loads(run("proposal", "list", "--status", "open", "--json", db=url).stdout)
+    assert opened["items"] == [] and opened["total"] == 0
 
     history = lines(run("proposal", "timeline", "--agreement", agreement, db=url))
     proposal_lines = [line for line in history if line.split()[1].startswith("proposal.")]

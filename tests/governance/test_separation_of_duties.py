@@ -256,7 +256,7 @@ def test_each_stakeholder_admin_runs_its_own(client: TestClient, gov: Gov) -> No
             headers=gov.auth(who),
         )
         assert listed.status_code == 200, listed.text
-        mine = [n for n in listed.json() if n["key_id"] == new_key]
+        mine = [n for n in listed.json()["items"] if n["key_id"] == new_key]
         assert [n["action"] for n in mine] == expected
         assert all(n["opened_by"] == "da-stakeholder-admin" for n in mine)
         assert all(n["key_stakeholder_id"] == gov.agencies["da"] for n in mine)

@@ -89,10 +89,15 @@ def build(client: TestClient, db: Database, world: World) -> Site:
     body = {"label": "fishing tripwire", "arrest": arrest(1, "Zbrozek", "Halina", sid="CAN-0001")}
     planted = client.post(f"{OVERSIGHT}/canaries", json=body, headers=world.auth("overseer"))
     assert planted.status_code == 201, planted.text
+    assert planted.json()["pending"] is True and planted.json()["person_id"] is None
+    confirmed = client.post(
+        f"{OVERSIGHT}/canaries/{planted.json()['id']}/confirm", headers=world.auth("overseer2")
+    )
+    assert confirmed.status_code == 200, confirmed.text
     twin_body = arrest(2, "Zbrozek", "Marek", sid="CAN-0002")
     twin = client.post("/api/v1/arrests", json=twin_body, headers=world.auth("intake"))
     assert twin.status_code == 201, twin.text
-    c = planted.json()
+    c = confirmed.json()
     return Site(
         agreement_id=agreement.id,
         canary_id=c["id"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ from sqlalchemy import select
 
 from openpars.audit.models import AuditEntry
 from openpars.db import Database
-from openpars.oversight.models import CANARY_DETECTOR, FlagEntry
+from openpars.identity import service as identity
+from openpars.identity.principal import SYSTEM
+from openpars.oversight.models import CANARY_DETECTOR, Canary, FlagEntry
 from tests.factories import World
 from tests.oversight.canary_site import OVERSIGHT, PURPOSE, arrest, build, flags
 
@@ -276,3 +279,113 @@ def test_a_canary_never_takes_over_a_real_person(
         "/api/v1/persons", params={"sid": site.twin_sid}, headers=world.auth("reader")
     )
     assert [p["id"] for p in twin.json()["items"]] == [site.twin_person]
+
+
+def _oversight_entries(db: Database, after: int) -> list[tuple[str, str, int | None]]:
+    with db.session() as s:
+        rows = s.execute(
+            select(AuditEntry.action, AuditEntry.outcome, AuditEntry.user_id)
+            .where(AuditEntry.id > after, AuditEntry.action.like("%canar%"))
+            .order_by(AuditEntry.id)
+        ).all()
+    return [(a, str(o), u) for a, o, u in rows]
+
+
+def _last_entry(db: Database) -> int:
+    with db.session() as s:
+        return int(s.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)) or 0)
+
+
+def test_a_canary_one_reviewer_plants_stays_pending_until_another_confirms_it(
+    client: TestClient, db: Database, world: World
+) -> None:
+    build(client, db, world)
+    start = _last_entry(db)
+    body = {"label": "second wire", "arrest": arrest(8, "Quist", "Orla", sid="CAN-0008")}
+    planted = client.post(f"{OVERSIGHT}/canaries", json=body, headers=world.auth("overseer"))
+    assert planted.status_code == 201, planted.text
+    canary = planted.json()
+    assert canary["pending"] is True and canary["person_id"] is canary["arrest_id"] is None
+    assert canary["arrest"]["report_id"] == body["arrest"]["report_id"]
+    confirm = f"{OVERSIGHT}/canaries/{canary['id']}/confirm"
+
+    def ice_finds() -> list[int]:
+        found = client.get(
+            "/api/v1/persons", params={"sid": "CAN-0008", **PURPOSE}, headers=world.auth("ice")
+        )
+        assert found.status_code == 200, found.text
+        return [p["id"] for p in found.json()["items"]]
+
+    # Pending: no record exists, by any criterion an outside agency could use.
+    assert ice_finds() == []
+    by_name = client.get(
+        "/api/v1/persons", params={"name": "quist", **PURPOSE}, headers=world.auth("ice")
+    )
+    assert by_name.json()["items"] == []
+    # The planter cannot confirm alone, not with a second session (a fresh token) either.
+    with db.session() as s:
+        _, second = identity.issue_token(
+            s, actor=SYSTEM, user_id=world.users["overseer"], name="second session",
+            lifetime=timedelta(hours=1),
+        )  # fmt: skip
+    for headers in (world.auth("overseer"), {"Authorization": f"Bearer {second}"}):
+        refused = client.post(confirm, headers=headers)
+        assert refused.status_code == 403, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "second_reviewer_required" and error["field"] == "canary_id"
+    # No one without the reviewer permission confirms either: the administrator, an agency.
+    for who in ("admin", "ice", "intake"):
+        refused = client.post(confirm, headers=world.auth(who))
+        assert refused.status_code == 403, who
+        assert refused.json()["error"]["code"] == "permission_denied"
+    assert ice_finds() == []
+    with db.session() as s:
+        row = s.get(Canary, canary["id"])
+        assert row is not None and row.confirmed_at is None and row.arrest_id is None
+    # A second, different reviewer confirms: the record exists for outside agencies now.
+    confirmed = client.post(confirm, headers=world.auth("overseer2"))
+    assert confirmed.status_code == 200, confirmed.text
+    done = confirmed.json()
+    assert done["pending"] is False and done["confirmed_by_id"] == world.users["overseer2"]
+    assert ice_finds() == [done["person_id"]]
+    again = client.post(confirm, headers=world.auth("overseer2"))
+    assert again.status_code == 409 and again.json()["error"]["code"] == "already_confirmed"
+    # Both acts audited, and each refusal exactly once, by who tried.
+    u = world.users
+    refusal = f"POST {confirm}"
+    assert _oversight_entries(db, start) == [
+        ("oversight.canary.plant", "ok", u["overseer"]),
+        (refusal, "refused", u["overseer"]),
+        (refusal, "refused", u["overseer"]),
+        (refusal, "refused", u["admin"]),
+        (refusal, "refused", u["ice"]),
+        (refusal, "refused", u["intake"]),
+        ("oversight.canary.confirm", "ok", u["overseer2"]),
+        (refusal, "refused", u["overseer2"]),
+    ]
+
+
+def test_confirming_an_unknown_canary_is_404(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)
+    missing = client.post(
+        f"{OVERSIGHT}/canaries/{site.canary_id + 1000}/confirm", headers=world.auth("overseer2")
+    )
+    assert missing.status_code == 404 and missing.json()["error"]["field"] == "canary_id"
+
+
+def test_a_pending_canary_whose_keys_were_taken_meanwhile_is_refused_on_confirming(
+    client: TestClient, db: Database, world: World
+) -> None:
+    build(client, db, world)
+    body = {"label": "late", "arrest": arrest(9, "Quist", "Orla", sid="CAN-0009")}
+    planted = client.post(f"{OVERSIGHT}/canaries", json=body, headers=world.auth("overseer"))
+    assert planted.status_code == 201, planted.text
+    # Intake enters a real arrest with the same report id before the confirmation.
+    real = client.post("/api/v1/arrests", json=body["arrest"], headers=world.auth("intake"))
+    assert real.status_code == 201, real.text
+    refused = client.post(
+        f"{OVERSIGHT}/canaries/{planted.json()['id']}/confirm", headers=world.auth("overseer2")
+    )
+    assert refused.status_code == 409 and refused.json()["error"]["field"] == "arrest.report_id"

@@ -174,8 +174,6 @@ def test_no_one_else_sees_anything(
     [
         ({"to": "2000-01-01"}, "to"),
         ({"from": "2999-01-01", "to": "2999-01-02"}, "from"),
-        ({"agreement": 999_999}, "agreement"),
-        ({"agreement": None, "agency": 999_999}, "agency"),
         ({"agency": 1}, "agreement"),
         ({"agreement": None}, "agreement"),
         # Schema errors: refused before the request's unit opens, so nothing is written.
@@ -202,6 +200,37 @@ def test_bad_input_names_the_argument_and_writes_only_the_audit_entry(
 
 
 SCHEMA_ERRORS = [{"from": "2026-13-01"}, {"to": "yesterday"}, {"agreement": 0}]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "noun"),
+    [
+        ({"agreement": 999_999}, "agreement", "agreement"),
+        ({"agreement": None, "agency": 999_999}, "agency", "agency"),
+    ],
+)
+def test_an_unknown_agreement_or_agency_is_404_like_any_unknown_id(
+    client: TestClient, db: Database, world: World, scene: Scene, change: dict[str, object],
+    field: str, noun: str,
+) -> None:  # fmt: skip
+    params = {k: v for k, v in {**scene.query(), **change}.items() if v is not None}
+    elsewhere = client.get("/api/v1/agreements/999999", headers=world.auth("admin"))
+    assert elsewhere.status_code == 404, elsewhere.text
+    for path in ("explanations", "coverage"):
+        before = _state(db)
+        response = client.get(f"/api/v1/oversight/{path}", params=params,
+                              headers=world.auth("overseer"))  # fmt: skip
+        assert response.status_code == 404, response.text
+        error = response.json()["error"]
+        # The same envelope as a missing id anywhere else: code, message shape, the field.
+        assert error["code"] == elsewhere.json()["error"]["code"] == "not_found"
+        assert error["message"] == f"{noun} 999999 does not exist"
+        assert elsewhere.json()["error"]["message"] == "agreement 999999 does not exist"
+        assert error["field"] == field
+        facts, watermark, entries = _state(db)
+        # Refused before the facts are refreshed; the refusal itself is audited, once.
+        assert (facts, watermark) == before[:2]
+        assert entries == before[2] + 1
 
 
 def _state(db: Database) -> tuple[int, int | None, int]:

@@ -79,6 +79,7 @@ def test_the_review_lifecycle(client: TestClient, db: Database, world: World) ->
     # Every read and act left one entry.
     assert _oversight_actions(db) == [
         "oversight.canary.plant",
+        "oversight.canary.confirm",
         "oversight.case.list",
         "oversight.case.assign",
         "oversight.case.note",
@@ -173,6 +174,7 @@ def test_a_reviewer_cannot_close_or_take_a_case_about_their_own_account(
 
 OVERSIGHT_ROUTES = [
     ("get", "/canaries", None),
+    ("post", "/canaries/{canary}/confirm", None),
     ("get", "/flags", None),
     ("get", "/cases", None),
     ("get", "/cases/{case}", None),
@@ -192,7 +194,7 @@ def test_no_one_but_a_reviewer_sees_or_acts_and_the_agency_never_sees_its_own_fl
     (case,) = client.get(f"{OVERSIGHT}/cases", headers=world.auth("overseer")).json()["items"]
     before = flags(db)
     for method, path, body in OVERSIGHT_ROUTES:
-        url = OVERSIGHT + path.format(case=case["id"])
+        url = OVERSIGHT + path.format(case=case["id"], canary=site.canary_id)
         answer = client.request(method, url, json=body, headers=world.auth(who))
         assert answer.status_code == 403, (who, url, answer.text)
         assert answer.json()["error"]["code"] == "permission_denied"

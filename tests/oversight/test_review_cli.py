@@ -38,6 +38,19 @@ def test_the_whole_review_at_the_console(fresh_db: Database, tmp_path: Path) -> 
     payload.write_text(json.dumps(body), encoding="utf-8")
     code, planted, err = _run(url, "oversight", "canary", "plant", str(payload), "--as", "overseer")
     assert code == 0, err
+    assert planted["pending"] is True and planted["person_id"] is None
+    # Pending: the outside agency finds nothing, and the planter cannot confirm it alone.
+    code, page, err = _run(
+        url, "search", "persons", "--as", "ice", "--sid", "CAN-7",
+        "--purpose", PURPOSE["purpose"], "--json",
+    )  # fmt: skip
+    assert code == 0 and page["items"] == [], err
+    cid = str(planted["id"])
+    code, _, err = _run(url, "oversight", "canary", "confirm", cid, "--as", "overseer")
+    assert code != 0 and "second, different oversight reviewer" in err and "canary_id" in err
+    code, planted, err = _run(url, "oversight", "canary", "confirm", cid, "--as", "overseer2")
+    assert code == 0, err
+    assert planted["pending"] is False and planted["confirmed_by_id"] == world.users["overseer2"]
     # The reader finds nothing; the outside agency finds the record and trips the wire.
     code, page, err = _run(url, "search", "persons", "--as", "reader", "--sid", "CAN-7", "--json")
     assert code == 0, err

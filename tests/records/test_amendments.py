@@ -54,7 +54,7 @@ def test_arrest_amendments_keep_every_version(
     assert second.json()["version"] == 3
     history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("reader"))
     assert history.status_code == 200
-    versions = history.json()
+    versions = history.json()["items"]
     assert [v["version"] for v in versions] == [1, 2, 3]
     assert [v["change"] for v in versions] == ["create", "amend", "correct"]
     assert [v["changed_by_id"] for v in versions] == [
@@ -84,7 +84,9 @@ def test_clearing_an_optional_field_is_a_change(
         "court",
     )
     assert response.status_code == 200
-    history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("reader")).json()
+    history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("reader")).json()[
+        "items"
+    ]
     assert history[-1]["snapshot"]["narrative"] is None
     assert history[0]["snapshot"]["narrative"]
 
@@ -102,7 +104,9 @@ def test_amending_arrest_time_rederives_juvenile(
         {"change": "correct", "reason": "date keyed wrong", "arrested_at": "2025-05-20T16:00:00Z"},
         "intake",
     )
-    history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("reader")).json()
+    history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("reader")).json()[
+        "items"
+    ]
     assert history[0]["snapshot"]["involvements"][0]["juvenile"] is False
     assert history[1]["snapshot"]["involvements"][0]["juvenile"] is True
 
@@ -156,12 +160,16 @@ def test_person_amendment_versions_and_juvenile(
             )
         )
         assert juvenile is True
-    people = client.get(f"{API}/persons/{person_id}/history", headers=world.auth("reader")).json()
+    people = client.get(f"{API}/persons/{person_id}/history", headers=world.auth("reader")).json()[
+        "items"
+    ]
     assert [v["change"] for v in people] == ["create", "correct"]
     assert people[0]["snapshot"]["birth_date"] == payload["involvements"][0]["person"]["birth_date"]
     assert people[1]["snapshot"]["birth_date"] == "2008-02-03"
     # The arrest's juvenile flag changed, so the arrest got a version too, with the same reason.
-    arrests = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("reader")).json()
+    arrests = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("reader")).json()[
+        "items"
+    ]
     assert [v["change"] for v in arrests] == ["create", "correct"]
     assert arrests[1]["reason"].startswith("birth year keyed")
 

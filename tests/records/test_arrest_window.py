@@ -84,7 +84,7 @@ def test_a_batch_refuses_only_the_year_one_arrest(client: TestClient, world: Wor
     items = [arrest_payload(), arrest_payload(arrested_at="0001-01-01T00:00:00Z"), arrest_payload()]
     response = client.post(f"{API}/arrests/batch", json=items, headers=world.auth("intake"))
     assert response.status_code == 200, response.text
-    first, refused, last = response.json()
+    first, refused, last = response.json()["items"]
     assert "arrest_id" in first and "arrest_id" in last
     assert refused["refused"] is True and refused["status"] == 422
     assert refused["field"] == "arrested_at"

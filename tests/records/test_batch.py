@@ -85,7 +85,7 @@ def test_mixed_batch_writes_the_good_and_nothing_of_the_refused(
     assert read.status_code == 200
     history = client.get(
         f"{API}/arrests/{created[0].arrest_id}/history", headers=world.auth("intake")
-    ).json()
+    ).json()["items"]
     [version] = history
     assert [i["id"] for i in version["snapshot"]["involvements"]] == created[0].involvement_ids
     assert len(version["snapshot"]["charges"]) == 3
@@ -143,7 +143,7 @@ def test_batch_endpoint_answers_each_item(client: TestClient, world: World, db: 
         f"{API}/arrests/batch", json=[good, bad, good], headers=world.auth("intake")
     )
     assert response.status_code == 200
-    body = response.json()
+    body = response.json()["items"]
     assert body[0]["arrest_id"] == body[2]["arrest_id"] and body[2]["replayed"] is True
     assert body[1]["refused"] is True and body[1]["index"] == 1
     assert body[1]["field"] == "arrested_at" and body[1]["status"] == 422

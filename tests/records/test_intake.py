@@ -297,7 +297,7 @@ def test_alias_matches(client: TestClient, world: World, db: Database) -> None:
         headers=world.auth("intake"),
     )
     assert response.status_code == 200
-    assert [c["reason"] for c in response.json()] == ["same name and birth date"]
+    assert [c["reason"] for c in response.json()["items"]] == ["same name and birth date"]
 
 
 def test_match_endpoint_is_audited_and_needs_intake(
@@ -307,7 +307,7 @@ def test_match_endpoint_is_audited_and_needs_intake(
     mark = last_audit_id(db)
     response = client.post(f"{API}/persons/match", json=body, headers=world.auth("intake"))
     assert response.status_code == 200
-    assert response.json() == []
+    assert response.json()["items"] == []
     assert audit_since(db, mark) == [("search", "person.match", "ok")]
     refused = client.post(f"{API}/persons/match", json=body, headers=world.auth("ice"))
     assert refused.status_code == 403

@@ -74,7 +74,7 @@ def test_a_batch_refuses_only_the_foreign_ori(client: TestClient, world: World) 
     items = [arrest_payload(), arrest_payload(ori="PA051013A"), arrest_payload()]
     response = client.post(f"{API}/arrests/batch", json=items, headers=world.auth("intake"))
     assert response.status_code == 200, response.text
-    first, refused, last = response.json()
+    first, refused, last = response.json()["items"]
     assert "arrest_id" in first and "arrest_id" in last
     assert refused["refused"] is True and refused["code"] == "ori_not_yours"
     assert refused["status"] == 422 and refused["field"] == "ori"

@@ -194,7 +194,7 @@ def test_a_batch_answers_sealed_identifiers_as_unknown_ones(
     unknown = batch(UNUSED_SID, UNUSED_OTN)
     assert hidden.status_code == 200, hidden.text
     _same(hidden, unknown)
-    assert sealed["person_id"] not in hidden.json()[1]["person_ids"]
+    assert sealed["person_id"] not in hidden.json()["items"][1]["person_ids"]
 
 
 def test_amendments_answer_sealed_identifiers_as_unknown_ones(

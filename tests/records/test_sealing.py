@@ -70,9 +70,9 @@ def test_seal_unseal_expunge(client: TestClient, world: World, db: Database) -> 
 
     # The clerk, who holds sealed access, still sees it and can unseal it.
     history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("clerk"))
-    assert [v["change"] for v in history.json()] == ["create", "seal"]
-    assert history.json()[1]["snapshot"]["seal_order"] == "CP-51-MD-0001234-2026"
-    assert "CP-51-MD-0001234-2026" in history.json()[1]["reason"]
+    assert [v["change"] for v in history.json()["items"]] == ["create", "seal"]
+    assert history.json()["items"][1]["snapshot"]["seal_order"] == "CP-51-MD-0001234-2026"
+    assert "CP-51-MD-0001234-2026" in history.json()["items"][1]["reason"]
     again = _seal(client, world, arrest_id, "seal", "clerk")
     assert again.status_code == 409
     assert again.json()["error"]["code"] == "already_sealed"
@@ -94,7 +94,9 @@ def test_seal_unseal_expunge(client: TestClient, world: World, db: Database) -> 
     refused = _seal(client, world, arrest_id, "unseal", "clerk")
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "already_expunged"
-    history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("clerk")).json()
+    history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("clerk")).json()[
+        "items"
+    ]
     assert [v["change"] for v in history] == ["create", "seal", "unseal", "charging", "expunge"]
     # Nothing left the store: the expunged record is still there for those allowed to see it.
     assert history[-1]["snapshot"]["involvements"]

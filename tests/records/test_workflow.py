@@ -91,7 +91,7 @@ def test_full_workflow_happy_path(client: TestClient, world: World, db: Database
             ("recommended", 1, n) for n in (1, 2, 3)
         ]
     history = client.get(f"{API}/arrests/{arrest_id}/history", headers=world.auth("reader"))
-    assert [v["change"] for v in history.json()] == [
+    assert [v["change"] for v in history.json()["items"]] == [
         "create",
         "charging",
         "bail_recommendation",

@@ -20,19 +20,17 @@ from sqlalchemy.orm import Session
 
 from openpars.access import service
 from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
-from openpars.audit.events import AuditEvent, AuditKind, Outcome
-from openpars.audit.service import append
 from openpars.config import Settings
 from openpars.console import (
     DbOption,
     fail,
     open_database,
     out,
+    refusal_names,
     reports_errors,
     settings_for,
-    unit,
 )
-from openpars.errors import DomainError, InvalidInput
+from openpars.errors import InvalidInput
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.service import principal_for
@@ -88,37 +86,20 @@ def read_unit(
     """One read as a named user; a refusal is audited in a transaction of its own.
 
     The read's own transaction rolls back on a refusal, so, as the API's error handler does,
-    the refused attempt is written separately before the error reaches the operator.
+    ``console.reports_errors`` writes the refused attempt separately, under this read's action.
     """
-    try:
-        with open_database(settings) as database:
-            with database.session() as session:
-                principal = _principal(session, username)
-                if not (principal.is_external and database.dialect == "postgresql"):
-                    yield session, principal
-                    return
-            # An external account reads as the external database role (ADR 0004), in one
-            # transaction with its audit entry.
-            with database.session(external=True) as session:
+    # A refusal is audited once, by reports_errors, under the read's action (as the API does).
+    refusal_names(action, query=params)
+    with open_database(settings) as database:
+        with database.session() as session:
+            principal = _principal(session, username)
+            if not (principal.is_external and database.dialect == "postgresql"):
                 yield session, principal
-    except DomainError as exc:
-        with unit(settings) as session:
-            user = identity_repo.get_user_by_username(session, username)
-            append(
-                session,
-                AuditEvent(
-                    kind=AuditKind.REFUSED,
-                    action=action,
-                    outcome=Outcome.REFUSED,
-                    user_id=user.id if user else None,
-                    username=username,
-                    agency_id=user.agency_id if user else None,
-                    params={"via": "cli", "query": params, "status": exc.status},
-                    error_code=exc.code,
-                ),
-            )
-        exc.audited = True
-        raise
+                return
+        # An external account reads as the external database role (ADR 0004), in one
+        # transaction with its audit entry.
+        with database.session(external=True) as session:
+            yield session, principal
 
 
 def _params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from openpars.db import utcnow
 from openpars.errors import NotFound
 from openpars.governance.decisions import void_stale_now
 from openpars.identity.roles import Permission
+from openpars.pages import Page, PageSize, page_of
 from openpars.ranges import Offset, RowId
-from openpars.records.schemas import Page
 from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["agreements"])
@@ -123,26 +123,30 @@ def propose(agreement_id: RowId, ctx: Ctx, body: ActInput | None = None) -> Agre
 
 @router.get(
     "/agreements/{agreement_id}/timeline",
-    response_model=list[EventRead],
+    response_model=Page[EventRead],
     dependencies=[needs(*READERS)],
 )
-def timeline(agreement_id: RowId, ctx: Ctx) -> list[EventRead]:
-    """Every version, status change and kill-switch act, oldest first."""
+def timeline(
+    agreement_id: RowId, ctx: Ctx, offset: Offset = 0, limit: PageSize = 50
+) -> Page[EventRead]:
+    """Every version, status change and kill-switch act, oldest first, a page at a time."""
     with ctx.unit() as (session, principal):
         events = service.timeline(session, actor=principal, agreement_id=agreement_id)
-    return events
+    return page_of(events, offset=offset, limit=limit)
 
 
 @router.get(
     "/agreements/{agreement_id}/suspensions",
-    response_model=list[SuspensionRead],
+    response_model=Page[SuspensionRead],
     dependencies=[needs(*READERS)],
 )
-def list_suspensions(agreement_id: RowId, ctx: Ctx) -> list[SuspensionRead]:
-    """Kill-switch acts under an agreement and their resumptions."""
+def list_suspensions(
+    agreement_id: RowId, ctx: Ctx, offset: Offset = 0, limit: PageSize = 50
+) -> Page[SuspensionRead]:
+    """Kill-switch acts under an agreement and their resumptions, oldest first."""
     with ctx.unit() as (session, principal):
         rows = killswitch.list_suspensions(session, actor=principal, agreement_id=agreement_id)
-    return rows
+    return page_of(rows, offset=offset, limit=limit)
 
 
 @router.post(

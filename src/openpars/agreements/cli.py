@@ -19,9 +19,9 @@ from openpars.agreements import floor as floors
 from openpars.agreements import killswitch, lifecycle, service
 from openpars.agreements.models import AgreementStatus, SuspensionTarget
 from openpars.agreements.schemas import parse_document
-from openpars.console import DbOption, out, reports_errors, settings_for, unit
+from openpars.console import DbOption, out, refusal_names, reports_errors, settings_for, unit
 from openpars.db import utcnow
-from openpars.errors import Forbidden, InvalidInput, NotFound
+from openpars.errors import InvalidInput, NotFound
 from openpars.governance.decisions import void_stale_now
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import SYSTEM, Principal
@@ -236,22 +236,12 @@ def resume(
     db: DbOption = None,
 ) -> None:
     """Lift one kill-switch suspension, from now: only as the stakeholder that imposed it."""
-    settings = settings_for(db)
-    try:
-        with unit(settings) as session:
-            actor = _actor(session, as_user)
-            row = killswitch.resume(
-                session, actor=actor, suspension_id=suspension_id, reason=reason
-            )
-            out.print(f"suspension {suspension_id} lifted at {row.resumed_at.isoformat()}")
-    except Forbidden as refused:
-        # The command's transaction was rolled back; the refusal is kept in one of its own.
-        with unit(settings) as session:
-            killswitch.record_refused_resume(
-                session, actor=actor, suspension_id=suspension_id, error=refused
-            )
-        refused.audited = True
-        raise
+    # A refusal is audited once, by reports_errors, under the act's own name.
+    refusal_names("agreement.resume", suspension_id=suspension_id)
+    with unit(settings_for(db)) as session:
+        actor = _actor(session, as_user)
+        row = killswitch.resume(session, actor=actor, suspension_id=suspension_id, reason=reason)
+        out.print(f"suspension {suspension_id} lifted at {row.resumed_at.isoformat()}")
 
 
 @agreement_app.command("timeline")

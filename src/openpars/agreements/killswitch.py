@@ -22,8 +22,6 @@ from openpars.agreements.models import (
 from openpars.agreements.rules import audit, record_event, require_reader
 from openpars.agreements.schemas import SuspensionRead
 from openpars.agreements.service import get_agreement
-from openpars.audit.events import AuditKind, Outcome, event_by
-from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
@@ -167,23 +165,6 @@ def require_imposer(session: Session, actor: Principal, suspension: Suspension) 
         f"can lift it. Your account ({actor.username}) speaks for {speaks}",
         code="not_imposing_stakeholder",
         field="suspension_id",
-    )
-
-
-def record_refused_resume(
-    session: Session, *, actor: Principal, suspension_id: int, error: Forbidden
-) -> None:
-    """Audit a refused resumption from the console (the API's error handler does it for HTTP)."""
-    append(
-        session,
-        event_by(
-            actor,
-            kind=AuditKind.REFUSED,
-            action="agreement.resume",
-            outcome=Outcome.REFUSED,
-            params={"suspension_id": suspension_id, "via": "console"},
-            error_code=error.code,
-        ),
     )
 
 

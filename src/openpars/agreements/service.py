@@ -41,7 +41,7 @@ from openpars.db import utcnow
 from openpars.errors import Conflict, InvalidInput, NotFound
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
-from openpars.records.schemas import Page
+from openpars.pages import Page
 
 log = logging.getLogger("openpars.agreements")
 

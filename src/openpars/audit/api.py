@@ -38,7 +38,8 @@ from openpars.governance import service as proposals
 from openpars.governance.schemas import ProposalRead, WitnessProposalCreate
 from openpars.identity.principal import Principal
 from openpars.identity.roles import AgencyKind, Permission
-from openpars.ranges import AuditNumber, AuditSize
+from openpars.pages import Page, PageSize, page_of
+from openpars.ranges import AuditNumber, AuditSize, Offset
 from openpars.records.versions import require_owner
 from openpars.web.context import Ctx, needs, public
 
@@ -195,17 +196,17 @@ def submit_cosignature(size: AuditSize, body: CosignatureCreate, ctx: Ctx) -> Co
 
 @router.get(
     "/witnesses",
-    response_model=list[WitnessRead],
+    response_model=Page[WitnessRead],
     dependencies=[needs(*witness.READERS)],
 )
-def list_witnesses(ctx: Ctx) -> list[WitnessRead]:
-    """Registered witnesses (administrators and auditors)."""
+def list_witnesses(ctx: Ctx, offset: Offset = 0, limit: PageSize = 50) -> Page[WitnessRead]:
+    """Registered witnesses, removed ones included (administrators and auditors)."""
     with ctx.unit() as (session, principal):
         rows = [
             WitnessRead.model_validate(w) for w in witness.list_witnesses(session, actor=principal)
         ]
         append(session, audit_event(principal, AuditKind.AUDIT_READ, "audit.witnesses.list"))
-    return rows
+    return page_of(rows, offset=offset, limit=limit)
 
 
 @router.post(

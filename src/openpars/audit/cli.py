@@ -26,13 +26,14 @@ from openpars.console import (
     audit_console,
     open_database,
     out,
+    refusal_names,
     reports_errors,
     settings_for,
     unit,
 )
-from openpars.errors import DomainError, InvalidInput
+from openpars.errors import InvalidInput
 from openpars.governance import service as proposals
-from openpars.governance import signing, witness_changes
+from openpars.governance import signing
 from openpars.governance.cli_signing import AsOption, actor_named
 from openpars.governance.schemas import WitnessChange, WitnessProposalCreate
 from openpars.identity.principal import Principal
@@ -210,22 +211,13 @@ def shred(
     db: DbOption = None,
 ) -> None:
     """Crypto-shred the entries about a record sealed or expunged by this court order."""
-    settings = settings_for(db)
-    try:
-        with unit(settings) as session:
-            ids = log.shred(
-                session, actor=OPERATOR, order_reference=order, arrest_id=arrest_id,
-                person_id=person_id,
-            )  # fmt: skip
-    except DomainError as exc:
-        # The attempt was rolled back; its refusal is evidence too, so it is kept apart.
-        with unit(settings) as session:
-            shredding.audit_refused(
-                session, exc, actor=OPERATOR, order_reference=order, arrest_id=arrest_id,
-                person_id=person_id, via="cli",
-            )  # fmt: skip
-        exc.audited = True
-        raise
+    # A refused attempt is evidence too: reports_errors audits it once, under the act's name.
+    refusal_names(shredding.ACTION, order_reference=order, arrest_id=arrest_id, person_id=person_id)
+    with unit(settings_for(db)) as session:
+        ids = log.shred(
+            session, actor=OPERATOR, order_reference=order, arrest_id=arrest_id,
+            person_id=person_id,
+        )  # fmt: skip
     out.print(f"shredded the content of {len(ids)} audit entries under order {order}")
 
 
@@ -249,30 +241,21 @@ def witness_propose(
     data = WitnessProposalCreate(
         add=add, remove=remove, summary=summary, deadline=signing.parse_at(deadline)
     )
-    try:
-        with unit(settings) as session:
-            actor = actor_named(session, as_user)
-            proposal = proposals.open_proposal(session, actor=actor, data=data.proposal())
-            out.print(
-                f"opened proposal {proposal.id}: witness {proposal.floor_content}; vote by "
-                f"{proposal.deadline.isoformat()}; nothing changes until the board's quorum "
-                "approves",
-                markup=False,
-            )
-            out.print(
-                f"each stakeholder's voter signs with: openpars vote sign --key FILE "
-                f"--proposal {proposal.id} --choice yes|no|abstain --rationale '...' --as VOTER"
-            )
-    except DomainError as exc:
-        # The attempt was rolled back; its refusal is evidence too, so it is kept apart.
-        with unit(settings) as session:
-            try:
-                actor = actor_named(session, as_user)
-            except DomainError:
-                actor = OPERATOR  # --as named no active account; the console operator tried
-            witness_changes.audit_refused(session, exc, actor=actor, change=change, via="cli")
-        exc.audited = True
-        raise
+    # A refused proposal is evidence too: reports_errors audits it once, under the act's name.
+    refusal_names("audit.witness.propose", add=change.add, remove=change.remove)
+    with unit(settings) as session:
+        actor = actor_named(session, as_user)
+        proposal = proposals.open_proposal(session, actor=actor, data=data.proposal())
+        out.print(
+            f"opened proposal {proposal.id}: witness {proposal.floor_content}; vote by "
+            f"{proposal.deadline.isoformat()}; nothing changes until the board's quorum "
+            "approves",
+            markup=False,
+        )
+        out.print(
+            f"each stakeholder's voter signs with: openpars vote sign --key FILE "
+            f"--proposal {proposal.id} --choice yes|no|abstain --rationale '...' --as VOTER"
+        )
 
 
 @witness_app.command("list")

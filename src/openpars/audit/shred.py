@@ -21,9 +21,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.audit import repository as repo
-from openpars.audit.events import AuditKind, Outcome, event_by
+from openpars.audit.events import AuditKind, event_by
 from openpars.audit.service import append
-from openpars.errors import Conflict, DomainError, InvalidInput, NotFound
+from openpars.errors import Conflict, InvalidInput, NotFound
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.records.models import Arrest, Involvement
@@ -122,33 +122,3 @@ def shred(
         ),
     )
     return [i for i, _ in shredded]
-
-
-def audit_refused(
-    session: Session,
-    exc: DomainError,
-    *,
-    actor: Principal,
-    order_reference: str,
-    arrest_id: int | None,
-    person_id: int | None,
-    via: str,
-) -> None:
-    """Record a refused shredding (in a transaction of its own: the attempt was rolled back)."""
-    append(
-        session,
-        event_by(
-            actor,
-            kind=AuditKind.REFUSED,
-            action=ACTION,
-            outcome=Outcome.REFUSED,
-            params={
-                "via": via,
-                "order_reference": order_reference,
-                "arrest_id": arrest_id,
-                "person_id": person_id,
-                "status": exc.status,
-            },
-            error_code=exc.code,
-        ),
-    )

@@ -43,6 +43,7 @@ from openpars.oversight.report import ReportFormat
 from openpars.oversight.report_api import REPORT_RESPONSES as REPORT_CONTENT
 from openpars.oversight.report_api import SHA_HEADER
 from openpars.oversight.report_render import MEDIA_TYPES, render
+from openpars.pages import Page, PageSize, Results, page_of
 from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx, needs
 
@@ -65,14 +66,14 @@ def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
     return result
 
 
-@router.get("/proposals", response_model=list[ProposalRead], dependencies=[needs(*READERS)])
+@router.get("/proposals", response_model=Page[ProposalRead], dependencies=[needs(*READERS)])
 def list_proposals(
     ctx: Ctx,
     agreement_id: RowId | None = None,
     status: ProposalStatus | None = Query(None),
     offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
-) -> list[ProposalRead]:
+) -> Page[ProposalRead]:
     """Proposals, newest first."""
     with ctx.unit() as (session, principal):
         result = service.list_proposals(
@@ -147,18 +148,20 @@ def export_votes(proposal_id: RowId, ctx: Ctx) -> VoteExport:
 
 @router.get(
     "/agreements/{agreement_id}/governance-timeline",
-    response_model=list[TimelineEntry],
+    response_model=Page[TimelineEntry],
     dependencies=[needs(*READERS)],
 )
-def governance_timeline(agreement_id: RowId, ctx: Ctx) -> list[TimelineEntry]:
+def governance_timeline(
+    agreement_id: RowId, ctx: Ctx, offset: Offset = 0, limit: PageSize = 50
+) -> Page[TimelineEntry]:
     """Versions, proposals, votes with rationales, outcomes and status changes, oldest first."""
     with ctx.unit() as (session, principal):
         result = timeline.governance_timeline(session, actor=principal, agreement_id=agreement_id)
-    return result
+    return page_of(result, offset=offset, limit=limit)
 
 
 @router.get(
-    "/renewal-notices", response_model=list[RenewalNoticeRead], dependencies=[needs(*READERS)]
+    "/renewal-notices", response_model=Page[RenewalNoticeRead], dependencies=[needs(*READERS)]
 )
 def list_notices(
     ctx: Ctx,
@@ -167,7 +170,7 @@ def list_notices(
     ] = None,
     offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
-) -> list[RenewalNoticeRead]:
+) -> Page[RenewalNoticeRead]:
     """Renewal reminders, newest first, each with the link to the agreement's evidence."""
     with ctx.unit() as (session, principal):
         result = timeline.list_notices(
@@ -176,7 +179,7 @@ def list_notices(
     return result
 
 
-@router.get("/key-notices", response_model=list[KeyNoticeRead], dependencies=[needs(*READERS)])
+@router.get("/key-notices", response_model=Page[KeyNoticeRead], dependencies=[needs(*READERS)])
 def list_key_notices(
     ctx: Ctx,
     stakeholder_id: Annotated[
@@ -184,7 +187,7 @@ def list_key_notices(
     ] = None,
     offset: Offset = 0,
     limit: int = Query(50, ge=1, le=500),
-) -> list[KeyNoticeRead]:
+) -> Page[KeyNoticeRead]:
     """Notices of other stakeholders' key registrations and revocations, newest first."""
     with ctx.unit() as (session, principal):
         result = key_notices.list_key_notices(
@@ -201,12 +204,14 @@ def show_board(ctx: Ctx) -> BoardRead:
     return result
 
 
-@router.get("/keys", response_model=list[KeyRead], dependencies=[needs(*READERS)])
-def list_keys(ctx: Ctx, agency_id: RowId | None = None) -> list[KeyRead]:
+@router.get("/keys", response_model=Page[KeyRead], dependencies=[needs(*READERS)])
+def list_keys(
+    ctx: Ctx, agency_id: RowId | None = None, offset: Offset = 0, limit: PageSize = 50
+) -> Page[KeyRead]:
     """Registered stakeholder public keys, revoked ones included."""
     with ctx.unit() as (session, principal):
         result = board.list_keys(session, actor=principal, agency_id=agency_id)
-    return result
+    return page_of(result, offset=offset, limit=limit)
 
 
 @router.get(
@@ -250,12 +255,14 @@ def revoke_key(key_id: RowId, body: KeyRevoke, ctx: Ctx) -> KeyRead:
 
 @router.post(
     "/governance/tick",
-    response_model=list[GovernanceEvent],
+    response_model=Results[GovernanceEvent],
     dependencies=[needs(Permission.AGREEMENT_MANAGE)],
 )
-def run_tick(ctx: Ctx) -> list[GovernanceEvent]:
-    """Run one governance step now (deadlines, effective instants, reminders); managers only."""
+def run_tick(ctx: Ctx) -> Results[GovernanceEvent]:
+    """Run one governance step now (deadlines, effective instants, reminders); managers only.
+
+    `items` lists everything this step did, in order."""
     with ctx.unit() as (session, principal):
         principal.require(Permission.AGREEMENT_MANAGE)
         result = decisions.tick(session, now=utcnow(), actor=principal)
-    return result
+    return Results[GovernanceEvent](items=result)

@@ -137,26 +137,29 @@ def proposal_open(
 def proposal_list(
     agreement: Annotated[int | None, typer.Option("--agreement", min=1, max=INT32_MAX)] = None,
     status: Annotated[ProposalStatus | None, typer.Option("--status")] = None,
+    offset: Annotated[int, typer.Option("--offset", min=0, max=INT32_MAX)] = 0,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
     as_user: AsOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Proposals, newest first."""
+    """Proposals, newest first, a page at a time (as GET /api/v1/proposals)."""
     with unit(settings_for(db)) as session:
-        rows = service.list_proposals(
-            session, actor=actor_named(session, as_user), agreement_id=agreement, status=status
-        )
+        page = service.list_proposals(
+            session, actor=actor_named(session, as_user), agreement_id=agreement, status=status,
+            offset=offset, limit=limit,
+        )  # fmt: skip
     if as_json:
-        print_model(rows)
+        print_model(page)
         return
-    for p in rows:
+    for p in page.items:
         out.print(
             f"{p.id}  {p.action.value:<9} "
             f"{_subject(p.agreement_id, p.agreement_version, action=p.action)}"
             f"  {p.status.value:<8} {len(p.tally.yes)}/{p.required_yes} yes"
             f"  deadline {p.deadline.isoformat()}"
         )
-    out.print(f"{len(rows)} proposal(s)")
+    out.print(f"{len(page.items)} of {page.total} proposal(s) from offset {page.offset}")
 
 
 @proposal_app.command("show")

@@ -16,6 +16,7 @@ from openpars.governance.models import KeyNotice, StakeholderKey
 from openpars.governance.schemas import KeyNoticeRead
 from openpars.identity import duties
 from openpars.identity.principal import Principal
+from openpars.pages import Page, count_of
 
 
 def notify_others(session: Session, *, key: StakeholderKey, action: str, actor: Principal) -> None:
@@ -38,8 +39,9 @@ def notify_others(session: Session, *, key: StakeholderKey, action: str, actor: 
 
 def list_key_notices(
     session: Session, *, actor: Principal, stakeholder_id: int | None, offset: int, limit: int
-) -> list[KeyNoticeRead]:
-    """Key notices newest first, optionally for one stakeholder, audited as one read."""
+) -> Page[KeyNoticeRead]:
+    """A page of key notices newest first, optionally for one stakeholder, audited as one
+    read."""
     # Imported here: board imports this module to send notices.
     from openpars.governance.board import require_reader
 
@@ -48,6 +50,7 @@ def list_key_notices(
     if stakeholder_id is not None:
         query = query.where(KeyNotice.stakeholder_id == stakeholder_id)
     rows = session.scalars(query.offset(offset).limit(limit)).all()
+    total = count_of(session, query)
     result = [KeyNoticeRead.model_validate(n) for n in rows]
     append(
         session,
@@ -58,4 +61,4 @@ def list_key_notices(
             params={"stakeholder": stakeholder_id, "returned": [n.id for n in result]},
         ),
     )
-    return result
+    return Page[KeyNoticeRead](items=result, total=total, offset=offset, limit=limit)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import (
@@ -24,6 +25,7 @@ from openpars.governance.models import (
 )
 from openpars.identity.models import Agency, User, UserRole
 from openpars.identity.roles import AgencyKind, Role
+from openpars.pages import count_of
 
 # ---- board ---------------------------------------------------------------------------------
 
@@ -127,12 +129,24 @@ def list_proposals(
     limit: int,
 ) -> Sequence[Proposal]:
     """Proposals newest first, optionally of one agreement or status."""
+    query = _proposals(agreement_id=agreement_id, status=status)
+    return session.scalars(query.offset(offset).limit(limit)).all()
+
+
+def count_proposals(
+    session: Session, *, agreement_id: int | None, status: ProposalStatus | None
+) -> int:
+    """How many proposals ``list_proposals`` pages through."""
+    return count_of(session, _proposals(agreement_id=agreement_id, status=status))
+
+
+def _proposals(*, agreement_id: int | None, status: ProposalStatus | None) -> Select[Any]:
     query = select(Proposal).order_by(Proposal.id.desc())
     if agreement_id is not None:
         query = query.where(Proposal.agreement_id == agreement_id)
     if status is not None:
         query = query.where(Proposal.status == status)
-    return session.scalars(query.offset(offset).limit(limit)).all()
+    return query
 
 
 def live_proposals(
@@ -264,7 +278,17 @@ def list_notices(
     session: Session, *, stakeholder_id: int | None, offset: int, limit: int
 ) -> Sequence[RenewalNotice]:
     """Renewal notices newest first, optionally for one stakeholder."""
+    query = _notices(stakeholder_id)
+    return session.scalars(query.offset(offset).limit(limit)).all()
+
+
+def count_notices(session: Session, *, stakeholder_id: int | None) -> int:
+    """How many renewal notices ``list_notices`` pages through."""
+    return count_of(session, _notices(stakeholder_id))
+
+
+def _notices(stakeholder_id: int | None) -> Select[Any]:
     query = select(RenewalNotice).order_by(RenewalNotice.id.desc())
     if stakeholder_id is not None:
         query = query.where(RenewalNotice.stakeholder_id == stakeholder_id)
-    return session.scalars(query.offset(offset).limit(limit)).all()
+    return query

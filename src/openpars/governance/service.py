@@ -41,6 +41,7 @@ from openpars.governance.schemas import (
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight.explain_sql import Rules
+from openpars.pages import Page
 
 
 def get_proposal(session: Session, proposal_id: int, *, for_update: bool = False) -> Proposal:
@@ -353,12 +354,13 @@ def list_proposals(
     offset: int = 0,
     limit: int = 50,
     now: datetime | None = None,
-) -> list[ProposalRead]:
-    """Proposals newest first, audited as one read."""
+) -> Page[ProposalRead]:
+    """A page of proposals newest first, audited as one read."""
     require_reader(actor)
     rows = repo.list_proposals(
         session, agreement_id=agreement_id, status=status, offset=offset, limit=limit
     )
+    total = repo.count_proposals(session, agreement_id=agreement_id, status=status)
     result = [proposal_read(session, p, now=now or utcnow()) for p in rows]
     audit_act(
         session,
@@ -371,4 +373,4 @@ def list_proposals(
         limit=limit,
         returned=[p.id for p in result],
     )
-    return result
+    return Page[ProposalRead](items=result, total=total, offset=offset, limit=limit)

@@ -11,6 +11,7 @@ from openpars.governance.board import audit_act, require_reader
 from openpars.governance.models import Proposal, ProposalStatus
 from openpars.governance.schemas import RenewalNoticeRead, TimelineEntry
 from openpars.identity.principal import Principal
+from openpars.pages import Page
 
 
 def _version_entries(session: Session, agreement_id: int) -> list[TimelineEntry]:
@@ -179,10 +180,12 @@ def list_notices(
     stakeholder_id: int | None = None,
     offset: int = 0,
     limit: int = 50,
-) -> list[RenewalNoticeRead]:
-    """Renewal notices newest first, optionally for one stakeholder, audited as one read."""
+) -> Page[RenewalNoticeRead]:
+    """A page of renewal notices newest first, optionally for one stakeholder, audited as one
+    read."""
     require_reader(actor)
     rows = repo.list_notices(session, stakeholder_id=stakeholder_id, offset=offset, limit=limit)
+    total = repo.count_notices(session, stakeholder_id=stakeholder_id)
     result = [RenewalNoticeRead.model_validate(n) for n in rows]
     audit_act(
         session,
@@ -192,4 +195,4 @@ def list_notices(
         stakeholder=stakeholder_id,
         returned=[n.id for n in result],
     )
-    return result
+    return Page[RenewalNoticeRead](items=result, total=total, offset=offset, limit=limit)

@@ -17,13 +17,12 @@ from sqlalchemy.orm import Session
 from openpars.agreements.schemas import sha256_hex
 from openpars.audit import repository as audit_repo
 from openpars.audit import witness as witnesses
-from openpars.audit.events import AuditKind, Outcome, event_by
-from openpars.audit.service import append
-from openpars.errors import Conflict, DomainError, Forbidden, InvalidInput
+from openpars.audit.events import AuditKind
+from openpars.errors import Conflict, Forbidden, InvalidInput
 from openpars.governance import board as boards
 from openpars.governance.board import audit_act
 from openpars.governance.models import BoardConfig, Proposal
-from openpars.governance.schemas import BoardUpdate, ProposalCreate, WitnessChange
+from openpars.governance.schemas import BoardUpdate, ProposalCreate
 from openpars.identity.principal import SYSTEM, Principal
 
 
@@ -139,20 +138,3 @@ def bootstrap(
         witnesses=[{"name": w.name, "vkey": w.vkey} for w in added],
     )
     return board
-
-
-def audit_refused(
-    session: Session, exc: DomainError, *, actor: Principal, change: WitnessChange, via: str
-) -> None:
-    """Record a refused witness proposal (in a transaction of its own: the attempt rolled back)."""
-    append(
-        session,
-        event_by(
-            actor,
-            kind=AuditKind.REFUSED,
-            action="audit.witness.propose",
-            outcome=Outcome.REFUSED,
-            params={"via": via, "add": change.add, "remove": change.remove, "status": exc.status},
-            error_code=exc.code,
-        ),
-    )

@@ -22,6 +22,7 @@ from openpars.identity.schemas import (
     UserCreate,
     UserRead,
 )
+from openpars.pages import Page
 from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx, needs
 
@@ -69,11 +70,11 @@ def create_agency(body: AgencyCreate, ctx: Ctx) -> AgencyRead:
 
 
 @router.get(
-    "/agencies", response_model=list[AgencyRead], dependencies=[needs(Permission.RECORD_READ)]
+    "/agencies", response_model=Page[AgencyRead], dependencies=[needs(Permission.RECORD_READ)]
 )
 def list_agencies(
     ctx: Ctx, offset: Offset = 0, limit: int = Query(100, ge=1, le=500)
-) -> list[AgencyRead]:
+) -> Page[AgencyRead]:
     """All agencies, paginated."""
     with ctx.unit() as (session, principal):
         principal.require(Permission.RECORD_READ)
@@ -81,8 +82,9 @@ def list_agencies(
             AgencyRead.model_validate(a)
             for a in repo.list_agencies(session, offset=offset, limit=limit)
         ]
+        total = repo.count_agencies(session)
         append(session, account_event(principal, "agency.list", offset=offset, limit=limit))
-    return rows
+    return Page[AgencyRead](items=rows, total=total, offset=offset, limit=limit)
 
 
 @router.post(

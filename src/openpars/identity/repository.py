@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from openpars.identity.models import Agency, ApiToken, User
@@ -37,6 +37,11 @@ def unit_oris(session: Session, agency_id: int) -> frozenset[str]:
 def list_agencies(session: Session, *, offset: int, limit: int) -> Sequence[Agency]:
     """Agencies ordered by id."""
     return session.scalars(select(Agency).order_by(Agency.id).offset(offset).limit(limit)).all()
+
+
+def count_agencies(session: Session) -> int:
+    """How many agencies and sub-units are registered."""
+    return int(session.scalar(select(func.count()).select_from(Agency)) or 0)
 
 
 def get_user(session: Session, user_id: int) -> User | None:

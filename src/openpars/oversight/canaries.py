@@ -1,10 +1,13 @@
 """Canary records: plant a synthetic person that no legitimate query should reach, list them.
 
-The canary is entered through police intake itself (``records.intake.submit_arrest``), so its
-identifiers, versions and fields are made exactly like a real arrest's, and an outside agency
-that reaches it sees nothing that tells it apart. Only the ``oversight_canaries`` row marks it:
-``access.filters`` hides it from every internal reader, and the canary trigger
-(``oversight.models``) raises a flag when an external read returns it.
+Planting takes two oversight reviewers: one proposes the canary (it is stored, pending, and no
+record exists yet), a second, different account confirms it. Only then is it entered, so no
+single account can fabricate a record that outside agencies read. The canary is entered
+through police intake itself (``records.intake.submit_arrest``), so its identifiers, versions
+and fields are made exactly like a real arrest's, and an outside agency that reaches it sees
+nothing that tells it apart. Only the ``oversight_canaries`` row marks it: ``access.filters``
+hides it from every internal reader, and the canary trigger (``oversight.models``) raises a
+flag when an external read returns it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from openpars.audit.events import AuditKind, event_by
 from openpars.audit.models import AuditSubject
 from openpars.audit.service import append
 from openpars.db import utcnow
-from openpars.errors import Conflict, InvalidInput
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity import repository as identity_repo
 from openpars.identity.models import Agency
 from openpars.identity.principal import Principal
@@ -84,34 +87,19 @@ def _intake_actor(session: Session, actor: Principal, ori: str) -> Principal:
 
 
 def plant_canary(session: Session, *, actor: Principal, data: CanaryCreate) -> CanaryRead:
-    """Enter a canary arrest through intake and mark it; oversight reviewers only."""
+    """Propose a canary; it stays pending (no record exists) until a second reviewer confirms.
+
+    One reviewer alone could otherwise fabricate a record outside agencies read: the arrest is
+    checked now and entered through intake only by ``confirm_canary``, by another account.
+    """
     actor.require(Permission.OVERSIGHT_REVIEW)
     arrest = _checked_arrest(data)
     intake = _intake_actor(session, actor, arrest.ori)
-    assert intake.agency_id is not None
-    # Checked on every arrest, hidden ones included: intake would treat a hidden (canary or
-    # sealed) arrest's report id and OTN as unused, and a canary must not repeat one.
-    otns = [arrest.otn] if arrest.otn else []
-    if records_repo.arrest_keys(session, intake.agency_id, [arrest.report_id], otns):
-        raise Conflict(
-            "an arrest with this report id or OTN was already entered: a canary must be a new "
-            "arrest; choose another report_id and otn",
-            field="arrest.report_id",
-        )
-    created = submit_arrest(session, actor=intake, data=arrest)
-    if any(link.matched_on != "new" for link in created.links):
-        # Intake linked the arrestee to an existing person by SID or FBI number: marking
-        # that person would hide a real record. The whole transaction rolls back.
-        raise Conflict(
-            "the arrestee's SID or FBI number belongs to an existing person, and a real person "
-            "must never become a canary; give identifiers no record holds",
-            field=f"{_PERSON}.sid",
-        )
+    _require_new_keys(session, intake, arrest)
     assert actor.user_id is not None  # OVERSIGHT_REVIEW is held by user accounts only
     canary = Canary(
-        person_id=created.person_ids[0],
-        arrest_id=created.arrest_id,
         label=data.label,
+        arrest=arrest.model_dump(mode="json"),
         planted_by_id=actor.user_id,
         planted_at=utcnow(),
     )
@@ -123,12 +111,95 @@ def plant_canary(session: Session, *, actor: Principal, data: CanaryCreate) -> C
             actor,
             kind=AuditKind.OVERSIGHT,
             action="oversight.canary.plant",
-            params={"canary_id": canary.id, "label": data.label},
+            params={"canary_id": canary.id, "label": data.label, "pending": True},
+        ),
+    )
+    return CanaryRead.model_validate(canary)
+
+
+def confirm_canary(session: Session, *, actor: Principal, canary_id: int) -> CanaryRead:
+    """A second reviewer confirms a pending canary: its arrest is entered through intake now,
+    and outside agencies can reach it from this commit on."""
+    actor.require(Permission.OVERSIGHT_REVIEW)
+    assert actor.user_id is not None  # OVERSIGHT_REVIEW is held by user accounts only
+    # Locked: two confirmations racing would otherwise enter the arrest twice.
+    canary = session.get(Canary, canary_id, with_for_update=True)
+    if canary is None:
+        raise NotFound(f"canary {canary_id} does not exist", field="canary_id")
+    if canary.confirmed_at is not None:
+        raise Conflict(
+            f"canary {canary_id} was already confirmed at {canary.confirmed_at.isoformat()}; "
+            "there is nothing left to confirm",
+            field="canary_id",
+            code="already_confirmed",
+        )
+    if canary.planted_by_id == actor.user_id:
+        raise Forbidden(
+            f"canary {canary_id} was planted by your account ({actor.username}); a second, "
+            "different oversight reviewer must confirm it, so that no one account alone can "
+            "fabricate a record outside agencies read",
+            field="canary_id",
+            code="second_reviewer_required",
+        )
+    arrest = ArrestCreate.model_validate(canary.arrest)
+    intake = _intake_actor(session, actor, arrest.ori)
+    _require_new_keys(session, intake, arrest)
+    created = submit_arrest(session, actor=intake, data=arrest)
+    if any(link.matched_on != "new" for link in created.links):
+        # Intake linked the arrestee to an existing person by SID or FBI number: marking
+        # that person would hide a real record. The whole transaction rolls back.
+        raise Conflict(
+            "the arrestee's SID or FBI number belongs to an existing person, and a real person "
+            "must never become a canary; plant it again with identifiers no record holds",
+            field=f"{_PERSON}.sid",
+        )
+    canary.person_id = created.person_ids[0]
+    canary.arrest_id = created.arrest_id
+    canary.confirmed_by_id = actor.user_id
+    canary.confirmed_at = utcnow()
+    session.flush()
+    append(
+        session,
+        event_by(
+            actor,
+            kind=AuditKind.OVERSIGHT,
+            action="oversight.canary.confirm",
+            params={
+                "canary_id": canary.id,
+                "label": canary.label,
+                "planted_by_id": canary.planted_by_id,
+            },
             person_ids=[canary.person_id],
             arrest_ids=[canary.arrest_id],
         ),
     )
     return CanaryRead.model_validate(canary)
+
+
+def _require_new_keys(session: Session, intake: Principal, arrest: ArrestCreate) -> None:
+    """Refuse an arrest whose report id or OTN an arrest already carries, or whose arrestee's
+    SID or FBI number a person already holds (checked on planting and again on confirming)."""
+    assert intake.agency_id is not None
+    # Checked on every arrest, hidden ones included: intake would treat a hidden (canary or
+    # sealed) arrest's report id and OTN as unused, and a canary must not repeat one.
+    otns = [arrest.otn] if arrest.otn else []
+    if records_repo.arrest_keys(session, intake.agency_id, [arrest.report_id], otns):
+        raise Conflict(
+            "an arrest with this report id or OTN was already entered: a canary must be a new "
+            "arrest; choose another report_id and otn",
+            field="arrest.report_id",
+        )
+    person = arrest.involvements[0].person
+    assert person is not None  # _checked_arrest requires a new person
+    sids = [person.sid] if person.sid else []
+    fbis = [person.fbi_number] if person.fbi_number else []
+    if records_repo.persons_by_identifiers(session, sids=sids, fbi_numbers=fbis):
+        # Intake would link the arrestee to that person, and a canary would hide a real record.
+        raise Conflict(
+            "the arrestee's SID or FBI number belongs to an existing person, and a real person "
+            "must never become a canary; give identifiers no record holds",
+            field=f"{_PERSON}.sid",
+        )
 
 
 def list_canaries(
@@ -156,6 +227,8 @@ def list_canaries(
 
 def _flags_of(session: Session, canary: Canary) -> int:
     """Canary flags whose entries returned this canary's person or arrest."""
+    if canary.person_id is None or canary.arrest_id is None:
+        return 0  # pending: no record exists, so nothing can have returned it
     entries = select(AuditSubject.entry_id).where(
         (AuditSubject.person_id == canary.person_id) | (AuditSubject.arrest_id == canary.arrest_id)
     )

@@ -22,7 +22,7 @@ from openpars.agreements.models import Agreement, AgreementVersion
 from openpars.audit.events import AuditKind, event_by
 from openpars.audit.service import append
 from openpars.config import Settings
-from openpars.errors import InvalidInput
+from openpars.errors import InvalidInput, NotFound
 from openpars.identity.models import Agency
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
@@ -77,18 +77,10 @@ def select_period(session: Session, period: Period, *, today: date | None = None
             code="empty_period",
         )
     if period.agreement_id is not None and session.get(Agreement, period.agreement_id) is None:
-        raise InvalidInput(
-            f"agreement {period.agreement_id} does not exist; list agreements with "
-            "'openpars agreement list'",
-            field="agreement",
-            code="unknown_agreement",
-        )
+        # The same answer as any other unknown id in the API: 404 not_found, naming the field.
+        raise NotFound(f"agreement {period.agreement_id} does not exist", field="agreement")
     if period.agency_id is not None and session.get(Agency, period.agency_id) is None:
-        raise InvalidInput(
-            f"agency {period.agency_id} does not exist; list agencies with 'openpars agency list'",
-            field="agency",
-            code="unknown_agency",
-        )
+        raise NotFound(f"agency {period.agency_id} does not exist", field="agency")
     return Selection(
         start=datetime.combine(period.start, time(), UTC),
         # The day after the last; the calendar's last day ends at its last instant.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -27,7 +28,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from openpars.db import Base, UTCDateTime, append_only_ddl, register_schema_ddl, str_enum
+from openpars.db import (
+    Base,
+    JSONDoc,
+    UTCDateTime,
+    append_only_ddl,
+    register_schema_ddl,
+    str_enum,
+)
 
 # Audit entry ids are BIGINT (INTEGER, the rowid, on SQLite).
 _ENTRY_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -73,11 +81,22 @@ class Canary(Base):
     __tablename__ = "oversight_canaries"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), unique=True)
-    arrest_id: Mapped[int] = mapped_column(ForeignKey("arrests.id"), unique=True)
+    # Null while the canary is pending: its arrest is entered (and so exists for anyone) only
+    # when a second reviewer confirms it (oversight.canaries).
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), unique=True)
+    arrest_id: Mapped[int | None] = mapped_column(ForeignKey("arrests.id"), unique=True)
     label: Mapped[str] = mapped_column(String(200))
+    # The arrest as intake will enter it (ArrestCreate, JSON mode), what the confirmer reviews.
+    arrest: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
     planted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     planted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def pending(self) -> bool:
+        """Whether the canary still waits for a second reviewer's confirmation."""
+        return self.confirmed_at is None
 
 
 class Flag(Base):

@@ -35,6 +35,7 @@ router = APIRouter(prefix="/oversight", tags=["oversight"])
 OffsetQuery = Annotated[Offset, Query(description="rows to skip")]
 LimitQuery = Annotated[int | None, Query(ge=1, description="page size (site maximum applies)")]
 CaseId = Annotated[RowId, Path(description="the review case")]
+CanaryId = Annotated[RowId, Path(description="the pending canary")]
 READ = needs(Permission.OVERSIGHT_READ)
 REVIEW = needs(Permission.OVERSIGHT_REVIEW)
 
@@ -50,13 +51,25 @@ def _size(ctx: Ctx, limit: int | None) -> int:
     dependencies=[REVIEW],
 )
 def plant_canary(body: CanaryCreate, ctx: Ctx) -> CanaryRead:
-    """Plant a canary: a synthetic arrest of one new adult person, entered through intake.
+    """Plant a canary: a synthetic arrest of one new adult person, pending until a second
+    reviewer confirms it (POST /oversight/canaries/{canary_id}/confirm).
 
-    Internal readers never see it; an outside agency sees it like any record, and any read of
-    it by an outside agency raises a flag at once.
+    Once confirmed and entered through intake, internal readers never see it; an outside
+    agency sees it like any record, and any read of it by an outside agency raises a flag.
     """
     with ctx.unit() as (session, principal):
         return canaries.plant_canary(session, actor=principal, data=body)
+
+
+@router.post("/canaries/{canary_id}/confirm", response_model=CanaryRead, dependencies=[REVIEW])
+def confirm_canary(canary_id: CanaryId, ctx: Ctx) -> CanaryRead:
+    """Confirm a pending canary planted by another reviewer: its arrest is entered now.
+
+    The reviewer who planted it cannot confirm it (403 second_reviewer_required), whatever
+    session or token they use; a confirmed canary cannot be confirmed again (409).
+    """
+    with ctx.unit() as (session, principal):
+        return canaries.confirm_canary(session, actor=principal, canary_id=canary_id)
 
 
 @router.get("/canaries", response_model=OversightPage[CanaryRead], dependencies=[READ])

@@ -60,11 +60,26 @@ def canary_plant(
     as_user: ReviewerOption,
     db: DbOption = None,
 ) -> None:
-    """Plant a canary record (entered through intake; hidden from every internal reader)."""
+    """Plant a canary record, pending until a second reviewer confirms it (then entered
+    through intake; hidden from every internal reader)."""
     data = CanaryCreate.model_validate(read_json(file, "file"))
     with unit(settings_for(db)) as session:
         planted = canaries.plant_canary(session, actor=_reviewer(session, as_user), data=data)
     print_model(planted)
+
+
+@canary_app.command("confirm")
+@reports_errors
+def canary_confirm(
+    canary_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX, help="The canary id.")],
+    as_user: ReviewerOption,
+    db: DbOption = None,
+) -> None:
+    """Confirm a canary another reviewer planted; only then is its arrest entered."""
+    with unit(settings_for(db)) as session:
+        actor = _reviewer(session, as_user)
+        confirmed = canaries.confirm_canary(session, actor=actor, canary_id=canary_id)
+    print_model(confirmed)
 
 
 @canary_app.command("list")

@@ -37,10 +37,16 @@ class CanaryRead(_Output):
 
     id: int
     label: str
-    person_id: int
-    arrest_id: int
+    pending: bool = Field(
+        description="true until a second reviewer confirms it; no record exists until then"
+    )
+    arrest: ArrestCreate = Field(description="the arrest intake enters (entered on confirming)")
+    person_id: int | None = Field(description="the canary person; null while pending")
+    arrest_id: int | None = Field(description="the canary arrest; null while pending")
     planted_by_id: int
     planted_at: datetime
+    confirmed_by_id: int | None
+    confirmed_at: datetime | None
     flags: int = 0
 
 

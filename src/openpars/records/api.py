@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response, status
 
 from openpars.identity.roles import Permission
-from openpars.ranges import RowId
+from openpars.pages import Page, PageSize, Results, page_of
+from openpars.ranges import Offset, RowId
 from openpars.records import batch, service
 from openpars.records.batch import MAX_BATCH, BatchItemResult, BatchRefusal
 from openpars.records.enums import VersionedEntity
@@ -83,17 +84,19 @@ def submit_arrest(body: ArrestCreate, ctx: Ctx, response: Response) -> ArrestCre
 
 @router.post(
     "/arrests/batch",
-    response_model=list[ArrestCreated | BatchRefusal],
+    response_model=Results[ArrestCreated | BatchRefusal],
     summary="Submit up to 500 arrests at once; one result per arrest, in order",
     responses=_ERRORS,
     dependencies=[needs(Permission.ARREST_CREATE)],
 )
 def submit_arrest_batch(
     body: Annotated[list[ArrestCreate], Body(min_length=1, max_length=MAX_BATCH)], ctx: Ctx
-) -> list[BatchItemResult]:
+) -> Results[BatchItemResult]:
     """Police intake in bulk, with exactly the rules of `POST /arrests` for each arrest.
 
-    The answer is 200 with one result per arrest: what `POST /arrests` returns for it, or a
+    The answer is 200 with `items`, one result per arrest, in the order sent, and the batch's
+    first `audit_entry` (the header lists one entry per arrest): what `POST /arrests` returns
+    for it, or a
     refusal (`refused: true`, with the status, code, field and message a single submission
     would have got). A refused arrest writes nothing; the others are written. A payload that
     breaks the schema is refused whole (422, the field names the item). The request-size
@@ -103,23 +106,24 @@ def submit_arrest_batch(
         result = batch.submit_arrests(
             session, actor=principal, items=body, earliest=ctx.settings.earliest_arrest_date
         )
-    return result
+    return Results[BatchItemResult](items=result)
 
 
 @router.post(
     "/persons/match",
-    response_model=list[CandidateRead],
+    response_model=Results[CandidateRead],
     summary="List existing persons who may be the person being entered",
     responses=_ERRORS,
     dependencies=[needs(Permission.ARREST_CREATE)],
 )
-def match_persons(body: PersonIn, ctx: Ctx, limit: int = 10) -> list[CandidateRead]:
-    """Candidates by name, aliases and birth date, best first, for intake to choose from."""
+def match_persons(body: PersonIn, ctx: Ctx, limit: int = 10) -> Results[CandidateRead]:
+    """Candidates by name, aliases and birth date, best first (at most ``limit``, 50 at most),
+    for intake to choose from."""
     with ctx.unit() as (session, principal):
         result = service.match_candidates(
             session, actor=principal, person=body, limit=max(1, min(limit, 50))
         )
-    return result
+    return Results[CandidateRead](items=result)
 
 
 @router.post(
@@ -243,30 +247,38 @@ def seal_arrest(arrest_id: RowId, body: SealCreate, ctx: Ctx) -> ArrestWritten:
 
 @router.get(
     "/arrests/{arrest_id}/history",
-    response_model=list[VersionRead],
+    response_model=Page[VersionRead],
     summary="Every version of an arrest: who changed it, when and why",
     responses=_ERRORS,
     dependencies=[needs(Permission.RECORD_READ)],
 )
-def arrest_history(arrest_id: RowId, ctx: Ctx) -> list[VersionRead]:
-    """Internal readers only; each snapshot is the full arrest as of that version."""
-    return _history(ctx, VersionedEntity.ARREST, arrest_id)
+def arrest_history(
+    arrest_id: RowId, ctx: Ctx, offset: Offset = 0, limit: PageSize = 50
+) -> Page[VersionRead]:
+    """Internal readers only, oldest first; each snapshot is the full arrest as of that
+    version."""
+    return _history(ctx, VersionedEntity.ARREST, arrest_id, offset=offset, limit=limit)
 
 
 @router.get(
     "/persons/{person_id}/history",
-    response_model=list[VersionRead],
+    response_model=Page[VersionRead],
     summary="Every version of a person: who changed it, when and why",
     responses=_ERRORS,
     dependencies=[needs(Permission.RECORD_READ)],
 )
-def person_history(person_id: RowId, ctx: Ctx) -> list[VersionRead]:
-    """Internal readers only; each snapshot is the full person as of that version."""
-    return _history(ctx, VersionedEntity.PERSON, person_id)
+def person_history(
+    person_id: RowId, ctx: Ctx, offset: Offset = 0, limit: PageSize = 50
+) -> Page[VersionRead]:
+    """Internal readers only, oldest first; each snapshot is the full person as of that
+    version."""
+    return _history(ctx, VersionedEntity.PERSON, person_id, offset=offset, limit=limit)
 
 
-def _history(ctx: Ctx, entity: VersionedEntity, entity_id: int) -> list[VersionRead]:
+def _history(
+    ctx: Ctx, entity: VersionedEntity, entity_id: int, *, offset: int, limit: int
+) -> Page[VersionRead]:
     with ctx.unit() as (session, principal):
         rows = service.history(session, actor=principal, entity=entity, entity_id=entity_id)
         result = [VersionRead.model_validate(row) for row in rows]
-    return result
+    return page_of(result, offset=offset, limit=limit)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -31,8 +31,6 @@ from openpars.records.validation import (
     STATUTE_PATTERN,
 )
 from openpars.text import Line, Prose
-
-T = TypeVar("T")
 
 Name = Annotated[Line, Field(min_length=1, max_length=100)]
 Reason = Annotated[Prose, Field(min_length=3, max_length=2000)]
@@ -418,12 +416,3 @@ class VersionRead(_Output):
     changed_at: datetime
     changed_by_id: int | None
     snapshot: dict[str, object]
-
-
-class Page(BaseModel, Generic[T]):
-    """One page of results; ``total`` counts only what the caller may see."""
-
-    items: list[T]
-    total: int
-    offset: int
-    limit: int

@@ -7,9 +7,10 @@ the header, and the app's default JSON response adds the body field.
 - Header ``OpenPARS-Audit-Entry``: every id, comma-separated (a batch intake writes one entry per
   arrest, in the order of the items), on any response, errors and streamed exports included.
 - Body field ``audit_entry``: the first of those ids, added to every JSON object a route
-  returns. A route that answers with a bare JSON list (a batch intake, a list of witnesses)
-  keeps its list: wrapping it would break every client for a value the header already carries.
-  A refusal carries the id of its REFUSED entry inside the error envelope (``error.audit_entry``).
+  returns. No audited route answers with a bare JSON list: lists are pages or results objects
+  (``openpars.pages``), so they carry the field too (``tests/web/test_receipts_in_bodies.py``
+  walks the document and the routes). A refusal carries the id of its REFUSED entry inside the
+  error envelope (``error.audit_entry``).
 
 The header is a receipt handle, not an authorisation: ``GET /api/v1/audit/receipts/{id}`` still
 decides who may see the entry behind it.

@@ -153,7 +153,7 @@ def _document_audit_entry(responses: dict[str, Any], *, public: bool, bare: bool
             continue
         media = response.get("content", {}).get("application/json")
         schema = media.get("schema") if media else None
-        # A bare list stays a list (the header names its entries); an object gains the field.
+        # Every audited JSON answer is an object (a list comes as a page): it gains the field.
         if schema and schema.get("type") != "array":
             media["schema"] = {"allOf": [schema, FIELD_DOC]}
 

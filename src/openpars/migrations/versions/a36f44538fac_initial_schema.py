@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d0b2ac9026f8
+Revision ID: a36f44538fac
 Revises: 
-Create Date: 2026-12-05 21:47:28.714121
+Create Date: 2026-12-05 21:49:52.525731
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'd0b2ac9026f8'
+revision: str = 'a36f44538fac'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -684,12 +684,16 @@ def upgrade() -> None:
 
     op.create_table('oversight_canaries',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('person_id', sa.Integer(), nullable=False),
-    sa.Column('arrest_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=True),
+    sa.Column('arrest_id', sa.Integer(), nullable=True),
     sa.Column('label', sa.String(length=200), nullable=False),
+    sa.Column('arrest', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('planted_by_id', sa.Integer(), nullable=False),
     sa.Column('planted_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('confirmed_by_id', sa.Integer(), nullable=True),
+    sa.Column('confirmed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['arrest_id'], ['arrests.id'], name=op.f('fk_oversight_canaries_arrest_id_arrests')),
+    sa.ForeignKeyConstraint(['confirmed_by_id'], ['users.id'], name=op.f('fk_oversight_canaries_confirmed_by_id_users')),
     sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_oversight_canaries_person_id_persons')),
     sa.ForeignKeyConstraint(['planted_by_id'], ['users.id'], name=op.f('fk_oversight_canaries_planted_by_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_oversight_canaries')),
