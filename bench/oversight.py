@@ -464,6 +464,14 @@ def _triggers_off(conn: Any, dialect: str) -> None:
         conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
 
 
+def _triggers_on(conn: Any, dialect: str) -> None:
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET session_replication_role = origin")
+        return
+    for statement in schema_ddl("sqlite"):
+        conn.exec_driver_sql(statement)
+
+
 def _insert_range(
     engine: Engine, statements: dict[str, str], tables: list[str], lo: int, hi: int
 ) -> None:
@@ -473,11 +481,18 @@ def _insert_range(
             for start in range(lo, hi + 1, CHUNK):
                 bounds = {"lo": start, "hi": min(hi, start + CHUNK - 1)}
                 conn.execute(text(statements[table]), bounds)
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET session_replication_role = origin")
-        else:
-            for statement in schema_ddl("sqlite"):
-                conn.exec_driver_sql(statement)
+        _triggers_on(conn, engine.dialect.name)
+
+
+def _drop_entries_from(engine: Engine, lo: int) -> None:
+    """Remove the entries from ``lo`` on (the bench's own incremental day, so a kept database
+    is reused as generated): the append-only triggers are lifted for this delete alone."""
+    with engine.begin() as conn:
+        _triggers_off(conn, engine.dialect.name)
+        for table in ("audit_leaves", "audit_subjects", "audit_entry_contents"):
+            conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})  # noqa: S608
+        conn.execute(text("DELETE FROM audit_entries WHERE id >= :lo"), {"lo": lo})
+        _triggers_on(conn, engine.dialect.name)
 
 
 ENTRY_TABLES = ["audit_entries", "audit_entry_contents", "audit_subjects", "audit_leaves"]
@@ -699,11 +714,7 @@ def run(engine_name: str, shape: Shape, keep: Path | None) -> dict[str, Any]:
         result["incremental_baseline_scan"] = baseline_scan(engine, lo, hi)
         result["incremental"] = oversight_pass(engine, day)
         if keep is not None:
-            # Back to the generated log, so the next run reuses it as it is.
-            with engine.begin() as conn:
-                for table in ("audit_leaves", "audit_subjects", "audit_entry_contents"):
-                    conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
-                conn.execute(text("DELETE FROM audit_entries WHERE id >= :lo"), {"lo": lo})
+            _drop_entries_from(engine, lo)
         engine.dispose()
     full, inc = result["full"], result["incremental"]
     result["full_vs_scan"] = round(
