@@ -198,7 +198,6 @@ def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: st
         )
         .scalar_subquery()
     )
-    bulk = or_(f.result_count >= rules.bulk_results, sweep >= rules.sweep_queries)
 
     def in_case(test: ColumnElement[bool]) -> ColumnElement[bool]:
         return exists(
@@ -224,26 +223,43 @@ def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: st
             .correlate_except(Involvement)
         )
 
-    person_filed = as_arrestee(_filed(Involvement.arrest_id, f.at))
-    case_explained = in_case(_filed(cases.c.arrest_id, f.at))
+    # Each subquery is evaluated once per pair, in a materialised CTE; the flags made of them
+    # are plain expressions over its columns (repeating a subquery in two flags would run it
+    # twice: neither engine shares a subquery between expressions).
+    base = (
+        select(
+            facts,
+            purpose_ok.label("purpose_ok"),
+            sweep.label("sweep"),
+            exists(select(cases.c.ref).where(cases.c.ref == f.case_reference)).label("case_found"),
+            in_case(_filed(cases.c.arrest_id, f.at)).label("case_explained"),
+            in_case(_declined(cases.c.arrest_id, f.at)).label("declined_in_case"),
+            as_arrestee(_filed(Involvement.arrest_id, f.at)).label("person_filed"),
+            as_arrestee(_declined(Involvement.arrest_id, f.at)).label("person_declined"),
+        )
+        .cte("facts_tested")
+        .prefix_with("MATERIALIZED")
+    )
+    b = base.c
+    bulk = or_(b.result_count >= rules.bulk_results, b.sweep >= rules.sweep_queries)
     purpose_rule = and_(
-        f.purpose.in_(sorted(rules.caseless_purposes)),
-        f.identifier_given,
-        not_(f.name_given),
-        f.result_count == 1,
-        person_filed,
+        b.purpose.in_(sorted(rules.caseless_purposes)),
+        b.identifier_given,
+        not_(b.name_given),
+        b.result_count == 1,
+        b.person_filed,
     )
     return select(
-        facts,
-        purpose_ok.label("purpose_ok"),
+        *(b[c.name] for c in facts.c),
+        b.purpose_ok,
         bulk.label("bulk"),
-        exists(select(cases.c.ref).where(cases.c.ref == f.case_reference)).label("case_found"),
-        case_explained.label("case_explained"),
-        in_case(_declined(cases.c.arrest_id, f.at)).label("declined_in_case"),
-        person_filed.label("person_filed"),
-        as_arrestee(_declined(Involvement.arrest_id, f.at)).label("person_declined"),
+        b.case_found,
+        b.case_explained,
+        b.declined_in_case,
+        b.person_filed,
+        b.person_declined,
         purpose_rule.label("purpose_rule"),
-        and_(purpose_ok, not_(bulk), or_(case_explained, purpose_rule)).label("direct"),
+        and_(b.purpose_ok, not_(bulk), or_(b.case_explained, purpose_rule)).label("direct"),
     ).cte("flags")
 
 
@@ -252,18 +268,27 @@ def explanations(
 ) -> Select[Any]:
     """Every pair of the selection with its code: the rule that explains it, or one reason."""
     flags = _flags(_facts(selection, rules), rules, grants, dialect)
-    p = flags.c
-    q = flags.alias("anchor")
-    follow_up = exists(
-        select(literal(1))
-        .select_from(q)
-        .where(
-            q.c.direct,
-            q.c.user_id == p.user_id,
-            q.c.case_reference == p.case_reference,
-            q.c.at < p.at,
-            q.c.at >= _shift(p.at, -rules.follow_up_window, dialect),
+    f = flags.c
+    # The follow-up rule, as a window: the latest directly explained access by the same user
+    # citing the same case strictly before this one (EXCLUDE GROUP leaves out accesses at the
+    # same instant). There is an anchor in the window exactly when that latest one is in it.
+    # A correlated EXISTS over the flags instead probes an unindexed CTE once per pair.
+    last_direct = (
+        func.max(case((f.direct, f.at)))
+        .over(
+            partition_by=(f.user_id, f.case_reference),
+            order_by=f.at,
+            range_=(None, 0),
+            exclude="GROUP",
         )
+        .label("last_direct_at")
+    )
+    windowed = select(flags, last_direct).subquery("windowed")
+    p = windowed.c
+    follow_up = and_(
+        p.case_reference.is_not(None),
+        p.last_direct_at.is_not(None),
+        p.last_direct_at >= _shift(p.at, -rules.follow_up_window, dialect),
     )
     never_charged = and_(not_(p.person_filed), not_(p.person_declined))
     code = case(
