@@ -29,7 +29,6 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.sql.selectable import CTE
 
@@ -128,22 +127,19 @@ def _declined(arrest_id: Any, at: Any) -> ColumnElement[bool]:
     return func.coalesce(latest == ChargingOutcome.DECLINED, false())
 
 
-def _case_arrests(facts: Any) -> CTE:
-    """(reference, arrest id) for every case reference cited: OTN, incident or docket number."""
-    refs = (
-        select(facts.c.case_reference.label("ref"))
-        .distinct()
-        .where(facts.c.case_reference.is_not(None))
-        .cte("refs")
-    )
-    by = [Arrest.otn, Arrest.incident_number, Arrest.docket_number]
-    parts = [
-        select(refs.c.ref, Arrest.id.label("arrest_id")).join(
-            Arrest, or_(column_ == refs.c.ref, column_ == func.upper(refs.c.ref))
+def _cites(reference: Any) -> ColumnElement[bool]:
+    """The arrest is the one a case reference names: its OTN, incident or docket number, as
+    given or upper-cased.
+
+    Asked of the arrests' own indexes for each pair (an OR of six index lookups). A CTE of
+    (reference, arrest) pairs has no index on PostgreSQL, which then scans it once per pair.
+    """
+    return or_(
+        *(
+            or_(column_ == reference, column_ == func.upper(reference))
+            for column_ in (Arrest.otn, Arrest.incident_number, Arrest.docket_number)
         )
-        for column_ in by
-    ]
-    return union_all(*parts).cte("case_arrests")
+    )
 
 
 def _purpose_ok(f: Any, grants: Sequence[PurposeGrant]) -> ColumnElement[bool]:
@@ -184,7 +180,6 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
 def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: str) -> CTE:
     """Each fact with the flags the rules and the reasons are made of."""
     f = facts.c
-    cases = _case_arrests(facts)
     purpose_ok = _purpose_ok(f, grants)
     sweep = (
         select(func.count())
@@ -202,14 +197,15 @@ def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: st
     def in_case(test: ColumnElement[bool]) -> ColumnElement[bool]:
         return exists(
             select(literal(1))
-            .select_from(cases.join(Involvement, Involvement.arrest_id == cases.c.arrest_id))
+            .select_from(Arrest)
+            .join(Involvement, Involvement.arrest_id == Arrest.id)
             .where(
-                cases.c.ref == f.case_reference,
+                _cites(f.case_reference),
                 Involvement.person_id == f.person_id,
                 Involvement.role == InvolvementRole.ARRESTEE,
                 test,
             )
-            .correlate_except(cases, Involvement)
+            .correlate_except(Arrest, Involvement)
         )
 
     def as_arrestee(test: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -231,9 +227,9 @@ def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: st
             facts,
             purpose_ok.label("purpose_ok"),
             sweep.label("sweep"),
-            exists(select(cases.c.ref).where(cases.c.ref == f.case_reference)).label("case_found"),
-            in_case(_filed(cases.c.arrest_id, f.at)).label("case_explained"),
-            in_case(_declined(cases.c.arrest_id, f.at)).label("declined_in_case"),
+            exists(select(Arrest.id).where(_cites(f.case_reference))).label("case_found"),
+            in_case(_filed(Arrest.id, f.at)).label("case_explained"),
+            in_case(_declined(Arrest.id, f.at)).label("declined_in_case"),
             as_arrestee(_filed(Involvement.arrest_id, f.at)).label("person_filed"),
             as_arrestee(_declined(Involvement.arrest_id, f.at)).label("person_declined"),
         )
