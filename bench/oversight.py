@@ -735,10 +735,14 @@ def run(engine_name: str, shape: Shape, keep: Path | None) -> dict[str, Any]:
     result["full_vs_scan"] = round(
         full["total_s"] / max(result["baseline_scan"]["seconds"], 1e-6), 2
     )
+    # The targets are stated for 10,000,000 entries and 1,000,000 persons; a smaller run
+    # reports its figures but does not claim them.
+    at_scale = shape.entries >= 10_000_000 and shape.persons >= 1_000_000
     result["targets"] = {
-        "full_under_120_s": full["total_s"] < 120,
-        "incremental_under_5_s": inc["total_s"] < 5,
-        "memory_under_2_gib": _peak_rss_mib() < 2048,
+        "at_target_scale": at_scale,
+        "full_under_120_s": full["total_s"] < 120 if at_scale else None,
+        "incremental_under_5_s": inc["total_s"] < 5 if at_scale else None,
+        "memory_under_2_gib": _peak_rss_mib() < 2048 if at_scale else None,
     }
     result["peak_rss_mib"] = _peak_rss_mib()
     return result
