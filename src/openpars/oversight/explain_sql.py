@@ -2,7 +2,8 @@
 
 Everything here is set-based: the caller's selection (an agreement or an agency, a period)
 filters the access facts, and each flag below is a correlated EXISTS or scalar subquery the
-database answers from its indexes. No row is looked at in Python. The rules, their precedence
+database answers from its indexes, evaluated once per pair; the follow-up rule is a window over
+the pairs. No row is looked at in Python. The rules, their precedence
 and the reason codes are documented in docs/oversight.md; ``explain.py`` validates input and
 audits, this module only builds statements.
 """
