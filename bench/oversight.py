@@ -529,12 +529,17 @@ def generate(engine: Engine, shape: Shape) -> dict[str, float]:
     _insert_range(engine, statements, ENTRY_TABLES, 1, shape.entries)
     seconds["entries"] = round(time.perf_counter() - started, 2)
     started = time.perf_counter()
+    if engine.dialect.name == "postgresql":
+        # A long-lived store is vacuumed by autovacuum: the visibility map lets index-only
+        # scans (the contents' primary key the readers probe) skip the heap.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM")
     with engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_meta (fingerprint TEXT)")
         conn.exec_driver_sql("DELETE FROM bench_meta")
         conn.execute(text("INSERT INTO bench_meta VALUES (:f)"), {"f": _fingerprint(shape)})
-    seconds["analyze"] = round(time.perf_counter() - started, 2)
+    seconds["vacuum_analyze"] = round(time.perf_counter() - started, 2)
     return seconds
 
 
