@@ -28,7 +28,8 @@ What runs, in one process, on one database (docs/benchmarks.md explains each fig
 4. Incremental: one more day's entries are appended (the same generator), then the refresh
    (from its watermark), the explanation and coverage of that day, and the detectors again.
 
-Peak RSS is this process's (``resource.getrusage``): on SQLite the database engine runs in it;
+Peak RSS is this process's (``resource.getrusage``): on SQLite the database engine runs in it,
+and the pages of the file read through its memory map (up to 1 GiB by default) count;
 PostgreSQL's server processes are not counted. The last line printed is one JSON object.
 """
 
