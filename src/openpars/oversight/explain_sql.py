@@ -167,11 +167,36 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
     earliest = datetime.min.replace(tzinfo=selection.start.tzinfo)
     # A period from the first day of the calendar has no window before it.
     since = max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
-    where = [f.c.at >= since, f.c.at < selection.end]
-    if selection.agreement_id is not None:
-        where.append(f.c.agreement_id == selection.agreement_id)
-    if selection.agency_id is not None:
-        where.append(f.c.agency_id == selection.agency_id)
+    later = f.alias("later")
+
+    def chosen(t: Any) -> list[ColumnElement[bool]]:
+        return [
+            *(
+                [t.c.agreement_id == selection.agreement_id]
+                if selection.agreement_id is not None
+                else []
+            ),
+            *([t.c.agency_id == selection.agency_id] if selection.agency_id is not None else []),
+        ]
+
+    # A fact before the period matters only as the anchor of a follow-up: by the same user,
+    # citing the same case, as a fact of the period. The others are left out (an incremental
+    # day would otherwise test the whole window before it: three days for one).
+    anchors = exists(
+        select(later.c.id).where(
+            later.c.user_id == f.c.user_id,
+            later.c.case_reference == f.c.case_reference,
+            later.c.at >= selection.start,
+            later.c.at < selection.end,
+            *chosen(later),
+        )
+    )
+    where = [
+        f.c.at >= since,
+        f.c.at < selection.end,
+        or_(f.c.at >= selection.start, anchors),
+        *chosen(f),
+    ]
     kept = exists(
         select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
     )
