@@ -78,6 +78,22 @@ def test_follow_up_reaches_back_exactly_its_window(book: Log) -> None:
     assert shorter[(inside, other.person_id)] == "case_not_involving_person"
 
 
+def test_a_follow_up_needs_an_anchor_strictly_before_it(book: Log) -> None:
+    case, other, third = (book.b._case(False, "filed") for _ in range(3))
+    at = book.b.start + timedelta(days=1)
+    # One read returns the case's arrestee and someone else: the arrestee is explained by the
+    # case, but the same read cannot be the anchor of its own other person (same instant).
+    both = book.access(at, [case.person_id, other.person_id], case_number=case.otn)
+    # A second read at the very same instant is not after the anchor either.
+    twin = book.access(at, [third.person_id], case_number=case.otn)
+    after = book.access(at + timedelta(microseconds=1), [third.person_id], case_number=case.otn)
+    codes = book.codes()
+    assert codes[(both, case.person_id)] == "case_arrestee"
+    assert codes[(both, other.person_id)] == "case_not_involving_person"
+    assert codes[(twin, third.person_id)] == "case_not_involving_person"
+    assert codes[(after, third.person_id)] == "follow_up"
+
+
 def test_charges_are_judged_as_of_the_access(book: Log) -> None:
     case = book.b._case(False, "filed")  # approved one hour after t0
     while case.docket is not None:  # arraigned: no further charging decision

@@ -2,7 +2,8 @@
 
 Everything here is set-based: the caller's selection (an agreement or an agency, a period)
 filters the access facts, and each flag below is a correlated EXISTS or scalar subquery the
-database answers from its indexes. No row is looked at in Python. The rules, their precedence
+database answers from its indexes, evaluated once per pair; the follow-up rule is a window over
+the pairs. No row is looked at in Python. The rules, their precedence
 and the reason codes are documented in docs/oversight.md; ``explain.py`` validates input and
 audits, this module only builds statements.
 """
@@ -29,7 +30,6 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    union_all,
 )
 from sqlalchemy.sql.selectable import CTE
 
@@ -128,22 +128,19 @@ def _declined(arrest_id: Any, at: Any) -> ColumnElement[bool]:
     return func.coalesce(latest == ChargingOutcome.DECLINED, false())
 
 
-def _case_arrests(facts: Any) -> CTE:
-    """(reference, arrest id) for every case reference cited: OTN, incident or docket number."""
-    refs = (
-        select(facts.c.case_reference.label("ref"))
-        .distinct()
-        .where(facts.c.case_reference.is_not(None))
-        .cte("refs")
-    )
-    by = [Arrest.otn, Arrest.incident_number, Arrest.docket_number]
-    parts = [
-        select(refs.c.ref, Arrest.id.label("arrest_id")).join(
-            Arrest, or_(column_ == refs.c.ref, column_ == func.upper(refs.c.ref))
+def _cites(reference: Any) -> ColumnElement[bool]:
+    """The arrest is the one a case reference names: its OTN, incident or docket number, as
+    given or upper-cased.
+
+    Asked of the arrests' own indexes for each pair (an OR of six index lookups). A CTE of
+    (reference, arrest) pairs has no index on PostgreSQL, which then scans it once per pair.
+    """
+    return or_(
+        *(
+            or_(column_ == reference, column_ == func.upper(reference))
+            for column_ in (Arrest.otn, Arrest.incident_number, Arrest.docket_number)
         )
-        for column_ in by
-    ]
-    return union_all(*parts).cte("case_arrests")
+    )
 
 
 def _purpose_ok(f: Any, grants: Sequence[PurposeGrant]) -> ColumnElement[bool]:
@@ -170,11 +167,36 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
     earliest = datetime.min.replace(tzinfo=selection.start.tzinfo)
     # A period from the first day of the calendar has no window before it.
     since = max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
-    where = [f.c.at >= since, f.c.at < selection.end]
-    if selection.agreement_id is not None:
-        where.append(f.c.agreement_id == selection.agreement_id)
-    if selection.agency_id is not None:
-        where.append(f.c.agency_id == selection.agency_id)
+    later = f.alias("later")
+
+    def chosen(t: Any) -> list[ColumnElement[bool]]:
+        return [
+            *(
+                [t.c.agreement_id == selection.agreement_id]
+                if selection.agreement_id is not None
+                else []
+            ),
+            *([t.c.agency_id == selection.agency_id] if selection.agency_id is not None else []),
+        ]
+
+    # A fact before the period matters only as the anchor of a follow-up: by the same user,
+    # citing the same case, as a fact of the period. The others are left out (an incremental
+    # day would otherwise test the whole window before it: three days for one).
+    anchors = exists(
+        select(later.c.id).where(
+            later.c.user_id == f.c.user_id,
+            later.c.case_reference == f.c.case_reference,
+            later.c.at >= selection.start,
+            later.c.at < selection.end,
+            *chosen(later),
+        )
+    )
+    where = [
+        f.c.at >= since,
+        f.c.at < selection.end,
+        or_(f.c.at >= selection.start, anchors),
+        *chosen(f),
+    ]
     kept = exists(
         select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
     )
@@ -184,7 +206,6 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
 def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: str) -> CTE:
     """Each fact with the flags the rules and the reasons are made of."""
     f = facts.c
-    cases = _case_arrests(facts)
     purpose_ok = _purpose_ok(f, grants)
     sweep = (
         select(func.count())
@@ -198,19 +219,19 @@ def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: st
         )
         .scalar_subquery()
     )
-    bulk = or_(f.result_count >= rules.bulk_results, sweep >= rules.sweep_queries)
 
     def in_case(test: ColumnElement[bool]) -> ColumnElement[bool]:
         return exists(
             select(literal(1))
-            .select_from(cases.join(Involvement, Involvement.arrest_id == cases.c.arrest_id))
+            .select_from(Arrest)
+            .join(Involvement, Involvement.arrest_id == Arrest.id)
             .where(
-                cases.c.ref == f.case_reference,
+                _cites(f.case_reference),
                 Involvement.person_id == f.person_id,
                 Involvement.role == InvolvementRole.ARRESTEE,
                 test,
             )
-            .correlate_except(cases, Involvement)
+            .correlate_except(Arrest, Involvement)
         )
 
     def as_arrestee(test: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -224,26 +245,43 @@ def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: st
             .correlate_except(Involvement)
         )
 
-    person_filed = as_arrestee(_filed(Involvement.arrest_id, f.at))
-    case_explained = in_case(_filed(cases.c.arrest_id, f.at))
+    # Each subquery is evaluated once per pair, in a materialised CTE; the flags made of them
+    # are plain expressions over its columns (repeating a subquery in two flags would run it
+    # twice: neither engine shares a subquery between expressions).
+    base = (
+        select(
+            facts,
+            purpose_ok.label("purpose_ok"),
+            sweep.label("sweep"),
+            exists(select(Arrest.id).where(_cites(f.case_reference))).label("case_found"),
+            in_case(_filed(Arrest.id, f.at)).label("case_explained"),
+            in_case(_declined(Arrest.id, f.at)).label("declined_in_case"),
+            as_arrestee(_filed(Involvement.arrest_id, f.at)).label("person_filed"),
+            as_arrestee(_declined(Involvement.arrest_id, f.at)).label("person_declined"),
+        )
+        .cte("facts_tested")
+        .prefix_with("MATERIALIZED")
+    )
+    b = base.c
+    bulk = or_(b.result_count >= rules.bulk_results, b.sweep >= rules.sweep_queries)
     purpose_rule = and_(
-        f.purpose.in_(sorted(rules.caseless_purposes)),
-        f.identifier_given,
-        not_(f.name_given),
-        f.result_count == 1,
-        person_filed,
+        b.purpose.in_(sorted(rules.caseless_purposes)),
+        b.identifier_given,
+        not_(b.name_given),
+        b.result_count == 1,
+        b.person_filed,
     )
     return select(
-        facts,
-        purpose_ok.label("purpose_ok"),
+        *(b[c.name] for c in facts.c),
+        b.purpose_ok,
         bulk.label("bulk"),
-        exists(select(cases.c.ref).where(cases.c.ref == f.case_reference)).label("case_found"),
-        case_explained.label("case_explained"),
-        in_case(_declined(cases.c.arrest_id, f.at)).label("declined_in_case"),
-        person_filed.label("person_filed"),
-        as_arrestee(_declined(Involvement.arrest_id, f.at)).label("person_declined"),
+        b.case_found,
+        b.case_explained,
+        b.declined_in_case,
+        b.person_filed,
+        b.person_declined,
         purpose_rule.label("purpose_rule"),
-        and_(purpose_ok, not_(bulk), or_(case_explained, purpose_rule)).label("direct"),
+        and_(b.purpose_ok, not_(bulk), or_(b.case_explained, purpose_rule)).label("direct"),
     ).cte("flags")
 
 
@@ -252,18 +290,27 @@ def explanations(
 ) -> Select[Any]:
     """Every pair of the selection with its code: the rule that explains it, or one reason."""
     flags = _flags(_facts(selection, rules), rules, grants, dialect)
-    p = flags.c
-    q = flags.alias("anchor")
-    follow_up = exists(
-        select(literal(1))
-        .select_from(q)
-        .where(
-            q.c.direct,
-            q.c.user_id == p.user_id,
-            q.c.case_reference == p.case_reference,
-            q.c.at < p.at,
-            q.c.at >= _shift(p.at, -rules.follow_up_window, dialect),
+    f = flags.c
+    # The follow-up rule, as a window: the latest directly explained access by the same user
+    # citing the same case strictly before this one (EXCLUDE GROUP leaves out accesses at the
+    # same instant). There is an anchor in the window exactly when that latest one is in it.
+    # A correlated EXISTS over the flags instead probes an unindexed CTE once per pair.
+    last_direct = (
+        func.max(case((f.direct, f.at)))
+        .over(
+            partition_by=(f.user_id, f.case_reference),
+            order_by=f.at,
+            range_=(None, 0),
+            exclude="GROUP",
         )
+        .label("last_direct_at")
+    )
+    windowed = select(flags, last_direct).subquery("windowed")
+    p = windowed.c
+    follow_up = and_(
+        p.case_reference.is_not(None),
+        p.last_direct_at.is_not(None),
+        p.last_direct_at >= _shift(p.at, -rules.follow_up_window, dialect),
     )
     never_charged = and_(not_(p.person_filed), not_(p.person_declined))
     code = case(

@@ -110,6 +110,9 @@ class _Json:
     person_id: str  # the person id of that row
     count: str  # number of person ids
     criteria: str  # sorted, comma-separated keys of params.query
+    # Ends the subquery that parses the document: on PostgreSQL "OFFSET 0" keeps the planner
+    # from pulling it up, which would parse the document again for every field taken from it.
+    fence: str = ""
 
     def get(self, *path: str) -> str:
         """SQL text of the scalar at the path, as text."""
@@ -117,7 +120,9 @@ class _Json:
 
 
 _SQLITE = _Json(
-    doc="json(CAST(c.content AS TEXT))",
+    # The canonical content is already minified JSON text: json() around it would parse and
+    # print every document once per use (the subquery is flattened), four times the work.
+    doc="CAST(c.content AS TEXT)",
     path="json_extract(n.doc, '$.{dots}')",
     persons="json_each(n.doc, '$.person_ids') AS p",
     person_id="CAST(p.value AS INTEGER)",
@@ -133,6 +138,7 @@ _POSTGRES = _Json(
     count="jsonb_array_length(n.doc -> 'person_ids')",
     criteria="(SELECT string_agg(k, ',' ORDER BY k) FROM "
     "jsonb_object_keys(n.doc -> 'params' -> 'query') AS k)",
+    fence="OFFSET 0",
 )
 
 
@@ -157,6 +163,7 @@ def _insert_sql(j: _Json) -> str:
             WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
               AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
               AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
+            {j.fence}
         ) AS n, {j.persons}
     """  # noqa: S608 - no caller input: fixed paths and enum values
 
@@ -165,7 +172,7 @@ def _purge_sql(dialect: str) -> str:
     """Drop the facts of entries a shredding entry in the new leaves names."""
     if dialect == "sqlite":
         ids = "SELECT CAST(x.value AS INTEGER) FROM s, json_each(s.doc, '$.params.entry_ids') AS x"
-        doc = "json(CAST(c.content AS TEXT))"
+        doc = "CAST(c.content AS TEXT)"
     else:
         ids = (
             "SELECT CAST(x AS BIGINT) FROM s, "
