@@ -345,6 +345,46 @@ def test_a_proposal_shows_its_replay_to_voters(
     assert page["totals"] == body["totals"]
     with db.session() as s:
         assert s.get(Agreement, site.agreement_id) is not None
+    # The renewal report carries the same replay's totals when asked for the proposal's.
+    today = utcnow().date().isoformat()
+    params = {"agreement": site.agreement_id, "from": today, "to": today,
+              "what_if_proposal": proposal_id, "what_if_months": 2}  # fmt: skip
+    shown_in_report = client.get(
+        "/api/v1/oversight/reports", params={**params, "format": "json"}, headers=gov.auth("da")
+    )
+    assert shown_in_report.status_code == 200, shown_in_report.text
+    section = shown_in_report.json()["what_if"]
+    assert section["proposal"] == proposal_id and section["proposed_version"] == 2
+    assert section["newly_refused"] == body["totals"]["newly_refused"] == 2
+    assert section["details"] == f"{link}?months=2"
+    html = client.get("/api/v1/oversight/reports", params=params, headers=gov.auth("da"))
+    assert html.status_code == 200 and 'id="what-if"' in html.text
+    # An unknown agreement, or a proposal on another one: refused naming the argument, and
+    # nothing written but the refusal.
+    other = client.get(
+        "/api/v1/oversight/reports",
+        params={**params, "agreement": site.agreement_id + 1000, "format": "json"},
+        headers=gov.auth("da"),
+    )
+    assert other.status_code == 404 and other.json()["error"]["field"] == "agreement"
+    second = proposed(site)
+    second.update(
+        name="The FBI agreement",
+        grantee_agency_id=world.agencies["Federal Bureau of Investigation"],
+    )
+    with db.session() as s:
+        other_id = agreements.create_agreement(
+            s, actor=SYSTEM, data=AgreementDocument.model_validate(second)
+        ).id
+    before = _entries(db)
+    wrong = client.get(
+        "/api/v1/oversight/reports",
+        params={**params, "agreement": other_id, "format": "json"},
+        headers=gov.auth("da"),
+    )
+    assert wrong.status_code == 422, wrong.text
+    assert wrong.json()["error"]["field"] == "what_if_proposal"
+    assert _entries(db) == before + 1
 
 
 def test_console_what_if(fresh_db: Database, tmp_path: Path, settings: Any) -> None:

@@ -597,12 +597,29 @@ def report(
     rules: Rules,
     output: ReportFormat,
     what_if: Mapping[str, Any] | None = None,
+    what_if_proposal: int | None = None,
+    what_if_months: int = 6,
+    what_if_max_queries: int = 20_000,
     via: str = "api",
     today: date | None = None,
 ) -> OversightReport:
-    """The report of an agreement over a period; audited with its SHA-256."""
+    """The report of an agreement over a period; audited with its SHA-256.
+
+    With ``what_if_proposal`` the report carries the what-if replay of that proposal's version
+    over the last ``what_if_months`` (the replay writes its own ``oversight.what_if`` entry).
+    """
     require_reader(actor)
     agreement, period = check_period(session, agreement_id, start, end, today=today)
+    if what_if_proposal is not None:
+        what_if = replay_summary(
+            session,
+            actor=actor,
+            agreement_id=agreement_id,
+            proposal_id=what_if_proposal,
+            months=what_if_months,
+            max_queries=what_if_max_queries,
+            via=via,
+        )
     document = build_report(
         session, agreement=agreement, period=period, rules=rules, what_if=what_if
     )
@@ -618,6 +635,51 @@ def report(
         sha256=sha256(document),
     )
     return document
+
+
+def replay_summary(
+    session: Session,
+    *,
+    actor: Principal,
+    agreement_id: int,
+    proposal_id: int,
+    months: int,
+    max_queries: int,
+    via: str,
+) -> dict[str, Any]:
+    """The what-if replay of a proposal on this agreement, as the report shows it: what was
+    replayed and the totals (the per-query list stays at the replay's own endpoint)."""
+    # Imported here: the replay reads governance proposals, which import this module.
+    from openpars.oversight.whatif import of_proposal, what_if
+
+    proposed = of_proposal(session, proposal_id, actor=actor)
+    if proposed.agreement_id != agreement_id:
+        raise InvalidInput(
+            f"proposal {proposal_id} is on agreement {proposed.agreement_id}, not on agreement "
+            f"{agreement_id} that this report covers",
+            field="what_if_proposal",
+        )
+    replay = what_if(
+        session,
+        actor=actor,
+        proposed=proposed,
+        months=months,
+        limit=1,
+        max_queries=max_queries,
+        via=via,
+    )
+    totals = replay.totals.model_dump(mode="json")
+    shown: dict[str, Any] = {
+        "proposal": proposal_id,
+        "proposed_version": replay.proposed_version,
+        "window": f"{replay.since.isoformat()} to {replay.until.isoformat()} ({months} months)",
+    }
+    for key, value in totals.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "none"
+        shown[key] = value
+    shown["details"] = f"/api/v1/proposals/{proposal_id}/what-if?months={months}"
+    return shown
 
 
 def report_entries(

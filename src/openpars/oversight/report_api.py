@@ -57,6 +57,13 @@ def get_report(
     start: From,
     to: To,
     output: Annotated[ReportFormat, Query(alias="format")] = ReportFormat.HTML,
+    what_if_proposal: Annotated[
+        RowId | None,
+        Query(description="include the what-if replay of this proposal on the agreement"),
+    ] = None,
+    what_if_months: Annotated[
+        int, Query(ge=1, le=24, description="months of queries the replay reads")
+    ] = 6,
 ) -> Response:
     """The renewal report of an agreement over a period (docs/oversight.md, Renewal report):
     queries, persons viewed, the share never charged, unexplained pairs by reason, refusals,
@@ -70,6 +77,9 @@ def get_report(
             end=to,
             rules=rules_from(ctx.settings),
             output=output,
+            what_if_proposal=what_if_proposal,
+            what_if_months=what_if_months,
+            what_if_max_queries=ctx.settings.oversight_whatif_max_queries,
         )
     body = render(document, output)
     return Response(body, media_type=MEDIA_TYPES[output], headers={SHA_HEADER: sha256(document)})

@@ -60,6 +60,19 @@ def oversight_report(
     ] = ReportFormat.HTML,
     path: OutOpt = None,
     host: HostOpt = "",
+    what_if_proposal: Annotated[
+        int | None,
+        typer.Option(
+            "--what-if-proposal",
+            help="Include the what-if replay of this proposal on the agreement.",
+            min=1,
+            max=INT32_MAX,
+        ),
+    ] = None,
+    what_if_months: Annotated[
+        int,
+        typer.Option("--what-if-months", help="Months of queries the replay reads.", min=1, max=24),
+    ] = 6,
     username: AsOpt = None,
     db: DbOption = None,
 ) -> None:
@@ -75,6 +88,9 @@ def oversight_report(
             end=_day(end, "to"),
             rules=rules_from(settings),
             output=output,
+            what_if_proposal=what_if_proposal,
+            what_if_months=what_if_months,
+            what_if_max_queries=settings.oversight_whatif_max_queries,
             via="cli",
         )
     write(render(document, output, host=host), path)
