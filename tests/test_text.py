@@ -104,7 +104,8 @@ def _string_fields() -> list[tuple[str, str, dict[str, Any]]]:
     for name in sorted(_body_components(document)):
         for prop, schema in schemas[name].get("properties", {}).items():
             if _holds_string(schema):
-                fields.append((name, prop, schema))
+                # A model also used in a response is split into "X-Input" and "X-Output".
+                fields.append((name.removesuffix("-Input"), prop, schema))
     return fields
 
 

@@ -30,7 +30,7 @@ from openpars.access.enforcement import check_purpose_rules
 from openpars.access.policy import FieldProjection, ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
 from openpars.access.shaping import ARREST_PARTS, ARREST_SCALARS, PERSON_SCALARS
-from openpars.errors import DomainError, InvalidInput
+from openpars.errors import DomainError, InvalidInput, NotFound
 from openpars.records.enums import ArrestState
 
 # The external reads a replay knows how to run again (the actions the read service audits).
@@ -111,7 +111,7 @@ def _run(session: Session, policy: ReadPolicy, read: RecordedRead) -> Disclosure
         person_id = _id(q, "person_id")
         person = repo.visible_person(session, policy, person_id)
         if person is None:
-            return Disclosure(refused=True, code="not_found", field="person_id",
+            return Disclosure(refused=True, code=NotFound.code, field="person_id",
                               message=f"no person with id {person_id}")  # fmt: skip
         involvements = repo.visible_involvements_of_person(session, policy, person_id)
         shown = _shown("person", policy.person_fields, _PERSON_FIELDS)
@@ -120,7 +120,7 @@ def _run(session: Session, policy: ReadPolicy, read: RecordedRead) -> Disclosure
         arrest_id = _id(q, "arrest_id")
         arrest = repo.visible_arrest(session, policy, arrest_id)
         if arrest is None:
-            return Disclosure(refused=True, code="not_found", field="arrest_id",
+            return Disclosure(refused=True, code=NotFound.code, field="arrest_id",
                               message=f"no arrest with id {arrest_id}")  # fmt: skip
         involvements = repo.visible_involvements_of_arrest(session, policy, arrest_id)
         shown = {
