@@ -24,7 +24,8 @@ from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission, Role
-from openpars.oversight.flags import DETECTORS, Detector
+from openpars.oversight.detection import Detector
+from openpars.oversight.flags import DETECTORS
 from openpars.oversight.flags import run_detectors as run_all
 from openpars.oversight.models import (
     Case,
