@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     oversight_skew_z: float = Field(default=3.0, gt=0)
     oversight_skew_ratio: float = Field(default=1.5, gt=1)
     oversight_skew_min_count: int = Field(default=5, ge=1)
+    # ... for an agency that looked up at least this many distinct persons in the period.
+    oversight_skew_min_persons: int = Field(default=30, ge=1)
     oversight_skew_population_days: int = Field(default=730, ge=1)
     oversight_home_citizenship: str = "US"
     # Never charged: distinct never-charged persons looked up in the period, and their share of
@@ -109,12 +111,13 @@ class Settings(BaseSettings):
     oversight_never_charged_user_share: float = Field(default=0.2, gt=0, le=1)
     oversight_never_charged_agency_min: int = Field(default=10, ge=1)
     oversight_never_charged_agency_share: float = Field(default=0.1, gt=0, le=1)
-    # Off hours: a user's UTC day with at least this many reads at hours (plus or minus one)
-    # holding less than this share of their reads in the history window (at least the minimum).
+    # Off hours: a user's UTC day with at least this many reads at hours (plus or minus one) they
+    # worked in on under this share of their active days in the history window, for users with
+    # at least the minimum active days there (a regular pattern).
     oversight_off_hours_min_queries: int = Field(default=3, ge=1)
-    oversight_off_hours_share: float = Field(default=0.02, gt=0, lt=1)
+    oversight_off_hours_share: float = Field(default=0.1, gt=0, lt=1)
     oversight_off_hours_history_days: int = Field(default=28, ge=1)
-    oversight_off_hours_min_history: int = Field(default=30, ge=1)
+    oversight_off_hours_min_days: int = Field(default=15, ge=1)
     # Dormant: a read after this many days without one (or since the account was created).
     oversight_dormant_days: int = Field(default=60, ge=1)
 

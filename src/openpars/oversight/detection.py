@@ -72,6 +72,7 @@ class Thresholds:
     skew_z: float = 3.0
     skew_ratio: float = 1.5
     skew_min_count: int = 5
+    skew_min_persons: int = 30
     skew_population: timedelta = timedelta(days=730)
     home_citizenship: str = "US"
     never_charged_user_min: int = 3
@@ -79,9 +80,9 @@ class Thresholds:
     never_charged_agency_min: int = 10
     never_charged_agency_share: float = 0.1
     off_hours_min_queries: int = 3
-    off_hours_share: float = 0.02
+    off_hours_share: float = 0.1
     off_hours_history: timedelta = timedelta(days=28)
-    off_hours_min_history: int = 30
+    off_hours_min_days: int = 15
     dormant: timedelta = timedelta(days=60)
     # The explanation's rules, for the never-charged detector (which reads the explanations).
     rules: Rules = field(default_factory=Rules)
@@ -107,6 +108,7 @@ def thresholds_from(settings: Settings, rules: Rules | None = None) -> Threshold
         skew_z=s.oversight_skew_z,
         skew_ratio=s.oversight_skew_ratio,
         skew_min_count=s.oversight_skew_min_count,
+        skew_min_persons=s.oversight_skew_min_persons,
         skew_population=timedelta(days=s.oversight_skew_population_days),
         home_citizenship=s.oversight_home_citizenship,
         never_charged_user_min=s.oversight_never_charged_user_min,
@@ -116,7 +118,7 @@ def thresholds_from(settings: Settings, rules: Rules | None = None) -> Threshold
         off_hours_min_queries=s.oversight_off_hours_min_queries,
         off_hours_share=s.oversight_off_hours_share,
         off_hours_history=timedelta(days=s.oversight_off_hours_history_days),
-        off_hours_min_history=s.oversight_off_hours_min_history,
+        off_hours_min_days=s.oversight_off_hours_min_days,
         dormant=timedelta(days=s.oversight_dormant_days),
         rules=rules or Rules(),
     )

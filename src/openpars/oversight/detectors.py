@@ -243,10 +243,21 @@ def volume_burst(
     return drafts
 
 
+def _usual(hour: int, days: Sequence[set[int]]) -> float:
+    """The share of the days with a read within an hour of ``hour``."""
+    near = {(hour + k) % 24 for k in (-1, 0, 1)}
+    return sum(1 for worked in days if worked & near) / len(days)
+
+
 def off_hours(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
-    """A user's reads at hours they almost never work, by their own history."""
+    """A user's reads at hours they almost never work, by their own history.
+
+    The history counts active days, not reads: an hour (plus or minus one) the user worked in on
+    under ``off_hours_share`` of their active days in the window before is unusual for them. One
+    earlier night does not make nights usual (it is one day), as it would counting reads.
+    """
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     day, hour = _day("e.at", dialect), _hour("e.at", dialect)
     rows = session.execute(
@@ -269,28 +280,20 @@ def off_hours(
             if d < first:
                 continue
             lo = f"{_parse_day(d) - t.off_hours_history:%Y-%m-%d}"
-            history = [0] * 24
-            for k, hs in days.items():
-                if lo <= k < d:
-                    for h, n in hs.items():
-                        history[h] += n
-            total = sum(history)
-            if total < t.off_hours_min_history:
+            before = [set(hs) for k, hs in days.items() if lo <= k < d]
+            if len(before) < t.off_hours_min_days:
                 continue
-            odd = {
-                h
-                for h in hours
-                if sum(history[(h + k) % 24] for k in (-1, 0, 1)) / total < t.off_hours_share
-            }
+
+            odd = {h for h in hours if _usual(h, before) < t.off_hours_share}
             count = sum(hours[h] for h in odd)
             if count < t.off_hours_min_queries:
                 continue
             rule = (
                 f"a user made {count} external reads on {d} at UTC hours {sorted(odd)}, hours "
-                f"(plus or minus one) holding under {t.off_hours_share:.0%} of their {total} "
-                f"reads in the {t.off_hours_history.days} days before (fires at "
-                f"{t.off_hours_min_queries} such reads a day, with at least "
-                f"{t.off_hours_min_history} reads of history)"
+                f"(plus or minus one) they worked in on under {t.off_hours_share:.0%} of their "
+                f"{len(before)} active days in the {t.off_hours_history.days} days before "
+                f"(fires at {t.off_hours_min_queries} such reads a day, with at least "
+                f"{t.off_hours_min_days} active days of history)"
             )
             entries = [e for e in _day_entries(session, user_id, d) if e.at.hour in odd]
             drafts.append(
@@ -421,36 +424,58 @@ def enumeration_zero_hits(
 def enumeration_date_sweep(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
-    """A user's UTC day of arrest searches by date range alone: reading the records by date."""
+    """A user's UTC day of arrest searches by date range alone: reading the records by date.
+
+    The read service refuses an outside agency's search without an OTN, incident or docket
+    number, so the attempts are mostly refusals (``GET /api/v1/arrests`` refused, its query in
+    the entry); an answered one would be an external read. Both count.
+    """
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     day = _day("e.at", dialect)
 
-    def given(name: str) -> str:
-        return f"{_param('c.content', ('params', 'query', name), dialect)} IS NOT NULL"
+    def given(*path: str) -> str:
+        return f"{_param('c.content', path, dialect)} IS NOT NULL"
 
-    ranged = f"({given('arrested_from')} OR {given('arrested_to')})"
-    named = " OR ".join(given(n) for n in ("otn", "incident_number", "docket_number", "statute"))
-    sweep = (
-        "e.action = 'arrest.search' AND EXISTS (SELECT 1 FROM audit_entry_contents c WHERE "  # noqa: S608 - fixed fragments
-        f"c.entry_id = e.id AND {ranged} AND NOT ({named}))"
+    def by_date(*prefix: str) -> str:
+        ranged = f"({given(*prefix, 'arrested_from')} OR {given(*prefix, 'arrested_to')})"
+        named = " OR ".join(
+            given(*prefix, n) for n in ("otn", "incident_number", "docket_number", "statute")
+        )
+        return f"{ranged} AND NOT ({named})"
+
+    answered = (
+        f"({_EXTERNAL} AND e.action = 'arrest.search' AND EXISTS (SELECT 1 FROM "  # noqa: S608 - fixed fragments
+        f"audit_entry_contents c WHERE c.entry_id = e.id AND {by_date('params', 'query')}))"
     )
+    refused = (
+        "(e.kind = 'refused' AND e.action LIKE 'GET %/arrests' AND e.user_id IN (SELECT u.id "  # noqa: S608 - fixed fragments
+        "FROM users u JOIN agencies a ON a.id = u.agency_id WHERE a.kind = 'external') AND "
+        "EXISTS (SELECT 1 FROM audit_entry_contents c WHERE c.entry_id = e.id AND "
+        f"{by_date('params', 'query')}))"
+    )
+    sweep = f"({answered} OR {refused})"
     rows = session.execute(
         _sql(
-            f"SELECT e.user_id, {day} AS d, COUNT(*) FROM audit_entries e "  # noqa: S608
-            f"WHERE {_EXTERNAL} AND e.at >= :start AND e.at < :end AND {sweep} "
-            f"GROUP BY e.user_id, {day} HAVING COUNT(*) >= :n",
+            f"SELECT e.user_id, {day} AS d, e.id, e.agency_id, e.at FROM audit_entries e "  # noqa: S608
+            f"WHERE e.at >= :start AND e.at < :end AND {sweep} ORDER BY e.user_id, e.at, e.id",
             "start",
             "end",
         ),
-        {"start": p.start, "end": p.end, "n": t.date_sweep_queries},
+        {"start": p.start, "end": p.end},
     ).all()
+    days: dict[tuple[int, str], list[_Entry]] = defaultdict(list)
+    for user_id, d, entry_id, agency_id, at in rows:
+        days[(int(user_id), str(d))].append(
+            _Entry(int(entry_id), user_id, agency_id, None, _utc(at))
+        )
     drafts = []
-    for user_id, d, n in sorted(rows, key=lambda r: (r[0], r[1])):
-        entries = _day_entries(session, int(user_id), str(d), sweep)
+    for (user_id, d), entries in sorted(days.items()):
+        if len(entries) < t.date_sweep_queries:
+            continue
         rule = (
-            f"a user made {n} arrest searches on {d} (UTC) by date range with no case "
-            f"identifier or statute: reading the records by date (fires at "
-            f"{t.date_sweep_queries} a day)"
+            f"a user made {len(entries)} arrest searches (answered or refused) on {d} (UTC) "
+            "by date range with no case identifier or statute: reading the records by date "
+            f"(fires at {t.date_sweep_queries} a day)"
         )
         key = f"user:{user_id}:day:{d}"
         drafts.append(_draft(DATE_SWEEP, key, rule, float(t.date_sweep_queries), entries))
@@ -671,6 +696,8 @@ def population_skew(
                     sum(n for v, n in values.items() if v in others),
                 )
             n1, n2 = sum(values.values()), sum(population.values())
+            if n1 < t.skew_min_persons:
+                continue
             for label, (members, x1) in sorted(tests.items()):
                 x2 = sum(n for v, n in population.items() if v in members)
                 z = two_proportion_z(x1, n1, x2, n2)
@@ -683,7 +710,8 @@ def population_skew(
                     f"({share1:.0%}) against {x2} of {n2} arrestees arrested in the "
                     f"{t.skew_population.days} days to the period's end ({share2:.0%}); "
                     f"two-proportion z {z:.1f} (fires at z >= {t.skew_z:g}, a share at least "
-                    f"{t.skew_ratio:g} times the arrestees', at least {t.skew_min_count} persons)"
+                    f"{t.skew_ratio:g} times the arrestees', at least {t.skew_min_count} "
+                    f"persons of {t.skew_min_persons} looked up)"
                 )
                 key = f"agency:{agency_id}:{attribute}:{label}:{p.label()}"
                 drafts.append(_draft(SKEW, key, rule, t.skew_z, entries, agency_id=agency_id))
