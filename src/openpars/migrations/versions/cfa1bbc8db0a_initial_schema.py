@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 85a510f796c5
+Revision ID: cfa1bbc8db0a
 Revises: 
-Create Date: 2026-12-05 19:15:22.974021
+Create Date: 2026-12-05 21:22:46.396837
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '85a510f796c5'
+revision: str = 'cfa1bbc8db0a'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -221,6 +221,8 @@ def upgrade() -> None:
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('disabled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('family_name', sa.String(length=100), nullable=True),
+    sa.Column('address', sa.String(length=300), nullable=True),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_users_agency_id_agencies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
