@@ -503,22 +503,33 @@ def shared_case_reference(
     unrelated = " AND ".join(
         f"NOT {_in_case(c)}" for c in ("otn", "incident_number", "docket_number")
     )
-    base = (
-        "FROM oversight_access_facts f WHERE f.case_reference IS NOT NULL AND f.at >= :since "  # noqa: S608 - fixed fragments
-        f"AND f.at < :end AND {_KEPT} AND {unrelated} AND EXISTS (SELECT 1 FROM "
-        "oversight_access_facts n WHERE n.agency_id = f.agency_id AND n.case_reference = "
-        "f.case_reference AND n.at >= :start AND n.at < :end)"
-    )
-    params = {"since": _since(p.start, t.shared_case_window), "start": p.start, "end": p.end}
+    # Candidates first (a cheap count over the window), relatedness probed only for theirs:
+    # nearly every reference is cited for its own one or two persons.
+    window = "f.case_reference IS NOT NULL AND f.at >= :since AND f.at < :end"
     rows = session.execute(
         _sql(
-            f"SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id {base} "
-            "ORDER BY f.agency_id, f.case_reference, f.at",
+            f"""
+            WITH candidates AS (
+                SELECT f.agency_id, f.case_reference FROM oversight_access_facts f
+                WHERE {window} GROUP BY f.agency_id, f.case_reference
+                HAVING COUNT(DISTINCT f.person_id) >= :k AND MAX(f.at) >= :start
+            )
+            SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id
+            FROM oversight_access_facts f JOIN candidates n ON n.agency_id = f.agency_id
+            AND n.case_reference = f.case_reference
+            WHERE {window} AND {_KEPT} AND {unrelated}
+            ORDER BY f.agency_id, f.case_reference, f.at
+            """,  # noqa: S608 - fixed fragments
             "since",
             "start",
             "end",
         ),
-        params,
+        {
+            "since": _since(p.start, t.shared_case_window),
+            "start": p.start,
+            "end": p.end,
+            "k": t.shared_case_persons,
+        },
     ).all()
     cited: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
     for agency_id, ref, person_id, entry_id in rows:
@@ -612,6 +623,9 @@ def own_surname_or_address(
             "FROM oversight_access_facts f JOIN users u ON u.id = f.user_id "
             "JOIN persons p ON p.id = f.person_id "
             f"WHERE f.at >= :start AND f.at < :end AND {_KEPT} AND (({surname}) OR ({address})) "
+            # Only the few users with a surname or address on file: their facts by index.
+            "AND f.user_id IN (SELECT id FROM users WHERE family_name IS NOT NULL "
+            "OR address IS NOT NULL) "
             "ORDER BY f.entry_id, f.person_id",
             "start",
             "end",
