@@ -142,5 +142,10 @@ def run_detectors(
     refresh(session)
     created: list[int] = []
     for detector in detectors:
-        created += record_flags(session, detector(session, period, limits))
+        # A detector written for the whole store alone (``Callable[[Session], ...]``) still runs.
+        if period is None and limits is None:
+            drafts = detector(session)
+        else:
+            drafts = detector(session, period, limits)
+        created += record_flags(session, drafts)
     return created
