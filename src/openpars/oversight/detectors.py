@@ -394,11 +394,14 @@ def enumeration_zero_hits(
     """A user's UTC day of searches mostly returning nobody: fishing for who exists."""
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     day = _day("e.at", dialect)
-    empty = "NOT EXISTS (SELECT 1 FROM audit_subjects s WHERE s.entry_id = e.id)"
+    # Returned nobody: no access fact (facts are keyed by entry; audit_subjects has no index
+    # by entry). Facts exist only for integrated entries, so only those are judged.
+    empty = "NOT EXISTS (SELECT 1 FROM oversight_access_facts f WHERE f.entry_id = e.id)"
+    leaf = "EXISTS (SELECT 1 FROM audit_leaves l WHERE l.entry_id = e.id)"
     rows = session.execute(
         _sql(
             f"SELECT e.user_id, {day} AS d, COUNT(*), SUM(CASE WHEN {empty} THEN 1 ELSE 0 END) "  # noqa: S608
-            f"FROM audit_entries e WHERE {_EXTERNAL} AND e.kind = 'search' "
+            f"FROM audit_entries e WHERE {_EXTERNAL} AND e.kind = 'search' AND {leaf} "
             f"AND e.at >= :start AND e.at < :end GROUP BY e.user_id, {day} "
             "HAVING COUNT(*) >= :n",
             "start",
@@ -411,7 +414,9 @@ def enumeration_zero_hits(
         share = int(zero) / int(n)
         if share < t.zero_hit_share:
             continue
-        entries = _day_entries(session, int(user_id), str(d), f"e.kind = 'search' AND {empty}")
+        entries = _day_entries(
+            session, int(user_id), str(d), f"e.kind = 'search' AND {leaf} AND {empty}"
+        )
         rule = (
             f"{zero} of a user's {n} external searches on {d} (UTC) returned nobody "
             f"({share:.0%}): fishing for who is in the records (fires at "
