@@ -12,6 +12,7 @@ docs/oversight.md, "Detectors".
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
 from collections import defaultdict
@@ -500,6 +501,12 @@ def _in_case(column: str) -> str:
     )
 
 
+def _case_key(agency_id: int, ref: str) -> str:
+    """The finding's key; a long reference by its digest (keys hold 200 characters)."""
+    name = ref if len(ref) <= 120 else "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+    return f"agency:{agency_id}:case:{name}"
+
+
 def shared_case_reference(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
@@ -553,7 +560,7 @@ def shared_case_reference(
         drafts.append(
             _draft(
                 SHARED_CASE,
-                f"agency:{agency_id}:case:{ref}",
+                _case_key(agency_id, ref),
                 rule,
                 float(t.shared_case_persons),
                 entries,
