@@ -9,14 +9,13 @@ period a detector judges everything in the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
 from openpars.config import Settings
-from openpars.oversight.explain_sql import Rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +83,9 @@ class Thresholds:
     off_hours_history: timedelta = timedelta(days=28)
     off_hours_min_days: int = 15
     dormant: timedelta = timedelta(days=60)
-    # The explanation's rules, for the never-charged detector (which reads the explanations).
-    rules: Rules = field(default_factory=Rules)
 
 
-def thresholds_from(settings: Settings, rules: Rules | None = None) -> Thresholds:
+def thresholds_from(settings: Settings) -> Thresholds:
     """The thresholds configured for the site."""
     s = settings
     return Thresholds(
@@ -120,7 +117,6 @@ def thresholds_from(settings: Settings, rules: Rules | None = None) -> Threshold
         off_hours_history=timedelta(days=s.oversight_off_hours_history_days),
         off_hours_min_days=s.oversight_off_hours_min_days,
         dormant=timedelta(days=s.oversight_dormant_days),
-        rules=rules or Rules(),
     )
 
 

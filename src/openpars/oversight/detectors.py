@@ -21,10 +21,23 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, case, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    not_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
+from openpars.audit.models import AuditEntryContent
 from openpars.db import UTCDateTime
 from openpars.identity.models import User
 from openpars.oversight.detection import (
@@ -33,8 +46,11 @@ from openpars.oversight.detection import (
     FlagDraft,
     Thresholds,
 )
-from openpars.oversight.explain import purpose_grants
-from openpars.oversight.explain_sql import Selection, explanations
+from openpars.oversight.explain_sql import _declined as declined_at
+from openpars.oversight.explain_sql import _filed as filed_at
+from openpars.oversight.facts import AccessFact
+from openpars.records.enums import InvolvementRole
+from openpars.records.models import Involvement
 
 # Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
 # text gives the full count; the facts behind the rest are in the explanations of the period.
@@ -762,89 +778,96 @@ def _skew_entries(
     return _by_ids(session, sorted(int(r[0]) for r in rows)[:MAX_ENTRIES_PER_FLAG])
 
 
-def _agencies_with_facts(session: Session, p: DetectionPeriod) -> list[int]:
-    rows = session.execute(
-        _sql(
-            "SELECT DISTINCT agency_id FROM oversight_access_facts WHERE at >= :start "
-            "AND at < :end AND agency_id IS NOT NULL",
-            "start",
-            "end",
-        ),
-        {"start": p.start, "end": p.end},
-    ).all()
-    return sorted(int(r[0]) for r in rows)
+def _never_charged_at_access(f: Any) -> ColumnElement[int]:
+    """1 when the fact's person had no filed and no declined charge at the access, else 0: the
+    explanation's ``never_charged`` (explain_sql), without the rest of its rules."""
+
+    def as_arrestee(test: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists(
+            select(Involvement.id)
+            .where(
+                Involvement.person_id == f.c.person_id,
+                Involvement.role == InvolvementRole.ARRESTEE,
+                test,
+            )
+            .correlate_except(Involvement)
+        )
+
+    filed = as_arrestee(filed_at(Involvement.arrest_id, f.c.at))
+    declined = as_arrestee(declined_at(Involvement.arrest_id, f.c.at))
+    return case((and_(not_(filed), not_(declined)), 1), else_=0)
 
 
 def never_charged(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
-    """Users and agencies looking up many persons nobody ever charged (from the explanations)."""
-    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    """Users and agencies looking up many persons nobody ever charged (as of each access)."""
+    t, p = limits or Thresholds(), _bounds(period)
+    f = AccessFact.__table__.alias("f")
+    kept = exists(
+        select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
+    )
+    in_period = and_(f.c.at >= p.start, f.c.at < p.end, kept)
+    never = _never_charged_at_access(f)
+    # One row per (agency, user, person): looked up while never charged at least once.
+    persons = (
+        select(f.c.agency_id, f.c.user_id, f.c.person_id, func.max(never).label("never"))
+        .where(in_period, f.c.agency_id.is_not(None), f.c.user_id.is_not(None))
+        .group_by(f.c.agency_id, f.c.user_id, f.c.person_id)
+        .cte("looked_up")
+    )
+    per_user = select(
+        persons.c.agency_id,
+        persons.c.user_id,
+        func.count(),
+        func.sum(persons.c.never),
+    ).group_by(persons.c.agency_id, persons.c.user_id)
+    per_agency = select(
+        persons.c.agency_id,
+        literal(None).label("user_id"),
+        func.count(persons.c.person_id.distinct()),
+        func.count(case((persons.c.never == 1, persons.c.person_id)).distinct()),
+    ).group_by(persons.c.agency_id)
     drafts: list[FlagDraft] = []
-    for agency_id in _agencies_with_facts(session, p):
-        selection = Selection(start=p.start, end=p.end, agency_id=agency_id)
-        pairs = explanations(
-            selection, t.rules, purpose_grants(session, selection), dialect
-        ).subquery("pairs")
-        nc = case((pairs.c.never_charged, pairs.c.person_id))
-        per_user: Select[Any] = select(
-            pairs.c.user_id,
-            func.count(pairs.c.person_id.distinct()),
-            func.count(nc.distinct()),
-        ).group_by(pairs.c.user_id)
-        totals = {"persons": 0, "never": 0}
-        flagged_users: list[tuple[int, int, int]] = []
-        for user_id, persons, never in session.execute(per_user):
-            share = never / persons if persons else 0.0
-            if (
-                user_id is not None
-                and never >= t.never_charged_user_min
-                and share >= t.never_charged_user_share
-            ):
-                flagged_users.append((int(user_id), int(persons), int(never)))
-        agency_row = session.execute(
-            select(func.count(pairs.c.person_id.distinct()), func.count(nc.distinct()))
-        ).one()
-        totals["persons"], totals["never"] = int(agency_row[0]), int(agency_row[1])
-        entry_ids = select(pairs.c.user_id, pairs.c.entry_id).where(pairs.c.never_charged)
-        by_user: dict[int, list[int]] = defaultdict(list)
-        for user_id, entry_id in session.execute(entry_ids.order_by(pairs.c.entry_id)):
-            by_user[int(user_id or 0)].append(int(entry_id))
-        for user_id, persons, never in flagged_users:
-            rule = (
-                f"a user looked up {never} persons never charged (as of each access) among "
-                f"the {persons} persons they looked up ({never / persons:.0%}) in "
-                f"{p.label()} (fires at {t.never_charged_user_min} persons and "
-                f"{t.never_charged_user_share:.0%})"
-            )
-            entries = _by_ids(session, by_user[user_id][:MAX_ENTRIES_PER_FLAG])
+    for agency_id, user_id, looked, nc in session.execute(union_all(per_user, per_agency)):
+        looked, nc = int(looked), int(nc or 0)
+        share = nc / looked if looked else 0.0
+        if user_id is not None:
+            if nc < t.never_charged_user_min or share < t.never_charged_user_share:
+                continue
+            who, subject = "a user", f.c.user_id == user_id
+            least, portion = t.never_charged_user_min, t.never_charged_user_share
             key = f"user:{user_id}:{p.label()}"
-            drafts.append(_draft(NEVER_CHARGED, key, rule, t.never_charged_user_share, entries))
-        persons, never = totals["persons"], totals["never"]
-        if (
-            persons
-            and never >= t.never_charged_agency_min
-            and never / persons >= t.never_charged_agency_share
-        ):
-            rule = (
-                f"the agency's users looked up {never} persons never charged (as of each "
-                f"access) among the {persons} persons they looked up ({never / persons:.0%}) in "
-                f"{p.label()}, however thinly spread over users and weeks (fires at "
-                f"{t.never_charged_agency_min} persons and {t.never_charged_agency_share:.0%})"
-            )
-            ids = sorted(i for ids in by_user.values() for i in ids)[:MAX_ENTRIES_PER_FLAG]
+        else:
+            if nc < t.never_charged_agency_min or share < t.never_charged_agency_share:
+                continue
+            who, subject = "the agency's users", f.c.agency_id == agency_id
+            least, portion = t.never_charged_agency_min, t.never_charged_agency_share
             key = f"agency:{agency_id}:{p.label()}"
-            drafts.append(
-                _draft(
-                    NEVER_CHARGED,
-                    key,
-                    rule,
-                    t.never_charged_agency_share,
-                    _by_ids(session, ids),
-                    agency_id=agency_id,
-                )
+        ids = session.scalars(
+            select(f.c.entry_id)
+            .where(in_period, subject, never == 1)
+            .distinct()
+            .order_by(f.c.entry_id)
+            .limit(MAX_ENTRIES_PER_FLAG)
+        ).all()
+        rule = (
+            f"{who} looked up {nc} persons never charged (as of each access) among the "
+            f"{looked} persons looked up ({share:.0%}) in {p.label()}"
+            + (", however thinly spread over users and weeks" if user_id is None else "")
+            + f" (fires at {least} persons and {portion:.0%})"
+        )
+        drafts.append(
+            _draft(
+                NEVER_CHARGED,
+                key,
+                rule,
+                portion,
+                _by_ids(session, ids),
+                agency_id=int(agency_id) if user_id is None else None,
             )
-    return drafts
+        )
+    return sorted(drafts, key=lambda draft: draft.dedupe_key)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Path, Query, status
 from openpars.identity.roles import Permission
 from openpars.oversight import canaries, review
 from openpars.oversight.detection import thresholds_from
-from openpars.oversight.explain import rules_from
 from openpars.oversight.models import CaseState
 from openpars.oversight.schemas import (
     CanaryCreate,
@@ -116,7 +115,7 @@ def run_detections(ctx: Ctx, body: DetectionRequest | None = None) -> DetectionR
             session,
             actor=principal,
             period=period,
-            limits=thresholds_from(ctx.settings, rules_from(ctx.settings)),
+            limits=thresholds_from(ctx.settings),
         )
     return DetectionResult.model_validate(
         {"from": request.from_, "to": request.to, "new_flags": created}

@@ -18,7 +18,6 @@ from openpars.governance.cli_signing import actor_named, print_model, read_json
 from openpars.identity.principal import Principal
 from openpars.oversight import canaries, review
 from openpars.oversight.detection import thresholds_from
-from openpars.oversight.explain import rules_from
 from openpars.oversight.explain_cli import _day
 from openpars.oversight.models import CaseState, Finding
 from openpars.oversight.schemas import CanaryCreate, DetectionResult, DetectorRun, OversightPage
@@ -137,7 +136,7 @@ def detect(
             session,
             actor=_reviewer(session, as_user),
             period=period,
-            limits=thresholds_from(settings, rules_from(settings)),
+            limits=thresholds_from(settings),
         )
     result = DetectionResult.model_validate({"from": first, "to": last, "new_flags": created})
     out.print_json(result.model_dump_json(by_alias=True))
