@@ -875,11 +875,18 @@ def never_charged(
 # ---------------------------------------------------------------------------------------------
 
 
+def _minus(column: str, dialect: str) -> str:
+    """``column`` minus ``:gap`` seconds, comparable with the column on either dialect."""
+    if dialect == "sqlite":
+        return f"strftime('%Y-%m-%d %H:%M:%f', {column}, '-' || :gap || ' seconds')"
+    return f"({column} - make_interval(secs => :gap))"
+
+
 def dormant_account(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
     """Reads by a disabled (departed) account, and the first read after a long silence."""
-    t, p = limits or Thresholds(), _bounds(period)
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     drafts: list[FlagDraft] = []
     departed = _entries(
         session,
@@ -908,13 +915,13 @@ def dormant_account(
                 SELECT e.id, e.user_id, e.at, LAG(e.at) OVER (
                     PARTITION BY e.user_id ORDER BY e.at, e.id) AS prev
                 FROM audit_entries e WHERE {_EXTERNAL} AND e.at >= :since AND e.at < :end
-            ) w WHERE w.at >= :start
+            ) w WHERE w.at >= :start AND (w.prev IS NULL OR w.prev <= {_minus("w.at", dialect)})
             """,  # noqa: S608 - fixed fragments
             "since",
             "start",
             "end",
         ),
-        {"since": since, "start": p.start, "end": p.end},
+        {"since": since, "start": p.start, "end": p.end, "gap": int(t.dormant.total_seconds())},
     ).all()
     candidates = []
     first_seen: set[int] = set()
