@@ -39,7 +39,8 @@ from sqlalchemy.sql.elements import TextClause
 
 from openpars.audit.models import AuditEntryContent
 from openpars.db import UTCDateTime
-from openpars.identity.models import User
+from openpars.identity.models import Agency, User
+from openpars.identity.roles import AgencyKind
 from openpars.oversight.detection import (
     EVERYTHING,
     DetectionPeriod,
@@ -70,11 +71,18 @@ OFF_HOURS = "off_hours"
 DORMANT = "dormant_account"
 
 # An external read in the log: made under an agreement, a search or a read, answered.
+# The agency test first: (agency_id, at) is the index a period reads by (there is none on the
+# instant alone), one range per outside agency.
+_OUTSIDE = "(SELECT id FROM agencies WHERE kind = 'external')"
 _EXTERNAL = (
-    "e.agreement_id IS NOT NULL AND e.outcome = 'ok' AND e.kind IN ('search', 'read') "
-    "AND e.user_id IS NOT NULL"
+    f"e.agency_id IN {_OUTSIDE} AND e.agreement_id IS NOT NULL AND e.outcome = 'ok' "
+    "AND e.kind IN ('search', 'read') AND e.user_id IS NOT NULL"
 )
-_KEPT = "EXISTS (SELECT 1 FROM audit_entry_contents c WHERE c.entry_id = f.entry_id)"
+# A fact of an outside agency whose entry was not shredded.
+_KEPT = (
+    f"f.agency_id IN {_OUTSIDE} AND "  # noqa: S608 - constants
+    "EXISTS (SELECT 1 FROM audit_entry_contents c WHERE c.entry_id = f.entry_id)"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -533,7 +541,10 @@ def shared_case_reference(
     )
     # Candidates first (a cheap count over the window), relatedness probed only for theirs:
     # nearly every reference is cited for its own one or two persons.
-    window = "f.case_reference IS NOT NULL AND f.at >= :since AND f.at < :end"
+    window = (
+        f"f.agency_id IN {_OUTSIDE} AND f.case_reference IS NOT NULL AND f.at >= :since "
+        "AND f.at < :end"
+    )
     rows = session.execute(
         _sql(
             f"""
@@ -807,7 +818,8 @@ def never_charged(
     kept = exists(
         select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
     )
-    in_period = and_(f.c.at >= p.start, f.c.at < p.end, kept)
+    outside = select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL)
+    in_period = and_(f.c.agency_id.in_(outside), f.c.at >= p.start, f.c.at < p.end, kept)
     never = _never_charged_at_access(f)
     # One row per (agency, user, person): looked up while never charged at least once.
     persons = (
@@ -905,36 +917,28 @@ def dormant_account(
             "after it was disabled (any one read fires)"
         )
         drafts.append(_draft(DORMANT, f"disabled:user:{user_id}:day:{d}", rule, 0.0, entries))
-    # The first read of a user after at least ``dormant`` without one: LAG over the window
-    # that reaches ``dormant`` back; a read with no predecessor there is judged below.
-    since = _since(p.start, t.dormant)
+    # The first read of a user after at least ``dormant`` without one: LAG over the period's
+    # reads; a user's first read in the period looks back by index (one probe per user).
     rows = session.execute(
         _sql(
             f"""
             SELECT id, user_id, at, prev FROM (
                 SELECT e.id, e.user_id, e.at, LAG(e.at) OVER (
                     PARTITION BY e.user_id ORDER BY e.at, e.id) AS prev
-                FROM audit_entries e WHERE {_EXTERNAL} AND e.at >= :since AND e.at < :end
-            ) w WHERE w.at >= :start AND (w.prev IS NULL OR w.prev <= {_minus("w.at", dialect)})
+                FROM audit_entries e WHERE {_EXTERNAL} AND e.at >= :start AND e.at < :end
+            ) w WHERE w.prev IS NULL OR w.prev <= {_minus("w.at", dialect)}
             """,  # noqa: S608 - fixed fragments
-            "since",
             "start",
             "end",
         ),
-        {"since": since, "start": p.start, "end": p.end, "gap": int(t.dormant.total_seconds())},
+        {"start": p.start, "end": p.end, "gap": int(t.dormant.total_seconds())},
     ).all()
     candidates = []
-    first_seen: set[int] = set()
     for entry_id, user_id, at, prev in rows:
         moment = _utc(at)
-        if prev is not None:
-            if moment - _utc(prev) >= t.dormant:
-                candidates.append((int(entry_id), moment, _utc(prev)))
-        elif int(user_id) not in first_seen:
-            first_seen.add(int(user_id))
-            before = _last_before(session, int(user_id), since)
-            if before is not None and moment - before >= t.dormant:
-                candidates.append((int(entry_id), moment, before))
+        before = _utc(prev) if prev is not None else _last_before(session, int(user_id), p.start)
+        if before is not None and moment - before >= t.dormant:
+            candidates.append((int(entry_id), moment, before))
     found = {e.id: e for e in _by_ids(session, [c[0] for c in candidates])}
     for entry_id, moment, prev_at in candidates:
         silent = (moment - prev_at).days
@@ -959,8 +963,8 @@ def _last_before(session: Session, user_id: int, moment: datetime) -> datetime |
     that was before it (a new account's first read is not a dormant one's)."""
     row = session.execute(
         _sql(
-            f"SELECT MAX(e.at) FROM audit_entries e WHERE {_EXTERNAL} AND e.user_id = :u "  # noqa: S608
-            "AND e.at < :m",
+            f"SELECT e.at FROM audit_entries e WHERE e.user_id = :u AND e.at < :m "  # noqa: S608
+            f"AND {_EXTERNAL} ORDER BY e.at DESC LIMIT 1",
             "m",
         ),
         {"u": user_id, "m": moment},
