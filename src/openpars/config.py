@@ -81,6 +81,53 @@ class Settings(BaseSettings):
     # cells together), and how many external reads of one account a month are counted.
     transparency_epsilon: float = Field(default=1.0, gt=0, le=10)
     transparency_contributions: int = Field(default=50, ge=1, le=100_000)
+    # Detectors (docs/oversight.md, "Detectors"). Volume bursts: a user's day of external reads
+    # at least this robust z above the median of their active days in the history window, with
+    # at least the minimum reads that day and the minimum active days of history.
+    oversight_burst_z: float = Field(default=5.0, gt=0)
+    oversight_burst_min_queries: int = Field(default=20, ge=1)
+    oversight_burst_history_days: int = Field(default=28, ge=1)
+    oversight_burst_min_history_days: int = Field(default=7, ge=1)
+    # Enumeration: a name search of one word of at most this many letters (or with *, %, ?).
+    oversight_wildcard_letters: int = Field(default=3, ge=2)
+    # Enumeration: a user fetching at least this many consecutive person ids in one UTC day.
+    oversight_sequential_run: int = Field(default=5, ge=2)
+    # Enumeration: a user's UTC day with at least this many searches, this share returning none.
+    oversight_zero_hit_min_queries: int = Field(default=10, ge=1)
+    oversight_zero_hit_share: float = Field(default=0.5, gt=0, le=1)
+    # Enumeration: a user's UTC day with at least this many arrest searches by date range only.
+    oversight_date_sweep_queries: int = Field(default=5, ge=2)
+    # One case reference cited by an agency for at least this many persons not in that case,
+    # within this many days.
+    oversight_shared_case_persons: int = Field(default=5, ge=2)
+    oversight_shared_case_days: int = Field(default=30, ge=1)
+    # One person looked up by at least this many distinct users in one window of this many hours.
+    oversight_person_many_users: int = Field(default=5, ge=2)
+    oversight_person_window_hours: int = Field(default=24, ge=1, le=24 * 31)
+    # Skew: a category at least this z (two-proportion test) and this ratio above its share of
+    # the arrestees arrested within this many days before the period, with this many persons.
+    oversight_skew_z: float = Field(default=3.0, gt=0)
+    oversight_skew_ratio: float = Field(default=1.5, gt=1)
+    oversight_skew_min_count: int = Field(default=5, ge=1)
+    # ... for an agency that looked up at least this many distinct persons in the period.
+    oversight_skew_min_persons: int = Field(default=30, ge=1)
+    oversight_skew_population_days: int = Field(default=730, ge=1)
+    oversight_home_citizenship: str = "US"
+    # Never charged: distinct never-charged persons looked up in the period, and their share of
+    # all distinct persons looked up, per user and per agency.
+    oversight_never_charged_user_min: int = Field(default=3, ge=1)
+    oversight_never_charged_user_share: float = Field(default=0.2, gt=0, le=1)
+    oversight_never_charged_agency_min: int = Field(default=10, ge=1)
+    oversight_never_charged_agency_share: float = Field(default=0.1, gt=0, le=1)
+    # Off hours: a user's UTC day with at least this many reads at hours (plus or minus one) they
+    # worked in on under this share of their active days in the history window, for users with
+    # at least the minimum active days there (a regular pattern).
+    oversight_off_hours_min_queries: int = Field(default=3, ge=1)
+    oversight_off_hours_share: float = Field(default=0.1, gt=0, lt=1)
+    oversight_off_hours_history_days: int = Field(default=28, ge=1)
+    oversight_off_hours_min_days: int = Field(default=15, ge=1)
+    # Dormant: a read after this many days without one (or since the account was created).
+    oversight_dormant_days: int = Field(default=60, ge=1)
 
     @field_validator("database_url", "external_database_url")
     @classmethod

@@ -179,6 +179,7 @@ OVERSIGHT_ROUTES = [
     ("get", "/cases", None),
     ("get", "/cases/{case}", None),
     ("post", "/detectors/run", None),
+    ("post", "/detections", {"from": "2026-01-01", "to": "2026-01-02"}),
     ("post", "/cases/{case}/assign", {"assignee": "overseer2"}),
     ("post", "/cases/{case}/notes", {"note": "x"}),
     ("post", "/cases/{case}/close", {"finding": "no_issue"}),

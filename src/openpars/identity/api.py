@@ -20,6 +20,7 @@ from openpars.identity.schemas import (
     TokenIssued,
     TokenRead,
     UserCreate,
+    UserProfile,
     UserRead,
 )
 from openpars.pages import Page
@@ -96,6 +97,20 @@ def create_user(body: UserCreate, ctx: Ctx) -> UserRead:
         user = service.create_user(session, actor=principal, data=body)
         append(session, account_event(principal, "user.create", user_id=user.id, roles=body.roles))
         result = user_read(user)
+    return result
+
+
+@router.put(
+    "/users/{user_id}/profile",
+    response_model=UserProfile,
+    dependencies=[needs(Permission.USER_MANAGE)],
+)
+def set_user_profile(user_id: RowId, body: UserProfile, ctx: Ctx) -> UserProfile:
+    """Set the surname and address oversight compares the user's lookups with (admin)."""
+    with ctx.unit() as (session, principal):
+        user = service.set_user_profile(session, actor=principal, user_id=user_id, data=body)
+        append(session, account_event(principal, "user.profile", user_id=user.id))
+        result = UserProfile(family_name=user.family_name, address=user.address)
     return result
 
 

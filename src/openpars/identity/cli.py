@@ -29,7 +29,7 @@ from openpars.identity import service
 from openpars.identity.models import Agency, User
 from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import AgencyKind, Role
-from openpars.identity.schemas import AgencyCreate, UserCreate
+from openpars.identity.schemas import AgencyCreate, UserCreate, UserProfile
 from openpars.ranges import INT32_MAX
 
 agency_app = typer.Typer(help="Agencies: police, DA, court, city, defender, external.")
@@ -150,6 +150,27 @@ def _set_active(db: str | None, username: str, *, active: bool) -> None:
         action = "user.enable" if active else "user.disable"
         audit_console(session, kind=AuditKind.ACCOUNT, action=action, user=user.id)
     out.print(f"{username} is now {'enabled' if active else 'disabled'}")
+
+
+@user_app.command("profile")
+@reports_errors
+def user_profile(
+    username: str,
+    family_name: Annotated[
+        str | None, typer.Option(help="The user's own surname (oversight flags lookups of it).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="The user's home address (oversight flags lookups of it).")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Set the surname and address oversight compares the user's lookups with (omit to clear)."""
+    with unit(settings_for(db)) as session:
+        user = find_user(session, username)
+        data = UserProfile(family_name=family_name, address=address)
+        service.set_user_profile(session, actor=SYSTEM, user_id=user.id, data=data)
+        audit_console(session, kind=AuditKind.ACCOUNT, action="user.profile", user=user.id)
+    out.print(f"{username}: surname {family_name or '(none)'}, address {address or '(none)'}")
 
 
 @user_app.command("disable")

@@ -36,6 +36,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Optional, for oversight only: a user looking up their own surname or address is flagged.
+    family_name: Mapped[str | None] = mapped_column(String(100))
+    address: Mapped[str | None] = mapped_column(String(300))
 
     agency: Mapped[Agency] = relationship(lazy="joined")
     role_grants: Mapped[list[UserRole]] = relationship(

@@ -47,6 +47,18 @@ class UserCreate(BaseModel):
     roles: list[Role] = Field(min_length=1)
 
 
+class UserProfile(BaseModel):
+    """What oversight compares a user's lookups with: their own surname and home address.
+
+    Both optional; ``null`` clears one. A user looking up a person of their own surname or at
+    their own address is flagged (docs/oversight.md, "Detectors")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    family_name: Line | None = Field(default=None, min_length=1, max_length=100)
+    address: Line | None = Field(default=None, min_length=1, max_length=300)
+
+
 class UserRead(BaseModel):
     """A user account as returned by the API."""
 

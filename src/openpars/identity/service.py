@@ -15,7 +15,7 @@ from openpars.identity import repository as repo
 from openpars.identity.models import Agency, ApiToken, User, UserRole
 from openpars.identity.principal import Principal
 from openpars.identity.roles import EXTERNAL_ROLES, AgencyKind, Permission, Role
-from openpars.identity.schemas import AgencyCreate, UserCreate
+from openpars.identity.schemas import AgencyCreate, UserCreate, UserProfile
 
 TOKEN_PREFIX = "opt_"  # noqa: S105 - a public marker, not a secret
 
@@ -77,6 +77,21 @@ def set_user_active(session: Session, *, actor: Principal, user_id: int, active:
     duties.require_account_authority(session, actor, user.agency, user.roles, granting=active)
     user.is_active = active
     user.disabled_at = None if active else utcnow()
+    session.flush()
+    return user
+
+
+def set_user_profile(
+    session: Session, *, actor: Principal, user_id: int, data: UserProfile
+) -> User:
+    """Set (or clear) the surname and address oversight compares the user's lookups with."""
+    actor.require(Permission.USER_MANAGE)
+    user = repo.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist", field="user_id")
+    duties.require_account_authority(session, actor, user.agency, user.roles)
+    user.family_name = data.family_name
+    user.address = data.address
     session.flush()
     return user
 

@@ -13,3 +13,5 @@ app.info.help = (
 )
 for group in review_cli.app.registered_groups:
     app.registered_groups.append(group)
+for command in review_cli.app.registered_commands:
+    app.registered_commands.append(command)

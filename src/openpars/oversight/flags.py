@@ -6,20 +6,23 @@ entries that fired it, the instant it fired, and a ``dedupe_key`` naming the fin
 ``run_detectors`` stores the drafts; a finding already stored (same detector and key) is not
 stored again, so running the detectors twice, or after the canary trigger raised the same flag
 at the moment of access, changes nothing. Later detectors (volume bursts, enumeration, ...)
-plug in by being added to ``DETECTORS`` or passed to ``run_detectors``.
+plug in by being added to ``DETECTORS`` or passed to ``run_detectors``; the detectors of issue
+13 are in ``oversight.detectors``. ``FlagDraft``, ``Detector`` and the period and thresholds
+they take live in ``oversight.detection`` and are re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import Outcome
 from openpars.audit.models import AuditEntry, AuditSubject
+from openpars.oversight import detectors
+from openpars.oversight.detection import DetectionPeriod, Detector, FlagDraft, Thresholds
+from openpars.oversight.facts import refresh
 from openpars.oversight.models import (
     CANARY_DETECTOR,
     CANARY_RULE,
@@ -30,26 +33,9 @@ from openpars.oversight.models import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class FlagDraft:
-    """A finding as a detector returns it, before it is stored."""
-
-    detector: str
-    dedupe_key: str
-    rule: str
-    threshold: float | None
-    subject_user_id: int | None
-    subject_agency_id: int | None
-    subject_agreement_id: int | None
-    entry_ids: tuple[int, ...]
-    raised_at: datetime
-
-
-Detector = Callable[[Session], list[FlagDraft]]
-"""A detector: reads the store in the caller's transaction, returns its findings."""
-
-
-def canary_detector(session: Session) -> list[FlagDraft]:
+def canary_detector(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
     """Every external read that returned a canary person or arrest, one flag per entry.
 
     The trigger raises these at the moment of access; this set-based pass finds the same
@@ -67,7 +53,15 @@ def canary_detector(session: Session) -> list[FlagDraft]:
             AuditEntry.at,
         )
         .join(hits, hits.c.entry_id == AuditEntry.id)
-        .where(AuditEntry.agreement_id.is_not(None), AuditEntry.outcome == Outcome.OK)
+        .where(
+            AuditEntry.agreement_id.is_not(None),
+            AuditEntry.outcome == Outcome.OK,
+            *(
+                ()
+                if period is None
+                else (AuditEntry.at >= period.start, AuditEntry.at < period.end)
+            ),
+        )
         .order_by(AuditEntry.id)
     ).all()
     return [
@@ -86,7 +80,7 @@ def canary_detector(session: Session) -> list[FlagDraft]:
     ]
 
 
-DETECTORS: tuple[Detector, ...] = (canary_detector,)
+DETECTORS: tuple[Detector, ...] = (canary_detector, *detectors.ALL)
 
 
 # Keys looked up per statement: far below every engine's limit on bound parameters.
@@ -137,9 +131,21 @@ def record_flags(session: Session, drafts: Sequence[FlagDraft]) -> list[int]:
     return created
 
 
-def run_detectors(session: Session, detectors: Sequence[Detector] = DETECTORS) -> list[int]:
-    """Run the detectors over the store and store what they find; the ids of new flags."""
+def run_detectors(
+    session: Session,
+    detectors: Sequence[Detector] = DETECTORS,
+    period: DetectionPeriod | None = None,
+    limits: Thresholds | None = None,
+) -> list[int]:
+    """Bring the access facts up to the integrated log, run the detectors over the period (the
+    whole store without one) and store what they find; the ids of new flags."""
+    refresh(session)
     created: list[int] = []
     for detector in detectors:
-        created += record_flags(session, detector(session))
+        # A detector written for the whole store alone (``Callable[[Session], ...]``) still runs.
+        if period is None and limits is None:
+            drafts = detector(session)
+        else:
+            drafts = detector(session, period, limits)
+        created += record_flags(session, drafts)
     return created

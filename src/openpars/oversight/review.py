@@ -11,7 +11,7 @@ edited, only added. A reviewer never acts on a case about their own account.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,7 +24,8 @@ from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission, Role
-from openpars.oversight.flags import DETECTORS, Detector
+from openpars.oversight.detection import DetectionPeriod, Detector, Thresholds
+from openpars.oversight.flags import DETECTORS
 from openpars.oversight.flags import run_detectors as run_all
 from openpars.oversight.models import (
     Case,
@@ -73,15 +74,55 @@ def group_flags(session: Session, *, now: datetime | None = None) -> int:
 
 
 def run_detectors(
-    session: Session, *, actor: Principal, detectors: Sequence[Detector] = DETECTORS
+    session: Session,
+    *,
+    actor: Principal,
+    detectors: Sequence[Detector] = DETECTORS,
+    period: DetectionPeriod | None = None,
+    limits: Thresholds | None = None,
 ) -> list[int]:
-    """Run the detectors, store new findings and group them into cases; audited. The ids of
-    the new flags (none when run again over the same store)."""
+    """Run the detectors over the period (the whole store without one), store new findings and
+    group them into cases; audited. The ids of the new flags (none when run again)."""
     actor.require(Permission.OVERSIGHT_REVIEW)
-    created = run_all(session, detectors)
+    created = run_all(session, detectors, period, limits)
     group_flags(session)
-    _audit(session, actor, "oversight.detectors.run", new_flags=created)
+    bounds = {} if period is None else {"from": f"{period.start:%Y-%m-%d}", "to": _last_day(period)}
+    _audit(session, actor, "oversight.detectors.run", new_flags=created, **bounds)
     return created
+
+
+def _last_day(period: DetectionPeriod) -> str:
+    return f"{period.end - timedelta(days=1):%Y-%m-%d}"
+
+
+def detection_period(
+    start: date | None, end: date | None, *, today: date | None = None
+) -> DetectionPeriod | None:
+    """The period of a detection request (whole UTC days, both included), or InvalidInput
+    naming the argument at fault. Neither day: the whole store."""
+    if start is None and end is None:
+        return None
+    current = today or datetime.now(UTC).date()
+    first = start or date(1970, 1, 1)
+    last = end or current
+    if first > current:
+        raise InvalidInput(
+            f"from {first} is in the future (today is {current} UTC): nothing can have "
+            "happened yet; give a period that has begun",
+            field="from",
+            code="period_in_future",
+        )
+    if last < first:
+        raise InvalidInput(
+            f"to {last} is before from {first}: the period is empty; give to on or after from "
+            "(both days are included)",
+            field="to",
+            code="empty_period",
+        )
+    return DetectionPeriod(
+        start=datetime.combine(first, time(), UTC),
+        end=datetime.combine(last + timedelta(days=1), time(), UTC),
+    )
 
 
 def _open_case_of(

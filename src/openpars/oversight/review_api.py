@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, status
 
 from openpars.identity.roles import Permission
 from openpars.oversight import canaries, review
+from openpars.oversight.detection import thresholds_from
 from openpars.oversight.models import CaseState
 from openpars.oversight.schemas import (
     CanaryCreate,
@@ -23,6 +24,8 @@ from openpars.oversight.schemas import (
     CaseDetail,
     CaseNote,
     CaseRead,
+    DetectionRequest,
+    DetectionResult,
     DetectorRun,
     FlagRead,
     OversightPage,
@@ -105,6 +108,31 @@ def run_detectors(ctx: Ctx) -> DetectorRun:
     with ctx.unit() as (session, principal):
         created = review.run_detectors(session, actor=principal)
     return DetectorRun(new_flags=created)
+
+
+@router.post(
+    "/detections",
+    response_model=DetectionResult,
+    response_model_by_alias=True,
+    dependencies=[REVIEW],
+)
+def run_detections(ctx: Ctx, body: DetectionRequest | None = None) -> DetectionResult:
+    """Run every detector over the given days (UTC, both included; none: the whole store).
+
+    A daily run reads one day plus the history each baseline needs. Thresholds are the site's
+    ``OPENPARS_OVERSIGHT_*`` settings. Running a period again stores nothing new."""
+    request = body or DetectionRequest()
+    period = review.detection_period(request.from_, request.to)
+    with ctx.unit() as (session, principal):
+        created = review.run_detectors(
+            session,
+            actor=principal,
+            period=period,
+            limits=thresholds_from(ctx.settings),
+        )
+    return DetectionResult.model_validate(
+        {"from": request.from_, "to": request.to, "new_flags": created}
+    )
 
 
 @router.get("/cases", response_model=OversightPage[CaseRead], dependencies=[READ])

@@ -13,12 +13,14 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session
 
-from openpars.console import DbOption, reports_errors, settings_for, unit
+from openpars.console import DbOption, out, reports_errors, settings_for, unit
 from openpars.governance.cli_signing import actor_named, print_model, read_json
 from openpars.identity.principal import Principal
 from openpars.oversight import canaries, review
+from openpars.oversight.detection import thresholds_from
+from openpars.oversight.explain_cli import _day
 from openpars.oversight.models import CaseState, Finding
-from openpars.oversight.schemas import CanaryCreate, DetectorRun, OversightPage
+from openpars.oversight.schemas import CanaryCreate, DetectionResult, DetectorRun, OversightPage
 from openpars.ranges import INT32_MAX
 
 app = typer.Typer(help="Oversight: canary records, detector flags and the review queue.")
@@ -122,6 +124,37 @@ def detectors_run(as_user: ReviewerOption, db: DbOption = None) -> None:
     with unit(settings_for(db)) as session:
         created = review.run_detectors(session, actor=_reviewer(session, as_user))
     print_model(DetectorRun(new_flags=created))
+
+
+@app.command("detect")
+@reports_errors
+def detect(
+    as_user: ReviewerOption,
+    start: Annotated[
+        str | None, typer.Option("--from", help="First day (YYYY-MM-DD, UTC), included.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last day (YYYY-MM-DD, UTC), included.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Run every detector over the given days (none: the whole store); prints the new flags.
+
+    A daily run (--from and --to the same day) reads that day plus the history each baseline
+    needs. Running a period again stores nothing new."""
+    first = _day(start, "from") if start else None
+    last = _day(end, "to") if end else None
+    period = review.detection_period(first, last)
+    settings = settings_for(db)
+    with unit(settings) as session:
+        created = review.run_detectors(
+            session,
+            actor=_reviewer(session, as_user),
+            period=period,
+            limits=thresholds_from(settings),
+        )
+    result = DetectionResult.model_validate({"from": first, "to": last, "new_flags": created})
+    out.print_json(result.model_dump_json(by_alias=True))
 
 
 @cases_app.command("list")

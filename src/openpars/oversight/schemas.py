@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -131,4 +131,23 @@ class OversightPage(BaseModel, Generic[T]):
 class DetectorRun(BaseModel):
     """What a run of the detectors stored."""
 
+    new_flags: list[int]
+
+
+class DetectionRequest(BaseModel):
+    """Which days to judge (UTC, both included); neither: the whole store."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_: date | None = Field(default=None, alias="from", description="first day, YYYY-MM-DD")
+    to: date | None = Field(default=None, description="last day, YYYY-MM-DD")
+
+
+class DetectionResult(BaseModel):
+    """What a detection run stored: the new flags (none when the period was judged before)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: date | None = Field(alias="from")
+    to: date | None
     new_flags: list[int]

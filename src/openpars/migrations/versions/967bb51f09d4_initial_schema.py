@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a36f44538fac
+Revision ID: 967bb51f09d4
 Revises: 
-Create Date: 2026-12-05 21:49:52.525731
+Create Date: 2026-12-05 22:07:58.081551
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'a36f44538fac'
+revision: str = '967bb51f09d4'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -221,6 +221,8 @@ def upgrade() -> None:
     sa.Column('is_active', sa.Boolean(), nullable=False),
     sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('disabled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('family_name', sa.String(length=100), nullable=True),
+    sa.Column('address', sa.String(length=300), nullable=True),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_users_agency_id_agencies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))

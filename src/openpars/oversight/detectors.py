@@ -1,0 +1,994 @@
+"""The misuse detectors of issue 13, each one set-based SQL over the log and the access facts.
+
+Every detector reads ``audit_entries`` (external reads: made under an agreement, answered) or
+``oversight_access_facts`` (one row per external read and person returned) for the period it
+judges, plus the history its baseline needs, aggregates in the database, and looks at per-user
+or per-agency aggregates in Python (never one row per entry). Each returns ``FlagDraft``s with
+its rule in words, its threshold and the entries that fired it; the dedupe key names the
+finding by fixed calendar buckets (a UTC day, a fixed window) or by the period for period-wide
+findings, so running the same period again stores nothing new. Rules, thresholds and why:
+docs/oversight.md, "Detectors".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    not_,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import TextClause
+
+from openpars.audit.models import AuditEntryContent
+from openpars.db import UTCDateTime
+from openpars.identity.models import Agency, User
+from openpars.identity.roles import AgencyKind
+from openpars.oversight.detection import (
+    EVERYTHING,
+    DetectionPeriod,
+    FlagDraft,
+    Thresholds,
+)
+from openpars.oversight.explain_sql import _declined as declined_at
+from openpars.oversight.explain_sql import _filed as filed_at
+from openpars.oversight.facts import AccessFact
+from openpars.records.enums import InvolvementRole
+from openpars.records.models import Involvement
+
+# Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
+# text gives the full count; the facts behind the rest are in the explanations of the period.
+MAX_ENTRIES_PER_FLAG = 1000
+
+BURST = "volume_burst"
+WILDCARD = "enumeration_wildcard"
+SEQUENTIAL = "enumeration_sequential"
+ZERO_HITS = "enumeration_zero_hits"
+DATE_SWEEP = "enumeration_date_sweep"
+SHARED_CASE = "shared_case_reference"
+MANY_USERS = "person_many_users"
+OWN_NAME = "own_surname_or_address"
+SKEW = "population_skew"
+NEVER_CHARGED = "never_charged"
+OFF_HOURS = "off_hours"
+DORMANT = "dormant_account"
+
+# An external read in the log: made under an agreement, a search or a read, answered.
+# The agency test first: (agency_id, at) is the index a period reads by (there is none on the
+# instant alone), one range per outside agency.
+_OUTSIDE = "(SELECT id FROM agencies WHERE kind = 'external')"
+_EXTERNAL = (
+    f"e.agency_id IN {_OUTSIDE} AND e.agreement_id IS NOT NULL AND e.outcome = 'ok' "
+    "AND e.kind IN ('search', 'read') AND e.user_id IS NOT NULL"
+)
+# A fact of an outside agency whose entry was not shredded.
+_KEPT = (
+    f"f.agency_id IN {_OUTSIDE} AND "  # noqa: S608 - constants
+    "EXISTS (SELECT 1 FROM audit_entry_contents c WHERE c.entry_id = f.entry_id)"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dialect fragments
+# ---------------------------------------------------------------------------------------------
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def _day(column: str, dialect: str) -> str:
+    """The UTC day of an instant as 'YYYY-MM-DD' (SQLite keeps naive UTC text)."""
+    if dialect == "sqlite":
+        return f"substr({column}, 1, 10)"
+    return f"to_char(timezone('UTC', {column}), 'YYYY-MM-DD')"
+
+
+def _hour(column: str, dialect: str) -> str:
+    if dialect == "sqlite":
+        return f"CAST(substr({column}, 12, 2) AS INTEGER)"
+    return f"CAST(extract(hour FROM timezone('UTC', {column})) AS INTEGER)"
+
+
+def _epoch(column: str, dialect: str) -> str:
+    if dialect == "sqlite":
+        return f"CAST(strftime('%s', {column}) AS INTEGER)"
+    return f"CAST(floor(extract(epoch FROM {column})) AS BIGINT)"
+
+
+def _param(column: str, path: Sequence[str], dialect: str) -> str:
+    """A scalar of an entry's canonical content (joined as ``c``) as text."""
+    if dialect == "sqlite":
+        return f"json_extract(CAST({column} AS TEXT), '$.{'.'.join(path)}')"
+    return f"(convert_from({column}, 'UTF8')::jsonb #>> '{{{','.join(path)}}}')"
+
+
+def _sql(statement: str, *instants: str) -> TextClause:
+    """A statement whose named instants are bound as UTC timestamps on either dialect."""
+    return text(statement).bindparams(*(bindparam(n, type_=UTCDateTime()) for n in instants))
+
+
+def _parse_day(day: str) -> datetime:
+    return datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC)
+
+
+def _utc(value: Any) -> datetime:
+    """An instant read through ``text()``: text on SQLite, aware on PostgreSQL."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    id: int
+    user_id: int | None
+    agency_id: int | None
+    agreement_id: int | None
+    at: datetime
+
+
+def _entries(session: Session, where: str, params: dict[str, Any], *instants: str) -> list[_Entry]:
+    """External reads matching ``where`` (over ``e``), oldest first."""
+    rows = session.execute(
+        _sql(
+            "SELECT e.id, e.user_id, e.agency_id, e.agreement_id, e.at FROM audit_entries e "  # noqa: S608 - fixed fragments
+            f"WHERE {_EXTERNAL} AND {where} ORDER BY e.at, e.id",
+            *instants,
+        ),
+        params,
+    ).all()
+    return [_Entry(int(r[0]), r[1], r[2], r[3], _utc(r[4])) for r in rows]
+
+
+def _draft(
+    detector: str,
+    key: str,
+    rule: str,
+    threshold: float,
+    entries: Sequence[_Entry],
+    *,
+    user_id: int | None = None,
+    agency_id: int | None = None,
+) -> FlagDraft:
+    """A flag about the entries' one user (and agency, agreement) where they share one."""
+    users = {e.user_id for e in entries}
+    agencies = {e.agency_id for e in entries}
+    agreements = {e.agreement_id for e in entries}
+    return FlagDraft(
+        detector=detector,
+        dedupe_key=key,
+        rule=rule,
+        threshold=threshold,
+        subject_user_id=user_id
+        if user_id is not None
+        else (users.pop() if len(users) == 1 else None),
+        subject_agency_id=agency_id
+        if agency_id is not None
+        else (agencies.pop() if len(agencies) == 1 else None),
+        subject_agreement_id=agreements.pop() if len(agreements) == 1 else None,
+        entry_ids=tuple(e.id for e in entries[:MAX_ENTRIES_PER_FLAG]),
+        raised_at=max(e.at for e in entries),
+    )
+
+
+def _day_entries(session: Session, user_id: int, day: str, extra: str = "TRUE") -> list[_Entry]:
+    start = _parse_day(day)
+    return _entries(
+        session,
+        f"e.user_id = :u AND e.at >= :d0 AND e.at < :d1 AND {extra}",
+        {"u": user_id, "d0": start, "d1": start + timedelta(days=1)},
+        "d0",
+        "d1",
+    )
+
+
+def _bounds(period: DetectionPeriod | None) -> DetectionPeriod:
+    return period or EVERYTHING
+
+
+def _since(moment: datetime, delta: timedelta) -> datetime:
+    return (
+        max(EVERYTHING.start, moment - delta)
+        if moment > EVERYTHING.start + delta
+        else EVERYTHING.start
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Volume bursts and off-hours use, against the user's own history
+# ---------------------------------------------------------------------------------------------
+
+
+def _robust_z(value: float, history: Sequence[float]) -> float:
+    """(value - median) / (1.4826 MAD), the scale floored at one query."""
+    median = statistics.median(history)
+    mad = statistics.median(abs(h - median) for h in history)
+    return (value - median) / max(1.4826 * mad, 1.0)
+
+
+def volume_burst(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """A user's UTC day of external reads far above their own active days before it."""
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    day = _day("e.at", dialect)
+    rows = session.execute(
+        _sql(
+            f"SELECT e.user_id, {day} AS d, COUNT(*) FROM audit_entries e "  # noqa: S608
+            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :end GROUP BY e.user_id, {day}",
+            "h",
+            "end",
+        ),
+        {"h": _since(p.start, t.burst_history), "end": p.end},
+    ).all()
+    per_user: dict[int, dict[str, int]] = defaultdict(dict)
+    for user_id, d, n in rows:
+        per_user[int(user_id)][str(d)] = int(n)
+    first = f"{p.start:%Y-%m-%d}"
+    drafts: list[FlagDraft] = []
+    for user_id, days in sorted(per_user.items()):
+        for d, n in sorted(days.items()):
+            if d < first or n < t.burst_min_queries:
+                continue
+            lo = f"{_parse_day(d) - t.burst_history:%Y-%m-%d}"
+            history = [float(v) for k, v in days.items() if lo <= k < d]
+            if len(history) < t.burst_min_history_days:
+                continue
+            z = _robust_z(n, history)
+            if z < t.burst_z:
+                continue
+            median = statistics.median(history)
+            rule = (
+                f"a user made {n} external reads on {d} (UTC), a robust z of {z:.1f} against the "
+                f"median {median:g} of their {len(history)} active days in the "
+                f"{t.burst_history.days} days before (fires at z >= {t.burst_z:g}, at least "
+                f"{t.burst_min_queries} reads, at least {t.burst_min_history_days} days of history)"
+            )
+            entries = _day_entries(session, user_id, d)
+            drafts.append(_draft(BURST, f"user:{user_id}:day:{d}", rule, t.burst_z, entries))
+    return drafts
+
+
+def _usual(hour: int, days: Sequence[set[int]]) -> float:
+    """The share of the days with a read within an hour of ``hour``."""
+    near = {(hour + k) % 24 for k in (-1, 0, 1)}
+    return sum(1 for worked in days if worked & near) / len(days)
+
+
+def off_hours(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """A user's reads at hours they almost never work, by their own history.
+
+    The history counts active days, not reads: an hour (plus or minus one) the user worked in on
+    under ``off_hours_share`` of their active days in the window before is unusual for them. One
+    earlier night does not make nights usual (it is one day), as it would counting reads.
+    """
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    day, hour = _day("e.at", dialect), _hour("e.at", dialect)
+    rows = session.execute(
+        _sql(
+            f"SELECT e.user_id, {day} AS d, {hour} AS h, COUNT(*) FROM audit_entries e "  # noqa: S608
+            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :end "
+            f"GROUP BY e.user_id, {day}, {hour}",
+            "h",
+            "end",
+        ),
+        {"h": _since(p.start, t.off_hours_history), "end": p.end},
+    ).all()
+    per_user: dict[int, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    for user_id, d, h, n in rows:
+        per_user[int(user_id)][str(d)][int(h)] = int(n)
+    first = f"{p.start:%Y-%m-%d}"
+    drafts: list[FlagDraft] = []
+    for user_id, days in sorted(per_user.items()):
+        for d, hours in sorted(days.items()):
+            if d < first:
+                continue
+            lo = f"{_parse_day(d) - t.off_hours_history:%Y-%m-%d}"
+            before = [set(hs) for k, hs in days.items() if lo <= k < d]
+            if len(before) < t.off_hours_min_days:
+                continue
+
+            odd = {h for h in hours if _usual(h, before) < t.off_hours_share}
+            count = sum(hours[h] for h in odd)
+            if count < t.off_hours_min_queries:
+                continue
+            rule = (
+                f"a user made {count} external reads on {d} at UTC hours {sorted(odd)}, hours "
+                f"(plus or minus one) they worked in on under {t.off_hours_share:.0%} of their "
+                f"{len(before)} active days in the {t.off_hours_history.days} days before "
+                f"(fires at {t.off_hours_min_queries} such reads a day, with at least "
+                f"{t.off_hours_min_days} active days of history)"
+            )
+            entries = [e for e in _day_entries(session, user_id, d) if e.at.hour in odd]
+            drafts.append(
+                _draft(OFF_HOURS, f"user:{user_id}:day:{d}", rule, t.off_hours_share, entries)
+            )
+    return drafts
+
+
+# ---------------------------------------------------------------------------------------------
+# Enumeration
+# ---------------------------------------------------------------------------------------------
+
+
+def enumeration_wildcard(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """Name searches that are a prefix or a pattern, not a name: one short word, or * % ?."""
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    name = f"trim({_param('c.content', ('params', 'query', 'name'), dialect)})"
+    pattern = (
+        f"(length({name}) <= :letters AND length(replace({name}, ' ', '')) = length({name})) "
+        f"OR replace(replace(replace({name}, '*', ''), '%', ''), '?', '') <> {name}"
+    )
+    entries = _entries(
+        session,
+        "e.action = 'person.search' AND e.at >= :start AND e.at < :end AND EXISTS (SELECT 1 "  # noqa: S608 - fixed fragments
+        f"FROM audit_entry_contents c WHERE c.entry_id = e.id AND {name} IS NOT NULL AND "
+        f"({pattern}))",
+        {"start": p.start, "end": p.end, "letters": t.wildcard_letters},
+        "start",
+        "end",
+    )
+    rule = (
+        "a name search that is a pattern, not a name: one word of at most "
+        f"{t.wildcard_letters} letters (a prefix matches everyone it begins), or *, % or ?"
+    )
+    return [
+        _draft(WILDCARD, f"entry:{e.id}", rule, float(t.wildcard_letters), [e]) for e in entries
+    ]
+
+
+def enumeration_sequential(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """A user fetching runs of consecutive person ids in one UTC day (gaps and islands)."""
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    day = _day("f.at", dialect)
+    rows = session.execute(
+        _sql(
+            f"""
+            WITH g AS (
+                SELECT f.user_id, {day} AS d, f.person_id, MIN(f.entry_id) AS entry_id
+                FROM oversight_access_facts f
+                WHERE f.action = 'person.get' AND f.at >= :start AND f.at < :end
+                  AND f.user_id IS NOT NULL AND {_KEPT}
+                GROUP BY f.user_id, {day}, f.person_id
+            ), r AS (
+                SELECT g.*, g.person_id - ROW_NUMBER() OVER (
+                    PARTITION BY g.user_id, g.d ORDER BY g.person_id) AS island FROM g
+            ), s AS (
+                SELECT r.*, COUNT(*) OVER (PARTITION BY r.user_id, r.d, r.island) AS run FROM r
+            )
+            SELECT user_id, d, island, entry_id FROM s WHERE run >= :run
+            ORDER BY user_id, d, island, person_id
+            """,  # noqa: S608 - fixed fragments
+            "start",
+            "end",
+        ),
+        {"start": p.start, "end": p.end, "run": t.sequential_run},
+    ).all()
+    runs: dict[tuple[int, str, int], list[int]] = defaultdict(list)
+    for user_id, d, island, entry_id in rows:
+        runs[(int(user_id), str(d), int(island))].append(int(entry_id))
+    drafts = []
+    for (user_id, d, _island), ids in sorted(runs.items()):
+        entries = _by_ids(session, ids)
+        rule = (
+            f"a user fetched {len(ids)} persons with consecutive ids on {d} (UTC): walking the "
+            f"identifiers, not looking someone up (fires at a run of {t.sequential_run})"
+        )
+        key = f"user:{user_id}:day:{d}:from:{min(ids)}"
+        drafts.append(_draft(SEQUENTIAL, key, rule, float(t.sequential_run), entries))
+    return drafts
+
+
+def _by_ids(session: Session, ids: Iterable[int]) -> list[_Entry]:
+    wanted = sorted(set(ids))
+    found: list[_Entry] = []
+    for start in range(0, len(wanted), 500):
+        chunk = ",".join(str(int(i)) for i in wanted[start : start + 500])
+        found += _entries(session, f"e.id IN ({chunk})", {})
+    return sorted(found, key=lambda e: (e.at, e.id))
+
+
+def enumeration_zero_hits(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """A user's UTC day of searches mostly returning nobody: fishing for who exists."""
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    day = _day("e.at", dialect)
+    # Returned nobody: no access fact (facts are keyed by entry; audit_subjects has no index
+    # by entry). Facts exist only for integrated entries, so only those are judged.
+    empty = "NOT EXISTS (SELECT 1 FROM oversight_access_facts f WHERE f.entry_id = e.id)"
+    leaf = "EXISTS (SELECT 1 FROM audit_leaves l WHERE l.entry_id = e.id)"
+    rows = session.execute(
+        _sql(
+            f"SELECT e.user_id, {day} AS d, COUNT(*), SUM(CASE WHEN {empty} THEN 1 ELSE 0 END) "  # noqa: S608
+            f"FROM audit_entries e WHERE {_EXTERNAL} AND e.kind = 'search' AND {leaf} "
+            f"AND e.at >= :start AND e.at < :end GROUP BY e.user_id, {day} "
+            "HAVING COUNT(*) >= :n",
+            "start",
+            "end",
+        ),
+        {"start": p.start, "end": p.end, "n": t.zero_hit_min_queries},
+    ).all()
+    drafts = []
+    for user_id, d, n, zero in sorted(rows, key=lambda r: (r[0], r[1])):
+        share = int(zero) / int(n)
+        if share < t.zero_hit_share:
+            continue
+        entries = _day_entries(
+            session, int(user_id), str(d), f"e.kind = 'search' AND {leaf} AND {empty}"
+        )
+        rule = (
+            f"{zero} of a user's {n} external searches on {d} (UTC) returned nobody "
+            f"({share:.0%}): fishing for who is in the records (fires at "
+            f"{t.zero_hit_share:.0%} of at least {t.zero_hit_min_queries} searches a day)"
+        )
+        drafts.append(_draft(ZERO_HITS, f"user:{user_id}:day:{d}", rule, t.zero_hit_share, entries))
+    return drafts
+
+
+def enumeration_date_sweep(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """A user's UTC day of arrest searches by date range alone: reading the records by date.
+
+    The read service refuses an outside agency's search without an OTN, incident or docket
+    number, so the attempts are mostly refusals (``GET /api/v1/arrests`` refused, its query in
+    the entry); an answered one would be an external read. Both count.
+    """
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    day = _day("e.at", dialect)
+
+    def given(*path: str) -> str:
+        return f"{_param('c.content', path, dialect)} IS NOT NULL"
+
+    def by_date(*prefix: str) -> str:
+        ranged = f"({given(*prefix, 'arrested_from')} OR {given(*prefix, 'arrested_to')})"
+        named = " OR ".join(
+            given(*prefix, n) for n in ("otn", "incident_number", "docket_number", "statute")
+        )
+        return f"{ranged} AND NOT ({named})"
+
+    answered = (
+        f"({_EXTERNAL} AND e.action = 'arrest.search' AND EXISTS (SELECT 1 FROM "  # noqa: S608 - fixed fragments
+        f"audit_entry_contents c WHERE c.entry_id = e.id AND {by_date('params', 'query')}))"
+    )
+    refused = (
+        "(e.kind = 'refused' AND e.action LIKE 'GET %/arrests' AND e.user_id IN (SELECT u.id "  # noqa: S608 - fixed fragments
+        "FROM users u JOIN agencies a ON a.id = u.agency_id WHERE a.kind = 'external') AND "
+        "EXISTS (SELECT 1 FROM audit_entry_contents c WHERE c.entry_id = e.id AND "
+        f"{by_date('params', 'query')}))"
+    )
+    sweep = f"({answered} OR {refused})"
+    rows = session.execute(
+        _sql(
+            f"SELECT e.user_id, {day} AS d, e.id, e.agency_id, e.at FROM audit_entries e "  # noqa: S608
+            f"WHERE e.at >= :start AND e.at < :end AND {sweep} ORDER BY e.user_id, e.at, e.id",
+            "start",
+            "end",
+        ),
+        {"start": p.start, "end": p.end},
+    ).all()
+    days: dict[tuple[int, str], list[_Entry]] = defaultdict(list)
+    for user_id, d, entry_id, agency_id, at in rows:
+        days[(int(user_id), str(d))].append(
+            _Entry(int(entry_id), user_id, agency_id, None, _utc(at))
+        )
+    drafts = []
+    for (user_id, d), entries in sorted(days.items()):
+        if len(entries) < t.date_sweep_queries:
+            continue
+        rule = (
+            f"a user made {len(entries)} arrest searches (answered or refused) on {d} (UTC) "
+            "by date range with no case identifier or statute: reading the records by date "
+            f"(fires at {t.date_sweep_queries} a day)"
+        )
+        key = f"user:{user_id}:day:{d}"
+        drafts.append(_draft(DATE_SWEEP, key, rule, float(t.date_sweep_queries), entries))
+    return drafts
+
+
+# ---------------------------------------------------------------------------------------------
+# One case for many people; one person for many users
+# ---------------------------------------------------------------------------------------------
+
+
+def _in_case(column: str) -> str:
+    return (
+        "EXISTS (SELECT 1 FROM arrests a JOIN involvements i ON i.arrest_id = a.id WHERE "  # noqa: S608
+        f"i.person_id = f.person_id AND a.{column} IN (f.case_reference, "
+        "upper(f.case_reference)))"
+    )
+
+
+def _case_key(agency_id: int, ref: str) -> str:
+    """The finding's key; a long reference by its digest (keys hold 200 characters)."""
+    name = ref if len(ref) <= 120 else "sha256:" + hashlib.sha256(ref.encode()).hexdigest()
+    return f"agency:{agency_id}:case:{name}"
+
+
+def shared_case_reference(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """One case reference cited by an agency for many persons who are not in that case."""
+    t, p = limits or Thresholds(), _bounds(period)
+    unrelated = " AND ".join(
+        f"NOT {_in_case(c)}" for c in ("otn", "incident_number", "docket_number")
+    )
+    # Candidates first (a cheap count over the window), relatedness probed only for theirs:
+    # nearly every reference is cited for its own one or two persons.
+    window = (
+        f"f.agency_id IN {_OUTSIDE} AND f.case_reference IS NOT NULL AND f.at >= :since "
+        "AND f.at < :end"
+    )
+    rows = session.execute(
+        _sql(
+            f"""
+            WITH candidates AS (
+                SELECT f.agency_id, f.case_reference FROM oversight_access_facts f
+                WHERE {window} GROUP BY f.agency_id, f.case_reference
+                HAVING COUNT(DISTINCT f.person_id) >= :k AND MAX(f.at) >= :start
+            )
+            SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id
+            FROM oversight_access_facts f JOIN candidates n ON n.agency_id = f.agency_id
+            AND n.case_reference = f.case_reference
+            WHERE {window} AND {_KEPT} AND {unrelated}
+            ORDER BY f.agency_id, f.case_reference, f.at
+            """,  # noqa: S608 - fixed fragments
+            "since",
+            "start",
+            "end",
+        ),
+        {
+            "since": _since(p.start, t.shared_case_window),
+            "start": p.start,
+            "end": p.end,
+            "k": t.shared_case_persons,
+        },
+    ).all()
+    cited: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
+    for agency_id, ref, person_id, entry_id in rows:
+        cited[(int(agency_id), str(ref))].setdefault(int(person_id), int(entry_id))
+    drafts = []
+    for (agency_id, ref), persons in sorted(cited.items()):
+        if len(persons) < t.shared_case_persons:
+            continue
+        entries = _by_ids(session, persons.values())
+        # The window ends with the flag's last entry: the finding is the same at every run.
+        rule = (
+            f"case reference {ref!r} was cited for {len(persons)} persons who are not in that "
+            f"case, within {t.shared_case_window.days} days (fires at "
+            f"{t.shared_case_persons} persons)"
+        )
+        drafts.append(
+            _draft(
+                SHARED_CASE,
+                _case_key(agency_id, ref),
+                rule,
+                float(t.shared_case_persons),
+                entries,
+                agency_id=agency_id,
+            )
+        )
+    return drafts
+
+
+def person_many_users(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """One person looked up by many distinct users in one fixed window."""
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    width = int(t.person_window.total_seconds())
+    bucket = f"({_epoch('f.at', dialect)} / {width})"
+    # Whole windows: start at the window that holds the period's start.
+    first = int(p.start.timestamp()) // width * width
+    rows = session.execute(
+        _sql(
+            f"""
+            WITH w AS (
+                SELECT f.person_id, {bucket} AS b, f.user_id, f.entry_id FROM
+                oversight_access_facts f WHERE f.at >= :since AND f.at < :end AND {_KEPT}
+            ), hot AS (
+                SELECT person_id, b FROM w GROUP BY person_id, b
+                HAVING COUNT(DISTINCT user_id) >= :k
+            )
+            SELECT w.person_id, w.b, w.entry_id FROM w JOIN hot ON hot.person_id = w.person_id
+            AND hot.b = w.b ORDER BY w.person_id, w.b, w.entry_id
+            """,  # noqa: S608 - fixed fragments
+            "since",
+            "end",
+        ),
+        {"since": datetime.fromtimestamp(first, UTC), "end": p.end, "k": t.person_many_users},
+    ).all()
+    hits: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for person_id, b, entry_id in rows:
+        hits[(int(person_id), int(b))].append(int(entry_id))
+    drafts = []
+    for (person_id, b), ids in sorted(hits.items()):
+        entries = _by_ids(session, ids)
+        users = len({e.user_id for e in entries})
+        opened = datetime.fromtimestamp(b * width, UTC)
+        rule = (
+            f"person {person_id} was looked up by {users} users within {width // 3600} hours "
+            f"(the window from {opened:%Y-%m-%d %H:%M} UTC; fires at {t.person_many_users} users)"
+        )
+        key = f"person:{person_id}:window:{opened:%Y-%m-%dT%H}"
+        drafts.append(_draft(MANY_USERS, key, rule, float(t.person_many_users), entries))
+    return drafts
+
+
+# ---------------------------------------------------------------------------------------------
+# Own surname or address
+# ---------------------------------------------------------------------------------------------
+
+
+def own_surname_or_address(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """A user's read returning a person of the user's own surname or at the user's address."""
+    p = _bounds(period)
+    surname = "u.family_name IS NOT NULL AND lower(p.family_name) = lower(trim(u.family_name))"
+    address = (
+        "u.address IS NOT NULL AND p.address IS NOT NULL "
+        "AND lower(trim(p.address)) = lower(trim(u.address))"
+    )
+    rows = session.execute(
+        _sql(
+            f"SELECT f.entry_id, f.person_id, CASE WHEN {surname} THEN 1 ELSE 0 END "  # noqa: S608
+            "FROM oversight_access_facts f JOIN users u ON u.id = f.user_id "
+            "JOIN persons p ON p.id = f.person_id "
+            f"WHERE f.at >= :start AND f.at < :end AND {_KEPT} AND (({surname}) OR ({address})) "
+            # Only the few users with a surname or address on file: their facts by index.
+            "AND f.user_id IN (SELECT id FROM users WHERE family_name IS NOT NULL "
+            "OR address IS NOT NULL) "
+            "ORDER BY f.entry_id, f.person_id",
+            "start",
+            "end",
+        ),
+        {"start": p.start, "end": p.end},
+    ).all()
+    entries = {e.id: e for e in _by_ids(session, {int(r[0]) for r in rows})}
+    drafts = []
+    for entry_id, person_id, by_surname in rows:
+        what = "the user's own surname" if by_surname else "the user's own address"
+        rule = (
+            f"a read returned person {person_id}, who has {what}: looking up oneself, "
+            "family or neighbours (any one read fires)"
+        )
+        key = f"entry:{entry_id}:person:{person_id}"
+        drafts.append(_draft(OWN_NAME, key, rule, 1.0, [entries[int(entry_id)]]))
+    return drafts
+
+
+# ---------------------------------------------------------------------------------------------
+# Skew against the arrestee population; never charged
+# ---------------------------------------------------------------------------------------------
+
+_ATTRIBUTES = ("citizenship", "place_of_birth", "race", "sex")
+
+
+def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
+    """z of the difference of two proportions (pooled); 0 when undefined."""
+    if n1 == 0 or n2 == 0:
+        return 0.0
+    pooled = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return 0.0 if se == 0 else (x1 / n1 - x2 / n2) / se
+
+
+def _category_counts(
+    session: Session, attribute: str, source: str, params: dict[str, Any], *instants: str
+) -> dict[tuple[int, str], int]:
+    rows = session.execute(
+        _sql(
+            f"SELECT s.k, p.{attribute}, COUNT(*) FROM ({source}) s JOIN persons p ON "  # noqa: S608
+            f"p.id = s.person_id WHERE p.{attribute} IS NOT NULL GROUP BY s.k, p.{attribute}",
+            *instants,
+        ),
+        params,
+    ).all()
+    return {(int(k), str(v)): int(n) for k, v, n in rows}
+
+
+def population_skew(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """Whom an agency looks at, against the arrestees of the same time (two-proportion z)."""
+    t, p = limits or Thresholds(), _bounds(period)
+    looked = (
+        "SELECT DISTINCT f.agency_id AS k, f.person_id FROM oversight_access_facts f "  # noqa: S608 - fixed fragments
+        f"WHERE f.at >= :start AND f.at < :end AND f.agency_id IS NOT NULL AND {_KEPT}"
+    )
+    arrested = (
+        "SELECT DISTINCT 0 AS k, i.person_id FROM involvements i JOIN arrests a ON "
+        "a.id = i.arrest_id WHERE i.role = 'arrestee' AND a.arrested_at >= :since "
+        "AND a.arrested_at < :end"
+    )
+    window = {"start": p.start, "end": p.end}
+    since = _since(p.start, t.skew_population)
+    drafts = []
+    for attribute in _ATTRIBUTES:
+        seen = _category_counts(session, attribute, looked, window, "start", "end")
+        base = _category_counts(
+            session, attribute, arrested, {"since": since, "end": p.end}, "since", "end"
+        )
+        population = {v: n for (_k, v), n in base.items()}
+        categories: dict[int, dict[str, int]] = defaultdict(dict)
+        for (agency_id, v), n in seen.items():
+            categories[agency_id][v] = n
+        for agency_id, values in sorted(categories.items()):
+            tests = {v: ({v}, n) for v, n in values.items()}
+            if attribute == "citizenship":
+                others = {v for v in set(values) | set(population) if v != t.home_citizenship}
+                tests[f"not {t.home_citizenship}"] = (
+                    others,
+                    sum(n for v, n in values.items() if v in others),
+                )
+            n1, n2 = sum(values.values()), sum(population.values())
+            if n1 < t.skew_min_persons:
+                continue
+            for label, (members, x1) in sorted(tests.items()):
+                x2 = sum(n for v, n in population.items() if v in members)
+                z = two_proportion_z(x1, n1, x2, n2)
+                share1, share2 = x1 / n1, (x2 / n2 if n2 else 0.0)
+                if x1 < t.skew_min_count or z < t.skew_z or share1 < t.skew_ratio * share2:
+                    continue
+                entries = _skew_entries(session, agency_id, attribute, members, p)
+                rule = (
+                    f"{attribute} {label}: {x1} of the {n1} persons the agency looked up "
+                    f"({share1:.0%}) against {x2} of {n2} arrestees arrested in the "
+                    f"{t.skew_population.days} days to the period's end ({share2:.0%}); "
+                    f"two-proportion z {z:.1f} (fires at z >= {t.skew_z:g}, a share at least "
+                    f"{t.skew_ratio:g} times the arrestees', at least {t.skew_min_count} "
+                    f"persons of {t.skew_min_persons} looked up)"
+                )
+                key = f"agency:{agency_id}:{attribute}:{label}:{p.label()}"
+                drafts.append(_draft(SKEW, key, rule, t.skew_z, entries, agency_id=agency_id))
+    return drafts
+
+
+def _skew_entries(
+    session: Session, agency_id: int, attribute: str, members: set[str], p: DetectionPeriod
+) -> list[_Entry]:
+    names = {f"v{i}": v for i, v in enumerate(sorted(members))}
+    rows = session.execute(
+        _sql(
+            "SELECT MIN(f.entry_id) FROM oversight_access_facts f JOIN persons p ON "  # noqa: S608
+            f"p.id = f.person_id WHERE f.agency_id = :a AND f.at >= :start AND f.at < :end "
+            f"AND {_KEPT} AND p.{attribute} IN ({', '.join(':' + n for n in names)}) "
+            "GROUP BY f.person_id",
+            "start",
+            "end",
+        ),
+        {"a": agency_id, "start": p.start, "end": p.end, **names},
+    ).all()
+    return _by_ids(session, sorted(int(r[0]) for r in rows)[:MAX_ENTRIES_PER_FLAG])
+
+
+def _never_charged_at_access(f: Any) -> ColumnElement[int]:
+    """1 when the fact's person had no filed and no declined charge at the access, else 0: the
+    explanation's ``never_charged`` (explain_sql), without the rest of its rules."""
+
+    def as_arrestee(test: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists(
+            select(Involvement.id)
+            .where(
+                Involvement.person_id == f.c.person_id,
+                Involvement.role == InvolvementRole.ARRESTEE,
+                test,
+            )
+            .correlate_except(Involvement)
+        )
+
+    filed = as_arrestee(filed_at(Involvement.arrest_id, f.c.at))
+    declined = as_arrestee(declined_at(Involvement.arrest_id, f.c.at))
+    return case((and_(not_(filed), not_(declined)), 1), else_=0)
+
+
+def never_charged(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """Users and agencies looking up many persons nobody ever charged (as of each access)."""
+    t, p = limits or Thresholds(), _bounds(period)
+    f = AccessFact.__table__.alias("f")
+    kept = exists(
+        select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
+    )
+    outside = select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL)
+    in_period = and_(f.c.agency_id.in_(outside), f.c.at >= p.start, f.c.at < p.end, kept)
+    never = _never_charged_at_access(f)
+    # One row per (agency, user, person): looked up while never charged at least once.
+    persons = (
+        select(f.c.agency_id, f.c.user_id, f.c.person_id, func.max(never).label("never"))
+        .where(in_period, f.c.agency_id.is_not(None), f.c.user_id.is_not(None))
+        .group_by(f.c.agency_id, f.c.user_id, f.c.person_id)
+        .cte("looked_up")
+    )
+    per_user = select(
+        persons.c.agency_id,
+        persons.c.user_id,
+        func.count(),
+        func.sum(persons.c.never),
+    ).group_by(persons.c.agency_id, persons.c.user_id)
+    per_agency = select(
+        persons.c.agency_id,
+        literal(None).label("user_id"),
+        func.count(persons.c.person_id.distinct()),
+        func.count(case((persons.c.never == 1, persons.c.person_id)).distinct()),
+    ).group_by(persons.c.agency_id)
+    drafts: list[FlagDraft] = []
+    for agency_id, user_id, looked, nc in session.execute(union_all(per_user, per_agency)):
+        looked, nc = int(looked), int(nc or 0)
+        share = nc / looked if looked else 0.0
+        if user_id is not None:
+            if nc < t.never_charged_user_min or share < t.never_charged_user_share:
+                continue
+            who, subject = "a user", f.c.user_id == user_id
+            least, portion = t.never_charged_user_min, t.never_charged_user_share
+            key = f"user:{user_id}:{p.label()}"
+        else:
+            if nc < t.never_charged_agency_min or share < t.never_charged_agency_share:
+                continue
+            who, subject = "the agency's users", f.c.agency_id == agency_id
+            least, portion = t.never_charged_agency_min, t.never_charged_agency_share
+            key = f"agency:{agency_id}:{p.label()}"
+        ids = session.scalars(
+            select(f.c.entry_id)
+            .where(in_period, subject, never == 1)
+            .distinct()
+            .order_by(f.c.entry_id)
+            .limit(MAX_ENTRIES_PER_FLAG)
+        ).all()
+        rule = (
+            f"{who} looked up {nc} persons never charged (as of each access) among the "
+            f"{looked} persons looked up ({share:.0%}) in {p.label()}"
+            + (", however thinly spread over users and weeks" if user_id is None else "")
+            + f" (fires at {least} persons and {portion:.0%})"
+        )
+        drafts.append(
+            _draft(
+                NEVER_CHARGED,
+                key,
+                rule,
+                portion,
+                _by_ids(session, ids),
+                agency_id=int(agency_id) if user_id is None else None,
+            )
+        )
+    return sorted(drafts, key=lambda draft: draft.dedupe_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dormant or departed accounts
+# ---------------------------------------------------------------------------------------------
+
+
+def _minus(column: str, dialect: str) -> str:
+    """``column`` minus ``:gap`` seconds, comparable with the column on either dialect."""
+    if dialect == "sqlite":
+        return f"strftime('%Y-%m-%d %H:%M:%f', {column}, '-' || :gap || ' seconds')"
+    return f"({column} - make_interval(secs => :gap))"
+
+
+def dormant_account(
+    session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
+) -> list[FlagDraft]:
+    """Reads by a disabled (departed) account, and the first read after a long silence."""
+    t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
+    drafts: list[FlagDraft] = []
+    departed = _entries(
+        session,
+        "e.at >= :start AND e.at < :end AND EXISTS (SELECT 1 FROM users u WHERE u.id = "
+        "e.user_id AND u.disabled_at IS NOT NULL AND e.at >= u.disabled_at)",
+        {"start": p.start, "end": p.end},
+        "start",
+        "end",
+    )
+    by_day: dict[tuple[int, str], list[_Entry]] = defaultdict(list)
+    for e in departed:
+        by_day[(int(e.user_id or 0), f"{e.at:%Y-%m-%d}")].append(e)
+    for (user_id, d), entries in sorted(by_day.items()):
+        rule = (
+            f"a disabled (departed) account made {len(entries)} external reads on {d} (UTC), "
+            "after it was disabled (any one read fires)"
+        )
+        drafts.append(_draft(DORMANT, f"disabled:user:{user_id}:day:{d}", rule, 0.0, entries))
+    # The first read of a user after at least ``dormant`` without one: LAG over the period's
+    # reads; a user's first read in the period looks back by index (one probe per user).
+    rows = session.execute(
+        _sql(
+            f"""
+            SELECT id, user_id, at, prev FROM (
+                SELECT e.id, e.user_id, e.at, LAG(e.at) OVER (
+                    PARTITION BY e.user_id ORDER BY e.at, e.id) AS prev
+                FROM audit_entries e WHERE {_EXTERNAL} AND e.at >= :start AND e.at < :end
+            ) w WHERE w.prev IS NULL OR w.prev <= {_minus("w.at", dialect)}
+            """,  # noqa: S608 - fixed fragments
+            "start",
+            "end",
+        ),
+        {"start": p.start, "end": p.end, "gap": int(t.dormant.total_seconds())},
+    ).all()
+    candidates = []
+    for entry_id, user_id, at, prev in rows:
+        moment = _utc(at)
+        before = _utc(prev) if prev is not None else _last_before(session, int(user_id), p.start)
+        if before is not None and moment - before >= t.dormant:
+            candidates.append((int(entry_id), moment, before))
+    found = {e.id: e for e in _by_ids(session, [c[0] for c in candidates])}
+    for entry_id, moment, prev_at in candidates:
+        silent = (moment - prev_at).days
+        rule = (
+            f"an account's first external read after {silent} days without one (or since it "
+            f"was created) (fires at {t.dormant.days} days)"
+        )
+        drafts.append(
+            _draft(
+                DORMANT,
+                f"dormant:entry:{entry_id}",
+                rule,
+                float(t.dormant.days),
+                [found[entry_id]],
+            )
+        )
+    return drafts
+
+
+def _last_before(session: Session, user_id: int, moment: datetime) -> datetime | None:
+    """The user's last external read before ``moment``, else their account's creation if
+    that was before it (a new account's first read is not a dormant one's)."""
+    row = session.execute(
+        _sql(
+            f"SELECT e.at FROM audit_entries e WHERE e.user_id = :u AND e.at < :m "  # noqa: S608
+            f"AND {_EXTERNAL} ORDER BY e.at DESC LIMIT 1",
+            "m",
+        ),
+        {"u": user_id, "m": moment},
+    ).scalar()
+    if row is not None:
+        return _utc(row)
+    user = session.get(User, user_id)
+    if user is None:
+        return None
+    created = user.created_at
+    return created if created < moment else None
+
+
+ALL: tuple[Any, ...] = (
+    volume_burst,
+    enumeration_wildcard,
+    enumeration_sequential,
+    enumeration_zero_hits,
+    enumeration_date_sweep,
+    shared_case_reference,
+    person_many_users,
+    own_surname_or_address,
+    population_skew,
+    never_charged,
+    off_hours,
+    dormant_account,
+)
