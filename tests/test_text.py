@@ -133,7 +133,8 @@ def test_the_walk_finds_the_body_fields() -> None:
 )
 def test_every_body_string_field_refuses_nul(model: str, prop: str, schema: dict[str, Any]) -> None:
     cls = _models()[model]
-    field = cls.model_fields[prop]
+    # The property is the field's alias where it has one ("from" for ``from_``).
+    field = next(f for name, f in cls.model_fields.items() if (f.alias or name) == prop)
     # The field's type with its constraints, as the model validates it.
     annotation = field.annotation
     if field.metadata:
