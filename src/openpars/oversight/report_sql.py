@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     String,
@@ -35,10 +36,12 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import CTE, Subquery
 
 from openpars.audit.events import AuditKind, Outcome
 from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
@@ -205,7 +208,7 @@ def flags(scope: Scope) -> Select[*tuple[Any, ...]]:
     )
 
 
-def pair_totals(p: Subquery) -> Select[*tuple[Any, ...]]:
+def pair_totals(p: Subquery | CTE) -> Select[*tuple[Any, ...]]:
     """Pairs, persons and entries in all, explained, and never charged (persons and entries)."""
     never_person = case((p.c.never_charged, p.c.person_id))
     never_entry = case((p.c.never_charged, p.c.entry_id))
@@ -222,6 +225,52 @@ def pair_totals(p: Subquery) -> Select[*tuple[Any, ...]]:
     )
 
 
+# The columns of ``pair_summary``: which part a row belongs to, the group's key (NULL in the
+# totals row), then the counts of either part (NULL where the other part's).
+GROUP_KEYS = ("week", "agency", "purpose", "code")
+GROUP_COUNTS = ("pairs", "entries", "explained", "never_charged")
+TOTAL_COUNTS = (
+    "persons",
+    "explained_entries",
+    "unexplained_entries",
+    "never_persons",
+    "never_entries",
+)
+
+
+def pair_summary(p: Subquery, dialect: str) -> Select[Any]:
+    """``pair_groups`` and ``pair_totals`` in one statement: the pairs (the explanation, the
+    costly part) are computed once into a materialised CTE and both aggregates read it. Rows
+    with ``part`` = 'group' are the groups; the one row with ``part`` = 'total' the totals
+    (its ``pairs`` and ``entries`` are the totals' pairs and distinct entries)."""
+    once = select(p).cte("report_pairs").prefix_with("MATERIALIZED")
+    g = pair_groups(once, dialect).subquery("report_groups")
+    t = pair_totals(once).subquery("report_totals")
+
+    def text_null(name: str) -> Any:
+        return cast(null(), String).label(name)
+
+    def int_null(name: str) -> Any:
+        return cast(null(), BigInteger).label(name)
+
+    groups = select(
+        literal("group").label("part"),
+        *(g.c[k] for k in GROUP_KEYS),
+        *(cast(g.c[k], BigInteger).label(k) for k in GROUP_COUNTS),
+        *(int_null(k) for k in TOTAL_COUNTS),
+    )
+    totals = select(
+        literal("total").label("part"),
+        *(text_null(k) for k in GROUP_KEYS),
+        cast(t.c.pairs, BigInteger).label("pairs"),
+        cast(t.c.entries, BigInteger).label("entries"),
+        int_null("explained"),
+        int_null("never_charged"),
+        *(cast(t.c[k], BigInteger).label(k) for k in TOTAL_COUNTS),
+    )
+    return select(union_all(groups, totals).subquery("report_summary"))
+
+
 def weekly_queries(q: Subquery, dialect: str) -> Select[Any]:
     """Queries per ISO week, agency and purpose."""
     week = week_of(q.c.at, dialect).label("week")
@@ -233,7 +282,7 @@ def weekly_queries(q: Subquery, dialect: str) -> Select[Any]:
     )
 
 
-def pair_groups(p: Subquery, dialect: str) -> Select[*tuple[Any, ...]]:
+def pair_groups(p: Subquery | CTE, dialect: str) -> Select[*tuple[Any, ...]]:
     """Pairs, distinct entries, explained and never-charged pairs per ISO week, agency, purpose
     and explanation code."""
     week = week_of(p.c.at, dialect).label("week")
