@@ -72,7 +72,8 @@ EXTERNAL_USERS = 2_000
 CASE_PURPOSE = "criminal-investigation"
 WARRANT_PURPOSE = "warrant-check"
 CANARY_PERSONS = (11, 21, 31)
-GENERATOR = 1  # bump when the generated shape changes: a kept database is then regenerated
+# Bump when the generated shape or the schema changes: a kept database is then regenerated.
+GENERATOR = 2
 
 
 # --- dialect pieces ---------------------------------------------------------------------------
@@ -724,6 +725,7 @@ def run(engine_name: str, shape: Shape, keep: Path | None) -> dict[str, Any]:
                 conn.exec_driver_sql("DELETE FROM oversight_flag_entries")
                 conn.exec_driver_sql("DELETE FROM oversight_flags")
                 conn.exec_driver_sql("DELETE FROM oversight_access_facts")
+                conn.exec_driver_sql("DELETE FROM oversight_access_queries")
                 conn.exec_driver_sql("DELETE FROM oversight_watermarks")
         else:
             result["generated_s"] = generate(engine, shape)

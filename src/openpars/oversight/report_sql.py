@@ -43,11 +43,12 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.selectable import CTE, Subquery
 
-from openpars.audit.events import AuditKind, Outcome
+from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
 from openpars.identity.models import Agency
 from openpars.oversight import explain_sql
 from openpars.oversight.explain_sql import PurposeGrant, Rule, Rules, Selection
+from openpars.oversight.facts import AccessQuery
 from openpars.oversight.models import Case, Flag, FlagEntry
 
 NONE = "(none)"
@@ -108,26 +109,23 @@ def _proven(scope: Scope) -> list[ColumnElement[bool]]:
 
 
 def queries(scope: Scope) -> Subquery:
-    """The agreement's answered external reads in the period (one row per audit entry)."""
+    """The agreement's answered external reads in the period (one row per audit entry), from
+    the refresh's per-entry table (its purpose read once from the content; NULL once
+    shredded), by its (agreement, instant) index, without reading the log or its JSON."""
     s = scope.selection
-    purpose = func.coalesce(content_path(scope.dialect, "params", "purpose"), NONE)
     return (
         select(
-            AuditEntry.id.label("entry_id"),
-            AuditEntry.at.label("at"),
-            AuditEntry.agency_id.label("agency_id"),
-            purpose.label("purpose"),
+            AccessQuery.entry_id.label("entry_id"),
+            AccessQuery.at.label("at"),
+            AccessQuery.agency_id.label("agency_id"),
+            func.coalesce(AccessQuery.purpose, NONE).label("purpose"),
         )
-        .select_from(AuditEntry)
-        .join(AuditLeaf, and_(*_proven(scope)))
-        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
         .where(
-            AuditEntry.agency_id.in_(grantee_units(scope)),
-            AuditEntry.agreement_id == scope.agreement_id,
-            AuditEntry.kind.in_((AuditKind.SEARCH, AuditKind.READ)),
-            AuditEntry.outcome == Outcome.OK,
-            AuditEntry.at >= s.start,
-            AuditEntry.at < s.end,
+            AccessQuery.agreement_id == scope.agreement_id,
+            AccessQuery.agency_id.in_(grantee_units(scope)),
+            AccessQuery.at >= s.start,
+            AccessQuery.at < s.end,
+            AccessQuery.leaf_index < scope.size,
         )
         .subquery("queries")
     )
