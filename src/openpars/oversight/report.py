@@ -248,7 +248,9 @@ def _scope(
     session: Session, agreement: Agreement, period: Period, rules: Rules, size: int | None
 ) -> sql.Scope:
     selection = select_period(session, period)
-    integrated = int(session.scalar(select(func.count()).select_from(AuditLeaf)) or 0)
+    # The leaves are numbered 0, 1, ... with no gap (a Merkle log): their count is the next
+    # index, read from the primary key's end rather than by counting every leaf.
+    integrated = int(session.scalar(select(func.max(AuditLeaf.leaf_index) + 1)) or 0)
     return sql.Scope(
         selection=selection,
         grantee_agency_id=agreement.grantee_agency_id,
