@@ -24,7 +24,7 @@ What runs, in one process, on one database (docs/benchmarks.md explains each fig
    agreement over the whole period (``explain_sql.explanations``, materialised once), coverage
    in all and per agency, user, purpose and week (``explain_sql.coverage``), every detector
    registered in ``openpars.oversight.flags.DETECTORS`` when it runs (``run_detectors``, each
-   timed), and the renewal report builder when one is importable.
+   timed), and the renewal report of every agreement (``report.build_report``, timed).
 4. Incremental: one more day's entries are appended (the same generator), then the refresh
    (from its watermark), the explanation and coverage of that day, and the detectors again.
 
@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
-import inspect
 import json
 import os
 import resource
@@ -54,11 +52,14 @@ from typing import Any
 from sqlalchemy import Column, Engine, MetaData, Table, func, select, text
 from sqlalchemy.orm import Session
 
+from openpars.config import Settings
 from openpars.db import Base, make_engine, make_unpooled_engine, schema_ddl
 from openpars.models import load_all_models
 from openpars.oversight import explain_sql as xsql
 from openpars.oversight import facts, flags
+from openpars.oversight.explain import Period, rules_from
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Rules, Selection
+from openpars.oversight.report import build_report
 
 PG_URL = os.environ.get(
     "OPENPARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -71,7 +72,8 @@ EXTERNAL_USERS = 2_000
 CASE_PURPOSE = "criminal-investigation"
 WARRANT_PURPOSE = "warrant-check"
 CANARY_PERSONS = (11, 21, 31)
-GENERATOR = 1  # bump when the generated shape changes: a kept database is then regenerated
+# Bump when the generated shape or the schema changes: a kept database is then regenerated.
+GENERATOR = 2
 
 
 # --- dialect pieces ---------------------------------------------------------------------------
@@ -517,11 +519,14 @@ def generate(engine: Engine, shape: Shape) -> dict[str, float]:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO oversight_canaries (person_id, arrest_id, label, planted_by_id, "
-                "planted_at) VALUES (:p, :p, :label, 1, :at)"
+                # Planted by one police user and confirmed by another (the arrest is the
+                # generated one: the reviewed intake document is not needed here).
+                "INSERT INTO oversight_canaries (person_id, arrest_id, label, arrest, "
+                "planted_by_id, planted_at, confirmed_by_id, confirmed_at) "
+                "VALUES (:p, :p, :label, :doc, 1, :at, 2, :at)"
             ),
             [
-                {"p": p, "label": f"canary {p}", "at": T0 - timedelta(days=30)}
+                {"p": p, "label": f"canary {p}", "doc": "{}", "at": T0 - timedelta(days=30)}
                 for p in CANARY_PERSONS
             ],
         )
@@ -653,35 +658,32 @@ def _detectors(session: Session, figures: dict[str, Any]) -> None:
 
 
 def _report(session: Session, selection: Selection, figures: dict[str, Any]) -> None:
-    """The renewal report builder, if a module providing it is importable (issue 13, h13r)."""
-    for name in ("openpars.oversight.report", "openpars.oversight.renewal"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        builder = getattr(module, "build_report", None)
-        if builder is None:
-            figures["report"] = f"{name} has no build_report: not run"
-            return
-        params = inspect.signature(builder).parameters
-        kwargs = {
-            key: value
-            for key, value in (
-                ("agreement_id", 1),
-                ("start", selection.start.date()),
-                ("end", (selection.end - timedelta(seconds=1)).date()),
-            )
-            if key in params
-        }
-        try:
-            started = time.perf_counter()
-            builder(session, **kwargs)
-            figures["report_s"] = round(time.perf_counter() - started, 3)
-            figures["report"] = f"{name}.build_report, agreement 1"
-        except TypeError as exc:
-            figures["report"] = f"{name}.build_report not callable as expected: {exc}"
+    """The renewal report of every agreement over the pass's period, as a renewal cycle asks
+    (``report.build_report``, the site's default rules): its own SQL (``report_sql``) explains
+    the agreement's pairs again, counts and lists them, and reads the detectors' flags."""
+    from openpars.agreements.models import Agreement
+
+    first, last = selection.start.date(), (selection.end - timedelta(seconds=1)).date()
+    if first > datetime.now(UTC).date():
+        figures["report"] = f"not run: the period starts {first}, after today on this clock"
         return
-    figures["report"] = "no renewal report builder importable: not run"
+    rules = rules_from(Settings())
+    timings: dict[int, float] = {}
+    pairs = 0
+    for agreement in session.scalars(select(Agreement).order_by(Agreement.id)):
+        started = time.perf_counter()
+        document = build_report(
+            session,
+            agreement=agreement,
+            period=Period(start=first, end=last, agreement_id=agreement.id),
+            rules=rules,
+        )
+        timings[agreement.id] = round(time.perf_counter() - started, 3)
+        pairs += next(f.value for f in document.figures if f.key == "pairs")
+    figures["report_s"] = round(sum(timings.values()), 3)
+    figures["report_slowest_s"] = max(timings.values(), default=0.0)
+    figures["report_agreements"] = len(timings)
+    figures["report_pairs"] = pairs
 
 
 def oversight_pass(engine: Engine, selection: Selection) -> dict[str, Any]:
@@ -723,6 +725,7 @@ def run(engine_name: str, shape: Shape, keep: Path | None) -> dict[str, Any]:
                 conn.exec_driver_sql("DELETE FROM oversight_flag_entries")
                 conn.exec_driver_sql("DELETE FROM oversight_flags")
                 conn.exec_driver_sql("DELETE FROM oversight_access_facts")
+                conn.exec_driver_sql("DELETE FROM oversight_access_queries")
                 conn.exec_driver_sql("DELETE FROM oversight_watermarks")
         else:
             result["generated_s"] = generate(engine, shape)

@@ -572,3 +572,55 @@ def test_a_sub_units_queries_and_refusals_count_for_the_agreement(
     figures = {f["key"]: f for f in body["figures"]}
     assert figures["queries"]["value"] == 5 and figures["refusals"]["value"] == 2
     assert str(unit.id) in {w["agency"] for w in body["weekly"]}
+
+
+def test_a_read_returning_nobody_and_a_shredded_read_stay_queries(
+    client: TestClient, db: Database, world: World, setup: Setup
+) -> None:
+    """The queries figure counts every answered read, from the refresh's per-entry table: one
+    that returned no person (it has no access fact) counts with its purpose, and one whose
+    content a court order shredded still counts, without the purpose its content gave."""
+    from openpars.audit.shred import shred
+    from openpars.oversight.facts import AccessQuery
+    from openpars.oversight.report import build_report, check_period
+    from openpars.records.amendments import seal_arrest
+    from openpars.records.schemas import SealCreate
+
+    scene = setup.scene
+
+    def weekly() -> tuple[int, dict[str, int]]:
+        with db.session() as s:
+            agreement, period = check_period(s, scene.agreement, scene.start, utcnow().date())
+            report = build_report(s, agreement=agreement, period=period, rules=Rules())
+        by_purpose: dict[str, int] = {}
+        for w in report.weekly:
+            by_purpose[w.purpose] = by_purpose.get(w.purpose, 0) + w.queries
+        assert sum(by_purpose.values()) == report.figure("queries").value
+        return report.figure("queries").value, by_purpose
+
+    before, purposes = weekly()
+    assert "(none)" not in purposes
+    nobody = {"name": "Nobody Atall", "purpose": INVESTIGATION, "case_number": scene.case.otn}
+    response = client.get("/api/v1/persons", headers=world.auth("ice-0"), params=nobody)
+    assert response.status_code == 200 and response.json()["items"] == [], response.text
+    with db.session() as s:
+        log.integrate(s)
+    after, more = weekly()
+    assert after == before + 1 and more[INVESTIGATION] == purposes[INVESTIGATION] + 1
+    with db.session() as s:
+        seal_arrest(s, actor=world.principals["clerk"], arrest_id=scene.case.arrest_id,
+                    data=SealCreate(action="expunge", order_reference="CP-51-MD-0001-2026",
+                                    reason="court order"))  # fmt: skip
+        shredded = shred(s, actor=world.principals["clerk"], order_reference="CP-51-MD-0001-2026",
+                         arrest_id=scene.case.arrest_id)  # fmt: skip
+        log.integrate(s)
+    assert scene.explained_entry in shredded
+    counted, gone = weekly()
+    assert counted == after
+    with db.session() as s:
+        stored = s.get(AccessQuery, scene.explained_entry)
+        assert stored is not None and stored.purpose is None
+    assert gone["(none)"] >= 1
+    assert gone["(none)"] + gone.get(INVESTIGATION, 0) == more[INVESTIGATION] + more.get(
+        "(none)", 0
+    )

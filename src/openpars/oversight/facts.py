@@ -86,6 +86,23 @@ class AccessFact(Base):
     result_count: Mapped[int] = mapped_column(Integer)
 
 
+class AccessQuery(Base):
+    """One answered external read (whatever it returned, persons or none): the rows a renewal
+    report counts as queries, with the purpose read once from the content by the refresh (NULL
+    once the content is shredded) and the entry's leaf index, so that a report filters by log
+    size and agreement on this narrow table instead of the whole log and its JSON."""
+
+    __tablename__ = "oversight_access_queries"
+    __table_args__ = (Index("ix_oversight_access_queries_agreement_at", "agreement_id", "at"),)
+
+    entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf_index: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    agency_id: Mapped[int | None] = mapped_column(Integer)
+    agreement_id: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str | None] = mapped_column(String)
+
+
 class FactsWatermark(Base):
     """How many leaves of the log a derived table has read (the next leaf index to read)."""
 
@@ -168,8 +185,30 @@ def _insert_sql(j: _Json) -> str:
     """  # noqa: S608 - no caller input: fixed paths and enum values
 
 
-def _purge_sql(dialect: str) -> str:
-    """Drop the facts of entries a shredding entry in the new leaves names."""
+def _queries_sql(dialect: str) -> str:
+    """The answered external reads of the new leaves (the facts' filter, without persons),
+    their content read once for the purpose (absent when already shredded)."""
+    if dialect == "sqlite":
+        purpose = "json_extract(CAST(c.content AS TEXT), '$.params.purpose')"
+    else:
+        # json, not jsonb: one field of one document, no need to build the binary form.
+        purpose = "(convert_from(c.content, 'UTF8')::json #>> '{params,purpose}')"
+    return f"""
+        INSERT INTO oversight_access_queries (entry_id, leaf_index, at, agency_id, agreement_id,
+            purpose)
+        SELECT e.id, l.leaf_index, e.at, e.agency_id, e.agreement_id, {purpose}
+        FROM audit_leaves l
+        JOIN audit_entries e ON e.id = l.entry_id
+        LEFT JOIN audit_entry_contents c ON c.entry_id = e.id
+        WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
+          AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
+          AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
+    """  # noqa: S608 - no caller input: fixed paths and enum values
+
+
+def _purge_sql(dialect: str, action: str) -> str:
+    """``action`` (a DELETE or UPDATE of a derived table, no caller input) restricted to the
+    entries a shredding entry in the new leaves names."""
     if dialect == "sqlite":
         ids = "SELECT CAST(x.value AS INTEGER) FROM s, json_each(s.doc, '$.params.entry_ids') AS x"
         doc = "CAST(c.content AS TEXT)"
@@ -187,7 +226,7 @@ def _purge_sql(dialect: str) -> str:
             WHERE l.leaf_index >= :lo AND l.leaf_index < :hi AND e.action = 'audit.shred'
               AND e.outcome = '{Outcome.OK.value}'
         )
-        DELETE FROM oversight_access_facts WHERE entry_id IN ({ids})
+        {action} WHERE entry_id IN ({ids})
     """  # noqa: S608 - no caller input
 
 
@@ -225,12 +264,18 @@ def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
         ).scalar_one()
     )
     written = 0
-    insert, purge = text(_insert_sql(j)), text(_purge_sql(dialect))
+    insert, queries = text(_insert_sql(j)), text(_queries_sql(dialect))
+    # A shredded entry loses its facts (they are read from its content) but stays a query,
+    # without the purpose its content gave.
+    purge_facts = text(_purge_sql(dialect, "DELETE FROM oversight_access_facts"))
+    purge_queries = text(_purge_sql(dialect, "UPDATE oversight_access_queries SET purpose = NULL"))
     for lo in range(start, end, batch):
         bounds = {"lo": lo, "hi": min(end, lo + batch)}
         result = cast(CursorResult[Any], session.execute(insert, bounds))
         written += max(result.rowcount, 0)
-        session.execute(purge, bounds)
+        session.execute(queries, bounds)
+        session.execute(purge_facts, bounds)
+        session.execute(purge_queries, bounds)
     session.execute(
         text("UPDATE oversight_watermarks SET size = :s WHERE name = :n"),
         {"s": end, "n": WATERMARK},

@@ -248,7 +248,9 @@ def _scope(
     session: Session, agreement: Agreement, period: Period, rules: Rules, size: int | None
 ) -> sql.Scope:
     selection = select_period(session, period)
-    integrated = int(session.scalar(select(func.count()).select_from(AuditLeaf)) or 0)
+    # The leaves are numbered 0, 1, ... with no gap (a Merkle log): their count is the next
+    # index, read from the primary key's end rather than by counting every leaf.
+    integrated = int(session.scalar(select(func.max(AuditLeaf.leaf_index) + 1)) or 0)
     return sql.Scope(
         selection=selection,
         grantee_agency_id=agreement.grantee_agency_id,
@@ -290,11 +292,12 @@ def build_report(
             of=of[0] if of else None,
         )
 
-    # Two passes over the explained pairs (the costly statement) and one over the queries: the
-    # grouped counts give every per-code and per-week figure; the distinct counts the rest.
-    weekly, codes = _grouped(session, scope, q, p, links)
+    # One pass over the explained pairs (the costly statement: its grouped counts give every
+    # per-code and per-week figure, its distinct counts the rest) and one over the queries.
+    summary = [dict(row) for row in session.execute(sql.pair_summary(p, scope.dialect)).mappings()]
+    weekly, codes = _grouped(session, scope, q, [r for r in summary if r["part"] == "group"], links)
     queries = sum(w.queries for w in weekly)
-    t = session.execute(sql.pair_totals(p)).mappings().one()
+    t = next(r for r in summary if r["part"] == "total")
     pairs, persons = int(t["pairs"]), int(t["persons"])
     explained = sum(w.explained for w in weekly)
     figures = [
@@ -380,7 +383,7 @@ def build_report(
 
 
 def _grouped(
-    session: Session, scope: sql.Scope, q: Any, p: Any, links: _Links
+    session: Session, scope: sql.Scope, q: Any, groups: list[dict[str, Any]], links: _Links
 ) -> tuple[list[WeekRow], dict[str, tuple[int, int]]]:
     """Weekly rows (queries and pairs per week, agency and purpose), and (pairs, entries) per
     explanation code. An entry's pairs share its week, agency and purpose, so distinct entries
@@ -390,7 +393,7 @@ def _grouped(
     for week, agency, purpose, n in session.execute(sql.weekly_queries(q, scope.dialect)):
         rows.setdefault((str(week), str(agency), str(purpose)), dict(zero))["queries"] = int(n)
     codes: dict[str, tuple[int, int]] = {}
-    for row in session.execute(sql.pair_groups(p, scope.dialect)).mappings():
+    for row in groups:
         key = (str(row["week"]), str(row["agency"]), str(row["purpose"]))
         counts = rows.setdefault(key, dict(zero))
         n, entries = int(row["pairs"]), int(row["entries"])

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Select,
     String,
@@ -35,16 +36,19 @@ from sqlalchemy import (
     func,
     literal,
     literal_column,
+    null,
     select,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.selectable import Subquery
+from sqlalchemy.sql.selectable import CTE, Subquery
 
-from openpars.audit.events import AuditKind, Outcome
+from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
 from openpars.identity.models import Agency
 from openpars.oversight import explain_sql
 from openpars.oversight.explain_sql import PurposeGrant, Rule, Rules, Selection
+from openpars.oversight.facts import AccessQuery
 from openpars.oversight.models import Case, Flag, FlagEntry
 
 NONE = "(none)"
@@ -105,26 +109,23 @@ def _proven(scope: Scope) -> list[ColumnElement[bool]]:
 
 
 def queries(scope: Scope) -> Subquery:
-    """The agreement's answered external reads in the period (one row per audit entry)."""
+    """The agreement's answered external reads in the period (one row per audit entry), from
+    the refresh's per-entry table (its purpose read once from the content; NULL once
+    shredded), by its (agreement, instant) index, without reading the log or its JSON."""
     s = scope.selection
-    purpose = func.coalesce(content_path(scope.dialect, "params", "purpose"), NONE)
     return (
         select(
-            AuditEntry.id.label("entry_id"),
-            AuditEntry.at.label("at"),
-            AuditEntry.agency_id.label("agency_id"),
-            purpose.label("purpose"),
+            AccessQuery.entry_id.label("entry_id"),
+            AccessQuery.at.label("at"),
+            AccessQuery.agency_id.label("agency_id"),
+            func.coalesce(AccessQuery.purpose, NONE).label("purpose"),
         )
-        .select_from(AuditEntry)
-        .join(AuditLeaf, and_(*_proven(scope)))
-        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
         .where(
-            AuditEntry.agency_id.in_(grantee_units(scope)),
-            AuditEntry.agreement_id == scope.agreement_id,
-            AuditEntry.kind.in_((AuditKind.SEARCH, AuditKind.READ)),
-            AuditEntry.outcome == Outcome.OK,
-            AuditEntry.at >= s.start,
-            AuditEntry.at < s.end,
+            AccessQuery.agreement_id == scope.agreement_id,
+            AccessQuery.agency_id.in_(grantee_units(scope)),
+            AccessQuery.at >= s.start,
+            AccessQuery.at < s.end,
+            AccessQuery.leaf_index < scope.size,
         )
         .subquery("queries")
     )
@@ -205,7 +206,7 @@ def flags(scope: Scope) -> Select[*tuple[Any, ...]]:
     )
 
 
-def pair_totals(p: Subquery) -> Select[*tuple[Any, ...]]:
+def pair_totals(p: Subquery | CTE) -> Select[*tuple[Any, ...]]:
     """Pairs, persons and entries in all, explained, and never charged (persons and entries)."""
     never_person = case((p.c.never_charged, p.c.person_id))
     never_entry = case((p.c.never_charged, p.c.entry_id))
@@ -222,6 +223,52 @@ def pair_totals(p: Subquery) -> Select[*tuple[Any, ...]]:
     )
 
 
+# The columns of ``pair_summary``: which part a row belongs to, the group's key (NULL in the
+# totals row), then the counts of either part (NULL where the other part's).
+GROUP_KEYS = ("week", "agency", "purpose", "code")
+GROUP_COUNTS = ("pairs", "entries", "explained", "never_charged")
+TOTAL_COUNTS = (
+    "persons",
+    "explained_entries",
+    "unexplained_entries",
+    "never_persons",
+    "never_entries",
+)
+
+
+def pair_summary(p: Subquery, dialect: str) -> Select[Any]:
+    """``pair_groups`` and ``pair_totals`` in one statement: the pairs (the explanation, the
+    costly part) are computed once into a materialised CTE and both aggregates read it. Rows
+    with ``part`` = 'group' are the groups; the one row with ``part`` = 'total' the totals
+    (its ``pairs`` and ``entries`` are the totals' pairs and distinct entries)."""
+    once = select(p).cte("report_pairs").prefix_with("MATERIALIZED")
+    g = pair_groups(once, dialect).subquery("report_groups")
+    t = pair_totals(once).subquery("report_totals")
+
+    def text_null(name: str) -> Any:
+        return cast(null(), String).label(name)
+
+    def int_null(name: str) -> Any:
+        return cast(null(), BigInteger).label(name)
+
+    groups = select(
+        literal("group").label("part"),
+        *(g.c[k] for k in GROUP_KEYS),
+        *(cast(g.c[k], BigInteger).label(k) for k in GROUP_COUNTS),
+        *(int_null(k) for k in TOTAL_COUNTS),
+    )
+    totals = select(
+        literal("total").label("part"),
+        *(text_null(k) for k in GROUP_KEYS),
+        cast(t.c.pairs, BigInteger).label("pairs"),
+        cast(t.c.entries, BigInteger).label("entries"),
+        int_null("explained"),
+        int_null("never_charged"),
+        *(cast(t.c[k], BigInteger).label(k) for k in TOTAL_COUNTS),
+    )
+    return select(union_all(groups, totals).subquery("report_summary"))
+
+
 def weekly_queries(q: Subquery, dialect: str) -> Select[Any]:
     """Queries per ISO week, agency and purpose."""
     week = week_of(q.c.at, dialect).label("week")
@@ -233,7 +280,7 @@ def weekly_queries(q: Subquery, dialect: str) -> Select[Any]:
     )
 
 
-def pair_groups(p: Subquery, dialect: str) -> Select[*tuple[Any, ...]]:
+def pair_groups(p: Subquery | CTE, dialect: str) -> Select[*tuple[Any, ...]]:
     """Pairs, distinct entries, explained and never-charged pairs per ISO week, agency, purpose
     and explanation code."""
     week = week_of(p.c.at, dialect).label("week")

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 967bb51f09d4
+Revision ID: 3873c7c71a93
 Revises: 
-Create Date: 2026-12-05 22:07:58.081551
+Create Date: 2026-12-05 22:10:18.222048
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '967bb51f09d4'
+revision: str = '3873c7c71a93'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -105,6 +105,18 @@ def upgrade() -> None:
         batch_op.create_index('ix_oversight_access_facts_agreement_at', ['agreement_id', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_person', ['person_id'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_user_at', ['user_id', 'at'], unique=False)
+
+    op.create_table('oversight_access_queries',
+    sa.Column('entry_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('leaf_index', sa.BigInteger(), nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('agency_id', sa.Integer(), nullable=True),
+    sa.Column('agreement_id', sa.Integer(), nullable=False),
+    sa.Column('purpose', sa.String(), nullable=True),
+    sa.PrimaryKeyConstraint('entry_id', name=op.f('pk_oversight_access_queries'))
+    )
+    with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
+        batch_op.create_index('ix_oversight_access_queries_agreement_at', ['agreement_id', 'at'], unique=False)
 
     op.create_table('oversight_watermarks',
     sa.Column('name', sa.String(length=50), nullable=False),
@@ -899,6 +911,10 @@ def downgrade() -> None:
 
     op.drop_table('persons')
     op.drop_table('oversight_watermarks')
+    with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
+        batch_op.drop_index('ix_oversight_access_queries_agreement_at')
+
+    op.drop_table('oversight_access_queries')
     with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_facts_user_at')
         batch_op.drop_index('ix_oversight_access_facts_person')
