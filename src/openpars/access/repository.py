@@ -32,9 +32,15 @@ from openpars.access.models import VisiblePerson
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
-from openpars.access.visibility import set_exists, set_id_of_key, set_key, visible_in_set
+from openpars.access.visibility import (
+    needs_refresh,
+    set_exists,
+    set_id_of_key,
+    set_key,
+    visible_in_set,
+)
 from openpars.oversight.models import Canary
-from openpars.prepared import Prepared, param, prepared
+from openpars.prepared import Pending, Prepared, param, prepared
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.validation import name_key, prefix_upper_bound
 
@@ -203,8 +209,64 @@ def _person_values(query: PersonQuery) -> dict[str, Any]:
     return values
 
 
-def search_persons(
+@dataclass(frozen=True, slots=True)
+class SentPages:
+    """The first statements of a person search, sent ahead under a policy (a guess, sent with
+    the decision's reads): used only by a search under that very policy and limit."""
+
+    policy: ReadPolicy
+    limit: int
+    # The first page of the first section ("all", or "own" for a name), and for a name search
+    # from the start the alias section's first page, which the page may reach.
+    first: Pending
+    alias: Pending | None
+
+
+def send_first_pages(
     session: Session, policy: ReadPolicy, query: PersonQuery, *, limit: int
+) -> SentPages | None:
+    """Send the statements a search under ``policy`` starts with, without reading them (in a
+    pipeline on PostgreSQL they travel with the statements around them); None where the
+    search would need other statements first (a set to refresh, no set to search)."""
+    if not policy.external or needs_refresh(session):
+        return None
+    key = set_key(session, policy)
+    if key is None:
+        return None
+    shape = _shape(query)
+    columns = person_columns(policy)
+    values = _person_values(query) | {"vis_key": key}
+    want, offset = limit + 1, query.offset
+
+    def send(branch: str, start: int) -> Pending:
+        page = prepared_person_statement(
+            session, policy, shape, columns, branch, PAGE, True, (want, start > 0)
+        )
+        return page.send(session, values | {"offset": start})
+
+    if query.name is None:
+        return SentPages(policy, limit, send("all", offset), None)
+    alias = send("alias", 0) if offset == 0 and aliases_searched(policy) else None
+    return SentPages(policy, limit, send("own", offset), alias)
+
+
+def _shape(query: PersonQuery) -> tuple[bool, ...]:
+    return (
+        query.sid is not None,
+        query.fbi_number is not None,
+        query.birth_date is not None,
+        query.birth_year is not None,
+        query.name is not None,
+    )
+
+
+def search_persons(
+    session: Session,
+    policy: ReadPolicy,
+    query: PersonQuery,
+    *,
+    limit: int,
+    sent: SentPages | None = None,
 ) -> Found:
     """A page of visible persons (columns as the projection allows) and the total.
 
@@ -215,19 +277,17 @@ def search_persons(
     when the page reaches it: an OR of the two made both engines gather, filter and sort every
     match, and a merge of the two in name order made every page read every alias match.
     """
-    shape = (
-        query.sid is not None,
-        query.fbi_number is not None,
-        query.birth_date is not None,
-        query.birth_year is not None,
-        query.name is not None,
-    )
+    shape = _shape(query)
     columns = person_columns(policy)
     values = _person_values(query)
     key = set_key(session, policy)
+    if sent is not None and (sent.policy is not policy or sent.limit != limit):
+        sent = None  # sent under another policy: its rows are dropped unread
     if key is not None:
         keyed = values | {"vis_key": key}
-        found = _search_persons(session, policy, query, limit, shape, columns, keyed, in_set=True)
+        found = _search_persons(
+            session, policy, query, limit, shape, columns, keyed, in_set=True, sent=sent
+        )
         # Nothing found: there may be no set for this filter yet (built by the tick); then
         # the search runs again with probes.
         if found.rows or found.total or set_exists(session, key):
@@ -245,8 +305,15 @@ def _search_persons(
     values: dict[str, Any],
     *,
     in_set: bool,
+    sent: SentPages | None = None,
 ) -> Found:
     offset, want = query.offset, limit + 1
+    # Statements sent ahead, by (branch, start): the first page_of of each reads its rows.
+    ahead: dict[tuple[str, int], Pending] = {}
+    if sent is not None:
+        ahead[("own" if query.name is not None else "all", offset)] = sent.first
+        if sent.alias is not None:
+            ahead[("alias", 0)] = sent.alias
 
     def statement(branch: str, mode: str, window: Window = (0, False)) -> Prepared:
         return prepared_person_statement(
@@ -254,6 +321,9 @@ def _search_persons(
         )
 
     def page_of(branch: str, start: int) -> list[dict[str, Any]]:
+        early = ahead.pop((branch, start), None)
+        if early is not None:
+            return early.rows()
         page = statement(branch, PAGE, (want, start > 0))
         return page.rows(session, values | {"offset": start})
 
