@@ -211,23 +211,24 @@ def _person_values(query: PersonQuery) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class SentPages:
-    """The first statements of a person search, sent ahead under a policy (a guess, sent with
+    """The first statement of a person search, sent ahead under a policy (a guess, sent with
     the decision's reads): used only by a search under that very policy and limit."""
 
     policy: ReadPolicy
     limit: int
-    # The first page of the first section ("all", or "own" for a name), and for a name search
-    # from the start the alias section's first page, which the page may reach.
+    # The first page of the first section ("all", or "own" for a name). The alias section's
+    # page is not sent ahead: most name pages fill from the own-name section, and reading the
+    # alias index for nothing cost more (about 1 ms at p50, bench/search.py's name prefixes on
+    # PostgreSQL) than the round trip it saves when the page does reach it.
     first: Pending
-    alias: Pending | None
 
 
 def send_first_pages(
     session: Session, policy: ReadPolicy, query: PersonQuery, *, limit: int
 ) -> SentPages | None:
-    """Send the statements a search under ``policy`` starts with, without reading them (in a
-    pipeline on PostgreSQL they travel with the statements around them); None where the
-    search would need other statements first (a set to refresh, no set to search)."""
+    """Send the statement a search under ``policy`` starts with, without reading it (in a
+    pipeline on PostgreSQL it travels with the statements around it); None where the search
+    would need other statements first (a set to refresh, no set to search)."""
     if not policy.external or needs_refresh(session):
         return None
     key = set_key(session, policy)
@@ -236,18 +237,10 @@ def send_first_pages(
     shape = _shape(query)
     columns = person_columns(policy)
     values = _person_values(query) | {"vis_key": key}
-    want, offset = limit + 1, query.offset
-
-    def send(branch: str, start: int) -> Pending:
-        page = prepared_person_statement(
-            session, policy, shape, columns, branch, PAGE, True, (want, start > 0)
-        )
-        return page.send(session, values | {"offset": start})
-
-    if query.name is None:
-        return SentPages(policy, limit, send("all", offset), None)
-    alias = send("alias", 0) if offset == 0 and aliases_searched(policy) else None
-    return SentPages(policy, limit, send("own", offset), alias)
+    branch = "all" if query.name is None else "own"
+    window = (limit + 1, query.offset > 0)
+    page = prepared_person_statement(session, policy, shape, columns, branch, PAGE, True, window)
+    return SentPages(policy, limit, page.send(session, values | {"offset": query.offset}))
 
 
 def _shape(query: PersonQuery) -> tuple[bool, ...]:
@@ -308,12 +301,10 @@ def _search_persons(
     sent: SentPages | None = None,
 ) -> Found:
     offset, want = query.offset, limit + 1
-    # Statements sent ahead, by (branch, start): the first page_of of each reads its rows.
+    # A statement sent ahead, by (branch, start): the first page_of of it reads its rows.
     ahead: dict[tuple[str, int], Pending] = {}
     if sent is not None:
         ahead[("own" if query.name is not None else "all", offset)] = sent.first
-        if sent.alias is not None:
-            ahead[("alias", 0)] = sent.alias
 
     def statement(branch: str, mode: str, window: Window = (0, False)) -> Prepared:
         return prepared_person_statement(
