@@ -64,7 +64,7 @@ from openpars.access.visibility import row_key
 from openpars.agreements.floor import SiteFloor
 from openpars.agreements.grants import Grant
 from openpars.agreements.scope import Scope
-from openpars.db import Base, Database, make_engine, make_unpooled_engine
+from openpars.db import Base, Database, make_engine, make_unpooled_engine, schema_ddl
 from openpars.identity.principal import Principal
 from openpars.models import load_all_models
 from openpars.records.validation import name_key, prefix_upper_bound
@@ -87,6 +87,9 @@ def _fingerprint(engine: Engine, persons: int) -> str:
     ddl += [
         str(CreateIndex(i).compile(engine)) for t in Base.metadata.sorted_tables for i in t.indexes
     ]
+    # The registered DDL too (triggers, row-level security): a kept database with an older
+    # trigger would measure the older code.
+    ddl += schema_ddl(engine.dialect.name)
     return hashlib.sha256(f"{persons}/{SEED}/{''.join(sorted(ddl))}".encode()).hexdigest()[:16]
 
 

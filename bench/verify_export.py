@@ -3,8 +3,9 @@
 1. Fills a real log (a SQLite file in a temp dir, `synchronous=FULL`) through the real append
    path (`audit.service.append_many`, 1,000 entries per transaction), integrates and signs a
    checkpoint every `--every` entries as the publisher does (`checkpoints.publish`), and has a
-   registered witness (`openpars audit witness add`) cosign each through the path
-   `POST /audit/checkpoints/{size}/cosignatures` uses (`witness.submit_cosignature`).
+   witness registered by a new site's first board (`openpars board init --witness`) cosign
+   each through the path `POST /audit/checkpoints/{size}/cosignatures` uses
+   (`witness.submit_cosignature`).
 2. Writes the export with `openpars audit export --out` (a subprocess: the real command).
 3. Times `python -m openpars_verify export` on it in a subprocess and reads its peak RSS with
    getrusage(RUSAGE_CHILDREN) inside a tiny stdlib-only launcher process. (A child started by
@@ -133,7 +134,11 @@ def fill(folder: Path, entries: int, every: int) -> tuple[dict[str, str], str, i
     Base.metadata.create_all(engine)
     db = Database(engine)
     w_skey, w_vkey = notes.generate_keys("bench.witness", algorithm=notes.ALG_COSIGNATURE_V1)
-    _cli(env, "audit", "witness", "add", w_vkey)
+    # Witnesses are added by the board (or, once, with the first board): a stakeholder agency
+    # makes the board, and its bootstrap registers the witness, as a new site does.
+    created = _cli(env, "agency", "create", "Bench District Attorney", "--kind", "da")
+    agency_id = created.split(":", 1)[0].rsplit(" ", 1)[-1]
+    _cli(env, "board", "init", "--member", agency_id, "--quorum", "1", "--witness", w_vkey)
     cosigner = notes.parse_signer_key(w_skey)
     done = 0
     while done < entries:

@@ -8,6 +8,8 @@ an entry that cannot be written returns nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -151,3 +153,41 @@ def test_the_page_without_its_audit_is_the_page_the_service_returns(
             plain = service.person_page(s, policy=policy, query=query)
         assert audited == plain
         assert [a.family_name for a in audited.items[0].aliases or []] == ["Alvares"]
+
+
+def _body(response: Any) -> Any:
+    assert response.status_code == 200, response.text
+    return {k: v for k, v in response.json().items() if k != "audit_entry"}
+
+
+def test_pages_sent_ahead_under_the_last_policy_are_served_only_under_that_policy(
+    db: Database, world: World, client: TestClient
+) -> None:
+    # On PostgreSQL a search's first pages go out with the decision, under the policy this
+    # caller had last time; they must answer exactly as a search without them, and a policy
+    # that changed in between (here: the floor) must drop them.
+    _seed(db, world)
+    ice = world.auth("ice")
+    queries = [{"name": "alvarez"}, {"name": "alvares"}, {"sid": "SID-2001"}, {"name": "zz"}]
+
+    def answers() -> list[Any]:
+        return [
+            _body(client.get("/api/v1/persons", params={**q, **PURPOSE}, headers=ice))
+            for q in queries
+        ]
+
+    enforcement._LAST_POLICY.clear()
+    first = answers()  # the first query had no guess; the others had one
+    assert answers() == first
+    assert [len(a["items"]) for a in first] == [1, 1, 1, 0]
+    assert first[0]["items"][0]["sid"] == "SID-2001"
+    with db.session() as s:
+        forbidden = frozenset({"place_of_birth", "citizenship", "sid"})
+        floor = SiteFloor(forbidden_person_fields=forbidden)
+        set_floor(s, actor=world.principals["admin"], floor=floor, reason="SIDs stay home")
+    del queries[2]  # a search by SID is now refused
+    stale = answers()  # sent ahead under the policy of before the floor change
+    enforcement._LAST_POLICY.clear()
+    fresh = answers()
+    assert stale == fresh
+    assert [a["items"][0].get("sid") for a in stale[:2]] == [None, None]

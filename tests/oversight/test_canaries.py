@@ -9,10 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.models import AuditEntry
+from openpars.audit.service import append, append_many
 from openpars.db import Database
 from openpars.identity import service as identity
 from openpars.identity.principal import SYSTEM
+from openpars.oversight.flags import run_detectors
 from openpars.oversight.models import CANARY_DETECTOR, Canary, FlagEntry
 from tests.factories import World
 from tests.oversight.canary_site import OVERSIGHT, PURPOSE, arrest, build, flags
@@ -80,6 +83,76 @@ def test_a_read_that_misses_the_canary_raises_nothing(
     )
     assert twin.status_code == 200 and twin.json()["total"] == 1
     assert flags(db) == []
+
+
+def _read(site: Any, world: World, *, external: bool, outcome: Outcome = Outcome.OK) -> AuditEvent:
+    """An entry of a read that returned the canary, as any caller of the audit path builds it."""
+    return AuditEvent(
+        kind=AuditKind.SEARCH,
+        action="person.search",
+        outcome=outcome,
+        user_id=world.users["ice" if external else "reader"],
+        agency_id=world.agencies["Immigration and Customs Enforcement"] if external else None,
+        person_ids=[site.canary_person],
+        arrest_ids=[site.canary_arrest],
+        agreement_id=site.agreement_id if external else None,
+        agreement_version=1 if external else None,
+    )
+
+
+def test_an_append_that_bypasses_the_read_service_still_raises_the_flag(
+    client: TestClient, db: Database, world: World
+) -> None:
+    # The guarantee is in the database, not in access.service: a caller that appends an
+    # external read of the canary by hand (one entry, or in a group commit with others) and
+    # forgets the flag still gets one, committed with the entry or not at all.
+    site = build(client, db, world)
+    with db.session() as s:
+        single = append(s, _read(site, world, external=True)).id
+    assert [f.dedupe_key for f in flags(db)] == [f"entry:{single}"]
+    with db.session() as s:
+        ids = [a.id for a in append_many(s, [
+            _read(site, world, external=False),
+            _read(site, world, external=True),
+            _read(site, world, external=True, outcome=Outcome.REFUSED),
+        ])]  # fmt: skip
+    assert [f.dedupe_key for f in flags(db)] == [f"entry:{single}", f"entry:{ids[1]}"]
+    # Rolled back with its entry: no flag about an access that never happened.
+    with db.session() as s:
+        append(s, _read(site, world, external=True))
+        s.rollback()
+    assert len(flags(db)) == 2
+
+
+def test_internal_and_refused_entries_naming_a_canary_raise_nothing(
+    client: TestClient, db: Database, world: World
+) -> None:
+    site = build(client, db, world)  # planting wrote an internal entry naming the canary
+    with db.session() as s:
+        append(s, _read(site, world, external=False))
+        append(s, _read(site, world, external=True, outcome=Outcome.REFUSED))
+    assert flags(db) == []
+
+
+def test_an_operator_who_drops_the_trigger_is_caught_by_the_detector(
+    client: TestClient, db: Database, world: World
+) -> None:
+    # Dropping the trigger is possible for the schema's owner; it is not silent: the canary
+    # detector reads the log itself and raises the same flag the trigger would have.
+    site = build(client, db, world)
+    with db.session() as s:
+        if s.get_bind().dialect.name == "sqlite":
+            s.connection().exec_driver_sql("DROP TRIGGER audit_contents_canary")
+        else:
+            s.connection().exec_driver_sql("DROP TRIGGER audit_entries_canary ON audit_entries")
+    found = client.get(
+        "/api/v1/persons", params={"sid": site.canary_sid, **PURPOSE}, headers=world.auth("ice")
+    )
+    assert found.status_code == 200 and flags(db) == []
+    with db.session() as s:
+        entry = s.scalars(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)).one()
+        assert len(run_detectors(s)) == 1
+    assert [f.dedupe_key for f in flags(db)] == [f"entry:{entry}"]
 
 
 def test_the_external_answer_for_a_canary_is_shaped_like_a_real_one(

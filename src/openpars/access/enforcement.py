@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TypeVar, overload
 
 from sqlalchemy.orm import Session
 
@@ -40,16 +41,46 @@ def policy_for(
     rate-limit reads (``access.decision``), the share lock on the caller's agreements and the
     agreement in force are sent together, then read.
     """
+    return decide_sending(session, principal=principal, context=context, at=at)[0]
+
+
+def decide_sending(
+    session: Session,
+    *,
+    principal: Principal,
+    context: ReadContext,
+    at: datetime,
+    sends: Callable[[ReadPolicy], R | None] | None = None,
+) -> tuple[ReadPolicy, R | None]:
+    """``policy_for``, with the read's first statements sent in the decision's round trip.
+
+    On PostgreSQL, if this caller had a policy at its previous decision (in this process),
+    ``sends`` is called with it inside the decision's pipeline, after the share lock and the
+    in-force lookup, to send the statements the read would start with under that policy. What
+    it returns is handed back only if the decision arrives at that very policy (the same
+    compiled object: same agreement version, scope, mask key and floor) and refuses nothing;
+    otherwise it is dropped, unread, and the read runs its statements itself. Nothing here is
+    decided from the guess: every check runs on the policy read in this transaction.
+    """
     if not principal.is_external:
         principal.require(Permission.RECORD_READ)
-        return internal_policy(sealed_access=principal.can(Permission.SEALED_READ))
+        return internal_policy(sealed_access=principal.can(Permission.SEALED_READ)), None
     principal.require(Permission.EXTERNAL_QUERY)
     require_external_session(session)
-    reads, grant = _decision(session, principal=principal, at=at)
+    guess = _LAST_POLICY.get((principal.agency_id, principal.user_id))
+    if sends is None or guess is None or session.get_bind().dialect.name != "postgresql":
+        ahead = None
+        reads, grant = _decision(session, principal=principal, at=at)
+    else:
+        early = partial(sends, guess)
+        reads, grant, ahead = _decision(session, principal=principal, at=at, ahead=early)
     policy = _compiled(session, grant, reads.floor_hash)
     check_purpose(session, principal=principal, context=context, at=at)
     check_rate(policy, reads, at=at)
-    return policy
+    if len(_LAST_POLICY) >= _POLICIES_MAX:
+        _LAST_POLICY.clear()
+    _LAST_POLICY[(principal.agency_id, principal.user_id)] = policy
+    return policy, (ahead if policy is guess else None)
 
 
 # Compiled policies by everything compile_grant reads: the version (its content hash names its
@@ -57,6 +88,9 @@ def policy_for(
 # on every request and never cached: a suspended or expired agreement has no grant to look up.
 _POLICIES: dict[tuple[int, int, str, bytes, str | None], ReadPolicy] = {}
 _POLICIES_MAX = 512
+# The policy of each (agency, user) at its last decision: a guess for the next one only.
+_LAST_POLICY: dict[tuple[int | None, int | None], ReadPolicy] = {}
+R = TypeVar("R")
 
 
 def _compiled(session: Session, grant: Grant, floor_hash: str | None) -> ReadPolicy:
@@ -70,11 +104,28 @@ def _compiled(session: Session, grant: Grant, floor_hash: str | None) -> ReadPol
     return policy
 
 
+@overload
 def _decision(
     session: Session, *, principal: Principal, at: datetime
-) -> tuple[DecisionReads, Grant]:
-    """The decision reads and the grant in force, sent together; the rate reads again if
-    they were sent for limits other than the agreement's."""
+) -> tuple[DecisionReads, Grant]: ...
+
+
+@overload
+def _decision(
+    session: Session, *, principal: Principal, at: datetime, ahead: Callable[[], R | None]
+) -> tuple[DecisionReads, Grant, R | None]: ...
+
+
+def _decision(
+    session: Session,
+    *,
+    principal: Principal,
+    at: datetime,
+    ahead: Callable[[], R | None] | None = None,
+) -> tuple[DecisionReads, Grant] | tuple[DecisionReads, Grant, R | None]:
+    """The decision reads and the grant in force, sent together (with ``ahead``'s statements
+    after them); the rate reads again if they were sent for limits other than the
+    agreement's."""
     read = partial(
         send_decision_reads,
         session,
@@ -85,6 +136,7 @@ def _decision(
     with pipeline(session):
         sent = read(limits=last_limits(principal.agency_id))
         sent_grant = send_grant_reads(session, principal, at)
+        early = ahead() if ahead is not None else None
     grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
     limits = (
         grant.scope.limits.rate_per_user_per_minute,
@@ -93,7 +145,9 @@ def _decision(
     if limits != sent.limits:
         remember_limits(principal.agency_id, limits)
         sent = read(limits=limits)
-    return sent.result(), grant
+    if ahead is None:
+        return sent.result(), grant
+    return sent.result(), grant, early
 
 
 def check_purpose(

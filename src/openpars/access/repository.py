@@ -32,9 +32,15 @@ from openpars.access.models import VisiblePerson
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
-from openpars.access.visibility import set_exists, set_id_of_key, set_key, visible_in_set
+from openpars.access.visibility import (
+    needs_refresh,
+    set_exists,
+    set_id_of_key,
+    set_key,
+    visible_in_set,
+)
 from openpars.oversight.models import Canary
-from openpars.prepared import Prepared, param, prepared
+from openpars.prepared import Pending, Prepared, param, prepared
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.validation import name_key, prefix_upper_bound
 
@@ -203,8 +209,57 @@ def _person_values(query: PersonQuery) -> dict[str, Any]:
     return values
 
 
-def search_persons(
+@dataclass(frozen=True, slots=True)
+class SentPages:
+    """The first statement of a person search, sent ahead under a policy (a guess, sent with
+    the decision's reads): used only by a search under that very policy and limit."""
+
+    policy: ReadPolicy
+    limit: int
+    # The first page of the first section ("all", or "own" for a name). The alias section's
+    # page is not sent ahead: most name pages fill from the own-name section, and reading the
+    # alias index for nothing cost more (about 1 ms at p50, bench/search.py's name prefixes on
+    # PostgreSQL) than the round trip it saves when the page does reach it.
+    first: Pending
+
+
+def send_first_pages(
     session: Session, policy: ReadPolicy, query: PersonQuery, *, limit: int
+) -> SentPages | None:
+    """Send the statement a search under ``policy`` starts with, without reading it (in a
+    pipeline on PostgreSQL it travels with the statements around it); None where the search
+    would need other statements first (a set to refresh, no set to search)."""
+    if not policy.external or needs_refresh(session):
+        return None
+    key = set_key(session, policy)
+    if key is None:
+        return None
+    shape = _shape(query)
+    columns = person_columns(policy)
+    values = _person_values(query) | {"vis_key": key}
+    branch = "all" if query.name is None else "own"
+    window = (limit + 1, query.offset > 0)
+    page = prepared_person_statement(session, policy, shape, columns, branch, PAGE, True, window)
+    return SentPages(policy, limit, page.send(session, values | {"offset": query.offset}))
+
+
+def _shape(query: PersonQuery) -> tuple[bool, ...]:
+    return (
+        query.sid is not None,
+        query.fbi_number is not None,
+        query.birth_date is not None,
+        query.birth_year is not None,
+        query.name is not None,
+    )
+
+
+def search_persons(
+    session: Session,
+    policy: ReadPolicy,
+    query: PersonQuery,
+    *,
+    limit: int,
+    sent: SentPages | None = None,
 ) -> Found:
     """A page of visible persons (columns as the projection allows) and the total.
 
@@ -215,19 +270,17 @@ def search_persons(
     when the page reaches it: an OR of the two made both engines gather, filter and sort every
     match, and a merge of the two in name order made every page read every alias match.
     """
-    shape = (
-        query.sid is not None,
-        query.fbi_number is not None,
-        query.birth_date is not None,
-        query.birth_year is not None,
-        query.name is not None,
-    )
+    shape = _shape(query)
     columns = person_columns(policy)
     values = _person_values(query)
     key = set_key(session, policy)
+    if sent is not None and (sent.policy is not policy or sent.limit != limit):
+        sent = None  # sent under another policy: its rows are dropped unread
     if key is not None:
         keyed = values | {"vis_key": key}
-        found = _search_persons(session, policy, query, limit, shape, columns, keyed, in_set=True)
+        found = _search_persons(
+            session, policy, query, limit, shape, columns, keyed, in_set=True, sent=sent
+        )
         # Nothing found: there may be no set for this filter yet (built by the tick); then
         # the search runs again with probes.
         if found.rows or found.total or set_exists(session, key):
@@ -245,8 +298,13 @@ def _search_persons(
     values: dict[str, Any],
     *,
     in_set: bool,
+    sent: SentPages | None = None,
 ) -> Found:
     offset, want = query.offset, limit + 1
+    # A statement sent ahead, by (branch, start): the first page_of of it reads its rows.
+    ahead: dict[tuple[str, int], Pending] = {}
+    if sent is not None:
+        ahead[("own" if query.name is not None else "all", offset)] = sent.first
 
     def statement(branch: str, mode: str, window: Window = (0, False)) -> Prepared:
         return prepared_person_statement(
@@ -254,6 +312,9 @@ def _search_persons(
         )
 
     def page_of(branch: str, start: int) -> list[dict[str, Any]]:
+        early = ahead.pop((branch, start), None)
+        if early is not None:
+            return early.rows()
         page = statement(branch, PAGE, (want, start > 0))
         return page.rows(session, values | {"offset": start})
 

@@ -22,7 +22,7 @@ from openpars.access.criteria import (
     check_page,
     check_person_search,
 )
-from openpars.access.enforcement import policy_for
+from openpars.access.enforcement import decide_sending, policy_for
 from openpars.access.policy import ReadPolicy
 from openpars.access.schemas import (
     ArrestPage,
@@ -38,7 +38,7 @@ from openpars.access.schemas import (
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append, append_sending
 from openpars.db import utcnow
-from openpars.errors import InvalidInput, NotFound
+from openpars.errors import DomainError, InvalidInput, NotFound
 from openpars.identity.principal import Principal
 
 
@@ -105,10 +105,23 @@ def search_persons(
     """Persons matching the criteria, as the caller's policy allows."""
     at = now or utcnow()
     check_person_query(query)
-    policy = policy_for(session, principal=principal, context=context, at=at)
+
+    def first_pages(guess: ReadPolicy) -> repo.SentPages | None:
+        # The search's first statements, sent with the decision (PostgreSQL: one round trip)
+        # under the policy this caller had last time; used only if the decision agrees.
+        try:
+            check_person_search(guess, query)
+        except DomainError:
+            return None
+        limit = effective_limit(query.limit, guess.max_results)
+        return repo.send_first_pages(session, guess, query, limit=limit)
+
+    policy, sent = decide_sending(
+        session, principal=principal, context=context, at=at, sends=first_pages
+    )
     check_person_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
-    found = repo.search_persons(session, policy, query, limit=limit)
+    found = repo.search_persons(session, policy, query, limit=limit, sent=sent)
     ids = [row["id"] for row in found.rows]
     # The audit entry and the page's aliases go to the database together (one round trip on
     # PostgreSQL): the entry names the persons found, whatever their aliases.

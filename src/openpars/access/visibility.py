@@ -101,6 +101,11 @@ def set_key(session: Session, policy: ReadPolicy) -> str | None:
     return row_key(policy)
 
 
+def needs_refresh(session: Session) -> bool:
+    """Whether this transaction changed persons, so ``set_key`` would recompute them first."""
+    return bool(session.info.get(_WROTE))
+
+
 def set_exists(session: Session, key: str) -> bool:
     """Whether a set is kept for this row key (a set is removed only once no version in force
     uses it)."""

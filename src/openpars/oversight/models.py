@@ -3,11 +3,13 @@
 A canary is a synthetic person with an arrest and charges, planted so that no legitimate query
 reaches it. Internal readers never see it (``access.filters`` hides it from every internal
 read); an outside agency sees it exactly like a real record, and the moment an external read
-returns it the audit append path raises a flag: a database trigger on ``audit_subjects``
-notices the canary among the subjects of the new entry, in the statement that writes them
-(one index probe per returned id on SQLite; one join of the statement's new rows on
-PostgreSQL, in a ``SECURITY DEFINER`` function, so the external login role never reads the
-canary table). Flags are grouped into review cases; a case's history is append-only.
+returns it the audit append path raises a flag in the same transaction: a database trigger
+notices the canary among the persons and arrests in the new entry's content. Internal entries
+cost it nothing or one rowid probe: on PostgreSQL a row trigger on ``audit_entries`` whose
+``WHEN`` admits only answered reads under an agreement, in a ``SECURITY DEFINER`` function (so
+the external login role never reads the canary table); on SQLite a row trigger on
+``audit_entry_contents``, one run per entry, not per subject. Flags are grouped into
+review cases; a case's history is append-only.
 """
 
 from __future__ import annotations
@@ -196,45 +198,60 @@ _FLAG_VALUES = (
 
 
 def _sqlite_trip() -> list[str]:
-    # One index probe per subject row; the body runs only for a row naming a canary.
+    # A row trigger on the entry's content: one run per entry, not per subject. Its WHEN is a
+    # rowid probe of the entry (internal entries stop there) and, for an external read, a scan
+    # of the canary table (a handful of rows) against the content's person and arrest ids.
+    content = "CAST(NEW.content AS TEXT)"
+    hit = (
+        "EXISTS (SELECT 1 FROM oversight_canaries"  # noqa: S608 - constants
+        " c WHERE c.person_id IN (SELECT value FROM "
+        f"json_each({content}, '$.person_ids')) OR c.arrest_id IN (SELECT value FROM "
+        f"json_each({content}, '$.arrest_ids')))"
+    )
     return [
-        "CREATE TRIGGER IF NOT EXISTS audit_subjects_canary AFTER INSERT ON audit_subjects "  # noqa: S608 - constants
-        "FOR EACH ROW WHEN (NEW.person_id IS NOT NULL AND EXISTS (SELECT 1 FROM "
-        "oversight_canaries WHERE person_id = NEW.person_id)) OR (NEW.arrest_id IS NOT NULL "
-        "AND EXISTS (SELECT 1 FROM oversight_canaries WHERE arrest_id = NEW.arrest_id)) "
+        "CREATE TRIGGER IF NOT EXISTS audit_contents_canary AFTER INSERT ON "  # noqa: S608 - constants
+        "audit_entry_contents FOR EACH ROW WHEN EXISTS (SELECT 1 FROM audit_entries e WHERE "
+        f"e.id = NEW.entry_id AND {_EXTERNAL_READ}) AND {hit} "
         f"BEGIN INSERT OR IGNORE INTO oversight_flags ({_FLAG_COLUMNS}) SELECT {_FLAG_VALUES} "
-        f"FROM audit_entries e WHERE e.id = NEW.entry_id AND {_EXTERNAL_READ}; "
+        "FROM audit_entries e WHERE e.id = NEW.entry_id; "
         "INSERT OR IGNORE INTO oversight_flag_entries (flag_id, entry_id) SELECT id, "
         f"NEW.entry_id FROM oversight_flags WHERE detector = '{CANARY_DETECTOR}' AND "
-        "dedupe_key = 'entry:' || NEW.entry_id; END"
+        "dedupe_key = 'entry:' || NEW.entry_id; END",
     ]
 
 
 def _postgresql_trip() -> list[str]:
-    # Statement-level, over the statement's new rows: one call per append, not per row. It
-    # runs as the table owner (SECURITY DEFINER) with a fixed search path, so the external
-    # login role, whose appends fire it, needs no right on the canary or flag tables.
-    hits = (
-        "ARRAY(SELECT DISTINCT s.entry_id FROM new_subjects s WHERE EXISTS (SELECT 1 FROM "
-        "oversight_canaries c WHERE c.person_id = s.person_id) OR EXISTS (SELECT 1 FROM "
-        "oversight_canaries c WHERE c.arrest_id = s.arrest_id))"
+    # A row trigger on the entry whose WHEN reads only the new row's own columns: an internal
+    # or refused entry costs nothing (no function call). An external read's call runs at the
+    # end of the statement that wrote the entry, which also wrote its content and subjects
+    # (every append writes them in one statement: audit.repository), reads the content by its
+    # primary key and tests the canaries (a handful of rows) against its person and arrest
+    # ids. It runs as the table owner (SECURITY DEFINER) with a fixed search path, so the
+    # external login role, whose appends fire it, needs no right on the canary or flag tables.
+    doc = (
+        "(SELECT convert_from(content, 'UTF8')::jsonb FROM audit_entry_contents "
+        "WHERE entry_id = NEW.id)"
     )
     return [
         "CREATE OR REPLACE FUNCTION openpars_canary_trip() RETURNS trigger LANGUAGE plpgsql "  # noqa: S608 - constants
-        f"SECURITY DEFINER AS $$ DECLARE hits bigint[] := {hits}; BEGIN "
-        "IF cardinality(hits) = 0 THEN RETURN NULL; END IF; "
+        f"SECURITY DEFINER AS $$ DECLARE doc jsonb := {doc}; BEGIN "
+        "IF doc IS NULL THEN RAISE EXCEPTION USING MESSAGE = 'an external read''s audit entry was "
+        "written without its content in the same statement; the canary check needs both'; "
+        "END IF; "
+        "IF NOT EXISTS (SELECT 1 FROM oversight_canaries c WHERE "
+        "(doc -> 'person_ids') @> to_jsonb(c.person_id) OR (doc -> 'arrest_ids') @> "
+        "to_jsonb(c.arrest_id)) THEN RETURN NULL; END IF; "
         f"INSERT INTO oversight_flags ({_FLAG_COLUMNS}) SELECT {_FLAG_VALUES} "
-        f"FROM audit_entries e WHERE e.id = ANY(hits) AND {_EXTERNAL_READ} "
+        "FROM audit_entries e WHERE e.id = NEW.id "
         "ON CONFLICT (detector, dedupe_key) DO NOTHING; "
-        "INSERT INTO oversight_flag_entries (flag_id, entry_id) SELECT f.id, e.id FROM "
-        "audit_entries e JOIN oversight_flags f ON f.detector = "
-        f"'{CANARY_DETECTOR}' AND f.dedupe_key = 'entry:' || e.id WHERE e.id = ANY(hits) "
-        "ON CONFLICT DO NOTHING; RETURN NULL; END $$",
+        "INSERT INTO oversight_flag_entries (flag_id, entry_id) SELECT f.id, NEW.id FROM "
+        f"oversight_flags f WHERE f.detector = '{CANARY_DETECTOR}' AND f.dedupe_key = "
+        "'entry:' || NEW.id ON CONFLICT DO NOTHING; RETURN NULL; END $$",
         "DO $do$ BEGIN EXECUTE 'ALTER FUNCTION openpars_canary_trip() SET search_path = ' "
         "|| quote_ident(current_schema()) || ', pg_temp'; END $do$",
         "REVOKE ALL ON FUNCTION openpars_canary_trip() FROM PUBLIC",
-        "CREATE OR REPLACE TRIGGER audit_subjects_canary AFTER INSERT ON audit_subjects "
-        "REFERENCING NEW TABLE AS new_subjects FOR EACH STATEMENT "
+        "CREATE OR REPLACE TRIGGER audit_entries_canary AFTER INSERT ON audit_entries "
+        "FOR EACH ROW WHEN (NEW.agreement_id IS NOT NULL AND NEW.outcome = 'ok') "
         "EXECUTE FUNCTION openpars_canary_trip()",
     ]
 
