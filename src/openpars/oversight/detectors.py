@@ -518,10 +518,12 @@ def enumeration_date_sweep(
 
 
 def _in_case(column: str) -> str:
+    """The fact's person is in the case the candidate ``n`` names (``n`` and ``f`` share the
+    reference; naming ``n`` keeps the probe after the candidate's, for candidates' facts only)."""
     return (
         "EXISTS (SELECT 1 FROM arrests a JOIN involvements i ON i.arrest_id = a.id WHERE "  # noqa: S608
-        f"i.person_id = f.person_id AND a.{column} IN (f.case_reference, "
-        "upper(f.case_reference)))"
+        f"i.person_id = f.person_id AND a.{column} IN (n.case_reference, "
+        "upper(n.case_reference)))"
     )
 
 
@@ -554,9 +556,9 @@ def shared_case_reference(
                 HAVING COUNT(DISTINCT f.person_id) >= :k AND MAX(f.at) >= :start
             )
             SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id
-            FROM oversight_access_facts f JOIN candidates n ON n.agency_id = f.agency_id
-            AND n.case_reference = f.case_reference
-            WHERE {window} AND {_KEPT} AND {unrelated}
+            FROM oversight_access_facts f CROSS JOIN candidates n
+            WHERE n.agency_id = f.agency_id AND n.case_reference = f.case_reference
+            AND {window} AND {_KEPT} AND {unrelated}
             ORDER BY f.agency_id, f.case_reference, f.at
             """,  # noqa: S608 - fixed fragments
             "since",
@@ -573,11 +575,14 @@ def shared_case_reference(
     cited: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
     for agency_id, ref, person_id, entry_id in rows:
         cited[(int(agency_id), str(ref))].setdefault(int(person_id), int(entry_id))
+    flagged = {k: v for k, v in cited.items() if len(v) >= t.shared_case_persons}
+    # Every flag's entries in one pass (chunks of 500), not one statement per flag.
+    found = {e.id: e for e in _by_ids(session, (i for v in flagged.values() for i in v.values()))}
     drafts = []
-    for (agency_id, ref), persons in sorted(cited.items()):
-        if len(persons) < t.shared_case_persons:
-            continue
-        entries = _by_ids(session, persons.values())
+    for (agency_id, ref), persons in sorted(flagged.items()):
+        entries = sorted(
+            (found[i] for i in set(persons.values()) if i in found), key=lambda e: (e.at, e.id)
+        )
         # The window ends with the flag's last entry: the finding is the same at every run.
         rule = (
             f"case reference {ref!r} was cited for {len(persons)} persons who are not in that "
