@@ -706,17 +706,28 @@ def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
 
 
 def _category_counts(
-    session: Session, attribute: str, source: str, params: dict[str, Any], *instants: str
-) -> dict[tuple[int, str], int]:
+    session: Session, source: str, params: dict[str, Any], *instants: str
+) -> dict[str, dict[tuple[int, str], int]]:
+    """Per attribute, the persons of ``source`` by (key, value): its rows and their persons
+    read once (a CTE referenced by every attribute's count is materialised on both engines)."""
+    counts = " UNION ALL ".join(
+        f"SELECT '{a}', sp.k, sp.{a}, COUNT(*) FROM sp WHERE sp.{a} IS NOT NULL "  # noqa: S608
+        f"GROUP BY sp.k, sp.{a}"
+        for a in _ATTRIBUTES
+    )
+    read = ", ".join(f"CAST(p.{a} AS TEXT) AS {a}" for a in _ATTRIBUTES)
     rows = session.execute(
         _sql(
-            f"SELECT s.k, p.{attribute}, COUNT(*) FROM ({source}) s JOIN persons p ON "  # noqa: S608
-            f"p.id = s.person_id WHERE p.{attribute} IS NOT NULL GROUP BY s.k, p.{attribute}",
+            f"WITH sp AS (SELECT s.k, {read} FROM ({source}) s JOIN persons p ON "  # noqa: S608
+            f"p.id = s.person_id) {counts}",
             *instants,
         ),
         params,
     ).all()
-    return {(int(k), str(v)): int(n) for k, v, n in rows}
+    found: dict[str, dict[tuple[int, str], int]] = {a: {} for a in _ATTRIBUTES}
+    for attribute, k, v, n in rows:
+        found[str(attribute)][(int(k), str(v))] = int(n)
+    return found
 
 
 def population_skew(
@@ -736,11 +747,10 @@ def population_skew(
     window = {"start": p.start, "end": p.end}
     since = _since(p.start, t.skew_population)
     drafts = []
+    seen_by = _category_counts(session, looked, window, "start", "end")
+    base_by = _category_counts(session, arrested, {"since": since, "end": p.end}, "since", "end")
     for attribute in _ATTRIBUTES:
-        seen = _category_counts(session, attribute, looked, window, "start", "end")
-        base = _category_counts(
-            session, attribute, arrested, {"since": since, "end": p.end}, "since", "end"
-        )
+        seen, base = seen_by[attribute], base_by[attribute]
         population = {v: n for (_k, v), n in base.items()}
         categories: dict[int, dict[str, int]] = defaultdict(dict)
         for (agency_id, v), n in seen.items():
