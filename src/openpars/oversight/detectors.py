@@ -518,12 +518,10 @@ def enumeration_date_sweep(
 
 
 def _in_case(column: str) -> str:
-    """The fact's person is in the case the candidate ``n`` names (``n`` and ``f`` share the
-    reference; naming ``n`` keeps the probe after the candidate's, for candidates' facts only)."""
     return (
         "EXISTS (SELECT 1 FROM arrests a JOIN involvements i ON i.arrest_id = a.id WHERE "  # noqa: S608
-        f"i.person_id = f.person_id AND a.{column} IN (n.case_reference, "
-        "upper(n.case_reference)))"
+        f"i.person_id = f.person_id AND a.{column} IN (f.case_reference, "
+        "upper(f.case_reference)))"
     )
 
 
@@ -541,24 +539,26 @@ def shared_case_reference(
     unrelated = " AND ".join(
         f"NOT {_in_case(c)}" for c in ("otn", "incident_number", "docket_number")
     )
-    # Candidates first (a cheap count over the window), relatedness probed only for theirs:
-    # nearly every reference is cited for its own one or two persons.
+    # One pass over the window's facts: each (agency, reference) counts its distinct persons
+    # by window functions (ascending plus descending dense rank, less one), so no self-join
+    # probes the facts once per candidate; relatedness is probed only for the facts of a
+    # reference over the threshold (nearly every reference is cited for its own one or two).
     window = (
         f"f.agency_id IN {_OUTSIDE} AND f.case_reference IS NOT NULL AND f.at >= :since "
         "AND f.at < :end"
     )
+    ref = "PARTITION BY f.agency_id, f.case_reference"
     rows = session.execute(
         _sql(
             f"""
-            WITH candidates AS (
-                SELECT f.agency_id, f.case_reference FROM oversight_access_facts f
-                WHERE {window} GROUP BY f.agency_id, f.case_reference
-                HAVING COUNT(DISTINCT f.person_id) >= :k AND MAX(f.at) >= :start
-            )
-            SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id
-            FROM oversight_access_facts f CROSS JOIN candidates n
-            WHERE n.agency_id = f.agency_id AND n.case_reference = f.case_reference
-            AND {window} AND {_KEPT} AND {unrelated}
+            SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id FROM (
+                SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id, f.at,
+                DENSE_RANK() OVER ({ref} ORDER BY f.person_id)
+                + DENSE_RANK() OVER ({ref} ORDER BY f.person_id DESC) - 1 AS persons,
+                MAX(f.at) OVER ({ref}) AS last
+                FROM oversight_access_facts f WHERE {window}
+            ) f
+            WHERE f.persons >= :k AND f.last >= :start AND {_KEPT} AND {unrelated}
             ORDER BY f.agency_id, f.case_reference, f.at
             """,  # noqa: S608 - fixed fragments
             "since",
