@@ -539,24 +539,26 @@ def shared_case_reference(
     unrelated = " AND ".join(
         f"NOT {_in_case(c)}" for c in ("otn", "incident_number", "docket_number")
     )
-    # Candidates first (a cheap count over the window), relatedness probed only for theirs:
-    # nearly every reference is cited for its own one or two persons.
+    # One pass over the window's facts: each (agency, reference) counts its distinct persons
+    # by window functions (ascending plus descending dense rank, less one), so no self-join
+    # probes the facts once per candidate; relatedness is probed only for the facts of a
+    # reference over the threshold (nearly every reference is cited for its own one or two).
     window = (
         f"f.agency_id IN {_OUTSIDE} AND f.case_reference IS NOT NULL AND f.at >= :since "
         "AND f.at < :end"
     )
+    ref = "PARTITION BY f.agency_id, f.case_reference"
     rows = session.execute(
         _sql(
             f"""
-            WITH candidates AS (
-                SELECT f.agency_id, f.case_reference FROM oversight_access_facts f
-                WHERE {window} GROUP BY f.agency_id, f.case_reference
-                HAVING COUNT(DISTINCT f.person_id) >= :k AND MAX(f.at) >= :start
-            )
-            SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id
-            FROM oversight_access_facts f JOIN candidates n ON n.agency_id = f.agency_id
-            AND n.case_reference = f.case_reference
-            WHERE {window} AND {_KEPT} AND {unrelated}
+            SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id FROM (
+                SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id, f.at,
+                DENSE_RANK() OVER ({ref} ORDER BY f.person_id)
+                + DENSE_RANK() OVER ({ref} ORDER BY f.person_id DESC) - 1 AS persons,
+                MAX(f.at) OVER ({ref}) AS last
+                FROM oversight_access_facts f WHERE {window}
+            ) f
+            WHERE f.persons >= :k AND f.last >= :start AND {_KEPT} AND {unrelated}
             ORDER BY f.agency_id, f.case_reference, f.at
             """,  # noqa: S608 - fixed fragments
             "since",
@@ -573,11 +575,14 @@ def shared_case_reference(
     cited: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
     for agency_id, ref, person_id, entry_id in rows:
         cited[(int(agency_id), str(ref))].setdefault(int(person_id), int(entry_id))
+    flagged = {k: v for k, v in cited.items() if len(v) >= t.shared_case_persons}
+    # Every flag's entries in one pass (chunks of 500), not one statement per flag.
+    found = {e.id: e for e in _by_ids(session, (i for v in flagged.values() for i in v.values()))}
     drafts = []
-    for (agency_id, ref), persons in sorted(cited.items()):
-        if len(persons) < t.shared_case_persons:
-            continue
-        entries = _by_ids(session, persons.values())
+    for (agency_id, ref), persons in sorted(flagged.items()):
+        entries = sorted(
+            (found[i] for i in set(persons.values()) if i in found), key=lambda e: (e.at, e.id)
+        )
         # The window ends with the flag's last entry: the finding is the same at every run.
         rule = (
             f"case reference {ref!r} was cited for {len(persons)} persons who are not in that "
@@ -701,17 +706,28 @@ def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
 
 
 def _category_counts(
-    session: Session, attribute: str, source: str, params: dict[str, Any], *instants: str
-) -> dict[tuple[int, str], int]:
+    session: Session, source: str, params: dict[str, Any], *instants: str
+) -> dict[str, dict[tuple[int, str], int]]:
+    """Per attribute, the persons of ``source`` by (key, value): its rows and their persons
+    read once (a CTE referenced by every attribute's count is materialised on both engines)."""
+    counts = " UNION ALL ".join(
+        f"SELECT '{a}', sp.k, sp.{a}, COUNT(*) FROM sp WHERE sp.{a} IS NOT NULL "  # noqa: S608
+        f"GROUP BY sp.k, sp.{a}"
+        for a in _ATTRIBUTES
+    )
+    read = ", ".join(f"CAST(p.{a} AS TEXT) AS {a}" for a in _ATTRIBUTES)
     rows = session.execute(
         _sql(
-            f"SELECT s.k, p.{attribute}, COUNT(*) FROM ({source}) s JOIN persons p ON "  # noqa: S608
-            f"p.id = s.person_id WHERE p.{attribute} IS NOT NULL GROUP BY s.k, p.{attribute}",
+            f"WITH sp AS (SELECT s.k, {read} FROM ({source}) s JOIN persons p ON "  # noqa: S608
+            f"p.id = s.person_id) {counts}",
             *instants,
         ),
         params,
     ).all()
-    return {(int(k), str(v)): int(n) for k, v, n in rows}
+    found: dict[str, dict[tuple[int, str], int]] = {a: {} for a in _ATTRIBUTES}
+    for attribute, k, v, n in rows:
+        found[str(attribute)][(int(k), str(v))] = int(n)
+    return found
 
 
 def population_skew(
@@ -731,11 +747,10 @@ def population_skew(
     window = {"start": p.start, "end": p.end}
     since = _since(p.start, t.skew_population)
     drafts = []
+    seen_by = _category_counts(session, looked, window, "start", "end")
+    base_by = _category_counts(session, arrested, {"since": since, "end": p.end}, "since", "end")
     for attribute in _ATTRIBUTES:
-        seen = _category_counts(session, attribute, looked, window, "start", "end")
-        base = _category_counts(
-            session, attribute, arrested, {"since": since, "end": p.end}, "since", "end"
-        )
+        seen, base = seen_by[attribute], base_by[attribute]
         population = {v: n for (_k, v), n in base.items()}
         categories: dict[int, dict[str, int]] = defaultdict(dict)
         for (agency_id, v), n in seen.items():
