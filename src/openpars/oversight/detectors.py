@@ -29,7 +29,6 @@ from sqlalchemy import (
     exists,
     func,
     literal,
-    not_,
     select,
     text,
     union_all,
@@ -47,11 +46,8 @@ from openpars.oversight.detection import (
     FlagDraft,
     Thresholds,
 )
-from openpars.oversight.explain_sql import _declined as declined_at
-from openpars.oversight.explain_sql import _filed as filed_at
+from openpars.oversight.explain_sql import charge_state
 from openpars.oversight.facts import AccessFact
-from openpars.records.enums import InvolvementRole
-from openpars.records.models import Involvement
 
 # Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
 # text gives the full count; the facts behind the rest are in the explanations of the period.
@@ -806,22 +802,9 @@ def _skew_entries(
 
 def _never_charged_at_access(f: Any) -> ColumnElement[int]:
     """1 when the fact's person had no filed and no declined charge at the access, else 0: the
-    explanation's ``never_charged`` (explain_sql), without the rest of its rules."""
-
-    def as_arrestee(test: ColumnElement[bool]) -> ColumnElement[bool]:
-        return exists(
-            select(Involvement.id)
-            .where(
-                Involvement.person_id == f.c.person_id,
-                Involvement.role == InvolvementRole.ARRESTEE,
-                test,
-            )
-            .correlate_except(Involvement)
-        )
-
-    filed = as_arrestee(filed_at(Involvement.arrest_id, f.c.at))
-    declined = as_arrestee(declined_at(Involvement.arrest_id, f.c.at))
-    return case((and_(not_(filed), not_(declined)), 1), else_=0)
+    explanation's ``never_charged`` (explain_sql), without the rest of its rules: one probe of
+    the person's arrests and their charge timeline."""
+    return case((charge_state(f.c.person_id, f.c.at) == 0, 1), else_=0)
 
 
 def never_charged(

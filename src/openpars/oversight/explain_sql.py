@@ -35,9 +35,9 @@ from sqlalchemy.sql.selectable import CTE
 
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent
-from openpars.oversight.facts import AccessFact
-from openpars.records.enums import ChargeStage, ChargingOutcome, InvolvementRole
-from openpars.records.models import Arrest, Charge, ChargingDecision, Involvement
+from openpars.oversight.facts import AccessFact, ChargeTimeline
+from openpars.records.enums import InvolvementRole
+from openpars.records.models import Arrest, Involvement
 
 
 class Reason(StrEnum):
@@ -100,32 +100,60 @@ def _shift(moment: Any, delta: timedelta, dialect: str) -> ColumnElement[Any]:
     return moment + literal(delta, Interval())  # type: ignore[no-any-return]
 
 
+def _as_of(arrest_id: Any, at: Any) -> list[ColumnElement[bool]]:
+    """The arrest's charge timeline row in force at ``at`` (facts.ChargeTimeline)."""
+    t = ChargeTimeline
+    return [
+        t.arrest_id == arrest_id,
+        t.start_at <= at,
+        or_(t.end_at.is_(None), t.end_at > at),
+    ]
+
+
 def _filed(arrest_id: Any, at: Any) -> ColumnElement[bool]:
     """The arrest had a DA-approved charge at ``at`` and was not declined by then."""
-    approved = exists(
-        select(Charge.id)
-        .where(
-            Charge.arrest_id == arrest_id,
-            Charge.stage == ChargeStage.APPROVED,
-            Charge.created_at <= at,
-        )
+    return exists(
+        select(ChargeTimeline.arrest_id)
+        .where(*_as_of(arrest_id, at), ChargeTimeline.filed)
         # The instant and the arrest come from the enclosing statements, levels up.
-        .correlate_except(Charge)
+        .correlate_except(ChargeTimeline)
     )
-    return and_(approved, not_(_declined(arrest_id, at)))
 
 
 def _declined(arrest_id: Any, at: Any) -> ColumnElement[bool]:
     """The DA's latest decision on the arrest at ``at`` was to decline (or withdraw) it."""
-    latest = (
-        select(ChargingDecision.outcome)
-        .where(ChargingDecision.arrest_id == arrest_id, ChargingDecision.decided_at <= at)
-        .order_by(ChargingDecision.decided_at.desc(), ChargingDecision.id.desc())
-        .limit(1)
-        .correlate_except(ChargingDecision)
-        .scalar_subquery()
+    return exists(
+        select(ChargeTimeline.arrest_id)
+        .where(*_as_of(arrest_id, at), ChargeTimeline.declined)
+        .correlate_except(ChargeTimeline)
     )
-    return func.coalesce(latest == ChargingOutcome.DECLINED, false())
+
+
+# The bits of a charge state: some arrest filed, some arrest declined (either, both or none).
+FILED, DECLINED = 2, 1
+
+
+def charge_state(person_id: Any, at: Any, *where: ColumnElement[bool]) -> ColumnElement[int]:
+    """The charge state of the person's arrests as arrestee at ``at`` (restricted by ``where``,
+    over Arrest and Involvement), as one scalar: ``FILED`` when one of them had a filed charge,
+    plus ``DECLINED`` when one was declined; 0 for neither. One probe of the involvements and
+    the timeline answers both questions."""
+    t = ChargeTimeline
+    state = func.max(case((t.filed, FILED), else_=0)) + func.max(
+        case((t.declined, DECLINED), else_=0)
+    )
+    query = (
+        select(func.coalesce(state, 0))
+        .select_from(Involvement)
+        .join(t, and_(*_as_of(Involvement.arrest_id, at)))
+        .where(
+            Involvement.person_id == person_id,
+            Involvement.role == InvolvementRole.ARRESTEE,
+        )
+    )
+    if where:
+        query = query.join(Arrest, Arrest.id == Involvement.arrest_id).where(*where)
+    return query.correlate_except(Involvement, t, Arrest).scalar_subquery()
 
 
 def _cites(reference: Any) -> ColumnElement[bool]:
@@ -220,31 +248,6 @@ def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: st
         .scalar_subquery()
     )
 
-    def in_case(test: ColumnElement[bool]) -> ColumnElement[bool]:
-        return exists(
-            select(literal(1))
-            .select_from(Arrest)
-            .join(Involvement, Involvement.arrest_id == Arrest.id)
-            .where(
-                _cites(f.case_reference),
-                Involvement.person_id == f.person_id,
-                Involvement.role == InvolvementRole.ARRESTEE,
-                test,
-            )
-            .correlate_except(Arrest, Involvement)
-        )
-
-    def as_arrestee(test: ColumnElement[bool]) -> ColumnElement[bool]:
-        return exists(
-            select(Involvement.id)
-            .where(
-                Involvement.person_id == f.person_id,
-                Involvement.role == InvolvementRole.ARRESTEE,
-                test,
-            )
-            .correlate_except(Involvement)
-        )
-
     # Each subquery is evaluated once per pair, in a materialised CTE; the flags made of them
     # are plain expressions over its columns (repeating a subquery in two flags would run it
     # twice: neither engine shares a subquery between expressions).
@@ -254,34 +257,35 @@ def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: st
             purpose_ok.label("purpose_ok"),
             sweep.label("sweep"),
             exists(select(Arrest.id).where(_cites(f.case_reference))).label("case_found"),
-            in_case(_filed(Arrest.id, f.at)).label("case_explained"),
-            in_case(_declined(Arrest.id, f.at)).label("declined_in_case"),
-            as_arrestee(_filed(Involvement.arrest_id, f.at)).label("person_filed"),
-            as_arrestee(_declined(Involvement.arrest_id, f.at)).label("person_declined"),
+            # The person's arrests cited by the case reference, then all the person's arrests.
+            charge_state(f.person_id, f.at, _cites(f.case_reference)).label("case_state"),
+            charge_state(f.person_id, f.at).label("person_state"),
         )
         .cte("facts_tested")
         .prefix_with("MATERIALIZED")
     )
     b = base.c
+    case_explained = b.case_state.in_((FILED, FILED + DECLINED))
+    person_filed = b.person_state.in_((FILED, FILED + DECLINED))
     bulk = or_(b.result_count >= rules.bulk_results, b.sweep >= rules.sweep_queries)
     purpose_rule = and_(
         b.purpose.in_(sorted(rules.caseless_purposes)),
         b.identifier_given,
         not_(b.name_given),
         b.result_count == 1,
-        b.person_filed,
+        person_filed,
     )
     return select(
         *(b[c.name] for c in facts.c),
         b.purpose_ok,
         bulk.label("bulk"),
         b.case_found,
-        b.case_explained,
-        b.declined_in_case,
-        b.person_filed,
-        b.person_declined,
+        case_explained.label("case_explained"),
+        b.case_state.in_((DECLINED, FILED + DECLINED)).label("declined_in_case"),
+        person_filed.label("person_filed"),
+        b.person_state.in_((DECLINED, FILED + DECLINED)).label("person_declined"),
         purpose_rule.label("purpose_rule"),
-        and_(b.purpose_ok, not_(bulk), or_(b.case_explained, purpose_rule)).label("direct"),
+        and_(b.purpose_ok, not_(bulk), or_(case_explained, purpose_rule)).label("direct"),
     ).cte("flags")
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from openpars.audit.events import AuditKind, Outcome
 from openpars.db import Base, UTCDateTime
+from openpars.records.enums import ChargeStage, ChargingOutcome
 
 # SQLite has BIGINT primary keys only as INTEGER, which is what makes them rowid aliases.
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -101,6 +102,24 @@ class AccessQuery(Base):
     agency_id: Mapped[int | None] = mapped_column(Integer)
     agreement_id: Mapped[int] = mapped_column(Integer)
     purpose: Mapped[str | None] = mapped_column(String)
+
+
+class ChargeTimeline(Base):
+    """One interval of an arrest's charging state, derived from the DA's decisions and the
+    approved charges by the refresh: from ``start_at`` (an approval or a decision) up to
+    ``end_at`` (the next one, NULL for the current state). Before an arrest's first row it had
+    neither a filed nor a declined charge. "As of t" is the row with start_at <= t < end_at:
+    one index probe instead of a probe of the charges and another of the decisions."""
+
+    __tablename__ = "oversight_charge_timeline"
+
+    arrest_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A DA-approved charge by then and the latest decision not a decline.
+    filed: Mapped[bool] = mapped_column(Boolean)
+    # The latest decision by then (the highest id among decisions at the same instant) declined.
+    declined: Mapped[bool] = mapped_column(Boolean)
 
 
 class FactsWatermark(Base):
@@ -230,6 +249,117 @@ def _purge_sql(dialect: str, action: str) -> str:
     """  # noqa: S608 - no caller input
 
 
+# The charging decisions and charges the timeline has read (their highest ids), so that a refresh
+# rebuilds only the arrests with new ones (besides those the new leaves name: see below).
+TIMELINE_DECISIONS = "charge_timeline.decision_id"
+TIMELINE_CHARGES = "charge_timeline.charge_id"
+# The audit action of a charging decision, whose subjects name the arrest.
+DECISION_ACTION = "arrest.charging_decision"
+
+
+def _timeline_sql(affected: str) -> str:
+    """Rebuild the intervals of the arrests ``affected`` (a subquery of arrest ids, or "" for
+    every arrest) from their decisions and approved charges, in one set-based statement.
+
+    The state changes only at the first approval and at each decision instant, so those instants
+    are the intervals' starts. At an instant with several decisions the highest id is the
+    latest (as ``ORDER BY decided_at DESC, id DESC``). The decline of the latest decision is
+    carried forward over the instants that are approvals only (the running count of decisions
+    numbers the groups, each starting at a decision).
+    """
+    only = f"WHERE arrest_id IN ({affected})" if affected else ""
+    also = f"AND arrest_id IN ({affected})" if affected else ""
+    declined, approved = ChargingOutcome.DECLINED.value, ChargeStage.APPROVED.value
+    return f"""
+        WITH d AS (
+            SELECT arrest_id, decided_at AS at,
+                CASE WHEN outcome = '{declined}' THEN 1 ELSE 0 END AS dec,
+                ROW_NUMBER() OVER (PARTITION BY arrest_id, decided_at ORDER BY id DESC) AS rn
+            FROM charging_decisions {only}
+        ), a AS (
+            SELECT arrest_id, MIN(created_at) AS approved_at FROM charges
+            WHERE stage = '{approved}' {also}
+            GROUP BY arrest_id
+        ), pts AS (
+            SELECT arrest_id, at, MAX(dec) AS dec FROM (
+                SELECT arrest_id, at, dec FROM d WHERE rn = 1
+                UNION ALL
+                SELECT arrest_id, approved_at, NULL FROM a
+            ) AS u
+            GROUP BY arrest_id, at
+        ), numbered AS (
+            SELECT arrest_id, at, dec,
+                COUNT(dec) OVER (PARTITION BY arrest_id ORDER BY at ROWS UNBOUNDED PRECEDING)
+                    AS grp,
+                LEAD(at) OVER (PARTITION BY arrest_id ORDER BY at) AS end_at
+            FROM pts
+        ), states AS (
+            SELECT arrest_id, at, end_at,
+                COALESCE(MAX(dec) OVER (PARTITION BY arrest_id, grp), 0) AS declined
+            FROM numbered
+        )
+        INSERT INTO oversight_charge_timeline (arrest_id, start_at, end_at, filed, declined)
+        SELECT s.arrest_id, s.at, s.end_at,
+            (a.approved_at IS NOT NULL AND a.approved_at <= s.at AND s.declined = 0),
+            (s.declined = 1)
+        FROM states s LEFT JOIN a ON a.arrest_id = s.arrest_id
+    """  # noqa: S608 - no caller input: fixed enum values and subqueries
+
+
+def _refresh_timeline(session: Session, lo: int, hi: int) -> None:
+    """Bring the charge timeline up to the records: every arrest when the log is read from its
+    first leaf, else the arrests with a decision or an approved charge newer than the
+    timeline's watermarks, and the arrests the charging-decision entries of leaves [lo, hi)
+    name. A decision carries the instant its request gave it (``decide_charges(now=...)``), so
+    one may be recorded later with an earlier instant: rebuilding the arrest's intervals from
+    all its decisions covers it. On PostgreSQL a decision can commit after one with a higher
+    id; its audit entry (same transaction) reaches the log's leaves, contiguous and final, so
+    the arrest is rebuilt when that leaf is read."""
+    marks = {}
+    for name, table in ((TIMELINE_DECISIONS, "charging_decisions"), (TIMELINE_CHARGES, "charges")):
+        session.execute(
+            text(
+                "INSERT INTO oversight_watermarks (name, size) VALUES (:n, 0) "
+                "ON CONFLICT DO NOTHING"
+            ),
+            {"n": name},
+        )
+        seen = session.execute(
+            select(FactsWatermark.size).where(FactsWatermark.name == name).with_for_update()
+        ).scalar_one()
+        top = session.execute(text(f"SELECT COALESCE(MAX(id), 0) FROM {table}")).scalar_one()  # noqa: S608
+        marks[name] = (int(seen), int(top))
+    if lo == 0:
+        session.execute(text("DELETE FROM oversight_charge_timeline"))
+        session.execute(text(_timeline_sql("")))
+    else:
+        affected = f"""
+            SELECT arrest_id FROM charging_decisions WHERE id > :seen_d
+            UNION SELECT arrest_id FROM charges WHERE id > :seen_c
+                AND stage = '{ChargeStage.APPROVED.value}'
+            UNION SELECT s.arrest_id FROM audit_leaves l
+                JOIN audit_entries e ON e.id = l.entry_id
+                JOIN audit_subjects s ON s.entry_id = e.id
+                WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
+                  AND e.action = '{DECISION_ACTION}' AND s.arrest_id IS NOT NULL
+        """  # noqa: S608 - no caller input
+        bounds = {
+            "seen_d": marks[TIMELINE_DECISIONS][0],
+            "seen_c": marks[TIMELINE_CHARGES][0],
+            "lo": lo,
+            "hi": hi,
+        }
+        session.execute(
+            text(f"DELETE FROM oversight_charge_timeline WHERE arrest_id IN ({affected})"),  # noqa: S608
+            bounds,
+        )
+        session.execute(text(_timeline_sql(affected)), bounds)
+    for name, (_seen, top) in marks.items():
+        session.execute(
+            text("UPDATE oversight_watermarks SET size = :s WHERE name = :n"), {"s": top, "n": name}
+        )
+
+
 def _claim_watermark(session: Session) -> int:
     """The watermark, locked until the transaction ends (one refresh at a time)."""
     session.execute(
@@ -276,6 +406,7 @@ def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
         session.execute(queries, bounds)
         session.execute(purge_facts, bounds)
         session.execute(purge_queries, bounds)
+    _refresh_timeline(session, start, end)
     session.execute(
         text("UPDATE oversight_watermarks SET size = :s WHERE name = :n"),
         {"s": end, "n": WATERMARK},

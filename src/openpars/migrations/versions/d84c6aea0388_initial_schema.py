@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 562ce3a8bab5
+Revision ID: d84c6aea0388
 Revises: 
-Create Date: 2026-12-05 22:28:54.578031
+Create Date: 2026-12-05 22:35:29.421037
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '562ce3a8bab5'
+revision: str = 'd84c6aea0388'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -118,6 +118,14 @@ def upgrade() -> None:
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.create_index('ix_oversight_access_queries_agreement_at', ['agreement_id', 'at'], unique=False)
 
+    op.create_table('oversight_charge_timeline',
+    sa.Column('arrest_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('start_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('end_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('filed', sa.Boolean(), nullable=False),
+    sa.Column('declined', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('arrest_id', 'start_at', name=op.f('pk_oversight_charge_timeline'))
+    )
     op.create_table('oversight_watermarks',
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
@@ -911,6 +919,7 @@ def downgrade() -> None:
 
     op.drop_table('persons')
     op.drop_table('oversight_watermarks')
+    op.drop_table('oversight_charge_timeline')
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_queries_agreement_at')
 
