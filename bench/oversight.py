@@ -26,7 +26,9 @@ What runs, in one process, on one database (docs/benchmarks.md explains each fig
    registered in ``openpars.oversight.flags.DETECTORS`` when it runs (``run_detectors``, each
    timed), and the renewal report of every agreement (``report.build_report``, timed).
 4. Incremental: one more day's entries are appended (the same generator), then the refresh
-   (from its watermark), the explanation and coverage of that day, and the detectors again.
+   (from its watermark), the explanation and coverage of that day, and the detectors over that
+   day as the daily run judges it (``DetectionPeriod`` of the day: the day plus the history
+   each detector needs, not the whole store).
 
 Peak RSS is this process's (``resource.getrusage``): on SQLite the database engine runs in it,
 and the pages of the file read through its memory map (up to 1 GiB by default) count;
@@ -57,6 +59,7 @@ from openpars.db import Base, make_engine, make_unpooled_engine, schema_ddl
 from openpars.models import load_all_models
 from openpars.oversight import explain_sql as xsql
 from openpars.oversight import facts, flags
+from openpars.oversight.detection import DetectionPeriod
 from openpars.oversight.explain import Period, rules_from
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Rules, Selection
 from openpars.oversight.report import build_report
@@ -644,12 +647,17 @@ def _explain_and_cover(session: Session, period: Selection, figures: dict[str, A
     figures["coverage_s"] = round(time.perf_counter() - started, 3)
 
 
-def _detectors(session: Session, figures: dict[str, Any]) -> None:
+def _detectors(session: Session, figures: dict[str, Any], period: DetectionPeriod | None) -> None:
+    """Every registered detector, timed by name: over the whole store (``period`` None, as the
+    full pass judges everything) or over one period (the incremental day, as the daily run
+    ``openpars oversight detect --from D --to D`` judges it: the day plus the history each
+    detector needs)."""
     timings: dict[str, float] = {}
     created = 0
+    figures["detectors_period"] = "everything" if period is None else period.label()
     for detector in flags.DETECTORS:
         started = time.perf_counter()
-        created += len(flags.run_detectors(session, (detector,)))
+        created += len(flags.run_detectors(session, (detector,), period))
         timings[getattr(detector, "__name__", repr(detector))] = round(
             time.perf_counter() - started, 3
         )
@@ -686,9 +694,9 @@ def _report(session: Session, selection: Selection, figures: dict[str, Any]) -> 
     figures["report_pairs"] = pairs
 
 
-def oversight_pass(engine: Engine, selection: Selection) -> dict[str, Any]:
-    """Refresh, explanations, coverage, detectors (and the report): one transaction, rolled
-    back after (so a kept database stays as generated)."""
+def oversight_pass(engine: Engine, selection: Selection, *, daily: bool = False) -> dict[str, Any]:
+    """Refresh, explanations, coverage, detectors (and the report): one transaction. The full
+    pass judges the whole store; a ``daily`` pass judges the selection's day only."""
     figures: dict[str, Any] = {}
     started = time.perf_counter()
     with Session(engine) as session:
@@ -696,7 +704,8 @@ def oversight_pass(engine: Engine, selection: Selection) -> dict[str, Any]:
         figures["leaves_read"] = refreshed.end - refreshed.start
         figures["facts"] = refreshed.facts
         _explain_and_cover(session, selection, figures)
-        _detectors(session, figures)
+        period = DetectionPeriod(start=selection.start, end=selection.end) if daily else None
+        _detectors(session, figures, period)
         _report(session, selection, figures)
         figures["total_s"] = round(time.perf_counter() - started, 3)
         session.commit()
@@ -727,6 +736,7 @@ def run(engine_name: str, shape: Shape, keep: Path | None) -> dict[str, Any]:
                 conn.exec_driver_sql("DELETE FROM oversight_access_facts")
                 conn.exec_driver_sql("DELETE FROM oversight_access_queries")
                 conn.exec_driver_sql("DELETE FROM oversight_watermarks")
+                conn.exec_driver_sql("DELETE FROM oversight_charge_timeline")
         else:
             result["generated_s"] = generate(engine, shape)
         end = T0 + timedelta(days=shape.days)
@@ -736,7 +746,7 @@ def run(engine_name: str, shape: Shape, keep: Path | None) -> dict[str, Any]:
         day = Selection(start=end, end=end + timedelta(days=1))
         result["incremental_entries"] = hi - lo + 1
         result["incremental_baseline_scan"] = baseline_scan(engine, lo, hi)
-        result["incremental"] = oversight_pass(engine, day)
+        result["incremental"] = oversight_pass(engine, day, daily=True)
         if keep is not None:
             _drop_entries_from(engine, lo)
         engine.dispose()

@@ -1,0 +1,117 @@
+"""The charge timeline the refresh keeps: "as of t" read from intervals must say what the
+decisions and approved charges themselves say, including decisions recorded after a refresh with
+an earlier instant, several decisions at one instant, and a decision committed late."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from openpars.db import Database
+from openpars.oversight import facts
+from openpars.oversight.explain_sql import _declined, _filed
+from openpars.records.enums import ChargeStage, ChargingOutcome
+from openpars.records.models import Charge, ChargingDecision
+from tests.factories import World
+from tests.oversight.test_explain_rules import Log, book  # noqa: F401 - the fixture
+
+
+def _live(session: Session, arrest_id: int, at: datetime) -> tuple[bool, bool]:
+    """Filed and declined as of ``at``, straight from the records (the rule as written)."""
+    approved = session.scalar(
+        select(Charge.id).where(
+            Charge.arrest_id == arrest_id,
+            Charge.stage == ChargeStage.APPROVED,
+            Charge.created_at <= at,
+        )
+    )
+    latest = session.scalar(
+        select(ChargingDecision.outcome)
+        .where(ChargingDecision.arrest_id == arrest_id, ChargingDecision.decided_at <= at)
+        .order_by(ChargingDecision.decided_at.desc(), ChargingDecision.id.desc())
+        .limit(1)
+    )
+    declined = latest is ChargingOutcome.DECLINED
+    return approved is not None and not declined, declined
+
+
+def _timeline(session: Session, arrest_id: int, at: datetime) -> tuple[bool, bool]:
+    filed = session.scalar(select(_filed(arrest_id, at)))
+    declined = session.scalar(select(_declined(arrest_id, at)))
+    return bool(filed), bool(declined)
+
+
+def _instants(session: Session, arrest_id: int) -> list[datetime]:
+    """Every instant the state may change, and a microsecond either side of it."""
+    moments = list(
+        session.scalars(
+            select(ChargingDecision.decided_at).where(ChargingDecision.arrest_id == arrest_id)
+        )
+    ) + list(session.scalars(select(Charge.created_at).where(Charge.arrest_id == arrest_id)))
+    step = timedelta(microseconds=1)
+    return sorted({m + d for m in moments for d in (-step, timedelta(0), step)})
+
+
+def _agrees(db: Database, arrest_ids: list[int]) -> None:
+    with db.session() as s:
+        facts.refresh(s)
+        for arrest_id in arrest_ids:
+            for at in _instants(s, arrest_id):
+                assert _timeline(s, arrest_id, at) == _live(s, arrest_id, at), (arrest_id, at)
+
+
+def test_the_timeline_says_what_the_records_say(book: Log) -> None:  # noqa: F811
+    filed = book.b._case(False, "filed")
+    declined = book.b._case(False, "declined")
+    waiting = book.b._case(False, "filed")
+    # Withdrawn later, then the records are read at every instant around every change.
+    book.b._decide(waiting.arrest_id, "declined", book.b.t0 + timedelta(days=3))
+    _agrees(book.db, [filed.arrest_id, declined.arrest_id, waiting.arrest_id])
+
+
+def test_the_latest_of_two_decisions_at_one_instant_wins(book: Log) -> None:  # noqa: F811
+    case = book.b._case(False, "filed")  # approved one hour after t0
+    while case.docket is not None:  # arraigned: no further charging decision
+        case = book.b._case(False, "filed")
+    # Declined at the very instant of the approval: the later decision (higher id) stands.
+    book.b._decide(case.arrest_id, "declined", book.b.t0 + timedelta(hours=1))
+    at = book.access(book.b.start, [case.person_id], case_number=case.otn)
+    codes = book.codes()
+    assert codes[(at, case.person_id)] == "charges_declined_or_withdrawn"
+    _agrees(book.db, [case.arrest_id])
+
+
+def test_a_back_dated_decision_after_a_refresh_changes_the_past(book: Log) -> None:  # noqa: F811
+    case = book.b._case(False, "filed")
+    while case.docket is not None:
+        case = book.b._case(False, "filed")
+    at = book.access(book.b.start + timedelta(days=1), [case.person_id], case_number=case.otn)
+    assert book.codes()[(at, case.person_id)] == "case_arrestee"  # refreshed: filed
+    # Recorded now, with an instant before the access (a decision entered late).
+    book.b._decide(case.arrest_id, "declined", book.b.start)
+    assert book.codes()[(at, case.person_id)] == "charges_declined_or_withdrawn"
+    _agrees(book.db, [case.arrest_id])
+
+
+def test_a_decision_committed_after_a_higher_id_is_read_from_its_leaf(
+    book: Log,  # noqa: F811
+    world: World,
+) -> None:
+    """On PostgreSQL a decision can commit after one with a higher id was refreshed; the
+    timeline's id watermark has passed it, and only its audit entry's leaf names the arrest."""
+    case = book.b._case(False, "filed")
+    while case.docket is not None:
+        case = book.b._case(False, "filed")
+    at = book.access(book.b.start + timedelta(days=1), [case.person_id], case_number=case.otn)
+    assert book.codes()[(at, case.person_id)] == "case_arrestee"
+    with book.db.session() as s:
+        s.execute(
+            update(facts.FactsWatermark)
+            .where(facts.FactsWatermark.name == facts.TIMELINE_DECISIONS)
+            .values(size=10**12)
+        )
+    book.b._decide(case.arrest_id, "declined", book.b.start)
+    assert book.codes()[(at, case.person_id)] == "charges_declined_or_withdrawn"
+    _agrees(book.db, [case.arrest_id])
