@@ -499,7 +499,13 @@ def _drop_entries_from(engine: Engine, lo: int) -> None:
     is reused as generated): the append-only triggers are lifted for this delete alone."""
     with engine.begin() as conn:
         _triggers_off(conn, engine.dialect.name)
-        for table in ("audit_leaves", "audit_subjects", "audit_entry_contents"):
+        # The day's own flags (a daily run flags the day) name its entries.
+        for table in (
+            "oversight_flag_entries",
+            "audit_leaves",
+            "audit_subjects",
+            "audit_entry_contents",
+        ):
             conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
         conn.execute(text("DELETE FROM audit_entries WHERE id >= :lo"), {"lo": lo})
         _triggers_on(conn, engine.dialect.name)

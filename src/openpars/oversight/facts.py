@@ -265,7 +265,8 @@ def _timeline_sql(affected: str) -> str:
     are the intervals' starts. At an instant with several decisions the highest id is the
     latest (as ``ORDER BY decided_at DESC, id DESC``). The decline of the latest decision is
     carried forward over the instants that are approvals only (the running count of decisions
-    numbers the groups, each starting at a decision).
+    numbers the groups, each starting at a decision). The first approval rides along as a
+    column (no join: SQLite would scan an unindexed CTE once per row).
     """
     only = f"WHERE arrest_id IN ({affected})" if affected else ""
     also = f"AND arrest_id IN ({affected})" if affected else ""
@@ -281,28 +282,28 @@ def _timeline_sql(affected: str) -> str:
             WHERE stage = '{approved}' {also}
             GROUP BY arrest_id
         ), pts AS (
-            SELECT arrest_id, at, MAX(dec) AS dec FROM (
-                SELECT arrest_id, at, dec FROM d WHERE rn = 1
+            SELECT arrest_id, at, MAX(dec) AS dec, MAX(approved_at) AS approved_at FROM (
+                SELECT arrest_id, at, dec, NULL AS approved_at FROM d WHERE rn = 1
                 UNION ALL
-                SELECT arrest_id, approved_at, NULL FROM a
+                SELECT arrest_id, approved_at, NULL, approved_at FROM a
             ) AS u
             GROUP BY arrest_id, at
         ), numbered AS (
             SELECT arrest_id, at, dec,
                 COUNT(dec) OVER (PARTITION BY arrest_id ORDER BY at ROWS UNBOUNDED PRECEDING)
                     AS grp,
-                LEAD(at) OVER (PARTITION BY arrest_id ORDER BY at) AS end_at
+                LEAD(at) OVER (PARTITION BY arrest_id ORDER BY at) AS end_at,
+                MAX(approved_at) OVER (PARTITION BY arrest_id) AS approved_at
             FROM pts
         ), states AS (
-            SELECT arrest_id, at, end_at,
+            SELECT arrest_id, at, end_at, approved_at,
                 COALESCE(MAX(dec) OVER (PARTITION BY arrest_id, grp), 0) AS declined
             FROM numbered
         )
         INSERT INTO oversight_charge_timeline (arrest_id, start_at, end_at, filed, declined)
-        SELECT s.arrest_id, s.at, s.end_at,
-            (a.approved_at IS NOT NULL AND a.approved_at <= s.at AND s.declined = 0),
-            (s.declined = 1)
-        FROM states s LEFT JOIN a ON a.arrest_id = s.arrest_id
+        SELECT arrest_id, at, end_at,
+            (approved_at IS NOT NULL AND approved_at <= at AND declined = 0), (declined = 1)
+        FROM states
     """  # noqa: S608 - no caller input: fixed enum values and subqueries
 
 
