@@ -6,6 +6,7 @@ same act through the API.
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from openpars.console import (
     DbOption,
     audit_console,
     err,
+    fail,
     out,
     reports_errors,
     settings_for,
@@ -171,6 +173,60 @@ def user_profile(
         service.set_user_profile(session, actor=SYSTEM, user_id=user.id, data=data)
         audit_console(session, kind=AuditKind.ACCOUNT, action="user.profile", user=user.id)
     out.print(f"{username}: surname {family_name or '(none)'}, address {address or '(none)'}")
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: the first line of standard input, or typed twice at a hidden prompt."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        if not password:
+            fail("standard input held no password (one line expected)", field="--stdin")
+        return password
+    if not sys.stdin.isatty():
+        fail("no terminal to prompt for the password; pipe it in with --stdin", field="--stdin")
+    entered: str = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    return entered
+
+
+@user_app.command("password")
+@reports_errors
+def user_password(
+    username: str,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+    force_change: Annotated[
+        bool,
+        typer.Option(
+            "--force-change/--no-force-change",
+            help="Make the user choose a new password at the next logon (a reset's default).",
+        ),
+    ] = True,
+    db: DbOption = None,
+) -> None:
+    """Set (reset) a user's password; it is checked against the rules and stored hashed."""
+    password = read_password(stdin)
+    settings = settings_for(db)
+    with unit(settings) as session:
+        user = find_user(session, username)
+        service.set_password(
+            session,
+            actor=SYSTEM,
+            user_id=user.id,
+            new_password=password,
+            min_length=settings.password_min_length,
+            force_change=force_change,
+        )
+        audit_console(
+            session,
+            kind=AuditKind.ACCOUNT,
+            action="user.password.reset",
+            user=user.id,
+            force_change=force_change,
+        )
+    then = "; it must be changed at the next logon" if force_change else ""
+    out.print(f"the password of {username} is set{then}")
 
 
 @user_app.command("disable")

@@ -39,6 +39,11 @@ class User(Base):
     # Optional, for oversight only: a user looking up their own surname or address is flagged.
     family_name: Mapped[str | None] = mapped_column(String(100))
     address: Mapped[str | None] = mapped_column(String(300))
+    # Argon2id PHC string (identity/passwords.py); null: the account cannot log on with a password.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by an administrator's reset: the password must be changed at the next logon.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
 
     agency: Mapped[Agency] = relationship(lazy="joined")
     role_grants: Mapped[list[UserRole]] = relationship(

@@ -97,3 +97,22 @@ class TokenIssued(TokenRead):
     """A freshly issued token: the secret is shown this once."""
 
     token: str
+
+
+class PasswordSet(BaseModel):
+    """A new password: your own (give the current one) or another user's (an admin reset).
+
+    Never logged and never returned; only its Argon2id hash is kept (docs/accounts.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class PasswordState(BaseModel):
+    """What changed: when, and whether the user must choose a new one at the next logon."""
+
+    user_id: int
+    password_changed_at: datetime
+    must_change_password: bool

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 562ce3a8bab5
+Revision ID: 663062fc7cef
 Revises: 
-Create Date: 2026-12-05 22:28:54.578031
+Create Date: 2026-12-05 22:32:36.416201
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '562ce3a8bab5'
+revision: str = '663062fc7cef'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -235,6 +235,9 @@ def upgrade() -> None:
     sa.Column('disabled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('family_name', sa.String(length=100), nullable=True),
     sa.Column('address', sa.String(length=300), nullable=True),
+    sa.Column('password_hash', sa.String(length=200), nullable=True),
+    sa.Column('password_changed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('must_change_password', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_users_agency_id_agencies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
