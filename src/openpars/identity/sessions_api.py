@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
@@ -153,14 +153,11 @@ def list_sessions(
             if user is None:
                 raise NotFound(f"user {user_id} does not exist", field="user_id")
             duties.require_account_authority(session, principal, user.agency, user.roles)
-        query = select(LogonSession).where(LogonSession.user_id == user_id)
-        rows = session.scalars(
-            query.order_by(LogonSession.id.desc()).offset(offset).limit(limit)
-        ).all()
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = repo.list_logon_sessions(session, user_id=user_id, offset=offset, limit=limit)
+        total = repo.count_logon_sessions(session, user_id=user_id)
         items = [SessionRead.model_validate(row) for row in rows]
         append(session, account_event(principal, "session.list", user_id=user_id))
-    return Page[SessionRead](items=items, total=int(total), offset=offset, limit=limit)
+    return Page[SessionRead](items=items, total=total, offset=offset, limit=limit)
 
 
 @router.post(
