@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -76,3 +77,42 @@ def test_without_a_terminal_the_prompt_is_refused(runner: CliRunner, db_url: str
     assert result.exit_code == 1
     assert "--stdin" in result.stderr
     assert stored_hash(db_url, "booking")[0] is None
+
+
+def test_unlock_and_sessions_at_the_console(
+    runner: CliRunner, db_url: str, api: TestClient
+) -> None:
+    setup_site(runner, db_url)
+    runner.invoke(
+        app,
+        ["user", "password", "booking", "--stdin", "--no-force-change", "--db", db_url],
+        input=GOOD + "\n",
+    )
+    opened = api.post("/api/v1/sessions", json={"username": "booking", "password": GOOD})
+    assert opened.status_code == 201, opened.text
+    token = opened.json()["token"]
+    listed = runner.invoke(app, ["session", "list", "booking", "--db", db_url])
+    assert listed.exit_code == 0, listed.stderr
+    assert str(opened.json()["id"]) in listed.stdout
+    assert token not in listed.stdout
+    ended = runner.invoke(app, ["session", "end", str(opened.json()["id"]), "--db", db_url])
+    assert ended.exit_code == 0, ended.stderr
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert api.get("/api/v1/users/me", headers=bearer).status_code == 401
+
+    for attempt in range(5):
+        api.post("/api/v1/sessions", json={"username": "booking", "password": f"bad {attempt}!"})
+    assert (
+        api.post("/api/v1/sessions", json={"username": "booking", "password": GOOD}).status_code
+        == 401
+    )
+    unlocked = runner.invoke(app, ["user", "unlock", "booking", "--db", db_url])
+    assert unlocked.exit_code == 0, unlocked.stderr
+    assert last_entry(db_url)[1] == "account.unlock"
+    assert (
+        api.post("/api/v1/sessions", json={"username": "booking", "password": GOOD}).status_code
+        == 201
+    )
+    again = runner.invoke(app, ["user", "unlock", "booking", "--db", db_url])
+    assert again.exit_code == 1
+    assert "is not locked" in again.stderr
