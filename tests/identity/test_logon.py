@@ -226,3 +226,10 @@ def test_sessions_listed_and_ended_by_user_or_administrator_only(
     assert ended.status_code == 200, ended.text
     assert ended.json()["end_reason"] == "ended_by_admin"
     assert client.get("/api/v1/users/me", headers=cookie(token)).status_code == 401
+
+
+def test_logoff_with_an_api_token_is_refused_plainly(client: TestClient, world: World) -> None:
+    response = client.delete("/api/v1/sessions/current", headers=world.auth("reader"))
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "not_a_session"
+    assert client.get("/api/v1/users/me", headers=world.auth("reader")).status_code == 200

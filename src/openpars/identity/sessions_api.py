@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
-from openpars.errors import NotAuthenticated, NotFound
+from openpars.errors import Conflict, NotAuthenticated, NotFound
 from openpars.identity import duties, logon
 from openpars.identity import repository as repo
 from openpars.identity.api import account_event, user_read
@@ -117,7 +117,7 @@ def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
             select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
         ).one_or_none()
         if found is None:
-            raise NotFound(
+            raise Conflict(
                 "this request came with an API token, not a logon session; revoke tokens with "
                 "DELETE /api/v1/tokens/{id}",
                 code="not_a_session",
