@@ -15,14 +15,14 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
 from openpars.db import utcnow
 from openpars.errors import InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, passwords
 from openpars.identity import repository as repo
-from openpars.identity.models import LogonSession, User
+from openpars.identity.models import ApiToken, LogonSession, User
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 
@@ -32,6 +32,7 @@ MAX_FAILED_LOGONS = 5
 FAILED_LOGON_WINDOW = timedelta(minutes=15)
 IDLE_LIMIT = timedelta(minutes=30)
 ABSOLUTE_LIMIT = timedelta(hours=12)
+DORMANT_AFTER = timedelta(days=90)
 
 FAILED_MESSAGE = (
     "logon refused: the username or password is not right, or the account is locked or "
@@ -205,3 +206,34 @@ def unlock(session: Session, *, actor: Principal, user_id: int) -> User:
     user.failed_logons_since = None
     session.flush()
     return user
+
+
+def disable_dormant(session: Session, *, now: datetime) -> list[User]:
+    """Disable every active account unused for 90 days (CJIS AC-2(3)); the accounts disabled.
+
+    Used means: created, enabled by an administrator, logged on, or one of its API tokens
+    presented, within the 90 days. Run by the governance ticker (governance/jobs.py).
+    """
+    cutoff = now - DORMANT_AFTER
+    recent_token = exists().where(
+        ApiToken.user_id == User.id,
+        ApiToken.last_used_at.is_not(None),
+        ApiToken.last_used_at >= cutoff,
+    )
+    dormant = session.scalars(
+        select(User)
+        .where(
+            User.is_active,
+            User.created_at < cutoff,
+            or_(User.last_logon_at.is_(None), User.last_logon_at < cutoff),
+            or_(User.enabled_at.is_(None), User.enabled_at < cutoff),
+            ~recent_token,
+        )
+        .order_by(User.id)
+        .with_for_update()
+    ).all()
+    for user in dormant:
+        user.is_active = False
+        user.disabled_at = now
+    session.flush()
+    return list(dormant)

@@ -50,6 +50,8 @@ class User(Base):
     failed_logons_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_logon_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When an administrator last enabled the account: the 90-day dormancy clock restarts then.
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     agency: Mapped[Agency] = relationship(lazy="joined")
     role_grants: Mapped[list[UserRole]] = relationship(

@@ -77,6 +77,8 @@ def set_user_active(session: Session, *, actor: Principal, user_id: int, active:
     duties.require_account_authority(session, actor, user.agency, user.roles, granting=active)
     user.is_active = active
     user.disabled_at = None if active else utcnow()
+    if active:
+        user.enabled_at = utcnow()
     session.flush()
     return user
 

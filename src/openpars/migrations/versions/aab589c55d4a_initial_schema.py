@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 975a98300da7
+Revision ID: aab589c55d4a
 Revises: 
-Create Date: 2026-12-05 22:36:15.491427
+Create Date: 2026-12-05 22:45:22.413033
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '975a98300da7'
+revision: str = 'aab589c55d4a'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -242,6 +242,7 @@ def upgrade() -> None:
     sa.Column('failed_logons_since', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('locked_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_logon_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('enabled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_users_agency_id_agencies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
