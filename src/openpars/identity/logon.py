@@ -73,7 +73,10 @@ def logon(
     (``new_password``); without it the logon is refused with ``password_change_required``.
     """
     moment = now or utcnow()
-    user = repo.get_user_by_username(session, username)
+    # Locked (PostgreSQL) so that concurrent guesses are all counted.
+    user = session.scalars(
+        select(User).where(User.username == username).with_for_update(of=User)
+    ).one_or_none()
     if user is None or user.password_hash is None:
         passwords.burn_time(password)
         return LogonOutcome(user=user, failure="unknown_user" if user is None else "no_password")
@@ -230,7 +233,7 @@ def disable_dormant(session: Session, *, now: datetime) -> list[User]:
             ~recent_token,
         )
         .order_by(User.id)
-        .with_for_update()
+        .with_for_update(of=User)
     ).all()
     for user in dormant:
         user.is_active = False
