@@ -233,3 +233,19 @@ def test_logoff_with_an_api_token_is_refused_plainly(client: TestClient, world: 
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "not_a_session"
     assert client.get("/api/v1/users/me", headers=world.auth("reader")).status_code == 200
+
+
+def test_an_administrators_reset_ends_the_users_sessions(
+    client: TestClient, db: Database, world: World
+) -> None:
+    give_password(db, world, "reader")
+    token = log_on(client, "reader", PASSWORD).json()["token"]
+    reset = client.put(
+        f"/api/v1/users/{world.users['reader']}/password",
+        json={"new_password": NEW},
+        headers=world.auth("admin"),
+    )
+    assert reset.status_code == 200, reset.text
+    response = client.get("/api/v1/users/me", headers=cookie(token))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "session_ended"

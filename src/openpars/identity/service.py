@@ -6,13 +6,14 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, passwords
 from openpars.identity import repository as repo
-from openpars.identity.models import Agency, ApiToken, User, UserRole
+from openpars.identity.models import Agency, ApiToken, LogonSession, User, UserRole
 from openpars.identity.principal import Principal
 from openpars.identity.roles import EXTERNAL_ROLES, AgencyKind, Permission, Role
 from openpars.identity.schemas import AgencyCreate, UserCreate, UserProfile
@@ -146,9 +147,17 @@ def set_password(
         duties.require_account_authority(session, actor, user.agency, user.roles)
         must_change = True if force_change is None else force_change
     passwords.check_policy(new_password, username=user.username, min_length=min_length)
+    moment = now or utcnow()
     user.password_hash = passwords.hash_password(new_password)
-    user.password_changed_at = now or utcnow()
+    user.password_changed_at = moment
     user.must_change_password = must_change
+    if not own:
+        # A reset answers a forgotten or stolen password: whoever holds a session now is out.
+        session.execute(
+            update(LogonSession)
+            .where(LogonSession.user_id == user.id, LogonSession.ended_at.is_(None))
+            .values(ended_at=moment, end_reason="password_reset")
+        )
     session.flush()
     return user
 
