@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     earliest_arrest_date: date = date(1950, 1, 1)
     # Lifetime of newly issued API tokens, in days.
     token_lifetime_days: int = 90
+    # Shortest password accepted for an account (docs/accounts.md); CJIS IA-5(1) asks for 8.
+    password_min_length: int = Field(default=12, ge=8, le=128)
     # Echo SQL to the log (debugging only).
     sql_echo: bool = False
     # SQLite only: bytes of the database file read through memory-mapped I/O (MiB; 0 turns it

@@ -54,13 +54,14 @@ def test_every_api_route_declares_its_edge(app: FastAPI) -> None:
     assert missing == []
     public = sorted(API + r.path for r in api_routes(app) if (e := edge_of(r)) and e.public)
     # Only the log's public face answers without a caller (its key, hashes and signatures),
-    # and the published transparency reports (noisy counts and their privacy budget).
+    # the published transparency reports (noisy counts and their privacy budget), and logon.
     assert public == [
         f"{API}/audit/checkpoint",
         f"{API}/audit/checkpoints/{{size}}/cosignatures",
         f"{API}/audit/key",
         f"{API}/audit/proof/consistency",
         f"{API}/audit/proof/inclusion",
+        f"{API}/sessions",
         f"{API}/transparency/releases",
         f"{API}/transparency/releases/{{month}}",
     ]

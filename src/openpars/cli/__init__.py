@@ -12,7 +12,7 @@ from openpars.cli import db, serve
 from openpars.demo.cli import demo
 from openpars.governance.cli import board_app, proposal_app
 from openpars.governance.cli_signing import keys_app, vote_app
-from openpars.identity.cli import agency_app, token_app, user_app
+from openpars.identity.cli import agency_app, session_app, token_app, user_app
 from openpars.oversight import transparency_cli  # noqa: F401  (registers `report transparency`)
 from openpars.oversight.cli import app as oversight_app
 from openpars.oversight.report_cli import app as report_app
@@ -31,6 +31,7 @@ for group, name in (
     (agency_app, "agency"),
     (user_app, "user"),
     (token_app, "token"),
+    (session_app, "session"),
     (search_app, "search"),
     (show_app, "show"),
     (agreement_app, "agreement"),

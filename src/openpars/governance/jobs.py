@@ -10,6 +10,7 @@ import threading
 from openpars.db import Database, utcnow
 from openpars.governance.decisions import tick
 from openpars.governance.schemas import GovernanceEvent
+from openpars.identity.accounts_job import disable_dormant_accounts
 
 log = logging.getLogger("openpars.governance")
 
@@ -26,7 +27,10 @@ class Ticker:
     def step(self) -> list[GovernanceEvent]:
         """One governance step now; what tests and the loop call."""
         with self.db.session() as session:
-            return tick(session, now=utcnow())
+            events = tick(session, now=utcnow())
+        with self.db.session() as session:
+            events += disable_dormant_accounts(session, now=utcnow())
+        return events
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

@@ -16,6 +16,8 @@ from openpars.identity.roles import Permission
 from openpars.identity.schemas import (
     AgencyCreate,
     AgencyRead,
+    PasswordSet,
+    PasswordState,
     TokenCreate,
     TokenIssued,
     TokenRead,
@@ -111,6 +113,33 @@ def set_user_profile(user_id: RowId, body: UserProfile, ctx: Ctx) -> UserProfile
         user = service.set_user_profile(session, actor=principal, user_id=user_id, data=body)
         append(session, account_event(principal, "user.profile", user_id=user.id))
         result = UserProfile(family_name=user.family_name, address=user.address)
+    return result
+
+
+@router.put("/users/{user_id}/password", response_model=PasswordState, dependencies=[needs()])
+def set_password(user_id: RowId, body: PasswordSet, ctx: Ctx) -> PasswordState:
+    """Change your own password (send the current one) or reset another user's (admin).
+
+    A reset by an administrator makes the user choose a new password at the next logon.
+    """
+    with ctx.unit() as (session, principal):
+        user = service.set_password(
+            session,
+            actor=principal,
+            user_id=user_id,
+            new_password=body.new_password,
+            current_password=body.current_password,
+            min_length=ctx.settings.password_min_length,
+        )
+        own = principal.user_id == user.id
+        action = "user.password.change" if own else "user.password.reset"
+        append(session, account_event(principal, action, user_id=user.id))
+        assert user.password_changed_at is not None
+        result = PasswordState(
+            user_id=user.id,
+            password_changed_at=user.password_changed_at,
+            must_change_password=user.must_change_password,
+        )
     return result
 
 

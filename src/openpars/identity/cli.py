@@ -6,6 +6,7 @@ same act through the API.
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from typing import Annotated
 
@@ -18,14 +19,15 @@ from openpars.console import (
     DbOption,
     audit_console,
     err,
+    fail,
     out,
     reports_errors,
     settings_for,
     unit,
 )
 from openpars.errors import NotFound
+from openpars.identity import logon, service
 from openpars.identity import repository as repo
-from openpars.identity import service
 from openpars.identity.models import Agency, User
 from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import AgencyKind, Role
@@ -34,6 +36,7 @@ from openpars.ranges import INT32_MAX
 
 agency_app = typer.Typer(help="Agencies: police, DA, court, city, defender, external.")
 user_app = typer.Typer(help="User accounts and their roles.")
+session_app = typer.Typer(help="Logon sessions: list a user's, end one at once.")
 token_app = typer.Typer(help="API tokens (stored hashed; the secret is shown once).")
 
 LIST_LIMIT = 10_000
@@ -173,6 +176,71 @@ def user_profile(
     out.print(f"{username}: surname {family_name or '(none)'}, address {address or '(none)'}")
 
 
+def read_password(from_stdin: bool) -> str:
+    """The new password: the first line of standard input, or typed twice at a hidden prompt."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        if not password:
+            fail("standard input held no password (one line expected)", field="--stdin")
+        return password
+    if not sys.stdin.isatty():
+        fail("no terminal to prompt for the password; pipe it in with --stdin", field="--stdin")
+    entered: str = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    return entered
+
+
+@user_app.command("password")
+@reports_errors
+def user_password(
+    username: str,
+    stdin: Annotated[
+        bool, typer.Option("--stdin", help="Read the password from the first line of stdin.")
+    ] = False,
+    force_change: Annotated[
+        bool,
+        typer.Option(
+            "--force-change/--no-force-change",
+            help="Make the user choose a new password at the next logon (a reset's default).",
+        ),
+    ] = True,
+    db: DbOption = None,
+) -> None:
+    """Set (reset) a user's password; it is checked against the rules and stored hashed."""
+    password = read_password(stdin)
+    settings = settings_for(db)
+    with unit(settings) as session:
+        user = find_user(session, username)
+        service.set_password(
+            session,
+            actor=SYSTEM,
+            user_id=user.id,
+            new_password=password,
+            min_length=settings.password_min_length,
+            force_change=force_change,
+        )
+        audit_console(
+            session,
+            kind=AuditKind.ACCOUNT,
+            action="user.password.reset",
+            user=user.id,
+            force_change=force_change,
+        )
+    then = "; it must be changed at the next logon" if force_change else ""
+    out.print(f"the password of {username} is set{then}")
+
+
+@user_app.command("unlock")
+@reports_errors
+def user_unlock(username: str, db: DbOption = None) -> None:
+    """Release an account locked after 5 failed logons."""
+    with unit(settings_for(db)) as session:
+        user = find_user(session, username)
+        logon.unlock(session, actor=SYSTEM, user_id=user.id)
+        audit_console(session, kind=AuditKind.ACCOUNT, action="account.unlock", user=user.id)
+    out.print(f"{username} is unlocked and may log on again")
+
+
 @user_app.command("disable")
 @reports_errors
 def user_disable(username: str, db: DbOption = None) -> None:
@@ -245,3 +313,44 @@ def token_revoke(
         service.revoke_token(session, actor=SYSTEM, token_id=token_id)
         audit_console(session, kind=AuditKind.TOKEN, action="token.revoke", token=token_id)
     out.print(f"token {token_id} is revoked")
+
+
+# ---- logon sessions ------------------------------------------------------------------------
+
+
+@session_app.command("list")
+@reports_errors
+def session_list(
+    username: str,
+    limit: Annotated[int, typer.Option(min=1, max=LIST_LIMIT, help="Newest first.")] = 50,
+    db: DbOption = None,
+) -> None:
+    """List a user's logon sessions, newest first (never their secrets)."""
+    with unit(settings_for(db)) as session:
+        user = find_user(session, username)
+        rows = repo.list_logon_sessions(session, user_id=user.id, offset=0, limit=limit)
+        audit_console(session, kind=AuditKind.ACCOUNT, action="session.list", user=user.id)
+        table = Table("id", "created", "last seen", "expires", "ended", "from")
+        for row in rows:
+            ended = row.ended_at.isoformat(timespec="seconds") if row.ended_at else ""
+            table.add_row(
+                str(row.id),
+                row.created_at.isoformat(timespec="seconds"),
+                row.last_seen_at.isoformat(timespec="seconds"),
+                row.expires_at.isoformat(timespec="seconds"),
+                f"{ended} {row.end_reason or ''}".strip(),
+                row.source_ip or "",
+            )
+    out.print(table)
+
+
+@session_app.command("end")
+@reports_errors
+def session_end(
+    session_id: Annotated[int, typer.Argument(min=1, max=INT32_MAX)], db: DbOption = None
+) -> None:
+    """End a logon session at once; its cookie stops working."""
+    with unit(settings_for(db)) as session:
+        logon.end_session(session, actor=SYSTEM, session_id=session_id)
+        audit_console(session, kind=AuditKind.ACCOUNT, action="session.end", session_id=session_id)
+    out.print(f"session {session_id} is ended")

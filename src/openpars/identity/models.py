@@ -39,6 +39,19 @@ class User(Base):
     # Optional, for oversight only: a user looking up their own surname or address is flagged.
     family_name: Mapped[str | None] = mapped_column(String(100))
     address: Mapped[str | None] = mapped_column(String(300))
+    # Argon2id PHC string (identity/passwords.py); null: the account cannot log on with a password.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by an administrator's reset: the password must be changed at the next logon.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    # Failed logons (CJIS AC-7): counted from the first failure of a 15-minute window; at the
+    # limit the account is locked until an administrator releases it.
+    failed_logons: Mapped[int] = mapped_column(default=0)
+    failed_logons_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_logon_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When an administrator last enabled the account: the 90-day dormancy clock restarts then.
+    enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     agency: Mapped[Agency] = relationship(lazy="joined")
     role_grants: Mapped[list[UserRole]] = relationship(
@@ -76,5 +89,25 @@ class ApiToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class LogonSession(Base):
+    """An interactive logon: only the SHA-256 of its secret is stored; revocable at once."""
+
+    __tablename__ = "logon_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Absolute end: re-authentication is required after this (CJIS IA-11, 12 hours).
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_reason: Mapped[str | None] = mapped_column(String(30))
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
 
     user: Mapped[User] = relationship(lazy="joined")

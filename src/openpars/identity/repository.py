@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from openpars.identity.models import Agency, ApiToken, User
+from openpars.identity.models import Agency, ApiToken, LogonSession, User
 
 
 def get_agency(session: Session, agency_id: int) -> Agency | None:
@@ -79,3 +79,17 @@ def list_tokens(session: Session, *, user_id: int) -> Sequence[ApiToken]:
     return session.scalars(
         select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
     ).all()
+
+
+def list_logon_sessions(
+    session: Session, *, user_id: int, offset: int, limit: int
+) -> Sequence[LogonSession]:
+    """A user's logon sessions, newest first."""
+    query = select(LogonSession).where(LogonSession.user_id == user_id)
+    return session.scalars(query.order_by(LogonSession.id.desc()).offset(offset).limit(limit)).all()
+
+
+def count_logon_sessions(session: Session, *, user_id: int) -> int:
+    """How many logon sessions a user has had."""
+    query = select(func.count()).where(LogonSession.user_id == user_id)
+    return int(session.scalar(query.select_from(LogonSession)) or 0)

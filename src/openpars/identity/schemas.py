@@ -97,3 +97,54 @@ class TokenIssued(TokenRead):
     """A freshly issued token: the secret is shown this once."""
 
     token: str
+
+
+class PasswordSet(BaseModel):
+    """A new password: your own (give the current one) or another user's (an admin reset).
+
+    Never logged and never returned; only its Argon2id hash is kept (docs/accounts.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    new_password: str = Field(min_length=1, max_length=1024)
+    current_password: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class PasswordState(BaseModel):
+    """What changed: when, and whether the user must choose a new one at the next logon."""
+
+    user_id: int
+    password_changed_at: datetime
+    must_change_password: bool
+
+
+class LogonRequest(BaseModel):
+    """A logon with a username and password (``new_password`` after an administrator's reset)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1024)
+    new_password: str | None = Field(default=None, min_length=1, max_length=1024)
+
+
+class SessionRead(BaseModel):
+    """A logon session (never its secret)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    user_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    source_ip: str | None
+    user_agent: str | None
+
+
+class SessionOpened(SessionRead):
+    """A new session: ``token`` (also set as the HttpOnly cookie) is shown this once."""
+
+    token: str

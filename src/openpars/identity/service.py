@@ -6,13 +6,14 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from openpars.db import utcnow
-from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
-from openpars.identity import duties
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
+from openpars.identity import duties, passwords
 from openpars.identity import repository as repo
-from openpars.identity.models import Agency, ApiToken, User, UserRole
+from openpars.identity.models import Agency, ApiToken, LogonSession, User, UserRole
 from openpars.identity.principal import Principal
 from openpars.identity.roles import EXTERNAL_ROLES, AgencyKind, Permission, Role
 from openpars.identity.schemas import AgencyCreate, UserCreate, UserProfile
@@ -77,6 +78,8 @@ def set_user_active(session: Session, *, actor: Principal, user_id: int, active:
     duties.require_account_authority(session, actor, user.agency, user.roles, granting=active)
     user.is_active = active
     user.disabled_at = None if active else utcnow()
+    if active:
+        user.enabled_at = utcnow()
     session.flush()
     return user
 
@@ -92,6 +95,69 @@ def set_user_profile(
     duties.require_account_authority(session, actor, user.agency, user.roles)
     user.family_name = data.family_name
     user.address = data.address
+    session.flush()
+    return user
+
+
+def set_password(
+    session: Session,
+    *,
+    actor: Principal,
+    user_id: int,
+    new_password: str,
+    current_password: str | None = None,
+    min_length: int = passwords.DEFAULT_MIN_LENGTH,
+    force_change: bool | None = None,
+    now: datetime | None = None,
+) -> User:
+    """Change one's own password (the current one required) or reset another's (admin).
+
+    A reset by an administrator forces a change at the next logon unless ``force_change`` is
+    False (the console bootstrapping an account the operator will hand over in person). The
+    password itself is never stored, logged or returned; only its Argon2id hash is kept.
+    """
+    own = actor.user_id is not None and actor.user_id == user_id
+    if not own:
+        actor.require(Permission.USER_MANAGE)
+    user = repo.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist", field="user_id")
+    if own:
+        if user.password_hash is not None:
+            if current_password is None:
+                raise InvalidInput(
+                    "changing your own password needs your current password",
+                    code="current_password_missing",
+                    field="current_password",
+                )
+            if not passwords.verify_password(user.password_hash, current_password):
+                raise Forbidden(
+                    "the current password is not right; the password was not changed",
+                    code="current_password_wrong",
+                    field="current_password",
+                )
+            if passwords.verify_password(user.password_hash, new_password):
+                raise InvalidInput(
+                    "the new password is the same as the current one; choose a different one",
+                    code="password_reused",
+                    field="new_password",
+                )
+        must_change = False
+    else:
+        duties.require_account_authority(session, actor, user.agency, user.roles)
+        must_change = True if force_change is None else force_change
+    passwords.check_policy(new_password, username=user.username, min_length=min_length)
+    moment = now or utcnow()
+    user.password_hash = passwords.hash_password(new_password)
+    user.password_changed_at = moment
+    user.must_change_password = must_change
+    if not own:
+        # A reset answers a forgotten or stolen password: whoever holds a session now is out.
+        session.execute(
+            update(LogonSession)
+            .where(LogonSession.user_id == user.id, LogonSession.ended_at.is_(None))
+            .values(ended_at=moment, end_reason="password_reset")
+        )
     session.flush()
     return user
 

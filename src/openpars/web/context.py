@@ -25,9 +25,10 @@ from starlette.concurrency import run_in_threadpool
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import Forbidden, NotAuthenticated
+from openpars.identity.logon import COOKIE_NAME, SESSION_PREFIX, authenticate_session
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
-from openpars.identity.service import authenticate_token
+from openpars.identity.service import authenticate_token, principal_for
 from openpars.web.gate import writer_gate
 from openpars.web.params import refuse_unsafe_parameters
 
@@ -36,14 +37,27 @@ _OPENED = "openpars_unit"
 
 
 def bearer_token(request: Request) -> str:
-    """The token from ``Authorization: Bearer ...``, or NotAuthenticated."""
+    """The credential from ``Authorization: Bearer ...`` (an API token or a logon session's
+    secret), else the logon session cookie; or NotAuthenticated."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated(
-            "send an API token as 'Authorization: Bearer <token>'", code="token_missing"
-        )
-    return token.strip()
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    cookie = request.cookies.get(COOKIE_NAME, "")
+    if not header and cookie.startswith(SESSION_PREFIX):
+        return cookie
+    raise NotAuthenticated(
+        "send an API token as 'Authorization: Bearer <token>', or log on (POST /api/v1/sessions)",
+        code="token_missing",
+    )
+
+
+def authenticate(session: Session, secret: str) -> Principal:
+    """The principal behind an API token or a logon session's secret."""
+    if secret.startswith(SESSION_PREFIX):
+        _, user = authenticate_session(session, secret)
+        return principal_for(session, user)
+    return authenticate_token(session, secret)
 
 
 def source_ip(request: Request) -> str | None:
@@ -107,7 +121,7 @@ class Edge:
 
     def admit(self, session: Session, request: Request, token: str) -> Principal:
         """The caller behind the token, if it holds one of the route's permissions."""
-        principal = authenticate_token(session, token).with_source(source_ip(request))
+        principal = authenticate(session, token).with_source(source_ip(request))
         request.state.principal = principal
         if self.any_of and not any(principal.can(p) for p in self.any_of):
             wanted = sorted(p.value for p in self.any_of)
@@ -215,7 +229,7 @@ class RequestContext:
     def _late_unit(self, *, external_role: bool) -> Iterator[tuple[Session, Principal]]:
         token = bearer_token(self.request)
         with self.db.session() as session:
-            principal = authenticate_token(session, token).with_source(self.source_ip)
+            principal = authenticate(session, token).with_source(self.source_ip)
             self.request.state.principal = principal
             if not self._switches(external_role, principal):
                 yield session, principal

@@ -33,6 +33,8 @@ PUBLIC: frozenset[tuple[str, str]] = frozenset(
         # The published transparency reports: noisy counts and their privacy budget only.
         ("get", "/api/v1/transparency/releases"),
         ("get", "/api/v1/transparency/releases/{month}"),
+        # Logon: a username and password are the credential (docs/accounts.md).
+        ("post", "/api/v1/sessions"),
     }
 )
 
@@ -57,6 +59,8 @@ PUBLIC_ERRORS: dict[tuple[str, str], frozenset[str]] = {
     ("post", "/api/v1/audit/checkpoints/{size}/cosignatures"): frozenset({"403", "404"}),
     ("get", "/api/v1/transparency/releases"): frozenset(),
     ("get", "/api/v1/transparency/releases/{month}"): frozenset({"404"}),
+    # A refused logon, the same for an unknown user, a wrong password and a locked account.
+    ("post", "/api/v1/sessions"): frozenset({"401"}),
 }
 
 # Answers whose body is a document in a format of its own (an openpars-receipt/v1), kept

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: d84c6aea0388
+Revision ID: 31da3f4b67f5
 Revises: 
-Create Date: 2026-12-05 22:35:29.421037
+Create Date: 2026-12-05 22:57:50.077957
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'd84c6aea0388'
+revision: str = '31da3f4b67f5'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -243,6 +243,14 @@ def upgrade() -> None:
     sa.Column('disabled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('family_name', sa.String(length=100), nullable=True),
     sa.Column('address', sa.String(length=300), nullable=True),
+    sa.Column('password_hash', sa.String(length=200), nullable=True),
+    sa.Column('password_changed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('must_change_password', sa.Boolean(), nullable=False),
+    sa.Column('failed_logons', sa.Integer(), nullable=False),
+    sa.Column('failed_logons_since', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_logon_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('enabled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_users_agency_id_agencies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
@@ -457,6 +465,24 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('governance_renewal_notices', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_governance_renewal_notices_agreement_id'), ['agreement_id'], unique=False)
+
+    op.create_table('logon_sessions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('secret_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('end_reason', sa.String(length=30), nullable=True),
+    sa.Column('source_ip', sa.String(length=64), nullable=True),
+    sa.Column('user_agent', sa.String(length=300), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_logon_sessions_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_logon_sessions')),
+    sa.UniqueConstraint('secret_hash', name=op.f('uq_logon_sessions_secret_hash'))
+    )
+    with op.batch_alter_table('logon_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_logon_sessions_user_id'), ['user_id'], unique=False)
 
     op.create_table('oversight_cases',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -839,6 +865,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_oversight_cases_state')
 
     op.drop_table('oversight_cases')
+    with op.batch_alter_table('logon_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_logon_sessions_user_id'))
+
+    op.drop_table('logon_sessions')
     with op.batch_alter_table('governance_renewal_notices', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_governance_renewal_notices_agreement_id'))
 

@@ -1,0 +1,172 @@
+"""REST endpoints for logon, logoff, sessions and unlocking accounts (docs/accounts.md)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import select
+
+from openpars.audit.events import AuditEvent, AuditKind, Outcome
+from openpars.audit.service import append
+from openpars.errors import Conflict, NotAuthenticated, NotFound
+from openpars.identity import duties, logon
+from openpars.identity import repository as repo
+from openpars.identity.api import account_event, user_read
+from openpars.identity.models import LogonSession
+from openpars.identity.roles import Permission
+from openpars.identity.schemas import (
+    LogonRequest,
+    SessionOpened,
+    SessionRead,
+    UserRead,
+)
+from openpars.pages import Page
+from openpars.ranges import Offset, RowId
+from openpars.web.context import Ctx, bearer_token, needs, public, source_ip
+
+router = APIRouter(tags=["sessions"])
+
+
+@router.post("/sessions", response_model=SessionOpened, status_code=201, dependencies=[public()])
+def open_session(
+    body: LogonRequest, request: Request, response: Response, ctx: Ctx
+) -> SessionOpened:
+    """Log on with a username and password: a session, as a cookie and as a bearer token.
+
+    A failure answers the same for an unknown user, a wrong password and a locked or disabled
+    account. Five failures within 15 minutes lock the account until an administrator unlocks it.
+    """
+    ip = source_ip(request)
+    with ctx.anonymous_unit() as session:
+        outcome = logon.logon(
+            session,
+            username=body.username,
+            password=body.password,
+            new_password=body.new_password,
+            source_ip=ip,
+            user_agent=request.headers.get("user-agent"),
+            min_length=ctx.settings.password_min_length,
+        )
+        user = outcome.user
+        if outcome.failure is not None:
+            append(
+                session,
+                AuditEvent(
+                    kind=AuditKind.LOGIN_FAILED,
+                    action="logon.failed",
+                    outcome=Outcome.REFUSED,
+                    user_id=user.id if user else None,
+                    username=user.username if user else None,
+                    agency_id=user.agency_id if user else None,
+                    source_ip=ip,
+                    params={"username": body.username[:100], "reason": outcome.failure},
+                    error_code="logon_failed",
+                ),
+            )
+            if outcome.locked_now and user is not None:
+                append(
+                    session,
+                    AuditEvent(
+                        kind=AuditKind.ACCOUNT,
+                        action="account.lock",
+                        user_id=user.id,
+                        username=user.username,
+                        agency_id=user.agency_id,
+                        source_ip=ip,
+                        params={"failed_logons": user.failed_logons},
+                    ),
+                )
+            session.commit()
+            raise NotAuthenticated(logon.FAILED_MESSAGE, code="logon_failed")
+        opened, secret = outcome.logon_session, outcome.secret
+        assert user is not None
+        assert opened is not None
+        assert secret is not None
+        append(
+            session,
+            AuditEvent(
+                kind=AuditKind.LOGIN,
+                action="logon",
+                user_id=user.id,
+                username=user.username,
+                agency_id=user.agency_id,
+                source_ip=ip,
+                params={"session_id": opened.id},
+            ),
+        )
+        result = SessionOpened(
+            **SessionRead.model_validate(opened).model_dump(), token=outcome.secret
+        )
+    response.set_cookie(
+        logon.COOKIE_NAME,
+        secret,
+        max_age=int(logon.ABSOLUTE_LIMIT.total_seconds()),
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+    return result
+
+
+@router.delete("/sessions/current", response_model=SessionRead, dependencies=[needs()])
+def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
+    """Log off: end the session this request came with (the cookie or bearer)."""
+    secret = bearer_token(ctx.request)
+    with ctx.unit() as (session, principal):
+        found = session.scalars(
+            select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
+        ).one_or_none()
+        if found is None:
+            raise Conflict(
+                "this request came with an API token, not a logon session; revoke tokens with "
+                "DELETE /api/v1/tokens/{id}",
+                code="not_a_session",
+            )
+        logon.end_session(session, actor=principal, session_id=found.id, reason="logoff")
+        append(session, account_event(principal, "session.end", session_id=found.id))
+        result = SessionRead.model_validate(found)
+    response.delete_cookie(
+        logon.COOKIE_NAME, path="/", secure=True, httponly=True, samesite="strict"
+    )
+    return result
+
+
+@router.delete("/sessions/{session_id}", response_model=SessionRead, dependencies=[needs()])
+def end_session(session_id: RowId, ctx: Ctx) -> SessionRead:
+    """End a session at once: your own, or any of an account you administer."""
+    with ctx.unit() as (session, principal):
+        found = logon.end_session(session, actor=principal, session_id=session_id)
+        append(session, account_event(principal, "session.end", session_id=session_id))
+        result = SessionRead.model_validate(found)
+    return result
+
+
+@router.get("/users/{user_id}/sessions", response_model=Page[SessionRead], dependencies=[needs()])
+def list_sessions(
+    user_id: RowId, ctx: Ctx, offset: Offset = 0, limit: int = Query(50, ge=1, le=500)
+) -> Page[SessionRead]:
+    """A user's sessions, newest first: your own, or those of an account you administer."""
+    with ctx.unit() as (session, principal):
+        if principal.user_id != user_id:
+            principal.require(Permission.USER_MANAGE)
+            user = repo.get_user(session, user_id)
+            if user is None:
+                raise NotFound(f"user {user_id} does not exist", field="user_id")
+            duties.require_account_authority(session, principal, user.agency, user.roles)
+        rows = repo.list_logon_sessions(session, user_id=user_id, offset=offset, limit=limit)
+        total = repo.count_logon_sessions(session, user_id=user_id)
+        items = [SessionRead.model_validate(row) for row in rows]
+        append(session, account_event(principal, "session.list", user_id=user_id))
+    return Page[SessionRead](items=items, total=total, offset=offset, limit=limit)
+
+
+@router.post(
+    "/users/{user_id}/unlock", response_model=UserRead, dependencies=[needs(Permission.USER_MANAGE)]
+)
+def unlock_user(user_id: RowId, ctx: Ctx) -> UserRead:
+    """Release an account locked after failed logons (an administrator of that account)."""
+    with ctx.unit() as (session, principal):
+        user = logon.unlock(session, actor=principal, user_id=user_id)
+        append(session, account_event(principal, "account.unlock", user_id=user.id))
+        result = user_read(user)
+    return result
