@@ -106,8 +106,8 @@ class PasswordSet(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    new_password: str = Field(min_length=1, max_length=1024)
-    current_password: str | None = Field(default=None, min_length=1, max_length=1024)
+    new_password: Line = Field(min_length=1, max_length=1024)
+    current_password: Line | None = Field(default=None, min_length=1, max_length=1024)
 
 
 class PasswordState(BaseModel):
@@ -123,9 +123,9 @@ class LogonRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    username: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=1024)
-    new_password: str | None = Field(default=None, min_length=1, max_length=1024)
+    username: Line = Field(min_length=1, max_length=100)
+    password: Line = Field(min_length=1, max_length=1024)
+    new_password: Line | None = Field(default=None, min_length=1, max_length=1024)
 
 
 class SessionRead(BaseModel):
