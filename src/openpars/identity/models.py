@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openpars.db import Base, UTCDateTime, str_enum, utcnow
@@ -43,10 +43,11 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set by an administrator's reset: the password must be changed at the next logon.
-    must_change_password: Mapped[bool] = mapped_column(default=False)
+    # Server defaults: rows written outside the ORM (bulk loads, older rows) are complete too.
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
     # Failed logons (CJIS AC-7): counted from the first failure of a 15-minute window; at the
     # limit the account is locked until an administrator releases it.
-    failed_logons: Mapped[int] = mapped_column(default=0)
+    failed_logons: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     failed_logons_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_logon_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

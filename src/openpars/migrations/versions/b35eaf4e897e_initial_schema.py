@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 31da3f4b67f5
+Revision ID: b35eaf4e897e
 Revises: 
-Create Date: 2026-12-05 22:57:50.077957
+Create Date: 2026-12-05 23:37:48.945658
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '31da3f4b67f5'
+revision: str = 'b35eaf4e897e'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -245,8 +245,8 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=300), nullable=True),
     sa.Column('password_hash', sa.String(length=200), nullable=True),
     sa.Column('password_changed_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('must_change_password', sa.Boolean(), nullable=False),
-    sa.Column('failed_logons', sa.Integer(), nullable=False),
+    sa.Column('must_change_password', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
+    sa.Column('failed_logons', sa.Integer(), server_default=sa.text('0'), nullable=False),
     sa.Column('failed_logons_since', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('locked_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_logon_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
