@@ -42,7 +42,7 @@ def _set(path: str, value: Any) -> Mutation:
     return mutate
 
 
-FUTURE = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+FUTURE = (datetime.now(UTC) + timedelta(days=2)).isoformat()
 
 BAD_ARRESTS: list[tuple[str, Mutation, int, str]] = [
     ("missing field", _drop("arresting_officer"), 422, "arresting_officer"),
