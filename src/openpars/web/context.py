@@ -98,7 +98,7 @@ class Edge:
     def _open(self, request: Request) -> Session:
         """The request's session, its caller authenticated and authorised in it."""
         db: Database = request.app.state.db
-        token = bearer_token(request)
+        token = self.credential(request)
         session = db.open_session()
         try:
             principal = self.admit(session, request, token)
@@ -119,10 +119,19 @@ class Edge:
             if hasattr(request.state, _OPENED):
                 delattr(request.state, _OPENED)
 
+    def credential(self, request: Request) -> str:
+        """The secret the caller presents (pages accept only the session cookie)."""
+        return bearer_token(request)
+
     def admit(self, session: Session, request: Request, token: str) -> Principal:
         """The caller behind the token, if it holds one of the route's permissions."""
         principal = authenticate(session, token).with_source(source_ip(request))
         request.state.principal = principal
+        self.authorise(principal)
+        return principal
+
+    def authorise(self, principal: Principal) -> None:
+        """Raise Forbidden unless the caller holds one of the route's permissions."""
         if self.any_of and not any(principal.can(p) for p in self.any_of):
             wanted = sorted(p.value for p in self.any_of)
             needed = wanted[0] if len(wanted) == 1 else "one of " + ", ".join(wanted)
@@ -132,7 +141,6 @@ class Edge:
                 code="permission_denied",
                 details={"permission": wanted[0] if len(wanted) == 1 else wanted},
             )
-        return principal
 
     def check_alone(self, request: Request) -> None:
         """Authenticate and authorise in a short transaction of its own (error paths only).
@@ -142,7 +150,7 @@ class Edge:
         """
         if self.public:
             return
-        token = bearer_token(request)
+        token = self.credential(request)
         db: Database = request.app.state.db
         with db.session() as session:
             self.admit(session, request, token)
