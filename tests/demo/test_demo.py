@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from openpars.cli import app
 from openpars.config import Settings
 from openpars.db import Database, make_engine
-from openpars.demo.seed import USERS
+from openpars.demo.seed import MACHINE_ACCOUNTS, USERS
 from openpars.records.models import Arrest, Charge, Involvement, Person
 from openpars.web.app import create_app
 
@@ -72,6 +72,17 @@ def test_demo_credentials_authenticate(runner: CliRunner, empty_url: str, tmp_pa
             assert me.status_code == 200, user["username"]
             assert me.json()["username"] == user["username"]
             assert sorted(me.json()["roles"]) == sorted(user["roles"])
+            # Every person's account logs on in a browser with its password; the machine
+            # account has none.
+            if user["username"] in MACHINE_ACCOUNTS:
+                assert user["password"] is None
+                continue
+            logged = client.post(
+                "/api/v1/sessions",
+                json={"username": user["username"], "password": user["password"]},
+            )
+            assert logged.status_code == 201, (user["username"], logged.text)
+    assert "/login as 'charging' with the password" in result.stdout
     application.state.db.bind.dispose()
 
 

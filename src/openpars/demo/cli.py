@@ -94,11 +94,17 @@ def build_demo(
 
 
 def write_credentials(path: Path, base_url: str, credentials: list[Credential]) -> None:
-    """The credentials file: base URL and every account with its token (mode 0600)."""
+    """The credentials file: base URL and every account with its token and password (0600)."""
     document = {
         "base_url": base_url,
         "users": [
-            {"username": c.username, "agency": c.agency, "roles": c.roles, "token": c.token}
+            {
+                "username": c.username,
+                "agency": c.agency,
+                "roles": c.roles,
+                "token": c.token,
+                "password": c.password,
+            }
             for c in credentials
         ],
     }
@@ -130,6 +136,13 @@ def print_instructions(
         soft_wrap=True,
     )
     out.print(f"API docs: {base_url}/docs  (OpenAPI: {base_url}/openapi.json)")
+    charging = next(c for c in credentials if c.username == "charging")
+    out.print(
+        f"in a browser: {base_url}/login as '{charging.username}' with the password "
+        f"'{charging.password}' (every account's password is in {path})",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @reports_errors

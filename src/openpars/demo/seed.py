@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,14 +65,19 @@ USERS: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
 )
 
 
+# Accounts that only ever call the API (no password, no browser logon).
+MACHINE_ACCOUNTS = frozenset({"booking"})
+
+
 @dataclass
 class Credential:
-    """One demo account and its freshly issued token."""
+    """One demo account, its freshly issued token and password (None: a machine account)."""
 
     username: str
     agency: str
     roles: list[str]
     token: str
+    password: str | None = None
 
 
 @dataclass
@@ -140,7 +146,8 @@ def create_accounts(session: Session) -> None:
 
 
 def issue_tokens(session: Session, *, lifetime: timedelta) -> list[Credential]:
-    """A new token for every demo user (secrets are never stored, so a re-run issues new ones)."""
+    """A new token and password for every demo user (secrets are never stored, so a re-run
+    issues new ones); the machine account gets no password: it never logs on in a browser."""
     credentials = []
     for username, _, agency_name, roles in USERS:
         user = identity_repo.get_user_by_username(session, username)
@@ -150,8 +157,45 @@ def issue_tokens(session: Session, *, lifetime: timedelta) -> list[Credential]:
             session, actor=SYSTEM, user_id=user.id, name="demo", lifetime=lifetime
         )
         _audit(session, AuditKind.TOKEN, "token.issue", token=token.id, user=user.id)
-        credentials.append(Credential(username, agency_name, [r.value for r in roles], secret))
+        password = None
+        if username not in MACHINE_ACCOUNTS:
+            password = secrets.token_urlsafe(12)
+            _set_password(session, user.id, password)
+        credentials.append(
+            Credential(username, agency_name, [r.value for r in roles], secret, password)
+        )
     return credentials
+
+
+def _set_password(session: Session, user_id: int, password: str) -> None:
+    """Give a demo account a password (reset by whoever administers it), audited."""
+    user = identity_repo.get_user(session, user_id)
+    assert user is not None
+    actor = SYSTEM
+    if Role.VOTER in user.roles:
+        # A voter's account is administered by its own stakeholder's administrator.
+        admin = next(
+            u
+            for u, _, agency, roles in USERS
+            if Role.STAKEHOLDER_ADMIN in roles and agency == user.agency.name
+        )
+        found = identity_repo.get_user_by_username(session, admin)
+        assert found is not None
+        actor = identity.principal_for(session, found)
+    identity.set_password(
+        session, actor=actor, user_id=user_id, new_password=password, force_change=False
+    )
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.ACCOUNT,
+            action="user.password.reset",
+            user_id=actor.user_id,
+            username=actor.username,
+            agency_id=actor.agency_id,
+            params={"via": "demo", "user": user_id},
+        ),
+    )
 
 
 def workflow_principals(session: Session) -> dict[str, Principal]:
