@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
@@ -23,7 +24,13 @@ from openpars.identity.principal import SYSTEM
 from openpars.web.app import create_app
 from openpars.web.context import edge_of
 from openpars.web.pages import AREAS
-from openpars.web.pages.core import LOGIN_CSRF_COOKIE, PageEdge, csrf_token_for
+from openpars.web.pages.core import (
+    LOGIN_CSRF_COOKIE,
+    STATIC_DIR,
+    TEMPLATES_DIR,
+    PageEdge,
+    csrf_token_for,
+)
 from openpars.web.security import CONTENT_SECURITY_POLICY
 from tests.factories import World
 
@@ -283,3 +290,23 @@ def test_every_page_route_has_the_page_edge() -> None:
             if (route.path, method) in open_to_all:
                 continue
             assert isinstance(edge_of(route), PageEdge), (route.path, method)
+
+
+def test_the_vendored_htmx_is_the_pinned_npm_package() -> None:
+    """static/htmx.min.js is a copy of the htmx.org package that package-lock.json pins."""
+    root = Path(__file__).resolve().parents[2]
+    installed = root / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"
+    if not installed.exists():
+        pytest.fail("node_modules/htmx.org is missing: run 'make install' (npm ci)")
+    assert (STATIC_DIR / "htmx.min.js").read_bytes() == installed.read_bytes()
+    assert (STATIC_DIR / "htmx.LICENSE").exists()
+
+
+def test_no_template_has_inline_script_or_style() -> None:
+    """The CSP forbids them; a page that used one would break silently in the browser."""
+    for template in TEMPLATES_DIR.glob("**/*.html"):
+        text = template.read_text(encoding="utf-8")
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), template.name
+        assert "<style" not in text, template.name
+        assert not re.search(r"\sstyle=", text), template.name
+        assert not re.search(r"\son[a-z]+=", text), template.name

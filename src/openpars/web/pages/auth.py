@@ -30,7 +30,6 @@ from openpars.identity.sessions_api import (
 from openpars.text import Line
 from openpars.web.context import Ctx, source_ip
 from openpars.web.pages.core import (
-    CSRF_FIELD,
     LOGIN_CSRF_COOKIE,
     area_router,
     check_csrf,
@@ -199,6 +198,3 @@ def logout(ctx: Ctx) -> RedirectResponse:
     response = RedirectResponse(login_url(reason="logged_out"), status_code=303)
     clear_session_cookie(response)
     return response
-
-
-__all__ = ["CSRF_FIELD", "router"]
