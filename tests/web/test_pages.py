@@ -21,6 +21,7 @@ from openpars.db import Database, utcnow
 from openpars.identity import logon, service
 from openpars.identity.models import LogonSession, User
 from openpars.identity.principal import SYSTEM
+from openpars.identity.roles import Permission
 from openpars.web.app import create_app
 from openpars.web.context import edge_of
 from openpars.web.pages import AREAS
@@ -29,7 +30,9 @@ from openpars.web.pages.core import (
     STATIC_DIR,
     TEMPLATES_DIR,
     PageEdge,
+    area_router,
     csrf_token_for,
+    page,
 )
 from openpars.web.security import CONTENT_SECURITY_POLICY
 from tests.factories import World
@@ -310,3 +313,37 @@ def test_no_template_has_inline_script_or_style() -> None:
         assert "<style" not in text, template.name
         assert not re.search(r"\sstyle=", text), template.name
         assert not re.search(r"\son[a-z]+=", text), template.name
+
+
+def test_a_page_the_user_may_not_use_and_an_unexpected_error_are_pages(
+    settings: Settings, db: Database, world: World
+) -> None:
+    """A permission refusal is audited and shown in the layout; a crash leaks nothing."""
+    app = create_app(settings, database=db)
+    extra = area_router()
+
+    @extra.get("/admin-only", dependencies=[page(Permission.USER_MANAGE)])
+    def admin_only() -> str:
+        return "secret"
+
+    @extra.get("/crash", dependencies=[page()])
+    def crash() -> str:
+        raise RuntimeError("internal detail: table users, column password_hash")
+
+    app.include_router(extra)
+    give_password(db, world, "reader")
+    with TestClient(
+        app, base_url="https://testserver", follow_redirects=False, raise_server_exceptions=False
+    ) as web:
+        assert log_in(web, "reader").status_code == 303
+        refused = web.get("/admin-only")
+        assert refused.status_code == 403
+        assert "lacks the permission" in refused.text
+        assert "Reader (reader)" in refused.text  # in the layout, header and all
+        assert entries(db)[-1] == ("GET /admin-only", "refused", "permission_denied")
+        crashed = web.get("/crash")
+        assert crashed.status_code == 500
+        assert "Something went wrong" in crashed.text
+        assert "password_hash" not in crashed.text
+        assert "Traceback" not in crashed.text
+        assert re.search(r"<code>[0-9a-f]{12}</code>", crashed.text)
