@@ -256,6 +256,8 @@ def test_security_headers_on_pages_api_and_errors(web: TestClient, world: World)
         assert headers["x-content-type-options"] == "nosniff"
         assert "camera=()" in headers["permissions-policy"]
         assert headers["strict-transport-security"].startswith("max-age=")
+        if "/static/" not in str(response.url):
+            assert headers["cache-control"] == "no-store"
 
 
 def test_no_hsts_over_plain_http(settings: Settings, db: Database) -> None:

@@ -3,7 +3,8 @@
 The content security policy allows no inline script or style and no other origin: every script
 and stylesheet is a file under /static/. HSTS is sent only on requests that arrived over TLS
 (the request's scheme, which uvicorn sets from X-Forwarded-Proto only for the proxies it was
-told to trust with --forwarded-allow-ips).
+told to trust with --forwarded-allow-ips). A response that sets no Cache-Control gets
+``no-store``: pages and API answers carry personal data.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class SecurityHeaders:
                     headers["Content-Security-Policy"] = DOCS_POLICY
                 if tls:
                     headers["Strict-Transport-Security"] = HSTS
+                # Records and pages are personal data: no browser or proxy keeps a copy unless
+                # the response says otherwise (the static files are cached for a day).
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
             await send(message)
 
         await self.app(scope, receive, secured)
