@@ -349,3 +349,13 @@ def test_a_page_the_user_may_not_use_and_an_unexpected_error_are_pages(
         assert "password_hash" not in crashed.text
         assert "Traceback" not in crashed.text
         assert re.search(r"<code>[0-9a-f]{12}</code>", crashed.text)
+
+
+def test_only_the_offline_api_docs_may_run_their_inline_start_up_script(web: TestClient) -> None:
+    docs = web.get("/docs")
+    assert docs.status_code == 200
+    assert "'unsafe-inline'" in docs.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    for path in ("/login", "/docs-not", "/api/v1/docs", "/openapi.json"):
+        policy = web.get(path, headers={"Accept": "text/html"}).headers["content-security-policy"]
+        assert policy == CONTENT_SECURITY_POLICY, path

@@ -27,7 +27,7 @@ HEADERS: dict[str, str] = {
 HSTS = "max-age=31536000; includeSubDomains"
 # The offline API docs (Swagger UI, ReDoc) start themselves with an inline script: their pages
 # get the same headers but a policy that allows that one inline script.
-DOCS_PATHS = ("/docs", "/redoc")
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 DOCS_POLICY = CONTENT_SECURITY_POLICY.replace(
     "script-src 'self'", "script-src 'self' 'unsafe-inline'"
 ).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
@@ -45,7 +45,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        docs = path == DOCS_PATHS[0] or path.startswith(DOCS_PATHS)
+        docs = path in DOCS_PATHS
         tls = scope.get("scheme") == "https"
 
         async def secured(message: Message) -> None:
