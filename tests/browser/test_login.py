@@ -164,3 +164,44 @@ def test_login_and_home_pass_axe(page: Page, login: Login) -> None:
     page.set_viewport_size({"width": 768, "height": 1024})  # a tablet
     screenshot(page, "home-tablet")
     assert_accessible(page)
+
+
+def test_log_in_with_the_keyboard_alone(page: Page, live_server: LiveServer) -> None:
+    page.goto("/login")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")  # past the header, into the page's content
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "username"
+    page.keyboard.type("clerk")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "password"
+    page.keyboard.type("correct horse battery staple")
+    page.keyboard.press("Enter")
+    page.wait_for_url(live_server.url + "/")
+    expect(page.get_by_text("Read sealed records.")).to_be_visible()
+
+
+def test_an_empty_form_shows_each_error_beside_its_field(page: Page) -> None:
+    expect_console_error(page, "status of 422")
+    page.goto("/login")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.locator("#username-error")).to_have_text("Enter your username.")
+    expect(page.locator("#password-error")).to_have_text("Enter your password.")
+    assert page.locator("#username").get_attribute("aria-invalid") == "true"
+    assert "username-error" in (page.locator("#username").get_attribute("aria-describedby") or "")
+    # The summary takes the focus, so a screen reader reads the errors first.
+    assert page.evaluate("() => document.activeElement.className") == "error-summary"
+    screenshot(page, "login-errors")
+    assert_accessible(page)
+
+
+def test_the_error_page_passes_axe(page: Page, login: Login) -> None:
+    expect_console_error(page, "status of 404")
+    login(page, "reader")
+    response = page.goto("/no/such/page")
+    assert response is not None
+    assert response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+    screenshot(page, "not-found")
+    assert_accessible(page)
