@@ -359,3 +359,20 @@ def test_only_the_offline_api_docs_may_run_their_inline_start_up_script(web: Tes
     for path in ("/login", "/docs-not", "/api/v1/docs", "/openapi.json"):
         policy = web.get(path, headers={"Accept": "text/html"}).headers["content-security-policy"]
         assert policy == CONTENT_SECURITY_POLICY, path
+
+
+@pytest.mark.parametrize("field", ["username", "password", "next"])
+def test_control_characters_in_the_login_form_are_refused_not_stored(
+    web: TestClient, db: Database, world: World, field: str
+) -> None:
+    """A NUL would end the string in PostgreSQL; the form refuses it naming the field."""
+    give_password(db, world, "reader")
+    token = login_form(web)
+    data = {"username": "reader", "password": PASSWORD, "csrf_token": token, "next": "/"}
+    data[field] += "\x00"
+    answer = web.post("/login", data=data)
+    assert answer.status_code == 422
+    assert field in answer.text
+    assert logon.COOKIE_NAME not in answer.cookies
+    with db.session() as session:
+        assert session.scalars(select(LogonSession)).all() == []
