@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 
 from openpars.audit.models import AuditEntry, AuditEntryContent
@@ -22,8 +23,9 @@ from openpars.identity import logon, service
 from openpars.identity.models import LogonSession, User
 from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import Permission
+from openpars.text import Line
 from openpars.web.app import create_app
-from openpars.web.context import edge_of
+from openpars.web.context import Ctx, edge_of
 from openpars.web.pages import AREAS
 from openpars.web.pages.core import (
     LOGIN_CSRF_COOKIE,
@@ -33,6 +35,7 @@ from openpars.web.pages.core import (
     area_router,
     csrf_token_for,
     page,
+    parse_form,
 )
 from openpars.web.security import CONTENT_SECURITY_POLICY
 from tests.factories import World
@@ -376,3 +379,44 @@ def test_control_characters_in_the_login_form_are_refused_not_stored(
     assert logon.COOKIE_NAME not in answer.cookies
     with db.session() as session:
         assert session.scalars(select(LogonSession)).all() == []
+
+
+class _Note(BaseModel):
+    title: Line = Field(min_length=3)
+    count: int = Field(default=1, ge=1)
+    tags: list[Line] = []
+
+
+def test_parse_form_gives_each_error_by_field(
+    settings: Settings, db: Database, world: World
+) -> None:
+    """A page author's form: the model's rules, text types and defaults; errors by field."""
+    app = create_app(settings, database=db)
+    extra = area_router()
+    seen: list[object] = []
+
+    @extra.post("/note", dependencies=[page()])
+    def note(ctx: Ctx) -> dict[str, object]:
+        parsed, errors = parse_form(ctx.request, _Note, lists=("tags",))
+        seen.append(parsed)
+        return errors  # type: ignore[return-value]
+
+    app.include_router(extra)
+    give_password(db, world, "reader")
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as web:
+        assert log_in(web, "reader").status_code == 303
+        home = web.get("/")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', home.text)
+        assert token
+        csrf = token.group(1)
+        bad = web.post("/note", data={"csrf_token": csrf, "title": "ab", "count": "0"})
+        assert set(bad.json()) == {"title", "count"}
+        assert bad.json()["title"].startswith("String should have at least 3 characters")
+        assert seen[-1] is None
+        nul = web.post("/note", data={"csrf_token": csrf, "title": "abc\x00"})
+        assert "control character" in nul.json()["title"]
+        good = web.post("/note", data={"csrf_token": csrf, "title": "abcd", "tags": "x"})
+        assert good.json() == {}
+        assert seen[-1] == _Note(title="abcd", count=1, tags=["x"])
+        # The CSRF check still runs first.
+        assert web.post("/note", data={"title": "abcd"}).status_code == 403

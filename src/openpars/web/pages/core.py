@@ -18,17 +18,18 @@ import secrets
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from openpars import __version__
-from openpars.errors import Forbidden, NotAuthenticated
+from openpars.errors import DomainError, Forbidden, NotAuthenticated
 from openpars.identity.logon import COOKIE_NAME, SESSION_PREFIX, authenticate_session
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
@@ -111,6 +112,7 @@ class PageEdge(Edge):
         """As the API's edge; the form is read first, so its token can be checked in it."""
         if request.method not in SAFE_METHODS:
             form = await request.form()
+            request.state.form = form
             sent = form.get(CSRF_FIELD)
             request.state.csrf_sent = sent if isinstance(sent, str) else None
         async with writer_gate(request.app.state.db):
@@ -213,3 +215,57 @@ def render(
 def session_secret(request: Request) -> str:
     """The logon session's secret this page request came with (the edge has checked it)."""
     return request.cookies.get(COOKIE_NAME, "")
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def form_values(request: Request) -> dict[str, Any]:
+    """The fields of the form a POST sent (read by the edge), without its CSRF token; a field
+    sent several times (checkboxes, multiple selects) is a list."""
+    form = getattr(request.state, "form", None)
+    if form is None:
+        return {}
+    values: dict[str, Any] = {}
+    for key in form:
+        if key == CSRF_FIELD:
+            continue
+        items = [v for v in form.getlist(key) if isinstance(v, str)]
+        values[key] = items if len(items) > 1 else (items[0] if items else "")
+    return values
+
+
+def parse_form(
+    request: Request, model: type[Model], *, lists: tuple[str, ...] = ()
+) -> tuple[Model | None, dict[str, str]]:
+    """The form as ``model`` (the API's own body schema, so its rules and text types apply),
+    or None and one message per field, for showing each error beside its field.
+
+    Empty fields are left out, so the model's defaults apply; ``lists`` names fields that are
+    lists even when sent once.
+    """
+    data: dict[str, Any] = {}
+    for key, value in form_values(request).items():
+        if key in lists and not isinstance(value, list):
+            value = [value] if value != "" else []
+        if value == "":
+            continue
+        data[key] = value
+    try:
+        return model.model_validate(data), {}
+    except ValidationError as invalid:
+        errors: dict[str, str] = {}
+        for problem in invalid.errors():
+            name = ".".join(str(p) for p in problem.get("loc", ())) or "form"
+            errors.setdefault(name, _sentence(str(problem.get("msg", "is not valid"))))
+        return None, errors
+
+
+def domain_errors(refused: DomainError) -> dict[str, str]:
+    """A service's refusal (InvalidInput, Conflict, ...) as the form's errors: by its field."""
+    return {refused.field or "form": _sentence(refused.message)}
+
+
+def _sentence(message: str) -> str:
+    text = message.strip()
+    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
