@@ -612,7 +612,10 @@ def report(
     over the last ``what_if_months`` (the replay writes its own ``oversight.what_if`` entry).
     """
     require_reader(actor)
-    agreement, period = check_period(session, agreement_id, start, end, today=today)
+    moment = utcnow()  # read once: the period check and the document's generated_at agree
+    agreement, period = check_period(
+        session, agreement_id, start, end, today=today or moment.date()
+    )
     if what_if_proposal is not None:
         what_if = replay_summary(
             session,
@@ -624,7 +627,7 @@ def report(
             via=via,
         )
     document = build_report(
-        session, agreement=agreement, period=period, rules=rules, what_if=what_if
+        session, agreement=agreement, period=period, rules=rules, what_if=what_if, now=moment
     )
     _audit(
         session,
