@@ -40,7 +40,7 @@ from openpars.access.visibility import (
     visible_in_set,
 )
 from openpars.oversight.models import Canary
-from openpars.prepared import Pending, Prepared, param, prepared
+from openpars.prepared import Pending, Prepared, generic_plans, param, prepared
 from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
 from openpars.records.validation import name_key, prefix_upper_bound
 
@@ -240,7 +240,11 @@ def send_first_pages(
     branch = "all" if query.name is None else "own"
     window = (limit + 1, query.offset > 0)
     page = prepared_person_statement(session, policy, shape, columns, branch, PAGE, True, window)
-    return SentPages(policy, limit, page.send(session, values | {"offset": query.offset}))
+    # The first page walks the set's index for the one criterion it is keyed by (an
+    # identifier or a name range), in order, whatever the values: its generic plan is the plan.
+    with generic_plans(session):
+        first = page.send(session, values | {"offset": query.offset})
+    return SentPages(policy, limit, first)
 
 
 def _shape(query: PersonQuery) -> tuple[bool, ...]:
