@@ -88,13 +88,19 @@ def test_the_generic_plan_setting_ends_with_the_page(db: Database, world: World)
         alias.name_key = name_key("Alvarado", "Ana")
         s.add(alias)
     ice = world.principals["ice"]
-    for _ in range(3):  # the second onwards sends the first page ahead with the decision
+    # The second onwards sends the first page ahead with the decision; a count runs both
+    # sections' capped counts on their generic plans too.
+    for count in (False, False, True, True):
         with db.session(external=True) as s:
             before = s.execute(text("SHOW plan_cache_mode")).scalar_one()
             page = service.search_persons(
-                s, principal=ice, query=PersonQuery(name="alva"), context=ReadContext(**PURPOSE)
+                s,
+                principal=ice,
+                query=PersonQuery(name="alva", count=count),
+                context=ReadContext(**PURPOSE),
             )
             assert [p.family_name for p in page.items] == ["Alvarez"]
+            assert (page.total, page.total_is_exact) == (1, True)
             # Whatever the statements after the page run, they are planned as before it.
             assert s.execute(text("SHOW plan_cache_mode")).scalar_one() == before == "auto"
 

@@ -308,6 +308,8 @@ def _search_persons(
     sent: SentPages | None = None,
 ) -> Found:
     offset, want = query.offset, limit + 1
+    # See page_of.
+    generic = in_set and policy.external and query.name is not None
     # A statement sent ahead, by (branch, start): the first page_of of it reads its rows.
     ahead: dict[tuple[str, int], Pending] = {}
     if sent is not None:
@@ -323,7 +325,7 @@ def _search_persons(
         if early is not None:
             return early.rows()
         page = statement(branch, PAGE, (want, start > 0))
-        if not (in_set and policy.external and query.name is not None):
+        if not generic:
             return page.rows(session, values | {"offset": start})
         # As the external role every row of a name page carries row-level security's
         # sub-plans, which priced a custom plan (knowing the range) under the generic one, so
@@ -339,6 +341,15 @@ def _search_persons(
     def count_of(branch: str, mode: str) -> int:
         return int(statement(branch, mode).scalar(session, values))
 
+    def counts_of(*branches: str) -> int:
+        """The capped counts of the sections, summed; for an external name search on the
+        generic plans (as its pages, for the same reason) and sent together."""
+        if not generic:
+            return sum(count_of(branch, CAPPED) for branch in branches)
+        with pipeline(session), generic_plans(session):
+            sent = [statement(branch, CAPPED).send(session, values) for branch in branches]
+        return sum(int(next(iter(pending.rows()[0].values()))) for pending in sent)
+
     if query.name is None:
         rows = page_of("all", offset)
         return _found(
@@ -350,7 +361,7 @@ def _search_persons(
         # Aliases the caller is not shown must not answer a name search.
         return _found(
             rows, offset=offset, limit=limit, wants_count=query.count,
-            count=lambda: count_of("own", CAPPED),
+            count=lambda: counts_of("own"),
         )  # fmt: skip
     if len(rows) < want:
         # The own-name section ends on or before this page: the alias section follows it.
@@ -359,7 +370,7 @@ def _search_persons(
         rows += page_of("alias", max(0, offset - own_total))[: want - len(rows)]
 
     def count() -> int:
-        return count_of("own", CAPPED) + count_of("alias", CAPPED)
+        return counts_of("own", "alias")
 
     return _found(rows, offset=offset, limit=limit, wants_count=query.count, count=count)
 
