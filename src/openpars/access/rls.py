@@ -48,9 +48,11 @@ def _floor_defaults() -> str:
 # session), paid once per policy instance per statement (a search page joins two tables that
 # each check an involvement: four calls, ~0.5 ms, a quarter of the page). Inline, each
 # sub-select below is planned with the statement (and cached with a prepared one) and runs once
-# per statement as an init plan: 7 us. A policy's expression is bound to the tables and
-# functions it names when it is created, so no temporary table or search_path the external role
-# sets can stand in for ``site_floor_versions``.
+# per statement as an init plan: 7-15 us. The price is a larger plan to build where a statement
+# is planned afresh, which is why the external name pages and counts run on their generic plans
+# (access.repository). A policy's expression is bound to the tables and functions it names when
+# it is created, so no temporary table or search_path the external role sets can stand in for
+# ``site_floor_versions`` (tests/access/test_external_plans.py).
 _FLOOR = (
     f"({_literal(_floor_defaults())}::jsonb || coalesce((SELECT content FROM "  # noqa: S608 - constants
     "site_floor_versions ORDER BY version DESC LIMIT 1), '{}'::jsonb))"
