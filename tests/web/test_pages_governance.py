@@ -324,3 +324,31 @@ def test_a_non_voter_sees_no_vote_form_and_cannot_vote(
     assert answer.status_code == 403
     assert _votes(db) == 0
     assert signing.VOTE_FORMAT  # the format the page signs is the service's
+
+
+def test_a_vote_on_a_version_changed_since_the_page_was_shown_is_refused_with_the_reason(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = _gov_logged_in(web, db, world, "da")
+    proposal_id = gov.propose()
+    token = _vote_form(web, proposal_id)
+    signed = gov.ballot(proposal_id, "da", Choice.YES, gov.at(seconds=1))
+    # Meanwhile the agreement gets a new version: the proposal it was signed for is void.
+    with db.session() as session:
+        agreements.update_agreement(
+            session,
+            actor=SYSTEM,
+            agreement_id=gov.agreement_id,
+            data=document(world, start=gov.t0, end=gov.t0 + timedelta(days=100)),
+            reason="shorter term",
+        )
+    answer = web.post(
+        f"/proposals/{proposal_id}/vote",
+        data={"csrf_token": token, "signed_vote": signed.model_dump_json()},
+    )
+    assert answer.status_code == 422
+    assert "The vote was refused" in answer.text
+    assert _votes(db) == 0
+    refusals = [e for e in entries(db) if e[0] == f"POST /proposals/{proposal_id}/vote"]
+    assert refusals[-1][1:] == ("refused", "voting_closed")
+    assert "changed to version 2 while the proposal was open" in answer.text
