@@ -26,6 +26,7 @@ from openpars.governance.models import Vote
 from openpars.governance.quorum import Choice
 from openpars.identity import service
 from openpars.identity.principal import SYSTEM
+from openpars.records.models import Involvement
 from openpars.web.app import create_app
 from tests.access.agreements import activate
 from tests.factories import World
@@ -164,17 +165,14 @@ def test_another_agencys_record_reads_as_absent_and_is_audited(
     with db.session() as session:
         activate(session, world)
     payload = _arrest(web, world)
-    victim_sid = None
     with db.session() as session:
-        from openpars.records.models import Involvement
-
-        victim_sid = session.scalar(
+        victim_id = session.scalar(
             select(Involvement.person_id).where(Involvement.role == "victim").limit(1)
         )
-    assert victim_sid is not None
+    assert victim_id is not None
     _logged_in(web, db, world.users["ice"], "ice")
     query = "&".join(f"{k}={v}" for k, v in DECLARATION.items())
-    answer = web.get(f"/external/persons/{victim_sid}?{query}")
+    answer = web.get(f"/external/persons/{victim_id}?{query}")
     assert answer.status_code == 404
     assert payload["involvements"][1]["person"]["family_name"] not in answer.text
     assert entries(db)[-1][1:] == ("refused", "not_found")
