@@ -38,7 +38,7 @@ from openpars.identity.models import Agency
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight import report_sql as sql
-from openpars.oversight.explain import Period, purpose_grants, select_period
+from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
 from openpars.oversight.facts import refresh
 
@@ -273,13 +273,26 @@ def build_report(
     rules: Rules,
     what_if: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    cycle: Explained | None = None,
 ) -> OversightReport:
     """The report's document (not audited: callers audit). Brings the access facts up to the
-    integrated log first; every figure counts only entries integrated by then."""
+    integrated log first; every figure counts only entries integrated by then.
+
+    ``cycle``: the pairs this cycle has explained already (``explain.materialise``), read
+    instead of explaining the agreement's pairs again; every figure then counts only the leaves
+    below the size they were explained at. It must cover the agreement, the period and the
+    rules (``ValueError`` otherwise: a programming error, not a caller's)."""
     refresh(session)
-    scope = _scope(session, agreement, period, rules, None)
+    scope = _scope(session, agreement, period, rules, None if cycle is None else cycle.size)
+    if cycle is not None and not cycle.covers(scope.selection, rules):
+        raise ValueError(
+            f"the explanations given cover agreements {sorted(cycle.agreement_ids)} from "
+            f"{cycle.start} to {cycle.end} under other rules or not this report's "
+            f"agreement {agreement.id} and period {period.start} to {period.end}"
+        )
     links = _Links(agreement.id, period.start, period.end, scope.size)
-    q, p, r = sql.queries(scope), sql.pairs(scope), sql.refusals(scope)
+    stored = None if cycle is None else cycle.table
+    q, p, r = sql.queries(scope), sql.pairs(scope, stored), sql.refusals(scope)
 
     def fig(key: str, label: str, value: int, entries: int, of: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
         return Figure(
