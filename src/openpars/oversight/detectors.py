@@ -23,8 +23,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Column,
     ColumnElement,
-    and_,
+    Index,
+    Integer,
+    MetaData,
+    Table,
     bindparam,
     case,
     exists,
@@ -35,6 +40,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import SchemaItem
 from sqlalchemy.sql.elements import TextClause
 
 from openpars.audit.models import AuditEntryContent
@@ -815,23 +821,66 @@ def _never_charged_at_access(f: Any) -> ColumnElement[int]:
     return case((charge_state(f.c.person_id, f.c.at) == 0, 1), else_=0)
 
 
+def _temporary(session: Session, name: str, *items: SchemaItem) -> Table:
+    """A temporary table of this connection, created afresh (dropped first if a previous run
+    in the same connection left it)."""
+    table = Table(name, MetaData(), *items, prefixes=["TEMPORARY"])
+    connection = session.connection()
+    connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    table.create(connection)
+    return table
+
+
 def never_charged(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
-    """Users and agencies looking up many persons nobody ever charged (as of each access)."""
+    """Users and agencies looking up many persons nobody ever charged (as of each access).
+
+    Each fact of the period is tested once (one probe of the person's arrests and their charge
+    timeline) into a temporary table; the per-user and per-agency counts and each flag's
+    entries read that table, not the facts tested again per flag.
+    """
     t, p = limits or Thresholds(), _bounds(period)
     f = AccessFact.__table__.alias("f")
     kept = exists(
         select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
     )
     outside = select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL)
-    in_period = and_(f.c.agency_id.in_(outside), f.c.at >= p.start, f.c.at < p.end, kept)
-    never = _never_charged_at_access(f)
+    tested = _temporary(
+        session,
+        "oversight_never_charged_tested",
+        Column("entry_id", BigInteger),
+        Column("agency_id", Integer),
+        Column("user_id", Integer),
+        Column("person_id", Integer),
+        Column("never", Integer),
+        Index("ix_oversight_never_charged_tested_user", "user_id", "never", "entry_id"),
+        Index("ix_oversight_never_charged_tested_agency", "agency_id", "never", "entry_id"),
+    )
+    session.execute(
+        tested.insert().from_select(
+            ["entry_id", "agency_id", "user_id", "person_id", "never"],
+            select(
+                f.c.entry_id,
+                f.c.agency_id,
+                f.c.user_id,
+                f.c.person_id,
+                _never_charged_at_access(f),
+            ).where(
+                f.c.agency_id.in_(outside),
+                f.c.at >= p.start,
+                f.c.at < p.end,
+                kept,
+                f.c.agency_id.is_not(None),
+            ),
+        )
+    )
+    x = tested.c
     # One row per (agency, user, person): looked up while never charged at least once.
     persons = (
-        select(f.c.agency_id, f.c.user_id, f.c.person_id, func.max(never).label("never"))
-        .where(in_period, f.c.agency_id.is_not(None), f.c.user_id.is_not(None))
-        .group_by(f.c.agency_id, f.c.user_id, f.c.person_id)
+        select(x.agency_id, x.user_id, x.person_id, func.max(x.never).label("never"))
+        .where(x.user_id.is_not(None))
+        .group_by(x.agency_id, x.user_id, x.person_id)
         .cte("looked_up")
     )
     per_user = select(
@@ -847,26 +896,26 @@ def never_charged(
         func.count(case((persons.c.never == 1, persons.c.person_id)).distinct()),
     ).group_by(persons.c.agency_id)
     drafts: list[FlagDraft] = []
-    for agency_id, user_id, looked, nc in session.execute(union_all(per_user, per_agency)):
+    for agency_id, user_id, looked, nc in session.execute(union_all(per_user, per_agency)).all():
         looked, nc = int(looked), int(nc or 0)
         share = nc / looked if looked else 0.0
         if user_id is not None:
             if nc < t.never_charged_user_min or share < t.never_charged_user_share:
                 continue
-            who, subject = "a user", f.c.user_id == user_id
+            who, subject = "a user", x.user_id == user_id
             least, portion = t.never_charged_user_min, t.never_charged_user_share
             key = f"user:{user_id}:{p.label()}"
         else:
             if nc < t.never_charged_agency_min or share < t.never_charged_agency_share:
                 continue
-            who, subject = "the agency's users", f.c.agency_id == agency_id
+            who, subject = "the agency's users", x.agency_id == agency_id
             least, portion = t.never_charged_agency_min, t.never_charged_agency_share
             key = f"agency:{agency_id}:{p.label()}"
         ids = session.scalars(
-            select(f.c.entry_id)
-            .where(in_period, subject, never == 1)
+            select(x.entry_id)
+            .where(subject, x.never == 1)
             .distinct()
-            .order_by(f.c.entry_id)
+            .order_by(x.entry_id)
             .limit(MAX_ENTRIES_PER_FLAG)
         ).all()
         rule = (
@@ -885,6 +934,7 @@ def never_charged(
                 agency_id=int(agency_id) if user_id is None else None,
             )
         )
+    tested.drop(session.connection())
     return sorted(drafts, key=lambda draft: draft.dedupe_key)
 
 
