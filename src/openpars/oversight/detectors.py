@@ -756,7 +756,7 @@ def population_skew(
     )
     window = {"start": p.start, "end": p.end}
     since = _since(p.start, t.skew_population)
-    drafts = []
+    found: list[tuple[str, str, int, str, set[str]]] = []
     seen_by = _category_counts(session, looked, window, "start", "end")
     base_by = _category_counts(session, arrested, {"since": since, "end": p.end}, "since", "end")
     for attribute in _ATTRIBUTES:
@@ -782,7 +782,6 @@ def population_skew(
                 share1, share2 = x1 / n1, (x2 / n2 if n2 else 0.0)
                 if x1 < t.skew_min_count or z < t.skew_z or share1 < t.skew_ratio * share2:
                     continue
-                entries = _skew_entries(session, agency_id, attribute, members, p)
                 rule = (
                     f"{attribute} {label}: {x1} of the {n1} persons the agency looked up "
                     f"({share1:.0%}) against {x2} of {n2} arrestees arrested in the "
@@ -792,26 +791,64 @@ def population_skew(
                     f"persons of {t.skew_min_persons} looked up)"
                 )
                 key = f"agency:{agency_id}:{attribute}:{label}:{p.label()}"
-                drafts.append(_draft(SKEW, key, rule, t.skew_z, entries, agency_id=agency_id))
-    return drafts
+                found.append((key, rule, agency_id, attribute, members))
+    # Every finding's entries in one statement, not one per finding.
+    entries = _skew_entries(session, [(a, attr, m) for _k, _r, a, attr, m in found], p)
+    return [
+        _draft(SKEW, key, rule, t.skew_z, entries[n], agency_id=agency_id)
+        for n, (key, rule, agency_id, _attr, _members) in enumerate(found)
+    ]
 
 
 def _skew_entries(
-    session: Session, agency_id: int, attribute: str, members: set[str], p: DetectionPeriod
-) -> list[_Entry]:
-    names = {f"v{i}": v for i, v in enumerate(sorted(members))}
+    session: Session, findings: Sequence[tuple[int, str, set[str]]], p: DetectionPeriod
+) -> list[list[_Entry]]:
+    """The entries of each finding (agency, attribute, values): for every person of those
+    values the agency looked up, its first entry of the period; the oldest
+    ``MAX_ENTRIES_PER_FLAG`` of them. One statement for all the findings: the agencies' persons
+    are grouped once and matched to the findings by a small union of constants."""
+    if not findings:
+        return []
+    params: dict[str, Any] = {"start": p.start, "end": p.end}
+    tests = []
+    for n, (agency_id, attribute, members) in enumerate(findings):
+        assert attribute in _ATTRIBUTES
+        for m, value in enumerate(sorted(members)):
+            params[f"a{n}_{m}"], params[f"v{n}_{m}"] = agency_id, value
+            tests.append(
+                f"SELECT {n} AS n, CAST(:a{n}_{m} AS INTEGER) AS a, "
+                f"CAST('{attribute}' AS TEXT) AS attr, CAST(:v{n}_{m} AS TEXT) AS v"
+            )
+    agencies = ", ".join(str(int(a)) for a in sorted({a for a, _attr, _m in findings}))
+    matches = " OR ".join(f"(t.attr = '{a}' AND CAST(p.{a} AS TEXT) = t.v)" for a in _ATTRIBUTES)
     rows = session.execute(
         _sql(
-            "SELECT MIN(f.entry_id) FROM oversight_access_facts f JOIN persons p ON "  # noqa: S608
-            f"p.id = f.person_id WHERE f.agency_id = :a AND f.at >= :start AND f.at < :end "
-            f"AND {_KEPT} AND p.{attribute} IN ({', '.join(':' + n for n in names)}) "
-            "GROUP BY f.person_id",
+            f"""
+            WITH t AS ({" UNION ALL ".join(tests)}),
+            m AS (
+                SELECT f.agency_id, f.person_id, MIN(f.entry_id) AS entry_id
+                FROM oversight_access_facts f
+                WHERE f.agency_id IN ({agencies}) AND f.at >= :start AND f.at < :end
+                  AND {_KEPT}
+                GROUP BY f.agency_id, f.person_id
+            ), j AS (
+                SELECT t.n, m.entry_id, ROW_NUMBER() OVER (
+                    PARTITION BY t.n ORDER BY m.entry_id) AS r
+                FROM m JOIN persons p ON p.id = m.person_id
+                JOIN t ON t.a = m.agency_id AND ({matches})
+            )
+            SELECT n, entry_id FROM j WHERE r <= {MAX_ENTRIES_PER_FLAG} ORDER BY n, entry_id
+            """,  # noqa: S608 - fixed fragments; values bound
             "start",
             "end",
         ),
-        {"a": agency_id, "start": p.start, "end": p.end, **names},
+        params,
     ).all()
-    return _by_ids(session, sorted(int(r[0]) for r in rows)[:MAX_ENTRIES_PER_FLAG])
+    ids: list[list[int]] = [[] for _ in findings]
+    for n, entry_id in rows:
+        ids[int(n)].append(int(entry_id))
+    found = {e.id: e for e in _by_ids(session, (i for group in ids for i in group))}
+    return [sorted((found[i] for i in group), key=lambda e: (e.at, e.id)) for group in ids]
 
 
 def _never_charged_at_access(f: Any) -> ColumnElement[int]:
