@@ -434,14 +434,18 @@ def _grouped(
 def _flags(
     session: Session, scope: sql.Scope, links: _Links
 ) -> tuple[list[DetectorRow], list[FlagRow], int, int]:
-    """Per detector (read generically: any detector's flags appear) and the first flags."""
+    """Per detector (read generically: any detector's flags appear) and the first flags.
+
+    The agreement's flags are selected once (a few per detector and subject, not per entry)
+    and counted per detector here; the distinct entries behind them are a second statement.
+    """
     listed = sql.flags(scope).subquery("report_flags")
+    flagged = list(
+        session.execute(select(listed).order_by(listed.c.raised_at, listed.c.id)).mappings()
+    )
     per: dict[str, DetectorRow] = {}
-    for detector, state, finding, n in session.execute(
-        select(listed.c.detector, listed.c.case_state, listed.c.finding, func.count())
-        .group_by(listed.c.detector, listed.c.case_state, listed.c.finding)
-        .order_by(listed.c.detector)
-    ):
+    for m in flagged:
+        detector, state, finding = str(m["detector"]), m["case_state"], m["finding"]
         row = per.setdefault(
             detector,
             DetectorRow(
@@ -453,19 +457,25 @@ def _flags(
                 entries_path=links.entries(f"detector:{detector}"),
             ),
         )
-        row.flags += int(n)
+        row.flags += 1
         if state == "closed":
-            row.closed += int(n)
+            row.closed += 1
         if finding is not None:
-            row.findings[str(finding)] = row.findings.get(str(finding), 0) + int(n)
-    total = sum(d.flags for d in per.values())
-    entries = int(
-        session.scalar(
-            select(func.count()).select_from(
-                sql.flag_entries(select(listed.c.id)).distinct().subquery()
+            row.findings[str(finding)] = row.findings.get(str(finding), 0) + 1
+    for row in per.values():
+        row.findings = dict(sorted(row.findings.items()))
+    total = len(flagged)
+    entries = (
+        int(
+            session.scalar(
+                select(func.count()).select_from(
+                    sql.flag_entries(select(listed.c.id)).distinct().subquery()
+                )
             )
+            or 0
         )
-        or 0
+        if flagged
+        else 0
     )
     rows = [
         FlagRow(
@@ -475,9 +485,7 @@ def _flags(
             figure=f"flag:{m['id']}",
             entries_path=links.entries(f"flag:{m['id']}"),
         )
-        for m in session.execute(
-            select(listed).order_by(listed.c.raised_at, listed.c.id).limit(MAX_FLAG_ROWS)
-        ).mappings()
+        for m in flagged[:MAX_FLAG_ROWS]
     ]
     return sorted(per.values(), key=lambda d: d.detector), rows, total, entries
 
