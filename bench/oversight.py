@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import resource
@@ -644,6 +645,22 @@ def _detectors(session: Session, figures: dict[str, Any], period: DetectionPerio
         )
     figures["detectors_s"] = timings
     figures["flags_created"] = created
+    figures["flags_sha256"] = _flags_digest(session)
+
+
+def _flags_digest(session: Session) -> str:
+    """Every stored flag (detector, key, rule, threshold, subjects, instant) with the count and
+    sum of its entries' ids: equal digests, equal findings."""
+    rows = session.execute(
+        text(
+            "SELECT f.detector, f.dedupe_key, f.rule, f.threshold, f.subject_user_id, "
+            "f.subject_agency_id, f.subject_agreement_id, f.raised_at, "
+            "(SELECT COUNT(*) FROM oversight_flag_entries e WHERE e.flag_id = f.id), "
+            "(SELECT SUM(e.entry_id) FROM oversight_flag_entries e WHERE e.flag_id = f.id) "
+            "FROM oversight_flags f ORDER BY f.detector, f.dedupe_key"
+        )
+    ).all()
+    return hashlib.sha256(json.dumps([[str(c) for c in r] for r in rows]).encode()).hexdigest()
 
 
 def _report(
@@ -661,6 +678,7 @@ def _report(
         return
     rules = cycle.rules
     timings: dict[int, float] = {}
+    digest = hashlib.sha256()
     pairs = 0
     for agreement in session.scalars(select(Agreement).order_by(Agreement.id)):
         started = time.perf_counter()
@@ -673,10 +691,15 @@ def _report(
         )
         timings[agreement.id] = round(time.perf_counter() - started, 3)
         pairs += next(f.value for f in document.figures if f.key == "pairs")
+        dump = document.model_dump(mode="json", exclude={"generated_at"})
+        digest.update(json.dumps(dump, sort_keys=True).encode())
     figures["report_s"] = round(sum(timings.values()), 3)
     figures["report_slowest_s"] = max(timings.values(), default=0.0)
     figures["report_agreements"] = len(timings)
     figures["report_pairs"] = pairs
+    # Every document but its generation instant: equal digests, equal reports (before and
+    # after a change to how they are computed).
+    figures["reports_sha256"] = digest.hexdigest()
 
 
 def oversight_pass(engine: Engine, selection: Selection, *, daily: bool = False) -> dict[str, Any]:
