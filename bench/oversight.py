@@ -720,6 +720,7 @@ def oversight_pass(engine: Engine, selection: Selection, *, daily: bool = False)
         period = DetectionPeriod(start=selection.start, end=selection.end) if daily else None
         _detectors(session, figures, period)
         _report(session, selection, cycle, figures)
+        cycle.drop(session)
         figures["total_s"] = round(time.perf_counter() - started, 3)
         session.commit()
     return figures

@@ -118,3 +118,7 @@ def test_a_cycle_explains_once_and_every_report_reads_the_same_figures(
             with pytest.raises(ValueError, match="not this report"):
                 build_report(session, agreement=agreement, period=period, rules=Rules(),
                              cycle=narrower)  # fmt: skip
+        cycle.drop(session)
+        # Dropped: a second cycle in the same connection starts afresh.
+        again = materialise(session, start=start, end=end, agreement_ids=ids, rules=Rules())
+        again.drop(session)

@@ -135,6 +135,10 @@ class Explained:
     size: int
     agreement_ids: frozenset[int]
 
+    def drop(self, session: Session) -> None:
+        """Drop the table (a pooled connection outlives the cycle; its temporary tables too)."""
+        self.table.drop(session.connection())
+
     def covers(self, selection: Selection, rules: Rules) -> bool:
         """Whether the table holds every pair of ``selection`` as ``rules`` explain them."""
         return (
@@ -155,7 +159,8 @@ def materialise(
     name: str = "oversight_cycle_pairs",
 ) -> Explained:
     """Explain every pair of the agreements in [start, end) once, into a temporary table
-    (dropped at the end of the connection) indexed by (agreement, instant). Not audited: the
+    indexed by (agreement, instant), which the caller drops (``Explained.drop``) when the cycle
+    is over (the connection would drop it when it closes). Not audited: the
     callers that show its rows audit their own reads."""
     size = refresh(session).end
     dialect = session.get_bind().dialect.name
