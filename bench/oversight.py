@@ -21,10 +21,13 @@ What runs, in one process, on one database (docs/benchmarks.md explains each fig
 2. The baseline: the plain time to scan the same entries (every entry joined to its content,
    the bytes' lengths summed) in the same run.
 3. The full pass: ``facts.refresh`` from leaf 0, the explanation of every pair of every
-   agreement over the whole period (``explain_sql.explanations``, materialised once), coverage
-   in all and per agency, user, purpose and week (``explain_sql.coverage``), every detector
-   registered in ``openpars.oversight.flags.DETECTORS`` when it runs (``run_detectors``, each
-   timed), and the renewal report of every agreement (``report.build_report``, timed).
+   agreement over the whole period (``explain.materialise``: once per cycle, into a temporary
+   table), coverage in all and per agency, user, purpose and week (``explain_sql.coverage``),
+   every detector registered in ``openpars.oversight.flags.DETECTORS`` when it runs
+   (``run_detectors``, each timed), and the renewal report of every agreement
+   (``report.build_report`` reading the cycle's explanations, timed). Digests of the stored
+   flags and of the reports (``flags_sha256``, ``reports_sha256``) show two runs' results
+   equal.
 4. Incremental: one more day's entries are appended (the same generator), then the refresh
    (from its watermark), the explanation and coverage of that day, and the detectors over that
    day as the daily run judges it (``DetectionPeriod`` of the day: the day plus the history
