@@ -312,7 +312,9 @@ def off_hours(
         worked = [set(days[k]) for k in keys]
         for at, d in enumerate(keys):
             hours = days[d]
-            if d < first:
+            # Fewer reads that day than the threshold: no subset of its hours can fire, so its
+            # hours are not compared with the history at all (most days of most users).
+            if d < first or sum(hours.values()) < t.off_hours_min_queries:
                 continue
             lo = f"{_parse_day(d) - t.off_hours_history:%Y-%m-%d}"
             before = worked[bisect.bisect_left(keys, lo) : at]
