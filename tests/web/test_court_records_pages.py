@@ -122,6 +122,13 @@ def test_bad_fields_are_shown_beside_them_and_nothing_is_written(
     assert 'id="magistrate-error"' in again.text
     assert 'id="bail_amount-error"' in again.text
     assert 'value="CP-51-CR-1-2026"' in again.text  # what was typed is kept
+    # Each message names the field and the rule in plain words.
+    assert "Magistrate is required." in again.text
+    assert "Docket number is not in the expected form, for example MC-51-CR-0007226-2025." in (
+        again.text
+    )
+    assert "Bail amount must be a number" in again.text
+    assert 'aria-invalid="true"' in again.text
     assert row_counts(db) == before
     # A service rule (the arraignment before the arrest) is shown beside its field too.
     early = arraignment_form(
@@ -133,6 +140,28 @@ def test_bad_fields_are_shown_beside_them_and_nothing_is_written(
     assert refused.status_code == 422
     assert 'id="arraigned_at-error"' in refused.text
     assert "is before the arrest" in refused.text
+    assert row_counts(db) == before
+
+
+def test_a_rule_of_the_whole_form_is_shown_beside_its_field(
+    api: TestClient, web: TestClient, db: Database, world: World
+) -> None:
+    arrest_id = charged(api, world)
+    as_user(web, db, world, "pretrial")
+    form = web.get(f"/arrests/{arrest_id}/bail-recommendation")
+    before = row_counts(db)
+    sent = {
+        "csrf_token": token_of(form.text),
+        "version": version_of(form.text),
+        "bail_type": "ror",
+        "amount": "500",
+    }
+    again = web.post(f"/arrests/{arrest_id}/bail-recommendation", data=sent)
+    assert again.status_code == 422
+    assert (
+        '<p class="error" id="amount-error">Amount: bail type &#39;ror&#39; carries no amount.'
+        in (again.text)
+    )
     assert row_counts(db) == before
 
 

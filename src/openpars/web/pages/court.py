@@ -153,9 +153,73 @@ def local_instant(value: str) -> str:
     return moment.isoformat()
 
 
-def _sentence(message: str) -> str:
-    text = message.strip().removeprefix("Value error, ")
-    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
+# What each form field is called on the page, and an example where the rule is a pattern.
+LABELS: dict[str, str] = {
+    "bail_type": "Bail type",
+    "amount": "Amount",
+    "bail_amount": "Bail amount",
+    "conditions": "Conditions",
+    "arraigned_at": "Arraigned at",
+    "magistrate": "Magistrate",
+    "preliminary_hearing_date": "Preliminary hearing date",
+    "docket_number": "Docket number",
+    "outcome": "Outcome",
+    "at": "When",
+    "facility": "Facility",
+    "name": "Name",
+    "birth_date": "Date of birth",
+    "birth_year": "Year of birth",
+    "sid": "SID",
+    "fbi_number": "FBI number",
+    "otn": "OTN",
+    "incident_number": "Incident number",
+    "arrested_from": "Arrested on or after",
+    "arrested_to": "Arrested on or before",
+    "statute": "Statute",
+    "state": "State",
+    "offset": "Page offset",
+}
+EXAMPLES: dict[str, str] = {"docket_number": "MC-51-CR-0007226-2025"}
+# Whole-form rules of a body model (the bail amount must suit the bail type) shown beside the
+# field they are about.
+MODEL_RULE_FIELD: dict[str, str] = {
+    "BailRecommendationCreate": "amount",
+    "ArraignmentCreate": "bail_amount",
+}
+
+
+def friendly(field: str, kind: str, message: str) -> str:
+    """One pydantic error as a sentence naming the field and the rule, in plain words."""
+    label = LABELS.get(field, field.replace("_", " ").capitalize())
+    if kind == "missing":
+        return f"{label} is required."
+    if kind == "string_pattern_mismatch":
+        example = EXAMPLES.get(field)
+        return f"{label} is not in the expected form" + (
+            f", for example {example}." if example else "."
+        )
+    if kind.startswith("decimal") or kind in ("float_parsing", "int_parsing"):
+        return f"{label} must be a number, like 5000.00, without a dollar sign or commas."
+    if kind in ("greater_than_equal", "less_than_equal", "too_long", "string_too_long"):
+        return f"{label}: {message[:1].lower() + message[1:]}."
+    if kind.startswith(("datetime", "date", "timezone")):
+        return f"{label} must be a valid date{' and time' if 'datetime' in kind else ''}."
+    if kind == "enum":
+        return f"{label}: choose one of the options offered."
+    text = message.strip().removeprefix("Value error, ").rstrip(".")
+    return f"{label}: {text[:1].lower() + text[1:]}." if text else f"{label} is not valid."
+
+
+def errors_of(model: type[BaseModel], invalid: ValidationError) -> dict[str, str]:
+    """A ValidationError as one plain message per form field."""
+    errors: dict[str, str] = {}
+    for problem in invalid.errors():
+        loc = problem.get("loc", ())
+        name = ".".join(str(p) for p in loc) or MODEL_RULE_FIELD.get(model.__name__, "form")
+        errors.setdefault(
+            name, friendly(name, str(problem.get("type", "")), str(problem.get("msg", "")))
+        )
+    return errors
 
 
 def validate(model: type[Model], values: dict[str, Any]) -> tuple[Model | None, dict[str, str]]:
@@ -167,11 +231,7 @@ def validate(model: type[Model], values: dict[str, Any]) -> tuple[Model | None, 
     try:
         return model.model_validate(data), {}
     except ValidationError as invalid:
-        errors: dict[str, str] = {}
-        for problem in invalid.errors():
-            name = ".".join(str(p) for p in problem.get("loc", ())) or "form"
-            errors.setdefault(name, _sentence(str(problem.get("msg", "is not valid"))))
-        return None, errors
+        return None, errors_of(model, invalid)
 
 
 def expected_version(values: dict[str, Any]) -> tuple[int | None, dict[str, str]]:

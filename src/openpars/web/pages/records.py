@@ -27,7 +27,7 @@ from openpars.records.versions import SITE_TZ
 from openpars.text import Line
 from openpars.web.context import Ctx
 from openpars.web.pages.core import NAV, NavLink, area_router, domain_errors, page, render
-from openpars.web.pages.court import steps_for
+from openpars.web.pages.court import errors_of, steps_for
 
 router = area_router()
 NAV.append(NavLink("Search", "/search", frozenset({Permission.RECORD_READ})))
@@ -68,11 +68,6 @@ class ArrestSearch(_Search):
     arrested_to: date | None = None
     statute: Line | None = Field(default=None, max_length=40)
     state: ArrestState | None = None
-
-
-def _sentence(message: str) -> str:
-    text = message.strip().removeprefix("Value error, ")
-    return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
 
 
 def _day_start(day: date) -> datetime:
@@ -140,9 +135,7 @@ def search(ctx: Ctx) -> HTMLResponse:
         try:
             form = model.model_validate(params)
         except ValidationError as invalid:
-            for problem in invalid.errors():
-                name = ".".join(str(p) for p in problem.get("loc", ())) or "form"
-                errors.setdefault(name, _sentence(str(problem.get("msg", "is not valid"))))
+            errors = errors_of(model, invalid)
         else:
             result, errors = _run_search(ctx, kind, form)
     if "query" in errors:
