@@ -323,3 +323,24 @@ def test_an_outside_agency_gets_no_record_page_and_is_audited(
         assert refused.status_code == 403, path
         assert f"Arrest {arrest_id}" not in refused.text
     assert [k for k, _, _ in audit_since(db, after_id)].count("refused") == 3
+
+
+def test_search_results_come_a_page_at_a_time(
+    api: TestClient, web: TestClient, db: Database, world: World
+) -> None:
+    ids = {submit(api, world, arrest_payload()).json()["arrest_id"] for _ in range(23)}
+    as_user(web, db, world, "reader")
+    first = web.get("/search", params={"kind": "arrests", "state": "entered"})
+    assert first.status_code == 200
+    shown = set(map(int, re.findall(r'href="/arrests/(\d+)"', first.text)))
+    assert len(shown) == 20
+    assert "Previous page" not in first.text
+    following = re.search(r'href="(/search\?[^"]*offset=20)" rel="next"', first.text)
+    assert following
+    second = web.get(following.group(1).replace("&amp;", "&"))
+    rest = set(map(int, re.findall(r'href="/arrests/(\d+)"', second.text)))
+    assert shown | rest == ids
+    assert not shown & rest
+    assert 'rel="prev"' in second.text
+    assert 'rel="next"' not in second.text
+    assert "Showing 21 to 23" in second.text
