@@ -191,3 +191,32 @@ def test_an_outside_agency_is_refused_a_record_page_and_audited(
     screenshot(page, "arrest-refused")
     assert_accessible(page)
     assert refusals(live_server, f"/arrests/{arrest_id}") == ["permission_denied"]
+
+
+def tab_to(page: Page, selector: str, most: int = 60) -> None:
+    """Press Tab until ``selector`` has the focus (fails if it never gets it)."""
+    for _ in range(most):
+        if page.evaluate("(s) => document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got the focus by Tab")
+
+
+def test_a_bail_recommendation_by_keyboard_alone(
+    page: Page, login: Login, live_server: LiveServer
+) -> None:
+    arrest_id, _ = new_arrest(live_server)
+    login(page, "pretrial")
+    page.goto("/docket")
+    tab_to(page, f'a[href="/arrests/{arrest_id}/bail-recommendation"]')
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Recommend bail")
+    tab_to(page, "#bail_type")
+    page.keyboard.type("Released")
+    expect(page.locator("#bail_type")).to_have_value("ror")
+    tab_to(page, "#conditions")
+    page.keyboard.type("Report weekly by telephone")
+    tab_to(page, "button.primary")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("The bail recommendation was recorded.")
+    expect(page.locator("main")).to_contain_text("bail recommended, ror, Report weekly")
