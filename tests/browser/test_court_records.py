@@ -220,3 +220,18 @@ def test_a_bail_recommendation_by_keyboard_alone(
     page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_have_text("The bail recommendation was recorded.")
     expect(page.locator("main")).to_contain_text("bail recommended, ror, Report weekly")
+
+
+def test_the_docket_refreshes_in_place_when_asked(
+    page: Page, login: Login, live_server: LiveServer
+) -> None:
+    login(page, "court")
+    page.goto("/docket")
+    page.evaluate("() => { window.notReloaded = true; }")
+    arrest_id, _ = new_arrest(live_server)
+    link = page.get_by_role("link", name=f"Arraign: bail and docket number: arrest {arrest_id}")
+    expect(link).to_have_count(0)
+    page.get_by_role("link", name="Refresh the docket").click()
+    expect(link).to_have_count(1)
+    assert page.evaluate("() => window.notReloaded === true")  # swapped in by htmx
+    assert_accessible(page)

@@ -340,12 +340,7 @@ def _oldest_first(items: list[ArrestSummary]) -> list[ArrestSummary]:
     return sorted(items, key=lambda a: (a.arrested_at is None, a.arrested_at or datetime.min, a.id))
 
 
-@router.get(
-    "/docket",
-    response_class=HTMLResponse,
-    dependencies=[page(Permission.BAIL_RECOMMEND, Permission.ARRAIGN, Permission.RELEASE)],
-)
-def docket(ctx: Ctx) -> HTMLResponse:
+def docket_context(ctx: Ctx) -> dict[str, Any]:
     """The next hearing block: charged arrests awaiting arraignment (oldest arrest first), and
     arraigned arrests awaiting release or commitment; through the API's arrest search."""
     with ctx.unit() as (session, principal):
@@ -363,18 +358,31 @@ def docket(ctx: Ctx) -> HTMLResponse:
         )
         waiting_steps = {a.id: steps_for(principal, a.state) for a in waiting.items}
         arraigned_steps = {a.id: steps_for(principal, a.state) for a in arraigned.items}
-    return render(
-        ctx.request,
-        "court/docket.html",
-        {
-            "waiting": _oldest_first(waiting.items),
-            "waiting_more": waiting.has_more,
-            "arraigned": _oldest_first(arraigned.items),
-            "arraigned_more": arraigned.has_more,
-            "steps": waiting_steps | arraigned_steps,
-            "page_max": PAGE_MAX,
-        },
-    )
+    return {
+        "waiting": _oldest_first(waiting.items),
+        "waiting_more": waiting.has_more,
+        "arraigned": _oldest_first(arraigned.items),
+        "arraigned_more": arraigned.has_more,
+        "steps": waiting_steps | arraigned_steps,
+        "page_max": PAGE_MAX,
+    }
+
+
+DOCKET_EDGE = page(Permission.BAIL_RECOMMEND, Permission.ARRAIGN, Permission.RELEASE)
+
+
+@router.get("/docket", response_class=HTMLResponse, dependencies=[DOCKET_EDGE])
+def docket(ctx: Ctx) -> HTMLResponse:
+    """The arraignment docket for the next hearing block."""
+    return render(ctx.request, "court/docket.html", docket_context(ctx))
+
+
+@router.get("/docket/rows", response_class=HTMLResponse, dependencies=[DOCKET_EDGE])
+def docket_rows(ctx: Ctx) -> HTMLResponse:
+    """The docket's tables alone, for its Refresh link (htmx). Refreshed when the user asks,
+    never on a timer: a page polling by itself would keep an unattended session from its
+    30-minute idle lock."""
+    return render(ctx.request, "court/_docket_rows.html", docket_context(ctx))
 
 
 # ---- the steps --------------------------------------------------------------------------------
