@@ -344,3 +344,25 @@ def test_search_results_come_a_page_at_a_time(
     assert 'rel="prev"' in second.text
     assert 'rel="next"' not in second.text
     assert "Showing 21 to 23" in second.text
+
+
+def test_a_person_page_lists_only_the_involvements_the_viewer_may_see(
+    api: TestClient, web: TestClient, db: Database, world: World
+) -> None:
+    first = submit(api, world, arrest_payload()).json()
+    person_id = first["person_ids"][0]
+    again = arrest_payload(involvements=[{"role": "arrestee", "person_id": person_id}])
+    second = submit(api, world, again).json()
+    sealed = api.post(
+        f"/api/v1/arrests/{first['arrest_id']}/seal", json=SEAL, headers=world.auth("clerk")
+    )
+    assert sealed.is_success, sealed.text
+    as_user(web, db, world, "reader")
+    page = web.get(f"/persons/{person_id}")
+    assert page.status_code == 200
+    assert f'href="/arrests/{second["arrest_id"]}"' in page.text
+    assert f'href="/arrests/{first["arrest_id"]}"' not in page.text
+    web.cookies.clear()
+    as_user(web, db, world, "clerk")
+    page = web.get(f"/persons/{person_id}")
+    assert f'href="/arrests/{first["arrest_id"]}"' in page.text
