@@ -49,10 +49,12 @@ def refusals(server: LiveServer, path: str) -> list[str | None]:
     return [json.loads(bytes(c))["error_code"] for (c,) in rows]
 
 
-def accessible_at_both_sizes(page: Page) -> None:
+def accessible_at_both_sizes(page: Page, name: str) -> None:
+    """axe at laptop and tablet size; a screenshot at tablet size as ``<name>-tablet``."""
     assert_accessible(page)
     page.set_viewport_size({"width": 768, "height": 1024})
     assert_accessible(page)
+    screenshot(page, f"{name}-tablet")
     page.set_viewport_size({"width": 1280, "height": 800})
 
 
@@ -64,14 +66,14 @@ def test_recommend_bail_then_arraign_then_release(
     page.get_by_role("link", name="Docket").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Arraignment docket")
     screenshot(page, "docket")
-    accessible_at_both_sizes(page)
+    accessible_at_both_sizes(page, "docket")
     page.get_by_role("link", name=f"Recommend bail: arrest {arrest_id}").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Recommend bail")
     page.get_by_label("Bail type").select_option("monetary")
     page.get_by_label("Amount in dollars").fill("5000.00")
     page.get_by_label("Conditions").fill("Stay away from the complainant")
     screenshot(page, "bail-recommendation")
-    accessible_at_both_sizes(page)
+    accessible_at_both_sizes(page, "bail-recommendation")
     page.get_by_role("button", name="Record the recommendation").click()
     expect(page.get_by_role("status")).to_have_text("The bail recommendation was recorded.")
     page.get_by_role("button", name="Log out").click()
@@ -91,7 +93,7 @@ def test_recommend_bail_then_arraign_then_release(
     expect(page.get_by_label("Docket number")).to_have_value("CP-51-CR-1-2026")
     expect(page.locator(".error-summary")).to_be_focused()
     screenshot(page, "arraignment-errors")
-    accessible_at_both_sizes(page)
+    accessible_at_both_sizes(page, "arraignment-errors")
     page.get_by_label("Magistrate").fill("Magistrate F. Rigmaiden-DeLeon")
     page.get_by_label("Bail type").select_option("monetary")
     page.get_by_label("Bail amount in dollars").fill("25000.00")
@@ -107,7 +109,7 @@ def test_recommend_bail_then_arraign_then_release(
     page.get_by_label("When").fill("2026-03-20T13:30")
     page.get_by_label("Facility").fill("Curran-Fromhold Correctional Facility")
     screenshot(page, "custody")
-    accessible_at_both_sizes(page)
+    accessible_at_both_sizes(page, "custody")
     page.get_by_role("button", name="Record it").click()
     expect(page.get_by_role("status")).to_have_text("The release or commitment was recorded.")
     timeline = page.get_by_role("table", name="Timeline of versions")
@@ -134,13 +136,13 @@ def test_search_and_open_the_person_and_the_arrest(
     page.get_by_role("button", name="Search").click()
     expect(page.locator("main [role=status]")).to_contain_text("Showing 1 to")
     screenshot(page, "search-persons")
-    accessible_at_both_sizes(page)
+    accessible_at_both_sizes(page, "search-persons")
     page.get_by_role(
         "link", name=f"{arrestee['family_name']}, {arrestee['given_name']}"
     ).first.click()
     expect(page.get_by_role("heading", level=2, name="Involvements")).to_be_visible()
     screenshot(page, "person")
-    accessible_at_both_sizes(page)
+    accessible_at_both_sizes(page, "person")
 
     page.goto("/search?kind=arrests")
     page.get_by_label("OTN").fill(payload["otn"])
@@ -150,7 +152,7 @@ def test_search_and_open_the_person_and_the_arrest(
     expect(timeline).to_contain_text("badge number mistyped")
     expect(timeline).to_contain_text("arresting_officer")
     screenshot(page, "arrest")
-    accessible_at_both_sizes(page)
+    accessible_at_both_sizes(page, "arrest")
 
 
 def test_a_sealed_record_is_absent_for_a_reader(
