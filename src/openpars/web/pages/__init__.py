@@ -9,10 +9,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openpars.web.pages import agreements, auth, external, home
+from openpars.web.pages import (
+    agreements,
+    auth,
+    court,
+    external,
+    home,
+    records,
+)
 from openpars.web.pages.core import PAGE_TAG
 
-AREAS: tuple[APIRouter, ...] = (auth.router, home.router, external.router, agreements.router)
+AREAS: tuple[APIRouter, ...] = (
+    auth.router,
+    home.router,
+    external.router,
+    agreements.router,
+    court.router,
+    records.router,
+)
 
 router = APIRouter(include_in_schema=False, tags=[PAGE_TAG])
 for area in AREAS:
