@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openpars.web.pages import auth, home
+from openpars.web.pages import admin, audit, auth, home, oversight
 from openpars.web.pages.core import PAGE_TAG
 
-AREAS: tuple[APIRouter, ...] = (auth.router, home.router)
+AREAS: tuple[APIRouter, ...] = (
+    auth.router,
+    home.router,
+    audit.router,
+    admin.router,
+    oversight.router,
+)
 
 router = APIRouter(include_in_schema=False, tags=[PAGE_TAG])
 for area in AREAS:
