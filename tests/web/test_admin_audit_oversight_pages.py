@@ -373,3 +373,15 @@ def test_a_reviewer_cannot_act_on_a_case_about_itself(
 
 
 __all__ = ["PASSWORD"]
+
+
+def test_the_export_form_refuses_a_bad_number_beside_its_field(
+    web: TestClient, db: Database, world: World
+) -> None:
+    add_user(db, world, "auditor", "Defender Association", [Role.AUDITOR])
+    signed_in(web, db, world, "auditor")
+    for bad in ("-1", "ten", "9" * 20):
+        answer = web.get(f"/audit/export?start=0&end={bad}")
+        assert answer.status_code == 422
+        assert "End: enter a whole number" in answer.text
+    assert entries(db)[-1][1:] == ("refused", "invalid_input")

@@ -13,7 +13,7 @@ import base64
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Query
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -24,9 +24,9 @@ from openpars.audit import export as exporting
 from openpars.audit.api import NOTE_MEDIA_TYPE, audit_event
 from openpars.audit.events import AuditKind
 from openpars.audit.service import append
-from openpars.errors import NotFound
+from openpars.errors import InvalidInput, NotFound
 from openpars.identity.roles import Permission
-from openpars.ranges import AuditNumber, AuditSize
+from openpars.ranges import INT64_MAX, AuditNumber, AuditSize
 from openpars.web.context import Ctx
 from openpars.web.pages.core import NAV, NavLink, area_router, page, render
 
@@ -182,14 +182,35 @@ def entries(ctx: Ctx, after_id: AuditNumber = 0) -> HTMLResponse:
     )
 
 
+def _leaf_number(text: str, field: str) -> int | None:
+    """A form's whole number of leaves (empty: None), or InvalidInput naming the field."""
+    text = text.strip()
+    if not text:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) > INT64_MAX:
+        raise InvalidInput(
+            f"{field}: enter a whole number of entries from 0 to {INT64_MAX}",
+            field=field,
+        )
+    return int(text)
+
+
 @router.get(
     "/audit/export", response_class=StreamingResponse, dependencies=[page(Permission.AUDIT_READ)]
 )
-def export(ctx: Ctx, start: AuditNumber = 0, end: AuditNumber | None = None) -> StreamingResponse:
-    """The log from ``start`` to the newest checkpoint at or below ``end`` (as the API's)."""
+def export(
+    ctx: Ctx,
+    start: Annotated[str, Query(max_length=20, description="the first leaf")] = "0",
+    end: Annotated[str, Query(max_length=20, description="a tree size; empty: newest")] = "",
+) -> StreamingResponse:
+    """The log from ``start`` to the newest checkpoint at or below ``end`` (as the API's).
+
+    The form's empty fields mean "from the first entry" and "to the newest checkpoint"."""
+    first = _leaf_number(start, "start") or 0
+    last = _leaf_number(end, "end")
     with ctx.unit() as (session, principal):
         principal.require(Permission.AUDIT_READ)
-        span = exporting.export_range(session, start=start, end=end)
+        span = exporting.export_range(session, start=first, end=last)
         append(
             session,
             audit_event(
