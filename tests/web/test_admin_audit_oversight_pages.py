@@ -398,3 +398,21 @@ def test_the_export_form_refuses_a_bad_number_beside_its_field(
         assert answer.status_code == 422
         assert "End: enter a whole number" in answer.text
     assert entries(db)[-1][1:] == ("refused", "invalid_input")
+
+
+def test_the_user_list_shows_only_the_accounts_one_administers(
+    web: TestClient, db: Database, world: World
+) -> None:
+    with db.session() as session:
+        city_voter(session, world)
+    give_password(db, world, "city-admin")
+    signed_in(web, db, world, "city-admin")
+    listed = web.get("/admin").text
+    assert "/admin/users/{}".format(world.users["city-voter"]) in listed
+    assert '/admin/users/{}"'.format(world.users["intake"]) not in listed
+    web.cookies.clear()
+    signed_in(web, db, world, "admin")
+    listed = web.get("/admin").text
+    assert '/admin/users/{}"'.format(world.users["intake"]) in listed
+    assert '/admin/users/{}"'.format(world.users["city-voter"]) not in listed
+    assert '/admin/users/{}"'.format(world.users["court"]) not in listed

@@ -19,7 +19,7 @@ from openpars.audit.api import audit_event
 from openpars.audit.events import AuditKind
 from openpars.audit.schemas import WitnessRead
 from openpars.audit.service import append
-from openpars.errors import Conflict, InvalidInput, NotFound
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity import duties, logon, service
 from openpars.identity import repository as repo
 from openpars.identity.api import account_event
@@ -93,9 +93,19 @@ def _administered(session: Session, principal: Principal, user_id: int) -> User:
     return user
 
 
+def _may_administer(session: Session, principal: Principal, user: User) -> bool:
+    """Whether the service would let ``principal`` administer the account (duties.py): the
+    list shows only those, so a stakeholder's administrator sees its own stakeholder's."""
+    try:
+        duties.require_account_authority(session, principal, user.agency, user.roles)
+    except Forbidden:
+        return False
+    return True
+
+
 @router.get("/admin", response_class=HTMLResponse, dependencies=[MANAGE])
 def users(ctx: Ctx, offset: Offset = 0, done: str | None = None) -> HTMLResponse:
-    """Every account with its agency, roles and state; links to each."""
+    """The accounts this user administers, with agency, roles and state; links to each."""
     with ctx.unit() as (session, principal):
         principal.require(Permission.USER_MANAGE)
         rows = [
@@ -109,6 +119,7 @@ def users(ctx: Ctx, offset: Offset = 0, done: str | None = None) -> HTMLResponse
                 "locked": u.locked_at is not None,
             }
             for u in repo.list_users(session, agency_id=None, offset=offset, limit=PAGE_SIZE)
+            if _may_administer(session, principal, u)
         ]
         append(session, account_event(principal, "user.list", offset=offset, limit=PAGE_SIZE))
     return render(
