@@ -90,14 +90,17 @@ def test_a_user_proves_its_own_entry_but_not_anothers(
     expect_console_error(page, "status of 4")
     login(page, "intake")
     own = _last_logon(live_server, "intake")
+    page.get_by_role("link", name="Audit").click()
+    expect(page.get_by_role("link", name=f"Proof of your entry {own}")).to_be_visible()
+    others = _last_logon(live_server, "auditor")
+    expect(page.get_by_role("link", name=f"Proof of your entry {others}")).to_have_count(0)
     _proof_page(page, own)
     expect(page.locator("#proof-check")).to_contain_text("Checked in your browser")
     path_rows = page.locator("table tbody tr").count()
     assert path_rows >= 1
     page.goto("/audit")
     expect(page.get_by_role("heading", name="Export for offline verification")).to_have_count(0)
-    admins = _last_logon(live_server, "auditor")
-    response = page.goto(f"/audit/proof?entry_id={admins}")
+    response = page.goto(f"/audit/proof?entry_id={others}")
     assert response is not None
     assert response.status == 404  # another's entry is answered like a missing one
     assert audit_rows(live_server, live_server.world.users["intake"])[-1][1:] == (

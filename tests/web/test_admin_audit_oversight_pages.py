@@ -310,16 +310,19 @@ def test_a_user_sees_the_proof_of_its_own_entry_and_not_anothers(
     signed_other = TestClient(web.app, base_url="https://testserver", follow_redirects=False)
     give_password(db, world, "court")
     assert log_in(signed_other, "court").status_code == 303
+    court_logon = logon_entry(db, world.users["court"])
     log.integrate_all(db)
     with db.session() as session:
         checkpoints.publish(session, settings=web.app.state.settings)
     overview = web.get("/audit")
     assert overview.status_code == 200
     assert "Latest checkpoint" in overview.text
+    assert f'href="/audit/proof?entry_id={own}"' in overview.text
+    assert f'href="/audit/proof?entry_id={court_logon}"' not in overview.text
+    assert entries(db)[-1][0] == "audit.own_entries"
     page = web.get(f"/audit/proof?entry_id={own}")
     assert page.status_code == 200, page.text
     assert 'id="leaf-index"' in page.text
-    court_logon = logon_entry(db, world.users["court"])
     refused = web.get(f"/audit/proof?entry_id={court_logon}")
     assert refused.status_code == 404  # another's entry answers as a missing one
     assert entries(db)[-1][1:] == ("refused", "not_found")

@@ -35,6 +35,8 @@ router = area_router()
 NAV.append(NavLink("Audit", "/audit"))
 
 ENTRIES_PAGE = 50
+# The caller's own newest entries listed on /audit, each linked to its proof.
+OWN_ENTRIES = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +84,24 @@ def _checkpoint_view(session: Session, quorum: int) -> CheckpointView | None:
 
 @router.get("/audit", response_class=HTMLResponse, dependencies=[page()])
 def overview(ctx: Ctx) -> HTMLResponse:
-    """The latest checkpoint; forms for an entry's proof and (auditors) the export."""
+    """The latest checkpoint; the caller's own newest entries (their receipts), a form for any
+    entry's proof and (auditors) the export. The checkpoint is public; the list is audited."""
     with ctx.unit() as (session, principal):
         view = _checkpoint_view(session, ctx.settings.witness_quorum)
         auditor = principal.can(Permission.AUDIT_READ)
-    return render(ctx.request, "audit/overview.html", {"checkpoint": view, "auditor": auditor})
+        mine = [
+            {"id": e.id, "at": e.at, "action": e.action, "outcome": e.outcome.value}
+            for e in receipts.own_entries(session, principal=principal, limit=OWN_ENTRIES)
+        ]
+        append(
+            session,
+            audit_event(principal, AuditKind.AUDIT_READ, "audit.own_entries", returned=len(mine)),
+        )
+    return render(
+        ctx.request,
+        "audit/overview.html",
+        {"checkpoint": view, "auditor": auditor, "mine": mine},
+    )
 
 
 def _receipt(ctx: Ctx, entry_id: int) -> dict[str, Any]:
