@@ -57,7 +57,7 @@ def test_a_reviewer_closes_a_case_with_a_finding(
     page.get_by_role("button", name="Add the note").click()
     expect(page.get_by_role("status")).to_have_text("The note was added to the case.")
     page.get_by_role("button", name="Close the case").click()
-    expect(page.locator("#close_finding-error")).to_be_visible()
+    expect(page.locator("#close_finding-error")).to_have_text("Choose a finding.")
     check_page(page, "oversight-case-errors")
     page.locator("#close_finding").select_option("training")
     page.get_by_label("Last note").fill("Refresher training booked.")
@@ -90,3 +90,24 @@ def test_a_user_without_the_oversight_role_is_refused(
         "refused",
         "permission_denied",
     )
+
+
+def test_a_case_is_closed_with_the_keyboard_alone(
+    page: Page, login: Login, live_server: LiveServer
+) -> None:
+    add_user(live_server, "watcher", "City of Philadelphia", [Role.OVERSIGHT])
+    case_id = _open_case(live_server, "intake")
+    login(page, "watcher")
+    page.goto(f"/oversight/cases/{case_id}")
+    # From the finding: choose with the arrows, Tab to the note, Tab to the button, Enter.
+    page.locator("#close_finding").focus()
+    page.keyboard.press("ArrowDown")
+    assert page.locator("#close_finding").input_value() == "no_issue"
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "close_note"
+    page.keyboard.type("The reads were for a court order.")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "Close the case"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("The case was closed with its finding.")
+    expect(page.locator("#case-state")).to_contain_text("closed: No issue")

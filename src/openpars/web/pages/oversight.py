@@ -44,6 +44,12 @@ FINDINGS: dict[str, str] = {
     Finding.SANCTION.value: "Sanction: the user's agency must act",
     Finding.REFERRAL_TO_STAKEHOLDERS.value: "Referral to the stakeholders",
 }
+# What an empty required field asks for, by field (pydantic says only "Field required").
+MISSING: dict[str, str] = {
+    "assignee": "Enter the username of the reviewer to assign the case to.",
+    "note": "Write the note.",
+    "finding": "Choose a finding.",
+}
 DONE: dict[str, str] = {
     "assigned": "The case was assigned.",
     "noted": "The note was added to the case.",
@@ -136,7 +142,8 @@ def _act(ctx: Ctx, case_id: int, schema: type[BaseModel], act: str, done: str) -
         return _case_page(ctx, case_id, errors={"form": domain_errors(stale)["case_id"]},
                           values=values, status=409)  # fmt: skip
     except InvalidInput as refused:
-        shown = errors or domain_errors(refused)
+        shown = {k: MISSING.get(k, v) if v == "Field required." else v for k, v in errors.items()}
+        shown = shown or domain_errors(refused)
         return _case_page(ctx, case_id, errors={f"{act}_{k}": v for k, v in shown.items()},
                           values=values, status=422)  # fmt: skip
     return RedirectResponse(f"/oversight/cases/{case_id}?done={done}", status_code=303)
