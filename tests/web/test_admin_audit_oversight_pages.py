@@ -419,3 +419,27 @@ def test_the_user_list_shows_only_the_accounts_one_administers(
     assert '/admin/users/{}"'.format(world.users["intake"]) in listed
     assert '/admin/users/{}"'.format(world.users["city-voter"]) not in listed
     assert '/admin/users/{}"'.format(world.users["court"]) not in listed
+
+
+def test_a_forged_token_or_a_user_without_the_role_cannot_close_a_case(
+    web: TestClient, db: Database, world: World
+) -> None:
+    add_user(db, world, "watcher", "City of Philadelphia", [Role.OVERSIGHT])
+    case_id = open_case(db, world.users["intake"])
+    signed_in(web, db, world, "watcher")
+    forged = web.post(
+        f"/oversight/cases/{case_id}/close", data={"csrf_token": "forged", "finding": "sanction"}
+    )
+    assert forged.status_code == 403
+    assert entries(db)[-1][1:] == ("refused", "csrf_failed")
+    web.cookies.clear()
+    token = signed_in(web, db, world, "reader")
+    refused = web.post(
+        f"/oversight/cases/{case_id}/close", data={"csrf_token": token, "finding": "sanction"}
+    )
+    assert refused.status_code == 403
+    assert entries(db)[-1][1:] == ("refused", "permission_denied")
+    with db.session() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        assert case.state is CaseState.OPEN  # nothing written
