@@ -10,11 +10,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from openpars.web.pages import (
+    admin,
     agreements,
+    audit,
     auth,
     court,
     external,
     home,
+    oversight,
     records,
 )
 from openpars.web.pages.core import PAGE_TAG
@@ -26,6 +29,9 @@ AREAS: tuple[APIRouter, ...] = (
     agreements.router,
     court.router,
     records.router,
+    audit.router,
+    admin.router,
+    oversight.router,
 )
 
 router = APIRouter(include_in_schema=False, tags=[PAGE_TAG])
