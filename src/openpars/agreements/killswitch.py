@@ -92,6 +92,7 @@ def suspend(
 ) -> Suspension:
     """Kill switch: cut off an agreement, a sub-unit or an account from this instant; audited."""
     actor.require(Permission.AGREEMENT_SUSPEND)
+    actor.require_fresh()
     moment = at or utcnow()
     agreement = get_agreement(session, agreement_id=agreement_id, for_update=True)
     resolved = _target_id(session, agreement, target, target_id)
@@ -183,6 +184,7 @@ def resume(
     if suspension is None:
         raise NotFound(f"suspension {suspension_id} does not exist", field="suspension_id")
     require_imposer(session, actor, suspension)
+    actor.require_fresh()
     done = repo.get_resumption(session, suspension.id)
     if done is not None:
         raise Conflict(

@@ -234,6 +234,7 @@ def submit_vote(
     board = repo.get_board(session, proposal.board_config_id)
     assert board is not None
     stakeholder = stakeholder_of(actor, board)
+    actor.require_fresh()
     assert actor.user_id is not None
     # A proposal whose agreement changed is void even if no tick has run since.
     if proposal.status is ProposalStatus.OPEN:
