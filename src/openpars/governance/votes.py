@@ -225,6 +225,7 @@ def submit_vote(
 ) -> VoteReceipt:
     """Record a signed vote (a cast or a change) and decide the proposal if it now can."""
     moment = now or utcnow()
+    actor.require_fresh()
     statement, signature = _parse_vote(data)
     if repo.proposal_action(session, data.proposal_id) == ProposalAction.BOARD.value:
         # Locks in one order everywhere (the board in force, then proposals), so that two board
@@ -234,7 +235,6 @@ def submit_vote(
     board = repo.get_board(session, proposal.board_config_id)
     assert board is not None
     stakeholder = stakeholder_of(actor, board)
-    actor.require_fresh()
     assert actor.user_id is not None
     # A proposal whose agreement changed is void even if no tick has run since.
     if proposal.status is ProposalStatus.OPEN:

@@ -15,7 +15,7 @@ from openpars.identity import duties, passwords
 from openpars.identity import repository as repo
 from openpars.identity.models import Agency, ApiToken, LogonSession, User, UserRole
 from openpars.identity.principal import Principal
-from openpars.identity.roles import EXTERNAL_ROLES, AgencyKind, Permission, Role
+from openpars.identity.roles import EXTERNAL_ROLES, AgencyKind, Permission, Role, exclusive_pair
 from openpars.identity.schemas import AgencyCreate, UserCreate, UserProfile
 
 TOKEN_PREFIX = "opt_"  # noqa: S105 - a public marker, not a secret
@@ -235,7 +235,19 @@ def authenticate_token(session: Session, secret: str, *, now: datetime | None = 
 
 
 def principal_for(session: Session, user: User) -> Principal:
-    """Build the principal of a user, with the chain of its agency's parents."""
+    """Build the principal of a user, with the chain of its agency's parents.
+
+    An account holding two roles that exclude each other (written outside the services, say
+    by hand in the database) acts as neither: it is refused here, before any act.
+    """
+    pair = exclusive_pair(user.roles)
+    if pair is not None:
+        raise Forbidden(
+            f"the account {user.username} holds the roles '{pair[0].value}' and "
+            f"'{pair[1].value}', which exclude each other (separation of duties): it may do "
+            "nothing until an administrator removes one",
+            code="roles_exclusive",
+        )
     path: list[int] = []
     agency: Agency | None = user.agency
     while agency is not None:
