@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from openpars.audit.events import AuditEvent, AuditKind, Outcome, event_by
 from openpars.audit.service import append
 from openpars.db import utcnow
-from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, logon, passwords
 from openpars.identity import mfa_crypto as crypto
 from openpars.identity import repository as repo
@@ -61,6 +61,35 @@ def _event(user: User, action: str, source_ip: str | None, **params: object) -> 
     )
 
 
+def _begin(user: User, *, key: bytes, issuer: str) -> Enrolment:
+    """A new secret, pending on the account until a code confirms it."""
+    secret = crypto.new_secret()
+    user.mfa_pending_secret = crypto.encrypt(key, user.id, secret)
+    uri = crypto.provisioning_uri(secret, username=user.username, issuer=issuer)
+    return Enrolment(secret=secret, uri=uri, qr_svg=crypto.qr_svg(uri))
+
+
+def _pending_step(user: User, *, key: bytes, code: str | None, moment: datetime) -> int | None:
+    """The time step of ``code`` under the pending secret (None: wrong)."""
+    if user.mfa_pending_secret is None:
+        raise Conflict(
+            "no enrolment is pending: start one first "
+            "(POST /api/v1/sessions/current/mfa/enrolment, or openpars user mfa enrol)",
+            code="mfa_enrolment_not_started",
+        )
+    secret = crypto.decrypt(key, user.id, user.mfa_pending_secret)
+    return crypto.matching_step(secret, (code or "").strip(), at=moment)
+
+
+def _complete(session: Session, user: User, step: int | None, moment: datetime) -> list[str]:
+    """The pending secret becomes the account's; ten fresh recovery codes replace the old."""
+    user.mfa_secret = user.mfa_pending_secret
+    user.mfa_pending_secret = None
+    user.mfa_enrolled_at = moment
+    user.mfa_last_step = step
+    return _replace_recovery_codes(session, user, moment)
+
+
 def start_enrolment(
     session: Session,
     *,
@@ -78,12 +107,10 @@ def start_enrolment(
     user = logon_session.user
     if user.mfa_enrolled_at is not None:
         logon.require_fresh_session(logon_session, window=reauth_window, now=now or utcnow())
-    secret = crypto.new_secret()
-    user.mfa_pending_secret = crypto.encrypt(key, user.id, secret)
-    uri = crypto.provisioning_uri(secret, username=user.username, issuer=issuer)
+    started = _begin(user, key=key, issuer=issuer)
     append(session, _event(user, "mfa.enrol.start", source_ip, session_id=logon_session.id))
     session.flush()
-    return Enrolment(secret=secret, uri=uri, qr_svg=crypto.qr_svg(uri))
+    return started
 
 
 def confirm_enrolment(
@@ -98,23 +125,80 @@ def confirm_enrolment(
     """Confirm the pending secret with its first code; the ten recovery codes, shown once."""
     moment = now or utcnow()
     user = logon_session.user
-    if user.mfa_pending_secret is None:
-        raise Conflict(
-            "no enrolment is pending: start one first "
-            "(POST /api/v1/sessions/current/mfa/enrolment)",
-            code="mfa_enrolment_not_started",
-        )
-    secret = crypto.decrypt(key, user.id, user.mfa_pending_secret)
-    step = crypto.matching_step(secret, code.strip(), at=moment)
+    step = _pending_step(user, key=key, code=code, moment=moment)
     if step is None:
         return _refuse(session, user, "wrong_code", source_ip, moment)
-    user.mfa_secret = user.mfa_pending_secret
-    user.mfa_pending_secret = None
-    user.mfa_enrolled_at = moment
-    user.mfa_last_step = step
-    codes = _replace_recovery_codes(session, user, moment)
+    codes = _complete(session, user, step, moment)
     _passed(user, logon_session, moment)
     append(session, _event(user, "mfa.enrol", source_ip, session_id=logon_session.id))
+    session.flush()
+    return codes
+
+
+def _console_user(session: Session, actor: Principal, user_id: int) -> User:
+    if not duties.is_console(actor):
+        raise Forbidden(
+            "only the operator's console enrols an authenticator for someone else; a person "
+            "enrols their own at logon",
+            code="console_only",
+        )
+    user = repo.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist", field="user_id")
+    return user
+
+
+def console_start(
+    session: Session, *, actor: Principal, user_id: int, key: bytes, issuer: str
+) -> Enrolment:
+    """The console starts an enrolment for an account (handing a phone over in person)."""
+    user = _console_user(session, actor, user_id)
+    started = _begin(user, key=key, issuer=issuer)
+    append(
+        session,
+        event_by(
+            actor, kind=AuditKind.ACCOUNT, action="mfa.enrol.start", params={"user_id": user.id}
+        ),
+    )
+    session.flush()
+    return started
+
+
+def console_confirm(
+    session: Session,
+    *,
+    actor: Principal,
+    user_id: int,
+    key: bytes,
+    code: str | None,
+    now: datetime | None = None,
+) -> list[str]:
+    """The console confirms an enrolment with the authenticator's code, or without one
+    (``code`` None: a scripted set-up such as the demo, recorded as unconfirmed)."""
+    moment = now or utcnow()
+    user = _console_user(session, actor, user_id)
+    step = None
+    if code is not None:
+        step = _pending_step(user, key=key, code=code, moment=moment)
+        if step is None:
+            raise InvalidInput(
+                "the code does not match the new secret: check the authenticator's clock and "
+                "type the code it shows now; nothing was enrolled",
+                code="code_wrong",
+                field="code",
+            )
+    elif user.mfa_pending_secret is None:
+        _pending_step(user, key=key, code=None, moment=moment)
+    codes = _complete(session, user, step, moment)
+    append(
+        session,
+        event_by(
+            actor,
+            kind=AuditKind.ACCOUNT,
+            action="mfa.enrol",
+            params={"user_id": user.id, "confirmed": code is not None},
+        ),
+    )
     session.flush()
     return codes
 
