@@ -1,8 +1,9 @@
 """``openpars demo``: a running openpars with realistic synthetic data, in one command.
 
 Re-running on a database that already holds the demo is safe: nothing is generated again, every
-demo account gets a fresh token and the credentials file is rewritten (token secrets are never
-stored, so old ones cannot be shown again). A database holding anything else is refused.
+demo account gets a fresh token, password and authenticator secret, and the credentials file is
+rewritten (secrets are never stored readable, so old ones cannot be shown again). A database
+holding anything else is refused.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ from openpars.demo.seed import (
     create_accounts,
     demo_state,
     issue_tokens,
+    prepare_logons,
     seed_arrests,
 )
+from openpars.identity import mfa
+from openpars.identity import mfa_crypto as crypto
 from openpars.models import load_all_models
 
 
@@ -90,6 +94,8 @@ def build_demo(
                 summary = seed_arrests(session, plan, on_arrest=lambda: bar.advance(task))
         lifetime = timedelta(days=settings.token_lifetime_days)
         credentials = issue_tokens(session, lifetime=lifetime)
+        key = crypto.load_key(settings, may_create=not mfa.any_enrolled(session))
+        prepare_logons(session, credentials, key=key, issuer=settings.site_name)
     return credentials, summary
 
 
@@ -98,7 +104,15 @@ def write_credentials(path: Path, base_url: str, credentials: list[Credential]) 
     document = {
         "base_url": base_url,
         "users": [
-            {"username": c.username, "agency": c.agency, "roles": c.roles, "token": c.token}
+            {
+                "username": c.username,
+                "agency": c.agency,
+                "roles": c.roles,
+                "token": c.token,
+                "password": c.password,
+                "totp_secret": c.totp_secret,
+                "otpauth_uri": c.otpauth_uri,
+            }
             for c in credentials
         ],
     }
@@ -130,6 +144,13 @@ def print_instructions(
         soft_wrap=True,
     )
     out.print(f"API docs: {base_url}/docs  (OpenAPI: {base_url}/openapi.json)")
+    out.print(
+        f"to log on as a person, use the account's password and totp_secret from {path}: add "
+        "the otpauth_uri to an authenticator app, or print the current code with "
+        '.venv/bin/python -c "import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).now())" SECRET',
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @reports_errors

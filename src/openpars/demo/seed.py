@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.demo.plan import Plan, PlannedArrest
 from openpars.errors import Conflict
+from openpars.identity import mfa
 from openpars.identity import repository as identity_repo
 from openpars.identity import service as identity
 from openpars.identity.principal import SYSTEM, Principal
@@ -72,6 +74,11 @@ class Credential:
     agency: str
     roles: list[str]
     token: str
+    # For logging on as a person (docs/accounts.md): the password and the TOTP secret an
+    # authenticator app would hold, new at every run (neither is stored in readable form).
+    password: str = ""
+    totp_secret: str = ""
+    otpauth_uri: str = ""
 
 
 @dataclass
@@ -152,6 +159,29 @@ def issue_tokens(session: Session, *, lifetime: timedelta) -> list[Credential]:
         _audit(session, AuditKind.TOKEN, "token.issue", token=token.id, user=user.id)
         credentials.append(Credential(username, agency_name, [r.value for r in roles], secret))
     return credentials
+
+
+def prepare_logons(
+    session: Session, credentials: list[Credential], *, key: bytes, issuer: str
+) -> None:
+    """Give every demo account a new password and a new enrolled authenticator (the console's
+    acts, audited), so each can log on in a browser with the secrets in the credentials file."""
+    for credential in credentials:
+        user = identity_repo.get_user_by_username(session, credential.username)
+        if user is None:
+            raise Conflict(f"demo user '{credential.username}' is missing", field="username")
+        password = "demo " + secrets.token_urlsafe(15)
+        while credential.username in password.lower():  # the policy refuses that (rarely drawn)
+            password = "demo " + secrets.token_urlsafe(15)
+        identity.set_password(
+            session, actor=SYSTEM, user_id=user.id, new_password=password, force_change=False
+        )
+        _audit(session, AuditKind.ACCOUNT, "user.password.reset", user=user.id)
+        started = mfa.console_start(session, actor=SYSTEM, user_id=user.id, key=key, issuer=issuer)
+        mfa.console_confirm(session, actor=SYSTEM, user_id=user.id, key=key, code=None)
+        credential.password = password
+        credential.totp_secret = started.secret
+        credential.otpauth_uri = started.uri
 
 
 def workflow_principals(session: Session) -> dict[str, Principal]:
