@@ -71,10 +71,10 @@ def board_members(session: Session) -> frozenset[int]:
 def stakeholder_of(session: Session, actor: Principal) -> int | None:
     """The board member an account speaks for: its agency, or the nearest parent on the board.
 
-    A site administrator speaks for no stakeholder, whatever agency it sits in (separation of
-    duties): what it suspends only a quorum lifts, and it lifts nothing alone.
+    A site or agreement administrator speaks for no stakeholder, whatever agency it sits in
+    (separation of duties): what it suspends only a quorum lifts, and it lifts nothing alone.
     """
-    if Role.ADMIN in actor.roles:
+    if actor.roles & {Role.ADMIN, Role.AGREEMENT_ADMIN}:
         return None
     members = board_members(session)
     return next((a for a in actor.agency_path if a in members), None)

@@ -52,6 +52,8 @@ USERS: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
     ("reader", "Assistant defender", DEFENDER, (Role.READER,)),
     ("clerk", "Records clerk (sealed records)", COURT, (Role.COURT, Role.SEALED_ACCESS)),
     ("admin", "City IT administrator", CITY, (Role.ADMIN,)),
+    # Drafts and proposes agreements; appointed at the console (separation of duties).
+    ("agreements", "City agreements officer", CITY, (Role.AGREEMENT_ADMIN,)),
     # Each stakeholder's own administrator (its users and voting keys), bootstrapped by the
     # console before its voters, whom it creates (separation of duties).
     ("da-admin", "DA PARS administrator", DA, (Role.STAKEHOLDER_ADMIN,)),

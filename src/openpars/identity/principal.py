@@ -101,5 +101,6 @@ SYSTEM = Principal(
     username="system",
     agency_id=None,
     agency_kind=None,
-    roles=frozenset({Role.ADMIN}),
+    # The operator's console runs the site and, at the console only, its agreements too.
+    roles=frozenset({Role.ADMIN, Role.AGREEMENT_ADMIN}),
 )
