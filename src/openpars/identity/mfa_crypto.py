@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import io
 import os
 import secrets
 from datetime import datetime
@@ -132,9 +133,19 @@ def provisioning_uri(secret: str, *, username: str, issuer: str) -> str:
 
 
 def qr_svg(uri: str) -> str:
-    """The URI as a QR code, an SVG document (error correction M, no XML declaration)."""
-    qr = segno.make(uri, error="m", micro=False)
-    return str(qr.svg_inline(scale=4, title="MFA enrolment QR code"))
+    """The URI as a QR code: an SVG document (error correction M, no XML declaration, a white
+    background so it scans on a dark page too), usable as a file or inline in a page."""
+    buffer = io.BytesIO()
+    segno.make(uri, error="m", micro=False).save(
+        buffer,
+        kind="svg",
+        xmldecl=False,
+        scale=4,
+        dark="#000",
+        light="#fff",
+        title="MFA enrolment QR code",
+    )
+    return buffer.getvalue().decode()
 
 
 def new_recovery_codes() -> list[str]:
