@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0737d10a9233
+Revision ID: 8b75fcf3bfdc
 Revises: 
-Create Date: 2026-12-06 00:19:48.599064
+Create Date: 2026-12-06 00:44:10.068952
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0737d10a9233'
+revision: str = '8b75fcf3bfdc'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -569,7 +569,7 @@ def upgrade() -> None:
     op.create_table('user_roles',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('role', sa.Enum('intake', 'charging', 'pretrial', 'court', 'reader', 'admin', 'stakeholder_admin', 'sealed_access', 'voter', 'auditor', 'oversight', 'external_query', name='role', native_enum=False, length=30), nullable=False),
+    sa.Column('role', sa.Enum('intake', 'charging', 'pretrial', 'court', 'reader', 'admin', 'agreement_admin', 'stakeholder_admin', 'sealed_access', 'voter', 'auditor', 'oversight', 'external_query', name='role', native_enum=False, length=30), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_roles_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_roles')),
     sa.UniqueConstraint('user_id', 'role', name=op.f('uq_user_roles_user_id_role'))
