@@ -19,6 +19,8 @@ from enum import StrEnum
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, passwords
@@ -190,9 +192,15 @@ def require_fresh_session(found: LogonSession, *, window: timedelta, now: dateti
 
 
 def acknowledge_banner(
-    session: Session, *, found: LogonSession, now: datetime | None = None
+    session: Session,
+    *,
+    found: LogonSession,
+    text: str,
+    source_ip: str | None,
+    now: datetime | None = None,
 ) -> None:
-    """Record that the session's user acknowledged the system-use notice (AC-8)."""
+    """Record that the session's user acknowledged the system-use notice (CJIS AC-8): on the
+    session, and in an audit entry carrying the SHA-256 of the text shown."""
     stage = stage_of(found)
     if stage is not Stage.BANNER:
         raise Conflict(
@@ -201,6 +209,19 @@ def acknowledge_banner(
             code="logon_step_out_of_order",
         )
     found.banner_at = now or utcnow()
+    user = found.user
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.LOGIN,
+            action="logon.banner",
+            user_id=user.id,
+            username=user.username,
+            agency_id=user.agency_id,
+            source_ip=source_ip,
+            params={"session_id": found.id, "banner_sha256": banner_digest(text)},
+        ),
+    )
     session.flush()
 
 

@@ -90,6 +90,15 @@ def _complete(session: Session, user: User, step: int | None, moment: datetime) 
     return _replace_recovery_codes(session, user, moment)
 
 
+def pending_enrolment(user: User, *, key: bytes, issuer: str) -> Enrolment | None:
+    """The enrolment this account has started and not confirmed, shown again to its owner."""
+    if user.mfa_pending_secret is None:
+        return None
+    secret = crypto.decrypt(key, user.id, user.mfa_pending_secret)
+    uri = crypto.provisioning_uri(secret, username=user.username, issuer=issuer)
+    return Enrolment(secret=secret, uri=uri, qr_svg=crypto.qr_svg(uri))
+
+
 def start_enrolment(
     session: Session,
     *,

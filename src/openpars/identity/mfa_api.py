@@ -10,8 +10,6 @@ from fastapi import APIRouter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openpars.audit.events import AuditEvent, AuditKind
-from openpars.audit.service import append
 from openpars.config import Settings
 from openpars.errors import Conflict
 from openpars.identity import logon, mfa
@@ -166,23 +164,10 @@ def confirm_enrolment(body: EnrolmentConfirm, ctx: Ctx) -> EnrolmentDone:
 @router.post("/sessions/current/banner", response_model=LogonState, dependencies=[logon_step()])
 def acknowledge_banner(ctx: Ctx) -> LogonState:
     """Acknowledge the system-use notice (CJIS AC-8): the last step of every logon."""
-    with ctx.unit() as (session, principal):
+    with ctx.unit() as (session, _principal):
         found = current_logon(session, ctx)
-        logon.acknowledge_banner(session, found=found)
-        append(
-            session,
-            AuditEvent(
-                kind=AuditKind.LOGIN,
-                action="logon.banner",
-                user_id=principal.user_id,
-                username=principal.username,
-                agency_id=principal.agency_id,
-                source_ip=principal.source_ip,
-                params={
-                    "session_id": found.id,
-                    "banner_sha256": logon.banner_digest(ctx.settings.banner_text),
-                },
-            ),
+        logon.acknowledge_banner(
+            session, found=found, text=ctx.settings.banner_text, source_ip=ctx.source_ip
         )
         result = logon_state(session, found, ctx.settings)
     return result
