@@ -64,7 +64,7 @@ def test_enrolment_gives_a_qr_code_and_stores_the_secret_encrypted(
     assert len(base64.b32decode(secret)) == 20
     assert body["otpauth_uri"].startswith("otpauth://totp/")
     assert "issuer=openpars" in body["otpauth_uri"]
-    assert body["qr_svg"].startswith("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+    assert body["qr_svg"].startswith('<svg xmlns="http://www.w3.org/2000/svg"')
     assert "</svg>" in body["qr_svg"] and "<script" not in body["qr_svg"]
     # Not enrolled until confirmed: the pending secret is not the account's secret.
     with db.session() as session:

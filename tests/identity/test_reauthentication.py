@@ -55,7 +55,12 @@ def test_a_privileged_act_needs_a_recent_proof_and_reauthentication_gives_it(
     age_proof(db, admin.token, 6)
     stale = post(client, f"/users/{admin_id}/tokens", admin.token, {"name": "stale"})
     assert (stale.status_code, error_code(stale)) == (401, "reauthentication_required")
-    new_user = {"username": "mole", "display_name": "Mole", "agency_id": 1, "roles": ["reader"]}
+    new_user = {
+        "username": "mole",
+        "display_name": "Mole",
+        "agency_id": world.agencies["Defender Association"],
+        "roles": ["reader"],
+    }
     assert error_code(post(client, "/users", admin.token, new_user)) == "reauthentication_required"
     # ...while reading still works: only privileged acts ask again.
     assert client.get("/api/v1/users/me", headers=admin.auth).status_code == 200
@@ -121,12 +126,12 @@ def stale(principal: Principal) -> Principal:
 PRIVILEGED: list[tuple[str, str, Callable[[Session, Principal, World], Any]]] = [
     (
         "agreement create",
-        "admin",
+        "agreements",
         lambda s, p, w: agreements.create_agreement(s, actor=p, data=None),  # type: ignore[arg-type]
     ),
     (
         "agreement change",
-        "admin",
+        "agreements",
         lambda s, p, w: agreements.update_agreement(
             s,
             actor=p,
@@ -137,12 +142,12 @@ PRIVILEGED: list[tuple[str, str, Callable[[Session, Principal, World], Any]]] = 
     ),
     (
         "agreement propose",
-        "admin",
+        "agreements",
         lambda s, p, w: lifecycle.propose(s, actor=p, agreement_id=1),
     ),
     (
         "suspension",
-        "admin",
+        "agreements",
         lambda s, p, w: killswitch.suspend(
             s,
             actor=p,
@@ -153,7 +158,7 @@ PRIVILEGED: list[tuple[str, str, Callable[[Session, Principal, World], Any]]] = 
     ),
     (
         "floor",
-        "admin",
+        "agreements",
         lambda s, p, w: floor.set_floor(s, actor=p, floor=None, reason="x"),  # type: ignore[arg-type]
     ),
     ("shred", "clerk", lambda s, p, w: shred.shred(s, actor=p, order_reference="x", arrest_id=1)),
@@ -242,7 +247,12 @@ def test_a_site_may_refuse_privileged_acts_by_api_token(
 ) -> None:
     strict = Settings(database_url=settings.database_url, token_privileged_acts=False)
     with TestClient(create_app(strict, database=db)) as client:
-        new_user = {"username": "mole", "display_name": "Mole", "agency_id": 1, "roles": ["reader"]}
+        new_user = {
+            "username": "mole",
+            "display_name": "Mole",
+            "agency_id": world.agencies["Defender Association"],
+            "roles": ["reader"],
+        }
         refused = client.post("/api/v1/users", json=new_user, headers=world.auth("admin"))
         assert (refused.status_code, error_code(refused)) == (403, "interactive_session_required")
         # Reads by token are untouched.
