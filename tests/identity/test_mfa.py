@@ -4,6 +4,7 @@ AC-7, AC-8): a password alone opens nothing, codes are single-use and guessing t
 from __future__ import annotations
 
 import base64
+import threading
 from datetime import timedelta
 
 import pytest
@@ -14,10 +15,10 @@ from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.config import Settings
 from openpars.db import Database, utcnow
 from openpars.errors import Conflict
-from openpars.identity import logon
+from openpars.identity import logon, mfa
 from openpars.identity import mfa_crypto as crypto
 from openpars.identity.models import LogonSession, RecoveryCode, User
-from tests.factories import World, city_voter
+from tests.factories import World, build_world, city_voter
 from tests.identity.logons import (
     PASSWORD,
     bearer,
@@ -324,3 +325,47 @@ def test_the_banner_text_is_a_setting(
         assert opened.json()["banner"] == custom.banner_text
     with pytest.raises(ValueError):
         Settings(banner_text="too short")
+
+
+def test_two_logons_racing_with_the_same_code_let_one_in(
+    fresh_db: Database, settings: Settings
+) -> None:
+    with fresh_db.session() as session:
+        world = build_world(session)
+    give_password(fresh_db, world, "reader")
+    key = crypto.load_key(settings, may_create=True)
+    secret = crypto.new_secret()
+    with fresh_db.session() as session:
+        user = session.get(User, world.users["reader"])
+        assert user is not None
+        user.mfa_secret = crypto.encrypt(key, user.id, secret)
+        user.mfa_enrolled_at = utcnow()
+    opened = []
+    for _ in range(2):
+        with fresh_db.session() as session:
+            outcome = logon.logon(
+                session, username="reader", password=PASSWORD, source_ip=None, user_agent=None
+            )
+            assert outcome.logon_session is not None
+            opened.append(outcome.logon_session.id)
+    code = crypto.code_at(secret, utcnow())
+    barrier = threading.Barrier(2)
+    results: list[str] = []
+
+    def prove(session_id: int) -> None:
+        barrier.wait()
+        with fresh_db.session() as session:
+            found = session.get(LogonSession, session_id)
+            assert found is not None
+            refusal = mfa.verify_logon(
+                session, logon_session=found, key=key, code=code, recovery_code=None,
+                source_ip=None,
+            )  # fmt: skip
+            results.append("in" if refusal is None else "refused")
+
+    threads = [threading.Thread(target=prove, args=(sid,)) for sid in opened]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["in", "refused"]

@@ -239,6 +239,10 @@ def prove(
     now: datetime,
 ) -> Refusal | None:
     """Check a one-time code or a recovery code of an enrolled user; count a wrong one."""
+    # Locked and re-read (PostgreSQL): two logons racing with the same code cannot both see the
+    # step as unused, and concurrent wrong codes are all counted.
+    session.execute(select(User.id).where(User.id == user.id).with_for_update())
+    session.refresh(user)
     if user.mfa_secret is None or user.mfa_enrolled_at is None:
         raise Conflict(
             f"the account {user.username} has no MFA enrolled: enrol first "
