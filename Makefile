@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install demo test test-sqlite test-postgresql coverage lint typecheck drift bench-quick clean
 
-$(STAMP): pyproject.toml verifier/pyproject.toml
+$(STAMP): pyproject.toml verifier/pyproject.toml package.json package-lock.json
 	@# WeasyPrint (the PDF renewal report) loads pango at run time; say so now, not in a test.
 	@ldconfig -p 2>/dev/null | grep -q 'libpango-1.0.so' && ldconfig -p | grep -q 'libpangoft2-1.0.so' || { \
 	  echo "make install: the pango library is missing (WeasyPrint renders the oversight PDF report with it)." >&2; \
@@ -15,6 +15,12 @@ $(STAMP): pyproject.toml verifier/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[dev]" -e ./verifier
+	@# The browser tests: axe-core from npm (pinned in package-lock.json), Debian's chromium.
+	@command -v npm >/dev/null || { \
+	  echo "make install: npm is missing (the browser tests load axe-core from npm)." >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get install npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund --silent
+	./scripts/install-chromium.sh
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from openpars.cli import app
 from openpars.config import Settings
 from openpars.db import Database, make_engine, utcnow
-from openpars.demo.seed import USERS
+from openpars.demo.seed import MACHINE_ACCOUNTS, USERS
 from openpars.identity import mfa_crypto as crypto
 from openpars.records.models import Arrest, Charge, Involvement, Person
 from openpars.web.app import create_app
@@ -73,15 +73,19 @@ def test_demo_credentials_authenticate(runner: CliRunner, empty_url: str, tmp_pa
             assert me.status_code == 200, user["username"]
             assert me.json()["username"] == user["username"]
             assert sorted(me.json()["roles"]) == sorted(user["roles"])
-        # And each logs on as a person: password, the authenticator's code, the banner.
-        for user in document["users"][:3]:
-            opened = client.post(
+            # Every person's account logs on in a browser with its password; the machine
+            # account has none.
+            if user["username"] in MACHINE_ACCOUNTS:
+                assert user["password"] is None
+                continue
+            logged = client.post(
                 "/api/v1/sessions",
                 json={"username": user["username"], "password": user["password"]},
             )
-            assert opened.status_code == 201, opened.text
-            assert opened.json()["stage"] == "one_time_code"
-            session = {"Authorization": f"Bearer {opened.json()['token']}"}
+            assert logged.status_code == 201, (user["username"], logged.text)
+            # Then the authenticator's code and the banner: the session becomes usable.
+            assert logged.json()["stage"] == "one_time_code"
+            session = {"Authorization": f"Bearer {logged.json()['token']}"}
             code = crypto.code_at(user["totp_secret"], utcnow())
             proved = client.post(
                 "/api/v1/sessions/current/mfa", json={"code": code}, headers=session
@@ -90,6 +94,7 @@ def test_demo_credentials_authenticate(runner: CliRunner, empty_url: str, tmp_pa
             banner = client.post("/api/v1/sessions/current/banner", headers=session)
             assert banner.json()["stage"] == "active"
             assert client.get("/api/v1/users/me", headers=session).status_code == 200
+    assert "/login as 'charging' with the password" in result.stdout
     application.state.db.bind.dispose()
 
 

@@ -42,8 +42,8 @@ from openpars.demo.seed import (
     SeedSummary,
     create_accounts,
     demo_state,
+    enrol_authenticators,
     issue_tokens,
-    prepare_logons,
     seed_arrests,
 )
 from openpars.identity import mfa
@@ -95,12 +95,12 @@ def build_demo(
         lifetime = timedelta(days=settings.token_lifetime_days)
         credentials = issue_tokens(session, lifetime=lifetime)
         key = crypto.load_key(settings, may_create=not mfa.any_enrolled(session))
-        prepare_logons(session, credentials, key=key, issuer=settings.site_name)
+        enrol_authenticators(session, credentials, key=key, issuer=settings.site_name)
     return credentials, summary
 
 
 def write_credentials(path: Path, base_url: str, credentials: list[Credential]) -> None:
-    """The credentials file: base URL and every account with its token (mode 0600)."""
+    """The credentials file: base URL and every account with its token and password (0600)."""
     document = {
         "base_url": base_url,
         "users": [
@@ -144,10 +144,13 @@ def print_instructions(
         soft_wrap=True,
     )
     out.print(f"API docs: {base_url}/docs  (OpenAPI: {base_url}/openapi.json)")
+    charging = next(c for c in credentials if c.username == "charging")
     out.print(
-        f"to log on as a person, use the account's password and totp_secret from {path}: add "
-        "the otpauth_uri to an authenticator app, or print the current code with "
-        '.venv/bin/python -c "import pyotp, sys; print(pyotp.TOTP(sys.argv[1]).now())" SECRET',
+        f"in a browser: {base_url}/login as '{charging.username}' with the password "
+        f"'{charging.password}' and the one-time code of the TOTP secret {charging.totp_secret} "
+        f"(every account's password and secret are in {path}; add its otpauth_uri to an "
+        "authenticator app, or print the current code with "
+        f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{charging.totp_secret}').now())\")",
         markup=False,
         soft_wrap=True,
     )

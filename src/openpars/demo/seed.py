@@ -68,17 +68,20 @@ USERS: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
 )
 
 
+# Accounts that only ever call the API (no password, no browser logon).
+MACHINE_ACCOUNTS = frozenset({"booking"})
+
+
 @dataclass
 class Credential:
-    """One demo account and its freshly issued token."""
+    """One demo account, its freshly issued token and password (None: a machine account)."""
 
     username: str
     agency: str
     roles: list[str]
     token: str
-    # For logging on as a person (docs/accounts.md): the password and the TOTP secret an
-    # authenticator app would hold, new at every run (neither is stored in readable form).
-    password: str = ""
+    password: str | None = None
+    # The TOTP secret an authenticator app would hold (docs/accounts.md), new at every run.
     totp_secret: str = ""
     otpauth_uri: str = ""
 
@@ -149,7 +152,8 @@ def create_accounts(session: Session) -> None:
 
 
 def issue_tokens(session: Session, *, lifetime: timedelta) -> list[Credential]:
-    """A new token for every demo user (secrets are never stored, so a re-run issues new ones)."""
+    """A new token and password for every demo user (secrets are never stored, so a re-run
+    issues new ones); the machine account gets no password: it never logs on in a browser."""
     credentials = []
     for username, _, agency_name, roles in USERS:
         user = identity_repo.get_user_by_username(session, username)
@@ -159,31 +163,62 @@ def issue_tokens(session: Session, *, lifetime: timedelta) -> list[Credential]:
             session, actor=SYSTEM, user_id=user.id, name="demo", lifetime=lifetime
         )
         _audit(session, AuditKind.TOKEN, "token.issue", token=token.id, user=user.id)
-        credentials.append(Credential(username, agency_name, [r.value for r in roles], secret))
+        password = None
+        if username not in MACHINE_ACCOUNTS:
+            password = secrets.token_urlsafe(12)
+            _set_password(session, user.id, password)
+        credentials.append(
+            Credential(username, agency_name, [r.value for r in roles], secret, password)
+        )
     return credentials
 
 
-def prepare_logons(
+def enrol_authenticators(
     session: Session, credentials: list[Credential], *, key: bytes, issuer: str
 ) -> None:
-    """Give every demo account a new password and a new enrolled authenticator (the console's
-    acts, audited), so each can log on in a browser with the secrets in the credentials file."""
+    """Enrol a new authenticator for every demo account that logs on as a person (the
+    console's acts, audited), so each can log on with the secret in the credentials file."""
     for credential in credentials:
+        if credential.password is None:
+            continue
         user = identity_repo.get_user_by_username(session, credential.username)
         if user is None:
             raise Conflict(f"demo user '{credential.username}' is missing", field="username")
-        password = "demo " + secrets.token_urlsafe(15)
-        while credential.username in password.lower():  # the policy refuses that (rarely drawn)
-            password = "demo " + secrets.token_urlsafe(15)
-        identity.set_password(
-            session, actor=SYSTEM, user_id=user.id, new_password=password, force_change=False
-        )
-        _audit(session, AuditKind.ACCOUNT, "user.password.reset", user=user.id)
         started = mfa.console_start(session, actor=SYSTEM, user_id=user.id, key=key, issuer=issuer)
         mfa.console_confirm(session, actor=SYSTEM, user_id=user.id, key=key, code=None)
-        credential.password = password
         credential.totp_secret = started.secret
         credential.otpauth_uri = started.uri
+
+
+def _set_password(session: Session, user_id: int, password: str) -> None:
+    """Give a demo account a password (reset by whoever administers it), audited."""
+    user = identity_repo.get_user(session, user_id)
+    assert user is not None
+    actor = SYSTEM
+    if Role.VOTER in user.roles:
+        # A voter's account is administered by its own stakeholder's administrator.
+        admin = next(
+            u
+            for u, _, agency, roles in USERS
+            if Role.STAKEHOLDER_ADMIN in roles and agency == user.agency.name
+        )
+        found = identity_repo.get_user_by_username(session, admin)
+        assert found is not None
+        actor = identity.principal_for(session, found)
+    identity.set_password(
+        session, actor=actor, user_id=user_id, new_password=password, force_change=False
+    )
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.ACCOUNT,
+            action="user.password.reset",
+            user_id=actor.user_id,
+            username=actor.username,
+            agency_id=actor.agency_id,
+            params={"via": "demo", "user": user_id},
+        ),
+    )
 
 
 def workflow_principals(session: Session) -> dict[str, Principal]:

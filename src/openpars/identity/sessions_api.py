@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
@@ -24,6 +25,79 @@ from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx, bearer_token, logon_step, needs, public, source_ip
 
 router = APIRouter(tags=["sessions"])
+
+
+def set_session_cookie(response: Response, secret: str) -> None:
+    """The logon session's cookie: Secure, HttpOnly, SameSite=Strict, for the session's life."""
+    response.set_cookie(
+        logon.COOKIE_NAME,
+        secret,
+        max_age=int(logon.ABSOLUTE_LIMIT.total_seconds()),
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def clear_session_cookie(response: Response) -> None:
+    """Tell the browser to forget the logon session's cookie."""
+    response.delete_cookie(
+        logon.COOKIE_NAME, path="/", secure=True, httponly=True, samesite="strict"
+    )
+
+
+def audit_logon_failure(
+    session: Session, outcome: logon.LogonOutcome, *, username: str, source_ip: str | None
+) -> None:
+    """The audit entries of a refused logon: the failure, and the lock it caused if any."""
+    user = outcome.user
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.LOGIN_FAILED,
+            action="logon.failed",
+            outcome=Outcome.REFUSED,
+            user_id=user.id if user else None,
+            username=user.username if user else None,
+            agency_id=user.agency_id if user else None,
+            source_ip=source_ip,
+            params={"username": username[:100], "reason": outcome.failure},
+            error_code="logon_failed",
+        ),
+    )
+    if outcome.locked_now and user is not None:
+        append(
+            session,
+            AuditEvent(
+                kind=AuditKind.ACCOUNT,
+                action="account.lock",
+                user_id=user.id,
+                username=user.username,
+                agency_id=user.agency_id,
+                source_ip=source_ip,
+                params={"failed_logons": user.failed_logons},
+            ),
+        )
+
+
+def audit_logon(session: Session, outcome: logon.LogonOutcome, *, source_ip: str | None) -> None:
+    """The audit entry of a logon that opened a session."""
+    user, opened = outcome.user, outcome.logon_session
+    assert user is not None
+    assert opened is not None
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.LOGIN,
+            action="logon",
+            user_id=user.id,
+            username=user.username,
+            agency_id=user.agency_id,
+            source_ip=source_ip,
+            params={"session_id": opened.id, "stage": logon.stage_of(opened).value},
+        ),
+    )
 
 
 @router.post("/sessions", response_model=SessionOpened, status_code=201, dependencies=[public()])
@@ -51,66 +125,21 @@ def open_session(
         )
         user = outcome.user
         if outcome.failure is not None:
-            append(
-                session,
-                AuditEvent(
-                    kind=AuditKind.LOGIN_FAILED,
-                    action="logon.failed",
-                    outcome=Outcome.REFUSED,
-                    user_id=user.id if user else None,
-                    username=user.username if user else None,
-                    agency_id=user.agency_id if user else None,
-                    source_ip=ip,
-                    params={"username": body.username[:100], "reason": outcome.failure},
-                    error_code="logon_failed",
-                ),
-            )
-            if outcome.locked_now and user is not None:
-                append(
-                    session,
-                    AuditEvent(
-                        kind=AuditKind.ACCOUNT,
-                        action="account.lock",
-                        user_id=user.id,
-                        username=user.username,
-                        agency_id=user.agency_id,
-                        source_ip=ip,
-                        params={"failed_logons": user.failed_logons},
-                    ),
-                )
+            audit_logon_failure(session, outcome, username=body.username, source_ip=ip)
             session.commit()
             raise NotAuthenticated(logon.FAILED_MESSAGE, code="logon_failed")
         opened, secret = outcome.logon_session, outcome.secret
         assert user is not None
         assert opened is not None
         assert secret is not None
-        append(
-            session,
-            AuditEvent(
-                kind=AuditKind.LOGIN,
-                action="logon",
-                user_id=user.id,
-                username=user.username,
-                agency_id=user.agency_id,
-                source_ip=ip,
-                params={"session_id": opened.id, "stage": logon.stage_of(opened).value},
-            ),
-        )
+        audit_logon(session, outcome, source_ip=ip)
         result = SessionOpened(
             **SessionRead.model_validate(opened).model_dump(),
             token=secret,
             stage=logon.stage_of(opened).value,
             banner=ctx.settings.banner_text,
         )
-    response.set_cookie(
-        logon.COOKIE_NAME,
-        secret,
-        max_age=int(logon.ABSOLUTE_LIMIT.total_seconds()),
-        path="/",
-        secure=True,
-        httponly=True,
-        samesite="strict",
-    )
+    set_session_cookie(response, secret)
     return result
 
 
@@ -131,9 +160,7 @@ def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
         logon.end_session(session, actor=principal, session_id=found.id, reason="logoff")
         append(session, account_event(principal, "session.end", session_id=found.id))
         result = SessionRead.model_validate(found)
-    response.delete_cookie(
-        logon.COOKIE_NAME, path="/", secure=True, httponly=True, samesite="strict"
-    )
+    clear_session_cookie(response)
     return result
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import Engine
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from openpars import __version__
 from openpars.access.api import router as access_router
@@ -33,6 +36,20 @@ from openpars.web.limits import BodyLimit
 from openpars.web.metrics import CountRequests, RequestCounts
 from openpars.web.metrics import router as metrics_router
 from openpars.web.openapi import install_openapi
+from openpars.web.pages import router as pages_router
+from openpars.web.pages.core import STATIC_DIR
+from openpars.web.security import SecurityHeaders
+
+
+class CachedStatic(StaticFiles):
+    """The pages' static files, cached by browsers for a day (URLs carry the version)."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        """The file, with a Cache-Control header."""
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=86400"
+        return response
+
 
 API_PREFIX = "/api/v1"
 # Every feature's API, in the order the OpenAPI document lists them.
@@ -82,9 +99,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # Outside even that: every answer is counted by route (GET /metrics), refusals included.
     app.state.request_counts = RequestCounts()
     app.add_middleware(CountRequests, counts=app.state.request_counts)
+    # Outermost: every response, errors included, carries the security headers.
+    app.add_middleware(SecurityHeaders)
     app.include_router(metrics_router)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    # The web application's pages (docs/web.md) and their stylesheet and scripts.
+    app.include_router(pages_router)
+    app.mount("/static", CachedStatic(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

@@ -27,6 +27,7 @@ from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import Forbidden, NotAuthenticated
 from openpars.identity.logon import COOKIE_NAME, SESSION_PREFIX, authenticate_session
+from openpars.identity.models import LogonSession, User
 from openpars.identity.principal import Principal, Via
 from openpars.identity.roles import Permission
 from openpars.identity.service import authenticate_token, principal_for
@@ -64,12 +65,19 @@ def authenticate(
     """
     if secret.startswith(SESSION_PREFIX):
         found, user = authenticate_session(session, secret, allow_pending=allow_pending)
-        window = timedelta(minutes=settings.reauthentication_minutes)
-        fresh = found.proved_at + window if found.proved_at is not None else None
-        return principal_for(session, user).authenticated(via=Via.SESSION, fresh_until=fresh)
+        return session_principal(session, found, user, settings)
     return authenticate_token(session, secret).authenticated(
         via=Via.TOKEN, tokens_privileged=settings.token_privileged_acts
     )
+
+
+def session_principal(
+    session: Session, found: LogonSession, user: User, settings: Settings
+) -> Principal:
+    """The principal of a logon session's user: until when it may act as privileged."""
+    window = timedelta(minutes=settings.reauthentication_minutes)
+    fresh = found.proved_at + window if found.proved_at is not None else None
+    return principal_for(session, user).authenticated(via=Via.SESSION, fresh_until=fresh)
 
 
 def source_ip(request: Request) -> str | None:
@@ -112,7 +120,7 @@ class Edge:
     def _open(self, request: Request) -> Session:
         """The request's session, its caller authenticated and authorised in it."""
         db: Database = request.app.state.db
-        token = bearer_token(request)
+        token = self.credential(request)
         session = db.open_session()
         try:
             principal = self.admit(session, request, token)
@@ -133,6 +141,10 @@ class Edge:
             if hasattr(request.state, _OPENED):
                 delattr(request.state, _OPENED)
 
+    def credential(self, request: Request) -> str:
+        """The secret the caller presents (pages accept only the session cookie)."""
+        return bearer_token(request)
+
     def admit(self, session: Session, request: Request, token: str) -> Principal:
         """The caller behind the token, if it holds one of the route's permissions."""
         settings: Settings = request.app.state.settings
@@ -140,6 +152,11 @@ class Edge:
             source_ip(request)
         )
         request.state.principal = principal
+        self.authorise(principal)
+        return principal
+
+    def authorise(self, principal: Principal) -> None:
+        """Raise Forbidden unless the caller holds one of the route's permissions."""
         if self.any_of and not any(principal.can(p) for p in self.any_of):
             wanted = sorted(p.value for p in self.any_of)
             needed = wanted[0] if len(wanted) == 1 else "one of " + ", ".join(wanted)
@@ -149,7 +166,6 @@ class Edge:
                 code="permission_denied",
                 details={"permission": wanted[0] if len(wanted) == 1 else wanted},
             )
-        return principal
 
     def check_alone(self, request: Request) -> None:
         """Authenticate and authorise in a short transaction of its own (error paths only).
@@ -159,7 +175,7 @@ class Edge:
         """
         if self.public:
             return
-        token = bearer_token(request)
+        token = self.credential(request)
         db: Database = request.app.state.db
         with db.session() as session:
             self.admit(session, request, token)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,6 +23,7 @@ from openpars.identity.principal import Principal
 from openpars.web.context import edge_of
 from openpars.web.gate import writer_gate
 from openpars.web.limits import TOO_LARGE
+from openpars.web.pages.core import is_page_request, login_url, render
 
 log = logging.getLogger("openpars.web")
 
@@ -94,8 +96,12 @@ def _record_refusal(request: Request, exc: DomainError) -> int | None:
         return None
 
 
-async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Render a DomainError as JSON with its status, after auditing the refusal."""
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    """Render a DomainError as JSON with its status, after auditing the refusal.
+
+    A page request is answered as a page: a visitor without a live session is sent to the login
+    page with the reason; any other refusal is a page in the layout saying why.
+    """
     assert isinstance(exc, DomainError)
     entry_id: int | None = None
     edge = edge_of(request.scope.get("route"))
@@ -111,13 +117,36 @@ async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     if isinstance(exc, NotAuthenticated):
         headers["WWW-Authenticate"] = "Bearer"
+    if is_page_request(request):
+        if isinstance(exc, NotAuthenticated):
+            return RedirectResponse(_logon_redirect(request, exc), status_code=303)
+        return error_page(request, exc.status, exc.message, audit_entry=entry_id)
     error = exc.to_dict()
     if entry_id is not None:
         error["audit_entry"] = entry_id
     return JSONResponse(status_code=exc.status, content={"error": error}, headers=headers)
 
 
-async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+def _logon_redirect(request: Request, exc: NotAuthenticated) -> str:
+    """Where a page refused for want of a (finished, recent) logon sends the browser: the
+    logon's next step, the re-authentication page, or the login page saying why."""
+    back = _path_and_query(request)
+    if exc.code == "logon_incomplete":
+        return "/login/next" + ("?next=" + quote(back, safe="/") if back else "")
+    if exc.code == "reauthentication_required":
+        return "/reauthenticate" + ("?next=" + quote(back, safe="/") if back else "")
+    return login_url(back, reason=exc.code)
+
+
+def _path_and_query(request: Request) -> str | None:
+    """Where a visitor sent to log in was headed (GET only: a form is not sent again)."""
+    if request.method != "GET":
+        return None
+    query = request.url.query
+    return request.url.path + ("?" + query if query else "")
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> Response:
     """422 for payload validation, listing each field and the rule it broke.
 
     A body that is not JSON at all is told so (415 when it was sent as another media type);
@@ -125,6 +154,13 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     """
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
+    if is_page_request(request):
+        # A page's own forms show each error beside its field; this is what no form sends.
+        first = errors[0] if errors else {}
+        where = field_path(tuple(first.get("loc", ()))) if first else "the request"
+        return error_page(
+            request, 422, f"the request could not be read: {where}: {first.get('msg', 'invalid')}"
+        )
     if any(err.get("type") == "json_invalid" for err in errors):
         return await _undecodable_body(request)
     if isinstance(exc.body, bytes | bytearray) and exc.body:
@@ -156,7 +192,7 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     )
 
 
-async def _undecodable_body(request: Request) -> JSONResponse:
+async def _undecodable_body(request: Request) -> Response:
     """A body that does not parse as JSON (or UTF-8): 422, after the caller is checked."""
     edge = edge_of(request.scope.get("route"))
     if edge is not None and getattr(request.state, "principal", None) is None:
@@ -192,9 +228,16 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
-async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     """Routing and protocol errors (unknown path, wrong method) in the same envelope."""
     assert isinstance(exc, StarletteHTTPException)
+    if is_page_request(request) and exc.status_code in (404, 405):
+        message = (
+            f"there is no page at {request.url.path}"
+            if exc.status_code == 404
+            else f"{request.method} is not allowed on {request.url.path}"
+        )
+        return error_page(request, exc.status_code, message)
     headers = dict(exc.headers or {})
     if exc.status_code == 404:
         body = envelope(
@@ -223,12 +266,20 @@ async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=exc.status_code, content=body, headers=headers)
 
 
-async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     """500 with a reference an operator can find in the log; no internals leak to the caller."""
     reference = uuid.uuid4().hex[:12]
     log.error(
         "unexpected error %s on %s %s", reference, request.method, request.url.path, exc_info=exc
     )
+    if is_page_request(request):
+        return error_page(
+            request,
+            500,
+            "an unexpected error occurred and nothing was saved; tell an administrator the "
+            "reference below",
+            reference=reference,
+        )
     body = envelope(
         "internal_error",
         f"an unexpected error occurred and nothing was saved; reference {reference}",
@@ -236,6 +287,40 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResp
         {"reference": reference},
     )
     return JSONResponse(status_code=500, content=body)
+
+
+HEADINGS = {
+    401: "Please log in",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed",
+    409: "Conflict",
+    422: "Could not be read",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+
+def error_page(
+    request: Request,
+    status: int,
+    message: str,
+    *,
+    audit_entry: int | None = None,
+    reference: str | None = None,
+) -> Response:
+    """An error as a page in the layout: what went wrong, in words; no internals."""
+    return render(
+        request,
+        "error.html",
+        {
+            "heading": HEADINGS.get(status, "Request refused"),
+            "message": message[:1:].upper() + message[1:],
+            "audit_entry": audit_entry,
+            "reference": reference,
+        },
+        status_code=status,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -1,0 +1,180 @@
+"""Browser tests: the real app served by uvicorn on a free port, driven by Debian's Chromium.
+
+Playwright drives ``/usr/bin/chromium`` (installed by ``make install`` with apt when missing);
+``playwright install`` is never run. The database is a new one of the configured backend
+(OPENPARS_TEST_BACKEND), its commits real, seeded with the standard test site whose users all
+have the password ``PASSWORD``. Screenshots go to build/screenshots/ (docs/web.md).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from openpars.config import Settings
+from openpars.db import Base, Database, make_engine
+from openpars.identity import service
+from openpars.identity.principal import SYSTEM
+from openpars.web.app import create_app
+from tests.conftest import new_database_url
+from tests.factories import World, build_world
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "build" / "screenshots"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class LiveServer:
+    """The served site: its URL, its database (for checks) and its users."""
+
+    url: str
+    db: Database
+    world: World
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """openpars over a fresh database, serving in a thread until the module's tests end."""
+    tmp = tmp_path_factory.mktemp("live")
+    url, drop = new_database_url(tmp)
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    db = Database(engine)
+    with db.session() as session:
+        world = build_world(session)
+        for user_id in world.users.values():
+            service.set_password(
+                session, actor=SYSTEM, user_id=user_id, new_password=PASSWORD, force_change=False
+            )
+    settings = Settings(database_url=url, log_key_path=tmp / "log.key")
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings, database=db), host="127.0.0.1", port=port, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the live server did not start within 20 seconds")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", db, world)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        engine.dispose()
+        drop()  # type: ignore[operator]
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    """Playwright's driver."""
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Headless Chromium from Debian (never a browser downloaded by Playwright)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run 'make install' (it installs Debian's chromium)")
+    launched = playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+    )
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, live_server: LiveServer) -> Iterator[Page]:
+    """A new browser tab with no cookies, on the live server; its console errors fail the test."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 800})
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    EXPECTED_CONSOLE_ERRORS[id(tab)] = []
+    yield tab
+    context.close()
+    expected = EXPECTED_CONSOLE_ERRORS.pop(id(tab))
+    unexpected = [e for e in errors if not any(fragment in e for fragment in expected)]
+    assert not unexpected, f"the browser console reported errors: {unexpected}"
+
+
+# Console errors a test provokes on purpose, by page: fragments of their text.
+EXPECTED_CONSOLE_ERRORS: dict[int, list[str]] = {}
+
+
+def expect_console_error(page: Page, fragment: str) -> None:
+    """The test provokes a console error containing ``fragment`` (e.g. a CSP refusal)."""
+    EXPECTED_CONSOLE_ERRORS[id(page)].append(fragment)
+
+
+@pytest.fixture
+def login(live_server: LiveServer) -> Callable[..., None]:
+    """``login(page, username)``: log in through the form; the home page is then shown."""
+
+    def log_in(page: Page, username: str, password: str = PASSWORD) -> None:
+        page.goto("/login")
+        page.locator("#username").fill(username)
+        page.locator("#password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(live_server.url + "/")
+
+    return log_in
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """Save a full-page screenshot as build/screenshots/<name>.png."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def axe_violations(page: Page, impacts: tuple[str, ...] = ("serious", "critical")) -> list[Any]:
+    """axe-core's violations of the page at the given impacts (axe from npm: make install).
+
+    The script is evaluated through the DevTools protocol, which the page's CSP does not
+    govern, so the page keeps its real policy while it is checked.
+    """
+    if not AXE.exists():
+        pytest.fail(f"{AXE} is missing: run 'make install' (npm ci installs axe-core)")
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;undefined")
+    result = page.evaluate(
+        "async () => (await window.axe.run(document, {resultTypes: ['violations']})).violations"
+    )
+    return [v for v in result if v.get("impact") in impacts]
+
+
+def assert_accessible(page: Page) -> None:
+    """Fail with a readable list if axe finds serious or critical violations."""
+    found = axe_violations(page)
+    assert not found, json.dumps(
+        [
+            {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]]}
+            for v in found
+        ],
+        indent=2,
+    )
