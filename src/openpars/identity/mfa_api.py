@@ -76,7 +76,12 @@ def _refused(session: Session, refusal: Refusal) -> NoReturn:
     raise refusal.error
 
 
-@router.get("/sessions/current", response_model=LogonState, dependencies=[logon_step()])
+@router.get(
+    "/sessions/current",
+    response_model=LogonState,
+    dependencies=[logon_step()],
+    responses={409: {"description": "the request came with an API token, not a logon session"}},
+)
 def show_current_session(ctx: Ctx) -> LogonState:
     """Where this logon stands: its next step, the banner text, until when it may act as
     privileged."""
