@@ -13,11 +13,13 @@ from sqlalchemy import update
 
 from openpars.config import Settings
 from openpars.db import Database, utcnow
+from openpars.identity import mfa_crypto as crypto
 from openpars.identity.models import LogonSession
 from openpars.web.app import create_app
 from openpars.web.context import Ctx
 from openpars.web.pages.core import area_router, page
 from tests.factories import World
+from tests.identity.logons import forget_last_code
 from tests.web.logon_steps import csrf_of, finish_logon
 from tests.web.test_pages import entries, give_password, log_in
 
@@ -77,8 +79,6 @@ def test_a_wrong_code_is_shown_beside_the_field_and_counted(
         assert "not right" in wrong.text and 'aria-invalid="true"' in wrong.text
         assert ("logon.failed", "refused", "code_wrong") in entries(db)
     # The code that opened the first logon cannot open this one (same 30-second step).
-    from openpars.identity import mfa_crypto as crypto
-
     replay = web.post(
         "/login/code", data={"csrf_token": csrf_of(form), "code": crypto.code_at(totp, utcnow())}
     )
@@ -106,9 +106,6 @@ def test_a_privileged_page_act_asks_for_the_password_and_code_again(
     )
     assert wrong.status_code == 401
     assert "not right" in wrong.text
-    from openpars.identity import mfa_crypto as crypto
-    from tests.identity.logons import forget_last_code
-
     forget_last_code(db, world, "admin")
     good = web.post(
         "/reauthenticate",
