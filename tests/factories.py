@@ -31,6 +31,7 @@ USERS: list[tuple[str, str, list[Role]]] = [
     ("reader", "Defender Association", [Role.READER]),
     ("clerk", "First Judicial District", [Role.COURT, Role.SEALED_ACCESS]),
     ("admin", "City of Philadelphia", [Role.ADMIN]),
+    ("agreements", "City of Philadelphia", [Role.AGREEMENT_ADMIN]),
     ("ice", "Immigration and Customs Enforcement", [Role.EXTERNAL_QUERY]),
     ("fbi", "Federal Bureau of Investigation", [Role.EXTERNAL_QUERY]),
 ]

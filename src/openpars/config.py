@@ -9,6 +9,14 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DEFAULT_BANNER = (
+    "You are accessing a criminal justice information system. Use is restricted to "
+    "authorised users for official purposes only. All use is recorded and monitored, and "
+    "may be disclosed to law enforcement and oversight bodies. Unauthorised or improper use "
+    "may result in disciplinary action and civil and criminal penalties. By continuing you "
+    "consent to this monitoring."
+)
+
 
 def default_database_url() -> str:
     """A SQLite file in the working directory, the embedded default."""
@@ -38,6 +46,19 @@ class Settings(BaseSettings):
     token_lifetime_days: int = 90
     # Shortest password accepted for an account (docs/accounts.md); CJIS IA-5(1) asks for 8.
     password_min_length: int = Field(default=12, ge=8, le=128)
+    # Multi-factor authentication (docs/accounts.md): the AES-256-GCM key that encrypts every
+    # TOTP secret at rest, as a file holding 32 random bytes in base64 (mode 0600). Unset: the
+    # file openpars-mfa.key beside the SQLite database, or in the working directory. Generated
+    # only while no account is enrolled; after that a missing key is an error, never a new key.
+    mfa_key_path: Path | None = None
+    # The system-use notice (CJIS AC-8) every user acknowledges at each logon.
+    banner_text: str = Field(default=DEFAULT_BANNER, min_length=20, max_length=4000)
+    # A privileged act (a vote, an agreement change, a key change, a shred, a user change) needs
+    # password and one-time code proved within this many minutes in the session (IA-11).
+    reauthentication_minutes: int = Field(default=5, ge=1, le=720)
+    # Whether an API token (a machine client: no password, no one-time code) may perform
+    # privileged acts. False: only an interactive, recently re-authenticated session may.
+    token_privileged_acts: bool = True
     # Echo SQL to the log (debugging only).
     sql_echo: bool = False
     # SQLite only: bytes of the database file read through memory-mapped I/O (MiB; 0 turns it

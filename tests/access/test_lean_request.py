@@ -119,7 +119,7 @@ def test_a_policy_compiled_before_a_floor_change_is_never_served_after_it(
         floor = SiteFloor(
             forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "sid"})
         )
-        set_floor(s, actor=world.principals["admin"], floor=floor, reason="SIDs stay home")
+        set_floor(s, actor=world.principals["agreements"], floor=floor, reason="SIDs stay home")
     after = client.get("/api/v1/persons", params=params, headers=ice)
     assert after.status_code == 403, after.text
     assert "the site floor removes person.sid" in after.json()["error"]["message"]
@@ -184,7 +184,7 @@ def test_pages_sent_ahead_under_the_last_policy_are_served_only_under_that_polic
     with db.session() as s:
         forbidden = frozenset({"place_of_birth", "citizenship", "sid"})
         floor = SiteFloor(forbidden_person_fields=forbidden)
-        set_floor(s, actor=world.principals["admin"], floor=floor, reason="SIDs stay home")
+        set_floor(s, actor=world.principals["agreements"], floor=floor, reason="SIDs stay home")
     del queries[2]  # a search by SID is now refused
     stale = answers()  # sent ahead under the policy of before the floor change
     enforcement._LAST_POLICY.clear()

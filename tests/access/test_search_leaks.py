@@ -161,7 +161,7 @@ def test_a_hashed_sid_is_keyed_per_agreement_version_and_not_a_criterion(
     error = _refusal(_get(client, world, "/api/v1/persons", sid=SID))
     assert (error["code"], error["field"]) == ("criterion_not_allowed", "sid")
     # No API returns the key.
-    shown = client.get(f"/api/v1/agreements/{ids['agreement']}", headers=world.auth("admin"))
+    shown = client.get(f"/api/v1/agreements/{ids['agreement']}", headers=world.auth("agreements"))
     assert shown.status_code == 200, shown.text
     assert "mask_key" not in shown.text and key.hex() not in shown.text
 
@@ -299,7 +299,7 @@ def test_a_criterion_the_floor_removes_is_refused_naming_the_floor(
         floor = SiteFloor(
             forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "sid"})
         )
-        set_floor(s, actor=world.principals["admin"], floor=floor, reason="SIDs stay home")
+        set_floor(s, actor=world.principals["agreements"], floor=floor, reason="SIDs stay home")
     error = _refusal(_get(client, world, "/api/v1/persons", sid=SID))
     assert (error["code"], error["field"]) == ("criterion_not_allowed", "sid")
     assert "the site floor removes person.sid" in error["message"]

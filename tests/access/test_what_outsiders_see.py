@@ -144,7 +144,7 @@ def test_free_text_is_withheld_whatever_an_agreement_adopted_under_a_looser_floo
 def test_an_agreement_granting_the_narrative_is_refused_when_proposed(
     client: TestClient, world: World
 ) -> None:
-    admin = world.auth("admin")
+    admin = world.auth("agreements")
     # One grantee each: a grantee may hold only one agreement for a period.
     for name, grantee in (("narrative", ICE), ("location", FBI)):
         fields = {**scope_dict()["arrest_fields"], name: "visible"}

@@ -100,7 +100,7 @@ def add_unit(session: Session, world: World, name: str, *, parent: str = ICE) ->
 def create(session: Session, world: World, **overrides: Any) -> Agreement:
     """Create a draft agreement as the admin."""
     return service.create_agreement(
-        session, actor=world.principals["admin"], data=document(world, **overrides)
+        session, actor=world.principals["agreements"], data=document(world, **overrides)
     )
 
 

@@ -23,7 +23,7 @@ def entries(db: Database) -> int:
 
 
 def test_create_get_update_propose_timeline(client: TestClient, db: Database, world: World) -> None:
-    admin = world.auth("admin")
+    admin = world.auth("agreements")
     before = entries(db)
     created = client.post(BASE, json=document_dict(world), headers=admin)
     assert created.status_code == 201, created.text
@@ -56,7 +56,7 @@ def test_create_get_update_propose_timeline(client: TestClient, db: Database, wo
 
 
 def test_bad_input_names_the_clause(client: TestClient, world: World) -> None:
-    admin = world.auth("admin")
+    admin = world.auth("agreements")
     bad = document_dict(world, scope=scope_dict(person_fields={"shoe_size": "visible"}))
     response = client.post(BASE, json=bad, headers=admin)
     assert response.status_code == 422
@@ -80,7 +80,7 @@ def test_bad_input_names_the_clause(client: TestClient, world: World) -> None:
 
 
 def test_floor_refusal_on_propose(client: TestClient, world: World) -> None:
-    admin = world.auth("admin")
+    admin = world.auth("agreements")
     created = client.post(
         BASE,
         json=document_dict(world, scope=scope_dict(roles=["arrestee", "witness"])),
@@ -98,11 +98,11 @@ def test_permissions(client: TestClient, world: World) -> None:
         == 403
     )
     assert client.get(BASE, headers=world.auth("ice")).status_code == 403
-    assert client.get(f"{BASE}/999999", headers=world.auth("admin")).status_code == 404
+    assert client.get(f"{BASE}/999999", headers=world.auth("agreements")).status_code == 404
 
 
 def test_kill_switch_endpoints(client: TestClient, db: Database, world: World) -> None:
-    admin = world.auth("admin")
+    admin = world.auth("agreements")
     with db.session() as session:
         # The city's own voter suspends and lifts: the site administrator speaks for no
         # stakeholder (separation of duties).
@@ -145,7 +145,7 @@ def test_kill_switch_endpoints(client: TestClient, db: Database, world: World) -
 
 
 def test_site_floor_endpoints(client: TestClient, world: World) -> None:
-    admin = world.auth("admin")
+    admin = world.auth("agreements")
     shown = client.get("/api/v1/site/floor", headers=admin).json()
     assert shown["version"] is None
     assert "victim" in shown["floor"]["forbidden_roles"]
@@ -157,7 +157,7 @@ def test_site_floor_endpoints(client: TestClient, world: World) -> None:
         headers=admin,
     )
     assert response.status_code == 200, response.text
-    assert (response.json()["version"], response.json()["changed_by"]) == (1, "admin")
+    assert (response.json()["version"], response.json()["changed_by"]) == (1, "agreements")
     looser = client.put(
         "/api/v1/site/floor",
         json={"floor": {**new_floor, "forbid_juveniles": False}, "reason": "pilot"},

@@ -201,7 +201,7 @@ def test_floor_is_stored_versioned_and_audited(db: Database, world: World) -> No
     with db.session() as session:
         assert get_floor(session) == SiteFloor()
         before = audit_count(session)
-        admin = world.principals["admin"]
+        admin = world.principals["agreements"]
         set_floor(session, actor=admin, floor=SiteFloor(max_results=100), reason="pilot")
         # Each read asks which version is newest, whatever was parsed before.
         assert get_floor(session) == SiteFloor(max_results=100)
@@ -209,8 +209,8 @@ def test_floor_is_stored_versioned_and_audited(db: Database, world: World) -> No
         assert get_floor(session) == SiteFloor(max_results=50)
         rows = session.scalars(select(SiteFloorVersion).order_by(SiteFloorVersion.version)).all()
         assert [(r.version, r.changed_by, r.reason) for r in rows] == [
-            (1, "admin", "pilot"),
-            (2, "admin", "tighter cap"),
+            (1, "agreements", "pilot"),
+            (2, "agreements", "tighter cap"),
         ]
         assert audit_count(session) == before + 2
         last = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()

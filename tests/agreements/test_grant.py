@@ -52,7 +52,7 @@ def test_no_grant_before_adoption_or_after_termination(db: Database, world: Worl
         agreement = create(session, world)
         now = utcnow()
         assert grant_for(session, principal=world.principals["ice"], at=now) is None
-        lifecycle.propose(session, actor=world.principals["admin"], agreement_id=agreement.id)
+        lifecycle.propose(session, actor=world.principals["agreements"], agreement_id=agreement.id)
         assert grant_for(session, principal=world.principals["ice"], at=now) is None
         activate_pending(session, agreement)
         assert grant_for(session, principal=world.principals["ice"], at=now) is not None
@@ -117,7 +117,7 @@ def test_a_pending_amendment_is_not_in_force(db: Database, world: World) -> None
         agreement = activate(session, create(session, world))
         service.update_agreement(
             session,
-            actor=world.principals["admin"],
+            actor=world.principals["agreements"],
             agreement_id=agreement.id,
             data=document(world, terms="amended"),
             reason="amend",
@@ -194,7 +194,7 @@ def test_kill_switch_targets_must_belong_to_the_grantee(db: Database, world: Wor
     with db.session() as session:
         fbi_unit = add_unit(session, world, "FBI Philadelphia", parent=FBI)
         agreement = activate(session, create(session, world))
-        admin = world.principals["admin"]
+        admin = world.principals["agreements"]
         for target, target_id in (
             (SuspensionTarget.UNIT, fbi_unit.agency_id),
             (SuspensionTarget.ACCOUNT, fbi_unit.user_id),
@@ -231,17 +231,17 @@ def test_kill_switch_shows_in_status_and_timeline(db: Database, world: World) ->
         agreement = activate(session, create(session, world))
         killswitch.suspend(
             session,
-            actor=world.principals["admin"],
+            actor=world.principals["agreements"],
             agreement_id=agreement.id,
             target=SuspensionTarget.AGREEMENT,
             reason="pull the plug",
         )
         read = service.show_agreement(
-            session, actor=world.principals["admin"], agreement_id=agreement.id
+            session, actor=world.principals["agreements"], agreement_id=agreement.id
         )
         assert (read.status.value, read.effective_status.value) == ("active", "suspended")
         events = service.timeline(
-            session, actor=world.principals["admin"], agreement_id=agreement.id
+            session, actor=world.principals["agreements"], agreement_id=agreement.id
         )
         assert events[-1].kind.value == "kill_switch"
         assert events[-1].reason == "pull the plug"

@@ -52,7 +52,9 @@ def test_propose_checks_the_floor_and_names_the_clause(db: Database, world: Worl
     with db.session() as session:
         agreement = create(session, world, scope=scope_dict(roles=["arrestee", "victim"]))
         with pytest.raises(InvalidInput) as caught:
-            lifecycle.propose(session, actor=world.principals["admin"], agreement_id=agreement.id)
+            lifecycle.propose(
+                session, actor=world.principals["agreements"], agreement_id=agreement.id
+            )
         assert caught.value.field == "scope.roles"
         assert "victims may never be shared" in caught.value.message
         assert agreement.status is S.DRAFT
@@ -62,10 +64,12 @@ def test_propose_then_adopt(db: Database, world: World) -> None:
     with db.session() as session:
         agreement = create(session, world)
         before = audit_count(session)
-        lifecycle.propose(session, actor=world.principals["admin"], agreement_id=agreement.id)
+        lifecycle.propose(session, actor=world.principals["agreements"], agreement_id=agreement.id)
         assert agreement.status is S.PENDING_APPROVAL
         with pytest.raises(Conflict):
-            lifecycle.propose(session, actor=world.principals["admin"], agreement_id=agreement.id)
+            lifecycle.propose(
+                session, actor=world.principals["agreements"], agreement_id=agreement.id
+            )
         decide(session, agreement, A.ADOPT)
         assert agreement.status is S.ACTIVE
         assert agreement.active_version == 1
@@ -77,11 +81,11 @@ def test_propose_then_adopt(db: Database, world: World) -> None:
 def test_decision_on_another_version_is_refused(db: Database, world: World) -> None:
     with db.session() as session:
         agreement = create(session, world)
-        lifecycle.propose(session, actor=world.principals["admin"], agreement_id=agreement.id)
+        lifecycle.propose(session, actor=world.principals["agreements"], agreement_id=agreement.id)
         old_hash = service.current_version(session, agreement=agreement).content_hash
         service.update_agreement(
             session,
-            actor=world.principals["admin"],
+            actor=world.principals["agreements"],
             agreement_id=agreement.id,
             data=document(world, terms="changed while the vote was open"),
             reason="edit",
@@ -102,11 +106,11 @@ def test_decision_on_another_version_is_refused(db: Database, world: World) -> N
 def test_adopt_rechecks_a_raised_floor(db: Database, world: World) -> None:
     with db.session() as session:
         agreement = create(session, world)
-        lifecycle.propose(session, actor=world.principals["admin"], agreement_id=agreement.id)
+        lifecycle.propose(session, actor=world.principals["agreements"], agreement_id=agreement.id)
         raised = SiteFloor(
             forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "family_name"})
         )
-        set_floor(session, actor=world.principals["admin"], floor=raised, reason="tighten")
+        set_floor(session, actor=world.principals["agreements"], floor=raised, reason="tighten")
         with pytest.raises(InvalidInput) as caught:
             decide(session, agreement, A.ADOPT)
         assert caught.value.field == "scope.person_fields.family_name"
@@ -137,7 +141,7 @@ def test_amend_puts_the_new_version_in_force(db: Database, world: World) -> None
         agreement = activate(session, create(session, world))
         service.update_agreement(
             session,
-            actor=world.principals["admin"],
+            actor=world.principals["agreements"],
             agreement_id=agreement.id,
             data=document(world, scope=scope_dict(grades=["F1"])),
             reason="felonies F1 only",

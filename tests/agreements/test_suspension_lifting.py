@@ -83,7 +83,7 @@ def test_api_only_the_imposing_stakeholder_lifts_a_suspension(
     body = {"reason": "the city says it is fine"}
 
     # The city's administrator, another stakeholder's voter: refused, and the cut holds.
-    for attacker in ("admin", "court-voter"):
+    for attacker in ("agreements", "court-voter"):
         refused = client.post(resume, json=body, headers=world.auth(attacker))
         assert refused.status_code == 403, refused.text
         error = refused.json()["error"]
@@ -96,14 +96,14 @@ def test_api_only_the_imposing_stakeholder_lifts_a_suspension(
     # The grantee itself has no say at all.
     assert client.post(resume, json=body, headers=world.auth("ice")).status_code == 403
     listed = client.get(
-        f"/api/v1/agreements/{agreement_id}/suspensions", headers=world.auth("admin")
+        f"/api/v1/agreements/{agreement_id}/suspensions", headers=world.auth("agreements")
     ).json()["items"]
     assert listed[0]["resumed_at"] is None
     with db.session() as session:
-        for attacker in ("admin", "court-voter", "ice"):
+        for attacker in ("agreements", "court-voter", "ice"):
             (entry,) = refusals(session, world.users[attacker])
             assert entry["action"] == f"POST {resume}"
-        assert refusals(session, world.users["admin"])[0]["error_code"] == (
+        assert refusals(session, world.users["agreements"])[0]["error_code"] == (
             "not_imposing_stakeholder"
         )
 
@@ -183,14 +183,14 @@ def test_cli_only_the_imposing_stakeholder_lifts_a_suspension(fresh_db: Database
     sid = cut.output.split()[1].rstrip(":")
     assert not ice_reads()
     # The console's own system account, the city's admin, the court's voter: all refused.
-    for attacker in (None, "admin", "court-voter"):
+    for attacker in (None, "agreements", "court-voter"):
         as_user = ["--as", attacker] if attacker else []
         refused = run(url, "agreement", "resume", sid, "--reason", "lift it", *as_user)
         assert refused.exit_code == 1, refused.output
         assert "only an account of that stakeholder" in refused.output
         assert not ice_reads()
     with fresh_db.session() as session:
-        for attacker in ("admin", "court-voter"):
+        for attacker in ("agreements", "court-voter"):
             (entry,) = refusals(session, world.users[attacker])
             assert entry["action"] == "agreement.resume"
             assert entry["error_code"] == "not_imposing_stakeholder"
@@ -228,7 +228,7 @@ def test_the_site_administrator_speaks_for_no_stakeholder(
     assert by_city.status_code == 201, by_city.text
     assert by_city.json()["stakeholder_id"] == world.agencies["City of Philadelphia"]
     lifted = client.post(
-        f"{base}/{by_city.json()['id']}/resume", json=body, headers=world.auth("admin")
+        f"{base}/{by_city.json()['id']}/resume", json=body, headers=world.auth("agreements")
     )
     assert lifted.status_code == 403, lifted.text
     assert lifted.json()["error"]["code"] == "not_imposing_stakeholder"
@@ -236,11 +236,11 @@ def test_the_site_administrator_speaks_for_no_stakeholder(
     by_admin = client.post(
         base,
         json={"target": "account", "target_id": world.users["ice"], "reason": "misuse"},
-        headers=world.auth("admin"),
+        headers=world.auth("agreements"),
     )
     assert by_admin.status_code == 201, by_admin.text
     assert by_admin.json()["stakeholder_id"] is None
-    for who in ("admin", voter):
+    for who in ("agreements", voter):
         again = client.post(
             f"{base}/{by_admin.json()['id']}/resume", json=body, headers=world.auth(who)
         )

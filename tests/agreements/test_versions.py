@@ -34,7 +34,7 @@ def test_create_makes_a_draft_with_version_one(db: Database, world: World) -> No
         version = service.current_version(session, agreement=agreement)
         assert agreement.status is AgreementStatus.DRAFT
         assert (agreement.current_version, agreement.active_version) == (1, None)
-        assert version.created_by == "admin"
+        assert version.created_by == "agreements"
         assert audit_count(session) == before + 1
 
 
@@ -62,7 +62,7 @@ def test_every_change_is_a_new_version_and_old_ones_stay(db: Database, world: Wo
         changed = document(world, terms="Arrestees only. Quarterly review.")
         service.update_agreement(
             session,
-            actor=world.principals["admin"],
+            actor=world.principals["agreements"],
             agreement_id=agreement.id,
             data=changed,
             reason="add quarterly review",
@@ -102,7 +102,7 @@ def test_identical_content_is_not_a_new_version(db: Database, world: World) -> N
         with pytest.raises(Conflict):
             service.update_agreement(
                 session,
-                actor=world.principals["admin"],
+                actor=world.principals["agreements"],
                 agreement_id=agreement.id,
                 data=same,
                 reason="no change",
@@ -116,7 +116,7 @@ def test_grantee_cannot_change(db: Database, world: World) -> None:
         with pytest.raises(InvalidInput) as caught:
             service.update_agreement(
                 session,
-                actor=world.principals["admin"],
+                actor=world.principals["agreements"],
                 agreement_id=agreement.id,
                 data=other,
                 reason="switch",
@@ -127,12 +127,12 @@ def test_grantee_cannot_change(db: Database, world: World) -> None:
 def test_updating_a_proposed_agreement_checks_the_floor(db: Database, world: World) -> None:
     with db.session() as session:
         agreement = create(session, world)
-        lifecycle.propose(session, actor=world.principals["admin"], agreement_id=agreement.id)
+        lifecycle.propose(session, actor=world.principals["agreements"], agreement_id=agreement.id)
         bad = document(world, scope=scope_dict(roles=["arrestee", "witness"]))
         with pytest.raises(InvalidInput) as caught:
             service.update_agreement(
                 session,
-                actor=world.principals["admin"],
+                actor=world.principals["agreements"],
                 agreement_id=agreement.id,
                 data=bad,
                 reason="widen",

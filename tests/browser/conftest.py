@@ -20,15 +20,20 @@ from typing import Any
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from sqlalchemy import update
 
 from openpars.config import Settings
-from openpars.db import Base, Database, make_engine
-from openpars.identity import service
+from openpars.db import Base, Database, make_engine, utcnow
+from openpars.identity import mfa, service
+from openpars.identity import mfa_crypto as crypto
+from openpars.identity.models import User
 from openpars.identity.principal import SYSTEM
 from openpars.web.app import create_app
 from tests.conftest import new_database_url
 from tests.factories import World, build_world
 
+# Accounts left without an authenticator: they enrol one in the browser.
+NOT_ENROLLED = frozenset({"fbi"})
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "screenshots"
@@ -43,6 +48,18 @@ class LiveServer:
     url: str
     db: Database
     world: World
+    # Each account's TOTP secret (enrolled at the console), as its authenticator app holds it.
+    totp: dict[str, str]
+
+    def code(self, username: str) -> str:
+        """The one-time code the user's authenticator shows now; the last code accepted is
+        forgotten first, since the tests log the same account on within one 30-second step
+        (a person would wait for the next code)."""
+        with self.db.session() as session:
+            session.execute(
+                update(User).where(User.id == self.world.users[username]).values(mfa_last_step=None)
+            )
+        return crypto.code_at(self.totp[username], utcnow())
 
 
 def _free_port() -> int:
@@ -59,13 +76,24 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     engine = make_engine(url)
     Base.metadata.create_all(engine)
     db = Database(engine)
+    settings = Settings(
+        database_url=url, log_key_path=tmp / "log.key", mfa_key_path=tmp / "mfa.key"
+    )
+    key = crypto.load_key(settings, may_create=True)
+    totp: dict[str, str] = {}
     with db.session() as session:
         world = build_world(session)
-        for user_id in world.users.values():
+        for username, user_id in world.users.items():
             service.set_password(
                 session, actor=SYSTEM, user_id=user_id, new_password=PASSWORD, force_change=False
             )
-    settings = Settings(database_url=url, log_key_path=tmp / "log.key")
+            if username in NOT_ENROLLED:
+                continue
+            started = mfa.console_start(
+                session, actor=SYSTEM, user_id=user_id, key=key, issuer="openpars"
+            )
+            mfa.console_confirm(session, actor=SYSTEM, user_id=user_id, key=key, code=None)
+            totp[username] = started.secret
     port = _free_port()
     config = uvicorn.Config(
         create_app(settings, database=db), host="127.0.0.1", port=port, log_level="warning"
@@ -79,7 +107,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             raise RuntimeError("the live server did not start within 20 seconds")
         time.sleep(0.05)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", db, world)
+        yield LiveServer(f"http://127.0.0.1:{port}", db, world, totp)
     finally:
         server.should_exit = True
         thread.join(timeout=20)
@@ -132,13 +160,19 @@ def expect_console_error(page: Page, fragment: str) -> None:
 
 @pytest.fixture
 def login(live_server: LiveServer) -> Callable[..., None]:
-    """``login(page, username)``: log in through the form; the home page is then shown."""
+    """``login(page, username)``: log in through the forms (password, one-time code, banner);
+    the home page is then shown."""
 
     def log_in(page: Page, username: str, password: str = PASSWORD) -> None:
         page.goto("/login")
         page.locator("#username").fill(username)
         page.locator("#password").fill(password)
         page.get_by_role("button", name="Log in").click()
+        page.wait_for_url(live_server.url + "/login/code")
+        page.locator("#code").fill(live_server.code(username))
+        page.get_by_role("button", name="Continue").click()
+        page.wait_for_url(live_server.url + "/login/banner")
+        page.get_by_role("button", name="I understand and agree").click()
         page.wait_for_url(live_server.url + "/")
 
     return log_in

@@ -178,6 +178,20 @@ def test_log_in_with_the_keyboard_alone(page: Page, live_server: LiveServer) -> 
     assert page.evaluate("() => document.activeElement.id") == "password"
     page.keyboard.type("correct horse battery staple")
     page.keyboard.press("Enter")
+    # The one-time code and the banner, by keyboard too.
+    page.wait_for_url(live_server.url + "/login/code")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "code"
+    page.keyboard.type(live_server.code("clerk"))
+    page.keyboard.press("Enter")
+    page.wait_for_url(live_server.url + "/login/banner")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.textContent") == "I understand and agree"
+    page.keyboard.press("Enter")
     page.wait_for_url(live_server.url + "/")
     expect(page.get_by_text("Read sealed records.")).to_be_visible()
 

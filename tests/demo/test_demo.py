@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from openpars.cli import app
 from openpars.config import Settings
-from openpars.db import Database, make_engine
+from openpars.db import Database, make_engine, utcnow
 from openpars.demo.seed import MACHINE_ACCOUNTS, USERS
+from openpars.identity import mfa_crypto as crypto
 from openpars.records.models import Arrest, Charge, Involvement, Person
 from openpars.web.app import create_app
 
@@ -82,6 +83,17 @@ def test_demo_credentials_authenticate(runner: CliRunner, empty_url: str, tmp_pa
                 json={"username": user["username"], "password": user["password"]},
             )
             assert logged.status_code == 201, (user["username"], logged.text)
+            # Then the authenticator's code and the banner: the session becomes usable.
+            assert logged.json()["stage"] == "one_time_code"
+            session = {"Authorization": f"Bearer {logged.json()['token']}"}
+            code = crypto.code_at(user["totp_secret"], utcnow())
+            proved = client.post(
+                "/api/v1/sessions/current/mfa", json={"code": code}, headers=session
+            )
+            assert proved.status_code == 200, proved.text
+            banner = client.post("/api/v1/sessions/current/banner", headers=session)
+            assert banner.json()["stage"] == "active"
+            assert client.get("/api/v1/users/me", headers=session).status_code == 200
     assert "/login as 'charging' with the password" in result.stdout
     application.state.db.bind.dispose()
 

@@ -234,7 +234,7 @@ def test_board_changes_are_proposals_not_writes(client: TestClient, gov: Gov) ->
     members = [gov.agencies[w] for w in ("da", "court", "city")]
     body = {"members": members, "quorum": 3, "solo_actions": []}
     # There is no write endpoint for the board any more: every change is an 'board' proposal.
-    for who in (gov.auth("da"), gov.world.auth("admin")):
+    for who in (gov.auth("da"), gov.world.auth("agreements")):
         assert client.put("/api/v1/board", json=body, headers=who).status_code == 405
     proposal = {
         "action": "board",
@@ -244,14 +244,14 @@ def test_board_changes_are_proposals_not_writes(client: TestClient, gov: Gov) ->
     too_many = client.post(
         "/api/v1/proposals",
         json={**proposal, "board": {**body, "quorum": 4}},
-        headers=gov.world.auth("admin"),
+        headers=gov.world.auth("agreements"),
     )
     assert (too_many.status_code, too_many.json()["error"]["field"]) == (422, "quorum")
     ice = gov.world.agencies["Immigration and Customs Enforcement"]
     outsider = client.post(
         "/api/v1/proposals",
         json={**proposal, "board": {**body, "members": [*members, ice]}},
-        headers=gov.world.auth("admin"),
+        headers=gov.world.auth("agreements"),
     )
     assert (outsider.status_code, outsider.json()["error"]["field"]) == (422, "members")
     response = client.post(
@@ -311,7 +311,7 @@ def test_listing_showing_and_ticking(client: TestClient, gov: Gov) -> None:
             "deadline": (utcnow() + timedelta(days=3)).isoformat(),
             "new_expires_at": (utcnow() - timedelta(days=1)).isoformat(),
         },
-        headers=gov.world.auth("admin"),
+        headers=gov.world.auth("agreements"),
     )
     assert (by_admin.status_code, by_admin.json()["error"]["field"]) == (422, "new_expires_at")
     listed = client.get(
@@ -327,7 +327,7 @@ def test_listing_showing_and_ticking(client: TestClient, gov: Gov) -> None:
     shown = client.get(f"/api/v1/proposals/{opened['id']}", headers=gov.auth("city")).json()
     assert shown["board_members"] == [gov.agencies[w] for w in ("da", "court", "city")]
     assert client.post("/api/v1/governance/tick", headers=gov.auth("da")).status_code == 403
-    ticked = client.post("/api/v1/governance/tick", headers=gov.world.auth("admin"))
+    ticked = client.post("/api/v1/governance/tick", headers=gov.world.auth("agreements"))
     assert (ticked.status_code, ticked.json()["items"]) == (200, [])
 
 

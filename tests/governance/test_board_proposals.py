@@ -67,7 +67,7 @@ def vote(gov: Gov, pid: int, who: str, choice: Choice, at: datetime) -> Proposal
 
 
 def test_one_admin_cannot_rewrite_the_board_through_the_api(client: TestClient, gov: Gov) -> None:
-    admin = gov.world.auth("admin")
+    admin = gov.world.auth("agreements")
     before = client.get("/api/v1/board", headers=admin).json()
     # The attack of issue 11 as it was: PUT /board as the site administrator.
     attack = client.put("/api/v1/board", json={"members": [5], "quorum": 1}, headers=admin)
@@ -181,7 +181,7 @@ def test_the_new_board_governs_and_a_removed_member_is_refused(gov: Gov) -> None
 
 
 def test_the_first_board_is_set_once_and_logged(gov: Gov) -> None:
-    admin = gov.world.principals["admin"]
+    admin = gov.world.principals["agreements"]
     with gov.session() as session:
         # No board yet: the first use sets the default one, and the log records it.
         assert board.current_board(session).version == 1
@@ -210,13 +210,13 @@ def test_one_admin_at_the_console_only_opens_a_proposal(fresh_db: Database) -> N
     before = board_now(gov)
     da = str(gov.agencies["da"])
     init = runner.invoke(
-        app, ["board", "init", "--member", da, "--quorum", "1", "--as", "admin", "--db", url]
+        app, ["board", "init", "--member", da, "--quorum", "1", "--as", "agreements", "--db", url]
     )
     assert init.exit_code == 1, init.output
     assert "only the board itself can change it" in " ".join(init.output.split())
     deadline = (utcnow() + timedelta(days=7)).isoformat()
     args = ["board", "propose", "--member", da, "--quorum", "1", "--deadline", deadline]
-    opened = runner.invoke(app, [*args, "--summary", "mine", "--as", "admin", "--db", url])
+    opened = runner.invoke(app, [*args, "--summary", "mine", "--as", "agreements", "--db", url])
     assert opened.exit_code == 0, opened.output
     assert "nothing changes until the board's quorum approves" in " ".join(opened.output.split())
     assert board_now(gov) == before
@@ -227,7 +227,7 @@ def test_a_changed_agreement_voids_its_proposals_at_once(client: TestClient, gov
     new = document(gov.world, start=gov.t0, end=gov.t0 + timedelta(days=365))
     body = {**new.model_dump(mode="json"), "name": "ICE, amended", "reason": "rename"}
     changed = client.put(
-        f"/api/v1/agreements/{gov.agreement_id}", json=body, headers=gov.world.auth("admin")
+        f"/api/v1/agreements/{gov.agreement_id}", json=body, headers=gov.world.auth("agreements")
     )
     assert changed.status_code == 200, changed.text
     # No vote and no tick has run: the record already shows the proposal voided.

@@ -186,7 +186,7 @@ def test_board_and_key_commands(fresh_db: Database, tmp_path: Path) -> None:
         "4",
         *change,
         "--as",
-        "admin",
+        "agreements",
         db=url,
     )
     assert bad.exit_code == 1

@@ -134,7 +134,7 @@ def test_floor_is_never_a_solo_action(client: TestClient, world: World) -> None:
                 "solo_actions": ["suspend", "floor"],
             },
         },
-        headers=world.auth("admin"),
+        headers=world.auth("agreements"),
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == "solo_actions"
@@ -146,7 +146,7 @@ def test_floor_is_never_a_solo_action(client: TestClient, world: World) -> None:
 def test_one_admin_cannot_loosen_the_floor_through_the_api(
     client: TestClient, db: Database, world: World
 ) -> None:
-    admin = world.auth("admin")
+    admin = world.auth("agreements")
     response = client.put(
         "/api/v1/site/floor",
         json={"floor": LOOSE, "reason": "we need the narratives"},
@@ -160,7 +160,10 @@ def test_one_admin_cannot_loosen_the_floor_through_the_api(
     one = {**SiteFloor().model_dump(mode="json"), "max_results": 500}
     with db.session() as session:
         floors.set_floor(
-            session, actor=world.principals["admin"], floor=SiteFloor(max_results=20), reason="cap"
+            session,
+            actor=world.principals["agreements"],
+            floor=SiteFloor(max_results=20),
+            reason="cap",
         )
     raised = client.put(
         "/api/v1/site/floor", json={"floor": one, "reason": "raise the cap"}, headers=admin
@@ -184,7 +187,7 @@ def test_one_admin_cannot_loosen_the_floor_at_the_console(
     path.write_text(json.dumps(LOOSE), encoding="utf-8")
     result = CliRunner().invoke(
         agreement_cli,
-        ["floor", "set", str(path), "--reason", "narratives", "--as", "admin", "--db", url],
+        ["floor", "set", str(path), "--reason", "narratives", "--as", "agreements", "--db", url],
     )
     assert result.exit_code != 0
     assert "floor_needs_quorum" in result.output or "quorum" in result.output
@@ -200,7 +203,7 @@ def test_a_tightening_by_one_account_takes_effect_at_once(
     response = client.put(
         "/api/v1/site/floor",
         json={"floor": tighter, "reason": "hide phone numbers"},
-        headers=world.auth("admin"),
+        headers=world.auth("agreements"),
     )
     assert response.status_code == 200, response.text
     assert _floor_in_force(db) == SiteFloor.model_validate(tighter)
@@ -260,7 +263,7 @@ def test_two_signed_votes_adopt_the_loosening_and_it_takes_effect(
     receipt = _vote(gov, proposal["id"], "court")
     assert receipt.proposal.status.value == "applied"
     assert _floor_in_force(db) == SiteFloor.model_validate(LOOSE)
-    shown = client.get("/api/v1/site/floor", headers=world.auth("admin")).json()
+    shown = client.get("/api/v1/site/floor", headers=world.auth("agreements")).json()
     assert shown["changed_by"] == f"proposal {proposal['id']}"
     # Now an agreement may grant what the board released, and the grantee reads it.
     with db.session() as session:
@@ -282,7 +285,10 @@ def test_a_vote_on_a_stale_floor_proposal_is_refused(db: Database, world: World)
     # no longer holds, so it is void and a second yes cannot adopt it.
     with db.session() as session:
         floors.set_floor(
-            session, actor=world.principals["admin"], floor=SiteFloor(max_results=50), reason="cap"
+            session,
+            actor=world.principals["agreements"],
+            floor=SiteFloor(max_results=50),
+            reason="cap",
         )
     with pytest.raises(Conflict) as caught:
         _vote(gov, proposal_id, "court")
@@ -342,7 +348,7 @@ def test_the_whole_floor_decision_at_the_console(fresh_db: Database, tmp_path: P
         [
             *("proposal", "open", "--action", "floor", "--floor", str(path)),
             *("--summary", "free text", "--deadline", (utcnow() + timedelta(days=7)).isoformat()),
-            *("--as", "admin", "--db", url),
+            *("--as", "agreements", "--db", url),
         ],
     )
     assert opened.exit_code == 0, opened.output

@@ -123,7 +123,7 @@ def test_attack_1_api_one_administrator_cannot_vote_a_wider_agreement_into_force
     before = what_ice_reads(gov, client)
     assert before[-2] == 200, before
     assert before[2] == gov.content_hash()
-    admin = gov.world.auth("admin")
+    admin = gov.world.auth("agreements")
     # Editing is the administrator's job: it writes a new version that is not in force.
     wider = document(gov.world, start=gov.t0, end=gov.t0 + timedelta(days=365))
     body = wider.model_dump(mode="json")
@@ -148,7 +148,7 @@ def test_attack_1_api_one_administrator_cannot_vote_a_wider_agreement_into_force
     url = f"{API}/proposals/{pid}/votes"
     # The administrator's own votes, signed with the stolen stakeholder keys: refused.
     for stolen in ("da", "court"):
-        ballot = gov.ballot(pid, "admin", Choice.YES, utcnow(), key=stolen)
+        ballot = gov.ballot(pid, "agreements", Choice.YES, utcnow(), key=stolen)
         vote = client.post(url, json=ballot.model_dump(mode="json"), headers=admin)
         assert vote.status_code == 403, vote.text
         error = vote.json()["error"]
@@ -169,7 +169,7 @@ def test_attack_1_api_one_administrator_cannot_vote_a_wider_agreement_into_force
     assert status_of(gov, pid) is ProposalStatus.OPEN
     assert votes_on(gov, pid) == 1
     assert what_ice_reads(gov, client) == before
-    audited = refused(gov, "admin")
+    audited = refused(gov, "agreements")
     assert [(e["action"], e["error_code"]) for e in audited] == [
         (f"POST {url}", "permission_denied")
     ] * 2
@@ -186,7 +186,7 @@ def test_attack_2_api_one_administrator_cannot_rewrite_the_board(
     """The board of issue 11's attack ({"members":[5],"quorum":1}) as the administrator's own
     proposal: it may open it, but neither it nor one stakeholder puts it in force."""
     adopt(gov)
-    admin = gov.world.auth("admin")
+    admin = gov.world.auth("agreements")
     before_board = client.get(f"{API}/board", headers=admin).json()
     before_board.pop("audit_entry")
     before = what_ice_reads(gov, client)
@@ -206,7 +206,7 @@ def test_attack_2_api_one_administrator_cannot_rewrite_the_board(
     assert opened.status_code == 201, opened.text
     pid = opened.json()["id"]
     url = f"{API}/proposals/{pid}/votes"
-    ballot = gov.ballot(pid, "admin", Choice.YES, utcnow(), key="city")
+    ballot = gov.ballot(pid, "agreements", Choice.YES, utcnow(), key="city")
     vote = client.post(url, json=ballot.model_dump(mode="json"), headers=admin)
     assert vote.status_code == 403
     assert vote.json()["error"]["code"] == "permission_denied"
@@ -219,7 +219,7 @@ def test_attack_2_api_one_administrator_cannot_rewrite_the_board(
     after_board.pop("audit_entry")
     assert after_board == before_board
     assert what_ice_reads(gov, client) == before
-    assert [(e["action"], e["error_code"]) for e in refused(gov, "admin")] == [
+    assert [(e["action"], e["error_code"]) for e in refused(gov, "agreements")] == [
         (f"POST {url}", "permission_denied")
     ]
 
@@ -240,19 +240,27 @@ def test_attack_1_and_2_cli_the_administrators_votes_are_refused_at_the_console(
 
     def vote_file(pid: int, signer: str) -> str:
         path = tmp_path / f"vote-{pid}-{signer}.json"
-        ballot = gov.ballot(pid, "admin", Choice.YES, utcnow(), key=signer)
+        ballot = gov.ballot(pid, "agreements", Choice.YES, utcnow(), key=signer)
         path.write_text(ballot.model_dump_json(), encoding="utf-8")
         return str(path)
 
     deadline = (utcnow() + timedelta(days=7)).isoformat()
     adoption = run(
         "proposal", "open", "--agreement", str(gov.agreement_id), "--action", "adopt",
-        "--summary", "adopt it", "--deadline", deadline, "--as", "admin",
+        "--summary", "adopt it", "--deadline", deadline, "--as", "agreements",
     )  # fmt: skip
     assert adoption.exit_code == 0, adoption.output
     members = ["--member", str(gov.agencies["city"]), "--quorum", "1"]
     rewrite = run(
-        "board", "propose", *members, "--deadline", deadline, "--summary", "mine", "--as", "admin"
+        "board",
+        "propose",
+        *members,
+        "--deadline",
+        deadline,
+        "--summary",
+        "mine",
+        "--as",
+        "agreements",
     )
     assert rewrite.exit_code == 0, rewrite.output
     with gov.session() as session:
@@ -260,7 +268,7 @@ def test_attack_1_and_2_cli_the_administrators_votes_are_refused_at_the_console(
     assert len(pids) == 2
     for pid in pids:
         for signer in ("da", "court", "city"):
-            submitted = run("vote", "submit", vote_file(pid, signer), "--as", "admin")
+            submitted = run("vote", "submit", vote_file(pid, signer), "--as", "agreements")
             assert submitted.exit_code == 1, submitted.output
             assert "not a designated voter" in " ".join(submitted.output.split())
     # And the console's own account (no --as) is no voter either.
@@ -272,7 +280,9 @@ def test_attack_1_and_2_cli_the_administrators_votes_are_refused_at_the_console(
         assert board.current_board(session).version == 1
     assert what_ice_reads(gov) == ()
     # Each refusal at the console is on the record under the account that tried, as over HTTP.
-    attempts = [(e["action"], e["error_code"], e["params"]["via"]) for e in refused(gov, "admin")]
+    attempts = [
+        (e["action"], e["error_code"], e["params"]["via"]) for e in refused(gov, "agreements")
+    ]
     assert (
         attempts == [("cli governance.cli_signing.vote_submit", "not_designated_voter", "cli")] * 6
     )

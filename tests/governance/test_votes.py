@@ -163,7 +163,7 @@ def test_agreement_edited_while_a_vote_is_open(gov: Gov) -> None:
     with gov.session() as session:
         agreements.update_agreement(
             session,
-            actor=gov.world.principals["admin"],
+            actor=gov.world.principals["agreements"],
             agreement_id=gov.agreement_id,
             data=document(
                 gov.world,

@@ -11,24 +11,12 @@ from sqlalchemy import select
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.db import Database, utcnow
 from openpars.errors import NotAuthenticated
-from openpars.identity import logon, service
+from openpars.identity import logon
 from openpars.identity.models import LogonSession, User
-from openpars.identity.principal import SYSTEM
 from tests.factories import World
+from tests.identity.logons import PASSWORD, enrol, full_logon, give_password, post
 
-PASSWORD = "correct horse battery staple"
 NEW = "violet-tugboat-marmalade-42"
-
-
-def give_password(db: Database, world: World, username: str, *, force: bool = False) -> None:
-    with db.session() as session:
-        service.set_password(
-            session,
-            actor=SYSTEM,
-            user_id=world.users[username],
-            new_password=PASSWORD,
-            force_change=force,
-        )
 
 
 def log_on(client: TestClient, username: str, password: str, **extra: str):  # type: ignore[no-untyped-def]
@@ -63,6 +51,13 @@ def test_logon_sets_a_strict_cookie_usable_as_bearer_too(
     set_cookie = response.headers["set-cookie"].lower()
     for attribute in ("httponly", "secure", "samesite=strict", "max-age=43200", "path=/"):
         assert attribute in set_cookie
+    # The password alone opens nothing: the logon needs its code (here: enrolment) and banner.
+    assert response.json()["stage"] == "mfa_enrolment"
+    pending = client.get("/api/v1/users/me", headers=cookie(token))
+    assert pending.status_code == 401
+    assert pending.json()["error"]["code"] == "logon_incomplete"
+    enrol(client, token)
+    assert post(client, "/sessions/current/banner", token).json()["stage"] == "active"
     for headers in ({"Authorization": f"Bearer {token}"}, cookie(token)):
         me = client.get("/api/v1/users/me", headers=headers)
         assert me.status_code == 200, me.text
@@ -114,7 +109,8 @@ def test_brute_force_locks_and_the_right_password_then_fails(
 
 def test_a_lock_kills_open_sessions(client: TestClient, db: Database, world: World) -> None:
     give_password(db, world, "reader")
-    token = log_on(client, "reader", PASSWORD).json()["token"]
+    token = full_logon(client, db, world, "reader").token
+    assert client.get("/api/v1/users/me", headers=cookie(token)).status_code == 200
     for attempt in range(logon.MAX_FAILED_LOGONS):
         log_on(client, "reader", f"guess number {attempt}!")
     response = client.get("/api/v1/users/me", headers=cookie(token))
@@ -171,6 +167,9 @@ def test_idle_and_absolute_limits(db: Database, world: World) -> None:
             session, username="reader", password=PASSWORD, source_ip=None, user_agent=None
         )
         secret = opened.secret
+        # The code and banner steps done (tests/identity/test_mfa.py covers them).
+        assert opened.logon_session is not None
+        opened.logon_session.mfa_at = opened.logon_session.banner_at = utcnow()
     assert secret is not None
     now = utcnow()
     with db.session() as session:
@@ -208,7 +207,7 @@ def test_sessions_listed_and_ended_by_user_or_administrator_only(
     client: TestClient, db: Database, world: World
 ) -> None:
     give_password(db, world, "reader")
-    token = log_on(client, "reader", PASSWORD).json()["token"]
+    token = full_logon(client, db, world, "reader").token
     reader_id = world.users["reader"]
     own = client.get(f"/api/v1/users/{reader_id}/sessions", headers=cookie(token))
     assert own.status_code == 200

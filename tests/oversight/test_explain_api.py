@@ -214,7 +214,7 @@ def test_an_unknown_agreement_or_agency_is_404_like_any_unknown_id(
     field: str, noun: str,
 ) -> None:  # fmt: skip
     params = {k: v for k, v in {**scene.query(), **change}.items() if v is not None}
-    elsewhere = client.get("/api/v1/agreements/999999", headers=world.auth("admin"))
+    elsewhere = client.get("/api/v1/agreements/999999", headers=world.auth("agreements"))
     assert elsewhere.status_code == 404, elsewhere.text
     for path in ("explanations", "coverage"):
         before = _state(db)

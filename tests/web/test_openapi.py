@@ -129,7 +129,7 @@ def test_real_error_bodies_fit_the_declared_envelope(client: TestClient, world: 
     token = {"Authorization": f"Bearer {world.tokens['admin']}"}
     answers = [
         client.get("/api/v1/users/me"),
-        client.get("/api/v1/agreements/999999", headers=token),
+        client.get("/api/v1/agreements/999999", headers=world.auth("agreements")),
         client.get("/api/v1/agencies?limit=-1", headers=token),
     ]
     assert [a.status_code for a in answers] == [401, 404, 422]

@@ -39,6 +39,7 @@ from openpars.web.pages.core import (
 )
 from openpars.web.security import CONTENT_SECURITY_POLICY
 from tests.factories import World
+from tests.web.logon_steps import finish_logon
 
 PASSWORD = "correct horse battery staple"
 
@@ -106,9 +107,12 @@ def test_log_in_with_a_password_then_see_home_and_log_out(
     cookie = answer.headers["set-cookie"].lower()
     for attribute in ("httponly", "secure", "samesite=strict"):
         assert attribute in cookie
+    # The password alone opens nothing: the one-time code (here: enrolling), then the banner.
     step = web.get("/login/next")
     assert step.status_code == 303
-    assert step.headers["location"] == "/"
+    assert step.headers["location"] == "/login/enrol"
+    assert web.get("/").headers["location"] == "/login/next?next=/"
+    finish_logon(web)
     home = web.get("/")
     assert home.status_code == 200
     assert "District Attorney&#39;s Office" in home.text
@@ -164,7 +168,9 @@ def test_next_never_leaves_the_site(
     answer = log_in(web, "reader", next_path=target)
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login/next"
-    assert web.get("/login/next", params={"next": target}).headers["location"] == "/"
+    # Neither the step pages nor the end of the logon carry the outside target along.
+    assert web.get("/login/next", params={"next": target}).headers["location"] == "/login/enrol"
+    finish_logon(web)
 
 
 def test_five_wrong_passwords_lock_the_account(web: TestClient, db: Database, world: World) -> None:
@@ -189,6 +195,7 @@ def test_an_idle_session_goes_to_login_saying_so(
 ) -> None:
     give_password(db, world, "pretrial")
     assert log_in(web, "pretrial").status_code == 303
+    finish_logon(web)
     assert web.get("/").status_code == 200
     with db.session() as session:
         session.execute(
@@ -341,6 +348,7 @@ def test_a_page_the_user_may_not_use_and_an_unexpected_error_are_pages(
         app, base_url="https://testserver", follow_redirects=False, raise_server_exceptions=False
     ) as web:
         assert log_in(web, "reader").status_code == 303
+        finish_logon(web)
         refused = web.get("/admin-only")
         assert refused.status_code == 403
         assert "lacks the permission" in refused.text
@@ -405,6 +413,7 @@ def test_parse_form_gives_each_error_by_field(
     give_password(db, world, "reader")
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as web:
         assert log_in(web, "reader").status_code == 303
+        finish_logon(web)
         home = web.get("/")
         token = re.search(r'name="csrf_token" value="([^"]+)"', home.text)
         assert token

@@ -63,8 +63,12 @@ def test_no_api_route_declares_a_list_response(client: TestClient) -> None:
 def test_a_former_list_answers_with_its_receipt_in_the_body(
     client: TestClient, world: World
 ) -> None:
-    for path in ("/api/v1/agencies", "/api/v1/proposals", "/api/v1/keys"):
-        answer = client.get(path, headers=world.auth("admin"))
+    for path, who in (
+        ("/api/v1/agencies", "admin"),
+        ("/api/v1/proposals", "agreements"),
+        ("/api/v1/keys", "agreements"),
+    ):
+        answer = client.get(path, headers=world.auth(who))
         assert answer.status_code == 200, (path, answer.text)
         body = answer.json()
         assert set(body) == {"items", "total", "offset", "limit", "audit_entry"}, path

@@ -338,6 +338,7 @@ def set_floor(
 ) -> SiteFloorVersion:
     """Tighten the floor at once (one administrator); a loosening is refused: it needs a quorum."""
     actor.require(Permission.AGREEMENT_MANAGE)
+    actor.require_fresh()
     if len(reason.strip()) < 3:
         raise InvalidInput(
             "reason: say why the floor changes (at least 3 characters)", field="reason"

@@ -71,10 +71,10 @@ def board_members(session: Session) -> frozenset[int]:
 def stakeholder_of(session: Session, actor: Principal) -> int | None:
     """The board member an account speaks for: its agency, or the nearest parent on the board.
 
-    A site administrator speaks for no stakeholder, whatever agency it sits in (separation of
-    duties): what it suspends only a quorum lifts, and it lifts nothing alone.
+    A site or agreement administrator speaks for no stakeholder, whatever agency it sits in
+    (separation of duties): what it suspends only a quorum lifts, and it lifts nothing alone.
     """
-    if Role.ADMIN in actor.roles:
+    if actor.roles & {Role.ADMIN, Role.AGREEMENT_ADMIN}:
         return None
     members = board_members(session)
     return next((a for a in actor.agency_path if a in members), None)
@@ -92,6 +92,7 @@ def suspend(
 ) -> Suspension:
     """Kill switch: cut off an agreement, a sub-unit or an account from this instant; audited."""
     actor.require(Permission.AGREEMENT_SUSPEND)
+    actor.require_fresh()
     moment = at or utcnow()
     agreement = get_agreement(session, agreement_id=agreement_id, for_update=True)
     resolved = _target_id(session, agreement, target, target_id)
@@ -183,6 +184,7 @@ def resume(
     if suspension is None:
         raise NotFound(f"suspension {suspension_id} does not exist", field="suspension_id")
     require_imposer(session, actor, suspension)
+    actor.require_fresh()
     done = repo.get_resumption(session, suspension.id)
     if done is not None:
         raise Conflict(

@@ -103,6 +103,7 @@ def propose(
 ) -> Agreement:
     """Move a draft to pending approval once it passes every check, the floor included."""
     actor.require(Permission.AGREEMENT_MANAGE)
+    actor.require_fresh()
     at = now or utcnow()
     agreement = get_agreement(session, agreement_id=agreement_id, for_update=True)
     if agreement.status is not S.DRAFT:

@@ -91,6 +91,7 @@ def create_agreement(
 ) -> Agreement:
     """Create an agreement as a draft (version 1); the floor is checked when it is proposed."""
     actor.require(Permission.AGREEMENT_MANAGE)
+    actor.require_fresh()
     at = now or utcnow()
     check_references(session, data, now=at)
     if repo.get_agreement_by_name(session, data.name) is not None:
@@ -146,6 +147,7 @@ def update_agreement(
 ) -> Agreement:
     """Write a new version; once proposed, it is checked against the floor and needs a vote."""
     actor.require(Permission.AGREEMENT_MANAGE)
+    actor.require_fresh()
     at = now or utcnow()
     agreement = get_agreement(session, agreement_id=agreement_id, for_update=True)
     if agreement.status in (AgreementStatus.TERMINATED, AgreementStatus.EXPIRED):

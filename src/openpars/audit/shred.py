@@ -92,6 +92,7 @@ def shred(
 ) -> list[int]:
     """Crypto-shred the content of every entry about a record sealed or expunged by this order."""
     actor.require(Permission.RECORD_SEAL)
+    actor.require_fresh()
     if (arrest_id is None) == (person_id is None):
         raise InvalidInput("give exactly one of arrest_id and person_id", field="arrest_id")
     order = order_reference.strip()

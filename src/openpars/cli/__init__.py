@@ -13,6 +13,7 @@ from openpars.demo.cli import demo
 from openpars.governance.cli import board_app, proposal_app
 from openpars.governance.cli_signing import keys_app, vote_app
 from openpars.identity.cli import agency_app, session_app, token_app, user_app
+from openpars.identity.mfa_cli import mfa_app
 from openpars.oversight import transparency_cli  # noqa: F401  (registers `report transparency`)
 from openpars.oversight.cli import app as oversight_app
 from openpars.oversight.report_cli import app as report_app
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 # Each feature owns its commands; the root only names them.
+user_app.add_typer(mfa_app, name="mfa")
 for group, name in (
     (db.app, "db"),
     (agency_app, "agency"),

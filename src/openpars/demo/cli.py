@@ -1,8 +1,9 @@
 """``openpars demo``: a running openpars with realistic synthetic data, in one command.
 
 Re-running on a database that already holds the demo is safe: nothing is generated again, every
-demo account gets a fresh token and the credentials file is rewritten (token secrets are never
-stored, so old ones cannot be shown again). A database holding anything else is refused.
+demo account gets a fresh token, password and authenticator secret, and the credentials file is
+rewritten (secrets are never stored readable, so old ones cannot be shown again). A database
+holding anything else is refused.
 """
 
 from __future__ import annotations
@@ -41,9 +42,12 @@ from openpars.demo.seed import (
     SeedSummary,
     create_accounts,
     demo_state,
+    enrol_authenticators,
     issue_tokens,
     seed_arrests,
 )
+from openpars.identity import mfa
+from openpars.identity import mfa_crypto as crypto
 from openpars.models import load_all_models
 
 
@@ -90,6 +94,8 @@ def build_demo(
                 summary = seed_arrests(session, plan, on_arrest=lambda: bar.advance(task))
         lifetime = timedelta(days=settings.token_lifetime_days)
         credentials = issue_tokens(session, lifetime=lifetime)
+        key = crypto.load_key(settings, may_create=not mfa.any_enrolled(session))
+        enrol_authenticators(session, credentials, key=key, issuer=settings.site_name)
     return credentials, summary
 
 
@@ -104,6 +110,8 @@ def write_credentials(path: Path, base_url: str, credentials: list[Credential]) 
                 "roles": c.roles,
                 "token": c.token,
                 "password": c.password,
+                "totp_secret": c.totp_secret,
+                "otpauth_uri": c.otpauth_uri,
             }
             for c in credentials
         ],
@@ -139,7 +147,10 @@ def print_instructions(
     charging = next(c for c in credentials if c.username == "charging")
     out.print(
         f"in a browser: {base_url}/login as '{charging.username}' with the password "
-        f"'{charging.password}' (every account's password is in {path})",
+        f"'{charging.password}' and the one-time code of the TOTP secret {charging.totp_secret} "
+        f"(every account's password and secret are in {path}; add its otpauth_uri to an "
+        "authenticator app, or print the current code with "
+        f".venv/bin/python -c \"import pyotp; print(pyotp.TOTP('{charging.totp_secret}').now())\")",
         markup=False,
         soft_wrap=True,
     )

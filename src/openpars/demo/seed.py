@@ -14,6 +14,7 @@ from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.demo.plan import Plan, PlannedArrest
 from openpars.errors import Conflict
+from openpars.identity import mfa
 from openpars.identity import repository as identity_repo
 from openpars.identity import service as identity
 from openpars.identity.principal import SYSTEM, Principal
@@ -51,6 +52,8 @@ USERS: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
     ("reader", "Assistant defender", DEFENDER, (Role.READER,)),
     ("clerk", "Records clerk (sealed records)", COURT, (Role.COURT, Role.SEALED_ACCESS)),
     ("admin", "City IT administrator", CITY, (Role.ADMIN,)),
+    # Drafts and proposes agreements; appointed at the console (separation of duties).
+    ("agreements", "City agreements officer", CITY, (Role.AGREEMENT_ADMIN,)),
     # Each stakeholder's own administrator (its users and voting keys), bootstrapped by the
     # console before its voters, whom it creates (separation of duties).
     ("da-admin", "DA PARS administrator", DA, (Role.STAKEHOLDER_ADMIN,)),
@@ -78,6 +81,9 @@ class Credential:
     roles: list[str]
     token: str
     password: str | None = None
+    # The TOTP secret an authenticator app would hold (docs/accounts.md), new at every run.
+    totp_secret: str = ""
+    otpauth_uri: str = ""
 
 
 @dataclass
@@ -165,6 +171,23 @@ def issue_tokens(session: Session, *, lifetime: timedelta) -> list[Credential]:
             Credential(username, agency_name, [r.value for r in roles], secret, password)
         )
     return credentials
+
+
+def enrol_authenticators(
+    session: Session, credentials: list[Credential], *, key: bytes, issuer: str
+) -> None:
+    """Enrol a new authenticator for every demo account that logs on as a person (the
+    console's acts, audited), so each can log on with the secret in the credentials file."""
+    for credential in credentials:
+        if credential.password is None:
+            continue
+        user = identity_repo.get_user_by_username(session, credential.username)
+        if user is None:
+            raise Conflict(f"demo user '{credential.username}' is missing", field="username")
+        started = mfa.console_start(session, actor=SYSTEM, user_id=user.id, key=key, issuer=issuer)
+        mfa.console_confirm(session, actor=SYSTEM, user_id=user.id, key=key, code=None)
+        credential.totp_secret = started.secret
+        credential.otpauth_uri = started.uri
 
 
 def _set_password(session: Session, user_id: int, password: str) -> None:

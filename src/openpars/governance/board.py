@@ -355,6 +355,7 @@ def register_key(
     if agency_id is None:
         raise InvalidInput("agency_id: say whose key this is", field="agency_id")
     _require_key_manager(session, actor, agency_id)
+    actor.require_fresh()
     raw = signing.parse_public_key(data.public_key)
     fingerprint = signing.fingerprint(raw)
     if repo.key_by_fingerprint(session, fingerprint) is not None:
@@ -393,6 +394,7 @@ def revoke_key(
     if key is None:
         raise NotFound(f"key {key_id} does not exist", field="key_id")
     _require_key_manager(session, actor, key.agency_id)
+    actor.require_fresh()
     if key.revoked_at is not None:
         raise Conflict(
             f"key {key_id} was already revoked at {key.revoked_at.isoformat()}", field="key_id"

@@ -262,6 +262,7 @@ def open_proposal(
         # The witnesses watch the operator, so the operator does not even propose them: only a
         # stakeholder's designated voter may.
         stakeholder_of(actor, board)
+    actor.require_fresh()
     if data.witness is not None and data.action is not ProposalAction.WITNESS:
         raise InvalidInput(
             f"witness: only a proposal with action 'witness' carries a witness change, not "

@@ -225,6 +225,7 @@ def submit_vote(
 ) -> VoteReceipt:
     """Record a signed vote (a cast or a change) and decide the proposal if it now can."""
     moment = now or utcnow()
+    actor.require_fresh()
     statement, signature = _parse_vote(data)
     if repo.proposal_action(session, data.proposal_id) == ProposalAction.BOARD.value:
         # Locks in one order everywhere (the board in force, then proposals), so that two board

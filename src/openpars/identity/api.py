@@ -41,6 +41,7 @@ def user_read(user: User) -> UserRead:
         agency_id=user.agency_id,
         roles=sorted(user.roles),
         is_active=user.is_active,
+        mfa_enrolled=user.mfa_enrolled_at is not None,
     )
 
 

@@ -25,6 +25,7 @@ from openpars.console import (
     settings_for,
     unit,
 )
+from openpars.db import utcnow
 from openpars.errors import NotFound
 from openpars.identity import logon, service
 from openpars.identity import repository as repo
@@ -330,11 +331,12 @@ def session_list(
         user = find_user(session, username)
         rows = repo.list_logon_sessions(session, user_id=user.id, offset=0, limit=limit)
         audit_console(session, kind=AuditKind.ACCOUNT, action="session.list", user=user.id)
-        table = Table("id", "created", "last seen", "expires", "ended", "from")
+        table = Table("id", "stage", "created", "last seen", "expires", "ended", "from")
         for row in rows:
             ended = row.ended_at.isoformat(timespec="seconds") if row.ended_at else ""
             table.add_row(
                 str(row.id),
+                logon.stage_of(row).value,
                 row.created_at.isoformat(timespec="seconds"),
                 row.last_seen_at.isoformat(timespec="seconds"),
                 row.expires_at.isoformat(timespec="seconds"),
@@ -354,3 +356,18 @@ def session_end(
         logon.end_session(session, actor=SYSTEM, session_id=session_id)
         audit_console(session, kind=AuditKind.ACCOUNT, action="session.end", session_id=session_id)
     out.print(f"session {session_id} is ended")
+
+
+@session_app.command("end-all")
+@reports_errors
+def session_end_all(username: str, db: DbOption = None) -> None:
+    """End every open logon session of a user at once (a stolen laptop, a departure)."""
+    with unit(settings_for(db)) as session:
+        user = find_user(session, username)
+        ended = logon.end_all_sessions(
+            session, user_id=user.id, reason="ended_by_admin", now=utcnow()
+        )
+        audit_console(
+            session, kind=AuditKind.ACCOUNT, action="session.end", user=user.id, sessions=ended
+        )
+    out.print(f"{ended} open session(s) of {username} ended")

@@ -16,7 +16,7 @@ from openpars.errors import Forbidden, InvalidInput
 from openpars.identity import repository as repo
 from openpars.identity.models import Agency, User, UserRole
 from openpars.identity.principal import Principal
-from openpars.identity.roles import VOTING_ROLES, Role, exclusive_pair
+from openpars.identity.roles import CONSOLE_ROLES, VOTING_ROLES, Role, exclusive_pair
 
 
 def is_console(actor: Principal) -> bool:
@@ -84,6 +84,14 @@ def require_account_authority(
         if granting:
             require_console_bootstrap(session, owner, roles)
         return
+    console_only = sorted(r.value for r in roles & CONSOLE_ROLES)
+    if console_only:
+        raise Forbidden(
+            f"roles: accounts holding {', '.join(console_only)} are appointed and administered "
+            f"only at the operator's console (separation of duties); {actor.username} may not",
+            code="agreement_admin_by_console",
+            field="roles",
+        )
     own = actor_stakeholder(actor)
     voting = sorted(r.value for r in roles & VOTING_ROLES)
     if voting and own != owner:

@@ -14,12 +14,15 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
+from openpars.audit.events import AuditEvent, AuditKind
+from openpars.audit.service import append
 from openpars.db import utcnow
-from openpars.errors import InvalidInput, NotAuthenticated, NotFound
+from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, passwords
 from openpars.identity import repository as repo
 from openpars.identity.models import ApiToken, LogonSession, User
@@ -33,11 +36,37 @@ FAILED_LOGON_WINDOW = timedelta(minutes=15)
 IDLE_LIMIT = timedelta(minutes=30)
 ABSOLUTE_LIMIT = timedelta(hours=12)
 DORMANT_AFTER = timedelta(days=90)
+# A logon whose password was right has this long to finish its one-time code and banner steps.
+PENDING_LIMIT = timedelta(minutes=10)
+
+
+class Stage(StrEnum):
+    """Where a logon session stands: only ``active`` may do anything but finish the logon."""
+
+    ONE_TIME_CODE = "one_time_code"
+    MFA_ENROLMENT = "mfa_enrolment"
+    BANNER = "banner"
+    ACTIVE = "active"
+
+
+STAGE_HINTS = {
+    Stage.ONE_TIME_CODE: "send the one-time code: POST /api/v1/sessions/current/mfa",
+    Stage.MFA_ENROLMENT: (
+        "enrol an authenticator first: POST /api/v1/sessions/current/mfa/enrolment, then "
+        "confirm it with a code"
+    ),
+    Stage.BANNER: "acknowledge the system-use notice: POST /api/v1/sessions/current/banner",
+}
 
 FAILED_MESSAGE = (
     "logon refused: the username or password is not right, or the account is locked or "
     "disabled (after 5 failed logons an administrator must release it)"
 )
+
+
+def banner_digest(text: str) -> str:
+    """SHA-256 of the banner's text, kept with each acknowledgement: which notice was shown."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def hash_secret(secret: str) -> str:
@@ -84,7 +113,7 @@ def logon(
     if user.locked_at is not None:
         return LogonOutcome(user=user, failure="locked")
     if not right:
-        locked = _count_failure(user, moment)
+        locked = count_failure(user, moment)
         session.flush()
         return LogonOutcome(user=user, failure="wrong_password", locked_now=locked)
     if not user.is_active:
@@ -126,7 +155,7 @@ def logon(
     return LogonOutcome(user=user, logon_session=opened, secret=secret)
 
 
-def _count_failure(user: User, moment: datetime) -> bool:
+def count_failure(user: User, moment: datetime) -> bool:
     """Count one failed logon; lock at the limit. Whether the account was locked now."""
     since = user.failed_logons_since
     if since is None or moment - since > FAILED_LOGON_WINDOW:
@@ -140,10 +169,82 @@ def _count_failure(user: User, moment: datetime) -> bool:
     return False
 
 
+def stage_of(found: LogonSession) -> Stage:
+    """The step the logon has reached: code (or enrolment), then banner, then active."""
+    if found.mfa_at is None:
+        enrolled = found.user.mfa_enrolled_at is not None
+        return Stage.ONE_TIME_CODE if enrolled else Stage.MFA_ENROLMENT
+    if found.banner_at is None:
+        return Stage.BANNER
+    return Stage.ACTIVE
+
+
+def require_fresh_session(found: LogonSession, *, window: timedelta, now: datetime) -> None:
+    """Refuse unless password and code were proved in this session within ``window``."""
+    if found.proved_at is None or now - found.proved_at > window:
+        minutes = int(window.total_seconds() // 60)
+        raise NotAuthenticated(
+            f"this act needs your password and one-time code proved within the last {minutes} "
+            "minutes: re-authenticate (POST /api/v1/sessions/current/reauthenticate), then "
+            "try again",
+            code="reauthentication_required",
+        )
+
+
+def acknowledge_banner(
+    session: Session,
+    *,
+    found: LogonSession,
+    text: str,
+    source_ip: str | None,
+    now: datetime | None = None,
+) -> None:
+    """Record that the session's user acknowledged the system-use notice (CJIS AC-8): on the
+    session, and in an audit entry carrying the SHA-256 of the text shown."""
+    stage = stage_of(found)
+    if stage is not Stage.BANNER:
+        raise Conflict(
+            f"the banner is acknowledged after the one-time code; this logon is at '{stage}'"
+            + (f": {STAGE_HINTS[stage]}" if stage in STAGE_HINTS else ""),
+            code="logon_step_out_of_order",
+        )
+    found.banner_at = now or utcnow()
+    user = found.user
+    append(
+        session,
+        AuditEvent(
+            kind=AuditKind.LOGIN,
+            action="logon.banner",
+            user_id=user.id,
+            username=user.username,
+            agency_id=user.agency_id,
+            source_ip=source_ip,
+            params={"session_id": found.id, "banner_sha256": banner_digest(text)},
+        ),
+    )
+    session.flush()
+
+
+def end_all_sessions(session: Session, *, user_id: int, reason: str, now: datetime) -> int:
+    """End every open session of an account at once; how many were open."""
+    rows = session.scalars(
+        select(LogonSession).where(LogonSession.user_id == user_id, LogonSession.ended_at.is_(None))
+    ).all()
+    for row in rows:
+        row.ended_at = now
+        row.end_reason = reason
+    session.flush()
+    return len(rows)
+
+
 def authenticate_session(
-    session: Session, secret: str, *, now: datetime | None = None
+    session: Session, secret: str, *, allow_pending: bool = False, now: datetime | None = None
 ) -> tuple[LogonSession, User]:
-    """The live session behind a secret, its last use moved to now; else NotAuthenticated."""
+    """The live session behind a secret, its last use moved to now; else NotAuthenticated.
+
+    A session still at its one-time code, enrolment or banner step is refused unless
+    ``allow_pending`` (the routes that finish a logon), and expires 10 minutes after the password.
+    """
     moment = now or utcnow()
     found = session.scalars(
         select(LogonSession).where(LogonSession.secret_hash == hash_secret(secret))
@@ -168,6 +269,19 @@ def authenticate_session(
         raise NotAuthenticated(
             f"the account {user.username} is disabled or locked", code="account_disabled"
         )
+    stage = stage_of(found)
+    if stage is not Stage.ACTIVE:
+        if moment - found.created_at > PENDING_LIMIT:
+            raise NotAuthenticated(
+                "the logon was not finished within 10 minutes of the password; log on again",
+                code="session_expired",
+            )
+        if not allow_pending:
+            raise NotAuthenticated(
+                f"the logon is not finished: {STAGE_HINTS[stage]}",
+                code="logon_incomplete",
+                details={"stage": stage.value},
+            )
     found.last_seen_at = moment
     return found, user
 
@@ -202,6 +316,7 @@ def unlock(session: Session, *, actor: Principal, user_id: int) -> User:
     if user is None:
         raise NotFound(f"user {user_id} does not exist", field="user_id")
     duties.require_account_authority(session, actor, user.agency, user.roles)
+    actor.require_fresh()
     if user.locked_at is None:
         raise InvalidInput(f"the account {user.username} is not locked", code="not_locked")
     user.locked_at = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from openpars.db import Base, UTCDateTime, str_enum, utcnow
@@ -53,6 +53,14 @@ class User(Base):
     last_logon_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When an administrator last enabled the account: the 90-day dormancy clock restarts then.
     enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Multi-factor authentication (identity/mfa.py): the TOTP secret, encrypted with AES-GCM
+    # under the site's MFA key; pending until the first code confirms the enrolment.
+    mfa_secret: Mapped[str | None] = mapped_column(String(200))
+    mfa_pending_secret: Mapped[str | None] = mapped_column(String(200))
+    mfa_enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last TOTP time step accepted: a code of that step or an earlier one is refused, so an
+    # observed code cannot be replayed within its window.
+    mfa_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     agency: Mapped[Agency] = relationship(lazy="joined")
     role_grants: Mapped[list[UserRole]] = relationship(
@@ -110,5 +118,23 @@ class LogonSession(Base):
     end_reason: Mapped[str | None] = mapped_column(String(30))
     source_ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
+    # The logon's steps after the password (docs/accounts.md): the one-time code (or enrolment)
+    # and the system-use banner. Until both are done the session can do nothing else.
+    mfa_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    banner_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last time password and code were proved in this session: privileged acts need it recent.
+    proved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped[User] = relationship(lazy="joined")
+
+
+class RecoveryCode(Base):
+    """A single-use MFA recovery code: only its SHA-256 is stored, the code is shown once."""
+
+    __tablename__ = "mfa_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

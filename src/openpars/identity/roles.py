@@ -26,6 +26,9 @@ class Role(StrEnum):
     COURT = "court"
     READER = "reader"
     ADMIN = "admin"
+    # Drafts, proposes and suspends agreements and the site floor (they take effect only by the
+    # board's signed quorum); never administers accounts, and appointed only at the console.
+    AGREEMENT_ADMIN = "agreement_admin"
     STAKEHOLDER_ADMIN = "stakeholder_admin"
     SEALED_ACCESS = "sealed_access"
     VOTER = "voter"
@@ -77,14 +80,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.READER: frozenset({Permission.RECORD_READ}),
+    # The site administrator: agencies and accounts, never agreements nor votes.
     Role.ADMIN: frozenset(
-        {
-            Permission.AGENCY_MANAGE,
-            Permission.USER_MANAGE,
-            Permission.AGREEMENT_MANAGE,
-            Permission.AGREEMENT_SUSPEND,
-            Permission.RECORD_READ,
-        }
+        {Permission.AGENCY_MANAGE, Permission.USER_MANAGE, Permission.RECORD_READ}
+    ),
+    Role.AGREEMENT_ADMIN: frozenset(
+        {Permission.AGREEMENT_MANAGE, Permission.AGREEMENT_SUSPEND, Permission.RECORD_READ}
     ),
     # A stakeholder's own administrator: its users and its voting keys, nothing of anyone else's.
     Role.STAKEHOLDER_ADMIN: frozenset({Permission.USER_MANAGE, Permission.KEY_MANAGE}),
@@ -103,20 +104,47 @@ EXTERNAL_ROLES: frozenset[Role] = frozenset({Role.EXTERNAL_QUERY})
 # console bootstrap) grants them, never the site administrator.
 VOTING_ROLES: frozenset[Role] = frozenset({Role.VOTER, Role.STAKEHOLDER_ADMIN})
 
-# Which roles exclude which (symmetric): no account may hold both roles of a pair. The site
-# administrator runs the site and must not also hold a vote, a stakeholder's administration or
-# the auditor's watch over itself; a stakeholder's administrator registers the keys its voters
-# sign with, so it does not sign itself; an external agency's user only reads under agreements.
-# The oversight reviewer judges how accounts use their access, the site administrator's included,
-# so the two never meet in one account.
+# Separation of duties (CJIS AC-5): whoever administers accounts or watches the audit log
+# (ADMINISTRATION) never changes agreements nor votes (GOVERNANCE). No role holds both, and
+# EXCLUSIVE_ROLES keeps any two roles that would give both out of one account
+# (tests/identity/test_duties.py checks every pair).
+ADMINISTRATION: frozenset[Permission] = frozenset(
+    {
+        Permission.AGENCY_MANAGE,
+        Permission.USER_MANAGE,
+        Permission.KEY_MANAGE,
+        Permission.AUDIT_READ,
+    }
+)
+GOVERNANCE: frozenset[Permission] = frozenset(
+    {Permission.AGREEMENT_MANAGE, Permission.AGREEMENT_SUSPEND, Permission.VOTE}
+)
+
+# Which roles exclude which (symmetric): no account may hold both roles of a pair. Beyond the
+# rule above: the site administrator must not also hold the auditor's watch over itself, nor
+# review (oversight) how accounts, its own included, use their access; a stakeholder's
+# administrator registers the keys its voters sign with, so it does not sign itself; an
+# external agency's user only reads under agreements.
 EXCLUSIVE_ROLES: dict[Role, frozenset[Role]] = {
-    Role.ADMIN: frozenset({Role.VOTER, Role.STAKEHOLDER_ADMIN, Role.AUDITOR, Role.OVERSIGHT}),
-    Role.STAKEHOLDER_ADMIN: frozenset({Role.ADMIN, Role.VOTER}),
-    Role.VOTER: frozenset({Role.ADMIN, Role.STAKEHOLDER_ADMIN}),
-    Role.AUDITOR: frozenset({Role.ADMIN}),
+    Role.ADMIN: frozenset(
+        {
+            Role.AGREEMENT_ADMIN,
+            Role.VOTER,
+            Role.STAKEHOLDER_ADMIN,
+            Role.AUDITOR,
+            Role.OVERSIGHT,
+        }
+    ),
+    Role.AGREEMENT_ADMIN: frozenset({Role.ADMIN, Role.STAKEHOLDER_ADMIN, Role.AUDITOR}),
+    Role.STAKEHOLDER_ADMIN: frozenset({Role.ADMIN, Role.AGREEMENT_ADMIN, Role.VOTER}),
+    Role.VOTER: frozenset({Role.ADMIN, Role.STAKEHOLDER_ADMIN, Role.AUDITOR}),
+    Role.AUDITOR: frozenset({Role.ADMIN, Role.AGREEMENT_ADMIN, Role.VOTER}),
     Role.OVERSIGHT: frozenset({Role.ADMIN}),
     Role.EXTERNAL_QUERY: frozenset(set(Role) - {Role.EXTERNAL_QUERY}),
 }
+# Roles only the operator's console grants or administers: an account that changes agreements
+# must not be one the site administrator could take over by resetting its password and MFA.
+CONSOLE_ROLES: frozenset[Role] = frozenset({Role.AGREEMENT_ADMIN})
 
 
 def exclusive_pair(roles: frozenset[Role]) -> tuple[Role, Role] | None:

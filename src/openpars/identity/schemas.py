@@ -68,6 +68,7 @@ class UserRead(BaseModel):
     agency_id: int
     roles: list[Role]
     is_active: bool
+    mfa_enrolled: bool = False
 
 
 class TokenCreate(BaseModel):
@@ -145,6 +146,65 @@ class SessionRead(BaseModel):
 
 
 class SessionOpened(SessionRead):
-    """A new session: ``token`` (also set as the HttpOnly cookie) is shown this once."""
+    """A new session: ``token`` (also set as the HttpOnly cookie) is shown this once.
+
+    The session does nothing else until its logon is finished: ``stage`` says the next step
+    (``one_time_code`` or ``mfa_enrolment``, then ``banner``, then ``active``)."""
 
     token: str
+    stage: str
+    banner: str
+
+
+class LogonState(BaseModel):
+    """Where the current logon stands and what it may do."""
+
+    session_id: int
+    user_id: int
+    username: str
+    stage: str = Field(description="one_time_code, mfa_enrolment, banner or active")
+    next_step: str | None = Field(description="what to send next; null once active")
+    banner: str = Field(description="the system-use notice to acknowledge (CJIS AC-8)")
+    proved_at: datetime | None = Field(description="last proof of password and code")
+    privileged_until: datetime | None = Field(
+        description="privileged acts are allowed until then; after it, re-authenticate"
+    )
+    recovery_codes_left: int
+
+
+class CodeProof(BaseModel):
+    """A one-time code from the authenticator, or one of the recovery codes (exactly one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: Line | None = Field(default=None, pattern=r"^\s*[0-9]{6}\s*$")
+    recovery_code: Line | None = Field(default=None, min_length=1, max_length=40)
+
+
+class Reauthentication(CodeProof):
+    """The password again, with a one-time code or a recovery code."""
+
+    password: Line = Field(min_length=1, max_length=1024)
+
+
+class EnrolmentConfirm(BaseModel):
+    """The first code the authenticator shows for the new secret."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: Line = Field(pattern=r"^\s*[0-9]{6}\s*$")
+
+
+class EnrolmentStarted(BaseModel):
+    """A new TOTP secret, shown this once: scan the QR code or type the secret."""
+
+    secret: str = Field(description="base32; type it into the authenticator if not scanning")
+    otpauth_uri: str
+    qr_svg: str = Field(description="the otpauth URI as a QR code, an SVG document")
+
+
+class EnrolmentDone(BaseModel):
+    """The enrolment is confirmed: ten single-use recovery codes, shown this once."""
+
+    recovery_codes: list[str]
+    stage: str

@@ -15,7 +15,7 @@ from openpars.identity import duties, passwords
 from openpars.identity import repository as repo
 from openpars.identity.models import Agency, ApiToken, LogonSession, User, UserRole
 from openpars.identity.principal import Principal
-from openpars.identity.roles import EXTERNAL_ROLES, AgencyKind, Permission, Role
+from openpars.identity.roles import EXTERNAL_ROLES, AgencyKind, Permission, Role, exclusive_pair
 from openpars.identity.schemas import AgencyCreate, UserCreate, UserProfile
 
 TOKEN_PREFIX = "opt_"  # noqa: S105 - a public marker, not a secret
@@ -29,6 +29,7 @@ def hash_token(secret: str) -> str:
 def create_agency(session: Session, *, actor: Principal, data: AgencyCreate) -> Agency:
     """Register an agency or a sub-unit of one."""
     actor.require(Permission.AGENCY_MANAGE)
+    actor.require_fresh()
     if repo.get_agency_by_name(session, data.name) is not None:
         raise Conflict(f"an agency named '{data.name}' already exists", field="name")
     if data.ori is not None and repo.get_agency_by_ori(session, data.ori) is not None:
@@ -62,6 +63,7 @@ def create_user(session: Session, *, actor: Principal, data: UserCreate) -> User
         )
     duties.refuse_exclusive(frozenset(roles))
     duties.require_account_authority(session, actor, agency, frozenset(roles), granting=True)
+    actor.require_fresh()
     user = User(username=data.username, display_name=data.display_name, agency_id=agency.id)
     user.role_grants = [UserRole(role=role) for role in sorted(roles)]
     session.add(user)
@@ -76,6 +78,7 @@ def set_user_active(session: Session, *, actor: Principal, user_id: int, active:
     if user is None:
         raise NotFound(f"user {user_id} does not exist", field="user_id")
     duties.require_account_authority(session, actor, user.agency, user.roles, granting=active)
+    actor.require_fresh()
     user.is_active = active
     user.disabled_at = None if active else utcnow()
     if active:
@@ -93,6 +96,7 @@ def set_user_profile(
     if user is None:
         raise NotFound(f"user {user_id} does not exist", field="user_id")
     duties.require_account_authority(session, actor, user.agency, user.roles)
+    actor.require_fresh()
     user.family_name = data.family_name
     user.address = data.address
     session.flush()
@@ -145,6 +149,7 @@ def set_password(
         must_change = False
     else:
         duties.require_account_authority(session, actor, user.agency, user.roles)
+        actor.require_fresh()
         must_change = True if force_change is None else force_change
     passwords.check_policy(new_password, username=user.username, min_length=min_length)
     moment = now or utcnow()
@@ -180,6 +185,8 @@ def issue_token(
     if actor.user_id != user_id:
         # A token for someone else is that person's voice: only who administers them issues it.
         duties.require_account_authority(session, actor, user.agency, user.roles)
+    # A token skips the one-time code: minting one is a credential change, proved first.
+    actor.require_fresh()
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     issued_at = now or utcnow()
     token = ApiToken(
@@ -228,7 +235,19 @@ def authenticate_token(session: Session, secret: str, *, now: datetime | None = 
 
 
 def principal_for(session: Session, user: User) -> Principal:
-    """Build the principal of a user, with the chain of its agency's parents."""
+    """Build the principal of a user, with the chain of its agency's parents.
+
+    An account holding two roles that exclude each other (written outside the services, say
+    by hand in the database) acts as neither: it is refused here, before any act.
+    """
+    pair = exclusive_pair(user.roles)
+    if pair is not None:
+        raise Forbidden(
+            f"the account {user.username} holds the roles '{pair[0].value}' and "
+            f"'{pair[1].value}', which exclude each other (separation of duties): it may do "
+            "nothing until an administrator removes one",
+            code="roles_exclusive",
+        )
     path: list[int] = []
     agency: Agency | None = user.agency
     while agency is not None:

@@ -22,7 +22,7 @@ from openpars.identity.schemas import (
 )
 from openpars.pages import Page
 from openpars.ranges import Offset, RowId
-from openpars.web.context import Ctx, bearer_token, needs, public, source_ip
+from openpars.web.context import Ctx, bearer_token, logon_step, needs, public, source_ip
 
 router = APIRouter(tags=["sessions"])
 
@@ -95,7 +95,7 @@ def audit_logon(session: Session, outcome: logon.LogonOutcome, *, source_ip: str
             username=user.username,
             agency_id=user.agency_id,
             source_ip=source_ip,
-            params={"session_id": opened.id},
+            params={"session_id": opened.id, "stage": logon.stage_of(opened).value},
         ),
     )
 
@@ -106,8 +106,11 @@ def open_session(
 ) -> SessionOpened:
     """Log on with a username and password: a session, as a cookie and as a bearer token.
 
-    A failure answers the same for an unknown user, a wrong password and a locked or disabled
-    account. Five failures within 15 minutes lock the account until an administrator unlocks it.
+    The session is pending until its logon is finished: the one-time code (or, for an account
+    not enrolled yet, the MFA enrolment), then the system-use banner; ``stage`` names the next
+    step. Until then it may only finish the logon (or log off). A failure answers the same
+    for an unknown user, a wrong password and a locked or disabled account. Five failures
+    within 15 minutes lock the account until an administrator unlocks it.
     """
     ip = source_ip(request)
     with ctx.anonymous_unit() as session:
@@ -131,13 +134,16 @@ def open_session(
         assert secret is not None
         audit_logon(session, outcome, source_ip=ip)
         result = SessionOpened(
-            **SessionRead.model_validate(opened).model_dump(), token=outcome.secret
+            **SessionRead.model_validate(opened).model_dump(),
+            token=secret,
+            stage=logon.stage_of(opened).value,
+            banner=ctx.settings.banner_text,
         )
     set_session_cookie(response, secret)
     return result
 
 
-@router.delete("/sessions/current", response_model=SessionRead, dependencies=[needs()])
+@router.delete("/sessions/current", response_model=SessionRead, dependencies=[logon_step()])
 def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
     """Log off: end the session this request came with (the cookie or bearer)."""
     secret = bearer_token(ctx.request)

@@ -22,6 +22,7 @@ from openpars.db import Database
 from openpars.governance.api import router as governance_router
 from openpars.governance.jobs import Ticker
 from openpars.identity.api import router as identity_router
+from openpars.identity.mfa_api import router as mfa_router
 from openpars.identity.sessions_api import router as sessions_router
 from openpars.oversight.explain_api import router as oversight_explain_router
 from openpars.oversight.report_api import router as oversight_report_router
@@ -55,6 +56,7 @@ API_PREFIX = "/api/v1"
 ROUTERS: tuple[APIRouter, ...] = (
     identity_router,
     sessions_router,
+    mfa_router,
     agreements_router,
     access_router,
     audit_router,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -26,7 +27,8 @@ from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import Forbidden, NotAuthenticated
 from openpars.identity.logon import COOKIE_NAME, SESSION_PREFIX, authenticate_session
-from openpars.identity.principal import Principal
+from openpars.identity.models import LogonSession, User
+from openpars.identity.principal import Principal, Via
 from openpars.identity.roles import Permission
 from openpars.identity.service import authenticate_token, principal_for
 from openpars.web.gate import writer_gate
@@ -52,12 +54,30 @@ def bearer_token(request: Request) -> str:
     )
 
 
-def authenticate(session: Session, secret: str) -> Principal:
-    """The principal behind an API token or a logon session's secret."""
+def authenticate(
+    session: Session, secret: str, settings: Settings, *, allow_pending: bool = False
+) -> Principal:
+    """The principal behind an API token or a logon session's secret.
+
+    A session's principal carries until when it may perform privileged acts (its last proof of
+    password and code plus ``reauthentication_minutes``); a token's, whether the site lets
+    tokens perform them at all.
+    """
     if secret.startswith(SESSION_PREFIX):
-        _, user = authenticate_session(session, secret)
-        return principal_for(session, user)
-    return authenticate_token(session, secret)
+        found, user = authenticate_session(session, secret, allow_pending=allow_pending)
+        return session_principal(session, found, user, settings)
+    return authenticate_token(session, secret).authenticated(
+        via=Via.TOKEN, tokens_privileged=settings.token_privileged_acts
+    )
+
+
+def session_principal(
+    session: Session, found: LogonSession, user: User, settings: Settings
+) -> Principal:
+    """The principal of a logon session's user: until when it may act as privileged."""
+    window = timedelta(minutes=settings.reauthentication_minutes)
+    fresh = found.proved_at + window if found.proved_at is not None else None
+    return principal_for(session, user).authenticated(via=Via.SESSION, fresh_until=fresh)
 
 
 def source_ip(request: Request) -> str | None:
@@ -76,6 +96,8 @@ class Edge:
 
     any_of: frozenset[Permission] = frozenset()
     public: bool = False
+    # Open to a logon session still at its one-time code, enrolment or banner step.
+    pending: bool = False
 
     async def __call__(self, request: Request) -> AsyncIterator[None]:
         """Open the request's transaction, authenticate and authorise in it, then hand it on.
@@ -125,7 +147,10 @@ class Edge:
 
     def admit(self, session: Session, request: Request, token: str) -> Principal:
         """The caller behind the token, if it holds one of the route's permissions."""
-        principal = authenticate(session, token).with_source(source_ip(request))
+        settings: Settings = request.app.state.settings
+        principal = authenticate(session, token, settings, allow_pending=self.pending).with_source(
+            source_ip(request)
+        )
         request.state.principal = principal
         self.authorise(principal)
         return principal
@@ -159,6 +184,11 @@ class Edge:
 def needs(*permissions: Permission) -> Any:
     """The edge of a route open to callers holding any of ``permissions`` (none: any caller)."""
     return Depends(Edge(any_of=frozenset(permissions)))
+
+
+def logon_step() -> Any:
+    """The edge of a route that finishes a logon: any caller, a pending session included."""
+    return Depends(Edge(pending=True))
 
 
 def public() -> Any:
@@ -237,7 +267,7 @@ class RequestContext:
     def _late_unit(self, *, external_role: bool) -> Iterator[tuple[Session, Principal]]:
         token = bearer_token(self.request)
         with self.db.session() as session:
-            principal = authenticate(session, token).with_source(self.source_ip)
+            principal = authenticate(session, token, self.settings).with_source(self.source_ip)
             self.request.state.principal = principal
             if not self._switches(external_role, principal):
                 yield session, principal

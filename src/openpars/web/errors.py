@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -118,13 +119,23 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = "Bearer"
     if is_page_request(request):
         if isinstance(exc, NotAuthenticated):
-            target = login_url(_path_and_query(request), reason=exc.code)
-            return RedirectResponse(target, status_code=303)
+            return RedirectResponse(_logon_redirect(request, exc), status_code=303)
         return error_page(request, exc.status, exc.message, audit_entry=entry_id)
     error = exc.to_dict()
     if entry_id is not None:
         error["audit_entry"] = entry_id
     return JSONResponse(status_code=exc.status, content={"error": error}, headers=headers)
+
+
+def _logon_redirect(request: Request, exc: NotAuthenticated) -> str:
+    """Where a page refused for want of a (finished, recent) logon sends the browser: the
+    logon's next step, the re-authentication page, or the login page saying why."""
+    back = _path_and_query(request)
+    if exc.code == "logon_incomplete":
+        return "/login/next" + ("?next=" + quote(back, safe="/") if back else "")
+    if exc.code == "reauthentication_required":
+        return "/reauthenticate" + ("?next=" + quote(back, safe="/") if back else "")
+    return login_url(back, reason=exc.code)
 
 
 def _path_and_query(request: Request) -> str | None:

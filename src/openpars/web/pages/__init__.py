@@ -17,6 +17,7 @@ from openpars.web.pages import (
     court,
     external,
     home,
+    logon_steps,
     oversight,
     records,
 )
@@ -24,6 +25,7 @@ from openpars.web.pages.core import PAGE_TAG
 
 AREAS: tuple[APIRouter, ...] = (
     auth.router,
+    logon_steps.router,
     home.router,
     external.router,
     agreements.router,

@@ -3,8 +3,8 @@
 ``POST /login`` checks the password with the logon service (lockout after 5 failures, each
 failure and lock audited as the API audits them) and sets the same session cookie as
 ``POST /api/v1/sessions``; it then sends the browser to ``/login/next``, the dispatcher of the
-logon's further steps. Today the only step is going where the user was headed; steps such as a
-one-time code or the system-use banner are added to ``next_step``.
+logon's further steps (the one-time code or the enrolment, then the banner:
+``pages/logon_steps.py``). Logging out is open to a logon not yet finished.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from openpars.errors import InvalidInput
 from openpars.identity import logon
 from openpars.identity.api import account_event
 from openpars.identity.models import LogonSession
-from openpars.identity.principal import Principal
 from openpars.identity.sessions_api import (
     audit_logon,
     audit_logon_failure,
@@ -34,8 +33,8 @@ from openpars.web.pages.core import (
     area_router,
     check_csrf,
     login_url,
+    logon_page,
     new_login_csrf,
-    page,
     render,
     safe_next,
     session_secret,
@@ -167,25 +166,7 @@ def login(
     return response
 
 
-def next_step(principal: Principal, next_path: str) -> str:
-    """Where a freshly logged-on user goes: the logon's next step, else where they were headed.
-
-    Further steps of the logon (a one-time code, the system-use banner) are checked here, in
-    order, each sending the user to its own page until it is done.
-    """
-    del principal
-    return safe_next(next_path)
-
-
-@router.get("/login/next", dependencies=[page()])
-def login_next(ctx: Ctx, next: str = "/") -> RedirectResponse:
-    """The logon's step dispatcher."""
-    with ctx.unit() as (_, principal):
-        target = next_step(principal, next)
-    return RedirectResponse(target, status_code=303)
-
-
-@router.post("/logout", dependencies=[page()])
+@router.post("/logout", dependencies=[logon_page()])
 def logout(ctx: Ctx) -> RedirectResponse:
     """End this logon session; back to the login page."""
     secret = session_secret(ctx.request)

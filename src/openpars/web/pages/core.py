@@ -29,12 +29,18 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from openpars import __version__
+from openpars.config import Settings
 from openpars.errors import DomainError, Forbidden, NotAuthenticated
-from openpars.identity.logon import COOKIE_NAME, SESSION_PREFIX, authenticate_session
+from openpars.identity.logon import (
+    COOKIE_NAME,
+    SESSION_PREFIX,
+    Stage,
+    authenticate_session,
+    stage_of,
+)
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
-from openpars.identity.service import principal_for
-from openpars.web.context import Edge, source_ip
+from openpars.web.context import Edge, session_principal, source_ip
 from openpars.web.gate import writer_gate
 
 WEB_DIR = Path(__file__).resolve().parent.parent
@@ -131,8 +137,12 @@ class PageEdge(Edge):
 
     def admit(self, session: Session, request: Request, token: str) -> Principal:
         """The logon session's user, authorised as the API would; then the CSRF token."""
-        _, user = authenticate_session(session, token)
-        principal = principal_for(session, user).with_source(source_ip(request))
+        found, user = authenticate_session(session, token, allow_pending=self.pending)
+        request.state.logon_pending = stage_of(found) is not Stage.ACTIVE
+        settings: Settings = request.app.state.settings
+        principal = session_principal(session, found, user, settings).with_source(
+            source_ip(request)
+        )
         request.state.principal = principal
         request.state.viewer = Viewer(user.username, user.display_name, user.agency.name)
         self.authorise(principal)
@@ -151,6 +161,12 @@ def area_router() -> APIRouter:
 def page(*permissions: Permission) -> Any:
     """The edge of a page open to users holding any of ``permissions`` (none: any user)."""
     return Depends(PageEdge(any_of=frozenset(permissions)))
+
+
+def logon_page() -> Any:
+    """The edge of a page that finishes a logon (one-time code, enrolment, banner): a session
+    still at one of those steps is admitted here, and nowhere else."""
+    return Depends(PageEdge(pending=True))
 
 
 def is_page_request(request: Request) -> bool:
@@ -203,7 +219,14 @@ def render(
     values: dict[str, Any] = {
         "principal": principal,
         "viewer": getattr(request.state, "viewer", None),
-        "nav": [link for link in NAV if principal and link.visible_to(principal)],
+        # A logon not yet finished sees no navigation: nothing else is open to it.
+        "nav": [
+            link
+            for link in NAV
+            if principal
+            and not getattr(request.state, "logon_pending", False)
+            and link.visible_to(principal)
+        ],
         "csrf_token": getattr(request.state, "csrf_token", ""),
         "errors": {},
         "values": {},

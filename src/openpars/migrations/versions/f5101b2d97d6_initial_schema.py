@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: a1b9e1970972
+Revision ID: f5101b2d97d6
 Revises: 
-Create Date: 2026-12-06 00:21:36.669545
+Create Date: 2026-12-06 01:40:35.609693
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'a1b9e1970972'
+revision: str = 'f5101b2d97d6'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -251,6 +251,10 @@ def upgrade() -> None:
     sa.Column('locked_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_logon_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('enabled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('mfa_secret', sa.String(length=200), nullable=True),
+    sa.Column('mfa_pending_secret', sa.String(length=200), nullable=True),
+    sa.Column('mfa_enrolled_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('mfa_last_step', sa.BigInteger(), nullable=True),
     sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_users_agency_id_agencies')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
@@ -477,12 +481,28 @@ def upgrade() -> None:
     sa.Column('end_reason', sa.String(length=30), nullable=True),
     sa.Column('source_ip', sa.String(length=64), nullable=True),
     sa.Column('user_agent', sa.String(length=300), nullable=True),
+    sa.Column('mfa_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('banner_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('proved_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_logon_sessions_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_logon_sessions')),
     sa.UniqueConstraint('secret_hash', name=op.f('uq_logon_sessions_secret_hash'))
     )
     with op.batch_alter_table('logon_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_logon_sessions_user_id'), ['user_id'], unique=False)
+
+    op.create_table('mfa_recovery_codes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('code_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_recovery_codes_user_id_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_recovery_codes')),
+    sa.UniqueConstraint('code_hash', name=op.f('uq_mfa_recovery_codes_code_hash'))
+    )
+    with op.batch_alter_table('mfa_recovery_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mfa_recovery_codes_user_id'), ['user_id'], unique=False)
 
     op.create_table('oversight_cases',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -549,7 +569,7 @@ def upgrade() -> None:
     op.create_table('user_roles',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
-    sa.Column('role', sa.Enum('intake', 'charging', 'pretrial', 'court', 'reader', 'admin', 'stakeholder_admin', 'sealed_access', 'voter', 'auditor', 'oversight', 'external_query', name='role', native_enum=False, length=30), nullable=False),
+    sa.Column('role', sa.Enum('intake', 'charging', 'pretrial', 'court', 'reader', 'admin', 'agreement_admin', 'stakeholder_admin', 'sealed_access', 'voter', 'auditor', 'oversight', 'external_query', name='role', native_enum=False, length=30), nullable=False),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_user_roles_user_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_user_roles')),
     sa.UniqueConstraint('user_id', 'role', name=op.f('uq_user_roles_user_id_role'))
@@ -865,6 +885,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_oversight_cases_state')
 
     op.drop_table('oversight_cases')
+    with op.batch_alter_table('mfa_recovery_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mfa_recovery_codes_user_id'))
+
+    op.drop_table('mfa_recovery_codes')
     with op.batch_alter_table('logon_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_logon_sessions_user_id'))
 
