@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from openpars.config import Settings
 from openpars.db import Base, Database, make_engine, utcnow
@@ -50,6 +50,8 @@ class LiveServer:
     world: World
     # Each account's TOTP secret (enrolled at the console), as its authenticator app holds it.
     totp: dict[str, str]
+    # The key the MFA secrets are sealed with (accounts a test adds are enrolled with it).
+    mfa_key: bytes
 
     def code(self, username: str) -> str:
         """The one-time code the user's authenticator shows now; the last code accepted is
@@ -57,9 +59,20 @@ class LiveServer:
         (a person would wait for the next code)."""
         with self.db.session() as session:
             session.execute(
-                update(User).where(User.id == self.world.users[username]).values(mfa_last_step=None)
+                update(User).where(User.username == username).values(mfa_last_step=None)
             )
         return crypto.code_at(self.totp[username], utcnow())
+
+    def enrol(self, username: str) -> None:
+        """Enrol an authenticator for an account a test added (at the console, as the seed's)."""
+        with self.db.session() as session:
+            user_id = session.scalar(select(User.id).where(User.username == username))
+            assert user_id is not None, f"no account {username!r}"
+            started = mfa.console_start(
+                session, actor=SYSTEM, user_id=user_id, key=self.mfa_key, issuer="openpars"
+            )
+            mfa.console_confirm(session, actor=SYSTEM, user_id=user_id, key=self.mfa_key, code=None)
+        self.totp[username] = started.secret
 
 
 def _free_port() -> int:
@@ -107,7 +120,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             raise RuntimeError("the live server did not start within 20 seconds")
         time.sleep(0.05)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", db, world, totp)
+        yield LiveServer(f"http://127.0.0.1:{port}", db, world, totp, key)
     finally:
         server.should_exit = True
         thread.join(timeout=20)
@@ -167,6 +180,8 @@ def login(live_server: LiveServer) -> Callable[..., None]:
         page.goto("/login")
         page.locator("#username").fill(username)
         page.locator("#password").fill(password)
+        if username not in live_server.totp and username not in NOT_ENROLLED:
+            live_server.enrol(username)  # an account the test added
         page.get_by_role("button", name="Log in").click()
         page.wait_for_url(live_server.url + "/login/code")
         page.locator("#code").fill(live_server.code(username))

@@ -4,6 +4,7 @@ authenticator first when the account has none), then the system-use banner."""
 from __future__ import annotations
 
 import re
+import weakref
 
 from fastapi.testclient import TestClient
 from httpx import Response
@@ -67,3 +68,14 @@ def finish_logon(web: TestClient, *, totp: str | None = None, next_path: str = "
     assert agreed.headers["location"] == next_path
     assert totp is not None
     return totp
+
+
+_SECRETS: weakref.WeakKeyDictionary[object, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def finish_logon_as(web: TestClient, store: object, username: str, next_path: str = "/") -> str:
+    """``finish_logon`` remembering each user's authenticator per database (``store``): the
+    first logon enrols one, later logons of the same user in the same test prove its code."""
+    secrets = _SECRETS.setdefault(store, {})
+    secrets[username] = finish_logon(web, totp=secrets.get(username), next_path=next_path)
+    return secrets[username]

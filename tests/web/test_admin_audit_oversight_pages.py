@@ -23,6 +23,7 @@ from openpars.identity.schemas import UserCreate
 from openpars.oversight.models import Case, CaseState, Flag
 from openpars.web.app import create_app
 from tests.factories import World, city_voter
+from tests.web.logon_steps import finish_logon_as
 from tests.web.test_pages import PASSWORD, count_entries, entries, give_password, log_in
 
 
@@ -57,6 +58,7 @@ def signed_in(web: TestClient, db: Database, world: World, username: str) -> str
         raise KeyError(username)
     give_password(db, world, username)
     assert log_in(web, username).status_code == 303
+    finish_logon_as(web, db, username)
     home = web.get("/")
     assert home.status_code == 200
     match = re.search(r'name="csrf-token" content="([^"]+)"', home.text)

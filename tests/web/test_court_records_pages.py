@@ -26,6 +26,7 @@ from tests.records.helpers import (
     step,
     submit,
 )
+from tests.web.logon_steps import finish_logon_as
 from tests.web.test_pages import give_password, log_in
 
 SEAL = {"action": "seal", "order_reference": "CP-51-MD-0001-2026", "reason": "court order"}
@@ -47,7 +48,7 @@ def web(settings: Settings, db: Database) -> Iterator[TestClient]:
 def as_user(web: TestClient, db: Database, world: World, username: str) -> TestClient:
     give_password(db, world, username)
     assert log_in(web, username).status_code == 303
-    assert web.get("/login/next").status_code in (200, 303)
+    finish_logon_as(web, db, username)
     return web
 
 

@@ -33,6 +33,7 @@ from tests.factories import World
 from tests.governance.helpers import Gov, build_gov, document
 from tests.records.factories import arrest_payload
 from tests.records.helpers import submit
+from tests.web.logon_steps import finish_logon_as
 from tests.web.test_pages import PASSWORD, entries, log_in
 
 DECLARATION = {
@@ -60,7 +61,7 @@ def _password(db: Database, user_id: int) -> None:
 def _logged_in(web: TestClient, db: Database, user_id: int, username: str) -> None:
     _password(db, user_id)
     assert log_in(web, username).status_code == 303
-    assert web.get("/login/next").status_code == 303
+    finish_logon_as(web, db, username)
 
 
 def _csrf(html: str) -> str:
