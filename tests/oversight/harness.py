@@ -95,9 +95,16 @@ class _Builder:
     def __init__(self, db: Database, world: World, seed: int) -> None:
         self.db, self.world, self.rng = db, world, random.Random(seed)
         self.seed = seed
-        # Records are written three months ago, traffic runs over the eight weeks after.
-        self.t0 = (utcnow() - timedelta(days=90)).replace(microsecond=0)
-        self.start = self.t0 + timedelta(days=2)
+        # Traffic runs over eight whole weeks from a Monday's midnight (UTC) thirteen weeks
+        # before this week's; records are written the Saturday before. Anchored to the calendar,
+        # not to the moment the test runs: every draw of the seed lands on the same weekday and
+        # hour whatever the clock says (a start at the wall clock's time of day once carried
+        # seed 1's walk over consecutive person ids across a midnight, split it into two days
+        # and hid it from the sequential detector).
+        today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        monday = today - timedelta(days=today.weekday())
+        self.start = monday - timedelta(weeks=13)
+        self.t0 = self.start - timedelta(days=2)
         self.end = self.start + timedelta(weeks=8)
         self.serial = seed * 10_000
 

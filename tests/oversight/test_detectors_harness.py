@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select
 
 from openpars.audit import log
-from openpars.db import Database
+from openpars.db import Database, utcnow
 from openpars.oversight import detectors as d
 from openpars.oversight.flags import DETECTORS, DetectionPeriod, canary_detector, run_detectors
 from openpars.oversight.models import Flag, FlagEntry
 from tests.factories import World
-from tests.oversight.harness import Traffic, build_traffic
+from tests.oversight.harness import Traffic, _Builder, build_traffic
 from tests.oversight.test_explain_harness import _all_pairs
 
 DETERMINISTIC = {
@@ -151,3 +151,21 @@ def test_daily_runs_find_what_one_run_over_the_period_finds(db: Database, world:
     for detector in DETERMINISTIC:
         incidents = traffic.scenarios[detector]
         assert _score(found.get(detector, []), incidents, set().union(*incidents))[1] == 1.0
+
+
+def test_traffic_is_anchored_to_a_monday_midnight(db: Database, world: World) -> None:
+    """The traffic's start does not follow the wall clock's time of day or weekday: each seed's
+    draws land on the same hour and weekday whenever the suite runs (a start at the clock's time
+    of day once carried seed 1's sequential walk across a midnight, and the detector missed it;
+    check other clocks with scripts/pytest-clockshift.sh)."""
+    for seed in (1, 5):
+        before = utcnow()
+        builder = _Builder(db, world, seed)
+        after = utcnow()  # the two bracket the builder's reading, should a Monday begin between
+        start = builder.start
+        assert start.tzinfo is not None and start.utcoffset() == timedelta(0)
+        assert start.weekday() == 0 and start.time() == time(), start
+        assert after - start >= timedelta(weeks=13), (after, start)
+        assert before - start < timedelta(weeks=14), (before, start)
+        assert builder.end - start == timedelta(weeks=8)
+        assert builder.t0 < start
