@@ -17,7 +17,8 @@ What runs, per backend:
   data by name (`arrest_id`, `person_id`, `agreement_id`, ...; the biggest arrest and person,
   the ones whose pages have the most to show); a route whose parameter has no known value is
   listed in `skipped`, never silently left out;
-- each route as every person for whom it answers (status below 400) once as a warm-up; then
+- each route as every person for whom it answers (status below 400; with `--quick`, only the
+  first such person, so fewer people log on) once as a warm-up; then
   N rounds, each requesting every (route, person) once and, right after each page, the API
   JSON request behind the same data with that person's token where one exists (the same path
   under /api/v1, or the table `BASELINES`), and `/healthz` (the floor: the app with no work).
@@ -55,6 +56,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from openpars.config import Settings
 from openpars.db import make_engine, make_unpooled_engine
 
 PG_URL = os.environ.get(
@@ -237,12 +239,23 @@ def database(backend: str) -> Iterator[str]:
         admin.dispose()
 
 
+def settings_for(url: str, key: Path) -> Settings:
+    """The site's settings: its database, and its key files in the bench's own folder.
+
+    The audit log key is `key`; the key of the authenticator secrets (when this build has one:
+    `mfa_key_path`) lies beside it, never in the working directory.
+    """
+    settings = Settings(database_url=url, log_key_path=key)
+    if "mfa_key_path" in Settings.model_fields:
+        settings = settings.model_copy(update={"mfa_key_path": key.with_name("mfa.key")})
+    return settings
+
+
 def build(url: str, key: Path, credentials_file: Path, arrests: int) -> list[dict[str, Any]]:
     """The demo, as `openpars demo --no-serve` builds it; the accounts from its credentials file."""
-    from openpars.config import Settings
     from openpars.demo.cli import build_demo, write_credentials
 
-    settings = Settings(database_url=url, log_key_path=key)
+    settings = settings_for(url, key)
     credentials, _summary = build_demo(settings, arrests=arrests, seed=SEED)
     write_credentials(credentials_file, "http://127.0.0.1", credentials)
     users: list[dict[str, Any]] = json.loads(credentials_file.read_text("utf-8"))["users"]
@@ -253,10 +266,9 @@ def serve(url: str, port: int, key: Path) -> None:
     """The child process: the app as `openpars serve` runs it."""
     import uvicorn
 
-    from openpars.config import Settings
     from openpars.web.app import create_app
 
-    settings = Settings(database_url=url, log_key_path=key)
+    settings = settings_for(url, key)
     uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -452,35 +464,50 @@ def _timed(send: Any, url: str, timings: Timings, **kwargs: Any) -> None:
     timings.add(response, (time.perf_counter() - started) * 1000)
 
 
-def measure(
-    base: str,
-    users: list[dict[str, Any]],
-    browsers: dict[str, Browser],
-    targets: list[Target],
-    requests: int,
-    quick: bool,
-) -> dict[str, Any]:
-    """Probe every (page, person), then time pages, baselines and the floor, interleaved."""
-    tokens = {u["username"]: u["token"] for u in users}
-    anonymous = Browser(base)
-    api = httpx.Client(base_url=base, timeout=60, follow_redirects=False)
+class People:
+    """The demo's persons, each logged on through the form the first time they are needed."""
+
+    def __init__(self, base: str, users: list[dict[str, Any]]) -> None:
+        self.base = base
+        self.users = {u["username"]: u for u in users if u.get("password")}
+        self.tokens = {u["username"]: u["token"] for u in users}
+        self.browsers: dict[str, Browser] = {"": Browser(base)}  # "": no session
+
+    def names(self) -> list[str]:
+        """Every person who logs on in a browser, in the credentials file's order."""
+        return list(self.users)
+
+    def __getitem__(self, name: str) -> Browser:
+        if name not in self.browsers:
+            self.browsers[name] = log_on(self.base, self.users[name])
+        return self.browsers[name]
+
+    def close(self) -> None:
+        """Close every connection."""
+        for browser in self.browsers.values():
+            browser.close()
+
+
+def measure(people: People, targets: list[Target], requests: int, quick: bool) -> dict[str, Any]:
+    """Probe every (page, person), then time pages, baselines and the floor, interleaved.
+
+    `quick`: each page as the first person who may open it (fewer logons, fewer pairs).
+    """
+    api = httpx.Client(base_url=people.base, timeout=60, follow_redirects=False)
     pairs: list[tuple[Target, str]] = []  # (page, person); "" is the visitor with no session
     unanswered: dict[str, dict[str, int]] = {}
     for target in targets:
-        who = [""] if target.route in ANONYMOUS else list(browsers)
+        who = [""] if target.route in ANONYMOUS else people.names()
         statuses = {}
         for name in who:
-            status = (anonymous if not name else browsers[name]).get(target.url).status_code
+            status = people[name].get(target.url).status_code
             statuses[name or "(no session)"] = status
             if status < 400:
                 pairs.append((target, name))
+                if quick:
+                    break
         if all(s >= 400 for s in statuses.values()):
             unanswered[target.route] = statuses
-    if quick:  # one person per page: the first who may open it
-        first: dict[str, tuple[Target, str]] = {}
-        for pair in pairs:
-            first.setdefault(pair[0].route, pair)
-        pairs = list(first.values())
     _progress(f"measuring {len(pairs)} (page, person) pairs x {requests}")
     pages = {p: Timings() for p in [(t.route, n) for t, n in pairs]}
     baselines = {p: Timings() for p in pages}
@@ -488,13 +515,11 @@ def measure(
     for _round in range(requests):
         for target, name in pairs:
             key = (target.route, name)
-            _timed((anonymous if not name else browsers[name]).get, target.url, pages[key])
+            _timed(people[name].get, target.url, pages[key])
             if target.baseline and name:
-                auth = {"authorization": f"Bearer {tokens[name]}"}
+                auth = {"authorization": f"Bearer {people.tokens[name]}"}
                 _timed(api.get, target.baseline, baselines[key], headers=auth)
             _timed(api.get, "/healthz", floor)
-    for browser in [*browsers.values(), anonymous]:
-        browser.close()
     api.close()
     return summarise(targets, pages, baselines, floor, unanswered)
 
@@ -544,7 +569,6 @@ def summarise(
 
 def run_backend(backend: str, arrests: int, requests: int, quick: bool) -> dict[str, Any]:
     """Build the demo on a new database, serve it, measure every page."""
-    from openpars.config import Settings
     from openpars.models import load_all_models
     from openpars.web.app import create_app
 
@@ -555,15 +579,18 @@ def run_backend(backend: str, arrests: int, requests: int, quick: bool) -> dict[
         users = build(url, key, Path(tmp) / "credentials.json", arrests)
         _progress(f"{backend}: demo built in {time.perf_counter() - started:.1f}s")
         with server(url, key) as base:
-            people = [u for u in users if u.get("password")]
-            browsers = {u["username"]: log_on(base, u) for u in people}
-            engine = make_engine(url)  # after the logons: their sessions are demo data too
+            people = People(base, users)
+            people[people.names()[0]]  # one logon first: its session is demo data too
+            engine = make_engine(url)
             with engine.connect() as conn:
                 values = demo_values(conn)
             engine.dispose()
-            app = create_app(Settings(database_url=url, log_key_path=key))
+            app = create_app(settings_for(url, key))
             targets, skipped = plan(page_routes(), values, api_get_paths(app))
-            result = measure(base, users, browsers, targets, requests, quick)
+            try:
+                result = measure(people, targets, requests, quick)
+            finally:
+                people.close()
     result["skipped"] = {s.route: s.reason for s in skipped}
     result["backend"] = backend
     _progress(
