@@ -139,3 +139,27 @@ def test_values_come_from_the_database_and_a_missing_table_leaves_only_its_name_
     every = bench.demo_values(db.bind)
     assert set(every) <= set(bench.FILLS)
     assert every["agency_id"] == str(min(world.agencies.values()))
+
+
+def test_a_logon_step_form_is_read_as_a_browser_would_submit_it(bench: ModuleType) -> None:
+    """The step after the password: its own form, not the logout form beside it or before it."""
+    html = """
+    <form method="post" action="/logout" class="inline">
+      <input type="hidden" name="csrf_token" value="t1"><button>Log out</button></form>
+    <form method="get" action="/search"><input name="q" value=""></form>
+    <form method="post" action="/login/code" novalidate>
+      <input type="hidden" name="csrf_token" value="t2">
+      <input type="hidden" name="next" value="/arrests/4">
+      <input id="code" name="code" type="text" value=""
+        autocomplete="one-time-code" pattern="[0-9]*" maxlength="6">
+      <input type="checkbox" name="acknowledge">
+      <input type="submit">
+    </form>"""
+    step = bench._post_form(html, "/login/next")
+    assert step == (
+        "/login/code",
+        {"csrf_token": "t2", "next": "/arrests/4", "code": "", "acknowledge": "on"},
+    )
+    assert bench._post_form('<form method="post" action="/logout"></form>', "/x") is None
+    assert "code" in bench.OTP_NAMES
+    assert "totp_secret" in bench.OTP_SECRET_KEYS  # the demo's credentials file (issue 14 MFA)
