@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openpars.web.pages import auth, home
+from openpars.web.pages import auth, charging, home, intake
 from openpars.web.pages.core import PAGE_TAG
 
-AREAS: tuple[APIRouter, ...] = (auth.router, home.router)
+AREAS: tuple[APIRouter, ...] = (auth.router, home.router, intake.router, charging.router)
 
 router = APIRouter(include_in_schema=False, tags=[PAGE_TAG])
 for area in AREAS:
