@@ -40,7 +40,7 @@ from openpars.web.pages.intake import CHARGE_FIELDS, CHOICES, statutes, validati
 router = area_router()
 NAV.append(NavLink("Charging", "/charging", frozenset({Permission.CHARGE_DECIDE})))
 
-POLL_SECONDS = 15
+POLL_SECONDS = 10
 QUEUE_SIZE = 100
 EXTRA_ROWS = 2
 OUTCOMES = [
