@@ -290,6 +290,7 @@ def test_a_stale_decision_is_refused_with_the_reason(
     assert "has changed since you saw it" in answer.text
     assert 'name="version" value="2"' in answer.text  # the page now shows version 2
     assert counts(db) == before
+    assert (f"POST /charging/{arrest_id}", "refused", "version_mismatch") in entries(db)
 
 
 def test_decision_errors_beside_their_fields(
@@ -345,3 +346,31 @@ def test_a_sealed_arrest_is_missing_and_the_attempt_audited(
     assert posted.status_code == 404
     assert counts(db) == before
     assert sum(1 for _, _, code in entries(db) if code == "not_found") >= 2
+
+
+def test_another_agencys_ori_is_refused_beside_the_field_and_audited(
+    browser: Browser, db: Database
+) -> None:
+    web = browser("intake")
+    token = token_of(web.get("/intake").text)
+    before = counts(db)
+    # The DA's ORI: a police officer cannot file an arrest under another agency.
+    answer = web.post("/intake", data=intake_form(token, ori="PA051013A"))
+    assert answer.status_code == 422
+    assert 'id="ori-error"' in answer.text and "is not the ORI of your agency" in answer.text
+    assert counts(db) == before
+    assert ("POST /intake", "refused", "ori_not_yours") in entries(db)
+
+
+def test_a_reused_report_id_is_refused_beside_the_field(browser: Browser, db: Database) -> None:
+    web = browser("intake")
+    token = token_of(web.get("/intake").text)
+    assert web.post("/intake", data=intake_form(token)).status_code == 200
+    # The same report again is the same arrest (idempotent), said so.
+    again = web.post("/intake", data=intake_form(token))
+    assert again.status_code == 200 and "already entered earlier" in again.text
+    before = counts(db)
+    changed = web.post("/intake", data=intake_form(token, arresting_officer="P/O Someone Else"))
+    assert changed.status_code == 422
+    assert 'id="report_id-error"' in changed.text
+    assert counts(db) == before

@@ -35,7 +35,13 @@ from openpars.web.pages.core import (
     page,
     render,
 )
-from openpars.web.pages.intake import CHARGE_FIELDS, CHOICES, statutes, validation_errors
+from openpars.web.pages.intake import (
+    CHARGE_FIELDS,
+    CHOICES,
+    audit_refusal,
+    statutes,
+    validation_errors,
+)
 
 router = area_router()
 NAV.append(NavLink("Charging", "/charging", frozenset({Permission.CHARGE_DECIDE})))
@@ -198,6 +204,7 @@ def decide(arrest_id: RowId, ctx: Ctx) -> Response:
     except DomainError as refused:
         if refused.code not in FORM_REFUSALS:
             raise
+        audit_refusal(ctx, refused)
         errors = domain_errors(refused)
         if refused.code in ("version_mismatch", "out_of_order"):
             errors = {"form": errors.pop(next(iter(errors)))}

@@ -73,6 +73,9 @@ ARREST_FIELDS = (
     "narrative",
 )
 NEW_PERSON = "new"
+# The service's refusals the form shows beside their fields (audited as the API's); anything
+# else is an error page.
+FORM_REFUSALS = ("invalid_input", "ori_not_yours", "person_match_required", "report_id_reused")
 
 ROLE_LABELS = {
     InvolvementRole.ARRESTEE: "Arrestee",
@@ -194,6 +197,14 @@ def validation_errors(invalid: ValidationError, kept: dict[str, list[int]]) -> d
     return errors
 
 
+def audit_refusal(ctx: Ctx, refused: DomainError) -> None:
+    """Audit a service's refusal shown beside a form's field, as the API audits it."""
+    # Imported here: openpars.web.errors imports the pages.
+    from openpars.web.errors import record_refusal
+
+    record_refusal(ctx.request, refused)
+
+
 def _sentence(message: str) -> str:
     text = message.strip()
     return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
@@ -269,8 +280,9 @@ def submit_arrest(ctx: Ctx) -> HTMLResponse:
                 earliest=ctx.settings.earliest_arrest_date,
             )
     except DomainError as refused:
-        if refused.code not in ("invalid_input", "person_match_required", "report_id_reused"):
+        if refused.code not in FORM_REFUSALS:
             raise
+        audit_refusal(ctx, refused)
         candidates = _candidates_of(refused, kept)
         errors = (
             {} if candidates else {form_name(k, kept): v for k, v in domain_errors(refused).items()}
