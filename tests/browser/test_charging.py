@@ -5,10 +5,13 @@ screenshots of each page at laptop and tablet size."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from playwright.sync_api import Page, expect
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from openpars.db import utcnow
+from openpars.identity.models import LogonSession
 from openpars.records import service
 from openpars.records.models import Arrest, ChargingDecision
 from openpars.records.schemas import ArrestCreate
@@ -108,3 +111,36 @@ def test_bad_fields_beside_them_and_nothing_written(
     expect(page.locator("[id='charges.0.statute-error']")).to_be_visible()
     expect(page.locator("[id='charges.0.statute']")).to_have_value("no such statute")
     assert decisions(live_server) == before
+
+
+def test_the_live_queue_keeps_no_session_awake_and_locks_when_idle(
+    page: Page, login: Login, live_server: LiveServer
+) -> None:
+    login(page, "charging")
+    page.goto("/charging")
+    user_id = live_server.world.users["charging"]
+
+    def last_seen() -> datetime:
+        with live_server.db.session() as session:
+            return session.scalars(
+                select(LogonSession.last_seen_at)
+                .where(LogonSession.user_id == user_id, LogonSession.ended_at.is_(None))
+                .order_by(LogonSession.id.desc())
+            ).first()  # type: ignore[return-value]
+
+    seen = last_seen()
+    # A poll of the rows (htmx, every 10 s) is not the user's activity.
+    with page.expect_response(lambda r: r.url.endswith("/charging/rows"), timeout=20_000):
+        pass
+    assert last_seen() == seen
+    # Idle for 31 minutes: the next poll finds the session locked and the page goes to the
+    # login page, saying why, and will come back to the queue.
+    with live_server.db.session() as session:
+        session.execute(
+            update(LogonSession)
+            .where(LogonSession.user_id == user_id, LogonSession.ended_at.is_(None))
+            .values(last_seen_at=utcnow() - timedelta(minutes=31))
+        )
+    page.wait_for_url("**/login?**", timeout=25_000)
+    assert "reason=session_idle" in page.url and "next=%2Fcharging" in page.url
+    expect(page.get_by_role("status")).to_contain_text("30 minutes")

@@ -141,9 +141,13 @@ def _count_failure(user: User, moment: datetime) -> bool:
 
 
 def authenticate_session(
-    session: Session, secret: str, *, now: datetime | None = None
+    session: Session, secret: str, *, now: datetime | None = None, touch: bool = True
 ) -> tuple[LogonSession, User]:
-    """The live session behind a secret, its last use moved to now; else NotAuthenticated."""
+    """The live session behind a secret, its last use moved to now; else NotAuthenticated.
+
+    ``touch=False`` (a page's automatic refresh, not the user's doing) leaves the last use as
+    it was, so a screen left open still locks after 30 minutes idle.
+    """
     moment = now or utcnow()
     found = session.scalars(
         select(LogonSession).where(LogonSession.secret_hash == hash_secret(secret))
@@ -168,7 +172,8 @@ def authenticate_session(
         raise NotAuthenticated(
             f"the account {user.username} is disabled or locked", code="account_disabled"
         )
-    found.last_seen_at = moment
+    if touch:
+        found.last_seen_at = moment
     return found, user
 
 

@@ -88,7 +88,9 @@ def queue(
 
 
 @router.get(
-    "/charging/rows", response_class=HTMLResponse, dependencies=[page(Permission.CHARGE_DECIDE)]
+    "/charging/rows",
+    response_class=HTMLResponse,
+    dependencies=[page(Permission.CHARGE_DECIDE, background=True)],
 )
 def queue_rows(ctx: Ctx) -> HTMLResponse:
     """The queue's rows alone, for htmx to refresh the table."""

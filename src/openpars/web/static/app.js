@@ -45,3 +45,17 @@ document.addEventListener("change", function (event) {
     grade.value = option.getAttribute("data-grade");
   }
 });
+// A live part whose session has ended (idle lock, logout elsewhere) was answered with the login
+// page: go there with the whole page, coming back to this page after logging in.
+document.addEventListener("htmx:beforeSwap", function (event) {
+  var url = event.detail.xhr && event.detail.xhr.responseURL;
+  if (!url) {
+    return;
+  }
+  var target = new URL(url, window.location.href);
+  if (target.origin === window.location.origin && target.pathname === "/login") {
+    event.detail.shouldSwap = false;
+    target.searchParams.set("next", window.location.pathname + window.location.search);
+    window.location.assign(target.pathname + target.search);
+  }
+});
