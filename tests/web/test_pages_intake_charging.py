@@ -374,3 +374,17 @@ def test_a_reused_report_id_is_refused_beside_the_field(browser: Browser, db: Da
     assert changed.status_code == 422
     assert 'id="report_id-error"' in changed.text
     assert counts(db) == before
+
+
+def test_rows_beyond_the_form_are_refused_not_dropped(browser: Browser, db: Database) -> None:
+    web = browser("intake")
+    token = token_of(web.get("/intake").text)
+    before = counts(db)
+    form = intake_form(
+        token,
+        **{"involvements.500.person.family_name": "Hidden", "involvements.500.role": "victim"},
+    )
+    answer = web.post("/intake", data=form)
+    assert answer.status_code == 422
+    assert "At most 30 people fit on one form" in answer.text
+    assert counts(db) == before

@@ -108,14 +108,13 @@ def statutes() -> list[dict[str, str]]:
 
 
 def _rows(values: dict[str, Any], prefix: str, at_least: int) -> int:
-    """How many rows of ``prefix`` the form holds (its highest index + 1), within the maxima."""
+    """How many rows of ``prefix`` the form holds (its highest index + 1)."""
     found = -1
     for key in values:
         match = _ROW.match(key)
         if match and match.group(1) == prefix:
             found = max(found, int(match.group(2)))
-    limit = MAX_PEOPLE if prefix == "involvements" else MAX_CHARGES
-    return min(max(found + 1, at_least), limit)
+    return max(found + 1, at_least)
 
 
 def _text(values: dict[str, Any], key: str) -> str:
@@ -254,6 +253,17 @@ def submit_arrest(ctx: Ctx) -> HTMLResponse:
     action = _text(values, "action")
     people = _rows(values, "involvements", 1)
     charges = _rows(values, "charges", 1)
+    if people > MAX_PEOPLE or charges > MAX_CHARGES:
+        # Never drop a row silently: a form beyond the maxima is refused whole.
+        with ctx.unit():
+            pass
+        errors = {}
+        if people > MAX_PEOPLE:
+            errors["involvements"] = f"At most {MAX_PEOPLE} people fit on one form."
+        if charges > MAX_CHARGES:
+            errors["charges"] = f"At most {MAX_CHARGES} charges fit on one form."
+        people, charges = min(people, MAX_PEOPLE), min(charges, MAX_CHARGES)
+        return _form(ctx, values, people=people, charges=charges, errors=errors, status_code=422)
     if action == "add_person":
         with ctx.unit():
             pass
