@@ -144,3 +144,22 @@ def test_the_live_queue_keeps_no_session_awake_and_locks_when_idle(
     page.wait_for_url("**/login?**", timeout=25_000)
     assert "reason=session_idle" in page.url and "next=%2Fcharging" in page.url
     expect(page.get_by_role("status")).to_contain_text("30 minutes")
+
+
+def test_decline_by_keyboard_alone(page: Page, login: Login, live_server: LiveServer) -> None:
+    arrest_id = enter(live_server, "2025-04-04T10:00:00+00:00")
+    login(page, "charging")
+    page.goto(f"/charging/{arrest_id}")
+    page.get_by_label("Approve the recommended charges as they are").focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    expect(page.get_by_label("Decline to charge (give the reason)")).to_be_checked()
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("textbox", name="Reason")).to_be_focused()
+    page.keyboard.type("The complainant withdrew; no independent evidence.")
+    page.get_by_role("button", name="Record the decision").focus()
+    page.keyboard.press("Enter")
+    recorded = f"Arrest {arrest_id}: the decision (declined)"
+    expect(page.get_by_role("status")).to_contain_text(recorded)
+    with live_server.db.session() as session:
+        assert session.get(Arrest, arrest_id).state.value == "declined"  # type: ignore[union-attr]

@@ -124,3 +124,22 @@ def test_bad_fields_are_shown_beside_them_and_nothing_is_written(
     screenshot(page, "intake-errors")
     page.set_viewport_size({"width": 768, "height": 1024})
     assert_accessible(page)
+
+
+def test_find_people_on_file_by_keyboard(page: Page, login: Login) -> None:
+    login(page, "intake")
+    page.goto("/intake")
+    person = page.locator("#person-0")
+    person.get_by_label("Family name").fill("Quintero")
+    person.get_by_label("Given name").fill("Abelardo")
+    person.get_by_role("button", name="Find people on file").focus()
+    page.keyboard.press("Enter")
+    candidates = page.locator("#candidates-0")
+    expect(candidates).to_contain_text("Quintero, Abelardo")
+    # The choice is a radio group: Tab into it, Space picks, arrows move.
+    candidates.get_by_role("radio").first.focus()
+    page.keyboard.press("Space")
+    expect(candidates.get_by_role("radio").first).to_be_checked()
+    page.keyboard.press("ArrowDown")
+    expect(candidates.get_by_label("None of these: enter a new person")).to_be_checked()
+    assert_accessible(page)
