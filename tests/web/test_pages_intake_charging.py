@@ -388,3 +388,25 @@ def test_rows_beyond_the_form_are_refused_not_dropped(browser: Browser, db: Data
     assert answer.status_code == 422
     assert "At most 30 people fit on one form" in answer.text
     assert counts(db) == before
+
+
+def test_a_modified_charge_on_a_far_row_is_kept_not_dropped(
+    browser: Browser, client: TestClient, db: Database, world: World
+) -> None:
+    arrest_id = _entered(client, world, "2025-05-06T10:00:00+00:00")
+    da = browser("charging")
+    token = token_of(da.get(f"/charging/{arrest_id}").text)
+    line = {"statute": "18 § 3921(a)", "description": "Theft", "grade": "M1"}
+    form = {"csrf_token": token, "outcome": "modified", "version": "1"}
+    form |= {f"charges.0.{k}": v for k, v in line.items()}
+    form |= {f"charges.50.{k}": v for k, v in (line | {"statute": "18 § 2701"}).items()}
+    assert da.post(f"/charging/{arrest_id}", data=form).status_code == 303
+    with db.session() as session:
+        approved = [
+            c.statute for c in session.get(Arrest, arrest_id).charges if c.stage.value == "approved"
+        ]  # type: ignore[union-attr]
+    assert sorted(approved) == ["18 § 2701", "18 § 3921(a)"]
+    form["charges.5000.statute"] = "18 § 2701"
+    form["version"] = "2"
+    refused = da.post(f"/charging/{arrest_id}", data=form)
+    assert refused.status_code == 422 and "At most 102 charge rows" in refused.text

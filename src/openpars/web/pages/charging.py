@@ -39,6 +39,7 @@ from openpars.web.pages.intake import (
     CHARGE_FIELDS,
     CHOICES,
     audit_refusal,
+    form_rows,
     statutes,
     validation_errors,
 )
@@ -49,6 +50,8 @@ NAV.append(NavLink("Charging", "/charging", frozenset({Permission.CHARGE_DECIDE}
 POLL_SECONDS = 10
 QUEUE_SIZE = 100
 EXTRA_ROWS = 2
+# The schema's maximum of charges on one decision, plus the form's blank rows.
+MAX_ROWS = 100 + EXTRA_ROWS
 OUTCOMES = [
     (ChargingOutcome.APPROVED.value, "Approve the recommended charges as they are"),
     (ChargingOutcome.MODIFIED.value, "Approve modified charges (edit them below)"),
@@ -189,9 +192,13 @@ def decision_payload(values: dict[str, Any], rows: int) -> tuple[dict[str, Any],
 def decide(arrest_id: RowId, ctx: Ctx) -> Response:
     """Record the decision through the charging service; errors beside their fields."""
     values = form_values(ctx.request)
-    rows = sum(1 for key in values if key.startswith("charges.") and key.endswith(".statute"))
-    data, kept = decision_payload(values, rows)
+    rows = form_rows(values, "charges", 0)
     errors: dict[str, str]
+    if rows > MAX_ROWS:
+        # Never cut the list silently: a form beyond the schema's maximum is refused whole.
+        errors = {"charges": f"At most {MAX_ROWS} charge rows fit on one decision."}
+        return _decision_page(ctx, _arrest(ctx, arrest_id), values, errors, 422)
+    data, kept = decision_payload(values, rows)
     try:
         body = ChargingDecisionCreate.model_validate(data)
     except ValidationError as invalid:

@@ -107,7 +107,7 @@ def statutes() -> list[dict[str, str]]:
     ]
 
 
-def _rows(values: dict[str, Any], prefix: str, at_least: int) -> int:
+def form_rows(values: dict[str, Any], prefix: str, at_least: int) -> int:
     """How many rows of ``prefix`` the form holds (its highest index + 1)."""
     found = -1
     for key in values:
@@ -251,8 +251,8 @@ def submit_arrest(ctx: Ctx) -> HTMLResponse:
     """Add a row, or submit the arrest through the intake service (as ``POST /arrests``)."""
     values = form_values(ctx.request)
     action = _text(values, "action")
-    people = _rows(values, "involvements", 1)
-    charges = _rows(values, "charges", 1)
+    people = form_rows(values, "involvements", 1)
+    charges = form_rows(values, "charges", 1)
     if people > MAX_PEOPLE or charges > MAX_CHARGES:
         # Never drop a row silently: a form beyond the maxima is refused whole.
         with ctx.unit():
