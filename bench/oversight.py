@@ -21,10 +21,13 @@ What runs, in one process, on one database (docs/benchmarks.md explains each fig
 2. The baseline: the plain time to scan the same entries (every entry joined to its content,
    the bytes' lengths summed) in the same run.
 3. The full pass: ``facts.refresh`` from leaf 0, the explanation of every pair of every
-   agreement over the whole period (``explain_sql.explanations``, materialised once), coverage
-   in all and per agency, user, purpose and week (``explain_sql.coverage``), every detector
-   registered in ``openpars.oversight.flags.DETECTORS`` when it runs (``run_detectors``, each
-   timed), and the renewal report of every agreement (``report.build_report``, timed).
+   agreement over the whole period (``explain.materialise``: once per cycle, into a temporary
+   table), coverage in all and per agency, user, purpose and week (``explain_sql.coverage``),
+   every detector registered in ``openpars.oversight.flags.DETECTORS`` when it runs
+   (``run_detectors``, each timed), and the renewal report of every agreement
+   (``report.build_report`` reading the cycle's explanations, timed). Digests of the stored
+   flags and of the reports (``flags_sha256``, ``reports_sha256``) show two runs' results
+   equal.
 4. Incremental: one more day's entries are appended (the same generator), then the refresh
    (from its watermark), the explanation and coverage of that day, and the detectors over that
    day as the daily run judges it (``DetectionPeriod`` of the day: the day plus the history
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import resource
@@ -51,7 +55,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Engine, MetaData, Table, func, select, text
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from openpars.config import Settings
@@ -60,8 +64,8 @@ from openpars.models import load_all_models
 from openpars.oversight import explain_sql as xsql
 from openpars.oversight import facts, flags
 from openpars.oversight.detection import DetectionPeriod
-from openpars.oversight.explain import Period, rules_from
-from openpars.oversight.explain_sql import Dimension, PurposeGrant, Rules, Selection
+from openpars.oversight.explain import Explained, Period, materialise, rules_from
+from openpars.oversight.explain_sql import Dimension, Rules, Selection
 from openpars.oversight.report import build_report
 
 PG_URL = os.environ.get(
@@ -596,49 +600,23 @@ def baseline_scan(engine: Engine, lo: int, hi: int) -> dict[str, Any]:
     return figures
 
 
-def _grants(session: Session) -> list[PurposeGrant]:
-    from openpars.agreements.models import AgreementVersion
-
-    grants: list[PurposeGrant] = []
-    for agreement_id, version, content in session.execute(
-        select(AgreementVersion.agreement_id, AgreementVersion.version, AgreementVersion.content)
-    ):
-        for rule in content.get("scope", {}).get("purposes", []):
-            grants.append(
-                PurposeGrant(
-                    agreement_id,
-                    version,
-                    rule["purpose"],
-                    bool(rule.get("case_reference_required", False)),
-                )
-            )
-    return grants
-
-
-def _explain_and_cover(session: Session, period: Selection, figures: dict[str, Any]) -> None:
+def _explain_and_cover(
+    session: Session, period: Selection, rules: Rules, figures: dict[str, Any]
+) -> Explained:
     """Every pair's code, agreement by agreement (as a renewal report asks, through the
-    agreement's index), materialised once; coverage in all and by each dimension from it."""
+    agreement's index), materialised once (``explain.materialise``); coverage in all and by
+    each dimension from it. The same table is the renewal reports' pairs (``_report``)."""
+    from openpars.agreements.models import Agreement
+
     dialect = session.get_bind().dialect.name
-    grants = _grants(session)
-    agreements = sorted({g.agreement_id for g in grants})
-    table: Table | None = None
+    agreements = list(session.scalars(select(Agreement.id).order_by(Agreement.id)))
     started = time.perf_counter()
-    for agreement_id in agreements:
-        selection = Selection(start=period.start, end=period.end, agreement_id=agreement_id)
-        pairs = xsql.explanations(selection, Rules(), grants, dialect)
-        if table is None:
-            table = Table(
-                "bench_pairs",
-                MetaData(),
-                *(Column(c.name, c.type) for c in pairs.selected_columns),
-                prefixes=["TEMPORARY"],
-            )
-            session.execute(text("DROP TABLE IF EXISTS bench_pairs"))
-            table.create(session.connection())
-        session.execute(table.insert().from_select([c.name for c in table.columns], pairs))
+    cycle = materialise(
+        session, start=period.start, end=period.end, agreement_ids=agreements, rules=rules
+    )
     figures["explanations_s"] = round(time.perf_counter() - started, 3)
     figures["agreements"] = len(agreements)
-    assert table is not None
+    table = cycle.table
     figures["pairs"] = session.execute(select(func.count()).select_from(table)).scalar_one()
     stored = select(table)
     started = time.perf_counter()
@@ -651,6 +629,7 @@ def _explain_and_cover(session: Session, period: Selection, figures: dict[str, A
         rows = session.execute(xsql.coverage(stored, by, dialect)).all()
         figures[f"coverage_rows_{by.value}"] = len(rows)
     figures["coverage_s"] = round(time.perf_counter() - started, 3)
+    return cycle
 
 
 def _detectors(session: Session, figures: dict[str, Any], period: DetectionPeriod | None) -> None:
@@ -669,20 +648,40 @@ def _detectors(session: Session, figures: dict[str, Any], period: DetectionPerio
         )
     figures["detectors_s"] = timings
     figures["flags_created"] = created
+    figures["flags_sha256"] = _flags_digest(session)
 
 
-def _report(session: Session, selection: Selection, figures: dict[str, Any]) -> None:
+def _flags_digest(session: Session) -> str:
+    """Every stored flag (detector, key, rule, threshold, subjects, instant) with the count and
+    sum of its entries' ids: equal digests, equal findings."""
+    rows = session.execute(
+        text(
+            "SELECT f.detector, f.dedupe_key, f.rule, f.threshold, f.subject_user_id, "
+            "f.subject_agency_id, f.subject_agreement_id, f.raised_at, "
+            "(SELECT COUNT(*) FROM oversight_flag_entries e WHERE e.flag_id = f.id), "
+            "(SELECT SUM(e.entry_id) FROM oversight_flag_entries e WHERE e.flag_id = f.id) "
+            "FROM oversight_flags f ORDER BY f.detector, f.dedupe_key"
+        )
+    ).all()
+    return hashlib.sha256(json.dumps([[str(c) for c in r] for r in rows]).encode()).hexdigest()
+
+
+def _report(
+    session: Session, selection: Selection, cycle: Explained, figures: dict[str, Any]
+) -> None:
     """The renewal report of every agreement over the pass's period, as a renewal cycle asks
-    (``report.build_report``, the site's default rules): its own SQL (``report_sql``) explains
-    the agreement's pairs again, counts and lists them, and reads the detectors' flags."""
+    (``report.build_report``, the site's default rules): its own SQL (``report_sql``) counts
+    and lists the pairs the cycle explained once (``cycle``), the queries and refusals, and
+    reads the detectors' flags."""
     from openpars.agreements.models import Agreement
 
     first, last = selection.start.date(), (selection.end - timedelta(seconds=1)).date()
     if first > datetime.now(UTC).date():
         figures["report"] = f"not run: the period starts {first}, after today on this clock"
         return
-    rules = rules_from(Settings())
+    rules = cycle.rules
     timings: dict[int, float] = {}
+    digest = hashlib.sha256()
     pairs = 0
     for agreement in session.scalars(select(Agreement).order_by(Agreement.id)):
         started = time.perf_counter()
@@ -691,13 +690,24 @@ def _report(session: Session, selection: Selection, figures: dict[str, Any]) -> 
             agreement=agreement,
             period=Period(start=first, end=last, agreement_id=agreement.id),
             rules=rules,
+            cycle=cycle,
         )
         timings[agreement.id] = round(time.perf_counter() - started, 3)
         pairs += next(f.value for f in document.figures if f.key == "pairs")
+        dump = document.model_dump(mode="json", exclude={"generated_at"})
+        for flag in dump["flags"]:
+            # A flag's id (and the links naming it) is a sequence's next value: PostgreSQL's
+            # does not restart when the bench deletes the flags of an earlier run.
+            for key in ("id", "figure", "entries_path"):
+                flag.pop(key)
+        digest.update(json.dumps(dump, sort_keys=True).encode())
     figures["report_s"] = round(sum(timings.values()), 3)
     figures["report_slowest_s"] = max(timings.values(), default=0.0)
     figures["report_agreements"] = len(timings)
     figures["report_pairs"] = pairs
+    # Every document but its generation instant: equal digests, equal reports (before and
+    # after a change to how they are computed).
+    figures["reports_sha256"] = digest.hexdigest()
 
 
 def oversight_pass(engine: Engine, selection: Selection, *, daily: bool = False) -> dict[str, Any]:
@@ -709,10 +719,11 @@ def oversight_pass(engine: Engine, selection: Selection, *, daily: bool = False)
         refreshed = _timed(figures, "refresh_s", lambda: facts.refresh(session))
         figures["leaves_read"] = refreshed.end - refreshed.start
         figures["facts"] = refreshed.facts
-        _explain_and_cover(session, selection, figures)
+        cycle = _explain_and_cover(session, selection, rules_from(Settings()), figures)
         period = DetectionPeriod(start=selection.start, end=selection.end) if daily else None
         _detectors(session, figures, period)
-        _report(session, selection, figures)
+        _report(session, selection, cycle, figures)
+        cycle.drop(session)
         figures["total_s"] = round(time.perf_counter() - started, 3)
         session.commit()
     return figures

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, select
 
-from openpars.agreements.models import AgreementStatus
+from openpars.agreements.models import AgreementEvent, AgreementStatus, AgreementVersion
 from openpars.agreements.service import grant_for
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry
@@ -294,3 +294,33 @@ def test_an_approved_decision_that_cannot_apply_fails_with_the_reason(gov: Gov) 
         "proposal.approved",
         "proposal.failed",
     ]
+
+
+def test_an_applied_renewal_is_stamped_with_the_decision_instant_alone(gov: Gov) -> None:
+    """The row, its event and the new version carry the instant the decision applied, read
+    once: never the wall clock read again inside the decision (a decision at 23:59:59 UTC would
+    otherwise be recorded partly on the next day)."""
+    adopt(gov)
+    renew = gov.propose(ProposalAction.RENEW, now=gov.at(days=3), new_expires_at=gov.at(days=700))
+    vote(gov, renew, "da", Choice.YES, gov.at(days=4))
+    decided = gov.at(days=5, hours=7)
+    assert vote(gov, renew, "court", Choice.YES, decided).status is ProposalStatus.APPLIED
+    with gov.session() as session:
+        row = agreement(session, gov)
+        event = session.scalars(
+            select(AgreementEvent)
+            .where(AgreementEvent.agreement_id == gov.agreement_id)
+            .order_by(AgreementEvent.id.desc())
+            .limit(1)
+        ).one()
+        version = session.scalars(
+            select(AgreementVersion)
+            .where(AgreementVersion.agreement_id == gov.agreement_id)
+            .order_by(AgreementVersion.version.desc())
+            .limit(1)
+        ).one()
+        proposal = session.get(Proposal, renew)
+        assert proposal is not None
+        assert event.kind.value == "renewed" and version.version == 2
+        assert (row.updated_at, event.at, version.created_at) == (decided,) * 3
+        assert proposal.applied_at == decided

@@ -64,3 +64,61 @@ def test_legitimate_traffic_is_explained_and_misuse_is_not(
     assert {"no_case_cited", "case_not_involving_person", "never_charged",
             "charges_declined_or_withdrawn", "bulk_or_enumerating"} <= set(reasons)  # fmt: skip
     assert ICE in traffic.agreements
+
+
+def test_a_cycle_explains_once_and_every_report_reads_the_same_figures(
+    db: Database, world: World
+) -> None:
+    """The renewal reports of a cycle read the pairs it explained once (``materialise``): the
+    same document, figure for figure and week for week, as explaining each agreement again;
+    and a cycle that does not cover the report (other rules, another agreement, a longer
+    period) is refused rather than read."""
+    from dataclasses import replace
+    from datetime import UTC, datetime, time, timedelta
+
+    from openpars.agreements.models import Agreement
+    from openpars.db import utcnow
+    from openpars.oversight.explain import materialise
+    from openpars.oversight.report import build_report
+
+    traffic = build_traffic(db, world, seed=4)
+    with db.session() as session:
+        log.integrate(session)
+    first, last = traffic.start.date(), min(traffic.end.date(), utcnow().date())
+    start = datetime.combine(first, time.min, UTC)
+    end = datetime.combine(last + timedelta(days=1), time.min, UTC)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ids = sorted(traffic.agreements.values())
+    with db.session() as session:
+        cycle = materialise(session, start=start, end=end, agreement_ids=ids, rules=Rules())
+        compared = 0
+        for agreement_id in ids:
+            agreement = session.get(Agreement, agreement_id)
+            assert agreement is not None
+            period = Period(start=first, end=last, agreement_id=agreement_id)
+            plain = build_report(session, agreement=agreement, period=period, rules=Rules(),
+                                 now=now)  # fmt: skip
+            shared = build_report(session, agreement=agreement, period=period, rules=Rules(),
+                                  now=now, cycle=cycle)  # fmt: skip
+            assert shared.model_dump() == plain.model_dump()
+            compared += plain.figure("pairs").value
+        assert compared > 100
+        agreement = session.get(Agreement, ids[0])
+        assert agreement is not None
+        period = Period(start=first, end=last, agreement_id=ids[0])
+        other_rules = replace(Rules(), bulk_results=3)
+        with pytest.raises(ValueError, match="other rules"):
+            build_report(session, agreement=agreement, period=period, rules=other_rules,
+                         cycle=cycle)  # fmt: skip
+        for narrower in (
+            replace(cycle, agreement_ids=frozenset(ids[1:])),
+            replace(cycle, start=start + timedelta(days=1)),
+            replace(cycle, end=end - timedelta(days=1)),
+        ):
+            with pytest.raises(ValueError, match="not this report"):
+                build_report(session, agreement=agreement, period=period, rules=Rules(),
+                             cycle=narrower)  # fmt: skip
+        cycle.drop(session)
+        # Dropped: a second cycle in the same connection starts afresh.
+        again = materialise(session, start=start, end=end, agreement_ids=ids, rules=Rules())
+        again.drop(session)

@@ -212,14 +212,17 @@ def test_exact_counts_by_agency_purpose_and_outcome(db: Database, scene: Scene) 
 def test_a_refusal_through_the_api_is_counted_by_its_class(
     client: TestClient, db: Database, world: World, scene: Scene
 ) -> None:
+    # The window opens before the request, not at the start of the month read afterwards: a
+    # refusal at 23:59:59 on the last day of a month is counted even if the clock is read again
+    # after midnight.
+    before = datetime.now(UTC)
     response = client.get(
         "/api/v1/persons", params={"sid": "X1", "purpose": OUTSIDE}, headers=world.auth("ice-2")
     )
     assert response.status_code == 403, response.text
     assert response.json()["error"]["code"] == "purpose_not_allowed"
     now = datetime.now(UTC)
-    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    this_month = tr.Month(label=start.strftime("%Y-%m"), start=start, end=now + timedelta(1))
+    this_month = tr.Month(label=now.strftime("%Y-%m"), start=before, end=now + timedelta(1))
     with db.session() as s:
         counts = tr.exact_counts(s, this_month, tr.categories(s), bound=None)
     assert counts[(scene.ice, tr.OTHER_PURPOSE, "refused_purpose")] == 1

@@ -23,6 +23,41 @@ from openpars.db import EXTERNAL_SESSION, register_schema_ddl
 
 EXTERNAL_ROLE_FUNCTION = "openpars_external_role"
 
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _floor_defaults() -> str:
+    """The shipped floor's clauses RLS reads, used while no floor version is stored."""
+    floor = SiteFloor()
+    # ", " and ": " separators: a colon followed by a word would read as a bind parameter when
+    # the migration runs this text through SQLAlchemy.
+    return json.dumps(
+        {
+            "forbidden_roles": sorted(str(role) for role in floor.forbidden_roles),
+            "forbid_juveniles": floor.forbid_juveniles,
+        }
+    )
+
+
+# The floor in force as the policies read it: the newest stored version over the shipped
+# defaults. Written into the policies themselves rather than called through SQL functions: a
+# SQL function whose body has a sub-select is never inlined, and PostgreSQL (15) plans its body
+# again at every call, 0.12-0.15 ms each (EXPLAIN ANALYZE as the external role, a warm
+# session), paid once per policy instance per statement (a search page joins two tables that
+# each check an involvement: four calls, ~0.5 ms, a quarter of the page). Inline, each
+# sub-select below is planned with the statement (and cached with a prepared one) and runs once
+# per statement as an init plan: 7-15 us. The price is a larger plan to build where a statement
+# is planned afresh, which is why the external name pages and counts run on their generic plans
+# (access.repository). A policy's expression is bound to the tables and functions it names when
+# it is created, so no temporary table or search_path the external role sets can stand in for
+# ``site_floor_versions`` (tests/access/test_external_plans.py).
+_FLOOR = (
+    f"({_literal(_floor_defaults())}::jsonb || coalesce((SELECT content FROM "  # noqa: S608 - constants
+    "site_floor_versions ORDER BY version DESC LIMIT 1), '{}'::jsonb))"
+)
+
 # Record tables an external read touches (loading an arrest loads its parts), and the condition
 # each row must meet for the external role. Sub-selects in a condition are themselves filtered by
 # the referenced table's policies, so a row hanging off a hidden row is hidden too.
@@ -32,9 +67,12 @@ FLOOR_CONDITIONS: dict[str, str] = {
     "involvements": (
         # A sub-select is run once per statement (an init plan), not once per row; the cast
         # makes ALL read it as one array rather than as a set of rows.
-        "role::text <> ALL (CAST((SELECT openpars_floor_forbidden_roles()) AS text[])) "
-        # Unknown age (NULL) is hidden like a juvenile: only a known adult passes.
-        "AND (juvenile IS FALSE OR (SELECT openpars_floor_admits_juveniles())) "
+        "role::text <> ALL (CAST((SELECT ARRAY(SELECT jsonb_array_elements_text("  # noqa: S608 - constants
+        f"{_FLOOR} -> 'forbidden_roles'))) AS text[])) "
+        # Unknown age (NULL) is hidden like a juvenile: only a known adult passes. Anything but
+        # an explicit false in the floor keeps juveniles hidden.
+        "AND (juvenile IS FALSE OR "
+        f"(SELECT coalesce({_FLOOR} -> 'forbid_juveniles' = 'false'::jsonb, false))) "
         "AND EXISTS (SELECT 1 FROM arrests a WHERE a.id = involvements.arrest_id)"
     ),
     "persons": "EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = persons.id)",
@@ -68,23 +106,6 @@ EXTERNAL_READS = (
 # role reads back only the new id and what the rate limits count (who, when).
 AUDIT_INSERTS = ("audit_entries", "audit_entry_contents", "audit_subjects", "audit_pending")
 AUDIT_READ_COLUMNS = ("id", "at", "user_id", "agency_id")
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _floor_defaults() -> str:
-    """The shipped floor's clauses RLS reads, used while no floor version is stored."""
-    floor = SiteFloor()
-    # ", " and ": " separators: a colon followed by a word would read as a bind parameter when
-    # the migration runs this text through SQLAlchemy.
-    return json.dumps(
-        {
-            "forbidden_roles": sorted(str(role) for role in floor.forbidden_roles),
-            "forbid_juveniles": floor.forbid_juveniles,
-        }
-    )
 
 
 # Stand for the external role's and the schema's quoted names in statements run by
@@ -139,23 +160,8 @@ def create_role() -> str:
 
 
 def _floor_functions() -> list[str]:
-    """The floor in force as the policies read it: the newest stored version over the defaults.
-
-    SQL-standard bodies are bound when created, so no temporary table or search_path the
-    external role sets can stand in for ``site_floor_versions``.
-    """
+    """What the external role calls as the owner (the floor itself is read inline, _FLOOR)."""
     return [
-        "CREATE OR REPLACE FUNCTION openpars_site_floor() RETURNS jsonb LANGUAGE sql STABLE "  # noqa: S608 - constants
-        f"RETURN {_literal(_floor_defaults())}::jsonb || coalesce((SELECT content FROM "
-        "site_floor_versions ORDER BY version DESC LIMIT 1), '{}'::jsonb)",
-        "CREATE OR REPLACE FUNCTION openpars_floor_forbidden_roles() RETURNS text[] "
-        "LANGUAGE sql STABLE "
-        "RETURN ARRAY(SELECT jsonb_array_elements_text("
-        "openpars_site_floor() -> 'forbidden_roles'))",
-        # Anything but an explicit false keeps juveniles hidden.
-        "CREATE OR REPLACE FUNCTION openpars_floor_admits_juveniles() RETURNS boolean "
-        "LANGUAGE sql STABLE "
-        "RETURN coalesce(openpars_site_floor() -> 'forbid_juveniles' = 'false'::jsonb, false)",
         # FOR SHARE needs UPDATE privilege, which the external role must not have; this takes the
         # read's share lock on the grantee's agreements (agreements.repository) as their owner.
         # count(*) runs the locking sub-select to the end (a SQL function stops at a first row).

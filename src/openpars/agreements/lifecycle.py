@@ -154,13 +154,17 @@ def apply_decision(
     decided_by: str,
     new_expires_at: datetime | None = None,
     audited: bool = True,
+    now: datetime | None = None,
 ) -> Agreement:
     """Apply a governance decision bound to the current version's hash (Conflict otherwise).
 
     Call it when the decision takes effect. For ``adopt`` the agreement is in force from the
     later of its own effective_at and the decision's; ``renew`` writes a new version expiring
-    at ``new_expires_at``; ``amend`` puts the current version in force.
+    at ``new_expires_at``; ``amend`` puts the current version in force. ``now`` (the decision's
+    instant, read once: the tick's) stamps the row, the event and a renewal's version, and is
+    what a renewal's expiry must be later than.
     """
+    moment = now or utcnow()
     agreement = get_agreement(session, agreement_id=agreement_id, for_update=True)
     current = current_version(session, agreement=agreement)
     if content_hash != current.content_hash:
@@ -185,8 +189,10 @@ def apply_decision(
     if effective_at.tzinfo is None:
         raise InvalidInput("effective_at: give a time zone (UTC)", field="effective_at")
     before = agreement.status
-    version = _apply(session, agreement, current, action, effective_at, decided_by, new_expires_at)
-    agreement.updated_at = utcnow()
+    version = _apply(
+        session, agreement, current, action, effective_at, decided_by, new_expires_at, moment
+    )
+    agreement.updated_at = moment
     if action in _PUTS_IN_FORCE:
         # The version's visibility set, so its searches walk only persons it may see.
         session.flush()
@@ -196,7 +202,7 @@ def apply_decision(
         agreement,
         kind=_EVENT_OF[action],
         by=decided_by,
-        at=utcnow(),
+        at=moment,
         from_status=before,
         effective_at=effective_at,
         version=version,
@@ -228,6 +234,7 @@ def _apply(
     effective_at: datetime,
     decided_by: str,
     new_expires_at: datetime | None,
+    now: datetime,
 ) -> AgreementVersion:
     """Change the agreement row for one decision; returns the version the event refers to."""
     if action is LifecycleAction.SUSPEND:
@@ -245,7 +252,7 @@ def _apply(
     document = document_of(current)
     check_floor(session, document)
     if action is LifecycleAction.RENEW:
-        document = _renewed(document, effective_at, new_expires_at)
+        document = _renewed(document, effective_at, new_expires_at, now)
     elif new_expires_at is not None:
         raise InvalidInput(
             f"new_expires_at: only a renewal sets a new expiry, not '{action.value}'",
@@ -279,7 +286,7 @@ def _apply(
             by=decided_by,
             by_id=None,
             reason=f"renewed until {document.expires_at.isoformat()} by governance decision",
-            at=utcnow(),
+            at=now,
         )
     agreement.active_version = version.version
     agreement.in_force_from = start
@@ -290,7 +297,10 @@ def _apply(
 
 
 def _renewed(
-    document: AgreementDocument, effective_at: datetime, new_expires_at: datetime | None
+    document: AgreementDocument,
+    effective_at: datetime,
+    new_expires_at: datetime | None,
+    now: datetime,
 ) -> AgreementDocument:
     """The current document with its new expiry, after checking the expiry makes sense."""
     if new_expires_at is None or new_expires_at.tzinfo is None:
@@ -304,7 +314,7 @@ def _renewed(
             f"expiry {document.expires_at.isoformat()}",
             field="new_expires_at",
         )
-    if new_expires_at <= max(effective_at, utcnow()):
+    if new_expires_at <= max(effective_at, now):
         raise InvalidInput(
             "new_expires_at: a renewal must expire in the future", field="new_expires_at"
         )

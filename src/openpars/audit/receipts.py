@@ -19,6 +19,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.audit import checkpoints, merkle
@@ -124,3 +125,17 @@ def receipt(
         proof=proof,
         checkpoint=checkpoints.cosigned_note(session, checkpoint),
     )
+
+
+def own_entries(session: Session, *, principal: Principal, limit: int) -> list[AuditEntry]:
+    """The newest entries recording the caller's own accesses, newest first: the entries whose
+    receipts they may fetch (``may_see``), without knowing the ids the API's header named."""
+    if principal.user_id is None:
+        return []
+    query = (
+        select(AuditEntry)
+        .where(AuditEntry.user_id == principal.user_id)
+        .order_by(AuditEntry.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

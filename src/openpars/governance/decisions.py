@@ -221,6 +221,7 @@ def _apply(session: Session, proposal: Proposal, *, now: datetime) -> Governance
                     decided_by=f"proposal {proposal.id}",
                     new_expires_at=proposal.new_expires_at,
                     audited=False,
+                    now=now,
                 )
     except DomainError as exc:
         proposal.status = ProposalStatus.FAILED

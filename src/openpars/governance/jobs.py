@@ -26,10 +26,11 @@ class Ticker:
 
     def step(self) -> list[GovernanceEvent]:
         """One governance step now; what tests and the loop call."""
+        now = utcnow()  # one instant for the whole step: both halves see the same day
         with self.db.session() as session:
-            events = tick(session, now=utcnow())
+            events = tick(session, now=now)
         with self.db.session() as session:
-            events += disable_dormant_accounts(session, now=utcnow())
+            events += disable_dormant_accounts(session, now=now)
         return events
 
     def _run(self) -> None:

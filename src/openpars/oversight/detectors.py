@@ -12,6 +12,7 @@ docs/oversight.md, "Detectors".
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import math
 import statistics
@@ -22,8 +23,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Column,
     ColumnElement,
-    and_,
+    Index,
+    Integer,
+    MetaData,
+    Table,
     bindparam,
     case,
     exists,
@@ -34,11 +40,12 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import SchemaItem
 from sqlalchemy.sql.elements import TextClause
 
 from openpars.audit.models import AuditEntryContent
 from openpars.db import UTCDateTime
-from openpars.identity.models import Agency, User
+from openpars.identity.models import Agency
 from openpars.identity.roles import AgencyKind
 from openpars.oversight.detection import (
     EVERYTHING,
@@ -242,11 +249,15 @@ def volume_burst(
     first = f"{p.start:%Y-%m-%d}"
     drafts: list[FlagDraft] = []
     for user_id, days in sorted(per_user.items()):
-        for d, n in sorted(days.items()):
+        # The user's days in order: a day's history is a slice found by bisection, not a
+        # scan of every day of the user (quadratic in the days of a year-long run).
+        keys = sorted(days)
+        for at, d in enumerate(keys):
+            n = days[d]
             if d < first or n < t.burst_min_queries:
                 continue
             lo = f"{_parse_day(d) - t.burst_history:%Y-%m-%d}"
-            history = [float(v) for k, v in days.items() if lo <= k < d]
+            history = [float(days[k]) for k in keys[bisect.bisect_left(keys, lo) : at]]
             if len(history) < t.burst_min_history_days:
                 continue
             z = _robust_z(n, history)
@@ -297,11 +308,16 @@ def off_hours(
     first = f"{p.start:%Y-%m-%d}"
     drafts: list[FlagDraft] = []
     for user_id, days in sorted(per_user.items()):
-        for d, hours in sorted(days.items()):
-            if d < first:
+        keys = sorted(days)
+        worked = [set(days[k]) for k in keys]
+        for at, d in enumerate(keys):
+            hours = days[d]
+            # Fewer reads that day than the threshold: no subset of its hours can fire, so its
+            # hours are not compared with the history at all (most days of most users).
+            if d < first or sum(hours.values()) < t.off_hours_min_queries:
                 continue
             lo = f"{_parse_day(d) - t.off_hours_history:%Y-%m-%d}"
-            before = [set(hs) for k, hs in days.items() if lo <= k < d]
+            before = worked[bisect.bisect_left(keys, lo) : at]
             if len(before) < t.off_hours_min_days:
                 continue
 
@@ -742,7 +758,7 @@ def population_skew(
     )
     window = {"start": p.start, "end": p.end}
     since = _since(p.start, t.skew_population)
-    drafts = []
+    found: list[tuple[str, str, int, str, set[str]]] = []
     seen_by = _category_counts(session, looked, window, "start", "end")
     base_by = _category_counts(session, arrested, {"since": since, "end": p.end}, "since", "end")
     for attribute in _ATTRIBUTES:
@@ -768,7 +784,6 @@ def population_skew(
                 share1, share2 = x1 / n1, (x2 / n2 if n2 else 0.0)
                 if x1 < t.skew_min_count or z < t.skew_z or share1 < t.skew_ratio * share2:
                     continue
-                entries = _skew_entries(session, agency_id, attribute, members, p)
                 rule = (
                     f"{attribute} {label}: {x1} of the {n1} persons the agency looked up "
                     f"({share1:.0%}) against {x2} of {n2} arrestees arrested in the "
@@ -778,26 +793,64 @@ def population_skew(
                     f"persons of {t.skew_min_persons} looked up)"
                 )
                 key = f"agency:{agency_id}:{attribute}:{label}:{p.label()}"
-                drafts.append(_draft(SKEW, key, rule, t.skew_z, entries, agency_id=agency_id))
-    return drafts
+                found.append((key, rule, agency_id, attribute, members))
+    # Every finding's entries in one statement, not one per finding.
+    entries = _skew_entries(session, [(a, attr, m) for _k, _r, a, attr, m in found], p)
+    return [
+        _draft(SKEW, key, rule, t.skew_z, entries[n], agency_id=agency_id)
+        for n, (key, rule, agency_id, _attr, _members) in enumerate(found)
+    ]
 
 
 def _skew_entries(
-    session: Session, agency_id: int, attribute: str, members: set[str], p: DetectionPeriod
-) -> list[_Entry]:
-    names = {f"v{i}": v for i, v in enumerate(sorted(members))}
+    session: Session, findings: Sequence[tuple[int, str, set[str]]], p: DetectionPeriod
+) -> list[list[_Entry]]:
+    """The entries of each finding (agency, attribute, values): for every person of those
+    values the agency looked up, its first entry of the period; the oldest
+    ``MAX_ENTRIES_PER_FLAG`` of them. One statement for all the findings: the agencies' persons
+    are grouped once and matched to the findings by a small union of constants."""
+    if not findings:
+        return []
+    params: dict[str, Any] = {"start": p.start, "end": p.end}
+    tests = []
+    for n, (agency_id, attribute, members) in enumerate(findings):
+        assert attribute in _ATTRIBUTES
+        for m, value in enumerate(sorted(members)):
+            params[f"a{n}_{m}"], params[f"v{n}_{m}"] = agency_id, value
+            tests.append(
+                f"SELECT {n} AS n, CAST(:a{n}_{m} AS INTEGER) AS a, "
+                f"CAST('{attribute}' AS TEXT) AS attr, CAST(:v{n}_{m} AS TEXT) AS v"
+            )
+    agencies = ", ".join(str(int(a)) for a in sorted({a for a, _attr, _m in findings}))
+    matches = " OR ".join(f"(t.attr = '{a}' AND CAST(p.{a} AS TEXT) = t.v)" for a in _ATTRIBUTES)
     rows = session.execute(
         _sql(
-            "SELECT MIN(f.entry_id) FROM oversight_access_facts f JOIN persons p ON "  # noqa: S608
-            f"p.id = f.person_id WHERE f.agency_id = :a AND f.at >= :start AND f.at < :end "
-            f"AND {_KEPT} AND p.{attribute} IN ({', '.join(':' + n for n in names)}) "
-            "GROUP BY f.person_id",
+            f"""
+            WITH t AS ({" UNION ALL ".join(tests)}),
+            m AS (
+                SELECT f.agency_id, f.person_id, MIN(f.entry_id) AS entry_id
+                FROM oversight_access_facts f
+                WHERE f.agency_id IN ({agencies}) AND f.at >= :start AND f.at < :end
+                  AND {_KEPT}
+                GROUP BY f.agency_id, f.person_id
+            ), j AS (
+                SELECT t.n, m.entry_id, ROW_NUMBER() OVER (
+                    PARTITION BY t.n ORDER BY m.entry_id) AS r
+                FROM m JOIN persons p ON p.id = m.person_id
+                JOIN t ON t.a = m.agency_id AND ({matches})
+            )
+            SELECT n, entry_id FROM j WHERE r <= {MAX_ENTRIES_PER_FLAG} ORDER BY n, entry_id
+            """,  # noqa: S608 - fixed fragments; values bound
             "start",
             "end",
         ),
-        {"a": agency_id, "start": p.start, "end": p.end, **names},
+        params,
     ).all()
-    return _by_ids(session, sorted(int(r[0]) for r in rows)[:MAX_ENTRIES_PER_FLAG])
+    ids: list[list[int]] = [[] for _ in findings]
+    for n, entry_id in rows:
+        ids[int(n)].append(int(entry_id))
+    found = {e.id: e for e in _by_ids(session, (i for group in ids for i in group))}
+    return [sorted((found[i] for i in group), key=lambda e: (e.at, e.id)) for group in ids]
 
 
 def _never_charged_at_access(f: Any) -> ColumnElement[int]:
@@ -807,23 +860,66 @@ def _never_charged_at_access(f: Any) -> ColumnElement[int]:
     return case((charge_state(f.c.person_id, f.c.at) == 0, 1), else_=0)
 
 
+def _temporary(session: Session, name: str, *items: SchemaItem) -> Table:
+    """A temporary table of this connection, created afresh (dropped first if a previous run
+    in the same connection left it)."""
+    table = Table(name, MetaData(), *items, prefixes=["TEMPORARY"])
+    connection = session.connection()
+    connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    table.create(connection)
+    return table
+
+
 def never_charged(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
-    """Users and agencies looking up many persons nobody ever charged (as of each access)."""
+    """Users and agencies looking up many persons nobody ever charged (as of each access).
+
+    Each fact of the period is tested once (one probe of the person's arrests and their charge
+    timeline) into a temporary table; the per-user and per-agency counts and each flag's
+    entries read that table, not the facts tested again per flag.
+    """
     t, p = limits or Thresholds(), _bounds(period)
     f = AccessFact.__table__.alias("f")
     kept = exists(
         select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
     )
     outside = select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL)
-    in_period = and_(f.c.agency_id.in_(outside), f.c.at >= p.start, f.c.at < p.end, kept)
-    never = _never_charged_at_access(f)
+    tested = _temporary(
+        session,
+        "oversight_never_charged_tested",
+        Column("entry_id", BigInteger),
+        Column("agency_id", Integer),
+        Column("user_id", Integer),
+        Column("person_id", Integer),
+        Column("never", Integer),
+        Index("ix_oversight_never_charged_tested_user", "user_id", "never", "entry_id"),
+        Index("ix_oversight_never_charged_tested_agency", "agency_id", "never", "entry_id"),
+    )
+    session.execute(
+        tested.insert().from_select(
+            ["entry_id", "agency_id", "user_id", "person_id", "never"],
+            select(
+                f.c.entry_id,
+                f.c.agency_id,
+                f.c.user_id,
+                f.c.person_id,
+                _never_charged_at_access(f),
+            ).where(
+                f.c.agency_id.in_(outside),
+                f.c.at >= p.start,
+                f.c.at < p.end,
+                kept,
+                f.c.agency_id.is_not(None),
+            ),
+        )
+    )
+    x = tested.c
     # One row per (agency, user, person): looked up while never charged at least once.
     persons = (
-        select(f.c.agency_id, f.c.user_id, f.c.person_id, func.max(never).label("never"))
-        .where(in_period, f.c.agency_id.is_not(None), f.c.user_id.is_not(None))
-        .group_by(f.c.agency_id, f.c.user_id, f.c.person_id)
+        select(x.agency_id, x.user_id, x.person_id, func.max(x.never).label("never"))
+        .where(x.user_id.is_not(None))
+        .group_by(x.agency_id, x.user_id, x.person_id)
         .cte("looked_up")
     )
     per_user = select(
@@ -839,26 +935,26 @@ def never_charged(
         func.count(case((persons.c.never == 1, persons.c.person_id)).distinct()),
     ).group_by(persons.c.agency_id)
     drafts: list[FlagDraft] = []
-    for agency_id, user_id, looked, nc in session.execute(union_all(per_user, per_agency)):
+    for agency_id, user_id, looked, nc in session.execute(union_all(per_user, per_agency)).all():
         looked, nc = int(looked), int(nc or 0)
         share = nc / looked if looked else 0.0
         if user_id is not None:
             if nc < t.never_charged_user_min or share < t.never_charged_user_share:
                 continue
-            who, subject = "a user", f.c.user_id == user_id
+            who, subject = "a user", x.user_id == user_id
             least, portion = t.never_charged_user_min, t.never_charged_user_share
             key = f"user:{user_id}:{p.label()}"
         else:
             if nc < t.never_charged_agency_min or share < t.never_charged_agency_share:
                 continue
-            who, subject = "the agency's users", f.c.agency_id == agency_id
+            who, subject = "the agency's users", x.agency_id == agency_id
             least, portion = t.never_charged_agency_min, t.never_charged_agency_share
             key = f"agency:{agency_id}:{p.label()}"
         ids = session.scalars(
-            select(f.c.entry_id)
-            .where(in_period, subject, never == 1)
+            select(x.entry_id)
+            .where(subject, x.never == 1)
             .distinct()
-            .order_by(f.c.entry_id)
+            .order_by(x.entry_id)
             .limit(MAX_ENTRIES_PER_FLAG)
         ).all()
         rule = (
@@ -877,6 +973,7 @@ def never_charged(
                 agency_id=int(agency_id) if user_id is None else None,
             )
         )
+    tested.drop(session.connection())
     return sorted(drafts, key=lambda draft: draft.dedupe_key)
 
 
@@ -931,10 +1028,14 @@ def dormant_account(
         ),
         {"start": p.start, "end": p.end, "gap": int(t.dormant.total_seconds())},
     ).all()
+    # The users whose first read of the period has no read before it in the period: their last
+    # read before the period (else their account's creation), for all of them at once.
+    firsts = {int(user_id) for _i, user_id, _at, prev in rows if prev is None}
+    earlier = _last_before(session, firsts, p.start)
     candidates = []
     for entry_id, user_id, at, prev in rows:
         moment = _utc(at)
-        before = _utc(prev) if prev is not None else _last_before(session, int(user_id), p.start)
+        before = _utc(prev) if prev is not None else earlier.get(int(user_id))
         if before is not None and moment - before >= t.dormant:
             candidates.append((int(entry_id), moment, before))
     found = {e.id: e for e in _by_ids(session, [c[0] for c in candidates])}
@@ -956,24 +1057,30 @@ def dormant_account(
     return drafts
 
 
-def _last_before(session: Session, user_id: int, moment: datetime) -> datetime | None:
-    """The user's last external read before ``moment``, else their account's creation if
-    that was before it (a new account's first read is not a dormant one's)."""
-    row = session.execute(
-        _sql(
-            f"SELECT e.at FROM audit_entries e WHERE e.user_id = :u AND e.at < :m "  # noqa: S608
-            f"AND {_EXTERNAL} ORDER BY e.at DESC LIMIT 1",
-            "m",
-        ),
-        {"u": user_id, "m": moment},
-    ).scalar()
-    if row is not None:
-        return _utc(row)
-    user = session.get(User, user_id)
-    if user is None:
-        return None
-    created = user.created_at
-    return created if created < moment else None
+def _last_before(session: Session, users: set[int], moment: datetime) -> dict[int, datetime]:
+    """Each user's last external read before ``moment``, else their account's creation if that
+    was before it (a new account's first read is not a dormant one's); users with neither are
+    left out. One statement per 500 users, each user's latest read one probe of the (user,
+    instant) index from its end; not one statement (and one ORM load) per user."""
+    found: dict[int, datetime] = {}
+    wanted = sorted(users)
+    for start in range(0, len(wanted), 500):
+        chunk = ",".join(str(int(u)) for u in wanted[start : start + 500])
+        rows = session.execute(
+            _sql(
+                "SELECT u.id, (SELECT e.at FROM audit_entries e WHERE e.user_id = u.id "  # noqa: S608
+                f"AND e.at < :m AND {_EXTERNAL} ORDER BY e.at DESC LIMIT 1), u.created_at "
+                f"FROM users u WHERE u.id IN ({chunk})",
+                "m",
+            ),
+            {"m": moment},
+        ).all()
+        for user_id, last, created in rows:
+            if last is not None:
+                found[int(user_id)] = _utc(last)
+            elif created is not None and _utc(created) < moment:
+                found[int(user_id)] = _utc(created)
+    return found
 
 
 ALL: tuple[Any, ...] = (

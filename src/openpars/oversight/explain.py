@@ -10,12 +10,13 @@ an explanation, its own included.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import Column, Index, MetaData, Table, func, select, text
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import Agreement, AgreementVersion
@@ -30,7 +31,7 @@ from openpars.oversight import explain_sql as sql
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule, Rules, Selection
 from openpars.oversight.facts import refresh
 
-__all__ = ["Dimension", "Reason", "Rule", "Rules", "Selection"]
+__all__ = ["Dimension", "Explained", "Reason", "Rule", "Rules", "Selection", "materialise"]
 
 
 def rules_from(settings: Settings) -> Rules:
@@ -113,6 +114,81 @@ def purpose_grants(session: Session, selection: Selection) -> list[PurposeGrant]
                 )
             )
     return grants
+
+
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """The explanations of one oversight cycle, computed once into a temporary table.
+
+    A cycle (``bench/oversight.py``'s full pass; a renewal round over every agreement) reads
+    the same pairs several times: coverage by each dimension, then each agreement's renewal
+    report. Explaining is the costly statement (a handful of index probes per pair), so it runs
+    once per agreement into this table and every reader reads it. ``size`` is the log size the
+    access facts were brought up to: a report built from the table counts only leaves below it,
+    so its queries, pairs and refusals describe the same log.
+    """
+
+    table: Table
+    start: datetime
+    end: datetime
+    rules: Rules
+    size: int
+    agreement_ids: frozenset[int]
+
+    def drop(self, session: Session) -> None:
+        """Drop the table (a pooled connection outlives the cycle; its temporary tables too)."""
+        self.table.drop(session.connection())
+
+    def covers(self, selection: Selection, rules: Rules) -> bool:
+        """Whether the table holds every pair of ``selection`` as ``rules`` explain them."""
+        return (
+            rules == self.rules
+            and selection.agreement_id in self.agreement_ids
+            and self.start <= selection.start
+            and selection.end <= self.end
+        )
+
+
+def materialise(
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    agreement_ids: Sequence[int],
+    rules: Rules,
+    name: str = "oversight_cycle_pairs",
+) -> Explained:
+    """Explain every pair of the agreements in [start, end) once, into a temporary table
+    indexed by (agreement, instant), which the caller drops (``Explained.drop``) when the cycle
+    is over (the connection would drop it when it closes). Not audited: the
+    callers that show its rows audit their own reads."""
+    size = refresh(session).end
+    dialect = session.get_bind().dialect.name
+    grants = purpose_grants(session, Selection(start=start, end=end))
+    shape = sql.explanations(Selection(start=start, end=end), rules, grants, dialect)
+    table = Table(
+        name,
+        MetaData(),
+        *(Column(c.name, c.type) for c in shape.selected_columns),
+        prefixes=["TEMPORARY"],
+    )
+    connection = session.connection()
+    connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    table.create(connection)
+    columns = [c.name for c in table.columns]
+    for agreement_id in sorted(set(agreement_ids)):
+        selection = Selection(start=start, end=end, agreement_id=agreement_id)
+        pairs = sql.explanations(selection, rules, grants, dialect)
+        session.execute(table.insert().from_select(columns, pairs))
+    Index(f"ix_{name}_agreement_at", table.c.agreement_id, table.c.at).create(connection)
+    return Explained(
+        table=table,
+        start=start,
+        end=end,
+        rules=rules,
+        size=size,
+        agreement_ids=frozenset(agreement_ids),
+    )
 
 
 class ExplanationRead(BaseModel):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import Outcome
@@ -102,32 +102,47 @@ def _stored_keys(session: Session, drafts: Sequence[FlagDraft]) -> set[tuple[str
 
 
 def record_flags(session: Session, drafts: Sequence[FlagDraft]) -> list[int]:
-    """Store the drafts not stored yet (by detector and key); the ids of the new flags."""
+    """Store the drafts not stored yet (by detector and key); the ids of the new flags, in the
+    drafts' order. Two multi-row inserts (the flags, returning their ids in the order given,
+    then their entries), not one flush per flag: a whole-store run raises thousands."""
     if not drafts:
         return []
     known = _stored_keys(session, drafts)
-    created: list[int] = []
+    new: list[FlagDraft] = []
     for draft in drafts:
         if (draft.detector, draft.dedupe_key) in known:
             continue
         known.add((draft.detector, draft.dedupe_key))
-        flag = Flag(
-            detector=draft.detector,
-            dedupe_key=draft.dedupe_key,
-            rule=draft.rule,
-            threshold=draft.threshold,
-            subject_user_id=draft.subject_user_id,
-            subject_agency_id=draft.subject_agency_id,
-            subject_agreement_id=draft.subject_agreement_id,
-            raised_at=draft.raised_at,
-        )
-        session.add(flag)
-        session.flush()
-        session.add_all(
-            FlagEntry(flag_id=flag.id, entry_id=e) for e in sorted(set(draft.entry_ids))
-        )
-        created.append(flag.id)
+        new.append(draft)
+    if not new:
+        return []
     session.flush()
+    rows = [
+        {
+            "detector": d.detector,
+            "dedupe_key": d.dedupe_key,
+            "rule": d.rule,
+            "threshold": d.threshold,
+            "subject_user_id": d.subject_user_id,
+            "subject_agency_id": d.subject_agency_id,
+            "subject_agreement_id": d.subject_agreement_id,
+            "raised_at": d.raised_at,
+        }
+        for d in new
+    ]
+    created = list(
+        session.scalars(
+            insert(Flag).returning(Flag.id, sort_by_parameter_order=True),
+            rows,
+        )
+    )
+    links = [
+        {"flag_id": flag_id, "entry_id": e}
+        for flag_id, draft in zip(created, new, strict=True)
+        for e in sorted(set(draft.entry_ids))
+    ]
+    if links:
+        session.execute(insert(FlagEntry), links)
     return created
 
 

@@ -38,7 +38,7 @@ from openpars.identity.models import Agency
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight import report_sql as sql
-from openpars.oversight.explain import Period, purpose_grants, select_period
+from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
 from openpars.oversight.facts import refresh
 
@@ -273,13 +273,26 @@ def build_report(
     rules: Rules,
     what_if: Mapping[str, Any] | None = None,
     now: datetime | None = None,
+    cycle: Explained | None = None,
 ) -> OversightReport:
     """The report's document (not audited: callers audit). Brings the access facts up to the
-    integrated log first; every figure counts only entries integrated by then."""
+    integrated log first; every figure counts only entries integrated by then.
+
+    ``cycle``: the pairs this cycle has explained already (``explain.materialise``), read
+    instead of explaining the agreement's pairs again; every figure then counts only the leaves
+    below the size they were explained at. It must cover the agreement, the period and the
+    rules (``ValueError`` otherwise: a programming error, not a caller's)."""
     refresh(session)
-    scope = _scope(session, agreement, period, rules, None)
+    scope = _scope(session, agreement, period, rules, None if cycle is None else cycle.size)
+    if cycle is not None and not cycle.covers(scope.selection, rules):
+        raise ValueError(
+            f"the explanations given cover agreements {sorted(cycle.agreement_ids)} from "
+            f"{cycle.start} to {cycle.end} under other rules or not this report's "
+            f"agreement {agreement.id} and period {period.start} to {period.end}"
+        )
     links = _Links(agreement.id, period.start, period.end, scope.size)
-    q, p, r = sql.queries(scope), sql.pairs(scope), sql.refusals(scope)
+    stored = None if cycle is None else cycle.table
+    q, p, r = sql.queries(scope), sql.pairs(scope, stored), sql.refusals(scope)
 
     def fig(key: str, label: str, value: int, entries: int, of: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
         return Figure(
@@ -421,14 +434,18 @@ def _grouped(
 def _flags(
     session: Session, scope: sql.Scope, links: _Links
 ) -> tuple[list[DetectorRow], list[FlagRow], int, int]:
-    """Per detector (read generically: any detector's flags appear) and the first flags."""
+    """Per detector (read generically: any detector's flags appear) and the first flags.
+
+    The agreement's flags are selected once (a few per detector and subject, not per entry)
+    and counted per detector here; the distinct entries behind them are a second statement.
+    """
     listed = sql.flags(scope).subquery("report_flags")
+    flagged = list(
+        session.execute(select(listed).order_by(listed.c.raised_at, listed.c.id)).mappings()
+    )
     per: dict[str, DetectorRow] = {}
-    for detector, state, finding, n in session.execute(
-        select(listed.c.detector, listed.c.case_state, listed.c.finding, func.count())
-        .group_by(listed.c.detector, listed.c.case_state, listed.c.finding)
-        .order_by(listed.c.detector)
-    ):
+    for m in flagged:
+        detector, state, finding = str(m["detector"]), m["case_state"], m["finding"]
         row = per.setdefault(
             detector,
             DetectorRow(
@@ -440,19 +457,25 @@ def _flags(
                 entries_path=links.entries(f"detector:{detector}"),
             ),
         )
-        row.flags += int(n)
+        row.flags += 1
         if state == "closed":
-            row.closed += int(n)
+            row.closed += 1
         if finding is not None:
-            row.findings[str(finding)] = row.findings.get(str(finding), 0) + int(n)
-    total = sum(d.flags for d in per.values())
-    entries = int(
-        session.scalar(
-            select(func.count()).select_from(
-                sql.flag_entries(select(listed.c.id)).distinct().subquery()
+            row.findings[str(finding)] = row.findings.get(str(finding), 0) + 1
+    for row in per.values():
+        row.findings = dict(sorted(row.findings.items()))
+    total = len(flagged)
+    entries = (
+        int(
+            session.scalar(
+                select(func.count()).select_from(
+                    sql.flag_entries(select(listed.c.id)).distinct().subquery()
+                )
             )
+            or 0
         )
-        or 0
+        if flagged
+        else 0
     )
     rows = [
         FlagRow(
@@ -462,9 +485,7 @@ def _flags(
             figure=f"flag:{m['id']}",
             entries_path=links.entries(f"flag:{m['id']}"),
         )
-        for m in session.execute(
-            select(listed).order_by(listed.c.raised_at, listed.c.id).limit(MAX_FLAG_ROWS)
-        ).mappings()
+        for m in flagged[:MAX_FLAG_ROWS]
     ]
     return sorted(per.values(), key=lambda d: d.detector), rows, total, entries
 
@@ -612,7 +633,10 @@ def report(
     over the last ``what_if_months`` (the replay writes its own ``oversight.what_if`` entry).
     """
     require_reader(actor)
-    agreement, period = check_period(session, agreement_id, start, end, today=today)
+    moment = utcnow()  # read once: the period check and the document's generated_at agree
+    agreement, period = check_period(
+        session, agreement_id, start, end, today=today or moment.date()
+    )
     if what_if_proposal is not None:
         what_if = replay_summary(
             session,
@@ -624,7 +648,7 @@ def report(
             via=via,
         )
     document = build_report(
-        session, agreement=agreement, period=period, rules=rules, what_if=what_if
+        session, agreement=agreement, period=period, rules=rules, what_if=what_if, now=moment
     )
     _audit(
         session,

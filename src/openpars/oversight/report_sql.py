@@ -41,7 +41,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.sql.selectable import CTE, Subquery
+from sqlalchemy.sql.selectable import CTE, FromClause, Subquery
 
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
@@ -131,11 +131,27 @@ def queries(scope: Scope) -> Subquery:
     )
 
 
-def pairs(scope: Scope) -> Subquery:
-    """Every (access, person) pair of the period with its code, from proven entries only."""
-    explained = explain_sql.explanations(
-        scope.selection, scope.rules, scope.grants, scope.dialect
-    ).subquery("explained")
+def pairs(scope: Scope, stored: FromClause | None = None) -> Subquery:
+    """Every (access, person) pair of the period with its code, from proven entries only.
+
+    ``stored``: the pairs already explained in this cycle (``explain.Explained``'s table, the
+    columns of ``explain_sql.explanations`` under the same rules), read by its (agreement,
+    instant) index instead of explaining them again."""
+    s = scope.selection
+    if stored is None:
+        explained = explain_sql.explanations(s, scope.rules, scope.grants, scope.dialect).subquery(
+            "explained"
+        )
+    else:
+        explained = (
+            select(stored)
+            .where(
+                stored.c.agreement_id == scope.agreement_id,
+                stored.c.at >= s.start,
+                stored.c.at < s.end,
+            )
+            .subquery("explained")
+        )
     proven = select(AuditLeaf.entry_id).where(AuditLeaf.leaf_index < scope.size)
     return (
         select(

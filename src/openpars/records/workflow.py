@@ -87,6 +87,22 @@ def stale(arrest: Arrest, seen: int, step: str) -> Conflict:
     )
 
 
+def check_version(arrest: Arrest, expected: int | None) -> None:
+    """Refuse a step taken on a form shown before the arrest last changed (a stale form).
+
+    ``expected`` is the version the form was shown with; None (the API) skips the check. The
+    arrest is already locked, so nobody can change it between this check and the write.
+    """
+    if expected is not None and expected != arrest.version:
+        raise Conflict(
+            f"arrest {arrest.id} changed since this form was shown (it was version {expected}, "
+            f"it is now version {arrest.version}, state '{arrest.state.value}'); nothing was "
+            "saved. Open the arrest again, check what changed, and resubmit if it still applies",
+            field="version",
+            details={"expected_version": expected, "version": arrest.version},
+        )
+
+
 def _not_in_future(moment: datetime, now: datetime, field: str) -> None:
     if moment > now + CLOCK_SKEW:
         raise InvalidInput(
@@ -183,11 +199,13 @@ def recommend_bail(
     arrest_id: int,
     data: BailRecommendationCreate,
     now: datetime | None = None,
+    expected_version: int | None = None,
 ) -> Arrest:
     """Record pretrial services' bail recommendation on a charged arrest."""
     require_owner(actor, Permission.BAIL_RECOMMEND, AgencyKind.PRETRIAL, "a bail recommendation")
     moment = now or utcnow()
     arrest = arrest_for_write(session, actor, arrest_id)
+    check_version(arrest, expected_version)
     if arrest.state is not ArrestState.CHARGED:
         raise out_of_order(arrest, "a bail recommendation")
     arrest.bail_recommendations.append(
@@ -219,12 +237,14 @@ def arraign(
     arrest_id: int,
     data: ArraignmentCreate,
     now: datetime | None = None,
+    expected_version: int | None = None,
 ) -> Arrest:
     """Record the preliminary arraignment: bail, hearing date and the Municipal Court docket."""
     require_owner(actor, Permission.ARRAIGN, AgencyKind.COURT, "a preliminary arraignment")
     moment = now or utcnow()
     lock_identifiers(session)  # the docket number; before the arrest's row lock
     arrest = arrest_for_write(session, actor, arrest_id)
+    check_version(arrest, expected_version)
     if arrest.state is not ArrestState.CHARGED:
         raise out_of_order(arrest, "an arraignment")
     if data.arraigned_at < arrest.arrested_at:
@@ -278,11 +298,13 @@ def record_custody(
     arrest_id: int,
     data: CustodyCreate,
     now: datetime | None = None,
+    expected_version: int | None = None,
 ) -> Arrest:
     """Record release or commitment after the arraignment; this ends the workflow."""
     require_owner(actor, Permission.RELEASE, AgencyKind.COURT, "a release or commitment")
     moment = now or utcnow()
     arrest = arrest_for_write(session, actor, arrest_id)
+    check_version(arrest, expected_version)
     if arrest.state is not ArrestState.ARRAIGNED or arrest.arraignment is None:
         raise out_of_order(arrest, "a release or commitment")
     if data.at < arrest.arraignment.arraigned_at:

@@ -9,10 +9,34 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from openpars.web.pages import auth, charging, home, intake
+from openpars.web.pages import (
+    admin,
+    agreements,
+    audit,
+    auth,
+    charging,
+    court,
+    external,
+    home,
+    intake,
+    oversight,
+    records,
+)
 from openpars.web.pages.core import PAGE_TAG
 
-AREAS: tuple[APIRouter, ...] = (auth.router, home.router, intake.router, charging.router)
+AREAS: tuple[APIRouter, ...] = (
+    auth.router,
+    home.router,
+    external.router,
+    agreements.router,
+    court.router,
+    records.router,
+    audit.router,
+    admin.router,
+    oversight.router,
+    intake.router,
+    charging.router,
+)
 
 router = APIRouter(include_in_schema=False, tags=[PAGE_TAG])
 for area in AREAS:

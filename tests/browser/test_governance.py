@@ -1,0 +1,147 @@
+"""Agreements and signed votes in Chromium: two stakeholders sign in the browser with WebCrypto
+Ed25519 (one picks the key file, one pastes the key) and the agreement comes into force (hp3).
+
+The private keys are written to files the test hands to the browser, as a voter would pick
+them; the tests check that no request carried them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from playwright.sync_api import Page, Request, expect
+from sqlalchemy import func, select
+
+from openpars.agreements.models import Agreement, AgreementStatus
+from openpars.governance.models import Vote
+from openpars.identity import service
+from openpars.identity.principal import SYSTEM
+from tests.browser.conftest import (
+    PASSWORD,
+    LiveServer,
+    assert_accessible,
+    expect_console_error,
+    screenshot,
+)
+from tests.governance.helpers import Gov, build_gov
+
+Login = Callable[..., None]
+
+
+@pytest.fixture(scope="module")
+def gov(live_server: LiveServer) -> Gov:
+    """The default board (DA, courts, city), each with a voter and a key; a draft agreement."""
+    built = build_gov(live_server.db, live_server.world)
+    with live_server.db.session() as session:
+        for who in ("da", "court", "city"):
+            for holder in (built.voters[who], built.admins[who]):
+                service.set_password(
+                    session,
+                    actor=SYSTEM,
+                    user_id=holder.user_id or 0,
+                    new_password=PASSWORD,
+                    force_change=False,
+                )
+    return built
+
+
+def _pem(gov: Gov, who: str) -> bytes:
+    return gov.keys[who].private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _watch(page: Page, secrets: list[bytes]) -> list[str]:
+    """Requests whose body would carry a private key (there must be none)."""
+    leaks: list[str] = []
+
+    def check(request: Request) -> None:
+        body = request.post_data_buffer or b""
+        for secret in secrets:
+            inner = b"".join(secret.splitlines()[1:-1])
+            if inner[:40] in body.replace(b"\n", b"") or inner[:40] in body:
+                leaks.append(request.url)
+
+    page.on("request", check)
+    return leaks
+
+
+def _vote(page: Page, proposal_id: int, rationale: str) -> None:
+    page.goto(f"/proposals/{proposal_id}")
+    page.locator("#choice").select_option("yes")
+    page.locator("#rationale").fill(rationale)
+
+
+def test_two_stakeholders_sign_in_the_browser_and_the_agreement_comes_into_force(
+    page: Page, live_server: LiveServer, login: Login, gov: Gov, tmp_path: Path
+) -> None:
+    proposal_id = gov.propose()
+    leaks = _watch(page, [_pem(gov, "da"), _pem(gov, "court")])
+    # The DA's voter picks the key file.
+    key_file = tmp_path / "da-board.key"
+    key_file.write_bytes(_pem(gov, "da"))
+    login(page, gov.voters["da"].username)
+    page.get_by_role("link", name="Agreements").click()
+    expect(page.get_by_role("cell", name="draft")).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, "agreements-list")
+    page.get_by_role("link", name="ICE data-use agreement").click()
+    expect(page.get_by_role("heading", name="Proposals")).to_be_visible()
+    assert_accessible(page)
+    screenshot(page, "agreement-page")
+    _vote(page, proposal_id, "Arrestees only; the DA agrees.")
+    assert_accessible(page)
+    screenshot(page, "proposal-vote")
+    page.set_viewport_size({"width": 768, "height": 1024})
+    assert_accessible(page)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.locator("#key_file").set_input_files(str(key_file))
+    page.get_by_role("button", name="Sign and submit vote").click()
+    expect(page.get_by_role("status")).to_contain_text("verified and recorded")
+    expect(page.locator("#proposal-status")).to_have_text("open")
+    # The court's voter pastes the key.
+    page.get_by_role("button", name="Log out").click()
+    login(page, gov.voters["court"].username)
+    _vote(page, proposal_id, "The courts agree.")
+    page.locator("#key_text").fill(_pem(gov, "court").decode())
+    page.get_by_role("button", name="Sign and submit vote").click()
+    expect(page.get_by_role("status")).to_contain_text("verified and recorded")
+    expect(page.locator("#proposal-status")).to_have_text("applied")
+    screenshot(page, "proposal-applied")
+    with live_server.db.session() as session:
+        agreement = session.get(Agreement, gov.agreement_id)
+        assert agreement is not None and agreement.status is AgreementStatus.ACTIVE
+        assert session.scalar(select(func.count()).select_from(Vote)) == 2
+    page.goto("/agreements")
+    expect(page.get_by_role("cell", name="active")).to_be_visible()
+    assert leaks == []
+
+
+def test_a_wrong_key_is_refused_in_the_browser_and_nothing_is_recorded(
+    page: Page, live_server: LiveServer, login: Login, gov: Gov
+) -> None:
+    proposal_id = gov.propose()
+    login(page, gov.voters["city"].username)
+    _vote(page, proposal_id, "Signed with another stakeholder's key.")
+    page.locator("#key_text").fill(_pem(gov, "da").decode())
+    expect_refusal = page.locator("#signed_vote-error")
+    expect_console_error(page, "status of 422")
+    page.get_by_role("button", name="Sign and submit vote").click()
+    expect(expect_refusal).to_contain_text("is not a registered key of stakeholder")
+    assert_accessible(page)
+    # A key that is not a key never leaves the browser: the page says why.
+    page.goto(f"/proposals/{proposal_id}")
+    page.locator("#rationale").fill("a rationale")
+    page.locator("#key_text").fill("not a key")
+    page.get_by_role("button", name="Sign and submit vote").click()
+    expect(page.locator("#sign-error")).to_contain_text("The vote was not signed")
+    with live_server.db.session() as session:
+        votes = session.scalar(
+            select(func.count()).select_from(Vote).where(Vote.proposal_id == proposal_id)
+        )
+    assert votes == 0

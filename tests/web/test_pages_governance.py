@@ -1,0 +1,352 @@
+"""The outside agency's view and the governance pages, tried as an attacker would (hp3).
+
+External reads go through the API's read services in the external role: what the agreement
+hides is absent from the page, with no hint; refusals are shown beside the field and audited.
+Votes are verified by the API's votes service: a forged signature, a vote for another
+version, bad JSON or a missing CSRF token record nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from openpars.agreements import service as agreements
+from openpars.config import Settings
+from openpars.db import Database
+from openpars.governance import signing
+from openpars.governance.models import Vote
+from openpars.governance.quorum import Choice
+from openpars.identity import service
+from openpars.identity.principal import SYSTEM
+from openpars.records.models import Involvement
+from openpars.web.app import create_app
+from tests.access.agreements import activate
+from tests.factories import World
+from tests.governance.helpers import Gov, build_gov, document
+from tests.records.factories import arrest_payload
+from tests.records.helpers import submit
+from tests.web.test_pages import PASSWORD, entries, log_in
+
+DECLARATION = {
+    "purpose": "criminal-investigation",
+    "case_number": "HSI-2026-0042",
+    "on_behalf_of": "SA Dana Whitfield",
+}
+
+
+@pytest.fixture
+def web(settings: Settings, db: Database) -> Iterator[TestClient]:
+    """The app over TLS (the session cookie is Secure), not following redirects."""
+    app = create_app(settings, database=db)
+    with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+        yield client
+
+
+def _password(db: Database, user_id: int) -> None:
+    with db.session() as session:
+        service.set_password(
+            session, actor=SYSTEM, user_id=user_id, new_password=PASSWORD, force_change=False
+        )
+
+
+def _logged_in(web: TestClient, db: Database, user_id: int, username: str) -> None:
+    _password(db, user_id)
+    assert log_in(web, username).status_code == 303
+    assert web.get("/login/next").status_code == 303
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found
+    return found.group(1)
+
+
+def _arrest(web: TestClient, world: World) -> dict[str, Any]:
+    payload = arrest_payload()
+    answer = submit(web, world, payload)
+    assert answer.status_code == 201, answer.text
+    return payload
+
+
+def _text(html: str) -> str:
+    return re.sub(r"<[^>]+>", " ", html).lower()
+
+
+# ---- the outside agency's view ------------------------------------------------------------
+
+
+def test_external_search_shows_the_arrestee_and_nothing_of_the_victim(
+    web: TestClient, db: Database, world: World
+) -> None:
+    with db.session() as session:
+        activate(session, world)
+    payload = _arrest(web, world)
+    arrestee, victim = (inv["person"] for inv in payload["involvements"][:2])
+    _logged_in(web, db, world.users["ice"], "ice")
+    found = web.get("/external", params={**DECLARATION, "kind": "persons", "sid": arrestee["sid"]})
+    assert found.status_code == 200, found.text
+    assert arrestee["family_name"] in found.text
+    person_link = re.search(r'href="(/external/persons/\d+\?[^"]+)"', found.text)
+    assert person_link
+    person = web.get(person_link.group(1).replace("&amp;", "&"))
+    assert person.status_code == 200, person.text
+    arrest_link = re.search(r'href="(/external/arrests/\d+\?[^"]+)"', person.text)
+    assert arrest_link
+    arrest = web.get(arrest_link.group(1).replace("&amp;", "&"))
+    assert arrest.status_code == 200, arrest.text
+    assert payload["otn"] in arrest.text
+    for shown in (found, person, arrest):
+        text = _text(shown.text)
+        assert victim["family_name"].lower() not in text
+        assert victim["given_name"].lower() not in text
+        assert "victim" not in text and "witness" not in text
+        assert arrestee["place_of_birth"].lower() not in text
+        assert "place of birth" not in text
+        assert "narrative" not in text and "complainant" not in text
+    # The scope in plain words names only what is shown.
+    assert "You see arrested persons only." in found.text
+    actions = [a for a, _, _ in entries(db)]
+    assert "agreement.scope_read" in actions
+
+
+def test_external_search_requires_purpose_case_and_on_behalf_of(
+    web: TestClient, db: Database, world: World
+) -> None:
+    with db.session() as session:
+        activate(session, world)
+    _logged_in(web, db, world.users["ice"], "ice")
+    before = len(entries(db))
+    answer = web.get("/external", params={"kind": "persons", "sid": "123-45-67-8"})
+    assert answer.status_code == 422
+    for field in ("purpose", "case_number", "on_behalf_of"):
+        assert f'id="{field}-error"' in answer.text
+    assert 'value="123-45-67-8"' in answer.text  # what was typed is kept
+    # No search ran: only the scope's own read is in the log.
+    assert [a for a, _, _ in entries(db)[before:]] == ["agreement.scope_read"]
+
+
+def test_a_purpose_outside_the_agreement_is_refused_beside_it_and_audited(
+    web: TestClient, db: Database, world: World
+) -> None:
+    with db.session() as session:
+        activate(session, world)
+    _logged_in(web, db, world.users["ice"], "ice")
+    answer = web.get(
+        "/external",
+        params={**DECLARATION, "purpose": "immigration-enforcement", "sid": "123-45-67-8"},
+    )
+    assert answer.status_code == 422
+    assert 'id="purpose-error"' in answer.text
+    assert "is not allowed by your agreement" in answer.text
+    assert ("GET /external", "refused", "purpose_not_allowed") in entries(db)
+
+
+def test_without_an_agreement_in_force_the_page_is_refused_and_audited(
+    web: TestClient, db: Database, world: World
+) -> None:
+    _logged_in(web, db, world.users["fbi"], "fbi")
+    answer = web.get("/external")
+    assert answer.status_code == 403
+    assert "no data-sharing agreement is in force" in answer.text.lower()
+    assert entries(db)[-1] == ("GET /external", "refused", "no_agreement_in_force")
+
+
+def test_another_agencys_record_reads_as_absent_and_is_audited(
+    web: TestClient, db: Database, world: World
+) -> None:
+    with db.session() as session:
+        activate(session, world)
+    payload = _arrest(web, world)
+    with db.session() as session:
+        victim_id = session.scalar(
+            select(Involvement.person_id).where(Involvement.role == "victim").limit(1)
+        )
+    assert victim_id is not None
+    _logged_in(web, db, world.users["ice"], "ice")
+    query = "&".join(f"{k}={v}" for k, v in DECLARATION.items())
+    answer = web.get(f"/external/persons/{victim_id}?{query}")
+    assert answer.status_code == 404
+    assert payload["involvements"][1]["person"]["family_name"] not in answer.text
+    assert entries(db)[-1][1:] == ("refused", "not_found")
+
+
+def test_internal_users_cannot_open_the_agency_view_nor_outsiders_the_agreements(
+    web: TestClient, db: Database, world: World
+) -> None:
+    _logged_in(web, db, world.users["charging"], "charging")
+    assert web.get("/external").status_code == 403
+    assert entries(db)[-1] == ("GET /external", "refused", "permission_denied")
+    web.cookies.clear()
+    _logged_in(web, db, world.users["ice"], "ice")
+    assert web.get("/agreements").status_code == 403
+    assert web.get("/proposals/1").status_code == 403
+
+
+# ---- agreements and votes --------------------------------------------------------------------
+
+
+def _gov_logged_in(web: TestClient, db: Database, world: World, who: str) -> Gov:
+    gov = build_gov(db, world)
+    _logged_in(web, db, gov.voters[who].user_id or 0, gov.voters[who].username)
+    return gov
+
+
+def _votes(db: Database) -> int:
+    with db.session() as session:
+        return session.scalar(select(func.count()).select_from(Vote)) or 0
+
+
+def _vote_form(web: TestClient, proposal_id: int) -> str:
+    shown = web.get(f"/proposals/{proposal_id}")
+    assert shown.status_code == 200, shown.text
+    assert 'id="sign-form"' in shown.text
+    return _csrf(shown.text)
+
+
+def test_agreement_list_and_page_with_a_diff_between_versions(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = _gov_logged_in(web, db, world, "da")
+    with db.session() as session:
+        changed = document(world, start=gov.t0, end=gov.t0 + timedelta(days=200))
+        scope = dict(changed.scope.model_dump(mode="json"))
+        scope["person_fields"] = {"family_name": "visible", "sid": "show_last_4"}
+        agreements.update_agreement(
+            session,
+            actor=SYSTEM,
+            agreement_id=gov.agreement_id,
+            data=document(world, start=gov.t0, end=gov.t0 + timedelta(days=200), scope=scope),
+            reason="add the SID, last 4 only",
+        )
+    listed = web.get("/agreements")
+    assert listed.status_code == 200
+    assert "ICE data-use agreement" in listed.text and "draft" in listed.text
+    shown = web.get(f"/agreements/{gov.agreement_id}")
+    assert shown.status_code == 200
+    assert "added:</span> Person field state identification number (SID): only its last 4" in (
+        shown.text
+    )
+    assert "removed:</span> In force from" in shown.text
+    assert "add the SID, last 4 only" in shown.text
+
+
+def test_an_uploaded_vote_signed_offline_is_verified_and_recorded(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = _gov_logged_in(web, db, world, "da")
+    proposal_id = gov.propose()
+    token = _vote_form(web, proposal_id)
+    signed = gov.ballot(proposal_id, "da", Choice.YES, gov.at(seconds=1))
+    answer = web.post(
+        f"/proposals/{proposal_id}/vote",
+        data={"csrf_token": token},
+        files={
+            "signed_vote_file": ("vote.json", signed.model_dump_json().encode(), "application/json")
+        },
+    )
+    assert answer.status_code == 303, answer.text
+    assert _votes(db) == 1
+    assert ("vote.cast", "ok", None) in entries(db)
+
+
+@pytest.mark.parametrize("attack", ["forged", "other_version", "not_json", "other_proposal"])
+def test_bad_votes_are_refused_beside_the_field_and_record_nothing(
+    web: TestClient, db: Database, world: World, attack: str
+) -> None:
+    gov = _gov_logged_in(web, db, world, "da")
+    proposal_id = gov.propose()
+    token = _vote_form(web, proposal_id)
+    signed = gov.ballot(proposal_id, "da", Choice.YES, gov.at(seconds=1))
+    text = signed.model_dump_json()
+    if attack == "forged":
+        doc = json.loads(text)
+        doc["choice"] = "no"  # the signature covers "yes"
+        text = json.dumps(doc)
+    elif attack == "other_version":
+        stale = gov.ballot(proposal_id, "da", Choice.YES, gov.at(seconds=1), version_hash="ab" * 32)
+        text = stale.model_dump_json()
+    elif attack == "not_json":
+        text = "{not json"
+    else:
+        doc = json.loads(text)
+        doc["proposal_id"] = proposal_id + 1
+        text = json.dumps(doc)
+    answer = web.post(
+        f"/proposals/{proposal_id}/vote", data={"csrf_token": token, "signed_vote": text}
+    )
+    assert answer.status_code == 422, answer.text
+    assert 'id="signed_vote-error"' in answer.text
+    assert _votes(db) == 0
+    expected = {"forged": "signature_invalid", "other_version": "version_mismatch"}
+    if attack in expected:
+        refusal = (f"POST /proposals/{proposal_id}/vote", "refused", expected[attack])
+        assert refusal in entries(db)
+
+
+def test_a_vote_without_the_csrf_token_is_refused_and_audited(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = _gov_logged_in(web, db, world, "da")
+    proposal_id = gov.propose()
+    signed = gov.ballot(proposal_id, "da", Choice.YES, gov.at(seconds=1))
+    answer = web.post(
+        f"/proposals/{proposal_id}/vote", data={"signed_vote": signed.model_dump_json()}
+    )
+    assert answer.status_code == 403
+    assert _votes(db) == 0
+    assert entries(db)[-1] == (f"POST /proposals/{proposal_id}/vote", "refused", "csrf_failed")
+
+
+def test_a_non_voter_sees_no_vote_form_and_cannot_vote(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = build_gov(db, world)
+    proposal_id = gov.propose()
+    admin = gov.admins["court"]
+    _logged_in(web, db, admin.user_id or 0, admin.username)
+    shown = web.get(f"/proposals/{proposal_id}")
+    assert shown.status_code == 200
+    assert 'id="sign-form"' not in shown.text
+    answer = web.post(
+        f"/proposals/{proposal_id}/vote",
+        data={"csrf_token": _csrf(shown.text), "signed_vote": "{}"},
+    )
+    assert answer.status_code == 403
+    assert _votes(db) == 0
+    assert signing.VOTE_FORMAT  # the format the page signs is the service's
+
+
+def test_a_vote_on_a_version_changed_since_the_page_was_shown_is_refused_with_the_reason(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = _gov_logged_in(web, db, world, "da")
+    proposal_id = gov.propose()
+    token = _vote_form(web, proposal_id)
+    signed = gov.ballot(proposal_id, "da", Choice.YES, gov.at(seconds=1))
+    # Meanwhile the agreement gets a new version: the proposal it was signed for is void.
+    with db.session() as session:
+        agreements.update_agreement(
+            session,
+            actor=SYSTEM,
+            agreement_id=gov.agreement_id,
+            data=document(world, start=gov.t0, end=gov.t0 + timedelta(days=100)),
+            reason="shorter term",
+        )
+    answer = web.post(
+        f"/proposals/{proposal_id}/vote",
+        data={"csrf_token": token, "signed_vote": signed.model_dump_json()},
+    )
+    assert answer.status_code == 422
+    assert "The vote was refused" in answer.text
+    assert _votes(db) == 0
+    refusals = [e for e in entries(db) if e[0] == f"POST /proposals/{proposal_id}/vote"]
+    assert refusals[-1][1:] == ("refused", "voting_closed")
+    assert "changed to version 2 while the proposal was open" in answer.text
