@@ -301,3 +301,38 @@ def test_service_level_workflow(db: Database, world: World) -> None:
                 data=CustodyCreate.model_validate(custody()),
             )
         assert info.value.details["allowed_next"][0].startswith("charging-decision")
+
+
+def test_a_decision_on_a_stale_version_is_refused_and_writes_nothing(
+    client: TestClient, world: World, db: Database
+) -> None:
+    """Two attorneys open the same arrest; the second decision names the version it saw."""
+    arrest_id = _advance(client, world, "entered")
+    first = step(client, world, arrest_id, "charging-decision", charging(version=1), "charging")
+    assert first.status_code == 201 and first.json()["version"] == 2
+    before, mark = row_counts(db), last_audit_id(db)
+    body = charging("declined", reason="insufficient evidence", version=1)
+    stale = step(client, world, arrest_id, "charging-decision", body, "charging")
+    assert stale.status_code == 409
+    error = stale.json()["error"]
+    assert error["code"] == "version_mismatch" and error["field"] == "version"
+    assert "has changed since you saw it" in error["message"]
+    assert row_counts(db) == before
+    # The refusal is audited (one entry), as every refused call is.
+    assert [(k, a) for k, a, _ in audit_since(db, mark)] == [
+        ("refused", f"POST /api/v1/arrests/{arrest_id}/charging-decision")
+    ]
+    # Without a version the API behaves as before; with the current one it is accepted.
+    current = step(client, world, arrest_id, "charging-decision", charging(version=2), "charging")
+    assert current.status_code == 201, current.text
+
+
+@pytest.mark.parametrize("version", [0, -1, "two", 2**31])
+def test_a_decision_version_out_of_range_is_refused(
+    client: TestClient, world: World, version: object
+) -> None:
+    arrest_id = _advance(client, world, "entered")
+    body = charging(version=version)
+    answer = step(client, world, arrest_id, "charging-decision", body, "charging")
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"].endswith("version")

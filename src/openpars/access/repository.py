@@ -444,10 +444,12 @@ def _arrest_stmt(
     count: bool,
     window: Window = (0, False),
     by_time: bool = True,
+    oldest_first: bool = False,
 ) -> Select[Any]:
     """One statement of an arrest search; `shape` says which criteria the query has.
 
-    Newest first only `by_time` (arrest times shown whole), otherwise by id, newest first.
+    Newest first only `by_time` (arrest times shown whole), otherwise by id, newest first;
+    `oldest_first` reverses the order (a work queue).
     """
     t = _ARRESTS.c
     stmt = select(*(t[c] for c in columns)).where(arrest_visible(policy))
@@ -464,6 +466,8 @@ def _arrest_stmt(
             stmt = stmt.where(t[name] == param(name, t[name]))
     if count:
         return select(func.count()).select_from(stmt.limit(TOTAL_CAP + 1).subquery())
+    if oldest_first:
+        return _page(stmt, window, *((t.arrested_at.asc(),) if by_time else ()), t.id.asc())
     return _page(stmt, window, *((t.arrested_at.desc(),) if by_time else ()), t.id.desc())
 
 
@@ -501,18 +505,19 @@ def arrest_columns(policy: ReadPolicy) -> tuple[str, ...]:
 def search_arrests(
     session: Session, policy: ReadPolicy, query: ArrestQuery, *, limit: int
 ) -> Found:
-    """A page of visible arrests, newest first, and the total."""
+    """A page of visible arrests, newest first (or oldest first), and the total."""
     values = {name: getattr(query, name) for name in ARREST_CRITERIA}
     shape = tuple(v is not None for v in values.values())
     columns = arrest_columns(policy)
     by_time = arrests_by_time(policy)
-    key = (policy.row_key(), shape, columns, by_time)
+    oldest = bool(query.oldest_first)
+    key = (policy.row_key(), shape, columns, by_time, oldest)
 
     def statement(count: bool, window: Window = (0, False)) -> Prepared:
         return prepared(
             session,
             ("arrest", key, count, window),
-            lambda: _arrest_stmt(policy, shape, columns, count, window, by_time),
+            lambda: _arrest_stmt(policy, shape, columns, count, window, by_time, oldest),
         )
 
     page = statement(False, (limit + 1, query.offset > 0))

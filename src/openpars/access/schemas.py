@@ -70,6 +70,8 @@ class ArrestQuery:
     limit: int | None = None
     # Count the visible rows (up to a cap) even when the page does not tell the total.
     count: bool = False
+    # Oldest first (a work queue, e.g. the DA's charging queue); None or False: newest first.
+    oldest_first: bool | None = None
 
 
 DEFAULT_LIMIT = 50

@@ -46,6 +46,7 @@ AGENCIES: tuple[tuple[str, AgencyKind, str | None], ...] = (
 
 USERS: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
     ("booking", "PPD booking system (machine account)", PPD, (Role.INTAKE,)),
+    ("officer", "PPD booking officer", PPD, (Role.INTAKE,)),
     ("charging", "DA Charging Unit", DA, (Role.CHARGING, Role.READER)),
     ("pretrial", "Pretrial Services officer", PRETRIAL, (Role.PRETRIAL, Role.READER)),
     ("court", "Arraignment Court clerk", COURT, (Role.COURT, Role.READER)),

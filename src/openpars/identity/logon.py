@@ -238,12 +238,19 @@ def end_all_sessions(session: Session, *, user_id: int, reason: str, now: dateti
 
 
 def authenticate_session(
-    session: Session, secret: str, *, allow_pending: bool = False, now: datetime | None = None
+    session: Session,
+    secret: str,
+    *,
+    allow_pending: bool = False,
+    now: datetime | None = None,
+    touch: bool = True,
 ) -> tuple[LogonSession, User]:
     """The live session behind a secret, its last use moved to now; else NotAuthenticated.
 
     A session still at its one-time code, enrolment or banner step is refused unless
     ``allow_pending`` (the routes that finish a logon), and expires 10 minutes after the password.
+    ``touch=False`` (a page's automatic refresh, not the user's doing) leaves the last use as
+    it was, so a screen left open still locks after 30 minutes idle.
     """
     moment = now or utcnow()
     found = session.scalars(
@@ -282,7 +289,8 @@ def authenticate_session(
                 code="logon_incomplete",
                 details={"stage": stage.value},
             )
-    found.last_seen_at = moment
+    if touch:
+        found.last_seen_at = moment
     return found, user
 
 

@@ -122,6 +122,13 @@ class ChargingDecisionCreate(_Input):
     outcome: ChargingOutcome
     reason: Prose | None = Field(default=None, max_length=2000)
     charges: list[ChargeIn] | None = Field(default=None, max_length=100)
+    version: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="the arrest's version the decision was made on (optional): when the "
+        "arrest has changed since, the decision is refused (409 `version_mismatch`)",
+    )
 
     @model_validator(mode="after")
     def _charges_match_outcome(self) -> ChargingDecisionCreate:

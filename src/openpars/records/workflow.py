@@ -75,6 +75,18 @@ def out_of_order(arrest: Arrest, step: str) -> Conflict:
     )
 
 
+def stale(arrest: Arrest, seen: int, step: str) -> Conflict:
+    """The 409 for a step decided on a version of the arrest that is no longer current."""
+    return Conflict(
+        f"{step} was refused: arrest {arrest.id} has changed since you saw it (you saw version "
+        f"{seen}, it is now version {arrest.version}, state '{arrest.state.value}'); nothing "
+        "was saved. Look at the arrest again and decide on what it is now",
+        code="version_mismatch",
+        field="version",
+        details={"seen": seen, "current": arrest.version, "state": arrest.state.value},
+    )
+
+
 def check_version(arrest: Arrest, expected: int | None) -> None:
     """Refuse a step taken on a form shown before the arrest last changed (a stale form).
 
@@ -119,6 +131,8 @@ def decide_charges(
     require_owner(actor, Permission.CHARGE_DECIDE, AgencyKind.DA, "a charging decision")
     moment = now or utcnow()
     arrest = arrest_for_write(session, actor, arrest_id)
+    if data.version is not None and data.version != arrest.version:
+        raise stale(arrest, data.version, "a charging decision")
     if arrest.state not in (ArrestState.ENTERED, ArrestState.CHARGED):
         raise out_of_order(arrest, "a charging decision")
     recommended_revision = repo.latest_revision(session, arrest.id, ChargeStage.RECOMMENDED)

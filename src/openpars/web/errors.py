@@ -96,6 +96,12 @@ def _record_refusal(request: Request, exc: DomainError) -> int | None:
         return None
 
 
+def record_refusal(request: Request, exc: DomainError) -> int | None:
+    """Audit a service's refusal that a page shows in its form (beside the field) rather than
+    as an error page: the same entry the API's refusal gets; its id, or None if not written."""
+    return _record_refusal(request, exc)
+
+
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     """Render a DomainError as JSON with its status, after auditing the refusal.
 

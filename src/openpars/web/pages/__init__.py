@@ -14,9 +14,11 @@ from openpars.web.pages import (
     agreements,
     audit,
     auth,
+    charging,
     court,
     external,
     home,
+    intake,
     logon_steps,
     oversight,
     records,
@@ -34,6 +36,8 @@ AREAS: tuple[APIRouter, ...] = (
     audit.router,
     admin.router,
     oversight.router,
+    intake.router,
+    charging.router,
 )
 
 router = APIRouter(include_in_schema=False, tags=[PAGE_TAG])

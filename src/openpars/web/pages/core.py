@@ -112,7 +112,13 @@ def check_csrf(expected: str, sent: str | None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class PageEdge(Edge):
-    """The edge of a page: the session cookie authenticated, the CSRF token checked on POST."""
+    """The edge of a page: the session cookie authenticated, the CSRF token checked on POST.
+
+    ``background``: an automatic refresh (htmx polling), which does not count as the user's
+    activity for the idle lock.
+    """
+
+    background: bool = False
 
     async def __call__(self, request: Request) -> AsyncIterator[None]:
         """As the API's edge; the form is read first, so its token can be checked in it."""
@@ -137,7 +143,9 @@ class PageEdge(Edge):
 
     def admit(self, session: Session, request: Request, token: str) -> Principal:
         """The logon session's user, authorised as the API would; then the CSRF token."""
-        found, user = authenticate_session(session, token, allow_pending=self.pending)
+        found, user = authenticate_session(
+            session, token, allow_pending=self.pending, touch=not self.background
+        )
         request.state.logon_pending = stage_of(found) is not Stage.ACTIVE
         settings: Settings = request.app.state.settings
         principal = session_principal(session, found, user, settings).with_source(
@@ -158,9 +166,10 @@ def area_router() -> APIRouter:
     return APIRouter(tags=[PAGE_TAG])
 
 
-def page(*permissions: Permission) -> Any:
-    """The edge of a page open to users holding any of ``permissions`` (none: any user)."""
-    return Depends(PageEdge(any_of=frozenset(permissions)))
+def page(*permissions: Permission, background: bool = False) -> Any:
+    """The edge of a page open to users holding any of ``permissions`` (none: any user);
+    ``background=True`` for a part a page reloads by itself (it keeps no session awake)."""
+    return Depends(PageEdge(any_of=frozenset(permissions), background=background))
 
 
 def logon_page() -> Any:
