@@ -128,14 +128,15 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         drop()  # type: ignore[operator]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
-    """Playwright's driver."""
+    """Playwright's driver, for the browser tests only: its sync API keeps an asyncio loop
+    running in the main thread while it lives, and tests elsewhere call asyncio.run."""
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     """Headless Chromium from Debian (never a browser downloaded by Playwright)."""
     if not Path(CHROMIUM).exists():
