@@ -458,3 +458,22 @@ def test_arrest_search_replayed_with_its_fields(
     item = next(i for i in report["items"] if i["action"] == "arrest.search")
     assert item["change"] == "newly_refused"
     assert (item["proposed"]["code"], item["proposed"]["field"]) == ("criterion_not_allowed", "otn")
+
+
+def test_a_person_fetch_replayed_and_refused_when_the_person_leaves_the_scope(
+    db: Database, client: TestClient, world: World, site: Site
+) -> None:
+    with db.session(external=True) as s:
+        got = reads.get_person(
+            s, principal=world.principals["ice"], person_id=site.jan, context=WARRANT
+        )
+        assert got.person.id == site.jan
+    same = _run(client, world, site, proposed(site))
+    fetch = next(i for i in same["items"] if i["action"] == "person.get")
+    assert fetch["change"] == "same"
+    assert fetch["recorded_persons"] == fetch["current"]["persons"] == 1
+    # Jan's only arrest is M1: with felonies alone in scope the fetch by id becomes a 404.
+    narrow = _run(client, world, site, proposed(site, grades=["F1", "F2", "F3"]))
+    fetch = next(i for i in narrow["items"] if i["action"] == "person.get")
+    assert fetch["change"] == "newly_refused"
+    assert (fetch["proposed"]["code"], fetch["proposed"]["field"]) == ("not_found", "person_id")
