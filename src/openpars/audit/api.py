@@ -158,14 +158,9 @@ def receipt(entry_id: AuditSize, ctx: Ctx) -> ReceiptRead:
     """The receipt of an entry that records your own access (auditors: any entry)."""
     retry = max(1, math.ceil(ctx.settings.checkpoint_min_interval_s * 2))
     with ctx.unit() as (session, principal):
-        found = receipts.receipt(
+        found = receipts.audited_receipt(
             session, principal=principal, entry_id=entry_id,
             quorum=ctx.settings.witness_quorum, retry_after_s=retry,
-        )  # fmt: skip
-        append(
-            session,
-            audit_event(principal, AuditKind.AUDIT_READ, "audit.receipt", entry_id=entry_id,
-                        leaf_index=found.leaf_index, tree_size=found.tree_size),
         )  # fmt: skip
     return ReceiptRead.model_validate(found.document())
 

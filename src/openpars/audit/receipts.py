@@ -24,8 +24,10 @@ from sqlalchemy.orm import Session
 
 from openpars.audit import checkpoints, merkle
 from openpars.audit import repository as repo
+from openpars.audit.events import AuditKind, event_by
 from openpars.audit.log import inclusion_proof
 from openpars.audit.models import AuditCheckpoint, AuditEntry
+from openpars.audit.service import append
 from openpars.errors import Conflict, NotFound
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
@@ -125,6 +127,30 @@ def receipt(
         proof=proof,
         checkpoint=checkpoints.cosigned_note(session, checkpoint),
     )
+
+
+def audited_receipt(
+    session: Session, *, principal: Principal, entry_id: int, quorum: int, retry_after_s: int
+) -> Receipt:
+    """``receipt`` with its own ``audit.receipt`` entry, in the same transaction: the one read
+    path of a receipt for the API and the pages."""
+    found = receipt(
+        session, principal=principal, entry_id=entry_id, quorum=quorum, retry_after_s=retry_after_s
+    )
+    append(
+        session,
+        event_by(
+            principal,
+            kind=AuditKind.AUDIT_READ,
+            action="audit.receipt",
+            params={
+                "entry_id": entry_id,
+                "leaf_index": found.leaf_index,
+                "tree_size": found.tree_size,
+            },
+        ),
+    )
+    return found
 
 
 def own_entries(session: Session, *, principal: Principal, limit: int) -> list[AuditEntry]:

@@ -107,14 +107,9 @@ def overview(ctx: Ctx) -> HTMLResponse:
 def _receipt(ctx: Ctx, entry_id: int) -> dict[str, Any]:
     retry = max(1, math.ceil(ctx.settings.checkpoint_min_interval_s * 2))
     with ctx.unit() as (session, principal):
-        found = receipts.receipt(
+        found = receipts.audited_receipt(
             session, principal=principal, entry_id=entry_id,
             quorum=ctx.settings.witness_quorum, retry_after_s=retry,
-        )  # fmt: skip
-        append(
-            session,
-            audit_event(principal, AuditKind.AUDIT_READ, "audit.receipt", entry_id=entry_id,
-                        leaf_index=found.leaf_index, tree_size=found.tree_size),
         )  # fmt: skip
     return found.document()
 
