@@ -338,6 +338,25 @@ def verify_logon(
     moment = now or utcnow()
     if logon_session.mfa_at is not None:
         raise Conflict("this session already proved its one-time code", code="mfa_already_done")
+    return _second_factor(
+        session, logon_session, "logon.mfa", key=key, code=code,
+        recovery_code=recovery_code, source_ip=source_ip, moment=moment,
+    )  # fmt: skip
+
+
+def _second_factor(
+    session: Session,
+    logon_session: LogonSession,
+    action: str,
+    *,
+    key: bytes,
+    code: str | None,
+    recovery_code: str | None,
+    source_ip: str | None,
+    moment: datetime,
+) -> Refusal | None:
+    """Prove the code (or a recovery code); on success mark the session proved and write
+    ``action``'s entry. A refusal is returned (recorded by ``prove``), not raised."""
     user = logon_session.user
     refusal = prove(
         session,
@@ -351,7 +370,7 @@ def verify_logon(
     if refusal is not None:
         return refusal
     _passed(user, logon_session, moment)
-    append(session, _event(user, "logon.mfa", source_ip, session_id=logon_session.id))
+    append(session, _event(user, action, source_ip, session_id=logon_session.id))
     session.flush()
     return None
 
@@ -372,21 +391,10 @@ def reauthenticate(
     user = logon_session.user
     if user.password_hash is None or not passwords.verify_password(user.password_hash, password):
         return _refuse(session, user, "wrong_password", source_ip, moment)
-    refusal = prove(
-        session,
-        user=user,
-        key=key,
-        code=code,
-        recovery_code=recovery_code,
-        source_ip=source_ip,
-        now=moment,
-    )
-    if refusal is not None:
-        return refusal
-    _passed(user, logon_session, moment)
-    append(session, _event(user, "session.reauthenticate", source_ip, session_id=logon_session.id))
-    session.flush()
-    return None
+    return _second_factor(
+        session, logon_session, "session.reauthenticate", key=key, code=code,
+        recovery_code=recovery_code, source_ip=source_ip, moment=moment,
+    )  # fmt: skip
 
 
 def reset(session: Session, *, actor: Principal, user_id: int, now: datetime | None = None) -> User:
