@@ -76,31 +76,27 @@ def out_of_order(arrest: Arrest, step: str) -> Conflict:
 
 
 def stale(arrest: Arrest, seen: int, step: str) -> Conflict:
-    """The 409 for a step decided on a version of the arrest that is no longer current."""
+    """The 409 for a step decided on a version of the arrest that is no longer current (a
+    stale form): the one refusal of the charging decision and the court steps alike."""
     return Conflict(
-        f"{step} was refused: arrest {arrest.id} has changed since you saw it (you saw version "
-        f"{seen}, it is now version {arrest.version}, state '{arrest.state.value}'); nothing "
-        "was saved. Look at the arrest again and decide on what it is now",
+        f"{step} was refused: arrest {arrest.id} has changed since you saw it (it was version "
+        f"{seen}, it is now version {arrest.version}, state '{arrest.state.value}'; it changed "
+        "since this form was shown); nothing was saved. Open the arrest again, check what "
+        "changed, and decide on what it is now",
         code="version_mismatch",
         field="version",
         details={"seen": seen, "current": arrest.version, "state": arrest.state.value},
     )
 
 
-def check_version(arrest: Arrest, expected: int | None) -> None:
-    """Refuse a step taken on a form shown before the arrest last changed (a stale form).
+def check_version(arrest: Arrest, expected: int | None, step: str) -> None:
+    """Refuse a step taken on a form shown before the arrest last changed (``stale``).
 
     ``expected`` is the version the form was shown with; None (the API) skips the check. The
     arrest is already locked, so nobody can change it between this check and the write.
     """
     if expected is not None and expected != arrest.version:
-        raise Conflict(
-            f"arrest {arrest.id} changed since this form was shown (it was version {expected}, "
-            f"it is now version {arrest.version}, state '{arrest.state.value}'); nothing was "
-            "saved. Open the arrest again, check what changed, and resubmit if it still applies",
-            field="version",
-            details={"expected_version": expected, "version": arrest.version},
-        )
+        raise stale(arrest, expected, step)
 
 
 def _not_in_future(moment: datetime, now: datetime, field: str) -> None:
@@ -205,7 +201,7 @@ def recommend_bail(
     require_owner(actor, Permission.BAIL_RECOMMEND, AgencyKind.PRETRIAL, "a bail recommendation")
     moment = now or utcnow()
     arrest = arrest_for_write(session, actor, arrest_id)
-    check_version(arrest, expected_version)
+    check_version(arrest, expected_version, "a bail recommendation")
     if arrest.state is not ArrestState.CHARGED:
         raise out_of_order(arrest, "a bail recommendation")
     arrest.bail_recommendations.append(
@@ -244,7 +240,7 @@ def arraign(
     moment = now or utcnow()
     lock_identifiers(session)  # the docket number; before the arrest's row lock
     arrest = arrest_for_write(session, actor, arrest_id)
-    check_version(arrest, expected_version)
+    check_version(arrest, expected_version, "a preliminary arraignment")
     if arrest.state is not ArrestState.CHARGED:
         raise out_of_order(arrest, "an arraignment")
     if data.arraigned_at < arrest.arrested_at:
@@ -304,7 +300,7 @@ def record_custody(
     require_owner(actor, Permission.RELEASE, AgencyKind.COURT, "a release or commitment")
     moment = now or utcnow()
     arrest = arrest_for_write(session, actor, arrest_id)
-    check_version(arrest, expected_version)
+    check_version(arrest, expected_version, "a release or commitment")
     if arrest.state is not ArrestState.ARRAIGNED or arrest.arraignment is None:
         raise out_of_order(arrest, "a release or commitment")
     if data.at < arrest.arraignment.arraigned_at:
