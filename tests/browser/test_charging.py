@@ -130,7 +130,7 @@ def test_the_live_queue_keeps_no_session_awake_and_locks_when_idle(
 
     seen = last_seen()
     # A poll of the rows (htmx, every 10 s) is not the user's activity.
-    with page.expect_response(lambda r: r.url.endswith("/charging/rows"), timeout=20_000):
+    with page.expect_response(lambda r: "/charging/rows?seen=" in r.url, timeout=20_000):
         pass
     assert last_seen() == seen
     # Idle for 31 minutes: the next poll finds the session locked and the page goes to the

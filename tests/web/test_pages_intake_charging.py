@@ -20,9 +20,9 @@ from openpars.records.models import Arrest, ChargingDecision, Involvement, Perso
 from openpars.web.app import create_app
 from tests.factories import World
 from tests.records.factories import arrest_payload, person_payload
-from tests.records.helpers import charging, step, submit
+from tests.records.helpers import bail, charging, step, submit
 from tests.web.logon_steps import finish_logon_as
-from tests.web.test_pages import entries, give_password, log_in
+from tests.web.test_pages import count_entries, entries, give_password, log_in
 
 Browser = Callable[[str], TestClient]
 
@@ -253,7 +253,7 @@ def test_the_queue_is_oldest_first_and_drops_a_decided_arrest(
     da = browser("charging")
     queue = da.get("/charging").text
     assert queue.index(f"/charging/{older}") < queue.index(f"/charging/{newer}")
-    assert 'hx-get="/charging/rows"' in queue
+    assert 'hx-get="/charging/rows?seen=' in queue
     assert ("arrest.search", "ok", None) in entries(db)
     form = da.get(f"/charging/{older}")
     assert form.status_code == 200
@@ -267,6 +267,65 @@ def test_the_queue_is_oldest_first_and_drops_a_decided_arrest(
     assert f'/charging/{older}"' not in rows and f'/charging/{newer}"' in rows
     with db.session() as session:
         assert session.get(Arrest, older).state.value == "charged"  # type: ignore[union-attr]
+
+
+def _digest(html: str) -> str:
+    match = re.search(r'hx-get="/charging/rows\?seen=([0-9a-f]{64})"', html)
+    assert match, "the queue's poll carries the digest of the rows it shows"
+    return match.group(1)
+
+
+def test_the_queue_poll_is_unaudited_until_the_queue_changes(
+    browser: Browser, client: TestClient, db: Database, world: World
+) -> None:
+    """A queue left open polls every 10 s: while the rows it shows are the same, each poll is
+    a 204 with no audit entry; a change brings the rows back through the audited search."""
+    first = _entered(client, world, "2025-05-04T10:00:00+00:00")
+    da = browser("charging")
+    digest = _digest(da.get("/charging").text)
+    before = count_entries(db)
+    for _ in range(3):
+        quiet = da.get(f"/charging/rows?seen={digest}")
+        assert quiet.status_code == 204 and quiet.content == b""
+    assert count_entries(db) == before
+    # A change the queue does not show (a bail step on an arrest already charged) keeps it quiet.
+    charged_id = _entered(client, world, "2025-05-05T10:00:00+00:00")
+    assert step(client, world, charged_id, "charging-decision", charging(), "charging").is_success
+    digest = _digest(da.get("/charging/rows").text)
+    before = count_entries(db)
+    assert step(client, world, charged_id, "bail-recommendation", bail(), "pretrial").is_success
+    after_bail = count_entries(db)
+    assert da.get(f"/charging/rows?seen={digest}").status_code == 204
+    assert count_entries(db) == after_bail
+    # A new arrest in the queue: the poll answers the rows, read through the audited search.
+    newer = _entered(client, world, "2025-05-06T10:00:00+00:00")
+    mark = len(entries(db))
+    changed = da.get(f"/charging/rows?seen={digest}")
+    assert changed.status_code == 200
+    assert f'/charging/{newer}"' in changed.text and f'/charging/{first}"' in changed.text
+    assert [a for a, _, _ in entries(db)[mark:]] == ["arrest.search"]
+    fresh = _digest(changed.text)
+    assert fresh != digest
+    assert da.get(f"/charging/rows?seen={fresh}").status_code == 204
+    assert before < after_bail  # the bail step itself was audited, by its own service
+
+
+def test_a_made_up_digest_gets_the_audited_rows_and_a_malformed_one_is_refused(
+    browser: Browser, client: TestClient, db: Database, world: World
+) -> None:
+    """The poll tells a caller nothing but whether the page it was shown has changed: any other
+    digest is answered with the rows, audited, as a first load is."""
+    _entered(client, world, "2025-05-07T10:00:00+00:00")
+    da = browser("charging")
+    mark = len(entries(db))
+    guessed = da.get("/charging/rows?seen=" + "0" * 64)
+    assert guessed.status_code == 200 and "Arrest " in guessed.text
+    assert [a for a, _, _ in entries(db)[mark:]] == ["arrest.search"]
+    assert da.get("/charging/rows?seen=not-a-digest").status_code == 422
+    # Only the DA's charging attorneys poll the queue.
+    refused = browser("intake").get("/charging/rows?seen=" + "0" * 64)
+    assert refused.status_code == 403
+    assert entries(db)[-1][1:] == ("refused", "permission_denied")
 
 
 def test_a_stale_decision_is_refused_with_the_reason(

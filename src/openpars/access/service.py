@@ -8,6 +8,8 @@ appends one audit entry in the same transaction before anything is returned.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import fields
 from datetime import datetime
 from typing import Any
@@ -38,7 +40,7 @@ from openpars.access.schemas import (
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append, append_sending
 from openpars.db import utcnow
-from openpars.errors import DomainError, InvalidInput, NotFound
+from openpars.errors import DomainError, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
 
 
@@ -227,6 +229,42 @@ def arrest_page(session: Session, *, policy: ReadPolicy, query: ArrestQuery) -> 
     return _arrest_page(
         repo.search_arrests(session, policy, query, limit=limit), policy, query, limit
     )
+
+
+def page_digest(page: ArrestPage) -> str:
+    """A digest of what an arrest page shows: its rows as shaped for the caller, and whether
+    more follow. Equal digests, equal pages (the decision's explanation aside)."""
+    shown = {"items": [i.model_dump(mode="json") for i in page.items], "more": page.has_more}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
+
+
+def arrest_page_digest(
+    session: Session,
+    *,
+    principal: Principal,
+    query: ArrestQuery,
+    context: ReadContext,
+    now: datetime | None = None,
+) -> str:
+    """The ``page_digest`` of the page ``search_arrests`` would show this caller now; not
+    audited, and so for internal callers only (Forbidden for an external one, whose every read
+    counts against its agreement).
+
+    It discloses no record: a page refreshing itself (the charging queue) sends the digest of
+    the page it shows and reloads it, through the audited ``search_arrests``, only when the
+    digests differ. The server never hands out a digest but with the audited page it is the
+    digest of, so the caller learns no more than that the page it was shown has changed, which
+    the audited reload shows it anyway; computed under the caller's own policy and query, a
+    change to a record the caller may not see leaves it as it was.
+    """
+    if principal.is_external:
+        raise Forbidden(
+            "an external agency's every read is audited against its agreement: search instead",
+            field="query",
+        )
+    check_arrest_query(query)
+    policy = policy_for(session, principal=principal, context=context, at=now or utcnow())
+    return page_digest(arrest_page(session, policy=policy, query=query))
 
 
 def _arrest_page(

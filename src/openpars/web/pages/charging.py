@@ -2,8 +2,9 @@
 decision itself (approve, decline, modify).
 
 The queue is the access service's arrest search (``GET /api/v1/arrests?state=entered``, the
-same enforcement point and audit entry), oldest first; htmx reloads its rows every
-``POLL_SECONDS``. A decision goes to ``records.service.decide_charges``, the service of
+same enforcement point and audit entry), oldest first; htmx polls its rows every
+``POLL_SECONDS``, and they are read again (audited) only when the queue has changed
+(``queue_rows``). A decision goes to ``records.service.decide_charges``, the service of
 ``POST /api/v1/arrests/{id}/charging-decision``, with the arrest's version as the form showed
 it: if the arrest changed meanwhile, the service refuses (``version_mismatch``) and the page
 says why; nothing is written.
@@ -11,8 +12,10 @@ says why; nothing is written.
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
+from typing import Annotated, Any
 
+from fastapi import Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette import status
@@ -38,11 +41,11 @@ from openpars.web.pages.core import (
 from openpars.web.pages.intake import (
     CHARGE_FIELDS,
     CHOICES,
-    audit_refusal,
     form_rows,
     statutes,
     validation_errors,
 )
+from openpars.web.refusals import record_refusal
 
 router = area_router()
 NAV.append(NavLink("Charging", "/charging", frozenset({Permission.CHARGE_DECIDE})))
@@ -61,14 +64,22 @@ OUTCOMES = [
 FORM_REFUSALS = ("invalid_input", "version_mismatch", "out_of_order")
 
 
-def _queue(ctx: Ctx) -> tuple[list[Any], bool]:
-    """The arrests awaiting a charging decision, oldest first (audited as the API's search)."""
-    query = ArrestQuery(state=ArrestState.ENTERED, oldest_first=True, limit=QUEUE_SIZE)
+QUEUE_QUERY = ArrestQuery(state=ArrestState.ENTERED, oldest_first=True, limit=QUEUE_SIZE)
+
+
+def _queue(ctx: Ctx) -> dict[str, Any]:
+    """The arrests awaiting a charging decision, oldest first (audited as the API's search),
+    and the digest of that page, which its poll sends back."""
     with ctx.unit() as (session, principal):
         found = access.search_arrests(
-            session, principal=principal, query=query, context=ReadContext()
+            session, principal=principal, query=QUEUE_QUERY, context=ReadContext()
         )
-    return list(found.items), found.has_more
+    return {
+        "items": list(found.items),
+        "more": found.has_more,
+        "digest": access.page_digest(found),
+        "poll": POLL_SECONDS,
+    }
 
 
 @router.get("/charging", response_class=HTMLResponse, dependencies=[page(Permission.CHARGE_DECIDE)])
@@ -76,17 +87,10 @@ def queue(
     ctx: Ctx, decided: RowId | None = None, outcome: ChargingOutcome | None = None
 ) -> HTMLResponse:
     """The charging queue; after a decision, which one was recorded."""
-    items, more = _queue(ctx)
     return render(
         ctx.request,
         "charging/queue.html",
-        {
-            "items": items,
-            "more": more,
-            "poll": POLL_SECONDS,
-            "decided": decided,
-            "outcome": outcome.value if outcome else None,
-        },
+        _queue(ctx) | {"decided": decided, "outcome": outcome.value if outcome else None},
     )
 
 
@@ -94,11 +98,33 @@ def queue(
     "/charging/rows",
     response_class=HTMLResponse,
     dependencies=[page(Permission.CHARGE_DECIDE, background=True)],
+    responses={204: {"description": "the queue is as the page shows it (seen): keep it"}},
 )
-def queue_rows(ctx: Ctx) -> HTMLResponse:
-    """The queue's rows alone, for htmx to refresh the table."""
-    items, more = _queue(ctx)
-    return render(ctx.request, "charging/_rows.html", {"items": items, "more": more})
+def queue_rows(
+    ctx: Ctx,
+    seen: Annotated[
+        str | None,
+        Query(
+            pattern="^[0-9a-f]{64}$",
+            description="the digest of the rows the page shows (from its last load)",
+        ),
+    ] = None,
+) -> Response:
+    """The queue's rows alone, for htmx to refresh the table every ``POLL_SECONDS``.
+
+    A poll sends the digest of the rows it shows: while the queue the user may see is the same
+    (``access.arrest_page_digest``, no audit entry: it discloses nothing), the answer is 204
+    and htmx keeps the rows; when it has changed, the rows are read again through the audited
+    search. An open queue thus leaves an audit entry per change it shows, not per 10 seconds.
+    """
+    if seen is not None:
+        with ctx.unit() as (session, principal):
+            current = access.arrest_page_digest(
+                session, principal=principal, query=QUEUE_QUERY, context=ReadContext()
+            )
+        if hmac.compare_digest(current, seen):
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return render(ctx.request, "charging/_rows.html", _queue(ctx))
 
 
 def _arrest(ctx: Ctx, arrest_id: int) -> ArrestRead:
@@ -213,7 +239,7 @@ def decide(arrest_id: RowId, ctx: Ctx) -> Response:
     except DomainError as refused:
         if refused.code not in FORM_REFUSALS:
             raise
-        audit_refusal(ctx, refused)
+        record_refusal(ctx.request, refused)
         errors = domain_errors(refused)
         if refused.code in ("version_mismatch", "out_of_order"):
             errors = {"form": errors.pop(next(iter(errors)))}
