@@ -15,15 +15,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from openpars.audit.events import AuditEvent, AuditKind, Outcome
-from openpars.audit.service import append
-from openpars.db import Database
 from openpars.errors import DomainError, NotAuthenticated, TooManyRequests
-from openpars.identity.principal import Principal
 from openpars.web.context import edge_of
 from openpars.web.gate import writer_gate
 from openpars.web.limits import TOO_LARGE
 from openpars.web.pages.core import is_page_request, login_url, render
+from openpars.web.refusals import record_refusal
 
 log = logging.getLogger("openpars.web")
 
@@ -72,36 +69,6 @@ def envelope(
     return {"error": error}
 
 
-def _record_refusal(request: Request, exc: DomainError) -> int | None:
-    """Log every refused request in its own transaction: the request's own was rolled back."""
-    db: Database = request.app.state.db
-    principal: Principal | None = getattr(request.state, "principal", None)
-    kind = AuditKind.LOGIN_FAILED if isinstance(exc, NotAuthenticated) else AuditKind.REFUSED
-    event = AuditEvent(
-        kind=kind,
-        action=f"{request.method} {request.url.path}",
-        outcome=Outcome.REFUSED,
-        user_id=principal.user_id if principal else None,
-        username=principal.username if principal else None,
-        agency_id=principal.agency_id if principal else None,
-        source_ip=request.client.host if request.client else None,
-        params={"query": dict(request.query_params), "status": exc.status},
-        error_code=exc.code,
-    )
-    try:
-        with db.session() as session:
-            return append(session, event).id
-    except Exception:  # the refusal still goes out; losing its log entry is reported loudly
-        log.exception("could not write the audit entry of a refused request (%s)", exc.code)
-        return None
-
-
-def record_refusal(request: Request, exc: DomainError) -> int | None:
-    """Audit a service's refusal that a page shows in its form (beside the field) rather than
-    as an error page: the same entry the API's refusal gets; its id, or None if not written."""
-    return _record_refusal(request, exc)
-
-
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     """Render a DomainError as JSON with its status, after auditing the refusal.
 
@@ -117,7 +84,7 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
         # Behind the writer gate and on a worker thread: the event loop never waits for
         # SQLite's write lock, which the request holding the gate may need the loop to release.
         async with writer_gate(request.app.state.db):
-            entry_id = await run_in_threadpool(_record_refusal, request, exc)
+            entry_id = await run_in_threadpool(record_refusal, request, exc)
     headers = {}
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(max(1, round(exc.retry_after)))

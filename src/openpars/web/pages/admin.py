@@ -46,6 +46,7 @@ from openpars.web.pages.core import (
     parse_form,
     render,
 )
+from openpars.web.refusals import record_refusal, record_service_refusal
 
 router = area_router()
 NAV.append(
@@ -174,6 +175,7 @@ def create_user(ctx: Ctx) -> Response:
             )
             user_id = user.id
     except (InvalidInput, Conflict) as refused:
+        record_service_refusal(ctx.request, refused, errors)
         with ctx.unit() as (session, _):
             return _new_user_form(ctx, session, values, errors or domain_errors(refused), 422)
     return RedirectResponse(f"/admin/users/{user_id}?done=created", status_code=303)
@@ -237,6 +239,7 @@ def unlock(user_id: RowId, ctx: Ctx) -> Response:
             append(session, account_event(principal, "account.unlock", user_id=user.id))
     except InvalidInput as refused:
         # Not locked (any more): someone released it since the page was shown.
+        record_refusal(ctx.request, refused)
         return _user_page(ctx, user_id, errors=domain_errors(refused), status=409)
     return RedirectResponse(f"/admin/users/{user_id}?done=unlocked", status_code=303)
 
@@ -263,6 +266,7 @@ def reset_password(user_id: RowId, ctx: Ctx) -> Response:
             )
             append(session, account_event(principal, "user.password.reset", user_id=user.id))
     except InvalidInput as refused:
+        record_service_refusal(ctx.request, refused, errors)
         return _user_page(ctx, user_id, errors=errors or domain_errors(refused), status=422)
     return RedirectResponse(f"/admin/users/{user_id}?done=password", status_code=303)
 
@@ -279,6 +283,7 @@ def set_profile(user_id: RowId, ctx: Ctx) -> Response:
             user = service.set_user_profile(session, actor=principal, user_id=user_id, data=body)
             append(session, account_event(principal, "user.profile", user_id=user.id))
     except InvalidInput as refused:
+        record_service_refusal(ctx.request, refused, errors)
         return _user_page(
             ctx, user_id, errors=errors or domain_errors(refused), values=values, status=422
         )
@@ -347,6 +352,7 @@ def create_agency(ctx: Ctx) -> Response:
             agency = service.create_agency(session, actor=principal, data=body)
             append(session, account_event(principal, "agency.create", agency_id=agency.id))
     except (InvalidInput, Conflict) as refused:
+        record_service_refusal(ctx.request, refused, errors)
         return _agencies_page(
             ctx, errors=errors or domain_errors(refused), values=values, status=422
         )

@@ -35,8 +35,8 @@ from openpars.identity.roles import Permission, Role
 from openpars.ranges import RowId
 from openpars.web.context import Ctx
 from openpars.web.pages.core import NAV, NavLink, area_router, page, render
-from openpars.web.pages.external import record_refusal
 from openpars.web.pages.plain import days_left, document_sentences, scope_diff
+from openpars.web.refusals import record_refusal
 
 router = area_router()
 NAV.append(NavLink("Agreements", "/agreements", frozenset(AGREEMENT_READERS)))

@@ -3,7 +3,8 @@
 Each form posts to the same service the API's ``POST /api/v1/arrests/{id}/bail-recommendation``,
 ``/arraignment`` and ``/custody`` call (records.service), through the same enforcement point
 and audit entry. The form carries the arrest's version: the service refuses a stale form (the
-arrest changed since the form was shown) with its Conflict, shown beside the form.
+arrest changed since the form was shown) with its Conflict, shown beside the form and audited
+(web/refusals.py) as the API's refusal is.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from openpars.web.pages.core import (
     render,
     templates,
 )
+from openpars.web.refusals import record_refusal
 
 router = area_router()
 
@@ -293,6 +295,17 @@ def submit(ctx: Ctx, step: Step, arrest_id: int, model: type[BaseModel]) -> Resp
         # Shown again with the version it was shown with, never the current one: a form
         # shown before a change stays stale until the user opens the arrest again.
         values["version"] = version
+    if version is None:
+        # A form the page never sends (its hidden field stripped): refused and audited, like
+        # the service's own refusals below. A typing mistake the schema catches (above) is not
+        # audited, as the API's 422 for a body that does not validate is not. The edge's
+        # transaction ends first: the refusal's entry is written in a transaction of its own.
+        with ctx.unit():
+            pass
+        record_refusal(
+            ctx.request,
+            InvalidInput("version: the form came without the arrest's version", field="version"),
+        )
     if parsed is None or version is None:
         return show_form(ctx, step, arrest_id, values=values, errors=errors, status_code=422)
     try:
@@ -323,6 +336,8 @@ def submit(ctx: Ctx, step: Step, arrest_id: int, model: type[BaseModel]) -> Resp
                     expected_version=version,
                 )
     except (InvalidInput, Conflict) as refused:
+        # Shown beside the form, and audited as the API's refusal of the same call is.
+        record_refusal(ctx.request, refused)
         errors = domain_errors(refused)
         if "version" in errors or "state" in errors:
             errors = {"form": errors.get("version") or errors["state"]}

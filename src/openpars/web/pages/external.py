@@ -30,6 +30,7 @@ from openpars.text import Line
 from openpars.web.context import Ctx
 from openpars.web.pages.core import NAV, NavLink, area_router, domain_errors, page, render
 from openpars.web.pages.plain import field_words, policy_sentences
+from openpars.web.refusals import record_refusal
 
 router = area_router()
 NAV.append(NavLink("Agency search", "/external", frozenset({Permission.EXTERNAL_QUERY})))
@@ -140,14 +141,6 @@ def _search(ctx: Ctx, form: SearchForm) -> Any:
             ),
             context=form.context(),
         )
-
-
-def record_refusal(request: Request, refused: DomainError) -> None:
-    """Audit a refusal the page shows beside a field, as the error handlers audit the rest."""
-    # Imported here: web.errors imports the pages package (a cycle at import time).
-    from openpars.web.errors import _record_refusal
-
-    _record_refusal(request, refused)
 
 
 def _refusal_shown(request: Request, refused: DomainError) -> dict[str, str]:

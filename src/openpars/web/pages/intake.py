@@ -39,6 +39,7 @@ from openpars.web.pages.core import (
     page,
     render,
 )
+from openpars.web.refusals import record_refusal
 
 router = area_router()
 NAV.append(NavLink("Intake", "/intake", frozenset({Permission.ARREST_CREATE})))
@@ -196,14 +197,6 @@ def validation_errors(invalid: ValidationError, kept: dict[str, list[int]]) -> d
     return errors
 
 
-def audit_refusal(ctx: Ctx, refused: DomainError) -> None:
-    """Audit a service's refusal shown beside a form's field, as the API audits it."""
-    # Imported here: openpars.web.errors imports the pages.
-    from openpars.web.errors import record_refusal
-
-    record_refusal(ctx.request, refused)
-
-
 def _sentence(message: str) -> str:
     text = message.strip()
     return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else text
@@ -292,7 +285,7 @@ def submit_arrest(ctx: Ctx) -> HTMLResponse:
     except DomainError as refused:
         if refused.code not in FORM_REFUSALS:
             raise
-        audit_refusal(ctx, refused)
+        record_refusal(ctx.request, refused)
         candidates = _candidates_of(refused, kept)
         errors = (
             {} if candidates else {form_name(k, kept): v for k, v in domain_errors(refused).items()}

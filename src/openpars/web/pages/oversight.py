@@ -31,6 +31,7 @@ from openpars.web.pages.core import (
     parse_form,
     render,
 )
+from openpars.web.refusals import record_refusal, record_service_refusal
 
 router = area_router()
 NAV.append(NavLink("Oversight", "/oversight", frozenset({Permission.OVERSIGHT_READ})))
@@ -139,9 +140,11 @@ def _act(ctx: Ctx, case_id: int, schema: type[BaseModel], act: str, done: str) -
                 )  # fmt: skip
     except Conflict as stale:
         # The case was closed since the form was shown: say so, keep what was typed.
+        record_refusal(ctx.request, stale)
         return _case_page(ctx, case_id, errors={"form": domain_errors(stale)["case_id"]},
                           values=values, status=409)  # fmt: skip
     except InvalidInput as refused:
+        record_service_refusal(ctx.request, refused, errors)
         shown = {k: MISSING.get(k, v) if v == "Field required." else v for k, v in errors.items()}
         shown = shown or domain_errors(refused)
         return _case_page(ctx, case_id, errors={f"{act}_{k}": v for k, v in shown.items()},

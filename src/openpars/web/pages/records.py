@@ -28,6 +28,7 @@ from openpars.text import Line
 from openpars.web.context import Ctx
 from openpars.web.pages.core import NAV, NavLink, area_router, domain_errors, page, render
 from openpars.web.pages.court import errors_of, steps_for
+from openpars.web.refusals import record_refusal
 
 router = area_router()
 NAV.append(NavLink("Search", "/search", frozenset({Permission.RECORD_READ})))
@@ -116,6 +117,7 @@ def _run_search(
                 context=ReadContext(),
             ), {}
     except InvalidInput as refused:
+        record_refusal(ctx.request, refused)
         return None, domain_errors(refused)
 
 
