@@ -27,6 +27,8 @@ from openpars.audit.schemas import (
     EntryPage,
     EntryRead,
     InclusionProofRead,
+    OwnEntryPage,
+    OwnEntryRead,
     ReceiptRead,
     ShredCreate,
     ShredRead,
@@ -112,6 +114,28 @@ def list_entries(
                 last_id=ids[-1] if ids else None,
             ),
         )  # fmt: skip
+    return page
+
+
+@router.get("/own-entries", response_model=OwnEntryPage, dependencies=[needs()])
+def own_entries(
+    ctx: Ctx,
+    before_id: Annotated[
+        AuditSize | None, Query(description="return entries with a smaller id (the next page)")
+    ] = None,
+    limit: int | None = Query(None, ge=1),
+) -> OwnEntryPage:
+    """The entries recording your own accesses, newest first: the ones whose receipts you may
+    fetch (GET /audit/receipts/{id}). Any user; this read is itself audited."""
+    size = min(limit or ctx.settings.page_size_default, ctx.settings.page_size_max)
+    with ctx.unit() as (session, principal):
+        found = receipts.audited_own_entries(
+            session, principal=principal, limit=size, before_id=before_id
+        )
+        page = OwnEntryPage(
+            entries=[OwnEntryRead.model_validate(e) for e in found.entries],
+            next_before_id=found.next_before_id,
+        )
     return page
 
 

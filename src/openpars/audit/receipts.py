@@ -153,15 +153,53 @@ def audited_receipt(
     return found
 
 
-def own_entries(session: Session, *, principal: Principal, limit: int) -> list[AuditEntry]:
-    """The newest entries recording the caller's own accesses, newest first: the entries whose
-    receipts they may fetch (``may_see``), without knowing the ids the API's header named."""
+@dataclass(frozen=True, slots=True)
+class OwnEntries:
+    """A page of the caller's own entries, newest first; ``next_before_id``: pass it as
+    ``before_id`` for the next (older) page, None on the last."""
+
+    entries: list[AuditEntry]
+    next_before_id: int | None
+
+
+def own_entries(
+    session: Session, *, principal: Principal, limit: int, before_id: int | None = None
+) -> OwnEntries:
+    """The newest entries recording the caller's own accesses, newest first, below
+    ``before_id`` when given: the entries whose receipts they may fetch (``may_see``), without
+    knowing the ids the API's header named. Not audited: see ``audited_own_entries``."""
     if principal.user_id is None:
-        return []
-    query = (
-        select(AuditEntry)
-        .where(AuditEntry.user_id == principal.user_id)
-        .order_by(AuditEntry.id.desc())
-        .limit(limit)
+        return OwnEntries([], None)
+    query = select(AuditEntry).where(AuditEntry.user_id == principal.user_id)
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return OwnEntries(rows, rows[-1].id if more and rows else None)
+
+
+def audited_own_entries(
+    session: Session, *, principal: Principal, limit: int, before_id: int | None = None
+) -> OwnEntries:
+    """``own_entries`` with its own ``audit.own_entries`` entry, in the same transaction: the one
+    read path of the caller's own entries for the API and the audit page. The listing shows the
+    caller only their own entries, yet it is a read of the audit log like any other."""
+    found = own_entries(session, principal=principal, limit=limit, before_id=before_id)
+    ids = [e.id for e in found.entries]
+    append(
+        session,
+        event_by(
+            principal,
+            kind=AuditKind.AUDIT_READ,
+            action="audit.own_entries",
+            params={
+                "before_id": before_id,
+                "limit": limit,
+                "returned": len(ids),
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+            },
+        ),
     )
-    return list(session.scalars(query))
+    return found

@@ -51,6 +51,26 @@ class EntryPage(BaseModel):
     next_after_id: int | None
 
 
+class OwnEntryRead(BaseModel):
+    """One entry recording the caller's own access: fetch its receipt by its id."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(description="the entry's id: GET /api/v1/audit/receipts/{id} proves it")
+    at: datetime
+    kind: AuditKind
+    action: str = Field(description="what was done, e.g. arrest.get or GET /arrests/7 (refused)")
+    outcome: Outcome
+
+
+class OwnEntryPage(BaseModel):
+    """A page of your own entries, newest first; pass `next_before_id` as `before_id` for the
+    next (older) page; null on the last page."""
+
+    entries: list[OwnEntryRead]
+    next_before_id: int | None
+
+
 class ReceiptRead(BaseModel):
     """An `openpars-receipt/v1` document: check it with 'openpars-verify receipt FILE'."""
 

@@ -83,24 +83,29 @@ def _checkpoint_view(session: Session, quorum: int) -> CheckpointView | None:
 
 
 @router.get("/audit", response_class=HTMLResponse, dependencies=[page()])
-def overview(ctx: Ctx) -> HTMLResponse:
-    """The latest checkpoint; the caller's own newest entries (their receipts), a form for any
-    entry's proof and (auditors) the export. The checkpoint is public; the list is audited."""
+def overview(
+    ctx: Ctx,
+    before_id: Annotated[
+        AuditSize | None, Query(description="list your entries older than this one")
+    ] = None,
+) -> HTMLResponse:
+    """The latest checkpoint; the caller's own newest entries (their receipts, as
+    ``GET /api/v1/audit/own-entries``), a form for any entry's proof and (auditors) the export.
+    The checkpoint is public; the list is audited by the receipts service."""
     with ctx.unit() as (session, principal):
         view = _checkpoint_view(session, ctx.settings.witness_quorum)
         auditor = principal.can(Permission.AUDIT_READ)
+        own = receipts.audited_own_entries(
+            session, principal=principal, limit=OWN_ENTRIES, before_id=before_id
+        )
         mine = [
             {"id": e.id, "at": e.at, "action": e.action, "outcome": e.outcome.value}
-            for e in receipts.own_entries(session, principal=principal, limit=OWN_ENTRIES)
+            for e in own.entries
         ]
-        append(
-            session,
-            audit_event(principal, AuditKind.AUDIT_READ, "audit.own_entries", returned=len(mine)),
-        )
     return render(
         ctx.request,
         "audit/overview.html",
-        {"checkpoint": view, "auditor": auditor, "mine": mine},
+        {"checkpoint": view, "auditor": auditor, "mine": mine, "older": own.next_before_id},
     )
 
 
