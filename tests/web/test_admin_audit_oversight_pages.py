@@ -137,6 +137,8 @@ def test_an_admin_unlocks_a_locked_user_and_ends_its_session(
     again = web.post(f"/admin/users/{pretrial}/unlock", data={"csrf_token": token})
     assert again.status_code == 409
     assert "is not locked" in again.text
+    # Shown beside the form, and audited as the API's refusal is.
+    assert (f"POST /admin/users/{pretrial}/unlock", "refused", "not_locked") in entries(db)
     ended = web.post(f"/admin/sessions/{opened_id}/end", data={"csrf_token": token})
     assert ended.status_code == 303
     with db.session() as session:
@@ -345,14 +347,20 @@ def test_a_reviewer_closes_a_case_and_a_stale_close_is_refused(
     token = signed_in(web, db, world, "watcher")
     assert 'href="/oversight"' in web.get("/").text
     assert f"/oversight/cases/{case_id}" in web.get("/oversight").text
+    before = count_entries(db)
     bad = web.post(f"/oversight/cases/{case_id}/close", data={"csrf_token": token})
     assert bad.status_code == 422
     assert 'id="close_finding-error"' in bad.text
+    # A field the schema refused (a typing mistake) is not audited, as the API's 422 is not.
+    assert count_entries(db) == before + 1  # the case page shown again is a read, audited
+    assert entries(db)[-1][1] == "ok"
     wrong = web.post(
         f"/oversight/cases/{case_id}/assign", data={"csrf_token": token, "assignee": "reader"}
     )
     assert wrong.status_code == 422
     assert "oversight role" in wrong.text
+    # The service's refusal is.
+    assert (f"POST /oversight/cases/{case_id}/assign", "refused", "invalid_input") in entries(db)
     done = web.post(
         f"/oversight/cases/{case_id}/close",
         data={"csrf_token": token, "finding": "training", "note": "talked to them"},
@@ -368,6 +376,7 @@ def test_a_reviewer_closes_a_case_and_a_stale_close_is_refused(
     )
     assert stale.status_code == 409
     assert "is closed" in stale.text
+    assert (f"POST /oversight/cases/{case_id}/close", "refused", "case_closed") in entries(db)[-3:]
     with db.session() as session:
         case = session.get(Case, case_id)
         assert case is not None
