@@ -118,7 +118,7 @@ def test_external_search_shows_the_arrestee_and_nothing_of_the_victim(
     assert "agreement.scope_read" in actions
 
 
-def test_external_search_requires_purpose_case_and_on_behalf_of(
+def test_external_search_requires_purpose_and_on_behalf_of(
     web: TestClient, db: Database, world: World
 ) -> None:
     with db.session() as session:
@@ -127,11 +127,60 @@ def test_external_search_requires_purpose_case_and_on_behalf_of(
     before = len(entries(db))
     answer = web.get("/external", params={"kind": "persons", "sid": "123-45-67-8"})
     assert answer.status_code == 422
-    for field in ("purpose", "case_number", "on_behalf_of"):
+    for field in ("purpose", "on_behalf_of"):
         assert f'id="{field}-error"' in answer.text
     assert 'value="123-45-67-8"' in answer.text  # what was typed is kept
     # No search ran: only the scope's own read is in the log.
     assert [a for a, _, _ in entries(db)[before:]] == ["agreement.scope_read"]
+
+
+def test_the_case_reference_follows_the_purposes_rule_as_the_api_does(
+    web: TestClient, db: Database, world: World
+) -> None:
+    """The agreement requires a case reference for criminal-investigation and not for
+    warrant-service: the page asks for it exactly where the API does, and says so."""
+    with db.session() as session:
+        activate(session, world)
+    arrestee = _arrest(web, world)["involvements"][0]["person"]
+    _logged_in(web, db, world.users["ice"], "ice")
+    form = web.get("/external")
+    assert "criminal-investigation (case reference required)</option>" in form.text
+    assert ">warrant-service</option>" in form.text
+    assert "Required for criminal-investigation; optional for the other purposes." in form.text
+    assert 'id="case_number" name="case_number" type="text" value="" aria-describedby' in (
+        form.text
+    )  # not marked required: the rule is the purpose's
+    without = {k: v for k, v in DECLARATION.items() if k != "case_number"}
+    # Required by the purpose: refused beside the field, by the enforcement point, audited.
+    mark = len(entries(db))
+    refused = web.get("/external", params={**without, "sid": arrestee["sid"]})
+    assert refused.status_code == 422
+    assert 'id="case_number-error"' in refused.text
+    assert "requires a case reference" in refused.text
+    assert arrestee["family_name"] not in refused.text
+    assert ("GET /external", "refused", "invalid_input") in entries(db)[mark:]
+    api = web.get(
+        "/api/v1/persons",
+        params={**without, "sid": arrestee["sid"]},
+        headers=world.auth("ice"),
+    )
+    assert api.status_code == 422 and api.json()["error"]["field"] == "case_number"
+    # Not required by the purpose: the search runs, and so does the API's.
+    warrant = {**without, "purpose": "warrant-service"}
+    found = web.get("/external", params={**warrant, "sid": arrestee["sid"]})
+    assert found.status_code == 200, found.text
+    assert arrestee["family_name"] in found.text
+    link = re.search(r'href="(/external/persons/\d+\?[^"]+)"', found.text)
+    assert link and "case_number" not in link.group(1)
+    assert web.get(link.group(1).replace("&amp;", "&")).status_code == 200
+    assert web.get(
+        "/api/v1/persons", params={**warrant, "sid": arrestee["sid"]}, headers=world.auth("ice")
+    ).is_success
+    # The same holds on a record page opened with a hand-made link.
+    person = (
+        link.group(1).replace("&amp;", "&").replace("warrant-service", "criminal-investigation")
+    )
+    assert web.get(person).status_code == 422
 
 
 def test_a_purpose_outside_the_agreement_is_refused_beside_it_and_audited(

@@ -8,6 +8,7 @@ a role, a field or a section outside the agreement is not named anywhere on the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -40,21 +41,26 @@ FORM_REFUSALS = frozenset({400, 403, 422, 429})
 WHOLE_PAGE_CODES = frozenset({"no_agreement_in_force", "permission_denied"})
 REQUIRED = {
     "purpose": "Say why you are searching: choose the purpose",
-    "case_number": "Give the case reference this search is for",
     "on_behalf_of": "Say on whose behalf you search (your own name if for yourself)",
 }
+CASE_REQUIRED = (
+    "The purpose you chose requires a case reference under your agreement: give the case "
+    "this search is for."
+)
 PERSON_FIELDS = ("name", "sid", "fbi_number", "birth_year")
 ARREST_FIELDS = ("otn", "incident_number", "docket_number")
 HIDDEN_PERSON_KEYS = frozenset({"id", "version", "involvements", "aliases"})
 
 
 class Declaration(BaseModel):
-    """What every outside read declares; all three are required on these pages."""
+    """What every outside read declares: the purpose and on whose behalf, always; the case
+    reference where the agreement's rule for the purpose requires it, which the enforcement
+    point checks (``check_purpose_rules``), as for the API: the page has no rule of its own."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     purpose: Line = Field(min_length=1, max_length=60)
-    case_number: Line = Field(min_length=1, max_length=60)
+    case_number: Line | None = Field(default=None, max_length=60)
     on_behalf_of: Line = Field(min_length=1, max_length=200)
 
     def context(self) -> ReadContext:
@@ -63,13 +69,10 @@ class Declaration(BaseModel):
 
     def query(self) -> str:
         """The declaration as a query string, carried to the record pages."""
-        return urlencode(
-            {
-                "purpose": self.purpose,
-                "case_number": self.case_number,
-                "on_behalf_of": self.on_behalf_of,
-            }
-        )
+        declared = {"purpose": self.purpose, "on_behalf_of": self.on_behalf_of}
+        if self.case_number:
+            declared["case_number"] = self.case_number
+        return urlencode(declared)
 
 
 class SearchForm(Declaration):
@@ -102,8 +105,17 @@ def parse_query(request: Request, model: type[Declaration]) -> tuple[Any, dict[s
         return None, errors
 
 
-def _scope(ctx: Ctx) -> tuple[list[str], list[str]]:
-    """The agreement in force for the caller, in plain words, and its purposes; audited."""
+@dataclass(frozen=True, slots=True)
+class Purpose:
+    """A purpose of the caller's agreement, and whether it needs a case reference."""
+
+    slug: str
+    case_reference_required: bool
+
+
+def _scope(ctx: Ctx) -> tuple[list[str], list[Purpose]]:
+    """The agreement in force for the caller, in plain words, and its purposes with their
+    case-reference rule (``purpose_rules``, the rule the enforcement point applies); audited."""
     with ctx.unit(external_role=True) as (session, principal):
         at = utcnow()
         grant = grant_in_force(session, principal=principal, at=at)
@@ -116,7 +128,9 @@ def _scope(ctx: Ctx) -> tuple[list[str], list[str]]:
             agreement_id=grant.agreement_id,
             version=grant.version,
         )
-    return policy_sentences(policy, purposes), sorted(purposes)
+    return policy_sentences(policy, purposes), [
+        Purpose(slug, required) for slug, required in sorted(purposes.items())
+    ]
 
 
 def _search(ctx: Ctx, form: SearchForm) -> Any:
@@ -148,7 +162,11 @@ def _refusal_shown(request: Request, refused: DomainError) -> dict[str, str]:
     if refused.status not in FORM_REFUSALS or refused.code in WHOLE_PAGE_CODES:
         raise refused
     record_refusal(request, refused)
-    return domain_errors(refused)
+    errors = domain_errors(refused)
+    if refused.field == "case_number" and refused.code == "invalid_input":
+        # The enforcement point's rule, in the page's words (the API names its parameter).
+        errors["case_number"] = CASE_REQUIRED
+    return errors
 
 
 @router.get(
