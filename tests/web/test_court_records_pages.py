@@ -10,13 +10,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from openpars.config import Settings
 from openpars.db import Database
+from openpars.identity.roles import Role
 from openpars.web.app import create_app
 from tests.factories import World
 from tests.records.factories import arrest_payload
 from tests.records.helpers import (
+    add_user,
     arraignment,
     audit_since,
     bail,
@@ -367,3 +370,66 @@ def test_a_person_page_lists_only_the_involvements_the_viewer_may_see(
     as_user(web, db, world, "clerk")
     page = web.get(f"/persons/{person_id}")
     assert f'href="/arrests/{first["arrest_id"]}"' in page.text
+
+
+class Statements:
+    """The SQL statements sent while it is open that read users or agencies."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.seen: list[str] = []
+
+    def _record(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        text = statement.lower()
+        if " users" in text or " agencies" in text:
+            self.seen.append(statement)
+
+    def __enter__(self) -> Statements:
+        event.listen(self.db.bind, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.db.bind, "before_cursor_execute", self._record)
+
+
+def test_the_arrest_page_names_the_agency_and_the_users_in_one_query(
+    api: TestClient, web: TestClient, db: Database, world: World
+) -> None:
+    quiet = submit(api, world, arrest_payload()).json()["arrest_id"]
+    busy = charged(api, world)
+    assert step(api, world, busy, "bail-recommendation", bail(), "pretrial").is_success
+    as_user(web, db, world, "court")
+    with Statements(db) as few:
+        assert web.get(f"/arrests/{quiet}").status_code == 200
+    with Statements(db) as many:
+        page = web.get(f"/arrests/{busy}")
+    assert page.status_code == 200
+    text = re.sub(r"\s+", " ", page.text)
+    assert "<dd>Philadelphia Police Department (PAPEP0000)</dd>" in text
+    for name in ("Intake (intake)", "Charging (charging)", "Pretrial (pretrial)"):
+        assert f"<td>{name}</td>" in text
+    # Three people named instead of one, and not one more query for them.
+    assert len(many.seen) == len(few.seen)
+
+
+def test_the_audit_entries_page_names_users_and_agencies_in_one_query(
+    api: TestClient, web: TestClient, db: Database, world: World
+) -> None:
+    add_user(db, world, "auditor", "City of Philadelphia", [Role.AUDITOR])
+    as_user(web, db, world, "auditor")
+    start = last_audit_id(db)
+    for _ in range(3):
+        assert api.get("/api/v1/persons?name=Smith", headers=world.auth("reader")).is_success
+    with Statements(db) as one_user:
+        page = web.get(f"/audit/entries?after_id={start}")
+    assert page.status_code == 200
+    start = last_audit_id(db)
+    for username in ("reader", "court", "pretrial", "charging", "intake"):
+        assert api.get("/api/v1/persons?name=Smith", headers=world.auth(username)).is_success
+    with Statements(db) as five_users:
+        page = web.get(f"/audit/entries?after_id={start}")
+    assert page.status_code == 200
+    text = re.sub(r"\s+", " ", page.text)
+    assert "<td>Court (court)</td> <td>First Judicial District</td>" in text
+    assert "<td>Reader (reader)</td> <td>Defender Association</td>" in text
+    assert len(five_users.seen) == len(one_user.seen)

@@ -25,6 +25,7 @@ from openpars.audit.api import NOTE_MEDIA_TYPE, audit_event
 from openpars.audit.events import AuditKind
 from openpars.audit.service import append
 from openpars.errors import InvalidInput, NotFound
+from openpars.identity.names import names_of
 from openpars.identity.roles import Permission
 from openpars.ranges import INT64_MAX, AuditNumber, AuditSize
 from openpars.web.context import Ctx
@@ -178,6 +179,11 @@ def entries(ctx: Ctx, after_id: AuditNumber = 0) -> HTMLResponse:
             session, actor=principal, after_id=after_id, limit=ENTRIES_PAGE
         )
         ids = [r["id"] for r in rows]
+        names = names_of(
+            session,
+            user_ids=[r["user_id"] for r in rows],
+            agency_ids=[r["agency_id"] for r in rows],
+        )
         append(
             session,
             audit_event(
@@ -191,6 +197,7 @@ def entries(ctx: Ctx, after_id: AuditNumber = 0) -> HTMLResponse:
         "audit/entries.html",
         {
             "entries": rows,
+            "names": names,
             "after_id": after_id,
             "next_after_id": ids[-1] if len(ids) == ENTRIES_PAGE else None,
         },

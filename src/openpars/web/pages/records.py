@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from openpars.access import service as access_service
 from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
 from openpars.errors import InvalidInput
+from openpars.identity.names import names_of
 from openpars.identity.roles import Permission
 from openpars.ranges import RowId
 from openpars.records import service
@@ -220,6 +221,9 @@ def arrest(arrest_id: RowId, ctx: Ctx, saved: str | None = None) -> HTMLResponse
         ):
             entry["fields"] = fields
         steps = steps_for(principal, result.arrest.state)
+        names = names_of(
+            session, user_ids=[v.changed_by_id for v in versions], oris=[result.arrest.ori]
+        )
     return render(
         ctx.request,
         "records/arrest.html",
@@ -227,6 +231,7 @@ def arrest(arrest_id: RowId, ctx: Ctx, saved: str | None = None) -> HTMLResponse
             "arrest": result.arrest,
             "timeline": timeline,
             "steps": steps,
+            "names": names,
             "saved": SAVED.get(saved or ""),
         },
     )
