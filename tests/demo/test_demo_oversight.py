@@ -3,8 +3,11 @@ and a review case whose flags the detectors raised over the analyst's real reads
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
+from types import ModuleType
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -19,6 +22,19 @@ from openpars.identity.models import User
 from openpars.oversight.models import Case, Flag, FlagEntry
 from openpars.web.app import create_app
 from tests.demo.test_demo import run_demo
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "pages.py"
+
+
+def bench_pages() -> ModuleType:
+    """bench/pages.py as a module (bench/ is not a package), loaded once."""
+    if "bench_pages" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_pages", BENCH)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_pages"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["bench_pages"]
 
 
 def test_demo_has_a_pending_renewal_and_a_case_from_real_flags(
@@ -59,6 +75,20 @@ def test_demo_has_a_pending_renewal_and_a_case_from_real_flags(
 
     tokens = {u["username"]: u["token"] for u in json.loads(path.read_text())["users"]}
     application = create_app(Settings(database_url=empty_url))
+    # bench/pages.py fills the proposal, what-if and case pages from this data: none skipped.
+    engine = make_engine(empty_url)
+    try:
+        with engine.connect() as connection:
+            values = bench_pages().demo_values(connection)
+    finally:
+        engine.dispose()
+    targets, _ = bench_pages().plan(
+        bench_pages().page_routes(), values, bench_pages().api_get_paths(application)
+    )
+    measured = {t.route: t.url for t in targets}
+    assert measured["/proposals/{proposal_id}"] == f"/proposals/{proposal.id}"
+    assert measured["/proposals/{proposal_id}/what-if"] == f"/proposals/{proposal.id}/what-if"
+    assert measured["/oversight/cases/{case_id}"] == f"/oversight/cases/{cases[0].id}"
     with TestClient(application) as client:
         replay = client.get(
             f"/api/v1/proposals/{proposal.id}/what-if",

@@ -13,12 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import literal, select, union_all
 from sqlalchemy.orm import Session
 
-from openpars.identity.models import Agency, User
-
-_AGENCY, _USER = "a", "u"
+from openpars.identity import repository as repo
 
 
 @dataclass(frozen=True)
@@ -52,27 +49,10 @@ def names_of(
     users: Iterable[int | None] = (),
 ) -> Names:
     """The names of these agencies and accounts: one statement (none when there are no ids)."""
-    agency_ids, user_ids = _ids(agencies), _ids(users)
-    parts = []
-    if agency_ids:
-        parts.append(
-            select(literal(_AGENCY).label("kind"), Agency.id, Agency.name, literal("")).where(
-                Agency.id.in_(agency_ids)
-            )
-        )
-    if user_ids:
-        parts.append(
-            select(literal(_USER).label("kind"), User.id, User.display_name, User.username).where(
-                User.id.in_(user_ids)
-            )
-        )
-    if not parts:
-        return Names()
-    statement = parts[0] if len(parts) == 1 else union_all(*parts)
-    found = Names()
-    for kind, row_id, name, username in session.execute(statement).all():
-        if kind == _AGENCY:
-            found.agencies[int(row_id)] = str(name)
-        else:
-            found.users[int(row_id)] = f"{name} ({username})"
-    return found
+    found_agencies, found_users = repo.names_by_id(
+        session, agency_ids=_ids(agencies), user_ids=_ids(users)
+    )
+    return Names(
+        agencies=found_agencies,
+        users={i: f"{name} ({username})" for i, (name, username) in found_users.items()},
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from openpars.identity.models import Agency, ApiToken, LogonSession, User
@@ -93,3 +93,34 @@ def count_logon_sessions(session: Session, *, user_id: int) -> int:
     """How many logon sessions a user has had."""
     query = select(func.count()).where(LogonSession.user_id == user_id)
     return int(session.scalar(query.select_from(LogonSession)) or 0)
+
+
+def names_by_id(
+    session: Session, *, agency_ids: Sequence[int], user_ids: Sequence[int]
+) -> tuple[dict[int, str], dict[int, tuple[str, str]]]:
+    """Agency names and accounts' (display name, username) by id, in one statement (none when
+    there are no ids)."""
+    parts = []
+    if agency_ids:
+        parts.append(
+            select(literal("a").label("kind"), Agency.id, Agency.name, literal("")).where(
+                Agency.id.in_(agency_ids)
+            )
+        )
+    if user_ids:
+        parts.append(
+            select(literal("u").label("kind"), User.id, User.display_name, User.username).where(
+                User.id.in_(user_ids)
+            )
+        )
+    agencies: dict[int, str] = {}
+    users: dict[int, tuple[str, str]] = {}
+    if not parts:
+        return agencies, users
+    statement = parts[0] if len(parts) == 1 else union_all(*parts)
+    for kind, row_id, name, username in session.execute(statement).all():
+        if kind == "a":
+            agencies[int(row_id)] = str(name)
+        else:
+            users[int(row_id)] = (str(name), str(username))
+    return agencies, users
