@@ -8,6 +8,8 @@ them; the tests check that no request carried them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,15 @@ from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import Page, Request, expect
 from sqlalchemy import func, select
 
+from openpars.access import service as reads
+from openpars.access.schemas import ArrestQuery, ReadContext
+from openpars.agreements import service as agreements
 from openpars.agreements.models import Agreement, AgreementStatus
+from openpars.agreements.schemas import AgreementDocument
+from openpars.db import utcnow
+from openpars.demo.agreements import adopt_without_vote
 from openpars.governance.models import Vote
+from openpars.governance.quorum import ProposalAction
 from openpars.identity import service
 from openpars.identity.principal import SYSTEM
 from tests.browser.conftest import (
@@ -26,7 +35,8 @@ from tests.browser.conftest import (
     expect_console_error,
     screenshot,
 )
-from tests.governance.helpers import Gov, build_gov
+from tests.browser.helpers_hp4 import check_page
+from tests.governance.helpers import Gov, build_gov, document
 
 Login = Callable[..., None]
 
@@ -145,3 +155,38 @@ def test_a_wrong_key_is_refused_in_the_browser_and_nothing_is_recorded(
             select(func.count()).select_from(Vote).where(Vote.proposal_id == proposal_id)
         )
     assert votes == 0
+
+
+def test_a_voter_reads_the_what_if_replay_of_a_proposal(
+    page: Page, login: Login, live_server: LiveServer, gov: Gov
+) -> None:
+    """The FBI's agreement in force, one of its analyst's reads, an amendment that drops the
+    purpose it was made for: the voter follows the proposal's link to the replay (axe at
+    laptop and tablet size)."""
+    world, db = live_server.world, live_server.db
+    start = utcnow().replace(microsecond=0) - timedelta(days=1)
+    fbi = world.agencies["Federal Bureau of Investigation"]
+    terms = document(world, start=start, end=start + timedelta(days=365),
+                     name="FBI data-use agreement", grantee_agency_id=fbi)  # fmt: skip
+    with db.session() as session:
+        agreement_id = adopt_without_vote(session, terms, at=start, decided_by="test")
+    with db.session(external=True) as session:
+        reads.search_arrests(
+            session, principal=world.principals["fbi"], query=ArrestQuery(otn="N0000001-1"),
+            context=ReadContext(purpose="criminal-investigation"),
+        )  # fmt: skip
+    narrowed = terms.model_dump(mode="json")
+    narrowed["scope"]["purposes"] = [{"purpose": "fugitive-apprehension"}]
+    with db.session() as session:
+        agreements.update_agreement(
+            session, actor=SYSTEM, agreement_id=agreement_id,
+            data=AgreementDocument.model_validate(narrowed), reason="warrants only",
+        )  # fmt: skip
+    amend = replace(gov, agreement_id=agreement_id).propose(ProposalAction.AMEND)
+    login(page, gov.voters["da"].username)
+    page.goto(f"/proposals/{amend}")
+    page.get_by_role("link", name="What-if replay").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"What-if replay of proposal {amend}")
+    expect(page.locator("#total-newly-refused")).to_contain_text("1 (purpose_not_allowed: 1)")
+    expect(page.get_by_role("cell", name="would be refused")).to_be_visible()
+    check_page(page, "what-if")

@@ -33,6 +33,7 @@ from openpars.console import (
 from openpars.db import Base, make_engine
 from openpars.demo.agreements import seed_agreements
 from openpars.demo.generate import plan_arrests
+from openpars.demo.oversight import seed_oversight
 from openpars.demo.seed import (
     CITY,
     COURT,
@@ -49,6 +50,7 @@ from openpars.demo.seed import (
 from openpars.identity import mfa
 from openpars.identity import mfa_crypto as crypto
 from openpars.models import load_all_models
+from openpars.oversight.explain import rules_from
 
 
 def ensure_schema(url: str) -> None:
@@ -77,6 +79,7 @@ def build_demo(
     """Create (or find) the demo site and issue fresh tokens; None summary when it existed."""
     ensure_schema(settings.database_url)
     summary = None
+    agreement_id = 0
     with open_database(settings) as database, database.session() as session:
         state = demo_state(session)
         if state == "other":
@@ -87,15 +90,23 @@ def build_demo(
             )
         if state == "empty":
             create_accounts(session)
-            seed_agreements(session, grantee=FBI, owners=(DA, COURT, CITY))
+            agreement_id = seed_agreements(session, grantee=FBI, owners=(DA, COURT, CITY))
             plan = plan_arrests(arrests, seed)
             with progress() as bar:
                 task = bar.add_task("entering arrests", total=len(plan.arrests))
                 summary = seed_arrests(session, plan, on_arrest=lambda: bar.advance(task))
-        lifetime = timedelta(days=settings.token_lifetime_days)
-        credentials = issue_tokens(session, lifetime=lifetime)
-        key = crypto.load_key(settings, may_create=not mfa.any_enrolled(session))
-        enrol_authenticators(session, credentials, key=key, issuer=settings.site_name)
+    with open_database(settings) as database:
+        if summary is not None:
+            # The arrests are committed: the analyst's reads run in units of their own, as
+            # requests do; then the detectors and the renewal see them.
+            summary.oversight = seed_oversight(
+                database, agreement_id=agreement_id, rules=rules_from(settings)
+            )
+        with database.session() as session:
+            lifetime = timedelta(days=settings.token_lifetime_days)
+            credentials = issue_tokens(session, lifetime=lifetime)
+            key = crypto.load_key(settings, may_create=not mfa.any_enrolled(session))
+            enrol_authenticators(session, credentials, key=key, issuer=settings.site_name)
     return credentials, summary
 
 
@@ -132,6 +143,15 @@ def print_instructions(
             f"created {summary.arrests} arrests ({states}; {summary.sealed} sealed) "
             f"involving {summary.persons} persons"
         )
+        if summary.oversight is not None:
+            made = summary.oversight
+            out.print(
+                f"the FBI analyst made {made.reads} reads; the detectors raised {made.flags} "
+                f"flags (review them at {base_url}/oversight as 'oversight'); renewal proposal "
+                f"{made.proposal_id} awaits the owners' votes ({base_url}/proposals/"
+                f"{made.proposal_id}, its what-if replay and oversight report)",
+                soft_wrap=True,
+            )
     table = Table("username", "agency", "roles", title="demo accounts")
     for c in credentials:
         table.add_row(c.username, c.agency, ", ".join(c.roles))

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
+from openpars.demo.oversight import OversightSummary
 from openpars.demo.plan import Plan, PlannedArrest
 from openpars.errors import Conflict
 from openpars.identity import mfa
@@ -64,6 +65,8 @@ USERS: tuple[tuple[str, str, str, tuple[Role, ...]], ...] = (
     ("court-voter", "Court Administrator (PARS owner)", COURT, (Role.VOTER,)),
     ("city-voter", "Managing Director (PARS owner)", CITY, (Role.VOTER,)),
     ("auditor", "City privacy officer", CITY, (Role.AUDITOR, Role.READER)),
+    # Reviews the detectors' flags about outside agencies' use of their access.
+    ("oversight", "City oversight reviewer", CITY, (Role.OVERSIGHT,)),
     ("ice", "ICE analyst", IMMIGRATION, (Role.EXTERNAL_QUERY,)),
     ("fbi", "FBI task-force analyst", FBI, (Role.EXTERNAL_QUERY,)),
 )
@@ -95,6 +98,8 @@ class SeedSummary:
     persons: int = 0
     states: Counter[str] = field(default_factory=Counter)
     sealed: int = 0
+    # The governance and oversight pass (demo.oversight), once the arrests are committed.
+    oversight: OversightSummary | None = None
 
 
 def _audit(session: Session, kind: AuditKind, action: str, **params: object) -> None:

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from sqlalchemy import String, cast, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from openpars.identity.models import Agency, User
+from openpars.identity import repository as repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,39 +53,18 @@ def names_of(
 ) -> Names:
     """The names of these users and agencies, in one query (none when there is nothing to
     name)."""
-    users = sorted({i for i in user_ids if i is not None})
-    agencies = sorted({i for i in agency_ids if i is not None})
-    wanted_oris = sorted({o for o in oris if o})
-    # Two shapes of one row type (kind, key, name, extra); a user's extra is never None.
-    parts: list[Any] = []
-    if users:
-        parts.append(
-            select(
-                literal("user").label("kind"),
-                cast(User.id, String).label("key"),
-                User.display_name.label("name"),
-                User.username.label("extra"),
-            ).where(User.id.in_(users))
-        )
-    if agencies or wanted_oris:
-        parts.append(
-            select(
-                literal("agency").label("kind"),
-                cast(Agency.id, String).label("key"),
-                Agency.name.label("name"),
-                Agency.ori.label("extra"),
-            ).where(or_(Agency.id.in_(agencies), Agency.ori.in_(wanted_oris)))
-        )
-    if not parts:
-        return Names()
-    query: Any = parts[0] if len(parts) == 1 else union_all(parts[0], *parts[1:])
     found = Names()
-    rows: list[tuple[str, str, str, str | None]] = [tuple(r) for r in session.execute(query)]
+    rows = repo.names_by_id(
+        session,
+        user_ids=sorted({i for i in user_ids if i is not None}),
+        agency_ids=sorted({i for i in agency_ids if i is not None}),
+        oris=sorted({o for o in oris if o}),
+    )
     for kind, key, name, extra in rows:
         if kind == "user":
-            found.users[int(key)] = f"{name} ({extra})" if name != extra else str(name)
+            found.users[int(key)] = f"{name} ({extra})" if name != extra else name
         else:
-            found.agencies[int(key)] = str(name)
+            found.agencies[int(key)] = name
             if extra:
-                found.oris[str(extra)] = str(name)
+                found.oris[extra] = name
     return found

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from openpars.identity.models import Agency, ApiToken, LogonSession, User
@@ -93,3 +94,38 @@ def count_logon_sessions(session: Session, *, user_id: int) -> int:
     """How many logon sessions a user has had."""
     query = select(func.count()).where(LogonSession.user_id == user_id)
     return int(session.scalar(query.select_from(LogonSession)) or 0)
+
+
+def names_by_id(
+    session: Session,
+    *,
+    user_ids: Sequence[int],
+    agency_ids: Sequence[int],
+    oris: Sequence[str],
+) -> list[tuple[str, str, str, str | None]]:
+    """(kind, key, name, extra) rows naming these users ("user", id, display name, username)
+    and agencies by id or ORI ("agency", id, name, ORI), in one statement (none when there is
+    nothing to name)."""
+    parts: list[Any] = []
+    if user_ids:
+        parts.append(
+            select(
+                literal("user").label("kind"),
+                cast(User.id, String).label("key"),
+                User.display_name.label("name"),
+                User.username.label("extra"),
+            ).where(User.id.in_(user_ids))
+        )
+    if agency_ids or oris:
+        parts.append(
+            select(
+                literal("agency").label("kind"),
+                cast(Agency.id, String).label("key"),
+                Agency.name.label("name"),
+                Agency.ori.label("extra"),
+            ).where(or_(Agency.id.in_(agency_ids), Agency.ori.in_(oris)))
+        )
+    if not parts:
+        return []
+    query: Any = parts[0] if len(parts) == 1 else union_all(parts[0], *parts[1:])
+    return [(str(k), str(key), str(n), e) for k, key, n, e in session.execute(query)]

@@ -350,6 +350,27 @@ def what_if(
     return report
 
 
+def replay_proposal(
+    session: Session,
+    *,
+    actor: Principal,
+    proposal_id: int,
+    months: int,
+    offset: int,
+    limit: int,
+    max_queries: int,
+    via: str,
+) -> WhatIfReport:
+    """The replay of the version a proposal votes on: what ``GET /api/v1/proposals/{id}/what-if``
+    and the proposal's what-if page both call (one ``oversight.what_if`` entry, ``via`` naming
+    the edge)."""
+    proposed = of_proposal(session, proposal_id, actor=actor)
+    return what_if(
+        session, actor=actor, proposed=proposed, months=months, offset=offset, limit=limit,
+        max_queries=max_queries, via=via,
+    )  # fmt: skip
+
+
 # ---- the entries -------------------------------------------------------------------------
 
 

@@ -21,7 +21,7 @@ from openpars.oversight.whatif import (
     PERMISSIONS,
     WhatIfReport,
     of_document,
-    of_proposal,
+    replay_proposal,
     what_if,
 )
 from openpars.ranges import Offset, RowId
@@ -50,10 +50,9 @@ def proposal_what_if(
     the proposal votes on: persons and fields disclosed more or fewer, refusals, totals."""
     size = min(limit or ctx.settings.page_size_default, ctx.settings.page_size_max)
     with ctx.unit() as (session, principal):
-        proposed = of_proposal(session, proposal_id, actor=principal)
-        return what_if(
-            session, actor=principal, proposed=proposed, months=months, offset=offset,
-            limit=size, max_queries=ctx.settings.oversight_whatif_max_queries,
+        return replay_proposal(
+            session, actor=principal, proposal_id=proposal_id, months=months, offset=offset,
+            limit=size, max_queries=ctx.settings.oversight_whatif_max_queries, via="api",
         )  # fmt: skip
 
 

@@ -23,19 +23,22 @@ from openpars.agreements import service as agreements
 from openpars.agreements.rules import READ_PERMISSIONS as AGREEMENT_READERS
 from openpars.agreements.schemas import AgreementDocument, AgreementRead
 from openpars.db import utcnow
-from openpars.errors import DomainError
+from openpars.errors import DomainError, InvalidInput
 from openpars.governance import service as governance
 from openpars.governance import signing, votes
 from openpars.governance.board import READ_PERMISSIONS as GOVERNANCE_READERS
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import Choice
 from openpars.governance.schemas import ProposalRead, SignedVote
+from openpars.identity.names import names_of
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission, Role
-from openpars.ranges import RowId
+from openpars.oversight.whatif import MONTHS_MAX, MONTHS_MIN, Change, replay_proposal
+from openpars.oversight.whatif import PERMISSIONS as WHATIF_READERS
+from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx
 from openpars.web.pages.core import NAV, NavLink, area_router, page, render
-from openpars.web.pages.plain import days_left, document_sentences, scope_diff
+from openpars.web.pages.plain import days_left, document_names, document_sentences, scope_diff
 from openpars.web.refusals import record_refusal
 
 router = area_router()
@@ -44,6 +47,17 @@ NAV.append(NavLink("Agreements", "/agreements", frozenset(AGREEMENT_READERS)))
 # A signed vote document is a few kilobytes; the rationale may be long, but not this long.
 UPLOAD_MAX = 256 * 1024
 VOTE_FIELD = "signed_vote"
+WHATIF_PAGE = 50
+# How each query's answer changes, in words (oversight.whatif.Change).
+CHANGE_WORDS: dict[str, str] = {
+    Change.SAME.value: "the same",
+    Change.MORE.value: "more disclosed",
+    Change.FEWER.value: "less disclosed",
+    Change.MIXED.value: "more and less disclosed",
+    Change.NEWLY_REFUSED.value: "would be refused",
+    Change.NEWLY_ANSWERED.value: "would be answered",
+    Change.REFUSED_BOTH.value: "refused under both",
+}
 
 
 @router.get("/agreements", response_class=HTMLResponse, dependencies=[page(*AGREEMENT_READERS)])
@@ -51,9 +65,11 @@ def agreement_list(ctx: Ctx, offset: int = Query(0, ge=0, le=100_000)) -> HTMLRe
     """Every agreement with its status in force and the days left before it expires."""
     with ctx.unit() as (session, principal):
         listed = agreements.list_agreements(session, actor=principal, offset=offset, limit=50)
+        names = names_of(session, agency_ids=[a.grantee_agency_id for a in listed.items])
     now = utcnow()
     rows = [(a, days_left(a.in_force_until, now)) for a in listed.items]
-    return render(ctx.request, "agreements/list.html", {"listed": listed, "rows": rows})
+    context = {"listed": listed, "rows": rows, "names": names}
+    return render(ctx.request, "agreements/list.html", context)
 
 
 def _document(shown: AgreementRead, number: int) -> AgreementDocument | None:
@@ -83,21 +99,22 @@ def agreement_show(
     with ctx.unit() as (session, principal):
         shown = agreements.show_agreement(session, actor=principal, agreement_id=agreement_id)
         proposals = _proposals_if_allowed(session, principal, agreement_id)
-    newest = shown.current_version
-    to_version = _pick(new, newest, shown)
-    from_version = _pick(old, max(1, to_version - 1), shown)
-    current = _document(shown, newest)
-    assert current is not None
-    old_doc, new_doc = _document(shown, from_version), _document(shown, to_version)
+        newest = shown.current_version
+        to_version = _pick(new, newest, shown)
+        from_version = _pick(old, max(1, to_version - 1), shown)
+        current = _document(shown, newest)
+        assert current is not None
+        old_doc, new_doc = _document(shown, from_version), _document(shown, to_version)
+        names = document_names(session, (current, old_doc, new_doc))
     diff = (
-        scope_diff(document_sentences(old_doc), document_sentences(new_doc))
+        scope_diff(document_sentences(old_doc, names), document_sentences(new_doc, names))
         if old_doc and new_doc and from_version != to_version
         else []
     )
     until = shown.in_force_until or current.expires_at
     context = {
         "agreement": shown,
-        "terms": document_sentences(current),
+        "terms": document_sentences(current, names),
         "days": days_left(until, utcnow()),
         "until": until,
         "diff": diff,
@@ -114,6 +131,11 @@ def _proposals_if_allowed(session: Any, principal: Principal, agreement_id: int)
     return governance.list_proposals(
         session, actor=principal, agreement_id=agreement_id, limit=50
     ).items
+
+
+def _can_replay(principal: Principal) -> bool:
+    """Whether the what-if replay is open to this user (oversight.whatif.require_reader)."""
+    return not principal.is_external and any(principal.can(p) for p in WHATIF_READERS)
 
 
 def _signing_terms(proposal: ProposalRead, principal: Principal) -> dict[str, str] | None:
@@ -149,12 +171,18 @@ def _proposal_page(
 ) -> HTMLResponse:
     with ctx.unit() as (session, principal):
         proposal = governance.show_proposal(session, actor=principal, proposal_id=proposal_id)
+        tally = proposal.tally
+        names = names_of(
+            session, agency_ids=[*proposal.board_members, *tally.yes, *tally.no, *tally.abstain]
+        )
     context = {
         "proposal": proposal,
         "terms": _signing_terms(proposal, principal),
         "choices": [c.value for c in Choice],
         "can_read_report": principal.can(Permission.OVERSIGHT_READ)
         or principal.can(Permission.VOTE),
+        "can_replay": _can_replay(principal),
+        "names": names,
         "voted": ctx.request.query_params.get("voted") == "1",
         "errors": errors or {},
         "values": values or {},
@@ -170,6 +198,56 @@ def _proposal_page(
 def proposal_show(proposal_id: RowId, ctx: Ctx) -> HTMLResponse:
     """A proposal: its deadline, tally, oversight report and what-if replay, and the vote form."""
     return _proposal_page(ctx, proposal_id)
+
+
+@router.get(
+    "/proposals/{proposal_id}/what-if",
+    response_class=HTMLResponse,
+    dependencies=[page(*WHATIF_READERS)],
+)
+def proposal_what_if_page(
+    proposal_id: RowId,
+    ctx: Ctx,
+    months: int = Query(6, ge=MONTHS_MIN, le=MONTHS_MAX),
+    offset: Offset = 0,
+) -> HTMLResponse:
+    """The what-if replay of the version a proposal votes on, per query and in total: the
+    service and audit entry of ``GET /api/v1/proposals/{id}/what-if``."""
+    errors: dict[str, str] = {}
+    report = None
+    names = None
+    try:
+        with ctx.unit() as (session, principal):
+            report = replay_proposal(
+                session, actor=principal, proposal_id=proposal_id, months=months,
+                offset=offset, limit=WHATIF_PAGE,
+                max_queries=ctx.settings.oversight_whatif_max_queries, via="web",
+            )  # fmt: skip
+            names = names_of(
+                session,
+                agency_ids=[i.agency_id for i in report.items],
+                user_ids=[i.user_id for i in report.items],
+            )
+    except InvalidInput as refused:
+        # Too many queries in the window: a shorter one is the user's to choose.
+        if refused.field != "months":
+            raise
+        record_refusal(ctx.request, refused)
+        errors = {"months": refused.message}
+    context = {
+        "proposal_id": proposal_id,
+        "report": report,
+        "names": names,
+        "months": months,
+        "month_options": [(m, f"{m} month{'' if m == 1 else 's'}")
+                          for m in range(MONTHS_MIN, MONTHS_MAX + 1)],
+        "change_words": CHANGE_WORDS,
+        "page_size": WHATIF_PAGE,
+        "errors": errors,
+    }  # fmt: skip
+    return render(
+        ctx.request, "agreements/whatif.html", context, status_code=422 if errors else 200
+    )
 
 
 def _sent_vote(ctx: Ctx) -> tuple[str, dict[str, str]]:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel
 
 from openpars.errors import Conflict, InvalidInput
+from openpars.identity.names import names_of
 from openpars.identity.roles import Permission
 from openpars.oversight import review
 from openpars.oversight.models import CaseState, Finding
@@ -69,11 +70,17 @@ def queue(
         items, total = review.list_cases(
             session, actor=principal, state=state, offset=offset, limit=PAGE_SIZE
         )
+        names = names_of(
+            session,
+            agency_ids=[c.subject_agency_id for c in items],
+            user_ids=[c.subject_user_id for c in items],
+        )
     return render(
         ctx.request,
         "oversight/queue.html",
         {
             "cases": items,
+            "names": names,
             "total": total,
             "state": state.value if state else "",
             "states": [("", "Every state")] + [(s.value, s.value) for s in CaseState],
@@ -96,11 +103,22 @@ def _case_page(
         detail = review.show_case(session, actor=principal, case_id=case_id)
         can_act = principal.can(Permission.OVERSIGHT_REVIEW)
         own = detail.subject_user_id is not None and detail.subject_user_id == principal.user_id
+        names = names_of(
+            session,
+            agency_ids=[detail.subject_agency_id],
+            user_ids=[
+                detail.subject_user_id,
+                detail.assignee_id,
+                *(h.actor_id for h in detail.history),
+                *(h.assignee_id for h in detail.history),
+            ],
+        )
     return render(
         ctx.request,
         "oversight/case.html",
         {
             "case": detail,
+            "names": names,
             "can_act": can_act and not own,
             "own": own,
             "findings": [("", "Choose a finding"), *FINDINGS.items()],

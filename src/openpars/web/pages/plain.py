@@ -13,9 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.orm import Session
+
 from openpars.access.policy import FieldProjection, ReadPolicy
 from openpars.agreements.schemas import AgreementDocument
 from openpars.agreements.scope import FieldPolicy, Scope
+from openpars.identity.names import Names, names_of
 
 ROLE_WORDS = {
     "arrestee": "arrested persons",
@@ -170,19 +173,37 @@ def scope_sentences(scope: Scope) -> list[str]:
     return lines
 
 
-def document_sentences(document: AgreementDocument) -> list[str]:
-    """A version's terms outside the scope, then its scope, in plain words."""
+def document_sentences(document: AgreementDocument, names: Names | None = None) -> list[str]:
+    """A version's terms outside the scope, then its scope, in plain words; agencies and
+    accounts by name (``names``: the page's one lookup; without it, by id)."""
+    known = names or Names()
+    agencies = "; ".join(known.agency(a) for a in document.parties)
+    units = "; ".join(known.agency(u) for u in document.grantee_unit_ids) or "none"
+    accounts = "; ".join(known.user(u) for u in document.grantee_user_ids) or "none"
     lines = [
         f"Name: {document.name}.",
+        f"Grantee: {known.agency(document.grantee_agency_id)}.",
+        f"Parties: {agencies}.",
         f"In force from {document.effective_at:%Y-%m-%d %H:%M} UTC "
         f"until {document.expires_at:%Y-%m-%d %H:%M} UTC.",
         f"Legal basis: {document.legal_basis}",
         "Admits every unit of the grantee agency."
         if document.all_units
-        else f"Admits units {list(document.grantee_unit_ids)} and accounts "
-        f"{list(document.grantee_user_ids)}.",
+        else f"Admits the units {units} and the accounts {accounts}.",
     ]
     return lines + scope_sentences(document.scope)
+
+
+def document_names(session: Session, documents: Iterable[AgreementDocument | None]) -> Names:
+    """The names every agency and account of these versions is shown by: one statement."""
+    shown = [d for d in documents if d is not None]
+    return names_of(
+        session,
+        agency_ids=[
+            a for d in shown for a in (d.grantee_agency_id, *d.parties, *d.grantee_unit_ids)
+        ],
+        user_ids=[u for d in shown for u in d.grantee_user_ids],
+    )
 
 
 @dataclass(frozen=True, slots=True)
