@@ -39,7 +39,7 @@ def last_entry(db: Database) -> tuple[str, str, dict[str, Any]]:
         assert entry is not None
         content = session.get(AuditEntryContent, entry.id)
         assert content is not None
-        return entry.action, entry.outcome.value, json.loads(content.content)["params"]
+        return entry.action, entry.outcome.value, json.loads(bytes(content.content))["params"]
 
 
 def police_admin(session: Session, world: World) -> Principal:
