@@ -92,9 +92,7 @@ def test_an_administrator_cannot_change_its_own_roles(db: Database, world: World
     assert error.code == "own_roles"
 
 
-def test_a_role_set_that_breaks_separation_of_duties_is_refused(
-    db: Database, world: World
-) -> None:
+def test_a_role_set_that_breaks_separation_of_duties_is_refused(db: Database, world: World) -> None:
     with db.session() as session:
         padmin = police_admin(session, world)
     # The intake officer made an auditor and administrator at once, or an administrator who
@@ -198,9 +196,7 @@ def test_a_change_decided_on_stale_roles_or_changing_nothing_is_refused(
     assert same.value.code == "roles_unchanged"
 
 
-def test_a_session_that_has_not_reauthenticated_changes_nothing(
-    db: Database, world: World
-) -> None:
+def test_a_session_that_has_not_reauthenticated_changes_nothing(db: Database, world: World) -> None:
     with db.session() as session:
         padmin = police_admin(session, world)
     stale = padmin.authenticated(via=Via.SESSION, fresh_until=utcnow())

@@ -161,7 +161,8 @@ def test_ending_sessions_without_the_form_token_is_refused(
     sign_in(other, db, world, "reader")
     sign_in(web, db, world, "reader")
     data = {} if token is None else {"csrf_token": token}
-    for path in ("/account/sessions/end-others", f"/account/sessions/{session_ids(db, world.users['reader'])[0]}/end"):  # fmt: skip
+    first = session_ids(db, world.users["reader"])[0]
+    for path in ("/account/sessions/end-others", f"/account/sessions/{first}/end"):
         answer = web.post(path, data=data)
         assert answer.status_code == 403
         assert entries(db)[-1][1:] == ("refused", "csrf_failed")
@@ -266,9 +267,7 @@ def test_a_stale_roles_form_is_refused_with_the_reason(
     assert 'name="expected_roles" value="intake"' in stale.text
     assert roles_of(db, reader) == {Role.READER, Role.INTAKE}
     # A hand-made form without the roles it was shown with counts as stale.
-    bare = web.post(
-        f"/admin/users/{reader}/roles", data={"csrf_token": token, "roles": ["reader"]}
-    )
+    bare = web.post(f"/admin/users/{reader}/roles", data={"csrf_token": token, "roles": ["reader"]})
     assert bare.status_code == 409
     assert roles_of(db, reader) == {Role.READER, Role.INTAKE}
 
