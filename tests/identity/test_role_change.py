@@ -294,3 +294,39 @@ def test_ending_ones_other_sessions_through_the_api(
     token = client.delete("/api/v1/sessions/others", headers=world.auth("reader"))
     assert (token.status_code, token.json()["error"]["code"]) == (409, "not_a_session")
     assert client.get("/api/v1/users/me", headers=third.auth).status_code == 200
+
+
+def test_the_users_list_decides_authority_as_the_service_does(db: Database, world: World) -> None:
+    """AuthorityScope (one read for the /admin list) against require_account_authority (per
+    account), for every account and administrator of a site with sub-units and stakeholders."""
+    from openpars.identity import duties
+    from openpars.identity.roles import AgencyKind
+    from openpars.identity.schemas import AgencyCreate
+
+    with db.session() as session:
+        police_admin(session, world)
+        city_voter(session, world)
+        unit = identity.create_agency(
+            session, actor=SYSTEM,
+            data=AgencyCreate(name="Court Annex", kind=AgencyKind.COURT,
+                              parent_id=world.agencies["First Judicial District"]),
+        )  # fmt: skip
+        world.agencies["Court Annex"] = unit.id
+        add_user(session, world, "court-admin", "First Judicial District", [Role.STAKEHOLDER_ADMIN])
+        add_user(session, world, "annex", "Court Annex", [Role.COURT], by="court-admin")
+    decided = 0
+    with db.session() as session:
+        users = session.scalars(select(User).order_by(User.id)).all()
+        for actor in ("admin", "padmin", "city-admin", "court-admin", "reader"):
+            principal = world.principals[actor]
+            scope = duties.AuthorityScope.read(session, principal)
+            for user in users:
+                try:
+                    duties.require_account_authority(session, principal, user.agency, user.roles)
+                    allowed = True
+                except Forbidden:
+                    allowed = False
+                assert scope.may_administer(user) is allowed, (actor, user.username)
+                decided += allowed
+    # Not a vacuous agreement: some accounts are administered, some not.
+    assert 0 < decided < 5 * len(users)

@@ -1,5 +1,6 @@
 """Administration pages: agencies, users (create, profile, unlock, password reset), their
-sessions, and the witnesses (docs/web.md, "Administration").
+sessions, and the witnesses (docs/web.md, "Administration"); an account's roles and MFA reset
+are changed from its page by pages/admin_acts.py.
 
 Every act calls the service the API calls (identity.service, identity.logon, audit.witness) and
 writes the same audit entry; separation of duties is enforced by those services
