@@ -116,3 +116,27 @@ def test_a_user_without_the_permission_sees_no_link_and_is_refused(
     check_page(page, "admin-refused")
     reader = live_server.world.users["reader"]
     assert audit_rows(live_server, reader)[-1][1:] == ("refused", "permission_denied")
+
+
+def test_an_administrator_changes_roles_then_sees_its_own_sessions(
+    page: Page, login: Login, live_server: LiveServer
+) -> None:
+    intake = live_server.world.users["intake"]
+    login(page, "admin")
+    page.goto(f"/admin/users/{intake}")
+    roles = page.get_by_role("group", name="The roles intake holds after the change")
+    expect(roles.get_by_label("intake", exact=True)).to_be_checked()
+    roles.get_by_label("reader", exact=True).check()
+    page.get_by_role("button", name="Change the roles").click()
+    expect(page.get_by_role("status")).to_contain_text("The roles were changed")
+    expect(page.locator(".facts")).to_contain_text("intake, reader")
+    with live_server.db.session() as session:
+        user = session.get(User, intake)
+        assert user is not None
+        assert sorted(user.roles) == ["intake", "reader"]
+    page.get_by_role("link", name="Your sessions").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your sessions")
+    expect(page.get_by_text("(this one)")).to_be_visible()
+    check_page(page, "account-sessions")
+    actions = [a for a, _, _ in audit_rows(live_server, live_server.world.users["admin"])]
+    assert "user.roles" in actions

@@ -145,3 +145,34 @@ def test_an_unusable_database_is_one_clear_line(runner: CliRunner, empty_url: st
     assert "openpars db upgrade" in err
     assert err.rstrip().endswith("(field: db)")
     assert "Traceback" not in err + out
+
+
+def test_user_roles_replaces_them_audited_and_refuses_a_vote_or_a_bad_pair(
+    runner: CliRunner, db_url: str, api: TestClient
+) -> None:
+    setup_site(runner, db_url)
+    code, out, err = run(runner, db_url, "token", "issue", "booking")
+    assert code == 0, err
+    token = {"Authorization": f"Bearer {out.strip()}"}
+    assert api.post("/api/v1/arrests", json={}, headers=token).status_code == 422
+    code, out, err = run(runner, db_url, "user", "roles", "booking", "--role", "pretrial")
+    assert code == 0, err
+    assert "booking: roles intake, reader -> pretrial; 0 open session(s) ended" in out
+    kind, action, error, params = last_entry(db_url)
+    assert (kind, action, error) == ("account", "user.roles", None)
+    assert (params["before"], params["after"]) == (["intake", "reader"], ["pretrial"])
+    # The token no longer submits arrests: the permission is checked before the body.
+    assert api.post("/api/v1/arrests", json={}, headers=token).status_code == 403
+    before = audit_count(db_url)
+    code, _, err = run(runner, db_url, "user", "roles", "booking", "--role", "voter")
+    assert code == 1
+    assert "the console does not grant votes" in err
+    code, _, err = run(runner, db_url, "user", "roles", "booking",
+                       "--role", "admin", "--role", "auditor")  # fmt: skip
+    assert code == 1
+    assert "exclude each other" in err
+    assert "(field: roles)" in err
+    # Only the refusals' own entries were written.
+    assert audit_count(db_url) == before + 2
+    code, _, err = run(runner, db_url, "user", "roles", "booking", "--role", "nobody")
+    assert code == 2

@@ -18,12 +18,14 @@ from openpars.identity.schemas import (
     AgencyRead,
     PasswordSet,
     PasswordState,
+    RoleChange,
     TokenCreate,
     TokenIssued,
     TokenRead,
     UserCreate,
     UserProfile,
     UserRead,
+    UserRolesSet,
 )
 from openpars.pages import Page
 from openpars.ranges import Offset, RowId
@@ -114,6 +116,33 @@ def set_user_profile(user_id: RowId, body: UserProfile, ctx: Ctx) -> UserProfile
         user = service.set_user_profile(session, actor=principal, user_id=user_id, data=body)
         append(session, account_event(principal, "user.profile", user_id=user.id))
         result = UserProfile(family_name=user.family_name, address=user.address)
+    return result
+
+
+@router.put(
+    "/users/{user_id}/roles",
+    response_model=RoleChange,
+    dependencies=[needs(Permission.USER_MANAGE)],
+    responses={409: {"description": "the roles changed since expected_roles was read"}},
+)
+def set_user_roles(user_id: RowId, body: UserRolesSet, ctx: Ctx) -> RoleChange:
+    """Replace an account's roles (an administrator of that account, never one's own): a
+    privileged act, audited ``user.roles`` with the roles before and after. The account's
+    logon sessions end; its holder logs on again under the new roles."""
+    with ctx.unit() as (session, principal):
+        changed = service.set_user_roles(
+            session,
+            actor=principal,
+            user_id=user_id,
+            roles=frozenset(body.roles),
+            expected=None if body.expected_roles is None else frozenset(body.expected_roles),
+        )
+        result = RoleChange(
+            user=user_read(changed.user),
+            before=sorted(changed.before),
+            after=sorted(changed.after),
+            sessions_ended=changed.sessions_ended,
+        )
     return result
 
 

@@ -147,6 +147,27 @@ def user_list(
     out.print(table)
 
 
+@user_app.command("roles")
+@reports_errors
+def user_roles(
+    username: str,
+    role: Annotated[list[Role], typer.Option(help="A role the user holds after; repeat.")],
+    db: DbOption = None,
+) -> None:
+    """Replace a user's roles with the --role ones (separation of duties applies; the console
+    grants no vote); the user's logon sessions end, audited with the roles before and after."""
+    with unit(settings_for(db)) as session:
+        user = find_user(session, username)
+        changed = service.set_user_roles(
+            session, actor=SYSTEM, user_id=user.id, roles=frozenset(role)
+        )
+        before, after = service.role_names(changed.before), service.role_names(changed.after)
+    out.print(
+        f"{username}: roles {', '.join(before)} -> {', '.join(after)}; "
+        f"{changed.sessions_ended} open session(s) ended"
+    )
+
+
 def _set_active(db: str | None, username: str, *, active: bool) -> None:
     with unit(settings_for(db)) as session:
         user = find_user(session, username)

@@ -9,6 +9,8 @@ voting rights, nor touches a stakeholder's accounts or keys. The operator's cons
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -84,9 +86,20 @@ def require_account_authority(
         if granting:
             require_console_bootstrap(session, owner, roles)
         return
+    refusal = authority_refusal(actor, owner, roles, stakeholder_ids(session))
+    if refusal is not None:
+        raise refusal
+
+
+def authority_refusal(
+    actor: Principal, owner: int, roles: frozenset[Role], stakeholders: frozenset[int]
+) -> Forbidden | None:
+    """Why an account (not the console) may not administer an account of top-level agency
+    ``owner`` holding ``roles``, or None if it may: the one decision require_account_authority
+    and a list of accounts (AuthorityScope) both take."""
     console_only = sorted(r.value for r in roles & CONSOLE_ROLES)
     if console_only:
-        raise Forbidden(
+        return Forbidden(
             f"roles: accounts holding {', '.join(console_only)} are appointed and administered "
             f"only at the operator's console (separation of duties); {actor.username} may not",
             code="agreement_admin_by_console",
@@ -95,7 +108,7 @@ def require_account_authority(
     own = actor_stakeholder(actor)
     voting = sorted(r.value for r in roles & VOTING_ROLES)
     if voting and own != owner:
-        raise Forbidden(
+        return Forbidden(
             f"roles: only agency {owner}'s own stakeholder administrator may grant or change "
             f"voting rights ({', '.join(voting)}); {actor.username} is not",
             code="voting_rights_by_own_stakeholder",
@@ -103,27 +116,61 @@ def require_account_authority(
         )
     if Role.ADMIN in roles and Role.ADMIN not in actor.roles:
         # A stakeholder's administrator must not mint a site administrator of its own.
-        raise Forbidden(
+        return Forbidden(
             f"roles: only the site administrator or the console may grant 'admin'; "
             f"{actor.username} may not",
             code="site_role_by_site_admin",
             field="roles",
         )
-    if owner in stakeholder_ids(session):
+    if owner in stakeholders:
         if own != owner:
-            raise Forbidden(
+            return Forbidden(
                 f"agency_id: agency {owner} is a stakeholder of the board and administers its "
                 f"own users; {actor.username} is not its stakeholder administrator",
                 code="other_stakeholder_account",
                 field="agency_id",
             )
     elif own is not None and own != owner:
-        raise Forbidden(
+        return Forbidden(
             f"agency_id: a stakeholder administrator manages only its own stakeholder's "
             f"accounts (agency {own}), not agency {owner}'s",
             code="other_stakeholder_account",
             field="agency_id",
         )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorityScope:
+    """What deciding account authority reads of the site, read once for a whole list of
+    accounts (the board's stakeholders and every agency's parent) instead of once per account."""
+
+    actor: Principal
+    stakeholders: frozenset[int]
+    parents: dict[int, int | None]
+
+    @classmethod
+    def read(cls, session: Session, actor: Principal) -> AuthorityScope:
+        """The scope of ``actor``: two queries, however many accounts are then decided."""
+        rows = session.execute(select(Agency.id, Agency.parent_id)).all()
+        return cls(actor, stakeholder_ids(session), {row.id: row.parent_id for row in rows})
+
+    def owner(self, agency_id: int) -> int:
+        """The top-level agency above ``agency_id`` (as top_agency, from the parents read)."""
+        current, seen = agency_id, {agency_id}
+        while True:
+            parent = self.parents.get(current)
+            if parent is None or parent not in self.parents or parent in seen:
+                return current
+            seen.add(parent)
+            current = parent
+
+    def may_administer(self, user: User) -> bool:
+        """Whether require_account_authority would let the actor administer ``user``."""
+        if is_console(self.actor):
+            return True
+        owner = self.owner(user.agency_id)
+        return authority_refusal(self.actor, owner, user.roles, self.stakeholders) is None
 
 
 def active_stakeholder_admins(session: Session, owner: int) -> list[str]:

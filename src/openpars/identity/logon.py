@@ -317,6 +317,40 @@ def end_session(
     return found
 
 
+def end_own_session(
+    session: Session, *, actor: Principal, session_id: int, now: datetime | None = None
+) -> LogonSession:
+    """End one of the actor's own sessions (another device, say); another's answers as missing,
+    even to an administrator: their sessions are ended from the account's page (end_session)."""
+    found = session.get(LogonSession, session_id)
+    if found is None or actor.user_id is None or found.user_id != actor.user_id:
+        raise NotFound(f"session {session_id} does not exist", field="session_id")
+    return end_session(
+        session, actor=actor, session_id=session_id, reason="ended_by_owner", now=now
+    )
+
+
+def end_other_sessions(
+    session: Session, *, actor: Principal, keep_id: int, now: datetime | None = None
+) -> int:
+    """End every open session of the actor's but ``keep_id`` (the one asking); how many."""
+    if actor.user_id is None:
+        raise NotFound("the console has no logon sessions", field="session_id")
+    rows = session.scalars(
+        select(LogonSession).where(
+            LogonSession.user_id == actor.user_id,
+            LogonSession.ended_at.is_(None),
+            LogonSession.id != keep_id,
+        )
+    ).all()
+    moment = now or utcnow()
+    for row in rows:
+        row.ended_at = moment
+        row.end_reason = "ended_by_owner"
+    session.flush()
+    return len(rows)
+
+
 def unlock(session: Session, *, actor: Principal, user_id: int) -> User:
     """Release an account locked by failed logons (an administrator of that account)."""
     actor.require(Permission.USER_MANAGE)

@@ -47,6 +47,20 @@ class UserCreate(BaseModel):
     roles: list[Role] = Field(min_length=1)
 
 
+class UserRolesSet(BaseModel):
+    """An existing account's roles, replaced as a whole (separation of duties: identity/duties).
+
+    ``expected_roles`` are the roles the change was decided on (the form shown, the account
+    read): if the account's roles differ now, someone changed them meanwhile and the change is
+    refused (409 ``roles_changed_meanwhile``) instead of undoing theirs. Omit it to skip the check.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[Role] = Field(min_length=1)
+    expected_roles: list[Role] | None = None
+
+
 class UserProfile(BaseModel):
     """What oversight compares a user's lookups with: their own surname and home address.
 
@@ -208,3 +222,18 @@ class EnrolmentDone(BaseModel):
 
     recovery_codes: list[str]
     stage: str
+
+
+class RoleChange(BaseModel):
+    """What a change of roles did: the roles before and after, and the sessions it ended."""
+
+    user: UserRead
+    before: list[Role]
+    after: list[Role]
+    sessions_ended: int
+
+
+class SessionsEnded(BaseModel):
+    """How many logon sessions an act ended."""
+
+    ended: int

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from openpars.audit.events import AuditKind, event_by
+from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
-from openpars.identity import duties, passwords
+from openpars.identity import duties, logon, passwords
 from openpars.identity import repository as repo
 from openpars.identity.models import Agency, ApiToken, LogonSession, User, UserRole
 from openpars.identity.principal import Principal
@@ -85,6 +88,94 @@ def set_user_active(session: Session, *, actor: Principal, user_id: int, active:
         user.enabled_at = utcnow()
     session.flush()
     return user
+
+
+@dataclass(frozen=True, slots=True)
+class RolesChanged:
+    """The outcome of set_user_roles: the account, its roles before and after, sessions ended."""
+
+    user: User
+    before: frozenset[Role]
+    after: frozenset[Role]
+    sessions_ended: int
+
+
+def set_user_roles(
+    session: Session,
+    *,
+    actor: Principal,
+    user_id: int,
+    roles: frozenset[Role],
+    expected: frozenset[Role] | None = None,
+    now: datetime | None = None,
+) -> RolesChanged:
+    """Replace an existing account's roles: a privileged act, audited with before and after.
+
+    Whoever changes them must administer the account both as it is and as it will be
+    (identity/duties.py), so the site administrator neither removes nor grants a stakeholder's
+    voting rights, and ``agreement_admin`` stays appointed at the console. Nobody changes
+    their own roles. The account's logon sessions end, so its holder logs on again under the
+    new roles (its API tokens already act under them: a token's roles are read at each use).
+    """
+    actor.require(Permission.USER_MANAGE)
+    user = repo.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} does not exist", field="user_id")
+    if actor.user_id is not None and actor.user_id == user.id:
+        raise Forbidden(
+            "roles: nobody changes their own roles (separation of duties); another "
+            "administrator of your account must",
+            code="own_roles",
+            field="roles",
+        )
+    before = user.roles
+    # Nothing of the account is told (not even its roles) to who does not administer it.
+    duties.require_account_authority(session, actor, user.agency, before)
+    if expected is not None and expected != before:
+        raise Conflict(
+            f"roles: the roles of {user.username} changed since the form was shown (now "
+            f"{', '.join(role_names(before))}); nothing was changed, look again and retry",
+            code="roles_changed_meanwhile",
+            field="roles",
+        )
+    if roles == before:
+        raise InvalidInput(
+            f"roles: {user.username} already holds exactly these roles; nothing to change",
+            code="roles_unchanged",
+            field="roles",
+        )
+    if user.agency.kind is AgencyKind.EXTERNAL and not roles <= EXTERNAL_ROLES:
+        raise InvalidInput(
+            "roles: users of an external agency may only hold the role 'external_query'",
+            field="roles",
+        )
+    duties.refuse_exclusive(roles)
+    # Authority over the account as it would stand too; what is added is a grant
+    # (the console only bootstraps: it grants no vote, nor a second stakeholder administrator).
+    duties.require_account_authority(session, actor, user.agency, roles)
+    duties.require_account_authority(session, actor, user.agency, roles - before, granting=True)
+    actor.require_fresh()
+    kept = [grant for grant in user.role_grants if grant.role in roles]
+    added = [UserRole(role=role) for role in sorted(roles - before)]
+    user.role_grants = kept + added
+    moment = now or utcnow()
+    ended = logon.end_all_sessions(session, user_id=user.id, reason="roles_changed", now=moment)
+    append(
+        session,
+        event_by(
+            actor,
+            kind=AuditKind.ACCOUNT,
+            action="user.roles",
+            params={
+                "user_id": user.id,
+                "before": role_names(before),
+                "after": role_names(roles),
+                "sessions_ended": ended,
+            },
+        ),
+    )
+    session.flush()
+    return RolesChanged(user=user, before=before, after=roles, sessions_ended=ended)
 
 
 def set_user_profile(

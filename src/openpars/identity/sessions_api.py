@@ -18,6 +18,7 @@ from openpars.identity.schemas import (
     LogonRequest,
     SessionOpened,
     SessionRead,
+    SessionsEnded,
     UserRead,
 )
 from openpars.pages import Page
@@ -162,6 +163,31 @@ def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
         result = SessionRead.model_validate(found)
     clear_session_cookie(response)
     return result
+
+
+@router.delete(
+    "/sessions/others",
+    response_model=SessionsEnded,
+    dependencies=[needs()],
+    responses={409: {"description": "the request came with an API token, not a logon session"}},
+)
+def end_other_sessions(ctx: Ctx) -> SessionsEnded:
+    """End every other open session of yours (a browser left logged on elsewhere), keeping
+    the one this request came with."""
+    secret = bearer_token(ctx.request)
+    with ctx.unit() as (session, principal):
+        found = session.scalars(
+            select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
+        ).one_or_none()
+        if found is None:
+            raise Conflict(
+                "this request came with an API token, not a logon session: there is no current "
+                "session to keep; end sessions one by one with DELETE /api/v1/sessions/{id}",
+                code="not_a_session",
+            )
+        ended = logon.end_other_sessions(session, actor=principal, keep_id=found.id)
+        append(session, account_event(principal, "session.end_others", sessions_ended=ended))
+    return SessionsEnded(ended=ended)
 
 
 @router.delete("/sessions/{session_id}", response_model=SessionRead, dependencies=[needs()])

@@ -10,7 +10,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from openpars.web.pages import (
+    account,
     admin,
+    admin_acts,
     agreements,
     audit,
     auth,
@@ -35,9 +37,11 @@ AREAS: tuple[APIRouter, ...] = (
     records.router,
     audit.router,
     admin.router,
+    admin_acts.router,
     oversight.router,
     intake.router,
     charging.router,
+    account.router,
 )
 
 router = APIRouter(include_in_schema=False, tags=[PAGE_TAG])

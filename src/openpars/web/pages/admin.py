@@ -1,5 +1,6 @@
 """Administration pages: agencies, users (create, profile, unlock, password reset), their
-sessions, and the witnesses (docs/web.md, "Administration").
+sessions, and the witnesses (docs/web.md, "Administration"); an account's roles and MFA reset
+are changed from its page by pages/admin_acts.py.
 
 Every act calls the service the API calls (identity.service, identity.logon, audit.witness) and
 writes the same audit entry; separation of duties is enforced by those services
@@ -19,7 +20,7 @@ from openpars.audit.api import audit_event
 from openpars.audit.events import AuditKind
 from openpars.audit.schemas import WitnessRead
 from openpars.audit.service import append
-from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
+from openpars.errors import Conflict, InvalidInput, NotFound
 from openpars.identity import duties, logon, service
 from openpars.identity import repository as repo
 from openpars.identity.api import account_event
@@ -59,6 +60,7 @@ NAV.append(
 
 MANAGE = page(Permission.USER_MANAGE)
 PAGE_SIZE = 100
+SESSIONS_PAGE = 20
 # What the page says after an act, by a fixed key in the address (never free text).
 DONE: dict[str, str] = {
     "created": "The account was created. Reset its password so its holder can log in.",
@@ -67,6 +69,8 @@ DONE: dict[str, str] = {
     "profile": "The profile was saved.",
     "session": "The session was ended; its holder is logged out at their next request.",
     "agency": "The agency was registered.",
+    "roles": "The roles were changed; the holder's open sessions were ended.",
+    "mfa": "The MFA was reset; its holder enrols an authenticator at the next logon.",
 }
 
 
@@ -94,21 +98,16 @@ def _administered(session: Session, principal: Principal, user_id: int) -> User:
     return user
 
 
-def _may_administer(session: Session, principal: Principal, user: User) -> bool:
-    """Whether the service would let ``principal`` administer the account (duties.py): the
-    list shows only those, so a stakeholder's administrator sees its own stakeholder's."""
-    try:
-        duties.require_account_authority(session, principal, user.agency, user.roles)
-    except Forbidden:
-        return False
-    return True
-
-
 @router.get("/admin", response_class=HTMLResponse, dependencies=[MANAGE])
 def users(ctx: Ctx, offset: Offset = 0, done: str | None = None) -> HTMLResponse:
     """The accounts this user administers, with agency, roles and state; links to each."""
     with ctx.unit() as (session, principal):
         principal.require(Permission.USER_MANAGE)
+        listed = repo.list_users(session, agency_id=None, offset=offset, limit=PAGE_SIZE)
+        # The authority of each listed account is decided from one read of the site (the
+        # board's stakeholders, the agencies' parents), not from queries per account; the
+        # accounts come with their agency joined and their roles in one more query.
+        scope = duties.AuthorityScope.read(session, principal)
         rows = [
             {
                 "id": u.id,
@@ -119,8 +118,8 @@ def users(ctx: Ctx, offset: Offset = 0, done: str | None = None) -> HTMLResponse
                 "active": u.is_active,
                 "locked": u.locked_at is not None,
             }
-            for u in repo.list_users(session, agency_id=None, offset=offset, limit=PAGE_SIZE)
-            if _may_administer(session, principal, u)
+            for u in listed
+            if scope.may_administer(u)
         ]
         append(session, account_event(principal, "user.list", offset=offset, limit=PAGE_SIZE))
     return render(
@@ -129,7 +128,10 @@ def users(ctx: Ctx, offset: Offset = 0, done: str | None = None) -> HTMLResponse
         {
             "users": rows,
             "offset": offset,
-            "next_offset": offset + PAGE_SIZE if len(rows) == PAGE_SIZE else None,
+            "page_size": PAGE_SIZE,
+            # A page of accounts the viewer does not administer may list none and still have
+            # more after it: the next page follows the accounts read, not those shown.
+            "next_offset": offset + PAGE_SIZE if len(listed) == PAGE_SIZE else None,
             "done": _done(done),
         },
     )
@@ -181,7 +183,7 @@ def create_user(ctx: Ctx) -> Response:
     return RedirectResponse(f"/admin/users/{user_id}?done=created", status_code=303)
 
 
-def _user_page(
+def show_user(
     ctx: Ctx,
     user_id: int,
     *,
@@ -189,13 +191,18 @@ def _user_page(
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
+    sessions_offset: int = 0,
 ) -> HTMLResponse:
+    """The account's page, with what a refused form sent and its errors if any."""
     with ctx.unit() as (session, principal):
         user = _administered(session, principal, user_id)
         sessions = [
             SessionRead.model_validate(s)
-            for s in repo.list_logon_sessions(session, user_id=user_id, offset=0, limit=50)
+            for s in repo.list_logon_sessions(
+                session, user_id=user_id, offset=sessions_offset, limit=SESSIONS_PAGE
+            )
         ]
+        sessions_total = repo.count_logon_sessions(session, user_id=user_id)
         shown = {
             "id": user.id,
             "username": user.username,
@@ -208,14 +215,24 @@ def _user_page(
             "must_change_password": user.must_change_password,
             "family_name": user.family_name or "",
             "address": user.address or "",
+            "mfa_enrolled_at": user.mfa_enrolled_at,
+            "mfa_pending": user.mfa_pending_secret is not None,
+            "own": user.id == principal.user_id,
         }
-        append(session, account_event(principal, "session.list", user_id=user_id))
+        append(
+            session,
+            account_event(principal, "session.list", user_id=user_id, offset=sessions_offset),
+        )
     return render(
         ctx.request,
         "admin/user.html",
         {
             "user": shown,
+            "roles": _role_options(),
             "sessions": sessions,
+            "sessions_offset": sessions_offset,
+            "sessions_page": SESSIONS_PAGE,
+            "sessions_total": sessions_total,
             "done": _done(done),
             "errors": errors or {},
             "values": values or {},
@@ -225,9 +242,11 @@ def _user_page(
 
 
 @router.get("/admin/users/{user_id}", response_class=HTMLResponse, dependencies=[MANAGE])
-def user_page(user_id: RowId, ctx: Ctx, done: str | None = None) -> HTMLResponse:
-    """One account: its state, profile, password reset, sessions."""
-    return _user_page(ctx, user_id, done=done)
+def user_page(
+    user_id: RowId, ctx: Ctx, done: str | None = None, sessions_offset: Offset = 0
+) -> HTMLResponse:
+    """One account: its state, roles, MFA, profile, password reset, sessions (paginated)."""
+    return show_user(ctx, user_id, done=done, sessions_offset=sessions_offset)
 
 
 @router.post("/admin/users/{user_id}/unlock", response_class=HTMLResponse, dependencies=[MANAGE])
@@ -240,7 +259,7 @@ def unlock(user_id: RowId, ctx: Ctx) -> Response:
     except InvalidInput as refused:
         # Not locked (any more): someone released it since the page was shown.
         record_refusal(ctx.request, refused)
-        return _user_page(ctx, user_id, errors=domain_errors(refused), status=409)
+        return show_user(ctx, user_id, errors=domain_errors(refused), status=409)
     return RedirectResponse(f"/admin/users/{user_id}?done=unlocked", status_code=303)
 
 
@@ -267,7 +286,7 @@ def reset_password(user_id: RowId, ctx: Ctx) -> Response:
             append(session, account_event(principal, "user.password.reset", user_id=user.id))
     except InvalidInput as refused:
         record_service_refusal(ctx.request, refused, errors)
-        return _user_page(ctx, user_id, errors=errors or domain_errors(refused), status=422)
+        return show_user(ctx, user_id, errors=errors or domain_errors(refused), status=422)
     return RedirectResponse(f"/admin/users/{user_id}?done=password", status_code=303)
 
 
@@ -284,7 +303,7 @@ def set_profile(user_id: RowId, ctx: Ctx) -> Response:
             append(session, account_event(principal, "user.profile", user_id=user.id))
     except InvalidInput as refused:
         record_service_refusal(ctx.request, refused, errors)
-        return _user_page(
+        return show_user(
             ctx, user_id, errors=errors or domain_errors(refused), values=values, status=422
         )
     return RedirectResponse(f"/admin/users/{user_id}?done=profile", status_code=303)
