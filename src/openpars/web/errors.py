@@ -15,9 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from openpars.access.enforcement import count_refused
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
-from openpars.db import Database
+from openpars.db import Database, utcnow
 from openpars.errors import DomainError, NotAuthenticated, TooManyRequests
 from openpars.identity.principal import Principal
 from openpars.web.context import edge_of
@@ -90,7 +91,10 @@ def _record_refusal(request: Request, exc: DomainError) -> int | None:
     )
     try:
         with db.session() as session:
-            return append(session, event).id
+            entry_id = append(session, event).id
+            if principal is not None:
+                count_refused(session, principal, at=utcnow())
+            return entry_id
     except Exception:  # the refusal still goes out; losing its log entry is reported loudly
         log.exception("could not write the audit entry of a refused request (%s)", exc.code)
         return None
