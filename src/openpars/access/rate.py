@@ -75,7 +75,7 @@ def send_claims(
     if not windows:
         return list
     if connection.dialect.name == "sqlite":
-        claims = [_sqlite_claim(connection, window, now) for window in windows]
+        claims = _sqlite_claims(connection, windows, now)
         return lambda: claims
     sql = _pg_claim_sql(len(windows))
     values: dict[str, Any] = {"now": _int8(now), "since": _int8(now - WINDOW_US)}
@@ -164,19 +164,29 @@ def _grow(connection: Connection, claim: Claim) -> None:
         cursor.execute(_PG_GROW, values)
 
 
-def _sqlite_claim(connection: Connection, window: Window, now: int) -> Claim:
-    """One statement while a place is free (the previous use is not read back: SQLite takes
-    its places with the real limits only, so nothing is given back)."""
+def _sqlite_claims(connection: Connection, windows: Sequence[Window], now: int) -> list[Claim]:
+    """One statement for every window with a free place (the previous use is not read back:
+    SQLite takes its places with the real limits only, so nothing is given back), then one
+    for each full window."""
     cursor = connection.connection.cursor()
-    key = (window.kind, window.owner_id)
-    with driver_errors(connection, _SQLITE_CLAIM):
-        cursor.execute(_SQLITE_CLAIM, (now, *key, window.limit, now - WINDOW_US))
-        taken = cursor.fetchone()
-        if taken is not None:
-            return Claim(window, int(taken[0]), None, None, None)
-        cursor.execute(_SQLITE_FULL, (*key, window.limit, *key))
-        oldest, top = cursor.fetchone() or (None, None)
-    return Claim(window, None, None, oldest, top)
+    pick = " UNION ALL ".join([_SQLITE_PICK] * len(windows))
+    sql = _SQLITE_CLAIM.replace("@pick@", pick)
+    values: list[int] = [now]
+    for window in windows:
+        values += [window.kind, window.owner_id, window.limit, now - WINDOW_US]
+    claims: list[Claim] = []
+    with driver_errors(connection, sql):
+        cursor.execute(sql, values)
+        taken = {int(kind): int(slot) for kind, slot in cursor.fetchall()}
+        for window in windows:
+            if window.kind in taken:
+                claims.append(Claim(window, taken[window.kind], None, None, None))
+                continue
+            key = (window.kind, window.owner_id)
+            cursor.execute(_SQLITE_FULL, (*key, window.limit, *key))
+            oldest, top = cursor.fetchone() or (None, None)
+            claims.append(Claim(window, None, None, oldest, top))
+    return claims
 
 
 def _int8(value: int) -> Any:
@@ -224,10 +234,11 @@ _PG_GROW = (
     "SELECT k, o, g, 0 FROM (SELECT %s::smallint AS k, %s::integer AS o) AS w, "
     "generate_series(%s::integer, %s::integer) AS g ON CONFLICT DO NOTHING"
 )
-_SQLITE_CLAIM = (
-    "UPDATE rate_slots SET at_us = ? WHERE rowid = (SELECT rowid FROM rate_slots "
-    "WHERE kind = ? AND owner_id = ? AND slot < ? AND at_us < ? ORDER BY at_us DESC LIMIT 1) "
-    "RETURNING slot"
+# The windows' kinds differ (one user's, one agency's), so a place is known by its kind.
+_SQLITE_CLAIM = "UPDATE rate_slots SET at_us = ? WHERE rowid IN (@pick@) RETURNING kind, slot"
+_SQLITE_PICK = (
+    "SELECT * FROM (SELECT rowid FROM rate_slots WHERE kind = ? AND owner_id = ? AND slot < ? "
+    "AND at_us < ? ORDER BY at_us DESC LIMIT 1)"
 )
 _SQLITE_SET = "UPDATE rate_slots SET at_us = ? WHERE kind = ? AND owner_id = ? AND slot = ?"
 _SQLITE_FULL = (
