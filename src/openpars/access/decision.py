@@ -1,8 +1,8 @@
 """What an external decision reads besides the agreement: the floor in force and the rate limits.
 
-Two statements (the floor; the places taken in the caller's rate windows, ``access.rate``),
-sent together with the agreement's share lock and in-force lookup (a pipeline on PostgreSQL:
-one round trip for all). The rate windows need the agreement's limits, which are only known
+On PostgreSQL one statement (the places taken in the caller's rate windows, ``access.rate``,
+and the floor's hash), sent together with the agreement's share lock and in-force lookup (a
+pipeline: one round trip for all); on SQLite the floor, then the windows. The rate windows need the agreement's limits, which are only known
 once the agreement is read, so they are claimed with the limits this grantee's agreement had
 at its previous request; if the agreement now says otherwise (a new version), the places are
 given back and claimed again with the real limits before anything is decided.
@@ -18,9 +18,9 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from openpars.access.rate import AGENCY, USER, Claim, Window, send_claims
+from openpars.access.rate import AGENCY, USER, Claim, Window, send_claims, send_claims_with
 from openpars.agreements.models import SiteFloorVersion
-from openpars.prepared import Pending, prepared
+from openpars.prepared import prepared
 
 # (per user, per agency) limits per minute, as last read for a grantee's agreement.
 Limits = tuple[int | None, int | None]
@@ -42,13 +42,12 @@ class SentReads:
     """Decision reads sent for some limits; their rows are read on demand."""
 
     limits: Limits | None
-    pending: Pending
+    floor_hash: Callable[[], str | None]
     claims: Callable[[], list[Claim]]
 
     def result(self) -> DecisionReads:
         """The reads (waits for the server if they have not arrived yet)."""
-        row = self.pending.rows()[0]
-        return DecisionReads(row["floor_hash"], tuple(self.claims()))
+        return DecisionReads(self.floor_hash(), tuple(self.claims()))
 
 
 def last_limits(agency_id: int | None) -> Limits:
@@ -72,18 +71,26 @@ def send_decision_reads(
     limits: Limits | None,
 ) -> SentReads:
     """Send the newest floor's hash and, if ``limits`` are given, take a place in each rate
-    window under them (one statement each).
+    window under them (on PostgreSQL one statement for all, the floor's hash included; on
+    SQLite the floor, then the windows).
 
     Taking a place is a write: if the limits turn out other than those sent, the places are
     given back (``rate.give_back``) before they are taken under the real limits. ``None``:
     the floor only, the places taken once the limits are known (SQLite, where sending ahead
     saves no round trip).
     """
-    stmt = prepared(session, "decision_floor", _statement)
-    pending = stmt.send(session, {})
-    if limits is None:
-        return SentReads(limits, pending, list)
-    return SentReads(limits, pending, send_claims(session, windows(user_id, agency_id, limits), at))
+    found = [] if limits is None else windows(user_id, agency_id, limits)
+    if found and session.get_bind().dialect.name == "postgresql":
+        # One statement: the floor's hash rides on the windows' claim.
+        claims, floor = send_claims_with(session, found, at, _NEWEST_FLOOR)
+        return SentReads(limits, floor, claims)
+    pending = prepared(session, "decision_floor", _statement).send(session, {})
+    claims = send_claims(session, found, at)
+    return SentReads(limits, lambda: pending.rows()[0]["floor_hash"], claims)
+
+
+# The newest floor's content hash, as ``_statement`` reads it.
+_NEWEST_FLOOR = "(SELECT content_hash FROM site_floor_versions ORDER BY version DESC LIMIT 1)"
 
 
 def windows(user_id: int | None, agency_id: int | None, limits: Limits) -> list[Window]:

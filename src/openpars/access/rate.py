@@ -71,13 +71,30 @@ def send_claims(
     """Take a place in each window; the claims are read later (inside ``prepared.pipeline``
     on PostgreSQL the statement travels with the others). SQLite runs at once."""
     connection = session.connection()
-    now = micros(at)
     if not windows:
         return list
     if connection.dialect.name == "sqlite":
-        claims = _sqlite_claims(connection, windows, now)
+        claims = _sqlite_claims(connection, windows, micros(at))
         return lambda: claims
+    return _send_pg(connection, windows, at, None)[0]
+
+
+def send_claims_with(
+    session: Session, windows: Sequence[Window], at: datetime, column: str
+) -> tuple[Callable[[], list[Claim]], Callable[[], Any]]:
+    """PostgreSQL: ``send_claims`` with one more column in the same statement (a constant
+    scalar sub-select of the caller's), read by the second callable. Needs a window."""
+    assert windows
+    return _send_pg(session.connection(), windows, at, column)
+
+
+def _send_pg(
+    connection: Connection, windows: Sequence[Window], at: datetime, column: str | None
+) -> tuple[Callable[[], list[Claim]], Callable[[], Any]]:
+    now = micros(at)
     sql = _pg_claim_sql(len(windows))
+    if column is not None:
+        sql += ", " + column
     values: dict[str, Any] = {"now": _int8(now), "since": _int8(now - WINDOW_US)}
     for n, window in enumerate(windows):
         values |= {
@@ -88,17 +105,23 @@ def send_claims(
     with driver_errors(connection, sql):
         cursor = connection.connection.cursor()
         cursor.execute(sql, values)
+    fetched: list[Any] = []
 
-    def read() -> list[Claim]:
-        with driver_errors(connection, sql):
-            row = cursor.fetchone()
-        assert row is not None
+    def row() -> Any:
+        if not fetched:
+            with driver_errors(connection, sql):
+                fetched.append(cursor.fetchone())
+        assert fetched[0] is not None
+        return fetched[0]
+
+    def claims() -> list[Claim]:
+        got = row()
         return [
-            Claim(window, *(None if v is None else int(v) for v in row[4 * n : 4 * n + 4]))
+            Claim(window, *(None if v is None else int(v) for v in got[4 * n : 4 * n + 4]))
             for n, window in enumerate(windows)
         ]
 
-    return read
+    return claims, lambda: row()[4 * len(windows)]
 
 
 def settle(session: Session, claims: Sequence[Claim], at: datetime) -> list[float | None]:
