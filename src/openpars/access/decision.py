@@ -2,10 +2,11 @@
 
 On PostgreSQL one statement (the places taken in the caller's rate windows, ``access.rate``,
 and the floor's hash), sent together with the agreement's share lock and in-force lookup (a
-pipeline: one round trip for all); on SQLite the floor, then the windows. The rate windows need the agreement's limits, which are only known
-once the agreement is read, so they are claimed with the limits this grantee's agreement had
-at its previous request; if the agreement now says otherwise (a new version), the places are
-given back and claimed again with the real limits before anything is decided.
+pipeline: one round trip for all); on SQLite the floor, then the windows. The rate windows
+need the agreement's limits, which are only known once the agreement is read, so on
+PostgreSQL they are claimed with the limits this grantee's agreement had at its previous
+request; if the agreement now says otherwise (a new version), the places are given back and
+claimed again with the real limits before anything is decided.
 """
 
 from __future__ import annotations
