@@ -9,10 +9,14 @@ variant's ratio to ``bare``, and the audited read's ratio to the floor.
 * ``external``, run as the API runs an external read (``Database.session(external=True)``: on
   PostgreSQL the external login, row-level security bound):
   * ``audited``: `openpars.access.service.search_persons`, the call every request makes:
-    agreement in force (with its share lock), purpose, both rate limits counted from the log,
-    policy, page, shaping, and the audit entry in the same transaction before the commit;
-  * ``bare``: the same steps without the append (`policy_for`, rate-limit reads included, and
-    `person_page`): the same unaudited read;
+    agreement in force (with its share lock), purpose, a place taken in both rate windows
+    (access/rate.py), policy, page, shaping, and the audit entry in the same transaction before
+    the commit;
+  * ``bare``: the same steps without the append (`policy_for`, rate windows included, and
+    `person_page`): the same unaudited read. Since 2026-12-06 the rate windows are a write
+    (two rows updated), so ``bare`` commits a write of its own and the floor below holds the
+    rate windows' cost as well as the one-row write: the audited/floor ratio charges the
+    windows to the read, not to the audit;
   * ``unaudited_plus_one_row_write``, **the floor**: ``bare`` plus the smallest durable write,
     one integer into a scratch table without indexes (``bench_scratch``), committed: the floor
     under ANY durable per-read record, whatever its content and format. The target: audited at
@@ -33,9 +37,8 @@ backend's ``budget`` sets the 1.15x allowance (0.15 x the floor's p50) beside th
 measured extra cost of the one-row write and of the audited variant.
 
 The agreement's rate limits are the highest a scope allows (10,000 per user and 100,000 per
-agency per minute): the bench's own pace must not trip them. Each rate read walks the caller's
-accesses in the window up to the limit, so at this pace (thousands of entries a minute) they
-cost the read more than the default limits (30 and 300) would.
+agency per minute): the bench's own pace must not trip them. A window holds as many places as
+its busiest minute needed (grown 64 at a time), and a claim takes one place whatever the limit.
 
 The last line printed is one JSON object.
 
@@ -203,9 +206,9 @@ def external_read(
     """An external agency's SID lookup through the real path, in the external login's unit.
 
     ``audit``: `access.service.search_persons`, the call every request makes (agreement in
-    force with its share lock, purpose, both rate limits counted from the log, policy, page,
+    force with its share lock, purpose, both rate windows, policy, page,
     shaping, the audit entry). Otherwise the same steps without the append: `policy_for`
-    (with the rate-limit reads) and `person_page`; ``scratch_write`` then adds the smallest
+    (with the rate windows) and `person_page`; ``scratch_write`` then adds the smallest
     durable write (one integer into the scratch table) before the commit.
     """
     query, context = PersonQuery(sid=sid, limit=PAGE), ReadContext(purpose=PURPOSE)

@@ -19,7 +19,7 @@ What runs (docs/benchmarks.md explains each figure):
   external role, the non-superuser login production uses, so row-level security is evaluated.
 - issue12_whole_call (issue 12 target 3): the whole `access.service.search_persons` call,
   audit entry and commit included, for the external caller (agreement lookup with its share
-  lock, purpose, rate limits counted from the log; as the external role on PostgreSQL) and the
+  lock, purpose, rate windows (access/rate.py); as the external role on PostgreSQL) and the
   internal one, interleaved with ``bare`` and ``floor`` (the bare search plus the smallest
   durable write: one integer into an unindexed scratch table, committed); ratios
   ``vs_floor_*`` and ``vs_internal_*``; ``cost_per_call``: statements and (PostgreSQL) round

@@ -132,6 +132,8 @@ def _record_refusal(settings: Settings, exc: DomainError, *, command: str, as_us
     The command's own transaction was rolled back. The entry names the ``--as`` account when it
     exists (else the console's ``system``, with the name that was given) and the rule broken.
     """
+    from openpars.access.enforcement import count_refused
+    from openpars.db import utcnow
     from openpars.identity import repository as identity_repo
     from openpars.identity.service import principal_for
 
@@ -161,6 +163,7 @@ def _record_refusal(settings: Settings, exc: DomainError, *, command: str, as_us
                 error_code=exc.code,
             )
             append(session, event)
+            count_refused(session, actor, at=utcnow())
     except Exception:  # the refusal is still reported; losing its entry is logged loudly
         log.exception("could not write the audit entry of a refused console command")
 

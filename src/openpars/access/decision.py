@@ -1,25 +1,27 @@
 """What an external decision reads besides the agreement: the floor in force and the rate limits.
 
-One statement, sent together with the agreement's share lock and in-force lookup (a pipeline on
-PostgreSQL: one round trip for all three). The rate reads need the agreement's limits, which
-are only known once the agreement is read, so they are sent with the limits this grantee's
-agreement had at its previous request; if the agreement now says otherwise (a new version),
-the statement runs again with the real limits before anything is decided.
+On PostgreSQL one statement (the places taken in the caller's rate windows, ``access.rate``,
+and the floor's hash), sent together with the agreement's share lock and in-force lookup (a
+pipeline: one round trip for all); on SQLite the floor, then the windows. The rate windows
+need the agreement's limits, which are only known once the agreement is read, so on
+PostgreSQL they are claimed with the limits this grantee's agreement had at its previous
+request; if the agreement now says otherwise (a new version), the places are given back and
+claimed again with the real limits before anything is decided.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Any
 
-from sqlalchemy import BindParameter, Integer, Select, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from openpars.access.rate import AGENCY, USER, Claim, Window, send_claims, send_claims_with
 from openpars.agreements.models import SiteFloorVersion
-from openpars.audit.models import AuditEntry
-from openpars.prepared import Pending, param, prepared
+from openpars.prepared import prepared
 
 # (per user, per agency) limits per minute, as last read for a grantee's agreement.
 Limits = tuple[int | None, int | None]
@@ -29,26 +31,24 @@ _LAST_LIMITS_MAX = 4096
 
 @dataclass(frozen=True, slots=True)
 class DecisionReads:
-    """The newest floor's content hash (None: the shipped defaults), and for each rate limit
-    the time of the limit-th most recent audited access in the window (None: fewer, or no
-    limit)."""
+    """The newest floor's content hash (None: the shipped defaults), and the places taken in
+    the caller's rate windows (``access.rate``; none for a limit the caller does not have)."""
 
     floor_hash: str | None
-    user_nth: datetime | None
-    agency_nth: datetime | None
+    claims: tuple[Claim, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class SentReads:
     """Decision reads sent for some limits; their rows are read on demand."""
 
-    limits: Limits
-    pending: Pending
+    limits: Limits | None
+    floor_hash: Callable[[], str | None]
+    claims: Callable[[], list[Claim]]
 
     def result(self) -> DecisionReads:
         """The reads (waits for the server if they have not arrived yet)."""
-        row = self.pending.rows()[0]
-        return DecisionReads(row["floor_hash"], row.get("user_nth"), row.get("agency_nth"))
+        return DecisionReads(self.floor_hash(), tuple(self.claims()))
 
 
 def last_limits(agency_id: int | None) -> Limits:
@@ -68,44 +68,44 @@ def send_decision_reads(
     *,
     user_id: int | None,
     agency_id: int | None,
-    since: datetime,
-    limits: Limits,
+    at: datetime,
+    limits: Limits | None,
 ) -> SentReads:
-    """Send the newest floor's hash and both rate reads as one statement.
+    """Send the newest floor's hash and, if ``limits`` are given, take a place in each rate
+    window under them (on PostgreSQL one statement for all, the floor's hash included; on
+    SQLite the floor, then the windows).
 
-    Each rate read is one walk down the (caller, at) index, stopping at the limit-th access.
+    Taking a place is a write: if the limits turn out other than those sent, the places are
+    given back (``rate.give_back``) before they are taken under the real limits. ``None``:
+    the floor only, the places taken once the limits are known (SQLite, where sending ahead
+    saves no round trip).
     """
+    found = [] if limits is None else windows(user_id, agency_id, limits)
+    if found and session.get_bind().dialect.name == "postgresql":
+        # One statement: the floor's hash rides on the windows' claim.
+        claims, floor = send_claims_with(session, found, at, _NEWEST_FLOOR)
+        return SentReads(limits, floor, claims)
+    pending = prepared(session, "decision_floor", _statement).send(session, {})
+    claims = send_claims(session, found, at)
+    return SentReads(limits, lambda: pending.rows()[0]["floor_hash"], claims)
+
+
+# The newest floor's content hash, as ``_statement`` reads it.
+_NEWEST_FLOOR = "(SELECT content_hash FROM site_floor_versions ORDER BY version DESC LIMIT 1)"
+
+
+def windows(user_id: int | None, agency_id: int | None, limits: Limits) -> list[Window]:
+    """The caller's rate windows under these limits (none for a limit it does not have)."""
     user_limit, agency_limit = limits
-    by_user = user_limit is not None and user_id is not None
-    by_agency = agency_limit is not None and agency_id is not None
-    stmt = prepared(
-        session, ("decision_reads", by_user, by_agency), partial(_statement, by_user, by_agency)
-    )
-    values: dict[str, Any] = {"since": since}
-    if user_limit is not None and by_user:
-        values |= {"user": user_id, "user_skip": user_limit - 1}
-    if agency_limit is not None and by_agency:
-        values |= {"agency": agency_id, "agency_skip": agency_limit - 1}
-    return SentReads(limits, stmt.send(session, values))
+    out: list[Window] = []
+    if user_limit is not None and user_id is not None:
+        out.append(Window(USER, user_id, user_limit))
+    if agency_limit is not None and agency_id is not None:
+        out.append(Window(AGENCY, agency_id, agency_limit))
+    return out
 
 
-def _statement(by_user: bool, by_agency: bool) -> Select[Any]:
+def _statement() -> Select[Any]:
     floors = SiteFloorVersion.__table__.c
     newest = select(floors.content_hash).order_by(floors.version.desc()).limit(1)
-    columns: list[Any] = [newest.scalar_subquery().label("floor_hash")]
-    if by_user:
-        columns.append(_nth_recent("user_id", "user").scalar_subquery().label("user_nth"))
-    if by_agency:
-        columns.append(_nth_recent("agency_id", "agency").scalar_subquery().label("agency_nth"))
-    return select(*columns)
-
-
-def _nth_recent(by: str, prefix: str) -> Select[Any]:
-    t = AuditEntry.__table__.c
-    return (
-        select(t.at)
-        .where(t[by] == param(prefix, t[by]), t.at >= param("since", t.at))
-        .order_by(t.at.desc())
-        .offset(BindParameter(f"{prefix}_skip", None, type_=Integer(), required=False))
-        .limit(1)
-    )
+    return select(newest.scalar_subquery().label("floor_hash"))

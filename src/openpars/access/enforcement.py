@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from typing import TypeVar, overload
 
@@ -15,9 +16,11 @@ from openpars.access.decision import (
     last_limits,
     remember_limits,
     send_decision_reads,
+    windows,
 )
-from openpars.access.external import compile_grant, grant_in_force, purpose_rules, rate_limits
+from openpars.access.external import compile_grant, grant_in_force, purpose_rules
 from openpars.access.policy import ReadPolicy, internal_policy
+from openpars.access.rate import USER, claim_if_free, give_back, send_claims, settle
 from openpars.access.rls import require_external_session
 from openpars.access.schemas import ReadContext
 from openpars.agreements.floor import floor_of_newest
@@ -29,7 +32,6 @@ from openpars.prepared import pipeline
 from openpars.records.validation import name_key
 
 WILDCARDS = re.compile(r"[*%_?]")
-RATE_WINDOW = timedelta(minutes=1)
 
 
 def policy_for(
@@ -38,8 +40,8 @@ def policy_for(
     """The read policy of this caller at this instant, or a refusal saying why.
 
     An external caller's decision is one round trip on PostgreSQL: the floor in force and the
-    rate-limit reads (``access.decision``), the share lock on the caller's agreements and the
-    agreement in force are sent together, then read.
+    places taken in the rate windows (``access.decision``), the share lock on the caller's
+    agreements and the agreement in force are sent together, then read.
     """
     return decide_sending(session, principal=principal, context=context, at=at)[0]
 
@@ -76,7 +78,7 @@ def decide_sending(
         reads, grant, ahead = _decision(session, principal=principal, at=at, ahead=early)
     policy = _compiled(session, grant, reads.floor_hash)
     check_purpose(session, principal=principal, context=context, at=at)
-    check_rate(policy, reads, at=at)
+    check_rate(session, reads, at=at)
     if len(_LAST_POLICY) >= _POLICIES_MAX:
         _LAST_POLICY.clear()
     _LAST_POLICY[(principal.agency_id, principal.user_id)] = policy
@@ -124,17 +126,16 @@ def _decision(
     ahead: Callable[[], R | None] | None = None,
 ) -> tuple[DecisionReads, Grant] | tuple[DecisionReads, Grant, R | None]:
     """The decision reads and the grant in force, sent together (with ``ahead``'s statements
-    after them); the rate reads again if they were sent for limits other than the
-    agreement's."""
-    read = partial(
-        send_decision_reads,
-        session,
-        user_id=principal.user_id,
-        agency_id=principal.agency_id,
-        since=at - RATE_WINDOW,
-    )
+    after them); the rate windows claimed again if they were claimed for limits other than
+    the agreement's."""
+    agency = principal.agency_id
+    # On PostgreSQL the places go out with the limits of the agency's last decision (one
+    # round trip); SQLite takes them once the agreement is read (no round trip to save).
+    guess = last_limits(agency) if session.get_bind().dialect.name == "postgresql" else None
     with pipeline(session):
-        sent = read(limits=last_limits(principal.agency_id))
+        sent = send_decision_reads(
+            session, user_id=principal.user_id, agency_id=agency, at=at, limits=guess
+        )
         sent_grant = send_grant_reads(session, principal, at)
         early = ahead() if ahead is not None else None
     grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
@@ -142,12 +143,16 @@ def _decision(
         grant.scope.limits.rate_per_user_per_minute,
         grant.scope.limits.rate_per_agency_per_minute,
     )
+    reads = sent.result()
+    if limits != last_limits(agency):
+        remember_limits(agency, limits)
     if limits != sent.limits:
-        remember_limits(principal.agency_id, limits)
-        sent = read(limits=limits)
+        give_back(session, reads.claims)
+        claims = send_claims(session, windows(principal.user_id, agency, limits), at)()
+        reads = replace(reads, claims=tuple(claims))
     if ahead is None:
-        return sent.result(), grant
-    return sent.result(), grant, early
+        return reads, grant
+    return reads, grant, early
 
 
 def check_purpose(
@@ -185,26 +190,31 @@ def check_purpose_rules(rules: Mapping[str, bool], context: ReadContext) -> None
         )
 
 
-def check_rate(policy: ReadPolicy, reads: DecisionReads, *, at: datetime) -> None:
-    """Per-user and per-agency rate limits, counted from the audit log itself.
-
-    ``reads`` holds, for each limit, the limit-th most recent access in the window: if there
-    is one, the window is full, and it leaves the window (freeing a place) at its time plus
-    the window.
-    """
-    per_user, per_agency = rate_limits(policy)
-    checks = (
-        ("your account", per_user, reads.user_nth),
-        ("your agency", per_agency, reads.agency_nth),
-    )
-    for who, limit, oldest in checks:
-        if oldest is not None:
-            retry = max(0.01, (oldest + RATE_WINDOW - at).total_seconds())
+def check_rate(session: Session, reads: DecisionReads, *, at: datetime) -> None:
+    """Per-user and per-agency rate limits: a place in each of the caller's rate windows
+    (``access.rate``), taken in the decision's round trip; a full window refuses, saying when
+    its oldest place frees."""
+    retries = settle(session, reads.claims, at)
+    for claim, retry in zip(reads.claims, retries, strict=True):
+        if retry is not None:
+            who = "your account" if claim.window.kind == USER else "your agency"
             raise TooManyRequests(
-                f"rate limit reached: {who} may make {limit} queries per minute under the "
-                f"agreement; retry in {retry:.1f} s",
+                f"rate limit reached: {who} may make {claim.window.limit} queries per minute "
+                f"under the agreement; retry in {retry:.1f} s",
                 retry_after=retry,
             )
+
+
+def count_refused(session: Session, principal: Principal, *, at: datetime) -> None:
+    """Count a refused external attempt in the caller's rate windows while they have room,
+    as an admitted one counts (the refused request's own place went with its rollback):
+    probing by refusals (a missing person, a refused purpose) is limited like reading. The
+    limits are those the agency's agreement had at this process's last decision; before any,
+    nothing is counted (there was no decision to refuse yet)."""
+    if not principal.is_external:
+        return
+    found = windows(principal.user_id, principal.agency_id, last_limits(principal.agency_id))
+    claim_if_free(session, found, at)
 
 
 def check_query_shape(

@@ -183,11 +183,6 @@ def purpose_rules(session: Session, *, principal: Principal, at: datetime) -> di
     return {rule.purpose: rule.case_reference_required for rule in scope.purposes}
 
 
-def rate_limits(policy: ReadPolicy) -> tuple[int | None, int | None]:
-    """Per-user and per-agency limits per minute of the policy's agreement."""
-    return policy.rate_per_user, policy.rate_per_agency
-
-
 def ensure_sets_in_force(session: Session) -> list[int]:
     """Build the visibility set of every agreement version put in force (and not ended), under
     the current floor, where it is missing; the ids of every such set.

@@ -27,7 +27,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Enum, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from openpars.db import Base, JSONDoc, UTCDateTime, register_schema_ddl, utcnow
@@ -75,6 +86,28 @@ class VisiblePerson(Base):
         # The order of a name search under the set: walk the range, stop after a page.
         Index("ix_visible_persons_name", "set_id", "name_key", "person_id"),
     )
+
+
+class RateSlot(Base):
+    """One place in a rate window (``access.rate``): a user's or an agency's admitted
+    external accesses each hold one place for a minute, so a window of ``limit`` places
+    admits at most ``limit`` accesses in any minute. Operational state, not evidence: the
+    audit log stays the record of every access."""
+
+    __tablename__ = "rate_slots"
+    __table_args__ = (
+        CheckConstraint("kind IN (0, 1)", name="ck_rate_slots_kind"),
+        CheckConstraint("slot >= 0", name="ck_rate_slots_slot"),
+        # A claim takes the oldest place of its window: the walk starts here.
+        Index("ix_rate_slots_oldest", "kind", "owner_id", "at_us"),
+    )
+
+    # 0: a user's window, 1: an agency's (owner_id is then a user's or an agency's id).
+    kind: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    owner_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # When the place was last taken, in microseconds since the epoch (0: never).
+    at_us: Mapped[int] = mapped_column(BigInteger)
 
 
 class VisibilityPending(Base):

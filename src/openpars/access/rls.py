@@ -103,9 +103,11 @@ EXTERNAL_READS = (
     "visibility_sets",
 )
 # The audit entry of the read, written in the same transaction. Of the entries themselves the
-# role reads back only the new id and what the rate limits count (who, when).
+# role reads back only the new id.
 AUDIT_INSERTS = ("audit_entries", "audit_entry_contents", "audit_subjects", "audit_pending")
-AUDIT_READ_COLUMNS = ("id", "at", "user_id", "agency_id")
+AUDIT_READ_COLUMNS = ("id",)
+# The rate windows (access.rate): a read takes a place, a full window grows.
+RATE_WRITES = "rate_slots"
 
 
 # Stand for the external role's and the schema's quoted names in statements run by
@@ -206,6 +208,7 @@ def _grants() -> list[str]:
             f"GRANT SELECT ON {reads} TO {ROLE}",
             f"GRANT SELECT ({', '.join(AUDIT_READ_COLUMNS)}) ON audit_entries TO {ROLE}",
             f"GRANT INSERT ON {', '.join(AUDIT_INSERTS)} TO {ROLE}",
+            f"GRANT SELECT, INSERT, UPDATE ON {RATE_WRITES} TO {ROLE}",
             f"GRANT USAGE ON SEQUENCE audit_entries_id_seq, audit_subjects_id_seq TO {ROLE}",
             f"GRANT EXECUTE ON FUNCTION openpars_share_lock_agreements(integer) TO {ROLE}",
         )

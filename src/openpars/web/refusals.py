@@ -12,9 +12,10 @@ import logging
 
 from fastapi import Request
 
+from openpars.access.enforcement import count_refused
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
-from openpars.db import Database
+from openpars.db import Database, utcnow
 from openpars.errors import DomainError, NotAuthenticated
 from openpars.identity.principal import Principal
 
@@ -41,7 +42,10 @@ def record_refusal(request: Request, exc: DomainError) -> int | None:
     )
     try:
         with db.session() as session:
-            return append(session, event).id
+            entry_id = append(session, event).id
+            if principal is not None:
+                count_refused(session, principal, at=utcnow())
+            return entry_id
     except Exception:
         log.exception("could not write the audit entry of a refused request (%s)", exc.code)
         return None

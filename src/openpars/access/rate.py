@@ -1,0 +1,271 @@
+"""Rate windows: at most ``limit`` external accesses per user and per agency in any minute.
+
+A window is a set of places (``rate_slots``), at most ``limit`` of them: an admitted access
+takes the place whose last use is oldest, if that use is more than a minute ago, and writes
+its own instant there. A window with every place used within the last minute admits nothing
+until its oldest place is a minute old: exactly the rule "the limit-th most recent access is
+less than a minute old" that the audit log was read for before, without reading the log.
+
+Taking a place is one statement per request (both windows together on PostgreSQL, sent in
+the decision's round trip) in the request's own transaction, which also appends the audit
+entry: if the request is refused or its entry cannot be written, the place is given back by
+the rollback. Concurrent requests cannot share a place: on PostgreSQL a place is taken
+``FOR UPDATE SKIP LOCKED``, so each request locks a different row (nobody waits for another
+request's commit) and a place another request holds counts as taken; a row updated by a
+transaction that committed meanwhile is checked again against the window before it is
+taken. On SQLite the transaction holds the only write lock (BEGIN IMMEDIATE).
+
+A window grows by ``GROWTH`` places when all its places are taken and it has fewer than its
+limit, so a window holds as many places as its busiest minute needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from openpars.prepared import driver_errors
+
+WINDOW_US = 60_000_000
+USER, AGENCY = 0, 1
+GROWTH = 64
+# Growing a window races only with the same window's other growers; a request that lost
+# this many times in a row is refused as if the window were full (it never admits more).
+_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A user's (``USER``) or an agency's (``AGENCY``) window of ``limit`` places."""
+
+    kind: int
+    owner_id: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What taking a place in one window found: the place taken and its previous use, or,
+    if none was free, the oldest use of the window's places and its highest place number."""
+
+    window: Window
+    slot: int | None
+    previous: int | None
+    oldest: int | None
+    top: int | None
+
+
+def micros(at: datetime) -> int:
+    """An instant in microseconds since the epoch (what a place records)."""
+    return round(at.timestamp() * 1_000_000)
+
+
+def send_claims(
+    session: Session, windows: Sequence[Window], at: datetime
+) -> Callable[[], list[Claim]]:
+    """Take a place in each window; the claims are read later (inside ``prepared.pipeline``
+    on PostgreSQL the statement travels with the others). SQLite runs at once."""
+    connection = session.connection()
+    if not windows:
+        return list
+    if connection.dialect.name == "sqlite":
+        claims = _sqlite_claims(connection, windows, micros(at))
+        return lambda: claims
+    return _send_pg(connection, windows, at, None)[0]
+
+
+def send_claims_with(
+    session: Session, windows: Sequence[Window], at: datetime, column: str
+) -> tuple[Callable[[], list[Claim]], Callable[[], Any]]:
+    """PostgreSQL: ``send_claims`` with one more column in the same statement (a constant
+    scalar sub-select of the caller's), read by the second callable. Needs a window."""
+    assert windows
+    return _send_pg(session.connection(), windows, at, column)
+
+
+def _send_pg(
+    connection: Connection, windows: Sequence[Window], at: datetime, column: str | None
+) -> tuple[Callable[[], list[Claim]], Callable[[], Any]]:
+    now = micros(at)
+    sql = _pg_claim_sql(len(windows))
+    if column is not None:
+        sql += ", " + column
+    values: dict[str, Any] = {"now": _int8(now), "since": _int8(now - WINDOW_US)}
+    for n, window in enumerate(windows):
+        values |= {
+            f"k{n}": _int8(window.kind),
+            f"o{n}": _int8(window.owner_id),
+            f"l{n}": _int8(window.limit),
+        }
+    with driver_errors(connection, sql):
+        cursor = connection.connection.cursor()
+        cursor.execute(sql, values)
+    fetched: list[Any] = []
+
+    def row() -> Any:
+        if not fetched:
+            with driver_errors(connection, sql):
+                fetched.append(cursor.fetchone())
+        assert fetched[0] is not None
+        return fetched[0]
+
+    def claims() -> list[Claim]:
+        got = row()
+        return [
+            Claim(window, *(None if v is None else int(v) for v in got[4 * n : 4 * n + 4]))
+            for n, window in enumerate(windows)
+        ]
+
+    return claims, lambda: row()[4 * len(windows)]
+
+
+def settle(session: Session, claims: Sequence[Claim], at: datetime) -> list[float | None]:
+    """For each claim, None if a place is taken, else the seconds until one frees.
+
+    A window with no free place and fewer places than its limit grows and is claimed again.
+    """
+    out: list[float | None] = []
+    now = micros(at)
+    for claim in claims:
+        current = claim
+        for _ in range(_ATTEMPTS):
+            if current.slot is not None or not _can_grow(current):
+                break
+            _grow(session.connection(), current)
+            current = send_claims(session, [current.window], at)()[0]
+        if current.slot is not None:
+            out.append(None)
+        else:
+            oldest = current.oldest if current.oldest is not None else now
+            out.append(max(0.01, (oldest + WINDOW_US - now) / 1_000_000))
+    return out
+
+
+def give_back(session: Session, claims: Sequence[Claim]) -> None:
+    """Undo claims taken for the wrong limits (still locked by this transaction; PostgreSQL,
+    the only engine that takes places before the limits are known)."""
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    sql = _SQLITE_SET if sqlite else _PG_SET
+    for claim in claims:
+        if claim.slot is None or claim.previous is None:
+            continue
+        values = (claim.previous, claim.window.kind, claim.window.owner_id, claim.slot)
+        with driver_errors(connection, sql):
+            connection.connection.cursor().execute(
+                sql, values if sqlite else tuple(_int8(v) for v in values)
+            )
+
+
+def claim_if_free(session: Session, windows: Sequence[Window], at: datetime) -> None:
+    """Take a place in each window that has one (growing it if it may): a refused attempt
+    counts like an admitted one while there is room, and is refused no further."""
+    settle(session, send_claims(session, windows, at)(), at)
+
+
+def _can_grow(claim: Claim) -> bool:
+    return claim.top is None or claim.top + 1 < claim.window.limit
+
+
+def _grow(connection: Connection, claim: Claim) -> None:
+    window = claim.window
+    first = 0 if claim.top is None else claim.top + 1
+    last = min(first + GROWTH, window.limit) - 1
+    cursor = connection.connection.cursor()
+    if connection.dialect.name == "sqlite":
+        rows = [(window.kind, window.owner_id, slot) for slot in range(first, last + 1)]
+        with driver_errors(connection, _SQLITE_GROW):
+            cursor.executemany(_SQLITE_GROW, rows)
+        return
+    values = tuple(_int8(v) for v in (window.kind, window.owner_id, first, last))
+    with driver_errors(connection, _PG_GROW):
+        cursor.execute(_PG_GROW, values)
+
+
+def _sqlite_claims(connection: Connection, windows: Sequence[Window], now: int) -> list[Claim]:
+    """One statement for every window with a free place (the previous use is not read back:
+    SQLite takes its places with the real limits only, so nothing is given back), then one
+    for each full window."""
+    cursor = connection.connection.cursor()
+    pick = " UNION ALL ".join([_SQLITE_PICK] * len(windows))
+    sql = _SQLITE_CLAIM.replace("@pick@", pick)
+    values: list[int] = [now]
+    for window in windows:
+        values += [window.kind, window.owner_id, window.limit, now - WINDOW_US]
+    claims: list[Claim] = []
+    with driver_errors(connection, sql):
+        cursor.execute(sql, values)
+        taken = {int(kind): int(slot) for kind, slot in cursor.fetchall()}
+        for window in windows:
+            if window.kind in taken:
+                claims.append(Claim(window, taken[window.kind], None, None, None))
+                continue
+            key = (window.kind, window.owner_id)
+            cursor.execute(_SQLITE_FULL, (*key, window.limit, *key))
+            oldest, top = cursor.fetchone() or (None, None)
+            claims.append(Claim(window, None, None, oldest, top))
+    return claims
+
+
+def _int8(value: int) -> Any:
+    """psycopg keys its prepared statements by the parameters' types: one type for every int
+    (as ``prepared._int_type``)."""
+    from psycopg.types.numeric import Int8
+
+    return Int8(value)
+
+
+def _pg_claim_sql(count: int) -> str:
+    """One statement taking a place in each of ``count`` windows; per window four columns:
+    the place taken, its previous use, and (only if none was free) the window's oldest use
+    and highest place. Window n's parameters are kn, on and ln (kind, owner, limit)."""
+    ctes = ", ".join(_PG_CLAIM_CTE.replace("@n@", str(n)) for n in range(count))
+    columns = ", ".join(_PG_CLAIM_COLUMNS.replace("@n@", str(n)) for n in range(count))
+    return "WITH " + ctes + " SELECT " + columns
+
+
+_PG_CLAIM_CTE = (
+    "f@n@ AS (SELECT ctid, slot, at_us FROM rate_slots "
+    "WHERE kind = %(k@n@)s::smallint AND owner_id = %(o@n@)s::integer "
+    "AND slot < %(l@n@)s::integer AND at_us < %(since)s::bigint "
+    "ORDER BY at_us DESC LIMIT 1 FOR UPDATE SKIP LOCKED), "
+    # The locked row by its tuple id: a join on the key may walk every place of the window
+    # (the planner's estimate of a small, fast-changing table is often stale).
+    "c@n@ AS (UPDATE rate_slots SET at_us = %(now)s::bigint "
+    "WHERE ctid = (SELECT ctid FROM f@n@) RETURNING slot)"
+)
+# The scalar sub-selects of a CASE branch not taken are never run.
+_PG_CLAIM_COLUMNS = (
+    "(SELECT slot FROM c@n@), (SELECT at_us FROM f@n@), "
+    "CASE WHEN NOT EXISTS (SELECT 1 FROM c@n@) THEN (SELECT min(at_us) FROM rate_slots "
+    "WHERE kind = %(k@n@)s::smallint AND owner_id = %(o@n@)s::integer "
+    "AND slot < %(l@n@)s::integer) END, "
+    "CASE WHEN NOT EXISTS (SELECT 1 FROM c@n@) THEN (SELECT max(slot) FROM rate_slots "
+    "WHERE kind = %(k@n@)s::smallint AND owner_id = %(o@n@)s::integer) END"
+)
+_PG_SET = (
+    "UPDATE rate_slots SET at_us = %s::bigint "
+    "WHERE kind = %s::smallint AND owner_id = %s::integer AND slot = %s::integer"
+)
+_PG_GROW = (
+    "INSERT INTO rate_slots (kind, owner_id, slot, at_us) "
+    "SELECT k, o, g, 0 FROM (SELECT %s::smallint AS k, %s::integer AS o) AS w, "
+    "generate_series(%s::integer, %s::integer) AS g ON CONFLICT DO NOTHING"
+)
+# The windows' kinds differ (one user's, one agency's), so a place is known by its kind.
+_SQLITE_CLAIM = "UPDATE rate_slots SET at_us = ? WHERE rowid IN (@pick@) RETURNING kind, slot"
+_SQLITE_PICK = (
+    "SELECT * FROM (SELECT rowid FROM rate_slots WHERE kind = ? AND owner_id = ? AND slot < ? "
+    "AND at_us < ? ORDER BY at_us DESC LIMIT 1)"
+)
+_SQLITE_SET = "UPDATE rate_slots SET at_us = ? WHERE kind = ? AND owner_id = ? AND slot = ?"
+_SQLITE_FULL = (
+    "SELECT (SELECT min(at_us) FROM rate_slots WHERE kind = ? AND owner_id = ? AND slot < ?), "
+    "(SELECT max(slot) FROM rate_slots WHERE kind = ? AND owner_id = ?)"
+)
+_SQLITE_GROW = "INSERT OR IGNORE INTO rate_slots (kind, owner_id, slot, at_us) VALUES (?, ?, ?, 0)"

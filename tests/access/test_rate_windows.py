@@ -1,0 +1,180 @@
+"""The rate windows (access.rate): at most the limit in any minute, whatever the concurrency.
+
+An attacker's moves: many requests at once (each must hold its own place, none may read the
+window before another's place is written), requests timed at the window's edge, and refused
+requests (a refused purpose) used to probe without being counted.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from openpars.access import rate, service
+from openpars.access.enforcement import policy_for
+from openpars.access.models import RateSlot
+from openpars.access.schemas import PersonQuery, ReadContext
+from openpars.db import Database, utcnow
+from openpars.errors import TooManyRequests
+from openpars.identity.principal import Principal
+from openpars.records.enums import InvolvementRole
+from tests.access import data
+from tests.access.agreements import activate, default_scope
+from tests.factories import World, build_world
+
+PURPOSE = {"purpose": "warrant-service"}
+CONTEXT = ReadContext(purpose="warrant-service")
+POLICE = "Philadelphia Police Department"
+
+
+def _limits(per_user: int, per_agency: int) -> dict[str, object]:
+    return default_scope(
+        limits={
+            "exact_identifiers_only": False,
+            "name_search": True,
+            "max_results": 25,
+            "rate_per_user_per_minute": per_user,
+            "rate_per_agency_per_minute": per_agency,
+        }
+    )
+
+
+def _seed(db: Database, world: World, *, per_user: int, per_agency: int = 300) -> None:
+    with db.session() as s:
+        activate(s, world, scope=_limits(per_user, per_agency))
+        ana = data.person(s, "Alvarez", "Ana", sid="SID-3001")
+        data.arrest(s, agency_id=world.agencies[POLICE], people=[(ana, InvolvementRole.ARRESTEE)])
+
+
+def _decide(db: Database, principal: Principal, at: datetime) -> float | None:
+    """None if admitted at ``at``, else the Retry-After of the refusal."""
+    try:
+        with db.session(external=True) as s:
+            policy_for(s, principal=principal, context=CONTEXT, at=at)
+    except TooManyRequests as refused:
+        return refused.retry_after
+    return None
+
+
+def test_many_concurrent_searches_never_pass_the_limit(fresh_db: Database) -> None:
+    with fresh_db.session() as s:
+        world = build_world(s)
+    _seed(fresh_db, world, per_user=5)
+    ice = world.principals["ice"]
+    threads = 24
+    start = threading.Barrier(threads)
+    outcomes: list[str] = []
+    errors: list[BaseException] = []
+
+    def search() -> None:
+        start.wait()
+        try:
+            with fresh_db.session(external=True) as s:
+                page = service.search_persons(
+                    s, principal=ice, query=PersonQuery(sid="SID-3001"), context=CONTEXT
+                )
+            outcomes.append("found" if page.items else "empty")
+        except TooManyRequests:
+            outcomes.append("refused")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=search) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not errors, errors
+    assert sorted(outcomes) == ["found"] * 5 + ["refused"] * (threads - 5)
+    with fresh_db.session() as s:
+        # The window has the limit's places, every one taken in this minute.
+        held = s.scalars(
+            select(RateSlot.at_us).where(
+                RateSlot.kind == rate.USER, RateSlot.owner_id == ice.user_id
+            )
+        ).all()
+    assert len(held) == 5 and min(held) > rate.micros(utcnow() - timedelta(minutes=1))
+
+
+def test_the_window_frees_a_place_a_minute_after_it_was_taken(db: Database, world: World) -> None:
+    _seed(db, world, per_user=3)
+    ice = world.principals["ice"]
+    t0 = utcnow()
+    assert _decide(db, ice, t0) is None
+    assert _decide(db, ice, t0 + timedelta(seconds=30)) is None
+    assert _decide(db, ice, t0 + timedelta(seconds=30)) is None
+    full = _decide(db, ice, t0 + timedelta(seconds=40))
+    assert full == pytest.approx(20.0)
+    # Exactly a minute after the oldest access it is still in the window ...
+    assert _decide(db, ice, t0 + timedelta(minutes=1)) == pytest.approx(0.01)
+    # ... and a microsecond later its place is free, for one access only.
+    edge = t0 + timedelta(minutes=1, microseconds=1)
+    assert _decide(db, ice, edge) is None
+    assert _decide(db, ice, edge) == pytest.approx(30.0, abs=0.01)
+    assert _decide(db, ice, t0 + timedelta(seconds=90, microseconds=1)) is None
+
+
+def test_a_refused_request_gives_its_place_back_and_the_agency_window_counts_all(
+    db: Database, world: World
+) -> None:
+    _seed(db, world, per_user=2, per_agency=3)
+    ice = world.principals["ice"]
+    t0 = utcnow()
+    assert _decide(db, ice, t0) is None
+    assert _decide(db, ice, t0) is None
+    # The user's window is full: the refusal rolls back, the agency's place with it.
+    assert _decide(db, ice, t0) == pytest.approx(60.0)
+    with db.session() as s:
+        agency_places = s.scalar(
+            select(func.count())
+            .select_from(RateSlot)
+            .where(
+                RateSlot.kind == rate.AGENCY,
+                RateSlot.owner_id == ice.agency_id,
+                RateSlot.at_us == rate.micros(t0),
+            )
+        )
+    assert agency_places == 2
+
+
+def test_refused_attempts_count_while_the_window_has_room(
+    db: Database, world: World, client: TestClient
+) -> None:
+    _seed(db, world, per_user=3)
+    ice = world.auth("ice")
+    params = {"sid": "SID-3001", **PURPOSE}
+    assert client.get("/api/v1/persons", params=params, headers=ice).status_code == 200
+    # Probing with a purpose the agreement does not allow: refused, and counted.
+    for _ in range(2):
+        probe = client.get(
+            "/api/v1/persons", params={"sid": "SID-3001", "purpose": "curiosity"}, headers=ice
+        )
+        assert probe.status_code == 403, probe.text
+    refused = client.get("/api/v1/persons", params=params, headers=ice)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert "3 queries per minute" in refused.json()["error"]["message"]
+
+
+def test_a_window_holds_only_the_places_its_busiest_minute_needed(
+    db: Database, world: World
+) -> None:
+    _seed(db, world, per_user=10_000, per_agency=100_000)
+    ice = world.principals["ice"]
+    t0 = utcnow()
+    for n in range(rate.GROWTH + 1):
+        assert _decide(db, ice, t0 + timedelta(microseconds=n)) is None
+    # A minute later the same places are used again: the window does not grow.
+    for n in range(rate.GROWTH + 1):
+        assert _decide(db, ice, t0 + timedelta(minutes=1, microseconds=n + 1)) is None
+    with db.session() as s:
+        places = s.scalar(
+            select(func.count())
+            .select_from(RateSlot)
+            .where(RateSlot.kind == rate.USER, RateSlot.owner_id == ice.user_id)
+        )
+    assert places == 2 * rate.GROWTH
