@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: f5101b2d97d6
+Revision ID: 5a5a9b4368cd
 Revises: 
-Create Date: 2026-12-06 01:40:35.609693
+Create Date: 2026-12-06 03:53:16.111929
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'f5101b2d97d6'
+revision: str = '5a5a9b4368cd'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -103,6 +103,7 @@ def upgrade() -> None:
     with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
         batch_op.create_index('ix_oversight_access_facts_agency_at', ['agency_id', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_agreement_at', ['agreement_id', 'at'], unique=False)
+        batch_op.create_index('ix_oversight_access_facts_case_at', ['case_reference', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_person', ['person_id'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_user_at', ['user_id', 'at'], unique=False)
 
@@ -981,6 +982,7 @@ def downgrade() -> None:
     with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_facts_user_at')
         batch_op.drop_index('ix_oversight_access_facts_person')
+        batch_op.drop_index('ix_oversight_access_facts_case_at')
         batch_op.drop_index('ix_oversight_access_facts_agreement_at')
         batch_op.drop_index('ix_oversight_access_facts_agency_at')
 
