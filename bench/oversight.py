@@ -524,6 +524,14 @@ def _drop_day(conn: Any, lo: int) -> None:
     ):
         conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
     conn.execute(text("DELETE FROM audit_entries WHERE id >= :lo"), {"lo": lo})
+    # The day's facts too, and the watermark back to the generated log (entry i is leaf i - 1),
+    # so that an incremental-only run reuses the facts of the log as generated.
+    for table in ("oversight_access_facts", "oversight_access_queries"):
+        conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
+    conn.execute(
+        text("UPDATE oversight_watermarks SET size = :n WHERE name = :w AND size > :n"),
+        {"n": lo - 1, "w": facts.WATERMARK},
+    )
     _triggers_on(conn, conn.dialect.name)
 
 
@@ -787,7 +795,7 @@ def run(
             with Session(engine) as session:
                 started, cpu = time.perf_counter(), time.process_time()
                 result["facts_refresh_to_log"] = {
-                    "leaves_read": facts.refresh(session).facts,
+                    "facts": facts.refresh(session).facts,
                     "seconds": round(time.perf_counter() - started, 3),
                     "cpu_s": round(time.process_time() - cpu, 3),
                 }
