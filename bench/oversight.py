@@ -1,7 +1,7 @@
 """The renewal-level oversight pass at scale: 10M audit entries, 1M persons (issue 13).
 
     .venv/bin/python bench/oversight.py [--quick] [--engine sqlite|postgresql]
-        [--entries N] [--persons N] [--days N] [--keep-db PATH]
+        [--entries N] [--persons N] [--days N] [--keep-db PATH] [--incremental-only]
 
 What runs, in one process, on one database (docs/benchmarks.md explains each figure):
 
@@ -32,6 +32,10 @@ What runs, in one process, on one database (docs/benchmarks.md explains each fig
    (from its watermark), the explanation and coverage of that day, and the detectors over that
    day as the daily run judges it (``DetectionPeriod`` of the day: the day plus the history
    each detector needs, not the whole store).
+
+``--incremental-only`` skips step 3: the facts are brought up to the generated log (kept from
+an earlier run with ``--keep-db``), then step 4 alone. Its flags digest differs from a full
+run's: no earlier flag of the full pass is there to be found again.
 
 Peak RSS is this process's (``resource.getrusage``): on SQLite the database engine runs in it,
 and the pages of the file read through its memory map (up to 1 GiB by default) count;
