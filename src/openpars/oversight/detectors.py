@@ -790,9 +790,8 @@ def _category_counts(
     session: Session, source: str, params: dict[str, Any], *instants: str
 ) -> dict[str, dict[tuple[int, str], int]]:
     """Per attribute, the persons of ``source`` by (key, value): its rows and their persons
-    read once and grouped once by every attribute together (a handful of combinations), each
-    attribute's counts summed from those groups here (one sort of the persons, not one per
-    attribute)."""
+    read once and grouped once by all the attributes together, each attribute's counts summed
+    from those groups here (one grouping of the persons, not one per attribute)."""
     read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
     rows = session.execute(
         _sql(
