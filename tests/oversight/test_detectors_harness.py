@@ -153,6 +153,32 @@ def test_daily_runs_find_what_one_run_over_the_period_finds(db: Database, world:
         assert _score(found.get(detector, []), incidents, set().union(*incidents))[1] == 1.0
 
 
+def test_a_day_judged_alone_gives_the_findings_of_the_whole_store_on_that_day(
+    db: Database, world: World
+) -> None:
+    """A daily run of the per-user-day detectors reads only the history of the users busy
+    enough that day to fire (off_hours that history as an hour mask per day); the whole-store
+    run reads every user's rows per hour. Both must give the same findings, rule text and
+    entries included: a user left out of the day's history, or an hour lost in a mask, would
+    show here."""
+    traffic = build_traffic(db, world, seed=2)
+    with db.session() as session:
+        log.integrate(session)
+    period = _period(traffic)
+    for detector in (d.volume_burst, d.off_hours):
+        with db.session() as session:
+            whole = detector(session)
+            daily = []
+            day = period.start
+            while day < period.end:
+                daily += detector(session, DetectionPeriod(day, day + timedelta(days=1)))
+                day += timedelta(days=1)
+        assert whole, detector.__name__
+        assert sorted(daily, key=lambda f: f.dedupe_key) == sorted(
+            whole, key=lambda f: f.dedupe_key
+        ), detector.__name__
+
+
 def test_traffic_is_anchored_to_a_monday_midnight(db: Database, world: World) -> None:
     """The traffic's start does not follow the wall clock's time of day or weekday: each seed's
     draws land on the same hour and weekday whenever the suite runs (a start at the clock's time

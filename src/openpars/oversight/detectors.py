@@ -77,10 +77,17 @@ DORMANT = "dormant_account"
 # The agency test first: (agency_id, at) is the index a period reads by (there is none on the
 # instant alone), one range per outside agency.
 _OUTSIDE = "(SELECT id FROM agencies WHERE kind = 'external')"
-_EXTERNAL = (
-    f"e.agency_id IN {_OUTSIDE} AND e.agreement_id IS NOT NULL AND e.outcome = 'ok' "
-    "AND e.kind IN ('search', 'read') AND e.user_id IS NOT NULL"
-)
+
+
+def _external(e: str) -> str:
+    """An external read, the entry aliased ``e``."""
+    return (
+        f"{e}.agency_id IN {_OUTSIDE} AND {e}.agreement_id IS NOT NULL AND {e}.outcome = 'ok' "
+        f"AND {e}.kind IN ('search', 'read') AND {e}.user_id IS NOT NULL"
+    )
+
+
+_EXTERNAL = _external("e")
 # A fact of an outside agency whose entry was not shredded.
 _KEPT = (
     f"f.agency_id IN {_OUTSIDE} AND "  # noqa: S608 - constants
@@ -124,8 +131,10 @@ def _param(column: str, path: Sequence[str], dialect: str) -> str:
 
 
 def _sql(statement: str, *instants: str) -> TextClause:
-    """A statement whose named instants are bound as UTC timestamps on either dialect."""
-    return text(statement).bindparams(*(bindparam(n, type_=UTCDateTime()) for n in instants))
+    """A statement whose named instants are bound as UTC timestamps on either dialect (those
+    of ``instants`` it names: a fragment may leave one out)."""
+    named = (n for n in instants if f":{n}" in statement)
+    return text(statement).bindparams(*(bindparam(n, type_=UTCDateTime()) for n in named))
 
 
 def _parse_day(day: str) -> datetime:
@@ -228,6 +237,22 @@ def _robust_z(value: float, history: Sequence[float]) -> float:
     return (value - median) / max(1.4826 * mad, 1.0)
 
 
+def _busy_users(dialect: str, period: DetectionPeriod | None) -> str:
+    """SQL condition on ``e``: the user made at least ``:least`` external reads on some UTC
+    day of the period (``:start``, ``:end``). Only such a user can fire a per-day detector
+    that needs that many reads a day, so only their history is read: a daily run reads the
+    history of that day's busy users, not of every user (all of them for a whole-store run)."""
+    if period is None:
+        return "TRUE"
+    day = _day("b.at", dialect)
+    return (
+        "e.user_id IN (SELECT b.user_id FROM audit_entries b WHERE "  # noqa: S608 - constants
+        + _external("b")
+        + f" AND b.at >= :start AND b.at < :end GROUP BY b.user_id, {day} "
+        "HAVING COUNT(*) >= :least)"
+    )
+
+
 def volume_burst(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
@@ -237,11 +262,18 @@ def volume_burst(
     rows = session.execute(
         _sql(
             f"SELECT e.user_id, {day} AS d, COUNT(*) FROM audit_entries e "  # noqa: S608
-            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :end GROUP BY e.user_id, {day}",
+            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :end "
+            f"AND {_busy_users(dialect, period)} GROUP BY e.user_id, {day}",
             "h",
+            "start",
             "end",
         ),
-        {"h": _since(p.start, t.burst_history), "end": p.end},
+        {
+            "h": _since(p.start, t.burst_history),
+            "start": p.start,
+            "end": p.end,
+            "least": t.burst_min_queries,
+        },
     ).all()
     per_user: dict[int, dict[str, int]] = defaultdict(dict)
     for user_id, d, n in rows:
@@ -275,9 +307,10 @@ def volume_burst(
     return drafts
 
 
-def _usual(hour: int, days: Sequence[set[int]]) -> float:
-    """The share of the days with a read within an hour of ``hour``."""
-    near = {(hour + k) % 24 for k in (-1, 0, 1)}
+def _usual(hour: int, days: Sequence[int]) -> float:
+    """The share of the days (each the mask of its hours worked, bit h for hour h) with a read
+    within an hour of ``hour``."""
+    near = sum(1 << ((hour + k) % 24) for k in (-1, 0, 1))
     return sum(1 for worked in days if worked & near) / len(days)
 
 
@@ -292,32 +325,56 @@ def off_hours(
     """
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     day, hour = _day("e.at", dialect), _hour("e.at", dialect)
+    params = {
+        "h": _since(p.start, t.off_hours_history),
+        "start": p.start,
+        "end": p.end,
+        "least": t.off_hours_min_queries,
+    }
+    busy = _busy_users(dialect, period)
+    # The history before the period as one row per user and day: the hours worked as the bits
+    # of a mask (the sum of the distinct powers of two), not one row per hour worked.
+    history = session.execute(
+        _sql(
+            f"SELECT e.user_id, {day} AS d, SUM(DISTINCT 1 << {hour}) FROM audit_entries e "  # noqa: S608
+            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :start AND {busy} "
+            f"GROUP BY e.user_id, {day}",
+            "h",
+            "start",
+            "end",
+        ),
+        params,
+    ).all()
+    # The reads per hour of the period's days (the days judged, and the history of the later
+    # ones).
     rows = session.execute(
         _sql(
             f"SELECT e.user_id, {day} AS d, {hour} AS h, COUNT(*) FROM audit_entries e "  # noqa: S608
-            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :end "
+            f"WHERE {_EXTERNAL} AND e.at >= :start AND e.at < :end AND {busy} "
             f"GROUP BY e.user_id, {day}, {hour}",
-            "h",
+            "start",
             "end",
         ),
-        {"h": _since(p.start, t.off_hours_history), "end": p.end},
+        params,
     ).all()
-    per_user: dict[int, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
+    masks: dict[int, dict[str, int]] = defaultdict(dict)
+    for user_id, d, mask in history:
+        masks[int(user_id)][str(d)] = int(mask)
+    judged: dict[int, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
     for user_id, d, h, n in rows:
-        per_user[int(user_id)][str(d)][int(h)] = int(n)
-    first = f"{p.start:%Y-%m-%d}"
+        judged[int(user_id)][str(d)][int(h)] = int(n)
+        masks[int(user_id)][str(d)] = masks[int(user_id)].get(str(d), 0) | 1 << int(h)
     drafts: list[FlagDraft] = []
-    for user_id, days in sorted(per_user.items()):
-        keys = sorted(days)
-        worked = [set(days[k]) for k in keys]
-        for at, d in enumerate(keys):
-            hours = days[d]
+    for user_id, days in sorted(judged.items()):
+        keys = sorted(masks[user_id])
+        worked = [masks[user_id][k] for k in keys]
+        for d, hours in sorted(days.items()):
             # Fewer reads that day than the threshold: no subset of its hours can fire, so its
             # hours are not compared with the history at all (most days of most users).
-            if d < first or sum(hours.values()) < t.off_hours_min_queries:
+            if sum(hours.values()) < t.off_hours_min_queries:
                 continue
             lo = f"{_parse_day(d) - t.off_hours_history:%Y-%m-%d}"
-            before = worked[bisect.bisect_left(keys, lo) : at]
+            before = worked[bisect.bisect_left(keys, lo) : bisect.bisect_left(keys, d)]
             if len(before) < t.off_hours_min_days:
                 continue
 
@@ -559,6 +616,18 @@ def shared_case_reference(
         f"f.agency_id IN {_OUTSIDE} AND f.case_reference IS NOT NULL AND f.at >= :since "
         "AND f.at < :end"
     )
+    source = "oversight_access_facts f"
+    if period is not None:
+        # Only a reference cited in the period can fire (its last citation is in it): the
+        # window reads those references' citations by their index (references first: CROSS
+        # JOIN keeps SQLite's order), not every citation of the window (a daily run would
+        # otherwise sort 30 days of facts for one day's).
+        source = (
+            "(SELECT DISTINCT g.case_reference AS ref FROM oversight_access_facts g "  # noqa: S608
+            f"WHERE g.agency_id IN {_OUTSIDE} AND g.at >= :start AND g.at < :end "
+            "AND g.case_reference IS NOT NULL) r CROSS JOIN oversight_access_facts f"
+        )
+        window += " AND f.case_reference = r.ref"
     ref = "PARTITION BY f.agency_id, f.case_reference"
     rows = session.execute(
         _sql(
@@ -568,7 +637,7 @@ def shared_case_reference(
                 DENSE_RANK() OVER ({ref} ORDER BY f.person_id)
                 + DENSE_RANK() OVER ({ref} ORDER BY f.person_id DESC) - 1 AS persons,
                 MAX(f.at) OVER ({ref}) AS last
-                FROM oversight_access_facts f WHERE {window}
+                FROM {source} WHERE {window}
             ) f
             WHERE f.persons >= :k AND f.last >= :start AND {_KEPT} AND {unrelated}
             ORDER BY f.agency_id, f.case_reference, f.at
@@ -721,25 +790,23 @@ def _category_counts(
     session: Session, source: str, params: dict[str, Any], *instants: str
 ) -> dict[str, dict[tuple[int, str], int]]:
     """Per attribute, the persons of ``source`` by (key, value): its rows and their persons
-    read once (a CTE referenced by every attribute's count is materialised on both engines)."""
-    counts = " UNION ALL ".join(
-        f"SELECT '{a}', sp.k, sp.{a}, COUNT(*) FROM sp WHERE sp.{a} IS NOT NULL "  # noqa: S608
-        f"GROUP BY sp.k, sp.{a}"
-        for a in _ATTRIBUTES
-    )
-    read = ", ".join(f"CAST(p.{a} AS TEXT) AS {a}" for a in _ATTRIBUTES)
+    read once and grouped once by all the attributes together, each attribute's counts summed
+    from those groups here (one grouping of the persons, not one per attribute)."""
+    read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
     rows = session.execute(
         _sql(
-            f"WITH sp AS (SELECT s.k, {read} FROM ({source}) s JOIN persons p ON "  # noqa: S608
-            f"p.id = s.person_id) {counts}",
+            f"SELECT s.k, {read}, COUNT(*) FROM ({source}) s JOIN persons p "  # noqa: S608
+            f"ON p.id = s.person_id GROUP BY s.k, {read}",
             *instants,
         ),
         params,
     ).all()
-    found: dict[str, dict[tuple[int, str], int]] = {a: {} for a in _ATTRIBUTES}
-    for attribute, k, v, n in rows:
-        found[str(attribute)][(int(k), str(v))] = int(n)
-    return found
+    found: dict[str, dict[tuple[int, str], int]] = {a: defaultdict(int) for a in _ATTRIBUTES}
+    for k, *values, n in rows:
+        for attribute, v in zip(_ATTRIBUTES, values, strict=True):
+            if v is not None:
+                found[attribute][(int(k), str(v))] += int(n)
+    return {a: dict(counts) for a, counts in found.items()}
 
 
 def population_skew(

@@ -30,6 +30,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    tuple_,
 )
 from sqlalchemy.sql.selectable import CTE
 
@@ -210,10 +211,11 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
     # A fact before the period matters only as the anchor of a follow-up: by the same user,
     # citing the same case, as a fact of the period. The others are left out (an incremental
     # day would otherwise test the whole window before it: three days for one).
-    anchors = exists(
-        select(later.c.id).where(
-            later.c.user_id == f.c.user_id,
-            later.c.case_reference == f.c.case_reference,
+    # The (user, case) pairs of the period, once (not probed again for every earlier fact:
+    # each probe would read all of the agreement's facts of the period by its index).
+    anchors = tuple_(f.c.user_id, f.c.case_reference).in_(
+        select(later.c.user_id, later.c.case_reference).where(
+            later.c.case_reference.is_not(None),
             later.c.at >= selection.start,
             later.c.at < selection.end,
             *chosen(later),
@@ -293,6 +295,10 @@ def explanations(
     selection: Selection, rules: Rules, grants: Sequence[PurposeGrant], dialect: str
 ) -> Select[Any]:
     """Every pair of the selection with its code: the rule that explains it, or one reason."""
+    if selection.agreement_id is not None:
+        # The other agreements' purposes can match none of this agreement's facts: left out,
+        # the statement tests two or three purposes per pair, not every agreement's.
+        grants = [g for g in grants if g.agreement_id == selection.agreement_id]
     flags = _flags(_facts(selection, rules), rules, grants, dialect)
     f = flags.c
     # The follow-up rule, as a window: the latest directly explained access by the same user

@@ -64,6 +64,8 @@ class AccessFact(Base):
         Index("ix_oversight_access_facts_agency_at", "agency_id", "at"),
         Index("ix_oversight_access_facts_user_at", "user_id", "at"),
         Index("ix_oversight_access_facts_person", "person_id"),
+        # A reference's citations (shared_case_reference reads those of a day's references).
+        Index("ix_oversight_access_facts_case_at", "case_reference", "at"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)

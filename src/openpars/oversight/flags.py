@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, select, union
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import Outcome
@@ -41,9 +41,17 @@ def canary_detector(
     The trigger raises these at the moment of access; this set-based pass finds the same
     ones (and any written while the trigger was absent), so it is the reference for both.
     """
-    by_person = AuditSubject.person_id.in_(select(Canary.person_id))
-    by_arrest = AuditSubject.arrest_id.in_(select(Canary.arrest_id))
-    hits = select(AuditSubject.entry_id).where(or_(by_person, by_arrest)).distinct().subquery()
+    # The canaries first (a few rows), then two lookups of the subjects' partial indexes by
+    # those ids (their NOT NULL stated, so that both engines use them): not one OR of two
+    # subqueries, which both engines answer by reading every subject of the log, nor a join
+    # that PostgreSQL may merge along the whole index.
+    s = AuditSubject
+    persons = session.scalars(select(Canary.person_id).where(Canary.person_id.is_not(None))).all()
+    arrests = session.scalars(select(Canary.arrest_id).where(Canary.arrest_id.is_not(None))).all()
+    hits = union(
+        select(s.entry_id).where(s.person_id.is_not(None), s.person_id.in_(persons)),
+        select(s.entry_id).where(s.arrest_id.is_not(None), s.arrest_id.in_(arrests)),
+    ).subquery()
     rows = session.execute(
         select(
             AuditEntry.id,

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4394ca002380
+Revision ID: 4c989da5a3c5
 Revises: 
-Create Date: 2026-12-06 03:42:28.566057
+Create Date: 2026-12-06 04:34:31.377399
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '4394ca002380'
+revision: str = '4c989da5a3c5'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -103,6 +103,7 @@ def upgrade() -> None:
     with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
         batch_op.create_index('ix_oversight_access_facts_agency_at', ['agency_id', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_agreement_at', ['agreement_id', 'at'], unique=False)
+        batch_op.create_index('ix_oversight_access_facts_case_at', ['case_reference', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_person', ['person_id'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_user_at', ['user_id', 'at'], unique=False)
 
@@ -997,6 +998,7 @@ def downgrade() -> None:
     with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_facts_user_at')
         batch_op.drop_index('ix_oversight_access_facts_person')
+        batch_op.drop_index('ix_oversight_access_facts_case_at')
         batch_op.drop_index('ix_oversight_access_facts_agreement_at')
         batch_op.drop_index('ix_oversight_access_facts_agency_at')
 
