@@ -401,11 +401,13 @@ def store_replay(
     months: int,
     max_queries: int,
     now: datetime | None = None,
+    keep_failure: bool = True,
 ) -> ProposalReplay:
     """Replay the proposal's version and keep the result with it (a new row; the latest is the
     one shown). A replay the site refuses (too many queries, a version across today's floor) is
-    kept as failed, with the refusal's words, so the proposal says so; nobody is checked here
-    (the proposal's opening and ``recompute`` check their caller)."""
+    kept as failed, with the refusal's words, so the proposal says so (``keep_failure``; else
+    the refusal is raised and nothing kept); nobody is checked here (the proposal's opening and
+    ``recompute`` check their caller)."""
     moment = now or utcnow()
     proposed = _proposed_of(session, proposal_id)
     row = ProposalReplay(
@@ -422,6 +424,8 @@ def store_replay(
         with session.begin_nested():
             report = compute(session, proposed, months=months, max_queries=max_queries, now=moment)
     except (InvalidInput, Conflict) as refused:
+        if not keep_failure:
+            raise
         row.status, row.error_code, row.error = FAILED, refused.code, refused.message
         session.add(row)
         session.flush()
@@ -448,12 +452,15 @@ def recompute(
     via: str,
 ) -> ProposalReplay:
     """"Replay again": a new replay of the proposal's version over the last ``months``, kept
-    with it; one ``oversight.what_if_recompute`` entry (also when the replay itself failed: the
-    stored row says why)."""
+    with it and shown from now on; one ``oversight.what_if_recompute`` entry. A replay the site
+    refuses (422 ``too_many_queries`` naming months) keeps nothing: the previous one stays."""
     require_reader(actor)
     check_months(months)
     of_proposal(session, proposal_id, actor=actor)
-    row = store_replay(session, proposal_id, by=actor, months=months, max_queries=max_queries)
+    row = store_replay(
+        session, proposal_id, by=actor, months=months, max_queries=max_queries,
+        keep_failure=False,
+    )  # fmt: skip
     append(
         session,
         event_by(

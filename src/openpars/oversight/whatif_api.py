@@ -68,8 +68,8 @@ def proposal_what_if_again(
     proposal_id: RowId, body: ReplayAgain, ctx: Ctx, limit: Limit = None
 ) -> WhatIfReport:
     """Replay again: a new replay of the proposal's version, kept with it and shown from now on
-    (the earlier ones stay); answers its first page. 409 ``replay_failed`` when the replay was
-    refused (too many queries: fewer months)."""
+    (the earlier ones stay); answers its first page. A window holding more queries than the
+    site replays at once: 422 ``too_many_queries`` naming months, nothing kept."""
     size = min(limit or ctx.settings.page_size_default, ctx.settings.page_size_max)
     with ctx.unit() as (session, principal):
         recompute(
