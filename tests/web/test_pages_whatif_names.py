@@ -38,7 +38,6 @@ from tests.oversight.test_whatif import INVESTIGATION_ONLY, Site, build, propose
 from tests.web.test_admin_audit_oversight_pages import add_user, open_case, signed_in
 from tests.web.test_pages import entries
 
-
 # A proposal's columns copied into one opened without a replay (all but id and summary).
 PROPOSAL_COPIED = (
     "agreement_id", "agreement_version", "content_hash", "action", "deadline", "board_config_id",

@@ -451,7 +451,7 @@ def recompute(
     max_queries: int,
     via: str,
 ) -> ProposalReplay:
-    """"Replay again": a new replay of the proposal's version over the last ``months``, kept
+    """ "Replay again": a new replay of the proposal's version over the last ``months``, kept
     with it and shown from now on; one ``oversight.what_if_recompute`` entry. A replay the site
     refuses (422 ``too_many_queries`` naming months) keeps nothing: the previous one stays."""
     require_reader(actor)
