@@ -182,7 +182,8 @@ def test_a_voter_reads_the_what_if_replay_of_a_proposal(
             session, actor=SYSTEM, agreement_id=agreement_id,
             data=AgreementDocument.model_validate(narrowed), reason="warrants only",
         )  # fmt: skip
-    amend = replace(gov, agreement_id=agreement_id).propose(ProposalAction.AMEND)
+    # Opened after the read: the replay kept with the proposal, computed as it opens, holds it.
+    amend = replace(gov, agreement_id=agreement_id).propose(ProposalAction.AMEND, now=utcnow())
     login(page, gov.voters["da"].username)
     page.goto(f"/proposals/{amend}")
     page.get_by_role("link", name="What-if replay").click()
@@ -190,3 +191,8 @@ def test_a_voter_reads_the_what_if_replay_of_a_proposal(
     expect(page.locator("#total-newly-refused")).to_contain_text("1 (purpose_not_allowed: 1)")
     expect(page.get_by_role("cell", name="would be refused")).to_be_visible()
     check_page(page, "what-if")
+    # Replay again over one month: the page says the new replay's window.
+    page.get_by_label("Replay again the queries of the last").select_option("1")
+    page.get_by_role("button", name="Replay again").click()
+    expect(page.locator("#computed")).to_contain_text("of the 1 month from")
+    expect(page.locator("#total-newly-refused")).to_contain_text("1 (purpose_not_allowed: 1)")

@@ -11,6 +11,7 @@ import html
 import json
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,7 +23,10 @@ from openpars.agreements.schemas import AgreementDocument
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.config import Settings
 from openpars.db import Database, utcnow
+from openpars.governance.models import Proposal
 from openpars.governance.quorum import ProposalAction
+from openpars.governance.schemas import ProposalCreate
+from openpars.governance.service import open_proposal
 from openpars.identity.models import User
 from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import Role
@@ -33,6 +37,12 @@ from tests.governance.helpers import Gov, register
 from tests.oversight.test_whatif import INVESTIGATION_ONLY, Site, build, proposed
 from tests.web.test_admin_audit_oversight_pages import add_user, open_case, signed_in
 from tests.web.test_pages import entries
+
+# A proposal's columns copied into one opened without a replay (all but id and summary).
+PROPOSAL_COPIED = (
+    "agreement_id", "agreement_version", "content_hash", "action", "deadline", "board_config_id",
+    "status", "opened_at", "opened_by", "opened_by_user_id",
+)  # fmt: skip
 
 
 @pytest.fixture
@@ -61,9 +71,9 @@ def _proposal(db: Database, world: World, site: Site) -> tuple[Gov, int]:
     return gov, gov.propose(ProposalAction.AMEND)
 
 
-def _voter_in(web: TestClient, db: Database, world: World, gov: Gov, who: str = "da") -> None:
+def _voter_in(web: TestClient, db: Database, world: World, gov: Gov, who: str = "da") -> str:
     world.users[gov.voters[who].username] = gov.voters[who].user_id or 0
-    signed_in(web, db, world, gov.voters[who].username)
+    return signed_in(web, db, world, gov.voters[who].username)
 
 
 def _last_params(db: Database, action: str) -> dict[str, Any]:
@@ -95,9 +105,7 @@ def test_the_what_if_page_is_the_apis_replay_in_words_with_the_same_audit_entry(
     web: TestClient, db: Database, world: World, site: Site
 ) -> None:
     gov, proposal_id = _proposal(db, world, site)
-    api = web.get(
-        f"/api/v1/proposals/{proposal_id}/what-if", params={"months": 2}, headers=gov.auth("da")
-    )
+    api = web.get(f"/api/v1/proposals/{proposal_id}/what-if", headers=gov.auth("da"))
     assert api.status_code == 200, api.text
     expected = api.json()
     api_params = _last_params(db, "oversight.what_if")
@@ -107,8 +115,11 @@ def test_the_what_if_page_is_the_apis_replay_in_words_with_the_same_audit_entry(
     # The proposal links to the page, not to the API's JSON.
     assert f'href="/proposals/{proposal_id}/what-if" id="what-if-link"' in shown.text
     before = len(entries(db))
-    page = web.get(f"/proposals/{proposal_id}/what-if", params={"months": 2})
+    page = web.get(f"/proposals/{proposal_id}/what-if")
     assert page.status_code == 200, page.text
+    # The replay kept when the proposal opened, said so: when, by whom, over which window.
+    voter = gov.voters["da"].username
+    assert f"by {voter},\n  over the queries of the 6 months from" in page.text
     # One entry, the API's, saying it came from the page; no simulated read is audited.
     assert [a for a, _, _ in entries(db)[before:]] == ["oversight.what_if"]
     page_params = _last_params(db, "oversight.what_if")
@@ -139,28 +150,92 @@ def test_the_what_if_page_refuses_outsiders_and_bad_windows_audited(
     path = f"/proposals/{proposal_id}/what-if"
     # Neither an outside agency's account nor the site administrator (no oversight, no vote).
     for who in ("ice", "admin"):
-        signed_in(web, db, world, who)
+        token = signed_in(web, db, world, who)
         refused = web.get(path)
         assert refused.status_code == 403, (who, refused.text)
         assert entries(db)[-1][1:] == ("refused", "permission_denied")
+        # Nor may they replay again.
+        refused = web.post(path, data={"csrf_token": token, "months": "2"})
+        assert refused.status_code == 403, (who, refused.text)
+        assert entries(db)[-1][1:] == ("refused", "permission_denied")
         web.cookies.clear()
-    _voter_in(web, db, world, gov)
-    assert web.get(path, params={"months": 25}).status_code == 422
-    assert web.get(path, params={"months": 0}).status_code == 422
+    token = _voter_in(web, db, world, gov)
+    for months in ("25", "0", "two"):
+        bad = web.post(path, data={"csrf_token": token, "months": months})
+        assert bad.status_code == 422 and 'id="months-error"' in bad.text, months
+        assert 'id="total-queries">' in bad.text
     missing = web.get("/proposals/999999/what-if")
     assert missing.status_code == 404
-    assert "oversight.what_if" not in [a for a, _, _ in entries(db)]
+    # Each refused the months beside the field, the replay kept still shown; nothing replayed.
+    assert "oversight.what_if_recompute" not in [a for a, _, _ in entries(db)]
+    # Replay again over 2 months: kept, and shown from now on.
+    again = web.post(path, data={"csrf_token": token, "months": "2"})
+    assert again.status_code == 303 and again.headers["location"] == path
+    assert "oversight.what_if_recompute" in [a for a, _, _ in entries(db)]
+    assert "of the 2 months from" in web.get(path).text
     # A window holding more reads than the site replays at once: refused beside the months
-    # field, audited, nothing replayed.
+    # field, audited, nothing kept (the 2 months' replay still shown).
     small = settings.model_copy(update={"oversight_whatif_max_queries": 1})
     app = create_app(small, database=db)
     with TestClient(app, base_url="https://testserver", follow_redirects=False) as other:
         other.cookies.update(web.cookies)
-        too_many = other.get(path, params={"months": 3})
+        too_many = other.post(path, data={"csrf_token": token, "months": "3"})
     assert too_many.status_code == 422, too_many.text
     assert 'id="months-error"' in too_many.text and "ask for fewer months" in too_many.text
-    assert entries(db)[-1] == (f"GET {path}", "refused", "too_many_queries")
-    assert "oversight.what_if" not in [a for a, _, _ in entries(db)]
+    assert entries(db)[-2:] == [
+        (f"POST {path}", "refused", "too_many_queries"),
+        ("oversight.what_if", "ok", None),  # the page shows the replay kept, beside the error
+    ]
+    assert "of the 2 months from" in web.get(path).text
+
+
+def test_a_proposal_whose_replay_failed_or_is_missing_says_so_and_offers_it_again(
+    web: TestClient, db: Database, world: World, site: Site
+) -> None:
+    gov = Gov(world=world, db=db, t0=utcnow(), agreement_id=site.agreement_id)
+    with db.session() as s:
+        for who in ("da", "court", "city"):
+            register(s, gov, who)
+        # Opened on a site that replays at most one query: the proposal opens, the replay
+        # is kept as failed, with the refusal's words.
+        proposal = open_proposal(
+            s, actor=gov.voters["da"], whatif_max_queries=1,
+            data=ProposalCreate(
+                agreement_id=site.agreement_id, action=ProposalAction.AMEND, summary="amend",
+                deadline=gov.t0 + timedelta(days=14),
+            ),
+        )  # fmt: skip
+        failed_id = proposal.id
+        # A proposal kept from before replays were kept with proposals: none at all.
+        bare = Proposal(
+            **{c: getattr(proposal, c) for c in PROPOSAL_COPIED}, summary="no replay kept"
+        )
+        s.add(bare)
+        s.flush()
+        bare_id = bare.id
+    opened = _last_params(db, "proposal.open")
+    assert opened["replay_status"] == "failed" and "replay_sha256" not in opened
+    token = _voter_in(web, db, world, gov)
+    for proposal_id, words in (
+        (failed_id, "failed: the last 6 months hold more than 1 external reads"),
+        (bare_id, "has no what-if replay kept with it"),
+    ):
+        path = f"/proposals/{proposal_id}/what-if"
+        shown = web.get(path)
+        assert shown.status_code == 200, shown.text
+        assert 'id="no-replay"' in shown.text and words in shown.text
+        assert 'id="total-queries"' not in shown.text
+        assert f'action="{path}"' in shown.text and "Replay again" in shown.text
+        api = web.get(f"/api/v1{path}", headers=gov.auth("da"))
+        code = "replay_failed" if proposal_id == failed_id else "no_replay"
+        assert api.json()["error"]["code"] == code and api.json()["error"]["field"] == (
+            "proposal_id"
+        )
+        assert api.status_code == (409 if proposal_id == failed_id else 404)
+        # Replay again: the page shows it.
+        assert web.post(path, data={"csrf_token": token, "months": "1"}).status_code == 303
+        again = web.get(path)
+        assert f'id="total-queries">{site.reads}<' in again.text and "no-replay" not in again.text
 
 
 def test_a_voter_reads_the_board_and_tally_by_name(

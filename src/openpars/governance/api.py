@@ -60,8 +60,9 @@ def open_proposal(body: ProposalCreate, ctx: Ctx) -> ProposalRead:
     """Open a proposal on an agreement's current version or a new site floor (voters, managers)."""
     with ctx.unit() as (session, principal):
         proposal = service.open_proposal(
-            session, actor=principal, data=body, rules=rules_from(ctx.settings)
-        )
+            session, actor=principal, data=body, rules=rules_from(ctx.settings),
+            whatif_max_queries=ctx.settings.oversight_whatif_max_queries,
+        )  # fmt: skip
         result = service.proposal_read(session, proposal, now=utcnow())
     return result
 

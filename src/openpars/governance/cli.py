@@ -113,8 +113,9 @@ def proposal_open(
     settings = settings_for(db)
     with unit(settings) as session:
         proposal = service.open_proposal(
-            session, actor=actor_named(session, as_user), data=data, rules=rules_from(settings)
-        )
+            session, actor=actor_named(session, as_user), data=data, rules=rules_from(settings),
+            whatif_max_queries=settings.oversight_whatif_max_queries,
+        )  # fmt: skip
         out.print(
             f"opened proposal {proposal.id}: {action.value} "
             f"{_subject(proposal.agreement_id, proposal.agreement_version)}; vote by "

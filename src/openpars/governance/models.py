@@ -224,7 +224,46 @@ class ProposalReport(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-for _model in (Vote, BoardConfig, KeyNotice, ProposalReport):
+class ProposalReplay(Base):
+    """A what-if replay of an agreement proposal's version (oversight.whatif), kept with it.
+
+    Computed when the proposal opens and again whenever an oversight user or voter asks
+    ("replay again"): each run is a new row, the latest is the one shown, the earlier ones stay.
+    ``status`` is ``done`` (``summary`` holds the report without its per-query rows, which are
+    in ``governance_proposal_replay_queries``) or ``failed`` (``error`` says why). ``sha256``
+    hashes the canonical JSON of the whole replay (every row); never changed.
+    """
+
+    __tablename__ = "governance_proposal_replays"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("governance_proposals.id"), index=True)
+    months: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime] = mapped_column(UTCDateTime())
+    until: Mapped[datetime] = mapped_column(UTCDateTime())
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    computed_by: Mapped[str] = mapped_column(String(100))
+    computed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONDoc)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class ProposalReplayQuery(Base):
+    """One replayed query of a stored replay, in the replay's order (``position`` from 0)."""
+
+    __tablename__ = "governance_proposal_replay_queries"
+
+    replay_id: Mapped[int] = mapped_column(
+        ForeignKey("governance_proposal_replays.id"), primary_key=True, autoincrement=False
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    content: Mapped[dict[str, Any]] = mapped_column(JSONDoc)
+
+
+for _model in (Vote, BoardConfig, KeyNotice, ProposalReport, ProposalReplay, ProposalReplayQuery):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
 # A proposal only moves through its statuses (see proposal_guard_ddl); it is never deleted.
@@ -241,6 +280,8 @@ register_schema_ddl(
                 BoardConfig.__tablename__,
                 KeyNotice.__tablename__,
                 ProposalReport.__tablename__,
+                ProposalReplay.__tablename__,
+                ProposalReplayQuery.__tablename__,
             )
         },
         function="openpars_refuse_governance_change",

@@ -213,9 +213,9 @@ class ProposalRead(BaseModel):
     tally: TallyRead
     what_if: str | None = Field(
         default=None,
-        description="An agreement proposal's what-if replay: the external queries of the last "
-        "months run again under the proposed version (oversight role and voters; "
-        "docs/oversight.md).",
+        description="An agreement proposal's what-if replay, kept with it (computed when it "
+        "opened, or when last replayed again): the external queries of the last months run "
+        "again under the proposed version (oversight role and voters; docs/oversight.md).",
     )
     report: ProposalReportRef | None = Field(
         default=None,

@@ -251,11 +251,14 @@ def open_proposal(
     data: ProposalCreate,
     now: datetime | None = None,
     rules: Rules | None = None,
+    whatif_max_queries: int = 20_000,
 ) -> Proposal:
     """Open a proposal bound to its exact subject (agreement version, floor, board) and board.
 
     A renewal gets the oversight report of the agreement's current term attached (computed with
-    ``rules``, the site's explanation thresholds), its SHA-256 in the audit entry."""
+    ``rules``, the site's explanation thresholds), its SHA-256 in the audit entry. An agreement
+    proposal gets its what-if replay (the last ``WHATIF_MONTHS`` months) kept with it, its
+    SHA-256 in the audit entry too (a failed replay is kept as failed, the proposal opens)."""
     moment = now or utcnow()
     board = current_board(session, now=moment)
     if not actor.can(Permission.AGREEMENT_MANAGE) or data.action is ProposalAction.WITNESS:
@@ -308,6 +311,18 @@ def open_proposal(
         report_hash = attach_report(
             session, proposal, agreement, rules=rules or Rules(), now=moment
         ).sha256
+    replay: dict[str, Any] = {}
+    if agreement_id is not None and version is not None:
+        # Imported here: the replay reads governance proposals.
+        from openpars.oversight.whatif import WHATIF_MONTHS, store_replay
+
+        kept = store_replay(
+            session, proposal.id, by=actor, months=WHATIF_MONTHS,
+            max_queries=whatif_max_queries, now=moment,
+        )  # fmt: skip
+        replay = {"replay_id": kept.id, "replay_status": kept.status}
+        if kept.sha256 is not None:
+            replay["replay_sha256"] = kept.sha256
     audit_act(
         session,
         kind=AuditKind.PROPOSAL,
@@ -325,6 +340,7 @@ def open_proposal(
         deadline=data.deadline.isoformat(),
         board_version=board.version,
         **({"report_sha256": report_hash} if report_hash is not None else {}),
+        **replay,
     )
     return proposal
 

@@ -705,7 +705,8 @@ def replay_summary(
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in sorted(value.items())) or "none"
         shown[key] = value
-    shown["details"] = f"/api/v1/proposals/{proposal_id}/what-if?months={months}"
+    # The proposal's own replay (kept with it, its window said there).
+    shown["details"] = f"/api/v1/proposals/{proposal_id}/what-if"
     return shown
 
 

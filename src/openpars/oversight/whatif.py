@@ -19,6 +19,7 @@ created after the read is dropped from both sides. What cannot be reconstructed 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -42,14 +43,16 @@ from openpars.audit.events import AuditKind, Outcome, event_by
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.audit.service import append
 from openpars.db import utcnow
-from openpars.errors import Forbidden, InvalidInput, NotFound
-from openpars.governance.models import Proposal
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
+from openpars.governance.models import Proposal, ProposalReplay, ProposalReplayQuery
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.records.models import Arrest, Person
 
 MONTHS_MIN = 1
 MONTHS_MAX = 24
+# The window of the replay kept with a proposal when it opens.
+WHATIF_MONTHS = 6
 # Entries replayed, then records' creation times read, per batch (one IN list per batch).
 BATCH = 500
 # Who may ask: the oversight role and the stakeholders' voters; never an outside agency.
@@ -160,6 +163,12 @@ class WhatIfReport(BaseModel):
     offset: int
     limit: int
     limits: list[str] = Field(description="what a replay cannot reconstruct")
+    computed_at: datetime | None = Field(
+        None, description="a proposal's stored replay: when it was computed (None: just now)"
+    )
+    computed_by: str | None = Field(
+        None, description="a proposal's stored replay: the account that asked for it"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +207,11 @@ def check_months(months: int) -> None:
 def of_proposal(session: Session, proposal_id: int, *, actor: Principal) -> Proposed:
     """The agreement version a governance proposal votes on (the caller is checked first)."""
     require_reader(actor)
+    return _proposed_of(session, proposal_id)
+
+
+def _proposed_of(session: Session, proposal_id: int) -> Proposed:
+    """The proposal's version, nobody checked (the callers have)."""
     proposal = session.get(Proposal, proposal_id)
     if proposal is None:
         raise NotFound(f"no proposal with id {proposal_id}", field="proposal_id")
@@ -288,6 +302,50 @@ def what_if(
     """
     require_reader(actor)
     check_months(months)
+    full = compute(session, proposed, months=months, max_queries=max_queries, now=now)
+    report = full.model_copy(
+        update={"items": full.items[offset : offset + limit], "offset": offset, "limit": limit}
+    )
+    totals = report.totals
+    append(
+        session,
+        event_by(
+            actor,
+            kind=AuditKind.OVERSIGHT,
+            action="oversight.what_if",
+            params={
+                "via": via,
+                "agreement_id": proposed.agreement_id,
+                "proposal_id": proposed.proposal_id,
+                "proposed_version": proposed.version,
+                "proposed_hash": proposed.content_hash,
+                "months": months,
+                "since": report.since.isoformat(),
+                "until": report.until.isoformat(),
+                "offset": offset,
+                "limit": limit,
+                "queries": totals.queries,
+                "replayed": totals.replayed,
+                "newly_refused": totals.newly_refused,
+                "newly_answered": totals.newly_answered,
+            },
+        ),
+        at=report.until,
+    )
+    return report
+
+
+def compute(
+    session: Session,
+    proposed: Proposed,
+    *,
+    months: int,
+    max_queries: int,
+    now: datetime | None = None,
+) -> WhatIfReport:
+    """The whole replay (every query in ``items``), nothing written and nobody checked: what
+    ``what_if`` pages and audits, and what a proposal keeps (``store_replay``)."""
+    check_months(months)
     until = now or utcnow()
     since = months_before(until, months)
     floor = get_floor(session)
@@ -306,7 +364,7 @@ def what_if(
     baselines = _baselines(session, proposed.agreement_id, floor)
     replays = [r for batch in _batches(entries) for r in _replay_batch(session, batch, target,
                purposes, baselines)]  # fmt: skip
-    report = WhatIfReport(
+    return WhatIfReport(
         agreement_id=proposed.agreement_id,
         proposal_id=proposed.proposal_id,
         proposed_version=proposed.version,
@@ -316,10 +374,170 @@ def what_if(
         since=since,
         until=until,
         totals=_totals(len(entries), replays),
-        items=[r.item for r in replays[offset : offset + limit]],
-        offset=offset,
-        limit=limit,
+        items=[r.item for r in replays],
+        offset=0,
+        limit=len(replays),
         limits=list(LIMITS),
+    )
+
+
+# ---- a proposal's replay, kept with it ----------------------------------------------------
+
+DONE = "done"
+FAILED = "failed"
+
+
+def canonical(report: WhatIfReport) -> bytes:
+    """The replay's canonical JSON (sorted keys, no spaces): what ``sha256`` hashes."""
+    data = report.model_dump(mode="json", exclude={"offset", "limit", "computed_at", "computed_by"})
+    return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+
+
+def store_replay(
+    session: Session,
+    proposal_id: int,
+    *,
+    by: Principal,
+    months: int,
+    max_queries: int,
+    now: datetime | None = None,
+    keep_failure: bool = True,
+) -> ProposalReplay:
+    """Replay the proposal's version and keep the result with it (a new row; the latest is the
+    one shown). A replay the site refuses (too many queries, a version across today's floor) is
+    kept as failed, with the refusal's words, so the proposal says so (``keep_failure``; else
+    the refusal is raised and nothing kept); nobody is checked here (the proposal's opening and
+    ``recompute`` check their caller)."""
+    moment = now or utcnow()
+    proposed = _proposed_of(session, proposal_id)
+    row = ProposalReplay(
+        proposal_id=proposal_id,
+        months=months,
+        since=months_before(moment, months),
+        until=moment,
+        computed_at=moment,
+        computed_by=by.username,
+        computed_by_user_id=by.user_id,
+        status=DONE,
+    )
+    try:
+        with session.begin_nested():
+            report = compute(session, proposed, months=months, max_queries=max_queries, now=moment)
+    except (InvalidInput, Conflict) as refused:
+        if not keep_failure:
+            raise
+        row.status, row.error_code, row.error = FAILED, refused.code, refused.message
+        session.add(row)
+        session.flush()
+        return row
+    row.sha256 = hashlib.sha256(canonical(report)).hexdigest()
+    row.summary = report.model_dump(mode="json", exclude={"items", "offset", "limit"})
+    session.add(row)
+    session.flush()
+    session.add_all(
+        ProposalReplayQuery(replay_id=row.id, position=n, content=item.model_dump(mode="json"))
+        for n, item in enumerate(report.items)
+    )
+    session.flush()
+    return row
+
+
+def recompute(
+    session: Session,
+    *,
+    actor: Principal,
+    proposal_id: int,
+    months: int,
+    max_queries: int,
+    via: str,
+) -> ProposalReplay:
+    """ "Replay again": a new replay of the proposal's version over the last ``months``, kept
+    with it and shown from now on; one ``oversight.what_if_recompute`` entry. A replay the site
+    refuses (422 ``too_many_queries`` naming months) keeps nothing: the previous one stays."""
+    require_reader(actor)
+    check_months(months)
+    of_proposal(session, proposal_id, actor=actor)
+    row = store_replay(
+        session, proposal_id, by=actor, months=months, max_queries=max_queries,
+        keep_failure=False,
+    )  # fmt: skip
+    append(
+        session,
+        event_by(
+            actor,
+            kind=AuditKind.OVERSIGHT,
+            action="oversight.what_if_recompute",
+            params={
+                "via": via,
+                "proposal_id": proposal_id,
+                "replay_id": row.id,
+                "months": months,
+                "status": row.status,
+                "error_code": row.error_code,
+                "sha256": row.sha256,
+            },
+        ),
+        at=row.computed_at,
+    )
+    return row
+
+
+def latest_replay(session: Session, proposal_id: int) -> ProposalReplay | None:
+    """The replay a proposal shows: its latest."""
+    return session.scalars(
+        select(ProposalReplay)
+        .where(ProposalReplay.proposal_id == proposal_id)
+        .order_by(ProposalReplay.id.desc())
+        .limit(1)
+    ).first()
+
+
+def replay_proposal(
+    session: Session,
+    *,
+    actor: Principal,
+    proposal_id: int,
+    offset: int,
+    limit: int,
+    via: str,
+) -> WhatIfReport:
+    """The replay kept with a proposal, a page of its queries: what ``GET
+    /api/v1/proposals/{id}/what-if``, the proposal's what-if page and the CLI read (one
+    ``oversight.what_if`` entry, ``via`` naming the edge). No replay kept: 404 ``no_replay``;
+    the latest failed: 409 ``replay_failed`` with the refusal's words; both say how to replay
+    again."""
+    proposed = of_proposal(session, proposal_id, actor=actor)
+    row = latest_replay(session, proposal_id)
+    again = f"replay again: POST /api/v1/proposals/{proposal_id}/what-if"
+    if row is None:
+        raise NotFound(
+            f"proposal {proposal_id} has no what-if replay kept with it; {again}",
+            field="proposal_id",
+            code="no_replay",
+        )
+    if row.status != DONE or row.summary is None:
+        raise Conflict(
+            f"the what-if replay of proposal {proposal_id} computed "
+            f"{row.computed_at:%Y-%m-%d %H:%M} UTC failed: {row.error}; {again}",
+            field="proposal_id",
+            code="replay_failed",
+        )
+    contents = session.scalars(
+        select(ProposalReplayQuery.content)
+        .where(ProposalReplayQuery.replay_id == row.id)
+        .order_by(ProposalReplayQuery.position)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    report = WhatIfReport.model_validate(
+        {
+            **row.summary,
+            "items": list(contents),
+            "offset": offset,
+            "limit": limit,
+            "computed_at": row.computed_at,
+            "computed_by": row.computed_by,
+        }
     )
     totals = report.totals
     append(
@@ -331,12 +549,14 @@ def what_if(
             params={
                 "via": via,
                 "agreement_id": proposed.agreement_id,
-                "proposal_id": proposed.proposal_id,
-                "proposed_version": proposed.version,
-                "proposed_hash": proposed.content_hash,
-                "months": months,
-                "since": since.isoformat(),
-                "until": until.isoformat(),
+                "proposal_id": proposal_id,
+                "proposed_version": report.proposed_version,
+                "proposed_hash": report.proposed_hash,
+                "replay_id": row.id,
+                "sha256": row.sha256,
+                "months": report.months,
+                "since": report.since.isoformat(),
+                "until": report.until.isoformat(),
                 "offset": offset,
                 "limit": limit,
                 "queries": totals.queries,
@@ -345,30 +565,8 @@ def what_if(
                 "newly_answered": totals.newly_answered,
             },
         ),
-        at=until,
     )
     return report
-
-
-def replay_proposal(
-    session: Session,
-    *,
-    actor: Principal,
-    proposal_id: int,
-    months: int,
-    offset: int,
-    limit: int,
-    max_queries: int,
-    via: str,
-) -> WhatIfReport:
-    """The replay of the version a proposal votes on: what ``GET /api/v1/proposals/{id}/what-if``
-    and the proposal's what-if page both call (one ``oversight.what_if`` entry, ``via`` naming
-    the edge)."""
-    proposed = of_proposal(session, proposal_id, actor=actor)
-    return what_if(
-        session, actor=actor, proposed=proposed, months=months, offset=offset, limit=limit,
-        max_queries=max_queries, via=via,
-    )  # fmt: skip
 
 
 # ---- the entries -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from openpars.oversight.whatif import (
     PERMISSIONS,
     WhatIfReport,
     of_document,
+    recompute,
     replay_proposal,
     what_if,
 )
@@ -29,12 +30,6 @@ from openpars.web.context import Ctx, needs
 
 router = APIRouter(tags=["oversight"])
 
-Months = Annotated[
-    int,
-    Query(
-        ge=MONTHS_MIN, le=MONTHS_MAX, description="replay the external reads of this many months"
-    ),
-]
 Limit = Annotated[int | None, Query(ge=1, description="queries listed per page")]
 
 
@@ -44,16 +39,47 @@ Limit = Annotated[int | None, Query(ge=1, description="queries listed per page")
     dependencies=[needs(*PERMISSIONS)],
 )
 def proposal_what_if(
-    proposal_id: RowId, ctx: Ctx, months: Months = 6, offset: Offset = 0, limit: Limit = None
+    proposal_id: RowId, ctx: Ctx, offset: Offset = 0, limit: Limit = None
 ) -> WhatIfReport:
-    """The agreement's real external queries of the last months, replayed under the version
-    the proposal votes on: persons and fields disclosed more or fewer, refusals, totals."""
+    """The replay kept with the proposal (computed when it opened, or when someone last asked
+    to replay again; ``computed_at``, ``months``, ``since`` and ``until`` say which): the
+    agreement's real external queries of the window, replayed under the version the proposal
+    votes on. 404 ``no_replay`` or 409 ``replay_failed`` when none is there to read."""
     size = min(limit or ctx.settings.page_size_default, ctx.settings.page_size_max)
     with ctx.unit() as (session, principal):
         return replay_proposal(
-            session, actor=principal, proposal_id=proposal_id, months=months, offset=offset,
-            limit=size, max_queries=ctx.settings.oversight_whatif_max_queries, via="api",
+            session, actor=principal, proposal_id=proposal_id, offset=offset, limit=size,
+            via="api",
         )  # fmt: skip
+
+
+class ReplayAgain(BaseModel):
+    """Replay a proposal's version again, over the last ``months``."""
+
+    months: int = Field(6, ge=MONTHS_MIN, le=MONTHS_MAX)
+
+
+@router.post(
+    "/proposals/{proposal_id}/what-if",
+    response_model=WhatIfReport,
+    dependencies=[needs(*PERMISSIONS)],
+)
+def proposal_what_if_again(
+    proposal_id: RowId, body: ReplayAgain, ctx: Ctx, limit: Limit = None
+) -> WhatIfReport:
+    """Replay again: a new replay of the proposal's version, kept with it and shown from now on
+    (the earlier ones stay); answers its first page. A window holding more queries than the
+    site replays at once: 422 ``too_many_queries`` naming months, nothing kept."""
+    size = min(limit or ctx.settings.page_size_default, ctx.settings.page_size_max)
+    with ctx.unit() as (session, principal):
+        recompute(
+            session, actor=principal, proposal_id=proposal_id, months=body.months,
+            max_queries=ctx.settings.oversight_whatif_max_queries, via="api",
+        )  # fmt: skip
+    with ctx.unit() as (session, principal):
+        return replay_proposal(
+            session, actor=principal, proposal_id=proposal_id, offset=0, limit=size, via="api"
+        )
 
 
 class WhatIfCreate(BaseModel):

@@ -27,6 +27,8 @@ from openpars.oversight.whatif import (
     check_months,
     of_document,
     of_proposal,
+    recompute,
+    replay_proposal,
     require_reader,
     what_if,
 )
@@ -54,6 +56,13 @@ def what_if_command(
     agreement: AgreementOpt = None,
     version_file: VersionFileOpt = None,
     months: MonthsOpt = 6,
+    again: Annotated[
+        bool,
+        typer.Option(
+            "--again",
+            help="With --proposal: replay again over --months and keep it with the proposal.",
+        ),
+    ] = False,
     offset: Annotated[int, typer.Option(min=0, max=INT32_MAX, help="Skip this many.")] = 0,
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 100,
     output: FormatOpt = Format.TABLE,
@@ -61,8 +70,26 @@ def what_if_command(
     db: DbOption = None,
 ) -> None:
     """Replay the real external queries of the last months under a proposed version: persons
-    and fields disclosed more or fewer, and which queries would be refused."""
+    and fields disclosed more or fewer, and which queries would be refused. With --proposal,
+    the replay kept with the proposal (computed when it opened); --again replays anew and
+    keeps it."""
     settings = settings_for(db)
+    if proposal is not None and agreement is None and version_file is None:
+        if again:
+            with unit(settings) as session:
+                recompute(
+                    session, actor=_actor(session, username), proposal_id=proposal,
+                    months=months, max_queries=settings.oversight_whatif_max_queries, via="cli",
+                )  # fmt: skip
+        with unit(settings) as session:
+            report = replay_proposal(
+                session, actor=_actor(session, username), proposal_id=proposal, offset=offset,
+                limit=limit, via="cli",
+            )  # fmt: skip
+        _print(report, output)
+        return
+    if again:
+        raise InvalidInput("--again replays a proposal's version: give --proposal", field="again")
     with unit(settings) as session:
         actor = _actor(session, username)
         require_reader(actor)
@@ -108,7 +135,12 @@ def _print(report: WhatIfReport, output: Format) -> None:
     out.print(
         f"agreement {report.agreement_id}, proposed version "
         f"{report.proposed_version if report.proposed_version is not None else '(file)'} "
-        f"({report.proposed_hash[:12]}); {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}",
+        f"({report.proposed_hash[:12]}); {report.since:%Y-%m-%d} to {report.until:%Y-%m-%d}"
+        + (
+            f"; computed {report.computed_at:%Y-%m-%d %H:%M} UTC by {report.computed_by}"
+            if report.computed_at is not None
+            else ""
+        ),
         markup=False,
     )
     out.print(

@@ -23,7 +23,7 @@ from openpars.agreements import service as agreements
 from openpars.agreements.rules import READ_PERMISSIONS as AGREEMENT_READERS
 from openpars.agreements.schemas import AgreementDocument, AgreementRead
 from openpars.db import utcnow
-from openpars.errors import DomainError, InvalidInput
+from openpars.errors import Conflict, DomainError, InvalidInput, NotFound
 from openpars.governance import service as governance
 from openpars.governance import signing, votes
 from openpars.governance.board import READ_PERMISSIONS as GOVERNANCE_READERS
@@ -33,11 +33,18 @@ from openpars.governance.schemas import ProposalRead, SignedVote
 from openpars.identity.names import names_of
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission, Role
-from openpars.oversight.whatif import MONTHS_MAX, MONTHS_MIN, Change, replay_proposal
+from openpars.oversight.whatif import (
+    MONTHS_MAX,
+    MONTHS_MIN,
+    WHATIF_MONTHS,
+    Change,
+    recompute,
+    replay_proposal,
+)
 from openpars.oversight.whatif import PERMISSIONS as WHATIF_READERS
 from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx
-from openpars.web.pages.core import NAV, NavLink, area_router, page, render
+from openpars.web.pages.core import NAV, NavLink, area_router, form_values, page, render
 from openpars.web.pages.plain import days_left, document_names, document_sentences, scope_diff
 from openpars.web.refusals import record_refusal
 
@@ -205,45 +212,70 @@ def proposal_show(proposal_id: RowId, ctx: Ctx) -> HTMLResponse:
     response_class=HTMLResponse,
     dependencies=[page(*WHATIF_READERS)],
 )
-def proposal_what_if_page(
-    proposal_id: RowId,
-    ctx: Ctx,
-    months: int = Query(6, ge=MONTHS_MIN, le=MONTHS_MAX),
-    offset: Offset = 0,
+def proposal_what_if_page(proposal_id: RowId, ctx: Ctx, offset: Offset = 0) -> HTMLResponse:
+    """The what-if replay kept with the proposal, per query and in total: the service and
+    audit entry of ``GET /api/v1/proposals/{id}/what-if``; none kept, or the latest failed:
+    said plainly, beside the form that replays again."""
+    return _what_if_page(ctx, proposal_id, offset=offset)
+
+
+@router.post(
+    "/proposals/{proposal_id}/what-if",
+    response_class=HTMLResponse,
+    dependencies=[page(*WHATIF_READERS)],
+)
+def proposal_what_if_again(proposal_id: RowId, ctx: Ctx) -> Response:
+    """Replay again over the months chosen (``POST /api/v1/proposals/{id}/what-if``'s
+    service), then show the new replay."""
+    raw = form_values(ctx.request).get("months", "")
+    months = int(raw) if isinstance(raw, str) and raw.isdigit() else 0
+    try:
+        with ctx.unit() as (session, principal):
+            recompute(
+                session, actor=principal, proposal_id=proposal_id, months=months,
+                max_queries=ctx.settings.oversight_whatif_max_queries, via="web",
+            )  # fmt: skip
+    except InvalidInput as refused:
+        if refused.field != "months":
+            raise
+        record_refusal(ctx.request, refused)
+        return _what_if_page(ctx, proposal_id, errors={"months": refused.message})
+    return RedirectResponse(f"/proposals/{proposal_id}/what-if", status_code=303)
+
+
+def _what_if_page(
+    ctx: Ctx, proposal_id: int, *, offset: int = 0, errors: dict[str, str] | None = None
 ) -> HTMLResponse:
-    """The what-if replay of the version a proposal votes on, per query and in total: the
-    service and audit entry of ``GET /api/v1/proposals/{id}/what-if``."""
-    errors: dict[str, str] = {}
     report = None
     names = None
+    missing = None
     try:
         with ctx.unit() as (session, principal):
             report = replay_proposal(
-                session, actor=principal, proposal_id=proposal_id, months=months,
-                offset=offset, limit=WHATIF_PAGE,
-                max_queries=ctx.settings.oversight_whatif_max_queries, via="web",
+                session, actor=principal, proposal_id=proposal_id, offset=offset,
+                limit=WHATIF_PAGE, via="web",
             )  # fmt: skip
             names = names_of(
                 session,
                 agency_ids=[i.agency_id for i in report.items],
                 user_ids=[i.user_id for i in report.items],
             )
-    except InvalidInput as refused:
-        # Too many queries in the window: a shorter one is the user's to choose.
-        if refused.field != "months":
+    except (NotFound, Conflict) as none:
+        # No replay kept, or the latest failed: said plainly, with the form to replay again.
+        if none.code not in ("no_replay", "replay_failed"):
             raise
-        record_refusal(ctx.request, refused)
-        errors = {"months": refused.message}
+        missing = none.message
     context = {
         "proposal_id": proposal_id,
         "report": report,
+        "missing": missing,
         "names": names,
-        "months": months,
+        "months": report.months if report is not None else WHATIF_MONTHS,
         "month_options": [(m, f"{m} month{'' if m == 1 else 's'}")
                           for m in range(MONTHS_MIN, MONTHS_MAX + 1)],
         "change_words": CHANGE_WORDS,
         "page_size": WHATIF_PAGE,
-        "errors": errors,
+        "errors": errors or {},
     }  # fmt: skip
     return render(
         ctx.request, "agreements/whatif.html", context, status_code=422 if errors else 200
