@@ -3,7 +3,8 @@
 As attackers try: the stored replay must be the replay a fresh run gives for the same moment
 (every query, every total), the voter must see the replay as of the proposal whatever the agency
 reads afterwards, its hash must sit in the proposal's opening entry, the rows can be neither
-changed nor deleted, and only oversight and voters may replay again.
+changed nor deleted, and only the oversight role may replay again (a voter may not replace
+the evidence the other voters see).
 """
 
 from __future__ import annotations
@@ -141,6 +142,11 @@ def test_the_voter_sees_the_replay_as_of_the_proposal_until_someone_replays_agai
     for who in ("ice", "admin", "reader"):
         refused = client.post(path, json={"months": 1}, headers=world.auth(who))
         assert refused.status_code == 403, (who, refused.text)
+    # Nor may a voter: one party to the vote must not replace what the other voters see.
+    for voter in ("da", "court"):
+        refused = client.post(path, json={"months": 1}, headers=gov.auth(voter))
+        assert refused.status_code == 403, (voter, refused.text)
+        assert refused.json()["error"]["details"] == {"permission": "oversight:read"}
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(ProposalReplay)) == 1
     # The oversight role replays again: the new read is in it, the old replay stays in the table.

@@ -159,7 +159,14 @@ def test_the_what_if_page_refuses_outsiders_and_bad_windows_audited(
         assert refused.status_code == 403, (who, refused.text)
         assert entries(db)[-1][1:] == ("refused", "permission_denied")
         web.cookies.clear()
+    # A voter reads the kept replay but may not replace it, and the page offers no form.
     token = _voter_in(web, db, world, gov)
+    assert "Replay again" not in web.get(path).text
+    refused = web.post(path, data={"csrf_token": token, "months": "2"})
+    assert refused.status_code == 403, refused.text
+    assert entries(db)[-1][1:] == ("refused", "permission_denied")
+    web.cookies.clear()
+    token = signed_in(web, db, world, "overseer")
     for months in ("25", "0", "two"):
         bad = web.post(path, data={"csrf_token": token, "months": months})
         assert bad.status_code == 422 and 'id="months-error"' in bad.text, months
@@ -215,7 +222,7 @@ def test_a_proposal_whose_replay_failed_or_is_missing_says_so_and_offers_it_agai
         bare_id = bare.id
     opened = _last_params(db, "proposal.open")
     assert opened["replay_status"] == "failed" and "replay_sha256" not in opened
-    token = _voter_in(web, db, world, gov)
+    token = signed_in(web, db, world, "overseer")
     for proposal_id, words in (
         (failed_id, "failed: the last 6 months hold more than 1 external reads"),
         (bare_id, "has no what-if replay kept with it"),

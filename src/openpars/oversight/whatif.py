@@ -453,8 +453,19 @@ def recompute(
 ) -> ProposalReplay:
     """ "Replay again": a new replay of the proposal's version over the last ``months``, kept
     with it and shown from now on; one ``oversight.what_if_recompute`` entry. A replay the site
-    refuses (422 ``too_many_queries`` naming months) keeps nothing: the previous one stays."""
+    refuses (422 ``too_many_queries`` naming months) keeps nothing: the previous one stays.
+
+    The oversight role only: a voter reads the replay kept with the proposal but does not
+    replace it, so no party to the vote changes the evidence the other voters see."""
     require_reader(actor)
+    if not actor.can(Permission.OVERSIGHT_READ):
+        raise Forbidden(
+            f"your account ({actor.username}) may read the replay kept with the proposal but "
+            "not replay it again: the oversight role replays again, so that no party to the "
+            "vote changes the evidence the other voters see",
+            code="permission_denied",
+            details={"permission": Permission.OVERSIGHT_READ.value},
+        )
     check_months(months)
     of_proposal(session, proposal_id, actor=actor)
     row = store_replay(

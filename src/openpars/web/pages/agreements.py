@@ -249,8 +249,10 @@ def _what_if_page(
     report = None
     names = None
     missing = None
+    again_allowed = False
     try:
         with ctx.unit() as (session, principal):
+            again_allowed = principal.can(Permission.OVERSIGHT_READ)
             report = replay_proposal(
                 session, actor=principal, proposal_id=proposal_id, offset=offset,
                 limit=WHATIF_PAGE, via="web",
@@ -269,6 +271,7 @@ def _what_if_page(
         "proposal_id": proposal_id,
         "report": report,
         "missing": missing,
+        "can_replay_again": again_allowed,
         "names": names,
         "months": report.months if report is not None else WHATIF_MONTHS,
         "month_options": [(m, f"{m} month{'' if m == 1 else 's'}")
