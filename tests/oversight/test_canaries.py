@@ -128,9 +128,9 @@ def test_an_append_that_bypasses_the_read_service_still_raises_the_flag(
 def test_the_canary_is_found_among_many_subjects_by_person_or_by_arrest_alone(
     client: TestClient, db: Database, world: World
 ) -> None:
-    # The trigger finds the canary among the persons and arrests the entry names, as a person only or as an
-    # arrest only, wherever it sits in a long list; entries that named it before do not make a
-    # later clean entry look like a hit, nor hide a later hit.
+    # The trigger finds the canary among the persons and arrests the entry names, as a person
+    # only or as an arrest only, wherever it sits in a long list; entries that named it before
+    # do not make a later clean entry look like a hit, nor hide a later hit.
     site = build(client, db, world)
     others = list(range(10_000_001, 10_000_040))
 
