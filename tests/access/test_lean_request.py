@@ -191,3 +191,54 @@ def test_pages_sent_ahead_under_the_last_policy_are_served_only_under_that_polic
     fresh = answers()
     assert stale == fresh
     assert [a["items"][0].get("sid") for a in stale[:2]] == [None, None]
+
+
+def test_a_name_page_sent_ahead_with_its_alias_section_answers_as_without(
+    db: Database, world: World, client: TestClient
+) -> None:
+    # A first name page goes out with the alias section's first page in the same statement,
+    # the alias page read only if the own-name page is not full. Whatever the page size, the
+    # answer is the one a search without anything sent ahead gives: own-name matches first,
+    # then alias-only matches, never a person twice, the "more" flag and total unchanged.
+    _seed(db, world)
+    with db.session() as s:
+        brown = data.person(s, "Brown", "Bea", sid="SID-2002")
+        alias = PersonAlias(person_id=brown.id, family_name="Alvarado", given_name="Bea")
+        alias.name_key = name_key("Alvarado", "Bea")
+        s.add(alias)
+        data.arrest(s, agency_id=world.agencies[POLICE], people=[(brown, InvolvementRole.ARRESTEE)])
+    ice = world.auth("ice")
+    queries = [
+        {"name": "alva"},
+        {"name": "alva", "limit": 1},
+        {"name": "alva", "limit": 1, "offset": 1},
+        {"name": "alva", "limit": 2},
+        {"name": "alva", "count": True},
+        {"name": "alvarado"},
+        {"name": "alvarez", "limit": 1},
+    ]
+
+    def answers() -> list[Any]:
+        return [
+            _body(client.get("/api/v1/persons", params={**q, **PURPOSE}, headers=ice))
+            for q in queries
+        ]
+
+    enforcement._LAST_POLICY.clear()
+    answers()  # the caller's policy is now known: the next searches send their pages ahead
+    ahead = answers()
+    each = []
+    for q in queries:  # each search without a guess
+        enforcement._LAST_POLICY.clear()
+        each.append(_body(client.get("/api/v1/persons", params={**q, **PURPOSE}, headers=ice)))
+    assert ahead == each
+    assert [[p["sid"] for p in a["items"]] for a in ahead] == [
+        ["SID-2001", "SID-2002"],
+        ["SID-2001"],
+        ["SID-2002"],
+        ["SID-2001", "SID-2002"],
+        ["SID-2001", "SID-2002"],
+        ["SID-2002"],
+        ["SID-2001"],
+    ]
+    assert [(a["has_more"], a["total"]) for a in ahead[:3]] == [(False, 2), (True, 2), (False, 2)]

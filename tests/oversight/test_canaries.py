@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -122,6 +123,30 @@ def test_an_append_that_bypasses_the_read_service_still_raises_the_flag(
         append(s, _read(site, world, external=True))
         s.rollback()
     assert len(flags(db)) == 2
+
+
+def test_the_canary_is_found_among_many_subjects_by_person_or_by_arrest_alone(
+    client: TestClient, db: Database, world: World
+) -> None:
+    # The trigger finds the canary among the persons and arrests the entry names, as a person
+    # only or as an arrest only, wherever it sits in a long list; entries that named it before
+    # do not make a later clean entry look like a hit, nor hide a later hit.
+    site = build(client, db, world)
+    others = list(range(10_000_001, 10_000_040))
+
+    def entry(persons: list[int], arrests: list[int]) -> int:
+        event = _read(site, world, external=True)
+        event = dataclasses.replace(event, person_ids=persons, arrest_ids=arrests)
+        with db.session() as s:
+            return append(s, event).id
+
+    by_person = entry([*others, site.canary_person], [])
+    by_arrest = entry(others[:3], [*others[3:], site.canary_arrest])
+    clean = entry(others, others)
+    again = entry([site.canary_person, *others], [])
+    keys = [f.dedupe_key for f in flags(db)]
+    assert keys == [f"entry:{i}" for i in (by_person, by_arrest, again)]
+    assert f"entry:{clean}" not in keys
 
 
 def test_internal_and_refused_entries_naming_a_canary_raise_nothing(

@@ -18,6 +18,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    union_all,
 )
 from sqlalchemy.orm import Session, aliased
 
@@ -216,11 +217,45 @@ class SentPages:
 
     policy: ReadPolicy
     limit: int
-    # The first page of the first section ("all", or "own" for a name). The alias section's
-    # page is not sent ahead: most name pages fill from the own-name section, and reading the
-    # alias index for nothing cost more (about 1 ms at p50, bench/search.py's name prefixes on
-    # PostgreSQL) than the round trip it saves when the page does reach it.
+    # The first page of the first section ("all", or "own" for a name).
     first: Pending
+    # Whether ``first`` also carries the alias section's first page (see _first_name_pages):
+    # its rows then say their section.
+    with_alias: bool = False
+
+
+# Which section a row of _first_name_pages comes from.
+_SECTION = "section"
+
+
+def _first_name_pages(
+    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], want: int
+) -> Select[Any]:
+    """The first page of a name search's own-name section and, only where that page is not
+    full, the alias section's first page, in one statement (section 0 rows, then section 1).
+
+    Sending the alias page ahead unconditionally read the alias index for nothing on most
+    name pages (about 1 ms at p50, bench/search.py's name prefixes on PostgreSQL); reading it
+    after the first page cost a round trip. Here the own page is computed once (a CTE) and
+    the alias page sits under a condition on it alone, which PostgreSQL evaluates once before
+    the branch (a one-time filter): a full own page never starts the alias walk.
+    """
+    by_name = names_plain(policy)
+    window = (want, False)
+    own = _person_branch(policy, shape, columns, "own", PAGE, True, window, by_name).cte("own_page")
+    aliases = _person_branch(policy, shape, columns, "alias", PAGE, True, window, by_name).subquery(
+        "alias_page"
+    )
+    short = select(func.count()).select_from(own).scalar_subquery() < literal_column(
+        str(int(want)), Integer()
+    )
+    both = union_all(
+        select(literal_column("0", Integer()).label(_SECTION), *own.c),
+        select(literal_column("1", Integer()).label(_SECTION), *aliases.c).where(short),
+    ).subquery("first_pages")
+    # The rows in the order the branches give them (PostgreSQL appends the second branch's
+    # rows after the first's, each in its page order); the section says which is which.
+    return select(*both.c)
 
 
 def send_first_pages(
@@ -245,6 +280,17 @@ def send_first_pages(
         return SentPages(policy, limit, page.send(session, values | {"offset": query.offset}))
     # A name page walks the set's name index in order whatever the range: its generic plan is
     # the plan (see _search_persons).
+    if query.offset == 0 and aliases_searched(policy):
+        # A first page that may reach the alias section: both sections' first pages in one
+        # statement, the alias page read only if the own-name page is not full.
+        both = prepared(
+            session,
+            ("person-first", shape, columns, names_plain(policy), limit + 1),
+            partial(_first_name_pages, policy, shape, columns, limit + 1),
+        )
+        with generic_plans(session):
+            first = both.send(session, values)
+        return SentPages(policy, limit, first, with_alias=True)
     with generic_plans(session):
         first = page.send(session, values | {"offset": query.offset})
     return SentPages(policy, limit, first)
@@ -310,10 +356,19 @@ def _search_persons(
     offset, want = query.offset, limit + 1
     # See page_of.
     generic = in_set and policy.external and query.name is not None
-    # A statement sent ahead, by (branch, start): the first page_of of it reads its rows.
-    ahead: dict[tuple[str, int], Pending] = {}
-    if sent is not None:
-        ahead[("own" if query.name is not None else "all", offset)] = sent.first
+    # Pages sent ahead, by (branch, start): the first page_of of one reads its rows.
+    ahead: dict[tuple[str, int], Callable[[], list[dict[str, Any]]]] = {}
+    if sent is not None and sent.with_alias:
+        # The own-name page and, if that page is not full, the alias section's first page.
+        own_rows: list[dict[str, Any]] = []
+        alias_rows: list[dict[str, Any]] = []
+        for row in sent.first.rows():
+            (alias_rows if row.pop(_SECTION) else own_rows).append(row)
+        ahead[("own", offset)] = lambda: own_rows
+        if len(own_rows) < want:
+            ahead[("alias", 0)] = lambda: alias_rows
+    elif sent is not None:
+        ahead[("own" if query.name is not None else "all", offset)] = sent.first.rows
 
     def statement(branch: str, mode: str, window: Window = (0, False)) -> Prepared:
         return prepared_person_statement(
@@ -323,7 +378,7 @@ def _search_persons(
     def page_of(branch: str, start: int) -> list[dict[str, Any]]:
         early = ahead.pop((branch, start), None)
         if early is not None:
-            return early.rows()
+            return early()
         page = statement(branch, PAGE, (want, start > 0))
         if not generic:
             return page.rows(session, values | {"offset": start})
