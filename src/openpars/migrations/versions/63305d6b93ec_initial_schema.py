@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4c989da5a3c5
+Revision ID: 63305d6b93ec
 Revises: 
-Create Date: 2026-12-06 04:34:31.377399
+Create Date: 2026-12-06 04:36:51.482397
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '4c989da5a3c5'
+revision: str = '63305d6b93ec'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -126,6 +126,14 @@ def upgrade() -> None:
     sa.Column('filed', sa.Boolean(), nullable=False),
     sa.Column('declined', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('arrest_id', 'start_at', name=op.f('pk_oversight_charge_timeline'))
+    )
+    op.create_table('oversight_user_days',
+    sa.Column('user_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('agency_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('reads', sa.Integer(), nullable=False),
+    sa.Column('hours', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('user_id', 'agency_id', 'day', name=op.f('pk_oversight_user_days'))
     )
     op.create_table('oversight_watermarks',
     sa.Column('name', sa.String(length=50), nullable=False),
@@ -990,6 +998,7 @@ def downgrade() -> None:
 
     op.drop_table('persons')
     op.drop_table('oversight_watermarks')
+    op.drop_table('oversight_user_days')
     op.drop_table('oversight_charge_timeline')
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_queries_agreement_at')
