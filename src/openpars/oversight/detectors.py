@@ -54,7 +54,7 @@ from openpars.oversight.detection import (
     Thresholds,
 )
 from openpars.oversight.explain_sql import charge_state
-from openpars.oversight.facts import WATERMARK, AccessFact
+from openpars.oversight.facts import WATERMARK, AccessFact, FactsWatermark
 
 # Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
 # text gives the full count; the facts behind the rest are in the explanations of the period.
@@ -243,12 +243,10 @@ def _midnight(moment: datetime) -> bool:
 
 def _not_in_user_days(dialect: str) -> str:
     """FROM-clause item ``x`` (column entry_id): the entries the per-day rows do not count,
-    those not integrated yet and those integrated past the facts' watermark. Few (the log's
-    tail), and disjoint: an entry leaves the queue in the transaction that gives it its leaf."""
-    past = (
-        "SELECT entry_id FROM audit_leaves WHERE leaf_index >= COALESCE((SELECT size FROM "  # noqa: S608 - a constant
-        f"oversight_watermarks WHERE name = '{WATERMARK}'), 0)"
-    )
+    those not integrated yet and those integrated past the facts' watermark ``:wm``. Few (the
+    log's tail), and disjoint: an entry leaves the queue in the transaction that gives it its
+    leaf."""
+    past = "SELECT entry_id FROM audit_leaves WHERE leaf_index >= :wm"
     if dialect == "sqlite":
         # Its single writer integrates in id order: the pending entries are above the last leaf.
         pending = (
@@ -272,6 +270,16 @@ def _history_days(
     busy = _busy_users(dialect, period)
     params = {"h": since, "start": p.start, "end": p.end, "least": least}
     if _midnight(since) and _midnight(p.start):
+        # The watermark share-locked (PostgreSQL) until the transaction ends: no refresh can add
+        # to the rows past it meanwhile (a refresh claims it FOR UPDATE before writing). Read
+        # apart and bound, so that the planner knows the tail is short (a subquery's value is
+        # unknown at planning: it hashed the whole window's entries).
+        read = session.execute(
+            select(FactsWatermark.size)
+            .where(FactsWatermark.name == WATERMARK)
+            .with_for_update(read=True)
+        ).scalar()
+        params["wm"] = int(read or 0)
         statement = (
             "SELECT u.user_id, u.day, u.reads, u.hours FROM oversight_user_days u "  # noqa: S608
             f"WHERE u.agency_id IN {_OUTSIDE} AND u.day >= :dh AND u.day < :ds "

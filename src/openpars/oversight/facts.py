@@ -132,11 +132,14 @@ class UserDay(Base):
     tests it as the entries' readers do (an outside agency's, by the agencies table)."""
 
     __tablename__ = "oversight_user_days"
+    # A daily run reads 28 days of its busy users (the key: a user's days in order), or, when
+    # the planner expects many of them, the window's days by the day alone.
+    __table_args__ = (Index("ix_oversight_user_days_day", "day"),)
 
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    agency_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     # 'YYYY-MM-DD' (UTC), the detectors' day.
     day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     reads: Mapped[int] = mapped_column(Integer)
     hours: Mapped[int] = mapped_column(Integer)
 

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 63305d6b93ec
+Revision ID: eba11e56282a
 Revises: 
-Create Date: 2026-12-06 04:36:51.482397
+Create Date: 2026-12-06 04:52:08.504539
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '63305d6b93ec'
+revision: str = 'eba11e56282a'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -129,12 +129,15 @@ def upgrade() -> None:
     )
     op.create_table('oversight_user_days',
     sa.Column('user_id', sa.Integer(), autoincrement=False, nullable=False),
-    sa.Column('agency_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('agency_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('reads', sa.Integer(), nullable=False),
     sa.Column('hours', sa.Integer(), nullable=False),
-    sa.PrimaryKeyConstraint('user_id', 'agency_id', 'day', name=op.f('pk_oversight_user_days'))
+    sa.PrimaryKeyConstraint('user_id', 'day', 'agency_id', name=op.f('pk_oversight_user_days'))
     )
+    with op.batch_alter_table('oversight_user_days', schema=None) as batch_op:
+        batch_op.create_index('ix_oversight_user_days_day', ['day'], unique=False)
+
     op.create_table('oversight_watermarks',
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
@@ -998,6 +1001,9 @@ def downgrade() -> None:
 
     op.drop_table('persons')
     op.drop_table('oversight_watermarks')
+    with op.batch_alter_table('oversight_user_days', schema=None) as batch_op:
+        batch_op.drop_index('ix_oversight_user_days_day')
+
     op.drop_table('oversight_user_days')
     op.drop_table('oversight_charge_timeline')
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
