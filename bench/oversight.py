@@ -527,6 +527,14 @@ def _drop_day(conn: Any, lo: int) -> None:
         "audit_entry_contents",
     ):
         conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
+    dialect = conn.dialect.name
+    day = facts.day_hour(dialect)[0]
+    first_day = conn.execute(
+        text(f"SELECT MIN({day}) FROM audit_entries e WHERE e.id >= :lo"), {"lo": lo}
+    ).scalar()
+    read = conn.execute(
+        text("SELECT size FROM oversight_watermarks WHERE name = :w"), {"w": facts.WATERMARK}
+    ).scalar()
     conn.execute(text("DELETE FROM audit_entries WHERE id >= :lo"), {"lo": lo})
     # The day's facts too, and the watermark back to the generated log (entry i is leaf i - 1),
     # so that an incremental-only run reuses the facts of the log as generated.
@@ -536,6 +544,13 @@ def _drop_day(conn: Any, lo: int) -> None:
         text("UPDATE oversight_watermarks SET size = :n WHERE name = :w AND size > :n"),
         {"n": lo - 1, "w": facts.WATERMARK},
     )
+    if first_day is not None and read is not None and int(read) > lo - 1:
+        # The per-day rows of the dropped entries' days, counted again from the leaves kept.
+        conn.execute(text("DELETE FROM oversight_user_days WHERE day >= :d"), {"d": first_day})
+        conn.execute(
+            text(facts.user_days_sql(dialect, f"l.leaf_index < :n AND {day} >= :d")),
+            {"n": lo - 1, "d": first_day},
+        )
     _triggers_on(conn, conn.dialect.name)
 
 

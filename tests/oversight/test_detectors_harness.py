@@ -12,11 +12,13 @@ from collections import defaultdict
 from datetime import datetime, time, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, text
 
 from openpars.audit import log
+from openpars.audit.models import AuditEntry
 from openpars.db import Database, utcnow
 from openpars.oversight import detectors as d
+from openpars.oversight.facts import WATERMARK, UserDay, day_hour, refresh
 from openpars.oversight.flags import DETECTORS, DetectionPeriod, canary_detector, run_detectors
 from openpars.oversight.models import Flag, FlagEntry
 from tests.factories import World
@@ -177,6 +179,74 @@ def test_a_day_judged_alone_gives_the_findings_of_the_whole_store_on_that_day(
         assert sorted(daily, key=lambda f: f.dedupe_key) == sorted(
             whole, key=lambda f: f.dedupe_key
         ), detector.__name__
+
+
+def test_the_per_day_rows_and_the_log_tail_they_miss_give_the_findings_of_the_entries(
+    db: Database, world: World
+) -> None:
+    """The daily volume_burst and off_hours read a user's history from the per-(user, day)
+    rows the facts refresh keeps, plus the entries those rows do not count: integrated past the
+    facts' watermark, or not integrated at all. With the log in three parts (read by the
+    refresh, integrated after it, still queued) a day judged alone must give the findings the
+    whole-store run reads from the entries themselves; an entry counted twice or missed, an
+    hour lost from a mask, would show here. The rows themselves must be the entries' counts."""
+    traffic = build_traffic(db, world, seed=3)
+    period = _period(traffic)
+    with db.session() as session:
+        total = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+        external = session.scalars(
+            select(AuditEntry.id)
+            .where(AuditEntry.agreement_id.is_not(None))
+            .order_by(AuditEntry.id)
+        ).all()
+
+        def upto(share: float) -> int:
+            """The number of entries up to the external read at ``share`` of them."""
+            last = external[int(len(external) * share)]
+            return session.execute(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.id <= last)
+            ).scalar_one()
+
+        first, second = upto(0.4), upto(0.7)
+    with db.session() as session:
+        log.integrate(session, limit=first)
+    with db.session() as session:
+        refresh(session)
+    with db.session() as session:
+        log.integrate(session, limit=second - first)
+    with db.session() as session:
+        read = session.execute(
+            text("SELECT size FROM oversight_watermarks WHERE name = :n"), {"n": WATERMARK}
+        ).scalar_one()
+        leaves = session.execute(text("SELECT COUNT(*) FROM audit_leaves")).scalar_one()
+        assert 0 < read < leaves < total
+        dialect = session.get_bind().dialect.name
+        day, hour = day_hour(dialect)
+        expected = session.execute(
+            text(
+                f"SELECT e.user_id, e.agency_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "
+                "FROM audit_leaves l JOIN audit_entries e ON e.id = l.entry_id "
+                "WHERE l.leaf_index < :r AND e.agreement_id IS NOT NULL AND e.outcome = 'ok' "
+                "AND e.kind IN ('search', 'read') AND e.user_id IS NOT NULL "
+                f"GROUP BY e.user_id, e.agency_id, {day}"
+            ),
+            {"r": read},
+        ).all()
+        rows = session.execute(
+            select(UserDay.user_id, UserDay.agency_id, UserDay.day, UserDay.reads, UserDay.hours)
+        ).all()
+        assert expected and sorted(map(tuple, rows)) == sorted(map(tuple, expected))
+        for detector in (d.volume_burst, d.off_hours):
+            whole = detector(session)
+            daily = []
+            day_start = period.start
+            while day_start < period.end:
+                daily += detector(session, DetectionPeriod(day_start, day_start + timedelta(1)))
+                day_start += timedelta(days=1)
+            assert whole, detector.__name__
+            assert sorted(daily, key=lambda f: f.dedupe_key) == sorted(
+                whole, key=lambda f: f.dedupe_key
+            ), detector.__name__
 
 
 def test_traffic_is_anchored_to_a_monday_midnight(db: Database, world: World) -> None:

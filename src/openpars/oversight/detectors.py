@@ -54,7 +54,7 @@ from openpars.oversight.detection import (
     Thresholds,
 )
 from openpars.oversight.explain_sql import charge_state
-from openpars.oversight.facts import AccessFact
+from openpars.oversight.facts import WATERMARK, AccessFact, FactsWatermark
 
 # Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
 # text gives the full count; the facts behind the rest are in the explanations of the period.
@@ -237,6 +237,72 @@ def _robust_z(value: float, history: Sequence[float]) -> float:
     return (value - median) / max(1.4826 * mad, 1.0)
 
 
+def _midnight(moment: datetime) -> bool:
+    return moment == datetime.combine(moment.date(), datetime.min.time(), moment.tzinfo)
+
+
+def _not_in_user_days(dialect: str) -> str:
+    """FROM-clause item ``x`` (column entry_id): the entries the per-day rows do not count,
+    those not integrated yet and those integrated past the facts' watermark ``:wm``. Few (the
+    log's tail), and disjoint: an entry leaves the queue in the transaction that gives it its
+    leaf."""
+    past = "SELECT entry_id FROM audit_leaves WHERE leaf_index >= :wm"
+    if dialect == "sqlite":
+        # Its single writer integrates in id order: the pending entries are above the last leaf.
+        pending = (
+            "SELECT id FROM audit_entries WHERE id > coalesce((SELECT entry_id FROM "
+            "audit_leaves ORDER BY leaf_index DESC LIMIT 1), 0)"
+        )
+    else:
+        pending = "SELECT entry_id FROM audit_pending"
+    return f"({past} UNION ALL {pending}) AS x"
+
+
+def _history_days(
+    session: Session, dialect: str, period: DetectionPeriod | None, since: datetime, least: int
+) -> dict[int, dict[str, tuple[int, int]]]:
+    """Per busy user (``_busy_users``) and UTC day in [since, period start): (external reads,
+    mask of hours worked). Whole days are read from the per-day rows the facts refresh keeps,
+    plus the few entries those rows do not count yet, in one statement (one snapshot); a
+    window that does not start and end at midnight is read from the entries."""
+    p = _bounds(period)
+    day, hour = _day("e.at", dialect), _hour("e.at", dialect)
+    busy = _busy_users(dialect, period)
+    params = {"h": since, "start": p.start, "end": p.end, "least": least}
+    if _midnight(since) and _midnight(p.start):
+        # The watermark share-locked (PostgreSQL) until the transaction ends: no refresh can add
+        # to the rows past it meanwhile (a refresh claims it FOR UPDATE before writing). Read
+        # apart and bound, so that the planner knows the tail is short (a subquery's value is
+        # unknown at planning: it hashed the whole window's entries).
+        read = session.execute(
+            select(FactsWatermark.size)
+            .where(FactsWatermark.name == WATERMARK)
+            .with_for_update(read=True)
+        ).scalar()
+        params["wm"] = int(read or 0)
+        statement = (
+            "SELECT u.user_id, u.day, u.reads, u.hours FROM oversight_user_days u "  # noqa: S608
+            f"WHERE u.agency_id IN {_OUTSIDE} AND u.day >= :dh AND u.day < :ds "
+            f"AND {busy.replace('e.user_id IN', 'u.user_id IN', 1)} "
+            f"UNION ALL SELECT e.user_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "
+            f"FROM {_not_in_user_days(dialect)} JOIN audit_entries e ON e.id = x.entry_id "
+            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :start AND {busy} "
+            f"GROUP BY e.user_id, {day}"
+        )
+        params |= {"dh": f"{since:%Y-%m-%d}", "ds": f"{p.start:%Y-%m-%d}"}
+    else:
+        statement = (
+            f"SELECT e.user_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "  # noqa: S608
+            f"FROM audit_entries e WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :start "
+            f"AND {busy} GROUP BY e.user_id, {day}"
+        )
+    days: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+    for user_id, d, n, mask in session.execute(_sql(statement, "h", "start", "end"), params).all():
+        reads, hours = days[int(user_id)].get(str(d), (0, 0))
+        days[int(user_id)][str(d)] = (reads + int(n), hours | int(mask))
+    return days
+
+
 def _busy_users(dialect: str, period: DetectionPeriod | None) -> str:
     """SQL condition on ``e``: the user made at least ``:least`` external reads on some UTC
     day of the period (``:start``, ``:end``). Only such a user can fire a per-day detector
@@ -259,25 +325,25 @@ def volume_burst(
     """A user's UTC day of external reads far above their own active days before it."""
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     day = _day("e.at", dialect)
+    earlier = _history_days(
+        session, dialect, period, _since(p.start, t.burst_history), t.burst_min_queries
+    )
     rows = session.execute(
         _sql(
             f"SELECT e.user_id, {day} AS d, COUNT(*) FROM audit_entries e "  # noqa: S608
-            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :end "
+            f"WHERE {_EXTERNAL} AND e.at >= :start AND e.at < :end "
             f"AND {_busy_users(dialect, period)} GROUP BY e.user_id, {day}",
-            "h",
             "start",
             "end",
         ),
-        {
-            "h": _since(p.start, t.burst_history),
-            "start": p.start,
-            "end": p.end,
-            "least": t.burst_min_queries,
-        },
+        {"start": p.start, "end": p.end, "least": t.burst_min_queries},
     ).all()
     per_user: dict[int, dict[str, int]] = defaultdict(dict)
+    for user_id, days_before in earlier.items():
+        for d, (n, _hours) in days_before.items():
+            per_user[user_id][d] = n
     for user_id, d, n in rows:
-        per_user[int(user_id)][str(d)] = int(n)
+        per_user[int(user_id)][str(d)] = per_user[int(user_id)].get(str(d), 0) + int(n)
     first = f"{p.start:%Y-%m-%d}"
     drafts: list[FlagDraft] = []
     for user_id, days in sorted(per_user.items()):
@@ -325,8 +391,8 @@ def off_hours(
     """
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     day, hour = _day("e.at", dialect), _hour("e.at", dialect)
+    since = _since(p.start, t.off_hours_history)
     params = {
-        "h": _since(p.start, t.off_hours_history),
         "start": p.start,
         "end": p.end,
         "least": t.off_hours_min_queries,
@@ -334,17 +400,7 @@ def off_hours(
     busy = _busy_users(dialect, period)
     # The history before the period as one row per user and day: the hours worked as the bits
     # of a mask (the sum of the distinct powers of two), not one row per hour worked.
-    history = session.execute(
-        _sql(
-            f"SELECT e.user_id, {day} AS d, SUM(DISTINCT 1 << {hour}) FROM audit_entries e "  # noqa: S608
-            f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :start AND {busy} "
-            f"GROUP BY e.user_id, {day}",
-            "h",
-            "start",
-            "end",
-        ),
-        params,
-    ).all()
+    history = _history_days(session, dialect, period, since, t.off_hours_min_queries)
     # The reads per hour of the period's days (the days judged, and the history of the later
     # ones).
     rows = session.execute(
@@ -358,8 +414,9 @@ def off_hours(
         params,
     ).all()
     masks: dict[int, dict[str, int]] = defaultdict(dict)
-    for user_id, d, mask in history:
-        masks[int(user_id)][str(d)] = int(mask)
+    for user_id, days_before in history.items():
+        for d, (_n, mask) in days_before.items():
+            masks[user_id][d] = mask
     judged: dict[int, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
     for user_id, d, h, n in rows:
         judged[int(user_id)][str(d)][int(h)] = int(n)

@@ -124,6 +124,26 @@ class ChargeTimeline(Base):
     declined: Mapped[bool] = mapped_column(Boolean)
 
 
+class UserDay(Base):
+    """One user's answered reads under an agreement on one UTC day, from the integrated leaves
+    the facts have read: how many, and the hours worked as the bits of a mask (bit h for hour
+    h). Written by the refresh in the facts' transaction, so that the per-day detectors read a
+    row per user and day of history, not the day's entries. The agency is kept so that a reader
+    tests it as the entries' readers do (an outside agency's, by the agencies table)."""
+
+    __tablename__ = "oversight_user_days"
+    # A daily run reads 28 days of its busy users (the key: a user's days in order), or, when
+    # the planner expects many of them, the window's days by the day alone.
+    __table_args__ = (Index("ix_oversight_user_days_day", "day"),)
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    # 'YYYY-MM-DD' (UTC), the detectors' day.
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    reads: Mapped[int] = mapped_column(Integer)
+    hours: Mapped[int] = mapped_column(Integer)
+
+
 class FactsWatermark(Base):
     """How many leaves of the log a derived table has read (the next leaf index to read)."""
 
@@ -225,6 +245,36 @@ def _queries_sql(dialect: str) -> str:
           AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
           AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
     """  # noqa: S608 - no caller input: fixed paths and enum values
+
+
+def day_hour(dialect: str) -> tuple[str, str]:
+    """The UTC day ('YYYY-MM-DD') and hour of ``e.at`` (SQLite keeps naive UTC text)."""
+    if dialect == "sqlite":
+        return "substr(e.at, 1, 10)", "CAST(substr(e.at, 12, 2) AS INTEGER)"
+    return (
+        "to_char(timezone('UTC', e.at), 'YYYY-MM-DD')",
+        "CAST(extract(hour FROM timezone('UTC', e.at)) AS INTEGER)",
+    )
+
+
+def user_days_sql(dialect: str, where: str) -> str:
+    """Add to the per-(user, agency, day) rows the answered external reads of the leaves ``l``
+    (joined to their entries ``e``) that ``where`` selects (no caller input)."""
+    day, hour = day_hour(dialect)
+    return f"""
+        INSERT INTO oversight_user_days (user_id, agency_id, day, reads, hours)
+        SELECT e.user_id, e.agency_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour})
+        FROM audit_leaves l
+        JOIN audit_entries e ON e.id = l.entry_id
+        WHERE {where}
+          AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
+          AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
+          AND e.user_id IS NOT NULL AND e.agency_id IS NOT NULL
+        GROUP BY e.user_id, e.agency_id, {day}
+        ON CONFLICT (user_id, agency_id, day) DO UPDATE
+        SET reads = oversight_user_days.reads + excluded.reads,
+            hours = oversight_user_days.hours | excluded.hours
+    """  # noqa: S608 - no caller input: fixed fragments and enum values
 
 
 def _purge_sql(dialect: str, action: str) -> str:
@@ -402,11 +452,15 @@ def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
     # without the purpose its content gave.
     purge_facts = text(_purge_sql(dialect, "DELETE FROM oversight_access_facts"))
     purge_queries = text(_purge_sql(dialect, "UPDATE oversight_access_queries SET purpose = NULL"))
+    user_days = text(user_days_sql(dialect, "l.leaf_index >= :lo AND l.leaf_index < :hi"))
+    if start == 0:
+        session.execute(text("DELETE FROM oversight_user_days"))
     for lo in range(start, end, batch):
         bounds = {"lo": lo, "hi": min(end, lo + batch)}
         result = cast(CursorResult[Any], session.execute(insert, bounds))
         written += max(result.rowcount, 0)
         session.execute(queries, bounds)
+        session.execute(user_days, bounds)
         session.execute(purge_facts, bounds)
         session.execute(purge_queries, bounds)
     _refresh_timeline(session, start, end)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: c7e6034f2669
+Revision ID: c54b945df2d7
 Revises: 
-Create Date: 2026-12-06 04:57:50.598226
+Create Date: 2026-12-06 05:06:42.399055
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'c7e6034f2669'
+revision: str = 'c54b945df2d7'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -127,6 +127,17 @@ def upgrade() -> None:
     sa.Column('declined', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('arrest_id', 'start_at', name=op.f('pk_oversight_charge_timeline'))
     )
+    op.create_table('oversight_user_days',
+    sa.Column('user_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('agency_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('reads', sa.Integer(), nullable=False),
+    sa.Column('hours', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('user_id', 'day', 'agency_id', name=op.f('pk_oversight_user_days'))
+    )
+    with op.batch_alter_table('oversight_user_days', schema=None) as batch_op:
+        batch_op.create_index('ix_oversight_user_days_day', ['day'], unique=False)
+
     op.create_table('oversight_watermarks',
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('size', sa.BigInteger(), nullable=False),
@@ -1023,6 +1034,10 @@ def downgrade() -> None:
 
     op.drop_table('persons')
     op.drop_table('oversight_watermarks')
+    with op.batch_alter_table('oversight_user_days', schema=None) as batch_op:
+        batch_op.drop_index('ix_oversight_user_days_day')
+
+    op.drop_table('oversight_user_days')
     op.drop_table('oversight_charge_timeline')
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_queries_agreement_at')
