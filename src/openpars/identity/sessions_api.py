@@ -8,11 +8,11 @@ from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
-from openpars.errors import Conflict, NotAuthenticated, NotFound
+from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, logon
 from openpars.identity import repository as repo
 from openpars.identity.api import account_event, user_read
-from openpars.identity.models import LogonSession
+from openpars.identity.models import LogonSession, User
 from openpars.identity.roles import Permission
 from openpars.identity.schemas import (
     LogonRequest,
@@ -48,11 +48,15 @@ def clear_session_cookie(response: Response) -> None:
     )
 
 
-def audit_logon_failure(
-    session: Session, outcome: logon.LogonOutcome, *, username: str, source_ip: str | None
+def _failed(
+    session: Session,
+    user: User | None,
+    *,
+    username: str,
+    source_ip: str | None,
+    reason: str | None,
+    error_code: str,
 ) -> None:
-    """The audit entries of a refused logon: the failure, and the lock it caused if any."""
-    user = outcome.user
     append(
         session,
         AuditEvent(
@@ -63,10 +67,31 @@ def audit_logon_failure(
             username=user.username if user else None,
             agency_id=user.agency_id if user else None,
             source_ip=source_ip,
-            params={"username": username[:100], "reason": outcome.failure},
-            error_code="logon_failed",
+            params={"username": username[:100], "reason": reason},
+            error_code=error_code,
         ),
     )
+
+
+def audit_refused_replacement(
+    session: Session, refused: InvalidInput, *, username: str, source_ip: str | None
+) -> None:
+    """The failed logon of a right password whose required replacement (an administrator
+    reset it) was missing or refused: no session opened, no failure counted towards the lock.
+    The password was right, so the entry names the account and the rule (``refused.code``);
+    a stranger without the password cannot write it. Call after rolling the logon back."""
+    user = repo.get_user_by_username(session, username)
+    _failed(session, user, username=username, source_ip=source_ip, reason=refused.code,
+            error_code=refused.code)  # fmt: skip
+
+
+def audit_logon_failure(
+    session: Session, outcome: logon.LogonOutcome, *, username: str, source_ip: str | None
+) -> None:
+    """The audit entries of a refused logon: the failure, and the lock it caused if any."""
+    user = outcome.user
+    _failed(session, user, username=username, source_ip=source_ip, reason=outcome.failure,
+            error_code="logon_failed")  # fmt: skip
     if outcome.locked_now and user is not None:
         append(
             session,
@@ -115,15 +140,23 @@ def open_session(
     """
     ip = source_ip(request)
     with ctx.anonymous_unit() as session:
-        outcome = logon.logon(
-            session,
-            username=body.username,
-            password=body.password,
-            new_password=body.new_password,
-            source_ip=ip,
-            user_agent=request.headers.get("user-agent"),
-            min_length=ctx.settings.password_min_length,
-        )
+        try:
+            outcome = logon.logon(
+                session,
+                username=body.username,
+                password=body.password,
+                new_password=body.new_password,
+                source_ip=ip,
+                user_agent=request.headers.get("user-agent"),
+                min_length=ctx.settings.password_min_length,
+            )
+        except InvalidInput as refused:
+            # A public route's refusals are not audited (web/errors.py); this one follows a
+            # right password, so it is, as a failed logon.
+            session.rollback()
+            audit_refused_replacement(session, refused, username=body.username, source_ip=ip)
+            session.commit()
+            raise
         user = outcome.user
         if outcome.failure is not None:
             audit_logon_failure(session, outcome, username=body.username, source_ip=ip)

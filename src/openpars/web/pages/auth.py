@@ -23,6 +23,7 @@ from openpars.identity.models import LogonSession
 from openpars.identity.sessions_api import (
     audit_logon,
     audit_logon_failure,
+    audit_refused_replacement,
     clear_session_cookie,
     set_session_cookie,
 )
@@ -135,7 +136,11 @@ def login(
                 min_length=ctx.settings.password_min_length,
             )
         except InvalidInput as refused:
+            # The password was right; the replacement an administrator's reset requires was
+            # missing or refused (policy, reuse): a failed logon, audited as the API does.
             session.rollback()
+            audit_refused_replacement(session, refused, username=username.strip(), source_ip=ip)
+            session.commit()
             return _login_page(
                 request,
                 next_path=next,
