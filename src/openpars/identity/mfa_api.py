@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import NoReturn
 
 from fastapi import APIRouter
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.config import Settings
 from openpars.errors import Conflict
 from openpars.identity import logon, mfa
 from openpars.identity import mfa_crypto as crypto
+from openpars.identity import repository as repo
 from openpars.identity.api import user_read
 from openpars.identity.mfa import Refusal
 from openpars.identity.models import LogonSession
@@ -36,9 +36,7 @@ router = APIRouter(tags=["sessions"])
 def current_logon(session: Session, ctx: Ctx) -> LogonSession:
     """The logon session this request came with; Conflict for an API token."""
     secret = bearer_token(ctx.request)
-    found = session.scalars(
-        select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
-    ).one_or_none()
+    found = repo.logon_session_by_secret_hash(session, logon.hash_secret(secret))
     if found is None:
         raise Conflict(
             "this request came with an API token, not a logon session: tokens have no one-time "

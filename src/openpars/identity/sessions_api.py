@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
@@ -12,7 +11,7 @@ from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, logon
 from openpars.identity import repository as repo
 from openpars.identity.api import account_event, user_read
-from openpars.identity.models import LogonSession, User
+from openpars.identity.models import User
 from openpars.identity.roles import Permission
 from openpars.identity.schemas import (
     LogonRequest,
@@ -182,9 +181,7 @@ def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
     """Log off: end the session this request came with (the cookie or bearer)."""
     secret = bearer_token(ctx.request)
     with ctx.unit() as (session, principal):
-        found = session.scalars(
-            select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
-        ).one_or_none()
+        found = repo.logon_session_by_secret_hash(session, logon.hash_secret(secret))
         if found is None:
             raise Conflict(
                 "this request came with an API token, not a logon session; revoke tokens with "
@@ -209,16 +206,16 @@ def end_other_sessions(ctx: Ctx) -> SessionsEnded:
     the one this request came with."""
     secret = bearer_token(ctx.request)
     with ctx.unit() as (session, principal):
-        found = session.scalars(
-            select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
-        ).one_or_none()
+        found = repo.logon_session_by_secret_hash(session, logon.hash_secret(secret))
         if found is None:
             raise Conflict(
                 "this request came with an API token, not a logon session: there is no current "
                 "session to keep; end sessions one by one with DELETE /api/v1/sessions/{id}",
                 code="not_a_session",
             )
-        ended = logon.end_other_sessions(session, actor=principal, keep_id=found.id)
+        ended = logon.end_all_sessions(
+            session, user_id=found.user_id, reason="ended_by_owner", except_id=found.id
+        )
         append(session, account_event(principal, "session.end_others", sessions_ended=ended))
     return SessionsEnded(ended=ended)
 

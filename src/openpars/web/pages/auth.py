@@ -13,13 +13,11 @@ from typing import Annotated
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from openpars.audit.service import append
 from openpars.errors import InvalidInput
 from openpars.identity import logon
 from openpars.identity.api import account_event
-from openpars.identity.models import LogonSession
 from openpars.identity.sessions_api import (
     audit_logon,
     audit_logon_failure,
@@ -33,12 +31,12 @@ from openpars.web.pages.core import (
     LOGIN_CSRF_COOKIE,
     area_router,
     check_csrf,
+    current_logon_session,
     login_url,
     logon_page,
     new_login_csrf,
     render,
     safe_next,
-    session_secret,
 )
 
 router = area_router()
@@ -174,11 +172,8 @@ def login(
 @router.post("/logout", dependencies=[logon_page()])
 def logout(ctx: Ctx) -> RedirectResponse:
     """End this logon session; back to the login page."""
-    secret = session_secret(ctx.request)
     with ctx.unit() as (session, principal):
-        found = session.scalars(
-            select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
-        ).one()
+        found = current_logon_session(session, ctx.request)
         logon.end_session(session, actor=principal, session_id=found.id, reason="logoff")
         append(session, account_event(principal, "session.end", session_id=found.id))
     response = RedirectResponse(login_url(reason="logged_out"), status_code=303)
