@@ -33,14 +33,19 @@ from openpars.web.context import Ctx, bearer_token, logon_step, needs
 router = APIRouter(tags=["sessions"])
 
 
-def current_logon(session: Session, ctx: Ctx) -> LogonSession:
-    """The logon session this request came with; Conflict for an API token."""
+LOGON_HINT = (
+    "tokens have no one-time code, banner or re-authentication (log on with POST /api/v1/sessions)"
+)
+
+
+def current_logon(session: Session, ctx: Ctx, *, hint: str = LOGON_HINT) -> LogonSession:
+    """The logon session this request came with; Conflict for an API token, ending with
+    ``hint`` (what to do instead)."""
     secret = bearer_token(ctx.request)
     found = repo.logon_session_by_secret_hash(session, logon.hash_secret(secret))
     if found is None:
         raise Conflict(
-            "this request came with an API token, not a logon session: tokens have no one-time "
-            "code, banner or re-authentication (log on with POST /api/v1/sessions)",
+            f"this request came with an API token, not a logon session: {hint}",
             code="not_a_session",
         )
     return found

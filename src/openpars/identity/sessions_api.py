@@ -7,10 +7,11 @@ from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
-from openpars.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from openpars.errors import InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, logon
 from openpars.identity import repository as repo
 from openpars.identity.api import account_event, user_read
+from openpars.identity.mfa_api import current_logon
 from openpars.identity.models import User
 from openpars.identity.roles import Permission
 from openpars.identity.schemas import (
@@ -22,7 +23,7 @@ from openpars.identity.schemas import (
 )
 from openpars.pages import Page
 from openpars.ranges import Offset, RowId
-from openpars.web.context import Ctx, bearer_token, logon_step, needs, public, source_ip
+from openpars.web.context import Ctx, logon_step, needs, public, source_ip
 
 router = APIRouter(tags=["sessions"])
 
@@ -179,15 +180,8 @@ def open_session(
 @router.delete("/sessions/current", response_model=SessionRead, dependencies=[logon_step()])
 def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
     """Log off: end the session this request came with (the cookie or bearer)."""
-    secret = bearer_token(ctx.request)
     with ctx.unit() as (session, principal):
-        found = repo.logon_session_by_secret_hash(session, logon.hash_secret(secret))
-        if found is None:
-            raise Conflict(
-                "this request came with an API token, not a logon session; revoke tokens with "
-                "DELETE /api/v1/tokens/{id}",
-                code="not_a_session",
-            )
+        found = current_logon(session, ctx, hint="revoke tokens with DELETE /api/v1/tokens/{id}")
         logon.end_session(session, actor=principal, session_id=found.id, reason="logoff")
         append(session, account_event(principal, "session.end", session_id=found.id))
         result = SessionRead.model_validate(found)
@@ -204,15 +198,9 @@ def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
 def end_other_sessions(ctx: Ctx) -> SessionsEnded:
     """End every other open session of yours (a browser left logged on elsewhere), keeping
     the one this request came with."""
-    secret = bearer_token(ctx.request)
     with ctx.unit() as (session, principal):
-        found = repo.logon_session_by_secret_hash(session, logon.hash_secret(secret))
-        if found is None:
-            raise Conflict(
-                "this request came with an API token, not a logon session: there is no current "
-                "session to keep; end sessions one by one with DELETE /api/v1/sessions/{id}",
-                code="not_a_session",
-            )
+        found = current_logon(session, ctx, hint="there is no current session to keep; end "
+                              "sessions one by one with DELETE /api/v1/sessions/{id}")  # fmt: skip
         ended = logon.end_all_sessions(
             session, user_id=found.user_id, reason="ended_by_owner", except_id=found.id
         )
