@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from openpars.audit import checkpoints, log, witness
 from openpars.audit.cli import app as audit_cli
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
-from openpars.audit.models import AuditEntry
+from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.audit.service import append
 from openpars.config import Settings
 from openpars.db import Database
@@ -300,9 +300,29 @@ def test_cli_receipt_is_audited_and_verifies(
     assert '"n": 1' in out
     missing = runner.invoke(audit_cli, ["receipt", str(own + 1000), *db_option])
     assert missing.exit_code == 1
+    # One entry for the one receipt written (the refused early and missing reads write none),
+    # made by the read the API and the /audit page use: its params name the leaf and checkpoint
+    # size the written receipt carries, and the console as the channel.
     with fresh_db.session() as session:
-        reads = session.query(AuditEntry).filter(AuditEntry.action == "audit.receipt").count()
-    assert reads == 1
+        reads = session.query(AuditEntry).filter(AuditEntry.action == "audit.receipt").all()
+        assert len(reads) == 1
+        [read] = reads
+        content = session.get(AuditEntryContent, read.id)
+        assert content is not None
+        recorded = json.loads(bytes(content.content))
+        params = recorded["params"]
+    written = json.loads(path.read_text())
+    assert params == {
+        "via": "cli",
+        "entry_id": own,
+        "leaf_index": written["leaf_index"],
+        "tree_size": written["tree_size"],
+    }
+    assert (read.kind, read.outcome, recorded["username"]) == (
+        AuditKind.AUDIT_READ,
+        Outcome.OK,
+        "system",
+    )
 
 
 def test_openapi_documents_the_header_and_the_body_field(client: TestClient) -> None:

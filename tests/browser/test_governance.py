@@ -193,3 +193,21 @@ def test_a_voter_reads_the_what_if_replay_of_a_proposal(
     check_page(page, "what-if")
     # A voter reads the replay kept with the proposal; only the oversight role replays again.
     expect(page.get_by_role("button", name="Replay again")).to_have_count(0)
+    # The same agreement up for renewal: the proposal links its oversight report's own page.
+    renew = replace(gov, agreement_id=agreement_id).propose(
+        ProposalAction.RENEW, now=utcnow(), new_expires_at=start + timedelta(days=730)
+    )
+    page.goto(f"/proposals/{renew}")
+    page.get_by_role("link", name="Oversight report of the current term").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(
+        "Renewal report: FBI data-use agreement"
+    )
+    # Styled (its own <style> applies under the page's policy) and no console error.
+    assert (
+        page.evaluate("() => getComputedStyle(document.querySelector('table')).borderCollapse")
+        == "collapse"
+    )
+    expect(page.get_by_role("link", name="Download the PDF")).to_have_attribute(
+        "href", f"/api/v1/proposals/{renew}/report?format=pdf"
+    )
+    check_page(page, "renewal-report")

@@ -22,6 +22,7 @@ from openpars.identity.roles import Role
 from openpars.identity.schemas import UserCreate
 from openpars.oversight.models import Case, CaseState, Flag
 from openpars.web.app import create_app
+from openpars.web.pages import admin as admin_pages
 from tests.factories import World, city_voter
 from tests.web.logon_steps import finish_logon_as
 from tests.web.test_pages import PASSWORD, count_entries, entries, give_password, log_in
@@ -454,3 +455,18 @@ def test_a_forged_token_or_a_user_without_the_role_cannot_close_a_case(
         case = session.get(Case, case_id)
         assert case is not None
         assert case.state is CaseState.OPEN  # nothing written
+
+
+def test_the_user_list_pages_back_and_forth_by_its_page_size(
+    web: TestClient, db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both links step by the page's size (admin.PAGE_SIZE), never a number of the template's."""
+    monkeypatch.setattr(admin_pages, "PAGE_SIZE", 3)
+    give_password(db, world, "admin")
+    signed_in(web, db, world, "admin")
+    listed = web.get("/admin", params={"offset": 5}).text
+    assert 'href="/admin?offset=2">Previous users' in listed
+    assert 'href="/admin?offset=8">More users' in listed
+    first = web.get("/admin", params={"offset": 2}).text
+    assert 'href="/admin?offset=0">Previous users' in first
+    assert "Previous users" not in web.get("/admin").text

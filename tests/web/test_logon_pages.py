@@ -9,19 +9,23 @@ from datetime import timedelta
 import pytest
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
+from openpars.audit.events import AuditKind
+from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Database, utcnow
 from openpars.identity import mfa_crypto as crypto
-from openpars.identity.models import LogonSession
+from openpars.identity import passwords, service
+from openpars.identity.models import LogonSession, User
+from openpars.identity.principal import SYSTEM
 from openpars.web.app import create_app
 from openpars.web.context import Ctx
 from openpars.web.pages.core import area_router, page
 from tests.factories import World
 from tests.identity.logons import forget_last_code
 from tests.web.logon_steps import csrf_of, finish_logon
-from tests.web.test_pages import entries, give_password, log_in
+from tests.web.test_pages import PASSWORD, entries, give_password, log_in, login_form
 
 PAGE_ROUTE = area_router()
 
@@ -118,3 +122,70 @@ def test_a_privileged_page_act_asks_for_the_password_and_code_again(
     )
     assert good.status_code == 303, good.text
     assert web.post("/privileged-act", data={"csrf_token": csrf_of(home)}).text == "done"
+
+
+@pytest.mark.parametrize(
+    ("new_password", "code"),
+    [("", "password_change_required"), ("short", "password_too_short"),
+     (PASSWORD, "password_reused")],
+)  # fmt: skip
+def test_a_refused_replacement_of_a_reset_password_is_audited_and_changes_nothing(
+    web: TestClient, db: Database, world: World, new_password: str, code: str
+) -> None:
+    """An administrator reset the password; the login page refuses the replacement (missing,
+    against the policy, the same again) beside the field, audited as the API audits it, and
+    writes nothing else: no session, the password still to be changed, no failure counted.
+    The password was right, so the entry is a failed logon naming the account and the rule."""
+    with db.session() as session:
+        service.set_password(
+            session, actor=SYSTEM, user_id=world.users["charging"], new_password=PASSWORD,
+            force_change=True,
+        )  # fmt: skip
+    token = login_form(web)
+    answer = web.post(
+        "/login",
+        data={"username": "charging", "password": PASSWORD, "new_password": new_password,
+              "csrf_token": token},
+    )  # fmt: skip
+    assert answer.status_code == 422, answer.text
+    assert 'id="new_password-error"' in answer.text or "new_password" in answer.text
+    assert entries(db)[-1] == ("logon.failed", "refused", code)
+    with db.session() as session:
+        failed = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).one()
+        assert (failed.kind, failed.user_id) == (AuditKind.LOGIN_FAILED, world.users["charging"])
+    with db.session() as session:
+        user = session.get(User, world.users["charging"])
+        assert user is not None
+        assert (user.must_change_password, user.failed_logons) == (True, 0)
+        assert passwords.verify_password(user.password_hash or "", PASSWORD)
+        assert session.scalar(select(func.count()).select_from(LogonSession)) == 0
+
+
+def test_the_api_audits_the_same_refusal_as_the_login_page(
+    web: TestClient, db: Database, world: World
+) -> None:
+    """The page's entry is the API's (POST /api/v1/sessions, a public route whose refusals are
+    otherwise not audited): same kind, account and code for the same refusal."""
+    with db.session() as session:
+        service.set_password(
+            session, actor=SYSTEM, user_id=world.users["charging"], new_password=PASSWORD,
+            force_change=True,
+        )  # fmt: skip
+    api = web.post(
+        "/api/v1/sessions",
+        json={"username": "charging", "password": PASSWORD, "new_password": "short"},
+    )
+    assert api.status_code == 422, api.text
+    token = login_form(web)
+    web.post(
+        "/login",
+        data={"username": "charging", "password": PASSWORD, "new_password": "short",
+              "csrf_token": token},
+    )  # fmt: skip
+    with db.session() as session:
+        rows = session.execute(
+            select(AuditEntry.kind, AuditEntry.user_id).order_by(AuditEntry.id.desc()).limit(3)
+        ).all()
+    assert [tuple(r) for r in rows[:2]] == [(AuditKind.LOGIN_FAILED, world.users["charging"])] * 2
+    assert entries(db)[-2:] == [("logon.failed", "refused", "password_too_short")] * 2
+    assert len(rows) == 2  # nothing else: the API's refusal is not audited twice

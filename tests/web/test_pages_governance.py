@@ -8,26 +8,39 @@ version, bad JSON or a missing CSRF token record nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from openpars.agreements import service as agreements
 from openpars.config import Settings
-from openpars.db import Database
+from openpars.db import Database, utcnow
+from openpars.demo.agreements import adopt_without_vote
 from openpars.governance import signing
-from openpars.governance.models import Vote
-from openpars.governance.quorum import Choice
+from openpars.governance.models import ProposalReport, Vote
+from openpars.governance.quorum import Choice, ProposalAction
 from openpars.identity import service
 from openpars.identity.principal import SYSTEM
 from openpars.records.models import Involvement
 from openpars.web.app import create_app
+from openpars.web.security import (
+    CONTENT_SECURITY_POLICY,
+    DOCS_POLICY,
+    INLINE_STYLE_POLICY,
+    SecurityHeaders,
+)
 from tests.access.agreements import activate
 from tests.factories import World
 from tests.governance.helpers import Gov, build_gov, document
@@ -400,3 +413,97 @@ def test_a_vote_on_a_version_changed_since_the_page_was_shown_is_refused_with_th
     refusals = [e for e in entries(db) if e[0] == f"POST /proposals/{proposal_id}/vote"]
     assert refusals[-1][1:] == ("refused", "voting_closed")
     assert "changed to version 2 while the proposal was open" in answer.text
+
+
+# ---- the renewal report page ---------------------------------------------------------------
+
+
+def _renewal(gov: Gov, world: World) -> int:
+    """A renewal proposal (with its attached report) on an FBI agreement in force."""
+    start = utcnow().replace(microsecond=0) - timedelta(days=1)
+    fbi = world.agencies["Federal Bureau of Investigation"]
+    terms = document(world, start=start, end=start + timedelta(days=365), name="FBI renewal",
+                     grantee_agency_id=fbi)  # fmt: skip
+    with gov.session() as session:
+        agreement_id = adopt_without_vote(session, terms, at=start, decided_by="test")
+    return replace(gov, agreement_id=agreement_id).propose(
+        ProposalAction.RENEW, now=utcnow(), new_expires_at=start + timedelta(days=730)
+    )
+
+
+def test_the_proposal_links_the_renewal_report_page_and_its_downloads(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = _gov_logged_in(web, db, world, "da")
+    proposal_id = _renewal(gov, world)
+    shown = web.get(f"/proposals/{proposal_id}")
+    assert f'href="/proposals/{proposal_id}/report"' in shown.text
+    api = f"/api/v1/proposals/{proposal_id}/report"
+    assert f'href="{api}?format=pdf"' in shown.text
+    assert f'href="{api}?format=json"' in shown.text
+    reads_before = [e for e in entries(db) if e[0] == "proposal.report"]
+    page = web.get(f"/proposals/{proposal_id}/report")
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>Renewal report: FBI renewal</h1>" in page.text
+    # The report's own styles and charts: inline style, still no inline script.
+    policy = page.headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy and "script-src 'self';" in policy
+    assert "<script" not in page.text
+    # What the page shows is the attached report: its hash is the proposal's.
+    with db.session() as session:
+        stored = session.get(ProposalReport, proposal_id)
+        assert stored is not None
+    assert page.headers["OpenPARS-Report-SHA256"] == stored.sha256
+    assert stored.sha256 in page.text
+    assert f'href="/proposals/{proposal_id}"' in page.text
+    assert f'href="{api}?format=pdf" download=' in page.text
+    # One audited read, as through the API.
+    reads_after = [e for e in entries(db) if e[0] == "proposal.report"]
+    assert len(reads_after) == len(reads_before) + 1
+    assert reads_after[-1] == ("proposal.report", "ok", None)
+    # The download the page names works with the page's own cookie.
+    downloaded = web.get(f"{api}?format=json")
+    assert downloaded.status_code == 200
+    assert hashlib.sha256(downloaded.content).hexdigest() == stored.sha256
+
+
+def test_the_report_page_is_refused_to_non_readers_and_audited(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = build_gov(db, world)
+    proposal_id = _renewal(gov, world)
+    # A stakeholder's administrator governs nothing and reads no oversight report.
+    admin = gov.admins["da"]
+    _logged_in(web, db, admin.user_id or 0, admin.username)
+    refused = web.get(f"/proposals/{proposal_id}/report")
+    assert refused.status_code == 403
+    assert "Renewal report" not in refused.text
+    assert "Content-Security-Policy" in refused.headers
+    assert "unsafe-inline" not in refused.headers["content-security-policy"]
+    assert entries(db)[-1][1:] == ("refused", "permission_denied")
+
+
+def test_a_proposal_without_a_report_has_no_report_page(
+    web: TestClient, db: Database, world: World
+) -> None:
+    gov = _gov_logged_in(web, db, world, "da")
+    proposal_id = gov.propose()
+    assert "report-link" not in web.get(f"/proposals/{proposal_id}").text
+    missing = web.get(f"/proposals/{proposal_id}/report")
+    assert missing.status_code == 404
+    assert "only renewal proposals carry one" in missing.text
+
+
+def test_a_response_cannot_choose_a_weaker_policy_than_inline_style() -> None:
+    """The security middleware keeps a response's own policy only if it is the inline-style
+    one; any other (here one allowing inline script) is replaced by the site's."""
+
+    def own(request: Request) -> PlainTextResponse:
+        policy = {"style": INLINE_STYLE_POLICY, "script": DOCS_POLICY}[request.path_params["which"]]
+        return PlainTextResponse("x", headers={"Content-Security-Policy": policy})
+
+    app = Starlette(routes=[Route("/own/{which}", own)])
+    client = TestClient(SecurityHeaders(app))
+    assert client.get("/own/style").headers["content-security-policy"] == INLINE_STYLE_POLICY
+    assert client.get("/own/script").headers["content-security-policy"] == (CONTENT_SECURITY_POLICY)

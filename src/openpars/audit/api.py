@@ -184,7 +184,7 @@ def receipt(entry_id: AuditSize, ctx: Ctx) -> ReceiptRead:
     with ctx.unit() as (session, principal):
         found = receipts.audited_receipt(
             session, principal=principal, entry_id=entry_id,
-            quorum=ctx.settings.witness_quorum, retry_after_s=retry,
+            quorum=ctx.settings.witness_quorum, retry_after_s=retry, via="api",
         )  # fmt: skip
     return ReceiptRead.model_validate(found.document())
 

@@ -177,13 +177,9 @@ def receipt(
     """Write an entry's openpars-receipt/v1 for 'openpars-verify receipt' (audited)."""
     settings = settings_for(db)
     with unit(settings) as session:
-        found = receipts.receipt(
+        found = receipts.audited_receipt(
             session, principal=OPERATOR, entry_id=entry_id, quorum=settings.witness_quorum,
-            retry_after_s=max(1, math.ceil(settings.checkpoint_min_interval_s * 2)),
-        )  # fmt: skip
-        audit_console(
-            session, kind=AuditKind.AUDIT_READ, action="audit.receipt", entry_id=entry_id,
-            leaf_index=found.leaf_index, tree_size=found.tree_size, actor=OPERATOR,
+            retry_after_s=max(1, math.ceil(settings.checkpoint_min_interval_s * 2)), via="cli",
         )  # fmt: skip
     text = json.dumps(found.document(), indent=2, sort_keys=True) + "\n"
     if output is None:

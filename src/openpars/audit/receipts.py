@@ -130,10 +130,16 @@ def receipt(
 
 
 def audited_receipt(
-    session: Session, *, principal: Principal, entry_id: int, quorum: int, retry_after_s: int
+    session: Session,
+    *,
+    principal: Principal,
+    entry_id: int,
+    quorum: int,
+    retry_after_s: int,
+    via: str,
 ) -> Receipt:
     """``receipt`` with its own ``audit.receipt`` entry, in the same transaction: the one read
-    path of a receipt for the API and the pages."""
+    path of a receipt for the API, the pages and the CLI (``via``: api, web or cli)."""
     found = receipt(
         session, principal=principal, entry_id=entry_id, quorum=quorum, retry_after_s=retry_after_s
     )
@@ -144,6 +150,7 @@ def audited_receipt(
             kind=AuditKind.AUDIT_READ,
             action="audit.receipt",
             params={
+                "via": via,
                 "entry_id": entry_id,
                 "leaf_index": found.leaf_index,
                 "tree_size": found.tree_size,

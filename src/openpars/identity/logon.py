@@ -225,11 +225,23 @@ def acknowledge_banner(
     session.flush()
 
 
-def end_all_sessions(session: Session, *, user_id: int, reason: str, now: datetime) -> int:
-    """End every open session of an account at once; how many were open."""
-    rows = session.scalars(
-        select(LogonSession).where(LogonSession.user_id == user_id, LogonSession.ended_at.is_(None))
-    ).all()
+def end_all_sessions(
+    session: Session,
+    *,
+    user_id: int,
+    reason: str,
+    now: datetime | None = None,
+    except_id: int | None = None,
+) -> int:
+    """End every open session of an account at once but ``except_id`` (the one asking, when
+    the owner ends their other sessions); how many were ended."""
+    query = select(LogonSession).where(
+        LogonSession.user_id == user_id, LogonSession.ended_at.is_(None)
+    )
+    if except_id is not None:
+        query = query.where(LogonSession.id != except_id)
+    rows = session.scalars(query).all()
+    now = now or utcnow()
     for row in rows:
         row.ended_at = now
         row.end_reason = reason
@@ -253,9 +265,7 @@ def authenticate_session(
     it was, so a screen left open still locks after 30 minutes idle.
     """
     moment = now or utcnow()
-    found = session.scalars(
-        select(LogonSession).where(LogonSession.secret_hash == hash_secret(secret))
-    ).one_or_none()
+    found = repo.logon_session_by_secret_hash(session, hash_secret(secret))
     if found is None:
         raise NotAuthenticated(
             "the session is not recognised; log on again", code="session_invalid"
@@ -328,27 +338,6 @@ def end_own_session(
     return end_session(
         session, actor=actor, session_id=session_id, reason="ended_by_owner", now=now
     )
-
-
-def end_other_sessions(
-    session: Session, *, actor: Principal, keep_id: int, now: datetime | None = None
-) -> int:
-    """End every open session of the actor's but ``keep_id`` (the one asking); how many."""
-    if actor.user_id is None:
-        raise NotFound("the console has no logon sessions", field="session_id")
-    rows = session.scalars(
-        select(LogonSession).where(
-            LogonSession.user_id == actor.user_id,
-            LogonSession.ended_at.is_(None),
-            LogonSession.id != keep_id,
-        )
-    ).all()
-    moment = now or utcnow()
-    for row in rows:
-        row.ended_at = moment
-        row.end_reason = "ended_by_owner"
-    session.flush()
-    return len(rows)
 
 
 def unlock(session: Session, *, actor: Principal, user_id: int) -> User:

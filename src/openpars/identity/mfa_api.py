@@ -7,13 +7,13 @@ from datetime import timedelta
 from typing import NoReturn
 
 from fastapi import APIRouter
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.config import Settings
 from openpars.errors import Conflict
 from openpars.identity import logon, mfa
 from openpars.identity import mfa_crypto as crypto
+from openpars.identity import repository as repo
 from openpars.identity.api import user_read
 from openpars.identity.mfa import Refusal
 from openpars.identity.models import LogonSession
@@ -33,16 +33,19 @@ from openpars.web.context import Ctx, bearer_token, logon_step, needs
 router = APIRouter(tags=["sessions"])
 
 
-def current_logon(session: Session, ctx: Ctx) -> LogonSession:
-    """The logon session this request came with; Conflict for an API token."""
+LOGON_HINT = (
+    "tokens have no one-time code, banner or re-authentication (log on with POST /api/v1/sessions)"
+)
+
+
+def current_logon(session: Session, ctx: Ctx, *, hint: str = LOGON_HINT) -> LogonSession:
+    """The logon session this request came with; Conflict for an API token, ending with
+    ``hint`` (what to do instead)."""
     secret = bearer_token(ctx.request)
-    found = session.scalars(
-        select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
-    ).one_or_none()
+    found = repo.logon_session_by_secret_hash(session, logon.hash_secret(secret))
     if found is None:
         raise Conflict(
-            "this request came with an API token, not a logon session: tokens have no one-time "
-            "code, banner or re-authentication (log on with POST /api/v1/sessions)",
+            f"this request came with an API token, not a logon session: {hint}",
             code="not_a_session",
         )
     return found

@@ -55,6 +55,14 @@ def get_user_by_username(session: Session, username: str) -> User | None:
     return session.scalars(select(User).where(User.username == username)).one_or_none()
 
 
+def logon_session_by_secret_hash(session: Session, secret_hash: str) -> LogonSession | None:
+    """The logon session whose secret hashes to ``secret_hash`` (``logon.hash_secret``), ended
+    or not: the one lookup of the session a request came with."""
+    return session.scalars(
+        select(LogonSession).where(LogonSession.secret_hash == secret_hash)
+    ).one_or_none()
+
+
 def list_users(
     session: Session, *, agency_id: int | None, offset: int, limit: int
 ) -> Sequence[User]:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import append
-from openpars.errors import Conflict, NotAuthenticated, NotFound
+from openpars.errors import InvalidInput, NotAuthenticated, NotFound
 from openpars.identity import duties, logon
 from openpars.identity import repository as repo
 from openpars.identity.api import account_event, user_read
-from openpars.identity.models import LogonSession
+from openpars.identity.mfa_api import current_logon
+from openpars.identity.models import User
 from openpars.identity.roles import Permission
 from openpars.identity.schemas import (
     LogonRequest,
@@ -23,7 +23,7 @@ from openpars.identity.schemas import (
 )
 from openpars.pages import Page
 from openpars.ranges import Offset, RowId
-from openpars.web.context import Ctx, bearer_token, logon_step, needs, public, source_ip
+from openpars.web.context import Ctx, logon_step, needs, public, source_ip
 
 router = APIRouter(tags=["sessions"])
 
@@ -48,11 +48,15 @@ def clear_session_cookie(response: Response) -> None:
     )
 
 
-def audit_logon_failure(
-    session: Session, outcome: logon.LogonOutcome, *, username: str, source_ip: str | None
+def _failed(
+    session: Session,
+    user: User | None,
+    *,
+    username: str,
+    source_ip: str | None,
+    reason: str | None,
+    error_code: str,
 ) -> None:
-    """The audit entries of a refused logon: the failure, and the lock it caused if any."""
-    user = outcome.user
     append(
         session,
         AuditEvent(
@@ -63,10 +67,31 @@ def audit_logon_failure(
             username=user.username if user else None,
             agency_id=user.agency_id if user else None,
             source_ip=source_ip,
-            params={"username": username[:100], "reason": outcome.failure},
-            error_code="logon_failed",
+            params={"username": username[:100], "reason": reason},
+            error_code=error_code,
         ),
     )
+
+
+def audit_refused_replacement(
+    session: Session, refused: InvalidInput, *, username: str, source_ip: str | None
+) -> None:
+    """The failed logon of a right password whose required replacement (an administrator
+    reset it) was missing or refused: no session opened, no failure counted towards the lock.
+    The password was right, so the entry names the account and the rule (``refused.code``);
+    a stranger without the password cannot write it. Call after rolling the logon back."""
+    user = repo.get_user_by_username(session, username)
+    _failed(session, user, username=username, source_ip=source_ip, reason=refused.code,
+            error_code=refused.code)  # fmt: skip
+
+
+def audit_logon_failure(
+    session: Session, outcome: logon.LogonOutcome, *, username: str, source_ip: str | None
+) -> None:
+    """The audit entries of a refused logon: the failure, and the lock it caused if any."""
+    user = outcome.user
+    _failed(session, user, username=username, source_ip=source_ip, reason=outcome.failure,
+            error_code="logon_failed")  # fmt: skip
     if outcome.locked_now and user is not None:
         append(
             session,
@@ -115,15 +140,23 @@ def open_session(
     """
     ip = source_ip(request)
     with ctx.anonymous_unit() as session:
-        outcome = logon.logon(
-            session,
-            username=body.username,
-            password=body.password,
-            new_password=body.new_password,
-            source_ip=ip,
-            user_agent=request.headers.get("user-agent"),
-            min_length=ctx.settings.password_min_length,
-        )
+        try:
+            outcome = logon.logon(
+                session,
+                username=body.username,
+                password=body.password,
+                new_password=body.new_password,
+                source_ip=ip,
+                user_agent=request.headers.get("user-agent"),
+                min_length=ctx.settings.password_min_length,
+            )
+        except InvalidInput as refused:
+            # A public route's refusals are not audited (web/errors.py); this one follows a
+            # right password, so it is, as a failed logon.
+            session.rollback()
+            audit_refused_replacement(session, refused, username=body.username, source_ip=ip)
+            session.commit()
+            raise
         user = outcome.user
         if outcome.failure is not None:
             audit_logon_failure(session, outcome, username=body.username, source_ip=ip)
@@ -147,17 +180,8 @@ def open_session(
 @router.delete("/sessions/current", response_model=SessionRead, dependencies=[logon_step()])
 def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
     """Log off: end the session this request came with (the cookie or bearer)."""
-    secret = bearer_token(ctx.request)
     with ctx.unit() as (session, principal):
-        found = session.scalars(
-            select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
-        ).one_or_none()
-        if found is None:
-            raise Conflict(
-                "this request came with an API token, not a logon session; revoke tokens with "
-                "DELETE /api/v1/tokens/{id}",
-                code="not_a_session",
-            )
+        found = current_logon(session, ctx, hint="revoke tokens with DELETE /api/v1/tokens/{id}")
         logon.end_session(session, actor=principal, session_id=found.id, reason="logoff")
         append(session, account_event(principal, "session.end", session_id=found.id))
         result = SessionRead.model_validate(found)
@@ -174,18 +198,12 @@ def end_current_session(response: Response, ctx: Ctx) -> SessionRead:
 def end_other_sessions(ctx: Ctx) -> SessionsEnded:
     """End every other open session of yours (a browser left logged on elsewhere), keeping
     the one this request came with."""
-    secret = bearer_token(ctx.request)
     with ctx.unit() as (session, principal):
-        found = session.scalars(
-            select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
-        ).one_or_none()
-        if found is None:
-            raise Conflict(
-                "this request came with an API token, not a logon session: there is no current "
-                "session to keep; end sessions one by one with DELETE /api/v1/sessions/{id}",
-                code="not_a_session",
-            )
-        ended = logon.end_other_sessions(session, actor=principal, keep_id=found.id)
+        found = current_logon(session, ctx, hint="there is no current session to keep; end "
+                              "sessions one by one with DELETE /api/v1/sessions/{id}")  # fmt: skip
+        ended = logon.end_all_sessions(
+            session, user_id=found.user_id, reason="ended_by_owner", except_id=found.id
+        )
         append(session, account_event(principal, "session.end_others", sessions_ended=ended))
     return SessionsEnded(ended=ended)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from jinja2 import Environment, select_autoescape
@@ -24,6 +25,7 @@ _TEMPLATE = _ENV.from_string(
     """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Renewal report: {{ r.agreement.name }} ({{ r.start }} to {{ r.end }})</title>
+{% if icon %}<link rel="icon" href="{{ icon }}" type="image/svg+xml">{% endif %}
 <style>
 body { font-family: "DejaVu Sans", sans-serif; font-size: 10pt; margin: 1.5em; color: #111; }
 h1 { font-size: 16pt; } h2 { font-size: 13pt; margin-top: 1.4em; }
@@ -32,7 +34,11 @@ th, td { border: 1px solid #999; padding: 2px 6px; text-align: left; vertical-al
 td.n { text-align: right; } .note { color: #444; font-size: 9pt; }
 svg { max-width: 100%; height: auto; }
 @page { size: A4; margin: 1.5cm; }
+nav a { margin-right: 1em; }
 </style></head><body>
+{% if links %}<nav aria-label="Report">{% for label, href, download in links %}<a href="{{ href }}"
+{%- if download %} download="{{ download }}"{% endif %}>{{ label }}</a>{% endfor %}</nav>{% endif %}
+<main>
 <h1>Renewal report: {{ r.agreement.name }}</h1>
 <p>Agreement {{ r.agreement.id }} (version {{ r.agreement.current_version }},
 {{ r.agreement.status }}), grantee {{ r.agreement.grantee_agency }}
@@ -110,6 +116,7 @@ proof, so any figure can be proved from the log.</p>
 not loop.last %}; {% endif %}{% endfor %}. Rules and reason codes: docs/oversight.md.
 Refusals name no agreement (the request was refused before one applied): they are those of the
 grantee agency's accounts.</p>
+</main>
 </body></html>
 """
 )
@@ -178,9 +185,18 @@ def _charts(report: OversightReport) -> dict[str, Markup]:
     return defaultdict(Markup, charts)
 
 
-def render_html(report: OversightReport, *, sha: str | None = None, host: str = "") -> str:
+def render_html(
+    report: OversightReport,
+    *,
+    sha: str | None = None,
+    host: str = "",
+    links: Sequence[tuple[str, str, str | None]] = (),
+    icon: str | None = None,
+) -> str:
     """The report as one self-contained HTML page; links are ``host`` (e.g.
-    ``https://pars.example.org``; empty: paths on the serving site) + API paths."""
+    ``https://pars.example.org``; empty: paths on the serving site) + API paths. ``links``
+    (label, href, download file name or None) head the page when it is served on the site, and
+    ``icon`` is then the site's favicon."""
     headline_keys = (
         "queries",
         "persons_viewed",
@@ -201,6 +217,8 @@ def render_html(report: OversightReport, *, sha: str | None = None, host: str = 
         refusals=[f for f in report.figures if f.key.startswith("refusal:")],
         charts=_charts(report),
         pct=_pct,
+        links=links,
+        icon=icon,
     )
 
 

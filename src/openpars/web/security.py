@@ -1,10 +1,11 @@
 """Security headers on every response, pages and API alike (docs/web.md).
 
 The content security policy allows no inline script or style and no other origin: every script
-and stylesheet is a file under /static/. HSTS is sent only on requests that arrived over TLS
-(the request's scheme, which uvicorn sets from X-Forwarded-Proto only for the proxies it was
-told to trust with --forwarded-allow-ips). A response that sets no Cache-Control gets
-``no-store``: pages and API answers carry personal data.
+and stylesheet is a file under /static/ (one exception, chosen by the response: a self-contained
+document may keep ``INLINE_STYLE_POLICY``, inline style but still no inline script). HSTS is
+sent only on requests that arrived over TLS (the request's scheme, which uvicorn sets from
+X-Forwarded-Proto only for the proxies it was told to trust with --forwarded-allow-ips). A
+response that sets no Cache-Control gets ``no-store``: pages and API answers carry personal data.
 """
 
 from __future__ import annotations
@@ -31,6 +32,13 @@ DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 DOCS_POLICY = CONTENT_SECURITY_POLICY.replace(
     "script-src 'self'", "script-src 'self' 'unsafe-inline'"
 ).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+# A self-contained document (the renewal report: its own <style> and matplotlib's SVG charts,
+# styled by attributes) may ask for inline style, never for inline script: a response that sets
+# exactly this policy keeps it; any other policy a response sets is replaced by the site's.
+INLINE_STYLE_POLICY = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+OWN_POLICIES = frozenset({INLINE_STYLE_POLICY})
 
 
 class SecurityHeaders:
@@ -51,10 +59,13 @@ class SecurityHeaders:
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                own = headers.get("content-security-policy")
                 for name, value in HEADERS.items():
                     headers[name] = value
                 if docs:
                     headers["Content-Security-Policy"] = DOCS_POLICY
+                elif own in OWN_POLICIES:
+                    headers["Content-Security-Policy"] = own
                 if tls:
                     headers["Strict-Transport-Security"] = HSTS
                 # Records and pages are personal data: no browser or proxy keeps a copy unless

@@ -10,24 +10,21 @@ sessions from that account's page.
 from __future__ import annotations
 
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from openpars.audit.service import append
 from openpars.identity import logon
 from openpars.identity import repository as repo
 from openpars.identity.api import account_event
-from openpars.identity.models import LogonSession
 from openpars.identity.schemas import SessionRead
 from openpars.identity.sessions_api import clear_session_cookie
 from openpars.ranges import Offset, RowId
 from openpars.web.context import Ctx
 from openpars.web.pages.core import (
     area_router,
+    current_logon_session,
     login_url,
     page,
     render,
-    session_secret,
 )
 
 router = area_router()
@@ -39,18 +36,12 @@ DONE: dict[str, str] = {
 }
 
 
-def current_session(session: Session, ctx: Ctx) -> LogonSession:
-    """The logon session this page request came with (the edge has authenticated it)."""
-    digest = logon.hash_secret(session_secret(ctx.request))
-    return session.scalars(select(LogonSession).where(LogonSession.secret_hash == digest)).one()
-
-
 @router.get("/account/sessions", response_class=HTMLResponse, dependencies=[page()])
 def sessions(ctx: Ctx, offset: Offset = 0, done: str | None = None) -> HTMLResponse:
     """Your sessions, newest first: started, last used, from where, how far the logon went."""
     with ctx.unit() as (session, principal):
         assert principal.user_id is not None
-        current = current_session(session, ctx)
+        current = current_logon_session(session, ctx.request)
         rows = repo.list_logon_sessions(
             session, user_id=principal.user_id, offset=offset, limit=PAGE_SIZE
         )
@@ -84,7 +75,7 @@ def sessions(ctx: Ctx, offset: Offset = 0, done: str | None = None) -> HTMLRespo
 def end_one(session_id: RowId, ctx: Ctx) -> Response:
     """End one of your sessions; another's answers 404 like a missing one (audited)."""
     with ctx.unit() as (session, principal):
-        current_id = current_session(session, ctx).id
+        current_id = current_logon_session(session, ctx.request).id
         logon.end_own_session(session, actor=principal, session_id=session_id)
         append(session, account_event(principal, "session.end", session_id=session_id))
     if session_id == current_id:
@@ -99,7 +90,9 @@ def end_one(session_id: RowId, ctx: Ctx) -> Response:
 def end_others(ctx: Ctx) -> Response:
     """End every other open session of yours, keeping this one."""
     with ctx.unit() as (session, principal):
-        keep = current_session(session, ctx).id
-        ended = logon.end_other_sessions(session, actor=principal, keep_id=keep)
+        keep = current_logon_session(session, ctx.request)
+        ended = logon.end_all_sessions(
+            session, user_id=keep.user_id, reason="ended_by_owner", except_id=keep.id
+        )
         append(session, account_event(principal, "session.end_others", sessions_ended=ended))
     return RedirectResponse("/account/sessions?done=others", status_code=303)

@@ -19,13 +19,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from openpars import __version__
 from openpars.agreements import service as agreements
 from openpars.agreements.rules import READ_PERMISSIONS as AGREEMENT_READERS
 from openpars.agreements.schemas import AgreementDocument, AgreementRead
 from openpars.db import utcnow
 from openpars.errors import Conflict, DomainError, InvalidInput, NotFound
+from openpars.governance import reports, signing, votes
 from openpars.governance import service as governance
-from openpars.governance import signing, votes
 from openpars.governance.board import READ_PERMISSIONS as GOVERNANCE_READERS
 from openpars.governance.models import ProposalStatus
 from openpars.governance.quorum import Choice
@@ -33,6 +34,10 @@ from openpars.governance.schemas import ProposalRead, SignedVote
 from openpars.identity.names import names_of
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission, Role
+from openpars.oversight.report import READERS as REPORT_READERS
+from openpars.oversight.report import ReportFormat
+from openpars.oversight.report_api import SHA_HEADER
+from openpars.oversight.report_render import render_html
 from openpars.oversight.whatif import (
     MONTHS_MAX,
     MONTHS_MIN,
@@ -47,6 +52,7 @@ from openpars.web.context import Ctx
 from openpars.web.pages.core import NAV, NavLink, area_router, form_values, page, render
 from openpars.web.pages.plain import days_left, document_names, document_sentences, scope_diff
 from openpars.web.refusals import record_refusal
+from openpars.web.security import INLINE_STYLE_POLICY
 
 router = area_router()
 NAV.append(NavLink("Agreements", "/agreements", frozenset(AGREEMENT_READERS)))
@@ -186,8 +192,7 @@ def _proposal_page(
         "proposal": proposal,
         "terms": _signing_terms(proposal, principal),
         "choices": [c.value for c in Choice],
-        "can_read_report": principal.can(Permission.OVERSIGHT_READ)
-        or principal.can(Permission.VOTE),
+        "can_read_report": any(principal.can(p) for p in REPORT_READERS),
         "can_replay": _can_replay(principal),
         "names": names,
         "voted": ctx.request.query_params.get("voted") == "1",
@@ -205,6 +210,34 @@ def _proposal_page(
 def proposal_show(proposal_id: RowId, ctx: Ctx) -> HTMLResponse:
     """A proposal: its deadline, tally, oversight report and what-if replay, and the vote form."""
     return _proposal_page(ctx, proposal_id)
+
+
+@router.get(
+    "/proposals/{proposal_id}/report",
+    response_class=HTMLResponse,
+    dependencies=[page(*REPORT_READERS)],
+)
+def proposal_report_page(proposal_id: RowId, ctx: Ctx) -> HTMLResponse:
+    """The oversight report attached to a renewal proposal, as its own HTML document (the one
+    ``oversight.report_render`` makes for the API and the CLI), with the same readers and the
+    same audited read (``governance.reports.show_report``) as ``GET
+    /api/v1/proposals/{id}/report``; its PDF and JSON are that API route's downloads."""
+    with ctx.unit() as (session, principal):
+        document, _, digest = reports.show_report(
+            session, actor=principal, proposal_id=proposal_id, output=ReportFormat.HTML
+        )
+    api = f"/api/v1/proposals/{proposal_id}/report"
+    links = (
+        (f"Back to proposal {proposal_id}", f"/proposals/{proposal_id}", None),
+        ("Download the PDF", f"{api}?format=pdf", f"proposal-{proposal_id}-report.pdf"),
+        ("Download the JSON", f"{api}?format=json", f"proposal-{proposal_id}-report.json"),
+    )
+    icon = f"/static/favicon.svg?v={__version__}"
+    html = render_html(document, sha=digest, links=links, icon=icon)
+    # Its own <style> and matplotlib's attribute-styled SVG: inline style, still no script.
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": INLINE_STYLE_POLICY, SHA_HEADER: digest}
+    )
 
 
 @router.get(

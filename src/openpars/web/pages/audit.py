@@ -115,7 +115,7 @@ def _receipt(ctx: Ctx, entry_id: int) -> dict[str, Any]:
     with ctx.unit() as (session, principal):
         found = receipts.audited_receipt(
             session, principal=principal, entry_id=entry_id,
-            quorum=ctx.settings.witness_quorum, retry_after_s=retry,
+            quorum=ctx.settings.witness_quorum, retry_after_s=retry, via="web",
         )  # fmt: skip
     return found.document()
 

@@ -13,16 +13,15 @@ from typing import Annotated
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from openpars.audit.service import append
 from openpars.errors import InvalidInput
 from openpars.identity import logon
 from openpars.identity.api import account_event
-from openpars.identity.models import LogonSession
 from openpars.identity.sessions_api import (
     audit_logon,
     audit_logon_failure,
+    audit_refused_replacement,
     clear_session_cookie,
     set_session_cookie,
 )
@@ -32,12 +31,12 @@ from openpars.web.pages.core import (
     LOGIN_CSRF_COOKIE,
     area_router,
     check_csrf,
+    current_logon_session,
     login_url,
     logon_page,
     new_login_csrf,
     render,
     safe_next,
-    session_secret,
 )
 
 router = area_router()
@@ -135,7 +134,11 @@ def login(
                 min_length=ctx.settings.password_min_length,
             )
         except InvalidInput as refused:
+            # The password was right; the replacement an administrator's reset requires was
+            # missing or refused (policy, reuse): a failed logon, audited as the API does.
             session.rollback()
+            audit_refused_replacement(session, refused, username=username.strip(), source_ip=ip)
+            session.commit()
             return _login_page(
                 request,
                 next_path=next,
@@ -169,11 +172,8 @@ def login(
 @router.post("/logout", dependencies=[logon_page()])
 def logout(ctx: Ctx) -> RedirectResponse:
     """End this logon session; back to the login page."""
-    secret = session_secret(ctx.request)
     with ctx.unit() as (session, principal):
-        found = session.scalars(
-            select(LogonSession).where(LogonSession.secret_hash == logon.hash_secret(secret))
-        ).one()
+        found = current_logon_session(session, ctx.request)
         logon.end_session(session, actor=principal, session_id=found.id, reason="logoff")
         append(session, account_event(principal, "session.end", session_id=found.id))
     response = RedirectResponse(login_url(reason="logged_out"), status_code=303)

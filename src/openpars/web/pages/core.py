@@ -31,13 +31,16 @@ from starlette.concurrency import run_in_threadpool
 from openpars import __version__
 from openpars.config import Settings
 from openpars.errors import DomainError, Forbidden, NotAuthenticated
+from openpars.identity import repository as repo
 from openpars.identity.logon import (
     COOKIE_NAME,
     SESSION_PREFIX,
     Stage,
     authenticate_session,
+    hash_secret,
     stage_of,
 )
+from openpars.identity.models import LogonSession
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.web.context import Edge, session_principal, source_ip
@@ -247,6 +250,15 @@ def render(
 def session_secret(request: Request) -> str:
     """The logon session's secret this page request came with (the edge has checked it)."""
     return request.cookies.get(COOKIE_NAME, "")
+
+
+def current_logon_session(session: Session, request: Request) -> LogonSession:
+    """The logon session this page request came with (the edge has authenticated its cookie,
+    so it exists)."""
+    found = repo.logon_session_by_secret_hash(session, hash_secret(session_secret(request)))
+    if found is None:  # pragma: no cover - the edge let no such request through
+        raise NotAuthenticated("the session is not recognised", code="session_invalid")
+    return found
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -11,7 +11,6 @@ from typing import Annotated, NoReturn
 
 from fastapi import Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from openpars.errors import Conflict
@@ -21,7 +20,14 @@ from openpars.identity.mfa_api import mfa_key
 from openpars.identity.models import LogonSession
 from openpars.text import Line
 from openpars.web.context import Ctx
-from openpars.web.pages.core import area_router, logon_page, page, render, safe_next, session_secret
+from openpars.web.pages.core import (
+    area_router,
+    current_logon_session,
+    logon_page,
+    page,
+    render,
+    safe_next,
+)
 
 router = area_router()
 
@@ -35,15 +41,6 @@ STEP_PAGES = {
     logon.Stage.MFA_ENROLMENT: "/login/enrol",
     logon.Stage.BANNER: "/login/banner",
 }
-
-
-def current(session: Session, request: Request) -> LogonSession:
-    """The logon session of this page request (the edge has authenticated its cookie)."""
-    return session.scalars(
-        select(LogonSession).where(
-            LogonSession.secret_hash == logon.hash_secret(session_secret(request))
-        )
-    ).one()
 
 
 def with_next(path: str, next_path: str) -> str:
@@ -79,7 +76,7 @@ def _out_of_order(found: LogonSession, next_path: str) -> NoReturn:
 def login_next(ctx: Ctx, next: str = "/") -> RedirectResponse:
     """The logon's step dispatcher: code or enrolment, then banner, then where the user was."""
     with ctx.unit() as (session, _principal):
-        target = step_target(current(session, ctx.request), next)
+        target = step_target(current_logon_session(session, ctx.request), next)
     return RedirectResponse(target, status_code=303)
 
 
@@ -96,7 +93,7 @@ def _code_page(request: Request, next_path: str, error: str | None, status: int)
 def code_form(ctx: Ctx, next: str = "/") -> Response:
     """Ask for the one-time code."""
     with ctx.unit() as (session, _principal):
-        found = current(session, ctx.request)
+        found = current_logon_session(session, ctx.request)
         if logon.stage_of(found) is not logon.Stage.ONE_TIME_CODE:
             return RedirectResponse(step_target(found, next), status_code=303)
     return _code_page(ctx.request, next, None, 200)
@@ -116,7 +113,7 @@ def code_submit(
             422,
         )
     with ctx.unit() as (session, _principal):
-        found = current(session, ctx.request)
+        found = current_logon_session(session, ctx.request)
         if logon.stage_of(found) is not logon.Stage.ONE_TIME_CODE:
             _out_of_order(found, next)
         refusal = mfa.verify_logon(
@@ -152,7 +149,7 @@ def _enrol_page(
 def enrol_form(ctx: Ctx, next: str = "/") -> Response:
     """Explain the enrolment; show the QR code again if one was started."""
     with ctx.unit() as (session, _principal):
-        found = current(session, ctx.request)
+        found = current_logon_session(session, ctx.request)
         if logon.stage_of(found) is not logon.Stage.MFA_ENROLMENT:
             return RedirectResponse(step_target(found, next), status_code=303)
         started = mfa.pending_enrolment(
@@ -165,7 +162,7 @@ def enrol_form(ctx: Ctx, next: str = "/") -> Response:
 def enrol_start(ctx: Ctx, next: FormText = "/") -> Response:
     """Generate the authenticator's secret: its QR code, shown with the form for the first code."""
     with ctx.unit() as (session, _principal):
-        found = current(session, ctx.request)
+        found = current_logon_session(session, ctx.request)
         if logon.stage_of(found) is not logon.Stage.MFA_ENROLMENT:
             _out_of_order(found, next)
         started = mfa.start_enrolment(
@@ -184,7 +181,7 @@ def enrol_confirm(ctx: Ctx, code: FormText = "", next: FormText = "/") -> Respon
     """Confirm the authenticator with its first code: the recovery codes, shown once."""
     typed = code.strip()
     with ctx.unit() as (session, _principal):
-        found = current(session, ctx.request)
+        found = current_logon_session(session, ctx.request)
         if logon.stage_of(found) is not logon.Stage.MFA_ENROLMENT:
             _out_of_order(found, next)
         key = mfa_key(session, ctx.settings)
@@ -206,7 +203,7 @@ def enrol_confirm(ctx: Ctx, code: FormText = "", next: FormText = "/") -> Respon
 def banner_form(ctx: Ctx, next: str = "/") -> Response:
     """The system-use notice, to acknowledge."""
     with ctx.unit() as (session, _principal):
-        found = current(session, ctx.request)
+        found = current_logon_session(session, ctx.request)
         if logon.stage_of(found) is not logon.Stage.BANNER:
             return RedirectResponse(step_target(found, next), status_code=303)
     return render(
@@ -220,7 +217,7 @@ def banner_form(ctx: Ctx, next: str = "/") -> Response:
 def banner_submit(ctx: Ctx, next: FormText = "/") -> RedirectResponse:
     """Record the acknowledgement (audited with the text's SHA-256); on to the application."""
     with ctx.unit() as (session, _principal):
-        found = current(session, ctx.request)
+        found = current_logon_session(session, ctx.request)
         logon.acknowledge_banner(
             session, found=found, text=ctx.settings.banner_text, source_ip=ctx.source_ip
         )
@@ -255,7 +252,7 @@ def reauthenticate_submit(
             status_code=422,
         )
     with ctx.unit() as (session, _principal):
-        found = current(session, ctx.request)
+        found = current_logon_session(session, ctx.request)
         refusal = mfa.reauthenticate(
             session,
             logon_session=found,
