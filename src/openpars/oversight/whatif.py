@@ -306,33 +306,43 @@ def what_if(
     report = full.model_copy(
         update={"items": full.items[offset : offset + limit], "offset": offset, "limit": limit}
     )
-    totals = report.totals
     append(
         session,
         event_by(
             actor,
             kind=AuditKind.OVERSIGHT,
             action="oversight.what_if",
-            params={
-                "via": via,
-                "agreement_id": proposed.agreement_id,
-                "proposal_id": proposed.proposal_id,
-                "proposed_version": proposed.version,
-                "proposed_hash": proposed.content_hash,
-                "months": months,
-                "since": report.since.isoformat(),
-                "until": report.until.isoformat(),
-                "offset": offset,
-                "limit": limit,
-                "queries": totals.queries,
-                "replayed": totals.replayed,
-                "newly_refused": totals.newly_refused,
-                "newly_answered": totals.newly_answered,
-            },
+            params=_read_params(report, via=via, agreement_id=proposed.agreement_id,
+                                proposal_id=proposed.proposal_id),
         ),
         at=report.until,
-    )
+    )  # fmt: skip
     return report
+
+
+def _read_params(
+    report: WhatIfReport, *, via: str, agreement_id: int, proposal_id: int | None, **kept: Any
+) -> dict[str, Any]:
+    """The ``oversight.what_if`` entry's parameters: which replay, which page, its totals (a
+    kept replay's id and hash in ``kept``)."""
+    totals = report.totals
+    return {
+        "via": via,
+        "agreement_id": agreement_id,
+        "proposal_id": proposal_id,
+        "proposed_version": report.proposed_version,
+        "proposed_hash": report.proposed_hash,
+        **kept,
+        "months": report.months,
+        "since": report.since.isoformat(),
+        "until": report.until.isoformat(),
+        "offset": report.offset,
+        "limit": report.limit,
+        "queries": totals.queries,
+        "replayed": totals.replayed,
+        "newly_refused": totals.newly_refused,
+        "newly_answered": totals.newly_answered,
+    }
 
 
 def compute(
@@ -550,33 +560,16 @@ def replay_proposal(
             "computed_by": row.computed_by,
         }
     )
-    totals = report.totals
     append(
         session,
         event_by(
             actor,
             kind=AuditKind.OVERSIGHT,
             action="oversight.what_if",
-            params={
-                "via": via,
-                "agreement_id": proposed.agreement_id,
-                "proposal_id": proposal_id,
-                "proposed_version": report.proposed_version,
-                "proposed_hash": report.proposed_hash,
-                "replay_id": row.id,
-                "sha256": row.sha256,
-                "months": report.months,
-                "since": report.since.isoformat(),
-                "until": report.until.isoformat(),
-                "offset": offset,
-                "limit": limit,
-                "queries": totals.queries,
-                "replayed": totals.replayed,
-                "newly_refused": totals.newly_refused,
-                "newly_answered": totals.newly_answered,
-            },
+            params=_read_params(report, via=via, agreement_id=proposed.agreement_id,
+                                proposal_id=proposal_id, replay_id=row.id, sha256=row.sha256),
         ),
-    )
+    )  # fmt: skip
     return report
 
 
