@@ -15,8 +15,10 @@ What runs, per backend:
 - every GET route of `openpars.web.pages.router`, discovered from the router (a page added
   tomorrow is measured without touching this file), its path parameters filled from the demo
   data by name (`arrest_id`, `person_id`, `agreement_id`, ...; the biggest arrest and person,
-  the ones whose pages have the most to show); a route whose parameter has no known value is
-  listed in `skipped`, never silently left out;
+  the ones whose pages have the most to show), and the query string a page answers only with
+  (`QUERIES`: the outside agency's declaration, the entry a proof is for; `ROUTE_FILLS`: the
+  outside agency's pages read the first arrestee and arrest); a route whose parameter has no
+  known value is listed in `skipped`, never silently left out;
 - each route as every person for whom it answers (status below 400; with `--quick`, only the
   first such person, so fewer people log on) once as a warm-up; then
   N rounds, each requesting every (route, person) once and, right after each page, the API
@@ -98,6 +100,27 @@ FILLS: dict[str, str] = {
     "checkpoint_id": "SELECT max(id) FROM audit_checkpoints",
     "witness_id": "SELECT min(id) FROM audit_witnesses",
     "key_id": "SELECT min(id) FROM governance_keys",
+    # The newest entry made by an account: some demo person's own (its receipt and proof).
+    "entry_id": "SELECT max(id) FROM audit_entries WHERE user_id IS NOT NULL",
+    "external_person_id": "SELECT min(person_id) FROM involvements WHERE role = 'arrestee'",
+    "external_arrest_id": "SELECT min(arrest_id) FROM involvements WHERE role = 'arrestee'",
+}
+
+# Pages that answer only with a query string (the outside agency's declaration of purpose and
+# on whose behalf; the entry a proof is for): route -> query, its {names} filled like a path's.
+# The outside agency's record pages read the first arrestee and arrest, which its agreement
+# may or may not show (then listed as unanswered, never dropped).
+DECLARED = "purpose=fugitive-apprehension&on_behalf_of=bench"
+QUERIES: dict[str, str] = {
+    "/external": "name=a&" + DECLARED,
+    "/external/persons/{person_id}": DECLARED,
+    "/external/arrests/{arrest_id}": DECLARED,
+    "/audit/proof": "entry_id={entry_id}",
+}
+# Path parameters of one route only, where the area-wide value would not fit (queries as FILLS).
+ROUTE_FILLS: dict[str, dict[str, str]] = {
+    "/external/persons/{person_id}": {"person_id": "external_person_id"},
+    "/external/arrests/{arrest_id}": {"arrest_id": "external_arrest_id"},
 }
 
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]*)?}")
@@ -176,6 +199,10 @@ class Skipped:
     reason: str
 
 
+def _filled(template: str, values: dict[str, str]) -> str:
+    return _PARAM.sub(lambda m: values[m.group(1)], template)
+
+
 def plan(
     routes: list[PageRoute], values: dict[str, str], api_paths: frozenset[str]
 ) -> tuple[list[Target], list[Skipped]]:
@@ -183,12 +210,16 @@ def plan(
     targets: list[Target] = []
     skipped: list[Skipped] = []
     for route in routes:
-        missing = [p for p in route.params if p not in values]
+        renamed = ROUTE_FILLS.get(route.path, {})
+        mine = values | {p: values[v] for p, v in renamed.items() if v in values}
+        query = QUERIES.get(route.path, "")
+        wanted = [*route.params, *_PARAM.findall(query)]
+        missing = [p for p in wanted if p not in mine]
         if missing:
             known = "no value on the demo data" if all(p in FILLS for p in missing) else "unknown"
-            skipped.append(Skipped(route.path, f"path parameter {', '.join(missing)}: {known}"))
+            skipped.append(Skipped(route.path, f"parameter {', '.join(missing)}: {known}"))
             continue
-        url = _PARAM.sub(lambda m: values[m.group(1)], route.path)
+        url = _filled(route.path, mine) + ("?" + _filled(query, mine) if query else "")
         baseline = BASELINES.get(route.path)
         if baseline is None and API_PREFIX + route.path in api_paths:
             baseline = API_PREFIX + url

@@ -163,3 +163,20 @@ def test_a_logon_step_form_is_read_as_a_browser_would_submit_it(bench: ModuleTyp
     assert bench._post_form('<form method="post" action="/logout"></form>', "/x") is None
     assert "code" in bench.OTP_NAMES
     assert "totp_secret" in bench.OTP_SECRET_KEYS  # the demo's credentials file (issue 14 MFA)
+
+
+def test_a_page_needing_a_query_gets_it_and_its_own_record(bench: ModuleType) -> None:
+    """The outside agency's pages get its declaration and a record of their own; a proof page
+    gets the entry; a query value the demo lacks skips the page, naming it."""
+    routes = [
+        bench.PageRoute("/external/persons/{person_id}", "person"),
+        bench.PageRoute("/audit/proof", "proof"),
+    ]
+    values = {"person_id": "3", "external_person_id": "9", "entry_id": "42"}
+    targets, skipped = bench.plan(routes, values, frozenset())
+    assert not skipped
+    urls = {t.route: t.url for t in targets}
+    assert urls["/external/persons/{person_id}"] == "/external/persons/9?" + bench.DECLARED
+    assert urls["/audit/proof"] == "/audit/proof?entry_id=42"
+    targets, skipped = bench.plan(routes[1:], {}, frozenset())
+    assert not targets and "entry_id" in skipped[0].reason
