@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -161,6 +162,12 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             return "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
+
+    @property
+    def receipt_retry_after_s(self) -> int:
+        """How long to tell a caller to wait for a receipt whose entry no checkpoint covers yet:
+        two checkpoint intervals, at least a second."""
+        return max(1, math.ceil(self.checkpoint_min_interval_s * 2))
 
     @property
     def is_sqlite(self) -> bool:

@@ -11,7 +11,6 @@ other access.
 from __future__ import annotations
 
 import base64
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
@@ -180,7 +179,7 @@ def export(ctx: Ctx, start: AuditNumber = 0, end: AuditNumber | None = None) -> 
 )
 def receipt(entry_id: AuditSize, ctx: Ctx) -> ReceiptRead:
     """The receipt of an entry that records your own access (auditors: any entry)."""
-    retry = max(1, math.ceil(ctx.settings.checkpoint_min_interval_s * 2))
+    retry = ctx.settings.receipt_retry_after_s
     with ctx.unit() as (session, principal):
         found = receipts.audited_receipt(
             session, principal=principal, entry_id=entry_id,

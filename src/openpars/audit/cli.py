@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -179,7 +178,7 @@ def receipt(
     with unit(settings) as session:
         found = receipts.audited_receipt(
             session, principal=OPERATOR, entry_id=entry_id, quorum=settings.witness_quorum,
-            retry_after_s=max(1, math.ceil(settings.checkpoint_min_interval_s * 2)), via="cli",
+            retry_after_s=settings.receipt_retry_after_s, via="cli",
         )  # fmt: skip
     text = json.dumps(found.document(), indent=2, sort_keys=True) + "\n"
     if output is None:

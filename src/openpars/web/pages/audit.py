@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -111,7 +110,7 @@ def overview(
 
 
 def _receipt(ctx: Ctx, entry_id: int) -> dict[str, Any]:
-    retry = max(1, math.ceil(ctx.settings.checkpoint_min_interval_s * 2))
+    retry = ctx.settings.receipt_retry_after_s
     with ctx.unit() as (session, principal):
         found = receipts.audited_receipt(
             session, principal=principal, entry_id=entry_id,
