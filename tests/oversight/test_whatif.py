@@ -314,9 +314,9 @@ def test_bad_input(db: Database, client: TestClient, world: World, site: Site) -
     assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "grantee_agency_id"
 
 
-def test_a_proposal_shows_its_replay_to_voters(
-    db: Database, client: TestClient, world: World, site: Site
-) -> None:
+def narrowed_proposal(db: Database, world: World, site: Site) -> tuple[Gov, int]:
+    """The owners' board, and an amendment narrowing the purposes to investigation only (two of
+    ICE's three reads would be refused): the board and the open proposal's id."""
     gov = Gov(world=world, db=db, t0=utcnow(), agreement_id=site.agreement_id)
     with db.session() as s:
         for who in ("da", "court", "city"):
@@ -325,7 +325,13 @@ def test_a_proposal_shows_its_replay_to_voters(
         agreements.update_agreement(
             s, actor=SYSTEM, agreement_id=site.agreement_id, data=only, reason="narrow purposes"
         )
-    proposal_id = gov.propose(ProposalAction.AMEND)
+    return gov, gov.propose(ProposalAction.AMEND)
+
+
+def test_a_proposal_shows_its_replay_to_voters(
+    db: Database, client: TestClient, world: World, site: Site
+) -> None:
+    gov, proposal_id = narrowed_proposal(db, world, site)
     shown = client.get(f"/api/v1/proposals/{proposal_id}", headers=gov.auth("da"))
     assert shown.status_code == 200, shown.text
     link = shown.json()["what_if"]

@@ -21,15 +21,11 @@ from typer.testing import CliRunner
 
 from openpars.access import service as reads
 from openpars.access.schemas import PersonQuery
-from openpars.agreements import service as agreements
-from openpars.agreements.schemas import AgreementDocument
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.cli import app
 from openpars.config import Settings
-from openpars.db import Database, utcnow
+from openpars.db import Database
 from openpars.governance.models import ProposalReplay, ProposalReplayQuery
-from openpars.governance.quorum import ProposalAction
-from openpars.identity.principal import SYSTEM
 from openpars.oversight.whatif import (
     WHATIF_MONTHS,
     canonical,
@@ -39,13 +35,11 @@ from openpars.oversight.whatif import (
 )
 from openpars.web.app import create_app
 from tests.factories import World, build_world
-from tests.governance.helpers import Gov, register
 from tests.oversight.test_whatif import (
-    INVESTIGATION_ONLY,
     WARRANT,
     Site,
     build,
-    proposed,
+    narrowed_proposal,
 )
 
 runner = CliRunner()
@@ -54,19 +48,6 @@ runner = CliRunner()
 @pytest.fixture
 def site(client: TestClient, db: Database, world: World) -> Site:
     return build(client, db, world)
-
-
-def _proposal(db: Database, world: World, site: Site) -> tuple[Gov, int]:
-    """An amendment narrowing the purposes: two of ICE's three reads would be refused."""
-    gov = Gov(world=world, db=db, t0=utcnow(), agreement_id=site.agreement_id)
-    with db.session() as s:
-        for who in ("da", "court", "city"):
-            register(s, gov, who)
-        only = AgreementDocument.model_validate(proposed(site, purposes=INVESTIGATION_ONLY))
-        agreements.update_agreement(
-            s, actor=SYSTEM, agreement_id=site.agreement_id, data=only, reason="narrow purposes"
-        )
-    return gov, gov.propose(ProposalAction.AMEND)
 
 
 def _params(db: Database, action: str) -> dict[str, Any]:
@@ -100,7 +81,7 @@ def _all(client: TestClient, path: str, headers: dict[str, str]) -> dict[str, An
 def test_the_stored_replay_is_a_fresh_replay_of_that_moment_and_its_hash_is_in_the_log(
     db: Database, client: TestClient, world: World, site: Site
 ) -> None:
-    gov, proposal_id = _proposal(db, world, site)
+    gov, proposal_id = narrowed_proposal(db, world, site)
     path = f"/api/v1/proposals/{proposal_id}/what-if"
     stored = _all(client, path, gov.auth("da"))
     assert stored["months"] == WHATIF_MONTHS and stored["computed_by"] == gov.voters["da"].username
@@ -127,7 +108,7 @@ def test_the_stored_replay_is_a_fresh_replay_of_that_moment_and_its_hash_is_in_t
 def test_the_voter_sees_the_replay_as_of_the_proposal_until_someone_replays_again(
     db: Database, client: TestClient, world: World, site: Site
 ) -> None:
-    gov, proposal_id = _proposal(db, world, site)
+    gov, proposal_id = narrowed_proposal(db, world, site)
     path = f"/api/v1/proposals/{proposal_id}/what-if"
     before = client.get(path, headers=gov.auth("da")).json()
     # ICE reads again after the proposal opened: the replay kept does not move under the vote.
@@ -164,7 +145,7 @@ def test_the_voter_sees_the_replay_as_of_the_proposal_until_someone_replays_agai
 def test_the_kept_replay_cannot_be_changed_or_deleted(
     db: Database, world: World, site: Site
 ) -> None:
-    _, proposal_id = _proposal(db, world, site)
+    _, proposal_id = narrowed_proposal(db, world, site)
     with db.session() as s:
         row = latest_replay(s, proposal_id)
         assert row is not None
@@ -190,7 +171,7 @@ def test_the_kept_replay_cannot_be_changed_or_deleted(
 def test_a_window_too_long_to_replay_again_keeps_nothing(
     db: Database, settings: Settings, world: World, site: Site
 ) -> None:
-    gov, proposal_id = _proposal(db, world, site)
+    gov, proposal_id = narrowed_proposal(db, world, site)
     path = f"/api/v1/proposals/{proposal_id}/what-if"
     small = settings.model_copy(update={"oversight_whatif_max_queries": 1})
     with TestClient(create_app(small, database=db)) as other:
@@ -213,7 +194,7 @@ def test_console_reads_the_kept_replay_and_replays_again(
         world = build_world(s)
     with TestClient(create_app(settings, database=fresh_db)) as client:
         site = build(client, fresh_db, world)
-    _, proposal_id = _proposal(fresh_db, world, site)
+    _, proposal_id = narrowed_proposal(fresh_db, world, site)
     args = ["oversight", "what-if", "--proposal", str(proposal_id), "--db", url]
     kept = runner.invoke(app, [*args, "--format", "json"])
     assert kept.exit_code == 0, kept.output

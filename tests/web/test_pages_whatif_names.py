@@ -18,8 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
-from openpars.agreements import service as agreements
-from openpars.agreements.schemas import AgreementDocument
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.config import Settings
 from openpars.db import Database, utcnow
@@ -28,13 +26,16 @@ from openpars.governance.quorum import ProposalAction
 from openpars.governance.schemas import ProposalCreate
 from openpars.governance.service import open_proposal
 from openpars.identity.models import User
-from openpars.identity.principal import SYSTEM
 from openpars.identity.roles import Role
 from openpars.oversight import review
 from openpars.web.app import create_app
 from tests.factories import World
 from tests.governance.helpers import Gov, register
-from tests.oversight.test_whatif import INVESTIGATION_ONLY, Site, build, proposed
+from tests.oversight.test_whatif import (
+    Site,
+    build,
+    narrowed_proposal,
+)
 from tests.web.test_admin_audit_oversight_pages import add_user, open_case, signed_in
 from tests.web.test_pages import entries
 
@@ -56,19 +57,6 @@ def web(settings: Settings, db: Database) -> Iterator[TestClient]:
 @pytest.fixture
 def site(client: TestClient, db: Database, world: World) -> Site:
     return build(client, db, world)
-
-
-def _proposal(db: Database, world: World, site: Site) -> tuple[Gov, int]:
-    """The board, and an amendment narrowing the purposes (two of ICE's reads refused)."""
-    gov = Gov(world=world, db=db, t0=utcnow(), agreement_id=site.agreement_id)
-    with db.session() as s:
-        for who in ("da", "court", "city"):
-            register(s, gov, who)
-        only = AgreementDocument.model_validate(proposed(site, purposes=INVESTIGATION_ONLY))
-        agreements.update_agreement(
-            s, actor=SYSTEM, agreement_id=site.agreement_id, data=only, reason="narrow purposes"
-        )
-    return gov, gov.propose(ProposalAction.AMEND)
 
 
 def _voter_in(web: TestClient, db: Database, world: World, gov: Gov, who: str = "da") -> str:
@@ -104,7 +92,7 @@ def _cells(page: str) -> list[str]:
 def test_the_what_if_page_is_the_apis_replay_in_words_with_the_same_audit_entry(
     web: TestClient, db: Database, world: World, site: Site
 ) -> None:
-    gov, proposal_id = _proposal(db, world, site)
+    gov, proposal_id = narrowed_proposal(db, world, site)
     api = web.get(f"/api/v1/proposals/{proposal_id}/what-if", headers=gov.auth("da"))
     assert api.status_code == 200, api.text
     expected = api.json()
@@ -146,7 +134,7 @@ def test_the_what_if_page_is_the_apis_replay_in_words_with_the_same_audit_entry(
 def test_the_what_if_page_refuses_outsiders_and_bad_windows_audited(
     web: TestClient, db: Database, world: World, site: Site, settings: Settings
 ) -> None:
-    gov, proposal_id = _proposal(db, world, site)
+    gov, proposal_id = narrowed_proposal(db, world, site)
     path = f"/proposals/{proposal_id}/what-if"
     # Neither an outside agency's account nor the site administrator (no oversight, no vote).
     for who in ("ice", "admin"):
@@ -248,7 +236,7 @@ def test_a_proposal_whose_replay_failed_or_is_missing_says_so_and_offers_it_agai
 def test_a_voter_reads_the_board_and_tally_by_name(
     web: TestClient, db: Database, world: World, site: Site
 ) -> None:
-    gov, proposal_id = _proposal(db, world, site)
+    gov, proposal_id = narrowed_proposal(db, world, site)
     _voter_in(web, db, world, gov)
     shown = web.get(f"/proposals/{proposal_id}")
     assert shown.status_code == 200
