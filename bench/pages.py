@@ -17,8 +17,8 @@ What runs, per backend:
   data by name (`arrest_id`, `person_id`, `agreement_id`, ...; the biggest arrest and person,
   the ones whose pages have the most to show), and the query string a page answers only with
   (`QUERIES`: the outside agency's declaration, the entry a proof is for; `ROUTE_FILLS`: the
-  outside agency's pages read the first arrestee and arrest); a route whose parameter has no
-  known value is listed in `skipped`, never silently left out;
+  outside agency's pages read a person and an arrest its own reads were answered with); a
+  route whose parameter has no known value is listed in `skipped`, never silently left out;
 - each route as every person for whom it answers (status below 400; with `--quick`, only the
   first such person, so fewer people log on) once as a warm-up; then
   N rounds, each requesting every (route, person) once and, right after each page, the API
@@ -102,17 +102,30 @@ FILLS: dict[str, str] = {
     "key_id": "SELECT min(id) FROM governance_keys",
     # The newest entry made by an account: some demo person's own (its receipt and proof).
     "entry_id": "SELECT max(id) FROM audit_entries WHERE user_id IS NOT NULL",
-    "external_person_id": "SELECT min(person_id) FROM involvements WHERE role = 'arrestee'",
-    "external_arrest_id": "SELECT min(arrest_id) FROM involvements WHERE role = 'arrestee'",
+    # A person and an arrest the outside agency's own reads were answered with (the demo's).
+    "external_person_id": (
+        "SELECT min(s.person_id) FROM audit_subjects s JOIN audit_entries e ON e.id = s.entry_id "
+        "WHERE e.agreement_id IS NOT NULL AND e.outcome = 'ok'"
+    ),
+    "external_sid": (
+        "SELECT p.sid FROM persons p JOIN audit_subjects s ON s.person_id = p.id "
+        "JOIN audit_entries e ON e.id = s.entry_id "
+        "WHERE e.agreement_id IS NOT NULL AND e.outcome = 'ok' AND p.sid IS NOT NULL "
+        "ORDER BY p.id LIMIT 1"
+    ),
+    "external_arrest_id": (
+        "SELECT min(s.arrest_id) FROM audit_subjects s JOIN audit_entries e ON e.id = s.entry_id "
+        "WHERE e.agreement_id IS NOT NULL AND e.outcome = 'ok'"
+    ),
 }
 
 # Pages that answer only with a query string (the outside agency's declaration of purpose and
 # on whose behalf; the entry a proof is for): route -> query, its {names} filled like a path's.
-# The outside agency's record pages read the first arrestee and arrest, which its agreement
-# may or may not show (then listed as unanswered, never dropped).
+# The outside agency's record pages read a person and an arrest its own demo reads were answered
+# with (if its agreement no longer shows them: listed as unanswered, never dropped).
 DECLARED = "purpose=fugitive-apprehension&on_behalf_of=bench"
 QUERIES: dict[str, str] = {
-    "/external": "name=a&" + DECLARED,
+    "/external": "sid={external_sid}&" + DECLARED,
     "/external/persons/{person_id}": DECLARED,
     "/external/arrests/{arrest_id}": DECLARED,
     "/audit/proof": "entry_id={entry_id}",
