@@ -83,6 +83,9 @@ class TraceCatcher(logging.Handler):
             self.trace += logging.Formatter().formatException(record.exc_info)
 
 
+REQUEST_TIMEOUT_S = 60
+
+
 @pytest.fixture(scope="module")
 def catcher() -> Iterator[TraceCatcher]:
     """Attach the catcher to the app's logger for the module."""
@@ -192,7 +195,10 @@ def test_operation_conforms(
     def run(case: schemathesis.Case) -> None:
         catcher.trace = ""
         try:
-            response = case.call(headers=headers)
+            # In-process calls have a wall-clock ceiling (schemathesis: 10 s by default); on a
+            # 2-core machine running both suites at once a request now and then passed it
+            # (FlakyFailure, fine on re-run). 60 s still catches a request that hangs.
+            response = case.call(headers=headers, timeout=REQUEST_TIMEOUT_S)
         except Exception as exc:
             # The in-process client re-raises what the app's 500 handler logged.
             raise AssertionError(
