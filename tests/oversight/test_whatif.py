@@ -314,6 +314,20 @@ def test_bad_input(db: Database, client: TestClient, world: World, site: Site) -
     assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "grantee_agency_id"
 
 
+def last_params(db: Database, action: str) -> dict[str, Any]:
+    """The parameters of the newest audit entry with this action."""
+    with db.session() as s:
+        content = s.scalars(
+            select(AuditEntryContent.content)
+            .join(AuditEntry, AuditEntry.id == AuditEntryContent.entry_id)
+            .where(AuditEntry.action == action)
+            .order_by(AuditEntry.id.desc())
+            .limit(1)
+        ).one()
+    params: dict[str, Any] = json.loads(bytes(content))["params"]
+    return params
+
+
 def narrowed_proposal(db: Database, world: World, site: Site) -> tuple[Gov, int]:
     """The owners' board, and an amendment narrowing the purposes to investigation only (two of
     ICE's three reads would be refused): the board and the open proposal's id."""

@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 
 from openpars.access import service as reads
 from openpars.access.schemas import PersonQuery
-from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.cli import app
 from openpars.config import Settings
 from openpars.db import Database
@@ -39,6 +38,7 @@ from tests.oversight.test_whatif import (
     WARRANT,
     Site,
     build,
+    last_params,
     narrowed_proposal,
 )
 
@@ -48,19 +48,6 @@ runner = CliRunner()
 @pytest.fixture
 def site(client: TestClient, db: Database, world: World) -> Site:
     return build(client, db, world)
-
-
-def _params(db: Database, action: str) -> dict[str, Any]:
-    with db.session() as s:
-        content = s.scalars(
-            select(AuditEntryContent.content)
-            .join(AuditEntry, AuditEntry.id == AuditEntryContent.entry_id)
-            .where(AuditEntry.action == action)
-            .order_by(AuditEntry.id.desc())
-            .limit(1)
-        ).one()
-    params: dict[str, Any] = json.loads(bytes(content))["params"]
-    return params
 
 
 def _all(client: TestClient, path: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -101,8 +88,8 @@ def test_the_stored_replay_is_a_fresh_replay_of_that_moment_and_its_hash_is_in_t
     }
     # The hash in the proposal's opening entry is the canonical replay's, all queries in it.
     assert kept_hash == hashlib.sha256(canonical(fresh)).hexdigest()
-    assert _params(db, "proposal.open")["replay_sha256"] == kept_hash
-    assert _params(db, "oversight.what_if")["sha256"] == kept_hash
+    assert last_params(db, "proposal.open")["replay_sha256"] == kept_hash
+    assert last_params(db, "oversight.what_if")["sha256"] == kept_hash
 
 
 def test_the_voter_sees_the_replay_as_of_the_proposal_until_someone_replays_again(
@@ -136,7 +123,7 @@ def test_the_voter_sees_the_replay_as_of_the_proposal_until_someone_replays_agai
     assert again.json()["totals"]["queries"] == site.reads + 1
     assert again.json()["computed_by"] == "overseer" and again.json()["months"] == 1
     assert client.get(path, headers=gov.auth("da")).json()["totals"] == again.json()["totals"]
-    recomputed = _params(db, "oversight.what_if_recompute")
+    recomputed = last_params(db, "oversight.what_if_recompute")
     assert recomputed["via"] == "api" and recomputed["months"] == 1
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(ProposalReplay)) == 2
@@ -200,7 +187,7 @@ def test_console_reads_the_kept_replay_and_replays_again(
     assert kept.exit_code == 0, kept.output
     body = json.loads(kept.stdout)
     assert body["months"] == WHATIF_MONTHS and body["totals"]["newly_refused"] == 2
-    assert _params(fresh_db, "oversight.what_if")["via"] == "cli"
+    assert last_params(fresh_db, "oversight.what_if")["via"] == "cli"
     table = runner.invoke(app, args)
     assert (
         table.exit_code == 0 and "computed " in table.output and "newly refused 2" in table.output
@@ -208,7 +195,7 @@ def test_console_reads_the_kept_replay_and_replays_again(
     again = runner.invoke(app, [*args, "--again", "--months", "2", "--format", "json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["months"] == 2
-    assert _params(fresh_db, "oversight.what_if_recompute")["via"] == "cli"
+    assert last_params(fresh_db, "oversight.what_if_recompute")["via"] == "cli"
     bad = runner.invoke(app, [*args, "--again", "--months", "40"])
     assert bad.exit_code == 1 and "(field: months)" in bad.output
     refused = runner.invoke(app, [*args, "--again", "--as", "ice"])

@@ -8,7 +8,6 @@ beside its field, audited. Names come from one statement per page, however many 
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,9 +15,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import event
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.config import Settings
 from openpars.db import Database, utcnow
 from openpars.governance.models import Proposal
@@ -34,6 +32,7 @@ from tests.governance.helpers import Gov, register
 from tests.oversight.test_whatif import (
     Site,
     build,
+    last_params,
     narrowed_proposal,
 )
 from tests.web.test_admin_audit_oversight_pages import add_user, open_case, signed_in
@@ -64,19 +63,6 @@ def _voter_in(web: TestClient, db: Database, world: World, gov: Gov, who: str = 
     return signed_in(web, db, world, gov.voters[who].username)
 
 
-def _last_params(db: Database, action: str) -> dict[str, Any]:
-    with db.session() as s:
-        content = s.scalars(
-            select(AuditEntryContent.content)
-            .join(AuditEntry, AuditEntry.id == AuditEntryContent.entry_id)
-            .where(AuditEntry.action == action)
-            .order_by(AuditEntry.id.desc())
-            .limit(1)
-        ).one()
-    params: dict[str, Any] = json.loads(bytes(content))["params"]
-    return params
-
-
 def _display(db: Database, user_id: int) -> str:
     with db.session() as s:
         user = s.get(User, user_id)
@@ -96,7 +82,7 @@ def test_the_what_if_page_is_the_apis_replay_in_words_with_the_same_audit_entry(
     api = web.get(f"/api/v1/proposals/{proposal_id}/what-if", headers=gov.auth("da"))
     assert api.status_code == 200, api.text
     expected = api.json()
-    api_params = _last_params(db, "oversight.what_if")
+    api_params = last_params(db, "oversight.what_if")
     _voter_in(web, db, world, gov)
     shown = web.get(f"/proposals/{proposal_id}")
     assert shown.status_code == 200
@@ -110,7 +96,7 @@ def test_the_what_if_page_is_the_apis_replay_in_words_with_the_same_audit_entry(
     assert f"by {voter},\n  over the queries of the 6 months from" in page.text
     # One entry, the API's, saying it came from the page; no simulated read is audited.
     assert [a for a, _, _ in entries(db)[before:]] == ["oversight.what_if"]
-    page_params = _last_params(db, "oversight.what_if")
+    page_params = last_params(db, "oversight.what_if")
     assert page_params.pop("via") == "web" and api_params.pop("via") == "api"
     for moment in ("since", "until"):
         page_params.pop(moment), api_params.pop(moment)
@@ -208,7 +194,7 @@ def test_a_proposal_whose_replay_failed_or_is_missing_says_so_and_offers_it_agai
         s.add(bare)
         s.flush()
         bare_id = bare.id
-    opened = _last_params(db, "proposal.open")
+    opened = last_params(db, "proposal.open")
     assert opened["replay_status"] == "failed" and "replay_sha256" not in opened
     token = signed_in(web, db, world, "overseer")
     for proposal_id, words in (
