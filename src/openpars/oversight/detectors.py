@@ -25,7 +25,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
-    ColumnElement,
     Index,
     Integer,
     MetaData,
@@ -53,7 +52,7 @@ from openpars.oversight.detection import (
     FlagDraft,
     Thresholds,
 )
-from openpars.oversight.explain_sql import charge_state
+from openpars.oversight.explain_sql import charge_states
 from openpars.oversight.facts import WATERMARK, AccessFact, FactsWatermark
 
 # Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
@@ -977,13 +976,6 @@ def _skew_entries(
     return [sorted((found[i] for i in group), key=lambda e: (e.at, e.id)) for group in ids]
 
 
-def _never_charged_at_access(f: Any) -> ColumnElement[int]:
-    """1 when the fact's person had no filed and no declined charge at the access, else 0: the
-    explanation's ``never_charged`` (explain_sql), without the rest of its rules: one probe of
-    the person's arrests and their charge timeline."""
-    return case((charge_state(f.c.person_id, f.c.at) == 0, 1), else_=0)
-
-
 def _temporary(session: Session, name: str, *items: SchemaItem) -> Table:
     """A temporary table of this connection, created afresh (dropped first if a previous run
     in the same connection left it)."""
@@ -999,9 +991,11 @@ def never_charged(
 ) -> list[FlagDraft]:
     """Users and agencies looking up many persons nobody ever charged (as of each access).
 
-    Each fact of the period is tested once (one probe of the person's arrests and their charge
-    timeline) into a temporary table; the per-user and per-agency counts and each flag's
-    entries read that table, not the facts tested again per flag.
+    Each fact of the period is tested once into a temporary table: the facts joined to their
+    persons' arrests as arrestee and the charge timeline rows in force at each access
+    (``explain_sql.charge_states``, the explanation's ``never_charged``: state 0), sets an
+    engine hashes over a whole period, not a probe per fact. The per-user and per-agency
+    counts and each flag's entries read that table, not the facts tested again per flag.
     """
     t, p = limits or Thresholds(), _bounds(period)
     f = AccessFact.__table__.alias("f")
@@ -1009,6 +1003,18 @@ def never_charged(
         select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
     )
     outside = select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL)
+    chosen = (
+        select(f.c.id, f.c.entry_id, f.c.agency_id, f.c.user_id, f.c.person_id, f.c.at)
+        .where(
+            f.c.agency_id.in_(outside),
+            f.c.at >= p.start,
+            f.c.at < p.end,
+            kept,
+            f.c.agency_id.is_not(None),
+        )
+        .cte("chosen")
+    )
+    states = charge_states(chosen)
     tested = _temporary(
         session,
         "oversight_never_charged_tested",
@@ -1024,18 +1030,12 @@ def never_charged(
         tested.insert().from_select(
             ["entry_id", "agency_id", "user_id", "person_id", "never"],
             select(
-                f.c.entry_id,
-                f.c.agency_id,
-                f.c.user_id,
-                f.c.person_id,
-                _never_charged_at_access(f),
-            ).where(
-                f.c.agency_id.in_(outside),
-                f.c.at >= p.start,
-                f.c.at < p.end,
-                kept,
-                f.c.agency_id.is_not(None),
-            ),
+                chosen.c.entry_id,
+                chosen.c.agency_id,
+                chosen.c.user_id,
+                chosen.c.person_id,
+                case((func.coalesce(states.c.person_state, 0) == 0, 1), else_=0),
+            ).select_from(chosen.outerjoin(states, states.c.fact_id == chosen.c.id)),
         )
     )
     x = tested.c

@@ -122,10 +122,10 @@ class Explained:
 
     A cycle (``bench/oversight.py``'s full pass; a renewal round over every agreement) reads
     the same pairs several times: coverage by each dimension, then each agreement's renewal
-    report. Explaining is the costly statement (a handful of index probes per pair), so it runs
-    once per agreement into this table and every reader reads it. ``size`` is the log size the
-    access facts were brought up to: a report built from the table counts only leaves below it,
-    so its queries, pairs and refusals describe the same log.
+    report. Explaining is the costly statement (the facts joined to the records of their persons
+    and cases), so it runs once, for every agreement, into this table and every reader reads
+    it. ``size`` is the log size the access facts were brought up to: a report built from the
+    table counts only leaves below it, so its queries, pairs and refusals describe the same log.
     """
 
     table: Table
@@ -176,10 +176,11 @@ def materialise(
     connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
     table.create(connection)
     columns = [c.name for c in table.columns]
-    for agreement_id in sorted(set(agreement_ids)):
-        selection = Selection(start=start, end=end, agreement_id=agreement_id)
-        pairs = sql.explanations(selection, rules, grants, dialect)
-        session.execute(table.insert().from_select(columns, pairs))
+    # One statement for every agreement, each explained as on its own: the per-case and
+    # per-person sets it joins are built once, not once per agreement.
+    selection = Selection(start=start, end=end, agreement_ids=frozenset(agreement_ids))
+    pairs = sql.explanations(selection, rules, grants, dialect)
+    session.execute(table.insert().from_select(columns, pairs))
     Index(f"ix_{name}_agreement_at", table.c.agreement_id, table.c.at).create(connection)
     return Explained(
         table=table,

@@ -1,18 +1,20 @@
 """The explanation of every (external access, person returned) pair, as one SQL statement.
 
-Everything here is set-based: the caller's selection (an agreement or an agency, a period)
-filters the access facts, and each flag below is a correlated EXISTS or scalar subquery the
-database answers from its indexes, evaluated once per pair; the follow-up rule is a window over
-the pairs. No row is looked at in Python. The rules, their precedence
-and the reason codes are documented in docs/oversight.md; ``explain.py`` validates input and
-audits, this module only builds statements.
+Everything here is set-based: the caller's selection (an agreement or an agency, a period, or
+a cycle's agreements) filters the access facts, and the flags are made of sets built once per
+statement and joined to the pairs: the cited references with their arrests, the persons'
+charge states at each access, each entry's sweep count. An engine hashes them over a whole
+period (PostgreSQL) or probes them by their indexes for a day's few facts, never a subquery
+per pair; the follow-up rule is a window over the pairs. No row is looked at in Python. The
+rules, their precedence and the reason codes are documented in docs/oversight.md;
+``explain.py`` validates input and audits, this module only builds statements.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -27,10 +29,13 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    literal_column,
     not_,
     or_,
     select,
     tuple_,
+    union,
+    union_all,
 )
 from sqlalchemy.sql.selectable import CTE
 
@@ -81,6 +86,8 @@ class Selection:
     end: datetime
     agreement_id: int | None = None
     agency_id: int | None = None
+    # Several agreements at once, each explained as on its own (a cycle's one statement).
+    agreement_ids: frozenset[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,46 +137,9 @@ def _declined(arrest_id: Any, at: Any) -> ColumnElement[bool]:
     )
 
 
-# The bits of a charge state: some arrest filed, some arrest declined (either, both or none).
+# The bits of a charge state (``charge_states``): some arrest filed, some arrest declined
+# (either, both or none).
 FILED, DECLINED = 2, 1
-
-
-def charge_state(person_id: Any, at: Any, *where: ColumnElement[bool]) -> ColumnElement[int]:
-    """The charge state of the person's arrests as arrestee at ``at`` (restricted by ``where``,
-    over Arrest and Involvement), as one scalar: ``FILED`` when one of them had a filed charge,
-    plus ``DECLINED`` when one was declined; 0 for neither. One probe of the involvements and
-    the timeline answers both questions."""
-    t = ChargeTimeline
-    state = func.max(case((t.filed, FILED), else_=0)) + func.max(
-        case((t.declined, DECLINED), else_=0)
-    )
-    query = (
-        select(func.coalesce(state, 0))
-        .select_from(Involvement)
-        .join(t, and_(*_as_of(Involvement.arrest_id, at)))
-        .where(
-            Involvement.person_id == person_id,
-            Involvement.role == InvolvementRole.ARRESTEE,
-        )
-    )
-    if where:
-        query = query.join(Arrest, Arrest.id == Involvement.arrest_id).where(*where)
-    return query.correlate_except(Involvement, t, Arrest).scalar_subquery()
-
-
-def _cites(reference: Any) -> ColumnElement[bool]:
-    """The arrest is the one a case reference names: its OTN, incident or docket number, as
-    given or upper-cased.
-
-    Asked of the arrests' own indexes for each pair (an OR of six index lookups). A CTE of
-    (reference, arrest) pairs has no index on PostgreSQL, which then scans it once per pair.
-    """
-    return or_(
-        *(
-            or_(column_ == reference, column_ == func.upper(reference))
-            for column_ in (Arrest.otn, Arrest.incident_number, Arrest.docket_number)
-        )
-    )
 
 
 def _purpose_ok(f: Any, grants: Sequence[PurposeGrant]) -> ColumnElement[bool]:
@@ -189,13 +159,19 @@ def _purpose_ok(f: Any, grants: Sequence[PurposeGrant]) -> ColumnElement[bool]:
     return or_(false(), *terms)
 
 
+def _since(selection: Selection, rules: Rules) -> datetime:
+    """The earliest instant of a fact the selection reads: ``follow_up_window`` before its
+    start (the anchors of follow-ups), or the calendar's first instant."""
+    earliest = datetime.min.replace(tzinfo=selection.start.tzinfo)
+    # A period from the first day of the calendar has no window before it.
+    return max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
+
+
 def _facts(selection: Selection, rules: Rules) -> CTE:
     """The facts of the selection, from ``follow_up_window`` before its start (the anchors of
     follow-ups), without shredded entries."""
     f = AccessFact.__table__
-    earliest = datetime.min.replace(tzinfo=selection.start.tzinfo)
-    # A period from the first day of the calendar has no window before it.
-    since = max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
+    since = _since(selection, rules)
     later = f.alias("later")
 
     def chosen(t: Any) -> list[ColumnElement[bool]]:
@@ -203,6 +179,11 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
             *(
                 [t.c.agreement_id == selection.agreement_id]
                 if selection.agreement_id is not None
+                else []
+            ),
+            *(
+                [t.c.agreement_id.in_(sorted(selection.agreement_ids))]
+                if selection.agreement_ids is not None
                 else []
             ),
             *([t.c.agency_id == selection.agency_id] if selection.agency_id is not None else []),
@@ -230,38 +211,135 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
     kept = exists(
         select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
     )
+    # Read by every set below: materialised once (PostgreSQL does so for a CTE read twice).
     return select(f).where(*where, kept).cte("facts")
 
 
-def _flags(facts: CTE, rules: Rules, grants: Sequence[PurposeGrant], dialect: str) -> CTE:
+def _cited_arrests(facts: CTE) -> CTE:
+    """Each case reference the facts cite, with every arrest it names: its OTN, incident or
+    docket number, as given or upper-cased. The distinct references once, each as given and
+    upper-cased, joined to the arrests by each of the three numbers: equality joins an engine
+    can hash, or probe by the arrests' indexes when the references are few (an OR of the six
+    would be neither). A (reference, arrest) pair may appear more than once: its readers ask
+    only whether it exists."""
+    f = facts.c
+    cited = select(f.case_reference.label("ref")).where(f.case_reference.is_not(None))
+    keys = union(
+        cited.add_columns(f.case_reference.label("key")),
+        cited.add_columns(func.upper(f.case_reference).label("key")),
+    ).cte("cited_keys")
+    k = keys.c
+    return union_all(
+        *(
+            select(k.ref, Arrest.id.label("arrest_id")).join(Arrest, column_ == k.key)
+            for column_ in (Arrest.otn, Arrest.incident_number, Arrest.docket_number)
+        )
+    ).cte("cited_arrests")
+
+
+def charge_states(facts: CTE, cited: CTE | None = None) -> CTE:
+    """Per fact (``fact_id``, the facts' ``id``) whose person was an arrestee: the charge state
+    of the person's arrests at the access (``person_state``): ``FILED`` when one of them had
+    a filed charge, plus ``DECLINED`` when one was declined; and, with
+    ``cited`` (``_cited_arrests``), of those of them the fact's case reference cites
+    (``case_state``). One join of the facts to the persons' involvements and the timeline rows
+    in force, grouped once: sets an engine can hash over a whole period, or probe by their
+    indexes for a day's facts, never a subquery per fact. A fact without a row has state 0."""
+    f, t, i = facts.c, ChargeTimeline, Involvement
+
+    def state(*also: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.max(case((and_(*also, t.filed), FILED), else_=0)) + func.max(
+            case((and_(*also, t.declined), DECLINED), else_=0)
+        )
+
+    columns = [f.id.label("fact_id"), state().label("person_state")]
+    query = (
+        select(*columns)
+        .select_from(facts)
+        .join(i, and_(i.person_id == f.person_id, i.role == InvolvementRole.ARRESTEE))
+        .join(t, and_(*_as_of(i.arrest_id, f.at)))
+    )
+    if cited is not None:
+        query = query.add_columns(
+            state(cited.c.arrest_id.is_not(None)).label("case_state")
+        ).outerjoin(cited, and_(cited.c.ref == f.case_reference, cited.c.arrest_id == i.arrest_id))
+    return query.group_by(f.id).cte("charge_states")
+
+
+def _sweeps(facts: CTE, selection: Selection, rules: Rules, dialect: str) -> CTE:
+    """Per entry of the facts (by its id): the external searches and reads of its user within
+    ``sweep_window`` of it, either side, bounds included (any agreement, any outcome).
+
+    PostgreSQL: one window over the facts' users' entries of the period (widened by the sweep
+    window), which it scans or reads by the (user, instant) index, sorts once and counts with
+    a moving frame. SQLite has no interval frame over its text instants: a count per entry
+    (not per pair) by the (user, instant) index, as before."""
+    e, f = AuditEntry, facts.c
+    external = [e.agreement_id.is_not(None), e.kind.in_((AuditKind.SEARCH, AuditKind.READ))]
+    if dialect == "sqlite":
+        entries = select(f.entry_id, f.user_id, f.at).distinct().subquery("fact_entries")
+        count = (
+            select(func.count())
+            .select_from(e)
+            .where(
+                e.user_id == entries.c.user_id,
+                e.at >= _shift(entries.c.at, -rules.sweep_window, dialect),
+                e.at <= _shift(entries.c.at, rules.sweep_window, dialect),
+                *external,
+            )
+            .scalar_subquery()
+        )
+        return select(entries.c.entry_id, count.label("sweep")).cte("sweeps")
+    w = rules.sweep_window
+    lo, hi = datetime.min.replace(tzinfo=UTC) + w, datetime.max.replace(tzinfo=UTC) - w
+    since = _since(selection, rules)
+    seconds = int(w.total_seconds())
+    # An interval offset SQLAlchemy's frame does not take; the seconds are an int from Rules.
+    moving: ColumnElement[int] = literal_column(
+        f"COUNT(*) OVER (PARTITION BY audit_entries.user_id ORDER BY audit_entries.at "
+        f"RANGE BETWEEN INTERVAL '{seconds} seconds' PRECEDING "
+        f"AND INTERVAL '{seconds} seconds' FOLLOWING)"
+    )
+    return (
+        select(e.id.label("entry_id"), moving.label("sweep"))
+        .where(
+            e.user_id.in_(select(f.user_id)),
+            e.at >= (since - w if since >= lo else since),
+            e.at <= (selection.end + w if selection.end <= hi else selection.end),
+            *external,
+        )
+        .cte("sweeps")
+    )
+
+
+def _flags(
+    facts: CTE, selection: Selection, rules: Rules, grants: Sequence[PurposeGrant], dialect: str
+) -> CTE:
     """Each fact with the flags the rules and the reasons are made of."""
     f = facts.c
     purpose_ok = _purpose_ok(f, grants)
-    sweep = (
-        select(func.count())
-        .select_from(AuditEntry)
-        .where(
-            AuditEntry.user_id == f.user_id,
-            AuditEntry.at >= _shift(f.at, -rules.sweep_window, dialect),
-            AuditEntry.at <= _shift(f.at, rules.sweep_window, dialect),
-            AuditEntry.agreement_id.is_not(None),
-            AuditEntry.kind.in_((AuditKind.SEARCH, AuditKind.READ)),
-        )
-        .scalar_subquery()
-    )
+    cited = _cited_arrests(facts)
+    states = charge_states(facts, cited)
+    sweeps = _sweeps(facts, selection, rules, dialect)
 
-    # Each subquery is evaluated once per pair, in a materialised CTE; the flags made of them
-    # are plain expressions over its columns (repeating a subquery in two flags would run it
-    # twice: neither engine shares a subquery between expressions).
+    # The sets above are joined to the facts, each once; the flags made of them are plain
+    # expressions over the columns of this materialised CTE.
     base = (
         select(
             facts,
             purpose_ok.label("purpose_ok"),
-            sweep.label("sweep"),
-            exists(select(Arrest.id).where(_cites(f.case_reference))).label("case_found"),
-            # The person's arrests cited by the case reference, then all the person's arrests.
-            charge_state(f.person_id, f.at, _cites(f.case_reference)).label("case_state"),
-            charge_state(f.person_id, f.at).label("person_state"),
+            func.coalesce(sweeps.c.sweep, 0).label("sweep"),
+            and_(
+                f.case_reference.is_not(None),
+                f.case_reference.in_(select(cited.c.ref)),
+            ).label("case_found"),
+            func.coalesce(states.c.case_state, 0).label("case_state"),
+            func.coalesce(states.c.person_state, 0).label("person_state"),
+        )
+        .select_from(
+            facts.outerjoin(states, states.c.fact_id == f.id).outerjoin(
+                sweeps, sweeps.c.entry_id == f.entry_id
+            )
         )
         .cte("facts_tested")
         .prefix_with("MATERIALIZED")
@@ -299,16 +377,24 @@ def explanations(
         # The other agreements' purposes can match none of this agreement's facts: left out,
         # the statement tests two or three purposes per pair, not every agreement's.
         grants = [g for g in grants if g.agreement_id == selection.agreement_id]
-    flags = _flags(_facts(selection, rules), rules, grants, dialect)
+    if selection.agreement_ids is not None:
+        grants = [g for g in grants if g.agreement_id in selection.agreement_ids]
+    flags = _flags(_facts(selection, rules), selection, rules, grants, dialect)
     f = flags.c
     # The follow-up rule, as a window: the latest directly explained access by the same user
     # citing the same case strictly before this one (EXCLUDE GROUP leaves out accesses at the
     # same instant). There is an anchor in the window exactly when that latest one is in it.
     # A correlated EXISTS over the flags instead probes an unindexed CTE once per pair.
+    # Several agreements at once are each explained as on their own (their own anchors).
+    partition = (
+        (f.agreement_id, f.user_id, f.case_reference)
+        if selection.agreement_ids is not None
+        else (f.user_id, f.case_reference)
+    )
     last_direct = (
         func.max(case((f.direct, f.at)))
         .over(
-            partition_by=(f.user_id, f.case_reference),
+            partition_by=partition,
             order_by=f.at,
             range_=(None, 0),
             exclude="GROUP",
