@@ -266,30 +266,33 @@ def charge_states(facts: CTE, cited: CTE | None = None) -> CTE:
     return query.group_by(f.id).cte("charge_states")
 
 
-def _sweeps(facts: CTE, selection: Selection, rules: Rules, dialect: str) -> CTE:
-    """Per entry of the facts (by its id): the external searches and reads of its user within
-    ``sweep_window`` of it, either side, bounds included (any agreement, any outcome).
+def _sweeps(
+    facts: CTE, selection: Selection, rules: Rules, dialect: str
+) -> tuple[ColumnElement[int], CTE | None]:
+    """Each fact's sweep count: the external searches and reads of its user within
+    ``sweep_window`` of its entry, either side, bounds included (any agreement, any outcome);
+    and the set to join to the facts by ``entry_id`` for it, if any.
 
     PostgreSQL: one window over the facts' users' entries of the period (widened by the sweep
     window), which it scans or reads by the (user, instant) index, sorts once and counts with
-    a moving frame. SQLite has no interval frame over its text instants: a count per entry
-    (not per pair) by the (user, instant) index, as before."""
+    a moving frame. SQLite has no interval frame over its text instants: a count per fact by
+    the (user, instant) index, as before (per entry instead cost it more: a DISTINCT and an
+    automatic index to join it back)."""
     e, f = AuditEntry, facts.c
     external = [e.agreement_id.is_not(None), e.kind.in_((AuditKind.SEARCH, AuditKind.READ))]
     if dialect == "sqlite":
-        entries = select(f.entry_id, f.user_id, f.at).distinct().subquery("fact_entries")
         count = (
             select(func.count())
             .select_from(e)
             .where(
-                e.user_id == entries.c.user_id,
-                e.at >= _shift(entries.c.at, -rules.sweep_window, dialect),
-                e.at <= _shift(entries.c.at, rules.sweep_window, dialect),
+                e.user_id == f.user_id,
+                e.at >= _shift(f.at, -rules.sweep_window, dialect),
+                e.at <= _shift(f.at, rules.sweep_window, dialect),
                 *external,
             )
             .scalar_subquery()
         )
-        return select(entries.c.entry_id, count.label("sweep")).cte("sweeps")
+        return count, None
     w = rules.sweep_window
     lo, hi = datetime.min.replace(tzinfo=UTC) + w, datetime.max.replace(tzinfo=UTC) - w
     since = _since(selection, rules)
@@ -300,7 +303,7 @@ def _sweeps(facts: CTE, selection: Selection, rules: Rules, dialect: str) -> CTE
         f"RANGE BETWEEN INTERVAL '{seconds} seconds' PRECEDING "
         f"AND INTERVAL '{seconds} seconds' FOLLOWING)"
     )
-    return (
+    sweeps = (
         select(e.id.label("entry_id"), moving.label("sweep"))
         .where(
             e.user_id.in_(select(f.user_id)),
@@ -310,6 +313,7 @@ def _sweeps(facts: CTE, selection: Selection, rules: Rules, dialect: str) -> CTE
         )
         .cte("sweeps")
     )
+    return func.coalesce(sweeps.c.sweep, 0), sweeps
 
 
 def _flags(
@@ -320,7 +324,10 @@ def _flags(
     purpose_ok = _purpose_ok(f, grants)
     cited = _cited_arrests(facts)
     states = charge_states(facts, cited)
-    sweeps = _sweeps(facts, selection, rules, dialect)
+    sweep, sweeps = _sweeps(facts, selection, rules, dialect)
+    joined = facts.outerjoin(states, states.c.fact_id == f.id)
+    if sweeps is not None:
+        joined = joined.outerjoin(sweeps, sweeps.c.entry_id == f.entry_id)
 
     # The sets above are joined to the facts, each once; the flags made of them are plain
     # expressions over the columns of this materialised CTE.
@@ -328,7 +335,7 @@ def _flags(
         select(
             facts,
             purpose_ok.label("purpose_ok"),
-            func.coalesce(sweeps.c.sweep, 0).label("sweep"),
+            sweep.label("sweep"),
             and_(
                 f.case_reference.is_not(None),
                 f.case_reference.in_(select(cited.c.ref)),
@@ -336,11 +343,7 @@ def _flags(
             func.coalesce(states.c.case_state, 0).label("case_state"),
             func.coalesce(states.c.person_state, 0).label("person_state"),
         )
-        .select_from(
-            facts.outerjoin(states, states.c.fact_id == f.id).outerjoin(
-                sweeps, sweeps.c.entry_id == f.entry_id
-            )
-        )
+        .select_from(joined)
         .cte("facts_tested")
         .prefix_with("MATERIALIZED")
     )
