@@ -202,17 +202,18 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
             *chosen(later),
         )
     )
-    where = [
-        f.c.at >= since,
-        f.c.at < selection.end,
-        or_(f.c.at >= selection.start, anchors),
-        *chosen(f),
-    ]
     kept = exists(
         select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
     )
+    # The period's facts, then the anchors before it: two branches, so that the list of
+    # (user, case) pairs is a semi-join an engine hashes (or batches), never a test under an
+    # OR, which PostgreSQL hashes only while the list fits in work_mem and otherwise scans
+    # once per fact (a whole year's facts against a whole year's list: hours).
     # Read by every set below: materialised once (PostgreSQL does so for a CTE read twice).
-    return select(f).where(*where, kept).cte("facts")
+    return union_all(
+        select(f).where(f.c.at >= selection.start, f.c.at < selection.end, *chosen(f), kept),
+        select(f).where(f.c.at >= since, f.c.at < selection.start, anchors, *chosen(f), kept),
+    ).cte("facts")
 
 
 def _cited_arrests(facts: CTE) -> CTE:
@@ -325,7 +326,12 @@ def _flags(
     cited = _cited_arrests(facts)
     states = charge_states(facts, cited)
     sweep, sweeps = _sweeps(facts, selection, rules, dialect)
-    joined = facts.outerjoin(states, states.c.fact_id == f.id)
+    # The references that name an arrest, once each: joined, not an IN list (PostgreSQL hashes
+    # an IN list only while it fits in work_mem, and otherwise scans it once per fact).
+    found = select(cited.c.ref).distinct().cte("found_refs")
+    joined = facts.outerjoin(states, states.c.fact_id == f.id).outerjoin(
+        found, found.c.ref == f.case_reference
+    )
     if sweeps is not None:
         joined = joined.outerjoin(sweeps, sweeps.c.entry_id == f.entry_id)
 
@@ -336,10 +342,7 @@ def _flags(
             facts,
             purpose_ok.label("purpose_ok"),
             sweep.label("sweep"),
-            and_(
-                f.case_reference.is_not(None),
-                f.case_reference.in_(select(cited.c.ref)),
-            ).label("case_found"),
+            found.c.ref.is_not(None).label("case_found"),
             func.coalesce(states.c.case_state, 0).label("case_state"),
             func.coalesce(states.c.person_state, 0).label("person_state"),
         )
