@@ -170,10 +170,12 @@ def materialise(
     size = refreshed.end
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql" and refreshed.facts >= ANALYZE_AFTER_FACTS:
-        # Facts written in this transaction are unknown to the planner (no autovacuum has
-        # seen them): it would take a first pass's million facts for a few dozen and probe
-        # the records once per fact instead of hashing them. ANALYZE samples them.
-        session.execute(text("ANALYZE oversight_access_facts"))
+        # Facts (and a charge timeline) written in this transaction are unknown to the
+        # planner (no autovacuum has seen them): it would take a first pass's million facts
+        # for a few dozen and probe the records once per fact instead of hashing them.
+        # ANALYZE samples them (the detectors of the cycle, never_charged's join of the
+        # facts to the timeline among them, read the same figures).
+        session.execute(text("ANALYZE oversight_access_facts, oversight_charge_timeline"))
     grants = purpose_grants(session, Selection(start=start, end=end))
     shape = sql.explanations(Selection(start=start, end=end), rules, grants, dialect)
     table = Table(
