@@ -297,12 +297,12 @@ def _sweeps(
     w = rules.sweep_window
     lo, hi = datetime.min.replace(tzinfo=UTC) + w, datetime.max.replace(tzinfo=UTC) - w
     since = _since(selection, rules)
-    seconds = int(w.total_seconds())
-    # An interval offset SQLAlchemy's frame does not take; the seconds are an int from Rules.
+    micros = w // timedelta(microseconds=1)
+    # An interval offset SQLAlchemy's frame does not take; an int from Rules, not input.
     moving: ColumnElement[int] = literal_column(
         f"COUNT(*) OVER (PARTITION BY audit_entries.user_id ORDER BY audit_entries.at "
-        f"RANGE BETWEEN INTERVAL '{seconds} seconds' PRECEDING "
-        f"AND INTERVAL '{seconds} seconds' FOLLOWING)"
+        f"RANGE BETWEEN INTERVAL '{micros} microseconds' PRECEDING "
+        f"AND INTERVAL '{micros} microseconds' FOLLOWING)"
     )
     sweeps = (
         select(e.id.label("entry_id"), moving.label("sweep"))
