@@ -1,5 +1,6 @@
-"""SQLite: every unit of work holds the write lock from its first statement (BEGIN IMMEDIATE,
-sent on the driver's connection), and a lock it cannot get is SQLAlchemy's error, as before."""
+"""SQLite connections: every unit of work holds the write lock from its first statement (BEGIN
+IMMEDIATE, sent on the driver's connection) and a lock it cannot get is SQLAlchemy's error, as
+before; durability and checkpoint settings as ``openpars.db`` sets them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, exc, text
 
-from openpars.db import Database, make_engine
+from openpars.db import SQLITE_WAL_AUTOCHECKPOINT, Database, make_engine
 from tests.conftest import BACKEND
 
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's single write lock")
@@ -68,3 +69,16 @@ def test_a_refused_begin_is_sqlalchemys_error_and_the_connection_stays_usable(
     finally:
         first.dispose()
         second.dispose()
+
+
+def test_commits_are_durable_and_checkpoint_every_ten_thousand_pages(tmp_path: Path) -> None:
+    db = _database(tmp_path / "settings.db")
+    try:
+        with db.session() as s:
+            pragma = s.connection().connection.driver_connection.execute  # type: ignore[union-attr]
+            assert pragma("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert pragma("PRAGMA synchronous").fetchone() == (2,)  # FULL
+            assert pragma("PRAGMA wal_autocheckpoint").fetchone() == (10_000,)
+        assert SQLITE_WAL_AUTOCHECKPOINT == 10_000
+    finally:
+        db.dispose()
