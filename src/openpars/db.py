@@ -176,8 +176,8 @@ def _sqlite_on_begin(conn: Connection) -> None:
     # Every openpars transaction writes (each read leaves an audit entry), so take the write
     # lock up front: one writer at a time, no deadlock-prone lock upgrades.
     # On the driver's connection, not through SQLAlchemy's execution, whose per-statement work
-    # cost three times the statement (bench/audit_overhead.py: ~60 µs of ~80 µs per
-    # transaction on a loaded machine); a driver error is still raised as SQLAlchemy's.
+    # cost a durable one-row transaction 20-30 µs of its ~300 µs of CPU (interleaved A/B, loaded
+    # machine, docs/benchmarks.md); a driver error is still raised as SQLAlchemy's.
     with driver_errors(conn, _BEGIN_IMMEDIATE):
         conn.connection.driver_connection.execute(_BEGIN_IMMEDIATE)  # type: ignore[union-attr]
 
