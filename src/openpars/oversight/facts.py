@@ -155,7 +155,8 @@ class ArresteeArrest(Base):
     the persons the log's tail names (docs/oversight.md, "Population skew")."""
 
     __tablename__ = "oversight_arrestee_arrests"
-    # A window's rows by the instant alone, the columns counted in the index (read from it).
+    # A window's rows by the instant alone, every column the count reads in the index (an
+    # index-only read: the person too, tested against the persons the log's tail names).
     __table_args__ = (
         Index(
             "ix_oversight_arrestee_arrests_at",
@@ -165,6 +166,7 @@ class ArresteeArrest(Base):
             "place_of_birth",
             "race",
             "sex",
+            "person_id",
         ),
     )
 

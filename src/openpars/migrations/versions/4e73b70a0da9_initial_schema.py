@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 506adc235231
+Revision ID: 4e73b70a0da9
 Revises: 
-Create Date: 2026-12-06 07:26:21.439547
+Create Date: 2026-12-06 07:40:38.867868
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '506adc235231'
+revision: str = '4e73b70a0da9'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -131,7 +131,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('person_id', 'arrest_id', name=op.f('pk_oversight_arrestee_arrests'))
     )
     with op.batch_alter_table('oversight_arrestee_arrests', schema=None) as batch_op:
-        batch_op.create_index('ix_oversight_arrestee_arrests_at', ['at', 'prev_at', 'citizenship', 'place_of_birth', 'race', 'sex'], unique=False)
+        batch_op.create_index('ix_oversight_arrestee_arrests_at', ['at', 'prev_at', 'citizenship', 'place_of_birth', 'race', 'sex', 'person_id'], unique=False)
 
     op.create_table('oversight_charge_timeline',
     sa.Column('arrest_id', sa.Integer(), autoincrement=False, nullable=False),
