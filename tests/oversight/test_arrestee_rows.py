@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import combinations
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
@@ -21,11 +22,13 @@ from openpars.audit import log
 from openpars.db import Database, utcnow
 from openpars.oversight import detectors as d
 from openpars.oversight import facts
-from openpars.oversight.detection import DetectionPeriod
+from openpars.oversight.detection import DetectionPeriod, FlagDraft, Thresholds
+from openpars.oversight.flags import DETECTORS, run_detectors
 from openpars.records.amendments import amend_arrest, amend_person
 from openpars.records.intake import submit_arrest
 from openpars.records.models import Arrest
 from openpars.records.schemas import ArrestAmend, ArrestCreate, PersonAmend
+from tests.conftest import BACKEND
 from tests.factories import World
 from tests.records.factories import arrest_payload, person_payload
 
@@ -210,4 +213,34 @@ def test_population_skew_reads_the_rows_and_the_records_alike(db: Database, worl
                   {"n": facts.ARRESTEES_INVOLVEMENTS})  # fmt: skip
         assert d.arrestee_counts(s, since, period.end) == maintained
         assert sum(maintained["citizenship"].values()) == 7
+        s.rollback()
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="JIT is PostgreSQL's")
+def test_the_daily_run_turns_jit_off_and_leaves_the_setting_as_it_was(
+    db: Database, world: World
+) -> None:
+    records = Records(db, world)
+    records.arrest(T0, records.person("US", "Philadelphia, PA"))
+    day = DetectionPeriod(start=T0, end=T0 + timedelta(days=1))
+    jit = text("SELECT current_setting('jit')")
+    seen: list[str] = []
+
+    def probe(session: Session, period: Any, limits: Any) -> list[FlagDraft]:
+        seen.append(session.execute(jit).scalar_one())
+        return []
+
+    with db.session() as s:
+        s.execute(text("SELECT set_config('jit', 'on', true)"))
+        with facts.without_jit(s):
+            assert s.execute(jit).scalar_one() == "off"
+        assert s.execute(jit).scalar_one() == "on"
+        # A period's detectors run without JIT; the setting is back after the run, and after
+        # a whole-store run (which keeps JIT) too.
+        run_detectors(s, [probe], day)
+        assert seen == ["off"]
+        assert s.execute(jit).scalar_one() == "on"
+        run_detectors(s, [probe, *DETECTORS], None, Thresholds())
+        assert seen == ["off", "on"]
+        assert s.execute(jit).scalar_one() == "on"
         s.rollback()

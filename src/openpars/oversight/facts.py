@@ -11,6 +11,8 @@ shredded entry's facts are never shown even before that (docs/oversight.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -544,6 +546,24 @@ def _refresh_arrestees(session: Session, lo: int, hi: int) -> None:
     )
 
 
+@contextmanager
+def without_jit(session: Session) -> Iterator[None]:
+    """On PostgreSQL, the statements inside run without JIT compilation, the setting restored
+    after (``set_config(..., true)``: this transaction only, as ``SET LOCAL``; a rollback
+    restores it too). The oversight statements of a refresh or a daily run each read a day's
+    rows by index, but their estimates (a JSON array's 100 elements, a window's rows) pass
+    ``jit_above_cost`` and ``jit_optimize_above_cost``: at 10M entries PostgreSQL spent 0.5 s
+    compiling the facts' insert of one day, longer than reading its rows
+    (docs/benchmarks.md, Oversight, 2026-12-06 07:20-09:00)."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    before = session.execute(text("SELECT current_setting('jit')")).scalar_one()
+    session.execute(text("SELECT set_config('jit', 'off', true)"))
+    yield
+    session.execute(text("SELECT set_config('jit', :v, true)"), {"v": before})
+
+
 def _claim_watermark(session: Session) -> int:
     """The watermark, locked until the transaction ends (one refresh at a time)."""
     session.execute(
@@ -569,6 +589,11 @@ class Refreshed:
 def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
     """Derive the facts of every integrated leaf past the watermark; flushes, never commits."""
     session.flush()
+    with without_jit(session):
+        return _refresh(session, batch)
+
+
+def _refresh(session: Session, batch: int) -> Refreshed:
     dialect = session.get_bind().dialect.name
     j = _SQLITE if dialect == "sqlite" else _POSTGRES
     start = _claim_watermark(session)
