@@ -554,7 +554,7 @@ def without_jit(session: Session) -> Iterator[None]:
     rows by index, but their estimates (a JSON array's 100 elements, a window's rows) pass
     ``jit_above_cost`` and ``jit_optimize_above_cost``: at 10M entries PostgreSQL spent 0.5 s
     compiling the facts' insert of one day, longer than reading its rows
-    (docs/benchmarks.md, Oversight, 2026-12-06 07:20-09:00)."""
+    (docs/benchmarks.md, Oversight, 2026-12-06 07:20-08:10)."""
     if session.get_bind().dialect.name != "postgresql":
         yield
         return
