@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 918267d0ad21
+Revision ID: f6c5b4e5b4fb
 Revises: 
-Create Date: 2026-12-06 07:37:12.693579
+Create Date: 2026-12-06 08:23:54.177821
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '918267d0ad21'
+revision: str = 'f6c5b4e5b4fb'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -118,6 +118,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.create_index('ix_oversight_access_queries_agreement_at', ['agreement_id', 'at'], unique=False)
+
+    op.create_table('oversight_arrestee_arrests',
+    sa.Column('person_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('arrest_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('prev_at', openpars.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('citizenship', sa.String(length=100), nullable=True),
+    sa.Column('place_of_birth', sa.String(length=100), nullable=True),
+    sa.Column('race', sa.String(length=100), nullable=True),
+    sa.Column('sex', sa.String(length=100), nullable=True),
+    sa.PrimaryKeyConstraint('person_id', 'arrest_id', name=op.f('pk_oversight_arrestee_arrests'))
+    )
+    with op.batch_alter_table('oversight_arrestee_arrests', schema=None) as batch_op:
+        batch_op.create_index('ix_oversight_arrestee_arrests_at', ['at', 'prev_at', 'citizenship', 'place_of_birth', 'race', 'sex', 'person_id'], unique=False)
 
     op.create_table('oversight_charge_timeline',
     sa.Column('arrest_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -1039,6 +1053,10 @@ def downgrade() -> None:
 
     op.drop_table('oversight_user_days')
     op.drop_table('oversight_charge_timeline')
+    with op.batch_alter_table('oversight_arrestee_arrests', schema=None) as batch_op:
+        batch_op.drop_index('ix_oversight_arrestee_arrests_at')
+
+    op.drop_table('oversight_arrestee_arrests')
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_queries_agreement_at')
 
