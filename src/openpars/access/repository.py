@@ -223,8 +223,10 @@ class SentPages:
     # Whether ``first`` also carries the alias section's first page (see _first_name_pages):
     # its rows then say their section.
     with_alias: bool = False
-    # Whether the set searched exists, sent after the page: read only if the page is empty
-    # (where the search would otherwise ask in a round trip of its own).
+    # Whether the set searched exists, sent after an identifier's page (a lookup by SID, FBI
+    # number or birth date often finds nothing): read only if the page is empty, where the
+    # search would otherwise ask in a round trip of its own. Not sent with a name page, which
+    # seldom comes back empty (one statement more for every search would cost more).
     set_found: Callable[[], bool] | None = None
 
 
@@ -295,11 +297,10 @@ def send_first_pages(
         )
         with generic_plans(session):
             first = both.send(session, values)
-        found = send_set_exists(session, key)
-        return SentPages(policy, limit, first, with_alias=True, set_found=found)
+        return SentPages(policy, limit, first, with_alias=True)
     with generic_plans(session):
         first = page.send(session, values | {"offset": query.offset})
-    return SentPages(policy, limit, first, set_found=send_set_exists(session, key))
+    return SentPages(policy, limit, first)
 
 
 def _shape(query: PersonQuery) -> tuple[bool, ...]:
