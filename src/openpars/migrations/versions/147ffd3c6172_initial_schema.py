@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4e73b70a0da9
+Revision ID: 147ffd3c6172
 Revises: 
-Create Date: 2026-12-06 07:40:38.867868
+Create Date: 2026-12-06 08:28:53.998529
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '4e73b70a0da9'
+revision: str = '147ffd3c6172'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -104,7 +104,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_oversight_access_facts_agency_at', ['agency_id', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_agreement_at', ['agreement_id', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_case_at', ['case_reference', 'at'], unique=False)
-        batch_op.create_index('ix_oversight_access_facts_person', ['person_id'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_user_at', ['user_id', 'at'], unique=False)
 
     op.create_table('oversight_access_queries',
@@ -1063,7 +1062,6 @@ def downgrade() -> None:
     op.drop_table('oversight_access_queries')
     with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_facts_user_at')
-        batch_op.drop_index('ix_oversight_access_facts_person')
         batch_op.drop_index('ix_oversight_access_facts_case_at')
         batch_op.drop_index('ix_oversight_access_facts_agreement_at')
         batch_op.drop_index('ix_oversight_access_facts_agency_at')
