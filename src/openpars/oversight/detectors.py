@@ -953,7 +953,16 @@ def population_skew(
     window = {"start": p.start, "end": p.end}
     since = _since(p.start, t.skew_population)
     found: list[tuple[str, str, int, str, set[str]]] = []
-    seen_by = _category_counts(session, looked, window, "start", "end")
+    # A period's pairs are read once, with their first entry and attributes, and both the
+    # counts and the findings' entries come from them (rows in proportion to the period; one
+    # join of the period's facts to the persons, not two). The whole store's are counted in
+    # SQL, its findings' entries read apart (``_skew_entries``).
+    pairs = None if period is None else _skew_pairs(session, p)
+    seen_by = (
+        _category_counts(session, looked, window, "start", "end")
+        if pairs is None
+        else _by_attribute((a, *values, 1) for a, _e, *values in pairs)
+    )
     base_by = arrestee_counts(session, since, p.end)
     for attribute in _ATTRIBUTES:
         seen, base = seen_by[attribute], base_by[attribute]
@@ -988,12 +997,66 @@ def population_skew(
                 )
                 key = f"agency:{agency_id}:{attribute}:{label}:{p.label()}"
                 found.append((key, rule, agency_id, attribute, members))
-    # Every finding's entries in one statement, not one per finding.
-    entries = _skew_entries(session, [(a, attr, m) for _k, _r, a, attr, m in found], p)
+    # Every finding's entries in one statement, not one per finding (a period's from its pairs).
+    wanted = [(a, attr, m) for _k, _r, a, attr, m in found]
+    entries = (
+        _skew_entries(session, wanted, p)
+        if pairs is None
+        else _skew_entries_of(session, wanted, pairs)
+    )
     return [
         _draft(SKEW, key, rule, t.skew_z, entries[n], agency_id=agency_id)
         for n, (key, rule, agency_id, _attr, _members) in enumerate(found)
     ]
+
+
+def _skew_pairs(session: Session, p: DetectionPeriod) -> list[tuple[Any, ...]]:
+    """The period's (agency, person) pairs as ``population_skew`` reads them (kept facts of an
+    outside agency), each as (agency, first entry, each attribute's value as text)."""
+    read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
+    rows = session.execute(
+        _sql(
+            f"""
+            SELECT m.agency_id, m.entry_id, {read} FROM (
+                SELECT f.agency_id, f.person_id, MIN(f.entry_id) AS entry_id
+                FROM oversight_access_facts f
+                WHERE f.at >= :start AND f.at < :end AND f.agency_id IS NOT NULL AND {_KEPT}
+                GROUP BY f.agency_id, f.person_id
+            ) m JOIN persons p ON p.id = m.person_id
+            """,  # noqa: S608 - fixed fragments
+            "start",
+            "end",
+        ),
+        {"start": p.start, "end": p.end},
+    ).all()
+    return [tuple(r) for r in rows]
+
+
+def _skew_entries_of(
+    session: Session,
+    findings: Sequence[tuple[int, str, set[str]]],
+    pairs: Sequence[tuple[Any, ...]],
+) -> list[list[_Entry]]:
+    """The entries of each finding from the period's pairs (``_skew_pairs``), as
+    ``_skew_entries`` reads them: for every person of the finding's values the agency looked
+    up, its first entry; the ``MAX_ENTRIES_PER_FLAG`` lowest of those (a repeated entry, first
+    for two persons, counted twice as there)."""
+    position = {a: n for n, a in enumerate(_ATTRIBUTES)}
+    by_agency: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for r in pairs:
+        by_agency[int(r[0])].append(r)
+    ids: list[list[int]] = []
+    for agency_id, attribute, members in findings:
+        at = position[attribute] + 2
+        ids.append(
+            sorted(
+                int(r[1])
+                for r in by_agency[agency_id]
+                if r[at] is not None and str(r[at]) in members
+            )[:MAX_ENTRIES_PER_FLAG]
+        )
+    found = {e.id: e for e in _by_ids(session, (i for group in ids for i in group))}
+    return [sorted((found[i] for i in group), key=lambda e: (e.at, e.id)) for group in ids]
 
 
 def _skew_entries(

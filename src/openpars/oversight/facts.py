@@ -65,7 +65,9 @@ class AccessFact(Base):
         Index("ix_oversight_access_facts_agreement_at", "agreement_id", "at"),
         Index("ix_oversight_access_facts_agency_at", "agency_id", "at"),
         Index("ix_oversight_access_facts_user_at", "user_id", "at"),
-        Index("ix_oversight_access_facts_person", "person_id"),
+        # No index by person alone: no reader probes the facts by person (each reads a window
+        # by agreement, agency, user or reference), and a random leaf per row made it one of
+        # the facts insert's two costliest indexes at 10M (docs/benchmarks.md, Oversight).
         # A reference's citations (shared_case_reference reads those of a day's references).
         Index("ix_oversight_access_facts_case_at", "case_reference", "at"),
     )

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 4bbedbe0eb00
+Revision ID: 9599e16e1444
 Revises: 
-Create Date: 2026-12-06 08:39:31.683014
+Create Date: 2026-12-06 08:40:02.367109
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '4bbedbe0eb00'
+revision: str = '9599e16e1444'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -104,7 +104,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_oversight_access_facts_agency_at', ['agency_id', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_agreement_at', ['agreement_id', 'at'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_case_at', ['case_reference', 'at'], unique=False)
-        batch_op.create_index('ix_oversight_access_facts_person', ['person_id'], unique=False)
         batch_op.create_index('ix_oversight_access_facts_user_at', ['user_id', 'at'], unique=False)
 
     op.create_table('oversight_access_queries',
@@ -1063,7 +1062,6 @@ def downgrade() -> None:
     op.drop_table('oversight_access_queries')
     with op.batch_alter_table('oversight_access_facts', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_facts_user_at')
-        batch_op.drop_index('ix_oversight_access_facts_person')
         batch_op.drop_index('ix_oversight_access_facts_case_at')
         batch_op.drop_index('ix_oversight_access_facts_agreement_at')
         batch_op.drop_index('ix_oversight_access_facts_agency_at')
