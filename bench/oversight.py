@@ -790,6 +790,8 @@ def run(
         engine = make_engine(url, sqlite_synchronous="NORMAL")
         if keep is not None and _kept(engine, shape):
             result["generated_s"] = None
+            # Tables added since the database was kept (created empty; the refresh fills them).
+            Base.metadata.create_all(engine)
             with engine.begin() as conn:
                 conn.exec_driver_sql("DELETE FROM oversight_flag_entries")
                 conn.exec_driver_sql("DELETE FROM oversight_flags")
@@ -803,6 +805,7 @@ def run(
                     conn.exec_driver_sql("DELETE FROM oversight_access_queries")
                     conn.exec_driver_sql("DELETE FROM oversight_watermarks")
                     conn.exec_driver_sql("DELETE FROM oversight_charge_timeline")
+                    conn.exec_driver_sql("DELETE FROM oversight_arrestee_arrests")
         else:
             result["generated_s"] = generate(engine, shape)
         end = T0 + timedelta(days=shape.days)

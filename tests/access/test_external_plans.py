@@ -122,3 +122,20 @@ def test_postgresql_receives_every_int_of_a_statement_as_one_type() -> None:
     # SQLite's driver gets plain ints, as before.
     plain = compile_statement(stmt, sqlite.dialect())._bound({})
     assert {type(v) for v in plain if isinstance(v, int)} == {int}
+
+
+@on_postgresql
+def test_a_temporary_table_cannot_stand_in_for_the_agreements_the_read_locks(
+    fresh_db: Database, external_engine: Engine
+) -> None:
+    # The share lock on the caller's agreements runs as their owner (a PL/pgSQL function,
+    # whose names are looked up when it runs): a temporary "agreements" the external role
+    # puts first on its search_path must not be what it locks, or a kill switch would not
+    # wait for the read.
+    with external_engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE agreements (grantee_agency_id integer)")
+        conn.exec_driver_sql("INSERT INTO agreements VALUES (1), (1), (1)")
+        conn.exec_driver_sql("SET search_path = pg_temp, public")
+        assert conn.execute(text("SELECT count(*) FROM agreements")).scalar_one() == 3
+        locked = conn.execute(text("SELECT openpars_share_lock_agreements(1)")).scalar_one()
+        assert locked == 0  # the real table, which has no agreement yet

@@ -65,3 +65,55 @@ def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
         pytest.raises(Forbidden, match="no data-sharing agreement"),
     ):
         service.search_persons(s, principal=ice, query=query, context=CONTEXT)
+
+
+def test_a_read_arriving_while_a_suspension_is_under_way_waits_and_is_refused(
+    fresh_db: Database,
+) -> None:
+    # The read's share lock on the agreements travels with its rate-window claim once this
+    # process knows the agreement's limits; the in-force lookup after it must still run only
+    # once the lock is held, and so see the suspension it waited for.
+    with fresh_db.session() as s:
+        world = build_world(s)
+        agreement = activate(s, world)
+        p = data.person(s, "Quinn", "Ada", sid="SID-5001")
+        data.arrest(
+            s,
+            agency_id=world.agencies["Philadelphia Police Department"],
+            people=[(p, InvolvementRole.ARRESTEE)],
+        )
+        agreement_id = agreement.id
+    ice = world.principals["ice"]
+    query = PersonQuery(sid="SID-5001")
+    with fresh_db.session(external=True) as s:  # the limits are now known
+        assert service.search_persons(s, principal=ice, query=query, context=CONTEXT).total == 1
+    outcome: dict[str, object] = {}
+
+    def read() -> None:
+        try:
+            with fresh_db.session(external=True) as s:
+                outcome["page"] = service.search_persons(
+                    s, principal=ice, query=query, context=CONTEXT
+                )
+        except Forbidden as exc:
+            outcome["refused"] = exc
+
+    reader = threading.Thread(target=read)
+    with fresh_db.session() as s:
+        killswitch.suspend(
+            s,
+            actor=SYSTEM,
+            agreement_id=agreement_id,
+            target=SuspensionTarget.AGREEMENT,
+            reason="misuse reported",
+        )
+        s.flush()
+        reader.start()
+        time.sleep(0.5)
+        # The suspension is not committed yet: the read waits for it.
+        assert reader.is_alive()
+        assert not outcome
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    assert "page" not in outcome
+    assert isinstance(outcome.get("refused"), Forbidden)

@@ -8,15 +8,19 @@ an entry that cannot be written returns nothing.
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from psycopg.pq import Trace
+from sqlalchemy import Connection, text
 
 from openpars.access import decision, enforcement, service
 from openpars.access.enforcement import policy_for
 from openpars.access.schemas import PersonQuery, ReadContext
+from openpars.access.visibility import drop_sets_except
 from openpars.agreements.floor import SiteFloor, set_floor
 from openpars.db import Database, utcnow
 from openpars.records.enums import InvolvementRole
@@ -24,6 +28,7 @@ from openpars.records.models import PersonAlias
 from openpars.records.validation import name_key
 from tests.access import data
 from tests.access.agreements import activate, default_scope
+from tests.conftest import BACKEND
 from tests.factories import World
 
 PURPOSE = {"purpose": "warrant-service"}
@@ -242,3 +247,68 @@ def test_a_name_page_sent_ahead_with_its_alias_section_answers_as_without(
         ["SID-2001"],
     ]
     assert [(a["has_more"], a["total"]) for a in ahead[:3]] == [(False, 2), (True, 2), (False, 2)]
+
+
+def _round_trips(db: Database, unit: Callable[[], object]) -> int:
+    """Turns of the conversation with PostgreSQL while ``unit`` runs on the test's connection
+    (the client sends, then waits: statements sent together in a pipeline count once)."""
+    assert isinstance(db.bind, Connection)
+    pgconn = db.bind.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    with tempfile.TemporaryFile(mode="w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+        try:
+            unit()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        turns, last = 0, "B"
+        for line in trace.read().splitlines():
+            direction = line.split("\t")[0].strip()[:1]
+            turns += direction == "F" and last == "B"
+            last = direction if direction in ("F", "B") else last
+    return turns
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="round trips are PostgreSQL's")
+def test_a_lookup_that_finds_nothing_takes_no_round_trip_more(db: Database, world: World) -> None:
+    # An empty page asks whether the searched visibility set exists (if not, the search runs
+    # again with probes). Sent ahead with an identifier's page, that question costs no round
+    # trip of its own.
+    _seed(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+
+    def search(**criteria: Any) -> Callable[[], object]:
+        def unit() -> object:
+            with db.session(external=True) as s:
+                return service.search_persons(
+                    s, principal=ice, query=PersonQuery(**criteria), context=context
+                )
+
+        return unit
+
+    search(sid="SID-2001")()  # the caller's policy is now known: pages are sent ahead
+    assert _round_trips(db, search(sid="SID-9999")) == _round_trips(db, search(sid="SID-2001"))
+
+
+def test_a_page_sent_ahead_into_a_missing_set_is_answered_with_probes(
+    db: Database, world: World
+) -> None:
+    # The set a page was sent into is gone (a floor change not yet built, or dropped): the
+    # empty page sent ahead is not the answer; the search runs again with probes.
+    _seed(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+
+    def sids(**criteria: Any) -> list[str | None]:
+        with db.session(external=True) as s:
+            page = service.search_persons(
+                s, principal=ice, query=PersonQuery(**criteria), context=context
+            )
+        return [item.sid for item in page.items]
+
+    assert sids(sid="SID-2001") == ["SID-2001"]
+    with db.session() as s:
+        assert drop_sets_except(s, [])
+    assert sids(sid="SID-2001") == ["SID-2001"]
+    assert sids(name="alvarez") == ["SID-2001"]
+    assert sids(sid="SID-9999") == []

@@ -73,7 +73,9 @@ def test_every_change_is_a_new_version_and_old_ones_stay(db: Database, world: Wo
         assert second.reason == "add quarterly review"
         session.expire_all()
         versions = session.scalars(
-            select(AgreementVersion).where(AgreementVersion.agreement_id == agreement.id)
+            select(AgreementVersion)
+            .where(AgreementVersion.agreement_id == agreement.id)
+            .order_by(AgreementVersion.version)
         ).all()
         assert [v.version for v in versions] == [1, 2]
         assert versions[0].content == first_content

@@ -167,7 +167,7 @@ def test_an_operator_who_drops_the_trigger_is_caught_by_the_detector(
     site = build(client, db, world)
     with db.session() as s:
         if s.get_bind().dialect.name == "sqlite":
-            s.connection().exec_driver_sql("DROP TRIGGER audit_contents_canary")
+            s.connection().exec_driver_sql("DROP TRIGGER audit_subjects_canary")
         else:
             s.connection().exec_driver_sql("DROP TRIGGER audit_entries_canary ON audit_entries")
     found = client.get(

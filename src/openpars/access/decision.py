@@ -1,8 +1,11 @@
 """What an external decision reads besides the agreement: the floor in force and the rate limits.
 
 On PostgreSQL one statement (the places taken in the caller's rate windows, ``access.rate``,
-and the floor's hash), sent together with the agreement's share lock and in-force lookup (a
-pipeline: one round trip for all); on SQLite the floor, then the windows. The rate windows
+the floor's hash and the share lock on the grantee's agreements), sent together with the
+in-force lookup (a pipeline: one round trip for all); on SQLite the floor, then the windows.
+The lock is taken in a statement before the in-force lookup, which therefore runs on a
+snapshot taken once the lock is held (READ COMMITTED): a kill switch under way when the read
+arrives is waited for and then seen. The rate windows
 need the agreement's limits, which are only known once the agreement is read, so on
 PostgreSQL they are claimed with the limits this grantee's agreement had at its previous
 request; if the agreement now says otherwise (a new version), the places are given back and
@@ -45,6 +48,8 @@ class SentReads:
     limits: Limits | None
     floor_hash: Callable[[], str | None]
     claims: Callable[[], list[Claim]]
+    # Whether the statement also took the share lock on the grantee's agreements.
+    locked: bool = False
 
     def result(self) -> DecisionReads:
         """The reads (waits for the server if they have not arrived yet)."""
@@ -70,10 +75,15 @@ def send_decision_reads(
     agency_id: int | None,
     at: datetime,
     limits: Limits | None,
+    lock_grantee: int | None = None,
 ) -> SentReads:
     """Send the newest floor's hash and, if ``limits`` are given, take a place in each rate
     window under them (on PostgreSQL one statement for all, the floor's hash included; on
     SQLite the floor, then the windows).
+
+    ``lock_grantee``: on PostgreSQL, where that one statement is sent, it also takes the share
+    lock on this grantee's agreements (``agreements.repository.share_lock_agreements_of``),
+    saying so in ``SentReads.locked``; the caller sends the lock itself otherwise.
 
     Taking a place is a write: if the limits turn out other than those sent, the places are
     given back (``rate.give_back``) before they are taken under the real limits. ``None``:
@@ -82,9 +92,13 @@ def send_decision_reads(
     """
     found = [] if limits is None else windows(user_id, agency_id, limits)
     if found and session.get_bind().dialect.name == "postgresql":
-        # One statement: the floor's hash rides on the windows' claim.
-        claims, floor = send_claims_with(session, found, at, _NEWEST_FLOOR)
-        return SentReads(limits, floor, claims)
+        # One statement: the floor's hash (and the share lock) ride on the windows' claim.
+        if lock_grantee is None:
+            claims, floor = send_claims_with(session, found, at, _NEWEST_FLOOR)
+            return SentReads(limits, floor, claims)
+        columns = f"{_NEWEST_FLOOR}, {_SHARE_LOCK}"
+        claims, floor = send_claims_with(session, found, at, columns, {"grantee": lock_grantee})
+        return SentReads(limits, floor, claims, locked=True)
     pending = prepared(session, "decision_floor", _statement).send(session, {})
     claims = send_claims(session, found, at)
     return SentReads(limits, lambda: pending.rows()[0]["floor_hash"], claims)
@@ -92,6 +106,9 @@ def send_decision_reads(
 
 # The newest floor's content hash, as ``_statement`` reads it.
 _NEWEST_FLOOR = "(SELECT content_hash FROM site_floor_versions ORDER BY version DESC LIMIT 1)"
+# The share lock, as ``agreements.repository.share_lock_agreements_of`` takes it (a column of
+# a statement without FROM: run once).
+_SHARE_LOCK = "openpars_share_lock_agreements(%(grantee)s::integer)"
 
 
 def windows(user_id: int | None, agency_id: int | None, limits: Limits) -> list[Window]:

@@ -24,7 +24,7 @@ from openpars.access.rate import USER, claim_if_free, give_back, send_claims, se
 from openpars.access.rls import require_external_session
 from openpars.access.schemas import ReadContext
 from openpars.agreements.floor import floor_of_newest
-from openpars.agreements.grants import Grant, send_grant_reads
+from openpars.agreements.grants import Grant, grantee_of, send_grant_reads
 from openpars.errors import Forbidden, InvalidInput, TooManyRequests
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
@@ -133,10 +133,17 @@ def _decision(
     # round trip); SQLite takes them once the agreement is read (no round trip to save).
     guess = last_limits(agency) if session.get_bind().dialect.name == "postgresql" else None
     with pipeline(session):
+        # The share lock rides on the decision's statement where there is one (PostgreSQL,
+        # limits known): the in-force lookup after it still runs once the lock is held.
         sent = send_decision_reads(
-            session, user_id=principal.user_id, agency_id=agency, at=at, limits=guess
+            session,
+            user_id=principal.user_id,
+            agency_id=agency,
+            at=at,
+            limits=guess,
+            lock_grantee=grantee_of(principal),
         )
-        sent_grant = send_grant_reads(session, principal, at)
+        sent_grant = send_grant_reads(session, principal, at, locked=sent.locked)
         early = ahead() if ahead is not None else None
     grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
     limits = (

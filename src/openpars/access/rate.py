@@ -21,7 +21,7 @@ limit, so a window holds as many places as its busiest minute needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,22 +80,32 @@ def send_claims(
 
 
 def send_claims_with(
-    session: Session, windows: Sequence[Window], at: datetime, column: str
+    session: Session,
+    windows: Sequence[Window],
+    at: datetime,
+    column: str,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[Callable[[], list[Claim]], Callable[[], Any]]:
-    """PostgreSQL: ``send_claims`` with one more column in the same statement (a constant
-    scalar sub-select of the caller's), read by the second callable. Needs a window."""
+    """PostgreSQL: ``send_claims`` with more columns in the same statement (constant scalar
+    expressions of the caller's, with their own named parameters ``extra``), the first of
+    them read by the second callable. Needs a window."""
     assert windows
-    return _send_pg(session.connection(), windows, at, column)
+    return _send_pg(session.connection(), windows, at, column, extra)
 
 
 def _send_pg(
-    connection: Connection, windows: Sequence[Window], at: datetime, column: str | None
+    connection: Connection,
+    windows: Sequence[Window],
+    at: datetime,
+    column: str | None,
+    extra: Mapping[str, Any] | None = None,
 ) -> tuple[Callable[[], list[Claim]], Callable[[], Any]]:
     now = micros(at)
     sql = _pg_claim_sql(len(windows))
     if column is not None:
         sql += ", " + column
     values: dict[str, Any] = {"now": _int8(now), "since": _int8(now - WINDOW_US)}
+    values |= {name: _int8(value) for name, value in (extra or {}).items()}
     for n, window in enumerate(windows):
         values |= {
             f"k{n}": _int8(window.kind),

@@ -35,6 +35,7 @@ from openpars.access.schemas import ArrestQuery, PersonQuery
 from openpars.access.shaping import ARREST_SUMMARY_SCALARS, PERSON_SCALARS
 from openpars.access.visibility import (
     needs_refresh,
+    send_set_exists,
     set_exists,
     set_id_of_key,
     set_key,
@@ -222,6 +223,11 @@ class SentPages:
     # Whether ``first`` also carries the alias section's first page (see _first_name_pages):
     # its rows then say their section.
     with_alias: bool = False
+    # Whether the set searched exists, sent after an identifier's page (a lookup by SID, FBI
+    # number or birth date often finds nothing): read only if the page is empty, where the
+    # search would otherwise ask in a round trip of its own. Not sent with a name page, which
+    # seldom comes back empty (one statement more for every search would cost more).
+    set_found: Callable[[], bool] | None = None
 
 
 # Which section a row of _first_name_pages comes from.
@@ -277,7 +283,8 @@ def send_first_pages(
     page = prepared_person_statement(session, policy, shape, columns, branch, PAGE, True, window)
     if query.name is None:
         # An identifier's page: PostgreSQL keeps its generic plan by itself.
-        return SentPages(policy, limit, page.send(session, values | {"offset": query.offset}))
+        first = page.send(session, values | {"offset": query.offset})
+        return SentPages(policy, limit, first, set_found=send_set_exists(session, key))
     # A name page walks the set's name index in order whatever the range: its generic plan is
     # the plan (see _search_persons).
     if query.offset == 0 and aliases_searched(policy):
@@ -335,8 +342,14 @@ def search_persons(
             session, policy, query, limit, shape, columns, keyed, in_set=True, sent=sent
         )
         # Nothing found: there may be no set for this filter yet (built by the tick); then
-        # the search runs again with probes.
-        if found.rows or found.total or set_exists(session, key):
+        # the search runs again with probes. A first page sent ahead brought the answer.
+        if found.rows or found.total:
+            return found
+        if sent is not None and sent.set_found is not None:
+            exists = sent.set_found()
+        else:
+            exists = set_exists(session, key)
+        if exists:
             return found
     return _search_persons(session, policy, query, limit, shape, columns, values, in_set=False)
 

@@ -76,17 +76,31 @@ def _admission(session: Session, row: repo.InForce) -> _Admission | None:
     return parsed
 
 
+def grantee_of(principal: Principal) -> int | None:
+    """The agency whose agreements an external caller reads under (None: none can apply)."""
+    if not principal.is_external or not principal.agency_path:
+        return None
+    return principal.agency_path[-1]
+
+
 def grant_for(session: Session, *, principal: Principal, at: datetime) -> Grant | None:
     """The agreement in force for an external caller at ``at``, or None: no data at all."""
     return grant_of(session, principal=principal, sent=send_grant_reads(session, principal, at))
 
 
-def send_grant_reads(session: Session, principal: Principal, at: datetime) -> Pending | None:
+def send_grant_reads(
+    session: Session, principal: Principal, at: datetime, *, locked: bool = False
+) -> Pending | None:
     """Send the share lock on the caller's agreements and the in-force lookup after it (None:
-    not an external caller, no agreement can apply). Inside a pipeline neither waits."""
+    not an external caller, no agreement can apply). Inside a pipeline neither waits.
+
+    ``locked``: a statement sent before this one already took the lock (``grantee_of``'s
+    agreements; ``access.decision``), so only the lookup is sent.
+    """
     if not principal.is_external or not principal.agency_path:
         return None
-    repo.share_lock_agreements_of(session, principal.agency_path[-1])
+    if not locked:
+        repo.share_lock_agreements_of(session, principal.agency_path[-1])
     return repo.send_in_force(
         session,
         grantee_agency_id=principal.agency_path[-1],

@@ -53,7 +53,14 @@ from openpars.oversight.detection import (
     Thresholds,
 )
 from openpars.oversight.explain_sql import charge_states
-from openpars.oversight.facts import WATERMARK, AccessFact, FactsWatermark
+from openpars.oversight.facts import (
+    ARRESTEES_INVOLVEMENTS,
+    SKEW_ATTRIBUTES,
+    WATERMARK,
+    AccessFact,
+    FactsWatermark,
+    arrestees_named_sql,
+)
 
 # Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
 # text gives the full count; the facts behind the rest are in the explanations of the period.
@@ -830,7 +837,7 @@ def own_surname_or_address(
 # Skew against the arrestee population; never charged
 # ---------------------------------------------------------------------------------------------
 
-_ATTRIBUTES = ("citizenship", "place_of_birth", "race", "sex")
+_ATTRIBUTES = SKEW_ATTRIBUTES
 
 
 def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
@@ -857,12 +864,80 @@ def _category_counts(
         ),
         params,
     ).all()
+    return _by_attribute(rows)
+
+
+def _by_attribute(rows: Iterable[Sequence[Any]]) -> dict[str, dict[tuple[int, str], int]]:
+    """Rows (key, each attribute's value, persons) summed per attribute by (key, value)."""
     found: dict[str, dict[tuple[int, str], int]] = {a: defaultdict(int) for a in _ATTRIBUTES}
     for k, *values, n in rows:
         for attribute, v in zip(_ATTRIBUTES, values, strict=True):
             if v is not None:
                 found[attribute][(int(k), str(v))] += int(n)
     return {a: dict(counts) for a, counts in found.items()}
+
+
+# The arrestees of [since, end) from the records themselves (key 0), each person once.
+ARRESTED = (
+    "SELECT DISTINCT 0 AS k, i.person_id FROM involvements i JOIN arrests a ON "
+    "a.id = i.arrest_id WHERE i.role = 'arrestee' AND a.arrested_at >= :since "
+    "AND a.arrested_at < :end"
+)
+
+
+def arrestees_live(
+    session: Session, since: datetime, end: datetime
+) -> dict[str, dict[tuple[int, str], int]]:
+    """The arrestees of [since, end) by attribute, counted from the records alone."""
+    return _category_counts(session, ARRESTED, {"since": since, "end": end}, "since", "end")
+
+
+def arrestee_counts(
+    session: Session, since: datetime, end: datetime
+) -> dict[str, dict[tuple[int, str], int]]:
+    """The arrestees of [since, end) by attribute (key 0): from the arrestee rows the facts
+    refresh keeps (``facts.ArresteeArrest``: each person once, by its first arrest in the
+    window, read from the rows' index), except the persons the log's tail may have changed
+    (records' writes past the facts' watermark or not integrated yet, arrestee involvements
+    past the rows' own), counted live from the records in the same statement. Before the rows
+    are first built, everything is counted live (``arrestees_live``)."""
+    dialect = _dialect(session)
+    # Both watermarks share-locked (PostgreSQL) until the transaction ends: no refresh moves
+    # them meanwhile. Read apart and bound, so that the planner knows the tail is short.
+    marks = dict(
+        session.execute(
+            select(FactsWatermark.name, FactsWatermark.size)
+            .where(FactsWatermark.name.in_((WATERMARK, ARRESTEES_INVOLVEMENTS)))
+            .with_for_update(read=True)
+        ).all()
+    )
+    if ARRESTEES_INVOLVEMENTS not in marks or WATERMARK not in marks:
+        return arrestees_live(session, since, end)
+    kept = ", ".join(f"r.{a}" for a in _ATTRIBUTES)
+    read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
+    named = arrestees_named_sql(dialect, _not_in_user_days(dialect))
+    statement = f"""
+        WITH stale AS ({named})
+        SELECT 0, {", ".join(_ATTRIBUTES)}, COUNT(*) FROM (
+            SELECT {kept} FROM oversight_arrestee_arrests r
+            WHERE r.at >= :since AND r.at < :end AND (r.prev_at IS NULL OR r.prev_at < :since)
+              AND r.person_id NOT IN (SELECT person_id FROM stale)
+            UNION ALL
+            SELECT {read} FROM persons p
+            WHERE p.id IN (SELECT person_id FROM stale) AND EXISTS (
+                SELECT 1 FROM involvements i JOIN arrests a ON a.id = i.arrest_id
+                WHERE i.person_id = p.id AND i.role = 'arrestee'
+                  AND a.arrested_at >= :since AND a.arrested_at < :end)
+        ) AS u
+        GROUP BY {", ".join(_ATTRIBUTES)}
+    """  # noqa: S608 - fixed fragments
+    params = {
+        "since": since,
+        "end": end,
+        "wm": int(marks[WATERMARK]),
+        "inv": int(marks[ARRESTEES_INVOLVEMENTS]),
+    }
+    return _by_attribute(session.execute(_sql(statement, "since", "end"), params).all())
 
 
 def population_skew(
@@ -874,16 +949,20 @@ def population_skew(
         "SELECT DISTINCT f.agency_id AS k, f.person_id FROM oversight_access_facts f "  # noqa: S608 - fixed fragments
         f"WHERE f.at >= :start AND f.at < :end AND f.agency_id IS NOT NULL AND {_KEPT}"
     )
-    arrested = (
-        "SELECT DISTINCT 0 AS k, i.person_id FROM involvements i JOIN arrests a ON "
-        "a.id = i.arrest_id WHERE i.role = 'arrestee' AND a.arrested_at >= :since "
-        "AND a.arrested_at < :end"
-    )
     window = {"start": p.start, "end": p.end}
     since = _since(p.start, t.skew_population)
     found: list[tuple[str, str, int, str, set[str]]] = []
-    seen_by = _category_counts(session, looked, window, "start", "end")
-    base_by = _category_counts(session, arrested, {"since": since, "end": p.end}, "since", "end")
+    # A period's pairs are read once, with their first entry and attributes, and both the
+    # counts and the findings' entries come from them (rows in proportion to the period; one
+    # join of the period's facts to the persons, not two). The whole store's are counted in
+    # SQL, its findings' entries read apart (``_skew_entries``).
+    pairs = None if period is None else _skew_pairs(session, p)
+    seen_by = (
+        _category_counts(session, looked, window, "start", "end")
+        if pairs is None
+        else _by_attribute((a, *values, 1) for a, _e, *values in pairs)
+    )
+    base_by = arrestee_counts(session, since, p.end)
     for attribute in _ATTRIBUTES:
         seen, base = seen_by[attribute], base_by[attribute]
         population = {v: n for (_k, v), n in base.items()}
@@ -917,12 +996,66 @@ def population_skew(
                 )
                 key = f"agency:{agency_id}:{attribute}:{label}:{p.label()}"
                 found.append((key, rule, agency_id, attribute, members))
-    # Every finding's entries in one statement, not one per finding.
-    entries = _skew_entries(session, [(a, attr, m) for _k, _r, a, attr, m in found], p)
+    # Every finding's entries in one statement, not one per finding (a period's from its pairs).
+    wanted = [(a, attr, m) for _k, _r, a, attr, m in found]
+    entries = (
+        _skew_entries(session, wanted, p)
+        if pairs is None
+        else _skew_entries_of(session, wanted, pairs)
+    )
     return [
         _draft(SKEW, key, rule, t.skew_z, entries[n], agency_id=agency_id)
         for n, (key, rule, agency_id, _attr, _members) in enumerate(found)
     ]
+
+
+def _skew_pairs(session: Session, p: DetectionPeriod) -> list[tuple[Any, ...]]:
+    """The period's (agency, person) pairs as ``population_skew`` reads them (kept facts of an
+    outside agency), each as (agency, first entry, each attribute's value as text)."""
+    read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
+    rows = session.execute(
+        _sql(
+            f"""
+            SELECT m.agency_id, m.entry_id, {read} FROM (
+                SELECT f.agency_id, f.person_id, MIN(f.entry_id) AS entry_id
+                FROM oversight_access_facts f
+                WHERE f.at >= :start AND f.at < :end AND f.agency_id IS NOT NULL AND {_KEPT}
+                GROUP BY f.agency_id, f.person_id
+            ) m JOIN persons p ON p.id = m.person_id
+            """,  # noqa: S608 - fixed fragments
+            "start",
+            "end",
+        ),
+        {"start": p.start, "end": p.end},
+    ).all()
+    return [tuple(r) for r in rows]
+
+
+def _skew_entries_of(
+    session: Session,
+    findings: Sequence[tuple[int, str, set[str]]],
+    pairs: Sequence[tuple[Any, ...]],
+) -> list[list[_Entry]]:
+    """The entries of each finding from the period's pairs (``_skew_pairs``), as
+    ``_skew_entries`` reads them: for every person of the finding's values the agency looked
+    up, its first entry; the ``MAX_ENTRIES_PER_FLAG`` lowest of those (a repeated entry, first
+    for two persons, counted twice as there)."""
+    position = {a: n for n, a in enumerate(_ATTRIBUTES)}
+    by_agency: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for r in pairs:
+        by_agency[int(r[0])].append(r)
+    ids: list[list[int]] = []
+    for agency_id, attribute, members in findings:
+        at = position[attribute] + 2
+        ids.append(
+            sorted(
+                int(r[1])
+                for r in by_agency[agency_id]
+                if r[at] is not None and str(r[at]) in members
+            )[:MAX_ENTRIES_PER_FLAG]
+        )
+    found = {e.id: e for e in _by_ids(session, (i for group in ids for i in group))}
+    return [sorted((found[i] for i in group), key=lambda e: (e.at, e.id)) for group in ids]
 
 
 def _skew_entries(

@@ -11,6 +11,8 @@ shredded entry's facts are never shown even before that (docs/oversight.md).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from openpars.audit.events import AuditKind, Outcome
 from openpars.db import Base, UTCDateTime
-from openpars.records.enums import ChargeStage, ChargingOutcome
+from openpars.records.enums import ChargeStage, ChargingOutcome, InvolvementRole
 
 # SQLite has BIGINT primary keys only as INTEGER, which is what makes them rowid aliases.
 _ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -63,7 +65,9 @@ class AccessFact(Base):
         Index("ix_oversight_access_facts_agreement_at", "agreement_id", "at"),
         Index("ix_oversight_access_facts_agency_at", "agency_id", "at"),
         Index("ix_oversight_access_facts_user_at", "user_id", "at"),
-        Index("ix_oversight_access_facts_person", "person_id"),
+        # No index by person alone: no reader probes the facts by person (each reads a window
+        # by agreement, agency, user or reference), and a random leaf per row made it one of
+        # the facts insert's two costliest indexes at 10M (docs/benchmarks.md, Oversight).
         # A reference's citations (shared_case_reference reads those of a day's references).
         Index("ix_oversight_access_facts_case_at", "case_reference", "at"),
     )
@@ -142,6 +146,42 @@ class UserDay(Base):
     agency_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     reads: Mapped[int] = mapped_column(Integer)
     hours: Mapped[int] = mapped_column(Integer)
+
+
+class ArresteeArrest(Base):
+    """One arrest of a person as its arrestee, with the instant of the person's arrest just
+    before it (NULL for the first) and the person's attributes copied, so that the arrestees
+    of any window [since, end) are counted without a person twice and without a join: each
+    person once, by the first of its arrests in the window, the row whose ``prev_at`` is
+    before ``since`` (``population_skew``'s baseline). Kept by the refresh for the persons
+    whose arrests or attributes changed (new arrestee involvements, and the persons and
+    arrests the records' write entries of the new leaves name); the detector recounts live
+    the persons the log's tail names (docs/oversight.md, "Population skew")."""
+
+    __tablename__ = "oversight_arrestee_arrests"
+    # A window's rows by the instant alone, every column the count reads in the index (an
+    # index-only read: the person too, tested against the persons the log's tail names).
+    __table_args__ = (
+        Index(
+            "ix_oversight_arrestee_arrests_at",
+            "at",
+            "prev_at",
+            "citizenship",
+            "place_of_birth",
+            "race",
+            "sex",
+            "person_id",
+        ),
+    )
+
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    arrest_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    prev_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    citizenship: Mapped[str | None] = mapped_column(String(100))
+    place_of_birth: Mapped[str | None] = mapped_column(String(100))
+    race: Mapped[str | None] = mapped_column(String(100))
+    sex: Mapped[str | None] = mapped_column(String(100))
 
 
 class FactsWatermark(Base):
@@ -413,6 +453,119 @@ def _refresh_timeline(session: Session, lo: int, hi: int) -> None:
         )
 
 
+# The arrestee involvements the arrestee rows have read (the highest id).
+ARRESTEES_INVOLVEMENTS = "arrestees.involvement_id"
+# The person attributes population_skew compares, as the arrestee rows copy them.
+SKEW_ATTRIBUTES = ("citizenship", "place_of_birth", "race", "sex")
+
+
+def written_ids_sql(dialect: str, key: str, entries: str) -> str:
+    """The ids of ``key`` ('person_ids' or 'arrest_ids') that the records' write entries
+    among ``entries`` (a FROM-clause item ``x`` with an entry_id column) name, read from
+    their content (no caller input)."""
+    assert key in ("person_ids", "arrest_ids")
+    if dialect == "sqlite":
+        each, value = f"json_each(CAST(c.content AS TEXT), '$.{key}') AS j", "j.value"
+    else:
+        each = f"jsonb_array_elements_text(convert_from(c.content, 'UTF8')::jsonb -> '{key}') AS j"
+        value = "j"
+    return (
+        f"SELECT CAST({value} AS INTEGER) AS id FROM {entries} "  # noqa: S608 - constants
+        "JOIN audit_entries e ON e.id = x.entry_id "
+        f"JOIN audit_entry_contents c ON c.entry_id = e.id, {each} "
+        f"WHERE e.kind = '{AuditKind.WRITE.value}'"
+    )
+
+
+def arrestees_named_sql(dialect: str, entries: str) -> str:
+    """The persons whose arrestee rows may be out of date after the records' writes among
+    ``entries`` (see ``written_ids_sql``), or a new arrestee involvement past ``:inv``: those
+    the writes name, and the arrestees of the arrests they name (no caller input)."""
+    arrestee = InvolvementRole.ARRESTEE.value
+    return f"""
+        SELECT person_id FROM involvements WHERE id > :inv AND role = '{arrestee}'
+        UNION SELECT id FROM ({written_ids_sql(dialect, "person_ids", entries)}) AS wp
+        UNION SELECT i.person_id FROM involvements i WHERE i.role = '{arrestee}'
+            AND i.arrest_id IN ({written_ids_sql(dialect, "arrest_ids", entries)})
+    """  # noqa: S608 - no caller input
+
+
+def _arrestees_sql(affected: str) -> str:
+    """Insert the arrestee rows of the persons ``affected`` (a subquery of person ids, or ""
+    for every person): each arrestee involvement with its arrest's instant and the person's
+    arrest just before it (by instant, then arrest id: two arrests at one instant still count
+    the person once)."""
+    also = f"AND i.person_id IN ({affected})" if affected else ""
+    read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in SKEW_ATTRIBUTES)
+    return f"""
+        INSERT INTO oversight_arrestee_arrests (person_id, arrest_id, at, prev_at,
+            {", ".join(SKEW_ATTRIBUTES)})
+        SELECT r.person_id, r.arrest_id, r.at, r.prev_at, {read}
+        FROM (
+            SELECT i.person_id, i.arrest_id, a.arrested_at AS at,
+                LAG(a.arrested_at) OVER (
+                    PARTITION BY i.person_id ORDER BY a.arrested_at, i.arrest_id) AS prev_at
+            FROM involvements i JOIN arrests a ON a.id = i.arrest_id
+            WHERE i.role = '{InvolvementRole.ARRESTEE.value}' {also}
+        ) AS r
+        JOIN persons p ON p.id = r.person_id
+    """  # noqa: S608 - no caller input
+
+
+def _refresh_arrestees(session: Session, lo: int, hi: int) -> None:
+    """Bring the arrestee rows up to the records: all of them when the log is read from its
+    first leaf or the rows were never built, else those of the persons ``arrestees_named_sql``
+    names for leaves [lo, hi) and the arrestee involvements past the rows' watermark. A write
+    that commits late on PostgreSQL (a lower involvement id after a higher one) is caught by its
+    audit entry when its leaf is read, as for the charge timeline."""
+    dialect = session.get_bind().dialect.name
+    seen = session.execute(
+        select(FactsWatermark.size)
+        .where(FactsWatermark.name == ARRESTEES_INVOLVEMENTS)
+        .with_for_update()
+    ).scalar()
+    top = int(session.execute(text("SELECT COALESCE(MAX(id), 0) FROM involvements")).scalar_one())
+    if lo == 0 or seen is None:
+        session.execute(text("DELETE FROM oversight_arrestee_arrests"))
+        session.execute(text(_arrestees_sql("")))
+    else:
+        leaves = (
+            "(SELECT entry_id FROM audit_leaves WHERE leaf_index >= :lo AND leaf_index < :hi) AS x"
+        )
+        affected = arrestees_named_sql(dialect, leaves)
+        bounds = {"inv": int(seen), "lo": lo, "hi": hi}
+        session.execute(
+            text(f"DELETE FROM oversight_arrestee_arrests WHERE person_id IN ({affected})"),  # noqa: S608
+            bounds,
+        )
+        session.execute(text(_arrestees_sql(affected)), bounds)
+    session.execute(
+        text(
+            "INSERT INTO oversight_watermarks (name, size) VALUES (:n, :s) "
+            "ON CONFLICT (name) DO UPDATE SET size = excluded.size"
+        ),
+        {"n": ARRESTEES_INVOLVEMENTS, "s": top},
+    )
+
+
+@contextmanager
+def without_jit(session: Session) -> Iterator[None]:
+    """On PostgreSQL, the statements inside run without JIT compilation, the setting restored
+    after (``set_config(..., true)``: this transaction only, as ``SET LOCAL``; a rollback
+    restores it too). The oversight statements of a refresh or a daily run each read a day's
+    rows by index, but their estimates (a JSON array's 100 elements, a window's rows) pass
+    ``jit_above_cost`` and ``jit_optimize_above_cost``: at 10M entries PostgreSQL spent 0.5 s
+    compiling the facts' insert of one day, longer than reading its rows
+    (docs/benchmarks.md, Oversight, 2026-12-06 07:20-08:10)."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    before = session.execute(text("SELECT current_setting('jit')")).scalar_one()
+    session.execute(text("SELECT set_config('jit', 'off', true)"))
+    yield
+    session.execute(text("SELECT set_config('jit', :v, true)"), {"v": before})
+
+
 def _claim_watermark(session: Session) -> int:
     """The watermark, locked until the transaction ends (one refresh at a time)."""
     session.execute(
@@ -438,6 +591,11 @@ class Refreshed:
 def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
     """Derive the facts of every integrated leaf past the watermark; flushes, never commits."""
     session.flush()
+    with without_jit(session):
+        return _refresh(session, batch)
+
+
+def _refresh(session: Session, batch: int) -> Refreshed:
     dialect = session.get_bind().dialect.name
     j = _SQLITE if dialect == "sqlite" else _POSTGRES
     start = _claim_watermark(session)
@@ -464,6 +622,7 @@ def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
         session.execute(purge_facts, bounds)
         session.execute(purge_queries, bounds)
     _refresh_timeline(session, start, end)
+    _refresh_arrestees(session, start, end)
     session.execute(
         text("UPDATE oversight_watermarks SET size = :s WHERE name = :n"),
         {"s": end, "n": WATERMARK},

@@ -8,7 +8,8 @@ notices the canary among the persons and arrests in the new entry's content. Int
 cost it nothing or one rowid probe: on PostgreSQL a row trigger on ``audit_entries`` whose
 ``WHEN`` admits only answered reads under an agreement, in a ``SECURITY DEFINER`` function (so
 the external login role never reads the canary table); on SQLite a row trigger on
-``audit_entry_contents``, one run per entry, not per subject. Flags are grouped into
+``audit_subjects`` whose ``WHEN`` probes the canary table's unique index with the row's person
+or arrest id. Flags are grouped into
 review cases; a case's history is append-only.
 """
 
@@ -198,20 +199,22 @@ _FLAG_VALUES = (
 
 
 def _sqlite_trip() -> list[str]:
-    # A row trigger on the entry's content: one run per entry, not per subject. Its WHEN is a
-    # rowid probe of the entry (internal entries stop there) and, for an external read, a scan
-    # of the canary table (a handful of rows) against the content's person and arrest ids.
-    content = "CAST(NEW.content AS TEXT)"
+    # A row trigger on the entry's subject rows, which name the same persons and arrests as
+    # its content (audit.repository writes both from one list). Its WHEN is first a probe of
+    # the canary table's unique person or arrest index with the row's own id (almost every
+    # row stops there), then a rowid probe of the entry (internal and refused entries stop
+    # there). An entry naming a canary twice (as person and as arrest) raises one flag.
+    # Reading the content's JSON instead, once per entry, cost an external SID lookup about
+    # 20 µs on every append (bench/audit_overhead.py); a probe per subject row costs less
+    # than that up to a page of 50 persons.
     hit = (
-        "EXISTS (SELECT 1 FROM oversight_canaries"  # noqa: S608 - constants
-        " c WHERE c.person_id IN (SELECT value FROM "
-        f"json_each({content}, '$.person_ids')) OR c.arrest_id IN (SELECT value FROM "
-        f"json_each({content}, '$.arrest_ids')))"
+        "(NEW.person_id IN (SELECT person_id FROM oversight_canaries) OR "
+        "NEW.arrest_id IN (SELECT arrest_id FROM oversight_canaries))"
     )
     return [
-        "CREATE TRIGGER IF NOT EXISTS audit_contents_canary AFTER INSERT ON "  # noqa: S608 - constants
-        "audit_entry_contents FOR EACH ROW WHEN EXISTS (SELECT 1 FROM audit_entries e WHERE "
-        f"e.id = NEW.entry_id AND {_EXTERNAL_READ}) AND {hit} "
+        "CREATE TRIGGER IF NOT EXISTS audit_subjects_canary AFTER INSERT ON "  # noqa: S608 - constants
+        f"audit_subjects FOR EACH ROW WHEN {hit} AND EXISTS (SELECT 1 FROM audit_entries e "
+        f"WHERE e.id = NEW.entry_id AND {_EXTERNAL_READ}) "
         f"BEGIN INSERT OR IGNORE INTO oversight_flags ({_FLAG_COLUMNS}) SELECT {_FLAG_VALUES} "
         "FROM audit_entries e WHERE e.id = NEW.entry_id; "
         "INSERT OR IGNORE INTO oversight_flag_entries (flag_id, entry_id) SELECT id, "
