@@ -1147,7 +1147,12 @@ def never_charged(
         )
         .cte("chosen")
     )
-    states = charge_states(chosen)
+    # Every chosen fact with its state, grouped once: not the facts joined to their states, a
+    # join the planner takes for one of a row by a row when the day's facts were written in
+    # this transaction (a nested loop: at 10M 361 million rows compared, 78 s).
+    states = charge_states(
+        chosen, carry=("entry_id", "agency_id", "user_id", "person_id"), every=True
+    ).subquery("states")
     tested = _temporary(
         session,
         "oversight_never_charged_tested",
@@ -1163,12 +1168,12 @@ def never_charged(
         tested.insert().from_select(
             ["entry_id", "agency_id", "user_id", "person_id", "never"],
             select(
-                chosen.c.entry_id,
-                chosen.c.agency_id,
-                chosen.c.user_id,
-                chosen.c.person_id,
-                case((func.coalesce(states.c.person_state, 0) == 0, 1), else_=0),
-            ).select_from(chosen.outerjoin(states, states.c.fact_id == chosen.c.id)),
+                states.c.entry_id,
+                states.c.agency_id,
+                states.c.user_id,
+                states.c.person_id,
+                case((states.c.person_state == 0, 1), else_=0),
+            ),
         )
     )
     x = tested.c

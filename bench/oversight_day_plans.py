@@ -1,0 +1,114 @@
+"""EXPLAIN (ANALYZE, BUFFERS) of the daily run's explanation and never_charged statements on a
+kept PostgreSQL store (bench/oversight.py --keep-db): the bench's next day appended, the facts
+refreshed, the cycle explained and never_charged run, each of the two statements explained
+with its plan printed; everything in one transaction, rolled back (the store is left as kept).
+
+Usage: python bench/oversight_day_plans.py DBNAME [--entries N --persons N --days N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, os.path.dirname(__file__))
+import oversight as bench
+
+from openpars.agreements.models import Agreement
+from openpars.config import Settings
+from openpars.db import make_engine
+from openpars.models import load_all_models
+from openpars.oversight import detectors, facts, flags
+from openpars.oversight.detection import DetectionPeriod
+from openpars.oversight.explain import materialise, rules_from
+
+WATCHED = ("INSERT INTO oversight_never_charged_tested", "INSERT INTO oversight_cycle_pairs")
+
+
+def _backend_cpu(session: Session) -> float:
+    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("db")
+    parser.add_argument("--entries", type=int, default=10_000_000)
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=365)
+    args = parser.parse_args()
+    load_all_models()
+    shape = bench.Shape(persons=args.persons, entries=args.entries, days=args.days)
+    url = bench.PG_URL.rsplit("/", 1)[0] + f"/{args.db}"
+    engine = make_engine(url)
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def explain(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool):  # type: ignore[no-untyped-def]
+        if any(w in statement for w in WATCHED):
+            statement = "EXPLAIN (ANALYZE, BUFFERS, VERBOSE OFF) " + statement
+        return statement, params
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def show(conn: Any, cursor: Any, statement: str, params: Any, context: Any, many: bool) -> None:
+        if statement.startswith("EXPLAIN"):
+            print("=" * 30, next(w for w in WATCHED if w in statement))
+            for (line,) in cursor.fetchall():
+                print(line)
+            sys.stdout.flush()
+
+    with Session(engine) as session:
+        assert session.execute(text("SELECT MAX(id) FROM audit_entries")).scalar() == shape.entries
+        conn = session.connection()
+        lo, hi = shape.entries + 1, shape.entries + shape.per_day
+        statements = bench._statements(bench.Dialect("postgresql"), shape)
+        conn.exec_driver_sql("SET session_replication_role = replica")
+        for table in bench.ENTRY_TABLES:
+            conn.execute(text(statements[table]), {"lo": lo, "hi": hi})
+        conn.exec_driver_sql("SET session_replication_role = origin")
+        end = bench.T0 + timedelta(days=shape.days)
+        print("refresh", facts.refresh(session).facts, flush=True)
+        agreements = list(session.scalars(select(Agreement.id).order_by(Agreement.id)))
+        cpu, wall = _backend_cpu(session), time.perf_counter()
+        cycle = materialise(
+            session,
+            start=end,
+            end=end + timedelta(days=1),
+            agreement_ids=agreements,
+            rules=rules_from(Settings()),
+        )
+        print(
+            f"explanation: backend cpu {_backend_cpu(session) - cpu:.2f} s, "
+            f"wall {time.perf_counter() - wall:.2f} s",
+            flush=True,
+        )
+        cycle.drop(session)
+        period = DetectionPeriod(start=end, end=end + timedelta(days=1))
+        cpu, wall = _backend_cpu(session), time.perf_counter()
+        flags.run_detectors(session, (detectors.never_charged,), period)
+        print(
+            f"never_charged: backend cpu {_backend_cpu(session) - cpu:.2f} s, "
+            f"wall {time.perf_counter() - wall:.2f} s",
+            flush=True,
+        )
+        # The day's flags of every detector (as the bench's daily pass raises them), digested.
+        session.execute(text("DELETE FROM oversight_flag_entries"))
+        session.execute(text("DELETE FROM oversight_flags"))
+        for detector in flags.DETECTORS:
+            flags.run_detectors(session, (detector,), period)
+        count = session.execute(text("SELECT COUNT(*) FROM oversight_flags")).scalar_one()
+        print(f"flags {count} flags_sha256 {bench._flags_digest(session)}", flush=True)
+        session.rollback()
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
