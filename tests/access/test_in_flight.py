@@ -17,15 +17,14 @@ from openpars.identity.principal import SYSTEM
 from openpars.records.enums import InvolvementRole
 from tests.access import data
 from tests.access.agreements import activate
-from tests.factories import build_world
+from tests.factories import World, build_world
 
 CONTEXT = ReadContext(purpose="warrant-service")
 
 
-def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
-    fresh_db: Database,
-) -> None:
-    with fresh_db.session() as s:
+def _arrestee_under_agreement(db: Database) -> tuple[World, int]:
+    """The standard world, its agreement in force and one arrestee it shows (SID-5001)."""
+    with db.session() as s:
         world = build_world(s)
         agreement = activate(s, world)
         p = data.person(s, "Quinn", "Ada", sid="SID-5001")
@@ -34,7 +33,13 @@ def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
             agency_id=world.agencies["Philadelphia Police Department"],
             people=[(p, InvolvementRole.ARRESTEE)],
         )
-        agreement_id = agreement.id
+        return world, agreement.id
+
+
+def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
+    fresh_db: Database,
+) -> None:
+    world, agreement_id = _arrestee_under_agreement(fresh_db)
     ice = world.principals["ice"]
     query = PersonQuery(sid="SID-5001")
     suspended = threading.Event()
@@ -73,16 +78,7 @@ def test_a_read_arriving_while_a_suspension_is_under_way_waits_and_is_refused(
     # The read's share lock on the agreements travels with its rate-window claim once this
     # process knows the agreement's limits; the in-force lookup after it must still run only
     # once the lock is held, and so see the suspension it waited for.
-    with fresh_db.session() as s:
-        world = build_world(s)
-        agreement = activate(s, world)
-        p = data.person(s, "Quinn", "Ada", sid="SID-5001")
-        data.arrest(
-            s,
-            agency_id=world.agencies["Philadelphia Police Department"],
-            people=[(p, InvolvementRole.ARRESTEE)],
-        )
-        agreement_id = agreement.id
+    world, agreement_id = _arrestee_under_agreement(fresh_db)
     ice = world.principals["ice"]
     query = PersonQuery(sid="SID-5001")
     with fresh_db.session(external=True) as s:  # the limits are now known
