@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from sqlalchemy.orm import Session
 
 from openpars.access import service
 from openpars.access.schemas import PersonQuery, ReadContext
@@ -36,6 +37,17 @@ def _arrestee_under_agreement(db: Database) -> tuple[World, int]:
         return world, agreement.id
 
 
+def _suspend(s: Session, agreement_id: int) -> None:
+    """Suspend the whole agreement, as a stakeholder's kill switch does, in ``s``."""
+    killswitch.suspend(
+        s,
+        actor=SYSTEM,
+        agreement_id=agreement_id,
+        target=SuspensionTarget.AGREEMENT,
+        reason="misuse reported",
+    )
+
+
 def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
     fresh_db: Database,
 ) -> None:
@@ -46,13 +58,7 @@ def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
 
     def suspend() -> None:
         with fresh_db.session() as s:
-            killswitch.suspend(
-                s,
-                actor=SYSTEM,
-                agreement_id=agreement_id,
-                target=SuspensionTarget.AGREEMENT,
-                reason="misuse reported",
-            )
+            _suspend(s, agreement_id)
         suspended.set()
 
     with fresh_db.session(external=True) as s:
@@ -96,13 +102,7 @@ def test_a_read_arriving_while_a_suspension_is_under_way_waits_and_is_refused(
 
     reader = threading.Thread(target=read)
     with fresh_db.session() as s:
-        killswitch.suspend(
-            s,
-            actor=SYSTEM,
-            agreement_id=agreement_id,
-            target=SuspensionTarget.AGREEMENT,
-            reason="misuse reported",
-        )
+        _suspend(s, agreement_id)
         s.flush()
         reader.start()
         time.sleep(0.5)
