@@ -356,6 +356,11 @@ def _statements(d: Dialect, shape: Shape) -> dict[str, str]:
         "audit_leaves": prefix
         + f"INSERT INTO audit_leaves (leaf_index, entry_id, leaf_hash) SELECT i - 1, i, "
         f"{d.zeros} FROM {src}",
+        # Every generated entry has its leaf, so it is in the subject index too (what the
+        # integrator would have written: audit.repository.index_subjects).
+        "audit_person_entries": prefix
+        + f"INSERT INTO audit_person_entries (person_id, entry_id) SELECT ({e['person']}) + ks.k, "
+        f"i FROM {src}, {d.small(12)} WHERE ks.k < ({e['count']})",
     }
 
 
@@ -523,6 +528,7 @@ def _drop_day(conn: Any, lo: int) -> None:
     for table in (
         "oversight_flag_entries",
         "audit_leaves",
+        "audit_person_entries",
         "audit_subjects",
         "audit_entry_contents",
     ):
@@ -554,7 +560,13 @@ def _drop_day(conn: Any, lo: int) -> None:
     _triggers_on(conn, conn.dialect.name)
 
 
-ENTRY_TABLES = ["audit_entries", "audit_entry_contents", "audit_subjects", "audit_leaves"]
+ENTRY_TABLES = [
+    "audit_entries",
+    "audit_entry_contents",
+    "audit_subjects",
+    "audit_leaves",
+    "audit_person_entries",
+]
 RECORD_TABLES = ["persons", "arrests", "involvements", "charges", "charging_decisions"]
 
 

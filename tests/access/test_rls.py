@@ -186,6 +186,13 @@ def test_external_login_cannot_change_records_audit_or_the_floor(
         ("SELECT * FROM record_versions", "permission denied"),
         ("SELECT content FROM audit_entry_contents", "permission denied"),
         ("SELECT commitment FROM audit_entries", "permission denied"),
+        # The subject index is the integrator's (the owner's): the role appends no row to it
+        # and reads none of it (which entries named whom).
+        ("SELECT * FROM audit_person_entries", "permission denied"),
+        ("INSERT INTO audit_person_entries VALUES (1, 1)", "permission denied"),
+        ("SELECT * FROM audit_arrest_entries", "permission denied"),
+        ("INSERT INTO audit_arrest_entries VALUES (1, 1)", "permission denied"),
+        ("SELECT person_id FROM audit_subjects", "permission denied"),
         ("SELECT token_hash FROM api_tokens", "permission denied"),
         ("SELECT * FROM users", "permission denied"),
         # Nor can it switch the backstop off or become someone else.
@@ -286,6 +293,15 @@ def test_create_all_grants_the_role_reads_only_behind_policies(fresh_db: Databas
             text("SELECT count(*) FROM pg_policies WHERE :r = ANY(roles)"), {"r": role}
         ).scalar_one()
         assert policies == 10
+        # Nothing at all on the integrator's subject index.
+        index_grants = s.execute(
+            text(
+                "SELECT count(*) FROM information_schema.role_table_grants WHERE grantee = :r "
+                "AND table_name IN ('audit_person_entries', 'audit_arrest_entries')"
+            ),
+            {"r": role},
+        ).scalar_one()
+        assert index_grants == 0
 
 
 def test_openpars_db_upgrade_sets_up_the_role_and_its_policies(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from openpars.audit import log
+from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.models import AuditEntry
 from openpars.audit.service import append, append_many
@@ -178,6 +180,40 @@ def test_an_operator_who_drops_the_trigger_is_caught_by_the_detector(
         entry = s.scalars(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)).one()
         assert len(run_detectors(s)) == 1
     assert [f.dedupe_key for f in flags(db)] == [f"entry:{entry}"]
+
+
+def test_canary_reads_count_before_and_after_integration(
+    client: TestClient, db: Database, world: World
+) -> None:
+    # The detector and the reviewers' count find entries by subject (audit.repository.
+    # entries_naming): a read the integrator has not reached yet counts as much as an old one.
+    site = build(client, db, world)
+    with db.session() as s:
+        if s.get_bind().dialect.name == "sqlite":
+            s.connection().exec_driver_sql("DROP TRIGGER audit_subjects_canary")
+        else:
+            s.connection().exec_driver_sql("DROP TRIGGER audit_entries_canary ON audit_entries")
+    ice, overseer = world.auth("ice"), world.auth("overseer")
+
+    def canary_read(path: str) -> int:
+        assert client.get(path, params=PURPOSE, headers=ice).status_code == 200
+        with db.session() as s:
+            return s.scalars(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1)).one()
+
+    by_person = canary_read(f"/api/v1/persons/{site.canary_person}")
+    log.integrate_all(db)
+    by_arrest = canary_read(f"/api/v1/arrests/{site.canary_arrest}")
+    with db.session() as s:
+        assert repo.has_pending(s)
+        assert len(run_detectors(s)) == 2
+    assert sorted(f.dedupe_key for f in flags(db)) == [f"entry:{by_person}", f"entry:{by_arrest}"]
+    listed = client.get(f"{OVERSIGHT}/canaries", headers=overseer)
+    assert listed.json()["items"][0]["flags"] == 2
+    log.integrate_all(db)
+    again = client.get(f"{OVERSIGHT}/canaries", headers=overseer)
+    assert again.json()["items"][0]["flags"] == 2
+    with db.session() as s:
+        assert run_detectors(s) == []
 
 
 def test_the_external_answer_for_a_canary_is_shaped_like_a_real_one(

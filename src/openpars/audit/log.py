@@ -5,10 +5,11 @@ queues each new entry in audit_pending, on SQLite the entries above the last int
 the queue (its single writer commits in id order). The integrator gives queued entries
 contiguous leaf indexes in id order (on PostgreSQL an entry whose transaction commits after a
 higher id was integrated gets the next free index then: nothing is skipped, nothing waits) and
-stores every completed
-subtree hash, so any proof costs O(log n) indexed reads. Only one integrator runs at a time:
-PostgreSQL takes an advisory transaction lock, SQLite's single writer (BEGIN IMMEDIATE)
-already serialises.
+stores every completed subtree hash, so any proof costs O(log n) indexed reads. In the same
+transaction it copies the batch's subjects into the subject index by person and by arrest
+(repository.index_subjects), so that requests never write at random places of a large index.
+Only one integrator runs at a time: PostgreSQL takes an advisory transaction lock, SQLite's
+single writer (BEGIN IMMEDIATE) already serialises.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ def integrate_batch(session: Session, *, limit: int = INTEGRATE_BATCH) -> Integr
         hashes.append(current)
     repo.insert_leaves(session, leaves)
     repo.insert_nodes(session, nodes)
+    # With its leaves, the batch enters the subject index (repository.entries_naming).
+    repo.index_subjects(session, [entry_id for entry_id, _ in pending])
     repo.dequeue(session, [entry_id for entry_id, _ in pending])
     new = merkle.Frontier(size + len(pending), tuple(hashes))
     return Integrated(len(pending), new.size, merkle.root_from_frontier(new))

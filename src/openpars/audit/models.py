@@ -14,7 +14,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -62,39 +61,51 @@ class AuditEntryContent(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-_PERSON_SET = text("person_id IS NOT NULL")
-_ARREST_SET = text("arrest_id IS NOT NULL")
-
-
 class AuditSubject(Base):
-    """Which persons and arrests an entry touched, for oversight queries and shredding.
+    """Which persons and arrests an entry touched, written with the entry in its transaction.
 
-    Every access writes these rows, so they carry only the indexes a lookup uses: each row
-    names a person or an arrest, and partial indexes skip the other, NULL, column. Nothing
-    looks subjects up by entry (an entry's subjects are in its content), and entries are never
-    deleted, so entry_id needs no index of its own.
+    The request path appends here and nowhere at random: the only index is on entry_id, whose
+    values grow, so every insert lands on the right edge of both B-trees (one dirty page
+    each per commit, however many subjects). Looking entries up by person or arrest goes
+    through ``repository.entries_naming``: the integrator's subject index (AuditPersonEntry,
+    AuditArrestEntry) for integrated entries, these rows for the entries not integrated yet.
+    An index by person here would put each subject of every read on a random page of a large
+    B-tree: one WAL frame (PostgreSQL: often a full-page image) per subject (issue 12).
     """
 
     __tablename__ = "audit_subjects"
-    __table_args__ = (
-        Index(
-            "ix_audit_subjects_person",
-            "person_id",
-            sqlite_where=_PERSON_SET,
-            postgresql_where=_PERSON_SET,
-        ),
-        Index(
-            "ix_audit_subjects_arrest",
-            "arrest_id",
-            sqlite_where=_ARREST_SET,
-            postgresql_where=_ARREST_SET,
-        ),
-    )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
-    entry_id: Mapped[int] = mapped_column(_ID, ForeignKey("audit_entries.id"))
+    entry_id: Mapped[int] = mapped_column(_ID, ForeignKey("audit_entries.id"), index=True)
     person_id: Mapped[int | None] = mapped_column()
     arrest_id: Mapped[int | None] = mapped_column()
+
+
+class AuditPersonEntry(Base):
+    """The subject index by person of integrated entries: (person, entry), nothing else.
+
+    Filled by the integrator (``log.integrate_batch``) from audit_subjects in the transaction
+    that gives the entries their leaves, a whole batch in one sorted INSERT ... SELECT, so the
+    random places in this B-tree are paid once per batch, off the request path. Append-only.
+    No foreign keys: every row is copied from an audit_subjects row, which has them, and the
+    check would cost the integrator a probe per row.
+    """
+
+    __tablename__ = "audit_person_entries"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    person_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    entry_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+
+
+class AuditArrestEntry(Base):
+    """The subject index by arrest of integrated entries; see AuditPersonEntry."""
+
+    __tablename__ = "audit_arrest_entries"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    arrest_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    entry_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
 
 
 class AuditPending(Base):
@@ -185,6 +196,8 @@ _IMMUTABLE_TABLES = {
     for table in (
         "audit_entries",
         "audit_subjects",
+        "audit_person_entries",
+        "audit_arrest_entries",
         "audit_leaves",
         "audit_nodes",
         "audit_checkpoints",

@@ -6,16 +6,18 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import CompoundSelect, Connection, Select, delete, false, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from openpars.audit.models import (
+    AuditArrestEntry,
     AuditCheckpoint,
     AuditCosignature,
     AuditEntry,
     AuditEntryContent,
     AuditLeaf,
     AuditPending,
+    AuditPersonEntry,
     AuditSubject,
     AuditWitness,
 )
@@ -278,6 +280,78 @@ def dequeue(session: Session, entry_ids: Sequence[int]) -> None:
         )
 
 
+_SUBJECT_INDEX = (("audit_person_entries", "person_id"), ("audit_arrest_entries", "arrest_id"))
+
+
+def index_subjects(session: Session, entry_ids: Sequence[int]) -> None:
+    """Copy the subjects of a batch being integrated into the subject index, in the
+    transaction that writes the batch's leaves (so an entry is in the index exactly when it
+    has a leaf: see entries_naming). One sorted INSERT ... SELECT per table, over the batch's
+    subject rows found through their entry_id index."""
+    if not entry_ids:
+        return
+    connection = session.connection()
+    params: tuple[Any, ...] = ()
+    if _queued_by_trigger(session):
+        # A batch on PostgreSQL is the queue's lowest ids, not a range: an entry committed
+        # late may sit between them, integrated already or not in this batch.
+        where, params = "entry_id = ANY(%s::bigint[])", ([int(i) for i in entry_ids],)
+    else:
+        # On SQLite the batch is every entry above the last integrated one up to its last id.
+        where = f"entry_id BETWEEN {int(min(entry_ids))} AND {int(max(entry_ids))}"
+    for table, column in _SUBJECT_INDEX:
+        connection.exec_driver_sql(
+            f"INSERT INTO {table} ({column}, entry_id) "  # noqa: S608 - constants and integers
+            f"SELECT DISTINCT {column}, entry_id FROM audit_subjects "
+            f"WHERE {where} AND {column} IS NOT NULL ORDER BY {column}, entry_id",
+            params,
+        )
+
+
+def _not_integrated(session: Session) -> Any:
+    """The condition on AuditSubject.entry_id that its entry has no leaf yet."""
+    if _queued_by_trigger(session):
+        return AuditSubject.entry_id.in_(select(AuditPending.entry_id))
+    last = (
+        select(AuditLeaf.entry_id).order_by(AuditLeaf.leaf_index.desc()).limit(1).scalar_subquery()
+    )
+    return AuditSubject.entry_id > func.coalesce(last, 0)
+
+
+def entries_naming(
+    session: Session, *, person_ids: Iterable[int] = (), arrest_ids: Iterable[int] = ()
+) -> Select[int] | CompoundSelect[int]:
+    """The ids of every entry naming any of these persons or arrests, as one selectable.
+
+    The one way to look entries up by subject. Integrated entries are found in the subject
+    index the integrator keeps (AuditPersonEntry, AuditArrestEntry), the others in their own
+    audit_subjects rows (SQLite: the entries above the last integrated one, through the
+    entry_id index; PostgreSQL: the entries in audit_pending). The integrator writes an
+    entry's index rows and its leaf (and takes it off the queue) in one transaction, so one
+    statement's snapshot finds every entry in exactly one of the two places: nothing appended
+    a moment ago is missed. Its column is ``entry_id``.
+    """
+    persons, arrests = sorted({int(i) for i in person_ids}), sorted({int(i) for i in arrest_ids})
+    parts: list[Select[int]] = []
+    if persons:
+        parts.append(
+            select(AuditPersonEntry.entry_id).where(AuditPersonEntry.person_id.in_(persons))
+        )
+    if arrests:
+        parts.append(
+            select(AuditArrestEntry.entry_id).where(AuditArrestEntry.arrest_id.in_(arrests))
+        )
+    if not parts:
+        return select(AuditSubject.entry_id).where(false())
+    named = []
+    if persons:
+        named.append(AuditSubject.person_id.in_(persons))
+    if arrests:
+        named.append(AuditSubject.arrest_id.in_(arrests))
+    parts.append(select(AuditSubject.entry_id).where(_not_integrated(session), or_(*named)))
+    return union(*parts)
+
+
 def _int_list(values: Iterable[int]) -> str:
     return ",".join(str(int(v)) for v in values)
 
@@ -471,11 +545,10 @@ def shred_contents(
     session: Session, *, arrest_id: int | None, person_id: int | None
 ) -> list[tuple[int, bytes]]:
     """Delete the content of every entry touching the record; return (id, commitment) of each."""
-    subjects = select(AuditSubject.entry_id)
     if arrest_id is not None:
-        subjects = subjects.where(AuditSubject.arrest_id == arrest_id)
+        subjects = entries_naming(session, arrest_ids=[arrest_id])
     else:
-        subjects = subjects.where(AuditSubject.person_id == person_id)
+        subjects = entries_naming(session, person_ids=[] if person_id is None else [person_id])
     rows = sorted(
         (int(i), bytes(c))
         for i, c in session.execute(

@@ -15,8 +15,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from openpars.audit import repository as audit_repo
 from openpars.audit.events import AuditKind, event_by
-from openpars.audit.models import AuditSubject
 from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -229,8 +229,8 @@ def _flags_of(session: Session, canary: Canary) -> int:
     """Canary flags whose entries returned this canary's person or arrest."""
     if canary.person_id is None or canary.arrest_id is None:
         return 0  # pending: no record exists, so nothing can have returned it
-    entries = select(AuditSubject.entry_id).where(
-        (AuditSubject.person_id == canary.person_id) | (AuditSubject.arrest_id == canary.arrest_id)
+    entries = audit_repo.entries_naming(
+        session, person_ids=[canary.person_id], arrest_ids=[canary.arrest_id]
     )
     stmt = (
         select(func.count(func.distinct(Flag.id)))

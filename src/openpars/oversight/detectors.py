@@ -551,8 +551,8 @@ def enumeration_zero_hits(
     """A user's UTC day of searches mostly returning nobody: fishing for who exists."""
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     day = _day("e.at", dialect)
-    # Returned nobody: no access fact (facts are keyed by entry; audit_subjects has no index
-    # by entry). Facts exist only for integrated entries, so only those are judged.
+    # Returned nobody: no access fact (facts are keyed by entry). Facts exist only for
+    # integrated entries, so only those are judged.
     empty = "NOT EXISTS (SELECT 1 FROM oversight_access_facts f WHERE f.entry_id = e.id)"
     leaf = "EXISTS (SELECT 1 FROM audit_leaves l WHERE l.entry_id = e.id)"
     rows = session.execute(

@@ -16,11 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from sqlalchemy import insert, select, union
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from openpars.audit import repository as audit_repo
 from openpars.audit.events import Outcome
-from openpars.audit.models import AuditEntry, AuditSubject
+from openpars.audit.models import AuditEntry
 from openpars.oversight import detectors
 from openpars.oversight.detection import DetectionPeriod, Detector, FlagDraft, Thresholds
 from openpars.oversight.facts import refresh, without_jit
@@ -42,17 +43,12 @@ def canary_detector(
     The trigger raises these at the moment of access; this set-based pass finds the same
     ones (and any written while the trigger was absent), so it is the reference for both.
     """
-    # The canaries first (a few rows), then two lookups of the subjects' partial indexes by
-    # those ids (their NOT NULL stated, so that both engines use them): not one OR of two
-    # subqueries, which both engines answer by reading every subject of the log, nor a join
-    # that PostgreSQL may merge along the whole index.
-    s = AuditSubject
-    persons = session.scalars(select(Canary.person_id).where(Canary.person_id.is_not(None))).all()
-    arrests = session.scalars(select(Canary.arrest_id).where(Canary.arrest_id.is_not(None))).all()
-    hits = union(
-        select(s.entry_id).where(s.person_id.is_not(None), s.person_id.in_(persons)),
-        select(s.entry_id).where(s.arrest_id.is_not(None), s.arrest_id.in_(arrests)),
-    ).subquery()
+    # The canaries first (a few rows), then the entries naming them: lookups of the subject
+    # index by those ids, and of the subjects of the entries not integrated yet (both in
+    # audit.repository.entries_naming), not a scan of every subject of the log.
+    persons = [i for i in session.scalars(select(Canary.person_id)) if i is not None]
+    arrests = [i for i in session.scalars(select(Canary.arrest_id)) if i is not None]
+    hits = audit_repo.entries_naming(session, person_ids=persons, arrest_ids=arrests).subquery()
     rows = session.execute(
         select(
             AuditEntry.id,
