@@ -11,7 +11,8 @@ interleaved round by round so machine noise hits them alike:
   tables with the same indexes but no foreign keys: the floor.
 * ``append_many``: `openpars.audit.log.append_many` on fresh events: canonical JSON, a random
   salt, the SHA-256 commitment, the inserts with their foreign-key checks.
-* ``integrate``: the integrator giving those entries leaf indexes and storing subtree hashes.
+* ``integrate``: the integrator giving those entries leaf indexes, storing subtree hashes and
+  copying their subjects into the subject index by person and by arrest.
 * ``append`` (context): `service.append` one entry at a time (the request path: each entry
   its own INSERTs), BATCH of them per transaction.
 * ``proofs_from_db``: inclusion and consistency proof latency at the final tree size, each
@@ -58,8 +59,7 @@ BARE_DDL = [
     # audit machinery (canonical JSON, salt, hashing, building rows, foreign keys).
     "CREATE INDEX bare_entries_user_at ON bare_entries (user_id, at)",
     "CREATE INDEX bare_entries_agency_at ON bare_entries (agency_id, at)",
-    "CREATE INDEX bare_subjects_person ON bare_subjects (person_id) WHERE person_id IS NOT NULL",
-    "CREATE INDEX bare_subjects_arrest ON bare_subjects (arrest_id) WHERE arrest_id IS NOT NULL",
+    "CREATE INDEX bare_subjects_entry ON bare_subjects (entry_id)",
 ]
 
 

@@ -525,10 +525,17 @@ def _drop_entries_from(engine: Engine, lo: int) -> None:
 def _drop_day(conn: Any, lo: int) -> None:
     _triggers_off(conn, conn.dialect.name)
     # The day's own flags (a daily run flags the day) name its entries.
+    # The subject index by its key (person first), before the subjects that name the persons.
+    conn.execute(
+        text(
+            "DELETE FROM audit_person_entries WHERE person_id IN (SELECT person_id FROM "
+            "audit_subjects WHERE entry_id >= :lo) AND entry_id >= :lo"
+        ),
+        {"lo": lo},
+    )
     for table in (
         "oversight_flag_entries",
         "audit_leaves",
-        "audit_person_entries",
         "audit_subjects",
         "audit_entry_contents",
     ):

@@ -311,7 +311,11 @@ def index_subjects(session: Session, entry_ids: Sequence[int]) -> None:
 def _not_integrated(session: Session) -> Any:
     """The condition on AuditSubject.entry_id that its entry has no leaf yet."""
     if _queued_by_trigger(session):
-        return AuditSubject.entry_id.in_(select(AuditPending.entry_id))
+        # = ANY(ARRAY(subquery)): the queue is read once (an InitPlan) and each of its ids
+        # looked up in the entry_id index. As an IN (subquery) PostgreSQL joins the queue
+        # to a sequential scan of every subject of the log.
+        queue = func.array(select(AuditPending.entry_id).scalar_subquery())
+        return AuditSubject.entry_id == func.any(queue)
     last = (
         select(AuditLeaf.entry_id).order_by(AuditLeaf.leaf_index.desc()).limit(1).scalar_subquery()
     )
