@@ -31,10 +31,6 @@ from openpars.oversight import explain_sql as sql
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule, Rules, Selection
 from openpars.oversight.facts import refresh
 
-# A refresh that wrote at least this many facts is followed by ANALYZE of the facts (PostgreSQL)
-# before a cycle explains them: a daily run's few thousand leave the planner's figures right.
-ANALYZE_AFTER_FACTS = 100_000
-
 __all__ = ["Dimension", "Explained", "Reason", "Rule", "Rules", "Selection", "materialise"]
 
 
@@ -166,16 +162,9 @@ def materialise(
     indexed by (agreement, instant), which the caller drops (``Explained.drop``) when the cycle
     is over (the connection would drop it when it closes). Not audited: the
     callers that show its rows audit their own reads."""
-    refreshed = refresh(session)
-    size = refreshed.end
+    # The refresh analyses what it wrote when that is much (``facts.refresh``).
+    size = refresh(session).end
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and refreshed.facts >= ANALYZE_AFTER_FACTS:
-        # Facts (and a charge timeline) written in this transaction are unknown to the
-        # planner (no autovacuum has seen them): it would take a first pass's million facts
-        # for a few dozen and probe the records once per fact instead of hashing them.
-        # ANALYZE samples them (the detectors of the cycle, never_charged's join of the
-        # facts to the timeline among them, read the same figures).
-        session.execute(text("ANALYZE oversight_access_facts, oversight_charge_timeline"))
     grants = purpose_grants(session, Selection(start=start, end=end))
     shape = sql.explanations(Selection(start=start, end=end), rules, grants, dialect)
     table = Table(

@@ -640,11 +640,40 @@ class Refreshed:
     facts: int
 
 
+# A refresh that wrote at least this many facts, or this share of the facts the planner knows
+# of, is followed by ANALYZE of the facts and the charge timeline (PostgreSQL).
+ANALYZE_AFTER_FACTS = 100_000
+ANALYZE_AFTER_SHARE = 0.1
+
+
 def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
     """Derive the facts of every integrated leaf past the watermark; flushes, never commits."""
     session.flush()
     with without_jit(session):
-        return _refresh(session, batch)
+        refreshed = _refresh(session, batch)
+    _analyse(session, refreshed)
+    return refreshed
+
+
+def _analyse(session: Session, refreshed: Refreshed) -> None:
+    """On PostgreSQL, ANALYZE the facts and the charge timeline after a refresh that wrote many
+    facts (``ANALYZE_AFTER_FACTS``, or ``ANALYZE_AFTER_SHARE`` of those the planner knows of)
+    or read the log from its first leaf (the timeline rebuilt). Rows written in this
+    transaction are unknown to the planner (no autovacuum has seen them): it would take a first
+    pass's million facts for a few dozen and probe the records once per fact instead of hashing
+    them; every reader after the refresh (a cycle's explanation, the detectors) reads the same
+    figures. A day's few thousand facts in a store of millions leave the figures as they were
+    (the planner takes that day for a row or two: the day's statements are shaped for it, see
+    ``explain_sql`` and ``detectors.never_charged``)."""
+    if session.get_bind().dialect.name != "postgresql" or refreshed.end == refreshed.start:
+        return
+    # -1 when never analysed: any facts written are then many.
+    known = session.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = 'oversight_access_facts'::regclass")
+    ).scalar_one()
+    many = refreshed.facts >= min(ANALYZE_AFTER_FACTS, ANALYZE_AFTER_SHARE * max(known, 0))
+    if refreshed.start == 0 or (refreshed.facts > 0 and many):
+        session.execute(text("ANALYZE oversight_access_facts, oversight_charge_timeline"))
 
 
 def _refresh(session: Session, batch: int) -> Refreshed:
