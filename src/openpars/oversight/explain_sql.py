@@ -216,13 +216,14 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
     ).cte("facts")
 
 
-def _cited_arrests(facts: CTE) -> CTE:
-    """Each case reference the facts cite, with every arrest it names: its OTN, incident or
-    docket number, as given or upper-cased. The distinct references once, each as given and
-    upper-cased, joined to the arrests by each of the three numbers: equality joins an engine
-    can hash, or probe by the arrests' indexes when the references are few (an OR of the six
-    would be neither). A (reference, arrest) pair may appear more than once: its readers ask
-    only whether it exists."""
+def _found_refs(facts: CTE) -> CTE:
+    """The case references the facts cite that name an arrest: its OTN, incident or docket
+    number, as given or upper-cased. Each distinct reference, as given and upper-cased, probes
+    the arrests' index on each number (a scalar subquery, ``LIMIT 1``, per key and number, the
+    next number only when the one before found nothing): a day's few thousand references are
+    a few thousand index descents, whatever the planner expects of them. Joined instead, the
+    references were hashed against every arrest (three sequential scans of the arrests, 2.3 s
+    at 10M for a day) as soon as the planner expected more than a few of them."""
     f = facts.c
     cited = select(f.case_reference.label("ref")).where(f.case_reference.is_not(None))
     keys = union(
@@ -230,17 +231,20 @@ def _cited_arrests(facts: CTE) -> CTE:
         cited.add_columns(func.upper(f.case_reference).label("key")),
     ).cte("cited_keys")
     k = keys.c
-    return union_all(
-        *(
-            select(k.ref, Arrest.id.label("arrest_id")).join(Arrest, column_ == k.key)
-            for column_ in (Arrest.otn, Arrest.incident_number, Arrest.docket_number)
-        )
-    ).cte("cited_arrests")
+
+    def names(column_: Any) -> ColumnElement[bool]:
+        # LIMIT 1: an expression subquery, which PostgreSQL runs per row (an EXISTS it may
+        # turn into a hashed subplan over the whole table).
+        probe = select(Arrest.id).where(column_ == k.key).limit(1).scalar_subquery()
+        return probe.is_not(None)
+
+    named = or_(*(names(c) for c in (Arrest.otn, Arrest.incident_number, Arrest.docket_number)))
+    return select(k.ref).where(named).distinct().cte("found_refs")
 
 
 def _cites(reference: Any) -> ColumnElement[bool]:
     """The joined arrest is one the case reference names: its OTN, incident or docket number,
-    as given or upper-cased (the pairs ``_cited_arrests`` lists), tested on the arrest's row."""
+    as given or upper-cased (as ``_found_refs`` finds them), tested on the arrest's row."""
     return or_(
         *(
             column_.in_((reference, func.upper(reference)))
@@ -345,12 +349,11 @@ def _flags(
     """Each fact with the flags the rules and the reasons are made of."""
     f = facts.c
     purpose_ok = _purpose_ok(f, grants)
-    cited = _cited_arrests(facts)
     states = charge_states(facts, cited=True).cte("charge_states")
     sweep, sweeps = _sweeps(facts, selection, rules, dialect)
     # The references that name an arrest, once each: joined, not an IN list (PostgreSQL hashes
     # an IN list only while it fits in work_mem, and otherwise scans it once per fact).
-    found = select(cited.c.ref).distinct().cte("found_refs")
+    found = _found_refs(facts)
     joined = facts.outerjoin(states, states.c.fact_id == f.id).outerjoin(
         found, found.c.ref == f.case_reference
     )
