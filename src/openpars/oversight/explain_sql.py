@@ -280,7 +280,9 @@ def charge_states(
     person = state()
     columns = [
         f.id.label("fact_id"),
-        *(f[name] for name in carry),
+        # Grouped by the fact alone, its other columns carried as their (single) maximum: a
+        # sort or hash by one key, not by every carried column.
+        *(func.max(f[name]).label(name) for name in carry),
         (func.coalesce(person, 0) if every else person).label("person_state"),
     ]
     joined = facts.join(
@@ -290,7 +292,7 @@ def charge_states(
         named = state(_cites(f.case_reference))
         columns.append((func.coalesce(named, 0) if every else named).label("case_state"))
         joined = joined.join(Arrest, Arrest.id == i.arrest_id, isouter=every)
-    return select(*columns).select_from(joined).group_by(f.id, *(f[name] for name in carry))
+    return select(*columns).select_from(joined).group_by(f.id)
 
 
 def _sweeps(
