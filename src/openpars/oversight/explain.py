@@ -11,6 +11,7 @@ an explanation, its own included.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -29,7 +30,13 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight import explain_sql as sql
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule, Rules, Selection
-from openpars.oversight.facts import refresh
+from openpars.oversight.facts import refresh, without_jit
+
+# A cycle of at most this span (a daily run) is explained without JIT compilation: its few
+# thousand pairs are read by index, and once the planner knows their number (the facts
+# analysed) its cost estimate passes JIT's thresholds: at 10M entries a day's explanation spent
+# 1.07 s of its 2.0 s compiling (docs/benchmarks.md, Oversight). A longer one keeps JIT.
+JIT_FREE_SPAN = timedelta(days=7)
 
 __all__ = ["Dimension", "Explained", "Reason", "Rule", "Rules", "Selection", "materialise"]
 
@@ -181,7 +188,8 @@ def materialise(
     # per-person sets it joins are built once, not once per agreement.
     selection = Selection(start=start, end=end, agreement_ids=frozenset(agreement_ids))
     pairs = sql.explanations(selection, rules, grants, dialect)
-    session.execute(table.insert().from_select(columns, pairs))
+    with without_jit(session) if end - start <= JIT_FREE_SPAN else nullcontext():
+        session.execute(table.insert().from_select(columns, pairs))
     Index(f"ix_{name}_agreement_at", table.c.agreement_id, table.c.at).create(connection)
     return Explained(
         table=table,
