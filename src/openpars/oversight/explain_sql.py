@@ -37,7 +37,7 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.sql.selectable import CTE, CompoundSelect, FromClause
 
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent
@@ -167,7 +167,7 @@ def _since(selection: Selection, rules: Rules) -> datetime:
     return max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
 
 
-def _facts(selection: Selection, rules: Rules) -> CTE:
+def facts_select(selection: Selection, rules: Rules) -> CompoundSelect[Any]:
     """The facts of the selection, from ``follow_up_window`` before its start (the anchors of
     follow-ups), without shredded entries."""
     f = AccessFact.__table__
@@ -213,10 +213,10 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
     return union_all(
         select(f).where(f.c.at >= selection.start, f.c.at < selection.end, *chosen(f), kept),
         select(f).where(f.c.at >= since, f.c.at < selection.start, anchors, *chosen(f), kept),
-    ).cte("facts")
+    )
 
 
-def _found_refs(facts: CTE) -> CTE:
+def _found_refs(facts: FromClause) -> CTE:
     """The case references the facts cite that name an arrest: its OTN, incident or docket
     number, as given or upper-cased. Each distinct reference, as given and upper-cased, probes
     the arrests' index on each number (a scalar subquery, ``LIMIT 1``, per key and number, the
@@ -254,7 +254,7 @@ def _cites(reference: Any) -> ColumnElement[bool]:
 
 
 def charge_states(
-    facts: CTE, *, cited: bool = False, carry: Sequence[str] = (), every: bool = False
+    facts: FromClause, *, cited: bool = False, carry: Sequence[str] = (), every: bool = False
 ) -> Select[Any]:
     """Per fact (``fact_id``, the facts' ``id``) whose person was an arrestee: the charge state
     of the person's arrests at the access (``person_state``): ``FILED`` when one of them had
@@ -296,7 +296,7 @@ def charge_states(
 
 
 def _sweeps(
-    facts: CTE, selection: Selection, rules: Rules, dialect: str
+    facts: FromClause, selection: Selection, rules: Rules, dialect: str
 ) -> tuple[ColumnElement[int], CTE | None]:
     """Each fact's sweep count: the external searches and reads of its user within
     ``sweep_window`` of its entry, either side, bounds included (any agreement, any outcome);
@@ -346,7 +346,11 @@ def _sweeps(
 
 
 def _flags(
-    facts: CTE, selection: Selection, rules: Rules, grants: Sequence[PurposeGrant], dialect: str
+    facts: FromClause,
+    selection: Selection,
+    rules: Rules,
+    grants: Sequence[PurposeGrant],
+    dialect: str,
 ) -> CTE:
     """Each fact with the flags the rules and the reasons are made of."""
     f = facts.c
@@ -403,7 +407,11 @@ def _flags(
 
 
 def explanations(
-    selection: Selection, rules: Rules, grants: Sequence[PurposeGrant], dialect: str
+    selection: Selection,
+    rules: Rules,
+    grants: Sequence[PurposeGrant],
+    dialect: str,
+    facts: FromClause | None = None,
 ) -> Select[Any]:
     """Every pair of the selection with its code: the rule that explains it, or one reason."""
     if selection.agreement_id is not None:
@@ -412,7 +420,10 @@ def explanations(
         grants = [g for g in grants if g.agreement_id == selection.agreement_id]
     if selection.agreement_ids is not None:
         grants = [g for g in grants if g.agreement_id in selection.agreement_ids]
-    flags = _flags(_facts(selection, rules), selection, rules, grants, dialect)
+    # The selection's facts (``facts_select``): as a CTE, or the table a caller filled with
+    # them and analysed (``explain.materialise``), whose row count the planner then knows.
+    source = facts if facts is not None else facts_select(selection, rules).cte("facts")
+    flags = _flags(source, selection, rules, grants, dialect)
     f = flags.c
     # The follow-up rule, as a window: the latest directly explained access by the same user
     # citing the same case strictly before this one (EXCLUDE GROUP leaves out accesses at the
