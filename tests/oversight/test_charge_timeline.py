@@ -5,15 +5,17 @@ an earlier instant, several decisions at one instant, and a decision committed l
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
 
 from openpars.audit import log
 from openpars.db import Database
 from openpars.oversight import facts
-from openpars.oversight.explain_sql import _declined, _filed
+from openpars.oversight.explain import materialise
+from openpars.oversight.explain_sql import Rules, _declined, _filed
 from openpars.records.enums import ChargeStage, ChargingOutcome
 from openpars.records.models import Charge, ChargingDecision
 from tests.conftest import BACKEND
@@ -142,3 +144,48 @@ def test_a_refresh_that_wrote_many_facts_gives_the_planner_their_figures(book: L
         ).scalar_one()
         assert plan[0]["Plan"]["Plan Rows"] >= 30
         s.rollback()
+
+
+def _scans(plan: dict[str, Any], relation: str) -> list[float]:
+    """The planner's row estimates of every scan of ``relation`` in a JSON plan."""
+    found = [plan["Plan Rows"]] if plan.get("Relation Name") == relation else []
+    for child in plan.get("Plans", []):
+        found += _scans(child, relation)
+    return found
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="the planner's figures are PostgreSQL's")
+def test_a_cycle_explains_facts_whose_number_the_planner_knows(book: Log) -> None:  # noqa: F811
+    """A day's facts written in the explaining transaction lie past the facts' statistics (the
+    planner takes them for a row or two); the cycle's statement reads them from a table
+    analysed first, whose every scan the planner expects at their number."""
+    case = book.b._case(False, "filed")
+    start = book.b.start + timedelta(days=1)
+    for n in range(40):
+        book.access(start + timedelta(minutes=n), [case.person_id], case_number=case.otn)
+    with book.db.session() as s:
+        log.integrate(s)
+    plans: list[dict[str, Any]] = []
+
+    def plan(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "INSERT INTO oversight_cycle_pairs" in statement:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            plans.append(cursor.fetchone()[0][0]["Plan"])
+
+    event.listen(book.db.bind, "before_cursor_execute", plan)
+    try:
+        with book.db.session() as s:
+            cycle = materialise(
+                s,
+                start=start,
+                end=start + timedelta(days=1),
+                agreement_ids=[book.agreement],
+                rules=Rules(),
+            )
+            assert s.execute(select(func.count()).select_from(cycle.table)).scalar_one() == 40
+            s.rollback()
+    finally:
+        event.remove(book.db.bind, "before_cursor_execute", plan)
+    (found,) = plans
+    estimates = _scans(found, "oversight_cycle_facts")
+    assert estimates and min(estimates) >= 30, estimates

@@ -667,9 +667,16 @@ def _analyse(session: Session, refreshed: Refreshed) -> None:
     ``explain_sql`` and ``detectors.never_charged``)."""
     if session.get_bind().dialect.name != "postgresql" or refreshed.end == refreshed.start:
         return
-    # -1 when never analysed: any facts written are then many.
+    # -1 when never analysed, and taken for none when the facts' instants have no statistics
+    # (``reltuples`` is updated in place: an ANALYZE rolled back leaves it, without them): any
+    # facts written are then many.
     known = session.execute(
-        text("SELECT reltuples FROM pg_class WHERE oid = 'oversight_access_facts'::regclass")
+        text(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = "
+            "current_schema() AND tablename = 'oversight_access_facts' AND attname = 'at') "
+            "THEN reltuples ELSE 0 END FROM pg_class "
+            "WHERE oid = 'oversight_access_facts'::regclass"
+        )
     ).scalar_one()
     many = refreshed.facts >= min(ANALYZE_AFTER_FACTS, ANALYZE_AFTER_SHARE * max(known, 0))
     if refreshed.start == 0 or (refreshed.facts > 0 and many):
