@@ -15,7 +15,7 @@ from itertools import combinations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session
 
 from openpars.audit import log
@@ -195,6 +195,41 @@ def test_a_person_amended_twice_between_refreshes(db: Database, world: World) ->
     _agree(db)
     with db.session() as s:
         assert [r[4] for r in _rows(s) if r[0] == person] == ["HN"]
+
+
+def test_a_refresh_reads_the_writes_content_once_and_never_the_subjects(
+    db: Database, world: World
+) -> None:
+    """The persons and arrests the new leaves' write entries name are read from their content
+    by one statement, for the timeline and the arrestee rows alike; the audit subjects are not
+    read (their indexes are not the refresh's to rely on)."""
+    records = Records(db, world)
+    arrest = records.arrest(T0, records.person("US", "Philadelphia, PA"))
+    person = records.last_person
+    _refresh(db)
+    records.amend_person(person, citizenship="GT")
+    records.move_arrest(arrest, T0 + timedelta(days=2))
+    records.arrest(T0 + timedelta(days=1), records.person("MX", "Puebla, MX"))
+    with db.session() as s:
+        log.integrate(s)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.bind, "before_cursor_execute", seen)
+    try:
+        with db.session() as s:
+            facts.refresh(s)
+    finally:
+        event.remove(db.bind, "before_cursor_execute", seen)
+    assert not [x for x in statements if "audit_subjects" in x]
+    writes = [x for x in statements if "audit_entry_contents" in x and "'write'" in x]
+    assert len(writes) == 1, writes
+    _agree(db)
+    with db.session() as s:
+        assert [r[4] for r in _rows(s) if r[0] == person] == ["GT"]
+        assert [r[2] for r in _rows(s) if r[1] == arrest] == [T0 + timedelta(days=2)]
 
 
 def test_population_skew_reads_the_rows_and_the_records_alike(db: Database, world: World) -> None:

@@ -5,15 +5,20 @@ an earlier instant, several decisions at one instant, and a decision committed l
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.orm import Session
 
+from openpars.audit import log
 from openpars.db import Database
 from openpars.oversight import facts
-from openpars.oversight.explain_sql import _declined, _filed
+from openpars.oversight.explain import materialise
+from openpars.oversight.explain_sql import Rules, _declined, _filed
 from openpars.records.enums import ChargeStage, ChargingOutcome
 from openpars.records.models import Charge, ChargingDecision
+from tests.conftest import BACKEND
 from tests.factories import World
 from tests.oversight.test_explain_rules import Log, book  # noqa: F401 - the fixture
 
@@ -115,3 +120,72 @@ def test_a_decision_committed_after_a_higher_id_is_read_from_its_leaf(
     book.b._decide(case.arrest_id, "declined", book.b.start)
     assert book.codes()[(at, case.person_id)] == "charges_declined_or_withdrawn"
     _agrees(book.db, [case.arrest_id])
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="the planner's figures are PostgreSQL's")
+def test_a_refresh_that_wrote_many_facts_gives_the_planner_their_figures(book: Log) -> None:  # noqa: F811
+    """Any caller of the refresh (not only a cycle's explanation) gets the facts it wrote
+    analysed when they are many against those the planner knew of: here every fact, so the
+    planner reads the period's facts as the 40 rows they are, not as a row or two."""
+    case = book.b._case(False, "filed")
+    start = book.b.start + timedelta(days=1)
+    for n in range(40):
+        book.access(start + timedelta(minutes=n), [case.person_id], case_number=case.otn)
+    with book.db.session() as s:
+        log.integrate(s)
+    with book.db.session() as s:
+        assert facts.refresh(s).facts == 40
+        plan = s.execute(
+            text(
+                "EXPLAIN (FORMAT JSON) SELECT * FROM oversight_access_facts "
+                "WHERE at >= :lo AND at < :hi"
+            ),
+            {"lo": start, "hi": start + timedelta(days=1)},
+        ).scalar_one()
+        assert plan[0]["Plan"]["Plan Rows"] >= 30
+        s.rollback()
+
+
+def _scans(plan: dict[str, Any], relation: str) -> list[float]:
+    """The planner's row estimates of every scan of ``relation`` in a JSON plan."""
+    found = [plan["Plan Rows"]] if plan.get("Relation Name") == relation else []
+    for child in plan.get("Plans", []):
+        found += _scans(child, relation)
+    return found
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="the planner's figures are PostgreSQL's")
+def test_a_cycle_explains_facts_whose_number_the_planner_knows(book: Log) -> None:  # noqa: F811
+    """A day's facts written in the explaining transaction lie past the facts' statistics (the
+    planner takes them for a row or two); the cycle's statement reads them from a table
+    analysed first, whose every scan the planner expects at their number."""
+    case = book.b._case(False, "filed")
+    start = book.b.start + timedelta(days=1)
+    for n in range(40):
+        book.access(start + timedelta(minutes=n), [case.person_id], case_number=case.otn)
+    with book.db.session() as s:
+        log.integrate(s)
+    plans: list[dict[str, Any]] = []
+
+    def plan(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if "INSERT INTO oversight_cycle_pairs" in statement:
+            cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+            plans.append(cursor.fetchone()[0][0]["Plan"])
+
+    event.listen(book.db.bind, "before_cursor_execute", plan)
+    try:
+        with book.db.session() as s:
+            cycle = materialise(
+                s,
+                start=start,
+                end=start + timedelta(days=1),
+                agreement_ids=[book.agreement],
+                rules=Rules(),
+            )
+            assert s.execute(select(func.count()).select_from(cycle.table)).scalar_one() == 40
+            s.rollback()
+    finally:
+        event.remove(book.db.bind, "before_cursor_execute", plan)
+    (found,) = plans
+    estimates = _scans(found, "oversight_cycle_facts")
+    assert estimates and min(estimates) >= 30, estimates

@@ -11,6 +11,7 @@ an explanation, its own included.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -29,11 +30,13 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight import explain_sql as sql
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule, Rules, Selection
-from openpars.oversight.facts import refresh
+from openpars.oversight.facts import AccessFact, refresh, without_jit
 
-# A refresh that wrote at least this many facts is followed by ANALYZE of the facts (PostgreSQL)
-# before a cycle explains them: a daily run's few thousand leave the planner's figures right.
-ANALYZE_AFTER_FACTS = 100_000
+# A cycle of at most this span (a daily run) is explained without JIT compilation: its few
+# thousand pairs are read by index, and once the planner knows their number (the facts
+# analysed) its cost estimate passes JIT's thresholds: at 10M entries a day's explanation spent
+# 1.07 s of its 2.0 s compiling (docs/benchmarks.md, Oversight). A longer one keeps JIT.
+JIT_FREE_SPAN = timedelta(days=7)
 
 __all__ = ["Dimension", "Explained", "Reason", "Rule", "Rules", "Selection", "materialise"]
 
@@ -153,6 +156,32 @@ class Explained:
         )
 
 
+CYCLE_FACTS = "oversight_cycle_facts"
+
+
+def _cycle_facts(session: Session, selection: Selection, rules: Rules) -> Table:
+    """The facts a cycle explains (``explain_sql.facts_select``) in a temporary table,
+    analysed (PostgreSQL): the statement that explains them joins them to sets made of them,
+    and the planner must know how many they are. Read from the facts table, a day's just
+    written facts lie past the facts' statistics (unless a refresh analysed them: a day is too
+    few), which the planner takes for a row or two; a join of two such sets was then planned as
+    a hash only by luck, and as a nested loop it scans one set once per row of the other (at
+    10M, 27,398 facts against 22,161 charge states: minutes)."""
+    facts = Table(
+        CYCLE_FACTS,
+        MetaData(),
+        *(Column(c.name, c.type) for c in AccessFact.__table__.columns),
+        prefixes=["TEMPORARY"],
+    )
+    connection = session.connection()
+    connection.execute(text(f"DROP TABLE IF EXISTS {CYCLE_FACTS}"))
+    facts.create(connection)
+    rows = sql.facts_select(selection, rules)
+    session.execute(facts.insert().from_select([c.name for c in facts.columns], rows))
+    session.execute(text(f"ANALYZE {CYCLE_FACTS}"))
+    return facts
+
+
 def materialise(
     session: Session,
     *,
@@ -166,16 +195,9 @@ def materialise(
     indexed by (agreement, instant), which the caller drops (``Explained.drop``) when the cycle
     is over (the connection would drop it when it closes). Not audited: the
     callers that show its rows audit their own reads."""
-    refreshed = refresh(session)
-    size = refreshed.end
+    # The refresh analyses what it wrote when that is much (``facts.refresh``).
+    size = refresh(session).end
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and refreshed.facts >= ANALYZE_AFTER_FACTS:
-        # Facts (and a charge timeline) written in this transaction are unknown to the
-        # planner (no autovacuum has seen them): it would take a first pass's million facts
-        # for a few dozen and probe the records once per fact instead of hashing them.
-        # ANALYZE samples them (the detectors of the cycle, never_charged's join of the
-        # facts to the timeline among them, read the same figures).
-        session.execute(text("ANALYZE oversight_access_facts, oversight_charge_timeline"))
     grants = purpose_grants(session, Selection(start=start, end=end))
     shape = sql.explanations(Selection(start=start, end=end), rules, grants, dialect)
     table = Table(
@@ -191,8 +213,12 @@ def materialise(
     # One statement for every agreement, each explained as on its own: the per-case and
     # per-person sets it joins are built once, not once per agreement.
     selection = Selection(start=start, end=end, agreement_ids=frozenset(agreement_ids))
-    pairs = sql.explanations(selection, rules, grants, dialect)
-    session.execute(table.insert().from_select(columns, pairs))
+    facts = _cycle_facts(session, selection, rules) if dialect == "postgresql" else None
+    pairs = sql.explanations(selection, rules, grants, dialect, facts)
+    with without_jit(session) if end - start <= JIT_FREE_SPAN else nullcontext():
+        session.execute(table.insert().from_select(columns, pairs))
+    if facts is not None:
+        facts.drop(connection)
     Index(f"ix_{name}_agreement_at", table.c.agreement_id, table.c.at).create(connection)
     return Explained(
         table=table,

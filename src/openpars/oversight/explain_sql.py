@@ -34,10 +34,9 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
-    union,
     union_all,
 )
-from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.sql.selectable import CTE, CompoundSelect, FromClause
 
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent
@@ -167,7 +166,7 @@ def _since(selection: Selection, rules: Rules) -> datetime:
     return max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
 
 
-def _facts(selection: Selection, rules: Rules) -> CTE:
+def facts_select(selection: Selection, rules: Rules) -> CompoundSelect[Any]:
     """The facts of the selection, from ``follow_up_window`` before its start (the anchors of
     follow-ups), without shredded entries."""
     f = AccessFact.__table__
@@ -213,34 +212,44 @@ def _facts(selection: Selection, rules: Rules) -> CTE:
     return union_all(
         select(f).where(f.c.at >= selection.start, f.c.at < selection.end, *chosen(f), kept),
         select(f).where(f.c.at >= since, f.c.at < selection.start, anchors, *chosen(f), kept),
-    ).cte("facts")
+    )
 
 
-def _cited_arrests(facts: CTE) -> CTE:
-    """Each case reference the facts cite, with every arrest it names: its OTN, incident or
-    docket number, as given or upper-cased. The distinct references once, each as given and
-    upper-cased, joined to the arrests by each of the three numbers: equality joins an engine
-    can hash, or probe by the arrests' indexes when the references are few (an OR of the six
-    would be neither). A (reference, arrest) pair may appear more than once: its readers ask
-    only whether it exists."""
+def _found_refs(facts: FromClause) -> CTE:
+    """The case references the facts cite that name an arrest: its OTN, incident or docket
+    number, as given or upper-cased. Each distinct reference probes the arrests' index on each
+    number for both spellings (a scalar subquery, ``LIMIT 1``, per reference and number, the
+    next number only when the one before found nothing): a day's few thousand references are
+    a few thousand index descents, whatever the planner expects of them. Joined instead, the
+    references were hashed against every arrest (three sequential scans of the arrests, 2.3 s
+    at 10M for a day) as soon as the planner expected more than a few of them. One row per
+    reference, no DISTINCT over the probes: the planner's estimate of the set is that of the
+    distinct references (a DISTINCT over a filtered subquery it puts at 200, and at 1M a whole
+    year's facts were then hashed to be joined to it, 42 s)."""
     f = facts.c
-    cited = select(f.case_reference.label("ref")).where(f.case_reference.is_not(None))
-    keys = union(
-        cited.add_columns(f.case_reference.label("key")),
-        cited.add_columns(func.upper(f.case_reference).label("key")),
-    ).cte("cited_keys")
-    k = keys.c
-    return union_all(
-        *(
-            select(k.ref, Arrest.id.label("arrest_id")).join(Arrest, column_ == k.key)
-            for column_ in (Arrest.otn, Arrest.incident_number, Arrest.docket_number)
+    refs = (
+        select(f.case_reference.label("ref"))
+        .where(f.case_reference.is_not(None))
+        .distinct()
+        .subquery("cited_refs")
+    )
+    ref = refs.c.ref
+
+    def names(column_: Any) -> ColumnElement[bool]:
+        # LIMIT 1: an expression subquery, which PostgreSQL runs per row (an EXISTS it may
+        # turn into a hashed subplan over the whole table).
+        probe = (
+            select(Arrest.id).where(column_.in_((ref, func.upper(ref)))).limit(1).scalar_subquery()
         )
-    ).cte("cited_arrests")
+        return probe.is_not(None)
+
+    named = or_(*(names(c) for c in (Arrest.otn, Arrest.incident_number, Arrest.docket_number)))
+    return select(ref).where(named).cte("found_refs")
 
 
 def _cites(reference: Any) -> ColumnElement[bool]:
     """The joined arrest is one the case reference names: its OTN, incident or docket number,
-    as given or upper-cased (the pairs ``_cited_arrests`` lists), tested on the arrest's row."""
+    as given or upper-cased (as ``_found_refs`` finds them), tested on the arrest's row."""
     return or_(
         *(
             column_.in_((reference, func.upper(reference)))
@@ -250,7 +259,7 @@ def _cites(reference: Any) -> ColumnElement[bool]:
 
 
 def charge_states(
-    facts: CTE, *, cited: bool = False, carry: Sequence[str] = (), every: bool = False
+    facts: FromClause, *, cited: bool = False, carry: Sequence[str] = (), every: bool = False
 ) -> Select[Any]:
     """Per fact (``fact_id``, the facts' ``id``) whose person was an arrestee: the charge state
     of the person's arrests at the access (``person_state``): ``FILED`` when one of them had
@@ -276,7 +285,9 @@ def charge_states(
     person = state()
     columns = [
         f.id.label("fact_id"),
-        *(f[name] for name in carry),
+        # Grouped by the fact alone, its other columns carried as their (single) maximum: a
+        # sort or hash by one key, not by every carried column.
+        *(func.max(f[name]).label(name) for name in carry),
         (func.coalesce(person, 0) if every else person).label("person_state"),
     ]
     joined = facts.join(
@@ -286,11 +297,11 @@ def charge_states(
         named = state(_cites(f.case_reference))
         columns.append((func.coalesce(named, 0) if every else named).label("case_state"))
         joined = joined.join(Arrest, Arrest.id == i.arrest_id, isouter=every)
-    return select(*columns).select_from(joined).group_by(f.id, *(f[name] for name in carry))
+    return select(*columns).select_from(joined).group_by(f.id)
 
 
 def _sweeps(
-    facts: CTE, selection: Selection, rules: Rules, dialect: str
+    facts: FromClause, selection: Selection, rules: Rules, dialect: str
 ) -> tuple[ColumnElement[int], CTE | None]:
     """Each fact's sweep count: the external searches and reads of its user within
     ``sweep_window`` of its entry, either side, bounds included (any agreement, any outcome);
@@ -340,17 +351,20 @@ def _sweeps(
 
 
 def _flags(
-    facts: CTE, selection: Selection, rules: Rules, grants: Sequence[PurposeGrant], dialect: str
+    facts: FromClause,
+    selection: Selection,
+    rules: Rules,
+    grants: Sequence[PurposeGrant],
+    dialect: str,
 ) -> CTE:
     """Each fact with the flags the rules and the reasons are made of."""
     f = facts.c
     purpose_ok = _purpose_ok(f, grants)
-    cited = _cited_arrests(facts)
     states = charge_states(facts, cited=True).cte("charge_states")
     sweep, sweeps = _sweeps(facts, selection, rules, dialect)
     # The references that name an arrest, once each: joined, not an IN list (PostgreSQL hashes
     # an IN list only while it fits in work_mem, and otherwise scans it once per fact).
-    found = select(cited.c.ref).distinct().cte("found_refs")
+    found = _found_refs(facts)
     joined = facts.outerjoin(states, states.c.fact_id == f.id).outerjoin(
         found, found.c.ref == f.case_reference
     )
@@ -398,7 +412,11 @@ def _flags(
 
 
 def explanations(
-    selection: Selection, rules: Rules, grants: Sequence[PurposeGrant], dialect: str
+    selection: Selection,
+    rules: Rules,
+    grants: Sequence[PurposeGrant],
+    dialect: str,
+    facts: FromClause | None = None,
 ) -> Select[Any]:
     """Every pair of the selection with its code: the rule that explains it, or one reason."""
     if selection.agreement_id is not None:
@@ -407,7 +425,10 @@ def explanations(
         grants = [g for g in grants if g.agreement_id == selection.agreement_id]
     if selection.agreement_ids is not None:
         grants = [g for g in grants if g.agreement_id in selection.agreement_ids]
-    flags = _flags(_facts(selection, rules), selection, rules, grants, dialect)
+    # The selection's facts (``facts_select``): as a CTE, or the table a caller filled with
+    # them and analysed (``explain.materialise``), whose row count the planner then knows.
+    source = facts if facts is not None else facts_select(selection, rules).cte("facts")
+    flags = _flags(source, selection, rules, grants, dialect)
     f = flags.c
     # The follow-up rule, as a window: the latest directly explained access by the same user
     # citing the same case strictly before this one (EXCLUDE GROUP leaves out accesses at the

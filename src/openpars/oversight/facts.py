@@ -345,8 +345,10 @@ def _purge_sql(dialect: str, action: str) -> str:
 # rebuilds only the arrests with new ones (besides those the new leaves name: see below).
 TIMELINE_DECISIONS = "charge_timeline.decision_id"
 TIMELINE_CHARGES = "charge_timeline.charge_id"
-# The audit action of a charging decision, whose subjects name the arrest.
-DECISION_ACTION = "arrest.charging_decision"
+# The persons and arrests the records' write entries of a refresh's new leaves name, read once
+# from their content into this temporary table (kind 'p' or 'a', the id) and read by the
+# timeline and the arrestee rows alike (``_named_by_writes``).
+NAMED = "oversight_refresh_named"
 
 
 def _timeline_sql(affected: str) -> str:
@@ -399,15 +401,19 @@ def _timeline_sql(affected: str) -> str:
     """  # noqa: S608 - no caller input: fixed enum values and subqueries
 
 
-def _refresh_timeline(session: Session, lo: int, hi: int) -> None:
+def _refresh_timeline(session: Session, lo: int, named: bool) -> None:
     """Bring the charge timeline up to the records: every arrest when the log is read from its
     first leaf, else the arrests with a decision or an approved charge newer than the
-    timeline's watermarks, and the arrests the charging-decision entries of leaves [lo, hi)
-    name. A decision carries the instant its request gave it (``decide_charges(now=...)``), so
-    one may be recorded later with an earlier instant: rebuilding the arrest's intervals from
-    all its decisions covers it. On PostgreSQL a decision can commit after one with a higher
-    id; its audit entry (same transaction) reaches the log's leaves, contiguous and final, so
-    the arrest is rebuilt when that leaf is read."""
+    timeline's watermarks, and the arrests the records' write entries of leaves [lo, hi) name
+    (with ``named``: the ``NAMED`` table's arrests, filled when there are new leaves). A decision
+    carries the instant its request gave it (``decide_charges(now=...)``), so one may be
+    recorded later with an earlier instant: rebuilding the arrest's intervals from all its
+    decisions covers it. On PostgreSQL a decision can commit after one with a higher id; its
+    audit entry (same transaction, an ``arrest.charging_decision`` write naming the arrest)
+    reaches the log's leaves, contiguous and final, so the arrest is rebuilt when that leaf is
+    read. The arrests of every write entry are rebuilt, not only a decision's: a superset (a
+    rebuild from the records is the same rows), read by the same statement as the arrestee
+    rows' (docs/oversight.md, "The charge timeline")."""
     marks = {}
     for name, table in ((TIMELINE_DECISIONS, "charging_decisions"), (TIMELINE_CHARGES, "charges")):
         session.execute(
@@ -426,22 +432,14 @@ def _refresh_timeline(session: Session, lo: int, hi: int) -> None:
         session.execute(text("DELETE FROM oversight_charge_timeline"))
         session.execute(text(_timeline_sql("")))
     else:
+        written = f"UNION SELECT id FROM {NAMED} WHERE kind = 'a'" if named else ""  # noqa: S608
         affected = f"""
             SELECT arrest_id FROM charging_decisions WHERE id > :seen_d
             UNION SELECT arrest_id FROM charges WHERE id > :seen_c
                 AND stage = '{ChargeStage.APPROVED.value}'
-            UNION SELECT s.arrest_id FROM audit_leaves l
-                JOIN audit_entries e ON e.id = l.entry_id
-                JOIN audit_subjects s ON s.entry_id = e.id
-                WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
-                  AND e.action = '{DECISION_ACTION}' AND s.arrest_id IS NOT NULL
+            {written}
         """  # noqa: S608 - no caller input
-        bounds = {
-            "seen_d": marks[TIMELINE_DECISIONS][0],
-            "seen_c": marks[TIMELINE_CHARGES][0],
-            "lo": lo,
-            "hi": hi,
-        }
+        bounds = {"seen_d": marks[TIMELINE_DECISIONS][0], "seen_c": marks[TIMELINE_CHARGES][0]}
         session.execute(
             text(f"DELETE FROM oversight_charge_timeline WHERE arrest_id IN ({affected})"),  # noqa: S608
             bounds,
@@ -512,13 +510,14 @@ def _arrestees_sql(affected: str) -> str:
     """  # noqa: S608 - no caller input
 
 
-def _refresh_arrestees(session: Session, lo: int, hi: int) -> None:
+def _refresh_arrestees(session: Session, lo: int, named: bool) -> None:
     """Bring the arrestee rows up to the records: all of them when the log is read from its
-    first leaf or the rows were never built, else those of the persons ``arrestees_named_sql``
-    names for leaves [lo, hi) and the arrestee involvements past the rows' watermark. A write
-    that commits late on PostgreSQL (a lower involvement id after a higher one) is caught by its
-    audit entry when its leaf is read, as for the charge timeline."""
-    dialect = session.get_bind().dialect.name
+    first leaf or the rows were never built, else those of the persons the records' write
+    entries of the new leaves name and the arrestees of the arrests they name (with ``named``:
+    the ``NAMED`` table, filled when there are new leaves), and of the arrestee involvements past
+    the rows' watermark (as ``arrestees_named_sql``). A write that commits late on PostgreSQL (a
+    lower involvement id after a higher one) is caught by its audit entry when its leaf is read,
+    as for the charge timeline."""
     seen = session.execute(
         select(FactsWatermark.size)
         .where(FactsWatermark.name == ARRESTEES_INVOLVEMENTS)
@@ -529,11 +528,21 @@ def _refresh_arrestees(session: Session, lo: int, hi: int) -> None:
         session.execute(text("DELETE FROM oversight_arrestee_arrests"))
         session.execute(text(_arrestees_sql("")))
     else:
-        leaves = (
-            "(SELECT entry_id FROM audit_leaves WHERE leaf_index >= :lo AND leaf_index < :hi) AS x"
+        arrestee = InvolvementRole.ARRESTEE.value
+        written = (
+            f"""
+            UNION SELECT id FROM {NAMED} WHERE kind = 'p'
+            UNION SELECT i.person_id FROM involvements i WHERE i.role = '{arrestee}'
+                AND i.arrest_id IN (SELECT id FROM {NAMED} WHERE kind = 'a')
+            """  # noqa: S608 - no caller input
+            if named
+            else ""
         )
-        affected = arrestees_named_sql(dialect, leaves)
-        bounds = {"inv": int(seen), "lo": lo, "hi": hi}
+        affected = f"""
+            SELECT person_id FROM involvements WHERE id > :inv AND role = '{arrestee}'
+            {written}
+        """  # noqa: S608 - no caller input
+        bounds = {"inv": int(seen)}
         session.execute(
             text(f"DELETE FROM oversight_arrestee_arrests WHERE person_id IN ({affected})"),  # noqa: S608
             bounds,
@@ -546,6 +555,49 @@ def _refresh_arrestees(session: Session, lo: int, hi: int) -> None:
         ),
         {"n": ARRESTEES_INVOLVEMENTS, "s": top},
     )
+
+
+def _named_sql(dialect: str) -> str:
+    """The persons ('p') and arrests ('a') the records' write entries of leaves [:lo, :hi)
+    name, read from their content (as ``written_ids_sql``; the audit subjects are not read):
+    each entry's document parsed once for both lists (no caller input)."""
+    if dialect == "sqlite":
+        doc = "CAST(c.content AS TEXT)"
+        each = "json_each(w.doc, '$.{key}') AS j"
+        value = "j.value"
+    else:
+        doc = "convert_from(c.content, 'UTF8')::jsonb"
+        each = "jsonb_array_elements_text(w.doc -> '{key}') AS j"
+        value = "j"
+    return f"""
+        WITH w AS (
+            SELECT {doc} AS doc FROM audit_leaves l
+            JOIN audit_entries e ON e.id = l.entry_id
+            JOIN audit_entry_contents c ON c.entry_id = e.id
+            WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
+              AND e.kind = '{AuditKind.WRITE.value}'
+        )
+        INSERT INTO {NAMED} (kind, id)
+        SELECT 'p', CAST({value} AS INTEGER) FROM w, {each.format(key="person_ids")}
+        UNION SELECT 'a', CAST({value} AS INTEGER) FROM w, {each.format(key="arrest_ids")}
+    """  # noqa: S608 - no caller input
+
+
+def _named_by_writes(session: Session, lo: int, hi: int) -> bool:
+    """Fill the temporary ``NAMED`` table with the persons and arrests the write entries of
+    leaves [lo, hi) name (one statement, each entry's content read once); False, and no table,
+    when there are no such leaves. Analysed on PostgreSQL (its size, no row or thousands, is
+    then known to the statements that read it)."""
+    if lo >= hi:
+        return False
+    dialect = session.get_bind().dialect.name
+    connection = session.connection()
+    connection.execute(text(f"DROP TABLE IF EXISTS {NAMED}"))
+    connection.execute(text(f"CREATE TEMPORARY TABLE {NAMED} (kind CHAR(1), id INTEGER)"))
+    connection.execute(text(_named_sql(dialect)), {"lo": lo, "hi": hi})
+    if dialect == "postgresql":
+        connection.execute(text(f"ANALYZE {NAMED}"))
+    return True
 
 
 @contextmanager
@@ -588,11 +640,47 @@ class Refreshed:
     facts: int
 
 
+# A refresh that wrote at least this many facts, or this share of the facts the planner knows
+# of, is followed by ANALYZE of the facts and the charge timeline (PostgreSQL).
+ANALYZE_AFTER_FACTS = 100_000
+ANALYZE_AFTER_SHARE = 0.1
+
+
 def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
     """Derive the facts of every integrated leaf past the watermark; flushes, never commits."""
     session.flush()
     with without_jit(session):
-        return _refresh(session, batch)
+        refreshed = _refresh(session, batch)
+    _analyse(session, refreshed)
+    return refreshed
+
+
+def _analyse(session: Session, refreshed: Refreshed) -> None:
+    """On PostgreSQL, ANALYZE the facts and the charge timeline after a refresh that wrote many
+    facts (``ANALYZE_AFTER_FACTS``, or ``ANALYZE_AFTER_SHARE`` of those the planner knows of)
+    or read the log from its first leaf (the timeline rebuilt). Rows written in this
+    transaction are unknown to the planner (no autovacuum has seen them): it would take a first
+    pass's million facts for a few dozen and probe the records once per fact instead of hashing
+    them; every reader after the refresh (a cycle's explanation, the detectors) reads the same
+    figures. A day's few thousand facts in a store of millions leave the figures as they were
+    (the planner takes that day for a row or two: the day's statements are shaped for it, see
+    ``explain_sql`` and ``detectors.never_charged``)."""
+    if session.get_bind().dialect.name != "postgresql" or refreshed.end == refreshed.start:
+        return
+    # -1 when never analysed, and taken for none when the facts' instants have no statistics
+    # (``reltuples`` is updated in place: an ANALYZE rolled back leaves it, without them): any
+    # facts written are then many.
+    known = session.execute(
+        text(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = "
+            "current_schema() AND tablename = 'oversight_access_facts' AND attname = 'at') "
+            "THEN reltuples ELSE 0 END FROM pg_class "
+            "WHERE oid = 'oversight_access_facts'::regclass"
+        )
+    ).scalar_one()
+    many = refreshed.facts >= min(ANALYZE_AFTER_FACTS, ANALYZE_AFTER_SHARE * max(known, 0))
+    if refreshed.start == 0 or (refreshed.facts > 0 and many):
+        session.execute(text("ANALYZE oversight_access_facts, oversight_charge_timeline"))
 
 
 def _refresh(session: Session, batch: int) -> Refreshed:
@@ -621,8 +709,11 @@ def _refresh(session: Session, batch: int) -> Refreshed:
         session.execute(user_days, bounds)
         session.execute(purge_facts, bounds)
         session.execute(purge_queries, bounds)
-    _refresh_timeline(session, start, end)
-    _refresh_arrestees(session, start, end)
+    named = start > 0 and _named_by_writes(session, start, end)
+    _refresh_timeline(session, start, named)
+    _refresh_arrestees(session, start, named)
+    if named:
+        session.connection().execute(text(f"DROP TABLE {NAMED}"))
     session.execute(
         text("UPDATE oversight_watermarks SET size = :s WHERE name = :n"),
         {"s": end, "n": WATERMARK},

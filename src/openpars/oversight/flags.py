@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import nullcontext
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from openpars.audit import repository as audit_repo
@@ -142,12 +142,24 @@ def record_flags(session: Session, drafts: Sequence[FlagDraft]) -> list[int]:
         )
     )
     links = [
-        {"flag_id": flag_id, "entry_id": e}
+        (flag_id, e)
         for flag_id, draft in zip(created, new, strict=True)
         for e in sorted(set(draft.entry_ids))
     ]
-    if links:
-        session.execute(insert(FlagEntry), links)
+    if not links:
+        return created
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement for every link (a day's flags link some 20,000 entries at 10M): the
+        # two arrays unnested, not a statement per row (psycopg's executemany).
+        session.execute(
+            text(
+                "INSERT INTO oversight_flag_entries (flag_id, entry_id) SELECT * FROM "
+                "unnest(CAST(:flags AS INTEGER[]), CAST(:entries AS BIGINT[]))"
+            ),
+            {"flags": [f for f, _e in links], "entries": [e for _f, e in links]},
+        )
+    else:
+        session.execute(insert(FlagEntry), [{"flag_id": f, "entry_id": e} for f, e in links])
     return created
 
 
