@@ -161,17 +161,22 @@ def test_internal_and_refused_entries_naming_a_canary_raise_nothing(
     assert flags(db) == []
 
 
+def _drop_canary_trigger(db: Database) -> None:
+    """What the schema's owner can do: drop the trigger that flags a canary read at once."""
+    with db.session() as s:
+        if s.get_bind().dialect.name == "sqlite":
+            s.connection().exec_driver_sql("DROP TRIGGER audit_subjects_canary")
+        else:
+            s.connection().exec_driver_sql("DROP TRIGGER audit_entries_canary ON audit_entries")
+
+
 def test_an_operator_who_drops_the_trigger_is_caught_by_the_detector(
     client: TestClient, db: Database, world: World
 ) -> None:
     # Dropping the trigger is possible for the schema's owner; it is not silent: the canary
     # detector reads the log itself and raises the same flag the trigger would have.
     site = build(client, db, world)
-    with db.session() as s:
-        if s.get_bind().dialect.name == "sqlite":
-            s.connection().exec_driver_sql("DROP TRIGGER audit_subjects_canary")
-        else:
-            s.connection().exec_driver_sql("DROP TRIGGER audit_entries_canary ON audit_entries")
+    _drop_canary_trigger(db)
     found = client.get(
         "/api/v1/persons", params={"sid": site.canary_sid, **PURPOSE}, headers=world.auth("ice")
     )
@@ -188,11 +193,7 @@ def test_canary_reads_count_before_and_after_integration(
     # The detector and the reviewers' count find entries by subject (audit.repository.
     # entries_naming): a read the integrator has not reached yet counts as much as an old one.
     site = build(client, db, world)
-    with db.session() as s:
-        if s.get_bind().dialect.name == "sqlite":
-            s.connection().exec_driver_sql("DROP TRIGGER audit_subjects_canary")
-        else:
-            s.connection().exec_driver_sql("DROP TRIGGER audit_entries_canary ON audit_entries")
+    _drop_canary_trigger(db)
     ice, overseer = world.auth("ice"), world.auth("overseer")
 
     def canary_read(path: str) -> int:

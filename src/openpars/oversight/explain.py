@@ -10,14 +10,14 @@ an explanation, its own included.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Column, Index, MetaData, Table, func, select, text
+from sqlalchemy import Column, ColumnElement, Index, MetaData, Table, func, select, text
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import Agreement, AgreementVersion
@@ -159,6 +159,21 @@ class Explained:
 CYCLE_FACTS = "oversight_cycle_facts"
 
 
+def _temporary(session: Session, name: str, columns: Iterable[ColumnElement[Any]]) -> Table:
+    """A new, empty temporary table ``name`` (dropped first if this connection has one) with
+    the names and types of ``columns``."""
+    table = Table(
+        name,
+        MetaData(),
+        *(Column(c.name, c.type) for c in columns),
+        prefixes=["TEMPORARY"],
+    )
+    connection = session.connection()
+    connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
+    table.create(connection)
+    return table
+
+
 def _cycle_facts(session: Session, selection: Selection, rules: Rules) -> Table:
     """The facts a cycle explains (``explain_sql.facts_select``) in a temporary table,
     analysed (PostgreSQL): the statement that explains them joins them to sets made of them,
@@ -167,15 +182,7 @@ def _cycle_facts(session: Session, selection: Selection, rules: Rules) -> Table:
     few), which the planner takes for a row or two; a join of two such sets was then planned as
     a hash only by luck, and as a nested loop it scans one set once per row of the other (at
     10M, 27,398 facts against 22,161 charge states: minutes)."""
-    facts = Table(
-        CYCLE_FACTS,
-        MetaData(),
-        *(Column(c.name, c.type) for c in AccessFact.__table__.columns),
-        prefixes=["TEMPORARY"],
-    )
-    connection = session.connection()
-    connection.execute(text(f"DROP TABLE IF EXISTS {CYCLE_FACTS}"))
-    facts.create(connection)
+    facts = _temporary(session, CYCLE_FACTS, AccessFact.__table__.columns)
     rows = sql.facts_select(selection, rules)
     session.execute(facts.insert().from_select([c.name for c in facts.columns], rows))
     session.execute(text(f"ANALYZE {CYCLE_FACTS}"))
@@ -200,15 +207,8 @@ def materialise(
     dialect = session.get_bind().dialect.name
     grants = purpose_grants(session, Selection(start=start, end=end))
     shape = sql.explanations(Selection(start=start, end=end), rules, grants, dialect)
-    table = Table(
-        name,
-        MetaData(),
-        *(Column(c.name, c.type) for c in shape.selected_columns),
-        prefixes=["TEMPORARY"],
-    )
+    table = _temporary(session, name, shape.selected_columns)
     connection = session.connection()
-    connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
-    table.create(connection)
     columns = [c.name for c in table.columns]
     # One statement for every agreement, each explained as on its own: the per-case and
     # per-person sets it joins are built once, not once per agreement.
