@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
@@ -15,7 +15,8 @@ Mask = Callable[[Any], Any]
 
 def year_only(value: Any) -> Any:
     """The YEAR_ONLY mask: a date or time shown as its year alone (\"1987\")."""
-    return str(value.year) if isinstance(value, date | datetime) else None
+    # A datetime is a date too.
+    return str(value.year) if isinstance(value, date) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,11 @@ class FieldProjection:
     withheld: frozenset[str] = frozenset()
     # The agreement's rule behind each mask ("hash", "year_only" ...), for refusals that name it.
     rules: Mapping[str, str] = field(default_factory=dict)
+    # The masks as (field, mask) pairs, listed once: shaping runs them on every row.
+    mask_list: tuple[tuple[str, Mask], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask_list", tuple(self.masks.items()))
 
     def shows(self, name: str) -> bool:
         """Whether the field is returned at all."""
