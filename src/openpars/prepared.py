@@ -53,21 +53,23 @@ class Prepared:
     constants: Mapping[str, Any]
     binders: Mapping[str, Processor]
     columns: tuple[str, ...]
-    # (index, converter) of the result columns that need one.
-    converted: tuple[tuple[int, Processor], ...]
+    # (name, converter) of the result columns that need one (the names are distinct).
+    converted_names: tuple[tuple[str, Processor], ...]
     # PostgreSQL: every int is sent as this one type (see _int_type).
     int_type: Processor | None = None
 
     def _bound(self, values: Mapping[str, Any]) -> Any:
         params = dict(self.constants)
+        binders, widen = self.binders, self.int_type
+        # Only the request's values: the constants were converted (and widened) when compiled.
         for name, value in values.items():
-            binder = self.binders.get(name)
-            params[name] = binder(value) if binder is not None and value is not None else value
-        widen = self.int_type
-        if widen is not None:
-            for name, value in params.items():
-                if type(value) is int:
-                    params[name] = widen(value)
+            if value is not None:
+                binder = binders.get(name)
+                if binder is not None:
+                    value = binder(value)
+                if widen is not None and type(value) is int:
+                    value = widen(value)
+            params[name] = value
         return params if self.order is None else tuple(map(params.__getitem__, self.order))
 
     def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -90,16 +92,14 @@ class Prepared:
 
     def read(self, raw: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name, each value converted as the column reads."""
-        columns, converted = self.columns, self.converted
-        if not converted:
-            return [dict(zip(columns, row, strict=True)) for row in raw]
-        out = []
-        for row in raw:
-            cells = list(row)
-            for i, read in converted:
-                if cells[i] is not None:
-                    cells[i] = read(cells[i])
-            out.append(dict(zip(columns, cells, strict=True)))
+        columns = self.columns
+        out = [dict(zip(columns, row, strict=True)) for row in raw]
+        # A column at a time: one loop per converted column instead of one per row.
+        for name, read in self.converted_names:
+            for values in out:
+                value = values[name]
+                if value is not None:
+                    values[name] = read(value)
         return out
 
     def scalar(self, session: Session, values: Mapping[str, Any]) -> Any:
@@ -262,6 +262,9 @@ def compile_statement(stmt: AnySelect, dialect: Dialect) -> Prepared:
         else:
             constants[name] = _plain(value)
     readers = tuple(_reader(column.type, dialect) for column in stmt.selected_columns)
+    columns = tuple(str(c.key) for c in stmt.selected_columns)
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"a prepared statement's columns must have distinct names: {columns}")
     positional = compiled.positiontup
     int_type = _int_type() if dialect.name == "postgresql" else None
     if int_type is not None:
@@ -274,8 +277,10 @@ def compile_statement(stmt: AnySelect, dialect: Dialect) -> Prepared:
         order=tuple(positional) if positional is not None else None,
         constants=constants,
         binders=binders,
-        columns=tuple(str(c.key) for c in stmt.selected_columns),
-        converted=tuple((i, read) for i, read in enumerate(readers) if read is not None),
+        columns=columns,
+        converted_names=tuple(
+            (name, read) for name, read in zip(columns, readers, strict=True) if read is not None
+        ),
         int_type=int_type,
     )
 
