@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -176,19 +175,17 @@ def _insert_entries_postgresql(cursor: Any, rows: Sequence[EntryRow]) -> list[in
 def _pg_subjects(row: EntryRow) -> tuple[str, str]:
     """The subjects as two parallel arrays (person ids, arrest ids) for unnest, each as the
     text of a bigint[] (the statement casts it): psycopg would dump a list of ints element by
-    element in Python, which cost more than the rest of the append's parameters together."""
+    element in Python, which cost more than the rest of the append's parameters together.
+
+    The text is the lists' own repr: an int prints as its digits, and anything else (a bool,
+    a float, a string, which prints quoted) fails the cast, so no id can be misread."""
     persons, arrests = row.persons, row.arrests
-    nulls_for_arrests = ",NULL" * len(arrests) if persons else ",".join(["NULL"] * len(arrests))
-    nulls_for_persons = "NULL," * len(persons) if arrests else ",".join(["NULL"] * len(persons))
+    person_text = repr(persons)[1:-1] if persons else ""
+    arrest_text = repr(arrests)[1:-1] if arrests else ""
     return (
-        "{" + ",".join(map(_int_text, persons)) + nulls_for_arrests + "}",
-        "{" + nulls_for_persons + ",".join(map(_int_text, arrests)) + "}",
+        "{" + ", ".join(filter(None, (person_text, ", ".join(["NULL"] * len(arrests))))) + "}",
+        "{" + ", ".join(filter(None, (", ".join(["NULL"] * len(persons)), arrest_text))) + "}",
     )
-
-
-def _int_text(value: int) -> str:
-    # int.__index__ refuses anything but an integer: no other text reaches the array literal.
-    return str(operator.index(value))
 
 
 def insert_entries_bulk(connection: Connection, rows: Sequence[EntryRow]) -> list[int]:
