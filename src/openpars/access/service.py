@@ -86,11 +86,6 @@ def _event(
     )
 
 
-def _decision(policy: ReadPolicy) -> Decision:
-    # Built from the policy the service compiled, not from input: nothing to validate.
-    return Decision.model_construct(**policy.explain())
-
-
 def _query_params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:
     # The criteria given, as dataclasses.asdict would list them (without its deep copies).
     return {
@@ -192,7 +187,7 @@ def _person_page(
         has_more=found.has_more,
         offset=query.offset,
         limit=limit,
-        decision=_decision(policy),
+        decision=Decision(**policy.explain()),
     )
 
 
@@ -282,7 +277,7 @@ def _arrest_page(
         has_more=found.has_more,
         offset=query.offset,
         limit=limit,
-        decision=_decision(policy),
+        decision=Decision(**policy.explain()),
     )
 
 
@@ -316,7 +311,7 @@ def get_person(
     )
     return PersonResult(
         person=shaping.person_detail(person, involvements, policy),
-        decision=_decision(policy),
+        decision=Decision(**policy.explain()),
     )
 
 
@@ -349,5 +344,5 @@ def get_arrest(
     )
     return ArrestResult(
         arrest=shaping.arrest_read(arrest, involvements, policy),
-        decision=_decision(policy),
+        decision=Decision(**policy.explain()),
     )
