@@ -159,3 +159,40 @@ def test_audit_subjects_that_are_not_ids_fail_the_cast(db: Database, bad: Any) -
     person_text, _ = _pg_subjects(EntryRow((), b"", b"", [1, bad], []))
     with pytest.raises(DBAPIError), db.session() as s:
         s.execute(text("SELECT CAST(:p AS bigint[])"), {"p": person_text})
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 50, 51, 120])
+def test_a_pages_aliases_are_every_alias_of_its_persons_in_order(db: Database, count: int) -> None:
+    # PostgreSQL reads them by one bigint[] of ids, SQLite by IN lists per bucket: either way
+    # every alias of every person asked for, none of anyone else's, in (person, alias) order.
+    from openpars.access.repository import aliases_of
+    from openpars.records.models import PersonAlias
+    from tests.access import data
+
+    with db.session() as s:
+        persons = [data.person(s, f"Alias{n}", "Pat") for n in range(count + 2)]
+        for n, p in enumerate(persons):
+            for k in range(n % 3):
+                s.add(
+                    PersonAlias(
+                        person_id=p.id,
+                        family_name=f"Other{n}",
+                        given_name=f"G{k}",
+                        name_key=f"other{n} g{k}",
+                    )
+                )
+        s.flush()
+        asked = [p.id for p in persons[:count]]
+        found = aliases_of(s, asked)
+        expected = {
+            pid: [
+                {"family_name": a.family_name, "given_name": a.given_name}
+                for a in sorted(
+                    (a for a in s.query(PersonAlias).filter(PersonAlias.person_id == pid)),
+                    key=lambda a: a.id,
+                )
+            ]
+            for pid in asked
+        }
+        assert found == expected
+        assert list(found) == asked
