@@ -12,9 +12,10 @@ row filter), so two policies never share a statement.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import Enum
+from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy import BindParameter, Connection, Dialect, Select
@@ -52,22 +53,24 @@ class Prepared:
     constants: Mapping[str, Any]
     binders: Mapping[str, Processor]
     columns: tuple[str, ...]
-    # (index, converter) of the result columns that need one.
-    converted: tuple[tuple[int, Processor], ...]
+    # (name, converter) of the result columns that need one (the names are distinct).
+    converted_names: tuple[tuple[str, Processor], ...]
     # PostgreSQL: every int is sent as this one type (see _int_type).
     int_type: Processor | None = None
 
     def _bound(self, values: Mapping[str, Any]) -> Any:
         params = dict(self.constants)
+        binders, widen = self.binders, self.int_type
+        # Only the request's values: the constants were converted (and widened) when compiled.
         for name, value in values.items():
-            binder = self.binders.get(name)
-            params[name] = binder(value) if binder is not None and value is not None else value
-        widen = self.int_type
-        if widen is not None:
-            for name, value in params.items():
-                if type(value) is int:
-                    params[name] = widen(value)
-        return params if self.order is None else tuple(params[n] for n in self.order)
+            if value is not None:
+                binder = binders.get(name)
+                if binder is not None:
+                    value = binder(value)
+                if widen is not None and type(value) is int:
+                    value = widen(value)
+            params[name] = value
+        return params if self.order is None else tuple(map(params.__getitem__, self.order))
 
     def rows(self, session: Session, values: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Run with this request's values; rows as dicts keyed by column name."""
@@ -81,7 +84,7 @@ class Prepared:
         its per-statement work cost several times the statement (bench/search.py). A driver
         error still surfaces as SQLAlchemy's (``driver_errors``).
         """
-        connection = session.connection()
+        connection = connection_of(session)
         with driver_errors(connection, self.sql):
             cursor = connection.connection.cursor()
             cursor.execute(self.sql, self._bound(values))
@@ -89,16 +92,14 @@ class Prepared:
 
     def read(self, raw: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """Rows as dicts keyed by column name, each value converted as the column reads."""
-        columns, converted = self.columns, self.converted
-        if not converted:
-            return [dict(zip(columns, row, strict=True)) for row in raw]
-        out = []
-        for row in raw:
-            cells = list(row)
-            for i, read in converted:
-                if cells[i] is not None:
-                    cells[i] = read(cells[i])
-            out.append(dict(zip(columns, cells, strict=True)))
+        columns = self.columns
+        out = [dict(zip(columns, row, strict=True)) for row in raw]
+        # A column at a time: one loop per converted column instead of one per row.
+        for name, read in self.converted_names:
+            for values in out:
+                value = values[name]
+                if value is not None:
+                    values[name] = read(value)
         return out
 
     def scalar(self, session: Session, values: Mapping[str, Any]) -> Any:
@@ -122,24 +123,69 @@ class Pending:
         return self.statement.read(raw)
 
 
-@contextmanager
-def driver_errors(connection: Connection, statement: str) -> Iterator[None]:
+def driver_errors(connection: Connection, statement: str) -> _DriverErrors:
     """Raise a driver error as SQLAlchemy raises it (OperationalError, IntegrityError...), and
     invalidate the connection if the error says it is gone, as SQLAlchemy's execution does."""
-    dialect = connection.dialect
-    try:
-        yield
-    except dialect.loaded_dbapi.Error as exc:
+    return _DriverErrors(connection, statement)
+
+
+class _DriverErrors:
+    """``driver_errors``: a class, not a generator, as it wraps every statement of a request
+    (a dozen or more) and a ``contextmanager`` costs several times as much to enter and leave."""
+
+    __slots__ = ("connection", "statement")
+
+    def __init__(self, connection: Connection, statement: str) -> None:
+        self.connection = connection
+        self.statement = statement
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        connection = self.connection
+        dialect = connection.dialect
+        if not isinstance(exc, dialect.loaded_dbapi.Error):
+            return
         gone = dialect.is_disconnect(exc, connection.connection.dbapi_connection, None)
         if gone:
             connection.invalidate(exc)
         raise DBAPIError.instance(
-            statement, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone
+            self.statement, None, exc, dialect.loaded_dbapi.Error, connection_invalidated=gone
         ) from exc
 
 
-@contextmanager
-def pipeline(session: Session) -> Iterator[None]:
+_CONNECTION = "openpars.prepared.connection"
+
+
+def connection_of(session: Session) -> Connection:
+    """``session.connection()``, looked up once per transaction: a request's path asks for it
+    a dozen times, and SQLAlchemy's lookup (state checks, the bind, the transaction's map)
+    costs several times this one.
+
+    Kept against the session's innermost transaction, which must still be active: a savepoint
+    (``begin_nested``) is a new transaction, so its first lookup goes through SQLAlchemy,
+    which begins the savepoint on the connection; a transaction ended, rolled back or failed
+    is never matched, and SQLAlchemy refuses or begins a new one as it always did.
+    """
+    transaction = session._transaction
+    if transaction is not None and transaction.is_active:
+        cached = session.info.get(_CONNECTION)
+        if cached is not None and cached[0] is transaction:
+            return cached[1]  # type: ignore[no-any-return]
+    connection = session.connection()
+    session.info[_CONNECTION] = (session._transaction, connection)
+    return connection
+
+
+def pipeline(session: Session) -> AbstractContextManager[None]:
     """Statements sent inside travel to PostgreSQL together, in one round trip with the first
     read of a result (psycopg's pipeline mode); elsewhere this does nothing.
 
@@ -147,10 +193,17 @@ def pipeline(session: Session) -> Iterator[None]:
     SQLAlchemy reads a statement's result description as soon as it has run it, which a
     pipeline does not have yet.
     """
-    connection = session.connection()
+    connection = connection_of(session)
     if connection.dialect.name != "postgresql":
-        yield
-        return
+        return _NOTHING
+    return _pipeline(connection)
+
+
+_NOTHING: AbstractContextManager[None] = nullcontext()
+
+
+@contextmanager
+def _pipeline(connection: Connection) -> Iterator[None]:
     with (
         driver_errors(connection, "(pipeline)"),
         connection.connection.driver_connection.pipeline(),  # type: ignore[union-attr]
@@ -162,8 +215,7 @@ _GENERIC = "SET LOCAL plan_cache_mode = force_generic_plan"
 _CUSTOM = "SET LOCAL plan_cache_mode TO DEFAULT"
 
 
-@contextmanager
-def generic_plans(session: Session) -> Iterator[None]:
+def generic_plans(session: Session) -> AbstractContextManager[None]:
     """On PostgreSQL, statements sent inside run on their prepared generic plan; elsewhere this
     does nothing. Inside ``pipeline`` the two settings travel with the statements.
 
@@ -175,10 +227,14 @@ def generic_plans(session: Session) -> Iterator[None]:
     persons), for the same plan (the set's name index, walked in order). Only statements whose
     plan does not depend on their values belong inside.
     """
-    connection = session.connection()
+    connection = connection_of(session)
     if connection.dialect.name != "postgresql":
-        yield
-        return
+        return _NOTHING
+    return _generic_plans(connection)
+
+
+@contextmanager
+def _generic_plans(connection: Connection) -> Iterator[None]:
     cursor = connection.connection.cursor()
     with driver_errors(connection, _GENERIC):
         cursor.execute(_GENERIC)
@@ -206,6 +262,9 @@ def compile_statement(stmt: AnySelect, dialect: Dialect) -> Prepared:
         else:
             constants[name] = _plain(value)
     readers = tuple(_reader(column.type, dialect) for column in stmt.selected_columns)
+    columns = tuple(str(c.key) for c in stmt.selected_columns)
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"a prepared statement's columns must have distinct names: {columns}")
     positional = compiled.positiontup
     int_type = _int_type() if dialect.name == "postgresql" else None
     if int_type is not None:
@@ -218,8 +277,10 @@ def compile_statement(stmt: AnySelect, dialect: Dialect) -> Prepared:
         order=tuple(positional) if positional is not None else None,
         constants=constants,
         binders=binders,
-        columns=tuple(str(c.key) for c in stmt.selected_columns),
-        converted=tuple((i, read) for i, read in enumerate(readers) if read is not None),
+        columns=columns,
+        converted_names=tuple(
+            (name, read) for name, read in zip(columns, readers, strict=True) if read is not None
+        ),
         int_type=int_type,
     )
 

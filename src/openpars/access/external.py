@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openpars.access.policy import FieldProjection, Mask, ReadPolicy, year_only
+from openpars.access.policy import FieldProjection, Mask, ReadPolicy, last_4, year_only
 from openpars.access.visibility import ensure_set
 from openpars.agreements.floor import SiteFloor, get_floor
 from openpars.agreements.grants import Grant, grant_of, send_grant_reads
@@ -39,11 +39,6 @@ def _redact(value: Any) -> Any:
     return "".join(out)
 
 
-def _last4(value: Any) -> Any:
-    text = str(value)
-    return "x" * max(0, len(text) - 4) + text[-4:]
-
-
 def keyed_hash(key: bytes) -> Mask:
     """The HASH mask of one agreement version: HMAC-SHA256 under the version's secret.
 
@@ -62,7 +57,7 @@ def _masks(key: bytes) -> Mapping[FieldPolicy, Mask | None]:
     return {
         FieldPolicy.VISIBLE: None,
         FieldPolicy.REDACT: _redact,
-        FieldPolicy.SHOW_LAST_4: _last4,
+        FieldPolicy.SHOW_LAST_4: last_4,
         FieldPolicy.HASH: keyed_hash(key),
         FieldPolicy.YEAR_ONLY: year_only,
         FieldPolicy.NULLIFY: lambda _value: None,

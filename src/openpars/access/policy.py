@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
@@ -15,7 +15,51 @@ Mask = Callable[[Any], Any]
 
 def year_only(value: Any) -> Any:
     """The YEAR_ONLY mask: a date or time shown as its year alone (\"1987\")."""
-    return str(value.year) if isinstance(value, date | datetime) else None
+    # A datetime is a date too.
+    return str(value.year) if isinstance(value, date) else None
+
+
+def last_4(value: Any) -> Any:
+    """The SHOW_LAST_4 mask: every character but the last four shown as x."""
+    text = str(value)
+    return "x" * max(0, len(text) - 4) + text[-4:]
+
+
+# A mask over one field of a page of rows (dicts), in place; None values stay None.
+RowsMask = Callable[[list[dict[str, Any]]], None]
+
+
+def rows_mask(name: str, mask: Mask) -> RowsMask:
+    """The mask of one field compiled for a page: a loop over the rows, the mask inlined for
+    the masks search pages apply most (``year_only``, ``last_4``); the same values as
+    ``mask`` on each row's value that is not None."""
+    if mask is year_only:
+
+        def years(rows: list[dict[str, Any]]) -> None:
+            for row in rows:
+                value = row.get(name)
+                if value is not None:
+                    row[name] = str(value.year) if isinstance(value, date) else None
+
+        return years
+    if mask is last_4:
+
+        def lasts(rows: list[dict[str, Any]]) -> None:
+            for row in rows:
+                value = row.get(name)
+                if value is not None:
+                    text = str(value)
+                    row[name] = "x" * max(0, len(text) - 4) + text[-4:]
+
+        return lasts
+
+    def each(rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            value = row.get(name)
+            if value is not None:
+                row[name] = mask(value)
+
+    return each
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +73,15 @@ class FieldProjection:
     withheld: frozenset[str] = frozenset()
     # The agreement's rule behind each mask ("hash", "year_only" ...), for refusals that name it.
     rules: Mapping[str, str] = field(default_factory=dict)
+    # The masks as (field, mask) pairs, and each compiled for a page of rows, made once (a
+    # projection is compiled once per agreement version): shaping runs them on every row.
+    mask_list: tuple[tuple[str, Mask], ...] = field(init=False, repr=False, compare=False)
+    rows_masks: tuple[RowsMask, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mask_list", tuple(self.masks.items()))
+        rows = tuple(rows_mask(name, mask) for name, mask in self.mask_list)
+        object.__setattr__(self, "rows_masks", rows)
 
     def shows(self, name: str) -> bool:
         """Whether the field is returned at all."""

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
-from openpars.prepared import driver_errors
+from openpars.prepared import connection_of, driver_errors
 
 WINDOW_US = 60_000_000
 USER, AGENCY = 0, 1
@@ -70,7 +70,7 @@ def send_claims(
 ) -> Callable[[], list[Claim]]:
     """Take a place in each window; the claims are read later (inside ``prepared.pipeline``
     on PostgreSQL the statement travels with the others). SQLite runs at once."""
-    connection = session.connection()
+    connection = connection_of(session)
     if not windows:
         return list
     if connection.dialect.name == "sqlite":
@@ -90,7 +90,7 @@ def send_claims_with(
     expressions of the caller's, with their own named parameters ``extra``), the first of
     them read by the second callable. Needs a window."""
     assert windows
-    return _send_pg(session.connection(), windows, at, column, extra)
+    return _send_pg(connection_of(session), windows, at, column, extra)
 
 
 def _send_pg(
@@ -146,7 +146,7 @@ def settle(session: Session, claims: Sequence[Claim], at: datetime) -> list[floa
         for _ in range(_ATTEMPTS):
             if current.slot is not None or not _can_grow(current):
                 break
-            _grow(session.connection(), current)
+            _grow(connection_of(session), current)
             current = send_claims(session, [current.window], at)()[0]
         if current.slot is not None:
             out.append(None)
@@ -159,7 +159,7 @@ def settle(session: Session, claims: Sequence[Claim], at: datetime) -> list[floa
 def give_back(session: Session, claims: Sequence[Claim]) -> None:
     """Undo claims taken for the wrong limits (still locked by this transaction; PostgreSQL,
     the only engine that takes places before the limits are known)."""
-    connection = session.connection()
+    connection = connection_of(session)
     sqlite = connection.dialect.name == "sqlite"
     sql = _SQLITE_SET if sqlite else _PG_SET
     for claim in claims:

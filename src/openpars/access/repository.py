@@ -9,17 +9,22 @@ from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     BindParameter,
     ColumnElement,
     Integer,
     Select,
     Table,
+    Text,
     and_,
+    any_,
     func,
     literal_column,
     select,
     union_all,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, aliased
 
 from openpars.access.criteria import aliases_searched, arrests_by_time, names_plain
@@ -476,14 +481,24 @@ def aliases_of(session: Session, person_ids: list[int]) -> dict[int, list[dict[s
 def send_aliases(
     session: Session, person_ids: list[int]
 ) -> Callable[[], dict[int, list[dict[str, Any]]]]:
-    """Send the alias reads of a page; the returned function reads them (``aliases_of``)."""
+    """Send the alias reads of a page; the returned function reads them (``aliases_of``).
+
+    PostgreSQL: one statement, the ids as the text of one ``bigint[]``. As 50 int parameters
+    psycopg dumped each in Python (an ``Int8`` each, then its dumper); the plan is the IN
+    list's, which PostgreSQL turns into ``= ANY`` of an array anyway (EXPLAIN ANALYZE as the
+    external role: the same index scan, filter and sort). Elsewhere an IN list per bucket.
+    """
     sent = []
-    for start in range(0, len(person_ids), _ALIAS_BUCKETS[-1]):
-        chunk = person_ids[start : start + _ALIAS_BUCKETS[-1]]
-        size = next(b for b in _ALIAS_BUCKETS if b >= len(chunk))
-        padded = chunk + [chunk[-1]] * (size - len(chunk))
-        stmt = prepared(session, ("aliases", size), partial(_aliases_stmt, size))
-        sent.append(stmt.send(session, {f"id_{n}": pid for n, pid in enumerate(padded)}))
+    if person_ids and session.get_bind().dialect.name == "postgresql":
+        stmt = prepared(session, ("aliases", "array"), _aliases_array_stmt)
+        sent.append(stmt.send(session, {"ids": _bigint_array(person_ids)}))
+    else:
+        for start in range(0, len(person_ids), _ALIAS_BUCKETS[-1]):
+            chunk = person_ids[start : start + _ALIAS_BUCKETS[-1]]
+            size = next(b for b in _ALIAS_BUCKETS if b >= len(chunk))
+            padded = chunk + [chunk[-1]] * (size - len(chunk))
+            stmt = prepared(session, ("aliases", size), partial(_aliases_stmt, size))
+            sent.append(stmt.send(session, {f"id_{n}": pid for n, pid in enumerate(padded)}))
 
     def read() -> dict[int, list[dict[str, Any]]]:
         found: dict[int, list[dict[str, Any]]] = {pid: [] for pid in person_ids}
@@ -493,6 +508,22 @@ def send_aliases(
         return found
 
     return read
+
+
+def _bigint_array(ids: list[int]) -> str:
+    """The text of a bigint[] of these ids: the list's repr, in which an int prints as its
+    digits and anything else (a bool, a float, a quoted string) fails the cast."""
+    return "{" + repr(list(ids))[1:-1] + "}"
+
+
+def _aliases_array_stmt() -> Select[Any]:
+    t = PersonAlias.__table__.c
+    ids = BindParameter("ids", None, type_=Text(), required=False)
+    return (
+        select(t.person_id, t.family_name, t.given_name)
+        .where(t.person_id == any_(sql_cast(ids, ARRAY(BigInteger()))))
+        .order_by(t.person_id, t.id)
+    )
 
 
 def _aliases_stmt(size: int) -> Select[Any]:

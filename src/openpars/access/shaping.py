@@ -71,25 +71,31 @@ def person_rows(
     Plain values: the page model validates a whole page of them in one call, which costs a
     fraction of building one model per row.
     """
-    for row in rows:
-        _mask(row, policy.person_fields)
-        if aliases is not None:
-            row["aliases"] = policy.person_fields.apply("aliases", aliases.get(row["id"], []))
+    fields = policy.person_fields
+    _mask_rows(rows, fields)
+    if aliases is not None:
+        # Masked like any field (FieldProjection.apply): a list is never None.
+        mask = fields.masks.get("aliases")
+        for row in rows:
+            found = aliases.get(row["id"], [])
+            row["aliases"] = found if mask is None else mask(found)
     return rows
 
 
-def _mask(values: dict[str, Any], fields: FieldProjection) -> None:
-    # Only the masked fields are touched; the rest were selected as shown.
-    for name, mask in fields.masks.items():
-        value = values.get(name)
-        if value is not None:
-            values[name] = mask(value)
+def _mask_rows(rows: list[dict[str, Any]], fields: FieldProjection) -> None:
+    # Only the masked fields are touched, a column at a time (each mask compiled for a page
+    # with its projection); the rest were selected as shown.
+    for mask in fields.rows_masks:
+        mask(rows)
 
 
 def arrest_row(row: dict[str, Any], policy: ReadPolicy) -> dict[str, Any]:
     """A search row of an arrest, masked as the policy says (plain values, as person_rows)."""
     values = {n: v for n, v in row.items() if n not in ("sealed_at", "expunged_at")}
-    _mask(values, policy.arrest_fields)
+    for name, mask in policy.arrest_fields.mask_list:
+        value = values.get(name)
+        if value is not None:
+            values[name] = mask(value)
     values["sealed"] = row["sealed_at"] is not None or row["expunged_at"] is not None
     return values
 

@@ -172,11 +172,20 @@ def _insert_entries_postgresql(cursor: Any, rows: Sequence[EntryRow]) -> list[in
     return ids
 
 
-def _pg_subjects(row: EntryRow) -> tuple[list[int | None], list[int | None]]:
-    """The subjects as two parallel arrays (person ids, arrest ids) for unnest."""
-    persons: list[int | None] = [*row.persons, *([None] * len(row.arrests))]
-    arrests: list[int | None] = [*([None] * len(row.persons)), *row.arrests]
-    return persons, arrests
+def _pg_subjects(row: EntryRow) -> tuple[str, str]:
+    """The subjects as two parallel arrays (person ids, arrest ids) for unnest, each as the
+    text of a bigint[] (the statement casts it): psycopg would dump a list of ints element by
+    element in Python, which cost more than the rest of the append's parameters together.
+
+    The text is the lists' own repr: an int prints as its digits, and anything else (a bool,
+    a float, a string, which prints quoted) fails the cast, so no id can be misread."""
+    persons, arrests = row.persons, row.arrests
+    person_text = repr(persons)[1:-1] if persons else ""
+    arrest_text = repr(arrests)[1:-1] if arrests else ""
+    return (
+        "{" + ", ".join(filter(None, (person_text, ", ".join(["NULL"] * len(arrests))))) + "}",
+        "{" + ", ".join(filter(None, (", ".join(["NULL"] * len(persons)), arrest_text))) + "}",
+    )
 
 
 def insert_entries_bulk(connection: Connection, rows: Sequence[EntryRow]) -> list[int]:

@@ -18,7 +18,7 @@ from openpars.audit.events import AuditEvent
 from openpars.audit.recorded import note_appended
 from openpars.db import utcnow
 from openpars.errors import AuditUnavailable
-from openpars.prepared import pipeline
+from openpars.prepared import connection_of, pipeline
 
 # The canonical form is json.dumps(document, sort_keys=True, separators=(",", ":"),
 # ensure_ascii=False, default=str). json.dumps builds a new encoder for every call, which costs
@@ -114,7 +114,7 @@ def _write(
     One event (every audited request) skips the group commit's shared randomness and slicing.
     """
     try:
-        connection = session.connection()
+        connection = connection_of(session)
         iso = moment.isoformat(timespec="microseconds")
         stored = _stored_time(moment, iso, connection.dialect.name == "sqlite")
         if len(events) == 1:
@@ -188,7 +188,7 @@ def append_sending(
     moment = at or utcnow()
     try:
         with pipeline(session):
-            connection = session.connection()
+            connection = connection_of(session)
             iso = moment.isoformat(timespec="microseconds")
             stored = _stored_time(moment, iso, connection.dialect.name == "sqlite")
             row = _row(event, iso, stored, os.urandom(32))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from unidecode import unidecode
 
@@ -26,6 +27,19 @@ FBI_PATTERN = r"^[0-9A-Z]{3,20}$"
 def name_key(*parts: str | None) -> str:
     """Lower-case, accent-free, single-spaced join of name parts: the prefix-search key."""
     text = " ".join(p for p in parts if p)
+    # A search checks and keys its name several times; names are short, the cache small.
+    return _cached_key(text) if len(text) <= _CACHED_LENGTH else _key(text)
+
+
+_CACHED_LENGTH = 64
+
+
+@lru_cache(maxsize=1024)
+def _cached_key(text: str) -> str:
+    return _key(text)
+
+
+def _key(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = unidecode(text).lower()
     text = re.sub(r"[^a-z0-9' -]+", " ", text)
