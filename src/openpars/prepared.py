@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import BindParameter, Connection, Dialect, Select
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.types import TypeEngine
 
 Processor = Callable[[Any], Any]
@@ -175,14 +175,19 @@ def connection_of(session: Session) -> Connection:
     which begins the savepoint on the connection; a transaction ended, rolled back or failed
     is never matched, and SQLAlchemy refuses or begins a new one as it always did.
     """
-    transaction = session._transaction
+    transaction = _innermost(session)
     if transaction is not None and transaction.is_active:
         cached = session.info.get(_CONNECTION)
         if cached is not None and cached[0] is transaction:
             return cached[1]  # type: ignore[no-any-return]
     connection = session.connection()
-    session.info[_CONNECTION] = (session._transaction, connection)
+    session.info[_CONNECTION] = (_innermost(session), connection)
     return connection
+
+
+def _innermost(session: Session) -> SessionTransaction | None:
+    """The session's innermost transaction (its savepoint, if one is open), by the public API."""
+    return session.get_nested_transaction() or session.get_transaction()
 
 
 def pipeline(session: Session) -> AbstractContextManager[None]:
