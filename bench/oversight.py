@@ -669,8 +669,14 @@ def _explain_and_cover(
     dialect = session.get_bind().dialect.name
     agreements = list(session.scalars(select(Agreement.id).order_by(Agreement.id)))
     started = time.perf_counter()
+    # The pass refreshed the facts up front (``oversight_pass``): once, not once per stage.
     cycle = materialise(
-        session, start=period.start, end=period.end, agreement_ids=agreements, rules=rules
+        session,
+        start=period.start,
+        end=period.end,
+        agreement_ids=agreements,
+        rules=rules,
+        refreshed=True,
     )
     figures["explanations_s"] = round(time.perf_counter() - started, 3)
     figures["agreements"] = len(agreements)
@@ -700,7 +706,8 @@ def _detectors(session: Session, figures: dict[str, Any], period: DetectionPerio
     figures["detectors_period"] = "everything" if period is None else period.label()
     for detector in flags.DETECTORS:
         started = time.perf_counter()
-        created += len(flags.run_detectors(session, (detector,), period))
+        # Refreshed once up front by the pass (each call would otherwise refresh again).
+        created += len(flags.run_detectors(session, (detector,), period, refreshed=True))
         timings[getattr(detector, "__name__", repr(detector))] = round(
             time.perf_counter() - started, 3
         )

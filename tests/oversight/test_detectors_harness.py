@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime, time, timedelta
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session
 
 from openpars.audit import log
 from openpars.audit.models import AuditEntry
@@ -265,3 +267,53 @@ def test_traffic_is_anchored_to_a_monday_midnight(db: Database, world: World) ->
         assert before - start < timedelta(weeks=14), (before, start)
         assert builder.end - start == timedelta(weeks=8)
         assert builder.t0 < start
+
+
+def test_a_daily_run_refreshed_once_up_front_finds_what_each_call_refreshing_finds(
+    db: Database, world: World
+) -> None:
+    """A daily run that refreshes the facts once and then runs its detectors one call each
+    (``refreshed=True``, as the bench times them) issues one refresh, not one per call, and
+    stores the same flags as calls that each refresh; a call without it (a detector run alone)
+    still refreshes."""
+    traffic = build_traffic(db, world, seed=4)
+    with db.session() as session:
+        log.integrate(session)
+    period = _period(traffic)
+    claims: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        # Only a refresh writes the watermarks (each claims its own first).
+        if "INSERT INTO oversight_watermarks" in statement:
+            claims.append(statement)
+
+    def flags_of(session: Session) -> list[tuple[Any, ...]]:
+        rows = session.execute(
+            select(Flag.detector, Flag.dedupe_key, Flag.rule, FlagEntry.entry_id)
+            .join(FlagEntry, FlagEntry.flag_id == Flag.id)
+            .order_by(Flag.detector, Flag.dedupe_key, FlagEntry.entry_id)
+        ).all()
+        return [tuple(r) for r in rows]
+
+    event.listen(db.bind, "before_cursor_execute", seen)
+    try:
+        with db.session() as session:
+            for detector in DETECTORS:
+                before = len(claims)
+                run_detectors(session, (detector,), period)
+                assert len(claims) > before, detector.__name__  # a call alone refreshes
+            each = flags_of(session)
+            session.rollback()
+        claims.clear()
+        with db.session() as session:
+            refresh(session)
+            once = len(claims)
+            assert once > 0
+            for detector in DETECTORS:
+                run_detectors(session, (detector,), period, refreshed=True)
+            assert len(claims) == once, claims[once:]
+            assert flags_of(session) == each
+            session.rollback()
+    finally:
+        event.remove(db.bind, "before_cursor_execute", seen)
+    assert len({r[0] for r in each}) >= 5

@@ -30,7 +30,7 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight import explain_sql as sql
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule, Rules, Selection
-from openpars.oversight.facts import AccessFact, refresh, without_jit
+from openpars.oversight.facts import AccessFact, refresh, watermark, without_jit
 
 # A cycle of at most this span (a daily run) is explained without JIT compilation: its few
 # thousand pairs are read by index, and once the planner knows their number (the facts
@@ -197,13 +197,16 @@ def materialise(
     agreement_ids: Sequence[int],
     rules: Rules,
     name: str = "oversight_cycle_pairs",
+    refreshed: bool = False,
 ) -> Explained:
     """Explain every pair of the agreements in [start, end) once, into a temporary table
     indexed by (agreement, instant), which the caller drops (``Explained.drop``) when the cycle
     is over (the connection would drop it when it closes). Not audited: the
-    callers that show its rows audit their own reads."""
+    callers that show its rows audit their own reads. ``refreshed``: the caller refreshed the
+    facts in this transaction after its last write (as ``flags.run_detectors``); the facts'
+    watermark is then the size the table covers."""
     # The refresh analyses what it wrote when that is much (``facts.refresh``).
-    size = refresh(session).end
+    size = watermark(session) if refreshed else refresh(session).end
     dialect = session.get_bind().dialect.name
     grants = purpose_grants(session, Selection(start=start, end=end))
     shape = sql.explanations(Selection(start=start, end=end), rules, grants, dialect)

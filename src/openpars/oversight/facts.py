@@ -631,6 +631,14 @@ def _claim_watermark(session: Session) -> int:
     return int(size)
 
 
+def watermark(session: Session) -> int:
+    """How many leaves of the log the facts have read (0 before the first refresh)."""
+    size = session.execute(
+        select(FactsWatermark.size).where(FactsWatermark.name == WATERMARK)
+    ).scalar()
+    return int(size or 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Refreshed:
     """What a refresh read and wrote."""
