@@ -122,17 +122,24 @@ def test_a_decision_committed_after_a_higher_id_is_read_from_its_leaf(
     _agrees(book.db, [case.arrest_id])
 
 
+def _forty_reads_integrated(log_of: Log) -> datetime:
+    """Forty reads of one filed case's arrestee, a minute apart, the day after the log's
+    start, integrated; returns the day's first instant."""
+    case = log_of.b._case(False, "filed")
+    start = log_of.b.start + timedelta(days=1)
+    for n in range(40):
+        log_of.access(start + timedelta(minutes=n), [case.person_id], case_number=case.otn)
+    with log_of.db.session() as s:
+        log.integrate(s)
+    return start
+
+
 @pytest.mark.skipif(BACKEND != "postgresql", reason="the planner's figures are PostgreSQL's")
 def test_a_refresh_that_wrote_many_facts_gives_the_planner_their_figures(book: Log) -> None:  # noqa: F811
     """Any caller of the refresh (not only a cycle's explanation) gets the facts it wrote
     analysed when they are many against those the planner knew of: here every fact, so the
     planner reads the period's facts as the 40 rows they are, not as a row or two."""
-    case = book.b._case(False, "filed")
-    start = book.b.start + timedelta(days=1)
-    for n in range(40):
-        book.access(start + timedelta(minutes=n), [case.person_id], case_number=case.otn)
-    with book.db.session() as s:
-        log.integrate(s)
+    start = _forty_reads_integrated(book)
     with book.db.session() as s:
         assert facts.refresh(s).facts == 40
         plan = s.execute(
@@ -159,12 +166,7 @@ def test_a_cycle_explains_facts_whose_number_the_planner_knows(book: Log) -> Non
     """A day's facts written in the explaining transaction lie past the facts' statistics (the
     planner takes them for a row or two); the cycle's statement reads them from a table
     analysed first, whose every scan the planner expects at their number."""
-    case = book.b._case(False, "filed")
-    start = book.b.start + timedelta(days=1)
-    for n in range(40):
-        book.access(start + timedelta(minutes=n), [case.person_id], case_number=case.otn)
-    with book.db.session() as s:
-        log.integrate(s)
+    start = _forty_reads_integrated(book)
     plans: list[dict[str, Any]] = []
 
     def plan(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:

@@ -322,22 +322,31 @@ def _purge_sql(dialect: str, action: str) -> str:
     entries a shredding entry in the new leaves names."""
     if dialect == "sqlite":
         ids = "SELECT CAST(x.value AS INTEGER) FROM s, json_each(s.doc, '$.params.entry_ids') AS x"
-        doc = "CAST(c.content AS TEXT)"
     else:
         ids = (
             "SELECT CAST(x AS BIGINT) FROM s, "
             "jsonb_array_elements_text(s.doc -> 'params' -> 'entry_ids') AS x"
         )
-        doc = "convert_from(c.content, 'UTF8')::jsonb"
+    shredding = f"e.action = 'audit.shred' AND e.outcome = '{Outcome.OK.value}'"
     return f"""
-        WITH s AS (
+        WITH s AS ({_leaf_documents_sql(dialect, shredding)})
+        {action} WHERE entry_id IN ({ids})
+    """
+
+
+def _leaf_documents_sql(dialect: str, where: str) -> str:
+    """The parsed content (``doc``) of each entry of leaves [:lo, :hi) that ``where`` (a
+    condition on the entry ``e``, no caller input) keeps."""
+    doc = (
+        "CAST(c.content AS TEXT)"
+        if dialect == "sqlite"
+        else "convert_from(c.content, 'UTF8')::jsonb"
+    )
+    return f"""
             SELECT {doc} AS doc FROM audit_leaves l
             JOIN audit_entries e ON e.id = l.entry_id
             JOIN audit_entry_contents c ON c.entry_id = e.id
-            WHERE l.leaf_index >= :lo AND l.leaf_index < :hi AND e.action = 'audit.shred'
-              AND e.outcome = '{Outcome.OK.value}'
-        )
-        {action} WHERE entry_id IN ({ids})
+            WHERE l.leaf_index >= :lo AND l.leaf_index < :hi AND {where}
     """  # noqa: S608 - no caller input
 
 
@@ -562,21 +571,14 @@ def _named_sql(dialect: str) -> str:
     name, read from their content (as ``written_ids_sql``; the audit subjects are not read):
     each entry's document parsed once for both lists (no caller input)."""
     if dialect == "sqlite":
-        doc = "CAST(c.content AS TEXT)"
         each = "json_each(w.doc, '$.{key}') AS j"
         value = "j.value"
     else:
-        doc = "convert_from(c.content, 'UTF8')::jsonb"
         each = "jsonb_array_elements_text(w.doc -> '{key}') AS j"
         value = "j"
+    writes = f"e.kind = '{AuditKind.WRITE.value}'"
     return f"""
-        WITH w AS (
-            SELECT {doc} AS doc FROM audit_leaves l
-            JOIN audit_entries e ON e.id = l.entry_id
-            JOIN audit_entry_contents c ON c.entry_id = e.id
-            WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
-              AND e.kind = '{AuditKind.WRITE.value}'
-        )
+        WITH w AS ({_leaf_documents_sql(dialect, writes)})
         INSERT INTO {NAMED} (kind, id)
         SELECT 'p', CAST({value} AS INTEGER) FROM w, {each.format(key="person_ids")}
         UNION SELECT 'a', CAST({value} AS INTEGER) FROM w, {each.format(key="arrest_ids")}
