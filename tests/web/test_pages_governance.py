@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from markupsafe import escape
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -97,6 +98,13 @@ def _text(html: str) -> str:
 # ---- the outside agency's view ------------------------------------------------------------
 
 
+def _shows(page: str, name: str) -> bool:
+    """Whether an HTML page shows ``name``: as written or as the templates escape it (a
+    generated name may be O'Brien, on the page O&#39;Brien), so that a check that a name is
+    absent cannot pass only because the page escaped it."""
+    return name in page or str(escape(name)) in page
+
+
 def test_external_search_shows_the_arrestee_and_nothing_of_the_victim(
     web: TestClient, db: Database, world: World
 ) -> None:
@@ -107,7 +115,7 @@ def test_external_search_shows_the_arrestee_and_nothing_of_the_victim(
     _logged_in(web, db, world.users["ice"], "ice")
     found = web.get("/external", params={**DECLARATION, "kind": "persons", "sid": arrestee["sid"]})
     assert found.status_code == 200, found.text
-    assert arrestee["family_name"] in found.text
+    assert _shows(found.text, arrestee["family_name"])
     person_link = re.search(r'href="(/external/persons/\d+\?[^"]+)"', found.text)
     assert person_link
     person = web.get(person_link.group(1).replace("&amp;", "&"))
@@ -170,7 +178,7 @@ def test_the_case_reference_follows_the_purposes_rule_as_the_api_does(
     assert refused.status_code == 422
     assert 'id="case_number-error"' in refused.text
     assert "requires a case reference" in refused.text
-    assert arrestee["family_name"] not in refused.text
+    assert not _shows(refused.text, arrestee["family_name"])
     assert ("GET /external", "refused", "invalid_input") in entries(db)[mark:]
     api = web.get(
         "/api/v1/persons",
@@ -182,7 +190,7 @@ def test_the_case_reference_follows_the_purposes_rule_as_the_api_does(
     warrant = {**without, "purpose": "warrant-service"}
     found = web.get("/external", params={**warrant, "sid": arrestee["sid"]})
     assert found.status_code == 200, found.text
-    assert arrestee["family_name"] in found.text
+    assert _shows(found.text, arrestee["family_name"])
     link = re.search(r'href="(/external/persons/\d+\?[^"]+)"', found.text)
     assert link and "case_number" not in link.group(1)
     assert web.get(link.group(1).replace("&amp;", "&")).status_code == 200
@@ -237,7 +245,7 @@ def test_another_agencys_record_reads_as_absent_and_is_audited(
     query = "&".join(f"{k}={v}" for k, v in DECLARATION.items())
     answer = web.get(f"/external/persons/{victim_id}?{query}")
     assert answer.status_code == 404
-    assert payload["involvements"][1]["person"]["family_name"] not in answer.text
+    assert not _shows(answer.text, payload["involvements"][1]["person"]["family_name"])
     assert entries(db)[-1][1:] == ("refused", "not_found")
 
 
