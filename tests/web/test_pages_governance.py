@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from html import unescape
 from typing import Any
 
 import pytest
@@ -91,8 +92,10 @@ def _arrest(web: TestClient, world: World) -> dict[str, Any]:
     return payload
 
 
-def _text(html: str) -> str:
-    return re.sub(r"<[^>]+>", " ", html).lower()
+def _text(page: str) -> str:
+    """The page's text as a reader sees it: tags removed, entities read (O&#39;Brien is
+    O'Brien), lower case."""
+    return unescape(re.sub(r"<[^>]+>", " ", page)).lower()
 
 
 # ---- the outside agency's view ------------------------------------------------------------
