@@ -45,11 +45,6 @@ KEYS = {
         "fk_audit_entries_agency_id_agencies",
         "(agency_id) REFERENCES agencies(id)",
     ),
-    "subjects": (
-        "audit_subjects",
-        "fk_audit_subjects_entry_id_audit_entries",
-        "(entry_id) REFERENCES audit_entries(id)",
-    ),
     "contents": (
         "audit_entry_contents",
         "fk_audit_entry_contents_entry_id_audit_entries",

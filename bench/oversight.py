@@ -141,6 +141,12 @@ class Dialect:
     def zeros(self) -> str:
         return "zeroblob(32)" if self.name == "sqlite" else "decode(repeat('00', 32), 'hex')"
 
+    def ids(self, json_array: str) -> str:
+        """An entry's subject ids column from the text of a JSON array of integers."""
+        if self.name == "sqlite":
+            return f"NULLIF({json_array}, '[]')"
+        return f"CAST(translate(NULLIF({json_array}, '[]'), '[]', '{{}}') AS bigint[])"
+
     def small(self, n: int) -> str:
         """FROM item: integers k in [0, n)."""
         if self.name == "sqlite":
@@ -266,6 +272,7 @@ def _entry_columns(d: Dialect, shape: Shape) -> dict[str, str]:
         "agreement_id": agreement,
         "person": person,
         "count": count,
+        "person_ids": d.ids(persons_json),
         "content": content,
     }
 
@@ -344,15 +351,12 @@ def _statements(d: Dialect, shape: Shape) -> dict[str, str]:
         + f" FROM {src} WHERE i % 10 <> 0 AND NOT {pending}",
         "audit_entries": prefix
         + "INSERT INTO audit_entries (id, at, kind, action, outcome, user_id, agency_id, "
-        f"agreement_id, commitment) SELECT i, {e['at']}, {e['kind']}, {e['action']}, "
-        f"{e['outcome']}, {e['user_id']}, {e['agency_id']}, {e['agreement_id']}, {d.zeros} "
-        f"FROM {src}",
+        f"agreement_id, commitment, person_ids) SELECT i, {e['at']}, {e['kind']}, {e['action']}, "
+        f"{e['outcome']}, {e['user_id']}, {e['agency_id']}, {e['agreement_id']}, {d.zeros}, "
+        f"{e['person_ids']} FROM {src}",
         "audit_entry_contents": prefix
         + "INSERT INTO audit_entry_contents (entry_id, salt, content) SELECT i, "
         f"{d.zeros}, {d.blob(e['content'])} FROM {src}",
-        "audit_subjects": prefix
-        + f"INSERT INTO audit_subjects (entry_id, person_id) SELECT i, ({e['person']}) + ks.k "
-        f"FROM {src}, {d.small(12)} WHERE ks.k < ({e['count']})",
         "audit_leaves": prefix
         + f"INSERT INTO audit_leaves (leaf_index, entry_id, leaf_hash) SELECT i - 1, i, "
         f"{d.zeros} FROM {src}",
@@ -525,18 +529,20 @@ def _drop_entries_from(engine: Engine, lo: int) -> None:
 def _drop_day(conn: Any, lo: int) -> None:
     _triggers_off(conn, conn.dialect.name)
     # The day's own flags (a daily run flags the day) name its entries.
-    # The subject index by its key (person first), before the subjects that name the persons.
+    # The subject index by its key (person first), before the entries that name the persons.
+    named = (
+        "SELECT CAST(s.value AS INTEGER) FROM audit_entries e, json_each(e.person_ids) s "
+        "WHERE e.id >= :lo"
+        if conn.dialect.name == "sqlite"
+        else "SELECT unnest(person_ids) FROM audit_entries WHERE id >= :lo"
+    )
     conn.execute(
-        text(
-            "DELETE FROM audit_person_entries WHERE person_id IN (SELECT person_id FROM "
-            "audit_subjects WHERE entry_id >= :lo) AND entry_id >= :lo"
-        ),
+        text(f"DELETE FROM audit_person_entries WHERE person_id IN ({named}) AND entry_id >= :lo"),
         {"lo": lo},
     )
     for table in (
         "oversight_flag_entries",
         "audit_leaves",
-        "audit_subjects",
         "audit_entry_contents",
     ):
         conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
@@ -570,7 +576,6 @@ def _drop_day(conn: Any, lo: int) -> None:
 ENTRY_TABLES = [
     "audit_entries",
     "audit_entry_contents",
-    "audit_subjects",
     "audit_leaves",
     "audit_person_entries",
 ]

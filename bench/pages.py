@@ -103,20 +103,12 @@ FILLS: dict[str, str] = {
     # The newest entry made by an account: some demo person's own (its receipt and proof).
     "entry_id": "SELECT max(id) FROM audit_entries WHERE user_id IS NOT NULL",
     # A person and an arrest the outside agency's own reads were answered with (the demo's).
-    "external_person_id": (
-        "SELECT min(s.person_id) FROM audit_subjects s JOIN audit_entries e ON e.id = s.entry_id "
-        "WHERE e.agreement_id IS NOT NULL AND e.outcome = 'ok'"
-    ),
+    "external_person_id": ("SELECT min(s.person_id) FROM @external_person_id@ s"),
     "external_sid": (
-        "SELECT p.sid FROM persons p JOIN audit_subjects s ON s.person_id = p.id "
-        "JOIN audit_entries e ON e.id = s.entry_id "
-        "WHERE e.agreement_id IS NOT NULL AND e.outcome = 'ok' AND p.sid IS NOT NULL "
-        "ORDER BY p.id LIMIT 1"
+        "SELECT p.sid FROM persons p JOIN @external_person_id@ s ON s.person_id = p.id "
+        "WHERE p.sid IS NOT NULL ORDER BY p.id LIMIT 1"
     ),
-    "external_arrest_id": (
-        "SELECT min(s.arrest_id) FROM audit_subjects s JOIN audit_entries e ON e.id = s.entry_id "
-        "WHERE e.agreement_id IS NOT NULL AND e.outcome = 'ok'"
-    ),
+    "external_arrest_id": ("SELECT min(s.arrest_id) FROM @external_arrest_id@ s"),
 }
 
 # Pages that answer only with a query string (the outside agency's declaration of purpose and
@@ -240,6 +232,20 @@ def plan(
     return targets, skipped
 
 
+def _external_subjects(conn: Connection, column: str) -> str:
+    """FROM item: (entry_id, column) of every person or arrest an answered external read
+    named, from the ids its entry carries (audit_entries.person_ids / arrest_ids)."""
+    if conn.dialect.name == "sqlite":
+        each = (
+            f"CAST(s.value AS INTEGER) AS {column} FROM audit_entries e, json_each(e.{column}s) s"
+        )
+    else:
+        each = f"unnest(e.{column}s) AS {column} FROM audit_entries e"
+    return (
+        f"(SELECT e.id AS entry_id, {each} WHERE e.agreement_id IS NOT NULL AND e.outcome = 'ok')"
+    )
+
+
 def demo_values(conn: Connection, fills: dict[str, str] | None = None) -> dict[str, str]:
     """The path parameter values of the demo data, by name (a name with no row is left out).
 
@@ -248,6 +254,8 @@ def demo_values(conn: Connection, fills: dict[str, str] | None = None) -> dict[s
     """
     values: dict[str, str] = {}
     for name, query in (FILLS if fills is None else fills).items():
+        for column in ("person_id", "arrest_id"):
+            query = query.replace(f"@external_{column}@", _external_subjects(conn, column))
         try:
             with conn.begin_nested():
                 value = conn.execute(text(query)).scalar()

@@ -18,7 +18,7 @@ from openpars.access.external import _masks
 from openpars.access.policy import FieldProjection, rows_mask
 from openpars.access.shaping import arrest_row, person_rows
 from openpars.agreements.scope import FieldPolicy
-from openpars.audit.repository import EntryRow, _pg_subjects
+from openpars.audit.repository import _pg_ids, _sqlite_ids
 from openpars.db import Database
 from openpars.prepared import connection_of, driver_errors
 from tests.conftest import BACKEND
@@ -143,22 +143,35 @@ def test_driver_errors_lets_other_exceptions_through(db: Database) -> None:
 def test_audit_subjects_sent_as_array_text_are_the_ids(
     db: Database, persons: list[int], arrests: list[int]
 ) -> None:
-    person_text, arrest_text = _pg_subjects(EntryRow((), b"", b"", persons, arrests))
     with db.session() as s:
         got = s.execute(
             text("SELECT CAST(:p AS bigint[]), CAST(:a AS bigint[])"),
-            {"p": person_text, "a": arrest_text},
+            {"p": _pg_ids(persons), "a": _pg_ids(arrests)},
         ).one()
-    assert list(got[0]) == [*persons, *([None] * len(arrests))]
-    assert list(got[1]) == [*([None] * len(persons)), *arrests]
+    assert got[0] == (persons or None)
+    assert got[1] == (arrests or None)
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="the array text is PostgreSQL's")
 @pytest.mark.parametrize("bad", [True, 1.0, "1, 2", "1}", None])
 def test_audit_subjects_that_are_not_ids_fail_the_cast(db: Database, bad: Any) -> None:
-    person_text, _ = _pg_subjects(EntryRow((), b"", b"", [1, bad], []))
     with pytest.raises(DBAPIError), db.session() as s:
-        s.execute(text("SELECT CAST(:p AS bigint[])"), {"p": person_text})
+        s.execute(text("SELECT CAST(:p AS bigint[])"), {"p": _pg_ids([1, bad])})
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="the JSON text is SQLite's")
+@pytest.mark.parametrize("ids", [[], [1], [1, 2, 2**40], [2**63 - 1], list(range(500))])
+def test_audit_subjects_stored_as_json_text_are_read_back_as_the_integer_ids(
+    db: Database, ids: list[int]
+) -> None:
+    # What the integrator and entries_naming read on SQLite: json_each's integer values.
+    with db.session() as s:
+        got = s.execute(
+            text("SELECT value, type FROM json_each(:ids) ORDER BY key"), {"ids": _sqlite_ids(ids)}
+        ).all()
+    assert [v for v, _ in got] == ids
+    assert {t for _, t in got} <= {"integer"}
+    assert (_sqlite_ids(ids) is None) == (not ids)
 
 
 @pytest.mark.parametrize("count", [0, 1, 7, 50, 51, 120])

@@ -192,7 +192,8 @@ def test_external_login_cannot_change_records_audit_or_the_floor(
         ("INSERT INTO audit_person_entries VALUES (1, 1)", "permission denied"),
         ("SELECT * FROM audit_arrest_entries", "permission denied"),
         ("INSERT INTO audit_arrest_entries VALUES (1, 1)", "permission denied"),
-        ("SELECT person_id FROM audit_subjects", "permission denied"),
+        ("SELECT person_ids FROM audit_entries", "permission denied"),
+        ("SELECT arrest_ids FROM audit_entries", "permission denied"),
         ("SELECT token_hash FROM api_tokens", "permission denied"),
         ("SELECT * FROM users", "permission denied"),
         # Nor can it switch the backstop off or become someone else.

@@ -1,10 +1,11 @@
 """Issue 12: entries by subject through one function, exact whether or not an entry is integrated.
 
-Requests write an entry's subjects to audit_subjects only (appended at the right edge of its
-entry_id index); the integrator copies them into the subject index by person and by arrest with
-the batch's leaves. `repository.entries_naming` is the index for integrated entries and the
-subjects of the others: a reader of the index alone would miss an entry appended a moment ago
-(and shredding would leave its content), a reader of the queue alone every older one.
+Requests write an entry's subjects on the entry's own row only (person_ids, arrest_ids: no row
+per subject, no index of their own); the integrator copies them into the subject index by person
+and by arrest with the batch's leaves. `repository.entries_naming` is the index for integrated
+entries and the ids carried by the others: a reader of the index alone would miss an entry
+appended a moment ago (and shredding would leave its content), a reader of the queue alone every
+older one.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def test_integrated_and_not_integrated_entries_are_found_by_person_and_by_arrest
     first = read(db, persons=[9107, 9108], arrests=[9170])
     other = read(db, persons=[9108])
     assert integrate(db) == 2
-    # Appended after the integration: in audit_subjects only.
+    # Appended after the integration: carried on their own rows only.
     late_person = read(db, persons=[9107])
     late_arrest = read(db, arrests=[9170])
     with db.session() as session:
@@ -84,6 +85,23 @@ def test_integrated_and_not_integrated_entries_are_found_by_person_and_by_arrest
     with db.session() as session:
         assert {("p", 9107, late_person), ("a", 9170, late_arrest)} <= indexed(session)
     assert naming(db, persons=[9107], arrests=[9170]) == [first, late_person, late_arrest]
+
+
+def test_ids_are_matched_whole_and_persons_never_for_arrests(db: Database) -> None:
+    # The ids carried on a row are a list, not text to search: 12 is not 1, 2, 120 or 312;
+    # a person id is never taken for the same arrest id; a repeated id names its entry once.
+    integrate(db)
+    big = 2**40 + 12
+    twelve = read(db, persons=[9512, 9512, big], arrests=[9513])
+    neighbours = read(db, persons=[951, 95120, 19512], arrests=[9512])
+    for step in ("before", "after"):
+        assert naming(db, persons=[9512]) == [twelve], step
+        assert naming(db, persons=[big]) == [twelve], step
+        assert naming(db, persons=[95, 12, 2**40, 1951]) == [], step
+        assert naming(db, persons=[9513]) == [], step
+        assert naming(db, arrests=[9512]) == [neighbours], step
+        assert naming(db, persons=[951], arrests=[9513]) == [twelve, neighbours], step
+        assert integrate(db) == (2 if step == "before" else 0)
 
 
 def test_every_entry_is_found_exactly_once_at_every_step_of_a_batched_integration(

@@ -27,6 +27,7 @@ The seed decides every choice; the same seed gives the same traffic.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from sqlalchemy import func, select
 from openpars.access import service as reads
 from openpars.access.schemas import ArrestQuery, PersonQuery, ReadContext
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
-from openpars.audit.models import AuditEntry, AuditSubject
+from openpars.audit.models import AuditEntry
 from openpars.audit.service import append
 from openpars.db import Database, utcnow
 from openpars.errors import Forbidden
@@ -288,11 +289,11 @@ def _last_entry(db: Database, user_id: int | None) -> tuple[int, list[int]]:
             select(func.max(AuditEntry.id)).where(AuditEntry.user_id == user_id)
         ).scalar_one()
         persons = session.execute(
-            select(AuditSubject.person_id).where(
-                AuditSubject.entry_id == entry, AuditSubject.person_id.is_not(None)
-            )
-        ).scalars()
-        return int(entry), [int(p) for p in persons]
+            select(AuditEntry.person_ids).where(AuditEntry.id == entry)
+        ).scalar_one()
+        if isinstance(persons, str):  # SQLite keeps the ids as the text of a JSON array
+            persons = json.loads(persons)
+        return int(entry), [int(p) for p in persons or []]
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,7 +165,7 @@ def _drop_canary_trigger(db: Database) -> None:
     """What the schema's owner can do: drop the trigger that flags a canary read at once."""
     with db.session() as s:
         if s.get_bind().dialect.name == "sqlite":
-            s.connection().exec_driver_sql("DROP TRIGGER audit_subjects_canary")
+            s.connection().exec_driver_sql("DROP TRIGGER audit_entries_canary")
         else:
             s.connection().exec_driver_sql("DROP TRIGGER audit_entries_canary ON audit_entries")
 

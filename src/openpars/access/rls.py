@@ -104,7 +104,7 @@ EXTERNAL_READS = (
 )
 # The audit entry of the read, written in the same transaction. Of the entries themselves the
 # role reads back only the new id.
-AUDIT_INSERTS = ("audit_entries", "audit_entry_contents", "audit_subjects", "audit_pending")
+AUDIT_INSERTS = ("audit_entries", "audit_entry_contents", "audit_pending")
 AUDIT_READ_COLUMNS = ("id",)
 # The rate windows (access.rate): a read takes a place, a full window grows.
 RATE_WRITES = "rate_slots"
@@ -216,7 +216,7 @@ def _grants() -> list[str]:
             f"GRANT SELECT ({', '.join(AUDIT_READ_COLUMNS)}) ON audit_entries TO {ROLE}",
             f"GRANT INSERT ON {', '.join(AUDIT_INSERTS)} TO {ROLE}",
             f"GRANT SELECT, INSERT, UPDATE ON {RATE_WRITES} TO {ROLE}",
-            f"GRANT USAGE ON SEQUENCE audit_entries_id_seq, audit_subjects_id_seq TO {ROLE}",
+            f"GRANT USAGE ON SEQUENCE audit_entries_id_seq TO {ROLE}",
             f"GRANT EXECUTE ON FUNCTION openpars_share_lock_agreements(integer) TO {ROLE}",
         )
     ]

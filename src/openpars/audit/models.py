@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ForeignKey,
     Index,
@@ -22,6 +23,9 @@ from openpars.db import Base, UTCDateTime, append_only_ddl, register_schema_ddl,
 
 # SQLite has BIGINT primary keys only as INTEGER, which is what makes them rowid aliases.
 _ID = BigInteger().with_variant(Integer(), "sqlite")
+# An entry's subject ids, carried on its own row: a bigint[] on PostgreSQL, the text of a JSON
+# array of integers on SQLite (read with json_each); NULL when the entry names none.
+_IDS = Text().with_variant(ARRAY(BigInteger()), "postgresql")
 
 
 class AuditEntry(Base):
@@ -43,6 +47,15 @@ class AuditEntry(Base):
     agreement_id: Mapped[int | None] = mapped_column()
     # SHA-256(salt || content): the RFC 9162 leaf data of this entry.
     commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # Which persons and arrests the entry touched (the ids of its content's person_ids and
+    # arrest_ids), carried on the entry's own row so that an append writes no row per subject
+    # and no index of its own for them: one B-tree page fewer per commit, and no statement.
+    # Not part of the commitment. Looking entries up by person or arrest goes through
+    # ``repository.entries_naming``: the integrator's subject index (AuditPersonEntry,
+    # AuditArrestEntry) for integrated entries, these columns for the entries not integrated
+    # yet (issue 12). A list on PostgreSQL, JSON text on SQLite (see _IDS).
+    person_ids: Mapped[list[int] | str | None] = mapped_column(_IDS)
+    arrest_ids: Mapped[list[int] | str | None] = mapped_column(_IDS)
 
 
 class AuditEntryContent(Base):
@@ -61,34 +74,14 @@ class AuditEntryContent(Base):
     content: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class AuditSubject(Base):
-    """Which persons and arrests an entry touched, written with the entry in its transaction.
-
-    The request path appends here and nowhere at random: the only index is on entry_id, whose
-    values grow, so every insert lands on the right edge of both B-trees (one dirty page
-    each per commit, however many subjects). Looking entries up by person or arrest goes
-    through ``repository.entries_naming``: the integrator's subject index (AuditPersonEntry,
-    AuditArrestEntry) for integrated entries, these rows for the entries not integrated yet.
-    An index by person here would put each subject of every read on a random page of a large
-    B-tree: one WAL frame (PostgreSQL: often a full-page image) per subject (issue 12).
-    """
-
-    __tablename__ = "audit_subjects"
-
-    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
-    entry_id: Mapped[int] = mapped_column(_ID, ForeignKey("audit_entries.id"), index=True)
-    person_id: Mapped[int | None] = mapped_column()
-    arrest_id: Mapped[int | None] = mapped_column()
-
-
 class AuditPersonEntry(Base):
     """The subject index by person of integrated entries: (person, entry), nothing else.
 
-    Filled by the integrator (``log.integrate_batch``) from audit_subjects in the transaction
-    that gives the entries their leaves, a whole batch in one sorted INSERT ... SELECT, so the
-    random places in this B-tree are paid once per batch, off the request path. Append-only.
-    No foreign keys: every row is copied from an audit_subjects row, which has them, and the
-    check would cost the integrator a probe per row.
+    Filled by the integrator (``log.integrate_batch``) from the entries' ``person_ids`` in the
+    transaction that gives the entries their leaves, a whole batch in one sorted INSERT ...
+    SELECT, so the random places in this B-tree are paid once per batch, off the request path.
+    Append-only. No foreign keys: every row is copied from an entry, and the check would cost
+    the integrator a probe per row.
     """
 
     __tablename__ = "audit_person_entries"
@@ -195,7 +188,6 @@ _IMMUTABLE_TABLES = {
     table: ("UPDATE", "DELETE")
     for table in (
         "audit_entries",
-        "audit_subjects",
         "audit_person_entries",
         "audit_arrest_entries",
         "audit_leaves",

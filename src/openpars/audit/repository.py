@@ -6,7 +6,20 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import CompoundSelect, Connection, Select, delete, false, func, or_, select, union
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    CompoundSelect,
+    Connection,
+    Select,
+    delete,
+    false,
+    func,
+    literal,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.orm import Session
 
 from openpars.audit.models import (
@@ -18,7 +31,6 @@ from openpars.audit.models import (
     AuditLeaf,
     AuditPending,
     AuditPersonEntry,
-    AuditSubject,
     AuditWitness,
 )
 
@@ -54,7 +66,8 @@ class EntryRow(NamedTuple):
 
     entry is (at, kind, action, outcome, user_id, agency_id, agreement_id, commitment), with
     enum values as strings and `at` as the driver stores a UTCDateTime (naive UTC text on
-    SQLite, an aware datetime on PostgreSQL); persons and arrests are the subject ids.
+    SQLite, an aware datetime on PostgreSQL); persons and arrests are the subject ids, written
+    to the entry's own row (person_ids, arrest_ids).
     """
 
     entry: tuple[Any, ...]
@@ -64,20 +77,20 @@ class EntryRow(NamedTuple):
     arrests: list[int]
 
 
-_ENTRY_COLUMNS = "at, kind, action, outcome, user_id, agency_id, agreement_id, commitment"
+_ENTRY_COLUMNS = (
+    "at, kind, action, outcome, user_id, agency_id, agreement_id, commitment, person_ids, "
+    "arrest_ids"
+)
 _ENTRIES = f"audit_entries (id, {_ENTRY_COLUMNS})"
 _NEW_ENTRY = f"audit_entries ({_ENTRY_COLUMNS})"
 _CONTENTS = "audit_entry_contents (entry_id, salt, content)"
-_SUBJECTS = "audit_subjects (entry_id, person_id, arrest_id)"
-# One round trip for the single append on PostgreSQL: the entry, its content and its subjects
-# in one statement (foreign keys and the queue trigger are checked at its end), returning the
-# new id. psycopg prepares it on the server after a few uses per connection.
+# One round trip for the single append on PostgreSQL: the entry (with its subjects) and its
+# content in one statement (foreign keys and the queue trigger are checked at its end),
+# returning the new id. psycopg prepares it on the server after a few uses per connection.
 _PG_INSERT_ENTRY = (
     f"WITH e AS (INSERT INTO audit_entries ({_ENTRY_COLUMNS}) "  # noqa: S608 - constants
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id), "
-    f"c AS (INSERT INTO {_CONTENTS} SELECT id, %s, %s FROM e), "
-    f"s AS (INSERT INTO {_SUBJECTS} SELECT e.id, s.person_id, s.arrest_id FROM e "
-    "CROSS JOIN unnest(%s::bigint[], %s::bigint[]) AS s (person_id, arrest_id)) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[], %s::bigint[]) RETURNING id), "
+    f"c AS (INSERT INTO {_CONTENTS} SELECT id, %s, %s FROM e) "
     "SELECT id FROM e"
 )
 # The same with an id reserved from the sequence (the group commit).
@@ -88,7 +101,7 @@ _PG_INSERT_ENTRY_WITH_ID = _PG_INSERT_ENTRY.replace(
 _PG_RESERVE_IDS = (
     "SELECT nextval(pg_get_serial_sequence('audit_entries', 'id')) FROM generate_series(1, %s)"
 )
-# Rows per multi-row INSERT on SQLite: 500 rows of at most 9 values stay far below its limit
+# Rows per multi-row INSERT on SQLite: 500 rows of at most 11 values stay far below its limit
 # of 32766 bound parameters, and few statement shapes recur (500 rows, and a remainder).
 _SQLITE_ROWS_PER_INSERT = 500
 
@@ -101,7 +114,7 @@ def _values_insert(target: str, width: int, rows: int, mark: str) -> str:
 
 
 # The single append's statements on SQLite, built once.
-_SQLITE_INSERT_ENTRY = _values_insert(_NEW_ENTRY, 8, 1, "?")
+_SQLITE_INSERT_ENTRY = _values_insert(_NEW_ENTRY, 10, 1, "?")
 _SQLITE_INSERT_CONTENT = _values_insert(_CONTENTS, 3, 1, "?")
 
 
@@ -117,13 +130,13 @@ def _sqlite_insert(cursor: Any, target: str, width: int, values: list[Any]) -> N
         cursor.execute(_values_insert(target, width, len(chunk) // width, "?"), chunk)
 
 
-def _subject_values(entry_id: int, row: EntryRow) -> list[int | None]:
-    values: list[int | None] = []
-    for person in row.persons:
-        values += (entry_id, person, None)
-    for arrest in row.arrests:
-        values += (entry_id, None, arrest)
-    return values
+def _sqlite_ids(ids: list[int]) -> str | None:
+    """Subject ids as SQLite stores them on the entry: the text of a JSON array, or NULL.
+
+    The list's own repr: an int prints as its digits. A bool or a float would print as
+    something json_each reads as no integer id; the type says ints, and every caller builds
+    the lists from the ids of rows it read."""
+    return repr(ids) if ids else None
 
 
 def insert_entry(connection: Connection, row: EntryRow) -> int:
@@ -135,11 +148,11 @@ def insert_entry(connection: Connection, row: EntryRow) -> int:
     """
     cursor = connection.connection.cursor()
     if connection.dialect.name == "sqlite":
-        cursor.execute(_SQLITE_INSERT_ENTRY, row.entry)
+        cursor.execute(
+            _SQLITE_INSERT_ENTRY, (*row.entry, _sqlite_ids(row.persons), _sqlite_ids(row.arrests))
+        )
         entry_id = int(cursor.lastrowid)
         cursor.execute(_SQLITE_INSERT_CONTENT, (entry_id, row.salt, row.content))
-        if row.persons or row.arrests:
-            _sqlite_insert(cursor, _SUBJECTS, 3, _subject_values(entry_id, row))
         return entry_id
     return send_entry(connection, row)()
 
@@ -152,40 +165,37 @@ def send_entry(connection: Connection, row: EntryRow) -> Callable[[], int]:
         entry_id = insert_entry(connection, row)
         return lambda: entry_id
     cursor = connection.connection.cursor()
-    cursor.execute(_PG_INSERT_ENTRY, (*row.entry, row.salt, row.content, *_pg_subjects(row)))
+    cursor.execute(
+        _PG_INSERT_ENTRY,
+        (*row.entry, _pg_ids(row.persons), _pg_ids(row.arrests), row.salt, row.content),
+    )
     return lambda: int(cursor.fetchone()[0])  # type: ignore[index]
 
 
 def _insert_entries_postgresql(cursor: Any, rows: Sequence[EntryRow]) -> list[int]:
-    """The group commit on PostgreSQL: ids from the sequence, then each entry with its content
-    and subjects in one statement (the canary trigger reads the content at the statement's
-    end), all of them pipelined by the executemany: one round trip."""
+    """The group commit on PostgreSQL: ids from the sequence, then each entry (with its
+    subjects) and its content in one statement (the canary trigger reads the content at the
+    statement's end), all of them pipelined by the executemany: one round trip."""
     cursor.execute(_PG_RESERVE_IDS, (len(rows),))
     ids = [int(i) for (i,) in cursor.fetchall()]
     cursor.executemany(
         _PG_INSERT_ENTRY_WITH_ID,
         [
-            (i, *r.entry, r.salt, r.content, *_pg_subjects(r))
+            (i, *r.entry, _pg_ids(r.persons), _pg_ids(r.arrests), r.salt, r.content)
             for i, r in zip(ids, rows, strict=True)
         ],
     )
     return ids
 
 
-def _pg_subjects(row: EntryRow) -> tuple[str, str]:
-    """The subjects as two parallel arrays (person ids, arrest ids) for unnest, each as the
-    text of a bigint[] (the statement casts it): psycopg would dump a list of ints element by
-    element in Python, which cost more than the rest of the append's parameters together.
+def _pg_ids(ids: list[int]) -> str | None:
+    """Subject ids as the text of a bigint[] (the statement casts it), or NULL for none:
+    psycopg would dump a list of ints element by element in Python, which cost more than the
+    rest of the append's parameters together.
 
-    The text is the lists' own repr: an int prints as its digits, and anything else (a bool,
+    The text is the list's own repr: an int prints as its digits, and anything else (a bool,
     a float, a string, which prints quoted) fails the cast, so no id can be misread."""
-    persons, arrests = row.persons, row.arrests
-    person_text = repr(persons)[1:-1] if persons else ""
-    arrest_text = repr(arrests)[1:-1] if arrests else ""
-    return (
-        "{" + ", ".join(filter(None, (person_text, ", ".join(["NULL"] * len(arrests))))) + "}",
-        "{" + ", ".join(filter(None, (", ".join(["NULL"] * len(persons)), arrest_text))) + "}",
-    )
+    return "{" + repr(ids)[1:-1] + "}" if ids else None
 
 
 def insert_entries_bulk(connection: Connection, rows: Sequence[EntryRow]) -> list[int]:
@@ -199,15 +209,11 @@ def insert_entries_bulk(connection: Connection, rows: Sequence[EntryRow]) -> lis
     ids = list(range(top + 1, top + 1 + len(rows)))
     entries: list[Any] = []
     contents: list[Any] = []
-    subjects: list[Any] = []
     for entry_id, row in zip(ids, rows, strict=True):
-        entries += (entry_id, *row.entry)
+        entries += (entry_id, *row.entry, _sqlite_ids(row.persons), _sqlite_ids(row.arrests))
         contents += (entry_id, row.salt, row.content)
-        if row.persons or row.arrests:
-            subjects += _subject_values(entry_id, row)
-    _sqlite_insert(cursor, _ENTRIES, 9, entries)
+    _sqlite_insert(cursor, _ENTRIES, 11, entries)
     _sqlite_insert(cursor, _CONTENTS, 3, contents)
-    _sqlite_insert(cursor, _SUBJECTS, 3, subjects)
     return ids
 
 
@@ -295,8 +301,8 @@ _SUBJECT_INDEX = (("audit_person_entries", "person_id"), ("audit_arrest_entries"
 def index_subjects(session: Session, entry_ids: Sequence[int]) -> None:
     """Copy the subjects of a batch being integrated into the subject index, in the
     transaction that writes the batch's leaves (so an entry is in the index exactly when it
-    has a leaf: see entries_naming). One sorted INSERT ... SELECT per table, over the batch's
-    subject rows found through their entry_id index."""
+    has a leaf: see entries_naming). One sorted INSERT ... SELECT per table, over the ids
+    carried on the batch's entries (found by primary key)."""
     if not entry_ids:
         return
     connection = session.connection()
@@ -304,31 +310,52 @@ def index_subjects(session: Session, entry_ids: Sequence[int]) -> None:
     if _queued_by_trigger(session):
         # A batch on PostgreSQL is the queue's lowest ids, not a range: an entry committed
         # late may sit between them, integrated already or not in this batch.
-        where, params = "entry_id = ANY(%s::bigint[])", ([int(i) for i in entry_ids],)
+        where, params = "e.id = ANY(%s::bigint[])", ([int(i) for i in entry_ids],)
+        expand = "unnest(e.{ids}) AS s (value)"
     else:
         # On SQLite the batch is every entry above the last integrated one up to its last id.
-        where = f"entry_id BETWEEN {int(min(entry_ids))} AND {int(max(entry_ids))}"
+        # json_each's integers only: a value of any other type (which no append writes) is
+        # left out rather than stored as a wrong id.
+        where = f"e.id BETWEEN {int(min(entry_ids))} AND {int(max(entry_ids))}"
+        expand = "json_each(e.{ids}) AS s"
+        where += " AND s.type = 'integer'"
     for table, column in _SUBJECT_INDEX:
         connection.exec_driver_sql(
             f"INSERT INTO {table} ({column}, entry_id) "  # noqa: S608 - constants and integers
-            f"SELECT DISTINCT {column}, entry_id FROM audit_subjects "
-            f"WHERE {where} AND {column} IS NOT NULL ORDER BY {column}, entry_id",
+            f"SELECT DISTINCT s.value, e.id FROM audit_entries e "
+            f"CROSS JOIN {expand.format(ids=column + 's')} "
+            f"WHERE {where} AND s.value IS NOT NULL ORDER BY 1, 2",
             params,
         )
 
 
-def _not_integrated(session: Session) -> Any:
-    """The condition on AuditSubject.entry_id that its entry has no leaf yet."""
+def _tail_naming(session: Session, column: str, ids: list[int]) -> Select[int]:
+    """The entries not integrated yet whose subject ids (``column``: person_ids or
+    arrest_ids) include any of ``ids``, as a select of one column ``entry_id``."""
+    entry = AuditEntry.__table__
     if _queued_by_trigger(session):
         # = ANY(ARRAY(subquery)): the queue is read once (an InitPlan) and each of its ids
-        # looked up in the entry_id index. As an IN (subquery) PostgreSQL joins the queue
-        # to a sequential scan of every subject of the log.
+        # looked up in the primary key. As an IN (subquery) PostgreSQL may join the queue to
+        # a sequential scan of the log.
         queue = func.array(select(AuditPending.entry_id).scalar_subquery())
-        return AuditSubject.entry_id == func.any(queue)
+        wanted = literal(ids, ARRAY(BigInteger()))
+        return select(entry.c.id.label("entry_id")).where(
+            entry.c.id == func.any(queue), entry.c[column].op("&&")(wanted)
+        )
     last = (
         select(AuditLeaf.entry_id).order_by(AuditLeaf.leaf_index.desc()).limit(1).scalar_subquery()
     )
-    return AuditSubject.entry_id > func.coalesce(last, 0)
+    each = func.json_each(entry.c[column]).table_valued("value", "type").alias("s")
+    return (
+        select(entry.c.id.label("entry_id"))
+        .select_from(entry)
+        .join(each, true())
+        .where(
+            entry.c.id > func.coalesce(last, 0),
+            each.c.type == "integer",
+            each.c.value.in_(ids),
+        )
+    )
 
 
 def entries_naming(
@@ -337,12 +364,12 @@ def entries_naming(
     """The ids of every entry naming any of these persons or arrests, as one selectable.
 
     The one way to look entries up by subject. Integrated entries are found in the subject
-    index the integrator keeps (AuditPersonEntry, AuditArrestEntry), the others in their own
-    audit_subjects rows (SQLite: the entries above the last integrated one, through the
-    entry_id index; PostgreSQL: the entries in audit_pending). The integrator writes an
-    entry's index rows and its leaf (and takes it off the queue) in one transaction, so one
-    statement's snapshot finds every entry in exactly one of the two places: nothing appended
-    a moment ago is missed. Its column is ``entry_id``.
+    index the integrator keeps (AuditPersonEntry, AuditArrestEntry), the others by the ids
+    carried on their own rows (SQLite: the entries above the last integrated one, by rowid;
+    PostgreSQL: the entries in audit_pending). The integrator writes an entry's index rows and
+    its leaf (and takes it off the queue) in one transaction, so one statement's snapshot
+    finds every entry in exactly one of the two places: nothing appended a moment ago is
+    missed. Its column is ``entry_id``.
     """
     persons, arrests = sorted({int(i) for i in person_ids}), sorted({int(i) for i in arrest_ids})
     parts: list[Select[int]] = []
@@ -350,18 +377,14 @@ def entries_naming(
         parts.append(
             select(AuditPersonEntry.entry_id).where(AuditPersonEntry.person_id.in_(persons))
         )
+        parts.append(_tail_naming(session, "person_ids", persons))
     if arrests:
         parts.append(
             select(AuditArrestEntry.entry_id).where(AuditArrestEntry.arrest_id.in_(arrests))
         )
+        parts.append(_tail_naming(session, "arrest_ids", arrests))
     if not parts:
-        return select(AuditSubject.entry_id).where(false())
-    named = []
-    if persons:
-        named.append(AuditSubject.person_id.in_(persons))
-    if arrests:
-        named.append(AuditSubject.arrest_id.in_(arrests))
-    parts.append(select(AuditSubject.entry_id).where(_not_integrated(session), or_(*named)))
+        return select(AuditPersonEntry.entry_id).where(false())
     return union(*parts)
 
 

@@ -8,8 +8,8 @@ notices the canary among the persons and arrests in the new entry's content. Int
 cost it nothing or one rowid probe: on PostgreSQL a row trigger on ``audit_entries`` whose
 ``WHEN`` admits only answered reads under an agreement, in a ``SECURITY DEFINER`` function (so
 the external login role never reads the canary table); on SQLite a row trigger on
-``audit_subjects`` whose ``WHEN`` probes the canary table's unique index with the row's person
-or arrest id. Flags are grouped into
+``audit_entries`` whose ``WHEN`` admits the same reads and probes the canary table's unique
+indexes with each person and arrest id the entry carries. Flags are grouped into
 review cases; a case's history is append-only.
 """
 
@@ -204,27 +204,26 @@ _FLAG_VALUES = (
 
 
 def _sqlite_trip() -> list[str]:
-    # A row trigger on the entry's subject rows, which name the same persons and arrests as
-    # its content (audit.repository writes both from one list). Its WHEN is first a probe of
-    # the canary table's unique person or arrest index with the row's own id (almost every
-    # row stops there), then a rowid probe of the entry (internal and refused entries stop
-    # there). An entry naming a canary twice (as person and as arrest) raises one flag.
-    # Reading the content's JSON instead, once per entry, cost an external SID lookup about
-    # 20 µs on every append (bench/audit_overhead.py); a probe per subject row costs less
-    # than that up to a page of 50 persons.
+    # A row trigger on the entry, whose WHEN first reads the new row's own columns (internal
+    # and refused entries stop there), then probes the canary table's unique person or arrest
+    # index with each id the entry carries (person_ids, arrest_ids: the same ids as its
+    # content, written from one list by audit.repository). Reading the content's JSON instead
+    # cost an external SID lookup about 20 µs on every append (bench/audit_overhead.py); the
+    # id arrays are a few bytes. An entry naming several canaries raises one flag.
     hit = (
-        "(NEW.person_id IN (SELECT person_id FROM oversight_canaries) OR "
-        "NEW.arrest_id IN (SELECT arrest_id FROM oversight_canaries))"
+        "(EXISTS (SELECT 1 FROM json_each(NEW.person_ids) s WHERE s.value IN "
+        "(SELECT person_id FROM oversight_canaries)) OR EXISTS (SELECT 1 FROM "
+        "json_each(NEW.arrest_ids) s WHERE s.value IN (SELECT arrest_id FROM oversight_canaries)))"
     )
+    new_read = _EXTERNAL_READ.replace("e.", "NEW.")
     return [
-        "CREATE TRIGGER IF NOT EXISTS audit_subjects_canary AFTER INSERT ON "  # noqa: S608 - constants
-        f"audit_subjects FOR EACH ROW WHEN {hit} AND EXISTS (SELECT 1 FROM audit_entries e "
-        f"WHERE e.id = NEW.entry_id AND {_EXTERNAL_READ}) "
+        "CREATE TRIGGER IF NOT EXISTS audit_entries_canary AFTER INSERT ON "  # noqa: S608 - constants
+        f"audit_entries FOR EACH ROW WHEN {new_read} AND {hit} "
         f"BEGIN INSERT OR IGNORE INTO oversight_flags ({_FLAG_COLUMNS}) SELECT {_FLAG_VALUES} "
-        "FROM audit_entries e WHERE e.id = NEW.entry_id; "
+        "FROM audit_entries e WHERE e.id = NEW.id; "
         "INSERT OR IGNORE INTO oversight_flag_entries (flag_id, entry_id) SELECT id, "
-        f"NEW.entry_id FROM oversight_flags WHERE detector = '{CANARY_DETECTOR}' AND "
-        "dedupe_key = 'entry:' || NEW.entry_id; END",
+        f"NEW.id FROM oversight_flags WHERE detector = '{CANARY_DETECTOR}' AND "
+        "dedupe_key = 'entry:' || NEW.id; END",
     ]
 
 
