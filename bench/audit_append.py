@@ -6,9 +6,9 @@ fsyncs the WAL before it returns, so a committed entry survives power loss (open
 on power loss). Each transaction carries BATCH entries, as a group commit does. Paths,
 interleaved round by round so machine noise hits them alike:
 
-* ``bare``: the very same pre-computed rows (entry, content, subjects) inserted the way the
-  audit path inserts them (multi-row INSERTs through the DB-API cursor) into copies of the
-  tables with the same indexes but no foreign keys: the floor.
+* ``bare``: the very same pre-computed rows (entry with its subject ids, content) inserted the
+  way the audit path inserts them (multi-row INSERTs through the DB-API cursor) into copies of
+  the tables with the same indexes but no foreign keys: the floor.
 * ``append_many``: `openpars.audit.log.append_many` on fresh events: canonical JSON, a random
   salt, the SHA-256 commitment, the inserts with their foreign-key checks.
 * ``integrate``: the integrator giving those entries leaf indexes, storing subtree hashes and
@@ -51,15 +51,12 @@ TARGET = 20_000
 BARE_DDL = [
     "CREATE TABLE bare_entries (id INTEGER PRIMARY KEY, at DATETIME, kind VARCHAR(20), "
     "action VARCHAR(100), outcome VARCHAR(10), user_id INTEGER, agency_id INTEGER, "
-    "agreement_id INTEGER, commitment BLOB)",
+    "agreement_id INTEGER, commitment BLOB, person_ids TEXT, arrest_ids TEXT)",
     "CREATE TABLE bare_contents (entry_id INTEGER PRIMARY KEY, salt BLOB, content BLOB)",
-    "CREATE TABLE bare_subjects (id INTEGER PRIMARY KEY, entry_id INTEGER, person_id INTEGER, "
-    "arrest_id INTEGER)",
     # The same secondary indexes as the audit tables, so the baseline differs only by the
     # audit machinery (canonical JSON, salt, hashing, building rows, foreign keys).
     "CREATE INDEX bare_entries_user_at ON bare_entries (user_id, at)",
     "CREATE INDEX bare_entries_agency_at ON bare_entries (agency_id, at)",
-    "CREATE INDEX bare_subjects_entry ON bare_subjects (entry_id)",
 ]
 
 
@@ -88,7 +85,7 @@ def events(count: int, offset: int) -> list[AuditEvent]:
 
 def bare_rows(batch: list[AuditEvent], first_id: int) -> tuple[list[tuple[Any, ...]], ...]:
     """The rows append_many would write, computed up front for the bare INSERT."""
-    entries, contents, subjects = [], [], []
+    entries, contents = [], []
     for n, item in enumerate(batch):
         entry_id = first_id + n
         moment = utcnow()
@@ -96,12 +93,12 @@ def bare_rows(batch: list[AuditEvent], first_id: int) -> tuple[list[tuple[Any, .
         salt = os.urandom(32)
         entries.append(
             (entry_id, moment.replace(tzinfo=None).isoformat(" "), item.kind.value, item.action,
-             item.outcome.value, None, None, None, commitment_of(salt, content))
+             item.outcome.value, None, None, None, commitment_of(salt, content),
+             repr(item.person_ids) if item.person_ids else None,
+             repr(item.arrest_ids) if item.arrest_ids else None)
         )  # fmt: skip
         contents.append((entry_id, salt, content))
-        subjects += [(entry_id, p, None) for p in item.person_ids]
-        subjects += [(entry_id, None, a) for a in item.arrest_ids]
-    return entries, contents, subjects
+    return entries, contents
 
 
 def timed(work: Callable[..., object], *args: Any) -> tuple[float, float]:
@@ -127,17 +124,17 @@ def multi_row_insert(cursor: Any, table: str, columns: str, rows: list[tuple[Any
 
 def bare_insert(engine: Engine, rows: tuple[list[tuple[Any, ...]], ...]) -> None:
     """The baseline: the same rows, inserted as the audit path inserts them, one durable commit."""
-    entries, contents, subjects = rows
+    entries, contents = rows
     with engine.begin() as conn:
         cursor = conn.connection.cursor()
         multi_row_insert(
             cursor,
             "bare_entries",
-            "id, at, kind, action, outcome, user_id, agency_id, agreement_id, commitment",
+            "id, at, kind, action, outcome, user_id, agency_id, agreement_id, commitment, "
+            "person_ids, arrest_ids",
             entries,
         )
         multi_row_insert(cursor, "bare_contents", "entry_id, salt, content", contents)
-        multi_row_insert(cursor, "bare_subjects", "entry_id, person_id, arrest_id", subjects)
 
 
 def group_commit(db: Database, batch: list[AuditEvent]) -> None:
