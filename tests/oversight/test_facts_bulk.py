@@ -53,12 +53,14 @@ def _indexes(session: Session) -> list[tuple[Any, ...]]:
     if BACKEND == "postgresql":
         sql = (
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN "
-            "('oversight_access_facts', 'oversight_access_queries') ORDER BY indexname"
+            "('oversight_access_facts', 'oversight_access_queries', 'oversight_user_days') "
+            "ORDER BY indexname"
         )
     else:
         sql = (
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
-            "('oversight_access_facts', 'oversight_access_queries') ORDER BY name"
+            "('oversight_access_facts', 'oversight_access_queries', 'oversight_user_days') "
+            "ORDER BY name"
         )
     return [tuple(r) for r in session.execute(text(sql))]
 

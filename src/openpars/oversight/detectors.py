@@ -60,6 +60,8 @@ from openpars.oversight.facts import (
     AccessFact,
     FactsWatermark,
     arrestees_named_sql,
+    named_sql,
+    write_documents_sql,
 )
 
 # Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
@@ -917,7 +919,8 @@ def arrestee_counts(
         return arrestees_live(session, since, end)
     kept = ", ".join(f"r.{a}" for a in _ATTRIBUTES)
     read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
-    named = arrestees_named_sql(dialect, _not_in_user_days(dialect))
+    tail = named_sql(dialect, write_documents_sql(dialect, _not_in_user_days(dialect)))
+    named = arrestees_named_sql(f"({tail})")
     statement = f"""
         WITH stale AS ({named})
         SELECT 0, {", ".join(_ATTRIBUTES)}, COUNT(*) FROM (

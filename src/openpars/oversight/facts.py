@@ -284,6 +284,11 @@ def _stage_sql(j: _Json) -> str:
     """  # noqa: S608 - no caller input: fixed paths and enum values
 
 
+def stage_sql(dialect: str) -> str:
+    """The statement that stages the answered external reads of leaves [:lo, :hi)."""
+    return _stage_sql(_SQLITE if dialect == "sqlite" else _POSTGRES)
+
+
 def _insert_sql(j: _Json) -> str:
     """The facts of the staged reads: one per person each returned (none once shredded)."""
     return f"""
@@ -369,16 +374,18 @@ def _purge_sql(dialect: str, action: str) -> str:
     """
 
 
+def _document(dialect: str) -> str:
+    """The parsed content of ``c`` (SQLite's JSON functions read the canonical text as is)."""
+    if dialect == "sqlite":
+        return "CAST(c.content AS TEXT)"
+    return "convert_from(c.content, 'UTF8')::jsonb"
+
+
 def _leaf_documents_sql(dialect: str, where: str) -> str:
     """The parsed content (``doc``) of each entry of leaves [:lo, :hi) that ``where`` (a
     condition on the entry ``e``, no caller input) keeps."""
-    doc = (
-        "CAST(c.content AS TEXT)"
-        if dialect == "sqlite"
-        else "convert_from(c.content, 'UTF8')::jsonb"
-    )
     return f"""
-            SELECT {doc} AS doc FROM audit_leaves l
+            SELECT {_document(dialect)} AS doc FROM audit_leaves l
             JOIN audit_entries e ON e.id = l.entry_id
             JOIN audit_entry_contents c ON c.entry_id = e.id
             WHERE l.leaf_index >= :lo AND l.leaf_index < :hi AND {where}
@@ -501,34 +508,52 @@ ARRESTEES_INVOLVEMENTS = "arrestees.involvement_id"
 SKEW_ATTRIBUTES = ("citizenship", "place_of_birth", "race", "sex")
 
 
-def written_ids_sql(dialect: str, key: str, entries: str) -> str:
-    """The ids of ``key`` ('person_ids' or 'arrest_ids') that the records' write entries
-    among ``entries`` (a FROM-clause item ``x`` with an entry_id column) name, read from
-    their content (no caller input)."""
-    assert key in ("person_ids", "arrest_ids")
+def named_sql(dialect: str, documents: str) -> str:
+    """The persons ('p') and arrests ('a') that the records' write entries name, as rows
+    (kind, id), read from their parsed contents ``documents`` (a query with a ``doc`` column:
+    ``_leaf_documents_sql`` for a refresh's new leaves, ``write_documents_sql`` for the log's
+    tail), each document read once for both lists; the audit subjects are not read (no caller
+    input)."""
     if dialect == "sqlite":
-        each, value = f"json_each(CAST(c.content AS TEXT), '$.{key}') AS j", "j.value"
+        each, value = "json_each(w.doc, '$.{key}') AS j", "j.value"
     else:
-        each = f"jsonb_array_elements_text(convert_from(c.content, 'UTF8')::jsonb -> '{key}') AS j"
-        value = "j"
-    return (
-        f"SELECT CAST({value} AS INTEGER) AS id FROM {entries} "  # noqa: S608 - constants
-        "JOIN audit_entries e ON e.id = x.entry_id "
-        f"JOIN audit_entry_contents c ON c.entry_id = e.id, {each} "
-        f"WHERE e.kind = '{AuditKind.WRITE.value}'"
-    )
+        each, value = "jsonb_array_elements_text(w.doc -> '{key}') AS j", "j"
+    return f"""
+        WITH w AS ({documents})
+        SELECT 'p' AS kind, CAST({value} AS INTEGER) AS id FROM w, {each.format(key="person_ids")}
+        UNION SELECT 'a', CAST({value} AS INTEGER) FROM w, {each.format(key="arrest_ids")}
+    """  # noqa: S608 - no caller input
 
 
-def arrestees_named_sql(dialect: str, entries: str) -> str:
-    """The persons whose arrestee rows may be out of date after the records' writes among
-    ``entries`` (see ``written_ids_sql``), or a new arrestee involvement past ``:inv``: those
-    the writes name, and the arrestees of the arrests they name (no caller input)."""
+def write_documents_sql(dialect: str, entries: str) -> str:
+    """The parsed content (``doc``) of the records' write entries among ``entries`` (a
+    FROM-clause item ``x`` with an entry_id column; no caller input)."""
+    return f"""
+        SELECT {_document(dialect)} AS doc FROM {entries}
+        JOIN audit_entries e ON e.id = x.entry_id
+        JOIN audit_entry_contents c ON c.entry_id = e.id
+        WHERE e.kind = '{AuditKind.WRITE.value}'
+    """  # noqa: S608 - no caller input
+
+
+def arrestees_named_sql(named: str | None) -> str:
+    """The persons whose arrestee rows may be out of date: those of a new arrestee involvement
+    past ``:inv``, and, with ``named`` (a FROM-clause item of (kind, id) rows as ``named_sql``
+    gives: the refresh's ``NAMED`` table, or the log's tail read by a detector), the persons
+    it names and the arrestees of the arrests it names (no caller input)."""
     arrestee = InvolvementRole.ARRESTEE.value
+    written = (
+        f"""
+        UNION SELECT n.id FROM {named} n WHERE n.kind = 'p'
+        UNION SELECT i.person_id FROM involvements i WHERE i.role = '{arrestee}'
+            AND i.arrest_id IN (SELECT n.id FROM {named} n WHERE n.kind = 'a')
+        """  # noqa: S608 - no caller input
+        if named
+        else ""
+    )
     return f"""
         SELECT person_id FROM involvements WHERE id > :inv AND role = '{arrestee}'
-        UNION SELECT id FROM ({written_ids_sql(dialect, "person_ids", entries)}) AS wp
-        UNION SELECT i.person_id FROM involvements i WHERE i.role = '{arrestee}'
-            AND i.arrest_id IN ({written_ids_sql(dialect, "arrest_ids", entries)})
+        {written}
     """  # noqa: S608 - no caller input
 
 
@@ -572,20 +597,7 @@ def _refresh_arrestees(session: Session, lo: int, named: bool) -> None:
         session.execute(text("DELETE FROM oversight_arrestee_arrests"))
         session.execute(text(_arrestees_sql("")))
     else:
-        arrestee = InvolvementRole.ARRESTEE.value
-        written = (
-            f"""
-            UNION SELECT id FROM {NAMED} WHERE kind = 'p'
-            UNION SELECT i.person_id FROM involvements i WHERE i.role = '{arrestee}'
-                AND i.arrest_id IN (SELECT id FROM {NAMED} WHERE kind = 'a')
-            """  # noqa: S608 - no caller input
-            if named
-            else ""
-        )
-        affected = f"""
-            SELECT person_id FROM involvements WHERE id > :inv AND role = '{arrestee}'
-            {written}
-        """  # noqa: S608 - no caller input
+        affected = arrestees_named_sql(NAMED if named else None)
         bounds = {"inv": int(seen)}
         session.execute(
             text(f"DELETE FROM oversight_arrestee_arrests WHERE person_id IN ({affected})"),  # noqa: S608
@@ -602,22 +614,11 @@ def _refresh_arrestees(session: Session, lo: int, named: bool) -> None:
 
 
 def _named_sql(dialect: str) -> str:
-    """The persons ('p') and arrests ('a') the records' write entries of leaves [:lo, :hi)
-    name, read from their content (as ``written_ids_sql``; the audit subjects are not read):
-    each entry's document parsed once for both lists (no caller input)."""
-    if dialect == "sqlite":
-        each = "json_each(w.doc, '$.{key}') AS j"
-        value = "j.value"
-    else:
-        each = "jsonb_array_elements_text(w.doc -> '{key}') AS j"
-        value = "j"
+    """Fill ``NAMED`` with the persons and arrests the records' write entries of leaves
+    [:lo, :hi) name (``named_sql``; no caller input)."""
     writes = f"e.kind = '{AuditKind.WRITE.value}'"
-    return f"""
-        WITH w AS ({_leaf_documents_sql(dialect, writes)})
-        INSERT INTO {NAMED} (kind, id)
-        SELECT 'p', CAST({value} AS INTEGER) FROM w, {each.format(key="person_ids")}
-        UNION SELECT 'a', CAST({value} AS INTEGER) FROM w, {each.format(key="arrest_ids")}
-    """  # noqa: S608 - no caller input
+    named = named_sql(dialect, _leaf_documents_sql(dialect, writes))
+    return f"INSERT INTO {NAMED} (kind, id) {named}"
 
 
 def _named_by_writes(session: Session, lo: int, hi: int) -> bool:
@@ -776,7 +777,7 @@ def _derive(session: Session, start: int, end: int, batch: int) -> int:
     once), the three tables derived from the staged rows. The number of facts written."""
     dialect = session.get_bind().dialect.name
     j = _SQLITE if dialect == "sqlite" else _POSTGRES
-    stage, insert = text(_stage_sql(j)), text(_insert_sql(j))
+    stage, insert = text(stage_sql(dialect)), text(_insert_sql(j))
     queries = text(_QUERIES)
     # The rows were emptied by a refresh from the first leaf: the first batch inserts.
     merged, inserted = (
@@ -804,11 +805,13 @@ def _derive(session: Session, start: int, end: int, batch: int) -> int:
 
 
 def _bulk_indexes() -> list[Index]:
-    """The derived tables' indexes a bulk load builds after its rows, not row by row."""
+    """The derived tables' indexes a bulk load builds after its rows, not row by row (the
+    per-day rows keep their key: a refresh far behind merges into it)."""
     tables = Base.metadata.tables
     return [
         *tables[AccessFact.__tablename__].indexes,
         *tables[AccessQuery.__tablename__].indexes,
+        *tables[UserDay.__tablename__].indexes,
     ]
 
 
@@ -822,13 +825,14 @@ def _bulk_unique() -> UniqueConstraint:
 
 @contextmanager
 def _bulk_load(session: Session) -> Iterator[bool]:
-    """A refresh of many leaves in one range (True), with the facts' and queries' indexes
-    dropped while their rows go in and built from them after (a sort each, not a random leaf
-    per row and per index), and on PostgreSQL larger sort memory for the transaction. The
-    drop takes the tables' exclusive lock until the transaction ends; on PostgreSQL it is taken
-    only if free at once (a reader holding the facts would otherwise wait behind it, and a
-    reader that then asked for the watermark the refresh holds would deadlock): when not, the
-    refresh reads in batches with the indexes kept (False). Same rows either way."""
+    """A refresh of many leaves in one range (True), with the secondary indexes of the facts,
+    the queries and the per-day rows (``_bulk_indexes``) dropped while the rows go in and
+    built from them after (a sort each, not a random leaf per row and per index), and on
+    PostgreSQL larger sort memory for the transaction. The drop takes the tables' exclusive
+    lock until the transaction ends; on PostgreSQL it is taken only if free at once (a reader
+    holding the facts would otherwise wait behind it, and a reader that then asked for the
+    watermark the refresh holds would deadlock): when not, the refresh reads in batches with
+    the indexes kept (False). Same rows either way."""
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     if postgresql and not _lock_at_once(session):
@@ -847,13 +851,14 @@ def _bulk_load(session: Session) -> Iterator[bool]:
 
 
 def _lock_at_once(session: Session) -> bool:
-    """Take the facts' and queries' exclusive locks if no one holds them (PostgreSQL)."""
+    """Take the exclusive locks of the tables whose indexes a bulk load drops if no one holds
+    them (PostgreSQL)."""
     try:
         with session.begin_nested():
             session.execute(
                 text(
-                    "LOCK TABLE oversight_access_facts, oversight_access_queries "
-                    "IN ACCESS EXCLUSIVE MODE NOWAIT"
+                    "LOCK TABLE oversight_access_facts, oversight_access_queries, "
+                    "oversight_user_days IN ACCESS EXCLUSIVE MODE NOWAIT"
                 )
             )
     except OperationalError as error:
