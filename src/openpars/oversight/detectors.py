@@ -473,16 +473,23 @@ def enumeration_wildcard(
 ) -> list[FlagDraft]:
     """Name searches that are a prefix or a pattern, not a name: one short word, or * % ?."""
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
-    name = f"trim({_param('c.content', ('params', 'query', 'name'), dialect)})"
+    name = "n.name"
     pattern = (
         f"(length({name}) <= :letters AND length(replace({name}, ' ', '')) = length({name})) "
         f"OR replace(replace(replace({name}, '*', ''), '%', ''), '?', '') <> {name}"
     )
+    # The name read from the content once per entry: on PostgreSQL "OFFSET 0" keeps the
+    # planner from pulling the subquery up, which would parse the document again for each of
+    # the pattern's six uses of the name (10 s of 1M entries' 13 detectors, 2026-12-06).
+    fence = "OFFSET 0" if dialect == "postgresql" else ""
+    read = (
+        f"SELECT trim({_param('c.content', ('params', 'query', 'name'), dialect)}) AS name "  # noqa: S608 - fixed fragments
+        f"FROM audit_entry_contents c WHERE c.entry_id = e.id {fence}"
+    )
     entries = _entries(
         session,
         "e.action = 'person.search' AND e.at >= :start AND e.at < :end AND EXISTS (SELECT 1 "  # noqa: S608 - fixed fragments
-        f"FROM audit_entry_contents c WHERE c.entry_id = e.id AND {name} IS NOT NULL AND "
-        f"({pattern}))",
+        f"FROM ({read}) AS n WHERE {name} IS NOT NULL AND ({pattern}))",
         {"start": p.start, "end": p.end, "letters": t.wildcard_letters},
         "start",
         "end",
