@@ -257,7 +257,11 @@ STAGED = "oversight_refresh_reads"
 
 def _stage_sql(j: _Json) -> str:
     """Create the temporary ``STAGED`` table: one row per answered external read of leaves
-    [:lo, :hi), its content parsed once (its fields NULL once the content is shredded)."""
+    [:lo, :hi), its content parsed once (its fields NULL once the content is shredded), in
+    the log's order. Ordered because a bulk load's hash joins outgrow their memory at 10M
+    entries and then return rows batch by batch: the facts and queries, written in the staged
+    order, would lose the log's order on disk, which their readers' ranges by instant rely on
+    for neighbouring rows on neighbouring pages."""
     identifier = " OR ".join(
         f"{j.get('params', 'query', c)} IS NOT NULL" for c in IDENTIFIER_CRITERIA
     )
@@ -281,6 +285,7 @@ def _stage_sql(j: _Json) -> str:
               AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
             {j.fence}
         ) AS n
+        ORDER BY n.leaf_index
     """  # noqa: S608 - no caller input: fixed paths and enum values
 
 
