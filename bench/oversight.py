@@ -1,7 +1,8 @@
 """The renewal-level oversight pass at scale: 10M audit entries, 1M persons (issue 13).
 
     .venv/bin/python bench/oversight.py [--quick] [--engine sqlite|postgresql]
-        [--entries N] [--persons N] [--days N] [--keep-db PATH] [--incremental-only]
+        [--entries N] [--persons N] [--days N] [--keep-db PATH [--trim-kept]]
+        [--incremental-only]
 
 What runs, in one process, on one database (docs/benchmarks.md explains each figure):
 
@@ -32,6 +33,10 @@ What runs, in one process, on one database (docs/benchmarks.md explains each fig
    (from its watermark), the explanation and coverage of that day, and the detectors over that
    day as the daily run judges it (``DetectionPeriod`` of the day: the day plus the history
    each detector needs, not the whole store).
+
+A kept store whose log grew past its size (a run that appended its incremental day and stopped
+before removing it) is refused with a message, or cut back to its size with ``--trim-kept``;
+it is never regenerated in its place.
 
 ``--incremental-only`` skips step 3: the facts are brought up to the generated log (kept from
 an earlier run with ``--keep-db``), then step 4 alone. Its flags digest differs from a full
@@ -399,15 +404,31 @@ def _fingerprint(shape: Shape) -> str:
     return f"g{GENERATOR}/p{shape.persons}/e{shape.entries}/d{shape.days}"
 
 
-def _kept(engine: Engine, shape: Shape) -> bool:
-    """A kept database holds this shape, and the log has not grown past it (no earlier run's
-    incremental day): it is reused as generated."""
+class GrownStore(Exception):
+    """A kept database of this shape whose log grew past its generated size."""
+
+
+def _kept(engine: Engine, shape: Shape, *, trim: bool = False) -> bool:
+    """A kept database holds this shape as generated: it is reused. A log that grew past the
+    shape (an earlier run appended its incremental day and stopped before removing it) is
+    refused (``GrownStore``), or with ``trim`` cut back to the generated entries: never
+    regenerated behind the caller's back (15 minutes of both CPUs at 10M)."""
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS bench_meta (fingerprint TEXT)")
         kept = conn.exec_driver_sql("SELECT fingerprint FROM bench_meta").scalar()
         if kept != _fingerprint(shape):
             return False
         size = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM audit_entries").scalar()
+    if size is not None and size > shape.entries:
+        if not trim:
+            raise GrownStore(
+                f"the kept database holds {size:,} audit entries, past the {shape.entries:,} "
+                "it was generated with: an earlier run appended its incremental day and "
+                "stopped before removing it. Rerun with --trim-kept to remove the entries "
+                f"past {shape.entries:,} (seconds), or drop the database to generate it again."
+            )
+        _drop_entries_from(engine, shape.entries + 1)
+        return True
     return size == shape.entries
 
 
@@ -566,10 +587,18 @@ def _drop_day(conn: Any, lo: int) -> None:
     if first_day is not None and read is not None and int(read) > lo - 1:
         # The per-day rows of the dropped entries' days, counted again from the leaves kept.
         conn.execute(text("DELETE FROM oversight_user_days WHERE day >= :d"), {"d": first_day})
-        conn.execute(
-            text(facts.user_days_sql(dialect, f"l.leaf_index < :n AND {day} >= :d")),
-            {"n": lo - 1, "d": first_day},
-        )
+        since = conn.execute(
+            text(
+                f"SELECT MIN(l.leaf_index) FROM audit_leaves l JOIN audit_entries e "
+                f"ON e.id = l.entry_id WHERE {day} >= :d"
+            ),
+            {"d": first_day},
+        ).scalar()
+        if since is not None:
+            conn.execute(text(f"DROP TABLE IF EXISTS {facts.STAGED}"))
+            conn.execute(text(facts.stage_sql(dialect)), {"lo": since, "hi": lo - 1})
+            conn.execute(text(facts.user_days_sql(dialect, merge=True)))
+            conn.execute(text(f"DROP TABLE {facts.STAGED}"))
     _triggers_on(conn, conn.dialect.name)
 
 
@@ -806,7 +835,12 @@ def _peak_rss_mib() -> float:
 
 
 def run(
-    engine_name: str, shape: Shape, keep: Path | None, *, incremental_only: bool = False
+    engine_name: str,
+    shape: Shape,
+    keep: Path | None,
+    *,
+    incremental_only: bool = False,
+    trim_kept: bool = False,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
         "engine": engine_name,
@@ -819,24 +853,42 @@ def run(
     }
     with database(engine_name, keep) as url:
         engine = make_engine(url, sqlite_synchronous="NORMAL")
-        if keep is not None and _kept(engine, shape):
+        if keep is not None and _kept(engine, shape, trim=trim_kept):
             result["generated_s"] = None
             # Tables added since the database was kept (created empty; the refresh fills them).
             Base.metadata.create_all(engine)
             with engine.begin() as conn:
-                conn.exec_driver_sql("DELETE FROM oversight_flag_entries")
-                conn.exec_driver_sql("DELETE FROM oversight_flags")
+                if engine.dialect.name == "postgresql":
+                    # Emptied as a fresh store's are (see the derived tables below): the last
+                    # runs' flags left dead made each later run's reports slower (18 s, then
+                    # 41 s, then 149 s for the 20 reports at 1M, 2026-12-06).
+                    conn.exec_driver_sql(
+                        "TRUNCATE oversight_flag_entries, oversight_flags, oversight_case_events"
+                    )
+                else:
+                    conn.exec_driver_sql("DELETE FROM oversight_flag_entries")
+                    conn.exec_driver_sql("DELETE FROM oversight_flags")
                 read = conn.execute(
                     text("SELECT size FROM oversight_watermarks WHERE name = :n"),
                     {"n": facts.WATERMARK},
                 ).scalar()
                 # An incremental-only run keeps facts already read up to the generated log.
                 if not (incremental_only and read == shape.entries):
-                    conn.exec_driver_sql("DELETE FROM oversight_access_facts")
-                    conn.exec_driver_sql("DELETE FROM oversight_access_queries")
-                    conn.exec_driver_sql("DELETE FROM oversight_watermarks")
-                    conn.exec_driver_sql("DELETE FROM oversight_charge_timeline")
-                    conn.exec_driver_sql("DELETE FROM oversight_arrestee_arrests")
+                    # Emptied as a fresh store's are: on PostgreSQL a DELETE would leave the
+                    # last run's million rows dead in the tables and their indexes (no
+                    # autovacuum here), and the next refresh would be timed against them.
+                    derived = (
+                        "oversight_access_facts",
+                        "oversight_access_queries",
+                        "oversight_watermarks",
+                        "oversight_charge_timeline",
+                        "oversight_arrestee_arrests",
+                    )
+                    if engine.dialect.name == "postgresql":
+                        conn.exec_driver_sql(f"TRUNCATE {', '.join(derived)}")
+                    else:
+                        for table in derived:
+                            conn.exec_driver_sql(f"DELETE FROM {table}")
         else:
             result["generated_s"] = generate(engine, shape)
         end = T0 + timedelta(days=shape.days)
@@ -901,6 +953,12 @@ def main() -> None:
         help="skip the full pass: bring the facts up to the generated log, then time the "
         "incremental day alone (with --keep-db, facts already read are kept)",
     )
+    parser.add_argument(
+        "--trim-kept",
+        action="store_true",
+        help="a kept database whose log grew past its size (an earlier run stopped before "
+        "removing its incremental day) is cut back to it; without this it is refused",
+    )
     args = parser.parse_args()
     entries, persons = args.entries, args.persons
     if args.quick:
@@ -909,12 +967,16 @@ def main() -> None:
         parser.error("--persons must be at least 1,000 and --entries at least one per day")
     load_all_models()
     load = os.getloadavg()[0]
-    result = run(
-        args.engine,
-        Shape(persons=persons, entries=entries, days=args.days),
-        args.keep_db,
-        incremental_only=args.incremental_only,
-    )
+    try:
+        result = run(
+            args.engine,
+            Shape(persons=persons, entries=entries, days=args.days),
+            args.keep_db,
+            incremental_only=args.incremental_only,
+            trim_kept=args.trim_kept,
+        )
+    except GrownStore as refused:
+        parser.exit(2, f"{parser.prog}: {refused}\n")
     result["load_average_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]
     result["cpus"] = os.cpu_count()
     print(json.dumps(result), flush=True)

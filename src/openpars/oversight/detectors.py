@@ -60,6 +60,8 @@ from openpars.oversight.facts import (
     AccessFact,
     FactsWatermark,
     arrestees_named_sql,
+    named_sql,
+    write_documents_sql,
 )
 
 # Entries named by one period-wide flag (skew, never charged): the oldest this many. The rule
@@ -471,16 +473,23 @@ def enumeration_wildcard(
 ) -> list[FlagDraft]:
     """Name searches that are a prefix or a pattern, not a name: one short word, or * % ?."""
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
-    name = f"trim({_param('c.content', ('params', 'query', 'name'), dialect)})"
+    name = "n.name"
     pattern = (
         f"(length({name}) <= :letters AND length(replace({name}, ' ', '')) = length({name})) "
         f"OR replace(replace(replace({name}, '*', ''), '%', ''), '?', '') <> {name}"
     )
+    # The name read from the content once per entry: on PostgreSQL "OFFSET 0" keeps the
+    # planner from pulling the subquery up, which would parse the document again for each of
+    # the pattern's six uses of the name (10 s of 1M entries' 13 detectors, 2026-12-06).
+    fence = "OFFSET 0" if dialect == "postgresql" else ""
+    read = (
+        f"SELECT trim({_param('c.content', ('params', 'query', 'name'), dialect)}) AS name "  # noqa: S608 - fixed fragments
+        f"FROM audit_entry_contents c WHERE c.entry_id = e.id {fence}"
+    )
     entries = _entries(
         session,
         "e.action = 'person.search' AND e.at >= :start AND e.at < :end AND EXISTS (SELECT 1 "  # noqa: S608 - fixed fragments
-        f"FROM audit_entry_contents c WHERE c.entry_id = e.id AND {name} IS NOT NULL AND "
-        f"({pattern}))",
+        f"FROM ({read}) AS n WHERE {name} IS NOT NULL AND ({pattern}))",
         {"start": p.start, "end": p.end, "letters": t.wildcard_letters},
         "start",
         "end",
@@ -917,7 +926,8 @@ def arrestee_counts(
         return arrestees_live(session, since, end)
     kept = ", ".join(f"r.{a}" for a in _ATTRIBUTES)
     read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
-    named = arrestees_named_sql(dialect, _not_in_user_days(dialect))
+    tail = named_sql(dialect, write_documents_sql(dialect, _not_in_user_days(dialect)))
+    named = arrestees_named_sql(f"({tail})")
     statement = f"""
         WITH stale AS ({named})
         SELECT 0, {", ".join(_ATTRIBUTES)}, COUNT(*) FROM (

@@ -28,7 +28,9 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from openpars.audit.events import AuditKind, Outcome
 from openpars.db import Base, UTCDateTime
@@ -39,6 +41,12 @@ _ID = BigInteger().with_variant(Integer(), "sqlite")
 WATERMARK = "access_facts"
 # Leaves read per INSERT ... SELECT: bounds one statement's memory, not a loop per entry.
 BATCH_LEAVES = 200_000
+# A refresh that reads at least this many leaves, and at least as many as the facts had read
+# before it (from the first leaf, or far behind), is a bulk load (``_bulk_load``).
+BULK_LEAVES = 100_000
+# The sort and hash memory of a bulk load's statements and index builds (PostgreSQL; its
+# default 4 MB made every batch's joins and sorts spill to disk).
+BULK_MEMORY = "256MB"
 # Query criteria that name one record exactly (an id given after an earlier result included).
 IDENTIFIER_CRITERIA = (
     "sid",
@@ -204,9 +212,10 @@ class _Json:
 
     doc: str  # the parsed document, from c.content
     path: str  # a scalar at a path as text; {dots} and {commas} join the path
-    persons: str  # FROM-clause item: one row per person id
+    persons_of: str  # the person ids of the document n.doc, as a JSON array
+    persons: str  # FROM-clause item: one row per person id of the staged array s.person_ids
     person_id: str  # the person id of that row
-    count: str  # number of person ids
+    count: str  # number of person ids of the staged array
     criteria: str  # sorted, comma-separated keys of params.query
     # Ends the subquery that parses the document: on PostgreSQL "OFFSET 0" keeps the planner
     # from pulling it up, which would parse the document again for every field taken from it.
@@ -222,69 +231,89 @@ _SQLITE = _Json(
     # print every document once per use (the subquery is flattened), four times the work.
     doc="CAST(c.content AS TEXT)",
     path="json_extract(n.doc, '$.{dots}')",
-    persons="json_each(n.doc, '$.person_ids') AS p",
+    persons_of="json_extract(n.doc, '$.person_ids')",
+    persons="json_each(s.person_ids) AS p",
     person_id="CAST(p.value AS INTEGER)",
-    count="json_array_length(n.doc, '$.person_ids')",
+    count="json_array_length(s.person_ids)",
     criteria="(SELECT group_concat(k, ',') FROM (SELECT key AS k FROM "
     "json_each(n.doc, '$.params.query') ORDER BY key))",
 )
 _POSTGRES = _Json(
     doc="convert_from(c.content, 'UTF8')::jsonb",
     path="(n.doc #>> '{{{commas}}}')",
-    persons="jsonb_array_elements_text(n.doc -> 'person_ids') AS p",
+    persons_of="(n.doc -> 'person_ids')",
+    persons="jsonb_array_elements_text(s.person_ids) AS p",
     person_id="CAST(p AS INTEGER)",
-    count="jsonb_array_length(n.doc -> 'person_ids')",
+    count="jsonb_array_length(s.person_ids)",
     criteria="(SELECT string_agg(k, ',' ORDER BY k) FROM "
     "jsonb_object_keys(n.doc -> 'params' -> 'query') AS k)",
     fence="OFFSET 0",
 )
 
+# The answered external reads of a refresh's leaves, each entry's content parsed once into
+# the fields the facts, the queries and the per-day rows take from it (``_stage_sql``).
+STAGED = "oversight_refresh_reads"
 
-def _insert_sql(j: _Json) -> str:
+
+def _stage_sql(j: _Json) -> str:
+    """Create the temporary ``STAGED`` table: one row per answered external read of leaves
+    [:lo, :hi), its content parsed once (its fields NULL once the content is shredded), in
+    the log's order. Ordered because a bulk load's hash joins outgrow their memory at 10M
+    entries and then return rows batch by batch: the facts and queries, written in the staged
+    order, would lose the log's order on disk, which their readers' ranges by instant rely on
+    for neighbouring rows on neighbouring pages."""
     identifier = " OR ".join(
         f"{j.get('params', 'query', c)} IS NOT NULL" for c in IDENTIFIER_CRITERIA
     )
     return f"""
-        INSERT INTO oversight_access_facts (entry_id, person_id, at, user_id, agency_id,
-            agreement_id, agreement_version, purpose, case_reference, on_behalf_of, action,
-            criteria, name_given, identifier_given, result_count)
-        SELECT n.id, {j.person_id}, n.at, n.user_id, n.agency_id, n.agreement_id,
-            CAST({j.get("agreement_version")} AS INTEGER), {j.get("params", "purpose")},
-            {j.get("params", "case_number")}, {j.get("params", "on_behalf_of")}, n.action,
-            {j.criteria}, ({j.get("params", "query", "name")} IS NOT NULL), ({identifier}),
-            {j.count}
+        CREATE TEMPORARY TABLE {STAGED} AS
+        SELECT n.id AS entry_id, n.leaf_index, n.at, n.user_id, n.agency_id, n.agreement_id,
+            n.action, CAST({j.get("agreement_version")} AS INTEGER) AS agreement_version,
+            {j.get("params", "purpose")} AS purpose,
+            {j.get("params", "case_number")} AS case_reference,
+            {j.get("params", "on_behalf_of")} AS on_behalf_of, {j.criteria} AS criteria,
+            ({j.get("params", "query", "name")} IS NOT NULL) AS name_given,
+            ({identifier}) AS identifier_given, {j.persons_of} AS person_ids
         FROM (
-            SELECT e.id, e.at, e.user_id, e.agency_id, e.agreement_id, e.action, {j.doc} AS doc
+            SELECT e.id, l.leaf_index, e.at, e.user_id, e.agency_id, e.agreement_id, e.action,
+                {j.doc} AS doc
             FROM audit_leaves l
             JOIN audit_entries e ON e.id = l.entry_id
-            JOIN audit_entry_contents c ON c.entry_id = e.id
+            LEFT JOIN audit_entry_contents c ON c.entry_id = e.id
             WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
               AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
               AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
             {j.fence}
-        ) AS n, {j.persons}
+        ) AS n
+        ORDER BY n.leaf_index
     """  # noqa: S608 - no caller input: fixed paths and enum values
 
 
-def _queries_sql(dialect: str) -> str:
-    """The answered external reads of the new leaves (the facts' filter, without persons),
-    their content read once for the purpose (absent when already shredded)."""
-    if dialect == "sqlite":
-        purpose = "json_extract(CAST(c.content AS TEXT), '$.params.purpose')"
-    else:
-        # json, not jsonb: one field of one document, no need to build the binary form.
-        purpose = "(convert_from(c.content, 'UTF8')::json #>> '{params,purpose}')"
+def stage_sql(dialect: str) -> str:
+    """The statement that stages the answered external reads of leaves [:lo, :hi)."""
+    return _stage_sql(_SQLITE if dialect == "sqlite" else _POSTGRES)
+
+
+def _insert_sql(j: _Json) -> str:
+    """The facts of the staged reads: one per person each returned (none once shredded)."""
     return f"""
-        INSERT INTO oversight_access_queries (entry_id, leaf_index, at, agency_id, agreement_id,
-            purpose)
-        SELECT e.id, l.leaf_index, e.at, e.agency_id, e.agreement_id, {purpose}
-        FROM audit_leaves l
-        JOIN audit_entries e ON e.id = l.entry_id
-        LEFT JOIN audit_entry_contents c ON c.entry_id = e.id
-        WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
-          AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
-          AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
-    """  # noqa: S608 - no caller input: fixed paths and enum values
+        INSERT INTO oversight_access_facts (entry_id, person_id, at, user_id, agency_id,
+            agreement_id, agreement_version, purpose, case_reference, on_behalf_of, action,
+            criteria, name_given, identifier_given, result_count)
+        SELECT s.entry_id, {j.person_id}, s.at, s.user_id, s.agency_id, s.agreement_id,
+            s.agreement_version, s.purpose, s.case_reference, s.on_behalf_of, s.action,
+            s.criteria, s.name_given, s.identifier_given, {j.count}
+        FROM {STAGED} AS s, {j.persons}
+    """  # noqa: S608 - no caller input
+
+
+# The staged reads as queries: every one, whatever it returned (the purpose NULL once the
+# content is shredded).
+_QUERIES = f"""
+    INSERT INTO oversight_access_queries (entry_id, leaf_index, at, agency_id, agreement_id,
+        purpose)
+    SELECT entry_id, leaf_index, at, agency_id, agreement_id, purpose FROM {STAGED}
+"""  # noqa: S608 - no caller input
 
 
 def day_hour(dialect: str) -> tuple[str, str]:
@@ -297,24 +326,40 @@ def day_hour(dialect: str) -> tuple[str, str]:
     )
 
 
-def user_days_sql(dialect: str, where: str) -> str:
-    """Add to the per-(user, agency, day) rows the answered external reads of the leaves ``l``
-    (joined to their entries ``e``) that ``where`` selects (no caller input)."""
+def user_days_sql(dialect: str, *, merge: bool) -> str:
+    """Add the staged reads to the per-(user, agency, day) rows (no caller input): merged
+    into the rows of the same keys (``merge``), or, into an empty table, inserted (a
+    speculative insertion per row cost a bulk load more than its grouping)."""
     day, hour = day_hour(dialect)
-    return f"""
-        INSERT INTO oversight_user_days (user_id, agency_id, day, reads, hours)
-        SELECT e.user_id, e.agency_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour})
-        FROM audit_leaves l
-        JOIN audit_entries e ON e.id = l.entry_id
-        WHERE {where}
-          AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
-          AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
-          AND e.user_id IS NOT NULL AND e.agency_id IS NOT NULL
-        GROUP BY e.user_id, e.agency_id, {day}
-        ON CONFLICT (user_id, agency_id, day) DO UPDATE
+    if dialect == "postgresql":
+        # Grouped by the UTC date, formatted once per group; the hours' bits ORed.
+        grouped = f"""
+            SELECT user_id, agency_id, to_char(d, 'YYYY-MM-DD'), reads, hours FROM (
+                SELECT e.user_id, e.agency_id, CAST(timezone('UTC', e.at) AS DATE) AS d,
+                    COUNT(*) AS reads, bit_or(1 << {hour}) AS hours
+                FROM {STAGED} AS e
+                WHERE e.user_id IS NOT NULL AND e.agency_id IS NOT NULL
+                GROUP BY e.user_id, e.agency_id, CAST(timezone('UTC', e.at) AS DATE)
+            ) AS g
+        """  # noqa: S608 - no caller input
+    else:
+        # SQLite has no bit_or: the sum of the distinct powers of two is the same mask.
+        grouped = f"""
+            SELECT e.user_id, e.agency_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour})
+            FROM {STAGED} AS e
+            WHERE e.user_id IS NOT NULL AND e.agency_id IS NOT NULL
+            GROUP BY e.user_id, e.agency_id, {day}
+        """  # noqa: S608 - no caller input
+    # SQLite reads "ON" after a SELECT's FROM as a join's: a WHERE true ends the SELECT.
+    upsert = """
+        WHERE true ON CONFLICT (user_id, agency_id, day) DO UPDATE
         SET reads = oversight_user_days.reads + excluded.reads,
             hours = oversight_user_days.hours | excluded.hours
-    """  # noqa: S608 - no caller input: fixed fragments and enum values
+    """
+    return f"""
+        INSERT INTO oversight_user_days (user_id, agency_id, day, reads, hours)
+        SELECT * FROM ({grouped}) AS u {upsert if merge else ""}
+    """  # noqa: S608 - no caller input: fixed fragments
 
 
 def _purge_sql(dialect: str, action: str) -> str:
@@ -334,16 +379,18 @@ def _purge_sql(dialect: str, action: str) -> str:
     """
 
 
+def _document(dialect: str) -> str:
+    """The parsed content of ``c`` (SQLite's JSON functions read the canonical text as is)."""
+    if dialect == "sqlite":
+        return "CAST(c.content AS TEXT)"
+    return "convert_from(c.content, 'UTF8')::jsonb"
+
+
 def _leaf_documents_sql(dialect: str, where: str) -> str:
     """The parsed content (``doc``) of each entry of leaves [:lo, :hi) that ``where`` (a
     condition on the entry ``e``, no caller input) keeps."""
-    doc = (
-        "CAST(c.content AS TEXT)"
-        if dialect == "sqlite"
-        else "convert_from(c.content, 'UTF8')::jsonb"
-    )
     return f"""
-            SELECT {doc} AS doc FROM audit_leaves l
+            SELECT {_document(dialect)} AS doc FROM audit_leaves l
             JOIN audit_entries e ON e.id = l.entry_id
             JOIN audit_entry_contents c ON c.entry_id = e.id
             WHERE l.leaf_index >= :lo AND l.leaf_index < :hi AND {where}
@@ -466,34 +513,52 @@ ARRESTEES_INVOLVEMENTS = "arrestees.involvement_id"
 SKEW_ATTRIBUTES = ("citizenship", "place_of_birth", "race", "sex")
 
 
-def written_ids_sql(dialect: str, key: str, entries: str) -> str:
-    """The ids of ``key`` ('person_ids' or 'arrest_ids') that the records' write entries
-    among ``entries`` (a FROM-clause item ``x`` with an entry_id column) name, read from
-    their content (no caller input)."""
-    assert key in ("person_ids", "arrest_ids")
+def named_sql(dialect: str, documents: str) -> str:
+    """The persons ('p') and arrests ('a') that the records' write entries name, as rows
+    (kind, id), read from their parsed contents ``documents`` (a query with a ``doc`` column:
+    ``_leaf_documents_sql`` for a refresh's new leaves, ``write_documents_sql`` for the log's
+    tail), each document read once for both lists; the audit subjects are not read (no caller
+    input)."""
     if dialect == "sqlite":
-        each, value = f"json_each(CAST(c.content AS TEXT), '$.{key}') AS j", "j.value"
+        each, value = "json_each(w.doc, '$.{key}') AS j", "j.value"
     else:
-        each = f"jsonb_array_elements_text(convert_from(c.content, 'UTF8')::jsonb -> '{key}') AS j"
-        value = "j"
-    return (
-        f"SELECT CAST({value} AS INTEGER) AS id FROM {entries} "  # noqa: S608 - constants
-        "JOIN audit_entries e ON e.id = x.entry_id "
-        f"JOIN audit_entry_contents c ON c.entry_id = e.id, {each} "
-        f"WHERE e.kind = '{AuditKind.WRITE.value}'"
-    )
+        each, value = "jsonb_array_elements_text(w.doc -> '{key}') AS j", "j"
+    return f"""
+        WITH w AS ({documents})
+        SELECT 'p' AS kind, CAST({value} AS INTEGER) AS id FROM w, {each.format(key="person_ids")}
+        UNION SELECT 'a', CAST({value} AS INTEGER) FROM w, {each.format(key="arrest_ids")}
+    """  # noqa: S608 - no caller input
 
 
-def arrestees_named_sql(dialect: str, entries: str) -> str:
-    """The persons whose arrestee rows may be out of date after the records' writes among
-    ``entries`` (see ``written_ids_sql``), or a new arrestee involvement past ``:inv``: those
-    the writes name, and the arrestees of the arrests they name (no caller input)."""
+def write_documents_sql(dialect: str, entries: str) -> str:
+    """The parsed content (``doc``) of the records' write entries among ``entries`` (a
+    FROM-clause item ``x`` with an entry_id column; no caller input)."""
+    return f"""
+        SELECT {_document(dialect)} AS doc FROM {entries}
+        JOIN audit_entries e ON e.id = x.entry_id
+        JOIN audit_entry_contents c ON c.entry_id = e.id
+        WHERE e.kind = '{AuditKind.WRITE.value}'
+    """  # noqa: S608 - no caller input
+
+
+def arrestees_named_sql(named: str | None) -> str:
+    """The persons whose arrestee rows may be out of date: those of a new arrestee involvement
+    past ``:inv``, and, with ``named`` (a FROM-clause item of (kind, id) rows as ``named_sql``
+    gives: the refresh's ``NAMED`` table, or the log's tail read by a detector), the persons
+    it names and the arrestees of the arrests it names (no caller input)."""
     arrestee = InvolvementRole.ARRESTEE.value
+    written = (
+        f"""
+        UNION SELECT n.id FROM {named} n WHERE n.kind = 'p'
+        UNION SELECT i.person_id FROM involvements i WHERE i.role = '{arrestee}'
+            AND i.arrest_id IN (SELECT n.id FROM {named} n WHERE n.kind = 'a')
+        """  # noqa: S608 - no caller input
+        if named
+        else ""
+    )
     return f"""
         SELECT person_id FROM involvements WHERE id > :inv AND role = '{arrestee}'
-        UNION SELECT id FROM ({written_ids_sql(dialect, "person_ids", entries)}) AS wp
-        UNION SELECT i.person_id FROM involvements i WHERE i.role = '{arrestee}'
-            AND i.arrest_id IN ({written_ids_sql(dialect, "arrest_ids", entries)})
+        {written}
     """  # noqa: S608 - no caller input
 
 
@@ -537,20 +602,7 @@ def _refresh_arrestees(session: Session, lo: int, named: bool) -> None:
         session.execute(text("DELETE FROM oversight_arrestee_arrests"))
         session.execute(text(_arrestees_sql("")))
     else:
-        arrestee = InvolvementRole.ARRESTEE.value
-        written = (
-            f"""
-            UNION SELECT id FROM {NAMED} WHERE kind = 'p'
-            UNION SELECT i.person_id FROM involvements i WHERE i.role = '{arrestee}'
-                AND i.arrest_id IN (SELECT id FROM {NAMED} WHERE kind = 'a')
-            """  # noqa: S608 - no caller input
-            if named
-            else ""
-        )
-        affected = f"""
-            SELECT person_id FROM involvements WHERE id > :inv AND role = '{arrestee}'
-            {written}
-        """  # noqa: S608 - no caller input
+        affected = arrestees_named_sql(NAMED if named else None)
         bounds = {"inv": int(seen)}
         session.execute(
             text(f"DELETE FROM oversight_arrestee_arrests WHERE person_id IN ({affected})"),  # noqa: S608
@@ -567,22 +619,11 @@ def _refresh_arrestees(session: Session, lo: int, named: bool) -> None:
 
 
 def _named_sql(dialect: str) -> str:
-    """The persons ('p') and arrests ('a') the records' write entries of leaves [:lo, :hi)
-    name, read from their content (as ``written_ids_sql``; the audit subjects are not read):
-    each entry's document parsed once for both lists (no caller input)."""
-    if dialect == "sqlite":
-        each = "json_each(w.doc, '$.{key}') AS j"
-        value = "j.value"
-    else:
-        each = "jsonb_array_elements_text(w.doc -> '{key}') AS j"
-        value = "j"
+    """Fill ``NAMED`` with the persons and arrests the records' write entries of leaves
+    [:lo, :hi) name (``named_sql``; no caller input)."""
     writes = f"e.kind = '{AuditKind.WRITE.value}'"
-    return f"""
-        WITH w AS ({_leaf_documents_sql(dialect, writes)})
-        INSERT INTO {NAMED} (kind, id)
-        SELECT 'p', CAST({value} AS INTEGER) FROM w, {each.format(key="person_ids")}
-        UNION SELECT 'a', CAST({value} AS INTEGER) FROM w, {each.format(key="arrest_ids")}
-    """  # noqa: S608 - no caller input
+    named = named_sql(dialect, _leaf_documents_sql(dialect, writes))
+    return f"INSERT INTO {NAMED} (kind, id) {named}"
 
 
 def _named_by_writes(session: Session, lo: int, hi: int) -> bool:
@@ -603,21 +644,32 @@ def _named_by_writes(session: Session, lo: int, hi: int) -> bool:
 
 
 @contextmanager
-def without_jit(session: Session) -> Iterator[None]:
-    """On PostgreSQL, the statements inside run without JIT compilation, the setting restored
-    after (``set_config(..., true)``: this transaction only, as ``SET LOCAL``; a rollback
-    restores it too). The oversight statements of a refresh or a daily run each read a day's
-    rows by index, but their estimates (a JSON array's 100 elements, a window's rows) pass
-    ``jit_above_cost`` and ``jit_optimize_above_cost``: at 10M entries PostgreSQL spent 0.5 s
-    compiling the facts' insert of one day, longer than reading its rows
-    (docs/benchmarks.md, Oversight, 2026-12-06 07:20-08:10)."""
+def local_settings(session: Session, **values: str) -> Iterator[None]:
+    """On PostgreSQL, the statements inside run with these server settings, restored after
+    (``set_config(..., true)``: this transaction only, as ``SET LOCAL``; a rollback restores
+    them too). Nothing on SQLite."""
     if session.get_bind().dialect.name != "postgresql":
         yield
         return
-    before = session.execute(text("SELECT current_setting('jit')")).scalar_one()
-    session.execute(text("SELECT set_config('jit', 'off', true)"))
+    get, put = text("SELECT current_setting(:n)"), text("SELECT set_config(:n, :v, true)")
+    before = {name: session.execute(get, {"n": name}).scalar_one() for name in values}
+    for name, value in values.items():
+        session.execute(put, {"n": name, "v": value})
     yield
-    session.execute(text("SELECT set_config('jit', :v, true)"), {"v": before})
+    for name, value in before.items():
+        session.execute(put, {"n": name, "v": value})
+
+
+@contextmanager
+def without_jit(session: Session) -> Iterator[None]:
+    """On PostgreSQL, the statements inside run without JIT compilation (``local_settings``).
+    The oversight statements of a refresh or a daily run each read a day's rows by index, but
+    their estimates (a JSON array's 100 elements, a window's rows) pass ``jit_above_cost`` and
+    ``jit_optimize_above_cost``: at 10M entries PostgreSQL spent 0.5 s compiling the facts'
+    insert of one day, longer than reading its rows (docs/benchmarks.md, Oversight,
+    2026-12-06 07:20-08:10)."""
+    with local_settings(session, jit="off"):
+        yield
 
 
 def _claim_watermark(session: Session) -> int:
@@ -656,11 +708,15 @@ ANALYZE_AFTER_FACTS = 100_000
 ANALYZE_AFTER_SHARE = 0.1
 
 
-def refresh(session: Session, *, batch: int = BATCH_LEAVES) -> Refreshed:
-    """Derive the facts of every integrated leaf past the watermark; flushes, never commits."""
+def refresh(
+    session: Session, *, batch: int = BATCH_LEAVES, bulk_leaves: int = BULK_LEAVES
+) -> Refreshed:
+    """Derive the facts of every integrated leaf past the watermark; flushes, never commits.
+    Reading at least ``bulk_leaves`` leaves, and at least as many as were read before, is a
+    bulk load (``_bulk_load``)."""
     session.flush()
     with without_jit(session):
-        refreshed = _refresh(session, batch)
+        refreshed = _refresh(session, batch, bulk_leaves)
     _analyse(session, refreshed)
     return refreshed
 
@@ -693,32 +749,21 @@ def _analyse(session: Session, refreshed: Refreshed) -> None:
         session.execute(text("ANALYZE oversight_access_facts, oversight_charge_timeline"))
 
 
-def _refresh(session: Session, batch: int) -> Refreshed:
-    dialect = session.get_bind().dialect.name
-    j = _SQLITE if dialect == "sqlite" else _POSTGRES
+def _refresh(session: Session, batch: int, bulk_leaves: int) -> Refreshed:
     start = _claim_watermark(session)
     end = int(
         session.execute(
             text("SELECT COALESCE(MAX(leaf_index) + 1, 0) FROM audit_leaves")
         ).scalar_one()
     )
-    written = 0
-    insert, queries = text(_insert_sql(j)), text(_queries_sql(dialect))
-    # A shredded entry loses its facts (they are read from its content) but stays a query,
-    # without the purpose its content gave.
-    purge_facts = text(_purge_sql(dialect, "DELETE FROM oversight_access_facts"))
-    purge_queries = text(_purge_sql(dialect, "UPDATE oversight_access_queries SET purpose = NULL"))
-    user_days = text(user_days_sql(dialect, "l.leaf_index >= :lo AND l.leaf_index < :hi"))
     if start == 0:
         session.execute(text("DELETE FROM oversight_user_days"))
-    for lo in range(start, end, batch):
-        bounds = {"lo": lo, "hi": min(end, lo + batch)}
-        result = cast(CursorResult[Any], session.execute(insert, bounds))
-        written += max(result.rowcount, 0)
-        session.execute(queries, bounds)
-        session.execute(user_days, bounds)
-        session.execute(purge_facts, bounds)
-        session.execute(purge_queries, bounds)
+    written = 0
+    if end - start >= max(bulk_leaves, start, 1):
+        with _bulk_load(session) as bulk:
+            written = _derive(session, start, end, end - start if bulk else batch)
+    else:
+        written = _derive(session, start, end, batch)
     named = start > 0 and _named_by_writes(session, start, end)
     _refresh_timeline(session, start, named)
     _refresh_arrestees(session, start, named)
@@ -729,3 +774,103 @@ def _refresh(session: Session, batch: int) -> Refreshed:
         {"s": end, "n": WATERMARK},
     )
     return Refreshed(start=start, end=end, facts=written)
+
+
+def _derive(session: Session, start: int, end: int, batch: int) -> int:
+    """The facts, queries and per-day rows of leaves [start, end), ``batch`` leaves at a time:
+    each batch's answered external reads staged once (``_stage_sql``: each content parsed
+    once), the three tables derived from the staged rows. The number of facts written."""
+    dialect = session.get_bind().dialect.name
+    j = _SQLITE if dialect == "sqlite" else _POSTGRES
+    stage, insert = text(stage_sql(dialect)), text(_insert_sql(j))
+    queries = text(_QUERIES)
+    # The rows were emptied by a refresh from the first leaf: the first batch inserts.
+    merged, inserted = (
+        text(user_days_sql(dialect, merge=True)),
+        text(user_days_sql(dialect, merge=False)),
+    )
+    # A shredded entry loses its facts (they are read from its content) but stays a query,
+    # without the purpose its content gave.
+    purge_facts = text(_purge_sql(dialect, "DELETE FROM oversight_access_facts"))
+    purge_queries = text(_purge_sql(dialect, "UPDATE oversight_access_queries SET purpose = NULL"))
+    written = 0
+    connection = session.connection()
+    for lo in range(start, end, batch):
+        bounds = {"lo": lo, "hi": min(end, lo + batch)}
+        connection.execute(text(f"DROP TABLE IF EXISTS {STAGED}"))
+        connection.execute(stage, bounds)
+        result = cast(CursorResult[Any], connection.execute(insert))
+        written += max(result.rowcount, 0)
+        connection.execute(queries)
+        connection.execute(inserted if lo == 0 else merged)
+        connection.execute(text(f"DROP TABLE {STAGED}"))
+        connection.execute(purge_facts, bounds)
+        connection.execute(purge_queries, bounds)
+    return written
+
+
+def _bulk_indexes() -> list[Index]:
+    """The derived tables' indexes a bulk load builds after its rows, not row by row (the
+    per-day rows keep their key: a refresh far behind merges into it)."""
+    tables = Base.metadata.tables
+    return [
+        *tables[AccessFact.__tablename__].indexes,
+        *tables[AccessQuery.__tablename__].indexes,
+        *tables[UserDay.__tablename__].indexes,
+    ]
+
+
+def _bulk_unique() -> UniqueConstraint:
+    """The facts' (entry, person) key, built after the rows too where the engine can drop it
+    (PostgreSQL; SQLite keeps a table's constraints for the table's life)."""
+    constraints = Base.metadata.tables[AccessFact.__tablename__].constraints
+    (unique,) = (c for c in constraints if isinstance(c, UniqueConstraint))
+    return unique
+
+
+@contextmanager
+def _bulk_load(session: Session) -> Iterator[bool]:
+    """A refresh of many leaves in one range (True), with the secondary indexes of the facts,
+    the queries and the per-day rows (``_bulk_indexes``) dropped while the rows go in and
+    built from them after (a sort each, not a random leaf per row and per index), and on
+    PostgreSQL larger sort memory for the transaction. The drop takes the tables' exclusive
+    lock until the transaction ends; on PostgreSQL it is taken only if free at once (a reader
+    holding the facts would otherwise wait behind it, and a reader that then asked for the
+    watermark the refresh holds would deadlock): when not, the refresh reads in batches with
+    the indexes kept (False). Same rows either way."""
+    connection = session.connection()
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql and not _lock_at_once(session):
+        yield False
+        return
+    with local_settings(session, work_mem=BULK_MEMORY, maintenance_work_mem=BULK_MEMORY):
+        for index in _bulk_indexes():
+            connection.execute(DropIndex(index))
+        if postgresql:
+            connection.execute(DropConstraint(_bulk_unique()))
+        yield True
+        if postgresql:
+            connection.execute(AddConstraint(_bulk_unique()))
+        for index in _bulk_indexes():
+            connection.execute(CreateIndex(index))
+
+
+def _lock_at_once(session: Session) -> bool:
+    """Take the exclusive locks of the tables whose indexes a bulk load drops if no one holds
+    them (PostgreSQL)."""
+    try:
+        with session.begin_nested():
+            session.execute(
+                text(
+                    "LOCK TABLE oversight_access_facts, oversight_access_queries, "
+                    "oversight_user_days IN ACCESS EXCLUSIVE MODE NOWAIT"
+                )
+            )
+    except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        return False
+    return True
+
+
+LOCK_NOT_AVAILABLE = "55P03"
