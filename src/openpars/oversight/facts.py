@@ -213,7 +213,7 @@ class _Json:
     doc: str  # the parsed document, from c.content
     path: str  # a scalar at a path as text; {dots} and {commas} join the path
     persons_of: str  # the person ids of the document n.doc, as a JSON array
-    persons: str  # FROM-clause item: one row per person id of the staged array s.person_ids
+    persons: str  # FROM-clause: a row per person id of the staged s.content_person_ids
     person_id: str  # the person id of that row
     count: str  # number of person ids of the staged array
     criteria: str  # sorted, comma-separated keys of params.query
@@ -232,9 +232,9 @@ _SQLITE = _Json(
     doc="CAST(c.content AS TEXT)",
     path="json_extract(n.doc, '$.{dots}')",
     persons_of="json_extract(n.doc, '$.person_ids')",
-    persons="json_each(s.person_ids) AS p",
+    persons="json_each(s.content_person_ids) AS p",
     person_id="CAST(p.value AS INTEGER)",
-    count="json_array_length(s.person_ids)",
+    count="json_array_length(s.content_person_ids)",
     criteria="(SELECT group_concat(k, ',') FROM (SELECT key AS k FROM "
     "json_each(n.doc, '$.params.query') ORDER BY key))",
 )
@@ -242,9 +242,9 @@ _POSTGRES = _Json(
     doc="convert_from(c.content, 'UTF8')::jsonb",
     path="(n.doc #>> '{{{commas}}}')",
     persons_of="(n.doc -> 'person_ids')",
-    persons="jsonb_array_elements_text(s.person_ids) AS p",
+    persons="jsonb_array_elements_text(s.content_person_ids) AS p",
     person_id="CAST(p AS INTEGER)",
-    count="jsonb_array_length(s.person_ids)",
+    count="jsonb_array_length(s.content_person_ids)",
     criteria="(SELECT string_agg(k, ',' ORDER BY k) FROM "
     "jsonb_object_keys(n.doc -> 'params' -> 'query') AS k)",
     fence="OFFSET 0",
@@ -273,7 +273,7 @@ def _stage_sql(j: _Json) -> str:
             {j.get("params", "case_number")} AS case_reference,
             {j.get("params", "on_behalf_of")} AS on_behalf_of, {j.criteria} AS criteria,
             ({j.get("params", "query", "name")} IS NOT NULL) AS name_given,
-            ({identifier}) AS identifier_given, {j.persons_of} AS person_ids
+            ({identifier}) AS identifier_given, {j.persons_of} AS content_person_ids
         FROM (
             SELECT e.id, l.leaf_index, e.at, e.user_id, e.agency_id, e.agreement_id, e.action,
                 {j.doc} AS doc
