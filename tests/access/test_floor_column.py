@@ -460,3 +460,33 @@ def test_a_floor_change_and_a_concurrent_writer_end_on_the_new_floor(
     _check(fresh_db, external_engine)
     with Session(external_engine) as s, s.begin():
         assert s.execute(text("SELECT count(*) FROM persons")).scalar_one() == 0
+
+
+def test_two_writers_removing_a_persons_last_two_involvements_leave_it_hidden(
+    fresh_db: Database, external_engine: Engine
+) -> None:
+    # Each writer alone would compute "still visible through the other involvement" from its
+    # own snapshot; the person's lock makes the second compute after the first commits.
+    with fresh_db.session() as s:
+        agency = Agency(name="Police", kind=AgencyKind.POLICE, ori="PAPEP0000")
+        s.add(agency)
+        s.flush()
+        twice = data.person(s, "Doe", "Twice")
+        for _ in range(2):
+            data.arrest(s, agency_id=agency.id, people=[(twice, InvolvementRole.ARRESTEE)])
+        involvements = list(
+            s.execute(
+                text("SELECT id FROM involvements WHERE person_id = :p ORDER BY id"),
+                {"p": twice.id},
+            ).scalars()
+        )
+    delete = "DELETE FROM involvements WHERE id = :i"
+    assert isinstance(fresh_db.bind, Engine)
+    with fresh_db.bind.connect() as first:
+        tx = first.begin()
+        first.execute(text(delete), {"i": involvements[0]})
+        worker = _in_thread(fresh_db.bind, [(delete, {"i": involvements[1]})])
+        _waits_then_finishes(worker, tx.commit)
+    _check(fresh_db, external_engine)
+    with Session(external_engine) as s, s.begin():
+        assert s.execute(text("SELECT count(*) FROM persons")).scalar_one() == 0
