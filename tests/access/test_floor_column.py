@@ -490,3 +490,21 @@ def test_two_writers_removing_a_persons_last_two_involvements_leave_it_hidden(
     _check(fresh_db, external_engine)
     with Session(external_engine) as s, s.begin():
         assert s.execute(text("SELECT count(*) FROM persons")).scalar_one() == 0
+
+
+def test_a_truncate_of_an_input_recomputes_everyone(
+    fresh_db: Database, external_engine: Engine
+) -> None:
+    # TRUNCATE fires no DELETE trigger: a truncated floor falls back to the shipped defaults,
+    # truncated involvements admit nobody.
+    _seed(fresh_db, random.Random(6))
+    with fresh_db.session() as s:
+        everyone = SiteFloor(forbidden_roles=frozenset(), forbid_juveniles=False)
+        store_floor(s, floor=everyone, changed_by="test", changed_by_id=None, reason="all")
+    _check(fresh_db, external_engine)
+    for table in ("site_floor_versions", "involvements"):
+        with fresh_db.session() as s:
+            s.execute(text(f"TRUNCATE {table} CASCADE"))
+        _check(fresh_db, external_engine)
+    with Session(external_engine) as s, s.begin():
+        assert s.execute(text("SELECT count(*) FROM persons")).scalar_one() == 0

@@ -211,11 +211,12 @@ _FLOOR_FUNCTIONS = f"""
 CREATE OR REPLACE FUNCTION openpars_floor_rows_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   ids integer[];
+  everyone boolean := TG_TABLE_NAME = 'site_floor_versions' OR TG_OP = 'TRUNCATE';
   floor_in_force jsonb;
   forbidden text[];
   juveniles boolean;
 BEGIN
-  IF TG_TABLE_NAME = 'site_floor_versions' THEN
+  IF everyone THEN
     LOCK TABLE involvements, arrests IN SHARE MODE;
   ELSIF TG_TABLE_NAME = 'involvements' THEN
     IF TG_OP <> 'DELETE' THEN
@@ -235,7 +236,7 @@ BEGIN
       WHERE o.id IS NULL OR o.sealed_at IS DISTINCT FROM n.sealed_at
          OR o.expunged_at IS DISTINCT FROM n.expunged_at);
   END IF;
-  IF TG_TABLE_NAME <> 'site_floor_versions' THEN
+  IF NOT everyone THEN
     IF ids IS NULL THEN
       RETURN NULL;
     END IF;
@@ -244,7 +245,7 @@ BEGIN
   floor_in_force := {_FLOOR};
   forbidden := ARRAY(SELECT jsonb_array_elements_text(floor_in_force -> 'forbidden_roles'));
   juveniles := coalesce(floor_in_force -> 'forbid_juveniles' = 'false'::jsonb, false);
-  IF ids IS NULL THEN
+  IF everyone THEN
     {_FLOOR_RECOMPUTE.format(persons="")};
   ELSE
     {_FLOOR_RECOMPUTE.format(persons="WHERE q.id = ANY(ids)")};
@@ -277,15 +278,18 @@ END $$
 """
 
 # (table, events) of each input of the column; the guard's on persons.
+# A TRUNCATE fires no row or statement DELETE trigger: it recomputes every person (of the
+# floor versions: the floor falls back to the shipped defaults).
 _FLOOR_TRIGGERS = {
-    "site_floor_versions": ("INSERT",),
-    "involvements": ("INSERT", "UPDATE", "DELETE"),
-    "arrests": ("UPDATE",),
+    "site_floor_versions": ("INSERT", "TRUNCATE"),
+    "involvements": ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
+    "arrests": ("UPDATE", "TRUNCATE"),
 }
 _TRANSITION_TABLES = {
-    "INSERT": "NEW TABLE AS new_rows",
-    "UPDATE": "OLD TABLE AS old_rows NEW TABLE AS new_rows",
-    "DELETE": "OLD TABLE AS old_rows",
+    "INSERT": "REFERENCING NEW TABLE AS new_rows ",
+    "UPDATE": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows ",
+    "DELETE": "REFERENCING OLD TABLE AS old_rows ",
+    "TRUNCATE": "",
 }
 
 
@@ -314,7 +318,7 @@ def _floor_column() -> list[str]:
         # recomputed before the visibility triggers run (both lock persons in id order).
         statements.append(
             f"CREATE OR REPLACE TRIGGER floor_{table}_{op.lower()} AFTER {op} ON {table} "
-            f"REFERENCING {_TRANSITION_TABLES[op]} FOR EACH STATEMENT "
+            f"{_TRANSITION_TABLES[op]}FOR EACH STATEMENT "
             f"EXECUTE FUNCTION {function}()"
         )
     return statements
