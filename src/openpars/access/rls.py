@@ -8,7 +8,9 @@ any SQL it runs, what the site floor in force forbids: the floor's forbidden rol
 unless the floor admits them (only a *known* adult, ``juvenile IS FALSE``), sealed and expunged
 arrests, and everything hanging off a hidden row. The policies read the floor from
 ``site_floor_versions`` at each statement, so a floor change binds in the transaction that makes
-it, with no DDL. Nothing the application sets per transaction matters: the binding is the login.
+it, with no DDL; the persons policy reads ``persons.floor_visible`` instead, which triggers here
+recompute from the base tables and that floor in the transaction of every change of either
+(ADR 0004). Nothing the application sets per transaction matters: the binding is the login.
 SQLite has no roles; none of this exists there.
 """
 
