@@ -100,9 +100,13 @@ class Loaded:
         return f"{FAMILIES[self.family[pid]]} {GIVENS[self.given[pid]][: rng.randint(1, 3)]}"
 
 
+DATABASE_KEPT = frozenset({"floor_visible"})
+
+
 def _sink(engine: Engine, table: Table, rows: Iterable[tuple[Any, ...]]) -> int:
     """Write rows (in the table's column order) in chunks; return how many."""
-    columns = [c.name for c in table.columns]
+    # Not the columns the database keeps itself (persons.floor_visible, access/rls.py).
+    columns = [c.name for c in table.columns if c.name not in DATABASE_KEPT]
     total = 0
     if engine.dialect.name == "postgresql":
         raw = engine.raw_connection()

@@ -225,7 +225,12 @@ BEGIN
       WHERE o.state IS DISTINCT FROM n.state OR o.sealed_at IS DISTINCT FROM n.sealed_at
          OR o.expunged_at IS DISTINCT FROM n.expunged_at;
   ELSE
-    SELECT array_agg(id) INTO ids FROM new_rows;
+    /* A person whose only change is floor_visible (kept by access.rls's triggers) changes in
+       no set: no set row copies it. */
+    SELECT array_agg(n.id) INTO ids FROM new_rows n WHERE NOT EXISTS (
+      SELECT 1 FROM old_rows o WHERE o.id = n.id
+        AND o.floor_visible IS DISTINCT FROM n.floor_visible
+        AND to_jsonb(o) - 'floor_visible' = to_jsonb(n) - 'floor_visible');
   END IF;
   IF ids IS NULL THEN
     RETURN NULL;

@@ -8,7 +8,9 @@ any SQL it runs, what the site floor in force forbids: the floor's forbidden rol
 unless the floor admits them (only a *known* adult, ``juvenile IS FALSE``), sealed and expunged
 arrests, and everything hanging off a hidden row. The policies read the floor from
 ``site_floor_versions`` at each statement, so a floor change binds in the transaction that makes
-it, with no DDL. Nothing the application sets per transaction matters: the binding is the login.
+it, with no DDL; the persons policy reads ``persons.floor_visible`` instead, which triggers here
+recompute from the base tables and that floor in the transaction of every change of either
+(ADR 0004). Nothing the application sets per transaction matters: the binding is the login.
 SQLite has no roles; none of this exists there.
 """
 
@@ -75,12 +77,15 @@ FLOOR_CONDITIONS: dict[str, str] = {
         f"(SELECT coalesce({_FLOOR} -> 'forbid_juveniles' = 'false'::jsonb, false))) "
         "AND EXISTS (SELECT 1 FROM arrests a WHERE a.id = involvements.arrest_id)"
     ),
-    "persons": "EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = persons.id)",
+    # Whether the floor admits the person at all, kept by the triggers below (_floor_column):
+    # a person is read as one column instead of proving an involvement and its arrest again for
+    # every row (issue 12: a name page's 51 rows are checked in two tables, persons and the
+    # set, and those sub-plans were two thirds of its server time).
+    "persons": "floor_visible",
     "person_aliases": "EXISTS (SELECT 1 FROM persons p WHERE p.id = person_aliases.person_id)",
-    # A visibility set's copy of a person (access.models) is held to the same floor.
-    "visible_persons": (
-        "EXISTS (SELECT 1 FROM involvements i WHERE i.person_id = visible_persons.person_id)"
-    ),
+    # A visibility set's copy of a person (access.models) is held to the same floor, through
+    # the person's row (one primary-key probe: the set's rows are written by the application).
+    "visible_persons": "EXISTS (SELECT 1 FROM persons p WHERE p.id = visible_persons.person_id)",
     **{
         table: _ARREST_PART.format(table=table)
         for table in (
@@ -181,6 +186,146 @@ def _floor_functions() -> list[str]:
     ]
 
 
+# persons.floor_visible (records.models), computed from the base tables and the floor in force
+# exactly as the involvements and arrests policies above decide a row: the person has an
+# involvement in a role the floor does not forbid, of a known adult unless the floor admits
+# juveniles, on an arrest neither sealed nor expunged. {persons} selects the persons recomputed.
+_FLOOR_RECOMPUTE = (
+    "UPDATE persons p SET floor_visible = c.visible FROM (SELECT q.id, EXISTS (SELECT 1 "
+    "FROM involvements i JOIN arrests a ON a.id = i.arrest_id WHERE i.person_id = q.id "
+    "AND i.role::text <> ALL (forbidden) AND (i.juvenile IS FALSE OR juveniles) "
+    "AND a.sealed_at IS NULL AND a.expunged_at IS NULL) AS visible FROM persons q {persons}) c "
+    "WHERE p.id = c.id AND p.floor_visible IS DISTINCT FROM c.visible"
+)
+
+# One statement-level trigger function for every input of the column: a new floor version
+# recomputes every person; an involvement inserted, updated or deleted, or an arrest sealed,
+# unsealed or expunged, recomputes the persons it touches. Locks come first and the recompute
+# after them, on a snapshot taken once they are held (each statement of a PL/pgSQL function
+# takes a new one under READ COMMITTED), so two transactions changing one person's floor are
+# serialized and the later one computes from the earlier one's committed rows: the arrests of
+# new involvements are share-locked (a seal in flight holds its arrest: an involvement added
+# meanwhile waits for it), then the persons are locked in id order, as the visibility triggers
+# (access.models) lock them. A new floor version waits for every writer of involvements and
+# arrests in flight and holds off new ones until it commits (SHARE locks): a writer computing
+# with the old floor cannot commit after the recompute under the new one.
+_FLOOR_FUNCTIONS = f"""
+CREATE OR REPLACE FUNCTION openpars_floor_rows_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  ids integer[];
+  everyone boolean := TG_TABLE_NAME = 'site_floor_versions' OR TG_OP = 'TRUNCATE';
+  floor_in_force jsonb;
+  forbidden text[];
+  juveniles boolean;
+BEGIN
+  IF everyone THEN
+    LOCK TABLE involvements, arrests IN SHARE MODE;
+  ELSIF TG_TABLE_NAME = 'involvements' THEN
+    IF TG_OP <> 'DELETE' THEN
+      PERFORM 1 FROM arrests WHERE id IN (SELECT arrest_id FROM new_rows) ORDER BY id FOR SHARE;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+      SELECT array_agg(DISTINCT person_id) INTO ids FROM new_rows;
+    ELSIF TG_OP = 'UPDATE' THEN
+      SELECT array_agg(DISTINCT p) INTO ids FROM (
+        SELECT person_id AS p FROM old_rows UNION SELECT person_id FROM new_rows) AS c;
+    ELSE
+      SELECT array_agg(DISTINCT person_id) INTO ids FROM old_rows;
+    END IF;
+  ELSE
+    SELECT array_agg(DISTINCT i.person_id) INTO ids FROM involvements i WHERE i.arrest_id IN (
+      SELECT n.id FROM new_rows n LEFT JOIN old_rows o ON o.id = n.id
+      WHERE o.id IS NULL OR o.sealed_at IS DISTINCT FROM n.sealed_at
+         OR o.expunged_at IS DISTINCT FROM n.expunged_at);
+  END IF;
+  IF NOT everyone THEN
+    IF ids IS NULL THEN
+      RETURN NULL;
+    END IF;
+    PERFORM 1 FROM persons WHERE id = ANY(ids) ORDER BY id FOR UPDATE;
+  END IF;
+  floor_in_force := {_FLOOR};
+  forbidden := ARRAY(SELECT jsonb_array_elements_text(floor_in_force -> 'forbidden_roles'));
+  juveniles := coalesce(floor_in_force -> 'forbid_juveniles' = 'false'::jsonb, false);
+  IF everyone THEN
+    {_FLOOR_RECOMPUTE.format(persons="")};
+  ELSE
+    {_FLOOR_RECOMPUTE.format(persons="WHERE q.id = ANY(ids)")};
+  END IF;
+  RETURN NULL;
+END $$
+"""  # noqa: S608 - constants
+
+# The column is the database's alone: a statement of anyone else (a trigger's statement runs
+# at depth 2) that sets it is refused, so neither the application nor a bug in it can admit a
+# person the floor hides. (The external role may not write persons at all.)
+_FLOOR_GUARD = """
+CREATE OR REPLACE FUNCTION openpars_floor_column_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF pg_trigger_depth() > 1 THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    IF EXISTS (SELECT 1 FROM new_rows WHERE floor_visible) THEN
+      RAISE EXCEPTION USING MESSAGE = 'persons.floor_visible is kept by the database ' ||
+        '(access/rls.py): insert a person without it';
+    END IF;
+  ELSIF EXISTS (SELECT 1 FROM new_rows n LEFT JOIN old_rows o ON o.id = n.id
+                WHERE n.floor_visible IS DISTINCT FROM coalesce(o.floor_visible, false)) THEN
+    RAISE EXCEPTION USING MESSAGE = 'persons.floor_visible is kept by the database ' ||
+      '(access/rls.py) from the involvements, arrests and site floor; it cannot be set';
+  END IF;
+  RETURN NULL;
+END $$
+"""
+
+# (table, events) of each input of the column; the guard's on persons.
+# A TRUNCATE fires no row or statement DELETE trigger: it recomputes every person (of the
+# floor versions: the floor falls back to the shipped defaults).
+_FLOOR_TRIGGERS = {
+    "site_floor_versions": ("INSERT", "TRUNCATE"),
+    "involvements": ("INSERT", "UPDATE", "DELETE", "TRUNCATE"),
+    "arrests": ("UPDATE", "TRUNCATE"),
+}
+_TRANSITION_TABLES = {
+    "INSERT": "REFERENCING NEW TABLE AS new_rows ",
+    "UPDATE": "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows ",
+    "DELETE": "REFERENCING OLD TABLE AS old_rows ",
+    "TRUNCATE": "",
+}
+
+
+def _floor_column() -> list[str]:
+    """The functions and triggers that keep persons.floor_visible, and its guard."""
+    statements = [" ".join(_FLOOR_FUNCTIONS.split()), " ".join(_FLOOR_GUARD.split())]
+    for function in ("openpars_floor_rows_changed", "openpars_floor_column_guard"):
+        # Names looked up when they run: fixed to openpars' schema (see the share lock).
+        statements.append(
+            f"DO $do$ BEGIN EXECUTE 'ALTER FUNCTION {function}() SET search_path = ' || "
+            "quote_ident(current_schema()) || ', pg_temp'; END $do$"
+        )
+    # The recompute's plan is the same for every few persons (primary-key probes), but its
+    # generic plan estimates more rows than a custom plan for three ids, so PostgreSQL kept
+    # planning it again at every call: 1.35 ms of server CPU added to one arrest's involvements
+    # against 0.3 ms on the generic plan (50,000 persons).
+    statements.append(
+        "ALTER FUNCTION openpars_floor_rows_changed() SET plan_cache_mode = force_generic_plan"
+    )
+    triggers = [
+        (t, op, "openpars_floor_rows_changed") for t, ops in _FLOOR_TRIGGERS.items() for op in ops
+    ]
+    triggers += [("persons", op, "openpars_floor_column_guard") for op in ("INSERT", "UPDATE")]
+    for table, op, function in triggers:
+        # "floor_" sorts before "visibility_": on involvements and arrests the column is
+        # recomputed before the visibility triggers run (both lock persons in id order).
+        statements.append(
+            f"CREATE OR REPLACE TRIGGER floor_{table}_{op.lower()} AFTER {op} ON {table} "
+            f"{_TRANSITION_TABLES[op]}FOR EACH STATEMENT "
+            f"EXECUTE FUNCTION {function}()"
+        )
+    return statements
+
+
 def _policies() -> list[str]:
     statements: list[str] = []
     for table in FLOOR_CONDITIONS:
@@ -224,7 +369,7 @@ def _grants() -> list[str]:
 
 def rls_ddl() -> list[str]:
     """The external role, its grants, and forced RLS with restrictive floor policies."""
-    return [*_role_ddl(), *_floor_functions(), *_policies(), *_grants()]
+    return [*_role_ddl(), *_floor_functions(), *_floor_column(), *_policies(), *_grants()]
 
 
 def require_external_session(session: Session) -> None:

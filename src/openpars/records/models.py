@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -72,6 +73,15 @@ class Person(Base):
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # PostgreSQL: whether the site floor in force admits this person at all (an involvement in
+    # a role the floor allows, of a known adult unless the floor admits juveniles, on an arrest
+    # neither sealed nor expunged), which the external role's row-level security policy on
+    # persons reads instead of proving it again for every row (access.rls). Kept by database
+    # triggers in the transaction of every change it depends on and refused to any other
+    # writer; the application never writes it and its own reads never use it (they carry their
+    # own predicate, access.filters). Deferred: no ORM read loads it. On SQLite, which has no
+    # row-level security, nothing keeps or reads it (it stays false).
+    floor_visible: Mapped[bool] = mapped_column(server_default=text("false"), deferred=True)
 
     aliases: Mapped[list[PersonAlias]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="PersonAlias.id"
