@@ -184,13 +184,26 @@ def _sqlite_ddl() -> list[str]:
     ]
 
 
+# PL/pgSQL: the persons an involvements trigger's statement touched, into `ids`, from its
+# transition tables (both sides of an update: a person moved off an involvement changes too).
+# Shared by the visibility triggers below and the floor column's (access.rls).
+INVOLVEMENT_PERSON_IDS = """IF TG_OP = 'INSERT' THEN
+      SELECT array_agg(DISTINCT person_id) INTO ids FROM new_rows;
+    ELSIF TG_OP = 'UPDATE' THEN
+      SELECT array_agg(DISTINCT p) INTO ids FROM (
+        SELECT person_id AS p FROM old_rows UNION SELECT person_id FROM new_rows) AS c;
+    ELSE
+      SELECT array_agg(DISTINCT person_id) INTO ids FROM old_rows;
+    END IF;"""
+
+
 # PostgreSQL: statement-level triggers over transition tables, so a batch intake runs each
 # once per statement. A writer locks the persons it touches (and, for involvements and
 # charges, shares a lock on their arrests) before removing and marking them, so that two
 # transactions changing one person's visibility are serialized and the later one recomputes
 # it from the earlier one's committed state; recomputing from a stale snapshot could
 # otherwise put back a person another transaction had just hidden.
-_PG_FUNCTION = """
+_PG_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION openpars_visibility_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   ids integer[];
@@ -199,13 +212,8 @@ BEGIN
   IF TG_TABLE_NAME = 'involvements' THEN
     IF TG_OP = 'INSERT' THEN
       PERFORM 1 FROM arrests WHERE id IN (SELECT arrest_id FROM new_rows) ORDER BY id FOR SHARE;
-      SELECT array_agg(DISTINCT person_id) INTO ids FROM new_rows;
-    ELSIF TG_OP = 'UPDATE' THEN
-      SELECT array_agg(DISTINCT p) INTO ids FROM (
-        SELECT person_id AS p FROM old_rows UNION SELECT person_id FROM new_rows) AS c;
-    ELSE
-      SELECT array_agg(DISTINCT person_id) INTO ids FROM old_rows;
     END IF;
+    {INVOLVEMENT_PERSON_IDS}
   ELSIF TG_TABLE_NAME = 'charges' THEN
     IF TG_OP = 'INSERT' THEN
       PERFORM 1 FROM arrests WHERE id IN (SELECT arrest_id FROM new_rows) ORDER BY id FOR SHARE;
@@ -242,7 +250,7 @@ BEGIN
   INSERT INTO visibility_pending (person_id) SELECT unnest(ids) ON CONFLICT DO NOTHING;
   RETURN NULL;
 END $$
-"""
+"""  # noqa: S608 - constants
 
 
 def _pg_ddl() -> list[str]:

@@ -20,6 +20,7 @@ import json
 
 from sqlalchemy.orm import Session
 
+from openpars.access.models import INVOLVEMENT_PERSON_IDS
 from openpars.agreements.floor import SiteFloor
 from openpars.db import EXTERNAL_SESSION, register_schema_ddl
 
@@ -224,14 +225,7 @@ BEGIN
     IF TG_OP <> 'DELETE' THEN
       PERFORM 1 FROM arrests WHERE id IN (SELECT arrest_id FROM new_rows) ORDER BY id FOR SHARE;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-      SELECT array_agg(DISTINCT person_id) INTO ids FROM new_rows;
-    ELSIF TG_OP = 'UPDATE' THEN
-      SELECT array_agg(DISTINCT p) INTO ids FROM (
-        SELECT person_id AS p FROM old_rows UNION SELECT person_id FROM new_rows) AS c;
-    ELSE
-      SELECT array_agg(DISTINCT person_id) INTO ids FROM old_rows;
-    END IF;
+    {INVOLVEMENT_PERSON_IDS}
   ELSE
     SELECT array_agg(DISTINCT i.person_id) INTO ids FROM involvements i WHERE i.arrest_id IN (
       SELECT n.id FROM new_rows n LEFT JOIN old_rows o ON o.id = n.id
