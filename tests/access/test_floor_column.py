@@ -405,31 +405,27 @@ _ADD = (
 _SEAL = "UPDATE arrests SET sealed_at = now() WHERE id = :a"
 
 
-def test_an_involvement_added_while_its_arrest_is_being_sealed_is_hidden(
-    fresh_db: Database, external_engine: Engine
+@pytest.mark.parametrize(
+    "seal_first",
+    [
+        # The seal first, uncommitted: the new involvement's recompute must wait for it, or it
+        # would compute "visible" from a snapshot where the arrest is still open.
+        pytest.param(True, id="involvement-added-while-arrest-being-sealed"),
+        # The involvement first, uncommitted: the seal must see it once it commits.
+        pytest.param(False, id="arrest-sealed-while-involvement-being-added"),
+    ],
+)
+def test_a_seal_and_a_new_involvement_in_flight_together_leave_the_person_hidden(
+    fresh_db: Database, external_engine: Engine, seal_first: bool
 ) -> None:
-    # The seal first, uncommitted; the new involvement's recompute must wait for it, or it
-    # would compute "visible" from a snapshot where the arrest is still open.
     arrest, newcomer = _lone_arrest(fresh_db)
+    seal, add = (_SEAL, {"a": arrest}), (_ADD, {"a": arrest, "p": newcomer})
+    first_statement, second_statement = (seal, add) if seal_first else (add, seal)
     assert isinstance(fresh_db.bind, Engine)
     with fresh_db.bind.connect() as first:
         tx = first.begin()
-        first.execute(text(_SEAL), {"a": arrest})
-        worker = _in_thread(fresh_db.bind, [(_ADD, {"a": arrest, "p": newcomer})])
-        _waits_then_finishes(worker, tx.commit)
-    _check(fresh_db, external_engine)
-
-
-def test_an_arrest_sealed_while_an_involvement_is_being_added_hides_it(
-    fresh_db: Database, external_engine: Engine
-) -> None:
-    # The involvement first, uncommitted; the seal must see it once it commits.
-    arrest, newcomer = _lone_arrest(fresh_db)
-    assert isinstance(fresh_db.bind, Engine)
-    with fresh_db.bind.connect() as first:
-        tx = first.begin()
-        first.execute(text(_ADD), {"a": arrest, "p": newcomer})
-        worker = _in_thread(fresh_db.bind, [(_SEAL, {"a": arrest})])
+        first.execute(text(first_statement[0]), first_statement[1])
+        worker = _in_thread(fresh_db.bind, [second_statement])
         _waits_then_finishes(worker, tx.commit)
     _check(fresh_db, external_engine)
 
