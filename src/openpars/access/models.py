@@ -98,7 +98,7 @@ class RateSlot(Base):
     __table_args__ = (
         CheckConstraint("kind IN (0, 1)", name="ck_rate_slots_kind"),
         CheckConstraint("slot >= 0", name="ck_rate_slots_slot"),
-        # A claim takes the oldest place of its window: the walk starts here.
+        # A claim takes the oldest free place of its window: the walk (from a hint) is here.
         Index("ix_rate_slots_oldest", "kind", "owner_id", "at_us"),
     )
 
@@ -106,7 +106,8 @@ class RateSlot(Base):
     kind: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
     owner_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    # When the place was last taken, in microseconds since the epoch (0: never).
+    # When the place was last taken, in microseconds since the epoch (never: the place's own
+    # number on PostgreSQL, 0 on SQLite and in windows grown before; long past either way).
     at_us: Mapped[int] = mapped_column(BigInteger)
 
 
