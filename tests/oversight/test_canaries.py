@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from openpars.audit import log
 from openpars.audit import repository as repo
@@ -149,6 +150,26 @@ def test_the_canary_is_found_among_many_subjects_by_person_or_by_arrest_alone(
     keys = [f.dedupe_key for f in flags(db)]
     assert keys == [f"entry:{i}" for i in (by_person, by_arrest, again)]
     assert f"entry:{clean}" not in keys
+
+
+def test_an_external_entry_written_without_its_content_is_refused(
+    client: TestClient, db: Database, world: World
+) -> None:
+    # PostgreSQL tests the canaries against the ids on the entry's own row; a write path that
+    # left the content out (so no other check could read what the entry says) is refused.
+    site = build(client, db, world)
+    if db.dialect != "postgresql":
+        pytest.skip("SQLite's trigger reads the row's ids in its WHEN; no function to refuse")
+    event = _read(site, world, external=True)
+    with pytest.raises(DBAPIError, match="without its content"), db.session() as s:
+        s.connection().exec_driver_sql(
+            "INSERT INTO audit_entries (at, kind, action, outcome, user_id, agency_id, "
+            "agreement_id, commitment, person_ids, arrest_ids) VALUES (now(), 'search', "
+            "'person.search', 'ok', %(u)s, %(a)s, %(g)s, %(c)s, ARRAY[]::bigint[], "
+            "ARRAY[]::bigint[])",
+            {"u": event.user_id, "a": event.agency_id, "g": event.agreement_id, "c": b"x" * 32},
+        )
+    assert flags(db) == []
 
 
 def test_internal_and_refused_entries_naming_a_canary_raise_nothing(
