@@ -24,8 +24,8 @@ window (``_HINTS``), below which lie only the index entries of places taken sinc
 taken place moves to the end of the order). An update leaves its old index entry behind until
 vacuum or a later scan removes it, and while any transaction of the cluster is older than the
 update (a long report, a backup's snapshot) none is removed: a walk from the start of the
-window, or down from a minute ago, met every place taken since, one more per request
-(0.15 -> 0.7 ms of server CPU over 6,000 claims; docs/benchmarks.md, Search, h12pg3). The
+window, or down from a minute ago in a window with places to spare (after any burst), met
+the entries of the places taken since, one more per request (0.17 -> 0.72 ms of server CPU over 6,000 claims; docs/benchmarks.md, Search, h12pg3). The
 hint is a guess only: if no free place lies above it, the same statement walks the window
 from the start, so a stale or wrong hint never refuses a request that has a free place. A
 new place holds its own number as its last use (an instant long past, distinct for each), so
