@@ -25,11 +25,12 @@ taken place moves to the end of the order). An update leaves its old index entry
 vacuum or a later scan removes it, and while any transaction of the cluster is older than the
 update (a long report, a backup's snapshot) none is removed: a walk from the start of the
 window, or down from a minute ago in a window with places to spare (after any burst), met
-the entries of the places taken since, one more per request (0.17 -> 0.72 ms of server CPU over 6,000 claims; docs/benchmarks.md, Search, h12pg3). The
-hint is a guess only: if no free place lies above it, the same statement walks the window
-from the start, so a stale or wrong hint never refuses a request that has a free place. A
-new place holds its own number as its last use (an instant long past, distinct for each), so
-the walk never wades through a run of equal values either.
+the entries of the places taken since, one more per request (0.17 -> 0.72 ms of server CPU
+over 6,000 claims; docs/benchmarks.md, Search, h12pg3). The hint is a guess only: if no free
+place lies above it, the same statement walks the window from the start, so a stale or wrong
+hint never refuses a request that has a free place. A new place holds its own number as its
+last use (an instant long past, distinct for each), so the walk never wades through a run of
+equal values either.
 """
 
 from __future__ import annotations
