@@ -106,7 +106,8 @@ def entries_by(
     compared with =, e.g. a correlated one) or in ``keys`` (a select or a list), with
     start <= at < end (<= end with ``end_inclusive``), integrated or not, each once."""
     table = AuditUserEntry if column == "user_id" else AuditAgencyEntry
-    entry = AuditEntry.__table__
+    # Aliased: the caller's statement may read audit_entries itself (a correlated count).
+    entry = AuditEntry.__table__.alias("tail")
 
     def where(key: Any, at: Any) -> list[ColumnElement[bool]]:
         found = [key == keys if isinstance(keys, ColumnElement) else key.in_(keys)]
@@ -116,8 +117,12 @@ def entries_by(
             found.append(at <= end if end_inclusive else at < end)
         return found
 
-    indexed = select(table.entry_id.label("entry_id")).where(
-        *where(getattr(table, column), table.at)
+    # Correlated to whatever else ``keys`` and the bounds name (a compound select inside IN
+    # is not correlated by default).
+    indexed = (
+        select(table.entry_id.label("entry_id"))
+        .where(*where(getattr(table, column), table.at))
+        .correlate_except(table)
     )
     if dialect == "postgresql":
         tail: ColumnElement[bool] = entry.c.id == func.any(
@@ -131,5 +136,9 @@ def entries_by(
             .scalar_subquery()
         )
         tail = entry.c.id > func.coalesce(last, 0)
-    pending = select(entry.c.id.label("entry_id")).where(tail, *where(entry.c[column], entry.c.at))
+    pending = (
+        select(entry.c.id.label("entry_id"))
+        .where(tail, *where(entry.c[column], entry.c.at))
+        .correlate_except(entry, AuditLeaf, AuditPending)
+    )
     return union_all(indexed, pending)

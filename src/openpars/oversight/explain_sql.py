@@ -323,12 +323,9 @@ def _sweeps(
             start=_shift(f.at, -rules.sweep_window, dialect),
             end=_shift(f.at, rules.sweep_window, dialect),
             end_inclusive=True,
-        ).subquery("near")
+        )
         count = (
-            select(func.count())
-            .select_from(near.join(e, e.id == near.c.entry_id))
-            .where(*external)
-            .scalar_subquery()
+            select(func.count()).select_from(e).where(e.id.in_(near), *external).scalar_subquery()
         )
         return count, None
     w = rules.sweep_window
