@@ -123,8 +123,7 @@ def rate_slots_ddl(dialect: str) -> list[str]:
     if dialect != "postgresql":
         return []
     return [
-        "CREATE UNIQUE INDEX IF NOT EXISTS ux_rate_slots_place ON rate_slots "
-        "(kind, owner_id, slot)"
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_rate_slots_place ON rate_slots (kind, owner_id, slot)"
     ]
 
 

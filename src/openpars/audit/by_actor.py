@@ -8,8 +8,9 @@ entry table has no index of its own by user or by agency. The integrator copies 
 user or agency goes through this module, which reads the table UNION ALL the entries not
 integrated yet (SQLite: above the last leaf, by rowid; PostgreSQL: those in ``audit_pending``,
 by primary key), as ``repository.entries_naming`` does for subjects. One statement's snapshot
-finds every entry in exactly one of the two places: an entry appended a moment ago is counted
-by rate limits, receipts and detectors like any other.
+finds every entry in exactly one of the two places: an entry appended a moment ago is found by
+a user's own entries, the detectors, the reports and the transparency counts like any other
+(the rate limits never read the log: access.rate keeps its own windows).
 """
 
 from __future__ import annotations
