@@ -42,7 +42,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from openpars.db import Base, JSONDoc, UTCDateTime, register_schema_ddl, utcnow
+from openpars.db import (
+    DIALECT_INDEXES,
+    Base,
+    JSONDoc,
+    UTCDateTime,
+    register_schema_ddl,
+    utcnow,
+)
 from openpars.records.models import NameKey, Person
 
 
@@ -128,6 +135,7 @@ def rate_slots_ddl(dialect: str) -> list[str]:
 
 
 register_schema_ddl(rate_slots_ddl)
+DIALECT_INDEXES.add("ux_rate_slots_place")
 
 
 class VisibilityPending(Base):
