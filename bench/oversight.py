@@ -89,7 +89,7 @@ CASE_PURPOSE = "criminal-investigation"
 WARRANT_PURPOSE = "warrant-check"
 CANARY_PERSONS = (11, 21, 31)
 # Bump when the generated shape or the schema changes: a kept database is then regenerated.
-GENERATOR = 2
+GENERATOR = 3
 
 
 # --- dialect pieces ---------------------------------------------------------------------------
@@ -370,6 +370,14 @@ def _statements(d: Dialect, shape: Shape) -> dict[str, str]:
         "audit_person_entries": prefix
         + f"INSERT INTO audit_person_entries (person_id, entry_id) SELECT ({e['person']}) + ks.k, "
         f"i FROM {src}, {d.small(12)} WHERE ks.k < ({e['count']})",
+        # And in the index by user and by agency (audit.by_actor.index_actors), from the
+        # entries just written, sorted as the integrator writes a batch.
+        "audit_user_entries": "INSERT INTO audit_user_entries (user_id, at, entry_id) "
+        "SELECT user_id, at, id FROM audit_entries WHERE id BETWEEN :lo AND :hi "
+        "AND user_id IS NOT NULL ORDER BY 1, 2, 3",
+        "audit_agency_entries": "INSERT INTO audit_agency_entries (agency_id, at, entry_id) "
+        "SELECT agency_id, at, id FROM audit_entries WHERE id BETWEEN :lo AND :hi "
+        "AND agency_id IS NOT NULL ORDER BY 1, 2, 3",
     }
 
 
@@ -563,6 +571,8 @@ def _drop_day(conn: Any, lo: int) -> None:
     )
     for table in (
         "oversight_flag_entries",
+        "audit_user_entries",
+        "audit_agency_entries",
         "audit_leaves",
         "audit_entry_contents",
     ):
@@ -607,6 +617,8 @@ ENTRY_TABLES = [
     "audit_entry_contents",
     "audit_leaves",
     "audit_person_entries",
+    "audit_user_entries",
+    "audit_agency_entries",
 ]
 RECORD_TABLES = ["persons", "arrests", "involvements", "charges", "charging_decisions"]
 

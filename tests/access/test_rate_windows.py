@@ -21,6 +21,7 @@ from openpars.access.schemas import PersonQuery, ReadContext
 from openpars.db import Database, utcnow
 from openpars.errors import TooManyRequests
 from openpars.identity.principal import Principal
+from openpars.prepared import connection_of
 from openpars.records.enums import InvolvementRole
 from tests.access import data
 from tests.access.agreements import activate, default_scope
@@ -191,9 +192,7 @@ def _claims_walk(db: Database) -> int:
     included: a scan does not know an entry is dead until it has fetched its row)."""
     with db.session() as s:
         return int(
-            s.scalar(
-                text("SELECT pg_stat_get_xact_tuples_returned('ix_rate_slots_oldest'::regclass)")
-            )
+            s.scalar(text("SELECT pg_stat_get_xact_tuples_returned('pk_rate_slots'::regclass)"))
             or 0
         )
 
@@ -236,3 +235,26 @@ def test_a_wrong_hint_never_refuses_a_request_that_has_a_free_place(
     assert _decide(db, ice, t0 + timedelta(minutes=1, microseconds=1)) is None
     assert _decide(db, ice, t0 + timedelta(minutes=1, microseconds=1)) is None
     assert _decide(db, ice, t0 + timedelta(minutes=1, microseconds=1)) == pytest.approx(60.0)
+
+
+@pytest.mark.skipif(
+    BACKEND != "postgresql", reason="SQLite grows a window under the request's write lock"
+)
+def test_a_grower_that_saw_an_older_window_cannot_add_a_taken_place_again(
+    db: Database, world: World
+) -> None:
+    """A place's key holds its last use (the claim walks places by it), so a place taken since
+    a concurrent grower read the window is no longer the row it would insert: only the unique
+    index on (kind, owner, slot) stops a second place 0 (one more admitted a minute)."""
+    _seed(db, world, per_user=10_000, per_agency=100_000)
+    ice = world.principals["ice"]
+    assert _decide(db, ice, utcnow()) is None  # the window grows to GROWTH places, one taken
+    stale = rate.Claim(rate.Window(rate.USER, ice.user_id, 10_000), None, None, None, None)
+    with db.session() as s:
+        rate._grow(connection_of(s), stale)
+        slots = s.scalars(
+            select(RateSlot.slot).where(
+                RateSlot.kind == rate.USER, RateSlot.owner_id == ice.user_id
+            )
+        ).all()
+    assert sorted(slots) == list(range(rate.GROWTH))

@@ -209,6 +209,31 @@ def test_exact_counts_by_agency_purpose_and_outcome(db: Database, scene: Scene) 
     }
 
 
+def test_the_counts_do_not_wait_for_the_integrator(db: Database, scene: Scene) -> None:
+    """The month's entries are read by agency and instant (audit.by_actor): the integrator's
+    index and the entries it has not reached. A read not integrated yet is counted as it will be
+    once integrated, at every step of a batched integration."""
+    from openpars.audit import log
+    from openpars.audit import repository as audit_repo
+
+    with db.session() as s:
+        cats = tr.categories(s)
+        assert audit_repo.has_pending(s)
+        expected = tr.exact_counts(s, scene.month, cats, bound=None)
+        clamped = tr.exact_counts(s, scene.month, cats, bound=3)
+    assert sum(expected.values()) == 14
+    steps = 0
+    while True:
+        with db.session() as s:
+            assert tr.exact_counts(s, scene.month, cats, bound=None) == expected, steps
+            assert tr.exact_counts(s, scene.month, cats, bound=3) == clamped, steps
+        with db.session() as s:
+            if log.integrate(s, limit=3) == 0:
+                break
+        steps += 1
+    assert steps > 2
+
+
 def test_a_refusal_through_the_api_is_counted_by_its_class(
     client: TestClient, db: Database, world: World, scene: Scene
 ) -> None:

@@ -35,13 +35,21 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from openpars.db import Base, JSONDoc, UTCDateTime, register_schema_ddl, utcnow
+from openpars.db import (
+    DIALECT_INDEXES,
+    Base,
+    JSONDoc,
+    UTCDateTime,
+    register_schema_ddl,
+    utcnow,
+)
 from openpars.records.models import NameKey, Person
 
 
@@ -98,17 +106,37 @@ class RateSlot(Base):
     __table_args__ = (
         CheckConstraint("kind IN (0, 1)", name="ck_rate_slots_kind"),
         CheckConstraint("slot >= 0", name="ck_rate_slots_slot"),
-        # A claim takes the oldest free place of its window: the walk (from a hint) is here.
-        Index("ix_rate_slots_oldest", "kind", "owner_id", "at_us"),
+        # Keyed by what a claim looks up: a window's places by their last use (a claim walks
+        # them from its instant down). On SQLite the table is this one B-tree (no rowid, no
+        # other index), so taking a place rewrites one page of it, not a table page and an
+        # index page. A place (kind, owner, slot) is unique: on SQLite the request holds the
+        # only write lock while it grows a window; on PostgreSQL a unique index says so
+        # (rate_slots_ddl), which concurrent growers conflict on.
+        PrimaryKeyConstraint("kind", "owner_id", "at_us", "slot", name="pk_rate_slots"),
+        {"sqlite_with_rowid": False},
     )
 
     # 0: a user's window, 1: an agency's (owner_id is then a user's or an agency's id).
-    kind: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    owner_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[int] = mapped_column(SmallInteger, autoincrement=False)
+    owner_id: Mapped[int] = mapped_column(Integer, autoincrement=False)
+    slot: Mapped[int] = mapped_column(Integer, autoincrement=False)
     # When the place was last taken, in microseconds since the epoch (never: the place's own
     # number on PostgreSQL, 0 on SQLite and in windows grown before; long past either way).
-    at_us: Mapped[int] = mapped_column(BigInteger)
+    at_us: Mapped[int] = mapped_column(BigInteger, autoincrement=False)
+
+
+def rate_slots_ddl(dialect: str) -> list[str]:
+    """PostgreSQL: each place of a window once (the growers' ON CONFLICT is on it). SQLite's
+    single writer grows a window inside the request's write lock, so no second index there."""
+    if dialect != "postgresql":
+        return []
+    return [
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_rate_slots_place ON rate_slots (kind, owner_id, slot)"
+    ]
+
+
+register_schema_ddl(rate_slots_ddl)
+DIALECT_INDEXES.add("ux_rate_slots_place")
 
 
 class VisibilityPending(Base):

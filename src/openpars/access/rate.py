@@ -310,11 +310,17 @@ _PG_GROW = (
     "SELECT k, o, g, g FROM (SELECT %s::smallint AS k, %s::integer AS o) AS w, "
     "generate_series(%s::integer, %s::integer) AS g ON CONFLICT DO NOTHING"
 )
-# The windows' kinds differ (one user's, one agency's), so a place is known by its kind.
-_SQLITE_CLAIM = "UPDATE rate_slots SET at_us = ? WHERE rowid IN (@pick@) RETURNING kind, slot"
+# The windows' kinds differ (one user's, one agency's), so a place is known by its kind. The
+# places are picked first (materialised: the update moves each in the B-tree, whose key
+# includes its instant), then each updated by its whole key.
+_SQLITE_CLAIM = (
+    "UPDATE rate_slots SET at_us = ? FROM (@pick@) AS p WHERE rate_slots.kind = p.kind "
+    "AND rate_slots.owner_id = p.owner_id AND rate_slots.at_us = p.at_us "
+    "AND rate_slots.slot = p.slot RETURNING rate_slots.kind, rate_slots.slot"
+)
 _SQLITE_PICK = (
-    "SELECT * FROM (SELECT rowid FROM rate_slots WHERE kind = ? AND owner_id = ? AND slot < ? "
-    "AND at_us < ? ORDER BY at_us DESC LIMIT 1)"
+    "SELECT * FROM (SELECT kind, owner_id, at_us, slot FROM rate_slots WHERE kind = ? "
+    "AND owner_id = ? AND slot < ? AND at_us < ? ORDER BY at_us DESC LIMIT 1)"
 )
 _SQLITE_SET = "UPDATE rate_slots SET at_us = ? WHERE kind = ? AND owner_id = ? AND slot = ?"
 _SQLITE_FULL = (

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from openpars.audit import merkle, service
+from openpars.audit import by_actor, merkle, service
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent
 from openpars.audit.models import AuditCheckpoint
@@ -157,6 +157,8 @@ def integrate_batch(session: Session, *, limit: int = INTEGRATE_BATCH) -> Integr
     repo.insert_nodes(session, nodes)
     # With its leaves, the batch enters the subject index (repository.entries_naming).
     repo.index_subjects(session, [entry_id for entry_id, _ in pending])
+    # And the index by user and by agency (audit.by_actor).
+    by_actor.index_actors(session, [entry_id for entry_id, _ in pending])
     repo.dequeue(session, [entry_id for entry_id, _ in pending])
     new = merkle.Frontier(size + len(pending), tuple(hashes))
     return Integrated(len(pending), new.size, merkle.root_from_frontier(new))

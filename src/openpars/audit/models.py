@@ -8,7 +8,6 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     SmallInteger,
@@ -32,10 +31,9 @@ class AuditEntry(Base):
     """One audited act. The commitment binds the salted canonical content; it never changes."""
 
     __tablename__ = "audit_entries"
-    __table_args__ = (
-        Index("ix_audit_entries_user_at", "user_id", "at"),
-        Index("ix_audit_entries_agency_at", "agency_id", "at"),
-    )
+    # No index but the primary key: an append writes the entry at the end of its B-tree and
+    # nowhere else. Entries by user or agency and instant are in AuditUserEntry and
+    # AuditAgencyEntry, kept by the integrator (issue 12).
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -98,6 +96,34 @@ class AuditArrestEntry(Base):
     __table_args__ = ({"sqlite_with_rowid": False},)
 
     arrest_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    entry_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+
+
+class AuditUserEntry(Base):
+    """The index by user and instant of integrated entries: (user, at, entry), nothing else.
+
+    What an index on audit_entries (user_id, at) would hold, written by the integrator with
+    the batch's leaves (``by_actor.index_actors``), one sorted INSERT ... SELECT a batch, so
+    that an append does not write a page of it. Read only through ``by_actor``, which adds the
+    entries not integrated yet: an entry is counted from the moment it commits. Append-only.
+    """
+
+    __tablename__ = "audit_user_entries"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    user_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+
+
+class AuditAgencyEntry(Base):
+    """The index by agency and instant of integrated entries; see AuditUserEntry."""
+
+    __tablename__ = "audit_agency_entries"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    agency_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
     entry_id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=False)
 
 
@@ -190,6 +216,8 @@ _IMMUTABLE_TABLES = {
         "audit_entries",
         "audit_person_entries",
         "audit_arrest_entries",
+        "audit_user_entries",
+        "audit_agency_entries",
         "audit_leaves",
         "audit_nodes",
         "audit_checkpoints",

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openpars.audit import checkpoints, merkle
+from openpars.audit import by_actor, checkpoints, merkle
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditKind, event_by
 from openpars.audit.log import inclusion_proof
@@ -177,7 +177,9 @@ def own_entries(
     knowing the ids the API's header named. Not audited: see ``audited_own_entries``."""
     if principal.user_id is None:
         return OwnEntries([], None)
-    query = select(AuditEntry).where(AuditEntry.user_id == principal.user_id)
+    # By user through by_actor: the integrator's index and the entries not integrated yet.
+    mine = by_actor.entries_by(session.get_bind().dialect.name, "user_id", [principal.user_id])
+    query = select(AuditEntry).where(AuditEntry.id.in_(mine))
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))

@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.schema import SchemaItem
 from sqlalchemy.sql.elements import TextClause
 
+from openpars.audit import by_actor
 from openpars.audit.models import AuditEntryContent
 from openpars.db import UTCDateTime
 from openpars.identity.models import Agency
@@ -84,8 +85,8 @@ OFF_HOURS = "off_hours"
 DORMANT = "dormant_account"
 
 # An external read in the log: made under an agreement, a search or a read, answered.
-# The agency test first: (agency_id, at) is the index a period reads by (there is none on the
-# instant alone), one range per outside agency.
+# A period is read by agency and instant (audit.by_actor: the integrator's index and the tail
+# not integrated yet; there is no index on the instant alone), one range per outside agency.
 _OUTSIDE = "(SELECT id FROM agencies WHERE kind = 'external')"
 
 
@@ -98,6 +99,15 @@ def _external(e: str) -> str:
 
 
 _EXTERNAL = _external("e")
+
+
+def _outside_in(e: str, dialect: str, lo: str = "start", hi: str = "end") -> str:
+    """The entry ``e`` is an outside agency's with ``:lo`` <= at < ``:hi``, found by agency and
+    instant (``by_actor``), not by a scan of the log."""
+    period = by_actor.entries_by_sql(dialect, "agency_id", _OUTSIDE, lo, hi)
+    return f"{e}.id IN ({period}) AND {e}.at >= :{lo} AND {e}.at < :{hi}"
+
+
 # A fact of an outside agency whose entry was not shredded.
 _KEPT = (
     f"f.agency_id IN {_OUTSIDE} AND "  # noqa: S608 - constants
@@ -214,9 +224,10 @@ def _draft(
 
 def _day_entries(session: Session, user_id: int, day: str, extra: str = "TRUE") -> list[_Entry]:
     start = _parse_day(day)
+    by_user = by_actor.entries_by_sql(_dialect(session), "user_id", "(:u)", "d0", "d1")
     return _entries(
         session,
-        f"e.user_id = :u AND e.at >= :d0 AND e.at < :d1 AND {extra}",
+        f"e.id IN ({by_user}) AND e.user_id = :u AND e.at >= :d0 AND e.at < :d1 AND {extra}",
         {"u": user_id, "d0": start, "d1": start + timedelta(days=1)},
         "d0",
         "d1",
@@ -293,7 +304,7 @@ def _history_days(
         statement = (
             "SELECT u.user_id, u.day, u.reads, u.hours FROM oversight_user_days u "  # noqa: S608
             f"WHERE u.agency_id IN {_OUTSIDE} AND u.day >= :dh AND u.day < :ds "
-            f"AND {busy.replace('e.user_id IN', 'u.user_id IN', 1)} "
+            f"AND {busy.replace('e.user_id', 'u.user_id', 1)} "
             f"UNION ALL SELECT e.user_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "
             f"FROM {_not_in_user_days(dialect)} JOIN audit_entries e ON e.id = x.entry_id "
             f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :start AND {busy} "
@@ -303,8 +314,8 @@ def _history_days(
     else:
         statement = (
             f"SELECT e.user_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "  # noqa: S608
-            f"FROM audit_entries e WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :start "
-            f"AND {busy} GROUP BY e.user_id, {day}"
+            f"FROM audit_entries e WHERE {_outside_in('e', dialect, 'h', 'start')} "
+            f"AND {_EXTERNAL} AND {busy} GROUP BY e.user_id, {day}"
         )
     days: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
     for user_id, d, n, mask in session.execute(_sql(statement, "h", "start", "end"), params).all():
@@ -321,12 +332,19 @@ def _busy_users(dialect: str, period: DetectionPeriod | None) -> str:
     if period is None:
         return "TRUE"
     day = _day("b.at", dialect)
-    return (
-        "e.user_id IN (SELECT b.user_id FROM audit_entries b WHERE "  # noqa: S608 - constants
+    busy = (
+        "SELECT b.user_id FROM audit_entries b WHERE "  # noqa: S608 - constants
+        + _outside_in("b", dialect)
+        + " AND "
         + _external("b")
-        + f" AND b.at >= :start AND b.at < :end GROUP BY b.user_id, {day} "
-        "HAVING COUNT(*) >= :least)"
+        + f" GROUP BY b.user_id, {day} HAVING COUNT(*) >= :least"
     )
+    if dialect == "postgresql":
+        # Read once (an InitPlan). As IN (subquery), a day past the statistics (the day just
+        # appended) was estimated at one row, and the planner ran the aggregate again for each
+        # of the day's entries: 0.76 s instead of 14 ms at 1M (docs/benchmarks.md, h12lite4).
+        return f"e.user_id = ANY(ARRAY({busy}))"
+    return f"e.user_id IN ({busy})"
 
 
 def volume_burst(
@@ -341,7 +359,7 @@ def volume_burst(
     rows = session.execute(
         _sql(
             f"SELECT e.user_id, {day} AS d, COUNT(*) FROM audit_entries e "  # noqa: S608
-            f"WHERE {_EXTERNAL} AND e.at >= :start AND e.at < :end "
+            f"WHERE {_outside_in('e', dialect)} AND {_EXTERNAL} "
             f"AND {_busy_users(dialect, period)} GROUP BY e.user_id, {day}",
             "start",
             "end",
@@ -416,7 +434,7 @@ def off_hours(
     rows = session.execute(
         _sql(
             f"SELECT e.user_id, {day} AS d, {hour} AS h, COUNT(*) FROM audit_entries e "  # noqa: S608
-            f"WHERE {_EXTERNAL} AND e.at >= :start AND e.at < :end AND {busy} "
+            f"WHERE {_outside_in('e', dialect)} AND {_EXTERNAL} AND {busy} "
             f"GROUP BY e.user_id, {day}, {hour}",
             "start",
             "end",
@@ -488,7 +506,7 @@ def enumeration_wildcard(
     )
     entries = _entries(
         session,
-        "e.action = 'person.search' AND e.at >= :start AND e.at < :end AND EXISTS (SELECT 1 "  # noqa: S608 - fixed fragments
+        f"{_outside_in('e', dialect)} AND e.action = 'person.search' AND EXISTS (SELECT 1 "  # noqa: S608 - fixed fragments
         f"FROM ({read}) AS n WHERE {name} IS NOT NULL AND ({pattern}))",
         {"start": p.start, "end": p.end, "letters": t.wildcard_letters},
         "start",
@@ -569,8 +587,8 @@ def enumeration_zero_hits(
     rows = session.execute(
         _sql(
             f"SELECT e.user_id, {day} AS d, COUNT(*), SUM(CASE WHEN {empty} THEN 1 ELSE 0 END) "  # noqa: S608
-            f"FROM audit_entries e WHERE {_EXTERNAL} AND e.kind = 'search' AND {leaf} "
-            f"AND e.at >= :start AND e.at < :end GROUP BY e.user_id, {day} "
+            f"FROM audit_entries e WHERE {_outside_in('e', dialect)} AND {_EXTERNAL} "
+            f"AND e.kind = 'search' AND {leaf} GROUP BY e.user_id, {day} "
             "HAVING COUNT(*) >= :n",
             "start",
             "end",
@@ -1314,7 +1332,7 @@ def dormant_account(
     drafts: list[FlagDraft] = []
     departed = _entries(
         session,
-        "e.at >= :start AND e.at < :end AND EXISTS (SELECT 1 FROM users u WHERE u.id = "
+        f"{_outside_in('e', dialect)} AND EXISTS (SELECT 1 FROM users u WHERE u.id = "  # noqa: S608 - fixed fragments
         "e.user_id AND u.disabled_at IS NOT NULL AND e.at >= u.disabled_at)",
         {"start": p.start, "end": p.end},
         "start",
@@ -1337,7 +1355,7 @@ def dormant_account(
             SELECT id, user_id, at, prev FROM (
                 SELECT e.id, e.user_id, e.at, LAG(e.at) OVER (
                     PARTITION BY e.user_id ORDER BY e.at, e.id) AS prev
-                FROM audit_entries e WHERE {_EXTERNAL} AND e.at >= :start AND e.at < :end
+                FROM audit_entries e WHERE {_outside_in("e", dialect)} AND {_EXTERNAL}
             ) w WHERE w.prev IS NULL OR w.prev <= {_minus("w.at", dialect)}
             """,  # noqa: S608 - fixed fragments
             "start",
@@ -1377,24 +1395,29 @@ def dormant_account(
 def _last_before(session: Session, users: set[int], moment: datetime) -> dict[int, datetime]:
     """Each user's last external read before ``moment``, else their account's creation if that
     was before it (a new account's first read is not a dormant one's); users with neither are
-    left out. One statement per 500 users, each user's latest read one probe of the (user,
-    instant) index from its end; not one statement (and one ORM load) per user."""
+    left out. One statement per 500 users, each user's latest integrated read one probe of
+    the index by user and instant (``by_actor``) from its end, and the latest of the entries
+    not integrated yet (few); not one statement (and one ORM load) per user."""
     found: dict[int, datetime] = {}
     wanted = sorted(users)
+    pending = by_actor.pending_sql(_dialect(session))
     for start in range(0, len(wanted), 500):
         chunk = ",".join(str(int(u)) for u in wanted[start : start + 500])
         rows = session.execute(
             _sql(
-                "SELECT u.id, (SELECT e.at FROM audit_entries e WHERE e.user_id = u.id "  # noqa: S608
-                f"AND e.at < :m AND {_EXTERNAL} ORDER BY e.at DESC LIMIT 1), u.created_at "
-                f"FROM users u WHERE u.id IN ({chunk})",
+                "SELECT u.id, (SELECT e.at FROM audit_user_entries x JOIN audit_entries e "  # noqa: S608
+                "ON e.id = x.entry_id WHERE x.user_id = u.id AND x.at < :m AND "
+                f"{_EXTERNAL} ORDER BY x.at DESC LIMIT 1), (SELECT MAX(e.at) FROM "
+                f"audit_entries e WHERE e.id IN ({pending}) AND e.user_id = u.id AND "
+                f"e.at < :m AND {_EXTERNAL}), u.created_at FROM users u WHERE u.id IN ({chunk})",
                 "m",
             ),
             {"m": moment},
         ).all()
-        for user_id, last, created in rows:
-            if last is not None:
-                found[int(user_id)] = _utc(last)
+        for user_id, indexed, tail, created in rows:
+            reads = [_utc(r) for r in (indexed, tail) if r is not None]
+            if reads:
+                found[int(user_id)] = max(reads)
             elif created is not None and _utc(created) < moment:
                 found[int(user_id)] = _utc(created)
     return found

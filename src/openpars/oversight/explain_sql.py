@@ -38,6 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.selectable import CTE, CompoundSelect, FromClause
 
+from openpars.audit import by_actor
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.oversight.facts import AccessFact, ChargeTimeline
@@ -308,29 +309,31 @@ def _sweeps(
     and the set to join to the facts by ``entry_id`` for it, if any.
 
     PostgreSQL: one window over the facts' users' entries of the period (widened by the sweep
-    window), which it scans or reads by the (user, instant) index, sorts once and counts with
-    a moving frame. SQLite has no interval frame over its text instants: a count per fact by
-    the (user, instant) index, as before (per entry instead cost it more: a DISTINCT and an
-    automatic index to join it back)."""
+    window), read by user and instant (``audit.by_actor``: the integrator's index and the tail
+    not integrated yet), sorted once and counted with a moving frame. SQLite has no interval
+    frame over its text instants: a count per fact by user and instant, as before (per entry
+    instead cost it more: a DISTINCT and an automatic index to join it back)."""
     e, f = AuditEntry, facts.c
     external = [e.agreement_id.is_not(None), e.kind.in_((AuditKind.SEARCH, AuditKind.READ))]
     if dialect == "sqlite":
+        near = by_actor.entries_by(
+            dialect,
+            "user_id",
+            f.user_id,
+            start=_shift(f.at, -rules.sweep_window, dialect),
+            end=_shift(f.at, rules.sweep_window, dialect),
+            end_inclusive=True,
+        )
         count = (
-            select(func.count())
-            .select_from(e)
-            .where(
-                e.user_id == f.user_id,
-                e.at >= _shift(f.at, -rules.sweep_window, dialect),
-                e.at <= _shift(f.at, rules.sweep_window, dialect),
-                *external,
-            )
-            .scalar_subquery()
+            select(func.count()).select_from(e).where(e.id.in_(near), *external).scalar_subquery()
         )
         return count, None
     w = rules.sweep_window
     lo, hi = datetime.min.replace(tzinfo=UTC) + w, datetime.max.replace(tzinfo=UTC) - w
     since = _since(selection, rules)
     micros = w // timedelta(microseconds=1)
+    first = since - w if since >= lo else since
+    last = selection.end + w if selection.end <= hi else selection.end
     # An interval offset SQLAlchemy's frame does not take; an int from Rules, not input.
     moving: ColumnElement[int] = literal_column(
         f"COUNT(*) OVER (PARTITION BY audit_entries.user_id ORDER BY audit_entries.at "
@@ -340,9 +343,13 @@ def _sweeps(
     sweeps = (
         select(e.id.label("entry_id"), moving.label("sweep"))
         .where(
-            e.user_id.in_(select(f.user_id)),
-            e.at >= (since - w if since >= lo else since),
-            e.at <= (selection.end + w if selection.end <= hi else selection.end),
+            e.id.in_(
+                by_actor.entries_by(
+                    dialect, "user_id", select(f.user_id), start=first, end=last, end_inclusive=True
+                )
+            ),
+            e.at >= first,
+            e.at <= last,
             *external,
         )
         .cte("sweeps")

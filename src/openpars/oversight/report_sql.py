@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.selectable import CTE, FromClause, Subquery
 
+from openpars.audit import by_actor
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
 from openpars.identity.models import Agency
@@ -93,8 +94,8 @@ def week_of(at: Any, dialect: str) -> ColumnElement[Any]:
 
 def grantee_units(scope: Scope) -> Select[Any]:
     """The grantee agency and every unit under it (an agreement covers its sub-units' users):
-    a recursive walk of the small agencies table. Filtering entries by these agencies lets the
-    database use the (agency, instant) index of the log rather than scan it."""
+    a recursive walk of the small agencies table. Entries are found by these agencies through
+    ``audit.by_actor`` (the index by agency and instant) rather than by a scan of the log."""
     units = (
         select(Agency.id.label("id"))
         .where(Agency.id == scope.grantee_agency_id)
@@ -173,13 +174,17 @@ def refusals(scope: Scope) -> Subquery:
     """Refused requests of the grantee agency's accounts in the period, with their error code."""
     s = scope.selection
     code = func.coalesce(content_path(scope.dialect, "error_code"), SHREDDED)
+    units = grantee_units(scope)
     return (
         select(AuditEntry.id.label("entry_id"), code.label("code"))
         .select_from(AuditEntry)
         .join(AuditLeaf, and_(*_proven(scope)))
         .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
         .where(
-            AuditEntry.agency_id.in_(grantee_units(scope)),
+            AuditEntry.id.in_(
+                by_actor.entries_by(scope.dialect, "agency_id", units, start=s.start, end=s.end)
+            ),
+            AuditEntry.agency_id.in_(units),
             AuditEntry.kind == AuditKind.REFUSED,
             AuditEntry.at >= s.start,
             AuditEntry.at < s.end,

@@ -36,6 +36,7 @@ from sqlalchemy import func, literal_column, select, text
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import Agreement, AgreementVersion
+from openpars.audit import by_actor
 from openpars.audit.events import AuditKind, Outcome, event_by
 from openpars.audit.models import AuditEntry, AuditEntryContent
 from openpars.audit.service import append
@@ -212,6 +213,15 @@ def exact_counts(
         .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
         .join(Agency, Agency.id == AuditEntry.agency_id)
         .where(
+            AuditEntry.id.in_(
+                by_actor.entries_by(
+                    dialect,
+                    "agency_id",
+                    select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL),
+                    start=month.start,
+                    end=month.end,
+                )
+            ),
             Agency.kind == AgencyKind.EXTERNAL,
             AuditEntry.at >= month.start,
             AuditEntry.at < month.end,

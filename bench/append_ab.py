@@ -1,0 +1,237 @@
+"""SQLite: an external read's writes (rate windows and audit append), main's layout against
+h12lite4's, and the content on the entry's row, interleaved in one process (issue 12 targets 1
+and 3).
+
+One database of bench/search.py's data (``--persons``, built here by this branch's schema),
+copied once per side, each copy on its own connection configured as openpars configures SQLite
+(WAL, ``synchronous=FULL``, foreign keys, ``wal_autocheckpoint=0`` so the ``-wal`` file's growth
+counts the frames). The sides:
+
+* ``main``: the layout before h12lite4: the entry table's (user, at) and (agency, at) indexes,
+  and ``rate_slots`` a rowid table keyed (kind, owner, slot) with its index (kind, owner,
+  at_us), claimed by rowid as main's ``access.rate`` does;
+* ``branch``: this branch: no index on the entry table (the integrator keeps them), and
+  ``rate_slots`` WITHOUT ROWID keyed (kind, owner, at_us, slot), claimed as ``access.rate``
+  does now;
+* ``one_row`` (measured only, not in the code): ``branch`` with the salt and content on the
+  entry's own row (two more columns), so the append is one row in one B-tree, not two.
+
+Each round runs, on each side in turn, the floor (``BEGIN IMMEDIATE``, one integer into an
+unindexed table, ``COMMIT``), then one transaction of an external read's writes: a place taken in
+the user's and the agency's window (``--places`` places each, full: each claim takes the place
+its window used ``places - 1`` claims before), then the
+entry and its content naming one person, as ``audit.repository.insert_entry`` writes them.
+Also the append alone (no windows) and the windows alone. Reported: this thread's CPU per
+transaction (p50, µs), its excess over the same side's floor, and WAL frames per transaction.
+
+    .venv/bin/python bench/append_ab.py [--persons 50000] [--rounds 1500] [--places 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import search
+
+ENTRY = "at, kind, action, outcome, user_id, agency_id, agreement_id, commitment, person_ids"
+WINDOW_US = 60_000_000
+# main's claim (access/rate.py before h12lite4): places by rowid.
+_MAIN_PICK = (
+    "SELECT * FROM (SELECT rowid FROM rate_slots WHERE kind = ? AND owner_id = ? AND slot < ? "
+    "AND at_us < ? ORDER BY at_us DESC LIMIT 1)"
+)
+_MAIN_CLAIM = "UPDATE rate_slots SET at_us = ? WHERE rowid IN (@pick@) RETURNING kind, slot"
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in (
+        "journal_mode=WAL",
+        "synchronous=FULL",
+        "foreign_keys=ON",
+        "wal_autocheckpoint=0",
+        "busy_timeout=5000",
+    ):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute("CREATE TABLE IF NOT EXISTS bench_scratch (n INTEGER)")
+    return conn
+
+
+def _as_main(conn: sqlite3.Connection) -> None:
+    """The entry's indexes and the rate windows' layout as main has them."""
+    conn.execute("CREATE INDEX ix_audit_entries_user_at ON audit_entries (user_id, at)")
+    conn.execute("CREATE INDEX ix_audit_entries_agency_at ON audit_entries (agency_id, at)")
+    conn.execute("DROP TABLE rate_slots")
+    conn.execute(
+        "CREATE TABLE rate_slots (kind SMALLINT NOT NULL, owner_id INTEGER NOT NULL, "
+        "slot INTEGER NOT NULL, at_us BIGINT NOT NULL, PRIMARY KEY (kind, owner_id, slot))"
+    )
+    conn.execute("CREATE INDEX ix_rate_slots_oldest ON rate_slots (kind, owner_id, at_us)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--persons", type=int, default=50_000)
+    parser.add_argument("--rounds", type=int, default=1500)
+    parser.add_argument("--places", type=int, default=64, help="places in each window")
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="openpars-append-ab-"))
+    with search.database("sqlite", args.persons, tmp) as (url, _kept):
+        search.prepare_data(url, args.persons)
+    source = tmp / f"search-{args.persons}.db"
+    # Everything into the main file before it is copied (the loader's engine left a WAL).
+    with sqlite3.connect(source) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sides: dict[str, Any] = {}
+    for side in ("main", "branch", "one_row"):
+        copy = tmp / f"{side}.db"
+        shutil.copy(source, copy)
+        conn = _connect(copy)
+        if side == "main":
+            _as_main(conn)
+        if side == "one_row":
+            conn.execute("ALTER TABLE audit_entries ADD COLUMN salt BLOB")
+            conn.execute("ALTER TABLE audit_entries ADD COLUMN content BLOB")
+        # The bench data's external reader if it has one, else its first user.
+        user, agency = conn.execute(
+            "SELECT u.id, u.agency_id FROM users u JOIN agencies a ON a.id = u.agency_id "
+            "ORDER BY a.kind = 'external' DESC, u.id LIMIT 1"
+        ).fetchone()
+        conn.execute("DELETE FROM rate_slots")
+        # Used a minute ago, one place a step: the steady state of a full window.
+        start = time.time_ns() // 1000 - WINDOW_US
+        conn.executemany(
+            "INSERT INTO rate_slots (kind, owner_id, slot, at_us) VALUES (?, ?, ?, ?)",
+            [
+                (k, o, s, start + s * (WINDOW_US // (args.places - 1) + 1))
+                for k, o in ((0, user), (1, agency))
+                for s in range(args.places)
+            ],
+        )
+        agreement = conn.execute("SELECT min(id) FROM agreements").fetchone()[0]
+        persons = [r[0] for r in conn.execute("SELECT id FROM persons ORDER BY id LIMIT 5000")]
+        content = conn.execute(
+            "SELECT content FROM audit_entry_contents ORDER BY entry_id DESC LIMIT 1"
+        ).fetchone()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        sides[side] = {
+            "conn": conn,
+            "wal": Path(f"{copy}-wal"),
+            "who": (user, agency, agreement),
+            "content": content[0] if content else b"{}" * 300,
+        }
+    rng = random.Random(12)
+    samples: dict[str, list[tuple[float, int]]] = {}
+    # Each side's own clock, one step a claim: a window of ``places`` places full at this pace,
+    # so each claim takes the place used ``places - 1`` claims ago (its window's oldest).
+    clock = {side: time.time_ns() // 1000 for side in sides}
+    step = WINDOW_US // (args.places - 1) + 1
+
+    def timed(name: str, conn: sqlite3.Connection, wal: Path, *work: Any) -> None:
+        size = wal.stat().st_size if wal.exists() else 0
+        cpu = time.thread_time()
+        conn.execute("BEGIN IMMEDIATE")
+        for step in work:
+            step()
+        conn.execute("COMMIT")
+        samples.setdefault(name, []).append((time.thread_time() - cpu, wal.stat().st_size - size))
+
+    def claim(side: str, conn: sqlite3.Connection) -> None:
+        """Both windows, as each side's access.rate takes a place on SQLite: one statement."""
+        from openpars.access import rate
+
+        user, agency, _ = sides[side]["who"]
+        clock[side] += step
+        now = clock[side]
+        if side == "main":
+            sql = _MAIN_CLAIM.replace("@pick@", " UNION ALL ".join([_MAIN_PICK] * 2))
+        else:
+            sql = rate._SQLITE_CLAIM.replace("@pick@", " UNION ALL ".join([rate._SQLITE_PICK] * 2))
+        values = [now, 0, user, 10_000, now - WINDOW_US, 1, agency, 100_000, now - WINDOW_US]
+        taken = conn.execute(sql, values).fetchall()
+        assert len(taken) == 2, (side, taken)
+
+    def append(side: str, conn: sqlite3.Connection, person: int) -> None:
+        user, agency, agreement = sides[side]["who"]
+        content = sides[side]["content"]
+        at = time.strftime("%Y-%m-%d %H:%M:%S.000000")
+        entry = (at, "search", "person.search", "ok", user, agency, agreement, os.urandom(32))
+        cursor = conn.cursor()
+        if side == "one_row":
+            cursor.execute(
+                f"INSERT INTO audit_entries ({ENTRY}, salt, content) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?)",
+                (*entry, f"[{person}]", os.urandom(32), content),
+            )
+            return
+        cursor.execute(
+            f"INSERT INTO audit_entries ({ENTRY}) VALUES (?,?,?,?,?,?,?,?,?)",
+            (*entry, f"[{person}]"),
+        )
+        cursor.execute(
+            "INSERT INTO audit_entry_contents (entry_id, salt, content) VALUES (?, ?, ?)",
+            (cursor.lastrowid, os.urandom(32), content),
+        )
+
+    load_before = [round(x, 2) for x in os.getloadavg()]
+    for n in range(args.rounds):
+        for side in list(sides) if n % 2 == 0 else list(reversed(sides)):
+            conn, wal = sides[side]["conn"], sides[side]["wal"]
+            person = rng.choice(persons)
+            scratch = partial(conn.execute, "INSERT INTO bench_scratch VALUES (1)")
+            timed(f"{side}/floor", conn, wal, scratch)
+            timed(f"{side}/windows", conn, wal, partial(claim, side, conn))
+            timed(f"{side}/append", conn, wal, partial(append, side, conn, person))
+            timed(
+                f"{side}/windows_and_append",
+                conn,
+                wal,
+                partial(claim, side, conn),
+                partial(append, side, conn, person),
+            )
+    frame = 4096 + 24
+    out: dict[str, Any] = {}
+    for name, rows in sorted(samples.items()):
+        cpu = sorted(r[0] for r in rows)
+        out[name] = {
+            "cpu_p50_us": round(cpu[len(cpu) // 2] * 1e6, 1),
+            "frames": round(sum(r[1] for r in rows) / len(rows) / frame, 2),
+        }
+    for name, row in out.items():
+        side = name.split("/")[0]
+        if not name.endswith("/floor"):
+            row["cpu_over_floor_us"] = round(
+                row["cpu_p50_us"] - out[f"{side}/floor"]["cpu_p50_us"], 1
+            )
+    for name, row in out.items():
+        print(name, row, flush=True)
+    shutil.rmtree(tmp)
+    print(
+        json.dumps(
+            out
+            | {
+                "rounds": args.rounds,
+                "persons": args.persons,
+                "places": args.places,
+                "loadavg_before": load_before,
+                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
