@@ -17,7 +17,11 @@ the database, fails verification. A refused attempt is audited as REFUSED by the
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import logging
+import sqlite3
+from contextlib import closing
+
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from openpars.audit import repository as repo
@@ -29,6 +33,7 @@ from openpars.identity.roles import Permission
 from openpars.records.models import Arrest, Involvement
 
 ACTION = "audit.shred"
+_log = logging.getLogger(__name__)
 
 
 def _covered_arrests(
@@ -102,6 +107,8 @@ def shred(
         )
     arrests = _covered_arrests(session, order, arrest_id, person_id)
     shredded = repo.shred_contents(session, arrest_id=arrest_id, person_id=person_id)
+    if shredded:
+        event.listen(session, "after_commit", _empty_sqlite_wal, once=True)
     # The shredding itself is recorded, but not as a subject of the record, so that a later
     # order for the same record cannot erase the evidence that this one was carried out. The
     # commitments are what the verifier sees of a shredded entry, so they name it there.
@@ -123,3 +130,36 @@ def shred(
         ),
     )
     return [i for i, _ in shredded]
+
+
+def _empty_sqlite_wal(session: Session) -> None:
+    """SQLite: once the shredding has committed, empty the write-ahead log.
+
+    ``secure_delete`` (db.py) zeroes the deleted content in the database's pages, but the WAL
+    still holds the frames that wrote it, if they are recent, until a checkpoint is followed by
+    enough writes to overwrite them. A TRUNCATE checkpoint copies every frame back and cuts the
+    WAL to nothing. It runs on its own connection and does not wait: a reader still holding an
+    older snapshot makes it give up, and the frames are then overwritten by later writes after
+    the next automatic checkpoint. PostgreSQL keeps a deleted row's bytes in the table until
+    its page is rewritten (docs/audit-export.md, "Shredding").
+    """
+    bind = session.get_bind()
+    path = bind.engine.url.database
+    if bind.dialect.name != "sqlite" or not path or path == ":memory:":
+        return
+    try:
+        with closing(sqlite3.connect(path, timeout=0)) as connection:
+            busy, frames, copied = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    except sqlite3.Error as error:
+        busy, frames, copied = 1, -1, -1
+        _log.warning("shredding: the checkpoint of %s failed: %s", path, error)
+    if busy:
+        _log.warning(
+            "shredding committed, but the write-ahead log of %s could not be emptied now "
+            "(%s of %s frames copied back; a reader holds an older snapshot): the shredded "
+            "content's frames stay in the -wal file until later writes overwrite them; run "
+            "'PRAGMA wal_checkpoint(TRUNCATE)' when the site is quiet to remove them at once",
+            path,
+            copied,
+            frames,
+        )
