@@ -703,9 +703,17 @@ class Refreshed:
 
 
 # A refresh that wrote at least this many facts, or this share of the facts the planner knows
-# of, is followed by ANALYZE of the facts and the charge timeline (PostgreSQL).
+# of, is followed by ANALYZE of every table it writes (PostgreSQL).
 ANALYZE_AFTER_FACTS = 100_000
 ANALYZE_AFTER_SHARE = 0.1
+# Every table a refresh writes (a bulk load or a refresh from the first leaf rebuilds them all).
+REFRESHED_TABLES = (
+    "oversight_access_facts",
+    "oversight_access_queries",
+    "oversight_user_days",
+    "oversight_charge_timeline",
+    "oversight_arrestee_arrests",
+)
 
 
 def refresh(
@@ -722,15 +730,17 @@ def refresh(
 
 
 def _analyse(session: Session, refreshed: Refreshed) -> None:
-    """On PostgreSQL, ANALYZE the facts and the charge timeline after a refresh that wrote many
-    facts (``ANALYZE_AFTER_FACTS``, or ``ANALYZE_AFTER_SHARE`` of those the planner knows of)
-    or read the log from its first leaf (the timeline rebuilt). Rows written in this
-    transaction are unknown to the planner (no autovacuum has seen them): it would take a first
-    pass's million facts for a few dozen and probe the records once per fact instead of hashing
-    them; every reader after the refresh (a cycle's explanation, the detectors) reads the same
-    figures. A day's few thousand facts in a store of millions leave the figures as they were
-    (the planner takes that day for a row or two: the day's statements are shaped for it, see
-    ``explain_sql`` and ``detectors.never_charged``)."""
+    """On PostgreSQL, ANALYZE every table the refresh writes (``REFRESHED_TABLES``) after a
+    refresh that wrote many facts (``ANALYZE_AFTER_FACTS``, or ``ANALYZE_AFTER_SHARE`` of those
+    the planner knows of) or read the log from its first leaf (every one rebuilt: the queries,
+    the per-day rows and the arrestee rows too, which the reports and detectors read after it
+    in the same transaction; docs/benchmarks.md, Oversight, the 10M full pass). Rows written
+    in this transaction are unknown to the planner (no autovacuum has seen them): it would
+    take a first pass's million facts for a few dozen and probe the records once per fact
+    instead of hashing them; every reader after the refresh (a cycle's explanation, the
+    detectors) reads the same figures. A day's few thousand facts in a store of millions
+    leave the figures as they were (the planner takes that day for a row or two: the day's
+    statements are shaped for it, see ``explain_sql`` and ``detectors.never_charged``)."""
     if session.get_bind().dialect.name != "postgresql" or refreshed.end == refreshed.start:
         return
     # -1 when never analysed, and taken for none when the facts' instants have no statistics
@@ -746,7 +756,7 @@ def _analyse(session: Session, refreshed: Refreshed) -> None:
     ).scalar_one()
     many = refreshed.facts >= min(ANALYZE_AFTER_FACTS, ANALYZE_AFTER_SHARE * max(known, 0))
     if refreshed.start == 0 or (refreshed.facts > 0 and many):
-        session.execute(text("ANALYZE oversight_access_facts, oversight_charge_timeline"))
+        session.execute(text(f"ANALYZE {', '.join(REFRESHED_TABLES)}"))
 
 
 def _refresh(session: Session, batch: int, bulk_leaves: int) -> Refreshed:
