@@ -195,3 +195,41 @@ def test_a_bulk_load_sorts_in_more_memory_and_gives_the_setting_back(
         assert memories == [facts.BULK_MEMORY]
         assert s.execute(text("SELECT current_setting('work_mem')")).scalar_one() == before
         s.rollback()
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="parallel workers: PostgreSQL")
+def test_a_bulk_load_stages_in_parallel_workers_and_writes_the_rows_of_small_batches(
+    db: Database, traffic: None
+) -> None:
+    """The bulk load's staging (the JSON parse) is planned for parallel workers, which then do
+    every scan (the leader only gathers), and the rows are those of a serial refresh in small
+    batches; the planner settings are given back after the statement."""
+    with db.session() as s:
+        log.integrate(s, limit=100_000)
+    plans: list[str] = []
+    settings = ", ".join(f"current_setting('{n}')" for n in facts.PARALLEL_STAGING)
+
+    def probe(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().startswith("CREATE TEMPORARY TABLE"):
+            cursor.execute(f"EXPLAIN {statement}", parameters)
+            plans.append("\n".join(r[0] for r in cursor.fetchall()))
+
+    with db.session() as s:
+        before = s.execute(text(f"SELECT {settings}")).one()
+        # The test's tables are tiny: let the planner split them, and the workers do it all.
+        s.execute(text("SELECT set_config('min_parallel_table_scan_size', '0', true)"))
+        s.execute(text("SELECT set_config('parallel_leader_participation', 'off', true)"))
+        event.listen(db.bind, "before_cursor_execute", probe)
+        try:
+            with _statements(db) as seen:
+                facts.refresh(s, bulk_leaves=0)
+        finally:
+            event.remove(db.bind, "before_cursor_execute", probe)
+        assert _bulk(seen) and len(plans) == 1
+        assert "Gather" in plans[0], plans[0]
+        assert s.execute(text(f"SELECT {settings}")).one() == before
+        loaded = _rows(s)
+        s.rollback()
+    with db.session() as s:
+        facts.refresh(s, batch=7, bulk_leaves=NEVER)
+        assert _rows(s) == loaded and len(loaded["oversight_access_facts"]) > 300
