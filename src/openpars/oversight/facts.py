@@ -678,6 +678,19 @@ def without_jit(session: Session) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def whole_store_memory(session: Session) -> Iterator[None]:
+    """On PostgreSQL, the statements inside hash and sort in ``BULK_MEMORY`` (``local_settings``):
+    the whole store's detectors and a long span's explanation, whose aggregates group millions
+    of rows. At the default 4 MB PostgreSQL 15's hash aggregate spills, and each spilled batch
+    walks and clears a table sized for the estimated groups: at 10M facts
+    ``population_skew``'s pairs statement spent minutes in ``tuplehash_iterate`` and
+    ``memset`` (perf) where 256 MB took 22.7 s without a spill (docs/benchmarks.md,
+    Oversight, 2026-12-06 17:36-19:20)."""
+    with local_settings(session, work_mem=BULK_MEMORY):
+        yield
+
+
 def _claim_watermark(session: Session) -> int:
     """The watermark, locked until the transaction ends (one refresh at a time)."""
     session.execute(
