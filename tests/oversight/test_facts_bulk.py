@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from openpars.audit import log
 from openpars.db import Database
-from openpars.oversight import facts
+from openpars.oversight import facts, flags
+from openpars.oversight.detection import DetectionPeriod
 from tests.conftest import BACKEND
 from tests.factories import World
 from tests.oversight.harness import build_traffic
@@ -193,5 +195,79 @@ def test_a_bulk_load_sorts_in_more_memory_and_gives_the_setting_back(
         finally:
             event.remove(db.bind, "before_cursor_execute", probe)
         assert memories == [facts.BULK_MEMORY]
+        assert s.execute(text("SELECT current_setting('work_mem')")).scalar_one() == before
+        s.rollback()
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="parallel workers: PostgreSQL")
+def test_a_bulk_load_stages_in_parallel_workers_and_writes_the_rows_of_small_batches(
+    db: Database, traffic: None
+) -> None:
+    """The bulk load's staging (the JSON parse) is planned for parallel workers, which then do
+    every scan (the leader only gathers), and the rows are those of a serial refresh in small
+    batches; the planner settings are given back after the statement."""
+    with db.session() as s:
+        log.integrate(s, limit=100_000)
+    plans: list[str] = []
+    settings = ", ".join(f"current_setting('{n}')" for n in facts.PARALLEL_STAGING)
+
+    def probe(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        if statement.lstrip().startswith("CREATE TEMPORARY TABLE"):
+            cursor.execute(f"EXPLAIN {statement}", parameters)
+            plans.append("\n".join(r[0] for r in cursor.fetchall()))
+
+    with db.session() as s:
+        before = s.execute(text(f"SELECT {settings}")).one()
+        # The test's tables are tiny: let the planner split them, and the workers do it all.
+        s.execute(text("SELECT set_config('min_parallel_table_scan_size', '0', true)"))
+        s.execute(text("SELECT set_config('parallel_leader_participation', 'off', true)"))
+        event.listen(db.bind, "before_cursor_execute", probe)
+        try:
+            with _statements(db) as seen:
+                facts.refresh(s, bulk_leaves=0)
+        finally:
+            event.remove(db.bind, "before_cursor_execute", probe)
+        assert _bulk(seen) and len(plans) == 1
+        assert "Gather" in plans[0], plans[0]
+        assert s.execute(text(f"SELECT {settings}")).one() == before
+        loaded = _rows(s)
+        s.rollback()
+    with db.session() as s:
+        facts.refresh(s, batch=7, bulk_leaves=NEVER)
+        assert _rows(s) == loaded and len(loaded["oversight_access_facts"]) > 300
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="server settings: PostgreSQL")
+def test_the_whole_stores_detectors_hash_in_more_memory_and_a_days_do_not(
+    db: Database, traffic: None
+) -> None:
+    """Detectors over the whole store group millions of rows: their statements run with the
+    bulk memory (PostgreSQL 15's spilling hash aggregate took minutes at 10M with 4 MB); a
+    day's keep the server's setting, and the setting is given back after either."""
+    with db.session() as s:
+        log.integrate(s, limit=100_000)
+    memories: list[str] = []
+
+    def probe(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "oversight_access_facts" in statement and statement.lstrip().startswith("SELECT"):
+            cursor.execute("SELECT current_setting('work_mem')")
+            memories.append(cursor.fetchone()[0])
+
+    with db.session() as s:
+        facts.refresh(s)
+        before = s.execute(text("SELECT current_setting('work_mem')")).scalar_one()
+        day = DetectionPeriod(
+            start=datetime(2026, 3, 2, tzinfo=UTC), end=datetime(2026, 3, 3, tzinfo=UTC)
+        )
+        event.listen(db.bind, "before_cursor_execute", probe)
+        try:
+            flags.run_detectors(s, refreshed=True)
+            whole = list(memories)
+            memories.clear()
+            flags.run_detectors(s, period=day, refreshed=True)
+        finally:
+            event.remove(db.bind, "before_cursor_execute", probe)
+        assert whole and set(whole) == {facts.BULK_MEMORY}
+        assert memories and facts.BULK_MEMORY not in memories
         assert s.execute(text("SELECT current_setting('work_mem')")).scalar_one() == before
         s.rollback()

@@ -11,7 +11,6 @@ an explanation, its own included.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -30,7 +29,13 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight import explain_sql as sql
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule, Rules, Selection
-from openpars.oversight.facts import AccessFact, refresh, watermark, without_jit
+from openpars.oversight.facts import (
+    AccessFact,
+    refresh,
+    watermark,
+    whole_store_memory,
+    without_jit,
+)
 
 # A cycle of at most this span (a daily run) is explained without JIT compilation: its few
 # thousand pairs are read by index, and once the planner knows their number (the facts
@@ -218,7 +223,8 @@ def materialise(
     selection = Selection(start=start, end=end, agreement_ids=frozenset(agreement_ids))
     facts = _cycle_facts(session, selection, rules) if dialect == "postgresql" else None
     pairs = sql.explanations(selection, rules, grants, dialect, facts)
-    with without_jit(session) if end - start <= JIT_FREE_SPAN else nullcontext():
+    # A long span's pairs are millions: their hashes and sorts get more memory.
+    with without_jit(session) if end - start <= JIT_FREE_SPAN else whole_store_memory(session):
         session.execute(table.insert().from_select(columns, pairs))
     if facts is not None:
         facts.drop(connection)

@@ -47,6 +47,12 @@ BULK_LEAVES = 100_000
 # The sort and hash memory of a bulk load's statements and index builds (PostgreSQL; its
 # default 4 MB made every batch's joins and sorts spill to disk).
 BULK_MEMORY = "256MB"
+# The planner settings of a bulk load's staging statement (PostgreSQL): its cost model sees
+# the joins, not the JSON parse that is most of the statement's work (about 5 us a document),
+# and prices sending the rows to the leader above running them in one process; with these the
+# joins and the parse run in parallel workers (``max_parallel_workers_per_gather``), the
+# fields read from the parsed documents, the sort and the writes in the leader. Same rows.
+PARALLEL_STAGING = {"parallel_setup_cost": "0", "parallel_tuple_cost": "0"}
 # Query criteria that name one record exactly (an id given after an earlier result included).
 IDENTIFIER_CRITERIA = (
     "sid",
@@ -672,6 +678,19 @@ def without_jit(session: Session) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def whole_store_memory(session: Session) -> Iterator[None]:
+    """On PostgreSQL, the statements inside hash and sort in ``BULK_MEMORY`` (``local_settings``):
+    the whole store's detectors and a long span's explanation, whose aggregates group millions
+    of rows. At the default 4 MB PostgreSQL 15's hash aggregate spills, and each spilled batch
+    walks and clears a table sized for the estimated groups: at 10M facts
+    ``population_skew``'s pairs statement spent minutes in ``tuplehash_iterate`` and
+    ``memset`` (perf) where 256 MB took 22.7 s without a spill (docs/benchmarks.md,
+    Oversight, 2026-12-06 17:36-19:20)."""
+    with local_settings(session, work_mem=BULK_MEMORY):
+        yield
+
+
 def _claim_watermark(session: Session) -> int:
     """The watermark, locked until the transaction ends (one refresh at a time)."""
     session.execute(
@@ -703,9 +722,17 @@ class Refreshed:
 
 
 # A refresh that wrote at least this many facts, or this share of the facts the planner knows
-# of, is followed by ANALYZE of the facts and the charge timeline (PostgreSQL).
+# of, is followed by ANALYZE of every table it writes (PostgreSQL).
 ANALYZE_AFTER_FACTS = 100_000
 ANALYZE_AFTER_SHARE = 0.1
+# Every table a refresh writes (a bulk load or a refresh from the first leaf rebuilds them all).
+REFRESHED_TABLES = (
+    "oversight_access_facts",
+    "oversight_access_queries",
+    "oversight_user_days",
+    "oversight_charge_timeline",
+    "oversight_arrestee_arrests",
+)
 
 
 def refresh(
@@ -722,15 +749,17 @@ def refresh(
 
 
 def _analyse(session: Session, refreshed: Refreshed) -> None:
-    """On PostgreSQL, ANALYZE the facts and the charge timeline after a refresh that wrote many
-    facts (``ANALYZE_AFTER_FACTS``, or ``ANALYZE_AFTER_SHARE`` of those the planner knows of)
-    or read the log from its first leaf (the timeline rebuilt). Rows written in this
-    transaction are unknown to the planner (no autovacuum has seen them): it would take a first
-    pass's million facts for a few dozen and probe the records once per fact instead of hashing
-    them; every reader after the refresh (a cycle's explanation, the detectors) reads the same
-    figures. A day's few thousand facts in a store of millions leave the figures as they were
-    (the planner takes that day for a row or two: the day's statements are shaped for it, see
-    ``explain_sql`` and ``detectors.never_charged``)."""
+    """On PostgreSQL, ANALYZE every table the refresh writes (``REFRESHED_TABLES``) after a
+    refresh that wrote many facts (``ANALYZE_AFTER_FACTS``, or ``ANALYZE_AFTER_SHARE`` of those
+    the planner knows of) or read the log from its first leaf (every one rebuilt: the queries,
+    the per-day rows and the arrestee rows too, which the reports and detectors read after it
+    in the same transaction; docs/benchmarks.md, Oversight, the 10M full pass). Rows written
+    in this transaction are unknown to the planner (no autovacuum has seen them): it would
+    take a first pass's million facts for a few dozen and probe the records once per fact
+    instead of hashing them; every reader after the refresh (a cycle's explanation, the
+    detectors) reads the same figures. A day's few thousand facts in a store of millions
+    leave the figures as they were (the planner takes that day for a row or two: the day's
+    statements are shaped for it, see ``explain_sql`` and ``detectors.never_charged``)."""
     if session.get_bind().dialect.name != "postgresql" or refreshed.end == refreshed.start:
         return
     # -1 when never analysed, and taken for none when the facts' instants have no statistics
@@ -746,7 +775,7 @@ def _analyse(session: Session, refreshed: Refreshed) -> None:
     ).scalar_one()
     many = refreshed.facts >= min(ANALYZE_AFTER_FACTS, ANALYZE_AFTER_SHARE * max(known, 0))
     if refreshed.start == 0 or (refreshed.facts > 0 and many):
-        session.execute(text("ANALYZE oversight_access_facts, oversight_charge_timeline"))
+        session.execute(text(f"ANALYZE {', '.join(REFRESHED_TABLES)}"))
 
 
 def _refresh(session: Session, batch: int, bulk_leaves: int) -> Refreshed:
@@ -761,7 +790,10 @@ def _refresh(session: Session, batch: int, bulk_leaves: int) -> Refreshed:
     written = 0
     if end - start >= max(bulk_leaves, start, 1):
         with _bulk_load(session) as bulk:
-            written = _derive(session, start, end, end - start if bulk else batch)
+            if bulk:
+                written = _derive(session, start, end, end - start, parallel=True)
+            else:
+                written = _derive(session, start, end, batch)
     else:
         written = _derive(session, start, end, batch)
     named = start > 0 and _named_by_writes(session, start, end)
@@ -776,10 +808,11 @@ def _refresh(session: Session, batch: int, bulk_leaves: int) -> Refreshed:
     return Refreshed(start=start, end=end, facts=written)
 
 
-def _derive(session: Session, start: int, end: int, batch: int) -> int:
+def _derive(session: Session, start: int, end: int, batch: int, *, parallel: bool = False) -> int:
     """The facts, queries and per-day rows of leaves [start, end), ``batch`` leaves at a time:
     each batch's answered external reads staged once (``_stage_sql``: each content parsed
-    once), the three tables derived from the staged rows. The number of facts written."""
+    once; with ``parallel``, by parallel workers on PostgreSQL, ``PARALLEL_STAGING``), the
+    three tables derived from the staged rows. The number of facts written."""
     dialect = session.get_bind().dialect.name
     j = _SQLITE if dialect == "sqlite" else _POSTGRES
     stage, insert = text(stage_sql(dialect)), text(_insert_sql(j))
@@ -798,7 +831,8 @@ def _derive(session: Session, start: int, end: int, batch: int) -> int:
     for lo in range(start, end, batch):
         bounds = {"lo": lo, "hi": min(end, lo + batch)}
         connection.execute(text(f"DROP TABLE IF EXISTS {STAGED}"))
-        connection.execute(stage, bounds)
+        with local_settings(session, **(PARALLEL_STAGING if parallel else {})):
+            connection.execute(stage, bounds)
         result = cast(CursorResult[Any], connection.execute(insert))
         written += max(result.rowcount, 0)
         connection.execute(queries)

@@ -14,7 +14,6 @@ they take live in ``oversight.detection`` and are re-exported here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
@@ -24,7 +23,7 @@ from openpars.audit.events import Outcome
 from openpars.audit.models import AuditEntry
 from openpars.oversight import detectors
 from openpars.oversight.detection import DetectionPeriod, Detector, FlagDraft, Thresholds
-from openpars.oversight.facts import refresh, without_jit
+from openpars.oversight.facts import refresh, whole_store_memory, without_jit
 from openpars.oversight.models import (
     CANARY_DETECTOR,
     CANARY_RULE,
@@ -182,8 +181,9 @@ def run_detectors(
     if not refreshed:
         refresh(session)
     created: list[int] = []
-    # A period's detectors (a daily run) read a day's rows by index: no JIT (facts.without_jit).
-    with without_jit(session) if period is not None else nullcontext():
+    # A period's detectors (a daily run) read a day's rows by index: no JIT (facts.without_jit);
+    # the whole store's group millions of rows: more memory (facts.whole_store_memory).
+    with without_jit(session) if period is not None else whole_store_memory(session):
         for detector in detectors:
             # A detector written for the whole store alone (``Callable[[Session], ...]``) still
             # runs.
