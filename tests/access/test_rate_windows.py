@@ -258,3 +258,18 @@ def test_a_grower_that_saw_an_older_window_cannot_add_a_taken_place_again(
             )
         ).all()
     assert sorted(slots) == list(range(rate.GROWTH))
+
+
+@on_postgresql
+def test_a_full_hint_table_is_emptied_and_claims_still_admit(db: Database, world: World) -> None:
+    # A process that has claimed in more windows than it keeps hints for forgets them all:
+    # the next claims walk their windows from the start, and still admit up to the limit.
+    _seed(db, world, per_user=2)
+    ice = world.principals["ice"]
+    rate._HINTS.clear()
+    rate._HINTS.update({(rate.USER, -n): n for n in range(1, rate._HINTS_MAX + 1)})
+    t0 = utcnow()
+    assert _decide(db, ice, t0) is None
+    assert len(rate._HINTS) == 2 and (rate.USER, -1) not in rate._HINTS
+    assert _decide(db, ice, t0) is None
+    assert _decide(db, ice, t0 + timedelta(seconds=1)) == pytest.approx(59.0)

@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from openpars.audit import by_actor, log, receipts
+from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.models import AuditAgencyEntry, AuditEntry, AuditUserEntry
 from openpars.audit.service import append
@@ -180,3 +181,19 @@ def test_the_index_by_user_and_agency_is_append_only(
         with pytest.raises(DBAPIError, match="append-only"):
             session.execute(text(statement))
         savepoint.rollback()
+
+
+def test_an_empty_batch_indexes_nothing(db: Database, world: World) -> None:
+    read(db, world, "ice")
+    with db.session() as s:
+        before = [
+            s.scalar(select(func.count()).select_from(m))
+            for m in (AuditUserEntry, AuditAgencyEntry)
+        ]
+        by_actor.index_actors(s, [])
+        repo.index_subjects(s, [])
+        after = [
+            s.scalar(select(func.count()).select_from(m))
+            for m in (AuditUserEntry, AuditAgencyEntry)
+        ]
+    assert after == before

@@ -7,6 +7,8 @@ by byte, as someone holding a copy of them would.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from openpars.audit import log
+from openpars.audit import shred as shredding
 from openpars.audit.events import AuditEvent, AuditKind
 from openpars.audit.service import append
 from openpars.db import Base, Database, make_engine
@@ -93,3 +96,29 @@ def test_without_secure_delete_the_content_would_stay_in_the_file(
     path = tmp_path / "site.db"
     assert len(_write_then_shred(engine, path)) == 3
     assert MARKER.encode() in _on_disk(path)
+
+
+def test_a_locked_file_is_reported_not_waited_for(
+    engine: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holding the file exclusively: the checkpoint fails at once, with a
+    warning naming the file, instead of holding the request for the busy timeout."""
+    path = tmp_path / "site.db"
+    engine.dispose()  # the pool's idle connections would keep the holder from its lock
+    holder = sqlite3.connect(path, timeout=0)
+    try:
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        with (
+            caplog.at_level(logging.WARNING, logger=shredding.__name__),
+            Database(engine).session() as session,
+        ):
+            shredding._empty_sqlite_wal(session)
+    finally:
+        holder.close()
+    assert any(
+        "checkpoint of" in r.getMessage()
+        and "failed" in r.getMessage()
+        and str(path) in r.getMessage()
+        for r in caplog.records
+    )

@@ -140,8 +140,8 @@ def _send_pg(
         if not fetched:
             with driver_errors(connection, sql):
                 fetched.append(cursor.fetchone())
+            assert fetched[0] is not None  # the statement's SELECT always answers one row
             _remember(windows, fetched[0])
-        assert fetched[0] is not None
         return fetched[0]
 
     def claims() -> list[Claim]:
@@ -157,8 +157,6 @@ def _send_pg(
 def _remember(windows: Sequence[Window], row: Any) -> None:
     """Keep, per window, the last use of the place just taken: the next claim's walk starts
     there (nothing below it but places taken since, as far as this process knows)."""
-    if row is None:
-        return
     if len(_HINTS) >= _HINTS_MAX:
         _HINTS.clear()
     for n, window in enumerate(windows):
