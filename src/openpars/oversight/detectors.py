@@ -20,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import (
@@ -721,18 +722,32 @@ def shared_case_reference(
         )
         window += " AND f.case_reference = r.ref"
     ref = "PARTITION BY f.agency_id, f.case_reference"
-    rows = session.execute(
+    # Each unrelated person once, by the first fact citing the reference for them (the window
+    # keeps one row per person, so a reference cited for millions never reaches Python whole),
+    # streamed in order of (agency, reference): one reference's rows in memory at a time. The
+    # entry's user, agency, agreement and instant are the fact's own (copied from the entry).
+    result = session.execute(
         _sql(
             f"""
-            SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id FROM (
-                SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id, f.at,
-                DENSE_RANK() OVER ({ref} ORDER BY f.person_id)
-                + DENSE_RANK() OVER ({ref} ORDER BY f.person_id DESC) - 1 AS persons,
-                MAX(f.at) OVER ({ref}) AS last
-                FROM {source} WHERE {window}
-            ) f
-            WHERE f.persons >= :k AND f.last >= :start AND {_KEPT} AND {unrelated}
-            ORDER BY f.agency_id, f.case_reference, f.at
+            SELECT d.agency_id, d.case_reference, d.person_id, d.entry_id, d.user_id,
+                   d.agreement_id, d.at
+            FROM (
+                SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id, f.user_id,
+                       f.agreement_id, f.at,
+                       ROW_NUMBER() OVER (PARTITION BY f.agency_id, f.case_reference, f.person_id
+                                          ORDER BY f.at, f.entry_id) AS nth
+                FROM (
+                    SELECT f.agency_id, f.case_reference, f.person_id, f.entry_id, f.user_id,
+                    f.agreement_id, f.at,
+                    DENSE_RANK() OVER ({ref} ORDER BY f.person_id)
+                    + DENSE_RANK() OVER ({ref} ORDER BY f.person_id DESC) - 1 AS persons,
+                    MAX(f.at) OVER ({ref}) AS last
+                    FROM {source} WHERE {window}
+                ) f
+                WHERE f.persons >= :k AND f.last >= :start AND {_KEPT} AND {unrelated}
+            ) d
+            WHERE d.nth = 1
+            ORDER BY d.agency_id, d.case_reference, d.at, d.entry_id
             """,  # noqa: S608 - fixed fragments
             "since",
             "start",
@@ -744,35 +759,40 @@ def shared_case_reference(
             "end": p.end,
             "k": t.shared_case_persons,
         },
-    ).all()
-    cited: dict[tuple[int, str], dict[int, int]] = defaultdict(dict)
-    for agency_id, ref, person_id, entry_id in rows:
-        cited[(int(agency_id), str(ref))].setdefault(int(person_id), int(entry_id))
-    flagged = {k: v for k, v in cited.items() if len(v) >= t.shared_case_persons}
-    # Every flag's entries in one pass (chunks of 500), not one statement per flag.
-    found = {e.id: e for e in _by_ids(session, (i for v in flagged.values() for i in v.values()))}
-    drafts = []
-    for (agency_id, ref), persons in sorted(flagged.items()):
-        entries = sorted(
-            (found[i] for i in set(persons.values()) if i in found), key=lambda e: (e.at, e.id)
-        )
+        execution_options={"yield_per": 10_000},
+    )
+    found: list[tuple[int, str, FlagDraft]] = []
+    for (agency_id, reference), group in groupby(result, key=lambda r: (int(r[0]), str(r[1]))):
+        persons: set[int] = set()
+        entries: dict[int, _Entry] = {}
+        for row in group:
+            persons.add(int(row[2]))
+            entries.setdefault(
+                int(row[3]), _Entry(int(row[3]), row[4], row[0], row[5], _utc(row[6]))
+            )
+        if len(persons) < t.shared_case_persons:
+            continue
         # The window ends with the flag's last entry: the finding is the same at every run.
         rule = (
-            f"case reference {ref!r} was cited for {len(persons)} persons who are not in that "
-            f"case, within {t.shared_case_window.days} days (fires at "
+            f"case reference {reference!r} was cited for {len(persons)} persons who are not in "
+            f"that case, within {t.shared_case_window.days} days (fires at "
             f"{t.shared_case_persons} persons)"
         )
-        drafts.append(
-            _draft(
-                SHARED_CASE,
-                _case_key(agency_id, ref),
-                rule,
-                float(t.shared_case_persons),
-                entries,
-                agency_id=agency_id,
+        found.append(
+            (
+                agency_id,
+                reference,
+                _draft(
+                    SHARED_CASE,
+                    _case_key(agency_id, reference),
+                    rule,
+                    float(t.shared_case_persons),
+                    sorted(entries.values(), key=lambda e: (e.at, e.id)),
+                    agency_id=agency_id,
+                ),
             )
         )
-    return drafts
+    return [draft for _, _, draft in sorted(found, key=lambda f: (f[0], f[1]))]
 
 
 def person_many_users(
