@@ -122,3 +122,27 @@ def test_a_locked_file_is_reported_not_waited_for(
         and str(path) in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_a_shredding_rolled_back_leaves_nothing_for_the_next_commit(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The checkpoint belongs to the shredding's transaction: when it rolls back, the same
+    session's next commit does not empty the WAL on its behalf; a shredding committed later in
+    that session still does."""
+    db = Database(engine)
+    with db.session() as session:
+        records.arrest(session, 41, order=ORDER, person_ids=[1])
+    with db.session() as session:
+        append(session, AuditEvent(kind=AuditKind.READ, action="arrest.read", arrest_ids=[41]))
+    wal = tmp_path / "site.db-wal"
+    with db.session() as session:
+        assert log.shred(session, actor=COURT, order_reference=ORDER, arrest_id=41)
+        session.rollback()
+        append(session, AuditEvent(kind=AuditKind.READ, action="arrest.read", arrest_ids=[41]))
+        session.commit()
+        assert wal.stat().st_size > 0
+        # The content was never shredded: it is still there to read.
+        assert log.shred(session, actor=COURT, order_reference=ORDER, arrest_id=41)
+        session.commit()
+    assert wal.stat().st_size == 0

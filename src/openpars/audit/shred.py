@@ -108,7 +108,7 @@ def shred(
     arrests = _covered_arrests(session, order, arrest_id, person_id)
     shredded = repo.shred_contents(session, arrest_id=arrest_id, person_id=person_id)
     if shredded:
-        event.listen(session, "after_commit", _empty_sqlite_wal, once=True)
+        _checkpoint_when_committed(session)
     # The shredding itself is recorded, but not as a subject of the record, so that a later
     # order for the same record cannot erase the evidence that this one was carried out. The
     # commitments are what the verifier sees of a shredded entry, so they name it there.
@@ -130,6 +130,30 @@ def shred(
         ),
     )
     return [i for i, _ in shredded]
+
+
+_SHREDDED = "openpars.audit.shredded"
+
+
+def _checkpoint_when_committed(session: Session) -> None:
+    """Empty SQLite's WAL once this transaction commits; not if it rolls back.
+
+    SQLAlchemy has no listeners per transaction: the session's listen for as long as it
+    lives, and a marker in ``session.info`` says whether the transaction that ends shredded
+    anything, so a shredding rolled back leaves nothing for the session's next commit to do."""
+    session.info[_SHREDDED] = True
+    if not event.contains(session, "after_commit", _committed):
+        event.listen(session, "after_commit", _committed)
+        event.listen(session, "after_rollback", _rolled_back)
+
+
+def _committed(session: Session) -> None:
+    if session.info.pop(_SHREDDED, False):
+        _empty_sqlite_wal(session)
+
+
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_SHREDDED, None)
 
 
 def _empty_sqlite_wal(session: Session) -> None:
