@@ -359,3 +359,37 @@ def test_an_identifier_page_sent_ahead_asks_whether_its_set_exists_in_the_same_s
         external = _statements(db, search(ice, context, sid))
         internal = _statements(db, search(reader, ReadContext(), sid))
         assert external - internal == 4, (sid, external, internal)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's statements (PostgreSQL's above)")
+def test_the_floor_rides_on_the_in_force_lookup_on_sqlite(db: Database, world: World) -> None:
+    # On SQLite the external decision's statements are the in-force lookup, which carries the
+    # newest floor's hash, and the rate windows' claim: two statements more than an internal
+    # search, not three (the floor was read by a statement of its own).
+    _seed(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    reader = world.principals["reader"]
+    assert isinstance(db.bind, Connection)
+    driver = db.bind.connection.driver_connection
+    assert driver is not None
+    run: list[str] = []
+
+    def statements(principal: Any, context: ReadContext, sid: str) -> int:
+        run.clear()
+        driver.set_trace_callback(run.append)
+        try:
+            with db.session(external=principal.is_external) as s:
+                service.search_persons(
+                    s, principal=principal, query=PersonQuery(sid=sid), context=context
+                )
+        finally:
+            driver.set_trace_callback(None)
+        # Triggers' statements are traced too ("-- TRIGGER ..."): the same for both callers.
+        return sum(1 for sql in run if not sql.startswith("--"))
+
+    # The first external read grows the rate windows and parses the agreement: not counted.
+    statements(ice, context, "SID-2001")
+    for sid in ("SID-2001", "SID-9999"):
+        external = statements(ice, context, sid)
+        internal = statements(reader, ReadContext(), sid)
+        assert external - internal == 2, (sid, external, internal, run)

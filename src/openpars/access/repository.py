@@ -339,13 +339,7 @@ def send_first_pages(
     if query.name is None:
         # An identifier's page, saying whether its set exists: PostgreSQL keeps its generic
         # plan by itself.
-        marked = prepared(
-            session,
-            ("person-first-id", shape, columns, names_plain(policy), window),
-            partial(_first_id_page, policy, shape, columns, window),
-        )
-        rows = MarkedPage(marked.send(session, values | {"offset": query.offset}))
-        return SentPages(policy, limit, rows, set_found=rows.set_found)
+        return _send_id_page(session, policy, query, limit, shape, columns, values)
     # A name page walks the set's name index in order whatever the range: its generic plan is
     # the plan (see _search_persons).
     if query.offset == 0 and aliases_searched(policy):
@@ -362,6 +356,27 @@ def send_first_pages(
     with generic_plans(session):
         first = page.send(session, values | {"offset": query.offset})
     return SentPages(policy, limit, first)
+
+
+def _send_id_page(
+    session: Session,
+    policy: ReadPolicy,
+    query: PersonQuery,
+    limit: int,
+    shape: tuple[bool, ...],
+    columns: tuple[str, ...],
+    values: dict[str, Any],
+) -> SentPages:
+    """Send an identifier's page in the set bound as ``vis_key``, with whether that set exists
+    (``_first_id_page``): one statement where there were two whenever the page is empty."""
+    window = (limit + 1, query.offset > 0)
+    marked = prepared(
+        session,
+        ("person-first-id", shape, columns, names_plain(policy), window),
+        partial(_first_id_page, policy, shape, columns, window),
+    )
+    rows = MarkedPage(marked.send(session, values | {"offset": query.offset}))
+    return SentPages(policy, limit, rows, set_found=rows.set_found)
 
 
 def _shape(query: PersonQuery) -> tuple[bool, ...]:
@@ -399,6 +414,10 @@ def search_persons(
         sent = None  # sent under another policy: its rows are dropped unread
     if key is not None:
         keyed = values | {"vis_key": key}
+        if sent is None and query.name is None:
+            # An identifier's page often comes back empty (a lookup by SID finds nothing, or
+            # nobody the agreement shows): it says itself whether its set exists.
+            sent = _send_id_page(session, policy, query, limit, shape, columns, keyed)
         found = _search_persons(
             session, policy, query, limit, shape, columns, keyed, in_set=True, sent=sent
         )
