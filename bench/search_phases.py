@@ -7,7 +7,7 @@ time in (thread CPU and wall, each function's own time: what its timed callees t
 subtracted). The last line of output is one JSON object.
 
     .venv/bin/python bench/search_phases.py [--backend sqlite|postgresql] [--rounds N]
-        [--data-dir D]
+        [--quick] [--data-dir D]
 
 The same calls run untimed first (``untimed_*``: CPU and wall p50 and mean). A timed function
 costs the timers themselves (four clock reads and a call, 3-5 us of CPU a phase):
@@ -203,8 +203,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--rounds", type=int, default=10, help="passes over the values")
-    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="2 passes (a smoke run)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="keep the loaded data here (as search.py)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rounds = 2
     load_all_models()
     persons = 50_000
     figures: dict[str, Any] = {"backend": args.backend, "persons": persons}
