@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from types import TracebackType
 from typing import Any, Protocol
@@ -115,12 +115,18 @@ class Pending:
     statement: Prepared
     cursor: Any
     connection: Connection
+    # The rows once read: a statement whose rows answer two questions is read once.
+    fetched: list[list[dict[str, Any]]] = field(default_factory=list, compare=False, repr=False)
 
     def rows(self) -> list[dict[str, Any]]:
-        """The statement's rows, as ``Prepared.rows`` returns them."""
+        """The statement's rows, as ``Prepared.rows`` returns them (read once, then kept)."""
+        if self.fetched:
+            return self.fetched[0]
         with driver_errors(self.connection, self.statement.sql):
             raw = self.cursor.fetchall()
-        return self.statement.read(raw)
+        rows = self.statement.read(raw)
+        self.fetched.append(rows)
+        return rows
 
 
 def driver_errors(connection: Connection, statement: str) -> _DriverErrors:

@@ -312,3 +312,84 @@ def test_a_page_sent_ahead_into_a_missing_set_is_answered_with_probes(
     assert sids(sid="SID-2001") == ["SID-2001"]
     assert sids(name="alvarez") == ["SID-2001"]
     assert sids(sid="SID-9999") == []
+
+
+def _statements(db: Database, unit: Callable[[], object]) -> int:
+    """Statements PostgreSQL is asked to run while ``unit`` runs on the test's connection
+    (each an Execute of the extended protocol or a simple Query)."""
+    assert isinstance(db.bind, Connection)
+    pgconn = db.bind.connection.driver_connection.pgconn  # type: ignore[union-attr]
+    with tempfile.TemporaryFile(mode="w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
+        try:
+            unit()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        lines = [line.split("\t") for line in trace.read().splitlines()]
+    return sum(
+        1 for f in lines if f[0].strip() == "F" and f[2].split(" ")[0] in ("Execute", "Query")
+    )
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="statements in a pipeline are PostgreSQL's")
+def test_an_identifier_page_sent_ahead_asks_whether_its_set_exists_in_the_same_statement(
+    db: Database, world: World
+) -> None:
+    # Every pipelined statement costs the client and the server: the external identifier
+    # search sends the internal one's statements plus the role switch of the test's joined
+    # connection and its reset (two) and the decision's two (the rate claim carrying the
+    # share lock, the in-force lookup), no more: whether its set exists rides on the page.
+    _seed(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    reader = world.principals["reader"]
+
+    def search(principal: Any, context: ReadContext, sid: str) -> Callable[[], object]:
+        def unit() -> object:
+            with db.session(external=principal.is_external) as s:
+                return service.search_persons(
+                    s, principal=principal, query=PersonQuery(sid=sid), context=context
+                )
+
+        return unit
+
+    search(ice, context, "SID-2001")()  # the caller's policy is now known: pages sent ahead
+    for sid in ("SID-2001", "SID-9999"):
+        external = _statements(db, search(ice, context, sid))
+        internal = _statements(db, search(reader, ReadContext(), sid))
+        assert external - internal == 4, (sid, external, internal)
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's statements (PostgreSQL's above)")
+def test_the_floor_rides_on_the_in_force_lookup_on_sqlite(db: Database, world: World) -> None:
+    # On SQLite the external decision's statements are the in-force lookup, which carries the
+    # newest floor's hash, and the rate windows' claim: two statements more than an internal
+    # search, not three (the floor was read by a statement of its own).
+    _seed(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    reader = world.principals["reader"]
+    assert isinstance(db.bind, Connection)
+    driver = db.bind.connection.driver_connection
+    assert driver is not None
+    run: list[str] = []
+
+    def statements(principal: Any, context: ReadContext, sid: str) -> int:
+        run.clear()
+        driver.set_trace_callback(run.append)
+        try:
+            with db.session(external=principal.is_external) as s:
+                service.search_persons(
+                    s, principal=principal, query=PersonQuery(sid=sid), context=context
+                )
+        finally:
+            driver.set_trace_callback(None)
+        # Triggers' statements are traced too ("-- TRIGGER ..."): the same for both callers.
+        return sum(1 for sql in run if not sql.startswith("--"))
+
+    # The first external read grows the rate windows and parses the agreement: not counted.
+    statements(ice, context, "SID-2001")
+    for sid in ("SID-2001", "SID-9999"):
+        external = statements(ice, context, sid)
+        internal = statements(reader, ReadContext(), sid)
+        assert external - internal == 2, (sid, external, internal, run)

@@ -2,7 +2,9 @@
 
 On PostgreSQL one statement (the places taken in the caller's rate windows, ``access.rate``,
 the floor's hash and the share lock on the grantee's agreements), sent together with the
-in-force lookup (a pipeline: one round trip for all); on SQLite the floor, then the windows.
+in-force lookup (a pipeline: one round trip for all); on SQLite the windows are claimed once
+the agreement is read, and the floor's hash rides on the in-force lookup (as it does on
+PostgreSQL when there is no claim to ride on: the first request, an agreement without limits).
 The lock is taken in a statement before the in-force lookup, which therefore runs on a
 snapshot taken once the lock is held (READ COMMITTED): a kill switch under way when the read
 arrives is waited for and then seen. The rate windows
@@ -17,14 +19,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from openpars.access.rate import AGENCY, USER, Claim, Window, send_claims, send_claims_with
-from openpars.agreements.models import SiteFloorVersion
-from openpars.prepared import prepared
 
 # (per user, per agency) limits per minute, as last read for a grantee's agreement.
 Limits = tuple[int | None, int | None]
@@ -46,14 +44,18 @@ class SentReads:
     """Decision reads sent for some limits; their rows are read on demand."""
 
     limits: Limits | None
-    floor_hash: Callable[[], str | None]
+    # None: the floor's hash was not sent here; the in-force lookup is to carry it.
+    floor_hash: Callable[[], str | None] | None
     claims: Callable[[], list[Claim]]
     # Whether the statement also took the share lock on the grantee's agreements.
     locked: bool = False
 
-    def result(self) -> DecisionReads:
-        """The reads (waits for the server if they have not arrived yet)."""
-        return DecisionReads(self.floor_hash(), tuple(self.claims()))
+    def result(self, floor_hash: Callable[[], str | None] | None = None) -> DecisionReads:
+        """The reads (waits for the server if they have not arrived yet); ``floor_hash``
+        reads the floor's hash where it was not sent here."""
+        floor = self.floor_hash or floor_hash
+        assert floor is not None  # the decision sends the floor's hash one way or the other
+        return DecisionReads(floor(), tuple(self.claims()))
 
 
 def last_limits(agency_id: int | None) -> Limits:
@@ -77,9 +79,10 @@ def send_decision_reads(
     limits: Limits | None,
     lock_grantee: int | None = None,
 ) -> SentReads:
-    """Send the newest floor's hash and, if ``limits`` are given, take a place in each rate
-    window under them (on PostgreSQL one statement for all, the floor's hash included; on
-    SQLite the floor, then the windows).
+    """If ``limits`` are given, take a place in each rate window under them (on PostgreSQL one
+    statement for all, carrying the newest floor's hash too); where no statement takes a place
+    (SQLite, no limits), the floor's hash is not sent here (``SentReads.floor_hash`` None):
+    the in-force lookup carries it, one statement fewer.
 
     ``lock_grantee``: on PostgreSQL, where that one statement is sent, it also takes the share
     lock on this grantee's agreements (``agreements.repository.share_lock_agreements_of``),
@@ -99,9 +102,7 @@ def send_decision_reads(
         columns = f"{_NEWEST_FLOOR}, {_SHARE_LOCK}"
         claims, floor = send_claims_with(session, found, at, columns, {"grantee": lock_grantee})
         return SentReads(limits, floor, claims, locked=True)
-    pending = prepared(session, "decision_floor", _statement).send(session, {})
-    claims = send_claims(session, found, at)
-    return SentReads(limits, lambda: pending.rows()[0]["floor_hash"], claims)
+    return SentReads(limits, None, send_claims(session, found, at))
 
 
 # The newest floor's content hash, as ``_statement`` reads it.
@@ -120,9 +121,3 @@ def windows(user_id: int | None, agency_id: int | None, limits: Limits) -> list[
     if agency_limit is not None and agency_id is not None:
         out.append(Window(AGENCY, agency_id, agency_limit))
     return out
-
-
-def _statement() -> Select[Any]:
-    floors = SiteFloorVersion.__table__.c
-    newest = select(floors.content_hash).order_by(floors.version.desc()).limit(1)
-    return select(newest.scalar_subquery().label("floor_hash"))

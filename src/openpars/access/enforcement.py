@@ -25,6 +25,7 @@ from openpars.access.rls import require_external_session
 from openpars.access.schemas import ReadContext
 from openpars.agreements.floor import floor_of_newest
 from openpars.agreements.grants import Grant, grantee_of, send_grant_reads
+from openpars.agreements.repository import floor_of
 from openpars.errors import Forbidden, InvalidInput, TooManyRequests
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
@@ -143,14 +144,22 @@ def _decision(
             limits=guess,
             lock_grantee=grantee_of(principal),
         )
-        sent_grant = send_grant_reads(session, principal, at, locked=sent.locked)
+        # Where no claim carried the floor's hash (SQLite; no limits known), the lookup does.
+        with_floor = sent.floor_hash is None
+        sent_grant = send_grant_reads(
+            session, principal, at, locked=sent.locked, with_floor=with_floor
+        )
         early = ahead() if ahead is not None else None
     grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
     limits = (
         grant.scope.limits.rate_per_user_per_minute,
         grant.scope.limits.rate_per_agency_per_minute,
     )
-    reads = sent.result()
+    floor = None
+    if with_floor:
+        assert sent_grant is not None  # a grant was found, so its lookup was sent (and read)
+        floor = partial(floor_of, sent_grant)
+    reads = sent.result(floor)
     if limits != last_limits(agency):
         remember_limits(agency, limits)
     if limits != sent.limits:

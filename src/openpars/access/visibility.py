@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from functools import lru_cache
 from typing import Any, cast
 
@@ -110,14 +110,6 @@ def set_exists(session: Session, key: str) -> bool:
     """Whether a set is kept for this row key (a set is removed only once no version in force
     uses it)."""
     return _set_id(session, key) is not None
-
-
-def send_set_exists(session: Session, key: str) -> Callable[[], bool]:
-    """``set_exists``, sent now and read on demand: inside ``prepared.pipeline`` it travels
-    with the statements around it (and runs after those sent before it, as a check sent
-    later would)."""
-    pending = prepared(session, ("visibility_set",), _set_stmt).send(session, {"vis_key": key})
-    return lambda: bool(pending.rows())
 
 
 def _set_id(session: Session, key: str) -> int | None:

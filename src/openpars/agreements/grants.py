@@ -89,13 +89,19 @@ def grant_for(session: Session, *, principal: Principal, at: datetime) -> Grant 
 
 
 def send_grant_reads(
-    session: Session, principal: Principal, at: datetime, *, locked: bool = False
+    session: Session,
+    principal: Principal,
+    at: datetime,
+    *,
+    locked: bool = False,
+    with_floor: bool = False,
 ) -> Pending | None:
     """Send the share lock on the caller's agreements and the in-force lookup after it (None:
     not an external caller, no agreement can apply). Inside a pipeline neither waits.
 
     ``locked``: a statement sent before this one already took the lock (``grantee_of``'s
-    agreements; ``access.decision``), so only the lookup is sent.
+    agreements; ``access.decision``), so only the lookup is sent. ``with_floor``: the lookup
+    carries the newest floor's hash too (``repository.floor_of``).
     """
     if not principal.is_external or not principal.agency_path:
         return None
@@ -107,6 +113,7 @@ def send_grant_reads(
         unit_ids=principal.agency_path,
         user_id=principal.user_id,
         at=at,
+        with_floor=with_floor,
     )
 
 

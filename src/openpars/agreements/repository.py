@@ -98,10 +98,18 @@ class InForce(NamedTuple):
     mask_key: bytes
 
 
-def _in_force_stmt(units: int) -> AnySelect:
-    """The in-force lookup for a caller whose unit path has `units` entries."""
+def _in_force_stmt(units: int, with_floor: bool) -> AnySelect:
+    """The in-force lookup for a caller whose unit path has `units` entries; `with_floor`: each
+    row carries the newest floor's content hash too (``floor_hash``)."""
     at = param("at", Agreement.in_force_from)
     unit_ids = [param(f"unit_{n}", Suspension.target_id) for n in range(units)]
+    floor = (
+        select(SiteFloorVersion.content_hash)
+        .order_by(SiteFloorVersion.version.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("floor_hash")
+    )
     return (
         select(
             Agreement.id,
@@ -110,6 +118,7 @@ def _in_force_stmt(units: int) -> AnySelect:
             Agreement.in_force_from,
             Agreement.in_force_until,
             AgreementVersion.mask_key,
+            *((floor,) if with_floor else ()),
         )
         .join(
             AgreementVersion,
@@ -162,11 +171,14 @@ def send_in_force(
     unit_ids: Sequence[int],
     user_id: int | None,
     at: datetime,
+    with_floor: bool = False,
 ) -> Pending:
-    """Send the in-force lookup (read it with ``in_force_of``)."""
+    """Send the in-force lookup (read it with ``in_force_of``); ``with_floor``: it carries the
+    newest floor's content hash too (read it with ``floor_of``), one statement for both."""
     # Run on every external request: prepared once per length of the unit path.
+    units = len(unit_ids)
     stmt = prepared(
-        session, ("in_force_for", len(unit_ids)), partial(_in_force_stmt, len(unit_ids))
+        session, ("in_force_for", units, with_floor), partial(_in_force_stmt, units, with_floor)
     )
     values = {"grantee": grantee_agency_id, "at": at, "user_id": user_id}
     values |= {f"unit_{n}": unit for n, unit in enumerate(unit_ids)}
@@ -180,11 +192,18 @@ def in_force_of(pending: Pending) -> InForce | None:
         return None
     row = tuple(rows[0].values())
     # The WHERE clause compares both bounds, so neither can be NULL in a returned row.
-    agreement_id, version, content_hash, start, end, mask_key = row
+    agreement_id, version, content_hash, start, end, mask_key = row[:6]
     assert start is not None
     assert end is not None
     # bytes() also accepts the memoryview a driver may return for a binary column.
     return InForce(agreement_id, version, content_hash, start, end, bytes(mask_key))
+
+
+def floor_of(pending: Pending) -> str | None:
+    """The newest floor's content hash an in-force lookup sent ``with_floor`` carried (None:
+    no floor set, the shipped defaults, or no agreement in force: then nothing is read)."""
+    rows = pending.rows()
+    return rows[0]["floor_hash"] if rows else None
 
 
 def version_content(session: Session, agreement_id: int, version: int) -> dict[str, Any] | None:
