@@ -10,6 +10,8 @@ owner who drops the guard is caught by the verifier: tests/audit/test_shred_atta
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,12 +20,15 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from openpars.audit import log
+from openpars.audit import shred as shredding
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.models import AuditEntry
 from openpars.audit.service import append
+from openpars.config import Settings
 from openpars.db import Database
 from tests.audit import records
 from tests.audit.test_log import COURT, add_entries
+from tests.audit.test_shred_attacks import verify_export
 
 ORDER = "CP-51-MD-404-2026"
 # The guard's refusal (SQLite's trigger, PostgreSQL's statement trigger) or, for a row left
@@ -197,3 +202,28 @@ def test_riding_a_shredding_to_change_anything_else_is_refused(db: Database) -> 
             "content",
         }
         assert after[names.index("salt")] is None and after[names.index("content")] is None
+
+
+def test_a_large_shredding_is_recorded_in_parts_each_naming_what_it_erased(
+    db: Database, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each part's entry is appended before its rows are erased (the guard checks the newest),
+    together they name every entry, and the independent verifier accepts the log."""
+    monkeypatch.setattr(shredding, "ENTRIES_PER_RECORD", 2)
+    sealed = add_entries(db, 5, arrest_id=45)
+    with db.session() as session:
+        records.arrest(session, 45, order=ORDER, person_ids=[5])
+    with db.session() as session:
+        assert log.shred(session, actor=COURT, order_reference=ORDER, arrest_id=45) == sealed
+    with db.session() as session:
+        parts = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "audit.shred").order_by(AuditEntry.id)
+        ).all()
+        named = [json.loads(p.content or b"")["params"] for p in parts]
+        assert [p["entry_ids"] for p in named] == [sealed[0:2], sealed[2:4], sealed[4:]]
+        assert [p["entries_shredded"] for p in named] == [2, 2, 1]
+        assert all(p["order_reference"] == ORDER for p in named)
+        assert all(row(session, e)[-1] is None for e in sealed)
+    checked = verify_export(db, settings, tmp_path / "parts.txt")
+    assert checked.returncode == 0, checked.stderr
+    assert "5 shredded" in checked.stdout
