@@ -5,8 +5,9 @@ entries integrated into the Merkle tree since its watermark (a leaf index) and i
 facts with one set-based statement per batch. Leaves are contiguous and final, so an entry that
 commits late on PostgreSQL (a lower id after a higher one) is never skipped, and every fact
 names an entry an auditor can prove with an inclusion proof. Facts of crypto-shredded entries
-are dropped when the shredding entry is read, and every reader joins the contents table, so a
-shredded entry's facts are never shown even before that (docs/oversight.md).
+are dropped when the shredding entry is read, and every reader keeps only entries whose content
+is still on their row, so a shredded entry's facts are never shown even before that
+(docs/oversight.md).
 """
 
 from __future__ import annotations
