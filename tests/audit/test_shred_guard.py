@@ -227,3 +227,20 @@ def test_a_large_shredding_is_recorded_in_parts_each_naming_what_it_erased(
     checked = verify_export(db, settings, tmp_path / "parts.txt")
     assert checked.returncode == 0, checked.stderr
     assert "5 shredded" in checked.stdout
+
+
+def test_a_shredding_that_finds_nothing_is_still_recorded_and_erases_nothing(db: Database) -> None:
+    [other] = add_entries(db, 1, arrest_id=47)
+    with db.session() as session:
+        records.arrest(session, 46, order=ORDER, person_ids=[6])
+    with db.session() as session:
+        assert log.shred(session, actor=COURT, order_reference=ORDER, arrest_id=46) == []
+    with db.session() as session:
+        [part] = session.scalars(select(AuditEntry).where(AuditEntry.action == "audit.shred"))
+        params = json.loads(part.content or b"")["params"]
+        assert (params["entries_shredded"], params["entry_ids"], params["commitments"]) == (
+            0,
+            [],
+            [],
+        )
+        assert row(session, other)[-1] is not None
