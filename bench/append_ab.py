@@ -1,28 +1,25 @@
-"""SQLite: an external read's writes (rate windows and audit append), main's layout against
-h12lite4's, and the content on the entry's row, interleaved in one process (issue 12 targets 1
-and 3).
+"""SQLite: an external read's writes (rate windows and audit append) with the entry's salt and
+content in a table of their own (main before h12lite5) and on the entry's own row (h12lite5),
+interleaved in one process (issue 12 targets 1 and 3).
 
 One database of bench/search.py's data (``--persons``, built here by this branch's schema),
 copied once per side, each copy on its own connection configured as openpars configures SQLite
-(WAL, ``synchronous=FULL``, foreign keys, ``wal_autocheckpoint=0`` so the ``-wal`` file's growth
-counts the frames). The sides:
+(WAL, ``synchronous=FULL``, foreign keys, ``secure_delete``, ``wal_autocheckpoint=0`` so the
+``-wal`` file's growth counts the frames). The sides:
 
-* ``main``: the layout before h12lite4: the entry table's (user, at) and (agency, at) indexes,
-  and ``rate_slots`` a rowid table keyed (kind, owner, slot) with its index (kind, owner,
-  at_us), claimed by rowid as main's ``access.rate`` does;
-* ``branch``: this branch: no index on the entry table (the integrator keeps them), and
-  ``rate_slots`` WITHOUT ROWID keyed (kind, owner, at_us, slot), claimed as ``access.rate``
-  does now;
-* ``one_row`` (measured only, not in the code): ``branch`` with the salt and content on the
-  entry's own row (two more columns), so the append is one row in one B-tree, not two.
+* ``main``: the entry's row without salt and content (both NULL), which go to
+  ``audit_entry_contents`` (entry_id primary key, a foreign key to the entry), as main's
+  ``audit.repository.insert_entry`` writes them: two rows in two B-trees, two statements;
+* ``branch``: this branch: one row, salt and content on it, one statement.
 
-Each round runs, on each side in turn, the floor (``BEGIN IMMEDIATE``, one integer into an
-unindexed table, ``COMMIT``), then one transaction of an external read's writes: a place taken in
-the user's and the agency's window (``--places`` places each, full: each claim takes the place
-its window used ``places - 1`` claims before), then the
-entry and its content naming one person, as ``audit.repository.insert_entry`` writes them.
-Also the append alone (no windows) and the windows alone. Reported: this thread's CPU per
-transaction (p50, µs), its excess over the same side's floor, and WAL frames per transaction.
+Both have no index on the entry table (the integrator keeps them) and claim the rate windows
+as ``access.rate`` does. Each round runs, on each side in turn, the floor (``BEGIN
+IMMEDIATE``, one integer into an unindexed table, ``COMMIT``), then one transaction of an
+external read's writes: a place taken in the user's and the agency's window (``--places``
+places each, full: each claim takes the place its window used ``places - 1`` claims before),
+then the entry naming one person. Also the append alone (no windows) and the windows alone.
+Reported: this thread's CPU per transaction (p50, µs), its excess over the same side's floor,
+and WAL frames per transaction.
 
     .venv/bin/python bench/append_ab.py [--persons 50000] [--rounds 1500] [--places 64]
 """
@@ -48,12 +45,6 @@ import search
 
 ENTRY = "at, kind, action, outcome, user_id, agency_id, agreement_id, commitment, person_ids"
 WINDOW_US = 60_000_000
-# main's claim (access/rate.py before h12lite4): places by rowid.
-_MAIN_PICK = (
-    "SELECT * FROM (SELECT rowid FROM rate_slots WHERE kind = ? AND owner_id = ? AND slot < ? "
-    "AND at_us < ? ORDER BY at_us DESC LIMIT 1)"
-)
-_MAIN_CLAIM = "UPDATE rate_slots SET at_us = ? WHERE rowid IN (@pick@) RETURNING kind, slot"
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -64,6 +55,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         "foreign_keys=ON",
         "wal_autocheckpoint=0",
         "busy_timeout=5000",
+        "secure_delete=ON",
     ):
         conn.execute(f"PRAGMA {pragma}")
     conn.execute("CREATE TABLE IF NOT EXISTS bench_scratch (n INTEGER)")
@@ -71,15 +63,11 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _as_main(conn: sqlite3.Connection) -> None:
-    """The entry's indexes and the rate windows' layout as main has them."""
-    conn.execute("CREATE INDEX ix_audit_entries_user_at ON audit_entries (user_id, at)")
-    conn.execute("CREATE INDEX ix_audit_entries_agency_at ON audit_entries (agency_id, at)")
-    conn.execute("DROP TABLE rate_slots")
+    """The content table as main has it."""
     conn.execute(
-        "CREATE TABLE rate_slots (kind SMALLINT NOT NULL, owner_id INTEGER NOT NULL, "
-        "slot INTEGER NOT NULL, at_us BIGINT NOT NULL, PRIMARY KEY (kind, owner_id, slot))"
+        "CREATE TABLE audit_entry_contents (entry_id INTEGER NOT NULL PRIMARY KEY "
+        "REFERENCES audit_entries (id), salt BLOB NOT NULL, content BLOB NOT NULL)"
     )
-    conn.execute("CREATE INDEX ix_rate_slots_oldest ON rate_slots (kind, owner_id, at_us)")
 
 
 def main() -> None:
@@ -96,15 +84,12 @@ def main() -> None:
     with sqlite3.connect(source) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     sides: dict[str, Any] = {}
-    for side in ("main", "branch", "one_row"):
+    for side in ("main", "branch"):
         copy = tmp / f"{side}.db"
         shutil.copy(source, copy)
         conn = _connect(copy)
         if side == "main":
             _as_main(conn)
-        if side == "one_row":
-            conn.execute("ALTER TABLE audit_entries ADD COLUMN salt BLOB")
-            conn.execute("ALTER TABLE audit_entries ADD COLUMN content BLOB")
         # The bench data's external reader if it has one, else its first user.
         user, agency = conn.execute(
             "SELECT u.id, u.agency_id FROM users u JOIN agencies a ON a.id = u.agency_id "
@@ -124,7 +109,7 @@ def main() -> None:
         agreement = conn.execute("SELECT min(id) FROM agreements").fetchone()[0]
         persons = [r[0] for r in conn.execute("SELECT id FROM persons ORDER BY id LIMIT 5000")]
         content = conn.execute(
-            "SELECT content FROM audit_entry_contents ORDER BY entry_id DESC LIMIT 1"
+            "SELECT content FROM audit_entries WHERE content IS NOT NULL ORDER BY id DESC LIMIT 1"
         ).fetchone()
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         sides[side] = {
@@ -156,10 +141,7 @@ def main() -> None:
         user, agency, _ = sides[side]["who"]
         clock[side] += step
         now = clock[side]
-        if side == "main":
-            sql = _MAIN_CLAIM.replace("@pick@", " UNION ALL ".join([_MAIN_PICK] * 2))
-        else:
-            sql = rate._SQLITE_CLAIM.replace("@pick@", " UNION ALL ".join([rate._SQLITE_PICK] * 2))
+        sql = rate._SQLITE_CLAIM.replace("@pick@", " UNION ALL ".join([rate._SQLITE_PICK] * 2))
         values = [now, 0, user, 10_000, now - WINDOW_US, 1, agency, 100_000, now - WINDOW_US]
         taken = conn.execute(sql, values).fetchall()
         assert len(taken) == 2, (side, taken)
@@ -170,7 +152,7 @@ def main() -> None:
         at = time.strftime("%Y-%m-%d %H:%M:%S.000000")
         entry = (at, "search", "person.search", "ok", user, agency, agreement, os.urandom(32))
         cursor = conn.cursor()
-        if side == "one_row":
+        if side == "branch":
             cursor.execute(
                 f"INSERT INTO audit_entries ({ENTRY}, salt, content) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?)",

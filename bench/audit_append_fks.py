@@ -45,11 +45,6 @@ KEYS = {
         "fk_audit_entries_agency_id_agencies",
         "(agency_id) REFERENCES agencies(id)",
     ),
-    "contents": (
-        "audit_entry_contents",
-        "fk_audit_entry_contents_entry_id_audit_entries",
-        "(entry_id) REFERENCES audit_entries(id)",
-    ),
     "pending": (
         "audit_pending",
         "fk_audit_pending_entry_id_audit_entries",
@@ -59,7 +54,6 @@ KEYS = {
 VARIANTS: dict[str, tuple[str, ...]] = {
     "all keys": (),
     "without user and agency keys": ("user", "agency"),
-    "without the subjects key": ("subjects",),
     "without the pending key": ("pending",),
     "without any": tuple(KEYS),
 }

@@ -362,12 +362,10 @@ def _statements(d: Dialect, shape: Shape) -> dict[str, str]:
         + f" FROM {src} WHERE i % 10 <> 0 AND NOT {pending}",
         "audit_entries": prefix
         + "INSERT INTO audit_entries (id, at, kind, action, outcome, user_id, agency_id, "
-        f"agreement_id, commitment, person_ids) SELECT i, {e['at']}, {e['kind']}, {e['action']}, "
-        f"{e['outcome']}, {e['user_id']}, {e['agency_id']}, {e['agreement_id']}, {d.zeros}, "
-        f"{e['person_ids']} FROM {src}",
-        "audit_entry_contents": prefix
-        + "INSERT INTO audit_entry_contents (entry_id, salt, content) SELECT i, "
-        f"{d.zeros}, {d.blob(e['content'])} FROM {src}",
+        "agreement_id, commitment, person_ids, salt, content) SELECT i, "
+        f"{e['at']}, {e['kind']}, {e['action']}, {e['outcome']}, {e['user_id']}, "
+        f"{e['agency_id']}, {e['agreement_id']}, {d.zeros}, {e['person_ids']}, {d.zeros}, "
+        f"{d.blob(e['content'])} FROM {src}",
         "audit_leaves": prefix
         + f"INSERT INTO audit_leaves (leaf_index, entry_id, leaf_hash) SELECT i - 1, i, "
         f"{d.zeros} FROM {src}",
@@ -580,7 +578,6 @@ def _drop_day(conn: Any, lo: int) -> None:
         "audit_user_entries",
         "audit_agency_entries",
         "audit_leaves",
-        "audit_entry_contents",
     ):
         conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
     dialect = conn.dialect.name
@@ -620,7 +617,6 @@ def _drop_day(conn: Any, lo: int) -> None:
 
 ENTRY_TABLES = [
     "audit_entries",
-    "audit_entry_contents",
     "audit_leaves",
     "audit_person_entries",
     "audit_user_entries",
@@ -699,9 +695,8 @@ def baseline_scan(engine: Engine, lo: int, hi: int) -> dict[str, Any]:
             "seconds",
             lambda: conn.execute(
                 text(
-                    "SELECT COUNT(*), SUM(LENGTH(c.content)) FROM audit_entries e "
-                    "JOIN audit_entry_contents c ON c.entry_id = e.id "
-                    "WHERE e.id BETWEEN :lo AND :hi"
+                    "SELECT COUNT(*), SUM(LENGTH(e.content)) FROM audit_entries e "
+                    "WHERE e.id BETWEEN :lo AND :hi AND e.content IS NOT NULL"
                 ),
                 {"lo": lo, "hi": hi},
             ).one(),

@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import create_engine, func, make_url, select
 
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.audit.service import append_many_ids
 from openpars.config import Settings
 from openpars.db import Base, Database, make_engine
@@ -116,8 +116,8 @@ def one_round(
         scan = (
             select(func.count())
             .select_from(AuditEntry)
-            .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
             .where(
+                AuditEntry.content.is_not(None),
                 AuditEntry.agency_id.in_(external),
                 AuditEntry.at >= month.start,
                 AuditEntry.at < month.end,

@@ -147,12 +147,13 @@ DEFAULT_SQLITE_MMAP_MB = 1024
 # WAL frames (pages) after which a commit copies the WAL back into the database file (SQLite's
 # automatic checkpoint, 1,000 by default). The commit that crosses the mark pays it: the copy
 # and an fsync of the database file, ~3x a commit. A commit that writes more pages (an audited
-# read: its entry and content rows and the entry's indexes) crosses it more often (0.8% of
-# such commits at 1,000, against 0.3% of a one-row write's), which put checkpoints in the
-# audited read's p99. Ten times rarer, each checkpoint copies a page rewritten by every commit
-# (the rate windows', the log's last leaves) once instead of ten times, and fewer than one
-# commit in a thousand pays one. The WAL file grows to ~40 MiB (4 KiB pages) and is reused, not
-# regrown; every commit still fsyncs its own frames first, so durability is unchanged.
+# read, when this was set: its entry and content rows and the entry's indexes) crosses it
+# more often (0.8% of such commits at 1,000, against 0.3% of a one-row write's), which put
+# checkpoints in the audited read's p99. Ten times rarer, each checkpoint copies a page
+# rewritten by every commit (the rate windows', the log's last leaves) once instead of ten
+# times, and fewer than one commit in a thousand pays one. The WAL file grows to ~40 MiB (4 KiB
+# pages) and is reused, not regrown; every commit still fsyncs its own frames first, so
+# durability is unchanged.
 SQLITE_WAL_AUTOCHECKPOINT = 10_000
 
 
@@ -164,9 +165,9 @@ def _sqlite_on_connect(
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    # Deleted rows are overwritten with zeros, not left in free space: shredding an audit
-    # entry's content (audit/shred.py) must leave no copy in the file whatever the SQLite
-    # build's default (upstream's is off, Debian's on).
+    # Deleted or shrunk rows' bytes are overwritten with zeros, not left in free space:
+    # shredding an audit entry's content (audit/shred.py: set to NULL in place) must leave no
+    # copy in the file whatever the SQLite build's default (upstream's is off, Debian's on).
     cursor.execute("PRAGMA secure_delete=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute(f"PRAGMA synchronous={'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")

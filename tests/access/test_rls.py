@@ -184,7 +184,9 @@ def test_external_login_cannot_change_records_audit_or_the_floor(
         ("INSERT INTO site_floor_versions (version) VALUES (99)", "permission denied"),
         # What an external read never needs: other tables, the audit contents, tokens.
         ("SELECT * FROM record_versions", "permission denied"),
-        ("SELECT content FROM audit_entry_contents", "permission denied"),
+        ("SELECT content FROM audit_entries", "permission denied"),
+        ("SELECT salt FROM audit_entries", "permission denied"),
+        ("UPDATE audit_entries SET salt = NULL, content = NULL", "permission denied"),
         ("SELECT commitment FROM audit_entries", "permission denied"),
         # The subject index is the integrator's (the owner's): the role appends no row to it
         # and reads none of it (which entries named whom).

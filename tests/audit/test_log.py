@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from openpars.audit import checkpoints, log, merkle, notes, service, witness
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent, AuditKind
-from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
+from openpars.audit.models import AuditEntry, AuditLeaf
 from openpars.audit.service import append, commitment_of
 from openpars.config import Settings
 from openpars.db import Database
@@ -233,7 +233,8 @@ IMMUTABLE = [
     "DELETE FROM audit_entries",
     "UPDATE audit_entries SET person_ids = NULL",
     "UPDATE audit_entries SET arrest_ids = NULL",
-    "UPDATE audit_entry_contents SET content = content",
+    "UPDATE audit_entries SET content = content",
+    "UPDATE audit_entries SET salt = NULL, content = NULL",
     "UPDATE audit_leaves SET leaf_hash = leaf_hash",
     "DELETE FROM audit_leaves",
     "UPDATE audit_nodes SET hash = hash",
@@ -266,7 +267,7 @@ def test_the_database_refuses_update_and_delete(
         savepoint.rollback()
 
 
-def test_shredding_deletes_contents_keeps_the_tree_and_is_audited(db: Database) -> None:
+def test_shredding_erases_contents_keeps_the_tree_and_is_audited(db: Database) -> None:
     sealed = add_entries(db, 3, arrest_id=41)
     kept = add_entries(db, 2, arrest_id=42)
     with db.session() as session:
@@ -290,10 +291,15 @@ def test_shredding_deletes_contents_keeps_the_tree_and_is_audited(db: Database) 
             log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", person_id=2)
         with pytest.raises(NotFound, match="person 77 has no arrest"):
             log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", person_id=77)
-        assert len(set(session.scalars(select(AuditEntryContent.entry_id)))) >= 5
+        assert (
+            len(set(session.scalars(select(AuditEntry.id).where(AuditEntry.content.is_not(None)))))
+            >= 5
+        )
         shredded = log.shred(session, actor=COURT, order_reference="CP-51-MD-1-2026", arrest_id=41)
         assert shredded == sealed
-        remaining = set(session.scalars(select(AuditEntryContent.entry_id)))
+        remaining = set(
+            session.scalars(select(AuditEntry.id).where(AuditEntry.content.is_not(None)))
+        )
         assert not remaining & set(sealed) and set(kept) <= remaining
         size = repo.tree_size(session)
         assert log.root_at(session, size) == before
@@ -311,9 +317,9 @@ def test_shredding_deletes_contents_keeps_the_tree_and_is_audited(db: Database) 
 
 def service_content(session: Session, entry_id: int) -> bytes:
     """The committed content of an entry."""
-    content = session.get(AuditEntryContent, entry_id)
-    assert content is not None
-    return content.content
+    entry = session.get(AuditEntry, entry_id)
+    assert entry is not None and entry.content is not None
+    return entry.content
 
 
 def test_publisher_step_respects_min_and_max_intervals(db: Database, tmp_path: Path) -> None:
@@ -368,8 +374,7 @@ def test_append_many_writes_what_append_writes(db: Database) -> None:
         assert ids == sorted(ids) and len(set(ids)) == 40
         assert log.integrate(session) >= 40
         for entry_id in (ids[0], ids[-1]):
-            entry = session.get(AuditEntry, entry_id)
-            content = session.get(AuditEntryContent, entry_id)
+            entry = content = session.get(AuditEntry, entry_id)
             assert entry is not None and content is not None
             assert (
                 merkle.leaf_hash(entry.commitment)
@@ -433,7 +438,7 @@ def test_an_instant_in_another_zone_is_stored_in_utc_and_committed_as_given(
         )
         assert [w.at for w in written] == [at, at]
         for w in written:
-            entry, content = session.get(AuditEntry, w.id), session.get(AuditEntryContent, w.id)
+            entry = content = session.get(AuditEntry, w.id)
             assert entry is not None and content is not None
             assert entry.at == at and entry.at.utcoffset() == timedelta(0)
             assert json.loads(content.content)["at"] == "2026-11-28T08:00:00.000005-05:00"

@@ -134,10 +134,10 @@ def test_proof_store_misses_and_failed_bulk_appends(db: Database) -> None:
     with pytest.raises(merkle.ProofError, match="not in the log"):
         log.PrefetchedStore({}).node(3, 1)
     with db.session() as session:
-        # A real refusal by the database: a content row it will not take, or an over-long action.
+        # A real refusal by the database: an entry row it will not take, or an over-long action.
         if session.get_bind().dialect.name == "sqlite":
             session.connection().exec_driver_sql(
-                "CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entry_contents "
+                "CREATE TRIGGER test_refuse BEFORE INSERT ON audit_entries "
                 "BEGIN SELECT RAISE(ABORT, 'refused'); END"
             )
             event = AuditEvent(kind=AuditKind.READ, action="x", arrest_ids=[1])

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from openpars.audit import checkpoints, log, witness
 from openpars.audit.cli import app as audit_cli
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.audit.service import append
 from openpars.config import Settings
 from openpars.db import Database
@@ -307,7 +307,7 @@ def test_cli_receipt_is_audited_and_verifies(
         reads = session.query(AuditEntry).filter(AuditEntry.action == "audit.receipt").all()
         assert len(reads) == 1
         [read] = reads
-        content = session.get(AuditEntryContent, read.id)
+        content = session.get(AuditEntry, read.id)
         assert content is not None
         recorded = json.loads(bytes(content.content))
         params = recorded["params"]

@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from openpars.audit import checkpoints, log
 from openpars.audit import export as exporting
 from openpars.audit.cli import app as audit_cli
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
-from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
+from openpars.audit.models import AuditEntry, AuditLeaf, shredding_ddl
 from openpars.audit.service import append
 from openpars.config import Settings
 from openpars.db import Database
@@ -40,7 +42,30 @@ def read_by(db: Database, agency_id: int | None, *, arrest_id: int, person_id: i
 
 def has_content(db: Database, entry_id: int) -> bool:
     with db.session() as session:
-        return session.get(AuditEntryContent, entry_id) is not None
+        entry = session.get(AuditEntry, entry_id)
+        assert entry is not None
+        return entry.content is not None
+
+
+def without_guard(session: Session, statement: str) -> None:
+    """Run a statement with the database's guard on audit_entries' UPDATE dropped, as the
+    tables' owner could, then put the guard back."""
+    dialect = session.get_bind().dialect.name
+    connection = session.connection()
+    if dialect == "sqlite":
+        connection.exec_driver_sql("DROP TRIGGER audit_entries_no_update")
+    else:
+        connection.exec_driver_sql(
+            "ALTER TABLE audit_entries DISABLE TRIGGER audit_entries_shredding_only"
+        )
+    connection.exec_driver_sql(statement)
+    if dialect == "sqlite":
+        for ddl in shredding_ddl("sqlite"):
+            connection.exec_driver_sql(ddl)
+    else:
+        connection.exec_driver_sql(
+            "ALTER TABLE audit_entries ENABLE TRIGGER audit_entries_shredding_only"
+        )
 
 
 def count(db: Database, action: str, outcome: Outcome) -> int:
@@ -121,9 +146,15 @@ def test_api_shredding_without_the_records_order_is_refused_and_audited(
     assert good.returncode == 0, good.stderr
     assert "1 shredded" in good.stdout and "shredded under orders MC-502" in good.stdout
 
-    # Deleting the misuse evidence in the database is not a shredding: the verifier says so.
+    # Erasing the misuse evidence in the database is not a shredding: the database refuses it,
+    erase = f"UPDATE audit_entries SET salt = NULL, content = NULL WHERE id = {int(misuse)}"
+    with pytest.raises(DBAPIError, match="append-only"), db.session() as session:
+        session.execute(text(erase))
+    assert has_content(db, misuse)
+    # and with its guard dropped by whoever owns the tables, the verifier says so.
     with db.session() as session:
-        session.execute(delete(AuditEntryContent).where(AuditEntryContent.entry_id == misuse))
+        without_guard(session, erase)
+    assert not has_content(db, misuse)
     index = leaf_index(db, misuse)
     bad = verify_export(db, settings, tmp_path / "bad.txt")
     assert bad.returncode == 1

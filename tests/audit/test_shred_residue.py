@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 
 from openpars.audit import log
@@ -28,6 +28,7 @@ from tests.conftest import BACKEND
 pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="reads SQLite's own files")
 
 MARKER = "Qzvxkwplumbrant"
+KEPT = "Yxowqkeptfrobnic"
 ORDER = "CP-51-MD-77-2026"
 
 
@@ -44,7 +45,9 @@ def _on_disk(path: Path) -> bytes:
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
-def _write_then_shred(engine: Engine, path: Path) -> list[int]:
+def _write_then_shred(engine: Engine, path: Path, *, pad: int = 0) -> list[int]:
+    """Three entries about a sealed arrest (``pad`` bytes more content each: past a page, the
+    content spills into overflow pages) and one about another, then the shredding."""
     db = Database(engine)
     with db.session() as session:
         records.arrest(session, 41, order=ORDER, person_ids=[1])
@@ -56,7 +59,7 @@ def _write_then_shred(engine: Engine, path: Path) -> list[int]:
                 AuditEvent(
                     kind=AuditKind.READ,
                     action="arrest.read",
-                    params={"searched": f"{MARKER}{i}"},
+                    params={"searched": f"{MARKER}{i}", "pad": f"{MARKER}-" * (pad // 16)},
                     arrest_ids=[41],
                 ),
             )
@@ -64,7 +67,7 @@ def _write_then_shred(engine: Engine, path: Path) -> list[int]:
         append(
             session,
             AuditEvent(
-                kind=AuditKind.READ, action="arrest.read", params={"kept": "x"}, arrest_ids=[42]
+                kind=AuditKind.READ, action="arrest.read", params={"kept": KEPT}, arrest_ids=[42]
             ),
         )
     assert _on_disk(path).count(MARKER.encode()) >= 3
@@ -80,10 +83,26 @@ def test_shredded_content_leaves_no_copy_in_the_file_or_its_wal(
     # A reader that never holds a snapshot: the checkpoint after the commit emptied the WAL.
     assert MARKER.encode() not in _on_disk(path)
     assert not (tmp_path / "site.db-wal").exists() or (tmp_path / "site.db-wal").stat().st_size == 0
+    # The entry that was not shredded is still there, on the same pages: the search finds it.
+    assert KEPT.encode() in _on_disk(path)
 
 
+def test_a_content_larger_than_a_page_leaves_no_copy_either(engine: Engine, tmp_path: Path) -> None:
+    """Set to NULL in place, a content of several pages frees its overflow pages: zeroed too."""
+    path = tmp_path / "site.db"
+    assert len(_write_then_shred(engine, path, pad=20_000)) == 3
+    assert MARKER.encode() not in _on_disk(path)
+    assert KEPT.encode() in _on_disk(path)
+    with Database(engine).session() as session:
+        rows = session.execute(
+            text("SELECT count(*) FROM audit_entries WHERE content IS NULL AND salt IS NULL")
+        ).scalar_one()
+    assert rows == 3
+
+
+@pytest.mark.parametrize("pad", [0, 20_000])
 def test_without_secure_delete_the_content_would_stay_in_the_file(
-    engine: Engine, tmp_path: Path
+    engine: Engine, tmp_path: Path, pad: int
 ) -> None:
     """The control: the check above finds a leftover copy when there is one (the pragma off,
     as in upstream SQLite's default build)."""
@@ -94,7 +113,7 @@ def test_without_secure_delete_the_content_would_stay_in_the_file(
 
     engine.dispose()
     path = tmp_path / "site.db"
-    assert len(_write_then_shred(engine, path)) == 3
+    assert len(_write_then_shred(engine, path, pad=pad)) == 3
     assert MARKER.encode() in _on_disk(path)
 
 

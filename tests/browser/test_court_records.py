@@ -11,7 +11,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.records import service
 from openpars.records.schemas import ArrestAmend, ArrestCreate, ChargingDecisionCreate, SealCreate
 from tests.browser.conftest import LiveServer, assert_accessible, expect_console_error, screenshot
@@ -42,9 +42,7 @@ def refusals(server: LiveServer, path: str) -> list[str | None]:
     """The error codes of the refusals audited for a GET of ``path``."""
     with server.db.session() as session:
         rows = session.execute(
-            select(AuditEntryContent.content)
-            .join(AuditEntry, AuditEntryContent.entry_id == AuditEntry.id)
-            .where(AuditEntry.action == f"GET {path}")
+            select(AuditEntry.content).where(AuditEntry.action == f"GET {path}")
         ).all()
     return [json.loads(bytes(c))["error_code"] for (c,) in rows]
 

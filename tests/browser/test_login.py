@@ -9,7 +9,7 @@ from datetime import timedelta
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select, update
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.db import utcnow
 from openpars.identity import logon
 from openpars.identity.models import LogonSession, User
@@ -27,10 +27,8 @@ Login = Callable[..., None]
 def audit_rows(server: LiveServer, user_id: int | None = None) -> list[tuple[str, str, str | None]]:
     """(action, outcome, error code) of the audit entries, oldest first (one user's if given)."""
     with server.db.session() as session:
-        query = (
-            select(AuditEntry.action, AuditEntry.outcome, AuditEntryContent.content)
-            .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
-            .order_by(AuditEntry.id)
+        query = select(AuditEntry.action, AuditEntry.outcome, AuditEntry.content).order_by(
+            AuditEntry.id
         )
         if user_id is not None:
             query = query.where(AuditEntry.user_id == user_id)

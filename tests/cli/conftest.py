@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Base, Database, make_engine
 from openpars.web.app import create_app
@@ -67,7 +67,7 @@ def last_entry(url: str) -> tuple[str, str, str | None, dict[str, object]]:
         with database.session() as session:
             entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
             assert entry is not None
-            content = session.get(AuditEntryContent, entry.id)
+            content = session.get(AuditEntry, entry.id)
             assert content is not None
             document = json.loads(content.content)
             return entry.kind.value, entry.action, document.get("error_code"), document["params"]

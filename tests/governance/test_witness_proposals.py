@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from openpars.audit import checkpoints
 from openpars.audit import witness as registry
 from openpars.audit.cli import app as audit_cli
-from openpars.audit.models import AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Database, utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -50,9 +50,7 @@ def contents(db: Database) -> list[dict[str, Any]]:
     with db.session() as session:
         return [
             json.loads(row.content)
-            for row in session.scalars(
-                select(AuditEntryContent).order_by(AuditEntryContent.entry_id)
-            )
+            for row in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
         ]
 
 

@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.db import Database, utcnow
 from openpars.errors import NotAuthenticated
 from openpars.identity import logon
@@ -32,7 +32,7 @@ def actions(db: Database) -> list[str]:
 
 def audit_text(db: Database) -> str:
     with db.session() as session:
-        rows = session.scalars(select(AuditEntryContent.content)).all()
+        rows = session.scalars(select(AuditEntry.content)).all()
         return "\n".join(bytes(row).decode() for row in rows)
 
 

@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import InvalidInput
@@ -30,7 +30,7 @@ def stored(db: Database, user_id: int) -> User:
 def audit_text(db: Database) -> str:
     """Every audit entry's content, joined: what an auditor (or a thief of the log) can read."""
     with db.session() as session:
-        rows = session.scalars(select(AuditEntryContent.content)).all()
+        rows = session.scalars(select(AuditEntry.content)).all()
         return "\n".join(bytes(row).decode() for row in rows)
 
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.db import Database, utcnow
 from openpars.errors import Conflict, DomainError, Forbidden, InvalidInput, NotAuthenticated
 from openpars.identity import service as identity
@@ -37,7 +37,7 @@ def last_entry(db: Database) -> tuple[str, str, dict[str, Any]]:
     with db.session() as session:
         entry = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
         assert entry is not None
-        content = session.get(AuditEntryContent, entry.id)
+        content = session.get(AuditEntry, entry.id)
         assert content is not None
         return entry.action, entry.outcome.value, json.loads(bytes(content.content))["params"]
 

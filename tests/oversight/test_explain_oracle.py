@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from openpars.audit import log
 from openpars.audit.events import AuditKind
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.db import Database
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
@@ -64,7 +64,7 @@ def _oracle(session: Session, selection: Selection, rules: Rules) -> dict[tuple[
         for g in purpose_grants(session, Selection(start=selection.start, end=selection.end))
     }
     since = selection.start - rules.follow_up_window
-    kept = select(AuditEntryContent.entry_id)
+    kept = select(AuditEntry.id).where(AuditEntry.content.is_not(None))
     facts = [
         f
         for f in session.scalars(

@@ -294,10 +294,8 @@ def test_every_request_is_audited_with_the_report_hash(
             .where(AuditEntry.action == "oversight.report")
         ).scalar_one()
         assert content == 1
-    from openpars.audit.models import AuditEntryContent
-
     with db.session() as s:
-        stored = s.get(AuditEntryContent, entry.id)
+        stored = s.get(AuditEntry, entry.id)
         assert stored is not None
         params = json.loads(stored.content)["params"]
     assert params["sha256"] == response.headers["OpenPARS-Report-SHA256"]
@@ -385,15 +383,12 @@ def test_a_renewal_proposal_carries_the_report_voters_see(
     assert hashlib.sha256(shown.content).hexdigest() == ref["sha256"]
     assert shown.headers["OpenPARS-Report-SHA256"] == ref["sha256"]
     with db.session() as s:
-        from openpars.audit.models import AuditEntryContent
-
         opened = s.scalars(
             select(AuditEntry).where(AuditEntry.action == "proposal.open")
             .order_by(AuditEntry.id.desc()).limit(1)
         ).one()  # fmt: skip
-        content = s.get(AuditEntryContent, opened.id)
-        assert content is not None
-        assert json.loads(content.content)["params"]["report_sha256"] == ref["sha256"]
+        assert opened.content is not None
+        assert json.loads(opened.content)["params"]["report_sha256"] == ref["sha256"]
     report = shown.json()
     assert report["agreement"]["id"] == setup.scene.agreement
     assert next(f for f in report["figures"] if f["key"] == "queries")["value"] == 4

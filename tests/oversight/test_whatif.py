@@ -30,7 +30,7 @@ from openpars.agreements.grants import Grant
 from openpars.agreements.models import Agreement
 from openpars.agreements.schemas import AgreementDocument
 from openpars.agreements.scope import Scope
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.cli import app
 from openpars.db import Database, utcnow
 from openpars.errors import Forbidden, InvalidInput
@@ -243,8 +243,7 @@ def test_victims_never_appear_even_under_a_scope_past_the_floor(
 
 def _read_contents(s: Session, agreement_id: int) -> list[tuple[int, bytes]]:
     rows = s.execute(
-        select(AuditEntry.id, AuditEntryContent.content)
-        .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
+        select(AuditEntry.id, AuditEntry.content)
         .where(AuditEntry.agreement_id == agreement_id, AuditEntry.action.in_(ACTIONS))
         .order_by(AuditEntry.id)
     ).all()
@@ -318,8 +317,7 @@ def last_params(db: Database, action: str) -> dict[str, Any]:
     """The parameters of the newest audit entry with this action."""
     with db.session() as s:
         content = s.scalars(
-            select(AuditEntryContent.content)
-            .join(AuditEntry, AuditEntry.id == AuditEntryContent.entry_id)
+            select(AuditEntry.content)
             .where(AuditEntry.action == action)
             .order_by(AuditEntry.id.desc())
             .limit(1)

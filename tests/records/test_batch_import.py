@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.db import Database
 from openpars.records.cli import import_file
 from tests.factories import World
@@ -36,8 +36,7 @@ def test_import_in_batches_reports_each_line_and_audits_each_refusal(
     assert trail.count(("write", "arrest.create.replayed", "ok")) == 1
     with db.session() as session:
         [content] = (
-            session.query(AuditEntryContent.content)
-            .join(AuditEntry, AuditEntry.id == AuditEntryContent.entry_id)
+            session.query(AuditEntry.content)
             .filter(AuditEntry.id > mark, AuditEntry.kind == "refused")
             .all()
         )

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.web.app import create_app
@@ -26,8 +26,7 @@ def own_reads(db: Database) -> list[dict[str, object]]:
     """The params of every ``audit.own_entries`` entry, oldest first."""
     with db.session() as session:
         rows = session.execute(
-            select(AuditEntry.user_id, AuditEntryContent.content)
-            .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
+            select(AuditEntry.user_id, AuditEntry.content)
             .where(AuditEntry.action == "audit.own_entries")
             .order_by(AuditEntry.id)
         ).all()

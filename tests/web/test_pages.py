@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, update
 
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Database, utcnow
 from openpars.identity import logon, service
@@ -85,9 +85,9 @@ def entries(db: Database) -> list[tuple[str, str, str | None]]:
     """(action, outcome, error code) of every audit entry, oldest first."""
     with db.session() as session:
         rows = session.execute(
-            select(AuditEntry.action, AuditEntry.outcome, AuditEntryContent.content)
-            .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
-            .order_by(AuditEntry.id)
+            select(AuditEntry.action, AuditEntry.outcome, AuditEntry.content).order_by(
+                AuditEntry.id
+            )
         ).all()
         return [(a, str(o), json.loads(bytes(c))["error_code"]) for a, o, c in rows]
 

@@ -110,7 +110,7 @@ EXTERNAL_READS = (
 )
 # The audit entry of the read, written in the same transaction. Of the entries themselves the
 # role reads back only the new id.
-AUDIT_INSERTS = ("audit_entries", "audit_entry_contents", "audit_pending")
+AUDIT_INSERTS = ("audit_entries", "audit_pending")
 AUDIT_READ_COLUMNS = ("id",)
 # The rate windows (access.rate): a read takes a place, a full window grows.
 RATE_WRITES = "rate_slots"

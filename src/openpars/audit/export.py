@@ -26,7 +26,7 @@ from openpars.audit import checkpoints
 from openpars.audit import repository as repo
 from openpars.audit.checkpoints import log_origin
 from openpars.audit.log import load_frontier
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.errors import InvalidInput
@@ -116,7 +116,7 @@ def _checkpoint_line(note: str) -> str:
 
 
 def entry_read(
-    entry: AuditEntry, content: AuditEntryContent | None, leaf_index: int | None
+    entry: AuditEntry, content: repo.StoredContent | None, leaf_index: int | None
 ) -> dict[str, Any]:
     """An entry as auditors see it: its columns, leaf index, and content unless shredded."""
     return {

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    CheckConstraint,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -31,6 +32,8 @@ class AuditEntry(Base):
     """One audited act. The commitment binds the salted canonical content; it never changes."""
 
     __tablename__ = "audit_entries"
+    # Shredded (both NULL) or not (neither): never half.
+    __table_args__ = (CheckConstraint("(salt IS NULL) = (content IS NULL)", name="shredded_whole"),)
     # No index but the primary key: an append writes the entry at the end of its B-tree and
     # nowhere else. Entries by user or agency and instant are in AuditUserEntry and
     # AuditAgencyEntry, kept by the integrator (issue 12).
@@ -54,22 +57,14 @@ class AuditEntry(Base):
     # yet (issue 12). A list on PostgreSQL, JSON text on SQLite (see _IDS).
     person_ids: Mapped[list[int] | str | None] = mapped_column(_IDS)
     arrest_ids: Mapped[list[int] | str | None] = mapped_column(_IDS)
-
-
-class AuditEntryContent(Base):
-    """The salt and canonical content behind an entry's commitment.
-
-    Kept apart so a sealed or expunged record's entries can be crypto-shredded (this row
-    deleted) while the commitment, and so the Merkle tree, stays intact. Rows are never updated.
-    """
-
-    __tablename__ = "audit_entry_contents"
-
-    entry_id: Mapped[int] = mapped_column(
-        _ID, ForeignKey("audit_entries.id"), primary_key=True, autoincrement=False
-    )
-    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    # The salt and canonical content behind the commitment, on the entry's own row so that an
+    # append writes one row in one B-tree (issue 12: a separate content table cost the SQLite
+    # append ~16 µs and 1.35 WAL frames). Crypto-shredding a sealed or expunged record's
+    # entries sets both to NULL in place, the one UPDATE the database allows on this table
+    # (see shredding_ddl): the commitment, and so the Merkle tree, stays intact. NULL only
+    # when shredded: both or neither.
+    salt: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class AuditPersonEntry(Base):
@@ -209,11 +204,10 @@ class AuditCosignature(Base):
 
 
 # The database itself refuses to change or remove an audit entry (CJIS AU-9), whatever the
-# application does. Contents may be deleted (crypto-shredding) but never updated.
+# application does. The one change it lets through is crypto-shredding's (shredding_ddl).
 _IMMUTABLE_TABLES = {
     table: ("UPDATE", "DELETE")
     for table in (
-        "audit_entries",
         "audit_person_entries",
         "audit_arrest_entries",
         "audit_user_entries",
@@ -224,15 +218,96 @@ _IMMUTABLE_TABLES = {
         "audit_cosignatures",
     )
 }
-_NO_UPDATE_TABLES = {"audit_entry_contents": ("UPDATE",)}
+_NO_DELETE_TABLES = {"audit_entries": ("DELETE",)}
+_SHRED_ACTION = "audit.shred"
+_REFUSED_UPDATE = (
+    "audit_entries is append-only: UPDATE refused (the one change allowed is crypto-shredding: "
+    "salt and content set to NULL on entries the shredding entry names, nothing else changed)"
+)
 
 
 def immutability_ddl(dialect: str) -> list[str]:
     """Statements that make the audit tables append-only on the given dialect."""
-    tables = {**_IMMUTABLE_TABLES, **_NO_UPDATE_TABLES}
-    return append_only_ddl(dialect, tables, function="openpars_refuse_audit_change") + (
-        _pending_queue_ddl(dialect)
+    tables = {**_IMMUTABLE_TABLES, **_NO_DELETE_TABLES}
+    return (
+        append_only_ddl(dialect, tables, function="openpars_refuse_audit_change")
+        + shredding_ddl(dialect)
+        + _pending_queue_ddl(dialect)
     )
+
+
+def _kept_columns() -> list[str]:
+    """Every column of an entry but the two that shredding erases."""
+    return [c.name for c in AuditEntry.__table__.columns if c.name not in ("salt", "content")]
+
+
+def shredding_ddl(dialect: str) -> list[str]:
+    """The guard on UPDATE of audit_entries: only crypto-shredding's passes.
+
+    An UPDATE is let through only if, on every row it changes, salt and content go from
+    present to NULL, every other column stays as it was, and the shredding entry (an
+    ``audit.shred`` entry of outcome ``ok``, with a higher id) names the row's commitment among
+    the ``commitments`` the verifier checks: so content cannot be altered, restored ("un-
+    shredded"), or erased without the entry that records it. Whoever owns the tables can still
+    drop this guard; the verifier's check of every shredded line against the shredding entries
+    is what holds against that adversary (docs/audit-export.md, "Shredding").
+    """
+    if dialect == "sqlite":
+        return _sqlite_shredding()
+    return _postgresql_shredding()
+
+
+def _sqlite_shredding() -> list[str]:
+    # A row trigger. SQLite has one writer, and the shredding appends its entry just before the
+    # UPDATE in the same transaction, so the shredding entry is the newest entry: found by the
+    # primary key's last key, not a scan. The commitment is looked for as a quoted hex string
+    # in its content's bytes (instr: no JSON parsed, nothing copied per row); the shredding
+    # writes one entry per 250 erased, so that search stays short (audit.shred).
+    unchanged = " AND ".join(f'NEW."{c}" IS OLD."{c}"' for c in _kept_columns())
+    named = (
+        "EXISTS (SELECT 1 FROM audit_entries s WHERE s.id = (SELECT max(id) FROM audit_entries) "  # noqa: S608 - constants
+        f"AND s.id > OLD.id AND s.action = '{_SHRED_ACTION}' AND s.outcome = '{Outcome.OK.value}' "
+        f"AND s.kind = '{AuditKind.WRITE.value}' AND s.content IS NOT NULL AND "
+        "instr(s.content, CAST('\"' || lower(hex(OLD.commitment)) || '\"' AS BLOB)) > 0)"
+    )
+    allowed = (
+        "OLD.salt IS NOT NULL AND OLD.content IS NOT NULL AND NEW.salt IS NULL AND "
+        f"NEW.content IS NULL AND {unchanged} AND {named}"
+    )
+    return [
+        "CREATE TRIGGER IF NOT EXISTS audit_entries_no_update BEFORE UPDATE ON audit_entries "
+        f"WHEN NOT ({allowed}) BEGIN SELECT RAISE(ABORT, '{_REFUSED_UPDATE}'); END"
+    ]
+
+
+def _postgresql_shredding() -> list[str]:
+    # A statement trigger over the transition tables: the shredding entry (found by the
+    # transaction-local setting the shredding sets, by primary key) is parsed once per
+    # statement and its commitments hashed once, not once per row. Rows are compared whole
+    # (to_jsonb, less salt and content), so a column added later is covered too.
+    return [
+        "CREATE OR REPLACE FUNCTION openpars_guard_audit_shredding() RETURNS trigger "  # noqa: S608 - constants
+        "LANGUAGE plpgsql AS $$ DECLARE shredding bigint; named jsonb; BEGIN "
+        "IF NOT EXISTS (SELECT 1 FROM old_rows) THEN RETURN NULL; END IF; "
+        "SELECT s.id, convert_from(s.content, 'UTF8')::jsonb -> 'params' -> 'commitments' "
+        "INTO shredding, named FROM audit_entries s WHERE s.id = nullif(current_setting("
+        "'openpars.shredding_entry', true), '')::bigint "
+        f"AND s.action = '{_SHRED_ACTION}' AND s.outcome = '{Outcome.OK.value}' "
+        f"AND s.kind = '{AuditKind.WRITE.value}' AND s.content IS NOT NULL; "
+        "IF shredding IS NULL OR jsonb_typeof(named) IS DISTINCT FROM 'array' "
+        "OR (SELECT count(*) FROM old_rows) <> (SELECT count(*) FROM old_rows o "
+        "JOIN new_rows n ON n.id = o.id) "
+        "OR EXISTS (SELECT 1 FROM old_rows o JOIN new_rows n ON n.id = o.id WHERE "
+        "o.salt IS NULL OR o.content IS NULL OR n.salt IS NOT NULL OR n.content IS NOT NULL "
+        "OR o.id >= shredding "
+        "OR to_jsonb(o) - 'salt' - 'content' IS DISTINCT FROM to_jsonb(n) - 'salt' - 'content') "
+        "OR EXISTS (SELECT 1 FROM old_rows o WHERE encode(o.commitment, 'hex') NOT IN "
+        "(SELECT jsonb_array_elements_text(named))) "
+        f"THEN RAISE EXCEPTION USING MESSAGE = '{_REFUSED_UPDATE}'; END IF; RETURN NULL; END $$",
+        "CREATE OR REPLACE TRIGGER audit_entries_shredding_only AFTER UPDATE ON audit_entries "
+        "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+        "EXECUTE FUNCTION openpars_guard_audit_shredding()",
+    ]
 
 
 def _pending_queue_ddl(dialect: str) -> list[str]:

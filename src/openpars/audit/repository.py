@@ -12,7 +12,6 @@ from sqlalchemy import (
     CompoundSelect,
     Connection,
     Select,
-    delete,
     false,
     func,
     literal,
@@ -27,7 +26,6 @@ from openpars.audit.models import (
     AuditCheckpoint,
     AuditCosignature,
     AuditEntry,
-    AuditEntryContent,
     AuditLeaf,
     AuditPending,
     AuditPersonEntry,
@@ -66,8 +64,8 @@ class EntryRow(NamedTuple):
 
     entry is (at, kind, action, outcome, user_id, agency_id, agreement_id, commitment), with
     enum values as strings and `at` as the driver stores a UTCDateTime (naive UTC text on
-    SQLite, an aware datetime on PostgreSQL); persons and arrests are the subject ids, written
-    to the entry's own row (person_ids, arrest_ids).
+    SQLite, an aware datetime on PostgreSQL); persons and arrests are the subject ids. All of
+    it, salt and content included, goes on the entry's one row.
     """
 
     entry: tuple[Any, ...]
@@ -79,29 +77,26 @@ class EntryRow(NamedTuple):
 
 _ENTRY_COLUMNS = (
     "at, kind, action, outcome, user_id, agency_id, agreement_id, commitment, person_ids, "
-    "arrest_ids"
+    "arrest_ids, salt, content"
 )
 _ENTRIES = f"audit_entries (id, {_ENTRY_COLUMNS})"
 _NEW_ENTRY = f"audit_entries ({_ENTRY_COLUMNS})"
-_CONTENTS = "audit_entry_contents (entry_id, salt, content)"
-# One round trip for the single append on PostgreSQL: the entry (with its subjects) and its
-# content in one statement (foreign keys and the queue trigger are checked at its end),
-# returning the new id. psycopg prepares it on the server after a few uses per connection.
+# One round trip for the single append on PostgreSQL: the entry, with its subjects, salt and
+# content, in one row, returning the new id. psycopg prepares it on the server after a few
+# uses per connection.
 _PG_INSERT_ENTRY = (
-    f"WITH e AS (INSERT INTO audit_entries ({_ENTRY_COLUMNS}) "  # noqa: S608 - constants
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[], %s::bigint[]) RETURNING id), "
-    f"c AS (INSERT INTO {_CONTENTS} SELECT id, %s, %s FROM e) "
-    "SELECT id FROM e"
+    f"INSERT INTO audit_entries ({_ENTRY_COLUMNS}) "  # noqa: S608 - constants
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::bigint[], %s::bigint[], %s, %s) RETURNING id"
 )
 # The same with an id reserved from the sequence (the group commit).
 _PG_INSERT_ENTRY_WITH_ID = _PG_INSERT_ENTRY.replace(
     f"audit_entries ({_ENTRY_COLUMNS}) VALUES (",
     f"audit_entries (id, {_ENTRY_COLUMNS}) VALUES (%s, ",
-)
+).removesuffix(" RETURNING id")
 _PG_RESERVE_IDS = (
     "SELECT nextval(pg_get_serial_sequence('audit_entries', 'id')) FROM generate_series(1, %s)"
 )
-# Rows per multi-row INSERT on SQLite: 500 rows of at most 11 values stay far below its limit
+# Rows per multi-row INSERT on SQLite: 500 rows of at most 13 values stay far below its limit
 # of 32766 bound parameters, and few statement shapes recur (500 rows, and a remainder).
 _SQLITE_ROWS_PER_INSERT = 500
 
@@ -114,8 +109,7 @@ def _values_insert(target: str, width: int, rows: int, mark: str) -> str:
 
 
 # The single append's statements on SQLite, built once.
-_SQLITE_INSERT_ENTRY = _values_insert(_NEW_ENTRY, 10, 1, "?")
-_SQLITE_INSERT_CONTENT = _values_insert(_CONTENTS, 3, 1, "?")
+_SQLITE_INSERT_ENTRY = _values_insert(_NEW_ENTRY, 12, 1, "?")
 
 
 def _sqlite_insert(cursor: Any, target: str, width: int, values: list[Any]) -> None:
@@ -140,7 +134,7 @@ def _sqlite_ids(ids: list[int]) -> str | None:
 
 
 def insert_entry(connection: Connection, row: EntryRow) -> int:
-    """Insert one entry with its content and subjects; return its id.
+    """Insert one entry (one row: its subjects, salt and content too); return its id.
 
     The request path: the DB-API cursor directly, because SQLAlchemy's per-statement work
     would cost more than the inserts. On SQLite the id is the new rowid (the transaction began
@@ -149,11 +143,10 @@ def insert_entry(connection: Connection, row: EntryRow) -> int:
     cursor = connection.connection.cursor()
     if connection.dialect.name == "sqlite":
         cursor.execute(
-            _SQLITE_INSERT_ENTRY, (*row.entry, _sqlite_ids(row.persons), _sqlite_ids(row.arrests))
+            _SQLITE_INSERT_ENTRY,
+            (*row.entry, _sqlite_ids(row.persons), _sqlite_ids(row.arrests), row.salt, row.content),
         )
-        entry_id = int(cursor.lastrowid)
-        cursor.execute(_SQLITE_INSERT_CONTENT, (entry_id, row.salt, row.content))
-        return entry_id
+        return int(cursor.lastrowid)
     return send_entry(connection, row)()
 
 
@@ -173,9 +166,8 @@ def send_entry(connection: Connection, row: EntryRow) -> Callable[[], int]:
 
 
 def _insert_entries_postgresql(cursor: Any, rows: Sequence[EntryRow]) -> list[int]:
-    """The group commit on PostgreSQL: ids from the sequence, then each entry (with its
-    subjects) and its content in one statement (the canary trigger reads the content at the
-    statement's end), all of them pipelined by the executemany: one round trip."""
+    """The group commit on PostgreSQL: ids from the sequence, then each entry's one row,
+    all of them pipelined by the executemany: one round trip."""
     cursor.execute(_PG_RESERVE_IDS, (len(rows),))
     ids = [int(i) for (i,) in cursor.fetchall()]
     cursor.executemany(
@@ -208,12 +200,12 @@ def insert_entries_bulk(connection: Connection, rows: Sequence[EntryRow]) -> lis
     top = int(cursor.fetchone()[0] or 0)  # type: ignore[index]
     ids = list(range(top + 1, top + 1 + len(rows)))
     entries: list[Any] = []
-    contents: list[Any] = []
     for entry_id, row in zip(ids, rows, strict=True):
-        entries += (entry_id, *row.entry, _sqlite_ids(row.persons), _sqlite_ids(row.arrests))
-        contents += (entry_id, row.salt, row.content)
-    _sqlite_insert(cursor, _ENTRIES, 11, entries)
-    _sqlite_insert(cursor, _CONTENTS, 3, contents)
+        entries += (
+            entry_id, *row.entry, _sqlite_ids(row.persons), _sqlite_ids(row.arrests), row.salt,
+            row.content,
+        )  # fmt: skip
+    _sqlite_insert(cursor, _ENTRIES, 13, entries)
     return ids
 
 
@@ -535,24 +527,37 @@ def get_entry(session: Session, entry_id: int) -> AuditEntry | None:
     return session.get(AuditEntry, entry_id)
 
 
-def content_of(session: Session, entry_id: int) -> AuditEntryContent | None:
+class StoredContent(NamedTuple):
+    """The salt and canonical content behind an entry's commitment."""
+
+    salt: bytes
+    content: bytes
+
+
+def stored_content(entry: AuditEntry) -> StoredContent | None:
     """The salt and content of an entry, unless it was shredded."""
-    return session.get(AuditEntryContent, entry_id)
+    return _stored(entry.salt, entry.content)
+
+
+def _stored(salt: bytes | None, content: bytes | None) -> StoredContent | None:
+    """Salt and content as read, or None for a shredded entry (both NULL)."""
+    if salt is None or content is None:
+        return None
+    return StoredContent(bytes(salt), bytes(content))
 
 
 def list_entries(
     session: Session, *, after_id: int, limit: int
-) -> list[tuple[AuditEntry, AuditEntryContent | None, int | None]]:
+) -> list[tuple[AuditEntry, StoredContent | None, int | None]]:
     """Entries with id > after_id in id order, with content (or None) and leaf index."""
     rows = session.execute(
-        select(AuditEntry, AuditEntryContent, AuditLeaf.leaf_index)
-        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
+        select(AuditEntry, AuditLeaf.leaf_index)
         .outerjoin(AuditLeaf, AuditLeaf.entry_id == AuditEntry.id)
         .where(AuditEntry.id > after_id)
         .order_by(AuditEntry.id)
         .limit(limit)
     )
-    return [(e, c, None if i is None else int(i)) for e, c, i in rows]
+    return [(e, _stored(e.salt, e.content), None if i is None else int(i)) for e, i in rows]
 
 
 def export_rows(
@@ -560,14 +565,8 @@ def export_rows(
 ) -> list[tuple[int, bytes, bytes | None, bytes | None]]:
     """(leaf index, commitment, salt, content) for leaves [start, end); salt None if shredded."""
     rows = session.execute(
-        select(
-            AuditLeaf.leaf_index,
-            AuditEntry.commitment,
-            AuditEntryContent.salt,
-            AuditEntryContent.content,
-        )
+        select(AuditLeaf.leaf_index, AuditEntry.commitment, AuditEntry.salt, AuditEntry.content)
         .join(AuditEntry, AuditEntry.id == AuditLeaf.entry_id)
-        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditLeaf.entry_id)
         .where(AuditLeaf.leaf_index >= start, AuditLeaf.leaf_index < end)
         .order_by(AuditLeaf.leaf_index)
     )
@@ -577,24 +576,41 @@ def export_rows(
     ]
 
 
-def shred_contents(
+def entries_to_shred(
     session: Session, *, arrest_id: int | None, person_id: int | None
 ) -> list[tuple[int, bytes]]:
-    """Delete the content of every entry touching the record; return (id, commitment) of each."""
+    """(id, commitment) of every entry touching the record whose content is still there."""
     if arrest_id is not None:
         subjects = entries_naming(session, arrest_ids=[arrest_id])
     else:
         subjects = entries_naming(session, person_ids=[] if person_id is None else [person_id])
-    rows = sorted(
+    return sorted(
         (int(i), bytes(c))
         for i, c in session.execute(
-            select(AuditEntry.id, AuditEntry.commitment)
-            .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
-            .where(AuditEntry.id.in_(subjects))
+            select(AuditEntry.id, AuditEntry.commitment).where(
+                AuditEntry.id.in_(subjects), AuditEntry.content.is_not(None)
+            )
         )
     )
-    ids = [i for i, _ in rows]
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        session.execute(delete(AuditEntryContent).where(AuditEntryContent.entry_id.in_(chunk)))
-    return rows
+
+
+# PostgreSQL's guard on shredding (audit.models.shredding_ddl) finds the shredding entry by
+# this transaction-local setting; SQLite's takes the newest entry, which it is there.
+SHREDDING_ENTRY_SETTING = "openpars.shredding_entry"
+
+
+def shred_contents(session: Session, *, shredding_entry: int, entry_ids: Sequence[int]) -> None:
+    """Set salt and content to NULL on these entries, which ``shredding_entry`` (an
+    ``audit.shred`` entry appended in this transaction) names: the one UPDATE the database
+    lets through on the log."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            select(func.set_config(SHREDDING_ENTRY_SETTING, str(int(shredding_entry)), true()))
+        )
+    for start in range(0, len(entry_ids), _CHUNK):
+        chunk = _int_list(entry_ids[start : start + _CHUNK])
+        connection.exec_driver_sql(
+            "UPDATE audit_entries SET salt = NULL, content = NULL "  # noqa: S608 - integers
+            f"WHERE id IN ({chunk})"
+        )

@@ -1,6 +1,6 @@
 """Crypto-shredding under a court order: only the entries about a sealed or expunged record.
 
-Shredding deletes an entry's salt and content and keeps its commitment, so the log still
+Shredding sets an entry's salt and content to NULL and keeps its commitment, so the log still
 verifies. Because it erases evidence it is allowed only under the order recorded on the record
 itself (`Arrest.seal_order`, set when a court seals or expunges the arrest, records/amendments):
 
@@ -10,9 +10,12 @@ itself (`Arrest.seal_order`, set when a court seals or expunges the arrest, reco
   while any of them is an ordinary record).
 
 The `audit.shred` entry names the order, the record, and the id and commitment of every entry
-shredded. The independent verifier checks that each shredded line of an export is named by such
-an entry (docs/audit-export.md), so content deleted outside this procedure, even directly in
-the database, fails verification. A refused attempt is audited as REFUSED by the caller.
+shredded. It is appended first: the database lets salt and content be set to NULL only on an
+entry that the newest shredding entry names (audit.models.shredding_ddl). The independent
+verifier checks that each shredded line of an export is named by such an entry
+(docs/audit-export.md), so content erased outside this procedure, even directly in the
+database with its guard dropped, fails verification. A refused attempt is audited as REFUSED
+by the caller.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ from openpars.identity.roles import Permission
 from openpars.records.models import Arrest, Involvement
 
 ACTION = "audit.shred"
+# Entries named by one shredding entry; a larger shredding writes one such entry per part. On
+# SQLite the guard looks for each erased row's commitment in the newest shredding entry's
+# content (a byte search, no JSON parsed), so the parts keep the cost per row bounded: the
+# whole shredding stays linear in its size, not quadratic (docs/benchmarks.md, h12lite5).
+ENTRIES_PER_RECORD = 250
 _log = logging.getLogger(__name__)
 
 
@@ -106,29 +114,37 @@ def shred(
             "order_reference must name the sealing or expungement order", field="order_reference"
         )
     arrests = _covered_arrests(session, order, arrest_id, person_id)
-    shredded = repo.shred_contents(session, arrest_id=arrest_id, person_id=person_id)
-    if shredded:
-        _checkpoint_when_committed(session)
+    shredded = repo.entries_to_shred(session, arrest_id=arrest_id, person_id=person_id)
     # The shredding itself is recorded, but not as a subject of the record, so that a later
     # order for the same record cannot erase the evidence that this one was carried out. The
-    # commitments are what the verifier sees of a shredded entry, so they name it there.
-    append(
-        session,
-        event_by(
-            actor,
-            kind=AuditKind.WRITE,
-            action=ACTION,
-            params={
-                "order_reference": order,
-                "arrest_id": arrest_id,
-                "person_id": person_id,
-                "order_arrest_ids": arrests,
-                "entries_shredded": len(shredded),
-                "entry_ids": [i for i, _ in shredded],
-                "commitments": [c.hex() for _, c in shredded],
-            },
-        ),
-    )
+    # commitments are what the verifier sees of a shredded entry, so they name it there. Each
+    # part is appended before its contents are erased: the database's guard checks that the
+    # newest shredding entry names every row erased.
+    for start in range(0, max(len(shredded), 1), ENTRIES_PER_RECORD):
+        part = shredded[start : start + ENTRIES_PER_RECORD]
+        recorded = append(
+            session,
+            event_by(
+                actor,
+                kind=AuditKind.WRITE,
+                action=ACTION,
+                params={
+                    "order_reference": order,
+                    "arrest_id": arrest_id,
+                    "person_id": person_id,
+                    "order_arrest_ids": arrests,
+                    "entries_shredded": len(part),
+                    "entry_ids": [i for i, _ in part],
+                    "commitments": [c.hex() for _, c in part],
+                },
+            ),
+        )
+        if part:
+            repo.shred_contents(
+                session, shredding_entry=recorded.id, entry_ids=[i for i, _ in part]
+            )
+    if shredded:
+        _checkpoint_when_committed(session)
     return [i for i, _ in shredded]
 
 
@@ -159,13 +175,13 @@ def _rolled_back(session: Session) -> None:
 def _empty_sqlite_wal(session: Session) -> None:
     """SQLite: once the shredding has committed, empty the write-ahead log.
 
-    ``secure_delete`` (db.py) zeroes the deleted content in the database's pages, but the WAL
+    ``secure_delete`` (db.py) zeroes the erased content in the database's pages, but the WAL
     still holds the frames that wrote it, if they are recent, until a checkpoint is followed by
     enough writes to overwrite them. A TRUNCATE checkpoint copies every frame back and cuts the
     WAL to nothing. It runs on its own connection and does not wait: a reader still holding an
     older snapshot makes it give up, and the frames are then overwritten by later writes after
-    the next automatic checkpoint. PostgreSQL keeps a deleted row's bytes in the table until
-    its page is rewritten (docs/audit-export.md, "Shredding").
+    the next automatic checkpoint. PostgreSQL keeps an updated row's old version in the table
+    until its page is rewritten (docs/audit-export.md, "Shredding").
     """
     bind = session.get_bind()
     path = bind.engine.url.database

@@ -44,7 +44,7 @@ from sqlalchemy.schema import SchemaItem
 from sqlalchemy.sql.elements import TextClause
 
 from openpars.audit import by_actor
-from openpars.audit.models import AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.db import UTCDateTime
 from openpars.identity.models import Agency
 from openpars.identity.roles import AgencyKind
@@ -112,7 +112,7 @@ def _outside_in(e: str, dialect: str, lo: str = "start", hi: str = "end") -> str
 # A fact of an outside agency whose entry was not shredded.
 _KEPT = (
     f"f.agency_id IN {_OUTSIDE} AND "  # noqa: S608 - constants
-    "EXISTS (SELECT 1 FROM audit_entry_contents c WHERE c.entry_id = f.entry_id)"
+    "EXISTS (SELECT 1 FROM audit_entries c WHERE c.id = f.entry_id AND c.content IS NOT NULL)"
 )
 
 
@@ -502,8 +502,7 @@ def enumeration_wildcard(
     # the pattern's six uses of the name (10 s of 1M entries' 13 detectors, 2026-12-06).
     fence = "OFFSET 0" if dialect == "postgresql" else ""
     read = (
-        f"SELECT trim({_param('c.content', ('params', 'query', 'name'), dialect)}) AS name "  # noqa: S608 - fixed fragments
-        f"FROM audit_entry_contents c WHERE c.entry_id = e.id {fence}"
+        f"SELECT trim({_param('e.content', ('params', 'query', 'name'), dialect)}) AS name {fence}"
     )
     entries = _entries(
         session,
@@ -626,7 +625,7 @@ def enumeration_date_sweep(
     day = _day("e.at", dialect)
 
     def given(*path: str) -> str:
-        return f"{_param('c.content', path, dialect)} IS NOT NULL"
+        return f"{_param('e.content', path, dialect)} IS NOT NULL"
 
     def by_date(*prefix: str) -> str:
         ranged = f"({given(*prefix, 'arrested_from')} OR {given(*prefix, 'arrested_to')})"
@@ -635,15 +634,11 @@ def enumeration_date_sweep(
         )
         return f"{ranged} AND NOT ({named})"
 
-    answered = (
-        f"({_EXTERNAL} AND e.action = 'arrest.search' AND EXISTS (SELECT 1 FROM "  # noqa: S608 - fixed fragments
-        f"audit_entry_contents c WHERE c.entry_id = e.id AND {by_date('params', 'query')}))"
-    )
+    answered = f"({_EXTERNAL} AND e.action = 'arrest.search' AND {by_date('params', 'query')})"
     refused = (
         "(e.kind = 'refused' AND e.action LIKE 'GET %/arrests' AND e.user_id IN (SELECT u.id "  # noqa: S608 - fixed fragments
         "FROM users u JOIN agencies a ON a.id = u.agency_id WHERE a.kind = 'external') AND "
-        "EXISTS (SELECT 1 FROM audit_entry_contents c WHERE c.entry_id = e.id AND "
-        f"{by_date('params', 'query')}))"
+        f"{by_date('params', 'query')})"
     )
     sweep = f"({answered} OR {refused})"
     rows = session.execute(
@@ -1182,8 +1177,9 @@ def never_charged(
     """
     t, p = limits or Thresholds(), _bounds(period)
     f = AccessFact.__table__.alias("f")
+    entry = AuditEntry.__table__.alias("kept")
     kept = exists(
-        select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
+        select(entry.c.id).where(entry.c.id == f.c.entry_id, entry.c.content.is_not(None))
     )
     outside = select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL)
     chosen = (

@@ -40,7 +40,7 @@ from sqlalchemy.sql.selectable import CTE, CompoundSelect, FromClause
 
 from openpars.audit import by_actor
 from openpars.audit.events import AuditKind
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.oversight.facts import AccessFact, ChargeTimeline
 from openpars.records.enums import InvolvementRole
 from openpars.records.models import Arrest, Involvement
@@ -202,8 +202,9 @@ def facts_select(selection: Selection, rules: Rules) -> CompoundSelect[Any]:
             *chosen(later),
         )
     )
+    entry = AuditEntry.__table__.alias("kept")
     kept = exists(
-        select(AuditEntryContent.entry_id).where(AuditEntryContent.entry_id == f.c.entry_id)
+        select(entry.c.id).where(entry.c.id == f.c.entry_id, entry.c.content.is_not(None))
     )
     # The period's facts, then the anchors before it: two branches, so that the list of
     # (user, case) pairs is a semi-join an engine hashes (or batches), never a test under an

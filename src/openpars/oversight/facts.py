@@ -5,8 +5,9 @@ entries integrated into the Merkle tree since its watermark (a leaf index) and i
 facts with one set-based statement per batch. Leaves are contiguous and final, so an entry that
 commits late on PostgreSQL (a lower id after a higher one) is never skipped, and every fact
 names an entry an auditor can prove with an inclusion proof. Facts of crypto-shredded entries
-are dropped when the shredding entry is read, and every reader joins the contents table, so a
-shredded entry's facts are never shown even before that (docs/oversight.md).
+are dropped when the shredding entry is read, and every reader keeps only entries whose content
+is still on their row, so a shredded entry's facts are never shown even before that
+(docs/oversight.md).
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class FactsWatermark(Base):
 class _Json:
     """How one dialect reads the canonical JSON of an entry's content."""
 
-    doc: str  # the parsed document, from c.content
+    doc: str  # the parsed document, from e.content (NULL once shredded)
     path: str  # a scalar at a path as text; {dots} and {commas} join the path
     persons_of: str  # the person ids of the document n.doc, as a JSON array
     persons: str  # FROM-clause: a row per person id of the staged s.content_person_ids
@@ -235,7 +236,7 @@ class _Json:
 _SQLITE = _Json(
     # The canonical content is already minified JSON text: json() around it would parse and
     # print every document once per use (the subquery is flattened), four times the work.
-    doc="CAST(c.content AS TEXT)",
+    doc="CAST(e.content AS TEXT)",
     path="json_extract(n.doc, '$.{dots}')",
     persons_of="json_extract(n.doc, '$.person_ids')",
     persons="json_each(s.content_person_ids) AS p",
@@ -245,7 +246,7 @@ _SQLITE = _Json(
     "json_each(n.doc, '$.params.query') ORDER BY key))",
 )
 _POSTGRES = _Json(
-    doc="convert_from(c.content, 'UTF8')::jsonb",
+    doc="convert_from(e.content, 'UTF8')::jsonb",
     path="(n.doc #>> '{{{commas}}}')",
     persons_of="(n.doc -> 'person_ids')",
     persons="jsonb_array_elements_text(s.content_person_ids) AS p",
@@ -285,7 +286,6 @@ def _stage_sql(j: _Json) -> str:
                 {j.doc} AS doc
             FROM audit_leaves l
             JOIN audit_entries e ON e.id = l.entry_id
-            LEFT JOIN audit_entry_contents c ON c.entry_id = e.id
             WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
               AND e.agreement_id IS NOT NULL AND e.outcome = '{Outcome.OK.value}'
               AND e.kind IN ('{AuditKind.SEARCH.value}', '{AuditKind.READ.value}')
@@ -386,10 +386,10 @@ def _purge_sql(dialect: str, action: str) -> str:
 
 
 def _document(dialect: str) -> str:
-    """The parsed content of ``c`` (SQLite's JSON functions read the canonical text as is)."""
+    """The parsed content of ``e`` (SQLite's JSON functions read the canonical text as is)."""
     if dialect == "sqlite":
-        return "CAST(c.content AS TEXT)"
-    return "convert_from(c.content, 'UTF8')::jsonb"
+        return "CAST(e.content AS TEXT)"
+    return "convert_from(e.content, 'UTF8')::jsonb"
 
 
 def _leaf_documents_sql(dialect: str, where: str) -> str:
@@ -398,8 +398,8 @@ def _leaf_documents_sql(dialect: str, where: str) -> str:
     return f"""
             SELECT {_document(dialect)} AS doc FROM audit_leaves l
             JOIN audit_entries e ON e.id = l.entry_id
-            JOIN audit_entry_contents c ON c.entry_id = e.id
-            WHERE l.leaf_index >= :lo AND l.leaf_index < :hi AND {where}
+            WHERE l.leaf_index >= :lo AND l.leaf_index < :hi AND e.content IS NOT NULL
+              AND {where}
     """  # noqa: S608 - no caller input
 
 
@@ -542,8 +542,7 @@ def write_documents_sql(dialect: str, entries: str) -> str:
     return f"""
         SELECT {_document(dialect)} AS doc FROM {entries}
         JOIN audit_entries e ON e.id = x.entry_id
-        JOIN audit_entry_contents c ON c.entry_id = e.id
-        WHERE e.kind = '{AuditKind.WRITE.value}'
+        WHERE e.content IS NOT NULL AND e.kind = '{AuditKind.WRITE.value}'
     """  # noqa: S608 - no caller input
 
 

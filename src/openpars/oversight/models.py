@@ -240,11 +240,11 @@ def _postgresql_trip() -> list[str]:
     return [
         "CREATE OR REPLACE FUNCTION openpars_canary_trip() RETURNS trigger LANGUAGE plpgsql "  # noqa: S608 - constants
         "SECURITY DEFINER AS $$ BEGIN "
-        # Still refused: an entry written without its content in the same statement (a probe
-        # of the content's key, nothing parsed), so no write path slips an entry past it.
-        "IF NOT EXISTS (SELECT 1 FROM audit_entry_contents WHERE entry_id = NEW.id) THEN "
+        # Still refused: an external read's entry written without its content (the content
+        # is on the entry's own row: a test of the new row, nothing read or parsed).
+        "IF NEW.content IS NULL THEN "
         "RAISE EXCEPTION USING MESSAGE = 'an external read''s audit entry was written without "
-        "its content in the same statement; the canary check needs both'; END IF; "
+        "its content; the canary check needs both'; END IF; "
         "IF NOT EXISTS (SELECT 1 FROM oversight_canaries c WHERE "
         "c.person_id = ANY (NEW.person_ids) OR c.arrest_id = ANY (NEW.arrest_ids)) "
         "THEN RETURN NULL; END IF; "

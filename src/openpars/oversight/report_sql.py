@@ -45,7 +45,7 @@ from sqlalchemy.sql.selectable import CTE, FromClause, Subquery
 
 from openpars.audit import by_actor
 from openpars.audit.events import AuditKind
-from openpars.audit.models import AuditEntry, AuditEntryContent, AuditLeaf
+from openpars.audit.models import AuditEntry, AuditLeaf
 from openpars.identity.models import Agency
 from openpars.oversight import explain_sql
 from openpars.oversight.explain_sql import PurposeGrant, Rule, Rules, Selection
@@ -77,9 +77,9 @@ def content_path(dialect: str, *path: str) -> ColumnElement[Any]:
     """The scalar at ``path`` in an entry's canonical content, as text (NULL once shredded)."""
     if dialect == "sqlite":
         return func.json_extract(
-            cast(AuditEntryContent.content, Text), "$." + ".".join(path), type_=String
+            cast(AuditEntry.content, Text), "$." + ".".join(path), type_=String
         )
-    doc = cast(func.convert_from(AuditEntryContent.content, literal("UTF8")), JSONB)
+    doc = cast(func.convert_from(AuditEntry.content, literal("UTF8")), JSONB)
     # A constant path (never caller input), typed text[] as the operator wants.
     return doc.op("#>>", return_type=String)(literal_column("'{" + ",".join(path) + "}'::text[]"))
 
@@ -179,7 +179,6 @@ def refusals(scope: Scope) -> Subquery:
         select(AuditEntry.id.label("entry_id"), code.label("code"))
         .select_from(AuditEntry)
         .join(AuditLeaf, and_(*_proven(scope)))
-        .outerjoin(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
         .where(
             AuditEntry.id.in_(
                 by_actor.entries_by(scope.dialect, "agency_id", units, start=s.start, end=s.end)

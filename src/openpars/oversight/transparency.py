@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from openpars.agreements.models import Agreement, AgreementVersion
 from openpars.audit import by_actor
 from openpars.audit.events import AuditKind, Outcome, event_by
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.audit.service import append
 from openpars.config import Settings
 from openpars.db import utcnow
@@ -181,10 +181,10 @@ def cell_keys(cats: Sequence[AgencyCategories]) -> list[CellKey]:
 def _json_text(dialect: str, *path: str) -> Any:
     if dialect == "sqlite":
         return literal_column(
-            f"json_extract(CAST(audit_entry_contents.content AS TEXT), '$.{'.'.join(path)}')"
+            f"json_extract(CAST(audit_entries.content AS TEXT), '$.{'.'.join(path)}')"
         )
     return literal_column(
-        f"(convert_from(audit_entry_contents.content, 'UTF8')::jsonb #>> '{{{','.join(path)}}}')"
+        f"(convert_from(audit_entries.content, 'UTF8')::jsonb #>> '{{{','.join(path)}}}')"
     )
 
 
@@ -210,7 +210,6 @@ def exact_counts(
             _json_text(dialect, "error_code").label("error_code"),
             rank.label("rank"),
         )
-        .join(AuditEntryContent, AuditEntryContent.entry_id == AuditEntry.id)
         .join(Agency, Agency.id == AuditEntry.agency_id)
         .where(
             AuditEntry.id.in_(
@@ -223,6 +222,7 @@ def exact_counts(
                 )
             ),
             Agency.kind == AgencyKind.EXTERNAL,
+            AuditEntry.content.is_not(None),
             AuditEntry.at >= month.start,
             AuditEntry.at < month.end,
             (

@@ -40,7 +40,7 @@ from openpars.agreements.grants import Grant
 from openpars.agreements.models import Agreement, AgreementVersion, new_mask_key
 from openpars.agreements.schemas import AgreementDocument, parse_document
 from openpars.audit.events import AuditKind, Outcome, event_by
-from openpars.audit.models import AuditEntry, AuditEntryContent
+from openpars.audit.models import AuditEntry
 from openpars.audit.service import append
 from openpars.db import utcnow
 from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -588,10 +588,9 @@ class _Entry:
 def _entries(
     session: Session, agreement_id: int, since: datetime, until: datetime, limit: int
 ) -> list[_Entry]:
-    e, c = AuditEntry, AuditEntryContent
+    e = AuditEntry
     rows = session.execute(
-        select(e.id, e.at, e.user_id, e.agency_id, c.content)
-        .outerjoin(c, c.entry_id == e.id)
+        select(e.id, e.at, e.user_id, e.agency_id, e.content)
         .where(
             e.agreement_id == agreement_id,
             e.kind.in_((AuditKind.SEARCH, AuditKind.READ)),
