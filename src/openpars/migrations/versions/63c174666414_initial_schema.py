@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: fc7260f58505
+Revision ID: 63c174666414
 Revises: 
-Create Date: 2026-12-06 18:52:32.693650
+Create Date: 2026-12-06 21:32:58.811075
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'fc7260f58505'
+revision: str = '63c174666414'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -165,6 +165,36 @@ def upgrade() -> None:
     sa.Column('filed', sa.Boolean(), nullable=False),
     sa.Column('declined', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('arrest_id', 'start_at', name=op.f('pk_oversight_charge_timeline'))
+    )
+    op.create_table('oversight_explained_pairs',
+    sa.Column('entry_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('person_id', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('agency_id', sa.Integer(), nullable=True),
+    sa.Column('agreement_id', sa.Integer(), nullable=True),
+    sa.Column('agreement_version', sa.Integer(), nullable=True),
+    sa.Column('purpose', sa.String(length=100), nullable=True),
+    sa.Column('case_reference', sa.String(length=200), nullable=True),
+    sa.Column('on_behalf_of', sa.String(length=200), nullable=True),
+    sa.Column('action', sa.String(length=100), nullable=False),
+    sa.Column('criteria', sa.String(length=300), nullable=True),
+    sa.Column('name_given', sa.Boolean(), nullable=False),
+    sa.Column('identifier_given', sa.Boolean(), nullable=False),
+    sa.Column('result_count', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=50), nullable=False),
+    sa.Column('never_charged', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('entry_id', 'person_id', name=op.f('pk_oversight_explained_pairs'))
+    )
+    with op.batch_alter_table('oversight_explained_pairs', schema=None) as batch_op:
+        batch_op.create_index('ix_oversight_explained_pairs_agreement_at', ['agreement_id', 'at'], unique=False)
+        batch_op.create_index('ix_oversight_explained_pairs_person', ['person_id'], unique=False)
+
+    op.create_table('oversight_explanation_rules',
+    sa.Column('name', sa.String(length=50), nullable=False),
+    sa.Column('rules', sa.String(length=2000), nullable=False),
+    sa.Column('fingerprint', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_oversight_explanation_rules'))
     )
     op.create_table('oversight_flag_entries',
     sa.Column('flag_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -1048,6 +1078,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_oversight_flag_entries_entry_id'))
 
     op.drop_table('oversight_flag_entries')
+    op.drop_table('oversight_explanation_rules')
+    with op.batch_alter_table('oversight_explained_pairs', schema=None) as batch_op:
+        batch_op.drop_index('ix_oversight_explained_pairs_person')
+        batch_op.drop_index('ix_oversight_explained_pairs_agreement_at')
+
+    op.drop_table('oversight_explained_pairs')
     op.drop_table('oversight_charge_timeline')
     with op.batch_alter_table('oversight_arrestee_arrests', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_arrestee_arrests_at')
