@@ -19,6 +19,8 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
+from openpars.access import service as reads
+from openpars.access.schemas import ReadContext
 from openpars.agreements.models import Agreement
 from openpars.audit import log
 from openpars.audit.shred import shred
@@ -294,3 +296,47 @@ def test_an_edited_kept_row_is_caught_by_the_recomputation(fresh_db: Database) -
     assert "report_mismatch" in refused_cli.output or "differs" in refused_cli.output
     fine = runner.invoke(app, [*common, "--recompute"])
     assert fine.exit_code == 0, fine.output
+
+
+def test_reads_arriving_later_change_the_sweep_counts_kept(db: Database, world: World) -> None:
+    """A user's reads made (or committed) after an access was explained, within the sweep
+    window of it, turn it into a sweep: the kept row is explained again, both while those
+    reads are not integrated and after."""
+    rules = replace(Rules(), sweep_queries=4)
+    with db.session() as session:
+        maintained.maintain(session, rules)
+    traffic = build_traffic(db, world, seed=9)
+    log.integrate_all(db)
+    _check(db, traffic, rules)
+    with db.session() as session:
+        refresh(session)
+        fact = session.execute(
+            select(EXPLAINED_PAIRS)
+            .where(EXPLAINED_PAIRS.c.code == "case_arrestee")
+            .order_by(EXPLAINED_PAIRS.c.entry_id)
+            .limit(1)
+        ).one()
+    (who,) = [p for p in world.principals.values() if p.user_id == fact.user_id]
+    context = ReadContext(purpose=fact.purpose, case_number=fact.case_reference)
+    for n in range(1, 5):
+        with db.session(external=True) as session:
+            reads.get_person(
+                session,
+                principal=who,
+                person_id=fact.person_id,
+                context=context,
+                now=fact.at.astimezone(UTC) + timedelta(seconds=n),
+            )
+    _check(db, traffic, rules)  # the new reads not integrated yet
+    with db.session() as session:
+        assert (
+            session.scalar(
+                select(EXPLAINED_PAIRS.c.code).where(
+                    EXPLAINED_PAIRS.c.entry_id == fact.entry_id,
+                    EXPLAINED_PAIRS.c.person_id == fact.person_id,
+                )
+            )
+            == Reason.BULK_OR_ENUMERATING.value
+        )
+    log.integrate_all(db)
+    _check(db, traffic, rules)

@@ -41,6 +41,7 @@ from sqlalchemy import (
     select,
     table,
     text,
+    union_all,
 )
 from sqlalchemy.orm import Session
 
@@ -274,21 +275,21 @@ def update(session: Session, rules: Rules, *, start: int, end: int, top: int) ->
     # these leaves or not integrated yet (the explanation counts those too).
     e = AuditEntry.__table__
     window = rules.sweep_window + MARGIN
-    pending = text(by_actor.pending_sql(dialect)).columns(column("id", Integer))
-    reads = (
-        select(e.c.user_id, e.c.at)
-        .where(
-            e.c.agreement_id.is_not(None),
-            e.c.kind.in_((AuditKind.SEARCH.value, AuditKind.READ.value)),
-            e.c.id.in_(
-                select(AuditLeaf.entry_id).where(
-                    AuditLeaf.leaf_index >= start, AuditLeaf.leaf_index < end
-                )
-            )
-            | e.c.id.in_(select(pending.subquery().c.id)),
-        )
-        .subquery("reads")
+    tail = text(by_actor.pending_sql(dialect)).columns(
+        column("entry_id" if dialect == "postgresql" else "id", Integer)
     )
+    leaves = select(AuditLeaf.entry_id).where(
+        AuditLeaf.leaf_index >= start, AuditLeaf.leaf_index < end
+    )
+    external = [
+        e.c.agreement_id.is_not(None),
+        e.c.kind.in_((AuditKind.SEARCH.value, AuditKind.READ.value)),
+    ]
+    # Two branches (an OR of the two lists would read every entry).
+    reads = union_all(
+        select(e.c.user_id, e.c.at).where(*external, e.c.id.in_(leaves)),
+        select(e.c.user_id, e.c.at).where(*external, e.c.id.in_(tail)),
+    ).subquery("reads")
     connection.execute(
         dirty.insert().from_select(
             pair_columns,
@@ -322,9 +323,9 @@ def update(session: Session, rules: Rules, *, start: int, end: int, top: int) ->
     )
     # Shreddings in the new leaves, and in the log's tail not integrated yet (the contents are
     # gone already: a recomputation leaves those facts out at once, anchors included).
-    for tail in (None, by_actor.pending_sql(dialect)):
-        connection.execute(text(_purge_sql(dialect, shredded_keys, tail)), bounds)
-        purge = _purge_sql(dialect, "DELETE FROM oversight_explained_pairs", tail)
+    for entries in (None, by_actor.pending_sql(dialect)):
+        connection.execute(text(_purge_sql(dialect, shredded_keys, entries)), bounds)
+        purge = _purge_sql(dialect, "DELETE FROM oversight_explained_pairs", entries)
         connection.execute(text(purge), bounds)
     follow = rules.follow_up_window + MARGIN
     connection.execute(
