@@ -345,6 +345,9 @@ def update(session: Session, rules: Rules, *, start: int, end: int, top: int) ->
             ),
         )
     )
+    connection.execute(text(f"CREATE INDEX ix_{DIRTY} ON {DIRTY} (entry_id, person_id)"))
+    if dialect == "postgresql":
+        connection.execute(text(f"ANALYZE {DIRTY}"))
     # The facts to explain: the dirty pairs and their possible anchors (same agreement, user
     # and case, within the follow-up window before), not shredded.
     d = select(dirty.c.entry_id, dirty.c.person_id).distinct().subquery("d")
@@ -377,7 +380,12 @@ def update(session: Session, rules: Rules, *, start: int, end: int, top: int) ->
         )
     )
     # Their kept rows go; each is written again below unless its entry was shredded.
-    connection.execute(kept.delete().where(exists(select(literal(1)).where(_same(dirty, kept)))))
+    connection.execute(
+        kept.delete().where(
+            kept.c.entry_id.in_(select(dirty.c.entry_id)),
+            exists(select(literal(1)).where(_same(dirty, kept))),
+        )
+    )
     if dialect == "postgresql":
         connection.execute(text(f"ANALYZE {SOURCE}"))
     everything = _everything()
