@@ -51,6 +51,8 @@ the full pass over kept facts (implied) and, after it, the 20 renewal reports re
 kept rows (``kept_reports``: each refreshes first, which keeps the rows of any new leaf, then
 reads its agreement's rows by index), with the flags the pass stored: ``same_reports_as_full``
 says their digest equals the full pass's. The incremental day's refresh then keeps them too.
+With ``--incremental-only`` the kept reports run without the full pass (no flags stored, so no
+digest to compare), then the day.
 
 ``--incremental-only`` skips step 3: the facts are brought up to the generated log (kept from
 an earlier run with ``--keep-db``), then step 4 alone. Its flags digest differs from a full
@@ -1003,11 +1005,12 @@ def run(
         else:
             result["full"] = oversight_pass(engine, Selection(start=T0, end=end))
             result["full"]["facts_kept"] = facts_kept
-        if explanations_kept and not incremental_only:
+        if explanations_kept:
             kept = kept_reports(engine, Selection(start=T0, end=end))
-            kept["same_reports_as_full"] = kept["reports_sha256"] == result["full"].get(
-                "reports_sha256"
-            )
+            if result["full"] is not None:
+                kept["same_reports_as_full"] = kept["reports_sha256"] == result["full"].get(
+                    "reports_sha256"
+                )
             result["kept_reports"] = kept
         lo, hi = append_day(engine, shape)
         day = Selection(start=end, end=end + timedelta(days=1))
@@ -1068,8 +1071,8 @@ def main() -> None:
         help="keep the explanations (oversight/maintained.py) after the facts, timed apart "
         "(a rebuild when none are kept); then, after the full pass over kept facts (implied), "
         "the 20 renewal reports read from the kept rows, their digest compared with the full "
-        "pass's; the incremental day's refresh keeps them too. With --incremental-only: the "
-        "day alone, its refresh keeping them",
+        "pass's; the incremental day's refresh keeps them too. With --incremental-only: no "
+        "full pass (no flags stored): the kept reports timed alone, then the day",
     )
     parser.add_argument(
         "--trim-kept",
