@@ -141,6 +141,9 @@ def test_kept_after_a_late_decision_a_renumbering_and_a_shredding(
 ) -> None:
     traffic = _traffic(db, world, seed=6)
     log.integrate_all(db)
+    with db.session() as session:
+        # From the first leaf as a bulk load: the refresh explains every fact again.
+        assert refresh(session, bulk_leaves=1).start == 0
     _check(db, traffic)
     with db.session() as session:
         arrest_id, _person, _otn = _cited_arrest(session)
