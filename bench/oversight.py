@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/oversight.py [--quick] [--engine sqlite|postgresql]
         [--entries N] [--persons N] [--days N] [--keep-db PATH [--trim-kept]]
-        [--incremental-only | --facts-kept]
+        [--incremental-only | --facts-kept] [--explanations-kept]
 
 What runs, in one process, on one database (docs/benchmarks.md explains each figure):
 
@@ -44,6 +44,16 @@ transaction (from leaf 0 on a fresh store; nothing on a kept store whose facts a
 the pass's own refresh then reads no leaf. The pass's ``total_s`` is then the renewal report a
 stakeholder waits for; without it, the pass includes the rebuild of the facts from leaf 0.
 
+``--explanations-kept`` keeps the explanations as the refresh maintains them
+(``oversight/maintained.py``): after the facts, ``maintained.maintain`` in a transaction of its
+own (``explanations_kept``: the from-scratch rebuild when none are kept, timed apart); then
+the full pass over kept facts (implied) and, after it, the 20 renewal reports read from the
+kept rows (``kept_reports``: each refreshes first, which keeps the rows of any new leaf, then
+reads its agreement's rows by index), with the flags the pass stored: ``same_reports_as_full``
+says their digest equals the full pass's. The incremental day's refresh then keeps them too.
+With ``--incremental-only`` the kept reports run without the full pass (no flags stored, so no
+digest to compare), then the day.
+
 ``--incremental-only`` skips step 3: the facts are brought up to the generated log (kept from
 an earlier run with ``--keep-db``), then step 4 alone. Its flags digest differs from a full
 run's: no earlier flag of the full pass is there to be found again.
@@ -77,7 +87,7 @@ from openpars.config import Settings
 from openpars.db import Base, make_engine, make_unpooled_engine, schema_ddl
 from openpars.models import load_all_models
 from openpars.oversight import explain_sql as xsql
-from openpars.oversight import facts, flags
+from openpars.oversight import facts, flags, maintained
 from openpars.oversight.detection import DetectionPeriod
 from openpars.oversight.explain import Explained, Period, materialise, rules_from
 from openpars.oversight.explain_sql import Dimension, Rules, Selection
@@ -593,6 +603,11 @@ def _drop_day(conn: Any, lo: int) -> None:
     # so that an incremental-only run reuses the facts of the log as generated.
     for table in ("oversight_access_facts", "oversight_access_queries"):
         conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
+    # The kept explanations of the log as generated are not those of the day's removal (the
+    # day's reads counted in the sweeps of the accesses before it): none kept, the next run
+    # that keeps them explains everything again.
+    conn.execute(text("DELETE FROM oversight_explained_pairs"))
+    conn.execute(text("DELETE FROM oversight_explanation_rules"))
     conn.execute(
         text("UPDATE oversight_watermarks SET size = :n WHERE name = :w AND size > :n"),
         {"n": lo - 1, "w": facts.WATERMARK},
@@ -779,7 +794,12 @@ def _flags_digest(session: Session) -> str:
 
 
 def _report(
-    session: Session, selection: Selection, cycle: Explained, figures: dict[str, Any]
+    session: Session,
+    selection: Selection,
+    cycle: Explained | None,
+    figures: dict[str, Any],
+    *,
+    rules: Rules | None = None,
 ) -> None:
     """The renewal report of every agreement over the pass's period, as a renewal cycle asks
     (``report.build_report``, the site's default rules): its own SQL (``report_sql``) counts
@@ -791,7 +811,8 @@ def _report(
     if first > datetime.now(UTC).date():
         figures["report"] = f"not run: the period starts {first}, after today on this clock"
         return
-    rules = cycle.rules
+    rules = cycle.rules if cycle is not None else rules
+    assert rules is not None
     timings: dict[int, float] = {}
     digest = hashlib.sha256()
     pairs = 0
@@ -848,6 +869,45 @@ def oversight_pass(engine: Engine, selection: Selection, *, daily: bool = False)
     return figures
 
 
+def _keep_explanations(engine: Engine) -> dict[str, Any]:
+    """Keep the explanations under the site's rules (``maintained.maintain``) in a transaction
+    of their own (committed): from scratch when none are kept (the rebuild, timed apart),
+    nothing when they are current."""
+    with Session(engine) as session:
+        started, cpu = time.perf_counter(), time.process_time()
+        rules = rules_from(Settings())
+        rebuilt = not maintained.current(session, rules)
+        maintained.maintain(session, rules)
+        figures = {
+            "rebuilt": rebuilt,
+            "seconds": round(time.perf_counter() - started, 3),
+            "cpu_s": round(time.process_time() - cpu, 3),
+            "pairs": session.execute(
+                select(func.count()).select_from(facts.EXPLAINED_PAIRS)
+            ).scalar_one(),
+        }
+        session.commit()
+    return figures
+
+
+def kept_reports(engine: Engine, selection: Selection) -> dict[str, Any]:
+    """The renewal report of every agreement read from the kept explanations (no cycle: each
+    ``build_report`` refreshes, which keeps the explanations of any new leaf, then reads the
+    agreement's kept rows), after the full pass's detectors stored their flags: its
+    ``reports_sha256`` equals the full pass's when the kept rows equal a recomputation."""
+    figures: dict[str, Any] = {}
+    started, cpu = time.perf_counter(), time.process_time()
+    with Session(engine) as session:
+        rules = rules_from(Settings())
+        _timed(figures, "refresh_s", lambda: facts.refresh(session))
+        figures["kept_current"] = maintained.current(session, rules)
+        _report(session, selection, None, figures, rules=rules)
+        figures["total_s"] = round(time.perf_counter() - started, 3)
+        figures["cpu_s"] = round(time.process_time() - cpu, 3)
+        session.commit()
+    return figures
+
+
 def _refresh_to_log(engine: Engine) -> dict[str, Any]:
     """Bring the facts up to the log in a transaction of their own (committed); what it read."""
     with Session(engine) as session:
@@ -872,6 +932,7 @@ def run(
     *,
     incremental_only: bool = False,
     facts_kept: bool = False,
+    explanations_kept: bool = False,
     trim_kept: bool = False,
 ) -> dict[str, Any]:
     result: dict[str, Any] = {
@@ -916,6 +977,8 @@ def run(
                         "oversight_watermarks",
                         "oversight_charge_timeline",
                         "oversight_arrestee_arrests",
+                        "oversight_explained_pairs",
+                        "oversight_explanation_rules",
                     )
                     if engine.dialect.name == "postgresql":
                         conn.exec_driver_sql(f"TRUNCATE {', '.join(derived)}")
@@ -930,11 +993,20 @@ def run(
             # The store's facts brought up to the generated log (the daily run's state after
             # the runs before it), apart from the pass (its own transaction, committed).
             result["facts_refresh_to_log"] = _refresh_to_log(engine)
+        if explanations_kept:
+            result["explanations_kept"] = _keep_explanations(engine)
         if incremental_only:
             result["full"] = None
         else:
             result["full"] = oversight_pass(engine, Selection(start=T0, end=end))
             result["full"]["facts_kept"] = facts_kept
+        if explanations_kept:
+            kept = kept_reports(engine, Selection(start=T0, end=end))
+            if result["full"] is not None:
+                kept["same_reports_as_full"] = kept["reports_sha256"] == result["full"].get(
+                    "reports_sha256"
+                )
+            result["kept_reports"] = kept
         lo, hi = append_day(engine, shape)
         day = Selection(start=end, end=end + timedelta(days=1))
         result["incremental_entries"] = hi - lo + 1
@@ -989,6 +1061,15 @@ def main() -> None:
         "refresh reads nothing (with --keep-db, facts already read are kept)",
     )
     parser.add_argument(
+        "--explanations-kept",
+        action="store_true",
+        help="keep the explanations (oversight/maintained.py) after the facts, timed apart "
+        "(a rebuild when none are kept); then, after the full pass over kept facts (implied), "
+        "the 20 renewal reports read from the kept rows, their digest compared with the full "
+        "pass's; the incremental day's refresh keeps them too. With --incremental-only: no "
+        "full pass (no flags stored): the kept reports timed alone, then the day",
+    )
+    parser.add_argument(
         "--trim-kept",
         action="store_true",
         help="a kept database whose log grew past its size (an earlier run stopped before "
@@ -998,6 +1079,8 @@ def main() -> None:
     entries, persons = args.entries, args.persons
     if args.quick:
         entries, persons = 200_000, 20_000
+    if args.explanations_kept and not args.incremental_only:
+        args.facts_kept = True
     if args.facts_kept and args.incremental_only:
         parser.error("--facts-kept runs the full pass, which --incremental-only skips")
     if persons < 1_000 or entries < args.days:
@@ -1011,6 +1094,7 @@ def main() -> None:
             args.keep_db,
             incremental_only=args.incremental_only,
             facts_kept=args.facts_kept,
+            explanations_kept=args.explanations_kept,
             trim_kept=args.trim_kept,
         )
     except GrownStore as refused:

@@ -217,7 +217,7 @@ def facts_select(selection: Selection, rules: Rules) -> CompoundSelect[Any]:
     )
 
 
-def _found_refs(facts: FromClause) -> CTE:
+def found_refs(facts: FromClause) -> CTE:
     """The case references the facts cite that name an arrest: its OTN, incident or docket
     number, as given or upper-cased. Each distinct reference probes the arrests' index on each
     number for both spellings (a scalar subquery, ``LIMIT 1``, per reference and number, the
@@ -251,7 +251,7 @@ def _found_refs(facts: FromClause) -> CTE:
 
 def _cites(reference: Any) -> ColumnElement[bool]:
     """The joined arrest is one the case reference names: its OTN, incident or docket number,
-    as given or upper-cased (as ``_found_refs`` finds them), tested on the arrest's row."""
+    as given or upper-cased (as ``found_refs`` finds them), tested on the arrest's row."""
     return or_(
         *(
             column_.in_((reference, func.upper(reference)))
@@ -303,7 +303,7 @@ def charge_states(
 
 
 def _sweeps(
-    facts: FromClause, selection: Selection, rules: Rules, dialect: str
+    facts: FromClause, selection: Selection, rules: Rules, dialect: str, indexed: bool = False
 ) -> tuple[ColumnElement[int], CTE | None]:
     """Each fact's sweep count: the external searches and reads of its user within
     ``sweep_window`` of its entry, either side, bounds included (any agreement, any outcome);
@@ -313,10 +313,13 @@ def _sweeps(
     window), read by user and instant (``audit.by_actor``: the integrator's index and the tail
     not integrated yet), sorted once and counted with a moving frame. SQLite has no interval
     frame over its text instants: a count per fact by user and instant, as before (per entry
-    instead cost it more: a DISTINCT and an automatic index to join it back)."""
+    instead cost it more: a DISTINCT and an automatic index to join it back). ``indexed``: the
+    count per fact on PostgreSQL too (facts scattered over the whole store, as those a refresh
+    explains again: a window over their users' entries of the whole span would read most of
+    the log)."""
     e, f = AuditEntry, facts.c
     external = [e.agreement_id.is_not(None), e.kind.in_((AuditKind.SEARCH, AuditKind.READ))]
-    if dialect == "sqlite":
+    if dialect == "sqlite" or indexed:
         near = by_actor.entries_by(
             dialect,
             "user_id",
@@ -364,15 +367,16 @@ def _flags(
     rules: Rules,
     grants: Sequence[PurposeGrant],
     dialect: str,
+    indexed_sweeps: bool = False,
 ) -> CTE:
     """Each fact with the flags the rules and the reasons are made of."""
     f = facts.c
     purpose_ok = _purpose_ok(f, grants)
     states = charge_states(facts, cited=True).cte("charge_states")
-    sweep, sweeps = _sweeps(facts, selection, rules, dialect)
+    sweep, sweeps = _sweeps(facts, selection, rules, dialect, indexed_sweeps)
     # The references that name an arrest, once each: joined, not an IN list (PostgreSQL hashes
     # an IN list only while it fits in work_mem, and otherwise scans it once per fact).
-    found = _found_refs(facts)
+    found = found_refs(facts)
     joined = facts.outerjoin(states, states.c.fact_id == f.id).outerjoin(
         found, found.c.ref == f.case_reference
     )
@@ -425,8 +429,11 @@ def explanations(
     grants: Sequence[PurposeGrant],
     dialect: str,
     facts: FromClause | None = None,
+    *,
+    indexed_sweeps: bool = False,
 ) -> Select[Any]:
-    """Every pair of the selection with its code: the rule that explains it, or one reason."""
+    """Every pair of the selection with its code: the rule that explains it, or one reason.
+    ``indexed_sweeps``: each fact's sweep count by an index probe (``_sweeps``)."""
     if selection.agreement_id is not None:
         # The other agreements' purposes can match none of this agreement's facts: left out,
         # the statement tests two or three purposes per pair, not every agreement's.
@@ -436,7 +443,7 @@ def explanations(
     # The selection's facts (``facts_select``): as a CTE, or the table a caller filled with
     # them and analysed (``explain.materialise``), whose row count the planner then knows.
     source = facts if facts is not None else facts_select(selection, rules).cte("facts")
-    flags = _flags(source, selection, rules, grants, dialect)
+    flags = _flags(source, selection, rules, grants, dialect, indexed_sweeps)
     f = flags.c
     # The follow-up rule, as a window: the latest directly explained access by the same user
     # citing the same case strictly before this one (EXCLUDE GROUP leaves out accesses at the

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     UniqueConstraint,
     select,
     text,
@@ -199,6 +200,56 @@ class ArresteeArrest(Base):
     sex: Mapped[str | None] = mapped_column(String(100))
 
 
+class ExplainedPair(Base):
+    """One access fact's explanation (``explain_sql.explanations``, one agreement's pairs
+    explained as on their own), kept by the refresh under the rules in ``ExplanationRules``
+    (``maintained.py``): written for the new facts and rewritten for the facts a later write
+    may change (docs/oversight.md, "Maintained explanations"). Same columns as the statement's
+    rows, keyed by the fact; a shredded entry's rows are deleted with its facts."""
+
+    __tablename__ = "oversight_explained_pairs"
+    __table_args__ = (
+        # A report's pairs: one agreement's period.
+        Index("ix_oversight_explained_pairs_agreement_at", "agreement_id", "at"),
+        # The facts of the persons a write touched (the facts keep no index by person).
+        Index("ix_oversight_explained_pairs_person", "person_id"),
+    )
+
+    entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    person_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_id: Mapped[int | None] = mapped_column(Integer)
+    agency_id: Mapped[int | None] = mapped_column(Integer)
+    agreement_id: Mapped[int | None] = mapped_column(Integer)
+    agreement_version: Mapped[int | None] = mapped_column(Integer)
+    purpose: Mapped[str | None] = mapped_column(String(100))
+    case_reference: Mapped[str | None] = mapped_column(String(200))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    criteria: Mapped[str | None] = mapped_column(String(300))
+    name_given: Mapped[bool] = mapped_column(Boolean)
+    identifier_given: Mapped[bool] = mapped_column(Boolean)
+    result_count: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(50))
+    never_charged: Mapped[bool] = mapped_column(Boolean)
+
+
+class ExplanationRules(Base):
+    """The rules the kept explanations were computed under (one row, ``name`` 'rules'): their
+    canonical JSON and its SHA-256. No row: no explanation is kept."""
+
+    __tablename__ = "oversight_explanation_rules"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    rules: Mapped[str] = mapped_column(String(2000))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+
+
+# Typed as tables (an ORM class's ``__table__`` is typed as any FromClause).
+EXPLAINED_PAIRS = cast(Table, ExplainedPair.__table__)
+EXPLANATION_RULES = cast(Table, ExplanationRules.__table__)
+
+
 class FactsWatermark(Base):
     """How many leaves of the log a derived table has read (the next leaf index to read)."""
 
@@ -368,9 +419,10 @@ def user_days_sql(dialect: str, *, merge: bool) -> str:
     """  # noqa: S608 - no caller input: fixed fragments
 
 
-def _purge_sql(dialect: str, action: str) -> str:
+def _purge_sql(dialect: str, action: str, entries: str | None = None) -> str:
     """``action`` (a DELETE or UPDATE of a derived table, no caller input) restricted to the
-    entries a shredding entry in the new leaves names."""
+    entries a shredding entry in the new leaves names (with ``entries``, a SELECT of entry ids
+    such as the log's tail not integrated yet: a shredding entry among those)."""
     if dialect == "sqlite":
         ids = "SELECT CAST(x.value AS INTEGER) FROM s, json_each(s.doc, '$.params.entry_ids') AS x"
     else:
@@ -379,8 +431,16 @@ def _purge_sql(dialect: str, action: str) -> str:
             "jsonb_array_elements_text(s.doc -> 'params' -> 'entry_ids') AS x"
         )
     shredding = f"e.action = 'audit.shred' AND e.outcome = '{Outcome.OK.value}'"
+    documents = (
+        _leaf_documents_sql(dialect, shredding)
+        if entries is None
+        else f"""
+            SELECT {_document(dialect)} AS doc FROM audit_entries e
+            WHERE e.id IN ({entries}) AND {shredding} AND e.content IS NOT NULL
+        """  # noqa: S608 - no caller input
+    )
     return f"""
-        WITH s AS ({_leaf_documents_sql(dialect, shredding)})
+        WITH s AS ({documents})
         {action} WHERE entry_id IN ({ids})
     """
 
@@ -786,8 +846,16 @@ def _refresh(session: Session, batch: int, bulk_leaves: int) -> Refreshed:
     )
     if start == 0:
         session.execute(text("DELETE FROM oversight_user_days"))
+    # The kept explanations (``maintained``; imported here: it builds on the explanations,
+    # which build on this module). A refresh from the first leaf or a bulk load explains
+    # every fact again; any other explains the new facts and those its leaves may change.
+    from openpars.oversight import maintained
+
+    kept = maintained.kept_rules(session)
+    far = end - start >= max(bulk_leaves, start, 1)
+    top = maintained.top_fact(session) if kept is not None and not far else 0
     written = 0
-    if end - start >= max(bulk_leaves, start, 1):
+    if far:
         with _bulk_load(session) as bulk:
             if bulk:
                 written = _derive(session, start, end, end - start, parallel=True)
@@ -796,8 +864,14 @@ def _refresh(session: Session, batch: int, bulk_leaves: int) -> Refreshed:
     else:
         written = _derive(session, start, end, batch)
     named = start > 0 and _named_by_writes(session, start, end)
+    if kept is not None and not far:
+        maintained.touched_persons(session, named)
     _refresh_timeline(session, start, named)
     _refresh_arrestees(session, start, named)
+    if kept is not None and far:
+        maintained.rebuild(session, kept)
+    elif kept is not None:
+        maintained.update(session, kept, start=start, end=end, top=top)
     if named:
         session.connection().execute(text(f"DROP TABLE {NAMED}"))
     session.execute(

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 from sqlalchemy.orm import Session
 
 from openpars.agreements.models import Agreement
@@ -33,14 +33,15 @@ from openpars.audit.events import AuditKind, event_by
 from openpars.audit.models import AuditCheckpoint, AuditLeaf
 from openpars.audit.service import append, canonical_bytes
 from openpars.db import utcnow
-from openpars.errors import Forbidden, InvalidInput, NotFound
+from openpars.errors import Conflict, Forbidden, InvalidInput, NotFound
 from openpars.identity.models import Agency
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
+from openpars.oversight import maintained
 from openpars.oversight import report_sql as sql
 from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
-from openpars.oversight.facts import refresh
+from openpars.oversight.facts import EXPLAINED_PAIRS, refresh
 
 FORMAT: Literal["openpars-oversight-report/v1"] = "openpars-oversight-report/v1"
 API = "/api/v1"
@@ -265,6 +266,13 @@ def _share(value: int, whole: int) -> float | None:
     return value / whole if whole else None
 
 
+def _kept(session: Session, rules: Rules, recompute: bool) -> tuple[Table | None, bool]:
+    """The kept explanations' table, if a report may read it (they follow ``rules``)."""
+    if recompute or not maintained.current(session, rules):
+        return None, False
+    return EXPLAINED_PAIRS, True
+
+
 def build_report(
     session: Session,
     *,
@@ -274,6 +282,7 @@ def build_report(
     what_if: Mapping[str, Any] | None = None,
     now: datetime | None = None,
     cycle: Explained | None = None,
+    recompute: bool = False,
 ) -> OversightReport:
     """The report's document (not audited: callers audit). Brings the access facts up to the
     integrated log first; every figure counts only entries integrated by then.
@@ -281,7 +290,10 @@ def build_report(
     ``cycle``: the pairs this cycle has explained already (``explain.materialise``), read
     instead of explaining the agreement's pairs again; every figure then counts only the leaves
     below the size they were explained at. It must cover the agreement, the period and the
-    rules (``ValueError`` otherwise: a programming error, not a caller's)."""
+    rules (``ValueError`` otherwise: a programming error, not a caller's). Without a cycle,
+    the pairs are the explanations the refresh keeps (``maintained``) when they follow
+    ``rules``; else, or with ``recompute``, they are explained afresh from the facts (the
+    same figures: ``tests/oversight/test_maintained.py``)."""
     refresh(session)
     scope = _scope(session, agreement, period, rules, None if cycle is None else cycle.size)
     if cycle is not None and not cycle.covers(scope.selection, rules):
@@ -291,8 +303,8 @@ def build_report(
             f"agreement {agreement.id} and period {period.start} to {period.end}"
         )
     links = _Links(agreement.id, period.start, period.end, scope.size)
-    stored = None if cycle is None else cycle.table
-    q, p, r = sql.queries(scope), sql.pairs(scope, stored), sql.refusals(scope)
+    stored, kept = _kept(session, rules, recompute) if cycle is None else (cycle.table, False)
+    q, p, r = sql.queries(scope), sql.pairs(scope, stored, kept=kept), sql.refusals(scope)
 
     def fig(key: str, label: str, value: int, entries: int, of: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
         return Figure(
@@ -517,7 +529,7 @@ class EntryPage(BaseModel):
     limit: int
 
 
-def _figure_ids(scope: sql.Scope, figure: str) -> Any:
+def _figure_ids(session: Session, scope: sql.Scope, figure: str, recompute: bool) -> Any:
     """The statement of the entry ids behind ``figure`` (the same row sets as the figures)."""
     kind, _, rest = figure.partition(":")
     if figure == "queries":
@@ -526,7 +538,8 @@ def _figure_ids(scope: sql.Scope, figure: str) -> Any:
     if figure in ("pairs", "persons_viewed", "explained", "unexplained", "never_charged") or (
         kind in ("rule", "reason") and rest in {*Rule, *Reason}
     ):
-        p = sql.pairs(scope)
+        stored, kept = _kept(session, scope.rules, recompute)
+        p = sql.pairs(scope, stored, kept=kept)
         named: dict[str, list[Any]] = {
             "explained": [p.c.explained],
             "unexplained": [~p.c.explained],
@@ -572,11 +585,13 @@ def entries_of(
     size: int | None,
     offset: int,
     limit: int,
+    recompute: bool = False,
 ) -> EntryPage:
-    """A page of the entries behind one figure of the report (not audited: callers audit)."""
+    """A page of the entries behind one figure of the report (not audited: callers audit);
+    ``recompute`` as for ``build_report``."""
     refresh(session)
     scope = _scope(session, agreement, period, rules, size)
-    ids = _figure_ids(scope, figure)
+    ids = _figure_ids(session, scope, figure, recompute)
     if ids is None:
         raise InvalidInput(
             f"figure '{figure}' names no figure of a report: use the key a figure, weekly row or "
@@ -626,8 +641,14 @@ def report(
     what_if_max_queries: int = 20_000,
     via: str = "api",
     today: date | None = None,
+    recompute: bool = False,
+    verify: bool = False,
 ) -> OversightReport:
-    """The report of an agreement over a period; audited with its SHA-256.
+    """The report of an agreement over a period; audited with its SHA-256 (and whether its
+    pairs were explained afresh: ``recompute``, as for ``build_report``). With ``verify`` the
+    report is built both ways, from the kept explanations and afresh, and refused (409
+    ``report_mismatch``, logged as any refusal) unless the two are the same bytes:
+    an operator who altered the kept rows cannot pass them off.
 
     With ``what_if_proposal`` the report carries the what-if replay of that proposal's version
     over the last ``what_if_months`` (the replay writes its own ``oversight.what_if`` entry).
@@ -648,13 +669,38 @@ def report(
             via=via,
         )
     document = build_report(
-        session, agreement=agreement, period=period, rules=rules, what_if=what_if, now=moment
+        session,
+        agreement=agreement,
+        period=period,
+        rules=rules,
+        what_if=what_if,
+        now=moment,
+        recompute=recompute,
     )
+    if verify:
+        fresh = build_report(
+            session,
+            agreement=agreement,
+            period=period,
+            rules=rules,
+            what_if=what_if,
+            now=moment,
+            recompute=True,
+        )
+        if canonical(fresh) != canonical(document):
+            raise Conflict(
+                "the report read from the kept explanations differs from the report explained "
+                f"afresh (SHA-256 {sha256(document)} against {sha256(fresh)}): the kept rows do "
+                "not match the facts; the recomputed report is the one to read (--recompute)",
+                code="report_mismatch",
+            )
     _audit(
         session,
         actor,
         "oversight.report",
         via=via,
+        recompute=recompute,
+        verify=verify,
         agreement_id=agreement_id,
         **{"from": start.isoformat(), "to": end.isoformat()},
         format=output.value,

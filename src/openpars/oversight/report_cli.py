@@ -73,6 +73,22 @@ def oversight_report(
         int,
         typer.Option("--what-if-months", help="Months of queries the replay reads.", min=1, max=24),
     ] = 6,
+    recompute: Annotated[
+        bool,
+        typer.Option(
+            "--recompute",
+            help="Explain every pair afresh from the facts instead of reading the explanations "
+            "the refresh keeps (the same figures unless the kept rows were altered).",
+        ),
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Build the report both ways, from the kept explanations and afresh, and refuse "
+            "it (report_mismatch) unless they are the same bytes.",
+        ),
+    ] = False,
     username: AsOpt = None,
     db: DbOption = None,
 ) -> None:
@@ -92,6 +108,8 @@ def oversight_report(
             what_if_months=what_if_months,
             what_if_max_queries=settings.oversight_whatif_max_queries,
             via="cli",
+            recompute=recompute,
+            verify=verify,
         )
     write(render(document, output, host=host), path)
     if path is not None:

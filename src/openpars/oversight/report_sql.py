@@ -48,7 +48,7 @@ from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry, AuditLeaf
 from openpars.identity.models import Agency
 from openpars.oversight import explain_sql
-from openpars.oversight.explain_sql import PurposeGrant, Rule, Rules, Selection
+from openpars.oversight.explain_sql import PurposeGrant, Reason, Rule, Rules, Selection
 from openpars.oversight.facts import AccessQuery
 from openpars.oversight.models import Case, Flag, FlagEntry
 
@@ -132,14 +132,55 @@ def queries(scope: Scope) -> Subquery:
     )
 
 
-def pairs(scope: Scope, stored: FromClause | None = None) -> Subquery:
+def _resolved(scope: Scope, stored: FromClause) -> Subquery:
+    """The kept explanations of the agreement's period (``maintained``), without shredded
+    entries, each reference's "names an arrest" decided now: the one part of an explanation
+    the refresh does not keep (an arrest created or renumbered later changes it). A pair kept
+    as ``case_not_found`` or ``case_not_involving_person`` (the last two codes: nothing before
+    them depends on it) is the first when its reference names no arrest now, else the
+    second."""
+    s = scope.selection
+    rows = (
+        select(stored)
+        .where(
+            stored.c.agreement_id == scope.agreement_id,
+            stored.c.at >= s.start,
+            stored.c.at < s.end,
+            stored.c.entry_id.in_(select(AuditEntry.id).where(AuditEntry.content.is_not(None))),
+        )
+        .cte("kept_rows")
+    )
+    codes = (Reason.CASE_NOT_FOUND.value, Reason.CASE_NOT_INVOLVING_PERSON.value)
+    open_ = rows.c.code.in_(codes)
+    found = explain_sql.found_refs(select(rows.c.case_reference).where(open_).subquery("open"))
+    code = case(
+        (
+            open_,
+            case(
+                (found.c.ref.is_(None), Reason.CASE_NOT_FOUND.value),
+                else_=Reason.CASE_NOT_INVOLVING_PERSON.value,
+            ),
+        ),
+        else_=rows.c.code,
+    )
+    return (
+        select(*(rows.c[c.name] for c in stored.c if c.name != "code"), code.label("code"))
+        .select_from(rows.outerjoin(found, found.c.ref == rows.c.case_reference))
+        .subquery("explained")
+    )
+
+
+def pairs(scope: Scope, stored: FromClause | None = None, *, kept: bool = False) -> Subquery:
     """Every (access, person) pair of the period with its code, from proven entries only.
 
     ``stored``: the pairs already explained in this cycle (``explain.Explained``'s table, the
     columns of ``explain_sql.explanations`` under the same rules), read by its (agreement,
-    instant) index instead of explaining them again."""
+    instant) index instead of explaining them again; with ``kept``, the explanations the
+    refresh keeps (``_resolved``)."""
     s = scope.selection
-    if stored is None:
+    if stored is not None and kept:
+        explained = _resolved(scope, stored)
+    elif stored is None:
         explained = explain_sql.explanations(s, scope.rules, scope.grants, scope.dialect).subquery(
             "explained"
         )
