@@ -24,9 +24,11 @@ from openpars.audit.models import AuditEntry
 from openpars.audit.service import append
 from openpars.audit.shred import shred
 from openpars.cli import app
+from openpars.config import Settings
 from openpars.db import Database
 from openpars.identity.roles import Role
-from openpars.oversight.explain import Dimension, Period, Rules, coverage, explain
+from openpars.oversight import maintained
+from openpars.oversight.explain import Dimension, Period, Rules, coverage, explain, rules_from
 from openpars.oversight.facts import AccessFact, FactsWatermark, refresh
 from openpars.records.amendments import seal_arrest
 from openpars.records.schemas import SealCreate
@@ -324,6 +326,21 @@ def test_console_explain_and_coverage(fresh_db: Database) -> None:
                               "--db", url])  # fmt: skip
     assert bad.exit_code == 1 and "(field: to)" in bad.output
     assert runner.invoke(app, ["oversight", "refresh", "--db", url]).exit_code == 0
+    kept = runner.invoke(app, ["oversight", "keep-explanations", "--db", url])
+    assert kept.exit_code == 0 and "explanations kept under rules" in kept.output, kept.output
+    with fresh_db.session() as s:
+        assert maintained.current(s, rules_from(Settings(database_url=url)))
+        facts = s.scalar(select(func.count()).select_from(AccessFact))
+        assert (
+            facts
+            and s.scalar(select(func.count()).select_from(maintained.EXPLAINED_PAIRS)) == facts
+        )
+    assert (
+        runner.invoke(app, ["oversight", "keep-explanations", "--stop", "--db", url]).exit_code == 0
+    )
+    with fresh_db.session() as s:
+        assert maintained.kept_rules(s) is None
+        assert s.scalar(select(func.count()).select_from(maintained.EXPLAINED_PAIRS)) == 0
 
 
 def test_coverage_service_without_grouping(db: Database, world: World, scene: Scene) -> None:

@@ -23,6 +23,7 @@ from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
 from openpars.identity.service import principal_for
+from openpars.oversight import maintained
 from openpars.oversight.explain import (
     CoverageReport,
     Dimension,
@@ -178,3 +179,28 @@ def refresh_command(db: DbOption = None) -> None:
     with unit(settings_for(db)) as session:
         done = refresh(session)
     out.print(f"read leaves [{done.start}, {done.end}): {done.facts} access facts")
+
+
+@app.command("keep-explanations")
+@reports_errors
+def keep_explanations_command(
+    stop: Annotated[
+        bool, typer.Option("--stop", help="Keep none: delete the kept rows and their rules.")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Keep every access's explanation up to date under the site's rules (OPENPARS_OVERSIGHT_*),
+    so that renewal reports read them instead of explaining a year again; every refresh then
+    keeps them current. Run it again after changing the rules: it explains every fact again."""
+    settings = settings_for(db)
+    with unit(settings) as session:
+        if stop:
+            maintained.stop(session)
+            out.print("explanations are no longer kept; readers explain afresh")
+            return
+        rules = rules_from(settings)
+        done = maintained.maintain(session, rules)
+    out.print(
+        f"explanations kept under rules {maintained.fingerprint(rules)[:12]}; "
+        f"read leaves [{done.start}, {done.end})"
+    )
