@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 
 from openpars.agreements.cli import app as cli_app
 from openpars.agreements.service import grant_for
-from openpars.audit import repository as audit_repo
 from openpars.audit.events import Outcome
 from openpars.audit.models import AuditEntry
 from openpars.db import Database, utcnow
@@ -58,8 +57,8 @@ def refusals(session: Session, user_id: int) -> list[dict[str, Any]]:
     ).all()
     out = []
     for entry_id in ids:
-        row = audit_repo.content_of(session, entry_id)
-        assert row is not None
+        row = session.get(AuditEntry, entry_id)
+        assert row is not None and row.content is not None
         out.append(json.loads(row.content))
     return out
 
@@ -118,9 +117,9 @@ def test_api_only_the_imposing_stakeholder_lifts_a_suspension(
                 AuditEntry.user_id == world.users["da-voter-2"],
             )
         ).all()
-        content = audit_repo.content_of(session, entry_id)
-        assert content is not None
-        params = json.loads(content.content)["params"]
+        entry = session.get(AuditEntry, entry_id)
+        assert entry is not None and entry.content is not None
+        params = json.loads(entry.content)["params"]
         assert (params["suspension_id"], params["stakeholder_id"]) == (sid, world.agencies[DA])
     assert client.get("/api/v1/persons", params=READ, headers=world.auth("ice")).status_code == 200
 

@@ -45,7 +45,6 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from openpars.agreements.grants import grant_for
-from openpars.audit import repository as audit_repo
 from openpars.audit.events import Outcome
 from openpars.audit.models import AuditEntry
 from openpars.db import Database, utcnow
@@ -98,8 +97,8 @@ def refused(gov: Gov, username: str) -> list[dict[str, Any]]:
             .where(AuditEntry.outcome == Outcome.REFUSED, AuditEntry.user_id == user_id)
             .order_by(AuditEntry.id)
         ).all()
-        contents = [audit_repo.content_of(session, i) for i in ids]
-    return [json.loads(c.content) for c in contents if c is not None]
+        entries = [session.get(AuditEntry, i) for i in ids]
+    return [json.loads(e.content) for e in entries if e is not None and e.content is not None]
 
 
 def votes_on(gov: Gov, pid: int) -> int:
