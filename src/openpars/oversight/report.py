@@ -668,25 +668,21 @@ def report(
             max_queries=what_if_max_queries,
             via=via,
         )
-    document = build_report(
-        session,
-        agreement=agreement,
-        period=period,
-        rules=rules,
-        what_if=what_if,
-        now=moment,
-        recompute=recompute,
-    )
-    if verify:
-        fresh = build_report(
+
+    def built(afresh: bool) -> OversightReport:
+        return build_report(
             session,
             agreement=agreement,
             period=period,
             rules=rules,
             what_if=what_if,
             now=moment,
-            recompute=True,
+            recompute=afresh,
         )
+
+    document = built(recompute)
+    if verify:
+        fresh = built(True)
         if canonical(fresh) != canonical(document):
             raise Conflict(
                 "the report read from the kept explanations differs from the report explained "

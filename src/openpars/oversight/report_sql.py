@@ -132,6 +132,17 @@ def queries(scope: Scope) -> Subquery:
     )
 
 
+def _in_period(scope: Scope, stored: FromClause) -> list[ColumnElement[bool]]:
+    """Stored explanations of the report's agreement and period (their (agreement, instant)
+    index)."""
+    s = scope.selection
+    return [
+        stored.c.agreement_id == scope.agreement_id,
+        stored.c.at >= s.start,
+        stored.c.at < s.end,
+    ]
+
+
 def _resolved(scope: Scope, stored: FromClause) -> Subquery:
     """The kept explanations of the agreement's period (``maintained``), without shredded
     entries, each reference's "names an arrest" decided now: the one part of an explanation
@@ -139,13 +150,10 @@ def _resolved(scope: Scope, stored: FromClause) -> Subquery:
     as ``case_not_found`` or ``case_not_involving_person`` (the last two codes: nothing before
     them depends on it) is the first when its reference names no arrest now, else the
     second."""
-    s = scope.selection
     rows = (
         select(stored)
         .where(
-            stored.c.agreement_id == scope.agreement_id,
-            stored.c.at >= s.start,
-            stored.c.at < s.end,
+            *_in_period(scope, stored),
             stored.c.entry_id.in_(select(AuditEntry.id).where(AuditEntry.content.is_not(None))),
         )
         .cte("kept_rows")
@@ -185,15 +193,7 @@ def pairs(scope: Scope, stored: FromClause | None = None, *, kept: bool = False)
             "explained"
         )
     else:
-        explained = (
-            select(stored)
-            .where(
-                stored.c.agreement_id == scope.agreement_id,
-                stored.c.at >= s.start,
-                stored.c.at < s.end,
-            )
-            .subquery("explained")
-        )
+        explained = select(stored).where(*_in_period(scope, stored)).subquery("explained")
     proven = select(AuditLeaf.entry_id).where(AuditLeaf.leaf_index < scope.size)
     return (
         select(
