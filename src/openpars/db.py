@@ -287,6 +287,26 @@ def make_unpooled_engine(url: str) -> Engine:
 
 # Set in Session.info on a transaction that runs as the external database role (ADR 0004).
 EXTERNAL_SESSION = "openpars.external_role"
+# Set in Session.info on a PostgreSQL unit of one external read, whose audit entry may carry
+# the unit's COMMIT in its own round trip (``audit.service.append_sending``); the append then
+# sets COMMITTED_WITH_ENTRY, and the unit refuses to run anything after it.
+COMMITS_WITH_ENTRY = "openpars.commits_with_entry"
+COMMITTED_WITH_ENTRY = "openpars.committed_with_entry"
+
+
+class UnitAlreadyCommitted(RuntimeError):
+    """Code ran a statement in a unit whose audit entry had already committed it."""
+
+
+@event.listens_for(Session, "after_begin")
+def _one_transaction_per_read(session: Session, _transaction: Any, _connection: Any) -> None:
+    """Refuse a statement after the read's entry committed its unit: it would run in a second
+    transaction of the same unit (rolled back by the unit, which then fails)."""
+    if session.info.get(COMMITTED_WITH_ENTRY):
+        raise UnitAlreadyCommitted(
+            "this unit was committed with its read's audit entry, and a statement was about to "
+            "run after it; an external unit is one read: open another unit for more work"
+        )
 
 
 def _check_external_login(dbapi_connection: Any, _record: Any) -> None:
@@ -395,6 +415,10 @@ class Database:
         session = factory()
         if external:
             session.info[EXTERNAL_SESSION] = True
+            # An external unit is one read: its entry's round trip may carry the COMMIT too.
+            # Not in a unit joined to an outer transaction (tests), which it must not end.
+            if switch_role and not joined:
+                session.info[COMMITS_WITH_ENTRY] = True
         try:
             if switch_role and joined:
                 # Transaction-local, and undone by a rollback of this unit's savepoint.

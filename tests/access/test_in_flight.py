@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy.orm import Session
 
 from openpars.access import service
+from openpars.access.enforcement import policy_for
 from openpars.access.schemas import PersonQuery, ReadContext
 from openpars.agreements import killswitch
 from openpars.agreements.models import SuspensionTarget
-from openpars.db import Database
+from openpars.db import Database, utcnow
 from openpars.errors import Forbidden
 from openpars.identity.principal import SYSTEM
 from openpars.records.enums import InvolvementRole
@@ -62,7 +63,10 @@ def test_suspension_waits_for_reads_in_flight_and_binds_every_later_read(
         suspended.set()
 
     with fresh_db.session(external=True) as s:
-        in_flight = service.search_persons(s, principal=ice, query=query, context=CONTEXT)
+        # A read in flight: its grant decided and its page read, its unit not committed yet
+        # (the whole search commits with its audit entry on PostgreSQL, so it is taken in steps).
+        policy = policy_for(s, principal=ice, context=CONTEXT, at=utcnow())
+        in_flight = service.person_page(s, policy=policy, query=query)
         worker = threading.Thread(target=suspend)
         worker.start()
         time.sleep(0.5)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from openpars.audit import repository as repo
 from openpars.audit.events import AuditEvent
 from openpars.audit.recorded import note_appended
-from openpars.db import utcnow
+from openpars.db import COMMITS_WITH_ENTRY, COMMITTED_WITH_ENTRY, utcnow
 from openpars.errors import AuditUnavailable
 from openpars.prepared import connection_of, pipeline
 
@@ -186,6 +186,7 @@ def append_sending(
     fails as with ``append``: AuditUnavailable, nothing returned.
     """
     moment = at or utcnow()
+    commits = _commits_with_entry(session)
     try:
         with pipeline(session):
             connection = connection_of(session)
@@ -194,6 +195,11 @@ def append_sending(
             row = _row(event, iso, stored, os.urandom(32))
             read_id = repo.send_entry(connection, row)
             sent = sends()
+            if commits:
+                # The entry, the read's last statements and the COMMIT leave together with the
+                # pipeline's closing sync: one round trip. (The driver's commit() would sync
+                # once more.) If the entry fails, the pipeline skips the COMMIT.
+                connection.connection.driver_connection.cursor().execute("COMMIT")  # type: ignore[union-attr]
         entry_id = read_id()
     except Exception as exc:
         raise AuditUnavailable(
@@ -202,4 +208,15 @@ def append_sending(
         ) from exc
     repo.notify_appended(session)
     note_appended(session, [entry_id])
+    if commits:
+        session.info[COMMITTED_WITH_ENTRY] = True
+        session.commit()  # the driver's transaction is over: this sends nothing, runs the hooks
     return Appended(id=entry_id, at=moment, commitment=row.entry[-1]), sent
+
+
+def _commits_with_entry(session: Session) -> bool:
+    """Whether the entry may carry the unit's COMMIT (``db.COMMITS_WITH_ENTRY``): only with
+    nothing of the ORM's left to flush, which a COMMIT sent at the driver would skip."""
+    if not session.info.get(COMMITS_WITH_ENTRY):
+        return False
+    return not (session.new or session.dirty or session.deleted)
