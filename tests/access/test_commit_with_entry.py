@@ -27,6 +27,7 @@ from openpars.identity.principal import Principal
 from openpars.records.enums import InvolvementRole
 from tests.access import data
 from tests.access.agreements import activate
+from tests.access.wire import turns
 from tests.conftest import BACKEND
 from tests.factories import build_world
 
@@ -89,12 +90,7 @@ def round_trips(fresh_db: Database) -> Iterator[Callable[[Callable[[], object]],
             finally:
                 traces.clear()
             file.seek(0)
-            turns, last = 0, "B"
-            for line in file.read().splitlines():
-                direction = line.split("\t")[0].strip()[:1]
-                turns += direction == "F" and last == "B"
-                last = direction if direction in ("F", "B") else last
-        return turns
+            return turns(file.read())
 
     yield count
     event.remove(engine, "checkout", trace)

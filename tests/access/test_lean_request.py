@@ -28,6 +28,7 @@ from openpars.records.models import PersonAlias
 from openpars.records.validation import name_key
 from tests.access import data
 from tests.access.agreements import activate, default_scope
+from tests.access.wire import turns
 from tests.conftest import BACKEND
 from tests.factories import World
 
@@ -262,12 +263,7 @@ def _round_trips(db: Database, unit: Callable[[], object]) -> int:
         finally:
             pgconn.untrace()
         trace.seek(0)
-        turns, last = 0, "B"
-        for line in trace.read().splitlines():
-            direction = line.split("\t")[0].strip()[:1]
-            turns += direction == "F" and last == "B"
-            last = direction if direction in ("F", "B") else last
-    return turns
+        return turns(trace.read())
 
 
 @pytest.mark.skipif(BACKEND != "postgresql", reason="round trips are PostgreSQL's")
