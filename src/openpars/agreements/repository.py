@@ -21,7 +21,7 @@ from openpars.agreements.models import (
     SuspensionTarget,
 )
 from openpars.identity.models import Agency, User
-from openpars.prepared import AnySelect, Pending, param, prepared
+from openpars.prepared import AnySelect, Pending, Rows, param, prepared
 
 
 def get_agreement(
@@ -185,7 +185,7 @@ def send_in_force(
     return stmt.send(session, values)
 
 
-def in_force_of(pending: Pending) -> InForce | None:
+def in_force_of(pending: Rows) -> InForce | None:
     """The row of a sent in-force lookup, if an agreement is in force."""
     rows = pending.rows()
     if not rows:
@@ -199,7 +199,7 @@ def in_force_of(pending: Pending) -> InForce | None:
     return InForce(agreement_id, version, content_hash, start, end, bytes(mask_key))
 
 
-def floor_of(pending: Pending) -> str | None:
+def floor_of(pending: Rows) -> str | None:
     """The newest floor's content hash an in-force lookup sent ``with_floor`` carried (None:
     no floor set, the shipped defaults, or no agreement in force: then nothing is read)."""
     rows = pending.rows()
