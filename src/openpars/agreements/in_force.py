@@ -25,9 +25,10 @@ drops every copy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -44,7 +45,7 @@ from openpars.agreements.models import (
     SuspensionTarget,
 )
 from openpars.agreements.repository import InForce
-from openpars.prepared import AnySelect, Pending, connection_of, prepared
+from openpars.prepared import AnySelect, Pending, connection_of, driver_errors, prepared
 
 # (grantee agency, the caller's unit path, user): what the lookup is asked with, besides `at`.
 Key = tuple[int, tuple[int, ...], int | None]
@@ -82,14 +83,28 @@ def _generation_stmt() -> AnySelect:
     )
 
 
-def _send_generation(session: Session) -> Pending:
-    return prepared(session, ("governance_generation",), _generation_stmt).send(session, {})
+_GENERATION_SQL = "SELECT generation, token FROM governance_generation WHERE id = 1"
+
+
+def _send_generation(session: Session) -> Callable[[], Generation | None]:
+    """Send the generation's read (SQLite: run it); the callable reads it (None: no row, a
+    schema made by hand: nothing is kept, every lookup is read)."""
+    connection = connection_of(session)
+    if connection.dialect.name == "sqlite":
+        # The driver's cursor, no statement object: the statement is a constant and SQLite
+        # answers at once (the least client work on the request's path).
+        with driver_errors(connection, _GENERATION_SQL):
+            row = connection.connection.cursor().execute(_GENERATION_SQL).fetchone()
+        found = None if row is None else (int(row[0]), bytes(row[1]))
+        return lambda: found
+    pending = prepared(session, ("governance_generation",), _generation_stmt).send(session, {})
+    return partial(_generation_of, pending)
 
 
 def _generation_of(pending: Pending) -> Generation | None:
     rows = pending.rows()
     if not rows:
-        return None  # no row (a schema made by hand): nothing is kept, every lookup is read
+        return None
     return int(rows[0]["generation"]), bytes(rows[0]["token"])
 
 
@@ -101,7 +116,12 @@ class KeptInForce:
     __slots__ = ("_at", "_key", "_rows", "_sent", "_session", "_with_floor")
 
     def __init__(
-        self, session: Session, sent: Pending, key: Key, at: datetime, with_floor: bool
+        self,
+        session: Session,
+        sent: Callable[[], Generation | None],
+        key: Key,
+        at: datetime,
+        with_floor: bool,
     ) -> None:
         self._session = session
         self._sent = sent
@@ -113,7 +133,7 @@ class KeptInForce:
     def rows(self) -> list[dict[str, Any]]:
         """The lookup's rows at this request's instant (read once, then kept)."""
         if self._rows is None:
-            generation = _generation_of(self._sent)
+            generation = self._sent()
             copy = _COPIES.get(self._key)
             if generation is None or copy is None or copy.generation != generation:
                 copy = _read(self._session, self._key, generation)
@@ -200,7 +220,7 @@ def _read(session: Session, key: Key, generation: Generation | None) -> _Copy:
         tuple(_Suspension(str(k), t, s, r) for k, t, s, r in suspended),
         floor,
     )
-    if generation is not None and _generation_of(_send_generation(session)) == generation:
+    if generation is not None and _send_generation(session)() == generation:
         if len(_COPIES) >= _COPIES_MAX:
             _COPIES.clear()
         _COPIES[key] = copy
