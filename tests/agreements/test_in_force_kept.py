@@ -303,3 +303,31 @@ def test_the_copy_answers_as_the_lookup_statement_at_every_boundary(
                 assert kept.rows() == statement.rows(), (principal, at)
                 compared += 1
         assert compared >= 2 * len(instants)
+
+
+def test_a_lookup_under_an_unmoved_generation_reads_no_rows(
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The copy is what answers (the point of it): the rows are read once per generation.
+    reads: list[object] = []
+    read = in_force._read
+
+    def counted(*args: object) -> object:
+        reads.append(args)
+        return read(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(in_force, "_read", counted)
+    with db.session() as session:
+        agreement, ice, now = _adopted(session, world)
+    reads.clear()
+    for _ in range(3):
+        with db.session() as session:
+            assert grant_for(session, principal=ice, at=now) is not None
+    assert reads == []
+    with db.session() as session:
+        session.connection().exec_driver_sql(
+            f"UPDATE agreements SET updated_at = updated_at WHERE id = {agreement.id}"
+        )
+    with db.session() as session:
+        assert grant_for(session, principal=ice, at=now) is not None
+    assert len(reads) == 1

@@ -46,7 +46,7 @@ class _Admission:
 
 
 # Parsed versions by content hash. Versions are immutable, so an entry can never be stale;
-# whether a version is in force is decided by the query each time, never cached.
+# whether a version is in force is decided at each request's instant (agreements.in_force).
 _PARSED: dict[str, _Admission | None] = {}
 _PARSED_MAX = 512
 
