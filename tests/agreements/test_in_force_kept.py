@@ -8,6 +8,7 @@ past the application, and each is obeyed by the very next lookup of a process ho
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
 import pytest
@@ -22,7 +23,8 @@ from openpars.agreements.models import Agreement, Resumption, Suspension, Suspen
 from openpars.db import Database, utcnow
 from openpars.identity.principal import Principal
 from tests.agreements.helpers import activate, add_unit, create
-from tests.factories import World
+from tests.conftest import BACKEND
+from tests.factories import World, build_world
 
 US = timedelta(microseconds=1)
 # A past instant, written as a literal both engines read as a timestamp.
@@ -331,3 +333,61 @@ def test_a_lookup_under_an_unmoved_generation_reads_no_rows(
     with db.session() as session:
         assert grant_for(session, principal=ice, at=now) is not None
     assert len(reads) == 1
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="SQLite has one writer: no lock order")
+def test_governance_writers_take_the_generation_first_and_never_deadlock(
+    fresh_db: Database,
+) -> None:
+    # One writer holds an agreement's row (a kill switch's get_agreement) and then writes;
+    # another changes another agreement by hand, then wants the first one's row. Had the
+    # generation been locked after the rows (an AFTER trigger, get_agreement not taking it),
+    # each would wait for the other: PostgreSQL would abort one as a deadlock.
+    with fresh_db.session() as session:
+        world = build_world(session)
+        first = activate(session, create(session, world))
+        second = activate(
+            session,
+            create(
+                session,
+                world,
+                grantee_agency_id=world.agencies["Federal Bureau of Investigation"],
+                name="FBI data-use agreement",
+            ),
+        )
+        ids = (first.id, second.id)
+    holding, changed = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def kill_switch() -> None:
+        try:
+            with fresh_db.session() as session:
+                repo.get_agreement(session, ids[1], for_update=True)
+                holding.set()
+                changed.wait(timeout=2)  # set only if the other could write meanwhile
+                session.connection().exec_driver_sql(
+                    "INSERT INTO agreement_suspensions (agreement_id, target_kind, target_id, "
+                    f"reason, suspended_by, suspended_at) VALUES ({ids[1]}, 'agreement', "
+                    f"{ids[1]}, 'kill switch', 'board', {PAST})"
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    def by_hand() -> None:
+        try:
+            holding.wait(timeout=10)
+            with fresh_db.session() as session:
+                session.connection().exec_driver_sql(
+                    f"UPDATE agreements SET updated_at = updated_at WHERE id = {ids[0]}"
+                )
+                changed.set()
+                repo.get_agreement(session, ids[1], for_update=True)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=kill_switch), threading.Thread(target=by_hand)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []

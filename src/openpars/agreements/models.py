@@ -301,7 +301,8 @@ def generation_ddl(dialect: str) -> list[str]:
     statements = [
         "INSERT INTO governance_generation (id, generation, token) "
         "VALUES (1, 1, uuid_send(gen_random_uuid())) ON CONFLICT DO NOTHING",
-        # Statement-level: a bulk change moves it once; TRUNCATE fires no row trigger.
+        # Statement-level: a bulk change moves it once; TRUNCATE fires no row trigger. Moved
+        # in the writing transaction: seen by others exactly when the change is.
         "CREATE OR REPLACE FUNCTION openpars_governance_changed() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ BEGIN UPDATE governance_generation SET "
         "generation = generation + 1, token = uuid_send(gen_random_uuid()) WHERE id = 1; "
@@ -316,8 +317,11 @@ def generation_ddl(dialect: str) -> list[str]:
             f"DO $do$ BEGIN EXECUTE 'ALTER FUNCTION {function}() SET search_path = ' || "
             "quote_ident(current_schema()) || ', pg_temp'; END $do$"
         )
+    # BEFORE the statement: the generation's row is locked before any row the statement
+    # changes, so writers take their locks in one order (the generation first; get_agreement
+    # and lock_grantee do the same) and two of them never wait for each other in a cycle.
     statements += [
-        f"CREATE OR REPLACE TRIGGER governance_generation_{table} AFTER INSERT OR UPDATE OR "
+        f"CREATE OR REPLACE TRIGGER governance_generation_{table} BEFORE INSERT OR UPDATE OR "
         f"DELETE OR TRUNCATE ON {table} FOR EACH STATEMENT "
         "EXECUTE FUNCTION openpars_governance_changed()"
         for table in GOVERNED_TABLES
