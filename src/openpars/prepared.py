@@ -108,6 +108,14 @@ class Prepared:
         return next(iter(rows[0].values())) if rows else None
 
 
+class Rows(Protocol):
+    """Anything answering a statement's rows as ``Pending.rows`` does."""
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows, as dicts keyed by column name."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     """A statement sent; its rows are read (waiting for the server, if need be) on demand."""

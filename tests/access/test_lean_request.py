@@ -360,8 +360,9 @@ def test_an_identifier_page_sent_ahead_asks_whether_its_set_exists_in_the_same_s
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's statements (PostgreSQL's above)")
 def test_the_floor_rides_on_the_in_force_lookup_on_sqlite(db: Database, world: World) -> None:
     # On SQLite the external decision's statements are the in-force lookup, which carries the
-    # newest floor's hash, and the rate windows' claim: two statements more than an internal
-    # search, not three (the floor was read by a statement of its own).
+    # newest floor's hash (answered from the process's copy: the one statement reads the
+    # governance generation, agreements.in_force), and the rate windows' claim: two statements
+    # more than an internal search, not three (the floor was read by a statement of its own).
     _seed(db, world)
     ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
     reader = world.principals["reader"]

@@ -87,8 +87,9 @@ def decide_sending(
 
 
 # Compiled policies by everything compile_grant reads: the version (its content hash names its
-# scope), its mask key and the floor's content hash. Whether the version is in force is read
-# on every request and never cached: a suspended or expired agreement has no grant to look up.
+# scope), its mask key and the floor's content hash. Whether the version is in force is decided
+# on every request, at its instant, from rows as of its transaction (agreements.in_force): a
+# suspended or expired agreement has no grant to look up.
 _POLICIES: dict[tuple[int, int, str, bytes, str | None], ReadPolicy] = {}
 _POLICIES_MAX = 512
 # The policy of each (agency, user) at its last decision: a guess for the next one only.

@@ -20,7 +20,7 @@ from openpars.agreements.schemas import AgreementDocument
 from openpars.agreements.scope import FieldPolicy, Scope
 from openpars.errors import Forbidden
 from openpars.identity.principal import Principal
-from openpars.prepared import Pending
+from openpars.prepared import Rows
 
 
 def _redact(value: Any) -> Any:
@@ -149,7 +149,7 @@ def compile_grant(grant: Grant, floor: SiteFloor) -> ReadPolicy:
 
 
 def grant_in_force(
-    session: Session, *, principal: Principal, at: datetime, sent: Pending | None = None
+    session: Session, *, principal: Principal, at: datetime, sent: Rows | None = None
 ) -> Grant:
     """The agreement version in force for an external caller, or Forbidden: no data at all.
 

@@ -107,6 +107,8 @@ EXTERNAL_READS = (
     "agreement_resumptions",
     "site_floor_versions",
     "visibility_sets",
+    # Whether any of the above changed (agreements.models.GovernanceGeneration).
+    "governance_generation",
 )
 # The audit entry of the read, written in the same transaction. Of the entries themselves the
 # role reads back only the new id.

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from openpars.agreements import in_force
 from openpars.agreements import repository as repo
 from openpars.agreements.schemas import (
     AgreementDocument,
@@ -15,7 +16,7 @@ from openpars.agreements.schemas import (
 )
 from openpars.agreements.scope import Scope
 from openpars.identity.principal import Principal
-from openpars.prepared import Pending
+from openpars.prepared import Rows
 
 log = logging.getLogger("openpars.agreements")
 
@@ -45,7 +46,7 @@ class _Admission:
 
 
 # Parsed versions by content hash. Versions are immutable, so an entry can never be stale;
-# whether a version is in force is decided by the query each time, never cached.
+# whether a version is in force is decided at each request's instant (agreements.in_force).
 _PARSED: dict[str, _Admission | None] = {}
 _PARSED_MAX = 512
 
@@ -95,7 +96,7 @@ def send_grant_reads(
     *,
     locked: bool = False,
     with_floor: bool = False,
-) -> Pending | None:
+) -> Rows | None:
     """Send the share lock on the caller's agreements and the in-force lookup after it (None:
     not an external caller, no agreement can apply). Inside a pipeline neither waits.
 
@@ -107,7 +108,9 @@ def send_grant_reads(
         return None
     if not locked:
         repo.share_lock_agreements_of(session, principal.agency_path[-1])
-    return repo.send_in_force(
+    # The lookup's rows as this process read them under the governance generation, if it has
+    # not moved (one statement; agreements.in_force).
+    return in_force.send_in_force(
         session,
         grantee_agency_id=principal.agency_path[-1],
         unit_ids=principal.agency_path,
@@ -117,7 +120,7 @@ def send_grant_reads(
     )
 
 
-def grant_of(session: Session, *, principal: Principal, sent: Pending | None) -> Grant | None:
+def grant_of(session: Session, *, principal: Principal, sent: Rows | None) -> Grant | None:
     """The grant of sent in-force reads, if the version in force admits the caller."""
     row = None if sent is None else repo.in_force_of(sent)
     if row is None:

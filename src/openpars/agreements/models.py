@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -203,6 +205,26 @@ class SiteFloorVersion(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
+class GovernanceGeneration(Base):
+    """One row: a number the database raises at every change of what the in-force lookup reads
+    (``GOVERNED_TABLES``), by its own triggers (``generation_ddl``), whoever writes (the
+    application, a script, raw SQL by hand). A process keeps the lookup's rows read under a
+    generation and reads them again only when the number moves (``agreements.in_force``).
+
+    ``token`` is new random bytes at every change, so a pair (generation, token) names one
+    state of one database: two databases (or a rolled-back transaction and the one after it)
+    that reach the same number never share a pair. The number only goes up and the row cannot
+    be deleted (the database refuses), so no earlier pair can be written back.
+    """
+
+    __tablename__ = "governance_generation"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger)
+    token: Mapped[bytes] = mapped_column(LargeBinary(16))
+
+
 class ImmutableRowError(RuntimeError):
     """Raised when code tries to change a row that is part of an agreement's history."""
 
@@ -235,3 +257,85 @@ def immutability_ddl(dialect: str) -> list[str]:
 
 
 register_schema_ddl(immutability_ddl)
+
+
+# Every table the in-force lookup reads (agreements.repository._in_force_stmt): a row written,
+# changed or removed in any of them moves the governance generation, in the same transaction.
+GOVERNED_TABLES = (
+    "agreements",
+    "agreement_versions",
+    "agreement_suspensions",
+    "agreement_resumptions",
+    "site_floor_versions",
+)
+_MOVE_SQLITE = (
+    "UPDATE governance_generation SET generation = generation + 1, token = randomblob(16) "
+    "WHERE id = 1"
+)
+_ONLY_UP = "governance_generation only goes up and is never deleted (agreements/models.py)"
+
+
+def generation_ddl(dialect: str) -> list[str]:
+    """The governance generation's row, the triggers that move it, and its guards: the number
+    only goes up, the row is never deleted."""
+    if dialect == "sqlite":
+        statements = [
+            "INSERT OR IGNORE INTO governance_generation (id, generation, token) "
+            "VALUES (1, 1, randomblob(16))"
+        ]
+        statements += [
+            f"CREATE TRIGGER IF NOT EXISTS governance_generation_{table}_{op.lower()} "
+            f"AFTER {op} ON {table} FOR EACH ROW BEGIN {_MOVE_SQLITE}; END"
+            for table in GOVERNED_TABLES
+            for op in ("INSERT", "UPDATE", "DELETE")
+        ]
+        statements += [
+            "CREATE TRIGGER IF NOT EXISTS governance_generation_only_up BEFORE UPDATE ON "
+            "governance_generation WHEN NEW.generation IS NULL OR "
+            "NEW.generation <= OLD.generation OR NEW.id IS NOT OLD.id "
+            f"BEGIN SELECT RAISE(ABORT, '{_ONLY_UP}: UPDATE refused'); END",
+            "CREATE TRIGGER IF NOT EXISTS governance_generation_no_delete BEFORE DELETE ON "
+            f"governance_generation BEGIN SELECT RAISE(ABORT, '{_ONLY_UP}: DELETE refused'); END",
+        ]
+        return statements
+    statements = [
+        "INSERT INTO governance_generation (id, generation, token) "
+        "VALUES (1, 1, uuid_send(gen_random_uuid())) ON CONFLICT DO NOTHING",
+        # Statement-level: a bulk change moves it once; TRUNCATE fires no row trigger. Moved
+        # in the writing transaction: seen by others exactly when the change is.
+        "CREATE OR REPLACE FUNCTION openpars_governance_changed() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN UPDATE governance_generation SET "
+        "generation = generation + 1, token = uuid_send(gen_random_uuid()) WHERE id = 1; "
+        "RETURN NULL; END $$",
+        "CREATE OR REPLACE FUNCTION openpars_governance_generation_guard() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = "
+        f"'{_ONLY_UP}: ' || TG_OP || ' refused'; END $$",
+    ]
+    for function in ("openpars_governance_changed", "openpars_governance_generation_guard"):
+        # Names looked up when they run: fixed to openpars' schema (as access.rls does).
+        statements.append(
+            f"DO $do$ BEGIN EXECUTE 'ALTER FUNCTION {function}() SET search_path = ' || "
+            "quote_ident(current_schema()) || ', pg_temp'; END $do$"
+        )
+    # BEFORE the statement: the generation's row is locked before any row the statement
+    # changes, so writers take their locks in one order (the generation first; get_agreement
+    # and lock_grantee do the same) and two of them never wait for each other in a cycle.
+    statements += [
+        f"CREATE OR REPLACE TRIGGER governance_generation_{table} BEFORE INSERT OR UPDATE OR "
+        f"DELETE OR TRUNCATE ON {table} FOR EACH STATEMENT "
+        "EXECUTE FUNCTION openpars_governance_changed()"
+        for table in GOVERNED_TABLES
+    ]
+    statements += [
+        "CREATE OR REPLACE TRIGGER governance_generation_only_up BEFORE UPDATE ON "
+        "governance_generation FOR EACH ROW WHEN (NEW.generation IS NULL OR "
+        "NEW.generation <= OLD.generation OR NEW.id IS DISTINCT FROM OLD.id) "
+        "EXECUTE FUNCTION openpars_governance_generation_guard()",
+        "CREATE OR REPLACE TRIGGER governance_generation_no_delete BEFORE DELETE OR TRUNCATE "
+        "ON governance_generation FOR EACH STATEMENT "
+        "EXECUTE FUNCTION openpars_governance_generation_guard()",
+    ]
+    return statements
+
+
+register_schema_ddl(generation_ddl)

@@ -15,20 +15,38 @@ from openpars.agreements.models import (
     AgreementEvent,
     AgreementStatus,
     AgreementVersion,
+    GovernanceGeneration,
     Resumption,
     SiteFloorVersion,
     Suspension,
     SuspensionTarget,
 )
 from openpars.identity.models import Agency, User
-from openpars.prepared import AnySelect, Pending, param, prepared
+from openpars.prepared import AnySelect, Pending, Rows, param, prepared
 
 
 def get_agreement(
     session: Session, agreement_id: int, *, for_update: bool = False
 ) -> Agreement | None:
-    """One agreement by id; ``for_update`` locks the row on PostgreSQL for a status change."""
+    """One agreement by id; ``for_update`` locks the row on PostgreSQL for a status change
+    (after the governance generation's row, ``hold_generation``)."""
+    if for_update:
+        hold_generation(session)
     return session.get(Agreement, agreement_id, with_for_update=for_update or None)
+
+
+def hold_generation(session: Session) -> None:
+    """PostgreSQL: lock the governance generation's row (``models.GovernanceGeneration``) for
+    the rest of the transaction, before any agreement's or grantee's row. Every change of the
+    governed tables locks it too, before its own rows (a BEFORE trigger), so governance writers
+    take their locks in one order and never deadlock: one holding an agreement's row while
+    waiting for the generation, the other the reverse. Reads never lock it. SQLite has one
+    writer."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        select(GovernanceGeneration.id).where(GovernanceGeneration.id == 1).with_for_update()
+    )
 
 
 def get_agreement_by_name(session: Session, name: str) -> Agreement | None:
@@ -185,7 +203,7 @@ def send_in_force(
     return stmt.send(session, values)
 
 
-def in_force_of(pending: Pending) -> InForce | None:
+def in_force_of(pending: Rows) -> InForce | None:
     """The row of a sent in-force lookup, if an agreement is in force."""
     rows = pending.rows()
     if not rows:
@@ -199,7 +217,7 @@ def in_force_of(pending: Pending) -> InForce | None:
     return InForce(agreement_id, version, content_hash, start, end, bytes(mask_key))
 
 
-def floor_of(pending: Pending) -> str | None:
+def floor_of(pending: Rows) -> str | None:
     """The newest floor's content hash an in-force lookup sent ``with_floor`` carried (None:
     no floor set, the shipped defaults, or no agreement in force: then nothing is read)."""
     rows = pending.rows()
@@ -216,7 +234,9 @@ def version_content(session: Session, agreement_id: int, version: int) -> dict[s
 
 
 def lock_grantee(session: Session, agency_id: int) -> None:
-    """Serialise agreement changes of one grantee (PostgreSQL row lock; SQLite has one writer)."""
+    """Serialise agreement changes of one grantee (PostgreSQL row lock, after the governance
+    generation's, ``hold_generation``; SQLite has one writer)."""
+    hold_generation(session)
     session.execute(select(Agency.id).where(Agency.id == agency_id).with_for_update())
 
 
