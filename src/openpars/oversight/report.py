@@ -41,7 +41,7 @@ from openpars.oversight import maintained
 from openpars.oversight import report_sql as sql
 from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
-from openpars.oversight.facts import EXPLAINED_PAIRS, refresh
+from openpars.oversight.facts import EXPLAINED_PAIRS, refresh, watermark
 
 FORMAT: Literal["openpars-oversight-report/v1"] = "openpars-oversight-report/v1"
 API = "/api/v1"
@@ -304,7 +304,8 @@ def build_report(
         )
     links = _Links(agreement.id, period.start, period.end, scope.size)
     stored, kept = _kept(session, rules, recompute) if cycle is None else (cycle.table, False)
-    q, p, r = sql.queries(scope), sql.pairs(scope, stored, kept=kept), sql.refusals(scope)
+    q, p = sql.queries(scope), sql.pairs(scope, stored, kept=kept)
+    r = sql.refusals(scope, watermark(session))
 
     def fig(key: str, label: str, value: int, entries: int, of: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
         return Figure(
@@ -549,7 +550,7 @@ def _figure_ids(session: Session, scope: sql.Scope, figure: str, recompute: bool
         conditions = named.get(figure, by_code)
         return select(p.c.entry_id).where(*conditions)
     if figure == "refusals" or kind == "refusal":
-        r = sql.refusals(scope)
+        r = sql.refusals(scope, watermark(session))
         return select(r.c.entry_id).where(*([r.c.code == rest] if kind == "refusal" else []))
     if figure == "flags" or kind in ("detector", "flag"):
         f = sql.flags(scope).subquery("report_flags")

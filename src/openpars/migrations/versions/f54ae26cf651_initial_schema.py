@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 1fcab989fe16
+Revision ID: f54ae26cf651
 Revises: 
-Create Date: 2026-12-06 22:56:44.749915
+Create Date: 2026-12-07 01:37:51.313826
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '1fcab989fe16'
+revision: str = 'f54ae26cf651'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -143,6 +143,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.create_index('ix_oversight_access_queries_agreement_at', ['agreement_id', 'at'], unique=False)
+
+    op.create_table('oversight_access_refusals',
+    sa.Column('entry_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('leaf_index', sa.BigInteger(), nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('agency_id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=100), nullable=True),
+    sa.PrimaryKeyConstraint('entry_id', name=op.f('pk_oversight_access_refusals'))
+    )
+    with op.batch_alter_table('oversight_access_refusals', schema=None) as batch_op:
+        batch_op.create_index('ix_oversight_access_refusals_agency_at', ['agency_id', 'at'], unique=False)
 
     op.create_table('oversight_arrestee_arrests',
     sa.Column('person_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -1084,6 +1095,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_oversight_arrestee_arrests_at')
 
     op.drop_table('oversight_arrestee_arrests')
+    with op.batch_alter_table('oversight_access_refusals', schema=None) as batch_op:
+        batch_op.drop_index('ix_oversight_access_refusals_agency_at')
+
+    op.drop_table('oversight_access_refusals')
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_queries_agreement_at')
 
