@@ -996,7 +996,9 @@ def _bulk_load(session: Session) -> Iterator[bool]:
             connection.execute(DropConstraint(_bulk_unique()))
         yield True
         if postgresql:
-            connection.execute(AddConstraint(_bulk_unique()))
+            # Not isolated from the table (AddConstraint's default): a later CREATE TABLE in
+            # this process (a new database's schema) would otherwise lose the constraint.
+            connection.execute(AddConstraint(_bulk_unique(), isolate_from_table=False))
         for index in _bulk_indexes():
             connection.execute(CreateIndex(index))
 

@@ -235,7 +235,9 @@ def _emptied(session: Session) -> Iterator[None]:
             connection.execute(DropConstraint(key))
         yield
         if postgresql:
-            connection.execute(AddConstraint(key))
+            # Not isolated from the table (AddConstraint's default): a later CREATE TABLE in
+            # this process (a new database's schema) would otherwise lose the key.
+            connection.execute(AddConstraint(key, isolate_from_table=False))
         for index in indexes:
             connection.execute(CreateIndex(index))
 

@@ -42,6 +42,7 @@ from openpars.oversight import report_sql as sql
 from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
 from openpars.oversight.facts import EXPLAINED_PAIRS, refresh, watermark
+from openpars.oversight.models import FlagEntry
 
 FORMAT: Literal["openpars-oversight-report/v1"] = "openpars-oversight-report/v1"
 API = "/api/v1"
@@ -452,9 +453,19 @@ def _flags(
     The agreement's flags are selected once (a few per detector and subject, not per entry)
     and counted per detector here; the distinct entries behind them are a second statement.
     """
-    listed = sql.flags(scope).subquery("report_flags")
+    # The flags selected once (materialised), the distinct entries behind them counted in the
+    # same statement: a second statement selected the agreement's flags again (at 1M entries
+    # 0.4-0.7 s a report, every flag entry joined to the log to find the agreement's).
+    listed = sql.flags(scope).cte("report_flags").prefix_with("MATERIALIZED")
+    behind = (
+        select(func.count(func.distinct(FlagEntry.entry_id)))
+        .where(FlagEntry.flag_id.in_(select(listed.c.id)))
+        .scalar_subquery()
+    )
     flagged = list(
-        session.execute(select(listed).order_by(listed.c.raised_at, listed.c.id)).mappings()
+        session.execute(
+            select(listed, behind.label("entries_behind")).order_by(listed.c.raised_at, listed.c.id)
+        ).mappings()
     )
     per: dict[str, DetectorRow] = {}
     for m in flagged:
@@ -478,21 +489,10 @@ def _flags(
     for row in per.values():
         row.findings = dict(sorted(row.findings.items()))
     total = len(flagged)
-    entries = (
-        int(
-            session.scalar(
-                select(func.count()).select_from(
-                    sql.flag_entries(select(listed.c.id)).distinct().subquery()
-                )
-            )
-            or 0
-        )
-        if flagged
-        else 0
-    )
+    entries = int(flagged[0]["entries_behind"] or 0) if flagged else 0
     rows = [
         FlagRow(
-            **{k: v for k, v in m.items() if k not in ("case_state", "finding")},
+            **{k: v for k, v in m.items() if k not in ("case_state", "finding", "entries_behind")},
             case_state=None if m["case_state"] is None else str(m["case_state"]),
             finding=None if m["finding"] is None else str(m["finding"]),
             figure=f"flag:{m['id']}",

@@ -186,20 +186,22 @@ def refusals(scope: Scope, read: int) -> Subquery:
     s = scope.selection
     units = grantee_units(scope)
     r = AccessRefusal
-    derived = (
-        select(
-            r.entry_id.label("entry_id"),
-            case(
-                (AuditEntry.content.is_(None), SHREDDED), else_=func.coalesce(r.code, SHREDDED)
-            ).label("code"),
-        )
-        .join(AuditEntry, AuditEntry.id == r.entry_id)
-        .where(
-            r.agency_id.in_(units),
-            r.at >= s.start,
-            r.at < s.end,
-            r.leaf_index < min(read, scope.size),
-        )
+    # The entry probed per refusal of the grantee (a scalar subquery, after the filter): joined,
+    # the planner hashed every refusal of every agency against a scan of the whole log.
+    gone = (
+        select(AuditEntry.content.is_(None))
+        .where(AuditEntry.id == r.entry_id)
+        .correlate(r)
+        .scalar_subquery()
+    )
+    derived = select(
+        r.entry_id.label("entry_id"),
+        case((gone, SHREDDED), else_=func.coalesce(r.code, SHREDDED)).label("code"),
+    ).where(
+        r.agency_id.in_(units),
+        r.at >= s.start,
+        r.at < s.end,
+        r.leaf_index < min(read, scope.size),
     )
     later = (
         select(
