@@ -208,36 +208,30 @@ def _lock_at_once(session: Session) -> bool:
 
 @contextmanager
 def _emptied(session: Session) -> Iterator[None]:
-    """The kept rows emptied for a rebuild, which inserts every row inside: as a bulk load,
-    their secondary indexes dropped while the rows go in and built from them after (a sort
-    each, not a random leaf per row and per index; at 10M the rows written through the key
-    and two indexes took 640 s, docs/benchmarks.md), and on PostgreSQL the table truncated
-    and its key built after the rows too (SQLite keeps a table's key for the table's life),
-    with the sort memory of the facts' bulk load. On PostgreSQL when someone holds the table
-    (a report reading it), its rows are deleted and written through the indexes kept, as
-    before. Same rows either way."""
+    """The kept rows emptied for a rebuild, which inserts every row inside. On PostgreSQL a
+    bulk load: the table truncated, its key and two indexes dropped while the rows go in and
+    built from them after (a sort each, not a random leaf per row and per index; at 10M the
+    rows written through them took 640 s, docs/benchmarks.md), with the sort memory of the
+    facts' bulk load; when someone holds the table (a report reading it), its rows are deleted
+    and written through the indexes kept. On SQLite (which keeps a table's key for life) the
+    rows are deleted and written through the indexes, as before: dropping the two indexes was
+    not shown to help there. Same rows either way."""
     connection = session.connection()
-    postgresql = connection.dialect.name == "postgresql"
-    if postgresql and not _lock_at_once(session):
+    if connection.dialect.name != "postgresql" or not _lock_at_once(session):
         connection.execute(EXPLAINED_PAIRS.delete())
         yield
         return
-    if postgresql:
-        connection.execute(text(f"TRUNCATE {EXPLAINED_PAIRS.name}"))
-    else:
-        connection.execute(EXPLAINED_PAIRS.delete())
+    connection.execute(text(f"TRUNCATE {EXPLAINED_PAIRS.name}"))
     indexes = sorted(EXPLAINED_PAIRS.indexes, key=lambda index: str(index.name))
     key = EXPLAINED_PAIRS.primary_key
     with local_settings(session, maintenance_work_mem=BULK_MEMORY):
         for index in indexes:
             connection.execute(DropIndex(index))
-        if postgresql:
-            connection.execute(DropConstraint(key))
+        connection.execute(DropConstraint(key))
         yield
-        if postgresql:
-            # Not isolated from the table (AddConstraint's default): a later CREATE TABLE in
-            # this process (a new database's schema) would otherwise lose the key.
-            connection.execute(AddConstraint(key, isolate_from_table=False))
+        # Not isolated from the table (AddConstraint's default): a later CREATE TABLE in this
+        # process (a new database's schema) would otherwise lose the key.
+        connection.execute(AddConstraint(key, isolate_from_table=False))
         for index in indexes:
             connection.execute(CreateIndex(index))
 
