@@ -41,7 +41,7 @@ from openpars.oversight import maintained
 from openpars.oversight import report_sql as sql
 from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
-from openpars.oversight.facts import EXPLAINED_PAIRS, refresh, watermark
+from openpars.oversight.facts import EXPLAINED_PAIRS, local_settings, refresh, watermark
 from openpars.oversight.models import FlagEntry
 
 FORMAT: Literal["openpars-oversight-report/v1"] = "openpars-oversight-report/v1"
@@ -294,8 +294,27 @@ def build_report(
     rules (``ValueError`` otherwise: a programming error, not a caller's). Without a cycle,
     the pairs are the explanations the refresh keeps (``maintained``) when they follow
     ``rules``; else, or with ``recompute``, they are explained afresh from the facts (the
-    same figures: ``tests/oversight/test_maintained.py``)."""
+    same figures: ``tests/oversight/test_maintained.py``). On PostgreSQL its statements are
+    planned for their own parameters each time (``plan_cache_mode``): the same statements run
+    for every agreement of a renewal round, and once the driver had prepared them, the
+    server's generic plan for the pairs statement took 35-50 s where its own plan took 2 s
+    (at 1M entries, the 12th and 16th of 20 reports in one session, docs/benchmarks.md)."""
     refresh(session)
+    with local_settings(session, plan_cache_mode="force_custom_plan"):
+        return _build(session, agreement, period, rules, what_if, now, cycle, recompute)
+
+
+def _build(
+    session: Session,
+    agreement: Agreement,
+    period: Period,
+    rules: Rules,
+    what_if: Mapping[str, Any] | None,
+    now: datetime | None,
+    cycle: Explained | None,
+    recompute: bool,
+) -> OversightReport:
+    """``build_report``'s document, the facts refreshed."""
     scope = _scope(session, agreement, period, rules, None if cycle is None else cycle.size)
     if cycle is not None and not cycle.covers(scope.selection, rules):
         raise ValueError(
