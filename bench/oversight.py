@@ -601,7 +601,11 @@ def _drop_day(conn: Any, lo: int) -> None:
     conn.execute(text("DELETE FROM audit_entries WHERE id >= :lo"), {"lo": lo})
     # The day's facts too, and the watermark back to the generated log (entry i is leaf i - 1),
     # so that an incremental-only run reuses the facts of the log as generated.
-    for table in ("oversight_access_facts", "oversight_access_queries"):
+    for table in (
+        "oversight_access_facts",
+        "oversight_access_queries",
+        "oversight_access_refusals",
+    ):
         conn.execute(text(f"DELETE FROM {table} WHERE entry_id >= :lo"), {"lo": lo})
     # The kept explanations of the log as generated are not those of the day's removal (the
     # day's reads counted in the sweeps of the accesses before it): none kept, the next run
@@ -966,14 +970,20 @@ def run(
                     {"n": facts.WATERMARK},
                 ).scalar()
                 # An incremental-only run, or a full pass over kept facts, keeps facts already
-                # read up to the generated log.
-                if not ((incremental_only or facts_kept) and read == shape.entries):
+                # read up to the generated log (not those of a store kept before the refusals
+                # were derived: its refusals table is empty while its log has refusals).
+                unread = conn.exec_driver_sql(
+                    "SELECT NOT EXISTS (SELECT 1 FROM oversight_access_refusals) AND EXISTS "
+                    "(SELECT 1 FROM audit_entries WHERE kind = 'refused')"
+                ).scalar()
+                if unread or not ((incremental_only or facts_kept) and read == shape.entries):
                     # Emptied as a fresh store's are: on PostgreSQL a DELETE would leave the
                     # last run's million rows dead in the tables and their indexes (no
                     # autovacuum here), and the next refresh would be timed against them.
                     derived = (
                         "oversight_access_facts",
                         "oversight_access_queries",
+                        "oversight_access_refusals",
                         "oversight_watermarks",
                         "oversight_charge_timeline",
                         "oversight_arrestee_arrests",

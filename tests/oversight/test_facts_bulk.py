@@ -33,6 +33,7 @@ TABLES = {
         "entry_id, person_id",
     ),
     "oversight_access_queries": ("*", "entry_id"),
+    "oversight_access_refusals": ("*", "entry_id"),
     "oversight_user_days": ("*", "user_id, agency_id, day"),
     "oversight_charge_timeline": ("*", "arrest_id, start_at"),
     "oversight_arrestee_arrests": ("*", "person_id, arrest_id"),
@@ -55,13 +56,15 @@ def _indexes(session: Session) -> list[tuple[Any, ...]]:
     if BACKEND == "postgresql":
         sql = (
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN "
-            "('oversight_access_facts', 'oversight_access_queries', 'oversight_user_days') "
+            "('oversight_access_facts', 'oversight_access_queries', 'oversight_access_refusals', "
+            "'oversight_user_days') "
             "ORDER BY indexname"
         )
     else:
         sql = (
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
-            "('oversight_access_facts', 'oversight_access_queries', 'oversight_user_days') "
+            "('oversight_access_facts', 'oversight_access_queries', 'oversight_access_refusals', "
+            "'oversight_user_days') "
             "ORDER BY name"
         )
     return [tuple(r) for r in session.execute(text(sql))]

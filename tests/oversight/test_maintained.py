@@ -30,8 +30,8 @@ from openpars.errors import Conflict
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Role
 from openpars.oversight import maintained
-from openpars.oversight.explain import Period, Rules, materialise
-from openpars.oversight.explain_sql import Reason
+from openpars.oversight.explain import Period, Rules, coverage, materialise
+from openpars.oversight.explain_sql import Dimension, Reason, Selection
 from openpars.oversight.facts import EXPLAINED_PAIRS, AccessFact, ChargeTimeline, refresh
 from openpars.oversight.report import ReportFormat, build_report, report
 from openpars.records import workflow
@@ -43,44 +43,104 @@ from tests.factories import World, build_world
 from tests.oversight.harness import Traffic, build_traffic
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+# Coverage refuses a period after its today: the traffic ends before the clock's today.
+TODAY = datetime.now(UTC).date()
+OVERSEER = Principal(
+    user_id=None, username="overseer", agency_id=None, agency_kind=None,
+    roles=frozenset({Role.OVERSIGHT}),
+)  # fmt: skip
 # The two codes the kept rows leave open (resolved when read: ``report_sql._resolved``).
 OPEN = {Reason.CASE_NOT_FOUND.value, Reason.CASE_NOT_INVOLVING_PERSON.value}
 
 
-def _rows(session: Session, table: Any) -> set[tuple[Any, ...]]:
-    columns = [table.c[c.name] for c in EXPLAINED_PAIRS.columns]
+NAMES = [c.name for c in EXPLAINED_PAIRS.columns]
+CODE = NAMES.index("code")
+
+
+def _rows(session: Session, table: Any, *, resolved: bool = False) -> set[tuple[Any, ...]]:
+    """The rows of ``table`` in the kept rows' columns; the two codes the kept rows leave open
+    named "open" unless ``resolved`` (a reader's rows, every code as given)."""
+    columns = [table.c[name] for name in NAMES]
     out = set()
     for row in session.execute(select(*columns)):
-        values = dict(zip([c.name for c in EXPLAINED_PAIRS.columns], row, strict=True))
-        if values["code"] in OPEN:
-            values["code"] = "open"
+        values = dict(zip(NAMES, row, strict=True))
         values["at"] = values["at"].astimezone(UTC)
         out.add(tuple(values.values()))
-    return out
+    return out if resolved else {_opened(row) for row in out}
+
+
+def _opened(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (*row[:CODE], "open", *row[CODE + 1 :]) if row[CODE] in OPEN else row
 
 
 def _ids(session: Session) -> list[int]:
     return sorted(session.scalars(select(Agreement.id)))
 
 
+def _cycle(
+    session: Session, rules: Rules, start: datetime, end: datetime, *, recompute: bool
+) -> set[tuple[Any, ...]]:
+    """The rows of a cycle's table (``materialise``, as the daily run and the full pass fill
+    it), read from the kept rows or explained afresh; every code as given (none left open)."""
+    cycle = materialise(
+        session,
+        start=start,
+        end=end,
+        agreement_ids=_ids(session),
+        rules=rules,
+        refreshed=True,
+        recompute=recompute,
+    )
+    rows = _rows(session, cycle.table, resolved=True)
+    cycle.drop(session)
+    return rows
+
+
+def _days(traffic: Traffic) -> list[datetime]:
+    """The first, a middle and the last day of the traffic (as daily runs judge them)."""
+    first = traffic.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    last = traffic.end.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    return [first, first + (last - first) / 2, last]
+
+
+def _coverage(
+    session: Session, rules: Rules, period: Period, recompute: bool
+) -> list[dict[str, Any]]:
+    return [
+        coverage(
+            session, actor=OVERSEER, period=period, rules=rules, by=by, recompute=recompute,
+            today=TODAY,
+        ).model_dump()
+        for by in (None, *Dimension)
+    ]  # fmt: skip
+
+
 def _check(db: Database, traffic: Traffic, rules: Rules | None = None) -> int:
-    """The kept rows equal a recomputation, and each agreement's report read from them equals
-    the report explained afresh. The pairs compared."""
+    """The kept rows equal a recomputation; the daily run's and the full pass's cycles
+    (``materialise``) and coverage read from them equal those explained afresh; each
+    agreement's report read from them equals the report explained afresh. The pairs
+    compared."""
     rules = rules or Rules()
     with db.session() as session:
         refresh(session)
         kept = _rows(session, EXPLAINED_PAIRS)
-        cycle = materialise(
-            session,
-            start=datetime(2000, 1, 1, tzinfo=UTC),
-            end=datetime(2100, 1, 1, tzinfo=UTC),
-            agreement_ids=_ids(session),
-            rules=rules,
-            refreshed=True,
+        everything = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+        fresh = _cycle(session, rules, *everything, recompute=True)
+        assert kept == {_opened(row) for row in fresh}, (
+            sorted(kept - {_opened(row) for row in fresh})[:5],
+            sorted({_opened(row) for row in fresh} - kept)[:5],
         )
-        fresh = _rows(session, cycle.table)
-        cycle.drop(session)
-        assert kept == fresh, (sorted(kept - fresh)[:5], sorted(fresh - kept)[:5])
+        assert _cycle(session, rules, *everything, recompute=False) == fresh
+        for day in _days(traffic):
+            read = _cycle(session, rules, day, day + timedelta(days=1), recompute=False)
+            again = _cycle(session, rules, day, day + timedelta(days=1), recompute=True)
+            assert read == again, (sorted(read - again)[:3], sorted(again - read)[:3])
+        first, last = traffic.start.date(), traffic.end.date()
+        for agreement_id in _ids(session)[:2]:
+            period = Period(start=first, end=last, agreement_id=agreement_id)
+            assert _coverage(session, rules, period, False) == _coverage(
+                session, rules, period, True
+            )
         first, last = traffic.start.date(), traffic.end.date()
         for agreement_id in _ids(session):
             agreement = session.get(Agreement, agreement_id)
@@ -343,3 +403,52 @@ def test_reads_arriving_later_change_the_sweep_counts_kept(db: Database, world: 
         )
     log.integrate_all(db)
     _check(db, traffic, rules)
+
+
+def test_the_daily_run_and_coverage_read_the_kept_rows(db: Database, world: World) -> None:
+    """A kept row changed by hand shows in the daily run's cycle and in coverage (they read
+    the kept rows, not a second explanation of their own), and not once they recompute; a
+    selection by agency explains afresh (``maintained.read``)."""
+    traffic = _traffic(db, world, seed=10)
+    log.integrate_all(db)
+    with db.session() as session:
+        refresh(session)
+        row = session.execute(
+            select(EXPLAINED_PAIRS)
+            .where(EXPLAINED_PAIRS.c.code == Reason.NEVER_CHARGED.value)
+            .order_by(EXPLAINED_PAIRS.c.entry_id)
+            .limit(1)
+        ).one()
+        session.execute(
+            update(EXPLAINED_PAIRS)
+            .where(
+                EXPLAINED_PAIRS.c.entry_id == row.entry_id,
+                EXPLAINED_PAIRS.c.person_id == row.person_id,
+            )
+            .values(code="case_arrestee")
+        )
+    day = row.at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    pair = (row.entry_id, row.person_id)
+
+    def code_of(rows: set[tuple[Any, ...]]) -> str:
+        (found,) = [r for r in rows if (r[0], r[1]) == pair]
+        return str(found[CODE])
+
+    with db.session() as session:
+        refresh(session)  # the kept row is not explained again: nothing touched it
+        read = _cycle(session, Rules(), day, day + timedelta(days=1), recompute=False)
+        again = _cycle(session, Rules(), day, day + timedelta(days=1), recompute=True)
+        assert code_of(read) == "case_arrestee"
+        assert code_of(again) == Reason.NEVER_CHARGED.value
+        period = Period(start=day.date(), end=day.date(), agreement_id=row.agreement_id)
+        kept_total = _coverage(session, Rules(), period, False)[0]["total"]
+        fresh_total = _coverage(session, Rules(), period, True)[0]["total"]
+        assert kept_total["explained"] == fresh_total["explained"] + 1
+        assert kept_total["reasons"]["never_charged"] + 1 == fresh_total["reasons"]["never_charged"]
+        by_agency = Period(start=day.date(), end=day.date(), agency_id=row.agency_id)
+        selection = Selection(start=day, end=day + timedelta(days=1), agency_id=row.agency_id)
+        assert maintained.read(session, selection, Rules()) is None
+        assert _coverage(session, Rules(), by_agency, False) == _coverage(
+            session, Rules(), by_agency, True
+        )
+    assert traffic.agreements

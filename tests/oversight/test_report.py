@@ -617,3 +617,42 @@ def test_a_read_returning_nobody_and_a_shredded_read_stay_queries(
     assert gone["(none)"] + gone.get(INVESTIGATION, 0) == more[INVESTIGATION] + more.get(
         "(none)", 0
     )
+
+
+def test_refusals_from_the_refresh_and_from_the_log_agree(
+    client: TestClient, db: Database, world: World, setup: Setup
+) -> None:
+    """A report's refusals below the refresh's watermark come from its per-refusal table,
+    those of leaves integrated after it from the log: the same rows and codes wherever the
+    split lies (every leaf from the log, every leaf from the table, or a second refusal on
+    either side), and the table holds each refusal with the code its content gives."""
+    from openpars.oversight import report_sql
+    from openpars.oversight.facts import AccessRefusal, refresh, watermark
+    from openpars.oversight.report import _scope, check_period
+
+    scene = setup.scene
+    again = client.get(
+        "/api/v1/persons", params={"sid": scene.case.sid, "purpose": "immigration-enforcement"},
+        headers=world.auth("ice-0"),
+    )  # fmt: skip
+    assert again.status_code in (403, 422), again.text
+    with db.session() as s:
+        refresh(s)
+        log.integrate(s)  # the second refusal integrated after the refresh
+    with db.session() as s:
+        agreement, period = check_period(s, scene.agreement, scene.start, utcnow().date())
+        scope = _scope(s, agreement, period, Rules(), None)
+        read = watermark(s)
+        assert read < scope.size
+
+        def rows(split: int) -> list[tuple[int, str]]:
+            r = report_sql.refusals(scope, split)
+            return sorted((int(e), str(c)) for e, c in s.execute(select(r.c.entry_id, r.c.code)))
+
+        every = rows(0)
+        assert len(every) == 2 and setup.refused_entry in {e for e, _c in every}
+        assert rows(read) == every
+        refresh(s)
+        assert rows(watermark(s)) == every
+        stored = {r.entry_id: r.code for r in s.scalars(select(AccessRefusal))}
+        assert {e: c for e, c in every} == stored

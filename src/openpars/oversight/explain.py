@@ -203,13 +203,19 @@ def materialise(
     rules: Rules,
     name: str = "oversight_cycle_pairs",
     refreshed: bool = False,
+    recompute: bool = False,
 ) -> Explained:
     """Explain every pair of the agreements in [start, end) once, into a temporary table
     indexed by (agreement, instant), which the caller drops (``Explained.drop``) when the cycle
     is over (the connection would drop it when it closes). Not audited: the
     callers that show its rows audit their own reads. ``refreshed``: the caller refreshed the
     facts in this transaction after its last write (as ``flags.run_detectors``); the facts'
-    watermark is then the size the table covers."""
+    watermark is then the size the table covers. The pairs are read from the explanations the
+    refresh keeps (``maintained.read``) when they follow ``rules``: a daily run does not explain
+    its day a second time beside the refresh; ``recompute`` (or none kept) explains them
+    afresh (the same rows: ``tests/oversight/test_maintained.py``)."""
+    from openpars.oversight import maintained  # it builds on this module
+
     # The refresh analyses what it wrote when that is much (``facts.refresh``).
     size = watermark(session) if refreshed else refresh(session).end
     dialect = session.get_bind().dialect.name
@@ -221,8 +227,13 @@ def materialise(
     # One statement for every agreement, each explained as on its own: the per-case and
     # per-person sets it joins are built once, not once per agreement.
     selection = Selection(start=start, end=end, agreement_ids=frozenset(agreement_ids))
-    facts = _cycle_facts(session, selection, rules) if dialect == "postgresql" else None
-    pairs = sql.explanations(selection, rules, grants, dialect, facts)
+    kept = None if recompute else maintained.read(session, selection, rules)
+    facts = (
+        _cycle_facts(session, selection, rules)
+        if dialect == "postgresql" and kept is None
+        else None
+    )
+    pairs = kept if kept is not None else sql.explanations(selection, rules, grants, dialect, facts)
     # A long span's pairs are millions: their hashes and sorts get more memory.
     with without_jit(session) if end - start <= JIT_FREE_SPAN else whole_store_memory(session):
         session.execute(table.insert().from_select(columns, pairs))
@@ -317,11 +328,24 @@ def _params(period: Period, via: str) -> dict[str, Any]:
 
 
 def _prepare(
-    session: Session, actor: Principal, period: Period, rules: Rules, today: date | None
+    session: Session,
+    actor: Principal,
+    period: Period,
+    rules: Rules,
+    today: date | None,
+    recompute: bool = False,
 ) -> Any:
+    """The selection's pairs: read from the kept explanations when they follow ``rules`` and
+    the selection is one agreement's (``maintained.read``), else (or with ``recompute``)
+    explained afresh; the same rows either way."""
+    from openpars.oversight import maintained  # it builds on this module
+
     actor.require(Permission.OVERSIGHT_READ)
     selection = select_period(session, period, today=today)
     refresh(session)
+    kept = None if recompute else maintained.read(session, selection, rules)
+    if kept is not None:
+        return kept
     dialect = session.get_bind().dialect.name
     return sql.explanations(selection, rules, purpose_grants(session, selection), dialect)
 
@@ -337,9 +361,11 @@ def explain(
     limit: int = 50,
     via: str = "api",
     today: date | None = None,
+    recompute: bool = False,
 ) -> ExplanationPage:
-    """A page of the selection's pairs, each explained or given its one reason; audited."""
-    pairs = _prepare(session, actor, period, rules, today).subquery("pairs")
+    """A page of the selection's pairs, each explained or given its one reason; audited.
+    ``recompute``: explained afresh even when kept (``_prepare``)."""
+    pairs = _prepare(session, actor, period, rules, today, recompute).subquery("pairs")
     where = [pairs.c.code.not_in([r.value for r in Rule])] if unexplained_only else []
     total = session.execute(select(func.count()).select_from(pairs).where(*where)).scalar_one()
     rows = session.execute(
@@ -369,7 +395,7 @@ def _row(values: Any) -> CoverageRow:
         explained=explained,
         share=explained / pairs if pairs else None,
         never_charged=int(values["never_charged"] or 0),
-        reasons={r.value: int(values[r.value] or 0) for r in Reason},
+        reasons={r.value: int(values[f"reason_{r.value}"] or 0) for r in Reason},
     )
 
 
@@ -382,10 +408,12 @@ def coverage(
     by: Dimension | None = None,
     via: str = "api",
     today: date | None = None,
+    recompute: bool = False,
 ) -> CoverageReport:
-    """The explained share of the selection in all and per ``by``; audited."""
+    """The explained share of the selection in all and per ``by``; audited. ``recompute``:
+    explained afresh even when kept (``_prepare``)."""
     dimension = by
-    pairs = _prepare(session, actor, period, rules, today)
+    pairs = _prepare(session, actor, period, rules, today, recompute)
     dialect = session.get_bind().dialect.name
     total = _row(session.execute(sql.coverage(pairs, None, dialect)).mappings().one())
     rows = (

@@ -126,6 +126,24 @@ class AccessQuery(Base):
     purpose: Mapped[str | None] = mapped_column(String)
 
 
+class AccessRefusal(Base):
+    """One refused request by an agency's account (a refusal names no agreement: it was
+    refused before one applied), with its error code read once from the content by the
+    refresh and the entry's leaf index: the rows a renewal report counts as refusals, read by
+    the grantee's units and instant instead of every entry of the agency probed for its kind
+    (at 1M entries, 40,000 entries read for a report to find its agency's few refusals). A
+    reader decides "shredded" from the entry itself (``report_sql.refusals``)."""
+
+    __tablename__ = "oversight_access_refusals"
+    __table_args__ = (Index("ix_oversight_access_refusals_agency_at", "agency_id", "at"),)
+
+    entry_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    leaf_index: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    agency_id: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str | None] = mapped_column(String(100))
+
+
 class ChargeTimeline(Base):
     """One interval of an arrest's charging state, derived from the DA's decisions and the
     approved charges by the refresh: from ``start_at`` (an approval or a decision) up to
@@ -371,6 +389,24 @@ _QUERIES = f"""
         purpose)
     SELECT entry_id, leaf_index, at, agency_id, agreement_id, purpose FROM {STAGED}
 """  # noqa: S608 - no caller input
+
+
+def refusals_sql(dialect: str) -> str:
+    """The refused requests of leaves [:lo, :hi) by an agency's accounts into
+    ``oversight_access_refusals``, each error code read from its content (NULL once
+    shredded; a reader tests the entry itself)."""
+    code = (
+        "json_extract(CAST(e.content AS TEXT), '$.error_code')"
+        if dialect == "sqlite"
+        else "convert_from(e.content, 'UTF8')::jsonb ->> 'error_code'"
+    )
+    return f"""
+        INSERT INTO oversight_access_refusals (entry_id, leaf_index, at, agency_id, code)
+        SELECT e.id, l.leaf_index, e.at, e.agency_id, {code}
+        FROM audit_leaves l JOIN audit_entries e ON e.id = l.entry_id
+        WHERE l.leaf_index >= :lo AND l.leaf_index < :hi
+          AND e.kind = '{AuditKind.REFUSED.value}' AND e.agency_id IS NOT NULL
+    """  # noqa: S608 - no caller input
 
 
 def day_hour(dialect: str) -> tuple[str, str]:
@@ -788,6 +824,7 @@ ANALYZE_AFTER_SHARE = 0.1
 REFRESHED_TABLES = (
     "oversight_access_facts",
     "oversight_access_queries",
+    "oversight_access_refusals",
     "oversight_user_days",
     "oversight_charge_timeline",
     "oversight_arrestee_arrests",
@@ -889,7 +926,7 @@ def _derive(session: Session, start: int, end: int, batch: int, *, parallel: boo
     dialect = session.get_bind().dialect.name
     j = _SQLITE if dialect == "sqlite" else _POSTGRES
     stage, insert = text(stage_sql(dialect)), text(_insert_sql(j))
-    queries = text(_QUERIES)
+    queries, refusals = text(_QUERIES), text(refusals_sql(dialect))
     # The rows were emptied by a refresh from the first leaf: the first batch inserts.
     merged, inserted = (
         text(user_days_sql(dialect, merge=True)),
@@ -909,6 +946,7 @@ def _derive(session: Session, start: int, end: int, batch: int, *, parallel: boo
         result = cast(CursorResult[Any], connection.execute(insert))
         written += max(result.rowcount, 0)
         connection.execute(queries)
+        connection.execute(refusals, bounds)
         connection.execute(inserted if lo == 0 else merged)
         connection.execute(text(f"DROP TABLE {STAGED}"))
         connection.execute(purge_facts, bounds)
@@ -923,6 +961,7 @@ def _bulk_indexes() -> list[Index]:
     return [
         *tables[AccessFact.__tablename__].indexes,
         *tables[AccessQuery.__tablename__].indexes,
+        *tables[AccessRefusal.__tablename__].indexes,
         *tables[UserDay.__tablename__].indexes,
     ]
 
@@ -957,7 +996,9 @@ def _bulk_load(session: Session) -> Iterator[bool]:
             connection.execute(DropConstraint(_bulk_unique()))
         yield True
         if postgresql:
-            connection.execute(AddConstraint(_bulk_unique()))
+            # Not isolated from the table (AddConstraint's default): a later CREATE TABLE in
+            # this process (a new database's schema) would otherwise lose the constraint.
+            connection.execute(AddConstraint(_bulk_unique(), isolate_from_table=False))
         for index in _bulk_indexes():
             connection.execute(CreateIndex(index))
 
@@ -970,7 +1011,8 @@ def _lock_at_once(session: Session) -> bool:
             session.execute(
                 text(
                     "LOCK TABLE oversight_access_facts, oversight_access_queries, "
-                    "oversight_user_days IN ACCESS EXCLUSIVE MODE NOWAIT"
+                    "oversight_access_refusals, oversight_user_days "
+                    "IN ACCESS EXCLUSIVE MODE NOWAIT"
                 )
             )
     except OperationalError as error:

@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Integer,
+    Select,
     and_,
     column,
     exists,
@@ -43,7 +46,9 @@ from sqlalchemy import (
     text,
     union_all,
 )
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from openpars.agreements.models import Agreement
 from openpars.audit import by_actor
@@ -59,8 +64,10 @@ from openpars.oversight.explain import (
 from openpars.oversight.explain_sql import Rules, Selection
 from openpars.oversight.facts import (
     ARRESTEES_INVOLVEMENTS,
+    BULK_MEMORY,
     EXPLAINED_PAIRS,
     EXPLANATION_RULES,
+    LOCK_NOT_AVAILABLE,
     NAMED,
     TIMELINE_CHARGES,
     TIMELINE_DECISIONS,
@@ -70,6 +77,7 @@ from openpars.oversight.facts import (
     Refreshed,
     _purge_sql,
     arrestees_named_sql,
+    local_settings,
     refresh,
     whole_store_memory,
 )
@@ -141,6 +149,30 @@ def maintain(session: Session, rules: Rules) -> Refreshed:
     return refreshed
 
 
+def read(session: Session, selection: Selection, rules: Rules) -> Select[Any] | None:
+    """The selection's pairs read from the kept explanations (``explain_sql.resolved``), the
+    same rows and columns as ``explain_sql.explanations`` explains afresh, or None when a reader
+    must explain afresh: no rows kept under ``rules``, or a selection by agency. The kept rows
+    explain each agreement's accesses as on their own (a follow-up anchors on an access of the
+    same agreement), as a selection of one agreement or of several (a cycle) does; a selection
+    by agency explains its accesses together, whatever their agreements (and only the
+    agency's, not the same user's under another unit), so its codes may differ and it is
+    explained afresh. Read by the (agreement, instant) index."""
+    if selection.agency_id is not None or (
+        selection.agreement_id is None and selection.agreement_ids is None
+    ):
+        return None
+    if not current(session, rules):
+        return None
+    k = EXPLAINED_PAIRS
+    where = [k.c.at >= selection.start, k.c.at < selection.end]
+    if selection.agreement_id is not None:
+        where.append(k.c.agreement_id == selection.agreement_id)
+    if selection.agreement_ids is not None:
+        where.append(k.c.agreement_id.in_(sorted(selection.agreement_ids)))
+    return sql.resolved(k, where)
+
+
 def stop(session: Session) -> None:
     """Keep no explanation (the rows and the rules deleted)."""
     session.execute(EXPLAINED_PAIRS.delete())
@@ -158,12 +190,58 @@ def _agreements(session: Session) -> frozenset[int]:
     return frozenset(session.scalars(select(Agreement.id)))
 
 
+def _lock_at_once(session: Session) -> bool:
+    """Take the kept rows' exclusive lock if no one holds it (PostgreSQL), as the facts' bulk
+    load does (``facts._lock_at_once``): a report reading them would otherwise wait behind the
+    rebuild, and one that then asked for the watermark the refresh holds would deadlock."""
+    try:
+        with session.begin_nested():
+            session.execute(
+                text(f"LOCK TABLE {EXPLAINED_PAIRS.name} IN ACCESS EXCLUSIVE MODE NOWAIT")
+            )
+    except OperationalError as error:
+        if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+            raise
+        return False
+    return True
+
+
+@contextmanager
+def _emptied(session: Session) -> Iterator[None]:
+    """The kept rows emptied for a rebuild, which inserts every row inside. On PostgreSQL a
+    bulk load: the table truncated, its key and two indexes dropped while the rows go in and
+    built from them after (a sort each, not a random leaf per row and per index; at 10M the
+    rows written through them took 640 s, docs/benchmarks.md), with the sort memory of the
+    facts' bulk load; when someone holds the table (a report reading it), its rows are deleted
+    and written through the indexes kept. On SQLite (which keeps a table's key for life) the
+    rows are deleted and written through the indexes, as before: dropping the two indexes was
+    not shown to help there. Same rows either way."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or not _lock_at_once(session):
+        connection.execute(EXPLAINED_PAIRS.delete())
+        yield
+        return
+    connection.execute(text(f"TRUNCATE {EXPLAINED_PAIRS.name}"))
+    indexes = sorted(EXPLAINED_PAIRS.indexes, key=lambda index: str(index.name))
+    key = EXPLAINED_PAIRS.primary_key
+    with local_settings(session, maintenance_work_mem=BULK_MEMORY):
+        for index in indexes:
+            connection.execute(DropIndex(index))
+        connection.execute(DropConstraint(key))
+        yield
+        # Not isolated from the table (AddConstraint's default): a later CREATE TABLE in this
+        # process (a new database's schema) would otherwise lose the key.
+        connection.execute(AddConstraint(key, isolate_from_table=False))
+        for index in indexes:
+            connection.execute(CreateIndex(index))
+
+
 def rebuild(session: Session, rules: Rules) -> None:
     """Explain every fact under ``rules`` into the kept rows, and store the rules. One
     statement over the whole store, each agreement explained as on its own (as
-    ``explain.materialise``), with the whole store's memory on PostgreSQL."""
+    ``explain.materialise``), with the whole store's memory on PostgreSQL; the rows written
+    as a bulk load (``_emptied``)."""
     session.flush()
-    session.execute(EXPLAINED_PAIRS.delete())
     row = session.get(ExplanationRules, RULES_ROW)
     if row is None:
         row = ExplanationRules(name=RULES_ROW)
@@ -179,7 +257,7 @@ def rebuild(session: Session, rules: Rules) -> None:
     facts = _cycle_facts(session, selection, rules) if dialect == "postgresql" else None
     pairs = sql.explanations(selection, rules, grants, dialect, facts)
     target = EXPLAINED_PAIRS
-    with whole_store_memory(session):
+    with _emptied(session), whole_store_memory(session):
         session.execute(target.insert().from_select([c.name for c in target.columns], pairs))
     if facts is not None:
         session.connection().execute(text(f"DROP TABLE {CYCLE_FACTS}"))

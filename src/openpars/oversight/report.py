@@ -41,7 +41,8 @@ from openpars.oversight import maintained
 from openpars.oversight import report_sql as sql
 from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
-from openpars.oversight.facts import EXPLAINED_PAIRS, refresh
+from openpars.oversight.facts import EXPLAINED_PAIRS, local_settings, refresh, watermark
+from openpars.oversight.models import FlagEntry
 
 FORMAT: Literal["openpars-oversight-report/v1"] = "openpars-oversight-report/v1"
 API = "/api/v1"
@@ -293,8 +294,27 @@ def build_report(
     rules (``ValueError`` otherwise: a programming error, not a caller's). Without a cycle,
     the pairs are the explanations the refresh keeps (``maintained``) when they follow
     ``rules``; else, or with ``recompute``, they are explained afresh from the facts (the
-    same figures: ``tests/oversight/test_maintained.py``)."""
+    same figures: ``tests/oversight/test_maintained.py``). On PostgreSQL its statements are
+    planned for their own parameters each time (``plan_cache_mode``): the same statements run
+    for every agreement of a renewal round, and once the driver had prepared them, the
+    server's generic plan for the pairs statement took 35-50 s where its own plan took 2 s
+    (at 1M entries, the 12th and 16th of 20 reports in one session, docs/benchmarks.md)."""
     refresh(session)
+    with local_settings(session, plan_cache_mode="force_custom_plan"):
+        return _build(session, agreement, period, rules, what_if, now, cycle, recompute)
+
+
+def _build(
+    session: Session,
+    agreement: Agreement,
+    period: Period,
+    rules: Rules,
+    what_if: Mapping[str, Any] | None,
+    now: datetime | None,
+    cycle: Explained | None,
+    recompute: bool,
+) -> OversightReport:
+    """``build_report``'s document, the facts refreshed."""
     scope = _scope(session, agreement, period, rules, None if cycle is None else cycle.size)
     if cycle is not None and not cycle.covers(scope.selection, rules):
         raise ValueError(
@@ -304,7 +324,8 @@ def build_report(
         )
     links = _Links(agreement.id, period.start, period.end, scope.size)
     stored, kept = _kept(session, rules, recompute) if cycle is None else (cycle.table, False)
-    q, p, r = sql.queries(scope), sql.pairs(scope, stored, kept=kept), sql.refusals(scope)
+    q, p = sql.queries(scope), sql.pairs(scope, stored, kept=kept)
+    r = sql.refusals(scope, watermark(session))
 
     def fig(key: str, label: str, value: int, entries: int, of: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
         return Figure(
@@ -451,9 +472,19 @@ def _flags(
     The agreement's flags are selected once (a few per detector and subject, not per entry)
     and counted per detector here; the distinct entries behind them are a second statement.
     """
-    listed = sql.flags(scope).subquery("report_flags")
+    # The flags selected once (materialised), the distinct entries behind them counted in the
+    # same statement: a second statement selected the agreement's flags again (at 1M entries
+    # 0.4-0.7 s a report, every flag entry joined to the log to find the agreement's).
+    listed = sql.flags(scope).cte("report_flags").prefix_with("MATERIALIZED")
+    behind = (
+        select(func.count(func.distinct(FlagEntry.entry_id)))
+        .where(FlagEntry.flag_id.in_(select(listed.c.id)))
+        .scalar_subquery()
+    )
     flagged = list(
-        session.execute(select(listed).order_by(listed.c.raised_at, listed.c.id)).mappings()
+        session.execute(
+            select(listed, behind.label("entries_behind")).order_by(listed.c.raised_at, listed.c.id)
+        ).mappings()
     )
     per: dict[str, DetectorRow] = {}
     for m in flagged:
@@ -477,21 +508,10 @@ def _flags(
     for row in per.values():
         row.findings = dict(sorted(row.findings.items()))
     total = len(flagged)
-    entries = (
-        int(
-            session.scalar(
-                select(func.count()).select_from(
-                    sql.flag_entries(select(listed.c.id)).distinct().subquery()
-                )
-            )
-            or 0
-        )
-        if flagged
-        else 0
-    )
+    entries = int(flagged[0]["entries_behind"] or 0) if flagged else 0
     rows = [
         FlagRow(
-            **{k: v for k, v in m.items() if k not in ("case_state", "finding")},
+            **{k: v for k, v in m.items() if k not in ("case_state", "finding", "entries_behind")},
             case_state=None if m["case_state"] is None else str(m["case_state"]),
             finding=None if m["finding"] is None else str(m["finding"]),
             figure=f"flag:{m['id']}",
@@ -549,7 +569,7 @@ def _figure_ids(session: Session, scope: sql.Scope, figure: str, recompute: bool
         conditions = named.get(figure, by_code)
         return select(p.c.entry_id).where(*conditions)
     if figure == "refusals" or kind == "refusal":
-        r = sql.refusals(scope)
+        r = sql.refusals(scope, watermark(session))
         return select(r.c.entry_id).where(*([r.c.code == rest] if kind == "refusal" else []))
     if figure == "flags" or kind in ("detector", "flag"):
         f = sql.flags(scope).subquery("report_flags")

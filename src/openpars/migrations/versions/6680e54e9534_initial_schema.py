@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 0fd57ca4a9cb
+Revision ID: 6680e54e9534
 Revises: 
-Create Date: 2026-12-07 02:06:13.333344
+Create Date: 2026-12-07 02:53:22.569879
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0fd57ca4a9cb'
+revision: str = '6680e54e9534'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -150,6 +150,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.create_index('ix_oversight_access_queries_agreement_at', ['agreement_id', 'at'], unique=False)
+
+    op.create_table('oversight_access_refusals',
+    sa.Column('entry_id', sa.BigInteger(), autoincrement=False, nullable=False),
+    sa.Column('leaf_index', sa.BigInteger(), nullable=False),
+    sa.Column('at', openpars.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('agency_id', sa.Integer(), nullable=False),
+    sa.Column('code', sa.String(length=100), nullable=True),
+    sa.PrimaryKeyConstraint('entry_id', name=op.f('pk_oversight_access_refusals'))
+    )
+    with op.batch_alter_table('oversight_access_refusals', schema=None) as batch_op:
+        batch_op.create_index('ix_oversight_access_refusals_agency_at', ['agency_id', 'at'], unique=False)
 
     op.create_table('oversight_arrestee_arrests',
     sa.Column('person_id', sa.Integer(), autoincrement=False, nullable=False),
@@ -1091,6 +1102,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_oversight_arrestee_arrests_at')
 
     op.drop_table('oversight_arrestee_arrests')
+    with op.batch_alter_table('oversight_access_refusals', schema=None) as batch_op:
+        batch_op.drop_index('ix_oversight_access_refusals_agency_at')
+
+    op.drop_table('oversight_access_refusals')
     with op.batch_alter_table('oversight_access_queries', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_access_queries_agreement_at')
 
