@@ -95,13 +95,17 @@ def build(client: TestClient, db: Database, world: World) -> Site:
         assert response.status_code == 201, response.text
         made.append(response.json())
     ice = world.principals["ice"]
+    # One external unit per read, as requests run them (on PostgreSQL a search's entry commits
+    # its unit).
     with db.session(external=True) as s:
         by_name = reads.search_persons(
             s, principal=ice, query=PersonQuery(name="Kowalczyk"), context=WARRANT
         )
-        assert {p.given_name for p in by_name.items} == {"Jan", "Piotr"}
-        case = ReadContext(purpose="criminal-investigation", case_number="N9000001-1")
+    assert {p.given_name for p in by_name.items} == {"Jan", "Piotr"}
+    case = ReadContext(purpose="criminal-investigation", case_number="N9000001-1")
+    with db.session(external=True) as s:
         reads.search_persons(s, principal=ice, query=PersonQuery(sid="WIF-0001"), context=case)
+    with db.session(external=True) as s:
         reads.get_arrest(s, principal=ice, arrest_id=made[0]["arrest_id"], context=WARRANT)
     return Site(
         agreement_id=agreement.id,
