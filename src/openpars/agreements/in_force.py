@@ -36,15 +36,13 @@ from sqlalchemy.orm import Session
 
 from openpars.agreements.models import (
     Agreement,
-    AgreementStatus,
-    AgreementVersion,
     GovernanceGeneration,
     Resumption,
     SiteFloorVersion,
     Suspension,
     SuspensionTarget,
 )
-from openpars.agreements.repository import InForce
+from openpars.agreements.repository import InForce, active_versions
 from openpars.prepared import AnySelect, Pending, connection_of, driver_errors, prepared
 
 # (grantee agency, the caller's unit path, user): what the lookup is asked with, besides `at`.
@@ -162,25 +160,7 @@ def _read(session: Session, key: Key, generation: Generation | None) -> _Copy:
     own snapshot)."""
     grantee, units, user_id = key
     connection = connection_of(session)
-    found = connection.execute(
-        select(
-            Agreement.id,
-            AgreementVersion.version,
-            AgreementVersion.content_hash,
-            Agreement.in_force_from,
-            Agreement.in_force_until,
-            AgreementVersion.mask_key,
-        )
-        .join(
-            AgreementVersion,
-            and_(
-                AgreementVersion.agreement_id == Agreement.id,
-                AgreementVersion.version == Agreement.active_version,
-            ),
-        )
-        .where(Agreement.grantee_agency_id == grantee, Agreement.status == AgreementStatus.ACTIVE)
-        .order_by(Agreement.id)
-    ).all()
+    found = connection.execute(active_versions(grantee).order_by(Agreement.id)).all()
     agreements = tuple(
         InForce(a, v, h, start, end, bytes(key_))
         for a, v, h, start, end, key_ in found

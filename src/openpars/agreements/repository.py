@@ -116,6 +116,31 @@ class InForce(NamedTuple):
     mask_key: bytes
 
 
+def active_versions(grantee: Any, *extra: Any) -> AnySelect:
+    """A grantee's active agreements with their active version, the columns ``InForce`` holds
+    (and ``extra`` after them): what the in-force lookup filters by instant and suspensions,
+    and what ``agreements.in_force`` keeps."""
+    return (
+        select(
+            Agreement.id,
+            AgreementVersion.version,
+            AgreementVersion.content_hash,
+            Agreement.in_force_from,
+            Agreement.in_force_until,
+            AgreementVersion.mask_key,
+            *(e for e in extra if e is not None),
+        )
+        .join(
+            AgreementVersion,
+            and_(
+                AgreementVersion.agreement_id == Agreement.id,
+                AgreementVersion.version == Agreement.active_version,
+            ),
+        )
+        .where(Agreement.grantee_agency_id == grantee, Agreement.status == AgreementStatus.ACTIVE)
+    )
+
+
 def _in_force_stmt(units: int, with_floor: bool) -> AnySelect:
     """The in-force lookup for a caller whose unit path has `units` entries; `with_floor`: each
     row carries the newest floor's content hash too (``floor_hash``)."""
@@ -129,25 +154,10 @@ def _in_force_stmt(units: int, with_floor: bool) -> AnySelect:
         .label("floor_hash")
     )
     return (
-        select(
-            Agreement.id,
-            AgreementVersion.version,
-            AgreementVersion.content_hash,
-            Agreement.in_force_from,
-            Agreement.in_force_until,
-            AgreementVersion.mask_key,
-            *((floor,) if with_floor else ()),
-        )
-        .join(
-            AgreementVersion,
-            and_(
-                AgreementVersion.agreement_id == Agreement.id,
-                AgreementVersion.version == Agreement.active_version,
-            ),
+        active_versions(
+            param("grantee", Agreement.grantee_agency_id), floor if with_floor else None
         )
         .where(
-            Agreement.grantee_agency_id == param("grantee", Agreement.grantee_agency_id),
-            Agreement.status == AgreementStatus.ACTIVE,
             Agreement.in_force_from <= at,
             Agreement.in_force_until > at,
             ~_suspension_in_force(
