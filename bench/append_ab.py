@@ -135,16 +135,16 @@ def main() -> None:
         samples.setdefault(name, []).append((time.thread_time() - cpu, wal.stat().st_size - size))
 
     def claim(side: str, conn: sqlite3.Connection) -> None:
-        """Both windows, as each side's access.rate takes a place on SQLite: one statement."""
+        """Both windows, as access.rate takes a place on SQLite (since h12lite6: one UPDATE
+        a window, taken or not by its row count)."""
         from openpars.access import rate
 
         user, agency, _ = sides[side]["who"]
         clock[side] += step
         now = clock[side]
-        sql = rate._SQLITE_CLAIM.replace("@pick@", " UNION ALL ".join([rate._SQLITE_PICK] * 2))
-        values = [now, 0, user, 10_000, now - WINDOW_US, 1, agency, 100_000, now - WINDOW_US]
-        taken = conn.execute(sql, values).fetchall()
-        assert len(taken) == 2, (side, taken)
+        for kind, owner, limit in ((0, user, 10_000), (1, agency, 100_000)):
+            cursor = conn.execute(rate._SQLITE_CLAIM, (now, kind, owner, limit, now - WINDOW_US))
+            assert cursor.rowcount == 1, (side, kind)
 
     def append(side: str, conn: sqlite3.Connection, person: int) -> None:
         user, agency, agreement = sides[side]["who"]

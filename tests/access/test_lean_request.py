@@ -361,8 +361,10 @@ def test_an_identifier_page_sent_ahead_asks_whether_its_set_exists_in_the_same_s
 def test_the_floor_rides_on_the_in_force_lookup_on_sqlite(db: Database, world: World) -> None:
     # On SQLite the external decision's statements are the in-force lookup, which carries the
     # newest floor's hash (answered from the process's copy: the one statement reads the
-    # governance generation, agreements.in_force), and the rate windows' claim: two statements
-    # more than an internal search, not three (the floor was read by a statement of its own).
+    # governance generation, agreements.in_force), and the rate windows' claims, one plain
+    # UPDATE a window (cheaper than one UPDATE ... FROM for both, access.rate): three
+    # statements more than an internal search, with two windows; the floor is read by no
+    # statement of its own.
     _seed(db, world)
     ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
     reader = world.principals["reader"]
@@ -388,5 +390,7 @@ def test_the_floor_rides_on_the_in_force_lookup_on_sqlite(db: Database, world: W
     statements(ice, context, "SID-2001")
     for sid in ("SID-2001", "SID-9999"):
         external = statements(ice, context, sid)
+        claims = [sql for sql in run if sql.startswith("UPDATE rate_slots")]
+        assert len(claims) == 2, run  # the user's window and the agency's
         internal = statements(reader, ReadContext(), sid)
-        assert external - internal == 2, (sid, external, internal, run)
+        assert external - internal == 3, (sid, external, internal, run)

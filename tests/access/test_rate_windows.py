@@ -143,6 +143,52 @@ def test_a_refused_request_gives_its_place_back_and_the_agency_window_counts_all
     assert agency_places == 2
 
 
+def _places_at(db: Database, kind: int, owner: int | None, at: datetime) -> int:
+    with db.session() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(RateSlot)
+                .where(
+                    RateSlot.kind == kind,
+                    RateSlot.owner_id == owner,
+                    RateSlot.at_us == rate.micros(at),
+                )
+            )
+            or 0
+        )
+
+
+def test_a_full_agency_window_refuses_though_the_users_has_room(db: Database, world: World) -> None:
+    # The windows are claimed one after the other (on SQLite one UPDATE each, taken or not by
+    # its row count): the second window's refusal is not hidden by the first one's place, and
+    # the first one's place goes back with the refusal.
+    _seed(db, world, per_user=2, per_agency=2)
+    ice = world.principals["ice"]
+    t0 = utcnow()
+    assert ice.agency_id is not None
+    with db.session() as s:  # another of the agency's users took a place
+        rate.claim_if_free(s, [rate.Window(rate.AGENCY, ice.agency_id, 2)], t0)
+    assert _decide(db, ice, t0) is None
+    # The user's window has a free place, the agency's none.
+    assert _decide(db, ice, t0) == pytest.approx(60.0)
+    assert _places_at(db, rate.USER, ice.user_id, t0) == 1
+    assert _places_at(db, rate.AGENCY, ice.agency_id, t0) == 2
+
+
+def test_an_admitted_request_takes_exactly_one_place_in_each_window(
+    db: Database, world: World
+) -> None:
+    _seed(db, world, per_user=10, per_agency=10)
+    ice = world.principals["ice"]
+    t0 = utcnow()
+    for n in range(3):
+        at = t0 + timedelta(microseconds=n)
+        assert _decide(db, ice, at) is None
+        assert _places_at(db, rate.USER, ice.user_id, at) == 1
+        assert _places_at(db, rate.AGENCY, ice.agency_id, at) == 1
+
+
 def test_refused_attempts_count_while_the_window_has_room(
     db: Database, world: World, client: TestClient
 ) -> None:

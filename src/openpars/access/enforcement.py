@@ -131,9 +131,26 @@ def _decision(
     after them); the rate windows claimed again if they were claimed for limits other than
     the agreement's."""
     agency = principal.agency_id
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite: no round trip to save, so nothing is sent ahead. The in-force lookup carries
+        # the floor's hash; the places are taken once the agreement's limits are known (no
+        # guess, so nothing is ever given back). The share lock is not needed: the transaction
+        # began IMMEDIATE and holds the only write lock.
+        sent_grant = send_grant_reads(session, principal, at, with_floor=True)
+        grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
+        limits = (
+            grant.scope.limits.rate_per_user_per_minute,
+            grant.scope.limits.rate_per_agency_per_minute,
+        )
+        if limits != last_limits(agency):
+            remember_limits(agency, limits)
+        assert sent_grant is not None  # a grant was found, so its lookup was sent (and read)
+        claims = send_claims(session, windows(principal.user_id, agency, limits), at)()
+        reads = DecisionReads(floor_of(sent_grant), tuple(claims))
+        return (reads, grant) if ahead is None else (reads, grant, ahead())
     # On PostgreSQL the places go out with the limits of the agency's last decision (one
-    # round trip); SQLite takes them once the agreement is read (no round trip to save).
-    guess = last_limits(agency) if session.get_bind().dialect.name == "postgresql" else None
+    # round trip).
+    guess = last_limits(agency)
     with pipeline(session):
         # The share lock rides on the decision's statement where there is one (PostgreSQL,
         # limits known): the in-force lookup after it still runs once the lock is held.
@@ -145,7 +162,7 @@ def _decision(
             limits=guess,
             lock_grantee=grantee_of(principal),
         )
-        # Where no claim carried the floor's hash (SQLite; no limits known), the lookup does.
+        # Where no claim carried the floor's hash (no limits known), the lookup does.
         with_floor = sent.floor_hash is None
         sent_grant = send_grant_reads(
             session, principal, at, locked=sent.locked, with_floor=with_floor

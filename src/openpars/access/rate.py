@@ -6,14 +6,15 @@ its own instant there. A window with every place used within the last minute adm
 until its oldest place is a minute old: exactly the rule "the limit-th most recent access is
 less than a minute old" that the audit log was read for before, without reading the log.
 
-Taking a place is one statement per request (both windows together on PostgreSQL, sent in
-the decision's round trip) in the request's own transaction, which also appends the audit
-entry: if the request is refused or its entry cannot be written, the place is given back by
-the rollback. Concurrent requests cannot share a place: on PostgreSQL a place is taken
-``FOR UPDATE SKIP LOCKED``, so each request locks a different row (nobody waits for another
-request's commit) and a place another request holds counts as taken; a row updated by a
-transaction that committed meanwhile is checked again against the window before it is
-taken. On SQLite the transaction holds the only write lock (BEGIN IMMEDIATE).
+Taking a place is one statement per request on PostgreSQL (both windows together, sent in
+the decision's round trip) and one per window on SQLite, in the request's own transaction,
+which also appends the audit entry: if the request is refused or its entry cannot be
+written, the place is given back by the rollback. Concurrent requests cannot share a place:
+on PostgreSQL a place is taken ``FOR UPDATE SKIP LOCKED``, so each request locks a
+different row (nobody waits for another request's commit) and a place another request holds
+counts as taken; a row updated by a transaction that committed meanwhile is checked again
+against the window before it is taken. On SQLite the transaction holds the only write lock
+(BEGIN IMMEDIATE).
 
 A window grows by ``GROWTH`` places when all its places are taken and it has fewer than its
 limit, so a window holds as many places as its busiest minute needed.
@@ -69,14 +70,18 @@ class Window:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What taking a place in one window found: the place taken and its previous use, or,
-    if none was free, the oldest use of the window's places and its highest place number."""
+    """What taking a place in one window found: whether a place was taken (``taken``), and
+    which and its previous use where they are read back (PostgreSQL: the place is given back
+    if the limits were guessed wrong; SQLite takes its places with the real limits only and
+    reads neither back), or, if none was free, the oldest use of the window's places and its
+    highest place number."""
 
     window: Window
     slot: int | None
     previous: int | None
     oldest: int | None
     top: int | None
+    taken: bool = False
 
 
 def micros(at: datetime) -> int:
@@ -150,10 +155,13 @@ def _send_pg(
 
     def claims() -> list[Claim]:
         got = row()
-        return [
-            Claim(window, *(None if v is None else int(v) for v in got[4 * n : 4 * n + 4]))
-            for n, window in enumerate(windows)
-        ]
+        out: list[Claim] = []
+        for n, window in enumerate(windows):
+            slot, previous, oldest, top = (
+                None if v is None else int(v) for v in got[4 * n : 4 * n + 4]
+            )
+            out.append(Claim(window, slot, previous, oldest, top, taken=slot is not None))
+        return out
 
     return claims, lambda: row()[4 * len(windows)]
 
@@ -179,11 +187,11 @@ def settle(session: Session, claims: Sequence[Claim], at: datetime) -> list[floa
     for claim in claims:
         current = claim
         for _ in range(_ATTEMPTS):
-            if current.slot is not None or not _can_grow(current):
+            if current.taken or not _can_grow(current):
                 break
             _grow(connection_of(session), current)
             current = send_claims(session, [current.window], at)()[0]
-        if current.slot is not None:
+        if current.taken:
             out.append(None)
         else:
             oldest = current.oldest if current.oldest is not None else now
@@ -236,24 +244,25 @@ def _grow(connection: Connection, claim: Claim) -> None:
 
 
 def _sqlite_claims(connection: Connection, windows: Sequence[Window], now: int) -> list[Claim]:
-    """One statement for every window with a free place (the previous use is not read back:
-    SQLite takes its places with the real limits only, so nothing is given back), then one
-    for each full window."""
+    """One UPDATE per window, taking its newest free place; whether it took one is its row
+    count (neither the place nor its previous use is read back: SQLite takes its places with
+    the real limits only, so nothing is given back). Then, for each full window, one statement
+    for its oldest use and highest place.
+
+    Two plain UPDATEs cost less than one statement for both windows: the single UPDATE ...
+    FROM a UNION of the picks, RETURNING the places, took 65-71 µs of CPU against 32-36 µs
+    for these two (docs/benchmarks.md, h12lite6): its materialised picks, its join and its
+    RETURNING (9 µs a statement) cost more than a second statement does."""
     cursor = connection.connection.cursor()
-    pick = " UNION ALL ".join([_SQLITE_PICK] * len(windows))
-    sql = _SQLITE_CLAIM.replace("@pick@", pick)
-    values: list[int] = [now]
-    for window in windows:
-        values += [window.kind, window.owner_id, window.limit, now - WINDOW_US]
+    since = now - WINDOW_US
     claims: list[Claim] = []
-    with driver_errors(connection, sql):
-        cursor.execute(sql, values)
-        taken = {int(kind): int(slot) for kind, slot in cursor.fetchall()}
+    with driver_errors(connection, _SQLITE_CLAIM):
         for window in windows:
-            if window.kind in taken:
-                claims.append(Claim(window, taken[window.kind], None, None, None))
-                continue
             key = (window.kind, window.owner_id)
+            cursor.execute(_SQLITE_CLAIM, (now, *key, window.limit, since))
+            if cursor.rowcount == 1:
+                claims.append(Claim(window, None, None, None, None, taken=True))
+                continue
             cursor.execute(_SQLITE_FULL, (*key, window.limit, *key))
             oldest, top = cursor.fetchone() or (None, None)
             claims.append(Claim(window, None, None, oldest, top))
@@ -319,17 +328,13 @@ _PG_GROW = (
     "SELECT k, o, g, g FROM (SELECT %s::smallint AS k, %s::integer AS o) AS w, "
     "generate_series(%s::integer, %s::integer) AS g ON CONFLICT DO NOTHING"
 )
-# The windows' kinds differ (one user's, one agency's), so a place is known by its kind. The
-# places are picked first (materialised: the update moves each in the B-tree, whose key
-# includes its instant), then each updated by its whole key.
+# The window's newest free place, picked by a scalar subquery (run once, before the update
+# moves the row in the B-tree, whose key includes its instant), then updated by its whole key.
+# No free place: the subquery is NULL, nothing is updated (row count 0).
 _SQLITE_CLAIM = (
-    "UPDATE rate_slots SET at_us = ? FROM (@pick@) AS p WHERE rate_slots.kind = p.kind "
-    "AND rate_slots.owner_id = p.owner_id AND rate_slots.at_us = p.at_us "
-    "AND rate_slots.slot = p.slot RETURNING rate_slots.kind, rate_slots.slot"
-)
-_SQLITE_PICK = (
-    "SELECT * FROM (SELECT kind, owner_id, at_us, slot FROM rate_slots WHERE kind = ? "
-    "AND owner_id = ? AND slot < ? AND at_us < ? ORDER BY at_us DESC LIMIT 1)"
+    "UPDATE rate_slots SET at_us = ? WHERE (kind, owner_id, at_us, slot) = "
+    "(SELECT kind, owner_id, at_us, slot FROM rate_slots WHERE kind = ? AND owner_id = ? "
+    "AND slot < ? AND at_us < ? ORDER BY at_us DESC LIMIT 1)"
 )
 _SQLITE_SET = "UPDATE rate_slots SET at_us = ? WHERE kind = ? AND owner_id = ? AND slot = ?"
 _SQLITE_FULL = (

@@ -209,11 +209,14 @@ def _sqlite_trip() -> list[str]:
     # index with each id the entry carries (person_ids, arrest_ids: the same ids as its
     # content, written from one list by audit.repository). Reading the content's JSON instead
     # cost an external SID lookup about 20 µs on every append (bench/audit_overhead.py); the
-    # id arrays are a few bytes. An entry naming several canaries raises one flag.
+    # id arrays are a few bytes. An entry naming several canaries raises one flag. A NULL
+    # array (no ids of that kind: every person search's arrest_ids) opens no json_each at
+    # all, which costs an append about 2.5 µs (docs/benchmarks.md, h12lite6).
     hit = (
-        "(EXISTS (SELECT 1 FROM json_each(NEW.person_ids) s WHERE s.value IN "
-        "(SELECT person_id FROM oversight_canaries)) OR EXISTS (SELECT 1 FROM "
-        "json_each(NEW.arrest_ids) s WHERE s.value IN (SELECT arrest_id FROM oversight_canaries)))"
+        "((NEW.person_ids IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(NEW.person_ids) s "
+        "WHERE s.value IN (SELECT person_id FROM oversight_canaries))) OR "
+        "(NEW.arrest_ids IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(NEW.arrest_ids) s "
+        "WHERE s.value IN (SELECT arrest_id FROM oversight_canaries))))"
     )
     new_read = _EXTERNAL_READ.replace("e.", "NEW.")
     return [
