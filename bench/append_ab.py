@@ -135,8 +135,8 @@ def main() -> None:
         samples.setdefault(name, []).append((time.thread_time() - cpu, wal.stat().st_size - size))
 
     def claim(side: str, conn: sqlite3.Connection) -> None:
-        """Both windows, as access.rate takes a place on SQLite (since h12lite6: one UPDATE
-        a window, taken or not by its row count)."""
+        """Both windows, as access.rate takes a place on SQLite (since 2026-12-07, branch
+        h12lite: one UPDATE a window, taken or not by its row count)."""
         from openpars.access import rate
 
         user, agency, _ = sides[side]["who"]

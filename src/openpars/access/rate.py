@@ -251,8 +251,9 @@ def _sqlite_claims(connection: Connection, windows: Sequence[Window], now: int) 
 
     Two plain UPDATEs cost less than one statement for both windows: the single UPDATE ...
     FROM a UNION of the picks, RETURNING the places, took 65-71 µs of CPU against 32-36 µs
-    for these two (docs/benchmarks.md, h12lite6): its materialised picks, its join and its
-    RETURNING (9 µs a statement) cost more than a second statement does."""
+    for these two (docs/benchmarks.md, Audit log, 2026-12-07, branch h12lite): its
+    materialised picks, its join and its RETURNING (9 µs a statement) cost more than a second
+    statement does."""
     cursor = connection.connection.cursor()
     since = now - WINDOW_US
     claims: list[Claim] = []
