@@ -211,7 +211,7 @@ def _sqlite_trip() -> list[str]:
     # cost an external SID lookup about 20 µs on every append (bench/audit_overhead.py); the
     # id arrays are a few bytes. An entry naming several canaries raises one flag. A NULL
     # array (no ids of that kind: every person search's arrest_ids) opens no json_each at
-    # all, which saved an append about 2.5 µs (docs/benchmarks.md, Audit log, 2026-12-07,
+    # all, which saved an append 1-3 µs of CPU (docs/benchmarks.md, Audit log, 2026-12-07,
     # branch h12lite).
     hit = (
         "((NEW.person_ids IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(NEW.person_ids) s "
