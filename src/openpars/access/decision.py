@@ -95,6 +95,7 @@ def send_decision_reads(
         return SentReads(limits, claims, locked=True)
     return SentReads(limits, send_claims(session, found, at))
 
+
 # The share lock, as ``agreements.repository.share_lock_agreements_of`` takes it (a column of
 # a statement without FROM: run once).
 _SHARE_LOCK = "openpars_share_lock_agreements(%(grantee)s::integer)"
