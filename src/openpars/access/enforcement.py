@@ -147,7 +147,14 @@ def _decision(
         )
         # The lookup carries the newest floor's hash (from the process's copy while the
         # governance generation holds: no statement of its own).
-        sent_grant = send_grant_reads(session, principal, at, locked=sent.locked, with_floor=True)
+        sent_grant = send_grant_reads(
+            session,
+            principal,
+            at,
+            locked=sent.locked,
+            with_floor=True,
+            generation=sent.generation,
+        )
         early = ahead() if ahead is not None else None
     grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
     limits = (
