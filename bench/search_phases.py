@@ -55,8 +55,8 @@ from openpars.models import load_all_models
 TIMED: list[tuple[Any, str, str]] = [
     (enforcement, "decide_sending", "decide: other"),
     (service, "decide_sending", "decide: other"),
-    (decision, "send_claims_with", "decide: send rate claim (+floor, lock)"),
-    (enforcement, "send_decision_reads", "decide: send rate claim (+floor, lock)"),
+    (decision, "send_claims_with", "decide: send rate claim (+lock, generation)"),
+    (enforcement, "send_decision_reads", "decide: send rate claim (+lock, generation)"),
     (enforcement, "send_grant_reads", "decide: send in-force lookup"),
     (enforcement, "grant_in_force", "decide: read grant (sync)"),
     (enforcement, "_compiled", "decide: compiled policy"),

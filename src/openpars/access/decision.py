@@ -1,17 +1,18 @@
-"""What an external decision reads besides the agreement: the floor in force and the rate limits.
+"""What an external decision reads besides the agreement: the places in the rate windows.
 
-On PostgreSQL one statement (the places taken in the caller's rate windows, ``access.rate``,
-the floor's hash and the share lock on the grantee's agreements), sent together with the
-in-force lookup (a pipeline: one round trip for all); on SQLite the windows are claimed once
-the agreement is read, and the floor's hash rides on the in-force lookup (as it does on
-PostgreSQL when there is no claim to ride on: the first request, an agreement without limits).
-The lock is taken in a statement before the in-force lookup, which therefore runs on a
+On PostgreSQL one statement (the places taken in the caller's rate windows, ``access.rate``, the
+share lock on the grantee's agreements and the governance generation read once the lock is held,
+``agreements.in_force``), sent together with the in-force lookup (a pipeline: one round trip for
+all); on SQLite the windows are claimed once the agreement is read. The newest floor's hash
+rides on the in-force lookup on both engines, answered from the process's copy of the governance
+tables (``agreements.in_force``, whose generation the floor's changes move as the agreements'
+do). The lock is taken in a statement before the in-force lookup, which therefore runs on a
 snapshot taken once the lock is held (READ COMMITTED): a kill switch under way when the read
-arrives is waited for and then seen. The rate windows
-need the agreement's limits, which are only known once the agreement is read, so on
-PostgreSQL they are claimed with the limits this grantee's agreement had at its previous
-request; if the agreement now says otherwise (a new version), the places are given back and
-claimed again with the real limits before anything is decided.
+arrives is waited for and then seen. The rate windows need the agreement's limits, which are
+only known once the agreement is read, so on PostgreSQL they are claimed with the limits this
+grantee's agreement had at its previous request; if the agreement now says otherwise (a new
+version), the places are given back and claimed again with the real limits before anything is
+decided.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from openpars.access.rate import AGENCY, USER, Claim, Window, send_claims, send_claims_with
+from openpars.agreements.in_force import Generation, generation_of_text
 
 # (per user, per agency) limits per minute, as last read for a grantee's agreement.
 Limits = tuple[int | None, int | None]
@@ -44,18 +46,16 @@ class SentReads:
     """Decision reads sent for some limits; their rows are read on demand."""
 
     limits: Limits | None
-    # None: the floor's hash was not sent here; the in-force lookup is to carry it.
-    floor_hash: Callable[[], str | None] | None
     claims: Callable[[], list[Claim]]
     # Whether the statement also took the share lock on the grantee's agreements.
     locked: bool = False
+    # Where it did: reads the governance generation it read once the lock was held.
+    generation: Callable[[], Generation | None] | None = None
 
-    def result(self, floor_hash: Callable[[], str | None] | None = None) -> DecisionReads:
-        """The reads (waits for the server if they have not arrived yet); ``floor_hash``
-        reads the floor's hash where it was not sent here."""
-        floor = self.floor_hash or floor_hash
-        assert floor is not None  # the decision sends the floor's hash one way or the other
-        return DecisionReads(floor(), tuple(self.claims()))
+    def result(self, floor_hash: Callable[[], str | None]) -> DecisionReads:
+        """The reads (waits for the server if they have not arrived yet), with the floor's
+        hash ``floor_hash`` reads (the in-force lookup carries it)."""
+        return DecisionReads(floor_hash(), tuple(self.claims()))
 
 
 def last_limits(agency_id: int | None) -> Limits:
@@ -80,36 +80,36 @@ def send_decision_reads(
     lock_grantee: int | None = None,
 ) -> SentReads:
     """If ``limits`` are given, take a place in each rate window under them (on PostgreSQL one
-    statement for all, carrying the newest floor's hash too); where no statement takes a place
-    (SQLite, no limits), the floor's hash is not sent here (``SentReads.floor_hash`` None):
-    the in-force lookup carries it, one statement fewer.
+    statement for all). The newest floor's hash is not read here: the in-force lookup carries
+    it (``agreements.in_force``: from the process's copy while the generation holds).
 
     ``lock_grantee``: on PostgreSQL, where that one statement is sent, it also takes the share
     lock on this grantee's agreements (``agreements.repository.share_lock_agreements_of``),
-    saying so in ``SentReads.locked``; the caller sends the lock itself otherwise.
+    saying so in ``SentReads.locked``, and then reads the governance generation
+    (``SentReads.generation``, for the in-force lookup); the caller sends both otherwise.
 
     Taking a place is a write: if the limits turn out other than those sent, the places are
     given back (``rate.give_back``) before they are taken under the real limits. ``None``:
-    the floor only, the places taken once the limits are known (SQLite, where sending ahead
+    nothing sent, the places taken once the limits are known (SQLite, where sending ahead
     saves no round trip).
     """
     found = [] if limits is None else windows(user_id, agency_id, limits)
-    if found and session.get_bind().dialect.name == "postgresql":
-        # One statement: the floor's hash (and the share lock) ride on the windows' claim.
-        if lock_grantee is None:
-            claims, floor = send_claims_with(session, found, at, _NEWEST_FLOOR)
-            return SentReads(limits, floor, claims)
-        columns = f"{_NEWEST_FLOOR}, {_SHARE_LOCK}"
-        claims, floor = send_claims_with(session, found, at, columns, {"grantee": lock_grantee})
-        return SentReads(limits, floor, claims, locked=True)
-    return SentReads(limits, None, send_claims(session, found, at))
+    if found and lock_grantee is not None and session.get_bind().dialect.name == "postgresql":
+        # One statement: the share lock, and the generation read once it is held, ride on the
+        # windows' claim.
+        claims, column = send_claims_with(
+            session, found, at, _LOCK_AND_GENERATION, {"grantee": lock_grantee}
+        )
+        return SentReads(
+            limits, claims, locked=True, generation=lambda: generation_of_text(column())
+        )
+    return SentReads(limits, send_claims(session, found, at))
 
 
-# The newest floor's content hash, as ``_statement`` reads it.
-_NEWEST_FLOOR = "(SELECT content_hash FROM site_floor_versions ORDER BY version DESC LIMIT 1)"
-# The share lock, as ``agreements.repository.share_lock_agreements_of`` takes it (a column of
-# a statement without FROM: run once).
-_SHARE_LOCK = "openpars_share_lock_agreements(%(grantee)s::integer)"
+# The share lock, as ``agreements.repository.share_lock_agreements_of`` takes it, and then the
+# governance generation (``agreements.in_force``), read in the function once the lock is held
+# (a column of a statement without FROM: run once; access/rls.py).
+_LOCK_AND_GENERATION = "openpars_share_lock_generation(%(grantee)s::integer)"
 
 
 def windows(user_id: int | None, agency_id: int | None, limits: Limits) -> list[Window]:

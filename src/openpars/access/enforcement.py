@@ -162,10 +162,15 @@ def _decision(
             limits=guess,
             lock_grantee=grantee_of(principal),
         )
-        # Where no claim carried the floor's hash (no limits known), the lookup does.
-        with_floor = sent.floor_hash is None
+        # The lookup carries the newest floor's hash (from the process's copy while the
+        # governance generation holds: no statement of its own).
         sent_grant = send_grant_reads(
-            session, principal, at, locked=sent.locked, with_floor=with_floor
+            session,
+            principal,
+            at,
+            locked=sent.locked,
+            with_floor=True,
+            generation=sent.generation,
         )
         early = ahead() if ahead is not None else None
     grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
@@ -173,11 +178,8 @@ def _decision(
         grant.scope.limits.rate_per_user_per_minute,
         grant.scope.limits.rate_per_agency_per_minute,
     )
-    floor = None
-    if with_floor:
-        assert sent_grant is not None  # a grant was found, so its lookup was sent (and read)
-        floor = partial(floor_of, sent_grant)
-    reads = sent.result(floor)
+    assert sent_grant is not None  # a grant was found, so its lookup was sent (and read)
+    reads = sent.result(partial(floor_of, sent_grant))
     if limits != last_limits(agency):
         remember_limits(agency, limits)
     if limits != sent.limits:

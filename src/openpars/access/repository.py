@@ -27,7 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, lazyload
 
 from openpars.access.criteria import aliases_searched, arrests_by_time, names_plain
 from openpars.access.filters import (
@@ -715,19 +715,32 @@ def visible_person(session: Session, policy: ReadPolicy, person_id: int) -> Pers
 def visible_involvements_of_person(
     session: Session, policy: ReadPolicy, person_id: int
 ) -> list[Involvement]:
-    """A person's involvements that the policy shows."""
+    """A person's involvements that the policy shows.
+
+    Without their person (``Involvement.person`` is joined by default, and the person's aliases
+    then read by a statement of their own): the person is the one asked for, already read, and
+    a fetch shapes each involvement without it; should anything ask, it comes from the session.
+    """
     stmt = (
         select(Involvement)
         .where(Involvement.person_id == person_id, visible_involvement(policy))
+        .options(lazyload(Involvement.person))
         .order_by(Involvement.id)
     )
     return list(session.scalars(stmt).all())
 
 
 def visible_arrest(session: Session, policy: ReadPolicy, arrest_id: int) -> Arrest | None:
-    """One arrest, or None if missing or invisible."""
+    """One arrest, or None if missing or invisible.
+
+    Without ``Arrest.involvements`` (read by default, each with its person and their aliases:
+    two statements): the involvements a caller is shown are read under its policy
+    (``visible_involvements_of_arrest``); the arrest's whole list is read only if asked for.
+    """
     return session.scalars(
-        select(Arrest).where(Arrest.id == arrest_id, arrest_visible(policy))
+        select(Arrest)
+        .where(Arrest.id == arrest_id, arrest_visible(policy))
+        .options(lazyload(Arrest.involvements))
     ).one_or_none()
 
 

@@ -186,6 +186,19 @@ def _floor_functions() -> list[str]:
         "DO $do$ BEGIN EXECUTE 'ALTER FUNCTION openpars_share_lock_agreements(integer) "
         "SET search_path = ' || quote_ident(current_schema()) || ', pg_temp'; END $do$",
         "REVOKE ALL ON FUNCTION openpars_share_lock_agreements(integer) FROM PUBLIC",
+        # The same lock, then the governance generation (agreements.in_force) read once it is
+        # held, as "number hex-token" (NULL: no generation row). A volatile function's every
+        # statement takes a snapshot of its own, so this read sees whatever change the lock
+        # waited for, as the statement that read it after the lock did; a column of the
+        # calling statement would read its snapshot of before the wait.
+        "CREATE OR REPLACE FUNCTION openpars_share_lock_generation(grantee integer) "
+        "RETURNS text LANGUAGE plpgsql SECURITY DEFINER AS $$ DECLARE found text; BEGIN "
+        "PERFORM openpars_share_lock_agreements(grantee); "
+        "SELECT generation::text || ' ' || encode(token, 'hex') INTO found "
+        "FROM governance_generation WHERE id = 1; RETURN found; END $$",
+        "DO $do$ BEGIN EXECUTE 'ALTER FUNCTION openpars_share_lock_generation(integer) "
+        "SET search_path = ' || quote_ident(current_schema()) || ', pg_temp'; END $do$",
+        "REVOKE ALL ON FUNCTION openpars_share_lock_generation(integer) FROM PUBLIC",
     ]
 
 
@@ -359,6 +372,7 @@ def _grants() -> list[str]:
             f"GRANT SELECT, INSERT, UPDATE ON {RATE_WRITES} TO {ROLE}",
             f"GRANT USAGE ON SEQUENCE audit_entries_id_seq TO {ROLE}",
             f"GRANT EXECUTE ON FUNCTION openpars_share_lock_agreements(integer) TO {ROLE}",
+            f"GRANT EXECUTE ON FUNCTION openpars_share_lock_generation(integer) TO {ROLE}",
         )
     ]
 

@@ -38,7 +38,7 @@ from openpars.access.schemas import (
     effective_limit,
 )
 from openpars.audit.events import AuditEvent, AuditKind
-from openpars.audit.service import append, append_sending
+from openpars.audit.service import append_last, append_sending
 from openpars.db import utcnow
 from openpars.errors import DomainError, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
@@ -57,8 +57,10 @@ def _audit(
     arrest_ids: list[int],
     at: datetime,
 ) -> None:
+    # The read's last statement: on PostgreSQL an external unit's COMMIT travels with it
+    # (nothing may run in the unit after this; the page is shaped from what was read).
     event = _event(principal, kind, action, policy, context, query, person_ids, arrest_ids)
-    append(session, event, at=at)
+    append_last(session, event, at=at)
 
 
 def _event(

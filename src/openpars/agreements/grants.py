@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from openpars.agreements import in_force
 from openpars.agreements import repository as repo
+from openpars.agreements.in_force import Generation
 from openpars.agreements.schemas import (
     AgreementDocument,
     sha256_hex,
@@ -96,13 +98,15 @@ def send_grant_reads(
     *,
     locked: bool = False,
     with_floor: bool = False,
+    generation: Callable[[], Generation | None] | None = None,
 ) -> Rows | None:
     """Send the share lock on the caller's agreements and the in-force lookup after it (None:
     not an external caller, no agreement can apply). Inside a pipeline neither waits.
 
     ``locked``: a statement sent before this one already took the lock (``grantee_of``'s
     agreements; ``access.decision``), so only the lookup is sent. ``with_floor``: the lookup
-    carries the newest floor's hash too (``repository.floor_of``).
+    carries the newest floor's hash too (``repository.floor_of``). ``generation``: the
+    governance generation, read by the statement that took the lock (``in_force.send_in_force``).
     """
     if not principal.is_external or not principal.agency_path:
         return None
@@ -117,6 +121,7 @@ def send_grant_reads(
         user_id=principal.user_id,
         at=at,
         with_floor=with_floor,
+        generation=generation,
     )
 
 

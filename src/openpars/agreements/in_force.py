@@ -6,9 +6,10 @@ year; the in-force lookup that reads them ran on every external request. The dat
 generation (``models.GovernanceGeneration``): its own triggers move it, in the writing
 transaction, at every change of those tables, whoever writes. A request reads the generation
 in its own transaction (one primary-key read, where the lookup was sent; on PostgreSQL after
-the share lock, as the lookup was) and, if this process holds the lookup's raw rows for the
-caller under that very generation, decides from them; otherwise it reads them again (and keeps
-them if the generation did not move while they were read).
+the share lock, as the lookup was: where the rate claim's statement takes the lock, by the
+function that takes it, ``access.decision``) and, if this process holds the lookup's raw rows
+for the caller under that very generation, decides from them; otherwise it reads them again
+(and keeps them if the generation did not move while they were read).
 
 What is kept are rows, never a verdict: each request decides, at its own instant, which
 agreement is in force (its window) and which suspensions hold (their instants and lifts), as
@@ -147,11 +148,27 @@ def send_in_force(
     user_id: int | None,
     at: datetime,
     with_floor: bool = False,
+    generation: Callable[[], Generation | None] | None = None,
 ) -> KeptInForce:
     """``repository.send_in_force``, answered from this process's copy while the governance
-    generation read now (the one statement sent) is the copy's."""
+    generation read now (the one statement sent) is the copy's.
+
+    ``generation``: reads the generation a statement already sent read once the share lock
+    was held (``access.decision``: the rate claim's ``openpars_share_lock_generation``); then
+    nothing is sent here.
+    """
     key = (grantee_agency_id, tuple(unit_ids), user_id)
-    return KeptInForce(session, _send_generation(session), key, at, with_floor)
+    sent = generation if generation is not None else _send_generation(session)
+    return KeptInForce(session, sent, key, at, with_floor)
+
+
+def generation_of_text(text: str | None) -> Generation | None:
+    """The generation as ``openpars_share_lock_generation`` returns it: "number hex-token"
+    (None: no generation row, nothing is kept)."""
+    if text is None:
+        return None
+    number, token = text.split(" ")
+    return int(number), bytes.fromhex(token)
 
 
 def _read(session: Session, key: Key, generation: Generation | None) -> _Copy:

@@ -214,6 +214,19 @@ def append_sending(
     return Appended(id=entry_id, at=moment, commitment=row.entry[-1]), sent
 
 
+def append_last(session: Session, event: AuditEvent, *, at: datetime | None = None) -> Appended:
+    """``append`` for a read's last statement: in a unit that may carry its COMMIT with the
+    entry (``db.COMMITS_WITH_ENTRY``), ``append_sending`` with nothing more to send (the entry
+    and the COMMIT in one round trip); anywhere else, ``append`` as it was."""
+    if _commits_with_entry(session):
+        return append_sending(session, event, _nothing, at=at)[0]
+    return append(session, event, at=at)
+
+
+def _nothing() -> None:
+    return None
+
+
 def _commits_with_entry(session: Session) -> bool:
     """Whether the entry may carry the unit's COMMIT (``db.COMMITS_WITH_ENTRY``): only with
     nothing of the ORM's left to flush, which a COMMIT sent at the driver would skip."""
