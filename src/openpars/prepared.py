@@ -18,7 +18,7 @@ from enum import Enum
 from types import TracebackType
 from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, Connection, Dialect, Select
+from sqlalchemy import BindParameter, Connection, Dialect, Float, Numeric, Select
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, SessionTransaction
@@ -321,6 +321,15 @@ def _reader(kind: TypeEngine[Any], dialect: Dialect) -> Processor | None:
     # Enumerated columns stay as their stored strings: the enums are StrEnums, so the values
     # compare equal and the response models validate them, without a lookup per value here.
     if isinstance(kind, SAEnum):
+        return None
+    if (
+        dialect.name == "postgresql"
+        and isinstance(kind, Numeric)
+        and not isinstance(kind, Float)
+        and kind.asdecimal
+    ):
+        # psycopg reads a numeric as a Decimal itself (SQLAlchemy's processor needs the
+        # result's type to say so, which a statement compiled ahead has not seen).
         return None
     return kind.dialect_impl(dialect).result_processor(dialect, None)
 

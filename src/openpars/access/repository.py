@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
+from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -13,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     BindParameter,
     ColumnElement,
+    Enum,
     Integer,
     Select,
     Table,
@@ -27,7 +30,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import cast as sql_cast
-from sqlalchemy.orm import Session, aliased, lazyload
+from sqlalchemy.orm import Session, aliased, joinedload, lazyload
 
 from openpars.access.criteria import aliases_searched, arrests_by_time, names_plain
 from openpars.access.filters import (
@@ -49,7 +52,17 @@ from openpars.access.visibility import (
 )
 from openpars.oversight.models import Canary
 from openpars.prepared import Pending, Prepared, generic_plans, param, pipeline, prepared
-from openpars.records.models import Arrest, Charge, Involvement, Person, PersonAlias
+from openpars.records.models import (
+    Arraignment,
+    Arrest,
+    BailRecommendation,
+    Charge,
+    ChargingDecision,
+    CustodyEvent,
+    Involvement,
+    Person,
+    PersonAlias,
+)
 from openpars.records.validation import name_key, prefix_upper_bound
 
 # Totals are exact up to this many rows, then reported as "at least".
@@ -706,10 +719,21 @@ def search_arrests(
 
 
 def visible_person(session: Session, policy: ReadPolicy, person_id: int) -> Person | None:
-    """One person, or None if missing or invisible (the two are indistinguishable)."""
-    return session.scalars(
-        select(Person).where(Person.id == person_id, person_visible(policy))
-    ).one_or_none()
+    """One person, or None if missing or invisible (the two are indistinguishable); with their
+    aliases in the same statement if the policy shows them, else without (never read)."""
+    stmt = select(Person).where(Person.id == person_id, person_visible(policy))
+    return session.scalars(stmt.options(_aliases(policy))).unique().one_or_none()
+
+
+def _aliases(policy: ReadPolicy, through: Any = None) -> Any:
+    """How a person's aliases load under a policy (``through``: the relationship that reaches
+    the person, joined as it is by default): joined to the statement that reads the person if
+    the policy shows them (one statement, not the default's two), else not at all."""
+    shown = policy.person_fields.shows("aliases")
+    if through is None:
+        return joinedload(Person.aliases) if shown else lazyload(Person.aliases)
+    person = joinedload(through)
+    return person.joinedload(Person.aliases) if shown else person.lazyload(Person.aliases)
 
 
 def visible_involvements_of_person(
@@ -744,6 +768,82 @@ def visible_arrest(session: Session, policy: ReadPolicy, arrest_id: int) -> Arre
     ).one_or_none()
 
 
+def visible_arrest_alone(session: Session, policy: ReadPolicy, arrest_id: int) -> Arrest | None:
+    """One arrest's own columns, or None if missing or invisible: ``visible_arrest`` without
+    any of its parts, which a fetch reads apart (``send_arrest_parts``), only those the
+    caller's policy shows. Its parts stay lazy: nothing here reads them."""
+    return session.scalars(
+        select(Arrest)
+        .where(Arrest.id == arrest_id, arrest_visible(policy))
+        .options(lazyload(Arrest.involvements), *(lazyload(p) for p in _PART_RELATIONS))
+    ).one_or_none()
+
+
+# The parts of an arrest (``shaping.ARREST_PARTS``): the table of each, in the order the
+# arrest's relationship reads it.
+_PART_TABLES: dict[str, tuple[Table, tuple[str, ...]]] = {
+    "charges": (cast(Table, Charge.__table__), ("stage", "revision", "sequence")),
+    "charging_decisions": (cast(Table, ChargingDecision.__table__), ("id",)),
+    "bail_recommendations": (cast(Table, BailRecommendation.__table__), ("id",)),
+    "arraignment": (cast(Table, Arraignment.__table__), ("id",)),
+    "custody": (cast(Table, CustodyEvent.__table__), ("id",)),
+}
+_PART_RELATIONS = (
+    Arrest.charges,
+    Arrest.charging_decisions,
+    Arrest.bail_recommendations,
+    Arrest.arraignment,
+    Arrest.custody,
+)
+
+
+def _part_stmt(part: str) -> Select[Any]:
+    table, order = _PART_TABLES[part]
+    return (
+        select(*table.c)
+        .where(table.c.arrest_id == param("arrest_id", table.c.arrest_id))
+        .order_by(*(table.c[name] for name in order))
+    )
+
+
+def send_arrest_parts(
+    session: Session, arrest_id: int, parts: tuple[str, ...]
+) -> Callable[[], dict[str, list[SimpleNamespace]]]:
+    """Send the reads of these parts of an arrest (already decided visible) together (one
+    round trip on PostgreSQL, a pipeline); the returned function reads them, each part's rows
+    as objects with the columns as attributes, enumerated values as their enums (as the ORM
+    reads them). Only the parts named are read: a fetch names those its policy shows."""
+    sent = {}
+    with pipeline(session) if parts else nullcontext():
+        for part in parts:
+            stmt = prepared(session, ("arrest-part", part), partial(_part_stmt, part))
+            sent[part] = stmt.send(session, {"arrest_id": arrest_id})
+
+    def read() -> dict[str, list[SimpleNamespace]]:
+        found: dict[str, list[SimpleNamespace]] = {}
+        for part, pending in sent.items():
+            enums = _PART_ENUMS[part]
+            rows = pending.rows()
+            for row in rows:
+                for name, kind in enums:
+                    if row[name] is not None:
+                        row[name] = kind(row[name])
+            found[part] = [SimpleNamespace(**row) for row in rows]
+        return found
+
+    return read
+
+
+_PART_ENUMS: dict[str, tuple[tuple[str, Any], ...]] = {
+    part: tuple(
+        (str(c.key), c.type.enum_class)
+        for c in table.c
+        if isinstance(c.type, Enum) and c.type.enum_class is not None
+    )
+    for part, (table, _) in _PART_TABLES.items()
+}
+
+
 def is_canary_arrest(session: Session, arrest_id: int) -> bool:
     """Whether an arrest is a canary: workflow steps treat one as missing for every internal
     writer, as the read filter does (``access.filters``)."""
@@ -758,6 +858,7 @@ def visible_involvements_of_arrest(
     stmt = (
         select(Involvement)
         .where(Involvement.arrest_id == arrest_id, visible_involvement(policy))
+        .options(_aliases(policy, Involvement.person))
         .order_by(Involvement.id)
     )
-    return list(session.scalars(stmt).all())
+    return list(session.scalars(stmt).unique().all())

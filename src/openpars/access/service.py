@@ -328,9 +328,12 @@ def get_arrest(
     """One arrest with everything visible in it; NotFound if missing or invisible alike."""
     at = now or utcnow()
     policy = policy_for(session, principal=principal, context=context, at=at)
-    arrest = repo.visible_arrest(session, policy, arrest_id)
+    arrest = repo.visible_arrest_alone(session, policy, arrest_id)
     if arrest is None:
         raise NotFound(f"no arrest with id {arrest_id}", field="arrest_id")
+    # Only the parts the policy shows are read, all in one round trip (PostgreSQL): a part
+    # hidden from the caller is never read, so neither its size nor a fault in it shows.
+    parts = repo.send_arrest_parts(session, arrest_id, shaping.shown_parts(policy))()
     involvements = repo.visible_involvements_of_arrest(session, policy, arrest_id)
     _audit(
         session,
@@ -345,6 +348,6 @@ def get_arrest(
         at=at,
     )
     return ArrestResult(
-        arrest=shaping.arrest_read(arrest, involvements, policy),
+        arrest=shaping.arrest_read(arrest, involvements, policy, parts),
         decision=Decision(**policy.explain()),
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from openpars.access.policy import FieldProjection, ReadPolicy
 from openpars.records.charges import current_charges
-from openpars.records.models import Arrest, Charge, Involvement, Person
+from openpars.records.models import Arrest, Involvement, Person
 from openpars.records.schemas import (
     AliasRead,
     ArraignmentRead,
@@ -131,41 +132,69 @@ def _part(value: _PartT, part: str, fields: FieldProjection) -> _PartT:
     return value.model_copy(update=withheld) if withheld else value
 
 
-def shown_charges(arrest: Arrest, policy: ReadPolicy) -> list[Charge]:
-    """The charges of an arrest the caller is shown: every version to a reader without a
-    grades limit; under one, only the current charges in its grades (as ``filters.charge_shown``
-    selects in SQL)."""
+def shown_charges(
+    arrest: Arrest, policy: ReadPolicy, charges: Sequence[Any] | None = None
+) -> list[Any]:
+    """The charges of an arrest the caller is shown, out of ``charges`` (its every charge,
+    ``arrest.charges`` if not given): every version to a reader without a grades limit; under
+    one, only the current charges in its grades (as ``filters.charge_shown`` selects in SQL)."""
+    every = arrest.charges if charges is None else charges
     if policy.grades is None:
-        return list(arrest.charges)
-    current = current_charges(arrest.state, arrest.charges)
+        return list(every)
+    current = current_charges(arrest.state, every)
     return [c for c in current if c.grade in policy.grades]
 
 
-def arrest_read(arrest: Arrest, involvements: list[Involvement], policy: ReadPolicy) -> ArrestRead:
-    """An arrest with its visible involvements and the parts the policy grants."""
+def shown_parts(policy: ReadPolicy) -> tuple[str, ...]:
+    """The parts of an arrest a fetch under this policy shows, and so the only ones it reads."""
+    return tuple(p for p in ARREST_PARTS if policy.arrest_fields.shows(p))
+
+
+def arrest_read(
+    arrest: Arrest,
+    involvements: list[Involvement],
+    policy: ReadPolicy,
+    read: Mapping[str, Sequence[Any]] | None = None,
+) -> ArrestRead:
+    """An arrest with its visible involvements and the parts the policy grants: those in
+    ``read`` (each part's rows, as ``repository.send_arrest_parts`` reads them), else the
+    arrest's own. A part the policy does not show is never looked at."""
     fields = policy.arrest_fields
+
+    def rows(part: str) -> Sequence[Any]:
+        return getattr(arrest, part) if read is None else read[part]
+
+    def one(part: str) -> Any:
+        if read is None:
+            return getattr(arrest, part)
+        found = read[part]
+        return found[0] if found else None
+
     values = _project(arrest, ARREST_SCALARS, fields)
     parts: dict[str, Any] = {}
     if fields.shows("charges"):
-        parts["charges"] = [ChargeRead.model_validate(c) for c in shown_charges(arrest, policy)]
+        charges = shown_charges(arrest, policy, rows("charges"))
+        parts["charges"] = [ChargeRead.model_validate(c) for c in charges]
     if fields.shows("charging_decisions"):
         parts["charging_decisions"] = [
             _part(ChargingDecisionRead.model_validate(d), "charging_decisions", fields)
-            for d in arrest.charging_decisions
+            for d in rows("charging_decisions")
         ]
     if fields.shows("bail_recommendations"):
         parts["bail_recommendations"] = [
             _part(BailRecommendationRead.model_validate(b), "bail_recommendations", fields)
-            for b in arrest.bail_recommendations
+            for b in rows("bail_recommendations")
         ]
     # Optional parts may also be nullified by the agreement.
-    if fields.shows("arraignment") and arrest.arraignment is not None:
-        arraignment = ArraignmentRead.model_validate(arrest.arraignment)
+    arraignment_row = one("arraignment") if fields.shows("arraignment") else None
+    if arraignment_row is not None:
+        arraignment = ArraignmentRead.model_validate(arraignment_row)
         parts["arraignment"] = fields.apply(
             "arraignment", _part(arraignment, "arraignment", fields)
         )
-    if fields.shows("custody") and arrest.custody is not None:
-        parts["custody"] = fields.apply("custody", CustodyRead.model_validate(arrest.custody))
+    custody_row = one("custody") if fields.shows("custody") else None
+    if custody_row is not None:
+        parts["custody"] = fields.apply("custody", CustodyRead.model_validate(custody_row))
     return ArrestRead(
         id=arrest.id,
         sealed=arrest.is_sealed,
