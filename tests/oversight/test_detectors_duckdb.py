@@ -12,13 +12,18 @@ a PostgreSQL run's (``review.run_detectors`` with ``reader``).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
+from typer.testing import CliRunner
 
 from openpars.audit import log
 from openpars.audit.models import AuditEntry
+from openpars.cli import app
 from openpars.db import Database
 from openpars.oversight import detectors as d
 from openpars.oversight import duck, facts, review
@@ -129,3 +134,46 @@ def test_flags_found_on_duckdb_are_stored_and_audited_in_the_store(fresh_db: Dat
         stored.setdefault((detector_name, key), set()).add(entry_id)
     assert {(d, k, tuple(sorted(e))) for (d, k), e in stored.items()} == expected
     assert len(runs) == 2 and after == (audited or 0) + 2
+
+
+def _detect(url: str, *args: str) -> Any:
+    command = ["oversight", "detect", "--as", "overseer", *args, "--db", url]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_detect_at_the_console_on_duckdb(fresh_db: Database) -> None:
+    # ``openpars oversight detect --engine duckdb``: the new flags are the store engine's own
+    # (the same findings, stored once: the run on the store after it finds nothing new).
+    store = fresh_db
+    with store.session() as session:
+        world = build_world(session)
+    build_traffic(store, world, seed=4)
+    add_reviewers(store, world)
+    with store.session() as session:
+        log.integrate(session)
+    assert isinstance(store.bind, Engine)
+    url = store.bind.url.render_as_string(hide_password=False)
+    # The facts are not refreshed here: the command brings them up to the log and commits.
+    found = _detect(url, "--engine", "duckdb")
+    assert found["new_flags"]
+    with store.session() as session:
+        keys = set(session.execute(select(Flag.detector, Flag.dedupe_key)).all())
+        engine = session.scalars(
+            select(AuditEntry.content).where(AuditEntry.action == "oversight.detectors.run")
+        ).one()
+    assert b'"engine":"duckdb"' in (engine or b"").replace(b" ", b"")
+    assert _detect(url)["new_flags"] == []
+    with store.session() as session:
+        assert set(session.execute(select(Flag.detector, Flag.dedupe_key)).all()) == keys
+        assert {k[0] for k in keys} >= NAMES
+
+
+def test_detect_on_duckdb_refuses_a_sqlite_store(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    result = CliRunner().invoke(
+        app, ["oversight", "detect", "--as", "overseer", "--engine", "duckdb", "--db", url]
+    )
+    assert result.exit_code != 0
+    assert "engine" in result.stderr and "PostgreSQL" in result.stderr, result.stderr

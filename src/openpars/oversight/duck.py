@@ -22,6 +22,7 @@ must be brought up to the log (``facts.refresh``) and committed before.
 from __future__ import annotations
 
 import importlib.resources
+import re
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +41,7 @@ from openpars.errors import InvalidInput
 COPIED_COLUMNS: dict[str, str] = {}
 DEFAULT_MEMORY_LIMIT = "1500MB"
 DEFAULT_THREADS = 2
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]i?B")
 
 
 def scanner_path() -> Path:
@@ -103,6 +105,20 @@ def _prepare(
         con.execute(f"CREATE {kind} main.{_quoted(table)} AS {source}")
 
 
+def readable(store_url: str | URL) -> URL:
+    """The store's URL if DuckDB can attach it (PostgreSQL), else InvalidInput naming the
+    engine: checked before anything is written to the store."""
+    store = make_url(store_url)
+    if store.get_backend_name() != "postgresql":
+        raise InvalidInput(
+            f"engine duckdb reads a PostgreSQL store; this store is {store.get_backend_name()}: "
+            "run the detectors on the store itself (--engine store)",
+            field="engine",
+            code="duckdb_needs_postgresql",
+        )
+    return store
+
+
 def reader_engine(
     store_url: str | URL,
     *,
@@ -111,13 +127,13 @@ def reader_engine(
     threads: int = DEFAULT_THREADS,
 ) -> Engine:
     """An engine on one in-memory DuckDB attached to the PostgreSQL store ``store_url``."""
-    store = make_url(store_url)
-    if store.get_backend_name() != "postgresql":
+    if not _MEMORY.fullmatch(memory_limit):
         raise InvalidInput(
-            f"engine duckdb reads a PostgreSQL store; this store is {store.get_backend_name()}",
-            field="engine",
-            code="duckdb_needs_postgresql",
+            f"memory limit {memory_limit!r} is not an amount such as 1500MB or 1.5GiB",
+            field="memory_limit",
+            code="invalid_memory_limit",
         )
+    store = readable(store_url)
     engine = create_engine("duckdb:///:memory:", poolclass=StaticPool)
 
     @event.listens_for(engine, "connect")

@@ -536,6 +536,9 @@ def _key(rows: Any, by: Dimension, dialect: str) -> ColumnElement[Any]:
     if by is Dimension.WEEK:
         if dialect == "sqlite":
             return func.date(rows.c.at, "weekday 0", "-6 days")
+        if dialect == "duckdb":
+            # DuckDB reading a store (oversight.duck): instants are naive UTC already.
+            return func.strftime(func.date_trunc("week", rows.c.at), "%Y-%m-%d")
         utc = rows.c.at.op("AT TIME ZONE")(literal("UTC"))
         return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD")
     column_ = {
