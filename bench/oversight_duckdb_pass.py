@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import resource
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,6 +87,7 @@ def detect(session: Session, figures: dict[str, float]) -> list[FlagDraft]:
         started = time.perf_counter()
         found += detector(session, None, None)
         figures[detector.__name__] = round(time.perf_counter() - started, 3)
+        print(detector.__name__, figures[detector.__name__], file=sys.stderr, flush=True)
     return found
 
 
@@ -116,9 +118,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ) as reader:
         reader.connection()
         figures["setup_s"] = round(time.perf_counter() - started, 3)
+        print("setup_s", figures["setup_s"], file=sys.stderr, flush=True)
         started = time.perf_counter()
         figures["scan_rows"] = list(reader.execute(text(SCAN.format("store.public."))).one())
         figures["scan_duckdb_s"] = round(time.perf_counter() - started, 3)
+        print("scan_duckdb_s", figures["scan_duckdb_s"], file=sys.stderr, flush=True)
         total = time.perf_counter()
         if not args.skip_explain:
             with Session(engine) as pg:
@@ -126,6 +130,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             reader.execute(text(f"CREATE TEMP TABLE duck_pairs AS {sql}"))
             figures["explain_duckdb_s"] = round(time.perf_counter() - started, 3)
+            print("explain_duckdb_s", figures["explain_duckdb_s"], file=sys.stderr, flush=True)
             figures["pairs"] = reader.execute(text("SELECT count(*) FROM duck_pairs")).scalar()
             started = time.perf_counter()
             pairs = select(table("duck_pairs", *(column(c) for c in COLUMNS)))
@@ -135,6 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 for row in reader.execute(xsql.coverage(pairs, by, "duckdb")).all()
             ]
             figures["coverage_duckdb_s"] = round(time.perf_counter() - started, 3)
+            print("coverage_duckdb_s", figures["coverage_duckdb_s"], file=sys.stderr, flush=True)
             figures["coverage_rows"] = len(coverage)
         times: dict[str, float] = {}
         started = time.perf_counter()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+import tempfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -105,10 +106,11 @@ def _quoted(name: str) -> str:
 
 
 def _prepare(
-    con: Any, store: URL, copied: Collection[str], memory_limit: str, threads: int
+    con: Any, store: URL, copied: Collection[str], memory_limit: str, threads: int, spill: Path
 ) -> None:
     """Load the scanner, attach the store and name its tables in DuckDB's catalogue."""
     con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET temp_directory = '{spill}'")
     con.execute(f"SET threads = {int(threads)}")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET preserve_insertion_order = false")
@@ -156,8 +158,11 @@ def reader_engine(
     copied: Collection[str] = (),
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int = DEFAULT_THREADS,
+    folder: Path,
 ) -> Engine:
-    """An engine on one in-memory DuckDB attached to the PostgreSQL store ``store_url``."""
+    """An engine on one DuckDB attached to the PostgreSQL store ``store_url``, its database
+    file and its spills in ``folder``: the copied tables are buffer-managed (evicted to the
+    file past ``memory_limit``; an in-memory DuckDB ran out of memory copying 10M entries)."""
     if not _MEMORY.fullmatch(memory_limit):
         raise InvalidInput(
             f"memory limit {memory_limit!r} is not an amount such as 1500MB or 1.5GiB",
@@ -165,11 +170,11 @@ def reader_engine(
             code="invalid_memory_limit",
         )
     store = readable(store_url)
-    engine = create_engine("duckdb:///:memory:", poolclass=StaticPool)
+    engine = create_engine(f"duckdb:///{folder / 'reader.duckdb'}", poolclass=StaticPool)
 
     @event.listens_for(engine, "connect")
     def _attach(dbapi_connection: Any, _record: Any) -> None:
-        _prepare(dbapi_connection, store, copied, memory_limit, threads)
+        _prepare(dbapi_connection, store, copied, memory_limit, threads, folder / "spill")
 
     return engine
 
@@ -182,11 +187,19 @@ def reader(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int = DEFAULT_THREADS,
 ) -> Iterator[Session]:
-    """A session reading the store through DuckDB; closed (and DuckDB with it) on exit."""
-    engine = reader_engine(store_url, copied=copied, memory_limit=memory_limit, threads=threads)
-    try:
-        with Session(engine) as session:
-            yield session
-            session.rollback()
-    finally:
-        engine.dispose()
+    """A session reading the store through DuckDB; closed on exit, and DuckDB's file (in a
+    temporary folder) removed with it."""
+    with tempfile.TemporaryDirectory(prefix="openpars-duckdb-") as folder:
+        engine = reader_engine(
+            store_url,
+            copied=copied,
+            memory_limit=memory_limit,
+            threads=threads,
+            folder=Path(folder),
+        )
+        try:
+            with Session(engine) as session:
+                yield session
+                session.rollback()
+        finally:
+            engine.dispose()
