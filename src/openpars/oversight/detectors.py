@@ -1196,8 +1196,11 @@ def _skew_entries(
 
 def _temporary(session: Session, name: str, *items: SchemaItem) -> Table:
     """A temporary table of this connection, created afresh (dropped first if a previous run
-    in the same connection left it)."""
-    table = Table(name, MetaData(), *items, prefixes=["TEMPORARY"])
+    in the same connection left it). On DuckDB a table of its own database file instead (the
+    reader's, removed with it: ``oversight.duck``): DuckDB keeps temporary tables in memory,
+    and at 10M entries never_charged's 10M rows did not fit under its memory limit."""
+    duck = _dialect(session) == DUCKDB
+    table = Table(name, MetaData(), *items, prefixes=[] if duck else ["TEMPORARY"])
     connection = session.connection()
     connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
     table.create(connection)
@@ -1222,23 +1225,39 @@ def never_charged(
         select(entry.c.id).where(entry.c.id == f.c.entry_id, entry.c.content.is_not(None))
     )
     outside = select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL)
-    chosen = (
-        select(f.c.id, f.c.entry_id, f.c.agency_id, f.c.user_id, f.c.person_id, f.c.at)
-        .where(
-            f.c.agency_id.in_(outside),
-            f.c.at >= p.start,
-            f.c.at < p.end,
-            kept,
-            f.c.agency_id.is_not(None),
-        )
-        .cte("chosen")
+    chosen_facts = select(
+        f.c.id, f.c.entry_id, f.c.agency_id, f.c.user_id, f.c.person_id, f.c.at
+    ).where(
+        f.c.agency_id.in_(outside),
+        f.c.at >= p.start,
+        f.c.at < p.end,
+        kept,
+        f.c.agency_id.is_not(None),
     )
+    chosen: Any = chosen_facts.cte("chosen")
+    picked: Table | None = None
+    if _dialect(session) == DUCKDB:
+        # Chosen apart first: the semi-join to the entries (a hash of every kept entry) is done
+        # and freed before the states' aggregate; in one statement the two did not fit in
+        # DuckDB's memory limit at 10M entries (out of memory at 1.3 GiB).
+        picked = _temporary(
+            session,
+            "oversight_never_charged_chosen",
+            Column("id", BigInteger),
+            Column("entry_id", BigInteger),
+            Column("agency_id", Integer),
+            Column("user_id", Integer),
+            Column("person_id", Integer),
+            Column("at", UTCDateTime(), quote=True),  # a keyword to DuckDB
+        )
+        session.execute(
+            picked.insert().from_select(
+                ["id", "entry_id", "agency_id", "user_id", "person_id", "at"], chosen_facts
+            )
+        )
     # Every chosen fact with its state, grouped once: not the facts joined to their states, a
     # join the planner takes for one of a row by a row when the day's facts were written in
     # this transaction (a nested loop: at 10M 361 million rows compared, 78 s).
-    states = charge_states(
-        chosen, carry=("entry_id", "agency_id", "user_id", "person_id"), every=True
-    ).subquery("states")
     tested = _temporary(
         session,
         "oversight_never_charged_tested",
@@ -1248,18 +1267,32 @@ def never_charged(
         Column("person_id", Integer),
         Column("never", Integer),
     )
-    session.execute(
-        tested.insert().from_select(
-            ["entry_id", "agency_id", "user_id", "person_id", "never"],
-            select(
-                states.c.entry_id,
-                states.c.agency_id,
-                states.c.user_id,
-                states.c.person_id,
-                case((states.c.person_state == 0, 1), else_=0),
-            ),
+
+    def test(facts: Any) -> None:
+        states = charge_states(
+            facts, carry=("entry_id", "agency_id", "user_id", "person_id"), every=True
+        ).subquery("states")
+        session.execute(
+            tested.insert().from_select(
+                ["entry_id", "agency_id", "user_id", "person_id", "never"],
+                select(
+                    states.c.entry_id,
+                    states.c.agency_id,
+                    states.c.user_id,
+                    states.c.person_id,
+                    case((states.c.person_state == 0, 1), else_=0),
+                ),
+            )
         )
-    )
+
+    if picked is None:
+        test(chosen)
+    else:
+        # One agency's facts at a time: the states' aggregate of every fact at once (10M
+        # groups) ran out of DuckDB's memory limit at 10M entries.
+        agencies = session.scalars(select(picked.c.agency_id).distinct()).all()
+        for agency in sorted(agencies):
+            test(select(picked).where(picked.c.agency_id == agency).subquery("chosen"))
     # The flags' entries are read by user or agency: indexed once the rows are in (built from
     # them sorted, not kept row by row: a whole year's million rows through two indexes cost
     # 14 s of local buffer traffic at 1M, 8 MB of temp_buffers).
@@ -1338,6 +1371,8 @@ def never_charged(
             )
         )
     tested.drop(session.connection())
+    if picked is not None:
+        picked.drop(session.connection())
     return sorted(drafts, key=lambda draft: draft.dedupe_key)
 
 

@@ -69,7 +69,7 @@ DEFAULT_COPIED = (
     "oversight_charge_timeline",
     "oversight_arrestee_arrests",
 )
-DEFAULT_MEMORY_LIMIT = "1500MB"
+DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_THREADS = 2
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]i?B")
 
