@@ -51,13 +51,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        """Convert to UTC; SQLite gets a naive UTC value."""
+        """Convert to UTC; SQLite (and DuckDB reading a store) gets a naive UTC value."""
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column; attach a time zone")
         value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        # DuckDB reading a store (oversight.duck) sees its instants as naive UTC too.
+        return value.replace(tzinfo=None) if dialect.name in ("sqlite", "duckdb") else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         """Return an aware UTC datetime."""

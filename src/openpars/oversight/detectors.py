@@ -105,6 +105,9 @@ _EXTERNAL = _external("e")
 def _outside_in(e: str, dialect: str, lo: str = "start", hi: str = "end") -> str:
     """The entry ``e`` is an outside agency's with ``:lo`` <= at < ``:hi``, found by agency and
     instant (``by_actor``), not by a scan of the log."""
+    if dialect == DUCKDB:
+        # A column store scans the instants: no index by agency to go through.
+        return f"{e}.agency_id IN {_OUTSIDE} AND {e}.at >= :{lo} AND {e}.at < :{hi}"
     period = by_actor.entries_by_sql(dialect, "agency_id", _OUTSIDE, lo, hi)
     return f"{e}.id IN ({period}) AND {e}.at >= :{lo} AND {e}.at < :{hi}"
 
@@ -121,26 +124,43 @@ _KEPT = (
 # ---------------------------------------------------------------------------------------------
 
 
+# DuckDB reading the store (``oversight.duck``): its instants are naive UTC timestamps.
+DUCKDB = "duckdb"
+
+
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+def _locked(statement: Any, dialect: str) -> Any:
+    """``statement`` share-locked until the transaction ends where the engine has row locks
+    (PostgreSQL; SQLite's reader sees one snapshot); DuckDB has none: it reads what the store
+    had committed."""
+    return statement if dialect == DUCKDB else statement.with_for_update(read=True)
 
 
 def _day(column: str, dialect: str) -> str:
     """The UTC day of an instant as 'YYYY-MM-DD' (SQLite keeps naive UTC text)."""
     if dialect == "sqlite":
         return f"substr({column}, 1, 10)"
+    if dialect == DUCKDB:
+        return f"strftime({column}, '%Y-%m-%d')"
     return f"to_char(timezone('UTC', {column}), 'YYYY-MM-DD')"
 
 
 def _hour(column: str, dialect: str) -> str:
     if dialect == "sqlite":
         return f"CAST(substr({column}, 12, 2) AS INTEGER)"
+    if dialect == DUCKDB:
+        return f"CAST(hour({column}) AS INTEGER)"
     return f"CAST(extract(hour FROM timezone('UTC', {column})) AS INTEGER)"
 
 
 def _epoch(column: str, dialect: str) -> str:
     if dialect == "sqlite":
         return f"CAST(strftime('%s', {column}) AS INTEGER)"
+    if dialect == DUCKDB:
+        return f"CAST(floor(epoch({column})) AS BIGINT)"
     return f"CAST(floor(extract(epoch FROM {column})) AS BIGINT)"
 
 
@@ -148,6 +168,8 @@ def _param(column: str, path: Sequence[str], dialect: str) -> str:
     """A scalar of an entry's canonical content (joined as ``c``) as text."""
     if dialect == "sqlite":
         return f"json_extract(CAST({column} AS TEXT), '$.{'.'.join(path)}')"
+    if dialect == DUCKDB:
+        return f"json_extract_string(decode({column}), '$.{'.'.join(path)}')"
     return f"(convert_from({column}, 'UTF8')::jsonb #>> '{{{','.join(path)}}}')"
 
 
@@ -225,10 +247,16 @@ def _draft(
 
 def _day_entries(session: Session, user_id: int, day: str, extra: str = "TRUE") -> list[_Entry]:
     start = _parse_day(day)
-    by_user = by_actor.entries_by_sql(_dialect(session), "user_id", "(:u)", "d0", "d1")
+    dialect = _dialect(session)
+    # By user and instant (``by_actor``); a column store scans the instants.
+    by_user = (
+        "TRUE"
+        if dialect == DUCKDB
+        else f"e.id IN ({by_actor.entries_by_sql(dialect, 'user_id', '(:u)', 'd0', 'd1')})"
+    )
     return _entries(
         session,
-        f"e.id IN ({by_user}) AND e.user_id = :u AND e.at >= :d0 AND e.at < :d1 AND {extra}",
+        f"{by_user} AND e.user_id = :u AND e.at >= :d0 AND e.at < :d1 AND {extra}",
         {"u": user_id, "d0": start, "d1": start + timedelta(days=1)},
         "d0",
         "d1",
@@ -297,9 +325,7 @@ def _history_days(
         # apart and bound, so that the planner knows the tail is short (a subquery's value is
         # unknown at planning: it hashed the whole window's entries).
         read = session.execute(
-            select(FactsWatermark.size)
-            .where(FactsWatermark.name == WATERMARK)
-            .with_for_update(read=True)
+            _locked(select(FactsWatermark.size).where(FactsWatermark.name == WATERMARK), dialect)
         ).scalar()
         params["wm"] = int(read or 0)
         statement = (
@@ -441,7 +467,10 @@ def off_hours(
             "end",
         ),
         params,
-    ).all()
+        # Iterated once below in batches, not held as a list: a whole store's are millions of
+        # rows (at 10M on DuckDB the list took the process from 1.3 to 2.7 GB).
+        execution_options={"yield_per": 50_000},
+    )
     masks: dict[int, dict[str, int]] = defaultdict(dict)
     for user_id, days_before in history.items():
         for d, (_n, mask) in days_before.items():
@@ -568,6 +597,16 @@ def enumeration_sequential(
 def _by_ids(session: Session, ids: Iterable[int]) -> list[_Entry]:
     wanted = sorted(set(ids))
     found: list[_Entry] = []
+    if _dialect(session) == DUCKDB:
+        # One statement, the ids one list literal (integers: ours, not input): each statement
+        # scans the entries (no index to probe), so not one per 500 ids (at 1M never_charged's
+        # flags' entries took 566 s in 500s); not a bound list, which DuckDB's Python client
+        # converts element by element (150,000 ids: 20 s, the literal 0.1 s).
+        if not wanted:
+            return []
+        listed = ",".join(str(int(i)) for i in wanted)
+        found = _entries(session, f"e.id IN (SELECT unnest(CAST('[{listed}]' AS BIGINT[])))", {})
+        return sorted(found, key=lambda e: (e.at, e.id))
     for start in range(0, len(wanted), 500):
         chunk = ",".join(str(int(i)) for i in wanted[start : start + 500])
         found += _entries(session, f"e.id IN ({chunk})", {})
@@ -796,7 +835,8 @@ def person_many_users(
     """One person looked up by many distinct users in one fixed window."""
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
     width = int(t.person_window.total_seconds())
-    bucket = f"({_epoch('f.at', dialect)} / {width})"
+    # Integer division ("/" divides exactly on DuckDB).
+    bucket = f"({_epoch('f.at', dialect)} {'//' if dialect == DUCKDB else '/'} {width})"
     # Whole windows: start at the window that holds the period's start.
     first = int(p.start.timestamp()) // width * width
     rows = session.execute(
@@ -950,9 +990,12 @@ def arrestee_counts(
     # them meanwhile. Read apart and bound, so that the planner knows the tail is short.
     marks = dict(
         session.execute(
-            select(FactsWatermark.name, FactsWatermark.size)
-            .where(FactsWatermark.name.in_((WATERMARK, ARRESTEES_INVOLVEMENTS)))
-            .with_for_update(read=True)
+            _locked(
+                select(FactsWatermark.name, FactsWatermark.size).where(
+                    FactsWatermark.name.in_((WATERMARK, ARRESTEES_INVOLVEMENTS))
+                ),
+                dialect,
+            )
         ).all()
     )
     if ARRESTEES_INVOLVEMENTS not in marks or WATERMARK not in marks:
@@ -1156,8 +1199,11 @@ def _skew_entries(
 
 def _temporary(session: Session, name: str, *items: SchemaItem) -> Table:
     """A temporary table of this connection, created afresh (dropped first if a previous run
-    in the same connection left it)."""
-    table = Table(name, MetaData(), *items, prefixes=["TEMPORARY"])
+    in the same connection left it). On DuckDB a table of its own database file instead (the
+    reader's, removed with it: ``oversight.duck``): DuckDB keeps temporary tables in memory,
+    and at 10M entries never_charged's 10M rows did not fit under its memory limit."""
+    duck = _dialect(session) == DUCKDB
+    table = Table(name, MetaData(), *items, prefixes=[] if duck else ["TEMPORARY"])
     connection = session.connection()
     connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
     table.create(connection)
@@ -1182,23 +1228,39 @@ def never_charged(
         select(entry.c.id).where(entry.c.id == f.c.entry_id, entry.c.content.is_not(None))
     )
     outside = select(Agency.id).where(Agency.kind == AgencyKind.EXTERNAL)
-    chosen = (
-        select(f.c.id, f.c.entry_id, f.c.agency_id, f.c.user_id, f.c.person_id, f.c.at)
-        .where(
-            f.c.agency_id.in_(outside),
-            f.c.at >= p.start,
-            f.c.at < p.end,
-            kept,
-            f.c.agency_id.is_not(None),
-        )
-        .cte("chosen")
+    chosen_facts = select(
+        f.c.id, f.c.entry_id, f.c.agency_id, f.c.user_id, f.c.person_id, f.c.at
+    ).where(
+        f.c.agency_id.in_(outside),
+        f.c.at >= p.start,
+        f.c.at < p.end,
+        kept,
+        f.c.agency_id.is_not(None),
     )
+    chosen: Any = chosen_facts.cte("chosen")
+    picked: Table | None = None
+    if _dialect(session) == DUCKDB:
+        # Chosen apart first: the semi-join to the entries (a hash of every kept entry) is done
+        # and freed before the states' aggregate; in one statement the two did not fit in
+        # DuckDB's memory limit at 10M entries (out of memory at 1.3 GiB).
+        picked = _temporary(
+            session,
+            "oversight_never_charged_chosen",
+            Column("id", BigInteger),
+            Column("entry_id", BigInteger),
+            Column("agency_id", Integer),
+            Column("user_id", Integer),
+            Column("person_id", Integer),
+            Column("at", UTCDateTime(), quote=True),  # a keyword to DuckDB
+        )
+        session.execute(
+            picked.insert().from_select(
+                ["id", "entry_id", "agency_id", "user_id", "person_id", "at"], chosen_facts
+            )
+        )
     # Every chosen fact with its state, grouped once: not the facts joined to their states, a
     # join the planner takes for one of a row by a row when the day's facts were written in
     # this transaction (a nested loop: at 10M 361 million rows compared, 78 s).
-    states = charge_states(
-        chosen, carry=("entry_id", "agency_id", "user_id", "person_id"), every=True
-    ).subquery("states")
     tested = _temporary(
         session,
         "oversight_never_charged_tested",
@@ -1208,18 +1270,32 @@ def never_charged(
         Column("person_id", Integer),
         Column("never", Integer),
     )
-    session.execute(
-        tested.insert().from_select(
-            ["entry_id", "agency_id", "user_id", "person_id", "never"],
-            select(
-                states.c.entry_id,
-                states.c.agency_id,
-                states.c.user_id,
-                states.c.person_id,
-                case((states.c.person_state == 0, 1), else_=0),
-            ),
+
+    def test(facts: Any) -> None:
+        states = charge_states(
+            facts, carry=("entry_id", "agency_id", "user_id", "person_id"), every=True
+        ).subquery("states")
+        session.execute(
+            tested.insert().from_select(
+                ["entry_id", "agency_id", "user_id", "person_id", "never"],
+                select(
+                    states.c.entry_id,
+                    states.c.agency_id,
+                    states.c.user_id,
+                    states.c.person_id,
+                    case((states.c.person_state == 0, 1), else_=0),
+                ),
+            )
         )
-    )
+
+    if picked is None:
+        test(chosen)
+    else:
+        # One agency's facts at a time: the states' aggregate of every fact at once (10M
+        # groups) ran out of DuckDB's memory limit at 10M entries.
+        agencies = session.scalars(select(picked.c.agency_id).distinct()).all()
+        for agency in sorted(agencies):
+            test(select(picked).where(picked.c.agency_id == agency).subquery("chosen"))
     # The flags' entries are read by user or agency: indexed once the rows are in (built from
     # them sorted, not kept row by row: a whole year's million rows through two indexes cost
     # 14 s of local buffer traffic at 1M, 8 MB of temp_buffers).
@@ -1298,6 +1374,8 @@ def never_charged(
             )
         )
     tested.drop(session.connection())
+    if picked is not None:
+        picked.drop(session.connection())
     return sorted(drafts, key=lambda draft: draft.dedupe_key)
 
 
@@ -1337,6 +1415,8 @@ def _minus(column: str, dialect: str) -> str:
     """``column`` minus ``:gap`` seconds, comparable with the column on either dialect."""
     if dialect == "sqlite":
         return f"strftime('%Y-%m-%d %H:%M:%f', {column}, '-' || :gap || ' seconds')"
+    if dialect == DUCKDB:
+        return f"({column} - to_seconds(CAST(:gap AS BIGINT)))"
     return f"({column} - make_interval(secs => :gap))"
 
 
@@ -1368,7 +1448,7 @@ def dormant_account(
     rows = session.execute(
         _sql(
             f"""
-            SELECT id, user_id, at, prev FROM (
+            SELECT w.id, w.user_id, w.at, w.prev FROM (
                 SELECT e.id, e.user_id, e.at, LAG(e.at) OVER (
                     PARTITION BY e.user_id ORDER BY e.at, e.id) AS prev
                 FROM audit_entries e WHERE {_outside_in("e", dialect)} AND {_EXTERNAL}
@@ -1416,7 +1496,11 @@ def _last_before(session: Session, users: set[int], moment: datetime) -> dict[in
     not integrated yet (few); not one statement (and one ORM load) per user."""
     found: dict[int, datetime] = {}
     wanted = sorted(users)
-    pending = by_actor.pending_sql(_dialect(session))
+    dialect = _dialect(session)
+    # The queue of a PostgreSQL store, read through DuckDB (oversight.duck).
+    pending = (
+        "SELECT entry_id FROM audit_pending" if dialect == DUCKDB else by_actor.pending_sql(dialect)
+    )
     for start in range(0, len(wanted), 500):
         chunk = ",".join(str(int(u)) for u in wanted[start : start + 500])
         rows = session.execute(

@@ -291,10 +291,17 @@ def charge_states(
     of the other (at 10M the day's 27,398 facts against 17,000 cited arrests: 376 million
     rows, 70 s)."""
     f, t, i = facts.c, ChargeTimeline, Involvement
+    key, *in_force = _as_of(i.arrest_id, f.at)
+    # With ``every`` (outer joins) the timeline is joined by its arrest alone and the rows in
+    # force at the access are told apart in the aggregates (the same states: a row not in force
+    # counts as none): an outer join on a range and an OR is a nested loop on DuckDB (at 1M
+    # never_charged's 265 s, docs/benchmarks.md, branch h13duck2), on the key a hash join.
+    timeline_on = and_(key) if every else and_(key, *in_force)
+    counted = in_force if every else []
 
     def state(*also: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.max(case((and_(*also, t.filed), FILED), else_=0)) + func.max(
-            case((and_(*also, t.declined), DECLINED), else_=0)
+        return func.max(case((and_(*counted, *also, t.filed), FILED), else_=0)) + func.max(
+            case((and_(*counted, *also, t.declined), DECLINED), else_=0)
         )
 
     person = state()
@@ -307,7 +314,7 @@ def charge_states(
     ]
     joined = facts.join(
         i, and_(i.person_id == f.person_id, i.role == InvolvementRole.ARRESTEE), isouter=every
-    ).join(t, and_(*_as_of(i.arrest_id, f.at)), isouter=every)
+    ).join(t, timeline_on, isouter=every)
     if cited:
         named = state(_cites(f.case_reference))
         columns.append((func.coalesce(named, 0) if every else named).label("case_state"))
@@ -536,6 +543,9 @@ def _key(rows: Any, by: Dimension, dialect: str) -> ColumnElement[Any]:
     if by is Dimension.WEEK:
         if dialect == "sqlite":
             return func.date(rows.c.at, "weekday 0", "-6 days")
+        if dialect == "duckdb":
+            # DuckDB reading a store (oversight.duck): instants are naive UTC already.
+            return func.strftime(func.date_trunc("week", rows.c.at), "%Y-%m-%d")
         utc = rows.c.at.op("AT TIME ZONE")(literal("UTC"))
         return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD")
     column_ = {

@@ -485,6 +485,8 @@ def _document(dialect: str) -> str:
     """The parsed content of ``e`` (SQLite's JSON functions read the canonical text as is)."""
     if dialect == "sqlite":
         return "CAST(e.content AS TEXT)"
+    if dialect == "duckdb":
+        return "CAST(decode(e.content) AS JSON)"
     return "convert_from(e.content, 'UTF8')::jsonb"
 
 
@@ -623,6 +625,8 @@ def named_sql(dialect: str, documents: str) -> str:
     input)."""
     if dialect == "sqlite":
         each, value = "json_each(w.doc, '$.{key}') AS j", "j.value"
+    elif dialect == "duckdb":
+        each, value = "unnest(CAST(w.doc -> '$.{key}' AS BIGINT[])) AS j(v)", "j.v"
     else:
         each, value = "jsonb_array_elements_text(w.doc -> '{key}') AS j", "j"
     return f"""

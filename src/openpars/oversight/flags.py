@@ -169,6 +169,7 @@ def run_detectors(
     limits: Thresholds | None = None,
     *,
     refreshed: bool = False,
+    reader: Session | None = None,
 ) -> list[int]:
     """Bring the access facts up to the integrated log, run the detectors over the period (the
     whole store without one) and store what they find; the ids of new flags.
@@ -177,7 +178,21 @@ def run_detectors(
     after its last write to the log or the records, so the refresh is not run again (a daily
     run that times its detectors one call each refreshes once up front: a refresh with nothing
     to read is still some 26 statements on PostgreSQL, the timeline's and arrestee rows'
-    watermarks claimed and their tables probed)."""
+    watermarks claimed and their tables probed).
+
+    ``reader``: the detectors read through this session instead (DuckDB attached to the store,
+    ``oversight.duck``), and what they find is stored through ``session``, in its transaction.
+    The reader sees what the store had committed, so the facts are not refreshed here: the
+    caller refreshes them and commits first (``refreshed`` is implied)."""
+    if reader is not None:
+        created_: list[int] = []
+        for detector in detectors:
+            if period is None and limits is None:
+                drafts = detector(reader)
+            else:
+                drafts = detector(reader, period, limits)
+            created_ += record_flags(session, drafts)
+        return created_
     if not refreshed:
         refresh(session)
     created: list[int] = []

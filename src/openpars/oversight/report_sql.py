@@ -77,6 +77,11 @@ def content_path(dialect: str, *path: str) -> ColumnElement[Any]:
         return func.json_extract(
             cast(AuditEntry.content, Text), "$." + ".".join(path), type_=String
         )
+    if dialect == "duckdb":
+        # DuckDB reading a store (oversight.duck): its JSON functions over the decoded bytes.
+        return func.json_extract_string(
+            func.decode(AuditEntry.content), "$." + ".".join(path), type_=String
+        )
     doc = cast(func.convert_from(AuditEntry.content, literal("UTF8")), JSONB)
     # A constant path (never caller input), typed text[] as the operator wants.
     return doc.op("#>>", return_type=String)(literal_column("'{" + ",".join(path) + "}'::text[]"))
@@ -86,6 +91,9 @@ def week_of(at: Any, dialect: str) -> ColumnElement[Any]:
     """The Monday (UTC) of the ISO week of ``at``, as YYYY-MM-DD text."""
     if dialect == "sqlite":
         return func.date(at, "weekday 0", "-6 days")
+    if dialect == "duckdb":
+        # DuckDB reading a store (oversight.duck): instants are naive UTC already.
+        return func.strftime(func.date_trunc("week", at), "%Y-%m-%d")
     utc = at.op("AT TIME ZONE")(literal("UTC"))
     return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD")
 

@@ -80,13 +80,20 @@ def run_detectors(
     detectors: Sequence[Detector] = DETECTORS,
     period: DetectionPeriod | None = None,
     limits: Thresholds | None = None,
+    reader: Session | None = None,
 ) -> list[int]:
     """Run the detectors over the period (the whole store without one), store new findings and
-    group them into cases; audited. The ids of the new flags (none when run again)."""
+    group them into cases; audited. The ids of the new flags (none when run again).
+
+    ``reader``: the detectors read through it (DuckDB attached to the store, ``oversight.duck``:
+    the facts refreshed and committed before); the flags, cases and audit entry are written
+    here, in ``session``'s transaction, as without it."""
     actor.require(Permission.OVERSIGHT_REVIEW)
-    created = run_all(session, detectors, period, limits)
+    created = run_all(session, detectors, period, limits, reader=reader)
     group_flags(session)
     bounds = {} if period is None else {"from": f"{period.start:%Y-%m-%d}", "to": _last_day(period)}
+    if reader is not None:
+        bounds["engine"] = reader.get_bind().dialect.name
     _audit(session, actor, "oversight.detectors.run", new_flags=created, **bounds)
     return created
 

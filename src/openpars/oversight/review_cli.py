@@ -7,18 +7,22 @@ the same services as the API, and each leaves one audit entry. Output is JSON.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy.orm import Session
 
+from openpars.config import Settings
 from openpars.console import DbOption, out, reports_errors, settings_for, unit
 from openpars.governance.cli_signing import actor_named, print_model, read_json
 from openpars.identity.principal import Principal
-from openpars.oversight import canaries, review
-from openpars.oversight.detection import thresholds_from
+from openpars.identity.roles import Permission
+from openpars.oversight import canaries, duck, review
+from openpars.oversight.detection import DetectionPeriod, Thresholds, thresholds_from
 from openpars.oversight.explain_cli import _day
+from openpars.oversight.facts import refresh
 from openpars.oversight.models import CaseState, Finding
 from openpars.oversight.schemas import CanaryCreate, DetectionResult, DetectorRun, OversightPage
 from openpars.ranges import INT32_MAX
@@ -117,12 +121,58 @@ def flags_list(
     print_model(OversightPage(items=items, total=total, offset=offset, limit=limit))
 
 
+class ReadEngine(StrEnum):
+    """Where the detectors' reads run."""
+
+    STORE = "store"
+    DUCKDB = "duckdb"
+
+
+EngineOption = Annotated[
+    ReadEngine,
+    typer.Option(
+        "--engine",
+        help="Where the detectors read: the store itself, or DuckDB attached to a PostgreSQL "
+        "store read-only (the facts are brought up to the log and committed first; the flags "
+        "are stored and audited in the store as always).",
+    ),
+]
+
+
+def _run(
+    settings: Settings,
+    as_user: str,
+    engine: ReadEngine,
+    period: DetectionPeriod | None = None,
+    limits: Thresholds | None = None,
+) -> list[int]:
+    """``review.run_detectors`` in one transaction of the store; with DuckDB the facts are
+    refreshed and committed in one before it (DuckDB reads what the store committed)."""
+    if engine is ReadEngine.STORE:
+        with unit(settings) as session:
+            return review.run_detectors(
+                session, actor=_reviewer(session, as_user), period=period, limits=limits
+            )
+    duck.readable(settings.database_url)
+    with unit(settings) as session:
+        _reviewer(session, as_user).require(Permission.OVERSIGHT_REVIEW)
+        refresh(session)
+    with (
+        duck.reader(settings.database_url, memory_limit=settings.oversight_duckdb_memory) as reader,
+        unit(settings) as session,
+    ):
+        return review.run_detectors(
+            session, actor=_reviewer(session, as_user), period=period, limits=limits, reader=reader
+        )
+
+
 @detectors_app.command("run")
 @reports_errors
-def detectors_run(as_user: ReviewerOption, db: DbOption = None) -> None:
+def detectors_run(
+    as_user: ReviewerOption, engine: EngineOption = ReadEngine.STORE, db: DbOption = None
+) -> None:
     """Run every detector now (idempotent: a finding is flagged once)."""
-    with unit(settings_for(db)) as session:
-        created = review.run_detectors(session, actor=_reviewer(session, as_user))
+    created = _run(settings_for(db), as_user, engine)
     print_model(DetectorRun(new_flags=created))
 
 
@@ -136,6 +186,7 @@ def detect(
     end: Annotated[
         str | None, typer.Option("--to", help="Last day (YYYY-MM-DD, UTC), included.")
     ] = None,
+    engine: EngineOption = ReadEngine.STORE,
     db: DbOption = None,
 ) -> None:
     """Run every detector over the given days (none: the whole store); prints the new flags.
@@ -146,13 +197,7 @@ def detect(
     last = _day(end, "to") if end else None
     period = review.detection_period(first, last)
     settings = settings_for(db)
-    with unit(settings) as session:
-        created = review.run_detectors(
-            session,
-            actor=_reviewer(session, as_user),
-            period=period,
-            limits=thresholds_from(settings),
-        )
+    created = _run(settings, as_user, engine, period, thresholds_from(settings))
     result = DetectionResult.model_validate({"from": first, "to": last, "new_flags": created})
     out.print_json(result.model_dump_json(by_alias=True))
 

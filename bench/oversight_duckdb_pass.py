@@ -1,0 +1,196 @@
+"""The whole store's oversight reads on DuckDB attached to the store, as the product runs them.
+
+    .venv/bin/python bench/oversight_duckdb_pass.py --store NAME [--compare]
+        [--copied TABLE,...] [--memory-limit 1500MB] [--threads 2] [--skip-explain]
+
+``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --engine postgresql --keep-db
+/tmp/NAME`` with its facts brought up to the log (``--incremental-only``). In one process:
+
+1. ``oversight.duck.reader``: one in-memory DuckDB, the PostgreSQL scanner loaded by path, the
+   store ATTACHed read-only, each store table a view of it (instants as naive UTC); the tables
+   named by ``--copied`` are read into DuckDB's own storage instead (timed: ``setup_s``).
+2. The baseline: the plain scan of the same entries in the same run (every entry's content
+   length summed) through the same DuckDB (``scan_duckdb_s``) and, with ``--compare``, on
+   PostgreSQL (``scan_postgresql_s``).
+3. The explanation of every pair of every agreement over the period: the statement the product
+   builds (``explain_sql.explanations``, compiled for PostgreSQL with literal binds, as
+   bench/oversight_duckdb.py), into a DuckDB temporary table; coverage in all and per agency,
+   user, purpose and week from it (``explain_duckdb_s``, ``coverage_duckdb_s``).
+4. Every detector of ``flags.DETECTORS`` over the whole store, its own statements on DuckDB
+   (dialect ``duckdb``), each timed; the drafts' digest (``drafts_sha256``). With
+   ``--compare`` the same detectors on PostgreSQL (each timed) and their digest: ``same_drafts``.
+
+Peak RSS is this process's (DuckDB included; ``memory_limit`` bounds its buffers). Nothing is
+written to the store. The last line printed is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import column, select, table, text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Session
+
+from openpars.agreements.models import Agreement
+from openpars.config import Settings
+from openpars.db import make_engine
+from openpars.models import load_all_models
+from openpars.oversight import duck
+from openpars.oversight import explain_sql as xsql
+from openpars.oversight.detection import FlagDraft
+from openpars.oversight.explain import purpose_grants, rules_from
+from openpars.oversight.explain_sql import Dimension, Selection
+from openpars.oversight.facts import whole_store_memory
+from openpars.oversight.flags import DETECTORS
+
+PG_URL = os.environ.get(
+    "OPENPARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)  # bench/oversight.py's first day
+# The explanation's columns coverage reads.
+COLUMNS = ("code", "never_charged", "agency_id", "user_id", "purpose", "at")
+# The plain scan of the same entries: the store's table itself (through the scanner on DuckDB;
+# its copy holds only what the readers parse of the content).
+SCAN = "SELECT count(*), sum(octet_length(content)) FROM {}audit_entries"
+
+
+def digest(drafts: list[FlagDraft]) -> str:
+    rows = sorted(
+        (
+            d.detector,
+            d.dedupe_key,
+            d.rule,
+            d.threshold,
+            d.subject_user_id,
+            d.subject_agency_id,
+            d.subject_agreement_id,
+            tuple(d.entry_ids),
+            d.raised_at.astimezone(UTC).isoformat(),
+        )
+        for d in drafts
+    )
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def detect(session: Session, figures: dict[str, float]) -> list[FlagDraft]:
+    found: list[FlagDraft] = []
+    for detector in DETECTORS:
+        started = time.perf_counter()
+        found += detector(session, None, None)
+        figures[detector.__name__] = round(time.perf_counter() - started, 3)
+        print(detector.__name__, figures[detector.__name__], file=sys.stderr, flush=True)
+    return found
+
+
+def explanation_sql(session: Session, days: int) -> str:
+    end = T0 + timedelta(days=days)
+    grants = purpose_grants(session, Selection(start=T0, end=end))
+    agreements = frozenset(session.scalars(select(Agreement.id)))
+    selection = Selection(start=T0, end=end, agreement_ids=agreements)
+    pairs = xsql.explanations(selection, rules_from(Settings()), grants, "postgresql")
+    compiled = pairs.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    return str(compiled)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_all_models()
+    url = PG_URL.rsplit("/", 1)[0] + f"/{args.store}"
+    copied = [t for t in args.copied.split(",") if t]
+    figures: dict[str, Any] = {
+        "store": args.store,
+        "copied": copied,
+        "memory_limit": args.memory_limit,
+        "threads": args.threads,
+    }
+    engine = make_engine(url)
+    started = time.perf_counter()
+    with duck.reader(
+        url, copied=copied, memory_limit=args.memory_limit, threads=args.threads
+    ) as reader:
+        reader.connection()
+        figures["setup_s"] = round(time.perf_counter() - started, 3)
+        print("setup_s", figures["setup_s"], file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        figures["scan_rows"] = list(reader.execute(text(SCAN.format("store.public."))).one())
+        figures["scan_duckdb_s"] = round(time.perf_counter() - started, 3)
+        print("scan_duckdb_s", figures["scan_duckdb_s"], file=sys.stderr, flush=True)
+        total = time.perf_counter()
+        if not args.skip_explain:
+            with Session(engine) as pg:
+                sql = explanation_sql(pg, args.days)
+            started = time.perf_counter()
+            reader.execute(text(f"CREATE TABLE duck_pairs AS {sql}"))
+            figures["explain_duckdb_s"] = round(time.perf_counter() - started, 3)
+            print("explain_duckdb_s", figures["explain_duckdb_s"], file=sys.stderr, flush=True)
+            figures["pairs"] = reader.execute(text("SELECT count(*) FROM duck_pairs")).scalar()
+            started = time.perf_counter()
+            pairs = select(table("duck_pairs", *(column(c) for c in COLUMNS)))
+            coverage = [
+                row
+                for by in (None, *Dimension)
+                for row in reader.execute(xsql.coverage(pairs, by, "duckdb")).all()
+            ]
+            figures["coverage_duckdb_s"] = round(time.perf_counter() - started, 3)
+            print("coverage_duckdb_s", figures["coverage_duckdb_s"], file=sys.stderr, flush=True)
+            figures["coverage_rows"] = len(coverage)
+            # The cycle's explanations dropped once read, as the product's pass drops its table.
+            reader.execute(text("DROP TABLE duck_pairs"))
+        times: dict[str, float] = {}
+        started = time.perf_counter()
+        drafts = detect(reader, times)
+        figures["detectors_duckdb_s"] = round(time.perf_counter() - started, 3)
+        figures["detector_duckdb_s"] = times
+        figures["pass_duckdb_s"] = round(time.perf_counter() - total, 3)
+        figures["drafts"] = len(drafts)
+        figures["drafts_sha256"] = digest(drafts)
+    figures["peak_rss_mib_after_duckdb"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
+    if args.compare:
+        with Session(engine) as pg:
+            started = time.perf_counter()
+            figures["scan_rows_postgresql"] = list(pg.execute(text(SCAN.format(""))).one())
+            figures["scan_postgresql_s"] = round(time.perf_counter() - started, 3)
+            times = {}
+            started = time.perf_counter()
+            with whole_store_memory(pg):
+                on_pg = detect(pg, times)
+            figures["detectors_postgresql_s"] = round(time.perf_counter() - started, 3)
+            figures["detector_postgresql_s"] = times
+            figures["drafts_sha256_postgresql"] = digest(on_pg)
+            figures["same_drafts"] = figures["drafts_sha256_postgresql"] == figures["drafts_sha256"]
+            pg.rollback()
+    engine.dispose()
+    figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    figures["load_average_1m"] = round(os.getloadavg()[0], 2)
+    figures["cpus"] = os.cpu_count()
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--store", required=True, help="the kept PostgreSQL store's database")
+    parser.add_argument("--days", type=int, default=365, help="the period bench/oversight.py made")
+    parser.add_argument("--compare", action="store_true", help="the detectors on PostgreSQL too")
+    parser.add_argument(
+        "--copied",
+        default=",".join(duck.DEFAULT_COPIED),
+        help="tables copied into DuckDB, comma-separated (none: '')",
+    )
+    parser.add_argument("--memory-limit", default=duck.DEFAULT_MEMORY_LIMIT)
+    parser.add_argument("--threads", type=int, default=duck.DEFAULT_THREADS)
+    parser.add_argument("--skip-explain", action="store_true", help="the detectors alone")
+    print(json.dumps(run(parser.parse_args())), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""The oversight pass's reads on DuckDB attached to the PostgreSQL store (issue 13).
+
+DuckDB (PyPI ``duckdb``, through the SQLAlchemy dialect of PyPI ``duckdb-engine``, dialect name
+``duckdb``) loads the PostgreSQL scanner shipped by PyPI ``duckdb-extension-postgres-scanner``
+of the same version, by path (nothing is downloaded), and ATTACHes the store READ_ONLY. Each of
+the store's tables is then a view of DuckDB's own catalogue under the same name, so the
+detectors' statements (their DuckDB spellings: ``oversight.detectors``, dialect ``duckdb``) read
+it unchanged. The views give every ``timestamptz`` column as a naive UTC ``TIMESTAMP``
+(``db.UTCDateTime`` binds naive UTC on this dialect and marks results UTC): DuckDB's Python
+client converts a ``TIMESTAMPTZ`` result through ``pytz``, which the project does not depend on.
+
+``copied`` tables are read once into DuckDB's own columnar storage instead (only the columns the
+readers use where ``COPIED_COLUMNS`` names them): a column scan of a copy against the scanner's
+row-by-row COPY from PostgreSQL at every statement (docs/benchmarks.md, branch h13duck2).
+
+Only reads run here: nothing is ever written to the store through DuckDB (READ_ONLY). The
+flags the detectors find are stored by the caller in the store's own transaction
+(``flags.run_detectors`` with ``reader``). DuckDB reads what the store had committed: the facts
+must be brought up to the log (``facts.refresh``) and committed before.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+import tempfile
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from openpars.errors import InvalidInput
+
+# What is copied of a table where not every column (the store's column names; instants converted
+# as the views do). Of the entries, the columns the oversight readers use, and of the content
+# (some 400 bytes an entry: 4 GB at 10M) only what they parse: the search query of the searches
+# (``detectors._param``: wildcards, date sweeps), the whole document of the records' writes
+# (``facts.named_sql``: the persons and arrests they name), and for every other entry the empty
+# document ``{}``, which keeps "not shredded" (``content IS NOT NULL``) as it is.
+_PARSED = (
+    "kind = 'write' OR action IN ('person.search', 'arrest.search') "
+    "OR (kind = 'refused' AND action LIKE 'GET %/arrests')"
+)
+COPIED_COLUMNS: dict[str, str] = {
+    "audit_entries": (
+        'id, timezone(\'UTC\', "at") AS "at", user_id, agency_id, agreement_id, kind, action, '
+        "person_ids, arrest_ids, "
+        "outcome, CASE WHEN content IS NULL THEN NULL "
+        f"WHEN kind = 'write' THEN content WHEN {_PARSED} THEN encode(CAST(json_object('params', "
+        "json_object('query', json_extract(decode(content), '$.params.query'))) AS VARCHAR)) "
+        "ELSE encode('{}') END AS content"
+    ),
+}
+# The tables the oversight pass reads most, copied into DuckDB by default (the others are read
+# through the scanner at each statement: small, or read by few).
+DEFAULT_COPIED = (
+    "audit_entries",
+    "oversight_access_facts",
+    "audit_leaves",
+    "oversight_user_days",
+    "persons",
+    "arrests",
+    "involvements",
+    "oversight_charge_timeline",
+    "oversight_arrestee_arrests",
+)
+DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_THREADS = 2
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]i?B")
+
+
+def scanner_path() -> Path:
+    """The PostgreSQL scanner shipped by the PyPI package for this DuckDB version."""
+    import duckdb
+
+    root = importlib.resources.files("duckdb_extension_postgres_scanner") / "extensions"
+    found = Path(str(root)) / f"v{duckdb.__version__}" / "postgres_scanner.duckdb_extension"
+    if not found.is_file():
+        raise InvalidInput(
+            f"engine duckdb: no PostgreSQL scanner for DuckDB {duckdb.__version__} at {found}; "
+            "install duckdb-extension-postgres-scanner of the same version as duckdb",
+            field="engine",
+            code="duckdb_scanner_missing",
+        )
+    return found
+
+
+def _libpq(url: URL) -> str:
+    parts = {
+        "host": url.host or "127.0.0.1",
+        "port": str(url.port or 5432),
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database,
+    }
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v)
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _prepare(
+    con: Any, store: URL, copied: Collection[str], memory_limit: str, threads: int, spill: Path
+) -> None:
+    """Load the scanner, attach the store and name its tables in DuckDB's catalogue."""
+    con.execute(f"SET memory_limit = '{memory_limit}'")
+    con.execute(f"SET temp_directory = '{spill}'")
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"LOAD '{scanner_path()}'")
+    con.execute(f"ATTACH '{_libpq(store)}' AS store (TYPE postgres, READ_ONLY)")
+    columns = con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_catalog = 'store' AND table_schema = 'public' "
+        "ORDER BY table_name, ordinal_position"
+    ).fetchall()
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in columns:
+        tables.setdefault(str(table), []).append((str(column), str(kind)))
+    for table, cols in tables.items():
+        read = ", ".join(
+            f"timezone('UTC', {_quoted(c)}) AS {_quoted(c)}"
+            if k.upper() == "TIMESTAMP WITH TIME ZONE"
+            else _quoted(c)
+            for c, k in cols
+        )
+        if table in copied:
+            read = COPIED_COLUMNS.get(table, read)
+        source = f"SELECT {read} FROM store.public.{_quoted(table)}"  # noqa: S608 - catalogue names
+        kind = "TABLE" if table in copied else "VIEW"
+        con.execute(f"CREATE {kind} main.{_quoted(table)} AS {source}")
+
+
+def readable(store_url: str | URL) -> URL:
+    """The store's URL if DuckDB can attach it (PostgreSQL), else InvalidInput naming the
+    engine: checked before anything is written to the store."""
+    store = make_url(store_url)
+    if store.get_backend_name() != "postgresql":
+        raise InvalidInput(
+            f"engine duckdb reads a PostgreSQL store; this store is {store.get_backend_name()}: "
+            "run the detectors on the store itself (--engine store)",
+            field="engine",
+            code="duckdb_needs_postgresql",
+        )
+    return store
+
+
+def reader_engine(
+    store_url: str | URL,
+    *,
+    copied: Collection[str] = (),
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads: int = DEFAULT_THREADS,
+    folder: Path,
+) -> Engine:
+    """An engine on one DuckDB attached to the PostgreSQL store ``store_url``, its database
+    file and its spills in ``folder``: the copied tables are buffer-managed (evicted to the
+    file past ``memory_limit``; an in-memory DuckDB ran out of memory copying 10M entries)."""
+    if not _MEMORY.fullmatch(memory_limit):
+        raise InvalidInput(
+            f"memory limit {memory_limit!r} is not an amount such as 1500MB or 1.5GiB",
+            field="memory_limit",
+            code="invalid_memory_limit",
+        )
+    store = readable(store_url)
+    engine = create_engine(f"duckdb:///{folder / 'reader.duckdb'}", poolclass=StaticPool)
+
+    @event.listens_for(engine, "connect")
+    def _attach(dbapi_connection: Any, _record: Any) -> None:
+        _prepare(dbapi_connection, store, copied, memory_limit, threads, folder / "spill")
+
+    return engine
+
+
+@contextmanager
+def reader(
+    store_url: str | URL,
+    *,
+    copied: Collection[str] = (),
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads: int = DEFAULT_THREADS,
+) -> Iterator[Session]:
+    """A session reading the store through DuckDB; closed on exit, and DuckDB's file (in a
+    temporary folder) removed with it."""
+    with tempfile.TemporaryDirectory(prefix="openpars-duckdb-") as folder:
+        engine = reader_engine(
+            store_url,
+            copied=copied,
+            memory_limit=memory_limit,
+            threads=threads,
+            folder=Path(folder),
+        )
+        try:
+            with Session(engine) as session:
+                yield session
+                session.rollback()
+        finally:
+            engine.dispose()
