@@ -177,3 +177,25 @@ def test_detect_on_duckdb_refuses_a_sqlite_store(tmp_path: Path) -> None:
     )
     assert result.exit_code != 0
     assert "engine" in result.stderr and "PostgreSQL" in result.stderr, result.stderr
+
+
+def test_detect_on_duckdb_without_its_packages_names_them(
+    fresh_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A deployment installed without the dev extra: the console names the engine and the
+    # missing package, and nothing is written (not even the facts' refresh).
+    monkeypatch.setattr(duck, "_NEEDED", (*duck._NEEDED, "openpars_absent_module"))
+    before = _entries(fresh_db)
+    assert isinstance(fresh_db.bind, Engine)
+    url = fresh_db.bind.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(
+        app, ["oversight", "detect", "--as", "overseer", "--engine", "duckdb", "--db", url]
+    )
+    assert result.exit_code != 0
+    assert "engine duckdb needs the Python packages openpars_absent_module" in result.stderr
+    assert _entries(fresh_db) == before
+
+
+def _entries(db: Database) -> int:
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(AuditEntry)) or 0

@@ -22,6 +22,7 @@ must be brought up to the log (``facts.refresh``) and committed before.
 from __future__ import annotations
 
 import importlib.resources
+import importlib.util
 import re
 import tempfile
 from collections.abc import Collection, Iterator
@@ -69,6 +70,8 @@ DEFAULT_COPIED = (
     "oversight_charge_timeline",
     "oversight_arrestee_arrests",
 )
+# The modules engine duckdb imports (PyPI duckdb, duckdb-engine, duckdb-extension-postgres-scanner).
+_NEEDED = ("duckdb", "duckdb_engine", "duckdb_extension_postgres_scanner")
 DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_THREADS = 2
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]i?B")
@@ -141,6 +144,15 @@ def _prepare(
 def readable(store_url: str | URL) -> URL:
     """The store's URL if DuckDB can attach it (PostgreSQL), else InvalidInput naming the
     engine: checked before anything is written to the store."""
+    missing = [name for name in _NEEDED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise InvalidInput(
+            f"engine duckdb needs the Python packages {', '.join(missing)}, which are not "
+            "installed here (they come with openpars' dev extra: pip install -e '.[dev]'); "
+            "or run the detectors on the store itself (--engine store)",
+            field="engine",
+            code="duckdb_not_installed",
+        )
     store = make_url(store_url)
     if store.get_backend_name() != "postgresql":
         raise InvalidInput(
