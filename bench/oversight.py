@@ -1043,6 +1043,20 @@ def run(
     return result
 
 
+# The store the DuckDB benches' quick runs read (bench/oversight_duckdb*.py --quick): small
+# enough to build, facts included, in a few seconds.
+QUICK_KEPT = Shape(persons=4_000, entries=40_000, days=30)
+
+
+def kept_quick_store() -> str:
+    """The name of a PostgreSQL store of ``QUICK_KEPT``'s size with its facts up to the log,
+    kept and reused while its size matches (as ``--engine postgresql --incremental-only
+    --keep-db /tmp/<name>`` makes it)."""
+    name = "openpars_bench_duckdb_quick"
+    run("postgresql", QUICK_KEPT, Path("/tmp") / name, incremental_only=True)
+    return name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200,000 entries, 20,000 persons")

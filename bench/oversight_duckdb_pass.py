@@ -1,6 +1,6 @@
 """The whole store's oversight reads on DuckDB attached to the store, as the product runs them.
 
-    .venv/bin/python bench/oversight_duckdb_pass.py --store NAME [--compare]
+    .venv/bin/python bench/oversight_duckdb_pass.py --store NAME [--compare] | --quick
         [--copied TABLE,...] [--memory-limit 1500MB] [--threads 2] [--skip-explain]
 
 ``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --engine postgresql --keep-db
@@ -34,6 +34,7 @@ import resource
 import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import column, select, table, text
@@ -178,7 +179,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--store", required=True, help="the kept PostgreSQL store's database")
+    parser.add_argument("--store", help="the kept PostgreSQL store's database")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and run on "
+        "it with --compare",
+    )
     parser.add_argument("--days", type=int, default=365, help="the period bench/oversight.py made")
     parser.add_argument("--compare", action="store_true", help="the detectors on PostgreSQL too")
     parser.add_argument(
@@ -189,7 +196,20 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=duck.DEFAULT_MEMORY_LIMIT)
     parser.add_argument("--threads", type=int, default=duck.DEFAULT_THREADS)
     parser.add_argument("--skip-explain", action="store_true", help="the detectors alone")
-    print(json.dumps(run(parser.parse_args())), flush=True)
+    args = parser.parse_args()
+    if args.quick:
+        (args.store, args.days), args.compare = quick_store(), True
+    elif args.store is None:
+        parser.error("give --store NAME (a store kept by bench/oversight.py) or --quick")
+    print(json.dumps(run(args)), flush=True)
+
+
+def quick_store() -> tuple[str, int]:
+    """bench/oversight.py's small kept store (built on first use) and its period in days."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import oversight as generator  # bench/oversight.py
+
+    return generator.kept_quick_store(), generator.QUICK_KEPT.days
 
 
 if __name__ == "__main__":
