@@ -14,7 +14,7 @@ service): ``PYTHONPATH=/path/to/other/src .venv/bin/python bench/fetch.py ...``.
 
 The last line printed is one JSON object.
 
-    .venv/bin/python bench/fetch.py [--backend sqlite|postgresql] [--scope narrow|wide]
+    .venv/bin/python bench/fetch.py [--quick] [--backend sqlite|postgresql] [--scope narrow|wide]
 """
 
 from __future__ import annotations
@@ -130,7 +130,10 @@ def main() -> None:
     parser.add_argument("--scope", choices=tuple(SCOPES), default="wide")
     parser.add_argument("--persons", type=int, default=5_000)
     parser.add_argument("--calls", type=int, default=150)
+    parser.add_argument("--quick", action="store_true", help="2,000 persons, 40 calls")
     args = parser.parse_args()
+    if args.quick:
+        args.persons, args.calls = 2_000, 40
     load_all_models()
     figures: dict[str, Any] = {
         "backend": args.backend,
