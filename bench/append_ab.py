@@ -21,7 +21,7 @@ then the entry naming one person. Also the append alone (no windows) and the win
 Reported: this thread's CPU per transaction (p50, µs), its excess over the same side's floor,
 and WAL frames per transaction.
 
-    .venv/bin/python bench/append_ab.py [--persons 50000] [--rounds 1500] [--places 64]
+    .venv/bin/python bench/append_ab.py [--quick] [--persons 50000] [--rounds 1500] [--places 64]
 """
 
 from __future__ import annotations
@@ -75,7 +75,10 @@ def main() -> None:
     parser.add_argument("--persons", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--places", type=int, default=64, help="places in each window")
+    parser.add_argument("--quick", action="store_true", help="5,000 persons, 200 rounds")
     args = parser.parse_args()
+    if args.quick:
+        args.persons, args.rounds = 5_000, 200
     tmp = Path(tempfile.mkdtemp(prefix="openpars-append-ab-"))
     with search.database("sqlite", args.persons, tmp) as (url, _kept):
         search.prepare_data(url, args.persons)

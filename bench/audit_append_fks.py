@@ -7,7 +7,8 @@ foreign keys are dropped or put back (``NOT VALID``: nothing is re-checked), the
 order alternating, so every variant sees the same tables. On bench/server_cpu.py's database
 (50,000 persons; created and loaded if missing); every key is back when the run ends.
 
-    .venv/bin/python bench/audit_append_fks.py [--database NAME] [--appends N] [--blocks N]
+    .venv/bin/python bench/audit_append_fks.py [--quick] [--database NAME] [--appends N]
+        [--blocks N]
 
 The last line of output is one JSON object: the median server CPU per append of each variant.
 """
@@ -85,7 +86,14 @@ def main() -> None:
     parser.add_argument("--database", default="openpars_bench_server_cpu")
     parser.add_argument("--appends", type=int, default=1000)
     parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="200 appends, 2 blocks (the kept database reused; built first if missing)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.appends, args.blocks = 200, 2
     load_all_models()
     server = make_unpooled_engine(search.PG_URL)
     with server.connect() as conn:

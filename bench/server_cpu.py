@@ -7,7 +7,7 @@ must run on this machine, as the benchmarks' loopback server does), for the floo
 search plus the smallest durable write), the internal service call and the external one (as
 the external role), by SID and by name prefix, on bench/search.py's 50,000 persons.
 
-    .venv/bin/python bench/server_cpu.py [--database NAME] [--calls N]
+    .venv/bin/python bench/server_cpu.py [--quick] [--database NAME] [--calls N]
 
 The database is kept (named ``--database``) and reused while its schema matches, like
 bench/search.py's ``--data-dir``. The last line of output is one JSON object; each figure is
@@ -91,7 +91,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--database", default="openpars_bench_server_cpu")
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="50 calls (the kept database reused; built first if missing)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.calls = 50
     load_all_models()
     admin = make_unpooled_engine(search.PG_URL)
     with admin.connect() as conn:

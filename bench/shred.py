@@ -8,7 +8,7 @@ in the transaction that then commits. The arrest comes from tests/audit/records.
 from the repository's root (``cwd`` on ``sys.path``), which also lets it run against another
 checkout's code: ``cd /work/main && .venv/bin/python /path/to/bench/shred.py``.
 
-    .venv/bin/python bench/shred.py [--sizes 100,1000,5000,20000] [--pg-url URL]
+    .venv/bin/python bench/shred.py [--quick] [--sizes 100,1000,5000,20000] [--pg-url URL]
 
 The last line printed is one JSON object: seconds per size.
 """
@@ -69,7 +69,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", default="100,1000,5000,20000")
     parser.add_argument("--pg-url", default=None, help="a PostgreSQL database to use (emptied)")
+    parser.add_argument("--quick", action="store_true", help="sizes 100 and 1,000")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes = "100,1000"
     load_all_models()
     figures: dict[str, object] = {"loadavg_before": [round(x, 2) for x in os.getloadavg()]}
     for size in (int(s) for s in args.sizes.split(",")):

@@ -7,7 +7,7 @@ data and the calls are bench/search.py's (the ``issue12_whole_call`` variants: t
 internal and the external service call, by SID and by name prefix); each variant runs
 ``--calls`` times after ``--warmup`` calls, variant after variant on the same database.
 
-    .venv/bin/python bench/wal_frames.py [--persons 50000] [--calls 200] [--keep DIR]
+    .venv/bin/python bench/wal_frames.py [--quick] [--persons 50000] [--calls 200] [--keep DIR]
 
 The last line printed is one JSON object.
 """
@@ -38,7 +38,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--keep", type=Path, default=None, help="keep and reuse the data here")
+    parser.add_argument("--quick", action="store_true", help="5,000 persons, 50 calls")
     args = parser.parse_args()
+    if args.quick:
+        args.persons, args.calls = 5_000, 50
     dbmodule.SQLITE_WAL_AUTOCHECKPOINT = 0
     with search.database("sqlite", args.persons, args.keep) as (url, _kept):
         data, _load_s = search.prepare_data(url, args.persons)
