@@ -9,12 +9,10 @@ unit, where it would land in a second transaction.
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
-from psycopg.pq import Trace
-from sqlalchemy import Engine, event, func, select, text
+from sqlalchemy import func, select, text
 
 from openpars.access import service
 from openpars.access.models import RateSlot
@@ -27,7 +25,6 @@ from openpars.identity.principal import Principal
 from openpars.records.enums import InvolvementRole
 from tests.access import data
 from tests.access.agreements import activate
-from tests.access.wire import turns
 from tests.conftest import BACKEND
 from tests.factories import build_world
 
@@ -64,37 +61,11 @@ def _places(db: Database) -> list[tuple[int, int, int, int]]:
 
 
 @pytest.fixture
-def round_trips(fresh_db: Database) -> Iterator[Callable[[Callable[[], object]], int]]:
+def round_trips(
+    conversation: Callable[[Callable[[], object]], list[list[str]]],
+) -> Callable[[Callable[[], object]], int]:
     """Turns of the conversation on the external login's connections while a unit runs."""
-    engine = fresh_db.external_engine()
-    assert isinstance(engine, Engine)
-    traces: list[object] = []
-
-    def trace(dbapi_connection: object, _record: object, _proxy: object) -> None:
-        if traces:
-            pgconn = dbapi_connection.pgconn  # type: ignore[attr-defined]
-            pgconn.trace(traces[0].fileno())  # type: ignore[attr-defined]
-            pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS | Trace.REGRESS_MODE)
-
-    def untrace(dbapi_connection: object, _record: object) -> None:
-        dbapi_connection.pgconn.untrace()  # type: ignore[attr-defined]
-
-    event.listen(engine, "checkout", trace)
-    event.listen(engine, "checkin", untrace)
-
-    def count(unit: Callable[[], object]) -> int:
-        with tempfile.TemporaryFile(mode="w+") as file:
-            traces.append(file)
-            try:
-                unit()
-            finally:
-                traces.clear()
-            file.seek(0)
-            return turns(file.read())
-
-    yield count
-    event.remove(engine, "checkout", trace)
-    event.remove(engine, "checkin", untrace)
+    return lambda unit: len(conversation(unit))
 
 
 def test_an_external_search_is_two_round_trips_its_entry_carrying_the_commit(
