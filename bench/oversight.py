@@ -1057,6 +1057,29 @@ def kept_quick_store() -> str:
     return name
 
 
+def add_kept_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--store``, ``--quick``, ``--days``: the kept store a bench reads (the DuckDB benches)."""
+    parser.add_argument("--store", help="the kept PostgreSQL store's database")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and run on "
+        "it with --compare",
+    )
+    parser.add_argument("--days", type=int, default=365, help="the period bench/oversight.py made")
+
+
+def kept_store_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments, ``--quick`` resolved: the small kept store (built on first use), its
+    period and ``--compare``; else ``--store`` is required."""
+    args = parser.parse_args()
+    if args.quick:
+        args.store, args.days, args.compare = kept_quick_store(), QUICK_KEPT.days, True
+    elif args.store is None:
+        parser.error("give --store NAME (a store kept by bench/oversight.py) or --quick")
+    return args
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200,000 entries, 20,000 persons")

@@ -55,6 +55,9 @@ from openpars.oversight import explain_sql as xsql
 from openpars.oversight.explain import purpose_grants, rules_from
 from openpars.oversight.explain_sql import Selection
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import oversight as generator  # bench/oversight.py, beside this script
+
 PG_URL = os.environ.get(
     "OPENPARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -176,32 +179,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--store", help="the kept PostgreSQL store's database")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and run on "
-        "it with --compare",
-    )
-    parser.add_argument("--days", type=int, default=365, help="the period bench/oversight.py made")
+    generator.add_kept_store_arguments(parser)
     parser.add_argument("--compare", action="store_true", help="run it on PostgreSQL too")
     parser.add_argument("--attached", action="store_true", help="scan the attached tables")
     parser.add_argument("--duckdb-file", type=Path, help="DuckDB's file (default: a temporary one)")
     parser.add_argument("--memory-limit", default="1500MB", help="DuckDB's memory_limit")
-    args = parser.parse_args()
-    if args.quick:
-        (args.store, args.days), args.compare = quick_store(), True
-    elif args.store is None:
-        parser.error("give --store NAME (a store kept by bench/oversight.py) or --quick")
+    args = generator.kept_store_arguments(parser)
     print(json.dumps(run(args)))
-
-
-def quick_store() -> tuple[str, int]:
-    """bench/oversight.py's small kept store (built on first use) and its period in days."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import oversight as generator  # bench/oversight.py
-
-    return generator.kept_quick_store(), generator.QUICK_KEPT.days
 
 
 if __name__ == "__main__":

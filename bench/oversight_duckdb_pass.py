@@ -53,6 +53,9 @@ from openpars.oversight.explain_sql import Dimension, Selection
 from openpars.oversight.facts import whole_store_memory
 from openpars.oversight.flags import DETECTORS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import oversight as generator  # bench/oversight.py, beside this script
+
 PG_URL = os.environ.get(
     "OPENPARS_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -179,14 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--store", help="the kept PostgreSQL store's database")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and run on "
-        "it with --compare",
-    )
-    parser.add_argument("--days", type=int, default=365, help="the period bench/oversight.py made")
+    generator.add_kept_store_arguments(parser)
     parser.add_argument("--compare", action="store_true", help="the detectors on PostgreSQL too")
     parser.add_argument(
         "--copied",
@@ -196,20 +192,8 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=duck.DEFAULT_MEMORY_LIMIT)
     parser.add_argument("--threads", type=int, default=duck.DEFAULT_THREADS)
     parser.add_argument("--skip-explain", action="store_true", help="the detectors alone")
-    args = parser.parse_args()
-    if args.quick:
-        (args.store, args.days), args.compare = quick_store(), True
-    elif args.store is None:
-        parser.error("give --store NAME (a store kept by bench/oversight.py) or --quick")
+    args = generator.kept_store_arguments(parser)
     print(json.dumps(run(args)), flush=True)
-
-
-def quick_store() -> tuple[str, int]:
-    """bench/oversight.py's small kept store (built on first use) and its period in days."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import oversight as generator  # bench/oversight.py
-
-    return generator.kept_quick_store(), generator.QUICK_KEPT.days
 
 
 if __name__ == "__main__":
