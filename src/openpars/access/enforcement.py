@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from openpars.access.decision import (
     DecisionReads,
+    Limits,
     last_limits,
     remember_limits,
     send_decision_reads,
@@ -138,12 +139,7 @@ def _decision(
         # began IMMEDIATE and holds the only write lock.
         sent_grant = send_grant_reads(session, principal, at, with_floor=True)
         grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
-        limits = (
-            grant.scope.limits.rate_per_user_per_minute,
-            grant.scope.limits.rate_per_agency_per_minute,
-        )
-        if limits != last_limits(agency):
-            remember_limits(agency, limits)
+        limits = _limits_kept(grant, agency)
         assert sent_grant is not None  # a grant was found, so its lookup was sent (and read)
         claims = send_claims(session, windows(principal.user_id, agency, limits), at)()
         reads = DecisionReads(floor_of(sent_grant), tuple(claims))
@@ -174,14 +170,9 @@ def _decision(
         )
         early = ahead() if ahead is not None else None
     grant = grant_in_force(session, principal=principal, at=at, sent=sent_grant)
-    limits = (
-        grant.scope.limits.rate_per_user_per_minute,
-        grant.scope.limits.rate_per_agency_per_minute,
-    )
+    limits = _limits_kept(grant, agency)
     assert sent_grant is not None  # a grant was found, so its lookup was sent (and read)
     reads = sent.result(partial(floor_of, sent_grant))
-    if limits != last_limits(agency):
-        remember_limits(agency, limits)
     if limits != sent.limits:
         give_back(session, reads.claims)
         claims = send_claims(session, windows(principal.user_id, agency, limits), at)()
@@ -189,6 +180,18 @@ def _decision(
     if ahead is None:
         return reads, grant
     return reads, grant, early
+
+
+def _limits_kept(grant: Grant, agency: int | None) -> Limits:
+    """The agreement's rate limits, kept as the agency's last (the next request's guess on
+    PostgreSQL, and what ``count_refused`` counts a refusal under on both engines)."""
+    limits = (
+        grant.scope.limits.rate_per_user_per_minute,
+        grant.scope.limits.rate_per_agency_per_minute,
+    )
+    if limits != last_limits(agency):
+        remember_limits(agency, limits)
+    return limits
 
 
 def check_purpose(

@@ -14,6 +14,7 @@ they take live in ``oversight.detection`` and are re-exported here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
@@ -184,27 +185,27 @@ def run_detectors(
     ``oversight.duck``), and what they find is stored through ``session``, in its transaction.
     The reader sees what the store had committed, so the facts are not refreshed here: the
     caller refreshes them and commits first (``refreshed`` is implied)."""
-    if reader is not None:
-        created_: list[int] = []
-        for detector in detectors:
-            if period is None and limits is None:
-                drafts = detector(reader)
-            else:
-                drafts = detector(reader, period, limits)
-            created_ += record_flags(session, drafts)
-        return created_
-    if not refreshed:
+    if reader is None and not refreshed:
         refresh(session)
+    source = session if reader is None else reader
     created: list[int] = []
     # A period's detectors (a daily run) read a day's rows by index: no JIT (facts.without_jit);
-    # the whole store's group millions of rows: more memory (facts.whole_store_memory).
-    with without_jit(session) if period is not None else whole_store_memory(session):
+    # the whole store's group millions of rows: more memory (facts.whole_store_memory). Both
+    # are the store's settings, of no use to a reader of its own.
+    settings: AbstractContextManager[None] = (
+        nullcontext()
+        if reader is not None
+        else without_jit(session)
+        if period is not None
+        else whole_store_memory(session)
+    )
+    with settings:
         for detector in detectors:
             # A detector written for the whole store alone (``Callable[[Session], ...]``) still
             # runs.
             if period is None and limits is None:
-                drafts = detector(session)
+                drafts = detector(source)
             else:
-                drafts = detector(session, period, limits)
+                drafts = detector(source, period, limits)
             created += record_flags(session, drafts)
     return created
