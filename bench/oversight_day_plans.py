@@ -4,11 +4,16 @@ refreshed, the cycle explained and never_charged run, each of the two statements
 with its plan printed; everything in one transaction, rolled back (the store is left as kept).
 
 Usage: python bench/oversight_day_plans.py DBNAME [--entries N --persons N --days N]
+       python bench/oversight_day_plans.py --quick   (bench/oversight.py's small kept store)
+
+The last line is one JSON object: the two statements' backend CPU and wall seconds, the day's
+flags and their digest.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -39,15 +44,35 @@ def _backend_cpu(session: Session) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _timed(session: Session, cpu: float, wall: float) -> dict[str, float]:
+    """The backend CPU and wall seconds since ``cpu`` and ``wall`` were read."""
+    return {
+        "backend_cpu_s": round(_backend_cpu(session) - cpu, 3),
+        "wall_s": round(time.perf_counter() - wall, 3),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("db")
+    parser.add_argument("db", nargs="?", help="the kept store's database (bench/oversight.py)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and read it",
+    )
     parser.add_argument("--entries", type=int, default=10_000_000)
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=365)
     args = parser.parse_args()
     load_all_models()
-    shape = bench.Shape(persons=args.persons, entries=args.entries, days=args.days)
+    if args.quick:
+        args.db = bench.kept_quick_store()
+        shape = bench.QUICK_KEPT
+    elif args.db is None:
+        parser.error("give DBNAME (a store kept by bench/oversight.py) or --quick")
+    else:
+        shape = bench.Shape(persons=args.persons, entries=args.entries, days=args.days)
+    figures: dict[str, Any] = {"store": args.db, "entries": shape.entries}
     url = bench.PG_URL.rsplit("/", 1)[0] + f"/{args.db}"
     engine = make_engine(url)
 
@@ -85,29 +110,24 @@ def main() -> None:
             agreement_ids=agreements,
             rules=rules_from(Settings()),
         )
-        print(
-            f"explanation: backend cpu {_backend_cpu(session) - cpu:.2f} s, "
-            f"wall {time.perf_counter() - wall:.2f} s",
-            flush=True,
-        )
+        figures["explanation"] = _timed(session, cpu, wall)
+        print(f"explanation: {figures['explanation']}", flush=True)
         cycle.drop(session)
         period = DetectionPeriod(start=end, end=end + timedelta(days=1))
         cpu, wall = _backend_cpu(session), time.perf_counter()
         flags.run_detectors(session, (detectors.never_charged,), period)
-        print(
-            f"never_charged: backend cpu {_backend_cpu(session) - cpu:.2f} s, "
-            f"wall {time.perf_counter() - wall:.2f} s",
-            flush=True,
-        )
+        figures["never_charged"] = _timed(session, cpu, wall)
+        print(f"never_charged: {figures['never_charged']}", flush=True)
         # The day's flags of every detector (as the bench's daily pass raises them), digested.
         session.execute(text("DELETE FROM oversight_flag_entries"))
         session.execute(text("DELETE FROM oversight_flags"))
         for detector in flags.DETECTORS:
             flags.run_detectors(session, (detector,), period)
         count = session.execute(text("SELECT COUNT(*) FROM oversight_flags")).scalar_one()
-        print(f"flags {count} flags_sha256 {bench._flags_digest(session)}", flush=True)
+        figures.update(flags=count, flags_sha256=bench._flags_digest(session))
         session.rollback()
     engine.dispose()
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
