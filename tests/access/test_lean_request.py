@@ -8,6 +8,7 @@ an entry that cannot be written returns nothing.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -15,13 +16,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from psycopg.pq import Trace
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 
 from openpars.access import decision, enforcement, service
 from openpars.access.enforcement import policy_for
 from openpars.access.schemas import PersonQuery, ReadContext
 from openpars.access.visibility import drop_sets_except
 from openpars.agreements.floor import SiteFloor, set_floor
+from openpars.audit.models import AuditEntry
 from openpars.db import Database, utcnow
 from openpars.records.enums import InvolvementRole
 from openpars.records.models import PersonAlias
@@ -129,6 +131,35 @@ def test_a_policy_compiled_before_a_floor_change_is_never_served_after_it(
     after = client.get("/api/v1/persons", params=params, headers=ice)
     assert after.status_code == 403, after.text
     assert "the site floor removes person.sid" in after.json()["error"]["message"]
+
+
+def test_the_explanation_kept_per_policy_follows_a_floor_change_at_the_next_request(
+    db: Database, world: World, client: TestClient
+) -> None:
+    # The decision a response and its audit entry carry is built once per compiled policy
+    # (service._explained): a floor change compiles a new policy, so the very next request
+    # explains (and records) the new clauses, and the entry records what the response says.
+    _seed(db, world)
+    ice = world.auth("ice")
+    params = {"sid": "SID-2001", **PURPOSE}
+    before = client.get("/api/v1/persons", params=params, headers=ice)
+    assert before.status_code == 200 and before.json()["items"], before.text
+    with db.session() as s:
+        floor = SiteFloor(
+            forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "phone"})
+        )
+        set_floor(s, actor=world.principals["agreements"], floor=floor, reason="phones stay home")
+    after = client.get("/api/v1/persons", params=params, headers=ice)
+    assert after.status_code == 200 and after.json()["items"], after.text
+    removed = "floor: person.phone removed"
+    assert removed not in before.json()["decision"]["clauses"]
+    assert removed in after.json()["decision"]["clauses"]
+    for response in (before, after):
+        with db.session() as s:
+            content = s.scalars(
+                select(AuditEntry.content).where(AuditEntry.id == response.json()["audit_entry"])
+            ).one()
+        assert json.loads(content)["params"]["decision"] == response.json()["decision"]
 
 
 def test_the_compiled_policies_stay_bounded(

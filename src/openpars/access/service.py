@@ -80,12 +80,33 @@ def _event(
         username=principal.username,
         agency_id=principal.agency_id,
         source_ip=principal.source_ip,
-        params={"query": query, **context.as_params(), "decision": policy.explain()},
+        params={"query": query, **context.as_params(), "decision": _explained(policy)[0]},
         person_ids=person_ids,
         arrest_ids=arrest_ids,
         agreement_id=policy.agreement_id,
         agreement_version=policy.agreement_version,
     )
+
+
+# Per compiled policy (the process keeps each: access.enforcement._POLICIES, the two internal
+# ones), its explanation as the audit entry records it and as the response's model: the same
+# for every read under that policy, so built once (a Decision validated per response cost a
+# page ~1.6 us warm, more in a request). Keyed by the policy object itself (held in the value,
+# so its id is not reused while kept): a new agreement version, floor or mask key compiles a
+# new policy, and so a new explanation, at the next request.
+_EXPLAINED: dict[int, tuple[ReadPolicy, dict[str, Any], Decision]] = {}
+_EXPLAINED_MAX = 1024
+
+
+def _explained(policy: ReadPolicy) -> tuple[dict[str, Any], Decision]:
+    kept = _EXPLAINED.get(id(policy))
+    if kept is None or kept[0] is not policy:
+        explained = policy.explain()
+        if len(_EXPLAINED) >= _EXPLAINED_MAX:
+            _EXPLAINED.clear()
+        kept = (policy, explained, Decision(**explained))
+        _EXPLAINED[id(policy)] = kept
+    return kept[1], kept[2]
 
 
 def _query_params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:
@@ -189,7 +210,7 @@ def _person_page(
         has_more=found.has_more,
         offset=query.offset,
         limit=limit,
-        decision=Decision(**policy.explain()),
+        decision=_explained(policy)[1],
     )
 
 
@@ -279,7 +300,7 @@ def _arrest_page(
         has_more=found.has_more,
         offset=query.offset,
         limit=limit,
-        decision=Decision(**policy.explain()),
+        decision=_explained(policy)[1],
     )
 
 
@@ -313,7 +334,7 @@ def get_person(
     )
     return PersonResult(
         person=shaping.person_detail(person, involvements, policy),
-        decision=Decision(**policy.explain()),
+        decision=_explained(policy)[1],
     )
 
 
@@ -349,5 +370,5 @@ def get_arrest(
     )
     return ArrestResult(
         arrest=shaping.arrest_read(arrest, involvements, policy, parts),
-        decision=Decision(**policy.explain()),
+        decision=_explained(policy)[1],
     )
