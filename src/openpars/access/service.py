@@ -153,10 +153,13 @@ def search_persons(
     event = _event(
         principal, AuditKind.SEARCH, "person.search", policy, context, _query_params(query), ids, []
     )
-    shown = policy.person_fields.shows("aliases")
+    shown = policy.person_fields.shows("aliases") and found.aliases is None
     _, aliases = append_sending(
         session, event, lambda: repo.send_aliases(session, ids) if shown else None, at=at
     )
+    if found.aliases is not None:
+        # The page's statement carried them (an external identifier page on PostgreSQL).
+        return _person_page(found, found.aliases, policy, query, limit)
     return _person_page(found, None if aliases is None else aliases(), policy, query, limit)
 
 
@@ -191,8 +194,9 @@ def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> 
     check_person_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
     found = repo.search_persons(session, policy, query, limit=limit)
-    ids = [row["id"] for row in found.rows]
-    aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else None
+    aliases = found.aliases
+    if aliases is None and policy.person_fields.shows("aliases"):
+        aliases = repo.aliases_of(session, [row["id"] for row in found.rows])
     return _person_page(found, aliases, policy, query, limit)
 
 
