@@ -8,6 +8,7 @@ an entry that cannot be written returns nothing.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -15,13 +16,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from psycopg.pq import Trace
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 
 from openpars.access import decision, enforcement, service
 from openpars.access.enforcement import policy_for
 from openpars.access.schemas import PersonQuery, ReadContext
 from openpars.access.visibility import drop_sets_except
 from openpars.agreements.floor import SiteFloor, set_floor
+from openpars.audit.models import AuditEntry
 from openpars.db import Database, utcnow
 from openpars.records.enums import InvolvementRole
 from openpars.records.models import PersonAlias
@@ -129,6 +131,35 @@ def test_a_policy_compiled_before_a_floor_change_is_never_served_after_it(
     after = client.get("/api/v1/persons", params=params, headers=ice)
     assert after.status_code == 403, after.text
     assert "the site floor removes person.sid" in after.json()["error"]["message"]
+
+
+def test_the_explanation_kept_per_policy_follows_a_floor_change_at_the_next_request(
+    db: Database, world: World, client: TestClient
+) -> None:
+    # The decision a response and its audit entry carry is built once per compiled policy
+    # (service._explained): a floor change compiles a new policy, so the very next request
+    # explains (and records) the new clauses, and the entry records what the response says.
+    _seed(db, world)
+    ice = world.auth("ice")
+    params = {"sid": "SID-2001", **PURPOSE}
+    before = client.get("/api/v1/persons", params=params, headers=ice)
+    assert before.status_code == 200 and before.json()["items"], before.text
+    with db.session() as s:
+        floor = SiteFloor(
+            forbidden_person_fields=frozenset({"place_of_birth", "citizenship", "phone"})
+        )
+        set_floor(s, actor=world.principals["agreements"], floor=floor, reason="phones stay home")
+    after = client.get("/api/v1/persons", params=params, headers=ice)
+    assert after.status_code == 200 and after.json()["items"], after.text
+    removed = "floor: person.phone removed"
+    assert removed not in before.json()["decision"]["clauses"]
+    assert removed in after.json()["decision"]["clauses"]
+    for response in (before, after):
+        with db.session() as s:
+            content = s.scalars(
+                select(AuditEntry.content).where(AuditEntry.id == response.json()["audit_entry"])
+            ).one()
+        assert json.loads(content)["params"]["decision"] == response.json()["decision"]
 
 
 def test_the_compiled_policies_stay_bounded(
@@ -352,11 +383,45 @@ def test_an_identifier_page_sent_ahead_asks_whether_its_set_exists_in_the_same_s
 
         return unit
 
+    # The page that finds Ana carries her aliases (_first_id_page), where the internal search
+    # reads them with a statement of their own: one statement fewer for the external search.
     search(ice, context, "SID-2001")()  # the caller's policy is now known: pages sent ahead
-    for sid in ("SID-2001", "SID-9999"):
+    for sid, more in (("SID-2001", 2), ("SID-9999", 3)):
         external = _statements(db, search(ice, context, sid))
         internal = _statements(db, search(reader, ReadContext(), sid))
-        assert external - internal == 3, (sid, external, internal)
+        assert external - internal == more, (sid, external, internal)
+
+
+def test_aliases_carried_by_an_identifier_page_are_the_aliases_read_apart(
+    db: Database, world: World
+) -> None:
+    # On PostgreSQL an external identifier page carries its persons' aliases (one statement
+    # fewer); the page must be the one read with the alias statement: every alias, in order,
+    # and none for a person without any.
+    _seed(db, world)
+    with db.session() as s:
+        ana = s.scalars(select(PersonAlias.person_id)).one()
+        for family, given in (("Alvarado", "Ann"), ("Alvear", "Ana Ma")):
+            alias = PersonAlias(person_id=ana, family_name=family, given_name=given)
+            alias.name_key = name_key(family, given)
+            s.add(alias)
+        bo = data.person(s, "Baker", "Bo", sid="SID-2002")
+        data.arrest(s, agency_id=world.agencies[POLICE], people=[(bo, InvolvementRole.ARRESTEE)])
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    for sid, expected in (
+        ("SID-2001", [("Alvares", "Anita"), ("Alvarado", "Ann"), ("Alvear", "Ana Ma")]),
+        ("SID-2002", []),
+    ):
+        for _ in range(2):  # the second is sent ahead with the decision
+            query = PersonQuery(sid=sid)
+            with db.session(external=True) as s:
+                audited = service.search_persons(s, principal=ice, query=query, context=context)
+            with db.session(external=True) as s:
+                policy = policy_for(s, principal=ice, context=context, at=utcnow())
+                plain = service.person_page(s, policy=policy, query=query)
+            assert audited == plain
+            (item,) = audited.items
+            assert [(a.family_name, a.given_name) for a in item.aliases or []] == expected
 
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's statements (PostgreSQL's above)")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import partial
 from types import SimpleNamespace
@@ -30,6 +31,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, aliased, joinedload, lazyload
 
 from openpars.access.criteria import aliases_searched, arrests_by_time, names_plain
@@ -83,6 +85,9 @@ class Found:
     total_is_exact: bool
     # Whether visible rows follow this page.
     has_more: bool
+    # The page's aliases by person id, where the page's statement carried them (an external
+    # identifier page on PostgreSQL, ``_first_id_page``); None: read them with ``send_aliases``.
+    aliases: dict[int, list[dict[str, Any]]] | None = None
 
 
 def _name_range(column: ColumnElement[str]) -> ColumnElement[bool]:
@@ -253,18 +258,22 @@ class SentPages:
 _SECTION = "section"
 # Marks the row _first_id_page adds after its page when the set searched is missing.
 _SET_MISSING = "set_missing"
+# The aliases an identifier page carries on each row (see _first_id_page).
+_ALIASES = "aliases_json"
 
 
 class MarkedPage:
     """The rows of a first identifier page (``_first_id_page``), read once: the page's rows,
     and whether the set it searched exists (the row marked missing, if any, is dropped)."""
 
-    __slots__ = ("_missing", "_pending", "_rows")
+    __slots__ = ("_aliases", "_missing", "_pending", "_rows", "_with_aliases")
 
-    def __init__(self, pending: Pending) -> None:
+    def __init__(self, pending: Pending, with_aliases: bool = False) -> None:
         self._pending = pending
         self._rows: list[dict[str, Any]] | None = None
         self._missing = False
+        self._with_aliases = with_aliases
+        self._aliases: dict[int, list[dict[str, Any]]] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """The page's rows (waits for the server if they have not arrived yet)."""
@@ -272,7 +281,17 @@ class MarkedPage:
             rows = self._pending.rows()
             self._missing = any(row[_SET_MISSING] for row in rows)
             self._rows = [row for row in rows if not row.pop(_SET_MISSING)]
+            if self._with_aliases:
+                self._aliases = {
+                    row["id"]: [] if (text := row.pop(_ALIASES)) is None else json.loads(text)
+                    for row in self._rows
+                }
         return self._rows
+
+    def aliases(self) -> dict[int, list[dict[str, Any]]] | None:
+        """The aliases of the page's persons by id, if the page carried them (else None)."""
+        self.rows()
+        return self._aliases
 
     def set_found(self) -> bool:
         """Whether the set the page searched exists."""
@@ -281,20 +300,44 @@ class MarkedPage:
 
 
 def _first_id_page(
-    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], window: Window
+    policy: ReadPolicy,
+    shape: tuple[bool, ...],
+    columns: tuple[str, ...],
+    window: Window,
+    with_aliases: bool = False,
 ) -> Select[Any]:
     """An identifier's first page in the set and, after its rows, one row of NULLs marked
     ``set_missing`` only if no set has the row key searched: one statement where the page and
     the question whether its set exists were two (each statement in a PostgreSQL pipeline
-    costs the client about 25 us and the server its own execution)."""
+    costs the client about 25 us and the server its own execution).
+
+    ``with_aliases`` (PostgreSQL): each row also carries its person's aliases, as the text of
+    a JSON array of {family_name, given_name} in alias order (``_ALIASES``; NULL for none),
+    so the page's alias statement is not sent at all. An identifier page holds a person or
+    two: one correlated probe of the alias index each, the same rows the alias statement
+    reads, under the same row-level security."""
     page = _person_branch(
         policy, shape, columns, "all", PAGE, True, window, names_plain(policy)
     ).subquery("id_page")
+    extra: list[ColumnElement[Any]] = []
+    missing: list[ColumnElement[Any]] = []
+    if with_aliases:
+        a = PersonAlias.__table__.c
+        entry = func.json_build_object(
+            literal_column("'family_name'"), a.family_name,
+            literal_column("'given_name'"), a.given_name,
+        )  # fmt: skip
+        agg = select(sql_cast(func.json_agg(aggregate_order_by(entry, a.id)), Text())).where(
+            a.person_id == page.c.id
+        )
+        extra = [agg.scalar_subquery().label(_ALIASES)]
+        missing = [type_coerce(null(), Text()).label(_ALIASES)]
     marked = union_all(
-        select(literal_column("0", Integer()).label(_SET_MISSING), *page.c),
+        select(literal_column("0", Integer()).label(_SET_MISSING), *page.c, *extra),
         select(
             literal_column("1", Integer()).label(_SET_MISSING),
             *(type_coerce(null(), c.type).label(c.name) for c in page.c),
+            *missing,
         ).where(set_id_of_key().is_(None)),
     ).subquery("first_page")
     # The page's rows in its order, then the mark (PostgreSQL appends the second branch's
@@ -383,12 +426,15 @@ def _send_id_page(
     """Send an identifier's page in the set bound as ``vis_key``, with whether that set exists
     (``_first_id_page``): one statement where there were two whenever the page is empty."""
     window = (limit + 1, query.offset > 0)
+    with_aliases = (
+        policy.person_fields.shows("aliases") and session.get_bind().dialect.name == "postgresql"
+    )
     marked = prepared(
         session,
-        ("person-first-id", shape, columns, names_plain(policy), window),
-        partial(_first_id_page, policy, shape, columns, window),
+        ("person-first-id", shape, columns, names_plain(policy), window, with_aliases),
+        partial(_first_id_page, policy, shape, columns, window, with_aliases),
     )
-    rows = MarkedPage(marked.send(session, values | {"offset": query.offset}))
+    rows = MarkedPage(marked.send(session, values | {"offset": query.offset}), with_aliases)
     return SentPages(policy, limit, rows, set_found=rows.set_found)
 
 
@@ -513,10 +559,17 @@ def _search_persons(
 
     if query.name is None:
         rows = page_of("all", offset)
-        return _found(
+        found = _found(
             rows, offset=offset, limit=limit, wants_count=query.count,
             count=lambda: count_of("all", CAPPED),
         )  # fmt: skip
+        marked = sent.first if sent is not None else None
+        carried = marked.aliases() if isinstance(marked, MarkedPage) else None
+        if carried is None:
+            return found
+        # The page sent ahead carried its persons' aliases (_first_id_page).
+        aliases = {row["id"]: carried[row["id"]] for row in found.rows}
+        return replace(found, aliases=aliases)
     rows = page_of("own", offset)
     if not aliases_searched(policy):
         # Aliases the caller is not shown must not answer a name search.

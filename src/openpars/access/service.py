@@ -80,12 +80,33 @@ def _event(
         username=principal.username,
         agency_id=principal.agency_id,
         source_ip=principal.source_ip,
-        params={"query": query, **context.as_params(), "decision": policy.explain()},
+        params={"query": query, **context.as_params(), "decision": _explained(policy)[0]},
         person_ids=person_ids,
         arrest_ids=arrest_ids,
         agreement_id=policy.agreement_id,
         agreement_version=policy.agreement_version,
     )
+
+
+# Per compiled policy (the process keeps each: access.enforcement._POLICIES, the two internal
+# ones), its explanation as the audit entry records it and as the response's model: the same
+# for every read under that policy, so built once (a Decision validated per response cost a
+# page ~1.6 us warm, more in a request). Keyed by the policy object itself (held in the value,
+# so its id is not reused while kept): a new agreement version, floor or mask key compiles a
+# new policy, and so a new explanation, at the next request.
+_EXPLAINED: dict[int, tuple[ReadPolicy, dict[str, Any], Decision]] = {}
+_EXPLAINED_MAX = 1024
+
+
+def _explained(policy: ReadPolicy) -> tuple[dict[str, Any], Decision]:
+    kept = _EXPLAINED.get(id(policy))
+    if kept is None or kept[0] is not policy:
+        explained = policy.explain()
+        if len(_EXPLAINED) >= _EXPLAINED_MAX:
+            _EXPLAINED.clear()
+        kept = (policy, explained, Decision(**explained))
+        _EXPLAINED[id(policy)] = kept
+    return kept[1], kept[2]
 
 
 def _query_params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:
@@ -132,10 +153,13 @@ def search_persons(
     event = _event(
         principal, AuditKind.SEARCH, "person.search", policy, context, _query_params(query), ids, []
     )
-    shown = policy.person_fields.shows("aliases")
+    shown = policy.person_fields.shows("aliases") and found.aliases is None
     _, aliases = append_sending(
         session, event, lambda: repo.send_aliases(session, ids) if shown else None, at=at
     )
+    if found.aliases is not None:
+        # The page's statement carried them (an external identifier page on PostgreSQL).
+        return _person_page(found, found.aliases, policy, query, limit)
     return _person_page(found, None if aliases is None else aliases(), policy, query, limit)
 
 
@@ -170,8 +194,9 @@ def person_page(session: Session, *, policy: ReadPolicy, query: PersonQuery) -> 
     check_person_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
     found = repo.search_persons(session, policy, query, limit=limit)
-    ids = [row["id"] for row in found.rows]
-    aliases = repo.aliases_of(session, ids) if policy.person_fields.shows("aliases") else None
+    aliases = found.aliases
+    if aliases is None and policy.person_fields.shows("aliases"):
+        aliases = repo.aliases_of(session, [row["id"] for row in found.rows])
     return _person_page(found, aliases, policy, query, limit)
 
 
@@ -189,7 +214,7 @@ def _person_page(
         has_more=found.has_more,
         offset=query.offset,
         limit=limit,
-        decision=Decision(**policy.explain()),
+        decision=_explained(policy)[1],
     )
 
 
@@ -279,7 +304,7 @@ def _arrest_page(
         has_more=found.has_more,
         offset=query.offset,
         limit=limit,
-        decision=Decision(**policy.explain()),
+        decision=_explained(policy)[1],
     )
 
 
@@ -313,7 +338,7 @@ def get_person(
     )
     return PersonResult(
         person=shaping.person_detail(person, involvements, policy),
-        decision=Decision(**policy.explain()),
+        decision=_explained(policy)[1],
     )
 
 
@@ -349,5 +374,5 @@ def get_arrest(
     )
     return ArrestResult(
         arrest=shaping.arrest_read(arrest, involvements, policy, parts),
-        decision=Decision(**policy.explain()),
+        decision=_explained(policy)[1],
     )
