@@ -31,6 +31,7 @@ ENTRY_READERS: tuple[Any, ...] = (
     d.off_hours,
     d.enumeration_wildcard,
     d.dormant_account,
+    d.enumeration_date_sweep,
 )
 
 

@@ -1,0 +1,167 @@
+"""Every stage of the daily run on a kept PostgreSQL store (bench/oversight.py --keep-db), timed
+by backend CPU and wall, in one transaction that is rolled back (the store is left as kept: a
+shared store, read by other benches, must not gain a day).
+
+The bench's next day is appended by the same generator, then: the facts refreshed
+(``facts.refresh``), the day explained (``explain.materialise``, as the daily pass does it),
+coverage in all and by each dimension, and every registered detector over the day, each timed
+apart; ``--rounds`` repeats the stages after the refresh (the first round is the coldest). The
+backend's CPU is read from /proc/<pid>/stat (user + system), steadier than wall on a machine
+other processes load. The flags' digest (bench/oversight.py's) of the last round is printed, so
+that two code versions run back-to-back can be compared for equal findings.
+
+Usage: python bench/oversight_day_ab.py DBNAME [--entries N --persons N --days N --rounds N]
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+sys.path.insert(0, os.path.dirname(__file__))
+import oversight as bench
+
+from openpars.agreements.models import Agreement
+from openpars.config import Settings
+from openpars.db import make_engine
+from openpars.models import load_all_models
+from openpars.oversight import explain_sql as xsql
+from openpars.oversight import facts, flags
+from openpars.oversight.detection import DetectionPeriod
+from openpars.oversight.explain import materialise, rules_from
+from openpars.oversight.explain_sql import Dimension
+
+
+def _backend_cpu(session: Session) -> float:
+    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _backend_io(session: Session) -> tuple[int, int]:
+    """The backend's bytes read through the OS (rchar: its shared-buffer misses) and from the
+    disk (read_bytes: the OS page cache's misses too); readable by the server's user or root."""
+    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    try:
+        with open(f"/proc/{pid}/io") as io:
+            fields = dict(line.split(": ") for line in io.read().splitlines())
+    except PermissionError:
+        return 0, 0
+    return int(fields["rchar"]), int(fields["read_bytes"])
+
+
+def _timed(session: Session, into: dict[str, Any], key: str, work: Callable[[], Any]) -> Any:
+    """``work()``, its backend CPU and wall (seconds) and the MiB the backend read from the OS
+    and from the disk stored under ``key``. Parallel workers' CPU and reads are not counted."""
+    cpu, (rchar, disk), wall = _backend_cpu(session), _backend_io(session), time.perf_counter()
+    result = work()
+    wall = time.perf_counter() - wall
+    rchar_after, disk_after = _backend_io(session)
+    into[key] = {
+        "cpu_s": round(_backend_cpu(session) - cpu, 3),
+        "wall_s": round(wall, 3),
+        "os_read_mib": round((rchar_after - rchar) / 2**20, 1),
+        "disk_read_mib": round((disk_after - disk) / 2**20, 1),
+    }
+    return result
+
+
+def _round(session: Session, shape: bench.Shape) -> dict[str, Any]:
+    """Explanations, coverage and every detector over the appended day, each timed."""
+    stages: dict[str, Any] = {}
+    end = bench.T0 + timedelta(days=shape.days)
+    agreements = list(session.scalars(select(Agreement.id).order_by(Agreement.id)))
+    cycle = _timed(
+        session,
+        stages,
+        "explanations",
+        lambda: materialise(
+            session,
+            start=end,
+            end=end + timedelta(days=1),
+            agreement_ids=agreements,
+            rules=rules_from(Settings()),
+            refreshed=True,
+        ),
+    )
+    stored = select(cycle.table)
+
+    def cover() -> None:
+        session.execute(xsql.coverage(stored, None, "postgresql")).one()
+        for by in Dimension:
+            session.execute(xsql.coverage(stored, by, "postgresql")).all()
+
+    _timed(session, stages, "coverage", cover)
+    pairs = session.execute(select(func.count()).select_from(cycle.table)).scalar_one()
+    cycle.drop(session)
+    session.execute(text("DELETE FROM oversight_flag_entries"))
+    session.execute(text("DELETE FROM oversight_flags"))
+    period = DetectionPeriod(start=end, end=end + timedelta(days=1))
+    for detector in flags.DETECTORS:
+        _timed(
+            session,
+            stages,
+            getattr(detector, "__name__", repr(detector)),
+            lambda detector=detector: flags.run_detectors(
+                session, (detector,), period, refreshed=True
+            ),
+        )
+    stages["pairs"] = pairs
+    stages["flags"] = session.execute(text("SELECT COUNT(*) FROM oversight_flags")).scalar_one()
+    stages["flags_sha256"] = bench._flags_digest(session)
+    return stages
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("db")
+    parser.add_argument("--entries", type=int, default=10_000_000)
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--label", default="", help="a name for this run in the JSON")
+    args = parser.parse_args()
+    load_all_models()
+    shape = bench.Shape(persons=args.persons, entries=args.entries, days=args.days)
+    url = bench.PG_URL.rsplit("/", 1)[0] + f"/{args.db}"
+    engine = make_engine(url)
+    result: dict[str, Any] = {"db": args.db, "label": args.label, "load_1m": os.getloadavg()[0]}
+    with Session(engine) as session:
+        assert session.execute(text("SELECT MAX(id) FROM audit_entries")).scalar() == shape.entries
+        conn = session.connection()
+        lo, hi = shape.entries + 1, shape.entries + shape.per_day
+        statements = bench._statements(bench.Dialect("postgresql"), shape)
+        conn.exec_driver_sql("SET session_replication_role = replica")
+        for table in bench.ENTRY_TABLES:
+            conn.execute(text(statements[table]), {"lo": lo, "hi": hi})
+        conn.exec_driver_sql("SET session_replication_role = origin")
+        refreshed = _timed(session, result, "refresh", lambda: facts.refresh(session))
+        result["facts"] = refreshed.facts
+        result["rounds"] = []
+        for _ in range(args.rounds):
+            one = _round(session, shape)
+            one["total"] = {
+                k: round(sum(v[k] for v in one.values() if isinstance(v, dict)), 3)
+                for k in ("cpu_s", "wall_s", "os_read_mib", "disk_read_mib")
+            }
+            result["rounds"].append(one)
+            print(json.dumps(one), flush=True)
+        session.rollback()
+    engine.dispose()
+    result["load_1m_after"] = os.getloadavg()[0]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
