@@ -248,3 +248,42 @@ def test_a_file_openpars_did_not_make_is_refused(fresh_db: Database, tmp_path: P
         pass
     assert refused.value.field == duck_kept.SETTING
     assert "not a copy openpars made" in str(refused.value)
+
+
+def test_detect_at_the_console_with_a_kept_file(fresh_db: Database, tmp_path: Path) -> None:
+    # ``openpars oversight detect --engine duckdb --duckdb-file PATH``: the file is built by
+    # the first run and brought up by the next; the flags are the same as without it.
+    import json
+
+    from typer.testing import CliRunner
+
+    from openpars.cli import app
+    from openpars.oversight.models import Flag
+    from tests.oversight.canary_site import add_reviewers
+
+    store, path = fresh_db, tmp_path / "kept.duckdb"
+    world, _traffic = _world(store)
+    add_reviewers(store, world)
+    log.integrate_all(store)
+    url = _url(store).render_as_string(hide_password=False)
+
+    def detect(*args: str) -> Any:
+        command = ["oversight", "detect", "--as", "overseer", *args, "--db", url]
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    assert detect("--engine", "duckdb", "--duckdb-file", str(path))["new_flags"]
+    assert path.is_file()
+    with store.session() as session:
+        keys = set(session.execute(select(Flag.detector, Flag.dedupe_key)).all())
+    # Brought up (nothing new in the store but the first run's audit entry): nothing new found,
+    # and the store engine finds nothing the kept file missed.
+    assert detect("--engine", "duckdb", "--duckdb-file", str(path))["new_flags"] == []
+    assert detect()["new_flags"] == []
+    with store.session() as session:
+        assert set(session.execute(select(Flag.detector, Flag.dedupe_key)).all()) == keys
+    wrong = CliRunner().invoke(
+        app, ["oversight", "detect", "--as", "overseer", "--duckdb-file", str(path), "--db", url]
+    )
+    assert wrong.exit_code != 0 and "duckdb_file" in wrong.stderr, wrong.stderr

@@ -170,22 +170,19 @@ def _store_leaves(con: Any) -> tuple[int, str]:
 
 
 def _leaf_hash(con: Any, table: str, index: int) -> str:
+    """The leaf's entry id and hash ('<id>:<hex>'), '' when the table has no such leaf."""
     if index < 0:
         return ""
-    found = _scalar(con, f"SELECT leaf_hash FROM {table} WHERE leaf_index = ?", index)
-    return "" if found is None else bytes(found).hex()
+    found = con.execute(
+        f"SELECT entry_id, leaf_hash FROM {table} WHERE leaf_index = ?", [index]
+    ).fetchone()
+    return "" if found is None else f"{int(found[0])}:{bytes(found[1]).hex()}"
 
 
 def _meta(con: Any) -> dict[str, str] | None:
     """The file's metadata; None for a file with no table; InvalidInput for a DuckDB file
     openpars did not make (tables, no metadata)."""
-    tables = {
-        str(r[0])
-        for r in con.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_catalog = current_database() AND table_schema = 'main'"
-        ).fetchall()
-    }
+    tables = _tables(con)
     if META not in tables:
         if tables:
             raise _refused(
@@ -205,9 +202,9 @@ def _check_store(meta: Mapping[str, str], con: Any) -> None:
     found = _leaf_hash(con, "store.public.audit_leaves", leaves - 1)
     if found != meta.get("head_hash"):
         raise _refused(
-            f"{SETTING}: the DuckDB file was made from a log whose leaf {leaves - 1} has hash "
-            f"{meta.get('head_hash', '')[:16]}..., and this store's log "
-            + (f"has {found[:16]}... there" if found else f"has fewer than {leaves} leaves")
+            f"{SETTING}: the DuckDB file was made from a log whose leaf {leaves - 1} is "
+            f"(entry:hash) {meta.get('head_hash', '')[:24]}..., and this store's log "
+            + (f"has {found[:24]}... there" if found else f"has fewer than {leaves} leaves")
             + ": it is another store's copy, or this store's log was rewritten. Give another "
             "path (or delete the file to build it again from this store)"
         )
@@ -223,6 +220,7 @@ def bring_up(con: Any, reads: Mapping[str, str]) -> BroughtUp:
         meta = _meta(con)
         if meta is not None:
             _check_store(meta, con)
+            _tidy(con, reads)
         copy = _Copy(con, reads)
         marks = _store_marks(con)
         if (
@@ -251,6 +249,13 @@ def bring_up(con: Any, reads: Mapping[str, str]) -> BroughtUp:
         con.execute("ROLLBACK")
         raise
     return BroughtUp(built=done.built, leaves=leaves, entries_read=done.entries_read)
+
+
+def _tidy(con: Any, reads: Mapping[str, str]) -> None:
+    """Drop the tables a previous run's readers left in the file (the detectors' work tables
+    are tables of the file on DuckDB: ``detectors._temporary``)."""
+    for table in sorted(_tables(con) - set(reads) - {META}):
+        con.execute(f"DROP TABLE main.{_q(table)}")
 
 
 def _tables(con: Any) -> set[str]:
