@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/oversight_duckdb_pass.py --store NAME [--compare] | --quick
         [--copied TABLE,...] [--memory-limit 1500MB] [--threads 2] [--skip-explain]
-        [--duckdb-file PATH [--append-day --entries N --persons N --days N]]
+        [--duckdb-file PATH [--kept-only] [--append-day --entries N --persons N --days N]]
 
 ``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --engine postgresql --keep-db
 /tmp/NAME`` with its facts brought up to the log (``--incremental-only``). In one process:
@@ -169,6 +169,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     day_from = None
     if kept_file is not None:
         figures["kept"], day_from = kept_phases(args, url, engine, kept_file)
+        if args.kept_only:
+            if day_from is not None:
+                generator._drop_entries_from(engine, day_from)
+                kept_file.unlink()
+            engine.dispose()
+            figures["peak_rss_mib"] = round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+            )
+            figures["load_average_1m"] = round(os.getloadavg()[0], 2)
+            return figures
     started = time.perf_counter()
     with duck.reader(
         url,
@@ -261,6 +271,9 @@ def main() -> None:
         action="store_true",
         help="with --duckdb-file: WRITES a day to the store (removed after), timing the "
         "kept file brought up over it; give the store's --entries and --persons",
+    )
+    parser.add_argument(
+        "--kept-only", action="store_true", help="with --duckdb-file: the copies alone, no pass"
     )
     parser.add_argument("--entries", type=int, help="the store's entries (--append-day)")
     parser.add_argument("--persons", type=int, help="the store's persons (--append-day)")
