@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/oversight_duckdb_pass.py --store NAME [--compare] | --quick
         [--copied TABLE,...] [--memory-limit 1500MB] [--threads 2] [--skip-explain]
-        [--duckdb-file PATH [--kept-only] [--append-day --entries N --persons N --days N]]
+        [--duckdb-file PATH [--kept-only] [--rewind-day]
+            [--append-day --entries N --persons N --days N]]
 
 ``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --engine postgresql --keep-db
 /tmp/NAME`` with its facts brought up to the log (``--incremental-only``). In one process:
@@ -127,6 +128,47 @@ def _opened(url: str, args: argparse.Namespace, kept_file: Path | None) -> float
     return round(time.perf_counter() - started, 3)
 
 
+def rewound_day(args: argparse.Namespace, url: str, kept_file: Path) -> dict[str, Any]:
+    """A day's bring-up on a store this bench may not write: the file's last day taken out
+    of the file (the entries of its last 1/365 of leaves, their leaves and facts, and the
+    watermarks it keeps moved back to match), then the file opened (timed): it reads that
+    day again from the store, as after a day's appends and refresh. Then the copy's row
+    counts against the store's."""
+    import duckdb
+
+    con = duckdb.connect(str(kept_file))
+    leaves = int(con.execute("SELECT count(*) FROM audit_leaves").fetchone()[0])  # type: ignore[index]
+    cut = leaves - leaves // args.days
+    top = con.execute("SELECT max(entry_id) FROM audit_leaves WHERE leaf_index < ?", [cut])
+    first = int(top.fetchone()[0]) + 1  # type: ignore[index]
+    con.execute("DELETE FROM audit_leaves WHERE leaf_index >= ?", [cut])
+    con.execute("DELETE FROM audit_entries WHERE id >= ?", [first])
+    con.execute("DELETE FROM oversight_access_facts WHERE entry_id >= ?", [first])
+    head = con.execute(
+        "SELECT entry_id, leaf_hash FROM audit_leaves WHERE leaf_index = ?", [cut - 1]
+    ).fetchone()
+    assert head is not None
+    marks = {"leaves": cut, "facts_leaves": cut, "head_hash": f"{head[0]}:{bytes(head[1]).hex()}"}
+    for key, value in marks.items():
+        con.execute("UPDATE openpars_kept_copy SET value = ? WHERE key = ?", [str(value), key])
+    con.close()
+    figures: dict[str, Any] = {"rewound_leaves": leaves - cut}
+    figures["rewound_day_s"] = _opened(url, args, kept_file)
+    print("rewound_day_s", figures["rewound_day_s"], file=sys.stderr, flush=True)
+    with duck.reader(url, kept_file=kept_file) as reader:
+        counts = [
+            reader.execute(
+                text(
+                    f"SELECT (SELECT count(*) FROM main.{t}), "
+                    f"(SELECT count(*) FROM store.public.{t})"
+                )
+            ).one()
+            for t in ("audit_entries", "audit_leaves", "oversight_access_facts")
+        ]
+    figures["rewound_same_counts"] = all(a == b for a, b in counts)
+    return figures
+
+
 def kept_phases(
     args: argparse.Namespace, url: str, engine: Any, kept_file: Path
 ) -> tuple[dict[str, Any], int | None]:
@@ -142,6 +184,8 @@ def kept_phases(
     kept["peak_rss_mib_after_copies"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
     )
+    if args.rewind_day:
+        kept.update(rewound_day(args, url, kept_file))
     if not args.append_day:
         return kept, None
     shape = generator.Shape(persons=args.persons, entries=args.entries, days=args.days)
@@ -271,6 +315,12 @@ def main() -> None:
         action="store_true",
         help="with --duckdb-file: WRITES a day to the store (removed after), timing the "
         "kept file brought up over it; give the store's --entries and --persons",
+    )
+    parser.add_argument(
+        "--rewind-day",
+        action="store_true",
+        help="with --duckdb-file: the file's last day taken out of the file and read again "
+        "(a day's bring-up without writing to the store)",
     )
     parser.add_argument(
         "--kept-only", action="store_true", help="with --duckdb-file: the copies alone, no pass"
