@@ -8,7 +8,7 @@ NULL in place, their facts purged when the refresh reads the shredding entry's l
 step every copied table of the kept file equals a fresh copy's, row for row, and every
 detector's drafts over the whole store are the same. A file made from another store is
 refused naming the setting; a file of another definition is built again; a second run on the
-same file is told the file is in use.
+same file is told the file is in use; a bring-up that fails part-way leaves the file as it was.
 """
 
 from __future__ import annotations
@@ -287,3 +287,38 @@ def test_detect_at_the_console_with_a_kept_file(fresh_db: Database, tmp_path: Pa
         app, ["oversight", "detect", "--as", "overseer", "--duckdb-file", str(path), "--db", url]
     )
     assert wrong.exit_code != 0 and "duckdb_file" in wrong.stderr, wrong.stderr
+
+
+def test_a_bring_up_that_fails_part_way_leaves_the_previous_file(
+    fresh_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The log is caught up, then the derived tables' step fails: the file is as the previous
+    # run left it (one DuckDB transaction), and the next opening brings it up whole.
+    store, path = fresh_db, tmp_path / "kept.duckdb"
+    _world(store)
+    with store.session() as session:
+        log.integrate(session, limit=400)
+    _refresh(store)
+    url = _url(store)
+    before = _same(url, path)
+    log.integrate_all(store)
+    _refresh(store)
+
+    def fails(*_args: Any) -> None:
+        raise RuntimeError("interrupted after the log's rows")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(duck_kept, "_catch_up_derived", fails)
+        with pytest.raises(RuntimeError, match="interrupted"), _kept(url, path):
+            pass
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        for table in ("audit_leaves", "oversight_access_facts"):
+            count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert count is not None and count[0] == len(before[table]), table
+    finally:
+        con.close()
+    after = _same(url, path)
+    assert len(after["audit_leaves"]) > len(before["audit_leaves"])
