@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/oversight_duckdb_pass.py --store NAME [--compare] | --quick
         [--copied TABLE,...] [--memory-limit 1500MB] [--threads 2] [--skip-explain]
+        [--duckdb-file PATH [--kept-only] [--rewind-day]
+            [--append-day --entries N --persons N --days N]]
 
 ``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --engine postgresql --keep-db
 /tmp/NAME`` with its facts brought up to the log (``--incremental-only``). In one process:
@@ -19,6 +21,17 @@
 4. Every detector of ``flags.DETECTORS`` over the whole store, its own statements on DuckDB
    (dialect ``duckdb``), each timed; the drafts' digest (``drafts_sha256``). With
    ``--compare`` the same detectors on PostgreSQL (each timed) and their digest: ``same_drafts``.
+
+With ``--duckdb-file PATH`` (the setting ``oversight_duckdb_file``: ``oversight.duck_kept``),
+before the pass, in the same process: the temporary copy the pass makes without it, opened
+and closed (``kept.copy_s``), then the kept file removed and built (``kept.build_s``), then
+opened again with nothing new in the store (``kept.nochange_s``); with ``--append-day`` (it
+WRITES to the store: a store of your own, built with ``--entries``/``--persons``/``--days``
+given here as well), bench/oversight.py's next day appended and integrated, the facts
+refreshed, the file opened again (``kept.day_s``), and the day removed at the end (the file is
+then another log's and is removed too). The pass then reads through the kept file (its
+``setup_s`` another refresh with nothing new). The file's size and the peak RSS after the
+copies are reported.
 
 Peak RSS is this process's (DuckDB included; ``memory_limit`` bounds its buffers). Nothing is
 written to the store. The last line printed is one JSON object.
@@ -105,6 +118,86 @@ def explanation_sql(session: Session, days: int) -> str:
     return str(compiled)
 
 
+def _opened(url: str, args: argparse.Namespace, kept_file: Path | None) -> float:
+    """Seconds to open a reader (its copy made or brought up) and close it."""
+    started = time.perf_counter()
+    with duck.reader(
+        url, memory_limit=args.memory_limit, threads=args.threads, kept_file=kept_file
+    ) as reader:
+        reader.connection()
+    return round(time.perf_counter() - started, 3)
+
+
+def rewound_day(args: argparse.Namespace, url: str, kept_file: Path) -> dict[str, Any]:
+    """A day's bring-up on a store this bench may not write: the file's last day taken out
+    of the file (the entries of its last 1/365 of leaves, their leaves and facts, and the
+    watermarks it keeps moved back to match), then the file opened (timed): it reads that
+    day again from the store, as after a day's appends and refresh. Then the copy's row
+    counts against the store's."""
+    import duckdb
+
+    con = duckdb.connect(str(kept_file))
+    leaves = int(con.execute("SELECT count(*) FROM audit_leaves").fetchone()[0])  # type: ignore[index]
+    cut = leaves - leaves // args.days
+    top = con.execute("SELECT max(entry_id) FROM audit_leaves WHERE leaf_index < ?", [cut])
+    first = int(top.fetchone()[0]) + 1  # type: ignore[index]
+    con.execute("DELETE FROM audit_leaves WHERE leaf_index >= ?", [cut])
+    con.execute("DELETE FROM audit_entries WHERE id >= ?", [first])
+    con.execute("DELETE FROM oversight_access_facts WHERE entry_id >= ?", [first])
+    head = con.execute(
+        "SELECT entry_id, leaf_hash FROM audit_leaves WHERE leaf_index = ?", [cut - 1]
+    ).fetchone()
+    assert head is not None
+    marks = {"leaves": cut, "facts_leaves": cut, "head_hash": f"{head[0]}:{bytes(head[1]).hex()}"}
+    for key, value in marks.items():
+        con.execute("UPDATE openpars_kept_copy SET value = ? WHERE key = ?", [str(value), key])
+    con.close()
+    figures: dict[str, Any] = {"rewound_leaves": leaves - cut}
+    figures["rewound_day_s"] = _opened(url, args, kept_file)
+    print("rewound_day_s", figures["rewound_day_s"], file=sys.stderr, flush=True)
+    with duck.reader(url, kept_file=kept_file) as reader:
+        counts = [
+            reader.execute(
+                text(
+                    f"SELECT (SELECT count(*) FROM main.{t}), "
+                    f"(SELECT count(*) FROM store.public.{t})"
+                )
+            ).one()
+            for t in ("audit_entries", "audit_leaves", "oversight_access_facts")
+        ]
+    figures["rewound_same_counts"] = all(a == b for a, b in counts)
+    return figures
+
+
+def kept_phases(
+    args: argparse.Namespace, url: str, engine: Any, kept_file: Path
+) -> tuple[dict[str, Any], int | None]:
+    """The full copy against the kept file built and brought up, in this process; the first
+    entry of the appended day (``--append-day``), removed by the caller at the end."""
+    kept: dict[str, Any] = {"file": str(kept_file)}
+    for phase in ("copy_s", "build_s", "nochange_s"):
+        if phase == "build_s":
+            kept_file.unlink(missing_ok=True)
+        kept[phase] = _opened(url, args, None if phase == "copy_s" else kept_file)
+        print(phase, kept[phase], file=sys.stderr, flush=True)
+    kept["file_mib"] = round(kept_file.stat().st_size / 2**20, 1)
+    kept["peak_rss_mib_after_copies"] = round(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+    )
+    if args.rewind_day:
+        kept.update(rewound_day(args, url, kept_file))
+    if not args.append_day:
+        return kept, None
+    shape = generator.Shape(persons=args.persons, entries=args.entries, days=args.days)
+    lo, hi = generator.append_day(engine, shape)
+    kept["day_entries"] = hi - lo + 1
+    kept["day_facts_refresh"] = generator._refresh_to_log(engine)
+    kept["day_s"] = _opened(url, args, kept_file)
+    print("day_s", kept["day_s"], file=sys.stderr, flush=True)
+    kept["nochange_after_day_s"] = _opened(url, args, kept_file)
+    return kept, lo
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     load_all_models()
     url = PG_URL.rsplit("/", 1)[0] + f"/{args.store}"
@@ -116,9 +209,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
     }
     engine = make_engine(url)
+    kept_file = Path(args.duckdb_file) if args.duckdb_file else None
+    day_from = None
+    if kept_file is not None:
+        figures["kept"], day_from = kept_phases(args, url, engine, kept_file)
+        if args.kept_only:
+            if day_from is not None:
+                generator._drop_entries_from(engine, day_from)
+                kept_file.unlink()
+            engine.dispose()
+            figures["peak_rss_mib"] = round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+            )
+            figures["load_average_1m"] = round(os.getloadavg()[0], 2)
+            return figures
     started = time.perf_counter()
     with duck.reader(
-        url, copied=copied, memory_limit=args.memory_limit, threads=args.threads
+        url,
+        copied=copied,
+        memory_limit=args.memory_limit,
+        threads=args.threads,
+        kept_file=kept_file,
     ) as reader:
         reader.connection()
         figures["setup_s"] = round(time.perf_counter() - started, 3)
@@ -173,6 +284,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             figures["drafts_sha256_postgresql"] = digest(on_pg)
             figures["same_drafts"] = figures["drafts_sha256_postgresql"] == figures["drafts_sha256"]
             pg.rollback()
+    if day_from is not None and kept_file is not None:
+        generator._drop_entries_from(engine, day_from)
+        kept_file.unlink()
     engine.dispose()
     figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     figures["load_average_1m"] = round(os.getloadavg()[0], 2)
@@ -192,7 +306,30 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=duck.DEFAULT_MEMORY_LIMIT)
     parser.add_argument("--threads", type=int, default=duck.DEFAULT_THREADS)
     parser.add_argument("--skip-explain", action="store_true", help="the detectors alone")
+    parser.add_argument(
+        "--duckdb-file",
+        help="a kept DuckDB file (removed, built, brought up: timed against the full copy)",
+    )
+    parser.add_argument(
+        "--append-day",
+        action="store_true",
+        help="with --duckdb-file: WRITES a day to the store (removed after), timing the "
+        "kept file brought up over it; give the store's --entries and --persons",
+    )
+    parser.add_argument(
+        "--rewind-day",
+        action="store_true",
+        help="with --duckdb-file: the file's last day taken out of the file and read again "
+        "(a day's bring-up without writing to the store)",
+    )
+    parser.add_argument(
+        "--kept-only", action="store_true", help="with --duckdb-file: the copies alone, no pass"
+    )
+    parser.add_argument("--entries", type=int, help="the store's entries (--append-day)")
+    parser.add_argument("--persons", type=int, help="the store's persons (--append-day)")
     args = generator.kept_store_arguments(parser)
+    if args.append_day and (args.duckdb_file is None or not args.entries or not args.persons):
+        parser.error("--append-day needs --duckdb-file, --entries and --persons")
     print(json.dumps(run(args)), flush=True)
 
 

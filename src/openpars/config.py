@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # duckdb`): its memory_limit (its buffers; the detectors' rows in Python come on top:
     # docs/benchmarks.md, branch h13duck2).
     oversight_duckdb_memory: str = Field(default="1GB", pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]i?B$")
+    # The DuckDB file `--engine duckdb` keeps its copy of the store in, brought up to the store
+    # at each run (oversight.duck_kept); unset: a temporary file copied whole at each run.
+    oversight_duckdb_file: Path | None = None
     # An access citing a case within this many hours after an explained access by the same
     # user to the same case is explained as a follow-up.
     oversight_follow_up_hours: int = Field(default=72, ge=0, le=24 * 366)

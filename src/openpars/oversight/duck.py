@@ -32,10 +32,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from openpars.errors import InvalidInput
+from openpars.oversight import duck_kept
 
 # What is copied of a table where not every column (the store's column names; instants converted
 # as the views do). Of the entries, the columns the oversight readers use, and of the content
@@ -57,6 +59,11 @@ COPIED_COLUMNS: dict[str, str] = {
         "ELSE encode('{}') END AS content"
     ),
 }
+# Columns of a copied table left out of its copy: ``persons.floor_visible`` is kept by the
+# database's triggers (access.rls) for every person a sealing or a new floor changes, with no
+# audit entry naming them, so a kept copy (``duck_kept``) could not tell which rows to read
+# again; no oversight reader reads it.
+NOT_COPIED: dict[str, frozenset[str]] = {"persons": frozenset({"floor_visible"})}
 # The tables the oversight pass reads most, copied into DuckDB by default (the others are read
 # through the scanner at each statement: small, or read by few).
 DEFAULT_COPIED = (
@@ -109,9 +116,18 @@ def _quoted(name: str) -> str:
 
 
 def _prepare(
-    con: Any, store: URL, copied: Collection[str], memory_limit: str, threads: int, spill: Path
+    con: Any,
+    store: URL,
+    copied: Collection[str],
+    memory_limit: str,
+    threads: int,
+    spill: Path,
+    *,
+    kept: bool = False,
 ) -> None:
-    """Load the scanner, attach the store and name its tables in DuckDB's catalogue."""
+    """Load the scanner, attach the store and name its tables in DuckDB's catalogue: the
+    ``copied`` ones copied (``kept``: the file's copy brought up to the store,
+    ``duck_kept``), the others views of the store (temporary ones in a kept file)."""
     con.execute(f"SET memory_limit = '{memory_limit}'")
     con.execute(f"SET temp_directory = '{spill}'")
     con.execute(f"SET threads = {int(threads)}")
@@ -127,18 +143,31 @@ def _prepare(
     tables: dict[str, list[tuple[str, str]]] = {}
     for table, column, kind in columns:
         tables.setdefault(str(table), []).append((str(column), str(kind)))
-    for table, cols in tables.items():
-        read = ", ".join(
-            f"timezone('UTC', {_quoted(c)}) AS {_quoted(c)}"
-            if k.upper() == "TIMESTAMP WITH TIME ZONE"
-            else _quoted(c)
-            for c, k in cols
-        )
-        if table in copied:
-            read = COPIED_COLUMNS.get(table, read)
+    reads = {table: _read(table, cols, copied) for table, cols in tables.items()}
+    if kept:
+        duck_kept.bring_up(con, {t: reads[t] for t in copied if t in reads})
+    for table, read in reads.items():
         source = f"SELECT {read} FROM store.public.{_quoted(table)}"  # noqa: S608 - catalogue names
-        kind = "TABLE" if table in copied else "VIEW"
-        con.execute(f"CREATE {kind} main.{_quoted(table)} AS {source}")
+        if kept and table not in copied:
+            con.execute(f"CREATE OR REPLACE TEMPORARY VIEW {_quoted(table)} AS {source}")
+        elif not kept:
+            kind = "TABLE" if table in copied else "VIEW"
+            con.execute(f"CREATE {kind} main.{_quoted(table)} AS {source}")
+
+
+def _read(table: str, cols: list[tuple[str, str]], copied: Collection[str]) -> str:
+    """The select list a table is read with: its instants as naive UTC, and of a copied table
+    the columns ``COPIED_COLUMNS`` names where it names them."""
+    if table in copied and table in COPIED_COLUMNS:
+        return COPIED_COLUMNS[table]
+    left = NOT_COPIED.get(table, frozenset()) if table in copied else frozenset()
+    return ", ".join(
+        f"timezone('UTC', {_quoted(c)}) AS {_quoted(c)}"
+        if k.upper() == "TIMESTAMP WITH TIME ZONE"
+        else _quoted(c)
+        for c, k in cols
+        if c not in left
+    )
 
 
 def readable(store_url: str | URL) -> URL:
@@ -171,10 +200,13 @@ def reader_engine(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int = DEFAULT_THREADS,
     folder: Path,
+    kept_file: Path | None = None,
 ) -> Engine:
     """An engine on one DuckDB attached to the PostgreSQL store ``store_url``, its database
     file and its spills in ``folder``: the copied tables are buffer-managed (evicted to the
-    file past ``memory_limit``; an in-memory DuckDB ran out of memory copying 10M entries)."""
+    file past ``memory_limit``; an in-memory DuckDB ran out of memory copying 10M entries).
+    ``kept_file``: the database is that file, kept and brought up to the store when a
+    connection opens (``duck_kept``), not a new one in ``folder``."""
     if not _MEMORY.fullmatch(memory_limit):
         raise InvalidInput(
             f"memory limit {memory_limit!r} is not an amount such as 1500MB or 1.5GiB",
@@ -182,13 +214,41 @@ def reader_engine(
             code="invalid_memory_limit",
         )
     store = readable(store_url)
-    engine = create_engine(f"duckdb:///{folder / 'reader.duckdb'}", poolclass=StaticPool)
+    if kept_file is not None and set(copied) != set(DEFAULT_COPIED):
+        raise InvalidInput(
+            f"{duck_kept.SETTING}: a kept DuckDB file holds the default copied tables "
+            f"({', '.join(DEFAULT_COPIED)}), not another set",
+            field=duck_kept.SETTING,
+            code="duckdb_file_copied",
+        )
+    database = kept_file if kept_file is not None else folder / "reader.duckdb"
+    engine = create_engine(f"duckdb:///{database}", poolclass=StaticPool)
 
     @event.listens_for(engine, "connect")
     def _attach(dbapi_connection: Any, _record: Any) -> None:
-        _prepare(dbapi_connection, store, copied, memory_limit, threads, folder / "spill")
+        _prepare(
+            dbapi_connection,
+            store,
+            copied,
+            memory_limit,
+            threads,
+            folder / "spill",
+            kept=kept_file is not None,
+        )
 
     return engine
+
+
+def _in_use(error: DBAPIError, path: Path) -> InvalidInput | None:
+    """The error to raise when DuckDB could not lock the kept file (another run holds it)."""
+    if "lock" not in str(error.orig).lower():
+        return None
+    return InvalidInput(
+        f"{duck_kept.SETTING}: the DuckDB file {path} is in use by another run (DuckDB lets "
+        f"one process write a file; {error.orig}); wait for it to end, or give another path",
+        field=duck_kept.SETTING,
+        code="duckdb_file_in_use",
+    )
 
 
 @contextmanager
@@ -198,11 +258,13 @@ def reader(
     copied: Collection[str] = DEFAULT_COPIED,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int = DEFAULT_THREADS,
+    kept_file: Path | None = None,
 ) -> Iterator[Session]:
     """A session reading the store through DuckDB; closed on exit, and DuckDB's file (in a
     temporary folder) removed with it. ``copied``: by default the tables the oversight pass
     reads most (``DEFAULT_COPIED``); through views alone the detectors took 659 s at 1M
-    entries against 11 s (docs/benchmarks.md, branch h13duck2)."""
+    entries against 11 s (docs/benchmarks.md, branch h13duck2). ``kept_file``: DuckDB's file
+    is that one, kept, its copy brought up to the store on opening (``duck_kept``)."""
     with tempfile.TemporaryDirectory(prefix="openpars-duckdb-") as folder:
         engine = reader_engine(
             store_url,
@@ -210,9 +272,17 @@ def reader(
             memory_limit=memory_limit,
             threads=threads,
             folder=Path(folder),
+            kept_file=kept_file,
         )
         try:
             with Session(engine) as session:
+                try:
+                    session.connection()
+                except DBAPIError as error:
+                    in_use = None if kept_file is None else _in_use(error, kept_file)
+                    if in_use is None:
+                        raise
+                    raise in_use from error
                 yield session
                 session.rollback()
         finally:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from openpars.config import Settings
 from openpars.console import DbOption, out, reports_errors, settings_for, unit
+from openpars.errors import InvalidInput
 from openpars.governance.cli_signing import actor_named, print_model, read_json
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
@@ -139,15 +140,34 @@ EngineOption = Annotated[
 ]
 
 
+DuckFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--duckdb-file",
+        help="With --engine duckdb: the DuckDB file to keep the copy of the store in, brought "
+        "up to the store at each run instead of copied whole (default: the setting "
+        "oversight_duckdb_file; unset, a temporary file). One run at a time per file.",
+    ),
+]
+
+
 def _run(
     settings: Settings,
     as_user: str,
     engine: ReadEngine,
     period: DetectionPeriod | None = None,
     limits: Thresholds | None = None,
+    duckdb_file: Path | None = None,
 ) -> list[int]:
     """``review.run_detectors`` in one transaction of the store; with DuckDB the facts are
     refreshed and committed in one before it (DuckDB reads what the store committed)."""
+    if duckdb_file is not None and engine is not ReadEngine.DUCKDB:
+        raise InvalidInput(
+            "--duckdb-file is DuckDB's file: give it with --engine duckdb",
+            field="duckdb_file",
+            code="duckdb_file_without_duckdb",
+        )
+    kept = duckdb_file or settings.oversight_duckdb_file
     if engine is ReadEngine.STORE:
         with unit(settings) as session:
             return review.run_detectors(
@@ -158,7 +178,9 @@ def _run(
         _reviewer(session, as_user).require(Permission.OVERSIGHT_REVIEW)
         refresh(session)
     with (
-        duck.reader(settings.database_url, memory_limit=settings.oversight_duckdb_memory) as reader,
+        duck.reader(
+            settings.database_url, memory_limit=settings.oversight_duckdb_memory, kept_file=kept
+        ) as reader,
         unit(settings) as session,
     ):
         return review.run_detectors(
@@ -169,10 +191,13 @@ def _run(
 @detectors_app.command("run")
 @reports_errors
 def detectors_run(
-    as_user: ReviewerOption, engine: EngineOption = ReadEngine.STORE, db: DbOption = None
+    as_user: ReviewerOption,
+    engine: EngineOption = ReadEngine.STORE,
+    duckdb_file: DuckFileOption = None,
+    db: DbOption = None,
 ) -> None:
     """Run every detector now (idempotent: a finding is flagged once)."""
-    created = _run(settings_for(db), as_user, engine)
+    created = _run(settings_for(db), as_user, engine, duckdb_file=duckdb_file)
     print_model(DetectorRun(new_flags=created))
 
 
@@ -187,6 +212,7 @@ def detect(
         str | None, typer.Option("--to", help="Last day (YYYY-MM-DD, UTC), included.")
     ] = None,
     engine: EngineOption = ReadEngine.STORE,
+    duckdb_file: DuckFileOption = None,
     db: DbOption = None,
 ) -> None:
     """Run every detector over the given days (none: the whole store); prints the new flags.
@@ -197,7 +223,7 @@ def detect(
     last = _day(end, "to") if end else None
     period = review.detection_period(first, last)
     settings = settings_for(db)
-    created = _run(settings, as_user, engine, period, thresholds_from(settings))
+    created = _run(settings, as_user, engine, period, thresholds_from(settings), duckdb_file)
     result = DetectionResult.model_validate({"from": first, "to": last, "new_flags": created})
     out.print_json(result.model_dump_json(by_alias=True))
 
