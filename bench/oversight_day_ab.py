@@ -11,6 +11,7 @@ other processes load. The flags' digest (bench/oversight.py's) of the last round
 that two code versions run back-to-back can be compared for equal findings.
 
 Usage: python bench/oversight_day_ab.py DBNAME [--entries N --persons N --days N --rounds N]
+       python bench/oversight_day_ab.py --quick   (bench/oversight.py's small kept store)
 The last line is one JSON object.
 """
 
@@ -125,7 +126,12 @@ def _round(session: Session, shape: bench.Shape) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("db")
+    parser.add_argument("db", nargs="?", help="the kept store's database (bench/oversight.py)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and read it",
+    )
     parser.add_argument("--entries", type=int, default=10_000_000)
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=365)
@@ -133,7 +139,12 @@ def main() -> None:
     parser.add_argument("--label", default="", help="a name for this run in the JSON")
     args = parser.parse_args()
     load_all_models()
-    shape = bench.Shape(persons=args.persons, entries=args.entries, days=args.days)
+    if args.quick:
+        args.db, shape = bench.kept_quick_store(), bench.QUICK_KEPT
+    elif args.db is None:
+        parser.error("give DBNAME (a store kept by bench/oversight.py) or --quick")
+    else:
+        shape = bench.Shape(persons=args.persons, entries=args.entries, days=args.days)
     url = bench.PG_URL.rsplit("/", 1)[0] + f"/{args.db}"
     engine = make_engine(url)
     result: dict[str, Any] = {"db": args.db, "label": args.label, "load_1m": os.getloadavg()[0]}
