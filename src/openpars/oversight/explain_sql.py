@@ -364,14 +364,22 @@ def _sweeps(
         f"RANGE BETWEEN INTERVAL '{micros} microseconds' PRECEDING "
         f"AND INTERVAL '{micros} microseconds' FOLLOWING)"
     )
+    # DuckDB reading a store (oversight.duck) scans its columnar copy of the entries by user:
+    # the per-user index (``audit.by_actor``) is PostgreSQL's way to them, read there through
+    # the scanner, row by row.
+    users = (
+        e.user_id.in_(select(f.user_id))
+        if dialect == "duckdb"
+        else e.id.in_(
+            by_actor.entries_by(
+                dialect, "user_id", select(f.user_id), start=first, end=last, end_inclusive=True
+            )
+        )
+    )
     sweeps = (
         select(e.id.label("entry_id"), moving.label("sweep"))
         .where(
-            e.id.in_(
-                by_actor.entries_by(
-                    dialect, "user_id", select(f.user_id), start=first, end=last, end_inclusive=True
-                )
-            ),
+            users,
             e.at >= first,
             e.at <= last,
             *external,
@@ -466,27 +474,31 @@ def explanations(
     flags = _flags(source, selection, rules, grants, dialect, indexed_sweeps)
     f = flags.c
     # The follow-up rule, as a window: the latest directly explained access by the same user
-    # citing the same case strictly before this one (EXCLUDE GROUP leaves out accesses at the
-    # same instant). There is an anchor in the window exactly when that latest one is in it.
-    # A correlated EXISTS over the flags instead probes an unindexed CTE once per pair.
-    # Several agreements at once are each explained as on their own (their own anchors).
-    # A pair citing no case is no follow-up: each is a partition of its own (its id), not one
-    # of all its user's uncited pairs. The frame's exclusion makes the engine aggregate each
-    # row's frame afresh, so one partition of n rows costs n^2 / 2 (at 10M: 7 of 12 minutes).
+    # citing the same case strictly before this one. There is an anchor in the window exactly
+    # when that latest one is in it. A correlated EXISTS over the flags instead probes an
+    # unindexed CTE once per pair. Several agreements at once are each explained as on their
+    # own (their own anchors). A pair citing no case is no follow-up: each is a partition of
+    # its own (its id), not one of all its user's uncited pairs.
+    # "Strictly before" without excluding the peers at the same instant (``EXCLUDE GROUP``
+    # makes an engine aggregate each row's frame afresh: one partition of n rows costs n^2 / 2,
+    # at 10M on DuckDB about 40% of the explanation): a running maximum over the rows before
+    # this one, the pairs of one instant ordered with the direct ones last. A pair not
+    # explained directly then has before it, of its own instant, only other such pairs (no
+    # instant to give): its maximum is that of the earlier instants. A direct pair's maximum
+    # may include its own instant, but it is never read: a direct pair is explained by the case
+    # or the purpose rule, which the code tests before the follow-up.
     alone = case((f.case_reference.is_(None), f.id))
     partition = (
         (f.agreement_id, f.user_id, f.case_reference, alone)
         if selection.agreement_ids is not None
         else (f.user_id, f.case_reference, alone)
     )
+    # Direct last: 1 sorts after 0 on every engine (a NULL ``direct``, as from a NULL purpose,
+    # would sort last on PostgreSQL and DuckDB but first on SQLite).
+    direct_last = case((f.direct, 1), else_=0)
     last_direct = (
         func.max(case((f.direct, f.at)))
-        .over(
-            partition_by=partition,
-            order_by=f.at,
-            range_=(None, 0),
-            exclude="GROUP",
-        )
+        .over(partition_by=partition, order_by=(f.at, direct_last), rows=(None, -1))
         .label("last_direct_at")
     )
     windowed = select(flags, last_direct).subquery("windowed")
