@@ -7,7 +7,6 @@ the same services as the API, and each leaves one audit entry. Output is JSON.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -19,10 +18,9 @@ from openpars.console import DbOption, out, reports_errors, settings_for, unit
 from openpars.governance.cli_signing import actor_named, print_model, read_json
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
-from openpars.oversight import canaries, duck, review
+from openpars.oversight import canaries, review
 from openpars.oversight.detection import DetectionPeriod, Thresholds, thresholds_from
-from openpars.oversight.explain_cli import _day
-from openpars.oversight.facts import refresh
+from openpars.oversight.explain_cli import ReadEngine, _day, reading
 from openpars.oversight.models import CaseState, Finding
 from openpars.oversight.schemas import CanaryCreate, DetectionResult, DetectorRun, OversightPage
 from openpars.ranges import INT32_MAX
@@ -121,13 +119,6 @@ def flags_list(
     print_model(OversightPage(items=items, total=total, offset=offset, limit=limit))
 
 
-class ReadEngine(StrEnum):
-    """Where the detectors' reads run."""
-
-    STORE = "store"
-    DUCKDB = "duckdb"
-
-
 EngineOption = Annotated[
     ReadEngine,
     typer.Option(
@@ -148,19 +139,11 @@ def _run(
 ) -> list[int]:
     """``review.run_detectors`` in one transaction of the store; with DuckDB the facts are
     refreshed and committed in one before it (DuckDB reads what the store committed)."""
-    if engine is ReadEngine.STORE:
-        with unit(settings) as session:
-            return review.run_detectors(
-                session, actor=_reviewer(session, as_user), period=period, limits=limits
-            )
-    duck.readable(settings.database_url)
-    with unit(settings) as session:
+
+    def ready(session: Session) -> None:
         _reviewer(session, as_user).require(Permission.OVERSIGHT_REVIEW)
-        refresh(session)
-    with (
-        duck.reader(settings.database_url, memory_limit=settings.oversight_duckdb_memory) as reader,
-        unit(settings) as session,
-    ):
+
+    with reading(settings, engine, ready) as reader, unit(settings) as session:
         return review.run_detectors(
             session, actor=_reviewer(session, as_user), period=period, limits=limits, reader=reader
         )
