@@ -1,7 +1,7 @@
 """The whole period's explanation, two versions of its statement alternated in one process.
 
     .venv/bin/python bench/oversight_explain_ab.py --store NAME --before REV [--rounds 2]
-        [--postgresql] [--no-duckdb] [--profile PATH] | --quick
+        [--postgresql] [--no-duckdb] [--versions V,...] [--profile PATH] | --quick
 
 ``REV`` is a git revision of this repository: its ``src/openpars/oversight/explain_sql.py`` is
 loaded as a module of its own (``before``) beside the working tree's (``after``), and each
@@ -26,6 +26,7 @@ store. The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import os
@@ -50,7 +51,7 @@ from openpars.models import load_all_models
 from openpars.oversight import duck
 from openpars.oversight import explain_sql as after_module
 from openpars.oversight.explain import purpose_grants, rules_from
-from openpars.oversight.explain_sql import Dimension, Selection
+from openpars.oversight.explain_sql import Selection
 from openpars.oversight.facts import whole_store_memory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -151,8 +152,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "runs": [],
     }
     duck_order = [("before", "after", "after_duckdb"), ("after_duckdb", "after", "before")]
+    if args.versions:
+        chosen = args.versions.split(",")
+        duck_order = [tuple(v for v in o if v in chosen) for o in duck_order]
     order = [("before", "after"), ("after", "before")]
-    digests: dict[str, dict[str, set[str]]] = {"duckdb": {}, "postgresql": {}}
+    digests: dict[str, dict[str, set[str]]] = {"duckdb": {}, "postgresql": {}, "coverage": {}}
     if not args.no_duckdb:
         started = time.perf_counter()
         with duck.reader(url, copied=duck.DEFAULT_COPIED) as reader:
@@ -173,8 +177,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     explained = round(time.perf_counter() - started, 3)
                     started = time.perf_counter()
                     pairs = select(table("pairs", *(column(c) for c in COLUMNS)))
-                    for by in (None, *Dimension):
-                        reader.execute(after_module.coverage(pairs, by, "duckdb")).all()
+                    # Each version's own coverage statements.
+                    module = before if name == "before" else after_module
+                    shown = [
+                        tuple(row)
+                        for by in (None, *module.Dimension)
+                        for row in reader.execute(module.coverage(pairs, by, "duckdb")).all()
+                    ]
+                    covered_md5 = hashlib.md5(repr(shown).encode()).hexdigest()
+                    digests["coverage"].setdefault(name, set()).add(covered_md5)
                     covered = round(time.perf_counter() - started, 3)
                     found = reader.execute(text(DIGEST.format("pairs"))).scalar()
                     digests["duckdb"].setdefault(name, set()).add(str(found))
@@ -201,11 +212,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 _log("run", run_)
     engine.dispose()
     for engine_name, found in digests.items():
-        if found:
+        if found and engine_name == "coverage":
+            figures["coverage_md5"] = {k: sorted(v) for k, v in found.items()}
+            figures["same_coverage"] = len(set().union(*found.values())) == 1
+        elif found:
             figures[f"codes_md5_{engine_name}"] = {k: sorted(v) for k, v in found.items()}
             figures[f"same_codes_{engine_name}"] = len(set().union(*found.values())) == 1
     if digests["duckdb"] and digests["postgresql"]:
-        figures["same_codes_across_engines"] = digests["duckdb"] == digests["postgresql"]
+        both = set().union(*digests["duckdb"].values(), *digests["postgresql"].values())
+        figures["same_codes_across_engines"] = len(both) == 1
     figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     figures["cpus"] = os.cpu_count()
     return figures
@@ -217,6 +232,7 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="the git revision to compare with")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each, A B then B A")
     parser.add_argument("--postgresql", action="store_true", help="on PostgreSQL too")
+    parser.add_argument("--versions", help="on DuckDB only these, e.g. before,after_duckdb")
     parser.add_argument("--no-duckdb", action="store_true", help="PostgreSQL only")
     parser.add_argument("--profile", type=Path, help="DuckDB's EXPLAIN ANALYZE of after_duckdb")
     args = generator.kept_store_arguments(parser)

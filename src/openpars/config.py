@@ -84,9 +84,9 @@ class Settings(BaseSettings):
     log_key_path: Path | None = None
     # The checkpoint origin line and key name; defaults to "<site_name>/audit".
     log_origin: str | None = None
-    # Oversight (docs/oversight.md). DuckDB reading the store for the detectors (`--engine
-    # duckdb`): its memory_limit (its buffers; the detectors' rows in Python come on top:
-    # docs/benchmarks.md, branch h13duck2).
+    # Oversight (docs/oversight.md). DuckDB reading the store for the detectors, explanation
+    # and coverage (`--engine duckdb`): its memory_limit (its buffers; the detectors' rows in
+    # Python come on top: docs/benchmarks.md, branch h13duck2).
     oversight_duckdb_memory: str = Field(default="1GB", pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]i?B$")
     # An access citing a case within this many hours after an explained access by the same
     # user to the same case is explained as a follow-up.
