@@ -15,9 +15,10 @@
    length summed) through the same DuckDB (``scan_duckdb_s``) and, with ``--compare``, on
    PostgreSQL (``scan_postgresql_s``).
 3. The explanation of every pair of every agreement over the period: the statement the product
-   builds (``explain_sql.explanations``, compiled for PostgreSQL with literal binds, as
-   bench/oversight_duckdb.py), into a DuckDB temporary table; coverage in all and per agency,
-   user, purpose and week from it (``explain_duckdb_s``, ``coverage_duckdb_s``).
+   builds on DuckDB (``explain_sql.explanations`` for dialect ``duckdb``, compiled for
+   PostgreSQL with literal binds, as bench/oversight_duckdb.py), into a DuckDB temporary
+   table; coverage in all and per agency, user, purpose and week from it
+   (``explain_duckdb_s``, ``coverage_duckdb_s``).
 4. Every detector of ``flags.DETECTORS`` over the whole store, its own statements on DuckDB
    (dialect ``duckdb``), each timed; the drafts' digest (``drafts_sha256``). With
    ``--compare`` the same detectors on PostgreSQL (each timed) and their digest: ``same_drafts``.
@@ -113,7 +114,9 @@ def explanation_sql(session: Session, days: int) -> str:
     grants = purpose_grants(session, Selection(start=T0, end=end))
     agreements = frozenset(session.scalars(select(Agreement.id)))
     selection = Selection(start=T0, end=end, agreement_ids=agreements)
-    pairs = xsql.explanations(selection, rules_from(Settings()), grants, "postgresql")
+    # Built for dialect duckdb, as ``openpars oversight explain|coverage --engine duckdb`` builds
+    # it (its sweeps scan the copied entries), compiled with PostgreSQL's literal binds.
+    pairs = xsql.explanations(selection, rules_from(Settings()), grants, "duckdb")
     compiled = pairs.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     return str(compiled)
 

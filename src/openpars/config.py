@@ -84,9 +84,9 @@ class Settings(BaseSettings):
     log_key_path: Path | None = None
     # The checkpoint origin line and key name; defaults to "<site_name>/audit".
     log_origin: str | None = None
-    # Oversight (docs/oversight.md). DuckDB reading the store for the detectors (`--engine
-    # duckdb`): its memory_limit (its buffers; the detectors' rows in Python come on top:
-    # docs/benchmarks.md, branch h13duck2).
+    # Oversight (docs/oversight.md). DuckDB reading the store for the detectors, explanation
+    # and coverage (`--engine duckdb`): its memory_limit (its buffers; the detectors' rows in
+    # Python come on top: docs/benchmarks.md, branch h13duck2).
     oversight_duckdb_memory: str = Field(default="1GB", pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]i?B$")
     # The DuckDB file `--engine duckdb` keeps its copy of the store in, brought up to the store
     # at each run (oversight.duck_kept); unset: a temporary file copied whole at each run.

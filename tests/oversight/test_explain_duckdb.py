@@ -12,16 +12,21 @@ compiled for PostgreSQL compares them as timestamps).
 from __future__ import annotations
 
 import importlib.resources
+import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
 from openpars.agreements.models import Agreement
 from openpars.audit import log
+from openpars.audit.models import AuditEntry
+from openpars.cli import app
 from openpars.db import Database
 from openpars.oversight import explain_sql as xsql
 from openpars.oversight import facts
@@ -93,3 +98,56 @@ def test_duckdb_explains_every_pair_as_postgresql_does(fresh_db: Database, seed:
         ).fetchone()
         assert differing == (0,), (a, b, differing)
     con.close()
+
+
+def _console(url: str, *args: str) -> Any:
+    result = CliRunner().invoke(app, ["oversight", *args, "--format", "json", "--db", url])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_explain_and_coverage_at_the_console_on_duckdb(fresh_db: Database) -> None:
+    # ``openpars oversight explain|coverage --engine duckdb``: the statement built for DuckDB
+    # (dialect duckdb: its sweeps read the copied entries, not the per-user index) runs on
+    # DuckDB attached to the store and gives each agency's pairs, codes and coverage exactly
+    # as the store does; the requests are audited in the store.
+    store = fresh_db
+    with store.session() as session:
+        world = build_world(session)
+    traffic = build_traffic(store, world, seed=3)
+    with store.session() as session:
+        log.integrate(session)
+    # The facts are not refreshed here: the command brings them up to the log and commits.
+    assert isinstance(store.bind, Engine)
+    url = store.bind.url.render_as_string(hide_password=False)
+    period = ["--from", traffic.start.date().isoformat(), "--to", traffic.end.date().isoformat()]
+    with store.session() as session:
+        agencies = sorted(
+            session.scalars(
+                select(AuditEntry.agency_id)
+                .where(AuditEntry.agreement_id.is_not(None), AuditEntry.agency_id.is_not(None))
+                .distinct()
+            )
+        )
+    assert agencies
+    codes: dict[str, int] = {}
+    for agency in agencies:
+        chosen = [*period, "--agency", str(agency)]
+        for by in ("user", "week", "purpose"):
+            on_duckdb = _console(url, "coverage", *chosen, "--by", by, "--engine", "duckdb")
+            assert on_duckdb == _console(url, "coverage", *chosen, "--by", by), (agency, by)
+        page = ["explain", *chosen, "--limit", "10000"]
+        on_duckdb = _console(url, *page, "--engine", "duckdb")
+        assert on_duckdb == _console(url, *page), agency
+        assert on_duckdb["total"] == len(on_duckdb["items"])
+        for item in on_duckdb["items"]:
+            codes[item["code"]] = codes.get(item["code"], 0) + 1
+    # Every rule, and every reason the harness injects misuse for, was compared.
+    assert {r.value for r in Rule} | set(traffic.misuse.values()) <= set(codes), codes
+    with store.session() as session:
+        audited = session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action.in_(("oversight.coverage", "oversight.explanations")))
+        )
+    assert audited == len(agencies) * 8

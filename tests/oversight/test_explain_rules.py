@@ -94,6 +94,45 @@ def test_a_follow_up_needs_an_anchor_strictly_before_it(book: Log) -> None:
     assert codes[(after, third.person_id)] == "follow_up"
 
 
+def test_a_follow_up_at_the_edges_of_its_window_and_beside_a_tie(book: Log) -> None:
+    case, other = book.b._case(False, "filed"), book.b._case(False, "filed")
+    window = Rules().follow_up_window
+    period = book.b.start + timedelta(days=5)  # the cases are charged by then
+    ms = timedelta(milliseconds=1)  # SQLite keeps instants to the millisecond in its shifts
+
+    def direct(at: datetime) -> int:
+        return book.access(at, [case.person_id], case_number=case.otn)
+
+    def cited(at: datetime) -> int:
+        return book.access(at, [other.person_id], case_number=case.otn)
+
+    # An anchor exactly one window before the period's start (read as an anchor only).
+    early = direct(period - window)
+    # At the period's first instant: a pair exactly one window after that anchor, beside a
+    # direct pair of the same instant (which it does not follow).
+    edge, tie = cited(period), direct(period)
+    # One millisecond past the window after the tie: no anchor in the window.
+    past = cited(period + window + ms)
+    # Later a direct pair and a cited one at the same instant, the last direct pair before
+    # them (the tie) more than a window back: the cited pair follows nothing.
+    later = period + 2 * window
+    twin, lone = direct(later), cited(later)
+    # And one a millisecond later follows that direct pair.
+    after = cited(later + ms)
+    book.b.start = period
+    codes = book.codes()
+    assert (early, case.person_id) not in codes  # before the period
+    assert codes[(edge, other.person_id)] == "follow_up"
+    assert codes[(tie, case.person_id)] == "case_arrestee"
+    assert codes[(past, other.person_id)] == "case_not_involving_person"
+    assert codes[(twin, case.person_id)] == "case_arrestee"
+    assert codes[(lone, other.person_id)] == "case_not_involving_person"
+    assert codes[(after, other.person_id)] == "follow_up"
+    # A window a millisecond shorter: the edge's anchor is out of it.
+    shorter = book.codes(Rules(follow_up_window=window - ms))
+    assert shorter[(edge, other.person_id)] == "case_not_involving_person"
+
+
 def test_charges_are_judged_as_of_the_access(book: Log) -> None:
     case = book.b._case(False, "filed")  # approved one hour after t0
     while case.docket is not None:  # arraigned: no further charging decision

@@ -30,9 +30,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
@@ -82,6 +83,15 @@ _NEEDED = ("duckdb", "duckdb_engine", "duckdb_extension_postgres_scanner")
 DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_THREADS = 2
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]i?B")
+
+
+@compiles(DateTime, "duckdb")
+def _naive_instant(type_: DateTime, compiler: Any, **kw: Any) -> str:
+    """An instant on DuckDB reading a store is a naive UTC ``TIMESTAMP``, as the views give
+    them (``db.UTCDateTime`` binds naive UTC there and marks results UTC): a ``TIMESTAMPTZ``
+    column, as a temporary table of ``UTCDateTime`` columns would otherwise have, comes back
+    through ``pytz``, which the project does not depend on."""
+    return "TIMESTAMP"
 
 
 def scanner_path() -> Path:
@@ -223,6 +233,11 @@ def reader_engine(
         )
     database = kept_file if kept_file is not None else folder / "reader.duckdb"
     engine = create_engine(f"duckdb:///{database}", poolclass=StaticPool)
+    # ``at`` is a keyword to DuckDB's parser (AT TIME ZONE), not in the dialect's reserved
+    # words: quoted where SQLAlchemy names it bare (a temporary table's column, as the pairs'
+    # ``at`` in ``explain._prepare``).
+    preparer = engine.dialect.identifier_preparer
+    preparer.reserved_words = {*preparer.reserved_words, "at"}
 
     @event.listens_for(engine, "connect")
     def _attach(dbapi_connection: Any, _record: Any) -> None:

@@ -327,6 +327,9 @@ def _params(period: Period, via: str) -> dict[str, Any]:
     }
 
 
+READER_PAIRS = "oversight_reader_pairs"
+
+
 def _prepare(
     session: Session,
     actor: Principal,
@@ -334,15 +337,24 @@ def _prepare(
     rules: Rules,
     today: date | None,
     recompute: bool = False,
+    reader: Session | None = None,
 ) -> Any:
     """The selection's pairs: read from the kept explanations when they follow ``rules`` and
     the selection is one agreement's (``maintained.read``), else (or with ``recompute``)
-    explained afresh; the same rows either way."""
+    explained afresh; the same rows either way. With ``reader`` (DuckDB attached to the store,
+    ``oversight.duck``; the caller brought the facts up to the log and committed them before
+    opening it) they are explained afresh there, once, into a temporary table of the reader
+    that the caller's reads then read (the kept explanations are the store's to serve)."""
     from openpars.oversight import maintained  # it builds on this module
 
     actor.require(Permission.OVERSIGHT_READ)
     selection = select_period(session, period, today=today)
     refresh(session)
+    if reader is not None:
+        pairs = sql.explanations(selection, rules, purpose_grants(session, selection), "duckdb")
+        table = _temporary(reader, READER_PAIRS, pairs.selected_columns)
+        reader.execute(table.insert().from_select([c.name for c in table.columns], pairs))
+        return select(table)
     kept = None if recompute else maintained.read(session, selection, rules)
     if kept is not None:
         return kept
@@ -362,13 +374,16 @@ def explain(
     via: str = "api",
     today: date | None = None,
     recompute: bool = False,
+    reader: Session | None = None,
 ) -> ExplanationPage:
-    """A page of the selection's pairs, each explained or given its one reason; audited.
-    ``recompute``: explained afresh even when kept (``_prepare``)."""
-    pairs = _prepare(session, actor, period, rules, today, recompute).subquery("pairs")
+    """A page of the selection's pairs, each explained or given its one reason; audited (in
+    ``session``). ``recompute``: explained afresh even when kept; ``reader``: explained on
+    DuckDB reading the store (``_prepare``)."""
+    pairs = _prepare(session, actor, period, rules, today, recompute, reader).subquery("pairs")
     where = [pairs.c.code.not_in([r.value for r in Rule])] if unexplained_only else []
-    total = session.execute(select(func.count()).select_from(pairs).where(*where)).scalar_one()
-    rows = session.execute(
+    source = session if reader is None else reader
+    total = source.execute(select(func.count()).select_from(pairs).where(*where)).scalar_one()
+    rows = source.execute(
         select(pairs)
         .where(*where)
         .order_by(pairs.c.at, pairs.c.entry_id, pairs.c.person_id)
@@ -409,15 +424,18 @@ def coverage(
     via: str = "api",
     today: date | None = None,
     recompute: bool = False,
+    reader: Session | None = None,
 ) -> CoverageReport:
-    """The explained share of the selection in all and per ``by``; audited. ``recompute``:
-    explained afresh even when kept (``_prepare``)."""
+    """The explained share of the selection in all and per ``by``; audited (in ``session``).
+    ``recompute``: explained afresh even when kept; ``reader``: explained and counted on
+    DuckDB reading the store (``_prepare``)."""
     dimension = by
-    pairs = _prepare(session, actor, period, rules, today, recompute)
-    dialect = session.get_bind().dialect.name
-    total = _row(session.execute(sql.coverage(pairs, None, dialect)).mappings().one())
+    pairs = _prepare(session, actor, period, rules, today, recompute, reader)
+    source = session if reader is None else reader
+    dialect = source.get_bind().dialect.name
+    total = _row(source.execute(sql.coverage(pairs, None, dialect)).mappings().one())
     rows = (
-        [_row(r) for r in session.execute(sql.coverage(pairs, dimension, dialect)).mappings()]
+        [_row(r) for r in source.execute(sql.coverage(pairs, dimension, dialect)).mappings()]
         if dimension is not None
         else []
     )

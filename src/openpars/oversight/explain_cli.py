@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from openpars.config import Settings
 from openpars.console import DbOption, fail, out, reports_errors, settings_for, unit
 from openpars.errors import InvalidInput
 from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
-from openpars.identity.roles import Role
+from openpars.identity.roles import Permission, Role
 from openpars.identity.service import principal_for
-from openpars.oversight import maintained
+from openpars.oversight import duck, maintained
 from openpars.oversight.explain import (
     CoverageReport,
     Dimension,
@@ -68,6 +72,49 @@ AsOpt = Annotated[
 FormatOpt = Annotated[Format, typer.Option("--format", help="table or json.")]
 
 
+class ReadEngine(StrEnum):
+    """Where an oversight read runs: the store, or DuckDB attached to it (``oversight.duck``)."""
+
+    STORE = "store"
+    DUCKDB = "duckdb"
+
+
+EngineOpt = Annotated[
+    ReadEngine,
+    typer.Option(
+        "--engine",
+        help="Where the pairs are explained: the store itself, or DuckDB attached to a "
+        "PostgreSQL store read-only (the facts are brought up to the log and committed first; "
+        "the request is audited in the store as always).",
+    ),
+]
+
+
+@contextmanager
+def reading(
+    settings: Settings,
+    engine: ReadEngine,
+    ready: Callable[[Session], None],
+    kept_file: Path | None = None,
+) -> Iterator[Session | None]:
+    """No reader for the store; for DuckDB, after ``ready`` (the caller's permission check)
+    and the facts' refresh committed in a transaction of their own (DuckDB reads what the
+    store committed), a session of DuckDB attached to the store (``duck.reader``, the site's
+    ``oversight_duckdb_memory``), in ``kept_file`` or else the site's ``oversight_duckdb_file``
+    when one is set (brought up to the store: ``duck_kept``), else a temporary file."""
+    if engine is ReadEngine.STORE:
+        yield None
+        return
+    duck.readable(settings.database_url)
+    with unit(settings) as session:
+        ready(session)
+        refresh(session)
+    memory = settings.oversight_duckdb_memory
+    kept = kept_file or settings.oversight_duckdb_file
+    with duck.reader(settings.database_url, memory_limit=memory, kept_file=kept) as reader:
+        yield reader
+
+
 def _day(value: str, field: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -85,6 +132,15 @@ def _actor(session: Session, username: str | None) -> Principal:
     if user is None or not user.is_active:
         fail(f"no active user named '{username}'", field="--as")
     return principal_for(session, user)
+
+
+def _may_read(username: str | None) -> Callable[[Session], None]:
+    """The check made before DuckDB is opened: the actor holds ``oversight:read``."""
+
+    def check(session: Session) -> None:
+        _actor(session, username).require(Permission.OVERSIGHT_READ)
+
+    return check
 
 
 def _period(agreement: int | None, agency: int | None, start: str, end: str) -> Period:
@@ -107,15 +163,17 @@ def explain_command(
     limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 100,
     output: FormatOpt = Format.TABLE,
     username: AsOpt = None,
+    engine: EngineOpt = ReadEngine.STORE,
     db: DbOption = None,
 ) -> None:
     """Each (external access, person returned) pair: the rule that explains it, or why not."""
     settings = settings_for(db)
-    with unit(settings) as session:
+    period = _period(agreement, agency, start, end)
+    with reading(settings, engine, _may_read(username)) as reader, unit(settings) as session:
         page = explain(
-            session, actor=_actor(session, username), period=_period(agreement, agency, start, end),
-            rules=rules_from(settings), unexplained_only=unexplained_only, offset=offset,
-            limit=limit, via="cli",
+            session, actor=_actor(session, username), period=period, rules=rules_from(settings),
+            unexplained_only=unexplained_only, offset=offset, limit=limit, via="cli",
+            reader=reader,
         )  # fmt: skip
     _print_page(page, output)
 
@@ -147,14 +205,16 @@ def coverage_command(
     ] = None,
     output: FormatOpt = Format.TABLE,
     username: AsOpt = None,
+    engine: EngineOpt = ReadEngine.STORE,
     db: DbOption = None,
 ) -> None:
     """The explained share of external accesses to persons, in all and per group."""
     settings = settings_for(db)
-    with unit(settings) as session:
+    period = _period(agreement, agency, start, end)
+    with reading(settings, engine, _may_read(username)) as reader, unit(settings) as session:
         report = coverage(
-            session, actor=_actor(session, username), period=_period(agreement, agency, start, end),
-            rules=rules_from(settings), by=by, via="cli",
+            session, actor=_actor(session, username), period=period, rules=rules_from(settings),
+            by=by, via="cli", reader=reader,
         )  # fmt: skip
     _print_coverage(report, output)
 

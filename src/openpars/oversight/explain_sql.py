@@ -173,9 +173,10 @@ def _since(selection: Selection, rules: Rules) -> datetime:
     return max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
 
 
-def facts_select(selection: Selection, rules: Rules) -> CompoundSelect[Any]:
+def facts_select(selection: Selection, rules: Rules, dialect: str = "") -> CompoundSelect[Any]:
     """The facts of the selection, from ``follow_up_window`` before its start (the anchors of
-    follow-ups), without shredded entries."""
+    follow-ups), without shredded entries (on ``dialect`` duckdb, those of the entries kept as
+    one semi-join)."""
     f = AccessFact.__table__
     since = _since(selection, rules)
     later = f.alias("later")
@@ -209,9 +210,14 @@ def facts_select(selection: Selection, rules: Rules) -> CompoundSelect[Any]:
         )
     )
     entry = AuditEntry.__table__.alias("kept")
-    kept = exists(
+    kept: ColumnElement[bool] = exists(
         select(entry.c.id).where(entry.c.id == f.c.entry_id, entry.c.content.is_not(None))
     )
+    if dialect == "duckdb":
+        # DuckDB decorrelates the EXISTS into a join over the distinct entries of the facts,
+        # then joins it back (at 10M about 30 s of CPU, EXPLAIN ANALYZE); the kept entries'
+        # ids as one semi-join is a hash of them, probed once per fact.
+        kept = f.c.entry_id.in_(select(entry.c.id).where(entry.c.content.is_not(None)))
     # The period's facts, then the anchors before it: two branches, so that the list of
     # (user, case) pairs is a semi-join an engine hashes (or batches), never a test under an
     # OR, which PostgreSQL hashes only while the list fits in work_mem and otherwise scans
@@ -364,14 +370,22 @@ def _sweeps(
         f"RANGE BETWEEN INTERVAL '{micros} microseconds' PRECEDING "
         f"AND INTERVAL '{micros} microseconds' FOLLOWING)"
     )
+    # DuckDB reading a store (oversight.duck) scans its columnar copy of the entries by user:
+    # the per-user index (``audit.by_actor``) is PostgreSQL's way to them, read there through
+    # the scanner, row by row.
+    users = (
+        e.user_id.in_(select(f.user_id))
+        if dialect == "duckdb"
+        else e.id.in_(
+            by_actor.entries_by(
+                dialect, "user_id", select(f.user_id), start=first, end=last, end_inclusive=True
+            )
+        )
+    )
     sweeps = (
         select(e.id.label("entry_id"), moving.label("sweep"))
         .where(
-            e.id.in_(
-                by_actor.entries_by(
-                    dialect, "user_id", select(f.user_id), start=first, end=last, end_inclusive=True
-                )
-            ),
+            users,
             e.at >= first,
             e.at <= last,
             *external,
@@ -462,31 +476,35 @@ def explanations(
         grants = [g for g in grants if g.agreement_id in selection.agreement_ids]
     # The selection's facts (``facts_select``): as a CTE, or the table a caller filled with
     # them and analysed (``explain.materialise``), whose row count the planner then knows.
-    source = facts if facts is not None else facts_select(selection, rules).cte("facts")
+    source = facts if facts is not None else facts_select(selection, rules, dialect).cte("facts")
     flags = _flags(source, selection, rules, grants, dialect, indexed_sweeps)
     f = flags.c
     # The follow-up rule, as a window: the latest directly explained access by the same user
-    # citing the same case strictly before this one (EXCLUDE GROUP leaves out accesses at the
-    # same instant). There is an anchor in the window exactly when that latest one is in it.
-    # A correlated EXISTS over the flags instead probes an unindexed CTE once per pair.
-    # Several agreements at once are each explained as on their own (their own anchors).
-    # A pair citing no case is no follow-up: each is a partition of its own (its id), not one
-    # of all its user's uncited pairs. The frame's exclusion makes the engine aggregate each
-    # row's frame afresh, so one partition of n rows costs n^2 / 2 (at 10M: 7 of 12 minutes).
+    # citing the same case strictly before this one. There is an anchor in the window exactly
+    # when that latest one is in it. A correlated EXISTS over the flags instead probes an
+    # unindexed CTE once per pair. Several agreements at once are each explained as on their
+    # own (their own anchors). A pair citing no case is no follow-up: each is a partition of
+    # its own (its id), not one of all its user's uncited pairs.
+    # "Strictly before" without excluding the peers at the same instant (``EXCLUDE GROUP``
+    # makes an engine aggregate each row's frame afresh: one partition of n rows costs n^2 / 2,
+    # at 10M on DuckDB about 40% of the explanation): a running maximum over the rows before
+    # this one, the pairs of one instant ordered with the direct ones last. A pair not
+    # explained directly then has before it, of its own instant, only other such pairs (no
+    # instant to give): its maximum is that of the earlier instants. A direct pair's maximum
+    # may include its own instant, but it is never read: a direct pair is explained by the case
+    # or the purpose rule, which the code tests before the follow-up.
     alone = case((f.case_reference.is_(None), f.id))
     partition = (
         (f.agreement_id, f.user_id, f.case_reference, alone)
         if selection.agreement_ids is not None
         else (f.user_id, f.case_reference, alone)
     )
+    # Direct last: 1 sorts after 0 on every engine (a NULL ``direct``, as from a NULL purpose,
+    # would sort last on PostgreSQL and DuckDB but first on SQLite).
+    direct_last = case((f.direct, 1), else_=0)
     last_direct = (
         func.max(case((f.direct, f.at)))
-        .over(
-            partition_by=partition,
-            order_by=f.at,
-            range_=(None, 0),
-            exclude="GROUP",
-        )
+        .over(partition_by=partition, order_by=(f.at, direct_last), rows=(None, -1))
         .label("last_direct_at")
     )
     windowed = select(flags, last_direct).subquery("windowed")
@@ -539,21 +557,35 @@ class Dimension(StrEnum):
     WEEK = "week"
 
 
-def _key(rows: Any, by: Dimension, dialect: str) -> ColumnElement[Any]:
+def _grouped(rows: Any, by: Dimension, dialect: str) -> ColumnElement[Any]:
+    """The value the pairs are grouped by: the column itself, or the first instant of the
+    week (SQLite: its day, as text)."""
     if by is Dimension.WEEK:
         if dialect == "sqlite":
             return func.date(rows.c.at, "weekday 0", "-6 days")
         if dialect == "duckdb":
             # DuckDB reading a store (oversight.duck): instants are naive UTC already.
-            return func.strftime(func.date_trunc("week", rows.c.at), "%Y-%m-%d")
+            return func.date_trunc("week", rows.c.at)
         utc = rows.c.at.op("AT TIME ZONE")(literal("UTC"))
-        return func.to_char(func.date_trunc("week", utc), "YYYY-MM-DD")
-    column_ = {
+        return func.date_trunc("week", utc)
+    column_: ColumnElement[Any] = {
         Dimension.AGENCY: rows.c.agency_id,
         Dimension.USER: rows.c.user_id,
         Dimension.PURPOSE: rows.c.purpose,
     }[by]
-    return func.coalesce(func.cast(column_, String), "(none)")
+    return column_
+
+
+def _key(group: Any, by: Dimension, dialect: str) -> ColumnElement[Any]:
+    """The key shown for a group's value (``_grouped``): a week as its first day, an id as
+    text, none as ``(none)``."""
+    if by is Dimension.WEEK:
+        if dialect == "sqlite":
+            return group  # type: ignore[no-any-return]
+        if dialect == "duckdb":
+            return func.strftime(group, "%Y-%m-%d")
+        return func.to_char(group, "YYYY-MM-DD")
+    return func.coalesce(func.cast(group, String), "(none)")
 
 
 def coverage(pairs: Select[Any], by: Dimension | None, dialect: str) -> Select[Any]:
@@ -573,8 +605,15 @@ def coverage(pairs: Select[Any], by: Dimension | None, dialect: str) -> Select[A
     ]
     if by is None:
         return select(literal("all").label("key"), *counts)
-    key = _key(rows, by, dialect).label("key")
-    return select(key, *counts).group_by(key).order_by(key)
+    # Grouped by the value itself, then each group's key made (not each pair's: at 10M pairs
+    # that was a cast or a date format per pair). The purposes keep their coalesced key: a
+    # purpose spelt "(none)" is one group with the pairs stating none, as it always was.
+    value = _grouped(rows, by, dialect)
+    if by is Dimension.PURPOSE:
+        value = func.coalesce(value, "(none)")
+    groups = select(value.label("value"), *counts).group_by(value).subquery("groups")
+    key = _key(groups.c.value, by, dialect).label("key")
+    return select(key, *(groups.c[c.name] for c in counts)).order_by(key)
 
 
 def resolved(stored: FromClause, where: Sequence[ColumnElement[bool]]) -> Select[Any]:

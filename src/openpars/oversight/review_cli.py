@@ -7,7 +7,6 @@ the same services as the API, and each leaves one audit entry. Output is JSON.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,10 +19,9 @@ from openpars.errors import InvalidInput
 from openpars.governance.cli_signing import actor_named, print_model, read_json
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
-from openpars.oversight import canaries, duck, review
+from openpars.oversight import canaries, review
 from openpars.oversight.detection import DetectionPeriod, Thresholds, thresholds_from
-from openpars.oversight.explain_cli import _day
-from openpars.oversight.facts import refresh
+from openpars.oversight.explain_cli import ReadEngine, _day, reading
 from openpars.oversight.models import CaseState, Finding
 from openpars.oversight.schemas import CanaryCreate, DetectionResult, DetectorRun, OversightPage
 from openpars.ranges import INT32_MAX
@@ -122,13 +120,6 @@ def flags_list(
     print_model(OversightPage(items=items, total=total, offset=offset, limit=limit))
 
 
-class ReadEngine(StrEnum):
-    """Where the detectors' reads run."""
-
-    STORE = "store"
-    DUCKDB = "duckdb"
-
-
 EngineOption = Annotated[
     ReadEngine,
     typer.Option(
@@ -168,21 +159,11 @@ def _run(
             code="duckdb_file_without_duckdb",
         )
     kept = duckdb_file or settings.oversight_duckdb_file
-    if engine is ReadEngine.STORE:
-        with unit(settings) as session:
-            return review.run_detectors(
-                session, actor=_reviewer(session, as_user), period=period, limits=limits
-            )
-    duck.readable(settings.database_url)
-    with unit(settings) as session:
+
+    def ready(session: Session) -> None:
         _reviewer(session, as_user).require(Permission.OVERSIGHT_REVIEW)
-        refresh(session)
-    with (
-        duck.reader(
-            settings.database_url, memory_limit=settings.oversight_duckdb_memory, kept_file=kept
-        ) as reader,
-        unit(settings) as session,
-    ):
+
+    with reading(settings, engine, ready, kept) as reader, unit(settings) as session:
         return review.run_detectors(
             session, actor=_reviewer(session, as_user), period=period, limits=limits, reader=reader
         )
