@@ -308,17 +308,19 @@ def _not_in_user_days(dialect: str) -> str:
     return f"({past} UNION ALL {pending}) AS x"
 
 
-def _history_days(
+def _history_sql(
     session: Session, dialect: str, period: DetectionPeriod | None, since: datetime, least: int
-) -> dict[int, dict[str, tuple[int, int]]]:
-    """Per busy user (``_busy_users``) and UTC day in [since, period start): (external reads,
-    mask of hours worked). Whole days are read from the per-day rows the facts refresh keeps,
-    plus the few entries those rows do not count yet, in one statement (one snapshot); a
-    window that does not start and end at midnight is read from the entries."""
+) -> tuple[str, dict[str, Any]]:
+    """The statement (columns user_id, day, reads, hours) and its parameters of the busy users'
+    (``_busy_users``) external reads per UTC day in [since, period start): rows of (user, day,
+    reads, mask of hours worked), more than one row for a day where the sources overlap. Whole
+    days are read from the per-day rows the facts refresh keeps, plus the few entries those rows
+    do not count yet, in one statement (one snapshot); a window that does not start and end at
+    midnight is read from the entries."""
     p = _bounds(period)
     day, hour = _day("e.at", dialect), _hour("e.at", dialect)
     busy = _busy_users(dialect, period)
-    params = {"h": since, "start": p.start, "end": p.end, "least": least}
+    params: dict[str, Any] = {"h": since, "start": p.start, "end": p.end, "least": least}
     if _midnight(since) and _midnight(p.start):
         # The watermark share-locked (PostgreSQL) until the transaction ends: no refresh can add
         # to the rows past it meanwhile (a refresh claims it FOR UPDATE before writing). Read
@@ -329,9 +331,9 @@ def _history_days(
         ).scalar()
         params["wm"] = int(read or 0)
         statement = (
-            "SELECT u.user_id, u.day, u.reads, u.hours FROM oversight_user_days u "  # noqa: S608
-            f"WHERE u.agency_id IN {_OUTSIDE} AND u.day >= :dh AND u.day < :ds "
-            f"AND {busy.replace('e.user_id', 'u.user_id', 1)} "
+            "SELECT u.user_id AS user_id, u.day AS day, u.reads AS reads, u.hours AS hours "  # noqa: S608
+            f"FROM oversight_user_days u WHERE u.agency_id IN {_OUTSIDE} "
+            f"AND u.day >= :dh AND u.day < :ds AND {busy.replace('e.user_id', 'u.user_id', 1)} "
             f"UNION ALL SELECT e.user_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "
             f"FROM {_not_in_user_days(dialect)} JOIN audit_entries e ON e.id = x.entry_id "
             f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :start AND {busy} "
@@ -340,10 +342,20 @@ def _history_days(
         params |= {"dh": f"{since:%Y-%m-%d}", "ds": f"{p.start:%Y-%m-%d}"}
     else:
         statement = (
-            f"SELECT e.user_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "  # noqa: S608
-            f"FROM audit_entries e WHERE {_outside_in('e', dialect, 'h', 'start')} "
+            f"SELECT e.user_id AS user_id, {day} AS day, COUNT(*) AS reads, "  # noqa: S608
+            f"SUM(DISTINCT 1 << {hour}) AS hours FROM audit_entries e "
+            f"WHERE {_outside_in('e', dialect, 'h', 'start')} "
             f"AND {_EXTERNAL} AND {busy} GROUP BY e.user_id, {day}"
         )
+    return statement, params
+
+
+def _history_days(
+    session: Session, dialect: str, period: DetectionPeriod | None, since: datetime, least: int
+) -> dict[int, dict[str, tuple[int, int]]]:
+    """Per busy user and UTC day in [since, period start) (``_history_sql``): (external reads,
+    mask of hours worked)."""
+    statement, params = _history_sql(session, dialect, period, since, least)
     days: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
     for user_id, d, n, mask in session.execute(_sql(statement, "h", "start", "end"), params).all():
         reads, hours = days[int(user_id)].get(str(d), (0, 0))
@@ -428,11 +440,41 @@ def volume_burst(
     return drafts
 
 
-def _usual(hour: int, days: Sequence[int]) -> float:
-    """The share of the days (each the mask of its hours worked, bit h for hour h) with a read
-    within an hour of ``hour``."""
-    near = sum(1 << ((hour + k) % 24) for k in (-1, 0, 1))
-    return sum(1 for worked in days if worked & near) / len(days)
+def _days_before(day: str, days: int, dialect: str) -> str:
+    """The UTC day ``days`` days before the day ``day`` (SQL, 'YYYY-MM-DD' both)."""
+    if dialect == "sqlite":
+        return f"date({day}, '-{days} days')"
+    if dialect == DUCKDB:
+        return f"strftime(CAST({day} AS DATE) - INTERVAL {days} DAY, '%Y-%m-%d')"
+    return f"to_char(CAST({day} AS date) - {days}, 'YYYY-MM-DD')"
+
+
+def _off_hours_sql(dialect: str, busy: str, history: str, window: int) -> str:
+    """Per hour worked of each day that can fire (at least ``:least`` reads): (user, day, hour,
+    reads, the user's active days in the ``window`` days before, those of them with a read
+    within an hour of that hour), only where those days number at least ``:min_days``.
+
+    The period's hours (``g``) are grouped once; only the users with such a day have their days
+    (the period's from ``g``, the history's from ``history``: columns user_id, day, hours) read
+    as masks, joined to the judged hours by the window. A day's history counts days, not rows
+    (the history may give a day twice: per-day rows and the tail not in them)."""
+    day, hour = _day("e.at", dialect), _hour("e.at", dialect)
+    near = "((1 << j.h) | (1 << ((j.h + 1) % 24)) | (1 << ((j.h + 23) % 24)))"
+    return (
+        f"WITH g AS (SELECT e.user_id AS u, {day} AS d, {hour} AS h, COUNT(*) AS n "  # noqa: S608
+        f"FROM audit_entries e WHERE {_outside_in('e', dialect)} AND {_EXTERNAL} AND {busy} "
+        f"GROUP BY e.user_id, {day}, {hour}), "
+        "j AS (SELECT u, d, h, n FROM (SELECT u, d, h, n, SUM(n) OVER (PARTITION BY u, d) "
+        "AS total FROM g) AS t WHERE total >= :least), "
+        "k AS (SELECT g.u AS u, g.d AS d, SUM(1 << g.h) AS hours FROM g "
+        "WHERE g.u IN (SELECT u FROM j) GROUP BY g.u, g.d "
+        f"UNION ALL SELECT y.user_id, y.day, y.hours FROM ({history}) AS y "
+        "WHERE y.user_id IN (SELECT u FROM j)) "
+        "SELECT j.u, j.d, j.h, j.n, COUNT(DISTINCT k.d) AS days, "
+        f"COUNT(DISTINCT CASE WHEN (k.hours & {near}) <> 0 THEN k.d END) AS near "
+        f"FROM j JOIN k ON k.u = j.u AND k.d >= {_days_before('j.d', window, dialect)} "
+        "AND k.d < j.d GROUP BY j.u, j.d, j.h, j.n HAVING COUNT(DISTINCT k.d) >= :min_days"
+    )
 
 
 def off_hours(
@@ -445,74 +487,38 @@ def off_hours(
     earlier night does not make nights usual (it is one day), as it would counting reads.
     """
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
-    day, hour = _day("e.at", dialect), _hour("e.at", dialect)
     since = _since(p.start, t.off_hours_history)
-    params = {
-        "start": p.start,
-        "end": p.end,
-        "least": t.off_hours_min_queries,
-    }
+    # The window in whole days as a day string's: the days from (day - history)'s date on.
+    window = math.ceil(t.off_hours_history / timedelta(days=1))
+    history, params = _history_sql(session, dialect, period, since, t.off_hours_min_queries)
     busy = _busy_users(dialect, period)
-    # The history before the period as one row per user and day: the hours worked as the bits
-    # of a mask (the sum of the distinct powers of two), not one row per hour worked.
-    history = _history_days(session, dialect, period, since, t.off_hours_min_queries)
-    # The period's days: each user's day as its mask of hours worked (the history of the later
-    # days), and, only for a day with at least ``least`` reads (no subset of a quieter day's
-    # hours can fire: most days of most users), its reads per hour. One row per hour of such a
-    # day, one row for any other day: a whole store's days are not held or sent hour by hour
-    # (at 10M on DuckDB a list of every (user, day, hour) took the process to 2.7 GB).
-    per_hour = (
-        f"SELECT e.user_id AS u, {day} AS d, {hour} AS h, COUNT(*) AS n FROM audit_entries e "  # noqa: S608
-        f"WHERE {_outside_in('e', dialect)} AND {_EXTERNAL} AND {busy} "
-        f"GROUP BY e.user_id, {day}, {hour}"
-    )
+    # Each day's history is counted in the database (at 10M on DuckDB sending every user's
+    # day to Python took 51 s): only the hours of the days that can fire come back.
     rows = session.execute(
-        _sql(
-            "SELECT u, d, h, n, total, mask FROM (SELECT u, d, h, n, "  # noqa: S608
-            "SUM(n) OVER (PARTITION BY u, d) AS total, "
-            "SUM(1 << h) OVER (PARTITION BY u, d) AS mask, "
-            "ROW_NUMBER() OVER (PARTITION BY u, d ORDER BY h) AS r "
-            f"FROM ({per_hour}) AS g) AS x WHERE total >= :least OR r = 1",
-            "start",
-            "end",
-        ),
-        params,
-        execution_options={"yield_per": 50_000},
-    )
-    masks: dict[int, dict[str, int]] = defaultdict(dict)
-    for user_id, days_before in history.items():
-        for d, (_n, mask) in days_before.items():
-            masks[user_id][d] = mask
-    judged: dict[int, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    for user_id, d, h, n, total, mask in rows:
-        masks[int(user_id)][str(d)] = masks[int(user_id)].get(str(d), 0) | int(mask)
-        if total >= t.off_hours_min_queries:
-            judged[int(user_id)][str(d)][int(h)] = int(n)
+        _sql(_off_hours_sql(dialect, busy, history, window), "h", "start", "end"),
+        params | {"min_days": t.off_hours_min_days},
+    ).all()
+    judged: dict[tuple[int, str], list[tuple[int, int, int, int]]] = defaultdict(list)
+    for user_id, d, h, n, days, near in rows:
+        judged[(int(user_id), str(d))].append((int(h), int(n), int(days), int(near)))
     drafts: list[FlagDraft] = []
-    for user_id, days in sorted(judged.items()):
-        keys = sorted(masks[user_id])
-        worked = [masks[user_id][k] for k in keys]
-        for d, hours in sorted(days.items()):
-            lo = f"{_parse_day(d) - t.off_hours_history:%Y-%m-%d}"
-            before = worked[bisect.bisect_left(keys, lo) : bisect.bisect_left(keys, d)]
-            if len(before) < t.off_hours_min_days:
-                continue
-
-            odd = {h for h in hours if _usual(h, before) < t.off_hours_share}
-            count = sum(hours[h] for h in odd)
-            if count < t.off_hours_min_queries:
-                continue
-            rule = (
-                f"a user made {count} external reads on {d} at UTC hours {sorted(odd)}, hours "
-                f"(plus or minus one) they worked in on under {t.off_hours_share:.0%} of their "
-                f"{len(before)} active days in the {t.off_hours_history.days} days before "
-                f"(fires at {t.off_hours_min_queries} such reads a day, with at least "
-                f"{t.off_hours_min_days} active days of history)"
-            )
-            entries = [e for e in _day_entries(session, user_id, d) if e.at.hour in odd]
-            drafts.append(
-                _draft(OFF_HOURS, f"user:{user_id}:day:{d}", rule, t.off_hours_share, entries)
-            )
+    for (user_id, d), hours in sorted(judged.items()):
+        before = hours[0][2]
+        odd = {h for h, _n, _days, near in hours if near / before < t.off_hours_share}
+        count = sum(n for h, n, _days, _near in hours if h in odd)
+        if count < t.off_hours_min_queries:
+            continue
+        rule = (
+            f"a user made {count} external reads on {d} at UTC hours {sorted(odd)}, hours "
+            f"(plus or minus one) they worked in on under {t.off_hours_share:.0%} of their "
+            f"{before} active days in the {t.off_hours_history.days} days before "
+            f"(fires at {t.off_hours_min_queries} such reads a day, with at least "
+            f"{t.off_hours_min_days} active days of history)"
+        )
+        entries = [e for e in _day_entries(session, user_id, d) if e.at.hour in odd]
+        drafts.append(
+            _draft(OFF_HOURS, f"user:{user_id}:day:{d}", rule, t.off_hours_share, entries)
+        )
     return drafts
 
 
