@@ -155,6 +155,31 @@ def test_a_day_in_both_the_per_day_rows_and_the_tail_is_one_day(db: Database) ->
             assert "of their 20 active days" in drafts[0].rule
 
 
+@pytest.mark.parametrize("history", [28, 45])
+def test_an_hour_worked_on_many_days_of_a_long_window_is_usual(db: Database, history: int) -> None:
+    # Every day of the window worked at 09:00, 16 of them (or 1) also at 22:00: the judged
+    # day's 22:00 reads are usual (16 days of the window's count, over the 15 a small
+    # integer holds), or not (1 day).
+    limits = Thresholds(off_hours_history=timedelta(days=history))
+    day = DetectionPeriod(JUDGED, JUDGED + timedelta(days=1))
+    nights = [_at(n, 22) for n in range(history, 0, -(history // 16))][:16]
+    user, _ = _write(db, [*_days(history, 1, hour=9), *nights, *_night(3, 22)])
+    with db.session() as session:
+        assert d.off_hours(session, day, limits) == []
+        assert d.off_hours(session, limits=limits) == []
+    _write_more(db, user, [_at(0, 22, 40)])  # the day's 4th read: still usual
+    with db.session() as session:
+        assert d.off_hours(session, day, limits) == []
+        lone = Thresholds(off_hours_history=timedelta(days=history), off_hours_share=16 / history)
+        # Under 16 of ``history`` days: 16 is not under, so still usual; one day fewer is.
+        found = d.off_hours(session, day, lone)
+        assert found == [], found[0].rule
+        fewer = Thresholds(off_hours_history=timedelta(days=history), off_hours_share=17 / history)
+        assert [f.dedupe_key for f in d.off_hours(session, day, fewer)] == [
+            f"user:{user}:day:{JUDGED:%Y-%m-%d}"
+        ]
+
+
 def test_a_quiet_day_is_not_judged(db: Database) -> None:
     # Two night reads: under off_hours_min_queries (3), however unusual the hour.
     _write(db, _days(20, 1) + _night(2))
