@@ -308,17 +308,19 @@ def _not_in_user_days(dialect: str) -> str:
     return f"({past} UNION ALL {pending}) AS x"
 
 
-def _history_days(
+def _history_sql(
     session: Session, dialect: str, period: DetectionPeriod | None, since: datetime, least: int
-) -> dict[int, dict[str, tuple[int, int]]]:
-    """Per busy user (``_busy_users``) and UTC day in [since, period start): (external reads,
-    mask of hours worked). Whole days are read from the per-day rows the facts refresh keeps,
-    plus the few entries those rows do not count yet, in one statement (one snapshot); a
-    window that does not start and end at midnight is read from the entries."""
+) -> tuple[str, dict[str, Any]]:
+    """The statement (columns user_id, day, reads, hours) and its parameters of the busy users'
+    (``_busy_users``) external reads per UTC day in [since, period start): rows of (user, day,
+    reads, mask of hours worked), more than one row for a day where the sources overlap. Whole
+    days are read from the per-day rows the facts refresh keeps, plus the few entries those rows
+    do not count yet, in one statement (one snapshot); a window that does not start and end at
+    midnight is read from the entries."""
     p = _bounds(period)
     day, hour = _day("e.at", dialect), _hour("e.at", dialect)
     busy = _busy_users(dialect, period)
-    params = {"h": since, "start": p.start, "end": p.end, "least": least}
+    params: dict[str, Any] = {"h": since, "start": p.start, "end": p.end, "least": least}
     if _midnight(since) and _midnight(p.start):
         # The watermark share-locked (PostgreSQL) until the transaction ends: no refresh can add
         # to the rows past it meanwhile (a refresh claims it FOR UPDATE before writing). Read
@@ -329,9 +331,9 @@ def _history_days(
         ).scalar()
         params["wm"] = int(read or 0)
         statement = (
-            "SELECT u.user_id, u.day, u.reads, u.hours FROM oversight_user_days u "  # noqa: S608
-            f"WHERE u.agency_id IN {_OUTSIDE} AND u.day >= :dh AND u.day < :ds "
-            f"AND {busy.replace('e.user_id', 'u.user_id', 1)} "
+            "SELECT u.user_id AS user_id, u.day AS day, u.reads AS reads, u.hours AS hours "  # noqa: S608
+            f"FROM oversight_user_days u WHERE u.agency_id IN {_OUTSIDE} "
+            f"AND u.day >= :dh AND u.day < :ds AND {busy.replace('e.user_id', 'u.user_id', 1)} "
             f"UNION ALL SELECT e.user_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "
             f"FROM {_not_in_user_days(dialect)} JOIN audit_entries e ON e.id = x.entry_id "
             f"WHERE {_EXTERNAL} AND e.at >= :h AND e.at < :start AND {busy} "
@@ -340,10 +342,20 @@ def _history_days(
         params |= {"dh": f"{since:%Y-%m-%d}", "ds": f"{p.start:%Y-%m-%d}"}
     else:
         statement = (
-            f"SELECT e.user_id, {day}, COUNT(*), SUM(DISTINCT 1 << {hour}) "  # noqa: S608
-            f"FROM audit_entries e WHERE {_outside_in('e', dialect, 'h', 'start')} "
+            f"SELECT e.user_id AS user_id, {day} AS day, COUNT(*) AS reads, "  # noqa: S608
+            f"SUM(DISTINCT 1 << {hour}) AS hours FROM audit_entries e "
+            f"WHERE {_outside_in('e', dialect, 'h', 'start')} "
             f"AND {_EXTERNAL} AND {busy} GROUP BY e.user_id, {day}"
         )
+    return statement, params
+
+
+def _history_days(
+    session: Session, dialect: str, period: DetectionPeriod | None, since: datetime, least: int
+) -> dict[int, dict[str, tuple[int, int]]]:
+    """Per busy user and UTC day in [since, period start) (``_history_sql``): (external reads,
+    mask of hours worked)."""
+    statement, params = _history_sql(session, dialect, period, since, least)
     days: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
     for user_id, d, n, mask in session.execute(_sql(statement, "h", "start", "end"), params).all():
         reads, hours = days[int(user_id)].get(str(d), (0, 0))
@@ -428,11 +440,109 @@ def volume_burst(
     return drafts
 
 
-def _usual(hour: int, days: Sequence[int]) -> float:
-    """The share of the days (each the mask of its hours worked, bit h for hour h) with a read
-    within an hour of ``hour``."""
-    near = sum(1 << ((hour + k) % 24) for k in (-1, 0, 1))
-    return sum(1 for worked in days if worked & near) / len(days)
+def _day_number(day: str, dialect: str) -> str:
+    """The UTC day 'YYYY-MM-DD' ``day`` as a count of days (SQL): consecutive days differ by one."""
+    if dialect == "sqlite":
+        return f"CAST(julianday({day}) AS INTEGER)"
+    return f"(CAST({day} AS DATE) - DATE '1970-01-01')"
+
+
+def _near(hour: int) -> int:
+    """The mask of the hours within an hour of ``hour`` (bit h for hour h; wraps at midnight)."""
+    return sum(1 << ((hour + k) % 24) for k in (-1, 0, 1))
+
+
+def _day_key(column: str, dialect: str) -> str:
+    """The UTC day of an instant as cheap to group by as the engine has (``_day_text`` makes it
+    the 'YYYY-MM-DD' of ``_day``): formatting every entry's day cost DuckDB seconds at 10M."""
+    if dialect == "sqlite":
+        return _day(column, dialect)
+    if dialect == DUCKDB:
+        return f"CAST({column} AS DATE)"
+    return f"CAST(timezone('UTC', {column}) AS date)"
+
+
+def _day_text(key: str, dialect: str) -> str:
+    if dialect == "sqlite":
+        return key
+    if dialect == DUCKDB:
+        return f"strftime({key}, '%Y-%m-%d')"
+    return f"to_char({key}, 'YYYY-MM-DD')"
+
+
+def _bit_or(mask: str, dialect: str) -> str:
+    """The aggregate OR of a column of hour masks (SQLite has no bit_or: each bit's MAX)."""
+    if dialect == "sqlite":
+        return " + ".join(f"MAX({mask} & {1 << h})" for h in range(24))
+    return f"bit_or({mask})"
+
+
+def _packed(window: int) -> tuple[int, int]:
+    """(bits a count takes, counts a BIGINT holds): a count of days in a window of ``window``
+    days, 24 of them (one per hour) packed into as few integers as they fit in."""
+    bits = max(1, int(window).bit_length())
+    return bits, 62 // bits
+
+
+def _off_hours_sql(dialect: str, busy: str, history: str, window: int) -> str:
+    """The days that fire: (user, day, the user's active days in the ``window`` days before,
+    the mask of the day's unusual hours, its reads at those hours).
+
+    A day with at least ``:least`` reads is judged against the user's active days in the
+    ``window`` days before it, at least ``:min_days`` of them: an hour it worked is unusual
+    where under ``:share`` of those days had a read within an hour of it, and the day fires
+    where its unusual hours hold at least ``:least`` reads. Per (user, day), never per hour
+    (at 10M entries on DuckDB a row per (user, day, hour) was 7.3M rows; 24 window aggregates,
+    one per hour, took 21 s): the period's days as masks of hours worked (``p``), each day's
+    history by window frames over the user's days (``b``: the period's and the history's,
+    columns user_id, day, hours; a day the history gives twice, the per-day rows and the tail
+    not in them, is one day), its 24 counts of days with a read within an hour of each hour
+    packed into a few integers summed by the frame. Only the days with an unusual hour worked
+    (``c``) have their reads at those hours counted, from the entries again. The share compares
+    as Python compares it, a double quotient."""
+    key, hour = _day_key("e.at", dialect), _hour("e.at", dialect)
+    entries = (
+        f"SELECT e.user_id AS u, {key} AS k, {hour} AS h FROM audit_entries e "  # noqa: S608
+        f"WHERE {_outside_in('e', dialect)} AND {_EXTERNAL} AND {busy}"
+    )
+    bits, per = _packed(window)
+    words = range((24 + per - 1) // per)
+    packed = ", ".join(
+        " + ".join(
+            f"(CASE WHEN (b.hours & {_near(h)}) <> 0 THEN {1 << bits * (h - i * per)} ELSE 0 END)"
+            for h in range(i * per, min(24, (i + 1) * per))
+        )
+        + f" AS p{i}"
+        for i in words
+    )
+    sums = ", ".join(f"CAST(SUM(b.p{i}) OVER x AS BIGINT) AS s{i}" for i in words)
+    odd = " + ".join(
+        f"(CASE WHEN (p.hours & {1 << h}) <> 0 AND CAST((w.s{h // per} >> {bits * (h % per)}) "
+        f"& {(1 << bits) - 1} AS DOUBLE PRECISION) / w.days < :share THEN {1 << h} ELSE 0 END)"
+        for h in range(24)
+    )
+    return (
+        f"WITH g AS (SELECT r.u AS u, r.k AS k, COUNT(*) AS total, "  # noqa: S608
+        f"{_bit_or('(1 << r.h)', dialect)} AS hours FROM ({entries}) AS r GROUP BY r.u, r.k), "
+        f"p AS (SELECT g.u AS u, g.k AS k, {_day_text('g.k', dialect)} AS d, g.total AS total, "
+        "g.hours AS hours FROM g), "
+        "j AS (SELECT DISTINCT p.u AS u FROM p WHERE p.total >= :least), "
+        "a AS (SELECT p.u AS u, p.d AS d, p.hours AS hours FROM p WHERE p.u IN (SELECT u FROM j) "
+        f"UNION ALL SELECT y.user_id, y.day, y.hours FROM ({history}) AS y "
+        "WHERE y.user_id IN (SELECT u FROM j)), "
+        f"b AS (SELECT a.u AS u, a.d AS d, {_day_number('a.d', dialect)} AS dn, "
+        f"{_bit_or('a.hours', dialect)} AS hours FROM a GROUP BY a.u, a.d), "
+        f"q AS (SELECT b.u AS u, b.d AS d, b.dn AS dn, {packed} FROM b), "
+        f"w AS (SELECT b.u AS u, b.d AS d, COUNT(*) OVER x AS days, {sums} "
+        f"FROM q AS b WINDOW x AS (PARTITION BY b.u ORDER BY b.dn RANGE BETWEEN {int(window)} "
+        "PRECEDING AND 1 PRECEDING)), "
+        f"c AS (SELECT p.u AS u, p.k AS k, p.d AS d, w.days AS days, {odd} AS odd "
+        "FROM p JOIN w ON w.u = p.u AND w.d = p.d "
+        "WHERE p.total >= :least AND w.days >= :min_days) "
+        f"SELECT c.u, c.d, c.days, c.odd, COUNT(*) FROM c JOIN ({entries}) AS r "
+        f"ON r.u = c.u AND r.k = c.k WHERE c.odd <> 0 AND ((c.odd >> r.h) & 1) = 1 "
+        "GROUP BY c.u, c.d, c.days, c.odd HAVING COUNT(*) >= :least"
+    )
 
 
 def off_hours(
@@ -445,74 +555,31 @@ def off_hours(
     earlier night does not make nights usual (it is one day), as it would counting reads.
     """
     t, p, dialect = limits or Thresholds(), _bounds(period), _dialect(session)
-    day, hour = _day("e.at", dialect), _hour("e.at", dialect)
     since = _since(p.start, t.off_hours_history)
-    params = {
-        "start": p.start,
-        "end": p.end,
-        "least": t.off_hours_min_queries,
-    }
+    # The window in whole days as a day string's: the days from (day - history)'s date on.
+    window = math.ceil(t.off_hours_history / timedelta(days=1))
+    history, params = _history_sql(session, dialect, period, since, t.off_hours_min_queries)
     busy = _busy_users(dialect, period)
-    # The history before the period as one row per user and day: the hours worked as the bits
-    # of a mask (the sum of the distinct powers of two), not one row per hour worked.
-    history = _history_days(session, dialect, period, since, t.off_hours_min_queries)
-    # The period's days: each user's day as its mask of hours worked (the history of the later
-    # days), and, only for a day with at least ``least`` reads (no subset of a quieter day's
-    # hours can fire: most days of most users), its reads per hour. One row per hour of such a
-    # day, one row for any other day: a whole store's days are not held or sent hour by hour
-    # (at 10M on DuckDB a list of every (user, day, hour) took the process to 2.7 GB).
-    per_hour = (
-        f"SELECT e.user_id AS u, {day} AS d, {hour} AS h, COUNT(*) AS n FROM audit_entries e "  # noqa: S608
-        f"WHERE {_outside_in('e', dialect)} AND {_EXTERNAL} AND {busy} "
-        f"GROUP BY e.user_id, {day}, {hour}"
-    )
+    # Each day's history is counted in the database (at 10M on DuckDB sending every user's
+    # day to Python took 51 s): only the days that fire come back.
     rows = session.execute(
-        _sql(
-            "SELECT u, d, h, n, total, mask FROM (SELECT u, d, h, n, "  # noqa: S608
-            "SUM(n) OVER (PARTITION BY u, d) AS total, "
-            "SUM(1 << h) OVER (PARTITION BY u, d) AS mask, "
-            "ROW_NUMBER() OVER (PARTITION BY u, d ORDER BY h) AS r "
-            f"FROM ({per_hour}) AS g) AS x WHERE total >= :least OR r = 1",
-            "start",
-            "end",
-        ),
-        params,
-        execution_options={"yield_per": 50_000},
-    )
-    masks: dict[int, dict[str, int]] = defaultdict(dict)
-    for user_id, days_before in history.items():
-        for d, (_n, mask) in days_before.items():
-            masks[user_id][d] = mask
-    judged: dict[int, dict[str, dict[int, int]]] = defaultdict(lambda: defaultdict(dict))
-    for user_id, d, h, n, total, mask in rows:
-        masks[int(user_id)][str(d)] = masks[int(user_id)].get(str(d), 0) | int(mask)
-        if total >= t.off_hours_min_queries:
-            judged[int(user_id)][str(d)][int(h)] = int(n)
+        _sql(_off_hours_sql(dialect, busy, history, window), "h", "start", "end"),
+        params | {"min_days": t.off_hours_min_days, "share": float(t.off_hours_share)},
+    ).all()
     drafts: list[FlagDraft] = []
-    for user_id, days in sorted(judged.items()):
-        keys = sorted(masks[user_id])
-        worked = [masks[user_id][k] for k in keys]
-        for d, hours in sorted(days.items()):
-            lo = f"{_parse_day(d) - t.off_hours_history:%Y-%m-%d}"
-            before = worked[bisect.bisect_left(keys, lo) : bisect.bisect_left(keys, d)]
-            if len(before) < t.off_hours_min_days:
-                continue
-
-            odd = {h for h in hours if _usual(h, before) < t.off_hours_share}
-            count = sum(hours[h] for h in odd)
-            if count < t.off_hours_min_queries:
-                continue
-            rule = (
-                f"a user made {count} external reads on {d} at UTC hours {sorted(odd)}, hours "
-                f"(plus or minus one) they worked in on under {t.off_hours_share:.0%} of their "
-                f"{len(before)} active days in the {t.off_hours_history.days} days before "
-                f"(fires at {t.off_hours_min_queries} such reads a day, with at least "
-                f"{t.off_hours_min_days} active days of history)"
-            )
-            entries = [e for e in _day_entries(session, user_id, d) if e.at.hour in odd]
-            drafts.append(
-                _draft(OFF_HOURS, f"user:{user_id}:day:{d}", rule, t.off_hours_share, entries)
-            )
+    for user_id, d, before, mask, count in sorted(rows, key=lambda r: (int(r[0]), str(r[1]))):
+        odd = {h for h in range(24) if int(mask) >> h & 1}
+        rule = (
+            f"a user made {int(count)} external reads on {d} at UTC hours {sorted(odd)}, hours "
+            f"(plus or minus one) they worked in on under {t.off_hours_share:.0%} of their "
+            f"{int(before)} active days in the {t.off_hours_history.days} days before "
+            f"(fires at {t.off_hours_min_queries} such reads a day, with at least "
+            f"{t.off_hours_min_days} active days of history)"
+        )
+        entries = [e for e in _day_entries(session, int(user_id), d) if e.at.hour in odd]
+        drafts.append(
+            _draft(OFF_HOURS, f"user:{user_id}:day:{d}", rule, t.off_hours_share, entries)
+        )
     return drafts
 
 
@@ -1514,27 +1581,34 @@ def _last_before(session: Session, users: set[int], moment: datetime) -> dict[in
     was before it (a new account's first read is not a dormant one's); users with neither are
     left out. One statement per 500 users, each user's latest integrated read one probe of
     the index by user and instant (``by_actor``) from its end, and the latest of the entries
-    not integrated yet (few); not one statement (and one ORM load) per user."""
+    not integrated yet (few); not one statement (and one ORM load) per user. On DuckDB one
+    statement for every user, over the entries' copy (every entry, integrated or not)."""
     found: dict[int, datetime] = {}
     wanted = sorted(users)
     dialect = _dialect(session)
-    # The queue of a PostgreSQL store, read through DuckDB (oversight.duck).
-    pending = (
-        "SELECT entry_id FROM audit_pending" if dialect == DUCKDB else by_actor.pending_sql(dialect)
-    )
-    for start in range(0, len(wanted), 500):
-        chunk = ",".join(str(int(u)) for u in wanted[start : start + 500])
-        rows = session.execute(
-            _sql(
+    # DuckDB: every user at once, the latest read by a scan of the entries' copy before
+    # ``moment`` (the instants' zone maps skip the rest; the index and the queue are the
+    # store's tables, read through the scanner: 10M rows of the index for a whole-store run).
+    size = len(wanted) if dialect == DUCKDB else 500
+    for start in range(0, len(wanted), size or 1):
+        chunk = ",".join(str(int(u)) for u in wanted[start : start + size])
+        if dialect == DUCKDB:
+            statement = (
+                "SELECT u.id, m.last, NULL, u.created_at FROM users u LEFT JOIN (SELECT "  # noqa: S608
+                f"e.user_id, MAX(e.at) AS last FROM audit_entries e WHERE e.user_id IN ({chunk}) "
+                f"AND e.at < :m AND {_EXTERNAL} GROUP BY e.user_id) m ON m.user_id = u.id "
+                f"WHERE u.id IN ({chunk})"
+            )
+        else:
+            statement = (
                 "SELECT u.id, (SELECT e.at FROM audit_user_entries x JOIN audit_entries e "  # noqa: S608
                 "ON e.id = x.entry_id WHERE x.user_id = u.id AND x.at < :m AND "
                 f"{_EXTERNAL} ORDER BY x.at DESC LIMIT 1), (SELECT MAX(e.at) FROM "
-                f"audit_entries e WHERE e.id IN ({pending}) AND e.user_id = u.id AND "
-                f"e.at < :m AND {_EXTERNAL}), u.created_at FROM users u WHERE u.id IN ({chunk})",
-                "m",
-            ),
-            {"m": moment},
-        ).all()
+                f"audit_entries e WHERE e.id IN ({by_actor.pending_sql(dialect)}) AND "
+                f"e.user_id = u.id AND e.at < :m AND {_EXTERNAL}), u.created_at FROM users u "
+                f"WHERE u.id IN ({chunk})"
+            )
+        rows = session.execute(_sql(statement, "m"), {"m": moment}).all()
         for user_id, indexed, tail, created in rows:
             reads = [_utc(r) for r in (indexed, tail) if r is not None]
             if reads:
