@@ -1,16 +1,20 @@
 """Detectors before and after a change, alternated in one process on one DuckDB reader.
 
     .venv/bin/python bench/oversight_detectors_ab.py --store NAME --before COMMIT
-        [--detectors off_hours,never_charged] [--rounds 2] [--postgresql] | --quick
+        [--detectors off_hours,never_charged] [--rounds 2] [--postgresql]
+        [--duckdb-file PATH] | --quick
 
 ``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --keep-db`` with its facts brought
 up to the log. The module ``openpars.oversight.detectors`` as it was at ``COMMIT`` (``git
 show``) is loaded beside the working tree's. One ``oversight.duck.reader`` (the copy of
 ``DEFAULT_COPIED`` timed once: ``setup_s``); then, ``--rounds`` times, each named detector
 before and after, alternated (the order swapped every round), over the whole store, each
-timed; the drafts' digest (``oversight_duckdb_pass.digest``) of each side must be equal.
-With ``--postgresql`` the same on the store itself (``whole_store_memory``). Peak RSS is the
-process's. Nothing is written to the store. The last line printed is one JSON object.
+timed (wall, and the process's CPU with DuckDB's threads); the drafts' digest
+(``oversight_duckdb_pass.digest``) of each side must be equal. With ``--postgresql`` the same
+on the store itself (``whole_store_memory``). Peak RSS is the process's. ``--duckdb-file``:
+the reader's DuckDB file is that one, kept between runs (``oversight.duck_kept``: built on the
+first run, brought up to the store on the next), not a copy made afresh. Nothing is written
+to the store. The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -77,20 +81,22 @@ def rounds(
     """Each detector on each side ``count`` times, alternated: times, drafts, digests."""
     out: dict[str, Any] = {}
     for name in names:
-        figures: dict[str, Any] = {side: {"s": [], "drafts": None} for side in sides}
+        figures: dict[str, Any] = {side: {"s": [], "cpu_s": [], "drafts": None} for side in sides}
         order = list(sides)
         for round_ in range(count):
             for side in order if round_ % 2 == 0 else order[::-1]:
                 detector: Detector = getattr(sides[side], name)
                 with memory():
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     drafts = detector(session, None, None)
                     took = round(time.perf_counter() - started, 3)
+                    cpu = round(time.process_time() - cpu, 3)
                 session.rollback()
                 figures[side]["s"].append(took)
+                figures[side]["cpu_s"].append(cpu)
                 figures[side]["drafts"] = len(drafts)
                 figures[side]["sha256"] = digest(drafts)
-                print(name, side, took, len(drafts), file=sys.stderr, flush=True)
+                print(name, side, took, cpu, len(drafts), file=sys.stderr, flush=True)
         figures["same_drafts"] = len({figures[side]["sha256"] for side in sides}) == 1
         out[name] = figures
     return out
@@ -104,7 +110,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="openpars-ab-") as folder:
         sides = {"before": module_at(args.before, Path(folder)), "after": after}
         started = time.perf_counter()
-        with duck.reader(url) as reader:
+        kept = None if args.duckdb_file is None else Path(args.duckdb_file)
+        with duck.reader(url, kept_file=kept) as reader:
             reader.connection()
             figures["setup_s"] = round(time.perf_counter() - started, 3)
             print("setup_s", figures["setup_s"], file=sys.stderr, flush=True)
@@ -132,6 +139,7 @@ def main() -> None:
     parser.add_argument("--detectors", default="off_hours", help="comma-separated names")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--postgresql", action="store_true", help="on the store itself too")
+    parser.add_argument("--duckdb-file", default=None, help="a kept DuckDB file to read through")
     args = generator.kept_store_arguments(parser)
     print(json.dumps(run(args)), flush=True)
 

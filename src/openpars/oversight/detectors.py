@@ -20,7 +20,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from itertools import groupby
+from itertools import groupby, islice
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -884,36 +885,45 @@ def shared_case_reference(
         execution_options={"yield_per": 10_000},
     )
     found: list[tuple[int, str, FlagDraft]] = []
-    for (agency_id, reference), group in groupby(result, key=lambda r: (int(r[0]), str(r[1]))):
-        persons: set[int] = set()
-        entries: dict[int, _Entry] = {}
+    # Each reference's rows come in order of (instant, entry), one a person: its persons are
+    # its rows, its entries in the flag's order are their first rows (an entry's rows are
+    # adjacent), the last row's instant the latest; no entry object per row (at 10M 1.1M rows,
+    # 99,998 flags: building and sorting them cost more than their statement's fetch).
+    for (agency_key, reference_key), group in groupby(result, key=itemgetter(0, 1)):
+        agency_id, reference = int(agency_key), str(reference_key)
+        count = 0
+        ids: dict[int, None] = {}
+        users: set[Any] = set()
+        agreements: set[Any] = set()
+        last: Any = None
         for row in group:
-            persons.add(int(row[2]))
-            entries.setdefault(
-                int(row[3]), _Entry(int(row[3]), row[4], row[0], row[5], _utc(row[6]))
-            )
-        if len(persons) < t.shared_case_persons:
+            count += 1
+            entry_id = int(row[3])
+            if entry_id not in ids:
+                ids[entry_id] = None
+                users.add(row[4])
+                agreements.add(row[5])
+            last = row[6]
+        if count < t.shared_case_persons:
             continue
         # The window ends with the flag's last entry: the finding is the same at every run.
         rule = (
-            f"case reference {reference!r} was cited for {len(persons)} persons who are not in "
+            f"case reference {reference!r} was cited for {count} persons who are not in "
             f"that case, within {t.shared_case_window.days} days (fires at "
             f"{t.shared_case_persons} persons)"
         )
-        found.append(
-            (
-                agency_id,
-                reference,
-                _draft(
-                    SHARED_CASE,
-                    _case_key(agency_id, reference),
-                    rule,
-                    float(t.shared_case_persons),
-                    sorted(entries.values(), key=lambda e: (e.at, e.id)),
-                    agency_id=agency_id,
-                ),
-            )
+        draft = FlagDraft(
+            detector=SHARED_CASE,
+            dedupe_key=_case_key(agency_id, reference),
+            rule=rule,
+            threshold=float(t.shared_case_persons),
+            subject_user_id=users.pop() if len(users) == 1 else None,
+            subject_agency_id=agency_id,
+            subject_agreement_id=agreements.pop() if len(agreements) == 1 else None,
+            entry_ids=tuple(islice(ids, MAX_ENTRIES_PER_FLAG)),
+            raised_at=_utc(last),
         )
+        found.append((agency_id, reference, draft))
     return [draft for _, _, draft in sorted(found, key=lambda f: (f[0], f[1]))]
 
 
@@ -1133,6 +1143,29 @@ def population_skew(
     # join of the period's facts to the persons, not two). The whole store's are counted in
     # SQL, its findings' entries read apart (``_skew_entries``).
     pairs = None if period is None else _skew_pairs(session, p)
+    grouped: Table | None = None
+    if pairs is None and _dialect(session) == DUCKDB:
+        # The whole store's (agency, person) pairs with their first entry grouped once into a
+        # table of DuckDB's file, then counted and read for the findings' entries from it: not
+        # the facts grouped twice (at 10M the findings' entries' grouping was half the time).
+        grouped = _temporary(
+            session,
+            "oversight_skew_grouped",
+            Column("agency_id", Integer),
+            Column("person_id", Integer),
+            Column("entry_id", BigInteger),
+        )
+        session.execute(
+            _sql(
+                f"INSERT INTO {grouped.name} SELECT f.agency_id, f.person_id, MIN(f.entry_id) "  # noqa: S608 - fixed fragments
+                "FROM oversight_access_facts f WHERE f.at >= :start AND f.at < :end "
+                f"AND f.agency_id IS NOT NULL AND {_KEPT} GROUP BY f.agency_id, f.person_id",
+                "start",
+                "end",
+            ),
+            window,
+        )
+        looked = f"SELECT g.agency_id AS k, g.person_id FROM {grouped.name} g"  # noqa: S608
     seen_by = (
         _category_counts(session, looked, window, "start", "end")
         if pairs is None
@@ -1175,10 +1208,12 @@ def population_skew(
     # Every finding's entries in one statement, not one per finding (a period's from its pairs).
     wanted = [(a, attr, m) for _k, _r, a, attr, m in found]
     entries = (
-        _skew_entries(session, wanted, p)
+        _skew_entries(session, wanted, p, None if grouped is None else grouped.name)
         if pairs is None
         else _skew_entries_of(session, wanted, pairs)
     )
+    if grouped is not None:
+        grouped.drop(session.connection())
     return [
         _draft(SKEW, key, rule, t.skew_z, entries[n], agency_id=agency_id)
         for n, (key, rule, agency_id, _attr, _members) in enumerate(found)
@@ -1235,12 +1270,16 @@ def _skew_entries_of(
 
 
 def _skew_entries(
-    session: Session, findings: Sequence[tuple[int, str, set[str]]], p: DetectionPeriod
+    session: Session,
+    findings: Sequence[tuple[int, str, set[str]]],
+    p: DetectionPeriod,
+    grouped: str | None = None,
 ) -> list[list[_Entry]]:
     """The entries of each finding (agency, attribute, values): for every person of those
     values the agency looked up, its first entry of the period; the oldest
     ``MAX_ENTRIES_PER_FLAG`` of them. One statement for all the findings: the agencies' persons
-    are grouped once and matched to the findings by a small union of constants."""
+    are grouped once and matched to the findings by a small union of constants. ``grouped``:
+    a table of those pairs already grouped over the period (``population_skew`` on DuckDB)."""
     if not findings:
         return []
     params: dict[str, Any] = {"start": p.start, "end": p.end}
@@ -1255,17 +1294,20 @@ def _skew_entries(
             )
     agencies = ", ".join(str(int(a)) for a in sorted({a for a, _attr, _m in findings}))
     matches = " OR ".join(f"(t.attr = '{a}' AND CAST(p.{a} AS TEXT) = t.v)" for a in _ATTRIBUTES)
+    pairs = (
+        f"""SELECT f.agency_id, f.person_id, MIN(f.entry_id) AS entry_id
+                FROM oversight_access_facts f
+                WHERE f.agency_id IN ({agencies}) AND f.at >= :start AND f.at < :end
+                  AND {_KEPT}
+                GROUP BY f.agency_id, f.person_id"""  # noqa: S608 - fixed fragments
+        if grouped is None
+        else f"SELECT * FROM {grouped} g WHERE g.agency_id IN ({agencies})"  # noqa: S608
+    )
     rows = session.execute(
         _sql(
             f"""
             WITH t AS ({" UNION ALL ".join(tests)}),
-            m AS (
-                SELECT f.agency_id, f.person_id, MIN(f.entry_id) AS entry_id
-                FROM oversight_access_facts f
-                WHERE f.agency_id IN ({agencies}) AND f.at >= :start AND f.at < :end
-                  AND {_KEPT}
-                GROUP BY f.agency_id, f.person_id
-            ), j AS (
+            m AS ({pairs}), j AS (
                 SELECT t.n, m.entry_id, ROW_NUMBER() OVER (
                     PARTITION BY t.n ORDER BY m.entry_id) AS r
                 FROM m JOIN persons p ON p.id = m.person_id
@@ -1379,11 +1421,43 @@ def never_charged(
     if picked is None:
         test(chosen)
     else:
-        # One agency's facts at a time: the states' aggregate of every fact at once (10M
-        # groups) ran out of DuckDB's memory limit at 10M entries.
-        agencies = session.scalars(select(picked.c.agency_id).distinct()).all()
-        for agency in sorted(agencies):
-            test(select(picked).where(picked.c.agency_id == agency).subquery("chosen"))
+        # Never charged at the access (state 0) is: no timeline row of an arrest of the person
+        # as arrestee, filed or declined, in force at the access. On DuckDB that is an anti
+        # join of the facts (and its complement a semi join) to those rows, hashed by person
+        # with the instants' range tested in the join: no aggregate of the facts (the states'
+        # aggregate of every fact at once, 10M groups, ran out of DuckDB's memory limit at 10M
+        # entries; one agency's facts at a time, 34 statements each hashing the involvements
+        # and the timeline again, cost 19 s).
+        # The charged rows apart first, into a table of their own (some 800,000 at 10M): with
+        # their number known, DuckDB hashes them, not the facts (in one statement with the two
+        # joins it ran out of its memory limit in the whole pass at 10M); each join its own.
+        charged = _temporary(
+            session,
+            "oversight_never_charged_charged",
+            Column("person_id", Integer),
+            Column("start_at", UTCDateTime()),
+            Column("end_at", UTCDateTime()),
+        )
+        session.execute(
+            text(
+                f"INSERT INTO {charged.name} SELECT i.person_id, t.start_at, t.end_at "  # noqa: S608 - fixed fragments
+                "FROM involvements i JOIN oversight_charge_timeline t ON t.arrest_id = i.arrest_id "
+                "WHERE i.role = 'arrestee' AND (t.filed OR t.declined)"
+            )
+        )
+        in_force = (
+            's.person_id = c.person_id AND s.start_at <= c."at" '
+            "AND COALESCE(s.end_at, CAST('infinity' AS TIMESTAMP)) > c.\"at\""
+        )
+        for join, never in (("ANTI", 1), ("SEMI", 0)):
+            session.execute(
+                text(
+                    f"INSERT INTO {tested.name} (entry_id, agency_id, user_id, person_id, never) "  # noqa: S608 - fixed fragments
+                    f"SELECT c.entry_id, c.agency_id, c.user_id, c.person_id, {never} "
+                    f"FROM {picked.name} c {join} JOIN {charged.name} s ON {in_force}"
+                )
+            )
+        charged.drop(session.connection())
     # The flags' entries are read by user or agency: indexed once the rows are in (built from
     # them sorted, not kept row by row: a whole year's million rows through two indexes cost
     # 14 s of local buffer traffic at 1M, 8 MB of temp_buffers).
