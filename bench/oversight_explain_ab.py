@@ -7,9 +7,9 @@
 loaded as a module of its own (``before``) beside the working tree's (``after``), and each
 builds the statement the product runs for every pair of every agreement over the bench's period
 (as bench/oversight_duckdb_pass.py: compiled for PostgreSQL with literal binds); the working
-tree's is also built for dialect ``duckdb`` (``after_duckdb``, as ``openpars oversight
-explain|coverage --engine duckdb`` builds it). Then, alternated A B (C) then (C) B A
-(``--rounds`` times):
+tree's and the revision's are also built for dialect ``duckdb`` (``after_duckdb``,
+``before_duckdb``, as ``openpars oversight explain|coverage --engine duckdb`` builds it).
+Then, alternated A B (C D) then (D C) B A (``--rounds`` times):
 
 - on DuckDB reading the store as the product's pass does (``oversight.duck.reader``, the default
   copied tables, memory limit and threads), each into a table (``explain_duckdb_s``) followed by
@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "before": statement(before, pg, args.days, "postgresql"),
                 "after": statement(after_module, pg, args.days, "postgresql"),
                 "after_duckdb": statement(after_module, pg, args.days, "duckdb"),
+                "before_duckdb": statement(before, pg, args.days, "duckdb"),
             }
     figures: dict[str, Any] = {
         "store": args.store,
@@ -144,6 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "before": f"explain_sql at {args.before}, built for postgresql",
             "after": "the working tree's, built for postgresql",
             "after_duckdb": "the working tree's, built for duckdb (DuckDB only)",
+            "before_duckdb": f"explain_sql at {args.before}, built for duckdb (DuckDB only)",
         },
         "before": args.before,
         "rounds": args.rounds,
@@ -151,7 +153,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "threads": duck.DEFAULT_THREADS,
         "runs": [],
     }
-    duck_order = [("before", "after", "after_duckdb"), ("after_duckdb", "after", "before")]
+    duck_order = [
+        ("before", "before_duckdb", "after", "after_duckdb"),
+        ("after_duckdb", "after", "before_duckdb", "before"),
+    ]
     if args.versions:
         chosen = args.versions.split(",")
         duck_order = [tuple(v for v in o if v in chosen) for o in duck_order]
@@ -172,13 +177,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 _log("profile_top", figures["profile_top"])
             for round_ in range(args.rounds):
                 for name in duck_order[round_ % 2]:
-                    started = time.perf_counter()
+                    started, cpu = time.perf_counter(), time.process_time()
                     reader.execute(text(f"CREATE OR REPLACE TABLE pairs AS {sql[name]}"))
                     explained = round(time.perf_counter() - started, 3)
+                    # DuckDB runs in this process: its threads' CPU is the process's.
+                    explained_cpu = round(time.process_time() - cpu, 3)
                     started = time.perf_counter()
                     pairs = select(table("pairs", *(column(c) for c in COLUMNS)))
                     # Each version's own coverage statements.
-                    module = before if name == "before" else after_module
+                    module = before if name.startswith("before") else after_module
                     shown = [
                         tuple(row)
                         for by in (None, *module.Dimension)
@@ -191,7 +198,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     digests["duckdb"].setdefault(name, set()).add(str(found))
                     load = os.getloadavg()[0]
                     run_ = {"engine": "duckdb", "version": name, "explain_s": explained,
-                            "coverage_s": covered, "load_average_1m": load}  # fmt: skip
+                            "explain_cpu_s": explained_cpu, "coverage_s": covered,
+                            "codes_md5": str(found), "load_average_1m": load}  # fmt: skip
                     figures["runs"].append(run_)
                     _log("run", run_)
             figures["pairs"] = reader.execute(text("SELECT count(*) FROM pairs")).scalar()
