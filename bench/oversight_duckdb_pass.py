@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/oversight_duckdb_pass.py --store NAME [--compare] | --quick
         [--copied TABLE,...] [--memory-limit 1500MB] [--threads 2] [--skip-explain]
-        [--duckdb-file PATH [--kept-only] [--rewind-day]
+        [--duckdb-file PATH [--reuse] [--kept-only] [--rewind-day]
             [--append-day --entries N --persons N --days N]]
 
 ``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --engine postgresql --keep-db
@@ -177,8 +177,9 @@ def kept_phases(
 ) -> tuple[dict[str, Any], int | None]:
     """The full copy against the kept file built and brought up, in this process; the first
     entry of the appended day (``--append-day``), removed by the caller at the end."""
-    kept: dict[str, Any] = {"file": str(kept_file)}
-    for phase in ("copy_s", "build_s", "nochange_s"):
+    kept: dict[str, Any] = {"file": str(kept_file), "reused": args.reuse}
+    phases = ("nochange_s",) if args.reuse else ("copy_s", "build_s", "nochange_s")
+    for phase in phases:
         if phase == "build_s":
             kept_file.unlink(missing_ok=True)
         kept[phase] = _opened(url, args, None if phase == "copy_s" else kept_file)
@@ -328,9 +329,17 @@ def main() -> None:
     parser.add_argument(
         "--kept-only", action="store_true", help="with --duckdb-file: the copies alone, no pass"
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --duckdb-file: the file as an earlier run left it, brought up (no full copy, "
+        "no rebuild): the pass as a site with the setting runs it",
+    )
     parser.add_argument("--entries", type=int, help="the store's entries (--append-day)")
     parser.add_argument("--persons", type=int, help="the store's persons (--append-day)")
     args = generator.kept_store_arguments(parser)
+    if args.reuse and (args.duckdb_file is None or not Path(args.duckdb_file).is_file()):
+        parser.error("--reuse needs --duckdb-file naming a file an earlier run built")
     if args.append_day and (args.duckdb_file is None or not args.entries or not args.persons):
         parser.error("--append-day needs --duckdb-file, --entries and --persons")
     print(json.dumps(run(args)), flush=True)
