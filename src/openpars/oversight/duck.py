@@ -298,7 +298,27 @@ def reader(
                     if in_use is None:
                         raise
                     raise in_use from error
-                yield session
+                try:
+                    yield session
+                except DBAPIError as error:
+                    exhausted = _out_of_memory(error, memory_limit)
+                    if exhausted is None:
+                        raise
+                    raise exhausted from error
                 session.rollback()
         finally:
             engine.dispose()
+
+
+def _out_of_memory(error: DBAPIError, memory_limit: str) -> InvalidInput | None:
+    """DuckDB out of its ``memory_limit`` as an error naming the setting that raises it (not
+    the console's "the database could not be used", which would send the reader to --db)."""
+    if type(error.orig).__name__ != "OutOfMemoryException":
+        return None
+    return InvalidInput(
+        f"DuckDB ran out of its memory limit ({memory_limit}) reading the store: "
+        "raise OPENPARS_OVERSIGHT_DUCKDB_MEMORY (e.g. 1500MB; the process uses about that "
+        "much more besides) or run with --engine store; the run stored nothing",
+        field="oversight_duckdb_memory",
+        code="duckdb_out_of_memory",
+    )
