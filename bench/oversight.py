@@ -1080,6 +1080,31 @@ def kept_store_arguments(parser: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
+def add_named_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``DBNAME`` (a store kept by this bench) or ``--quick``, and the store's shape: the day
+    benches' arguments (oversight_day_ab.py, oversight_day_plans.py)."""
+    parser.add_argument("db", nargs="?", help="the kept store's database (bench/oversight.py)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and read it",
+    )
+    parser.add_argument("--entries", type=int, default=10_000_000)
+    parser.add_argument("--persons", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=365)
+
+
+def named_store(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Shape:
+    """The store's shape, ``--quick`` resolved (``args.db`` set to the small kept store, built
+    on first use); without it ``DBNAME`` is required."""
+    if args.quick:
+        args.db = kept_quick_store()
+        return QUICK_KEPT
+    if args.db is None:
+        parser.error("give DBNAME (a store kept by bench/oversight.py) or --quick")
+    return Shape(persons=args.persons, entries=args.entries, days=args.days)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200,000 entries, 20,000 persons")

@@ -54,24 +54,10 @@ def _timed(session: Session, cpu: float, wall: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("db", nargs="?", help="the kept store's database (bench/oversight.py)")
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and read it",
-    )
-    parser.add_argument("--entries", type=int, default=10_000_000)
-    parser.add_argument("--persons", type=int, default=1_000_000)
-    parser.add_argument("--days", type=int, default=365)
+    bench.add_named_store_arguments(parser)
     args = parser.parse_args()
     load_all_models()
-    if args.quick:
-        args.db = bench.kept_quick_store()
-        shape = bench.QUICK_KEPT
-    elif args.db is None:
-        parser.error("give DBNAME (a store kept by bench/oversight.py) or --quick")
-    else:
-        shape = bench.Shape(persons=args.persons, entries=args.entries, days=args.days)
+    shape = bench.named_store(parser, args)
     figures: dict[str, Any] = {"store": args.db, "entries": shape.entries}
     url = bench.PG_URL.rsplit("/", 1)[0] + f"/{args.db}"
     engine = make_engine(url)

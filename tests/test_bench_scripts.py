@@ -24,7 +24,8 @@ def _takes_quick(tree: ast.Module) -> bool:
         name = (
             node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
         )
-        if name == "add_kept_store_arguments":  # bench/oversight.py's shared --quick
+        if name in ("add_kept_store_arguments", "add_named_store_arguments"):
+            # bench/oversight.py's shared --quick
             return True
         if name == "add_argument" and any(
             isinstance(a, ast.Constant) and a.value == "--quick" for a in node.args
