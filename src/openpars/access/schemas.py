@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from openpars.records.enums import ArrestState
 from openpars.records.schemas import ArrestRead, ArrestSummary, PersonDetail, PersonRead
@@ -88,12 +88,7 @@ def effective_limit(requested: int | None, maximum: int | None) -> int:
 
 
 class Decision(BaseModel):
-    """Why the caller saw what it saw: the agreement version and the clauses applied.
-
-    Frozen: one instance per compiled policy is shared by every response under it
-    (``access.service._explained``)."""
-
-    model_config = ConfigDict(frozen=True)
+    """Why the caller saw what it saw: the agreement version and the clauses applied."""
 
     external: bool
     agreement_id: int | None = None

@@ -80,33 +80,12 @@ def _event(
         username=principal.username,
         agency_id=principal.agency_id,
         source_ip=principal.source_ip,
-        params={"query": query, **context.as_params(), "decision": _explained(policy)[0]},
+        params={"query": query, **context.as_params(), "decision": policy.explain()},
         person_ids=person_ids,
         arrest_ids=arrest_ids,
         agreement_id=policy.agreement_id,
         agreement_version=policy.agreement_version,
     )
-
-
-# Per compiled policy (the process keeps each: access.enforcement._POLICIES, the two internal
-# ones), its explanation as the audit entry records it and as the response's model: the same
-# for every read under that policy, so built once (a Decision validated per response cost a
-# page ~1.6 us warm, more in a request). Keyed by the policy object itself (held in the value,
-# so its id is not reused while kept): a new agreement version, floor or mask key compiles a
-# new policy, and so a new explanation, at the next request.
-_EXPLAINED: dict[int, tuple[ReadPolicy, dict[str, Any], Decision]] = {}
-_EXPLAINED_MAX = 1024
-
-
-def _explained(policy: ReadPolicy) -> tuple[dict[str, Any], Decision]:
-    kept = _EXPLAINED.get(id(policy))
-    if kept is None or kept[0] is not policy:
-        explained = policy.explain()
-        if len(_EXPLAINED) >= _EXPLAINED_MAX:
-            _EXPLAINED.clear()
-        kept = (policy, explained, Decision(**explained))
-        _EXPLAINED[id(policy)] = kept
-    return kept[1], kept[2]
 
 
 def _query_params(query: PersonQuery | ArrestQuery) -> dict[str, Any]:
@@ -214,7 +193,7 @@ def _person_page(
         has_more=found.has_more,
         offset=query.offset,
         limit=limit,
-        decision=_explained(policy)[1],
+        decision=Decision(**policy.explain()),
     )
 
 
@@ -304,7 +283,7 @@ def _arrest_page(
         has_more=found.has_more,
         offset=query.offset,
         limit=limit,
-        decision=_explained(policy)[1],
+        decision=Decision(**policy.explain()),
     )
 
 
@@ -338,7 +317,7 @@ def get_person(
     )
     return PersonResult(
         person=shaping.person_detail(person, involvements, policy),
-        decision=_explained(policy)[1],
+        decision=Decision(**policy.explain()),
     )
 
 
@@ -374,5 +353,5 @@ def get_arrest(
     )
     return ArrestResult(
         arrest=shaping.arrest_read(arrest, involvements, policy, parts),
-        decision=_explained(policy)[1],
+        decision=Decision(**policy.explain()),
     )
