@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -95,8 +95,8 @@ def server(url: str, key: Path, *, skip_audit: bool) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 60
         while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            with contextlib.suppress(httpx2.HTTPError):
+                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             if child.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the benchmark server did not start")
@@ -178,7 +178,7 @@ def _pct(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _search(client: httpx.Client, token: str, name: str) -> tuple[float, bool]:
+def _search(client: httpx2.Client, token: str, name: str) -> tuple[float, bool]:
     started = time.perf_counter()
     response = client.get(
         "/api/v1/persons",
@@ -205,7 +205,7 @@ def concurrent(
         token = secrets[n % len(secrets)]
         mine: list[float] = []
         bad = 0
-        with httpx.Client(base_url=base, timeout=120) as http:
+        with httpx2.Client(base_url=base, timeout=120) as http:
             start.wait()
             while not stop.is_set():
                 elapsed, ok = _search(http, token, rng.choice(names))
@@ -235,7 +235,7 @@ def single(base: str, external: str, internal: str, names: list[str]) -> dict[st
     """One client, the same searches as the outside reader and as the police reader, alternating."""
     timed: dict[str, list[float]] = {"external": [], "internal": []}
     failures = 0
-    with httpx.Client(base_url=base, timeout=60) as http:
+    with httpx2.Client(base_url=base, timeout=60) as http:
         for n, name in enumerate(names):
             order = ("external", "internal") if n % 2 else ("internal", "external")
             for who in order:

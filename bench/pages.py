@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import httpx
+import httpx2
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy import Connection, text
@@ -340,8 +340,8 @@ def server(url: str, key: Path) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 60
         while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            with contextlib.suppress(httpx2.HTTPError):
+                if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             if child.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the benchmark server did not start")
@@ -358,20 +358,20 @@ def server(url: str, key: Path) -> Iterator[str]:
 class Browser:
     """One person's HTTP client with its own cookies.
 
-    The session cookie is `Secure`: a browser sends it to 127.0.0.1 over plain HTTP, httpx's
+    The session cookie is `Secure`: a browser sends it to 127.0.0.1 over plain HTTP, httpx2's
     cookie jar does not, so cookies are kept here and sent as a `Cookie` header, as a browser
     on loopback would.
     """
 
     def __init__(self, base: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=60, follow_redirects=False)
+        self.http = httpx2.Client(base_url=base, timeout=60, follow_redirects=False)
         self.cookies: dict[str, str] = {}
 
     def close(self) -> None:
         """Close the connection."""
         self.http.close()
 
-    def _remember(self, response: httpx.Response) -> None:
+    def _remember(self, response: httpx2.Response) -> None:
         for header in response.headers.get_list("set-cookie"):
             jar: SimpleCookie = SimpleCookie()
             jar.load(header)
@@ -389,14 +389,14 @@ class Browser:
             return {}
         return {"cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
 
-    def get(self, url: str) -> httpx.Response:
+    def get(self, url: str) -> httpx2.Response:
         """GET with this person's cookies."""
         self.http.cookies.clear()
         response = self.http.get(url, headers=self._headers())
         self._remember(response)
         return response
 
-    def post(self, url: str, data: dict[str, str]) -> httpx.Response:
+    def post(self, url: str, data: dict[str, str]) -> httpx2.Response:
         """POST a form with this person's cookies."""
         self.http.cookies.clear()
         response = self.http.post(url, data=data, headers=self._headers())
@@ -495,7 +495,7 @@ class Timings:
     samples: list[float] = field(default_factory=list)
     statuses: set[int] = field(default_factory=set)
 
-    def add(self, response: httpx.Response, elapsed_ms: float) -> None:
+    def add(self, response: httpx2.Response, elapsed_ms: float) -> None:
         """One sample."""
         self.samples.append(elapsed_ms)
         self.statuses.add(response.status_code)
@@ -545,7 +545,7 @@ def measure(people: People, targets: list[Target], requests: int, quick: bool) -
 
     `quick`: each page as the first person who may open it (fewer logons, fewer pairs).
     """
-    api = httpx.Client(base_url=people.base, timeout=60, follow_redirects=False)
+    api = httpx2.Client(base_url=people.base, timeout=60, follow_redirects=False)
     pairs: list[tuple[Target, str]] = []  # (page, person); "" is the visitor with no session
     unanswered: dict[str, dict[str, int]] = {}
     for target in targets:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx2 import Response
 from openpars_verify import cli as verify_cli
 from typer.testing import CliRunner
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -20,7 +20,7 @@ Login = Callable[..., None]
 def _arrest(server: LiveServer) -> dict[str, Any]:
     """An arrest with an arrestee, a victim and a witness, entered through the real API."""
     payload = arrest_payload()
-    answer = httpx.post(
+    answer = httpx2.post(
         f"{server.url}/api/v1/arrests",
         json=payload,
         headers={"Authorization": f"Bearer {server.world.tokens['intake']}"},

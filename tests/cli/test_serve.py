@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 
 
 def free_port() -> int:
@@ -28,15 +28,15 @@ def test_serve_answers_health_and_openapi(db_url: str) -> None:
         health = None
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                health = httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                 break
-            except httpx.TransportError:
+            except httpx2.TransportError:
                 time.sleep(0.3)
         assert health is not None, "openpars serve did not come up"
         assert health.json()["status"] == "ok"
-        spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=60).json()
+        spec = httpx2.get(f"http://127.0.0.1:{port}/openapi.json", timeout=60).json()
         assert "/api/v1/arrests" in spec["paths"]
-        me = httpx.get(f"http://127.0.0.1:{port}/api/v1/users/me", timeout=60)
+        me = httpx2.get(f"http://127.0.0.1:{port}/api/v1/users/me", timeout=60)
         assert me.status_code == 401
     finally:
         process.terminate()

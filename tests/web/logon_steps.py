@@ -7,7 +7,7 @@ import re
 import weakref
 
 from fastapi.testclient import TestClient
-from httpx import Response
+from httpx2 import Response
 
 from openpars.db import utcnow
 from openpars.identity import mfa_crypto as crypto

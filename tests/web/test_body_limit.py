@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 from fastapi import FastAPI
 
 from openpars.config import Settings
@@ -38,9 +38,9 @@ class CountingBody:
             yield b"x" * CHUNK
 
 
-async def _post(app: FastAPI, body: CountingBody, headers: dict[str, str]) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+async def _post(app: FastAPI, body: CountingBody, headers: dict[str, str]) -> httpx2.Response:
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://testserver") as client:
         return await client.post(
             f"{API}/arrests",
             content=body,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
+import httpx2
 from sqlalchemy import Connection, event, func, select
 
 from openpars.audit.models import AuditEntry
@@ -33,9 +33,9 @@ def _entries(db: Database) -> int:
         return int(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
 
 
-async def _searches(app: Any, headers: dict[str, str], n: int) -> list[httpx.Response]:
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=60) as client:
+async def _searches(app: Any, headers: dict[str, str], n: int) -> list[httpx2.Response]:
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://t", timeout=60) as client:
         return await asyncio.gather(
             *(
                 client.get("/api/v1/persons", params={"name": "Sm"}, headers=headers)
@@ -64,7 +64,7 @@ def test_refusals_and_answers_mixed_all_come_back_each_audited(
     before = _entries(fresh_db)
     app = create_app(settings, database=fresh_db)
 
-    async def mixed() -> list[httpx.Response]:
+    async def mixed() -> list[httpx2.Response]:
         answered, refused = await asyncio.gather(
             _searches(app, world.auth("reader"), CLIENTS // 2),
             _searches(app, {"Authorization": "Bearer not-a-token"}, CLIENTS // 2),
@@ -102,7 +102,7 @@ def test_a_failed_commit_returns_no_data_and_the_next_request_goes_through(
     assert _entries(fresh_db) == before + 1
 
 
-async def _in_turn(app: Any, headers: dict[str, str]) -> list[httpx.Response]:
+async def _in_turn(app: Any, headers: dict[str, str]) -> list[httpx2.Response]:
     first = await _searches(app, headers, 1)
     second = await _searches(app, headers, 1)
     return [*first, *second]
