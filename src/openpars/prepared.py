@@ -249,7 +249,7 @@ def generic_plans_carried(session: Session) -> None:
 
 
 def _generic_on(session: Session) -> bool:
-    transaction = session.info.get(_GENERIC_ON)
+    transaction: SessionTransaction | None = session.info.get(_GENERIC_ON)
     return transaction is not None and transaction is _innermost(session) and transaction.is_active
 
 
