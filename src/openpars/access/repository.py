@@ -94,7 +94,8 @@ class Found:
     # Whether visible rows follow this page.
     has_more: bool
     # The page's aliases by person id, where the page's statement carried them (an external
-    # identifier page on PostgreSQL, ``_first_id_page``); None: read them with ``send_aliases``.
+    # first page sent ahead on PostgreSQL: ``_first_id_page``, ``_first_name_pages``); None:
+    # read them with ``send_aliases``.
     aliases: dict[int, list[dict[str, Any]]] | None = None
 
 

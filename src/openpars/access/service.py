@@ -148,7 +148,7 @@ def search_persons(
     # its values again; a committed one ended the setting with its transaction.
     plans_by_values(session)
     if found.aliases is not None:
-        # The page's statement carried them (an external identifier page on PostgreSQL).
+        # The page's statement carried them (an external first page sent ahead, PostgreSQL).
         return _person_page(found, found.aliases, policy, query, limit)
     return _person_page(found, None if aliases is None else aliases(), policy, query, limit)
 
