@@ -509,6 +509,10 @@ def search_persons(
     shape = _shape(query)
     columns = person_columns(policy)
     values = _person_values(query)
+    if needs_refresh(session):
+        # The set's refresh (set_key) is planned for its values, not on the generic plans the
+        # decision may have turned on for a name page (prepared.generic_plans).
+        plans_by_values(session)
     key = set_key(session, policy)
     if sent is not None and (sent.policy is not policy or sent.limit != limit):
         sent = None  # sent under another policy: its rows are dropped unread
