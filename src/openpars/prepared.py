@@ -234,9 +234,41 @@ _GENERIC = "SET LOCAL plan_cache_mode = force_generic_plan"
 _CUSTOM = "SET LOCAL plan_cache_mode TO DEFAULT"
 
 
+# A column that turns generic plans on for the rest of the transaction, carried by a
+# statement sent anyway (the rate claim, ``access.decision``): ``generic_plans`` then sends
+# nothing. PostgreSQL picks a prepared statement's plan when it binds it, after the statements
+# before it in a pipeline have run.
+GENERIC_PLANS_COLUMN = "set_config('plan_cache_mode', 'force_generic_plan', true)"
+_GENERIC_ON = "openpars.prepared.generic_on"
+
+
+def generic_plans_carried(session: Session) -> None:
+    """Record that a statement of this transaction carried ``GENERIC_PLANS_COLUMN``: generic
+    plans hold until the transaction ends or ``plans_by_values`` ends them."""
+    session.info[_GENERIC_ON] = _innermost(session)
+
+
+def _generic_on(session: Session) -> bool:
+    transaction: SessionTransaction | None = session.info.get(_GENERIC_ON)
+    return transaction is not None and transaction is _innermost(session) and transaction.is_active
+
+
+def plans_by_values(session: Session) -> None:
+    """End generic plans turned on for the rest of the transaction (``generic_plans_carried``):
+    what runs next is planned for its values again, as by default. Nothing otherwise."""
+    if not _generic_on(session):
+        return
+    del session.info[_GENERIC_ON]
+    connection = connection_of(session)
+    with driver_errors(connection, _CUSTOM):
+        connection.connection.cursor().execute(_CUSTOM)
+
+
 def generic_plans(session: Session) -> AbstractContextManager[None]:
     """On PostgreSQL, statements sent inside run on their prepared generic plan; elsewhere this
-    does nothing. Inside ``pipeline`` the two settings travel with the statements.
+    does nothing. Inside ``pipeline`` the two settings travel with the statements; where a
+    statement of the transaction already turned generic plans on for the rest of it
+    (``generic_plans_carried``), nothing is sent.
 
     PostgreSQL plans a prepared statement again for its values (a custom plan) whenever that
     plan's estimated cost is well under the generic plan's. Row-level security makes every
@@ -247,7 +279,7 @@ def generic_plans(session: Session) -> AbstractContextManager[None]:
     plan does not depend on their values belong inside.
     """
     connection = connection_of(session)
-    if connection.dialect.name != "postgresql":
+    if connection.dialect.name != "postgresql" or _generic_on(session):
         return _NOTHING
     return _generic_plans(connection)
 

@@ -461,3 +461,169 @@ def test_the_floor_rides_on_the_in_force_lookup_on_sqlite(db: Database, world: W
         assert len(claims) == 2, run  # the user's window and the agency's
         internal = statements(reader, ReadContext(), sid)
         assert external - internal == 3, (sid, external, internal, run)
+
+
+def _name_world(db: Database, world: World) -> None:
+    """Ana Alvarez with three aliases (ids not in name order), Brown found only by an alias,
+    and Carl Alvarez with none."""
+    _seed(db, world, per_user=300)
+    with db.session() as s:
+        ana = s.scalars(select(PersonAlias.person_id)).one()
+        brown = data.person(s, "Brown", "Bea", sid="SID-2002")
+        carl = data.person(s, "Alvarez", "Carl", sid="SID-2003")
+        for person, family, given in (
+            (ana, "Zamora", "Ana"),
+            (ana, "Alvear", "Ana Ma"),
+            (brown.id, "Alvarado", "Bea"),
+        ):
+            alias = PersonAlias(person_id=person, family_name=family, given_name=given)
+            alias.name_key = name_key(family, given)
+            s.add(alias)
+        for person in (brown, carl):
+            data.arrest(
+                s, agency_id=world.agencies[POLICE], people=[(person, InvolvementRole.ARRESTEE)]
+            )
+
+
+def test_a_name_page_carrying_its_aliases_is_the_page_read_with_the_alias_statement(
+    db: Database, world: World
+) -> None:
+    # On PostgreSQL an external name's first pages, sent ahead with the decision, carry their
+    # persons' aliases (one statement fewer). The page must be the one the alias statement
+    # builds (``person_page``, which never sends anything ahead): rows and their order, every
+    # alias in order, none for a person without any, total and "more", in the own-name section
+    # and in the alias section, full pages and short ones.
+    _name_world(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    queries = [
+        PersonQuery(name="alva"),
+        PersonQuery(name="alva", limit=1),
+        PersonQuery(name="alva", limit=2),
+        PersonQuery(name="alva", limit=3),
+        PersonQuery(name="alva", count=True),
+        PersonQuery(name="alvarez", limit=1),
+        PersonQuery(name="alvarado"),
+        PersonQuery(name="zamora"),
+        PersonQuery(name="alva", limit=1, offset=1),
+        PersonQuery(name="qq"),
+    ]
+    shown = []
+    for query in queries:
+        for _ in range(2):  # the second is sent ahead with the decision
+            with db.session(external=True) as s:
+                audited = service.search_persons(s, principal=ice, query=query, context=context)
+            with db.session(external=True) as s:
+                policy = policy_for(s, principal=ice, context=context, at=utcnow())
+                plain = service.person_page(s, policy=policy, query=query)
+            assert audited == plain, query
+        shown.append(
+            (
+                [
+                    (i.given_name, [(a.family_name, a.given_name) for a in i.aliases or []])
+                    for i in audited.items
+                ],
+                audited.total,
+                audited.has_more,
+            )
+        )
+    ana = ("Ana", [("Alvares", "Anita"), ("Zamora", "Ana"), ("Alvear", "Ana Ma")])
+    carl, bea = ("Carl", []), ("Bea", [("Alvarado", "Bea")])
+    assert shown == [
+        ([ana, carl, bea], 3, False),
+        ([ana], 2, True),
+        ([ana, carl], 3, True),
+        ([ana, carl, bea], 3, False),
+        ([ana, carl, bea], 3, False),
+        ([ana], 2, True),
+        ([bea], 1, False),
+        ([ana], 1, False),
+        ([carl], 3, True),
+        ([], 0, False),
+    ]
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="statements in a pipeline are PostgreSQL's")
+def test_an_external_name_search_sent_ahead_sends_no_statement_for_its_plans_or_aliases(
+    db: Database, world: World
+) -> None:
+    # A name page sent ahead runs on its generic plan, turned on by the decision's own
+    # statement (no setting and reset of its own), and carries its aliases (no alias
+    # statement): as many statements as a lookup by SID, whose page carries its aliases too,
+    # but one: in this test's unit, joined to an outer transaction and so not committed with
+    # its entry, the name search ends the setting after the entry (a unit committed with its
+    # entry ends it with the transaction: bench/search.py counts 5 and 5).
+    _name_world(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+
+    def search(**criteria: Any) -> Callable[[], object]:
+        def unit() -> object:
+            with db.session(external=True) as s:
+                return service.search_persons(
+                    s, principal=ice, query=PersonQuery(**criteria), context=context
+                )
+
+        return unit
+
+    search(name="alva")()  # the caller's policy is now known: pages are sent ahead
+    by_sid = _statements(db, search(sid="SID-2001"))
+    for criteria in ({"name": "alva"}, {"name": "alvarado"}, {"name": "alva", "limit": 1}):
+        assert _statements(db, search(**criteria)) == by_sid + 1, criteria
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="plan settings are PostgreSQL's")
+def test_a_name_page_sent_ahead_runs_on_its_generic_plan(db: Database, world: World) -> None:
+    # The setting travels in the decision's statement: the page sent ahead must still be
+    # bound with it (planned again for its values at every call, it cost more than it ran).
+    _name_world(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    for _ in range(12):  # past psycopg's threshold: the page becomes a prepared statement
+        with db.session(external=True) as s:
+            service.search_persons(
+                s, principal=ice, query=PersonQuery(name="alva"), context=context
+            )
+    with db.session() as s:
+        plans = s.execute(
+            text(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE 'WITH own_page AS%'"
+            )
+        ).all()
+    assert len(plans) == 1
+    generic, custom = plans[0]
+    assert (generic > 0, custom) == (True, 0)
+
+
+@pytest.mark.skipif(BACKEND != "postgresql", reason="plan settings are PostgreSQL's")
+def test_probes_run_on_plans_for_their_values_after_a_name_page_sent_ahead(
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Where the set a name page was sent into is gone, the search probes each candidate: those
+    # statements are planned for their values, as they always were, not on the generic plans
+    # the decision turned on for the page.
+    from openpars.access import repository
+
+    _name_world(db, world)
+    ice, context = world.principals["ice"], ReadContext(purpose="warrant-service")
+    seen: list[tuple[bool, str]] = []
+    inner = repository._search_persons
+
+    def spy(session: Any, *args: Any, in_set: bool, **kwargs: Any) -> Any:
+        mode = session.execute(text("SHOW plan_cache_mode")).scalar_one()
+        seen.append((in_set, mode))
+        return inner(session, *args, in_set=in_set, **kwargs)
+
+    monkeypatch.setattr(repository, "_search_persons", spy)
+
+    def given_names() -> list[str | None]:
+        with db.session(external=True) as s:
+            page = service.search_persons(
+                s, principal=ice, query=PersonQuery(name="alvarez"), context=context
+            )
+        return [item.given_name for item in page.items]
+
+    assert given_names() == ["Ana", "Carl"]
+    with db.session() as s:
+        assert drop_sets_except(s, [])
+    seen.clear()
+    assert given_names() == ["Ana", "Carl"]  # sent ahead into the set dropped
+    assert seen[-1] == (False, "auto")

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from openpars.access.rate import AGENCY, USER, Claim, Window, send_claims, send_claims_with
 from openpars.agreements.in_force import Generation, generation_of_text
+from openpars.prepared import GENERIC_PLANS_COLUMN, generic_plans_carried
 
 # (per user, per agency) limits per minute, as last read for a grantee's agreement.
 Limits = tuple[int | None, int | None]
@@ -78,6 +79,7 @@ def send_decision_reads(
     at: datetime,
     limits: Limits | None,
     lock_grantee: int | None = None,
+    generic_plans: bool = False,
 ) -> SentReads:
     """If ``limits`` are given, take a place in each rate window under them (on PostgreSQL one
     statement for all). The newest floor's hash is not read here: the in-force lookup carries
@@ -92,14 +94,22 @@ def send_decision_reads(
     given back (``rate.give_back``) before they are taken under the real limits. ``None``:
     nothing sent, the places taken once the limits are known (SQLite, where sending ahead
     saves no round trip).
+
+    ``generic_plans``: where that one statement is sent, it also turns generic plans on for the
+    rest of the transaction (``prepared.GENERIC_PLANS_COLUMN``), for a read whose next
+    statements would otherwise send the setting themselves (an external name page sent
+    ahead: two statements fewer, the setting and its reset).
     """
     found = [] if limits is None else windows(user_id, agency_id, limits)
     if found and lock_grantee is not None and session.get_bind().dialect.name == "postgresql":
         # One statement: the share lock, and the generation read once it is held, ride on the
         # windows' claim.
-        claims, column = send_claims_with(
-            session, found, at, _LOCK_AND_GENERATION, {"grantee": lock_grantee}
-        )
+        columns = _LOCK_AND_GENERATION
+        if generic_plans:
+            columns += ", " + GENERIC_PLANS_COLUMN
+        claims, column = send_claims_with(session, found, at, columns, {"grantee": lock_grantee})
+        if generic_plans:
+            generic_plans_carried(session)
         return SentReads(
             limits, claims, locked=True, generation=lambda: generation_of_text(column())
         )

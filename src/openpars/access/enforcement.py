@@ -55,6 +55,7 @@ def decide_sending(
     context: ReadContext,
     at: datetime,
     sends: Callable[[ReadPolicy], R | None] | None = None,
+    generic_plans: bool = False,
 ) -> tuple[ReadPolicy, R | None]:
     """``policy_for``, with the read's first statements sent in the decision's round trip.
 
@@ -65,6 +66,11 @@ def decide_sending(
     compiled object: same agreement version, scope, mask key and floor) and refuses nothing;
     otherwise it is dropped, unread, and the read runs its statements itself. Nothing here is
     decided from the guess: every check runs on the policy read in this transaction.
+
+    ``generic_plans``: where statements are sent ahead, the decision's statement also turns
+    generic plans on for the rest of the transaction (``access.decision``), for a read whose
+    statements run on them (an external name search): the setting travels in a statement sent
+    anyway.
     """
     if not principal.is_external:
         principal.require(Permission.RECORD_READ)
@@ -77,7 +83,9 @@ def decide_sending(
         reads, grant = _decision(session, principal=principal, at=at)
     else:
         early = partial(sends, guess)
-        reads, grant, ahead = _decision(session, principal=principal, at=at, ahead=early)
+        reads, grant, ahead = _decision(
+            session, principal=principal, at=at, ahead=early, generic_plans=generic_plans
+        )
     policy = _compiled(session, grant, reads.floor_hash)
     check_purpose(session, principal=principal, context=context, at=at)
     check_rate(session, reads, at=at)
@@ -117,7 +125,12 @@ def _decision(
 
 @overload
 def _decision(
-    session: Session, *, principal: Principal, at: datetime, ahead: Callable[[], R | None]
+    session: Session,
+    *,
+    principal: Principal,
+    at: datetime,
+    ahead: Callable[[], R | None],
+    generic_plans: bool = False,
 ) -> tuple[DecisionReads, Grant, R | None]: ...
 
 
@@ -127,6 +140,7 @@ def _decision(
     principal: Principal,
     at: datetime,
     ahead: Callable[[], R | None] | None = None,
+    generic_plans: bool = False,
 ) -> tuple[DecisionReads, Grant] | tuple[DecisionReads, Grant, R | None]:
     """The decision reads and the grant in force, sent together (with ``ahead``'s statements
     after them); the rate windows claimed again if they were claimed for limits other than
@@ -157,6 +171,7 @@ def _decision(
             at=at,
             limits=guess,
             lock_grantee=grantee_of(principal),
+            generic_plans=generic_plans and ahead is not None,
         )
         # The lookup carries the newest floor's hash (from the process's copy while the
         # governance generation holds: no statement of its own).

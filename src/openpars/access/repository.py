@@ -53,7 +53,15 @@ from openpars.access.visibility import (
     visible_in_set,
 )
 from openpars.oversight.models import Canary
-from openpars.prepared import Pending, Prepared, generic_plans, param, pipeline, prepared
+from openpars.prepared import (
+    Pending,
+    Prepared,
+    generic_plans,
+    param,
+    pipeline,
+    plans_by_values,
+    prepared,
+)
 from openpars.records.models import (
     Arraignment,
     Arrest,
@@ -86,7 +94,8 @@ class Found:
     # Whether visible rows follow this page.
     has_more: bool
     # The page's aliases by person id, where the page's statement carried them (an external
-    # identifier page on PostgreSQL, ``_first_id_page``); None: read them with ``send_aliases``.
+    # first page sent ahead on PostgreSQL: ``_first_id_page``, ``_first_name_pages``); None:
+    # read them with ``send_aliases``.
     aliases: dict[int, list[dict[str, Any]]] | None = None
 
 
@@ -252,6 +261,9 @@ class SentPages:
     # page is empty, where the search would otherwise ask in a round trip of its own. Not
     # asked with a name page, which seldom comes back empty.
     set_found: Callable[[], bool] | None = None
+    # Whether the rows of a name's first pages (``with_alias``) carry their persons' aliases
+    # (``_carried_aliases``; an identifier's page says so itself, ``MarkedPage``).
+    carries_aliases: bool = False
 
 
 # Which section a row of _first_name_pages comes from.
@@ -282,10 +294,7 @@ class MarkedPage:
             self._missing = any(row[_SET_MISSING] for row in rows)
             self._rows = [row for row in rows if not row.pop(_SET_MISSING)]
             if self._with_aliases:
-                self._aliases = {
-                    row["id"]: [] if (text := row.pop(_ALIASES)) is None else json.loads(text)
-                    for row in self._rows
-                }
+                self._aliases = _carried(self._rows)
         return self._rows
 
     def aliases(self) -> dict[int, list[dict[str, Any]]] | None:
@@ -322,15 +331,7 @@ def _first_id_page(
     extra: list[ColumnElement[Any]] = []
     missing: list[ColumnElement[Any]] = []
     if with_aliases:
-        a = PersonAlias.__table__.c
-        entry = func.json_build_object(
-            literal_column("'family_name'"), a.family_name,
-            literal_column("'given_name'"), a.given_name,
-        )  # fmt: skip
-        agg = select(sql_cast(func.json_agg(aggregate_order_by(entry, a.id)), Text())).where(
-            a.person_id == page.c.id
-        )
-        extra = [agg.scalar_subquery().label(_ALIASES)]
+        extra = [_carried_aliases(page.c.id)]
         missing = [type_coerce(null(), Text()).label(_ALIASES)]
     marked = union_all(
         select(literal_column("0", Integer()).label(_SET_MISSING), *page.c, *extra),
@@ -345,11 +346,42 @@ def _first_id_page(
     return select(*marked.c)
 
 
+def _carried_aliases(person_id: ColumnElement[int]) -> ColumnElement[Any]:
+    """The aliases of the person ``person_id`` names, as the text of a JSON array of
+    {family_name, given_name} in alias order (NULL for none), labelled ``_ALIASES``: a
+    correlated probe of the alias index per row, reading what the alias statement reads
+    (``_aliases_array_stmt``), under the same row-level security."""
+    a = PersonAlias.__table__.c
+    entry = func.json_build_object(
+        literal_column("'family_name'"), a.family_name,
+        literal_column("'given_name'"), a.given_name,
+    )  # fmt: skip
+    agg = select(sql_cast(func.json_agg(aggregate_order_by(entry, a.id)), Text())).where(
+        a.person_id == person_id
+    )
+    return agg.scalar_subquery().label(_ALIASES)
+
+
+def _carried(rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The aliases rows carried (``_carried_aliases``), by person id; the column is dropped."""
+    return {
+        row["id"]: [] if (text := row.pop(_ALIASES)) is None else json.loads(text) for row in rows
+    }
+
+
 def _first_name_pages(
-    policy: ReadPolicy, shape: tuple[bool, ...], columns: tuple[str, ...], want: int
+    policy: ReadPolicy,
+    shape: tuple[bool, ...],
+    columns: tuple[str, ...],
+    want: int,
+    with_aliases: bool = False,
 ) -> Select[Any]:
     """The first page of a name search's own-name section and, only where that page is not
     full, the alias section's first page, in one statement (section 0 rows, then section 1).
+
+    ``with_aliases`` (PostgreSQL): each row also carries its person's aliases
+    (``_carried_aliases``), computed over the page's rows only (after their LIMIT), so the
+    page's alias statement is not sent.
 
     Sending the alias page ahead unconditionally read the alias index for nothing on most
     name pages (about 1 ms at p50, bench/search.py's name prefixes on PostgreSQL); reading it
@@ -366,9 +398,13 @@ def _first_name_pages(
     short = select(func.count()).select_from(own).scalar_subquery() < literal_column(
         str(int(want)), Integer()
     )
+    own_extra = [_carried_aliases(own.c.id)] if with_aliases else []
+    alias_extra = [_carried_aliases(aliases.c.id)] if with_aliases else []
     both = union_all(
-        select(literal_column("0", Integer()).label(_SECTION), *own.c),
-        select(literal_column("1", Integer()).label(_SECTION), *aliases.c).where(short),
+        select(literal_column("0", Integer()).label(_SECTION), *own.c, *own_extra),
+        select(literal_column("1", Integer()).label(_SECTION), *aliases.c, *alias_extra).where(
+            short
+        ),
     ).subquery("first_pages")
     # The rows in the order the branches give them (PostgreSQL appends the second branch's
     # rows after the first's, each in its page order); the section says which is which.
@@ -401,14 +437,15 @@ def send_first_pages(
     if query.offset == 0 and aliases_searched(policy):
         # A first page that may reach the alias section: both sections' first pages in one
         # statement, the alias page read only if the own-name page is not full.
+        carry = _carries_aliases(session, policy)
         both = prepared(
             session,
-            ("person-first", shape, columns, names_plain(policy), limit + 1),
-            partial(_first_name_pages, policy, shape, columns, limit + 1),
+            ("person-first", shape, columns, names_plain(policy), limit + 1, carry),
+            partial(_first_name_pages, policy, shape, columns, limit + 1, carry),
         )
         with generic_plans(session):
             first = both.send(session, values)
-        return SentPages(policy, limit, first, with_alias=True)
+        return SentPages(policy, limit, first, with_alias=True, carries_aliases=carry)
     with generic_plans(session):
         first = page.send(session, values | {"offset": query.offset})
     return SentPages(policy, limit, first)
@@ -426,9 +463,7 @@ def _send_id_page(
     """Send an identifier's page in the set bound as ``vis_key``, with whether that set exists
     (``_first_id_page``): one statement where there were two whenever the page is empty."""
     window = (limit + 1, query.offset > 0)
-    with_aliases = (
-        policy.person_fields.shows("aliases") and session.get_bind().dialect.name == "postgresql"
-    )
+    with_aliases = _carries_aliases(session, policy)
     marked = prepared(
         session,
         ("person-first-id", shape, columns, names_plain(policy), window, with_aliases),
@@ -436,6 +471,12 @@ def _send_id_page(
     )
     rows = MarkedPage(marked.send(session, values | {"offset": query.offset}), with_aliases)
     return SentPages(policy, limit, rows, set_found=rows.set_found)
+
+
+def _carries_aliases(session: Session, policy: ReadPolicy) -> bool:
+    """Whether a first page sent ahead carries its persons' aliases: where they are shown, on
+    PostgreSQL (one statement fewer in the pipeline; SQLite has no round trip to save)."""
+    return policy.person_fields.shows("aliases") and session.get_bind().dialect.name == "postgresql"
 
 
 def _shape(query: PersonQuery) -> tuple[bool, ...]:
@@ -468,6 +509,10 @@ def search_persons(
     shape = _shape(query)
     columns = person_columns(policy)
     values = _person_values(query)
+    if needs_refresh(session):
+        # The set's refresh (set_key) is planned for its values, not on the generic plans the
+        # decision may have turned on for a name page (prepared.generic_plans).
+        plans_by_values(session)
     key = set_key(session, policy)
     if sent is not None and (sent.policy is not policy or sent.limit != limit):
         sent = None  # sent under another policy: its rows are dropped unread
@@ -490,6 +535,9 @@ def search_persons(
             exists = set_exists(session, key)
         if exists:
             return found
+    # Probes, where no set answers: planned for their values, as ever (generic plans may have
+    # been turned on for the name pages by the decision's statement, prepared.generic_plans).
+    plans_by_values(session)
     return _search_persons(session, policy, query, limit, shape, columns, values, in_set=False)
 
 
@@ -510,11 +558,16 @@ def _search_persons(
     generic = in_set and policy.external and query.name is not None
     # Pages sent ahead, by (branch, start): the first page_of of one reads its rows.
     ahead: dict[tuple[str, int], Callable[[], list[dict[str, Any]]]] = {}
+    # The aliases the first pages sent ahead carried, by person id (None: not carried).
+    carried: dict[int, list[dict[str, Any]]] | None = None
     if sent is not None and sent.with_alias:
         # The own-name page and, if that page is not full, the alias section's first page.
         own_rows: list[dict[str, Any]] = []
         alias_rows: list[dict[str, Any]] = []
-        for row in sent.first.rows():
+        first_rows = sent.first.rows()
+        if sent.carries_aliases:
+            carried = _carried(first_rows)
+        for row in first_rows:
             (alias_rows if row.pop(_SECTION) else own_rows).append(row)
         ahead[("own", offset)] = lambda: own_rows
         if len(own_rows) < want:
@@ -586,7 +639,11 @@ def _search_persons(
     def count() -> int:
         return counts_of("own", "alias")
 
-    return _found(rows, offset=offset, limit=limit, wants_count=query.count, count=count)
+    found = _found(rows, offset=offset, limit=limit, wants_count=query.count, count=count)
+    if carried is None or any(row["id"] not in carried for row in found.rows):
+        return found
+    # Every row of the page came with the first pages sent ahead, its aliases with it.
+    return replace(found, aliases={row["id"]: carried[row["id"]] for row in found.rows})
 
 
 def _found(

@@ -42,6 +42,7 @@ from openpars.audit.service import append_last, append_sending
 from openpars.db import utcnow
 from openpars.errors import DomainError, Forbidden, InvalidInput, NotFound
 from openpars.identity.principal import Principal
+from openpars.prepared import plans_by_values
 
 
 def _audit(
@@ -120,8 +121,15 @@ def search_persons(
         limit = effective_limit(query.limit, guess.max_results)
         return repo.send_first_pages(session, guess, query, limit=limit)
 
+    # A name's pages run on their generic plans (``prepared.generic_plans``): the decision's
+    # statement turns them on where pages are sent ahead, so no statement of its own does.
     policy, sent = decide_sending(
-        session, principal=principal, context=context, at=at, sends=first_pages
+        session,
+        principal=principal,
+        context=context,
+        at=at,
+        sends=first_pages,
+        generic_plans=query.name is not None,
     )
     check_person_search(policy, query)
     limit = effective_limit(query.limit, policy.max_results)
@@ -136,8 +144,11 @@ def search_persons(
     _, aliases = append_sending(
         session, event, lambda: repo.send_aliases(session, ids) if shown else None, at=at
     )
+    # A unit that goes on after its entry (one not committed with it) plans what follows for
+    # its values again; a committed one ended the setting with its transaction.
+    plans_by_values(session)
     if found.aliases is not None:
-        # The page's statement carried them (an external identifier page on PostgreSQL).
+        # The page's statement carried them (an external first page sent ahead, PostgreSQL).
         return _person_page(found, found.aliases, policy, query, limit)
     return _person_page(found, None if aliases is None else aliases(), policy, query, limit)
 
