@@ -373,14 +373,22 @@ def _sweeps(
     # DuckDB reading a store (oversight.duck) scans its columnar copy of the entries by user:
     # the per-user index (``audit.by_actor``) is PostgreSQL's way to them, read there through
     # the scanner, row by row.
-    users = (
+    # Every fact's user's entries from one sweep window before the period's start, and only the
+    # anchors' users' (facts before the start) from one before the anchors': a fact of the
+    # period counts no entry before ``start - w``. A day's facts reach back a follow-up window
+    # (three days) for their anchors, and all their users' entries of the four days were read
+    # from the log's rows (at 10M 80,000 probed for a 27,000-fact day; 2,040 against 8,043 at
+    # 1M now).
+    middle = selection.start - w if selection.start >= lo else selection.start
+    near_period = by_actor.entries_by(
+        dialect, "user_id", select(f.user_id), start=middle, end=last, end_inclusive=True
+    )
+    anchors = select(f.user_id).where(f.at < selection.start)
+    near_anchors = by_actor.entries_by(dialect, "user_id", anchors, start=first, end=middle)
+    users: ColumnElement[bool] = (
         e.user_id.in_(select(f.user_id))
         if dialect == "duckdb"
-        else e.id.in_(
-            by_actor.entries_by(
-                dialect, "user_id", select(f.user_id), start=first, end=last, end_inclusive=True
-            )
-        )
+        else e.id.in_(union_all(near_period, near_anchors))
     )
     sweeps = (
         select(e.id.label("entry_id"), moving.label("sweep"))
