@@ -38,7 +38,7 @@ from openpars.config import Settings
 from openpars.db import make_engine
 from openpars.models import load_all_models
 from openpars.oversight import explain_sql as xsql
-from openpars.oversight import facts, flags
+from openpars.oversight import facts, flags, maintained
 from openpars.oversight.detection import DetectionPeriod
 from openpars.oversight.explain import materialise, rules_from
 from openpars.oversight.explain_sql import Dimension
@@ -162,6 +162,13 @@ def main() -> None:
     bench.add_named_store_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--label", default="", help="a name for this run in the JSON")
+    parser.add_argument(
+        "--keep-explanations",
+        action="store_true",
+        help="keep the explanations first (maintained.maintain, in the same transaction, timed "
+        "apart and not part of the day): the day's refresh then keeps the day's explanations "
+        "and the day's cycle reads them",
+    )
     args = parser.parse_args()
     load_all_models()
     shape = bench.named_store(parser, args)
@@ -170,6 +177,13 @@ def main() -> None:
     result: dict[str, Any] = {"db": args.db, "label": args.label, "load_1m": os.getloadavg()[0]}
     with Session(engine) as session:
         assert session.execute(text("SELECT MAX(id) FROM audit_entries")).scalar() == shape.entries
+        if args.keep_explanations:
+            _timed(
+                session,
+                result,
+                "keep_explanations",
+                lambda: maintained.maintain(session, rules_from(Settings())),
+            )
         conn = session.connection()
         lo, hi = shape.entries + 1, shape.entries + shape.per_day
         statements = bench._statements(bench.Dialect("postgresql"), shape)
