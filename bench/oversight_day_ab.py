@@ -10,7 +10,16 @@ backend's CPU is read from /proc/<pid>/stat (user + system), steadier than wall 
 other processes load. The flags' digest (bench/oversight.py's) of the last round is printed, so
 that two code versions run back-to-back can be compared for equal findings.
 
+The headline (stderr, and ``day`` in the JSON) is the whole day as a site's daily run pays it:
+the refresh plus one round's explanation, coverage and every detector, for each round, beside
+the plain read of the day's entries in the same transaction (``day_scan``: every entry with its
+content, after the rounds, so warm), the issue's baseline. ``explanations_sha256`` digests the
+cycle's pairs and codes, as ``flags_sha256`` the flags. ``--keep-explanations`` keeps the
+explanations first (``maintained.maintain``, timed apart as ``keep_explanations``): the day's
+refresh then keeps the day's and the day's cycle reads them.
+
 Usage: python bench/oversight_day_ab.py DBNAME [--entries N --persons N --days N --rounds N]
+                                        [--keep-explanations] [--label NAME]
        python bench/oversight_day_ab.py --quick   (bench/oversight.py's small kept store)
 The last line is one JSON object.
 """
