@@ -10,7 +10,16 @@ backend's CPU is read from /proc/<pid>/stat (user + system), steadier than wall 
 other processes load. The flags' digest (bench/oversight.py's) of the last round is printed, so
 that two code versions run back-to-back can be compared for equal findings.
 
+The headline (stderr, and ``day`` in the JSON) is the whole day as a site's daily run pays it:
+the refresh plus one round's explanation, coverage and every detector, for each round, beside
+the plain read of the day's entries in the same transaction (``day_scan``: every entry with its
+content, after the rounds, so warm), the issue's baseline. ``explanations_sha256`` digests the
+cycle's pairs and codes, as ``flags_sha256`` the flags. ``--keep-explanations`` keeps the
+explanations first (``maintained.maintain``, timed apart as ``keep_explanations``): the day's
+refresh then keeps the day's and the day's cycle reads them.
+
 Usage: python bench/oversight_day_ab.py DBNAME [--entries N --persons N --days N --rounds N]
+                                        [--keep-explanations] [--label NAME]
        python bench/oversight_day_ab.py --quick   (bench/oversight.py's small kept store)
 The last line is one JSON object.
 """
@@ -18,6 +27,7 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -37,7 +47,7 @@ from openpars.config import Settings
 from openpars.db import make_engine
 from openpars.models import load_all_models
 from openpars.oversight import explain_sql as xsql
-from openpars.oversight import facts, flags
+from openpars.oversight import facts, flags, maintained
 from openpars.oversight.detection import DetectionPeriod
 from openpars.oversight.explain import materialise, rules_from
 from openpars.oversight.explain_sql import Dimension
@@ -78,6 +88,37 @@ def _timed(session: Session, into: dict[str, Any], key: str, work: Callable[[], 
     return result
 
 
+FIGURES = ("cpu_s", "wall_s", "os_read_mib", "disk_read_mib")
+
+
+def _scan(session: Session, lo: int, hi: int) -> None:
+    """The plain read of entries ``lo..hi`` (bench/oversight.py's baseline_scan, in this
+    session's transaction, which holds the appended day)."""
+    session.execute(
+        text(
+            "SELECT COUNT(*), SUM(LENGTH(e.content)) FROM audit_entries e "
+            "WHERE e.id BETWEEN :lo AND :hi AND e.content IS NOT NULL"
+        ),
+        {"lo": lo, "hi": hi},
+    ).one()
+
+
+def _explanations_digest(session: Session, table: Any) -> str:
+    """SHA-256 of the cycle's pairs with their codes, in (entry, person) order: two code versions
+    explain the day the same when these are equal."""
+    c = table.c
+    rows = session.execute(
+        select(c.entry_id, c.person_id, c.code, c.never_charged).order_by(c.entry_id, c.person_id)
+    ).all()
+    return hashlib.sha256(repr([tuple(r) for r in rows]).encode()).hexdigest()
+
+
+def _day_total(result: dict[str, Any], one: dict[str, Any]) -> dict[str, float]:
+    """The whole day as a site's daily run pays it: the refresh (once) plus one round's
+    explanation, coverage and detectors."""
+    return {k: round(result["refresh"][k] + one["total"][k], 3) for k in FIGURES}
+
+
 def _round(session: Session, shape: bench.Shape) -> dict[str, Any]:
     """Explanations, coverage and every detector over the appended day, each timed."""
     stages: dict[str, Any] = {}
@@ -105,6 +146,7 @@ def _round(session: Session, shape: bench.Shape) -> dict[str, Any]:
 
     _timed(session, stages, "coverage", cover)
     pairs = session.execute(select(func.count()).select_from(cycle.table)).scalar_one()
+    stages["explanations_sha256"] = _explanations_digest(session, cycle.table)
     cycle.drop(session)
     session.execute(text("DELETE FROM oversight_flag_entries"))
     session.execute(text("DELETE FROM oversight_flags"))
@@ -129,6 +171,13 @@ def main() -> None:
     bench.add_named_store_arguments(parser)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--label", default="", help="a name for this run in the JSON")
+    parser.add_argument(
+        "--keep-explanations",
+        action="store_true",
+        help="keep the explanations first (maintained.maintain, in the same transaction, timed "
+        "apart and not part of the day): the day's refresh then keeps the day's explanations "
+        "and the day's cycle reads them",
+    )
     args = parser.parse_args()
     load_all_models()
     shape = bench.named_store(parser, args)
@@ -137,6 +186,13 @@ def main() -> None:
     result: dict[str, Any] = {"db": args.db, "label": args.label, "load_1m": os.getloadavg()[0]}
     with Session(engine) as session:
         assert session.execute(text("SELECT MAX(id) FROM audit_entries")).scalar() == shape.entries
+        if args.keep_explanations:
+            _timed(
+                session,
+                result,
+                "keep_explanations",
+                lambda: maintained.maintain(session, rules_from(Settings())),
+            )
         conn = session.connection()
         lo, hi = shape.entries + 1, shape.entries + shape.per_day
         statements = bench._statements(bench.Dialect("postgresql"), shape)
@@ -150,14 +206,25 @@ def main() -> None:
         for _ in range(args.rounds):
             one = _round(session, shape)
             one["total"] = {
-                k: round(sum(v[k] for v in one.values() if isinstance(v, dict)), 3)
-                for k in ("cpu_s", "wall_s", "os_read_mib", "disk_read_mib")
+                k: round(sum(v[k] for v in one.values() if isinstance(v, dict)), 3) for k in FIGURES
             }
             result["rounds"].append(one)
             print(json.dumps(one), flush=True)
+        # The plain read of the same day's entries (every entry with its content), in the same
+        # transaction after the rounds (so warm): the issue's baseline.
+        _timed(session, result, "day_scan", lambda: _scan(session, lo, hi))
+        result["day"] = [_day_total(result, one) for one in result["rounds"]]
         session.rollback()
     engine.dispose()
     result["load_1m_after"] = os.getloadavg()[0]
+    scan = result["day_scan"]["wall_s"]
+    for n, day in enumerate(result["day"], 1):
+        print(
+            f"the day (refresh + round {n}): {day['wall_s']:.2f} s wall, {day['cpu_s']:.2f} s "
+            f"backend CPU; the day's {hi - lo + 1:,} entries scanned in {scan:.3f} s "
+            f"({day['wall_s'] / max(scan, 1e-3):.0f}x)",
+            file=sys.stderr,
+        )
     print(json.dumps(result))
 
 

@@ -275,3 +275,30 @@ def test_edges_and_a_cycle_over_two_agreements_of_one_agency(db: Database, world
         "case_not_involving_person", "purpose_outside_agreement",
     } <= codes, codes  # fmt: skip
     _compare(db, [first, second], period, Rules(sweep_queries=2))
+
+
+def test_a_days_sweeps_before_its_start_and_around_its_anchors(db: Database, world: World) -> None:
+    """A day's cycle reads its users' entries from one sweep window before the day, and the
+    anchors' users' from one sweep window before the follow-up window: a sweep across the
+    day's start counts, and so does one around an anchor three hours before it."""
+    book = Log(db, world)
+    b = book.b
+    case, other, third = (b._case(False, "filed") for _ in range(3))
+    day = (b.start + timedelta(days=2)).replace(hour=0, minute=0, second=0, microsecond=0)
+    w = Rules().sweep_window
+    # An anchor three hours before the day, in a sweep of two with a read 20 minutes before
+    # it (more than a sweep window before the day): bulk, so not the day's follower's anchor.
+    book.access(day - timedelta(hours=3, minutes=20), [])
+    book.access(day - timedelta(hours=3), [case.person_id], case_number=case.otn)
+    follower = book.access(day + timedelta(hours=1), [other.person_id], case_number=case.otn)
+    # A sweep across the day's start, by a user with no anchor: a read a minute inside the
+    # window before the day.
+    book.access(day - w + timedelta(minutes=1), [], "ice-1")
+    edge = book.access(
+        day + timedelta(minutes=1), [third.person_id], "ice-1", case_number=third.otn
+    )
+    period = Period(start=day.date(), end=day.date())
+    codes = _compare(db, [book.agreement], period, Rules(sweep_queries=2))
+    assert codes == {"bulk_or_enumerating", "case_not_involving_person"}, codes
+    loose = _compare(db, [book.agreement], period, Rules(sweep_queries=3))
+    assert loose == {"follow_up", "case_arrestee"}, (loose, follower, edge)

@@ -202,3 +202,12 @@ def test_duckdb_reading_the_store_finds_the_same(fresh_db: Database) -> None:
     with duck.reader(url) as reader:
         assert [d.off_hours(reader), d.off_hours(reader, day)] == expected
     assert all(expected)
+
+
+def test_a_day_with_an_unusual_hour_but_too_few_reads_in_it_is_not_flagged(db: Database) -> None:
+    # 20 active days at 14:00; the judged day has 3 reads (enough to be judged), 2 of them at
+    # night (an unusual hour, but under the 3 reads a day it takes) and 1 at 14:00: the whole
+    # store's statement counts those reads itself, a day's run counts them from the entries it
+    # reads for the flag; neither fires.
+    _write(db, [*_days(20, 1), *_night(reads=2), _at(0, 14)])
+    _none(db)
