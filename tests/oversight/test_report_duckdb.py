@@ -189,6 +189,21 @@ def test_api_engine_duckdb_gives_the_stores_answers(
                 "/api/v1/oversight/explanations", agreement=agreement_id, limit=500, **period
             )
             assert duck == store and store["items"]
+    # Each request audited in the store, naming the engine it ran on.
+    with db.session() as s:
+        audited = [
+            (json.loads(c)["params"]["engine"], action)
+            for action, c in s.execute(
+                select(AuditEntry.action, AuditEntry.content)
+                .where(AuditEntry.action.like("oversight.%"), AuditEntry.user_id.is_not(None))
+                .order_by(AuditEntry.id)
+            )
+        ]
+    actions = ("oversight.report", "oversight.coverage", "oversight.explanations")
+    assert audited == [
+        (engine, action) for _ in traffic.agreements for action in actions
+        for engine in ("store", "duckdb")
+    ]  # fmt: skip
 
 
 # -- the option's bad values, on either store ------------------------------------------------------
