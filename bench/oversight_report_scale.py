@@ -2,19 +2,21 @@
 
     .venv/bin/python bench/oversight_report_scale.py --store NAME [--days 365]
         [--engines store,duckdb] [--agreements 1,2 | all] [--duckdb-file PATH]
-        [--memory-limit 1GB] [--out FILE.json]
+        [--memory-limit 1GB] [--explanation-alone] [--refresh] [--out FILE.json]
 
-``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --engine postgresql --keep-db``,
-its facts brought up to the log. The store is only read: each report's transaction (its
-``build_report`` refreshes the facts first: nothing to read on a kept store) is rolled back;
-DuckDB attaches it READ_ONLY. For each engine, the report of each agreement over the store's
-whole period (``--days`` from bench/oversight.py's first day), timed whole and by
-statement (SQLAlchemy's cursor events, each statement named by the row set it reads: the
-pairs' summary, i.e. the explanation of the agreement's pairs and their counts; the weekly
-queries; the refusals; the flags; the rest), then, to tell the report's own figures from the
-explanation, the explanation of the same agreement alone (``explain_sql.explanations``,
-counted). The plain scan of the period's entries (bench/oversight.py's ``baseline_scan``) is
-timed in the same run. Every report's canonical JSON (``generated_at`` fixed) is hashed per
+``NAME`` is a PostgreSQL store kept by ``bench/oversight.py --engine postgresql --keep-db``, its
+facts brought up to the log. The store is only read: each report's transaction is rolled back,
+and ``build_report``'s refresh (nothing to read on a kept store, but it claims the facts'
+watermark FOR UPDATE, which other runs on a shared store wait for) is skipped unless
+``--refresh``, the facts checked up to the log first. DuckDB attaches the store READ_ONLY. For
+each engine, the report of each agreement over the store's whole period (``--days`` from
+bench/oversight.py's first day), timed whole and by statement (SQLAlchemy's cursor events, each
+statement named by the row set it reads: the pairs' summary, i.e. the explanation of the
+agreement's pairs and their counts; the weekly queries; the refusals; the flags; the rest),
+then, to tell the report's own figures from the explanation, the explanation of the same
+agreement alone (``explain_sql.explanations``, counted). The plain scan of the period's entries
+(bench/oversight.py's ``baseline_scan``) is timed in the same run.
+Every report's canonical JSON (``generated_at`` fixed) is hashed per
 engine: equal digests, equal documents. Peak RSS is this process's (DuckDB included). The last
 line printed is one JSON object.
 """
@@ -41,6 +43,7 @@ from openpars.config import Settings
 from openpars.db import make_engine
 from openpars.oversight import duck
 from openpars.oversight import explain_sql as xsql
+from openpars.oversight import report as report_module
 from openpars.oversight.explain import Period, purpose_grants, rules_from, select_period
 from openpars.oversight.report import build_report, canonical
 
@@ -118,6 +121,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         leaves = conn.execute(text("SELECT max(leaf_index) + 1 FROM audit_leaves")).scalar()
         result["facts_watermark"], result["leaves"] = read.scalar(), leaves
     result["baseline_scan"] = generator.baseline_scan(engine, 1, int(result["entries"]))
+    if not args.refresh:
+        # The kept store's facts are read up to its log (checked): the refresh would only claim
+        # the watermark FOR UPDATE, making every other run on the shared store wait for this
+        # report's transaction (and this one for theirs: 21-24 s of lock waits in a report).
+        if result["facts_watermark"] != result["leaves"]:
+            raise SystemExit("the store's facts are not read up to its log: run with --refresh")
+        report_module.refresh = lambda _session: None  # type: ignore[assignment]
+    result["refresh_in_reports"] = bool(args.refresh)
     statements = Statements()
     statements.attach(engine)
     for engine_name in args.engines.split(","):
@@ -193,6 +204,12 @@ def main() -> None:
         "--explanation-alone",
         action="store_true",
         help="also time the explanation of each agreement's pairs alone",
+    )
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="let each report refresh the facts (claims the watermark FOR UPDATE: other runs "
+        "on the shared store wait for it); by default skipped, the facts checked up to the log",
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()

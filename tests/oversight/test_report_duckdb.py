@@ -267,6 +267,33 @@ def test_bad_input_on_duckdb_names_the_argument_and_writes_only_the_audit_entry(
     assert after == (before[0], before[1], before[2] + 1, before[3], before[4])
 
 
+@pytest.mark.parametrize(
+    ("change", "status", "field", "code"),
+    [
+        ({"agreement": 999_999}, 404, "agreement", "not_found"),
+        ({"from": "2026-03-02", "to": "2026-03-01"}, 422, "to", "empty_period"),
+        ({"from": "2999-01-01", "to": "2999-01-02"}, 422, "from", "period_in_future"),
+    ],
+)  # fmt: skip
+def test_bad_input_to_explanations_and_coverage_on_duckdb_writes_only_the_audit_entry(
+    pg_client: TestClient, db: Database, world: World, setup: Setup, change: dict[str, object],
+    status: int, field: str, code: str,
+) -> None:  # fmt: skip
+    if BACKEND != "postgresql":
+        pytest.skip("on SQLite engine duckdb is refused before the arguments")
+    for path in ENDPOINTS[1:]:
+        before = _state(db)
+        response = pg_client.get(
+            path, params={**setup.query(engine="duckdb"), **change},
+            headers=world.auth("overseer"),
+        )  # fmt: skip
+        assert response.status_code == status, response.text
+        error = response.json()["error"]
+        assert (error["field"], error["code"]) == (field, code)
+        after = _state(db)
+        assert after == (before[0], before[1], before[2] + 1, before[3], before[4])
+
+
 def test_engine_duckdb_on_a_sqlite_store_is_refused_naming_it(
     pg_client: TestClient, db: Database, world: World, setup: Setup
 ) -> None:

@@ -27,6 +27,7 @@ from openpars.oversight.explain import (
     coverage,
     explain,
     rules_from,
+    select_period,
 )
 from openpars.ranges import RowId
 from openpars.web.context import Ctx, RequestContext, needs
@@ -63,8 +64,14 @@ def reading(
         yield reader
 
 
-def _may_read(session: Session, principal: Principal) -> None:
-    principal.require(Permission.OVERSIGHT_READ)
+def _may_read(period: Period) -> Callable[[Session, Principal], None]:
+    """The checks ``explain`` and ``coverage`` make first: the caller, then the arguments."""
+
+    def check(session: Session, principal: Principal) -> None:
+        principal.require(Permission.OVERSIGHT_READ)
+        select_period(session, period)
+
+    return check
 
 
 @router.get(
@@ -87,7 +94,7 @@ def list_explanations(
     one reason none does (docs/oversight.md)."""
     size = min(limit or ctx.settings.page_size_default, ctx.settings.page_size_max)
     period = Period(start=start, end=to, agreement_id=agreement, agency_id=agency)
-    with reading(ctx, engine, _may_read) as reader, ctx.unit() as (session, principal):
+    with reading(ctx, engine, _may_read(period)) as reader, ctx.unit() as (session, principal):
         return explain(
             session, actor=principal, period=period, rules=rules_from(ctx.settings),
             unexplained_only=unexplained_only, offset=offset, limit=size, reader=reader,
@@ -109,7 +116,7 @@ def get_coverage(
     """The explained share of external accesses to persons, in all and per agency, user,
     purpose or week."""
     period = Period(start=start, end=to, agreement_id=agreement, agency_id=agency)
-    with reading(ctx, engine, _may_read) as reader, ctx.unit() as (session, principal):
+    with reading(ctx, engine, _may_read(period)) as reader, ctx.unit() as (session, principal):
         return coverage(
             session, actor=principal, period=period, rules=rules_from(ctx.settings), by=by,
             reader=reader,

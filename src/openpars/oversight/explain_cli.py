@@ -37,6 +37,7 @@ from openpars.oversight.explain import (
     coverage,
     explain,
     rules_from,
+    select_period,
 )
 from openpars.oversight.facts import refresh
 from openpars.ranges import INT32_MAX
@@ -112,11 +113,15 @@ def _actor(session: Session, username: str | None) -> Principal:
     return principal_for(session, user)
 
 
-def _may_read(username: str | None) -> Callable[[Session], None]:
-    """The check made before DuckDB is opened: the actor holds ``oversight:read``."""
+def _may_read(username: str | None, period: Period | None = None) -> Callable[[Session], None]:
+    """The checks made before DuckDB is opened: the actor holds ``oversight:read``, and the
+    arguments make a period (``select_period``: a refused request copies nothing and writes
+    nothing but its refusal)."""
 
     def check(session: Session) -> None:
         _actor(session, username).require(Permission.OVERSIGHT_READ)
+        if period is not None:
+            select_period(session, period)
 
     return check
 
@@ -147,7 +152,10 @@ def explain_command(
     """Each (external access, person returned) pair: the rule that explains it, or why not."""
     settings = settings_for(db)
     period = _period(agreement, agency, start, end)
-    with reading(settings, engine, _may_read(username)) as reader, unit(settings) as session:
+    with (
+        reading(settings, engine, _may_read(username, period)) as reader,
+        unit(settings) as session,
+    ):
         page = explain(
             session, actor=_actor(session, username), period=period, rules=rules_from(settings),
             unexplained_only=unexplained_only, offset=offset, limit=limit, via="cli",
@@ -189,7 +197,10 @@ def coverage_command(
     """The explained share of external accesses to persons, in all and per group."""
     settings = settings_for(db)
     period = _period(agreement, agency, start, end)
-    with reading(settings, engine, _may_read(username)) as reader, unit(settings) as session:
+    with (
+        reading(settings, engine, _may_read(username, period)) as reader,
+        unit(settings) as session,
+    ):
         report = coverage(
             session, actor=_actor(session, username), period=period, rules=rules_from(settings),
             by=by, via="cli", reader=reader,
