@@ -16,9 +16,9 @@ agreement's pairs and their counts; the weekly queries; the refusals; the flags;
 then, to tell the report's own figures from the explanation, the explanation of the same
 agreement alone (``explain_sql.explanations``, counted). The plain scan of the period's entries
 (bench/oversight.py's ``baseline_scan``) is timed in the same run.
-Every report's canonical JSON (``generated_at`` fixed) is hashed per
-engine: equal digests, equal documents. Peak RSS is this process's (DuckDB included). The last
-line printed is one JSON object.
+Every report's canonical JSON (``generated_at`` fixed) is hashed (``sha256``), and
+the reports in their order per engine (``reports_sha256``): equal digests, equal documents.
+Peak RSS is this process's (DuckDB included). The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "tree_size": document.tree_size,
                 }
                 digest.update(canonical(document))
+                row["sha256"] = hashlib.sha256(canonical(document)).hexdigest()
                 # Each report's transaction ends here: its refresh holds the facts' watermark
                 # (FOR UPDATE) until then, which other runs on the shared store wait for.
                 session.rollback()
