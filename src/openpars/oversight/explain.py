@@ -317,9 +317,10 @@ def _audit(session: Session, actor: Principal, action: str, **params: Any) -> No
     )
 
 
-def _params(period: Period, via: str) -> dict[str, Any]:
+def _params(period: Period, via: str, reader: Session | None) -> dict[str, Any]:
     return {
         "via": via,
+        "engine": "store" if reader is None else "duckdb",
         "agreement_id": period.agreement_id,
         "agency_id": period.agency_id,
         "from": period.start.isoformat(),
@@ -395,7 +396,7 @@ def explain(
         for row in rows
     ]
     _audit(
-        session, actor, "oversight.explanations", **_params(period, via),
+        session, actor, "oversight.explanations", **_params(period, via, reader),
         unexplained_only=unexplained_only, offset=offset, limit=limit, returned=len(items),
         total=total, person_ids=[i.person_id for i in items],
     )  # fmt: skip
@@ -440,7 +441,7 @@ def coverage(
         else []
     )
     _audit(
-        session, actor, "oversight.coverage", **_params(period, via),
+        session, actor, "oversight.coverage", **_params(period, via, reader),
         by=dimension.value if dimension else None, pairs=total.pairs,
     )  # fmt: skip
     return CoverageReport(

@@ -27,7 +27,8 @@ from openpars.identity import repository as identity_repo
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission, Role
 from openpars.identity.service import principal_for
-from openpars.oversight import duck, maintained
+from openpars.oversight import engines, maintained
+from openpars.oversight.engines import ENGINE_HELP, ReadEngine
 from openpars.oversight.explain import (
     CoverageReport,
     Dimension,
@@ -36,6 +37,7 @@ from openpars.oversight.explain import (
     coverage,
     explain,
     rules_from,
+    select_period,
 )
 from openpars.oversight.facts import refresh
 from openpars.ranges import INT32_MAX
@@ -72,21 +74,9 @@ AsOpt = Annotated[
 FormatOpt = Annotated[Format, typer.Option("--format", help="table or json.")]
 
 
-class ReadEngine(StrEnum):
-    """Where an oversight read runs: the store, or DuckDB attached to it (``oversight.duck``)."""
-
-    STORE = "store"
-    DUCKDB = "duckdb"
-
-
 EngineOpt = Annotated[
     ReadEngine,
-    typer.Option(
-        "--engine",
-        help="Where the pairs are explained: the store itself, or DuckDB attached to a "
-        "PostgreSQL store read-only (the facts are brought up to the log and committed first; "
-        "the request is audited in the store as always).",
-    ),
+    typer.Option("--engine", help=ENGINE_HELP[0].upper() + ENGINE_HELP[1:] + "."),
 ]
 
 
@@ -97,21 +87,10 @@ def reading(
     ready: Callable[[Session], None],
     kept_file: Path | None = None,
 ) -> Iterator[Session | None]:
-    """No reader for the store; for DuckDB, after ``ready`` (the caller's permission check)
-    and the facts' refresh committed in a transaction of their own (DuckDB reads what the
-    store committed), a session of DuckDB attached to the store (``duck.reader``, the site's
-    ``oversight_duckdb_memory``), in ``kept_file`` or else the site's ``oversight_duckdb_file``
-    when one is set (brought up to the store: ``duck_kept``), else a temporary file."""
-    if engine is ReadEngine.STORE:
-        yield None
-        return
-    duck.readable(settings.database_url)
-    with unit(settings) as session:
-        ready(session)
-        refresh(session)
-    memory = settings.oversight_duckdb_memory
-    kept = kept_file or settings.oversight_duckdb_file
-    with duck.reader(settings.database_url, memory_limit=memory, kept_file=kept) as reader:
+    """``engines.reading`` at the console: the refresh in a command's own transaction."""
+    with engines.reading(
+        settings, engine, ready, lambda: unit(settings), kept_file=kept_file
+    ) as reader:
         yield reader
 
 
@@ -134,11 +113,15 @@ def _actor(session: Session, username: str | None) -> Principal:
     return principal_for(session, user)
 
 
-def _may_read(username: str | None) -> Callable[[Session], None]:
-    """The check made before DuckDB is opened: the actor holds ``oversight:read``."""
+def _may_read(username: str | None, period: Period | None = None) -> Callable[[Session], None]:
+    """The checks made before DuckDB is opened: the actor holds ``oversight:read``, and the
+    arguments make a period (``select_period``: a refused request copies nothing and writes
+    nothing but its refusal)."""
 
     def check(session: Session) -> None:
         _actor(session, username).require(Permission.OVERSIGHT_READ)
+        if period is not None:
+            select_period(session, period)
 
     return check
 
@@ -169,7 +152,10 @@ def explain_command(
     """Each (external access, person returned) pair: the rule that explains it, or why not."""
     settings = settings_for(db)
     period = _period(agreement, agency, start, end)
-    with reading(settings, engine, _may_read(username)) as reader, unit(settings) as session:
+    with (
+        reading(settings, engine, _may_read(username, period)) as reader,
+        unit(settings) as session,
+    ):
         page = explain(
             session, actor=_actor(session, username), period=period, rules=rules_from(settings),
             unexplained_only=unexplained_only, offset=offset, limit=limit, via="cli",
@@ -211,7 +197,10 @@ def coverage_command(
     """The explained share of external accesses to persons, in all and per group."""
     settings = settings_for(db)
     period = _period(agreement, agency, start, end)
-    with reading(settings, engine, _may_read(username)) as reader, unit(settings) as session:
+    with (
+        reading(settings, engine, _may_read(username, period)) as reader,
+        unit(settings) as session,
+    ):
         report = coverage(
             session, actor=_actor(session, username), period=period, rules=rules_from(settings),
             by=by, via="cli", reader=reader,

@@ -39,6 +39,7 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight import maintained
 from openpars.oversight import report_sql as sql
+from openpars.oversight.engines import READ_UP_TO
 from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
 from openpars.oversight.explain_sql import Reason, Rule, Rules
 from openpars.oversight.facts import EXPLAINED_PAIRS, local_settings, refresh, watermark
@@ -246,20 +247,36 @@ class _Links:
         return f"{API}/oversight/reports/entries?{query}"
 
 
+def _integrated(source: Session) -> int:
+    """The leaves integrated into the log: numbered 0, 1, ... with no gap (a Merkle log), their
+    count is the next index, read from the primary key's end rather than by counting every
+    leaf."""
+    return int(source.scalar(select(func.max(AuditLeaf.leaf_index) + 1)) or 0)
+
+
 def _scope(
-    session: Session, agreement: Agreement, period: Period, rules: Rules, size: int | None
+    session: Session,
+    agreement: Agreement,
+    period: Period,
+    rules: Rules,
+    size: int | None,
+    reader: Session | None = None,
 ) -> sql.Scope:
     selection = select_period(session, period)
-    # The leaves are numbered 0, 1, ... with no gap (a Merkle log): their count is the next
-    # index, read from the primary key's end rather than by counting every leaf.
-    integrated = int(session.scalar(select(func.max(AuditLeaf.leaf_index) + 1)) or 0)
+    integrated = _integrated(session)
+    if reader is not None:
+        # DuckDB copied the leaves and facts after the store committed the facts up to
+        # ``READ_UP_TO`` (``engines.reading``): the figures count no leaf past it nor past its
+        # copy of the leaves, so a leaf integrated since (whose facts the copy may lack) is
+        # left out, as from a report of an earlier size.
+        integrated = min(integrated, _integrated(reader), reader.info.get(READ_UP_TO, integrated))
     return sql.Scope(
         selection=selection,
         grantee_agency_id=agreement.grantee_agency_id,
         size=integrated if size is None else min(size, integrated),
         rules=rules,
         grants=tuple(purpose_grants(session, selection)),
-        dialect=session.get_bind().dialect.name,
+        dialect=(session if reader is None else reader).get_bind().dialect.name,
     )
 
 
@@ -284,6 +301,8 @@ def build_report(
     now: datetime | None = None,
     cycle: Explained | None = None,
     recompute: bool = False,
+    reader: Session | None = None,
+    size: int | None = None,
 ) -> OversightReport:
     """The report's document (not audited: callers audit). Brings the access facts up to the
     integrated log first; every figure counts only entries integrated by then.
@@ -298,10 +317,22 @@ def build_report(
     planned for their own parameters each time (``plan_cache_mode``): the same statements run
     for every agreement of a renewal round, and once the driver had prepared them, the
     server's generic plan for the pairs statement took 35-50 s where its own plan took 2 s
-    (at 1M entries, the 12th and 16th of 20 reports in one session, docs/benchmarks.md)."""
+    (at 1M entries, the 12th and 16th of 20 reports in one session, docs/benchmarks.md).
+
+    ``reader``: DuckDB attached to the store (``oversight.duck``, opened by
+    ``engines.reading`` after the facts' refresh was committed): every figure's statement
+    runs there, the pairs explained afresh (the kept explanations are the store's to serve);
+    the same document as the store's (``tests/oversight/test_report_duckdb.py``). The
+    agreement, its purposes, the grantee's name and the newest checkpoint are read in the
+    store. Not with ``cycle`` (a store's temporary table). ``size``: count no leaf at or past
+    it (a cycle's own size otherwise)."""
+    if reader is not None and cycle is not None:
+        raise ValueError("a cycle's explanations are the store's temporary table: no reader")
     refresh(session)
     with local_settings(session, plan_cache_mode="force_custom_plan"):
-        return _build(session, agreement, period, rules, what_if, now, cycle, recompute)
+        return _build(
+            session, agreement, period, rules, what_if, now, cycle, recompute, reader, size
+        )
 
 
 def _build(
@@ -313,9 +344,13 @@ def _build(
     now: datetime | None,
     cycle: Explained | None,
     recompute: bool,
+    reader: Session | None = None,
+    size: int | None = None,
 ) -> OversightReport:
-    """``build_report``'s document, the facts refreshed."""
-    scope = _scope(session, agreement, period, rules, None if cycle is None else cycle.size)
+    """``build_report``'s document, the facts refreshed; its statements run on ``reader``
+    when one is given."""
+    scope = _scope(session, agreement, period, rules, size if cycle is None else cycle.size, reader)
+    source = session if reader is None else reader
     if cycle is not None and not cycle.covers(scope.selection, rules):
         raise ValueError(
             f"the explanations given cover agreements {sorted(cycle.agreement_ids)} from "
@@ -323,9 +358,14 @@ def _build(
             f"agreement {agreement.id} and period {period.start} to {period.end}"
         )
     links = _Links(agreement.id, period.start, period.end, scope.size)
-    stored, kept = _kept(session, rules, recompute) if cycle is None else (cycle.table, False)
+    if reader is not None:
+        stored, kept = None, False
+    elif cycle is None:
+        stored, kept = _kept(session, rules, recompute)
+    else:
+        stored, kept = cycle.table, False
     q, p = sql.queries(scope), sql.pairs(scope, stored, kept=kept)
-    r = sql.refusals(scope, watermark(session))
+    r = sql.refusals(scope, watermark(source))
 
     def fig(key: str, label: str, value: int, entries: int, of: tuple[str, int] | None = None):  # type: ignore[no-untyped-def]
         return Figure(
@@ -340,8 +380,8 @@ def _build(
 
     # One pass over the explained pairs (the costly statement: its grouped counts give every
     # per-code and per-week figure, its distinct counts the rest) and one over the queries.
-    summary = [dict(row) for row in session.execute(sql.pair_summary(p, scope.dialect)).mappings()]
-    weekly, codes = _grouped(session, scope, q, [r for r in summary if r["part"] == "group"], links)
+    summary = [dict(row) for row in source.execute(sql.pair_summary(p, scope.dialect)).mappings()]
+    weekly, codes = _grouped(source, scope, q, [r for r in summary if r["part"] == "group"], links)
     queries = sum(w.queries for w in weekly)
     t = next(r for r in summary if r["part"] == "total")
     pairs, persons = int(t["pairs"]), int(t["persons"])
@@ -380,7 +420,7 @@ def _build(
         )
     refused = {
         str(code): int(n)
-        for code, n in session.execute(
+        for code, n in source.execute(
             select(r.c.code, func.count()).group_by(r.c.code).order_by(r.c.code)
         )
     }
@@ -390,7 +430,7 @@ def _build(
         figures.append(
             fig(f"refusal:{code}", f"refused: {code}", n, n, ("refusals", total_refused))
         )
-    detectors, flag_rows, flags_total, flag_entries = _flags(session, scope, links)
+    detectors, flag_rows, flags_total, flag_entries = _flags(source, scope, links)
     figures.append(fig("flags", "detector flags raised", flags_total, flag_entries))
     checkpoint = session.scalar(
         select(func.max(AuditCheckpoint.size)).where(AuditCheckpoint.size <= scope.size)
@@ -663,12 +703,15 @@ def report(
     today: date | None = None,
     recompute: bool = False,
     verify: bool = False,
+    reader: Session | None = None,
 ) -> OversightReport:
     """The report of an agreement over a period; audited with its SHA-256 (and whether its
-    pairs were explained afresh: ``recompute``, as for ``build_report``). With ``verify`` the
-    report is built both ways, from the kept explanations and afresh, and refused (409
-    ``report_mismatch``, logged as any refusal) unless the two are the same bytes:
-    an operator who altered the kept rows cannot pass them off.
+    pairs were explained afresh: ``recompute``, as for ``build_report``, and on which engine).
+    With ``verify`` the report is built both ways, from the kept explanations and afresh, and
+    refused (409 ``report_mismatch``, logged as any refusal) unless the two are the same bytes:
+    an operator who altered the kept rows cannot pass them off. ``reader``: built on DuckDB
+    reading the store (``build_report``; its pairs are always explained afresh), and with
+    ``verify`` checked against the store's report explained afresh.
 
     With ``what_if_proposal`` the report carries the what-if replay of that proposal's version
     over the last ``what_if_months`` (the replay writes its own ``oversight.what_if`` entry).
@@ -689,7 +732,7 @@ def report(
             via=via,
         )
 
-    def built(afresh: bool) -> OversightReport:
+    def built(afresh: bool, on: Session | None) -> OversightReport:
         return build_report(
             session,
             agreement=agreement,
@@ -698,16 +741,24 @@ def report(
             what_if=what_if,
             now=moment,
             recompute=afresh,
+            reader=on,
         )
 
-    document = built(recompute)
+    document = built(recompute, reader)
     if verify:
-        fresh = built(True)
+        fresh = built(True, None)
+        if reader is not None and fresh.tree_size != document.tree_size:
+            # Leaves integrated since DuckDB opened: the store's report counts them too.
+            fresh = build_report(
+                session, agreement=agreement, period=period, rules=rules, what_if=what_if,
+                now=moment, recompute=True, size=document.tree_size,
+            )  # fmt: skip
         if canonical(fresh) != canonical(document):
+            source = "DuckDB's report" if reader is not None else "the kept explanations"
             raise Conflict(
-                "the report read from the kept explanations differs from the report explained "
-                f"afresh (SHA-256 {sha256(document)} against {sha256(fresh)}): the kept rows do "
-                "not match the facts; the recomputed report is the one to read (--recompute)",
+                f"the report read from {source} differs from the report explained afresh in "
+                f"the store (SHA-256 {sha256(document)} against {sha256(fresh)}); the store's "
+                "recomputed report is the one to read (--recompute)",
                 code="report_mismatch",
             )
     _audit(
@@ -717,6 +768,7 @@ def report(
         via=via,
         recompute=recompute,
         verify=verify,
+        engine="store" if reader is None else "duckdb",
         agreement_id=agreement_id,
         **{"from": start.isoformat(), "to": end.isoformat()},
         format=output.value,

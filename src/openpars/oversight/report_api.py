@@ -11,15 +11,21 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy.orm import Session
 
+from openpars.identity.principal import Principal
+from openpars.oversight.engines import ReadEngine
 from openpars.oversight.explain import rules_from
+from openpars.oversight.explain_api import EngineQ, reading
 from openpars.oversight.report import (
     READERS,
     EntryPage,
     OversightReport,
     ReportFormat,
+    check_period,
     report,
     report_entries,
+    require_reader,
     sha256,
 )
 from openpars.oversight.report_render import MEDIA_TYPES, render
@@ -64,11 +70,17 @@ def get_report(
     what_if_months: Annotated[
         int, Query(ge=1, le=24, description="months of queries the replay reads")
     ] = 6,
+    engine: EngineQ = ReadEngine.STORE,
 ) -> Response:
     """The renewal report of an agreement over a period (docs/oversight.md, Renewal report):
     queries, persons viewed, the share never charged, unexplained pairs by reason, refusals,
     detector flags and findings, weekly trends; every figure links to its audit entries."""
-    with ctx.unit() as (session, principal):
+
+    def check(session: Session, principal: Principal) -> None:
+        require_reader(principal)
+        check_period(session, agreement, start, to)
+
+    with reading(ctx, engine, check) as reader, ctx.unit() as (session, principal):
         document = report(
             session,
             actor=principal,
@@ -80,6 +92,7 @@ def get_report(
             what_if_proposal=what_if_proposal,
             what_if_months=what_if_months,
             what_if_max_queries=ctx.settings.oversight_whatif_max_queries,
+            reader=reader,
         )
     body = render(document, output)
     return Response(body, media_type=MEDIA_TYPES[output], headers={SHA_HEADER: sha256(document)})

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.orm import Session
 
 from openpars.console import DbOption, out, reports_errors, settings_for, unit
+from openpars.oversight.engines import ReadEngine
 from openpars.oversight.explain import rules_from
-from openpars.oversight.explain_cli import AsOpt, FromOpt, ToOpt, _actor, _day
-from openpars.oversight.report import ReportFormat, report, sha256
+from openpars.oversight.explain_cli import AsOpt, EngineOpt, FromOpt, ToOpt, _actor, _day, reading
+from openpars.oversight.report import ReportFormat, check_period, report, require_reader, sha256
 from openpars.oversight.report_render import render
 from openpars.ranges import INT32_MAX
 
@@ -85,23 +87,33 @@ def oversight_report(
         bool,
         typer.Option(
             "--verify",
-            help="Build the report both ways, from the kept explanations and afresh, and refuse "
-            "it (report_mismatch) unless they are the same bytes.",
+            help="Build the report both ways, from the kept explanations (with --engine duckdb: "
+            "on DuckDB) and afresh in the store, and refuse it (report_mismatch) unless they "
+            "are the same bytes.",
         ),
     ] = False,
     username: AsOpt = None,
+    engine: EngineOpt = ReadEngine.STORE,
     db: DbOption = None,
 ) -> None:
     """The renewal report of an agreement over a period: queries, persons viewed, the share
     never charged, unexplained pairs by reason, refusals, flags and findings, weekly trends."""
     settings = settings_for(db)
-    with unit(settings) as session:
+    first, last = _day(start, "from"), _day(end, "to")
+
+    def ready(session: Session) -> None:
+        # What ``report`` checks first, before DuckDB is opened (a refused request writes
+        # nothing but its refusal, and copies nothing).
+        require_reader(_actor(session, username))
+        check_period(session, agreement, first, last)
+
+    with reading(settings, engine, ready) as reader, unit(settings) as session:
         document = report(
             session,
             actor=_actor(session, username),
             agreement_id=agreement,
-            start=_day(start, "from"),
-            end=_day(end, "to"),
+            start=first,
+            end=last,
             rules=rules_from(settings),
             output=output,
             what_if_proposal=what_if_proposal,
@@ -110,6 +122,7 @@ def oversight_report(
             via="cli",
             recompute=recompute,
             verify=verify,
+            reader=reader,
         )
     write(render(document, output, host=host), path)
     if path is not None:

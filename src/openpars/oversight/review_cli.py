@@ -21,7 +21,8 @@ from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
 from openpars.oversight import canaries, review
 from openpars.oversight.detection import DetectionPeriod, Thresholds, thresholds_from
-from openpars.oversight.explain_cli import ReadEngine, _day, reading
+from openpars.oversight.engines import ReadEngine
+from openpars.oversight.explain_cli import _day, reading
 from openpars.oversight.models import CaseState, Finding
 from openpars.oversight.schemas import CanaryCreate, DetectionResult, DetectorRun, OversightPage
 from openpars.ranges import INT32_MAX
