@@ -28,8 +28,8 @@ from openpars.audit import log
 from openpars.audit.models import AuditEntry
 from openpars.cli import app
 from openpars.db import Database
-from openpars.oversight import explain_sql as xsql
 from openpars.oversight import duck, facts
+from openpars.oversight import explain_sql as xsql
 from openpars.oversight.explain import purpose_grants
 from openpars.oversight.explain_sql import Reason, Rule, Rules, Selection
 from tests.conftest import BACKEND
