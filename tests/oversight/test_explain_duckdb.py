@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
@@ -28,8 +28,8 @@ from openpars.audit import log
 from openpars.audit.models import AuditEntry
 from openpars.cli import app
 from openpars.db import Database
+from openpars.oversight import duck, facts
 from openpars.oversight import explain_sql as xsql
-from openpars.oversight import facts
 from openpars.oversight.explain import purpose_grants
 from openpars.oversight.explain_sql import Reason, Rule, Rules, Selection
 from tests.conftest import BACKEND
@@ -151,3 +151,65 @@ def test_explain_and_coverage_at_the_console_on_duckdb(fresh_db: Database) -> No
             .where(AuditEntry.action.in_(("oversight.coverage", "oversight.explanations")))
         )
     assert audited == len(agencies) * 8
+
+
+def _join_types(plan: list[dict[str, Any]]) -> list[str]:
+    found: list[str] = []
+    for node in plan:
+        kind = node.get("extra_info", {}).get("Join Type")
+        if kind is not None:
+            found.append(str(kind))
+        found += _join_types(node.get("children", []))
+    return found
+
+
+def test_the_explanation_builds_its_hashes_on_the_sets_joined_to_the_facts(
+    fresh_db: Database, tmp_path: Path
+) -> None:
+    # ``duck.joins_as_written``: DuckDB's estimate of the facts CTE is a fraction of its rows,
+    # and it swapped the left join of the facts to the charge states into a right join, the
+    # hash built on the 10M facts (out of its 1 GB at 10M: docs/benchmarks.md, h13mem). As
+    # written, every left join of the facts builds on the set joined (charge states, cited
+    # references, sweeps), none is swapped, and the setting is undone afterwards. The
+    # plan is what is compared (the records are inflated to give the estimates of 10M).
+    store = fresh_db
+    with store.session() as session:
+        world = build_world(session)
+    traffic = build_traffic(store, world, seed=4)
+    with store.session() as session:
+        log.integrate(session)
+    with store.session() as session:
+        facts.refresh(session)
+    start = traffic.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = traffic.end + timedelta(days=1)
+    with store.session() as session:
+        grants = purpose_grants(session, Selection(start=start, end=end))
+        agreements = frozenset(session.scalars(select(Agreement.id)))
+        url = session.get_bind().url
+    selection = Selection(start=start, end=end, agreement_ids=agreements)
+    sql = str(
+        xsql.explanations(selection, Rules(), grants, "duckdb").compile(
+            dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}
+        )
+    )
+    with duck.reader(url, kept_file=tmp_path / "kept.duckdb") as reader:
+        # The estimates of the 10M store at this size: the facts fewer than the sets made of
+        # them, the records they are joined to copied over themselves (in this test's file).
+        for _ in range(8):
+            for table in ("involvements", "oversight_charge_timeline", "arrests"):
+                reader.execute(text(f"INSERT INTO main.{table} SELECT * FROM main.{table}"))
+        reader.commit()
+
+        def plan() -> list[str]:
+            rows = reader.execute(text(f"EXPLAIN (FORMAT json) {sql}")).all()
+            return _join_types(json.loads(rows[0][1]))
+
+        swapped = plan()
+        with duck.joins_as_written(reader):
+            written = plan()
+        undone = reader.execute(text("SELECT current_setting('disabled_optimizers')")).scalar()
+        reader.rollback()
+    assert "LEFT" in written and "RIGHT" not in written, written
+    assert undone == "", undone
+    # Without the setting DuckDB swaps at least one here (the test can fail).
+    assert "RIGHT" in swapped, swapped

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import DateTime, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
@@ -83,6 +83,9 @@ _NEEDED = ("duckdb", "duckdb_engine", "duckdb_extension_postgres_scanner")
 DEFAULT_MEMORY_LIMIT = "1GB"
 DEFAULT_THREADS = 2
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[KMGT]i?B")
+# DuckDB's optimizer that swaps a hash join's sides by the cardinality estimates
+# (``duckdb_optimizers()``): off for the statements ``joins_as_written`` runs.
+BUILD_SIDE_OPTIMIZER = "build_side_probe_side"
 
 
 @compiles(DateTime, "duckdb")
@@ -252,6 +255,26 @@ def reader_engine(
         )
 
     return engine
+
+
+@contextmanager
+def joins_as_written(reader: Session) -> Iterator[None]:
+    """Run the reader's statements inside with each hash join built on the side the statement
+    joins (the right side of a join as written), not the side DuckDB's estimates call smaller.
+
+    For the explanation (``explain_sql.explanations``): the facts joined to the sets made of
+    them (charge states, cited references, sweeps), each set on the right and narrower than
+    the facts. DuckDB estimates the materialised facts CTE at a fraction of its rows (at 10M
+    entries 0.5-1.3 million for 10 million: the default selectivities of its filters), so
+    it built the hash of the left join to the charge states on the facts, 10M rows of 16
+    columns, against 8M groups: over its 1 GB limit on a kept file reopened and on the one
+    the process had just built (docs/benchmarks.md, branch h13mem). The estimates differ
+    between the two (the statistics a reopened file loads are not those the building process
+    held), hence a pass that finished in one and not the other. Not undone if a statement
+    inside fails: the reader is then closed by its caller (``reader``)."""
+    reader.execute(text(f"SET disabled_optimizers = '{BUILD_SIDE_OPTIMIZER}'"))
+    yield
+    reader.execute(text("RESET disabled_optimizers"))
 
 
 def _in_use(error: DBAPIError, path: Path) -> InvalidInput | None:

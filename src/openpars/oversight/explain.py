@@ -27,6 +27,7 @@ from openpars.errors import InvalidInput, NotFound
 from openpars.identity.models import Agency
 from openpars.identity.principal import Principal
 from openpars.identity.roles import Permission
+from openpars.oversight import duck
 from openpars.oversight import explain_sql as sql
 from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule, Rules, Selection
 from openpars.oversight.facts import (
@@ -354,7 +355,8 @@ def _prepare(
     if reader is not None:
         pairs = sql.explanations(selection, rules, purpose_grants(session, selection), "duckdb")
         table = _temporary(reader, READER_PAIRS, pairs.selected_columns)
-        reader.execute(table.insert().from_select([c.name for c in table.columns], pairs))
+        with duck.joins_as_written(reader):
+            reader.execute(table.insert().from_select([c.name for c in table.columns], pairs))
         return select(table)
     kept = None if recompute else maintained.read(session, selection, rules)
     if kept is not None:
