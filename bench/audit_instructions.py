@@ -20,6 +20,11 @@ Variants (external SID lookups through the real path, one committed transaction 
 * ``audited_no_foreign_keys``: the same with ``PRAGMA foreign_keys=OFF`` (what the entry's two
   key probes cost).
 
+Caution (docs/benchmarks.md, h12lite6): the processes without the trigger or the keys also ran
+~110K instructions a call less Python than the audited one, work that is not the guarantee and was
+not identified; read the guarantees' costs from the SQLite and libc parts of the callgrind outputs
+(``--keep``), not from those rows alone.
+
 Instructions are user-space only (the kernel's write and fsync are not counted), and valgrind
 counts a ``rep stosb`` memset one instruction per byte and runs OpenSSL's SHA-256 without the
 CPU's SHA extensions: both weigh more here than on the CPU. SQLite only.
