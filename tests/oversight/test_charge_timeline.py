@@ -154,8 +154,11 @@ def test_a_refresh_that_wrote_many_facts_gives_the_planner_their_figures(book: L
 
 
 def _scans(plan: dict[str, Any], relation: str) -> list[float]:
-    """The planner's row estimates of every scan of ``relation`` in a JSON plan."""
-    found = [plan["Plan Rows"]] if plan.get("Relation Name") == relation else []
+    """The planner's row estimates of every scan of ``relation`` in a JSON plan that reads all
+    of it (a scan with a filter, such as the sweeps' facts before the period, rightly expects
+    fewer)."""
+    whole = plan.get("Relation Name") == relation and "Filter" not in plan
+    found = [plan["Plan Rows"]] if whole else []
     for child in plan.get("Plans", []):
         found += _scans(child, relation)
     return found
