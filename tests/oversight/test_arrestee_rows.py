@@ -89,19 +89,25 @@ class Records:
             amend_arrest(s, actor=self.world.principals["intake"], arrest_id=arrest_id, data=data)
 
 
+def _midnights(at: datetime) -> set[datetime]:
+    """The midnights (UTC) of an instant's day and of the next (a daily run's bounds)."""
+    day = datetime.combine(at.astimezone(UTC).date(), datetime.min.time(), UTC)
+    return {day, day + timedelta(days=1)}
+
+
 def _windows(session: Session) -> list[tuple[datetime, datetime]]:
-    """Windows bounded by every arrest instant, a microsecond either side, and far bounds."""
-    instants = {
-        at + delta
-        for at in session.scalars(select(Arrest.arrested_at))
-        for delta in (-STEP, timedelta(0), STEP)
-    }
+    """Windows bounded by every arrest instant, a microsecond either side, the midnights of
+    its day and of the next (read from the day counts when both bounds are), and far bounds."""
+    arrests = list(session.scalars(select(Arrest.arrested_at)))
+    instants = {at + delta for at in arrests for delta in (-STEP, timedelta(0), STEP)}
+    midnights = {m for at in arrests for m in _midnights(at)}
     far = (datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
-    return list(combinations(sorted(instants | set(far)), 2))
+    return list(combinations(sorted(instants | midnights | set(far)), 2))
 
 
 def _agree(db: Database) -> int:
-    """The rows' counts equal the records' for every window; returns the windows tested."""
+    """The rows' counts equal the records' for every window; returns the windows tested, at
+    least one of them bounded by midnights."""
     with db.session() as s:
         windows = _windows(s)
         for since, end in windows:
@@ -109,7 +115,22 @@ def _agree(db: Database) -> int:
                 since,
                 end,
             )
+    assert any(d._utc_midnight(since) and d._utc_midnight(end) for since, end in windows)
     return len(windows)
+
+
+def _days(session: Session) -> list[tuple[Any, ...]]:
+    """The day counts summed by key (their changes summed), zeros left out."""
+    keys = "day, prev_day, citizenship, place_of_birth, race, sex"
+    return [
+        tuple(r)
+        for r in session.execute(
+            text(
+                f"SELECT {keys}, SUM(n) FROM oversight_arrestee_days GROUP BY {keys} "
+                f"HAVING SUM(n) <> 0 ORDER BY {keys}"
+            )
+        )
+    ]
 
 
 def _rows(session: Session) -> list[tuple[Any, ...]]:
@@ -174,12 +195,15 @@ def test_the_rows_count_each_arrestee_once_as_the_records_do(db: Database, world
         facts.refresh(s)
     _agree(db)
     with db.session() as s:
-        kept = _rows(s)
+        kept, days = _rows(s), _days(s)
         s.execute(text("DELETE FROM oversight_watermarks WHERE name = :n"),
                   {"n": facts.ARRESTEES_INVOLVEMENTS})  # fmt: skip
         facts.refresh(s)  # no rows' watermark: every row built again
         assert _rows(s) == kept
         assert len(kept) == 9
+        # The day counts kept one refresh at a time equal those built from the rows.
+        assert _days(s) == days
+        assert sum(r[-1] for r in days) == 9
         s.rollback()
 
 
@@ -283,3 +307,67 @@ def test_the_daily_run_turns_jit_off_and_leaves_the_setting_as_it_was(
         assert seen == ["off", "on"]
         assert s.execute(jit).scalar_one() == "on"
         s.rollback()
+
+
+def test_the_day_counts_kept_through_compactions_equal_counts_built_afresh(
+    db: Database, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The day counts, kept as changes and compacted whenever they double, stay those of the
+    rows: after late arrests (entered after later ones), re-arrests, amended persons and
+    moved arrests; a midnight-bounded window reads them (``_agree``)."""
+    monkeypatch.setattr(facts, "COMPACT_MIN", 0)
+    records = Records(db, world)
+    records.arrest(T0, records.person("US", "Philadelphia, PA"))
+    first = records.last_person
+    late = records.arrest(T0 + timedelta(days=3), records.person("MX", "Puebla, MX"))
+    second = records.last_person
+    _refresh(db)
+    compactions = 0
+    for n in range(1, 6):
+        records.arrest(T0 - timedelta(days=40 * n), first)  # entered late: before the others
+        records.amend_person(second, citizenship=("GT", "HN")[n % 2])
+        records.move_arrest(late, T0 + timedelta(days=3 + n))
+        records.arrest(T0 + timedelta(days=n), records.person("VN", "Hanoi, VN"))
+        _refresh(db)
+        with db.session() as s:
+            raw = s.execute(text("SELECT COUNT(*) FROM oversight_arrestee_days")).scalar_one()
+            mark = s.execute(
+                text("SELECT size FROM oversight_watermarks WHERE name = :n"),
+                {"n": facts.ARRESTEE_DAYS},
+            ).scalar_one()
+            assert raw <= 2 * mark
+            compactions += raw == mark
+        _agree(db)
+    assert compactions >= 2
+    with db.session() as s:
+        days = _days(s)
+        assert sum(r[-1] for r in days) == len(_rows(s)) == 12
+        s.execute(text("DELETE FROM oversight_watermarks WHERE name = :n"),
+                  {"n": facts.ARRESTEES_INVOLVEMENTS})  # fmt: skip
+        facts.refresh(s)  # the rows and their day counts built again
+        assert _days(s) == days
+        s.rollback()
+
+
+def test_a_midnight_bounded_day_reads_the_day_counts(db: Database, world: World) -> None:
+    """A daily run's window (bounded by midnights) is summed from the day counts, not counted
+    from the rows; the same counts as the records'."""
+    records = Records(db, world)
+    for n in range(6):
+        records.arrest(T0 + timedelta(days=n), records.person("MX", "Puebla, MX"))
+    _refresh(db)
+    since, end = min(_midnights(T0)), datetime(2025, 6, 8, tzinfo=UTC)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with db.session() as s:
+        event.listen(db.bind, "before_cursor_execute", seen)
+        try:
+            counted = d.arrestee_counts(s, since, end)
+        finally:
+            event.remove(db.bind, "before_cursor_execute", seen)
+        assert counted == d.arrestees_live(s, since, end)
+        assert sum(counted["citizenship"].values()) == 6
+    assert any("FROM oversight_arrestee_days" in x for x in statements)

@@ -232,6 +232,21 @@ def test_every_pair_of_the_harness_traffic_gets_the_oracle_code(db: Database, wo
                                     sweep_queries=4, sweep_window=timedelta(hours=2)))  # fmt: skip
 
 
+def test_each_day_of_the_harness_traffic_alone_gets_the_oracle_code(
+    db: Database, world: World
+) -> None:
+    """A day's cycle (on PostgreSQL its charge states probed by person, the facts in person
+    order) gives every pair the oracle's code, the states' codes among them."""
+    traffic = build_traffic(db, world, seed=1)
+    ids = sorted(traffic.agreements.values())
+    codes: set[str] = set()
+    day = traffic.start.date()
+    for _ in range(4):
+        codes |= _compare(db, ids, Period(start=day, end=day), Rules())
+        day += timedelta(days=1)
+    assert codes >= {"never_charged", "case_arrestee", "purpose_rule"}, codes
+
+
 def test_edges_and_a_cycle_over_two_agreements_of_one_agency(db: Database, world: World) -> None:
     book = Log(db, world)
     b, first = book.b, book.agreement

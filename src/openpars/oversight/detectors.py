@@ -19,7 +19,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import groupby, islice
 from operator import itemgetter
 from typing import Any
@@ -57,6 +57,7 @@ from openpars.oversight.detection import (
 )
 from openpars.oversight.explain_sql import charge_states
 from openpars.oversight.facts import (
+    ARRESTEE_DAYS,
     ARRESTEES_INVOLVEMENTS,
     SKEW_ATTRIBUTES,
     WATERMARK,
@@ -1163,7 +1164,7 @@ def arrestee_counts(
         session.execute(
             _locked(
                 select(FactsWatermark.name, FactsWatermark.size).where(
-                    FactsWatermark.name.in_((WATERMARK, ARRESTEES_INVOLVEMENTS))
+                    FactsWatermark.name.in_((WATERMARK, ARRESTEES_INVOLVEMENTS, ARRESTEE_DAYS))
                 ),
                 dialect,
             )
@@ -1175,6 +1176,8 @@ def arrestee_counts(
     read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
     tail = named_sql(dialect, write_documents_sql(dialect, _not_in_user_days(dialect)))
     named = arrestees_named_sql(f"({tail})")
+    if ARRESTEE_DAYS in marks and dialect != DUCKDB and _utc_midnight(since) and _utc_midnight(end):
+        return _arrestee_days(session, named, marks, since, end)
     statement = f"""
         WITH stale AS ({named})
         SELECT 0, {", ".join(_ATTRIBUTES)}, COUNT(*) FROM (
@@ -1193,6 +1196,52 @@ def arrestee_counts(
     params = {
         "since": since,
         "end": end,
+        "wm": int(marks[WATERMARK]),
+        "inv": int(marks[ARRESTEES_INVOLVEMENTS]),
+    }
+    return _by_attribute(session.execute(_sql(statement, "since", "end"), params).all())
+
+
+def _utc_midnight(moment: datetime) -> bool:
+    """A midnight in UTC (the day counts' days are UTC days)."""
+    return moment.astimezone(UTC).time() == time(0)
+
+
+def _arrestee_days(
+    session: Session, named: str, marks: dict[str, int], since: datetime, end: datetime
+) -> dict[str, dict[tuple[int, str], int]]:
+    """``arrestee_counts`` for a window bounded by midnights, from the refresh's day counts
+    (``facts.ArresteeDay``: exact for such a window, as the rows' instants and their previous
+    arrests' are before, in or after it by their day), less the rows of the persons the log's
+    tail may have changed (read by person, from the rows' key), plus those persons counted
+    live from the records, in one statement."""
+    kept = ", ".join(f"r.{a}" for a in _ATTRIBUTES)
+    read = ", ".join(f"CAST(p.{a} AS TEXT)" for a in _ATTRIBUTES)
+    statement = f"""
+        WITH stale AS ({named})
+        SELECT 0, {", ".join(_ATTRIBUTES)}, SUM(n) FROM (
+            SELECT {", ".join(f"d.{a}" for a in _ATTRIBUTES)}, d.n FROM oversight_arrestee_days d
+            WHERE d.day >= :since_day AND d.day < :end_day
+              AND (d.prev_day IS NULL OR d.prev_day < :since_day)
+            UNION ALL
+            SELECT {kept}, -1 FROM oversight_arrestee_arrests r
+            WHERE r.person_id IN (SELECT person_id FROM stale)
+              AND r.at >= :since AND r.at < :end AND (r.prev_at IS NULL OR r.prev_at < :since)
+            UNION ALL
+            SELECT {read}, 1 FROM persons p
+            WHERE p.id IN (SELECT person_id FROM stale) AND EXISTS (
+                SELECT 1 FROM involvements i JOIN arrests a ON a.id = i.arrest_id
+                WHERE i.person_id = p.id AND i.role = 'arrestee'
+                  AND a.arrested_at >= :since AND a.arrested_at < :end)
+        ) AS u
+        GROUP BY {", ".join(_ATTRIBUTES)}
+        HAVING SUM(n) <> 0
+    """  # noqa: S608 - fixed fragments
+    params = {
+        "since": since,
+        "end": end,
+        "since_day": since.astimezone(UTC).date().isoformat(),
+        "end_day": end.astimezone(UTC).date().isoformat(),
         "wm": int(marks[WATERMARK]),
         "inv": int(marks[ARRESTEES_INVOLVEMENTS]),
     }

@@ -234,9 +234,17 @@ def materialise(
         if dialect == "postgresql" and kept is None
         else None
     )
-    pairs = kept if kept is not None else sql.explanations(selection, rules, grants, dialect, facts)
+    # A short span's facts (PostgreSQL's table of them): their charge states probed by person.
+    short = end - start <= JIT_FREE_SPAN
+    pairs = (
+        kept
+        if kept is not None
+        else sql.explanations(
+            selection, rules, grants, dialect, facts, by_person=short and facts is not None
+        )
+    )
     # A long span's pairs are millions: their hashes and sorts get more memory.
-    with without_jit(session) if end - start <= JIT_FREE_SPAN else whole_store_memory(session):
+    with without_jit(session) if short else whole_store_memory(session):
         session.execute(table.insert().from_select(columns, pairs))
     if facts is not None:
         facts.drop(connection)

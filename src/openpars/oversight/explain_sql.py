@@ -286,7 +286,12 @@ def _cites(reference: Any) -> ColumnElement[bool]:
 
 
 def charge_states(
-    facts: FromClause, *, cited: bool = False, carry: Sequence[str] = (), every: bool = False
+    facts: FromClause,
+    *,
+    cited: bool = False,
+    carry: Sequence[str] = (),
+    every: bool = False,
+    by_person: bool = False,
 ) -> Select[Any]:
     """Per fact (``fact_id``, the facts' ``id``) whose person was an arrestee: the charge state
     of the person's arrests at the access (``person_state``): ``FILED`` when one of them had
@@ -301,9 +306,31 @@ def charge_states(
     day's facts written in the same transaction are unknown to the planner, which then takes
     each such set for a row or two and joins them by a nested loop, scanning one once per row
     of the other (at 10M the day's 27,398 facts against 17,000 cited arrests: 376 million
-    rows, 70 s)."""
-    f, t, i = facts.c, ChargeTimeline, Involvement
-    key, *in_force = _as_of(i.arrest_id, f.at)
+    rows, 70 s).
+
+    ``by_person`` (PostgreSQL, a day's facts, not with ``every``): the facts in the order of
+    their person, each probing its person's arrestee involvements by their index (a LATERAL
+    subquery the planner keeps as such, ``OFFSET 0``), not every arrestee involvement hashed
+    against them (at 10M 900,000 rows for a day's 27,000 facts: 215 ms against 104 ms,
+    docs/benchmarks.md, branch h13day3)."""
+    f, t = facts.c, ChargeTimeline
+    source: FromClause = facts
+    arrest_id: Any = Involvement.arrest_id
+    if by_person:
+        assert not every, "by person: the facts with a state only (no outer join)"
+        source = select(facts).order_by(f.person_id).subquery("facts_by_person")
+        f = source.c
+        arrestee = (
+            select(Involvement.arrest_id)
+            .where(
+                Involvement.person_id == f.person_id,
+                Involvement.role == InvolvementRole.ARRESTEE,
+            )
+            .offset(0)
+            .lateral("arrestee")
+        )
+        arrest_id = arrestee.c.arrest_id
+    key, *in_force = _as_of(arrest_id, f.at)
     # With ``every`` (outer joins) the timeline is joined by its arrest alone and the rows in
     # force at the access are told apart in the aggregates (the same states: a row not in force
     # counts as none): an outer join on a range and an OR is a nested loop on DuckDB (at 1M
@@ -324,13 +351,17 @@ def charge_states(
         *(func.max(f[name]).label(name) for name in carry),
         (func.coalesce(person, 0) if every else person).label("person_state"),
     ]
-    joined = facts.join(
-        i, and_(i.person_id == f.person_id, i.role == InvolvementRole.ARRESTEE), isouter=every
-    ).join(t, timeline_on, isouter=every)
+    if by_person:
+        joined = source.join(arrestee, literal(True)).join(t, timeline_on)
+    else:
+        i = Involvement
+        joined = facts.join(
+            i, and_(i.person_id == f.person_id, i.role == InvolvementRole.ARRESTEE), isouter=every
+        ).join(t, timeline_on, isouter=every)
     if cited:
         named = state(_cites(f.case_reference))
         columns.append((func.coalesce(named, 0) if every else named).label("case_state"))
-        joined = joined.join(Arrest, Arrest.id == i.arrest_id, isouter=every)
+        joined = joined.join(Arrest, Arrest.id == arrest_id, isouter=every)
     return select(*columns).select_from(joined).group_by(f.id)
 
 
@@ -416,11 +447,13 @@ def _flags(
     grants: Sequence[PurposeGrant],
     dialect: str,
     indexed_sweeps: bool = False,
+    by_person: bool = False,
 ) -> CTE:
-    """Each fact with the flags the rules and the reasons are made of."""
+    """Each fact with the flags the rules and the reasons are made of (``by_person``: the
+    charge states probed by person, ``charge_states``)."""
     f = facts.c
     purpose_ok = _purpose_ok(f, grants)
-    states = charge_states(facts, cited=True).cte("charge_states")
+    states = charge_states(facts, cited=True, by_person=by_person).cte("charge_states")
     sweep, sweeps = _sweeps(facts, selection, rules, dialect, indexed_sweeps)
     # The references that name an arrest, once each: joined, not an IN list (PostgreSQL hashes
     # an IN list only while it fits in work_mem, and otherwise scans it once per fact).
@@ -479,9 +512,11 @@ def explanations(
     facts: FromClause | None = None,
     *,
     indexed_sweeps: bool = False,
+    by_person: bool = False,
 ) -> Select[Any]:
     """Every pair of the selection with its code: the rule that explains it, or one reason.
-    ``indexed_sweeps``: each fact's sweep count by an index probe (``_sweeps``)."""
+    ``indexed_sweeps``: each fact's sweep count by an index probe (``_sweeps``); ``by_person``
+    (PostgreSQL, a day's facts): the charge states probed by person (``charge_states``)."""
     if selection.agreement_id is not None:
         # The other agreements' purposes can match none of this agreement's facts: left out,
         # the statement tests two or three purposes per pair, not every agreement's.
@@ -491,7 +526,7 @@ def explanations(
     # The selection's facts (``facts_select``): as a CTE, or the table a caller filled with
     # them and analysed (``explain.materialise``), whose row count the planner then knows.
     source = facts if facts is not None else facts_select(selection, rules, dialect).cte("facts")
-    flags = _flags(source, selection, rules, grants, dialect, indexed_sweeps)
+    flags = _flags(source, selection, rules, grants, dialect, indexed_sweeps, by_person)
     f = flags.c
     # The follow-up rule, as a window: the latest directly explained access by the same user
     # citing the same case strictly before this one. There is an anchor in the window exactly

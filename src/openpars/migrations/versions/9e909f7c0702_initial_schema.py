@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: e8679be6c2ad
+Revision ID: 9e909f7c0702
 Revises: 
-Create Date: 2026-12-07 05:35:24.117242
+Create Date: 2026-12-07 12:30:26.926795
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'e8679be6c2ad'
+revision: str = '9e909f7c0702'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -176,6 +176,17 @@ def upgrade() -> None:
     with op.batch_alter_table('oversight_arrestee_arrests', schema=None) as batch_op:
         batch_op.create_index('ix_oversight_arrestee_arrests_at', ['at', 'prev_at', 'citizenship', 'place_of_birth', 'race', 'sex', 'person_id'], unique=False)
 
+    op.create_table('oversight_arrestee_days',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.String(length=10), nullable=False),
+    sa.Column('prev_day', sa.String(length=10), nullable=True),
+    sa.Column('citizenship', sa.String(length=100), nullable=True),
+    sa.Column('place_of_birth', sa.String(length=100), nullable=True),
+    sa.Column('race', sa.String(length=100), nullable=True),
+    sa.Column('sex', sa.String(length=100), nullable=True),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_oversight_arrestee_days'))
+    )
     op.create_table('oversight_charge_timeline',
     sa.Column('arrest_id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('start_at', openpars.db.UTCDateTime(timezone=True), nullable=False),
@@ -1098,6 +1109,7 @@ def downgrade() -> None:
 
     op.drop_table('oversight_explained_pairs')
     op.drop_table('oversight_charge_timeline')
+    op.drop_table('oversight_arrestee_days')
     with op.batch_alter_table('oversight_arrestee_arrests', schema=None) as batch_op:
         batch_op.drop_index('ix_oversight_arrestee_arrests_at')
 
