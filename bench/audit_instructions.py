@@ -29,7 +29,11 @@ Instructions are user-space only (the kernel's write and fsync are not counted),
 counts a ``rep stosb`` memset one instruction per byte and runs OpenSSL's SHA-256 without the
 CPU's SHA extensions: both weigh more here than on the CPU. SQLite only.
 
-    .venv/bin/python bench/audit_instructions.py [--persons N] [--calls K] [--variants a,b]
+    .venv/bin/python bench/audit_instructions.py [--quick] [--persons N] [--calls K]
+                                                 [--variants a,b]
+
+``--quick`` is the one bench option that does not finish in a minute: under valgrind each of its
+three processes spends about a minute starting the interpreter and loading the data.
 """
 
 from __future__ import annotations
@@ -137,7 +141,16 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--keep", type=Path, help="copy the callgrind outputs into this directory")
     parser.add_argument("--run", nargs=2, metavar=("DIR", "VARIANT"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1,000 persons, 20 calls, the floor and the audited read only: a smoke run of about "
+        "2.5 minutes, not one (each process starts the interpreter under valgrind, about a "
+        "minute whatever the calls)",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.persons, args.calls, args.variants = 1_000, 20, "floor,audited"
     if args.run:
         run(Path(args.run[0]), args.run[1])
         return

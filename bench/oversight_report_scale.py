@@ -195,7 +195,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", required=True)
+    parser.add_argument("--store", help="the kept PostgreSQL store's database (bench/oversight.py)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="build (or reuse) bench/oversight.py's small kept store (QUICK_KEPT) and read it",
+    )
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--engines", default="store,duckdb")
     parser.add_argument("--agreements", default="all", help="ids (1,2) or all")
@@ -214,6 +219,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.quick:
+        args.store, args.days = generator.kept_quick_store(), generator.QUICK_KEPT.days
+    elif args.store is None:
+        parser.error("give --store DBNAME (a store kept by bench/oversight.py) or --quick")
     started = time.perf_counter()
     result = run(args)
     result["wall_s"] = round(time.perf_counter() - started, 3)
