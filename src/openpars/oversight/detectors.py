@@ -418,6 +418,18 @@ def _busy_users(dialect: str, period: DetectionPeriod | None) -> str:
     return f"e.user_id IN ({busy})"
 
 
+def _busy(
+    session: Session,
+    dialect: str,
+    period: DetectionPeriod | None,
+    p: DetectionPeriod,
+    minimum: int,
+) -> str | None:
+    """The users a detector judges: over the whole store ``_busy_users``' condition, over a
+    period the period's busy users read once as a list (``_busy_ids``; None: none)."""
+    return _busy_users(dialect, period) if period is None else _busy_ids(session, p, minimum)
+
+
 def volume_burst(
     session: Session, period: DetectionPeriod | None = None, limits: Thresholds | None = None
 ) -> list[FlagDraft]:
@@ -426,11 +438,7 @@ def volume_burst(
     day = _day("e.at", dialect)
     # A period's busy users read once (``_busy_ids``; three statements' conditions). None: no
     # day can fire.
-    busy = (
-        _busy_users(dialect, period)
-        if period is None
-        else _busy_ids(session, p, t.burst_min_queries)
-    )
+    busy = _busy(session, dialect, period, p, t.burst_min_queries)
     if busy is None:
         return []
     earlier = _history_days(
@@ -614,11 +622,7 @@ def off_hours(
     window = math.ceil(t.off_hours_history / timedelta(days=1))
     # A period's busy users read once, as a list (``_busy_ids``): the statement names them four
     # times. None busy: no day can fire.
-    busy = (
-        _busy_users(dialect, period)
-        if period is None
-        else _busy_ids(session, p, t.off_hours_min_queries)
-    )
+    busy = _busy(session, dialect, period, p, t.off_hours_min_queries)
     if busy is None:
         return []
     history, params = _history_sql(session, dialect, period, since, t.off_hours_min_queries, busy)
