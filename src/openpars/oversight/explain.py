@@ -44,7 +44,16 @@ from openpars.oversight.facts import (
 # 1.07 s of its 2.0 s compiling (docs/benchmarks.md, Oversight). A longer one keeps JIT.
 JIT_FREE_SPAN = timedelta(days=7)
 
-__all__ = ["Dimension", "Explained", "Reason", "Rule", "Rules", "Selection", "materialise"]
+__all__ = [
+    "Dimension",
+    "Explained",
+    "Reason",
+    "Rule",
+    "Rules",
+    "Selection",
+    "materialise",
+    "materialise_on",
+]
 
 
 def rules_from(settings: Settings) -> Rules:
@@ -147,9 +156,13 @@ class Explained:
     rules: Rules
     size: int
     agreement_ids: frozenset[int]
+    # Made on DuckDB reading the store (``materialise_on``): a table of the reader's file,
+    # read there by every report (``report.build_report`` with the same ``reader``).
+    on_reader: bool = False
 
     def drop(self, session: Session) -> None:
-        """Drop the table (a pooled connection outlives the cycle; its temporary tables too)."""
+        """Drop the table (a pooled connection outlives the cycle; its temporary tables too);
+        ``session``: the reader's for a cycle made on DuckDB."""
         self.table.drop(session.connection())
 
     def covers(self, selection: Selection, rules: Rules) -> bool:
@@ -167,12 +180,17 @@ CYCLE_FACTS = "oversight_cycle_facts"
 
 def _temporary(session: Session, name: str, columns: Iterable[ColumnElement[Any]]) -> Table:
     """A new, empty temporary table ``name`` (dropped first if this connection has one) with
-    the names and types of ``columns``."""
+    the names and types of ``columns``. On DuckDB a table of the reader's own database file
+    instead (removed with it, or tidied by the next bring-up of a kept file: ``duck_kept``),
+    as ``detectors._temporary`` makes them: DuckDB holds a temporary table in memory, where a
+    whole store's pairs (10M at 10M entries) crowd the explanation's hashes and sorts out of
+    its memory limit into spills; a table of the file is buffer-managed like the copies."""
+    on_duckdb = session.get_bind().dialect.name == "duckdb"
     table = Table(
         name,
         MetaData(),
         *(Column(c.name, c.type) for c in columns),
-        prefixes=["TEMPORARY"],
+        prefixes=[] if on_duckdb else ["TEMPORARY"],
     )
     connection = session.connection()
     connection.execute(text(f"DROP TABLE IF EXISTS {name}"))
@@ -256,6 +274,42 @@ def materialise(
         rules=rules,
         size=size,
         agreement_ids=frozenset(agreement_ids),
+    )
+
+
+def materialise_on(
+    reader: Session,
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    agreement_ids: Sequence[int],
+    rules: Rules,
+    size: int,
+    name: str = "oversight_round_pairs",
+) -> Explained:
+    """``materialise`` on DuckDB reading the store (``oversight.duck``): every pair of the
+    agreements in [start, end) explained once, in one statement, into a table of the reader's
+    file (``_temporary``), for a renewal round's reports to read (``report.build_report`` with
+    ``cycle`` and the same ``reader``). The caller brought the facts up to the log and
+    committed them before the reader opened (``engines.reading``); ``size`` is the log size the
+    reader's copies cover (``report.reader_size``). The agreements' purposes are read in the
+    store (``session``). Not audited: each report of the round is. The caller drops the table
+    (``Explained.drop(reader)``)."""
+    grants = purpose_grants(session, Selection(start=start, end=end))
+    selection = Selection(start=start, end=end, agreement_ids=frozenset(agreement_ids))
+    pairs = sql.explanations(selection, rules, grants, "duckdb")
+    table = _temporary(reader, name, pairs.selected_columns)
+    with duck.joins_as_written(reader):
+        reader.execute(table.insert().from_select([c.name for c in table.columns], pairs))
+    return Explained(
+        table=table,
+        start=start,
+        end=end,
+        rules=rules,
+        size=size,
+        agreement_ids=frozenset(agreement_ids),
+        on_reader=True,
     )
 
 
@@ -353,8 +407,9 @@ def _prepare(
     the selection is one agreement's (``maintained.read``), else (or with ``recompute``)
     explained afresh; the same rows either way. With ``reader`` (DuckDB attached to the store,
     ``oversight.duck``; the caller brought the facts up to the log and committed them before
-    opening it) they are explained afresh there, once, into a temporary table of the reader
-    that the caller's reads then read (the kept explanations are the store's to serve)."""
+    opening it) they are explained afresh there, once, into a table of the reader's file
+    (``_temporary``) that the caller's reads then read and ``_done`` drops (the kept
+    explanations are the store's to serve)."""
     from openpars.oversight import maintained  # it builds on this module
 
     actor.require(Permission.OVERSIGHT_READ)
@@ -371,6 +426,13 @@ def _prepare(
         return kept
     dialect = session.get_bind().dialect.name
     return sql.explanations(selection, rules, purpose_grants(session, selection), dialect)
+
+
+def _done(reader: Session | None) -> None:
+    """Drop the reader's table of pairs once read (``_prepare``): a table of its file, which a
+    kept file would otherwise carry until its next bring-up."""
+    if reader is not None:
+        reader.execute(text(f"DROP TABLE IF EXISTS {READER_PAIRS}"))
 
 
 def explain(
@@ -405,6 +467,7 @@ def explain(
         ExplanationRead.model_validate({**row, "explained": row["code"] in set(Rule)})
         for row in rows
     ]
+    _done(reader)
     _audit(
         session, actor, "oversight.explanations", **_params(period, via, reader),
         unexplained_only=unexplained_only, offset=offset, limit=limit, returned=len(items),
@@ -450,6 +513,7 @@ def coverage(
         if dimension is not None
         else []
     )
+    _done(reader)
     _audit(
         session, actor, "oversight.coverage", **_params(period, via, reader),
         by=dimension.value if dimension else None, pairs=total.pairs,

@@ -17,9 +17,9 @@ agency never does, not even about its own agreement.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlencode
@@ -40,7 +40,14 @@ from openpars.identity.roles import Permission
 from openpars.oversight import maintained
 from openpars.oversight import report_sql as sql
 from openpars.oversight.engines import READ_UP_TO
-from openpars.oversight.explain import Explained, Period, purpose_grants, select_period
+from openpars.oversight.explain import (
+    Explained,
+    Period,
+    materialise,
+    materialise_on,
+    purpose_grants,
+    select_period,
+)
 from openpars.oversight.explain_sql import Reason, Rule, Rules
 from openpars.oversight.facts import EXPLAINED_PAIRS, local_settings, refresh, watermark
 from openpars.oversight.models import FlagEntry
@@ -173,7 +180,12 @@ def check_period(
     session: Session, agreement_id: int, start: date, end: date, *, today: date | None = None
 ) -> tuple[Agreement, Period]:
     """The agreement and period of a report request, or an error naming the argument."""
-    current = today or datetime.now(UTC).date()
+    _check_days(start, end, today or datetime.now(UTC).date())
+    return _check_agreement(session, agreement_id, start, end)
+
+
+def _check_days(start: date, end: date, current: date) -> None:
+    """A report's days: begun, and in order (both included), or an error naming the argument."""
     if start > current:
         raise InvalidInput(
             f"from {start} is in the future (today is {current} UTC): nothing can have happened "
@@ -195,6 +207,12 @@ def check_period(
             field="from",
             code="from_after_to",
         )
+
+
+def _check_agreement(
+    session: Session, agreement_id: int, start: date, end: date
+) -> tuple[Agreement, Period]:
+    """The agreement of a report over days already checked (``_check_days``)."""
     agreement = session.get(Agreement, agreement_id)
     if agreement is None:
         raise NotFound(
@@ -254,6 +272,15 @@ def _integrated(source: Session) -> int:
     return int(source.scalar(select(func.max(AuditLeaf.leaf_index) + 1)) or 0)
 
 
+def reader_size(session: Session, reader: Session) -> int:
+    """The log size a report on DuckDB counts up to. DuckDB copied the leaves and facts after
+    the store committed the facts up to ``READ_UP_TO`` (``engines.reading``): the figures count
+    no leaf past it nor past its copy of the leaves, so a leaf integrated since (whose facts the
+    copy may lack) is left out, as from a report of an earlier size."""
+    integrated = _integrated(session)
+    return min(integrated, _integrated(reader), int(reader.info.get(READ_UP_TO, integrated)))
+
+
 def _scope(
     session: Session,
     agreement: Agreement,
@@ -263,13 +290,7 @@ def _scope(
     reader: Session | None = None,
 ) -> sql.Scope:
     selection = select_period(session, period)
-    integrated = _integrated(session)
-    if reader is not None:
-        # DuckDB copied the leaves and facts after the store committed the facts up to
-        # ``READ_UP_TO`` (``engines.reading``): the figures count no leaf past it nor past its
-        # copy of the leaves, so a leaf integrated since (whose facts the copy may lack) is
-        # left out, as from a report of an earlier size.
-        integrated = min(integrated, _integrated(reader), reader.info.get(READ_UP_TO, integrated))
+    integrated = _integrated(session) if reader is None else reader_size(session, reader)
     return sql.Scope(
         selection=selection,
         grantee_agency_id=agreement.grantee_agency_id,
@@ -324,10 +345,12 @@ def build_report(
     runs there, the pairs explained afresh (the kept explanations are the store's to serve);
     the same document as the store's (``tests/oversight/test_report_duckdb.py``). The
     agreement, its purposes, the grantee's name and the newest checkpoint are read in the
-    store. Not with ``cycle`` (a store's temporary table). ``size``: count no leaf at or past
-    it (a cycle's own size otherwise)."""
-    if reader is not None and cycle is not None:
-        raise ValueError("a cycle's explanations are the store's temporary table: no reader")
+    store. With ``cycle``, one made on the same reader (``explain.materialise_on``: a renewal
+    round's), a store's cycle without one (``ValueError`` otherwise). ``size``: count no leaf
+    at or past it (a cycle's own size otherwise)."""
+    if cycle is not None and cycle.on_reader != (reader is not None):
+        where = "DuckDB's (the reader's file)" if cycle.on_reader else "the store's"
+        raise ValueError(f"a cycle's explanations are read where they were made: {where}")
     refresh(session)
     with local_settings(session, plan_cache_mode="force_custom_plan"):
         return _build(
@@ -358,12 +381,12 @@ def _build(
             f"agreement {agreement.id} and period {period.start} to {period.end}"
         )
     links = _Links(agreement.id, period.start, period.end, scope.size)
-    if reader is not None:
-        stored, kept = None, False
-    elif cycle is None:
-        stored, kept = _kept(session, rules, recompute)
-    else:
+    if cycle is not None:
         stored, kept = cycle.table, False
+    elif reader is not None:
+        stored, kept = None, False
+    else:
+        stored, kept = _kept(session, rules, recompute)
     q, p = sql.queries(scope), sql.pairs(scope, stored, kept=kept)
     r = sql.refusals(scope, watermark(source))
 
@@ -778,6 +801,112 @@ def report(
     return document
 
 
+def check_round(
+    session: Session,
+    agreement_ids: Sequence[int] | None,
+    start: date,
+    end: date,
+    *,
+    today: date | None = None,
+) -> list[tuple[Agreement, Period]]:
+    """The agreements and period of a renewal round, or an error naming the argument: the days
+    as for one report, then each agreement given (in the order given, once each) as for one
+    report; ``None``: every agreement created on or before ``end`` (by id), at least one."""
+    _check_days(start, end, today or datetime.now(UTC).date())
+    if agreement_ids is None:
+        last = datetime.combine(end + timedelta(days=1), time(), UTC)
+        ids: Sequence[int] = list(
+            session.scalars(
+                select(Agreement.id).where(Agreement.created_at < last).order_by(Agreement.id)
+            )
+        )
+        if not ids:
+            raise InvalidInput(
+                f"no agreement was created on or before {end}: a round over every agreement "
+                "has none to report on; give to on or after an agreement's creation",
+                field="to",
+                code="empty_period",
+            )
+    else:
+        ids = list(dict.fromkeys(agreement_ids))
+        if not ids:
+            raise InvalidInput(
+                "a round needs at least one agreement (or every agreement)", field="agreement"
+            )
+    return [_check_agreement(session, agreement_id, start, end) for agreement_id in ids]
+
+
+def report_round(
+    session: Session,
+    *,
+    actor: Principal,
+    agreement_ids: Sequence[int] | None,
+    start: date,
+    end: date,
+    rules: Rules,
+    output: ReportFormat,
+    via: str = "api",
+    today: date | None = None,
+    recompute: bool = False,
+    reader: Session | None = None,
+) -> list[OversightReport]:
+    """A renewal round: the reports of several agreements (``None``: every agreement,
+    ``check_round``) over one period, their pairs explained once for all of them. Each report
+    is the one ``report`` gives for its agreement alone, byte for byte but for
+    ``generated_at`` (one instant for the round; ``tests/oversight/test_report_round.py``), and
+    is audited as that one is: one ``oversight.report`` entry per report, in the caller's
+    transaction (all or none), with its SHA-256 and ``round`` (the number of reports).
+
+    On the store the pairs are explained once into a temporary table (``explain.materialise``,
+    from the explanations the refresh keeps unless ``recompute``); on DuckDB (``reader``)
+    every agreement's pairs are explained in one statement into a table of the reader's file
+    (``explain.materialise_on``: one explanation of the period, not one per agreement), and
+    every report's statements read it there. The table is dropped when the round ends."""
+    require_reader(actor)
+    moment = utcnow()
+    chosen = check_round(session, agreement_ids, start, end, today=today or moment.date())
+    first = select_period(session, chosen[0][1])
+    ids = [agreement.id for agreement, _ in chosen]
+    if reader is None:
+        cycle = materialise(
+            session, start=first.start, end=first.end, agreement_ids=ids, rules=rules,
+            recompute=recompute,
+        )  # fmt: skip
+    else:
+        refresh(session)
+        cycle = materialise_on(
+            reader, session, start=first.start, end=first.end, agreement_ids=ids, rules=rules,
+            size=reader_size(session, reader),
+        )  # fmt: skip
+    documents: list[OversightReport] = []
+    try:
+        for agreement, period in chosen:
+            document = build_report(
+                session, agreement=agreement, period=period, rules=rules, now=moment,
+                cycle=cycle, reader=reader,
+            )  # fmt: skip
+            documents.append(document)
+    finally:
+        cycle.drop(session if reader is None else reader)
+    for document in documents:
+        _audit(
+            session,
+            actor,
+            "oversight.report",
+            via=via,
+            recompute=recompute,
+            verify=False,
+            engine="store" if reader is None else "duckdb",
+            agreement_id=document.agreement.id,
+            **{"from": start.isoformat(), "to": end.isoformat()},
+            format=output.value,
+            tree_size=document.tree_size,
+            sha256=sha256(document),
+            round=len(documents),
+        )
+    return documents
+
+
 def replay_summary(
     session: Session,
     *,
@@ -886,8 +1015,10 @@ __all__ = [
     "build_report",
     "canonical",
     "check_period",
+    "check_round",
     "report",
     "report_entries",
+    "report_round",
     "sha256",
     "term_period",
 ]

@@ -11,8 +11,10 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
+from openpars.errors import InvalidInput
 from openpars.identity.principal import Principal
 from openpars.oversight.engines import ReadEngine
 from openpars.oversight.explain import rules_from
@@ -23,8 +25,10 @@ from openpars.oversight.report import (
     OversightReport,
     ReportFormat,
     check_period,
+    check_round,
     report,
     report_entries,
+    report_round,
     require_reader,
     sha256,
 )
@@ -96,6 +100,76 @@ def get_report(
         )
     body = render(document, output)
     return Response(body, media_type=MEDIA_TYPES[output], headers={SHA_HEADER: sha256(document)})
+
+
+class RoundReport(BaseModel):
+    """One report of a round, with the SHA-256 of its canonical JSON (as the audit entry)."""
+
+    agreement_id: int
+    sha256: str
+    report: OversightReport
+
+
+class ReportRound(BaseModel):
+    """A renewal round: every report asked for, over one period, in the order asked."""
+
+    start: date
+    end: date
+    reports: list[RoundReport]
+
+
+@router.get(
+    "/reports/round",
+    response_model=ReportRound,
+    responses=UNKNOWN,  # type: ignore[arg-type]
+    dependencies=[needs(*READERS)],
+)
+def get_report_round(
+    ctx: Ctx,
+    start: From,
+    to: To,
+    agreement: Annotated[
+        list[RowId] | None,
+        Query(description="an agreement of the round; repeated for each (or all_agreements)"),
+    ] = None,
+    all_agreements: Annotated[
+        bool, Query(description="every agreement created by `to` (instead of agreement)")
+    ] = False,
+    engine: EngineQ = ReadEngine.STORE,
+) -> ReportRound:
+    """A renewal round (docs/oversight.md, Renewal report): the JSON reports of several
+    agreements over one period, their pairs explained once for all (on DuckDB: once, not once
+    per agreement); each report is the one `GET /oversight/reports` gives for its agreement,
+    each audited as that one is (one `oversight.report` entry per report)."""
+    if all_agreements == bool(agreement):
+        raise InvalidInput(
+            "give agreement (repeated for each) or all_agreements=true, one of them",
+            field="agreement",
+        )
+    chosen = None if all_agreements else list(agreement or [])
+
+    def check(session: Session, principal: Principal) -> None:
+        require_reader(principal)
+        check_round(session, chosen, start, to)
+
+    with reading(ctx, engine, check) as reader, ctx.unit() as (session, principal):
+        documents = report_round(
+            session,
+            actor=principal,
+            agreement_ids=chosen,
+            start=start,
+            end=to,
+            rules=rules_from(ctx.settings),
+            output=ReportFormat.JSON,
+            reader=reader,
+        )
+    return ReportRound(
+        start=start,
+        end=to,
+        reports=[
+            RoundReport(agreement_id=d.agreement.id, sha256=sha256(d), report=d) for d in documents
+        ],
+    )
 
 
 @router.get(
