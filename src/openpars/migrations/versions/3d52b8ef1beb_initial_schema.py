@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9e6119ff8fa6
+Revision ID: 3d52b8ef1beb
 Revises: 
-Create Date: 2026-12-07 15:10:41.244557
+Create Date: 2026-12-07 15:25:01.971430
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from alembic import op
 import openpars.db
 from sqlalchemy.dialects import postgresql
 
-revision: str = '9e6119ff8fa6'
+revision: str = '3d52b8ef1beb'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -404,7 +404,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('person_id', 'set_id', name=op.f('pk_visible_persons'))
     )
     with op.batch_alter_table('visible_persons', schema=None) as batch_op:
-        batch_op.create_index('ix_visible_persons_name', ['set_id', 'name_key', 'person_id'], unique=False)
+        batch_op.create_index('ix_visible_persons_name', ['set_id', 'name_key', 'person_id'], unique=False, postgresql_include=['floor_visible'])
 
     op.create_table('agreement_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -1060,7 +1060,7 @@ def downgrade() -> None:
 
     op.drop_table('agreement_events')
     with op.batch_alter_table('visible_persons', schema=None) as batch_op:
-        batch_op.drop_index('ix_visible_persons_name')
+        batch_op.drop_index('ix_visible_persons_name', postgresql_include=['floor_visible'])
 
     op.drop_table('visible_persons')
     with op.batch_alter_table('users', schema=None) as batch_op:
