@@ -139,3 +139,28 @@ def test_a_temporary_table_cannot_stand_in_for_the_agreements_the_read_locks(
         assert conn.execute(text("SELECT count(*) FROM agreements")).scalar_one() == 3
         locked = conn.execute(text("SELECT openpars_share_lock_agreements(1)")).scalar_one()
         assert locked == 0  # the real table, which has no agreement yet
+
+
+@on_postgresql
+def test_the_sets_policy_is_tested_in_the_name_index_itself(
+    fresh_db: Database, external_engine: Engine
+) -> None:
+    # The set's policy reads the person's floor verdict carried on the set row (access.rls),
+    # which the name index holds too: the external role's walk of a name range is the index
+    # alone, with no probe of persons per row (what it was: a sub-plan under the scan).
+    _seed_floor(fresh_db)
+    with external_engine.connect() as conn:
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        conn.exec_driver_sql("SET enable_bitmapscan = off")
+        (plan,) = conn.execute(
+            text(
+                "EXPLAIN (FORMAT JSON) SELECT person_id FROM visible_persons "
+                "WHERE set_id = 1 AND name_key >= 'a' AND name_key < 'z' "
+                "ORDER BY name_key, person_id"
+            )
+        ).scalar_one()
+    scan = plan["Plan"]
+    assert scan["Node Type"] == "Index Only Scan"
+    assert scan["Index Name"] == "ix_visible_persons_name"
+    assert scan["Filter"] == "floor_visible"
+    assert "Plans" not in scan

@@ -1,4 +1,6 @@
-"""persons.floor_visible, the column the external role's persons policy reads (access/rls.py).
+"""persons.floor_visible, the column the external role's persons policy reads (access/rls.py),
+and its copy on every visibility-set row (visible_persons.floor_visible), which that table's
+policy reads.
 
 The policy trusts a column instead of proving the floor again for every row, so the column is
 attacked here the way a bug or a race would break it: random sequences of every change it
@@ -146,7 +148,14 @@ def _check(db: Database, external: Engine) -> None:
         }
         in_sets = set(conn.execute(text("SELECT person_id FROM visible_persons")).scalars())
         aliased = set(conn.execute(text("SELECT person_id FROM person_aliases")).scalars())
+        copies = conn.execute(
+            text("SELECT person_id, set_id, floor_visible FROM visible_persons")
+        ).all()
     assert column == expected.floor_visible
+    # Every set row carries its person's verdict (what the set's policy reads).
+    assert {(r.person_id, r.set_id): r.floor_visible for r in copies} == {
+        (r.person_id, r.set_id): expected.floor_visible[r.person_id] for r in copies
+    }
     admitted = {pid for pid, shown in expected.floor_visible.items() if shown}
     with Session(external) as s, s.begin():
 
@@ -160,6 +169,19 @@ def _check(db: Database, external: Engine) -> None:
         assert ids("SELECT id FROM arrests") == expected.arrests
         # Asked for by the column itself: nothing more.
         assert ids("SELECT id FROM persons WHERE floor_visible OR NOT floor_visible") == admitted
+        assert (
+            ids("SELECT person_id FROM visible_persons WHERE floor_visible OR NOT floor_visible")
+            == in_sets & admitted
+        )
+        assert ids("SELECT person_id FROM visible_persons WHERE NOT floor_visible") == set()
+        # A set read alone, counted, or joined to anything but persons: the same persons.
+        assert (
+            ids(
+                "SELECT v.person_id FROM visible_persons v "
+                "LEFT JOIN person_aliases a ON a.person_id = v.person_id"
+            )
+            == in_sets & admitted
+        )
 
 
 # --- the mutations -------------------------------------------------------------------------
@@ -504,3 +526,151 @@ def test_a_truncate_of_an_input_recomputes_everyone(
         _check(fresh_db, external_engine)
     with Session(external_engine) as s, s.begin():
         assert s.execute(text("SELECT count(*) FROM persons")).scalar_one() == 0
+
+
+# --- the sets' copies of the column -------------------------------------------------------
+
+
+def _set_row_of(db: Database, person: int) -> dict[str, Any]:
+    with db.session() as s:
+        row = s.execute(
+            text("SELECT * FROM visible_persons WHERE person_id = :p LIMIT 1"), {"p": person}
+        ).one()
+        return dict(row._mapping)
+
+
+def test_nobody_writes_a_set_rows_floor_flag_but_the_recompute(
+    fresh_db: Database, external_engine: Engine
+) -> None:
+    _seed(fresh_db, random.Random(5))
+    with fresh_db.session() as s:
+        hidden = list(
+            s.execute(
+                text(
+                    "SELECT v.person_id FROM visible_persons v JOIN persons p "
+                    "ON p.id = v.person_id WHERE NOT p.floor_visible"
+                )
+            ).scalars()
+        )
+        shown = list(s.execute(text("SELECT id FROM persons WHERE floor_visible")).scalars())
+    assert len(hidden) >= 2 and shown
+    # The external login may not write a set at all.
+    for statement in (
+        "UPDATE visible_persons SET floor_visible = true",
+        "DELETE FROM visible_persons",
+        "INSERT INTO visible_persons (person_id, set_id, name_key, floor_visible) "
+        f"SELECT {hidden[0]}, id, 'x', true FROM visibility_sets",
+    ):
+        with (
+            pytest.raises(DBAPIError, match="permission denied"),
+            Session(external_engine) as s,
+            s.begin(),
+        ):
+            s.execute(text(statement))
+    # The application's statements: a copy that is not its person's is refused, either way.
+    row = _set_row_of(fresh_db, hidden[0])
+    with fresh_db.session() as s:
+        # Room in the set for a hidden person's row and a shown person's.
+        s.execute(
+            text("DELETE FROM visible_persons WHERE person_id IN (:p, :q)"),
+            {"p": hidden[-1], "q": shown[0]},
+        )
+    for statement, params in (
+        ("UPDATE visible_persons SET floor_visible = true WHERE person_id = ANY(:ids)", {}),
+        ("UPDATE visible_persons SET floor_visible = NOT floor_visible", {}),
+        # Moved onto another person with its verdict left behind.
+        ("UPDATE visible_persons SET person_id = :other WHERE person_id = :one", {}),
+        (
+            "INSERT INTO visible_persons (person_id, set_id, name_key, floor_visible) "
+            "SELECT id, :set, name_key, true FROM persons WHERE id = :last",
+            {"set": row["set_id"]},
+        ),
+        (
+            "INSERT INTO visible_persons (person_id, set_id, name_key, floor_visible) "
+            "SELECT id, :set, name_key, false FROM persons WHERE id = :shown",
+            {"set": row["set_id"]},
+        ),
+    ):
+        with pytest.raises(DBAPIError, match="copy it from the person"), fresh_db.session() as s:
+            s.execute(
+                text(statement),
+                {
+                    "ids": hidden,
+                    "one": hidden[0],
+                    "last": hidden[-1],
+                    "other": shown[0],
+                    "shown": shown[0],
+                }
+                | params,
+            )
+    # Copied from the person, it passes (what access.visibility writes).
+    with fresh_db.session() as s:
+        s.execute(text("UPDATE visible_persons SET name_key = name_key"))
+    _check(fresh_db, external_engine)
+
+
+@pytest.mark.parametrize(
+    "set_row_first",
+    [
+        # The set row first, uncommitted: the recompute must wait for it, then rewrite it.
+        pytest.param(True, id="set-row-inserted-while-floor-tightens"),
+        # The tighter floor first, uncommitted: the set row copied from before it is refused.
+        pytest.param(False, id="floor-tightens-while-set-row-inserted"),
+    ],
+)
+@pytest.mark.parametrize("change", ["floor", "involvement"])
+def test_a_set_row_written_while_its_person_is_recomputed_is_never_left_shown(
+    fresh_db: Database, external_engine: Engine, set_row_first: bool, change: str
+) -> None:
+    # A writer that copies the person's verdict without taking the person's lock first (as
+    # access.visibility does: a bug could forget it) races a change that hides the person.
+    arrest, newcomer = _lone_arrest(fresh_db)
+    with fresh_db.session() as s:
+        s.execute(text(_ADD), {"a": arrest, "p": newcomer})
+        ensure_set(s, ReadPolicy(external=True, include_sealed=True))
+    row = _set_row_of(fresh_db, newcomer)
+    assert row["floor_visible"] is True
+    with fresh_db.session() as s:
+        s.execute(text("DELETE FROM visible_persons WHERE person_id = :p"), {"p": newcomer})
+    copy = (
+        "INSERT INTO visible_persons (person_id, set_id, name_key, floor_visible) "
+        "SELECT id, :set, name_key, floor_visible FROM persons WHERE id = :p",
+        {"set": row["set_id"], "p": newcomer},
+    )
+    if change == "floor":
+        tighter = SiteFloor(forbidden_roles=DEFAULT_FORBIDDEN_ROLES | {InvolvementRole.ARRESTEE})
+        hide = (
+            "INSERT INTO site_floor_versions (version, content, content_hash, changed_by, "
+            "changed_at, reason) VALUES (2, CAST(:c AS jsonb), 'x', 'test', now(), 'tighter')",
+            {"c": tighter.model_dump_json()},
+        )
+    else:
+        hide = ("DELETE FROM involvements WHERE person_id = :p", {"p": newcomer})
+    first_statement, second_statement = (copy, hide) if set_row_first else (hide, copy)
+    assert isinstance(fresh_db.bind, Engine)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with fresh_db.bind.begin() as conn:  # type: ignore[union-attr]
+                conn.execute(text(second_statement[0]), second_statement[1])
+        except DBAPIError as exc:
+            errors.append(exc)
+
+    with fresh_db.bind.connect() as first:
+        tx = first.begin()
+        first.execute(text(first_statement[0]), first_statement[1])
+        worker = threading.Thread(target=run)
+        worker.start()
+        _waits_then_finishes(worker, tx.commit)
+    if set_row_first:
+        assert not errors
+    else:
+        # Copied from the verdict of before the change, refused once the change committed.
+        assert len(errors) == 1 and "copy it from the person" in str(errors[0])
+    _check(fresh_db, external_engine)
+    with Session(external_engine) as s, s.begin():
+        found = s.execute(
+            text("SELECT count(*) FROM visible_persons WHERE person_id = :p"), {"p": newcomer}
+        )
+        assert found.scalar_one() == 0

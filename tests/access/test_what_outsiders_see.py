@@ -201,7 +201,17 @@ def test_a_visibility_set_stores_only_what_a_search_tests(
     _agreement(db, world)
     with db.session() as session:
         columns = {c["name"] for c in inspect(session.connection()).get_columns("visible_persons")}
-    assert columns == {"set_id", "person_id", "name_key", "sid", "fbi_number", "birth_date"}
+    # The searchable columns and the floor's verdict on the person (access.models), nothing of
+    # the person's beyond them.
+    assert columns == {
+        "set_id",
+        "person_id",
+        "name_key",
+        "sid",
+        "fbi_number",
+        "birth_date",
+        "floor_visible",
+    }
     # A name search through the set still shows what the agreement grants, masked.
     _, payload = _intake(client, world)
     person = _arrestee(payload)

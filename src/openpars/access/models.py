@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Enum,
@@ -39,6 +40,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Table,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -91,8 +93,24 @@ class VisiblePerson(Base):
         Column("set_id", ForeignKey("visibility_sets.id", ondelete="CASCADE"), primary_key=True),
         Column("name_key", NameKey, nullable=False),
         *(_copied(name) for name in COPIED_COLUMNS),
-        # The order of a name search under the set: walk the range, stop after a page.
-        Index("ix_visible_persons_name", "set_id", "name_key", "person_id"),
+        # PostgreSQL: the person's ``persons.floor_visible`` (whether the site floor admits
+        # the person at all), which the external role's policy on this table reads instead of
+        # probing ``persons`` for every row (access.rls). Written with the row from the
+        # person's own column (``access.visibility``), checked against it by a trigger on every
+        # insert and update, and rewritten by the triggers that recompute the person's column,
+        # in the same transaction. Not person data: a flag of the floor's. On SQLite, which has
+        # no row-level security, it copies the person's column, which stays false there.
+        Column("floor_visible", Boolean, nullable=False, server_default=text("false")),
+        # The order of a name search under the set: walk the range, stop after a page. On
+        # PostgreSQL the floor flag rides in the index's leaf tuples, so the external role's
+        # walk tests its policy there too (an index-only scan, as before the flag).
+        Index(
+            "ix_visible_persons_name",
+            "set_id",
+            "name_key",
+            "person_id",
+            postgresql_include=["floor_visible"],
+        ),
     )
 
 

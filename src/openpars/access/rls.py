@@ -9,9 +9,10 @@ unless the floor admits them (only a *known* adult, ``juvenile IS FALSE``), seal
 arrests, and everything hanging off a hidden row. The policies read the floor from
 ``site_floor_versions`` at each statement, so a floor change binds in the transaction that makes
 it, with no DDL; the persons policy reads ``persons.floor_visible`` instead, which triggers here
-recompute from the base tables and that floor in the transaction of every change of either
-(ADR 0004). Nothing the application sets per transaction matters: the binding is the login.
-SQLite has no roles; none of this exists there.
+recompute from the base tables and that floor in the transaction of every change of either, and
+the visibility sets' policy reads the copy of it each set row carries, which the same triggers
+rewrite in the same statements (ADR 0004). Nothing the application sets per transaction
+matters: the binding is the login. SQLite has no roles; none of this exists there.
 """
 
 from __future__ import annotations
@@ -84,9 +85,11 @@ FLOOR_CONDITIONS: dict[str, str] = {
     # set, and those sub-plans were two thirds of its server time).
     "persons": "floor_visible",
     "person_aliases": "EXISTS (SELECT 1 FROM persons p WHERE p.id = person_aliases.person_id)",
-    # A visibility set's copy of a person (access.models) is held to the same floor, through
-    # the person's row (one primary-key probe: the set's rows are written by the application).
-    "visible_persons": "EXISTS (SELECT 1 FROM persons p WHERE p.id = visible_persons.person_id)",
+    # A visibility set's copy of a person (access.models) is held to the same floor by the
+    # same verdict, carried on the copy (kept with the person's, _floor_column): a column test
+    # where it was a probe of `persons` for every row, which a name page then joins to
+    # `persons` under that table's policy anyway (issue 12: ~65 us of a page's server time).
+    "visible_persons": "floor_visible",
     **{
         table: _ARREST_PART.format(table=table)
         for table in (
@@ -202,16 +205,25 @@ def _floor_functions() -> list[str]:
     ]
 
 
-# persons.floor_visible (records.models), computed from the base tables and the floor in force
-# exactly as the involvements and arrests policies above decide a row: the person has an
-# involvement in a role the floor does not forbid, of a known adult unless the floor admits
-# juveniles, on an arrest neither sealed nor expunged. {persons} selects the persons recomputed.
+# persons.floor_visible (records.models) of the person ``q``, computed from the base tables and
+# the floor in force exactly as the involvements and arrests policies above decide a row: the
+# person has an involvement in a role the floor does not forbid, of a known adult unless the
+# floor admits juveniles, on an arrest neither sealed nor expunged.
+_FLOOR_VERDICT = (
+    "EXISTS (SELECT 1 FROM involvements i JOIN arrests a ON a.id = i.arrest_id "
+    "WHERE i.person_id = q.id AND i.role::text <> ALL (forbidden) "
+    "AND (i.juvenile IS FALSE OR juveniles) AND a.sealed_at IS NULL AND a.expunged_at IS NULL)"
+)
+# The column recomputed for the persons in ``ids``, then the copies of it the visibility sets
+# carry (visible_persons.floor_visible, access.models): each its own statement, so the second
+# reads the first's result, and set rows committed while the first waited for a row lock.
 _FLOOR_RECOMPUTE = (
-    "UPDATE persons p SET floor_visible = c.visible FROM (SELECT q.id, EXISTS (SELECT 1 "
-    "FROM involvements i JOIN arrests a ON a.id = i.arrest_id WHERE i.person_id = q.id "
-    "AND i.role::text <> ALL (forbidden) AND (i.juvenile IS FALSE OR juveniles) "
-    "AND a.sealed_at IS NULL AND a.expunged_at IS NULL) AS visible FROM persons q {persons}) c "
-    "WHERE p.id = c.id AND p.floor_visible IS DISTINCT FROM c.visible"
+    "UPDATE persons p SET floor_visible = c.visible FROM (SELECT q.id, "  # noqa: S608 - constants
+    f"{_FLOOR_VERDICT} AS visible FROM persons q WHERE q.id = ANY(ids)) c "
+    "WHERE p.id = c.id AND p.floor_visible IS DISTINCT FROM c.visible; "
+    "UPDATE visible_persons v SET floor_visible = p.floor_visible FROM persons p "
+    "WHERE v.person_id = ANY(ids) AND p.id = v.person_id "
+    "AND v.floor_visible IS DISTINCT FROM p.floor_visible"
 )
 
 # One statement-level trigger function for every input of the column: a new floor version
@@ -224,7 +236,14 @@ _FLOOR_RECOMPUTE = (
 # meanwhile waits for it), then the persons are locked in id order, as the visibility triggers
 # (access.models) lock them. A new floor version waits for every writer of involvements and
 # arrests in flight and holds off new ones until it commits (SHARE locks): a writer computing
-# with the old floor cannot commit after the recompute under the new one.
+# with the old floor cannot commit after the recompute under the new one; it then locks, in id
+# order, the persons whose admission the new floor changes, and recomputes those.
+#
+# The persons' FOR UPDATE lock is also what keeps the sets' copies of the column true: a set
+# row is inserted holding its person's FOR KEY SHARE lock (its foreign key's check), which
+# conflicts with FOR UPDATE. A set row inserted first makes the recompute wait for its commit,
+# and then rewrites it; a set row inserted after the lock waits for the recompute's commit, and
+# the check on set rows (_SET_FLOOR_GUARD) then compares it with the committed column.
 _FLOOR_FUNCTIONS = f"""
 CREATE OR REPLACE FUNCTION openpars_floor_rows_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
@@ -257,13 +276,33 @@ BEGIN
   forbidden := ARRAY(SELECT jsonb_array_elements_text(floor_in_force -> 'forbidden_roles'));
   juveniles := coalesce(floor_in_force -> 'forbid_juveniles' = 'false'::jsonb, false);
   IF everyone THEN
-    {_FLOOR_RECOMPUTE.format(persons="")};
-  ELSE
-    {_FLOOR_RECOMPUTE.format(persons="WHERE q.id = ANY(ids)")};
+    SELECT array_agg(q.id) INTO ids FROM persons q
+      WHERE q.floor_visible IS DISTINCT FROM {_FLOOR_VERDICT};
+    IF ids IS NULL THEN
+      RETURN NULL;
+    END IF;
+    PERFORM 1 FROM persons WHERE id = ANY(ids) ORDER BY id FOR UPDATE;
   END IF;
+  {_FLOOR_RECOMPUTE};
   RETURN NULL;
 END $$
 """  # noqa: S608 - constants
+
+# A set row's floor_visible must be its person's: checked after every statement that inserts or
+# updates set rows, on a snapshot taken after the statement's foreign-key checks locked each
+# row's person (see above), so a copy computed before a recompute committed is refused rather
+# than kept. The recompute's own update of the copies passes it (it copies the column).
+_SET_FLOOR_GUARD = """
+CREATE OR REPLACE FUNCTION openpars_set_floor_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM new_rows n JOIN persons p ON p.id = n.person_id
+             WHERE n.floor_visible IS DISTINCT FROM p.floor_visible) THEN
+    RAISE EXCEPTION USING MESSAGE = 'visible_persons.floor_visible is its person''s ' ||
+      'persons.floor_visible (access/rls.py): copy it from the person';
+  END IF;
+  RETURN NULL;
+END $$
+"""
 
 # The column is the database's alone: a statement of anyone else (a trigger's statement runs
 # at depth 2) that sets it is refused, so neither the application nor a bug in it can admit a
@@ -305,9 +344,16 @@ _TRANSITION_TABLES = {
 
 
 def _floor_column() -> list[str]:
-    """The functions and triggers that keep persons.floor_visible, and its guard."""
-    statements = [" ".join(_FLOOR_FUNCTIONS.split()), " ".join(_FLOOR_GUARD.split())]
-    for function in ("openpars_floor_rows_changed", "openpars_floor_column_guard"):
+    """The functions and triggers that keep persons.floor_visible and the sets' copies of it,
+    and their guards."""
+    statements = [
+        " ".join(text.split()) for text in (_FLOOR_FUNCTIONS, _FLOOR_GUARD, _SET_FLOOR_GUARD)
+    ]
+    for function in (
+        "openpars_floor_rows_changed",
+        "openpars_floor_column_guard",
+        "openpars_set_floor_guard",
+    ):
         # Names looked up when they run: fixed to openpars' schema (see the share lock).
         statements.append(
             f"DO $do$ BEGIN EXECUTE 'ALTER FUNCTION {function}() SET search_path = ' || "
@@ -324,6 +370,7 @@ def _floor_column() -> list[str]:
         (t, op, "openpars_floor_rows_changed") for t, ops in _FLOOR_TRIGGERS.items() for op in ops
     ]
     triggers += [("persons", op, "openpars_floor_column_guard") for op in ("INSERT", "UPDATE")]
+    triggers += [("visible_persons", op, "openpars_set_floor_guard") for op in ("INSERT", "UPDATE")]
     for table, op, function in triggers:
         # "floor_" sorts before "visibility_": on involvements and arrests the column is
         # recomputed before the visibility triggers run (both lock persons in id order).

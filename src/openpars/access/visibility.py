@@ -205,14 +205,17 @@ def refresh(session: Session) -> int:
     return len(pending)
 
 
-# A set row: which set, which person, the name key and the copied columns.
-_ROW = ["set_id", "person_id", "name_key", *COPIED_COLUMNS]
+# A set row: which set, which person, the name key, the copied columns and the person's
+# floor flag (access.models: the trigger that checks it refuses any other value).
+_ROW = ["set_id", "person_id", "name_key", *COPIED_COLUMNS, "floor_visible"]
 
 
 def _rows_of(set_id: int, *conditions: ColumnElement[bool]) -> Any:
     persons = Person.__table__.c
     copied = (persons[name] for name in COPIED_COLUMNS)
-    return select(literal(set_id), persons.id, persons.name_key, *copied).where(*conditions)
+    return select(
+        literal(set_id), persons.id, persons.name_key, *copied, persons.floor_visible
+    ).where(*conditions)
 
 
 def mark_written(session: Session) -> None:

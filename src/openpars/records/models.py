@@ -78,8 +78,10 @@ class Person(Base):
     # neither sealed nor expunged), which the external role's row-level security policy on
     # persons reads instead of proving it again for every row (access.rls). Kept by database
     # triggers in the transaction of every change it depends on and refused to any other
-    # writer; the application never writes it and its own reads never use it (they carry their
-    # own predicate, access.filters). Deferred: no ORM read loads it. On SQLite, which has no
+    # writer; the application never writes it and its own reads never filter on it (they carry
+    # their own predicate, access.filters): it only copies it onto a visibility set's rows,
+    # whose policy reads the copy (access.models; the database checks every copy and rewrites
+    # them with the column). Deferred: no ORM read loads it. On SQLite, which has no
     # row-level security, nothing keeps or reads it (it stays false).
     floor_visible: Mapped[bool] = mapped_column(server_default=text("false"), deferred=True)
 
