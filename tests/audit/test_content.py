@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from enum import IntEnum
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from openpars.access.policy import ReadPolicy
+from openpars.audit.canonical import canonical_text, entry_text
 from openpars.audit.events import AuditEvent, AuditKind, Outcome
 from openpars.audit.service import canonical_bytes, entry_document
 
@@ -73,3 +77,64 @@ def test_values_outside_json_are_written_as_text_like_before() -> None:
     assert b'"at":"2026-11-28T13:00:00.000000-05:00"' in content
     assert b'"params":{"a":{"y":1.5,"z":null},"b":[1,2],"since":"2026-11-28"}' in content
     assert b'"person_ids":[1,3]' in content
+
+
+@given(events(), st.datetimes(timezones=st.just(UTC)), st.data())
+def test_the_entry_written_field_by_field_is_the_canonical_document(
+    event: AuditEvent, at: datetime, data: st.DataObject
+) -> None:
+    # Some of params' values given as their text (as a read gives its decision's), and a text
+    # under a key params does not have: the entry is the document's canonical JSON all the same.
+    given_keys = data.draw(st.sets(st.sampled_from(list(event.params)))) if event.params else set()
+    encoded = {key: canonical_text(event.params[key]) for key in given_keys}
+    event.encoded_params = {**encoded, "not in params": '"ignored"'} if encoded else None
+    iso = at.isoformat(timespec="microseconds")
+    persons, arrests = sorted(set(event.person_ids)), sorted(set(event.arrest_ids))
+    text = entry_text(event, iso, persons, arrests)
+    assert text.encode("utf-8") == reference(entry_document(event, at=at))
+
+
+def test_params_the_writer_cannot_compose_are_written_by_the_encoder() -> None:
+    at = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)
+    iso = at.isoformat(timespec="microseconds")
+    for params in ({2: "b", 1: [None]}, {True: 1, 0.5: "x"}):
+        event = AuditEvent(
+            kind=AuditKind.SEARCH, action="a", params=params, encoded_params={"x": "1"}
+        )
+        assert entry_text(event, iso, [], []).encode() == reference(entry_document(event, at=at))
+    mixed = AuditEvent(
+        kind=AuditKind.SEARCH, action="a", params={1: "a", "b": 2}, encoded_params={"b": "2"}
+    )
+    with pytest.raises(TypeError):
+        reference(entry_document(mixed, at=at))
+    with pytest.raises(TypeError):
+        entry_text(mixed, iso, [], [])
+
+
+_clauses = st.lists(_text, max_size=4).map(tuple)
+
+
+@given(
+    st.booleans(),
+    st.none() | st.integers(),
+    st.none() | st.integers(),
+    st.none() | _text,
+    _clauses,
+)
+def test_a_policy_explains_itself_once_in_canonical_json(
+    external: bool, agreement: int | None, version: int | None, digest: str | None, clauses: Any
+) -> None:
+    policy = ReadPolicy(
+        external=external,
+        agreement_id=agreement,
+        agreement_version=version,
+        agreement_hash=digest,
+        clauses=clauses,
+    )
+    assert policy.explained() == json.dumps(
+        policy.explain(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert policy.explained() is policy.explained()
+    # The text is no part of the policy's value: a copy without it is equal, and writes it anew.
+    copy = replace(policy)
+    assert copy == policy and copy.explained() == policy.explained()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from openpars.audit.canonical import canonical_text
 from openpars.records.enums import ArrestState, Grade, InvolvementRole
 
 # A column transform, chosen once per request from the field policy; None means "as stored".
@@ -134,6 +135,8 @@ class ReadPolicy:
     agreement_version: int | None = None
     agreement_hash: str | None = None
     clauses: tuple[str, ...] = ()
+    # The canonical JSON of explain(), written on first use (``explained``).
+    _explained: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def row_key(self) -> tuple[Any, ...]:
         """Everything the row filter depends on: statements are prepared per distinct key."""
@@ -156,6 +159,16 @@ class ReadPolicy:
             "agreement_hash": self.agreement_hash,
             "clauses": list(self.clauses),
         }
+
+    def explained(self) -> str:
+        """``explain()`` as canonical JSON (``audit.canonical``), the text every audit entry of
+        a read under this policy carries as its decision: written once per policy, which is
+        immutable (a policy is compiled once per agreement version and floor), on first use."""
+        text = self._explained
+        if text is None:
+            text = canonical_text(self.explain())
+            object.__setattr__(self, "_explained", text)
+        return text
 
 
 def internal_policy(*, sealed_access: bool) -> ReadPolicy:

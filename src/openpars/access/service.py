@@ -86,6 +86,8 @@ def _event(
         arrest_ids=arrest_ids,
         agreement_id=policy.agreement_id,
         agreement_version=policy.agreement_version,
+        # The decision's text, written once per policy: the entry copies it.
+        encoded_params={"decision": policy.explained()},
     )
 
 
@@ -155,8 +157,13 @@ def search_persons(
 
 def check_person_query(query: PersonQuery) -> None:
     """What a person search must give whoever asks, before any policy is decided."""
-    criteria = (query.name, query.birth_date, query.birth_year, query.sid, query.fbi_number)
-    if all(c is None for c in criteria):
+    if (
+        query.sid is None
+        and query.name is None
+        and query.fbi_number is None
+        and query.birth_date is None
+        and query.birth_year is None
+    ):
         raise InvalidInput(
             "give at least one of name, birth_date, birth_year, sid, fbi_number", field="query"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,11 @@ class AuditEvent:
     agreement_id: int | None = None
     agreement_version: int | None = None
     error_code: str | None = None
+    # The canonical JSON text of some of params' values, by key, written once by their owner
+    # (a read's decision: ``ReadPolicy.explained``): the entry's text copies it instead of
+    # encoding the value again (``audit.canonical``). Each text must be the canonical JSON of
+    # the value under its key in params; a key not in params is ignored.
+    encoded_params: Mapping[str, str] | None = None
 
 
 def event_by(actor: Principal, *, kind: AuditKind, action: str, **fields: Any) -> AuditEvent:

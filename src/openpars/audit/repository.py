@@ -140,12 +140,15 @@ def insert_entry(connection: Connection, row: EntryRow) -> int:
     would cost more than the inserts. On SQLite the id is the new rowid (the transaction began
     IMMEDIATE, so it holds the only write lock); on PostgreSQL it comes from the sequence.
     """
-    cursor = connection.connection.cursor()
     if connection.dialect.name == "sqlite":
-        cursor.execute(
+        # The driver's own execute (a cursor of its own), without the pool proxy's cursor().
+        persons, arrests = row.persons, row.arrests
+        cursor = connection.connection.dbapi_connection.execute(  # type: ignore[union-attr]
             _SQLITE_INSERT_ENTRY,
-            (*row.entry, _sqlite_ids(row.persons), _sqlite_ids(row.arrests), row.salt, row.content),
-        )
+            # _sqlite_ids, inline.
+            (*row.entry, repr(persons) if persons else None, repr(arrests) if arrests else None,
+             row.salt, row.content),
+        )  # fmt: skip
         return int(cursor.lastrowid)
     return send_entry(connection, row)()
 

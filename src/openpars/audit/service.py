@@ -3,43 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from openpars.audit import repository as repo
+
+# canonical_bytes: re-exported, where callers have always found it.
+from openpars.audit.canonical import KIND_VALUES, OUTCOME_VALUES, entry_text
+from openpars.audit.canonical import canonical_bytes as canonical_bytes
 from openpars.audit.events import AuditEvent
 from openpars.audit.recorded import note_appended
 from openpars.db import COMMITS_WITH_ENTRY, COMMITTED_WITH_ENTRY, utcnow
 from openpars.errors import AuditUnavailable
 from openpars.prepared import connection_of, pipeline
 
-# The canonical form is json.dumps(document, sort_keys=True, separators=(",", ":"),
-# ensure_ascii=False, default=str). json.dumps builds a new encoder for every call, which costs
-# as much as the encoding, so the C encoder with those same settings is built once. Without
-# the circular-reference check an impossible self-containing document fails with
-# RecursionError instead of ValueError; the bytes of every other document are the same.
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-_c_encode = (
-    None
-    if c_make_encoder is None
-    else c_make_encoder(None, str, encode_basestring, None, ":", ",", True, False, True)
-)
 _sha256 = hashlib.sha256
 R = TypeVar("R")
-
-
-def canonical_bytes(document: dict[str, Any]) -> bytes:
-    """Canonical JSON: sorted keys, no spaces, UTF-8; the bytes the commitment is over."""
-    if _c_encode is None:  # pragma: no cover - CPython always has the C encoder
-        return _ENCODER.encode(document).encode("utf-8")
-    return "".join(_c_encode(document, 0)).encode("utf-8")
 
 
 def commitment_of(salt: bytes, content: bytes) -> bytes:
@@ -90,19 +74,41 @@ def _stored_time(moment: datetime, iso: str, sqlite: bool) -> datetime | str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _instant(moment: datetime, sqlite: bool) -> tuple[str, datetime | str]:
+    """The entry's instant as its document writes it (``isoformat`` to the microsecond) and as
+    the driver stores it (``_stored_time``).
+
+    An instant in UTC (every request's, ``db.utcnow``) is written from its fields in one
+    printf-style format, the same text in a quarter fewer instructions than ``isoformat``
+    (whose offset goes through C's snprintf); any other the long way.
+    """
+    if moment.tzinfo is not UTC:
+        iso = moment.isoformat(timespec="microseconds")
+        return iso, _stored_time(moment, iso, sqlite)
+    # A printf-style format: one call, measured cheaper than seven format specs.
+    stored = "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+        moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+        moment.microsecond,
+    )  # fmt: skip
+    return f"{stored[:10]}T{stored[11:]}+00:00", stored if sqlite else moment
+
+
 def _row(event: AuditEvent, iso: str, stored: datetime | str, salt: bytes) -> repo.EntryRow:
-    """The rows of one event: its canonical content, the salt, the commitment over both."""
-    # An enum's .value is a descriptor call; every entry needs both twice.
-    kind, outcome = event.kind.value, event.outcome.value
-    document = _document(event, iso, kind, outcome)
-    content = canonical_bytes(document)
+    """The rows of one event: its canonical content, the salt, the commitment over both.
+
+    The content is ``canonical_bytes(entry_document(event))``, written without the document
+    (``canonical.entry_text``).
+    """
+    persons = sorted(set(event.person_ids)) if event.person_ids else []
+    arrests = sorted(set(event.arrest_ids)) if event.arrest_ids else []
+    content = entry_text(event, iso, persons, arrests).encode("utf-8")
     return repo.EntryRow(
-        (stored, kind, event.action, outcome, event.user_id, event.agency_id,
-         event.agreement_id, _sha256(salt + content).digest()),
+        (stored, KIND_VALUES[event.kind], event.action, OUTCOME_VALUES[event.outcome],
+         event.user_id, event.agency_id, event.agreement_id, _sha256(salt + content).digest()),
         salt,
         content,
-        document["person_ids"],
-        document["arrest_ids"],
+        persons,
+        arrests,
     )  # fmt: skip
 
 
@@ -115,8 +121,7 @@ def _write(
     """
     try:
         connection = connection_of(session)
-        iso = moment.isoformat(timespec="microseconds")
-        stored = _stored_time(moment, iso, connection.dialect.name == "sqlite")
+        iso, stored = _instant(moment, connection.dialect.name == "sqlite")
         if len(events) == 1:
             rows = [_row(events[0], iso, stored, os.urandom(32))]
             ids = [repo.insert_entry(connection, rows[0])]
@@ -188,19 +193,24 @@ def append_sending(
     moment = at or utcnow()
     commits = _commits_with_entry(session)
     try:
-        with pipeline(session):
-            connection = connection_of(session)
-            iso = moment.isoformat(timespec="microseconds")
-            stored = _stored_time(moment, iso, connection.dialect.name == "sqlite")
-            row = _row(event, iso, stored, os.urandom(32))
-            read_id = repo.send_entry(connection, row)
+        connection = connection_of(session)
+        sqlite = connection.dialect.name == "sqlite"
+        iso, stored = _instant(moment, sqlite)
+        row = _row(event, iso, stored, os.urandom(32))
+        if sqlite:
+            # No round trip to share: the entry, then the read's last statements, in order.
+            entry_id = repo.insert_entry(connection, row)
             sent = sends()
-            if commits:
-                # The entry, the read's last statements and the COMMIT leave together with the
-                # pipeline's closing sync: one round trip. (The driver's commit() would sync
-                # once more.) If the entry fails, the pipeline skips the COMMIT.
-                connection.connection.driver_connection.cursor().execute("COMMIT")  # type: ignore[union-attr]
-        entry_id = read_id()
+        else:
+            with pipeline(session):
+                read_id = repo.send_entry(connection, row)
+                sent = sends()
+                if commits:
+                    # The entry, the read's last statements and the COMMIT leave together with
+                    # the pipeline's closing sync: one round trip. (The driver's commit() would
+                    # sync once more.) If the entry fails, the pipeline skips the COMMIT.
+                    connection.connection.driver_connection.cursor().execute("COMMIT")  # type: ignore[union-attr]
+            entry_id = read_id()
     except Exception as exc:
         raise AuditUnavailable(
             "the access could not be written to the audit log, so nothing is returned; "
