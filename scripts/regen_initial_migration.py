@@ -2,7 +2,8 @@
 
 Autogenerates against an empty SQLite database, then appends, as frozen literal SQL, the DDL that
 features register with openpars.db.register_schema_ddl (append-only triggers, the
-audit queue trigger, PostgreSQL's row-level security policies), which create_all also runs. Once a release ships, add new migrations instead.
+audit queue trigger, PostgreSQL's row-level security policies), which create_all also runs.
+Once a release ships, add new migrations instead.
 """
 
 from __future__ import annotations
