@@ -16,7 +16,7 @@ import bisect
 import hashlib
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -1129,13 +1129,29 @@ def _category_counts(
 
 
 def _by_attribute(rows: Iterable[Sequence[Any]]) -> dict[str, dict[tuple[int, str], int]]:
-    """Rows (key, each attribute's value, persons) summed per attribute by (key, value)."""
-    found: dict[str, dict[tuple[int, str], int]] = {a: defaultdict(int) for a in _ATTRIBUTES}
-    for k, *values, n in rows:
-        for attribute, v in zip(_ATTRIBUTES, values, strict=True):
+    """Rows (key, each attribute's value, persons) summed per attribute by (key, value).
+    Rows of one person each (a period's pairs: a day's 27,000 at 10M) are counted column by
+    column by ``Counter`` (its counting loop is C), not by a Python loop per value (0.2 s)."""
+    listed = list(rows)
+    found: dict[str, dict[tuple[int, str], int]] = {a: {} for a in _ATTRIBUTES}
+    if not listed:
+        return found
+    columns = list(zip(*listed, strict=True))
+    if len(columns) != len(_ATTRIBUTES) + 2:
+        raise ValueError("rows of (key, each attribute's value, persons)")
+    keys, persons = [int(k) for k in columns[0]], columns[-1]
+    ones = all(n == 1 for n in persons)
+    for attribute, values in zip(_ATTRIBUTES, columns[1:-1], strict=True):
+        counted: Iterable[tuple[tuple[int, Any], int]] = (
+            Counter(zip(keys, values, strict=True)).items()
+            if ones
+            else (((k, v), int(n)) for k, v, n in zip(keys, values, persons, strict=True))
+        )
+        totals = found[attribute]
+        for (k, v), n in counted:
             if v is not None:
-                found[attribute][(int(k), str(v))] += int(n)
-    return {a: dict(counts) for a, counts in found.items()}
+                totals[(k, str(v))] = totals.get((k, str(v)), 0) + n
+    return found
 
 
 # The arrestees of [since, end) from the records themselves (key 0), each person once.
