@@ -13,23 +13,23 @@ from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from typer.testing import CliRunner
 
 from openpars.access import service as reads
 from openpars.access.schemas import PersonQuery, ReadContext
 from openpars.audit import log
 from openpars.audit.events import AuditKind, event_by
-from openpars.audit.models import AuditEntry
+from openpars.audit.models import SHREDDED_INDEX, AuditEntry
 from openpars.audit.service import append
 from openpars.audit.shred import shred
 from openpars.cli import app
 from openpars.config import Settings
 from openpars.db import Database
 from openpars.identity.roles import Role
-from openpars.oversight import maintained
+from openpars.oversight import detectors, maintained
 from openpars.oversight.explain import Dimension, Period, Rules, coverage, explain, rules_from
-from openpars.oversight.facts import AccessFact, FactsWatermark, refresh
+from openpars.oversight.facts import AccessFact, FactsWatermark, refresh, shredded_indexed
 from openpars.records.amendments import seal_arrest
 from openpars.records.schemas import SealCreate
 from tests.factories import World, add_user, build_world
@@ -301,6 +301,42 @@ def test_shredded_entries_are_never_resurrected(db: Database, world: World, scen
         refresh(s)
         left = s.scalars(select(AccessFact.entry_id)).all()
         assert scene.explained_entry not in left and scene.never_entry in left
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["shredded-index", "probe-per-row"])
+def test_shredded_entries_hidden_with_and_without_the_shredded_index(
+    db: Database, world: World, scene: Scene, indexed: bool
+) -> None:
+    """The readers' "not shredded" test, against the shredded entries' index (PostgreSQL) or,
+    on a store without it (SQLite, or a PostgreSQL store created before it), probing each
+    entry: a shredded entry not integrated yet is hidden either way, the others kept."""
+    postgresql = db.dialect == "postgresql"
+    if indexed and not postgresql:
+        pytest.skip("the shredded entries' index is PostgreSQL's")
+    period = Period(start=scene.start, end=scene.end, agreement_id=scene.agreement)
+    with db.session() as s:
+        refresh(s)
+        seal_arrest(s, actor=world.principals["clerk"], arrest_id=scene.case.arrest_id,
+                    data=SealCreate(action="expunge", order_reference="CP-51-MD-0001-2026",
+                                    reason="court order"))  # fmt: skip
+        shred(s, actor=world.principals["clerk"], order_reference="CP-51-MD-0001-2026",
+              arrest_id=scene.case.arrest_id)  # fmt: skip
+    with db.session() as s:
+        if postgresql and not indexed:  # undone with the test's outer transaction
+            s.execute(text(f"DROP INDEX {SHREDDED_INDEX}"))
+        assert shredded_indexed(s) is indexed
+        # The facts still hold the shredded entry's (the shredding is not integrated yet).
+        assert scene.explained_entry in set(s.scalars(select(AccessFact.entry_id)))
+        shown = {i.entry_id for i in explain(s, actor=world.principals["overseer"],
+                                             period=period, rules=Rules()).items}  # fmt: skip
+        assert scene.explained_entry not in shown and scene.never_entry in shown
+        # The detectors' test of a fact ``f`` (an outside agency's, its entry not shredded).
+        kept = set(
+            s.scalars(
+                text(f"SELECT f.entry_id FROM oversight_access_facts f WHERE {detectors._kept(s)}")
+            )
+        )
+        assert scene.explained_entry not in kept and scene.never_entry in kept
 
 
 def test_console_explain_and_coverage(fresh_db: Database) -> None:

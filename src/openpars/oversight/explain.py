@@ -33,6 +33,7 @@ from openpars.oversight.explain_sql import Dimension, PurposeGrant, Reason, Rule
 from openpars.oversight.facts import (
     AccessFact,
     refresh,
+    shredded_indexed,
     watermark,
     whole_store_memory,
     without_jit,
@@ -207,7 +208,7 @@ def _cycle_facts(session: Session, selection: Selection, rules: Rules) -> Table:
     a hash only by luck, and as a nested loop it scans one set once per row of the other (at
     10M, 27,398 facts against 22,161 charge states: minutes)."""
     facts = _temporary(session, CYCLE_FACTS, AccessFact.__table__.columns)
-    rows = sql.facts_select(selection, rules)
+    rows = sql.facts_select(selection, rules, shredded_indexed=shredded_indexed(session))
     session.execute(facts.insert().from_select([c.name for c in facts.columns], rows))
     session.execute(text(f"ANALYZE {CYCLE_FACTS}"))
     return facts

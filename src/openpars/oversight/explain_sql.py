@@ -41,7 +41,7 @@ from sqlalchemy.sql.selectable import CTE, CompoundSelect, FromClause
 from openpars.audit import by_actor
 from openpars.audit.events import AuditKind
 from openpars.audit.models import AuditEntry
-from openpars.oversight.facts import AccessFact, ChargeTimeline
+from openpars.oversight.facts import AccessFact, ChargeTimeline, kept_entry
 from openpars.records.enums import InvolvementRole
 from openpars.records.models import Arrest, Involvement
 
@@ -173,10 +173,13 @@ def _since(selection: Selection, rules: Rules) -> datetime:
     return max(earliest + rules.follow_up_window, selection.start) - rules.follow_up_window
 
 
-def facts_select(selection: Selection, rules: Rules, dialect: str = "") -> CompoundSelect[Any]:
+def facts_select(
+    selection: Selection, rules: Rules, dialect: str = "", *, shredded_indexed: bool = False
+) -> CompoundSelect[Any]:
     """The facts of the selection, from ``follow_up_window`` before its start (the anchors of
     follow-ups), without shredded entries (on ``dialect`` duckdb, those of the entries kept as
-    one semi-join)."""
+    one semi-join; with ``shredded_indexed``, tested against the shredded entries' index:
+    ``facts.kept_entry``)."""
     f = AccessFact.__table__
     since = _since(selection, rules)
     later = f.alias("later")
@@ -210,9 +213,7 @@ def facts_select(selection: Selection, rules: Rules, dialect: str = "") -> Compo
         )
     )
     entry = AuditEntry.__table__.alias("kept")
-    kept: ColumnElement[bool] = exists(
-        select(entry.c.id).where(entry.c.id == f.c.entry_id, entry.c.content.is_not(None))
-    )
+    kept = kept_entry(f.c.entry_id, shredded_indexed)
     if dialect == "duckdb":
         # DuckDB decorrelates the EXISTS into a join over the distinct entries of the facts,
         # then joins it back (at 10M about 30 s of CPU, EXPLAIN ANALYZE); the kept entries'

@@ -21,12 +21,14 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnElement,
     CursorResult,
     Index,
     Integer,
     String,
     Table,
     UniqueConstraint,
+    exists,
     select,
     text,
 )
@@ -35,6 +37,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
 
 from openpars.audit.events import AuditKind, Outcome
+from openpars.audit.models import SHREDDED_INDEX, AuditEntry
 from openpars.db import Base, UTCDateTime
 from openpars.records.enums import ChargeStage, ChargingOutcome, InvolvementRole
 
@@ -297,6 +300,54 @@ class FactsWatermark(Base):
 
     name: Mapped[str] = mapped_column(String(50), primary_key=True)
     size: Mapped[int] = mapped_column(BigInteger)
+
+
+# ---------------------------------------------------------------------------------------------
+# Not shredded
+# ---------------------------------------------------------------------------------------------
+
+
+def shredded_indexed(session: Session) -> bool:
+    """Whether the readers may test "not shredded" against the shredded entries' partial
+    index (``audit.models.SHREDDED_INDEX``): PostgreSQL with the index built and valid. A store
+    created before the index has none until it is built (docs/oversight.md, "Access facts");
+    its readers keep probing each entry for its content (``kept_entry_sql``)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    return bool(
+        session.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_index i "
+                "WHERE i.indexrelid = to_regclass(:name) AND i.indisvalid)"
+            ),
+            {"name": SHREDDED_INDEX},
+        ).scalar_one()
+    )
+
+
+def kept_entry_sql(entry_id: str, indexed: bool) -> str:
+    """SQL text: the entry ``entry_id`` (a column, no caller input) was not shredded. With
+    ``indexed`` (``shredded_indexed``) it is not among the shredded entries, which PostgreSQL
+    answers from the partial index as an anti-join on a hash of its few ids; else the entry is
+    probed for its content (one index descent and heap page per row). The same rows: an
+    entry is never deleted, so a fact's entry exists."""
+    if indexed:
+        return (
+            "NOT EXISTS (SELECT 1 FROM audit_entries c "  # noqa: S608 - a column name
+            f"WHERE c.id = {entry_id} AND c.content IS NULL)"
+        )
+    return (
+        "EXISTS (SELECT 1 FROM audit_entries c "  # noqa: S608 - a column name
+        f"WHERE c.id = {entry_id} AND c.content IS NOT NULL)"
+    )
+
+
+def kept_entry(entry_id: ColumnElement[Any], indexed: bool) -> ColumnElement[bool]:
+    """``kept_entry_sql`` as an expression of the column ``entry_id``."""
+    entry = cast(Table, AuditEntry.__table__).alias("kept")
+    if indexed:
+        return ~exists(select(entry.c.id).where(entry.c.id == entry_id, entry.c.content.is_(None)))
+    return exists(select(entry.c.id).where(entry.c.id == entry_id, entry.c.content.is_not(None)))
 
 
 # ---------------------------------------------------------------------------------------------

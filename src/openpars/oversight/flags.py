@@ -150,13 +150,20 @@ def record_flags(session: Session, drafts: Sequence[FlagDraft]) -> list[int]:
         return created
     if session.get_bind().dialect.name == "postgresql":
         # One statement for every link (a day's flags link some 20,000 entries at 10M): the
-        # two arrays unnested, not a statement per row (psycopg's executemany).
+        # two arrays unnested, not a statement per row (psycopg's executemany). Each array is
+        # sent as its text ('{1,2,...}', integers only), cast by the server: psycopg's dump of
+        # a list of ints tests every element's text against a pattern (at 10M 70 ms for
+        # population_skew's 34,000 links, against 13 ms joined here).
         session.execute(
             text(
                 "INSERT INTO oversight_flag_entries (flag_id, entry_id) SELECT * FROM "
-                "unnest(CAST(:flags AS INTEGER[]), CAST(:entries AS BIGINT[]))"
+                "unnest(CAST(CAST(:flags AS TEXT) AS INTEGER[]), "
+                "CAST(CAST(:entries AS TEXT) AS BIGINT[]))"
             ),
-            {"flags": [f for f, _e in links], "entries": [e for _f, e in links]},
+            {
+                "flags": "{" + ",".join(str(int(f)) for f, _e in links) + "}",
+                "entries": "{" + ",".join(str(int(e)) for _f, e in links) + "}",
+            },
         )
     else:
         session.execute(insert(FlagEntry), [{"flag_id": f, "entry_id": e} for f, e in links])
