@@ -387,3 +387,51 @@ def test_api_round_gives_each_report_as_alone(
         document = client.get("/openapi.json").json()
         names = {p["name"] for p in document["paths"][ROUND]["get"]["parameters"]}
         assert {"agreement", "all_agreements", "from", "to", "engine"} <= names
+
+
+@postgresql_only
+def test_two_reports_on_one_store_run_at_once(
+    round_store: tuple[Database, World, Traffic],
+) -> None:
+    """The facts read up to the log (committed), a report claims nothing: a second report on
+    the store runs while the first's transaction is still open, where it waited for the facts'
+    watermark (``FOR UPDATE``) until the first ended; the two are the same document."""
+    from openpars.oversight import facts
+
+    db, world, traffic = round_store
+    first, last = _period(traffic)
+    agreement_id = min(traffic.agreements.values())
+    with db.session() as s:
+        facts.refresh(s)
+    with db.session() as one, db.session() as two:
+        built = []
+        for s in (one, two):
+            # Waiting for the other's lock fails the test (it would wait until the first ends).
+            s.execute(text("SET LOCAL lock_timeout = '2s'"))
+            agreement, period = check_period(s, agreement_id, first, last)
+            built.append(
+                build_report(s, agreement=agreement, period=period, rules=Rules(), now=utcnow())
+            )
+        assert canonical(built[0].model_copy(update={"generated_at": built[1].generated_at})) == (
+            canonical(built[1])
+        )
+        assert built[0].figure("pairs").value > 0
+        one.rollback(), two.rollback()
+    # Facts behind the log (a new leaf): the report refreshes them, claiming the watermark.
+    from openpars.audit import log
+    from openpars.audit.events import AuditKind, event_by
+    from openpars.audit.service import append
+
+    with db.session() as s:
+        append(s, event_by(world.principals["overseer"], kind=AuditKind.AUDIT_READ,
+                           action="test.read", params={}))  # fmt: skip
+    with db.session() as s:
+        log.integrate(s)
+    with db.session() as one, db.session() as two:
+        agreement, period = check_period(one, agreement_id, first, last)
+        build_report(one, agreement=agreement, period=period, rules=Rules(), now=utcnow())
+        two.execute(text("SET LOCAL lock_timeout = '1s'"))
+        agreement, period = check_period(two, agreement_id, first, last)
+        with pytest.raises(Exception, match="lock timeout"):
+            build_report(two, agreement=agreement, period=period, rules=Rules(), now=utcnow())
+        two.rollback(), one.rollback()

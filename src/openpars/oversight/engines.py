@@ -46,7 +46,8 @@ def reading(
     units: Callable[[], AbstractContextManager[Session]],
     kept_file: Path | None = None,
 ) -> Iterator[Session | None]:
-    """No reader for the store; for DuckDB, after ``ready`` (the caller's checks of the actor
+    """For the store, ``ready`` and the facts' refresh committed in a transaction of their own
+    (``units()``), then no reader; for DuckDB, after ``ready`` (the caller's checks of the actor
     and the arguments, so that a refused request writes nothing but its refusal) and the
     facts' refresh committed in a transaction of their own (``units()``: DuckDB reads what the
     store committed), a session of DuckDB attached to the store (``duck.reader``, the site's
@@ -54,6 +55,11 @@ def reading(
     when one is set (brought up to the store: ``duck_kept``), else a temporary file; its
     ``info[READ_UP_TO]`` is the log size the refresh brought the facts up to."""
     if engine is ReadEngine.STORE:
+        # The refresh committed first here too: the read itself then claims nothing
+        # (``report._read_up_to_log``), and reads on one store do not wait for each other.
+        with units() as session:
+            ready(session)
+            refresh(session)
         yield None
         return
     duck.readable(settings.database_url)

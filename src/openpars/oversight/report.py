@@ -312,6 +312,20 @@ def _kept(session: Session, rules: Rules, recompute: bool) -> tuple[Table | None
     return EXPLAINED_PAIRS, True
 
 
+def _read_up_to_log(session: Session) -> int | None:
+    """The log's size when the facts are read up to it already (committed), else None.
+
+    A report then refreshes nothing and claims nothing: the refresh claims the facts'
+    watermark ``FOR UPDATE`` even with nothing to read, until the transaction ends, and every
+    other report on the store waited for this one's whole transaction. Its figures count no
+    leaf past that size (``build_report``'s ``size``): a leaf integrated meanwhile, whose facts
+    a concurrent refresh may be writing, is left out as from a report made a moment before.
+    Facts of leaves below it are not rewritten by later refreshes but for the kept
+    explanations, which the report's pairs read in one statement."""
+    read = watermark(session)
+    return read if read == _integrated(session) else None
+
+
 def build_report(
     session: Session,
     *,
@@ -339,6 +353,10 @@ def build_report(
     for every agreement of a renewal round, and once the driver had prepared them, the
     server's generic plan for the pairs statement took 35-50 s where its own plan took 2 s
     (at 1M entries, the 12th and 16th of 20 reports in one session, docs/benchmarks.md).
+    When the facts are read up to the log already the refresh is skipped and the watermark not
+    claimed (``_read_up_to_log``): two reports on one store run at once
+    (``tests/oversight/test_report_round.py``); the console and the API refresh the facts in a
+    transaction of their own first (``engines.reading``).
 
     ``reader``: DuckDB attached to the store (``oversight.duck``, opened by
     ``engines.reading`` after the facts' refresh was committed): every figure's statement
@@ -351,7 +369,11 @@ def build_report(
     if cycle is not None and cycle.on_reader != (reader is not None):
         where = "DuckDB's (the reader's file)" if cycle.on_reader else "the store's"
         raise ValueError(f"a cycle's explanations are read where they were made: {where}")
-    refresh(session)
+    current = _read_up_to_log(session)
+    if current is None:
+        refresh(session)
+    elif cycle is None:
+        size = current if size is None else min(size, current)
     with local_settings(session, plan_cache_mode="force_custom_plan"):
         return _build(
             session, agreement, period, rules, what_if, now, cycle, recompute, reader, size
