@@ -128,7 +128,8 @@ def test_log_in_with_a_password_then_see_home_and_log_out(
     with db.session() as session:
         assert session.scalars(select(LogonSession.end_reason)).one() == "logoff"
     # The old cookie, replayed, no longer opens a page.
-    replay = web.get("/", cookies={logon.COOKIE_NAME: answer.cookies[logon.COOKIE_NAME]})
+    web.cookies.set(logon.COOKIE_NAME, answer.cookies[logon.COOKIE_NAME])
+    replay = web.get("/")
     assert replay.status_code == 303
     assert "reason=session_ended" in replay.headers["location"]
 
