@@ -731,6 +731,38 @@ def _audit(session: Session, actor: Principal, action: str, **params: Any) -> No
     append(session, event_by(actor, kind=AuditKind.AUDIT_READ, action=action, params=params))
 
 
+def _audit_report(
+    session: Session,
+    actor: Principal,
+    document: OversightReport,
+    *,
+    via: str,
+    recompute: bool,
+    verify: bool,
+    on_duckdb: bool,
+    start: date,
+    end: date,
+    output: ReportFormat,
+    **extra: Any,
+) -> None:
+    """The entry of one report delivered (alone, or one of a round: ``extra`` its size)."""
+    _audit(
+        session,
+        actor,
+        "oversight.report",
+        via=via,
+        recompute=recompute,
+        verify=verify,
+        engine="duckdb" if on_duckdb else "store",
+        agreement_id=document.agreement.id,
+        **{"from": start.isoformat(), "to": end.isoformat()},
+        format=output.value,
+        tree_size=document.tree_size,
+        sha256=sha256(document),
+        **extra,
+    )
+
+
 def report(
     session: Session,
     *,
@@ -806,20 +838,10 @@ def report(
                 "recomputed report is the one to read (--recompute)",
                 code="report_mismatch",
             )
-    _audit(
-        session,
-        actor,
-        "oversight.report",
-        via=via,
-        recompute=recompute,
-        verify=verify,
-        engine="store" if reader is None else "duckdb",
-        agreement_id=agreement_id,
-        **{"from": start.isoformat(), "to": end.isoformat()},
-        format=output.value,
-        tree_size=document.tree_size,
-        sha256=sha256(document),
-    )
+    _audit_report(
+        session, actor, document, via=via, recompute=recompute, verify=verify,
+        on_duckdb=reader is not None, start=start, end=end, output=output,
+    )  # fmt: skip
     return document
 
 
@@ -911,21 +933,11 @@ def report_round(
     finally:
         cycle.drop(session if reader is None else reader)
     for document in documents:
-        _audit(
-            session,
-            actor,
-            "oversight.report",
-            via=via,
-            recompute=recompute,
-            verify=False,
-            engine="store" if reader is None else "duckdb",
-            agreement_id=document.agreement.id,
-            **{"from": start.isoformat(), "to": end.isoformat()},
-            format=output.value,
-            tree_size=document.tree_size,
-            sha256=sha256(document),
+        _audit_report(
+            session, actor, document, via=via, recompute=recompute, verify=False,
+            on_duckdb=reader is not None, start=start, end=end, output=output,
             round=len(documents),
-        )
+        )  # fmt: skip
     return documents
 
 
